@@ -1,0 +1,117 @@
+// LayerNorm over the last dimension, as torch.nn.LayerNorm (biased variance, eps inside the sqrt).
+//   forward:  y = (x - mean) * rstd * gamma + beta, saving mean and rstd per row for backward.
+//   backward: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma   (ACCUMULATE: dx +=)
+//             dgamma += sum_rows dy * xhat, dbeta += sum_rows dy                 (always accumulates)
+// x, y, dy, dx: (rows, cols); gamma, beta: (cols); mean, rstd: (rows).
+
+override ACCUMULATE: bool = false;
+const WG: u32 = 128u;
+
+struct Params {
+    rows: u32, cols: u32, eps: f32, _pad: u32,
+    off_x: u32, off_y: u32, off_gamma: u32, off_beta: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// layernorm_forward
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstd: array<f32>;
+// layernorm_backward_input / layernorm_backward_params
+@group(0) @binding(7) var<storage, read> bx: array<f32>;
+@group(0) @binding(8) var<storage, read> bgamma: array<f32>;
+@group(0) @binding(9) var<storage, read> bmean: array<f32>;
+@group(0) @binding(10) var<storage, read> brstd: array<f32>;
+@group(0) @binding(11) var<storage, read> dy: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dx: array<f32>;
+// layernorm_backward_params writes these two (bindings 7, 9, 10, 11 shared with the above)
+@group(0) @binding(13) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(14) var<storage, read_write> dbeta: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+var<workgroup> red2: array<f32, WG>;
+
+fn reduce2(a: f32, b: f32, lid: u32) -> vec2<f32> {
+    red[lid] = a;
+    red2[lid] = b;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            red[lid] = red[lid] + red[lid + s];
+            red2[lid] = red2[lid] + red2[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let r = vec2<f32>(red[0], red2[0]);
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(WG)
+fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.rows) { return; }
+    let lid = lid3.x;
+    let base = p.off_x + row * p.cols;
+    let n = f32(p.cols);
+    var s = 0.0;
+    for (var j = lid; j < p.cols; j += WG) { s += x[base + j]; }
+    let mu = reduce2(s, 0.0, lid).x / n;
+    // Second pass for the variance: exact for constant rows, no cancellation.
+    var v = 0.0;
+    for (var j = lid; j < p.cols; j += WG) { let d = x[base + j] - mu; v += d * d; }
+    let var_ = reduce2(v, 0.0, lid).x / n;
+    let rs = inverseSqrt(var_ + p.eps);
+    let out = p.off_y + row * p.cols;
+    for (var j = lid; j < p.cols; j += WG) {
+        y[out + j] = (x[base + j] - mu) * rs * gamma[p.off_gamma + j] + beta[p.off_beta + j];
+    }
+    if (lid == 0u) { mean[row] = mu; rstd[row] = rs; }
+}
+
+@compute @workgroup_size(WG)
+fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.rows) { return; }
+    let lid = lid3.x;
+    let base_x = p.off_x + row * p.cols;
+    let base_d = p.off_y + row * p.cols;
+    let mu = bmean[row];
+    let rs = brstd[row];
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var j = lid; j < p.cols; j += WG) {
+        let g = dy[base_d + j] * bgamma[p.off_gamma + j];
+        s1 += g;
+        s2 += g * (bx[base_x + j] - mu) * rs;
+    }
+    let s = reduce2(s1, s2, lid) / f32(p.cols);
+    for (var j = lid; j < p.cols; j += WG) {
+        let g = dy[base_d + j] * bgamma[p.off_gamma + j];
+        let xhat = (bx[base_x + j] - mu) * rs;
+        var v = rs * (g - s.x - xhat * s.y);
+        if (ACCUMULATE) { v += dx[base_d + j]; }
+        dx[base_d + j] = v;
+    }
+}
+
+// One thread per column walks every row: deterministic, no atomics.
+@compute @workgroup_size(WG)
+fn layernorm_backward_params(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    if (j >= p.cols) { return; }
+    var g = 0.0;
+    var b = 0.0;
+    for (var r = 0u; r < p.rows; r++) {
+        let d = dy[p.off_y + r * p.cols + j];
+        g += d * (bx[p.off_x + r * p.cols + j] - bmean[r]) * brstd[r];
+        b += d;
+    }
+    dgamma[p.off_gamma + j] += g;
+    dbeta[p.off_beta + j] += b;
+}

@@ -1,0 +1,130 @@
+// Batched matmul: C[b] = alpha * op(A[b]) * op(B[b]) (+ bias) (then GELU) (+ C[b] when ACCUMULATE).
+//   op(A) is (M, K): A stored (M, K) row-major, or (K, M) when TRANS_A.
+//   op(B) is (K, N): B stored (K, N) row-major, or (N, K) when TRANS_B (x @ W^T with torch's W).
+// Register-tiled: a 16x16 workgroup computes a 64x64 tile of C, each thread a 4x4 block of outputs
+// strided by 16 (so stores are coalesced), staging 64x16 slices of A and B in workgroup memory.
+// The backward of C = A B is dA = dC B^T (TRANS_B) and dB = A^T dC (TRANS_A): the same kernel.
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override HAS_BIAS: bool = false;
+override GELU: bool = false;
+override ACCUMULATE: bool = false;
+
+struct Params {
+    m: u32, n: u32, k: u32, batch: u32,
+    stride_a: u32, stride_b: u32, stride_c: u32, alpha: f32,
+    off_a: u32, off_b: u32, off_c: u32, off_bias: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+const TILE: u32 = 64u;
+const TK: u32 = 16u;
+var<workgroup> a_tile: array<array<f32, 64>, 16>; // [k][m]
+var<workgroup> b_tile: array<array<f32, 64>, 16>; // [k][n]
+
+// erf to f32 accuracy: Taylor series below 1, Abramowitz-Stegun 7.1.26 above (abs error < 1.5e-7).
+// (Kept identical to gelu.wgsl; each shader file must validate on its own.)
+fn erf_f32(x: f32) -> f32 {
+    let ax = abs(x);
+    if (ax < 1.0) {
+        // erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1)); truncation error < 1.1e-9 here.
+        let z = x * x;
+        var s = 1.0 / 76204800.0;
+        s = -1.0 / 6894720.0 + z * s;
+        s = 1.0 / 685440.0 + z * s;
+        s = -1.0 / 75600.0 + z * s;
+        s = 1.0 / 9360.0 + z * s;
+        s = -1.0 / 1320.0 + z * s;
+        s = 1.0 / 216.0 + z * s;
+        s = -1.0 / 42.0 + z * s;
+        s = 1.0 / 10.0 + z * s;
+        s = -1.0 / 3.0 + z * s;
+        s = 1.0 + z * s;
+        return 1.1283791670955126 * x * s;
+    }
+    let t = 1.0 / (1.0 + 0.3275911 * ax);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let r = 1.0 - poly * exp(-ax * ax);
+    return select(-r, r, x >= 0.0);
+}
+
+fn gelu(x: f32) -> f32 {
+    return 0.5 * x * (1.0 + erf_f32(x * 0.7071067811865476));
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let bi = wg.z;
+    let row0 = wg.y * TILE;
+    let col0 = wg.x * TILE;
+    let tx = lid.x;
+    let ty = lid.y;
+    let flat = ty * 16u + tx;
+    let base_a = p.off_a + bi * p.stride_a;
+    let base_b = p.off_b + bi * p.stride_b;
+
+    var acc: array<array<f32, 4>, 4>;
+    for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+
+    let ktiles = (p.k + TK - 1u) / TK;
+    for (var kt = 0u; kt < ktiles; kt++) {
+        let k0 = kt * TK;
+        // 1024 elements of each tile, 4 per thread; the fastest-varying thread index walks the
+        // contiguous dimension of the stored matrix so loads coalesce.
+        for (var l = 0u; l < 4u; l++) {
+            let idx = flat + l * 256u;
+            var mm: u32; var kk: u32;
+            if (TRANS_A) { kk = idx / TILE; mm = idx % TILE; } else { mm = idx / TK; kk = idx % TK; }
+            let gm = row0 + mm;
+            let gk = k0 + kk;
+            var v = 0.0;
+            if (gm < p.m && gk < p.k) {
+                if (TRANS_A) { v = a[base_a + gk * p.m + gm]; } else { v = a[base_a + gm * p.k + gk]; }
+            }
+            a_tile[kk][mm] = v;
+
+            var nn: u32; var kb: u32;
+            if (TRANS_B) { nn = idx / TK; kb = idx % TK; } else { kb = idx / TILE; nn = idx % TILE; }
+            let gn = col0 + nn;
+            let gkb = k0 + kb;
+            var w = 0.0;
+            if (gn < p.n && gkb < p.k) {
+                if (TRANS_B) { w = b[base_b + gn * p.k + gkb]; } else { w = b[base_b + gkb * p.n + gn]; }
+            }
+            b_tile[kb][nn] = w;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            var ar: array<f32, 4>;
+            var br: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) { ar[i] = a_tile[kk][ty + 16u * i]; }
+            for (var j = 0u; j < 4u; j++) { br[j] = b_tile[kk][tx + 16u * j]; }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(ar[i], br[j], acc[i][j]); }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let base_c = p.off_c + bi * p.stride_c;
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + ty + 16u * i;
+        if (r >= p.m) { continue; }
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + tx + 16u * j;
+            if (col >= p.n) { continue; }
+            var v = p.alpha * acc[i][j];
+            if (HAS_BIAS) { v += bias[p.off_bias + col]; }
+            if (GELU) { v = gelu(v); }
+            let ci = base_c + r * p.n + col;
+            if (ACCUMULATE) { v += c[ci]; }
+            c[ci] = v;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+// Row softmax with scale and an additive mask, and its backward.
+//   x: (rows, cols); y[r, j] = softmax_j(scale * x[r, j] + mask[r / rows_per_mask, j]).
+// For attention: x = scores (B, H, Tq, Tk) viewed as (B*H*Tq, Tk), rows_per_mask = H*Tq, mask (B, Tk).
+// A mask value <= -1e30 (e.g. -inf) removes that column; a row whose columns are all removed gives
+// zeros, not NaN. One workgroup per row; rows index the 2-D dispatch as wg.x + wg.y * nwg.x.
+
+override HAS_MASK: bool = false;
+const WG: u32 = 128u;
+const NEG_BIG: f32 = -1e30;
+
+struct Params {
+    rows: u32, cols: u32, rows_per_mask: u32, scale: f32,
+    off_x: u32, off_y: u32, off_mask: u32, _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mask: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+// softmax_backward's own bindings.
+@group(0) @binding(4) var<storage, read> probs: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+fn reduce_max(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn reduce_sum(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+// scale*x + mask, or NEG_BIG when the column is masked out.
+fn logit(row: u32, j: u32) -> f32 {
+    var v = p.scale * x[p.off_x + row * p.cols + j];
+    if (HAS_MASK) {
+        let m = mask[p.off_mask + (row / p.rows_per_mask) * p.cols + j];
+        if (m <= NEG_BIG) { return NEG_BIG; }
+        v += m;
+    }
+    return v;
+}
+
+@compute @workgroup_size(WG)
+fn softmax_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.rows) { return; }
+    let lid = lid3.x;
+    var m = NEG_BIG;
+    for (var j = lid; j < p.cols; j += WG) { m = max(m, logit(row, j)); }
+    m = reduce_max(m, lid);
+    let out = p.off_y + row * p.cols;
+    if (m <= NEG_BIG) {
+        for (var j = lid; j < p.cols; j += WG) { y[out + j] = 0.0; }
+        return;
+    }
+    var s = 0.0;
+    for (var j = lid; j < p.cols; j += WG) {
+        let l = logit(row, j);
+        if (l > NEG_BIG) { s += exp(l - m); }
+    }
+    s = reduce_sum(s, lid);
+    let inv = 1.0 / s;
+    for (var j = lid; j < p.cols; j += WG) {
+        let l = logit(row, j);
+        y[out + j] = select(0.0, exp(l - m) * inv, l > NEG_BIG);
+    }
+}
+
+// dx = scale * y * (dy - sum_j dy_j y_j), with y = probs (off_x), dy (off_mask), dx (off_y).
+@compute @workgroup_size(WG)
+fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.rows) { return; }
+    let lid = lid3.x;
+    let base = row * p.cols;
+    var d = 0.0;
+    for (var j = lid; j < p.cols; j += WG) { d += probs[p.off_x + base + j] * dy[p.off_mask + base + j]; }
+    d = reduce_sum(d, lid);
+    for (var j = lid; j < p.cols; j += WG) {
+        let yy = probs[p.off_x + base + j];
+        dx[p.off_y + base + j] = p.scale * yy * (dy[p.off_mask + base + j] - d);
+    }
+}

@@ -1,0 +1,23 @@
+use std::collections::BTreeMap;
+
+/// What the runtime did since the counters were last reset. Tests assert on these: one submit per step,
+/// no encoder backward in feature-based training, only small results read back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    pub submits: u64,
+    pub dispatches: BTreeMap<String, u64>,
+    pub bytes_read_back: u64,
+    pub readbacks: u64,
+    pub pipelines_built: u64,
+}
+
+impl Counters {
+    /// Dispatches of kernels whose name starts with `prefix` (e.g. "matmul", "layernorm_backward").
+    pub fn dispatches_of(&self, prefix: &str) -> u64 {
+        self.dispatches.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v).sum()
+    }
+
+    pub fn total_dispatches(&self) -> u64 {
+        self.dispatches.values().sum()
+    }
+}

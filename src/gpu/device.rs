@@ -1,0 +1,196 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::counters::Counters;
+use super::error::GpuError;
+use super::pipeline::PipelineCache;
+
+/// What to tell a person whose machine gave us no adapter.
+pub const NO_ADAPTER_HELP: &str = "\
+Natively, BERT Lab needs a Vulkan, Metal or DX12 driver. On Debian/Ubuntu without a GPU, install the \
+CPU Vulkan driver lavapipe: `apt-get install mesa-vulkan-drivers` (and check that VK_ICD_FILENAMES / \
+VK_DRIVER_FILES, if set, point at an existing ICD json). In the browser, use Chrome/Chromium 113+ with \
+WebGPU enabled; headless or GPU-less, start it with `--enable-unsafe-webgpu --enable-features=Vulkan \
+--use-vulkan=swiftshader --use-angle=swiftshader` (see webdriver.json).";
+
+/// The adapter we got, in words, plus the limits that matter for our kernels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    /// A CPU implementation (lavapipe, SwiftShader): correct but slow; the UI warns about it.
+    pub is_software: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub min_uniform_buffer_offset_alignment: u32,
+}
+
+impl GpuInfo {
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ({}, {}{}), max storage binding {} MiB, max buffer {} MiB",
+            self.name,
+            self.backend,
+            self.device_type,
+            if self.is_software { ", software" } else { "" },
+            self.max_storage_buffer_binding_size >> 20,
+            self.max_buffer_size >> 20
+        )
+    }
+}
+
+/// One device and everything cached on it. Kernels take `&Gpu`.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: GpuInfo,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) counters: Mutex<Counters>,
+    /// Errors that escaped every error scope (wgpu would otherwise panic on them natively).
+    pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Bound where a kernel's optional input is absent (e.g. matmul without bias).
+    pub(crate) dummy: wgpu::Buffer,
+    /// Uniform chunks recycled between steps, so a step allocates no uniform buffers once warm.
+    pub(crate) uniform_pool: Mutex<Vec<wgpu::Buffer>>,
+    pub(crate) readback_pool: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+}
+
+impl Gpu {
+    /// Finds an adapter (never a GL one), requests a device with the adapter's real limits, and
+    /// names what it got. Fails with [`NO_ADAPTER_HELP`] when there is none.
+    pub async fn new() -> Result<Gpu, GpuError> {
+        #[cfg(target_arch = "wasm32")]
+        let backends = wgpu::Backends::BROWSER_WEBGPU;
+        #[cfg(not(target_arch = "wasm32"))]
+        let backends = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+
+        #[cfg(target_arch = "wasm32")]
+        if !webgpu_exposed() {
+            return Err(GpuError::NoAdapter(format!(
+                "this browser does not expose WebGPU (navigator.gpu is missing). {NO_ADAPTER_HELP}"
+            )));
+        }
+
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter(format!("{e}. {NO_ADAPTER_HELP}")))?;
+        let ai = adapter.get_info();
+        if ai.backend == wgpu::Backend::Gl || ai.backend == wgpu::Backend::Noop {
+            return Err(GpuError::NoAdapter(format!(
+                "only a {:?} adapter ({}) was found; BERT Lab refuses to fall back to it. {NO_ADAPTER_HELP}",
+                ai.backend, ai.name
+            )));
+        }
+        // Ask for what the adapter really offers (bigger bindings on real GPUs); kernels still check
+        // every binding against `device.limits()`.
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("bertlab"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::DeviceRequest(e.to_string()))?;
+
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+
+        let l = device.limits();
+        let is_software = ai.device_type == wgpu::DeviceType::Cpu
+            || ["swiftshader", "llvmpipe", "lavapipe", "warp"]
+                .iter()
+                .any(|s| ai.name.to_lowercase().contains(s));
+        let info = GpuInfo {
+            name: if ai.name.is_empty() { format!("{} adapter", ai.driver) } else { ai.name.clone() },
+            backend: format!("{:?}", ai.backend),
+            device_type: format!("{:?}", ai.device_type),
+            driver: format!("{} {}", ai.driver, ai.driver_info).trim().to_string(),
+            is_software,
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+            max_buffer_size: l.max_buffer_size,
+            max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+            max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+            max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+            min_uniform_buffer_offset_alignment: l.min_uniform_buffer_offset_alignment,
+        };
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dummy"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            pipelines: PipelineCache::default(),
+            counters: Mutex::new(Counters::default()),
+            uncaptured,
+            dummy,
+            uniform_pool: Mutex::new(Vec::new()),
+            readback_pool: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Blocking constructor for native code (CLI, tests, benchmarks).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Gpu, GpuError> {
+        pollster::block_on(Gpu::new())
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn reset_counters(&self) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c = Counters::default();
+        }
+    }
+
+    /// Errors that no scope caught since the last call (normally none).
+    pub fn take_uncaptured_errors(&self) -> Vec<String> {
+        self.uncaptured.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
+
+    /// Waits for all submitted work natively; on the web the browser schedules it and this is a no-op.
+    pub fn wait_idle(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn webgpu_exposed() -> bool {
+    let global = js_sys::global();
+    let nav = js_sys::Reflect::get(&global, &"navigator".into()).unwrap_or(wasm_bindgen::JsValue::UNDEFINED);
+    if nav.is_undefined() {
+        return false;
+    }
+    js_sys::Reflect::get(&nav, &"gpu".into()).map(|g| !g.is_undefined() && !g.is_null()).unwrap_or(false)
+}

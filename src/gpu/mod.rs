@@ -1,0 +1,22 @@
+//! The GPU runtime: one `Gpu` per device, shared by every kernel.
+//!
+//! - `device`: adapter/device acquisition natively (Vulkan/Metal/DX12) and in the browser (WebGPU).
+//! - `buffer`: typed storage buffers (`GpuBuf`) with size checks against the device's limits.
+//! - `pipeline`: compute pipelines built once per (shader, entry point, override constants).
+//! - `step`: a `Step` records a whole training/inference step into one command encoder and one submit;
+//!   `Readback` resolves asynchronously (never blocking the browser's thread).
+//! - `counters`: submits, dispatches per kernel and bytes read back, for tests to assert on.
+
+mod buffer;
+mod counters;
+mod device;
+mod error;
+mod pipeline;
+mod step;
+
+pub use buffer::{DType, GpuBuf};
+pub use counters::Counters;
+pub use device::{Gpu, GpuInfo, NO_ADAPTER_HELP};
+pub use error::GpuError;
+pub use pipeline::KernelId;
+pub use step::{Readback, Step};

@@ -1,0 +1,281 @@
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use super::buffer::GpuBuf;
+use super::device::Gpu;
+use super::error::GpuError;
+use super::pipeline::KernelId;
+
+/// Bytes of one recycled uniform chunk; each dispatch takes one aligned slot of it.
+const UNIFORM_CHUNK: u64 = 64 * 1024;
+
+/// One step of GPU work: every dispatch and copy goes into one command encoder, consecutive
+/// dispatches share one compute pass, and `submit` makes exactly one queue submission. The step has
+/// validation and out-of-memory error scopes open from `begin_step` to `submit`, so a bad shader,
+/// binding or allocation comes back from `submit` as an error instead of a panic.
+pub struct Step<'g> {
+    gpu: &'g Gpu,
+    encoder: wgpu::CommandEncoder,
+    pass: Option<wgpu::ComputePass<'static>>,
+    /// Uniform chunks in use, with the bytes staged for each.
+    uniforms: Vec<(wgpu::Buffer, Vec<u8>)>,
+    dispatches: BTreeMap<&'static str, u64>,
+    scopes: Option<(wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard)>,
+    error: Option<GpuError>,
+    label: &'static str,
+}
+
+/// A copy recorded in a step; after the step is submitted, `f32()`/`u32()` map it asynchronously.
+pub struct Readback {
+    staging: wgpu::Buffer,
+    bytes: u64,
+}
+
+impl Gpu {
+    pub fn begin_step(&self, label: &'static str) -> Step<'_> {
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        Step {
+            gpu: self,
+            encoder,
+            pass: None,
+            uniforms: Vec::new(),
+            dispatches: BTreeMap::new(),
+            scopes: Some((validation, oom)),
+            error: None,
+            label,
+        }
+    }
+}
+
+impl<'g> Step<'g> {
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
+    fn uniform_slot(&mut self, params: &[u8]) -> (wgpu::Buffer, u64) {
+        let align = self.gpu.info.min_uniform_buffer_offset_alignment.max(16) as u64;
+        let need = (params.len() as u64).div_ceil(16) * 16;
+        let fits = self
+            .uniforms
+            .last()
+            .map(|(_, staged)| (staged.len() as u64).div_ceil(align) * align + need <= UNIFORM_CHUNK)
+            .unwrap_or(false);
+        if !fits {
+            let chunk = self.gpu.uniform_pool.lock().unwrap().pop().unwrap_or_else(|| {
+                self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("uniforms"),
+                    size: UNIFORM_CHUNK,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            });
+            self.uniforms.push((chunk, Vec::with_capacity(4096)));
+        }
+        let (buf, staged) = self.uniforms.last_mut().unwrap();
+        let offset = (staged.len() as u64).div_ceil(align) * align;
+        staged.resize(offset as usize, 0);
+        staged.extend_from_slice(params);
+        staged.resize((offset + need) as usize, 0);
+        (buf.clone(), offset)
+    }
+
+    /// Records one dispatch of `kernel`. Binding 0 is the uniform `params` (when not empty); the
+    /// `buffers` take the binding numbers listed in `kernel.bindings`, in order. Shape errors are returned now; validation errors come back from `submit`.
+    pub fn dispatch(
+        &mut self,
+        kernel: KernelId,
+        constants: &[(&str, f64)],
+        params: &[u8],
+        buffers: &[&GpuBuf],
+        workgroups: [u32; 3],
+    ) -> Result<(), GpuError> {
+        let max_wg = self.gpu.info.max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&w| w > max_wg) {
+            return Err(GpuError::Limits(format!(
+                "{} needs {:?} workgroups; this device allows {max_wg} per dimension",
+                kernel.entry, workgroups
+            )));
+        }
+        let max_binding = self.gpu.info.max_storage_buffer_binding_size;
+        for b in buffers {
+            if b.bytes() > max_binding {
+                return Err(GpuError::Limits(format!(
+                    "{} binds a buffer of {} bytes; this device allows {max_binding} per storage binding",
+                    kernel.entry,
+                    b.bytes()
+                )));
+            }
+        }
+        if workgroups.contains(&0) {
+            return Ok(());
+        }
+        let pipeline = self.gpu.pipeline(kernel, constants);
+        let layout = pipeline.get_bind_group_layout(0);
+        let mut entries = Vec::with_capacity(buffers.len() + 1);
+        let uniform;
+        if !params.is_empty() {
+            let (buf, offset) = self.uniform_slot(params);
+            uniform = buf;
+            entries.push(wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniform,
+                    offset,
+                    size: NonZeroU64::new((params.len() as u64).div_ceil(16) * 16),
+                }),
+            });
+        }
+        if buffers.len() != kernel.bindings.len() {
+            return Err(GpuError::Shape(format!(
+                "{} takes {} buffers, got {}",
+                kernel.entry,
+                kernel.bindings.len(),
+                buffers.len()
+            )));
+        }
+        for (b, &binding) in buffers.iter().zip(kernel.bindings) {
+            entries.push(wgpu::BindGroupEntry { binding, resource: b.buf.as_entire_binding() });
+        }
+        let bind_group = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.entry),
+            layout: &layout,
+            entries: &entries,
+        });
+        if self.pass.is_none() {
+            let pass = self
+                .encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(self.label), timestamp_writes: None })
+                .forget_lifetime();
+            self.pass = Some(pass);
+        }
+        let pass = self.pass.as_mut().unwrap();
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        *self.dispatches.entry(kernel.entry).or_insert(0) += 1;
+        Ok(())
+    }
+
+    /// Copies `len` elements of `src` from element `start` into `dst` at `dst_start`.
+    pub fn copy(&mut self, src: &GpuBuf, start: usize, dst: &GpuBuf, dst_start: usize, len: usize) -> Result<(), GpuError> {
+        if start + len > src.len || dst_start + len > dst.len {
+            return Err(GpuError::Shape(format!(
+                "copy of {len} elements from {start} (of {}) to {dst_start} (of {})",
+                src.len, dst.len
+            )));
+        }
+        self.pass = None;
+        if len > 0 {
+            self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &dst.buf, dst_start as u64 * 4, len as u64 * 4);
+        }
+        Ok(())
+    }
+
+    /// Zero-fills a whole buffer inside the step (e.g. gradients before a backward pass).
+    pub fn clear(&mut self, buf: &GpuBuf) {
+        self.pass = None;
+        self.encoder.clear_buffer(&buf.buf, 0, None);
+    }
+
+    /// Records a copy of `len` elements of `src` (from element `start`) into a mappable buffer.
+    pub fn read_back(&mut self, src: &GpuBuf, start: usize, len: usize) -> Result<Readback, GpuError> {
+        if start + len > src.len {
+            return Err(GpuError::Shape(format!("read back of {len} elements from {start} of a buffer of {}", src.len)));
+        }
+        self.pass = None;
+        let bytes = (len as u64 * 4).max(4);
+        let size = bytes.div_ceil(256) * 256;
+        let pooled = self.gpu.readback_pool.lock().unwrap().get_mut(&size).and_then(|v| v.pop());
+        let staging = pooled.unwrap_or_else(|| {
+            self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        if len > 0 {
+            self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &staging, 0, len as u64 * 4);
+        }
+        Ok(Readback { staging, bytes: len as u64 * 4 })
+    }
+
+    /// Number of dispatches recorded so far in this step.
+    pub fn dispatch_count(&self) -> u64 {
+        self.dispatches.values().sum()
+    }
+
+    /// Ends the step: uploads its uniforms, submits once, and reports any validation or
+    /// out-of-memory error raised while it was recorded.
+    pub async fn submit(mut self) -> Result<(), GpuError> {
+        self.pass = None;
+        for (buf, staged) in &self.uniforms {
+            self.gpu.queue.write_buffer(buf, 0, staged);
+        }
+        let Step { gpu, encoder, uniforms, dispatches, scopes, error, label, .. } = self;
+        gpu.queue.submit(Some(encoder.finish()));
+        {
+            let mut c = gpu.counters.lock().unwrap();
+            c.submits += 1;
+            for (k, n) in dispatches {
+                *c.dispatches.entry(k.to_string()).or_insert(0) += n;
+            }
+        }
+        gpu.uniform_pool.lock().unwrap().extend(uniforms.into_iter().map(|(b, _)| b));
+        if let Some((validation, oom)) = scopes {
+            let oom_err = oom.pop().await;
+            let val_err = validation.pop().await;
+            if let Some(e) = oom_err {
+                return Err(GpuError::from_wgpu(e, label));
+            }
+            if let Some(e) = val_err {
+                return Err(GpuError::from_wgpu(e, label));
+            }
+        }
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let escaped = gpu.take_uncaptured_errors();
+        if !escaped.is_empty() {
+            return Err(GpuError::Validation(escaped.join("; ")));
+        }
+        Ok(())
+    }
+}
+
+impl Readback {
+    async fn bytes(self, gpu: &Gpu) -> Result<Vec<u8>, GpuError> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let size = self.staging.size();
+        self.staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
+            let _ = tx.send(r);
+        });
+        // Natively the callback fires inside poll; in the browser it fires from the event loop
+        // while we are suspended at the await below, so the page never blocks.
+        gpu.wait_idle();
+        let mapped = rx.await.map_err(|_| GpuError::Readback("the map callback was dropped (device lost?)".into()))?;
+        mapped.map_err(|e| GpuError::Readback(e.to_string()))?;
+        let out = {
+            let view = self.staging.get_mapped_range(0..size).map_err(|e| GpuError::Readback(e.to_string()))?;
+            view[..self.bytes as usize].to_vec()
+        };
+        self.staging.unmap();
+        {
+            let mut c = gpu.counters.lock().unwrap();
+            c.bytes_read_back += self.bytes;
+            c.readbacks += 1;
+        }
+        gpu.readback_pool.lock().unwrap().entry(size).or_default().push(self.staging);
+        Ok(out)
+    }
+
+    pub async fn f32(self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
+        Ok(bytemuck::pod_collect_to_vec(&self.bytes(gpu).await?))
+    }
+
+    pub async fn u32(self, gpu: &Gpu) -> Result<Vec<u32>, GpuError> {
+        Ok(bytemuck::pod_collect_to_vec(&self.bytes(gpu).await?))
+    }
+}

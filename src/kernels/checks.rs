@@ -1,0 +1,992 @@
+//! GPU-vs-CPU checks of every kernel, forward and backward, shared by the native tests
+//! (`tests/native_kernels.rs`), the browser tests (`tests/web_kernels.rs`) and the app's self-check.
+//! Each check returns `Ok(summary)` with the worst error it saw, or `Err(what failed)`.
+//!
+//! Conventions: CPU references run in f64 on the same f32 inputs the GPU gets. Backward references are
+//! themselves checked against central finite differences in f64; each GPU backward is compared with its
+//! CPU backward and gets one random-direction finite-difference check of its own, in f32 on the GPU.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use super::adamw::{AdamW, AdamWState, ParamSlice};
+use super::attention::Heads;
+use super::layernorm::LnParams;
+use super::matmul::Matmul;
+use super::{cpu, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, softmax};
+use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
+
+pub type CheckResult = Result<String, String>;
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + 'a>>;
+
+/// Calls `$m!(name, name, ...)` with every check in this module: the one list that the native tests,
+/// the browser tests and the self-check expand.
+#[macro_export]
+macro_rules! for_each_kernel_check {
+    ($m:ident) => {
+        $m! {
+            shaders_validate_with_naga,
+            pipelines_build_in_error_scope,
+            one_submit_per_step_and_counters,
+            bad_arguments_are_errors,
+            matmul_1x1x1,
+            matmul_7x13x5_all_transposes,
+            matmul_129x65x33_batched_all_transposes,
+            matmul_bert_67x768x3072,
+            matmul_bias_gelu_accumulate,
+            matmul_backward,
+            softmax_forward_extremes_and_masks,
+            softmax_backward,
+            layernorm_forward_constant_rows,
+            layernorm_backward,
+            gelu_forward,
+            gelu_backward,
+            embedding_forward,
+            embedding_backward_repeated_ids,
+            heads_split_merge,
+            attention_forward,
+            attention_backward,
+            dropout_matches_cpu_and_statistics,
+            cross_entropy_forward_ignore,
+            cross_entropy_backward,
+            adamw_matches_torch_formula,
+            adamw_skips_nonfinite_step,
+            elementwise_ops
+        }
+    };
+}
+
+/// (name, check) for every check, in the order above.
+pub fn all() -> Vec<(&'static str, for<'a> fn(&'a Gpu) -> CheckFuture<'a>)> {
+    macro_rules! list {
+        ($($name:ident),*) => {
+            vec![$((stringify!($name), (|g| Box::pin($name(g))) as for<'a> fn(&'a Gpu) -> CheckFuture<'a>)),*]
+        };
+    }
+    for_each_kernel_check!(list)
+}
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/// SplitMix64: deterministic test data without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn normal(&mut self) -> f64 {
+        let u = self.uniform().max(1e-300);
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+    pub fn normals(&mut self, n: usize, scale: f64) -> Vec<f32> {
+        (0..n).map(|_| (self.normal() * scale) as f32).collect()
+    }
+    pub fn below(&mut self, n: u32) -> u32 {
+        (self.next_u64() % n as u64) as u32
+    }
+}
+
+fn f64s(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
+
+fn e(err: GpuError) -> String {
+    err.to_string()
+}
+
+async fn read(gpu: &Gpu, b: &GpuBuf) -> Result<Vec<f32>, String> {
+    gpu.read_f32(b).await.map_err(e)
+}
+
+fn up(gpu: &Gpu, label: &str, x: &[f32]) -> Result<GpuBuf, String> {
+    gpu.upload_f32(label, x).map_err(e)
+}
+
+fn zeros(gpu: &Gpu, label: &str, n: usize) -> Result<GpuBuf, String> {
+    gpu.zeros(label, n, DType::F32).map_err(e)
+}
+
+/// Every element within `tol(i)` of the reference; returns the worst |error| / tolerance.
+fn close(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -> f64) -> Result<f64, String> {
+    if got.len() != want.len() {
+        return Err(format!("{what}: got {} values, expected {}", got.len(), want.len()));
+    }
+    let mut worst = 0.0f64;
+    for i in 0..got.len() {
+        let d = (got[i] as f64 - want[i]).abs();
+        let t = tol(i);
+        if !(d <= t) {
+            return Err(format!("{what}[{i}]: GPU {} vs reference {} (|diff| {d:.3e} > tolerance {t:.3e})", got[i], want[i]));
+        }
+        worst = worst.max(d / t.max(1e-300));
+    }
+    Ok(worst)
+}
+
+/// max|diff| <= rel * max|reference|, the tolerance used for whole gradient tensors.
+fn close_rel_max(what: &str, got: &[f32], want: &[f64], rel: f64) -> Result<f64, String> {
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    close(what, got, want, |_| rel * scale)
+}
+
+/// Central finite differences in f64 of `f` at `x`, compared with `grad` along `k` coordinates and
+/// along one random direction. Returns the worst relative error.
+fn fd_check_cpu(what: &str, f: &dyn Fn(&[f64]) -> f64, x: &[f64], grad: &[f64], rng: &mut Rng, k: usize) -> Result<f64, String> {
+    let h = 1e-6;
+    let mut worst = 0.0f64;
+    let gscale = grad.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+    let mut probe = |dir: &[f64], analytic: f64, label: String| -> Result<(), String> {
+        let xp: Vec<f64> = x.iter().zip(dir).map(|(a, d)| a + h * d).collect();
+        let xm: Vec<f64> = x.iter().zip(dir).map(|(a, d)| a - h * d).collect();
+        let numeric = (f(&xp) - f(&xm)) / (2.0 * h);
+        let dnorm = dir.iter().map(|d| d * d).sum::<f64>().sqrt();
+        let err = (numeric - analytic).abs() / (gscale * dnorm);
+        if err > 1e-6 {
+            return Err(format!("{what}: CPU backward {label} is {analytic:.9e}, finite differences give {numeric:.9e}"));
+        }
+        worst = worst.max(err);
+        Ok(())
+    };
+    for _ in 0..k {
+        let i = rng.below(x.len() as u32) as usize;
+        let mut dir = vec![0.0; x.len()];
+        dir[i] = 1.0;
+        probe(&dir, grad[i], format!("d/dx[{i}]"))?;
+    }
+    let dir: Vec<f64> = (0..x.len()).map(|_| rng.normal()).collect();
+    let analytic: f64 = grad.iter().zip(&dir).map(|(g, d)| g * d).sum();
+    probe(&dir, analytic, "along a random direction".into())?;
+    Ok(worst)
+}
+
+fn dot(a: &[f32], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * y).sum()
+}
+
+/// One random-direction finite-difference check of a GPU backward: `lp`, `lm` are <r, f(x ± eps u)>
+/// computed by the GPU forward; `analytic` is <grad_gpu, u>.
+fn fd_check_gpu(what: &str, lp: f64, lm: f64, eps: f64, analytic: f64, tol: f64) -> Result<f64, String> {
+    let numeric = (lp - lm) / (2.0 * eps);
+    let err = (numeric - analytic).abs() / analytic.abs().max(numeric.abs()).max(1e-6);
+    if err > tol {
+        return Err(format!("{what}: GPU backward gives {analytic:.6e} along a random direction, GPU finite differences {numeric:.6e}"));
+    }
+    Ok(err)
+}
+
+fn shift(x: &[f32], u: &[f64], eps: f64) -> Vec<f32> {
+    x.iter().zip(u).map(|(a, d)| (*a as f64 + eps * d) as f32).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// runtime
+
+pub async fn shaders_validate_with_naga(_gpu: &Gpu) -> CheckResult {
+    for (name, _) in crate::shaders::SHADERS {
+        crate::shaders::validate(name)?;
+    }
+    Ok(format!("{} shader files parsed and validated by naga", crate::shaders::SHADERS.len()))
+}
+
+pub async fn pipelines_build_in_error_scope(gpu: &Gpu) -> CheckResult {
+    let all = super::all_pipelines();
+    for (k, consts) in &all {
+        gpu.check_pipeline(*k, consts).await.map_err(e)?;
+    }
+    Ok(format!("{} pipelines built without a validation error on {}", all.len(), gpu.info.name))
+}
+
+pub async fn one_submit_per_step_and_counters(gpu: &Gpu) -> CheckResult {
+    // Counters are global to the Gpu; other checks may run concurrently natively, so measure deltas
+    // of this step's own dispatch kinds only through a dedicated step.
+    let x = up(gpu, "x", &[1.0; 300])?;
+    let y = zeros(gpu, "y", 300)?;
+    let before = gpu.counters();
+    let mut step = gpu.begin_step("counted");
+    for _ in 0..3 {
+        gelu::forward(&mut step, &y, &x, 300).map_err(e)?;
+    }
+    elementwise::scale(&mut step, &y, 2.0, 300).map_err(e)?;
+    if step.dispatch_count() != 4 {
+        return Err(format!("step recorded {} dispatches, expected 4", step.dispatch_count()));
+    }
+    let rb = step.read_back(&y, 0, 10).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let v = rb.f32(gpu).await.map_err(e)?;
+    let after = gpu.counters();
+    let want = 2.0 * cpu::gelu(1.0);
+    if (v[0] as f64 - want).abs() > 1e-6 {
+        return Err(format!("scaled gelu gave {} not {want}", v[0]));
+    }
+    let submits = after.submits - before.submits;
+    let gelus = after.dispatches_of("gelu_forward") - before.dispatches_of("gelu_forward");
+    let bytes = after.bytes_read_back - before.bytes_read_back;
+    if submits < 1 || gelus < 3 || bytes < 40 {
+        return Err(format!("counters saw {submits} submits, {gelus} gelu dispatches, {bytes} bytes read back"));
+    }
+    Ok(format!("4 dispatches, 1 submit, 40 bytes read back (counters: {submits} submits, {gelus} gelu_forward, {bytes} B)"))
+}
+
+pub async fn bad_arguments_are_errors(gpu: &Gpu) -> CheckResult {
+    let a = zeros(gpu, "a", 10)?;
+    let c = zeros(gpu, "c", 10)?;
+    let mut step = gpu.begin_step("bad");
+    let r = Matmul::new(4, 4, 4).record(&mut step, &c, &a, &a, None);
+    match r {
+        Err(GpuError::Shape(m)) if m.contains("needs 16") => {}
+        other => return Err(format!("an undersized matmul operand gave {other:?}")),
+    }
+    let r = dropout::apply(&mut step, &c, &a, 10, 1.5, 0);
+    if r.is_ok() {
+        return Err("dropout with p = 1.5 was accepted".into());
+    }
+    step.submit().await.map_err(e)?;
+    Ok("undersized operands and bad probabilities are refused with messages".into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// matmul
+
+#[allow(clippy::too_many_arguments)]
+async fn matmul_case(gpu: &Gpu, rng: &mut Rng, batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool, alpha: f32) -> Result<f64, String> {
+    let a = rng.normals(batch * m * k, 1.0);
+    let b = rng.normals(batch * k * n, 1.0);
+    let (ga, gb, gc) = (up(gpu, "a", &a)?, up(gpu, "b", &b)?, zeros(gpu, "c", batch * m * n)?);
+    let mut mm = Matmul::new(m, n, k).batch(batch).alpha(alpha);
+    mm.trans_a = ta;
+    mm.trans_b = tb;
+    let mut step = gpu.begin_step("matmul");
+    mm.record(&mut step, &gc, &ga, &gb, None).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let got = read(gpu, &gc).await?;
+    let (a64, b64) = (f64s(&a), f64s(&b));
+    let want = cpu::matmul(&a64, &b64, None, batch, m, n, k, ta, tb, alpha as f64, false);
+    let abs = cpu::matmul_abs(&a64, &b64, batch, m, n, k, ta, tb);
+    close(&format!("matmul {batch}x{m}x{n}x{k} ta={ta} tb={tb}"), &got, &want, |i| 1e-4 * abs[i] * (alpha as f64).abs() + 1e-30)
+}
+
+pub async fn matmul_1x1x1(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(1);
+    let w = matmul_case(gpu, &mut rng, 1, 1, 1, 1, false, false, 1.0).await?;
+    Ok(format!("worst error {w:.3} of tolerance"))
+}
+
+pub async fn matmul_7x13x5_all_transposes(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(2);
+    let mut w = 0.0f64;
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        w = w.max(matmul_case(gpu, &mut rng, 1, 7, 13, 5, ta, tb, 1.0).await?);
+    }
+    Ok(format!("A·B, Aᵀ·B, A·Bᵀ, Aᵀ·Bᵀ: worst error {w:.3} of tolerance 1e-4·(|A||B|)"))
+}
+
+pub async fn matmul_129x65x33_batched_all_transposes(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(3);
+    let mut w = 0.0f64;
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        w = w.max(matmul_case(gpu, &mut rng, 3, 129, 65, 33, ta, tb, 0.7).await?);
+    }
+    Ok(format!("batch 3, alpha 0.7: worst error {w:.3} of tolerance"))
+}
+
+pub async fn matmul_bert_67x768x3072(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(4);
+    // x (67, 768) @ W^T with torch's W (3072, 768): the FFN's first projection.
+    let w1 = matmul_case(gpu, &mut rng, 1, 67, 3072, 768, false, true, 1.0).await?;
+    // its backward for the weight: dW (3072, 768) = dY^T (3072, 67) @ x (67, 768)
+    let w2 = matmul_case(gpu, &mut rng, 1, 3072, 768, 67, true, false, 1.0).await?;
+    // and the second projection: (67, 3072) @ W2^T, W2 (768, 3072)
+    let w3 = matmul_case(gpu, &mut rng, 1, 67, 768, 3072, false, true, 1.0).await?;
+    Ok(format!("67x3072x768, 3072x768x67 (Aᵀ), 67x768x3072: worst {:.3} of tolerance", w1.max(w2).max(w3)))
+}
+
+pub async fn matmul_bias_gelu_accumulate(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(5);
+    let (m, n, k) = (37, 70, 19);
+    let a = rng.normals(m * k, 1.0);
+    let w = rng.normals(n * k, 0.5);
+    let bias = rng.normals(n, 1.0);
+    let c0 = rng.normals(m * n, 1.0);
+    let (ga, gw, gbias) = (up(gpu, "a", &a)?, up(gpu, "w", &w)?, up(gpu, "bias", &bias)?);
+    let gc = zeros(gpu, "c", m * n)?;
+    let gacc = up(gpu, "acc", &c0)?;
+    let mut step = gpu.begin_step("bias_gelu");
+    Matmul::new(m, n, k).trans_b().gelu().record(&mut step, &gc, &ga, &gw, Some(&gbias)).map_err(e)?;
+    Matmul::new(m, n, k).trans_b().accumulate().record(&mut step, &gacc, &ga, &gw, Some(&gbias)).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let (a64, w64, b64) = (f64s(&a), f64s(&w), f64s(&bias));
+    let want = cpu::matmul(&a64, &w64, Some(&b64), 1, m, n, k, false, true, 1.0, true);
+    let abs = cpu::matmul_abs(&a64, &w64, 1, m, n, k, false, true);
+    let w1 = close("matmul+bias+gelu", &read(gpu, &gc).await?, &want, |i| 1e-4 * (abs[i] + b64[i % n].abs()) + 2e-6)?;
+    let lin = cpu::matmul(&a64, &w64, Some(&b64), 1, m, n, k, false, true, 1.0, false);
+    let want2: Vec<f64> = lin.iter().zip(&c0).map(|(x, c)| x + *c as f64).collect();
+    let w2 = close("matmul accumulate", &read(gpu, &gacc).await?, &want2, |i| 1e-4 * (abs[i] + b64[i % n].abs() + (c0[i] as f64).abs()) + 1e-7)?;
+    Ok(format!("fused bias+GELU worst {w1:.3}, accumulate worst {w2:.3} of tolerance"))
+}
+
+/// C = A W^T: dA = dC W, dW = dC^T A, dbias = column sums of dC. CPU backward vs finite differences,
+/// GPU backward vs CPU, and a GPU finite-difference check along a random direction.
+pub async fn matmul_backward(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(6);
+    let (m, n, k) = (67, 45, 29);
+    let a = rng.normals(m * k, 1.0);
+    let w = rng.normals(n * k, 1.0);
+    let bias = rng.normals(n, 1.0);
+    let r = rng.normals(m * n, 1.0); // dC
+    let (a64, w64, b64, r64) = (f64s(&a), f64s(&w), f64s(&bias), f64s(&r));
+    // CPU backward
+    let da = cpu::matmul(&r64, &w64, None, 1, m, k, n, false, false, 1.0, false);
+    let dw = cpu::matmul(&r64, &a64, None, 1, n, k, m, true, false, 1.0, false);
+    let db: Vec<f64> = (0..n).map(|j| (0..m).map(|i| r64[i * n + j]).sum()).collect();
+    let loss = |a: &[f64], w: &[f64], b: &[f64]| -> f64 {
+        cpu::matmul(a, w, Some(b), 1, m, n, k, false, true, 1.0, false).iter().zip(&r64).map(|(c, r)| c * r).sum()
+    };
+    fd_check_cpu("matmul dA", &|x| loss(x, &w64, &b64), &a64, &da, &mut rng, 3)?;
+    fd_check_cpu("matmul dW", &|x| loss(&a64, x, &b64), &w64, &dw, &mut rng, 3)?;
+    fd_check_cpu("matmul dbias", &|x| loss(&a64, &w64, x), &b64, &db, &mut rng, 3)?;
+    // GPU backward
+    let (ga, gw, gr) = (up(gpu, "a", &a)?, up(gpu, "w", &w)?, up(gpu, "dc", &r)?);
+    let (gda, gdw, gdb) = (zeros(gpu, "da", m * k)?, zeros(gpu, "dw", n * k)?, zeros(gpu, "db", n)?);
+    let mut step = gpu.begin_step("matmul_backward");
+    Matmul::new(m, k, n).record(&mut step, &gda, &gr, &gw, None).map_err(e)?;
+    Matmul::new(n, k, m).trans_a().record(&mut step, &gdw, &gr, &ga, None).map_err(e)?;
+    elementwise::bias_grad(&mut step, &gdb, &gr, m, n).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let (gpu_da, gpu_dw, gpu_db) = (read(gpu, &gda).await?, read(gpu, &gdw).await?, read(gpu, &gdb).await?);
+    let w1 = close_rel_max("matmul dA", &gpu_da, &da, 1e-5)?;
+    let w2 = close_rel_max("matmul dW", &gpu_dw, &dw, 1e-5)?;
+    let w3 = close_rel_max("matmul dbias", &gpu_db, &db, 1e-5)?;
+    // GPU finite differences along a random direction in A
+    let u: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
+    let eps = 1e-2;
+    let mut l = [0.0; 2];
+    for (s, sign) in [1.0, -1.0].iter().enumerate() {
+        let ax = up(gpu, "a±", &shift(&a, &u, sign * eps))?;
+        let gc = zeros(gpu, "c", m * n)?;
+        let gbias = up(gpu, "bias", &bias)?;
+        let mut step = gpu.begin_step("matmul_fd");
+        Matmul::new(m, n, k).trans_b().record(&mut step, &gc, &ax, &gw, Some(&gbias)).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        l[s] = dot(&read(gpu, &gc).await?, &r64);
+    }
+    let fd = fd_check_gpu("matmul dA", l[0], l[1], eps, dot(&gpu_da, &u), 1e-3)?;
+    Ok(format!("CPU backward matches f64 finite differences; GPU vs CPU worst {:.3} of 1e-5·max|ref|; GPU finite differences within {fd:.1e}", w1.max(w2).max(w3)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax
+
+pub async fn softmax_forward_extremes_and_masks(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(7);
+    let (b, h, t) = (2, 3, 37);
+    let rows = b * h * t;
+    let mut x = rng.normals(rows * t, 3.0);
+    // logits of +-1e4 in some rows
+    for j in 0..t {
+        x[5 * t + j] = if j % 2 == 0 { 1e4 } else { -1e4 };
+        x[6 * t + j] = if j == 3 { 1e4 } else { -1e4 + j as f32 };
+    }
+    // mask: batch 0 keeps 30 tokens; batch 1 masks every token (fully masked rows)
+    let mut mask = vec![0.0f32; b * t];
+    for j in 30..t {
+        mask[j] = f32::NEG_INFINITY;
+    }
+    for j in 0..t {
+        mask[t + j] = if j == 0 { softmax::MASKED } else { f32::NEG_INFINITY };
+    }
+    mask[2] = -3.5; // an ordinary additive value
+    let (gx, gm, gy, gy2) = (up(gpu, "x", &x)?, up(gpu, "mask", &mask)?, zeros(gpu, "y", rows * t)?, zeros(gpu, "y2", rows * t)?);
+    let mut step = gpu.begin_step("softmax");
+    softmax::forward(&mut step, &gy, &gx, Some((&gm, h * t)), rows, t, 0.125).map_err(e)?;
+    softmax::forward(&mut step, &gy2, &gx, None, rows, t, 1.0).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let (x64, m64): (Vec<f64>, Vec<f64>) = (f64s(&x), mask.iter().map(|&v| if v.is_finite() { v as f64 } else { cpu::MASKED }).collect());
+    let got = read(gpu, &gy).await?;
+    if got.iter().any(|v| !v.is_finite()) {
+        return Err("softmax produced a non-finite value".into());
+    }
+    let want = cpu::softmax(&x64, Some(&m64), rows, t, h * t, 0.125);
+    let w1 = close("masked softmax", &got, &want, |_| 2e-6)?;
+    if got[h * t * t..].iter().any(|&v| v != 0.0) {
+        return Err("fully masked rows are not all zeros".into());
+    }
+    for r in 0..h * t {
+        let s: f32 = got[r * t..(r + 1) * t].iter().sum();
+        if (s - 1.0).abs() > 1e-5 {
+            return Err(format!("row {r} sums to {s}"));
+        }
+    }
+    let w2 = close("softmax with ±1e4 logits", &read(gpu, &gy2).await?, &cpu::softmax(&x64, None, rows, t, 1, 1.0), |_| 2e-6)?;
+    Ok(format!("masked (incl. fully masked rows -> 0) worst {w1:.3}, unmasked with ±1e4 logits worst {w2:.3} of 2e-6"))
+}
+
+pub async fn softmax_backward(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(8);
+    let (rows, cols) = (41, 29);
+    let scale = 0.3;
+    let x = rng.normals(rows * cols, 2.0);
+    let r = rng.normals(rows * cols, 1.0);
+    let (x64, r64) = (f64s(&x), f64s(&r));
+    let y = cpu::softmax(&x64, None, rows, cols, 1, scale);
+    let dx = cpu::softmax_backward(&y, &r64, rows, cols, scale);
+    let loss = |x: &[f64]| cpu::softmax(x, None, rows, cols, 1, scale).iter().zip(&r64).map(|(a, b)| a * b).sum::<f64>();
+    fd_check_cpu("softmax", &loss, &x64, &dx, &mut rng, 4)?;
+    let (gx, gy, gr, gdx) = (up(gpu, "x", &x)?, zeros(gpu, "y", rows * cols)?, up(gpu, "dy", &r)?, zeros(gpu, "dx", rows * cols)?);
+    let mut step = gpu.begin_step("softmax_backward");
+    softmax::forward(&mut step, &gy, &gx, None, rows, cols, scale as f32).map_err(e)?;
+    softmax::backward(&mut step, &gdx, &gy, &gr, rows, cols, scale as f32).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let got = read(gpu, &gdx).await?;
+    let w = close_rel_max("softmax dx", &got, &dx, 1e-5)?;
+    let u: Vec<f64> = (0..rows * cols).map(|_| rng.normal()).collect();
+    let eps = 1e-2;
+    let mut l = [0.0; 2];
+    for (s, sign) in [1.0, -1.0].iter().enumerate() {
+        let gxs = up(gpu, "x±", &shift(&x, &u, sign * eps))?;
+        let mut step = gpu.begin_step("softmax_fd");
+        softmax::forward(&mut step, &gy, &gxs, None, rows, cols, scale as f32).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        l[s] = dot(&read(gpu, &gy).await?, &r64);
+    }
+    let fd = fd_check_gpu("softmax", l[0], l[1], eps, dot(&got, &u), 1e-2)?;
+    Ok(format!("GPU vs CPU worst {w:.3} of 1e-5·max|ref|; GPU finite differences within {fd:.1e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// layernorm
+
+pub async fn layernorm_forward_constant_rows(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(9);
+    let (rows, cols) = (19, 768);
+    let mut x = rng.normals(rows * cols, 2.0);
+    for j in 0..cols {
+        x[3 * cols + j] = 4.25; // constant row: variance 0
+        x[4 * cols + j] = 0.0;
+        x[5 * cols + j] += 100.0; // large mean
+    }
+    let g = rng.normals(cols, 1.0);
+    let b = rng.normals(cols, 1.0);
+    let (gx, gg, gb) = (up(gpu, "x", &x)?, up(gpu, "g", &g)?, up(gpu, "b", &b)?);
+    let (gy, gmean, grstd) = (zeros(gpu, "y", rows * cols)?, zeros(gpu, "mean", rows)?, zeros(gpu, "rstd", rows)?);
+    let mut step = gpu.begin_step("layernorm");
+    layernorm::forward(&mut step, &gy, &gmean, &grstd, &gx, &gg, &gb, LnParams::default(), rows, cols, 1e-12).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let (want, mean, rstd) = cpu::layernorm(&f64s(&x), &f64s(&g), &f64s(&b), rows, cols, 1e-12);
+    let got = read(gpu, &gy).await?;
+    if got.iter().any(|v| !v.is_finite()) {
+        return Err("layernorm produced a non-finite value".into());
+    }
+    let w = close("layernorm y", &got, &want, |i| 2e-5 * (1.0 + want[i].abs()))?;
+    close("layernorm mean", &read(gpu, &gmean).await?, &mean, |i| 1e-6 * (1.0 + mean[i].abs()))?;
+    // rstd of a constant row is 1/sqrt(eps) = 1e6: compare relatively
+    close("layernorm rstd", &read(gpu, &grstd).await?, &rstd, |i| 1e-5 * rstd[i].abs())?;
+    Ok(format!("768 columns, constant rows (eps 1e-12) and a mean of 100: worst {w:.3} of 2e-5·(1+|y|)"))
+}
+
+pub async fn layernorm_backward(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(10);
+    let (rows, cols) = (23, 97);
+    let eps = 1e-5;
+    let x = rng.normals(rows * cols, 1.5);
+    let g = rng.normals(cols, 1.0);
+    let b = rng.normals(cols, 1.0);
+    let r = rng.normals(rows * cols, 1.0);
+    let (x64, g64, b64, r64) = (f64s(&x), f64s(&g), f64s(&b), f64s(&r));
+    let (_, mean, rstd) = cpu::layernorm(&x64, &g64, &b64, rows, cols, eps);
+    let (dx, dg, db) = cpu::layernorm_backward(&r64, &x64, &g64, &mean, &rstd, rows, cols);
+    let loss = |x: &[f64], g: &[f64], b: &[f64]| cpu::layernorm(x, g, b, rows, cols, eps).0.iter().zip(&r64).map(|(a, c)| a * c).sum::<f64>();
+    fd_check_cpu("layernorm dx", &|v| loss(v, &g64, &b64), &x64, &dx, &mut rng, 3)?;
+    fd_check_cpu("layernorm dgamma", &|v| loss(&x64, v, &b64), &g64, &dg, &mut rng, 3)?;
+    fd_check_cpu("layernorm dbeta", &|v| loss(&x64, &g64, v), &b64, &db, &mut rng, 3)?;
+    let (gx, gg, gb, gr) = (up(gpu, "x", &x)?, up(gpu, "g", &g)?, up(gpu, "b", &b)?, up(gpu, "dy", &r)?);
+    let (gy, gmean, grstd) = (zeros(gpu, "y", rows * cols)?, zeros(gpu, "mean", rows)?, zeros(gpu, "rstd", rows)?);
+    let (gdx, gdg, gdb) = (zeros(gpu, "dx", rows * cols)?, zeros(gpu, "dg", cols)?, zeros(gpu, "db", cols)?);
+    let w = LnParams::default();
+    let mut step = gpu.begin_step("layernorm_backward");
+    layernorm::forward(&mut step, &gy, &gmean, &grstd, &gx, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
+    layernorm::backward(&mut step, &gdx, &gdg, &gdb, &gr, &gx, &gmean, &grstd, &gg, w, rows, cols, false).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let got_dx = read(gpu, &gdx).await?;
+    let w1 = close_rel_max("layernorm dx", &got_dx, &dx, 1e-4)?;
+    let w2 = close_rel_max("layernorm dgamma", &read(gpu, &gdg).await?, &dg, 1e-4)?;
+    let w3 = close_rel_max("layernorm dbeta", &read(gpu, &gdb).await?, &db, 1e-4)?;
+    let u: Vec<f64> = (0..rows * cols).map(|_| rng.normal()).collect();
+    let fe = 1e-2;
+    let mut l = [0.0; 2];
+    for (s, sign) in [1.0, -1.0].iter().enumerate() {
+        let gxs = up(gpu, "x±", &shift(&x, &u, sign * fe))?;
+        let mut step = gpu.begin_step("layernorm_fd");
+        layernorm::forward(&mut step, &gy, &gmean, &grstd, &gxs, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        l[s] = dot(&read(gpu, &gy).await?, &r64);
+    }
+    let fd = fd_check_gpu("layernorm dx", l[0], l[1], fe, dot(&got_dx, &u), 1e-2)?;
+    Ok(format!("dx, dgamma, dbeta: GPU vs CPU worst {:.3} of 1e-4·max|ref|; GPU finite differences within {fd:.1e}", w1.max(w2).max(w3)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// gelu
+
+pub async fn gelu_forward(gpu: &Gpu) -> CheckResult {
+    let mut x: Vec<f32> = (0..4001).map(|i| -10.0 + i as f32 * 0.005).collect();
+    x.extend([-1e4f32, -50.0, 50.0, 1e4, 0.0, 1e-8, -1e-8]);
+    let n = x.len();
+    let (gx, gy) = (up(gpu, "x", &x)?, zeros(gpu, "y", n)?);
+    let mut step = gpu.begin_step("gelu");
+    gelu::forward(&mut step, &gy, &gx, n).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let want: Vec<f64> = x.iter().map(|&v| cpu::gelu(v as f64)).collect();
+    let w = close("gelu", &read(gpu, &gy).await?, &want, |i| 3e-7 * (x[i].abs() as f64).max(1.0))?;
+    Ok(format!("x in [-10, 10] step 0.005 and ±1e4: worst {w:.3} of 3e-7·max(1,|x|) against erf in f64"))
+}
+
+pub async fn gelu_backward(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(11);
+    let n = 3001;
+    let x = rng.normals(n, 3.0);
+    let r = rng.normals(n, 1.0);
+    let (x64, r64) = (f64s(&x), f64s(&r));
+    let dx: Vec<f64> = x64.iter().zip(&r64).map(|(v, d)| d * cpu::gelu_grad(*v)).collect();
+    fd_check_cpu("gelu", &|v| v.iter().zip(&r64).map(|(a, b)| cpu::gelu(*a) * b).sum(), &x64, &dx, &mut rng, 4)?;
+    let (gx, gr, gdx, gy) = (up(gpu, "x", &x)?, up(gpu, "dy", &r)?, zeros(gpu, "dx", n)?, zeros(gpu, "y", n)?);
+    let mut step = gpu.begin_step("gelu_backward");
+    gelu::backward(&mut step, &gdx, &gx, &gr, n).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let got = read(gpu, &gdx).await?;
+    let w = close("gelu dx", &got, &dx, |i| 1e-6 * (1.0 + r64[i].abs() * (1.0 + x64[i].abs())))?;
+    let u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let fe = 1e-2;
+    let mut l = [0.0; 2];
+    for (s, sign) in [1.0, -1.0].iter().enumerate() {
+        let gxs = up(gpu, "x±", &shift(&x, &u, sign * fe))?;
+        let mut step = gpu.begin_step("gelu_fd");
+        gelu::forward(&mut step, &gy, &gxs, n).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        l[s] = dot(&read(gpu, &gy).await?, &r64);
+    }
+    let fd = fd_check_gpu("gelu", l[0], l[1], fe, dot(&got, &u), 1e-2)?;
+    Ok(format!("GPU vs CPU worst {w:.3} of tolerance; GPU finite differences within {fd:.1e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// embedding
+
+pub async fn embedding_forward(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(12);
+    let (vocab, dim, tokens) = (53, 131, 77);
+    let table = rng.normals(vocab * dim, 1.0);
+    let pos = rng.normals(tokens * dim, 1.0);
+    let ids: Vec<u32> = (0..tokens).map(|_| rng.below(vocab as u32)).collect();
+    let (gt, gi, gp) = (up(gpu, "table", &table)?, gpu.upload_u32("ids", &ids).map_err(e)?, up(gpu, "pos", &pos)?);
+    let go = zeros(gpu, "out", tokens * dim)?;
+    let pos_ids: Vec<u32> = (0..tokens as u32).collect();
+    let gpi = gpu.upload_u32("pos_ids", &pos_ids).map_err(e)?;
+    let mut step = gpu.begin_step("embedding");
+    embedding::forward(&mut step, &go, &gi, &gt, 0, tokens, dim, vocab, false).map_err(e)?;
+    embedding::forward(&mut step, &go, &gpi, &gp, 0, tokens, dim, tokens, true).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let mut want = cpu::embedding(&ids, &f64s(&table), dim);
+    for (w, p) in want.iter_mut().zip(&pos) {
+        *w += *p as f64;
+    }
+    close("embedding word + position", &read(gpu, &go).await?, &want, |i| 1e-6 * (1.0 + want[i].abs()))?;
+    Ok(format!("{tokens} tokens of {dim} from a {vocab}-row table plus positions: exact to f32 rounding"))
+}
+
+pub async fn embedding_backward_repeated_ids(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(13);
+    let (vocab, dim, tokens) = (11, 70, 120);
+    // every id repeated many times; id 7 never appears
+    let ids: Vec<u32> = (0..tokens).map(|t| [3, 0, 10, 3, 3, 5, 1, 0][t % 8]).collect();
+    let dout = rng.normals(tokens * dim, 1.0);
+    let table = rng.normals(vocab * dim, 1.0);
+    let want = cpu::embedding_backward(&ids, &f64s(&dout), vocab, dim);
+    let d64 = f64s(&dout);
+    fd_check_cpu("embedding", &|tab| cpu::embedding(&ids, tab, dim).iter().zip(&d64).map(|(a, b)| a * b).sum(), &f64s(&table), &want, &mut rng, 4)?;
+    let grouping = embedding::EmbeddingGrouping::new(gpu, &ids).map_err(e)?;
+    let (gd, gdt) = (up(gpu, "dout", &dout)?, up(gpu, "dtable", &vec![0.5; vocab * dim])?);
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        gpu.write(&gdt, 0, &vec![0.5f32; vocab * dim]).map_err(e)?;
+        let mut step = gpu.begin_step("embedding_backward");
+        embedding::backward(&mut step, &gdt, 0, &gd, &grouping, dim, vocab).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        results.push(read(gpu, &gdt).await?);
+    }
+    let want_acc: Vec<f64> = want.iter().map(|v| v + 0.5).collect();
+    let w = close("embedding dtable (accumulating onto 0.5)", &results[0], &want_acc, |i| 1e-5 * (1.0 + want_acc[i].abs()))?;
+    if results[0] != results[1] {
+        return Err("embedding backward is not deterministic across runs".into());
+    }
+    // GPU finite differences: the forward is linear in the table, so use a random direction
+    let u: Vec<f64> = (0..vocab * dim).map(|_| rng.normal()).collect();
+    let gi = gpu.upload_u32("ids", &ids).map_err(e)?;
+    let go = zeros(gpu, "out", tokens * dim)?;
+    let fe = 1e-2;
+    let mut l = [0.0; 2];
+    for (s, sign) in [1.0, -1.0].iter().enumerate() {
+        let gt = up(gpu, "table±", &shift(&table, &u, sign * fe))?;
+        let mut step = gpu.begin_step("embedding_fd");
+        embedding::forward(&mut step, &go, &gi, &gt, 0, tokens, dim, vocab, false).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        l[s] = dot(&read(gpu, &go).await?, &d64);
+    }
+    let grad_only: Vec<f32> = results[0].iter().map(|v| v - 0.5).collect();
+    let fd = fd_check_gpu("embedding", l[0], l[1], fe, dot(&grad_only, &u), 1e-3)?;
+    Ok(format!("{tokens} tokens over 5 distinct ids: worst {w:.3} of tolerance, bit-identical on rerun, GPU finite differences within {fd:.1e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention
+
+pub async fn heads_split_merge(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(14);
+    let (b, t, h, d) = (2, 5, 3, 4);
+    let c = h * d;
+    let qkv = rng.normals(b * t * 3 * c, 1.0);
+    let hd = Heads { b, t, h, d };
+    let gqkv = up(gpu, "qkv", &qkv)?;
+    let (gq, gk, gv) = (zeros(gpu, "q", b * h * t * d)?, zeros(gpu, "k", b * h * t * d)?, zeros(gpu, "v", b * h * t * d)?);
+    let back = zeros(gpu, "back", b * t * 3 * c)?;
+    let mut step = gpu.begin_step("heads");
+    for (i, dst) in [&gq, &gk, &gv].iter().enumerate() {
+        hd.split(&mut step, dst, &gqkv, 3 * c, i * c).map_err(e)?;
+    }
+    for (i, src) in [&gq, &gk, &gv].iter().enumerate() {
+        hd.merge(&mut step, &back, src, 3 * c, i * c).map_err(e)?;
+    }
+    step.submit().await.map_err(e)?;
+    let q64 = f64s(&qkv);
+    for (i, g) in [&gq, &gk, &gv].iter().enumerate() {
+        let want = cpu::split_heads(&q64, b, t, h, d, 3 * c, i * c);
+        close("split_heads", &read(gpu, g).await?, &want, |_| 0.0)?;
+    }
+    if read(gpu, &back).await? != qkv {
+        return Err("merge_heads(split_heads(qkv)) is not qkv".into());
+    }
+    Ok("Q, K, V split from a fused (B*T, 3C) matrix and merged back exactly".into())
+}
+
+#[allow(clippy::type_complexity)]
+fn attention_inputs(rng: &mut Rng, b: usize, h: usize, t: usize, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let n = b * h * t * d;
+    let (q, k, v) = (rng.normals(n, 1.0), rng.normals(n, 1.0), rng.normals(n, 1.0));
+    // batch element 0 is padded after 4 tokens; the others attend everywhere
+    let mut mask = vec![0.0f32; b * t];
+    for j in 4..t {
+        mask[j] = f32::NEG_INFINITY;
+    }
+    (q, k, v, mask)
+}
+
+fn mask64(mask: &[f32]) -> Vec<f64> {
+    mask.iter().map(|&v| if v.is_finite() { v as f64 } else { cpu::MASKED }).collect()
+}
+
+pub async fn attention_forward(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(15);
+    let (b, h, t, d) = (2, 3, 9, 16);
+    let (q, k, v, mask) = attention_inputs(&mut rng, b, h, t, d);
+    let hd = Heads { b, t, h, d };
+    let (gq, gk, gv, gm) = (up(gpu, "q", &q)?, up(gpu, "k", &k)?, up(gpu, "v", &v)?, up(gpu, "mask", &mask)?);
+    let (ctx, probs, scores) = (zeros(gpu, "ctx", b * h * t * d)?, zeros(gpu, "probs", b * h * t * t)?, zeros(gpu, "scores", b * h * t * t)?);
+    let mut step = gpu.begin_step("attention");
+    hd.forward(&mut step, &ctx, &probs, &scores, &gq, &gk, &gv, Some(&gm)).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let (wp, wc) = cpu::attention(&f64s(&q), &f64s(&k), &f64s(&v), Some(&mask64(&mask)), b, h, t, d);
+    let gp = read(gpu, &probs).await?;
+    let w1 = close("attention probs", &gp, &wp, |_| 2e-6)?;
+    let w2 = close("attention ctx", &read(gpu, &ctx).await?, &wc, |_| 2e-5)?;
+    for r in 0..b * h * t {
+        let s: f32 = gp[r * t..(r + 1) * t].iter().sum();
+        if (s - 1.0).abs() > 1e-5 {
+            return Err(format!("attention row {r} sums to {s}"));
+        }
+    }
+    if (0..h * t).any(|r| gp[r * t + 4..(r + 1) * t].iter().any(|&p| p != 0.0)) {
+        return Err("padded keys got attention".into());
+    }
+    Ok(format!("B=2 H=3 T=9 D=16 with padding: probs worst {w1:.3}, ctx worst {w2:.3} of tolerance; rows sum to 1, padding gets 0"))
+}
+
+pub async fn attention_backward(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(16);
+    let (b, h, t, d) = (2, 2, 7, 8);
+    let (q, k, v, mask) = attention_inputs(&mut rng, b, h, t, d);
+    let n = b * h * t * d;
+    let r = rng.normals(n, 1.0);
+    let (q64, k64, v64, m64, r64) = (f64s(&q), f64s(&k), f64s(&v), mask64(&mask), f64s(&r));
+    let (probs64, _) = cpu::attention(&q64, &k64, &v64, Some(&m64), b, h, t, d);
+    let (dq, dk, dv) = cpu::attention_backward(&r64, &q64, &k64, &v64, &probs64, b, h, t, d);
+    let loss = |q: &[f64], k: &[f64], v: &[f64]| cpu::attention(q, k, v, Some(&m64), b, h, t, d).1.iter().zip(&r64).map(|(a, c)| a * c).sum::<f64>();
+    fd_check_cpu("attention dq", &|x| loss(x, &k64, &v64), &q64, &dq, &mut rng, 3)?;
+    fd_check_cpu("attention dk", &|x| loss(&q64, x, &v64), &k64, &dk, &mut rng, 3)?;
+    fd_check_cpu("attention dv", &|x| loss(&q64, &k64, x), &v64, &dv, &mut rng, 3)?;
+    let hd = Heads { b, t, h, d };
+    let (gq, gk, gv, gm, gr) = (up(gpu, "q", &q)?, up(gpu, "k", &k)?, up(gpu, "v", &v)?, up(gpu, "mask", &mask)?, up(gpu, "dctx", &r)?);
+    let (ctx, probs, scores) = (zeros(gpu, "ctx", n)?, zeros(gpu, "probs", b * h * t * t)?, zeros(gpu, "scores", b * h * t * t)?);
+    let (gdq, gdk, gdv) = (zeros(gpu, "dq", n)?, zeros(gpu, "dk", n)?, zeros(gpu, "dv", n)?);
+    let (dp, ds) = (zeros(gpu, "dprobs", b * h * t * t)?, zeros(gpu, "dscores", b * h * t * t)?);
+    let mut step = gpu.begin_step("attention_backward");
+    hd.forward(&mut step, &ctx, &probs, &scores, &gq, &gk, &gv, Some(&gm)).map_err(e)?;
+    hd.backward(&mut step, &gdq, &gdk, &gdv, &dp, &ds, &gr, &gq, &gk, &gv, &probs).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let got_dq = read(gpu, &gdq).await?;
+    let w1 = close_rel_max("attention dq", &got_dq, &dq, 1e-4)?;
+    let w2 = close_rel_max("attention dk", &read(gpu, &gdk).await?, &dk, 1e-4)?;
+    let w3 = close_rel_max("attention dv", &read(gpu, &gdv).await?, &dv, 1e-4)?;
+    let u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let fe = 1e-2;
+    let mut l = [0.0; 2];
+    for (s, sign) in [1.0, -1.0].iter().enumerate() {
+        let gqs = up(gpu, "q±", &shift(&q, &u, sign * fe))?;
+        let mut step = gpu.begin_step("attention_fd");
+        hd.forward(&mut step, &ctx, &probs, &scores, &gqs, &gk, &gv, Some(&gm)).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        l[s] = dot(&read(gpu, &ctx).await?, &r64);
+    }
+    let fd = fd_check_gpu("attention dq", l[0], l[1], fe, dot(&got_dq, &u), 1e-2)?;
+    Ok(format!("dq, dk, dv: GPU vs CPU worst {:.3} of 1e-4·max|ref|; GPU finite differences within {fd:.1e}", w1.max(w2).max(w3)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// dropout
+
+pub async fn dropout_matches_cpu_and_statistics(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(17);
+    let n = 100_003;
+    let prob = 0.1f32;
+    let x = rng.normals(n, 1.0);
+    let dy = rng.normals(n, 1.0);
+    let (gx, gy, gdy, gdx, gy2) = (up(gpu, "x", &x)?, zeros(gpu, "y", n)?, up(gpu, "dy", &dy)?, zeros(gpu, "dx", n)?, zeros(gpu, "y2", n)?);
+    let seed = 0x1234_5678_9abc_def0u64;
+    let mut step = gpu.begin_step("dropout");
+    dropout::apply(&mut step, &gy, &gx, n, prob, seed).map_err(e)?;
+    dropout::apply(&mut step, &gdx, &gdy, n, prob, seed).map_err(e)?;
+    dropout::apply(&mut step, &gy2, &gx, n, prob, seed + 1).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let y = read(gpu, &gy).await?;
+    let want = cpu::dropout(&f64s(&x), prob, seed);
+    close("dropout vs CPU hash", &y, &want, |i| 1e-6 * want[i].abs())?;
+    let dx = read(gpu, &gdx).await?;
+    let want_dx = cpu::dropout(&f64s(&dy), prob, seed);
+    close("dropout backward", &dx, &want_dx, |i| 1e-6 * want_dx[i].abs())?;
+    // keep rate within 4 standard deviations of 0.9
+    let kept = y.iter().filter(|&&v| v != 0.0).count() as f64;
+    let sd = (n as f64 * 0.1 * 0.9).sqrt();
+    if (kept - 0.9 * n as f64).abs() > 4.0 * sd {
+        return Err(format!("kept {kept} of {n}, expected {} ± {:.0}", 0.9 * n as f64, 4.0 * sd));
+    }
+    // another seed gives a different, uncorrelated mask: agreement ~ 0.9^2 + 0.1^2 = 0.82
+    let y2 = read(gpu, &gy2).await?;
+    let agree = y.iter().zip(&y2).filter(|(a, b)| (**a == 0.0) == (**b == 0.0)).count() as f64 / n as f64;
+    if (agree - 0.82).abs() > 0.01 {
+        return Err(format!("masks of seeds s and s+1 agree on {agree:.4} of elements, expected 0.82"));
+    }
+    // expectation preserved: mean of y/x over kept elements is 1/(1-p)
+    Ok(format!("bit-exact with the CPU hash, kept {:.4} (p = 0.1), seed s vs s+1 agree {agree:.4}", kept / n as f64))
+}
+
+// ---------------------------------------------------------------------------------------------
+// cross-entropy
+
+pub async fn cross_entropy_forward_ignore(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(18);
+    let (rows, classes) = (37, 1003);
+    let mut logits = rng.normals(rows * classes, 3.0);
+    for j in 0..classes {
+        logits[2 * classes + j] = if j == 5 { 1e4 } else { -1e4 };
+    }
+    let labels: Vec<i32> = (0..rows).map(|r| if r % 4 == 1 { cross_entropy::IGNORE } else { rng.below(classes as u32) as i32 }).collect();
+    let (gl, glab) = (up(gpu, "logits", &logits)?, gpu.upload_i32("labels", &labels).map_err(e)?);
+    let (stats, scratch) = (zeros(gpu, "stats", 2)?, zeros(gpu, "rows", rows * 2)?);
+    let mut step = gpu.begin_step("ce");
+    cross_entropy::forward(&mut step, &stats, &scratch, &gl, &glab, rows, classes).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let got = read(gpu, &stats).await?;
+    let want = cpu::cross_entropy(&f64s(&logits), &labels, classes);
+    let count = labels.iter().filter(|&&l| l >= 0).count();
+    close("cross-entropy", &got[..1], &[want], |_| 1e-5 * want.abs().max(1.0))?;
+    if got[1] as usize != count {
+        return Err(format!("counted {} labels, expected {count}", got[1]));
+    }
+    // nothing to predict: loss 0, not NaN
+    let none = gpu.upload_i32("none", &vec![cross_entropy::IGNORE; rows]).map_err(e)?;
+    let mut step = gpu.begin_step("ce_none");
+    cross_entropy::forward(&mut step, &stats, &scratch, &gl, &none, rows, classes).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let got0 = read(gpu, &stats).await?;
+    if got0 != [0.0, 0.0] {
+        return Err(format!("a batch with nothing to predict gave loss {} (count {})", got0[0], got0[1]));
+    }
+    Ok(format!("loss {:.6} vs {want:.6} over {count} counted rows of {rows} (±1e4 logits included); all-ignored batch gives 0", got[0]))
+}
+
+pub async fn cross_entropy_backward(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(19);
+    let (rows, classes) = (13, 37);
+    let logits = rng.normals(rows * classes, 2.0);
+    let labels: Vec<i32> = (0..rows).map(|r| if r % 5 == 2 { -100 } else { rng.below(classes as u32) as i32 }).collect();
+    let weight = 0.7;
+    let l64 = f64s(&logits);
+    let want = cpu::cross_entropy_backward(&l64, &labels, classes, weight);
+    fd_check_cpu("cross-entropy", &|x| weight * cpu::cross_entropy(x, &labels, classes), &l64, &want, &mut rng, 4)?;
+    let (gl, glab) = (up(gpu, "logits", &logits)?, gpu.upload_i32("labels", &labels).map_err(e)?);
+    let (stats, scratch, gd) = (zeros(gpu, "stats", 2)?, zeros(gpu, "rows", rows * 2)?, zeros(gpu, "dlogits", rows * classes)?);
+    let mut step = gpu.begin_step("ce_backward");
+    cross_entropy::forward(&mut step, &stats, &scratch, &gl, &glab, rows, classes).map_err(e)?;
+    cross_entropy::backward(&mut step, &gd, &gl, &glab, &stats, rows, classes, weight as f32).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let got = read(gpu, &gd).await?;
+    let w = close_rel_max("cross-entropy dlogits", &got, &want, 1e-5)?;
+    let u: Vec<f64> = (0..rows * classes).map(|_| rng.normal()).collect();
+    let fe = 1e-2;
+    let mut l = [0.0; 2];
+    for (s, sign) in [1.0, -1.0].iter().enumerate() {
+        let gls = up(gpu, "logits±", &shift(&logits, &u, sign * fe))?;
+        let mut step = gpu.begin_step("ce_fd");
+        cross_entropy::forward(&mut step, &stats, &scratch, &gls, &glab, rows, classes).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        l[s] = weight * read(gpu, &stats).await?[0] as f64;
+    }
+    let fd = fd_check_gpu("cross-entropy", l[0], l[1], fe, dot(&got, &u), 2e-2)?;
+    Ok(format!("GPU vs CPU worst {w:.3} of 1e-5·max|ref|; GPU finite differences within {fd:.1e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW
+
+/// Five steps on two tensors (one with weight decay, one without), with a max norm small enough to
+/// clip, against torch.optim.AdamW's update formula and clip_grad_norm_ in f64.
+pub async fn adamw_matches_torch_formula(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(20);
+    let (n1, n2) = (5000, 300);
+    let opt = AdamW { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: 1.0 };
+    let wd = [0.01f32, 0.0];
+    let p_init = [rng.normals(n1, 1.0), rng.normals(n2, 1.0)];
+    let (gp, gg) = (
+        [up(gpu, "p1", &p_init[0])?, up(gpu, "p2", &p_init[1])?],
+        [zeros(gpu, "g1", n1)?, zeros(gpu, "g2", n2)?],
+    );
+    let (gm, gv) = ([zeros(gpu, "m1", n1)?, zeros(gpu, "m2", n2)?], [zeros(gpu, "v1", n1)?, zeros(gpu, "v2", n2)?]);
+    let st = AdamWState::new(gpu, super::adamw::slots_for(&[n1, n2])).map_err(e)?;
+    let mut p64: Vec<Vec<f64>> = p_init.iter().map(|p| f64s(p)).collect();
+    let mut m64 = vec![vec![0.0; n1], vec![0.0; n2]];
+    let mut v64 = m64.clone();
+    let mut clipped = 0;
+    for t in 1..=5u32 {
+        let g = [rng.normals(n1, 0.05 * t as f64), rng.normals(n2, 0.05)];
+        gpu.write(&gg[0], 0, &g[0]).map_err(e)?;
+        gpu.write(&gg[1], 0, &g[1]).map_err(e)?;
+        let lr = opt.lr * (1.0 - 0.1 * t as f32); // a schedule
+        let mut step = gpu.begin_step("adamw");
+        let slices: Vec<ParamSlice> = (0..2)
+            .map(|i| ParamSlice { param: &gp[i], grad: &gg[i], m: &gm[i], v: &gv[i], off: 0, len: [n1, n2][i], weight_decay: wd[i] })
+            .collect();
+        opt.record(&mut step, &st, &slices, lr).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        let g64: Vec<Vec<f64>> = g.iter().map(|x| f64s(x)).collect();
+        let (clip, _norm) = cpu::clip_factor(&[&g64[0], &g64[1]], 1.0);
+        if clip < 1.0 {
+            clipped += 1;
+        }
+        for i in 0..2 {
+            let gc: Vec<f64> = g64[i].iter().map(|x| x * clip).collect();
+            cpu::adamw_step(&mut p64[i], &gc, &mut m64[i], &mut v64[i], t, lr as f64, 0.9, 0.999, 1e-8, wd[i] as f64);
+        }
+    }
+    if clipped == 0 {
+        return Err("the test's gradients never reached the clipping threshold".into());
+    }
+    let mut worst = 0.0f64;
+    for i in 0..2 {
+        let got = read(gpu, &gp[i]).await?;
+        // every update moves a weight by about lr; judge the error against the total movement
+        let w = close("AdamW parameters after 5 steps", &got, &p64[i], |j| 1e-5 * (1.0 + p64[i][j].abs()))?;
+        worst = worst.max(w);
+    }
+    let state = read(gpu, &st.state).await?;
+    if state[0] != 5.0 || state[4] != 0.0 {
+        return Err(format!("optimizer state says step {} with {} skipped", state[0], state[4]));
+    }
+    Ok(format!("5 steps, weight decay 0.01 and 0, bias correction, {clipped} steps clipped at norm 1: worst {worst:.3} of 1e-5·(1+|p|)"))
+}
+
+pub async fn adamw_skips_nonfinite_step(gpu: &Gpu) -> CheckResult {
+    let n = 1000;
+    let opt = AdamW::default();
+    let p0: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
+    let (gp, gg, gm, gv) = (up(gpu, "p", &p0)?, zeros(gpu, "g", n)?, zeros(gpu, "m", n)?, zeros(gpu, "v", n)?);
+    let st = AdamWState::new(gpu, super::adamw::slots_for(&[n])).map_err(e)?;
+    let mut out = Vec::new();
+    for bad in [f32::NAN, f32::INFINITY, 3e38] {
+        let mut g = vec![0.1f32; n];
+        g[n / 2] = bad;
+        g[n - 1] = bad;
+        gpu.write(&gg, 0, &g).map_err(e)?;
+        let mut step = gpu.begin_step("adamw_nonfinite");
+        let s = [ParamSlice { param: &gp, grad: &gg, m: &gm, v: &gv, off: 0, len: n, weight_decay: 0.1 }];
+        opt.record(&mut step, &st, &s, 1e-3).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        let p = read(gpu, &gp).await?;
+        if p != p0 {
+            return Err(format!("a step with gradient {bad} changed the weights"));
+        }
+        if read(gpu, &gm).await?.iter().any(|&v| v != 0.0) {
+            return Err(format!("a step with gradient {bad} changed the first moment"));
+        }
+        out.push(bad);
+    }
+    let state = read(gpu, &st.state).await?;
+    if state[0] != 0.0 || state[4] != 3.0 {
+        return Err(format!("after 3 skipped steps the state says step {} and {} skipped", state[0], state[4]));
+    }
+    // a finite step after the skips does update
+    gpu.write(&gg, 0, &vec![0.1f32; n]).map_err(e)?;
+    let mut step = gpu.begin_step("adamw_ok");
+    let s = [ParamSlice { param: &gp, grad: &gg, m: &gm, v: &gv, off: 0, len: n, weight_decay: 0.1 }];
+    opt.record(&mut step, &st, &s, 1e-3).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let p = read(gpu, &gp).await?;
+    if p == p0 {
+        return Err("a finite step after the skipped ones did not update".into());
+    }
+    Ok("gradients holding NaN, Inf, or overflowing the norm skip the step (weights, moments, step count unchanged); the next finite step updates".into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// elementwise
+
+pub async fn elementwise_ops(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(21);
+    let n = 70_001;
+    let a = rng.normals(n, 5.0);
+    let b = rng.normals(n, 1.0);
+    let (ga, gb, gy, gt, gdx) = (up(gpu, "a", &a)?, up(gpu, "b", &b)?, zeros(gpu, "y", n)?, zeros(gpu, "t", n)?, zeros(gpu, "dx", n)?);
+    let mut step = gpu.begin_step("elementwise");
+    elementwise::add(&mut step, &gy, &ga, &gb, n).map_err(e)?;
+    elementwise::scale(&mut step, &gy, -0.5, n).map_err(e)?;
+    elementwise::tanh_forward(&mut step, &gt, &ga, n).map_err(e)?;
+    elementwise::tanh_backward(&mut step, &gdx, &gt, &gb, n).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| -0.5 * (*x as f64 + *y as f64)).collect();
+    close("add+scale", &read(gpu, &gy).await?, &want, |i| 1e-6 * (1.0 + want[i].abs()))?;
+    let tw: Vec<f64> = a.iter().map(|&x| (x as f64).tanh()).collect();
+    close("tanh", &read(gpu, &gt).await?, &tw, |_| 2e-6)?;
+    let dw: Vec<f64> = tw.iter().zip(&b).map(|(t, d)| *d as f64 * (1.0 - t * t)).collect();
+    close("tanh backward", &read(gpu, &gdx).await?, &dw, |i| 1e-5 * (1.0 + (b[i] as f64).abs()))?;
+    Ok(format!("add, scale, tanh and its backward over {n} elements"))
+}

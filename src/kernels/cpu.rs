@@ -1,0 +1,296 @@
+//! Plain-Rust references for every kernel, in f64. They exist for the tests (GPU vs CPU, and
+//! finite differences on these references); the training path never calls them.
+
+/// C (batch, m, n) = alpha * op(A) op(B) (+ bias) (gelu) with the same layouts as the GPU kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(a: &[f64], b: &[f64], bias: Option<&[f64]>, batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool, alpha: f64, gelu_act: bool) -> Vec<f64> {
+    let mut c = vec![0.0; batch * m * n];
+    for bi in 0..batch {
+        let (a, b) = (&a[bi * m * k..], &b[bi * k * n..]);
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for p in 0..k {
+                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                    s += av * bv;
+                }
+                let mut v = alpha * s;
+                if let Some(bias) = bias {
+                    v += bias[j];
+                }
+                c[bi * m * n + i * n + j] = if gelu_act { gelu(v) } else { v };
+            }
+        }
+    }
+    c
+}
+
+/// (|A| |B|) elementwise: the scale against which matmul's rounding error is judged.
+pub fn matmul_abs(a: &[f64], b: &[f64], batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f64> {
+    let aa: Vec<f64> = a.iter().map(|x| x.abs()).collect();
+    let bb: Vec<f64> = b.iter().map(|x| x.abs()).collect();
+    matmul(&aa, &bb, None, batch, m, n, k, ta, tb, 1.0, false)
+}
+
+pub const MASKED: f64 = -1e30;
+
+/// Row softmax of scale * x + mask (mask row = row / rows_per_mask; <= -1e30 removes a column).
+pub fn softmax(x: &[f64], mask: Option<&[f64]>, rows: usize, cols: usize, rows_per_mask: usize, scale: f64) -> Vec<f64> {
+    let mut y = vec![0.0; rows * cols];
+    for r in 0..rows {
+        let l: Vec<Option<f64>> = (0..cols)
+            .map(|j| {
+                let v = scale * x[r * cols + j];
+                match mask {
+                    Some(m) => {
+                        let mv = m[(r / rows_per_mask) * cols + j];
+                        if mv <= MASKED {
+                            None
+                        } else {
+                            Some(v + mv)
+                        }
+                    }
+                    None => Some(v),
+                }
+            })
+            .collect();
+        let mx = l.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max);
+        if mx == f64::NEG_INFINITY {
+            continue;
+        }
+        let s: f64 = l.iter().flatten().map(|v| (v - mx).exp()).sum();
+        for j in 0..cols {
+            y[r * cols + j] = l[j].map(|v| (v - mx).exp() / s).unwrap_or(0.0);
+        }
+    }
+    y
+}
+
+pub fn softmax_backward(y: &[f64], dy: &[f64], rows: usize, cols: usize, scale: f64) -> Vec<f64> {
+    let mut dx = vec![0.0; rows * cols];
+    for r in 0..rows {
+        let row = r * cols..(r + 1) * cols;
+        let d: f64 = y[row.clone()].iter().zip(&dy[row.clone()]).map(|(a, b)| a * b).sum();
+        for j in row {
+            dx[j] = scale * y[j] * (dy[j] - d);
+        }
+    }
+    dx
+}
+
+/// Returns (y, mean, rstd).
+pub fn layernorm(x: &[f64], g: &[f64], b: &[f64], rows: usize, cols: usize, eps: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut y = vec![0.0; rows * cols];
+    let (mut mean, mut rstd) = (vec![0.0; rows], vec![0.0; rows]);
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let mu = row.iter().sum::<f64>() / cols as f64;
+        let var = row.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / cols as f64;
+        let rs = 1.0 / (var + eps).sqrt();
+        for j in 0..cols {
+            y[r * cols + j] = (row[j] - mu) * rs * g[j] + b[j];
+        }
+        mean[r] = mu;
+        rstd[r] = rs;
+    }
+    (y, mean, rstd)
+}
+
+/// Returns (dx, dgamma, dbeta).
+pub fn layernorm_backward(dy: &[f64], x: &[f64], g: &[f64], mean: &[f64], rstd: &[f64], rows: usize, cols: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut dx = vec![0.0; rows * cols];
+    let (mut dg, mut db) = (vec![0.0; cols], vec![0.0; cols]);
+    for r in 0..rows {
+        let (mu, rs) = (mean[r], rstd[r]);
+        let mut s1 = 0.0;
+        let mut s2 = 0.0;
+        for j in 0..cols {
+            let gg = dy[r * cols + j] * g[j];
+            let xh = (x[r * cols + j] - mu) * rs;
+            s1 += gg;
+            s2 += gg * xh;
+            dg[j] += dy[r * cols + j] * xh;
+            db[j] += dy[r * cols + j];
+        }
+        s1 /= cols as f64;
+        s2 /= cols as f64;
+        for j in 0..cols {
+            let gg = dy[r * cols + j] * g[j];
+            let xh = (x[r * cols + j] - mu) * rs;
+            dx[r * cols + j] = rs * (gg - s1 - xh * s2);
+        }
+    }
+    (dx, dg, db)
+}
+
+/// erf by its Taylor series (|x| < 3) or continued fraction for erfc, accurate to ~1e-15.
+pub fn erf(x: f64) -> f64 {
+    let ax = x.abs();
+    if ax < 3.0 {
+        let mut term = x;
+        let mut sum = x;
+        let x2 = x * x;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() <= 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        2.0 / std::f64::consts::PI.sqrt() * sum
+    } else {
+        // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...)))) (Lentz, backwards)
+        let mut f = 0.0;
+        for k in (1..60).rev() {
+            f = (k as f64 / 2.0) / (ax + f);
+        }
+        let erfc = (-ax * ax).exp() / std::f64::consts::PI.sqrt() / (ax + f);
+        (1.0 - erfc).copysign(x)
+    }
+}
+
+pub fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
+}
+
+pub fn gelu_grad(x: f64) -> f64 {
+    0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2)) + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+/// out (tokens, dim) = table[ids].
+pub fn embedding(ids: &[u32], table: &[f64], dim: usize) -> Vec<f64> {
+    ids.iter().flat_map(|&i| table[i as usize * dim..(i as usize + 1) * dim].iter().cloned()).collect()
+}
+
+pub fn embedding_backward(ids: &[u32], dout: &[f64], vocab: usize, dim: usize) -> Vec<f64> {
+    let mut d = vec![0.0; vocab * dim];
+    for (t, &i) in ids.iter().enumerate() {
+        for c in 0..dim {
+            d[i as usize * dim + c] += dout[t * dim + c];
+        }
+    }
+    d
+}
+
+/// (B*T, cols)[:, off..off+H*D] -> (B, H, T, D)
+pub fn split_heads(src: &[f64], b: usize, t: usize, h: usize, d: usize, cols: usize, off: usize) -> Vec<f64> {
+    let mut out = vec![0.0; b * h * t * d];
+    for bi in 0..b {
+        for hi in 0..h {
+            for ti in 0..t {
+                for di in 0..d {
+                    out[((bi * h + hi) * t + ti) * d + di] = src[(bi * t + ti) * cols + off + hi * d + di];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Attention forward: returns (probs (B,H,T,T), ctx (B,H,T,D)).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[f64]>, b: usize, h: usize, t: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
+    let scores = matmul(q, k, None, b * h, t, t, d, false, true, 1.0, false);
+    let probs = softmax(&scores, mask, b * h * t, t, h * t, 1.0 / (d as f64).sqrt());
+    let ctx = matmul(&probs, v, None, b * h, t, d, t, false, false, 1.0, false);
+    (probs, ctx)
+}
+
+/// Returns (dq, dk, dv).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(dctx: &[f64], q: &[f64], k: &[f64], v: &[f64], probs: &[f64], b: usize, h: usize, t: usize, d: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let bh = b * h;
+    let dprobs = matmul(dctx, v, None, bh, t, t, d, false, true, 1.0, false);
+    let dv = matmul(probs, dctx, None, bh, t, d, t, true, false, 1.0, false);
+    let ds = softmax_backward(probs, &dprobs, bh * t, t, 1.0 / (d as f64).sqrt());
+    let dq = matmul(&ds, k, None, bh, t, d, t, false, false, 1.0, false);
+    let dk = matmul(&ds, q, None, bh, t, d, t, true, false, 1.0, false);
+    (dq, dk, dv)
+}
+
+fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// Whether dropout keeps element `i` under `seed`: the same hash as shaders/dropout.wgsl.
+pub fn dropout_keep(seed: u64, i: u32, prob: f32) -> bool {
+    let k1 = fmix32(seed as u32 ^ 0x3c6e_f372);
+    let k2 = fmix32(((seed >> 32) as u32).wrapping_add(k1));
+    let h = fmix32(fmix32(i.wrapping_add(k1)) ^ k2);
+    ((h >> 8) as f32) * (1.0 / 16_777_216.0) >= prob
+}
+
+pub fn dropout(x: &[f64], prob: f32, seed: u64) -> Vec<f64> {
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| if dropout_keep(seed, i as u32, prob) { v / (1.0 - prob as f64) } else { 0.0 })
+        .collect()
+}
+
+/// Mean cross-entropy over rows whose label is in [0, classes); 0 when there are none.
+pub fn cross_entropy(logits: &[f64], labels: &[i32], classes: usize) -> f64 {
+    let (mut s, mut c) = (0.0, 0.0);
+    for (r, &l) in labels.iter().enumerate() {
+        if l < 0 || l as usize >= classes {
+            continue;
+        }
+        let row = &logits[r * classes..(r + 1) * classes];
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        s += lse - row[l as usize];
+        c += 1.0;
+    }
+    if c > 0.0 {
+        s / c
+    } else {
+        0.0
+    }
+}
+
+pub fn cross_entropy_backward(logits: &[f64], labels: &[i32], classes: usize, weight: f64) -> Vec<f64> {
+    let count = labels.iter().filter(|&&l| l >= 0 && (l as usize) < classes).count() as f64;
+    let mut d = vec![0.0; logits.len()];
+    for (r, &l) in labels.iter().enumerate() {
+        if l < 0 || l as usize >= classes {
+            continue;
+        }
+        let row = &logits[r * classes..(r + 1) * classes];
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+        for j in 0..classes {
+            let p = (row[j] - m).exp() / s;
+            d[r * classes + j] = weight * (p - if j == l as usize { 1.0 } else { 0.0 }) / count;
+        }
+    }
+    d
+}
+
+/// torch.optim.AdamW's update for one tensor at step `t` (1-based), gradients already clipped.
+#[allow(clippy::too_many_arguments)]
+pub fn adamw_step(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], t: u32, lr: f64, b1: f64, b2: f64, eps: f64, wd: f64) {
+    let bc1 = 1.0 - b1.powi(t as i32);
+    let bc2 = 1.0 - b2.powi(t as i32);
+    for i in 0..p.len() {
+        p[i] *= 1.0 - lr * wd;
+        m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+        let denom = v[i].sqrt() / bc2.sqrt() + eps;
+        p[i] -= lr / bc1 * m[i] / denom;
+    }
+}
+
+/// torch.nn.utils.clip_grad_norm_'s factor: min(1, max_norm / (norm + 1e-6)), and the norm.
+pub fn clip_factor(grads: &[&[f64]], max_norm: f64) -> (f64, f64) {
+    let norm = grads.iter().flat_map(|g| g.iter()).map(|x| x * x).sum::<f64>().sqrt();
+    let f = if max_norm > 0.0 { (max_norm / (norm + 1e-6)).min(1.0) } else { 1.0 };
+    (f, norm)
+}

@@ -1,0 +1,34 @@
+//! GELU (erf form) and its backward (shaders/gelu.wgsl).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{grid, need, u32_of};
+use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+
+pub const FORWARD: KernelId = KernelId::new("gelu", "gelu_forward", &[1, 2]);
+pub const BACKWARD: KernelId = KernelId::new("gelu", "gelu_backward", &[1, 3, 4]);
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    off_x: u32,
+    off_y: u32,
+    _pad: u32,
+}
+
+pub fn forward(step: &mut Step, y: &GpuBuf, x: &GpuBuf, n: usize) -> Result<(), GpuError> {
+    need("gelu_forward", "x", x, 0, n)?;
+    need("gelu_forward", "y", y, 0, n)?;
+    let p = Params { n: u32_of("gelu", n)?, off_x: 0, off_y: 0, _pad: 0 };
+    step.dispatch(FORWARD, &[], bytemuck::bytes_of(&p), &[x, y], grid(n, 256))
+}
+
+/// dx = dy * gelu'(x), x being the pre-activation saved by the forward.
+pub fn backward(step: &mut Step, dx: &GpuBuf, x: &GpuBuf, dy: &GpuBuf, n: usize) -> Result<(), GpuError> {
+    for (what, b) in [("dx", dx), ("x", x), ("dy", dy)] {
+        need("gelu_backward", what, b, 0, n)?;
+    }
+    let p = Params { n: u32_of("gelu", n)?, off_x: 0, off_y: 0, _pad: 0 };
+    step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[x, dy, dx], grid(n, 256))
+}

@@ -1,0 +1,82 @@
+//! One Rust file per shader under `shaders/`: its uniform struct, its bindings and its dispatch math.
+//! Every function records into a [`Step`] and returns shape errors as values; nothing here reads back.
+//! Naming follows llm.c: outputs first, then inputs, then weights.
+
+pub mod adamw;
+pub mod attention;
+pub mod checks;
+pub mod cpu;
+pub mod cross_entropy;
+pub mod dropout;
+pub mod elementwise;
+pub mod embedding;
+pub mod gelu;
+pub mod layernorm;
+pub mod matmul;
+pub mod softmax;
+
+use crate::gpu::{GpuBuf, GpuError, KernelId};
+
+/// Workgroups for `n` items in groups of `per_group`, folded into two dimensions so that more than
+/// 65,535 groups still dispatch (shaders index them as `wg.x + wg.y * nwg.x`).
+pub(crate) fn grid(n: usize, per_group: usize) -> [u32; 3] {
+    let groups = n.div_ceil(per_group) as u32;
+    if groups <= 65_535 {
+        [groups, 1, 1]
+    } else {
+        [65_535, groups.div_ceil(65_535), 1]
+    }
+}
+
+/// Checks that `buf` holds at least `off + len` elements.
+pub(crate) fn need(kernel: &str, what: &str, buf: &GpuBuf, off: usize, len: usize) -> Result<(), GpuError> {
+    if off + len > buf.len {
+        return Err(GpuError::Shape(format!(
+            "{kernel}: {what} needs {len} elements from offset {off}, but its buffer holds {}",
+            buf.len
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn u32_of(kernel: &str, v: usize) -> Result<u32, GpuError> {
+    u32::try_from(v).map_err(|_| GpuError::Limits(format!("{kernel}: {v} does not fit in 32 bits")))
+}
+
+/// Every (kernel, override constants) the engine uses; the browser tests and the self-check build each
+/// of them inside an error scope.
+pub fn all_pipelines() -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
+    let mut v = Vec::new();
+    for ta in [false, true] {
+        for tb in [false, true] {
+            v.push((matmul::MATMUL, matmul::constants(ta, tb, false, false, false)));
+        }
+    }
+    v.push((matmul::MATMUL, matmul::constants(false, true, true, true, false)));
+    v.push((matmul::MATMUL, matmul::constants(false, false, false, false, true)));
+    v.push((softmax::FORWARD, vec![("HAS_MASK", 1.0)]));
+    v.push((softmax::FORWARD, vec![("HAS_MASK", 0.0)]));
+    v.push((softmax::BACKWARD, vec![]));
+    v.push((layernorm::FORWARD, vec![]));
+    v.push((layernorm::BACKWARD_INPUT, vec![("ACCUMULATE", 0.0)]));
+    v.push((layernorm::BACKWARD_INPUT, vec![("ACCUMULATE", 1.0)]));
+    v.push((layernorm::BACKWARD_PARAMS, vec![]));
+    v.push((gelu::FORWARD, vec![]));
+    v.push((gelu::BACKWARD, vec![]));
+    for k in [elementwise::ADD, elementwise::SCALE, elementwise::TANH_FORWARD, elementwise::TANH_BACKWARD, elementwise::BIAS_GRAD] {
+        v.push((k, vec![]));
+    }
+    v.push((embedding::FORWARD, vec![("ACCUMULATE", 0.0)]));
+    v.push((embedding::FORWARD, vec![("ACCUMULATE", 1.0)]));
+    v.push((embedding::BACKWARD, vec![]));
+    v.push((attention::SPLIT, vec![]));
+    v.push((attention::MERGE, vec![]));
+    v.push((dropout::DROPOUT, vec![]));
+    for k in [cross_entropy::ROWS, cross_entropy::REDUCE, cross_entropy::BACKWARD] {
+        v.push((k, vec![]));
+    }
+    for k in [adamw::SUMSQ, adamw::FINALIZE, adamw::UPDATE] {
+        v.push((k, vec![]));
+    }
+    v
+}

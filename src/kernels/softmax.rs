@@ -1,0 +1,81 @@
+//! Row softmax with scale and additive mask, and its backward (shaders/softmax.wgsl).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{grid, need, u32_of};
+use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+
+pub const FORWARD: KernelId = KernelId::new("softmax", "softmax_forward", &[1, 2, 3]);
+pub const BACKWARD: KernelId = KernelId::new("softmax", "softmax_backward", &[4, 5, 6]);
+
+/// A mask value at or below this removes its column (use `f32::NEG_INFINITY` or `MASKED`).
+pub const MASKED: f32 = -1e30;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    rows_per_mask: u32,
+    scale: f32,
+    off_x: u32,
+    off_y: u32,
+    off_mask: u32,
+    _pad: u32,
+}
+
+/// `y[r] = softmax(scale * x[r] + mask[r / rows_per_mask])` over `cols`; `mask` is
+/// (rows / rows_per_mask, cols). For attention scores (B, H, Tq, Tk): rows = B*H*Tq, rows_per_mask = H*Tq.
+pub fn forward(
+    step: &mut Step,
+    y: &GpuBuf,
+    x: &GpuBuf,
+    mask: Option<(&GpuBuf, usize)>,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+) -> Result<(), GpuError> {
+    need("softmax_forward", "x", x, 0, rows * cols)?;
+    need("softmax_forward", "y", y, 0, rows * cols)?;
+    let rows_per_mask = match mask {
+        Some((m, rpm)) => {
+            if rpm == 0 || rows % rpm != 0 {
+                return Err(GpuError::Shape(format!("softmax_forward: {rows} rows are not a multiple of rows_per_mask {rpm}")));
+            }
+            need("softmax_forward", "mask", m, 0, rows / rpm * cols)?;
+            rpm
+        }
+        None => 1,
+    };
+    let p = Params {
+        rows: u32_of("softmax", rows)?,
+        cols: u32_of("softmax", cols)?,
+        rows_per_mask: rows_per_mask as u32,
+        scale,
+        off_x: 0,
+        off_y: 0,
+        off_mask: 0,
+        _pad: 0,
+    };
+    let consts = [("HAS_MASK", if mask.is_some() { 1.0 } else { 0.0 })];
+    let m = mask.map(|(m, _)| m).unwrap_or(x);
+    step.dispatch(FORWARD, &consts, bytemuck::bytes_of(&p), &[x, m, y], grid(rows, 1))
+}
+
+/// `dx = scale * y * (dy - sum(dy * y))` row by row, from the saved probabilities `y`.
+pub fn backward(step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
+    for (what, b) in [("dx", dx), ("y", y), ("dy", dy)] {
+        need("softmax_backward", what, b, 0, rows * cols)?;
+    }
+    let p = Params {
+        rows: u32_of("softmax", rows)?,
+        cols: u32_of("softmax", cols)?,
+        rows_per_mask: 1,
+        scale,
+        off_x: 0,
+        off_y: 0,
+        off_mask: 0,
+        _pad: 0,
+    };
+    step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 1))
+}

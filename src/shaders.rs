@@ -1,0 +1,29 @@
+//! Every WGSL file under `shaders/`, embedded at build time. Each file validates on its own (naga in
+//! the tests, the browser's compiler in the browser tests); kernels specialise them with `override`
+//! constants.
+
+pub const SHADERS: &[(&str, &str)] = &[
+    ("matmul", include_str!("../shaders/matmul.wgsl")),
+    ("softmax", include_str!("../shaders/softmax.wgsl")),
+    ("layernorm", include_str!("../shaders/layernorm.wgsl")),
+    ("gelu", include_str!("../shaders/gelu.wgsl")),
+    ("elementwise", include_str!("../shaders/elementwise.wgsl")),
+    ("embedding", include_str!("../shaders/embedding.wgsl")),
+    ("attention", include_str!("../shaders/attention.wgsl")),
+    ("dropout", include_str!("../shaders/dropout.wgsl")),
+    ("cross_entropy", include_str!("../shaders/cross_entropy.wgsl")),
+    ("adamw", include_str!("../shaders/adamw.wgsl")),
+];
+
+pub fn source(name: &str) -> Option<&'static str> {
+    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// Parses and validates one shader with naga, as wgpu would before building a pipeline.
+pub fn validate(name: &str) -> Result<naga::valid::ModuleInfo, String> {
+    let src = source(name).ok_or_else(|| format!("no shader named {name}"))?;
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| format!("{name}.wgsl: {}", e.emit_to_string(src)))?;
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        .validate(&module)
+        .map_err(|e| format!("{name}.wgsl: {}", e.emit_to_string(src)))
+}
