@@ -32,7 +32,7 @@ fn reduce_max(v: f32, lid: u32) -> f32 {
         if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
         workgroupBarrier();
     }
-    let r = red[0];
+    let r = workgroupUniformLoad(&red[0]); // uniform: callers may branch on it
     workgroupBarrier();
     return r;
 }
@@ -44,7 +44,7 @@ fn reduce_sum(v: f32, lid: u32) -> f32 {
         if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
         workgroupBarrier();
     }
-    let r = red[0];
+    let r = workgroupUniformLoad(&red[0]); // uniform: callers may branch on it
     workgroupBarrier();
     return r;
 }

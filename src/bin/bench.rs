@@ -1,11 +1,15 @@
 //! Native kernel benchmark: `cargo run --release --bin bertlab-bench [-- --m 4096 --reps 3]`.
 
-use std::time::Instant;
+#[cfg(target_arch = "wasm32")]
+fn main() {}
 
-use bertlab::bench::{self, BenchOptions};
-use bertlab::gpu::Gpu;
-
+#[cfg(not(target_arch = "wasm32"))]
 fn main() {
+    use std::time::Instant;
+
+    use bertlab::bench::{self, BenchOptions};
+    use bertlab::gpu::Gpu;
+
     let mut opts = BenchOptions { m: 4096, reps: 3 };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;

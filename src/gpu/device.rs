@@ -122,8 +122,12 @@ impl Gpu {
             || ["swiftshader", "llvmpipe", "lavapipe", "warp"]
                 .iter()
                 .any(|s| ai.name.to_lowercase().contains(s));
+        #[cfg(target_arch = "wasm32")]
+        let name = if ai.name.is_empty() { browser_adapter_name().await } else { ai.name.clone() };
+        #[cfg(not(target_arch = "wasm32"))]
+        let name = ai.name.clone();
         let info = GpuInfo {
-            name: if ai.name.is_empty() { format!("{} adapter", ai.driver) } else { ai.name.clone() },
+            name,
             backend: format!("{:?}", ai.backend),
             device_type: format!("{:?}", ai.device_type),
             driver: format!("{} {}", ai.driver, ai.driver_info).trim().to_string(),
@@ -183,6 +187,28 @@ impl Gpu {
             let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
         }
     }
+}
+
+/// "vendor / architecture" from `GPUAdapter.info` (wgpu reports only the often-empty description).
+#[cfg(target_arch = "wasm32")]
+async fn browser_adapter_name() -> String {
+    use wasm_bindgen::JsCast;
+    async fn get() -> Option<String> {
+        let get = |o: &wasm_bindgen::JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).ok();
+        let nav = get(&js_sys::global(), "navigator")?;
+        let gpu = get(&nav, "gpu")?;
+        let request = get(&gpu, "requestAdapter")?.dyn_into::<js_sys::Function>().ok()?;
+        let promise = request.call0(&gpu).ok()?.dyn_into::<js_sys::Promise>().ok()?;
+        let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+        let info = get(&adapter, "info")?;
+        let field = |k: &str| get(&info, k).and_then(|v| v.as_string()).unwrap_or_default();
+        let parts: Vec<String> = [field("vendor"), field("architecture"), field("description")]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" / "))
+    }
+    get().await.unwrap_or_else(|| "WebGPU adapter".to_string())
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -71,11 +71,24 @@ impl Gpu {
         pipeline
     }
 
-    /// Builds `k` with `constants` inside validation and out-of-memory error scopes, returning any
-    /// error as a value. Used by the self-check and browser tests so no pipeline goes unchecked.
+    /// Compiles `k`'s shader file afresh and builds `k` with `constants` inside a validation error
+    /// scope, returning any error as a value (the cache is bypassed so that nothing cached earlier
+    /// hides an error). Used by the self-check and browser tests so no pipeline goes unchecked.
     pub async fn check_pipeline(&self, k: KernelId, constants: &[(&str, f64)]) -> Result<(), super::GpuError> {
         let v = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let _ = self.pipeline(k, constants);
+        let src = crate::shaders::source(k.shader).unwrap_or_default();
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(k.shader),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let _ = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(k.entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(k.entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        });
         if let Some(e) = v.pop().await {
             return Err(super::GpuError::from_wgpu(e, &format!("building pipeline {}::{}", k.shader, k.entry)));
         }

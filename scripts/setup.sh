@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building and testing BERT Lab needs, and only what is missing (safe to rerun):
+#   Debian: chromium, chromium-driver (browser tests), mesa-vulkan-drivers (lavapipe: native wgpu
+#   without a GPU), binaryen (wasm-opt for release builds), python3-venv-free pip (model download);
+#   rustup: the wasm32-unknown-unknown target; cargo: wasm-pack and the wasm-bindgen-cli matching
+#   the wasm-bindgen pinned in Cargo.toml. Nothing is downloaded from GitHub.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+need_pkgs=()
+for p in chromium chromium-driver mesa-vulkan-drivers binaryen; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "apt-get install ${need_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+WB_VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION" ]; then
+  log "cargo install wasm-bindgen-cli $WB_VERSION"
+  # --locked first (reproducible); without it if the registry has dropped a locked dependency.
+  cargo install -q --locked wasm-bindgen-cli --version "$WB_VERSION" \
+    || cargo install -q --force wasm-bindgen-cli --version "$WB_VERSION"
+fi
+if ! command -v wasm-pack >/dev/null; then
+  log "cargo install wasm-pack"
+  cargo install -q --locked wasm-pack || cargo install -q wasm-pack
+fi
+log "ready: $(wasm-pack --version), wasm-bindgen $(wasm-bindgen --version | awk '{print $2}'), $(chromium --version 2>/dev/null | head -n1)"
