@@ -63,18 +63,23 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
     };
     // (hidden, out) pairs: BERT-tiny's fused QKV, BERT-mini's FFN, MiniLM's FFN, BERT-base's FFN.
     for (k, n) in [(128usize, 384usize), (256, 1024), (384, 1536), (768, 3072)] {
-        let x = gpu.zeros("x", m * k.max(n), DType::F32)?;
-        let w = gpu.zeros("w", n * k, DType::F32)?;
-        let y = gpu.zeros("y", m * k.max(n), DType::F32)?;
-        gpu.write(&x, 0, &vec![0.01f32; m * k.max(n)])?;
-        gpu.write(&w, 0, &vec![0.02f32; n * k])?;
-        let cases = [
-            (format!("matmul {m}x{k} @ W^T ({n}x{k})   [A·Bᵀ]"), Matmul::new(m, n, k).trans_b()),
-            (format!("matmul {m}x{n} @ W ({n}x{k})     [A·B]"), Matmul::new(m, k, n)),
-            (format!("matmul dW: dY^T ({n}x{m}) @ X    [Aᵀ·B]"), Matmul::new(n, k, m).trans_a()),
+        let filled = |label: &str, len: usize, v: f32| -> Result<GpuBuf, GpuError> {
+            let b = gpu.zeros(label, len, DType::F32)?;
+            gpu.write(&b, 0, &vec![v; len])?;
+            Ok(b)
+        };
+        let x = filled("x", m * k, 0.01)?; // activations in
+        let w = filled("w", n * k, 0.02)?; // torch-layout weight (out, in)
+        let y = filled("y", m * n, 0.0)?; // activations out, and dY
+        let dx = filled("dx", m * k, 0.0)?;
+        let dw = filled("dw", n * k, 0.0)?;
+        let cases: [(String, Matmul, &GpuBuf, &GpuBuf, &GpuBuf); 3] = [
+            (format!("matmul Y = X W^T  {m}x{k} -> {n}   [A·Bᵀ]"), Matmul::new(m, n, k).trans_b(), &y, &x, &w),
+            (format!("matmul dX = dY W  {m}x{n} -> {k}   [A·B]"), Matmul::new(m, k, n), &dx, &y, &w),
+            (format!("matmul dW = dY^T X  {n}x{k}, K={m} [Aᵀ·B]"), Matmul::new(n, k, m).trans_a(), &dw, &y, &x),
         ];
-        for (name, mm) in cases {
-            let ms = time_case(gpu, now, opts.reps, &y, &|s| mm.record(s, &y, &x, &w, None)).await?;
+        for (name, mm, c, a, b) in cases {
+            let ms = time_case(gpu, now, opts.reps, c, &|s| mm.record(s, c, a, b, None)).await?;
             push(BenchLine { name, rate: mm.flops() / (ms * 1e6), unit: "GFLOP/s", ms_per_call: ms }, &mut lines);
         }
     }

@@ -20,6 +20,8 @@ pub struct Step<'g> {
     /// Uniform chunks in use, with the bytes staged for each.
     uniforms: Vec<(wgpu::Buffer, Vec<u8>)>,
     dispatches: BTreeMap<&'static str, u64>,
+    /// (out-of-memory, validation): the later-pushed scope first, so that dropping an unsubmitted
+    /// step pops them in reverse order too.
     scopes: Option<(wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard)>,
     error: Option<GpuError>,
     label: &'static str,
@@ -42,7 +44,7 @@ impl Gpu {
             pass: None,
             uniforms: Vec::new(),
             dispatches: BTreeMap::new(),
-            scopes: Some((validation, oom)),
+            scopes: Some((oom, validation)),
             error: None,
             label,
         }
@@ -224,7 +226,7 @@ impl<'g> Step<'g> {
             }
         }
         gpu.uniform_pool.lock().unwrap().extend(uniforms.into_iter().map(|(b, _)| b));
-        if let Some((validation, oom)) = scopes {
+        if let Some((oom, validation)) = scopes {
             let oom_err = oom.pop().await;
             let val_err = validation.pop().await;
             if let Some(e) = oom_err {
