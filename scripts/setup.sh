@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing BERT Lab needs, and only what is missing (safe to rerun):
-#   Debian: chromium, chromium-driver (browser tests), mesa-vulkan-drivers (lavapipe: native wgpu
-#   without a GPU), binaryen (wasm-opt for release builds), python3-venv-free pip (model download);
+#   Debian: chromium, chromium-driver (browser tests), mesa-vulkan-drivers (lavapipe: native wgpu without a GPU);
 #   rustup: the wasm32-unknown-unknown target; cargo: wasm-pack and the wasm-bindgen-cli matching
 #   the wasm-bindgen pinned in Cargo.toml. Nothing is downloaded from GitHub.
 set -euo pipefail
@@ -12,7 +11,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_pkgs=()
-for p in chromium chromium-driver mesa-vulkan-drivers binaryen; do
+for p in chromium chromium-driver mesa-vulkan-drivers; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

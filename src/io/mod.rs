@@ -1,0 +1,3 @@
+//! Files in and out: safetensors with Hugging Face's names, checkpoints, exports.
+
+pub mod safetensors;

@@ -1,0 +1,105 @@
+//! `BertConfig`, read straight from a Hugging Face `config.json`, with presets for small models.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub pad_token_id: usize,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f32,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f32,
+}
+
+fn default_max_pos() -> usize {
+    512
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_dropout() -> f32 {
+    0.1
+}
+
+impl BertConfig {
+    /// Parses a Hugging Face config.json and checks that BERT Lab can run it.
+    pub fn from_json(text: &str) -> Result<BertConfig, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("config.json is not valid JSON: {e}"))?;
+        if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
+            if mt != "bert" {
+                return Err(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\")"));
+            }
+        }
+        let c: BertConfig = serde_json::from_value(v).map_err(|e| format!("config.json is not a BERT config: {e}"))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.hidden_act != "gelu" {
+            return Err(format!("hidden_act \"{}\" is not supported (BERT's \"gelu\" is)", self.hidden_act));
+        }
+        for (name, v) in [("vocab_size", self.vocab_size), ("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("max_position_embeddings", self.max_position_embeddings), ("type_vocab_size", self.type_vocab_size)] {
+            if v == 0 {
+                return Err(format!("{name} is 0"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// A from-scratch model of the given size, with BERT's other defaults.
+    pub fn small(vocab_size: usize, hidden: usize, layers: usize, heads: usize) -> BertConfig {
+        BertConfig {
+            vocab_size,
+            hidden_size: hidden,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            intermediate_size: 4 * hidden,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: "gelu".into(),
+            pad_token_id: 0,
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+        }
+    }
+
+    /// Parameters of the encoder + pooler (without heads).
+    pub fn encoder_params(&self) -> usize {
+        let (h, i, l) = (self.hidden_size, self.intermediate_size, self.num_hidden_layers);
+        let emb = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h + 2 * h;
+        let layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h;
+        emb + l * layer + h * h + h
+    }
+}
