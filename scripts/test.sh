@@ -16,7 +16,7 @@ native=$(date +%s)
 echo "== browser tests (wasm-pack test --headless --chrome)"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
 export CHROMEDRIVER=/usr/bin/chromedriver
-wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver -- --test web_kernels 2>&1 | tee /tmp/bertlab-web-tests.log
+wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver -- --test web 2>&1 | tee /tmp/bertlab-web-tests.log
 web=$(date +%s)
 
 passed=$(grep -hoE "test result: ok\. [0-9]+ passed" /tmp/bertlab-native-tests.log /tmp/bertlab-web-tests.log | awk '{s+=$4} END {print s+0}')

@@ -10,6 +10,8 @@
 //! - `web` (wasm only): the entry points the page calls.
 
 pub mod bench;
+pub mod io;
+pub mod model;
 pub mod gpu;
 pub mod kernels;
 pub mod shaders;

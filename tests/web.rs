@@ -1,4 +1,5 @@
-//! Every kernel check of `bertlab::kernels::checks`, in headless Chrome's WebGPU
+//! Every kernel check of `bertlab::kernels::checks` and every model check of `bertlab::model::checks`
+//! (PyTorch parity), in headless Chrome's WebGPU
 //! (`wasm-pack test --headless --chrome`, flags in webdriver.json). Without WebGPU every test fails
 //! with instructions; nothing is skipped.
 #![cfg(target_arch = "wasm32")]
@@ -25,12 +26,13 @@ async fn gpu() -> Rc<Gpu> {
 }
 
 macro_rules! web_tests {
-    ($($name:ident),*) => {
+    ($($name:ident),*) => { web_tests!(@ kernels; $($name),*); };
+    (@ $module:ident; $($name:ident),*) => {
         $(
             #[wasm_bindgen_test]
             async fn $name() {
                 let g = gpu().await;
-                match bertlab::kernels::checks::$name(&g).await {
+                match bertlab::$module::checks::$name(&g).await {
                     Ok(summary) => web_sys::console::log_1(&format!("{} on {}: {summary}", stringify!($name), g.info.name).into()),
                     Err(e) => panic!("{} on {}: {e}", stringify!($name), g.info.summary()),
                 }
@@ -39,7 +41,12 @@ macro_rules! web_tests {
     };
 }
 
+macro_rules! web_model_tests {
+    ($($name:ident),*) => { web_tests!(@ model; $($name),*); };
+}
+
 bertlab::for_each_kernel_check!(web_tests);
+bertlab::for_each_model_check!(web_model_tests);
 
 #[wasm_bindgen_test]
 async fn adapter_is_webgpu() {

@@ -1,0 +1,748 @@
+//! BERT's forward and backward on the GPU: embeddings, N encoder layers, pooler, and the masked-LM,
+//! sentence-order and sequence-classification heads. Everything is recorded into a caller's `Step`
+//! (one submit per training step); only the small loss statistics are read back.
+//!
+//! Shapes (see mod.rs): x (B*T, C); q, k, v, ctx_h (B, H, T, D); probs (B, H, T, T);
+//! inter (B*T, I); MLM rows (M, C) and logits (M, V) only at predicted positions.
+
+use super::config::BertConfig;
+use super::params::{tensor_names, ParamStore};
+use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
+use crate::io::safetensors::SafeTensors;
+use crate::kernels::adamw::{AdamW, AdamWState, ParamSlice};
+use crate::kernels::embedding::{self, EmbeddingGrouping};
+use crate::kernels::layernorm::{self, LnParams};
+use crate::kernels::matmul::Matmul;
+use crate::kernels::{cross_entropy, dropout, elementwise, gelu, softmax};
+
+/// Which heads the model carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Heads {
+    pub mlm: bool,
+    pub sop: bool,
+    /// Sequence-classification labels; 0 for none.
+    pub num_labels: usize,
+}
+
+/// One batch's inputs and targets on the GPU, with the host-side groupings the embedding backward
+/// needs. Built from token ids the caller already has on the host.
+pub struct Batch {
+    pub b: usize,
+    pub t: usize,
+    ids: GpuBuf,
+    types: GpuBuf,
+    pos: GpuBuf,
+    /// (B, T) additive: 0 for tokens, -inf for padding.
+    mask: GpuBuf,
+    g_ids: EmbeddingGrouping,
+    g_types: EmbeddingGrouping,
+    g_pos: EmbeddingGrouping,
+    /// Row b*T of each sequence: its [CLS] token.
+    cls_rows: GpuBuf,
+    g_cls: EmbeddingGrouping,
+    /// MLM: the M rows predicted, their labels, and the row grouping for the backward.
+    pub m: usize,
+    mlm_rows: Option<GpuBuf>,
+    mlm_labels: Option<GpuBuf>,
+    g_mlm: Option<EmbeddingGrouping>,
+    /// The predicted rows on the host, for masked-token prediction.
+    pub mlm_row_ids: Vec<u32>,
+    sop_labels: Option<GpuBuf>,
+    cls_labels: Option<GpuBuf>,
+}
+
+impl Batch {
+    /// `ids`, `types`, `attention_mask` are (B, T) row-major; `mlm_labels` is (B, T) with -100 where
+    /// nothing is predicted; `sop_labels` and `cls_labels` are (B).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        cfg: &BertConfig,
+        b: usize,
+        t: usize,
+        ids: &[u32],
+        types: &[u32],
+        attention_mask: &[u32],
+        mlm_labels: Option<&[i32]>,
+        sop_labels: Option<&[i32]>,
+        cls_labels: Option<&[i32]>,
+    ) -> Result<Batch, String> {
+        let n = b * t;
+        if ids.len() != n || types.len() != n || attention_mask.len() != n {
+            return Err(format!("batch of {b}x{t} needs {n} ids, types and mask values"));
+        }
+        if t > cfg.max_position_embeddings {
+            return Err(format!("sequences of {t} tokens exceed the model's {} positions", cfg.max_position_embeddings));
+        }
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
+            return Err(format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size));
+        }
+        if let Some(bad) = types.iter().find(|&&i| i as usize >= cfg.type_vocab_size) {
+            return Err(format!("token type {bad} is outside the model's {} types", cfg.type_vocab_size));
+        }
+        let e = |x: GpuError| x.to_string();
+        let pos: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
+        let mask: Vec<f32> = attention_mask.iter().map(|&m| if m != 0 { 0.0 } else { f32::NEG_INFINITY }).collect();
+        let cls_rows: Vec<u32> = (0..b).map(|i| (i * t) as u32).collect();
+        let (mut m, mut mlm_rows, mut mlm_lab, mut g_mlm, mut row_ids) = (0, None, None, None, Vec::new());
+        if let Some(labels) = mlm_labels {
+            if labels.len() != n {
+                return Err(format!("MLM labels: {} values for a {b}x{t} batch", labels.len()));
+            }
+            let rows: Vec<u32> = (0..n as u32).filter(|&i| labels[i as usize] >= 0).collect();
+            let lab: Vec<i32> = rows.iter().map(|&i| labels[i as usize]).collect();
+            if let Some(bad) = lab.iter().find(|&&l| l as usize >= cfg.vocab_size) {
+                return Err(format!("MLM label {bad} is outside the vocabulary of {}", cfg.vocab_size));
+            }
+            m = rows.len();
+            if m > 0 {
+                mlm_rows = Some(gpu.upload_u32("mlm_rows", &rows).map_err(e)?);
+                mlm_lab = Some(gpu.upload_i32("mlm_labels", &lab).map_err(e)?);
+                g_mlm = Some(EmbeddingGrouping::new(gpu, &rows).map_err(e)?);
+            }
+            row_ids = rows;
+        }
+        let labels_buf = |l: Option<&[i32]>, what: &str| -> Result<Option<GpuBuf>, String> {
+            match l {
+                Some(l) if l.len() != b => Err(format!("{what} labels: {} values for a batch of {b}", l.len())),
+                Some(l) => Ok(Some(gpu.upload_i32(what, l).map_err(e)?)),
+                None => Ok(None),
+            }
+        };
+        Ok(Batch {
+            b,
+            t,
+            ids: gpu.upload_u32("ids", ids).map_err(e)?,
+            types: gpu.upload_u32("types", types).map_err(e)?,
+            pos: gpu.upload_u32("pos", &pos).map_err(e)?,
+            mask: gpu.upload_f32("mask", &mask).map_err(e)?,
+            g_ids: EmbeddingGrouping::new(gpu, ids).map_err(e)?,
+            g_types: EmbeddingGrouping::new(gpu, types).map_err(e)?,
+            g_pos: EmbeddingGrouping::new(gpu, &pos).map_err(e)?,
+            cls_rows: gpu.upload_u32("cls_rows", &cls_rows).map_err(e)?,
+            g_cls: EmbeddingGrouping::new(gpu, &cls_rows).map_err(e)?,
+            m,
+            mlm_rows,
+            mlm_labels: mlm_lab,
+            g_mlm,
+            mlm_row_ids: row_ids,
+            sop_labels: labels_buf(sop_labels, "sop")?,
+            cls_labels: labels_buf(cls_labels, "cls")?,
+        })
+    }
+}
+
+/// Saved activations of one encoder layer.
+struct LayerActs {
+    qh: GpuBuf,
+    kh: GpuBuf,
+    vh: GpuBuf,
+    probs: GpuBuf,
+    probs_d: GpuBuf,
+    ctx: GpuBuf,
+    res1: GpuBuf,
+    h1: GpuBuf,
+    mean1: GpuBuf,
+    rstd1: GpuBuf,
+    inter_pre: GpuBuf,
+    inter: GpuBuf,
+    res2: GpuBuf,
+    mean2: GpuBuf,
+    rstd2: GpuBuf,
+}
+
+/// Activations and scratch for one (B, T), allocated once and reused.
+struct Acts {
+    b: usize,
+    t: usize,
+    emb: GpuBuf,
+    emb_ln: GpuBuf,
+    emb_mean: GpuBuf,
+    emb_rstd: GpuBuf,
+    /// x[0] = embeddings output, x[l + 1] = output of layer l.
+    x: Vec<GpuBuf>,
+    layers: Vec<LayerActs>,
+    // scratch (B*T, C) / (B*T, I) / (B, H, T, T) / (B, H, T, D)
+    lin: GpuBuf,
+    lin2: GpuBuf,
+    scores: GpuBuf,
+    ctx_h: GpuBuf,
+    d_x: GpuBuf,
+    d_h1: GpuBuf,
+    d_res: GpuBuf,
+    d_tmp: GpuBuf,
+    d_inter: GpuBuf,
+    d_inter2: GpuBuf,
+    dqh: GpuBuf,
+    dkh: GpuBuf,
+    dvh: GpuBuf,
+    dctx_h: GpuBuf,
+    dprobs: GpuBuf,
+    dscores: GpuBuf,
+    ln_scratch: GpuBuf,
+    // pooler / sentence heads (B, C), (B, 2), (B, L)
+    cls_x: GpuBuf,
+    pooled_pre: GpuBuf,
+    pooled: GpuBuf,
+    pooled_d: GpuBuf,
+    d_pooled: GpuBuf,
+    d_pooled_pre: GpuBuf,
+    d_cls_x: GpuBuf,
+    sop_logits: GpuBuf,
+    d_sop_logits: GpuBuf,
+    cls_logits: GpuBuf,
+    d_cls_logits: GpuBuf,
+    ce_rows: GpuBuf,
+    pub(crate) stats: [GpuBuf; 3],
+}
+
+/// MLM-head buffers for up to `cap` predicted rows.
+struct MlmActs {
+    cap: usize,
+    x: GpuBuf,
+    pre: GpuBuf,
+    act: GpuBuf,
+    ln: GpuBuf,
+    mean: GpuBuf,
+    rstd: GpuBuf,
+    logits: GpuBuf,
+    d_logits: GpuBuf,
+    d_ln: GpuBuf,
+    d_act: GpuBuf,
+    d_x: GpuBuf,
+    ce_rows: GpuBuf,
+}
+
+/// Mean losses of the last forward (0 for a head not used).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Losses {
+    pub mlm: f32,
+    pub mlm_count: f32,
+    pub sop: f32,
+    pub cls: f32,
+}
+
+impl Losses {
+    pub fn total(&self) -> f32 {
+        self.mlm + self.sop + self.cls
+    }
+}
+
+pub struct Bert {
+    pub cfg: BertConfig,
+    pub heads: Heads,
+    pub params: ParamStore,
+    acts: Option<Acts>,
+    mlm_acts: Option<MlmActs>,
+    /// Dropout on in training steps (off for parity tests and inference).
+    pub dropout: bool,
+    pub opt_state: Option<AdamWState>,
+}
+
+const STAT_MLM: usize = 0;
+const STAT_SOP: usize = 1;
+const STAT_CLS: usize = 2;
+
+fn lname(l: usize, rest: &str) -> String {
+    format!("encoder.layer.{l}.{rest}")
+}
+
+impl Bert {
+    /// A model with `cfg` and `heads`, its weights from `file` where present (HF names) and BERT's
+    /// initialisation elsewhere.
+    pub fn new(gpu: &Gpu, cfg: BertConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Bert, super::LoadReport), String> {
+        cfg.validate()?;
+        let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
+        let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
+        Ok((Bert { cfg, heads, params, acts: None, mlm_acts: None, dropout: false, opt_state: None }, report))
+    }
+
+    fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
+        let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
+        let d = c / h;
+        let bt = b * t;
+        let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
+        if self.acts.as_ref().map(|a| a.b != b || a.t != t).unwrap_or(true) {
+            let mut layers = Vec::new();
+            for _ in 0..self.cfg.num_hidden_layers {
+                layers.push(LayerActs {
+                    qh: z("qh", bt * c)?,
+                    kh: z("kh", bt * c)?,
+                    vh: z("vh", bt * c)?,
+                    probs: z("probs", b * h * t * t)?,
+                    probs_d: z("probs_d", b * h * t * t)?,
+                    ctx: z("ctx", bt * c)?,
+                    res1: z("res1", bt * c)?,
+                    h1: z("h1", bt * c)?,
+                    mean1: z("mean1", bt)?,
+                    rstd1: z("rstd1", bt)?,
+                    inter_pre: z("inter_pre", bt * i)?,
+                    inter: z("inter", bt * i)?,
+                    res2: z("res2", bt * c)?,
+                    mean2: z("mean2", bt)?,
+                    rstd2: z("rstd2", bt)?,
+                });
+            }
+            let labels = self.heads.num_labels.max(2);
+            self.acts = Some(Acts {
+                b,
+                t,
+                emb: z("emb", bt * c)?,
+                emb_ln: z("emb_ln", bt * c)?,
+                emb_mean: z("emb_mean", bt)?,
+                emb_rstd: z("emb_rstd", bt)?,
+                x: (0..=self.cfg.num_hidden_layers).map(|_| z("x", bt * c)).collect::<Result<_, _>>()?,
+                layers,
+                lin: z("lin", bt * c)?,
+                lin2: z("lin2", bt * c)?,
+                scores: z("scores", b * h * t * t)?,
+                ctx_h: z("ctx_h", b * h * t * d)?,
+                d_x: z("d_x", bt * c)?,
+                d_h1: z("d_h1", bt * c)?,
+                d_res: z("d_res", bt * c)?,
+                d_tmp: z("d_tmp", bt * c)?,
+                d_inter: z("d_inter", bt * i)?,
+                d_inter2: z("d_inter2", bt * i)?,
+                dqh: z("dqh", bt * c)?,
+                dkh: z("dkh", bt * c)?,
+                dvh: z("dvh", bt * c)?,
+                dctx_h: z("dctx_h", bt * c)?,
+                dprobs: z("dprobs", b * h * t * t)?,
+                dscores: z("dscores", b * h * t * t)?,
+                ln_scratch: z("ln_scratch", c)?,
+                cls_x: z("cls_x", b * c)?,
+                pooled_pre: z("pooled_pre", b * c)?,
+                pooled: z("pooled", b * c)?,
+                pooled_d: z("pooled_d", b * c)?,
+                d_pooled: z("d_pooled", b * c)?,
+                d_pooled_pre: z("d_pooled_pre", b * c)?,
+                d_cls_x: z("d_cls_x", b * c)?,
+                sop_logits: z("sop_logits", b * 2)?,
+                d_sop_logits: z("d_sop_logits", b * 2)?,
+                cls_logits: z("cls_logits", b * labels)?,
+                d_cls_logits: z("d_cls_logits", b * labels)?,
+                ce_rows: z("ce_rows", b * 2)?,
+                stats: [z("stats_mlm", 2)?, z("stats_sop", 2)?, z("stats_cls", 2)?],
+            });
+        }
+        if self.heads.mlm && m > 0 && self.mlm_acts.as_ref().map(|a| a.cap < m).unwrap_or(true) {
+            let cap = m.next_power_of_two();
+            let v = self.cfg.vocab_size;
+            self.mlm_acts = Some(MlmActs {
+                cap,
+                x: z("mlm_x", cap * c)?,
+                pre: z("mlm_pre", cap * c)?,
+                act: z("mlm_act", cap * c)?,
+                ln: z("mlm_ln", cap * c)?,
+                mean: z("mlm_mean", cap)?,
+                rstd: z("mlm_rstd", cap)?,
+                logits: z("mlm_logits", cap * v)?,
+                d_logits: z("mlm_d_logits", cap * v)?,
+                d_ln: z("mlm_d_ln", cap * c)?,
+                d_act: z("mlm_d_act", cap * c)?,
+                d_x: z("mlm_d_x", cap * c)?,
+                ce_rows: z("mlm_ce_rows", cap * 2)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn seed(&self, base: u64, site: u64) -> u64 {
+        base ^ site.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// y (rows, out) = x (rows, inp) @ W^T + b for the linear layer `name` (torch layout (out, inp)).
+    fn linear(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, name: &str, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
+        let p = &self.params;
+        Matmul::new(rows, out, inp).trans_b().record(step, y, x, p.w(&format!("{name}.weight")), Some(p.w(&format!("{name}.bias"))))
+    }
+
+    /// The backward of `linear`: dW += dy^T x and db += sum(dy) when trainable; dx = (or +=) dy W.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, name: &str, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
+        let p = &self.params;
+        let wn = format!("{name}.weight");
+        if let Some(dw) = p.grad(&wn) {
+            Matmul::new(out, inp, rows).trans_a().accumulate().record(step, dw, dy, x, None)?;
+        }
+        if let Some(db) = p.grad(&format!("{name}.bias")) {
+            elementwise::bias_grad(step, db, dy, rows, out)?;
+        }
+        if let Some((dx, acc)) = dx {
+            let mut mm = Matmul::new(rows, inp, out);
+            mm.accumulate = acc;
+            mm.record(step, dx, dy, p.w(&wn), None)?;
+        }
+        Ok(())
+    }
+
+    fn ln_forward(&self, step: &mut Step, y: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, x: &GpuBuf, name: &str, rows: usize) -> Result<(), GpuError> {
+        let p = &self.params;
+        let eps = self.cfg.layer_norm_eps as f32;
+        layernorm::forward(step, y, mean, rstd, x, p.w(&format!("{name}.weight")), p.w(&format!("{name}.bias")), LnParams::default(), rows, self.cfg.hidden_size, eps)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ln_backward(&self, step: &mut Step, dx: &GpuBuf, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, name: &str, rows: usize, accumulate: bool, scratch: &GpuBuf) -> Result<(), GpuError> {
+        let p = &self.params;
+        let wn = format!("{name}.weight");
+        let dg = p.grad(&wn).unwrap_or(scratch);
+        let db = p.grad(&format!("{name}.bias")).unwrap_or(scratch);
+        layernorm::backward(step, dx, dg, db, dy, x, mean, rstd, p.w(&wn), LnParams::default(), rows, self.cfg.hidden_size, accumulate)
+    }
+
+    /// Whether any parameter named with one of `prefixes` is trainable.
+    fn any_trainable(&self, pred: impl Fn(&str) -> bool) -> bool {
+        self.params.params.iter().any(|p| p.trainable && pred(&p.name))
+    }
+
+    /// Records the forward pass and the losses of every head that has targets in `batch`.
+    /// `seed` drives dropout (used only when `self.dropout`).
+    pub fn forward(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), String> {
+        self.ensure_acts(gpu, batch.b, batch.t, batch.m).map_err(|e| e.to_string())?;
+        self.record_forward(step, batch, seed).map_err(|e| e.to_string())
+    }
+
+    fn record_forward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), GpuError> {
+        let a = self.acts.as_ref().unwrap();
+        let cfg = &self.cfg;
+        let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
+        let d = c / h;
+        let bt = b * t;
+        let p = &self.params;
+        let hp = if self.dropout { cfg.hidden_dropout_prob } else { 0.0 };
+        let ap = if self.dropout { cfg.attention_probs_dropout_prob } else { 0.0 };
+
+        // embeddings: word + position + token type, layernorm, dropout
+        embedding::forward(step, &a.emb, &batch.ids, p.w("embeddings.word_embeddings.weight"), 0, bt, c, cfg.vocab_size, false)?;
+        embedding::forward(step, &a.emb, &batch.pos, p.w("embeddings.position_embeddings.weight"), 0, bt, c, cfg.max_position_embeddings, true)?;
+        embedding::forward(step, &a.emb, &batch.types, p.w("embeddings.token_type_embeddings.weight"), 0, bt, c, cfg.type_vocab_size, true)?;
+        if hp > 0.0 {
+            self.ln_forward(step, &a.emb_ln, &a.emb_mean, &a.emb_rstd, &a.emb, "embeddings.LayerNorm", bt)?;
+            dropout::apply(step, &a.x[0], &a.emb_ln, bt * c, hp, self.seed(seed, 1))?;
+        } else {
+            self.ln_forward(step, &a.x[0], &a.emb_mean, &a.emb_rstd, &a.emb, "embeddings.LayerNorm", bt)?;
+        }
+
+        let heads = crate::kernels::attention::Heads { b, t, h, d };
+        for l in 0..cfg.num_hidden_layers {
+            let la = &a.layers[l];
+            let x = &a.x[l];
+            for (name, dst) in [("query", &la.qh), ("key", &la.kh), ("value", &la.vh)] {
+                self.linear(step, &a.lin, x, &lname(l, &format!("attention.self.{name}")), bt, c, c)?;
+                heads.split(step, dst, &a.lin, c, 0)?;
+            }
+            // scores = q k^T; probs = softmax(scores / sqrt(D) + mask); ctx = dropout(probs) v
+            Matmul::new(t, t, d).batch(b * h).trans_b().record(step, &a.scores, &la.qh, &la.kh, None)?;
+            softmax::forward(step, &la.probs, &a.scores, Some((&batch.mask, h * t)), b * h * t, t, 1.0 / (d as f32).sqrt())?;
+            let probs_used = if ap > 0.0 {
+                dropout::apply(step, &la.probs_d, &la.probs, b * h * t * t, ap, self.seed(seed, 100 + 10 * l as u64))?;
+                &la.probs_d
+            } else {
+                &la.probs
+            };
+            Matmul::new(t, d, t).batch(b * h).record(step, &a.ctx_h, probs_used, &la.vh, None)?;
+            heads.merge(step, &la.ctx, &a.ctx_h, c, 0)?;
+            // attention output: dense, dropout, residual, layernorm
+            self.linear(step, &a.lin, &la.ctx, &lname(l, "attention.output.dense"), bt, c, c)?;
+            if hp > 0.0 {
+                dropout::apply(step, &a.lin2, &a.lin, bt * c, hp, self.seed(seed, 101 + 10 * l as u64))?;
+                elementwise::add(step, &la.res1, &a.lin2, x, bt * c)?;
+            } else {
+                elementwise::add(step, &la.res1, &a.lin, x, bt * c)?;
+            }
+            self.ln_forward(step, &la.h1, &la.mean1, &la.rstd1, &la.res1, &lname(l, "attention.output.LayerNorm"), bt)?;
+            // feed-forward: dense + GELU, dense, dropout, residual, layernorm
+            self.linear(step, &la.inter_pre, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
+            gelu::forward(step, &la.inter, &la.inter_pre, bt * i)?;
+            self.linear(step, &a.lin, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
+            if hp > 0.0 {
+                dropout::apply(step, &a.lin2, &a.lin, bt * c, hp, self.seed(seed, 102 + 10 * l as u64))?;
+                elementwise::add(step, &la.res2, &a.lin2, &la.h1, bt * c)?;
+            } else {
+                elementwise::add(step, &la.res2, &a.lin, &la.h1, bt * c)?;
+            }
+            self.ln_forward(step, &a.x[l + 1], &la.mean2, &la.rstd2, &la.res2, &lname(l, "output.LayerNorm"), bt)?;
+        }
+        let last = &a.x[cfg.num_hidden_layers];
+
+        // pooler on [CLS]: tanh(dense(x[b*T]))
+        if self.heads.sop || self.heads.num_labels > 0 {
+            embedding::forward(step, &a.cls_x, &batch.cls_rows, last, 0, b, c, bt, false)?;
+            self.linear(step, &a.pooled_pre, &a.cls_x, "pooler.dense", b, c, c)?;
+            elementwise::tanh_forward(step, &a.pooled, &a.pooled_pre, b * c)?;
+        }
+        if self.heads.sop {
+            self.linear(step, &a.sop_logits, &a.pooled, "cls.seq_relationship", b, 2, c)?;
+            if let Some(lab) = &batch.sop_labels {
+                cross_entropy::forward(step, &a.stats[STAT_SOP], &a.ce_rows, &a.sop_logits, lab, b, 2)?;
+            }
+        }
+        if self.heads.num_labels > 0 {
+            let nl = self.heads.num_labels;
+            let pooled = if hp > 0.0 {
+                dropout::apply(step, &a.pooled_d, &a.pooled, b * c, hp, self.seed(seed, 3))?;
+                &a.pooled_d
+            } else {
+                &a.pooled
+            };
+            self.linear(step, &a.cls_logits, pooled, "classifier", b, nl, c)?;
+            if let Some(lab) = &batch.cls_labels {
+                cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
+            }
+        }
+        // masked LM, only at the M predicted rows: transform (dense, GELU, layernorm), then the
+        // decoder tied to the word embeddings plus the output bias
+        if let (true, Some(rows), Some(ma)) = (self.heads.mlm, &batch.mlm_rows, &self.mlm_acts) {
+            let m = batch.m;
+            embedding::forward(step, &ma.x, rows, last, 0, m, c, bt, false)?;
+            self.linear(step, &ma.pre, &ma.x, "cls.predictions.transform.dense", m, c, c)?;
+            gelu::forward(step, &ma.act, &ma.pre, m * c)?;
+            self.ln_forward(step, &ma.ln, &ma.mean, &ma.rstd, &ma.act, "cls.predictions.transform.LayerNorm", m)?;
+            let v = cfg.vocab_size;
+            Matmul::new(m, v, c).trans_b().record(step, &ma.logits, &ma.ln, p.w("embeddings.word_embeddings.weight"), Some(p.w("cls.predictions.bias")))?;
+            if let Some(lab) = &batch.mlm_labels {
+                cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the backward of the summed losses into the trainable parameters' gradients (which
+    /// the caller zeroes). Frozen parameters get no gradient work, and layers below the lowest
+    /// trainable parameter get no backward at all.
+    pub fn backward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), String> {
+        self.record_backward(step, batch, seed).map_err(|e| e.to_string())
+    }
+
+    fn record_backward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), GpuError> {
+        let a = self.acts.as_ref().ok_or_else(|| GpuError::Shape("backward before forward".into()))?;
+        let cfg = &self.cfg;
+        let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
+        let d = c / h;
+        let bt = b * t;
+        let nl_layers = cfg.num_hidden_layers;
+        let p = &self.params;
+        let hp = if self.dropout { cfg.hidden_dropout_prob } else { 0.0 };
+        let ap = if self.dropout { cfg.attention_probs_dropout_prob } else { 0.0 };
+        let last = &a.x[nl_layers];
+        // does anything below layer l (or in it) need gradients?
+        let emb_trainable = self.any_trainable(|n| n.starts_with("embeddings."));
+        let layer_trainable: Vec<bool> = (0..nl_layers).map(|l| self.any_trainable(|n| n.starts_with(&format!("encoder.layer.{l}.")))).collect();
+        let need_below = |l: usize| emb_trainable || layer_trainable[..l].iter().any(|&x| x);
+        let encoder_needs_grad = need_below(nl_layers);
+
+        // d_x holds dLoss/d last hidden state; heads scatter-add into it
+        if encoder_needs_grad {
+            step.clear(&a.d_x);
+        }
+        if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.mlm, &self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
+            let (m, v) = (batch.m, cfg.vocab_size);
+            cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
+            let word = "embeddings.word_embeddings.weight";
+            if let Some(dw) = p.grad(word) {
+                Matmul::new(v, c, m).trans_a().accumulate().record(step, dw, &ma.d_logits, &ma.ln, None)?;
+            }
+            if let Some(db) = p.grad("cls.predictions.bias") {
+                elementwise::bias_grad(step, db, &ma.d_logits, m, v)?;
+            }
+            Matmul::new(m, c, v).record(step, &ma.d_ln, &ma.d_logits, p.w(word), None)?;
+            self.ln_backward(step, &ma.d_act, &ma.d_ln, &ma.act, &ma.mean, &ma.rstd, "cls.predictions.transform.LayerNorm", m, false, &a.ln_scratch)?;
+            gelu::backward(step, &ma.d_ln, &ma.pre, &ma.d_act, m * c)?;
+            let dx = encoder_needs_grad.then_some((&ma.d_x, false));
+            self.linear_backward(step, dx, &ma.d_ln, &ma.x, "cls.predictions.transform.dense", m, c, c)?;
+            if encoder_needs_grad {
+                embedding::backward(step, &a.d_x, 0, &ma.d_x, g, c, bt)?;
+            }
+        }
+        let pooled_used = self.heads.sop && batch.sop_labels.is_some() || self.heads.num_labels > 0 && batch.cls_labels.is_some();
+        if pooled_used {
+            step.clear(&a.d_pooled);
+            if let (true, Some(lab)) = (self.heads.sop, &batch.sop_labels) {
+                cross_entropy::backward(step, &a.d_sop_logits, &a.sop_logits, lab, &a.stats[STAT_SOP], b, 2, 1.0)?;
+                self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_sop_logits, &a.pooled, "cls.seq_relationship", b, 2, c)?;
+            }
+            if let (true, Some(lab)) = (self.heads.num_labels > 0, &batch.cls_labels) {
+                let nl = self.heads.num_labels;
+                cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab, &a.stats[STAT_CLS], b, nl, 1.0)?;
+                let pooled = if hp > 0.0 { &a.pooled_d } else { &a.pooled };
+                if hp > 0.0 {
+                    self.linear_backward(step, Some((&a.d_pooled_pre, false)), &a.d_cls_logits, pooled, "classifier", b, nl, c)?;
+                    dropout::apply(step, &a.d_cls_x, &a.d_pooled_pre, b * c, hp, self.seed(seed, 3))?;
+                    elementwise::add(step, &a.d_pooled_pre, &a.d_pooled, &a.d_cls_x, b * c)?;
+                    step.copy(&a.d_pooled_pre, 0, &a.d_pooled, 0, b * c)?;
+                } else {
+                    self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_cls_logits, pooled, "classifier", b, nl, c)?;
+                }
+            }
+            let pooler_needs = encoder_needs_grad || self.any_trainable(|n| n.starts_with("pooler."));
+            if pooler_needs {
+                elementwise::tanh_backward(step, &a.d_pooled_pre, &a.pooled, &a.d_pooled, b * c)?;
+                let dx = encoder_needs_grad.then_some((&a.d_cls_x, false));
+                self.linear_backward(step, dx, &a.d_pooled_pre, &a.cls_x, "pooler.dense", b, c, c)?;
+                if encoder_needs_grad {
+                    embedding::backward(step, &a.d_x, 0, &a.d_cls_x, &batch.g_cls, c, bt)?;
+                }
+            }
+        }
+        if !encoder_needs_grad {
+            return Ok(());
+        }
+        let _ = last;
+
+        let heads = crate::kernels::attention::Heads { b, t, h, d };
+        let scale = 1.0 / (d as f32).sqrt();
+        // d_x: gradient w.r.t. the current layer's output, then its input
+        for l in (0..nl_layers).rev() {
+            if !layer_trainable[l] && !need_below(l) {
+                continue;
+            }
+            let la = &a.layers[l];
+            let x = &a.x[l];
+            // output layernorm -> d_res (gradient at res2 = o + h1)
+            self.ln_backward(step, &a.d_res, &a.d_x, &la.res2, &la.mean2, &la.rstd2, &lname(l, "output.LayerNorm"), bt, false, &a.ln_scratch)?;
+            // residual: d_h1 = d_res; d_o = dropout(d_res)
+            step.copy(&a.d_res, 0, &a.d_h1, 0, bt * c)?;
+            let d_o = if hp > 0.0 {
+                dropout::apply(step, &a.d_tmp, &a.d_res, bt * c, hp, self.seed(seed, 102 + 10 * l as u64))?;
+                &a.d_tmp
+            } else {
+                &a.d_res
+            };
+            self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
+            // GELU: d_inter2 = d(inter_pre)
+            gelu::backward(step, &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
+            self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
+            // attention output layernorm -> d_res (gradient at res1 = a + x)
+            self.ln_backward(step, &a.d_res, &a.d_h1, &la.res1, &la.mean1, &la.rstd1, &lname(l, "attention.output.LayerNorm"), bt, false, &a.ln_scratch)?;
+            let d_a = if hp > 0.0 {
+                dropout::apply(step, &a.d_tmp, &a.d_res, bt * c, hp, self.seed(seed, 101 + 10 * l as u64))?;
+                &a.d_tmp
+            } else {
+                &a.d_res
+            };
+            // d_ctx (B*T, C) in lin2; the residual's d_x = d_res is added below
+            self.linear_backward(step, Some((&a.lin2, false)), d_a, &la.ctx, &lname(l, "attention.output.dense"), bt, c, c)?;
+            heads.split(step, &a.dctx_h, &a.lin2, c, 0)?;
+            // ctx = P' v (P' = dropout(P)): dP' = dctx v^T; dv = P'^T dctx
+            let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
+            Matmul::new(t, t, d).batch(b * h).trans_b().record(step, &a.dprobs, &a.dctx_h, &la.vh, None)?;
+            Matmul::new(t, d, t).batch(b * h).trans_a().record(step, &a.dvh, probs_used, &a.dctx_h, None)?;
+            let dprobs = if ap > 0.0 {
+                dropout::apply(step, &a.dscores, &a.dprobs, b * h * t * t, ap, self.seed(seed, 100 + 10 * l as u64))?;
+                step.copy(&a.dscores, 0, &a.dprobs, 0, b * h * t * t)?;
+                &a.dprobs
+            } else {
+                &a.dprobs
+            };
+            softmax::backward(step, &a.dscores, &la.probs, dprobs, b * h * t, t, scale)?;
+            Matmul::new(t, d, t).batch(b * h).record(step, &a.dqh, &a.dscores, &la.kh, None)?;
+            Matmul::new(t, d, t).batch(b * h).trans_a().record(step, &a.dkh, &a.dscores, &la.qh, None)?;
+            // the input's gradient: residual path plus the three projections
+            let input_needed = need_below(l);
+            if input_needed {
+                step.copy(&a.d_res, 0, &a.d_x, 0, bt * c)?;
+            }
+            for (name, dh) in [("query", &a.dqh), ("key", &a.dkh), ("value", &a.dvh)] {
+                heads.merge(step, &a.lin, dh, c, 0)?;
+                let dx = input_needed.then_some((&a.d_x, true));
+                self.linear_backward(step, dx, &a.lin, x, &lname(l, &format!("attention.self.{name}")), bt, c, c)?;
+            }
+        }
+        if emb_trainable {
+            let src = if hp > 0.0 {
+                dropout::apply(step, &a.d_res, &a.d_x, bt * c, hp, self.seed(seed, 1))?;
+                &a.d_res
+            } else {
+                &a.d_x
+            };
+            self.ln_backward(step, &a.d_h1, src, &a.emb, &a.emb_mean, &a.emb_rstd, "embeddings.LayerNorm", bt, false, &a.ln_scratch)?;
+            for (name, g, rows) in [
+                ("embeddings.word_embeddings.weight", &batch.g_ids, cfg.vocab_size),
+                ("embeddings.position_embeddings.weight", &batch.g_pos, cfg.max_position_embeddings),
+                ("embeddings.token_type_embeddings.weight", &batch.g_types, cfg.type_vocab_size),
+            ] {
+                if let Some(dw) = p.grad(name) {
+                    embedding::backward(step, dw, 0, &a.d_h1, g, c, rows)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Zeroes every trainable gradient (start of a training step).
+    pub fn zero_grads(&self, step: &mut Step) {
+        for p in &self.params.params {
+            if let (true, Some(g)) = (p.trainable, &p.grad) {
+                step.clear(g);
+            }
+        }
+    }
+
+    /// AdamW over every trainable parameter, with HF's weight-decay groups.
+    pub fn optimizer_step(&mut self, gpu: &Gpu, step: &mut Step, opt: &AdamW, lr: f32, weight_decay: f32) -> Result<(), String> {
+        let e = |x: GpuError| x.to_string();
+        if self.opt_state.is_none() {
+            let lens: Vec<usize> = self.params.params.iter().filter(|p| p.trainable).map(|p| p.numel()).collect();
+            self.opt_state = Some(AdamWState::new(gpu, crate::kernels::adamw::slots_for(&lens)).map_err(e)?);
+        }
+        let slices: Vec<ParamSlice> = self
+            .params
+            .params
+            .iter()
+            .filter(|p| p.trainable)
+            .map(|p| ParamSlice {
+                param: &p.value,
+                grad: p.grad.as_ref().unwrap(),
+                m: p.m.as_ref().unwrap(),
+                v: p.v.as_ref().unwrap(),
+                off: 0,
+                len: p.numel(),
+                weight_decay: if p.decays() { weight_decay } else { 0.0 },
+            })
+            .collect();
+        opt.record(step, self.opt_state.as_ref().unwrap(), &slices, lr).map_err(e)
+    }
+
+    /// Records copies of the three loss statistics; read them after submit with [`Bert::read_losses`].
+    pub fn record_loss_readback(&self, step: &mut Step) -> Result<Vec<crate::gpu::Readback>, String> {
+        let a = self.acts.as_ref().ok_or("no forward recorded")?;
+        a.stats.iter().map(|s| step.read_back(s, 0, 2).map_err(|e| e.to_string())).collect()
+    }
+
+    pub async fn read_losses(gpu: &Gpu, rbs: Vec<crate::gpu::Readback>) -> Result<Losses, String> {
+        let mut v = Vec::new();
+        for rb in rbs {
+            v.push(rb.f32(gpu).await.map_err(|e| e.to_string())?);
+        }
+        Ok(Losses { mlm: v[0][0], mlm_count: v[0][1], sop: v[1][0], cls: v[2][0] })
+    }
+
+    /// Buffers of the last forward, for tests, prediction and visualisation.
+    pub fn last_hidden(&self) -> Option<&GpuBuf> {
+        self.acts.as_ref().map(|a| &a.x[self.cfg.num_hidden_layers])
+    }
+    pub fn attention_probs(&self, layer: usize) -> Option<&GpuBuf> {
+        self.acts.as_ref().and_then(|a| a.layers.get(layer)).map(|l| &l.probs)
+    }
+    pub fn mlm_logits(&self) -> Option<&GpuBuf> {
+        self.mlm_acts.as_ref().map(|m| &m.logits)
+    }
+    pub fn sop_logits(&self) -> Option<&GpuBuf> {
+        self.acts.as_ref().map(|a| &a.sop_logits)
+    }
+    pub fn cls_logits(&self) -> Option<&GpuBuf> {
+        self.acts.as_ref().map(|a| &a.cls_logits)
+    }
+    pub fn loss_stats(&self) -> Option<&[GpuBuf; 3]> {
+        self.acts.as_ref().map(|a| &a.stats)
+    }
+}
+
+/// HF's get_linear_schedule_with_warmup: the learning rate of optimizer step `k` (0-based).
+pub fn linear_schedule(lr: f32, k: usize, warmup: usize, total: usize) -> f32 {
+    if k < warmup {
+        return lr * k as f32 / warmup.max(1) as f32;
+    }
+    lr * (total.saturating_sub(k) as f32 / (total - warmup).max(1) as f32).max(0.0)
+}

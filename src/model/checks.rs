@@ -1,0 +1,383 @@
+//! The model against PyTorch: checks shared by tests/native_model.rs, tests/web_model.rs and the
+//! page's self-check. The reference is tests/fixtures/tiny_bert* (written by make_bert_fixture.py
+//! with transformers; dropout off, eager attention).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use super::bert::{linear_schedule, Batch, Bert, Heads};
+use super::config::BertConfig;
+use crate::gpu::Gpu;
+use crate::io::safetensors::{self, SafeTensors};
+use crate::kernels::adamw::AdamW;
+
+pub type CheckResult = Result<String, String>;
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + 'a>>;
+
+#[macro_export]
+macro_rules! for_each_model_check {
+    ($m:ident) => {
+        $m! {
+            model_forward_matches_pytorch,
+            model_pretraining_gradients_match_pytorch,
+            model_classification_gradients_match_pytorch,
+            model_adamw_10_steps_match_pytorch,
+            model_frozen_encoder_is_untouched,
+            model_export_round_trip,
+            model_rejects_bad_checkpoints
+        }
+    };
+}
+
+pub fn all() -> Vec<(&'static str, for<'a> fn(&'a Gpu) -> CheckFuture<'a>)> {
+    macro_rules! list {
+        ($($name:ident),*) => {
+            vec![$((stringify!($name), (|g| Box::pin($name(g))) as for<'a> fn(&'a Gpu) -> CheckFuture<'a>)),*]
+        };
+    }
+    for_each_model_check!(list)
+}
+
+pub const TINY_CONFIG: &str = include_str!("../../tests/fixtures/tiny_bert/config.json");
+pub const TINY_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert/model.safetensors");
+pub const TINY_CLASSIFIER: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert/classifier.safetensors");
+pub const TINY_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert_ref.safetensors");
+
+struct Fixture {
+    cfg: BertConfig,
+    weights: SafeTensors<'static>,
+    r: SafeTensors<'static>,
+    b: usize,
+    t: usize,
+}
+
+fn fixture() -> Result<Fixture, String> {
+    let cfg = BertConfig::from_json(TINY_CONFIG)?;
+    let mut weights = safetensors::parse(TINY_WEIGHTS).map_err(|e| e.to_string())?;
+    weights.tensors.extend(safetensors::parse(TINY_CLASSIFIER).map_err(|e| e.to_string())?.tensors);
+    let r = safetensors::parse(TINY_REF).map_err(|e| e.to_string())?;
+    let shape = r.tensors.get("input.input_ids").ok_or("fixture lacks input ids")?.shape.clone();
+    Ok(Fixture { cfg, weights, r, b: shape[0], t: shape[1] })
+}
+
+impl Fixture {
+    fn f32(&self, name: &str) -> Result<Vec<f32>, String> {
+        Ok(self.r.tensors.get(name).ok_or_else(|| format!("fixture lacks {name}"))?.to_f32())
+    }
+    fn ints(&self, name: &str) -> Result<Vec<i64>, String> {
+        Ok(self.r.tensors.get(name).ok_or_else(|| format!("fixture lacks {name}"))?.to_i64())
+    }
+    fn batch(&self, gpu: &Gpu, mlm: bool, sop: bool, cls: bool) -> Result<Batch, String> {
+        let u = |v: Vec<i64>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
+        let i = |v: Vec<i64>| v.into_iter().map(|x| x as i32).collect::<Vec<i32>>();
+        let ids = u(self.ints("input.input_ids")?);
+        let types = u(self.ints("input.token_type_ids")?);
+        let mask = u(self.ints("input.attention_mask")?);
+        let mlm_l = i(self.ints("input.mlm_labels")?);
+        let sop_l = i(self.ints("input.sop_labels")?);
+        let cls_l = i(self.ints("input.cls_labels")?);
+        Batch::new(gpu, &self.cfg, self.b, self.t, &ids, &types, &mask, mlm.then_some(&mlm_l[..]), sop.then_some(&sop_l[..]), cls.then_some(&cls_l[..]))
+    }
+    fn model(&self, gpu: &Gpu, heads: Heads) -> Result<Bert, String> {
+        Ok(Bert::new(gpu, self.cfg.clone(), heads, Some(&self.weights), 0)?.0)
+    }
+}
+
+const PRETRAIN: Heads = Heads { mlm: true, sop: true, num_labels: 0 };
+const CLASSIFY: Heads = Heads { mlm: false, sop: false, num_labels: 3 };
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn within(what: &str, got: &[f32], want: &[f32], tol: f32) -> Result<f32, String> {
+    if got.len() < want.len() {
+        return Err(format!("{what}: {} values, expected {}", got.len(), want.len()));
+    }
+    let d = max_abs_diff(&got[..want.len()], want);
+    if !(d <= tol) {
+        return Err(format!("{what}: max |diff| {d:.3e} > {tol:.1e}"));
+    }
+    Ok(d)
+}
+
+async fn read(gpu: &Gpu, b: &crate::gpu::GpuBuf) -> Result<Vec<f32>, String> {
+    gpu.read_f32(b).await.map_err(|e| e.to_string())
+}
+
+async fn run_forward(gpu: &Gpu, model: &mut Bert, batch: &Batch) -> Result<super::Losses, String> {
+    let mut step = gpu.begin_step("forward");
+    model.forward(gpu, &mut step, batch, 0)?;
+    let rbs = model.record_loss_readback(&mut step)?;
+    step.submit().await.map_err(|e| e.to_string())?;
+    Bert::read_losses(gpu, rbs).await
+}
+
+pub async fn model_forward_matches_pytorch(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let (b, t, v) = (fx.b, fx.t, fx.cfg.vocab_size);
+    let mut pt = fx.model(gpu, PRETRAIN)?;
+    let batch = fx.batch(gpu, true, true, false)?;
+    let losses = run_forward(gpu, &mut pt, &batch).await?;
+    let hidden = read(gpu, pt.last_hidden().unwrap()).await?;
+    let d_h = within("last hidden state", &hidden, &fx.f32("out.last_hidden_state")?, 1e-4)?;
+    // MLM logits exist only at the predicted rows: compare those rows of HF's (B, T, V) logits
+    let all = fx.f32("out.mlm_logits")?;
+    let want: Vec<f32> = batch.mlm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
+    let d_mlm = within("MLM logits", &read(gpu, pt.mlm_logits().unwrap()).await?, &want, 1e-4)?;
+    let d_sop = within("sentence-order logits", &read(gpu, pt.sop_logits().unwrap()).await?, &fx.f32("out.sop_logits")?, 1e-4)?;
+    let probs = read(gpu, pt.attention_probs(0).unwrap()).await?;
+    let d_att = within("layer-0 attention probabilities", &probs, &fx.f32("out.attentions0")?, 1e-5)?;
+    within("MLM loss", &[losses.mlm], &fx.f32("out.mlm_loss")?, 1e-4)?;
+    within("SOP loss", &[losses.sop], &fx.f32("out.sop_loss")?, 1e-4)?;
+    let mut cm = fx.model(gpu, CLASSIFY)?;
+    let cb = fx.batch(gpu, false, false, true)?;
+    let cl = run_forward(gpu, &mut cm, &cb).await?;
+    let d_cls = within("classification logits", &read(gpu, cm.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-4)?;
+    within("classification loss", &[cl.cls], &fx.f32("out.cls_loss")?, 1e-4)?;
+    let _ = (b, t);
+    Ok(format!(
+        "max |diff| vs transformers: hidden {d_h:.1e}, MLM logits {d_mlm:.1e}, SOP {d_sop:.1e}, classifier {d_cls:.1e}, attention {d_att:.1e}; losses {:.5}/{:.5}/{:.5}",
+        losses.mlm, losses.sop, cl.cls
+    ))
+}
+
+/// Every trainable parameter's gradient against the fixture's `prefix.<HF name>` tensors:
+/// max |diff| <= 1e-3 * max|ref| per tensor. The key biases' gradients are zero in exact arithmetic
+/// (softmax ignores a constant added to a row), so both sides hold only rounding noise (~1e-14 in
+/// torch, ~1e-11 here); the bound's scale is floored at 1e-6 of the largest gradient of the model.
+async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Bert, prefix: &str) -> Result<(usize, f32), String> {
+    let mut worst = 0.0f32;
+    let mut n = 0;
+    let mut global = 0.0f32;
+    for p in &model.params.params {
+        let hf = super::params::hf_name(&p.name);
+        if let Ok(want) = fx.f32(&format!("{prefix}.{hf}")) {
+            global = want.iter().fold(global, |m, v| m.max(v.abs()));
+        }
+    }
+    for p in &model.params.params {
+        let hf = if p.name.starts_with("cls.") || p.name.starts_with("classifier.") { p.name.clone() } else { format!("bert.{}", p.name) };
+        let Ok(want) = fx.f32(&format!("{prefix}.{hf}")) else { continue };
+        let got = read(gpu, p.grad.as_ref().ok_or_else(|| format!("{} has no gradient", p.name))?).await?;
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6 * global);
+        let d = max_abs_diff(&got[..want.len()], &want);
+        if !(d <= 1e-3 * scale) {
+            return Err(format!("gradient of {hf}: max |diff| {d:.3e} > 1e-3 * max|ref| = {:.3e}", 1e-3 * scale));
+        }
+        worst = worst.max(if scale > 0.0 { d / scale } else { 0.0 });
+        n += 1;
+    }
+    Ok((n, worst))
+}
+
+async fn grads_step(gpu: &Gpu, model: &mut Bert, batch: &Batch) -> Result<(), String> {
+    let mut step = gpu.begin_step("grads");
+    model.zero_grads(&mut step);
+    model.forward(gpu, &mut step, batch, 0)?;
+    model.backward(&mut step, batch, 0)?;
+    step.submit().await.map_err(|e| e.to_string())
+}
+
+pub async fn model_pretraining_gradients_match_pytorch(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let mut m = fx.model(gpu, PRETRAIN)?;
+    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    let batch = fx.batch(gpu, true, true, false)?;
+    grads_step(gpu, &mut m, &batch).await?;
+    let (n, worst) = compare_grads(gpu, &fx, &m, "grad_pt").await?;
+    if n != m.params.params.len() {
+        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()));
+    }
+    Ok(format!("MLM + SOP loss: all {n} gradient tensors within {worst:.1e} · max|ref| (bound 1e-3)"))
+}
+
+pub async fn model_classification_gradients_match_pytorch(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let mut m = fx.model(gpu, CLASSIFY)?;
+    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    let batch = fx.batch(gpu, false, false, true)?;
+    grads_step(gpu, &mut m, &batch).await?;
+    let (n, worst) = compare_grads(gpu, &fx, &m, "grad_cls").await?;
+    if n != m.params.params.len() {
+        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()));
+    }
+    Ok(format!("classification loss: all {n} gradient tensors within {worst:.1e} · max|ref| (bound 1e-3)"))
+}
+
+/// A device of the check's own, so that its counters see only its own work even when other checks
+/// run beside it.
+async fn own_gpu() -> Result<Gpu, String> {
+    Gpu::new().await.map_err(|e| e.to_string())
+}
+
+pub async fn model_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
+    let gpu = &own_gpu().await?;
+    let fx = fixture()?;
+    let meta = |k: &str| -> Result<f32, String> { fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| format!("fixture metadata lacks {k}")) };
+    let (lr, warmup, total, max_norm, wd) = (meta("lr")?, meta("warmup")? as usize, meta("total_steps")? as usize, meta("max_grad_norm")?, meta("weight_decay")?);
+    let mut m = fx.model(gpu, PRETRAIN)?;
+    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    let batch = fx.batch(gpu, true, true, false)?;
+    let opt = AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: max_norm };
+    let want = fx.f32("train.losses")?;
+    let mut got = Vec::new();
+    gpu.reset_counters();
+    for k in 0..total {
+        let mut step = gpu.begin_step("train");
+        m.zero_grads(&mut step);
+        m.forward(gpu, &mut step, &batch, k as u64)?;
+        m.backward(&mut step, &batch, k as u64)?;
+        m.optimizer_step(gpu, &mut step, &opt, linear_schedule(lr, k, warmup, total), wd)?;
+        let rbs = m.record_loss_readback(&mut step)?;
+        step.submit().await.map_err(|e| e.to_string())?;
+        got.push(Bert::read_losses(gpu, rbs).await?.total());
+    }
+    let c = gpu.counters();
+    if c.submits != total as u64 {
+        return Err(format!("{total} training steps made {} submits", c.submits));
+    }
+    let d = within("losses of 10 AdamW steps", &got, &want, 1e-4)?;
+    // final weights too, judged against how far training moved them
+    let mut worst = 0.0f32;
+    for p in &m.params.params {
+        let hf = if p.name.starts_with("cls.") { p.name.clone() } else { format!("bert.{}", p.name) };
+        let w = fx.f32(&format!("final.{hf}"))?;
+        let got = read(gpu, &p.value).await?;
+        let dd = max_abs_diff(&got[..w.len()], &w);
+        if dd > 1e-4 {
+            return Err(format!("{hf} after 10 steps: max |diff| {dd:.2e} > 1e-4"));
+        }
+        worst = worst.max(dd);
+    }
+    Ok(format!("10 steps (warmup 3, linear decay, clip at {max_norm}, wd {wd}): losses max |diff| {d:.1e}, final weights max |diff| {worst:.1e}; {} submits, {} bytes read back", c.submits, c.bytes_read_back))
+}
+
+pub async fn model_frozen_encoder_is_untouched(_shared: &Gpu) -> CheckResult {
+    let gpu = &own_gpu().await?;
+    let fx = fixture()?;
+    let mut m = fx.model(gpu, CLASSIFY)?;
+    m.params.set_trainable(gpu, |n| n.starts_with("classifier.")).map_err(|e| e.to_string())?;
+    let before = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let batch = fx.batch(gpu, false, false, true)?;
+    let opt = AdamW { lr: 1e-2, ..AdamW::default() };
+    gpu.reset_counters();
+    let mut losses = Vec::new();
+    for k in 0..5 {
+        let mut step = gpu.begin_step("feature-based");
+        m.zero_grads(&mut step);
+        m.forward(gpu, &mut step, &batch, k)?;
+        m.backward(&mut step, &batch, k)?;
+        m.optimizer_step(gpu, &mut step, &opt, opt.lr, 0.01)?;
+        let rbs = m.record_loss_readback(&mut step)?;
+        step.submit().await.map_err(|e| e.to_string())?;
+        losses.push(Bert::read_losses(gpu, rbs).await?.cls);
+    }
+    let c = gpu.counters();
+    for k in ["softmax_backward", "layernorm_backward_input", "gelu_backward", "embedding_backward", "tanh_backward"] {
+        if c.dispatches_of(k) != 0 {
+            return Err(format!("a frozen encoder dispatched {} {k} kernels", c.dispatches_of(k)));
+        }
+    }
+    let after = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let mut changed = 0;
+    for ((name, _, a), (_, _, b)) in before.iter().zip(&after) {
+        let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        if name.starts_with("classifier.") {
+            changed += (!same) as usize;
+        } else if !same {
+            return Err(format!("frozen {name} changed"));
+        }
+    }
+    if changed != 2 || !(losses[4] < losses[0]) {
+        return Err(format!("the head did not train: {changed} head tensors changed, losses {losses:?}"));
+    }
+    Ok(format!("5 feature-based steps: encoder bit-identical, no encoder backward dispatched, head loss {:.4} -> {:.4}", losses[0], losses[4]))
+}
+
+pub async fn model_export_round_trip(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let mut m = fx.model(gpu, PRETRAIN)?;
+    let batch = fx.batch(gpu, true, true, false)?;
+    run_forward(gpu, &mut m, &batch).await?;
+    let logits = read(gpu, m.mlm_logits().unwrap()).await?;
+    let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (super::params::hf_name(&n), s, v)).collect();
+    let bytes = safetensors::serialize(&hf, &BTreeMap::new());
+    let st = safetensors::parse(&bytes).map_err(|e| e.to_string())?;
+    let mut m2 = Bert::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?.0;
+    run_forward(gpu, &mut m2, &batch).await?;
+    let logits2 = read(gpu, m2.mlm_logits().unwrap()).await?;
+    if logits != logits2 {
+        return Err(format!("reloaded export's MLM logits differ by {:.3e}", max_abs_diff(&logits, &logits2)));
+    }
+    Ok(format!("{} tensors exported with HF names ({} bytes) and reloaded: identical logits", hf.len(), bytes.len()))
+}
+
+pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let good = TINY_WEIGHTS;
+    let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    cases.push(("truncated file", good[..good.len() / 2].to_vec(), "outside"));
+    cases.push(("header longer than the file", { let mut v = good.to_vec(); v[..8].copy_from_slice(&(good.len() as u64 * 4).to_le_bytes()); v }, "truncated"));
+    cases.push(("huge header claim", { let mut v = good.to_vec(); v[..8].copy_from_slice(&u64::MAX.to_le_bytes()); v }, "header claims"));
+    cases.push(("seven bytes", good[..7].to_vec(), "shorter"));
+    let header = std::str::from_utf8(&good[8..8 + n]).map_err(|e| e.to_string())?;
+    let rewrite = |h: String| -> Vec<u8> {
+        let mut hb = h.into_bytes();
+        while hb.len() < n { hb.push(b' '); }
+        let mut v = (hb.len() as u64).to_le_bytes().to_vec();
+        v.extend_from_slice(&hb);
+        v.extend_from_slice(&good[8 + n..]);
+        v
+    };
+    let json: serde_json::Value = serde_json::from_str(header).map_err(|e| e.to_string())?;
+    let mut j = json.clone();
+    j["bert.pooler.dense.bias"]["data_offsets"] = serde_json::json!([0u64, 1u64 << 40]);
+    cases.push(("offsets out of range", rewrite(j.to_string()), "outside"));
+    let mut j = json.clone();
+    let off = j["bert.pooler.dense.weight"]["data_offsets"].clone();
+    let b0 = off[0].as_u64().unwrap();
+    j["bert.pooler.dense.bias"]["data_offsets"] = serde_json::json!([b0, b0 + 256]);
+    cases.push(("overlapping tensors", rewrite(j.to_string()), "overlap"));
+    let mut j = json.clone();
+    j["bert.pooler.dense.bias"]["shape"] = serde_json::json!([32, 2]);
+    cases.push(("wrong shape", rewrite(j.to_string()), "pooler.dense.bias: the checkpoint has shape [32, 2], the config needs [64]"));
+    let mut j = json.clone();
+    j.as_object_mut().unwrap().remove("bert.encoder.layer.1.output.dense.weight");
+    cases.push(("missing tensor", rewrite(j.to_string()), "encoder.layer.1.output.dense.weight: missing"));
+    let mut seen = Vec::new();
+    for (what, bytes, expect) in cases {
+        let msg = match safetensors::parse(&bytes) {
+            Err(e) => e.to_string(),
+            Ok(st) => match Bert::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0) {
+                Err(e) => e,
+                Ok(_) => return Err(format!("a checkpoint with {what} was accepted")),
+            },
+        };
+        if !msg.contains(expect) {
+            return Err(format!("{what}: the message \"{msg}\" does not mention \"{expect}\""));
+        }
+        seen.push(what);
+    }
+    // a vocabulary that does not match the embedding rows, and heads that do not divide hidden
+    let mut cfg = fx.cfg.clone();
+    cfg.vocab_size += 7;
+    match Bert::new(gpu, cfg, PRETRAIN, Some(&fx.weights), 0) {
+        Err(e) if e.contains("word_embeddings") && e.contains("2003") => seen.push("vocabulary size mismatch"),
+        Err(e) => return Err(format!("vocab mismatch gave: {e}")),
+        Ok(_) => return Err("a vocabulary larger than the embedding was accepted".into()),
+    }
+    let bad = TINY_CONFIG.replace("\"num_attention_heads\": 4", "\"num_attention_heads\": 5");
+    match BertConfig::from_json(&bad) {
+        Err(e) if e.contains("not divisible") => seen.push("hidden not divisible by heads"),
+        other => return Err(format!("hidden 64 with 5 heads gave {other:?}")),
+    }
+    match BertConfig::from_json(r#"{"model_type": "gpt2", "vocab_size": 10}"#) {
+        Err(e) if e.contains("gpt2") => seen.push("not a BERT"),
+        other => return Err(format!("a GPT-2 config gave {other:?}")),
+    }
+    Ok(format!("refused with a message naming the problem: {}", seen.join(", ")))
+}
