@@ -90,3 +90,48 @@ fn minilm_matches_transformers() {
         println!("MiniLM: hidden max |diff| {d:.2e}, loss {} vs {want_loss}; gradient norms off by {}", losses.cls, report.join(", "));
     });
 }
+
+/// Writes two exports of the fixture model (as BertForSequenceClassification and BertForMaskedLM)
+/// with BERT Lab's logits beside them to target/hf-export-check/, for the companion check
+/// `python3 tests/fixtures/check_export.py` (torch + transformers; run by a developer).
+#[test]
+fn write_exports_for_transformers_check() {
+    use bertlab::io::export::{export_files, ModelCard};
+    use bertlab::io::safetensors;
+    use bertlab::model::{Batch, Bert, BertConfig, Heads};
+    let g = gpu();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = BertConfig::from_json(bertlab::model::checks::TINY_CONFIG).unwrap();
+    let mut st = safetensors::parse(bertlab::model::checks::TINY_WEIGHTS).unwrap();
+    st.tensors.extend(safetensors::parse(bertlab::model::checks::TINY_CLASSIFIER).unwrap().tensors);
+    let ids: Vec<u32> = vec![2, 17, 250, 1999, 3, 44, 45, 46, 5, 0, 0, 0, 2, 9, 8, 7, 6, 5, 4, 3, 2, 1, 10, 11];
+    let types: Vec<u32> = vec![0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
+    let mask: Vec<u32> = ids.iter().enumerate().map(|(i, _)| if i < 9 || i >= 12 { 1 } else { 0 }).collect();
+    for (dir, heads) in [("cls", Heads { mlm: false, sop: false, num_labels: 3 }), ("mlm", Heads { mlm: true, sop: false, num_labels: 0 })] {
+        let (mut m, _) = Bert::new(g, cfg.clone(), heads, Some(&st), 0).unwrap();
+        let out = root.join("target/hf-export-check").join(dir);
+        std::fs::create_dir_all(&out).unwrap();
+        let logits: Vec<f32> = pollster::block_on(async {
+            if heads.num_labels > 0 {
+                let batch = Batch::new(g, &cfg, 2, 12, &ids, &types, &mask, None, None, Some(&[0, 1])).unwrap();
+                m.classify(g, &batch).await.unwrap().concat()
+            } else {
+                let labels: Vec<i32> = (0..24).map(|i| if i == 3 || i == 14 { 0 } else { -100 }).collect();
+                let batch = Batch::new(g, &cfg, 2, 12, &ids, &types, &mask, Some(&labels), None, None).unwrap();
+                let mut step = g.begin_step("mlm");
+                m.forward(g, &mut step, &batch, 0).unwrap();
+                step.submit().await.unwrap();
+                let mut l = g.read_f32(m.mlm_logits().unwrap()).await.unwrap();
+                l.truncate(2 * cfg.vocab_size);
+                l
+            }
+        });
+        let tensors = pollster::block_on(m.params.read_all(g)).unwrap();
+        let labels = ["negative".to_string(), "neutral".to_string(), "positive".to_string()];
+        for (name, bytes) in export_files(&cfg, heads, tensors, &labels, &[], &ModelCard::default()) {
+            std::fs::write(out.join(name), bytes).unwrap();
+        }
+        let probe = serde_json::json!({"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "rows": [3, 14], "bertlab": logits});
+        std::fs::write(out.join("bertlab_outputs.json"), probe.to_string()).unwrap();
+    }
+}

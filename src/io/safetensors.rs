@@ -173,6 +173,18 @@ pub fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, SafetensorsError> {
 
 /// Serialises f32 tensors (name, shape, values) in name order, header padded to 8 bytes.
 pub fn serialize(tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    serialize_as(tensors, metadata, Dtype::F32)
+}
+
+/// As [`serialize`], storing every tensor as `dtype` (F32, F16 or BF16; rounding to nearest).
+pub fn serialize_as(tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: &BTreeMap<String, String>, dtype: Dtype) -> Vec<u8> {
+    let encode = |vals: &[f32]| -> Vec<u8> {
+        match dtype {
+            Dtype::F16 => vals.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+            Dtype::BF16 => vals.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+            _ => bytemuck::cast_slice(vals).to_vec(),
+        }
+    };
     let mut sorted: Vec<&(String, Vec<usize>, Vec<f32>)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut header = serde_json::Map::new();
@@ -181,10 +193,10 @@ pub fn serialize(tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: &BTreeMap
     }
     let mut off = 0usize;
     for (name, shape, vals) in &sorted {
-        let n = vals.len() * 4;
+        let n = vals.len() * dtype.size();
         header.insert(
             name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [off, off + n]}),
+            serde_json::json!({"dtype": dtype.name(), "shape": shape, "data_offsets": [off, off + n]}),
         );
         off += n;
     }
@@ -196,7 +208,7 @@ pub fn serialize(tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: &BTreeMap
     out.extend_from_slice(&(h.len() as u64).to_le_bytes());
     out.extend_from_slice(&h);
     for (_, _, vals) in &sorted {
-        out.extend_from_slice(bytemuck::cast_slice(vals));
+        out.extend_from_slice(&encode(vals));
     }
     out
 }

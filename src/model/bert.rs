@@ -739,6 +739,83 @@ impl Bert {
     }
 }
 
+/// Top-k (token id, probability) for one predicted row of logits.
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let z: f64 = logits.iter().map(|&x| ((x - m) as f64).exp()).sum();
+    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+    let k = k.min(idx.len());
+    idx.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    idx.truncate(k);
+    idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    idx.into_iter().map(|i| (i, (((logits[i as usize] - m) as f64).exp() / z) as f32)).collect()
+}
+
+impl Bert {
+    /// Masked-token prediction for one sequence: the top-k (token id, probability) at each of
+    /// `positions`. Also leaves every layer's attention probabilities readable through
+    /// [`Bert::attention_probs`] (shape (1, H, T, T)). Inference only: dropout is off for it.
+    pub async fn fill_mask(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32], positions: &[usize], k: usize) -> Result<Vec<Vec<(u32, f32)>>, String> {
+        if !self.heads.mlm {
+            return Err("this model has no masked-LM head (cls.predictions); train one on your text first".into());
+        }
+        let t = ids.len();
+        let mut labels = vec![-100i32; t];
+        for &p in positions {
+            if p >= t {
+                return Err(format!("mask position {p} is outside the {t} tokens"));
+            }
+            labels[p] = 0;
+        }
+        let batch = Batch::new(gpu, &self.cfg, 1, t, ids, types, &vec![1; t], Some(&labels), None, None)?;
+        let was = self.dropout;
+        self.dropout = false;
+        let mut step = gpu.begin_step("fill-mask");
+        let r = self.forward(gpu, &mut step, &batch, 0);
+        self.dropout = was;
+        r?;
+        let v = self.cfg.vocab_size;
+        let m = batch.m;
+        let rb = match self.mlm_logits() {
+            Some(l) if m > 0 => Some(step.read_back(l, 0, m * v).map_err(|e| e.to_string())?),
+            _ => None,
+        };
+        step.submit().await.map_err(|e| e.to_string())?;
+        let logits = match rb {
+            Some(rb) => rb.f32(gpu).await.map_err(|e| e.to_string())?,
+            None => return Ok(Vec::new()),
+        };
+        // rows come back in position order (Batch keeps them ascending)
+        Ok((0..m).map(|r| top_k(&logits[r * v..(r + 1) * v], k)).collect())
+    }
+
+    /// Class probabilities for a batch of sequences (B, num_labels), dropout off.
+    pub async fn classify(&mut self, gpu: &Gpu, batch: &Batch) -> Result<Vec<Vec<f32>>, String> {
+        let nl = self.heads.num_labels;
+        if nl == 0 {
+            return Err("this model has no classification head".into());
+        }
+        let was = self.dropout;
+        self.dropout = false;
+        let mut step = gpu.begin_step("classify");
+        let r = self.forward(gpu, &mut step, batch, 0);
+        self.dropout = was;
+        r?;
+        let rb = step.read_back(self.cls_logits().ok_or("no logits")?, 0, batch.b * nl).map_err(|e| e.to_string())?;
+        step.submit().await.map_err(|e| e.to_string())?;
+        let logits = rb.f32(gpu).await.map_err(|e| e.to_string())?;
+        Ok(logits
+            .chunks(nl)
+            .map(|row| {
+                let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = row.iter().map(|x| (x - m).exp()).collect();
+                let s: f32 = e.iter().sum();
+                e.into_iter().map(|x| x / s).collect()
+            })
+            .collect())
+    }
+}
+
 /// HF's get_linear_schedule_with_warmup: the learning rate of optimizer step `k` (0-based).
 pub fn linear_schedule(lr: f32, k: usize, warmup: usize, total: usize) -> f32 {
     if k < warmup {

@@ -25,6 +25,9 @@ macro_rules! for_each_model_check {
             model_adamw_10_steps_match_pytorch,
             model_frozen_encoder_is_untouched,
             model_export_round_trip,
+            model_export_hf_files,
+            model_loads_f16_bf16_and_legacy_names,
+            model_fill_mask_and_attention,
             model_rejects_bad_checkpoints
         }
     };
@@ -380,4 +383,115 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
         other => return Err(format!("a GPT-2 config gave {other:?}")),
     }
     Ok(format!("refused with a message naming the problem: {}", seen.join(", ")))
+}
+
+pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
+    use crate::io::export::{export_files, pick_weights_file, ModelCard};
+    let fx = fixture()?;
+    let mut m = fx.model(gpu, CLASSIFY)?;
+    let batch = fx.batch(gpu, false, false, true)?;
+    let probs = m.classify(gpu, &batch).await?;
+    let labels: Vec<String> = ["negative", "neutral", "positive"].iter().map(|s| s.to_string()).collect();
+    let card = ModelCard { base_model: "tiny fixture".into(), data_summary: "3 sequences".into(), metrics: vec![("accuracy".into(), "0.5".into())], seed: 7, notes: String::new() };
+    let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let tok = vec![("vocab.txt".to_string(), b"[PAD]\n[UNK]\n".to_vec())];
+    let files = export_files(&m.cfg, CLASSIFY, tensors, &labels, &tok, &card);
+    let get = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, b)| b.clone()).ok_or_else(|| format!("export lacks {n}"));
+    let cfg_text = String::from_utf8(get("config.json")?).map_err(|e| e.to_string())?;
+    let cfg = BertConfig::from_json(&cfg_text)?;
+    let v: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| e.to_string())?;
+    if v["architectures"][0] != "BertForSequenceClassification" || v["id2label"]["2"] != "positive" || v["label2id"]["neutral"] != 1 {
+        return Err(format!("config.json lacks the classifier's architecture or labels: {cfg_text}"));
+    }
+    let weights = get("model.safetensors")?;
+    let st = safetensors::parse(&weights).map_err(|e| e.to_string())?;
+    if !st.tensors.contains_key("bert.encoder.layer.0.attention.self.query.weight") || !st.tensors.contains_key("classifier.weight") {
+        return Err("exported tensors do not carry Hugging Face's BertForSequenceClassification names".into());
+    }
+    let card_text = String::from_utf8(get("README.md")?).map_err(|e| e.to_string())?;
+    if !card_text.contains("seed: 7") || !card_text.contains("| accuracy | 0.5 |") {
+        return Err("the model card lacks the seed or metrics".into());
+    }
+    get("vocab.txt")?;
+    let mut m2 = Bert::new(gpu, cfg, CLASSIFY, Some(&st), 0)?.0;
+    let probs2 = m2.classify(gpu, &batch).await?;
+    if probs != probs2 {
+        return Err("the export, loaded back, classifies differently".into());
+    }
+    pick_weights_file(&["config.json", "model.safetensors"])?;
+    match pick_weights_file(&["config.json", "pytorch_model.bin"]) {
+        Err(e) if e.contains("pytorch_model.bin") && e.contains("save_pretrained") => {}
+        other => return Err(format!("a .bin-only repository gave {other:?}")),
+    }
+    Ok(format!("{} files (model.safetensors, config.json with id2label, README.md card, tokenizer files); reloaded export gives identical class probabilities", files.len()))
+}
+
+pub async fn model_loads_f16_bf16_and_legacy_names(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let original: Vec<(String, Vec<usize>, Vec<f32>)> = fx.weights.tensors.iter().map(|(n, v)| (n.clone(), v.shape.clone(), v.to_f32())).collect();
+    // no `bert.` prefix and TF-era LayerNorm.gamma/beta names
+    let legacy: Vec<(String, Vec<usize>, Vec<f32>)> = original
+        .iter()
+        .map(|(n, s, v)| (n.strip_prefix("bert.").unwrap_or(n).replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"), s.clone(), v.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for (dtype, round) in [
+        (safetensors::Dtype::F16, (|x: f32| half::f16::from_f32(x).to_f32()) as fn(f32) -> f32),
+        (safetensors::Dtype::BF16, |x: f32| half::bf16::from_f32(x).to_f32()),
+    ] {
+        let bytes = safetensors::serialize_as(&legacy, &BTreeMap::new(), dtype);
+        let st = safetensors::parse(&bytes).map_err(|e| e.to_string())?;
+        let (m, report) = Bert::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?;
+        if !report.initialised.iter().all(|n| n.starts_with("classifier")) || report.loaded.len() != 46 {
+            return Err(format!("{dtype:?}: loaded {}, initialised {:?}", report.loaded.len(), report.initialised));
+        }
+        for (name, _, vals) in &original {
+            let ours = name.strip_prefix("bert.").unwrap_or(name);
+            let Some(p) = m.params.get(ours) else { continue };
+            let got = read(gpu, &p.value).await?;
+            if vals.iter().zip(&got).any(|(v, g)| round(*v) != *g) {
+                return Err(format!("{dtype:?}: {name} is not the {dtype:?} rounding of the original"));
+            }
+        }
+        out.push(dtype.name());
+    }
+    Ok(format!("{} checkpoints with legacy LayerNorm.gamma/beta names and no bert. prefix load exactly", out.join(" and ")))
+}
+
+pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let mut m = fx.model(gpu, PRETRAIN)?;
+    let (t, v) = (fx.t, fx.cfg.vocab_size);
+    let ids: Vec<u32> = fx.ints("input.input_ids")?[..t].iter().map(|&x| x as u32).collect();
+    let types: Vec<u32> = fx.ints("input.token_type_ids")?[..t].iter().map(|&x| x as u32).collect();
+    let positions = [1usize, 4, 7];
+    let preds = m.fill_mask(gpu, &ids, &types, &positions, 5).await?;
+    if preds.len() != 3 || preds.iter().any(|p| p.len() != 5) {
+        return Err(format!("expected 3 positions x top-5, got {:?}", preds.iter().map(|p| p.len()).collect::<Vec<_>>()));
+    }
+    // sequence 0 has no padding, so its logits equal HF's at those positions
+    let all = fx.f32("out.mlm_logits")?;
+    for (k, &p) in positions.iter().enumerate() {
+        let row = &all[p * v..(p + 1) * v];
+        let best = super::bert::top_k(row, 5);
+        let ids_ref: Vec<u32> = best.iter().map(|x| x.0).collect();
+        let ids_got: Vec<u32> = preds[k].iter().map(|x| x.0).collect();
+        if ids_ref != ids_got {
+            return Err(format!("position {p}: top-5 {ids_got:?}, transformers' logits give {ids_ref:?}"));
+        }
+        if preds[k].windows(2).any(|w| w[0].1 < w[1].1) || preds[k].iter().map(|x| x.1).sum::<f32>() > 1.0 + 1e-5 {
+            return Err(format!("position {p}: probabilities not ranked or sum above 1: {:?}", preds[k]));
+        }
+    }
+    let h = fx.cfg.num_attention_heads;
+    for l in 0..fx.cfg.num_hidden_layers {
+        let probs = read(gpu, m.attention_probs(l).ok_or("no attention probabilities")?).await?;
+        for r in 0..h * t {
+            let s: f32 = probs[r * t..(r + 1) * t].iter().sum();
+            if (s - 1.0).abs() > 1e-5 {
+                return Err(format!("layer {l} attention row {r} sums to {s}"));
+            }
+        }
+    }
+    Ok(format!("top-5 at 3 positions ranked as transformers' logits rank them; every attention row of {} layers sums to 1", fx.cfg.num_hidden_layers))
 }

@@ -1,0 +1,136 @@
+//! Export in Hugging Face's format: the files of a model directory that `transformers` loads with
+//! `BertForSequenceClassification.from_pretrained(dir)` (or BertForMaskedLM / BertForPreTraining /
+//! BertModel, by the heads present). Returns (file name, bytes) pairs, so the browser can offer them
+//! as downloads and the CLI can write them to a directory.
+
+use std::collections::BTreeMap;
+
+use crate::io::safetensors;
+use crate::model::params::hf_name;
+use crate::model::{BertConfig, Heads};
+
+/// Which file a Hugging Face repository's weights are in, given its file list; a repository with
+/// only `pytorch_model.bin` gets a message saying how to convert it.
+pub fn pick_weights_file<'a>(files: &[&'a str]) -> Result<&'a str, String> {
+    if let Some(f) = files.iter().find(|f| **f == "model.safetensors") {
+        return Ok(f);
+    }
+    if files.iter().any(|f| f.starts_with("model-") && f.ends_with(".safetensors")) {
+        return Err("this repository splits its weights into several safetensors shards; BERT Lab loads a single model.safetensors".into());
+    }
+    if files.iter().any(|f| *f == "pytorch_model.bin") {
+        return Err("this repository offers only pytorch_model.bin (a pickle, which a browser cannot read safely). Convert it once with Python: \
+`from transformers import AutoModel; AutoModel.from_pretrained(REPO).save_pretrained(DIR, safe_serialization=True)` and load DIR/model.safetensors, \
+or pick a repository that has model.safetensors"
+            .into());
+    }
+    Err("no model.safetensors in this repository".into())
+}
+
+/// What the model card says about how the model was made.
+#[derive(Debug, Clone, Default)]
+pub struct ModelCard {
+    pub base_model: String,
+    pub data_summary: String,
+    /// (name, value) pairs, e.g. ("validation accuracy", "0.91").
+    pub metrics: Vec<(String, String)>,
+    pub seed: u64,
+    pub notes: String,
+}
+
+pub fn architecture(heads: Heads) -> &'static str {
+    match (heads.mlm, heads.sop, heads.num_labels > 0) {
+        (_, _, true) => "BertForSequenceClassification",
+        (true, true, false) => "BertForPreTraining",
+        (true, false, false) => "BertForMaskedLM",
+        (false, true, false) => "BertForPreTraining",
+        _ => "BertModel",
+    }
+}
+
+/// config.json: the model's config plus architectures and, for a classifier, id2label/label2id in
+/// label-index order.
+pub fn config_json(cfg: &BertConfig, heads: Heads, labels: &[String]) -> String {
+    let mut v = serde_json::to_value(cfg).unwrap_or_default();
+    let o = v.as_object_mut().expect("a config serialises to an object");
+    o.insert("model_type".into(), "bert".into());
+    o.insert("architectures".into(), serde_json::json!([architecture(heads)]));
+    o.insert("tie_word_embeddings".into(), true.into());
+    o.insert("position_embedding_type".into(), "absolute".into());
+    if heads.num_labels > 0 {
+        let names: Vec<String> = (0..heads.num_labels).map(|i| labels.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}"))).collect();
+        // serde_json's maps are sorted by key: a stable order across exports.
+        let id2label: serde_json::Map<String, serde_json::Value> = names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone().into())).collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = names.iter().enumerate().map(|(i, n)| (n.clone(), i.into())).collect();
+        o.insert("id2label".into(), id2label.into());
+        o.insert("label2id".into(), label2id.into());
+        o.insert("num_labels".into(), heads.num_labels.into());
+        o.insert("problem_type".into(), "single_label_classification".into());
+    }
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+fn model_card(cfg: &BertConfig, heads: Heads, card: &ModelCard, labels: &[String]) -> String {
+    let mut s = String::new();
+    s.push_str("---\nlibrary_name: transformers\ntags:\n- bert\n- bert-lab\n---\n\n");
+    s.push_str(&format!("# {} trained with BERT Lab\n\n", architecture(heads)));
+    s.push_str("Trained in a web browser on WebGPU with BERT Lab; no data left the user's machine.\n\n");
+    s.push_str(&format!("- base model: {}\n", if card.base_model.is_empty() { "from scratch" } else { &card.base_model }));
+    s.push_str(&format!(
+        "- size: {} layers, hidden {}, {} heads, vocabulary {}\n",
+        cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.vocab_size
+    ));
+    if !labels.is_empty() {
+        s.push_str(&format!("- labels: {}\n", labels.join(", ")));
+    }
+    s.push_str(&format!("- data: {}\n", if card.data_summary.is_empty() { "not recorded" } else { &card.data_summary }));
+    s.push_str(&format!("- seed: {}\n", card.seed));
+    if !card.metrics.is_empty() {
+        s.push_str("\n## Metrics\n\n| metric | value |\n| --- | --- |\n");
+        for (k, v) in &card.metrics {
+            s.push_str(&format!("| {k} | {v} |\n"));
+        }
+    }
+    if !card.notes.is_empty() {
+        s.push_str(&format!("\n{}\n", card.notes));
+    }
+    s.push_str("\n## Use\n\n```python\nfrom transformers import AutoTokenizer, ");
+    s.push_str(architecture(heads));
+    s.push_str("\ntok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = ");
+    s.push_str(architecture(heads));
+    s.push_str(".from_pretrained(\"DIR\")\n```\n");
+    s
+}
+
+/// All files of the export. `tensors` are (our name, shape, values) as `ParamStore::read_all` gives;
+/// `tokenizer_files` (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json)
+/// travel with the model unchanged.
+pub fn export_files(
+    cfg: &BertConfig,
+    heads: Heads,
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    labels: &[String],
+    tokenizer_files: &[(String, Vec<u8>)],
+    card: &ModelCard,
+) -> Vec<(String, Vec<u8>)> {
+    // BertModel's own names have no prefix; the BertFor* classes put the encoder under `bert.`
+    let prefixed = architecture(heads) != "BertModel";
+    // BertForMaskedLM is built without a pooler; exporting one would only draw a warning
+    let drop_pooler = architecture(heads) == "BertForMaskedLM";
+    let tensors: Vec<_> = tensors
+        .into_iter()
+        .filter(|(n, _, _)| !(drop_pooler && n.starts_with("pooler.")))
+        .map(|(n, s, v)| (if prefixed { hf_name(&n) } else { n }, s, v))
+        .collect();
+    let mut meta = BTreeMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    let mut files = vec![
+        ("model.safetensors".to_string(), safetensors::serialize(&tensors, &meta)),
+        ("config.json".to_string(), config_json(cfg, heads, labels).into_bytes()),
+        ("README.md".to_string(), model_card(cfg, heads, card, labels).into_bytes()),
+    ];
+    for (name, bytes) in tokenizer_files {
+        files.push((name.clone(), bytes.clone()));
+    }
+    files
+}
