@@ -15,6 +15,7 @@ pub mod model;
 pub mod gpu;
 pub mod kernels;
 pub mod shaders;
+pub mod text;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

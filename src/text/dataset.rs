@@ -1,0 +1,296 @@
+//! Labeled datasets from pasted text or files, read as bytes: TSV, CSV (quoted fields, optional
+//! header), JSON Lines (`{"text": ..., "label": ...}`), and text pairs (a third column / `text_b`).
+//! Every problem becomes a message with its line number; bad rows are skipped, never fatal, except
+//! when nothing trainable is left (no rows, or a single class).
+
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub text: String,
+    /// The second segment of a text-pair row.
+    pub text_b: Option<String>,
+    pub label: String,
+    /// 1-based line of the source.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// 1-based line, or 0 for the whole dataset.
+    pub line: usize,
+    pub severity: Severity,
+    pub text: String,
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sev = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        if self.line > 0 {
+            write!(f, "line {}: {sev}: {}", self.line, self.text)
+        } else {
+            write!(f, "{sev}: {}", self.text)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Tsv,
+    Csv,
+    JsonLines,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub examples: Vec<Example>,
+    /// Labels in first-seen order of their sorted names: index = class id.
+    pub labels: Vec<String>,
+    pub messages: Vec<Message>,
+}
+
+impl Dataset {
+    pub fn label_id(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+    pub fn label_counts(&self) -> Vec<(String, usize)> {
+        let mut c: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &self.examples {
+            *c.entry(&e.label).or_default() += 1;
+        }
+        self.labels.iter().map(|l| (l.clone(), c.get(l.as_str()).copied().unwrap_or(0))).collect()
+    }
+    pub fn has_errors(&self) -> bool {
+        self.messages.iter().any(|m| m.severity == Severity::Error)
+    }
+    /// Whether training can start: rows left and at least two classes.
+    pub fn trainable(&self) -> Result<(), String> {
+        if self.examples.is_empty() {
+            return Err("no usable labeled rows".into());
+        }
+        if self.labels.len() < 2 {
+            return Err(format!("only one class ({}); a classifier needs at least two labels", self.labels.first().cloned().unwrap_or_default()));
+        }
+        Ok(())
+    }
+}
+
+/// Guesses the format from the first non-empty line.
+pub fn detect_format(bytes: &[u8]) -> Format {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.trim_start().starts_with('{') {
+        Format::JsonLines
+    } else if first.contains('\t') {
+        Format::Tsv
+    } else {
+        Format::Csv
+    }
+}
+
+/// Splits one CSV record (RFC 4180 quotes, doubled quotes inside) or TSV line into fields.
+fn split_fields(line: &str, sep: char) -> Result<Vec<String>, String> {
+    if sep == '\t' {
+        return Ok(line.split('\t').map(|s| s.to_string()).collect());
+    }
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    cur.push('"');
+                    chars.next();
+                } else {
+                    quoted = false;
+                }
+            } else {
+                cur.push(c);
+            }
+        } else if c == '"' && at_start {
+            quoted = true;
+            at_start = false;
+        } else if c == sep {
+            fields.push(std::mem::take(&mut cur));
+            at_start = true;
+        } else {
+            cur.push(c);
+            at_start = false;
+        }
+    }
+    if quoted {
+        return Err("a quoted field is not closed".into());
+    }
+    fields.push(cur);
+    Ok(fields)
+}
+
+/// Records of a CSV file: a quoted field may span lines. Returns (first line number, record text).
+fn csv_records(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut start = 0;
+    let mut quotes = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        if cur.is_empty() && quotes % 2 == 0 {
+            start = i + 1;
+        } else {
+            cur.push('\n');
+        }
+        cur.push_str(line);
+        quotes += line.matches('"').count();
+        if quotes % 2 == 0 {
+            out.push((start, std::mem::take(&mut cur)));
+            quotes = 0;
+        }
+    }
+    if !cur.is_empty() {
+        out.push((start, cur));
+    }
+    out
+}
+
+const LABEL_NAMES: &[&str] = &["label", "labels", "class", "category", "target", "sentiment", "topic"];
+const TEXT_NAMES: &[&str] = &["text", "sentence", "sentence1", "review", "content", "text_a", "document"];
+const TEXT_B_NAMES: &[&str] = &["text_b", "sentence2", "text_pair", "pair"];
+
+/// Reads a dataset. Invalid UTF-8 lines, empty and unlabeled rows are reported and skipped;
+/// duplicate rows are removed (reported with both line numbers); a single class is an error.
+pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
+    let format = format.unwrap_or_else(|| detect_format(bytes));
+    let mut ds = Dataset::default();
+    // decode line by line so an invalid byte costs one line, with its number
+    let mut text = String::with_capacity(bytes.len());
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        match std::str::from_utf8(raw) {
+            Ok(s) => text.push_str(s.strip_suffix('\r').unwrap_or(s)),
+            Err(_) => ds.messages.push(Message { line: i + 1, severity: Severity::Error, text: "invalid UTF-8; the row is skipped (save the file as UTF-8)".into() }),
+        }
+        text.push('\n');
+    }
+    let mut rows: Vec<Example> = Vec::new();
+    match format {
+        Format::JsonLines => {
+            for (i, line) in text.lines().enumerate() {
+                let n = i + 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let v: serde_json::Value = match serde_json::from_str(line) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        ds.messages.push(Message { line: n, severity: Severity::Error, text: format!("not valid JSON ({e}); the row is skipped") });
+                        continue;
+                    }
+                };
+                let field = |names: &[&str]| names.iter().find_map(|k| v.get(*k)).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()));
+                let text = field(TEXT_NAMES).unwrap_or_default();
+                let label = field(LABEL_NAMES).unwrap_or_default();
+                let text_b = field(TEXT_B_NAMES);
+                rows.push(Example { text, text_b, label, line: n });
+            }
+        }
+        Format::Tsv | Format::Csv => {
+            let sep = if format == Format::Tsv { '\t' } else { ',' };
+            let records: Vec<(usize, String)> = if sep == ',' { csv_records(&text) } else { text.lines().enumerate().map(|(i, l)| (i + 1, l.to_string())).collect() };
+            let mut cols: Option<(usize, usize, Option<usize>)> = None;
+            let mut first = true;
+            for (n, rec) in records {
+                if rec.trim().is_empty() {
+                    if !first {
+                        ds.messages.push(Message { line: n, severity: Severity::Warning, text: "empty row skipped".into() });
+                    }
+                    continue;
+                }
+                let fields = match split_fields(&rec, sep) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        ds.messages.push(Message { line: n, severity: Severity::Error, text: format!("{e}; the row is skipped") });
+                        continue;
+                    }
+                };
+                if first {
+                    first = false;
+                    let lower: Vec<String> = fields.iter().map(|f| f.trim().to_lowercase()).collect();
+                    let find = |names: &[&str]| lower.iter().position(|f| names.contains(&f.as_str()));
+                    if let (Some(l), Some(t)) = (find(LABEL_NAMES), find(TEXT_NAMES)) {
+                        cols = Some((l, t, find(TEXT_B_NAMES)));
+                        continue; // a header
+                    }
+                }
+                // no header: label first, then text, then an optional second text
+                let (l, t, tb) = cols.unwrap_or((0, 1, if fields.len() >= 3 { Some(2) } else { None }));
+                let get = |i: usize| fields.get(i).map(|s| s.trim().to_string()).unwrap_or_default();
+                rows.push(Example { text: get(t), text_b: tb.map(get).filter(|s| !s.is_empty()), label: get(l), line: n });
+            }
+        }
+    }
+    // validate rows
+    let mut seen: HashMap<(String, Option<String>, String), usize> = HashMap::new();
+    for r in rows {
+        if r.text.trim().is_empty() {
+            ds.messages.push(Message { line: r.line, severity: Severity::Warning, text: "no text; the row is skipped".into() });
+            continue;
+        }
+        if r.label.trim().is_empty() {
+            ds.messages.push(Message { line: r.line, severity: Severity::Warning, text: "no label; the row is skipped (unlabeled text can still be used for pretraining)".into() });
+            continue;
+        }
+        let key = (r.text.clone(), r.text_b.clone(), r.label.clone());
+        if let Some(&first) = seen.get(&key) {
+            ds.messages.push(Message { line: r.line, severity: Severity::Warning, text: format!("duplicate of line {first}; removed before the train/validation split") });
+            continue;
+        }
+        seen.insert(key, r.line);
+        ds.examples.push(r);
+    }
+    let mut labels: Vec<String> = ds.examples.iter().map(|e| e.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    ds.labels = labels;
+    if ds.examples.is_empty() {
+        ds.messages.push(Message { line: 0, severity: Severity::Error, text: "no usable labeled rows: expected lines like `label<TAB>text`, CSV with label and text columns, or JSON lines {\"text\": ..., \"label\": ...}".into() });
+    } else if ds.labels.len() == 1 {
+        ds.messages.push(Message { line: 0, severity: Severity::Error, text: format!("every row has the label \"{}\": a classifier needs at least two classes", ds.labels[0]) });
+    }
+    ds
+}
+
+/// A deterministic stratified split: within each class (in label order), examples are shuffled by
+/// `seed` and `val_fraction` of them (rounded, at least one when the class has two or more) go to
+/// validation. Returns (train, validation) indices into `ds.examples`.
+pub fn stratified_split(ds: &Dataset, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut train = Vec::new();
+    let mut val = Vec::new();
+    let mut rng = crate::kernels::checks::Rng::new(seed);
+    for label in &ds.labels {
+        let mut idx: Vec<usize> = (0..ds.examples.len()).filter(|&i| &ds.examples[i].label == label).collect();
+        for i in (1..idx.len()).rev() {
+            let j = rng.below(i as u32 + 1) as usize;
+            idx.swap(i, j);
+        }
+        let mut k = (idx.len() as f64 * val_fraction).round() as usize;
+        if idx.len() >= 2 {
+            k = k.clamp(1, idx.len() - 1);
+        } else {
+            k = 0;
+        }
+        val.extend_from_slice(&idx[..k]);
+        train.extend_from_slice(&idx[k..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
+}

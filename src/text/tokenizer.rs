@@ -1,0 +1,168 @@
+//! BERT tokenizers on Hugging Face's `tokenizers` crate (WordPiece): loaded from `tokenizer.json` or
+//! `vocab.txt` (uncased or cased), or trained from the user's own text for from-scratch models.
+//! Special tokens are looked up by name, never assumed to have particular ids.
+
+
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::{AddedToken, Tokenizer};
+
+pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+pub struct BertTokenizer {
+    tk: Tokenizer,
+    pub cls: u32,
+    pub sep: u32,
+    pub pad: u32,
+    pub mask: u32,
+    pub unk: u32,
+    pub vocab_size: usize,
+}
+
+/// One encoded sequence, `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// true at [CLS]/[SEP] (never masked, never predicted).
+    pub special: Vec<bool>,
+    /// Index of the word each token came from (None for specials), for whole-word masking.
+    pub word_ids: Vec<Option<u32>>,
+    /// Tokens dropped to fit `max_len`.
+    pub truncated: usize,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl BertTokenizer {
+    fn with_specials(tk: Tokenizer) -> Result<BertTokenizer, String> {
+        let id = |t: &str| tk.token_to_id(t).ok_or_else(|| format!("the tokenizer has no {t} token"));
+        Ok(BertTokenizer {
+            cls: id("[CLS]")?,
+            sep: id("[SEP]")?,
+            pad: id("[PAD]")?,
+            mask: id("[MASK]")?,
+            unk: id("[UNK]")?,
+            vocab_size: tk.get_vocab_size(true),
+            tk,
+        })
+    }
+
+    pub fn from_tokenizer_json(bytes: &[u8]) -> Result<BertTokenizer, String> {
+        let tk = Tokenizer::from_bytes(bytes).map_err(|e| format!("tokenizer.json could not be read: {e}"))?;
+        Self::with_specials(tk)
+    }
+
+    fn bert_pipeline(model: WordPiece, lowercase: bool) -> Tokenizer {
+        let mut tk = Tokenizer::new(model);
+        tk.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
+        tk.with_pre_tokenizer(Some(BertPreTokenizer));
+        tk.with_decoder(Some(WordPieceDecoder::default()));
+        tk
+    }
+
+    /// A `vocab.txt` (one token per line, id = line index); `lowercase` for uncased models.
+    pub fn from_vocab_txt(text: &str, lowercase: bool) -> Result<BertTokenizer, String> {
+        let vocab: ahash::AHashMap<String, u32> = text.lines().enumerate().map(|(i, t)| (t.trim_end_matches('\r').to_string(), i as u32)).collect();
+        if vocab.is_empty() {
+            return Err("vocab.txt is empty".into());
+        }
+        let wp = WordPiece::builder().vocab(vocab).unk_token("[UNK]".into()).continuing_subword_prefix("##".into()).build().map_err(err)?;
+        Self::with_specials(Self::bert_pipeline(wp, lowercase))
+    }
+
+    /// Trains an uncased WordPiece vocabulary of about `vocab_size` tokens on `texts`.
+    pub fn train_wordpiece(texts: &[String], vocab_size: usize) -> Result<BertTokenizer, String> {
+        let mut tk = Self::bert_pipeline(WordPiece::default(), true);
+        let specials = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(t.to_string(), true)).collect();
+        let mut trainer: TrainerWrapper = WordPieceTrainer::builder().vocab_size(vocab_size).min_frequency(1).show_progress(false).special_tokens(specials).build().into();
+        tk.train(&mut trainer, texts.iter()).map_err(err)?;
+        Self::with_specials(tk)
+    }
+
+    /// WordPiece ids of `text` without special tokens, and their word indices.
+    pub fn tokenize(&self, text: &str) -> Result<(Vec<u32>, Vec<Option<u32>>), String> {
+        let e = self.tk.encode(text, false).map_err(err)?;
+        Ok((e.get_ids().to_vec(), e.get_word_ids().to_vec()))
+    }
+
+    /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, truncated longest-first to `max_len` tokens.
+    pub fn encode(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<Encoded, String> {
+        let (mut ia, mut wa) = self.tokenize(a)?;
+        let (mut ib, mut wb) = match b {
+            Some(b) => self.tokenize(b)?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let specials = if b.is_some() { 3 } else { 2 };
+        let budget = max_len.saturating_sub(specials);
+        let mut truncated = 0;
+        while ia.len() + ib.len() > budget {
+            if ia.len() >= ib.len() {
+                ia.pop();
+                wa.pop();
+            } else {
+                ib.pop();
+                wb.pop();
+            }
+            truncated += 1;
+        }
+        let offset = wa.iter().flatten().max().map(|m| m + 1).unwrap_or(0);
+        let mut enc = Encoded { ids: vec![self.cls], type_ids: vec![0], special: vec![true], word_ids: vec![None], truncated };
+        enc.ids.extend(&ia);
+        enc.type_ids.extend(std::iter::repeat_n(0, ia.len()));
+        enc.special.extend(std::iter::repeat_n(false, ia.len()));
+        enc.word_ids.extend(wa);
+        enc.ids.push(self.sep);
+        enc.type_ids.push(0);
+        enc.special.push(true);
+        enc.word_ids.push(None);
+        if b.is_some() {
+            enc.ids.extend(&ib);
+            enc.type_ids.extend(std::iter::repeat_n(1, ib.len()));
+            enc.special.extend(std::iter::repeat_n(false, ib.len()));
+            enc.word_ids.extend(wb.into_iter().map(|w| w.map(|w| w + offset)));
+            enc.ids.push(self.sep);
+            enc.type_ids.push(1);
+            enc.special.push(true);
+            enc.word_ids.push(None);
+        }
+        Ok(enc)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> String {
+        self.tk.id_to_token(id).unwrap_or_else(|| "[UNK]".into())
+    }
+
+    pub fn token_to_id(&self, t: &str) -> Option<u32> {
+        self.tk.token_to_id(t)
+    }
+
+    /// Ids that are special tokens (never chosen for masking, never drawn as random replacements).
+    pub fn special_ids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = SPECIAL_TOKENS.iter().filter_map(|t| self.tk.token_to_id(t)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// tokenizer.json, for export.
+    pub fn to_json(&self) -> Result<String, String> {
+        self.tk.to_string(true).map_err(err)
+    }
+
+    /// vocab.txt (tokens in id order), for export.
+    pub fn vocab_txt(&self) -> String {
+        let mut v: Vec<(String, u32)> = self.tk.get_vocab(true).into_iter().collect();
+        v.sort_by_key(|(_, i)| *i);
+        let mut s = String::new();
+        for (t, _) in v {
+            s.push_str(&t);
+            s.push('\n');
+        }
+        s
+    }
+}
