@@ -12,10 +12,12 @@
 pub mod bench;
 pub mod io;
 pub mod model;
+pub mod rng;
 pub mod gpu;
 pub mod kernels;
 pub mod shaders;
 pub mod text;
+pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

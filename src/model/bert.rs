@@ -153,6 +153,7 @@ struct LayerActs {
 
 /// Activations and scratch for one (B, T), allocated once and reused.
 struct Acts {
+    /// Capacity: the largest batch and sequence length the buffers hold.
     b: usize,
     t: usize,
     emb: GpuBuf,
@@ -260,9 +261,13 @@ impl Bert {
     fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
         let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
         let d = c / h;
-        let bt = b * t;
         let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
-        if self.acts.as_ref().map(|a| a.b != b || a.t != t).unwrap_or(true) {
+        // Buffers are sized for the largest (B, T) seen so far and reused for smaller batches (the
+        // kernels index by the batch's own shape), so a training loop with dynamic padding
+        // allocates activations once, not every step.
+        if self.acts.as_ref().map(|a| b > a.b || t > a.t).unwrap_or(true) {
+            let (b, t) = self.acts.as_ref().map(|a| (a.b.max(b), a.t.max(t))).unwrap_or((b, t));
+            let bt = b * t;
             let mut layers = Vec::new();
             for _ in 0..self.cfg.num_hidden_layers {
                 layers.push(LayerActs {

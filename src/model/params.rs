@@ -97,7 +97,7 @@ pub fn init_value(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
     if name.ends_with("bias") {
         return vec![0.0; n];
     }
-    let mut rng = crate::kernels::checks::Rng::new(seed ^ fnv(name));
+    let mut rng = crate::rng::Rng::new(seed ^ fnv(name));
     rng.normals(n, 0.02)
 }
 

@@ -274,7 +274,7 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
 pub fn stratified_split(ds: &Dataset, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut train = Vec::new();
     let mut val = Vec::new();
-    let mut rng = crate::kernels::checks::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     for label in &ds.labels {
         let mut idx: Vec<usize> = (0..ds.examples.len()).filter(|&i| &ds.examples[i].label == label).collect();
         for i in (1..idx.len()).rev() {

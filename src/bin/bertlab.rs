@@ -1,0 +1,482 @@
+//! `bertlab`: the native command line on the same library the browser app uses.
+//! Run `bertlab --help` or `bertlab SUBCOMMAND --help`.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    std::process::exit(match cli::run(std::env::args().skip(1).collect()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    });
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::collections::{BTreeMap, HashMap};
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use bertlab::gpu::Gpu;
+    use bertlab::io::export::{export_files, ModelCard};
+    use bertlab::io::model_dir::{self, LoadedModel};
+    use bertlab::model::{Batch, Bert, BertConfig, Heads};
+    use bertlab::text::dataset;
+    use bertlab::text::tokenizer::BertTokenizer;
+    use bertlab::train::metrics::{argmax, evaluate};
+    use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
+
+    const HELP: &str = "bertlab: pretrain, fine-tune and probe BERT models on the GPU (wgpu)
+
+usage: bertlab <command> [options]     (bertlab <command> --help for its options)
+
+commands:
+  pretrain   masked-LM and/or sentence-order pretraining on unlabeled text
+  train      fine-tune a classifier on labeled text (feature-based, last N layers, or all)
+  eval       accuracy, macro-F1 and confusion matrix of a classifier on labeled text
+  predict    class probabilities for texts
+  embed      mean-pooled sentence embeddings
+  fill-mask  top-k predictions for every [MASK] in a text
+  export     write a model directory in Hugging Face's format
+  bench      kernel benchmark (GFLOP/s, GB/s)
+
+Every command takes --json to print machine-readable results on stdout.";
+
+    struct Args {
+        flags: HashMap<String, String>,
+        switches: Vec<String>,
+    }
+
+    impl Args {
+        fn parse(v: &[String], known_switches: &[&str]) -> Result<Args, String> {
+            let mut flags = HashMap::new();
+            let mut switches = Vec::new();
+            let mut i = 0;
+            while i < v.len() {
+                let a = &v[i];
+                let Some(name) = a.strip_prefix("--") else { return Err(format!("unexpected argument '{a}'")) };
+                if known_switches.contains(&name) || name == "help" || name == "json" {
+                    switches.push(name.to_string());
+                    i += 1;
+                } else {
+                    let val = v.get(i + 1).ok_or_else(|| format!("--{name} needs a value"))?;
+                    flags.insert(name.to_string(), val.clone());
+                    i += 2;
+                }
+            }
+            Ok(Args { flags, switches })
+        }
+        fn has(&self, s: &str) -> bool {
+            self.switches.iter().any(|x| x == s)
+        }
+        fn get(&self, k: &str) -> Option<&str> {
+            self.flags.get(k).map(|s| s.as_str())
+        }
+        fn req(&self, k: &str) -> Result<&str, String> {
+            self.get(k).ok_or_else(|| format!("--{k} is required"))
+        }
+        fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, String> {
+            match self.get(k) {
+                Some(v) => v.parse().map_err(|_| format!("--{k}: '{v}' is not a number")),
+                None => Ok(default),
+            }
+        }
+    }
+
+    fn gpu() -> Result<Gpu, String> {
+        let g = Gpu::new_blocking().map_err(|e| e.to_string())?;
+        eprintln!("GPU: {}", g.info.summary());
+        Ok(g)
+    }
+
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        pollster::block_on(f)
+    }
+
+    fn load_model(g: &Gpu, dir: &str, heads: Option<Heads>) -> Result<LoadedModel, String> {
+        let files = model_dir::read_dir(Path::new(dir))?;
+        model_dir::load(g, &files, heads, 42)
+    }
+
+    fn texts_arg(a: &Args) -> Result<Vec<String>, String> {
+        if let Some(t) = a.get("text") {
+            return Ok(vec![t.to_string()]);
+        }
+        if let Some(f) = a.get("file") {
+            let s = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+            return Ok(s.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect());
+        }
+        Err("give --text TEXT or --file FILE (one text per line)".into())
+    }
+
+    fn progress(label: &str, step: usize, total: usize, loss: f32, eta: f64) {
+        let w = 30;
+        let done = if total > 0 { step * w / total } else { 0 };
+        eprint!("\r{label} [{}{}] {step}/{total} loss {loss:.4} ETA {eta:.0}s   ", "#".repeat(done), ".".repeat(w - done));
+        let _ = std::io::stderr().flush();
+    }
+
+    fn write_export(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        std::fs::create_dir_all(out).map_err(|e| format!("{out}: {e}"))?;
+        for (name, bytes) in files {
+            let p = PathBuf::from(out).join(&name);
+            std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        Ok(())
+    }
+
+    fn tokenizer_files(tok: &BertTokenizer) -> Result<Vec<(String, Vec<u8>)>, String> {
+        Ok(vec![
+            ("tokenizer.json".into(), tok.to_json()?.into_bytes()),
+            ("vocab.txt".into(), tok.vocab_txt().into_bytes()),
+            ("tokenizer_config.json".into(), br#"{"do_lower_case": true, "tokenizer_class": "BertTokenizer", "model_max_length": 512}"#.to_vec()),
+            ("special_tokens_map.json".into(), br#"{"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]", "unk_token": "[UNK]"}"#.to_vec()),
+        ])
+    }
+
+    pub fn run(argv: Vec<String>) -> Result<(), String> {
+        let Some(cmd) = argv.first() else {
+            println!("{HELP}");
+            return Ok(());
+        };
+        let rest = &argv[1..];
+        match cmd.as_str() {
+            "--help" | "-h" | "help" => {
+                println!("{HELP}");
+                Ok(())
+            }
+            "pretrain" => pretrain(rest),
+            "train" => train(rest),
+            "eval" => eval(rest),
+            "predict" => predict(rest),
+            "embed" => embed(rest),
+            "fill-mask" => fill_mask(rest),
+            "export" => export(rest),
+            "bench" => bench(rest),
+            other => Err(format!("unknown command '{other}'\n\n{HELP}")),
+        }
+    }
+
+    const PRETRAIN_HELP: &str = "bertlab pretrain --corpus FILE --out DIR [options]
+  --corpus FILE     unlabeled text, one document per line (several sentences each for sentence order)
+  --model DIR       continue from a checkpoint (an MLM head is added if it has none); default: from scratch
+  --vocab N         WordPiece vocabulary to train for a from-scratch model (default 2000)
+  --hidden N --layers N --heads N   from-scratch size (default 128, 2, 4)
+  --steps N (300) --batch N (16) --lr X (1e-3) --max-len N (64) --warmup N (10% of steps) --seed N (42)
+  --no-mlm / --no-sop   turn off a task
+  --json            print the loss curve as JSON";
+
+    fn pretrain(v: &[String]) -> Result<(), String> {
+        let a = Args::parse(v, &["no-mlm", "no-sop"])?;
+        if a.has("help") {
+            println!("{PRETRAIN_HELP}");
+            return Ok(());
+        }
+        let corpus = std::fs::read_to_string(a.req("corpus")?).map_err(|e| format!("{}: {e}", a.req("corpus").unwrap_or("")))?;
+        let texts: Vec<String> = corpus.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+        let out = a.req("out")?;
+        let g = gpu()?;
+        let (mlm, sop) = (!a.has("no-mlm"), !a.has("no-sop"));
+        let (mut model, tok, tok_files, base) = match a.get("model") {
+            Some(dir) => {
+                let lm = load_model(&g, dir, Some(Heads { mlm: true, sop: true, num_labels: 0 }))?;
+                if !lm.report.initialised.is_empty() {
+                    eprintln!("initialised fresh: {}", lm.report.initialised.join(", "));
+                }
+                (lm.model, lm.tokenizer, lm.tokenizer_files, dir.to_string())
+            }
+            None => {
+                let tok = BertTokenizer::train_wordpiece(&texts, a.num("vocab", 2000)?)?;
+                let cfg = BertConfig::small(tok.vocab_size, a.num("hidden", 128)?, a.num("layers", 2)?, a.num("heads", 4)?);
+                let (m, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, a.num("seed", 42)?)?;
+                let tf = tokenizer_files(&tok)?;
+                (m, tok, tf, String::new())
+            }
+        };
+        let steps = a.num("steps", 300)?;
+        let pc = PretrainConfig {
+            mlm,
+            sop,
+            steps,
+            batch_size: a.num("batch", 16)?,
+            lr: a.num("lr", 1e-3)?,
+            max_len: a.num("max-len", 64)?,
+            warmup: a.num("warmup", steps / 10)?,
+            seed: a.num("seed", 42)?,
+            ..PretrainConfig::default()
+        };
+        let r = block(trainer::pretrain(&g, &mut model, &tok, &texts, &pc, &Control::default(), &mut |e| {
+            if let Event::Pretrain { step, total_steps, mlm_loss, sop_loss, eta_s, .. } = e {
+                progress("pretrain", step, total_steps, mlm_loss + sop_loss, eta_s);
+            }
+        }))?;
+        eprintln!();
+        for m in &r.messages {
+            eprintln!("note: {m}");
+        }
+        let tensors = block(model.params.read_all(&g)).map_err(|e| e.to_string())?;
+        let card = ModelCard { base_model: base, data_summary: format!("{} unlabeled texts", texts.len()), seed: pc.seed, metrics: vec![("final MLM loss".into(), format!("{:.4}", r.mlm_losses.last().unwrap_or(&0.0)))], ..Default::default() };
+        write_export(out, export_files(&model.cfg, model.heads, tensors, &[], &tok_files, &card))?;
+        let n = r.mlm_losses.len();
+        let summary = serde_json::json!({"steps": n, "mlm_loss_first": r.mlm_losses.first(), "mlm_loss_last": r.mlm_losses.last(), "sop_loss_last": r.sop_losses.last(), "ms_per_step": r.ms_per_step, "out": out, "messages": r.messages});
+        if a.has("json") {
+            println!("{}", serde_json::json!({"summary": summary, "mlm_losses": r.mlm_losses, "sop_losses": r.sop_losses}));
+        } else {
+            println!("pretrained {n} steps: MLM loss {:.4} -> {:.4}, {:.1} ms/step; saved to {out}", r.mlm_losses.first().unwrap_or(&0.0), r.mlm_losses.last().unwrap_or(&0.0), r.ms_per_step);
+        }
+        Ok(())
+    }
+
+    const TRAIN_HELP: &str = "bertlab train --data FILE --model DIR --out DIR [options]
+  --data FILE       labeled text: TSV/CSV (label, text[, text_b]), or JSON lines {\"text\", \"label\"}
+  --model DIR       a BERT in Hugging Face's layout (e.g. models/all-MiniLM-L6-v2)
+  --mode M          feature (frozen encoder, head only) | last:N (last N layers) | full (default)
+  --epochs N (3) --batch N (16) --lr X (5e-5; 1e-3 for feature) --max-len N (128) --val F (0.2) --seed N (42)
+  --patience N      early stopping after N epochs without a better validation loss (default off)
+  --json            print per-epoch metrics as JSON";
+
+    fn parse_mode(s: &str) -> Result<Mode, String> {
+        match s {
+            "feature" | "feature-based" => Ok(Mode::FeatureBased),
+            "full" | "all" => Ok(Mode::Full),
+            s => s.strip_prefix("last:").and_then(|n| n.parse().ok()).map(Mode::LastLayers).ok_or_else(|| format!("--mode {s}: use feature, last:N or full")),
+        }
+    }
+
+    fn read_dataset(path: &str) -> Result<dataset::Dataset, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let ds = dataset::parse(&bytes, None);
+        for m in &ds.messages {
+            eprintln!("{path}: {m}");
+        }
+        ds.trainable()?;
+        Ok(ds)
+    }
+
+    fn train(v: &[String]) -> Result<(), String> {
+        let a = Args::parse(v, &[])?;
+        if a.has("help") {
+            println!("{TRAIN_HELP}");
+            return Ok(());
+        }
+        let ds = read_dataset(a.req("data")?)?;
+        let out = a.req("out")?;
+        let mode = parse_mode(a.get("mode").unwrap_or("full"))?;
+        let g = gpu()?;
+        let heads = Heads { mlm: false, sop: false, num_labels: ds.labels.len() };
+        let mut lm = load_model(&g, a.req("model")?, Some(heads))?;
+        let seed = a.num("seed", 42)?;
+        let (tr, va) = dataset::stratified_split(&ds, a.num("val", 0.2)?, seed);
+        let default_lr = if mode == Mode::FeatureBased { 1e-3 } else { 5e-5 };
+        let tc = TrainConfig { mode, lr: a.num("lr", default_lr)?, epochs: a.num("epochs", 3)?, batch_size: a.num("batch", 16)?, max_len: a.num("max-len", 128)?, seed, patience: a.num("patience", 0)?, ..TrainConfig::default() };
+        let mut epochs_json = Vec::new();
+        let r = block(trainer::train_classifier(&g, &mut lm.model, &lm.tokenizer, &ds, &tr, &va, &tc, &Control::default(), &mut |e| match e {
+            Event::Plan { total_steps, train_examples, val_examples, truncated } => eprintln!("{train_examples} training and {val_examples} validation examples, {total_steps} steps, {truncated} texts truncated to {} tokens", tc.max_len),
+            Event::Step { step, total_steps, loss, eta_s, .. } => progress("train", step, total_steps, loss, eta_s),
+            Event::Epoch { epoch, train_loss, val } => {
+                eprintln!("\nepoch {epoch}: train loss {train_loss:.4}, validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1);
+                epochs_json.push(serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1, "confusion": val.confusion}));
+            }
+            Event::NonFinite { step } => eprintln!("\nstep {step}: {}", trainer::NON_FINITE),
+            _ => {}
+        }))?;
+        let last = r.epochs.last().map(|e| e.1.clone()).unwrap_or_default();
+        let card = ModelCard {
+            base_model: a.req("model")?.to_string(),
+            data_summary: format!("{} examples ({} train / {} validation), labels {}", ds.examples.len(), tr.len(), va.len(), ds.labels.join(", ")),
+            metrics: vec![("validation accuracy".into(), format!("{:.4}", last.accuracy)), ("validation macro-F1".into(), format!("{:.4}", last.macro_f1))],
+            seed,
+            notes: format!("mode: {mode:?}, {} epochs, lr {}", r.epochs.len(), tc.lr),
+        };
+        let tensors = block(lm.model.params.read_all(&g)).map_err(|e| e.to_string())?;
+        let tok_files = if lm.tokenizer_files.is_empty() { tokenizer_files(&lm.tokenizer)? } else { lm.tokenizer_files.clone() };
+        write_export(out, export_files(&lm.model.cfg, lm.model.heads, tensors, &ds.labels, &tok_files, &card))?;
+        let labels_y: Vec<usize> = va.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
+        let tr_y: Vec<usize> = tr.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
+        let baseline = bertlab::train::metrics::majority_baseline(&tr_y, &labels_y, ds.labels.len());
+        if a.has("json") {
+            println!("{}", serde_json::json!({"epochs": epochs_json, "labels": ds.labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out}));
+        } else {
+            println!("validation accuracy {:.4} (majority baseline {baseline:.4}), macro-F1 {:.4}, {:.1} ms/step; saved to {out}", last.accuracy, last.macro_f1, r.ms_per_step);
+        }
+        Ok(())
+    }
+
+    fn eval(v: &[String]) -> Result<(), String> {
+        let a = Args::parse(v, &[])?;
+        if a.has("help") {
+            println!("bertlab eval --data FILE --model DIR [--max-len N] [--json]");
+            return Ok(());
+        }
+        let ds = read_dataset(a.req("data")?)?;
+        let g = gpu()?;
+        let mut lm = load_model(&g, a.req("model")?, None)?;
+        if lm.model.heads.num_labels == 0 {
+            return Err("this model has no classification head; train one with `bertlab train`".into());
+        }
+        let max_len = a.num("max-len", 128)?;
+        let enc: Vec<_> = ds.examples.iter().map(|e| lm.tokenizer.encode(&e.text, e.text_b.as_deref(), max_len)).collect::<Result<_, _>>()?;
+        let probs = block(trainer::predict(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16))?;
+        let truth: Vec<usize> = ds.examples.iter().map(|e| lm.labels.iter().position(|l| l == &e.label).ok_or_else(|| format!("label '{}' (line {}) is not one of the model's labels {:?}", e.label, e.line, lm.labels))).collect::<Result<_, _>>()?;
+        let m = evaluate(&probs, &truth, lm.labels.len());
+        if a.has("json") {
+            println!("{}", serde_json::json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "loss": m.loss, "confusion": m.confusion, "labels": lm.labels}));
+        } else {
+            println!("accuracy {:.4}, macro-F1 {:.4}, loss {:.4} on {} examples\nconfusion (rows true, columns predicted; {}):", m.accuracy, m.macro_f1, m.loss, truth.len(), lm.labels.join(", "));
+            for row in &m.confusion {
+                println!("  {row:?}");
+            }
+        }
+        Ok(())
+    }
+
+    fn predict(v: &[String]) -> Result<(), String> {
+        let a = Args::parse(v, &[])?;
+        if a.has("help") {
+            println!("bertlab predict --model DIR (--text TEXT | --file FILE) [--max-len N] [--json]");
+            return Ok(());
+        }
+        let texts = texts_arg(&a)?;
+        let g = gpu()?;
+        let mut lm = load_model(&g, a.req("model")?, None)?;
+        if lm.model.heads.num_labels == 0 {
+            return Err("this model has no classification head; train one with `bertlab train`".into());
+        }
+        let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, a.num("max-len", 128).unwrap_or(128))).collect::<Result<_, _>>()?;
+        let probs = block(trainer::predict(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16))?;
+        let rows: Vec<_> = texts
+            .iter()
+            .zip(&probs)
+            .map(|(t, p)| {
+                let probs: BTreeMap<&str, f32> = lm.labels.iter().map(|l| l.as_str()).zip(p.iter().cloned()).collect();
+                serde_json::json!({"text": t, "label": lm.labels[argmax(p)], "probabilities": probs})
+            })
+            .collect();
+        if a.has("json") {
+            println!("{}", serde_json::Value::Array(rows));
+        } else {
+            for (t, p) in texts.iter().zip(&probs) {
+                let parts: Vec<String> = lm.labels.iter().zip(p).map(|(l, x)| format!("{l} {x:.3}")).collect();
+                println!("{}\t{}\t{t}", lm.labels[argmax(p)], parts.join("  "));
+            }
+        }
+        Ok(())
+    }
+
+    fn embed(v: &[String]) -> Result<(), String> {
+        let a = Args::parse(v, &[])?;
+        if a.has("help") {
+            println!("bertlab embed --model DIR (--text TEXT | --file FILE) [--max-len N] [--json]\n  mean-pooled last hidden states over each text's tokens");
+            return Ok(());
+        }
+        let texts = texts_arg(&a)?;
+        let g = gpu()?;
+        let mut lm = load_model(&g, a.req("model")?, Some(Heads { mlm: false, sop: false, num_labels: 0 }))?;
+        let c = lm.model.cfg.hidden_size;
+        let mut out = Vec::new();
+        for t in &texts {
+            let e = lm.tokenizer.encode(t, None, a.num("max-len", 128)?)?;
+            let n = e.ids.len();
+            let batch = Batch::new(&g, &lm.model.cfg, 1, n, &e.ids, &e.type_ids, &vec![1; n], None, None, None)?;
+            let h = block(async {
+                let mut step = g.begin_step("embed");
+                lm.model.forward(&g, &mut step, &batch, 0)?;
+                step.submit().await.map_err(|e| e.to_string())?;
+                g.read_f32(lm.model.last_hidden().unwrap()).await.map_err(|e| e.to_string())
+            })?;
+            let mean: Vec<f32> = (0..c).map(|j| (0..n).map(|i| h[i * c + j]).sum::<f32>() / n as f32).collect();
+            out.push(mean);
+        }
+        if a.has("json") {
+            println!("{}", serde_json::json!({"dim": c, "embeddings": out}));
+        } else {
+            for (t, e) in texts.iter().zip(&out) {
+                println!("{t}\t[{:.4}, {:.4}, {:.4}, ... ] ({c} dims)", e[0], e[1], e[2]);
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_mask(v: &[String]) -> Result<(), String> {
+        let a = Args::parse(v, &[])?;
+        if a.has("help") {
+            println!("bertlab fill-mask --model DIR --text \"The curious kitten deftly [MASK] the bookshelf\" [--top-k 5] [--json]");
+            return Ok(());
+        }
+        let text = a.req("text")?;
+        let g = gpu()?;
+        let mut lm = load_model(&g, a.req("model")?, None)?;
+        if !lm.model.heads.mlm {
+            return Err("this model has no masked-LM head (cls.predictions.*); pretrain one with `bertlab pretrain --model DIR`".into());
+        }
+        let e = lm.tokenizer.encode(text, None, 512)?;
+        let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == lm.tokenizer.mask).collect();
+        if positions.is_empty() {
+            return Err("the text has no [MASK] token".into());
+        }
+        let preds = block(lm.model.fill_mask(&g, &e.ids, &e.type_ids, &positions, a.num("top-k", 5)?))?;
+        let rows: Vec<_> = positions
+            .iter()
+            .zip(&preds)
+            .map(|(p, top)| serde_json::json!({"position": p, "predictions": top.iter().map(|(id, pr)| serde_json::json!({"token": lm.tokenizer.id_to_token(*id), "id": id, "probability": pr})).collect::<Vec<_>>()}))
+            .collect();
+        if a.has("json") {
+            println!("{}", serde_json::Value::Array(rows));
+        } else {
+            for (p, top) in positions.iter().zip(&preds) {
+                let s: Vec<String> = top.iter().map(|(id, pr)| format!("{} {pr:.3}", lm.tokenizer.id_to_token(*id))).collect();
+                println!("[MASK] at {p}: {}", s.join(", "));
+            }
+        }
+        Ok(())
+    }
+
+    fn export(v: &[String]) -> Result<(), String> {
+        let a = Args::parse(v, &[])?;
+        if a.has("help") {
+            println!("bertlab export --model DIR --out DIR\n  loads any BERT checkpoint BERT Lab reads (prefixes, legacy names, F16/BF16) and writes it in Hugging Face's format");
+            return Ok(());
+        }
+        let g = gpu()?;
+        let lm = load_model(&g, a.req("model")?, None)?;
+        let out = a.req("out")?;
+        let tensors = block(lm.model.params.read_all(&g)).map_err(|e| e.to_string())?;
+        let files = export_files(&lm.model.cfg, lm.model.heads, tensors, &lm.labels, &lm.tokenizer_files, &ModelCard { base_model: a.req("model")?.to_string(), ..Default::default() });
+        let names: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+        write_export(out, files)?;
+        if a.has("json") {
+            println!("{}", serde_json::json!({"out": out, "files": names}));
+        } else {
+            println!("wrote {} to {out}", names.join(", "));
+        }
+        Ok(())
+    }
+
+    fn bench(v: &[String]) -> Result<(), String> {
+        let a = Args::parse(v, &[])?;
+        if a.has("help") {
+            println!("bertlab bench [--m ROWS (4096)] [--reps N (3)] [--json]");
+            return Ok(());
+        }
+        let g = gpu()?;
+        let opts = bertlab::bench::BenchOptions { m: a.num("m", 4096)?, reps: a.num("reps", 3)? };
+        let t0 = std::time::Instant::now();
+        let now = move || t0.elapsed().as_secs_f64() * 1e3;
+        let json = a.has("json");
+        let lines = block(bertlab::bench::run(&g, &opts, &now, &mut |l| {
+            if !json {
+                println!("{l}");
+            }
+        }))
+        .map_err(|e| e.to_string())?;
+        if json {
+            let rows: Vec<_> = lines.iter().map(|l| serde_json::json!({"name": l.name, "rate": l.rate, "unit": l.unit, "ms": l.ms_per_call})).collect();
+            println!("{}", serde_json::json!({"adapter": g.info.summary(), "results": rows}));
+        }
+        Ok(())
+    }
+}

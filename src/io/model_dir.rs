@@ -1,0 +1,97 @@
+//! A model directory in Hugging Face's layout (config.json, model.safetensors, tokenizer.json or
+//! vocab.txt), as a map of file name to bytes, so the same code loads from disk natively and from
+//! fetched or picked files in the browser.
+
+use std::collections::BTreeMap;
+
+use crate::gpu::Gpu;
+use crate::io::safetensors;
+use crate::model::{Bert, BertConfig, Heads, LoadReport};
+use crate::text::tokenizer::BertTokenizer;
+
+pub const TOKENIZER_FILES: [&str; 4] = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+pub struct LoadedModel {
+    pub model: Bert,
+    pub tokenizer: BertTokenizer,
+    /// Class names (id2label order) when the model has a classification head.
+    pub labels: Vec<String>,
+    /// The tokenizer files, to travel with an export.
+    pub tokenizer_files: Vec<(String, Vec<u8>)>,
+    pub report: LoadReport,
+}
+
+/// The heads a checkpoint carries, from its tensor names and config.
+pub fn heads_of(names: &[&str], config: &serde_json::Value) -> Heads {
+    let has = |p: &str| names.iter().any(|n| n.trim_start_matches("bert.").starts_with(p));
+    let num_labels = if has("classifier.") { labels_of(config).len().max(2) } else { 0 };
+    Heads { mlm: has("cls.predictions."), sop: has("cls.seq_relationship."), num_labels }
+}
+
+/// id2label in id order.
+pub fn labels_of(config: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<(usize, String)> = config
+        .get("id2label")
+        .and_then(|m| m.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    v.sort();
+    v.into_iter().map(|(_, l)| l).collect()
+}
+
+/// Loads a model directory. `heads` overrides what the checkpoint carries (e.g. to add a fresh
+/// classification head, or an MLM head to train on a BertModel); `lowercase` applies to vocab.txt.
+pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel, String> {
+    let names: Vec<&str> = files.keys().map(|s| s.as_str()).collect();
+    let config_bytes = files.get("config.json").ok_or("the model has no config.json")?;
+    let config_text = std::str::from_utf8(config_bytes).map_err(|_| "config.json is not UTF-8".to_string())?;
+    let cfg = BertConfig::from_json(config_text)?;
+    let config: serde_json::Value = serde_json::from_str(config_text).map_err(|e| e.to_string())?;
+    let weights_name = crate::io::export::pick_weights_file(&names)?;
+    let st = safetensors::parse(&files[weights_name]).map_err(|e| format!("{weights_name}: {e}"))?;
+    let tensor_names: Vec<&str> = st.tensors.keys().map(|s| s.as_str()).collect();
+    let found = heads_of(&tensor_names, &config);
+    let heads = heads.unwrap_or(found);
+    let tokenizer = if let Some(tj) = files.get("tokenizer.json") {
+        BertTokenizer::from_tokenizer_json(tj)?
+    } else if let Some(v) = files.get("vocab.txt") {
+        let lower = files
+            .get("tokenizer_config.json")
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .and_then(|c| c.get("do_lower_case").and_then(|v| v.as_bool()))
+            .unwrap_or(true);
+        BertTokenizer::from_vocab_txt(std::str::from_utf8(v).map_err(|_| "vocab.txt is not UTF-8".to_string())?, lower)?
+    } else {
+        return Err("the model has neither tokenizer.json nor vocab.txt".into());
+    };
+    if tokenizer.vocab_size > cfg.vocab_size {
+        return Err(format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size));
+    }
+    let (model, report) = Bert::new(gpu, cfg, heads, Some(&st), seed)?;
+    let mut labels = labels_of(&config);
+    labels.truncate(heads.num_labels);
+    while labels.len() < heads.num_labels {
+        labels.push(format!("LABEL_{}", labels.len()));
+    }
+    let tokenizer_files = TOKENIZER_FILES.iter().filter_map(|f| files.get(*f).map(|b| (f.to_string(), b.clone()))).collect();
+    Ok(LoadedModel { model, tokenizer, labels, tokenizer_files, report })
+}
+
+/// Reads every file of a directory (natively).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut files = BTreeMap::new();
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in rd.flatten() {
+        let p = entry.path();
+        if p.is_file() {
+            if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                if name == "config.json" || name.ends_with(".safetensors") || name == "pytorch_model.bin" || TOKENIZER_FILES.contains(&name) {
+                    let bytes = if name == "pytorch_model.bin" { Vec::new() } else { std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))? };
+                    files.insert(name.to_string(), bytes);
+                }
+            }
+        }
+    }
+    Ok(files)
+}

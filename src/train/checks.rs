@@ -1,0 +1,185 @@
+//! Checks of the data and training layer, shared by tests/native_train.rs and the browser suite:
+//! masking proportions, sentence-order pairs, dataset validation messages (no GPU needed), and
+//! small training runs on the shipped samples (GPU).
+
+use super::masking::{non_special_ids, MlmMasking, Outcome};
+use super::sop;
+use crate::rng::Rng;
+use crate::text::dataset::{self, Format, Severity};
+use crate::text::tokenizer::BertTokenizer;
+
+pub type CheckResult = Result<String, String>;
+
+pub const SENTIMENT: &str = include_str!("../../www/samples/sentiment.tsv");
+pub const TOPICS: &str = include_str!("../../www/samples/topics.tsv");
+pub const CORPUS: &str = include_str!("../../www/samples/corpus.txt");
+
+fn sigma_ok(what: &str, count: usize, n: usize, p: f64) -> Result<f64, String> {
+    let mean = n as f64 * p;
+    let sd = (n as f64 * p * (1.0 - p)).sqrt();
+    let z = (count as f64 - mean) / sd;
+    if z.abs() > 3.0 {
+        return Err(format!("{what}: {count} of {n}, expected {mean:.0} ± {sd:.0} (z = {z:.2})"));
+    }
+    Ok(z)
+}
+
+/// 15% chosen, then 80% [MASK] / 10% random / 10% unchanged, within 3 standard deviations over a
+/// large seeded sample; special tokens never chosen and never drawn as replacements.
+pub fn masking_proportions() -> CheckResult {
+    let vocab = 1000u32;
+    let specials = [0u32, 1, 2, 3, 4];
+    let candidates = non_special_ids(vocab as usize, &specials);
+    let mut rng = Rng::new(99);
+    let m = MlmMasking::default();
+    let (mut n, mut chosen, mut masked, mut random, mut unchanged) = (0, 0, 0, 0, 0);
+    for _ in 0..2000 {
+        let len = 100;
+        let ids: Vec<u32> = (0..len).map(|i| if i == 0 { 2 } else if i == len - 1 { 3 } else { 5 + rng.below(vocab - 5) }).collect();
+        let special: Vec<bool> = ids.iter().map(|i| specials.contains(i)).collect();
+        let words: Vec<Option<u32>> = (0..len).map(|i| Some(i as u32)).collect();
+        let r = m.apply(&ids, &special, &words, 4, &candidates, &mut rng);
+        for i in 0..len as usize {
+            if special[i] {
+                if r.outcomes[i] != Outcome::NotChosen || r.labels[i] != -100 || r.input_ids[i] != ids[i] {
+                    return Err(format!("special token at {i} was chosen"));
+                }
+                continue;
+            }
+            n += 1;
+            match r.outcomes[i] {
+                Outcome::NotChosen => {
+                    if r.labels[i] != -100 {
+                        return Err("an unchosen token has a label".into());
+                    }
+                }
+                o => {
+                    chosen += 1;
+                    if r.labels[i] != ids[i] as i32 {
+                        return Err("a chosen token's label is not its original id".into());
+                    }
+                    match o {
+                        Outcome::Masked => masked += (r.input_ids[i] == 4) as usize,
+                        Outcome::Random => {
+                            random += 1;
+                            if specials.contains(&r.input_ids[i]) {
+                                return Err(format!("a random replacement drew special id {}", r.input_ids[i]));
+                            }
+                        }
+                        _ => unchanged += (r.input_ids[i] == ids[i]) as usize,
+                    }
+                }
+            }
+        }
+    }
+    let z1 = sigma_ok("chosen", chosen, n, 0.15)?;
+    let z2 = sigma_ok("[MASK]", masked, chosen, 0.8)?;
+    let z3 = sigma_ok("random", random, chosen, 0.1)?;
+    let z4 = sigma_ok("unchanged", unchanged, chosen, 0.1)?;
+    Ok(format!(
+        "{n} tokens: chosen {:.4} (z {z1:.2}); of {chosen} chosen: [MASK] {:.4} (z {z2:.2}), random {:.4} (z {z3:.2}), unchanged {:.4} (z {z4:.2}); specials never chosen or drawn",
+        chosen as f64 / n as f64,
+        masked as f64 / chosen as f64,
+        random as f64 / chosen as f64,
+        unchanged as f64 / chosen as f64
+    ))
+}
+
+/// Whole-word masking chooses all of a word's pieces or none.
+pub fn whole_word_masking() -> CheckResult {
+    let mut rng = Rng::new(5);
+    let m = MlmMasking { whole_word: true, ..MlmMasking::default() };
+    let ids: Vec<u32> = (0..3000).map(|i| 10 + (i % 50)).collect();
+    let words: Vec<Option<u32>> = (0..3000).map(|i| Some(i / 3)).collect();
+    let special = vec![false; 3000];
+    let r = m.apply(&ids, &special, &words, 4, &[7, 8], &mut rng);
+    let mut chosen_words = 0;
+    for w in 0..1000 {
+        let c: Vec<bool> = (0..3).map(|k| r.labels[w * 3 + k] >= 0).collect();
+        if c.iter().any(|&x| x) != c.iter().all(|&x| x) {
+            return Err(format!("word {w} is partly chosen: {c:?}"));
+        }
+        chosen_words += c[0] as usize;
+    }
+    sigma_ok("whole words chosen", chosen_words, 1000, 0.15)?;
+    Ok(format!("{chosen_words} of 1000 three-piece words chosen whole"))
+}
+
+/// Pairs are balanced between the two orders, and `[CLS] A [SEP] B [SEP]` is typed 0…0 1…1.
+pub fn sentence_order_pairs() -> CheckResult {
+    let texts: Vec<String> = CORPUS.lines().map(str::to_string).collect();
+    let mut rng = Rng::new(11);
+    let mut pairs = Vec::new();
+    for _ in 0..10 {
+        pairs.extend(sop::make_pairs(&texts, &mut rng));
+    }
+    let swapped = pairs.iter().filter(|p| p.label == 1).count();
+    sigma_ok("swapped pairs", swapped, pairs.len(), 0.5)?;
+    for p in pairs.iter().take(200) {
+        let (first, second) = if p.label == 0 { (&p.a, &p.b) } else { (&p.b, &p.a) };
+        let joined = format!("{first} {second}");
+        if !texts.iter().any(|t| sop::sentences(t).join(" ") == joined) {
+            return Err(format!("pair does not restore a text in order: {joined}"));
+        }
+    }
+    let tok = BertTokenizer::train_wordpiece(&texts, 400)?;
+    let e = tok.encode(&pairs[0].a, Some(&pairs[0].b), 128)?;
+    let first_sep = e.ids.iter().position(|&i| i == tok.sep).ok_or("no [SEP]")?;
+    let ok = e.ids[0] == tok.cls
+        && *e.ids.last().unwrap() == tok.sep
+        && e.type_ids[..=first_sep].iter().all(|&t| t == 0)
+        && e.type_ids[first_sep + 1..].iter().all(|&t| t == 1)
+        && e.special.iter().filter(|&&s| s).count() == 3;
+    if !ok {
+        return Err(format!("a pair is not encoded as [CLS] A [SEP] B [SEP] with types 0/1: {:?} {:?}", e.ids, e.type_ids));
+    }
+    if sop::unavailable_reason(&["One sentence only".to_string()]).is_none() || sop::make_pairs(&["Just one.".to_string()], &mut rng).len() != 0 {
+        return Err("a single-sentence text made a pair".into());
+    }
+    Ok(format!("{} pairs, {swapped} swapped ({:.3}); segments restore the original order; types 0…0 1…1; one-sentence texts give none (with a message)", pairs.len(), swapped as f64 / pairs.len() as f64))
+}
+
+/// Every dataset problem gets its message and line number.
+pub fn dataset_messages() -> CheckResult {
+    let mut bytes = b"label\ttext\npositive\tgood film\n\nnegative\t\n\tno label here\npositive\tgood film\nnegative\tbad \xff\xfe film\nnegative\tawful\n".to_vec();
+    bytes.extend_from_slice(b"positive\tfine\n");
+    let ds = dataset::parse(&bytes, None);
+    let has = |line: usize, needle: &str| ds.messages.iter().any(|m| m.line == line && m.text.contains(needle));
+    let expect = [(3, "empty row"), (4, "no text"), (5, "no label"), (6, "duplicate of line 2"), (7, "invalid UTF-8")];
+    for (line, needle) in expect {
+        if !has(line, needle) {
+            return Err(format!("no \"{needle}\" message for line {line}: {:?}", ds.messages));
+        }
+    }
+    if ds.examples.len() != 3 || ds.labels != ["negative", "positive"] {
+        return Err(format!("kept {:?}", ds.examples));
+    }
+    let single = dataset::parse(b"a\tone\na\ttwo\n", Some(Format::Tsv));
+    if !single.messages.iter().any(|m| m.severity == Severity::Error && m.text.contains("at least two classes")) || single.trainable().is_ok() {
+        return Err("a single-class dataset was not refused".into());
+    }
+    let csv = dataset::parse(b"text,label\n\"Hello, world\",greeting\n\"She said \"\"hi\"\"\nthen left\",story\n", None);
+    if csv.examples.len() != 2 || csv.examples[0].text != "Hello, world" || csv.examples[1].text != "She said \"hi\"\nthen left" || csv.examples[1].line != 3 {
+        return Err(format!("CSV quoting: {:?}", csv.examples));
+    }
+    let jl = dataset::parse(b"{\"text\": \"a b\", \"label\": \"x\"}\n{\"text\": \"c\", \"label\": 1}\nnot json\n", None);
+    if jl.examples.len() != 2 || jl.examples[1].label != "1" || !jl.messages.iter().any(|m| m.line == 3 && m.text.contains("not valid JSON")) {
+        return Err(format!("JSON lines: {:?} {:?}", jl.examples, jl.messages));
+    }
+    let pairs = dataset::parse(b"entailment\tA man sleeps.\tA person rests.\ncontradiction\tA man runs.\tNobody moves.\n", None);
+    if pairs.examples[0].text_b.as_deref() != Some("A person rests.") {
+        return Err(format!("text pairs: {:?}", pairs.examples));
+    }
+    // truncation is counted when encoding to the model's maximum
+    let tok = BertTokenizer::train_wordpiece(&["a b c d e f g h i j".to_string()], 100)?;
+    let e = tok.encode("a b c d e f g h i j", None, 6)?;
+    if e.ids.len() != 6 || e.truncated != 6 {
+        return Err(format!("truncation to 6 gave {} tokens, {} truncated", e.ids.len(), e.truncated));
+    }
+    let (tr, va) = dataset::stratified_split(&dataset::parse(SENTIMENT.as_bytes(), None), 0.2, 1);
+    let (tr2, va2) = dataset::stratified_split(&dataset::parse(SENTIMENT.as_bytes(), None), 0.2, 1);
+    if tr != tr2 || va != va2 || va.len() != 80 {
+        return Err(format!("split not deterministic or not 20%: {} / {}", tr.len(), va.len()));
+    }
+    Ok("empty, unlabeled, textless, duplicate and invalid-UTF-8 rows reported with line numbers; single class refused; CSV quotes, JSON lines, text pairs, truncation counts and a deterministic stratified split".into())
+}

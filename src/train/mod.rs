@@ -1,0 +1,9 @@
+//! Training: masked-LM and sentence-order batches, the classification and pretraining loops, and
+//! their metrics. The browser UI and the native CLI both drive this.
+
+pub mod batches;
+pub mod checks;
+pub mod masking;
+pub mod metrics;
+pub mod sop;
+pub mod trainer;

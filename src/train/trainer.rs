@@ -1,0 +1,444 @@
+//! The training loops: classification (feature-based, last N layers, or all layers) and pretraining
+//! (masked LM and/or sentence order). One GPU submit per step; only the losses (a few bytes) are read
+//! back per step. Between steps the loop can be paused, resumed or cancelled through a [`Control`],
+//! and reports progress as [`Event`]s.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use super::batches::{classification, pad, HostBatch};
+use super::masking::{non_special_ids, MlmMasking, Outcome};
+use super::metrics::{evaluate, Metrics};
+use super::sop;
+use crate::gpu::Gpu;
+use crate::kernels::adamw::AdamW;
+use crate::model::bert::linear_schedule;
+use crate::model::{Bert, Losses};
+use crate::rng::Rng;
+use crate::text::dataset::Dataset;
+use crate::text::tokenizer::{BertTokenizer, Encoded};
+
+/// Which parameters a classification run trains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Encoder frozen: only the classification head learns (no encoder backward at all).
+    FeatureBased,
+    /// The head, the pooler and the last N encoder layers.
+    LastLayers(usize),
+    /// Everything.
+    Full,
+}
+
+impl Mode {
+    pub fn trainable(&self, name: &str, layers: usize) -> bool {
+        match *self {
+            Mode::FeatureBased => name.starts_with("classifier."),
+            Mode::Full => true,
+            Mode::LastLayers(n) => {
+                name.starts_with("classifier.")
+                    || name.starts_with("pooler.")
+                    || (0..n.min(layers)).any(|k| name.starts_with(&format!("encoder.layer.{}.", layers - 1 - k)))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub mode: Mode,
+    pub lr: f32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub warmup_ratio: f32,
+    pub weight_decay: f32,
+    pub max_grad_norm: f32,
+    pub seed: u64,
+    pub dropout: bool,
+    /// Stop after this many epochs without a better validation loss (0: never).
+    pub patience: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig { mode: Mode::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Before the first step: how much work there is.
+    Plan { total_steps: usize, train_examples: usize, val_examples: usize, truncated: usize },
+    Step { step: usize, total_steps: usize, loss: f32, lr: f32, ms_per_step: f64, eta_s: f64 },
+    Epoch { epoch: usize, train_loss: f32, val: Metrics },
+    Pretrain { step: usize, total_steps: usize, mlm_loss: f32, sop_loss: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome> },
+    /// A step whose gradients were not finite was skipped (weights unchanged) and the run stopped.
+    NonFinite { step: usize },
+    Paused { step: usize },
+    Cancelled { step: usize },
+}
+
+/// Pause / resume / cancel a running loop from outside (the UI, a signal handler).
+#[derive(Clone, Default)]
+pub struct Control(Arc<AtomicU8>);
+
+const RUN: u8 = 0;
+const PAUSE: u8 = 1;
+const CANCEL: u8 = 2;
+
+impl Control {
+    pub fn pause(&self) {
+        self.0.store(PAUSE, Ordering::SeqCst);
+    }
+    pub fn resume(&self) {
+        self.0.store(RUN, Ordering::SeqCst);
+    }
+    pub fn cancel(&self) {
+        self.0.store(CANCEL, Ordering::SeqCst);
+    }
+    pub fn is_paused(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == PAUSE
+    }
+    /// Waits while paused; false when cancelled.
+    async fn proceed(&self, step: usize, on_event: &mut dyn FnMut(Event)) -> bool {
+        let mut told = false;
+        loop {
+            match self.0.load(Ordering::SeqCst) {
+                RUN => return true,
+                CANCEL => {
+                    on_event(Event::Cancelled { step });
+                    return false;
+                }
+                _ => {
+                    if !told {
+                        on_event(Event::Paused { step });
+                        told = true;
+                    }
+                    sleep_ms(50).await;
+                }
+            }
+        }
+    }
+}
+
+/// Milliseconds now (wall clock), natively and in the browser.
+pub fn now_ms() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
+    }
+}
+
+async fn sleep_ms(ms: u32) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let p = js_sys::Promise::new(&mut |resolve, _| {
+            let g = js_sys::global();
+            if let Ok(f) = js_sys::Reflect::get(&g, &"setTimeout".into()) {
+                if let Some(f) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Function>(&f) {
+                    let _ = f.call2(&g, &resolve, &(ms as f64).into());
+                }
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+}
+
+fn shuffle(v: &mut [usize], rng: &mut Rng) {
+    for i in (1..v.len()).rev() {
+        let j = rng.below(i as u32 + 1) as usize;
+        v.swap(i, j);
+    }
+}
+
+/// One training step: zero grads, forward, backward, AdamW, loss readback; one submit.
+pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<Losses, String> {
+    let batch = hb.to_gpu(gpu, &model.cfg)?;
+    let mut step = gpu.begin_step("train");
+    model.zero_grads(&mut step);
+    model.forward(gpu, &mut step, &batch, seed)?;
+    model.backward(&mut step, &batch, seed)?;
+    model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
+    let rbs = model.record_loss_readback(&mut step)?;
+    let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
+    let flag = step.read_back(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1).map_err(|e| e.to_string())?;
+    step.submit().await.map_err(|e| e.to_string())?;
+    let l = Bert::read_losses(gpu, rbs).await?;
+    let skipped = flag.f32(gpu).await.map_err(|e| e.to_string())?[0] != 0.0;
+    if skipped || !l.total().is_finite() {
+        return Err(NON_FINITE.into());
+    }
+    Ok(l)
+}
+
+pub const NON_FINITE: &str = "the gradients became NaN or infinite, so the step was skipped and the weights are unchanged; lower the learning rate";
+
+/// Class probabilities for encoded examples, in batches.
+pub async fn predict(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize) -> Result<Vec<Vec<f32>>, String> {
+    let mut out = Vec::new();
+    for chunk in enc.chunks(batch_size.max(1)) {
+        let hb = classification(chunk, &vec![0; chunk.len()], pad_id);
+        let mut hb = hb;
+        hb.cls_labels = None;
+        let batch = hb.to_gpu(gpu, &model.cfg)?;
+        out.extend(model.classify(gpu, &batch).await?);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TrainReport {
+    pub epochs: Vec<(f32, Metrics)>,
+    pub steps: usize,
+    pub ms_per_step: f64,
+    pub stopped: Option<String>,
+}
+
+/// Fine-tunes `model` (which must carry a classification head with `ds.labels.len()` labels) on
+/// `ds.examples[train]`, evaluating on `ds.examples[val]` after every epoch.
+#[allow(clippy::too_many_arguments)]
+pub async fn train_classifier(
+    gpu: &Gpu,
+    model: &mut Bert,
+    tok: &BertTokenizer,
+    ds: &Dataset,
+    train: &[usize],
+    val: &[usize],
+    cfg: &TrainConfig,
+    control: &Control,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<TrainReport, String> {
+    ds.trainable()?;
+    if model.heads.num_labels != ds.labels.len() {
+        return Err(format!("the model has {} labels but the data has {}", model.heads.num_labels, ds.labels.len()));
+    }
+    let layers = model.cfg.num_hidden_layers;
+    model.params.set_trainable(gpu, |n| cfg.mode.trainable(n, layers)).map_err(|e| e.to_string())?;
+    model.dropout = cfg.dropout;
+    let encode = |i: &usize| tok.encode(&ds.examples[*i].text, ds.examples[*i].text_b.as_deref(), cfg.max_len.min(model.cfg.max_position_embeddings));
+    let enc_train: Vec<Encoded> = train.iter().map(encode).collect::<Result<_, _>>()?;
+    let enc_val: Vec<Encoded> = val.iter().map(encode).collect::<Result<_, _>>()?;
+    let y_train: Vec<i32> = train.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0) as i32).collect();
+    let y_val: Vec<usize> = val.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
+    let truncated = enc_train.iter().chain(&enc_val).filter(|e| e.truncated > 0).count();
+    let per_epoch = enc_train.len().div_ceil(cfg.batch_size.max(1));
+    let total = per_epoch * cfg.epochs;
+    on_event(Event::Plan { total_steps: total, train_examples: enc_train.len(), val_examples: enc_val.len(), truncated });
+    let warmup = (cfg.warmup_ratio * total as f32).round() as usize;
+    let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };
+    let mut rng = Rng::new(cfg.seed);
+    let mut report = TrainReport::default();
+    let mut best = f32::INFINITY;
+    let mut since_best = 0;
+    let t0 = now_ms();
+    let mut k = 0;
+    for epoch in 0..cfg.epochs {
+        let mut order: Vec<usize> = (0..enc_train.len()).collect();
+        shuffle(&mut order, &mut rng);
+        let mut sum = 0.0;
+        for chunk in order.chunks(cfg.batch_size.max(1)) {
+            if !control.proceed(k, on_event).await {
+                report.stopped = Some("cancelled".into());
+                return Ok(report);
+            }
+            let enc: Vec<&Encoded> = chunk.iter().map(|&i| &enc_train[i]).collect();
+            let labels: Vec<i32> = chunk.iter().map(|&i| y_train[i]).collect();
+            let hb = classification(&enc, &labels, tok.pad);
+            let lr = linear_schedule(cfg.lr, k, warmup, total);
+            let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, cfg.seed.wrapping_add(k as u64)).await {
+                Ok(l) => l,
+                Err(e) if e == NON_FINITE => {
+                    on_event(Event::NonFinite { step: k });
+                    report.stopped = Some(e);
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
+            };
+            sum += l.cls;
+            k += 1;
+            let ms = (now_ms() - t0) / k as f64;
+            on_event(Event::Step { step: k, total_steps: total, loss: l.cls, lr, ms_per_step: ms, eta_s: ms * (total - k) as f64 / 1e3 });
+        }
+        let probs = predict(gpu, model, &enc_val.iter().collect::<Vec<_>>(), tok.pad, cfg.batch_size).await?;
+        let m = evaluate(&probs, &y_val, ds.labels.len());
+        let train_loss = sum / per_epoch.max(1) as f32;
+        on_event(Event::Epoch { epoch: epoch + 1, train_loss, val: m.clone() });
+        report.epochs.push((train_loss, m.clone()));
+        if m.loss < best {
+            best = m.loss;
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if cfg.patience > 0 && since_best >= cfg.patience {
+                report.stopped = Some(format!("early stopping: no better validation loss for {} epochs", cfg.patience));
+                break;
+            }
+        }
+    }
+    report.steps = k;
+    report.ms_per_step = (now_ms() - t0) / k.max(1) as f64;
+    Ok(report)
+}
+
+#[derive(Debug, Clone)]
+pub struct PretrainConfig {
+    pub mlm: bool,
+    pub sop: bool,
+    pub masking: MlmMasking,
+    pub lr: f32,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub warmup: usize,
+    pub weight_decay: f32,
+    pub max_grad_norm: f32,
+    pub seed: u64,
+    pub dropout: bool,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PretrainReport {
+    pub mlm_losses: Vec<f32>,
+    pub sop_losses: Vec<f32>,
+    pub ms_per_step: f64,
+    pub messages: Vec<String>,
+    pub stopped: Option<String>,
+}
+
+/// One MLM (+ SOP) batch from `texts`: SOP pairs when `sop`, single texts otherwise.
+pub fn pretrain_batch(tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, sop_on: bool, candidates: &[u32], rng: &mut Rng) -> Result<HostBatch, String> {
+    let mut encs = Vec::new();
+    let mut sop_labels = Vec::new();
+    while encs.len() < cfg.batch_size {
+        let i = rng.below(texts.len() as u32) as usize;
+        if sop_on {
+            let pairs = sop::make_pairs(std::slice::from_ref(&texts[i]), rng);
+            let Some(p) = pairs.into_iter().next() else { continue };
+            encs.push(tok.encode(&p.a, Some(&p.b), cfg.max_len)?);
+            sop_labels.push(p.label);
+        } else {
+            encs.push(tok.encode(&texts[i], None, cfg.max_len)?);
+        }
+    }
+    let mut masked = Vec::new();
+    for e in &encs {
+        masked.push(if cfg.mlm {
+            cfg.masking.apply(&e.ids, &e.special, &e.word_ids, tok.mask, candidates, rng)
+        } else {
+            super::masking::Masked { input_ids: e.ids.clone(), labels: vec![-100; e.ids.len()], outcomes: vec![Outcome::NotChosen; e.ids.len()] }
+        });
+    }
+    let seqs: Vec<(&[u32], &[u32])> = masked.iter().zip(&encs).map(|(m, e)| (&m.input_ids[..], &e.type_ids[..])).collect();
+    let mut hb = pad(&seqs, tok.pad);
+    if cfg.mlm {
+        let mut labels = vec![-100i32; hb.b * hb.t];
+        let mut outcomes = vec![Outcome::NotChosen; hb.b * hb.t];
+        for (r, m) in masked.iter().enumerate() {
+            labels[r * hb.t..r * hb.t + m.labels.len()].copy_from_slice(&m.labels);
+            outcomes[r * hb.t..r * hb.t + m.outcomes.len()].copy_from_slice(&m.outcomes);
+        }
+        hb.mlm_labels = Some(labels);
+        hb.outcomes = Some(outcomes);
+    }
+    if sop_on {
+        hb.sop_labels = Some(sop_labels);
+    }
+    Ok(hb)
+}
+
+/// Pretrains `model` (with the heads `cfg` asks for) on unlabeled `texts`.
+pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, control: &Control, on_event: &mut dyn FnMut(Event)) -> Result<PretrainReport, String> {
+    let mut report = PretrainReport::default();
+    if texts.is_empty() {
+        return Err("no text to pretrain on".into());
+    }
+    if cfg.mlm && !model.heads.mlm {
+        return Err("masked-LM pretraining needs a model with an MLM head".into());
+    }
+    let mut sop_on = cfg.sop && model.heads.sop;
+    if sop_on {
+        if let Some(why) = sop::unavailable_reason(texts) {
+            report.messages.push(why);
+            sop_on = false;
+        }
+    }
+    if !cfg.mlm && !sop_on {
+        return Err("nothing to pretrain: masked-LM is off and sentence order is unavailable".into());
+    }
+    // the encoder and the heads in use learn; an MLM head's decoder stays tied to the word embeddings
+    model.params.set_trainable(gpu, |n| !(n.starts_with("classifier.") || (!sop_on && n.starts_with("cls.seq_relationship")) || (!cfg.mlm && n.starts_with("cls.predictions")))).map_err(|e| e.to_string())?;
+    model.dropout = cfg.dropout;
+    let candidates = non_special_ids(tok.vocab_size.min(model.cfg.vocab_size), &tok.special_ids());
+    let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };
+    let mut rng = Rng::new(cfg.seed);
+    let t0 = now_ms();
+    for k in 0..cfg.steps {
+        if !control.proceed(k, on_event).await {
+            report.stopped = Some("cancelled".into());
+            break;
+        }
+        let hb = pretrain_batch(tok, texts, cfg, sop_on, &candidates, &mut rng)?;
+        let lr = linear_schedule(cfg.lr, k, cfg.warmup, cfg.steps);
+        let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, cfg.seed.wrapping_add(k as u64)).await {
+            Ok(l) => l,
+            Err(e) if e == NON_FINITE => {
+                on_event(Event::NonFinite { step: k });
+                report.stopped = Some(e);
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        report.mlm_losses.push(l.mlm);
+        report.sop_losses.push(l.sop);
+        let ms = (now_ms() - t0) / (k + 1) as f64;
+        on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default() });
+    }
+    report.ms_per_step = (now_ms() - t0) / report.mlm_losses.len().max(1) as f64;
+    Ok(report)
+}
+
+/// Masked-token accuracy on held-out `texts`: every chosen token is replaced by [MASK] and predicted;
+/// returns (model accuracy, accuracy of always guessing the most frequent token of `train_texts`).
+pub async fn mlm_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], train_texts: &[String], max_len: usize, seed: u64) -> Result<(f64, f64), String> {
+    let mut freq = std::collections::HashMap::new();
+    let specials = tok.special_ids();
+    for t in train_texts {
+        for id in tok.tokenize(t)?.0 {
+            if specials.binary_search(&id).is_err() {
+                *freq.entry(id).or_insert(0usize) += 1;
+            }
+        }
+    }
+    let most = freq.iter().max_by_key(|(id, c)| (**c, std::cmp::Reverse(**id))).map(|(id, _)| *id).unwrap_or(0);
+    let masking = MlmMasking { mask_frac: 1.0, random_frac: 0.0, ..MlmMasking::default() };
+    let mut rng = Rng::new(seed);
+    let (mut correct, mut base, mut n) = (0usize, 0usize, 0usize);
+    for t in texts {
+        let e = tok.encode(t, None, max_len)?;
+        let m = masking.apply(&e.ids, &e.special, &e.word_ids, tok.mask, &[], &mut rng);
+        let positions: Vec<usize> = (0..m.labels.len()).filter(|&i| m.labels[i] >= 0).collect();
+        if positions.is_empty() {
+            continue;
+        }
+        let preds = model.fill_mask(gpu, &m.input_ids, &e.type_ids, &positions, 1).await?;
+        for (p, pred) in positions.iter().zip(&preds) {
+            let truth = m.labels[*p] as u32;
+            correct += (pred[0].0 == truth) as usize;
+            base += (most == truth) as usize;
+            n += 1;
+        }
+    }
+    Ok((correct as f64 / n.max(1) as f64, base as f64 / n.max(1) as f64))
+}

@@ -1,0 +1,115 @@
+//! Data and training: masking, sentence order, dataset messages, and training runs on the shipped
+//! samples, natively on wgpu.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::sync::OnceLock;
+
+use bertlab::gpu::Gpu;
+use bertlab::model::{Bert, BertConfig, Heads};
+use bertlab::text::dataset;
+use bertlab::text::tokenizer::BertTokenizer;
+use bertlab::train::checks;
+use bertlab::train::metrics::majority_baseline;
+use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
+
+fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    match GPU.get_or_init(|| Gpu::new_blocking().map_err(|e| e.to_string())) {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn report(name: &str, r: Result<String, String>) {
+    match r {
+        Ok(s) => println!("{name}: {s}"),
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
+#[test]
+fn masking_proportions() {
+    report("masking", checks::masking_proportions());
+}
+
+#[test]
+fn whole_word_masking() {
+    report("whole-word masking", checks::whole_word_masking());
+}
+
+#[test]
+fn sentence_order_pairs() {
+    report("sentence order", checks::sentence_order_pairs());
+}
+
+#[test]
+fn dataset_messages() {
+    report("dataset", checks::dataset_messages());
+}
+
+/// Fine-tunes a small from-scratch BERT on the sentiment sample: at least 20 points above the
+/// majority baseline on the held-out split; with shuffled labels, within 10 points of chance.
+#[test]
+fn small_model_learns_sentiment_and_not_shuffled_labels() {
+    let g = gpu();
+    let ds = dataset::parse(checks::SENTIMENT.as_bytes(), None);
+    let (train, val) = dataset::stratified_split(&ds, 0.2, 3);
+    let texts: Vec<String> = train.iter().map(|&i| ds.examples[i].text.clone()).collect();
+    let tok = BertTokenizer::train_wordpiece(&texts, 600).unwrap();
+    let run = |ds: &dataset::Dataset| -> (f64, f64) {
+        let cfg = BertConfig::small(tok.vocab_size, 64, 2, 4);
+        let heads = Heads { mlm: false, sop: false, num_labels: 2 };
+        let (mut model, _) = Bert::new(g, cfg, heads, None, 1).unwrap();
+        let tc = TrainConfig { mode: Mode::Full, lr: 1e-3, epochs: 8, batch_size: 16, max_len: 48, warmup_ratio: 0.1, seed: 5, dropout: true, ..TrainConfig::default() };
+        let r = pollster::block_on(trainer::train_classifier(g, &mut model, &tok, ds, &train, &val, &tc, &Control::default(), &mut |_| {})).unwrap();
+        let acc = r.epochs.last().unwrap().1.accuracy;
+        (acc, r.ms_per_step)
+    };
+    let (acc, ms) = run(&ds);
+    let y = |idx: &[usize]| idx.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap()).collect::<Vec<_>>();
+    let base = majority_baseline(&y(&train), &y(&val), 2);
+    println!("sentiment: held-out accuracy {acc:.3}, majority baseline {base:.3}, {ms:.1} ms/step");
+    assert!(acc >= base + 0.20, "accuracy {acc:.3} is not 20 points above the majority baseline {base:.3}");
+    // the same run with the training labels shuffled (validation labels left true)
+    let mut shuffled = ds.clone();
+    let mut labels: Vec<String> = train.iter().map(|&i| ds.examples[i].label.clone()).collect();
+    let mut rng = bertlab::rng::Rng::new(77);
+    for i in (1..labels.len()).rev() {
+        labels.swap(i, rng.below(i as u32 + 1) as usize);
+    }
+    for (k, &i) in train.iter().enumerate() {
+        shuffled.examples[i].label = labels[k].clone();
+    }
+    let (acc_s, _) = run(&shuffled);
+    println!("sentiment with shuffled training labels: held-out accuracy {acc_s:.3} (chance 0.5)");
+    assert!((acc_s - 0.5).abs() <= 0.10, "shuffled labels reached {acc_s:.3}, more than 10 points from chance");
+}
+
+/// Pretrains a small BERT from scratch on the shipped corpus (MLM + sentence order): the MLM loss
+/// falls to at most 60% of its start, and held-out masked-token accuracy beats always guessing the
+/// most frequent token.
+#[test]
+fn pretraining_from_scratch_learns_the_corpus() {
+    let g = gpu();
+    let lines: Vec<String> = checks::CORPUS.lines().map(str::to_string).collect();
+    let (held, train) = lines.split_at(60);
+    let tok = BertTokenizer::train_wordpiece(train, 800).unwrap();
+    let cfg = BertConfig::small(tok.vocab_size, 64, 2, 4);
+    let (mut model, _) = Bert::new(g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, 2).unwrap();
+    let pc = PretrainConfig { steps: 300, batch_size: 16, max_len: 64, lr: 2e-3, warmup: 20, ..PretrainConfig::default() };
+    let mut outcomes = 0;
+    let r = pollster::block_on(trainer::pretrain(g, &mut model, &tok, train, &pc, &Control::default(), &mut |e| {
+        if let Event::Pretrain { batch_outcomes, .. } = e {
+            outcomes += batch_outcomes.len();
+        }
+    }))
+    .unwrap();
+    let first: f32 = r.mlm_losses[..10].iter().sum::<f32>() / 10.0;
+    let last: f32 = r.mlm_losses[r.mlm_losses.len() - 10..].iter().sum::<f32>() / 10.0;
+    let sop_last: f32 = r.sop_losses[r.sop_losses.len() - 20..].iter().sum::<f32>() / 20.0;
+    let (acc, base) = pollster::block_on(trainer::mlm_accuracy(g, &mut model, &tok, held, train, 64, 9)).unwrap();
+    println!("pretraining: MLM loss {first:.3} -> {last:.3} ({:.0}%), SOP loss (last 20) {sop_last:.3}, held-out masked-token accuracy {acc:.3} vs word-frequency baseline {base:.3}, {:.1} ms/step", 100.0 * last / first, r.ms_per_step);
+    assert!(outcomes > 0);
+    assert!(last <= 0.6 * first, "MLM loss {first} -> {last} is above 60% of its start");
+    assert!(acc > base, "masked-token accuracy {acc} does not beat the word-frequency baseline {base}");
+}
