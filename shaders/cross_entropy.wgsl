@@ -6,7 +6,7 @@
 //   ce_backward: dlogits[r] = weight * (softmax(logits[r]) - onehot(label[r])) / count; 0 for ignored
 // count lives on the GPU (out[1]), so nothing is read back between forward and backward.
 
-const WG: u32 = 128u;
+const WG: u32 = 32u;
 
 struct Params { rows: u32, classes: u32, weight: f32, _pad: u32 }
 

@@ -7,7 +7,7 @@
 // An id outside [0, vocab) gives a zero row (the host validates ids before they get here).
 
 override ACCUMULATE: bool = false;
-const WG: u32 = 128u;
+const WG: u32 = 32u;
 
 struct Params { tokens: u32, dim: u32, vocab: u32, n_uniq: u32, off_table: u32, _p0: u32, _p1: u32, _p2: u32 }
 

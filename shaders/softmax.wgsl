@@ -5,7 +5,7 @@
 // zeros, not NaN. One workgroup per row; rows index the 2-D dispatch as wg.x + wg.y * nwg.x.
 
 override HAS_MASK: bool = false;
-const WG: u32 = 128u;
+const WG: u32 = 32u;
 const NEG_BIG: f32 = -1e30;
 
 struct Params {

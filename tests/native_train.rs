@@ -96,7 +96,7 @@ fn pretraining_from_scratch_learns_the_corpus() {
     let tok = BertTokenizer::train_wordpiece(train, 800).unwrap();
     let cfg = BertConfig::small(tok.vocab_size, 64, 2, 4);
     let (mut model, _) = Bert::new(g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, 2).unwrap();
-    let pc = PretrainConfig { steps: 300, batch_size: 16, max_len: 64, lr: 2e-3, warmup: 20, ..PretrainConfig::default() };
+    let pc = PretrainConfig { steps: 200, batch_size: 16, max_len: 64, lr: 2e-3, warmup: 20, ..PretrainConfig::default() };
     let mut outcomes = 0;
     let r = pollster::block_on(trainer::pretrain(g, &mut model, &tok, train, &pc, &Control::default(), &mut |e| {
         if let Event::Pretrain { batch_outcomes, .. } = e {

@@ -53,3 +53,21 @@ async fn adapter_is_webgpu() {
     let g = gpu().await;
     assert_eq!(g.info.backend, "BrowserWebGpu", "{}", g.info.summary());
 }
+
+// The data layer's checks (no GPU): masking proportions, whole-word masking, sentence-order pairs and
+// dataset messages, in the browser build with tokenizers' wasm features.
+macro_rules! web_train_tests {
+    ($($name:ident),*) => {
+        $(
+            #[wasm_bindgen_test]
+            fn $name() {
+                match bertlab::train::checks::$name() {
+                    Ok(summary) => web_sys::console::log_1(&format!("{}: {summary}", stringify!($name)).into()),
+                    Err(e) => panic!("{}: {e}", stringify!($name)),
+                }
+            }
+        )*
+    };
+}
+
+web_train_tests!(masking_proportions, whole_word_masking, sentence_order_pairs, dataset_messages);

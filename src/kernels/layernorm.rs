@@ -95,5 +95,5 @@ pub fn backward(
     let p = params(rows, cols, 0.0, w)?;
     let acc = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
     step.dispatch(BACKWARD_INPUT, &acc, bytemuck::bytes_of(&p), &[x, gamma, mean, rstd, dy, dx], grid(rows, 1))?;
-    step.dispatch(BACKWARD_PARAMS, &[], bytemuck::bytes_of(&p), &[x, mean, rstd, dy, dgamma, dbeta], grid(cols, 128))
+    step.dispatch(BACKWARD_PARAMS, &[], bytemuck::bytes_of(&p), &[x, mean, rstd, dy, dgamma, dbeta], grid(cols, 32))
 }
