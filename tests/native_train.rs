@@ -113,3 +113,42 @@ fn pretraining_from_scratch_learns_the_corpus() {
     assert!(last <= 0.6 * first, "MLM loss {first} -> {last} is above 60% of its start");
     assert!(acc > base, "masked-token accuracy {acc} does not beat the word-frequency baseline {base}");
 }
+
+/// all-MiniLM-L6-v2 trains: a few feature-based steps (no encoder backward dispatched) and a few
+/// full fine-tuning steps on short texts; both losses fall.
+#[test]
+fn minilm_feature_based_and_fine_tuning_steps() {
+    use bertlab::io::model_dir;
+    use bertlab::kernels::adamw::AdamW;
+    use bertlab::train::batches::classification;
+    let g = Gpu::new_blocking().unwrap(); // own device: its counters see only this test
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
+    let files = model_dir::read_dir(&dir).unwrap_or_else(|e| panic!("{e}; run scripts/fetch_model.sh"));
+    let texts = ["a wonderful film", "an awful film", "I loved the soup", "the soup was bland", "great service", "terrible service", "what a lovely day", "a dreadful day"];
+    let labels: Vec<i32> = vec![1, 0, 1, 0, 1, 0, 1, 0];
+    for (mode, lr, steps) in [(Mode::FeatureBased, 1e-2f32, 6), (Mode::Full, 1e-4, 4)] {
+        let mut lm = model_dir::load(&g, &files, Some(Heads { mlm: false, sop: false, num_labels: 2 }), 3).unwrap();
+        let layers = lm.model.cfg.num_hidden_layers;
+        lm.model.params.set_trainable(&g, |n| mode.trainable(n, layers)).unwrap();
+        lm.model.dropout = false;
+        let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, 32).unwrap()).collect();
+        let hb = classification(&enc.iter().collect::<Vec<_>>(), &labels, lm.tokenizer.pad);
+        let opt = AdamW { lr, ..AdamW::default() };
+        g.reset_counters();
+        let t0 = std::time::Instant::now();
+        let mut losses = Vec::new();
+        for k in 0..steps {
+            let l = pollster::block_on(trainer::train_step(&g, &mut lm.model, &hb, &opt, lr, 0.01, k as u64)).unwrap();
+            losses.push(l.cls);
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / steps as f64;
+        let c = g.counters();
+        println!("MiniLM {mode:?}: losses {losses:?}, {ms:.0} ms/step, encoder backward dispatches: softmax_backward {}, layernorm_backward_input {}", c.dispatches_of("softmax_backward"), c.dispatches_of("layernorm_backward_input"));
+        assert!(losses[steps - 1] < losses[0], "{mode:?}: loss did not fall: {losses:?}");
+        if mode == Mode::FeatureBased {
+            assert_eq!(c.dispatches_of("softmax_backward") + c.dispatches_of("layernorm_backward_input") + c.dispatches_of("gelu_backward"), 0, "feature-based training ran an encoder backward");
+        } else {
+            assert!(c.dispatches_of("softmax_backward") >= 6 * steps as u64);
+        }
+    }
+}
