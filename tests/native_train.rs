@@ -132,6 +132,9 @@ fn minilm_feature_based_and_fine_tuning_steps() {
         lm.model.params.set_trainable(&g, |n| mode.trainable(n, layers)).unwrap();
         lm.model.dropout = false;
         let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, 32).unwrap()).collect();
+        // the model's tokenizer.json pads to 128; our encoding must not
+        assert_eq!(enc[0].ids.len(), 5, "[CLS] a wonderful film [SEP]: {:?}", enc[0].ids);
+        assert!(enc.iter().all(|e| e.truncated == 0 && !e.ids.contains(&lm.tokenizer.pad)));
         let hb = classification(&enc.iter().collect::<Vec<_>>(), &labels, lm.tokenizer.pad);
         let opt = AdamW { lr, ..AdamW::default() };
         g.reset_counters();

@@ -54,7 +54,11 @@ impl BertTokenizer {
     }
 
     pub fn from_tokenizer_json(bytes: &[u8]) -> Result<BertTokenizer, String> {
-        let tk = Tokenizer::from_bytes(bytes).map_err(|e| format!("tokenizer.json could not be read: {e}"))?;
+        let mut tk = Tokenizer::from_bytes(bytes).map_err(|e| format!("tokenizer.json could not be read: {e}"))?;
+        // Some tokenizer.json files (sentence-transformers' among them) pad every text to a fixed
+        // length and truncate; BERT Lab pads batches and truncates pairs itself, so both go.
+        tk.with_padding(None);
+        tk.with_truncation(None).map_err(err)?;
         Self::with_specials(tk)
     }
 
