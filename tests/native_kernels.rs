@@ -2,17 +2,9 @@
 //! GPU). A missing adapter fails every test with instructions; nothing is skipped.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::sync::OnceLock;
 
-use bertlab::gpu::Gpu;
-
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
-    match GPU.get_or_init(|| Gpu::new_blocking().map_err(|e| e.to_string())) {
-        Ok(g) => g,
-        Err(e) => panic!("{e}"),
-    }
-}
+mod common;
+use common::gpu;
 
 macro_rules! native_tests {
     ($($name:ident),*) => {

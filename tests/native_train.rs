@@ -2,8 +2,6 @@
 //! samples, natively on wgpu.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::sync::OnceLock;
-
 use bertlab::gpu::Gpu;
 use bertlab::model::{Bert, BertConfig, Heads};
 use bertlab::text::dataset;
@@ -12,13 +10,8 @@ use bertlab::train::checks;
 use bertlab::train::metrics::majority_baseline;
 use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
-    match GPU.get_or_init(|| Gpu::new_blocking().map_err(|e| e.to_string())) {
-        Ok(g) => g,
-        Err(e) => panic!("{e}"),
-    }
-}
+mod common;
+use common::gpu;
 
 fn report(name: &str, r: Result<String, String>) {
     match r {

@@ -38,6 +38,22 @@ fn cache_key(k: KernelId, constants: &[(&str, f64)]) -> String {
 }
 
 impl Gpu {
+    fn compile_module(&self, shader: &'static str) -> wgpu::ShaderModule {
+        let src = crate::shaders::source(shader).unwrap_or_else(|| panic!("unknown shader file {shader}"));
+        self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(shader), source: wgpu::ShaderSource::Wgsl(src.into()) })
+    }
+
+    fn build_pipeline(&self, module: &wgpu::ShaderModule, k: KernelId, constants: &[(&str, f64)]) -> wgpu::ComputePipeline {
+        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(k.entry),
+            layout: None,
+            module,
+            entry_point: Some(k.entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        })
+    }
+
     /// The pipeline for `k` specialised with `constants`, built on first use. Errors in building it
     /// land in whatever error scope is open (a `Step` always has one).
     pub(crate) fn pipeline(&self, k: KernelId, constants: &[(&str, f64)]) -> Arc<wgpu::ComputePipeline> {
@@ -47,25 +63,9 @@ impl Gpu {
         }
         let module = {
             let mut modules = self.pipelines.modules.lock().unwrap();
-            modules
-                .entry(k.shader)
-                .or_insert_with(|| {
-                    let src = crate::shaders::source(k.shader).unwrap_or_else(|| panic!("unknown shader file {}", k.shader));
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(k.shader),
-                        source: wgpu::ShaderSource::Wgsl(src.into()),
-                    })
-                })
-                .clone()
+            modules.entry(k.shader).or_insert_with(|| self.compile_module(k.shader)).clone()
         };
-        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(k.entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(k.entry),
-            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
-            cache: None,
-        }));
+        let pipeline = Arc::new(self.build_pipeline(&module, k, constants));
         self.counters.lock().unwrap().pipelines_built += 1;
         self.pipelines.pipelines.lock().unwrap().insert(key, pipeline.clone());
         pipeline
@@ -76,19 +76,8 @@ impl Gpu {
     /// hides an error). Used by the self-check and browser tests so no pipeline goes unchecked.
     pub async fn check_pipeline(&self, k: KernelId, constants: &[(&str, f64)]) -> Result<(), super::GpuError> {
         let v = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let src = crate::shaders::source(k.shader).unwrap_or_default();
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(k.shader),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-        let _ = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(k.entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(k.entry),
-            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
-            cache: None,
-        });
+        let module = self.compile_module(k.shader);
+        let _ = self.build_pipeline(&module, k, constants);
         if let Some(e) = v.pop().await {
             return Err(super::GpuError::from_wgpu(e, &format!("building pipeline {}::{}", k.shader, k.entry)));
         }
