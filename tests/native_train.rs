@@ -148,3 +148,94 @@ fn minilm_feature_based_and_fine_tuning_steps() {
         }
     }
 }
+
+fn sentiment_setup() -> (dataset::Dataset, Vec<usize>, Vec<usize>, BertTokenizer) {
+    let ds = dataset::parse(checks::SENTIMENT.as_bytes(), None);
+    let (train, val) = dataset::stratified_split(&ds, 0.2, 3);
+    let texts: Vec<String> = train.iter().map(|&i| ds.examples[i].text.clone()).collect();
+    let tok = BertTokenizer::train_wordpiece(&texts, 600).unwrap();
+    (ds, train, val, tok)
+}
+
+/// Feature-based runs compute the frozen encoder's features once and train the head on them: no
+/// encoder kernel runs during the head steps, and the validation metrics reported from the cached
+/// features equal a full forward of the trained model, for both poolings.
+#[test]
+fn feature_based_training_caches_features() {
+    use bertlab::model::Pooling;
+    let g = Gpu::new_blocking().unwrap();
+    let (ds, train, val, tok) = sentiment_setup();
+    for pooling in [Pooling::Cls, Pooling::Mean] {
+        let cfg = BertConfig::small(tok.vocab_size, 64, 2, 4);
+        let (mut model, _) = Bert::new(&g, cfg, Heads { mlm: false, sop: false, num_labels: 2 }, None, 1).unwrap();
+        let tc = TrainConfig { mode: Mode::FeatureBased, lr: 5e-3, epochs: 2, batch_size: 32, max_len: 48, pooling, ..TrainConfig::default() };
+        g.reset_counters();
+        let mut feature_ms = None;
+        let r = pollster::block_on(trainer::train_classifier(&g, &mut model, &tok, &ds, &train, &val, &tc, &Control::default(), &mut |e| {
+            if let Event::Features { ms, .. } = e {
+                feature_ms = Some(ms);
+            }
+        }))
+        .unwrap();
+        let c = g.counters();
+        // features: one forward per batch of 32 over train + val; nothing else runs the encoder
+        let forwards = train.len().div_ceil(32) + val.len().div_ceil(32);
+        let softmax = c.dispatches_of("softmax_forward");
+        assert_eq!(softmax, 2 * forwards as u64, "{pooling:?}: {softmax} softmax dispatches for {forwards} feature forwards of a 2-layer model");
+        assert_eq!(c.dispatches_of("softmax_backward") + c.dispatches_of("layernorm_backward_input"), 0);
+        let (_, m) = r.epochs.last().unwrap();
+        let enc: Vec<_> = val.iter().map(|&i| tok.encode(&ds.examples[i].text, None, 48).unwrap()).collect();
+        let probs = pollster::block_on(trainer::predict(&g, &mut model, &enc.iter().collect::<Vec<_>>(), tok.pad, 32)).unwrap();
+        let truth: Vec<usize> = val.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap()).collect();
+        let full = bertlab::train::metrics::evaluate(&probs, &truth, 2);
+        println!("{pooling:?} feature-based: features in {:.0} ms, {} head steps at {:.1} ms/step; val loss {:.5} (cached) vs {:.5} (full forward), accuracy {:.3}", feature_ms.unwrap(), r.steps, r.ms_per_step, m.loss, full.loss, m.accuracy);
+        assert!((m.loss - full.loss).abs() < 1e-4 && m.accuracy == full.accuracy, "cached features disagree with the full forward");
+    }
+}
+
+/// A run checkpointed and cancelled at step 7, then restored (weights and optimizer state) and
+/// continued, ends with the same weights as the run that never stopped.
+#[test]
+fn checkpoint_and_resume_matches_an_uninterrupted_run() {
+    use bertlab::io::safetensors;
+    use bertlab::train::checkpoint;
+    let g = gpu();
+    let (ds, train, val, tok) = sentiment_setup();
+    let cfg = BertConfig::small(tok.vocab_size, 32, 2, 4);
+    let heads = Heads { mlm: false, sop: false, num_labels: 2 };
+    let tc = TrainConfig { mode: Mode::LastLayers(1), lr: 1e-3, epochs: 2, batch_size: 32, max_len: 32, ..TrainConfig::default() };
+    let (mut a, _) = Bert::new(g, cfg.clone(), heads, None, 1).unwrap();
+    pollster::block_on(trainer::train_classifier(g, &mut a, &tok, &ds, &train, &val, &tc, &Control::default(), &mut |_| {})).unwrap();
+    let want = pollster::block_on(a.params.read_all(g)).unwrap();
+
+    let (mut b, _) = Bert::new(g, cfg.clone(), heads, None, 1).unwrap();
+    let control = Control::default();
+    let mut saved = None;
+    let tc_b = TrainConfig { checkpoint_every: 7, ..tc.clone() };
+    let r = pollster::block_on(trainer::train_classifier(g, &mut b, &tok, &ds, &train, &val, &tc_b, &control, &mut |e| {
+        if let Event::Checkpoint { step, weights, optimizer } = e {
+            if saved.is_none() {
+                saved = Some((step, weights, optimizer));
+                control.cancel();
+            }
+        }
+    }))
+    .unwrap();
+    assert_eq!(r.stopped.as_deref(), Some("cancelled"));
+    let (step, weights, optimizer) = saved.unwrap();
+    assert_eq!(step, 7);
+    let st = safetensors::parse(&weights).unwrap();
+    let (mut c, _) = Bert::new(g, cfg, heads, Some(&st), 99).unwrap();
+    let from = checkpoint::restore_optimizer(g, &mut c, &optimizer).unwrap();
+    assert_eq!(from, 7);
+    let tc_c = TrainConfig { start_step: from, ..tc };
+    let r = pollster::block_on(trainer::train_classifier(g, &mut c, &tok, &ds, &train, &val, &tc_c, &Control::default(), &mut |_| {})).unwrap();
+    let got = pollster::block_on(c.params.read_all(g)).unwrap();
+    let mut worst = 0f32;
+    for ((name, _, x), (_, _, y)) in want.iter().zip(&got) {
+        let d = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(d <= 1e-6, "{name}: resumed run differs by {d:e}");
+        worst = worst.max(d);
+    }
+    println!("checkpoint at step 7 of {}, resumed: final weights within {worst:e} of the uninterrupted run", r.steps);
+}

@@ -24,7 +24,8 @@ mod cli {
     use bertlab::gpu::Gpu;
     use bertlab::io::export::{export_files, ModelCard};
     use bertlab::io::model_dir::{self, LoadedModel};
-    use bertlab::model::{Batch, Bert, BertConfig, Heads};
+    use bertlab::model::{Batch, Bert, BertConfig, Heads, Pooling};
+    use bertlab::train::checkpoint;
     use bertlab::text::dataset;
     use bertlab::text::tokenizer::BertTokenizer;
     use bertlab::train::metrics::{argmax, evaluate};
@@ -237,6 +238,10 @@ Every command takes --json to print machine-readable results on stdout.";
   --mode M          feature (frozen encoder, head only) | last:N (last N layers) | full (default)
   --epochs N (3) --batch N (16) --lr X (5e-5; 1e-3 for feature) --max-len N (128) --val F (0.2) --seed N (42)
   --patience N      early stopping after N epochs without a better validation loss (default off)
+  --pooling P       cls (HF's pooler; exported as BertForSequenceClassification, the default) | mean (masked mean
+                    of the last hidden states; exported as BertModel + classifier_head.safetensors, see its README)
+  --checkpoint-every N   write OUT/checkpoint (weights, optimizer state, step) every N steps
+  --resume DIR      continue the run checkpointed in DIR (same data and options; the model comes from DIR)
   --json            print per-epoch metrics as JSON";
 
     fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -265,35 +270,97 @@ Every command takes --json to print machine-readable results on stdout.";
         }
         let ds = read_dataset(a.req("data")?)?;
         let out = a.req("out")?;
-        let mode = parse_mode(a.get("mode").unwrap_or("full"))?;
+        let resume = a.get("resume");
+        // a resumed run takes its options from the checkpoint; flags given now must not contradict it
+        let state: serde_json::Value = match resume {
+            Some(dir) => {
+                let p = Path::new(dir).join(checkpoint::STATE_FILE);
+                serde_json::from_slice(&std::fs::read(&p).map_err(|e| format!("{}: {e} (is {dir} a checkpoint written by --checkpoint-every?)", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            None => serde_json::Value::Null,
+        };
+        let opt = |k: &str, d: &str| -> String { a.get(k).map(str::to_string).or_else(|| state.get(k).and_then(|v| v.as_str()).map(str::to_string)).unwrap_or_else(|| d.to_string()) };
+        let mode = parse_mode(&opt("mode", "full"))?;
+        let pooling = match opt("pooling", "cls").as_str() {
+            "cls" => Pooling::Cls,
+            "mean" => Pooling::Mean,
+            p => return Err(format!("--pooling {p}: use cls or mean")),
+        };
         let g = gpu()?;
         let heads = Heads { mlm: false, sop: false, num_labels: ds.labels.len() };
-        let mut lm = load_model(&g, a.req("model")?, Some(heads))?;
-        let seed = a.num("seed", 42)?;
-        let (tr, va) = dataset::stratified_split(&ds, a.num("val", 0.2)?, seed);
+        let model_path = resume.map(str::to_string).unwrap_or(a.req("model")?.to_string());
+        let base_model = state.get("base_model").and_then(|v| v.as_str()).map(str::to_string).unwrap_or(model_path.clone());
+        let mut lm = load_model(&g, &model_path, Some(heads))?;
+        let num = |k: &str, d: f64| -> Result<f64, String> {
+            match (a.get(k), state.get(k).and_then(|v| v.as_f64())) {
+                (Some(_), _) => a.num(k, d),
+                (None, Some(v)) => Ok(v),
+                (None, None) => Ok(d),
+            }
+        };
+        let seed = num("seed", 42.0)? as u64;
+        let (tr, va) = dataset::stratified_split(&ds, num("val", 0.2)?, seed);
         let default_lr = if mode == Mode::FeatureBased { 1e-3 } else { 5e-5 };
-        let tc = TrainConfig { mode, lr: a.num("lr", default_lr)?, epochs: a.num("epochs", 3)?, batch_size: a.num("batch", 16)?, max_len: a.num("max-len", 128)?, seed, patience: a.num("patience", 0)?, ..TrainConfig::default() };
+        let mut tc = TrainConfig {
+            mode,
+            pooling,
+            lr: num("lr", default_lr)? as f32,
+            epochs: num("epochs", 3.0)? as usize,
+            batch_size: num("batch", 16.0)? as usize,
+            max_len: num("max-len", 128.0)? as usize,
+            seed,
+            patience: num("patience", 0.0)? as usize,
+            checkpoint_every: a.num("checkpoint-every", 0)?,
+            ..TrainConfig::default()
+        };
+        if let Some(dir) = resume {
+            let p = Path::new(dir).join(checkpoint::OPTIMIZER_FILE);
+            let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            tc.start_step = checkpoint::restore_optimizer(&g, &mut lm.model, &bytes)?;
+            eprintln!("resuming {dir} at step {}", tc.start_step);
+        }
+        let tok_files = if lm.tokenizer_files.is_empty() { tokenizer_files(&lm.tokenizer)? } else { lm.tokenizer_files.clone() };
+        let ckpt_dir = PathBuf::from(out).join("checkpoint");
+        let ckpt_config = bertlab::io::export::config_json(&lm.model.cfg, heads, &ds.labels);
+        let ckpt_state = |step: usize| {
+            serde_json::json!({"step": step, "mode": a.get("mode").or(state.get("mode").and_then(|v| v.as_str())).unwrap_or("full"), "pooling": opt("pooling", "cls"),
+                "lr": tc.lr, "epochs": tc.epochs, "batch": tc.batch_size, "max-len": tc.max_len, "seed": seed, "val": num("val", 0.2).unwrap_or(0.2),
+                "patience": tc.patience, "base_model": base_model, "data": a.get("data")})
+        };
+        let mut ckpt_err = None;
         let mut epochs_json = Vec::new();
         let r = block(trainer::train_classifier(&g, &mut lm.model, &lm.tokenizer, &ds, &tr, &va, &tc, &Control::default(), &mut |e| match e {
             Event::Plan { total_steps, train_examples, val_examples, truncated } => eprintln!("{train_examples} training and {val_examples} validation examples, {total_steps} steps, {truncated} texts truncated to {} tokens", tc.max_len),
+            Event::Features { examples, ms } => eprintln!("features of the frozen encoder computed once for {examples} examples in {:.1} s", ms / 1e3),
             Event::Step { step, total_steps, loss, eta_s, .. } => progress("train", step, total_steps, loss, eta_s),
             Event::Epoch { epoch, train_loss, val } => {
                 eprintln!("\nepoch {epoch}: train loss {train_loss:.4}, validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1);
                 epochs_json.push(serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1, "confusion": val.confusion}));
             }
             Event::NonFinite { step } => eprintln!("\nstep {step}: {}", trainer::NON_FINITE),
+            Event::Checkpoint { step, weights, optimizer } => {
+                let mut files = vec![("config.json".to_string(), ckpt_config.clone().into_bytes()), ("model.safetensors".to_string(), weights), (checkpoint::OPTIMIZER_FILE.to_string(), optimizer)];
+                files.push((checkpoint::STATE_FILE.to_string(), serde_json::to_vec_pretty(&ckpt_state(step)).unwrap_or_default()));
+                files.extend(tok_files.iter().cloned());
+                if let Err(e) = write_export(ckpt_dir.to_str().unwrap_or("checkpoint"), files) {
+                    ckpt_err = Some(e);
+                }
+            }
             _ => {}
         }))?;
+        if let Some(e) = ckpt_err {
+            return Err(format!("writing the checkpoint: {e}"));
+        }
         let last = r.epochs.last().map(|e| e.1.clone()).unwrap_or_default();
         let card = ModelCard {
-            base_model: a.req("model")?.to_string(),
+            pooling,
+            base_model,
             data_summary: format!("{} examples ({} train / {} validation), labels {}", ds.examples.len(), tr.len(), va.len(), ds.labels.join(", ")),
             metrics: vec![("validation accuracy".into(), format!("{:.4}", last.accuracy)), ("validation macro-F1".into(), format!("{:.4}", last.macro_f1))],
             seed,
-            notes: format!("mode: {mode:?}, {} epochs, lr {}", r.epochs.len(), tc.lr),
+            notes: format!("mode: {mode:?}, pooling: {pooling:?}, {} epochs, lr {}", r.epochs.len(), tc.lr),
         };
         let tensors = block(lm.model.params.read_all(&g)).map_err(|e| e.to_string())?;
-        let tok_files = if lm.tokenizer_files.is_empty() { tokenizer_files(&lm.tokenizer)? } else { lm.tokenizer_files.clone() };
         write_export(out, export_files(&lm.model.cfg, lm.model.heads, tensors, &ds.labels, &tok_files, &card))?;
         let labels_y: Vec<usize> = va.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
         let tr_y: Vec<usize> = tr.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();

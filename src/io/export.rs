@@ -7,7 +7,11 @@ use std::collections::BTreeMap;
 
 use crate::io::safetensors;
 use crate::model::params::hf_name;
-use crate::model::{BertConfig, Heads};
+use crate::model::{BertConfig, Heads, Pooling};
+
+/// The head file of a mean-pooling classifier, and the JSON that documents it.
+pub const HEAD_FILE: &str = "classifier_head.safetensors";
+pub const HEAD_JSON: &str = "bertlab_head.json";
 
 /// Which file a Hugging Face repository's weights are in, given its file list; a repository with
 /// only `pytorch_model.bin` gets a message saying how to convert it.
@@ -36,6 +40,8 @@ pub struct ModelCard {
     pub metrics: Vec<(String, String)>,
     pub seed: u64,
     pub notes: String,
+    /// What the classification head reads; a mean-pooling head is exported beside the encoder.
+    pub pooling: Pooling,
 }
 
 pub fn architecture(heads: Heads) -> &'static str {
@@ -94,6 +100,10 @@ fn model_card(cfg: &BertConfig, heads: Heads, card: &ModelCard, labels: &[String
     if !card.notes.is_empty() {
         s.push_str(&format!("\n{}\n", card.notes));
     }
+    if card.pooling == Pooling::Mean && !labels.is_empty() {
+        s.push_str(MEAN_HEAD_USE);
+        return s;
+    }
     s.push_str("\n## Use\n\n```python\nfrom transformers import AutoTokenizer, ");
     s.push_str(architecture(heads));
     s.push_str("\ntok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = ");
@@ -101,6 +111,16 @@ fn model_card(cfg: &BertConfig, heads: Heads, card: &ModelCard, labels: &[String
     s.push_str(".from_pretrained(\"DIR\")\n```\n");
     s
 }
+
+const MEAN_HEAD_USE: &str = "\n## Use\n\nThe classifier reads the attention-masked mean of the last hidden states (as sentence-transformers \
+pools), which no `BertFor*` class does. So `model.safetensors` holds the encoder (`BertModel`), and the head is \
+in `classifier_head.safetensors` (`classifier.weight` (labels, hidden), `classifier.bias` (labels)), described by \
+`bertlab_head.json` (pooling, label names in id order):\n\n```python\nimport json, torch\nfrom safetensors.torch import load_file\n\
+from transformers import AutoTokenizer, BertModel\ntok = AutoTokenizer.from_pretrained(\"DIR\")\nenc = BertModel.from_pretrained(\"DIR\").eval()\n\
+head = load_file(\"DIR/classifier_head.safetensors\")\nlabels = json.load(open(\"DIR/bertlab_head.json\"))[\"labels\"]\n\
+x = tok([\"some text\"], return_tensors=\"pt\", padding=True)\nwith torch.no_grad():\n    h = enc(**x).last_hidden_state\n\
+m = x[\"attention_mask\"].unsqueeze(-1).float()\nmean = (h * m).sum(1) / m.sum(1)\n\
+probs = torch.softmax(mean @ head[\"classifier.weight\"].T + head[\"classifier.bias\"], -1)\n```\n";
 
 /// All files of the export. `tensors` are (our name, shape, values) as `ParamStore::read_all` gives;
 /// `tokenizer_files` (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json)
@@ -113,6 +133,9 @@ pub fn export_files(
     tokenizer_files: &[(String, Vec<u8>)],
     card: &ModelCard,
 ) -> Vec<(String, Vec<u8>)> {
+    let mean_head = card.pooling == Pooling::Mean && heads.num_labels > 0;
+    let (tensors, head): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _, _)| !(mean_head && n.starts_with("classifier.")));
+    let heads = if mean_head { Heads { num_labels: 0, ..heads } } else { heads };
     // BertModel's own names have no prefix; the BertFor* classes put the encoder under `bert.`
     let prefixed = architecture(heads) != "BertModel";
     // BertForMaskedLM is built without a pooler; exporting one would only draw a warning
@@ -129,6 +152,18 @@ pub fn export_files(
         ("config.json".to_string(), config_json(cfg, heads, labels).into_bytes()),
         ("README.md".to_string(), model_card(cfg, heads, card, labels).into_bytes()),
     ];
+    if mean_head {
+        let mut hm = BTreeMap::new();
+        hm.insert("pooling".to_string(), "mean".to_string());
+        files.push((HEAD_FILE.to_string(), safetensors::serialize(&head, &hm)));
+        let doc = serde_json::json!({
+            "pooling": "mean",
+            "weights": HEAD_FILE,
+            "labels": labels,
+            "formula": "probs = softmax(classifier.weight @ mean_t(last_hidden_state[t] * mask[t]) + classifier.bias)",
+        });
+        files.push((HEAD_JSON.to_string(), serde_json::to_vec_pretty(&doc).unwrap_or_default()));
+    }
     for (name, bytes) in tokenizer_files {
         files.push((name.clone(), bytes.clone()));
     }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
 use crate::io::safetensors;
-use crate::model::{Bert, BertConfig, Heads, LoadReport};
+use crate::io::export::{HEAD_FILE, HEAD_JSON};
+use crate::model::{Bert, BertConfig, Heads, LoadReport, Pooling};
 use crate::text::tokenizer::BertTokenizer;
 
 pub const TOKENIZER_FILES: [&str; 4] = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
@@ -48,9 +49,26 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     let cfg = BertConfig::from_json(config_text)?;
     let config: serde_json::Value = serde_json::from_str(config_text).map_err(|e| e.to_string())?;
     let weights_name = crate::io::export::pick_weights_file(&names)?;
-    let st = safetensors::parse(&files[weights_name]).map_err(|e| format!("{weights_name}: {e}"))?;
+    let mut st = safetensors::parse(&files[weights_name]).map_err(|e| format!("{weights_name}: {e}"))?;
+    // a mean-pooling classifier exported by BERT Lab: the encoder plus a documented head file
+    let mut pooling = Pooling::Cls;
+    let mut head_labels = None;
+    if let Some(doc) = files.get(HEAD_JSON) {
+        let doc: serde_json::Value = serde_json::from_slice(doc).map_err(|e| format!("{HEAD_JSON}: {e}"))?;
+        if doc.get("pooling").and_then(|p| p.as_str()) != Some("mean") {
+            return Err(format!("{HEAD_JSON}: only \"pooling\": \"mean\" heads are known"));
+        }
+        let head = files.get(HEAD_FILE).ok_or_else(|| format!("{HEAD_JSON} names {HEAD_FILE}, which is missing"))?;
+        let hs = safetensors::parse(head).map_err(|e| format!("{HEAD_FILE}: {e}"))?;
+        st.tensors.extend(hs.tensors);
+        pooling = Pooling::Mean;
+        head_labels = doc.get("labels").and_then(|l| l.as_array()).map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect::<Vec<_>>());
+    }
     let tensor_names: Vec<&str> = st.tensors.keys().map(|s| s.as_str()).collect();
-    let found = heads_of(&tensor_names, &config);
+    let mut found = heads_of(&tensor_names, &config);
+    if let Some(l) = &head_labels {
+        found.num_labels = l.len();
+    }
     let heads = heads.unwrap_or(found);
     let tokenizer = if let Some(tj) = files.get("tokenizer.json") {
         BertTokenizer::from_tokenizer_json(tj)?
@@ -67,8 +85,9 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     if tokenizer.vocab_size > cfg.vocab_size {
         return Err(format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size));
     }
-    let (model, report) = Bert::new(gpu, cfg, heads, Some(&st), seed)?;
-    let mut labels = labels_of(&config);
+    let (mut model, report) = Bert::new(gpu, cfg, heads, Some(&st), seed)?;
+    model.pooling = pooling;
+    let mut labels = head_labels.unwrap_or_else(|| labels_of(&config));
     labels.truncate(heads.num_labels);
     while labels.len() < heads.num_labels {
         labels.push(format!("LABEL_{}", labels.len()));
@@ -86,7 +105,7 @@ pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, Stri
         let p = entry.path();
         if p.is_file() {
             if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-                if name == "config.json" || name.ends_with(".safetensors") || name == "pytorch_model.bin" || TOKENIZER_FILES.contains(&name) {
+                if name == "config.json" || name == HEAD_JSON || name.ends_with(".safetensors") || name == "pytorch_model.bin" || TOKENIZER_FILES.contains(&name) {
                     let bytes = if name == "pytorch_model.bin" { Vec::new() } else { std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))? };
                     files.insert(name.to_string(), bytes);
                 }

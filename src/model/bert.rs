@@ -24,6 +24,32 @@ pub struct Heads {
     pub num_labels: usize,
 }
 
+/// What the classification head reads: HF's pooler on [CLS] (tanh(dense(h_cls))), exported as
+/// BertForSequenceClassification; or the attention-masked mean of the last hidden states (as
+/// sentence-transformers pools), exported as the encoder plus a separate head file.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Pooling {
+    #[default]
+    Cls,
+    Mean,
+}
+
+/// The (B, B*T) matrix whose product with the last hidden states (B*T, C) is their attention-masked
+/// mean per sequence; its transpose carries the gradient back. Mean pooling is two matmuls.
+pub fn mean_pool_matrix(b: usize, t: usize, attention_mask: &[u32]) -> Vec<f32> {
+    let mut p = vec![0f32; b * b * t];
+    for i in 0..b {
+        let row = &attention_mask[i * t..(i + 1) * t];
+        let n = row.iter().filter(|&&m| m != 0).count().max(1) as f32;
+        for (j, &m) in row.iter().enumerate() {
+            if m != 0 {
+                p[i * b * t + i * t + j] = 1.0 / n;
+            }
+        }
+    }
+    p
+}
+
 /// One batch's inputs and targets on the GPU, with the host-side groupings the embedding backward
 /// needs. Built from token ids the caller already has on the host.
 pub struct Batch {
@@ -49,6 +75,8 @@ pub struct Batch {
     pub mlm_row_ids: Vec<u32>,
     sop_labels: Option<GpuBuf>,
     cls_labels: Option<GpuBuf>,
+    /// The mean-pooling matrix (B, B*T), for a model with [`Pooling::Mean`].
+    pool: GpuBuf,
 }
 
 impl Batch {
@@ -128,6 +156,7 @@ impl Batch {
             mlm_row_ids: row_ids,
             sop_labels: labels_buf(sop_labels, "sop")?,
             cls_labels: labels_buf(cls_labels, "cls")?,
+            pool: gpu.upload_f32("pool", &mean_pool_matrix(b, t, attention_mask)).map_err(e)?,
         })
     }
 }
@@ -189,6 +218,8 @@ struct Acts {
     d_pooled: GpuBuf,
     d_pooled_pre: GpuBuf,
     d_cls_x: GpuBuf,
+    mean: GpuBuf,
+    d_mean: GpuBuf,
     sop_logits: GpuBuf,
     d_sop_logits: GpuBuf,
     cls_logits: GpuBuf,
@@ -238,6 +269,8 @@ pub struct Bert {
     /// Dropout on in training steps (off for parity tests and inference).
     pub dropout: bool,
     pub opt_state: Option<AdamWState>,
+    /// What the classification head reads.
+    pub pooling: Pooling,
 }
 
 const STAT_MLM: usize = 0;
@@ -255,7 +288,7 @@ impl Bert {
         cfg.validate()?;
         let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
-        Ok((Bert { cfg, heads, params, acts: None, mlm_acts: None, dropout: false, opt_state: None }, report))
+        Ok((Bert { cfg, heads, params, acts: None, mlm_acts: None, dropout: false, opt_state: None, pooling: Pooling::Cls }, report))
     }
 
     fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
@@ -322,6 +355,8 @@ impl Bert {
                 d_pooled: z("d_pooled", b * c)?,
                 d_pooled_pre: z("d_pooled_pre", b * c)?,
                 d_cls_x: z("d_cls_x", b * c)?,
+                mean: z("mean", b * c)?,
+                d_mean: z("d_mean", b * c)?,
                 sop_logits: z("sop_logits", b * 2)?,
                 d_sop_logits: z("d_sop_logits", b * 2)?,
                 cls_logits: z("cls_logits", b * labels)?,
@@ -472,7 +507,8 @@ impl Bert {
         let last = &a.x[cfg.num_hidden_layers];
 
         // pooler on [CLS]: tanh(dense(x[b*T]))
-        if self.heads.sop || self.heads.num_labels > 0 {
+        let mean = self.pooling == Pooling::Mean;
+        if self.heads.sop || (self.heads.num_labels > 0 && !mean) {
             embedding::forward(step, &a.cls_x, &batch.cls_rows, last, 0, b, c, bt, false)?;
             self.linear(step, &a.pooled_pre, &a.cls_x, "pooler.dense", b, c, c)?;
             elementwise::tanh_forward(step, &a.pooled, &a.pooled_pre, b * c)?;
@@ -485,11 +521,17 @@ impl Bert {
         }
         if self.heads.num_labels > 0 {
             let nl = self.heads.num_labels;
-            let pooled = if hp > 0.0 {
-                dropout::apply(step, &a.pooled_d, &a.pooled, b * c, hp, self.seed(seed, 3))?;
-                &a.pooled_d
+            let src = if mean {
+                Matmul::new(b, c, bt).record(step, &a.mean, &batch.pool, last, None)?;
+                &a.mean
             } else {
                 &a.pooled
+            };
+            let pooled = if hp > 0.0 {
+                dropout::apply(step, &a.pooled_d, src, b * c, hp, self.seed(seed, 3))?;
+                &a.pooled_d
+            } else {
+                src
             };
             self.linear(step, &a.cls_logits, pooled, "classifier", b, nl, c)?;
             if let Some(lab) = &batch.cls_labels {
@@ -560,14 +602,33 @@ impl Bert {
                 embedding::backward(step, &a.d_x, 0, &ma.d_x, g, c, bt)?;
             }
         }
-        let pooled_used = self.heads.sop && batch.sop_labels.is_some() || self.heads.num_labels > 0 && batch.cls_labels.is_some();
+        let mean = self.pooling == Pooling::Mean;
+        let cls_used = self.heads.num_labels > 0 && batch.cls_labels.is_some();
+        if mean && cls_used {
+            // classifier on the masked mean: d_mean = dropout(W^T d_logits); d_x += P^T d_mean
+            let nl = self.heads.num_labels;
+            cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab_of(&batch.cls_labels), &a.stats[STAT_CLS], b, nl, 1.0)?;
+            let input = if hp > 0.0 { &a.pooled_d } else { &a.mean };
+            if hp > 0.0 {
+                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_pooled_pre, false)), &a.d_cls_logits, input, "classifier", b, nl, c)?;
+                if encoder_needs_grad {
+                    dropout::apply(step, &a.d_mean, &a.d_pooled_pre, b * c, hp, self.seed(seed, 3))?;
+                }
+            } else {
+                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_mean, false)), &a.d_cls_logits, input, "classifier", b, nl, c)?;
+            }
+            if encoder_needs_grad {
+                Matmul::new(bt, c, b).trans_a().accumulate().record(step, &a.d_x, &batch.pool, &a.d_mean, None)?;
+            }
+        }
+        let pooled_used = self.heads.sop && batch.sop_labels.is_some() || (cls_used && !mean);
         if pooled_used {
             step.clear(&a.d_pooled);
             if let (true, Some(lab)) = (self.heads.sop, &batch.sop_labels) {
                 cross_entropy::backward(step, &a.d_sop_logits, &a.sop_logits, lab, &a.stats[STAT_SOP], b, 2, 1.0)?;
                 self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_sop_logits, &a.pooled, "cls.seq_relationship", b, 2, c)?;
             }
-            if let (true, Some(lab)) = (self.heads.num_labels > 0, &batch.cls_labels) {
+            if let (true, Some(lab)) = (self.heads.num_labels > 0 && !mean, &batch.cls_labels) {
                 let nl = self.heads.num_labels;
                 cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab, &a.stats[STAT_CLS], b, nl, 1.0)?;
                 let pooled = if hp > 0.0 { &a.pooled_d } else { &a.pooled };
@@ -744,6 +805,23 @@ impl Bert {
     }
 }
 
+fn lab_of(l: &Option<GpuBuf>) -> &GpuBuf {
+    l.as_ref().expect("labels checked by the caller")
+}
+
+/// Softmax of each row of `nl` logits.
+pub fn softmax_rows(logits: &[f32], nl: usize) -> Vec<Vec<f32>> {
+    logits
+        .chunks(nl)
+        .map(|row| {
+            let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = row.iter().map(|x| (x - m).exp()).collect();
+            let s: f32 = e.iter().sum();
+            e.into_iter().map(|x| x / s).collect()
+        })
+        .collect()
+}
+
 /// Top-k (token id, probability) for one predicted row of logits.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
@@ -809,15 +887,60 @@ impl Bert {
         let rb = step.read_back(self.cls_logits().ok_or("no logits")?, 0, batch.b * nl).map_err(|e| e.to_string())?;
         step.submit().await.map_err(|e| e.to_string())?;
         let logits = rb.f32(gpu).await.map_err(|e| e.to_string())?;
-        Ok(logits
-            .chunks(nl)
-            .map(|row| {
-                let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let e: Vec<f32> = row.iter().map(|x| (x - m).exp()).collect();
-                let s: f32 = e.iter().sum();
-                e.into_iter().map(|x| x / s).collect()
-            })
-            .collect())
+        Ok(softmax_rows(&logits, nl))
+    }
+
+    /// Records an inference forward (dropout off) of `batch` and copies what the classification
+    /// head reads (pooled [CLS] or the masked mean, (B, C)) into rows `row..row + B` of `dst`:
+    /// the features of a frozen encoder, computed once for feature-based training.
+    pub fn record_features(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, dst: &GpuBuf, row: usize) -> Result<(), String> {
+        if self.heads.num_labels == 0 {
+            return Err("features are what a classification head reads; this model has none".into());
+        }
+        let was = self.dropout;
+        self.dropout = false;
+        let r = self.forward(gpu, step, batch, 0);
+        self.dropout = was;
+        r?;
+        let a = self.acts.as_ref().unwrap();
+        let src = if self.pooling == Pooling::Mean { &a.mean } else { &a.pooled };
+        let c = self.cfg.hidden_size;
+        step.copy(src, 0, dst, row * c, batch.b * c).map_err(|e| e.to_string())
+    }
+
+    /// The classification head alone on cached features: gathers `rows` (B indices into `feats`,
+    /// which holds `n` rows of C), applies dropout (when on), the classifier and, with `labels`,
+    /// the loss and (when `backward`) the classifier's gradients. Logits land in
+    /// [`Bert::cls_logits`], the loss in the usual statistics.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_head_on_features(&mut self, gpu: &Gpu, step: &mut Step, feats: &GpuBuf, n: usize, rows: &GpuBuf, b: usize, labels: Option<&GpuBuf>, backward: bool, seed: u64) -> Result<(), String> {
+        let nl = self.heads.num_labels;
+        if nl == 0 {
+            return Err("this model has no classification head".into());
+        }
+        self.ensure_acts(gpu, b, 1, 0).map_err(|e| e.to_string())?;
+        let a = self.acts.as_ref().unwrap();
+        let c = self.cfg.hidden_size;
+        let hp = if self.dropout { self.cfg.hidden_dropout_prob } else { 0.0 };
+        let r = (|| -> Result<(), GpuError> {
+            embedding::forward(step, &a.cls_x, rows, feats, 0, b, c, n, false)?;
+            let x = if hp > 0.0 {
+                dropout::apply(step, &a.pooled_d, &a.cls_x, b * c, hp, self.seed(seed, 3))?;
+                &a.pooled_d
+            } else {
+                &a.cls_x
+            };
+            self.linear(step, &a.cls_logits, x, "classifier", b, nl, c)?;
+            if let Some(lab) = labels {
+                cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
+                if backward {
+                    cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab, &a.stats[STAT_CLS], b, nl, 1.0)?;
+                    self.linear_backward(step, None, &a.d_cls_logits, x, "classifier", b, nl, c)?;
+                }
+            }
+            Ok(())
+        })();
+        r.map_err(|e| e.to_string())
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use super::bert::{linear_schedule, Batch, Bert, Heads};
+use super::bert::{linear_schedule, Batch, Bert, Heads, Pooling};
 use super::config::BertConfig;
 use crate::gpu::Gpu;
 use crate::io::safetensors::{self, SafeTensors};
@@ -28,6 +28,7 @@ macro_rules! for_each_model_check {
             model_export_hf_files,
             model_loads_f16_bf16_and_legacy_names,
             model_fill_mask_and_attention,
+            model_mean_pooling_head,
             model_rejects_bad_checkpoints
         }
     };
@@ -392,7 +393,7 @@ pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
     let batch = fx.batch(gpu, false, false, true)?;
     let probs = m.classify(gpu, &batch).await?;
     let labels: Vec<String> = ["negative", "neutral", "positive"].iter().map(|s| s.to_string()).collect();
-    let card = ModelCard { base_model: "tiny fixture".into(), data_summary: "3 sequences".into(), metrics: vec![("accuracy".into(), "0.5".into())], seed: 7, notes: String::new() };
+    let card = ModelCard { base_model: "tiny fixture".into(), data_summary: "3 sequences".into(), metrics: vec![("accuracy".into(), "0.5".into())], seed: 7, notes: String::new(), ..Default::default() };
     let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
     let tok = vec![("vocab.txt".to_string(), b"[PAD]\n[UNK]\n".to_vec())];
     let files = export_files(&m.cfg, CLASSIFY, tensors, &labels, &tok, &card);
@@ -494,4 +495,83 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
         }
     }
     Ok(format!("top-5 at 3 positions ranked as transformers' logits rank them; every attention row of {} layers sums to 1", fx.cfg.num_hidden_layers))
+}
+
+/// The classification head on mean pooling: logits equal the classifier applied to the masked mean
+/// of transformers' last hidden states, and the gradients agree with central finite differences
+/// of the loss along a random direction (encoder, embeddings and head tensors).
+pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let (b, t, c) = (fx.b, fx.t, fx.cfg.hidden_size);
+    let mut m = fx.model(gpu, CLASSIFY)?;
+    m.pooling = Pooling::Mean;
+    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    let batch = fx.batch(gpu, false, false, true)?;
+    grads_step(gpu, &mut m, &batch).await?;
+    let h = fx.f32("out.last_hidden_state")?;
+    let mask = fx.ints("input.attention_mask")?;
+    let w = fx.weights.tensors.get("classifier.weight").ok_or("fixture lacks classifier.weight")?.to_f32();
+    let bias = fx.weights.tensors.get("classifier.bias").ok_or("fixture lacks classifier.bias")?.to_f32();
+    let nl = bias.len();
+    let mut want = Vec::new();
+    for i in 0..b {
+        let n = (0..t).filter(|&j| mask[i * t + j] != 0).count() as f32;
+        let mean: Vec<f32> = (0..c).map(|k| (0..t).filter(|&j| mask[i * t + j] != 0).map(|j| h[(i * t + j) * c + k]).sum::<f32>() / n).collect();
+        for l in 0..nl {
+            want.push(bias[l] + (0..c).map(|k| w[l * c + k] * mean[k]).sum::<f32>());
+        }
+    }
+    let d_logits = within("mean-pooled classification logits", &read(gpu, m.cls_logits().unwrap()).await?, &want, 1e-4)?;
+    let mut rng = crate::rng::Rng::new(17);
+    let mut worst = 0f32;
+    for name in ["classifier.weight", "encoder.layer.1.output.dense.weight", "encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"] {
+        let p = m.params.get(name).ok_or_else(|| format!("no {name}"))?;
+        let n = p.numel();
+        let g = read(gpu, p.grad.as_ref().unwrap()).await?;
+        let w0: Vec<f32> = read(gpu, &p.value).await?[..n].to_vec();
+        let mut d = rng.normals(n, 1.0);
+        let norm = d.iter().map(|x| x * x).sum::<f32>().sqrt();
+        d.iter_mut().for_each(|x| *x /= norm);
+        let analytic: f32 = g[..n].iter().zip(&d).map(|(a, b)| a * b).sum();
+        let eps = 1e-2f32;
+        let mut l = [0f32; 2];
+        for (k, s) in [1f32, -1.0].iter().enumerate() {
+            let shifted: Vec<f32> = w0.iter().zip(&d).map(|(w, d)| w + s * eps * d).collect();
+            gpu.write(&m.params.get(name).unwrap().value, 0, &shifted).map_err(|e| e.to_string())?;
+            l[k] = run_forward(gpu, &mut m, &batch).await?.cls;
+        }
+        gpu.write(&m.params.get(name).unwrap().value, 0, &w0).map_err(|e| e.to_string())?;
+        let fd = (l[0] - l[1]) / (2.0 * eps);
+        let err = (fd - analytic).abs() / analytic.abs().max(1e-3);
+        if !(err <= 2e-2) {
+            return Err(format!("{name}: gradient along a random direction {analytic:.6e}, finite difference {fd:.6e} (relative error {err:.2e})"));
+        }
+        worst = worst.max(err);
+    }
+    // export: the encoder as BertModel plus the documented head file; reloading gives the same
+    // probabilities and the mean pooling back
+    use crate::io::export::{export_files, ModelCard, HEAD_FILE, HEAD_JSON};
+    let labels: Vec<String> = (0..nl).map(|i| format!("class{i}")).collect();
+    let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|s| s.to_string()).chain((5..fx.cfg.vocab_size).map(|i| format!("w{i}"))).collect::<Vec<_>>().join("\n");
+    let card = ModelCard { pooling: Pooling::Mean, ..Default::default() };
+    let files: BTreeMap<String, Vec<u8>> = export_files(&m.cfg, CLASSIFY, tensors, &labels, &[("vocab.txt".into(), vocab.into_bytes())], &card).into_iter().collect();
+    let main = safetensors::parse(&files["model.safetensors"]).map_err(|e| e.to_string())?;
+    if main.tensors.keys().any(|k| k.contains("classifier")) || !files.contains_key(HEAD_FILE) || !files.contains_key(HEAD_JSON) {
+        return Err(format!("a mean-pooling export must keep the head out of model.safetensors, in {HEAD_FILE} + {HEAD_JSON}; files: {:?}", files.keys().collect::<Vec<_>>()));
+    }
+    if !String::from_utf8_lossy(&files["config.json"]).contains("\"BertModel\"") {
+        return Err("a mean-pooling export's config.json must say BertModel".into());
+    }
+    let want_p = m.classify(gpu, &batch).await?;
+    let mut lm = crate::io::model_dir::load(gpu, &files, None, 5)?;
+    if lm.model.pooling != Pooling::Mean || lm.labels != labels {
+        return Err(format!("reloaded export: pooling {:?}, labels {:?}", lm.model.pooling, lm.labels));
+    }
+    let got_p = lm.model.classify(gpu, &batch).await?;
+    let d_export = max_abs_diff(&want_p.concat(), &got_p.concat());
+    if d_export > 1e-6 {
+        return Err(format!("the reloaded mean-pooling export's probabilities differ by {d_export:.2e}"));
+    }
+    Ok(format!("mean pooling: logits within {d_logits:.1e} of the masked mean of transformers' hidden states; 4 tensors' directional gradients within {worst:.1e} (relative) of finite differences; export (encoder + {HEAD_FILE}) reloads with probabilities within {d_export:.0e}"))
 }

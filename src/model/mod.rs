@@ -9,6 +9,6 @@ pub mod checks;
 pub mod config;
 pub mod params;
 
-pub use bert::{Batch, Bert, Heads, Losses};
+pub use bert::{Batch, Bert, Heads, Losses, Pooling};
 pub use config::BertConfig;
 pub use params::{LoadReport, ParamStore};

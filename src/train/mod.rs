@@ -2,6 +2,7 @@
 //! their metrics. The browser UI and the native CLI both drive this.
 
 pub mod batches;
+pub mod checkpoint;
 pub mod checks;
 pub mod masking;
 pub mod metrics;

@@ -13,7 +13,7 @@ use super::sop;
 use crate::gpu::Gpu;
 use crate::kernels::adamw::AdamW;
 use crate::model::bert::linear_schedule;
-use crate::model::{Bert, Losses};
+use crate::model::{Bert, Losses, Pooling};
 use crate::rng::Rng;
 use crate::text::dataset::Dataset;
 use crate::text::tokenizer::{BertTokenizer, Encoded};
@@ -57,11 +57,18 @@ pub struct TrainConfig {
     pub dropout: bool,
     /// Stop after this many epochs without a better validation loss (0: never).
     pub patience: usize,
+    /// What the classification head reads.
+    pub pooling: Pooling,
+    /// Emit an [`Event::Checkpoint`] every this many steps (0: never) and whenever the run pauses.
+    pub checkpoint_every: usize,
+    /// Continue a checkpointed run: the steps before this one are skipped (same seed, same order),
+    /// and the optimizer state the caller restored is kept.
+    pub start_step: usize,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { mode: Mode::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0 }
+        TrainConfig { mode: Mode::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0, pooling: Pooling::Cls, checkpoint_every: 0, start_step: 0 }
     }
 }
 
@@ -69,6 +76,10 @@ impl Default for TrainConfig {
 pub enum Event {
     /// Before the first step: how much work there is.
     Plan { total_steps: usize, train_examples: usize, val_examples: usize, truncated: usize },
+    /// Feature-based runs: the frozen encoder's features were computed once for every example.
+    Features { examples: usize, ms: f64 },
+    /// The weights and optimizer state after `step` steps ([`super::checkpoint`]'s formats).
+    Checkpoint { step: usize, weights: Vec<u8>, optimizer: Vec<u8> },
     Step { step: usize, total_steps: usize, loss: f32, lr: f32, ms_per_step: f64, eta_s: f64 },
     Epoch { epoch: usize, train_loss: f32, val: Metrics },
     Pretrain { step: usize, total_steps: usize, mlm_loss: f32, sop_loss: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome> },
@@ -200,8 +211,77 @@ pub struct TrainReport {
     pub stopped: Option<String>,
 }
 
+/// The frozen encoder's features (what the classification head reads) for every example, computed
+/// once on the GPU into one (N, C) buffer; nothing is read back.
+async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: u32, batch_size: usize) -> Result<crate::gpu::GpuBuf, String> {
+    let c = model.cfg.hidden_size;
+    let feats = gpu.zeros("features", enc.len().max(1) * c, crate::gpu::DType::F32).map_err(|e| e.to_string())?;
+    let mut row = 0;
+    for chunk in enc.chunks(batch_size.max(1)) {
+        let refs: Vec<&Encoded> = chunk.iter().collect();
+        let mut hb = classification(&refs, &vec![0; chunk.len()], pad_id);
+        hb.cls_labels = None;
+        let batch = hb.to_gpu(gpu, &model.cfg)?;
+        let mut step = gpu.begin_step("features");
+        model.record_features(gpu, &mut step, &batch, &feats, row)?;
+        step.submit().await.map_err(|e| e.to_string())?;
+        row += chunk.len();
+    }
+    Ok(feats)
+}
+
+/// One step of the classification head alone on cached features; one submit, 12 bytes read back.
+#[allow(clippy::too_many_arguments)]
+async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<f32, String> {
+    let e = |x: crate::gpu::GpuError| x.to_string();
+    let rows = gpu.upload_u32("rows", idx).map_err(e)?;
+    let lab = gpu.upload_i32("labels", labels).map_err(e)?;
+    let mut step = gpu.begin_step("head");
+    model.zero_grads(&mut step);
+    model.record_head_on_features(gpu, &mut step, feats, n, &rows, idx.len(), Some(&lab), true, seed)?;
+    model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
+    let stats = step.read_back(&model.loss_stats().ok_or("no loss statistics")?[2], 0, 2).map_err(e)?;
+    let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
+    let flag = step.read_back(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let loss = stats.f32(gpu).await.map_err(e)?[0];
+    if flag.f32(gpu).await.map_err(e)?[0] != 0.0 || !loss.is_finite() {
+        return Err(NON_FINITE.into());
+    }
+    Ok(loss)
+}
+
+/// Class probabilities from cached features, dropout off.
+async fn head_predict(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, batch_size: usize) -> Result<Vec<Vec<f32>>, String> {
+    let e = |x: crate::gpu::GpuError| x.to_string();
+    let nl = model.heads.num_labels;
+    let was = model.dropout;
+    model.dropout = false;
+    let mut out = Vec::new();
+    let idx: Vec<u32> = (0..n as u32).collect();
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let rows = gpu.upload_u32("rows", chunk).map_err(e)?;
+        let mut step = gpu.begin_step("head-predict");
+        let r = model.record_head_on_features(gpu, &mut step, feats, n, &rows, chunk.len(), None, false, 0);
+        if r.is_err() {
+            model.dropout = was;
+        }
+        r?;
+        let rb = step.read_back(model.cls_logits().ok_or("no logits")?, 0, chunk.len() * nl).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        out.extend(crate::model::bert::softmax_rows(&rb.f32(gpu).await.map_err(e)?, nl));
+    }
+    model.dropout = was;
+    Ok(out)
+}
+
+async fn checkpoint_event(gpu: &Gpu, model: &Bert, step: usize) -> Result<Event, String> {
+    Ok(Event::Checkpoint { step, weights: super::checkpoint::weights_bytes(gpu, model).await?, optimizer: super::checkpoint::optimizer_bytes(gpu, model, step).await? })
+}
+
 /// Fine-tunes `model` (which must carry a classification head with `ds.labels.len()` labels) on
-/// `ds.examples[train]`, evaluating on `ds.examples[val]` after every epoch.
+/// `ds.examples[train]`, evaluating on `ds.examples[val]` after every epoch. Feature-based runs
+/// compute the frozen encoder's features once and then train the head alone on them.
 #[allow(clippy::too_many_arguments)]
 pub async fn train_classifier(
     gpu: &Gpu,
@@ -219,7 +299,18 @@ pub async fn train_classifier(
         return Err(format!("the model has {} labels but the data has {}", model.heads.num_labels, ds.labels.len()));
     }
     let layers = model.cfg.num_hidden_layers;
+    model.pooling = cfg.pooling;
     model.params.set_trainable(gpu, |n| cfg.mode.trainable(n, layers)).map_err(|e| e.to_string())?;
+    if cfg.start_step == 0 {
+        // a fresh run: fresh moments and optimizer state
+        model.opt_state = None;
+        let mut step = gpu.begin_step("reset-moments");
+        for p in model.params.params.iter().filter(|p| p.trainable) {
+            step.clear(p.m.as_ref().unwrap());
+            step.clear(p.v.as_ref().unwrap());
+        }
+        step.submit().await.map_err(|e| e.to_string())?;
+    }
     model.dropout = cfg.dropout;
     let encode = |i: &usize| tok.encode(&ds.examples[*i].text, ds.examples[*i].text_b.as_deref(), cfg.max_len.min(model.cfg.max_position_embeddings));
     let enc_train: Vec<Encoded> = train.iter().map(encode).collect::<Result<_, _>>()?;
@@ -227,9 +318,19 @@ pub async fn train_classifier(
     let y_train: Vec<i32> = train.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0) as i32).collect();
     let y_val: Vec<usize> = val.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
     let truncated = enc_train.iter().chain(&enc_val).filter(|e| e.truncated > 0).count();
-    let per_epoch = enc_train.len().div_ceil(cfg.batch_size.max(1));
+    let bs = cfg.batch_size.max(1);
+    let per_epoch = enc_train.len().div_ceil(bs);
     let total = per_epoch * cfg.epochs;
     on_event(Event::Plan { total_steps: total, train_examples: enc_train.len(), val_examples: enc_val.len(), truncated });
+    let cached = if cfg.mode == Mode::FeatureBased {
+        let t = now_ms();
+        let ft = compute_features(gpu, model, &enc_train, tok.pad, bs).await?;
+        let fv = compute_features(gpu, model, &enc_val, tok.pad, bs).await?;
+        on_event(Event::Features { examples: enc_train.len() + enc_val.len(), ms: now_ms() - t });
+        Some((ft, fv))
+    } else {
+        None
+    };
     let warmup = (cfg.warmup_ratio * total as f32).round() as usize;
     let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };
     let mut rng = Rng::new(cfg.seed);
@@ -237,35 +338,64 @@ pub async fn train_classifier(
     let mut best = f32::INFINITY;
     let mut since_best = 0;
     let t0 = now_ms();
-    let mut k = 0;
+    let (mut k, mut done) = (0, 0);
     for epoch in 0..cfg.epochs {
         let mut order: Vec<usize> = (0..enc_train.len()).collect();
         shuffle(&mut order, &mut rng);
         let mut sum = 0.0;
-        for chunk in order.chunks(cfg.batch_size.max(1)) {
+        for chunk in order.chunks(bs) {
+            if k < cfg.start_step {
+                k += 1;
+                continue;
+            }
+            if control.is_paused() && cfg.checkpoint_every > 0 {
+                on_event(checkpoint_event(gpu, model, k).await?);
+            }
             if !control.proceed(k, on_event).await {
                 report.stopped = Some("cancelled".into());
+                report.steps = k;
                 return Ok(report);
             }
-            let enc: Vec<&Encoded> = chunk.iter().map(|&i| &enc_train[i]).collect();
             let labels: Vec<i32> = chunk.iter().map(|&i| y_train[i]).collect();
-            let hb = classification(&enc, &labels, tok.pad);
             let lr = linear_schedule(cfg.lr, k, warmup, total);
-            let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, cfg.seed.wrapping_add(k as u64)).await {
+            let seed = cfg.seed.wrapping_add(k as u64);
+            let r = match &cached {
+                Some((ft, _)) => {
+                    let idx: Vec<u32> = chunk.iter().map(|&i| i as u32).collect();
+                    head_step(gpu, model, ft, enc_train.len(), &idx, &labels, &opt, lr, cfg.weight_decay, seed).await
+                }
+                None => {
+                    let enc: Vec<&Encoded> = chunk.iter().map(|&i| &enc_train[i]).collect();
+                    let hb = classification(&enc, &labels, tok.pad);
+                    train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, seed).await.map(|l| l.cls)
+                }
+            };
+            let loss = match r {
                 Ok(l) => l,
                 Err(e) if e == NON_FINITE => {
                     on_event(Event::NonFinite { step: k });
                     report.stopped = Some(e);
+                    report.steps = k;
                     return Ok(report);
                 }
                 Err(e) => return Err(e),
             };
-            sum += l.cls;
+            sum += loss;
             k += 1;
-            let ms = (now_ms() - t0) / k as f64;
-            on_event(Event::Step { step: k, total_steps: total, loss: l.cls, lr, ms_per_step: ms, eta_s: ms * (total - k) as f64 / 1e3 });
+            done += 1;
+            let ms = (now_ms() - t0) / done as f64;
+            on_event(Event::Step { step: k, total_steps: total, loss, lr, ms_per_step: ms, eta_s: ms * (total - k) as f64 / 1e3 });
+            if cfg.checkpoint_every > 0 && k % cfg.checkpoint_every == 0 {
+                on_event(checkpoint_event(gpu, model, k).await?);
+            }
         }
-        let probs = predict(gpu, model, &enc_val.iter().collect::<Vec<_>>(), tok.pad, cfg.batch_size).await?;
+        if k <= cfg.start_step {
+            continue; // an epoch finished before the checkpoint
+        }
+        let probs = match &cached {
+            Some((_, fv)) => head_predict(gpu, model, fv, enc_val.len(), bs).await?,
+            None => predict(gpu, model, &enc_val.iter().collect::<Vec<_>>(), tok.pad, bs).await?,
+        };
         let m = evaluate(&probs, &y_val, ds.labels.len());
         let train_loss = sum / per_epoch.max(1) as f32;
         on_event(Event::Epoch { epoch: epoch + 1, train_loss, val: m.clone() });
@@ -282,7 +412,7 @@ pub async fn train_classifier(
         }
     }
     report.steps = k;
-    report.ms_per_step = (now_ms() - t0) / k.max(1) as f64;
+    report.ms_per_step = (now_ms() - t0) / done.max(1) as f64;
     Ok(report)
 }
 

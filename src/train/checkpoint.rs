@@ -1,0 +1,78 @@
+//! Checkpoints between steps: the weights (safetensors, the model's own tensor names, loadable like
+//! any checkpoint) and the optimizer (a second safetensors file with each trainable tensor's AdamW
+//! moments `NAME::m`, `NAME::v` and the optimizer's GPU state `adamw::state`, plus the step in the
+//! metadata). The CLI writes them beside an HF export; the browser stores them in IndexedDB.
+
+use std::collections::BTreeMap;
+
+use crate::gpu::Gpu;
+use crate::io::safetensors;
+use crate::kernels::adamw::{slots_for, AdamWState};
+use crate::model::Bert;
+
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const STATE_FILE: &str = "trainer_state.json";
+
+/// The weights as safetensors bytes (model names, F32).
+pub async fn weights_bytes(gpu: &Gpu, model: &Bert) -> Result<Vec<u8>, String> {
+    let all = model.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    Ok(safetensors::serialize(&all, &BTreeMap::new()))
+}
+
+/// The optimizer state after `step` optimizer steps: moments of every trainable tensor and the
+/// AdamW state. A model that has not stepped yet has no moments to save: the file then holds only
+/// the step.
+pub async fn optimizer_bytes(gpu: &Gpu, model: &Bert, step: usize) -> Result<Vec<u8>, String> {
+    let e = |x: crate::gpu::GpuError| x.to_string();
+    let mut tensors = Vec::new();
+    if let Some(st) = &model.opt_state {
+        for p in model.params.params.iter().filter(|p| p.trainable) {
+            let n = p.numel();
+            for (suffix, buf) in [("m", p.m.as_ref()), ("v", p.v.as_ref())] {
+                let mut v = gpu.read_f32(buf.ok_or("a trainable tensor has no moments")?).await.map_err(e)?;
+                v.truncate(n);
+                tensors.push((format!("{}::{suffix}", p.name), p.shape.clone(), v));
+            }
+        }
+        let mut s = gpu.read_f32(&st.state).await.map_err(e)?;
+        s.truncate(8);
+        tensors.push(("adamw::state".to_string(), vec![8], s));
+    }
+    let meta = BTreeMap::from([("step".to_string(), step.to_string()), ("format".to_string(), "bertlab-optimizer-1".to_string())]);
+    Ok(safetensors::serialize(&tensors, &meta))
+}
+
+/// Restores what [`optimizer_bytes`] saved into `model` (same tensors): marks the saved tensors
+/// trainable, writes their moments and the AdamW state. Returns the step to continue from.
+pub fn restore_optimizer(gpu: &Gpu, model: &mut Bert, bytes: &[u8]) -> Result<usize, String> {
+    let st = safetensors::parse(bytes).map_err(|e| format!("{OPTIMIZER_FILE}: {e}"))?;
+    if st.metadata.get("format").map(|s| s.as_str()) != Some("bertlab-optimizer-1") {
+        return Err(format!("{OPTIMIZER_FILE} is not a BERT Lab optimizer checkpoint"));
+    }
+    let step: usize = st.metadata.get("step").and_then(|s| s.parse().ok()).ok_or("the optimizer checkpoint has no step")?;
+    let trained: std::collections::BTreeSet<String> = st.tensors.keys().filter_map(|k| k.strip_suffix("::m").map(String::from)).collect();
+    if trained.is_empty() {
+        return Ok(step);
+    }
+    for name in &trained {
+        let p = model.params.get(name).ok_or_else(|| format!("the optimizer checkpoint has moments for {name}, which this model lacks"))?;
+        for suffix in ["m", "v"] {
+            let v = st.tensors.get(&format!("{name}::{suffix}")).ok_or_else(|| format!("{name}::{suffix} is missing from the optimizer checkpoint"))?;
+            if v.shape != p.shape {
+                return Err(format!("{name}::{suffix}: shape {:?} in the checkpoint, {:?} in the model", v.shape, p.shape));
+            }
+        }
+    }
+    model.params.set_trainable(gpu, |n| trained.contains(n)).map_err(|e| e.to_string())?;
+    for p in model.params.params.iter().filter(|p| p.trainable) {
+        for (suffix, buf) in [("m", p.m.as_ref().unwrap()), ("v", p.v.as_ref().unwrap())] {
+            gpu.write(buf, 0, &st.tensors[&format!("{}::{suffix}", p.name)].to_f32()).map_err(|e| e.to_string())?;
+        }
+    }
+    let lens: Vec<usize> = model.params.params.iter().filter(|p| p.trainable).map(|p| p.numel()).collect();
+    let state = AdamWState::new(gpu, slots_for(&lens)).map_err(|e| e.to_string())?;
+    let s = st.tensors.get("adamw::state").ok_or("adamw::state is missing from the optimizer checkpoint")?.to_f32();
+    gpu.write(&state.state, 0, &s).map_err(|e| e.to_string())?;
+    model.opt_state = Some(state);
+    Ok(step)
+}
