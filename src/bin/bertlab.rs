@@ -169,6 +169,7 @@ Every command takes --json to print machine-readable results on stdout.";
   --hidden N --layers N --heads N   from-scratch size (default 128, 2, 4)
   --steps N (300) --batch N (16) --lr X (1e-3) --max-len N (64) --warmup N (10% of steps) --seed N (42)
   --no-mlm / --no-sop   turn off a task
+  --probe TEXT      print the top predictions at TEXT's [MASK]s every --probe-every N (50) steps
   --json            print the loss curve as JSON";
 
     fn pretrain(v: &[String]) -> Result<(), String> {
@@ -208,12 +209,17 @@ Every command takes --json to print machine-readable results on stdout.";
             max_len: a.num("max-len", 64)?,
             warmup: a.num("warmup", steps / 10)?,
             seed: a.num("seed", 42)?,
+            probe: a.get("probe").map(str::to_string),
+            probe_every: a.num("probe-every", 50)?,
             ..PretrainConfig::default()
         };
-        let r = block(trainer::pretrain(&g, &mut model, &tok, &texts, &pc, &Control::default(), &mut |e| {
-            if let Event::Pretrain { step, total_steps, mlm_loss, sop_loss, eta_s, .. } = e {
-                progress("pretrain", step, total_steps, mlm_loss + sop_loss, eta_s);
+        let r = block(trainer::pretrain(&g, &mut model, &tok, &texts, &pc, &Control::default(), &mut |e| match e {
+            Event::Pretrain { step, total_steps, mlm_loss, sop_loss, eta_s, .. } => progress("pretrain", step, total_steps, mlm_loss + sop_loss, eta_s),
+            Event::Probe { step, predictions } => {
+                let rows: Vec<String> = predictions.iter().map(|top| top.iter().map(|(t, p)| format!("{t} {p:.2}")).collect::<Vec<_>>().join(", ")).collect();
+                eprintln!("\nprobe at step {step}: [MASK] -> {}", rows.join(" | "));
             }
+            _ => {}
         }))?;
         eprintln!();
         for m in &r.messages {

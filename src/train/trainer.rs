@@ -85,6 +85,8 @@ pub enum Event {
     Pretrain { step: usize, total_steps: usize, mlm_loss: f32, sop_loss: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome> },
     /// A step whose gradients were not finite was skipped (weights unchanged) and the run stopped.
     NonFinite { step: usize },
+    /// The masked-token probe: for each [MASK] of the probe text, the top (token, probability).
+    Probe { step: usize, predictions: Vec<Vec<(String, f32)>> },
     Paused { step: usize },
     Cancelled { step: usize },
 }
@@ -430,11 +432,15 @@ pub struct PretrainConfig {
     pub max_grad_norm: f32,
     pub seed: u64,
     pub dropout: bool,
+    /// A text with [MASK]s whose top predictions are reported every `probe_every` steps
+    /// ([`Event::Probe`]), for a live masked-token demo.
+    pub probe: Option<String>,
+    pub probe_every: usize,
 }
 
 impl Default for PretrainConfig {
     fn default() -> Self {
-        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true }
+        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, probe: None, probe_every: 10 }
     }
 }
 
@@ -532,11 +538,29 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
         };
         report.mlm_losses.push(l.mlm);
         report.sop_losses.push(l.sop);
+        if let (Some(text), true) = (&cfg.probe, cfg.mlm) {
+            if cfg.probe_every > 0 && ((k + 1) % cfg.probe_every == 0 || k + 1 == cfg.steps) {
+                let predictions = probe(gpu, model, tok, text, 5).await?;
+                model.dropout = cfg.dropout;
+                on_event(Event::Probe { step: k + 1, predictions });
+            }
+        }
         let ms = (now_ms() - t0) / (k + 1) as f64;
         on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default() });
     }
     report.ms_per_step = (now_ms() - t0) / report.mlm_losses.len().max(1) as f64;
     Ok(report)
+}
+
+/// Top-k predictions at every [MASK] of `text` (written with the literal "[MASK]"), as token strings.
+pub async fn probe(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>, String> {
+    let e = tok.encode(text, None, model.cfg.max_position_embeddings)?;
+    let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == tok.mask).collect();
+    if positions.is_empty() {
+        return Err("the text has no [MASK] to predict".into());
+    }
+    let top = model.fill_mask(gpu, &e.ids, &e.type_ids, &positions, k).await?;
+    Ok(top.into_iter().map(|row| row.into_iter().map(|(id, p)| (tok.id_to_token(id), p)).collect()).collect())
 }
 
 /// Masked-token accuracy on held-out `texts`: every chosen token is replaced by [MASK] and predicted;
