@@ -9,6 +9,7 @@
 //! - [`bench`]: matmul GFLOP/s and softmax/layernorm GB/s at BERT shapes.
 //! - `web` (wasm only): the entry points the page calls.
 
+pub mod app;
 pub mod bench;
 pub mod io;
 pub mod model;

@@ -82,7 +82,7 @@ pub enum Event {
     Checkpoint { step: usize, weights: Vec<u8>, optimizer: Vec<u8> },
     Step { step: usize, total_steps: usize, loss: f32, lr: f32, ms_per_step: f64, eta_s: f64 },
     Epoch { epoch: usize, train_loss: f32, val: Metrics },
-    Pretrain { step: usize, total_steps: usize, mlm_loss: f32, sop_loss: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome> },
+    Pretrain { step: usize, total_steps: usize, mlm_loss: f32, sop_loss: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome>, first_sequence: Vec<(u32, i32)> },
     /// A step whose gradients were not finite was skipped (weights unchanged) and the run stopped.
     NonFinite { step: usize },
     /// The masked-token probe: for each [MASK] of the probe text, the top (token, probability).
@@ -436,11 +436,13 @@ pub struct PretrainConfig {
     /// ([`Event::Probe`]), for a live masked-token demo.
     pub probe: Option<String>,
     pub probe_every: usize,
+    /// Emit an [`Event::Checkpoint`] every this many steps (0: never) and whenever the run pauses.
+    pub checkpoint_every: usize,
 }
 
 impl Default for PretrainConfig {
     fn default() -> Self {
-        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, probe: None, probe_every: 10 }
+        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, probe: None, probe_every: 10, checkpoint_every: 0 }
     }
 }
 
@@ -521,6 +523,9 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
     let mut rng = Rng::new(cfg.seed);
     let t0 = now_ms();
     for k in 0..cfg.steps {
+        if control.is_paused() && cfg.checkpoint_every > 0 && k > 0 {
+            on_event(checkpoint_event(gpu, model, k).await?);
+        }
         if !control.proceed(k, on_event).await {
             report.stopped = Some("cancelled".into());
             break;
@@ -546,7 +551,10 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
             }
         }
         let ms = (now_ms() - t0) / (k + 1) as f64;
-        on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default() });
+        on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default(), first_sequence: (0..hb.t).filter(|&j| hb.mask[j] != 0).map(|j| (hb.ids[j], hb.mlm_labels.as_ref().map(|l| l[j]).unwrap_or(-100))).collect() });
+        if cfg.checkpoint_every > 0 && (k + 1) % cfg.checkpoint_every == 0 {
+            on_event(checkpoint_event(gpu, model, k + 1).await?);
+        }
     }
     report.ms_per_step = (now_ms() - t0) / report.mlm_losses.len().max(1) as f64;
     Ok(report)

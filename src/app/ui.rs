@@ -1,0 +1,791 @@
+//! The page, in Leptos (client-side rendering). It owns no GPU: every model operation is a message
+//! to the worker (www/worker.js -> `worker_main`), and every event it sends back updates signals.
+//! Everything the user typed or uploaded is rendered as text (Leptos escapes it), never as HTML.
+
+use std::cell::RefCell;
+
+use leptos::prelude::*;
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::protocol::{Bar, DataPreview, ModelSummary};
+
+pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
+
+thread_local! {
+    static WORKER: RefCell<Option<web_sys::Worker>> = const { RefCell::new(None) };
+}
+
+/// Sends `{cmd, data}` (and `files`, File objects, when given) to the worker.
+fn send(cmd: &str, data: Value, files: Option<JsValue>) {
+    WORKER.with(|w| {
+        if let Some(w) = w.borrow().as_ref() {
+            let o = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&o, &"cmd".into(), &cmd.into());
+            let _ = js_sys::Reflect::set(&o, &"data".into(), &data.to_string().into());
+            if let Some(f) = files {
+                let _ = js_sys::Reflect::set(&o, &"files".into(), &f);
+            }
+            let _ = w.post_message(&o);
+        }
+    });
+}
+
+/// One fine-tuning run's curves.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Run {
+    pub name: String,
+    pub total: usize,
+    /// (step, training loss)
+    pub steps: Vec<(f64, f64)>,
+    /// (step at the epoch's end, train loss, validation loss, validation accuracy)
+    pub epochs: Vec<(f64, f64, f64, f64)>,
+}
+
+#[derive(Clone, Copy)]
+pub struct St {
+    pub gpu: RwSignal<Option<Value>>,
+    pub nogpu: RwSignal<Option<String>>,
+    pub model: RwSignal<Option<ModelSummary>>,
+    pub progress: RwSignal<Option<(String, f64, f64)>>,
+    pub data: RwSignal<Option<DataPreview>>,
+    pub busy: RwSignal<bool>,
+    pub paused: RwSignal<bool>,
+    pub status: RwSignal<String>,
+    pub error: RwSignal<Option<String>>,
+    pub messages: RwSignal<Vec<String>>,
+    /// (step, MLM loss, SOP loss)
+    pub pcurve: RwSignal<Vec<(f64, f64, f64)>>,
+    pub pstep: RwSignal<Option<Value>>,
+    pub probe: RwSignal<Option<Value>>,
+    pub runs: RwSignal<Vec<Run>>,
+    pub step: RwSignal<Option<Value>>,
+    pub confusion: RwSignal<Option<(Vec<String>, Vec<Vec<usize>>)>>,
+    pub fill: RwSignal<Option<Value>>,
+    pub classified: RwSignal<Option<Value>>,
+    pub similarity: RwSignal<Option<f64>>,
+    pub exports: RwSignal<Vec<(String, String, usize)>>,
+    pub saved: RwSignal<Option<Value>>,
+    pub snapshot: RwSignal<Option<Value>>,
+    pub counters: RwSignal<Option<Value>>,
+    pub last_step_ms: RwSignal<f64>,
+}
+
+impl St {
+    fn new() -> St {
+        St {
+            gpu: RwSignal::new(None),
+            nogpu: RwSignal::new(None),
+            model: RwSignal::new(None),
+            progress: RwSignal::new(None),
+            data: RwSignal::new(None),
+            busy: RwSignal::new(false),
+            paused: RwSignal::new(false),
+            status: RwSignal::new(String::new()),
+            error: RwSignal::new(None),
+            messages: RwSignal::new(Vec::new()),
+            pcurve: RwSignal::new(Vec::new()),
+            pstep: RwSignal::new(None),
+            probe: RwSignal::new(None),
+            runs: RwSignal::new(Vec::new()),
+            step: RwSignal::new(None),
+            confusion: RwSignal::new(None),
+            fill: RwSignal::new(None),
+            classified: RwSignal::new(None),
+            similarity: RwSignal::new(None),
+            exports: RwSignal::new(Vec::new()),
+            saved: RwSignal::new(None),
+            snapshot: RwSignal::new(None),
+            counters: RwSignal::new(None),
+            last_step_ms: RwSignal::new(0.0),
+        }
+    }
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0)
+}
+
+fn save_curves(st: St) {
+    let runs = st.runs.get_untracked();
+    let p = st.pcurve.get_untracked();
+    send("curves", json!({"runs": runs, "pretrain": p}), None);
+}
+
+fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
+    match ev {
+        "gpu" => st.gpu.set(Some(d)),
+        "nogpu" => st.nogpu.set(Some(d["reason"].as_str().unwrap_or("").to_string())),
+        "model" => {
+            st.progress.set(None);
+            st.status.set("model ready".into());
+            st.model.set(serde_json::from_value(d).ok());
+        }
+        "progress" => st.progress.set(Some((d["file"].as_str().unwrap_or("").to_string(), f(&d, "loaded"), f(&d, "total")))),
+        "data" => st.data.set(serde_json::from_value(d).ok()),
+        "busy" => {
+            st.busy.set(d["busy"].as_bool().unwrap_or(false));
+            st.paused.set(false);
+        }
+        "paused" => {
+            st.paused.set(true);
+            st.status.set(format!("paused at step {}", d["step"]));
+        }
+        "resumed" => {
+            st.paused.set(false);
+            st.status.set("running".into());
+        }
+        "pstep" => {
+            st.pcurve.update(|c| c.push((f(&d, "step"), f(&d, "mlm"), f(&d, "sop"))));
+            st.last_step_ms.set(f(&d, "ms"));
+            st.pstep.set(Some(d));
+        }
+        "probe" => st.probe.set(Some(d)),
+        "plan" => {
+            let name = d["run"].as_str().unwrap_or("run").to_string();
+            st.runs.update(|r| {
+                r.retain(|x| x.name != name);
+                r.push(Run { name, total: f(&d, "total") as usize, ..Default::default() });
+            });
+            st.status.set(format!("{} training and {} validation examples, {} steps; {} texts truncated to {} tokens", d["train"], d["val"], d["total"], d["truncated"], d["max_len"]));
+        }
+        "step" => {
+            let name = d["run"].as_str().unwrap_or("").to_string();
+            st.runs.update(|r| {
+                if let Some(run) = r.iter_mut().find(|x| x.name == name) {
+                    run.steps.push((f(&d, "step"), f(&d, "loss")));
+                }
+            });
+            st.last_step_ms.set(f(&d, "ms"));
+            st.step.set(Some(d));
+        }
+        "epoch" => {
+            let name = d["run"].as_str().unwrap_or("").to_string();
+            let last_step = st.step.get_untracked().map(|s| f(&s, "step")).unwrap_or(0.0);
+            st.runs.update(|r| {
+                if let Some(run) = r.iter_mut().find(|x| x.name == name) {
+                    run.epochs.push((last_step, f(&d, "train_loss"), f(&d, "val_loss"), f(&d, "val_acc")));
+                }
+            });
+            let labels: Vec<String> = serde_json::from_value(d["labels"].clone()).unwrap_or_default();
+            let conf: Vec<Vec<usize>> = serde_json::from_value(d["confusion"].clone()).unwrap_or_default();
+            st.confusion.set(Some((labels, conf)));
+            save_curves(st);
+        }
+        "done" => st.status.set(format!("run finished: {} steps, {:.0} ms/step{}", d["steps"], f(&d, "ms_per_step"), d["stopped"].as_str().map(|s| format!(" ({s})")).unwrap_or_default())),
+        "pdone" => st.status.set(format!("pretraining finished: {} steps, {:.0} ms/step", d["steps"], f(&d, "ms_per_step"))),
+        "stopped" => {
+            st.paused.set(false);
+            if d["nonfinite"].as_bool().unwrap_or(false) || d["reason"].as_str().map(|r| r.contains("NaN")).unwrap_or(false) {
+                st.error.set(Some(d["reason"].as_str().unwrap_or("").to_string()));
+            }
+            st.status.set(format!("stopped at step {}", d["step"]));
+        }
+        "fill" => st.fill.set(Some(d)),
+        "classified" => st.classified.set(Some(d)),
+        "similarity" => st.similarity.set(d["cosine"].as_f64()),
+        "message" => st.messages.update(|m| m.push(d["text"].as_str().unwrap_or("").to_string())),
+        "snapshot" => st.snapshot.set(Some(d)),
+        "saved" => st.saved.set(Some(d)),
+        "counters" => st.counters.set(Some(d)),
+        "restored" => {
+            st.saved.set(None);
+            if let Ok(runs) = serde_json::from_value::<Vec<Run>>(d["curves"]["runs"].clone()) {
+                st.runs.set(runs);
+            }
+            if let Ok(p) = serde_json::from_value::<Vec<(f64, f64, f64)>>(d["curves"]["pretrain"].clone()) {
+                st.pcurve.set(p);
+            }
+            st.status.set(format!("session restored (step {}, saved {})", d["step"], d["saved_at"].as_str().unwrap_or("?")));
+        }
+        "export" => {
+            let files = js_sys::Reflect::get(raw, &"files".into()).unwrap_or(JsValue::UNDEFINED);
+            let mut links = Vec::new();
+            for pair in js_sys::Array::from(&files).iter() {
+                let pair = js_sys::Array::from(&pair);
+                let name = pair.get(0).as_string().unwrap_or_default();
+                let bytes = pair.get(1);
+                let len = js_sys::Uint8Array::new(&bytes).length() as usize;
+                let parts = js_sys::Array::of1(&bytes);
+                if let Ok(blob) = web_sys::Blob::new_with_u8_array_sequence(&parts) {
+                    if let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) {
+                        links.push((name, url, len));
+                    }
+                }
+            }
+            st.exports.set(links);
+        }
+        "error" => {
+            st.progress.set(None);
+            st.error.set(Some(d["message"].as_str().unwrap_or("").to_string()));
+        }
+        "ready" => send("init", json!({}), None),
+        _ => {}
+    }
+}
+
+fn start_worker(st: St) -> Result<(), String> {
+    let opts = web_sys::WorkerOptions::new();
+    opts.set_type(web_sys::WorkerType::Module);
+    let w = web_sys::Worker::new_with_options("./worker.js", &opts).map_err(|e| format!("{e:?}"))?;
+    let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+        let m = e.data();
+        let ev = js_sys::Reflect::get(&m, &"ev".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+        let d: Value = js_sys::Reflect::get(&m, &"data".into()).ok().and_then(|v| v.as_string()).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
+        on_event(st, &ev, d, &m);
+    });
+    w.set_onmessage(Some(cb.as_ref().unchecked_ref()));
+    cb.forget();
+    let err = Closure::<dyn FnMut(web_sys::Event)>::new(move |_e: web_sys::Event| {
+        st.error.set(Some("the training worker stopped unexpectedly (the GPU device may have been lost). Reload the page and restore the last snapshot.".into()));
+        st.busy.set(false);
+    });
+    w.set_onerror(Some(err.as_ref().unchecked_ref()));
+    err.forget();
+    WORKER.with(|x| *x.borrow_mut() = Some(w));
+    Ok(())
+}
+
+/// Does this browser offer WebGPU at all? (The worker finds out whether an adapter exists.)
+fn has_webgpu() -> bool {
+    let nav = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
+    js_sys::Reflect::get(&nav, &"gpu".into()).map(|g| !g.is_undefined() && !g.is_null()).unwrap_or(false)
+}
+
+pub const NO_WEBGPU: &str = "This browser does not offer WebGPU, which BERT Lab needs to train on your GPU. Use a recent Chrome or Edge \
+(on Linux, start Chrome with --enable-unsafe-webgpu --enable-features=Vulkan), or check chrome://gpu that WebGPU is not disabled. \
+Nothing was lost: your data never left this page.";
+
+// ---------- small presentational components (also tested in the browser) ----------
+
+/// The data preview: counts per label, every validation message with its line, the first rows.
+#[component]
+pub fn DataPreviewView(preview: DataPreview) -> impl IntoView {
+    let counts = preview.label_counts.iter().map(|(l, n)| format!("{l}: {n}")).collect::<Vec<_>>().join(", ");
+    let problem = preview.problem.clone();
+    view! {
+        <div class="preview">
+            <p class="summary">{format!("{}: {} examples; labels: {}; {} lines of text", preview.name, preview.examples, if counts.is_empty() { "none".to_string() } else { counts }, preview.text_lines)}</p>
+            {problem.map(|p| view! { <p class="error problem">{format!("Cannot fine-tune on this: {p}")}</p> })}
+            <ul class="messages">
+                {preview.messages.iter().map(|m| view! { <li class=if m.error { "error" } else { "warning" }>{m.text.clone()}</li> }).collect_view()}
+            </ul>
+            <table class="rows">
+                <thead><tr><th>"line"</th><th>"label"</th><th>"text"</th></tr></thead>
+                <tbody>
+                    {preview.rows.iter().map(|r| view! {
+                        <tr><td>{r.line}</td><td>{r.label.clone()}</td><td>{match &r.text_b { Some(b) => format!("{} ⟂ {}", r.text, b), None => r.text.clone() }}</td></tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+/// Probability bars, highest first.
+#[component]
+pub fn PredictionBars(bars: Vec<Bar>) -> impl IntoView {
+    view! {
+        <div class="bars">
+            {bars.into_iter().map(|b| view! {
+                <div class="bar-row">
+                    <span class="bar-label">{b.label.clone()}</span>
+                    <span class="bar-track"><span class="bar-fill" style=format!("width: {:.1}%", 100.0 * b.p.clamp(0.0, 1.0))></span></span>
+                    <span class="bar-value">{format!("{:.3}", b.p)}</span>
+                </div>
+            }).collect_view()}
+        </div>
+    }
+}
+
+/// A line chart of several series: (name, css class, points).
+#[component]
+pub fn Chart(series: Vec<(String, String, Vec<(f64, f64)>)>, #[prop(into)] title: String) -> impl IntoView {
+    let (w, h, pad) = (480.0, 200.0, 30.0);
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().cloned()).filter(|p| p.1.is_finite()).collect();
+    let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (x0, x1) = if pts.is_empty() { (0.0, 1.0) } else { (x0, if x1 > x0 { x1 } else { x0 + 1.0 }) };
+    let (y0, y1) = if pts.is_empty() { (0.0, 1.0) } else { (y0.min(0.0), if y1 > y0 { y1 } else { y0 + 1.0 }) };
+    let sx = move |x: f64| pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
+    let sy = move |y: f64| h - pad - (y - y0) / (y1 - y0) * (h - 2.0 * pad);
+    view! {
+        <figure class="chart">
+            <figcaption>{title}</figcaption>
+            <svg viewBox=format!("0 0 {w} {h}") width="480" height="200">
+                <line x1=pad y1=h - pad x2=w - pad y2=h - pad class="axis"></line>
+                <line x1=pad y1=pad x2=pad y2=h - pad class="axis"></line>
+                <text x=2 y=pad class="tick">{format!("{y1:.2}")}</text>
+                <text x=2 y=h - pad class="tick">{format!("{y0:.2}")}</text>
+                <text x=w - pad y=h - 8.0 class="tick">{format!("{x1:.0}")}</text>
+                {series.iter().map(|(_, class, p)| {
+                    let points = p.iter().filter(|q| q.1.is_finite()).map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect::<Vec<_>>().join(" ");
+                    view! { <polyline points=points class=format!("series {class}") fill="none"></polyline> }
+                }).collect_view()}
+            </svg>
+            <div class="legend">{series.iter().map(|(n, class, _)| view! { <span class=format!("key {class}")>{n.clone()}</span> }).collect_view()}</div>
+        </figure>
+    }
+}
+
+#[component]
+fn Confusion(labels: Vec<String>, m: Vec<Vec<usize>>) -> impl IntoView {
+    view! {
+        <table class="confusion">
+            <caption>"Confusion matrix (rows: true label, columns: predicted)"</caption>
+            <thead><tr><th></th>{labels.iter().map(|l| view! { <th>{l.clone()}</th> }).collect_view()}</tr></thead>
+            <tbody>
+                {m.iter().enumerate().map(|(i, row)| view! {
+                    <tr><th>{labels.get(i).cloned().unwrap_or_default()}</th>{row.iter().enumerate().map(|(j, n)| view! { <td class=if i == j { "diag" } else { "" }>{*n}</td> }).collect_view()}</tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+/// Attention of one head: row i = how token i attends over the tokens.
+#[component]
+fn Heatmap(tokens: Vec<String>, att: Vec<Vec<f64>>) -> impl IntoView {
+    view! {
+        <table class="heatmap">
+            <thead><tr><th></th>{tokens.iter().map(|t| view! { <th class="tok">{t.clone()}</th> }).collect_view()}</tr></thead>
+            <tbody>
+                {att.iter().enumerate().map(|(i, row)| view! {
+                    <tr>
+                        <th class="tok">{tokens.get(i).cloned().unwrap_or_default()}</th>
+                        {row.iter().map(|&p| view! { <td style=format!("background: rgba(37, 99, 235, {:.3})", p.clamp(0.0, 1.0)) title=format!("{p:.3}")></td> }).collect_view()}
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+fn input_files(id: &str) -> Option<js_sys::Array> {
+    let doc = web_sys::window()?.document()?;
+    let el: web_sys::HtmlInputElement = doc.get_element_by_id(id)?.dyn_into().ok()?;
+    let files = el.files()?;
+    let arr = js_sys::Array::new();
+    for i in 0..files.length() {
+        if let Some(f) = files.get(i) {
+            arr.push(&f);
+        }
+    }
+    Some(arr)
+}
+
+async fn read_text(file: web_sys::File) -> Option<String> {
+    wasm_bindgen_futures::JsFuture::from(file.text()).await.ok()?.as_string()
+}
+
+const SAMPLES: [(&str, &str); 3] = [("sentiment", "samples/sentiment.tsv"), ("topics", "samples/topics.tsv"), ("corpus", "samples/corpus.txt")];
+
+async fn fetch_text(url: &str) -> Result<String, String> {
+    let w = web_sys::window().ok_or("no window")?;
+    let r = wasm_bindgen_futures::JsFuture::from(w.fetch_with_str(url)).await.map_err(|e| format!("{e:?}"))?;
+    let r: web_sys::Response = r.unchecked_into();
+    if !r.ok() {
+        return Err(format!("{url}: HTTP {}", r.status()));
+    }
+    let t = wasm_bindgen_futures::JsFuture::from(r.text().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
+    t.as_string().ok_or_else(|| "not text".into())
+}
+
+#[component]
+fn GpuPanel(st: St) -> impl IntoView {
+    view! {
+        <section id="gpu-panel">
+            <h2>"GPU"</h2>
+            {move || match (st.gpu.get(), st.nogpu.get()) {
+                (Some(g), _) => view! {
+                    <div>
+                        <p id="adapter">{g["summary"].as_str().unwrap_or("").to_string()}</p>
+                        {g["software"].as_bool().unwrap_or(false).then(|| view! { <p class="warning" id="software-warning">"This is a software (CPU) adapter: everything works, but slowly. Keep models small, or use a machine with a GPU."</p> })}
+                        <details><summary>"Limits"</summary><pre>{serde_json::to_string_pretty(&g["limits"]).unwrap_or_default()}</pre></details>
+                    </div>
+                }.into_any(),
+                (None, Some(r)) => view! { <p class="error" id="no-adapter">{format!("No WebGPU adapter: {r}")}</p> }.into_any(),
+                _ => view! { <p>"Looking for a WebGPU adapter…"</p> }.into_any(),
+            }}
+            {move || st.counters.get().map(|c| {
+                let mut rows: Vec<(String, u64)> = c["dispatches"].as_array().map(|a| a.iter().filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_u64()?))).collect()).unwrap_or_default();
+                rows.sort_by(|a, b| b.1.cmp(&a.1));
+                view! {
+                    <details>
+                        <summary>{format!("Kernels of the last run: {} submits, {} bytes read back, {:.0} ms per step", c["submits"], c["bytes_read_back"], st.last_step_ms.get())}</summary>
+                        <p class="note">"Dispatches per kernel (this adapter does not expose timestamp queries to time each kernel)."</p>
+                        <table>{rows.into_iter().take(20).map(|(k, n)| view! { <tr><td>{k}</td><td>{n}</td></tr> }).collect_view()}</table>
+                    </details>
+                }
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn ModelPanel(st: St) -> impl IntoView {
+    let hub = RwSignal::new("https://huggingface.co".to_string());
+    let repo = RwSignal::new("google/bert_uncased_L-2_H-128_A-2".to_string());
+    let hidden = RwSignal::new("128".to_string());
+    let layers = RwSignal::new("2".to_string());
+    let heads = RwSignal::new("4".to_string());
+    let vocab = RwSignal::new("2000".to_string());
+    let load_hub = move |_| {
+        st.error.set(None);
+        let base = format!("{}/{}/resolve/main/", hub.get().trim_end_matches('/'), repo.get().trim());
+        st.status.set(format!("fetching {}", repo.get()));
+        send("load_url", json!({"base": base, "label": repo.get()}), None);
+    };
+    let on_drop = move |ev: web_sys::DragEvent| {
+        ev.prevent_default();
+        if let Some(files) = ev.data_transfer().and_then(|d| d.files()) {
+            let arr = js_sys::Array::new();
+            for i in 0..files.length() {
+                if let Some(f) = files.get(i) {
+                    arr.push(&f);
+                }
+            }
+            st.error.set(None);
+            send("load_files", json!({}), Some(arr.into()));
+        }
+    };
+    view! {
+        <section id="model-panel">
+            <h2>"1. Model"</h2>
+            <div class="row">
+                <button id="load-default" on:click=move |_| { st.error.set(None); st.status.set("loading all-MiniLM-L6-v2".into()); send("load_url", json!({"base": "./models/all-MiniLM-L6-v2/", "label": "all-MiniLM-L6-v2 (default)"}), None) }>"Load the default model (all-MiniLM-L6-v2)"</button>
+            </div>
+            <div class="row">
+                <label>"Hub " <input id="hub-url" prop:value=move || hub.get() on:input=move |ev| hub.set(event_target_value(&ev)) size="28"/></label>
+                <label>"Model id " <input id="hub-id" prop:value=move || repo.get() on:input=move |ev| repo.set(event_target_value(&ev)) size="34"/></label>
+                <button id="load-hub" on:click=load_hub>"Fetch"</button>
+            </div>
+            <div class="row drop" on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
+                "Your files (config.json, model.safetensors, tokenizer.json or vocab.txt): "
+                <input type="file" id="model-files" multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); send("load_files", json!({}), Some(a.into())); } }/>
+                " or drop them here"
+            </div>
+            <div class="row">
+                "From scratch: "
+                <label>"hidden " <input id="scratch-hidden" size="4" prop:value=move || hidden.get() on:input=move |ev| hidden.set(event_target_value(&ev))/></label>
+                <label>"layers " <input id="scratch-layers" size="2" prop:value=move || layers.get() on:input=move |ev| layers.set(event_target_value(&ev))/></label>
+                <label>"heads " <input id="scratch-heads" size="2" prop:value=move || heads.get() on:input=move |ev| heads.set(event_target_value(&ev))/></label>
+                <label>"vocabulary " <input id="scratch-vocab" size="5" prop:value=move || vocab.get() on:input=move |ev| vocab.set(event_target_value(&ev))/></label>
+                <button id="make-scratch" on:click=move |_| { st.error.set(None); send("scratch", json!({"hidden": hidden.get(), "layers": layers.get(), "heads": heads.get(), "vocab": vocab.get()}), None) }>"Make a small BERT (vocabulary from your text)"</button>
+            </div>
+            {move || st.progress.get().map(|(file, a, b)| view! {
+                <div class="progress"><span>{format!("{file}: {:.1} MB{}", a / 1e6, if b > 0.0 { format!(" of {:.1} MB", b / 1e6) } else { String::new() })}</span><progress max=b.max(1.0) value=a></progress></div>
+            })}
+            {move || st.model.get().map(|m| view! {
+                <div id="model-summary">
+                    <p><b>{m.source.clone()}</b></p>
+                    <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
+                        m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
+                    <p>{format!("heads: {}{}{}", if m.has_mlm { "masked-LM " } else { "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else { "" }) })}</p>
+                    {m.notes.iter().map(|n| view! { <p class="note">{n.clone()}</p> }).collect_view()}
+                </div>
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn DataPanel(st: St) -> impl IntoView {
+    let text = RwSignal::new(String::new());
+    let load_sample = move |name: &'static str, url: &'static str| {
+        leptos::task::spawn_local(async move {
+            match fetch_text(url).await {
+                Ok(t) => {
+                    text.set(t.clone());
+                    send("data", json!({"name": name, "text": t}), None);
+                }
+                Err(e) => st.error.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <section id="data-panel">
+            <h2>"2. Data"</h2>
+            <p>"Labeled text (TSV or CSV: label, text[, second text]; or JSON lines {\"text\", \"label\"}), or plain text (one document per line) for pretraining."</p>
+            <div class="row">
+                {SAMPLES.iter().map(|&(n, u)| view! { <button class="sample" id=format!("sample-{n}") on:click=move |_| load_sample(n, u)>{format!("Try the {n} sample")}</button> }).collect_view()}
+                <input type="file" id="data-file" on:change=move |_| {
+                    if let Some(a) = input_files("data-file") {
+                        if let Ok(f) = a.get(0).dyn_into::<web_sys::File>() {
+                            let name = f.name();
+                            leptos::task::spawn_local(async move {
+                                match read_text(f).await {
+                                    Some(t) => { text.set(t.clone()); send("data", json!({"name": name, "text": t}), None); }
+                                    None => st.error.set(Some(format!("{name} could not be read as text"))),
+                                }
+                            });
+                        }
+                    }
+                }/>
+            </div>
+            <textarea id="data-text" rows="6" cols="90" placeholder="positive\tI loved it\nnegative\tthe soup was bland" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))></textarea>
+            <div><button id="use-data" on:click=move |_| send("data", json!({"name": "pasted text", "text": text.get()}), None)>"Use this text"</button></div>
+            {move || st.data.get().map(|p| view! { <DataPreviewView preview=p/> })}
+        </section>
+    }
+}
+
+fn controls(st: St) -> impl IntoView {
+    view! {
+        <span class="controls">
+            <button class="pause" disabled=move || !st.busy.get() || st.paused.get() on:click=move |_| send("pause", json!({}), None)>"Pause"</button>
+            <button class="resume" disabled=move || !st.paused.get() on:click=move |_| send("resume", json!({}), None)>"Resume"</button>
+            <button class="stop" disabled=move || !st.busy.get() on:click=move |_| send("cancel", json!({}), None)>"Stop"</button>
+        </span>
+    }
+}
+
+#[component]
+fn PretrainPanel(st: St) -> impl IntoView {
+    let mlm = RwSignal::new(true);
+    let sop = RwSignal::new(true);
+    let steps = RwSignal::new("100".to_string());
+    let lr = RwSignal::new("0.001".to_string());
+    let batch = RwSignal::new("16".to_string());
+    let start = move |_| {
+        st.error.set(None);
+        st.pcurve.set(Vec::new());
+        send("pretrain", json!({"mlm": mlm.get(), "sop": sop.get(), "steps": steps.get(), "lr": lr.get(), "batch": batch.get(), "max_len": 64, "probe": DEMO_TEXT, "probe_every": 5}), None);
+    };
+    view! {
+        <section id="pretrain-panel">
+            <h2>"3. Pretrain (self-supervised)"</h2>
+            <p>"Masked-LM: 15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay; the model predicts the originals. Sentence order: [CLS] A [SEP] B [SEP], and whether B really follows A."</p>
+            <div class="row">
+                <label><input type="checkbox" id="pt-mlm" prop:checked=move || mlm.get() on:change=move |ev| mlm.set(event_target_checked(&ev))/>" masked LM"</label>
+                <label><input type="checkbox" id="pt-sop" prop:checked=move || sop.get() on:change=move |ev| sop.set(event_target_checked(&ev))/>" sentence order"</label>
+                <label>"steps " <input id="pt-steps" size="5" prop:value=move || steps.get() on:input=move |ev| steps.set(event_target_value(&ev))/></label>
+                <label>"learning rate " <input id="pt-lr" size="7" prop:value=move || lr.get() on:input=move |ev| lr.set(event_target_value(&ev))/></label>
+                <label>"batch " <input id="pt-batch" size="3" prop:value=move || batch.get() on:input=move |ev| batch.set(event_target_value(&ev))/></label>
+                <button id="pt-start" disabled=move || st.busy.get() on:click=start>"Pretrain"</button>
+                {controls(st)}
+            </div>
+            {move || st.pstep.get().map(|d| view! {
+                <p id="pt-status">{format!("step {} of {}: MLM loss {:.3}, SOP loss {:.3}, {:.0} ms/step, ETA {:.0} s", d["step"], d["total"], f(&d, "mlm"), f(&d, "sop"), f(&d, "ms"), f(&d, "eta"))}</p>
+                <p class="note">{format!("this batch: {} tokens chosen — {} → [MASK], {} → random, {} unchanged", d["chosen"], d["masked"], d["random"], d["unchanged"])}</p>
+                <div class="tokens" id="pt-tokens">
+                    {d["seq"].as_array().cloned().unwrap_or_default().into_iter().map(|t| {
+                        let shown = t[0].as_str().unwrap_or("").to_string();
+                        let outcome = t[1].as_str().unwrap_or("").to_string();
+                        let orig = t[2].as_str().unwrap_or("").to_string();
+                        let title = if orig.is_empty() { outcome.clone() } else { format!("{outcome}; original: {orig}") };
+                        view! { <span class=format!("tok {}", outcome.to_lowercase()) title=title>{shown}</span> }
+                    }).collect_view()}
+                </div>
+                <p class="legend"><span class="tok masked">"[MASK]"</span><span class="tok random">"random"</span><span class="tok unchanged">"unchanged"</span><span class="tok notchosen">"not chosen"</span></p>
+            })}
+            {move || {
+                let c = st.pcurve.get();
+                (!c.is_empty()).then(|| view! { <Chart title="Pretraining loss" series=vec![
+                    ("MLM loss".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()),
+                    ("SOP loss".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()),
+                ]/> })
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn FinetunePanel(st: St) -> impl IntoView {
+    let mode = RwSignal::new("full".to_string());
+    let last_n = RwSignal::new("2".to_string());
+    let lr = RwSignal::new("0.0001".to_string());
+    let epochs = RwSignal::new("3".to_string());
+    let batch = RwSignal::new("16".to_string());
+    let max_len = RwSignal::new("64".to_string());
+    let pooling = RwSignal::new("cls".to_string());
+    let start = move |_| {
+        st.error.set(None);
+        let n = st.runs.get_untracked().len() + 1;
+        let name = format!("run {n}: {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get()), _ => "all layers".to_string() });
+        send("train", json!({"mode": mode.get(), "last_n": last_n.get(), "lr": lr.get(), "epochs": epochs.get(), "batch": batch.get(), "max_len": max_len.get(), "pooling": pooling.get(), "run": name}), None);
+    };
+    view! {
+        <section id="finetune-panel">
+            <h2>"4. Fine-tune a classifier"</h2>
+            <div class="row">
+                <label>"adopt the encoder by " <select id="ft-mode" on:change=move |ev| mode.set(event_target_value(&ev))>
+                    <option value="full" selected>"fine-tuning all layers"</option>
+                    <option value="last">"fine-tuning the last N layers"</option>
+                    <option value="feature">"features (frozen encoder, head only)"</option>
+                </select></label>
+                <label>"N " <input id="ft-last" size="2" prop:value=move || last_n.get() on:input=move |ev| last_n.set(event_target_value(&ev))/></label>
+                <label>"head on " <select id="ft-pooling" on:change=move |ev| pooling.set(event_target_value(&ev))>
+                    <option value="cls" selected>"[CLS] pooler"</option>
+                    <option value="mean">"mean of tokens"</option>
+                </select></label>
+            </div>
+            <div class="row">
+                <label>"learning rate " <input id="ft-lr" size="8" prop:value=move || lr.get() on:input=move |ev| lr.set(event_target_value(&ev))/></label>
+                <label>"epochs " <input id="ft-epochs" size="3" prop:value=move || epochs.get() on:input=move |ev| epochs.set(event_target_value(&ev))/></label>
+                <label>"batch " <input id="ft-batch" size="3" prop:value=move || batch.get() on:input=move |ev| batch.set(event_target_value(&ev))/></label>
+                <label>"max length " <input id="ft-maxlen" size="4" prop:value=move || max_len.get() on:input=move |ev| max_len.set(event_target_value(&ev))/></label>
+                <button id="ft-start" disabled=move || st.busy.get() on:click=start>"Fine-tune"</button>
+                {controls(st)}
+            </div>
+            {move || st.step.get().map(|d| view! {
+                <p id="ft-status">{format!("step {} of {}: loss {:.4}, {:.2} steps/s, ETA {:.0} s", d["step"], d["total"], f(&d, "loss"), 1e3 / f(&d, "ms").max(1e-3), f(&d, "eta"))}</p>
+            })}
+            {move || {
+                let runs = st.runs.get();
+                (!runs.is_empty()).then(|| {
+                    let classes = ["a", "b", "c", "d"];
+                    let mut loss = Vec::new();
+                    let mut acc = Vec::new();
+                    for (i, r) in runs.iter().enumerate() {
+                        let c = classes[i % 4];
+                        loss.push((format!("{}: train loss", r.name), format!("{c} train"), r.steps.clone()));
+                        loss.push((format!("{}: validation loss", r.name), format!("{c} val"), r.epochs.iter().map(|e| (e.0, e.2)).collect()));
+                        acc.push((format!("{}: validation accuracy", r.name), format!("{c} val"), r.epochs.iter().map(|e| (e.0, e.3)).collect()));
+                    }
+                    view! {
+                        <div class="charts">
+                            <Chart title="Loss (all runs)" series=loss/>
+                            <Chart title="Validation accuracy (all runs)" series=acc/>
+                        </div>
+                    }
+                })
+            }}
+            {move || st.confusion.get().map(|(l, m)| view! { <Confusion labels=l m=m/> })}
+        </section>
+    }
+}
+
+#[component]
+fn MaskPanel(st: St) -> impl IntoView {
+    let text = RwSignal::new(DEMO_TEXT.to_string());
+    let layer = RwSignal::new("0".to_string());
+    let head = RwSignal::new("0".to_string());
+    let run = move || send("fill_mask", json!({"text": text.get_untracked(), "k": 5, "layer": layer.get_untracked(), "head": head.get_untracked()}), None);
+    view! {
+        <section id="mask-panel">
+            <h2>"5. Masked words"</h2>
+            <div class="row">
+                <input id="mask-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
+                <label>"layer " <input id="att-layer" size="2" prop:value=move || layer.get() on:input=move |ev| layer.set(event_target_value(&ev))/></label>
+                <label>"head " <input id="att-head" size="2" prop:value=move || head.get() on:input=move |ev| head.set(event_target_value(&ev))/></label>
+                <button id="mask-run" on:click=move |_| run()>"Predict"</button>
+            </div>
+            {move || st.probe.get().map(|p| view! {
+                <div id="probe"><p class="note">{format!("live, during pretraining (step {}): \"{DEMO_TEXT}\"", p["step"])}</p>
+                {p["predictions"].as_array().cloned().unwrap_or_default().into_iter().map(|row| {
+                    let bars: Vec<Bar> = row.as_array().cloned().unwrap_or_default().iter().map(|x| Bar { label: x[0].as_str().unwrap_or("").to_string(), p: x[1].as_f64().unwrap_or(0.0) as f32 }).collect();
+                    view! { <PredictionBars bars=bars/> }
+                }).collect_view()}</div>
+            })}
+            {move || st.fill.get().map(|d| {
+                let tokens: Vec<String> = serde_json::from_value(d["tokens"].clone()).unwrap_or_default();
+                let att: Vec<Vec<f64>> = serde_json::from_value(d["attention"].clone()).unwrap_or_default();
+                view! {
+                    <div id="fill-result">
+                        {d["note"].as_str().map(|n| view! { <p class="warning" id="no-mlm">{n.to_string()}</p> })}
+                        {d["predictions"].as_array().cloned().unwrap_or_default().into_iter().enumerate().map(|(i, row)| {
+                            let bars: Vec<Bar> = row.as_array().cloned().unwrap_or_default().iter().map(|x| Bar { label: x[0].as_str().unwrap_or("").to_string(), p: x[1].as_f64().unwrap_or(0.0) as f32 }).collect();
+                            view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars/></div> }
+                        }).collect_view()}
+                        <p>{format!("Attention of layer {} head {} (of {} layers × {} heads); each row sums to 1", d["layer"], d["head"], d["layers"], d["heads"])}</p>
+                        <Heatmap tokens=tokens att=att/>
+                    </div>
+                }
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn ClassifyPanel(st: St) -> impl IntoView {
+    let text = RwSignal::new("the soup was not bland at all, I loved it".to_string());
+    let a = RwSignal::new("A kitten is sleeping on the shelf.".to_string());
+    let b = RwSignal::new("A small cat naps on the bookcase.".to_string());
+    view! {
+        <section id="classify-panel">
+            <h2>"6. Classify"</h2>
+            <div class="row">
+                <input id="cls-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
+                <button id="cls-run" on:click=move |_| send("classify", json!({"texts": [text.get()], "max_len": 128}), None)>"Classify"</button>
+            </div>
+            {move || st.classified.get().map(|d| {
+                let bars: Vec<Bar> = serde_json::from_value(d["bars"][0].clone()).unwrap_or_default();
+                view! { <div id="cls-result"><PredictionBars bars=bars/></div> }
+            })}
+            <div class="row">
+                "Any encoder, even without heads: how similar are two sentences (cosine of mean-pooled embeddings)? "
+                <input id="sim-a" size="34" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
+                <input id="sim-b" size="34" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
+                <button id="sim-run" on:click=move |_| send("similarity", json!({"a": a.get(), "b": b.get()}), None)>"Compare"</button>
+                {move || st.similarity.get().map(|c| view! { <span id="sim-result">{format!("cosine {c:.4}")}</span> })}
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn ExportPanel(st: St) -> impl IntoView {
+    view! {
+        <section id="export-panel">
+            <h2>"7. Export"</h2>
+            <p>"Hugging Face format: loads with transformers' from_pretrained. Download every file into one folder."</p>
+            <button id="export-run" on:click=move |_| send("export", json!({}), None)>"Export the model"</button>
+            <ul id="export-files">
+                {move || st.exports.get().into_iter().map(|(n, url, len)| view! { <li><a href=url download=n.clone()>{n.clone()}</a>{format!(" ({len} bytes)")}</li> }).collect_view()}
+            </ul>
+            {move || st.snapshot.get().map(|s| view! { <p class="note" id="snapshot-status">{format!("session saved in this browser at step {} ({})", s["step"], s["saved_at"].as_str().unwrap_or(""))}</p> })}
+        </section>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let st = St::new();
+    if !has_webgpu() {
+        st.nogpu.set(Some(NO_WEBGPU.to_string()));
+        return view! {
+            <header><h1>"BERT Lab"</h1></header>
+            <main><p class="error" id="no-webgpu">{NO_WEBGPU}</p></main>
+        }
+        .into_any();
+    }
+    if let Err(e) = start_worker(st) {
+        st.error.set(Some(format!("could not start the training worker: {e}")));
+    }
+    view! {
+        <header>
+            <h1>"BERT Lab"</h1>
+            <p>"Pretrain, fine-tune and probe a BERT in your browser, on your GPU. Nothing you type or upload leaves this page."</p>
+        </header>
+        <main>
+            {move || st.saved.get().map(|s| view! {
+                <div class="restore" id="restore-offer">
+                    {format!("A session from {} (step {}, {}) is saved in this browser. ", s["saved_at"].as_str().unwrap_or("?"), s["step"], s["source"].as_str().unwrap_or(""))}
+                    <button id="restore" on:click=move |_| send("restore", json!({}), None)>"Restore it"</button>
+                    <button on:click=move |_| st.saved.set(None)>"Start fresh"</button>
+                </div>
+            })}
+            {move || st.error.get().map(|e| view! { <p class="error" id="error">{e}</p> })}
+            <p id="status" class="status">{move || st.status.get()}</p>
+            <ul class="messages">{move || st.messages.get().into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
+            <GpuPanel st=st/>
+            <ModelPanel st=st/>
+            <DataPanel st=st/>
+            <PretrainPanel st=st/>
+            <FinetunePanel st=st/>
+            <MaskPanel st=st/>
+            <ClassifyPanel st=st/>
+            <ExportPanel st=st/>
+            <p><a href="selfcheck.html">"Kernel self-check"</a>" · "<a href="bench.html">"Kernel benchmark"</a></p>
+        </main>
+    }
+    .into_any()
+}
+
+/// Entry point of the page (www/main.js).
+#[wasm_bindgen]
+pub fn start_app() {
+    leptos::mount::mount_to_body(App);
+}

@@ -1,0 +1,820 @@
+//! The training worker: a dedicated Web Worker that owns the WebGPU device, the model, the data
+//! and the training loops, so the page never freezes. It receives `{cmd, data, files?}` messages
+//! and answers with `{ev, data, ...}` events (see `protocol`). Snapshots go to IndexedDB through
+//! the small functions www/worker.js defines (`bertlabSave`, `bertlabLoad`).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::protocol::{self, ModelSummary};
+use crate::gpu::Gpu;
+use crate::io::export::{self, ModelCard};
+use crate::io::{model_dir, safetensors};
+use crate::model::{Batch, Bert, BertConfig, Heads, Pooling};
+use crate::text::dataset::{self, Dataset};
+use crate::text::tokenizer::BertTokenizer;
+use crate::train::checkpoint;
+use crate::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
+
+struct Loaded {
+    model: Bert,
+    tok: BertTokenizer,
+    labels: Vec<String>,
+    tokenizer_files: Vec<(String, Vec<u8>)>,
+    source: String,
+}
+
+#[derive(Default)]
+struct Session {
+    gpu: Option<Rc<Gpu>>,
+    /// None while a run has it (the training future owns it between awaits).
+    loaded: Option<Loaded>,
+    busy: bool,
+    data: Option<(String, String, Dataset)>,
+    control: Control,
+    /// Everything the page drew (curves, runs), saved with each snapshot and given back on restore.
+    curves: Value,
+    settings: Value,
+    step: usize,
+}
+
+thread_local! {
+    static S: RefCell<Session> = RefCell::new(Session::default());
+}
+
+fn scope() -> web_sys::DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn set(o: &js_sys::Object, k: &str, v: &JsValue) {
+    let _ = js_sys::Reflect::set(o, &k.into(), v);
+}
+
+fn post_obj(ev: &str, data: &Value, extra: &[(&str, JsValue)]) {
+    let o = js_sys::Object::new();
+    set(&o, "ev", &ev.into());
+    set(&o, "data", &data.to_string().into());
+    for (k, v) in extra {
+        set(&o, k, v);
+    }
+    let _ = scope().post_message(&o);
+}
+
+fn post(ev: &str, data: Value) {
+    post_obj(ev, &data, &[]);
+}
+
+fn js_err(e: &JsValue) -> String {
+    e.as_string().or_else(|| js_sys::Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string())).unwrap_or_else(|| format!("{e:?}"))
+}
+
+fn gpu() -> Result<Rc<Gpu>, String> {
+    S.with(|s| s.borrow().gpu.clone()).ok_or_else(|| "the GPU is not ready yet".to_string())
+}
+
+fn take_model() -> Result<Loaded, String> {
+    S.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.busy {
+            return Err("a run is in progress; pause or stop it first".to_string());
+        }
+        s.loaded.take().ok_or_else(|| "no model is loaded: load the default model, one from the hub or your files, or make one from scratch".to_string())
+    })
+}
+
+fn put_model(l: Loaded) {
+    S.with(|s| s.borrow_mut().loaded = Some(l));
+}
+
+fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
+    let c = &l.model.cfg;
+    let params = l.model.params.total_params();
+    ModelSummary {
+        source: l.source.clone(),
+        layers: c.num_hidden_layers,
+        hidden: c.hidden_size,
+        heads: c.num_attention_heads,
+        vocab: c.vocab_size,
+        max_len: c.max_position_embeddings,
+        params,
+        train_bytes: protocol::train_memory_bytes(params, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, 16, 128.min(c.max_position_embeddings)),
+        has_mlm: l.model.heads.mlm,
+        has_sop: l.model.heads.sop,
+        labels: l.labels.clone(),
+        mean_pooling: l.model.pooling == Pooling::Mean,
+        notes,
+    }
+}
+
+fn post_model(l: &Loaded, notes: Vec<String>) {
+    post("model", serde_json::to_value(summary(l, notes)).unwrap_or_default());
+}
+
+/// Fetches `url`, posting progress; Ok(None) on 404.
+async fn fetch_bytes(url: &str, label: &str) -> Result<Option<Vec<u8>>, String> {
+    let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| format!("{url}: {} (is the address right, and are you online?)", js_err(&e)))?;
+    let resp: web_sys::Response = resp.unchecked_into();
+    if resp.status() == 404 {
+        return Ok(None);
+    }
+    if !resp.ok() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    let total = resp.headers().get("content-length").ok().flatten().and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let body = resp.body().ok_or_else(|| format!("{url}: empty response"))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut out: Vec<u8> = Vec::new();
+    let mut told = 0usize;
+    loop {
+        let r = JsFuture::from(reader.read()).await.map_err(|e| format!("{url}: {}", js_err(&e)))?;
+        let done = js_sys::Reflect::get(&r, &"done".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
+        if done {
+            break;
+        }
+        let v: js_sys::Uint8Array = js_sys::Reflect::get(&r, &"value".into()).map_err(|e| js_err(&e))?.unchecked_into();
+        out.extend(v.to_vec());
+        if out.len() - told > 1 << 20 {
+            told = out.len();
+            post("progress", json!({"file": label, "loaded": out.len(), "total": total}));
+        }
+    }
+    post("progress", json!({"file": label, "loaded": out.len(), "total": out.len()}));
+    Ok(Some(out))
+}
+
+/// Loads a model directory from `base` (ending in '/'): config.json, model.safetensors (or the
+/// reason there is none), the tokenizer, and a mean-pooling head when present.
+async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut files = BTreeMap::new();
+    let config = fetch_bytes(&format!("{base}config.json"), "config.json").await?.ok_or_else(|| format!("{base}config.json was not found: check the model id (and the hub address)"))?;
+    let cfg_text = String::from_utf8_lossy(&config).to_string();
+    BertConfig::from_json(&cfg_text)?;
+    files.insert("config.json".to_string(), config);
+    match fetch_bytes(&format!("{base}model.safetensors"), "model.safetensors").await? {
+        Some(b) => {
+            files.insert("model.safetensors".into(), b);
+        }
+        None => {
+            // name what is there instead, so the message can say what to do
+            let resp = JsFuture::from(scope().fetch_with_str(&format!("{base}pytorch_model.bin"))).await.ok();
+            let has_bin = resp.map(|r| r.unchecked_into::<web_sys::Response>().ok()).unwrap_or(false);
+            let names: Vec<&str> = if has_bin { vec!["config.json", "pytorch_model.bin"] } else { vec!["config.json"] };
+            export::pick_weights_file(&names)?;
+        }
+    }
+    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", export::HEAD_JSON, export::HEAD_FILE] {
+        if f == "vocab.txt" && files.contains_key("tokenizer.json") {
+            continue;
+        }
+        if f == export::HEAD_FILE && !files.contains_key(export::HEAD_JSON) {
+            continue;
+        }
+        if let Some(b) = fetch_bytes(&format!("{base}{f}"), f).await? {
+            files.insert(f.to_string(), b);
+        }
+    }
+    Ok(files)
+}
+
+fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<(), String> {
+    let g = gpu()?;
+    S.with(|s| if s.borrow().busy { Err("a run is in progress; stop it before loading another model".to_string()) } else { Ok(()) })?;
+    let lm = model_dir::load(&g, files, None, 42)?;
+    let mut notes = Vec::new();
+    if !lm.model.heads.mlm {
+        notes.push("This model has no masked-LM head (cls.predictions), so it cannot fill in [MASK] yet: pretrain with MLM on your text to train one.".to_string());
+    }
+    if !lm.report.unused.is_empty() {
+        notes.push(format!("{} tensors in the checkpoint are not used: {}", lm.report.unused.len(), lm.report.unused.iter().take(6).cloned().collect::<Vec<_>>().join(", ")));
+    }
+    let l = Loaded { model: lm.model, tok: lm.tokenizer, labels: lm.labels, tokenizer_files: lm.tokenizer_files, source };
+    post_model(&l, notes);
+    put_model(l);
+    Ok(())
+}
+
+/// Reads the File objects the page sent.
+async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut out = BTreeMap::new();
+    for f in files.iter() {
+        let f: web_sys::File = f.unchecked_into();
+        let buf = JsFuture::from(f.array_buffer()).await.map_err(|e| js_err(&e))?;
+        out.insert(f.name(), js_sys::Uint8Array::new(&buf).to_vec());
+    }
+    Ok(out)
+}
+
+/// Rebuilds the model with other heads, keeping every weight it has (a fresh head starts from
+/// BERT's initialisation).
+async fn with_heads(g: &Gpu, l: Loaded, heads: Heads) -> Result<Loaded, (Loaded, String)> {
+    if l.model.heads == heads {
+        return Ok(l);
+    }
+    let tensors = match l.model.params.read_all(g).await {
+        Ok(t) => t,
+        Err(e) => return Err((l, e.to_string())),
+    };
+    let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
+    let st = match safetensors::parse(&bytes) {
+        Ok(s) => s,
+        Err(e) => return Err((l, e.to_string())),
+    };
+    match Bert::new(g, l.model.cfg.clone(), heads, Some(&st), 7) {
+        Ok((mut m, _)) => {
+            m.pooling = l.model.pooling;
+            Ok(Loaded { model: m, ..l })
+        }
+        Err(e) => Err((l, e)),
+    }
+}
+
+/// What a snapshot records of the model besides its tensors (cloned before a run, so a snapshot
+/// can be written while the run holds the model).
+#[derive(Clone)]
+struct SnapInfo {
+    source: String,
+    config: Value,
+    heads: Value,
+    labels: Vec<String>,
+    mean_pooling: bool,
+    tokenizer_files: Vec<(String, Vec<u8>)>,
+}
+
+fn snap_info(l: &Loaded) -> SnapInfo {
+    SnapInfo {
+        source: l.source.clone(),
+        config: serde_json::to_value(&l.model.cfg).unwrap_or_default(),
+        heads: json!({"mlm": l.model.heads.mlm, "sop": l.model.heads.sop, "num_labels": l.model.heads.num_labels}),
+        labels: l.labels.clone(),
+        mean_pooling: l.model.pooling == Pooling::Mean,
+        tokenizer_files: l.tokenizer_files.clone(),
+    }
+}
+
+/// Stores a snapshot (weights, optimizer, tokenizer, data, settings, curves) in IndexedDB via
+/// worker.js.
+async fn save_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), String> {
+    let meta = S.with(|s| {
+        let s = s.borrow();
+        json!({
+            "step": step,
+            "kind": kind,
+            "saved_at": js_sys::Date::new_0().to_iso_string().as_string(),
+            "source": info.source,
+            "config": info.config,
+            "heads": info.heads,
+            "labels": info.labels,
+            "mean_pooling": info.mean_pooling,
+            "data": s.data.as_ref().map(|(n, t, _)| json!({"name": n, "text": t})),
+            "curves": s.curves,
+            "settings": s.settings,
+        })
+    });
+    let o = js_sys::Object::new();
+    set(&o, "meta", &meta.to_string().into());
+    set(&o, "weights", &js_sys::Uint8Array::from(&weights[..]).into());
+    set(&o, "optimizer", &js_sys::Uint8Array::from(&optimizer[..]).into());
+    let toks = js_sys::Array::new();
+    for (n, b) in &info.tokenizer_files {
+        let pair = js_sys::Array::new();
+        pair.push(&n.into());
+        pair.push(&js_sys::Uint8Array::from(&b[..]).into());
+        toks.push(&pair);
+    }
+    set(&o, "tokenizer", &toks);
+    let f = js_sys::Reflect::get(&js_sys::global(), &"bertlabSave".into()).map_err(|e| js_err(&e))?;
+    let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabSave".to_string())?;
+    let p: js_sys::Promise = f.call1(&JsValue::NULL, &o).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabSave did not return a promise".to_string())?;
+    JsFuture::from(p).await.map_err(|e| format!("saving the snapshot to browser storage failed: {}", js_err(&e)))?;
+    post("snapshot", json!({"step": step, "kind": kind, "saved_at": meta["saved_at"]}));
+    Ok(())
+}
+
+/// Writes a snapshot in the background (from inside a run's event callback).
+fn spawn_save(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &'static str) {
+    let info = info.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = save_snapshot(&info, step, weights, optimizer, kind).await {
+            post("message", json!({"text": e}));
+        }
+    });
+}
+
+/// The end-of-run snapshot: the weights and optimizer now.
+async fn save_now(g: &Gpu, l: &Loaded, step: usize) {
+    let r = async {
+        let w = checkpoint::weights_bytes(g, &l.model).await?;
+        let o = checkpoint::optimizer_bytes(g, &l.model, step).await?;
+        save_snapshot(&snap_info(l), step, w, o, "end of run").await
+    }
+    .await;
+    if let Err(e) = r {
+        post("message", json!({"text": e}));
+    }
+}
+
+async fn load_snapshot() -> Result<Option<js_sys::Object>, String> {
+    let f = js_sys::Reflect::get(&js_sys::global(), &"bertlabLoad".into()).map_err(|e| js_err(&e))?;
+    let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabLoad".to_string())?;
+    let p: js_sys::Promise = f.call0(&JsValue::NULL).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabLoad did not return a promise".to_string())?;
+    let v = JsFuture::from(p).await.map_err(|e| js_err(&e))?;
+    Ok(if v.is_null() || v.is_undefined() { None } else { Some(v.unchecked_into()) })
+}
+
+fn bytes_of(o: &js_sys::Object, k: &str) -> Vec<u8> {
+    js_sys::Reflect::get(o, &k.into()).ok().filter(|v| !v.is_undefined()).map(|v| js_sys::Uint8Array::new(&v).to_vec()).unwrap_or_default()
+}
+
+async fn restore() -> Result<(), String> {
+    let g = gpu()?;
+    let snap = load_snapshot().await?.ok_or("there is no saved session in this browser")?;
+    let meta: Value = serde_json::from_str(&js_sys::Reflect::get(&snap, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let cfg: BertConfig = serde_json::from_value(meta["config"].clone()).map_err(|e| format!("the saved session's config: {e}"))?;
+    let h = &meta["heads"];
+    let heads = Heads { mlm: h["mlm"].as_bool().unwrap_or(false), sop: h["sop"].as_bool().unwrap_or(false), num_labels: h["num_labels"].as_u64().unwrap_or(0) as usize };
+    let weights = bytes_of(&snap, "weights");
+    let st = safetensors::parse(&weights).map_err(|e| format!("the saved weights: {e}"))?;
+    let (mut model, _) = Bert::new(&g, cfg, heads, Some(&st), 1)?;
+    if meta["mean_pooling"].as_bool().unwrap_or(false) {
+        model.pooling = Pooling::Mean;
+    }
+    let opt = bytes_of(&snap, "optimizer");
+    let step = if opt.is_empty() { 0 } else { checkpoint::restore_optimizer(&g, &mut model, &opt)? };
+    let mut tokenizer_files = Vec::new();
+    if let Ok(arr) = js_sys::Reflect::get(&snap, &"tokenizer".into()) {
+        for pair in js_sys::Array::from(&arr).iter() {
+            let pair = js_sys::Array::from(&pair);
+            tokenizer_files.push((pair.get(0).as_string().unwrap_or_default(), js_sys::Uint8Array::new(&pair.get(1)).to_vec()));
+        }
+    }
+    let tf: BTreeMap<String, Vec<u8>> = tokenizer_files.iter().cloned().collect();
+    let tok = match (tf.get("tokenizer.json"), tf.get("vocab.txt")) {
+        (Some(j), _) => BertTokenizer::from_tokenizer_json(j)?,
+        (None, Some(v)) => BertTokenizer::from_vocab_txt(&String::from_utf8_lossy(v), true)?,
+        _ => return Err("the saved session has no tokenizer".into()),
+    };
+    let labels: Vec<String> = meta["labels"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
+    let l = Loaded { model, tok, labels, tokenizer_files, source: meta["source"].as_str().unwrap_or("restored").to_string() };
+    if let Some(d) = meta["data"].as_object() {
+        let name = d.get("name").and_then(|v| v.as_str()).unwrap_or("restored").to_string();
+        let text = d.get("text").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        set_data(name, text);
+    }
+    S.with(|s| {
+        let mut s = s.borrow_mut();
+        s.curves = meta["curves"].clone();
+        s.settings = meta["settings"].clone();
+        s.step = step;
+    });
+    post_model(&l, vec![format!("restored from the snapshot of {} (step {})", meta["saved_at"].as_str().unwrap_or("?"), meta["step"])]);
+    put_model(l);
+    post("restored", json!({"step": meta["step"], "curves": meta["curves"], "settings": meta["settings"], "saved_at": meta["saved_at"]}));
+    Ok(())
+}
+
+fn set_data(name: String, text: String) {
+    let ds = dataset::parse(text.as_bytes(), None);
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+    let p = protocol::preview(&name, &ds, lines);
+    post("data", serde_json::to_value(&p).unwrap_or_default());
+    S.with(|s| s.borrow_mut().data = Some((name, text, ds)));
+}
+
+/// Texts to pretrain on: the labeled examples' texts, or every non-empty line of plain text.
+fn pretrain_texts() -> Result<Vec<String>, String> {
+    S.with(|s| {
+        let s = s.borrow();
+        let (_, text, ds) = s.data.as_ref().ok_or("bring some text first (paste it, upload a file, or try the sample corpus)")?;
+        Ok(if ds.examples.len() >= 8 { ds.examples.iter().map(|e| e.text.clone()).collect() } else { text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect() })
+    })
+}
+
+fn num(d: &Value, k: &str, default: f64) -> f64 {
+    d.get(k).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))).unwrap_or(default)
+}
+
+fn set_busy(b: bool) {
+    S.with(|s| {
+        let mut s = s.borrow_mut();
+        s.busy = b;
+        if b {
+            s.control.resume();
+        }
+    });
+    post("busy", json!({"busy": b}));
+}
+
+async fn scratch(d: &Value) -> Result<(), String> {
+    let g = gpu()?;
+    let texts = pretrain_texts()?;
+    let tok = BertTokenizer::train_wordpiece(&texts, num(d, "vocab", 2000.0) as usize)?;
+    let (hidden, layers, heads) = (num(d, "hidden", 128.0) as usize, num(d, "layers", 2.0) as usize, num(d, "heads", 4.0) as usize);
+    let cfg = BertConfig::small(tok.vocab_size, hidden, layers, heads);
+    cfg.validate()?;
+    let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, num(d, "seed", 42.0) as u64)?;
+    let tokenizer_files = vec![("tokenizer.json".to_string(), tok.to_json()?.into_bytes()), ("vocab.txt".to_string(), tok.vocab_txt().into_bytes())];
+    S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
+    let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };
+    post_model(&l, vec![]);
+    put_model(l);
+    Ok(())
+}
+
+fn kernel_counts(g: &Gpu) -> Value {
+    let c = g.counters();
+    json!({"submits": c.submits, "bytes_read_back": c.bytes_read_back, "dispatches": c.dispatches.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()})
+}
+
+async fn pretrain(d: Value) -> Result<(), String> {
+    let g = gpu()?;
+    let texts = pretrain_texts()?;
+    let l = take_model()?;
+    let (mlm, sop) = (d["mlm"].as_bool().unwrap_or(true), d["sop"].as_bool().unwrap_or(true));
+    let heads = Heads { mlm: l.model.heads.mlm || mlm, sop: l.model.heads.sop || sop, num_labels: l.model.heads.num_labels };
+    let mut l = match with_heads(&g, l, heads).await {
+        Ok(l) => l,
+        Err((l, e)) => {
+            put_model(l);
+            return Err(e);
+        }
+    };
+    let pc = PretrainConfig {
+        mlm,
+        sop,
+        steps: num(&d, "steps", 100.0) as usize,
+        batch_size: num(&d, "batch", 16.0) as usize,
+        lr: num(&d, "lr", 1e-3) as f32,
+        max_len: num(&d, "max_len", 64.0) as usize,
+        warmup: (num(&d, "steps", 100.0) as usize) / 10,
+        probe: d["probe"].as_str().filter(|s| s.contains("[MASK]")).map(str::to_string),
+        probe_every: num(&d, "probe_every", 5.0) as usize,
+        checkpoint_every: num(&d, "snapshot_every", 50.0).clamp(1.0, 50.0) as usize,
+        ..PretrainConfig::default()
+    };
+    S.with(|s| s.borrow_mut().settings = json!({"pretrain": d.clone()}));
+    let info = snap_info(&l);
+    set_busy(true);
+    g.reset_counters();
+    let control = S.with(|s| s.borrow().control.clone());
+    let tok = &l.tok;
+    let mut last_counts = 0;
+    let r = trainer::pretrain(&g, &mut l.model, tok, &texts, &pc, &control, &mut |e| match e {
+        Event::Pretrain { step, total_steps, mlm_loss, sop_loss, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
+            // the first sequence of the batch, token by token: what the model saw, what masking
+            // did to it, and the original where one is predicted
+            let seq: Vec<Value> = first_sequence
+                .iter()
+                .zip(&batch_outcomes)
+                .map(|((id, label), o)| json!([tok.id_to_token(*id), format!("{o:?}"), if *label >= 0 { tok.id_to_token(*label as u32) } else { String::new() }]))
+                .collect();
+            let n = batch_outcomes.len() as f64;
+            let count = |w: crate::train::masking::Outcome| batch_outcomes.iter().filter(|&&o| o == w).count() as f64;
+            let chosen = n - count(crate::train::masking::Outcome::NotChosen);
+            post("pstep", json!({"step": step, "total": total_steps, "mlm": mlm_loss, "sop": sop_loss, "lr": lr, "ms": ms_per_step, "eta": eta_s, "seq": seq,
+                "chosen": chosen, "masked": count(crate::train::masking::Outcome::Masked), "random": count(crate::train::masking::Outcome::Random), "unchanged": count(crate::train::masking::Outcome::Unchanged)}));
+            if step - last_counts >= 10 {
+                last_counts = step;
+                post("counters", kernel_counts(&g));
+            }
+        }
+        Event::Probe { step, predictions } => post("probe", json!({"step": step, "predictions": predictions})),
+        Event::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
+        Event::NonFinite { step } => post("stopped", json!({"step": step, "reason": trainer::NON_FINITE})),
+        Event::Paused { step } => post("paused", json!({"step": step})),
+        Event::Cancelled { step } => post("stopped", json!({"step": step, "reason": "stopped"})),
+        _ => {}
+    })
+    .await;
+    set_busy(false);
+    post("counters", kernel_counts(&g));
+    match r {
+        Ok(rep) => {
+            for m in &rep.messages {
+                post("message", json!({"text": m}));
+            }
+            post("pdone", json!({"steps": rep.mlm_losses.len(), "ms_per_step": rep.ms_per_step, "stopped": rep.stopped}));
+            if rep.stopped.is_none() {
+                save_now(&g, &l, rep.mlm_losses.len()).await;
+            }
+            post_model(&l, vec![]);
+            put_model(l);
+            Ok(())
+        }
+        Err(e) => {
+            put_model(l);
+            Err(e)
+        }
+    }
+}
+
+/// Sends the first batch of pretraining inputs as tokens (for the masking view before a run).
+fn batch_tokens(l: &Loaded, ids: &[u32]) -> Vec<String> {
+    ids.iter().map(|&i| l.tok.id_to_token(i)).collect()
+}
+
+async fn train(d: Value) -> Result<(), String> {
+    let g = gpu()?;
+    let ds = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.clone())).ok_or("bring labeled data first (paste it, upload a file, or try a sample)")?;
+    ds.trainable()?;
+    let l = take_model()?;
+    let nl = ds.labels.len();
+    let heads = Heads { mlm: false, sop: false, num_labels: nl };
+    let fresh_head = l.model.heads.num_labels != nl || l.labels != ds.labels;
+    let heads = if fresh_head { heads } else { l.model.heads };
+    let l = if fresh_head {
+        // a new classification head for these labels; other heads are dropped
+        let keep = Loaded { labels: ds.labels.clone(), ..l };
+        match with_heads(&g, keep, heads).await {
+            Ok(l) => l,
+            Err((l, e)) => {
+                put_model(l);
+                return Err(e);
+            }
+        }
+    } else {
+        l
+    };
+    let mut l = l;
+    let mode = match d["mode"].as_str().unwrap_or("full") {
+        "feature" => Mode::FeatureBased,
+        "last" => Mode::LastLayers(num(&d, "last_n", 2.0) as usize),
+        _ => Mode::Full,
+    };
+    let pooling = if d["pooling"].as_str() == Some("mean") { Pooling::Mean } else { Pooling::Cls };
+    let seed = num(&d, "seed", 42.0) as u64;
+    let (tr, va) = dataset::stratified_split(&ds, num(&d, "val", 0.2), seed);
+    let tc = TrainConfig {
+        mode,
+        pooling,
+        lr: num(&d, "lr", 5e-5) as f32,
+        epochs: num(&d, "epochs", 3.0) as usize,
+        batch_size: num(&d, "batch", 16.0) as usize,
+        max_len: num(&d, "max_len", 128.0) as usize,
+        seed,
+        checkpoint_every: num(&d, "snapshot_every", 25.0).clamp(1.0, 50.0) as usize,
+        ..TrainConfig::default()
+    };
+    S.with(|s| s.borrow_mut().settings = d.clone());
+    // the weights before the run: a run that goes non-finite is rolled back to them
+    let before = l.model.params.read_all(&g).await.map_err(|e| e.to_string());
+    let before = match before {
+        Ok(b) => b,
+        Err(e) => {
+            put_model(l);
+            return Err(e);
+        }
+    };
+    set_busy(true);
+    g.reset_counters();
+    let control = S.with(|s| s.borrow().control.clone());
+    let tok = &l.tok;
+    let info = snap_info(&l);
+    let mut nonfinite = None;
+    let run = d["run"].as_str().unwrap_or("run").to_string();
+    let r = trainer::train_classifier(&g, &mut l.model, tok, &ds, &tr, &va, &tc, &control, &mut |e| match e {
+        Event::Plan { total_steps, train_examples, val_examples, truncated } => post("plan", json!({"run": run, "total": total_steps, "train": train_examples, "val": val_examples, "truncated": truncated, "max_len": tc.max_len})),
+        Event::Features { examples, ms } => post("message", json!({"text": format!("features of the frozen encoder computed once for {examples} examples in {:.1} s; the head now trains on them", ms / 1e3)})),
+        Event::Step { step, total_steps, loss, lr, ms_per_step, eta_s } => post("step", json!({"run": run, "step": step, "total": total_steps, "loss": loss, "lr": lr, "ms": ms_per_step, "eta": eta_s})),
+        Event::Epoch { epoch, train_loss, val } => post("epoch", json!({"run": run, "epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_acc": val.accuracy, "val_f1": val.macro_f1, "confusion": val.confusion, "labels": ds.labels})),
+        Event::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
+        Event::NonFinite { step } => nonfinite = Some(step),
+        Event::Paused { step } => post("paused", json!({"step": step})),
+        Event::Cancelled { step } => post("stopped", json!({"step": step, "reason": "stopped"})),
+        _ => {}
+    })
+    .await;
+    set_busy(false);
+    post("counters", kernel_counts(&g));
+    let result = match r {
+        Ok(rep) => {
+            if let Some(step) = nonfinite {
+                for (name, _, v) in &before {
+                    if let Some(p) = l.model.params.get(name) {
+                        let _ = g.write(&p.value, 0, v);
+                    }
+                }
+                l.model.opt_state = None;
+                save_now(&g, &l, 0).await;
+                post("stopped", json!({"step": step, "nonfinite": true, "reason": format!("step {step}: {}. The weights are back to where they were before this run.", trainer::NON_FINITE)}));
+            } else {
+                if rep.stopped.is_none() {
+                    save_now(&g, &l, rep.steps).await;
+                }
+                post("done", json!({"run": run, "steps": rep.steps, "ms_per_step": rep.ms_per_step, "stopped": rep.stopped}));
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    post_model(&l, vec![]);
+    put_model(l);
+    result
+}
+
+async fn fill_mask(d: Value) -> Result<(), String> {
+    let g = gpu()?;
+    let mut l = take_model()?;
+    let r = async {
+        let text = d["text"].as_str().unwrap_or("");
+        let k = num(&d, "k", 5.0) as usize;
+        let e = l.tok.encode(text, None, l.model.cfg.max_position_embeddings)?;
+        let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask).collect();
+        let tokens = batch_tokens(&l, &e.ids);
+        let mut preds = Vec::new();
+        if l.model.heads.mlm && !positions.is_empty() {
+            preds = trainer::probe(&g, &mut l.model, &l.tok, text, k).await?;
+        } else {
+            // no MLM head (or no [MASK]): still run the encoder for the attention view
+            let n = e.ids.len();
+            let batch = Batch::new(&g, &l.model.cfg, 1, n, &e.ids, &e.type_ids, &vec![1; n], None, None, None)?;
+            let was = l.model.dropout;
+            l.model.dropout = false;
+            let mut step = g.begin_step("attention");
+            let r = l.model.forward(&g, &mut step, &batch, 0);
+            l.model.dropout = was;
+            r?;
+            step.submit().await.map_err(|e| e.to_string())?;
+        }
+        let layer = (num(&d, "layer", 0.0) as usize).min(l.model.cfg.num_hidden_layers - 1);
+        let head = (num(&d, "head", 0.0) as usize).min(l.model.cfg.num_attention_heads - 1);
+        let t = e.ids.len();
+        let probs = g.read_f32(l.model.attention_probs(layer).ok_or("no attention")?).await.map_err(|e| e.to_string())?;
+        let att: Vec<Vec<f32>> = (0..t).map(|i| probs[(head * t + i) * t..(head * t + i + 1) * t].to_vec()).collect();
+        let note = if !l.model.heads.mlm {
+            Some("This model has no masked-LM head, so it cannot predict [MASK] yet. Pretrain it with MLM on your text (Pretrain tab) to train one.".to_string())
+        } else if positions.is_empty() {
+            Some("Put [MASK] where a word should be predicted.".to_string())
+        } else {
+            None
+        };
+        Ok::<Value, String>(json!({"tokens": tokens, "positions": positions, "predictions": preds, "attention": att, "layer": layer, "head": head, "layers": l.model.cfg.num_hidden_layers, "heads": l.model.cfg.num_attention_heads, "note": note}))
+    }
+    .await;
+    put_model(l);
+    post("fill", r?);
+    Ok(())
+}
+
+async fn classify(d: Value) -> Result<(), String> {
+    let g = gpu()?;
+    let mut l = take_model()?;
+    let r = async {
+        if l.model.heads.num_labels == 0 {
+            return Err("this model has no classification head yet: fine-tune it on labeled data first".to_string());
+        }
+        let texts: Vec<String> = d["texts"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
+        let enc: Vec<_> = texts.iter().map(|t| l.tok.encode(t, None, num(&d, "max_len", 128.0) as usize)).collect::<Result<_, _>>()?;
+        let probs = trainer::predict(&g, &mut l.model, &enc.iter().collect::<Vec<_>>(), l.tok.pad, 16).await?;
+        Ok(json!({"texts": texts, "labels": l.labels, "probs": probs, "bars": probs.iter().map(|p| protocol::bars(&l.labels, p)).collect::<Vec<_>>()}))
+    }
+    .await;
+    put_model(l);
+    post("classified", r?);
+    Ok(())
+}
+
+/// Cosine similarity of two texts' mean-pooled embeddings: an answer any encoder can give.
+async fn similarity(d: Value) -> Result<(), String> {
+    let g = gpu()?;
+    let mut l = take_model()?;
+    let r = async {
+        let mut embs = Vec::new();
+        for k in ["a", "b"] {
+            let e = l.tok.encode(d[k].as_str().unwrap_or(""), None, 128)?;
+            let n = e.ids.len();
+            let batch = Batch::new(&g, &l.model.cfg, 1, n, &e.ids, &e.type_ids, &vec![1; n], None, None, None)?;
+            let was = l.model.dropout;
+            l.model.dropout = false;
+            let mut step = g.begin_step("embed");
+            let r = l.model.forward(&g, &mut step, &batch, 0);
+            l.model.dropout = was;
+            r?;
+            step.submit().await.map_err(|e| e.to_string())?;
+            let h = g.read_f32(l.model.last_hidden().ok_or("no hidden states")?).await.map_err(|e| e.to_string())?;
+            let c = l.model.cfg.hidden_size;
+            embs.push((0..c).map(|j| (0..n).map(|t| h[t * c + j]).sum::<f32>() / n as f32).collect::<Vec<f32>>());
+        }
+        let dot: f32 = embs[0].iter().zip(&embs[1]).map(|(a, b)| a * b).sum();
+        let na: f32 = embs[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb: f32 = embs[1].iter().map(|x| x * x).sum::<f32>().sqrt();
+        Ok::<Value, String>(json!({"cosine": dot / (na * nb).max(1e-12)}))
+    }
+    .await;
+    put_model(l);
+    post("similarity", r?);
+    Ok(())
+}
+
+async fn export_model() -> Result<(), String> {
+    let g = gpu()?;
+    let l = take_model()?;
+    let r = async {
+        let tensors = l.model.params.read_all(&g).await.map_err(|e| e.to_string())?;
+        let card = ModelCard { base_model: l.source.clone(), pooling: l.model.pooling, notes: "Exported from BERT Lab in the browser.".into(), ..Default::default() };
+        Ok::<_, String>(export::export_files(&l.model.cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files, &card))
+    }
+    .await;
+    put_model(l);
+    let files = r?;
+    let arr = js_sys::Array::new();
+    for (name, bytes) in &files {
+        let pair = js_sys::Array::new();
+        pair.push(&name.into());
+        pair.push(&js_sys::Uint8Array::from(&bytes[..]).into());
+        arr.push(&pair);
+    }
+    post_obj("export", &json!({"files": files.iter().map(|(n, b)| json!([n, b.len()])).collect::<Vec<_>>()}), &[("files", arr.into())]);
+    Ok(())
+}
+
+async fn handle(cmd: String, d: Value, files: JsValue) -> Result<(), String> {
+    match cmd.as_str() {
+        "init" => {
+            match Gpu::new().await {
+                Ok(g) => {
+                    let i = &g.info;
+                    post("gpu", json!({"name": i.name, "backend": i.backend, "device_type": i.device_type, "software": i.is_software, "summary": i.summary(),
+                        "limits": {"max_storage_buffer_binding_size": i.max_storage_buffer_binding_size, "max_buffer_size": i.max_buffer_size,
+                            "max_storage_buffers_per_shader_stage": i.max_storage_buffers_per_shader_stage, "max_compute_workgroup_storage_size": i.max_compute_workgroup_storage_size,
+                            "max_compute_invocations_per_workgroup": i.max_compute_invocations_per_workgroup}}));
+                    S.with(|s| s.borrow_mut().gpu = Some(Rc::new(g)));
+                }
+                Err(e) => post("nogpu", json!({"reason": e.to_string()})),
+            }
+            let has = load_snapshot().await.ok().flatten();
+            if let Some(o) = has {
+                let meta: Value = serde_json::from_str(&js_sys::Reflect::get(&o, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()).unwrap_or_default();
+                post("saved", json!({"step": meta["step"], "saved_at": meta["saved_at"], "source": meta["source"], "kind": meta["kind"]}));
+            }
+            Ok(())
+        }
+        "load_url" => {
+            let base = d["base"].as_str().unwrap_or("").to_string();
+            let files = fetch_model(&base).await?;
+            install(&files, d["label"].as_str().unwrap_or(&base).to_string())
+        }
+        "load_files" => {
+            let files = read_files(&js_sys::Array::from(&files)).await?;
+            if !files.contains_key("config.json") {
+                return Err(format!("the files you chose have no config.json (got: {}); choose a model folder's config.json, model.safetensors and tokenizer.json together", files.keys().cloned().collect::<Vec<_>>().join(", ")));
+            }
+            install(&files, "your files".into())
+        }
+        "scratch" => scratch(&d).await,
+        "data" => {
+            set_data(d["name"].as_str().unwrap_or("pasted").to_string(), d["text"].as_str().unwrap_or("").to_string());
+            Ok(())
+        }
+        "pretrain" => pretrain(d).await,
+        "train" => train(d).await,
+        "pause" => {
+            S.with(|s| s.borrow().control.pause());
+            // the snapshot is written by the run when it reaches the pause between steps
+            Ok(())
+        }
+        "resume" => {
+            S.with(|s| s.borrow().control.resume());
+            post("resumed", json!({}));
+            Ok(())
+        }
+        "cancel" => {
+            S.with(|s| s.borrow().control.cancel());
+            Ok(())
+        }
+        "fill_mask" => fill_mask(d).await,
+        "classify" => classify(d).await,
+        "similarity" => similarity(d).await,
+        "export" => export_model().await,
+        "restore" => restore().await,
+        "curves" => {
+            S.with(|s| s.borrow_mut().curves = d);
+            Ok(())
+        }
+        other => Err(format!("unknown command {other}")),
+    }
+}
+
+/// Entry point of www/worker.js: installs the message handler.
+#[wasm_bindgen]
+pub fn worker_main() {
+    let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+        let m = e.data();
+        let cmd = js_sys::Reflect::get(&m, &"cmd".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+        let data: Value = js_sys::Reflect::get(&m, &"data".into()).ok().and_then(|v| v.as_string()).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
+        let files = js_sys::Reflect::get(&m, &"files".into()).unwrap_or(JsValue::UNDEFINED);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = handle(cmd.clone(), data, files).await {
+                post("error", json!({"cmd": cmd, "message": e}));
+            }
+        });
+    });
+    scope().set_onmessage(Some(cb.as_ref().unchecked_ref()));
+    cb.forget();
+    post("ready", json!({}));
+}
