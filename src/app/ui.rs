@@ -292,7 +292,7 @@ pub fn PredictionBars(bars: Vec<Bar>) -> impl IntoView {
                 <div class="bar-row">
                     <span class="bar-label">{b.label.clone()}</span>
                     <span class="bar-track"><span class="bar-fill" style=format!("width: {:.1}%", 100.0 * b.p.clamp(0.0, 1.0))></span></span>
-                    <span class="bar-value">{format!("{:.3}", b.p)}</span>
+                    <span class="bar-value" data-p=b.p.to_string()>{format!("{:.3}", b.p)}</span>
                 </div>
             }).collect_view()}
         </div>
@@ -354,7 +354,7 @@ fn Heatmap(tokens: Vec<String>, att: Vec<Vec<f64>>) -> impl IntoView {
                 {att.iter().enumerate().map(|(i, row)| view! {
                     <tr>
                         <th class="tok">{tokens.get(i).cloned().unwrap_or_default()}</th>
-                        {row.iter().map(|&p| view! { <td style=format!("background: rgba(37, 99, 235, {:.3})", p.clamp(0.0, 1.0)) title=format!("{p:.3}")></td> }).collect_view()}
+                        {row.iter().map(|&p| view! { <td style=format!("background: rgba(37, 99, 235, {:.3})", p.clamp(0.0, 1.0)) title=format!("{p:.3}") data-p=p.to_string()></td> }).collect_view()}
                     </tr>
                 }).collect_view()}
             </tbody>
@@ -405,7 +405,7 @@ fn GpuPanel(st: St) -> impl IntoView {
                         <details><summary>"Limits"</summary><pre>{serde_json::to_string_pretty(&g["limits"]).unwrap_or_default()}</pre></details>
                     </div>
                 }.into_any(),
-                (None, Some(r)) => view! { <p class="error" id="no-adapter">{format!("No WebGPU adapter: {r}")}</p> }.into_any(),
+                (None, Some(r)) => view! { <p class="error" id="no-adapter">{format!("No WebGPU adapter: {r}")}</p><p>{NO_WEBGPU}</p> }.into_any(),
                 _ => view! { <p>"Looking for a WebGPU adapter…"</p> }.into_any(),
             }}
             {move || st.counters.get().map(|c| {
@@ -604,6 +604,7 @@ fn FinetunePanel(st: St) -> impl IntoView {
         st.error.set(None);
         let n = st.runs.get_untracked().len() + 1;
         let name = format!("run {n}: {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get()), _ => "all layers".to_string() });
+        st.step.set(None);
         send("train", json!({"mode": mode.get(), "last_n": last_n.get(), "lr": lr.get(), "epochs": epochs.get(), "batch": batch.get(), "max_len": max_len.get(), "pooling": pooling.get(), "run": name}), None);
     };
     view! {
@@ -670,7 +671,7 @@ fn MaskPanel(st: St) -> impl IntoView {
                 <input id="mask-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
                 <label>"layer " <input id="att-layer" size="2" prop:value=move || layer.get() on:input=move |ev| layer.set(event_target_value(&ev))/></label>
                 <label>"head " <input id="att-head" size="2" prop:value=move || head.get() on:input=move |ev| head.set(event_target_value(&ev))/></label>
-                <button id="mask-run" on:click=move |_| run()>"Predict"</button>
+                <button id="mask-run" on:click=move |_| { st.fill.set(None); st.error.set(None); run() }>"Predict"</button>
             </div>
             {move || st.probe.get().map(|p| view! {
                 <div id="probe"><p class="note">{format!("live, during pretraining (step {}): \"{DEMO_TEXT}\"", p["step"])}</p>
@@ -708,7 +709,7 @@ fn ClassifyPanel(st: St) -> impl IntoView {
             <h2>"6. Classify"</h2>
             <div class="row">
                 <input id="cls-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
-                <button id="cls-run" on:click=move |_| send("classify", json!({"texts": [text.get()], "max_len": 128}), None)>"Classify"</button>
+                <button id="cls-run" on:click=move |_| { st.classified.set(None); st.error.set(None); send("classify", json!({"texts": [text.get()], "max_len": 128}), None) }>"Classify"</button>
             </div>
             {move || st.classified.get().map(|d| {
                 let bars: Vec<Bar> = serde_json::from_value(d["bars"][0].clone()).unwrap_or_default();
@@ -718,7 +719,7 @@ fn ClassifyPanel(st: St) -> impl IntoView {
                 "Any encoder, even without heads: how similar are two sentences (cosine of mean-pooled embeddings)? "
                 <input id="sim-a" size="34" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
                 <input id="sim-b" size="34" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
-                <button id="sim-run" on:click=move |_| send("similarity", json!({"a": a.get(), "b": b.get()}), None)>"Compare"</button>
+                <button id="sim-run" on:click=move |_| { st.similarity.set(None); send("similarity", json!({"a": a.get(), "b": b.get()}), None) }>"Compare"</button>
                 {move || st.similarity.get().map(|c| view! { <span id="sim-result">{format!("cosine {c:.4}")}</span> })}
             </div>
         </section>
@@ -731,7 +732,7 @@ fn ExportPanel(st: St) -> impl IntoView {
         <section id="export-panel">
             <h2>"7. Export"</h2>
             <p>"Hugging Face format: loads with transformers' from_pretrained. Download every file into one folder."</p>
-            <button id="export-run" on:click=move |_| send("export", json!({}), None)>"Export the model"</button>
+            <button id="export-run" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send("export", json!({}), None) }>"Export the model"</button>
             <ul id="export-files">
                 {move || st.exports.get().into_iter().map(|(n, url, len)| view! { <li><a href=url download=n.clone()>{n.clone()}</a>{format!(" ({len} bytes)")}</li> }).collect_view()}
             </ul>

@@ -76,8 +76,13 @@ impl BertTokenizer {
         if vocab.is_empty() {
             return Err("vocab.txt is empty".into());
         }
+        // BERT's special tokens are never split (as HF's BertTokenizer does): "[MASK]" typed in a
+        // text is the mask token, not "[", "mask", "]"
+        let specials: Vec<AddedToken> = SPECIAL_TOKENS.iter().filter(|t| vocab.contains_key(**t)).map(|t| AddedToken::from(t.to_string(), true)).collect();
         let wp = WordPiece::builder().vocab(vocab).unk_token("[UNK]".into()).continuing_subword_prefix("##".into()).build().map_err(err)?;
-        Self::with_specials(Self::bert_pipeline(wp, lowercase))
+        let mut tk = Self::bert_pipeline(wp, lowercase);
+        tk.add_special_tokens(&specials);
+        Self::with_specials(tk)
     }
 
     /// Trains an uncased WordPiece vocabulary of about `vocab_size` tokens on `texts`.
@@ -168,5 +173,18 @@ impl BertTokenizer {
             s.push('\n');
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocab_txt_keeps_special_tokens_whole() {
+        let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\n.\n";
+        let t = BertTokenizer::from_vocab_txt(vocab, true).unwrap();
+        let e = t.encode("The cat [MASK] .", None, 16).unwrap();
+        assert_eq!(e.ids, vec![t.cls, 5, 6, t.mask, 8, t.sep]);
     }
 }

@@ -1,0 +1,284 @@
+// End-to-end test of the app in real headless Chromium (Debian's /usr/bin/chromium driven by
+// playwright-core), with the network cut off inside Chromium except 127.0.0.1. It serves the built
+// page (scripts/serve.py) and a stand-in model hub, then does what a new user would, saving a
+// screenshot of each stage under target/e2e/. Run by scripts/test.sh after the wasm build:
+//   node tests/e2e/e2e.mjs
+import { chromium } from "playwright-core";
+import { spawn, execFileSync } from "node:child_process";
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const OUT = path.join(ROOT, "target/e2e");
+const CLI = process.env.BERTLAB_CLI || path.join(ROOT, "target/debug/bertlab");
+const STEP_TIMEOUT = 240_000;
+fs.rmSync(OUT, { recursive: true, force: true });
+fs.mkdirSync(OUT, { recursive: true });
+const t0 = Date.now();
+const log = (...a) => console.log(`[e2e ${((Date.now() - t0) / 1000).toFixed(0)}s]`, ...a);
+let failures = 0;
+function check(cond, what) {
+  if (cond) log("ok:", what);
+  else { failures += 1; log("FAIL:", what); }
+}
+
+// ---------- the stand-in hub ----------
+// fixture/tiny: tests/fixtures/tiny_bert (a 2-layer BERT with MLM and sentence-order heads, made by
+// make_bert_fixture.py with transformers) plus a vocab.txt written here; fixture/missing: 404s;
+// fixture/gpt2: a non-BERT config; fixture/binonly: only pytorch_model.bin.
+const HUB = path.join(OUT, "hub");
+function writeHub() {
+  const tiny = path.join(HUB, "fixture/tiny");
+  fs.mkdirSync(tiny, { recursive: true });
+  for (const f of ["config.json", "model.safetensors"]) fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_bert", f), path.join(tiny, f));
+  const words = "the a an curious kitten cat dog deftly quickly slowly knocked pushed climbed jumped over on off bookshelf table shelf toast butter bread ate made burned morning was is and it i you he she they good bad great awful loved hated soup film day".split(" ");
+  const vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", ...words];
+  for (let i = vocab.length; i < 2003; i++) vocab.push(`w${i}`);
+  fs.writeFileSync(path.join(tiny, "vocab.txt"), vocab.join("\n") + "\n");
+  fs.writeFileSync(path.join(tiny, "tokenizer_config.json"), JSON.stringify({ do_lower_case: true }));
+  const gpt2 = path.join(HUB, "fixture/gpt2");
+  fs.mkdirSync(gpt2, { recursive: true });
+  fs.writeFileSync(path.join(gpt2, "config.json"), JSON.stringify({ model_type: "gpt2", n_layer: 2, n_embd: 64, vocab_size: 100 }));
+  const bin = path.join(HUB, "fixture/binonly");
+  fs.mkdirSync(bin, { recursive: true });
+  fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_bert/config.json"), path.join(bin, "config.json"));
+  fs.writeFileSync(path.join(bin, "pytorch_model.bin"), Buffer.from("not really a pickle"));
+  return tiny;
+}
+const tinyDir = writeHub();
+const hub = http.createServer((req, res) => {
+  res.setHeader("Access-Control-Allow-Origin", "*");
+  // /{org}/{name}/resolve/main/{file}
+  const m = decodeURIComponent(req.url.split("?")[0]).match(/^\/([^/]+\/[^/]+)\/resolve\/main\/([^/]+)$/);
+  const file = m && path.join(HUB, m[1], m[2]);
+  if (!file || !file.startsWith(HUB) || !fs.existsSync(file)) { res.statusCode = 404; res.end("not found"); return; }
+  const body = fs.readFileSync(file);
+  res.setHeader("Content-Length", body.length);
+  res.end(body);
+});
+await new Promise((r) => hub.listen(0, "127.0.0.1", r));
+const HUB_URL = `http://127.0.0.1:${hub.address().port}`;
+
+// ---------- the app server ----------
+const server = spawn("python3", [path.join(ROOT, "scripts/serve.py"), "--port", "0", "--hub", HUB_URL], { env: { ...process.env, BERTLAB_QUIET: "1" } });
+const APP_URL = await new Promise((resolve, reject) => {
+  let buf = "";
+  server.stdout.on("data", (d) => {
+    buf += d;
+    const m = buf.match(/http:\/\/127\.0\.0\.1:\d+\//);
+    if (m) resolve(m[0]);
+  });
+  server.on("exit", (c) => reject(new Error(`serve.py exited with ${c}`)));
+  setTimeout(() => reject(new Error("serve.py did not print its URL")), 20_000);
+});
+log("app at", APP_URL, "hub at", HUB_URL);
+
+const WEBGPU = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader", "--disable-gpu-sandbox"];
+const COMMON = ["--no-sandbox", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  // the network is cut off inside Chromium: every host but 127.0.0.1 fails to resolve
+  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"];
+
+let shot = 0;
+async function snap(page, name) {
+  shot += 1;
+  const f = path.join(OUT, `${String(shot).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: f, fullPage: true });
+  log("screenshot", path.basename(f));
+}
+const text = (page, sel) => page.locator(sel).first().textContent({ timeout: STEP_TIMEOUT });
+const waitText = (page, sel, re) => page.waitForFunction(([s, r]) => { const e = document.querySelector(s); return e && new RegExp(r).test(e.textContent); }, [sel, re.source], { timeout: STEP_TIMEOUT, polling: 250 });
+async function bars(page, sel) {
+  return page.$$eval(`${sel} .bar-row`, (rows) => rows.map((r) => [r.querySelector(".bar-label").textContent, Number(r.querySelector(".bar-value").getAttribute("data-p"))]));
+}
+async function classify(page, t) {
+  await page.fill("#cls-text", t);
+  await page.click("#cls-run");
+  await page.waitForSelector("#cls-result .bar-row", { timeout: STEP_TIMEOUT });
+  return bars(page, "#cls-result");
+}
+
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...COMMON, ...WEBGPU] });
+const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 900 } });
+const page = await context.newPage();
+page.on("console", (m) => { if (m.type() === "error") log("console error:", m.text()); });
+page.on("pageerror", (e) => log("page error:", e.message));
+
+try {
+  // 1. the page and the adapter
+  await page.goto(APP_URL);
+  await page.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
+  check(/swiftshader|SwiftShader|google/i.test(await text(page, "#adapter")), `adapter named: ${await text(page, "#adapter")}`);
+  check(await page.locator("#software-warning").count() === 1, "software adapter warning shown");
+  // the network really is cut off inside Chromium
+  const offline = await page.evaluate(async () => { try { await fetch("https://huggingface.co/", { mode: "no-cors" }); return false; } catch { return true; } });
+  check(offline, "huggingface.co is unreachable from the page");
+  await snap(page, "gpu");
+
+  // 2. the default model answers
+  await page.click("#load-default");
+  await waitText(page, "#model-summary", /all-MiniLM-L6-v2/);
+  check(/22\.\d M parameters/.test(await text(page, "#model-summary")), `default model summary: ${await text(page, "#model-summary")}`);
+  await page.click("#sim-run");
+  await page.waitForSelector("#sim-result", { timeout: STEP_TIMEOUT });
+  const cos = Number((await text(page, "#sim-result")).replace(/[^0-9.\-]/g, ""));
+  check(cos > 0.3 && cos <= 1.0, `default model: similar sentences have cosine ${cos}`);
+  await page.click("#mask-run");
+  await page.waitForSelector("#no-mlm", { timeout: STEP_TIMEOUT });
+  check(/no masked-LM head/.test(await text(page, "#no-mlm")), "default model says it has no MLM head and how to get one");
+  await snap(page, "default-model");
+
+  // 3. the stand-in hub: a 404, a non-BERT config, a .bin-only repository, then the fixture
+  await page.fill("#hub-url", HUB_URL);
+  for (const [id, re, what] of [["fixture/missing", /not found/, "missing model"], ["fixture/gpt2", /bert|BERT/, "non-BERT config"], ["fixture/binonly", /pytorch_model\.bin/, ".bin-only repository"]]) {
+    await page.fill("#hub-id", id);
+    await page.click("#load-hub");
+    await page.waitForSelector("#error", { timeout: STEP_TIMEOUT });
+    const msg = await text(page, "#error");
+    check(re.test(msg), `${what}: "${msg.slice(0, 140)}"`);
+  }
+  await snap(page, "hub-errors");
+  await page.fill("#hub-id", "fixture/tiny");
+  await page.click("#load-hub");
+  await waitText(page, "#model-summary", /fixture\/tiny/);
+  check(/masked-LM/.test(await text(page, "#model-summary")), "fixture loaded from the stand-in hub with its MLM head");
+
+  // 4. masked-token demo = the CLI's fill-mask; attention rows sum to 1
+  const demo = "the curious kitten deftly [MASK] the bookshelf .";
+  await page.fill("#mask-text", demo);
+  await page.fill("#att-layer", "1");
+  await page.fill("#att-head", "2");
+  await page.click("#mask-run");
+  await page.waitForSelector("#fill-result .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
+  const pagePreds = await bars(page, "#fill-result .mask-preds");
+  const cli = JSON.parse(execFileSync(CLI, ["fill-mask", "--model", tinyDir, "--text", demo, "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
+  const cliPreds = cli[0].predictions.map((p) => [p.token, p.probability]);
+  const same = cliPreds.length === pagePreds.length && cliPreds.every((c, i) => c[0] === pagePreds[i][0] && Math.abs(c[1] - pagePreds[i][1]) < 6e-4);
+  check(same, `page's [MASK] predictions ${JSON.stringify(pagePreds)} match the CLI's ${JSON.stringify(cliPreds.map(([t, p]) => [t, +p.toFixed(3)]))}`);
+  const rowSums = await page.$$eval("#fill-result .heatmap tbody tr", (rows) => rows.map((r) => [...r.querySelectorAll("td")].reduce((s, td) => s + Number(td.getAttribute("data-p")), 0)));
+  check(rowSums.length > 3 && rowSums.every((s) => Math.abs(s - 1) < 1e-4), `attention rows sum to 1 (${rowSums.length} rows, worst ${Math.max(...rowSums.map((s) => Math.abs(s - 1))).toExponential(1)})`);
+  await snap(page, "masked-demo");
+
+  // 5. data: a sample, then pasted text with problems
+  await page.click("#sample-sentiment");
+  await waitText(page, "#data-panel .summary", /400 examples/);
+  await page.fill("#data-text", "label\ttext\npositive\tgood food\n\tno label here\npositive\tgood food\npositive\t\n");
+  await page.click("#use-data");
+  await waitText(page, "#data-panel .summary", /pasted text/);
+  const msgs = await page.$$eval("#data-panel ul.messages li", (l) => l.map((x) => x.textContent));
+  check(msgs.some((m) => /line 3/.test(m)) && msgs.some((m) => /line 4/.test(m) && /duplicate/i.test(m)) && msgs.some((m) => /line 5/.test(m)), `validation messages with line numbers: ${JSON.stringify(msgs)}`);
+  check(/Cannot fine-tune/.test(await text(page, "#data-panel .preview")), "a single-class dataset is refused in the preview");
+  await snap(page, "data-messages");
+  await page.click("#sample-sentiment");
+  await waitText(page, "#data-panel .summary", /sentiment: 400 examples/);
+
+  // 6. fine-tune a small from-scratch model; pause (the counter stops) and resume; the loss falls
+  await page.fill("#scratch-hidden", "64");
+  await page.fill("#scratch-layers", "2");
+  await page.fill("#scratch-heads", "4");
+  await page.fill("#scratch-vocab", "600");
+  await page.click("#make-scratch");
+  await waitText(page, "#model-summary", /from scratch/);
+  await page.fill("#ft-lr", "0.002");
+  await page.fill("#ft-epochs", "3");
+  await page.fill("#ft-batch", "16");
+  await page.fill("#ft-maxlen", "48");
+  const losses = new Map();
+  const poll = setInterval(async () => {
+    try {
+      const s = await page.locator("#ft-status").textContent({ timeout: 100 });
+      const m = s && s.match(/step (\d+) of (\d+): loss ([0-9.]+)/);
+      if (m) losses.set(Number(m[1]), Number(m[3]));
+    } catch {}
+  }, 150);
+  await page.click("#ft-start");
+  await waitText(page, "#ft-status", /step ([5-9]|\d\d+) of/);
+  await page.click("#finetune-panel .pause");
+  await waitText(page, "#status", /paused at step/);
+  const stepAt = async () => Number((await text(page, "#ft-status")).match(/step (\d+)/)[1]);
+  const s1 = await stepAt();
+  await page.waitForTimeout(4000);
+  const s2 = await stepAt();
+  check(s1 === s2, `paused: the step counter stays at ${s1} (after 4 s: ${s2})`);
+  await page.waitForSelector("#snapshot-status", { timeout: STEP_TIMEOUT });
+  check(true, `snapshot written at the pause: ${await text(page, "#snapshot-status")}`);
+  await snap(page, "paused");
+  await page.click("#finetune-panel .resume");
+  await waitText(page, "#ft-status", new RegExp(`step (${s1 + 1}|${s1 + 2}|${s1 + 3}|\\d{3})`));
+  check(true, "resumed: the step counter moves again");
+  await waitText(page, "#status", /run finished/);
+  clearInterval(poll);
+  const seen = [...losses.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
+  const head = seen.slice(0, 5), tail = seen.slice(-5);
+  const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
+  check(seen.length >= 10 && mean(tail) < mean(head), `training loss falls: first ${head.map((x) => x.toFixed(3))} -> last ${tail.map((x) => x.toFixed(3))}`);
+  await snap(page, "fine-tuned");
+
+  // 7. classify
+  const sample = "the soup was not bland at all, i loved it";
+  const before = await classify(page, sample);
+  check(before.length === 2, `classified: ${JSON.stringify(before)}`);
+  await snap(page, "classify");
+
+  // 8. export, then the CLI loads the export and agrees with the page
+  await page.click("#export-run");
+  await page.waitForSelector("#export-files li", { timeout: STEP_TIMEOUT });
+  const exportDir = path.join(OUT, "export");
+  fs.mkdirSync(exportDir, { recursive: true });
+  const files = await page.$$eval("#export-files a", (as) => as.map((a) => [a.getAttribute("download"), a.href]));
+  for (const [name, href] of files) {
+    const b64 = await page.evaluate(async (u) => { const b = new Uint8Array(await (await fetch(u)).arrayBuffer()); let s = ""; for (let i = 0; i < b.length; i += 32768) s += String.fromCharCode(...b.subarray(i, i + 32768)); return btoa(s); }, href);
+    fs.writeFileSync(path.join(exportDir, name), Buffer.from(b64, "base64"));
+  }
+  check(["config.json", "model.safetensors", "README.md"].every((f) => fs.existsSync(path.join(exportDir, f))), `exported files: ${files.map((f) => f[0]).join(", ")}`);
+  const pred = JSON.parse(execFileSync(CLI, ["predict", "--model", exportDir, "--text", sample, "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString())[0];
+  const cliP = before.map(([label]) => pred.probabilities[label]);
+  check(before.every(([, p], i) => Math.abs(p - cliP[i]) < 6e-4), `CLI on the export: ${JSON.stringify(pred.probabilities)} vs page ${JSON.stringify(before)}`);
+  await snap(page, "export");
+
+  // 9. reload: the session is offered back and restores identical predictions
+  await page.reload();
+  await page.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
+  await snap(page, "restore-offer");
+  await page.click("#restore");
+  await waitText(page, "#status", /session restored/);
+  const after = await classify(page, sample);
+  check(JSON.stringify(after) === JSON.stringify(before), `restored session predicts identically: ${JSON.stringify(after)}`);
+  await snap(page, "restored");
+
+  // 10. a learning rate of 1e9: the run stops, the weights are unchanged
+  await page.fill("#ft-lr", "1e9");
+  await page.fill("#ft-epochs", "1");
+  await page.click("#ft-start");
+  await waitText(page, "#error", /NaN or infinite/);
+  check(true, `diverging run stopped: ${(await text(page, "#error")).slice(0, 120)}`);
+  await page.waitForFunction(() => !document.querySelector("#ft-start").disabled, null, { timeout: STEP_TIMEOUT });
+  const afterBad = await classify(page, sample);
+  check(JSON.stringify(afterBad) === JSON.stringify(before), `weights unchanged after the diverged run: ${JSON.stringify(afterBad)}`);
+  await snap(page, "nonfinite");
+} catch (e) {
+  failures += 1;
+  log("FAIL:", e.stack || e);
+  await snap(page, "failure").catch(() => {});
+}
+await browser.close();
+
+// 11. a Chromium without WebGPU gets a message, not a blank page
+const plain = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...COMMON, "--disable-features=WebGPU,Vulkan", "--disable-webgpu"] });
+try {
+  const p2 = await plain.newPage();
+  await p2.goto(APP_URL);
+  await p2.waitForSelector("#no-webgpu, #no-adapter", { timeout: STEP_TIMEOUT });
+  const msg = await p2.locator("#no-webgpu, #no-adapter").first().textContent();
+  check(/WebGPU/.test(msg), `without WebGPU: "${msg.slice(0, 120)}"`);
+  await snap(p2, "no-webgpu");
+} catch (e) {
+  failures += 1;
+  log("FAIL:", e.stack || e);
+}
+await plain.close();
+server.kill();
+hub.close();
+log(`${failures === 0 ? "PASSED" : "FAILED"}: ${failures} failures, ${shot} screenshots in target/e2e, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+process.exit(failures === 0 ? 0 : 1);
