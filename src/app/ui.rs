@@ -119,9 +119,12 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
         "nogpu" => st.nogpu.set(Some(d["reason"].as_str().unwrap_or("").to_string())),
         "model" => {
             st.progress.set(None);
-            st.status.set("model ready".into());
+            if st.status.with_untracked(|s| s.starts_with("fetching") || s.starts_with("loading")) {
+                st.status.set("model ready".into());
+            }
             st.model.set(serde_json::from_value(d).ok());
         }
+        "loading" => st.status.set(d["text"].as_str().unwrap_or("").to_string()),
         "progress" => st.progress.set(Some((d["file"].as_str().unwrap_or("").to_string(), f(&d, "loaded"), f(&d, "total")))),
         "data" => st.data.set(serde_json::from_value(d).ok()),
         "busy" => {

@@ -173,6 +173,8 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
     let mut ds = Dataset::default();
     // decode line by line so an invalid byte costs one line, with its number
     let mut text = String::with_capacity(bytes.len());
+    // a file's final newline ends its last row; it does not start an empty one
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         match std::str::from_utf8(raw) {
             Ok(s) => text.push_str(s.strip_suffix('\r').unwrap_or(s)),

@@ -207,7 +207,7 @@ try {
   await page.click("#finetune-panel .resume");
   await waitText(page, "#ft-status", new RegExp(`step (${s1 + 1}|${s1 + 2}|${s1 + 3}|\\d{3})`));
   check(true, "resumed: the step counter moves again");
-  await waitText(page, "#status", /run finished/);
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
   clearInterval(poll);
   const seen = [...losses.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
   const head = seen.slice(0, 5), tail = seen.slice(-5);
