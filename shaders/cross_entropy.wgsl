@@ -1,8 +1,10 @@
 // Softmax cross-entropy over rows of logits with an ignore label, as torch's
 // F.cross_entropy(logits, labels, ignore_index=-100, reduction="mean"), in three kernels:
-//   ce_rows:     loss_rows[r] = logsumexp(logits[r]) - logits[r, label[r]], valid[r] = 1; or 0, 0 when
-//                label[r] is outside [0, classes) (ignored)
-//   ce_reduce:   out[0] = sum(loss_rows) / count (0 when nothing is to be predicted), out[1] = count
+//   ce_rows:     loss_rows[r] = logsumexp(logits[r]) - logits[r, label[r]], valid[r] = 1, correct[r] =
+//                (the label's logit is the row's largest); or 0, 0, 0 when label[r] is outside
+//                [0, classes) (ignored)
+//   ce_reduce:   out[0] = sum(loss_rows) / count (0 when nothing is to be predicted), out[1] = count,
+//                out[2] = accuracy (sum(correct) / count)
 //   ce_backward: dlogits[r] = weight * (softmax(logits[r]) - onehot(label[r])) / count; 0 for ignored
 // count lives on the GPU (out[1]), so nothing is read back between forward and backward.
 
@@ -13,10 +15,10 @@ struct Params { rows: u32, classes: u32, weight: f32, _pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<i32>;
-@group(0) @binding(3) var<storage, read_write> loss_rows: array<f32>; // (rows, 2): loss, valid
+@group(0) @binding(3) var<storage, read_write> loss_rows: array<f32>; // (rows, 3): loss, valid, correct
 // ce_reduce
 @group(0) @binding(4) var<storage, read> rows_in: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;        // [mean loss, count]
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;        // [mean loss, count, accuracy]
 // ce_backward (logits 1, labels 2, then)
 @group(0) @binding(6) var<storage, read> stats: array<f32>;            // out of ce_reduce
 @group(0) @binding(7) var<storage, read_write> dlogits: array<f32>;
@@ -69,11 +71,14 @@ fn ce_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (lid == 0u) {
         let l = labels[r];
         if (label_ok(l)) {
-            loss_rows[2u * r] = m + log(s) - logits[base + u32(l)];
-            loss_rows[2u * r + 1u] = 1.0;
+            let x = logits[base + u32(l)];
+            loss_rows[3u * r] = m + log(s) - x;
+            loss_rows[3u * r + 1u] = 1.0;
+            loss_rows[3u * r + 2u] = select(0.0, 1.0, x >= m);
         } else {
-            loss_rows[2u * r] = 0.0;
-            loss_rows[2u * r + 1u] = 0.0;
+            loss_rows[3u * r] = 0.0;
+            loss_rows[3u * r + 1u] = 0.0;
+            loss_rows[3u * r + 2u] = 0.0;
         }
     }
 }
@@ -84,11 +89,14 @@ fn ce_reduce(@builtin(local_invocation_id) lid3: vec3<u32>) {
     let lid = lid3.x;
     var s = 0.0;
     var c = 0.0;
-    for (var r = lid; r < p.rows; r += WG) { s += rows_in[2u * r]; c += rows_in[2u * r + 1u]; }
+    var k = 0.0;
+    for (var r = lid; r < p.rows; r += WG) { s += rows_in[3u * r]; c += rows_in[3u * r + 1u]; k += rows_in[3u * r + 2u]; }
     let t = reduce_sum2(s, c, lid);
+    let a = reduce_sum2(k, 0.0, lid);
     if (lid == 0u) {
         out[0] = select(0.0, t.x / t.y, t.y > 0.0);
         out[1] = t.y;
+        out[2] = select(0.0, a.x / t.y, t.y > 0.0);
     }
 }
 

@@ -57,6 +57,8 @@ pub struct St {
     pub messages: RwSignal<Vec<String>>,
     /// (step, MLM loss, SOP loss)
     pub pcurve: RwSignal<Vec<(f64, f64, f64)>>,
+    /// (step, MLM accuracy, SOP accuracy) of each batch
+    pub pacc: RwSignal<Vec<(f64, f64, f64)>>,
     pub pstep: RwSignal<Option<Value>>,
     pub probe: RwSignal<Option<Value>>,
     pub runs: RwSignal<Vec<Run>>,
@@ -86,6 +88,7 @@ impl St {
             error: RwSignal::new(None),
             messages: RwSignal::new(Vec::new()),
             pcurve: RwSignal::new(Vec::new()),
+            pacc: RwSignal::new(Vec::new()),
             pstep: RwSignal::new(None),
             probe: RwSignal::new(None),
             runs: RwSignal::new(Vec::new()),
@@ -141,6 +144,7 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
         }
         "pstep" => {
             st.pcurve.update(|c| c.push((f(&d, "step"), f(&d, "mlm"), f(&d, "sop"))));
+            st.pacc.update(|c| c.push((f(&d, "step"), f(&d, "mlm_acc"), f(&d, "sop_acc"))));
             st.last_step_ms.set(f(&d, "ms"));
             st.pstep.set(Some(d));
         }
@@ -554,6 +558,7 @@ fn PretrainPanel(st: St) -> impl IntoView {
     let start = move |_| {
         st.error.set(None);
         st.pcurve.set(Vec::new());
+        st.pacc.set(Vec::new());
         send("pretrain", json!({"mlm": mlm.get(), "sop": sop.get(), "steps": steps.get(), "lr": lr.get(), "batch": batch.get(), "max_len": 64, "probe": DEMO_TEXT, "probe_every": 5}), None);
     };
     view! {
@@ -570,7 +575,8 @@ fn PretrainPanel(st: St) -> impl IntoView {
                 {controls(st)}
             </div>
             {move || st.pstep.get().map(|d| view! {
-                <p id="pt-status">{format!("step {} of {}: MLM loss {:.3}, SOP loss {:.3}, {:.0} ms/step, ETA {:.0} s", d["step"], d["total"], f(&d, "mlm"), f(&d, "sop"), f(&d, "ms"), f(&d, "eta"))}</p>
+                <p id="pt-status">{format!("step {} of {}: MLM loss {:.3} (accuracy on this batch's masked tokens {:.3}), SOP loss {:.3} (accuracy {:.3}), {:.0} ms/step, ETA {:.0} s",
+                    d["step"], d["total"], f(&d, "mlm"), f(&d, "mlm_acc"), f(&d, "sop"), f(&d, "sop_acc"), f(&d, "ms"), f(&d, "eta"))}</p>
                 <p class="note">{format!("this batch: {} tokens chosen — {} → [MASK], {} → random, {} unchanged", d["chosen"], d["masked"], d["random"], d["unchanged"])}</p>
                 <div class="tokens" id="pt-tokens">
                     {d["seq"].as_array().cloned().unwrap_or_default().into_iter().map(|t| {
@@ -588,6 +594,13 @@ fn PretrainPanel(st: St) -> impl IntoView {
                 (!c.is_empty()).then(|| view! { <Chart title="Pretraining loss" series=vec![
                     ("MLM loss".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()),
                     ("SOP loss".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()),
+                ]/> })
+            }}
+            {move || {
+                let c = st.pacc.get();
+                (!c.is_empty()).then(|| view! { <Chart title="Pretraining accuracy (per batch)" series=vec![
+                    ("MLM accuracy".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()),
+                    ("SOP accuracy".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()),
                 ]/> })
             }}
         </section>

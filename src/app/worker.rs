@@ -465,7 +465,7 @@ async fn pretrain(d: Value) -> Result<(), String> {
     let tok = &l.tok;
     let mut last_counts = 0;
     let r = trainer::pretrain(&g, &mut l.model, tok, &texts, &pc, &control, &mut |e| match e {
-        Event::Pretrain { step, total_steps, mlm_loss, sop_loss, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
+        Event::Pretrain { step, total_steps, mlm_loss, sop_loss, mlm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
             // the first sequence of the batch, token by token: what the model saw, what masking
             // did to it, and the original where one is predicted
             let seq: Vec<Value> = first_sequence
@@ -476,7 +476,7 @@ async fn pretrain(d: Value) -> Result<(), String> {
             let n = batch_outcomes.len() as f64;
             let count = |w: crate::train::masking::Outcome| batch_outcomes.iter().filter(|&&o| o == w).count() as f64;
             let chosen = n - count(crate::train::masking::Outcome::NotChosen);
-            post("pstep", json!({"step": step, "total": total_steps, "mlm": mlm_loss, "sop": sop_loss, "lr": lr, "ms": ms_per_step, "eta": eta_s, "seq": seq,
+            post("pstep", json!({"step": step, "total": total_steps, "mlm": mlm_loss, "sop": sop_loss, "mlm_acc": mlm_acc, "sop_acc": sop_acc, "lr": lr, "ms": ms_per_step, "eta": eta_s, "seq": seq,
                 "chosen": chosen, "masked": count(crate::train::masking::Outcome::Masked), "random": count(crate::train::masking::Outcome::Random), "unchanged": count(crate::train::masking::Outcome::Unchanged)}));
             if step - last_counts >= 10 {
                 last_counts = step;

@@ -783,8 +783,12 @@ pub async fn cross_entropy_forward_ignore(gpu: &Gpu) -> CheckResult {
         logits[2 * classes + j] = if j == 5 { 1e4 } else { -1e4 };
     }
     let labels: Vec<i32> = (0..rows).map(|r| if r % 4 == 1 { cross_entropy::IGNORE } else { rng.below(classes as u32) as i32 }).collect();
+    // some rows predicted right (the label's logit the largest), for the accuracy
+    for r in (0..rows).filter(|r| r % 3 == 0 && *r != 2 && labels[*r] >= 0) {
+        logits[r * classes + labels[r] as usize] = 20.0;
+    }
     let (gl, glab) = (up(gpu, "logits", &logits)?, gpu.upload_i32("labels", &labels).map_err(e)?);
-    let (stats, scratch) = (zeros(gpu, "stats", 2)?, zeros(gpu, "rows", rows * 2)?);
+    let (stats, scratch) = (zeros(gpu, "stats", 3)?, zeros(gpu, "rows", rows * 3)?);
     let mut step = gpu.begin_step("ce");
     cross_entropy::forward(&mut step, &stats, &scratch, &gl, &glab, rows, classes).map_err(e)?;
     step.submit().await.map_err(e)?;
@@ -795,16 +799,24 @@ pub async fn cross_entropy_forward_ignore(gpu: &Gpu) -> CheckResult {
     if got[1] as usize != count {
         return Err(format!("counted {} labels, expected {count}", got[1]));
     }
+    // accuracy: the fraction of counted rows whose label has the largest logit
+    let correct = (0..rows)
+        .filter(|&r| labels[r] >= 0 && (0..classes).all(|j| logits[r * classes + j] <= logits[r * classes + labels[r] as usize]))
+        .count();
+    let acc = correct as f32 / count as f32;
+    if (got[2] - acc).abs() > 1e-6 || correct == 0 {
+        return Err(format!("accuracy {} on the GPU, {acc} ({correct} of {count}) expected", got[2]));
+    }
     // nothing to predict: loss 0, not NaN
     let none = gpu.upload_i32("none", &vec![cross_entropy::IGNORE; rows]).map_err(e)?;
     let mut step = gpu.begin_step("ce_none");
     cross_entropy::forward(&mut step, &stats, &scratch, &gl, &none, rows, classes).map_err(e)?;
     step.submit().await.map_err(e)?;
     let got0 = read(gpu, &stats).await?;
-    if got0 != [0.0, 0.0] {
+    if got0[..3] != [0.0, 0.0, 0.0] {
         return Err(format!("a batch with nothing to predict gave loss {} (count {})", got0[0], got0[1]));
     }
-    Ok(format!("loss {:.6} vs {want:.6} over {count} counted rows of {rows} (±1e4 logits included); all-ignored batch gives 0", got[0]))
+    Ok(format!("loss {:.6} vs {want:.6} over {count} counted rows of {rows} (±1e4 logits included); all-ignored batch gives 0; accuracy {:.3} = {correct}/{count}", got[0], got[2]))
 }
 
 pub async fn cross_entropy_backward(gpu: &Gpu) -> CheckResult {
@@ -817,7 +829,7 @@ pub async fn cross_entropy_backward(gpu: &Gpu) -> CheckResult {
     let want = cpu::cross_entropy_backward(&l64, &labels, classes, weight);
     fd_check_cpu("cross-entropy", &|x| weight * cpu::cross_entropy(x, &labels, classes), &l64, &want, &mut rng, 4)?;
     let (gl, glab) = (up(gpu, "logits", &logits)?, gpu.upload_i32("labels", &labels).map_err(e)?);
-    let (stats, scratch, gd) = (zeros(gpu, "stats", 2)?, zeros(gpu, "rows", rows * 2)?, zeros(gpu, "dlogits", rows * classes)?);
+    let (stats, scratch, gd) = (zeros(gpu, "stats", 3)?, zeros(gpu, "rows", rows * 3)?, zeros(gpu, "dlogits", rows * classes)?);
     let mut step = gpu.begin_step("ce_backward");
     cross_entropy::forward(&mut step, &stats, &scratch, &gl, &glab, rows, classes).map_err(e)?;
     cross_entropy::backward(&mut step, &gd, &gl, &glab, &stats, rows, classes, weight as f32).map_err(e)?;

@@ -21,7 +21,7 @@ struct Params {
     _pad: u32,
 }
 
-/// Loss of `rows` rows of `classes` logits against i32 `labels`. `row_scratch` holds (rows, 2);
+/// Loss of `rows` rows of `classes` logits against i32 `labels`. `row_scratch` holds (rows, 3);
 /// `stats` receives [mean loss over counted rows (0 if none), count].
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
@@ -35,8 +35,8 @@ pub fn forward(
 ) -> Result<(), GpuError> {
     need("ce_rows", "logits", logits, 0, rows * classes)?;
     need("ce_rows", "labels", labels, 0, rows)?;
-    need("ce_rows", "row_scratch", row_scratch, 0, rows * 2)?;
-    need("ce_reduce", "stats", stats, 0, 2)?;
+    need("ce_rows", "row_scratch", row_scratch, 0, rows * 3)?;
+    need("ce_reduce", "stats", stats, 0, 3)?;
     let p = Params { rows: u32_of("ce", rows)?, classes: u32_of("ce", classes)?, weight: 1.0, _pad: 0 };
     step.dispatch(ROWS, &[], bytemuck::bytes_of(&p), &[logits, labels, row_scratch], grid(rows, 1))?;
     step.dispatch(REDUCE, &[], bytemuck::bytes_of(&p), &[row_scratch, stats], [1, 1, 1])

@@ -252,6 +252,10 @@ pub struct Losses {
     pub mlm_count: f32,
     pub sop: f32,
     pub cls: f32,
+    /// Accuracy of the batch's predictions (argmax = label) per head.
+    pub mlm_acc: f32,
+    pub sop_acc: f32,
+    pub cls_acc: f32,
 }
 
 impl Losses {
@@ -361,8 +365,8 @@ impl Bert {
                 d_sop_logits: z("d_sop_logits", b * 2)?,
                 cls_logits: z("cls_logits", b * labels)?,
                 d_cls_logits: z("d_cls_logits", b * labels)?,
-                ce_rows: z("ce_rows", b * 2)?,
-                stats: [z("stats_mlm", 2)?, z("stats_sop", 2)?, z("stats_cls", 2)?],
+                ce_rows: z("ce_rows", b * 3)?,
+                stats: [z("stats_mlm", 3)?, z("stats_sop", 3)?, z("stats_cls", 3)?],
             });
         }
         if self.heads.mlm && m > 0 && self.mlm_acts.as_ref().map(|a| a.cap < m).unwrap_or(true) {
@@ -381,7 +385,7 @@ impl Bert {
                 d_ln: z("mlm_d_ln", cap * c)?,
                 d_act: z("mlm_d_act", cap * c)?,
                 d_x: z("mlm_d_x", cap * c)?,
-                ce_rows: z("mlm_ce_rows", cap * 2)?,
+                ce_rows: z("mlm_ce_rows", cap * 3)?,
             });
         }
         Ok(())
@@ -773,7 +777,7 @@ impl Bert {
     /// Records copies of the three loss statistics; read them after submit with [`Bert::read_losses`].
     pub fn record_loss_readback(&self, step: &mut Step) -> Result<Vec<crate::gpu::Readback>, String> {
         let a = self.acts.as_ref().ok_or("no forward recorded")?;
-        a.stats.iter().map(|s| step.read_back(s, 0, 2).map_err(|e| e.to_string())).collect()
+        a.stats.iter().map(|s| step.read_back(s, 0, 3).map_err(|e| e.to_string())).collect()
     }
 
     pub async fn read_losses(gpu: &Gpu, rbs: Vec<crate::gpu::Readback>) -> Result<Losses, String> {
@@ -781,7 +785,7 @@ impl Bert {
         for rb in rbs {
             v.push(rb.f32(gpu).await.map_err(|e| e.to_string())?);
         }
-        Ok(Losses { mlm: v[0][0], mlm_count: v[0][1], sop: v[1][0], cls: v[2][0] })
+        Ok(Losses { mlm: v[0][0], mlm_count: v[0][1], sop: v[1][0], cls: v[2][0], mlm_acc: v[0][2], sop_acc: v[1][2], cls_acc: v[2][2] })
     }
 
     /// Buffers of the last forward, for tests, prediction and visualisation.

@@ -82,7 +82,7 @@ pub enum Event {
     Checkpoint { step: usize, weights: Vec<u8>, optimizer: Vec<u8> },
     Step { step: usize, total_steps: usize, loss: f32, lr: f32, ms_per_step: f64, eta_s: f64 },
     Epoch { epoch: usize, train_loss: f32, val: Metrics },
-    Pretrain { step: usize, total_steps: usize, mlm_loss: f32, sop_loss: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome>, first_sequence: Vec<(u32, i32)> },
+    Pretrain { step: usize, total_steps: usize, mlm_loss: f32, sop_loss: f32, mlm_acc: f32, sop_acc: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome>, first_sequence: Vec<(u32, i32)> },
     /// A step whose gradients were not finite was skipped (weights unchanged) and the run stopped.
     NonFinite { step: usize },
     /// The masked-token probe: for each [MASK] of the probe text, the top (token, probability).
@@ -551,7 +551,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
             }
         }
         let ms = (now_ms() - t0) / (k + 1) as f64;
-        on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default(), first_sequence: (0..hb.t).filter(|&j| hb.mask[j] != 0).map(|j| (hb.ids[j], hb.mlm_labels.as_ref().map(|l| l[j]).unwrap_or(-100))).collect() });
+        on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, mlm_acc: l.mlm_acc, sop_acc: l.sop_acc, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default(), first_sequence: (0..hb.t).filter(|&j| hb.mask[j] != 0).map(|j| (hb.ids[j], hb.mlm_labels.as_ref().map(|l| l[j]).unwrap_or(-100))).collect() });
         if cfg.checkpoint_every > 0 && (k + 1) % cfg.checkpoint_every == 0 {
             on_event(checkpoint_event(gpu, model, k + 1).await?);
         }
