@@ -72,6 +72,8 @@ pub struct St {
     pub snapshot: RwSignal<Option<Value>>,
     pub counters: RwSignal<Option<Value>>,
     pub last_step_ms: RwSignal<f64>,
+    /// "pretrain" or "train": which panel's controls drive the current run.
+    pub run_kind: RwSignal<&'static str>,
 }
 
 impl St {
@@ -102,6 +104,7 @@ impl St {
             snapshot: RwSignal::new(None),
             counters: RwSignal::new(None),
             last_step_ms: RwSignal::new(0.0),
+            run_kind: RwSignal::new(""),
         }
     }
 }
@@ -122,6 +125,13 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
         "nogpu" => st.nogpu.set(Some(d["reason"].as_str().unwrap_or("").to_string())),
         "model" => {
             st.progress.set(None);
+            // results of the previous model no longer apply (a run's own model update keeps them)
+            if !st.busy.get_untracked() && st.model.with_untracked(|m| m.as_ref().map(|m| m.source.clone())) != d["source"].as_str().map(String::from) {
+                st.fill.set(None);
+                st.classified.set(None);
+                st.probe.set(None);
+                st.similarity.set(None);
+            }
             if st.status.with_untracked(|s| s.starts_with("fetching") || s.starts_with("loading")) {
                 st.status.set("model ready".into());
             }
@@ -538,12 +548,13 @@ fn DataPanel(st: St) -> impl IntoView {
     }
 }
 
-fn controls(st: St) -> impl IntoView {
+fn controls(st: St, kind: &'static str) -> impl IntoView {
+    let mine = move || st.busy.get() && st.run_kind.get() == kind;
     view! {
         <span class="controls">
-            <button class="pause" disabled=move || !st.busy.get() || st.paused.get() on:click=move |_| send("pause", json!({}), None)>"Pause"</button>
-            <button class="resume" disabled=move || !st.paused.get() on:click=move |_| send("resume", json!({}), None)>"Resume"</button>
-            <button class="stop" disabled=move || !st.busy.get() on:click=move |_| send("cancel", json!({}), None)>"Stop"</button>
+            <button class="pause" disabled=move || !mine() || st.paused.get() on:click=move |_| send("pause", json!({}), None)>"Pause"</button>
+            <button class="resume" disabled=move || !mine() || !st.paused.get() on:click=move |_| send("resume", json!({}), None)>"Resume"</button>
+            <button class="stop" disabled=move || !mine() on:click=move |_| send("cancel", json!({}), None)>"Stop"</button>
         </span>
     }
 }
@@ -559,6 +570,7 @@ fn PretrainPanel(st: St) -> impl IntoView {
         st.error.set(None);
         st.pcurve.set(Vec::new());
         st.pacc.set(Vec::new());
+        st.run_kind.set("pretrain");
         send("pretrain", json!({"mlm": mlm.get(), "sop": sop.get(), "steps": steps.get(), "lr": lr.get(), "batch": batch.get(), "max_len": 64, "probe": DEMO_TEXT, "probe_every": 5}), None);
     };
     view! {
@@ -572,7 +584,7 @@ fn PretrainPanel(st: St) -> impl IntoView {
                 <label>"learning rate " <input id="pt-lr" size="7" prop:value=move || lr.get() on:input=move |ev| lr.set(event_target_value(&ev))/></label>
                 <label>"batch " <input id="pt-batch" size="3" prop:value=move || batch.get() on:input=move |ev| batch.set(event_target_value(&ev))/></label>
                 <button id="pt-start" disabled=move || st.busy.get() on:click=start>"Pretrain"</button>
-                {controls(st)}
+                {controls(st, "pretrain")}
             </div>
             {move || st.pstep.get().map(|d| view! {
                 <p id="pt-status">{format!("step {} of {}: MLM loss {:.3} (accuracy on this batch's masked tokens {:.3}), SOP loss {:.3} (accuracy {:.3}), {:.0} ms/step, ETA {:.0} s",
@@ -621,6 +633,7 @@ fn FinetunePanel(st: St) -> impl IntoView {
         let n = st.runs.get_untracked().len() + 1;
         let name = format!("run {n}: {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get()), _ => "all layers".to_string() });
         st.step.set(None);
+        st.run_kind.set("train");
         send("train", json!({"mode": mode.get(), "last_n": last_n.get(), "lr": lr.get(), "epochs": epochs.get(), "batch": batch.get(), "max_len": max_len.get(), "pooling": pooling.get(), "run": name}), None);
     };
     view! {
@@ -644,7 +657,7 @@ fn FinetunePanel(st: St) -> impl IntoView {
                 <label>"batch " <input id="ft-batch" size="3" prop:value=move || batch.get() on:input=move |ev| batch.set(event_target_value(&ev))/></label>
                 <label>"max length " <input id="ft-maxlen" size="4" prop:value=move || max_len.get() on:input=move |ev| max_len.set(event_target_value(&ev))/></label>
                 <button id="ft-start" disabled=move || st.busy.get() on:click=start>"Fine-tune"</button>
-                {controls(st)}
+                {controls(st, "train")}
             </div>
             {move || st.step.get().map(|d| view! {
                 <p id="ft-status">{format!("step {} of {}: loss {:.4}, {:.2} steps/s, ETA {:.0} s", d["step"], d["total"], f(&d, "loss"), 1e3 / f(&d, "ms").max(1e-3), f(&d, "eta"))}</p>
@@ -702,6 +715,15 @@ fn MaskPanel(st: St) -> impl IntoView {
                 view! {
                     <div id="fill-result">
                         {d["note"].as_str().map(|n| view! { <p class="warning" id="no-mlm">{n.to_string()}</p> })}
+                        {st.model.get_untracked().filter(|m| !m.has_mlm).map(|_| view! {
+                            <p><button id="train-mlm-head" disabled=move || st.busy.get() on:click=move |_| {
+                                st.error.set(None);
+                                st.pcurve.set(Vec::new());
+                                st.pacc.set(Vec::new());
+                                st.run_kind.set("pretrain");
+                                send("pretrain", json!({"mlm": true, "sop": false, "steps": 100, "lr": 0.001, "batch": 16, "max_len": 64, "probe": DEMO_TEXT, "probe_every": 5}), None);
+                            }>"Train a masked-LM head on my text (100 steps; the data panel's text)"</button></p>
+                        })}
                         {d["predictions"].as_array().cloned().unwrap_or_default().into_iter().enumerate().map(|(i, row)| {
                             let bars: Vec<Bar> = row.as_array().cloned().unwrap_or_default().iter().map(|x| Bar { label: x[0].as_str().unwrap_or("").to_string(), p: x[1].as_f64().unwrap_or(0.0) as f32 }).collect();
                             view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars/></div> }

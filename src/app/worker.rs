@@ -333,6 +333,7 @@ fn bytes_of(o: &js_sys::Object, k: &str) -> Vec<u8> {
 
 async fn restore() -> Result<(), String> {
     let g = gpu()?;
+    S.with(|s| if s.borrow().busy { Err("a run is in progress; stop it before restoring a saved session".to_string()) } else { Ok(()) })?;
     let snap = load_snapshot().await?.ok_or("there is no saved session in this browser")?;
     let meta: Value = serde_json::from_str(&js_sys::Reflect::get(&snap, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()).map_err(|e| e.to_string())?;
     let cfg: BertConfig = serde_json::from_value(meta["config"].clone()).map_err(|e| format!("the saved session's config: {e}"))?;

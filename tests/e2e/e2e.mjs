@@ -139,6 +139,10 @@ try {
     check(re.test(msg), `${what}: "${msg.slice(0, 140)}"`);
   }
   await snap(page, "hub-errors");
+  // local files through the picker (the same fixture, as a user's own folder)
+  await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"].map((f) => path.join(tinyDir, f)));
+  await waitText(page, "#model-summary", /your files/);
+  check(/2 layers, hidden 64/.test(await text(page, "#model-summary")), "the fixture loaded from local files through the picker");
   await page.fill("#hub-id", "fixture/tiny");
   await page.click("#load-hub");
   await waitText(page, "#model-summary", /fixture\/tiny/);
