@@ -30,3 +30,37 @@ fn adapter_is_named_and_not_gl() {
     assert_ne!(g.info.backend, "Gl", "fell back to GL: {}", g.info.summary());
     println!("adapter: {}", g.info.summary());
 }
+
+/// Profiling mode replays a step one command at a time and times each dispatch: the results are
+/// bit-identical to the normal single submission, and every kernel of the step has a time.
+#[test]
+fn profiling_times_each_kernel_and_changes_nothing() {
+    use bertlab::kernels::{matmul::Matmul, softmax};
+    let g = bertlab::gpu::Gpu::new_blocking().unwrap();
+    let mut rng = bertlab::rng::Rng::new(3);
+    let (m, n, k) = (64, 96, 80);
+    let a = g.upload_f32("a", &rng.normals(m * k, 1.0)).unwrap();
+    let b = g.upload_f32("b", &rng.normals(k * n, 1.0)).unwrap();
+    let run = |profile: bool| -> Vec<f32> {
+        g.set_profiling(profile);
+        let c = g.zeros("c", m * n, bertlab::gpu::DType::F32).unwrap();
+        let p = g.zeros("p", m * n, bertlab::gpu::DType::F32).unwrap();
+        let mut step = g.begin_step("profiled");
+        step.clear(&c);
+        Matmul::new(m, n, k).record(&mut step, &c, &a, &b, None).unwrap();
+        softmax::forward(&mut step, &p, &c, None, m, n, 0.5).unwrap();
+        let rb = step.read_back(&p, 0, m * n).unwrap();
+        pollster::block_on(step.submit()).unwrap();
+        g.set_profiling(false);
+        pollster::block_on(rb.f32(&g)).unwrap()
+    };
+    let plain = run(false);
+    assert!(g.take_kernel_times().is_empty(), "no times outside profiling mode");
+    let profiled = run(true);
+    assert_eq!(plain, profiled, "a profiled step computed something else");
+    let times = g.take_kernel_times();
+    println!("kernel times: {times:?}");
+    assert_eq!(times.len(), 2, "{times:?}");
+    assert!(times.iter().all(|(_, ms, n)| *ms > 0.0 && *n == 1), "{times:?}");
+    assert!(times.iter().any(|(k, _, _)| k.starts_with("matmul")) && times.iter().any(|(k, _, _)| k.starts_with("softmax")), "{times:?}");
+}

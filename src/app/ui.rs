@@ -71,6 +71,7 @@ pub struct St {
     pub saved: RwSignal<Option<Value>>,
     pub snapshot: RwSignal<Option<Value>>,
     pub counters: RwSignal<Option<Value>>,
+    pub profile: RwSignal<Option<Value>>,
     pub last_step_ms: RwSignal<f64>,
     /// "pretrain" or "train": which panel's controls drive the current run.
     pub run_kind: RwSignal<&'static str>,
@@ -103,6 +104,7 @@ impl St {
             saved: RwSignal::new(None),
             snapshot: RwSignal::new(None),
             counters: RwSignal::new(None),
+            profile: RwSignal::new(None),
             last_step_ms: RwSignal::new(0.0),
             run_kind: RwSignal::new(""),
         }
@@ -206,6 +208,7 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
         "snapshot" => st.snapshot.set(Some(d)),
         "saved" => st.saved.set(Some(d)),
         "counters" => st.counters.set(Some(d)),
+        "profile" => st.profile.set(Some(d)),
         "restored" => {
             st.saved.set(None);
             if let Ok(runs) = serde_json::from_value::<Vec<Run>>(d["curves"]["runs"].clone()) {
@@ -431,10 +434,24 @@ fn GpuPanel(st: St) -> impl IntoView {
                 view! {
                     <details>
                         <summary>{format!("Kernels of the last run: {} submits, {} bytes read back, {:.0} ms per step", c["submits"], c["bytes_read_back"], st.last_step_ms.get())}</summary>
-                        <p class="note">"Dispatches per kernel (this adapter does not expose timestamp queries to time each kernel)."</p>
+                        <p class="note">"Dispatches per kernel in the last run."</p>
                         <table>{rows.into_iter().take(20).map(|(k, n)| view! { <tr><td>{k}</td><td>{n}</td></tr> }).collect_view()}</table>
                     </details>
                 }
+            })}
+            <p><button id="profile-run" disabled=move || st.busy.get() on:click=move |_| { st.profile.set(None); st.error.set(None); send("profile", json!({}), None) }>"Time each kernel of one training step"</button></p>
+            {move || st.profile.get().map(|p| view! {
+                <div id="kernel-times">
+                    <p class="note">{format!("One step of the current model on a {}×{} batch of your data ({}), each kernel submitted alone and timed: {:.1} ms in all",
+                        p["batch"][0], p["batch"][1], if p["backward"].as_bool().unwrap_or(false) { "forward and backward of what the last run trained" } else { "forward only: nothing trained yet" }, f(&p, "total"))}</p>
+                    <table>
+                        <thead><tr><th>"kernel"</th><th>"ms"</th><th>"dispatches"</th><th>"ms per dispatch"</th></tr></thead>
+                        <tbody>{p["rows"].as_array().cloned().unwrap_or_default().into_iter().map(|r| {
+                            let (ms, n) = (r[1].as_f64().unwrap_or(0.0), r[2].as_f64().unwrap_or(1.0));
+                            view! { <tr><td>{r[0].as_str().unwrap_or("").to_string()}</td><td>{format!("{ms:.2}")}</td><td>{n}</td><td>{format!("{:.3}", ms / n.max(1.0))}</td></tr> }
+                        }).collect_view()}</tbody>
+                    </table>
+                </div>
             })}
         </section>
     }

@@ -734,6 +734,46 @@ async fn export_model() -> Result<(), String> {
     Ok(())
 }
 
+/// Times every kernel of one training step (forward, and backward for the parameters the last run
+/// trained) on a batch of the current data, with the GPU in profiling mode; weights unchanged.
+async fn profile() -> Result<(), String> {
+    let g = gpu()?;
+    let mut l = take_model()?;
+    let r = async {
+        let mut texts: Vec<String> = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.examples.iter().take(16).map(|e| e.text.clone()).collect())).unwrap_or_default();
+        if texts.is_empty() {
+            texts.push("The curious kitten deftly knocked the toast off the bookshelf.".to_string());
+        }
+        let enc: Vec<crate::text::tokenizer::Encoded> = texts.iter().map(|t| l.tok.encode(t, None, 64)).collect::<Result<_, _>>()?;
+        let refs: Vec<&crate::text::tokenizer::Encoded> = enc.iter().collect();
+        let nl = l.model.heads.num_labels;
+        let labels: Vec<i32> = (0..refs.len()).map(|i| if nl > 0 { (i % nl) as i32 } else { 0 }).collect();
+        let mut hb = crate::train::batches::classification(&refs, &labels, l.tok.pad);
+        if nl == 0 {
+            hb.cls_labels = None;
+        }
+        let batch = hb.to_gpu(&g, &l.model.cfg)?;
+        let backward = l.model.params.params.iter().any(|p| p.trainable);
+        g.take_kernel_times();
+        g.set_profiling(true);
+        let mut step = g.begin_step("profile");
+        l.model.zero_grads(&mut step);
+        let rec = l.model.forward(&g, &mut step, &batch, 0).and_then(|_| if backward { l.model.backward(&mut step, &batch, 0) } else { Ok(()) });
+        let done = match rec {
+            Ok(()) => step.submit().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        g.set_profiling(false);
+        done?;
+        let times = g.take_kernel_times();
+        Ok::<Value, String>(json!({"rows": times.iter().map(|(k, ms, n)| json!([k, ms, n])).collect::<Vec<_>>(), "total": times.iter().map(|t| t.1).sum::<f64>(), "batch": [batch.b, batch.t], "backward": backward}))
+    }
+    .await;
+    put_model(l);
+    post("profile", r?);
+    Ok(())
+}
+
 async fn handle(cmd: String, d: Value, files: JsValue) -> Result<(), String> {
     match cmd.as_str() {
         "init" => {
@@ -792,6 +832,7 @@ async fn handle(cmd: String, d: Value, files: JsValue) -> Result<(), String> {
         "classify" => classify(d).await,
         "similarity" => similarity(d).await,
         "export" => export_model().await,
+        "profile" => profile().await,
         "restore" => restore().await,
         "curves" => {
             S.with(|s| s.borrow_mut().curves = d);

@@ -59,6 +59,9 @@ pub struct Gpu {
     /// Uniform chunks recycled between steps, so a step allocates no uniform buffers once warm.
     pub(crate) uniform_pool: Mutex<Vec<wgpu::Buffer>>,
     pub(crate) readback_pool: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    /// Profiling mode (see [`Gpu::set_profiling`]) and the time per kernel it measured.
+    pub(crate) profiling: std::sync::atomic::AtomicBool,
+    pub(crate) kernel_times: Mutex<std::collections::BTreeMap<String, (f64, u64)>>,
 }
 
 impl Gpu {
@@ -156,6 +159,8 @@ impl Gpu {
             dummy,
             uniform_pool: Mutex::new(Vec::new()),
             readback_pool: Mutex::new(HashMap::new()),
+            profiling: std::sync::atomic::AtomicBool::new(false),
+            kernel_times: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -181,6 +186,22 @@ impl Gpu {
     }
 
     /// Waits for all submitted work natively; on the web the browser schedules it and this is a no-op.
+    /// In profiling mode every step replays its work one command at a time, waiting for each
+    /// dispatch to finish, and adds the wall time of each to [`Gpu::take_kernel_times`]. This is for
+    /// timing kernels (it is much slower than the normal single submission); results are identical.
+    pub fn set_profiling(&self, on: bool) {
+        self.profiling.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// (kernel entry point, total ms, dispatches) measured in profiling mode since the last call,
+    /// slowest first.
+    pub fn take_kernel_times(&self) -> Vec<(String, f64, u64)> {
+        let m = std::mem::take(&mut *self.kernel_times.lock().unwrap());
+        let mut v: Vec<(String, f64, u64)> = m.into_iter().map(|(k, (ms, n))| (k, ms, n)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
+
     pub fn wait_idle(&self) {
         #[cfg(not(target_arch = "wasm32"))]
         {

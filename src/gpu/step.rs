@@ -25,6 +25,45 @@ pub struct Step<'g> {
     scopes: Option<(wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard)>,
     error: Option<GpuError>,
     label: &'static str,
+    /// Profiling mode: the step's commands, replayed one by one at submit.
+    ops: Option<Vec<Op>>,
+}
+
+/// One recorded command of a profiled step.
+enum Op {
+    Dispatch { pipeline: std::sync::Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, workgroups: [u32; 3], entry: &'static str },
+    Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
+    Clear(wgpu::Buffer),
+}
+
+/// Milliseconds from a monotonic clock (performance.now in the browser).
+fn now_ms() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use wasm_bindgen::JsCast;
+        js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+            .ok()
+            .and_then(|p| js_sys::Reflect::get(&p, &"now".into()).ok().map(|f| (p, f)))
+            .and_then(|(p, f)| f.dyn_ref::<js_sys::Function>().and_then(|f| f.call0(&p).ok()))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static T0: OnceLock<std::time::Instant> = OnceLock::new();
+        T0.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1e3
+    }
+}
+
+/// Waits until the queue has finished everything submitted so far.
+async fn queue_done(gpu: &Gpu) {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    gpu.queue.on_submitted_work_done(move || {
+        let _ = tx.send(());
+    });
+    gpu.wait_idle();
+    let _ = rx.await;
 }
 
 /// A copy recorded in a step; after the step is submitted, `f32()`/`u32()` map it asynchronously.
@@ -47,6 +86,7 @@ impl Gpu {
             scopes: Some((oom, validation)),
             error: None,
             label,
+            ops: self.profiling.load(std::sync::atomic::Ordering::SeqCst).then(Vec::new),
         }
     }
 }
@@ -145,6 +185,11 @@ impl<'g> Step<'g> {
             layout: &layout,
             entries: &entries,
         });
+        if let Some(ops) = &mut self.ops {
+            ops.push(Op::Dispatch { pipeline, bind_group, workgroups, entry: kernel.entry });
+            *self.dispatches.entry(kernel.entry).or_insert(0) += 1;
+            return Ok(());
+        }
         if self.pass.is_none() {
             let pass = self
                 .encoder
@@ -170,7 +215,11 @@ impl<'g> Step<'g> {
         }
         self.pass = None;
         if len > 0 {
-            self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &dst.buf, dst_start as u64 * 4, len as u64 * 4);
+            if let Some(ops) = &mut self.ops {
+                ops.push(Op::Copy { src: src.buf.clone(), src_offset: start as u64 * 4, dst: dst.buf.clone(), dst_offset: dst_start as u64 * 4, size: len as u64 * 4 });
+            } else {
+                self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &dst.buf, dst_start as u64 * 4, len as u64 * 4);
+            }
         }
         Ok(())
     }
@@ -178,7 +227,11 @@ impl<'g> Step<'g> {
     /// Zero-fills a whole buffer inside the step (e.g. gradients before a backward pass).
     pub fn clear(&mut self, buf: &GpuBuf) {
         self.pass = None;
-        self.encoder.clear_buffer(&buf.buf, 0, None);
+        if let Some(ops) = &mut self.ops {
+            ops.push(Op::Clear(buf.buf.clone()));
+        } else {
+            self.encoder.clear_buffer(&buf.buf, 0, None);
+        }
     }
 
     /// Records a copy of `len` elements of `src` (from element `start`) into a mappable buffer.
@@ -199,7 +252,11 @@ impl<'g> Step<'g> {
             })
         });
         if len > 0 {
-            self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &staging, 0, len as u64 * 4);
+            if let Some(ops) = &mut self.ops {
+                ops.push(Op::Copy { src: src.buf.clone(), src_offset: start as u64 * 4, dst: staging.clone(), dst_offset: 0, size: len as u64 * 4 });
+            } else {
+                self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &staging, 0, len as u64 * 4);
+            }
         }
         Ok(Readback { staging, bytes: len as u64 * 4 })
     }
@@ -216,8 +273,46 @@ impl<'g> Step<'g> {
         for (buf, staged) in &self.uniforms {
             self.gpu.queue.write_buffer(buf, 0, staged);
         }
-        let Step { gpu, encoder, uniforms, dispatches, scopes, error, label, .. } = self;
-        gpu.queue.submit(Some(encoder.finish()));
+        let Step { gpu, encoder, uniforms, dispatches, scopes, error, label, ops, .. } = self;
+        match ops {
+            None => {
+                gpu.queue.submit(Some(encoder.finish()));
+            }
+            Some(ops) => {
+                // profiling: one submission per command, each dispatch timed alone
+                drop(encoder);
+                queue_done(gpu).await;
+                for op in ops {
+                    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+                    match op {
+                        Op::Dispatch { pipeline, bind_group, workgroups, entry } => {
+                            {
+                                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes: None });
+                                pass.set_pipeline(&pipeline);
+                                pass.set_bind_group(0, &bind_group, &[]);
+                                pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+                            }
+                            let t0 = now_ms();
+                            gpu.queue.submit(Some(enc.finish()));
+                            queue_done(gpu).await;
+                            let dt = now_ms() - t0;
+                            let mut times = gpu.kernel_times.lock().unwrap();
+                            let e = times.entry(entry.to_string()).or_insert((0.0, 0));
+                            e.0 += dt;
+                            e.1 += 1;
+                        }
+                        Op::Copy { src, src_offset, dst, dst_offset, size } => {
+                            enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size);
+                            gpu.queue.submit(Some(enc.finish()));
+                        }
+                        Op::Clear(b) => {
+                            enc.clear_buffer(&b, 0, None);
+                            gpu.queue.submit(Some(enc.finish()));
+                        }
+                    }
+                }
+            }
+        }
         {
             let mut c = gpu.counters.lock().unwrap();
             c.submits += 1;
