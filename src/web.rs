@@ -7,14 +7,7 @@ use crate::bench::{self, BenchOptions};
 use crate::gpu::Gpu;
 use crate::kernels::checks;
 
-fn now_ms() -> f64 {
-    js_sys::Reflect::get(&js_sys::global(), &"performance".into())
-        .ok()
-        .and_then(|p| js_sys::Reflect::get(&p, &"now".into()).ok().map(|f| (p, f)))
-        .and_then(|(p, f)| f.dyn_ref::<js_sys::Function>().and_then(|f| f.call0(&p).ok()))
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0)
-}
+use crate::gpu::now_ms;
 
 #[wasm_bindgen(start)]
 pub fn start() {

@@ -852,7 +852,9 @@ pub fn worker_main() {
         let files = js_sys::Reflect::get(&m, &"files".into()).unwrap_or(JsValue::UNDEFINED);
         wasm_bindgen_futures::spawn_local(async move {
             if let Err(e) = handle(cmd.clone(), data, files).await {
-                post("error", json!({"cmd": cmd, "message": e}));
+                let lost = e.to_lowercase().contains("lost");
+                let message = if lost { format!("{e}. The GPU device was lost: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e };
+                post("error", json!({"cmd": cmd, "message": message}));
             }
         });
     });

@@ -36,8 +36,8 @@ enum Op {
     Clear(wgpu::Buffer),
 }
 
-/// Milliseconds from a monotonic clock (performance.now in the browser).
-fn now_ms() -> f64 {
+/// Milliseconds from a monotonic clock (performance.now in the browser and in workers).
+pub fn now_ms() -> f64 {
     #[cfg(target_arch = "wasm32")]
     {
         use wasm_bindgen::JsCast;
