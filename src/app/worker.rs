@@ -618,6 +618,19 @@ async fn train(d: Value) -> Result<(), String> {
     result
 }
 
+/// One sequence through the model, dropout off, leaving its hidden states and attention readable.
+async fn encoder_forward(g: &Gpu, model: &mut Bert, ids: &[u32], types: &[u32]) -> Result<(), String> {
+    let n = ids.len();
+    let batch = Batch::new(g, &model.cfg, 1, n, ids, types, &vec![1; n], None, None, None)?;
+    let was = model.dropout;
+    model.dropout = false;
+    let mut step = g.begin_step("inference");
+    let r = model.forward(g, &mut step, &batch, 0);
+    model.dropout = was;
+    r?;
+    step.submit().await.map_err(|e| e.to_string())
+}
+
 async fn fill_mask(d: Value) -> Result<(), String> {
     let g = gpu()?;
     let mut l = take_model()?;
@@ -632,15 +645,7 @@ async fn fill_mask(d: Value) -> Result<(), String> {
             preds = trainer::probe(&g, &mut l.model, &l.tok, text, k).await?;
         } else {
             // no MLM head (or no [MASK]): still run the encoder for the attention view
-            let n = e.ids.len();
-            let batch = Batch::new(&g, &l.model.cfg, 1, n, &e.ids, &e.type_ids, &vec![1; n], None, None, None)?;
-            let was = l.model.dropout;
-            l.model.dropout = false;
-            let mut step = g.begin_step("attention");
-            let r = l.model.forward(&g, &mut step, &batch, 0);
-            l.model.dropout = was;
-            r?;
-            step.submit().await.map_err(|e| e.to_string())?;
+            encoder_forward(&g, &mut l.model, &e.ids, &e.type_ids).await?;
         }
         let layer = (num(&d, "layer", 0.0) as usize).min(l.model.cfg.num_hidden_layers - 1);
         let head = (num(&d, "head", 0.0) as usize).min(l.model.cfg.num_attention_heads - 1);
@@ -689,14 +694,7 @@ async fn similarity(d: Value) -> Result<(), String> {
         for k in ["a", "b"] {
             let e = l.tok.encode(d[k].as_str().unwrap_or(""), None, 128)?;
             let n = e.ids.len();
-            let batch = Batch::new(&g, &l.model.cfg, 1, n, &e.ids, &e.type_ids, &vec![1; n], None, None, None)?;
-            let was = l.model.dropout;
-            l.model.dropout = false;
-            let mut step = g.begin_step("embed");
-            let r = l.model.forward(&g, &mut step, &batch, 0);
-            l.model.dropout = was;
-            r?;
-            step.submit().await.map_err(|e| e.to_string())?;
+            encoder_forward(&g, &mut l.model, &e.ids, &e.type_ids).await?;
             let h = g.read_f32(l.model.last_hidden().ok_or("no hidden states")?).await.map_err(|e| e.to_string())?;
             let c = l.model.cfg.hidden_size;
             embs.push((0..c).map(|j| (0..n).map(|t| h[t * c + j]).sum::<f32>() / n as f32).collect::<Vec<f32>>());
