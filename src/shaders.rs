@@ -4,6 +4,7 @@
 
 pub const SHADERS: &[(&str, &str)] = &[
     ("matmul", include_str!("../shaders/matmul.wgsl")),
+    ("matmul_vec4", include_str!("../shaders/matmul_vec4.wgsl")),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("layernorm", include_str!("../shaders/layernorm.wgsl")),
     ("gelu", include_str!("../shaders/gelu.wgsl")),

@@ -239,3 +239,11 @@ fn checkpoint_and_resume_matches_an_uninterrupted_run() {
     }
     println!("checkpoint at step 7 of {}, resumed: final weights within {worst:e} of the uninterrupted run", r.steps);
 }
+
+/// After warm-up, a training step creates no buffer and no bind group, submits once and reads back
+/// once (own device, so that no other test's work lands in its counters).
+#[test]
+fn steady_state_step_creates_nothing() {
+    let g = Gpu::new_blocking().unwrap();
+    report("steady state", pollster::block_on(checks::steady_state_step_creates_nothing(&g)));
+}

@@ -72,6 +72,10 @@ macro_rules! web_train_tests {
 
 web_train_tests!(masking_proportions, whole_word_masking, sentence_order_pairs, dataset_messages);
 
+// A steady-state training step creates no buffer or bind group, in Chrome's WebGPU too (the browser
+// tests run one at a time, so the shared device's counters see only this test).
+web_tests!(@ train; steady_state_step_creates_nothing);
+
 // Leptos components of the page, mounted into the test page's DOM.
 mod components {
     use bertlab::app::protocol::{bars, preview};

@@ -24,6 +24,40 @@ impl GpuBuf {
     }
 }
 
+/// Storage buffers given back by their owners (a [`crate::model::Batch`] when it is dropped), by
+/// role and byte size, so that the next batch of the same shape creates none, and each role gets
+/// the buffer it had (so the bind groups cached with them match again). At most
+/// [`Recycler::MAX_BYTES`] are kept; more are released.
+#[derive(Clone, Default)]
+pub struct Recycler(std::sync::Arc<std::sync::Mutex<RecyclerInner>>);
+
+#[derive(Default)]
+struct RecyclerInner {
+    free: std::collections::HashMap<(String, u64), Vec<wgpu::Buffer>>,
+    bytes: u64,
+}
+
+impl Recycler {
+    pub const MAX_BYTES: u64 = 256 << 20;
+
+    fn take(&self, role: &str, bytes: u64) -> Option<wgpu::Buffer> {
+        let mut g = self.0.lock().unwrap();
+        let buf = g.free.get_mut(&(role.to_string(), bytes))?.pop()?;
+        g.bytes -= bytes;
+        Some(buf)
+    }
+
+    /// Gives `b` back for the next [`Gpu::recycled`] of the same `role` and size.
+    pub fn give_back(&self, role: &str, b: &GpuBuf) {
+        let mut g = self.0.lock().unwrap();
+        let bytes = b.buf.size();
+        if g.bytes + bytes <= Self::MAX_BYTES {
+            g.bytes += bytes;
+            g.free.entry((role.to_string(), bytes)).or_default().push(b.buf.clone());
+        }
+    }
+}
+
 const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
@@ -49,14 +83,30 @@ impl Gpu {
             usage: STORAGE_USAGE,
             mapped_at_creation: false,
         });
+        self.counters.lock().unwrap().buffers_created += 1;
         Ok(GpuBuf { buf, len, dtype })
+    }
+
+    /// A buffer of `len` elements for `role` (also its label), taken from the recycling pool when
+    /// one of that role and size was given back (see [`Recycler`]), created otherwise. Its contents
+    /// are whatever was there: write them.
+    pub fn recycled(&self, role: &str, len: usize, dtype: DType) -> Result<GpuBuf, GpuError> {
+        let bytes = (len.max(1) as u64) * 4;
+        if let Some(buf) = self.recycler.take(role, bytes) {
+            self.counters.lock().unwrap().buffers_recycled += 1;
+            return Ok(GpuBuf { buf, len, dtype });
+        }
+        self.zeros(role, len, dtype)
+    }
+
+    /// A handle on the recycling pool, for owners that give their buffers back when dropped.
+    pub fn recycler(&self) -> Recycler {
+        self.recycler.clone()
     }
 
     fn upload<T: Pod>(&self, label: &str, data: &[T], dtype: DType) -> Result<GpuBuf, GpuError> {
         let b = self.zeros(label, data.len(), dtype)?;
-        if !data.is_empty() {
-            self.queue.write_buffer(&b.buf, 0, bytemuck::cast_slice(data));
-        }
+        self.write(&b, 0, data)?;
         Ok(b)
     }
 
@@ -83,6 +133,7 @@ impl Gpu {
         }
         if !data.is_empty() {
             self.queue.write_buffer(&dst.buf, offset as u64 * 4, bytemuck::cast_slice(data));
+            self.counters.lock().unwrap().bytes_written += std::mem::size_of_val(data) as u64;
         }
         Ok(())
     }

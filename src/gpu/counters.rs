@@ -9,6 +9,14 @@ pub struct Counters {
     pub bytes_read_back: u64,
     pub readbacks: u64,
     pub pipelines_built: u64,
+    /// GPU buffers created (storage, uniform chunks, readback staging); 0 per step once warm.
+    pub buffers_created: u64,
+    /// Buffers taken from the recycling pool instead of created.
+    pub buffers_recycled: u64,
+    /// Bind groups created; 0 per step once warm (they are cached with their buffers).
+    pub bind_groups_created: u64,
+    /// Bytes written from the host: uploads, `write` and the steps' uniforms.
+    pub bytes_written: u64,
 }
 
 impl Counters {

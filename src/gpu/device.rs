@@ -57,7 +57,12 @@ pub struct Gpu {
     /// Bound where a kernel's optional input is absent (e.g. matmul without bias).
     pub(crate) dummy: wgpu::Buffer,
     /// Uniform chunks recycled between steps, so a step allocates no uniform buffers once warm.
-    pub(crate) uniform_pool: Mutex<Vec<wgpu::Buffer>>,
+    pub(crate) uniform_pool: Mutex<std::collections::VecDeque<wgpu::Buffer>>,
+    /// Storage buffers given back by batches, for the next batch of the same shape.
+    pub(crate) recycler: super::buffer::Recycler,
+    /// Bind groups by (pipeline, uniform slot, buffers), so that a step that repeats the last one
+    /// creates none; entries unused for a while are dropped (see `step.rs`).
+    pub(crate) bind_groups: Mutex<super::step::BindGroupCache>,
     pub(crate) readback_pool: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
     /// Profiling mode (see [`Gpu::set_profiling`]) and the time per kernel it measured.
     pub(crate) profiling: std::sync::atomic::AtomicBool,
@@ -157,7 +162,9 @@ impl Gpu {
             counters: Mutex::new(Counters::default()),
             uncaptured,
             dummy,
-            uniform_pool: Mutex::new(Vec::new()),
+            uniform_pool: Mutex::new(std::collections::VecDeque::new()),
+            recycler: Default::default(),
+            bind_groups: Mutex::new(Default::default()),
             readback_pool: Mutex::new(HashMap::new()),
             profiling: std::sync::atomic::AtomicBool::new(false),
             kernel_times: Mutex::new(std::collections::BTreeMap::new()),

@@ -14,7 +14,7 @@ mod error;
 mod pipeline;
 mod step;
 
-pub use buffer::{DType, GpuBuf};
+pub use buffer::{DType, GpuBuf, Recycler};
 pub use counters::Counters;
 pub use device::{Gpu, GpuInfo, NO_ADAPTER_HELP};
 pub use error::GpuError;

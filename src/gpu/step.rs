@@ -66,6 +66,35 @@ async fn queue_done(gpu: &Gpu) {
     let _ = rx.await;
 }
 
+/// What identifies a bind group: the pipeline (its layout), the uniform slot and the buffers bound.
+#[derive(PartialEq, Eq, Hash)]
+pub(crate) struct BindGroupKey {
+    pipeline: usize,
+    uniform: Option<(wgpu::Buffer, u64, u64)>,
+    buffers: Vec<wgpu::Buffer>,
+}
+
+/// Bind groups kept between steps. A cached bind group keeps its buffers alive, so entries that no
+/// step has used for [`BindGroupCache::KEEP_STEPS`] steps are dropped (checked every that many steps).
+#[derive(Default)]
+pub(crate) struct BindGroupCache {
+    pub(crate) map: std::collections::HashMap<BindGroupKey, (wgpu::BindGroup, u64)>,
+    /// Steps submitted so far.
+    pub(crate) epoch: u64,
+}
+
+impl BindGroupCache {
+    const KEEP_STEPS: u64 = 16;
+
+    fn end_step(&mut self) {
+        self.epoch += 1;
+        if self.epoch % Self::KEEP_STEPS == 0 {
+            let oldest = self.epoch.saturating_sub(Self::KEEP_STEPS);
+            self.map.retain(|_, (_, used)| *used >= oldest);
+        }
+    }
+}
+
 /// A copy recorded in a step; after the step is submitted, `f32()`/`u32()` map it asynchronously.
 pub struct Readback {
     staging: wgpu::Buffer,
@@ -105,7 +134,10 @@ impl<'g> Step<'g> {
             .map(|(_, staged)| (staged.len() as u64).div_ceil(align) * align + need <= UNIFORM_CHUNK)
             .unwrap_or(false);
         if !fits {
-            let chunk = self.gpu.uniform_pool.lock().unwrap().pop().unwrap_or_else(|| {
+            // first in, first out: a step that repeats the last one gets the same chunks in the same
+            // order, so its uniform slots (and with them its cached bind groups) are the same
+            let chunk = self.gpu.uniform_pool.lock().unwrap().pop_front().unwrap_or_else(|| {
+                self.gpu.counters.lock().unwrap().buffers_created += 1;
                 self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("uniforms"),
                     size: UNIFORM_CHUNK,
@@ -153,22 +185,6 @@ impl<'g> Step<'g> {
         if workgroups.contains(&0) {
             return Ok(());
         }
-        let pipeline = self.gpu.pipeline(kernel, constants);
-        let layout = pipeline.get_bind_group_layout(0);
-        let mut entries = Vec::with_capacity(buffers.len() + 1);
-        let uniform;
-        if !params.is_empty() {
-            let (buf, offset) = self.uniform_slot(params);
-            uniform = buf;
-            entries.push(wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &uniform,
-                    offset,
-                    size: NonZeroU64::new((params.len() as u64).div_ceil(16) * 16),
-                }),
-            });
-        }
         if buffers.len() != kernel.bindings.len() {
             return Err(GpuError::Shape(format!(
                 "{} takes {} buffers, got {}",
@@ -177,14 +193,45 @@ impl<'g> Step<'g> {
                 buffers.len()
             )));
         }
-        for (b, &binding) in buffers.iter().zip(kernel.bindings) {
-            entries.push(wgpu::BindGroupEntry { binding, resource: b.buf.as_entire_binding() });
-        }
-        let bind_group = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.entry),
-            layout: &layout,
-            entries: &entries,
-        });
+        let pipeline = self.gpu.pipeline(kernel, constants);
+        let uniform = if params.is_empty() {
+            None
+        } else {
+            let (buf, offset) = self.uniform_slot(params);
+            Some((buf, offset, (params.len() as u64).div_ceil(16) * 16))
+        };
+        let key = BindGroupKey {
+            pipeline: std::sync::Arc::as_ptr(&pipeline) as usize,
+            uniform: uniform.clone(),
+            buffers: buffers.iter().map(|b| b.buf.clone()).collect(),
+        };
+        let bind_group = {
+            let mut cache = self.gpu.bind_groups.lock().unwrap();
+            let epoch = cache.epoch;
+            match cache.map.get_mut(&key) {
+                Some((bg, used)) => {
+                    *used = epoch;
+                    bg.clone()
+                }
+                None => {
+                    let layout = pipeline.get_bind_group_layout(0);
+                    let mut entries = Vec::with_capacity(buffers.len() + 1);
+                    if let Some((buf, offset, size)) = &uniform {
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: buf, offset: *offset, size: NonZeroU64::new(*size) }),
+                        });
+                    }
+                    for (b, &binding) in buffers.iter().zip(kernel.bindings) {
+                        entries.push(wgpu::BindGroupEntry { binding, resource: b.buf.as_entire_binding() });
+                    }
+                    let bg = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(kernel.entry), layout: &layout, entries: &entries });
+                    self.gpu.counters.lock().unwrap().bind_groups_created += 1;
+                    cache.map.insert(key, (bg.clone(), epoch));
+                    bg
+                }
+            }
+        };
         if let Some(ops) = &mut self.ops {
             ops.push(Op::Dispatch { pipeline, bind_group, workgroups, entry: kernel.entry });
             *self.dispatches.entry(kernel.entry).or_insert(0) += 1;
@@ -236,14 +283,24 @@ impl<'g> Step<'g> {
 
     /// Records a copy of `len` elements of `src` (from element `start`) into a mappable buffer.
     pub fn read_back(&mut self, src: &GpuBuf, start: usize, len: usize) -> Result<Readback, GpuError> {
-        if start + len > src.len {
-            return Err(GpuError::Shape(format!("read back of {len} elements from {start} of a buffer of {}", src.len)));
+        self.read_back_parts(&[(src, start, len)])
+    }
+
+    /// Records copies of several ranges `(src, start, len)` into one mappable buffer, one after the
+    /// other: one map after submit brings them all back (a step's losses and flags together).
+    pub fn read_back_parts(&mut self, parts: &[(&GpuBuf, usize, usize)]) -> Result<Readback, GpuError> {
+        for &(src, start, len) in parts {
+            if start + len > src.len {
+                return Err(GpuError::Shape(format!("read back of {len} elements from {start} of a buffer of {}", src.len)));
+            }
         }
         self.pass = None;
-        let bytes = (len as u64 * 4).max(4);
+        let total: usize = parts.iter().map(|p| p.2).sum();
+        let bytes = (total as u64 * 4).max(4);
         let size = bytes.div_ceil(256) * 256;
         let pooled = self.gpu.readback_pool.lock().unwrap().get_mut(&size).and_then(|v| v.pop());
         let staging = pooled.unwrap_or_else(|| {
+            self.gpu.counters.lock().unwrap().buffers_created += 1;
             self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
                 size,
@@ -251,14 +308,18 @@ impl<'g> Step<'g> {
                 mapped_at_creation: false,
             })
         });
-        if len > 0 {
-            if let Some(ops) = &mut self.ops {
-                ops.push(Op::Copy { src: src.buf.clone(), src_offset: start as u64 * 4, dst: staging.clone(), dst_offset: 0, size: len as u64 * 4 });
-            } else {
-                self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &staging, 0, len as u64 * 4);
+        let mut at = 0u64;
+        for &(src, start, len) in parts {
+            if len > 0 {
+                if let Some(ops) = &mut self.ops {
+                    ops.push(Op::Copy { src: src.buf.clone(), src_offset: start as u64 * 4, dst: staging.clone(), dst_offset: at, size: len as u64 * 4 });
+                } else {
+                    self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &staging, at, len as u64 * 4);
+                }
             }
+            at += len as u64 * 4;
         }
-        Ok(Readback { staging, bytes: len as u64 * 4 })
+        Ok(Readback { staging, bytes: total as u64 * 4 })
     }
 
     /// Number of dispatches recorded so far in this step.
@@ -272,7 +333,9 @@ impl<'g> Step<'g> {
         self.pass = None;
         for (buf, staged) in &self.uniforms {
             self.gpu.queue.write_buffer(buf, 0, staged);
+            self.gpu.counters.lock().unwrap().bytes_written += staged.len() as u64;
         }
+        self.gpu.bind_groups.lock().unwrap().end_step();
         let Step { gpu, encoder, uniforms, dispatches, scopes, error, label, ops, .. } = self;
         match ops {
             None => {

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use super::adamw::{AdamW, AdamWState, ParamSlice};
 use super::attention::Heads;
 use super::layernorm::LnParams;
-use super::matmul::Matmul;
+use super::matmul::{Kernel, Matmul};
 use super::{cpu, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, softmax};
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
 
@@ -32,6 +32,7 @@ macro_rules! for_each_kernel_check {
             matmul_1x1x1,
             matmul_7x13x5_all_transposes,
             matmul_129x65x33_batched_all_transposes,
+            matmul_vec4_edges_offsets_all_transposes,
             matmul_bert_67x768x3072,
             matmul_bias_gelu_accumulate,
             matmul_backward,
@@ -232,27 +233,43 @@ pub async fn bad_arguments_are_errors(gpu: &Gpu) -> CheckResult {
 // ---------------------------------------------------------------------------------------------
 // matmul
 
+/// One matmul against the f64 reference, by every kernel whose contract the shape meets (the tiled
+/// kernel always, the vec4 kernel when [`Matmul::vec4_fits`]), with every operand starting `off`
+/// elements into its buffer. Returns the worst error as a fraction of the tolerance.
 #[allow(clippy::too_many_arguments)]
-async fn matmul_case(gpu: &Gpu, rng: &mut Rng, batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool, alpha: f32) -> Result<f64, String> {
+async fn matmul_case(gpu: &Gpu, rng: &mut Rng, batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool, alpha: f32, off: usize) -> Result<f64, String> {
     let a = rng.normals(batch * m * k, 1.0);
     let b = rng.normals(batch * k * n, 1.0);
-    let (ga, gb, gc) = (up(gpu, "a", &a)?, up(gpu, "b", &b)?, zeros(gpu, "c", batch * m * n)?);
-    let mut mm = Matmul::new(m, n, k).batch(batch).alpha(alpha);
-    mm.trans_a = ta;
-    mm.trans_b = tb;
-    let mut step = gpu.begin_step("matmul");
-    mm.record(&mut step, &gc, &ga, &gb, None).map_err(e)?;
-    step.submit().await.map_err(e)?;
-    let got = read(gpu, &gc).await?;
+    let pad = |x: &[f32]| -> Vec<f32> { let mut v = vec![7.0; off]; v.extend_from_slice(x); v };
+    let (ga, gb) = (up(gpu, "a", &pad(&a))?, up(gpu, "b", &pad(&b))?);
     let (a64, b64) = (f64s(&a), f64s(&b));
     let want = cpu::matmul(&a64, &b64, None, batch, m, n, k, ta, tb, alpha as f64, false);
     let abs = cpu::matmul_abs(&a64, &b64, batch, m, n, k, ta, tb);
-    close(&format!("matmul {batch}x{m}x{n}x{k} ta={ta} tb={tb}"), &got, &want, |i| 1e-4 * abs[i] * (alpha as f64).abs() + 1e-30)
+    let mut mm = Matmul::new(m, n, k).batch(batch).alpha(alpha);
+    mm.trans_a = ta;
+    mm.trans_b = tb;
+    (mm.off_a, mm.off_b, mm.off_c) = (off, off, off);
+    let mut worst = 0.0f64;
+    for kernel in [Kernel::Tiled, Kernel::Vec4] {
+        if kernel == Kernel::Vec4 && !mm.vec4_fits(false) {
+            continue;
+        }
+        let gc = up(gpu, "c", &vec![7.0; off + batch * m * n])?;
+        let mut step = gpu.begin_step("matmul");
+        mm.kernel(kernel).record(&mut step, &gc, &ga, &gb, None).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        let got = read(gpu, &gc).await?;
+        if got[..off].iter().any(|&x| x != 7.0) {
+            return Err(format!("matmul {kernel:?} {batch}x{m}x{n}x{k}: wrote before its output offset {off}"));
+        }
+        worst = worst.max(close(&format!("matmul {kernel:?} {batch}x{m}x{n}x{k} ta={ta} tb={tb} off={off}"), &got[off..], &want, |i| 1e-4 * abs[i] * (alpha as f64).abs() + 1e-30)?);
+    }
+    Ok(worst)
 }
 
 pub async fn matmul_1x1x1(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(1);
-    let w = matmul_case(gpu, &mut rng, 1, 1, 1, 1, false, false, 1.0).await?;
+    let w = matmul_case(gpu, &mut rng, 1, 1, 1, 1, false, false, 1.0, 0).await?;
     Ok(format!("worst error {w:.3} of tolerance"))
 }
 
@@ -260,7 +277,7 @@ pub async fn matmul_7x13x5_all_transposes(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(2);
     let mut w = 0.0f64;
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        w = w.max(matmul_case(gpu, &mut rng, 1, 7, 13, 5, ta, tb, 1.0).await?);
+        w = w.max(matmul_case(gpu, &mut rng, 1, 7, 13, 5, ta, tb, 1.0, 0).await?);
     }
     Ok(format!("A·B, Aᵀ·B, A·Bᵀ, Aᵀ·Bᵀ: worst error {w:.3} of tolerance 1e-4·(|A||B|)"))
 }
@@ -269,25 +286,49 @@ pub async fn matmul_129x65x33_batched_all_transposes(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(3);
     let mut w = 0.0f64;
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        w = w.max(matmul_case(gpu, &mut rng, 3, 129, 65, 33, ta, tb, 0.7).await?);
+        w = w.max(matmul_case(gpu, &mut rng, 3, 129, 65, 33, ta, tb, 0.7, 0).await?);
     }
     Ok(format!("batch 3, alpha 0.7: worst error {w:.3} of tolerance"))
+}
+
+/// The vec4 kernel's edges: M and N not multiples of its 32x64 workgroup tile (M not even a multiple
+/// of 4 where A is not transposed), batches, and operands that start 8 elements into their buffers.
+pub async fn matmul_vec4_edges_offsets_all_transposes(gpu: &Gpu) -> CheckResult {
+    let mut rng = Rng::new(31);
+    let mut w = 0.0f64;
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let m = if ta { 36 } else { 37 };
+        let mm = Matmul { trans_a: ta, trans_b: tb, off_a: 8, off_b: 8, off_c: 8, ..Matmul::new(m, 68, 20) };
+        if !mm.vec4_fits(false) {
+            return Err(format!("{m}x68x20 ta={ta} tb={tb} should meet the vec4 kernel's contract"));
+        }
+        w = w.max(matmul_case(gpu, &mut rng, 2, m, 68, 20, ta, tb, 0.9, 8).await?);
+    }
+    Ok(format!("tiled and vec4 kernels, batch 2, 37|36 x 68 x 20 at offset 8: worst error {w:.3} of tolerance"))
 }
 
 pub async fn matmul_bert_67x768x3072(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(4);
     // x (67, 768) @ W^T with torch's W (3072, 768): the FFN's first projection.
-    let w1 = matmul_case(gpu, &mut rng, 1, 67, 3072, 768, false, true, 1.0).await?;
+    let w1 = matmul_case(gpu, &mut rng, 1, 67, 3072, 768, false, true, 1.0, 0).await?;
     // its backward for the weight: dW (3072, 768) = dY^T (3072, 67) @ x (67, 768)
-    let w2 = matmul_case(gpu, &mut rng, 1, 3072, 768, 67, true, false, 1.0).await?;
+    let w2 = matmul_case(gpu, &mut rng, 1, 3072, 768, 67, true, false, 1.0, 0).await?;
     // and the second projection: (67, 3072) @ W2^T, W2 (768, 3072)
-    let w3 = matmul_case(gpu, &mut rng, 1, 67, 768, 3072, false, true, 1.0).await?;
+    let w3 = matmul_case(gpu, &mut rng, 1, 67, 768, 3072, false, true, 1.0, 0).await?;
     Ok(format!("67x3072x768, 3072x768x67 (Aᵀ), 67x768x3072: worst {:.3} of tolerance", w1.max(w2).max(w3)))
 }
 
 pub async fn matmul_bias_gelu_accumulate(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(5);
-    let (m, n, k) = (37, 70, 19);
+    let mut out = Vec::new();
+    for (m, n, k, kernel) in [(37, 70, 19, Kernel::Tiled), (37, 68, 20, Kernel::Tiled), (37, 68, 20, Kernel::Vec4)] {
+        out.push(format!("{kernel:?} {m}x{n}x{k}: {}", matmul_bias_gelu_accumulate_case(gpu, &mut rng, m, n, k, kernel).await?));
+    }
+    Ok(out.join("; "))
+}
+
+async fn matmul_bias_gelu_accumulate_case(gpu: &Gpu, rng: &mut Rng, m: usize, n: usize, k: usize, kernel: Kernel) -> CheckResult {
+
     let a = rng.normals(m * k, 1.0);
     let w = rng.normals(n * k, 0.5);
     let bias = rng.normals(n, 1.0);
@@ -296,8 +337,8 @@ pub async fn matmul_bias_gelu_accumulate(gpu: &Gpu) -> CheckResult {
     let gc = zeros(gpu, "c", m * n)?;
     let gacc = up(gpu, "acc", &c0)?;
     let mut step = gpu.begin_step("bias_gelu");
-    Matmul::new(m, n, k).trans_b().gelu().record(&mut step, &gc, &ga, &gw, Some(&gbias)).map_err(e)?;
-    Matmul::new(m, n, k).trans_b().accumulate().record(&mut step, &gacc, &ga, &gw, Some(&gbias)).map_err(e)?;
+    Matmul::new(m, n, k).kernel(kernel).trans_b().gelu().record(&mut step, &gc, &ga, &gw, Some(&gbias)).map_err(e)?;
+    Matmul::new(m, n, k).kernel(kernel).trans_b().accumulate().record(&mut step, &gacc, &ga, &gw, Some(&gbias)).map_err(e)?;
     step.submit().await.map_err(e)?;
     let (a64, w64, b64) = (f64s(&a), f64s(&w), f64s(&bias));
     let want = cpu::matmul(&a64, &w64, Some(&b64), 1, m, n, k, false, true, 1.0, true);

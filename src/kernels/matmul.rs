@@ -1,4 +1,8 @@
-//! Batched matmul with transposed-operand variants, fused bias/GELU and accumulation (shaders/matmul.wgsl).
+//! Batched matmul with transposed-operand variants, fused bias/GELU and accumulation: two kernels
+//! with one contract. `shaders/matmul.wgsl` tiles through workgroup memory (what a real GPU wants);
+//! `shaders/matmul_vec4.wgsl` keeps a 4x8 block per thread in registers and loads only vec4s, with no
+//! workgroup memory or barrier (what CPU drivers want: lavapipe, SwiftShader). `Kernel::Auto` takes
+//! the vec4 kernel on a software adapter when the shapes allow it, the tiled one otherwise.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -6,6 +10,18 @@ use super::{need, u32_of};
 use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
 
 pub const MATMUL: KernelId = KernelId::new("matmul", "matmul", &[1, 2, 3, 4]);
+pub const MATMUL_VEC4: KernelId = KernelId::new("matmul_vec4", "matmul_vec4", &[1, 2, 3, 4]);
+
+/// Which matmul shader records a [`Matmul`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// `Vec4` on a software adapter when [`Matmul::vec4_fits`], else `Tiled`.
+    Auto,
+    /// shaders/matmul.wgsl: any shape and offset.
+    Tiled,
+    /// shaders/matmul_vec4.wgsl: needs [`Matmul::vec4_fits`]; recording it otherwise is an error.
+    Vec4,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -48,6 +64,7 @@ pub struct Matmul {
     pub off_b: usize,
     pub off_c: usize,
     pub off_bias: usize,
+    pub kernel: Kernel,
 }
 
 impl Matmul {
@@ -66,7 +83,20 @@ impl Matmul {
             off_b: 0,
             off_c: 0,
             off_bias: 0,
+            kernel: Kernel::Auto,
         }
+    }
+    pub fn kernel(mut self, kernel: Kernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Whether matmul_vec4.wgsl's contract holds: every stored row is whole vec4s (K, N, and M when A
+    /// is stored transposed, multiples of 4; B stored (N, K) needs only K) and every offset is a multiple of 4.
+    pub fn vec4_fits(&self, bias: bool) -> bool {
+        let m4 = self.m % 4 == 0 || !self.trans_a;
+        let offs = self.off_a % 4 == 0 && self.off_b % 4 == 0 && self.off_c % 4 == 0 && (!bias || self.off_bias % 4 == 0);
+        self.k % 4 == 0 && self.n % 4 == 0 && m4 && offs && self.m > 0 && self.n > 0
     }
     pub fn batch(mut self, batch: usize) -> Self {
         self.batch = batch;
@@ -121,7 +151,26 @@ impl Matmul {
         };
         let dummy = GpuBuf { buf: step.gpu().dummy.clone(), len: 4, dtype: crate::gpu::DType::F32 };
         let consts = constants(self.trans_a, self.trans_b, bias.is_some(), self.gelu, self.accumulate);
-        let wg = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, bt as u32];
-        step.dispatch(MATMUL, &consts, bytemuck::bytes_of(&p), &[a, b, bias.unwrap_or(&dummy), c], wg)
+        let fits = self.vec4_fits(bias.is_some());
+        let vec4 = match self.kernel {
+            Kernel::Auto => fits && step.gpu().info.is_software,
+            Kernel::Tiled => false,
+            Kernel::Vec4 if fits => true,
+            Kernel::Vec4 => {
+                return Err(GpuError::Shape(format!(
+                    "matmul_vec4 needs K, N (and M when A is transposed) and every offset to be multiples of 4; got m={m} n={n} k={k} trans_a={} offsets {}/{}/{}/{}",
+                    self.trans_a, self.off_a, self.off_b, self.off_c, self.off_bias
+                )))
+            }
+        };
+        let buffers = [a, b, bias.unwrap_or(&dummy), c];
+        if vec4 {
+            // one workgroup: 32 rows x 64 columns
+            let wg = [n.div_ceil(64) as u32, m.div_ceil(32) as u32, bt as u32];
+            step.dispatch(MATMUL_VEC4, &consts, bytemuck::bytes_of(&p), &buffers, wg)
+        } else {
+            let wg = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, bt as u32];
+            step.dispatch(MATMUL, &consts, bytemuck::bytes_of(&p), &buffers, wg)
+        }
     }
 }

@@ -47,13 +47,16 @@ pub(crate) fn u32_of(kernel: &str, v: usize) -> Result<u32, GpuError> {
 /// of them inside an error scope.
 pub fn all_pipelines() -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
     let mut v = Vec::new();
-    for ta in [false, true] {
-        for tb in [false, true] {
-            v.push((matmul::MATMUL, matmul::constants(ta, tb, false, false, false)));
+    for kernel in [matmul::MATMUL, matmul::MATMUL_VEC4] {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                v.push((kernel, matmul::constants(ta, tb, false, false, false)));
+            }
         }
+        v.push((kernel, matmul::constants(false, true, true, true, false)));
+        v.push((kernel, matmul::constants(false, true, true, false, true)));
+        v.push((kernel, matmul::constants(false, false, false, false, true)));
     }
-    v.push((matmul::MATMUL, matmul::constants(false, true, true, true, false)));
-    v.push((matmul::MATMUL, matmul::constants(false, false, false, false, true)));
     v.push((softmax::FORWARD, vec![("HAS_MASK", 1.0)]));
     v.push((softmax::FORWARD, vec![("HAS_MASK", 0.0)]));
     v.push((softmax::BACKWARD, vec![]));

@@ -51,7 +51,10 @@ pub fn mean_pool_matrix(b: usize, t: usize, attention_mask: &[u32]) -> Vec<f32> 
 }
 
 /// One batch's inputs and targets on the GPU, with the host-side groupings the embedding backward
-/// needs. Built from token ids the caller already has on the host.
+/// needs. Built from token ids the caller already has on the host. Its buffers come from the GPU's
+/// recycling pool, sized by (B, T) alone (variable-length parts at their capacity), and go back to it
+/// when the batch is dropped: the next batch of the same shape creates no buffer and, since the same
+/// buffers come back, no bind group either.
 pub struct Batch {
     pub b: usize,
     pub t: usize,
@@ -66,7 +69,8 @@ pub struct Batch {
     /// Row b*T of each sequence: its [CLS] token.
     cls_rows: GpuBuf,
     g_cls: EmbeddingGrouping,
-    /// MLM: the M rows predicted, their labels, and the row grouping for the backward.
+    /// MLM: the M rows predicted, their labels, and the row grouping for the backward (buffers of
+    /// capacity B*T).
     pub m: usize,
     mlm_rows: Option<GpuBuf>,
     mlm_labels: Option<GpuBuf>,
@@ -75,8 +79,42 @@ pub struct Batch {
     pub mlm_row_ids: Vec<u32>,
     sop_labels: Option<GpuBuf>,
     cls_labels: Option<GpuBuf>,
-    /// The mean-pooling matrix (B, B*T), for a model with [`Pooling::Mean`].
-    pool: GpuBuf,
+    /// (B, T) attention mask on the host, for the mean-pooling matrix.
+    attention_mask: Vec<u32>,
+    /// The mean-pooling matrix (B, B*T), made on first use by a model with [`Pooling::Mean`].
+    pool: std::cell::OnceCell<GpuBuf>,
+    recycler: crate::gpu::Recycler,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        let r = &self.recycler;
+        for (role, b) in [("ids", &self.ids), ("types", &self.types), ("pos", &self.pos), ("mask", &self.mask), ("cls_rows", &self.cls_rows)] {
+            r.give_back(role, b);
+        }
+        let groupings = [("ids", Some(&self.g_ids)), ("types", Some(&self.g_types)), ("pos", Some(&self.g_pos)), ("cls", Some(&self.g_cls)), ("mlm", self.g_mlm.as_ref())];
+        for (of, g) in groupings {
+            if let Some(g) = g {
+                for (part, b) in [("uniq", &g.uniq), ("starts", &g.starts), ("order", &g.pos)] {
+                    r.give_back(&grouping_role(of, part), b);
+                }
+            }
+        }
+        let rest = [("mlm_rows", &self.mlm_rows), ("mlm_labels", &self.mlm_labels), ("sop", &self.sop_labels), ("cls", &self.cls_labels)];
+        for (role, b) in rest {
+            if let Some(b) = b {
+                r.give_back(role, b);
+            }
+        }
+        if let Some(p) = self.pool.get() {
+            r.give_back("pool", p);
+        }
+    }
+}
+
+/// The recycling role of one part of a batch's embedding grouping (see `Batch::drop`).
+fn grouping_role(of: &str, part: &str) -> String {
+    format!("{of}.grouping.{part}")
 }
 
 impl Batch {
@@ -109,6 +147,28 @@ impl Batch {
             return Err(format!("token type {bad} is outside the model's {} types", cfg.type_vocab_size));
         }
         let e = |x: GpuError| x.to_string();
+        // a recycled buffer of `cap` elements holding `data` at its start
+        let up_u32 = |label: &str, cap: usize, data: &[u32]| -> Result<GpuBuf, String> {
+            let buf = gpu.recycled(label, cap, DType::U32).map_err(e)?;
+            gpu.write(&buf, 0, data).map_err(e)?;
+            Ok(buf)
+        };
+        let up_i32 = |label: &str, cap: usize, data: &[i32]| -> Result<GpuBuf, String> {
+            let buf = gpu.recycled(label, cap, DType::I32).map_err(e)?;
+            gpu.write(&buf, 0, data).map_err(e)?;
+            Ok(buf)
+        };
+        // the CSR grouping of `ids` (of `of`), in buffers of capacity `cap` ids
+        let grouping = |of: &str, ids: &[u32], cap: usize| -> Result<EmbeddingGrouping, String> {
+            let (uniq, starts, order) = embedding::group_ids(ids);
+            Ok(EmbeddingGrouping {
+                n_uniq: uniq.len(),
+                tokens: ids.len(),
+                uniq: up_u32(&grouping_role(of, "uniq"), cap, &uniq)?,
+                starts: up_u32(&grouping_role(of, "starts"), cap + 1, &starts)?,
+                pos: up_u32(&grouping_role(of, "order"), cap, &order)?,
+            })
+        };
         let pos: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
         let mask: Vec<f32> = attention_mask.iter().map(|&m| if m != 0 { 0.0 } else { f32::NEG_INFINITY }).collect();
         let cls_rows: Vec<u32> = (0..b).map(|i| (i * t) as u32).collect();
@@ -124,31 +184,33 @@ impl Batch {
             }
             m = rows.len();
             if m > 0 {
-                mlm_rows = Some(gpu.upload_u32("mlm_rows", &rows).map_err(e)?);
-                mlm_lab = Some(gpu.upload_i32("mlm_labels", &lab).map_err(e)?);
-                g_mlm = Some(EmbeddingGrouping::new(gpu, &rows).map_err(e)?);
+                mlm_rows = Some(up_u32("mlm_rows", n, &rows)?);
+                mlm_lab = Some(up_i32("mlm_labels", n, &lab)?);
+                g_mlm = Some(grouping("mlm", &rows, n)?);
             }
             row_ids = rows;
         }
         let labels_buf = |l: Option<&[i32]>, what: &str| -> Result<Option<GpuBuf>, String> {
             match l {
                 Some(l) if l.len() != b => Err(format!("{what} labels: {} values for a batch of {b}", l.len())),
-                Some(l) => Ok(Some(gpu.upload_i32(what, l).map_err(e)?)),
+                Some(l) => Ok(Some(up_i32(what, b, l)?)),
                 None => Ok(None),
             }
         };
+        let mask_buf = gpu.recycled("mask", n, DType::F32).map_err(e)?;
+        gpu.write(&mask_buf, 0, &mask).map_err(e)?;
         Ok(Batch {
             b,
             t,
-            ids: gpu.upload_u32("ids", ids).map_err(e)?,
-            types: gpu.upload_u32("types", types).map_err(e)?,
-            pos: gpu.upload_u32("pos", &pos).map_err(e)?,
-            mask: gpu.upload_f32("mask", &mask).map_err(e)?,
-            g_ids: EmbeddingGrouping::new(gpu, ids).map_err(e)?,
-            g_types: EmbeddingGrouping::new(gpu, types).map_err(e)?,
-            g_pos: EmbeddingGrouping::new(gpu, &pos).map_err(e)?,
-            cls_rows: gpu.upload_u32("cls_rows", &cls_rows).map_err(e)?,
-            g_cls: EmbeddingGrouping::new(gpu, &cls_rows).map_err(e)?,
+            ids: up_u32("ids", n, ids)?,
+            types: up_u32("types", n, types)?,
+            pos: up_u32("pos", n, &pos)?,
+            mask: mask_buf,
+            g_ids: grouping("ids", ids, n)?,
+            g_types: grouping("types", types, n)?,
+            g_pos: grouping("pos", &pos, n)?,
+            cls_rows: up_u32("cls_rows", b, &cls_rows)?,
+            g_cls: grouping("cls", &cls_rows, b)?,
             m,
             mlm_rows,
             mlm_labels: mlm_lab,
@@ -156,8 +218,20 @@ impl Batch {
             mlm_row_ids: row_ids,
             sop_labels: labels_buf(sop_labels, "sop")?,
             cls_labels: labels_buf(cls_labels, "cls")?,
-            pool: gpu.upload_f32("pool", &mean_pool_matrix(b, t, attention_mask)).map_err(e)?,
+            attention_mask: attention_mask.to_vec(),
+            pool: std::cell::OnceCell::new(),
+            recycler: gpu.recycler(),
         })
+    }
+
+    /// The (B, B*T) mean-pooling matrix, uploaded on first use (only mean-pooling models need it).
+    fn pool_matrix(&self, gpu: &Gpu) -> Result<&GpuBuf, GpuError> {
+        if self.pool.get().is_none() {
+            let buf = gpu.recycled("pool", self.b * self.b * self.t, DType::F32)?;
+            gpu.write(&buf, 0, &mean_pool_matrix(self.b, self.t, &self.attention_mask))?;
+            let _ = self.pool.set(buf);
+        }
+        Ok(self.pool.get().unwrap())
     }
 }
 
@@ -244,6 +318,9 @@ struct MlmActs {
     d_x: GpuBuf,
     ce_rows: GpuBuf,
 }
+
+/// The loss statistics of a step on their way back (see [`Bert::record_loss_readback`]).
+pub struct LossReadback(crate::gpu::Readback);
 
 /// Mean losses of the last forward (0 for a head not used).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -444,6 +521,9 @@ impl Bert {
     /// `seed` drives dropout (used only when `self.dropout`).
     pub fn forward(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), String> {
         self.ensure_acts(gpu, batch.b, batch.t, batch.m).map_err(|e| e.to_string())?;
+        if self.pooling == Pooling::Mean && self.heads.num_labels > 0 {
+            batch.pool_matrix(gpu).map_err(|e| e.to_string())?;
+        }
         self.record_forward(step, batch, seed).map_err(|e| e.to_string())
     }
 
@@ -526,7 +606,7 @@ impl Bert {
         if self.heads.num_labels > 0 {
             let nl = self.heads.num_labels;
             let src = if mean {
-                Matmul::new(b, c, bt).record(step, &a.mean, &batch.pool, last, None)?;
+                Matmul::new(b, c, bt).record(step, &a.mean, batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?, last, None)?;
                 &a.mean
             } else {
                 &a.pooled
@@ -622,7 +702,7 @@ impl Bert {
                 self.linear_backward(step, encoder_needs_grad.then_some((&a.d_mean, false)), &a.d_cls_logits, input, "classifier", b, nl, c)?;
             }
             if encoder_needs_grad {
-                Matmul::new(bt, c, b).trans_a().accumulate().record(step, &a.d_x, &batch.pool, &a.d_mean, None)?;
+                Matmul::new(bt, c, b).trans_a().accumulate().record(step, &a.d_x, batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?, &a.d_mean, None)?;
             }
         }
         let pooled_used = self.heads.sop && batch.sop_labels.is_some() || (cls_used && !mean);
@@ -775,17 +855,28 @@ impl Bert {
     }
 
     /// Records copies of the three loss statistics; read them after submit with [`Bert::read_losses`].
-    pub fn record_loss_readback(&self, step: &mut Step) -> Result<Vec<crate::gpu::Readback>, String> {
-        let a = self.acts.as_ref().ok_or("no forward recorded")?;
-        a.stats.iter().map(|s| step.read_back(s, 0, 3).map_err(|e| e.to_string())).collect()
+    pub fn record_loss_readback(&self, step: &mut Step) -> Result<LossReadback, String> {
+        self.record_loss_readback_with(step, &[])
     }
 
-    pub async fn read_losses(gpu: &Gpu, rbs: Vec<crate::gpu::Readback>) -> Result<Losses, String> {
-        let mut v = Vec::new();
-        for rb in rbs {
-            v.push(rb.f32(gpu).await.map_err(|e| e.to_string())?);
-        }
-        Ok(Losses { mlm: v[0][0], mlm_count: v[0][1], sop: v[1][0], cls: v[2][0], mlm_acc: v[0][2], sop_acc: v[1][2], cls_acc: v[2][2] })
+    /// The three loss statistics and then the ranges `extra` (e.g. AdamW's skip flag), in one
+    /// readback: a training step maps one buffer.
+    pub fn record_loss_readback_with(&self, step: &mut Step, extra: &[(&GpuBuf, usize, usize)]) -> Result<LossReadback, String> {
+        let a = self.acts.as_ref().ok_or("no forward recorded")?;
+        let mut parts: Vec<(&GpuBuf, usize, usize)> = a.stats.iter().map(|s| (s, 0, 3)).collect();
+        parts.extend_from_slice(extra);
+        Ok(LossReadback(step.read_back_parts(&parts).map_err(|e| e.to_string())?))
+    }
+
+    pub async fn read_losses(gpu: &Gpu, rb: LossReadback) -> Result<Losses, String> {
+        Ok(Self::read_losses_and_extra(gpu, rb).await?.0)
+    }
+
+    /// The losses and the values of the `extra` ranges, in order.
+    pub async fn read_losses_and_extra(gpu: &Gpu, rb: LossReadback) -> Result<(Losses, Vec<f32>), String> {
+        let v = rb.0.f32(gpu).await.map_err(|e| e.to_string())?;
+        let l = Losses { mlm: v[0], mlm_count: v[1], sop: v[3], cls: v[6], mlm_acc: v[2], sop_acc: v[5], cls_acc: v[8] };
+        Ok((l, v[9..].to_vec()))
     }
 
     /// Buffers of the last forward, for tests, prediction and visualisation.

@@ -9,6 +9,6 @@ pub mod checks;
 pub mod config;
 pub mod params;
 
-pub use bert::{Batch, Bert, Heads, Losses, Pooling};
+pub use bert::{Batch, Bert, Heads, LossReadback, Losses, Pooling};
 pub use config::BertConfig;
 pub use params::{LoadReport, ParamStore};

@@ -3,7 +3,8 @@
 use crate::text::tokenizer::Encoded;
 use crate::train::masking::Outcome;
 
-/// A batch on the host: (B, T) row-major arrays, padded to the longest sequence.
+/// A batch on the host: (B, T) row-major arrays, padded to the longest sequence rounded up to a
+/// multiple of [`T_MULTIPLE`].
 #[derive(Debug, Clone, Default)]
 pub struct HostBatch {
     pub b: usize,
@@ -18,10 +19,15 @@ pub struct HostBatch {
     pub outcomes: Option<Vec<Outcome>>,
 }
 
-/// Pads `seqs` (ids, types) with `pad_id` to the longest one.
+/// Batches are padded to a multiple of this many tokens, so that the attention products (whose K or
+/// N is T) meet the vec4 matmul's contract (`kernels::matmul`). Padding is masked out of attention,
+/// pooling and the losses, so it changes no result for the real tokens; it costs at most 3 rows.
+pub const T_MULTIPLE: usize = 4;
+
+/// Pads `seqs` (ids, types) with `pad_id` to the longest one, rounded up to [`T_MULTIPLE`].
 pub fn pad(seqs: &[(&[u32], &[u32])], pad_id: u32) -> HostBatch {
     let b = seqs.len();
-    let t = seqs.iter().map(|s| s.0.len()).max().unwrap_or(1).max(1);
+    let t = seqs.iter().map(|s| s.0.len()).max().unwrap_or(1).max(1).next_multiple_of(T_MULTIPLE);
     let mut hb = HostBatch { b, t, ids: vec![pad_id; b * t], types: vec![0; b * t], mask: vec![0; b * t], ..Default::default() };
     for (i, (ids, types)) in seqs.iter().enumerate() {
         hb.ids[i * t..i * t + ids.len()].copy_from_slice(ids);
@@ -43,6 +49,43 @@ pub fn classification(enc: &[&Encoded], labels: &[i32], pad_id: u32) -> HostBatc
 
 impl HostBatch {
     pub fn to_gpu(&self, gpu: &crate::gpu::Gpu, cfg: &crate::model::BertConfig) -> Result<crate::model::Batch, String> {
-        crate::model::Batch::new(gpu, cfg, self.b, self.t, &self.ids, &self.types, &self.mask, self.mlm_labels.as_deref(), self.sop_labels.as_deref(), self.cls_labels.as_deref())
+        let cropped;
+        let hb = if self.t > cfg.max_position_embeddings { cropped = self.crop(cfg.max_position_embeddings); &cropped } else { self };
+        crate::model::Batch::new(gpu, cfg, hb.b, hb.t, &hb.ids, &hb.types, &hb.mask, hb.mlm_labels.as_deref(), hb.sop_labels.as_deref(), hb.cls_labels.as_deref())
+    }
+
+    /// The batch with its padding cut back to `t` columns, where rounding T up passed the model's
+    /// positions. Columns that hold a real token are kept (and then refused by `Batch::new`).
+    fn crop(&self, t: usize) -> HostBatch {
+        let longest = (0..self.b).map(|i| self.mask[i * self.t..(i + 1) * self.t].iter().filter(|&&m| m != 0).count()).max().unwrap_or(0);
+        let t = t.max(longest).min(self.t);
+        let cut = |v: &[u32]| -> Vec<u32> { (0..self.b).flat_map(|i| v[i * self.t..i * self.t + t].to_vec()).collect() };
+        let cut_i = |v: &[i32]| -> Vec<i32> { (0..self.b).flat_map(|i| v[i * self.t..i * self.t + t].to_vec()).collect() };
+        HostBatch {
+            b: self.b,
+            t,
+            ids: cut(&self.ids),
+            types: cut(&self.types),
+            mask: cut(&self.mask),
+            mlm_labels: self.mlm_labels.as_deref().map(cut_i),
+            outcomes: self.outcomes.as_ref().map(|o| (0..self.b).flat_map(|i| o[i * self.t..i * self.t + t].to_vec()).collect()),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_to_a_multiple_of_four_and_crops_to_the_model() {
+        let (a, b) = ([1u32, 2, 3, 4, 5], [1u32, 2]);
+        let hb = pad(&[(&a, &[0; 5]), (&b, &[0; 2])], 0);
+        assert_eq!((hb.b, hb.t), (2, 8));
+        assert_eq!(hb.mask, vec![1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]);
+        let c = hb.crop(6);
+        assert_eq!((c.t, c.ids), (6, vec![1, 2, 3, 4, 5, 0, 1, 2, 0, 0, 0, 0]));
+        assert_eq!(hb.crop(3).t, 5, "a real token is never cropped");
     }
 }

@@ -183,3 +183,72 @@ pub fn dataset_messages() -> CheckResult {
     }
     Ok("empty, unlabeled, textless, duplicate and invalid-UTF-8 rows reported with line numbers; single class refused; CSV quotes, JSON lines, text pairs, truncation counts and a deterministic stratified split".into())
 }
+
+/// A training step in steady state does no host-side allocation on the GPU: after warm-up steps of
+/// one batch shape, steps on new batches of that shape (new ids, new labels, a different number of
+/// masked tokens) create 0 buffers and 0 bind groups, submit once and read back once. Covers a
+/// pretraining step (MLM + sentence order, dropout on) and a classification step with mean pooling.
+/// `gpu` must be used by nothing else meanwhile (its counters are global).
+pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckResult {
+    use crate::kernels::adamw::AdamW;
+    use crate::model::{Bert, BertConfig, Heads, Pooling};
+    use crate::train::batches::HostBatch;
+    let (b, t, vocab) = (4usize, 12usize, 60usize);
+    let mut rng = Rng::new(9);
+    // a batch of shape (b, t) whose contents change with `k`, padding included
+    let batch = |k: u64, mlm: bool, rng: &mut Rng| -> HostBatch {
+        let n = b * t;
+        let lens: Vec<usize> = (0..b).map(|i| t - (i + k as usize) % 4).collect();
+        let mut hb = HostBatch { b, t, ids: vec![0; n], types: vec![0; n], mask: vec![0; n], ..Default::default() };
+        for (i, &len) in lens.iter().enumerate() {
+            for j in 0..len {
+                hb.ids[i * t + j] = 5 + rng.below(vocab as u32 - 5);
+                hb.types[i * t + j] = (j >= len / 2) as u32;
+                hb.mask[i * t + j] = 1;
+            }
+        }
+        if mlm {
+            hb.mlm_labels = Some((0..n).map(|i| if hb.mask[i] == 1 && rng.below(5) == 0 { hb.ids[i] as i32 } else { -100 }).collect());
+            hb.sop_labels = Some((0..b).map(|i| ((i as u64 + k) % 2) as i32).collect());
+        } else {
+            hb.cls_labels = Some((0..b).map(|i| ((i as u64 * 7 + k) % 3) as i32).collect());
+        }
+        hb
+    };
+    let mut out = Vec::new();
+    for (what, heads, pooling) in [("pretraining (MLM + SOP)", Heads { mlm: true, sop: true, num_labels: 0 }, Pooling::Cls), ("classification, mean pooling", Heads { mlm: false, sop: false, num_labels: 3 }, Pooling::Mean)] {
+        let (mut model, _) = Bert::new(gpu, BertConfig::small(vocab, 16, 2, 2), heads, None, 3)?;
+        model.pooling = pooling;
+        model.dropout = true;
+        let opt = AdamW { lr: 1e-3, ..AdamW::default() };
+        let mlm = heads.mlm;
+        for k in 0..3 {
+            super::trainer::train_step(gpu, &mut model, &batch(k, mlm, &mut rng), &opt, 1e-3, 0.01, k).await?;
+        }
+        gpu.reset_counters();
+        let steps = 4u64;
+        let mut ms = Vec::new();
+        for k in 3..3 + steps {
+            let hb = batch(k, mlm, &mut rng);
+            let t0 = crate::gpu::now_ms();
+            super::trainer::train_step(gpu, &mut model, &hb, &opt, 1e-3, 0.01, k).await?;
+            ms.push(crate::gpu::now_ms() - t0);
+        }
+        let c = gpu.counters();
+        let per = |x: u64| x as f64 / steps as f64;
+        if c.buffers_created != 0 || c.bind_groups_created != 0 || c.submits != steps || c.readbacks != steps {
+            return Err(format!(
+                "{what}: {steps} steady-state steps created {} buffers and {} bind groups, made {} submits and {} readbacks (want 0, 0, {steps}, {steps})",
+                c.buffers_created, c.bind_groups_created, c.submits, c.readbacks
+            ));
+        }
+        out.push(format!(
+            "{what}: per step 0 buffers, 0 bind groups, 1 submit, 1 readback ({} bytes), {} dispatches, {:.0} bytes written, {} buffers recycled",
+            per(c.bytes_read_back),
+            per(c.total_dispatches()),
+            per(c.bytes_written),
+            per(c.buffers_recycled)
+        ));
+    }
+    Ok(out.join("; "))
+}

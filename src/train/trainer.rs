@@ -178,12 +178,12 @@ pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW
     model.forward(gpu, &mut step, &batch, seed)?;
     model.backward(&mut step, &batch, seed)?;
     model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
-    let rbs = model.record_loss_readback(&mut step)?;
     let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
-    let flag = step.read_back(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1).map_err(|e| e.to_string())?;
+    // one readback per step: the losses and AdamW's skip flag together
+    let rb = model.record_loss_readback_with(&mut step, &[(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])?;
     step.submit().await.map_err(|e| e.to_string())?;
-    let l = Bert::read_losses(gpu, rbs).await?;
-    let skipped = flag.f32(gpu).await.map_err(|e| e.to_string())?[0] != 0.0;
+    let (l, flag) = Bert::read_losses_and_extra(gpu, rb).await?;
+    let skipped = flag[0] != 0.0;
     if skipped || !l.total().is_finite() {
         return Err(NON_FINITE.into());
     }
@@ -232,25 +232,34 @@ async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: 
     Ok(feats)
 }
 
-/// One step of the classification head alone on cached features; one submit, 12 bytes read back.
+/// One step of the classification head alone on cached features; one submit, one readback of 12
+/// bytes (loss, count, skip flag); its two small inputs come from the recycling pool.
 #[allow(clippy::too_many_arguments)]
 async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<f32, String> {
     let e = |x: crate::gpu::GpuError| x.to_string();
-    let rows = gpu.upload_u32("rows", idx).map_err(e)?;
-    let lab = gpu.upload_i32("labels", labels).map_err(e)?;
+    let rows = gpu.recycled("head.rows", idx.len(), crate::gpu::DType::U32).map_err(e)?;
+    gpu.write(&rows, 0, idx).map_err(e)?;
+    let lab = gpu.recycled("head.labels", labels.len(), crate::gpu::DType::I32).map_err(e)?;
+    gpu.write(&lab, 0, labels).map_err(e)?;
     let mut step = gpu.begin_step("head");
     model.zero_grads(&mut step);
     model.record_head_on_features(gpu, &mut step, feats, n, &rows, idx.len(), Some(&lab), true, seed)?;
     model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
-    let stats = step.read_back(&model.loss_stats().ok_or("no loss statistics")?[2], 0, 2).map_err(e)?;
     let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
-    let flag = step.read_back(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1).map_err(e)?;
-    step.submit().await.map_err(e)?;
-    let loss = stats.f32(gpu).await.map_err(e)?[0];
-    if flag.f32(gpu).await.map_err(e)?[0] != 0.0 || !loss.is_finite() {
+    let rb = step
+        .read_back_parts(&[(&model.loss_stats().ok_or("no loss statistics")?[2], 0, 2), (&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])
+        .map_err(e)?;
+    let submitted = step.submit().await.map_err(e);
+    // writes to them from here on are ordered after this step on the queue
+    let recycler = gpu.recycler();
+    recycler.give_back("head.rows", &rows);
+    recycler.give_back("head.labels", &lab);
+    submitted?;
+    let v = rb.f32(gpu).await.map_err(e)?;
+    if v[2] != 0.0 || !v[0].is_finite() {
         return Err(NON_FINITE.into());
     }
-    Ok(loss)
+    Ok(v[0])
 }
 
 /// Class probabilities from cached features, dropout off.
