@@ -110,3 +110,128 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
     }
     Ok(lines)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Training-step benchmark: one classification fine-tuning step of a named BERT shape.
+
+/// The named shapes of the step benchmark: (name, layers, hidden, heads). Intermediate is 4·hidden,
+/// the vocabulary BERT's 30,522 and 512 positions, as in the published checkpoints of these names.
+pub const STEP_CONFIGS: &[(&str, usize, usize, usize)] = &[("tiny", 2, 128, 2), ("mini", 4, 256, 4), ("small", 4, 512, 8), ("minilm", 6, 384, 12), ("base", 12, 768, 12)];
+
+/// What one training-step benchmark measured; the same fields as `scripts/bench_step_torch.py`
+/// prints, so that two runs on one machine give ratios.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepBench {
+    pub engine: &'static str,
+    pub device: String,
+    pub config: String,
+    pub layers: usize,
+    pub hidden: usize,
+    pub batch: usize,
+    pub len: usize,
+    /// Median over the timed steps, after warm-up (the clock stops when the step's loss is back).
+    pub ms_per_step: f64,
+    /// Median of forward passes alone (with the loss), same batch.
+    pub ms_per_forward: f64,
+    /// Median host time to record one step (batch upload, encoding; not the GPU's work).
+    pub host_encode_ms: f64,
+    pub dispatches_per_step: f64,
+    pub submits_per_step: f64,
+    pub bytes_written_per_step: f64,
+    pub bytes_read_per_step: f64,
+    pub buffers_created_per_step: f64,
+    pub bind_groups_created_per_step: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+/// Times `steps` full fine-tuning steps (dropout on, AdamW, [CLS] classification over 2 labels) of
+/// the named shape at batch `b` × length `t`, after 2 warm-up steps, and a forward pass alone.
+pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> Result<StepBench, String> {
+    use crate::kernels::adamw::AdamW;
+    use crate::model::{Bert, BertConfig, Heads};
+    use crate::train::batches::HostBatch;
+    use crate::train::trainer::train_step_timed;
+    let &(name, layers, hidden, heads) = STEP_CONFIGS
+        .iter()
+        .find(|c| c.0 == config)
+        .ok_or_else(|| format!("unknown config '{config}'; one of {}", STEP_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")))?;
+    if b == 0 || t == 0 || t > 512 || steps == 0 {
+        return Err(format!("batch ({b}), steps ({steps}) and length ({t}, at most 512) must be positive"));
+    }
+    let cfg = BertConfig::small(30522, hidden, layers, heads);
+    let (mut model, _) = Bert::new(gpu, cfg, Heads { mlm: false, sop: false, num_labels: 2 }, None, 1)?;
+    model.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    model.dropout = true;
+    let mut rng = crate::rng::Rng::new(7);
+    let mut batch = || HostBatch {
+        b,
+        t,
+        ids: (0..b * t).map(|_| 1000 + rng.below(29_000)).collect(),
+        types: vec![0; b * t],
+        mask: vec![1; b * t],
+        cls_labels: Some((0..b).map(|i| (i % 2) as i32).collect()),
+        ..Default::default()
+    };
+    let opt = AdamW { lr: 1e-4, ..AdamW::default() };
+    for k in 0..2 {
+        train_step_timed(gpu, &mut model, &batch(), &opt, 1e-4, 0.01, k).await?;
+    }
+    gpu.reset_counters();
+    let (mut ms, mut host) = (Vec::new(), Vec::new());
+    for k in 0..steps {
+        let hb = batch();
+        let t0 = crate::gpu::now_ms();
+        let (_, encode_ms) = train_step_timed(gpu, &mut model, &hb, &opt, 1e-4, 0.01, 2 + k as u64).await?;
+        ms.push(crate::gpu::now_ms() - t0);
+        host.push(encode_ms);
+    }
+    let c = gpu.counters();
+    let per = |x: u64| x as f64 / steps as f64;
+    let hb = batch();
+    let mut fwd = Vec::new();
+    for _ in 0..steps.min(3) {
+        let t0 = crate::gpu::now_ms();
+        let batch = hb.to_gpu(gpu, &model.cfg)?;
+        let mut step = gpu.begin_step("bench-forward");
+        model.forward(gpu, &mut step, &batch, 0)?;
+        let rb = model.record_loss_readback(&mut step)?;
+        step.submit().await.map_err(|e| e.to_string())?;
+        Bert::read_losses(gpu, rb).await?;
+        fwd.push(crate::gpu::now_ms() - t0);
+    }
+    Ok(StepBench {
+        engine: "bertlab",
+        device: gpu.info.summary(),
+        config: name.to_string(),
+        layers,
+        hidden,
+        batch: b,
+        len: t,
+        ms_per_step: median(ms),
+        ms_per_forward: median(fwd),
+        host_encode_ms: median(host),
+        dispatches_per_step: per(c.total_dispatches()),
+        submits_per_step: per(c.submits),
+        bytes_written_per_step: per(c.bytes_written),
+        bytes_read_per_step: per(c.bytes_read_back),
+        buffers_created_per_step: per(c.buffers_created),
+        bind_groups_created_per_step: per(c.bind_groups_created),
+    })
+}
+
+impl std::fmt::Display for StepBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}x{}) B={} T={}: {:.1} ms/step, {:.1} ms/forward, host encode {:.2} ms; per step {} dispatches, {} submits, {:.0} bytes written, {:.0} read, {} buffers and {} bind groups created",
+            self.config, self.layers, self.hidden, self.batch, self.len, self.ms_per_step, self.ms_per_forward, self.host_encode_ms, self.dispatches_per_step, self.submits_per_step, self.bytes_written_per_step, self.bytes_read_per_step, self.buffers_created_per_step, self.bind_groups_created_per_step
+        )
+    }
+}

@@ -140,6 +140,8 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
             st.model.set(serde_json::from_value(d).ok());
         }
         "loading" => st.status.set(d["text"].as_str().unwrap_or("").to_string()),
+        // a pass over many texts: frozen features, validation predictions
+        "texts" => st.status.set(format!("{}: {} of {} texts, {:.1} texts/s, about {:.0} s left", d["task"].as_str().unwrap_or(""), d["done"], d["total"], f(&d, "per_s"), f(&d, "eta"))),
         "progress" => st.progress.set(Some((d["file"].as_str().unwrap_or("").to_string(), f(&d, "loaded"), f(&d, "total")))),
         "data" => st.data.set(serde_json::from_value(d).ok()),
         "busy" => {

@@ -581,6 +581,7 @@ async fn train(d: Value) -> Result<(), String> {
     let r = trainer::train_classifier(&g, &mut l.model, tok, &ds, &tr, &va, &tc, &control, &mut |e| match e {
         Event::Plan { total_steps, train_examples, val_examples, truncated } => post("plan", json!({"run": run, "total": total_steps, "train": train_examples, "val": val_examples, "truncated": truncated, "max_len": tc.max_len})),
         Event::Features { examples, ms } => post("message", json!({"text": format!("features of the frozen encoder computed once for {examples} examples in {:.1} s; the head now trains on them", ms / 1e3)})),
+        Event::Progress { task, done, total, per_s, eta_s } => post("texts", json!({"task": task, "done": done, "total": total, "per_s": per_s, "eta": eta_s})),
         Event::Step { step, total_steps, loss, lr, ms_per_step, eta_s } => post("step", json!({"run": run, "step": step, "total": total_steps, "loss": loss, "lr": lr, "ms": ms_per_step, "eta": eta_s})),
         Event::Epoch { epoch, train_loss, val } => post("epoch", json!({"run": run, "epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_acc": val.accuracy, "val_f1": val.macro_f1, "confusion": val.confusion, "labels": ds.labels})),
         Event::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),

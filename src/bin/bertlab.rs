@@ -43,7 +43,7 @@ commands:
   embed      mean-pooled sentence embeddings
   fill-mask  top-k predictions for every [MASK] in a text
   export     write a model directory in Hugging Face's format
-  bench      kernel benchmark (GFLOP/s, GB/s)
+  bench      kernel benchmark (GFLOP/s, GB/s), or with --step a training-step benchmark
 
 Every command takes --json to print machine-readable results on stdout.";
 
@@ -119,6 +119,24 @@ Every command takes --json to print machine-readable results on stdout.";
         let done = if total > 0 { step * w / total } else { 0 };
         eprint!("\r{label} [{}{}] {step}/{total} loss {loss:.4} ETA {eta:.0}s   ", "#".repeat(done), ".".repeat(w - done));
         let _ = std::io::stderr().flush();
+    }
+
+    /// A pass over many texts (features, evaluation, prediction): count, rate and time left.
+    fn progress_texts(task: &str, done: usize, total: usize, per_s: f64, eta_s: f64) {
+        let w = 30;
+        let filled = if total > 0 { done * w / total } else { w };
+        eprint!("\r{task} [{}{}] {done}/{total} texts, {per_s:.1} texts/s, ETA {eta_s:.0}s   ", "#".repeat(filled), ".".repeat(w - filled));
+        if done == total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    }
+
+    /// Event handler for a prediction pass: its progress line.
+    fn on_progress(e: Event) {
+        if let Event::Progress { task, done, total, per_s, eta_s } = e {
+            progress_texts(task, done, total, per_s, eta_s);
+        }
     }
 
     fn write_export(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
@@ -338,6 +356,7 @@ Every command takes --json to print machine-readable results on stdout.";
         let r = block(trainer::train_classifier(&g, &mut lm.model, &lm.tokenizer, &ds, &tr, &va, &tc, &Control::default(), &mut |e| match e {
             Event::Plan { total_steps, train_examples, val_examples, truncated } => eprintln!("{train_examples} training and {val_examples} validation examples, {total_steps} steps, {truncated} texts truncated to {} tokens", tc.max_len),
             Event::Features { examples, ms } => eprintln!("features of the frozen encoder computed once for {examples} examples in {:.1} s", ms / 1e3),
+            Event::Progress { task, done, total, per_s, eta_s } => progress_texts(task, done, total, per_s, eta_s),
             Event::Step { step, total_steps, loss, eta_s, .. } => progress("train", step, total_steps, loss, eta_s),
             Event::Epoch { epoch, train_loss, val } => {
                 eprintln!("\nepoch {epoch}: train loss {train_loss:.4}, validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1);
@@ -393,7 +412,7 @@ Every command takes --json to print machine-readable results on stdout.";
         }
         let max_len = a.num("max-len", 128)?;
         let enc: Vec<_> = ds.examples.iter().map(|e| lm.tokenizer.encode(&e.text, e.text_b.as_deref(), max_len)).collect::<Result<_, _>>()?;
-        let probs = block(trainer::predict(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16))?;
+        let probs = block(trainer::predict_with_progress(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16, &mut on_progress))?;
         let truth: Vec<usize> = ds.examples.iter().map(|e| lm.labels.iter().position(|l| l == &e.label).ok_or_else(|| format!("label '{}' (line {}) is not one of the model's labels {:?}", e.label, e.line, lm.labels))).collect::<Result<_, _>>()?;
         let m = evaluate(&probs, &truth, lm.labels.len());
         if a.has("json") {
@@ -420,7 +439,7 @@ Every command takes --json to print machine-readable results on stdout.";
             return Err("this model has no classification head; train one with `bertlab train`".into());
         }
         let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, a.num("max-len", 128).unwrap_or(128))).collect::<Result<_, _>>()?;
-        let probs = block(trainer::predict(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16))?;
+        let probs = block(trainer::predict_with_progress(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16, &mut on_progress))?;
         let rows: Vec<_> = texts
             .iter()
             .zip(&probs)
@@ -533,9 +552,23 @@ Every command takes --json to print machine-readable results on stdout.";
         let a = Args::parse(v, &[])?;
         if a.has("help") {
             println!("bertlab bench [--m ROWS (4096)] [--reps N (3)] [--json]");
+            println!("bertlab bench --step CONFIG [--batch B (32)] [--len T (128)] [--steps N (5)] [--json]");
+            println!("  CONFIG: {} (layers x hidden: {})", bertlab::bench::STEP_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "),
+                bertlab::bench::STEP_CONFIGS.iter().map(|c| format!("{}x{}", c.1, c.2)).collect::<Vec<_>>().join(", "));
+            println!("  one full fine-tuning step (dropout, AdamW, [CLS] head over 2 labels) on random ids, median after 2 warm-up steps;");
+            println!("  scripts/bench_step_torch.py prints the same JSON for PyTorch eager on the same machine");
             return Ok(());
         }
         let g = gpu()?;
+        if let Some(config) = a.get("step") {
+            let r = block(bertlab::bench::step(&g, config, a.num("batch", 32)?, a.num("len", 128)?, a.num("steps", 5)?))?;
+            if a.has("json") {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                println!("{r}");
+            }
+            return Ok(());
+        }
         let opts = bertlab::bench::BenchOptions { m: a.num("m", 4096)?, reps: a.num("reps", 3)? };
         let t0 = std::time::Instant::now();
         let now = move || t0.elapsed().as_secs_f64() * 1e3;

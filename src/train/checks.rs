@@ -220,6 +220,7 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
         let (mut model, _) = Bert::new(gpu, BertConfig::small(vocab, 16, 2, 2), heads, None, 3)?;
         model.pooling = pooling;
         model.dropout = true;
+        model.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
         let opt = AdamW { lr: 1e-3, ..AdamW::default() };
         let mlm = heads.mlm;
         for k in 0..3 {
@@ -236,6 +237,9 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
         }
         let c = gpu.counters();
         let per = |x: u64| x as f64 / steps as f64;
+        if c.dispatches_of("layernorm_backward") == 0 || c.dispatches_of("adamw") == 0 {
+            return Err(format!("{what}: the steps ran no backward or no optimizer: {:?}", c.dispatches));
+        }
         if c.buffers_created != 0 || c.bind_groups_created != 0 || c.submits != steps || c.readbacks != steps {
             return Err(format!(
                 "{what}: {steps} steady-state steps created {} buffers and {} bind groups, made {} submits and {} readbacks (want 0, 0, {steps}, {steps})",

@@ -12,6 +12,7 @@ use super::metrics::{evaluate, Metrics};
 use super::sop;
 use crate::gpu::Gpu;
 use crate::kernels::adamw::AdamW;
+use crate::kernels::embedding;
 use crate::model::bert::linear_schedule;
 use crate::model::{Bert, Losses, Pooling};
 use crate::rng::Rng;
@@ -78,6 +79,8 @@ pub enum Event {
     Plan { total_steps: usize, train_examples: usize, val_examples: usize, truncated: usize },
     /// Feature-based runs: the frozen encoder's features were computed once for every example.
     Features { examples: usize, ms: f64 },
+    /// A pass over many texts ("features", "predict"): `done` of `total`, texts per second, seconds left.
+    Progress { task: &'static str, done: usize, total: usize, per_s: f64, eta_s: f64 },
     /// The weights and optimizer state after `step` steps ([`super::checkpoint`]'s formats).
     Checkpoint { step: usize, weights: Vec<u8>, optimizer: Vec<u8> },
     Step { step: usize, total_steps: usize, loss: f32, lr: f32, ms_per_step: f64, eta_s: f64 },
@@ -172,6 +175,13 @@ fn shuffle(v: &mut [usize], rng: &mut Rng) {
 
 /// One training step: zero grads, forward, backward, AdamW, loss readback; one submit.
 pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<Losses, String> {
+    Ok(train_step_timed(gpu, model, hb, opt, lr, wd, seed).await?.0)
+}
+
+/// [`train_step`], also returning the milliseconds the host spent recording it (batch upload and
+/// command encoding, up to the submit): what the step benchmark reports as host encode time.
+pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<(Losses, f64), String> {
+    let t0 = crate::gpu::now_ms();
     let batch = hb.to_gpu(gpu, &model.cfg)?;
     let mut step = gpu.begin_step("train");
     model.zero_grads(&mut step);
@@ -181,26 +191,67 @@ pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW
     let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
     // one readback per step: the losses and AdamW's skip flag together
     let rb = model.record_loss_readback_with(&mut step, &[(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])?;
+    let encode_ms = crate::gpu::now_ms() - t0;
     step.submit().await.map_err(|e| e.to_string())?;
     let (l, flag) = Bert::read_losses_and_extra(gpu, rb).await?;
     let skipped = flag[0] != 0.0;
     if skipped || !l.total().is_finite() {
         return Err(NON_FINITE.into());
     }
-    Ok(l)
+    Ok((l, encode_ms))
 }
 
 pub const NON_FINITE: &str = "the gradients became NaN or infinite, so the step was skipped and the weights are unchanged; lower the learning rate";
 
 /// Class probabilities for encoded examples, in batches.
 pub async fn predict(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize) -> Result<Vec<Vec<f32>>, String> {
-    let mut out = Vec::new();
-    for chunk in enc.chunks(batch_size.max(1)) {
-        let hb = classification(chunk, &vec![0; chunk.len()], pad_id);
-        let mut hb = hb;
+    predict_with_progress(gpu, model, enc, pad_id, batch_size, &mut |_| {}).await
+}
+
+/// Indices of `enc` by length (stable), so that each batch pads its texts to about their own
+/// length instead of to the longest text that happens to share its batch in file order.
+fn by_length(enc: &[&Encoded]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..enc.len()).collect();
+    order.sort_by_key(|&i| enc[i].ids.len());
+    order
+}
+
+/// Progress of a pass over many texts (`Event::Progress`), every batch.
+struct Progress {
+    task: &'static str,
+    total: usize,
+    done: usize,
+    t0: f64,
+}
+
+impl Progress {
+    fn new(task: &'static str, total: usize) -> Progress {
+        Progress { task, total, done: 0, t0: now_ms() }
+    }
+    fn advance(&mut self, n: usize, on_event: &mut dyn FnMut(Event)) {
+        self.done += n;
+        let s = (now_ms() - self.t0) / 1e3;
+        let per_s = if s > 0.0 { self.done as f64 / s } else { 0.0 };
+        let eta_s = if per_s > 0.0 { (self.total - self.done) as f64 / per_s } else { 0.0 };
+        on_event(Event::Progress { task: self.task, done: self.done, total: self.total, per_s, eta_s });
+    }
+}
+
+/// [`predict`], batching the texts by length and reporting `Event::Progress` after every batch;
+/// the probabilities come back in the order of `enc`.
+pub async fn predict_with_progress(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<Vec<Vec<f32>>, String> {
+    let mut out = vec![Vec::new(); enc.len()];
+    let order = by_length(enc);
+    let mut progress = Progress::new("predict", enc.len());
+    for chunk in order.chunks(batch_size.max(1)) {
+        let texts: Vec<&Encoded> = chunk.iter().map(|&i| enc[i]).collect();
+        let mut hb = classification(&texts, &vec![0; chunk.len()], pad_id);
         hb.cls_labels = None;
         let batch = hb.to_gpu(gpu, &model.cfg)?;
-        out.extend(model.classify(gpu, &batch).await?);
+        for (&i, p) in chunk.iter().zip(model.classify(gpu, &batch).await?) {
+            out[i] = p;
+        }
+        progress.advance(chunk.len(), on_event);
     }
     Ok(out)
 }
@@ -214,20 +265,40 @@ pub struct TrainReport {
 }
 
 /// The frozen encoder's features (what the classification head reads) for every example, computed
-/// once on the GPU into one (N, C) buffer; nothing is read back.
-async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: u32, batch_size: usize) -> Result<crate::gpu::GpuBuf, String> {
+/// once on the GPU into one (N, C) buffer; nothing is read back. Texts go through in batches sorted
+/// by length (each padded to about its own length), then one gather puts the rows back in the order
+/// of `enc`. `Event::Progress` follows every batch.
+async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<crate::gpu::GpuBuf, String> {
+    let e = |x: crate::gpu::GpuError| x.to_string();
     let c = model.cfg.hidden_size;
-    let feats = gpu.zeros("features", enc.len().max(1) * c, crate::gpu::DType::F32).map_err(|e| e.to_string())?;
+    let n = enc.len();
+    let refs: Vec<&Encoded> = enc.iter().collect();
+    let order = by_length(&refs);
+    // rows in length order, then gathered: feats[i] = sorted[rank[i]]
+    let sorted = gpu.zeros("features (by length)", n.max(1) * c, crate::gpu::DType::F32).map_err(e)?;
+    let mut progress = Progress::new("features", n);
     let mut row = 0;
-    for chunk in enc.chunks(batch_size.max(1)) {
-        let refs: Vec<&Encoded> = chunk.iter().collect();
-        let mut hb = classification(&refs, &vec![0; chunk.len()], pad_id);
+    for chunk in order.chunks(batch_size.max(1)) {
+        let texts: Vec<&Encoded> = chunk.iter().map(|&i| &enc[i]).collect();
+        let mut hb = classification(&texts, &vec![0; chunk.len()], pad_id);
         hb.cls_labels = None;
         let batch = hb.to_gpu(gpu, &model.cfg)?;
         let mut step = gpu.begin_step("features");
-        model.record_features(gpu, &mut step, &batch, &feats, row)?;
-        step.submit().await.map_err(|e| e.to_string())?;
+        model.record_features(gpu, &mut step, &batch, &sorted, row)?;
+        step.submit().await.map_err(e)?;
         row += chunk.len();
+        progress.advance(chunk.len(), on_event);
+    }
+    let mut rank = vec![0u32; n];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r as u32;
+    }
+    let feats = gpu.zeros("features", n.max(1) * c, crate::gpu::DType::F32).map_err(e)?;
+    if n > 0 {
+        let ranks = gpu.upload_u32("feature ranks", &rank).map_err(e)?;
+        let mut step = gpu.begin_step("features-gather");
+        embedding::forward(&mut step, &feats, &ranks, &sorted, 0, n, c, n, false).map_err(e)?;
+        step.submit().await.map_err(e)?;
     }
     Ok(feats)
 }
@@ -335,8 +406,8 @@ pub async fn train_classifier(
     on_event(Event::Plan { total_steps: total, train_examples: enc_train.len(), val_examples: enc_val.len(), truncated });
     let cached = if cfg.mode == Mode::FeatureBased {
         let t = now_ms();
-        let ft = compute_features(gpu, model, &enc_train, tok.pad, bs).await?;
-        let fv = compute_features(gpu, model, &enc_val, tok.pad, bs).await?;
+        let ft = compute_features(gpu, model, &enc_train, tok.pad, bs, on_event).await?;
+        let fv = compute_features(gpu, model, &enc_val, tok.pad, bs, on_event).await?;
         on_event(Event::Features { examples: enc_train.len() + enc_val.len(), ms: now_ms() - t });
         Some((ft, fv))
     } else {
@@ -405,7 +476,7 @@ pub async fn train_classifier(
         }
         let probs = match &cached {
             Some((_, fv)) => head_predict(gpu, model, fv, enc_val.len(), bs).await?,
-            None => predict(gpu, model, &enc_val.iter().collect::<Vec<_>>(), tok.pad, bs).await?,
+            None => predict_with_progress(gpu, model, &enc_val.iter().collect::<Vec<_>>(), tok.pad, bs, on_event).await?,
         };
         let m = evaluate(&probs, &y_val, ds.labels.len());
         let train_loss = sum / per_epoch.max(1) as f32;
