@@ -116,3 +116,73 @@ fn layernorm_backward_params(@builtin(global_invocation_id) gid: vec3<u32>) {
     dgamma[p.off_gamma + j] += g;
     dbeta[p.off_beta + j] += b;
 }
+
+// One row per invocation, no workgroup memory or barrier: the variants for CPU adapters (lavapipe,
+// SwiftShader), where the 32-invocation reductions above cost more than the row itself. Same
+// contract and the same two-pass variance; rows are (wg.x + wg.y * nwg.x) * 64 + lid.
+// Sums run in 8 interleaved partials added as a tree, as accurate as the 32-way reduction above
+// (one running sum over 768 columns was not: it missed the forward check's bound).
+
+// sum of x[base + j] (c == 0) or of (x[base + j] - c)^2 (squares), j < cols
+fn row_sum8(base: u32, c: f32, squares: bool) -> f32 {
+    var lo = vec4<f32>(0.0);
+    var hi = vec4<f32>(0.0);
+    var j = 0u;
+    for (; j + 8u <= p.cols; j += 8u) {
+        var a = vec4<f32>(x[base + j], x[base + j + 1u], x[base + j + 2u], x[base + j + 3u]) - c;
+        var b = vec4<f32>(x[base + j + 4u], x[base + j + 5u], x[base + j + 6u], x[base + j + 7u]) - c;
+        if (squares) { a = a * a; b = b * b; }
+        lo += a;
+        hi += b;
+    }
+    var tail = 0.0;
+    for (; j < p.cols; j++) {
+        let d = x[base + j] - c;
+        tail += select(d, d * d, squares);
+    }
+    let q = lo + hi;
+    return ((q.x + q.y) + (q.z + q.w)) + tail;
+}
+
+@compute @workgroup_size(64)
+fn layernorm_forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    if (row >= p.rows) { return; }
+    let base = p.off_x + row * p.cols;
+    let n = f32(p.cols);
+    let mu = row_sum8(base, 0.0, false) / n;
+    let rs = inverseSqrt(row_sum8(base, mu, true) / n + p.eps);
+    let out = p.off_y + row * p.cols;
+    for (var j = 0u; j < p.cols; j++) {
+        y[out + j] = (x[base + j] - mu) * rs * gamma[p.off_gamma + j] + beta[p.off_beta + j];
+    }
+    mean[row] = mu;
+    rstd[row] = rs;
+}
+
+@compute @workgroup_size(64)
+fn layernorm_backward_input_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    if (row >= p.rows) { return; }
+    let base_x = p.off_x + row * p.cols;
+    let base_d = p.off_y + row * p.cols;
+    let mu = bmean[row];
+    let rs = brstd[row];
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        let g = dy[base_d + j] * bgamma[p.off_gamma + j];
+        s1 += g;
+        s2 += g * (bx[base_x + j] - mu) * rs;
+    }
+    let s = vec2<f32>(s1, s2) / f32(p.cols);
+    for (var j = 0u; j < p.cols; j++) {
+        let g = dy[base_d + j] * bgamma[p.off_gamma + j];
+        let xhat = (bx[base_x + j] - mu) * rs;
+        var v = rs * (g - s.x - xhat * s.y);
+        if (ACCUMULATE) { v += dx[base_d + j]; }
+        dx[base_d + j] = v;
+    }
+}

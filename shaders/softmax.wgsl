@@ -103,3 +103,44 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
         dx[p.off_y + base + j] = p.scale * yy * (dy[p.off_mask + base + j] - d);
     }
 }
+
+// One row per invocation, with no workgroup memory and no barrier: the variant for CPU adapters
+// (lavapipe, SwiftShader), where a barrier is a coroutine switch and the 32-thread reductions above
+// cost more than the arithmetic (SwiftShader: 60 ms a dispatch for 1536 rows of 24). Same contract;
+// rows are (wg.x + wg.y * nwg.x) * 64 + lid.
+@compute @workgroup_size(64)
+fn softmax_forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    if (row >= p.rows) { return; }
+    var m = NEG_BIG;
+    for (var j = 0u; j < p.cols; j++) { m = max(m, logit(row, j)); }
+    let out = p.off_y + row * p.cols;
+    if (m <= NEG_BIG) {
+        for (var j = 0u; j < p.cols; j++) { y[out + j] = 0.0; }
+        return;
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        let l = logit(row, j);
+        let e = select(0.0, exp(l - m), l > NEG_BIG);
+        y[out + j] = e;
+        s += e;
+    }
+    let inv = 1.0 / s;
+    for (var j = 0u; j < p.cols; j++) { y[out + j] *= inv; }
+}
+
+@compute @workgroup_size(64)
+fn softmax_backward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    if (row >= p.rows) { return; }
+    let base = row * p.cols;
+    var d = 0.0;
+    for (var j = 0u; j < p.cols; j++) { d += probs[p.off_x + base + j] * dy[p.off_mask + base + j]; }
+    for (var j = 0u; j < p.cols; j++) {
+        let yy = probs[p.off_x + base + j];
+        dx[p.off_y + base + j] = p.scale * yy * (dy[p.off_mask + base + j] - d);
+    }
+}

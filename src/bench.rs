@@ -141,6 +141,9 @@ pub struct StepBench {
     pub bytes_read_per_step: f64,
     pub buffers_created_per_step: f64,
     pub bind_groups_created_per_step: f64,
+    /// One more step in profiling mode (each dispatch submitted and timed alone, by wall clock):
+    /// (kernel, ms over the step, dispatches), slowest first. Absent from the PyTorch script.
+    pub kernel_ms: Vec<(String, f64, u64)>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -194,6 +197,12 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
     }
     let c = gpu.counters();
     let per = |x: u64| x as f64 / steps as f64;
+    gpu.take_kernel_times();
+    gpu.set_profiling(true);
+    let profiled = train_step_timed(gpu, &mut model, &batch(), &opt, 1e-4, 0.01, 2 + steps as u64).await;
+    gpu.set_profiling(false);
+    profiled?;
+    let kernel_ms = gpu.take_kernel_times();
     let hb = batch();
     let mut fwd = Vec::new();
     for _ in 0..steps.min(3) {
@@ -223,6 +232,7 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
         bytes_read_per_step: per(c.bytes_read_back),
         buffers_created_per_step: per(c.buffers_created),
         bind_groups_created_per_step: per(c.bind_groups_created),
+        kernel_ms,
     })
 }
 
@@ -232,6 +242,11 @@ impl std::fmt::Display for StepBench {
             f,
             "{} ({}x{}) B={} T={}: {:.1} ms/step, {:.1} ms/forward, host encode {:.2} ms; per step {} dispatches, {} submits, {:.0} bytes written, {:.0} read, {} buffers and {} bind groups created",
             self.config, self.layers, self.hidden, self.batch, self.len, self.ms_per_step, self.ms_per_forward, self.host_encode_ms, self.dispatches_per_step, self.submits_per_step, self.bytes_written_per_step, self.bytes_read_per_step, self.buffers_created_per_step, self.bind_groups_created_per_step
-        )
+        )?;
+        write!(f, "\n  one step kernel by kernel (each dispatch alone):")?;
+        for (k, ms, n) in &self.kernel_ms {
+            write!(f, "\n    {k:<32} {ms:>9.1} ms  {n:>4} dispatches")?;
+        }
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ use super::adamw::{AdamW, AdamWState, ParamSlice};
 use super::attention::Heads;
 use super::layernorm::LnParams;
 use super::matmul::{Kernel, Matmul};
+use super::softmax::RowKernel;
 use super::{cpu, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, softmax};
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
 
@@ -402,7 +403,16 @@ pub async fn matmul_backward(gpu: &Gpu) -> CheckResult {
 // ---------------------------------------------------------------------------------------------
 // softmax
 
+/// Both row kernels (one workgroup per row, one invocation per row) on every adapter.
 pub async fn softmax_forward_extremes_and_masks(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for kernel in [RowKernel::Workgroup, RowKernel::Thread] {
+        out.push(format!("{kernel:?}: {}", softmax_forward_case(gpu, kernel).await?));
+    }
+    Ok(out.join("; "))
+}
+
+async fn softmax_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let mut rng = Rng::new(7);
     let (b, h, t) = (2, 3, 37);
     let rows = b * h * t;
@@ -423,8 +433,8 @@ pub async fn softmax_forward_extremes_and_masks(gpu: &Gpu) -> CheckResult {
     mask[2] = -3.5; // an ordinary additive value
     let (gx, gm, gy, gy2) = (up(gpu, "x", &x)?, up(gpu, "mask", &mask)?, zeros(gpu, "y", rows * t)?, zeros(gpu, "y2", rows * t)?);
     let mut step = gpu.begin_step("softmax");
-    softmax::forward(&mut step, &gy, &gx, Some((&gm, h * t)), rows, t, 0.125).map_err(e)?;
-    softmax::forward(&mut step, &gy2, &gx, None, rows, t, 1.0).map_err(e)?;
+    softmax::forward_as(kernel, &mut step, &gy, &gx, Some((&gm, h * t)), rows, t, 0.125).map_err(e)?;
+    softmax::forward_as(kernel, &mut step, &gy2, &gx, None, rows, t, 1.0).map_err(e)?;
     step.submit().await.map_err(e)?;
     let (x64, m64): (Vec<f64>, Vec<f64>) = (f64s(&x), mask.iter().map(|&v| if v.is_finite() { v as f64 } else { cpu::MASKED }).collect());
     let got = read(gpu, &gy).await?;
@@ -447,6 +457,14 @@ pub async fn softmax_forward_extremes_and_masks(gpu: &Gpu) -> CheckResult {
 }
 
 pub async fn softmax_backward(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for kernel in [RowKernel::Workgroup, RowKernel::Thread] {
+        out.push(format!("{kernel:?}: {}", softmax_backward_case(gpu, kernel).await?));
+    }
+    Ok(out.join("; "))
+}
+
+async fn softmax_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let mut rng = Rng::new(8);
     let (rows, cols) = (41, 29);
     let scale = 0.3;
@@ -459,8 +477,8 @@ pub async fn softmax_backward(gpu: &Gpu) -> CheckResult {
     fd_check_cpu("softmax", &loss, &x64, &dx, &mut rng, 4)?;
     let (gx, gy, gr, gdx) = (up(gpu, "x", &x)?, zeros(gpu, "y", rows * cols)?, up(gpu, "dy", &r)?, zeros(gpu, "dx", rows * cols)?);
     let mut step = gpu.begin_step("softmax_backward");
-    softmax::forward(&mut step, &gy, &gx, None, rows, cols, scale as f32).map_err(e)?;
-    softmax::backward(&mut step, &gdx, &gy, &gr, rows, cols, scale as f32).map_err(e)?;
+    softmax::forward_as(kernel, &mut step, &gy, &gx, None, rows, cols, scale as f32).map_err(e)?;
+    softmax::backward_as(kernel, &mut step, &gdx, &gy, &gr, rows, cols, scale as f32).map_err(e)?;
     step.submit().await.map_err(e)?;
     let got = read(gpu, &gdx).await?;
     let w = close_rel_max("softmax dx", &got, &dx, 1e-5)?;
@@ -470,7 +488,7 @@ pub async fn softmax_backward(gpu: &Gpu) -> CheckResult {
     for (s, sign) in [1.0, -1.0].iter().enumerate() {
         let gxs = up(gpu, "x±", &shift(&x, &u, sign * eps))?;
         let mut step = gpu.begin_step("softmax_fd");
-        softmax::forward(&mut step, &gy, &gxs, None, rows, cols, scale as f32).map_err(e)?;
+        softmax::forward_as(kernel, &mut step, &gy, &gxs, None, rows, cols, scale as f32).map_err(e)?;
         step.submit().await.map_err(e)?;
         l[s] = dot(&read(gpu, &gy).await?, &r64);
     }
@@ -481,7 +499,16 @@ pub async fn softmax_backward(gpu: &Gpu) -> CheckResult {
 // ---------------------------------------------------------------------------------------------
 // layernorm
 
+/// Both row kernels on every adapter.
 pub async fn layernorm_forward_constant_rows(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for kernel in [RowKernel::Workgroup, RowKernel::Thread] {
+        out.push(format!("{kernel:?}: {}", layernorm_forward_case(gpu, kernel).await?));
+    }
+    Ok(out.join("; "))
+}
+
+async fn layernorm_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let mut rng = Rng::new(9);
     let (rows, cols) = (19, 768);
     let mut x = rng.normals(rows * cols, 2.0);
@@ -495,7 +522,7 @@ pub async fn layernorm_forward_constant_rows(gpu: &Gpu) -> CheckResult {
     let (gx, gg, gb) = (up(gpu, "x", &x)?, up(gpu, "g", &g)?, up(gpu, "b", &b)?);
     let (gy, gmean, grstd) = (zeros(gpu, "y", rows * cols)?, zeros(gpu, "mean", rows)?, zeros(gpu, "rstd", rows)?);
     let mut step = gpu.begin_step("layernorm");
-    layernorm::forward(&mut step, &gy, &gmean, &grstd, &gx, &gg, &gb, LnParams::default(), rows, cols, 1e-12).map_err(e)?;
+    layernorm::forward(&mut step, &gy, &gmean, &grstd, &gx, &gg, &gb, LnParams { kernel, ..LnParams::default() }, rows, cols, 1e-12).map_err(e)?;
     step.submit().await.map_err(e)?;
     let (want, mean, rstd) = cpu::layernorm(&f64s(&x), &f64s(&g), &f64s(&b), rows, cols, 1e-12);
     let got = read(gpu, &gy).await?;
@@ -510,6 +537,14 @@ pub async fn layernorm_forward_constant_rows(gpu: &Gpu) -> CheckResult {
 }
 
 pub async fn layernorm_backward(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for kernel in [RowKernel::Workgroup, RowKernel::Thread] {
+        out.push(format!("{kernel:?}: {}", layernorm_backward_case(gpu, kernel).await?));
+    }
+    Ok(out.join("; "))
+}
+
+async fn layernorm_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let mut rng = Rng::new(10);
     let (rows, cols) = (23, 97);
     let eps = 1e-5;
@@ -527,7 +562,7 @@ pub async fn layernorm_backward(gpu: &Gpu) -> CheckResult {
     let (gx, gg, gb, gr) = (up(gpu, "x", &x)?, up(gpu, "g", &g)?, up(gpu, "b", &b)?, up(gpu, "dy", &r)?);
     let (gy, gmean, grstd) = (zeros(gpu, "y", rows * cols)?, zeros(gpu, "mean", rows)?, zeros(gpu, "rstd", rows)?);
     let (gdx, gdg, gdb) = (zeros(gpu, "dx", rows * cols)?, zeros(gpu, "dg", cols)?, zeros(gpu, "db", cols)?);
-    let w = LnParams::default();
+    let w = LnParams { kernel, ..LnParams::default() };
     let mut step = gpu.begin_step("layernorm_backward");
     layernorm::forward(&mut step, &gy, &gmean, &grstd, &gx, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
     layernorm::backward(&mut step, &gdx, &gdg, &gdb, &gr, &gx, &gmean, &grstd, &gg, w, rows, cols, false).map_err(e)?;

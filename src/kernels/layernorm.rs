@@ -2,11 +2,15 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::softmax::RowKernel;
 use super::{grid, need, u32_of};
 use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
 
 pub const FORWARD: KernelId = KernelId::new("layernorm", "layernorm_forward", &[1, 2, 3, 4, 5, 6]);
 pub const BACKWARD_INPUT: KernelId = KernelId::new("layernorm", "layernorm_backward_input", &[7, 8, 9, 10, 11, 12]);
+/// One row per invocation, no barrier: what CPU adapters run (see the shader).
+pub const FORWARD_ROWS: KernelId = KernelId::new("layernorm", "layernorm_forward_rows", &[1, 2, 3, 4, 5, 6]);
+pub const BACKWARD_INPUT_ROWS: KernelId = KernelId::new("layernorm", "layernorm_backward_input_rows", &[7, 8, 9, 10, 11, 12]);
 pub const BACKWARD_PARAMS: KernelId = KernelId::new("layernorm", "layernorm_backward_params", &[7, 9, 10, 11, 13, 14]);
 
 #[repr(C)]
@@ -22,11 +26,13 @@ struct Params {
     off_beta: u32,
 }
 
-/// Where gamma and beta sit (they may be slices of a larger parameter buffer).
+/// Where gamma and beta sit (they may be slices of a larger parameter buffer), and which row kernel
+/// runs (`Auto`: one invocation per row on a software adapter, one workgroup per row otherwise).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LnParams {
     pub off_gamma: usize,
     pub off_beta: usize,
+    pub kernel: RowKernel,
 }
 
 fn params(rows: usize, cols: usize, eps: f32, w: LnParams) -> Result<Params, GpuError> {
@@ -64,7 +70,8 @@ pub fn forward(
     need("layernorm_forward", "gamma", gamma, w.off_gamma, cols)?;
     need("layernorm_forward", "beta", beta, w.off_beta, cols)?;
     let p = params(rows, cols, eps, w)?;
-    step.dispatch(FORWARD, &[], bytemuck::bytes_of(&p), &[x, gamma, beta, y, mean, rstd], grid(rows, 1))
+    let (kernel, wg) = if w.kernel.per_thread(step) { (FORWARD_ROWS, grid(rows, 64)) } else { (FORWARD, grid(rows, 1)) };
+    step.dispatch(kernel, &[], bytemuck::bytes_of(&p), &[x, gamma, beta, y, mean, rstd], wg)
 }
 
 /// dx (= or +=, per `accumulate`) and dgamma, dbeta (+=) from dy and the saved mean and rstd.
@@ -94,6 +101,7 @@ pub fn backward(
     need("layernorm_backward", "dbeta", dbeta, w.off_beta, cols)?;
     let p = params(rows, cols, 0.0, w)?;
     let acc = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
-    step.dispatch(BACKWARD_INPUT, &acc, bytemuck::bytes_of(&p), &[x, gamma, mean, rstd, dy, dx], grid(rows, 1))?;
+    let (kernel, wg) = if w.kernel.per_thread(step) { (BACKWARD_INPUT_ROWS, grid(rows, 64)) } else { (BACKWARD_INPUT, grid(rows, 1)) };
+    step.dispatch(kernel, &acc, bytemuck::bytes_of(&p), &[x, gamma, mean, rstd, dy, dx], wg)?;
     step.dispatch(BACKWARD_PARAMS, &[], bytemuck::bytes_of(&p), &[x, mean, rstd, dy, dgamma, dbeta], grid(cols, 32))
 }

@@ -57,12 +57,17 @@ pub fn all_pipelines() -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
         v.push((kernel, matmul::constants(false, true, true, false, true)));
         v.push((kernel, matmul::constants(false, false, false, false, true)));
     }
-    v.push((softmax::FORWARD, vec![("HAS_MASK", 1.0)]));
-    v.push((softmax::FORWARD, vec![("HAS_MASK", 0.0)]));
+    for k in [softmax::FORWARD, softmax::FORWARD_ROWS] {
+        v.push((k, vec![("HAS_MASK", 1.0)]));
+        v.push((k, vec![("HAS_MASK", 0.0)]));
+    }
     v.push((softmax::BACKWARD, vec![]));
-    v.push((layernorm::FORWARD, vec![]));
-    v.push((layernorm::BACKWARD_INPUT, vec![("ACCUMULATE", 0.0)]));
-    v.push((layernorm::BACKWARD_INPUT, vec![("ACCUMULATE", 1.0)]));
+    v.push((softmax::BACKWARD_ROWS, vec![]));
+    for (fwd, bwd) in [(layernorm::FORWARD, layernorm::BACKWARD_INPUT), (layernorm::FORWARD_ROWS, layernorm::BACKWARD_INPUT_ROWS)] {
+        v.push((fwd, vec![]));
+        v.push((bwd, vec![("ACCUMULATE", 0.0)]));
+        v.push((bwd, vec![("ACCUMULATE", 1.0)]));
+    }
     v.push((layernorm::BACKWARD_PARAMS, vec![]));
     v.push((gelu::FORWARD, vec![]));
     v.push((gelu::BACKWARD, vec![]));

@@ -7,6 +7,31 @@ use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
 
 pub const FORWARD: KernelId = KernelId::new("softmax", "softmax_forward", &[1, 2, 3]);
 pub const BACKWARD: KernelId = KernelId::new("softmax", "softmax_backward", &[4, 5, 6]);
+/// One row per invocation, no barrier: the variants CPU adapters run (see the shader).
+pub const FORWARD_ROWS: KernelId = KernelId::new("softmax", "softmax_forward_rows", &[1, 2, 3]);
+pub const BACKWARD_ROWS: KernelId = KernelId::new("softmax", "softmax_backward_rows", &[4, 5, 6]);
+
+/// How a row kernel (softmax, layernorm) spreads a row over invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RowKernel {
+    /// `Thread` on a software adapter, `Workgroup` otherwise.
+    #[default]
+    Auto,
+    /// One 32-invocation workgroup per row, reductions in workgroup memory (real GPUs).
+    Workgroup,
+    /// One invocation per row, no barrier (CPU adapters).
+    Thread,
+}
+
+impl RowKernel {
+    pub(crate) fn per_thread(self, step: &Step) -> bool {
+        match self {
+            RowKernel::Auto => step.gpu().info.is_software,
+            RowKernel::Workgroup => false,
+            RowKernel::Thread => true,
+        }
+    }
+}
 
 /// A mask value at or below this removes its column (use `f32::NEG_INFINITY` or `MASKED`).
 pub const MASKED: f32 = -1e30;
@@ -26,7 +51,14 @@ struct Params {
 
 /// `y[r] = softmax(scale * x[r] + mask[r / rows_per_mask])` over `cols`; `mask` is
 /// (rows / rows_per_mask, cols). For attention scores (B, H, Tq, Tk): rows = B*H*Tq, rows_per_mask = H*Tq.
-pub fn forward(
+pub fn forward(step: &mut Step, y: &GpuBuf, x: &GpuBuf, mask: Option<(&GpuBuf, usize)>, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
+    forward_as(RowKernel::Auto, step, y, x, mask, rows, cols, scale)
+}
+
+/// [`forward`] with the row kernel chosen by the caller (the checks run both).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_as(
+    kernel: RowKernel,
     step: &mut Step,
     y: &GpuBuf,
     x: &GpuBuf,
@@ -59,11 +91,21 @@ pub fn forward(
     };
     let consts = [("HAS_MASK", if mask.is_some() { 1.0 } else { 0.0 })];
     let m = mask.map(|(m, _)| m).unwrap_or(x);
-    step.dispatch(FORWARD, &consts, bytemuck::bytes_of(&p), &[x, m, y], grid(rows, 1))
+    if kernel.per_thread(step) {
+        step.dispatch(FORWARD_ROWS, &consts, bytemuck::bytes_of(&p), &[x, m, y], grid(rows, 64))
+    } else {
+        step.dispatch(FORWARD, &consts, bytemuck::bytes_of(&p), &[x, m, y], grid(rows, 1))
+    }
 }
 
 /// `dx = scale * y * (dy - sum(dy * y))` row by row, from the saved probabilities `y`.
 pub fn backward(step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
+    backward_as(RowKernel::Auto, step, dx, y, dy, rows, cols, scale)
+}
+
+/// [`backward`] with the row kernel chosen by the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_as(kernel: RowKernel, step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
     for (what, b) in [("dx", dx), ("y", y), ("dy", dy)] {
         need("softmax_backward", what, b, 0, rows * cols)?;
     }
@@ -77,5 +119,9 @@ pub fn backward(step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, rows: usi
         off_mask: 0,
         _pad: 0,
     };
-    step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 1))
+    if kernel.per_thread(step) {
+        step.dispatch(BACKWARD_ROWS, &[], bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 64))
+    } else {
+        step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 1))
+    }
 }
