@@ -92,13 +92,16 @@ fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
         s2 += g * (bx[base_x + j] - mu) * rs;
     }
     let s = reduce2(s1, s2, lid) / f32(p.cols);
-    for (var j = lid; j < p.cols; j += WG) {
-        let g = dy[base_d + j] * bgamma[p.off_gamma + j];
-        let xhat = (bx[base_x + j] - mu) * rs;
-        var v = rs * (g - s.x - xhat * s.y);
-        if (ACCUMULATE) { v += dx[base_d + j]; }
-        dx[base_d + j] = v;
-    }
+    for (var j = lid; j < p.cols; j += WG) { write_dx(base_x, base_d, j, mu, rs, s); }
+}
+
+// dx[j] of one row (= or += with ACCUMULATE), given s = (mean(g), mean(g * xhat)) of that row.
+fn write_dx(base_x: u32, base_d: u32, j: u32, mu: f32, rs: f32, s: vec2<f32>) {
+    let g = dy[base_d + j] * bgamma[p.off_gamma + j];
+    let xhat = (bx[base_x + j] - mu) * rs;
+    var v = rs * (g - s.x - xhat * s.y);
+    if (ACCUMULATE) { v += dx[base_d + j]; }
+    dx[base_d + j] = v;
 }
 
 // One thread per column walks every row: deterministic, no atomics.
@@ -178,11 +181,5 @@ fn layernorm_backward_input_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(
         s2 += g * (bx[base_x + j] - mu) * rs;
     }
     let s = vec2<f32>(s1, s2) / f32(p.cols);
-    for (var j = 0u; j < p.cols; j++) {
-        let g = dy[base_d + j] * bgamma[p.off_gamma + j];
-        let xhat = (bx[base_x + j] - mu) * rs;
-        var v = rs * (g - s.x - xhat * s.y);
-        if (ACCUMULATE) { v += dx[base_d + j]; }
-        dx[base_d + j] = v;
-    }
+    for (var j = 0u; j < p.cols; j++) { write_dx(base_x, base_d, j, mu, rs, s); }
 }

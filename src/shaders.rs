@@ -1,13 +1,14 @@
-//! Every WGSL file under `shaders/`, embedded at build time. Each file validates on its own (naga in
+//! Every WGSL file under `shaders/`, embedded at build time. Each entry validates on its own (naga in
 //! the tests, the browser's compiler in the browser tests); kernels specialise them with `override`
-//! constants.
+//! constants. WGSL has no include, so the files that need erf (gelu, matmul, matmul_vec4) get
+//! `shaders/erf.wgsl` put in front of them here.
 
 pub const SHADERS: &[(&str, &str)] = &[
-    ("matmul", include_str!("../shaders/matmul.wgsl")),
-    ("matmul_vec4", include_str!("../shaders/matmul_vec4.wgsl")),
+    ("matmul", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul.wgsl"))),
+    ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("layernorm", include_str!("../shaders/layernorm.wgsl")),
-    ("gelu", include_str!("../shaders/gelu.wgsl")),
+    ("gelu", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/gelu.wgsl"))),
     ("elementwise", include_str!("../shaders/elementwise.wgsl")),
     ("embedding", include_str!("../shaders/embedding.wgsl")),
     ("attention", include_str!("../shaders/attention.wgsl")),
