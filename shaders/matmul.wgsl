@@ -5,19 +5,8 @@
 // strided by 16 (so stores are coalesced), staging 64x16 slices of A and B in workgroup memory.
 // The backward of C = A B is dA = dC B^T (TRANS_B) and dB = A^T dC (TRANS_A): the same kernel.
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override HAS_BIAS: bool = false;
-override GELU: bool = false;
-override ACCUMULATE: bool = false;
+// The overrides, Params and p come from matmul_common.wgsl (prepended by src/shaders.rs).
 
-struct Params {
-    m: u32, n: u32, k: u32, batch: u32,
-    stride_a: u32, stride_b: u32, stride_c: u32, alpha: f32,
-    off_a: u32, off_b: u32, off_c: u32, off_bias: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

@@ -7,27 +7,16 @@
 // workgroup memory. So this kernel uses no workgroup memory and no barrier; every load is a vec4
 // and each thread keeps a 4x8 block of C in registers: per 4 steps of k it issues 4 + 8 vec4 loads
 // for 128 multiply-adds (the tiled kernel issues 8 scalar loads from workgroup memory for 16).
-// Measured on lavapipe (Mesa 25, 2 cores, M=512): 4-6 GFLOP/s against 1.3-1.5 for matmul.wgsl; in
-// Chromium's SwiftShader about 1 GFLOP/s against 0.05-0.17.
+// Measured at M=512 on 2 cores: lavapipe (Mesa 25) 3.3-4.9 GFLOP/s against 1.3-1.5 for matmul.wgsl;
+// Chromium's SwiftShader 1.1-2.5 GFLOP/s against 0.16-0.22 (TF.js 4.22's WebGPU backend: 0.17-0.41).
 //
 // Contract (checked by the Rust side, which otherwise uses matmul.wgsl): every offset and stride is a
 // multiple of 4 elements, K % 4 == 0, N % 4 == 0, and M % 4 == 0 when A is stored transposed; so each
 // vec4 below is 4 consecutive floats of one row of the stored matrix. M and N need not be multiples of
 // the 32x64 workgroup tile: rows and columns past the edge are clamped on load and skipped on store.
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override HAS_BIAS: bool = false;
-override GELU: bool = false;
-override ACCUMULATE: bool = false;
+// The overrides, Params and p come from matmul_common.wgsl (prepended by src/shaders.rs).
 
-struct Params {
-    m: u32, n: u32, k: u32, batch: u32,
-    stride_a: u32, stride_b: u32, stride_c: u32, alpha: f32,
-    off_a: u32, off_b: u32, off_c: u32, off_bias: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;

@@ -1,11 +1,12 @@
 //! Every WGSL file under `shaders/`, embedded at build time. Each entry validates on its own (naga in
 //! the tests, the browser's compiler in the browser tests); kernels specialise them with `override`
 //! constants. WGSL has no include, so the files that need erf (gelu, matmul, matmul_vec4) get
-//! `shaders/erf.wgsl` put in front of them here.
+//! `shaders/erf.wgsl` put in front of them here, and both matmul kernels `shaders/matmul_common.wgsl`
+//! (their overrides and uniform parameters).
 
 pub const SHADERS: &[(&str, &str)] = &[
-    ("matmul", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul.wgsl"))),
-    ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
+    ("matmul", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul.wgsl"))),
+    ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("layernorm", include_str!("../shaders/layernorm.wgsl")),
     ("gelu", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/gelu.wgsl"))),
