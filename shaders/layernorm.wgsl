@@ -3,14 +3,25 @@
 //   backward: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma   (ACCUMULATE: dx +=)
 //             dgamma += sum_rows dy * xhat, dbeta += sum_rows dy                 (always accumulates)
 // x, y, dy, dx: (rows, cols); gamma, beta: (cols); mean, rstd: (rows).
+// Fused around a transformer sublayer (dropout's hash from rng.wgsl, prepended by src/shaders.rs):
+//   RESIDUAL (forward): res = x + dropout(branch) is written and normalised: y = layernorm(res);
+//   DROP_DX (backward input): dxd = dropout(dx) is written beside dx, with the same seed.
+//   DROP_Y (forward): y = dropout(layernorm(x)); DROP_DY (backward input and params): the incoming
+//   dy is the gradient at dropout's output and is taken through it first (BERT's embeddings).
+// Element (r, j)'s dropout counter is r * cols + j, as dropout.wgsl's over the whole tensor.
 
 override ACCUMULATE: bool = false;
+override RESIDUAL: bool = false;
+override DROP_DX: bool = false;
+override DROP_Y: bool = false;
+override DROP_DY: bool = false;
 // 32 threads per row: one warp on GPUs, and far fewer barrier round-trips on CPU Vulkan (lavapipe)
 const WG: u32 = 32u;
 
 struct Params {
     rows: u32, cols: u32, eps: f32, _pad: u32,
     off_x: u32, off_y: u32, off_gamma: u32, off_beta: u32,
+    seed_lo: u32, seed_hi: u32, prob: f32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,6 +42,40 @@ struct Params {
 // layernorm_backward_params writes these two (bindings 7, 9, 10, 11 shared with the above)
 @group(0) @binding(13) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(14) var<storage, read_write> dbeta: array<f32>;
+// RESIDUAL: the sublayer's output and the sum written (x is then the skip input)
+@group(0) @binding(15) var<storage, read> branch: array<f32>;
+@group(0) @binding(16) var<storage, read_write> res: array<f32>;
+// DROP_DX: dropout(dx)
+@group(0) @binding(17) var<storage, read_write> dxd: array<f32>;
+
+fn drop_scale(i: u32) -> f32 {
+    return dropout_scale(p.seed_lo, p.seed_hi, p.prob, i);
+}
+
+// The incoming gradient at element i (off_y + r * cols + j).
+fn dyv(i: u32) -> f32 {
+    if (DROP_DY) { return dy[i] * drop_scale(i - p.off_y); }
+    return dy[i];
+}
+
+// The forward's output at element (row, j): with DROP_Y through the dropout.
+fn yv(row: u32, j: u32, v: f32) -> f32 {
+    if (DROP_Y) { return v * drop_scale(row * p.cols + j); }
+    return v;
+}
+
+// The forward's input element: x, or with RESIDUAL the sum written by residual_row.
+fn xv(i: u32) -> f32 {
+    if (RESIDUAL) { return res[i]; }
+    return x[i];
+}
+
+// res = x + dropout(branch) over one row's columns lid, lid + step, ...
+fn residual_row(row: u32, base: u32, lid: u32, stride: u32) {
+    for (var j = lid; j < p.cols; j += stride) {
+        res[base + j] = x[base + j] + branch[base + j] * drop_scale(row * p.cols + j);
+    }
+}
 
 var<workgroup> red: array<f32, WG>;
 var<workgroup> red2: array<f32, WG>;
@@ -59,17 +104,18 @@ fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let lid = lid3.x;
     let base = p.off_x + row * p.cols;
     let n = f32(p.cols);
+    if (RESIDUAL) { residual_row(row, base, lid, WG); }
     var s = 0.0;
-    for (var j = lid; j < p.cols; j += WG) { s += x[base + j]; }
+    for (var j = lid; j < p.cols; j += WG) { s += xv(base + j); }
     let mu = reduce2(s, 0.0, lid).x / n;
     // Second pass for the variance: exact for constant rows, no cancellation.
     var v = 0.0;
-    for (var j = lid; j < p.cols; j += WG) { let d = x[base + j] - mu; v += d * d; }
+    for (var j = lid; j < p.cols; j += WG) { let d = xv(base + j) - mu; v += d * d; }
     let var_ = reduce2(v, 0.0, lid).x / n;
     let rs = inverseSqrt(var_ + p.eps);
     let out = p.off_y + row * p.cols;
     for (var j = lid; j < p.cols; j += WG) {
-        y[out + j] = (x[base + j] - mu) * rs * gamma[p.off_gamma + j] + beta[p.off_beta + j];
+        y[out + j] = yv(row, j, (xv(base + j) - mu) * rs * gamma[p.off_gamma + j] + beta[p.off_beta + j]);
     }
     if (lid == 0u) { mean[row] = mu; rstd[row] = rs; }
 }
@@ -87,7 +133,7 @@ fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
     var s1 = 0.0;
     var s2 = 0.0;
     for (var j = lid; j < p.cols; j += WG) {
-        let g = dy[base_d + j] * bgamma[p.off_gamma + j];
+        let g = dyv(base_d + j) * bgamma[p.off_gamma + j];
         s1 += g;
         s2 += g * (bx[base_x + j] - mu) * rs;
     }
@@ -97,11 +143,12 @@ fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
 
 // dx[j] of one row (= or += with ACCUMULATE), given s = (mean(g), mean(g * xhat)) of that row.
 fn write_dx(base_x: u32, base_d: u32, j: u32, mu: f32, rs: f32, s: vec2<f32>) {
-    let g = dy[base_d + j] * bgamma[p.off_gamma + j];
+    let g = dyv(base_d + j) * bgamma[p.off_gamma + j];
     let xhat = (bx[base_x + j] - mu) * rs;
     var v = rs * (g - s.x - xhat * s.y);
     if (ACCUMULATE) { v += dx[base_d + j]; }
     dx[base_d + j] = v;
+    if (DROP_DX) { dxd[base_d + j] = v * drop_scale(base_d - p.off_y + j); }
 }
 
 // One thread per column walks every row: deterministic, no atomics.
@@ -112,7 +159,7 @@ fn layernorm_backward_params(@builtin(global_invocation_id) gid: vec3<u32>) {
     var g = 0.0;
     var b = 0.0;
     for (var r = 0u; r < p.rows; r++) {
-        let d = dy[p.off_y + r * p.cols + j];
+        let d = dyv(p.off_y + r * p.cols + j);
         g += d * (bx[p.off_x + r * p.cols + j] - bmean[r]) * brstd[r];
         b += d;
     }
@@ -132,15 +179,15 @@ fn row_sum8(base: u32, c: f32, squares: bool) -> f32 {
     var hi = vec4<f32>(0.0);
     var j = 0u;
     for (; j + 8u <= p.cols; j += 8u) {
-        var a = vec4<f32>(x[base + j], x[base + j + 1u], x[base + j + 2u], x[base + j + 3u]) - c;
-        var b = vec4<f32>(x[base + j + 4u], x[base + j + 5u], x[base + j + 6u], x[base + j + 7u]) - c;
+        var a = vec4<f32>(xv(base + j), xv(base + j + 1u), xv(base + j + 2u), xv(base + j + 3u)) - c;
+        var b = vec4<f32>(xv(base + j + 4u), xv(base + j + 5u), xv(base + j + 6u), xv(base + j + 7u)) - c;
         if (squares) { a = a * a; b = b * b; }
         lo += a;
         hi += b;
     }
     var tail = 0.0;
     for (; j < p.cols; j++) {
-        let d = x[base + j] - c;
+        let d = xv(base + j) - c;
         tail += select(d, d * d, squares);
     }
     let q = lo + hi;
@@ -154,11 +201,12 @@ fn layernorm_forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_wor
     if (row >= p.rows) { return; }
     let base = p.off_x + row * p.cols;
     let n = f32(p.cols);
+    if (RESIDUAL) { residual_row(row, base, 0u, 1u); }
     let mu = row_sum8(base, 0.0, false) / n;
     let rs = inverseSqrt(row_sum8(base, mu, true) / n + p.eps);
     let out = p.off_y + row * p.cols;
     for (var j = 0u; j < p.cols; j++) {
-        y[out + j] = (x[base + j] - mu) * rs * gamma[p.off_gamma + j] + beta[p.off_beta + j];
+        y[out + j] = yv(row, j, (xv(base + j) - mu) * rs * gamma[p.off_gamma + j] + beta[p.off_beta + j]);
     }
     mean[row] = mu;
     rstd[row] = rs;
@@ -176,7 +224,7 @@ fn layernorm_backward_input_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(
     var s1 = 0.0;
     var s2 = 0.0;
     for (var j = 0u; j < p.cols; j++) {
-        let g = dy[base_d + j] * bgamma[p.off_gamma + j];
+        let g = dyv(base_d + j) * bgamma[p.off_gamma + j];
         s1 += g;
         s2 += g * (bx[base_x + j] - mu) * rs;
     }

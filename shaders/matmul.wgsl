@@ -1,6 +1,7 @@
 // Batched matmul: C[b] = alpha * op(A[b]) * op(B[b]) (+ bias) (then GELU) (+ C[b] when ACCUMULATE).
 //   op(A) is (M, K): A stored (M, K) row-major, or (K, M) when TRANS_A.
 //   op(B) is (K, N): B stored (K, N) row-major, or (N, K) when TRANS_B (x @ W^T with torch's W).
+//   Stored rows are lda/ldb/ldc apart, and batches may be two-level (see matmul_common.wgsl).
 // Register-tiled: a 16x16 workgroup computes a 64x64 tile of C, each thread a 4x4 block of outputs
 // strided by 16 (so stores are coalesced), staging 64x16 slices of A and B in workgroup memory.
 // The backward of C = A B is dA = dC B^T (TRANS_B) and dB = A^T dC (TRANS_A): the same kernel.
@@ -27,8 +28,8 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     let tx = lid.x;
     let ty = lid.y;
     let flat = ty * 16u + tx;
-    let base_a = p.off_a + bi * p.stride_a;
-    let base_b = p.off_b + bi * p.stride_b;
+    let base_a = batch_base(bi, p.off_a, p.stride_a, p.stride_a2);
+    let base_b = batch_base(bi, p.off_b, p.stride_b, p.stride_b2);
 
     var acc: array<array<f32, 4>, 4>;
     for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
@@ -46,7 +47,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             let gk = k0 + kk;
             var v = 0.0;
             if (gm < p.m && gk < p.k) {
-                if (TRANS_A) { v = a[base_a + gk * p.m + gm]; } else { v = a[base_a + gm * p.k + gk]; }
+                if (TRANS_A) { v = a[base_a + gk * p.lda + gm]; } else { v = a[base_a + gm * p.lda + gk]; }
             }
             a_tile[kk][mm] = v;
 
@@ -56,7 +57,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             let gkb = k0 + kb;
             var w = 0.0;
             if (gn < p.n && gkb < p.k) {
-                if (TRANS_B) { w = b[base_b + gn * p.k + gkb]; } else { w = b[base_b + gkb * p.n + gn]; }
+                if (TRANS_B) { w = b[base_b + gn * p.ldb + gkb]; } else { w = b[base_b + gkb * p.ldb + gn]; }
             }
             b_tile[kb][nn] = w;
         }
@@ -73,7 +74,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         workgroupBarrier();
     }
 
-    let base_c = p.off_c + bi * p.stride_c;
+    let base_c = batch_base(bi, p.off_c, p.stride_c, p.stride_c2);
     for (var i = 0u; i < 4u; i++) {
         let r = row0 + ty + 16u * i;
         if (r >= p.m) { continue; }
@@ -83,7 +84,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             var v = p.alpha * acc[i][j];
             if (HAS_BIAS) { v += bias[p.off_bias + col]; }
             if (GELU) { v = gelu(v); }
-            let ci = base_c + r * p.n + col;
+            let ci = base_c + r * p.ldc + col;
             if (ACCUMULATE) { v += c[ci]; }
             c[ci] = v;
         }

@@ -10,8 +10,8 @@
 // Measured at M=512 on 2 cores: lavapipe (Mesa 25) 3.3-4.9 GFLOP/s against 1.3-1.5 for matmul.wgsl;
 // Chromium's SwiftShader 1.1-2.5 GFLOP/s against 0.16-0.22 (TF.js 4.22's WebGPU backend: 0.17-0.41).
 //
-// Contract (checked by the Rust side, which otherwise uses matmul.wgsl): every offset and stride is a
-// multiple of 4 elements, K % 4 == 0, N % 4 == 0, and M % 4 == 0 when A is stored transposed; so each
+// Contract (checked by the Rust side, which otherwise uses matmul.wgsl): every offset, stride and
+// row pitch (ld) is a multiple of 4 elements, K % 4 == 0, N % 4 == 0, and M % 4 == 0 when A is stored transposed; so each
 // vec4 below is 4 consecutive floats of one row of the stored matrix. M and N need not be multiples of
 // the 32x64 workgroup tile: rows and columns past the edge are clamped on load and skipped on store.
 
@@ -42,27 +42,27 @@ fn matmul_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let r0 = (wg.y * 8u + lid.x) * 4u;
     let c0 = (wg.x * 8u + lid.y) * 8u;
     let k4 = p.k / 4u;
-    let m4 = p.m / 4u;
-    let n4 = p.n / 4u;
-    let base_a = (p.off_a + wg.z * p.stride_a) / 4u;
-    let base_b = (p.off_b + wg.z * p.stride_b) / 4u;
+    let la4 = p.lda / 4u;
+    let lb4 = p.ldb / 4u;
+    let base_a = batch_base(wg.z, p.off_a, p.stride_a, p.stride_a2) / 4u;
+    let base_b = batch_base(wg.z, p.off_b, p.stride_b, p.stride_b2) / 4u;
     let last_r = p.m - 1u;
     let last_c = p.n - 1u;
     // Where each thread reads, in vec4 units: a row of the stored matrix per output row/column when
     // that matrix is stored along k, else one column block that moves down one row per k.
-    let a_row0 = base_a + min(r0, last_r) * k4;
-    let a_row1 = base_a + min(r0 + 1u, last_r) * k4;
-    let a_row2 = base_a + min(r0 + 2u, last_r) * k4;
-    let a_row3 = base_a + min(r0 + 3u, last_r) * k4;
+    let a_row0 = base_a + min(r0, last_r) * la4;
+    let a_row1 = base_a + min(r0 + 1u, last_r) * la4;
+    let a_row2 = base_a + min(r0 + 2u, last_r) * la4;
+    let a_row3 = base_a + min(r0 + 3u, last_r) * la4;
     let a_col = base_a + min(r0, last_r) / 4u;
-    let b_row0 = base_b + min(c0, last_c) * k4;
-    let b_row1 = base_b + min(c0 + 1u, last_c) * k4;
-    let b_row2 = base_b + min(c0 + 2u, last_c) * k4;
-    let b_row3 = base_b + min(c0 + 3u, last_c) * k4;
-    let b_row4 = base_b + min(c0 + 4u, last_c) * k4;
-    let b_row5 = base_b + min(c0 + 5u, last_c) * k4;
-    let b_row6 = base_b + min(c0 + 6u, last_c) * k4;
-    let b_row7 = base_b + min(c0 + 7u, last_c) * k4;
+    let b_row0 = base_b + min(c0, last_c) * lb4;
+    let b_row1 = base_b + min(c0 + 1u, last_c) * lb4;
+    let b_row2 = base_b + min(c0 + 2u, last_c) * lb4;
+    let b_row3 = base_b + min(c0 + 3u, last_c) * lb4;
+    let b_row4 = base_b + min(c0 + 4u, last_c) * lb4;
+    let b_row5 = base_b + min(c0 + 5u, last_c) * lb4;
+    let b_row6 = base_b + min(c0 + 6u, last_c) * lb4;
+    let b_row7 = base_b + min(c0 + 7u, last_c) * lb4;
     let b_col_lo = base_b + min(c0, last_c) / 4u;
     let b_col_hi = base_b + min(c0 + 4u, last_c) / 4u;
 
@@ -75,8 +75,8 @@ fn matmul_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         // x_kk: op(A) at rows r0..r0+3, k = 4q+kk
         var x0: vec4<f32>; var x1: vec4<f32>; var x2: vec4<f32>; var x3: vec4<f32>;
         if (TRANS_A) {
-            let o = a_col + 4u * q * m4;
-            x0 = a[o]; x1 = a[o + m4]; x2 = a[o + 2u * m4]; x3 = a[o + 3u * m4];
+            let o = a_col + 4u * q * la4;
+            x0 = a[o]; x1 = a[o + la4]; x2 = a[o + 2u * la4]; x3 = a[o + 3u * la4];
         } else {
             let v0 = a[a_row0 + q]; let v1 = a[a_row1 + q]; let v2 = a[a_row2 + q]; let v3 = a[a_row3 + q];
             x0 = col_x(v0, v1, v2, v3); x1 = col_y(v0, v1, v2, v3);
@@ -93,11 +93,11 @@ fn matmul_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
             y0_hi = col_x(v4, v5, v6, v7); y1_hi = col_y(v4, v5, v6, v7);
             y2_hi = col_z(v4, v5, v6, v7); y3_hi = col_w(v4, v5, v6, v7);
         } else {
-            let o = 4u * q * n4;
-            y0_lo = b[b_col_lo + o]; y1_lo = b[b_col_lo + o + n4];
-            y2_lo = b[b_col_lo + o + 2u * n4]; y3_lo = b[b_col_lo + o + 3u * n4];
-            y0_hi = b[b_col_hi + o]; y1_hi = b[b_col_hi + o + n4];
-            y2_hi = b[b_col_hi + o + 2u * n4]; y3_hi = b[b_col_hi + o + 3u * n4];
+            let o = 4u * q * lb4;
+            y0_lo = b[b_col_lo + o]; y1_lo = b[b_col_lo + o + lb4];
+            y2_lo = b[b_col_lo + o + 2u * lb4]; y3_lo = b[b_col_lo + o + 3u * lb4];
+            y0_hi = b[b_col_hi + o]; y1_hi = b[b_col_hi + o + lb4];
+            y2_hi = b[b_col_hi + o + 2u * lb4]; y3_hi = b[b_col_hi + o + 3u * lb4];
         }
         acc0_lo = fma(vec4<f32>(x0.x), y0_lo, acc0_lo); acc0_hi = fma(vec4<f32>(x0.x), y0_hi, acc0_hi);
         acc1_lo = fma(vec4<f32>(x0.y), y0_lo, acc1_lo); acc1_hi = fma(vec4<f32>(x0.y), y0_hi, acc1_hi);
@@ -116,7 +116,7 @@ fn matmul_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         acc2_lo = fma(vec4<f32>(x3.z), y3_lo, acc2_lo); acc2_hi = fma(vec4<f32>(x3.z), y3_hi, acc2_hi);
         acc3_lo = fma(vec4<f32>(x3.w), y3_lo, acc3_lo); acc3_hi = fma(vec4<f32>(x3.w), y3_hi, acc3_hi);
     }
-    let base_c = (p.off_c + wg.z * p.stride_c) / 4u;
+    let base_c = batch_base(wg.z, p.off_c, p.stride_c, p.stride_c2) / 4u;
     store4(base_c, r0, c0, acc0_lo); store4(base_c, r0, c0 + 4u, acc0_hi);
     store4(base_c, r0 + 1u, c0, acc1_lo); store4(base_c, r0 + 1u, c0 + 4u, acc1_hi);
     store4(base_c, r0 + 2u, c0, acc2_lo); store4(base_c, r0 + 2u, c0 + 4u, acc2_hi);
@@ -129,7 +129,7 @@ fn store4(base_c: u32, r: u32, col: u32, acc: vec4<f32>) {
     var v = p.alpha * acc;
     if (HAS_BIAS) { v += bias[(p.off_bias + col) / 4u]; }
     if (GELU) { v = gelu4(v); }
-    let ci = base_c + r * (p.n / 4u) + col / 4u;
+    let ci = base_c + r * (p.ldc / 4u) + col / 4u;
     if (ACCUMULATE) { v += c[ci]; }
     c[ci] = v;
 }

@@ -4,13 +4,19 @@
 // A mask value <= -1e30 (e.g. -inf) removes that column; a row whose columns are all removed gives
 // zeros, not NaN. One workgroup per row; rows index the 2-D dispatch as wg.x + wg.y * nwg.x.
 
+// DROPOUT (attention's dropout on the probabilities, rng.wgsl's hash, counter r * cols + j):
+//   forward also writes yd = dropout(y); backward reads dy as the gradient at yd and takes it
+//   through the dropout first (dy * scale), so dropout costs no dispatch of its own.
+
 override HAS_MASK: bool = false;
+override DROPOUT: bool = false;
 const WG: u32 = 32u;
 const NEG_BIG: f32 = -1e30;
 
 struct Params {
     rows: u32, cols: u32, rows_per_mask: u32, scale: f32,
     off_x: u32, off_y: u32, off_mask: u32, _pad: u32,
+    seed_lo: u32, seed_hi: u32, prob: f32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -22,6 +28,21 @@ struct Params {
 @group(0) @binding(4) var<storage, read> probs: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+// DROPOUT forward: the dropped probabilities
+@group(0) @binding(7) var<storage, read_write> yd: array<f32>;
+
+// y[out + j] = v, and with DROPOUT yd too; i = row * cols + j
+fn put(out: u32, j: u32, i: u32, v: f32) {
+    y[out + j] = v;
+    if (DROPOUT) { yd[out + j] = v * dropout_scale(p.seed_lo, p.seed_hi, p.prob, i); }
+}
+
+// the incoming gradient at element i (= row * cols + j) of the layout (off_mask + i)
+fn grad_in(i: u32) -> f32 {
+    let g = dy[p.off_mask + i];
+    if (DROPOUT) { return g * dropout_scale(p.seed_lo, p.seed_hi, p.prob, i); }
+    return g;
+}
 
 var<workgroup> red: array<f32, WG>;
 
@@ -71,7 +92,7 @@ fn softmax_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     m = reduce_max(m, lid);
     let out = p.off_y + row * p.cols;
     if (m <= NEG_BIG) {
-        for (var j = lid; j < p.cols; j += WG) { y[out + j] = 0.0; }
+        for (var j = lid; j < p.cols; j += WG) { put(out, j, row * p.cols + j, 0.0); }
         return;
     }
     var s = 0.0;
@@ -83,7 +104,7 @@ fn softmax_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let inv = 1.0 / s;
     for (var j = lid; j < p.cols; j += WG) {
         let l = logit(row, j);
-        y[out + j] = select(0.0, exp(l - m) * inv, l > NEG_BIG);
+        put(out, j, row * p.cols + j, select(0.0, exp(l - m) * inv, l > NEG_BIG));
     }
 }
 
@@ -96,11 +117,11 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let lid = lid3.x;
     let base = row * p.cols;
     var d = 0.0;
-    for (var j = lid; j < p.cols; j += WG) { d += probs[p.off_x + base + j] * dy[p.off_mask + base + j]; }
+    for (var j = lid; j < p.cols; j += WG) { d += probs[p.off_x + base + j] * grad_in(base + j); }
     d = reduce_sum(d, lid);
     for (var j = lid; j < p.cols; j += WG) {
         let yy = probs[p.off_x + base + j];
-        dx[p.off_y + base + j] = p.scale * yy * (dy[p.off_mask + base + j] - d);
+        dx[p.off_y + base + j] = p.scale * yy * (grad_in(base + j) - d);
     }
 }
 
@@ -117,7 +138,7 @@ fn softmax_forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     for (var j = 0u; j < p.cols; j++) { m = max(m, logit(row, j)); }
     let out = p.off_y + row * p.cols;
     if (m <= NEG_BIG) {
-        for (var j = 0u; j < p.cols; j++) { y[out + j] = 0.0; }
+        for (var j = 0u; j < p.cols; j++) { put(out, j, row * p.cols + j, 0.0); }
         return;
     }
     var s = 0.0;
@@ -128,7 +149,7 @@ fn softmax_forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         s += e;
     }
     let inv = 1.0 / s;
-    for (var j = 0u; j < p.cols; j++) { y[out + j] *= inv; }
+    for (var j = 0u; j < p.cols; j++) { put(out, j, row * p.cols + j, y[out + j] * inv); }
 }
 
 @compute @workgroup_size(64)
@@ -138,9 +159,9 @@ fn softmax_backward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     if (row >= p.rows) { return; }
     let base = row * p.cols;
     var d = 0.0;
-    for (var j = 0u; j < p.cols; j++) { d += probs[p.off_x + base + j] * dy[p.off_mask + base + j]; }
+    for (var j = 0u; j < p.cols; j++) { d += probs[p.off_x + base + j] * grad_in(base + j); }
     for (var j = 0u; j < p.cols; j++) {
         let yy = probs[p.off_x + base + j];
-        dx[p.off_y + base + j] = p.scale * yy * (dy[p.off_mask + base + j] - d);
+        dx[p.off_y + base + j] = p.scale * yy * (grad_in(base + j) - d);
     }
 }

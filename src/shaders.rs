@@ -1,19 +1,19 @@
 //! Every WGSL file under `shaders/`, embedded at build time. Each entry validates on its own (naga in
 //! the tests, the browser's compiler in the browser tests); kernels specialise them with `override`
 //! constants. WGSL has no include, so the files that need erf (gelu, matmul, matmul_vec4) get
-//! `shaders/erf.wgsl` put in front of them here, and both matmul kernels `shaders/matmul_common.wgsl`
-//! (their overrides and uniform parameters).
+//! `shaders/erf.wgsl` put in front of them here, both matmul kernels `shaders/matmul_common.wgsl`
+//! (their overrides and uniform parameters), and the kernels with dropout (dropout, layernorm,
+//! softmax) `shaders/rng.wgsl` (its hash).
 
 pub const SHADERS: &[(&str, &str)] = &[
     ("matmul", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul.wgsl"))),
     ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
-    ("softmax", include_str!("../shaders/softmax.wgsl")),
-    ("layernorm", include_str!("../shaders/layernorm.wgsl")),
+    ("softmax", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/softmax.wgsl"))),
+    ("layernorm", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/layernorm.wgsl"))),
     ("gelu", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/gelu.wgsl"))),
     ("elementwise", include_str!("../shaders/elementwise.wgsl")),
     ("embedding", include_str!("../shaders/embedding.wgsl")),
-    ("attention", include_str!("../shaders/attention.wgsl")),
-    ("dropout", include_str!("../shaders/dropout.wgsl")),
+    ("dropout", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/dropout.wgsl"))),
     ("cross_entropy", include_str!("../shaders/cross_entropy.wgsl")),
     ("adamw", include_str!("../shaders/adamw.wgsl")),
 ];

@@ -10,17 +10,34 @@ pub enum DType {
     I32,
 }
 
-/// A storage buffer of `len` 4-byte elements. Usable as a kernel binding, a copy source and target.
+/// `len` 4-byte elements of a storage buffer, from element `off` on: a whole buffer, or a view of
+/// one (a parameter inside its arena). Usable as a kernel binding, a copy source and target; as a
+/// binding, `off` must be a multiple of [`GpuBuf::BIND_ALIGN`] elements (WebGPU's 256-byte
+/// storage offset alignment).
 #[derive(Debug, Clone)]
 pub struct GpuBuf {
     pub buf: wgpu::Buffer,
+    pub off: usize,
     pub len: usize,
     pub dtype: DType,
 }
 
 impl GpuBuf {
+    /// Elements between bindable view offsets (256 bytes, the largest alignment WebGPU allows a
+    /// device to require).
+    pub const BIND_ALIGN: usize = 64;
+
     pub fn bytes(&self) -> u64 {
         self.len as u64 * 4
+    }
+    /// Byte offset of element 0 in the underlying buffer.
+    pub fn byte_off(&self) -> u64 {
+        self.off as u64 * 4
+    }
+    /// Elements `[off, off + len)` of this buffer or view, as a view.
+    pub fn view(&self, off: usize, len: usize) -> GpuBuf {
+        assert!(off + len <= self.len, "view {off}+{len} of {} elements", self.len);
+        GpuBuf { buf: self.buf.clone(), off: self.off + off, len, dtype: self.dtype }
     }
 }
 
@@ -50,6 +67,9 @@ impl Recycler {
     /// Gives `b` back for the next [`Gpu::recycled`] of the same `role` and size.
     pub fn give_back(&self, role: &str, b: &GpuBuf) {
         let mut g = self.0.lock().unwrap();
+        if b.off != 0 || b.bytes() != b.buf.size() {
+            return; // a view: its owner keeps the buffer
+        }
         let bytes = b.buf.size();
         if g.bytes + bytes <= Self::MAX_BYTES {
             g.bytes += bytes;
@@ -63,6 +83,11 @@ const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl Gpu {
+    /// A 4-element placeholder for a writable binding that a kernel's specialisation leaves unused.
+    pub fn dummy_rw(&self) -> GpuBuf {
+        GpuBuf { buf: self.dummy_rw.clone(), off: 0, len: 4, dtype: DType::F32 }
+    }
+
     fn check_size(&self, label: &str, bytes: u64) -> Result<(), GpuError> {
         if bytes > self.info.max_buffer_size {
             return Err(GpuError::Limits(format!(
@@ -84,7 +109,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.counters.lock().unwrap().buffers_created += 1;
-        Ok(GpuBuf { buf, len, dtype })
+        Ok(GpuBuf { buf, off: 0, len, dtype })
     }
 
     /// A buffer of `len` elements for `role` (also its label), taken from the recycling pool when
@@ -94,7 +119,7 @@ impl Gpu {
         let bytes = (len.max(1) as u64) * 4;
         if let Some(buf) = self.recycler.take(role, bytes) {
             self.counters.lock().unwrap().buffers_recycled += 1;
-            return Ok(GpuBuf { buf, len, dtype });
+            return Ok(GpuBuf { buf, off: 0, len, dtype });
         }
         self.zeros(role, len, dtype)
     }
@@ -132,7 +157,7 @@ impl Gpu {
             )));
         }
         if !data.is_empty() {
-            self.queue.write_buffer(&dst.buf, offset as u64 * 4, bytemuck::cast_slice(data));
+            self.queue.write_buffer(&dst.buf, dst.byte_off() + offset as u64 * 4, bytemuck::cast_slice(data));
             self.counters.lock().unwrap().bytes_written += std::mem::size_of_val(data) as u64;
         }
         Ok(())

@@ -56,6 +56,8 @@ pub struct Gpu {
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
     /// Bound where a kernel's optional input is absent (e.g. matmul without bias).
     pub(crate) dummy: wgpu::Buffer,
+    /// A second placeholder, for an unused writable binding in a dispatch that binds `dummy` read-only.
+    pub(crate) dummy_rw: wgpu::Buffer,
     /// Uniform chunks recycled between steps, so a step allocates no uniform buffers once warm.
     pub(crate) uniform_pool: Mutex<std::collections::VecDeque<wgpu::Buffer>>,
     /// Storage buffers given back by batches, for the next batch of the same shape.
@@ -154,7 +156,14 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let dummy_rw = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dummy_rw"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         Ok(Gpu {
+            dummy_rw,
             device,
             queue,
             info,

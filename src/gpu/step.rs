@@ -33,7 +33,7 @@ pub struct Step<'g> {
 enum Op {
     Dispatch { pipeline: std::sync::Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, workgroups: [u32; 3], entry: &'static str },
     Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
-    Clear(wgpu::Buffer),
+    Clear(wgpu::Buffer, u64, Option<u64>),
 }
 
 /// Milliseconds from a monotonic clock (performance.now in the browser and in workers).
@@ -71,7 +71,7 @@ async fn queue_done(gpu: &Gpu) {
 pub(crate) struct BindGroupKey {
     pipeline: usize,
     uniform: Option<(wgpu::Buffer, u64, u64)>,
-    buffers: Vec<wgpu::Buffer>,
+    buffers: Vec<(wgpu::Buffer, usize, usize)>,
 }
 
 /// Bind groups kept between steps. A cached bind group keeps its buffers alive, so entries that no
@@ -182,6 +182,9 @@ impl<'g> Step<'g> {
                 )));
             }
         }
+        if let Some(b) = buffers.iter().find(|b| b.off % GpuBuf::BIND_ALIGN != 0) {
+            return Err(GpuError::Shape(format!("{} binds a view at element {}, not a multiple of {}", kernel.entry, b.off, GpuBuf::BIND_ALIGN)));
+        }
         if workgroups.contains(&0) {
             return Ok(());
         }
@@ -203,7 +206,7 @@ impl<'g> Step<'g> {
         let key = BindGroupKey {
             pipeline: std::sync::Arc::as_ptr(&pipeline) as usize,
             uniform: uniform.clone(),
-            buffers: buffers.iter().map(|b| b.buf.clone()).collect(),
+            buffers: buffers.iter().map(|b| (b.buf.clone(), b.off, b.len)).collect(),
         };
         let bind_group = {
             let mut cache = self.gpu.bind_groups.lock().unwrap();
@@ -223,7 +226,10 @@ impl<'g> Step<'g> {
                         });
                     }
                     for (b, &binding) in buffers.iter().zip(kernel.bindings) {
-                        entries.push(wgpu::BindGroupEntry { binding, resource: b.buf.as_entire_binding() });
+                        entries.push(wgpu::BindGroupEntry {
+                            binding,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &b.buf, offset: b.byte_off(), size: NonZeroU64::new(b.bytes().max(4)) }),
+                        });
                     }
                     let bg = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(kernel.entry), layout: &layout, entries: &entries });
                     self.gpu.counters.lock().unwrap().bind_groups_created += 1;
@@ -263,21 +269,22 @@ impl<'g> Step<'g> {
         self.pass = None;
         if len > 0 {
             if let Some(ops) = &mut self.ops {
-                ops.push(Op::Copy { src: src.buf.clone(), src_offset: start as u64 * 4, dst: dst.buf.clone(), dst_offset: dst_start as u64 * 4, size: len as u64 * 4 });
+                ops.push(Op::Copy { src: src.buf.clone(), src_offset: src.byte_off() + start as u64 * 4, dst: dst.buf.clone(), dst_offset: dst.byte_off() + dst_start as u64 * 4, size: len as u64 * 4 });
             } else {
-                self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &dst.buf, dst_start as u64 * 4, len as u64 * 4);
+                self.encoder.copy_buffer_to_buffer(&src.buf, src.byte_off() + start as u64 * 4, &dst.buf, dst.byte_off() + dst_start as u64 * 4, len as u64 * 4);
             }
         }
         Ok(())
     }
 
-    /// Zero-fills a whole buffer inside the step (e.g. gradients before a backward pass).
+    /// Zero-fills a whole buffer or view inside the step (e.g. gradients before a backward pass).
     pub fn clear(&mut self, buf: &GpuBuf) {
         self.pass = None;
+        let (off, size) = if buf.off == 0 && buf.bytes() == buf.buf.size() { (0, None) } else { (buf.byte_off(), Some(buf.bytes())) };
         if let Some(ops) = &mut self.ops {
-            ops.push(Op::Clear(buf.buf.clone()));
+            ops.push(Op::Clear(buf.buf.clone(), off, size));
         } else {
-            self.encoder.clear_buffer(&buf.buf, 0, None);
+            self.encoder.clear_buffer(&buf.buf, off, size);
         }
     }
 
@@ -312,9 +319,9 @@ impl<'g> Step<'g> {
         for &(src, start, len) in parts {
             if len > 0 {
                 if let Some(ops) = &mut self.ops {
-                    ops.push(Op::Copy { src: src.buf.clone(), src_offset: start as u64 * 4, dst: staging.clone(), dst_offset: at, size: len as u64 * 4 });
+                    ops.push(Op::Copy { src: src.buf.clone(), src_offset: src.byte_off() + start as u64 * 4, dst: staging.clone(), dst_offset: at, size: len as u64 * 4 });
                 } else {
-                    self.encoder.copy_buffer_to_buffer(&src.buf, start as u64 * 4, &staging, at, len as u64 * 4);
+                    self.encoder.copy_buffer_to_buffer(&src.buf, src.byte_off() + start as u64 * 4, &staging, at, len as u64 * 4);
                 }
             }
             at += len as u64 * 4;
@@ -368,8 +375,8 @@ impl<'g> Step<'g> {
                             enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size);
                             gpu.queue.submit(Some(enc.finish()));
                         }
-                        Op::Clear(b) => {
-                            enc.clear_buffer(&b, 0, None);
+                        Op::Clear(b, off, size) => {
+                            enc.clear_buffer(&b, off, size);
                             gpu.queue.submit(Some(enc.finish()));
                         }
                     }

@@ -1,29 +1,15 @@
-//! Multi-head attention from its pieces: head split/merge (shaders/attention.wgsl), batched matmul for
-//! Q K^T and P V, and masked, scaled softmax.
+//! Multi-head attention on a fused QKV token matrix, with no head split or merge: Q, K and V are the
+//! column blocks [0, C), [C, 2C), [2C, 3C) of `qkv` (B*T, 3C), head h is columns h*D.. of each
+//! block, and the batched matmuls read the heads where they are (two-level batches: B sequences of
+//! H heads, see shaders/matmul_common.wgsl). The context is written the same way into (B*T, C), and
+//! the backward writes dQ, dK, dV into the blocks of `dqkv` (B*T, 3C), each element once.
 //!
 //! Shapes: B batch, T tokens, H heads, D head size, C = H * D.
-//!   q, k, v: (B, H, T, D);  scores, probs: (B, H, T, T);  ctx: (B, H, T, D);  mask: (B, T) additive.
+//!   qkv, dqkv: (B*T, 3C);  scores, probs: (B, H, T, T);  ctx: (B*T, C);  mask: (B, T) additive.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::matmul::Matmul;
-use super::{grid, need, softmax, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
-
-pub const SPLIT: KernelId = KernelId::new("attention", "split_heads", &[1, 2]);
-pub const MERGE: KernelId = KernelId::new("attention", "merge_heads", &[1, 2]);
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    b: u32,
-    t: u32,
-    h: u32,
-    d: u32,
-    cols: u32,
-    col_off: u32,
-    _p: [u32; 2],
-}
+use super::matmul::{Matmul, Operand};
+use super::softmax;
+use crate::gpu::{GpuBuf, GpuError, Step};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Heads {
@@ -34,87 +20,70 @@ pub struct Heads {
 }
 
 impl Heads {
-    fn params(&self, cols: usize, col_off: usize) -> Result<Params, GpuError> {
-        if col_off + self.h * self.d > cols {
-            return Err(GpuError::Shape(format!(
-                "heads: columns {col_off}..{} exceed the {cols} columns of the token matrix",
-                col_off + self.h * self.d
-            )));
-        }
-        Ok(Params {
-            b: u32_of("heads", self.b)?,
-            t: u32_of("heads", self.t)?,
-            h: u32_of("heads", self.h)?,
-            d: u32_of("heads", self.d)?,
-            cols: u32_of("heads", cols)?,
-            col_off: u32_of("heads", col_off)?,
-            _p: [0; 2],
-        })
+    fn c(&self) -> usize {
+        self.h * self.d
     }
-    fn n(&self) -> usize {
-        self.b * self.h * self.t * self.d
+    /// The heads of a (B*T, cols) token matrix: matrix (b, h) starts at b*T*cols + h*D.
+    pub fn tokens(&self, cols: usize) -> Operand {
+        Operand { ld: cols, outer: self.t * cols, inner_stride: self.d }
+    }
+    /// (B, H, rows, cols) contiguous blocks.
+    pub fn blocks(&self, rows: usize, cols: usize) -> Operand {
+        Operand { ld: cols, outer: self.h * rows * cols, inner_stride: rows * cols }
+    }
+    fn mm(&self, m: usize, n: usize, k: usize) -> Matmul {
+        Matmul::new(m, n, k).batch(self.b * self.h)
     }
 
-    /// dst (B, H, T, D) = src (B*T, cols)[:, col_off .. col_off + H*D] rearranged.
-    pub fn split(&self, step: &mut Step, dst: &GpuBuf, src: &GpuBuf, cols: usize, col_off: usize) -> Result<(), GpuError> {
-        need("split_heads", "src", src, 0, self.b * self.t * cols)?;
-        need("split_heads", "dst", dst, 0, self.n())?;
-        let p = self.params(cols, col_off)?;
-        step.dispatch(SPLIT, &[], bytemuck::bytes_of(&p), &[src, dst], grid(self.n(), 256))
+    /// scores (B, H, T, T) = Q K^T, unscaled (softmax applies 1/sqrt(D)).
+    pub fn scores(&self, step: &mut Step, scores: &GpuBuf, qkv: &GpuBuf) -> Result<(), GpuError> {
+        let (t, d, c) = (self.t, self.d, self.c());
+        let mm = self.mm(t, t, d).trans_b().offsets(0, c, 0).strided(self.h, self.tokens(3 * c), self.tokens(3 * c), self.blocks(t, t));
+        mm.record(step, scores, qkv, qkv, None)
     }
 
-    /// dst (B*T, cols)[:, col_off ..] = src (B, H, T, D) rearranged; other columns untouched.
-    pub fn merge(&self, step: &mut Step, dst: &GpuBuf, src: &GpuBuf, cols: usize, col_off: usize) -> Result<(), GpuError> {
-        need("merge_heads", "src", src, 0, self.n())?;
-        need("merge_heads", "dst", dst, 0, self.b * self.t * cols)?;
-        let p = self.params(cols, col_off)?;
-        step.dispatch(MERGE, &[], bytemuck::bytes_of(&p), &[src, dst], grid(self.n(), 256))
+    /// ctx (B*T, C) = P V, head by head.
+    pub fn context(&self, step: &mut Step, ctx: &GpuBuf, probs: &GpuBuf, qkv: &GpuBuf) -> Result<(), GpuError> {
+        let (t, d, c) = (self.t, self.d, self.c());
+        let mm = self.mm(t, d, t).offsets(0, 2 * c, 0).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(c));
+        mm.record(step, ctx, probs, qkv, None)
+    }
+
+    /// The backward of [`Heads::context`]: dprobs = dctx V^T, and dV = P^T dctx into dqkv's V block.
+    pub fn context_backward(&self, step: &mut Step, dqkv: &GpuBuf, dprobs: &GpuBuf, dctx: &GpuBuf, qkv: &GpuBuf, probs: &GpuBuf) -> Result<(), GpuError> {
+        let (t, d, c) = (self.t, self.d, self.c());
+        let dp = self.mm(t, t, d).trans_b().offsets(0, 2 * c, 0).strided(self.h, self.tokens(c), self.tokens(3 * c), self.blocks(t, t));
+        dp.record(step, dprobs, dctx, qkv, None)?;
+        let dv = self.mm(t, d, t).trans_a().offsets(0, 0, 2 * c).strided(self.h, self.blocks(t, t), self.tokens(c), self.tokens(3 * c));
+        dv.record(step, dqkv, probs, dctx, None)
+    }
+
+    /// The backward of [`Heads::scores`] from dscores (already through the softmax backward and its
+    /// scale): dQ = dS K and dK = dS^T Q into dqkv's Q and K blocks.
+    pub fn scores_backward(&self, step: &mut Step, dqkv: &GpuBuf, dscores: &GpuBuf, qkv: &GpuBuf) -> Result<(), GpuError> {
+        let (t, d, c) = (self.t, self.d, self.c());
+        let dq = self.mm(t, d, t).offsets(0, c, 0).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(3 * c));
+        dq.record(step, dqkv, dscores, qkv, None)?;
+        let dk = self.mm(t, d, t).trans_a().offsets(0, 0, c).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(3 * c));
+        dk.record(step, dqkv, dscores, qkv, None)
     }
 
     /// scores = Q K^T; probs = softmax(scores / sqrt(D) + mask); ctx = probs V.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        step: &mut Step,
-        ctx: &GpuBuf,
-        probs: &GpuBuf,
-        scores: &GpuBuf,
-        q: &GpuBuf,
-        k: &GpuBuf,
-        v: &GpuBuf,
-        mask: Option<&GpuBuf>,
-    ) -> Result<(), GpuError> {
+    pub fn forward(&self, step: &mut Step, ctx: &GpuBuf, probs: &GpuBuf, scores: &GpuBuf, qkv: &GpuBuf, mask: Option<&GpuBuf>) -> Result<(), GpuError> {
         let (b, h, t, d) = (self.b, self.h, self.t, self.d);
-        Matmul::new(t, t, d).batch(b * h).trans_b().record(step, scores, q, k, None)?;
+        self.scores(step, scores, qkv)?;
         let scale = 1.0 / (d as f32).sqrt();
         softmax::forward(step, probs, scores, mask.map(|m| (m, h * t)), b * h * t, t, scale)?;
-        Matmul::new(t, d, t).batch(b * h).record(step, ctx, probs, v, None)
+        self.context(step, ctx, probs, qkv)
     }
 
-    /// From dctx: dprobs = dctx V^T; dv = P^T dctx; dscores = softmax backward (with the 1/sqrt(D));
-    /// dq = dscores K; dk = dscores^T Q. `dprobs` and `dscores` are scratch of the probs' size.
+    /// From dctx (B*T, C): dqkv (B*T, 3C). `dprobs` and `dscores` are scratch of the probs' size.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(
-        &self,
-        step: &mut Step,
-        dq: &GpuBuf,
-        dk: &GpuBuf,
-        dv: &GpuBuf,
-        dprobs: &GpuBuf,
-        dscores: &GpuBuf,
-        dctx: &GpuBuf,
-        q: &GpuBuf,
-        k: &GpuBuf,
-        v: &GpuBuf,
-        probs: &GpuBuf,
-    ) -> Result<(), GpuError> {
-        let (b, h, t, d) = (self.b, self.h, self.t, self.d);
-        let bh = b * h;
-        Matmul::new(t, t, d).batch(bh).trans_b().record(step, dprobs, dctx, v, None)?;
-        Matmul::new(t, d, t).batch(bh).trans_a().record(step, dv, probs, dctx, None)?;
+    pub fn backward(&self, step: &mut Step, dqkv: &GpuBuf, dprobs: &GpuBuf, dscores: &GpuBuf, dctx: &GpuBuf, qkv: &GpuBuf, probs: &GpuBuf) -> Result<(), GpuError> {
+        let (bh, t, d) = (self.b * self.h, self.t, self.d);
+        self.context_backward(step, dqkv, dprobs, dctx, qkv, probs)?;
         let scale = 1.0 / (d as f32).sqrt();
         softmax::backward(step, dscores, probs, dprobs, bh * t, t, scale)?;
-        Matmul::new(t, d, t).batch(bh).record(step, dq, dscores, k, None)?;
-        Matmul::new(t, d, t).batch(bh).trans_a().record(step, dk, dscores, q, None)
+        self.scores_backward(step, dqkv, dscores, qkv)
     }
 }

@@ -45,10 +45,11 @@ macro_rules! for_each_kernel_check {
             gelu_backward,
             embedding_forward,
             embedding_backward_repeated_ids,
-            heads_split_merge,
+            matmul_heads_in_place,
             attention_forward,
             attention_backward,
             dropout_matches_cpu_and_statistics,
+            dropout_fused_into_layernorm_and_softmax,
             cross_entropy_forward_ignore,
             cross_entropy_backward,
             adamw_matches_torch_formula,
@@ -585,6 +586,77 @@ async fn layernorm_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     Ok(format!("dx, dgamma, dbeta: GPU vs CPU worst {:.3} of 1e-4·max|ref|; GPU finite differences within {fd:.1e}", w1.max(w2).max(w3)))
 }
 
+/// The dropouts fused into layernorm and softmax give what the separate kernels give: the residual
+/// `res = skip + dropout(branch)` before a layernorm, `dropout(dx)` beside its backward, dropout on a
+/// layernorm's output (and the backward through it), and dropout on softmax probabilities (and the
+/// backward through it); each against the CPU references composed with the CPU dropout, both row
+/// kernels.
+pub async fn dropout_fused_into_layernorm_and_softmax(gpu: &Gpu) -> CheckResult {
+    let mut worst = 0.0f64;
+    for kernel in [RowKernel::Workgroup, RowKernel::Thread] {
+        worst = worst.max(dropout_fused_case(gpu, kernel).await.map_err(|m| format!("{kernel:?}: {m}"))?);
+    }
+    Ok(format!("residual, dx, output and probability dropouts, both row kernels: worst {worst:.3} of 1e-5·max|ref|"))
+}
+
+async fn dropout_fused_case(gpu: &Gpu, kernel: RowKernel) -> Result<f64, String> {
+    let mut rng = Rng::new(31);
+    let (rows, cols, eps, prob, seed) = (37, 48, 1e-5, 0.25f32, 0xfeed_beef_0123u64);
+    let drop = dropout::Dropout::new(prob, seed);
+    let (skip, branch, x) = (rng.normals(rows * cols, 1.0), rng.normals(rows * cols, 1.0), rng.normals(rows * cols, 1.0));
+    let (g, b, dy) = (rng.normals(cols, 1.0), rng.normals(cols, 1.0), rng.normals(rows * cols, 1.0));
+    let (g64, b64, dy64, x64) = (f64s(&g), f64s(&b), f64s(&dy), f64s(&x));
+    // CPU: residual + layernorm, its backward with dropout(dx); dropout(layernorm(x)) and its backward
+    let res64: Vec<f64> = f64s(&skip).iter().zip(cpu::dropout(&f64s(&branch), prob, seed)).map(|(a, c)| a + c).collect();
+    let (y_res, mean_r, rstd_r) = cpu::layernorm(&res64, &g64, &b64, rows, cols, eps);
+    let (dx_res, _, _) = cpu::layernorm_backward(&dy64, &res64, &g64, &mean_r, &rstd_r, rows, cols);
+    let dxd_res = cpu::dropout(&dx_res, prob, seed);
+    let (y_x, mean_x, rstd_x) = cpu::layernorm(&x64, &g64, &b64, rows, cols, eps);
+    let y_out = cpu::dropout(&y_x, prob, seed);
+    let (dx_out, dg_out, db_out) = cpu::layernorm_backward(&cpu::dropout(&dy64, prob, seed), &x64, &g64, &mean_x, &rstd_x, rows, cols);
+    // CPU: softmax with dropout on its probabilities, and the backward through it
+    let sm = cpu::softmax(&x64, None, rows, cols, 1, 0.5);
+    let sm_d = cpu::dropout(&sm, prob, seed);
+    let sm_dx = cpu::softmax_backward(&sm, &cpu::dropout(&dy64, prob, seed), rows, cols, 0.5);
+
+    let (gskip, gbranch, gx, gg, gb, gdy) = (up(gpu, "skip", &skip)?, up(gpu, "branch", &branch)?, up(gpu, "x", &x)?, up(gpu, "g", &g)?, up(gpu, "b", &b)?, up(gpu, "dy", &dy)?);
+    let z = |n: usize| zeros(gpu, "out", n);
+    let (gres, gy1, gm1, gr1, gdx1, gdxd1) = (z(rows * cols)?, z(rows * cols)?, z(rows)?, z(rows)?, z(rows * cols)?, z(rows * cols)?);
+    let (gy2, gm2, gr2, gdx2, gdg2, gdb2) = (z(rows * cols)?, z(rows)?, z(rows)?, z(rows * cols)?, z(cols)?, z(cols)?);
+    let (scratch_g, scratch_b) = (z(cols)?, z(cols)?);
+    let (gsm, gsmd, gsmdx) = (z(rows * cols)?, z(rows * cols)?, z(rows * cols)?);
+    let w = LnParams { kernel, ..LnParams::default() };
+    let mut step = gpu.begin_step("fused_dropout");
+    layernorm::forward_residual(&mut step, &gy1, &gm1, &gr1, &gres, &gskip, &gbranch, drop, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
+    layernorm::backward_dropped(&mut step, &gdx1, Some((&gdxd1, drop)), None, &scratch_g, &scratch_b, &gdy, &gres, &gm1, &gr1, &gg, w, rows, cols, false).map_err(e)?;
+    layernorm::forward_dropped(&mut step, &gy2, &gm2, &gr2, &gx, drop, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
+    layernorm::backward_dropped(&mut step, &gdx2, None, Some(drop), &gdg2, &gdb2, &gdy, &gx, &gm2, &gr2, &gg, w, rows, cols, false).map_err(e)?;
+    softmax::record_forward(kernel, &mut step, &gsm, Some((&gsmd, drop)), &gx, None, rows, cols, 0.5).map_err(e)?;
+    softmax::record_backward(kernel, &mut step, &gsmdx, &gsm, &gdy, Some(drop), rows, cols, 0.5).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let mut worst = 0.0f64;
+    for (what, buf, want) in [
+        ("residual sum", &gres, &res64),
+        ("layernorm of the residual", &gy1, &y_res),
+        ("its dx", &gdx1, &dx_res),
+        ("dropout(dx)", &gdxd1, &dxd_res),
+        ("dropout(layernorm(x))", &gy2, &y_out),
+        ("dx through the output dropout", &gdx2, &dx_out),
+        ("dgamma through the output dropout", &gdg2, &dg_out),
+        ("dbeta through the output dropout", &gdb2, &db_out),
+        ("softmax", &gsm, &sm),
+        ("dropout(softmax)", &gsmd, &sm_d),
+        ("softmax dx through its dropout", &gsmdx, &sm_dx),
+    ] {
+        worst = worst.max(close_rel_max(what, &read(gpu, buf).await?, want, 1e-5)?);
+    }
+    let dropped = read(gpu, &gsmd).await?.iter().filter(|&&v| v == 0.0).count();
+    if dropped == 0 {
+        return Err("the fused softmax dropout dropped nothing".into());
+    }
+    Ok(worst)
+}
+
 // ---------------------------------------------------------------------------------------------
 // gelu
 
@@ -700,32 +772,66 @@ pub async fn embedding_backward_repeated_ids(gpu: &Gpu) -> CheckResult {
 // ---------------------------------------------------------------------------------------------
 // attention
 
-pub async fn heads_split_merge(gpu: &Gpu) -> CheckResult {
+/// Attention's products read heads in place from a fused (B*T, 3C) matrix and write them into
+/// (B*T, C) or a block of (B*T, 3C): both kernels, against per-head CPU products, with the columns
+/// around a written block left untouched.
+pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(14);
-    let (b, t, h, d) = (2, 5, 3, 4);
+    let (b, t, h, d) = (2, 8, 3, 8);
     let c = h * d;
-    let qkv = rng.normals(b * t * 3 * c, 1.0);
     let hd = Heads { b, t, h, d };
-    let gqkv = up(gpu, "qkv", &qkv)?;
-    let (gq, gk, gv) = (zeros(gpu, "q", b * h * t * d)?, zeros(gpu, "k", b * h * t * d)?, zeros(gpu, "v", b * h * t * d)?);
-    let back = zeros(gpu, "back", b * t * 3 * c)?;
-    let mut step = gpu.begin_step("heads");
-    for (i, dst) in [&gq, &gk, &gv].iter().enumerate() {
-        hd.split(&mut step, dst, &gqkv, 3 * c, i * c).map_err(e)?;
+    let qkv = rng.normals(b * t * 3 * c, 1.0);
+    let p = rng.normals(b * h * t * t, 1.0);
+    let dctx = rng.normals(b * t * c, 1.0);
+    let (q64, p64, dctx64) = (f64s(&qkv), f64s(&p), f64s(&dctx));
+    let head = |x: &[f64], cols: usize, off: usize| cpu::split_heads(x, b, t, h, d, cols, off);
+    let (qh, kh, vh, dch) = (head(&q64, 3 * c, 0), head(&q64, 3 * c, c), head(&q64, 3 * c, 2 * c), head(&dctx64, c, 0));
+    // per-head references: S = Q K^T, ctx = P V, dV = P^T dctx
+    let (mut s_ref, mut ctx_ref, mut dv_ref) = (vec![0.0; b * h * t * t], vec![0.0; b * h * t * d], vec![0.0; b * h * t * d]);
+    for z in 0..b * h {
+        let (qz, kz, vz, pz, dz) = (&qh[z * t * d..][..t * d], &kh[z * t * d..][..t * d], &vh[z * t * d..][..t * d], &p64[z * t * t..][..t * t], &dch[z * t * d..][..t * d]);
+        for i in 0..t {
+            for j in 0..t {
+                s_ref[z * t * t + i * t + j] = (0..d).map(|x| qz[i * d + x] * kz[j * d + x]).sum();
+            }
+            for x in 0..d {
+                ctx_ref[z * t * d + i * d + x] = (0..t).map(|j| pz[i * t + j] * vz[j * d + x]).sum();
+                dv_ref[z * t * d + i * d + x] = (0..t).map(|j| pz[j * t + i] * dz[j * d + x]).sum();
+            }
+        }
     }
-    for (i, src) in [&gq, &gk, &gv].iter().enumerate() {
-        hd.merge(&mut step, &back, src, 3 * c, i * c).map_err(e)?;
+    let (gqkv, gp, gdctx) = (up(gpu, "qkv", &qkv)?, up(gpu, "p", &p)?, up(gpu, "dctx", &dctx)?);
+    let sentinel = vec![7.0f32; b * t * 3 * c];
+    let mut worst = 0.0f64;
+    for kernel in [Kernel::Tiled, Kernel::Vec4] {
+        let (gs, gctx, gdqkv) = (zeros(gpu, "s", b * h * t * t)?, zeros(gpu, "ctx", b * t * c)?, up(gpu, "dqkv", &sentinel)?);
+        let mut step = gpu.begin_step("heads_in_place");
+        let st = |m: Matmul| m.kernel(kernel);
+        st(Matmul::new(t, t, d).batch(b * h).trans_b().offsets(0, c, 0).strided(h, hd.tokens(3 * c), hd.tokens(3 * c), hd.blocks(t, t))).record(&mut step, &gs, &gqkv, &gqkv, None).map_err(e)?;
+        st(Matmul::new(t, d, t).batch(b * h).offsets(0, 2 * c, 0).strided(h, hd.blocks(t, t), hd.tokens(3 * c), hd.tokens(c))).record(&mut step, &gctx, &gp, &gqkv, None).map_err(e)?;
+        st(Matmul::new(t, d, t).batch(b * h).trans_a().offsets(0, 0, 2 * c).strided(h, hd.blocks(t, t), hd.tokens(c), hd.tokens(3 * c))).record(&mut step, &gdqkv, &gp, &gdctx, None).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        let name = format!("{kernel:?}");
+        worst = worst.max(close(&format!("{name} Q K^T per head"), &read(gpu, &gs).await?, &s_ref, |i| 1e-5 * (1.0 + s_ref[i].abs()))?);
+        let f32s = |x: Vec<f64>| x.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
+        worst = worst.max(close(&format!("{name} P V into tokens"), &f32s(head(&f64s(&read(gpu, &gctx).await?), c, 0)), &ctx_ref, |i| 1e-5 * (1.0 + ctx_ref[i].abs()))?);
+        let got = read(gpu, &gdqkv).await?;
+        worst = worst.max(close(&format!("{name} P^T dctx into the V block"), &f32s(head(&f64s(&got), 3 * c, 2 * c)), &dv_ref, |i| 1e-5 * (1.0 + dv_ref[i].abs()))?);
+        if (0..b * t).any(|r| got[r * 3 * c..r * 3 * c + 2 * c].iter().any(|&v| v != 7.0)) {
+            return Err(format!("{name}: writing the V block touched the Q or K block"));
+        }
     }
-    step.submit().await.map_err(e)?;
-    let q64 = f64s(&qkv);
-    for (i, g) in [&gq, &gk, &gv].iter().enumerate() {
-        let want = cpu::split_heads(&q64, b, t, h, d, 3 * c, i * c);
-        close("split_heads", &read(gpu, g).await?, &want, |_| 0.0)?;
+    Ok(format!("B=2 T=8 H=3 D=8, tiled and vec4: worst {worst:.3} of tolerance; neighbouring blocks untouched"))
+}
+
+/// (B, H, T, D) q, k, v -> the fused (B*T, 3C) matrix attention reads.
+fn fuse_qkv(q: &[f32], k: &[f32], v: &[f32], b: usize, h: usize, t: usize, d: usize) -> Vec<f32> {
+    let c = h * d;
+    let mut out = vec![0.0f64; b * t * 3 * c];
+    for (i, x) in [q, k, v].iter().enumerate() {
+        cpu::merge_heads(&f64s(x), &mut out, b, t, h, d, 3 * c, i * c);
     }
-    if read(gpu, &back).await? != qkv {
-        return Err("merge_heads(split_heads(qkv)) is not qkv".into());
-    }
-    Ok("Q, K, V split from a fused (B*T, 3C) matrix and merged back exactly".into())
+    out.iter().map(|&x| x as f32).collect()
 }
 
 #[allow(clippy::type_complexity)]
@@ -749,15 +855,16 @@ pub async fn attention_forward(gpu: &Gpu) -> CheckResult {
     let (b, h, t, d) = (2, 3, 9, 16);
     let (q, k, v, mask) = attention_inputs(&mut rng, b, h, t, d);
     let hd = Heads { b, t, h, d };
-    let (gq, gk, gv, gm) = (up(gpu, "q", &q)?, up(gpu, "k", &k)?, up(gpu, "v", &v)?, up(gpu, "mask", &mask)?);
+    let (gqkv, gm) = (up(gpu, "qkv", &fuse_qkv(&q, &k, &v, b, h, t, d))?, up(gpu, "mask", &mask)?);
     let (ctx, probs, scores) = (zeros(gpu, "ctx", b * h * t * d)?, zeros(gpu, "probs", b * h * t * t)?, zeros(gpu, "scores", b * h * t * t)?);
     let mut step = gpu.begin_step("attention");
-    hd.forward(&mut step, &ctx, &probs, &scores, &gq, &gk, &gv, Some(&gm)).map_err(e)?;
+    hd.forward(&mut step, &ctx, &probs, &scores, &gqkv, Some(&gm)).map_err(e)?;
     step.submit().await.map_err(e)?;
     let (wp, wc) = cpu::attention(&f64s(&q), &f64s(&k), &f64s(&v), Some(&mask64(&mask)), b, h, t, d);
     let gp = read(gpu, &probs).await?;
     let w1 = close("attention probs", &gp, &wp, |_| 2e-6)?;
-    let w2 = close("attention ctx", &read(gpu, &ctx).await?, &wc, |_| 2e-5)?;
+    let got_ctx: Vec<f32> = cpu::split_heads(&f64s(&read(gpu, &ctx).await?), b, t, h, d, h * d, 0).iter().map(|&x| x as f32).collect();
+    let w2 = close("attention ctx", &got_ctx, &wc, |_| 2e-5)?;
     for r in 0..b * h * t {
         let s: f32 = gp[r * t..(r + 1) * t].iter().sum();
         if (s - 1.0).abs() > 1e-5 {
@@ -784,27 +891,34 @@ pub async fn attention_backward(gpu: &Gpu) -> CheckResult {
     fd_check_cpu("attention dk", &|x| loss(&q64, x, &v64), &k64, &dk, &mut rng, 3)?;
     fd_check_cpu("attention dv", &|x| loss(&q64, &k64, x), &v64, &dv, &mut rng, 3)?;
     let hd = Heads { b, t, h, d };
-    let (gq, gk, gv, gm, gr) = (up(gpu, "q", &q)?, up(gpu, "k", &k)?, up(gpu, "v", &v)?, up(gpu, "mask", &mask)?, up(gpu, "dctx", &r)?);
+    let c = h * d;
+    // dctx arrives as a token matrix; r is its (B, H, T, D) form
+    let mut r_tok = vec![0.0f64; b * t * c];
+    cpu::merge_heads(&r64, &mut r_tok, b, t, h, d, c, 0);
+    let r_tok: Vec<f32> = r_tok.iter().map(|&x| x as f32).collect();
+    let (gqkv, gm, gr) = (up(gpu, "qkv", &fuse_qkv(&q, &k, &v, b, h, t, d))?, up(gpu, "mask", &mask)?, up(gpu, "dctx", &r_tok)?);
     let (ctx, probs, scores) = (zeros(gpu, "ctx", n)?, zeros(gpu, "probs", b * h * t * t)?, zeros(gpu, "scores", b * h * t * t)?);
-    let (gdq, gdk, gdv) = (zeros(gpu, "dq", n)?, zeros(gpu, "dk", n)?, zeros(gpu, "dv", n)?);
+    let gdqkv = zeros(gpu, "dqkv", 3 * n)?;
     let (dp, ds) = (zeros(gpu, "dprobs", b * h * t * t)?, zeros(gpu, "dscores", b * h * t * t)?);
     let mut step = gpu.begin_step("attention_backward");
-    hd.forward(&mut step, &ctx, &probs, &scores, &gq, &gk, &gv, Some(&gm)).map_err(e)?;
-    hd.backward(&mut step, &gdq, &gdk, &gdv, &dp, &ds, &gr, &gq, &gk, &gv, &probs).map_err(e)?;
+    hd.forward(&mut step, &ctx, &probs, &scores, &gqkv, Some(&gm)).map_err(e)?;
+    hd.backward(&mut step, &gdqkv, &dp, &ds, &gr, &gqkv, &probs).map_err(e)?;
     step.submit().await.map_err(e)?;
-    let got_dq = read(gpu, &gdq).await?;
+    let dqkv = f64s(&read(gpu, &gdqkv).await?);
+    let part = |i: usize| cpu::split_heads(&dqkv, b, t, h, d, 3 * c, i * c);
+    let got_dq: Vec<f32> = part(0).iter().map(|&x| x as f32).collect();
     let w1 = close_rel_max("attention dq", &got_dq, &dq, 1e-4)?;
-    let w2 = close_rel_max("attention dk", &read(gpu, &gdk).await?, &dk, 1e-4)?;
-    let w3 = close_rel_max("attention dv", &read(gpu, &gdv).await?, &dv, 1e-4)?;
+    let w2 = close_rel_max("attention dk", &part(1).iter().map(|&x| x as f32).collect::<Vec<_>>(), &dk, 1e-4)?;
+    let w3 = close_rel_max("attention dv", &part(2).iter().map(|&x| x as f32).collect::<Vec<_>>(), &dv, 1e-4)?;
     let u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
     let fe = 1e-2;
     let mut l = [0.0; 2];
     for (s, sign) in [1.0, -1.0].iter().enumerate() {
-        let gqs = up(gpu, "q±", &shift(&q, &u, sign * fe))?;
+        let gqs = up(gpu, "qkv±", &fuse_qkv(&shift(&q, &u, sign * fe), &k, &v, b, h, t, d))?;
         let mut step = gpu.begin_step("attention_fd");
-        hd.forward(&mut step, &ctx, &probs, &scores, &gqs, &gk, &gv, Some(&gm)).map_err(e)?;
+        hd.forward(&mut step, &ctx, &probs, &scores, &gqs, Some(&gm)).map_err(e)?;
         step.submit().await.map_err(e)?;
-        l[s] = dot(&read(gpu, &ctx).await?, &r64);
+        l[s] = dot(&read(gpu, &ctx).await?, &f64s(&r_tok));
     }
     let fd = fd_check_gpu("attention dq", l[0], l[1], fe, dot(&got_dq, &u), 1e-2)?;
     Ok(format!("dq, dk, dv: GPU vs CPU worst {:.3} of 1e-4·max|ref|; GPU finite differences within {fd:.1e}", w1.max(w2).max(w3)))

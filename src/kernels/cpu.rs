@@ -176,6 +176,20 @@ pub fn embedding_backward(ids: &[u32], dout: &[f64], vocab: usize, dim: usize) -
     d
 }
 
+/// (B, H, T, D) -> columns off..off+H*D of `dst` (B*T, cols); the inverse of [`split_heads`].
+#[allow(clippy::too_many_arguments)]
+pub fn merge_heads(src: &[f64], dst: &mut [f64], b: usize, t: usize, h: usize, d: usize, cols: usize, off: usize) {
+    for bi in 0..b {
+        for hi in 0..h {
+            for ti in 0..t {
+                for di in 0..d {
+                    dst[(bi * t + ti) * cols + off + hi * d + di] = src[((bi * h + hi) * t + ti) * d + di];
+                }
+            }
+        }
+    }
+}
+
 /// (B*T, cols)[:, off..off+H*D] -> (B, H, T, D)
 pub fn split_heads(src: &[f64], b: usize, t: usize, h: usize, d: usize, cols: usize, off: usize) -> Vec<f64> {
     let mut out = vec![0.0; b * h * t * d];

@@ -17,11 +17,29 @@ struct Params {
     prob: f32,
 }
 
+/// A dropout that a kernel applies on its way (layernorm's residual, softmax's probabilities): the
+/// same mask as [`apply`] over the whole tensor with that seed. The default drops nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Dropout {
+    pub prob: f32,
+    pub seed: u64,
+}
+
+impl Dropout {
+    pub fn new(prob: f32, seed: u64) -> Dropout {
+        Dropout { prob, seed }
+    }
+    pub(crate) fn check(&self) -> Result<(), GpuError> {
+        if !(0.0..1.0).contains(&self.prob) {
+            return Err(GpuError::Shape(format!("dropout probability must be in [0, 1), got {}", self.prob)));
+        }
+        Ok(())
+    }
+}
+
 /// y = x * keep(seed, i) / (1 - prob). Call with (dx, dy) and the same seed for the backward.
 pub fn apply(step: &mut Step, y: &GpuBuf, x: &GpuBuf, n: usize, prob: f32, seed: u64) -> Result<(), GpuError> {
-    if !(0.0..1.0).contains(&prob) {
-        return Err(GpuError::Shape(format!("dropout probability must be in [0, 1), got {prob}")));
-    }
+    Dropout::new(prob, seed).check()?;
     need("dropout", "x", x, 0, n)?;
     need("dropout", "y", y, 0, n)?;
     let p = Params { n: u32_of("dropout", n)?, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, prob };

@@ -38,6 +38,23 @@ struct Params {
     off_b: u32,
     off_c: u32,
     off_bias: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    inner: u32,
+    stride_a2: u32,
+    stride_b2: u32,
+    stride_c2: u32,
+    _pad: u32,
+}
+
+/// Where one operand's matrices are (see shaders/matmul_common.wgsl): matrix z of the batch starts
+/// at `off + (z / inner) * outer + (z % inner) * inner_stride`, and its stored rows are `ld` apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Operand {
+    pub ld: usize,
+    pub outer: usize,
+    pub inner_stride: usize,
 }
 
 pub(crate) fn constants(ta: bool, tb: bool, bias: bool, gelu: bool, acc: bool) -> Vec<(&'static str, f64)> {
@@ -46,7 +63,7 @@ pub(crate) fn constants(ta: bool, tb: bool, bias: bool, gelu: bool, acc: bool) -
 }
 
 /// `c[b] = alpha * op(a[b]) @ op(b[b]) (+ bias) (-> gelu) (+ c[b] if accumulate)`, for `batch` matrices
-/// laid out one after another. op(a) is (m, k), op(b) is (k, n), c is (m, n), all row-major.
+/// laid out one after another, or as [`Matmul::strided`] says. op(a) is (m, k), op(b) is (k, n), c is (m, n), all row-major.
 #[derive(Clone, Copy, Debug)]
 pub struct Matmul {
     pub m: usize,
@@ -65,6 +82,9 @@ pub struct Matmul {
     pub off_c: usize,
     pub off_bias: usize,
     pub kernel: Kernel,
+    /// Two-level batches: (inner count, layouts of A, B, C). None: each operand's matrices packed
+    /// one after another.
+    pub strided: Option<(usize, [Operand; 3])>,
 }
 
 impl Matmul {
@@ -84,7 +104,38 @@ impl Matmul {
             off_c: 0,
             off_bias: 0,
             kernel: Kernel::Auto,
+            strided: None,
         }
+    }
+    /// The batch's matrices at the given layouts, `inner` consecutive matrices forming one outer
+    /// step (e.g. the H heads of one sequence).
+    pub fn strided(mut self, inner: usize, a: Operand, b: Operand, c: Operand) -> Self {
+        self.strided = Some((inner, [a, b, c]));
+        self
+    }
+    pub fn offsets(mut self, a: usize, b: usize, c: usize) -> Self {
+        self.off_a = a;
+        self.off_b = b;
+        self.off_c = c;
+        self
+    }
+
+    /// (inner count, [A, B, C]) with the packed defaults filled in.
+    fn layouts(&self) -> (usize, [Operand; 3]) {
+        if let Some(s) = self.strided {
+            return s;
+        }
+        let (m, n, k) = (self.m, self.n, self.k);
+        let a = Operand { ld: if self.trans_a { m } else { k }, outer: m * k, inner_stride: 0 };
+        let b = Operand { ld: if self.trans_b { k } else { n }, outer: k * n, inner_stride: 0 };
+        let c = Operand { ld: n, outer: m * n, inner_stride: 0 };
+        (1, [a, b, c])
+    }
+
+    /// Stored (rows, columns) of A, B and C.
+    fn stored(&self) -> [(usize, usize); 3] {
+        let (m, n, k) = (self.m, self.n, self.k);
+        [if self.trans_a { (k, m) } else { (m, k) }, if self.trans_b { (n, k) } else { (k, n) }, (m, n)]
     }
     pub fn kernel(mut self, kernel: Kernel) -> Self {
         self.kernel = kernel;
@@ -96,7 +147,9 @@ impl Matmul {
     pub fn vec4_fits(&self, bias: bool) -> bool {
         let m4 = self.m % 4 == 0 || !self.trans_a;
         let offs = self.off_a % 4 == 0 && self.off_b % 4 == 0 && self.off_c % 4 == 0 && (!bias || self.off_bias % 4 == 0);
-        self.k % 4 == 0 && self.n % 4 == 0 && m4 && offs && self.m > 0 && self.n > 0
+        let (_, ops) = self.layouts();
+        let pitches = ops.iter().all(|o| o.ld % 4 == 0 && o.outer % 4 == 0 && o.inner_stride % 4 == 0);
+        self.k % 4 == 0 && self.n % 4 == 0 && m4 && offs && pitches && self.m > 0 && self.n > 0
     }
     pub fn batch(mut self, batch: usize) -> Self {
         self.batch = batch;
@@ -129,9 +182,21 @@ impl Matmul {
 
     pub fn record(&self, step: &mut Step, c: &GpuBuf, a: &GpuBuf, b: &GpuBuf, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
         let (m, n, k, bt) = (self.m, self.n, self.k, self.batch);
-        need("matmul", "a", a, self.off_a, bt * m * k)?;
-        need("matmul", "b", b, self.off_b, bt * k * n)?;
-        need("matmul", "c", c, self.off_c, bt * m * n)?;
+        let (inner, ops) = self.layouts();
+        if inner == 0 || bt % inner != 0 {
+            return Err(GpuError::Shape(format!("matmul: a batch of {bt} is not whole groups of {inner}")));
+        }
+        let stored = self.stored();
+        for (i, (buf, off)) in [(a, self.off_a), (b, self.off_b), (c, self.off_c)].into_iter().enumerate() {
+            let (o, (rows, cols)) = (ops[i], stored[i]);
+            let name = ["a", "b", "c"][i];
+            if o.ld < cols {
+                return Err(GpuError::Shape(format!("matmul: {name}'s rows are {} apart but {cols} long", o.ld)));
+            }
+            // the last element of the last matrix, plus one
+            let extent = if rows == 0 || cols == 0 || bt == 0 { 0 } else { (bt / inner - 1) * o.outer + (inner - 1) * o.inner_stride + (rows - 1) * o.ld + cols };
+            need("matmul", name, buf, off, extent)?;
+        }
         if let Some(bias) = bias {
             need("matmul", "bias", bias, self.off_bias, n)?;
         }
@@ -140,16 +205,24 @@ impl Matmul {
             n: u32_of("matmul", n)?,
             k: u32_of("matmul", k)?,
             batch: u32_of("matmul", bt)?,
-            stride_a: u32_of("matmul", m * k)?,
-            stride_b: u32_of("matmul", k * n)?,
-            stride_c: u32_of("matmul", m * n)?,
+            stride_a: u32_of("matmul", ops[0].outer)?,
+            stride_b: u32_of("matmul", ops[1].outer)?,
+            stride_c: u32_of("matmul", ops[2].outer)?,
             alpha: self.alpha,
             off_a: u32_of("matmul", self.off_a)?,
             off_b: u32_of("matmul", self.off_b)?,
             off_c: u32_of("matmul", self.off_c)?,
             off_bias: u32_of("matmul", self.off_bias)?,
+            lda: u32_of("matmul", ops[0].ld)?,
+            ldb: u32_of("matmul", ops[1].ld)?,
+            ldc: u32_of("matmul", ops[2].ld)?,
+            inner: u32_of("matmul", inner)?,
+            stride_a2: u32_of("matmul", ops[0].inner_stride)?,
+            stride_b2: u32_of("matmul", ops[1].inner_stride)?,
+            stride_c2: u32_of("matmul", ops[2].inner_stride)?,
+            _pad: 0,
         };
-        let dummy = GpuBuf { buf: step.gpu().dummy.clone(), len: 4, dtype: crate::gpu::DType::F32 };
+        let dummy = GpuBuf { buf: step.gpu().dummy.clone(), off: 0, len: 4, dtype: crate::gpu::DType::F32 };
         let consts = constants(self.trans_a, self.trans_b, bias.is_some(), self.gelu, self.accumulate);
         let fits = self.vec4_fits(bias.is_some());
         let vec4 = match self.kernel {

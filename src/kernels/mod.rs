@@ -77,8 +77,6 @@ pub fn all_pipelines() -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
     v.push((embedding::FORWARD, vec![("ACCUMULATE", 0.0)]));
     v.push((embedding::FORWARD, vec![("ACCUMULATE", 1.0)]));
     v.push((embedding::BACKWARD, vec![]));
-    v.push((attention::SPLIT, vec![]));
-    v.push((attention::MERGE, vec![]));
     v.push((dropout::DROPOUT, vec![]));
     for k in [cross_entropy::ROWS, cross_entropy::REDUCE, cross_entropy::BACKWARD] {
         v.push((k, vec![]));

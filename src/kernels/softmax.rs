@@ -2,13 +2,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::dropout::Dropout;
 use super::{grid, need, u32_of};
 use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
 
-pub const FORWARD: KernelId = KernelId::new("softmax", "softmax_forward", &[1, 2, 3]);
+pub const FORWARD: KernelId = KernelId::new("softmax", "softmax_forward", &[1, 2, 3, 7]);
 pub const BACKWARD: KernelId = KernelId::new("softmax", "softmax_backward", &[4, 5, 6]);
 /// One row per invocation, no barrier: the variants CPU adapters run (see the shader).
-pub const FORWARD_ROWS: KernelId = KernelId::new("softmax", "softmax_forward_rows", &[1, 2, 3]);
+pub const FORWARD_ROWS: KernelId = KernelId::new("softmax", "softmax_forward_rows", &[1, 2, 3, 7]);
 pub const BACKWARD_ROWS: KernelId = KernelId::new("softmax", "softmax_backward_rows", &[4, 5, 6]);
 
 /// How a row kernel (softmax, layernorm) spreads a row over invocations.
@@ -47,6 +48,10 @@ struct Params {
     off_y: u32,
     off_mask: u32,
     _pad: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    prob: f32,
+    _pad2: u32,
 }
 
 /// `y[r] = softmax(scale * x[r] + mask[r / rows_per_mask])` over `cols`; `mask` is
@@ -55,12 +60,33 @@ pub fn forward(step: &mut Step, y: &GpuBuf, x: &GpuBuf, mask: Option<(&GpuBuf, u
     forward_as(RowKernel::Auto, step, y, x, mask, rows, cols, scale)
 }
 
+/// [`forward`] that also writes `yd = dropout(y)` (attention's dropout) in the same dispatch.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_dropped(step: &mut Step, y: &GpuBuf, yd: &GpuBuf, drop: Dropout, x: &GpuBuf, mask: Option<(&GpuBuf, usize)>, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
+    record_forward(RowKernel::Auto, step, y, Some((yd, drop)), x, mask, rows, cols, scale)
+}
+
 /// [`forward`] with the row kernel chosen by the caller (the checks run both).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_as(
     kernel: RowKernel,
     step: &mut Step,
     y: &GpuBuf,
+    x: &GpuBuf,
+    mask: Option<(&GpuBuf, usize)>,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+) -> Result<(), GpuError> {
+    record_forward(kernel, step, y, None, x, mask, rows, cols, scale)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_forward(
+    kernel: RowKernel,
+    step: &mut Step,
+    y: &GpuBuf,
+    yd: Option<(&GpuBuf, Dropout)>,
     x: &GpuBuf,
     mask: Option<(&GpuBuf, usize)>,
     rows: usize,
@@ -88,13 +114,22 @@ pub fn forward_as(
         off_y: 0,
         off_mask: 0,
         _pad: 0,
+        ..dropout_words(yd.map(|d| d.1))?
     };
-    let consts = [("HAS_MASK", if mask.is_some() { 1.0 } else { 0.0 })];
+    let consts = [("HAS_MASK", if mask.is_some() { 1.0 } else { 0.0 }), ("DROPOUT", if yd.is_some() { 1.0 } else { 0.0 })];
     let m = mask.map(|(m, _)| m).unwrap_or(x);
+    let dummy = step.gpu().dummy_rw();
+    let ydb = match yd {
+        Some((b, _)) => {
+            need("softmax_forward", "yd", b, 0, rows * cols)?;
+            b
+        }
+        None => &dummy,
+    };
     if kernel.per_thread(step) {
-        step.dispatch(FORWARD_ROWS, &consts, bytemuck::bytes_of(&p), &[x, m, y], grid(rows, 64))
+        step.dispatch(FORWARD_ROWS, &consts, bytemuck::bytes_of(&p), &[x, m, y, ydb], grid(rows, 64))
     } else {
-        step.dispatch(FORWARD, &consts, bytemuck::bytes_of(&p), &[x, m, y], grid(rows, 1))
+        step.dispatch(FORWARD, &consts, bytemuck::bytes_of(&p), &[x, m, y, ydb], grid(rows, 1))
     }
 }
 
@@ -103,9 +138,27 @@ pub fn backward(step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, rows: usi
     backward_as(RowKernel::Auto, step, dx, y, dy, rows, cols, scale)
 }
 
+/// The backward of [`forward_dropped`] from the gradient at `yd`: dropout(dy) first, then as [`backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn backward_dropped(step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dyd: &GpuBuf, drop: Dropout, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
+    record_backward(RowKernel::Auto, step, dx, y, dyd, Some(drop), rows, cols, scale)
+}
+
+/// The uniform words of an optional fused dropout.
+fn dropout_words(d: Option<Dropout>) -> Result<Params, GpuError> {
+    let d = d.unwrap_or_default();
+    d.check()?;
+    Ok(Params { seed_lo: d.seed as u32, seed_hi: (d.seed >> 32) as u32, prob: d.prob, ..Zeroable::zeroed() })
+}
+
 /// [`backward`] with the row kernel chosen by the caller.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_as(kernel: RowKernel, step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
+    record_backward(kernel, step, dx, y, dy, None, rows, cols, scale)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_backward(kernel: RowKernel, step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, drop: Option<Dropout>, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
     for (what, b) in [("dx", dx), ("y", y), ("dy", dy)] {
         need("softmax_backward", what, b, 0, rows * cols)?;
     }
@@ -118,10 +171,12 @@ pub fn backward_as(kernel: RowKernel, step: &mut Step, dx: &GpuBuf, y: &GpuBuf, 
         off_y: 0,
         off_mask: 0,
         _pad: 0,
+        ..dropout_words(drop)?
     };
+    let consts = [("DROPOUT", if drop.is_some() { 1.0 } else { 0.0 })];
     if kernel.per_thread(step) {
-        step.dispatch(BACKWARD_ROWS, &[], bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 64))
+        step.dispatch(BACKWARD_ROWS, &consts, bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 64))
     } else {
-        step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 1))
+        step.dispatch(BACKWARD, &consts, bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 1))
     }
 }

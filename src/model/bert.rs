@@ -2,17 +2,19 @@
 //! sentence-order and sequence-classification heads. Everything is recorded into a caller's `Step`
 //! (one submit per training step); only the small loss statistics are read back.
 //!
-//! Shapes (see mod.rs): x (B*T, C); q, k, v, ctx_h (B, H, T, D); probs (B, H, T, T);
+//! Shapes (see mod.rs): x (B*T, C); qkv (B*T, 3C), one projection by the three weights side by side
+//! in their arena; ctx (B*T, C); probs (B, H, T, T); attention reads heads in place (kernels::attention);
 //! inter (B*T, I); MLM rows (M, C) and logits (M, V) only at predicted positions.
 
 use super::config::BertConfig;
 use super::params::{tensor_names, ParamStore};
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
 use crate::io::safetensors::SafeTensors;
-use crate::kernels::adamw::{AdamW, AdamWState, ParamSlice};
+use crate::kernels::adamw::{AdamW, AdamWState};
 use crate::kernels::embedding::{self, EmbeddingGrouping};
 use crate::kernels::layernorm::{self, LnParams};
 use crate::kernels::matmul::Matmul;
+use crate::kernels::dropout::Dropout;
 use crate::kernels::{cross_entropy, dropout, elementwise, gelu, softmax};
 
 /// Which heads the model carries.
@@ -235,11 +237,17 @@ impl Batch {
     }
 }
 
+/// A fused projection's weight and bias, and their gradients when trainable.
+struct Fused {
+    w: GpuBuf,
+    b: GpuBuf,
+    dw: Option<GpuBuf>,
+    db: Option<GpuBuf>,
+}
+
 /// Saved activations of one encoder layer.
 struct LayerActs {
-    qh: GpuBuf,
-    kh: GpuBuf,
-    vh: GpuBuf,
+    qkv: GpuBuf,
     probs: GpuBuf,
     probs_d: GpuBuf,
     ctx: GpuBuf,
@@ -260,7 +268,6 @@ struct Acts {
     b: usize,
     t: usize,
     emb: GpuBuf,
-    emb_ln: GpuBuf,
     emb_mean: GpuBuf,
     emb_rstd: GpuBuf,
     /// x[0] = embeddings output, x[l + 1] = output of layer l.
@@ -270,17 +277,13 @@ struct Acts {
     lin: GpuBuf,
     lin2: GpuBuf,
     scores: GpuBuf,
-    ctx_h: GpuBuf,
     d_x: GpuBuf,
     d_h1: GpuBuf,
     d_res: GpuBuf,
     d_tmp: GpuBuf,
     d_inter: GpuBuf,
     d_inter2: GpuBuf,
-    dqh: GpuBuf,
-    dkh: GpuBuf,
-    dvh: GpuBuf,
-    dctx_h: GpuBuf,
+    dqkv: GpuBuf,
     dprobs: GpuBuf,
     dscores: GpuBuf,
     ln_scratch: GpuBuf,
@@ -374,8 +377,7 @@ impl Bert {
 
     fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
         let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
-        let d = c / h;
-        let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
+                let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
         // Buffers are sized for the largest (B, T) seen so far and reused for smaller batches (the
         // kernels index by the batch's own shape), so a training loop with dynamic padding
         // allocates activations once, not every step.
@@ -385,9 +387,7 @@ impl Bert {
             let mut layers = Vec::new();
             for _ in 0..self.cfg.num_hidden_layers {
                 layers.push(LayerActs {
-                    qh: z("qh", bt * c)?,
-                    kh: z("kh", bt * c)?,
-                    vh: z("vh", bt * c)?,
+                    qkv: z("qkv", bt * 3 * c)?,
                     probs: z("probs", b * h * t * t)?,
                     probs_d: z("probs_d", b * h * t * t)?,
                     ctx: z("ctx", bt * c)?,
@@ -407,7 +407,6 @@ impl Bert {
                 b,
                 t,
                 emb: z("emb", bt * c)?,
-                emb_ln: z("emb_ln", bt * c)?,
                 emb_mean: z("emb_mean", bt)?,
                 emb_rstd: z("emb_rstd", bt)?,
                 x: (0..=self.cfg.num_hidden_layers).map(|_| z("x", bt * c)).collect::<Result<_, _>>()?,
@@ -415,17 +414,13 @@ impl Bert {
                 lin: z("lin", bt * c)?,
                 lin2: z("lin2", bt * c)?,
                 scores: z("scores", b * h * t * t)?,
-                ctx_h: z("ctx_h", b * h * t * d)?,
                 d_x: z("d_x", bt * c)?,
                 d_h1: z("d_h1", bt * c)?,
                 d_res: z("d_res", bt * c)?,
                 d_tmp: z("d_tmp", bt * c)?,
                 d_inter: z("d_inter", bt * i)?,
                 d_inter2: z("d_inter2", bt * i)?,
-                dqh: z("dqh", bt * c)?,
-                dkh: z("dkh", bt * c)?,
-                dvh: z("dvh", bt * c)?,
-                dctx_h: z("dctx_h", bt * c)?,
+                dqkv: z("dqkv", bt * 3 * c)?,
                 dprobs: z("dprobs", b * h * t * t)?,
                 dscores: z("dscores", b * h * t * t)?,
                 ln_scratch: z("ln_scratch", c)?,
@@ -472,6 +467,15 @@ impl Bert {
         base ^ site.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
+    /// Layer `l`'s query, key and value projections as one (3C, C) weight and (3C) bias: views that
+    /// span the three tensors, which the arena layout keeps side by side.
+    fn qkv(&self, l: usize) -> Result<Fused, GpuError> {
+        let names = |part: &str| ["query", "key", "value"].map(|n| lname(l, &format!("attention.self.{n}.{part}")));
+        let (w, dw) = self.params.fused(&names("weight")).map_err(GpuError::Shape)?;
+        let (b, db) = self.params.fused(&names("bias")).map_err(GpuError::Shape)?;
+        Ok(Fused { w, b, dw, db })
+    }
+
     /// y (rows, out) = x (rows, inp) @ W^T + b for the linear layer `name` (torch layout (out, inp)).
     fn linear(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, name: &str, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
@@ -512,6 +516,25 @@ impl Bert {
         layernorm::backward(step, dx, dg, db, dy, x, mean, rstd, p.w(&wn), LnParams::default(), rows, self.cfg.hidden_size, accumulate)
     }
 
+    /// y = layernorm(res), res = skip + dropout(branch) written too: one dispatch.
+    #[allow(clippy::too_many_arguments)]
+    fn ln_residual(&self, step: &mut Step, y: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, res: &GpuBuf, skip: &GpuBuf, branch: &GpuBuf, drop: Dropout, name: &str, rows: usize) -> Result<(), GpuError> {
+        let p = &self.params;
+        let eps = self.cfg.layer_norm_eps as f32;
+        let (g, b) = (p.w(&format!("{name}.weight")), p.w(&format!("{name}.bias")));
+        layernorm::forward_residual(step, y, mean, rstd, res, skip, branch, drop, g, b, LnParams::default(), rows, self.cfg.hidden_size, eps)
+    }
+
+    /// [`Bert::ln_backward`] (not accumulating) that also writes dropout(dx) into `dxd`.
+    #[allow(clippy::too_many_arguments)]
+    fn ln_backward_dropped(&self, step: &mut Step, dx: &GpuBuf, dxd: Option<(&GpuBuf, Dropout)>, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, name: &str, rows: usize, scratch: &GpuBuf) -> Result<(), GpuError> {
+        let p = &self.params;
+        let wn = format!("{name}.weight");
+        let dg = p.grad(&wn).unwrap_or(scratch);
+        let db = p.grad(&format!("{name}.bias")).unwrap_or(scratch);
+        layernorm::backward_dropped(step, dx, dxd, None, dg, db, dy, x, mean, rstd, p.w(&wn), LnParams::default(), rows, self.cfg.hidden_size, false)
+    }
+
     /// Whether any parameter named with one of `prefixes` is trainable.
     fn any_trainable(&self, pred: impl Fn(&str) -> bool) -> bool {
         self.params.params.iter().any(|p| p.trainable && pred(&p.name))
@@ -541,52 +564,41 @@ impl Bert {
         embedding::forward(step, &a.emb, &batch.ids, p.w("embeddings.word_embeddings.weight"), 0, bt, c, cfg.vocab_size, false)?;
         embedding::forward(step, &a.emb, &batch.pos, p.w("embeddings.position_embeddings.weight"), 0, bt, c, cfg.max_position_embeddings, true)?;
         embedding::forward(step, &a.emb, &batch.types, p.w("embeddings.token_type_embeddings.weight"), 0, bt, c, cfg.type_vocab_size, true)?;
-        if hp > 0.0 {
-            self.ln_forward(step, &a.emb_ln, &a.emb_mean, &a.emb_rstd, &a.emb, "embeddings.LayerNorm", bt)?;
-            dropout::apply(step, &a.x[0], &a.emb_ln, bt * c, hp, self.seed(seed, 1))?;
-        } else {
-            self.ln_forward(step, &a.x[0], &a.emb_mean, &a.emb_rstd, &a.emb, "embeddings.LayerNorm", bt)?;
-        }
+        // layernorm and dropout in one kernel
+        let name = "embeddings.LayerNorm";
+        let (g, be) = (p.w(&format!("{name}.weight")), p.w(&format!("{name}.bias")));
+        let drop = Dropout::new(hp, self.seed(seed, 1));
+        layernorm::forward_dropped(step, &a.x[0], &a.emb_mean, &a.emb_rstd, &a.emb, drop, g, be, LnParams::default(), bt, c, cfg.layer_norm_eps as f32)?;
 
         let heads = crate::kernels::attention::Heads { b, t, h, d };
         for l in 0..cfg.num_hidden_layers {
             let la = &a.layers[l];
             let x = &a.x[l];
-            for (name, dst) in [("query", &la.qh), ("key", &la.kh), ("value", &la.vh)] {
-                self.linear(step, &a.lin, x, &lname(l, &format!("attention.self.{name}")), bt, c, c)?;
-                heads.split(step, dst, &a.lin, c, 0)?;
-            }
+            // one projection to (B*T, 3C): the query, key and value weights side by side
+            let qkv = self.qkv(l)?;
+            Matmul::new(bt, 3 * c, c).trans_b().record(step, &la.qkv, x, &qkv.w, Some(&qkv.b))?;
             // scores = q k^T; probs = softmax(scores / sqrt(D) + mask); ctx = dropout(probs) v
-            Matmul::new(t, t, d).batch(b * h).trans_b().record(step, &a.scores, &la.qh, &la.kh, None)?;
-            softmax::forward(step, &la.probs, &a.scores, Some((&batch.mask, h * t)), b * h * t, t, 1.0 / (d as f32).sqrt())?;
+            heads.scores(step, &a.scores, &la.qkv)?;
+            let scale = 1.0 / (d as f32).sqrt();
+            let mask = Some((&batch.mask, h * t));
             let probs_used = if ap > 0.0 {
-                dropout::apply(step, &la.probs_d, &la.probs, b * h * t * t, ap, self.seed(seed, 100 + 10 * l as u64))?;
+                softmax::forward_dropped(step, &la.probs, &la.probs_d, Dropout::new(ap, self.seed(seed, 100 + 10 * l as u64)), &a.scores, mask, b * h * t, t, scale)?;
                 &la.probs_d
             } else {
+                softmax::forward(step, &la.probs, &a.scores, mask, b * h * t, t, scale)?;
                 &la.probs
             };
-            Matmul::new(t, d, t).batch(b * h).record(step, &a.ctx_h, probs_used, &la.vh, None)?;
-            heads.merge(step, &la.ctx, &a.ctx_h, c, 0)?;
-            // attention output: dense, dropout, residual, layernorm
+            heads.context(step, &la.ctx, probs_used, &la.qkv)?;
+            // attention output: dense, then dropout, residual and layernorm in one kernel
             self.linear(step, &a.lin, &la.ctx, &lname(l, "attention.output.dense"), bt, c, c)?;
-            if hp > 0.0 {
-                dropout::apply(step, &a.lin2, &a.lin, bt * c, hp, self.seed(seed, 101 + 10 * l as u64))?;
-                elementwise::add(step, &la.res1, &a.lin2, x, bt * c)?;
-            } else {
-                elementwise::add(step, &la.res1, &a.lin, x, bt * c)?;
-            }
-            self.ln_forward(step, &la.h1, &la.mean1, &la.rstd1, &la.res1, &lname(l, "attention.output.LayerNorm"), bt)?;
-            // feed-forward: dense + GELU, dense, dropout, residual, layernorm
+            let drop1 = Dropout::new(hp, self.seed(seed, 101 + 10 * l as u64));
+            self.ln_residual(step, &la.h1, &la.mean1, &la.rstd1, &la.res1, x, &a.lin, drop1, &lname(l, "attention.output.LayerNorm"), bt)?;
+            // feed-forward: dense + GELU, dense, then dropout, residual and layernorm
             self.linear(step, &la.inter_pre, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
             gelu::forward(step, &la.inter, &la.inter_pre, bt * i)?;
             self.linear(step, &a.lin, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
-            if hp > 0.0 {
-                dropout::apply(step, &a.lin2, &a.lin, bt * c, hp, self.seed(seed, 102 + 10 * l as u64))?;
-                elementwise::add(step, &la.res2, &a.lin2, &la.h1, bt * c)?;
-            } else {
-                elementwise::add(step, &la.res2, &a.lin, &la.h1, bt * c)?;
-            }
-            self.ln_forward(step, &a.x[l + 1], &la.mean2, &la.rstd2, &la.res2, &lname(l, "output.LayerNorm"), bt)?;
+            let drop2 = Dropout::new(hp, self.seed(seed, 102 + 10 * l as u64));
+            self.ln_residual(step, &a.x[l + 1], &la.mean2, &la.rstd2, &la.res2, &la.h1, &a.lin, drop2, &lname(l, "output.LayerNorm"), bt)?;
         }
         let last = &a.x[cfg.num_hidden_layers];
 
@@ -749,64 +761,57 @@ impl Bert {
             }
             let la = &a.layers[l];
             let x = &a.x[l];
-            // output layernorm -> d_res (gradient at res2 = o + h1)
-            self.ln_backward(step, &a.d_res, &a.d_x, &la.res2, &la.mean2, &la.rstd2, &lname(l, "output.LayerNorm"), bt, false, &a.ln_scratch)?;
-            // residual: d_h1 = d_res; d_o = dropout(d_res)
+            // output layernorm -> d_res (gradient at res2 = o + h1) and, through the residual
+            // branch's dropout, d_o = dropout(d_res) in the same kernel
+            let drop2 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, self.seed(seed, 102 + 10 * l as u64))));
+            self.ln_backward_dropped(step, &a.d_res, drop2, &a.d_x, &la.res2, &la.mean2, &la.rstd2, &lname(l, "output.LayerNorm"), bt, &a.ln_scratch)?;
+            // residual: d_h1 = d_res
             step.copy(&a.d_res, 0, &a.d_h1, 0, bt * c)?;
-            let d_o = if hp > 0.0 {
-                dropout::apply(step, &a.d_tmp, &a.d_res, bt * c, hp, self.seed(seed, 102 + 10 * l as u64))?;
-                &a.d_tmp
-            } else {
-                &a.d_res
-            };
+            let d_o = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
             self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
             // GELU: d_inter2 = d(inter_pre)
             gelu::backward(step, &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
             self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
-            // attention output layernorm -> d_res (gradient at res1 = a + x)
-            self.ln_backward(step, &a.d_res, &a.d_h1, &la.res1, &la.mean1, &la.rstd1, &lname(l, "attention.output.LayerNorm"), bt, false, &a.ln_scratch)?;
-            let d_a = if hp > 0.0 {
-                dropout::apply(step, &a.d_tmp, &a.d_res, bt * c, hp, self.seed(seed, 101 + 10 * l as u64))?;
-                &a.d_tmp
-            } else {
-                &a.d_res
-            };
+            // attention output layernorm -> d_res (gradient at res1 = a + x), d_a = dropout(d_res)
+            let drop1 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, self.seed(seed, 101 + 10 * l as u64))));
+            self.ln_backward_dropped(step, &a.d_res, drop1, &a.d_h1, &la.res1, &la.mean1, &la.rstd1, &lname(l, "attention.output.LayerNorm"), bt, &a.ln_scratch)?;
+            let d_a = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
             // d_ctx (B*T, C) in lin2; the residual's d_x = d_res is added below
             self.linear_backward(step, Some((&a.lin2, false)), d_a, &la.ctx, &lname(l, "attention.output.dense"), bt, c, c)?;
-            heads.split(step, &a.dctx_h, &a.lin2, c, 0)?;
-            // ctx = P' v (P' = dropout(P)): dP' = dctx v^T; dv = P'^T dctx
+            // ctx = P' v (P' = dropout(P)): dP' = dctx v^T; dv = P'^T dctx; the softmax backward
+            // takes dP' back through the dropout
             let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
-            Matmul::new(t, t, d).batch(b * h).trans_b().record(step, &a.dprobs, &a.dctx_h, &la.vh, None)?;
-            Matmul::new(t, d, t).batch(b * h).trans_a().record(step, &a.dvh, probs_used, &a.dctx_h, None)?;
-            let dprobs = if ap > 0.0 {
-                dropout::apply(step, &a.dscores, &a.dprobs, b * h * t * t, ap, self.seed(seed, 100 + 10 * l as u64))?;
-                step.copy(&a.dscores, 0, &a.dprobs, 0, b * h * t * t)?;
-                &a.dprobs
+            heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
+            if ap > 0.0 {
+                softmax::backward_dropped(step, &a.dscores, &la.probs, &a.dprobs, Dropout::new(ap, self.seed(seed, 100 + 10 * l as u64)), b * h * t, t, scale)?;
             } else {
-                &a.dprobs
-            };
-            softmax::backward(step, &a.dscores, &la.probs, dprobs, b * h * t, t, scale)?;
-            Matmul::new(t, d, t).batch(b * h).record(step, &a.dqh, &a.dscores, &la.kh, None)?;
-            Matmul::new(t, d, t).batch(b * h).trans_a().record(step, &a.dkh, &a.dscores, &la.qh, None)?;
+                softmax::backward(step, &a.dscores, &la.probs, &a.dprobs, b * h * t, t, scale)?;
+            }
+            heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)?;
             // the input's gradient: residual path plus the three projections
             let input_needed = need_below(l);
             if input_needed {
                 step.copy(&a.d_res, 0, &a.d_x, 0, bt * c)?;
             }
-            for (name, dh) in [("query", &a.dqh), ("key", &a.dkh), ("value", &a.dvh)] {
-                heads.merge(step, &a.lin, dh, c, 0)?;
-                let dx = input_needed.then_some((&a.d_x, true));
-                self.linear_backward(step, dx, &a.lin, x, &lname(l, &format!("attention.self.{name}")), bt, c, c)?;
+            let qkv = self.qkv(l)?;
+            if let Some(dw) = &qkv.dw {
+                Matmul::new(3 * c, c, bt).trans_a().accumulate().record(step, dw, &a.dqkv, x, None)?;
+            }
+            if let Some(db) = &qkv.db {
+                elementwise::bias_grad(step, db, &a.dqkv, bt, 3 * c)?;
+            }
+            if input_needed {
+                Matmul::new(bt, c, 3 * c).accumulate().record(step, &a.d_x, &a.dqkv, &qkv.w, None)?;
             }
         }
         if emb_trainable {
-            let src = if hp > 0.0 {
-                dropout::apply(step, &a.d_res, &a.d_x, bt * c, hp, self.seed(seed, 1))?;
-                &a.d_res
-            } else {
-                &a.d_x
-            };
-            self.ln_backward(step, &a.d_h1, src, &a.emb, &a.emb_mean, &a.emb_rstd, "embeddings.LayerNorm", bt, false, &a.ln_scratch)?;
+            // the layernorm's backward takes d_x through the embeddings' dropout first
+            let name = "embeddings.LayerNorm";
+            let wn = format!("{name}.weight");
+            let dg = p.grad(&wn).unwrap_or(&a.ln_scratch);
+            let db = p.grad(&format!("{name}.bias")).unwrap_or(&a.ln_scratch);
+            let drop = (hp > 0.0).then(|| Dropout::new(hp, self.seed(seed, 1)));
+            layernorm::backward_dropped(step, &a.d_h1, None, drop, dg, db, &a.d_x, &a.emb, &a.emb_mean, &a.emb_rstd, p.w(&wn), LnParams::default(), bt, c, false)?;
             for (name, g, rows) in [
                 ("embeddings.word_embeddings.weight", &batch.g_ids, cfg.vocab_size),
                 ("embeddings.position_embeddings.weight", &batch.g_pos, cfg.max_position_embeddings),
@@ -820,37 +825,30 @@ impl Bert {
         Ok(())
     }
 
-    /// Zeroes every trainable gradient (start of a training step).
+    /// Zeroes every trainable gradient (start of a training step): one clear per run of trainable
+    /// tensors.
     pub fn zero_grads(&self, step: &mut Step) {
-        for p in &self.params.params {
-            if let (true, Some(g)) = (p.trainable, &p.grad) {
-                step.clear(g);
+        for (a, off, len) in self.params.trainable_runs() {
+            if let Some(g) = &self.params.arenas[a].grad {
+                step.clear(&g.view(off, len));
             }
         }
     }
 
-    /// AdamW over every trainable parameter, with HF's weight-decay groups.
+    /// AdamW over every trainable parameter, with HF's weight-decay groups: one norm dispatch and one
+    /// update dispatch per run of consecutive trainable tensors in an arena.
     pub fn optimizer_step(&mut self, gpu: &Gpu, step: &mut Step, opt: &AdamW, lr: f32, weight_decay: f32) -> Result<(), String> {
         let e = |x: GpuError| x.to_string();
-        if self.opt_state.is_none() {
-            let lens: Vec<usize> = self.params.params.iter().filter(|p| p.trainable).map(|p| p.numel()).collect();
-            self.opt_state = Some(AdamWState::new(gpu, crate::kernels::adamw::slots_for(&lens)).map_err(e)?);
+        let slots = self.params.adamw_slots();
+        if self.opt_state.as_ref().map(|s| s.partials.len < slots).unwrap_or(true) {
+            let state = AdamWState::new(gpu, slots).map_err(e)?;
+            if let Some(old) = &self.opt_state {
+                // keep the step counter and skip totals of a run whose trainable set grew
+                step.copy(&old.state, 0, &state.state, 0, old.state.len).map_err(e)?;
+            }
+            self.opt_state = Some(state);
         }
-        let slices: Vec<ParamSlice> = self
-            .params
-            .params
-            .iter()
-            .filter(|p| p.trainable)
-            .map(|p| ParamSlice {
-                param: &p.value,
-                grad: p.grad.as_ref().unwrap(),
-                m: p.m.as_ref().unwrap(),
-                v: p.v.as_ref().unwrap(),
-                off: 0,
-                len: p.numel(),
-                weight_decay: if p.decays() { weight_decay } else { 0.0 },
-            })
-            .collect();
+        let slices = self.params.adamw_slices(weight_decay);
         opt.record(step, self.opt_state.as_ref().unwrap(), &slices, lr).map_err(e)
     }
 

@@ -1,7 +1,13 @@
-//! Parameters, gradients and AdamW moments as GPU buffers, one per tensor, named exactly as Hugging
-//! Face's `BertModel` names them (without the `bert.` prefix) plus the heads' `cls.*` and
-//! `classifier.*` names. One buffer per tensor keeps every binding within WebGPU's 128 MiB default
-//! (BERT-base's word embedding is 94 MB) while arenas would not.
+//! Parameters, gradients and AdamW moments, named exactly as Hugging Face's `BertModel` names them
+//! (without the `bert.` prefix) plus the heads' `cls.*` and `classifier.*` names.
+//!
+//! Tensors live in arenas: a few large buffers, each tensor a view at a 256-byte-aligned offset, so
+//! that AdamW updates a whole run of consecutive trainable tensors in one dispatch. Arenas are split
+//! by weight-decay group (decayed weights / biases and LayerNorm) and by part (encoder / pooler and
+//! heads, so that training a head alone allocates gradients and moments for the heads' arenas
+//! only), and capped at the device's storage-binding size (BERT-base's 94 MB word embedding is one
+//! arena's worth). An arena's gradient and moment buffers are allocated when one of its tensors
+//! first becomes trainable.
 
 use std::collections::BTreeMap;
 
@@ -12,12 +18,25 @@ use crate::io::safetensors::{self, SafeTensors};
 pub struct Param {
     pub name: String,
     pub shape: Vec<usize>,
+    /// A view of its arena's value buffer.
     pub value: GpuBuf,
-    /// Allocated when the parameter first becomes trainable.
+    /// Views of the arena's gradient and moments, set when the parameter first becomes trainable.
     pub grad: Option<GpuBuf>,
     pub m: Option<GpuBuf>,
     pub v: Option<GpuBuf>,
     pub trainable: bool,
+    /// Its arena, and its offset there in elements.
+    pub arena: usize,
+    pub off: usize,
+}
+
+/// One arena: the buffers its tensors are views of, and their weight-decay group.
+pub struct Arena {
+    pub value: GpuBuf,
+    pub grad: Option<GpuBuf>,
+    pub m: Option<GpuBuf>,
+    pub v: Option<GpuBuf>,
+    pub decays: bool,
 }
 
 impl Param {
@@ -26,14 +45,62 @@ impl Param {
     }
     /// HF Trainer's groups: no weight decay on biases and LayerNorm weights.
     pub fn decays(&self) -> bool {
-        !(self.name.ends_with("bias") || self.name.contains("LayerNorm"))
+        decays(&self.name)
     }
 }
 
 #[derive(Default)]
 pub struct ParamStore {
+    /// In arena order: by arena, then by offset.
     pub params: Vec<Param>,
+    pub arenas: Vec<Arena>,
     index: BTreeMap<String, usize>,
+}
+
+/// HF Trainer's groups: no weight decay on biases and LayerNorm weights.
+fn decays(name: &str) -> bool {
+    !(name.ends_with("bias") || name.contains("LayerNorm"))
+}
+
+/// Where each tensor of `names` goes: (arena, offset) per tensor and each arena's length and decay
+/// group, for arenas of at most `cap` elements. A tensor larger than `cap` gets an arena of its own
+/// (and the error of binding it comes from the kernel that binds it, naming the limit).
+pub fn arena_layout(names: &[(String, Vec<usize>)], cap: usize) -> (Vec<(usize, usize)>, Vec<(usize, bool)>) {
+    let align = GpuBuf::BIND_ALIGN;
+    let mut arenas: Vec<(usize, bool)> = Vec::new();
+    // the open arena of each (decay group, part)
+    let mut open: BTreeMap<(bool, bool), usize> = BTreeMap::new();
+    let mut last: BTreeMap<(bool, bool), &str> = BTreeMap::new();
+    let mut place = Vec::with_capacity(names.len());
+    for (name, shape) in names {
+        let n: usize = shape.iter().product::<usize>().max(1);
+        let key = (decays(name), name.starts_with("pooler.") || name.starts_with("cls.") || name.starts_with("classifier."));
+        // a layer's key and value follow its query and key with no gap: one (3C, C) projection
+        let packed = last.get(&key).map(|prev| packs_after(prev, name)).unwrap_or(false);
+        let at = open.get(&key).map(|&a| (a, if packed { arenas[a].0 } else { arenas[a].0.div_ceil(align) * align }));
+        // a query opens a group of three equal tensors that must share an arena
+        let group = if name.contains(".attention.self.query.") { 3 * n } else { n };
+        let (a, off) = match at {
+            Some((a, off)) if off + group <= cap => (a, off),
+            _ => {
+                arenas.push((0, key.0));
+                open.insert(key, arenas.len() - 1);
+                (arenas.len() - 1, 0)
+            }
+        };
+        arenas[a].0 = off + n;
+        last.insert(key, name);
+        place.push((a, off));
+    }
+    (place, arenas)
+}
+
+/// Whether `name` goes right after `prev`: attention.self.key after .query, .value after .key.
+fn packs_after(prev: &str, name: &str) -> bool {
+    [("query", "key"), ("key", "value")].iter().any(|(a, b)| {
+        let (pa, pb) = (format!(".attention.self.{a}."), format!(".attention.self.{b}."));
+        name.contains(&pb) && prev.replace(&pa, &pb) == name
+    })
 }
 
 /// What loading a checkpoint did, for the UI and the tests.
@@ -173,7 +240,16 @@ impl ParamStore {
         let mut problems = Vec::new();
         let mut report = LoadReport { unused, ..Default::default() };
         let mut store = ParamStore::default();
-        for (name, shape) in names {
+        let cap = (gpu.info.max_storage_buffer_binding_size.min(gpu.info.max_buffer_size) / 4) as usize;
+        let (place, arenas) = arena_layout(names, cap);
+        for (i, &(len, decays)) in arenas.iter().enumerate() {
+            let value = gpu.zeros(&format!("params.{i}"), len, DType::F32).map_err(|e| e.to_string())?;
+            store.arenas.push(Arena { value, grad: None, m: None, v: None, decays });
+        }
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by_key(|&i| place[i]);
+        for i in order {
+            let (name, shape) = &names[i];
             let values = match by_name.get(name) {
                 Some(view) => {
                     if view.shape != *shape {
@@ -193,9 +269,11 @@ impl ParamStore {
                     init_value(name, shape, seed)
                 }
             };
-            let value = gpu.upload_f32(name, &values).map_err(|e| e.to_string())?;
+            let (arena, off) = place[i];
+            let value = store.arenas[arena].value.view(off, values.len());
+            gpu.write(&value, 0, &values).map_err(|e| e.to_string())?;
             store.index.insert(name.clone(), store.params.len());
-            store.params.push(Param { name: name.clone(), shape: shape.clone(), value, grad: None, m: None, v: None, trainable: false });
+            store.params.push(Param { name: name.clone(), shape: shape.clone(), value, grad: None, m: None, v: None, trainable: false, arena, off });
         }
         if !problems.is_empty() {
             let mut msg = format!("the checkpoint does not fit the model config ({} problems):\n  ", problems.len());
@@ -214,13 +292,89 @@ impl ParamStore {
         for p in &mut self.params {
             p.trainable = pred(&p.name);
             if p.trainable && p.grad.is_none() {
+                let a = &mut self.arenas[p.arena];
+                if a.grad.is_none() {
+                    let n = a.value.len;
+                    a.grad = Some(gpu.zeros(&format!("grads.{}", p.arena), n, DType::F32)?);
+                    a.m = Some(gpu.zeros(&format!("adam_m.{}", p.arena), n, DType::F32)?);
+                    a.v = Some(gpu.zeros(&format!("adam_v.{}", p.arena), n, DType::F32)?);
+                }
                 let n = p.numel();
-                p.grad = Some(gpu.zeros(&format!("{}.grad", p.name), n, DType::F32)?);
-                p.m = Some(gpu.zeros(&format!("{}.m", p.name), n, DType::F32)?);
-                p.v = Some(gpu.zeros(&format!("{}.v", p.name), n, DType::F32)?);
+                p.grad = a.grad.as_ref().map(|b| b.view(p.off, n));
+                p.m = a.m.as_ref().map(|b| b.view(p.off, n));
+                p.v = a.v.as_ref().map(|b| b.view(p.off, n));
             }
         }
         Ok(())
+    }
+
+    /// One view spanning the tensors `names`, which must be consecutive in one arena with no gap
+    /// (the layout packs a layer's query, key and value so), and the view of their gradients when
+    /// they are trainable (all of them or none).
+    pub fn fused(&self, names: &[String]) -> Result<(GpuBuf, Option<GpuBuf>), String> {
+        let idx: Vec<usize> = names.iter().map(|n| self.index.get(n).copied().ok_or_else(|| format!("no tensor {n}"))).collect::<Result<_, _>>()?;
+        let first = &self.params[idx[0]];
+        let mut end = first.off;
+        for &i in &idx {
+            let p = &self.params[i];
+            if p.arena != first.arena || p.off != end {
+                return Err(format!("{} is not packed after {}", p.name, names[0]));
+            }
+            end += p.numel();
+        }
+        let value = self.arenas[first.arena].value.view(first.off, end - first.off);
+        let trainable = idx.iter().filter(|&&i| self.params[i].trainable).count();
+        let grad = match trainable {
+            0 => None,
+            n if n == idx.len() => self.arenas[first.arena].grad.as_ref().map(|g| g.view(first.off, end - first.off)),
+            _ => return Err(format!("{} must be trained together or not at all", names.join(", "))),
+        };
+        Ok((value, grad))
+    }
+
+    /// Runs of consecutive trainable tensors, as (arena, first element, elements): each run is one
+    /// AdamW dispatch and one gradient clear (the alignment gaps inside a run are zero and stay so).
+    pub fn trainable_runs(&self) -> Vec<(usize, usize, usize)> {
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut prev: Option<usize> = None;
+        for (i, p) in self.params.iter().enumerate() {
+            if !p.trainable {
+                continue;
+            }
+            let joins = prev == Some(i.wrapping_sub(1)) && runs.last().map(|r| r.0 == p.arena).unwrap_or(false);
+            if joins {
+                let r = runs.last_mut().unwrap();
+                r.2 = p.off + p.numel() - r.1;
+            } else {
+                runs.push((p.arena, p.off, p.numel()));
+            }
+            prev = Some(i);
+        }
+        runs
+    }
+
+    /// The AdamW slices of [`ParamStore::trainable_runs`], with `weight_decay` on the decayed group.
+    pub fn adamw_slices(&self, weight_decay: f32) -> Vec<crate::kernels::adamw::ParamSlice<'_>> {
+        self.trainable_runs()
+            .into_iter()
+            .map(|(a, off, len)| {
+                let ar = &self.arenas[a];
+                crate::kernels::adamw::ParamSlice {
+                    param: &ar.value,
+                    grad: ar.grad.as_ref().expect("a trainable arena has gradients"),
+                    m: ar.m.as_ref().expect("a trainable arena has moments"),
+                    v: ar.v.as_ref().expect("a trainable arena has moments"),
+                    off,
+                    len,
+                    weight_decay: if ar.decays { weight_decay } else { 0.0 },
+                }
+            })
+            .collect()
+    }
+
+    /// Partial-sum slots AdamW's gradient norm needs for the current trainable set.
+    pub fn adamw_slots(&self) -> usize {
+        crate::kernels::adamw::slots_for(&self.trainable_runs().iter().map(|r| r.2).collect::<Vec<_>>())
     }
 
     /// Reads every parameter back as (HF name, shape, values), for export and tests.
@@ -232,5 +386,51 @@ impl ParamStore {
             out.push((p.name.clone(), p.shape.clone(), v));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(hidden: usize) -> BertConfig {
+        BertConfig::small(50, hidden, 2, 2)
+    }
+
+    /// Every tensor bindable at an aligned offset, except the key and value that follow their query
+    /// with no gap; arenas within the cap; no two tensors overlapping.
+    #[test]
+    fn arena_layout_aligns_packs_qkv_and_respects_the_cap() {
+        for (hidden, cap) in [(24, usize::MAX), (24, 4000), (32, 3 * 32 * 32)] {
+            let names = tensor_names(&cfg(hidden), true, true, 3);
+            let (place, arenas) = arena_layout(&names, cap);
+            let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+            for ((name, shape), &(a, off)) in names.iter().zip(&place) {
+                let n: usize = shape.iter().product();
+                let packed = name.contains(".attention.self.key.") || name.contains(".attention.self.value.");
+                assert!(packed || off % GpuBuf::BIND_ALIGN == 0, "{name} at {off}");
+                assert!(off + n <= arenas[a].0);
+                assert_eq!(arenas[a].1, decays(name), "{name} in the wrong group");
+                if n <= cap {
+                    assert!(arenas[a].0 <= cap.max(n), "arena {a} of {} over the cap {cap}", arenas[a].0);
+                }
+                spans.push((a, off, off + n));
+            }
+            spans.sort();
+            assert!(spans.windows(2).all(|w| w[0].0 != w[1].0 || w[0].2 <= w[1].1), "overlapping tensors");
+            // each layer's q, k, v are consecutive in one arena
+            for l in 0..2 {
+                for part in ["weight", "bias"] {
+                    let at = |n: &str| {
+                        let i = names.iter().position(|(x, _)| x == &format!("encoder.layer.{l}.attention.self.{n}.{part}")).unwrap();
+                        (place[i], names[i].1.iter().product::<usize>())
+                    };
+                    let ((aq, oq), nq) = at("query");
+                    let ((ak, ok), _) = at("key");
+                    let ((av, ov), _) = at("value");
+                    assert!(aq == ak && ak == av && ok == oq + nq && ov == ok + nq, "layer {l} {part}: q/k/v not packed");
+                }
+            }
+        }
     }
 }

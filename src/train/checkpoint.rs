@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
 use crate::io::safetensors;
-use crate::kernels::adamw::{slots_for, AdamWState};
+use crate::kernels::adamw::AdamWState;
 use crate::model::Bert;
 
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -69,8 +69,7 @@ pub fn restore_optimizer(gpu: &Gpu, model: &mut Bert, bytes: &[u8]) -> Result<us
             gpu.write(buf, 0, &st.tensors[&format!("{}::{suffix}", p.name)].to_f32()).map_err(|e| e.to_string())?;
         }
     }
-    let lens: Vec<usize> = model.params.params.iter().filter(|p| p.trainable).map(|p| p.numel()).collect();
-    let state = AdamWState::new(gpu, slots_for(&lens)).map_err(|e| e.to_string())?;
+    let state = AdamWState::new(gpu, model.params.adamw_slots()).map_err(|e| e.to_string())?;
     let s = st.tensors.get("adamw::state").ok_or("adamw::state is missing from the optimizer checkpoint")?.to_f32();
     gpu.write(&state.state, 0, &s).map_err(|e| e.to_string())?;
     model.opt_state = Some(state);
