@@ -29,6 +29,7 @@ macro_rules! for_each_model_check {
             model_loads_f16_bf16_and_legacy_names,
             model_fill_mask_and_attention,
             model_mean_pooling_head,
+            model_dropout_gradients_match_finite_differences,
             model_rejects_bad_checkpoints
         }
     };
@@ -497,6 +498,84 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
     Ok(format!("top-5 at 3 positions ranked as transformers' logits rank them; every attention row of {} layers sums to 1", fx.cfg.num_hidden_layers))
 }
 
+/// For each tensor of `names`: the gradient already in the model against central finite differences
+/// of `loss` (step `eps`) along a random unit direction (the forward runs with the seed the gradients had, so
+/// dropout masks match). Returns the worst relative error; more than 2e-2 is an error.
+async fn directional_fd(gpu: &Gpu, m: &mut Bert, batch: &Batch, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&super::Losses) -> f32) -> Result<f32, String> {
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut worst = 0f32;
+    for &name in names {
+        let p = m.params.get(name).ok_or_else(|| format!("no {name}"))?;
+        let n = p.numel();
+        let g = read(gpu, p.grad.as_ref().ok_or_else(|| format!("{name} has no gradient"))?).await?;
+        let w0: Vec<f32> = read(gpu, &p.value).await?[..n].to_vec();
+        let mut d = rng.normals(n, 1.0);
+        let norm = d.iter().map(|x| x * x).sum::<f32>().sqrt();
+        d.iter_mut().for_each(|x| *x /= norm);
+        let analytic: f32 = g[..n].iter().zip(&d).map(|(a, b)| a * b).sum();
+        let mut l = [0f32; 2];
+        for (k, s) in [1f32, -1.0].iter().enumerate() {
+            let shifted: Vec<f32> = w0.iter().zip(&d).map(|(w, d)| w + s * eps * d).collect();
+            gpu.write(&m.params.get(name).unwrap().value, 0, &shifted).map_err(|e| e.to_string())?;
+            l[k] = loss(&run_forward(gpu, m, batch).await?);
+        }
+        gpu.write(&m.params.get(name).unwrap().value, 0, &w0).map_err(|e| e.to_string())?;
+        let fd = (l[0] - l[1]) / (2.0 * eps);
+        let err = (fd - analytic).abs() / analytic.abs().max(1e-3);
+        if !(err <= 2e-2) {
+            return Err(format!("{name}: gradient along a random direction {analytic:.6e}, finite difference {fd:.6e} (relative error {err:.2e})"));
+        }
+        worst = worst.max(err);
+    }
+    Ok(worst)
+}
+
+/// With dropout on (every site: embeddings, attention probabilities, both residual branches, the
+/// classifier's input), the gradients of all three heads' summed loss agree with finite differences
+/// of the same loss under the same masks: the fused kernels' backward masks are the forward's.
+pub async fn model_dropout_gradients_match_finite_differences(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let heads = Heads { mlm: true, sop: true, num_labels: 3 };
+    let mut m = fx.model(gpu, heads)?;
+    // the fixture's config turns dropout off (for the parity checks); here it is BERT's 0.1
+    m.cfg.hidden_dropout_prob = 0.1;
+    m.cfg.attention_probs_dropout_prob = 0.1;
+    m.dropout = true;
+    // sharpen attention (the fixture's random queries and keys make it nearly uniform, and then
+    // the softmax's backward, where the probabilities' dropout mask acts, carries almost nothing)
+    for l in 0..m.cfg.num_hidden_layers {
+        for part in ["query", "key"] {
+            let name = format!("encoder.layer.{l}.attention.self.{part}.weight");
+            let p = m.params.get(&name).ok_or_else(|| format!("no {name}"))?;
+            let w: Vec<f32> = read(gpu, &p.value).await?.iter().map(|v| v * 6.0).collect();
+            gpu.write(&p.value, 0, &w).map_err(|e| e.to_string())?;
+        }
+    }
+    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    let batch = fx.batch(gpu, true, true, true)?;
+    grads_step(gpu, &mut m, &batch).await?;
+    let with = run_forward(gpu, &mut m, &batch).await?.total();
+    m.dropout = false;
+    let without = run_forward(gpu, &mut m, &batch).await?.total();
+    m.dropout = true;
+    if with == without {
+        return Err(format!("dropout on and off give the same loss {with}: nothing was dropped"));
+    }
+    let names = [
+        "embeddings.LayerNorm.weight",
+        "encoder.layer.0.attention.self.query.weight",
+        "encoder.layer.0.attention.self.value.bias",
+        "encoder.layer.1.attention.output.dense.weight",
+        "encoder.layer.1.output.dense.weight",
+        "classifier.weight",
+        "cls.predictions.transform.dense.weight",
+    ];
+    // a step of 0.05 along a unit direction: the query's gradient is small in this random model, and
+    // a smaller step drowns it in the f32 loss's rounding
+    let worst = directional_fd(gpu, &mut m, &batch, &names, 23, 5e-2, |l| l.total()).await?;
+    Ok(format!("loss {with:.4} with dropout, {without:.4} without; {} tensors' directional gradients within {worst:.1e} (relative) of finite differences", names.len()))
+}
+
 /// The classification head on mean pooling: logits equal the classifier applied to the masked mean
 /// of transformers' last hidden states, and the gradients agree with central finite differences
 /// of the loss along a random direction (encoder, embeddings and head tensors).
@@ -522,32 +601,8 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
         }
     }
     let d_logits = within("mean-pooled classification logits", &read(gpu, m.cls_logits().unwrap()).await?, &want, 1e-4)?;
-    let mut rng = crate::rng::Rng::new(17);
-    let mut worst = 0f32;
-    for name in ["classifier.weight", "encoder.layer.1.output.dense.weight", "encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"] {
-        let p = m.params.get(name).ok_or_else(|| format!("no {name}"))?;
-        let n = p.numel();
-        let g = read(gpu, p.grad.as_ref().unwrap()).await?;
-        let w0: Vec<f32> = read(gpu, &p.value).await?[..n].to_vec();
-        let mut d = rng.normals(n, 1.0);
-        let norm = d.iter().map(|x| x * x).sum::<f32>().sqrt();
-        d.iter_mut().for_each(|x| *x /= norm);
-        let analytic: f32 = g[..n].iter().zip(&d).map(|(a, b)| a * b).sum();
-        let eps = 1e-2f32;
-        let mut l = [0f32; 2];
-        for (k, s) in [1f32, -1.0].iter().enumerate() {
-            let shifted: Vec<f32> = w0.iter().zip(&d).map(|(w, d)| w + s * eps * d).collect();
-            gpu.write(&m.params.get(name).unwrap().value, 0, &shifted).map_err(|e| e.to_string())?;
-            l[k] = run_forward(gpu, &mut m, &batch).await?.cls;
-        }
-        gpu.write(&m.params.get(name).unwrap().value, 0, &w0).map_err(|e| e.to_string())?;
-        let fd = (l[0] - l[1]) / (2.0 * eps);
-        let err = (fd - analytic).abs() / analytic.abs().max(1e-3);
-        if !(err <= 2e-2) {
-            return Err(format!("{name}: gradient along a random direction {analytic:.6e}, finite difference {fd:.6e} (relative error {err:.2e})"));
-        }
-        worst = worst.max(err);
-    }
+    let names = ["classifier.weight", "encoder.layer.1.output.dense.weight", "encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"];
+    let worst = directional_fd(gpu, &mut m, &batch, &names, 17, 1e-2, |l| l.cls).await?;
     // export: the encoder as BertModel plus the documented head file; reloading gives the same
     // probabilities and the mean pooling back
     use crate::io::export::{export_files, ModelCard, HEAD_FILE, HEAD_JSON};
