@@ -24,7 +24,7 @@ bash scripts/setup.sh
 stage_done "set-up"
 
 echo "== native tests (cargo test)"
-cargo test --all-targets 2>&1 | grep -v "XDG_RUNTIME_DIR" | tee /tmp/bertlab-native-tests.log
+cargo test --tests 2>&1 | grep -v "XDG_RUNTIME_DIR" | tee /tmp/bertlab-native-tests.log
 stage_done "native suite"
 
 echo "== browser tests (wasm-pack test --headless --chrome)"

@@ -92,23 +92,3 @@ pub fn bars(labels: &[String], probs: &[f32]) -> Vec<Bar> {
     v.sort_by(|a, b| b.p.total_cmp(&a.p));
     v
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bars_are_sorted_and_keep_labels() {
-        let b = bars(&["a".into(), "b".into(), "c".into()], &[0.2, 0.7, 0.1]);
-        assert_eq!(b.iter().map(|x| x.label.as_str()).collect::<Vec<_>>(), ["b", "a", "c"]);
-    }
-
-    #[test]
-    fn preview_carries_messages_and_problem() {
-        let ds = crate::text::dataset::parse(b"label\ttext\npos\tgood\npos\tgreat\n\tno label\n", None);
-        let p = preview("x", &ds, 0);
-        assert_eq!(p.examples, 2);
-        assert!(p.problem.as_deref().unwrap_or("").contains("class"), "{:?}", p.problem);
-        assert!(p.messages.iter().any(|m| m.line == 4), "{:?}", p.messages);
-    }
-}

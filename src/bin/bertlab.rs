@@ -82,7 +82,7 @@ Every command takes --json to print machine-readable results on stdout.";
         }
         fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, String> {
             match self.get(k) {
-                Some(v) => v.parse().map_err(|_| format!("--{k}: '{v}' is not a number")),
+                Some(v) => v.parse().map_err(|_| format!("--{k}: '{v}' is not a valid value (a number, whole and not negative where it counts something)")),
                 None => Ok(default),
             }
         }
@@ -315,6 +315,9 @@ Every command takes --json to print machine-readable results on stdout.";
         let model_path = resume.map(str::to_string).unwrap_or(a.req("model")?.to_string());
         let base_model = state.get("base_model").and_then(|v| v.as_str()).map(str::to_string).unwrap_or(model_path.clone());
         let mut lm = load_model(&g, &model_path, Some(heads))?;
+        if !lm.report.replaced.is_empty() {
+            eprintln!("the model's classifier was for other labels; a fresh head for the {} labels of the data was built and the encoder kept ({})", ds.labels.len(), lm.report.replaced.join("; "));
+        }
         let num = |k: &str, d: f64| -> Result<f64, String> {
             match (a.get(k), state.get(k).and_then(|v| v.as_f64())) {
                 (Some(_), _) => a.num(k, d),
@@ -322,18 +325,30 @@ Every command takes --json to print machine-readable results on stdout.";
                 (None, None) => Ok(d),
             }
         };
-        let seed = num("seed", 42.0)? as u64;
-        let (tr, va) = dataset::stratified_split(&ds, num("val", 0.2)?, seed);
+        // counts must be whole numbers; their ranges are checked by TrainConfig::validate
+        let whole = |k: &str, d: f64| -> Result<usize, String> {
+            let v = num(k, d)?;
+            if !(v >= 0.0 && v.fract() == 0.0 && v <= 1e15) {
+                return Err(format!("--{k} must be a whole number of at least 0; got {v}"));
+            }
+            Ok(v as usize)
+        };
+        let seed = whole("seed", 42.0)? as u64;
+        let val = num("val", 0.2)?;
+        if !(val.is_finite() && (0.0..1.0).contains(&val)) {
+            return Err(format!("--val must be a fraction in [0, 1); got {val}"));
+        }
+        let (tr, va) = dataset::stratified_split(&ds, val, seed);
         let default_lr = if mode == Mode::FeatureBased { 1e-3 } else { 5e-5 };
         let mut tc = TrainConfig {
             mode,
             pooling,
             lr: num("lr", default_lr)? as f32,
-            epochs: num("epochs", 3.0)? as usize,
-            batch_size: num("batch", 16.0)? as usize,
-            max_len: num("max-len", 128.0)? as usize,
+            epochs: whole("epochs", 3.0)?,
+            batch_size: whole("batch", 16.0)?,
+            max_len: whole("max-len", 128.0)?,
             seed,
-            patience: num("patience", 0.0)? as usize,
+            patience: whole("patience", 0.0)?,
             checkpoint_every: a.num("checkpoint-every", 0)?,
             ..TrainConfig::default()
         };

@@ -1,5 +1,5 @@
 //! GPU-vs-CPU checks of every kernel, forward and backward, shared by the native tests
-//! (`tests/native_kernels.rs`), the browser tests (`tests/web_kernels.rs`) and the app's self-check.
+//! (`tests/native/kernels.rs`), the browser tests (`tests/web.rs`) and the app's self-check.
 //! Each check returns `Ok(summary)` with the worst error it saw, or `Err(what failed)`.
 //!
 //! Conventions: CPU references run in f64 on the same f32 inputs the GPU gets. Backward references are

@@ -1,4 +1,4 @@
-//! The model against PyTorch: checks shared by tests/native_model.rs, tests/web_model.rs and the
+//! The model against PyTorch: checks shared by tests/native/model.rs, tests/web.rs and the
 //! page's self-check. The reference is tests/fixtures/tiny_bert* (written by make_bert_fixture.py
 //! with transformers; dropout off, eager attention).
 
@@ -30,7 +30,8 @@ macro_rules! for_each_model_check {
             model_fill_mask_and_attention,
             model_mean_pooling_head,
             model_dropout_gradients_match_finite_differences,
-            model_rejects_bad_checkpoints
+            model_rejects_bad_checkpoints,
+            model_new_labels_get_a_fresh_head
         }
     };
 }
@@ -496,6 +497,28 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
         }
     }
     Ok(format!("top-5 at 3 positions ranked as transformers' logits rank them; every attention row of {} layers sums to 1", fx.cfg.num_hidden_layers))
+}
+
+/// A new task on a fine-tuned model: the fixture's 3-label classifier loaded for 2 labels keeps every
+/// encoder tensor, builds a fresh (2, C) head, and says which tensors it replaced; a mismatch
+/// anywhere else is still an error.
+pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
+    let fx = fixture()?;
+    let (m, report) = Bert::new(gpu, fx.cfg.clone(), Heads { mlm: false, sop: false, num_labels: 2 }, Some(&fx.weights), 0)?;
+    if report.replaced.len() != 2 || !report.replaced.iter().all(|r| r.starts_with("classifier.")) {
+        return Err(format!("expected classifier.weight and .bias replaced, got {:?}", report.replaced));
+    }
+    let shape = &m.params.get("classifier.weight").ok_or("no classifier.weight")?.shape;
+    if shape != &vec![2, fx.cfg.hidden_size] {
+        return Err(format!("the fresh head has shape {shape:?}"));
+    }
+    let name = "encoder.layer.1.output.dense.weight";
+    let got = read(gpu, &m.params.get(name).ok_or("no encoder tensor")?.value).await?;
+    let want = fx.weights.tensors.iter().find(|(k, _)| k.ends_with(name)).ok_or("fixture lacks the tensor")?.1.to_f32();
+    if got != want {
+        return Err(format!("{name} was not kept from the checkpoint"));
+    }
+    Ok(format!("3-label checkpoint for 2 labels: {}; encoder kept", report.replaced.join("; ")))
 }
 
 /// For each tensor of `names`: the gradient already in the model against central finite differences

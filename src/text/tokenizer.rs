@@ -175,16 +175,3 @@ impl BertTokenizer {
         s
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vocab_txt_keeps_special_tokens_whole() {
-        let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\n.\n";
-        let t = BertTokenizer::from_vocab_txt(vocab, true).unwrap();
-        let e = t.encode("The cat [MASK] .", None, 16).unwrap();
-        assert_eq!(e.ids, vec![t.cls, 5, 6, t.mask, 8, t.sep]);
-    }
-}

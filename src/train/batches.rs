@@ -56,7 +56,7 @@ impl HostBatch {
 
     /// The batch with its padding cut back to `t` columns, where rounding T up passed the model's
     /// positions. Columns that hold a real token are kept (and then refused by `Batch::new`).
-    fn crop(&self, t: usize) -> HostBatch {
+    pub fn crop(&self, t: usize) -> HostBatch {
         let longest = (0..self.b).map(|i| self.mask[i * self.t..(i + 1) * self.t].iter().filter(|&&m| m != 0).count()).max().unwrap_or(0);
         let t = t.max(longest).min(self.t);
         let cut = |v: &[u32]| -> Vec<u32> { (0..self.b).flat_map(|i| v[i * self.t..i * self.t + t].to_vec()).collect() };
@@ -71,21 +71,5 @@ impl HostBatch {
             outcomes: self.outcomes.as_ref().map(|o| (0..self.b).flat_map(|i| o[i * self.t..i * self.t + t].to_vec()).collect()),
             ..self.clone()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pads_to_a_multiple_of_four_and_crops_to_the_model() {
-        let (a, b) = ([1u32, 2, 3, 4, 5], [1u32, 2]);
-        let hb = pad(&[(&a, &[0; 5]), (&b, &[0; 2])], 0);
-        assert_eq!((hb.b, hb.t), (2, 8));
-        assert_eq!(hb.mask, vec![1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]);
-        let c = hb.crop(6);
-        assert_eq!((c.t, c.ids), (6, vec![1, 2, 3, 4, 5, 0, 1, 2, 0, 0, 0, 0]));
-        assert_eq!(hb.crop(3).t, 5, "a real token is never cropped");
     }
 }

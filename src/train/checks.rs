@@ -1,4 +1,4 @@
-//! Checks of the data and training layer, shared by tests/native_train.rs and the browser suite:
+//! Checks of the data and training layer, shared by tests/native/train.rs and the browser suite:
 //! masking proportions, sentence-order pairs, dataset validation messages (no GPU needed), and
 //! small training runs on the shipped samples (GPU).
 

@@ -67,6 +67,56 @@ pub struct TrainConfig {
     pub start_step: usize,
 }
 
+/// The ranges a run's settings must be in, shared by the CLI, the page and [`TrainConfig::validate`]:
+/// a value outside is refused with its range before any work starts.
+pub mod limits {
+    /// Learning rate: above 0, at most this.
+    pub const MAX_LR: f32 = 1.0;
+    pub const EPOCHS: (usize, usize) = (1, 1000);
+    pub const BATCH: (usize, usize) = (1, 1024);
+    /// Tokens per text: at least this, at most the model's positions.
+    pub const MIN_LEN: usize = 8;
+    pub const PRETRAIN_STEPS: (usize, usize) = (1, 1_000_000);
+    pub const PATIENCE_MAX: usize = 1000;
+}
+
+/// `what`'s value `v` in `[lo, hi]`, or a message naming both.
+pub fn in_range(what: &str, v: usize, lo: usize, hi: usize) -> Result<(), String> {
+    if v < lo || v > hi {
+        return Err(format!("{what} must be from {lo} to {hi}; got {v}"));
+    }
+    Ok(())
+}
+
+/// A finite `v` with `lo < v <= hi` (`lo_open`) or `lo <= v <= hi`.
+pub fn in_range_f(what: &str, v: f32, lo: f32, hi: f32, lo_open: bool) -> Result<(), String> {
+    let ok = v.is_finite() && (if lo_open { v > lo } else { v >= lo }) && v <= hi;
+    if !ok {
+        let open = if lo_open { "(" } else { "[" };
+        return Err(format!("{what} must be a number in {open}{lo}, {hi}]; got {v}"));
+    }
+    Ok(())
+}
+
+impl TrainConfig {
+    /// Every setting in its range for `model` (its depth and positions), or the first that is not.
+    pub fn validate(&self, model: &crate::model::BertConfig) -> Result<(), String> {
+        use limits::*;
+        in_range_f("the learning rate", self.lr, 0.0, MAX_LR, true)?;
+        in_range("epochs", self.epochs, EPOCHS.0, EPOCHS.1)?;
+        in_range("the batch size", self.batch_size, BATCH.0, BATCH.1)?;
+        in_range("the maximum length", self.max_len, MIN_LEN, model.max_position_embeddings)
+            .map_err(|e| format!("{e} (the model has {} positions)", model.max_position_embeddings))?;
+        if let Mode::LastLayers(n) = self.mode {
+            in_range("the layers to train", n, 1, model.num_hidden_layers).map_err(|e| format!("{e} (the model has {} layers)", model.num_hidden_layers))?;
+        }
+        in_range_f("the warm-up ratio", self.warmup_ratio, 0.0, 1.0, false)?;
+        in_range_f("the weight decay", self.weight_decay, 0.0, 1.0, false)?;
+        in_range_f("the gradient-norm clip", self.max_grad_norm, 0.0, 1e6, false)?;
+        in_range("the patience", self.patience, 0, PATIENCE_MAX)
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig { mode: Mode::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0, pooling: Pooling::Cls, checkpoint_every: 0, start_step: 0 }
@@ -376,6 +426,7 @@ pub async fn train_classifier(
     control: &Control,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<TrainReport, String> {
+    cfg.validate(&model.cfg)?;
     ds.trainable()?;
     if model.heads.num_labels != ds.labels.len() {
         return Err(format!("the model has {} labels but the data has {}", model.heads.num_labels, ds.labels.len()));
@@ -520,6 +571,25 @@ pub struct PretrainConfig {
     pub checkpoint_every: usize,
 }
 
+impl PretrainConfig {
+    /// Every setting in its range for `model`, or the first that is not.
+    pub fn validate(&self, model: &crate::model::BertConfig) -> Result<(), String> {
+        use limits::*;
+        in_range_f("the learning rate", self.lr, 0.0, MAX_LR, true)?;
+        in_range("the steps", self.steps, PRETRAIN_STEPS.0, PRETRAIN_STEPS.1)?;
+        in_range("the batch size", self.batch_size, BATCH.0, BATCH.1)?;
+        in_range("the maximum length", self.max_len, MIN_LEN, model.max_position_embeddings)
+            .map_err(|e| format!("{e} (the model has {} positions)", model.max_position_embeddings))?;
+        in_range("the warm-up steps", self.warmup, 0, self.steps)?;
+        in_range_f("the weight decay", self.weight_decay, 0.0, 1.0, false)?;
+        in_range_f("the gradient-norm clip", self.max_grad_norm, 0.0, 1e6, false)?;
+        if !self.mlm && !self.sop {
+            return Err("pretraining needs at least one objective: masked words or sentence order".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for PretrainConfig {
     fn default() -> Self {
         PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, probe: None, probe_every: 10, checkpoint_every: 0 }
@@ -578,6 +648,7 @@ pub fn pretrain_batch(tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfi
 
 /// Pretrains `model` (with the heads `cfg` asks for) on unlabeled `texts`.
 pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, control: &Control, on_event: &mut dyn FnMut(Event)) -> Result<PretrainReport, String> {
+    cfg.validate(&model.cfg)?;
     let mut report = PretrainReport::default();
     if texts.is_empty() {
         return Err("no text to pretrain on".into());

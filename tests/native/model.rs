@@ -1,9 +1,7 @@
 //! The model against PyTorch (tests/fixtures), natively on wgpu. Nothing is skipped.
-#![cfg(not(target_arch = "wasm32"))]
 
 
-mod common;
-use common::gpu;
+use crate::common::gpu;
 
 macro_rules! native_tests {
     ($($name:ident),*) => {

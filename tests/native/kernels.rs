@@ -1,10 +1,8 @@
 //! Every kernel check of `bertlab::kernels::checks`, natively on wgpu (lavapipe on a machine without a
 //! GPU). A missing adapter fails every test with instructions; nothing is skipped.
-#![cfg(not(target_arch = "wasm32"))]
 
 
-mod common;
-use common::gpu;
+use crate::common::gpu;
 
 macro_rules! native_tests {
     ($($name:ident),*) => {

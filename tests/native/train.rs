@@ -1,6 +1,5 @@
 //! Data and training: masking, sentence order, dataset messages, and training runs on the shipped
 //! samples, natively on wgpu.
-#![cfg(not(target_arch = "wasm32"))]
 
 use bertlab::gpu::Gpu;
 use bertlab::model::{Bert, BertConfig, Heads};
@@ -10,8 +9,7 @@ use bertlab::train::checks;
 use bertlab::train::metrics::majority_baseline;
 use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
 
-mod common;
-use common::gpu;
+use crate::common::gpu;
 
 fn report(name: &str, r: Result<String, String>) {
     match r {
@@ -246,4 +244,96 @@ fn checkpoint_and_resume_matches_an_uninterrupted_run() {
 fn steady_state_step_creates_nothing() {
     let g = Gpu::new_blocking().unwrap();
     report("steady state", pollster::block_on(checks::steady_state_step_creates_nothing(&g)));
+}
+
+/// The CLI as a new user meets it: out-of-range settings are refused, naming the range, before any
+/// step runs and without writing an output; and a classifier for other labels gets a fresh head.
+#[test]
+fn cli_refuses_out_of_range_settings_and_retargets_a_classifier() {
+    let exe = env!("CARGO_BIN_EXE_bertlab");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = std::env::temp_dir().join(format!("bertlab-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(exe).args(args).current_dir(root).output().expect("run bertlab");
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let out = |name: &str| tmp.join(name).to_string_lossy().to_string();
+    let base = ["pretrain", "--corpus", "www/samples/corpus.txt", "--hidden", "16", "--layers", "2", "--heads", "2", "--vocab", "300"];
+    for (extra, want) in [
+        (vec!["--lr", "nan"], "learning rate must be a number in (0, 1]; got NaN"),
+        (vec!["--steps", "0"], "steps must be from 1 to 1000000; got 0"),
+        (vec!["--batch", "0"], "batch size must be from 1 to 1024; got 0"),
+        (vec!["--max-len", "100000"], "maximum length must be from 8 to 512"),
+        (vec!["--steps", "-3"], "--steps: '-3' is not a valid value"),
+    ] {
+        let o = out("refused");
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["--out", &o]);
+        args.extend(extra.iter().copied());
+        let (ok, text) = run(&args);
+        assert!(!ok && text.contains(want), "pretrain {extra:?}: exit ok={ok}, output {text:?} should contain {want:?}");
+        assert!(!tmp.join("refused").exists(), "pretrain {extra:?} wrote an output");
+    }
+    // a 2-step model, then a 3-label classifier on it, then that classifier retargeted to 2 labels
+    let m = out("m");
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend(["--out", &m, "--steps", "2", "--batch", "4"]);
+    let (ok, text) = run(&args);
+    assert!(ok, "pretrain: {text}");
+    for (extra, want) in [
+        (vec!["--lr", "nan"], "learning rate must be a number in (0, 1]; got NaN"),
+        (vec!["--lr", "1e9"], "got 1000000000"),
+        (vec!["--epochs", "-3"], "--epochs must be a whole number of at least 0; got -3"),
+        (vec!["--epochs", "0"], "epochs must be from 1 to 1000; got 0"),
+        (vec!["--batch", "0"], "batch size must be from 1 to 1024; got 0"),
+        (vec!["--max-len", "100000"], "maximum length must be from 8 to 512; got 100000"),
+        (vec!["--mode", "last:99"], "layers to train must be from 1 to 2; got 99 (the model has 2 layers)"),
+    ] {
+        let o = out("refused");
+        let mut args = vec!["train", "--data", "www/samples/topics.tsv", "--model", &m, "--out", &o];
+        args.extend(extra.iter().copied());
+        let (ok, text) = run(&args);
+        assert!(!ok && text.contains(want), "train {extra:?}: exit ok={ok}, output {text:?} should contain {want:?}");
+        assert!(!tmp.join("refused").exists(), "train {extra:?} wrote an output");
+    }
+    let c3 = out("c3");
+    let (ok, text) = run(&["train", "--data", "www/samples/topics.tsv", "--model", &m, "--out", &c3, "--epochs", "1", "--batch", "8", "--mode", "feature"]);
+    assert!(ok, "train on topics: {text}");
+    let c2 = out("c2");
+    let (ok, text) = run(&["train", "--data", "www/samples/sentiment.tsv", "--model", &c3, "--out", &c2, "--epochs", "1", "--batch", "8", "--mode", "feature"]);
+    assert!(ok && text.contains("a fresh head for the 2 labels of the data was built and the encoder kept"), "retarget: {text}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A step whose gradients are not finite (here: a NaN planted in a weight, as a diverging run would
+/// make one) stops the run with the non-finite message at that step, and leaves every weight as it
+/// was: AdamW's GPU-side flag skipped the update.
+#[test]
+fn a_non_finite_step_stops_the_run_and_changes_no_weight() {
+    let g = gpu();
+    let ds = dataset::parse(checks::SENTIMENT.as_bytes(), None);
+    let (train, val) = dataset::stratified_split(&ds, 0.2, 3);
+    let texts: Vec<String> = train.iter().map(|&i| ds.examples[i].text.clone()).collect();
+    let tok = BertTokenizer::train_wordpiece(&texts, 300).unwrap();
+    let cfg = BertConfig::small(tok.vocab_size, 16, 1, 2);
+    let (mut model, _) = Bert::new(g, cfg, Heads { mlm: false, sop: false, num_labels: 2 }, None, 1).unwrap();
+    let p = model.params.get("encoder.layer.0.output.dense.weight").unwrap();
+    let mut w = pollster::block_on(g.read_f32(&p.value)).unwrap();
+    w[3] = f32::NAN;
+    g.write(&p.value, 0, &w).unwrap();
+    let bits = |t: Vec<(String, Vec<usize>, Vec<f32>)>| t.into_iter().map(|(n, _, v)| (n, v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())).collect::<Vec<_>>();
+    let before = bits(pollster::block_on(model.params.read_all(g)).unwrap());
+    let tc = TrainConfig { mode: Mode::Full, lr: 1e-3, epochs: 1, batch_size: 16, max_len: 32, ..TrainConfig::default() };
+    let mut non_finite = Vec::new();
+    let r = pollster::block_on(trainer::train_classifier(g, &mut model, &tok, &ds, &train, &val, &tc, &Control::default(), &mut |e| {
+        if let Event::NonFinite { step } = e {
+            non_finite.push(step);
+        }
+    }))
+    .unwrap();
+    assert_eq!(non_finite, vec![0], "the first step is the non-finite one");
+    assert_eq!(r.stopped.as_deref(), Some(trainer::NON_FINITE));
+    let after = bits(pollster::block_on(model.params.read_all(g)).unwrap());
+    assert!(before == after, "a skipped step changed weights");
 }
