@@ -470,7 +470,8 @@ pub async fn train_classifier(
     let mut report = TrainReport::default();
     let mut best = f32::INFINITY;
     let mut since_best = 0;
-    let t0 = now_ms();
+    // time inside training steps only: pauses, evaluation and checkpoints are not steps
+    let mut step_ms = 0.0;
     let (mut k, mut done) = (0, 0);
     for epoch in 0..cfg.epochs {
         let mut order: Vec<usize> = (0..enc_train.len()).collect();
@@ -492,6 +493,7 @@ pub async fn train_classifier(
             let labels: Vec<i32> = chunk.iter().map(|&i| y_train[i]).collect();
             let lr = linear_schedule(cfg.lr, k, warmup, total);
             let seed = cfg.seed.wrapping_add(k as u64);
+            let ts = now_ms();
             let r = match &cached {
                 Some((ft, _)) => {
                     let idx: Vec<u32> = chunk.iter().map(|&i| i as u32).collect();
@@ -516,7 +518,8 @@ pub async fn train_classifier(
             sum += loss;
             k += 1;
             done += 1;
-            let ms = (now_ms() - t0) / done as f64;
+            step_ms += now_ms() - ts;
+            let ms = step_ms / done as f64;
             on_event(Event::Step { step: k, total_steps: total, loss, lr, ms_per_step: ms, eta_s: ms * (total - k) as f64 / 1e3 });
             if cfg.checkpoint_every > 0 && k % cfg.checkpoint_every == 0 {
                 on_event(checkpoint_event(gpu, model, k).await?);
@@ -545,7 +548,7 @@ pub async fn train_classifier(
         }
     }
     report.steps = k;
-    report.ms_per_step = (now_ms() - t0) / done.max(1) as f64;
+    report.ms_per_step = step_ms / done.max(1) as f64;
     Ok(report)
 }
 
@@ -672,7 +675,8 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
     let candidates = non_special_ids(tok.vocab_size.min(model.cfg.vocab_size), &tok.special_ids());
     let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };
     let mut rng = Rng::new(cfg.seed);
-    let t0 = now_ms();
+    // time inside training steps only: pauses, probes and checkpoints are not steps
+    let mut step_ms = 0.0;
     for k in 0..cfg.steps {
         if control.is_paused() && cfg.checkpoint_every > 0 && k > 0 {
             on_event(checkpoint_event(gpu, model, k).await?);
@@ -683,6 +687,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
         }
         let hb = pretrain_batch(tok, texts, cfg, sop_on, &candidates, &mut rng)?;
         let lr = linear_schedule(cfg.lr, k, cfg.warmup, cfg.steps);
+        let ts = now_ms();
         let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, cfg.seed.wrapping_add(k as u64)).await {
             Ok(l) => l,
             Err(e) if e == NON_FINITE => {
@@ -692,6 +697,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
             }
             Err(e) => return Err(e),
         };
+        step_ms += now_ms() - ts;
         report.mlm_losses.push(l.mlm);
         report.sop_losses.push(l.sop);
         if let (Some(text), true) = (&cfg.probe, cfg.mlm) {
@@ -701,13 +707,13 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
                 on_event(Event::Probe { step: k + 1, predictions });
             }
         }
-        let ms = (now_ms() - t0) / (k + 1) as f64;
+        let ms = step_ms / (k + 1) as f64;
         on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, mlm_acc: l.mlm_acc, sop_acc: l.sop_acc, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default(), first_sequence: (0..hb.t).filter(|&j| hb.mask[j] != 0).map(|j| (hb.ids[j], hb.mlm_labels.as_ref().map(|l| l[j]).unwrap_or(-100))).collect() });
         if cfg.checkpoint_every > 0 && (k + 1) % cfg.checkpoint_every == 0 {
             on_event(checkpoint_event(gpu, model, k + 1).await?);
         }
     }
-    report.ms_per_step = (now_ms() - t0) / report.mlm_losses.len().max(1) as f64;
+    report.ms_per_step = step_ms / report.mlm_losses.len().max(1) as f64;
     Ok(report)
 }
 

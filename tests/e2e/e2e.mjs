@@ -213,6 +213,7 @@ try {
   check(true, "resumed: the step counter moves again");
   await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
   clearInterval(poll);
+  log(`fine-tuning (hidden 64, 2 layers, batch 16): ${await text(page, "#status")}`);
   const seen = [...losses.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
   const head = seen.slice(0, 5), tail = seen.slice(-5);
   const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
