@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod fuzzing;
 pub mod io;
 pub mod model;
 pub mod rng;

@@ -550,6 +550,11 @@ fn DataPanel(st: St) -> impl IntoView {
                     if let Some(a) = input_files("data-file") {
                         if let Ok(f) = a.get(0).dyn_into::<web_sys::File>() {
                             let name = f.name();
+                            // refused before it is read: nothing is allocated for a file over the limit
+                            if let Err(e) = crate::text::dataset::check_size(f.size() as u64) {
+                                st.error.set(Some(format!("{name}: {e}")));
+                                return;
+                            }
                             leptos::task::spawn_local(async move {
                                 match read_text(f).await {
                                     Some(t) => { text.set(t.clone()); send("data", json!({"name": name, "text": t}), None); }

@@ -335,14 +335,14 @@ async fn restore() -> Result<(), String> {
     let g = gpu()?;
     S.with(|s| if s.borrow().busy { Err("a run is in progress; stop it before restoring a saved session".to_string()) } else { Ok(()) })?;
     let snap = load_snapshot().await?.ok_or("there is no saved session in this browser")?;
-    let meta: Value = serde_json::from_str(&js_sys::Reflect::get(&snap, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()).map_err(|e| e.to_string())?;
-    let cfg: BertConfig = serde_json::from_value(meta["config"].clone()).map_err(|e| format!("the saved session's config: {e}"))?;
-    let h = &meta["heads"];
-    let heads = Heads { mlm: h["mlm"].as_bool().unwrap_or(false), sop: h["sop"].as_bool().unwrap_or(false), num_labels: h["num_labels"].as_u64().unwrap_or(0) as usize };
+    let meta_text = js_sys::Reflect::get(&snap, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+    let header = crate::app::protocol::snapshot_header(&meta_text)?;
+    let meta: Value = serde_json::from_str(&meta_text).map_err(|e| e.to_string())?;
+    let (cfg, heads) = (header.config, header.heads);
     let weights = bytes_of(&snap, "weights");
     let st = safetensors::parse(&weights).map_err(|e| format!("the saved weights: {e}"))?;
     let (mut model, _) = Bert::new(&g, cfg, heads, Some(&st), 1)?;
-    if meta["mean_pooling"].as_bool().unwrap_or(false) {
+    if header.mean_pooling {
         model.pooling = Pooling::Mean;
     }
     let opt = bytes_of(&snap, "optimizer");
@@ -360,7 +360,7 @@ async fn restore() -> Result<(), String> {
         (None, Some(v)) => BertTokenizer::from_vocab_txt(&String::from_utf8_lossy(v), true)?,
         _ => return Err("the saved session has no tokenizer".into()),
     };
-    let labels: Vec<String> = meta["labels"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
+    let labels = header.labels;
     let l = Loaded { model, tok, labels, tokenizer_files, source: meta["source"].as_str().unwrap_or("restored").to_string() };
     if let Some(d) = meta["data"].as_object() {
         let name = d.get("name").and_then(|v| v.as_str()).unwrap_or("restored").to_string();

@@ -141,9 +141,12 @@ Every command takes --json to print machine-readable results on stdout.";
 
     fn write_export(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         std::fs::create_dir_all(out).map_err(|e| format!("{out}: {e}"))?;
+        // each file appears whole or not at all: written beside its name, then renamed over it
         for (name, bytes) in files {
             let p = PathBuf::from(out).join(&name);
-            std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+            let tmp = PathBuf::from(out).join(format!(".{name}.partial"));
+            std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            std::fs::rename(&tmp, &p).map_err(|e| format!("{}: {e}", p.display()))?;
         }
         Ok(())
     }
@@ -277,6 +280,8 @@ Every command takes --json to print machine-readable results on stdout.";
     }
 
     fn read_dataset(path: &str) -> Result<dataset::Dataset, String> {
+        let size = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?.len();
+        dataset::check_size(size).map_err(|e| format!("{path}: {e}"))?;
         let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
         let ds = dataset::parse(&bytes, None);
         for m in &ds.messages {
@@ -294,7 +299,12 @@ Every command takes --json to print machine-readable results on stdout.";
         }
         let ds = read_dataset(a.req("data")?)?;
         let out = a.req("out")?;
-        let resume = a.get("resume");
+        let resolved = a.get("resume").map(|d| checkpoint::resolve(Path::new(d)));
+        if let Some((_, Some(note))) = &resolved {
+            eprintln!("{note}");
+        }
+        let resolved_dir = resolved.as_ref().map(|(p, _)| p.to_string_lossy().to_string());
+        let resume = resolved_dir.as_deref();
         // a resumed run takes its options from the checkpoint; flags given now must not contradict it
         let state: serde_json::Value = match resume {
             Some(dir) => {
@@ -312,7 +322,10 @@ Every command takes --json to print machine-readable results on stdout.";
         };
         let g = gpu()?;
         let heads = Heads { mlm: false, sop: false, num_labels: ds.labels.len() };
-        let model_path = resume.map(str::to_string).unwrap_or(a.req("model")?.to_string());
+        let model_path = match resume {
+            Some(dir) => dir.to_string(),
+            None => a.req("model")?.to_string(),
+        };
         let base_model = state.get("base_model").and_then(|v| v.as_str()).map(str::to_string).unwrap_or(model_path.clone());
         let mut lm = load_model(&g, &model_path, Some(heads))?;
         if !lm.report.replaced.is_empty() {
@@ -382,7 +395,8 @@ Every command takes --json to print machine-readable results on stdout.";
                 let mut files = vec![("config.json".to_string(), ckpt_config.clone().into_bytes()), ("model.safetensors".to_string(), weights), (checkpoint::OPTIMIZER_FILE.to_string(), optimizer)];
                 files.push((checkpoint::STATE_FILE.to_string(), serde_json::to_vec_pretty(&ckpt_state(step)).unwrap_or_default()));
                 files.extend(tok_files.iter().cloned());
-                if let Err(e) = write_export(ckpt_dir.to_str().unwrap_or("checkpoint"), files) {
+                // a kill at any moment leaves a complete checkpoint (this one or the previous)
+                if let Err(e) = checkpoint::write_dir_atomically(&ckpt_dir, &files) {
                     ckpt_err = Some(e);
                 }
             }

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The largest vocabulary a config may have (BERT's is 30522, multilingual models' about 250000).
+pub const MAX_VOCAB: usize = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BertConfig {
     pub vocab_size: usize,
@@ -69,6 +72,29 @@ impl BertConfig {
             if v == 0 {
                 return Err(format!("{name} is 0"));
             }
+        }
+        // sizes past any BERT that fits a browser, checked before anything is allocated (and before
+        // any product of them can overflow)
+        for (name, v, max) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, 16_384),
+            ("intermediate_size", self.intermediate_size, 65_536),
+            ("num_hidden_layers", self.num_hidden_layers, 256),
+            ("num_attention_heads", self.num_attention_heads, 1024),
+            ("max_position_embeddings", self.max_position_embeddings, 65_536),
+            ("type_vocab_size", self.type_vocab_size, 1024),
+        ] {
+            if v > max {
+                return Err(format!("{name} is {v}; BERT Lab supports at most {max}"));
+            }
+        }
+        for (name, p) in [("hidden_dropout_prob", self.hidden_dropout_prob), ("attention_probs_dropout_prob", self.attention_probs_dropout_prob)] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("{name} is {p}; it must be in [0, 1)"));
+            }
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
+            return Err(format!("layer_norm_eps is {}; it must be in (0, 1)", self.layer_norm_eps));
         }
         Ok(())
     }

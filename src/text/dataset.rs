@@ -162,6 +162,34 @@ fn csv_records(text: &str) -> Vec<(usize, String)> {
     out
 }
 
+/// The most labeled text read at once: a larger file is refused before it is read, naming this.
+pub const MAX_BYTES: u64 = 64 << 20;
+/// Rows beyond this are skipped, with one message naming the limit.
+pub const MAX_ROWS: usize = 50_000;
+/// A longer text is cut to this many characters, with a message (the model reads at most 512
+/// tokens of it anyway).
+pub const MAX_TEXT_CHARS: usize = 20_000;
+
+/// Refuses data of `bytes` bytes over [`MAX_BYTES`] before anything is read or allocated.
+pub fn check_size(bytes: u64) -> Result<(), String> {
+    if bytes > MAX_BYTES {
+        return Err(format!(
+            "the data is {:.1} MB; BERT Lab reads at most {} MB of labeled text at once (split the file or take a sample of it)",
+            bytes as f64 / 1e6,
+            MAX_BYTES >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// `s` cut to [`MAX_TEXT_CHARS`] characters, and whether it was cut.
+fn cap_text(s: String) -> (String, bool) {
+    match s.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((at, _)) => (s[..at].to_string(), true),
+        None => (s, false),
+    }
+}
+
 const LABEL_NAMES: &[&str] = &["label", "labels", "class", "category", "target", "sentiment", "topic"];
 const TEXT_NAMES: &[&str] = &["text", "sentence", "sentence1", "review", "content", "text_a", "document"];
 const TEXT_B_NAMES: &[&str] = &["text_b", "sentence2", "text_pair", "pair"];
@@ -169,8 +197,12 @@ const TEXT_B_NAMES: &[&str] = &["text_b", "sentence2", "text_pair", "pair"];
 /// Reads a dataset. Invalid UTF-8 lines, empty and unlabeled rows are reported and skipped;
 /// duplicate rows are removed (reported with both line numbers); a single class is an error.
 pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
-    let format = format.unwrap_or_else(|| detect_format(bytes));
     let mut ds = Dataset::default();
+    if let Err(e) = check_size(bytes.len() as u64) {
+        ds.messages.push(Message { line: 0, severity: Severity::Error, text: e });
+        return ds;
+    }
+    let format = format.unwrap_or_else(|| detect_format(bytes));
     // decode line by line so an invalid byte costs one line, with its number
     let mut text = String::with_capacity(bytes.len());
     // a file's final newline ends its last row; it does not start an empty one
@@ -240,8 +272,30 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
         }
     }
     // validate rows
+    if rows.len() > MAX_ROWS {
+        let first_skipped = rows[MAX_ROWS].line;
+        ds.messages.push(Message {
+            line: first_skipped,
+            severity: Severity::Warning,
+            text: format!("only the first {MAX_ROWS} rows are read (the limit); {} rows from here on are skipped", rows.len() - MAX_ROWS),
+        });
+        rows.truncate(MAX_ROWS);
+    }
     let mut seen: HashMap<(String, Option<String>, String), usize> = HashMap::new();
-    for r in rows {
+    for mut r in rows {
+        let (text, cut_a) = cap_text(std::mem::take(&mut r.text));
+        r.text = text;
+        let cut_b = match r.text_b.take() {
+            Some(b) => {
+                let (b, cut) = cap_text(b);
+                r.text_b = Some(b);
+                cut
+            }
+            None => false,
+        };
+        if cut_a || cut_b {
+            ds.messages.push(Message { line: r.line, severity: Severity::Warning, text: format!("text longer than {MAX_TEXT_CHARS} characters; cut to the first {MAX_TEXT_CHARS} (the model reads at most 512 tokens)") });
+        }
         if r.text.trim().is_empty() {
             ds.messages.push(Message { line: r.line, severity: Severity::Warning, text: "no text; the row is skipped".into() });
             continue;

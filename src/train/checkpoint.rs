@@ -42,15 +42,36 @@ pub async fn optimizer_bytes(gpu: &Gpu, model: &Bert, step: usize) -> Result<Vec
     Ok(safetensors::serialize(&tensors, &meta))
 }
 
-/// Restores what [`optimizer_bytes`] saved into `model` (same tensors): marks the saved tensors
-/// trainable, writes their moments and the AdamW state. Returns the step to continue from.
-pub fn restore_optimizer(gpu: &Gpu, model: &mut Bert, bytes: &[u8]) -> Result<usize, String> {
+/// Reads an optimizer checkpoint without a GPU: its step, the tensors it has moments for, and the
+/// parsed file. Checks the format tag, the step, that each tensor has both moments of one shape,
+/// and that a file with moments has the AdamW state (8 values).
+pub fn optimizer_header(bytes: &[u8]) -> Result<(usize, std::collections::BTreeSet<String>, safetensors::SafeTensors<'_>), String> {
     let st = safetensors::parse(bytes).map_err(|e| format!("{OPTIMIZER_FILE}: {e}"))?;
     if st.metadata.get("format").map(|s| s.as_str()) != Some("bertlab-optimizer-1") {
         return Err(format!("{OPTIMIZER_FILE} is not a BERT Lab optimizer checkpoint"));
     }
     let step: usize = st.metadata.get("step").and_then(|s| s.parse().ok()).ok_or("the optimizer checkpoint has no step")?;
     let trained: std::collections::BTreeSet<String> = st.tensors.keys().filter_map(|k| k.strip_suffix("::m").map(String::from)).collect();
+    for name in &trained {
+        let m = &st.tensors[&format!("{name}::m")];
+        let v = st.tensors.get(&format!("{name}::v")).ok_or_else(|| format!("{name}::v is missing from the optimizer checkpoint"))?;
+        if m.shape != v.shape {
+            return Err(format!("{name}: its moments have shapes {:?} and {:?}", m.shape, v.shape));
+        }
+    }
+    if !trained.is_empty() {
+        let s = st.tensors.get("adamw::state").ok_or("adamw::state is missing from the optimizer checkpoint")?;
+        if s.shape != [8] {
+            return Err(format!("adamw::state has shape {:?}, not [8]", s.shape));
+        }
+    }
+    Ok((step, trained, st))
+}
+
+/// Restores what [`optimizer_bytes`] saved into `model` (same tensors): marks the saved tensors
+/// trainable, writes their moments and the AdamW state. Returns the step to continue from.
+pub fn restore_optimizer(gpu: &Gpu, model: &mut Bert, bytes: &[u8]) -> Result<usize, String> {
+    let (step, trained, st) = optimizer_header(bytes)?;
     if trained.is_empty() {
         return Ok(step);
     }
@@ -74,4 +95,59 @@ pub fn restore_optimizer(gpu: &Gpu, model: &mut Bert, bytes: &[u8]) -> Result<us
     gpu.write(&state.state, 0, &s).map_err(|e| e.to_string())?;
     model.opt_state = Some(state);
     Ok(step)
+}
+
+/// Writes `files` as the directory `dir` so that a process killed at any moment (SIGKILL, power
+/// loss of the page cache aside) leaves either the previous complete directory or the new one:
+/// the files go to `DIR.new`, then the old directory steps aside to `DIR.old`, `DIR.new` becomes
+/// `DIR`, and `DIR.old` is removed. Between the two renames only `DIR.old` exists; [`resolve`]
+/// finds it.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_dir_atomically(dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+    use std::io::Write;
+    let with = |suffix: &str| {
+        let mut s = dir.as_os_str().to_owned();
+        s.push(suffix);
+        std::path::PathBuf::from(s)
+    };
+    let (new, old) = (with(".new"), with(".old"));
+    let e = |p: &std::path::Path, err: std::io::Error| format!("{}: {err}", p.display());
+    if new.exists() {
+        std::fs::remove_dir_all(&new).map_err(|x| e(&new, x))?;
+    }
+    std::fs::create_dir_all(&new).map_err(|x| e(&new, x))?;
+    for (name, bytes) in files {
+        let p = new.join(name);
+        let mut f = std::fs::File::create(&p).map_err(|x| e(&p, x))?;
+        f.write_all(bytes).map_err(|x| e(&p, x))?;
+        f.sync_all().map_err(|x| e(&p, x))?;
+    }
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|x| e(&old, x))?;
+        }
+        std::fs::rename(dir, &old).map_err(|x| e(dir, x))?;
+    }
+    std::fs::rename(&new, dir).map_err(|x| e(&new, x))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|x| e(&old, x))?;
+    }
+    Ok(())
+}
+
+/// The directory to resume from: `dir`, or `DIR.old` when a kill came between
+/// [`write_dir_atomically`]'s two renames (with a note saying so).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn resolve(dir: &std::path::Path) -> (std::path::PathBuf, Option<String>) {
+    if dir.exists() {
+        return (dir.to_path_buf(), None);
+    }
+    let mut s = dir.as_os_str().to_owned();
+    s.push(".old");
+    let old = std::path::PathBuf::from(s);
+    if old.exists() {
+        let note = format!("{} is missing (the last checkpoint write was interrupted); resuming from the previous one, {}", dir.display(), old.display());
+        return (old, Some(note));
+    }
+    (dir.to_path_buf(), None)
 }

@@ -337,3 +337,63 @@ fn a_non_finite_step_stops_the_run_and_changes_no_weight() {
     let after = bits(pollster::block_on(model.params.read_all(g)).unwrap());
     assert!(before == after, "a skipped step changed weights");
 }
+
+/// `bertlab train --checkpoint-every 1` killed with SIGKILL at eight moments never leaves a
+/// checkpoint that cannot be read: each time, the checkpoint (or, between the directory swap's two
+/// renames, the previous one) parses, and the last one resumes to the end of the run.
+#[test]
+fn a_killed_training_run_always_leaves_a_readable_checkpoint() {
+    use bertlab::io::safetensors;
+    use bertlab::train::checkpoint;
+    let exe = env!("CARGO_BIN_EXE_bertlab");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = std::env::temp_dir().join(format!("bertlab-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let m = tmp.join("m").to_string_lossy().to_string();
+    let o = tmp.join("o").to_string_lossy().to_string();
+    let pre = std::process::Command::new(exe)
+        // big enough (2.4 MB of weights, 4.8 MB of moments) that writing a checkpoint takes a good
+        // share of each step, so the kills land inside writes
+        .args(["pretrain", "--corpus", "www/samples/corpus.txt", "--hidden", "128", "--layers", "2", "--heads", "2", "--vocab", "2000", "--steps", "1", "--batch", "2", "--out", &m])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(pre.status.success(), "{}", String::from_utf8_lossy(&pre.stderr));
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", "www/samples/sentiment.tsv", "--out", &o, "--epochs", "2", "--batch", "8", "--max-len", "32", "--checkpoint-every", "1"];
+        args.extend_from_slice(extra);
+        std::process::Command::new(exe).args(&args).current_dir(root).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
+    };
+    let ckpt = tmp.join("o").join("checkpoint");
+    let (mut readable, mut advanced, mut last_step) = (0, 0, 0u64);
+    for (i, delay_ms) in [700u64, 900, 1100, 1300, 1500, 1700, 1900, 2100].into_iter().enumerate() {
+        let resume = ckpt.exists() || tmp.join("o").join("checkpoint.old").exists();
+        let ck = ckpt.to_string_lossy().to_string();
+        let mut child = if resume { train(&["--resume", &ck]) } else { train(&["--model", &m]) };
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let (dir, _) = checkpoint::resolve(&ckpt);
+        if !dir.exists() {
+            assert_eq!(readable, 0, "kill {i}: a checkpoint existed before and none does now");
+            continue;
+        }
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("kill {i}: {f}: {e}"));
+        safetensors::parse(&read("model.safetensors")).unwrap_or_else(|e| panic!("kill {i}: model.safetensors: {e}"));
+        safetensors::parse(&read(checkpoint::OPTIMIZER_FILE)).unwrap_or_else(|e| panic!("kill {i}: optimizer: {e}"));
+        let state: serde_json::Value = serde_json::from_slice(&read(checkpoint::STATE_FILE)).unwrap_or_else(|e| panic!("kill {i}: state: {e}"));
+        let step = state["step"].as_u64().unwrap_or_else(|| panic!("kill {i}: no step in {state}"));
+        assert!(step >= last_step, "kill {i}: the checkpoint went back from step {last_step} to {step}");
+        if step > last_step {
+            advanced += 1;
+        }
+        last_step = step;
+        readable += 1;
+    }
+    assert!(readable >= 4, "only {readable} of 8 kills came after a first checkpoint");
+    assert!(advanced >= 3, "the resumed runs moved the checkpoint on only {advanced} times (step {last_step})");
+    let ck = ckpt.to_string_lossy().to_string();
+    let done = train(&["--resume", &ck]).wait().unwrap();
+    assert!(done.success(), "resuming from the last checkpoint failed");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -137,3 +137,120 @@ mod settings {
         }
     }
 }
+
+mod data_limits {
+    use bertlab::text::dataset::{self, check_size, Severity, MAX_BYTES, MAX_ROWS, MAX_TEXT_CHARS};
+
+    /// A file over the size limit is refused naming the limit (the CLI and the page check the size
+    /// before reading); 100,000 rows keep the first MAX_ROWS with one message; a 1 MB line is cut
+    /// with a message; none of it panics.
+    #[test]
+    fn big_inputs_meet_their_limits_with_messages() {
+        let e = check_size(200 << 20).unwrap_err();
+        assert!(e.contains("209.7 MB") && e.contains(&format!("at most {} MB", MAX_BYTES >> 20)), "{e}");
+        assert!(check_size(MAX_BYTES).is_ok());
+        let big = vec![b'a'; MAX_BYTES as usize + 1];
+        let ds = dataset::parse(&big, None);
+        assert!(ds.examples.is_empty() && ds.messages.iter().any(|m| m.severity == Severity::Error && m.text.contains("MB")), "{:?}", ds.messages);
+
+        let mut rows = String::new();
+        for i in 0..100_000 {
+            rows.push_str(&format!("{}\ttext number {i}\n", if i % 2 == 0 { "a" } else { "b" }));
+        }
+        let ds = dataset::parse(rows.as_bytes(), None);
+        assert_eq!(ds.examples.len(), MAX_ROWS);
+        let m = ds.messages.iter().find(|m| m.text.contains("rows are read (the limit)")).expect("a message about the row limit");
+        assert_eq!(m.line, MAX_ROWS + 1);
+        assert!(m.text.contains("50000 rows from here on are skipped"), "{}", m.text);
+
+        let line = format!("pos\t{}\nneg\tshort\n", "word ".repeat(200_000));
+        let ds = dataset::parse(line.as_bytes(), None);
+        assert_eq!(ds.examples[0].text.chars().count(), MAX_TEXT_CHARS);
+        assert!(ds.messages.iter().any(|m| m.line == 1 && m.text.contains("cut to the first")), "{:?}", ds.messages);
+    }
+
+    /// Hostile text is data: markup, direction overrides, joiners, emoji, NUL bytes and thousands of
+    /// [MASK]s parse and tokenize without a panic, unchanged, and are cut to the model's length.
+    #[test]
+    fn hostile_text_parses_and_tokenizes() {
+        use bertlab::text::tokenizer::BertTokenizer;
+        let texts = [
+            "<script>alert(1)</script> & <b>bold</b>",
+            "abc\u{202E}fed\u{202C} right-to-left override",
+            "family \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} zero-width joined",
+            "nul \u{0} byte",
+            &"[MASK] ".repeat(10_000),
+        ];
+        let mut data = String::new();
+        for (i, t) in texts.iter().enumerate() {
+            data.push_str(&format!("{}\t{t}\n", if i % 2 == 0 { "x" } else { "y" }));
+        }
+        let ds = dataset::parse(data.as_bytes(), None);
+        assert_eq!(ds.examples.len(), texts.len(), "{:?}", ds.messages);
+        assert_eq!(ds.examples[0].text, texts[0], "markup is kept as text");
+        let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nscript\nalert\nb\nbold\n";
+        let tok = BertTokenizer::from_vocab_txt(vocab, true).unwrap();
+        for e in &ds.examples {
+            let enc = tok.encode(&e.text, None, 64).unwrap();
+            assert!(enc.ids.len() <= 64 && enc.ids[0] == tok.cls, "{:?}", &e.text[..e.text.len().min(30)]);
+        }
+    }
+}
+
+mod fuzz_replay {
+    /// Every input saved for a fuzz target (its seeds, and each crash the fuzzer found once fixed)
+    /// goes through the target's function again: none may panic. scripts/fuzz.sh runs the fuzzer.
+    #[test]
+    fn saved_fuzz_inputs_do_not_panic() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+        let mut n = 0;
+        for (name, target) in bertlab::fuzzing::TARGETS {
+            let dir = root.join(name);
+            let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
+            files.sort();
+            assert!(!files.is_empty(), "no saved inputs for {name}");
+            for f in files {
+                let data = std::fs::read(&f).unwrap();
+                if std::panic::catch_unwind(|| target(&data)).is_err() {
+                    panic!("{name} panics on {}", f.display());
+                }
+                n += 1;
+            }
+        }
+        println!("{n} saved fuzz inputs replayed");
+    }
+}
+
+mod checkpoint_writes {
+    use bertlab::train::checkpoint::{resolve, write_dir_atomically};
+
+    /// Every state a kill can leave `write_dir_atomically` in resolves to a complete directory: a
+    /// half-written `.new` is ignored, and between the two renames the `.old` one is used. A
+    /// rewrite replaces the files and leaves no `.new` or `.old` behind.
+    #[test]
+    fn every_interrupted_state_resolves_to_a_complete_checkpoint() {
+        let tmp = std::env::temp_dir().join(format!("bertlab-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let dir = tmp.join("checkpoint");
+        let files = |v: &str| vec![("a".to_string(), v.as_bytes().to_vec()), ("b".to_string(), v.as_bytes().to_vec())];
+        write_dir_atomically(&dir, &files("one")).unwrap();
+        write_dir_atomically(&dir, &files("two")).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("b")).unwrap(), "two");
+        assert!(!tmp.join("checkpoint.new").exists() && !tmp.join("checkpoint.old").exists());
+        // killed while writing the new files: .new is partial, the checkpoint is whole
+        std::fs::create_dir_all(tmp.join("checkpoint.new")).unwrap();
+        std::fs::write(tmp.join("checkpoint.new/a"), "thr").unwrap();
+        assert_eq!(resolve(&dir), (dir.clone(), None));
+        // killed between the renames: only .old
+        std::fs::rename(&dir, tmp.join("checkpoint.old")).unwrap();
+        let (p, note) = resolve(&dir);
+        assert_eq!(p, tmp.join("checkpoint.old"));
+        assert!(note.unwrap().contains("interrupted"));
+        assert_eq!(std::fs::read_to_string(p.join("a")).unwrap(), "two");
+        // the next write recovers: a whole new checkpoint, no leftovers
+        write_dir_atomically(&dir, &files("three")).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "three");
+        assert!(!tmp.join("checkpoint.new").exists() && !tmp.join("checkpoint.old").exists());
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}

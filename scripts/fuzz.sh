@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing (cargo-fuzz + libFuzzer) of every parser that takes user bytes: safetensors,
+# config.json, the dataset readers, tokenizer files and the snapshot the app restores. Each target is
+# one function of src/fuzzing.rs. Needs the nightly toolchain (the product and the tests stay on
+# stable); installs cargo-fuzz if missing.
+#
+#   scripts/fuzz.sh [RUNS] [TARGET ...]      default: 10000000 runs of each target
+#
+# Seeds come from tests/fixtures/fuzz/<target>/ (tests/fixtures/fuzz/make_seeds.py writes them); the
+# growing corpus lives in fuzz/corpus/<target>/ (not committed). A crash is written to
+# fuzz/artifacts/<target>/: fix it, then copy the input to tests/fixtures/fuzz/<target>/crash-NAME;
+# ./scripts/test.sh replays every file there (tests/native/units.rs, fuzz_replay).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+runs=${1:-10000000}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config_json dataset tokenizer snapshot)
+for t in "${targets[@]}"; do
+  mkdir -p "fuzz/corpus/$t"
+  start=$(date +%s)
+  cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "tests/fixtures/fuzz/$t" -- -runs="$runs" -max_len=65536 -print_final_stats=1 2>&1 \
+    | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done|==|SUMMARY|artifact_prefix|Test unit written)" || true
+  echo "== $t: $runs runs requested, $(( $(date +%s) - start )) s, corpus $(ls "fuzz/corpus/$t" | wc -l) inputs, crashes: $(ls "fuzz/artifacts/$t" 2>/dev/null | wc -l)"
+done
