@@ -187,7 +187,8 @@ pub fn dataset_messages() -> CheckResult {
 /// A training step in steady state does no host-side allocation on the GPU: after warm-up steps of
 /// one batch shape, steps on new batches of that shape (new ids, new labels, a different number of
 /// masked tokens) create 0 buffers and 0 bind groups, submit once and read back once. Covers a
-/// pretraining step (MLM + sentence order, dropout on) and a classification step with mean pooling.
+/// pretraining step (MLM + sentence order, dropout on) and classification steps with mean and [CLS]
+/// pooling; the 2-layer [CLS] classification step (BERT-tiny's) makes at most 100 dispatches.
 /// `gpu` must be used by nothing else meanwhile (its counters are global).
 pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckResult {
     use crate::kernels::adamw::AdamW;
@@ -216,7 +217,8 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
         hb
     };
     let mut out = Vec::new();
-    for (what, heads, pooling) in [("pretraining (MLM + SOP)", Heads { mlm: true, sop: true, num_labels: 0 }, Pooling::Cls), ("classification, mean pooling", Heads { mlm: false, sop: false, num_labels: 3 }, Pooling::Mean)] {
+    let cls = ("classification, [CLS] pooling", Heads { mlm: false, sop: false, num_labels: 2 }, Pooling::Cls);
+    for (what, heads, pooling) in [("pretraining (MLM + SOP)", Heads { mlm: true, sop: true, num_labels: 0 }, Pooling::Cls), ("classification, mean pooling", Heads { mlm: false, sop: false, num_labels: 3 }, Pooling::Mean), cls] {
         let (mut model, _) = Bert::new(gpu, BertConfig::small(vocab, 16, 2, 2), heads, None, 3)?;
         model.pooling = pooling;
         model.dropout = true;
@@ -245,6 +247,11 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
                 "{what}: {steps} steady-state steps created {} buffers and {} bind groups, made {} submits and {} readbacks (want 0, 0, {steps}, {steps})",
                 c.buffers_created, c.bind_groups_created, c.submits, c.readbacks
             ));
+        }
+        // a 2-layer classification step is BERT-tiny's (the count does not depend on the width, the
+        // batch or the length): at most 100 dispatches, where PyTorch eager launches 234 kernels
+        if what == cls.0 && c.total_dispatches() > 100 * steps {
+            return Err(format!("{what}: {} dispatches per step, more than 100: {:?}", per(c.total_dispatches()), c.dispatches));
         }
         out.push(format!(
             "{what}: per step 0 buffers, 0 bind groups, 1 submit, 1 readback ({} bytes), {} dispatches, {:.0} bytes written, {} buffers recycled",
