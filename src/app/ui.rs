@@ -798,7 +798,10 @@ fn ExportPanel(st: St) -> impl IntoView {
             <ul id="export-files">
                 {move || st.exports.get().into_iter().map(|(n, url, len)| view! { <li><a href=url download=n.clone()>{n.clone()}</a>{format!(" ({len} bytes)")}</li> }).collect_view()}
             </ul>
-            {move || st.snapshot.get().map(|s| view! { <p class="note" id="snapshot-status">{format!("session saved in this browser at step {} ({})", s["step"], s["saved_at"].as_str().unwrap_or(""))}</p> })}
+            {move || st.snapshot.get().map(|s| match s["off"].as_str() {
+                Some(off) => view! { <p class="error" id="snapshot-status">{off.to_string()}</p> }.into_any(),
+                None => view! { <p class="note" id="snapshot-status">{format!("session saved in this browser at step {} ({})", s["step"], s["saved_at"].as_str().unwrap_or(""))}</p> }.into_any(),
+            })}
         </section>
     }
 }

@@ -42,6 +42,8 @@ struct Session {
     curves: Value,
     settings: Value,
     step: usize,
+    /// Why snapshots are off (browser storage refused or full): training goes on without them.
+    snapshots_off: Option<String>,
 }
 
 thread_local! {
@@ -260,6 +262,19 @@ fn snap_info(l: &Loaded) -> SnapInfo {
 /// Stores a snapshot (weights, optimizer, tokenizer, data, settings, curves) in IndexedDB via
 /// worker.js.
 async fn save_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), String> {
+    if S.with(|s| s.borrow().snapshots_off.is_some()) {
+        return Ok(());
+    }
+    let r = write_snapshot(info, step, weights, optimizer, kind).await;
+    if let Err(e) = &r {
+        // storage refused (private mode) or full (quota): say so once, keep training without
+        S.with(|s| s.borrow_mut().snapshots_off = Some(e.clone()));
+        post("snapshot", json!({"off": format!("Snapshots are off: {e}. Training goes on; export the model to keep it.")}));
+    }
+    Ok(())
+}
+
+async fn write_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), String> {
     let meta = S.with(|s| {
         let s = s.borrow();
         json!({
@@ -291,7 +306,7 @@ async fn save_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer
     let f = js_sys::Reflect::get(&js_sys::global(), &"bertlabSave".into()).map_err(|e| js_err(&e))?;
     let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabSave".to_string())?;
     let p: js_sys::Promise = f.call1(&JsValue::NULL, &o).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabSave did not return a promise".to_string())?;
-    JsFuture::from(p).await.map_err(|e| format!("saving the snapshot to browser storage failed: {}", js_err(&e)))?;
+    JsFuture::from(p).await.map_err(|e| format!("this browser refused to store the session ({})", js_err(&e)))?;
     post("snapshot", json!({"step": step, "kind": kind, "saved_at": meta["saved_at"]}));
     Ok(())
 }
@@ -852,7 +867,7 @@ pub fn worker_main() {
         wasm_bindgen_futures::spawn_local(async move {
             if let Err(e) = handle(cmd.clone(), data, files).await {
                 let lost = e.to_lowercase().contains("lost");
-                let message = if lost { format!("{e}. The GPU device was lost: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e };
+                let message = if lost { format!("{e}: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e };
                 post("error", json!({"cmd": cmd, "message": message}));
             }
         });

@@ -54,6 +54,8 @@ pub struct Gpu {
     pub(crate) counters: Mutex<Counters>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them natively).
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Set by the device-lost callback: why the device is gone.
+    pub(crate) lost: Arc<Mutex<Option<String>>>,
     /// Bound where a kernel's optional input is absent (e.g. matmul without bias).
     pub(crate) dummy: wgpu::Buffer,
     /// A second placeholder, for an unused writable binding in a dispatch that binds `dummy` read-only.
@@ -127,6 +129,14 @@ impl Gpu {
             }
         }));
 
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut l) = lost_sink.lock() {
+                *l = Some(format!("{reason:?}: {message}"));
+            }
+        });
+
         let l = device.limits();
         let is_software = ai.device_type == wgpu::DeviceType::Cpu
             || ["swiftshader", "llvmpipe", "lavapipe", "warp"]
@@ -170,6 +180,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             counters: Mutex::new(Counters::default()),
             uncaptured,
+            lost,
             dummy,
             uniform_pool: Mutex::new(std::collections::VecDeque::new()),
             recycler: Default::default(),
@@ -197,6 +208,11 @@ impl Gpu {
     }
 
     /// Errors that no scope caught since the last call (normally none).
+    /// Why the device was lost, once it has been.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|l| l.clone())
+    }
+
     pub fn take_uncaptured_errors(&self) -> Vec<String> {
         self.uncaptured.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
     }

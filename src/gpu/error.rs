@@ -17,6 +17,8 @@ pub enum GpuError {
     Readback(String),
     /// Wrong shapes or arguments handed to a kernel.
     Shape(String),
+    /// The device is gone (destroyed, driver reset, GPU process crash): nothing more runs on it.
+    DeviceLost(String),
 }
 
 impl fmt::Display for GpuError {
@@ -29,6 +31,7 @@ impl fmt::Display for GpuError {
             GpuError::Limits(m) => write!(f, "beyond the GPU's limits: {m}"),
             GpuError::Readback(m) => write!(f, "reading back from the GPU failed: {m}"),
             GpuError::Shape(m) => write!(f, "bad kernel arguments: {m}"),
+            GpuError::DeviceLost(m) => write!(f, "the GPU device was lost ({m})"),
         }
     }
 }

@@ -401,6 +401,9 @@ impl<'g> Step<'g> {
                 return Err(GpuError::from_wgpu(e, label));
             }
         }
+        if let Some(why) = gpu.lost() {
+            return Err(GpuError::DeviceLost(why));
+        }
         if let Some(e) = error {
             return Err(e);
         }
@@ -422,8 +425,9 @@ impl Readback {
         // Natively the callback fires inside poll; in the browser it fires from the event loop
         // while we are suspended at the await below, so the page never blocks.
         gpu.wait_idle();
-        let mapped = rx.await.map_err(|_| GpuError::Readback("the map callback was dropped (device lost?)".into()))?;
-        mapped.map_err(|e| GpuError::Readback(e.to_string()))?;
+        let lost = |e: GpuError| gpu.lost().map(GpuError::DeviceLost).unwrap_or(e);
+        let mapped = rx.await.map_err(|_| lost(GpuError::Readback("the map callback was dropped".into())))?;
+        mapped.map_err(|e| lost(GpuError::Readback(e.to_string())))?;
         let out = {
             let view = self.staging.get_mapped_range(0..size).map_err(|e| GpuError::Readback(e.to_string()))?;
             view[..self.bytes as usize].to_vec()

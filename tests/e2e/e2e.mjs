@@ -276,6 +276,92 @@ try {
   log("FAIL:", e.stack || e);
   await snap(page, "failure").catch(() => {});
 }
+
+// 11. faults provoked on purpose, in a second context whose worker.js the test wraps (the app is
+// unchanged): the wrapper keeps the worker's GPUDevice where the test can destroy it, and can make
+// IndexedDB refuse (as private browsing or a full quota does).
+const SHIM = `
+self.__faults = { device: null, refuse: false };
+{
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...a) { const d = await requestDevice.apply(this, a); self.__faults.device = d; return d; };
+  const open = IDBFactory.prototype.open;
+  IDBFactory.prototype.open = function (...a) {
+    if (self.__faults.refuse) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    return open.apply(this, a);
+  };
+}
+`;
+const faults = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+await faults.route("**/worker.js", async (route) => {
+  const resp = await route.fetch();
+  await route.fulfill({ response: resp, body: SHIM + (await resp.text()) });
+});
+const fp = await faults.newPage();
+fp.on("pageerror", (e) => log("page error (faults):", e.message));
+const worker = async () => {
+  for (let i = 0; i < 200 && fp.workers().length === 0; i++) await fp.waitForTimeout(50);
+  return fp.workers()[0];
+};
+async function smallRun(epochs) {
+  await fp.click("#sample-sentiment");
+  await waitText(fp, "#data-panel .summary", /sentiment: 400 examples/);
+  await fp.fill("#scratch-hidden", "32");
+  await fp.fill("#scratch-layers", "1");
+  await fp.fill("#scratch-heads", "2");
+  await fp.fill("#scratch-vocab", "300");
+  await fp.click("#make-scratch");
+  await waitText(fp, "#model-summary", /from scratch/);
+  await fp.fill("#ft-lr", "0.002");
+  await fp.fill("#ft-epochs", String(epochs));
+  await fp.fill("#ft-batch", "16");
+  await fp.fill("#ft-maxlen", "32");
+}
+try {
+  await fp.goto(APP_URL);
+  await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
+  // storage refused: the run goes on, the page says snapshots are off
+  await smallRun(1);
+  await (await worker()).evaluate(() => { self.__faults.refuse = true; });
+  await fp.click("#ft-start");
+  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
+  const off = await text(fp, "#snapshot-status");
+  check(/Snapshots are off/.test(off) && /QuotaExceeded|quota/i.test(off), `storage refused: the run finished and the page says: ${off.slice(0, 150)}`);
+  await snap(fp, "storage-refused");
+
+  // device loss in the middle of a run: the page says so; after a reload the last snapshot (the
+  // end of a first run) is offered and restores the predictions it had
+  await fp.reload();
+  await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
+  await smallRun(1);
+  await fp.click("#ft-start");
+  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
+  await fp.waitForSelector("#snapshot-status", { timeout: STEP_TIMEOUT });
+  const probe = "the soup was bland and cold";
+  const saved = await (async () => { await fp.fill("#cls-text", probe); await fp.click("#cls-run"); await fp.waitForSelector("#cls-result .bar-row", { timeout: STEP_TIMEOUT }); return bars(fp, "#cls-result"); })();
+  await fp.fill("#ft-epochs", "3");
+  await fp.click("#ft-start");
+  await waitText(fp, "#ft-status", /step ([3-9]|1\d) of/);
+  await (await worker()).evaluate(() => self.__faults.device.destroy());
+  await waitText(fp, "#error", /lost/);
+  const lostMsg = await text(fp, "#error");
+  check(/restore the last snapshot/.test(lostMsg), `device destroyed mid-run: ${lostMsg.slice(0, 160)}`);
+  await snap(fp, "device-lost");
+  await fp.reload();
+  await fp.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
+  await fp.click("#restore");
+  await waitText(fp, "#status", /session restored/);
+  await fp.fill("#cls-text", probe);
+  await fp.click("#cls-run");
+  await fp.waitForSelector("#cls-result .bar-row", { timeout: STEP_TIMEOUT });
+  const restored = await bars(fp, "#cls-result");
+  check(JSON.stringify(restored) === JSON.stringify(saved), `after the loss and a reload, the last snapshot predicts as it did: ${JSON.stringify(restored)} vs ${JSON.stringify(saved)}`);
+  await snap(fp, "restored-after-loss");
+} catch (e) {
+  failures += 1;
+  log("FAIL (faults):", e.stack || e);
+  await snap(fp, "failure-faults").catch(() => {});
+}
 await browser.close();
 
 // 11. a Chromium without WebGPU gets a message, not a blank page
