@@ -75,6 +75,8 @@ pub struct St {
     pub last_step_ms: RwSignal<f64>,
     /// "pretrain" or "train": which panel's controls drive the current run.
     pub run_kind: RwSignal<&'static str>,
+    /// The step of a restored, unfinished fine-tuning run that can be continued.
+    pub continuable: RwSignal<Option<u64>>,
 }
 
 impl St {
@@ -107,6 +109,7 @@ impl St {
             profile: RwSignal::new(None),
             last_step_ms: RwSignal::new(0.0),
             run_kind: RwSignal::new(""),
+            continuable: RwSignal::new(None),
         }
     }
 }
@@ -220,6 +223,10 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
                 st.pcurve.set(p);
             }
             st.status.set(format!("session restored (step {}, saved {})", d["step"], d["saved_at"].as_str().unwrap_or("?")));
+            // a snapshot from the middle of a fine-tuning run: offer to finish that run
+            let step = d["step"].as_u64().unwrap_or(0);
+            let unfinished = d["settings"]["kind"].as_str() == Some("train") && !d["settings"]["finished"].as_bool().unwrap_or(false);
+            st.continuable.set((unfinished && step > 0).then_some(step));
         }
         "export" => {
             let files = js_sys::Reflect::get(raw, &"files".into()).unwrap_or(JsValue::UNDEFINED);
@@ -592,6 +599,7 @@ fn PretrainPanel(st: St) -> impl IntoView {
     let batch = RwSignal::new("16".to_string());
     let start = move |_| {
         st.error.set(None);
+        st.continuable.set(None);
         st.pcurve.set(Vec::new());
         st.pacc.set(Vec::new());
         st.run_kind.set("pretrain");
@@ -654,6 +662,7 @@ fn FinetunePanel(st: St) -> impl IntoView {
     let pooling = RwSignal::new("cls".to_string());
     let start = move |_| {
         st.error.set(None);
+        st.continuable.set(None);
         let n = st.runs.get_untracked().len() + 1;
         let name = format!("run {n}: {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get()), _ => "all layers".to_string() });
         st.step.set(None);
@@ -683,6 +692,15 @@ fn FinetunePanel(st: St) -> impl IntoView {
                 <button id="ft-start" disabled=move || st.busy.get() on:click=start>"Fine-tune"</button>
                 {controls(st, "train")}
             </div>
+            {move || st.continuable.get().map(|step| view! {
+                <p><button id="ft-continue" disabled=move || st.busy.get() on:click=move |_| {
+                    st.error.set(None);
+                    st.continuable.set(None);
+                    st.step.set(None);
+                    st.run_kind.set("train");
+                    send("train", json!({"continue": true}), None);
+                }>{format!("Continue the restored run from step {step}")}</button></p>
+            })}
             {move || st.step.get().map(|d| view! {
                 <p id="ft-status">{format!("step {} of {}: loss {:.4}, {:.2} steps/s, ETA {:.0} s", d["step"], d["total"], f(&d, "loss"), 1e3 / f(&d, "ms").max(1e-3), f(&d, "eta"))}</p>
             })}

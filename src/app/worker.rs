@@ -536,6 +536,16 @@ fn batch_tokens(l: &Loaded, ids: &[u32]) -> Vec<String> {
 
 async fn train(d: Value) -> Result<(), String> {
     let g = gpu()?;
+    // continuing a restored run: the run's own settings, from the step its snapshot was taken at
+    let (d, start_step) = if d["continue"].as_bool().unwrap_or(false) {
+        let (settings, step) = S.with(|s| (s.borrow().settings.clone(), s.borrow().step));
+        if settings["kind"].as_str() != Some("train") || step == 0 {
+            return Err("there is no interrupted fine-tuning run to continue: restore a snapshot taken during one".into());
+        }
+        (settings, step)
+    } else {
+        (d, 0)
+    };
     let ds = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.clone())).ok_or("bring labeled data first (paste it, upload a file, or try a sample)")?;
     ds.trainable()?;
     let l = take_model()?;
@@ -574,9 +584,14 @@ async fn train(d: Value) -> Result<(), String> {
         max_len: num(&d, "max_len", 128.0) as usize,
         seed,
         checkpoint_every: num(&d, "snapshot_every", 25.0).clamp(1.0, 50.0) as usize,
+        start_step,
         ..TrainConfig::default()
     };
-    S.with(|s| s.borrow_mut().settings = d.clone());
+    S.with(|s| {
+        let mut settings = d.clone();
+        settings["kind"] = json!("train");
+        s.borrow_mut().settings = settings;
+    });
     // the weights before the run: a run that goes non-finite is rolled back to them
     let before = l.model.params.read_all(&g).await.map_err(|e| e.to_string());
     let before = match before {
@@ -621,6 +636,8 @@ async fn train(d: Value) -> Result<(), String> {
                 post("stopped", json!({"step": step, "nonfinite": true, "reason": format!("step {step}: {}. The weights are back to where they were before this run.", trainer::NON_FINITE)}));
             } else {
                 if rep.stopped.is_none() {
+                    // a finished run's snapshot is not offered for continuing
+                    S.with(|s| s.borrow_mut().settings["finished"] = json!(true));
                     save_now(&g, &l, rep.steps).await;
                 }
                 post("done", json!({"run": run, "steps": rep.steps, "ms_per_step": rep.ms_per_step, "stopped": rep.stopped}));

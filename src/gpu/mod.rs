@@ -19,4 +19,4 @@ pub use counters::Counters;
 pub use device::{Gpu, GpuInfo, NO_ADAPTER_HELP};
 pub use error::GpuError;
 pub use pipeline::KernelId;
-pub use step::{now_ms, Readback, Step};
+pub use step::{now_ms, sleep_ms, Readback, Step};

@@ -56,6 +56,40 @@ pub fn now_ms() -> f64 {
     }
 }
 
+/// Waits `ms` milliseconds without blocking the page (a timer in the browser; a sleep natively).
+pub async fn sleep_ms(ms: u32) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let p = js_sys::Promise::new(&mut |resolve, _| {
+            let g = js_sys::global();
+            if let Ok(f) = js_sys::Reflect::get(&g, &"setTimeout".into()) {
+                if let Some(f) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Function>(&f) {
+                    let _ = f.call2(&g, &resolve, &(ms as f64).into());
+                }
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+}
+
+/// `e`, or the device loss behind it: in the browser the device-lost promise can settle after the
+/// failed map that it caused, so a failure waits up to 200 ms for it (natively the callback has run
+/// by then).
+async fn lost_or(gpu: &Gpu, e: GpuError) -> GpuError {
+    for _ in 0..20 {
+        if let Some(why) = gpu.lost() {
+            return GpuError::DeviceLost(why);
+        }
+        if cfg!(not(target_arch = "wasm32")) {
+            break;
+        }
+        sleep_ms(10).await;
+    }
+    e
+}
+
 /// Waits until the queue has finished everything submitted so far.
 async fn queue_done(gpu: &Gpu) {
     let (tx, rx) = futures_channel::oneshot::channel();
@@ -425,9 +459,13 @@ impl Readback {
         // Natively the callback fires inside poll; in the browser it fires from the event loop
         // while we are suspended at the await below, so the page never blocks.
         gpu.wait_idle();
-        let lost = |e: GpuError| gpu.lost().map(GpuError::DeviceLost).unwrap_or(e);
-        let mapped = rx.await.map_err(|_| lost(GpuError::Readback("the map callback was dropped".into())))?;
-        mapped.map_err(|e| lost(GpuError::Readback(e.to_string())))?;
+        let mapped = match rx.await {
+            Ok(m) => m,
+            Err(_) => return Err(lost_or(gpu, GpuError::Readback("the map callback was dropped".into())).await),
+        };
+        if let Err(e) = mapped {
+            return Err(lost_or(gpu, GpuError::Readback(e.to_string())).await);
+        }
         let out = {
             let view = self.staging.get_mapped_range(0..size).map_err(|e| GpuError::Readback(e.to_string()))?;
             view[..self.bytes as usize].to_vec()

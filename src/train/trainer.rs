@@ -180,7 +180,7 @@ impl Control {
                         on_event(Event::Paused { step });
                         told = true;
                     }
-                    sleep_ms(50).await;
+                    crate::gpu::sleep_ms(50).await;
                 }
             }
         }
@@ -197,23 +197,6 @@ pub fn now_ms() -> f64 {
     {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
     }
-}
-
-async fn sleep_ms(ms: u32) {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let p = js_sys::Promise::new(&mut |resolve, _| {
-            let g = js_sys::global();
-            if let Ok(f) = js_sys::Reflect::get(&g, &"setTimeout".into()) {
-                if let Some(f) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Function>(&f) {
-                    let _ = f.call2(&g, &resolve, &(ms as f64).into());
-                }
-            }
-        });
-        let _ = wasm_bindgen_futures::JsFuture::from(p).await;
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    std::thread::sleep(std::time::Duration::from_millis(ms as u64));
 }
 
 fn shuffle(v: &mut [usize], rng: &mut Rng) {

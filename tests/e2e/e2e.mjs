@@ -299,9 +299,12 @@ await faults.route("**/worker.js", async (route) => {
 });
 const fp = await faults.newPage();
 fp.on("pageerror", (e) => log("page error (faults):", e.message));
+// the worker of the page as it is now (a reload starts a new one)
+let currentWorker = null;
+fp.on("worker", (w) => { currentWorker = w; });
 const worker = async () => {
-  for (let i = 0; i < 200 && fp.workers().length === 0; i++) await fp.waitForTimeout(50);
-  return fp.workers()[0];
+  for (let i = 0; i < 200 && !currentWorker; i++) await fp.waitForTimeout(50);
+  return currentWorker;
 };
 async function smallRun(epochs) {
   await fp.click("#sample-sentiment");
@@ -357,6 +360,33 @@ try {
   const restored = await bars(fp, "#cls-result");
   check(JSON.stringify(restored) === JSON.stringify(saved), `after the loss and a reload, the last snapshot predicts as it did: ${JSON.stringify(restored)} vs ${JSON.stringify(saved)}`);
   await snap(fp, "restored-after-loss");
+
+  // a reload in the middle of a run: at most 25 steps are lost, and the run continues from the
+  // snapshot to the end
+  await fp.fill("#ft-epochs", "3");
+  await fp.click("#ft-start");
+  await waitText(fp, "#snapshot-status", /at step (2[5-9]|[3-5]\d) /);
+  const stepNow = Number((await text(fp, "#ft-status")).match(/step (\d+) of/)[1]);
+  await fp.reload();
+  await fp.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
+  await fp.click("#restore");
+  await waitText(fp, "#status", /session restored/);
+  const restoredAt = Number((await text(fp, "#status")).match(/step (\d+)/)[1]);
+  check(restoredAt > 0 && stepNow - restoredAt <= 25, `reloaded at step ${stepNow}: restored the snapshot of step ${restoredAt} (${stepNow - restoredAt} steps lost)`);
+  await fp.waitForSelector("#ft-continue", { timeout: STEP_TIMEOUT });
+  const seenSteps = [];
+  const poll2 = setInterval(async () => {
+    try {
+      const m = (await fp.locator("#ft-status").textContent({ timeout: 100 })).match(/step (\d+) of (\d+)/);
+      if (m) seenSteps.push([Number(m[1]), Number(m[2])]);
+    } catch {}
+  }, 100);
+  await fp.click("#ft-continue");
+  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
+  clearInterval(poll2);
+  const first = seenSteps[0], last = seenSteps[seenSteps.length - 1];
+  check(first && first[0] > restoredAt && first[0] <= restoredAt + 3 && last[0] === last[1], `the run continued from step ${first && first[0]} to ${last && last[0]} of ${last && last[1]}`);
+  await snap(fp, "continued-after-reload");
 } catch (e) {
   failures += 1;
   log("FAIL (faults):", e.stack || e);
