@@ -26,3 +26,19 @@ for t in "${targets[@]}"; do
     | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done|==|SUMMARY|artifact_prefix|Test unit written)" || true
   echo "== $t: $runs runs requested, $(( $(date +%s) - start )) s, corpus $(ls "fuzz/corpus/$t" | wc -l) inputs, crashes: $(ls "fuzz/artifacts/$t" 2>/dev/null | wc -l)"
 done
+# Keep what the fuzzer learned: minimise each corpus to the inputs that add coverage, and pack it into
+# tests/fixtures/fuzz/<target>.corpus (u32 little-endian length + bytes, repeated), which the normal
+# suite replays with the seeds and crash inputs.
+for t in "${targets[@]}"; do
+  cargo +nightly fuzz cmin --fuzz-dir fuzz "$t" "fuzz/corpus/$t" > /dev/null 2>&1
+  python3 - "$t" <<'PY'
+import os, struct, sys
+t = sys.argv[1]
+src = f"fuzz/corpus/{t}"
+with open(f"tests/fixtures/fuzz/{t}.corpus", "wb") as out:
+    for name in sorted(os.listdir(src)):
+        data = open(os.path.join(src, name), "rb").read()
+        out.write(struct.pack("<I", len(data)) + data)
+print(f"== {t}: {len(os.listdir(src))} inputs packed into tests/fixtures/fuzz/{t}.corpus")
+PY
+done

@@ -198,8 +198,9 @@ mod data_limits {
 }
 
 mod fuzz_replay {
-    /// Every input saved for a fuzz target (its seeds, and each crash the fuzzer found once fixed)
-    /// goes through the target's function again: none may panic. scripts/fuzz.sh runs the fuzzer.
+    /// Every input saved for a fuzz target (its seeds, each crash the fuzzer found once fixed, and
+    /// the minimised corpus of the last fuzzing run) goes through the target's function again: none
+    /// may panic. scripts/fuzz.sh runs the fuzzer and packs the corpus.
     #[test]
     fn saved_fuzz_inputs_do_not_panic() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
@@ -215,6 +216,23 @@ mod fuzz_replay {
                     panic!("{name} panics on {}", f.display());
                 }
                 n += 1;
+            }
+            // the minimised corpus of the last fuzzing run, packed (scripts/fuzz.sh)
+            let packed = root.join(format!("{name}.corpus"));
+            if let Ok(bytes) = std::fs::read(&packed) {
+                let mut at = 0;
+                let mut k = 0;
+                while at + 4 <= bytes.len() {
+                    let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+                    let data = &bytes[at + 4..at + 4 + len];
+                    if std::panic::catch_unwind(|| target(data)).is_err() {
+                        panic!("{name} panics on input {k} of {}", packed.display());
+                    }
+                    at += 4 + len;
+                    k += 1;
+                    n += 1;
+                }
+                assert_eq!(at, bytes.len(), "{} is truncated", packed.display());
             }
         }
         println!("{n} saved fuzz inputs replayed");
