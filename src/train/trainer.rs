@@ -98,15 +98,21 @@ pub fn in_range_f(what: &str, v: f32, lo: f32, hi: f32, lo_open: bool) -> Result
     Ok(())
 }
 
+/// The settings both kinds of run have: learning rate, batch size, and a maximum length within the
+/// model's positions.
+fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::BertConfig) -> Result<(), String> {
+    use limits::*;
+    in_range_f("the learning rate", lr, 0.0, MAX_LR, true)?;
+    in_range("the batch size", batch, BATCH.0, BATCH.1)?;
+    in_range("the maximum length", max_len, MIN_LEN, model.max_position_embeddings).map_err(|e| format!("{e} (the model has {} positions)", model.max_position_embeddings))
+}
+
 impl TrainConfig {
     /// Every setting in its range for `model` (its depth and positions), or the first that is not.
     pub fn validate(&self, model: &crate::model::BertConfig) -> Result<(), String> {
         use limits::*;
-        in_range_f("the learning rate", self.lr, 0.0, MAX_LR, true)?;
+        check_shared(self.lr, self.batch_size, self.max_len, model)?;
         in_range("epochs", self.epochs, EPOCHS.0, EPOCHS.1)?;
-        in_range("the batch size", self.batch_size, BATCH.0, BATCH.1)?;
-        in_range("the maximum length", self.max_len, MIN_LEN, model.max_position_embeddings)
-            .map_err(|e| format!("{e} (the model has {} positions)", model.max_position_embeddings))?;
         if let Mode::LastLayers(n) = self.mode {
             in_range("the layers to train", n, 1, model.num_hidden_layers).map_err(|e| format!("{e} (the model has {} layers)", model.num_hidden_layers))?;
         }
@@ -561,11 +567,8 @@ impl PretrainConfig {
     /// Every setting in its range for `model`, or the first that is not.
     pub fn validate(&self, model: &crate::model::BertConfig) -> Result<(), String> {
         use limits::*;
-        in_range_f("the learning rate", self.lr, 0.0, MAX_LR, true)?;
+        check_shared(self.lr, self.batch_size, self.max_len, model)?;
         in_range("the steps", self.steps, PRETRAIN_STEPS.0, PRETRAIN_STEPS.1)?;
-        in_range("the batch size", self.batch_size, BATCH.0, BATCH.1)?;
-        in_range("the maximum length", self.max_len, MIN_LEN, model.max_position_embeddings)
-            .map_err(|e| format!("{e} (the model has {} positions)", model.max_position_embeddings))?;
         in_range("the warm-up steps", self.warmup, 0, self.steps)?;
         in_range_f("the weight decay", self.weight_decay, 0.0, 1.0, false)?;
         in_range_f("the gradient-norm clip", self.max_grad_norm, 0.0, 1e6, false)?;
