@@ -5,6 +5,7 @@
 # stable); installs cargo-fuzz if missing.
 #
 #   scripts/fuzz.sh [RUNS] [TARGET ...]      default: 10000000 runs of each target
+#   scripts/fuzz.sh 3600s [TARGET ...]       one hour of each target instead (slow targets)
 #
 # Seeds come from tests/fixtures/fuzz/<target>/ (tests/fixtures/fuzz/make_seeds.py writes them); the
 # growing corpus lives in fuzz/corpus/<target>/ (not committed). A crash is written to
@@ -19,12 +20,14 @@ runs=${1:-10000000}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(safetensors config_json dataset tokenizer snapshot)
+limit="-runs=$runs"
+case "$runs" in *s) limit="-max_total_time=${runs%s}" ;; esac
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
   start=$(date +%s)
-  cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "tests/fixtures/fuzz/$t" -- -runs="$runs" -max_len=65536 -print_final_stats=1 2>&1 \
+  cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "tests/fixtures/fuzz/$t" -- "$limit" -max_len=65536 -print_final_stats=1 2>&1 \
     | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done|==|SUMMARY|artifact_prefix|Test unit written)" || true
-  echo "== $t: $runs runs requested, $(( $(date +%s) - start )) s, corpus $(ls "fuzz/corpus/$t" | wc -l) inputs, crashes: $(ls "fuzz/artifacts/$t" 2>/dev/null | wc -l)"
+  echo "== $t: $limit, $(( $(date +%s) - start )) s, corpus $(ls "fuzz/corpus/$t" | wc -l) inputs, crashes: $(ls "fuzz/artifacts/$t" 2>/dev/null | wc -l)"
 done
 # Keep what the fuzzer learned: minimise each corpus to the inputs that add coverage, and pack it into
 # tests/fixtures/fuzz/<target>.corpus (u32 little-endian length + bytes, repeated), which the normal

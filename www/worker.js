@@ -13,8 +13,15 @@ function db() {
   });
 }
 
+// One tab at a time keeps the session snapshot. The first tab's worker holds a Web Lock for as long
+// as it lives; a second tab's worker waits for it and, until it has it, saves nothing, so neither tab
+// silently overwrites the other's snapshot (the page says why snapshots are off).
+let ownsSnapshot = !navigator.locks;
+navigator.locks?.request("bertlab-snapshot", () => { ownsSnapshot = true; return new Promise(() => {}); });
+
 // Called from Rust: store the latest snapshot (replacing the previous one).
 self.bertlabSave = async (snapshot) => {
+  if (!ownsSnapshot) throw new Error("BERT Lab is open in another tab, which keeps its session in this browser; this tab saves no snapshot so as not to overwrite that one (close the other tab and reload this one to save here)");
   const d = await db();
   await new Promise((resolve, reject) => {
     const tx = d.transaction(STORE, "readwrite");
@@ -36,6 +43,13 @@ self.bertlabLoad = async () => {
   d.close();
   return v;
 };
+
+// Anything that escapes the Rust side's own error handling (a panic, an exception thrown by the browser
+// in the middle of a step) leaves this worker's state unusable: tell the page, which replaces the
+// worker with a fresh one and offers the last snapshot.
+const crashed = (message) => self.postMessage({ ev: "crashed", data: JSON.stringify({ message: String(message) }) });
+self.addEventListener("unhandledrejection", (e) => { e.preventDefault(); crashed(e.reason?.message ?? e.reason); });
+self.addEventListener("error", (e) => { e.preventDefault(); crashed(e.message || e.error); });
 
 await init();
 worker_main();

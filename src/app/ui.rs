@@ -15,7 +15,12 @@ pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
 thread_local! {
     static WORKER: RefCell<Option<web_sys::Worker>> = const { RefCell::new(None) };
+    /// How many workers this page has started: events of a replaced worker are ignored.
+    static GENERATION: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
+
+/// A worker that fails this many times is not restarted again: the page asks for a reload.
+const MAX_RESTARTS: u32 = 3;
 
 /// Sends `{cmd, data}` (and `files`, File objects, when given) to the worker.
 fn send(cmd: &str, data: Value, files: Option<JsValue>) {
@@ -250,7 +255,40 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
             st.error.set(Some(d["message"].as_str().unwrap_or("").to_string()));
         }
         "ready" => send("init", json!({}), None),
+        "crashed" => worker_failed(st, d["message"].as_str().unwrap_or("unknown failure").to_string()),
         _ => {}
+    }
+}
+
+/// The worker failed in a way its own error handling did not catch (a panic, an exception thrown by
+/// the browser in the middle of a step): its state cannot be trusted, so it is replaced by a fresh
+/// one, which offers the last snapshot. The page keeps everything the user typed.
+fn worker_failed(st: St, message: String) {
+    WORKER.with(|w| {
+        if let Some(w) = w.borrow_mut().take() {
+            w.terminate();
+        }
+    });
+    let during = if st.busy.get_untracked() { st.step.get_untracked().map(|s| format!(" at step {}", s["step"])).unwrap_or_default() } else { String::new() };
+    st.busy.set(false);
+    st.paused.set(false);
+    st.progress.set(None);
+    st.model.set(None);
+    st.data.set(None);
+    st.continuable.set(None);
+    st.saved.set(None);
+    // every worker started so far has failed
+    let failures = GENERATION.with(|g| g.get());
+    if failures > MAX_RESTARTS {
+        st.error.set(Some(format!("The training worker failed{during}: {message}. It has failed {failures} times in this page, so it was not restarted: reload the page; your last snapshot is kept in this browser.")));
+        return;
+    }
+    st.error.set(Some(format!(
+        "The training worker failed{during}: {message}. A fresh worker was started: restore the last snapshot (taken at most 25 steps before the failure) to continue, or load a model again."
+    )));
+    st.status.set("training worker restarted".into());
+    if let Err(e) = start_worker(st) {
+        st.error.set(Some(format!("The training worker failed ({message}) and could not be restarted: {e}. Reload the page.")));
     }
 }
 
@@ -258,7 +296,15 @@ fn start_worker(st: St) -> Result<(), String> {
     let opts = web_sys::WorkerOptions::new();
     opts.set_type(web_sys::WorkerType::Module);
     let w = web_sys::Worker::new_with_options("./worker.js", &opts).map_err(|e| format!("{e:?}"))?;
+    let generation = GENERATION.with(|g| {
+        g.set(g.get() + 1);
+        g.get()
+    });
+    let current = move || GENERATION.with(|g| g.get()) == generation;
     let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+        if !current() {
+            return;
+        }
         let m = e.data();
         let ev = js_sys::Reflect::get(&m, &"ev".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
         let d: Value = js_sys::Reflect::get(&m, &"data".into()).ok().and_then(|v| v.as_string()).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
@@ -266,9 +312,13 @@ fn start_worker(st: St) -> Result<(), String> {
     });
     w.set_onmessage(Some(cb.as_ref().unchecked_ref()));
     cb.forget();
-    let err = Closure::<dyn FnMut(web_sys::Event)>::new(move |_e: web_sys::Event| {
-        st.error.set(Some("the training worker stopped unexpectedly (the GPU device may have been lost). Reload the page and restore the last snapshot.".into()));
-        st.busy.set(false);
+    // an error that escaped the worker's own handlers (worker.js reports most of them as "crashed")
+    let err = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+        if !current() {
+            return;
+        }
+        let message = e.dyn_ref::<web_sys::ErrorEvent>().map(|e| e.message()).filter(|m| !m.is_empty()).unwrap_or_else(|| "the worker script could not run".into());
+        worker_failed(st, message);
     });
     w.set_onerror(Some(err.as_ref().unchecked_ref()));
     err.forget();

@@ -306,7 +306,7 @@ async fn write_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimize
     let f = js_sys::Reflect::get(&js_sys::global(), &"bertlabSave".into()).map_err(|e| js_err(&e))?;
     let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabSave".to_string())?;
     let p: js_sys::Promise = f.call1(&JsValue::NULL, &o).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabSave did not return a promise".to_string())?;
-    JsFuture::from(p).await.map_err(|e| format!("this browser refused to store the session ({})", js_err(&e)))?;
+    JsFuture::from(p).await.map_err(|e| format!("the session could not be stored ({})", js_err(&e)))?;
     post("snapshot", json!({"step": step, "kind": kind, "saved_at": meta["saved_at"]}));
     Ok(())
 }
@@ -876,6 +876,9 @@ async fn handle(cmd: String, d: Value, files: JsValue) -> Result<(), String> {
 /// Entry point of www/worker.js: installs the message handler.
 #[wasm_bindgen]
 pub fn worker_main() {
+    // a panic leaves the worker unusable: the page hears of it (with the panic's message) and starts
+    // a fresh worker
+    std::panic::set_hook(Box::new(|info| post("crashed", json!({"message": format!("internal error ({info})")}))));
     let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
         let m = e.data();
         let cmd = js_sys::Reflect::get(&m, &"cmd".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();

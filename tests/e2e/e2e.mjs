@@ -278,11 +278,17 @@ try {
 }
 
 // 11. faults provoked on purpose, in a second context whose worker.js the test wraps (the app is
-// unchanged): the wrapper keeps the worker's GPUDevice where the test can destroy it, and can make
-// IndexedDB refuse (as private browsing or a full quota does).
+// unchanged): the wrapper keeps the worker's GPUDevice where the test can destroy it, can make
+// IndexedDB refuse (as private browsing or a full quota does), and can make the next queue submit
+// throw (an exception from the browser in the middle of a step, which the Rust side does not catch).
 const SHIM = `
-self.__faults = { device: null, refuse: false };
+self.__faults = { device: null, refuse: false, throwOnSubmit: false };
 {
+  const submit = GPUQueue.prototype.submit;
+  GPUQueue.prototype.submit = function (...a) {
+    if (self.__faults.throwOnSubmit) throw new Error("injected fault: GPUQueue.submit threw");
+    return submit.apply(this, a);
+  };
   const requestDevice = GPUAdapter.prototype.requestDevice;
   GPUAdapter.prototype.requestDevice = async function (...a) { const d = await requestDevice.apply(this, a); self.__faults.device = d; return d; };
   const open = IDBFactory.prototype.open;
@@ -306,20 +312,21 @@ const worker = async () => {
   for (let i = 0; i < 200 && !currentWorker; i++) await fp.waitForTimeout(50);
   return currentWorker;
 };
-async function smallRun(epochs) {
-  await fp.click("#sample-sentiment");
-  await waitText(fp, "#data-panel .summary", /sentiment: 400 examples/);
-  await fp.fill("#scratch-hidden", "32");
-  await fp.fill("#scratch-layers", "1");
-  await fp.fill("#scratch-heads", "2");
-  await fp.fill("#scratch-vocab", "300");
-  await fp.click("#make-scratch");
-  await waitText(fp, "#model-summary", /from scratch/);
-  await fp.fill("#ft-lr", "0.002");
-  await fp.fill("#ft-epochs", String(epochs));
-  await fp.fill("#ft-batch", "16");
-  await fp.fill("#ft-maxlen", "32");
+async function smallRun(epochs, p = fp) {
+  await p.click("#sample-sentiment");
+  await waitText(p, "#data-panel .summary", /sentiment: 400 examples/);
+  await p.fill("#scratch-hidden", "32");
+  await p.fill("#scratch-layers", "1");
+  await p.fill("#scratch-heads", "2");
+  await p.fill("#scratch-vocab", "300");
+  await p.click("#make-scratch");
+  await waitText(p, "#model-summary", /from scratch/);
+  await p.fill("#ft-lr", "0.002");
+  await p.fill("#ft-epochs", String(epochs));
+  await p.fill("#ft-batch", "16");
+  await p.fill("#ft-maxlen", "32");
 }
+const finished = (p) => p.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
 try {
   await fp.goto(APP_URL);
   await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
@@ -387,6 +394,45 @@ try {
   const first = seenSteps[0], last = seenSteps[seenSteps.length - 1];
   check(first && first[0] > restoredAt && first[0] <= restoredAt + 3 && last[0] === last[1], `the run continued from step ${first && first[0]} to ${last && last[0]} of ${last && last[1]}`);
   await snap(fp, "continued-after-reload");
+
+  // a second tab of the app: its run does not overwrite the first tab's snapshot, and it says so
+  const firstTab = (await text(fp, "#snapshot-status")).match(/at step (\d+) \((.+)\)/);
+  const fp2 = await faults.newPage();
+  fp2.on("pageerror", (e) => log("page error (second tab):", e.message));
+  await fp2.goto(APP_URL);
+  await fp2.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
+  await smallRun(2, fp2);
+  await fp2.click("#ft-start");
+  await finished(fp2);
+  const second = await text(fp2, "#snapshot-status");
+  check(/Snapshots are off/.test(second) && /another tab/.test(second), `second tab: ${second.slice(0, 160)}`);
+  await snap(fp2, "second-tab");
+  await fp2.close();
+  await fp.reload();
+  await fp.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
+  const offer = await text(fp, "#restore-offer");
+  check(firstTab && offer.includes(`from ${firstTab[2]} (step ${firstTab[1]},`), `the first tab's snapshot (step ${firstTab && firstTab[1]}) is still the one offered: ${offer.slice(0, 120)}`);
+
+  // a worker that throws in the middle of a run: the page says so, starts a fresh worker, offers the
+  // last snapshot, and the run continues from it
+  await smallRun(3);
+  await fp.click("#ft-start");
+  await waitText(fp, "#snapshot-status", /at step (2[5-9]|[3-5]\d) /);
+  const thrownAt = Number((await text(fp, "#ft-status")).match(/step (\d+) of/)[1]);
+  await (await worker()).evaluate(() => { self.__faults.throwOnSubmit = true; });
+  await waitText(fp, "#error", /worker failed/);
+  const failMsg = await text(fp, "#error");
+  check(/injected fault/.test(failMsg) && /fresh worker/.test(failMsg), `worker threw mid-run: ${failMsg.slice(0, 200)}`);
+  await fp.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
+  await snap(fp, "worker-failed");
+  await fp.click("#restore");
+  await waitText(fp, "#status", /session restored/);
+  const back = Number((await text(fp, "#status")).match(/step (\d+)/)[1]);
+  await fp.waitForSelector("#ft-continue", { timeout: STEP_TIMEOUT });
+  await fp.click("#ft-continue");
+  await finished(fp);
+  check(back > 0 && thrownAt - back <= 25, `after the failure at step ${thrownAt}, the run continued from its snapshot of step ${back} to the end: ${await text(fp, "#status")}`);
+  await snap(fp, "continued-after-failure");
 } catch (e) {
   failures += 1;
   log("FAIL (faults):", e.stack || e);
