@@ -583,13 +583,19 @@ fn ModelPanel(st: St) -> impl IntoView {
     }
 }
 
+/// An uploaded file larger than this is not shown in the text box (nor held by the page): the worker
+/// reads it directly.
+const SHOW_MAX_BYTES: f64 = 256.0 * 1024.0;
+
 #[component]
 fn DataPanel(st: St) -> impl IntoView {
     let text = RwSignal::new(String::new());
+    let big_file = RwSignal::new(None::<String>);
     let load_sample = move |name: &'static str, url: &'static str| {
         leptos::task::spawn_local(async move {
             match fetch_text(url).await {
                 Ok(t) => {
+                    big_file.set(None);
                     text.set(t.clone());
                     send("data", json!({"name": name, "text": t}), None);
                 }
@@ -612,6 +618,15 @@ fn DataPanel(st: St) -> impl IntoView {
                                 st.error.set(Some(format!("{name}: {e}")));
                                 return;
                             }
+                            if f.size() > SHOW_MAX_BYTES {
+                                // too large to show and edit here: the worker reads the file itself,
+                                // so the page holds no copy of it
+                                text.set(String::new());
+                                big_file.set(Some(format!("{name} ({:.1} MB) is in use. It is too large to show here; the summary below describes it. Paste text here and press “Use this text” to use that instead.", f.size() / 1e6)));
+                                send("data_file", json!({"name": name}), Some(js_sys::Array::of1(&f).into()));
+                                return;
+                            }
+                            big_file.set(None);
                             leptos::task::spawn_local(async move {
                                 match read_text(f).await {
                                     Some(t) => { text.set(t.clone()); send("data", json!({"name": name, "text": t}), None); }
@@ -623,7 +638,8 @@ fn DataPanel(st: St) -> impl IntoView {
                 }/>
             </div>
             <textarea id="data-text" rows="6" cols="90" placeholder="positive\tI loved it\nnegative\tthe soup was bland" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))></textarea>
-            <div><button id="use-data" on:click=move |_| send("data", json!({"name": "pasted text", "text": text.get()}), None)>"Use this text"</button></div>
+            {move || big_file.get().map(|n| view! { <p class="note" id="big-file">{n}</p> })}
+            <div><button id="use-data" on:click=move |_| { big_file.set(None); send("data", json!({"name": "pasted text", "text": text.get()}), None) }>"Use this text"</button></div>
             {move || st.data.get().map(|p| view! { <DataPreviewView preview=p/> })}
         </section>
     }

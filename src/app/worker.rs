@@ -36,7 +36,9 @@ struct Session {
     /// None while a run has it (the training future owns it between awaits).
     loaded: Option<Loaded>,
     busy: bool,
-    data: Option<(String, String, Dataset)>,
+    /// The data in use: its name, its text (kept for snapshots and plain-text pretraining) and the
+    /// parsed rows, shared with a run rather than copied.
+    data: Option<(String, Rc<str>, Rc<Dataset>)>,
     control: Control,
     /// Everything the page drew (curves, runs), saved with each snapshot and given back on restore.
     curves: Value,
@@ -286,13 +288,17 @@ async fn write_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimize
             "heads": info.heads,
             "labels": info.labels,
             "mean_pooling": info.mean_pooling,
-            "data": s.data.as_ref().map(|(n, t, _)| json!({"name": n, "text": t})),
+            // the data's text travels beside the metadata (`data_text`), not inside its JSON
+            "data": s.data.as_ref().map(|(n, _, _)| json!({"name": n})),
             "curves": s.curves,
             "settings": s.settings,
         })
     });
     let o = js_sys::Object::new();
     set(&o, "meta", &meta.to_string().into());
+    if let Some(t) = S.with(|s| s.borrow().data.as_ref().map(|(_, t, _)| t.clone())) {
+        set(&o, "data_text", &JsValue::from_str(&t));
+    }
     set(&o, "weights", &js_sys::Uint8Array::from(&weights[..]).into());
     set(&o, "optimizer", &js_sys::Uint8Array::from(&optimizer[..]).into());
     let toks = js_sys::Array::new();
@@ -379,7 +385,8 @@ async fn restore() -> Result<(), String> {
     let l = Loaded { model, tok, labels, tokenizer_files, source: meta["source"].as_str().unwrap_or("restored").to_string() };
     if let Some(d) = meta["data"].as_object() {
         let name = d.get("name").and_then(|v| v.as_str()).unwrap_or("restored").to_string();
-        let text = d.get("text").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        // beside the metadata since 2026-11-29; inside it in older snapshots
+        let text = js_sys::Reflect::get(&snap, &"data_text".into()).ok().and_then(|v| v.as_string()).or_else(|| d.get("text").and_then(|v| v.as_str()).map(String::from)).unwrap_or_default();
         set_data(name, text);
     }
     S.with(|s| {
@@ -395,11 +402,32 @@ async fn restore() -> Result<(), String> {
 }
 
 fn set_data(name: String, text: String) {
-    let ds = dataset::parse(text.as_bytes(), None);
-    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+    set_data_bytes(name, text.into_bytes());
+}
+
+fn set_data_bytes(name: String, bytes: Vec<u8>) {
+    // the previous data is let go first, so two datasets are never held at once
+    S.with(|s| s.borrow_mut().data = None);
+    let ds = dataset::parse(&bytes, None);
+    let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()).count();
     let p = protocol::preview(&name, &ds, lines);
     post("data", serde_json::to_value(&p).unwrap_or_default());
-    S.with(|s| s.borrow_mut().data = Some((name, text, ds)));
+    // invalid UTF-8 was reported per line by the parser; the kept text replaces those bytes
+    let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    S.with(|s| s.borrow_mut().data = Some((name, Rc::from(text), Rc::new(ds))));
+}
+
+/// A file the page did not read (too large to show): read here, once.
+async fn set_data_file(files: &JsValue) -> Result<(), String> {
+    let f: web_sys::File = js_sys::Array::from(files).get(0).dyn_into().map_err(|_| "no file was sent".to_string())?;
+    let name = f.name();
+    dataset::check_size(f.size() as u64).map_err(|e| format!("{name}: {e}"))?;
+    S.with(|s| s.borrow_mut().data = None);
+    let buf = JsFuture::from(f.array_buffer()).await.map_err(|e| format!("{name} could not be read: {}", js_err(&e)))?;
+    let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+    drop(buf);
+    set_data_bytes(name, bytes);
+    Ok(())
 }
 
 /// Texts to pretrain on: the labeled examples' texts, or every non-empty line of plain text.
@@ -843,6 +871,7 @@ async fn handle(cmd: String, d: Value, files: JsValue) -> Result<(), String> {
             set_data(d["name"].as_str().unwrap_or("pasted").to_string(), d["text"].as_str().unwrap_or("").to_string());
             Ok(())
         }
+        "data_file" => set_data_file(&files).await,
         "pretrain" => pretrain(d).await,
         "train" => train(d).await,
         "pause" => {

@@ -203,17 +203,25 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
         return ds;
     }
     let format = format.unwrap_or_else(|| detect_format(bytes));
-    // decode line by line so an invalid byte costs one line, with its number
-    let mut text = String::with_capacity(bytes.len());
     // a file's final newline ends its last row; it does not start an empty one
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        match std::str::from_utf8(raw) {
-            Ok(s) => text.push_str(s.strip_suffix('\r').unwrap_or(s)),
-            Err(_) => ds.messages.push(Message { line: i + 1, severity: Severity::Error, text: "invalid UTF-8; the row is skipped (save the file as UTF-8)".into() }),
+    // Valid UTF-8 with Unix line ends (the common case) is read in place; otherwise it is decoded
+    // line by line, so an invalid byte costs one line, with its number. Either way the rows are the
+    // only copy of the text that is kept (peak memory: the input and the rows).
+    let text: std::borrow::Cow<str> = match std::str::from_utf8(bytes) {
+        Ok(s) if !s.contains('\r') => std::borrow::Cow::Borrowed(s),
+        _ => {
+            let mut text = String::with_capacity(bytes.len());
+            for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+                match std::str::from_utf8(raw) {
+                    Ok(s) => text.push_str(s.strip_suffix('\r').unwrap_or(s)),
+                    Err(_) => ds.messages.push(Message { line: i + 1, severity: Severity::Error, text: "invalid UTF-8; the row is skipped (save the file as UTF-8)".into() }),
+                }
+                text.push('\n');
+            }
+            std::borrow::Cow::Owned(text)
         }
-        text.push('\n');
-    }
+    };
     let mut rows: Vec<Example> = Vec::new();
     match format {
         Format::JsonLines => {
@@ -238,7 +246,12 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
         }
         Format::Tsv | Format::Csv => {
             let sep = if format == Format::Tsv { '\t' } else { ',' };
-            let records: Vec<(usize, String)> = if sep == ',' { csv_records(&text) } else { text.lines().enumerate().map(|(i, l)| (i + 1, l.to_string())).collect() };
+            // CSV rows may span lines (quoted newlines) and are joined; TSV rows are read in place
+            let records: Box<dyn Iterator<Item = (usize, std::borrow::Cow<str>)>> = if sep == ',' {
+                Box::new(csv_records(&text).into_iter().map(|(n, r)| (n, std::borrow::Cow::Owned(r))))
+            } else {
+                Box::new(text.lines().enumerate().map(|(i, l)| (i + 1, std::borrow::Cow::Borrowed(l))))
+            };
             let mut cols: Option<(usize, usize, Option<usize>)> = None;
             let mut first = true;
             for (n, rec) in records {
@@ -281,7 +294,15 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
         });
         rows.truncate(MAX_ROWS);
     }
-    let mut seen: HashMap<(String, Option<String>, String), usize> = HashMap::new();
+    // duplicates are found by a hash of (text, second text, label), then compared in full: the
+    // texts are not copied into the map
+    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    let key_hash = |r: &Example| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&r.text, &r.text_b, &r.label).hash(&mut h);
+        h.finish()
+    };
     for mut r in rows {
         let (text, cut_a) = cap_text(std::mem::take(&mut r.text));
         r.text = text;
@@ -304,12 +325,15 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
             ds.messages.push(Message { line: r.line, severity: Severity::Warning, text: "no label; the row is skipped (unlabeled text can still be used for pretraining)".into() });
             continue;
         }
-        let key = (r.text.clone(), r.text_b.clone(), r.label.clone());
-        if let Some(&first) = seen.get(&key) {
-            ds.messages.push(Message { line: r.line, severity: Severity::Warning, text: format!("duplicate of line {first}; removed before the train/validation split") });
+        let same = seen.entry(key_hash(&r)).or_default();
+        if let Some(&first) = same.iter().find(|&&i| {
+            let e = &ds.examples[i];
+            e.text == r.text && e.text_b == r.text_b && e.label == r.label
+        }) {
+            ds.messages.push(Message { line: r.line, severity: Severity::Warning, text: format!("duplicate of line {}; removed before the train/validation split", ds.examples[first].line) });
             continue;
         }
-        seen.insert(key, r.line);
+        same.push(ds.examples.len());
         ds.examples.push(r);
     }
     let mut labels: Vec<String> = ds.examples.iter().map(|e| e.label.clone()).collect();

@@ -162,6 +162,11 @@ pub fn dataset_messages() -> CheckResult {
     if csv.examples.len() != 2 || csv.examples[0].text != "Hello, world" || csv.examples[1].text != "She said \"hi\"\nthen left" || csv.examples[1].line != 3 {
         return Err(format!("CSV quoting: {:?}", csv.examples));
     }
+    // Windows line ends (decoded line by line) read as Unix ones (read in place)
+    let (crlf, lf) = (dataset::parse(b"label\ttext\r\npositive\tgood film\r\nnegative\tbad film\r\n", None), dataset::parse(b"label\ttext\npositive\tgood film\nnegative\tbad film\n", None));
+    if crlf.examples != lf.examples || lf.examples.len() != 2 || lf.examples[1].text != "bad film" {
+        return Err(format!("CRLF rows {:?} differ from LF rows {:?}", crlf.examples, lf.examples));
+    }
     let jl = dataset::parse(b"{\"text\": \"a b\", \"label\": \"x\"}\n{\"text\": \"c\", \"label\": 1}\nnot json\n", None);
     if jl.examples.len() != 2 || jl.examples[1].label != "1" || !jl.messages.iter().any(|m| m.line == 3 && m.text.contains("not valid JSON")) {
         return Err(format!("JSON lines: {:?} {:?}", jl.examples, jl.messages));

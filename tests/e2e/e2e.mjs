@@ -174,6 +174,37 @@ try {
   check(msgs.some((m) => /line 3/.test(m)) && msgs.some((m) => /line 4/.test(m) && /duplicate/i.test(m)) && msgs.some((m) => /line 5/.test(m)), `validation messages with line numbers: ${JSON.stringify(msgs)}`);
   check(/Cannot fine-tune/.test(await text(page, "#data-panel .preview")), "a single-class dataset is refused in the preview");
   await snap(page, "data-messages");
+  // big inputs: a 200 MB file is refused by its size before it is read; a 7 MB file of 100,000 rows
+  // (the first with a 1 MB text) is read by the worker, not by the page, which stays responsive
+  const huge = path.join(OUT, "huge.tsv");
+  fs.writeFileSync(huge, "");
+  fs.truncateSync(huge, 200e6);
+  await page.setInputFiles("#data-file", huge);
+  await waitText(page, "#error", /huge\.tsv/);
+  check(/64 MB/.test(await text(page, "#error")), `a 200 MB file is refused before it is read: ${(await text(page, "#error")).slice(0, 140)}`);
+  fs.rmSync(huge);
+  const big = path.join(OUT, "big.tsv");
+  const rows = ["label\ttext", `positive\t${"soup ".repeat(200_000)}`];
+  for (let i = 0; i < 100_000; i++) rows.push(`${i % 2 ? "positive" : "negative"}\tsample text number ${i} about the soup and the film`);
+  fs.writeFileSync(big, rows.join("\n") + "\n");
+  const sizeMB = fs.statSync(big).size / 1e6;
+  await page.setInputFiles("#data-file", big);
+  let worst = 0, parsed = false;
+  const parsedP = waitText(page, "#data-panel .summary", /big\.tsv/).then(() => { parsed = true; });
+  while (!parsed) {
+    const t1 = Date.now();
+    await page.evaluate(() => 1);
+    worst = Math.max(worst, Date.now() - t1);
+    await page.waitForTimeout(50);
+  }
+  await parsedP;
+  const bigMsgs = await page.$$eval("#data-panel ul.messages li", (l) => l.map((x) => x.textContent));
+  check(bigMsgs.some((m) => /first 50000 rows/.test(m)) && bigMsgs.some((m) => /cut to the first 20000/.test(m)), `a ${sizeMB.toFixed(0)} MB file of 100,000 rows with a 1 MB line: ${JSON.stringify(bigMsgs.filter((m) => /50000|20000/.test(m)).map((m) => m.slice(0, 90)))}`);
+  const shown = await page.$eval("#data-text", (t) => t.value.length);
+  check(shown === 0 && (await page.locator("#big-file").count()) === 1, `the file was not put in the text box (${shown} characters shown): ${(await text(page, "#big-file")).slice(0, 80)}`);
+  check(worst < 1000, `the page answered within ${worst} ms while the worker read the file`);
+  await snap(page, "big-file");
+  fs.rmSync(big);
   await page.click("#sample-sentiment");
   await waitText(page, "#data-panel .summary", /sentiment: 400 examples/);
 
