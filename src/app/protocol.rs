@@ -121,3 +121,271 @@ pub fn snapshot_header(meta: &str) -> Result<SnapshotHeader, String> {
     }
     Ok(SnapshotHeader { config, heads, mean_pooling: v["mean_pooling"].as_bool().unwrap_or(false), labels })
 }
+
+// ---------- commands: what the page asks of the worker ----------
+
+/// How a classifier adopts the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdoptMode {
+    /// Fine-tune every layer.
+    Full,
+    /// Fine-tune the last `n` encoder layers (and the head).
+    Last(usize),
+    /// Frozen encoder: compute its features once, train only the head.
+    Feature,
+}
+
+/// A fine-tuning run's settings, every field checked (`TrainForm::parse`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub mode: AdoptMode,
+    pub mean_pooling: bool,
+    pub lr: f32,
+    pub epochs: usize,
+    pub batch: usize,
+    pub max_len: usize,
+    /// The run's name on the charts.
+    pub run: String,
+}
+
+/// A pretraining run's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainSettings {
+    pub mlm: bool,
+    pub sop: bool,
+    pub steps: usize,
+    pub lr: f32,
+    pub batch: usize,
+    pub max_len: usize,
+    /// A sentence with [MASK] whose predictions are shown as the run goes.
+    pub probe: Option<String>,
+    pub probe_every: usize,
+}
+
+/// A small BERT made from scratch, with a WordPiece vocabulary trained on the user's text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScratchSettings {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub vocab: usize,
+}
+
+/// Everything the page asks of the worker. Sent as JSON (`{"cmd": .., "data": ..}`), parsed once
+/// by the worker; files travel beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "data", rename_all = "snake_case")]
+pub enum Command {
+    Init,
+    /// A model from a URL prefix (the hub, or the locally served default model).
+    LoadUrl { base: String, label: String },
+    /// A model from the files sent beside the command.
+    LoadFiles,
+    Scratch(ScratchSettings),
+    /// Labeled or plain text typed or pasted in the page.
+    Data { name: String, text: String },
+    /// A file too large for the page to show, sent beside the command and read by the worker.
+    DataFile { name: String },
+    Pretrain(PretrainSettings),
+    Train(TrainSettings),
+    /// Finish the fine-tuning run of the restored snapshot, from its step.
+    Continue,
+    Pause,
+    Resume,
+    Cancel,
+    FillMask { text: String, k: usize, layer: usize, head: usize },
+    Classify { texts: Vec<String>, max_len: usize },
+    Similarity { a: String, b: String },
+    Export,
+    Profile,
+    Restore,
+    /// The page's charts, kept in the snapshot.
+    Curves(serde_json::Value),
+}
+
+impl Command {
+    /// The command's name, as it travels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Init => "init",
+            Command::LoadUrl { .. } => "load_url",
+            Command::LoadFiles => "load_files",
+            Command::Scratch(_) => "scratch",
+            Command::Data { .. } => "data",
+            Command::DataFile { .. } => "data_file",
+            Command::Pretrain(_) => "pretrain",
+            Command::Train(_) => "train",
+            Command::Continue => "continue",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Cancel => "cancel",
+            Command::FillMask { .. } => "fill_mask",
+            Command::Classify { .. } => "classify",
+            Command::Similarity { .. } => "similarity",
+            Command::Export => "export",
+            Command::Profile => "profile",
+            Command::Restore => "restore",
+            Command::Curves(_) => "curves",
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(s: &str) -> Result<Command, String> {
+        serde_json::from_str(s).map_err(|e| format!("the page sent a command the worker does not understand ({e}); reload the page"))
+    }
+}
+
+// ---------- settings typed into the page, checked field by field ----------
+
+/// A field of a form that is not acceptable: the input's id, and a message that names the field and
+/// its allowed range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// A whole number typed into `field` (called `what`), from `lo` to `hi`.
+pub fn whole(field: &'static str, what: &str, raw: &str, lo: usize, hi: usize) -> Result<usize, FieldError> {
+    let err = |m: String| FieldError { field, message: m };
+    let t = raw.trim();
+    let v: usize = t.parse().map_err(|_| err(format!("{what} must be a whole number from {lo} to {hi}; “{t}” is not")))?;
+    if v < lo || v > hi {
+        return Err(err(format!("{what} must be from {lo} to {hi}; got {v}")));
+    }
+    Ok(v)
+}
+
+/// A learning rate typed into `field`: a finite number in (0, MAX_LR].
+pub fn learning_rate(field: &'static str, raw: &str) -> Result<f32, FieldError> {
+    let max = crate::train::trainer::limits::MAX_LR;
+    let t = raw.trim();
+    let v: f32 = t.parse().map_err(|_| FieldError { field, message: format!("the learning rate must be a number in (0, {max}], like 5e-5 or 0.001; “{t}” is not a number") })?;
+    if !(v.is_finite() && v > 0.0 && v <= max) {
+        return Err(FieldError { field, message: format!("the learning rate must be a number in (0, {max}]; got {t}") });
+    }
+    Ok(v)
+}
+
+/// What the page knows of the loaded model, for the ranges that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelBounds {
+    pub layers: usize,
+    pub positions: usize,
+}
+
+/// The fine-tuning form as typed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrainForm {
+    /// "full", "last" or "feature".
+    pub mode: String,
+    pub last_n: String,
+    pub lr: String,
+    pub epochs: String,
+    pub batch: String,
+    pub max_len: String,
+    /// "cls" or "mean".
+    pub pooling: String,
+}
+
+impl TrainForm {
+    /// Every field checked; every bad field is reported (not just the first). Without a model, the
+    /// model-dependent ranges use BERT's usual 512 positions and 24 layers; the worker checks again
+    /// against the model it has.
+    pub fn parse(&self, model: Option<ModelBounds>, run: String) -> Result<TrainSettings, Vec<FieldError>> {
+        use crate::train::trainer::limits::*;
+        let m = model.unwrap_or(ModelBounds { layers: 24, positions: 512 });
+        let mut errs = Vec::new();
+        let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
+        let last_n = if self.mode == "last" { ok(whole("ft-last", "the layers to train (N)", &self.last_n, 1, m.layers)) } else { 0 };
+        let epochs = ok(whole("ft-epochs", "epochs", &self.epochs, EPOCHS.0, EPOCHS.1));
+        let batch = ok(whole("ft-batch", "the batch size", &self.batch, BATCH.0, BATCH.1));
+        let max_len = ok(whole("ft-maxlen", "the maximum length", &self.max_len, MIN_LEN, m.positions));
+        let lr = learning_rate("ft-lr", &self.lr).map_err(|e| errs.push(e)).unwrap_or(0.0);
+        let mode = match self.mode.as_str() {
+            "full" => AdoptMode::Full,
+            "last" => AdoptMode::Last(last_n),
+            "feature" => AdoptMode::Feature,
+            other => {
+                errs.push(FieldError { field: "ft-mode", message: format!("unknown way to adopt the encoder “{other}”") });
+                AdoptMode::Full
+            }
+        };
+        if errs.is_empty() {
+            Ok(TrainSettings { mode, mean_pooling: self.pooling == "mean", lr, epochs, batch, max_len, run })
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+/// The pretraining form as typed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PretrainForm {
+    pub mlm: bool,
+    pub sop: bool,
+    pub steps: String,
+    pub lr: String,
+    pub batch: String,
+}
+
+impl PretrainForm {
+    pub fn parse(&self, model: Option<ModelBounds>, probe: Option<String>) -> Result<PretrainSettings, Vec<FieldError>> {
+        use crate::train::trainer::limits::*;
+        let max_len = model.map(|m| m.positions.min(64)).unwrap_or(64);
+        let mut errs = Vec::new();
+        let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
+        let steps = ok(whole("pt-steps", "the steps", &self.steps, PRETRAIN_STEPS.0, PRETRAIN_STEPS.1));
+        let batch = ok(whole("pt-batch", "the batch size", &self.batch, BATCH.0, BATCH.1));
+        let lr = learning_rate("pt-lr", &self.lr).map_err(|e| errs.push(e)).unwrap_or(0.0);
+        if !self.mlm && !self.sop {
+            errs.push(FieldError { field: "pt-mlm", message: "choose at least one objective: masked words or sentence order".into() });
+        }
+        if errs.is_empty() {
+            Ok(PretrainSettings { mlm: self.mlm, sop: self.sop, steps, lr, batch, max_len, probe, probe_every: 5 })
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+/// The from-scratch model form as typed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScratchForm {
+    pub hidden: String,
+    pub layers: String,
+    pub heads: String,
+    pub vocab: String,
+}
+
+/// Sizes offered for a model made in the page (a browser trains small models; the CLI takes more).
+pub mod scratch_limits {
+    pub const HIDDEN: (usize, usize) = (8, 1024);
+    pub const LAYERS: (usize, usize) = (1, 12);
+    pub const HEADS: (usize, usize) = (1, 16);
+    pub const VOCAB: (usize, usize) = (100, 30_000);
+}
+
+impl ScratchForm {
+    pub fn parse(&self) -> Result<ScratchSettings, Vec<FieldError>> {
+        use scratch_limits::*;
+        let mut errs = Vec::new();
+        let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
+        let hidden = ok(whole("scratch-hidden", "the hidden size", &self.hidden, HIDDEN.0, HIDDEN.1));
+        let layers = ok(whole("scratch-layers", "the layers", &self.layers, LAYERS.0, LAYERS.1));
+        let heads = ok(whole("scratch-heads", "the heads", &self.heads, HEADS.0, HEADS.1));
+        let vocab = ok(whole("scratch-vocab", "the vocabulary", &self.vocab, VOCAB.0, VOCAB.1));
+        if errs.is_empty() && hidden % heads != 0 {
+            errs.push(FieldError { field: "scratch-heads", message: format!("the heads must divide the hidden size: {hidden} is not a multiple of {heads}") });
+        }
+        if errs.is_empty() {
+            Ok(ScratchSettings { hidden, layers, heads, vocab })
+        } else {
+            Err(errs)
+        }
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::protocol::{Bar, DataPreview, ModelSummary};
+use super::protocol::{self, Bar, Command, DataPreview, FieldError, ModelBounds, ModelSummary, PretrainSettings};
 
 pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
@@ -22,13 +22,12 @@ thread_local! {
 /// A worker that fails this many times is not restarted again: the page asks for a reload.
 const MAX_RESTARTS: u32 = 3;
 
-/// Sends `{cmd, data}` (and `files`, File objects, when given) to the worker.
-fn send(cmd: &str, data: Value, files: Option<JsValue>) {
+/// Sends a command (as JSON in `msg`, and `files`, File objects, when given) to the worker.
+fn send(cmd: Command, files: Option<JsValue>) {
     WORKER.with(|w| {
         if let Some(w) = w.borrow().as_ref() {
             let o = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&o, &"cmd".into(), &cmd.into());
-            let _ = js_sys::Reflect::set(&o, &"data".into(), &data.to_string().into());
+            let _ = js_sys::Reflect::set(&o, &"msg".into(), &cmd.to_json().into());
             if let Some(f) = files {
                 let _ = js_sys::Reflect::set(&o, &"files".into(), &f);
             }
@@ -126,7 +125,7 @@ fn f(v: &Value, k: &str) -> f64 {
 fn save_curves(st: St) {
     let runs = st.runs.get_untracked();
     let p = st.pcurve.get_untracked();
-    send("curves", json!({"runs": runs, "pretrain": p}), None);
+    send(Command::Curves(json!({"runs": runs, "pretrain": p})), None);
 }
 
 fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
@@ -254,7 +253,7 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
             st.progress.set(None);
             st.error.set(Some(d["message"].as_str().unwrap_or("").to_string()));
         }
-        "ready" => send("init", json!({}), None),
+        "ready" => send(Command::Init, None),
         "crashed" => worker_failed(st, d["message"].as_str().unwrap_or("unknown failure").to_string()),
         _ => {}
     }
@@ -337,6 +336,25 @@ pub const NO_WEBGPU: &str = "This browser does not offer WebGPU, which BERT Lab 
 Nothing was lost: your data never left this page.";
 
 // ---------- small presentational components (also tested in the browser) ----------
+
+/// What the page knows of the loaded model's size, for the form ranges that depend on it.
+fn bounds(st: St) -> Option<ModelBounds> {
+    st.model.with_untracked(|m| m.as_ref().map(|m| ModelBounds { layers: m.layers, positions: m.max_len }))
+}
+
+/// A labelled text input whose value is checked when its form is submitted: a refused value is
+/// marked, with the message (naming the field and its range) next to it, until it is edited.
+#[component]
+pub fn Field(label: &'static str, id: &'static str, size: u32, value: RwSignal<String>, errors: RwSignal<Vec<FieldError>>) -> impl IntoView {
+    let bad = move || errors.with(|e| e.iter().find(|x| x.field == id).map(|x| x.message.clone()));
+    view! {
+        <label class="field">{label}" "
+            <input id=id size=size class:invalid=move || bad().is_some() prop:value=move || value.get()
+                on:input=move |ev| { value.set(event_target_value(&ev)); errors.update(|e| e.retain(|x| x.field != id)) }/>
+        </label>
+        {move || bad().map(|m| view! { <span class="field-error" id=format!("{id}-error")>{m}</span> })}
+    }
+}
 
 /// The data preview: counts per label, every validation message with its line, the first rows.
 #[component]
@@ -498,7 +516,7 @@ fn GpuPanel(st: St) -> impl IntoView {
                     </details>
                 }
             })}
-            <p><button id="profile-run" disabled=move || st.busy.get() on:click=move |_| { st.profile.set(None); st.error.set(None); send("profile", json!({}), None) }>"Time each kernel of one training step"</button></p>
+            <p><button id="profile-run" disabled=move || st.busy.get() on:click=move |_| { st.profile.set(None); st.error.set(None); send(Command::Profile, None) }>"Time each kernel of one training step"</button></p>
             {move || st.profile.get().map(|p| view! {
                 <div id="kernel-times">
                     <p class="note">{format!("One step of the current model on a {}×{} batch of your data ({}), each kernel submitted alone and timed: {:.1} ms in all",
@@ -524,11 +542,23 @@ fn ModelPanel(st: St) -> impl IntoView {
     let layers = RwSignal::new("2".to_string());
     let heads = RwSignal::new("4".to_string());
     let vocab = RwSignal::new("2000".to_string());
+    let errors = RwSignal::new(Vec::<FieldError>::new());
+    let make = move |_| {
+        st.error.set(None);
+        let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get() };
+        match form.parse() {
+            Ok(d) => {
+                errors.set(Vec::new());
+                send(Command::Scratch(d), None)
+            }
+            Err(e) => errors.set(e),
+        }
+    };
     let load_hub = move |_| {
         st.error.set(None);
         let base = format!("{}/{}/resolve/main/", hub.get().trim_end_matches('/'), repo.get().trim());
         st.status.set(format!("fetching {}", repo.get()));
-        send("load_url", json!({"base": base, "label": repo.get()}), None);
+        send(Command::LoadUrl { base, label: repo.get() }, None);
     };
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
@@ -540,14 +570,14 @@ fn ModelPanel(st: St) -> impl IntoView {
                 }
             }
             st.error.set(None);
-            send("load_files", json!({}), Some(arr.into()));
+            send(Command::LoadFiles, Some(arr.into()));
         }
     };
     view! {
         <section id="model-panel">
             <h2>"1. Model"</h2>
             <div class="row">
-                <button id="load-default" on:click=move |_| { st.error.set(None); st.status.set("loading all-MiniLM-L6-v2".into()); send("load_url", json!({"base": "./models/all-MiniLM-L6-v2/", "label": "all-MiniLM-L6-v2 (default)"}), None) }>"Load the default model (all-MiniLM-L6-v2)"</button>
+                <button id="load-default" on:click=move |_| { st.error.set(None); st.status.set("loading all-MiniLM-L6-v2".into()); send(Command::LoadUrl { base: "./models/all-MiniLM-L6-v2/".into(), label: "all-MiniLM-L6-v2 (default)".into() }, None) }>"Load the default model (all-MiniLM-L6-v2)"</button>
             </div>
             <div class="row">
                 <label>"Hub " <input id="hub-url" prop:value=move || hub.get() on:input=move |ev| hub.set(event_target_value(&ev)) size="28"/></label>
@@ -556,16 +586,16 @@ fn ModelPanel(st: St) -> impl IntoView {
             </div>
             <div class="row drop" on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
                 "Your files (config.json, model.safetensors, tokenizer.json or vocab.txt): "
-                <input type="file" id="model-files" multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); send("load_files", json!({}), Some(a.into())); } }/>
+                <input type="file" id="model-files" multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); send(Command::LoadFiles, Some(a.into())); } }/>
                 " or drop them here"
             </div>
             <div class="row">
                 "From scratch: "
-                <label>"hidden " <input id="scratch-hidden" size="4" prop:value=move || hidden.get() on:input=move |ev| hidden.set(event_target_value(&ev))/></label>
-                <label>"layers " <input id="scratch-layers" size="2" prop:value=move || layers.get() on:input=move |ev| layers.set(event_target_value(&ev))/></label>
-                <label>"heads " <input id="scratch-heads" size="2" prop:value=move || heads.get() on:input=move |ev| heads.set(event_target_value(&ev))/></label>
-                <label>"vocabulary " <input id="scratch-vocab" size="5" prop:value=move || vocab.get() on:input=move |ev| vocab.set(event_target_value(&ev))/></label>
-                <button id="make-scratch" on:click=move |_| { st.error.set(None); send("scratch", json!({"hidden": hidden.get(), "layers": layers.get(), "heads": heads.get(), "vocab": vocab.get()}), None) }>"Make a small BERT (vocabulary from your text)"</button>
+                <Field label="hidden" id="scratch-hidden" size=4 value=hidden errors=errors/>
+                <Field label="layers" id="scratch-layers" size=2 value=layers errors=errors/>
+                <Field label="heads" id="scratch-heads" size=2 value=heads errors=errors/>
+                <Field label="vocabulary" id="scratch-vocab" size=5 value=vocab errors=errors/>
+                <button id="make-scratch" on:click=make>"Make a small BERT (vocabulary from your text)"</button>
             </div>
             {move || st.progress.get().map(|(file, a, b)| view! {
                 <div class="progress"><span>{format!("{file}: {:.1} MB{}", a / 1e6, if b > 0.0 { format!(" of {:.1} MB", b / 1e6) } else { String::new() })}</span><progress max=b.max(1.0) value=a></progress></div>
@@ -597,7 +627,7 @@ fn DataPanel(st: St) -> impl IntoView {
                 Ok(t) => {
                     big_file.set(None);
                     text.set(t.clone());
-                    send("data", json!({"name": name, "text": t}), None);
+                    send(Command::Data { name: name.into(), text: t }, None);
                 }
                 Err(e) => st.error.set(Some(e)),
             }
@@ -623,13 +653,13 @@ fn DataPanel(st: St) -> impl IntoView {
                                 // so the page holds no copy of it
                                 text.set(String::new());
                                 big_file.set(Some(format!("{name} ({:.1} MB) is in use. It is too large to show here; the summary below describes it. Paste text here and press “Use this text” to use that instead.", f.size() / 1e6)));
-                                send("data_file", json!({"name": name}), Some(js_sys::Array::of1(&f).into()));
+                                send(Command::DataFile { name }, Some(js_sys::Array::of1(&f).into()));
                                 return;
                             }
                             big_file.set(None);
                             leptos::task::spawn_local(async move {
                                 match read_text(f).await {
-                                    Some(t) => { text.set(t.clone()); send("data", json!({"name": name, "text": t}), None); }
+                                    Some(t) => { text.set(t.clone()); send(Command::Data { name, text: t }, None); }
                                     None => st.error.set(Some(format!("{name} could not be read as text"))),
                                 }
                             });
@@ -639,7 +669,7 @@ fn DataPanel(st: St) -> impl IntoView {
             </div>
             <textarea id="data-text" rows="6" cols="90" placeholder="positive\tI loved it\nnegative\tthe soup was bland" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))></textarea>
             {move || big_file.get().map(|n| view! { <p class="note" id="big-file">{n}</p> })}
-            <div><button id="use-data" on:click=move |_| { big_file.set(None); send("data", json!({"name": "pasted text", "text": text.get()}), None) }>"Use this text"</button></div>
+            <div><button id="use-data" on:click=move |_| { big_file.set(None); send(Command::Data { name: "pasted text".into(), text: text.get() }, None) }>"Use this text"</button></div>
             {move || st.data.get().map(|p| view! { <DataPreviewView preview=p/> })}
         </section>
     }
@@ -649,9 +679,9 @@ fn controls(st: St, kind: &'static str) -> impl IntoView {
     let mine = move || st.busy.get() && st.run_kind.get() == kind;
     view! {
         <span class="controls">
-            <button class="pause" disabled=move || !mine() || st.paused.get() on:click=move |_| send("pause", json!({}), None)>"Pause"</button>
-            <button class="resume" disabled=move || !mine() || !st.paused.get() on:click=move |_| send("resume", json!({}), None)>"Resume"</button>
-            <button class="stop" disabled=move || !mine() on:click=move |_| send("cancel", json!({}), None)>"Stop"</button>
+            <button class="pause" disabled=move || !mine() || st.paused.get() on:click=move |_| send(Command::Pause, None)>"Pause"</button>
+            <button class="resume" disabled=move || !mine() || !st.paused.get() on:click=move |_| send(Command::Resume, None)>"Resume"</button>
+            <button class="stop" disabled=move || !mine() on:click=move |_| send(Command::Cancel, None)>"Stop"</button>
         </span>
     }
 }
@@ -663,13 +693,23 @@ fn PretrainPanel(st: St) -> impl IntoView {
     let steps = RwSignal::new("100".to_string());
     let lr = RwSignal::new("0.001".to_string());
     let batch = RwSignal::new("16".to_string());
+    let errors = RwSignal::new(Vec::<FieldError>::new());
     let start = move |_| {
         st.error.set(None);
+        let form = protocol::PretrainForm { mlm: mlm.get(), sop: sop.get(), steps: steps.get(), lr: lr.get(), batch: batch.get() };
+        let settings = match form.parse(bounds(st), Some(DEMO_TEXT.to_string())) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.set(e);
+                return;
+            }
+        };
+        errors.set(Vec::new());
         st.continuable.set(None);
         st.pcurve.set(Vec::new());
         st.pacc.set(Vec::new());
         st.run_kind.set("pretrain");
-        send("pretrain", json!({"mlm": mlm.get(), "sop": sop.get(), "steps": steps.get(), "lr": lr.get(), "batch": batch.get(), "max_len": 64, "probe": DEMO_TEXT, "probe_every": 5}), None);
+        send(Command::Pretrain(settings), None);
     };
     view! {
         <section id="pretrain-panel">
@@ -678,9 +718,10 @@ fn PretrainPanel(st: St) -> impl IntoView {
             <div class="row">
                 <label><input type="checkbox" id="pt-mlm" prop:checked=move || mlm.get() on:change=move |ev| mlm.set(event_target_checked(&ev))/>" masked LM"</label>
                 <label><input type="checkbox" id="pt-sop" prop:checked=move || sop.get() on:change=move |ev| sop.set(event_target_checked(&ev))/>" sentence order"</label>
-                <label>"steps " <input id="pt-steps" size="5" prop:value=move || steps.get() on:input=move |ev| steps.set(event_target_value(&ev))/></label>
-                <label>"learning rate " <input id="pt-lr" size="7" prop:value=move || lr.get() on:input=move |ev| lr.set(event_target_value(&ev))/></label>
-                <label>"batch " <input id="pt-batch" size="3" prop:value=move || batch.get() on:input=move |ev| batch.set(event_target_value(&ev))/></label>
+                {move || errors.with(|e| e.iter().find(|x| x.field == "pt-mlm").map(|x| view! { <span class="field-error" id="pt-mlm-error">{x.message.clone()}</span> }))}
+                <Field label="steps" id="pt-steps" size=5 value=steps errors=errors/>
+                <Field label="learning rate" id="pt-lr" size=7 value=lr errors=errors/>
+                <Field label="batch" id="pt-batch" size=3 value=batch errors=errors/>
                 <button id="pt-start" disabled=move || st.busy.get() on:click=start>"Pretrain"</button>
                 {controls(st, "pretrain")}
             </div>
@@ -726,14 +767,24 @@ fn FinetunePanel(st: St) -> impl IntoView {
     let batch = RwSignal::new("16".to_string());
     let max_len = RwSignal::new("64".to_string());
     let pooling = RwSignal::new("cls".to_string());
+    let errors = RwSignal::new(Vec::<FieldError>::new());
     let start = move |_| {
         st.error.set(None);
-        st.continuable.set(None);
         let n = st.runs.get_untracked().len() + 1;
-        let name = format!("run {n}: {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get()), _ => "all layers".to_string() });
+        let name = format!("run {n}: {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get().trim()), _ => "all layers".to_string() });
+        let form = protocol::TrainForm { mode: mode.get(), last_n: last_n.get(), lr: lr.get(), epochs: epochs.get(), batch: batch.get(), max_len: max_len.get(), pooling: pooling.get() };
+        let settings = match form.parse(bounds(st), name) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.set(e);
+                return;
+            }
+        };
+        errors.set(Vec::new());
+        st.continuable.set(None);
         st.step.set(None);
         st.run_kind.set("train");
-        send("train", json!({"mode": mode.get(), "last_n": last_n.get(), "lr": lr.get(), "epochs": epochs.get(), "batch": batch.get(), "max_len": max_len.get(), "pooling": pooling.get(), "run": name}), None);
+        send(Command::Train(settings), None);
     };
     view! {
         <section id="finetune-panel">
@@ -744,17 +795,17 @@ fn FinetunePanel(st: St) -> impl IntoView {
                     <option value="last">"fine-tuning the last N layers"</option>
                     <option value="feature">"features (frozen encoder, head only)"</option>
                 </select></label>
-                <label>"N " <input id="ft-last" size="2" prop:value=move || last_n.get() on:input=move |ev| last_n.set(event_target_value(&ev))/></label>
+                <Field label="N" id="ft-last" size=2 value=last_n errors=errors/>
                 <label>"head on " <select id="ft-pooling" on:change=move |ev| pooling.set(event_target_value(&ev))>
                     <option value="cls" selected>"[CLS] pooler"</option>
                     <option value="mean">"mean of tokens"</option>
                 </select></label>
             </div>
             <div class="row">
-                <label>"learning rate " <input id="ft-lr" size="8" prop:value=move || lr.get() on:input=move |ev| lr.set(event_target_value(&ev))/></label>
-                <label>"epochs " <input id="ft-epochs" size="3" prop:value=move || epochs.get() on:input=move |ev| epochs.set(event_target_value(&ev))/></label>
-                <label>"batch " <input id="ft-batch" size="3" prop:value=move || batch.get() on:input=move |ev| batch.set(event_target_value(&ev))/></label>
-                <label>"max length " <input id="ft-maxlen" size="4" prop:value=move || max_len.get() on:input=move |ev| max_len.set(event_target_value(&ev))/></label>
+                <Field label="learning rate" id="ft-lr" size=8 value=lr errors=errors/>
+                <Field label="epochs" id="ft-epochs" size=3 value=epochs errors=errors/>
+                <Field label="batch" id="ft-batch" size=3 value=batch errors=errors/>
+                <Field label="max length" id="ft-maxlen" size=4 value=max_len errors=errors/>
                 <button id="ft-start" disabled=move || st.busy.get() on:click=start>"Fine-tune"</button>
                 {controls(st, "train")}
             </div>
@@ -764,7 +815,7 @@ fn FinetunePanel(st: St) -> impl IntoView {
                     st.continuable.set(None);
                     st.step.set(None);
                     st.run_kind.set("train");
-                    send("train", json!({"continue": true}), None);
+                    send(Command::Continue, None);
                 }>{format!("Continue the restored run from step {step}")}</button></p>
             })}
             {move || st.step.get().map(|d| view! {
@@ -800,14 +851,27 @@ fn MaskPanel(st: St) -> impl IntoView {
     let text = RwSignal::new(DEMO_TEXT.to_string());
     let layer = RwSignal::new("0".to_string());
     let head = RwSignal::new("0".to_string());
-    let run = move || send("fill_mask", json!({"text": text.get_untracked(), "k": 5, "layer": layer.get_untracked(), "head": head.get_untracked()}), None);
+    let errors = RwSignal::new(Vec::<FieldError>::new());
+    let run = move || {
+        // the layer and head exist in the loaded model (or are refused next to their fields)
+        let (layers, heads) = st.model.with_untracked(|m| m.as_ref().map(|m| (m.layers, m.heads))).unwrap_or((64, 64));
+        let l = protocol::whole("att-layer", "the layer", &layer.get_untracked(), 0, layers.saturating_sub(1));
+        let h = protocol::whole("att-head", "the head", &head.get_untracked(), 0, heads.saturating_sub(1));
+        match (l, h) {
+            (Ok(layer), Ok(head)) => {
+                errors.set(Vec::new());
+                send(Command::FillMask { text: text.get_untracked(), k: 5, layer, head }, None)
+            }
+            (l, h) => errors.set(l.err().into_iter().chain(h.err()).collect()),
+        }
+    };
     view! {
         <section id="mask-panel">
             <h2>"5. Masked words"</h2>
             <div class="row">
                 <input id="mask-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
-                <label>"layer " <input id="att-layer" size="2" prop:value=move || layer.get() on:input=move |ev| layer.set(event_target_value(&ev))/></label>
-                <label>"head " <input id="att-head" size="2" prop:value=move || head.get() on:input=move |ev| head.set(event_target_value(&ev))/></label>
+                <Field label="layer" id="att-layer" size=2 value=layer errors=errors/>
+                <Field label="head" id="att-head" size=2 value=head errors=errors/>
                 <button id="mask-run" on:click=move |_| { st.fill.set(None); st.error.set(None); run() }>"Predict"</button>
             </div>
             {move || st.probe.get().map(|p| view! {
@@ -829,7 +893,7 @@ fn MaskPanel(st: St) -> impl IntoView {
                                 st.pcurve.set(Vec::new());
                                 st.pacc.set(Vec::new());
                                 st.run_kind.set("pretrain");
-                                send("pretrain", json!({"mlm": true, "sop": false, "steps": 100, "lr": 0.001, "batch": 16, "max_len": 64, "probe": DEMO_TEXT, "probe_every": 5}), None);
+                                send(Command::Pretrain(PretrainSettings { mlm: true, sop: false, steps: 100, lr: 0.001, batch: 16, max_len: 64, probe: Some(DEMO_TEXT.into()), probe_every: 5 }), None);
                             }>"Train a masked-LM head on my text (100 steps; the data panel's text)"</button></p>
                         })}
                         {d["predictions"].as_array().cloned().unwrap_or_default().into_iter().enumerate().map(|(i, row)| {
@@ -855,7 +919,7 @@ fn ClassifyPanel(st: St) -> impl IntoView {
             <h2>"6. Classify"</h2>
             <div class="row">
                 <input id="cls-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
-                <button id="cls-run" on:click=move |_| { st.classified.set(None); st.error.set(None); send("classify", json!({"texts": [text.get()], "max_len": 128}), None) }>"Classify"</button>
+                <button id="cls-run" on:click=move |_| { st.classified.set(None); st.error.set(None); send(Command::Classify { texts: vec![text.get()], max_len: 128 }, None) }>"Classify"</button>
             </div>
             {move || st.classified.get().map(|d| {
                 let bars: Vec<Bar> = serde_json::from_value(d["bars"][0].clone()).unwrap_or_default();
@@ -865,7 +929,7 @@ fn ClassifyPanel(st: St) -> impl IntoView {
                 "Any encoder, even without heads: how similar are two sentences (cosine of mean-pooled embeddings)? "
                 <input id="sim-a" size="34" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
                 <input id="sim-b" size="34" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
-                <button id="sim-run" on:click=move |_| { st.similarity.set(None); send("similarity", json!({"a": a.get(), "b": b.get()}), None) }>"Compare"</button>
+                <button id="sim-run" on:click=move |_| { st.similarity.set(None); send(Command::Similarity { a: a.get(), b: b.get() }, None) }>"Compare"</button>
                 {move || st.similarity.get().map(|c| view! { <span id="sim-result">{format!("cosine {c:.4}")}</span> })}
             </div>
         </section>
@@ -878,7 +942,7 @@ fn ExportPanel(st: St) -> impl IntoView {
         <section id="export-panel">
             <h2>"7. Export"</h2>
             <p>"Hugging Face format: loads with transformers' from_pretrained. Download every file into one folder."</p>
-            <button id="export-run" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send("export", json!({}), None) }>"Export the model"</button>
+            <button id="export-run" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send(Command::Export, None) }>"Export the model"</button>
             <ul id="export-files">
                 {move || st.exports.get().into_iter().map(|(n, url, len)| view! { <li><a href=url download=n.clone()>{n.clone()}</a>{format!(" ({len} bytes)")}</li> }).collect_view()}
             </ul>
@@ -913,7 +977,7 @@ pub fn App() -> impl IntoView {
             {move || st.saved.get().map(|s| view! {
                 <div class="restore" id="restore-offer">
                     {format!("A session from {} (step {}, {}) is saved in this browser. ", s["saved_at"].as_str().unwrap_or("?"), s["step"], s["source"].as_str().unwrap_or(""))}
-                    <button id="restore" on:click=move |_| send("restore", json!({}), None)>"Restore it"</button>
+                    <button id="restore" on:click=move |_| send(Command::Restore, None)>"Restore it"</button>
                     <button on:click=move |_| st.saved.set(None)>"Start fresh"</button>
                 </div>
             })}

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, ModelSummary};
+use super::protocol::{self, AdoptMode, Command, ModelSummary, PretrainSettings, ScratchSettings, TrainSettings};
 use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard};
 use crate::io::{model_dir, safetensors};
@@ -439,9 +439,6 @@ fn pretrain_texts() -> Result<Vec<String>, String> {
     })
 }
 
-fn num(d: &Value, k: &str, default: f64) -> f64 {
-    d.get(k).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))).unwrap_or(default)
-}
 
 fn set_busy(b: bool) {
     S.with(|s| {
@@ -454,14 +451,14 @@ fn set_busy(b: bool) {
     post("busy", json!({"busy": b}));
 }
 
-async fn scratch(d: &Value) -> Result<(), String> {
+async fn scratch(d: &ScratchSettings) -> Result<(), String> {
     let g = gpu()?;
     let texts = pretrain_texts()?;
-    let tok = BertTokenizer::train_wordpiece(&texts, num(d, "vocab", 2000.0) as usize)?;
-    let (hidden, layers, heads) = (num(d, "hidden", 128.0) as usize, num(d, "layers", 2.0) as usize, num(d, "heads", 4.0) as usize);
+    let tok = BertTokenizer::train_wordpiece(&texts, d.vocab)?;
+    let (hidden, layers, heads) = (d.hidden, d.layers, d.heads);
     let cfg = BertConfig::small(tok.vocab_size, hidden, layers, heads);
     cfg.validate()?;
-    let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, num(d, "seed", 42.0) as u64)?;
+    let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, 42)?;
     let tokenizer_files = vec![("tokenizer.json".to_string(), tok.to_json()?.into_bytes()), ("vocab.txt".to_string(), tok.vocab_txt().into_bytes())];
     S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
     let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };
@@ -475,11 +472,11 @@ fn kernel_counts(g: &Gpu) -> Value {
     json!({"submits": c.submits, "bytes_read_back": c.bytes_read_back, "dispatches": c.dispatches.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()})
 }
 
-async fn pretrain(d: Value) -> Result<(), String> {
+async fn pretrain(d: PretrainSettings) -> Result<(), String> {
     let g = gpu()?;
     let texts = pretrain_texts()?;
     let l = take_model()?;
-    let (mlm, sop) = (d["mlm"].as_bool().unwrap_or(true), d["sop"].as_bool().unwrap_or(true));
+    let (mlm, sop) = (d.mlm, d.sop);
     let heads = Heads { mlm: l.model.heads.mlm || mlm, sop: l.model.heads.sop || sop, num_labels: l.model.heads.num_labels };
     let mut l = match with_heads(&g, l, heads).await {
         Ok(l) => l,
@@ -491,17 +488,17 @@ async fn pretrain(d: Value) -> Result<(), String> {
     let pc = PretrainConfig {
         mlm,
         sop,
-        steps: num(&d, "steps", 100.0) as usize,
-        batch_size: num(&d, "batch", 16.0) as usize,
-        lr: num(&d, "lr", 1e-3) as f32,
-        max_len: num(&d, "max_len", 64.0) as usize,
-        warmup: (num(&d, "steps", 100.0) as usize) / 10,
-        probe: d["probe"].as_str().filter(|s| s.contains("[MASK]")).map(str::to_string),
-        probe_every: num(&d, "probe_every", 5.0) as usize,
-        checkpoint_every: num(&d, "snapshot_every", 50.0).clamp(1.0, 50.0) as usize,
+        steps: d.steps,
+        batch_size: d.batch,
+        lr: d.lr,
+        max_len: d.max_len.min(l.model.cfg.max_position_embeddings),
+        warmup: d.steps / 10,
+        probe: d.probe.clone().filter(|s| s.contains("[MASK]")),
+        probe_every: d.probe_every.max(1),
+        checkpoint_every: 50,
         ..PretrainConfig::default()
     };
-    S.with(|s| s.borrow_mut().settings = json!({"pretrain": d.clone()}));
+    S.with(|s| s.borrow_mut().settings = json!({"kind": "pretrain", "pretrain": d}));
     let info = snap_info(&l);
     set_busy(true);
     g.reset_counters();
@@ -562,18 +559,18 @@ fn batch_tokens(l: &Loaded, ids: &[u32]) -> Vec<String> {
     ids.iter().map(|&i| l.tok.id_to_token(i)).collect()
 }
 
-async fn train(d: Value) -> Result<(), String> {
+/// The settings of the restored snapshot's unfinished fine-tuning run, and its step.
+fn interrupted_run() -> Result<(TrainSettings, usize), String> {
+    let (settings, step) = S.with(|s| (s.borrow().settings.clone(), s.borrow().step));
+    if settings["kind"].as_str() != Some("train") || settings["finished"].as_bool() == Some(true) || step == 0 {
+        return Err("there is no interrupted fine-tuning run to continue: restore a snapshot taken during one".into());
+    }
+    let d = serde_json::from_value(settings["train"].clone()).map_err(|e| format!("the restored run's settings cannot be read ({e}); start a new run"))?;
+    Ok((d, step))
+}
+
+async fn train(d: TrainSettings, start_step: usize) -> Result<(), String> {
     let g = gpu()?;
-    // continuing a restored run: the run's own settings, from the step its snapshot was taken at
-    let (d, start_step) = if d["continue"].as_bool().unwrap_or(false) {
-        let (settings, step) = S.with(|s| (s.borrow().settings.clone(), s.borrow().step));
-        if settings["kind"].as_str() != Some("train") || step == 0 {
-            return Err("there is no interrupted fine-tuning run to continue: restore a snapshot taken during one".into());
-        }
-        (settings, step)
-    } else {
-        (d, 0)
-    };
     let ds = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.clone())).ok_or("bring labeled data first (paste it, upload a file, or try a sample)")?;
     ds.trainable()?;
     let l = take_model()?;
@@ -595,31 +592,16 @@ async fn train(d: Value) -> Result<(), String> {
         l
     };
     let mut l = l;
-    let mode = match d["mode"].as_str().unwrap_or("full") {
-        "feature" => Mode::FeatureBased,
-        "last" => Mode::LastLayers(num(&d, "last_n", 2.0) as usize),
-        _ => Mode::Full,
+    let mode = match d.mode {
+        AdoptMode::Feature => Mode::FeatureBased,
+        AdoptMode::Last(n) => Mode::LastLayers(n),
+        AdoptMode::Full => Mode::Full,
     };
-    let pooling = if d["pooling"].as_str() == Some("mean") { Pooling::Mean } else { Pooling::Cls };
-    let seed = num(&d, "seed", 42.0) as u64;
-    let (tr, va) = dataset::stratified_split(&ds, num(&d, "val", 0.2), seed);
-    let tc = TrainConfig {
-        mode,
-        pooling,
-        lr: num(&d, "lr", 5e-5) as f32,
-        epochs: num(&d, "epochs", 3.0) as usize,
-        batch_size: num(&d, "batch", 16.0) as usize,
-        max_len: num(&d, "max_len", 128.0) as usize,
-        seed,
-        checkpoint_every: num(&d, "snapshot_every", 25.0).clamp(1.0, 50.0) as usize,
-        start_step,
-        ..TrainConfig::default()
-    };
-    S.with(|s| {
-        let mut settings = d.clone();
-        settings["kind"] = json!("train");
-        s.borrow_mut().settings = settings;
-    });
+    let pooling = if d.mean_pooling { Pooling::Mean } else { Pooling::Cls };
+    let seed = 42;
+    let (tr, va) = dataset::stratified_split(&ds, 0.2, seed);
+    let tc = TrainConfig { mode, pooling, lr: d.lr, epochs: d.epochs, batch_size: d.batch, max_len: d.max_len, seed, checkpoint_every: 25, start_step, ..TrainConfig::default() };
+    S.with(|s| s.borrow_mut().settings = json!({"kind": "train", "train": d}));
     // the weights before the run: a run that goes non-finite is rolled back to them
     let before = l.model.params.read_all(&g).await.map_err(|e| e.to_string());
     let before = match before {
@@ -635,7 +617,7 @@ async fn train(d: Value) -> Result<(), String> {
     let tok = &l.tok;
     let info = snap_info(&l);
     let mut nonfinite = None;
-    let run = d["run"].as_str().unwrap_or("run").to_string();
+    let run = d.run.clone();
     let r = trainer::train_classifier(&g, &mut l.model, tok, &ds, &tr, &va, &tc, &control, &mut |e| match e {
         Event::Plan { total_steps, train_examples, val_examples, truncated } => post("plan", json!({"run": run, "total": total_steps, "train": train_examples, "val": val_examples, "truncated": truncated, "max_len": tc.max_len})),
         Event::Features { examples, ms } => post("message", json!({"text": format!("features of the frozen encoder computed once for {examples} examples in {:.1} s; the head now trains on them", ms / 1e3)})),
@@ -692,12 +674,10 @@ async fn encoder_forward(g: &Gpu, model: &mut Bert, ids: &[u32], types: &[u32]) 
     step.submit().await.map_err(|e| e.to_string())
 }
 
-async fn fill_mask(d: Value) -> Result<(), String> {
+async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<(), String> {
     let g = gpu()?;
     let mut l = take_model()?;
     let r = async {
-        let text = d["text"].as_str().unwrap_or("");
-        let k = num(&d, "k", 5.0) as usize;
         let e = l.tok.encode(text, None, l.model.cfg.max_position_embeddings)?;
         let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask).collect();
         let tokens = batch_tokens(&l, &e.ids);
@@ -708,8 +688,10 @@ async fn fill_mask(d: Value) -> Result<(), String> {
             // no MLM head (or no [MASK]): still run the encoder for the attention view
             encoder_forward(&g, &mut l.model, &e.ids, &e.type_ids).await?;
         }
-        let layer = (num(&d, "layer", 0.0) as usize).min(l.model.cfg.num_hidden_layers - 1);
-        let head = (num(&d, "head", 0.0) as usize).min(l.model.cfg.num_attention_heads - 1);
+        let (layers, heads) = (l.model.cfg.num_hidden_layers, l.model.cfg.num_attention_heads);
+        if layer >= layers || head >= heads {
+            return Err(format!("this model has layers 0 to {} and heads 0 to {}; layer {layer}, head {head} do not exist", layers - 1, heads - 1));
+        }
         let t = e.ids.len();
         let probs = g.read_f32(l.model.attention_probs(layer).ok_or("no attention")?).await.map_err(|e| e.to_string())?;
         let att: Vec<Vec<f32>> = (0..t).map(|i| probs[(head * t + i) * t..(head * t + i + 1) * t].to_vec()).collect();
@@ -728,15 +710,15 @@ async fn fill_mask(d: Value) -> Result<(), String> {
     Ok(())
 }
 
-async fn classify(d: Value) -> Result<(), String> {
+async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), String> {
     let g = gpu()?;
     let mut l = take_model()?;
     let r = async {
         if l.model.heads.num_labels == 0 {
             return Err("this model has no classification head yet: fine-tune it on labeled data first".to_string());
         }
-        let texts: Vec<String> = d["texts"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
-        let enc: Vec<_> = texts.iter().map(|t| l.tok.encode(t, None, num(&d, "max_len", 128.0) as usize)).collect::<Result<_, _>>()?;
+        let max_len = max_len.clamp(2, l.model.cfg.max_position_embeddings);
+        let enc: Vec<_> = texts.iter().map(|t| l.tok.encode(t, None, max_len)).collect::<Result<_, _>>()?;
         let probs = trainer::predict(&g, &mut l.model, &enc.iter().collect::<Vec<_>>(), l.tok.pad, 16).await?;
         Ok(json!({"texts": texts, "labels": l.labels, "probs": probs, "bars": probs.iter().map(|p| protocol::bars(&l.labels, p)).collect::<Vec<_>>()}))
     }
@@ -747,13 +729,13 @@ async fn classify(d: Value) -> Result<(), String> {
 }
 
 /// Cosine similarity of two texts' mean-pooled embeddings: an answer any encoder can give.
-async fn similarity(d: Value) -> Result<(), String> {
+async fn similarity(a: &str, b: &str) -> Result<(), String> {
     let g = gpu()?;
     let mut l = take_model()?;
     let r = async {
         let mut embs = Vec::new();
-        for k in ["a", "b"] {
-            let e = l.tok.encode(d[k].as_str().unwrap_or(""), None, 128)?;
+        for text in [a, b] {
+            let e = l.tok.encode(text, None, 128)?;
             let n = e.ids.len();
             encoder_forward(&g, &mut l.model, &e.ids, &e.type_ids).await?;
             let h = g.read_f32(l.model.last_hidden().ok_or("no hidden states")?).await.map_err(|e| e.to_string())?;
@@ -833,9 +815,9 @@ async fn profile() -> Result<(), String> {
     Ok(())
 }
 
-async fn handle(cmd: String, d: Value, files: JsValue) -> Result<(), String> {
-    match cmd.as_str() {
-        "init" => {
+async fn handle(cmd: Command, files: JsValue) -> Result<(), String> {
+    match cmd {
+        Command::Init => {
             match Gpu::new().await {
                 Ok(g) => {
                     let i = &g.info;
@@ -854,51 +836,53 @@ async fn handle(cmd: String, d: Value, files: JsValue) -> Result<(), String> {
             }
             Ok(())
         }
-        "load_url" => {
-            let base = d["base"].as_str().unwrap_or("").to_string();
+        Command::LoadUrl { base, label } => {
             let files = fetch_model(&base).await?;
-            install(&files, d["label"].as_str().unwrap_or(&base).to_string())
+            install(&files, if label.is_empty() { base } else { label })
         }
-        "load_files" => {
+        Command::LoadFiles => {
             let files = read_files(&js_sys::Array::from(&files)).await?;
             if !files.contains_key("config.json") {
                 return Err(format!("the files you chose have no config.json (got: {}); choose a model folder's config.json, model.safetensors and tokenizer.json together", files.keys().cloned().collect::<Vec<_>>().join(", ")));
             }
             install(&files, "your files".into())
         }
-        "scratch" => scratch(&d).await,
-        "data" => {
-            set_data(d["name"].as_str().unwrap_or("pasted").to_string(), d["text"].as_str().unwrap_or("").to_string());
+        Command::Scratch(d) => scratch(&d).await,
+        Command::Data { name, text } => {
+            set_data(name, text);
             Ok(())
         }
-        "data_file" => set_data_file(&files).await,
-        "pretrain" => pretrain(d).await,
-        "train" => train(d).await,
-        "pause" => {
+        Command::DataFile { .. } => set_data_file(&files).await,
+        Command::Pretrain(d) => pretrain(d).await,
+        Command::Train(d) => train(d, 0).await,
+        Command::Continue => {
+            let (d, step) = interrupted_run()?;
+            train(d, step).await
+        }
+        Command::Pause => {
             S.with(|s| s.borrow().control.pause());
             // the snapshot is written by the run when it reaches the pause between steps
             Ok(())
         }
-        "resume" => {
+        Command::Resume => {
             S.with(|s| s.borrow().control.resume());
             post("resumed", json!({}));
             Ok(())
         }
-        "cancel" => {
+        Command::Cancel => {
             S.with(|s| s.borrow().control.cancel());
             Ok(())
         }
-        "fill_mask" => fill_mask(d).await,
-        "classify" => classify(d).await,
-        "similarity" => similarity(d).await,
-        "export" => export_model().await,
-        "profile" => profile().await,
-        "restore" => restore().await,
-        "curves" => {
+        Command::FillMask { text, k, layer, head } => fill_mask(&text, k.clamp(1, 50), layer, head).await,
+        Command::Classify { texts, max_len } => classify(texts, max_len).await,
+        Command::Similarity { a, b } => similarity(&a, &b).await,
+        Command::Export => export_model().await,
+        Command::Profile => profile().await,
+        Command::Restore => restore().await,
+        Command::Curves(d) => {
             S.with(|s| s.borrow_mut().curves = d);
             Ok(())
         }
-        other => Err(format!("unknown command {other}")),
     }
 }
 
@@ -910,14 +894,21 @@ pub fn worker_main() {
     std::panic::set_hook(Box::new(|info| post("crashed", json!({"message": format!("internal error ({info})")}))));
     let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
         let m = e.data();
-        let cmd = js_sys::Reflect::get(&m, &"cmd".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
-        let data: Value = js_sys::Reflect::get(&m, &"data".into()).ok().and_then(|v| v.as_string()).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
+        let text = js_sys::Reflect::get(&m, &"msg".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
         let files = js_sys::Reflect::get(&m, &"files".into()).unwrap_or(JsValue::UNDEFINED);
+        let cmd = match Command::from_json(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                post("error", json!({"cmd": "?", "message": e}));
+                return;
+            }
+        };
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = handle(cmd.clone(), data, files).await {
+            let name = cmd.name();
+            if let Err(e) = handle(cmd, files).await {
                 let lost = e.to_lowercase().contains("lost");
                 let message = if lost { format!("{e}: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e };
-                post("error", json!({"cmd": cmd, "message": message}));
+                post("error", json!({"cmd": name, "message": message}));
             }
         });
     });

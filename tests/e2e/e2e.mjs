@@ -291,13 +291,20 @@ try {
   check(JSON.stringify(after) === JSON.stringify(before), `restored session predicts identically: ${JSON.stringify(after)}`);
   await snap(page, "restored");
 
-  // 10. a learning rate of 1e9: refused with its range before any step (a run that diverges
-  // within the range is stopped at run time; tests/native/train.rs provokes one), weights unchanged
+  // 10. settings out of range or not numbers: refused next to their fields, naming the range,
+  // before anything is sent (a run that diverges within the range is stopped at run time;
+  // tests/native/train.rs provokes one); the weights are unchanged
   await page.fill("#ft-lr", "1e9");
+  await page.fill("#ft-epochs", "-5");
+  await page.click("#ft-start");
+  await page.waitForSelector("#ft-lr-error", { timeout: STEP_TIMEOUT });
+  const lrMsg = await text(page, "#ft-lr-error"), epMsg = await text(page, "#ft-epochs-error");
+  check(/learning rate must be a number in \(0, 1\]/.test(lrMsg) && /epochs must be .*from 1 to 1000/.test(epMsg), `out-of-range settings refused next to their fields: "${lrMsg}" / "${epMsg}"`);
+  await page.fill("#ft-lr", "1e-4x");
   await page.fill("#ft-epochs", "1");
   await page.click("#ft-start");
-  await waitText(page, "#error", /learning rate must be a number in \(0, 1\]/);
-  check(true, `out-of-range learning rate refused: ${(await text(page, "#error")).slice(0, 120)}`);
+  await page.waitForSelector("#ft-lr-error", { timeout: STEP_TIMEOUT });
+  check(/“1e-4x” is not a number/.test(await text(page, "#ft-lr-error")) && (await page.locator("#ft-epochs-error").count()) === 0, `a learning rate that is not a number is refused, not defaulted: ${await text(page, "#ft-lr-error")}`);
   await page.waitForFunction(() => !document.querySelector("#ft-start").disabled, null, { timeout: STEP_TIMEOUT });
   const afterBad = await classify(page, sample);
   check(JSON.stringify(afterBad) === JSON.stringify(before), `weights unchanged after the refused run: ${JSON.stringify(afterBad)}`);

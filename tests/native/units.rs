@@ -69,6 +69,49 @@ use bertlab::app::protocol::{bars, preview};
         assert_eq!(b.iter().map(|x| x.label.as_str()).collect::<Vec<_>>(), ["b", "a", "c"]);
     }
 
+    /// What a person types into the page's forms is parsed strictly: each bad field is refused
+    /// with a message that names it and its range, every bad field at once, nothing defaulted.
+    #[test]
+    fn typed_forms_refuse_every_bad_field_by_name() {
+        use bertlab::app::protocol::{AdoptMode, ModelBounds, PretrainForm, ScratchForm, TrainForm};
+        let m = Some(ModelBounds { layers: 3, positions: 128 });
+        let good = TrainForm { mode: "last".into(), last_n: "2".into(), lr: "1e-4".into(), epochs: "3".into(), batch: "16".into(), max_len: "64".into(), pooling: "mean".into() };
+        let s = good.parse(m, "run 1".into()).unwrap();
+        assert_eq!((s.mode, s.mean_pooling, s.lr, s.epochs, s.batch, s.max_len), (AdoptMode::Last(2), true, 1e-4, 3, 16, 64));
+        let bad = TrainForm { lr: "1e-4x".into(), epochs: "-5".into(), batch: "0".into(), max_len: "100000".into(), last_n: "99".into(), ..good.clone() };
+        let errs = bad.parse(m, "run".into()).unwrap_err();
+        let msg = |f: &str| errs.iter().find(|e| e.field == f).map(|e| e.message.clone()).unwrap_or_else(|| panic!("no error for {f}: {errs:?}"));
+        assert!(msg("ft-lr").contains("“1e-4x” is not a number") && msg("ft-lr").contains("(0, 1]"), "{}", msg("ft-lr"));
+        assert!(msg("ft-epochs").contains("from 1 to 1000"), "{}", msg("ft-epochs"));
+        assert!(msg("ft-batch").contains("from 1 to 1024; got 0"), "{}", msg("ft-batch"));
+        assert!(msg("ft-maxlen").contains("from 8 to 128; got 100000"), "{}", msg("ft-maxlen"));
+        assert!(msg("ft-last").contains("from 1 to 3; got 99"), "{}", msg("ft-last"));
+        for lr in ["nan", "inf", "0", "-1", "1e9", ""] {
+            assert!(TrainForm { lr: lr.into(), ..good.clone() }.parse(m, "r".into()).is_err(), "learning rate {lr:?} accepted");
+        }
+        // N is only read when the last N layers are trained
+        assert!(TrainForm { mode: "full".into(), last_n: "x".into(), ..good.clone() }.parse(m, "r".into()).is_ok());
+        let sc = ScratchForm { hidden: "abc".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into() }.parse().unwrap_err();
+        assert!(sc.len() == 1 && sc[0].field == "scratch-hidden" && sc[0].message.contains("“abc” is not"), "{sc:?}");
+        let sc = ScratchForm { hidden: "66".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into() }.parse().unwrap_err();
+        assert!(sc[0].field == "scratch-heads" && sc[0].message.contains("multiple"), "{sc:?}");
+        let pt = PretrainForm { mlm: false, sop: false, steps: "0".into(), lr: "0.001".into(), batch: "16".into() }.parse(m, None).unwrap_err();
+        assert_eq!(pt.iter().map(|e| e.field).collect::<Vec<_>>(), ["pt-steps", "pt-mlm"]);
+    }
+
+    /// Commands travel as tagged JSON and come back equal; a malformed one is refused with a
+    /// message, not read as a default.
+    #[test]
+    fn commands_round_trip_and_malformed_ones_are_refused() {
+        use bertlab::app::protocol::{AdoptMode, Command, TrainSettings};
+        let c = Command::Train(TrainSettings { mode: AdoptMode::Last(2), mean_pooling: false, lr: 1e-3, epochs: 2, batch: 8, max_len: 32, run: "r".into() });
+        assert_eq!(Command::from_json(&c.to_json()).unwrap(), c);
+        assert_eq!(Command::from_json(&Command::Pause.to_json()).unwrap(), Command::Pause);
+        let bad = r#"{"cmd":"train","data":{"mode":"full","mean_pooling":false,"lr":"1e-4x","epochs":3,"batch":16,"max_len":64,"run":"r"}}"#;
+        assert!(Command::from_json(bad).unwrap_err().contains("does not understand"));
+        assert!(Command::from_json(r#"{"cmd":"format_disk"}"#).is_err());
+    }
+
     #[test]
     fn preview_carries_messages_and_problem() {
         let ds = bertlab::text::dataset::parse(b"label\ttext\npos\tgood\npos\tgreat\n\tno label\n", None);
