@@ -7,10 +7,13 @@
 //!   reference every kernel is tested against; `checks` holds those GPU-vs-CPU checks, shared by the
 //!   native tests, the browser tests and the app's self-check.
 //! - [`bench`]: matmul GFLOP/s and softmax/layernorm GB/s at BERT shapes.
+//! - [`error`]: the one error type whose variants callers match (non-finite step, lost device, shape,
+//!   data line, limit).
 //! - `web` (wasm only): the entry points the page calls.
 
 pub mod app;
 pub mod bench;
+pub mod error;
 pub mod fuzzing;
 pub mod io;
 pub mod model;

@@ -205,7 +205,7 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
         "pdone" => st.status.set(format!("pretraining finished: {} steps, {:.0} ms/step", d["steps"], f(&d, "ms_per_step"))),
         "stopped" => {
             st.paused.set(false);
-            if d["nonfinite"].as_bool().unwrap_or(false) || d["reason"].as_str().map(|r| r.contains("NaN")).unwrap_or(false) {
+            if d["nonfinite"].as_bool().unwrap_or(false) {
                 st.error.set(Some(d["reason"].as_str().unwrap_or("").to_string()));
             }
             st.status.set(format!("stopped at step {}", d["step"]));

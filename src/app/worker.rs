@@ -13,6 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::protocol::{self, AdoptMode, Command, ModelSummary, PretrainSettings, ScratchSettings, TrainSettings};
+use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard};
 use crate::io::{model_dir, safetensors};
@@ -186,7 +187,7 @@ async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
     Ok(files)
 }
 
-fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<(), String> {
+fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<(), Error> {
     let g = gpu()?;
     S.with(|s| if s.borrow().busy { Err("a run is in progress; stop it before loading another model".to_string()) } else { Ok(()) })?;
     let lm = model_dir::load(&g, files, None, 42)?;
@@ -216,18 +217,18 @@ async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>, 
 
 /// Rebuilds the model with other heads, keeping every weight it has (a fresh head starts from
 /// BERT's initialisation).
-async fn with_heads(g: &Gpu, l: Loaded, heads: Heads) -> Result<Loaded, (Loaded, String)> {
+async fn with_heads(g: &Gpu, l: Loaded, heads: Heads) -> Result<Loaded, (Loaded, Error)> {
     if l.model.heads == heads {
         return Ok(l);
     }
     let tensors = match l.model.params.read_all(g).await {
         Ok(t) => t,
-        Err(e) => return Err((l, e.to_string())),
+        Err(e) => return Err((l, e.into())),
     };
     let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
     let st = match safetensors::parse(&bytes) {
         Ok(s) => s,
-        Err(e) => return Err((l, e.to_string())),
+        Err(e) => return Err((l, e.into())),
     };
     match Bert::new(g, l.model.cfg.clone(), heads, Some(&st), 7) {
         Ok((mut m, _)) => {
@@ -263,20 +264,20 @@ fn snap_info(l: &Loaded) -> SnapInfo {
 
 /// Stores a snapshot (weights, optimizer, tokenizer, data, settings, curves) in IndexedDB via
 /// worker.js.
-async fn save_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), String> {
+async fn save_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), Error> {
     if S.with(|s| s.borrow().snapshots_off.is_some()) {
         return Ok(());
     }
     let r = write_snapshot(info, step, weights, optimizer, kind).await;
     if let Err(e) = &r {
         // storage refused (private mode) or full (quota): say so once, keep training without
-        S.with(|s| s.borrow_mut().snapshots_off = Some(e.clone()));
+        S.with(|s| s.borrow_mut().snapshots_off = Some(e.to_string()));
         post("snapshot", json!({"off": format!("Snapshots are off: {e}. Training goes on; export the model to keep it.")}));
     }
     Ok(())
 }
 
-async fn write_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), String> {
+async fn write_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), Error> {
     let meta = S.with(|s| {
         let s = s.borrow();
         json!({
@@ -322,7 +323,7 @@ fn spawn_save(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>
     let info = info.clone();
     wasm_bindgen_futures::spawn_local(async move {
         if let Err(e) = save_snapshot(&info, step, weights, optimizer, kind).await {
-            post("message", json!({"text": e}));
+            post("message", json!({"text": e.to_string()}));
         }
     });
 }
@@ -336,7 +337,7 @@ async fn save_now(g: &Gpu, l: &Loaded, step: usize) {
     }
     .await;
     if let Err(e) = r {
-        post("message", json!({"text": e}));
+        post("message", json!({"text": e.to_string()}));
     }
 }
 
@@ -352,7 +353,7 @@ fn bytes_of(o: &js_sys::Object, k: &str) -> Vec<u8> {
     js_sys::Reflect::get(o, &k.into()).ok().filter(|v| !v.is_undefined()).map(|v| js_sys::Uint8Array::new(&v).to_vec()).unwrap_or_default()
 }
 
-async fn restore() -> Result<(), String> {
+async fn restore() -> Result<(), Error> {
     let g = gpu()?;
     S.with(|s| if s.borrow().busy { Err("a run is in progress; stop it before restoring a saved session".to_string()) } else { Ok(()) })?;
     let snap = load_snapshot().await?.ok_or("there is no saved session in this browser")?;
@@ -418,7 +419,7 @@ fn set_data_bytes(name: String, bytes: Vec<u8>) {
 }
 
 /// A file the page did not read (too large to show): read here, once.
-async fn set_data_file(files: &JsValue) -> Result<(), String> {
+async fn set_data_file(files: &JsValue) -> Result<(), Error> {
     let f: web_sys::File = js_sys::Array::from(files).get(0).dyn_into().map_err(|_| "no file was sent".to_string())?;
     let name = f.name();
     dataset::check_size(f.size() as u64).map_err(|e| format!("{name}: {e}"))?;
@@ -451,7 +452,7 @@ fn set_busy(b: bool) {
     post("busy", json!({"busy": b}));
 }
 
-async fn scratch(d: &ScratchSettings) -> Result<(), String> {
+async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     let g = gpu()?;
     let texts = pretrain_texts()?;
     let tok = BertTokenizer::train_wordpiece(&texts, d.vocab)?;
@@ -472,7 +473,7 @@ fn kernel_counts(g: &Gpu) -> Value {
     json!({"submits": c.submits, "bytes_read_back": c.bytes_read_back, "dispatches": c.dispatches.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()})
 }
 
-async fn pretrain(d: PretrainSettings) -> Result<(), String> {
+async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
     let g = gpu()?;
     let texts = pretrain_texts()?;
     let l = take_model()?;
@@ -482,7 +483,7 @@ async fn pretrain(d: PretrainSettings) -> Result<(), String> {
         Ok(l) => l,
         Err((l, e)) => {
             put_model(l);
-            return Err(e);
+            return Err(e.into());
         }
     };
     let pc = PretrainConfig {
@@ -526,7 +527,7 @@ async fn pretrain(d: PretrainSettings) -> Result<(), String> {
         }
         Event::Probe { step, predictions } => post("probe", json!({"step": step, "predictions": predictions})),
         Event::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
-        Event::NonFinite { step } => post("stopped", json!({"step": step, "reason": trainer::NON_FINITE})),
+        Event::NonFinite { step } => post("stopped", json!({"step": step, "nonfinite": true, "reason": Error::non_finite(step).to_string()})),
         Event::Paused { step } => post("paused", json!({"step": step})),
         Event::Cancelled { step } => post("stopped", json!({"step": step, "reason": "stopped"})),
         _ => {}
@@ -569,7 +570,7 @@ fn interrupted_run() -> Result<(TrainSettings, usize), String> {
     Ok((d, step))
 }
 
-async fn train(d: TrainSettings, start_step: usize) -> Result<(), String> {
+async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
     let g = gpu()?;
     let ds = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.clone())).ok_or("bring labeled data first (paste it, upload a file, or try a sample)")?;
     ds.trainable()?;
@@ -585,7 +586,7 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), String> {
             Ok(l) => l,
             Err((l, e)) => {
                 put_model(l);
-                return Err(e);
+                return Err(e.into());
             }
         }
     } else {
@@ -608,7 +609,7 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), String> {
         Ok(b) => b,
         Err(e) => {
             put_model(l);
-            return Err(e);
+            return Err(e.into());
         }
     };
     set_busy(true);
@@ -643,7 +644,7 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), String> {
                 }
                 l.model.opt_state = None;
                 save_now(&g, &l, 0).await;
-                post("stopped", json!({"step": step, "nonfinite": true, "reason": format!("step {step}: {}. The weights are back to where they were before this run.", trainer::NON_FINITE)}));
+                post("stopped", json!({"step": step, "nonfinite": true, "reason": format!("{}. The weights are back to where they were before this run.", Error::non_finite(step))}));
             } else {
                 if rep.stopped.is_none() {
                     // a finished run's snapshot is not offered for continuing
@@ -662,7 +663,7 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), String> {
 }
 
 /// One sequence through the model, dropout off, leaving its hidden states and attention readable.
-async fn encoder_forward(g: &Gpu, model: &mut Bert, ids: &[u32], types: &[u32]) -> Result<(), String> {
+async fn encoder_forward(g: &Gpu, model: &mut Bert, ids: &[u32], types: &[u32]) -> Result<(), Error> {
     let n = ids.len();
     let batch = Batch::new(g, &model.cfg, 1, n, ids, types, &vec![1; n], None, None, None)?;
     let was = model.dropout;
@@ -671,10 +672,10 @@ async fn encoder_forward(g: &Gpu, model: &mut Bert, ids: &[u32], types: &[u32]) 
     let r = model.forward(g, &mut step, &batch, 0);
     model.dropout = was;
     r?;
-    step.submit().await.map_err(|e| e.to_string())
+    Ok(step.submit().await?)
 }
 
-async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<(), String> {
+async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<(), Error> {
     let g = gpu()?;
     let mut l = take_model()?;
     let r = async {
@@ -710,7 +711,7 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
     Ok(())
 }
 
-async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), String> {
+async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
     let g = gpu()?;
     let mut l = take_model()?;
     let r = async {
@@ -729,7 +730,7 @@ async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), String> {
 }
 
 /// Cosine similarity of two texts' mean-pooled embeddings: an answer any encoder can give.
-async fn similarity(a: &str, b: &str) -> Result<(), String> {
+async fn similarity(a: &str, b: &str) -> Result<(), Error> {
     let g = gpu()?;
     let mut l = take_model()?;
     let r = async {
@@ -753,7 +754,7 @@ async fn similarity(a: &str, b: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn export_model() -> Result<(), String> {
+async fn export_model() -> Result<(), Error> {
     let g = gpu()?;
     let l = take_model()?;
     let r = async {
@@ -777,7 +778,7 @@ async fn export_model() -> Result<(), String> {
 
 /// Times every kernel of one training step (forward, and backward for the parameters the last run
 /// trained) on a batch of the current data, with the GPU in profiling mode; weights unchanged.
-async fn profile() -> Result<(), String> {
+async fn profile() -> Result<(), Error> {
     let g = gpu()?;
     let mut l = take_model()?;
     let r = async {
@@ -801,7 +802,7 @@ async fn profile() -> Result<(), String> {
         l.model.zero_grads(&mut step);
         let rec = l.model.forward(&g, &mut step, &batch, 0).and_then(|_| if backward { l.model.backward(&mut step, &batch, 0) } else { Ok(()) });
         let done = match rec {
-            Ok(()) => step.submit().await.map_err(|e| e.to_string()),
+            Ok(()) => step.submit().await.map_err(Error::from),
             Err(e) => Err(e),
         };
         g.set_profiling(false);
@@ -815,7 +816,7 @@ async fn profile() -> Result<(), String> {
     Ok(())
 }
 
-async fn handle(cmd: Command, files: JsValue) -> Result<(), String> {
+async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
     match cmd {
         Command::Init => {
             match Gpu::new().await {
@@ -843,7 +844,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), String> {
         Command::LoadFiles => {
             let files = read_files(&js_sys::Array::from(&files)).await?;
             if !files.contains_key("config.json") {
-                return Err(format!("the files you chose have no config.json (got: {}); choose a model folder's config.json, model.safetensors and tokenizer.json together", files.keys().cloned().collect::<Vec<_>>().join(", ")));
+                return Err(format!("the files you chose have no config.json (got: {}); choose a model folder's config.json, model.safetensors and tokenizer.json together", files.keys().cloned().collect::<Vec<_>>().join(", ")).into());
             }
             install(&files, "your files".into())
         }
@@ -906,8 +907,8 @@ pub fn worker_main() {
         wasm_bindgen_futures::spawn_local(async move {
             let name = cmd.name();
             if let Err(e) = handle(cmd, files).await {
-                let lost = e.to_lowercase().contains("lost");
-                let message = if lost { format!("{e}: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e };
+                let lost = e.is_device_lost();
+                let message = if lost { format!("{e}: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e.to_string() };
                 post("error", json!({"cmd": name, "message": message}));
             }
         });

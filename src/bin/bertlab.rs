@@ -390,7 +390,7 @@ Every command takes --json to print machine-readable results on stdout.";
                 eprintln!("\nepoch {epoch}: train loss {train_loss:.4}, validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1);
                 epochs_json.push(serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1, "confusion": val.confusion}));
             }
-            Event::NonFinite { step } => eprintln!("\nstep {step}: {}", trainer::NON_FINITE),
+            Event::NonFinite { step } => eprintln!("\n{}", bertlab::error::Error::non_finite(step)),
             Event::Checkpoint { step, weights, optimizer } => {
                 let mut files = vec![("config.json".to_string(), ckpt_config.clone().into_bytes()), ("model.safetensors".to_string(), weights), (checkpoint::OPTIMIZER_FILE.to_string(), optimizer)];
                 files.push((checkpoint::STATE_FILE.to_string(), serde_json::to_vec_pretty(&ckpt_state(step)).unwrap_or_default()));

@@ -8,6 +8,7 @@
 
 use super::config::BertConfig;
 use super::params::{tensor_names, ParamStore};
+use crate::error::Error;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
 use crate::io::safetensors::SafeTensors;
 use crate::kernels::adamw::{AdamW, AdamWState};
@@ -134,19 +135,19 @@ impl Batch {
         mlm_labels: Option<&[i32]>,
         sop_labels: Option<&[i32]>,
         cls_labels: Option<&[i32]>,
-    ) -> Result<Batch, String> {
+    ) -> Result<Batch, Error> {
         let n = b * t;
         if ids.len() != n || types.len() != n || attention_mask.len() != n {
-            return Err(format!("batch of {b}x{t} needs {n} ids, types and mask values"));
+            return Err(format!("batch of {b}x{t} needs {n} ids, types and mask values").into());
         }
         if t > cfg.max_position_embeddings {
-            return Err(format!("sequences of {t} tokens exceed the model's {} positions", cfg.max_position_embeddings));
+            return Err(format!("sequences of {t} tokens exceed the model's {} positions", cfg.max_position_embeddings).into());
         }
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
-            return Err(format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size));
+            return Err(format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size).into());
         }
         if let Some(bad) = types.iter().find(|&&i| i as usize >= cfg.type_vocab_size) {
-            return Err(format!("token type {bad} is outside the model's {} types", cfg.type_vocab_size));
+            return Err(format!("token type {bad} is outside the model's {} types", cfg.type_vocab_size).into());
         }
         let e = |x: GpuError| x.to_string();
         // a recycled buffer of `cap` elements holding `data` at its start
@@ -177,12 +178,12 @@ impl Batch {
         let (mut m, mut mlm_rows, mut mlm_lab, mut g_mlm, mut row_ids) = (0, None, None, None, Vec::new());
         if let Some(labels) = mlm_labels {
             if labels.len() != n {
-                return Err(format!("MLM labels: {} values for a {b}x{t} batch", labels.len()));
+                return Err(format!("MLM labels: {} values for a {b}x{t} batch", labels.len()).into());
             }
             let rows: Vec<u32> = (0..n as u32).filter(|&i| labels[i as usize] >= 0).collect();
             let lab: Vec<i32> = rows.iter().map(|&i| labels[i as usize]).collect();
             if let Some(bad) = lab.iter().find(|&&l| l as usize >= cfg.vocab_size) {
-                return Err(format!("MLM label {bad} is outside the vocabulary of {}", cfg.vocab_size));
+                return Err(format!("MLM label {bad} is outside the vocabulary of {}", cfg.vocab_size).into());
             }
             m = rows.len();
             if m > 0 {
@@ -194,7 +195,7 @@ impl Batch {
         }
         let labels_buf = |l: Option<&[i32]>, what: &str| -> Result<Option<GpuBuf>, String> {
             match l {
-                Some(l) if l.len() != b => Err(format!("{what} labels: {} values for a batch of {b}", l.len())),
+                Some(l) if l.len() != b => Err(format!("{what} labels: {} values for a batch of {b}", l.len()).into()),
                 Some(l) => Ok(Some(up_i32(what, b, l)?)),
                 None => Ok(None),
             }
@@ -368,7 +369,7 @@ fn lname(l: usize, rest: &str) -> String {
 impl Bert {
     /// A model with `cfg` and `heads`, its weights from `file` where present (HF names) and BERT's
     /// initialisation elsewhere.
-    pub fn new(gpu: &Gpu, cfg: BertConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Bert, super::LoadReport), String> {
+    pub fn new(gpu: &Gpu, cfg: BertConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Bert, super::LoadReport), Error> {
         cfg.validate()?;
         let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
@@ -542,12 +543,12 @@ impl Bert {
 
     /// Records the forward pass and the losses of every head that has targets in `batch`.
     /// `seed` drives dropout (used only when `self.dropout`).
-    pub fn forward(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), String> {
-        self.ensure_acts(gpu, batch.b, batch.t, batch.m).map_err(|e| e.to_string())?;
+    pub fn forward(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), Error> {
+        self.ensure_acts(gpu, batch.b, batch.t, batch.m)?;
         if self.pooling == Pooling::Mean && self.heads.num_labels > 0 {
-            batch.pool_matrix(gpu).map_err(|e| e.to_string())?;
+            batch.pool_matrix(gpu)?;
         }
-        self.record_forward(step, batch, seed).map_err(|e| e.to_string())
+        Ok(self.record_forward(step, batch, seed)?)
     }
 
     fn record_forward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), GpuError> {
@@ -654,8 +655,8 @@ impl Bert {
     /// Records the backward of the summed losses into the trainable parameters' gradients (which
     /// the caller zeroes). Frozen parameters get no gradient work, and layers below the lowest
     /// trainable parameter get no backward at all.
-    pub fn backward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), String> {
-        self.record_backward(step, batch, seed).map_err(|e| e.to_string())
+    pub fn backward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), Error> {
+        Ok(self.record_backward(step, batch, seed)?)
     }
 
     fn record_backward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), GpuError> {
@@ -837,8 +838,8 @@ impl Bert {
 
     /// AdamW over every trainable parameter, with HF's weight-decay groups: one norm dispatch and one
     /// update dispatch per run of consecutive trainable tensors in an arena.
-    pub fn optimizer_step(&mut self, gpu: &Gpu, step: &mut Step, opt: &AdamW, lr: f32, weight_decay: f32) -> Result<(), String> {
-        let e = |x: GpuError| x.to_string();
+    pub fn optimizer_step(&mut self, gpu: &Gpu, step: &mut Step, opt: &AdamW, lr: f32, weight_decay: f32) -> Result<(), Error> {
+        let e = |x: GpuError| Error::from(x);
         let slots = self.params.adamw_slots();
         if self.opt_state.as_ref().map(|s| s.partials.len < slots).unwrap_or(true) {
             let state = AdamWState::new(gpu, slots).map_err(e)?;
@@ -853,26 +854,26 @@ impl Bert {
     }
 
     /// Records copies of the three loss statistics; read them after submit with [`Bert::read_losses`].
-    pub fn record_loss_readback(&self, step: &mut Step) -> Result<LossReadback, String> {
+    pub fn record_loss_readback(&self, step: &mut Step) -> Result<LossReadback, Error> {
         self.record_loss_readback_with(step, &[])
     }
 
     /// The three loss statistics and then the ranges `extra` (e.g. AdamW's skip flag), in one
     /// readback: a training step maps one buffer.
-    pub fn record_loss_readback_with(&self, step: &mut Step, extra: &[(&GpuBuf, usize, usize)]) -> Result<LossReadback, String> {
+    pub fn record_loss_readback_with(&self, step: &mut Step, extra: &[(&GpuBuf, usize, usize)]) -> Result<LossReadback, Error> {
         let a = self.acts.as_ref().ok_or("no forward recorded")?;
         let mut parts: Vec<(&GpuBuf, usize, usize)> = a.stats.iter().map(|s| (s, 0, 3)).collect();
         parts.extend_from_slice(extra);
-        Ok(LossReadback(step.read_back_parts(&parts).map_err(|e| e.to_string())?))
+        Ok(LossReadback(step.read_back_parts(&parts)?))
     }
 
-    pub async fn read_losses(gpu: &Gpu, rb: LossReadback) -> Result<Losses, String> {
+    pub async fn read_losses(gpu: &Gpu, rb: LossReadback) -> Result<Losses, Error> {
         Ok(Self::read_losses_and_extra(gpu, rb).await?.0)
     }
 
     /// The losses and the values of the `extra` ranges, in order.
-    pub async fn read_losses_and_extra(gpu: &Gpu, rb: LossReadback) -> Result<(Losses, Vec<f32>), String> {
-        let v = rb.0.f32(gpu).await.map_err(|e| e.to_string())?;
+    pub async fn read_losses_and_extra(gpu: &Gpu, rb: LossReadback) -> Result<(Losses, Vec<f32>), Error> {
+        let v = rb.0.f32(gpu).await?;
         let l = Losses { mlm: v[0], mlm_count: v[1], sop: v[3], cls: v[6], mlm_acc: v[2], sop_acc: v[5], cls_acc: v[8] };
         Ok((l, v[9..].to_vec()))
     }
@@ -931,7 +932,7 @@ impl Bert {
     /// Masked-token prediction for one sequence: the top-k (token id, probability) at each of
     /// `positions`. Also leaves every layer's attention probabilities readable through
     /// [`Bert::attention_probs`] (shape (1, H, T, T)). Inference only: dropout is off for it.
-    pub async fn fill_mask(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32], positions: &[usize], k: usize) -> Result<Vec<Vec<(u32, f32)>>, String> {
+    pub async fn fill_mask(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32], positions: &[usize], k: usize) -> Result<Vec<Vec<(u32, f32)>>, Error> {
         if !self.heads.mlm {
             return Err("this model has no masked-LM head (cls.predictions); train one on your text first".into());
         }
@@ -939,7 +940,7 @@ impl Bert {
         let mut labels = vec![-100i32; t];
         for &p in positions {
             if p >= t {
-                return Err(format!("mask position {p} is outside the {t} tokens"));
+                return Err(format!("mask position {p} is outside the {t} tokens").into());
             }
             labels[p] = 0;
         }
@@ -953,12 +954,12 @@ impl Bert {
         let v = self.cfg.vocab_size;
         let m = batch.m;
         let rb = match self.mlm_logits() {
-            Some(l) if m > 0 => Some(step.read_back(l, 0, m * v).map_err(|e| e.to_string())?),
+            Some(l) if m > 0 => Some(step.read_back(l, 0, m * v)?),
             _ => None,
         };
-        step.submit().await.map_err(|e| e.to_string())?;
+        step.submit().await?;
         let logits = match rb {
-            Some(rb) => rb.f32(gpu).await.map_err(|e| e.to_string())?,
+            Some(rb) => rb.f32(gpu).await?,
             None => return Ok(Vec::new()),
         };
         // rows come back in position order (Batch keeps them ascending)
@@ -966,7 +967,7 @@ impl Bert {
     }
 
     /// Class probabilities for a batch of sequences (B, num_labels), dropout off.
-    pub async fn classify(&mut self, gpu: &Gpu, batch: &Batch) -> Result<Vec<Vec<f32>>, String> {
+    pub async fn classify(&mut self, gpu: &Gpu, batch: &Batch) -> Result<Vec<Vec<f32>>, Error> {
         let nl = self.heads.num_labels;
         if nl == 0 {
             return Err("this model has no classification head".into());
@@ -977,16 +978,16 @@ impl Bert {
         let r = self.forward(gpu, &mut step, batch, 0);
         self.dropout = was;
         r?;
-        let rb = step.read_back(self.cls_logits().ok_or("no logits")?, 0, batch.b * nl).map_err(|e| e.to_string())?;
-        step.submit().await.map_err(|e| e.to_string())?;
-        let logits = rb.f32(gpu).await.map_err(|e| e.to_string())?;
+        let rb = step.read_back(self.cls_logits().ok_or("no logits")?, 0, batch.b * nl)?;
+        step.submit().await?;
+        let logits = rb.f32(gpu).await?;
         Ok(softmax_rows(&logits, nl))
     }
 
     /// Records an inference forward (dropout off) of `batch` and copies what the classification
     /// head reads (pooled [CLS] or the masked mean, (B, C)) into rows `row..row + B` of `dst`:
     /// the features of a frozen encoder, computed once for feature-based training.
-    pub fn record_features(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, dst: &GpuBuf, row: usize) -> Result<(), String> {
+    pub fn record_features(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, dst: &GpuBuf, row: usize) -> Result<(), Error> {
         if self.heads.num_labels == 0 {
             return Err("features are what a classification head reads; this model has none".into());
         }
@@ -998,7 +999,7 @@ impl Bert {
         let a = self.acts.as_ref().unwrap();
         let src = if self.pooling == Pooling::Mean { &a.mean } else { &a.pooled };
         let c = self.cfg.hidden_size;
-        step.copy(src, 0, dst, row * c, batch.b * c).map_err(|e| e.to_string())
+        Ok(step.copy(src, 0, dst, row * c, batch.b * c)?)
     }
 
     /// The classification head alone on cached features: gathers `rows` (B indices into `feats`,
@@ -1006,12 +1007,12 @@ impl Bert {
     /// the loss and (when `backward`) the classifier's gradients. Logits land in
     /// [`Bert::cls_logits`], the loss in the usual statistics.
     #[allow(clippy::too_many_arguments)]
-    pub fn record_head_on_features(&mut self, gpu: &Gpu, step: &mut Step, feats: &GpuBuf, n: usize, rows: &GpuBuf, b: usize, labels: Option<&GpuBuf>, backward: bool, seed: u64) -> Result<(), String> {
+    pub fn record_head_on_features(&mut self, gpu: &Gpu, step: &mut Step, feats: &GpuBuf, n: usize, rows: &GpuBuf, b: usize, labels: Option<&GpuBuf>, backward: bool, seed: u64) -> Result<(), Error> {
         let nl = self.heads.num_labels;
         if nl == 0 {
             return Err("this model has no classification head".into());
         }
-        self.ensure_acts(gpu, b, 1, 0).map_err(|e| e.to_string())?;
+        self.ensure_acts(gpu, b, 1, 0)?;
         let a = self.acts.as_ref().unwrap();
         let c = self.cfg.hidden_size;
         let hp = if self.dropout { self.cfg.hidden_dropout_prob } else { 0.0 };
@@ -1033,7 +1034,7 @@ impl Bert {
             }
             Ok(())
         })();
-        r.map_err(|e| e.to_string())
+        Ok(r?)
     }
 }
 

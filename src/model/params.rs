@@ -226,7 +226,7 @@ impl ParamStore {
     /// Builds every tensor of `names`, taking values from `file` where it has them (any dtype, with
     /// or without `bert.`, legacy gamma/beta) and initialising the rest. Shape mismatches, and
     /// encoder tensors missing from the file, are errors naming each tensor.
-    pub fn load(gpu: &Gpu, names: &[(String, Vec<usize>)], file: Option<&SafeTensors>, seed: u64) -> Result<(ParamStore, LoadReport), String> {
+    pub fn load(gpu: &Gpu, names: &[(String, Vec<usize>)], file: Option<&SafeTensors>, seed: u64) -> Result<(ParamStore, LoadReport), crate::error::Error> {
         let mut by_name: BTreeMap<String, &safetensors::TensorView> = BTreeMap::new();
         let mut unused: Vec<String> = Vec::new();
         if let Some(f) = file {
@@ -241,6 +241,8 @@ impl ParamStore {
             unused = by_name.keys().filter(|k| !wanted.contains(k.as_str())).cloned().collect();
         }
         let mut problems = Vec::new();
+        // the first tensor that does not fit, for the error's variant
+        let mut first_bad: Option<String> = None;
         let mut report = LoadReport { unused, ..Default::default() };
         let mut store = ParamStore::default();
         let cap = (gpu.info.max_storage_buffer_binding_size.min(gpu.info.max_buffer_size) / 4) as usize;
@@ -263,6 +265,7 @@ impl ParamStore {
                 Some(view) => {
                     if view.shape != *shape {
                         problems.push(format!("{name}: the checkpoint has shape {:?}, the config needs {shape:?}", view.shape));
+                        first_bad.get_or_insert_with(|| name.clone());
                         continue;
                     }
                     report.loaded.push(name.clone());
@@ -272,6 +275,7 @@ impl ParamStore {
                     let is_head = name.starts_with("cls.") || name.starts_with("classifier.");
                     if file.is_some() && !is_head && !name.starts_with("pooler.") {
                         problems.push(format!("{name}: missing from the checkpoint"));
+                        first_bad.get_or_insert_with(|| name.clone());
                         continue;
                     }
                     report.initialised.push(name.clone());
@@ -290,7 +294,7 @@ impl ParamStore {
             if !report.unused.is_empty() {
                 msg.push_str(&format!("\n  unexpected tensors in the checkpoint: {}", report.unused.join(", ")));
             }
-            return Err(msg);
+            return Err(crate::error::Error::Shape { tensor: first_bad.unwrap_or_default(), message: msg });
         }
         Ok((store, report))
     }

@@ -4,8 +4,7 @@
 
 
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::{AddedToken, Tokenizer};
@@ -86,12 +85,72 @@ impl BertTokenizer {
     }
 
     /// Trains an uncased WordPiece vocabulary of about `vocab_size` tokens on `texts`.
+    ///
+    /// The same texts always give the same vocabulary, ids included. (`tokenizers`' own trainer
+    /// does not: it breaks ties between equally frequent pairs in hash-map order, which changes
+    /// from one process to the next, and with it every from-scratch model.) The algorithm is the
+    /// one BERT's WordPiece vocabularies are commonly trained with, BPE over words split by BERT's
+    /// normalizer and pre-tokenizer: start from the characters (a word's first character, the rest
+    /// as `##c`), then repeatedly join the most frequent adjacent pair; ties go to the pair whose
+    /// pieces sort first. The vocabulary is the special tokens, the characters, then the joins in
+    /// the order they were made.
     pub fn train_wordpiece(texts: &[String], vocab_size: usize) -> Result<BertTokenizer, String> {
-        let mut tk = Self::bert_pipeline(WordPiece::default(), true);
-        let specials = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(t.to_string(), true)).collect();
-        let mut trainer: TrainerWrapper = WordPieceTrainer::builder().vocab_size(vocab_size).min_frequency(1).show_progress(false).special_tokens(specials).build().into();
-        tk.train(&mut trainer, texts.iter()).map_err(err)?;
-        Self::with_specials(tk)
+        use std::collections::{BTreeMap, BTreeSet};
+        use tokenizers::{NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+        let normalizer = BertNormalizer::new(true, true, None, true);
+        let mut words: BTreeMap<String, u64> = BTreeMap::new();
+        for t in texts {
+            let mut n = NormalizedString::from(t.as_str());
+            normalizer.normalize(&mut n).map_err(err)?;
+            let mut pre = PreTokenizedString::from(n);
+            BertPreTokenizer.pre_tokenize(&mut pre).map_err(err)?;
+            for (w, _, _) in pre.get_splits(OffsetReferential::Original, OffsetType::Char) {
+                // as WordPiece itself: longer words are [UNK] whole
+                if w.chars().count() <= 100 {
+                    *words.entry(w.to_string()).or_default() += 1;
+                }
+            }
+        }
+        // each word as its pieces, with its count
+        let mut split: Vec<(Vec<String>, u64)> = words
+            .into_iter()
+            .map(|(w, c)| (w.chars().enumerate().map(|(i, ch)| if i == 0 { ch.to_string() } else { format!("##{ch}") }).collect(), c))
+            .collect();
+        let alphabet: BTreeSet<String> = split.iter().flat_map(|(p, _)| p.iter().cloned()).collect();
+        let mut vocab: Vec<String> = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
+        vocab.extend(alphabet.iter().filter(|a| !SPECIAL_TOKENS.contains(&a.as_str())).cloned());
+        let mut have: BTreeSet<String> = vocab.iter().cloned().collect();
+        while vocab.len() < vocab_size {
+            let mut pairs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+            for (pieces, c) in &split {
+                for w in pieces.windows(2) {
+                    *pairs.entry((w[0].as_str(), w[1].as_str())).or_default() += c;
+                }
+            }
+            // the most frequent pair; among equals, the first in order (BTreeMap iterates sorted)
+            let Some(((a, b), _)) = pairs.into_iter().fold(None, |best: Option<((&str, &str), u64)>, (p, c)| match best {
+                Some((_, bc)) if bc >= c => best,
+                _ => Some((p, c)),
+            }) else {
+                break;
+            };
+            let (a, b) = (a.to_string(), b.to_string());
+            let joined = format!("{a}{}", b.trim_start_matches("##"));
+            for (pieces, _) in split.iter_mut() {
+                let mut i = 0;
+                while i + 1 < pieces.len() {
+                    if pieces[i] == a && pieces[i + 1] == b {
+                        pieces[i] = joined.clone();
+                        pieces.remove(i + 1);
+                    }
+                    i += 1;
+                }
+            }
+            if have.insert(joined.clone()) {
+                vocab.push(joined);
+            }
+        }
+        Self::from_vocab_txt(&vocab.join("\n"), true)
     }
 
     /// WordPiece ids of `text` without special tokens, and their word indices.

@@ -10,6 +10,7 @@ use super::batches::{classification, pad, HostBatch};
 use super::masking::{non_special_ids, MlmMasking, Outcome};
 use super::metrics::{evaluate, Metrics};
 use super::sop;
+use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::kernels::adamw::AdamW;
 use crate::kernels::embedding;
@@ -213,13 +214,13 @@ fn shuffle(v: &mut [usize], rng: &mut Rng) {
 }
 
 /// One training step: zero grads, forward, backward, AdamW, loss readback; one submit.
-pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<Losses, String> {
+pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<Losses, Error> {
     Ok(train_step_timed(gpu, model, hb, opt, lr, wd, seed).await?.0)
 }
 
 /// [`train_step`], also returning the milliseconds the host spent recording it (batch upload and
 /// command encoding, up to the submit): what the step benchmark reports as host encode time.
-pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<(Losses, f64), String> {
+pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<(Losses, f64), Error> {
     let t0 = crate::gpu::now_ms();
     let batch = hb.to_gpu(gpu, &model.cfg)?;
     let mut step = gpu.begin_step("train");
@@ -231,19 +232,19 @@ pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: 
     // one readback per step: the losses and AdamW's skip flag together
     let rb = model.record_loss_readback_with(&mut step, &[(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])?;
     let encode_ms = crate::gpu::now_ms() - t0;
-    step.submit().await.map_err(|e| e.to_string())?;
+    step.submit().await?;
     let (l, flag) = Bert::read_losses_and_extra(gpu, rb).await?;
     let skipped = flag[0] != 0.0;
     if skipped || !l.total().is_finite() {
-        return Err(NON_FINITE.into());
+        return Err(Error::NonFinite { step: None });
     }
     Ok((l, encode_ms))
 }
 
-pub const NON_FINITE: &str = "the gradients became NaN or infinite, so the step was skipped and the weights are unchanged; lower the learning rate";
+pub use crate::error::NON_FINITE;
 
 /// Class probabilities for encoded examples, in batches.
-pub async fn predict(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize) -> Result<Vec<Vec<f32>>, String> {
+pub async fn predict(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize) -> Result<Vec<Vec<f32>>, Error> {
     predict_with_progress(gpu, model, enc, pad_id, batch_size, &mut |_| {}).await
 }
 
@@ -278,7 +279,7 @@ impl Progress {
 
 /// [`predict`], batching the texts by length and reporting `Event::Progress` after every batch;
 /// the probabilities come back in the order of `enc`.
-pub async fn predict_with_progress(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<Vec<Vec<f32>>, String> {
+pub async fn predict_with_progress(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<Vec<Vec<f32>>, Error> {
     let mut out = vec![Vec::new(); enc.len()];
     let order = by_length(enc);
     let mut progress = Progress::new("predict", enc.len());
@@ -307,7 +308,7 @@ pub struct TrainReport {
 /// once on the GPU into one (N, C) buffer; nothing is read back. Texts go through in batches sorted
 /// by length (each padded to about its own length), then one gather puts the rows back in the order
 /// of `enc`. `Event::Progress` follows every batch.
-async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<crate::gpu::GpuBuf, String> {
+async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<crate::gpu::GpuBuf, Error> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let c = model.cfg.hidden_size;
     let n = enc.len();
@@ -345,7 +346,7 @@ async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: 
 /// One step of the classification head alone on cached features; one submit, one readback of 12
 /// bytes (loss, count, skip flag); its two small inputs come from the recycling pool.
 #[allow(clippy::too_many_arguments)]
-async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<f32, String> {
+async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<f32, Error> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let rows = gpu.recycled("head.rows", idx.len(), crate::gpu::DType::U32).map_err(e)?;
     gpu.write(&rows, 0, idx).map_err(e)?;
@@ -367,13 +368,13 @@ async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: u
     submitted?;
     let v = rb.f32(gpu).await.map_err(e)?;
     if v[2] != 0.0 || !v[0].is_finite() {
-        return Err(NON_FINITE.into());
+        return Err(Error::NonFinite { step: None });
     }
     Ok(v[0])
 }
 
 /// Class probabilities from cached features, dropout off.
-async fn head_predict(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, batch_size: usize) -> Result<Vec<Vec<f32>>, String> {
+async fn head_predict(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, batch_size: usize) -> Result<Vec<Vec<f32>>, Error> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let nl = model.heads.num_labels;
     let was = model.dropout;
@@ -396,7 +397,7 @@ async fn head_predict(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n
     Ok(out)
 }
 
-async fn checkpoint_event(gpu: &Gpu, model: &Bert, step: usize) -> Result<Event, String> {
+async fn checkpoint_event(gpu: &Gpu, model: &Bert, step: usize) -> Result<Event, Error> {
     Ok(Event::Checkpoint { step, weights: super::checkpoint::weights_bytes(gpu, model).await?, optimizer: super::checkpoint::optimizer_bytes(gpu, model, step).await? })
 }
 
@@ -414,11 +415,11 @@ pub async fn train_classifier(
     cfg: &TrainConfig,
     control: &Control,
     on_event: &mut dyn FnMut(Event),
-) -> Result<TrainReport, String> {
+) -> Result<TrainReport, Error> {
     cfg.validate(&model.cfg)?;
     ds.trainable()?;
     if model.heads.num_labels != ds.labels.len() {
-        return Err(format!("the model has {} labels but the data has {}", model.heads.num_labels, ds.labels.len()));
+        return Err(Error::Shape { tensor: "classifier.weight".into(), message: format!("the model has {} labels but the data has {}", model.heads.num_labels, ds.labels.len()) });
     }
     let layers = model.cfg.num_hidden_layers;
     model.pooling = cfg.pooling;
@@ -431,7 +432,7 @@ pub async fn train_classifier(
             step.clear(p.m.as_ref().unwrap());
             step.clear(p.v.as_ref().unwrap());
         }
-        step.submit().await.map_err(|e| e.to_string())?;
+        step.submit().await?;
     }
     model.dropout = cfg.dropout;
     let encode = |i: &usize| tok.encode(&ds.examples[*i].text, ds.examples[*i].text_b.as_deref(), cfg.max_len.min(model.cfg.max_position_embeddings));
@@ -496,9 +497,9 @@ pub async fn train_classifier(
             };
             let loss = match r {
                 Ok(l) => l,
-                Err(e) if e == NON_FINITE => {
+                Err(Error::NonFinite { .. }) => {
                     on_event(Event::NonFinite { step: k });
-                    report.stopped = Some(e);
+                    report.stopped = Some(Error::non_finite(k).to_string());
                     report.steps = k;
                     return Ok(report);
                 }
@@ -636,7 +637,7 @@ pub fn pretrain_batch(tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfi
 }
 
 /// Pretrains `model` (with the heads `cfg` asks for) on unlabeled `texts`.
-pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, control: &Control, on_event: &mut dyn FnMut(Event)) -> Result<PretrainReport, String> {
+pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, control: &Control, on_event: &mut dyn FnMut(Event)) -> Result<PretrainReport, Error> {
     cfg.validate(&model.cfg)?;
     let mut report = PretrainReport::default();
     if texts.is_empty() {
@@ -676,9 +677,9 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
         let ts = now_ms();
         let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, cfg.seed.wrapping_add(k as u64)).await {
             Ok(l) => l,
-            Err(e) if e == NON_FINITE => {
+            Err(Error::NonFinite { .. }) => {
                 on_event(Event::NonFinite { step: k });
-                report.stopped = Some(e);
+                report.stopped = Some(Error::non_finite(k).to_string());
                 break;
             }
             Err(e) => return Err(e),
@@ -704,7 +705,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
 }
 
 /// Top-k predictions at every [MASK] of `text` (written with the literal "[MASK]"), as token strings.
-pub async fn probe(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>, String> {
+pub async fn probe(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>, Error> {
     let e = tok.encode(text, None, model.cfg.max_position_embeddings)?;
     let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == tok.mask).collect();
     if positions.is_empty() {
@@ -716,7 +717,7 @@ pub async fn probe(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, text: &str,
 
 /// Masked-token accuracy on held-out `texts`: every chosen token is replaced by [MASK] and predicted;
 /// returns (model accuracy, accuracy of always guessing the most frequent token of `train_texts`).
-pub async fn mlm_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], train_texts: &[String], max_len: usize, seed: u64) -> Result<(f64, f64), String> {
+pub async fn mlm_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], train_texts: &[String], max_len: usize, seed: u64) -> Result<(f64, f64), Error> {
     let mut freq = std::collections::HashMap::new();
     let specials = tok.special_ids();
     for t in train_texts {

@@ -51,6 +51,26 @@ use bertlab::gpu::GpuBuf;
 mod tokenizer {
 use bertlab::text::tokenizer::BertTokenizer;
 
+    /// The same texts give the same vocabulary, ids included (tokenizers' own trainer broke ties in
+    /// hash-map order, so each process made a different from-scratch model): specials, then the
+    /// characters, then the joins in the order they were made.
+    #[test]
+    fn trained_wordpiece_is_deterministic() {
+        let ds = bertlab::text::dataset::parse(bertlab::train::checks::SENTIMENT.as_bytes(), None);
+        let texts: Vec<String> = ds.examples.iter().map(|e| e.text.clone()).collect();
+        let a = BertTokenizer::train_wordpiece(&texts, 600).unwrap().vocab_txt();
+        for _ in 0..3 {
+            assert_eq!(BertTokenizer::train_wordpiece(&texts, 600).unwrap().vocab_txt(), a);
+        }
+        let v: Vec<&str> = a.lines().collect();
+        assert_eq!(v[..7], ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "##a", "##b"]);
+        assert!(v.contains(&"the") && v.contains(&"coffee") && v.len() > 250, "{v:?}");
+        let small = BertTokenizer::train_wordpiece(&texts, 80).unwrap();
+        assert_eq!(small.vocab_size, 80);
+        let e = small.encode("the soup", None, 16).unwrap();
+        assert!(!e.ids.contains(&small.unk), "every character is in the vocabulary: {e:?}");
+    }
+
     #[test]
     fn vocab_txt_keeps_special_tokens_whole() {
         let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\n.\n";
@@ -313,5 +333,28 @@ mod checkpoint_writes {
         assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "three");
         assert!(!tmp.join("checkpoint.new").exists() && !tmp.join("checkpoint.old").exists());
         let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
+
+mod errors {
+    use bertlab::error::{Error, NON_FINITE};
+    use bertlab::gpu::GpuError;
+
+    /// Callers match the variant, never the text: a lost device stays a lost device through the
+    /// layers, a non-finite step carries its number, and messages still read as sentences.
+    #[test]
+    fn errors_are_matched_by_variant() {
+        let lost: Error = GpuError::DeviceLost("Destroyed: Device was destroyed.".into()).into();
+        assert!(lost.is_device_lost());
+        assert_eq!(lost.to_string(), "the GPU device was lost (Destroyed: Device was destroyed.)");
+        let oom: Error = GpuError::OutOfMemory("activations".into()).into();
+        assert!(!oom.is_device_lost() && matches!(oom, Error::Gpu(GpuError::OutOfMemory(_))));
+        assert!(matches!(Error::from(GpuError::Limits("binding".into())), Error::Limit(_)));
+        assert_eq!(Error::non_finite(7).to_string(), format!("step 7: {NON_FINITE}"));
+        // a message that only mentions "lost" is not a lost device
+        assert!(!Error::from("the file was lost in transit".to_string()).is_device_lost());
+        let shape = Error::Shape { tensor: "classifier.weight".into(), message: "the model has 3 labels but the data has 2".into() };
+        assert_eq!(shape.to_string(), "classifier.weight: the model has 3 labels but the data has 2");
+        assert_eq!(Error::Data { line: 4, message: "no label".into() }.to_string(), "line 4: no label");
     }
 }
