@@ -8,8 +8,13 @@
 //   forward also writes yd = dropout(y); backward reads dy as the gradient at yd and takes it
 //   through the dropout first (dy * scale), so dropout costs no dispatch of its own.
 
+// CAUSAL (a decoder's self-attention, Tq = Tk = cols): row r is query r % cols, which sees only
+//   the columns j <= r % cols; the others are removed as a masked column is. No mask buffer: the
+//   triangle is computed. The backward needs nothing: those probabilities are 0.
+
 override HAS_MASK: bool = false;
 override DROPOUT: bool = false;
+override CAUSAL: bool = false;
 const WG: u32 = 32u;
 const NEG_BIG: f32 = -1e30;
 
@@ -72,6 +77,7 @@ fn reduce_sum(v: f32, lid: u32) -> f32 {
 
 // scale*x + mask, or NEG_BIG when the column is masked out.
 fn logit(row: u32, j: u32) -> f32 {
+    if (CAUSAL && j > row % p.cols) { return NEG_BIG; }
     var v = p.scale * x[p.off_x + row * p.cols + j];
     if (HAS_MASK) {
         let m = mask[p.off_mask + (row / p.rows_per_mask) * p.cols + j];

@@ -454,7 +454,18 @@ async fn softmax_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
         }
     }
     let w2 = close("softmax with ±1e4 logits", &read(gpu, &gy2).await?, &cpu::softmax(&x64, None, rows, t, 1, 1.0), |_| 2e-6)?;
-    Ok(format!("masked (incl. fully masked rows -> 0) worst {w1:.3}, unmasked with ±1e4 logits worst {w2:.3} of 2e-6"))
+    // causal (a decoder's self-attention) with the padding mask: row r sees columns j <= r % t
+    let gy3 = zeros(gpu, "y3", rows * t)?;
+    let mut step = gpu.begin_step("softmax causal");
+    softmax::record_forward_causal(kernel, &mut step, &gy3, None, &gx, Some((&gm, h * t)), true, rows, t, 0.125).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    let per_row: Vec<f64> = (0..rows).flat_map(|r| (0..t).map(move |j| (r, j))).map(|(r, j)| if j > r % t { cpu::MASKED } else { m64[(r / (h * t)) * t + j] }).collect();
+    let got3 = read(gpu, &gy3).await?;
+    let w3 = close("causal softmax", &got3, &cpu::softmax(&x64, Some(&per_row), rows, t, 1, 0.125), |_| 2e-6)?;
+    if (0..rows).any(|r| got3[r * t + r % t + 1..(r + 1) * t].iter().any(|&v| v != 0.0)) {
+        return Err("causal softmax: a probability above the diagonal is not 0".into());
+    }
+    Ok(format!("masked (incl. fully masked rows -> 0) worst {w1:.3}, unmasked with ±1e4 logits worst {w2:.3}, causal worst {w3:.3} of 2e-6"))
 }
 
 pub async fn softmax_backward(gpu: &Gpu) -> CheckResult {

@@ -93,6 +93,28 @@ pub(crate) fn record_forward(
     cols: usize,
     scale: f32,
 ) -> Result<(), GpuError> {
+    record_forward_causal(kernel, step, y, yd, x, mask, false, rows, cols, scale)
+}
+
+/// [`record_forward`] where `causal` also removes, in row r (query r % cols of a square
+/// attention), every column after the query's own: a decoder's self-attention, computed in the
+/// kernel with no (T, T) mask buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn record_forward_causal(
+    kernel: RowKernel,
+    step: &mut Step,
+    y: &GpuBuf,
+    yd: Option<(&GpuBuf, Dropout)>,
+    x: &GpuBuf,
+    mask: Option<(&GpuBuf, usize)>,
+    causal: bool,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+) -> Result<(), GpuError> {
+    if causal && (cols == 0 || rows % cols != 0) {
+        return Err(GpuError::Shape(format!("softmax_forward: a causal mask needs square attention; {rows} rows are not a multiple of {cols} keys")));
+    }
     need("softmax_forward", "x", x, 0, rows * cols)?;
     need("softmax_forward", "y", y, 0, rows * cols)?;
     let rows_per_mask = match mask {
@@ -116,7 +138,8 @@ pub(crate) fn record_forward(
         _pad: 0,
         ..dropout_words(yd.map(|d| d.1))?
     };
-    let consts = [("HAS_MASK", if mask.is_some() { 1.0 } else { 0.0 }), ("DROPOUT", if yd.is_some() { 1.0 } else { 0.0 })];
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let consts = [("HAS_MASK", flag(mask.is_some())), ("DROPOUT", flag(yd.is_some())), ("CAUSAL", flag(causal))];
     let m = mask.map(|(m, _)| m).unwrap_or(x);
     let dummy = step.gpu().dummy_rw();
     let ydb = match yd {

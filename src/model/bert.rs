@@ -17,6 +17,7 @@ use crate::kernels::layernorm::{self, LnParams};
 use crate::kernels::matmul::Matmul;
 use crate::kernels::dropout::Dropout;
 use crate::kernels::{cross_entropy, dropout, elementwise, gelu, softmax};
+use crate::kernels::softmax::RowKernel;
 
 /// Which heads the model carries.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -582,11 +583,15 @@ impl Bert {
             heads.scores(step, &a.scores, &la.qkv)?;
             let scale = 1.0 / (d as f32).sqrt();
             let mask = Some((&batch.mask, h * t));
+            // a decoder's attention sees only the tokens up to its own (the triangle is computed
+            // in the kernel; the padding mask still applies)
+            let causal = cfg.is_decoder;
             let probs_used = if ap > 0.0 {
-                softmax::forward_dropped(step, &la.probs, &la.probs_d, Dropout::new(ap, self.seed(seed, 100 + 10 * l as u64)), &a.scores, mask, b * h * t, t, scale)?;
+                let drop = Dropout::new(ap, self.seed(seed, 100 + 10 * l as u64));
+                softmax::record_forward_causal(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, causal, b * h * t, t, scale)?;
                 &la.probs_d
             } else {
-                softmax::forward(step, &la.probs, &a.scores, mask, b * h * t, t, scale)?;
+                softmax::record_forward_causal(RowKernel::Auto, step, &la.probs, None, &a.scores, mask, causal, b * h * t, t, scale)?;
                 &la.probs
             };
             heads.context(step, &la.ctx, probs_used, &la.qkv)?;

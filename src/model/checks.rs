@@ -31,7 +31,9 @@ macro_rules! for_each_model_check {
             model_mean_pooling_head,
             model_dropout_gradients_match_finite_differences,
             model_rejects_bad_checkpoints,
-            model_new_labels_get_a_fresh_head
+            model_new_labels_get_a_fresh_head,
+            model_causal_matches_pytorch,
+            model_causal_adamw_10_steps_match_pytorch
         }
     };
 }
@@ -49,6 +51,11 @@ pub const TINY_CONFIG: &str = include_str!("../../tests/fixtures/tiny_bert/confi
 pub const TINY_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert/model.safetensors");
 pub const TINY_CLASSIFIER: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert/classifier.safetensors");
 pub const TINY_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert_ref.safetensors");
+/// transformers' BertLMHeadModel (is_decoder): BERT's body with causal attention, predicting the
+/// next token (tests/fixtures/make_causal_fixture.py).
+pub const CAUSAL_CONFIG: &str = include_str!("../../tests/fixtures/tiny_causal/config.json");
+pub const CAUSAL_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal/model.safetensors");
+pub const CAUSAL_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal_ref.safetensors");
 
 struct Fixture {
     cfg: BertConfig,
@@ -59,10 +66,20 @@ struct Fixture {
 }
 
 fn fixture() -> Result<Fixture, String> {
-    let cfg = BertConfig::from_json(TINY_CONFIG)?;
-    let mut weights = safetensors::parse(TINY_WEIGHTS).map_err(|e| e.to_string())?;
-    weights.tensors.extend(safetensors::parse(TINY_CLASSIFIER).map_err(|e| e.to_string())?.tensors);
-    let r = safetensors::parse(TINY_REF).map_err(|e| e.to_string())?;
+    fixture_of(TINY_CONFIG, &[TINY_WEIGHTS, TINY_CLASSIFIER], TINY_REF)
+}
+
+fn causal_fixture() -> Result<Fixture, String> {
+    fixture_of(CAUSAL_CONFIG, &[CAUSAL_WEIGHTS], CAUSAL_REF)
+}
+
+fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -> Result<Fixture, String> {
+    let cfg = BertConfig::from_json(config)?;
+    let mut weights = safetensors::parse(files[0]).map_err(|e| e.to_string())?;
+    for f in &files[1..] {
+        weights.tensors.extend(safetensors::parse(f).map_err(|e| e.to_string())?.tensors);
+    }
+    let r = safetensors::parse(reference).map_err(|e| e.to_string())?;
     let shape = r.tensors.get("input.input_ids").ok_or("fixture lacks input ids")?.shape.clone();
     Ok(Fixture { cfg, weights, r, b: shape[0], t: shape[1] })
 }
@@ -81,8 +98,8 @@ impl Fixture {
         let types = u(self.ints("input.token_type_ids")?);
         let mask = u(self.ints("input.attention_mask")?);
         let mlm_l = i(self.ints("input.mlm_labels")?);
-        let sop_l = i(self.ints("input.sop_labels")?);
-        let cls_l = i(self.ints("input.cls_labels")?);
+        let sop_l = if sop { i(self.ints("input.sop_labels")?) } else { Vec::new() };
+        let cls_l = if cls { i(self.ints("input.cls_labels")?) } else { Vec::new() };
         Ok(Batch::new(gpu, &self.cfg, self.b, self.t, &ids, &types, &mask, mlm.then_some(&mlm_l[..]), sop.then_some(&sop_l[..]), cls.then_some(&cls_l[..]))?)
     }
     fn model(&self, gpu: &Gpu, heads: Heads) -> Result<Bert, String> {
@@ -92,6 +109,8 @@ impl Fixture {
 
 const PRETRAIN: Heads = Heads { mlm: true, sop: true, num_labels: 0 };
 const CLASSIFY: Heads = Heads { mlm: false, sop: false, num_labels: 3 };
+/// A language model's heads: the masked-LM head alone (on the next token for a decoder).
+const LM: Heads = Heads { mlm: true, sop: false, num_labels: 0 };
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -219,13 +238,18 @@ async fn own_gpu() -> Result<Gpu, String> {
 }
 
 pub async fn model_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
+    adamw_10_steps(&fixture()?, PRETRAIN, true).await
+}
+
+/// 10 AdamW steps on the fixture's batch (its `train.*` and `final.*` tensors), on a device of
+/// the check's own.
+async fn adamw_10_steps(fx: &Fixture, heads: Heads, sop: bool) -> CheckResult {
     let gpu = &own_gpu().await?;
-    let fx = fixture()?;
     let meta = |k: &str| -> Result<f32, String> { fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| format!("fixture metadata lacks {k}")) };
     let (lr, warmup, total, max_norm, wd) = (meta("lr")?, meta("warmup")? as usize, meta("total_steps")? as usize, meta("max_grad_norm")?, meta("weight_decay")?);
-    let mut m = fx.model(gpu, PRETRAIN)?;
+    let mut m = fx.model(gpu, heads)?;
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
-    let batch = fx.batch(gpu, true, true, false)?;
+    let batch = fx.batch(gpu, true, sop, false)?;
     let opt = AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: max_norm };
     let want = fx.f32("train.losses")?;
     let mut got = Vec::new();
@@ -249,6 +273,10 @@ pub async fn model_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
     let mut worst = 0.0f32;
     for p in &m.params.params {
         let hf = if p.name.starts_with("cls.") { p.name.clone() } else { format!("bert.{}", p.name) };
+        // a decoder (BertLMHeadModel) has no pooler: BERT Lab's is unused there and stays as it was
+        if fx.cfg.is_decoder && p.name.starts_with("pooler.") {
+            continue;
+        }
         let w = fx.f32(&format!("final.{hf}"))?;
         let got = read(gpu, &p.value).await?;
         let dd = max_abs_diff(&got[..w.len()], &w);
@@ -652,4 +680,43 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
         return Err(format!("the reloaded mean-pooling export's probabilities differ by {d_export:.2e}"));
     }
     Ok(format!("mean pooling: logits within {d_logits:.1e} of the masked mean of transformers' hidden states; 4 tensors' directional gradients within {worst:.1e} (relative) of finite differences; export (encoder + {HEAD_FILE}) reloads with probabilities within {d_export:.0e}"))
+}
+
+/// The causal model ("same body": BERT with causal attention and the masked-LM head on the next
+/// token) against transformers' BertLMHeadModel: hidden states, next-token logits and loss,
+/// layer-0 attention (zero above the diagonal), and every gradient.
+pub async fn model_causal_matches_pytorch(gpu: &Gpu) -> CheckResult {
+    let fx = causal_fixture()?;
+    if !fx.cfg.is_decoder {
+        return Err("the causal fixture's config is not a decoder".into());
+    }
+    let (t, v) = (fx.t, fx.cfg.vocab_size);
+    let mut m = fx.model(gpu, LM)?;
+    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    let batch = fx.batch(gpu, true, false, false)?;
+    let losses = run_forward(gpu, &mut m, &batch).await?;
+    let d_h = within("last hidden state", &read(gpu, m.last_hidden().unwrap()).await?, &fx.f32("out.last_hidden_state")?, 1e-4)?;
+    let all = fx.f32("out.mlm_logits")?;
+    let want: Vec<f32> = batch.mlm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
+    let d_lm = within("next-token logits", &read(gpu, m.mlm_logits().unwrap()).await?, &want, 1e-4)?;
+    let probs = read(gpu, m.attention_probs(0).unwrap()).await?;
+    let d_att = within("layer-0 attention probabilities", &probs, &fx.f32("out.attentions0")?, 1e-5)?;
+    if (0..probs.len() / t).any(|r| probs[r * t + r % t + 1..(r + 1) * t].iter().any(|&p| p != 0.0)) {
+        return Err("a token attends to a later token".into());
+    }
+    within("next-token loss", &[losses.mlm], &fx.f32("out.mlm_loss")?, 1e-4)?;
+    grads_step(gpu, &mut m, &batch).await?;
+    let (n, worst) = compare_grads(gpu, &fx, &m, "grad_lm").await?;
+    let pooler = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
+    if n + pooler != m.params.params.len() {
+        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len() - pooler));
+    }
+    Ok(format!(
+        "max |diff| vs transformers' BertLMHeadModel: hidden {d_h:.1e}, next-token logits {d_lm:.1e}, attention {d_att:.1e} (0 above the diagonal), loss {:.5}; all {n} gradient tensors within {worst:.1e} · max|ref|",
+        losses.mlm
+    ))
+}
+
+pub async fn model_causal_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
+    adamw_10_steps(&causal_fixture()?, LM, false).await
 }

@@ -26,6 +26,11 @@ pub struct BertConfig {
     pub hidden_dropout_prob: f32,
     #[serde(default = "default_dropout")]
     pub attention_probs_dropout_prob: f32,
+    /// A decoder (transformers' `BertLMHeadModel`): each token attends only to itself and the
+    /// tokens before it, and the masked-LM head predicts the next token. GPT's direction on BERT's
+    /// body: the one change that separates reading both ways from reading left to right.
+    #[serde(default)]
+    pub is_decoder: bool,
 }
 
 fn default_max_pos() -> usize {
@@ -118,6 +123,7 @@ impl BertConfig {
             pad_token_id: 0,
             hidden_dropout_prob: 0.1,
             attention_probs_dropout_prob: 0.1,
+            is_decoder: false,
         }
     }
 
