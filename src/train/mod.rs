@@ -4,6 +4,7 @@
 pub mod batches;
 pub mod checkpoint;
 pub mod checks;
+pub mod generate;
 pub mod masking;
 pub mod metrics;
 pub mod sop;

@@ -595,8 +595,15 @@ pub struct PretrainReport {
     pub stopped: Option<String>,
 }
 
-/// One MLM (+ SOP) batch from `texts`: SOP pairs when `sop`, single texts otherwise.
-pub fn pretrain_batch(tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, sop_on: bool, candidates: &[u32], rng: &mut Rng) -> Result<HostBatch, String> {
+/// The next-token labels of a causal model's sequence: position i predicts the token at i + 1;
+/// the last token predicts nothing (-100).
+pub fn next_token_labels(ids: &[u32]) -> Vec<i32> {
+    (0..ids.len()).map(|i| if i + 1 < ids.len() { ids[i + 1] as i32 } else { -100 }).collect()
+}
+
+/// One MLM (+ SOP) batch from `texts`: SOP pairs when `sop`, single texts otherwise. For a causal
+/// model (`causal`), single texts with next-token labels and no masking.
+pub fn pretrain_batch(tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, sop_on: bool, causal: bool, candidates: &[u32], rng: &mut Rng) -> Result<HostBatch, String> {
     let mut encs = Vec::new();
     let mut sop_labels = Vec::new();
     while encs.len() < cfg.batch_size {
@@ -612,7 +619,9 @@ pub fn pretrain_batch(tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfi
     }
     let mut masked = Vec::new();
     for e in &encs {
-        masked.push(if cfg.mlm {
+        masked.push(if causal {
+            super::masking::Masked { input_ids: e.ids.clone(), labels: next_token_labels(&e.ids), outcomes: vec![Outcome::NotChosen; e.ids.len()] }
+        } else if cfg.mlm {
             cfg.masking.apply(&e.ids, &e.special, &e.word_ids, tok.mask, candidates, rng)
         } else {
             super::masking::Masked { input_ids: e.ids.clone(), labels: vec![-100; e.ids.len()], outcomes: vec![Outcome::NotChosen; e.ids.len()] }
@@ -646,7 +655,12 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
     if cfg.mlm && !model.heads.mlm {
         return Err("masked-LM pretraining needs a model with an MLM head".into());
     }
-    let mut sop_on = cfg.sop && model.heads.sop;
+    // a decoder learns the next token: no masking, and no sentence order (its [CLS] sees nothing)
+    let causal = model.cfg.is_decoder;
+    if causal && !cfg.mlm {
+        return Err("a causal model pretrains on the next token, through its language-model head: turn the masked-LM objective on".into());
+    }
+    let mut sop_on = cfg.sop && model.heads.sop && !causal;
     if sop_on {
         if let Some(why) = sop::unavailable_reason(texts) {
             report.messages.push(why);
@@ -672,7 +686,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
             report.stopped = Some("cancelled".into());
             break;
         }
-        let hb = pretrain_batch(tok, texts, cfg, sop_on, &candidates, &mut rng)?;
+        let hb = pretrain_batch(tok, texts, cfg, sop_on, causal, &candidates, &mut rng)?;
         let lr = linear_schedule(cfg.lr, k, cfg.warmup, cfg.steps);
         let ts = now_ms();
         let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, cfg.seed.wrapping_add(k as u64)).await {
@@ -687,7 +701,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
         step_ms += now_ms() - ts;
         report.mlm_losses.push(l.mlm);
         report.sop_losses.push(l.sop);
-        if let (Some(text), true) = (&cfg.probe, cfg.mlm) {
+        if let (Some(text), true) = (&cfg.probe, cfg.mlm && !causal) {
             if cfg.probe_every > 0 && ((k + 1) % cfg.probe_every == 0 || k + 1 == cfg.steps) {
                 let predictions = probe(gpu, model, tok, text, 5).await?;
                 model.dropout = cfg.dropout;
@@ -713,6 +727,53 @@ pub async fn probe(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, text: &str,
     }
     let top = model.fill_mask(gpu, &e.ids, &e.type_ids, &positions, k).await?;
     Ok(top.into_iter().map(|row| row.into_iter().map(|(id, p)| (tok.id_to_token(id), p)).collect()).collect())
+}
+
+/// A causal model's next-token accuracy on held-out `texts` (every position of `[CLS] text [SEP]`
+/// predicts the token after it), and that of a unigram baseline: always guessing the token most
+/// frequent in `train_texts` (counting [SEP], which ends every text).
+pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], train_texts: &[String], max_len: usize) -> Result<(f64, f64), Error> {
+    if !model.cfg.is_decoder {
+        return Err("next-token accuracy is for a causal model (is_decoder); this one reads both ways".into());
+    }
+    let mut freq = std::collections::BTreeMap::new();
+    for t in train_texts {
+        for &id in &tok.encode(t, None, max_len)?.ids[1..] {
+            *freq.entry(id).or_insert(0usize) += 1;
+        }
+    }
+    let most = freq.iter().max_by_key(|(id, c)| (**c, std::cmp::Reverse(**id))).map(|(id, _)| *id).unwrap_or(0);
+    let (mut correct, mut base, mut n) = (0.0f64, 0usize, 0usize);
+    let was = model.dropout;
+    model.dropout = false;
+    for chunk in texts.chunks(16) {
+        let encs: Vec<Encoded> = chunk.iter().map(|t| tok.encode(t, None, max_len)).collect::<Result<_, _>>()?;
+        let seqs: Vec<(&[u32], &[u32])> = encs.iter().map(|e| (&e.ids[..], &e.type_ids[..])).collect();
+        let mut hb = pad(&seqs, tok.pad);
+        let mut labels = vec![-100i32; hb.b * hb.t];
+        for (r, e) in encs.iter().enumerate() {
+            labels[r * hb.t..r * hb.t + e.ids.len()].copy_from_slice(&next_token_labels(&e.ids));
+        }
+        let count = labels.iter().filter(|&&l| l >= 0).count();
+        base += labels.iter().filter(|&&l| l >= 0 && l as u32 == most).count();
+        hb.mlm_labels = Some(labels);
+        let batch = hb.to_gpu(gpu, &model.cfg)?;
+        let mut step = gpu.begin_step("next-token accuracy");
+        let r = model.forward(gpu, &mut step, &batch, 0).and_then(|_| Ok(model.record_loss_readback(&mut step)?));
+        let rb = match r {
+            Ok(rb) => rb,
+            Err(e) => {
+                model.dropout = was;
+                return Err(e);
+            }
+        };
+        step.submit().await?;
+        let l = Bert::read_losses(gpu, rb).await?;
+        correct += l.mlm_acc as f64 * count as f64;
+        n += count;
+    }
+    model.dropout = was;
+    Ok((correct / n.max(1) as f64, base as f64 / n.max(1) as f64))
 }
 
 /// Masked-token accuracy on held-out `texts`: every chosen token is replaced by [MASK] and predicted;
