@@ -42,6 +42,7 @@ commands:
   predict    class probabilities for texts
   embed      mean-pooled sentence embeddings
   fill-mask  top-k predictions for every [MASK] in a text
+  generate   continue a prompt with a causal model (pretrain --objective causal), token by token
   export     write a model directory in Hugging Face's format
   bench      kernel benchmark (GFLOP/s, GB/s), or with --step a training-step benchmark
 
@@ -177,6 +178,7 @@ Every command takes --json to print machine-readable results on stdout.";
             "predict" => predict(rest),
             "embed" => embed(rest),
             "fill-mask" => fill_mask(rest),
+            "generate" => generate(rest),
             "export" => export(rest),
             "bench" => bench(rest),
             other => Err(format!("unknown command '{other}'\n\n{HELP}")),
@@ -189,6 +191,10 @@ Every command takes --json to print machine-readable results on stdout.";
   --vocab N         WordPiece vocabulary to train for a from-scratch model (default 2000)
   --hidden N --layers N --heads N   from-scratch size (default 128, 2, 4)
   --steps N (300) --batch N (16) --lr X (1e-3) --max-len N (64) --warmup N (10% of steps) --seed N (42)
+  --objective O     mlm+sop (default), mlm, sop, or causal: a decoder (BERT's body with causal
+                    attention, transformers' BertLMHeadModel) that learns the next word, as GPT does;
+                    every 10th line is held out, and its next-token accuracy is reported beside a
+                    unigram baseline's
   --no-mlm / --no-sop   turn off a task
   --probe TEXT      print the top predictions at TEXT's [MASK]s every --probe-every N (50) steps
   --json            print the loss curve as JSON";
@@ -202,11 +208,42 @@ Every command takes --json to print machine-readable results on stdout.";
         let corpus = std::fs::read_to_string(a.req("corpus")?).map_err(|e| format!("{}: {e}", a.req("corpus").unwrap_or("")))?;
         let texts: Vec<String> = corpus.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
         let out = a.req("out")?;
+        let (mut mlm, mut sop) = (!a.has("no-mlm"), !a.has("no-sop"));
+        let causal = match a.get("objective").unwrap_or("mlm+sop") {
+            "mlm+sop" | "sop+mlm" => false,
+            "mlm" => {
+                sop = false;
+                false
+            }
+            "sop" => {
+                mlm = false;
+                false
+            }
+            "causal" => {
+                (mlm, sop) = (true, false);
+                true
+            }
+            o => return Err(format!("--objective {o}: use mlm+sop, mlm, sop or causal")),
+        };
+        // a causal model is judged on lines it never saw
+        let (texts, held_out): (Vec<String>, Vec<String>) = if causal && texts.len() >= 20 {
+            let (h, t): (Vec<_>, Vec<_>) = texts.into_iter().enumerate().partition(|(i, _)| i % 10 == 9);
+            (t.into_iter().map(|x| x.1).collect(), h.into_iter().map(|x| x.1).collect())
+        } else {
+            (texts, Vec::new())
+        };
+        let heads = Heads { mlm: true, sop: !causal, num_labels: 0 };
         let g = gpu()?;
-        let (mlm, sop) = (!a.has("no-mlm"), !a.has("no-sop"));
         let (mut model, tok, tok_files, base) = match a.get("model") {
             Some(dir) => {
-                let lm = load_model(&g, dir, Some(Heads { mlm: true, sop: true, num_labels: 0 }))?;
+                let lm = load_model(&g, dir, Some(heads))?;
+                if lm.model.cfg.is_decoder != causal {
+                    return Err(if causal {
+                        format!("{dir} is a masked (bidirectional) model; causal pretraining needs a decoder (is_decoder): start from scratch (leave out --model) or from a BertLMHeadModel checkpoint")
+                    } else {
+                        format!("{dir} is a causal model (is_decoder); masked-LM and sentence-order pretraining need a bidirectional BERT: use --objective causal, or another model")
+                    });
+                }
                 if !lm.report.initialised.is_empty() {
                     eprintln!("initialised fresh: {}", lm.report.initialised.join(", "));
                 }
@@ -214,8 +251,9 @@ Every command takes --json to print machine-readable results on stdout.";
             }
             None => {
                 let tok = BertTokenizer::train_wordpiece(&texts, a.num("vocab", 2000)?)?;
-                let cfg = BertConfig::small(tok.vocab_size, a.num("hidden", 128)?, a.num("layers", 2)?, a.num("heads", 4)?);
-                let (m, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, a.num("seed", 42)?)?;
+                let mut cfg = BertConfig::small(tok.vocab_size, a.num("hidden", 128)?, a.num("layers", 2)?, a.num("heads", 4)?);
+                cfg.is_decoder = causal;
+                let (m, _) = Bert::new(&g, cfg, heads, None, a.num("seed", 42)?)?;
                 let tf = tokenizer_files(&tok)?;
                 (m, tok, tf, String::new())
             }
@@ -247,14 +285,25 @@ Every command takes --json to print machine-readable results on stdout.";
             eprintln!("note: {m}");
         }
         let tensors = block(model.params.read_all(&g)).map_err(|e| e.to_string())?;
-        let card = ModelCard { base_model: base, data_summary: format!("{} unlabeled texts", texts.len()), seed: pc.seed, metrics: vec![("final MLM loss".into(), format!("{:.4}", r.mlm_losses.last().unwrap_or(&0.0)))], ..Default::default() };
+        let loss_name = if causal { "next-token loss" } else { "MLM loss" };
+        let mut metrics = vec![(format!("final {loss_name}"), format!("{:.4}", r.mlm_losses.last().unwrap_or(&0.0)))];
+        let mut held = serde_json::Value::Null;
+        if causal && !held_out.is_empty() {
+            let (acc, unigram) = block(trainer::next_token_accuracy(&g, &mut model, &tok, &held_out, &texts, pc.max_len))?;
+            metrics.push(("held-out next-token accuracy".into(), format!("{acc:.4} (unigram baseline {unigram:.4}, {} lines)", held_out.len())));
+            held = serde_json::json!({"texts": held_out.len(), "next_token_accuracy": acc, "unigram_baseline": unigram});
+        }
+        let card = ModelCard { base_model: base, data_summary: format!("{} unlabeled texts", texts.len()), seed: pc.seed, metrics: metrics.clone(), ..Default::default() };
         write_export(out, export_files(&model.cfg, model.heads, tensors, &[], &tok_files, &card))?;
         let n = r.mlm_losses.len();
-        let summary = serde_json::json!({"steps": n, "mlm_loss_first": r.mlm_losses.first(), "mlm_loss_last": r.mlm_losses.last(), "sop_loss_last": r.sop_losses.last(), "ms_per_step": r.ms_per_step, "out": out, "messages": r.messages});
+        let summary = serde_json::json!({"steps": n, "objective": if causal { "causal" } else { "masked" }, "mlm_loss_first": r.mlm_losses.first(), "mlm_loss_last": r.mlm_losses.last(), "sop_loss_last": r.sop_losses.last(), "ms_per_step": r.ms_per_step, "out": out, "messages": r.messages, "held_out": held});
         if a.has("json") {
             println!("{}", serde_json::json!({"summary": summary, "mlm_losses": r.mlm_losses, "sop_losses": r.sop_losses}));
         } else {
-            println!("pretrained {n} steps: MLM loss {:.4} -> {:.4}, {:.1} ms/step; saved to {out}", r.mlm_losses.first().unwrap_or(&0.0), r.mlm_losses.last().unwrap_or(&0.0), r.ms_per_step);
+            println!("pretrained {n} steps: {loss_name} {:.4} -> {:.4}, {:.1} ms/step; saved to {out}", r.mlm_losses.first().unwrap_or(&0.0), r.mlm_losses.last().unwrap_or(&0.0), r.ms_per_step);
+            for (k, v) in metrics.iter().skip(1) {
+                println!("{k}: {v}");
+            }
         }
         Ok(())
     }
@@ -522,6 +571,61 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(())
     }
 
+    const GENERATE_HELP: &str = "bertlab generate --model DIR --prompt TEXT [options]
+  --model DIR         a causal model (is_decoder; `bertlab pretrain --objective causal` makes one)
+  --prompt TEXT       the text to continue
+  --max-new N         tokens to add at most (default 20; stops early at the end of a text)
+  --top-k K           1 (default): greedy, always the most likely token; K > 1: sample among the K most likely
+  --temperature T     sharpen (< 1) or flatten (> 1) the distribution when sampling (default 1)
+  --seed S            the sampling seed (default 42): the same seed gives the same text
+  --json              print the prompt, the new tokens and the text as JSON";
+
+    fn generate(v: &[String]) -> Result<(), String> {
+        use bertlab::train::generate::{self as gen, GenerateConfig, Stop};
+        let a = Args::parse(v, &[])?;
+        if a.has("help") {
+            println!("{GENERATE_HELP}");
+            return Ok(());
+        }
+        let prompt = a.req("prompt")?;
+        let cfg = GenerateConfig { max_new: a.num("max-new", 20)?, top_k: a.num("top-k", 1)?, temperature: a.num("temperature", 1.0)?, seed: a.num("seed", 42)? };
+        cfg.validate()?;
+        let g = gpu()?;
+        let mut lm = load_model(&g, a.req("model")?, None)?;
+        let json = a.has("json");
+        let mut shown = Vec::new();
+        let (ids, stop) = block(gen::generate(&g, &mut lm.model, &lm.tokenizer, prompt, &cfg, &mut |_, t| {
+            if shown.is_empty() && !json {
+                print!("{prompt}");
+            }
+            shown.push(t.to_string());
+            if !json {
+                // WordPiece: "##" continues the word before
+                match t.strip_prefix("##") {
+                    Some(rest) => print!("{rest}"),
+                    None => print!(" {t}"),
+                }
+                let _ = std::io::stdout().flush();
+            }
+        }))?;
+        let text = lm.tokenizer.decode(&ids)?;
+        let why = match stop {
+            Stop::Length => "the token limit",
+            Stop::EndOfText => "the end of the text",
+            Stop::Positions => "the model's positions",
+        };
+        if json {
+            println!("{}", serde_json::json!({"prompt": prompt, "tokens": shown, "ids": ids, "text": text, "stopped_at": why, "top_k": cfg.top_k, "temperature": cfg.temperature, "seed": cfg.seed}));
+        } else {
+            if shown.is_empty() {
+                print!("{prompt}");
+            }
+            println!();
+            eprintln!("({} tokens; stopped at {why})", ids.len());
+        }
+        Ok(())
+    }
+
     fn fill_mask(v: &[String]) -> Result<(), String> {
         let a = Args::parse(v, &[])?;
         if a.has("help") {
@@ -531,6 +635,9 @@ Every command takes --json to print machine-readable results on stdout.";
         let text = a.req("text")?;
         let g = gpu()?;
         let mut lm = load_model(&g, a.req("model")?, None)?;
+        if lm.model.cfg.is_decoder {
+            return Err("this is a causal model (is_decoder): it predicts the next word from the words before, so it cannot fill a [MASK] from both sides; continue a text with `bertlab generate --model DIR --prompt TEXT`".into());
+        }
         if !lm.model.heads.mlm {
             return Err("this model has no masked-LM head (cls.predictions.*); pretrain one with `bertlab pretrain --model DIR`".into());
         }

@@ -44,8 +44,10 @@ pub struct ModelCard {
     pub pooling: Pooling,
 }
 
-pub fn architecture(heads: Heads) -> &'static str {
+pub fn architecture(cfg: &BertConfig, heads: Heads) -> &'static str {
     match (heads.mlm, heads.sop, heads.num_labels > 0) {
+        // a decoder (causal attention) with its language-model head
+        (true, _, false) if cfg.is_decoder => "BertLMHeadModel",
         (_, _, true) => "BertForSequenceClassification",
         (true, true, false) => "BertForPreTraining",
         (true, false, false) => "BertForMaskedLM",
@@ -60,7 +62,7 @@ pub fn config_json(cfg: &BertConfig, heads: Heads, labels: &[String]) -> String 
     let mut v = serde_json::to_value(cfg).unwrap_or_default();
     let o = v.as_object_mut().expect("a config serialises to an object");
     o.insert("model_type".into(), "bert".into());
-    o.insert("architectures".into(), serde_json::json!([architecture(heads)]));
+    o.insert("architectures".into(), serde_json::json!([architecture(cfg, heads)]));
     o.insert("tie_word_embeddings".into(), true.into());
     o.insert("position_embedding_type".into(), "absolute".into());
     if heads.num_labels > 0 {
@@ -79,7 +81,7 @@ pub fn config_json(cfg: &BertConfig, heads: Heads, labels: &[String]) -> String 
 fn model_card(cfg: &BertConfig, heads: Heads, card: &ModelCard, labels: &[String]) -> String {
     let mut s = String::new();
     s.push_str("---\nlibrary_name: transformers\ntags:\n- bert\n- bert-lab\n---\n\n");
-    s.push_str(&format!("# {} trained with BERT Lab\n\n", architecture(heads)));
+    s.push_str(&format!("# {} trained with BERT Lab\n\n", architecture(cfg, heads)));
     s.push_str("Trained in a web browser on WebGPU with BERT Lab; no data left the user's machine.\n\n");
     s.push_str(&format!("- base model: {}\n", if card.base_model.is_empty() { "from scratch" } else { &card.base_model }));
     s.push_str(&format!(
@@ -105,9 +107,9 @@ fn model_card(cfg: &BertConfig, heads: Heads, card: &ModelCard, labels: &[String
         return s;
     }
     s.push_str("\n## Use\n\n```python\nfrom transformers import AutoTokenizer, ");
-    s.push_str(architecture(heads));
+    s.push_str(architecture(cfg, heads));
     s.push_str("\ntok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = ");
-    s.push_str(architecture(heads));
+    s.push_str(architecture(cfg, heads));
     s.push_str(".from_pretrained(\"DIR\")\n```\n");
     s
 }
@@ -137,9 +139,10 @@ pub fn export_files(
     let (tensors, head): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _, _)| !(mean_head && n.starts_with("classifier.")));
     let heads = if mean_head { Heads { num_labels: 0, ..heads } } else { heads };
     // BertModel's own names have no prefix; the BertFor* classes put the encoder under `bert.`
-    let prefixed = architecture(heads) != "BertModel";
-    // BertForMaskedLM is built without a pooler; exporting one would only draw a warning
-    let drop_pooler = architecture(heads) == "BertForMaskedLM";
+    let prefixed = architecture(cfg, heads) != "BertModel";
+    // BertForMaskedLM and BertLMHeadModel are built without a pooler; exporting one would only
+    // draw a warning
+    let drop_pooler = matches!(architecture(cfg, heads), "BertForMaskedLM" | "BertLMHeadModel");
     let tensors: Vec<_> = tensors
         .into_iter()
         .filter(|(n, _, _)| !(drop_pooler && n.starts_with("pooler.")))

@@ -153,6 +153,11 @@ impl BertTokenizer {
         Self::from_vocab_txt(&vocab.join("\n"), true)
     }
 
+    /// The text of `ids` (WordPiece pieces joined, special tokens left out).
+    pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
+        self.tk.decode(ids, true).map_err(err)
+    }
+
     /// WordPiece ids of `text` without special tokens, and their word indices.
     pub fn tokenize(&self, text: &str) -> Result<(Vec<u32>, Vec<Option<u32>>), String> {
         let e = self.tk.encode(text, false).map_err(err)?;
