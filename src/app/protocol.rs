@@ -68,6 +68,9 @@ pub struct ModelSummary {
     pub has_sop: bool,
     pub labels: Vec<String>,
     pub mean_pooling: bool,
+    /// A causal model (GPT's direction): it predicts the next word and can continue a text.
+    #[serde(default)]
+    pub causal: bool,
     pub notes: Vec<String>,
 }
 
@@ -170,6 +173,9 @@ pub struct ScratchSettings {
     pub layers: usize,
     pub heads: usize,
     pub vocab: usize,
+    /// GPT-style: causal attention, trained on the next word.
+    #[serde(default)]
+    pub causal: bool,
 }
 
 /// Everything the page asks of the worker. Sent as JSON (`{"cmd": .., "data": ..}`), parsed once
@@ -197,6 +203,8 @@ pub enum Command {
     FillMask { text: String, k: usize, layer: usize, head: usize },
     Classify { texts: Vec<String>, max_len: usize },
     Similarity { a: String, b: String },
+    /// Continue `prompt` with a causal model, streaming each token (`gen_token` events).
+    Generate { prompt: String, max_new: usize, top_k: usize, temperature: f32, seed: u64 },
     Export,
     Profile,
     Restore,
@@ -223,6 +231,7 @@ impl Command {
             Command::FillMask { .. } => "fill_mask",
             Command::Classify { .. } => "classify",
             Command::Similarity { .. } => "similarity",
+            Command::Generate { .. } => "generate",
             Command::Export => "export",
             Command::Profile => "profile",
             Command::Restore => "restore",
@@ -360,6 +369,7 @@ pub struct ScratchForm {
     pub layers: String,
     pub heads: String,
     pub vocab: String,
+    pub causal: bool,
 }
 
 /// Sizes offered for a model made in the page (a browser trains small models; the CLI takes more).
@@ -383,7 +393,7 @@ impl ScratchForm {
             errs.push(FieldError { field: "scratch-heads", message: format!("the heads must divide the hidden size: {hidden} is not a multiple of {heads}") });
         }
         if errs.is_empty() {
-            Ok(ScratchSettings { hidden, layers, heads, vocab })
+            Ok(ScratchSettings { hidden, layers, heads, vocab, causal: self.causal })
         } else {
             Err(errs)
         }

@@ -81,6 +81,13 @@ pub struct St {
     pub run_kind: RwSignal<&'static str>,
     /// The step of a restored, unfinished fine-tuning run that can be continued.
     pub continuable: RwSignal<Option<u64>>,
+    /// Earlier pretraining runs' loss curves (label, (step, loss)), kept on the chart beside the
+    /// current one, so a causal and a masked model trained on the same text can be compared.
+    pub phistory: RwSignal<Vec<(String, Vec<(f64, f64)>)>>,
+    /// The label of the current pretraining run's curve.
+    pub plabel: RwSignal<String>,
+    /// A generation: the prompt, the tokens so far, and how it ended once it has.
+    pub gen: RwSignal<Option<(String, Vec<String>, Option<String>)>>,
 }
 
 impl St {
@@ -114,6 +121,9 @@ impl St {
             last_step_ms: RwSignal::new(0.0),
             run_kind: RwSignal::new(""),
             continuable: RwSignal::new(None),
+            phistory: RwSignal::new(Vec::new()),
+            plabel: RwSignal::new(String::new()),
+            gen: RwSignal::new(None),
         }
     }
 }
@@ -254,6 +264,17 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
             st.error.set(Some(d["message"].as_str().unwrap_or("").to_string()));
         }
         "ready" => send(Command::Init, None),
+        "gen_start" => st.gen.set(Some((d["prompt"].as_str().unwrap_or("").to_string(), Vec::new(), None))),
+        "gen_token" => st.gen.update(|g| {
+            if let Some(g) = g {
+                g.1.push(d["token"].as_str().unwrap_or("").to_string());
+            }
+        }),
+        "gen_done" => st.gen.update(|g| {
+            if let Some(g) = g {
+                g.2 = Some(format!("{} tokens; stopped at {}", d["tokens"], d["stopped_at"].as_str().unwrap_or("")));
+            }
+        }),
         "crashed" => worker_failed(st, d["message"].as_str().unwrap_or("unknown failure").to_string()),
         _ => {}
     }
@@ -542,10 +563,11 @@ fn ModelPanel(st: St) -> impl IntoView {
     let layers = RwSignal::new("2".to_string());
     let heads = RwSignal::new("4".to_string());
     let vocab = RwSignal::new("2000".to_string());
+    let causal = RwSignal::new(false);
     let errors = RwSignal::new(Vec::<FieldError>::new());
     let make = move |_| {
         st.error.set(None);
-        let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get() };
+        let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get(), causal: causal.get() };
         match form.parse() {
             Ok(d) => {
                 errors.set(Vec::new());
@@ -591,11 +613,15 @@ fn ModelPanel(st: St) -> impl IntoView {
             </div>
             <div class="row">
                 "From scratch: "
+                <select id="scratch-kind" on:change=move |ev| causal.set(event_target_value(&ev) == "causal")>
+                    <option value="bert" selected>"a BERT (reads both ways)"</option>
+                    <option value="causal">"a GPT-style model (reads left to right)"</option>
+                </select>
                 <Field label="hidden" id="scratch-hidden" size=4 value=hidden errors=errors/>
                 <Field label="layers" id="scratch-layers" size=2 value=layers errors=errors/>
                 <Field label="heads" id="scratch-heads" size=2 value=heads errors=errors/>
                 <Field label="vocabulary" id="scratch-vocab" size=5 value=vocab errors=errors/>
-                <button id="make-scratch" on:click=make>"Make a small BERT (vocabulary from your text)"</button>
+                <button id="make-scratch" on:click=make>"Make it (vocabulary from your text)"</button>
             </div>
             {move || st.progress.get().map(|(file, a, b)| view! {
                 <div class="progress"><span>{format!("{file}: {:.1} MB{}", a / 1e6, if b > 0.0 { format!(" of {:.1} MB", b / 1e6) } else { String::new() })}</span><progress max=b.max(1.0) value=a></progress></div>
@@ -686,6 +712,20 @@ fn controls(st: St, kind: &'static str) -> impl IntoView {
     }
 }
 
+/// Moves the last pretraining run's loss curve to the chart's history and labels the next run by the
+/// kind of model it trains.
+fn keep_pretrain_curve(st: St) {
+    let last = st.pcurve.get_untracked();
+    if !last.is_empty() {
+        let label = st.plabel.get_untracked();
+        st.phistory.update(|h| h.push((label, last.iter().map(|p| (p.0, p.1)).collect())));
+    }
+    st.pcurve.set(Vec::new());
+    let n = st.phistory.with_untracked(|h| h.len()) + 1;
+    let causal = st.model.with_untracked(|m| m.as_ref().map(|m| m.causal).unwrap_or(false));
+    st.plabel.set(format!("run {n}: {}", if causal { "next-word loss (GPT-style)" } else { "MLM loss (BERT)" }));
+}
+
 #[component]
 fn PretrainPanel(st: St) -> impl IntoView {
     let mlm = RwSignal::new(true);
@@ -706,15 +746,17 @@ fn PretrainPanel(st: St) -> impl IntoView {
         };
         errors.set(Vec::new());
         st.continuable.set(None);
-        st.pcurve.set(Vec::new());
+        keep_pretrain_curve(st);
         st.pacc.set(Vec::new());
         st.run_kind.set("pretrain");
+        st.status.set(format!("pretraining: {} steps", settings.steps));
         send(Command::Pretrain(settings), None);
     };
     view! {
         <section id="pretrain-panel">
             <h2>"3. Pretrain (self-supervised)"</h2>
             <p>"Masked-LM: 15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay; the model predicts the originals. Sentence order: [CLS] A [SEP] B [SEP], and whether B really follows A."</p>
+            <p>"A GPT-style model (make one from scratch in panel 1) learns differently on the same text: it reads left to right and predicts every next word; nothing is masked. Earlier runs stay on the chart, so the two kinds can be compared."</p>
             <div class="row">
                 <label><input type="checkbox" id="pt-mlm" prop:checked=move || mlm.get() on:change=move |ev| mlm.set(event_target_checked(&ev))/>" masked LM"</label>
                 <label><input type="checkbox" id="pt-sop" prop:checked=move || sop.get() on:change=move |ev| sop.set(event_target_checked(&ev))/>" sentence order"</label>
@@ -726,8 +768,12 @@ fn PretrainPanel(st: St) -> impl IntoView {
                 {controls(st, "pretrain")}
             </div>
             {move || st.pstep.get().map(|d| view! {
-                <p id="pt-status">{format!("step {} of {}: MLM loss {:.3} (accuracy on this batch's masked tokens {:.3}), SOP loss {:.3} (accuracy {:.3}), {:.0} ms/step, ETA {:.0} s",
-                    d["step"], d["total"], f(&d, "mlm"), f(&d, "mlm_acc"), f(&d, "sop"), f(&d, "sop_acc"), f(&d, "ms"), f(&d, "eta"))}</p>
+                <p id="pt-status">{if st.plabel.with(|l| l.contains("GPT")) {
+                    format!("step {} of {}: next-word loss {:.3} (accuracy on this batch's next words {:.3}), {:.0} ms/step, ETA {:.0} s", d["step"], d["total"], f(&d, "mlm"), f(&d, "mlm_acc"), f(&d, "ms"), f(&d, "eta"))
+                } else {
+                    format!("step {} of {}: MLM loss {:.3} (accuracy on this batch's masked tokens {:.3}), SOP loss {:.3} (accuracy {:.3}), {:.0} ms/step, ETA {:.0} s",
+                        d["step"], d["total"], f(&d, "mlm"), f(&d, "mlm_acc"), f(&d, "sop"), f(&d, "sop_acc"), f(&d, "ms"), f(&d, "eta"))
+                }}</p>
                 <p class="note">{format!("this batch: {} tokens chosen — {} → [MASK], {} → random, {} unchanged", d["chosen"], d["masked"], d["random"], d["unchanged"])}</p>
                 <div class="tokens" id="pt-tokens">
                     {d["seq"].as_array().cloned().unwrap_or_default().into_iter().map(|t| {
@@ -742,10 +788,17 @@ fn PretrainPanel(st: St) -> impl IntoView {
             })}
             {move || {
                 let c = st.pcurve.get();
-                (!c.is_empty()).then(|| view! { <Chart title="Pretraining loss" series=vec![
-                    ("MLM loss".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()),
-                    ("SOP loss".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()),
-                ]/> })
+                let history = st.phistory.get();
+                let classes = ["c", "d", "a", "b"];
+                let mut series: Vec<(String, String, Vec<(f64, f64)>)> = history.into_iter().enumerate().map(|(i, (l, pts))| (l, classes[i % 4].to_string(), pts)).collect();
+                if !c.is_empty() {
+                    let causal = st.plabel.with(|l| l.contains("GPT"));
+                    series.push((st.plabel.get(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()));
+                    if !causal {
+                        series.push(("SOP loss".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()));
+                    }
+                }
+                (!series.is_empty()).then(|| view! { <Chart title="Pretraining loss" series=series/> })
             }}
             {move || {
                 let c = st.pacc.get();
@@ -852,6 +905,7 @@ fn MaskPanel(st: St) -> impl IntoView {
     let layer = RwSignal::new("0".to_string());
     let head = RwSignal::new("0".to_string());
     let errors = RwSignal::new(Vec::<FieldError>::new());
+    let prompt = RwSignal::new("The curious kitten".to_string());
     let run = move || {
         // the layer and head exist in the loaded model (or are refused next to their fields)
         let (layers, heads) = st.model.with_untracked(|m| m.as_ref().map(|m| (m.layers, m.heads))).unwrap_or((64, 64));
@@ -874,6 +928,23 @@ fn MaskPanel(st: St) -> impl IntoView {
                 <Field label="head" id="att-head" size=2 value=head errors=errors/>
                 <button id="mask-run" on:click=move |_| { st.fill.set(None); st.error.set(None); run() }>"Predict"</button>
             </div>
+            {move || st.model.get().filter(|m| m.causal).map(|_| view! {
+                <div class="row" id="gen-panel">
+                    <p class="note">"This model is GPT-style: it continues a text one word at a time, each chosen as the most likely next word given the words before it."</p>
+                    <input id="gen-prompt" size="40" prop:value=move || prompt.get() on:input=move |ev| prompt.set(event_target_value(&ev))/>
+                    <button id="gen-run" disabled=move || st.busy.get() on:click=move |_| {
+                        st.error.set(None);
+                        st.gen.set(None);
+                        send(Command::Generate { prompt: prompt.get_untracked(), max_new: 20, top_k: 1, temperature: 1.0, seed: 42 }, None)
+                    }>"Continue the text"</button>
+                </div>
+            })}
+            {move || st.gen.get().map(|(p, toks, done)| view! {
+                <p id="gen-output"><span class="prompt">{p}</span>
+                    {toks.into_iter().map(|t| match t.strip_prefix("##") { Some(r) => view! { <span class="gen-token">{r.to_string()}</span> }, None => view! { <span class="gen-token">{format!(" {t}")}</span> } }).collect_view()}
+                </p>
+                {done.map(|d| view! { <p class="note" id="gen-done">{d}</p> })}
+            })}
             {move || st.probe.get().map(|p| view! {
                 <div id="probe"><p class="note">{format!("live, during pretraining (step {}): \"{DEMO_TEXT}\"", p["step"])}</p>
                 {p["predictions"].as_array().cloned().unwrap_or_default().into_iter().map(|row| {
@@ -890,7 +961,7 @@ fn MaskPanel(st: St) -> impl IntoView {
                         {st.model.get_untracked().filter(|m| !m.has_mlm).map(|_| view! {
                             <p><button id="train-mlm-head" disabled=move || st.busy.get() on:click=move |_| {
                                 st.error.set(None);
-                                st.pcurve.set(Vec::new());
+                                keep_pretrain_curve(st);
                                 st.pacc.set(Vec::new());
                                 st.run_kind.set("pretrain");
                                 send(Command::Pretrain(PretrainSettings { mlm: true, sop: false, steps: 100, lr: 0.001, batch: 16, max_len: 64, probe: Some(DEMO_TEXT.into()), probe_every: 5 }), None);
@@ -901,6 +972,7 @@ fn MaskPanel(st: St) -> impl IntoView {
                             view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars/></div> }
                         }).collect_view()}
                         <p>{format!("Attention of layer {} head {} (of {} layers × {} heads); each row sums to 1", d["layer"], d["head"], d["layers"], d["heads"])}</p>
+                        {d["causal"].as_bool().unwrap_or(false).then(|| view! { <p class="note" id="causal-note">"Causal attention: each token looks only at itself and the tokens before it, so everything above the diagonal is 0 (the triangle). A BERT's attention fills the whole square."</p> })}
                         <Heatmap tokens=tokens att=att/>
                     </div>
                 }

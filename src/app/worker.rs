@@ -113,6 +113,7 @@ fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
         has_sop: l.model.heads.sop,
         labels: l.labels.clone(),
         mean_pooling: l.model.pooling == Pooling::Mean,
+        causal: c.is_decoder,
         notes,
     }
 }
@@ -457,12 +458,15 @@ async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     let texts = pretrain_texts()?;
     let tok = BertTokenizer::train_wordpiece(&texts, d.vocab)?;
     let (hidden, layers, heads) = (d.hidden, d.layers, d.heads);
-    let cfg = BertConfig::small(tok.vocab_size, hidden, layers, heads);
+    let mut cfg = BertConfig::small(tok.vocab_size, hidden, layers, heads);
+    cfg.is_decoder = d.causal;
     cfg.validate()?;
-    let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, 42)?;
+    // a causal model has no sentence-order head: its [CLS] sees only itself
+    let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: !d.causal, num_labels: 0 }, None, 42)?;
     let tokenizer_files = vec![("tokenizer.json".to_string(), tok.to_json()?.into_bytes()), ("vocab.txt".to_string(), tok.vocab_txt().into_bytes())];
     S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
-    let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };
+    let kind = if d.causal { "GPT-style (causal) model" } else { "BERT" };
+    let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: a {kind}, {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };
     post_model(&l, vec![]);
     put_model(l);
     Ok(())
@@ -478,7 +482,8 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
     let texts = pretrain_texts()?;
     let l = take_model()?;
     let (mlm, sop) = (d.mlm, d.sop);
-    let heads = Heads { mlm: l.model.heads.mlm || mlm, sop: l.model.heads.sop || sop, num_labels: l.model.heads.num_labels };
+    let causal = l.model.cfg.is_decoder;
+    let heads = Heads { mlm: l.model.heads.mlm || mlm || causal, sop: (l.model.heads.sop || sop) && !causal, num_labels: l.model.heads.num_labels };
     let mut l = match with_heads(&g, l, heads).await {
         Ok(l) => l,
         Err((l, e)) => {
@@ -487,8 +492,8 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
         }
     };
     let pc = PretrainConfig {
-        mlm,
-        sop,
+        mlm: mlm || causal,
+        sop: sop && !causal,
         steps: d.steps,
         batch_size: d.batch,
         lr: d.lr,
@@ -533,23 +538,27 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
         _ => {}
     })
     .await;
-    set_busy(false);
     post("counters", kernel_counts(&g));
+    // the run stays busy until its model is back in place (after the end-of-run snapshot), so that
+    // no command finds it missing meanwhile
     match r {
         Ok(rep) => {
             for m in &rep.messages {
                 post("message", json!({"text": m}));
             }
-            post("pdone", json!({"steps": rep.mlm_losses.len(), "ms_per_step": rep.ms_per_step, "stopped": rep.stopped}));
             if rep.stopped.is_none() {
                 save_now(&g, &l, rep.mlm_losses.len()).await;
             }
             post_model(&l, vec![]);
             put_model(l);
+            set_busy(false);
+            // only now: a command sent on hearing it finds the model back in place
+            post("pdone", json!({"steps": rep.mlm_losses.len(), "ms_per_step": rep.ms_per_step, "stopped": rep.stopped}));
             Ok(())
         }
         Err(e) => {
             put_model(l);
+            set_busy(false);
             Err(e)
         }
     }
@@ -632,7 +641,6 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
         _ => {}
     })
     .await;
-    set_busy(false);
     post("counters", kernel_counts(&g));
     let result = match r {
         Ok(rep) => {
@@ -659,6 +667,7 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
     };
     post_model(&l, vec![]);
     put_model(l);
+    set_busy(false);
     result
 }
 
@@ -683,7 +692,14 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask).collect();
         let tokens = batch_tokens(&l, &e.ids);
         let mut preds = Vec::new();
-        if l.model.heads.mlm && !positions.is_empty() {
+        let causal = l.model.cfg.is_decoder;
+        if causal && l.model.heads.mlm && !positions.is_empty() {
+            // a causal model predicts the word at [MASK] from the words before it only: its
+            // prediction at the position just before
+            let before = positions[0].max(1) - 1;
+            let top = l.model.fill_mask(&g, &e.ids, &e.type_ids, &[before], k).await?;
+            preds = top.into_iter().map(|row| row.into_iter().map(|(id, p)| (l.tok.id_to_token(id), p)).collect()).collect();
+        } else if l.model.heads.mlm && !positions.is_empty() {
             preds = trainer::probe(&g, &mut l.model, &l.tok, text, k).await?;
         } else {
             // no MLM head (or no [MASK]): still run the encoder for the attention view
@@ -696,14 +712,16 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         let t = e.ids.len();
         let probs = g.read_f32(l.model.attention_probs(layer).ok_or("no attention")?).await.map_err(|e| e.to_string())?;
         let att: Vec<Vec<f32>> = (0..t).map(|i| probs[(head * t + i) * t..(head * t + i + 1) * t].to_vec()).collect();
-        let note = if !l.model.heads.mlm {
+        let note = if causal && !positions.is_empty() {
+            Some("A causal (GPT-style) model reads left to right: it predicts the word at [MASK] from the words before it only, as the next word; a BERT uses the words on both sides.".to_string())
+        } else if !l.model.heads.mlm {
             Some("This model has no masked-LM head, so it cannot predict [MASK] yet. Pretrain it with MLM on your text (Pretrain tab) to train one.".to_string())
         } else if positions.is_empty() {
             Some("Put [MASK] where a word should be predicted.".to_string())
         } else {
             None
         };
-        Ok::<Value, String>(json!({"tokens": tokens, "positions": positions, "predictions": preds, "attention": att, "layer": layer, "head": head, "layers": l.model.cfg.num_hidden_layers, "heads": l.model.cfg.num_attention_heads, "note": note}))
+        Ok::<Value, String>(json!({"tokens": tokens, "positions": positions, "predictions": preds, "attention": att, "layer": layer, "head": head, "layers": l.model.cfg.num_hidden_layers, "heads": l.model.cfg.num_attention_heads, "note": note, "causal": causal}))
     }
     .await;
     put_model(l);
@@ -726,6 +744,29 @@ async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
     .await;
     put_model(l);
     post("classified", r?);
+    Ok(())
+}
+
+/// Continues `prompt` with a causal model, one `gen_token` event per token as it is chosen.
+async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> Result<(), Error> {
+    use crate::train::generate::{generate as run, Stop};
+    let g = gpu()?;
+    let mut l = take_model()?;
+    post("gen_start", json!({"prompt": prompt}));
+    let r = run(&g, &mut l.model, &l.tok, prompt, &cfg, &mut |id, t| post("gen_token", json!({"id": id, "token": t}))).await;
+    let text = match &r {
+        Ok((ids, _)) => l.tok.decode(ids),
+        Err(_) => Ok(String::new()),
+    };
+    put_model(l);
+    let (ids, stop) = r?;
+    let text = text?;
+    let why = match stop {
+        Stop::Length => "the token limit",
+        Stop::EndOfText => "the end of the text",
+        Stop::Positions => "the model's positions",
+    };
+    post("gen_done", json!({"text": text, "tokens": ids.len(), "stopped_at": why}));
     Ok(())
 }
 
@@ -877,6 +918,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
         Command::FillMask { text, k, layer, head } => fill_mask(&text, k.clamp(1, 50), layer, head).await,
         Command::Classify { texts, max_len } => classify(texts, max_len).await,
         Command::Similarity { a, b } => similarity(&a, &b).await,
+        Command::Generate { prompt, max_new, top_k, temperature, seed } => generate(&prompt, crate::train::generate::GenerateConfig { max_new, top_k, temperature, seed }).await,
         Command::Export => export_model().await,
         Command::Profile => profile().await,
         Command::Restore => restore().await,

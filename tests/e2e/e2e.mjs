@@ -309,9 +309,53 @@ try {
   const afterBad = await classify(page, sample);
   check(JSON.stringify(afterBad) === JSON.stringify(before), `weights unchanged after the refused run: ${JSON.stringify(afterBad)}`);
   await snap(page, "nonfinite");
+
+  // 11. GPT beside BERT on one text: a masked and a causal model from scratch, pretrained a few steps
+  // each on the sample corpus; both curves on one chart; the causal model's attention is a
+  // triangle, its next-word view shows probabilities, and a continuation streams token by token
+  await page.click("#sample-corpus");
+  await waitText(page, "#data-panel .summary", /corpus/);
+  const kinds = [];
+  for (const kind of ["bert", "causal"]) {
+    await page.selectOption("#scratch-kind", kind);
+    await page.fill("#scratch-hidden", "32");
+    await page.fill("#scratch-layers", "2");
+    await page.fill("#scratch-heads", "2");
+    await page.fill("#scratch-vocab", "400");
+    await page.click("#make-scratch");
+    await waitText(page, "#model-summary", kind === "causal" ? /GPT-style/ : /a BERT/);
+    await page.fill("#pt-steps", "8");
+    await page.click("#pt-start");
+    await waitText(page, "#status", /pretraining finished: 8 steps/);
+    await page.fill("#mask-text", "the curious kitten deftly [MASK] the bookshelf .");
+    await page.fill("#att-layer", "0");
+    await page.fill("#att-head", "0");
+    await page.click("#mask-run");
+    await page.waitForSelector("#fill-result .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
+    const top = await bars(page, "#fill-result .mask-preds");
+    const upper = await page.$$eval("#fill-result .heatmap tbody tr", (rows) => rows.map((r, i) => [...r.querySelectorAll("td")].slice(i + 1).reduce((s, td) => s + Number(td.getAttribute("data-p")), 0)));
+    kinds.push([kind, top, Math.max(...upper)]);
+  }
+  const [[, bertTop, bertUpper], [, gptTop, gptUpper]] = kinds;
+  check(bertTop.length > 0 && bertUpper > 0, `masked model: [MASK] probabilities ${JSON.stringify(bertTop.slice(0, 2))}, attention above the diagonal up to ${bertUpper.toFixed(3)}`);
+  check(gptTop.length > 0 && gptUpper === 0 && (await page.locator("#causal-note").count()) === 1, `causal model: next-word probabilities ${JSON.stringify(gptTop.slice(0, 2))}, attention above the diagonal ${gptUpper}`);
+  const keys = await page.$$eval("#pretrain-panel .chart .key", (k) => k.map((x) => x.textContent));
+  check(keys.some((k) => /MLM loss \(BERT\)/.test(k)) && keys.some((k) => /next-word loss \(GPT-style\)/.test(k)), `both pretraining curves on one chart: ${JSON.stringify(keys)}`);
+  const counts = [];
+  const pollGen = setInterval(async () => { try { counts.push(await page.locator("#gen-output .gen-token").count()); } catch {} }, 50);
+  await page.fill("#gen-prompt", "the curious kitten");
+  await page.click("#gen-run");
+  await page.waitForSelector("#gen-done", { timeout: STEP_TIMEOUT });
+  clearInterval(pollGen);
+  const final = await page.locator("#gen-output .gen-token").count();
+  check(final > 1 && counts.some((c) => c > 0 && c < final), `generation streamed: ${final} tokens, seen as ${[...new Set(counts)].join(",")}: "${(await text(page, "#gen-output")).slice(0, 100)}"`);
+  await snap(page, "gpt-beside-bert");
 } catch (e) {
   failures += 1;
   log("FAIL:", e.stack || e);
+  // what the page was saying when it failed
+  const said = await page.$$eval("#error, #status, .field-error", (els) => els.map((x) => `${x.id || x.className}: ${x.textContent.slice(0, 200)}`)).catch(() => []);
+  log("the page said:", JSON.stringify(said));
   await snap(page, "failure").catch(() => {});
 }
 
