@@ -358,6 +358,20 @@ Nothing was lost: your data never left this page.";
 
 // ---------- small presentational components (also tested in the browser) ----------
 
+/// A form's parsed settings, or None with each bad field's message shown next to it.
+fn checked<T>(errors: RwSignal<Vec<FieldError>>, parsed: Result<T, Vec<FieldError>>) -> Option<T> {
+    match parsed {
+        Ok(v) => {
+            errors.set(Vec::new());
+            Some(v)
+        }
+        Err(e) => {
+            errors.set(e);
+            None
+        }
+    }
+}
+
 /// What the page knows of the loaded model's size, for the form ranges that depend on it.
 fn bounds(st: St) -> Option<ModelBounds> {
     st.model.with_untracked(|m| m.as_ref().map(|m| ModelBounds { layers: m.layers, positions: m.max_len }))
@@ -568,12 +582,8 @@ fn ModelPanel(st: St) -> impl IntoView {
     let make = move |_| {
         st.error.set(None);
         let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get(), causal: causal.get() };
-        match form.parse() {
-            Ok(d) => {
-                errors.set(Vec::new());
-                send(Command::Scratch(d), None)
-            }
-            Err(e) => errors.set(e),
+        if let Some(d) = checked(errors, form.parse()) {
+            send(Command::Scratch(d), None)
         }
     };
     let load_hub = move |_| {
@@ -737,14 +747,7 @@ fn PretrainPanel(st: St) -> impl IntoView {
     let start = move |_| {
         st.error.set(None);
         let form = protocol::PretrainForm { mlm: mlm.get(), sop: sop.get(), steps: steps.get(), lr: lr.get(), batch: batch.get() };
-        let settings = match form.parse(bounds(st), Some(DEMO_TEXT.to_string())) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.set(e);
-                return;
-            }
-        };
-        errors.set(Vec::new());
+        let Some(settings) = checked(errors, form.parse(bounds(st), Some(DEMO_TEXT.to_string()))) else { return };
         st.continuable.set(None);
         keep_pretrain_curve(st);
         st.pacc.set(Vec::new());
@@ -826,14 +829,7 @@ fn FinetunePanel(st: St) -> impl IntoView {
         let n = st.runs.get_untracked().len() + 1;
         let name = format!("run {n}: {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get().trim()), _ => "all layers".to_string() });
         let form = protocol::TrainForm { mode: mode.get(), last_n: last_n.get(), lr: lr.get(), epochs: epochs.get(), batch: batch.get(), max_len: max_len.get(), pooling: pooling.get() };
-        let settings = match form.parse(bounds(st), name) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.set(e);
-                return;
-            }
-        };
-        errors.set(Vec::new());
+        let Some(settings) = checked(errors, form.parse(bounds(st), name)) else { return };
         st.continuable.set(None);
         st.step.set(None);
         st.run_kind.set("train");

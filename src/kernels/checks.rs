@@ -457,7 +457,7 @@ async fn softmax_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     // causal (a decoder's self-attention) with the padding mask: row r sees columns j <= r % t
     let gy3 = zeros(gpu, "y3", rows * t)?;
     let mut step = gpu.begin_step("softmax causal");
-    softmax::record_forward_causal(kernel, &mut step, &gy3, None, &gx, Some((&gm, h * t)), true, rows, t, 0.125).map_err(e)?;
+    softmax::record_forward(kernel, &mut step, &gy3, None, &gx, Some((&gm, h * t)), true, rows, t, 0.125).map_err(e)?;
     step.submit().await.map_err(e)?;
     let per_row: Vec<f64> = (0..rows).flat_map(|r| (0..t).map(move |j| (r, j))).map(|(r, j)| if j > r % t { cpu::MASKED } else { m64[(r / (h * t)) * t + j] }).collect();
     let got3 = read(gpu, &gy3).await?;
@@ -642,7 +642,7 @@ async fn dropout_fused_case(gpu: &Gpu, kernel: RowKernel) -> Result<f64, String>
     layernorm::backward_dropped(&mut step, &gdx1, Some((&gdxd1, drop)), None, &scratch_g, &scratch_b, &gdy, &gres, &gm1, &gr1, &gg, w, rows, cols, false).map_err(e)?;
     layernorm::forward_dropped(&mut step, &gy2, &gm2, &gr2, &gx, drop, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
     layernorm::backward_dropped(&mut step, &gdx2, None, Some(drop), &gdg2, &gdb2, &gdy, &gx, &gm2, &gr2, &gg, w, rows, cols, false).map_err(e)?;
-    softmax::record_forward(kernel, &mut step, &gsm, Some((&gsmd, drop)), &gx, None, rows, cols, 0.5).map_err(e)?;
+    softmax::record_forward(kernel, &mut step, &gsm, Some((&gsmd, drop)), &gx, None, false, rows, cols, 0.5).map_err(e)?;
     softmax::record_backward(kernel, &mut step, &gsmdx, &gsm, &gdy, Some(drop), rows, cols, 0.5).map_err(e)?;
     step.submit().await.map_err(e)?;
     let mut worst = 0.0f64;

@@ -63,7 +63,7 @@ pub fn forward(step: &mut Step, y: &GpuBuf, x: &GpuBuf, mask: Option<(&GpuBuf, u
 /// [`forward`] that also writes `yd = dropout(y)` (attention's dropout) in the same dispatch.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_dropped(step: &mut Step, y: &GpuBuf, yd: &GpuBuf, drop: Dropout, x: &GpuBuf, mask: Option<(&GpuBuf, usize)>, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
-    record_forward(RowKernel::Auto, step, y, Some((yd, drop)), x, mask, rows, cols, scale)
+    record_forward(RowKernel::Auto, step, y, Some((yd, drop)), x, mask, false, rows, cols, scale)
 }
 
 /// [`forward`] with the row kernel chosen by the caller (the checks run both).
@@ -78,29 +78,14 @@ pub fn forward_as(
     cols: usize,
     scale: f32,
 ) -> Result<(), GpuError> {
-    record_forward(kernel, step, y, None, x, mask, rows, cols, scale)
+    record_forward(kernel, step, y, None, x, mask, false, rows, cols, scale)
 }
 
+/// The forward dispatch. With `causal`, row r (query r % cols of a square attention) also loses
+/// every column after the query's own: a decoder's self-attention, computed in the kernel with no
+/// (T, T) mask buffer.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn record_forward(
-    kernel: RowKernel,
-    step: &mut Step,
-    y: &GpuBuf,
-    yd: Option<(&GpuBuf, Dropout)>,
-    x: &GpuBuf,
-    mask: Option<(&GpuBuf, usize)>,
-    rows: usize,
-    cols: usize,
-    scale: f32,
-) -> Result<(), GpuError> {
-    record_forward_causal(kernel, step, y, yd, x, mask, false, rows, cols, scale)
-}
-
-/// [`record_forward`] where `causal` also removes, in row r (query r % cols of a square
-/// attention), every column after the query's own: a decoder's self-attention, computed in the
-/// kernel with no (T, T) mask buffer.
-#[allow(clippy::too_many_arguments)]
-pub fn record_forward_causal(
+pub fn record_forward(
     kernel: RowKernel,
     step: &mut Step,
     y: &GpuBuf,

@@ -588,10 +588,10 @@ impl Bert {
             let causal = cfg.is_decoder;
             let probs_used = if ap > 0.0 {
                 let drop = Dropout::new(ap, self.seed(seed, 100 + 10 * l as u64));
-                softmax::record_forward_causal(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, causal, b * h * t, t, scale)?;
+                softmax::record_forward(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, causal, b * h * t, t, scale)?;
                 &la.probs_d
             } else {
-                softmax::record_forward_causal(RowKernel::Auto, step, &la.probs, None, &a.scores, mask, causal, b * h * t, t, scale)?;
+                softmax::record_forward(RowKernel::Auto, step, &la.probs, None, &a.scores, mask, causal, b * h * t, t, scale)?;
                 &la.probs
             };
             heads.context(step, &la.ctx, probs_used, &la.qkv)?;
