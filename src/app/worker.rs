@@ -749,7 +749,7 @@ async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
 
 /// Continues `prompt` with a causal model, one `gen_token` event per token as it is chosen.
 async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> Result<(), Error> {
-    use crate::train::generate::{generate as run, Stop};
+    use crate::train::generate::generate as run;
     let g = gpu()?;
     let mut l = take_model()?;
     post("gen_start", json!({"prompt": prompt}));
@@ -761,11 +761,7 @@ async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> 
     put_model(l);
     let (ids, stop) = r?;
     let text = text?;
-    let why = match stop {
-        Stop::Length => "the token limit",
-        Stop::EndOfText => "the end of the text",
-        Stop::Positions => "the model's positions",
-    };
+    let why = stop.describe();
     post("gen_done", json!({"text": text, "tokens": ids.len(), "stopped_at": why}));
     Ok(())
 }

@@ -581,7 +581,7 @@ Every command takes --json to print machine-readable results on stdout.";
   --json              print the prompt, the new tokens and the text as JSON";
 
     fn generate(v: &[String]) -> Result<(), String> {
-        use bertlab::train::generate::{self as gen, GenerateConfig, Stop};
+        use bertlab::train::generate::{self as gen, GenerateConfig};
         let a = Args::parse(v, &[])?;
         if a.has("help") {
             println!("{GENERATE_HELP}");
@@ -609,11 +609,7 @@ Every command takes --json to print machine-readable results on stdout.";
             }
         }))?;
         let text = lm.tokenizer.decode(&ids)?;
-        let why = match stop {
-            Stop::Length => "the token limit",
-            Stop::EndOfText => "the end of the text",
-            Stop::Positions => "the model's positions",
-        };
+        let why = stop.describe();
         if json {
             println!("{}", serde_json::json!({"prompt": prompt, "tokens": shown, "ids": ids, "text": text, "stopped_at": why, "top_k": cfg.top_k, "temperature": cfg.temperature, "seed": cfg.seed}));
         } else {

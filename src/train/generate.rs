@@ -50,6 +50,17 @@ pub enum Stop {
     Positions,
 }
 
+impl Stop {
+    /// Where generation stopped, in words ("stopped at …").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stop::Length => "the token limit",
+            Stop::EndOfText => "the end of the text",
+            Stop::Positions => "the model's positions",
+        }
+    }
+}
+
 /// Continues `prompt`; `on_token` hears each new token (its id and text) as it is chosen. Returns the
 /// new ids (without a final [SEP]) and why it stopped.
 pub async fn generate(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: &str, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32, &str)) -> Result<(Vec<u32>, Stop), Error> {
@@ -59,7 +70,6 @@ pub async fn generate(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: 
     if !model.heads.mlm {
         return Err("this causal model has no language-model head (cls.predictions)".into());
     }
-    cfg.validate()?;
     let positions = model.cfg.max_position_embeddings;
     let e = tok.encode(prompt, None, positions)?;
     if e.truncated > 0 {
