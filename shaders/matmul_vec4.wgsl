@@ -7,7 +7,8 @@
 // workgroup memory. So this kernel uses no workgroup memory and no barrier; every load is a vec4
 // and each thread keeps a 4x8 block of C in registers: per 4 steps of k it issues 4 + 8 vec4 loads
 // for 128 multiply-adds (the tiled kernel issues 8 scalar loads from workgroup memory for 16).
-// Measured at M=512 on 2 cores: lavapipe (Mesa 25) 3.3-4.9 GFLOP/s against 1.3-1.5 for matmul.wgsl;
+// Measured at M=512 on 2 cores: lavapipe (Mesa 25) 6.8-7.9 GFLOP/s against 1.4-1.9 for matmul.wgsl
+// (where lavapipe offers subgroups, matmul_subgroup.wgsl does better still);
 // Chromium's SwiftShader 1.1-2.5 GFLOP/s against 0.16-0.22 (TF.js 4.22's WebGPU backend: 0.17-0.41).
 //
 // Contract (checked by the Rust side, which otherwise uses matmul.wgsl): every offset, stride and

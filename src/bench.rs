@@ -80,10 +80,10 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
         ];
         // both kernels, side by side in one run (see crate::kernels::matmul)
         for (name, mm, c, a, b) in cases {
-            for kernel in [Kernel::Tiled, Kernel::Vec4] {
+            for kernel in Kernel::available(gpu) {
                 let mm = mm.kernel(kernel);
                 let ms = time_case(gpu, now, opts.reps, c, &|s| mm.record(s, c, a, b, None)).await?;
-                let name = format!("{name} {}", if kernel == Kernel::Tiled { "tiled" } else { "vec4" });
+                let name = format!("{name} {}", format!("{kernel:?}").to_lowercase());
                 push(BenchLine { name, rate: mm.flops() / (ms * 1e6), unit: "GFLOP/s", ms_per_call: ms }, &mut lines);
             }
         }

@@ -8,6 +8,8 @@
 pub const SHADERS: &[(&str, &str)] = &[
     ("matmul", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul.wgsl"))),
     ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
+    // + matmul_subgroup_entry(), see source()
+    ("matmul_subgroup", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_subgroup.wgsl"))),
     ("softmax", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/softmax.wgsl"))),
     ("layernorm", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/layernorm.wgsl"))),
     ("gelu", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/gelu.wgsl"))),
@@ -19,14 +21,79 @@ pub const SHADERS: &[(&str, &str)] = &[
 ];
 
 pub fn source(name: &str) -> Option<&'static str> {
-    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    let file = SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)?;
+    if name != "matmul_subgroup" {
+        return Some(file);
+    }
+    static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    Some(FULL.get_or_init(|| format!("{file}\n{}", matmul_subgroup_entry())))
+}
+
+/// The entry point of shaders/matmul_subgroup.wgsl, its 32 rows written out: one thread of the
+/// subgroup of 8 keeps `acc{i}` (row r0+i, its 4 columns) for i < 32 in registers, and per 4 steps of
+/// k gets row i's 4 values of A from the lane that loaded them.
+fn matmul_subgroup_entry() -> String {
+    const ROWS: usize = 32;
+    const LANES: usize = 8;
+    let mut w = String::new();
+    let mut line = |l: String| {
+        w.push_str(&l);
+        w.push('\n');
+    };
+    line(format!("@compute @workgroup_size({LANES}, 1, 1)"));
+    line("fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {".into());
+    line("    let lid = lid3.x;".into());
+    line("    let s = setup(wg, lid);".into());
+    for i in 0..ROWS {
+        line(format!("    var acc{i} = vec4<f32>(0.0);"));
+    }
+    line("    for (var q = 0u; q < p.k / 4u; q++) {".into());
+    line("        let y = load_b(s, q);".into());
+    for h in 0..ROWS / LANES {
+        line(format!("        let s{h} = load_a(s, q, lid, {h}u);"));
+    }
+    // x{i}: row r0+i of op(A) at k = 4q..4q+3
+    for i in 0..ROWS {
+        line(format!("        var x{i}: vec4<f32>;"));
+    }
+    line("        if (TRANS_A) {".into());
+    // lane g's slot h holds rows 4g..4g+3 at k = 4q+h
+    for g in 0..ROWS / 4 {
+        for h in 0..4 {
+            line(format!("            let t{h}_{g} = subgroupShuffle(s{h}, {g}u);"));
+        }
+        for (j, comp) in ["x", "y", "z", "w"].iter().enumerate() {
+            line(format!("            x{} = vec4<f32>(t0_{g}.{comp}, t1_{g}.{comp}, t2_{g}.{comp}, t3_{g}.{comp});", 4 * g + j));
+        }
+    }
+    line("        } else {".into());
+    // lane l's slot h holds row l + 8h
+    for i in 0..ROWS {
+        line(format!("            x{i} = subgroupShuffle(s{}, {}u);", i / LANES, i % LANES));
+    }
+    line("        }".into());
+    for (kk, comp) in ["x", "y", "z", "w"].iter().enumerate() {
+        for i in 0..ROWS {
+            line(format!("        acc{i} = fma(vec4<f32>(x{i}.{comp}), y[{kk}], acc{i});"));
+        }
+    }
+    line("    }".into());
+    for i in 0..ROWS {
+        line(format!("    store4(s.base_c, s.r0 + {i}u, s.c0, acc{i});"));
+    }
+    line("}".into());
+    w
 }
 
 /// Parses and validates one shader with naga, as wgpu would before building a pipeline.
 pub fn validate(name: &str) -> Result<naga::valid::ModuleInfo, String> {
     let src = source(name).ok_or_else(|| format!("no shader named {name}"))?;
     let module = naga::front::wgsl::parse_str(src).map_err(|e| format!("{name}.wgsl: {}", e.emit_to_string(src)))?;
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+    // only matmul_subgroup uses subgroups (a device that offers them, src/gpu/device.rs)
+    let caps = if name == "matmul_subgroup" { naga::valid::Capabilities::SUBGROUP } else { naga::valid::Capabilities::empty() };
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::SHUFFLE)
         .validate(&module)
         .map_err(|e| format!("{name}.wgsl: {}", e.emit_to_string(src)))
 }

@@ -22,6 +22,8 @@ pub struct GpuInfo {
     pub driver: String,
     /// A CPU implementation (lavapipe, SwiftShader): correct but slow; the UI warns about it.
     pub is_software: bool,
+    /// The device has subgroups of exactly 8 lanes, so shaders/matmul_subgroup.wgsl runs on it.
+    pub subgroup8: bool,
     pub max_storage_buffer_binding_size: u64,
     pub max_buffer_size: u64,
     pub max_storage_buffers_per_shader_stage: u32,
@@ -34,11 +36,12 @@ pub struct GpuInfo {
 impl GpuInfo {
     pub fn summary(&self) -> String {
         format!(
-            "{} ({}, {}{}), max storage binding {} MiB, max buffer {} MiB",
+            "{} ({}, {}{}{}), max storage binding {} MiB, max buffer {} MiB",
             self.name,
             self.backend,
             self.device_type,
             if self.is_software { ", software" } else { "" },
+            if self.subgroup8 { ", subgroups of 8" } else { "" },
             self.max_storage_buffer_binding_size >> 20,
             self.max_buffer_size >> 20
         )
@@ -111,10 +114,13 @@ impl Gpu {
         // Ask for what the adapter really offers (bigger bindings on real GPUs); kernels still check
         // every binding against `device.limits()`.
         let limits = adapter.limits();
+        // Subgroups only where shaders/matmul_subgroup.wgsl fits them: exactly 8 lanes (lavapipe's
+        // AVX2 vectors). wgpu offers the feature natively only.
+        let subgroup8 = adapter.features().contains(wgpu::Features::SUBGROUP) && ai.subgroup_min_size == 8 && ai.subgroup_max_size == 8;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("bertlab"),
-                required_features: wgpu::Features::empty(),
+                required_features: if subgroup8 { wgpu::Features::SUBGROUP } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -152,6 +158,7 @@ impl Gpu {
             device_type: format!("{:?}", ai.device_type),
             driver: format!("{} {}", ai.driver, ai.driver_info).trim().to_string(),
             is_software,
+            subgroup8,
             max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
             max_buffer_size: l.max_buffer_size,
             max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,

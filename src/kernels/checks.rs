@@ -177,7 +177,7 @@ pub async fn shaders_validate_with_naga(_gpu: &Gpu) -> CheckResult {
 }
 
 pub async fn pipelines_build_in_error_scope(gpu: &Gpu) -> CheckResult {
-    let all = super::all_pipelines();
+    let all = super::all_pipelines(gpu.info.subgroup8);
     for (k, consts) in &all {
         gpu.check_pipeline(*k, consts).await.map_err(e)?;
     }
@@ -252,8 +252,8 @@ async fn matmul_case(gpu: &Gpu, rng: &mut Rng, batch: usize, m: usize, n: usize,
     mm.trans_b = tb;
     (mm.off_a, mm.off_b, mm.off_c) = (off, off, off);
     let mut worst = 0.0f64;
-    for kernel in [Kernel::Tiled, Kernel::Vec4] {
-        if kernel == Kernel::Vec4 && !mm.vec4_fits(false) {
+    for kernel in Kernel::available(gpu) {
+        if kernel != Kernel::Tiled && !mm.vec4_fits(false) {
             continue;
         }
         let gc = up(gpu, "c", &vec![7.0; off + batch * m * n])?;
@@ -293,7 +293,17 @@ pub async fn matmul_129x65x33_batched_all_transposes(gpu: &Gpu) -> CheckResult {
     Ok(format!("batch 3, alpha 0.7: worst error {w:.3} of tolerance"))
 }
 
-/// The vec4 kernel's edges: M and N not multiples of its 32x64 workgroup tile (M not even a multiple
+/// Which matmul kernels a check ran, and why the subgroup kernel did not where it did not (checks
+/// never skip a kernel silently).
+fn kernels_named(gpu: &Gpu) -> String {
+    if gpu.info.subgroup8 {
+        "tiled, vec4 and subgroup kernels".into()
+    } else {
+        "tiled and vec4 kernels (this device has no subgroups of 8, so no subgroup kernel)".into()
+    }
+}
+
+/// The vec4 and subgroup kernels' edges: M and N not multiples of their 32x64 and 32x32 workgroup tiles (M not even a multiple
 /// of 4 where A is not transposed), batches, and operands that start 8 elements into their buffers.
 pub async fn matmul_vec4_edges_offsets_all_transposes(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(31);
@@ -306,7 +316,7 @@ pub async fn matmul_vec4_edges_offsets_all_transposes(gpu: &Gpu) -> CheckResult 
         }
         w = w.max(matmul_case(gpu, &mut rng, 2, m, 68, 20, ta, tb, 0.9, 8).await?);
     }
-    Ok(format!("tiled and vec4 kernels, batch 2, 37|36 x 68 x 20 at offset 8: worst error {w:.3} of tolerance"))
+    Ok(format!("{}, batch 2, 37|36 x 68 x 20 at offset 8: worst error {w:.3} of tolerance", kernels_named(gpu)))
 }
 
 pub async fn matmul_bert_67x768x3072(gpu: &Gpu) -> CheckResult {
@@ -323,7 +333,11 @@ pub async fn matmul_bert_67x768x3072(gpu: &Gpu) -> CheckResult {
 pub async fn matmul_bias_gelu_accumulate(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(5);
     let mut out = Vec::new();
-    for (m, n, k, kernel) in [(37, 70, 19, Kernel::Tiled), (37, 68, 20, Kernel::Tiled), (37, 68, 20, Kernel::Vec4)] {
+    let mut cases = vec![(37, 70, 19, Kernel::Tiled), (37, 68, 20, Kernel::Tiled), (37, 68, 20, Kernel::Vec4)];
+    if gpu.info.subgroup8 {
+        cases.push((37, 68, 20, Kernel::Subgroup));
+    }
+    for (m, n, k, kernel) in cases {
         out.push(format!("{kernel:?} {m}x{n}x{k}: {}", matmul_bias_gelu_accumulate_case(gpu, &mut rng, m, n, k, kernel).await?));
     }
     Ok(out.join("; "))
@@ -814,7 +828,7 @@ pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
     let (gqkv, gp, gdctx) = (up(gpu, "qkv", &qkv)?, up(gpu, "p", &p)?, up(gpu, "dctx", &dctx)?);
     let sentinel = vec![7.0f32; b * t * 3 * c];
     let mut worst = 0.0f64;
-    for kernel in [Kernel::Tiled, Kernel::Vec4] {
+    for kernel in Kernel::available(gpu) {
         let (gs, gctx, gdqkv) = (zeros(gpu, "s", b * h * t * t)?, zeros(gpu, "ctx", b * t * c)?, up(gpu, "dqkv", &sentinel)?);
         let mut step = gpu.begin_step("heads_in_place");
         let st = |m: Matmul| m.kernel(kernel);
@@ -832,7 +846,7 @@ pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
             return Err(format!("{name}: writing the V block touched the Q or K block"));
         }
     }
-    Ok(format!("B=2 T=8 H=3 D=8, tiled and vec4: worst {worst:.3} of tolerance; neighbouring blocks untouched"))
+    Ok(format!("B=2 T=8 H=3 D=8, {}: worst {worst:.3} of tolerance; neighbouring blocks untouched", kernels_named(gpu)))
 }
 
 /// (B, H, T, D) q, k, v -> the fused (B*T, 3C) matrix attention reads.

@@ -1,8 +1,11 @@
-//! Batched matmul with transposed-operand variants, fused bias/GELU and accumulation: two kernels
+//! Batched matmul with transposed-operand variants, fused bias/GELU and accumulation: three kernels
 //! with one contract. `shaders/matmul.wgsl` tiles through workgroup memory (what a real GPU wants);
 //! `shaders/matmul_vec4.wgsl` keeps a 4x8 block per thread in registers and loads only vec4s, with no
-//! workgroup memory or barrier (what CPU drivers want: lavapipe, SwiftShader). `Kernel::Auto` takes
-//! the vec4 kernel on a software adapter when the shapes allow it, the tiled one otherwise.
+//! workgroup memory or barrier (what CPU drivers want: lavapipe, SwiftShader);
+//! `shaders/matmul_subgroup.wgsl` is the vec4 kernel for a CPU driver with subgroups of 8 (lavapipe),
+//! whose lanes share the loads of A through subgroup shuffles. `Kernel::Auto` takes the subgroup
+//! kernel where the device has it, else the vec4 kernel on a software adapter, when the shapes allow
+//! it; the tiled one otherwise.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -11,16 +14,32 @@ use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
 
 pub const MATMUL: KernelId = KernelId::new("matmul", "matmul", &[1, 2, 3, 4]);
 pub const MATMUL_VEC4: KernelId = KernelId::new("matmul_vec4", "matmul_vec4", &[1, 2, 3, 4]);
+pub const MATMUL_SUBGROUP: KernelId = KernelId::new("matmul_subgroup", "matmul_subgroup", &[1, 2, 3, 4]);
 
 /// Which matmul shader records a [`Matmul`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
-    /// `Vec4` on a software adapter when [`Matmul::vec4_fits`], else `Tiled`.
+    /// When [`Matmul::vec4_fits`]: `Subgroup` where the device has subgroups of 8, else `Vec4` on a
+    /// software adapter. Otherwise `Tiled`.
     Auto,
     /// shaders/matmul.wgsl: any shape and offset.
     Tiled,
     /// shaders/matmul_vec4.wgsl: needs [`Matmul::vec4_fits`]; recording it otherwise is an error.
     Vec4,
+    /// shaders/matmul_subgroup.wgsl: needs [`Matmul::vec4_fits`] and a device with subgroups of 8
+    /// ([`crate::gpu::GpuInfo::subgroup8`]).
+    Subgroup,
+}
+
+impl Kernel {
+    /// The kernels `gpu` can run, each of which the kernel checks and the benchmark try.
+    pub fn available(gpu: &crate::gpu::Gpu) -> Vec<Kernel> {
+        let mut v = vec![Kernel::Tiled, Kernel::Vec4];
+        if gpu.info.subgroup8 {
+            v.push(Kernel::Subgroup);
+        }
+        v
+    }
 }
 
 #[repr(C)]
@@ -225,25 +244,30 @@ impl Matmul {
         let dummy = GpuBuf { buf: step.gpu().dummy.clone(), off: 0, len: 4, dtype: crate::gpu::DType::F32 };
         let consts = constants(self.trans_a, self.trans_b, bias.is_some(), self.gelu, self.accumulate);
         let fits = self.vec4_fits(bias.is_some());
-        let vec4 = match self.kernel {
-            Kernel::Auto => fits && step.gpu().info.is_software,
-            Kernel::Tiled => false,
-            Kernel::Vec4 if fits => true,
-            Kernel::Vec4 => {
+        let info = &step.gpu().info;
+        let kernel = match self.kernel {
+            Kernel::Auto if fits && info.subgroup8 => Kernel::Subgroup,
+            Kernel::Auto if fits && info.is_software => Kernel::Vec4,
+            Kernel::Auto => Kernel::Tiled,
+            Kernel::Subgroup if !info.subgroup8 => {
+                return Err(GpuError::Shape(format!("matmul_subgroup needs a device with subgroups of 8 lanes; {} has none", info.name)))
+            }
+            Kernel::Vec4 | Kernel::Subgroup if !fits => {
                 return Err(GpuError::Shape(format!(
-                    "matmul_vec4 needs K, N (and M when A is transposed) and every offset to be multiples of 4; got m={m} n={n} k={k} trans_a={} offsets {}/{}/{}/{}",
+                    "matmul_{} needs K, N (and M when A is transposed) and every offset to be multiples of 4; got m={m} n={n} k={k} trans_a={} offsets {}/{}/{}/{}",
+                    if self.kernel == Kernel::Vec4 { "vec4" } else { "subgroup" },
                     self.trans_a, self.off_a, self.off_b, self.off_c, self.off_bias
                 )))
             }
+            k => k,
         };
         let buffers = [a, b, bias.unwrap_or(&dummy), c];
-        if vec4 {
+        match kernel {
             // one workgroup: 32 rows x 64 columns
-            let wg = [n.div_ceil(64) as u32, m.div_ceil(32) as u32, bt as u32];
-            step.dispatch(MATMUL_VEC4, &consts, bytemuck::bytes_of(&p), &buffers, wg)
-        } else {
-            let wg = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, bt as u32];
-            step.dispatch(MATMUL, &consts, bytemuck::bytes_of(&p), &buffers, wg)
+            Kernel::Vec4 => step.dispatch(MATMUL_VEC4, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(64) as u32, m.div_ceil(32) as u32, bt as u32]),
+            // one workgroup (one subgroup): 32 rows x 32 columns
+            Kernel::Subgroup => step.dispatch(MATMUL_SUBGROUP, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(32) as u32, m.div_ceil(32) as u32, bt as u32]),
+            _ => step.dispatch(MATMUL, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(64) as u32, m.div_ceil(64) as u32, bt as u32]),
         }
     }
 }

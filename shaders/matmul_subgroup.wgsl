@@ -1,0 +1,80 @@
+// Batched matmul for CPU drivers whose subgroups are 8 SIMD lanes (lavapipe), same contract as
+// matmul_vec4.wgsl: C[b] = alpha * op(A[b]) * op(B[b]) (+ bias) (then GELU) (+ C[b] when ACCUMULATE).
+//
+// Why a third kernel: on lavapipe every storage-buffer load inside a loop is a per-lane scalar load
+// with a mask test and a bounds check, even when all lanes read the same address; that, not the
+// multiply-adds, is what matmul_vec4.wgsl pays for. A subgroup shuffle is a register move. So one
+// workgroup is one subgroup of 8 lanes that share 32 rows of C and own 4 columns each: per 4 steps of
+// k the 8 lanes load the 32 rows' values of A once between them (4 vec4 loads per lane) and hand
+// them round with subgroupShuffle, and each lane loads only its own 4 columns of B (4 vec4 loads),
+// for 512 multiply-adds per lane (matmul_vec4.wgsl: 12 loads for 128).
+// Measured at M=512 on this project's 2 cores, one run: 20-26 GFLOP/s against 6.6-7.7 for
+// matmul_vec4.wgsl.
+//
+// The entry point is 32 rows unrolled (accumulators and loads must stay in registers, which loops
+// over arrays do not on lavapipe), so src/shaders.rs writes it, `matmul_subgroup`, after this file;
+// the overrides, Params and p come from matmul_common.wgsl before it. It needs the `subgroups`
+// feature and a subgroup of exactly 8 (src/gpu/device.rs asks for both) and the vec4 contract
+// (Matmul::vec4_fits).
+
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
+
+// gelu comes from erf.wgsl (prepended by src/shaders.rs).
+fn gelu4(x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w));
+}
+
+// The epilogue of 4 outputs C[r][col..col+3] (N % 4 == 0, so they are all in or all out).
+fn store4(base_c: u32, r: u32, col: u32, acc: vec4<f32>) {
+    if (r >= p.m || col >= p.n) { return; }
+    var v = p.alpha * acc;
+    if (HAS_BIAS) { v += bias[(p.off_bias + col) / 4u]; }
+    if (GELU) { v = gelu4(v); }
+    let ci = base_c + r * (p.ldc / 4u) + col / 4u;
+    if (ACCUMULATE) { v += c[ci]; }
+    c[ci] = v;
+}
+
+// Thread lid.x of workgroup (x, y, z): rows r0 = 32y .. 32y+31 (shared), columns c0 = 4(8x + lid.x)
+// .. c0+3 (its own), matrix z of the batch. Past the edges, loads are clamped and stores skipped.
+fn setup(wg: vec3<u32>, lid: u32) -> Setup {
+    var s: Setup;
+    s.r0 = wg.y * 32u;
+    s.c0 = (wg.x * 8u + lid) * 4u;
+    s.base_a = batch_base(wg.z, p.off_a, p.stride_a, p.stride_a2) / 4u;
+    s.base_b = batch_base(wg.z, p.off_b, p.stride_b, p.stride_b2) / 4u;
+    s.base_c = batch_base(wg.z, p.off_c, p.stride_c, p.stride_c2) / 4u;
+    return s;
+}
+
+struct Setup { r0: u32, c0: u32, base_a: u32, base_b: u32, base_c: u32 }
+
+// op(B) at k = 4q..4q+3 (one vec4 per k), columns c0..c0+3: the four y's of one step.
+fn load_b(s: Setup, q: u32) -> mat4x4<f32> {
+    let lb4 = p.ldb / 4u;
+    let last_c = p.n - 1u;
+    if (TRANS_B) {
+        // B stored (N, K): four rows along k, transposed in registers
+        let v0 = b[s.base_b + min(s.c0, last_c) * lb4 + q];
+        let v1 = b[s.base_b + min(s.c0 + 1u, last_c) * lb4 + q];
+        let v2 = b[s.base_b + min(s.c0 + 2u, last_c) * lb4 + q];
+        let v3 = b[s.base_b + min(s.c0 + 3u, last_c) * lb4 + q];
+        return transpose(mat4x4<f32>(v0, v1, v2, v3));
+    }
+    let o = s.base_b + min(s.c0, last_c) / 4u + 4u * q * lb4;
+    return mat4x4<f32>(b[o], b[o + lb4], b[o + 2u * lb4], b[o + 3u * lb4]);
+}
+
+// This lane's share of op(A) at k = 4q..4q+3 for the 32 rows: slot h holds, when A is stored (M, K),
+// row r0 + lid + 8h's vec4 along k; when A is stored (K, M), rows r0 + 4*lid .. +3 at k = 4q + h.
+fn load_a(s: Setup, q: u32, lid: u32, h: u32) -> vec4<f32> {
+    let la4 = p.lda / 4u;
+    let last_r = p.m - 1u;
+    if (TRANS_A) {
+        return a[s.base_a + (4u * q + h) * la4 + min(s.r0 / 4u + lid, last_r / 4u)];
+    }
+    return a[s.base_a + min(s.r0 + lid + 8u * h, last_r) * la4 + q];
+}
