@@ -399,3 +399,41 @@ impl ScratchForm {
         }
     }
 }
+
+/// The generation form as typed: how many words to add, top-k (1: greedy), the temperature and the
+/// seed. The ranges are `GenerateConfig::validate`'s (the CLI's).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GenerateForm {
+    pub max_new: String,
+    pub top_k: String,
+    pub temperature: String,
+    pub seed: String,
+}
+
+impl GenerateForm {
+    pub fn parse(&self) -> Result<crate::train::generate::GenerateConfig, Vec<FieldError>> {
+        use crate::train::generate::{MAX_NEW, MAX_TOP_K};
+        let mut errs = Vec::new();
+        let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
+        let max_new = ok(whole("gen-max-new", "the new words", &self.max_new, 1, MAX_NEW));
+        let top_k = ok(whole("gen-top-k", "top-k", &self.top_k, 1, MAX_TOP_K));
+        let seed = ok(whole("gen-seed", "the seed", &self.seed, 0, u32::MAX as usize));
+        let t = self.temperature.trim();
+        let temperature = match t.parse::<f32>() {
+            Ok(v) if v.is_finite() && v > 0.0 && v <= 100.0 => v,
+            Ok(_) => {
+                errs.push(FieldError { field: "gen-temperature", message: format!("the temperature must be a number in (0, 100]; got {t}") });
+                1.0
+            }
+            Err(_) => {
+                errs.push(FieldError { field: "gen-temperature", message: format!("the temperature must be a number in (0, 100], like 0.8; “{t}” is not a number") });
+                1.0
+            }
+        };
+        if errs.is_empty() {
+            Ok(crate::train::generate::GenerateConfig { max_new, top_k, temperature, seed: seed as u64 })
+        } else {
+            Err(errs)
+        }
+    }
+}

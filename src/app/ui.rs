@@ -902,6 +902,9 @@ fn MaskPanel(st: St) -> impl IntoView {
     let head = RwSignal::new("0".to_string());
     let errors = RwSignal::new(Vec::<FieldError>::new());
     let prompt = RwSignal::new("The curious kitten".to_string());
+    // words, top-k, temperature, seed: greedy by default
+    let gen_form = (RwSignal::new("20".to_string()), RwSignal::new("1".to_string()), RwSignal::new("1.0".to_string()), RwSignal::new("42".to_string()));
+    let gen_errors = RwSignal::new(Vec::<FieldError>::new());
     let run = move || {
         // the layer and head exist in the loaded model (or are refused next to their fields)
         let (layers, heads) = st.model.with_untracked(|m| m.as_ref().map(|m| (m.layers, m.heads))).unwrap_or((64, 64));
@@ -925,14 +928,23 @@ fn MaskPanel(st: St) -> impl IntoView {
                 <button id="mask-run" on:click=move |_| { st.fill.set(None); st.error.set(None); run() }>"Predict"</button>
             </div>
             {move || st.model.get().filter(|m| m.causal).map(|_| view! {
-                <div class="row" id="gen-panel">
-                    <p class="note">"This model is GPT-style: it continues a text one word at a time, each chosen as the most likely next word given the words before it."</p>
-                    <input id="gen-prompt" size="40" prop:value=move || prompt.get() on:input=move |ev| prompt.set(event_target_value(&ev))/>
-                    <button id="gen-run" disabled=move || st.busy.get() on:click=move |_| {
-                        st.error.set(None);
-                        st.gen.set(None);
-                        send(Command::Generate { prompt: prompt.get_untracked(), max_new: 20, top_k: 1, temperature: 1.0, seed: 42 }, None)
-                    }>"Continue the text"</button>
+                <div id="gen-panel">
+                    <p class="note">"This model is GPT-style: it continues a text one word at a time, each drawn from its prediction of the next word given the words before it. With top-k 1 that is always the most likely word (greedy); with a larger k, one of the k most likely, picked at random with the temperature sharpening (below 1) or flattening (above 1) the odds. The same seed gives the same text."</p>
+                    <div class="row">
+                        <input id="gen-prompt" size="40" prop:value=move || prompt.get() on:input=move |ev| prompt.set(event_target_value(&ev))/>
+                        <Field label="words" id="gen-max-new" size=3 value=gen_form.0 errors=gen_errors/>
+                        <Field label="top-k" id="gen-top-k" size=3 value=gen_form.1 errors=gen_errors/>
+                        <Field label="temperature" id="gen-temperature" size=4 value=gen_form.2 errors=gen_errors/>
+                        <Field label="seed" id="gen-seed" size=6 value=gen_form.3 errors=gen_errors/>
+                        <button id="gen-run" disabled=move || st.busy.get() on:click=move |_| {
+                            st.error.set(None);
+                            let form = protocol::GenerateForm { max_new: gen_form.0.get_untracked(), top_k: gen_form.1.get_untracked(), temperature: gen_form.2.get_untracked(), seed: gen_form.3.get_untracked() };
+                            if let Some(c) = checked(gen_errors, form.parse()) {
+                                st.gen.set(None);
+                                send(Command::Generate { prompt: prompt.get_untracked(), max_new: c.max_new, top_k: c.top_k, temperature: c.temperature, seed: c.seed }, None)
+                            }
+                        }>"Continue the text"</button>
+                    </div>
                 </div>
             })}
             {move || st.gen.get().map(|(p, toks, done)| view! {

@@ -349,6 +349,23 @@ try {
   clearInterval(pollGen);
   const final = await page.locator("#gen-output .gen-token").count();
   check(final > 1 && counts.some((c) => c > 0 && c < final), `generation streamed: ${final} tokens, seen as ${[...new Set(counts)].join(",")}: "${(await text(page, "#gen-output")).slice(0, 100)}"`);
+  // sampling: a temperature of 0 is refused next to its field; top-k 5 at 0.8 with seed 3, twice, gives one text
+  await page.fill("#gen-temperature", "0");
+  await page.click("#gen-run");
+  await page.waitForSelector("#gen-temperature-error", { timeout: STEP_TIMEOUT });
+  const tempMsg = await text(page, "#gen-temperature-error");
+  await page.fill("#gen-max-new", "8");
+  await page.fill("#gen-top-k", "5");
+  await page.fill("#gen-temperature", "0.8");
+  await page.fill("#gen-seed", "3");
+  const sampled = [];
+  for (let i = 0; i < 2; i++) {
+    await page.click("#gen-run");
+    await page.waitForSelector("#gen-done", { state: "detached", timeout: STEP_TIMEOUT });
+    await page.waitForSelector("#gen-done", { timeout: STEP_TIMEOUT });
+    sampled.push(await text(page, "#gen-output"));
+  }
+  check(/\(0, 100\]/.test(tempMsg) && sampled[0] === sampled[1] && sampled[0].length > "the curious kitten".length, `sampled with a seed, twice the same: "${sampled[0]}"; temperature 0 refused: "${tempMsg}"`);
   await snap(page, "gpt-beside-bert");
 } catch (e) {
   failures += 1;

@@ -93,7 +93,8 @@ use bertlab::app::protocol::{bars, preview};
     /// with a message that names it and its range, every bad field at once, nothing defaulted.
     #[test]
     fn typed_forms_refuse_every_bad_field_by_name() {
-        use bertlab::app::protocol::{AdoptMode, ModelBounds, PretrainForm, ScratchForm, TrainForm};
+        use bertlab::app::protocol::{AdoptMode, GenerateForm, ModelBounds, PretrainForm, ScratchForm, TrainForm};
+        use bertlab::train::generate::GenerateConfig;
         let m = Some(ModelBounds { layers: 3, positions: 128 });
         let good = TrainForm { mode: "last".into(), last_n: "2".into(), lr: "1e-4".into(), epochs: "3".into(), batch: "16".into(), max_len: "64".into(), pooling: "mean".into() };
         let s = good.parse(m, "run 1".into()).unwrap();
@@ -117,6 +118,14 @@ use bertlab::app::protocol::{bars, preview};
         assert!(sc[0].field == "scratch-heads" && sc[0].message.contains("multiple"), "{sc:?}");
         let pt = PretrainForm { mlm: false, sop: false, steps: "0".into(), lr: "0.001".into(), batch: "16".into() }.parse(m, None).unwrap_err();
         assert_eq!(pt.iter().map(|e| e.field).collect::<Vec<_>>(), ["pt-steps", "pt-mlm"]);
+        let gen = GenerateForm { max_new: "8".into(), top_k: "5".into(), temperature: "0.8".into(), seed: "3".into() };
+        assert_eq!(gen.parse().unwrap(), GenerateConfig { max_new: 8, top_k: 5, temperature: 0.8, seed: 3 });
+        let g = GenerateForm { max_new: "0".into(), top_k: "1001".into(), temperature: "0".into(), seed: "-1".into() }.parse().unwrap_err();
+        assert_eq!(g.iter().map(|e| e.field).collect::<Vec<_>>(), ["gen-max-new", "gen-top-k", "gen-seed", "gen-temperature"]);
+        assert!(g[3].message.contains("(0, 100]; got 0"), "{g:?}");
+        for t in ["nan", "inf", "-0.5", "101", "warm"] {
+            assert!(GenerateForm { temperature: t.into(), ..gen.clone() }.parse().is_err(), "temperature {t:?} accepted");
+        }
     }
 
     /// Commands travel as tagged JSON and come back equal; a malformed one is refused with a
