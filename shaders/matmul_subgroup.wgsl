@@ -17,26 +17,7 @@
 // feature and a subgroup of exactly 8 (src/gpu/device.rs asks for both) and the vec4 contract
 // (Matmul::vec4_fits).
 
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
-
-// gelu comes from erf.wgsl (prepended by src/shaders.rs).
-fn gelu4(x: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w));
-}
-
-// The epilogue of 4 outputs C[r][col..col+3] (N % 4 == 0, so they are all in or all out).
-fn store4(base_c: u32, r: u32, col: u32, acc: vec4<f32>) {
-    if (r >= p.m || col >= p.n) { return; }
-    var v = p.alpha * acc;
-    if (HAS_BIAS) { v += bias[(p.off_bias + col) / 4u]; }
-    if (GELU) { v = gelu4(v); }
-    let ci = base_c + r * (p.ldc / 4u) + col / 4u;
-    if (ACCUMULATE) { v += c[ci]; }
-    c[ci] = v;
-}
+// The bindings a, b, bias, c (vec4s), gelu4 and store4 come from matmul_vec4_io.wgsl.
 
 // Thread lid.x of workgroup (x, y, z): rows r0 = 32y .. 32y+31 (shared), columns c0 = 4(8x + lid.x)
 // .. c0+3 (its own), matrix z of the batch. Past the edges, loads are clamped and stores skipped.

@@ -18,15 +18,7 @@
 
 // The overrides, Params and p come from matmul_common.wgsl (prepended by src/shaders.rs).
 
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
-
-// gelu comes from erf.wgsl (prepended by src/shaders.rs).
-fn gelu4(x: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w));
-}
+// The bindings a, b, bias, c (vec4s), gelu4 and store4 come from matmul_vec4_io.wgsl.
 
 // The 4x4 transpose that turns 4 rows loaded along k into 4 values of k (on a CPU driver each vec4
 // component is its own register, so this costs nothing).
@@ -122,15 +114,4 @@ fn matmul_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     store4(base_c, r0 + 1u, c0, acc1_lo); store4(base_c, r0 + 1u, c0 + 4u, acc1_hi);
     store4(base_c, r0 + 2u, c0, acc2_lo); store4(base_c, r0 + 2u, c0 + 4u, acc2_hi);
     store4(base_c, r0 + 3u, c0, acc3_lo); store4(base_c, r0 + 3u, c0 + 4u, acc3_hi);
-}
-
-// The epilogue of 4 outputs C[r][col..col+3] (N % 4 == 0, so they are all in or all out).
-fn store4(base_c: u32, r: u32, col: u32, acc: vec4<f32>) {
-    if (r >= p.m || col >= p.n) { return; }
-    var v = p.alpha * acc;
-    if (HAS_BIAS) { v += bias[(p.off_bias + col) / 4u]; }
-    if (GELU) { v = gelu4(v); }
-    let ci = base_c + r * (p.ldc / 4u) + col / 4u;
-    if (ACCUMULATE) { v += c[ci]; }
-    c[ci] = v;
 }

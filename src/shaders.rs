@@ -1,15 +1,16 @@
 //! Every WGSL file under `shaders/`, embedded at build time. Each entry validates on its own (naga in
 //! the tests, the browser's compiler in the browser tests); kernels specialise them with `override`
-//! constants. WGSL has no include, so the files that need erf (gelu, matmul, matmul_vec4) get
-//! `shaders/erf.wgsl` put in front of them here, both matmul kernels `shaders/matmul_common.wgsl`
-//! (their overrides and uniform parameters), and the kernels with dropout (dropout, layernorm,
-//! softmax) `shaders/rng.wgsl` (its hash).
+//! constants. WGSL has no include, so the files that need erf (gelu, the matmuls) get
+//! `shaders/erf.wgsl` put in front of them here, the matmul kernels `shaders/matmul_common.wgsl`
+//! (their overrides and uniform parameters), the two vec4 ones `shaders/matmul_vec4_io.wgsl` (their
+//! bindings and epilogue), and the kernels with dropout (dropout, layernorm, softmax)
+//! `shaders/rng.wgsl` (its hash).
 
 pub const SHADERS: &[(&str, &str)] = &[
     ("matmul", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul.wgsl"))),
-    ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
+    ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4_io.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
     // + matmul_subgroup_entry(), see source()
-    ("matmul_subgroup", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_subgroup.wgsl"))),
+    ("matmul_subgroup", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4_io.wgsl"), include_str!("../shaders/matmul_subgroup.wgsl"))),
     ("softmax", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/softmax.wgsl"))),
     ("layernorm", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/layernorm.wgsl"))),
     ("gelu", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/gelu.wgsl"))),
