@@ -8,7 +8,7 @@
 // k the 8 lanes load the 32 rows' values of A once between them (4 vec4 loads per lane) and hand
 // them round with subgroupShuffle, and each lane loads only its own 4 columns of B (4 vec4 loads),
 // for 512 multiply-adds per lane (matmul_vec4.wgsl: 12 loads for 128).
-// Measured at M=512 on this project's 2 cores, one run: 20-26 GFLOP/s against 6.6-7.7 for
+// Measured at M=512 on this project's 2 cores, one run: 14.7-27.6 GFLOP/s against 5.0-7.5 for
 // matmul_vec4.wgsl.
 //
 // The entry point is 32 rows unrolled (accumulators and loads must stay in registers, which loops
