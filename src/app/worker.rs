@@ -754,15 +754,10 @@ async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> 
     let mut l = take_model()?;
     post("gen_start", json!({"prompt": prompt}));
     let r = run(&g, &mut l.model, &l.tok, prompt, &cfg, &mut |id, t| post("gen_token", json!({"id": id, "token": t}))).await;
-    let text = match &r {
-        Ok((ids, _)) => l.tok.decode(ids),
-        Err(_) => Ok(String::new()),
-    };
+    let done = r.and_then(|(ids, stop)| Ok((l.tok.decode(&ids)?, ids.len(), stop)));
     put_model(l);
-    let (ids, stop) = r?;
-    let text = text?;
-    let why = stop.describe();
-    post("gen_done", json!({"text": text, "tokens": ids.len(), "stopped_at": why}));
+    let (text, tokens, stop) = done?;
+    post("gen_done", json!({"text": text, "tokens": tokens, "stopped_at": stop.describe()}));
     Ok(())
 }
 

@@ -177,7 +177,7 @@ pub async fn shaders_validate_with_naga(_gpu: &Gpu) -> CheckResult {
 }
 
 pub async fn pipelines_build_in_error_scope(gpu: &Gpu) -> CheckResult {
-    let all = super::all_pipelines(gpu.info.subgroup8);
+    let all = super::all_pipelines(&Kernel::available(gpu));
     for (k, consts) in &all {
         gpu.check_pipeline(*k, consts).await.map_err(e)?;
     }
@@ -296,10 +296,12 @@ pub async fn matmul_129x65x33_batched_all_transposes(gpu: &Gpu) -> CheckResult {
 /// Which matmul kernels a check ran, and why the subgroup kernel did not where it did not (checks
 /// never skip a kernel silently).
 fn kernels_named(gpu: &Gpu) -> String {
-    if gpu.info.subgroup8 {
-        "tiled, vec4 and subgroup kernels".into()
+    let kernels = Kernel::available(gpu);
+    let names = kernels.iter().map(|k| format!("{k:?}").to_lowercase()).collect::<Vec<_>>().join(", ");
+    if kernels.contains(&Kernel::Subgroup) {
+        format!("kernels {names}")
     } else {
-        "tiled and vec4 kernels (this device has no subgroups of 8, so no subgroup kernel)".into()
+        format!("kernels {names} (this device has no subgroups of 8, so no subgroup kernel)")
     }
 }
 
@@ -333,10 +335,9 @@ pub async fn matmul_bert_67x768x3072(gpu: &Gpu) -> CheckResult {
 pub async fn matmul_bias_gelu_accumulate(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(5);
     let mut out = Vec::new();
-    let mut cases = vec![(37, 70, 19, Kernel::Tiled), (37, 68, 20, Kernel::Tiled), (37, 68, 20, Kernel::Vec4)];
-    if gpu.info.subgroup8 {
-        cases.push((37, 68, 20, Kernel::Subgroup));
-    }
+    // a shape only the tiled kernel takes, then one every kernel takes
+    let mut cases = vec![(37, 70, 19, Kernel::Tiled)];
+    cases.extend(Kernel::available(gpu).into_iter().map(|k| (37, 68, 20, k)));
     for (m, n, k, kernel) in cases {
         out.push(format!("{kernel:?} {m}x{n}x{k}: {}", matmul_bias_gelu_accumulate_case(gpu, &mut rng, m, n, k, kernel).await?));
     }

@@ -32,6 +32,18 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// The shader of a concrete kernel and the (rows, columns) of C one workgroup computes; `Auto`
+    /// has none until [`Matmul::record`] resolves it.
+    pub fn shader(self) -> Option<(KernelId, usize, usize)> {
+        match self {
+            Kernel::Auto => None,
+            Kernel::Tiled => Some((MATMUL, 64, 64)),
+            Kernel::Vec4 => Some((MATMUL_VEC4, 32, 64)),
+            // one workgroup is one subgroup
+            Kernel::Subgroup => Some((MATMUL_SUBGROUP, 32, 32)),
+        }
+    }
+
     /// The kernels `gpu` can run, each of which the kernel checks and the benchmark try.
     pub fn available(gpu: &crate::gpu::Gpu) -> Vec<Kernel> {
         let mut v = vec![Kernel::Tiled, Kernel::Vec4];
@@ -262,12 +274,7 @@ impl Matmul {
             k => k,
         };
         let buffers = [a, b, bias.unwrap_or(&dummy), c];
-        match kernel {
-            // one workgroup: 32 rows x 64 columns
-            Kernel::Vec4 => step.dispatch(MATMUL_VEC4, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(64) as u32, m.div_ceil(32) as u32, bt as u32]),
-            // one workgroup (one subgroup): 32 rows x 32 columns
-            Kernel::Subgroup => step.dispatch(MATMUL_SUBGROUP, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(32) as u32, m.div_ceil(32) as u32, bt as u32]),
-            _ => step.dispatch(MATMUL, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(64) as u32, m.div_ceil(64) as u32, bt as u32]),
-        }
+        let (id, rows, cols) = kernel.shader().expect("Auto is resolved above");
+        step.dispatch(id, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, bt as u32])
     }
 }

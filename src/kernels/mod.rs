@@ -43,12 +43,12 @@ pub(crate) fn u32_of(kernel: &str, v: usize) -> Result<u32, GpuError> {
     u32::try_from(v).map_err(|_| GpuError::Limits(format!("{kernel}: {v} does not fit in 32 bits")))
 }
 
-/// Every (kernel, override constants) the engine uses (the subgroup matmul where the device has
-/// subgroups of 8); the browser tests and the self-check build each of them inside an error scope.
-pub fn all_pipelines(subgroup8: bool) -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
+/// Every (kernel, override constants) the engine uses, with the given matmul kernels
+/// ([`matmul::Kernel::available`]); the browser tests and the self-check build each of them inside an
+/// error scope.
+pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
     let mut v = Vec::new();
-    let matmuls = if subgroup8 { &[matmul::MATMUL, matmul::MATMUL_VEC4, matmul::MATMUL_SUBGROUP][..] } else { &[matmul::MATMUL, matmul::MATMUL_VEC4][..] };
-    for &kernel in matmuls {
+    for kernel in matmuls.iter().filter_map(|k| k.shader()).map(|s| s.0) {
         for ta in [false, true] {
             for tb in [false, true] {
                 v.push((kernel, matmul::constants(ta, tb, false, false, false)));
