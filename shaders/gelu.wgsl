@@ -1,5 +1,8 @@
-// GELU exactly as BERT's `gelu` (erf form, not the tanh approximation), and its backward.
+// GELU exactly as BERT's `gelu` (erf form), and its backward:
 //   y = 0.5 x (1 + erf(x / sqrt 2));  dy/dx = 0.5 (1 + erf(x / sqrt 2)) + x * exp(-x^2 / 2) / sqrt(2 pi)
+// With TANH, GPT-2's `gelu_new` (transformers' NewGELUActivation, the tanh approximation):
+//   y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3);
+//   dy/dx = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
 // Elementwise over n values; the 2-D dispatch index is (wg.y * nwg.x + wg.x) * 256 + lid.
 
 struct Params { n: u32, off_x: u32, off_y: u32, _pad: u32 }
@@ -13,6 +16,19 @@ struct Params { n: u32, off_x: u32, off_y: u32, _pad: u32 }
 
 // erf_f32 and gelu come from erf.wgsl (prepended by src/shaders.rs).
 
+override TANH: bool = false;
+
+// tanh(u) without overflow: WGSL's tanh may be exp-based, and exp(2u) overflows for |u| > 44
+fn tanh_safe(u: f32) -> f32 {
+    let e = exp(-2.0 * abs(u));
+    let t = (1.0 - e) / (1.0 + e);
+    return select(-t, t, u >= 0.0);
+}
+
+fn gelu_tanh_u(v: f32) -> f32 {
+    return 0.7978845608028654 * (v + 0.044715 * v * v * v);
+}
+
 fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wg.y * nwg.x + wg.x) * 256u + lid.x;
 }
@@ -22,7 +38,12 @@ fn gelu_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
                 @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
     if (i >= p.n) { return; }
-    y[p.off_y + i] = gelu(x[p.off_x + i]);
+    let v = x[p.off_x + i];
+    if (TANH) {
+        y[p.off_y + i] = 0.5 * v * (1.0 + tanh_safe(gelu_tanh_u(v)));
+    } else {
+        y[p.off_y + i] = gelu(v);
+    }
 }
 
 @compute @workgroup_size(256)
@@ -31,7 +52,13 @@ fn gelu_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let i = index(wg, nwg, lid);
     if (i >= p.n) { return; }
     let v = x[p.off_x + i];
-    let cdf = 0.5 * (1.0 + erf_f32(v * 0.7071067811865476));
-    let pdf = 0.3989422804014327 * exp(-0.5 * v * v);
-    dx[p.off_y + i] = dy[p.off_y + i] * (cdf + v * pdf);
+    if (TANH) {
+        let t = tanh_safe(gelu_tanh_u(v));
+        let du = 0.7978845608028654 * (1.0 + 0.134145 * v * v);
+        dx[p.off_y + i] = dy[p.off_y + i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du);
+    } else {
+        let cdf = 0.5 * (1.0 + erf_f32(v * 0.7071067811865476));
+        let pdf = 0.3989422804014327 * exp(-0.5 * v * v);
+        dx[p.off_y + i] = dy[p.off_y + i] * (cdf + v * pdf);
+    }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::io::safetensors;
 use crate::model::params::hf_name;
+use crate::model::config::Body;
 use crate::model::{BertConfig, Heads, Pooling};
 
 /// The head file of a mean-pooling classifier, and the JSON that documents it.
@@ -45,6 +46,9 @@ pub struct ModelCard {
 }
 
 pub fn architecture(cfg: &BertConfig, heads: Heads) -> &'static str {
+    if cfg.body == Body::Gpt2 {
+        return "GPT2LMHeadModel";
+    }
     match (heads.mlm, heads.sop, heads.num_labels > 0) {
         // a decoder (causal attention) with its language-model head
         (true, _, false) if cfg.is_decoder => "BertLMHeadModel",
@@ -59,8 +63,14 @@ pub fn architecture(cfg: &BertConfig, heads: Heads) -> &'static str {
 /// config.json: the model's config plus architectures and, for a classifier, id2label/label2id in
 /// label-index order.
 pub fn config_json(cfg: &BertConfig, heads: Heads, labels: &[String]) -> String {
+    if cfg.body == Body::Gpt2 {
+        let mut v = cfg.gpt2_json();
+        v["architectures"] = serde_json::json!([architecture(cfg, heads)]);
+        return serde_json::to_string_pretty(&v).unwrap_or_default();
+    }
     let mut v = serde_json::to_value(cfg).unwrap_or_default();
     let o = v.as_object_mut().expect("a config serialises to an object");
+    o.remove("body");
     o.insert("model_type".into(), "bert".into());
     o.insert("architectures".into(), serde_json::json!([architecture(cfg, heads)]));
     o.insert("tie_word_embeddings".into(), true.into());
@@ -80,7 +90,8 @@ pub fn config_json(cfg: &BertConfig, heads: Heads, labels: &[String]) -> String 
 
 fn model_card(cfg: &BertConfig, heads: Heads, card: &ModelCard, labels: &[String]) -> String {
     let mut s = String::new();
-    s.push_str("---\nlibrary_name: transformers\ntags:\n- bert\n- bert-lab\n---\n\n");
+    let tag = if cfg.body == Body::Gpt2 { "gpt2" } else { "bert" };
+    s.push_str(&format!("---\nlibrary_name: transformers\ntags:\n- {tag}\n- bert-lab\n---\n\n"));
     s.push_str(&format!("# {} trained with BERT Lab\n\n", architecture(cfg, heads)));
     s.push_str("Trained in a web browser on WebGPU with BERT Lab; no data left the user's machine.\n\n");
     s.push_str(&format!("- base model: {}\n", if card.base_model.is_empty() { "from scratch" } else { &card.base_model }));

@@ -24,6 +24,10 @@ pub struct LoadedModel {
 
 /// The heads a checkpoint carries, from its tensor names and config.
 pub fn heads_of(names: &[&str], config: &serde_json::Value) -> Heads {
+    if config.get("model_type").and_then(|m| m.as_str()) == Some("gpt2") {
+        // GPT2LMHeadModel: the LM head is the word embeddings (tied), stored or not
+        return Heads { mlm: true, sop: false, num_labels: 0 };
+    }
     let has = |p: &str| names.iter().any(|n| n.trim_start_matches("bert.").starts_with(p));
     let num_labels = if has("classifier.") { labels_of(config).len().max(2) } else { 0 };
     Heads { mlm: has("cls.predictions."), sop: has("cls.seq_relationship."), num_labels }

@@ -14,6 +14,7 @@ use super::attention::Heads;
 use super::layernorm::LnParams;
 use super::matmul::{Kernel, Matmul};
 use super::softmax::RowKernel;
+use super::gelu::Gelu;
 use super::{cpu, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, softmax};
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
 
@@ -192,7 +193,7 @@ pub async fn one_submit_per_step_and_counters(gpu: &Gpu) -> CheckResult {
     let before = gpu.counters();
     let mut step = gpu.begin_step("counted");
     for _ in 0..3 {
-        gelu::forward(&mut step, &y, &x, 300).map_err(e)?;
+        gelu::forward(&mut step, Gelu::Erf, &y, &x, 300).map_err(e)?;
     }
     elementwise::scale(&mut step, &y, 2.0, 300).map_err(e)?;
     if step.dispatch_count() != 4 {
@@ -686,45 +687,58 @@ async fn dropout_fused_case(gpu: &Gpu, kernel: RowKernel) -> Result<f64, String>
 // ---------------------------------------------------------------------------------------------
 // gelu
 
+/// The two GELUs and their f64 references: BERT's erf form, GPT-2's tanh approximation.
+fn gelus() -> [(Gelu, &'static str, fn(f64) -> f64, fn(f64) -> f64); 2] {
+    [(Gelu::Erf, "erf", cpu::gelu, cpu::gelu_grad), (Gelu::Tanh, "tanh", cpu::gelu_tanh, cpu::gelu_tanh_grad)]
+}
+
 pub async fn gelu_forward(gpu: &Gpu) -> CheckResult {
     let mut x: Vec<f32> = (0..4001).map(|i| -10.0 + i as f32 * 0.005).collect();
     x.extend([-1e4f32, -50.0, 50.0, 1e4, 0.0, 1e-8, -1e-8]);
     let n = x.len();
-    let (gx, gy) = (up(gpu, "x", &x)?, zeros(gpu, "y", n)?);
-    let mut step = gpu.begin_step("gelu");
-    gelu::forward(&mut step, &gy, &gx, n).map_err(e)?;
-    step.submit().await.map_err(e)?;
-    let want: Vec<f64> = x.iter().map(|&v| cpu::gelu(v as f64)).collect();
-    let w = close("gelu", &read(gpu, &gy).await?, &want, |i| 3e-7 * (x[i].abs() as f64).max(1.0))?;
-    Ok(format!("x in [-10, 10] step 0.005 and ±1e4: worst {w:.3} of 3e-7·max(1,|x|) against erf in f64"))
+    let mut out = Vec::new();
+    for (kind, what, f, _) in gelus() {
+        let (gx, gy) = (up(gpu, "x", &x)?, zeros(gpu, "y", n)?);
+        let mut step = gpu.begin_step("gelu");
+        gelu::forward(&mut step, kind, &gy, &gx, n).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        let want: Vec<f64> = x.iter().map(|&v| f(v as f64)).collect();
+        let w = close(&format!("gelu ({what})"), &read(gpu, &gy).await?, &want, |i| 3e-7 * (x[i].abs() as f64).max(1.0))?;
+        out.push(format!("{what}: worst {w:.3}"));
+    }
+    Ok(format!("x in [-10, 10] step 0.005 and ±1e4, of 3e-7·max(1,|x|) against f64: {}", out.join(", ")))
 }
 
 pub async fn gelu_backward(gpu: &Gpu) -> CheckResult {
-    let mut rng = Rng::new(11);
-    let n = 3001;
-    let x = rng.normals(n, 3.0);
-    let r = rng.normals(n, 1.0);
-    let (x64, r64) = (f64s(&x), f64s(&r));
-    let dx: Vec<f64> = x64.iter().zip(&r64).map(|(v, d)| d * cpu::gelu_grad(*v)).collect();
-    fd_check_cpu("gelu", &|v| v.iter().zip(&r64).map(|(a, b)| cpu::gelu(*a) * b).sum(), &x64, &dx, &mut rng, 4)?;
-    let (gx, gr, gdx, gy) = (up(gpu, "x", &x)?, up(gpu, "dy", &r)?, zeros(gpu, "dx", n)?, zeros(gpu, "y", n)?);
-    let mut step = gpu.begin_step("gelu_backward");
-    gelu::backward(&mut step, &gdx, &gx, &gr, n).map_err(e)?;
-    step.submit().await.map_err(e)?;
-    let got = read(gpu, &gdx).await?;
-    let w = close("gelu dx", &got, &dx, |i| 1e-6 * (1.0 + r64[i].abs() * (1.0 + x64[i].abs())))?;
-    let u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
-    let fe = 1e-2;
-    let mut l = [0.0; 2];
-    for (s, sign) in [1.0, -1.0].iter().enumerate() {
-        let gxs = up(gpu, "x±", &shift(&x, &u, sign * fe))?;
-        let mut step = gpu.begin_step("gelu_fd");
-        gelu::forward(&mut step, &gy, &gxs, n).map_err(e)?;
+    let mut out = Vec::new();
+    for (kind, what, f, grad) in gelus() {
+        let mut rng = Rng::new(11);
+        let n = 3001;
+        let x = rng.normals(n, 3.0);
+        let r = rng.normals(n, 1.0);
+        let (x64, r64) = (f64s(&x), f64s(&r));
+        let dx: Vec<f64> = x64.iter().zip(&r64).map(|(v, d)| d * grad(*v)).collect();
+        fd_check_cpu("gelu", &|v| v.iter().zip(&r64).map(|(a, b)| f(*a) * b).sum(), &x64, &dx, &mut rng, 4)?;
+        let (gx, gr, gdx, gy) = (up(gpu, "x", &x)?, up(gpu, "dy", &r)?, zeros(gpu, "dx", n)?, zeros(gpu, "y", n)?);
+        let mut step = gpu.begin_step("gelu_backward");
+        gelu::backward(&mut step, kind, &gdx, &gx, &gr, n).map_err(e)?;
         step.submit().await.map_err(e)?;
-        l[s] = dot(&read(gpu, &gy).await?, &r64);
+        let got = read(gpu, &gdx).await?;
+        let w = close(&format!("gelu ({what}) dx"), &got, &dx, |i| 1e-6 * (1.0 + r64[i].abs() * (1.0 + x64[i].abs())))?;
+        let u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let fe = 1e-2;
+        let mut l = [0.0; 2];
+        for (s, sign) in [1.0, -1.0].iter().enumerate() {
+            let gxs = up(gpu, "x±", &shift(&x, &u, sign * fe))?;
+            let mut step = gpu.begin_step("gelu_fd");
+            gelu::forward(&mut step, kind, &gy, &gxs, n).map_err(e)?;
+            step.submit().await.map_err(e)?;
+            l[s] = dot(&read(gpu, &gy).await?, &r64);
+        }
+        let fd = fd_check_gpu("gelu", l[0], l[1], fe, dot(&got, &u), 1e-2)?;
+        out.push(format!("{what}: GPU vs CPU worst {w:.3} of tolerance, GPU finite differences within {fd:.1e}"));
     }
-    let fd = fd_check_gpu("gelu", l[0], l[1], fe, dot(&got, &u), 1e-2)?;
-    Ok(format!("GPU vs CPU worst {w:.3} of tolerance; GPU finite differences within {fd:.1e}"))
+    Ok(out.join("; "))
 }
 
 // ---------------------------------------------------------------------------------------------

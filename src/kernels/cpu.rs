@@ -161,6 +161,17 @@ pub fn gelu_grad(x: f64) -> f64 {
     0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2)) + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
 }
 
+/// GPT-2's `gelu_new`: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+pub fn gelu_tanh(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+}
+
+pub fn gelu_tanh_grad(x: f64) -> f64 {
+    let k = (2.0 / std::f64::consts::PI).sqrt();
+    let t = (k * (x + 0.044715 * x * x * x)).tanh();
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x)
+}
+
 /// out (tokens, dim) = table[ids].
 pub fn embedding(ids: &[u32], table: &[f64], dim: usize) -> Vec<f64> {
     ids.iter().flat_map(|&i| table[i as usize * dim..(i as usize + 1) * dim].iter().cloned()).collect()

@@ -57,6 +57,9 @@ pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static
         v.push((kernel, matmul::constants(false, true, true, true, false)));
         v.push((kernel, matmul::constants(false, true, true, false, true)));
         v.push((kernel, matmul::constants(false, false, false, false, true)));
+        // GPT-2's Conv1D: x @ W + b, and its weight gradient x^T dy accumulated
+        v.push((kernel, matmul::constants(false, false, true, false, false)));
+        v.push((kernel, matmul::constants(true, false, false, false, true)));
     }
     for k in [softmax::FORWARD, softmax::FORWARD_ROWS] {
         v.push((k, vec![("HAS_MASK", 1.0)]));
@@ -70,8 +73,10 @@ pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static
         v.push((bwd, vec![("ACCUMULATE", 1.0)]));
     }
     v.push((layernorm::BACKWARD_PARAMS, vec![]));
-    v.push((gelu::FORWARD, vec![]));
-    v.push((gelu::BACKWARD, vec![]));
+    for tanh in [0.0, 1.0] {
+        v.push((gelu::FORWARD, vec![("TANH", tanh)]));
+        v.push((gelu::BACKWARD, vec![("TANH", tanh)]));
+    }
     for k in [elementwise::ADD, elementwise::SCALE, elementwise::TANH_FORWARD, elementwise::TANH_BACKWARD, elementwise::BIAS_GRAD] {
         v.push((k, vec![]));
     }

@@ -5,8 +5,11 @@
 //! Shapes (see mod.rs): x (B*T, C); qkv (B*T, 3C), one projection by the three weights side by side
 //! in their arena; ctx (B*T, C); probs (B, H, T, T); attention reads heads in place (kernels::attention);
 //! inter (B*T, I); MLM rows (M, C) and logits (M, V) only at predicted positions.
+//!
+//! A GPT-2 body (`Body::Gpt2`) runs on the same activations: its forward and backward are in
+//! gpt2.rs, a child module of this one.
 
-use super::config::BertConfig;
+use super::config::{BertConfig, Body};
 use super::params::{tensor_names, ParamStore};
 use crate::error::Error;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
@@ -18,6 +21,9 @@ use crate::kernels::matmul::Matmul;
 use crate::kernels::dropout::Dropout;
 use crate::kernels::{cross_entropy, dropout, elementwise, gelu, softmax};
 use crate::kernels::softmax::RowKernel;
+
+#[path = "gpt2.rs"]
+mod gpt2;
 
 /// Which heads the model carries.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -272,6 +278,10 @@ struct Acts {
     emb: GpuBuf,
     emb_mean: GpuBuf,
     emb_rstd: GpuBuf,
+    /// A GPT-2 body's final LayerNorm (`ln_f`): output, mean and rstd (one element each for BERT).
+    fin: GpuBuf,
+    fin_mean: GpuBuf,
+    fin_rstd: GpuBuf,
     /// x[0] = embeddings output, x[l + 1] = output of layer l.
     x: Vec<GpuBuf>,
     layers: Vec<LayerActs>,
@@ -372,6 +382,11 @@ impl Bert {
     /// initialisation elsewhere.
     pub fn new(gpu: &Gpu, cfg: BertConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Bert, super::LoadReport), Error> {
         cfg.validate()?;
+        if cfg.body == Body::Gpt2 && (heads.sop || heads.num_labels > 0) {
+            return Err("a GPT-2 model has only its language-model head: it has no sentence-order or classification head (fine-tune a BERT to classify texts)".into());
+        }
+        // a GPT-2's LM head is its word embeddings: it always has one
+        let heads = if cfg.body == Body::Gpt2 { Heads { mlm: true, ..heads } } else { heads };
         let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
         Ok((Bert { cfg, heads, params, acts: None, mlm_acts: None, dropout: false, opt_state: None, pooling: Pooling::Cls }, report))
@@ -379,6 +394,7 @@ impl Bert {
 
     fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
         let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
+        let gpt2 = self.cfg.body == Body::Gpt2;
                 let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
         // Buffers are sized for the largest (B, T) seen so far and reused for smaller batches (the
         // kernels index by the batch's own shape), so a training loop with dynamic padding
@@ -411,6 +427,9 @@ impl Bert {
                 emb: z("emb", bt * c)?,
                 emb_mean: z("emb_mean", bt)?,
                 emb_rstd: z("emb_rstd", bt)?,
+                fin: z("fin", if gpt2 { bt * c } else { 1 })?,
+                fin_mean: z("fin_mean", if gpt2 { bt } else { 1 })?,
+                fin_rstd: z("fin_rstd", if gpt2 { bt } else { 1 })?,
                 x: (0..=self.cfg.num_hidden_layers).map(|_| z("x", bt * c)).collect::<Result<_, _>>()?,
                 layers,
                 lin: z("lin", bt * c)?,
@@ -553,6 +572,9 @@ impl Bert {
     }
 
     fn record_forward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), GpuError> {
+        if self.cfg.body == Body::Gpt2 {
+            return self.record_forward_gpt2(step, batch, seed);
+        }
         let a = self.acts.as_ref().unwrap();
         let cfg = &self.cfg;
         let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
@@ -601,7 +623,7 @@ impl Bert {
             self.ln_residual(step, &la.h1, &la.mean1, &la.rstd1, &la.res1, x, &a.lin, drop1, &lname(l, "attention.output.LayerNorm"), bt)?;
             // feed-forward: dense + GELU, dense, then dropout, residual and layernorm
             self.linear(step, &la.inter_pre, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
-            gelu::forward(step, &la.inter, &la.inter_pre, bt * i)?;
+            gelu::forward(step, cfg.gelu(), &la.inter, &la.inter_pre, bt * i)?;
             self.linear(step, &a.lin, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
             let drop2 = Dropout::new(hp, self.seed(seed, 102 + 10 * l as u64));
             self.ln_residual(step, &a.x[l + 1], &la.mean2, &la.rstd2, &la.res2, &la.h1, &a.lin, drop2, &lname(l, "output.LayerNorm"), bt)?;
@@ -646,7 +668,7 @@ impl Bert {
             let m = batch.m;
             embedding::forward(step, &ma.x, rows, last, 0, m, c, bt, false)?;
             self.linear(step, &ma.pre, &ma.x, "cls.predictions.transform.dense", m, c, c)?;
-            gelu::forward(step, &ma.act, &ma.pre, m * c)?;
+            gelu::forward(step, cfg.gelu(), &ma.act, &ma.pre, m * c)?;
             self.ln_forward(step, &ma.ln, &ma.mean, &ma.rstd, &ma.act, "cls.predictions.transform.LayerNorm", m)?;
             let v = cfg.vocab_size;
             Matmul::new(m, v, c).trans_b().record(step, &ma.logits, &ma.ln, p.w("embeddings.word_embeddings.weight"), Some(p.w("cls.predictions.bias")))?;
@@ -665,6 +687,9 @@ impl Bert {
     }
 
     fn record_backward(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), GpuError> {
+        if self.cfg.body == Body::Gpt2 {
+            return self.record_backward_gpt2(step, batch, seed);
+        }
         let a = self.acts.as_ref().ok_or_else(|| GpuError::Shape("backward before forward".into()))?;
         let cfg = &self.cfg;
         let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
@@ -697,7 +722,7 @@ impl Bert {
             }
             Matmul::new(m, c, v).record(step, &ma.d_ln, &ma.d_logits, p.w(word), None)?;
             self.ln_backward(step, &ma.d_act, &ma.d_ln, &ma.act, &ma.mean, &ma.rstd, "cls.predictions.transform.LayerNorm", m, false, &a.ln_scratch)?;
-            gelu::backward(step, &ma.d_ln, &ma.pre, &ma.d_act, m * c)?;
+            gelu::backward(step, cfg.gelu(), &ma.d_ln, &ma.pre, &ma.d_act, m * c)?;
             let dx = encoder_needs_grad.then_some((&ma.d_x, false));
             self.linear_backward(step, dx, &ma.d_ln, &ma.x, "cls.predictions.transform.dense", m, c, c)?;
             if encoder_needs_grad {
@@ -776,7 +801,7 @@ impl Bert {
             let d_o = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
             self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
             // GELU: d_inter2 = d(inter_pre)
-            gelu::backward(step, &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
+            gelu::backward(step, cfg.gelu(), &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
             self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
             // attention output layernorm -> d_res (gradient at res1 = a + x), d_a = dropout(d_res)
             let drop1 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, self.seed(seed, 101 + 10 * l as u64))));
@@ -885,7 +910,8 @@ impl Bert {
 
     /// Buffers of the last forward, for tests, prediction and visualisation.
     pub fn last_hidden(&self) -> Option<&GpuBuf> {
-        self.acts.as_ref().map(|a| &a.x[self.cfg.num_hidden_layers])
+        // a GPT-2's last hidden state is after its final LayerNorm (as transformers' GPT2Model's)
+        self.acts.as_ref().map(|a| if self.cfg.body == Body::Gpt2 { &a.fin } else { &a.x[self.cfg.num_hidden_layers] })
     }
     pub fn attention_probs(&self, layer: usize) -> Option<&GpuBuf> {
         self.acts.as_ref().and_then(|a| a.layers.get(layer)).map(|l| &l.probs)

@@ -34,7 +34,12 @@ macro_rules! for_each_model_check {
             model_new_labels_get_a_fresh_head,
             model_causal_matches_pytorch,
             model_causal_adamw_10_steps_match_pytorch,
-            model_causal_generation_matches_transformers
+            model_causal_generation_matches_transformers,
+            model_gpt2_matches_pytorch,
+            model_gpt2_adamw_10_steps_match_pytorch,
+            model_gpt2_generation_matches_transformers,
+            model_gpt2_dropout_gradients_match_finite_differences,
+            model_gpt2_export_round_trip
         }
     };
 }
@@ -57,6 +62,10 @@ pub const TINY_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert_ref.s
 pub const CAUSAL_CONFIG: &str = include_str!("../../tests/fixtures/tiny_causal/config.json");
 pub const CAUSAL_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal/model.safetensors");
 pub const CAUSAL_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal_ref.safetensors");
+/// transformers' GPT2LMHeadModel (tests/fixtures/make_gpt2_fixture.py).
+pub const GPT2_CONFIG: &str = include_str!("../../tests/fixtures/tiny_gpt2/config.json");
+pub const GPT2_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2/model.safetensors");
+pub const GPT2_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2_ref.safetensors");
 
 struct Fixture {
     cfg: BertConfig,
@@ -72,6 +81,10 @@ fn fixture() -> Result<Fixture, String> {
 
 fn causal_fixture() -> Result<Fixture, String> {
     fixture_of(CAUSAL_CONFIG, &[CAUSAL_WEIGHTS], CAUSAL_REF)
+}
+
+fn gpt2_fixture() -> Result<Fixture, String> {
+    fixture_of(GPT2_CONFIG, &[GPT2_WEIGHTS], GPT2_REF)
 }
 
 fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -> Result<Fixture, String> {
@@ -184,7 +197,7 @@ async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Bert, prefix: &str) -> R
         }
     }
     for p in &model.params.params {
-        let hf = if p.name.starts_with("cls.") || p.name.starts_with("classifier.") { p.name.clone() } else { format!("bert.{}", p.name) };
+        let hf = super::params::hf_name(&p.name);
         let Ok(want) = fx.f32(&format!("{prefix}.{hf}")) else { continue };
         let got = read(gpu, p.grad.as_ref().ok_or_else(|| format!("{} has no gradient", p.name))?).await?;
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6 * global);
@@ -273,7 +286,7 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, sop: bool) -> CheckResult {
     // final weights too, judged against how far training moved them
     let mut worst = 0.0f32;
     for p in &m.params.params {
-        let hf = if p.name.starts_with("cls.") { p.name.clone() } else { format!("bert.{}", p.name) };
+        let hf = super::params::hf_name(&p.name);
         // a decoder (BertLMHeadModel) has no pooler: BERT Lab's is unused there and stays as it was
         if fx.cfg.is_decoder && p.name.starts_with("pooler.") {
             continue;
@@ -410,9 +423,19 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
         Err(e) if e.contains("not divisible") => seen.push("hidden not divisible by heads"),
         other => return Err(format!("hidden 64 with 5 heads gave {other:?}")),
     }
-    match BertConfig::from_json(r#"{"model_type": "gpt2", "vocab_size": 10}"#) {
-        Err(e) if e.contains("gpt2") => seen.push("not a BERT"),
-        other => return Err(format!("a GPT-2 config gave {other:?}")),
+    match BertConfig::from_json(r#"{"model_type": "llama", "vocab_size": 10}"#) {
+        Err(e) if e.contains("llama") && e.contains("gpt2") => seen.push("neither a BERT nor a GPT-2"),
+        other => return Err(format!("a Llama config gave {other:?}")),
+    }
+    for (what, extra, expect) in [
+        ("GPT-2 scaled by layer", r#""scale_attn_by_inverse_layer_idx": true"#, "scale_attn_by_inverse_layer_idx"),
+        ("GPT-2 untied head", r#""tie_word_embeddings": false"#, "tie_word_embeddings"),
+        ("GPT-2 relu", r#""activation_function": "relu""#, "relu"),
+    ] {
+        match BertConfig::from_json(&format!(r#"{{"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_head": 2, {extra}}}"#)) {
+            Err(e) if e.contains(expect) => seen.push(what),
+            other => return Err(format!("{what} gave {other:?}")),
+        }
     }
     Ok(format!("refused with a message naming the problem: {}", seen.join(", ")))
 }
@@ -691,6 +714,20 @@ pub async fn model_causal_matches_pytorch(gpu: &Gpu) -> CheckResult {
     if !fx.cfg.is_decoder {
         return Err("the causal fixture's config is not a decoder".into());
     }
+    causal_parity(gpu, &fx, "BertLMHeadModel").await
+}
+
+/// GPT-2's body (pre-LN, Conv1D weights, gelu_new, ln_f, tied head) against transformers'
+/// GPT2LMHeadModel, as the causal model is checked.
+pub async fn model_gpt2_matches_pytorch(gpu: &Gpu) -> CheckResult {
+    let fx = gpt2_fixture()?;
+    if fx.cfg.body != super::config::Body::Gpt2 || fx.cfg.intermediate_size != 64 || fx.cfg.gelu() != crate::kernels::gelu::Gelu::Tanh {
+        return Err(format!("the GPT-2 fixture's config was read as {:?}", fx.cfg));
+    }
+    causal_parity(gpu, &fx, "GPT2LMHeadModel").await
+}
+
+async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
     let (t, v) = (fx.t, fx.cfg.vocab_size);
     let mut m = fx.model(gpu, LM)?;
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
@@ -707,13 +744,13 @@ pub async fn model_causal_matches_pytorch(gpu: &Gpu) -> CheckResult {
     }
     within("next-token loss", &[losses.mlm], &fx.f32("out.mlm_loss")?, 1e-4)?;
     grads_step(gpu, &mut m, &batch).await?;
-    let (n, worst) = compare_grads(gpu, &fx, &m, "grad_lm").await?;
+    let (n, worst) = compare_grads(gpu, fx, &m, "grad_lm").await?;
     let pooler = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
     if n + pooler != m.params.params.len() {
         return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len() - pooler));
     }
     Ok(format!(
-        "max |diff| vs transformers' BertLMHeadModel: hidden {d_h:.1e}, next-token logits {d_lm:.1e}, attention {d_att:.1e} (0 above the diagonal), loss {:.5}; all {n} gradient tensors within {worst:.1e} · max|ref|",
+        "max |diff| vs transformers' {what}: hidden {d_h:.1e}, next-token logits {d_lm:.1e}, attention {d_att:.1e} (0 above the diagonal), loss {:.5}; all {n} gradient tensors within {worst:.1e} · max|ref|",
         losses.mlm
     ))
 }
@@ -726,8 +763,15 @@ pub async fn model_causal_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckRe
 /// prompt; sampling (top-k 5, temperature 0.8) with a seed gives the same tokens twice, and another
 /// seed other tokens.
 pub async fn model_causal_generation_matches_transformers(gpu: &Gpu) -> CheckResult {
+    greedy_and_sampled(gpu, &causal_fixture()?).await
+}
+
+pub async fn model_gpt2_generation_matches_transformers(gpu: &Gpu) -> CheckResult {
+    greedy_and_sampled(gpu, &gpt2_fixture()?).await
+}
+
+async fn greedy_and_sampled(gpu: &Gpu, fx: &Fixture) -> CheckResult {
     use crate::train::generate::{generate_ids, GenerateConfig};
-    let fx = causal_fixture()?;
     let mut m = fx.model(gpu, LM)?;
     let prompt: Vec<u32> = fx.ints("gen.prompt")?.into_iter().map(|x| x as u32).collect();
     let want: Vec<u32> = fx.ints("gen.greedy")?.into_iter().map(|x| x as u32).collect();
@@ -745,4 +789,63 @@ pub async fn model_causal_generation_matches_transformers(gpu: &Gpu) -> CheckRes
         return Err(format!("sampling is not a function of the seed: seed 7 gave {a:?} then {b:?}; seed 8 gave {c:?}"));
     }
     Ok(format!("greedy: the {} tokens transformers generates ({want:?}), streamed one by one; top-k 5 sampling reproducible by seed", want.len()))
+}
+
+pub async fn model_gpt2_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
+    adamw_10_steps(&gpt2_fixture()?, LM, false).await
+}
+
+/// GPT-2 with dropout on at every site (embeddings, attention probabilities, both residual
+/// branches): the gradients agree with finite differences of the loss under the same masks.
+pub async fn model_gpt2_dropout_gradients_match_finite_differences(gpu: &Gpu) -> CheckResult {
+    let fx = gpt2_fixture()?;
+    let mut m = fx.model(gpu, LM)?;
+    m.cfg.hidden_dropout_prob = 0.1;
+    m.cfg.attention_probs_dropout_prob = 0.1;
+    m.dropout = true;
+    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    let batch = fx.batch(gpu, true, false, false)?;
+    grads_step(gpu, &mut m, &batch).await?;
+    let with = run_forward(gpu, &mut m, &batch).await?.total();
+    m.dropout = false;
+    let without = run_forward(gpu, &mut m, &batch).await?.total();
+    m.dropout = true;
+    if with == without {
+        return Err(format!("dropout on and off give the same loss {with}: nothing was dropped"));
+    }
+    let names = ["wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.bias", "h.1.ln_2.bias", "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.weight", "ln_f.weight"];
+    let worst = directional_fd(gpu, &mut m, &batch, &names, 29, 2e-2, |l| l.total()).await?;
+    Ok(format!("loss {with:.4} with dropout, {without:.4} without; {} tensors' directional gradients within {worst:.1e} (relative) of finite differences", names.len()))
+}
+
+/// A GPT-2 exported as transformers' GPT2LMHeadModel (config.json with GPT2Config's names, tensors
+/// under `transformer.`, Conv1D weights (in, out), no lm_head tensor) and loaded back as a model
+/// directory gives identical logits.
+pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
+    use crate::io::export::{export_files, ModelCard};
+    let fx = gpt2_fixture()?;
+    let mut m = fx.model(gpu, LM)?;
+    let batch = fx.batch(gpu, true, false, false)?;
+    run_forward(gpu, &mut m, &batch).await?;
+    let logits = read(gpu, m.mlm_logits().unwrap()).await?;
+    let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|s| s.to_string()).chain((5..fx.cfg.vocab_size).map(|i| format!("w{i}"))).collect::<Vec<_>>().join("\n");
+    let files: BTreeMap<String, Vec<u8>> = export_files(&m.cfg, LM, tensors, &[], &[("vocab.txt".into(), vocab.into_bytes())], &ModelCard::default()).into_iter().collect();
+    let config: serde_json::Value = serde_json::from_slice(&files["config.json"]).map_err(|e| e.to_string())?;
+    if config["model_type"] != "gpt2" || config["architectures"][0] != "GPT2LMHeadModel" || config["n_inner"] != 64 || config["activation_function"] != "gelu_new" {
+        return Err(format!("config.json is not GPT2LMHeadModel's: {config}"));
+    }
+    let st = safetensors::parse(&files["model.safetensors"]).map_err(|e| e.to_string())?;
+    for (name, shape) in [("transformer.h.0.attn.c_attn.weight", vec![32, 96]), ("transformer.h.1.mlp.c_fc.weight", vec![32, 64]), ("transformer.ln_f.bias", vec![32])] {
+        if st.tensors.get(name).map(|t| &t.shape) != Some(&shape) {
+            return Err(format!("the export lacks {name} {shape:?}; it has {:?}", st.tensors.keys().take(6).collect::<Vec<_>>()));
+        }
+    }
+    let mut lm = crate::io::model_dir::load(gpu, &files, None, 5)?;
+    run_forward(gpu, &mut lm.model, &batch).await?;
+    let again = read(gpu, lm.model.mlm_logits().unwrap()).await?;
+    if logits[..batch.m * fx.cfg.vocab_size] != again[..batch.m * fx.cfg.vocab_size] {
+        return Err(format!("the reloaded export's logits differ by {:.3e}", max_abs_diff(&logits, &again)));
+    }
+    Ok(format!("{} tensors as GPT2LMHeadModel (transformer.*, Conv1D (in, out), no lm_head), config.json as GPT2Config; reloaded: identical logits", st.tensors.len()))
 }

@@ -1,4 +1,5 @@
-//! `BertConfig`, read straight from a Hugging Face `config.json`, with presets for small models.
+//! `BertConfig`, read straight from a Hugging Face `config.json` (a BERT's, or a GPT-2's mapped onto
+//! the same fields), with presets for small models.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,28 @@ pub struct BertConfig {
     /// body: the one change that separates reading both ways from reading left to right.
     #[serde(default)]
     pub is_decoder: bool,
+    /// Which body the layers have: BERT's post-LN encoder, or GPT-2's pre-LN decoder.
+    #[serde(default)]
+    pub body: Body,
+    /// The token that ends a text (GPT-2's `<|endoftext|>`), where the config names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eos_token_id: Option<usize>,
+}
+
+/// The shape of the layers.
+///
+/// - `Bert`: post-LN (`x = LN(x + attention(x))`, `x = LN(x + mlp(x))`), an embedding LayerNorm,
+///   token types, the masked-LM head's transform (dense, GELU, LayerNorm) and output bias.
+/// - `Gpt2`: transformers' `GPT2LMHeadModel`: pre-LN (`x = x + attention(LN1(x))`,
+///   `x = x + mlp(LN2(x))`, a final `ln_f`), learned positions, no token types and no embedding
+///   LayerNorm, always causal, the LM head the word embeddings themselves (tied, no bias). Its
+///   projections are `Conv1D`s, whose weights are stored (in, out): the transpose of a Linear's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    #[default]
+    Bert,
+    Gpt2,
 }
 
 fn default_max_pos() -> usize {
@@ -54,13 +77,92 @@ impl BertConfig {
     pub fn from_json(text: &str) -> Result<BertConfig, String> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("config.json is not valid JSON: {e}"))?;
         if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
+            if mt == "gpt2" {
+                return Self::from_gpt2(&v);
+            }
             if mt != "bert" {
-                return Err(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\")"));
+                return Err(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\") and GPT-2 models (\"gpt2\")"));
             }
         }
         let c: BertConfig = serde_json::from_value(v).map_err(|e| format!("config.json is not a BERT config: {e}"))?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// A GPT-2 config.json (transformers' `GPT2Config` names) as a config of the GPT-2 body.
+    fn from_gpt2(v: &serde_json::Value) -> Result<BertConfig, String> {
+        let usize_of = |k: &str, default: Option<usize>| -> Result<usize, String> {
+            match v.get(k) {
+                Some(x) if !x.is_null() => x.as_u64().map(|n| n as usize).ok_or_else(|| format!("config.json: {k} is {x}, not a whole number")),
+                _ => default.ok_or_else(|| format!("config.json (GPT-2) lacks {k}")),
+            }
+        };
+        let f64_of = |k: &str, default: f64| -> Result<f64, String> {
+            match v.get(k) {
+                Some(x) if !x.is_null() => x.as_f64().ok_or_else(|| format!("config.json: {k} is {x}, not a number")),
+                _ => Ok(default),
+            }
+        };
+        let flag = |k: &str, default: bool| v.get(k).and_then(|x| x.as_bool()).unwrap_or(default);
+        // what GPT2LMHeadModel can do and BERT Lab's GPT-2 body does not
+        if !flag("scale_attn_weights", true) || flag("scale_attn_by_inverse_layer_idx", false) || flag("reorder_and_upcast_attn", false) {
+            return Err("config.json: BERT Lab's GPT-2 scales attention by 1/sqrt(head size) only (scale_attn_weights true, scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn false)".into());
+        }
+        if !flag("tie_word_embeddings", true) {
+            return Err("config.json: BERT Lab's GPT-2 ties its LM head to the word embeddings (tie_word_embeddings true)".into());
+        }
+        let hidden = usize_of("n_embd", Some(768))?;
+        let eos = usize_of("eos_token_id", Some(usize::MAX)).ok().filter(|&e| e != usize::MAX);
+        let c = BertConfig {
+            vocab_size: usize_of("vocab_size", None)?,
+            hidden_size: hidden,
+            num_hidden_layers: usize_of("n_layer", Some(12))?,
+            num_attention_heads: usize_of("n_head", Some(12))?,
+            intermediate_size: usize_of("n_inner", Some(4 * hidden))?,
+            max_position_embeddings: usize_of("n_positions", Some(1024))?,
+            type_vocab_size: 1,
+            layer_norm_eps: f64_of("layer_norm_epsilon", 1e-5)?,
+            hidden_act: v.get("activation_function").and_then(|a| a.as_str()).unwrap_or("gelu_new").to_string(),
+            pad_token_id: usize_of("pad_token_id", Some(eos.unwrap_or(0)))?,
+            hidden_dropout_prob: f64_of("resid_pdrop", 0.1)? as f32,
+            attention_probs_dropout_prob: f64_of("attn_pdrop", 0.1)? as f32,
+            is_decoder: true,
+            body: Body::Gpt2,
+            eos_token_id: eos,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The GELU of the feed-forward layers (and of BERT's masked-LM head).
+    pub fn gelu(&self) -> crate::kernels::gelu::Gelu {
+        match self.hidden_act.as_str() {
+            "gelu_new" | "gelu_pytorch_tanh" => crate::kernels::gelu::Gelu::Tanh,
+            _ => crate::kernels::gelu::Gelu::Erf,
+        }
+    }
+
+    /// transformers' GPT2Config for a GPT-2 body (what `config.json` holds for it).
+    pub fn gpt2_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "model_type": "gpt2",
+            "vocab_size": self.vocab_size,
+            "n_positions": self.max_position_embeddings,
+            "n_embd": self.hidden_size,
+            "n_layer": self.num_hidden_layers,
+            "n_head": self.num_attention_heads,
+            "n_inner": self.intermediate_size,
+            "activation_function": self.hidden_act,
+            "resid_pdrop": self.hidden_dropout_prob,
+            "embd_pdrop": self.hidden_dropout_prob,
+            "attn_pdrop": self.attention_probs_dropout_prob,
+            "layer_norm_epsilon": self.layer_norm_eps,
+            "pad_token_id": self.pad_token_id,
+            "bos_token_id": self.eos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "tie_word_embeddings": true,
+            "scale_attn_weights": true,
+        })
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -70,8 +172,11 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.hidden_act != "gelu" {
-            return Err(format!("hidden_act \"{}\" is not supported (BERT's \"gelu\" is)", self.hidden_act));
+        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
+            return Err(format!("the activation \"{}\" is not supported (BERT's \"gelu\" and GPT-2's \"gelu_new\" are)", self.hidden_act));
+        }
+        if self.body == Body::Gpt2 && !self.is_decoder {
+            return Err("a GPT-2 body is always causal (is_decoder)".into());
         }
         for (name, v) in [("vocab_size", self.vocab_size), ("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("max_position_embeddings", self.max_position_embeddings), ("type_vocab_size", self.type_vocab_size)] {
             if v == 0 {
@@ -124,12 +229,30 @@ impl BertConfig {
             hidden_dropout_prob: 0.1,
             attention_probs_dropout_prob: 0.1,
             is_decoder: false,
+            body: Body::Bert,
+            eos_token_id: None,
         }
     }
 
-    /// Parameters of the encoder + pooler (without heads).
+    /// A from-scratch GPT-2 body of the given size (GPT-2's defaults: gelu_new, eps 1e-5).
+    pub fn small_gpt2(vocab_size: usize, hidden: usize, layers: usize, heads: usize) -> BertConfig {
+        BertConfig {
+            type_vocab_size: 1,
+            layer_norm_eps: 1e-5,
+            hidden_act: "gelu_new".into(),
+            is_decoder: true,
+            body: Body::Gpt2,
+            ..Self::small(vocab_size, hidden, layers, heads)
+        }
+    }
+
+    /// Parameters of the encoder + pooler (without heads); of a GPT-2 body, all of them.
     pub fn encoder_params(&self) -> usize {
         let (h, i, l) = (self.hidden_size, self.intermediate_size, self.num_hidden_layers);
+        if self.body == Body::Gpt2 {
+            let layer = 2 * h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * i + i) + (i * h + h);
+            return (self.vocab_size + self.max_position_embeddings) * h + l * layer + 2 * h;
+        }
         let emb = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h + 2 * h;
         let layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h;
         emb + l * layer + h * h + h

@@ -1,5 +1,6 @@
 //! Parameters, gradients and AdamW moments, named exactly as Hugging Face's `BertModel` names them
-//! (without the `bert.` prefix) plus the heads' `cls.*` and `classifier.*` names.
+//! (without the `bert.` prefix) plus the heads' `cls.*` and `classifier.*` names; a GPT-2 body's as
+//! `GPT2Model` names them (`wte`, `wpe`, `h.{l}.*`, `ln_f`, without the `transformer.` prefix).
 //!
 //! Tensors live in arenas: a few large buffers, each tensor a view at a 256-byte-aligned offset, so
 //! that AdamW updates a whole run of consecutive trainable tensors in one dispatch. Arenas are split
@@ -57,9 +58,10 @@ pub struct ParamStore {
     index: BTreeMap<String, usize>,
 }
 
-/// HF Trainer's groups: no weight decay on biases and LayerNorm weights.
+/// HF Trainer's groups: no weight decay on biases and LayerNorm weights (GPT-2's are `ln_1`, `ln_2`
+/// and `ln_f`).
 pub fn decays(name: &str) -> bool {
-    !(name.ends_with("bias") || name.contains("LayerNorm"))
+    !(name.ends_with("bias") || name.contains("LayerNorm") || name.starts_with("ln_f.") || name.contains(".ln_"))
 }
 
 /// Where each tensor of `names` goes: (arena, offset) per tensor and each arena's length and decay
@@ -116,8 +118,37 @@ pub struct LoadReport {
     pub replaced: Vec<String>,
 }
 
-/// Every tensor a BERT with `cfg` has: (name, shape). `heads` picks which heads exist.
+/// Every tensor a GPT-2 body with `cfg` has, with GPT2Model's names and shapes: each `Conv1D`
+/// weight is (in, out). The LM head is `wte` itself.
+fn gpt2_tensor_names(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
+    let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let mut t: Vec<(String, Vec<usize>)> = vec![("wte.weight".into(), vec![v, c]), ("wpe.weight".into(), vec![cfg.max_position_embeddings, c])];
+    let conv = |t: &mut Vec<(String, Vec<usize>)>, p: &str, inp: usize, out: usize| {
+        t.push((format!("{p}.weight"), vec![inp, out]));
+        t.push((format!("{p}.bias"), vec![out]));
+    };
+    let ln = |t: &mut Vec<(String, Vec<usize>)>, p: &str| {
+        t.push((format!("{p}.weight"), vec![c]));
+        t.push((format!("{p}.bias"), vec![c]));
+    };
+    for l in 0..cfg.num_hidden_layers {
+        ln(&mut t, &format!("h.{l}.ln_1"));
+        conv(&mut t, &format!("h.{l}.attn.c_attn"), c, 3 * c);
+        conv(&mut t, &format!("h.{l}.attn.c_proj"), c, c);
+        ln(&mut t, &format!("h.{l}.ln_2"));
+        conv(&mut t, &format!("h.{l}.mlp.c_fc"), c, i);
+        conv(&mut t, &format!("h.{l}.mlp.c_proj"), i, c);
+    }
+    ln(&mut t, "ln_f");
+    t
+}
+
+/// Every tensor a model with `cfg` has: (name, shape). `heads` picks which heads exist (a GPT-2
+/// body has its tied LM head only).
 pub fn tensor_names(cfg: &BertConfig, mlm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
+    if cfg.body == super::config::Body::Gpt2 {
+        return gpt2_tensor_names(cfg);
+    }
     let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let mut t: Vec<(String, Vec<usize>)> = Vec::new();
     let lin = |t: &mut Vec<(String, Vec<usize>)>, p: &str, out: usize, inp: usize| {
@@ -158,10 +189,10 @@ pub fn tensor_names(cfg: &BertConfig, mlm: bool, sop: bool, num_labels: usize) -
     t
 }
 
-/// BERT's initialisation: normal(0, 0.02) weights, zero biases, LayerNorm weight 1.
+/// BERT's initialisation (and GPT-2's): normal(0, 0.02) weights, zero biases, LayerNorm weight 1.
 pub fn init_value(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
     let n: usize = shape.iter().product();
-    if name.contains("LayerNorm.weight") {
+    if name.contains("LayerNorm.weight") || (name.ends_with(".weight") && (name.starts_with("ln_f.") || name.contains(".ln_"))) {
         return vec![1.0; n];
     }
     if name.ends_with("bias") {
@@ -171,9 +202,16 @@ pub fn init_value(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
     rng.normals(n, 0.02)
 }
 
-/// The name Hugging Face's BertFor* classes store a parameter under.
+/// Whether `name` is a GPT-2 body's tensor (GPT2Model's names, which no BERT tensor shares).
+pub fn is_gpt2_name(name: &str) -> bool {
+    ["wte.", "wpe.", "h.", "ln_f."].iter().any(|p| name.starts_with(p))
+}
+
+/// The name Hugging Face's BertFor* classes (or GPT2LMHeadModel) store a parameter under.
 pub fn hf_name(name: &str) -> String {
-    if name.starts_with("cls.") || name.starts_with("classifier.") {
+    if is_gpt2_name(name) {
+        format!("transformer.{name}")
+    } else if name.starts_with("cls.") || name.starts_with("classifier.") {
         name.to_string()
     } else {
         format!("bert.{name}")
@@ -186,7 +224,7 @@ fn fnv(s: &str) -> u64 {
 
 /// Hugging Face checkpoints name the same tensor in several ways; this maps a stored name to ours.
 fn canonical(stored: &str) -> String {
-    let s = stored.strip_prefix("bert.").unwrap_or(stored);
+    let s = stored.strip_prefix("bert.").or_else(|| stored.strip_prefix("transformer.")).unwrap_or(stored);
     let s = s.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias");
     // BertForMaskedLM stores the decoder's bias twice (tied); ours is cls.predictions.bias.
     if s == "cls.predictions.decoder.bias" {
@@ -232,8 +270,10 @@ impl ParamStore {
         if let Some(f) = file {
             for (stored, view) in &f.tensors {
                 let c = canonical(stored);
-                if c == "cls.predictions.decoder.weight" || c.ends_with("position_ids") {
-                    continue; // tied to the word embeddings / a buffer, not a parameter
+                // tied to the word embeddings, or a buffer (position ids; older GPT-2 checkpoints'
+                // causal masks `h.{l}.attn.bias` and `.attn.masked_bias`), not a parameter
+                if c == "cls.predictions.decoder.weight" || c == "lm_head.weight" || c.ends_with("position_ids") || c.ends_with(".attn.bias") || c.ends_with(".attn.masked_bias") {
+                    continue;
                 }
                 by_name.insert(c, view);
             }
