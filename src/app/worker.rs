@@ -566,7 +566,7 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
 
 /// Sends the first batch of pretraining inputs as tokens (for the masking view before a run).
 fn batch_tokens(l: &Loaded, ids: &[u32]) -> Vec<String> {
-    ids.iter().map(|&i| l.tok.id_to_token(i)).collect()
+    ids.iter().map(|&i| l.tok.piece(i)).collect()
 }
 
 /// The settings of the restored snapshot's unfinished fine-tuning run, and its step.
@@ -698,7 +698,7 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
             // prediction at the position just before
             let before = positions[0].max(1) - 1;
             let top = l.model.fill_mask(&g, &e.ids, &e.type_ids, &[before], k).await?;
-            preds = top.into_iter().map(|row| row.into_iter().map(|(id, p)| (l.tok.id_to_token(id), p)).collect()).collect();
+            preds = top.into_iter().map(|row| row.into_iter().map(|(id, p)| (l.tok.piece(id), p)).collect()).collect();
         } else if l.model.heads.mlm && !positions.is_empty() {
             preds = trainer::probe(&g, &mut l.model, &l.tok, text, k).await?;
         } else {

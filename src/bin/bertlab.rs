@@ -25,6 +25,7 @@ mod cli {
     use bertlab::io::export::{export_files, ModelCard};
     use bertlab::io::model_dir::{self, LoadedModel};
     use bertlab::model::{Batch, Bert, BertConfig, Heads, Pooling};
+    use bertlab::model::config::Body;
     use bertlab::train::checkpoint;
     use bertlab::text::dataset;
     use bertlab::text::tokenizer::BertTokenizer;
@@ -195,6 +196,9 @@ Every command takes --json to print machine-readable results on stdout.";
                     attention, transformers' BertLMHeadModel) that learns the next word, as GPT does;
                     every 10th line is held out, and its next-token accuracy is reported beside a
                     unigram baseline's
+  --body B          the from-scratch decoder's body (with --objective causal): bert (default; BERT's
+                    post-LN layers, BertLMHeadModel) or gpt2 (GPT-2's pre-LN layers, learned
+                    positions, gelu_new; exported as GPT2LMHeadModel)
   --no-mlm / --no-sop   turn off a task
   --probe TEXT      print the top predictions at TEXT's [MASK]s every --probe-every N (50) steps
   --json            print the loss curve as JSON";
@@ -225,6 +229,17 @@ Every command takes --json to print machine-readable results on stdout.";
             }
             o => return Err(format!("--objective {o}: use mlm+sop, mlm, sop or causal")),
         };
+        let body = match a.get("body").unwrap_or("bert") {
+            "bert" => Body::Bert,
+            "gpt2" => Body::Gpt2,
+            o => return Err(format!("--body {o}: use bert or gpt2")),
+        };
+        if body == Body::Gpt2 && !causal {
+            return Err("--body gpt2 is a decoder, which learns the next word: use it with --objective causal".into());
+        }
+        if a.get("body").is_some() && a.get("model").is_some() {
+            return Err("--body shapes a from-scratch model; a checkpoint (--model) brings its own body: leave one of them out".into());
+        }
         // a causal model is judged on lines it never saw
         let (texts, held_out): (Vec<String>, Vec<String>) = if causal && texts.len() >= 20 {
             let (h, t): (Vec<_>, Vec<_>) = texts.into_iter().enumerate().partition(|(i, _)| i % 10 == 9);
@@ -251,7 +266,8 @@ Every command takes --json to print machine-readable results on stdout.";
             }
             None => {
                 let tok = BertTokenizer::train_wordpiece(&texts, a.num("vocab", 2000)?)?;
-                let mut cfg = BertConfig::small(tok.vocab_size, a.num("hidden", 128)?, a.num("layers", 2)?, a.num("heads", 4)?);
+                let size = (tok.vocab_size, a.num("hidden", 128)?, a.num("layers", 2)?, a.num("heads", 4)?);
+                let mut cfg = if body == Body::Gpt2 { BertConfig::small_gpt2(size.0, size.1, size.2, size.3) } else { BertConfig::small(size.0, size.1, size.2, size.3) };
                 cfg.is_decoder = causal;
                 let (m, _) = Bert::new(&g, cfg, heads, None, a.num("seed", 42)?)?;
                 let tf = tokenizer_files(&tok)?;

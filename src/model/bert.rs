@@ -383,7 +383,7 @@ impl Bert {
     pub fn new(gpu: &Gpu, cfg: BertConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Bert, super::LoadReport), Error> {
         cfg.validate()?;
         if cfg.body == Body::Gpt2 && (heads.sop || heads.num_labels > 0) {
-            return Err("a GPT-2 model has only its language-model head: it has no sentence-order or classification head (fine-tune a BERT to classify texts)".into());
+            return Err("this is a GPT-2 model, a causal language model with only its next-word head: it has no sentence-order or classification head. Classifying texts and masked or sentence-order pretraining need a BERT; a GPT-2 pretrains further on next words (objective causal)".into());
         }
         // a GPT-2's LM head is its word embeddings: it always has one
         let heads = if cfg.body == Body::Gpt2 { Heads { mlm: true, ..heads } } else { heads };

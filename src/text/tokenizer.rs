@@ -1,6 +1,10 @@
 //! BERT tokenizers on Hugging Face's `tokenizers` crate (WordPiece): loaded from `tokenizer.json` or
 //! `vocab.txt` (uncased or cased), or trained from the user's own text for from-scratch models.
 //! Special tokens are looked up by name, never assumed to have particular ids.
+//!
+//! A GPT-2 tokenizer.json (byte-level BPE) has one special token, `<|endoftext|>`, GPT-2's document
+//! separator; it then stands for [CLS], [SEP] and padding, so a text is framed
+//! `<|endoftext|> text <|endoftext|>` and a continuation ends where the model chooses it.
 
 
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
@@ -19,7 +23,12 @@ pub struct BertTokenizer {
     pub mask: u32,
     pub unk: u32,
     pub vocab_size: usize,
+    /// GPT-2's `<|endoftext|>`, for a tokenizer that has it instead of BERT's special tokens.
+    pub end_of_text: Option<u32>,
 }
+
+/// GPT-2's end-of-text token.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
 
 /// One encoded sequence, `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +49,16 @@ fn err(e: impl std::fmt::Display) -> String {
 
 impl BertTokenizer {
     fn with_specials(tk: Tokenizer) -> Result<BertTokenizer, String> {
+        if tk.token_to_id("[CLS]").is_none() {
+            if let Some(eot) = tk.token_to_id(END_OF_TEXT) {
+                let unk = tk.token_to_id("[UNK]").unwrap_or(eot);
+                return Ok(BertTokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), tk });
+            }
+            return Err(format!("the tokenizer has neither BERT's [CLS] token nor GPT-2's {END_OF_TEXT}: BERT Lab reads BERT (WordPiece) and GPT-2 (byte-level BPE) tokenizers"));
+        }
         let id = |t: &str| tk.token_to_id(t).ok_or_else(|| format!("the tokenizer has no {t} token"));
         Ok(BertTokenizer {
+            end_of_text: None,
             cls: id("[CLS]")?,
             sep: id("[SEP]")?,
             pad: id("[PAD]")?,
@@ -207,6 +224,15 @@ impl BertTokenizer {
         Ok(enc)
     }
 
+    /// How token `id` reads in running text: a GPT-2 piece decoded from its bytes (" cat", not
+    /// "Ġcat"); a WordPiece token as it is.
+    pub fn piece(&self, id: u32) -> String {
+        match self.end_of_text {
+            Some(_) => self.tk.decode(&[id], false).unwrap_or_else(|_| self.id_to_token(id)),
+            None => self.id_to_token(id),
+        }
+    }
+
     pub fn id_to_token(&self, id: u32) -> String {
         self.tk.id_to_token(id).unwrap_or_else(|| "[UNK]".into())
     }
@@ -217,7 +243,7 @@ impl BertTokenizer {
 
     /// Ids that are special tokens (never chosen for masking, never drawn as random replacements).
     pub fn special_ids(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = SPECIAL_TOKENS.iter().filter_map(|t| self.tk.token_to_id(t)).collect();
+        let mut v: Vec<u32> = SPECIAL_TOKENS.iter().chain([&END_OF_TEXT]).filter_map(|t| self.tk.token_to_id(t)).collect();
         v.sort_unstable();
         v
     }

@@ -73,11 +73,13 @@ pub async fn generate(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: 
     let positions = model.cfg.max_position_embeddings;
     let e = tok.encode(prompt, None, positions)?;
     if e.truncated > 0 {
-        return Err(Error::Limit(format!("the prompt is {} tokens with [CLS]; the model reads at most {positions}: shorten it", e.ids.len() + e.truncated)));
+        let start = if tok.end_of_text.is_some() { "<|endoftext|>" } else { "[CLS]" };
+        return Err(Error::Limit(format!("the prompt is {} tokens with {start}; the model reads at most {positions}: shorten it", e.ids.len() + e.truncated)));
     }
-    // [CLS] prompt: the [SEP] that ends an encoded text is what the model would predict last
+    // [CLS] prompt (<|endoftext|> prompt for a GPT-2 tokenizer): the [SEP] that ends an encoded
+    // text is what the model would predict last
     let prompt_ids = &e.ids[..e.ids.len() - 1];
-    generate_ids(gpu, model, prompt_ids, Some(tok.sep), cfg, &mut |id| on_token(id, &tok.id_to_token(id))).await
+    generate_ids(gpu, model, prompt_ids, Some(tok.sep), cfg, &mut |id| on_token(id, &tok.piece(id))).await
 }
 
 /// [`generate`] from token ids; `end` (if any) ends the text when the model chooses it.

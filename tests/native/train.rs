@@ -438,13 +438,10 @@ fn cli_causal_model_learns_next_words_and_generates() {
     let s7 = gen(&["--top-k", "8", "--temperature", "1.5", "--seed", "7"]);
     assert_eq!(gen(&["--top-k", "8", "--temperature", "1.5", "--seed", "7"])["ids"], s7["ids"]);
     println!("greedy: {} | sampled (seed 7): {}", greedy["text"], s7["text"]);
-    // the wrong kind of model, the wrong objective, a prompt too long, a GPT-2 config
+    // the wrong kind of model, the wrong objective, a prompt too long
     let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--hidden", "16", "--layers", "1", "--heads", "2", "--vocab", "300", "--steps", "1", "--batch", "2", "--out", &masked]);
     assert!(ok, "{err}");
     let long = "word ".repeat(600);
-    let gpt2 = dir("gpt2");
-    std::fs::create_dir_all(&gpt2).unwrap();
-    std::fs::write(tmp.join("gpt2/config.json"), r#"{"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "vocab_size": 100}"#).unwrap();
     for (args, want) in [
         (vec!["generate", "--model", &masked, "--prompt", "the kitten"], "masked (bidirectional) model"),
         (vec!["fill-mask", "--model", &causal, "--text", "the [MASK] sat"], "causal model"),
@@ -452,7 +449,71 @@ fn cli_causal_model_learns_next_words_and_generates() {
         (vec!["generate", "--model", &causal, "--prompt", "x", "--temperature", "0"], "temperature must be a number in (0, 100]"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--model", &masked, "--steps", "1", "--out", &dir("x")], "causal pretraining needs a decoder"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--model", &causal, "--steps", "1", "--out", &dir("x")], "is a causal model"),
-        (vec!["generate", "--model", &gpt2, "--prompt", "x"], "'gpt2' model"),
+    ] {
+        let (ok, _, err) = run(&args);
+        assert!(!ok && err.contains(want), "{args:?}: exit ok={ok}, stderr {err:?} should contain {want:?}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// GPT-2's body: a GPT-2 checkpoint (the fixture: GPT2LMHeadModel's files and a byte-level BPE
+/// tokenizer.json) continues a prompt exactly as transformers' greedy `generate` does, through the
+/// tokenizer; a GPT-2 pretrained from scratch beats the unigram baseline on held-out lines and is
+/// exported as GPT2LMHeadModel; and a GPT-2 where a BERT is needed (and the reverse) gets a message.
+#[test]
+fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
+    use bertlab::io::safetensors;
+    let exe = env!("CARGO_BIN_EXE_bertlab");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = std::env::temp_dir().join(format!("bertlab-gpt2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(exe).args(args).current_dir(root).output().expect("run bertlab");
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let dir = |n: &str| tmp.join(n).to_string_lossy().to_string();
+    let fixture = "tests/fixtures/tiny_gpt2";
+    let reference = std::fs::read(format!("{root}/tests/fixtures/tiny_gpt2_ref.safetensors")).unwrap();
+    let r = safetensors::parse(&reference).unwrap();
+    let want: Vec<i64> = r.tensors["gen.greedy"].to_i64();
+    let prompt: Vec<i64> = r.tensors["gen.prompt"].to_i64();
+    let (ok, out, err) = run(&["generate", "--model", fixture, "--prompt", "the curious kitten", "--max-new", "12", "--json"]);
+    assert!(ok, "generate on the GPT-2 fixture: {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("generate --json");
+    let got: Vec<i64> = v["ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    // BERT Lab stops at <|endoftext|> (transformers was told not to): the ids agree up to there
+    assert!(!got.is_empty() && got[..] == want[..got.len()], "GPT-2 fixture, prompt {prompt:?}: BERT Lab {got:?}, transformers {want:?}");
+    assert!(got.len() == want.len() || want[got.len()] == prompt[0], "stopped early at {} without <|endoftext|>", got.len());
+    println!("GPT-2 checkpoint + byte-level tokenizer: greedy ids {got:?} as transformers', text {:?}", v["text"]);
+
+    let gpt = dir("gpt");
+    let (ok, out, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt2", "--hidden", "64", "--layers", "2", "--heads", "4", "--vocab", "1000", "--steps", "150", "--max-len", "48", "--json", "--out", &gpt]);
+    assert!(ok, "GPT-2 pretraining failed: {err}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("")).expect("JSON summary");
+    let held = &v["summary"]["held_out"];
+    let (acc, unigram) = (held["next_token_accuracy"].as_f64().unwrap(), held["unigram_baseline"].as_f64().unwrap());
+    println!("GPT-2 body, 150 steps: held-out next-token accuracy {acc:.4}, unigram baseline {unigram:.4} ({} lines)", held["texts"]);
+    assert!(acc > unigram + 0.15, "held-out next-token accuracy {acc:.3} is not 15 points above the unigram baseline {unigram:.3}");
+    let config = std::fs::read_to_string(tmp.join("gpt/config.json")).unwrap();
+    assert!(config.contains("GPT2LMHeadModel") && config.contains("\"n_layer\": 2"), "{config}");
+    let sampled = |seed: &str| run(&["generate", "--model", &gpt, "--prompt", "the curious kitten", "--top-k", "8", "--seed", seed, "--json"]).1;
+    assert_eq!(sampled("3"), sampled("3"));
+
+    let masked = dir("masked");
+    let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--hidden", "16", "--layers", "1", "--heads", "2", "--vocab", "300", "--steps", "1", "--batch", "2", "--out", &masked]);
+    assert!(ok, "{err}");
+    let long = "word ".repeat(40);
+    for (args, want) in [
+        (vec!["train", "--data", "www/samples/sentiment.tsv", "--model", fixture, "--out", &dir("x")], "no sentence-order or classification head"),
+        (vec!["fill-mask", "--model", fixture, "--text", "the [MASK] sat"], "causal model"),
+        (vec!["generate", "--model", &masked, "--prompt", "the kitten"], "masked (bidirectional) model"),
+        (vec!["generate", "--model", fixture, "--prompt", &long], "<|endoftext|>; the model reads at most 32"),
+        (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--model", fixture, "--steps", "1", "--out", &dir("x")], "need a BERT; a GPT-2 pretrains further on next words"),
+        (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--body", "gpt2", "--steps", "1", "--out", &dir("x")], "use it with --objective causal"),
+        (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt2", "--model", fixture, "--steps", "1", "--out", &dir("x")], "brings its own body"),
+        (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt3", "--steps", "1", "--out", &dir("x")], "use bert or gpt2"),
     ] {
         let (ok, _, err) = run(&args);
         assert!(!ok && err.contains(want), "{args:?}: exit ok={ok}, stderr {err:?} should contain {want:?}");
