@@ -71,6 +71,9 @@ pub struct ModelSummary {
     /// A causal model (GPT's direction): it predicts the next word and can continue a text.
     #[serde(default)]
     pub causal: bool,
+    /// GPT-2's body (pre-LN, transformers' GPT2LMHeadModel); always causal.
+    #[serde(default)]
+    pub gpt2: bool,
     pub notes: Vec<String>,
 }
 
@@ -176,6 +179,9 @@ pub struct ScratchSettings {
     /// GPT-style: causal attention, trained on the next word.
     #[serde(default)]
     pub causal: bool,
+    /// GPT-2's body (pre-LN layers, as GPT2LMHeadModel) instead of BERT's; implies `causal`.
+    #[serde(default)]
+    pub gpt2: bool,
 }
 
 /// Everything the page asks of the worker. Sent as JSON (`{"cmd": .., "data": ..}`), parsed once
@@ -370,6 +376,7 @@ pub struct ScratchForm {
     pub heads: String,
     pub vocab: String,
     pub causal: bool,
+    pub gpt2: bool,
 }
 
 /// Sizes offered for a model made in the page (a browser trains small models; the CLI takes more).
@@ -393,7 +400,7 @@ impl ScratchForm {
             errs.push(FieldError { field: "scratch-heads", message: format!("the heads must divide the hidden size: {hidden} is not a multiple of {heads}") });
         }
         if errs.is_empty() {
-            Ok(ScratchSettings { hidden, layers, heads, vocab, causal: self.causal })
+            Ok(ScratchSettings { hidden, layers, heads, vocab, causal: self.causal || self.gpt2, gpt2: self.gpt2 })
         } else {
             Err(errs)
         }

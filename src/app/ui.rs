@@ -577,11 +577,12 @@ fn ModelPanel(st: St) -> impl IntoView {
     let layers = RwSignal::new("2".to_string());
     let heads = RwSignal::new("4".to_string());
     let vocab = RwSignal::new("2000".to_string());
-    let causal = RwSignal::new(false);
+    // "bert", "causal" (BERT's body, causal) or "gpt2"
+    let kind = RwSignal::new("bert".to_string());
     let errors = RwSignal::new(Vec::<FieldError>::new());
     let make = move |_| {
         st.error.set(None);
-        let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get(), causal: causal.get() };
+        let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get(), causal: kind.get() == "causal", gpt2: kind.get() == "gpt2" };
         if let Some(d) = checked(errors, form.parse()) {
             send(Command::Scratch(d), None)
         }
@@ -623,9 +624,10 @@ fn ModelPanel(st: St) -> impl IntoView {
             </div>
             <div class="row">
                 "From scratch: "
-                <select id="scratch-kind" on:change=move |ev| causal.set(event_target_value(&ev) == "causal")>
+                <select id="scratch-kind" on:change=move |ev| kind.set(event_target_value(&ev))>
                     <option value="bert" selected>"a BERT (reads both ways)"</option>
-                    <option value="causal">"a GPT-style model (reads left to right)"</option>
+                    <option value="causal">"a GPT-style model (reads left to right; BERT's layers)"</option>
+                    <option value="gpt2">"a GPT-2 (reads left to right; GPT-2's pre-LN layers)"</option>
                 </select>
                 <Field label="hidden" id="scratch-hidden" size=4 value=hidden errors=errors/>
                 <Field label="layers" id="scratch-layers" size=2 value=layers errors=errors/>
@@ -639,9 +641,16 @@ fn ModelPanel(st: St) -> impl IntoView {
             {move || st.model.get().map(|m| view! {
                 <div id="model-summary">
                     <p><b>{m.source.clone()}</b></p>
+                    <p class="kind">{if m.gpt2 {
+                        "GPT-2: pre-LN layers reading left to right (transformers' GPT2LMHeadModel)"
+                    } else if m.causal {
+                        "GPT-style: BERT's layers reading left to right (transformers' BertLMHeadModel)"
+                    } else {
+                        "BERT: reads both ways"
+                    }}</p>
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
-                    <p>{format!("heads: {}{}{}", if m.has_mlm { "masked-LM " } else { "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else { "" }) })}</p>
+                    <p>{format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else { "" }) })}</p>
                     {m.notes.iter().map(|n| view! { <p class="note">{n.clone()}</p> }).collect_view()}
                 </div>
             })}
@@ -732,8 +741,13 @@ fn keep_pretrain_curve(st: St) {
     }
     st.pcurve.set(Vec::new());
     let n = st.phistory.with_untracked(|h| h.len()) + 1;
-    let causal = st.model.with_untracked(|m| m.as_ref().map(|m| m.causal).unwrap_or(false));
-    st.plabel.set(format!("run {n}: {}", if causal { "next-word loss (GPT-style)" } else { "MLM loss (BERT)" }));
+    let (causal, gpt2) = st.model.with_untracked(|m| m.as_ref().map(|m| (m.causal, m.gpt2)).unwrap_or_default());
+    let what = match (causal, gpt2) {
+        (_, true) => "next-word loss (GPT-2)",
+        (true, false) => "next-word loss (GPT-style)",
+        _ => "MLM loss (BERT)",
+    };
+    st.plabel.set(format!("run {n}: {what}"));
 }
 
 #[component]

@@ -114,6 +114,7 @@ fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
         labels: l.labels.clone(),
         mean_pooling: l.model.pooling == Pooling::Mean,
         causal: c.is_decoder,
+        gpt2: c.body == crate::model::config::Body::Gpt2,
         notes,
     }
 }
@@ -458,14 +459,14 @@ async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     let texts = pretrain_texts()?;
     let tok = BertTokenizer::train_wordpiece(&texts, d.vocab)?;
     let (hidden, layers, heads) = (d.hidden, d.layers, d.heads);
-    let mut cfg = BertConfig::small(tok.vocab_size, hidden, layers, heads);
-    cfg.is_decoder = d.causal;
+    let mut cfg = if d.gpt2 { BertConfig::small_gpt2(tok.vocab_size, hidden, layers, heads) } else { BertConfig::small(tok.vocab_size, hidden, layers, heads) };
+    cfg.is_decoder = d.causal || d.gpt2;
     cfg.validate()?;
     // a causal model has no sentence-order head: its [CLS] sees only itself
-    let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: !d.causal, num_labels: 0 }, None, 42)?;
+    let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: !(d.causal || d.gpt2), num_labels: 0 }, None, 42)?;
     let tokenizer_files = vec![("tokenizer.json".to_string(), tok.to_json()?.into_bytes()), ("vocab.txt".to_string(), tok.vocab_txt().into_bytes())];
     S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
-    let kind = if d.causal { "GPT-style (causal) model" } else { "BERT" };
+    let kind = if d.gpt2 { "GPT-2 (pre-LN, causal) model" } else if d.causal { "GPT-style (causal) model" } else { "BERT" };
     let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: a {kind}, {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };
     post_model(&l, vec![]);
     put_model(l);
@@ -688,8 +689,13 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
     let g = gpu()?;
     let mut l = take_model()?;
     let r = async {
-        let e = l.tok.encode(text, None, l.model.cfg.max_position_embeddings)?;
-        let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask).collect();
+        // a GPT-2 tokenizer has no [MASK]: <|endoftext|> stands in for it (and frames the text), so
+        // the positions are the ones inside the frame
+        let gpt2_tok = l.tok.end_of_text.is_some();
+        let framed = if gpt2_tok { text.replace(" [MASK]", "[MASK]").replace("[MASK]", crate::text::tokenizer::END_OF_TEXT) } else { text.to_string() };
+        let e = l.tok.encode(&framed, None, l.model.cfg.max_position_embeddings)?;
+        let inside = |i: usize| !gpt2_tok || (i > 0 && i + 1 < e.ids.len());
+        let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask && inside(i)).collect();
         let tokens = batch_tokens(&l, &e.ids);
         let mut preds = Vec::new();
         let causal = l.model.cfg.is_decoder;

@@ -27,7 +27,8 @@ function check(cond, what) {
 // ---------- the stand-in hub ----------
 // fixture/tiny: tests/fixtures/tiny_bert (a 2-layer BERT with MLM and sentence-order heads, made by
 // make_bert_fixture.py with transformers) plus a vocab.txt written here; fixture/missing: 404s;
-// fixture/gpt2: a non-BERT config; fixture/binonly: only pytorch_model.bin.
+// fixture/gpt2: tests/fixtures/tiny_gpt2 (GPT2LMHeadModel with a byte-level BPE tokenizer, made by
+// make_gpt2_fixture.py); fixture/llama: a config of neither kind; fixture/binonly: only pytorch_model.bin.
 const HUB = path.join(OUT, "hub");
 function writeHub() {
   const tiny = path.join(HUB, "fixture/tiny");
@@ -40,7 +41,10 @@ function writeHub() {
   fs.writeFileSync(path.join(tiny, "tokenizer_config.json"), JSON.stringify({ do_lower_case: true }));
   const gpt2 = path.join(HUB, "fixture/gpt2");
   fs.mkdirSync(gpt2, { recursive: true });
-  fs.writeFileSync(path.join(gpt2, "config.json"), JSON.stringify({ model_type: "gpt2", n_layer: 2, n_embd: 64, vocab_size: 100 }));
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_gpt2", f), path.join(gpt2, f));
+  const llama = path.join(HUB, "fixture/llama");
+  fs.mkdirSync(llama, { recursive: true });
+  fs.writeFileSync(path.join(llama, "config.json"), JSON.stringify({ model_type: "llama", num_hidden_layers: 2, hidden_size: 64, vocab_size: 100 }));
   const bin = path.join(HUB, "fixture/binonly");
   fs.mkdirSync(bin, { recursive: true });
   fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_bert/config.json"), path.join(bin, "config.json"));
@@ -129,9 +133,9 @@ try {
   check(/no masked-LM head/.test(await text(page, "#no-mlm")), "default model says it has no MLM head and how to get one");
   await snap(page, "default-model");
 
-  // 3. the stand-in hub: a 404, a non-BERT config, a .bin-only repository, then the fixture
+  // 3. the stand-in hub: a 404, a config of neither kind, a .bin-only repository, a GPT-2, then the fixture
   await page.fill("#hub-url", HUB_URL);
-  for (const [id, re, what] of [["fixture/missing", /not found/, "missing model"], ["fixture/gpt2", /bert|BERT/, "non-BERT config"], ["fixture/binonly", /pytorch_model\.bin/, ".bin-only repository"]]) {
+  for (const [id, re, what] of [["fixture/missing", /not found/, "missing model"], ["fixture/llama", /llama.*BERT.*GPT-2/, "a Llama config"], ["fixture/binonly", /pytorch_model\.bin/, ".bin-only repository"]]) {
     await page.fill("#hub-id", id);
     await page.click("#load-hub");
     await page.waitForSelector("#error", { timeout: STEP_TIMEOUT });
@@ -139,6 +143,10 @@ try {
     check(re.test(msg), `${what}: "${msg.slice(0, 140)}"`);
   }
   await snap(page, "hub-errors");
+  await page.fill("#hub-id", "fixture/gpt2");
+  await page.click("#load-hub");
+  await waitText(page, "#model-summary", /fixture\/gpt2/);
+  check(/GPT-2: pre-LN/.test(await text(page, "#model-summary")) && /heads: next-word/.test(await text(page, "#model-summary")), `a GPT-2 checkpoint from the hub: "${(await text(page, "#model-summary")).slice(0, 160)}"`);
   // local files through the picker (the same fixture, as a user's own folder)
   await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"].map((f) => path.join(tinyDir, f)));
   await waitText(page, "#model-summary", /your files/);
@@ -316,14 +324,14 @@ try {
   await page.click("#sample-corpus");
   await waitText(page, "#data-panel .summary", /corpus/);
   const kinds = [];
-  for (const kind of ["bert", "causal"]) {
+  for (const kind of ["bert", "causal", "gpt2"]) {
     await page.selectOption("#scratch-kind", kind);
     await page.fill("#scratch-hidden", "32");
     await page.fill("#scratch-layers", "2");
     await page.fill("#scratch-heads", "2");
     await page.fill("#scratch-vocab", "400");
     await page.click("#make-scratch");
-    await waitText(page, "#model-summary", kind === "causal" ? /GPT-style/ : /a BERT/);
+    await waitText(page, "#model-summary", { bert: /a BERT/, causal: /GPT-style/, gpt2: /GPT-2 \(pre-LN/ }[kind]);
     await page.fill("#pt-steps", "8");
     await page.click("#pt-start");
     await waitText(page, "#status", /pretraining finished: 8 steps/);
@@ -336,11 +344,12 @@ try {
     const upper = await page.$$eval("#fill-result .heatmap tbody tr", (rows) => rows.map((r, i) => [...r.querySelectorAll("td")].slice(i + 1).reduce((s, td) => s + Number(td.getAttribute("data-p")), 0)));
     kinds.push([kind, top, Math.max(...upper)]);
   }
-  const [[, bertTop, bertUpper], [, gptTop, gptUpper]] = kinds;
+  const [[, bertTop, bertUpper], [, gptTop, gptUpper], [, gpt2Top, gpt2Upper]] = kinds;
   check(bertTop.length > 0 && bertUpper > 0, `masked model: [MASK] probabilities ${JSON.stringify(bertTop.slice(0, 2))}, attention above the diagonal up to ${bertUpper.toFixed(3)}`);
   check(gptTop.length > 0 && gptUpper === 0 && (await page.locator("#causal-note").count()) === 1, `causal model: next-word probabilities ${JSON.stringify(gptTop.slice(0, 2))}, attention above the diagonal ${gptUpper}`);
+  check(gpt2Top.length > 0 && gpt2Upper === 0, `GPT-2 body: next-word probabilities ${JSON.stringify(gpt2Top.slice(0, 2))}, attention above the diagonal ${gpt2Upper}`);
   const keys = await page.$$eval("#pretrain-panel .chart .key", (k) => k.map((x) => x.textContent));
-  check(keys.some((k) => /MLM loss \(BERT\)/.test(k)) && keys.some((k) => /next-word loss \(GPT-style\)/.test(k)), `both pretraining curves on one chart: ${JSON.stringify(keys)}`);
+  check(keys.some((k) => /MLM loss \(BERT\)/.test(k)) && keys.some((k) => /next-word loss \(GPT-style\)/.test(k)) && keys.some((k) => /next-word loss \(GPT-2\)/.test(k)), `the three pretraining curves on one chart: ${JSON.stringify(keys)}`);
   const counts = [];
   const pollGen = setInterval(async () => { try { counts.push(await page.locator("#gen-output .gen-token").count()); } catch {} }, 50);
   await page.fill("#gen-prompt", "the curious kitten");

@@ -112,10 +112,12 @@ use bertlab::app::protocol::{bars, preview};
         }
         // N is only read when the last N layers are trained
         assert!(TrainForm { mode: "full".into(), last_n: "x".into(), ..good.clone() }.parse(m, "r".into()).is_ok());
-        let sc = ScratchForm { hidden: "abc".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false }.parse().unwrap_err();
+        let sc = ScratchForm { hidden: "abc".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: false }.parse().unwrap_err();
         assert!(sc.len() == 1 && sc[0].field == "scratch-hidden" && sc[0].message.contains("“abc” is not"), "{sc:?}");
-        let sc = ScratchForm { hidden: "66".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false }.parse().unwrap_err();
+        let sc = ScratchForm { hidden: "66".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: false }.parse().unwrap_err();
         assert!(sc[0].field == "scratch-heads" && sc[0].message.contains("multiple"), "{sc:?}");
+        let sc = ScratchForm { hidden: "64".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: true }.parse().unwrap();
+        assert!(sc.gpt2 && sc.causal, "a GPT-2 is a causal model: {sc:?}");
         let pt = PretrainForm { mlm: false, sop: false, steps: "0".into(), lr: "0.001".into(), batch: "16".into() }.parse(m, None).unwrap_err();
         assert_eq!(pt.iter().map(|e| e.field).collect::<Vec<_>>(), ["pt-steps", "pt-mlm"]);
         let gen = GenerateForm { max_new: "8".into(), top_k: "5".into(), temperature: "0.8".into(), seed: "3".into() };
