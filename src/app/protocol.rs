@@ -74,6 +74,10 @@ pub struct ModelSummary {
     /// GPT-2's body (pre-LN, transformers' GPT2LMHeadModel); always causal.
     #[serde(default)]
     pub gpt2: bool,
+    /// The model of the other kind kept beside this one (masked beside causal or the reverse),
+    /// whose predictions the masked-words panel shows next to this one's.
+    #[serde(default)]
+    pub beside: Option<String>,
     pub notes: Vec<String>,
 }
 

@@ -267,7 +267,8 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
         "gen_start" => st.gen.set(Some((d["prompt"].as_str().unwrap_or("").to_string(), Vec::new(), None))),
         "gen_token" => st.gen.update(|g| {
             if let Some(g) = g {
-                g.1.push(d["token"].as_str().unwrap_or("").to_string());
+                // how the token continues the text (its space, or none), as the worker says
+                g.1.push(d["text"].as_str().unwrap_or("").to_string());
             }
         }),
         "gen_done" => st.gen.update(|g| {
@@ -416,6 +417,31 @@ pub fn DataPreviewView(preview: DataPreview) -> impl IntoView {
 }
 
 /// Probability bars, highest first.
+/// A causal model's next-word guesses at each position of a sentence: each token, then the words it
+/// expects next with their probabilities, most likely first.
+#[component]
+fn NextWords(rows: Vec<serde_json::Value>) -> impl IntoView {
+    view! {
+        <table class="next-words">
+            <tr><th>"after"</th><th>"the next word, most likely first"</th></tr>
+            {rows.into_iter().map(|r| view! {
+                <tr>
+                    <td class="tok">{r[0].as_str().unwrap_or("").to_string()}</td>
+                    <td>{r[1].as_array().cloned().unwrap_or_default().into_iter().map(|g| {
+                        let p = g[1].as_f64().unwrap_or(0.0);
+                        view! { <span class="guess" data-p=p.to_string()>{format!("{} {p:.2}", g[0].as_str().unwrap_or(""))}</span> }
+                    }).collect_view()}</td>
+                </tr>
+            }).collect_view()}
+        </table>
+    }
+}
+
+/// Bars of (label, p) pairs as the worker sends them: `[[label, p], ...]`.
+fn bars_of(row: &serde_json::Value) -> Vec<Bar> {
+    row.as_array().cloned().unwrap_or_default().iter().map(|x| Bar { label: x[0].as_str().unwrap_or("").to_string(), p: x[1].as_f64().unwrap_or(0.0) as f32 }).collect()
+}
+
 #[component]
 pub fn PredictionBars(bars: Vec<Bar>) -> impl IntoView {
     view! {
@@ -651,6 +677,7 @@ fn ModelPanel(st: St) -> impl IntoView {
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
                     <p>{format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else { "" }) })}</p>
+                    {m.beside.clone().map(|b| view! { <p class="note" id="beside-model">{format!("Kept beside it, for the masked-words panel: {b}")}</p> })}
                     {m.notes.iter().map(|n| view! { <p class="note">{n.clone()}</p> }).collect_view()}
                 </div>
             })}
@@ -963,16 +990,13 @@ fn MaskPanel(st: St) -> impl IntoView {
             })}
             {move || st.gen.get().map(|(p, toks, done)| view! {
                 <p id="gen-output"><span class="prompt">{p}</span>
-                    {toks.into_iter().map(|t| match t.strip_prefix("##") { Some(r) => view! { <span class="gen-token">{r.to_string()}</span> }, None => view! { <span class="gen-token">{format!(" {t}")}</span> } }).collect_view()}
+                    {toks.into_iter().map(|t| view! { <span class="gen-token">{t}</span> }).collect_view()}
                 </p>
                 {done.map(|d| view! { <p class="note" id="gen-done">{d}</p> })}
             })}
             {move || st.probe.get().map(|p| view! {
                 <div id="probe"><p class="note">{format!("live, during pretraining (step {}): \"{DEMO_TEXT}\"", p["step"])}</p>
-                {p["predictions"].as_array().cloned().unwrap_or_default().into_iter().map(|row| {
-                    let bars: Vec<Bar> = row.as_array().cloned().unwrap_or_default().iter().map(|x| Bar { label: x[0].as_str().unwrap_or("").to_string(), p: x[1].as_f64().unwrap_or(0.0) as f32 }).collect();
-                    view! { <PredictionBars bars=bars/> }
-                }).collect_view()}</div>
+                {p["predictions"].as_array().cloned().unwrap_or_default().into_iter().map(|row| view! { <PredictionBars bars=bars_of(&row)/> }).collect_view()}</div>
             })}
             {move || st.fill.get().map(|d| {
                 let tokens: Vec<String> = serde_json::from_value(d["tokens"].clone()).unwrap_or_default();
@@ -990,9 +1014,27 @@ fn MaskPanel(st: St) -> impl IntoView {
                             }>"Train a masked-LM head on my text (100 steps; the data panel's text)"</button></p>
                         })}
                         {d["predictions"].as_array().cloned().unwrap_or_default().into_iter().enumerate().map(|(i, row)| {
-                            let bars: Vec<Bar> = row.as_array().cloned().unwrap_or_default().iter().map(|x| Bar { label: x[0].as_str().unwrap_or("").to_string(), p: x[1].as_f64().unwrap_or(0.0) as f32 }).collect();
-                            view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars/></div> }
+                            view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars_of(&row)/></div> }
                         }).collect_view()}
+                        {d["next"].as_array().cloned().map(|rows| view! {
+                            <div id="next-view"><p class="note">"Next word at each position, from the words before it only (the sentence up to its [MASK]; the last row is the guess for the [MASK])."</p><NextWords rows=rows/></div>
+                        })}
+                        {d.get("beside").filter(|b| b.is_object()).cloned().map(|b| view! {
+                            <div id="beside">
+                                <p><b>{format!("Beside it, the other kind of model: {}", b["source"].as_str().unwrap_or(""))}</b></p>
+                                <p class="note">{if b["causal"].as_bool().unwrap_or(false) {
+                                    "It reads left to right: at each position it guesses the next word from the words before it only."
+                                } else {
+                                    "It reads both ways: it fills the [MASK] from the words on both sides."
+                                }}</p>
+                                {b["error"].as_str().map(|e| view! { <p class="warning">{e.to_string()}</p> })}
+                                {b["note"].as_str().map(|n| view! { <p class="note">{n.to_string()}</p> })}
+                                {b["next"].as_array().cloned().map(|rows| view! { <NextWords rows=rows/> })}
+                                {b["predictions"].as_array().cloned().unwrap_or_default().into_iter().enumerate().map(|(i, row)| {
+                                    view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars_of(&row)/></div> }
+                                }).collect_view()}
+                            </div>
+                        })}
                         <p>{format!("Attention of layer {} head {} (of {} layers × {} heads); each row sums to 1", d["layer"], d["head"], d["layers"], d["heads"])}</p>
                         {d["causal"].as_bool().unwrap_or(false).then(|| view! { <p class="note" id="causal-note">"Causal attention: each token looks only at itself and the tokens before it, so everything above the diagonal is 0 (the triangle). A BERT's attention fills the whole square."</p> })}
                         <Heatmap tokens=tokens att=att/>

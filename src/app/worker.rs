@@ -36,6 +36,9 @@ struct Session {
     gpu: Option<Rc<Gpu>>,
     /// None while a run has it (the training future owns it between awaits).
     loaded: Option<Loaded>,
+    /// The last model of the other kind (masked when `loaded` is causal, causal when it is masked),
+    /// kept when a new model replaced it, so the masked-words panel shows the two side by side.
+    companion: Option<Loaded>,
     busy: bool,
     /// The data in use: its name, its text (kept for snapshots and plain-text pretraining) and the
     /// parsed rows, shared with a run rather than copied.
@@ -97,6 +100,26 @@ fn put_model(l: Loaded) {
     S.with(|s| s.borrow_mut().loaded = Some(l));
 }
 
+/// Makes `l` the model in use and tells the page. The model it replaces is kept as the companion
+/// when it is of the other kind (masked vs causal); a model of the same kind is let go.
+fn install_model(l: Loaded, notes: Vec<String>) {
+    S.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some(old) = s.loaded.take() {
+            if old.model.cfg.is_decoder != l.model.cfg.is_decoder {
+                s.companion = Some(old);
+            }
+        }
+    });
+    post_model(&l, notes);
+    put_model(l);
+}
+
+/// What the page says about the companion model.
+fn describe_companion() -> Option<String> {
+    S.with(|s| s.borrow().companion.as_ref().map(|c| format!("{} ({})", c.source, if c.model.cfg.is_decoder { "reads left to right" } else { "reads both ways" })))
+}
+
 fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
     let c = &l.model.cfg;
     let params = l.model.params.total_params();
@@ -115,6 +138,7 @@ fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
         mean_pooling: l.model.pooling == Pooling::Mean,
         causal: c.is_decoder,
         gpt2: c.body == crate::model::config::Body::Gpt2,
+        beside: describe_companion(),
         notes,
     }
 }
@@ -201,8 +225,7 @@ fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<(), Erro
         notes.push(format!("{} tensors in the checkpoint are not used: {}", lm.report.unused.len(), lm.report.unused.iter().take(6).cloned().collect::<Vec<_>>().join(", ")));
     }
     let l = Loaded { model: lm.model, tok: lm.tokenizer, labels: lm.labels, tokenizer_files: lm.tokenizer_files, source };
-    post_model(&l, notes);
-    put_model(l);
+    install_model(l, notes);
     Ok(())
 }
 
@@ -398,8 +421,7 @@ async fn restore() -> Result<(), Error> {
         s.settings = meta["settings"].clone();
         s.step = step;
     });
-    post_model(&l, vec![format!("restored from the snapshot of {} (step {})", meta["saved_at"].as_str().unwrap_or("?"), meta["step"])]);
-    put_model(l);
+    install_model(l, vec![format!("restored from the snapshot of {} (step {})", meta["saved_at"].as_str().unwrap_or("?"), meta["step"])]);
     post("restored", json!({"step": meta["step"], "curves": meta["curves"], "settings": meta["settings"], "saved_at": meta["saved_at"]}));
     Ok(())
 }
@@ -468,8 +490,7 @@ async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
     let kind = if d.gpt2 { "GPT-2 (pre-LN, causal) model" } else if d.causal { "GPT-style (causal) model" } else { "BERT" };
     let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: a {kind}, {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };
-    post_model(&l, vec![]);
-    put_model(l);
+    install_model(l, vec![]);
     Ok(())
 }
 
@@ -685,6 +706,36 @@ async fn encoder_forward(g: &Gpu, model: &mut Bert, ids: &[u32], types: &[u32]) 
     Ok(step.submit().await?)
 }
 
+/// A causal model's top-k next tokens at each position of `text` up to its first [MASK] (so the
+/// last row is its guess for the [MASK], from the words before it): (token, [(next token, p)]).
+async fn next_words(g: &Gpu, l: &mut Loaded, text: &str, k: usize) -> Result<Vec<(String, Vec<(String, f32)>)>, Error> {
+    let prefix = text.split("[MASK]").next().unwrap_or("").trim_end();
+    let e = l.tok.encode(prefix, None, l.model.cfg.max_position_embeddings)?;
+    // without the closing [SEP] (<|endoftext|>): what comes after the last word is the question
+    let ids = &e.ids[..e.ids.len() - 1];
+    let positions: Vec<usize> = (0..ids.len()).collect();
+    let top = l.model.fill_mask(g, ids, &vec![0; ids.len()], &positions, k).await?;
+    Ok(ids.iter().zip(top).map(|(&id, row)| (l.tok.piece(id), row.into_iter().map(|(t, p)| (l.tok.piece(t), p)).collect())).collect())
+}
+
+/// The companion model's view of the same sentence: a masked model's top-k at each [MASK], or a
+/// causal model's next words. None when there is no companion.
+async fn companion_view(g: &Gpu, text: &str, k: usize) -> Option<Value> {
+    let mut c = S.with(|s| s.borrow_mut().companion.take())?;
+    let r = async {
+        if c.model.cfg.is_decoder {
+            Ok::<Value, Error>(json!({"causal": true, "source": c.source, "next": next_words(g, &mut c, text, k).await?}))
+        } else if c.model.heads.mlm && text.contains("[MASK]") {
+            Ok(json!({"causal": false, "source": c.source, "predictions": trainer::probe(g, &mut c.model, &c.tok, text, k).await?}))
+        } else {
+            Ok(json!({"causal": false, "source": c.source, "note": "this model has no masked-LM head, or the sentence no [MASK]"}))
+        }
+    }
+    .await;
+    S.with(|s| s.borrow_mut().companion = Some(c));
+    Some(r.unwrap_or_else(|e| json!({"error": e.to_string()})))
+}
+
 async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<(), Error> {
     let g = gpu()?;
     let mut l = take_model()?;
@@ -713,7 +764,7 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         }
         let (layers, heads) = (l.model.cfg.num_hidden_layers, l.model.cfg.num_attention_heads);
         if layer >= layers || head >= heads {
-            return Err(format!("this model has layers 0 to {} and heads 0 to {}; layer {layer}, head {head} do not exist", layers - 1, heads - 1));
+            return Err(format!("this model has layers 0 to {} and heads 0 to {}; layer {layer}, head {head} do not exist", layers - 1, heads - 1).into());
         }
         let t = e.ids.len();
         let probs = g.read_f32(l.model.attention_probs(layer).ok_or("no attention")?).await.map_err(|e| e.to_string())?;
@@ -727,11 +778,17 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         } else {
             None
         };
-        Ok::<Value, String>(json!({"tokens": tokens, "positions": positions, "predictions": preds, "attention": att, "layer": layer, "head": head, "layers": l.model.cfg.num_hidden_layers, "heads": l.model.cfg.num_attention_heads, "note": note, "causal": causal}))
+        // after the attention was read: this forward replaces it
+        let next = if causal && l.model.heads.mlm { Some(next_words(&g, &mut l, text, 3).await?) } else { None };
+        Ok::<Value, Error>(json!({"tokens": tokens, "positions": positions, "predictions": preds, "attention": att, "layer": layer, "head": head, "layers": l.model.cfg.num_hidden_layers, "heads": l.model.cfg.num_attention_heads, "note": note, "causal": causal, "next": next}))
     }
     .await;
     put_model(l);
-    post("fill", r?);
+    let mut v = r?;
+    if let Some(c) = companion_view(&g, text, k).await {
+        v["beside"] = c;
+    }
+    post("fill", v);
     Ok(())
 }
 
@@ -759,7 +816,8 @@ async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> 
     let g = gpu()?;
     let mut l = take_model()?;
     post("gen_start", json!({"prompt": prompt}));
-    let r = run(&g, &mut l.model, &l.tok, prompt, &cfg, &mut |id, t| post("gen_token", json!({"id": id, "token": t}))).await;
+    let tok = &l.tok;
+    let r = run(&g, &mut l.model, tok, prompt, &cfg, &mut |id, t| post("gen_token", json!({"id": id, "token": t, "text": tok.continuation(id)}))).await;
     let done = r.and_then(|(ids, stop)| Ok((l.tok.decode(&ids)?, ids.len(), stop)));
     put_model(l);
     let (text, tokens, stop) = done?;

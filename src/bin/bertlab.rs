@@ -610,17 +610,14 @@ Every command takes --json to print machine-readable results on stdout.";
         let mut lm = load_model(&g, a.req("model")?, None)?;
         let json = a.has("json");
         let mut shown = Vec::new();
-        let (ids, stop) = block(gen::generate(&g, &mut lm.model, &lm.tokenizer, prompt, &cfg, &mut |_, t| {
+        let tok = &lm.tokenizer;
+        let (ids, stop) = block(gen::generate(&g, &mut lm.model, tok, prompt, &cfg, &mut |id, t| {
             if shown.is_empty() && !json {
                 print!("{prompt}");
             }
             shown.push(t.to_string());
             if !json {
-                // WordPiece: "##" continues the word before
-                match t.strip_prefix("##") {
-                    Some(rest) => print!("{rest}"),
-                    None => print!(" {t}"),
-                }
+                print!("{}", tok.continuation(id));
                 let _ = std::io::stdout().flush();
             }
         }))?;

@@ -233,6 +233,21 @@ impl BertTokenizer {
         }
     }
 
+    /// How token `id` continues a running text: a WordPiece "##ing" joins the word before ("ing"),
+    /// another token starts a word (" cat"); a GPT-2 piece carries its own space, or none.
+    pub fn continuation(&self, id: u32) -> String {
+        match self.end_of_text {
+            Some(_) => self.piece(id),
+            None => {
+                let t = self.id_to_token(id);
+                match t.strip_prefix("##") {
+                    Some(rest) => rest.to_string(),
+                    None => format!(" {t}"),
+                }
+            }
+        }
+    }
+
     pub fn id_to_token(&self, id: u32) -> String {
         self.tk.id_to_token(id).unwrap_or_else(|| "[UNK]".into())
     }

@@ -162,8 +162,8 @@ try {
   await page.fill("#att-layer", "1");
   await page.fill("#att-head", "2");
   await page.click("#mask-run");
-  await page.waitForSelector("#fill-result .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
-  const pagePreds = await bars(page, "#fill-result .mask-preds");
+  await page.waitForSelector("#fill-result > .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
+  const pagePreds = await bars(page, "#fill-result > .mask-preds");
   const cli = JSON.parse(execFileSync(CLI, ["fill-mask", "--model", tinyDir, "--text", demo, "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
   const cliPreds = cli[0].predictions.map((p) => [p.token, p.probability]);
   const same = cliPreds.length === pagePreds.length && cliPreds.every((c, i) => c[0] === pagePreds[i][0] && Math.abs(c[1] - pagePreds[i][1]) <= 1e-3 * Math.max(c[1], pagePreds[i][1]) + 1e-7);
@@ -339,11 +339,19 @@ try {
     await page.fill("#att-layer", "0");
     await page.fill("#att-head", "0");
     await page.click("#mask-run");
-    await page.waitForSelector("#fill-result .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
-    const top = await bars(page, "#fill-result .mask-preds");
+    await page.waitForSelector("#fill-result > .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
+    const top = await bars(page, "#fill-result > .mask-preds");
     const upper = await page.$$eval("#fill-result .heatmap tbody tr", (rows) => rows.map((r, i) => [...r.querySelectorAll("td")].slice(i + 1).reduce((s, td) => s + Number(td.getAttribute("data-p")), 0)));
     kinds.push([kind, top, Math.max(...upper)]);
   }
+  // the GPT-2 in use and the BERT kept beside it read the same sentence: next-word guesses at each
+  // position beside the masked model's guesses at the [MASK]
+  const nextP = await page.$$eval("#next-view .guess", (g) => g.map((x) => Number(x.getAttribute("data-p"))));
+  const besideTop = await bars(page, "#beside .mask-preds");
+  const besideWho = await text(page, "#beside");
+  check(nextP.length >= 3 && nextP.every((p) => p > 0 && p <= 1) && besideTop.length > 0 && /reads both ways/.test(besideWho) && /a BERT/.test(besideWho),
+    `next-word view (${nextP.length / 3} positions, top p ${Math.max(...nextP).toFixed(3)}) beside the masked model's [MASK] guesses ${JSON.stringify(besideTop.slice(0, 2))}: "${besideWho.slice(0, 90)}"`);
+  await snap(page, "next-word-beside-masked");
   const [[, bertTop, bertUpper], [, gptTop, gptUpper], [, gpt2Top, gpt2Upper]] = kinds;
   check(bertTop.length > 0 && bertUpper > 0, `masked model: [MASK] probabilities ${JSON.stringify(bertTop.slice(0, 2))}, attention above the diagonal up to ${bertUpper.toFixed(3)}`);
   check(gptTop.length > 0 && gptUpper === 0 && (await page.locator("#causal-note").count()) === 1, `causal model: next-word probabilities ${JSON.stringify(gptTop.slice(0, 2))}, attention above the diagonal ${gptUpper}`);
