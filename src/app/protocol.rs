@@ -51,6 +51,105 @@ pub fn preview(name: &str, ds: &Dataset, text_lines: usize) -> DataPreview {
     }
 }
 
+/// Everything the worker tells the page. It travels as `{ev: name, data: JSON string}` (an export's
+/// files beside it, as `files`), made by [`Event::to_parts`] and parsed once by the page with
+/// [`Event::from_parts`]. Payloads the page draws as they are (a fill-mask view, a profile, the
+/// adapter's description) stay JSON values; every payload the page reads fields of is typed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "ev", content = "data", rename_all = "snake_case")]
+pub enum Event {
+    /// The worker's module has loaded: the page sends `Init`.
+    Ready {},
+    /// The adapter and its limits.
+    Gpu(serde_json::Value),
+    NoGpu { reason: String },
+    Model(ModelSummary),
+    /// Bytes of a file being fetched.
+    Progress { file: String, loaded: f64, total: f64 },
+    /// A pass over many texts (frozen features, validation predictions).
+    Texts { task: String, done: usize, total: usize, per_s: f64, eta: f64 },
+    Data(DataPreview),
+    Busy { busy: bool },
+    Paused { step: usize },
+    Resumed {},
+    /// A pretraining step: losses, accuracies, timing and the batch drawn token by token.
+    PretrainStep(serde_json::Value),
+    /// The top predictions at the demo sentence's [MASK]s during pretraining.
+    Probe { step: usize, predictions: Vec<Vec<(String, f32)>> },
+    PretrainDone { steps: usize, ms_per_step: f64, stopped: Option<String> },
+    /// A fine-tuning run's plan, before its first step.
+    Plan { run: String, total: usize, train: usize, val: usize, truncated: usize, max_len: usize },
+    Step(TrainStep),
+    Epoch(EpochReport),
+    Done { run: String, steps: usize, ms_per_step: f64, stopped: Option<String> },
+    /// A run stopped early: asked to, or at a non-finite step (`reason` says what happened).
+    Stopped { step: usize, reason: String, nonfinite: bool },
+    Fill(serde_json::Value),
+    Classified(serde_json::Value),
+    Similarity { cosine: f64 },
+    Message { text: String },
+    /// A snapshot was saved, or snapshots are off (`off` says why).
+    Snapshot(serde_json::Value),
+    /// A saved session exists in this browser (offered for restoring).
+    Saved(serde_json::Value),
+    Restored(serde_json::Value),
+    /// Dispatches per kernel of the last run.
+    Counters(serde_json::Value),
+    Profile(serde_json::Value),
+    /// An export's files (name, bytes), whose contents travel beside the event.
+    Export { files: Vec<(String, usize)> },
+    Error { cmd: String, message: String },
+    GenStart { prompt: String },
+    /// One generated token: its id, the token, and how it continues the text.
+    GenToken { id: u32, token: String, text: String },
+    GenDone { text: String, tokens: usize, stopped_at: String },
+    /// The worker failed (a panic, an uncaught exception): worker.js sends this one too.
+    Crashed { message: String },
+}
+
+/// One fine-tuning step, as the page charts it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrainStep {
+    pub run: String,
+    pub step: usize,
+    pub total: usize,
+    pub loss: f32,
+    pub lr: f32,
+    pub ms: f64,
+    pub eta: f64,
+}
+
+/// The end of an epoch: training loss and validation metrics.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EpochReport {
+    pub run: String,
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub val_loss: Option<f32>,
+    pub val_acc: Option<f64>,
+    pub val_f1: Option<f64>,
+    pub confusion: Vec<Vec<usize>>,
+    pub labels: Vec<String>,
+}
+
+impl Event {
+    /// The event's name and its data as JSON text (none for an event without fields), as they travel.
+    pub fn to_parts(&self) -> (String, Option<String>) {
+        let v = serde_json::to_value(self).unwrap_or_default();
+        let name = v["ev"].as_str().unwrap_or_default().to_string();
+        (name, v.get("data").map(|d| d.to_string()))
+    }
+
+    /// The event from its travelling parts.
+    pub fn from_parts(ev: &str, data: Option<&str>) -> Result<Event, String> {
+        let data: serde_json::Value = match data {
+            Some(d) => serde_json::from_str(d).map_err(|e| format!("the worker sent {ev} with data that is not JSON ({e})"))?,
+            None => serde_json::json!({}),
+        };
+        serde_json::from_value(serde_json::json!({"ev": ev, "data": data})).map_err(|e| format!("the worker sent an event the page does not understand ({ev}: {e}); reload the page"))
+    }
+}
+
 /// The model panel's summary of a loaded model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ModelSummary {

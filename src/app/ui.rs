@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::protocol::{self, Bar, Command, DataPreview, FieldError, ModelBounds, ModelSummary, PretrainSettings};
+use super::protocol::{self, Bar, Command, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PretrainSettings, TrainStep};
 
 pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
@@ -66,7 +66,7 @@ pub struct St {
     pub pstep: RwSignal<Option<Value>>,
     pub probe: RwSignal<Option<Value>>,
     pub runs: RwSignal<Vec<Run>>,
-    pub step: RwSignal<Option<Value>>,
+    pub step: RwSignal<Option<TrainStep>>,
     pub confusion: RwSignal<Option<(Vec<String>, Vec<Vec<usize>>)>>,
     pub fill: RwSignal<Option<Value>>,
     pub classified: RwSignal<Option<Value>>,
@@ -86,6 +86,8 @@ pub struct St {
     pub phistory: RwSignal<Vec<(String, Vec<(f64, f64)>)>>,
     /// The label of the current pretraining run's curve.
     pub plabel: RwSignal<String>,
+    /// Whether the current pretraining run trains a causal model (next words, not [MASK]s).
+    pub pcausal: RwSignal<bool>,
     /// A generation: the prompt, the tokens so far, and how it ended once it has.
     pub gen: RwSignal<Option<(String, Vec<String>, Option<String>)>>,
 }
@@ -123,6 +125,7 @@ impl St {
             continuable: RwSignal::new(None),
             phistory: RwSignal::new(Vec::new()),
             plabel: RwSignal::new(String::new()),
+            pcausal: RwSignal::new(false),
             gen: RwSignal::new(None),
         }
     }
@@ -138,14 +141,14 @@ fn save_curves(st: St) {
     send(Command::Curves(json!({"runs": runs, "pretrain": p})), None);
 }
 
-fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
+fn on_event(st: St, ev: Event, raw: &JsValue) {
     match ev {
-        "gpu" => st.gpu.set(Some(d)),
-        "nogpu" => st.nogpu.set(Some(d["reason"].as_str().unwrap_or("").to_string())),
-        "model" => {
+        Event::Gpu(d) => st.gpu.set(Some(d)),
+        Event::NoGpu { reason } => st.nogpu.set(Some(reason)),
+        Event::Model(m) => {
             st.progress.set(None);
             // results of the previous model no longer apply (a run's own model update keeps them)
-            if !st.busy.get_untracked() && st.model.with_untracked(|m| m.as_ref().map(|m| m.source.clone())) != d["source"].as_str().map(String::from) {
+            if !st.busy.get_untracked() && st.model.with_untracked(|old| old.as_ref().map(|o| o.source.clone())) != Some(m.source.clone()) {
                 st.fill.set(None);
                 st.classified.set(None);
                 st.probe.set(None);
@@ -154,81 +157,75 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
             if st.status.with_untracked(|s| s.starts_with("fetching") || s.starts_with("loading")) {
                 st.status.set("model ready".into());
             }
-            st.model.set(serde_json::from_value(d).ok());
+            st.model.set(Some(m));
         }
-        "loading" => st.status.set(d["text"].as_str().unwrap_or("").to_string()),
         // a pass over many texts: frozen features, validation predictions
-        "texts" => st.status.set(format!("{}: {} of {} texts, {:.1} texts/s, about {:.0} s left", d["task"].as_str().unwrap_or(""), d["done"], d["total"], f(&d, "per_s"), f(&d, "eta"))),
-        "progress" => st.progress.set(Some((d["file"].as_str().unwrap_or("").to_string(), f(&d, "loaded"), f(&d, "total")))),
-        "data" => st.data.set(serde_json::from_value(d).ok()),
-        "busy" => {
-            st.busy.set(d["busy"].as_bool().unwrap_or(false));
+        Event::Texts { task, done, total, per_s, eta } => st.status.set(format!("{task}: {done} of {total} texts, {per_s:.1} texts/s, about {eta:.0} s left")),
+        Event::Progress { file, loaded, total } => st.progress.set(Some((file, loaded, total))),
+        Event::Data(p) => st.data.set(Some(p)),
+        Event::Busy { busy } => {
+            st.busy.set(busy);
             st.paused.set(false);
         }
-        "paused" => {
+        Event::Paused { step } => {
             st.paused.set(true);
-            st.status.set(format!("paused at step {}", d["step"]));
+            st.status.set(format!("paused at step {step}"));
         }
-        "resumed" => {
+        Event::Resumed {} => {
             st.paused.set(false);
             st.status.set("running".into());
         }
-        "pstep" => {
+        Event::PretrainStep(d) => {
             st.pcurve.update(|c| c.push((f(&d, "step"), f(&d, "mlm"), f(&d, "sop"))));
             st.pacc.update(|c| c.push((f(&d, "step"), f(&d, "mlm_acc"), f(&d, "sop_acc"))));
             st.last_step_ms.set(f(&d, "ms"));
             st.pstep.set(Some(d));
         }
-        "probe" => st.probe.set(Some(d)),
-        "plan" => {
-            let name = d["run"].as_str().unwrap_or("run").to_string();
+        Event::Probe { step, predictions } => st.probe.set(Some(serde_json::json!({"step": step, "predictions": predictions}))),
+        Event::Plan { run, total, train, val, truncated, max_len } => {
             st.runs.update(|r| {
-                r.retain(|x| x.name != name);
-                r.push(Run { name, total: f(&d, "total") as usize, ..Default::default() });
+                r.retain(|x| x.name != run);
+                r.push(Run { name: run.clone(), total, ..Default::default() });
             });
-            st.status.set(format!("{} training and {} validation examples, {} steps; {} texts truncated to {} tokens", d["train"], d["val"], d["total"], d["truncated"], d["max_len"]));
+            st.status.set(format!("{train} training and {val} validation examples, {total} steps; {truncated} texts truncated to {max_len} tokens"));
         }
-        "step" => {
-            let name = d["run"].as_str().unwrap_or("").to_string();
+        Event::Step(d) => {
             st.runs.update(|r| {
-                if let Some(run) = r.iter_mut().find(|x| x.name == name) {
-                    run.steps.push((f(&d, "step"), f(&d, "loss")));
+                if let Some(run) = r.iter_mut().find(|x| x.name == d.run) {
+                    run.steps.push((d.step as f64, d.loss as f64));
                 }
             });
-            st.last_step_ms.set(f(&d, "ms"));
+            st.last_step_ms.set(d.ms);
             st.step.set(Some(d));
         }
-        "epoch" => {
-            let name = d["run"].as_str().unwrap_or("").to_string();
-            let last_step = st.step.get_untracked().map(|s| f(&s, "step")).unwrap_or(0.0);
+        Event::Epoch(d) => {
+            let last_step = st.step.get_untracked().map(|s| s.step as f64).unwrap_or(0.0);
             st.runs.update(|r| {
-                if let Some(run) = r.iter_mut().find(|x| x.name == name) {
-                    run.epochs.push((last_step, f(&d, "train_loss"), f(&d, "val_loss"), f(&d, "val_acc")));
+                if let Some(run) = r.iter_mut().find(|x| x.name == d.run) {
+                    run.epochs.push((last_step, d.train_loss as f64, d.val_loss.unwrap_or(0.0) as f64, d.val_acc.unwrap_or(0.0)));
                 }
             });
-            let labels: Vec<String> = serde_json::from_value(d["labels"].clone()).unwrap_or_default();
-            let conf: Vec<Vec<usize>> = serde_json::from_value(d["confusion"].clone()).unwrap_or_default();
-            st.confusion.set(Some((labels, conf)));
+            st.confusion.set(Some((d.labels, d.confusion)));
             save_curves(st);
         }
-        "done" => st.status.set(format!("run finished: {} steps, {:.0} ms/step{}", d["steps"], f(&d, "ms_per_step"), d["stopped"].as_str().map(|s| format!(" ({s})")).unwrap_or_default())),
-        "pdone" => st.status.set(format!("pretraining finished: {} steps, {:.0} ms/step", d["steps"], f(&d, "ms_per_step"))),
-        "stopped" => {
+        Event::Done { steps, ms_per_step, stopped, .. } => st.status.set(format!("run finished: {steps} steps, {ms_per_step:.0} ms/step{}", stopped.map(|s| format!(" ({s})")).unwrap_or_default())),
+        Event::PretrainDone { steps, ms_per_step, .. } => st.status.set(format!("pretraining finished: {steps} steps, {ms_per_step:.0} ms/step")),
+        Event::Stopped { step, reason, nonfinite } => {
             st.paused.set(false);
-            if d["nonfinite"].as_bool().unwrap_or(false) {
-                st.error.set(Some(d["reason"].as_str().unwrap_or("").to_string()));
+            if nonfinite {
+                st.error.set(Some(reason));
             }
-            st.status.set(format!("stopped at step {}", d["step"]));
+            st.status.set(format!("stopped at step {step}"));
         }
-        "fill" => st.fill.set(Some(d)),
-        "classified" => st.classified.set(Some(d)),
-        "similarity" => st.similarity.set(d["cosine"].as_f64()),
-        "message" => st.messages.update(|m| m.push(d["text"].as_str().unwrap_or("").to_string())),
-        "snapshot" => st.snapshot.set(Some(d)),
-        "saved" => st.saved.set(Some(d)),
-        "counters" => st.counters.set(Some(d)),
-        "profile" => st.profile.set(Some(d)),
-        "restored" => {
+        Event::Fill(d) => st.fill.set(Some(d)),
+        Event::Classified(d) => st.classified.set(Some(d)),
+        Event::Similarity { cosine } => st.similarity.set(Some(cosine)),
+        Event::Message { text } => st.messages.update(|m| m.push(text)),
+        Event::Snapshot(d) => st.snapshot.set(Some(d)),
+        Event::Saved(d) => st.saved.set(Some(d)),
+        Event::Counters(d) => st.counters.set(Some(d)),
+        Event::Profile(d) => st.profile.set(Some(d)),
+        Event::Restored(d) => {
             st.saved.set(None);
             if let Ok(runs) = serde_json::from_value::<Vec<Run>>(d["curves"]["runs"].clone()) {
                 st.runs.set(runs);
@@ -242,7 +239,7 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
             let unfinished = d["settings"]["kind"].as_str() == Some("train") && !d["settings"]["finished"].as_bool().unwrap_or(false);
             st.continuable.set((unfinished && step > 0).then_some(step));
         }
-        "export" => {
+        Event::Export { .. } => {
             let files = js_sys::Reflect::get(raw, &"files".into()).unwrap_or(JsValue::UNDEFINED);
             let mut links = Vec::new();
             for pair in js_sys::Array::from(&files).iter() {
@@ -259,25 +256,24 @@ fn on_event(st: St, ev: &str, d: Value, raw: &JsValue) {
             }
             st.exports.set(links);
         }
-        "error" => {
+        Event::Error { message, .. } => {
             st.progress.set(None);
-            st.error.set(Some(d["message"].as_str().unwrap_or("").to_string()));
+            st.error.set(Some(message));
         }
-        "ready" => send(Command::Init, None),
-        "gen_start" => st.gen.set(Some((d["prompt"].as_str().unwrap_or("").to_string(), Vec::new(), None))),
-        "gen_token" => st.gen.update(|g| {
+        Event::Ready {} => send(Command::Init, None),
+        Event::GenStart { prompt } => st.gen.set(Some((prompt, Vec::new(), None))),
+        // how the token continues the text (its space, or none), as the worker says
+        Event::GenToken { text, .. } => st.gen.update(|g| {
             if let Some(g) = g {
-                // how the token continues the text (its space, or none), as the worker says
-                g.1.push(d["text"].as_str().unwrap_or("").to_string());
+                g.1.push(text);
             }
         }),
-        "gen_done" => st.gen.update(|g| {
+        Event::GenDone { tokens, stopped_at, .. } => st.gen.update(|g| {
             if let Some(g) = g {
-                g.2 = Some(format!("{} tokens; stopped at {}", d["tokens"], d["stopped_at"].as_str().unwrap_or("")));
+                g.2 = Some(format!("{tokens} tokens; stopped at {stopped_at}"));
             }
         }),
-        "crashed" => worker_failed(st, d["message"].as_str().unwrap_or("unknown failure").to_string()),
-        _ => {}
+        Event::Crashed { message } => worker_failed(st, message),
     }
 }
 
@@ -290,7 +286,7 @@ fn worker_failed(st: St, message: String) {
             w.terminate();
         }
     });
-    let during = if st.busy.get_untracked() { st.step.get_untracked().map(|s| format!(" at step {}", s["step"])).unwrap_or_default() } else { String::new() };
+    let during = if st.busy.get_untracked() { st.step.get_untracked().map(|s| format!(" at step {}", s.step)).unwrap_or_default() } else { String::new() };
     st.busy.set(false);
     st.paused.set(false);
     st.progress.set(None);
@@ -328,8 +324,11 @@ fn start_worker(st: St) -> Result<(), String> {
         }
         let m = e.data();
         let ev = js_sys::Reflect::get(&m, &"ev".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
-        let d: Value = js_sys::Reflect::get(&m, &"data".into()).ok().and_then(|v| v.as_string()).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
-        on_event(st, &ev, d, &m);
+        let data = js_sys::Reflect::get(&m, &"data".into()).ok().and_then(|v| v.as_string());
+        match Event::from_parts(&ev, data.as_deref()) {
+            Ok(ev) => on_event(st, ev, &m),
+            Err(e) => st.error.set(Some(e)),
+        }
     });
     w.set_onmessage(Some(cb.as_ref().unchecked_ref()));
     cb.forget();
@@ -775,6 +774,7 @@ fn keep_pretrain_curve(st: St) {
         _ => "MLM loss (BERT)",
     };
     st.plabel.set(format!("run {n}: {what}"));
+    st.pcausal.set(causal);
 }
 
 #[component]
@@ -812,7 +812,7 @@ fn PretrainPanel(st: St) -> impl IntoView {
                 {controls(st, "pretrain")}
             </div>
             {move || st.pstep.get().map(|d| view! {
-                <p id="pt-status">{if st.plabel.with(|l| l.contains("GPT")) {
+                <p id="pt-status">{if st.pcausal.get() {
                     format!("step {} of {}: next-word loss {:.3} (accuracy on this batch's next words {:.3}), {:.0} ms/step, ETA {:.0} s", d["step"], d["total"], f(&d, "mlm"), f(&d, "mlm_acc"), f(&d, "ms"), f(&d, "eta"))
                 } else {
                     format!("step {} of {}: MLM loss {:.3} (accuracy on this batch's masked tokens {:.3}), SOP loss {:.3} (accuracy {:.3}), {:.0} ms/step, ETA {:.0} s",
@@ -836,7 +836,7 @@ fn PretrainPanel(st: St) -> impl IntoView {
                 let classes = ["c", "d", "a", "b"];
                 let mut series: Vec<(String, String, Vec<(f64, f64)>)> = history.into_iter().enumerate().map(|(i, (l, pts))| (l, classes[i % 4].to_string(), pts)).collect();
                 if !c.is_empty() {
-                    let causal = st.plabel.with(|l| l.contains("GPT"));
+                    let causal = st.pcausal.get();
                     series.push((st.plabel.get(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()));
                     if !causal {
                         series.push(("SOP loss".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()));
@@ -909,7 +909,7 @@ fn FinetunePanel(st: St) -> impl IntoView {
                 }>{format!("Continue the restored run from step {step}")}</button></p>
             })}
             {move || st.step.get().map(|d| view! {
-                <p id="ft-status">{format!("step {} of {}: loss {:.4}, {:.2} steps/s, ETA {:.0} s", d["step"], d["total"], f(&d, "loss"), 1e3 / f(&d, "ms").max(1e-3), f(&d, "eta"))}</p>
+                <p id="ft-status">{format!("step {} of {}: loss {:.4}, {:.2} steps/s, ETA {:.0} s", d.step, d.total, d.loss, 1e3 / d.ms.max(1e-3), d.eta)}</p>
             })}
             {move || {
                 let runs = st.runs.get();

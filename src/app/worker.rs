@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, AdoptMode, Command, ModelSummary, PretrainSettings, ScratchSettings, TrainSettings};
+use super::protocol::{self, AdoptMode, Command, EpochReport, Event, ModelSummary, PretrainSettings, ScratchSettings, TrainSettings, TrainStep};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard};
@@ -21,7 +21,7 @@ use crate::model::{Batch, Bert, BertConfig, Heads, Pooling};
 use crate::text::dataset::{self, Dataset};
 use crate::text::tokenizer::BertTokenizer;
 use crate::train::checkpoint;
-use crate::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
+use crate::train::trainer::{self, Control, Event as RunEvent, Mode, PretrainConfig, TrainConfig};
 
 struct Loaded {
     model: Bert,
@@ -64,18 +64,22 @@ fn set(o: &js_sys::Object, k: &str, v: &JsValue) {
     let _ = js_sys::Reflect::set(o, &k.into(), v);
 }
 
-fn post_obj(ev: &str, data: &Value, extra: &[(&str, JsValue)]) {
+/// Sends `ev` to the page, with `extra` fields beside it (an export's files).
+fn post_with(ev: &Event, extra: &[(&str, JsValue)]) {
+    let (name, data) = ev.to_parts();
     let o = js_sys::Object::new();
-    set(&o, "ev", &ev.into());
-    set(&o, "data", &data.to_string().into());
+    set(&o, "ev", &name.into());
+    if let Some(d) = data {
+        set(&o, "data", &d.into());
+    }
     for (k, v) in extra {
         set(&o, k, v);
     }
     let _ = scope().post_message(&o);
 }
 
-fn post(ev: &str, data: Value) {
-    post_obj(ev, &data, &[]);
+fn post(ev: Event) {
+    post_with(&ev, &[]);
 }
 
 fn js_err(e: &JsValue) -> String {
@@ -144,7 +148,7 @@ fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
 }
 
 fn post_model(l: &Loaded, notes: Vec<String>) {
-    post("model", serde_json::to_value(summary(l, notes)).unwrap_or_default());
+    post(Event::Model(summary(l, notes)));
 }
 
 /// Fetches `url`, posting progress; Ok(None) on 404.
@@ -172,10 +176,10 @@ async fn fetch_bytes(url: &str, label: &str) -> Result<Option<Vec<u8>>, String> 
         out.extend(v.to_vec());
         if out.len() - told > 1 << 20 {
             told = out.len();
-            post("progress", json!({"file": label, "loaded": out.len(), "total": total}));
+            post(Event::Progress { file: label.to_string(), loaded: out.len() as f64, total: total as f64 });
         }
     }
-    post("progress", json!({"file": label, "loaded": out.len(), "total": out.len()}));
+    post(Event::Progress { file: label.to_string(), loaded: out.len() as f64, total: out.len() as f64 });
     Ok(Some(out))
 }
 
@@ -297,7 +301,7 @@ async fn save_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer
     if let Err(e) = &r {
         // storage refused (private mode) or full (quota): say so once, keep training without
         S.with(|s| s.borrow_mut().snapshots_off = Some(e.to_string()));
-        post("snapshot", json!({"off": format!("Snapshots are off: {e}. Training goes on; export the model to keep it.")}));
+        post(Event::Snapshot(json!({"off": format!("Snapshots are off: {e}. Training goes on; export the model to keep it.")})));
     }
     Ok(())
 }
@@ -339,7 +343,7 @@ async fn write_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimize
     let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabSave".to_string())?;
     let p: js_sys::Promise = f.call1(&JsValue::NULL, &o).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabSave did not return a promise".to_string())?;
     JsFuture::from(p).await.map_err(|e| format!("the session could not be stored ({})", js_err(&e)))?;
-    post("snapshot", json!({"step": step, "kind": kind, "saved_at": meta["saved_at"]}));
+    post(Event::Snapshot(json!({"step": step, "kind": kind, "saved_at": meta["saved_at"]})));
     Ok(())
 }
 
@@ -348,7 +352,7 @@ fn spawn_save(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>
     let info = info.clone();
     wasm_bindgen_futures::spawn_local(async move {
         if let Err(e) = save_snapshot(&info, step, weights, optimizer, kind).await {
-            post("message", json!({"text": e.to_string()}));
+            post(Event::Message { text: e.to_string() });
         }
     });
 }
@@ -362,7 +366,7 @@ async fn save_now(g: &Gpu, l: &Loaded, step: usize) {
     }
     .await;
     if let Err(e) = r {
-        post("message", json!({"text": e.to_string()}));
+        post(Event::Message { text: e.to_string() });
     }
 }
 
@@ -422,7 +426,7 @@ async fn restore() -> Result<(), Error> {
         s.step = step;
     });
     install_model(l, vec![format!("restored from the snapshot of {} (step {})", meta["saved_at"].as_str().unwrap_or("?"), meta["step"])]);
-    post("restored", json!({"step": meta["step"], "curves": meta["curves"], "settings": meta["settings"], "saved_at": meta["saved_at"]}));
+    post(Event::Restored(json!({"step": meta["step"], "curves": meta["curves"], "settings": meta["settings"], "saved_at": meta["saved_at"]})));
     Ok(())
 }
 
@@ -436,7 +440,7 @@ fn set_data_bytes(name: String, bytes: Vec<u8>) {
     let ds = dataset::parse(&bytes, None);
     let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()).count();
     let p = protocol::preview(&name, &ds, lines);
-    post("data", serde_json::to_value(&p).unwrap_or_default());
+    post(Event::Data(p));
     // invalid UTF-8 was reported per line by the parser; the kept text replaces those bytes
     let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     S.with(|s| s.borrow_mut().data = Some((name, Rc::from(text), Rc::new(ds))));
@@ -473,7 +477,7 @@ fn set_busy(b: bool) {
             s.control.resume();
         }
     });
-    post("busy", json!({"busy": b}));
+    post(Event::Busy { busy: b });
 }
 
 async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
@@ -534,7 +538,7 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
     let tok = &l.tok;
     let mut last_counts = 0;
     let r = trainer::pretrain(&g, &mut l.model, tok, &texts, &pc, &control, &mut |e| match e {
-        Event::Pretrain { step, total_steps, mlm_loss, sop_loss, mlm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
+        RunEvent::Pretrain { step, total_steps, mlm_loss, sop_loss, mlm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
             // the first sequence of the batch, token by token: what the model saw, what masking
             // did to it, and the original where one is predicted
             let seq: Vec<Value> = first_sequence
@@ -545,28 +549,28 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
             let n = batch_outcomes.len() as f64;
             let count = |w: crate::train::masking::Outcome| batch_outcomes.iter().filter(|&&o| o == w).count() as f64;
             let chosen = n - count(crate::train::masking::Outcome::NotChosen);
-            post("pstep", json!({"step": step, "total": total_steps, "mlm": mlm_loss, "sop": sop_loss, "mlm_acc": mlm_acc, "sop_acc": sop_acc, "lr": lr, "ms": ms_per_step, "eta": eta_s, "seq": seq,
-                "chosen": chosen, "masked": count(crate::train::masking::Outcome::Masked), "random": count(crate::train::masking::Outcome::Random), "unchanged": count(crate::train::masking::Outcome::Unchanged)}));
+            post(Event::PretrainStep(json!({"step": step, "total": total_steps, "mlm": mlm_loss, "sop": sop_loss, "mlm_acc": mlm_acc, "sop_acc": sop_acc, "lr": lr, "ms": ms_per_step, "eta": eta_s, "seq": seq,
+                "chosen": chosen, "masked": count(crate::train::masking::Outcome::Masked), "random": count(crate::train::masking::Outcome::Random), "unchanged": count(crate::train::masking::Outcome::Unchanged)})));
             if step - last_counts >= 10 {
                 last_counts = step;
-                post("counters", kernel_counts(&g));
+                post(Event::Counters(kernel_counts(&g)));
             }
         }
-        Event::Probe { step, predictions } => post("probe", json!({"step": step, "predictions": predictions})),
-        Event::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
-        Event::NonFinite { step } => post("stopped", json!({"step": step, "nonfinite": true, "reason": Error::non_finite(step).to_string()})),
-        Event::Paused { step } => post("paused", json!({"step": step})),
-        Event::Cancelled { step } => post("stopped", json!({"step": step, "reason": "stopped"})),
+        RunEvent::Probe { step, predictions } => post(Event::Probe { step, predictions }),
+        RunEvent::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
+        RunEvent::NonFinite { step } => post(Event::Stopped { step, nonfinite: true, reason: Error::non_finite(step).to_string() }),
+        RunEvent::Paused { step } => post(Event::Paused { step }),
+        RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
         _ => {}
     })
     .await;
-    post("counters", kernel_counts(&g));
+    post(Event::Counters(kernel_counts(&g)));
     // the run stays busy until its model is back in place (after the end-of-run snapshot), so that
     // no command finds it missing meanwhile
     match r {
         Ok(rep) => {
             for m in &rep.messages {
-                post("message", json!({"text": m}));
+                post(Event::Message { text: m.clone() });
             }
             if rep.stopped.is_none() {
                 save_now(&g, &l, rep.mlm_losses.len()).await;
@@ -575,7 +579,7 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
             put_model(l);
             set_busy(false);
             // only now: a command sent on hearing it finds the model back in place
-            post("pdone", json!({"steps": rep.mlm_losses.len(), "ms_per_step": rep.ms_per_step, "stopped": rep.stopped}));
+            post(Event::PretrainDone { steps: rep.mlm_losses.len(), ms_per_step: rep.ms_per_step, stopped: rep.stopped.clone() });
             Ok(())
         }
         Err(e) => {
@@ -651,19 +655,28 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
     let mut nonfinite = None;
     let run = d.run.clone();
     let r = trainer::train_classifier(&g, &mut l.model, tok, &ds, &tr, &va, &tc, &control, &mut |e| match e {
-        Event::Plan { total_steps, train_examples, val_examples, truncated } => post("plan", json!({"run": run, "total": total_steps, "train": train_examples, "val": val_examples, "truncated": truncated, "max_len": tc.max_len})),
-        Event::Features { examples, ms } => post("message", json!({"text": format!("features of the frozen encoder computed once for {examples} examples in {:.1} s; the head now trains on them", ms / 1e3)})),
-        Event::Progress { task, done, total, per_s, eta_s } => post("texts", json!({"task": task, "done": done, "total": total, "per_s": per_s, "eta": eta_s})),
-        Event::Step { step, total_steps, loss, lr, ms_per_step, eta_s } => post("step", json!({"run": run, "step": step, "total": total_steps, "loss": loss, "lr": lr, "ms": ms_per_step, "eta": eta_s})),
-        Event::Epoch { epoch, train_loss, val } => post("epoch", json!({"run": run, "epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_acc": val.accuracy, "val_f1": val.macro_f1, "confusion": val.confusion, "labels": ds.labels})),
-        Event::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
-        Event::NonFinite { step } => nonfinite = Some(step),
-        Event::Paused { step } => post("paused", json!({"step": step})),
-        Event::Cancelled { step } => post("stopped", json!({"step": step, "reason": "stopped"})),
+        RunEvent::Plan { total_steps, train_examples, val_examples, truncated } => post(Event::Plan { run: run.clone(), total: total_steps, train: train_examples, val: val_examples, truncated, max_len: tc.max_len }),
+        RunEvent::Features { examples, ms } => post(Event::Message { text: format!("features of the frozen encoder computed once for {examples} examples in {:.1} s; the head now trains on them", ms / 1e3) }),
+        RunEvent::Progress { task, done, total, per_s, eta_s } => post(Event::Texts { task: task.to_string(), done, total, per_s, eta: eta_s }),
+        RunEvent::Step { step, total_steps, loss, lr, ms_per_step, eta_s } => post(Event::Step(TrainStep { run: run.clone(), step, total: total_steps, loss, lr, ms: ms_per_step, eta: eta_s })),
+        RunEvent::Epoch { epoch, train_loss, val } => post(Event::Epoch(EpochReport {
+            run: run.clone(),
+            epoch,
+            train_loss,
+            val_loss: Some(val.loss).filter(|x| x.is_finite()),
+            val_acc: Some(val.accuracy).filter(|x| x.is_finite()),
+            val_f1: Some(val.macro_f1).filter(|x| x.is_finite()),
+            confusion: val.confusion,
+            labels: ds.labels.clone(),
+        })),
+        RunEvent::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
+        RunEvent::NonFinite { step } => nonfinite = Some(step),
+        RunEvent::Paused { step } => post(Event::Paused { step }),
+        RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
         _ => {}
     })
     .await;
-    post("counters", kernel_counts(&g));
+    post(Event::Counters(kernel_counts(&g)));
     let result = match r {
         Ok(rep) => {
             if let Some(step) = nonfinite {
@@ -674,14 +687,14 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
                 }
                 l.model.opt_state = None;
                 save_now(&g, &l, 0).await;
-                post("stopped", json!({"step": step, "nonfinite": true, "reason": format!("{}. The weights are back to where they were before this run.", Error::non_finite(step))}));
+                post(Event::Stopped { step, nonfinite: true, reason: format!("{}. The weights are back to where they were before this run.", Error::non_finite(step)) });
             } else {
                 if rep.stopped.is_none() {
                     // a finished run's snapshot is not offered for continuing
                     S.with(|s| s.borrow_mut().settings["finished"] = json!(true));
                     save_now(&g, &l, rep.steps).await;
                 }
-                post("done", json!({"run": run, "steps": rep.steps, "ms_per_step": rep.ms_per_step, "stopped": rep.stopped}));
+                post(Event::Done { run: run.clone(), steps: rep.steps, ms_per_step: rep.ms_per_step, stopped: rep.stopped.clone() });
             }
             Ok(())
         }
@@ -788,7 +801,7 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
     if let Some(c) = companion_view(&g, text, k).await {
         v["beside"] = c;
     }
-    post("fill", v);
+    post(Event::Fill(v));
     Ok(())
 }
 
@@ -806,7 +819,7 @@ async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
     }
     .await;
     put_model(l);
-    post("classified", r?);
+    post(Event::Classified(r?));
     Ok(())
 }
 
@@ -815,13 +828,13 @@ async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> 
     use crate::train::generate::generate as run;
     let g = gpu()?;
     let mut l = take_model()?;
-    post("gen_start", json!({"prompt": prompt}));
+    post(Event::GenStart { prompt: prompt.to_string() });
     let tok = &l.tok;
-    let r = run(&g, &mut l.model, tok, prompt, &cfg, &mut |id, t| post("gen_token", json!({"id": id, "token": t, "text": tok.continuation(id)}))).await;
+    let r = run(&g, &mut l.model, tok, prompt, &cfg, &mut |id, t| post(Event::GenToken { id, token: t.to_string(), text: tok.continuation(id) })).await;
     let done = r.and_then(|(ids, stop)| Ok((l.tok.decode(&ids)?, ids.len(), stop)));
     put_model(l);
     let (text, tokens, stop) = done?;
-    post("gen_done", json!({"text": text, "tokens": tokens, "stopped_at": stop.describe()}));
+    post(Event::GenDone { text, tokens, stopped_at: stop.describe().to_string() });
     Ok(())
 }
 
@@ -842,11 +855,11 @@ async fn similarity(a: &str, b: &str) -> Result<(), Error> {
         let dot: f32 = embs[0].iter().zip(&embs[1]).map(|(a, b)| a * b).sum();
         let na: f32 = embs[0].iter().map(|x| x * x).sum::<f32>().sqrt();
         let nb: f32 = embs[1].iter().map(|x| x * x).sum::<f32>().sqrt();
-        Ok::<Value, String>(json!({"cosine": dot / (na * nb).max(1e-12)}))
+        Ok::<f64, String>((dot / (na * nb).max(1e-12)) as f64)
     }
     .await;
     put_model(l);
-    post("similarity", r?);
+    post(Event::Similarity { cosine: r? });
     Ok(())
 }
 
@@ -868,7 +881,7 @@ async fn export_model() -> Result<(), Error> {
         pair.push(&js_sys::Uint8Array::from(&bytes[..]).into());
         arr.push(&pair);
     }
-    post_obj("export", &json!({"files": files.iter().map(|(n, b)| json!([n, b.len()])).collect::<Vec<_>>()}), &[("files", arr.into())]);
+    post_with(&Event::Export { files: files.iter().map(|(n, b)| (n.clone(), b.len())).collect() }, &[("files", arr.into())]);
     Ok(())
 }
 
@@ -908,7 +921,7 @@ async fn profile() -> Result<(), Error> {
     }
     .await;
     put_model(l);
-    post("profile", r?);
+    post(Event::Profile(r?));
     Ok(())
 }
 
@@ -918,18 +931,18 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
             match Gpu::new().await {
                 Ok(g) => {
                     let i = &g.info;
-                    post("gpu", json!({"name": i.name, "backend": i.backend, "device_type": i.device_type, "software": i.is_software, "summary": i.summary(),
+                    post(Event::Gpu(json!({"name": i.name, "backend": i.backend, "device_type": i.device_type, "software": i.is_software, "summary": i.summary(),
                         "limits": {"max_storage_buffer_binding_size": i.max_storage_buffer_binding_size, "max_buffer_size": i.max_buffer_size,
                             "max_storage_buffers_per_shader_stage": i.max_storage_buffers_per_shader_stage, "max_compute_workgroup_storage_size": i.max_compute_workgroup_storage_size,
-                            "max_compute_invocations_per_workgroup": i.max_compute_invocations_per_workgroup}}));
+                            "max_compute_invocations_per_workgroup": i.max_compute_invocations_per_workgroup}})));
                     S.with(|s| s.borrow_mut().gpu = Some(Rc::new(g)));
                 }
-                Err(e) => post("nogpu", json!({"reason": e.to_string()})),
+                Err(e) => post(Event::NoGpu { reason: e.to_string() }),
             }
             let has = load_snapshot().await.ok().flatten();
             if let Some(o) = has {
                 let meta: Value = serde_json::from_str(&js_sys::Reflect::get(&o, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()).unwrap_or_default();
-                post("saved", json!({"step": meta["step"], "saved_at": meta["saved_at"], "source": meta["source"], "kind": meta["kind"]}));
+                post(Event::Saved(json!({"step": meta["step"], "saved_at": meta["saved_at"], "source": meta["source"], "kind": meta["kind"]})));
             }
             Ok(())
         }
@@ -963,7 +976,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
         }
         Command::Resume => {
             S.with(|s| s.borrow().control.resume());
-            post("resumed", json!({}));
+            post(Event::Resumed {});
             Ok(())
         }
         Command::Cancel => {
@@ -989,7 +1002,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
 pub fn worker_main() {
     // a panic leaves the worker unusable: the page hears of it (with the panic's message) and starts
     // a fresh worker
-    std::panic::set_hook(Box::new(|info| post("crashed", json!({"message": format!("internal error ({info})")}))));
+    std::panic::set_hook(Box::new(|info| post(Event::Crashed { message: format!("internal error ({info})") })));
     let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
         let m = e.data();
         let text = js_sys::Reflect::get(&m, &"msg".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
@@ -997,7 +1010,7 @@ pub fn worker_main() {
         let cmd = match Command::from_json(&text) {
             Ok(c) => c,
             Err(e) => {
-                post("error", json!({"cmd": "?", "message": e}));
+                post(Event::Error { cmd: "?".into(), message: e });
                 return;
             }
         };
@@ -1006,11 +1019,11 @@ pub fn worker_main() {
             if let Err(e) = handle(cmd, files).await {
                 let lost = e.is_device_lost();
                 let message = if lost { format!("{e}: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e.to_string() };
-                post("error", json!({"cmd": name, "message": message}));
+                post(Event::Error { cmd: name.into(), message });
             }
         });
     });
     scope().set_onmessage(Some(cb.as_ref().unchecked_ref()));
     cb.forget();
-    post("ready", json!({}));
+    post(Event::Ready {});
 }

@@ -143,6 +143,33 @@ use bertlab::app::protocol::{bars, preview};
         assert!(Command::from_json(r#"{"cmd":"format_disk"}"#).is_err());
     }
 
+    /// Events travel as their name and their data's JSON and come back equal (events without
+    /// fields too); a misspelt event or a payload of the wrong type is refused with a message.
+    #[test]
+    fn events_round_trip_and_unknown_ones_are_refused() {
+        use bertlab::app::protocol::{EpochReport, Event, TrainStep};
+        let events = [
+            Event::Ready {},
+            Event::Resumed {},
+            Event::Busy { busy: true },
+            Event::Step(TrainStep { run: "run 1".into(), step: 3, total: 10, loss: 0.5, lr: 1e-4, ms: 12.5, eta: 3.0 }),
+            Event::Epoch(EpochReport { run: "run 1".into(), epoch: 1, train_loss: 0.4, val_loss: None, val_acc: Some(0.75), val_f1: Some(0.7), confusion: vec![vec![3, 1], vec![0, 4]], labels: vec!["neg".into(), "pos".into()] }),
+            Event::GenToken { id: 7, token: "##ing".into(), text: "ing".into() },
+            Event::Stopped { step: 4, reason: "stopped".into(), nonfinite: false },
+            Event::Probe { step: 5, predictions: vec![vec![("cat".into(), 0.5)]] },
+            Event::Export { files: vec![("config.json".into(), 512)] },
+        ];
+        for ev in events {
+            let (name, data) = ev.to_parts();
+            assert_eq!(Event::from_parts(&name, data.as_deref()).unwrap(), ev, "{name}");
+        }
+        assert_eq!(Event::Ready {}.to_parts().0, "ready");
+        assert_eq!(Event::GenDone { text: String::new(), tokens: 0, stopped_at: String::new() }.to_parts().0, "gen_done");
+        assert!(Event::from_parts("tarin_step", Some("{}")).unwrap_err().contains("does not understand"));
+        assert!(Event::from_parts("busy", Some(r#"{"busy": "yes"}"#)).is_err());
+        assert!(Event::from_parts("crashed", Some(r#"{"message": "boom"}"#)).is_ok(), "worker.js's own event");
+    }
+
     #[test]
     fn preview_carries_messages_and_problem() {
         let ds = bertlab::text::dataset::parse(b"label\ttext\npos\tgood\npos\tgreat\n\tno label\n", None);
