@@ -6,7 +6,10 @@ fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    std::process::exit(match cli::run(std::env::args().skip(1).collect()) {
+    use clap::Parser;
+    // clap prints --help and argument errors itself (exit 0 and 2)
+    let cli = cli::Cli::parse();
+    std::process::exit(match cli::run(cli) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
@@ -17,9 +20,12 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::BTreeMap;
     use std::io::Write;
     use std::path::{Path, PathBuf};
+
+    use clap::{Parser, Subcommand, ValueEnum};
+    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
     use bertlab::gpu::Gpu;
     use bertlab::io::export::{export_files, ModelCard};
@@ -32,60 +38,317 @@ mod cli {
     use bertlab::train::metrics::{argmax, evaluate};
     use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
 
-    const HELP: &str = "bertlab: pretrain, fine-tune and probe BERT models on the GPU (wgpu)
-
-usage: bertlab <command> [options]     (bertlab <command> --help for its options)
-
-commands:
-  pretrain   masked-LM and/or sentence-order pretraining on unlabeled text
-  train      fine-tune a classifier on labeled text (feature-based, last N layers, or all)
-  eval       accuracy, macro-F1 and confusion matrix of a classifier on labeled text
-  predict    class probabilities for texts
-  embed      mean-pooled sentence embeddings
-  fill-mask  top-k predictions for every [MASK] in a text
-  generate   continue a prompt with a causal model (pretrain --objective causal), token by token
-  export     write a model directory in Hugging Face's format
-  bench      kernel benchmark (GFLOP/s, GB/s), or with --step a training-step benchmark
-
-Every command takes --json to print machine-readable results on stdout.";
-
-    struct Args {
-        flags: HashMap<String, String>,
-        switches: Vec<String>,
+    /// bertlab: pretrain, fine-tune and probe BERT (and GPT-2) models on the GPU (wgpu)
+    #[derive(Parser)]
+    #[command(name = "bertlab", version, after_help = "Every command takes --json to print machine-readable results on stdout, and --quiet to hide its progress bars.")]
+    pub struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+        /// print machine-readable results (JSON) on stdout
+        #[arg(long, global = true)]
+        json: bool,
+        /// no progress bars
+        #[arg(long, global = true)]
+        quiet: bool,
     }
 
-    impl Args {
-        fn parse(v: &[String], known_switches: &[&str]) -> Result<Args, String> {
-            let mut flags = HashMap::new();
-            let mut switches = Vec::new();
-            let mut i = 0;
-            while i < v.len() {
-                let a = &v[i];
-                let Some(name) = a.strip_prefix("--") else { return Err(format!("unexpected argument '{a}'")) };
-                if known_switches.contains(&name) || name == "help" || name == "json" {
-                    switches.push(name.to_string());
-                    i += 1;
-                } else {
-                    let val = v.get(i + 1).ok_or_else(|| format!("--{name} needs a value"))?;
-                    flags.insert(name.to_string(), val.clone());
-                    i += 2;
+    #[derive(Subcommand)]
+    enum Cmd {
+        /// masked-LM and/or sentence-order pretraining on unlabeled text, or next-word (--objective causal)
+        Pretrain(PretrainArgs),
+        /// fine-tune a classifier on labeled text (feature-based, last N layers, or all)
+        Train(TrainArgs),
+        /// accuracy, macro-F1 and confusion matrix of a classifier on labeled text
+        Eval(EvalArgs),
+        /// class probabilities for texts
+        Predict(TextsArgs),
+        /// mean-pooled sentence embeddings (the last hidden states over each text's tokens)
+        Embed(TextsArgs),
+        /// top-k predictions for every [MASK] in a text
+        FillMask(FillMaskArgs),
+        /// continue a prompt with a causal model (pretrain --objective causal, or a GPT-2), token by token
+        Generate(GenerateArgs),
+        /// write a model directory in Hugging Face's format (any checkpoint BERT Lab reads: prefixes, legacy names, F16/BF16)
+        Export(ExportArgs),
+        /// kernel benchmark (GFLOP/s, GB/s), or with --step a training-step benchmark
+        Bench(BenchArgs),
+    }
+
+    #[derive(Clone, Copy, PartialEq, ValueEnum)]
+    enum Objective {
+        /// masked words and sentence order (BERT's)
+        #[value(name = "mlm+sop", alias = "sop+mlm")]
+        MlmSop,
+        Mlm,
+        Sop,
+        /// a decoder that learns the next word, as GPT does; every 10th line is held out, and its
+        /// next-token accuracy is reported beside a unigram baseline's
+        Causal,
+    }
+
+    #[derive(Clone, Copy, PartialEq, ValueEnum)]
+    enum BodyArg {
+        /// BERT's post-LN layers with causal attention (transformers' BertLMHeadModel)
+        Bert,
+        /// GPT-2's pre-LN layers, learned positions, gelu_new (exported as GPT2LMHeadModel)
+        Gpt2,
+    }
+
+    #[derive(clap::Args)]
+    #[command(allow_negative_numbers = true)]
+    struct PretrainArgs {
+        /// unlabeled text, one document per line (several sentences each for sentence order)
+        #[arg(long, value_name = "FILE")]
+        corpus: String,
+        /// where the model is written (Hugging Face's layout)
+        #[arg(long, value_name = "DIR")]
+        out: String,
+        /// continue from a checkpoint (an MLM head is added if it has none); default: from scratch
+        #[arg(long, value_name = "DIR")]
+        model: Option<String>,
+        /// WordPiece vocabulary to train for a from-scratch model
+        #[arg(long, default_value_t = 2000)]
+        vocab: usize,
+        /// from-scratch hidden size
+        #[arg(long, default_value_t = 128)]
+        hidden: usize,
+        /// from-scratch layers
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        /// from-scratch attention heads
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f32,
+        #[arg(long = "max-len", default_value_t = 64)]
+        max_len: usize,
+        /// warm-up steps (default: 10% of the steps)
+        #[arg(long)]
+        warmup: Option<usize>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, value_enum, default_value = "mlm+sop")]
+        objective: Objective,
+        /// the from-scratch decoder's body (with --objective causal)
+        #[arg(long, value_enum)]
+        body: Option<BodyArg>,
+        /// turn off masked-LM
+        #[arg(long = "no-mlm")]
+        no_mlm: bool,
+        /// turn off sentence order
+        #[arg(long = "no-sop")]
+        no_sop: bool,
+        /// print the top predictions at TEXT's [MASK]s every --probe-every steps
+        #[arg(long, value_name = "TEXT")]
+        probe: Option<String>,
+        #[arg(long = "probe-every", default_value_t = 50)]
+        probe_every: usize,
+    }
+
+    #[derive(clap::Args)]
+    #[command(allow_negative_numbers = true)]
+    struct TrainArgs {
+        /// labeled text: TSV/CSV (label, text[, text_b]), or JSON lines {"text", "label"}
+        #[arg(long, value_name = "FILE")]
+        data: String,
+        /// a BERT in Hugging Face's layout (e.g. models/all-MiniLM-L6-v2); not with --resume
+        #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+        model: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        out: String,
+        /// feature (frozen encoder, head only) | last:N (the last N layers) | full [default: full]
+        #[arg(long, value_name = "MODE")]
+        mode: Option<String>,
+        /// [default: 3]
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// [default: 16]
+        #[arg(long)]
+        batch: Option<usize>,
+        /// [default: 5e-5; 1e-3 for feature]
+        #[arg(long)]
+        lr: Option<f32>,
+        /// [default: 128]
+        #[arg(long = "max-len")]
+        max_len: Option<usize>,
+        /// the validation fraction [default: 0.2]
+        #[arg(long)]
+        val: Option<f64>,
+        /// [default: 42]
+        #[arg(long)]
+        seed: Option<u64>,
+        /// early stopping after N epochs without a better validation loss [default: off]
+        #[arg(long, value_name = "N")]
+        patience: Option<usize>,
+        /// cls (HF's pooler; exported as BertForSequenceClassification) | mean (masked mean of the last hidden states; exported as BertModel + classifier_head.safetensors) [default: cls]
+        #[arg(long, value_name = "P")]
+        pooling: Option<String>,
+        /// write OUT/checkpoint (weights, optimizer state, step) every N steps
+        #[arg(long = "checkpoint-every", value_name = "N", default_value_t = 0)]
+        checkpoint_every: usize,
+        /// continue the run checkpointed in DIR (same data and options; the model comes from DIR)
+        #[arg(long, value_name = "DIR")]
+        resume: Option<String>,
+    }
+
+    #[derive(clap::Args)]
+    struct EvalArgs {
+        #[arg(long, value_name = "FILE")]
+        data: String,
+        #[arg(long, value_name = "DIR")]
+        model: String,
+        #[arg(long = "max-len", default_value_t = 128)]
+        max_len: usize,
+    }
+
+    #[derive(clap::Args)]
+    struct TextsArgs {
+        #[arg(long, value_name = "DIR")]
+        model: String,
+        /// one text
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        text: Option<String>,
+        /// one text per line
+        #[arg(long, value_name = "FILE")]
+        file: Option<String>,
+        #[arg(long = "max-len", default_value_t = 128)]
+        max_len: usize,
+    }
+
+    #[derive(clap::Args)]
+    struct FillMaskArgs {
+        #[arg(long, value_name = "DIR")]
+        model: String,
+        /// e.g. "The curious kitten deftly [MASK] the bookshelf"
+        #[arg(long)]
+        text: String,
+        #[arg(long = "top-k", default_value_t = 5)]
+        top_k: usize,
+    }
+
+    #[derive(clap::Args)]
+    #[command(allow_negative_numbers = true)]
+    struct GenerateArgs {
+        /// a causal model (`bertlab pretrain --objective causal` makes one), or a GPT-2
+        #[arg(long, value_name = "DIR")]
+        model: String,
+        /// the text to continue
+        #[arg(long)]
+        prompt: String,
+        /// tokens to add at most (stops early at the end of a text)
+        #[arg(long = "max-new", default_value_t = 20)]
+        max_new: usize,
+        /// 1: greedy, always the most likely token; K > 1: sample among the K most likely
+        #[arg(long = "top-k", default_value_t = 1)]
+        top_k: usize,
+        /// sharpen (< 1) or flatten (> 1) the distribution when sampling
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        /// the sampling seed: the same seed gives the same text
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    }
+
+    #[derive(clap::Args)]
+    struct ExportArgs {
+        #[arg(long, value_name = "DIR")]
+        model: String,
+        #[arg(long, value_name = "DIR")]
+        out: String,
+    }
+
+    #[derive(clap::Args)]
+    #[command(after_help = "--step runs one full fine-tuning step (dropout, AdamW, [CLS] head over 2 labels) on random ids, median after 2 warm-up steps; scripts/bench_step_torch.py prints the same JSON for PyTorch eager on the same machine")]
+    struct BenchArgs {
+        /// rows of the kernel benchmark's matrices
+        #[arg(long, default_value_t = 4096)]
+        m: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// a training-step benchmark of this configuration (tiny, mini, small, base)
+        #[arg(long, value_name = "CONFIG")]
+        step: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        len: usize,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+    }
+
+    /// How results are shown: JSON on stdout, and progress bars on stderr unless quiet.
+    #[derive(Clone, Copy)]
+    struct Out {
+        json: bool,
+        quiet: bool,
+    }
+
+    impl Out {
+        /// A progress bar of `len` units (hidden when quiet, or when stderr is not a terminal).
+        fn bar(&self, len: u64, what: &str) -> ProgressBar {
+            let target = if self.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+            let bar = ProgressBar::with_draw_target(Some(len), target);
+            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (ETA {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("#>.");
+            bar.set_style(style);
+            bar.set_prefix(what.to_string());
+            bar
+        }
+
+        /// A spinner for work of unknown length (loading a model).
+        fn spinner(&self, what: &str) -> ProgressBar {
+            let target = if self.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+            let s = ProgressBar::with_draw_target(None, target);
+            s.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            s.set_message(what.to_string());
+            s.enable_steady_tick(std::time::Duration::from_millis(120));
+            s
+        }
+    }
+
+    /// One bar per pass over many texts (features, evaluation, prediction), made when its task
+    /// starts and finished when it is done.
+    struct TextBars {
+        out: Out,
+        /// Where the bars go when another bar is on screen (a run's steps).
+        multi: Option<MultiProgress>,
+        current: Option<(String, ProgressBar)>,
+    }
+
+    impl TextBars {
+        fn new(out: Out, multi: Option<MultiProgress>) -> TextBars {
+            TextBars { out, multi, current: None }
+        }
+        fn update(&mut self, task: &str, done: usize, total: usize) {
+            if self.current.as_ref().map(|c| c.0 != task).unwrap_or(true) {
+                if let Some((_, b)) = self.current.take() {
+                    b.finish();
+                }
+                let bar = self.out.bar(total as u64, task);
+                let bar = match &self.multi {
+                    Some(m) => m.add(bar),
+                    None => bar,
+                };
+                self.current = Some((task.to_string(), bar));
+            }
+            if let Some((_, b)) = &self.current {
+                b.set_position(done as u64);
+                if done >= total {
+                    b.finish();
                 }
             }
-            Ok(Args { flags, switches })
         }
-        fn has(&self, s: &str) -> bool {
-            self.switches.iter().any(|x| x == s)
-        }
-        fn get(&self, k: &str) -> Option<&str> {
-            self.flags.get(k).map(|s| s.as_str())
-        }
-        fn req(&self, k: &str) -> Result<&str, String> {
-            self.get(k).ok_or_else(|| format!("--{k} is required"))
-        }
-        fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, String> {
-            match self.get(k) {
-                Some(v) => v.parse().map_err(|_| format!("--{k}: '{v}' is not a valid value (a number, whole and not negative where it counts something)")),
-                None => Ok(default),
+    }
+
+    /// Event handler for a pass over many texts (evaluation, prediction): its progress bar.
+    fn text_progress(o: Out) -> impl FnMut(Event) {
+        let mut bars = TextBars::new(o, None);
+        move |e| {
+            if let Event::Progress { task, done, total, .. } = e {
+                bars.update(task, done, total);
             }
         }
     }
@@ -100,45 +363,23 @@ Every command takes --json to print machine-readable results on stdout.";
         pollster::block_on(f)
     }
 
-    fn load_model(g: &Gpu, dir: &str, heads: Option<Heads>) -> Result<LoadedModel, String> {
+    fn load_model(g: &Gpu, o: Out, dir: &str, heads: Option<Heads>) -> Result<LoadedModel, String> {
+        let spin = o.spinner(&format!("loading {dir}"));
         let files = model_dir::read_dir(Path::new(dir))?;
-        model_dir::load(g, &files, heads, 42)
+        let lm = model_dir::load(g, &files, heads, 42);
+        spin.finish_and_clear();
+        lm
     }
 
-    fn texts_arg(a: &Args) -> Result<Vec<String>, String> {
-        if let Some(t) = a.get("text") {
+    fn texts_arg(a: &TextsArgs) -> Result<Vec<String>, String> {
+        if let Some(t) = &a.text {
             return Ok(vec![t.to_string()]);
         }
-        if let Some(f) = a.get("file") {
+        if let Some(f) = &a.file {
             let s = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
             return Ok(s.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect());
         }
         Err("give --text TEXT or --file FILE (one text per line)".into())
-    }
-
-    fn progress(label: &str, step: usize, total: usize, loss: f32, eta: f64) {
-        let w = 30;
-        let done = if total > 0 { step * w / total } else { 0 };
-        eprint!("\r{label} [{}{}] {step}/{total} loss {loss:.4} ETA {eta:.0}s   ", "#".repeat(done), ".".repeat(w - done));
-        let _ = std::io::stderr().flush();
-    }
-
-    /// A pass over many texts (features, evaluation, prediction): count, rate and time left.
-    fn progress_texts(task: &str, done: usize, total: usize, per_s: f64, eta_s: f64) {
-        let w = 30;
-        let filled = if total > 0 { done * w / total } else { w };
-        eprint!("\r{task} [{}{}] {done}/{total} texts, {per_s:.1} texts/s, ETA {eta_s:.0}s   ", "#".repeat(filled), ".".repeat(w - filled));
-        if done == total {
-            eprintln!();
-        }
-        let _ = std::io::stderr().flush();
-    }
-
-    /// Event handler for a prediction pass: its progress line.
-    fn on_progress(e: Event) {
-        if let Event::Progress { task, done, total, per_s, eta_s } = e {
-            progress_texts(task, done, total, per_s, eta_s);
-        }
     }
 
     fn write_export(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
@@ -162,82 +403,46 @@ Every command takes --json to print machine-readable results on stdout.";
         ])
     }
 
-    pub fn run(argv: Vec<String>) -> Result<(), String> {
-        let Some(cmd) = argv.first() else {
-            println!("{HELP}");
-            return Ok(());
-        };
-        let rest = &argv[1..];
-        match cmd.as_str() {
-            "--help" | "-h" | "help" => {
-                println!("{HELP}");
-                Ok(())
-            }
-            "pretrain" => pretrain(rest),
-            "train" => train(rest),
-            "eval" => eval(rest),
-            "predict" => predict(rest),
-            "embed" => embed(rest),
-            "fill-mask" => fill_mask(rest),
-            "generate" => generate(rest),
-            "export" => export(rest),
-            "bench" => bench(rest),
-            other => Err(format!("unknown command '{other}'\n\n{HELP}")),
+    pub fn run(cli: Cli) -> Result<(), String> {
+        let o = Out { json: cli.json, quiet: cli.quiet };
+        match &cli.cmd {
+            Cmd::Pretrain(a) => pretrain(a, o),
+            Cmd::Train(a) => train(a, o),
+            Cmd::Eval(a) => eval(a, o),
+            Cmd::Predict(a) => predict(a, o),
+            Cmd::Embed(a) => embed(a, o),
+            Cmd::FillMask(a) => fill_mask(a, o),
+            Cmd::Generate(a) => generate(a, o),
+            Cmd::Export(a) => export(a, o),
+            Cmd::Bench(a) => bench(a, o),
         }
     }
 
-    const PRETRAIN_HELP: &str = "bertlab pretrain --corpus FILE --out DIR [options]
-  --corpus FILE     unlabeled text, one document per line (several sentences each for sentence order)
-  --model DIR       continue from a checkpoint (an MLM head is added if it has none); default: from scratch
-  --vocab N         WordPiece vocabulary to train for a from-scratch model (default 2000)
-  --hidden N --layers N --heads N   from-scratch size (default 128, 2, 4)
-  --steps N (300) --batch N (16) --lr X (1e-3) --max-len N (64) --warmup N (10% of steps) --seed N (42)
-  --objective O     mlm+sop (default), mlm, sop, or causal: a decoder (BERT's body with causal
-                    attention, transformers' BertLMHeadModel) that learns the next word, as GPT does;
-                    every 10th line is held out, and its next-token accuracy is reported beside a
-                    unigram baseline's
-  --body B          the from-scratch decoder's body (with --objective causal): bert (default; BERT's
-                    post-LN layers, BertLMHeadModel) or gpt2 (GPT-2's pre-LN layers, learned
-                    positions, gelu_new; exported as GPT2LMHeadModel)
-  --no-mlm / --no-sop   turn off a task
-  --probe TEXT      print the top predictions at TEXT's [MASK]s every --probe-every N (50) steps
-  --json            print the loss curve as JSON";
-
-    fn pretrain(v: &[String]) -> Result<(), String> {
-        let a = Args::parse(v, &["no-mlm", "no-sop"])?;
-        if a.has("help") {
-            println!("{PRETRAIN_HELP}");
-            return Ok(());
-        }
-        let corpus = std::fs::read_to_string(a.req("corpus")?).map_err(|e| format!("{}: {e}", a.req("corpus").unwrap_or("")))?;
+    fn pretrain(a: &PretrainArgs, o: Out) -> Result<(), String> {
+        let corpus = std::fs::read_to_string(&a.corpus).map_err(|e| format!("{}: {e}", a.corpus))?;
         let texts: Vec<String> = corpus.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
-        let out = a.req("out")?;
-        let (mut mlm, mut sop) = (!a.has("no-mlm"), !a.has("no-sop"));
-        let causal = match a.get("objective").unwrap_or("mlm+sop") {
-            "mlm+sop" | "sop+mlm" => false,
-            "mlm" => {
+        let out = a.out.as_str();
+        let (mut mlm, mut sop) = (!a.no_mlm, !a.no_sop);
+        let causal = match a.objective {
+            Objective::MlmSop => false,
+            Objective::Mlm => {
                 sop = false;
                 false
             }
-            "sop" => {
+            Objective::Sop => {
                 mlm = false;
                 false
             }
-            "causal" => {
+            Objective::Causal => {
                 (mlm, sop) = (true, false);
                 true
             }
-            o => return Err(format!("--objective {o}: use mlm+sop, mlm, sop or causal")),
         };
-        let body = match a.get("body").unwrap_or("bert") {
-            "bert" => Body::Bert,
-            "gpt2" => Body::Gpt2,
-            o => return Err(format!("--body {o}: use bert or gpt2")),
-        };
+        let body = if a.body == Some(BodyArg::Gpt2) { Body::Gpt2 } else { Body::Bert };
         if body == Body::Gpt2 && !causal {
             return Err("--body gpt2 is a decoder, which learns the next word: use it with --objective causal".into());
         }
-        if a.get("body").is_some() && a.get("model").is_some() {
+        if a.body.is_some() && a.model.is_some() {
             return Err("--body shapes a from-scratch model; a checkpoint (--model) brings its own body: leave one of them out".into());
         }
         // a causal model is judged on lines it never saw
@@ -249,9 +454,9 @@ Every command takes --json to print machine-readable results on stdout.";
         };
         let heads = Heads { mlm: true, sop: !causal, num_labels: 0 };
         let g = gpu()?;
-        let (mut model, tok, tok_files, base) = match a.get("model") {
+        let (mut model, tok, tok_files, base) = match a.model.as_deref() {
             Some(dir) => {
-                let lm = load_model(&g, dir, Some(heads))?;
+                let lm = load_model(&g, o, dir, Some(heads))?;
                 if lm.model.cfg.is_decoder != causal {
                     return Err(if causal {
                         format!("{dir} is a masked (bidirectional) model; causal pretraining needs a decoder (is_decoder): start from scratch (leave out --model) or from a BertLMHeadModel checkpoint")
@@ -265,38 +470,43 @@ Every command takes --json to print machine-readable results on stdout.";
                 (lm.model, lm.tokenizer, lm.tokenizer_files, dir.to_string())
             }
             None => {
-                let tok = BertTokenizer::train_wordpiece(&texts, a.num("vocab", 2000)?)?;
-                let size = (tok.vocab_size, a.num("hidden", 128)?, a.num("layers", 2)?, a.num("heads", 4)?);
+                let tok = BertTokenizer::train_wordpiece(&texts, a.vocab)?;
+                let size = (tok.vocab_size, a.hidden, a.layers, a.heads);
                 let mut cfg = if body == Body::Gpt2 { BertConfig::small_gpt2(size.0, size.1, size.2, size.3) } else { BertConfig::small(size.0, size.1, size.2, size.3) };
                 cfg.is_decoder = causal;
-                let (m, _) = Bert::new(&g, cfg, heads, None, a.num("seed", 42)?)?;
+                let (m, _) = Bert::new(&g, cfg, heads, None, a.seed)?;
                 let tf = tokenizer_files(&tok)?;
                 (m, tok, tf, String::new())
             }
         };
-        let steps = a.num("steps", 300)?;
+        let steps = a.steps;
         let pc = PretrainConfig {
             mlm,
             sop,
             steps,
-            batch_size: a.num("batch", 16)?,
-            lr: a.num("lr", 1e-3)?,
-            max_len: a.num("max-len", 64)?,
-            warmup: a.num("warmup", steps / 10)?,
-            seed: a.num("seed", 42)?,
-            probe: a.get("probe").map(str::to_string),
-            probe_every: a.num("probe-every", 50)?,
+            batch_size: a.batch,
+            lr: a.lr,
+            max_len: a.max_len,
+            warmup: a.warmup.unwrap_or(steps / 10),
+            seed: a.seed,
+            probe: a.probe.clone(),
+            probe_every: a.probe_every,
             ..PretrainConfig::default()
         };
+        let bar = o.bar(steps as u64, "pretrain");
         let r = block(trainer::pretrain(&g, &mut model, &tok, &texts, &pc, &Control::default(), &mut |e| match e {
-            Event::Pretrain { step, total_steps, mlm_loss, sop_loss, eta_s, .. } => progress("pretrain", step, total_steps, mlm_loss + sop_loss, eta_s),
+            Event::Pretrain { step, mlm_loss, sop_loss, .. } => {
+                bar.set_position(step as u64);
+                bar.set_message(format!("loss {:.4}", mlm_loss + sop_loss));
+            }
             Event::Probe { step, predictions } => {
                 let rows: Vec<String> = predictions.iter().map(|top| top.iter().map(|(t, p)| format!("{t} {p:.2}")).collect::<Vec<_>>().join(", ")).collect();
-                eprintln!("\nprobe at step {step}: [MASK] -> {}", rows.join(" | "));
+                bar.println(format!("probe at step {step}: [MASK] -> {}", rows.join(" | ")));
             }
             _ => {}
-        }))?;
-        eprintln!();
+        }));
+        bar.finish();
+        let r = r?;
         for m in &r.messages {
             eprintln!("note: {m}");
         }
@@ -313,7 +523,7 @@ Every command takes --json to print machine-readable results on stdout.";
         write_export(out, export_files(&model.cfg, model.heads, tensors, &[], &tok_files, &card))?;
         let n = r.mlm_losses.len();
         let summary = serde_json::json!({"steps": n, "objective": if causal { "causal" } else { "masked" }, "mlm_loss_first": r.mlm_losses.first(), "mlm_loss_last": r.mlm_losses.last(), "sop_loss_last": r.sop_losses.last(), "ms_per_step": r.ms_per_step, "out": out, "messages": r.messages, "held_out": held});
-        if a.has("json") {
+        if o.json {
             println!("{}", serde_json::json!({"summary": summary, "mlm_losses": r.mlm_losses, "sop_losses": r.sop_losses}));
         } else {
             println!("pretrained {n} steps: {loss_name} {:.4} -> {:.4}, {:.1} ms/step; saved to {out}", r.mlm_losses.first().unwrap_or(&0.0), r.mlm_losses.last().unwrap_or(&0.0), r.ms_per_step);
@@ -323,18 +533,6 @@ Every command takes --json to print machine-readable results on stdout.";
         }
         Ok(())
     }
-
-    const TRAIN_HELP: &str = "bertlab train --data FILE --model DIR --out DIR [options]
-  --data FILE       labeled text: TSV/CSV (label, text[, text_b]), or JSON lines {\"text\", \"label\"}
-  --model DIR       a BERT in Hugging Face's layout (e.g. models/all-MiniLM-L6-v2)
-  --mode M          feature (frozen encoder, head only) | last:N (last N layers) | full (default)
-  --epochs N (3) --batch N (16) --lr X (5e-5; 1e-3 for feature) --max-len N (128) --val F (0.2) --seed N (42)
-  --patience N      early stopping after N epochs without a better validation loss (default off)
-  --pooling P       cls (HF's pooler; exported as BertForSequenceClassification, the default) | mean (masked mean
-                    of the last hidden states; exported as BertModel + classifier_head.safetensors, see its README)
-  --checkpoint-every N   write OUT/checkpoint (weights, optimizer state, step) every N steps
-  --resume DIR      continue the run checkpointed in DIR (same data and options; the model comes from DIR)
-  --json            print per-epoch metrics as JSON";
 
     fn parse_mode(s: &str) -> Result<Mode, String> {
         match s {
@@ -356,15 +554,10 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(ds)
     }
 
-    fn train(v: &[String]) -> Result<(), String> {
-        let a = Args::parse(v, &[])?;
-        if a.has("help") {
-            println!("{TRAIN_HELP}");
-            return Ok(());
-        }
-        let ds = read_dataset(a.req("data")?)?;
-        let out = a.req("out")?;
-        let resolved = a.get("resume").map(|d| checkpoint::resolve(Path::new(d)));
+    fn train(a: &TrainArgs, o: Out) -> Result<(), String> {
+        let ds = read_dataset(&a.data)?;
+        let out = a.out.as_str();
+        let resolved = a.resume.as_deref().map(|d| checkpoint::resolve(Path::new(d)));
         if let Some((_, Some(note))) = &resolved {
             eprintln!("{note}");
         }
@@ -378,9 +571,13 @@ Every command takes --json to print machine-readable results on stdout.";
             }
             None => serde_json::Value::Null,
         };
-        let opt = |k: &str, d: &str| -> String { a.get(k).map(str::to_string).or_else(|| state.get(k).and_then(|v| v.as_str()).map(str::to_string)).unwrap_or_else(|| d.to_string()) };
-        let mode = parse_mode(&opt("mode", "full"))?;
-        let pooling = match opt("pooling", "cls").as_str() {
+        // an option not given now is the checkpoint's, else its default
+        let st_str = |k: &str| state.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let st_num = |k: &str| state.get(k).and_then(|v| v.as_f64());
+        let mode_s = a.mode.clone().or_else(|| st_str("mode")).unwrap_or_else(|| "full".into());
+        let pooling_s = a.pooling.clone().or_else(|| st_str("pooling")).unwrap_or_else(|| "cls".into());
+        let mode = parse_mode(&mode_s)?;
+        let pooling = match pooling_s.as_str() {
             "cls" => Pooling::Cls,
             "mean" => Pooling::Mean,
             p => return Err(format!("--pooling {p}: use cls or mean")),
@@ -389,30 +586,17 @@ Every command takes --json to print machine-readable results on stdout.";
         let heads = Heads { mlm: false, sop: false, num_labels: ds.labels.len() };
         let model_path = match resume {
             Some(dir) => dir.to_string(),
-            None => a.req("model")?.to_string(),
+            None => a.model.clone().ok_or("--model is required (or --resume)")?,
         };
         let base_model = state.get("base_model").and_then(|v| v.as_str()).map(str::to_string).unwrap_or(model_path.clone());
-        let mut lm = load_model(&g, &model_path, Some(heads))?;
+        let mut lm = load_model(&g, o, &model_path, Some(heads))?;
         if !lm.report.replaced.is_empty() {
             eprintln!("the model's classifier was for other labels; a fresh head for the {} labels of the data was built and the encoder kept ({})", ds.labels.len(), lm.report.replaced.join("; "));
         }
-        let num = |k: &str, d: f64| -> Result<f64, String> {
-            match (a.get(k), state.get(k).and_then(|v| v.as_f64())) {
-                (Some(_), _) => a.num(k, d),
-                (None, Some(v)) => Ok(v),
-                (None, None) => Ok(d),
-            }
-        };
-        // counts must be whole numbers; their ranges are checked by TrainConfig::validate
-        let whole = |k: &str, d: f64| -> Result<usize, String> {
-            let v = num(k, d)?;
-            if !(v >= 0.0 && v.fract() == 0.0 && v <= 1e15) {
-                return Err(format!("--{k} must be a whole number of at least 0; got {v}"));
-            }
-            Ok(v as usize)
-        };
-        let seed = whole("seed", 42.0)? as u64;
-        let val = num("val", 0.2)?;
+        // counts are whole numbers (clap parses them); their ranges are checked by TrainConfig::validate
+        let count = |given: Option<usize>, k: &str, d: usize| given.or_else(|| st_num(k).map(|v| v as usize)).unwrap_or(d);
+        let seed = a.seed.or_else(|| st_num("seed").map(|v| v as u64)).unwrap_or(42);
+        let val = a.val.or_else(|| st_num("val")).unwrap_or(0.2);
         if !(val.is_finite() && (0.0..1.0).contains(&val)) {
             return Err(format!("--val must be a fraction in [0, 1); got {val}"));
         }
@@ -421,13 +605,13 @@ Every command takes --json to print machine-readable results on stdout.";
         let mut tc = TrainConfig {
             mode,
             pooling,
-            lr: num("lr", default_lr)? as f32,
-            epochs: whole("epochs", 3.0)?,
-            batch_size: whole("batch", 16.0)?,
-            max_len: whole("max-len", 128.0)?,
+            lr: a.lr.or_else(|| st_num("lr").map(|v| v as f32)).unwrap_or(default_lr as f32),
+            epochs: count(a.epochs, "epochs", 3),
+            batch_size: count(a.batch, "batch", 16),
+            max_len: count(a.max_len, "max-len", 128),
             seed,
-            patience: whole("patience", 0.0)?,
-            checkpoint_every: a.num("checkpoint-every", 0)?,
+            patience: count(a.patience, "patience", 0),
+            checkpoint_every: a.checkpoint_every,
             ..TrainConfig::default()
         };
         if let Some(dir) = resume {
@@ -440,22 +624,33 @@ Every command takes --json to print machine-readable results on stdout.";
         let ckpt_dir = PathBuf::from(out).join("checkpoint");
         let ckpt_config = bertlab::io::export::config_json(&lm.model.cfg, heads, &ds.labels);
         let ckpt_state = |step: usize| {
-            serde_json::json!({"step": step, "mode": a.get("mode").or(state.get("mode").and_then(|v| v.as_str())).unwrap_or("full"), "pooling": opt("pooling", "cls"),
-                "lr": tc.lr, "epochs": tc.epochs, "batch": tc.batch_size, "max-len": tc.max_len, "seed": seed, "val": num("val", 0.2).unwrap_or(0.2),
-                "patience": tc.patience, "base_model": base_model, "data": a.get("data")})
+            serde_json::json!({"step": step, "mode": mode_s, "pooling": pooling_s,
+                "lr": tc.lr, "epochs": tc.epochs, "batch": tc.batch_size, "max-len": tc.max_len, "seed": seed, "val": val,
+                "patience": tc.patience, "base_model": base_model, "data": a.data})
         };
         let mut ckpt_err = None;
         let mut epochs_json = Vec::new();
+        // a bar for the steps, and one for each pass over the texts (frozen features, validation)
+        let multi = MultiProgress::with_draw_target(if o.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+        let steps_bar = multi.add(o.bar(0, "train"));
+        let mut text_bars = TextBars::new(o, Some(multi.clone()));
+        let say = |bar: &ProgressBar, line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
         let r = block(trainer::train_classifier(&g, &mut lm.model, &lm.tokenizer, &ds, &tr, &va, &tc, &Control::default(), &mut |e| match e {
-            Event::Plan { total_steps, train_examples, val_examples, truncated } => eprintln!("{train_examples} training and {val_examples} validation examples, {total_steps} steps, {truncated} texts truncated to {} tokens", tc.max_len),
-            Event::Features { examples, ms } => eprintln!("features of the frozen encoder computed once for {examples} examples in {:.1} s", ms / 1e3),
-            Event::Progress { task, done, total, per_s, eta_s } => progress_texts(task, done, total, per_s, eta_s),
-            Event::Step { step, total_steps, loss, eta_s, .. } => progress("train", step, total_steps, loss, eta_s),
+            Event::Plan { total_steps, train_examples, val_examples, truncated } => {
+                steps_bar.set_length(total_steps as u64);
+                say(&steps_bar, format!("{train_examples} training and {val_examples} validation examples, {total_steps} steps, {truncated} texts truncated to {} tokens", tc.max_len));
+            }
+            Event::Features { examples, ms } => say(&steps_bar, format!("features of the frozen encoder computed once for {examples} examples in {:.1} s", ms / 1e3)),
+            Event::Progress { task, done, total, .. } => text_bars.update(task, done, total),
+            Event::Step { step, loss, .. } => {
+                steps_bar.set_position(step as u64);
+                steps_bar.set_message(format!("loss {loss:.4}"));
+            }
             Event::Epoch { epoch, train_loss, val } => {
-                eprintln!("\nepoch {epoch}: train loss {train_loss:.4}, validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1);
+                say(&steps_bar, format!("epoch {epoch}: train loss {train_loss:.4}, validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1));
                 epochs_json.push(serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1, "confusion": val.confusion}));
             }
-            Event::NonFinite { step } => eprintln!("\n{}", bertlab::error::Error::non_finite(step)),
+            Event::NonFinite { step } => say(&steps_bar, bertlab::error::Error::non_finite(step).to_string()),
             Event::Checkpoint { step, weights, optimizer } => {
                 let mut files = vec![("config.json".to_string(), ckpt_config.clone().into_bytes()), ("model.safetensors".to_string(), weights), (checkpoint::OPTIMIZER_FILE.to_string(), optimizer)];
                 files.push((checkpoint::STATE_FILE.to_string(), serde_json::to_vec_pretty(&ckpt_state(step)).unwrap_or_default()));
@@ -466,7 +661,9 @@ Every command takes --json to print machine-readable results on stdout.";
                 }
             }
             _ => {}
-        }))?;
+        }));
+        steps_bar.finish();
+        let r = r?;
         if let Some(e) = ckpt_err {
             return Err(format!("writing the checkpoint: {e}"));
         }
@@ -484,7 +681,7 @@ Every command takes --json to print machine-readable results on stdout.";
         let labels_y: Vec<usize> = va.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
         let tr_y: Vec<usize> = tr.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
         let baseline = bertlab::train::metrics::majority_baseline(&tr_y, &labels_y, ds.labels.len());
-        if a.has("json") {
+        if o.json {
             println!("{}", serde_json::json!({"epochs": epochs_json, "labels": ds.labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out}));
         } else {
             println!("validation accuracy {:.4} (majority baseline {baseline:.4}), macro-F1 {:.4}, {:.1} ms/step; saved to {out}", last.accuracy, last.macro_f1, r.ms_per_step);
@@ -492,24 +689,18 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(())
     }
 
-    fn eval(v: &[String]) -> Result<(), String> {
-        let a = Args::parse(v, &[])?;
-        if a.has("help") {
-            println!("bertlab eval --data FILE --model DIR [--max-len N] [--json]");
-            return Ok(());
-        }
-        let ds = read_dataset(a.req("data")?)?;
+    fn eval(a: &EvalArgs, o: Out) -> Result<(), String> {
+        let ds = read_dataset(&a.data)?;
         let g = gpu()?;
-        let mut lm = load_model(&g, a.req("model")?, None)?;
+        let mut lm = load_model(&g, o, &a.model, None)?;
         if lm.model.heads.num_labels == 0 {
             return Err("this model has no classification head; train one with `bertlab train`".into());
         }
-        let max_len = a.num("max-len", 128)?;
-        let enc: Vec<_> = ds.examples.iter().map(|e| lm.tokenizer.encode(&e.text, e.text_b.as_deref(), max_len)).collect::<Result<_, _>>()?;
-        let probs = block(trainer::predict_with_progress(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16, &mut on_progress))?;
+        let enc: Vec<_> = ds.examples.iter().map(|e| lm.tokenizer.encode(&e.text, e.text_b.as_deref(), a.max_len)).collect::<Result<_, _>>()?;
+        let probs = block(trainer::predict_with_progress(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16, &mut text_progress(o)))?;
         let truth: Vec<usize> = ds.examples.iter().map(|e| lm.labels.iter().position(|l| l == &e.label).ok_or_else(|| format!("label '{}' (line {}) is not one of the model's labels {:?}", e.label, e.line, lm.labels))).collect::<Result<_, _>>()?;
         let m = evaluate(&probs, &truth, lm.labels.len());
-        if a.has("json") {
+        if o.json {
             println!("{}", serde_json::json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "loss": m.loss, "confusion": m.confusion, "labels": lm.labels}));
         } else {
             println!("accuracy {:.4}, macro-F1 {:.4}, loss {:.4} on {} examples\nconfusion (rows true, columns predicted; {}):", m.accuracy, m.macro_f1, m.loss, truth.len(), lm.labels.join(", "));
@@ -520,20 +711,15 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(())
     }
 
-    fn predict(v: &[String]) -> Result<(), String> {
-        let a = Args::parse(v, &[])?;
-        if a.has("help") {
-            println!("bertlab predict --model DIR (--text TEXT | --file FILE) [--max-len N] [--json]");
-            return Ok(());
-        }
-        let texts = texts_arg(&a)?;
+    fn predict(a: &TextsArgs, o: Out) -> Result<(), String> {
+        let texts = texts_arg(a)?;
         let g = gpu()?;
-        let mut lm = load_model(&g, a.req("model")?, None)?;
+        let mut lm = load_model(&g, o, &a.model, None)?;
         if lm.model.heads.num_labels == 0 {
             return Err("this model has no classification head; train one with `bertlab train`".into());
         }
-        let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, a.num("max-len", 128).unwrap_or(128))).collect::<Result<_, _>>()?;
-        let probs = block(trainer::predict_with_progress(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16, &mut on_progress))?;
+        let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, a.max_len)).collect::<Result<_, _>>()?;
+        let probs = block(trainer::predict_with_progress(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16, &mut text_progress(o)))?;
         let rows: Vec<_> = texts
             .iter()
             .zip(&probs)
@@ -542,7 +728,7 @@ Every command takes --json to print machine-readable results on stdout.";
                 serde_json::json!({"text": t, "label": lm.labels[argmax(p)], "probabilities": probs})
             })
             .collect();
-        if a.has("json") {
+        if o.json {
             println!("{}", serde_json::Value::Array(rows));
         } else {
             for (t, p) in texts.iter().zip(&probs) {
@@ -553,19 +739,14 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(())
     }
 
-    fn embed(v: &[String]) -> Result<(), String> {
-        let a = Args::parse(v, &[])?;
-        if a.has("help") {
-            println!("bertlab embed --model DIR (--text TEXT | --file FILE) [--max-len N] [--json]\n  mean-pooled last hidden states over each text's tokens");
-            return Ok(());
-        }
-        let texts = texts_arg(&a)?;
+    fn embed(a: &TextsArgs, o: Out) -> Result<(), String> {
+        let texts = texts_arg(a)?;
         let g = gpu()?;
-        let mut lm = load_model(&g, a.req("model")?, Some(Heads { mlm: false, sop: false, num_labels: 0 }))?;
+        let mut lm = load_model(&g, o, &a.model, Some(Heads { mlm: false, sop: false, num_labels: 0 }))?;
         let c = lm.model.cfg.hidden_size;
         let mut out = Vec::new();
         for t in &texts {
-            let e = lm.tokenizer.encode(t, None, a.num("max-len", 128)?)?;
+            let e = lm.tokenizer.encode(t, None, a.max_len)?;
             let n = e.ids.len();
             let batch = Batch::new(&g, &lm.model.cfg, 1, n, &e.ids, &e.type_ids, &vec![1; n], None, None, None)?;
             let h = block(async {
@@ -577,7 +758,7 @@ Every command takes --json to print machine-readable results on stdout.";
             let mean: Vec<f32> = (0..c).map(|j| (0..n).map(|i| h[i * c + j]).sum::<f32>() / n as f32).collect();
             out.push(mean);
         }
-        if a.has("json") {
+        if o.json {
             println!("{}", serde_json::json!({"dim": c, "embeddings": out}));
         } else {
             for (t, e) in texts.iter().zip(&out) {
@@ -587,28 +768,14 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(())
     }
 
-    const GENERATE_HELP: &str = "bertlab generate --model DIR --prompt TEXT [options]
-  --model DIR         a causal model (is_decoder; `bertlab pretrain --objective causal` makes one)
-  --prompt TEXT       the text to continue
-  --max-new N         tokens to add at most (default 20; stops early at the end of a text)
-  --top-k K           1 (default): greedy, always the most likely token; K > 1: sample among the K most likely
-  --temperature T     sharpen (< 1) or flatten (> 1) the distribution when sampling (default 1)
-  --seed S            the sampling seed (default 42): the same seed gives the same text
-  --json              print the prompt, the new tokens and the text as JSON";
-
-    fn generate(v: &[String]) -> Result<(), String> {
+    fn generate(a: &GenerateArgs, o: Out) -> Result<(), String> {
         use bertlab::train::generate::{self as gen, GenerateConfig};
-        let a = Args::parse(v, &[])?;
-        if a.has("help") {
-            println!("{GENERATE_HELP}");
-            return Ok(());
-        }
-        let prompt = a.req("prompt")?;
-        let cfg = GenerateConfig { max_new: a.num("max-new", 20)?, top_k: a.num("top-k", 1)?, temperature: a.num("temperature", 1.0)?, seed: a.num("seed", 42)? };
+        let prompt = a.prompt.as_str();
+        let cfg = GenerateConfig { max_new: a.max_new, top_k: a.top_k, temperature: a.temperature, seed: a.seed };
         cfg.validate()?;
         let g = gpu()?;
-        let mut lm = load_model(&g, a.req("model")?, None)?;
-        let json = a.has("json");
+        let mut lm = load_model(&g, o, &a.model, None)?;
+        let json = o.json;
         let mut shown = Vec::new();
         let tok = &lm.tokenizer;
         let (ids, stop) = block(gen::generate(&g, &mut lm.model, tok, prompt, &cfg, &mut |id, t| {
@@ -635,15 +802,10 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(())
     }
 
-    fn fill_mask(v: &[String]) -> Result<(), String> {
-        let a = Args::parse(v, &[])?;
-        if a.has("help") {
-            println!("bertlab fill-mask --model DIR --text \"The curious kitten deftly [MASK] the bookshelf\" [--top-k 5] [--json]");
-            return Ok(());
-        }
-        let text = a.req("text")?;
+    fn fill_mask(a: &FillMaskArgs, o: Out) -> Result<(), String> {
+        let text = a.text.as_str();
         let g = gpu()?;
-        let mut lm = load_model(&g, a.req("model")?, None)?;
+        let mut lm = load_model(&g, o, &a.model, None)?;
         if lm.model.cfg.is_decoder {
             return Err("this is a causal model (is_decoder): it predicts the next word from the words before, so it cannot fill a [MASK] from both sides; continue a text with `bertlab generate --model DIR --prompt TEXT`".into());
         }
@@ -655,13 +817,13 @@ Every command takes --json to print machine-readable results on stdout.";
         if positions.is_empty() {
             return Err("the text has no [MASK] token".into());
         }
-        let preds = block(lm.model.fill_mask(&g, &e.ids, &e.type_ids, &positions, a.num("top-k", 5)?))?;
+        let preds = block(lm.model.fill_mask(&g, &e.ids, &e.type_ids, &positions, a.top_k))?;
         let rows: Vec<_> = positions
             .iter()
             .zip(&preds)
             .map(|(p, top)| serde_json::json!({"position": p, "predictions": top.iter().map(|(id, pr)| serde_json::json!({"token": lm.tokenizer.id_to_token(*id), "id": id, "probability": pr})).collect::<Vec<_>>()}))
             .collect();
-        if a.has("json") {
+        if o.json {
             println!("{}", serde_json::Value::Array(rows));
         } else {
             for (p, top) in positions.iter().zip(&preds) {
@@ -672,20 +834,15 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(())
     }
 
-    fn export(v: &[String]) -> Result<(), String> {
-        let a = Args::parse(v, &[])?;
-        if a.has("help") {
-            println!("bertlab export --model DIR --out DIR\n  loads any BERT checkpoint BERT Lab reads (prefixes, legacy names, F16/BF16) and writes it in Hugging Face's format");
-            return Ok(());
-        }
+    fn export(a: &ExportArgs, o: Out) -> Result<(), String> {
         let g = gpu()?;
-        let lm = load_model(&g, a.req("model")?, None)?;
-        let out = a.req("out")?;
+        let lm = load_model(&g, o, &a.model, None)?;
+        let out = a.out.as_str();
         let tensors = block(lm.model.params.read_all(&g)).map_err(|e| e.to_string())?;
-        let files = export_files(&lm.model.cfg, lm.model.heads, tensors, &lm.labels, &lm.tokenizer_files, &ModelCard { base_model: a.req("model")?.to_string(), ..Default::default() });
+        let files = export_files(&lm.model.cfg, lm.model.heads, tensors, &lm.labels, &lm.tokenizer_files, &ModelCard { base_model: a.model.clone(), ..Default::default() });
         let names: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
         write_export(out, files)?;
-        if a.has("json") {
+        if o.json {
             println!("{}", serde_json::json!({"out": out, "files": names}));
         } else {
             println!("wrote {} to {out}", names.join(", "));
@@ -693,31 +850,21 @@ Every command takes --json to print machine-readable results on stdout.";
         Ok(())
     }
 
-    fn bench(v: &[String]) -> Result<(), String> {
-        let a = Args::parse(v, &[])?;
-        if a.has("help") {
-            println!("bertlab bench [--m ROWS (4096)] [--reps N (3)] [--json]");
-            println!("bertlab bench --step CONFIG [--batch B (32)] [--len T (128)] [--steps N (5)] [--json]");
-            println!("  CONFIG: {} (layers x hidden: {})", bertlab::bench::STEP_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "),
-                bertlab::bench::STEP_CONFIGS.iter().map(|c| format!("{}x{}", c.1, c.2)).collect::<Vec<_>>().join(", "));
-            println!("  one full fine-tuning step (dropout, AdamW, [CLS] head over 2 labels) on random ids, median after 2 warm-up steps;");
-            println!("  scripts/bench_step_torch.py prints the same JSON for PyTorch eager on the same machine");
-            return Ok(());
-        }
+    fn bench(a: &BenchArgs, o: Out) -> Result<(), String> {
         let g = gpu()?;
-        if let Some(config) = a.get("step") {
-            let r = block(bertlab::bench::step(&g, config, a.num("batch", 32)?, a.num("len", 128)?, a.num("steps", 5)?))?;
-            if a.has("json") {
+        if let Some(config) = &a.step {
+            let r = block(bertlab::bench::step(&g, config, a.batch, a.len, a.steps))?;
+            if o.json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
                 println!("{r}");
             }
             return Ok(());
         }
-        let opts = bertlab::bench::BenchOptions { m: a.num("m", 4096)?, reps: a.num("reps", 3)? };
+        let opts = bertlab::bench::BenchOptions { m: a.m, reps: a.reps };
         let t0 = std::time::Instant::now();
         let now = move || t0.elapsed().as_secs_f64() * 1e3;
-        let json = a.has("json");
+        let json = o.json;
         let lines = block(bertlab::bench::run(&g, &opts, &now, &mut |l| {
             if !json {
                 println!("{l}");

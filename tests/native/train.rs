@@ -265,7 +265,7 @@ fn cli_refuses_out_of_range_settings_and_retargets_a_classifier() {
         (vec!["--steps", "0"], "steps must be from 1 to 1000000; got 0"),
         (vec!["--batch", "0"], "batch size must be from 1 to 1024; got 0"),
         (vec!["--max-len", "100000"], "maximum length must be from 8 to 512"),
-        (vec!["--steps", "-3"], "--steps: '-3' is not a valid value"),
+        (vec!["--steps", "-3"], "invalid value '-3' for '--steps <STEPS>'"),
     ] {
         let o = out("refused");
         let mut args: Vec<&str> = base.to_vec();
@@ -284,7 +284,7 @@ fn cli_refuses_out_of_range_settings_and_retargets_a_classifier() {
     for (extra, want) in [
         (vec!["--lr", "nan"], "learning rate must be a number in (0, 1]; got NaN"),
         (vec!["--lr", "1e9"], "got 1000000000"),
-        (vec!["--epochs", "-3"], "--epochs must be a whole number of at least 0; got -3"),
+        (vec!["--epochs", "-3"], "invalid value '-3' for '--epochs <EPOCHS>'"),
         (vec!["--epochs", "0"], "epochs must be from 1 to 1000; got 0"),
         (vec!["--batch", "0"], "batch size must be from 1 to 1024; got 0"),
         (vec!["--max-len", "100000"], "maximum length must be from 8 to 512; got 100000"),
@@ -513,11 +513,48 @@ fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--model", fixture, "--steps", "1", "--out", &dir("x")], "need a BERT; a GPT-2 pretrains further on next words"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--body", "gpt2", "--steps", "1", "--out", &dir("x")], "use it with --objective causal"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt2", "--model", fixture, "--steps", "1", "--out", &dir("x")], "brings its own body"),
-        (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt3", "--steps", "1", "--out", &dir("x")], "use bert or gpt2"),
+        (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt3", "--steps", "1", "--out", &dir("x")], "[possible values: bert, gpt2]"),
     ] {
         let (ok, _, err) = run(&args);
         assert!(!ok && err.contains(want), "{args:?}: exit ok={ok}, stderr {err:?} should contain {want:?}");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The command line is clap's (its help, its argument errors), and long actions draw progress bars
+/// with an ETA on a terminal (run under `script`, which gives the process one): feature extraction
+/// and the training steps; `--quiet` hides them.
+#[test]
+fn cli_help_is_claps_and_long_actions_draw_progress_bars() {
+    let exe = env!("CARGO_BIN_EXE_bertlab");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = std::env::temp_dir().join(format!("bertlab-bars-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(exe).args(args).current_dir(root).output().expect("run bertlab");
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let (code, help) = run(&["--help"]);
+    assert!(code == Some(0) && help.contains("Usage: bertlab [OPTIONS] <COMMAND>") && help.contains("fill-mask"), "{help}");
+    for sub in ["pretrain", "train", "eval", "predict", "embed", "fill-mask", "generate", "export", "bench"] {
+        let (code, h) = run(&[sub, "--help"]);
+        assert!(code == Some(0) && h.contains(&format!("Usage: bertlab {sub}")), "bertlab {sub} --help: {h}");
+    }
+    let (code, e) = run(&["train", "--data", "x.tsv"]);
+    assert!(code == Some(2) && e.contains("required"), "a missing --out: {e}");
+    let m = tmp.join("m").to_string_lossy().to_string();
+    let (code, e) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--hidden", "16", "--layers", "1", "--heads", "2", "--vocab", "300", "--steps", "2", "--batch", "4", "--out", &m]);
+    assert_eq!(code, Some(0), "{e}");
+    let on_terminal = |extra: &str| {
+        let cmd = format!("{exe} train --data www/samples/sentiment.tsv --model {m} --mode feature --epochs 1 --out {}/cls {extra}", tmp.display());
+        let o = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).current_dir(root).output().expect("run script (util-linux)");
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stdout).replace('\r', "\n")
+    };
+    let shown = on_terminal("");
+    assert!(shown.contains("features [") && shown.contains("train [") && shown.contains("ETA"), "no progress bars on a terminal: {shown}");
+    let quiet = on_terminal("--quiet");
+    assert!(!quiet.contains("train [") && quiet.contains("validation accuracy"), "--quiet drew bars: {quiet}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
