@@ -6,6 +6,7 @@ use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
 use crate::kernels::layernorm::{self, LnParams};
 use crate::kernels::matmul::{Kernel, Matmul};
 use crate::kernels::softmax;
+use crate::model::Mode;
 
 #[derive(Debug, Clone)]
 pub struct BenchLine {
@@ -171,7 +172,6 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
     let cfg = BertConfig::small(30522, hidden, layers, heads);
     let (mut model, _) = Bert::new(gpu, cfg, Heads { mlm: false, sop: false, num_labels: 2 }, None, 1)?;
     model.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
-    model.dropout = true;
     let mut rng = crate::rng::Rng::new(7);
     let mut batch = || HostBatch {
         b,
@@ -184,14 +184,14 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
     };
     let opt = AdamW { lr: 1e-4, ..AdamW::default() };
     for k in 0..2 {
-        train_step_timed(gpu, &mut model, &batch(), &opt, 1e-4, 0.01, k).await?;
+        train_step_timed(gpu, &mut model, &batch(), &opt, 1e-4, 0.01, Mode::Train { seed: k }).await?;
     }
     gpu.reset_counters();
     let (mut ms, mut host) = (Vec::new(), Vec::new());
     for k in 0..steps {
         let hb = batch();
         let t0 = crate::gpu::now_ms();
-        let (_, encode_ms) = train_step_timed(gpu, &mut model, &hb, &opt, 1e-4, 0.01, 2 + k as u64).await?;
+        let (_, encode_ms) = train_step_timed(gpu, &mut model, &hb, &opt, 1e-4, 0.01, Mode::Train { seed: 2 + k as u64 }).await?;
         ms.push(crate::gpu::now_ms() - t0);
         host.push(encode_ms);
     }
@@ -199,7 +199,7 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
     let per = |x: u64| x as f64 / steps as f64;
     gpu.take_kernel_times();
     gpu.set_profiling(true);
-    let profiled = train_step_timed(gpu, &mut model, &batch(), &opt, 1e-4, 0.01, 2 + steps as u64).await;
+    let profiled = train_step_timed(gpu, &mut model, &batch(), &opt, 1e-4, 0.01, Mode::Train { seed: 2 + steps as u64 }).await;
     gpu.set_profiling(false);
     profiled?;
     let kernel_ms = gpu.take_kernel_times();
@@ -209,7 +209,7 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
         let t0 = crate::gpu::now_ms();
         let batch = hb.to_gpu(gpu, &model.cfg)?;
         let mut step = gpu.begin_step("bench-forward");
-        model.forward(gpu, &mut step, &batch, 0)?;
+        model.forward(gpu, &mut step, &batch, Mode::Eval)?;
         let rb = model.record_loss_readback(&mut step)?;
         step.submit().await.map_err(|e| e.to_string())?;
         Bert::read_losses(gpu, rb).await?;

@@ -710,12 +710,8 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
 async fn encoder_forward(g: &Gpu, model: &mut Bert, ids: &[u32], types: &[u32]) -> Result<(), Error> {
     let n = ids.len();
     let batch = Batch::new(g, &model.cfg, 1, n, ids, types, &vec![1; n], None, None, None)?;
-    let was = model.dropout;
-    model.dropout = false;
     let mut step = g.begin_step("inference");
-    let r = model.forward(g, &mut step, &batch, 0);
-    model.dropout = was;
-    r?;
+    model.forward(g, &mut step, &batch, crate::model::Mode::Eval)?;
     Ok(step.submit().await?)
 }
 
@@ -909,7 +905,7 @@ async fn profile() -> Result<(), Error> {
         g.set_profiling(true);
         let mut step = g.begin_step("profile");
         l.model.zero_grads(&mut step);
-        let rec = l.model.forward(&g, &mut step, &batch, 0).and_then(|_| if backward { l.model.backward(&mut step, &batch, 0) } else { Ok(()) });
+        let rec = l.model.forward(&g, &mut step, &batch, crate::model::Mode::Eval).and_then(|_| if backward { l.model.backward(&mut step, &batch, crate::model::Mode::Eval) } else { Ok(()) });
         let done = match rec {
             Ok(()) => step.submit().await.map_err(Error::from),
             Err(e) => Err(e),

@@ -751,7 +751,7 @@ mod cli {
             let batch = Batch::new(&g, &lm.model.cfg, 1, n, &e.ids, &e.type_ids, &vec![1; n], None, None, None)?;
             let h = block(async {
                 let mut step = g.begin_step("embed");
-                lm.model.forward(&g, &mut step, &batch, 0)?;
+                lm.model.forward(&g, &mut step, &batch, bertlab::model::Mode::Eval)?;
                 step.submit().await.map_err(|e| e.to_string())?;
                 g.read_f32(lm.model.last_hidden().unwrap()).await.map_err(|e| e.to_string())
             })?;

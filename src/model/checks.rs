@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use super::bert::{linear_schedule, Batch, Bert, Heads, Pooling};
+use super::bert::{Bert, Heads, Pooling};
+use super::batch::Batch;
+use super::mode::Mode;
+use crate::train::schedule::linear_schedule;
 use super::config::BertConfig;
 use crate::gpu::Gpu;
 use crate::io::safetensors::{self, SafeTensors};
@@ -145,9 +148,9 @@ async fn read(gpu: &Gpu, b: &crate::gpu::GpuBuf) -> Result<Vec<f32>, String> {
     gpu.read_f32(b).await.map_err(|e| e.to_string())
 }
 
-async fn run_forward(gpu: &Gpu, model: &mut Bert, batch: &Batch) -> Result<super::Losses, String> {
+async fn run_forward(gpu: &Gpu, model: &mut Bert, batch: &Batch, mode: Mode) -> Result<super::Losses, String> {
     let mut step = gpu.begin_step("forward");
-    model.forward(gpu, &mut step, batch, 0)?;
+    model.forward(gpu, &mut step, batch, mode)?;
     let rbs = model.record_loss_readback(&mut step)?;
     step.submit().await.map_err(|e| e.to_string())?;
     Ok(Bert::read_losses(gpu, rbs).await?)
@@ -158,7 +161,7 @@ pub async fn model_forward_matches_pytorch(gpu: &Gpu) -> CheckResult {
     let (b, t, v) = (fx.b, fx.t, fx.cfg.vocab_size);
     let mut pt = fx.model(gpu, PRETRAIN)?;
     let batch = fx.batch(gpu, true, true, false)?;
-    let losses = run_forward(gpu, &mut pt, &batch).await?;
+    let losses = run_forward(gpu, &mut pt, &batch, Mode::Eval).await?;
     let hidden = read(gpu, pt.last_hidden().unwrap()).await?;
     let d_h = within("last hidden state", &hidden, &fx.f32("out.last_hidden_state")?, 1e-4)?;
     // MLM logits exist only at the predicted rows: compare those rows of HF's (B, T, V) logits
@@ -172,7 +175,7 @@ pub async fn model_forward_matches_pytorch(gpu: &Gpu) -> CheckResult {
     within("SOP loss", &[losses.sop], &fx.f32("out.sop_loss")?, 1e-4)?;
     let mut cm = fx.model(gpu, CLASSIFY)?;
     let cb = fx.batch(gpu, false, false, true)?;
-    let cl = run_forward(gpu, &mut cm, &cb).await?;
+    let cl = run_forward(gpu, &mut cm, &cb, Mode::Eval).await?;
     let d_cls = within("classification logits", &read(gpu, cm.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-4)?;
     within("classification loss", &[cl.cls], &fx.f32("out.cls_loss")?, 1e-4)?;
     let _ = (b, t);
@@ -211,11 +214,11 @@ async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Bert, prefix: &str) -> R
     Ok((n, worst))
 }
 
-async fn grads_step(gpu: &Gpu, model: &mut Bert, batch: &Batch) -> Result<(), String> {
+async fn grads_step(gpu: &Gpu, model: &mut Bert, batch: &Batch, mode: Mode) -> Result<(), String> {
     let mut step = gpu.begin_step("grads");
     model.zero_grads(&mut step);
-    model.forward(gpu, &mut step, batch, 0)?;
-    model.backward(&mut step, batch, 0)?;
+    model.forward(gpu, &mut step, batch, mode)?;
+    model.backward(&mut step, batch, mode)?;
     step.submit().await.map_err(|e| e.to_string())
 }
 
@@ -224,7 +227,7 @@ pub async fn model_pretraining_gradients_match_pytorch(gpu: &Gpu) -> CheckResult
     let mut m = fx.model(gpu, PRETRAIN)?;
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let batch = fx.batch(gpu, true, true, false)?;
-    grads_step(gpu, &mut m, &batch).await?;
+    grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let (n, worst) = compare_grads(gpu, &fx, &m, "grad_pt").await?;
     if n != m.params.params.len() {
         return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()));
@@ -237,7 +240,7 @@ pub async fn model_classification_gradients_match_pytorch(gpu: &Gpu) -> CheckRes
     let mut m = fx.model(gpu, CLASSIFY)?;
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let batch = fx.batch(gpu, false, false, true)?;
-    grads_step(gpu, &mut m, &batch).await?;
+    grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let (n, worst) = compare_grads(gpu, &fx, &m, "grad_cls").await?;
     if n != m.params.params.len() {
         return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()));
@@ -271,8 +274,8 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, sop: bool) -> CheckResult {
     for k in 0..total {
         let mut step = gpu.begin_step("train");
         m.zero_grads(&mut step);
-        m.forward(gpu, &mut step, &batch, k as u64)?;
-        m.backward(&mut step, &batch, k as u64)?;
+        m.forward(gpu, &mut step, &batch, Mode::Eval)?;
+        m.backward(&mut step, &batch, Mode::Eval)?;
         m.optimizer_step(gpu, &mut step, &opt, linear_schedule(lr, k, warmup, total), wd)?;
         let rbs = m.record_loss_readback(&mut step)?;
         step.submit().await.map_err(|e| e.to_string())?;
@@ -312,11 +315,11 @@ pub async fn model_frozen_encoder_is_untouched(_shared: &Gpu) -> CheckResult {
     let opt = AdamW { lr: 1e-2, ..AdamW::default() };
     gpu.reset_counters();
     let mut losses = Vec::new();
-    for k in 0..5 {
+    for _ in 0..5 {
         let mut step = gpu.begin_step("feature-based");
         m.zero_grads(&mut step);
-        m.forward(gpu, &mut step, &batch, k)?;
-        m.backward(&mut step, &batch, k)?;
+        m.forward(gpu, &mut step, &batch, Mode::Eval)?;
+        m.backward(&mut step, &batch, Mode::Eval)?;
         m.optimizer_step(gpu, &mut step, &opt, opt.lr, 0.01)?;
         let rbs = m.record_loss_readback(&mut step)?;
         step.submit().await.map_err(|e| e.to_string())?;
@@ -348,14 +351,14 @@ pub async fn model_export_round_trip(gpu: &Gpu) -> CheckResult {
     let fx = fixture()?;
     let mut m = fx.model(gpu, PRETRAIN)?;
     let batch = fx.batch(gpu, true, true, false)?;
-    run_forward(gpu, &mut m, &batch).await?;
+    run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let logits = read(gpu, m.mlm_logits().unwrap()).await?;
     let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
     let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (super::params::hf_name(&n), s, v)).collect();
     let bytes = safetensors::serialize(&hf, &BTreeMap::new());
     let st = safetensors::parse(&bytes).map_err(|e| e.to_string())?;
     let mut m2 = Bert::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?.0;
-    run_forward(gpu, &mut m2, &batch).await?;
+    run_forward(gpu, &mut m2, &batch, Mode::Eval).await?;
     let logits2 = read(gpu, m2.mlm_logits().unwrap()).await?;
     if logits != logits2 {
         return Err(format!("reloaded export's MLM logits differ by {:.3e}", max_abs_diff(&logits, &logits2)));
@@ -528,7 +531,7 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
     let all = fx.f32("out.mlm_logits")?;
     for (k, &p) in positions.iter().enumerate() {
         let row = &all[p * v..(p + 1) * v];
-        let best = super::bert::top_k(row, 5);
+        let best = super::infer::top_k(row, 5);
         let ids_ref: Vec<u32> = best.iter().map(|x| x.0).collect();
         let ids_got: Vec<u32> = preds[k].iter().map(|x| x.0).collect();
         if ids_ref != ids_got {
@@ -576,7 +579,7 @@ pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
 /// For each tensor of `names`: the gradient already in the model against central finite differences
 /// of `loss` (step `eps`) along a random unit direction (the forward runs with the seed the gradients had, so
 /// dropout masks match). Returns the worst relative error; more than 2e-2 is an error.
-async fn directional_fd(gpu: &Gpu, m: &mut Bert, batch: &Batch, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&super::Losses) -> f32) -> Result<f32, String> {
+async fn directional_fd(gpu: &Gpu, m: &mut Bert, batch: &Batch, mode: Mode, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&super::Losses) -> f32) -> Result<f32, String> {
     let mut rng = crate::rng::Rng::new(seed);
     let mut worst = 0f32;
     for &name in names {
@@ -592,7 +595,7 @@ async fn directional_fd(gpu: &Gpu, m: &mut Bert, batch: &Batch, names: &[&str], 
         for (k, s) in [1f32, -1.0].iter().enumerate() {
             let shifted: Vec<f32> = w0.iter().zip(&d).map(|(w, d)| w + s * eps * d).collect();
             gpu.write(&m.params.get(name).unwrap().value, 0, &shifted).map_err(|e| e.to_string())?;
-            l[k] = loss(&run_forward(gpu, m, batch).await?);
+            l[k] = loss(&run_forward(gpu, m, batch, mode).await?);
         }
         gpu.write(&m.params.get(name).unwrap().value, 0, &w0).map_err(|e| e.to_string())?;
         let fd = (l[0] - l[1]) / (2.0 * eps);
@@ -615,7 +618,6 @@ pub async fn model_dropout_gradients_match_finite_differences(gpu: &Gpu) -> Chec
     // the fixture's config turns dropout off (for the parity checks); here it is BERT's 0.1
     m.cfg.hidden_dropout_prob = 0.1;
     m.cfg.attention_probs_dropout_prob = 0.1;
-    m.dropout = true;
     // sharpen attention (the fixture's random queries and keys make it nearly uniform, and then
     // the softmax's backward, where the probabilities' dropout mask acts, carries almost nothing)
     for l in 0..m.cfg.num_hidden_layers {
@@ -628,11 +630,10 @@ pub async fn model_dropout_gradients_match_finite_differences(gpu: &Gpu) -> Chec
     }
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let batch = fx.batch(gpu, true, true, true)?;
-    grads_step(gpu, &mut m, &batch).await?;
-    let with = run_forward(gpu, &mut m, &batch).await?.total();
-    m.dropout = false;
-    let without = run_forward(gpu, &mut m, &batch).await?.total();
-    m.dropout = true;
+    let train = Mode::Train { seed: 0 };
+    grads_step(gpu, &mut m, &batch, train).await?;
+    let with = run_forward(gpu, &mut m, &batch, train).await?.total();
+    let without = run_forward(gpu, &mut m, &batch, Mode::Eval).await?.total();
     if with == without {
         return Err(format!("dropout on and off give the same loss {with}: nothing was dropped"));
     }
@@ -647,7 +648,7 @@ pub async fn model_dropout_gradients_match_finite_differences(gpu: &Gpu) -> Chec
     ];
     // a step of 0.05 along a unit direction: the query's gradient is small in this random model, and
     // a smaller step drowns it in the f32 loss's rounding
-    let worst = directional_fd(gpu, &mut m, &batch, &names, 23, 5e-2, |l| l.total()).await?;
+    let worst = directional_fd(gpu, &mut m, &batch, train, &names, 23, 5e-2, |l| l.total()).await?;
     Ok(format!("loss {with:.4} with dropout, {without:.4} without; {} tensors' directional gradients within {worst:.1e} (relative) of finite differences", names.len()))
 }
 
@@ -661,7 +662,7 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
     m.pooling = Pooling::Mean;
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let batch = fx.batch(gpu, false, false, true)?;
-    grads_step(gpu, &mut m, &batch).await?;
+    grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let h = fx.f32("out.last_hidden_state")?;
     let mask = fx.ints("input.attention_mask")?;
     let w = fx.weights.tensors.get("classifier.weight").ok_or("fixture lacks classifier.weight")?.to_f32();
@@ -677,7 +678,7 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
     }
     let d_logits = within("mean-pooled classification logits", &read(gpu, m.cls_logits().unwrap()).await?, &want, 1e-4)?;
     let names = ["classifier.weight", "encoder.layer.1.output.dense.weight", "encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"];
-    let worst = directional_fd(gpu, &mut m, &batch, &names, 17, 1e-2, |l| l.cls).await?;
+    let worst = directional_fd(gpu, &mut m, &batch, Mode::Eval, &names, 17, 1e-2, |l| l.cls).await?;
     // export: the encoder as BertModel plus the documented head file; reloading gives the same
     // probabilities and the mean pooling back
     use crate::io::export::{export_files, ModelCard, HEAD_FILE, HEAD_JSON};
@@ -732,7 +733,7 @@ async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
     let mut m = fx.model(gpu, LM)?;
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let batch = fx.batch(gpu, true, false, false)?;
-    let losses = run_forward(gpu, &mut m, &batch).await?;
+    let losses = run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let d_h = within("last hidden state", &read(gpu, m.last_hidden().unwrap()).await?, &fx.f32("out.last_hidden_state")?, 1e-4)?;
     let all = fx.f32("out.mlm_logits")?;
     let want: Vec<f32> = batch.mlm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
@@ -743,7 +744,7 @@ async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
         return Err("a token attends to a later token".into());
     }
     within("next-token loss", &[losses.mlm], &fx.f32("out.mlm_loss")?, 1e-4)?;
-    grads_step(gpu, &mut m, &batch).await?;
+    grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let (n, worst) = compare_grads(gpu, fx, &m, "grad_lm").await?;
     let pooler = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
     if n + pooler != m.params.params.len() {
@@ -802,19 +803,17 @@ pub async fn model_gpt2_dropout_gradients_match_finite_differences(gpu: &Gpu) ->
     let mut m = fx.model(gpu, LM)?;
     m.cfg.hidden_dropout_prob = 0.1;
     m.cfg.attention_probs_dropout_prob = 0.1;
-    m.dropout = true;
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let batch = fx.batch(gpu, true, false, false)?;
-    grads_step(gpu, &mut m, &batch).await?;
-    let with = run_forward(gpu, &mut m, &batch).await?.total();
-    m.dropout = false;
-    let without = run_forward(gpu, &mut m, &batch).await?.total();
-    m.dropout = true;
+    let train = Mode::Train { seed: 0 };
+    grads_step(gpu, &mut m, &batch, train).await?;
+    let with = run_forward(gpu, &mut m, &batch, train).await?.total();
+    let without = run_forward(gpu, &mut m, &batch, Mode::Eval).await?.total();
     if with == without {
         return Err(format!("dropout on and off give the same loss {with}: nothing was dropped"));
     }
     let names = ["wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.bias", "h.1.ln_2.bias", "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.weight", "ln_f.weight"];
-    let worst = directional_fd(gpu, &mut m, &batch, &names, 29, 2e-2, |l| l.total()).await?;
+    let worst = directional_fd(gpu, &mut m, &batch, train, &names, 29, 2e-2, |l| l.total()).await?;
     Ok(format!("loss {with:.4} with dropout, {without:.4} without; {} tensors' directional gradients within {worst:.1e} (relative) of finite differences", names.len()))
 }
 
@@ -826,7 +825,7 @@ pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
     let fx = gpt2_fixture()?;
     let mut m = fx.model(gpu, LM)?;
     let batch = fx.batch(gpu, true, false, false)?;
-    run_forward(gpu, &mut m, &batch).await?;
+    run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let logits = read(gpu, m.mlm_logits().unwrap()).await?;
     let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
     let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|s| s.to_string()).chain((5..fx.cfg.vocab_size).map(|i| format!("w{i}"))).collect::<Vec<_>>().join("\n");
@@ -842,7 +841,7 @@ pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
         }
     }
     let mut lm = crate::io::model_dir::load(gpu, &files, None, 5)?;
-    run_forward(gpu, &mut lm.model, &batch).await?;
+    run_forward(gpu, &mut lm.model, &batch, Mode::Eval).await?;
     let again = read(gpu, lm.model.mlm_logits().unwrap()).await?;
     if logits[..batch.m * fx.cfg.vocab_size] != again[..batch.m * fx.cfg.vocab_size] {
         return Err(format!("the reloaded export's logits differ by {:.3e}", max_abs_diff(&logits, &again)));

@@ -1,6 +1,5 @@
 //! GPT-2's body (transformers' `GPT2LMHeadModel`): its forward and backward, recorded into a step on
-//! the same kernels, activations and dropout sites as BERT's body (src/model/bert.rs, whose child
-//! module this is).
+//! the same kernels, activations and dropout sites as BERT's body (layer.rs, embeddings.rs, heads.rs).
 //!
 //! Per layer, pre-LN: `h = x + attn(ln_1(x))`, `x' = h + mlp(ln_2(h))`; after the last layer
 //! `ln_f`; logits = `ln_f(x) @ wte^T` (the LM head is the word embeddings, no bias). Each residual
@@ -12,7 +11,15 @@
 //! (written by the layer before, or from the embeddings), `res1` = x[l] + attention, `res2` =
 //! ln_2(res1), `inter_pre`/`inter` the MLP's pre-activation and GELU; `fin` = ln_f(x[L]).
 
-use super::*;
+use super::acts::Acts;
+use super::batch::Batch;
+use super::bert::{Bert, STAT_MLM};
+use super::mode::{Mode, Site};
+use crate::gpu::{GpuBuf, GpuError, Step};
+use crate::kernels::dropout::Dropout;
+use crate::kernels::matmul::Matmul;
+use crate::kernels::softmax::{self, RowKernel};
+use crate::kernels::{cross_entropy, dropout, elementwise, embedding, gelu};
 
 /// GPT-2's names for layer `l`'s tensors.
 fn hname(l: usize, rest: &str) -> String {
@@ -58,20 +65,20 @@ impl Bert {
         }
     }
 
-    pub(super) fn record_forward_gpt2(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), GpuError> {
+    pub(super) fn record_forward_gpt2(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
         let a = self.acts.as_ref().unwrap();
         let cfg = &self.cfg;
         let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
         let (d, bt, p) = (c / h, b * t, &self.params);
-        let hp = if self.dropout { cfg.hidden_dropout_prob } else { 0.0 };
-        let ap = if self.dropout { cfg.attention_probs_dropout_prob } else { 0.0 };
+        let hp = mode.prob(cfg.hidden_dropout_prob);
+        let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let gelu_kind = cfg.gelu();
 
         // embeddings: word + position, dropout; then the first layer's ln_1
         embedding::forward(step, &a.emb, &batch.ids, p.w("wte.weight"), 0, bt, c, cfg.vocab_size, false)?;
         embedding::forward(step, &a.emb, &batch.pos, p.w("wpe.weight"), 0, bt, c, cfg.max_position_embeddings, true)?;
         if hp > 0.0 {
-            dropout::apply(step, &a.x[0], &a.emb, bt * c, hp, self.seed(seed, 1))?;
+            dropout::apply(step, &a.x[0], &a.emb, bt * c, hp, mode.seed(Site::Embeddings))?;
         } else {
             step.copy(&a.emb, 0, &a.x[0], 0, bt * c)?;
         }
@@ -91,7 +98,7 @@ impl Bert {
             heads.scores(step, &a.scores, &la.qkv)?;
             let mask = Some((&batch.mask, h * t));
             let probs_used = if ap > 0.0 {
-                let drop = Dropout::new(ap, self.seed(seed, 100 + 10 * l as u64));
+                let drop = Dropout::new(ap, mode.seed(Site::AttentionProbs(l)));
                 softmax::record_forward(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, true, b * h * t, t, scale)?;
                 &la.probs_d
             } else {
@@ -101,14 +108,14 @@ impl Bert {
             heads.context(step, &la.ctx, probs_used, &la.qkv)?;
             self.conv1d(step, &a.lin, &la.ctx, &hname(l, "attn.c_proj"), bt, c, c)?;
             // res1 = x + dropout(attention), and ln_2(res1), in one kernel
-            let drop1 = Dropout::new(hp, self.seed(seed, 101 + 10 * l as u64));
+            let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
             self.ln_residual(step, &la.res2, &la.mean2, &la.rstd2, &la.res1, &a.x[l], &a.lin, drop1, &hname(l, "ln_2"), bt)?;
             // MLP on ln_2(res1)
             self.conv1d(step, &la.inter_pre, &la.res2, &hname(l, "mlp.c_fc"), bt, i, c)?;
             gelu::forward(step, gelu_kind, &la.inter, &la.inter_pre, bt * i)?;
             self.conv1d(step, &a.lin, &la.inter, &hname(l, "mlp.c_proj"), bt, c, i)?;
             // x[l + 1] = res1 + dropout(mlp), and the LayerNorm that reads it, in one kernel
-            let drop2 = Dropout::new(hp, self.seed(seed, 102 + 10 * l as u64));
+            let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
             let (name, y, mean, rstd) = self.gpt2_next_ln(a, l);
             self.ln_residual(step, y, mean, rstd, &a.x[l + 1], &la.res1, &a.lin, drop2, &name, bt)?;
         }
@@ -125,13 +132,13 @@ impl Bert {
         Ok(())
     }
 
-    pub(super) fn record_backward_gpt2(&self, step: &mut Step, batch: &Batch, seed: u64) -> Result<(), GpuError> {
+    pub(super) fn record_backward_gpt2(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
         let a = self.acts.as_ref().ok_or_else(|| GpuError::Shape("backward before forward".into()))?;
         let cfg = &self.cfg;
         let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
         let (d, bt, nl, p) = (c / h, b * t, cfg.num_hidden_layers, &self.params);
-        let hp = if self.dropout { cfg.hidden_dropout_prob } else { 0.0 };
-        let ap = if self.dropout { cfg.attention_probs_dropout_prob } else { 0.0 };
+        let hp = mode.prob(cfg.hidden_dropout_prob);
+        let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let gelu_kind = cfg.gelu();
         let emb_trainable = self.any_trainable(|n| n.starts_with("wte.") || n.starts_with("wpe."));
         let layer_trainable: Vec<bool> = (0..nl).map(|l| self.any_trainable(|n| n.starts_with(&format!("h.{l}.")))).collect();
@@ -170,7 +177,7 @@ impl Bert {
             let la = &a.layers[l];
             // x[l + 1] = res1 + dropout(mlp): the MLP's output gradient is dropout(d_x)
             let d_mlp = if hp > 0.0 {
-                dropout::apply(step, &a.d_tmp, &a.d_x, bt * c, hp, self.seed(seed, 102 + 10 * l as u64))?;
+                dropout::apply(step, &a.d_tmp, &a.d_x, bt * c, hp, mode.seed(Site::Output(l)))?;
                 &a.d_tmp
             } else {
                 &a.d_x
@@ -184,7 +191,7 @@ impl Bert {
             self.ln_backward(step, &a.d_res, &a.d_h1, &la.res1, &la.mean2, &la.rstd2, &hname(l, "ln_2"), bt, true, &a.ln_scratch)?;
             // res1 = x + dropout(attention output)
             let d_attn = if hp > 0.0 {
-                dropout::apply(step, &a.d_tmp, &a.d_res, bt * c, hp, self.seed(seed, 101 + 10 * l as u64))?;
+                dropout::apply(step, &a.d_tmp, &a.d_res, bt * c, hp, mode.seed(Site::AttentionOutput(l)))?;
                 &a.d_tmp
             } else {
                 &a.d_res
@@ -194,7 +201,7 @@ impl Bert {
             let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
             heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
             if ap > 0.0 {
-                softmax::backward_dropped(step, &a.dscores, &la.probs, &a.dprobs, Dropout::new(ap, self.seed(seed, 100 + 10 * l as u64)), b * h * t, t, scale)?;
+                softmax::backward_dropped(step, &a.dscores, &la.probs, &a.dprobs, Dropout::new(ap, mode.seed(Site::AttentionProbs(l))), b * h * t, t, scale)?;
             } else {
                 softmax::backward(step, &a.dscores, &la.probs, &a.dprobs, b * h * t, t, scale)?;
             }
@@ -211,7 +218,7 @@ impl Bert {
         if emb_trainable {
             // x[0] = dropout(wte[ids] + wpe[pos])
             let d_emb = if hp > 0.0 {
-                dropout::apply(step, &a.d_tmp, &a.d_x, bt * c, hp, self.seed(seed, 1))?;
+                dropout::apply(step, &a.d_tmp, &a.d_x, bt * c, hp, mode.seed(Site::Embeddings))?;
                 &a.d_tmp
             } else {
                 &a.d_x

@@ -1,14 +1,25 @@
-//! The BERT model on the GPU engine: configuration, parameters with Hugging Face's names, and
-//! forward/backward passes for the encoder and every head.
+//! The model on the GPU engine (BERT, and GPT-2's body): configuration, parameters with Hugging
+//! Face's names, and forward/backward passes for the layers and every head, one file per part.
 //!
 //! Dimension names, fixed once (llm.c style): B batch, T tokens per sequence, C hidden size, H heads,
 //! D = C / H head size, I intermediate size, V vocabulary, M masked positions predicted, L labels.
 
+mod acts;
+pub mod batch;
 pub mod bert;
 pub mod checks;
 pub mod config;
+mod embeddings;
+mod gpt2;
+mod heads;
+pub mod infer;
+mod layer;
+pub mod mode;
+mod ops;
 pub mod params;
 
-pub use bert::{Batch, Bert, Heads, LossReadback, Losses, Pooling};
+pub use batch::Batch;
+pub use bert::{Bert, Heads, LossReadback, Losses, Pooling};
+pub use mode::Mode;
 pub use config::BertConfig;
 pub use params::{LoadReport, ParamStore};

@@ -226,12 +226,11 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
     for (what, heads, pooling) in [("pretraining (MLM + SOP)", Heads { mlm: true, sop: true, num_labels: 0 }, Pooling::Cls), ("classification, mean pooling", Heads { mlm: false, sop: false, num_labels: 3 }, Pooling::Mean), cls] {
         let (mut model, _) = Bert::new(gpu, BertConfig::small(vocab, 16, 2, 2), heads, None, 3)?;
         model.pooling = pooling;
-        model.dropout = true;
         model.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
         let opt = AdamW { lr: 1e-3, ..AdamW::default() };
         let mlm = heads.mlm;
         for k in 0..3 {
-            super::trainer::train_step(gpu, &mut model, &batch(k, mlm, &mut rng), &opt, 1e-3, 0.01, k).await?;
+            super::trainer::train_step(gpu, &mut model, &batch(k, mlm, &mut rng), &opt, 1e-3, 0.01, crate::model::Mode::Train { seed: k }).await?;
         }
         gpu.reset_counters();
         let steps = 4u64;
@@ -239,7 +238,7 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
         for k in 3..3 + steps {
             let hb = batch(k, mlm, &mut rng);
             let t0 = crate::gpu::now_ms();
-            super::trainer::train_step(gpu, &mut model, &hb, &opt, 1e-3, 0.01, k).await?;
+            super::trainer::train_step(gpu, &mut model, &hb, &opt, 1e-3, 0.01, crate::model::Mode::Train { seed: k }).await?;
             ms.push(crate::gpu::now_ms() - t0);
         }
         let c = gpu.counters();

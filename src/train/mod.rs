@@ -7,5 +7,6 @@ pub mod checks;
 pub mod generate;
 pub mod masking;
 pub mod metrics;
+pub mod schedule;
 pub mod sop;
 pub mod trainer;

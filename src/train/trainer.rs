@@ -14,7 +14,8 @@ use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::kernels::adamw::AdamW;
 use crate::kernels::embedding;
-use crate::model::bert::linear_schedule;
+use crate::model::Mode as ModelMode;
+use crate::train::schedule::linear_schedule;
 use crate::model::{Bert, Losses, Pooling};
 use crate::rng::Rng;
 use crate::text::dataset::Dataset;
@@ -214,19 +215,19 @@ fn shuffle(v: &mut [usize], rng: &mut Rng) {
 }
 
 /// One training step: zero grads, forward, backward, AdamW, loss readback; one submit.
-pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<Losses, Error> {
-    Ok(train_step_timed(gpu, model, hb, opt, lr, wd, seed).await?.0)
+pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<Losses, Error> {
+    Ok(train_step_timed(gpu, model, hb, opt, lr, wd, mode).await?.0)
 }
 
 /// [`train_step`], also returning the milliseconds the host spent recording it (batch upload and
 /// command encoding, up to the submit): what the step benchmark reports as host encode time.
-pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<(Losses, f64), Error> {
+pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<(Losses, f64), Error> {
     let t0 = crate::gpu::now_ms();
     let batch = hb.to_gpu(gpu, &model.cfg)?;
     let mut step = gpu.begin_step("train");
     model.zero_grads(&mut step);
-    model.forward(gpu, &mut step, &batch, seed)?;
-    model.backward(&mut step, &batch, seed)?;
+    model.forward(gpu, &mut step, &batch, mode)?;
+    model.backward(&mut step, &batch, mode)?;
     model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
     let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
     // one readback per step: the losses and AdamW's skip flag together
@@ -346,7 +347,7 @@ async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: 
 /// One step of the classification head alone on cached features; one submit, one readback of 12
 /// bytes (loss, count, skip flag); its two small inputs come from the recycling pool.
 #[allow(clippy::too_many_arguments)]
-async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, seed: u64) -> Result<f32, Error> {
+async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<f32, Error> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let rows = gpu.recycled("head.rows", idx.len(), crate::gpu::DType::U32).map_err(e)?;
     gpu.write(&rows, 0, idx).map_err(e)?;
@@ -354,7 +355,7 @@ async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: u
     gpu.write(&lab, 0, labels).map_err(e)?;
     let mut step = gpu.begin_step("head");
     model.zero_grads(&mut step);
-    model.record_head_on_features(gpu, &mut step, feats, n, &rows, idx.len(), Some(&lab), true, seed)?;
+    model.record_head_on_features(gpu, &mut step, feats, n, &rows, idx.len(), Some(&lab), true, mode)?;
     model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
     let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
     let rb = step
@@ -377,23 +378,16 @@ async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: u
 async fn head_predict(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, batch_size: usize) -> Result<Vec<Vec<f32>>, Error> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let nl = model.heads.num_labels;
-    let was = model.dropout;
-    model.dropout = false;
     let mut out = Vec::new();
     let idx: Vec<u32> = (0..n as u32).collect();
     for chunk in idx.chunks(batch_size.max(1)) {
         let rows = gpu.upload_u32("rows", chunk).map_err(e)?;
         let mut step = gpu.begin_step("head-predict");
-        let r = model.record_head_on_features(gpu, &mut step, feats, n, &rows, chunk.len(), None, false, 0);
-        if r.is_err() {
-            model.dropout = was;
-        }
-        r?;
+        model.record_head_on_features(gpu, &mut step, feats, n, &rows, chunk.len(), None, false, ModelMode::Eval)?;
         let rb = step.read_back(model.cls_logits().ok_or("no logits")?, 0, chunk.len() * nl).map_err(e)?;
         step.submit().await.map_err(e)?;
-        out.extend(crate::model::bert::softmax_rows(&rb.f32(gpu).await.map_err(e)?, nl));
+        out.extend(crate::model::infer::softmax_rows(&rb.f32(gpu).await.map_err(e)?, nl));
     }
-    model.dropout = was;
     Ok(out)
 }
 
@@ -434,7 +428,6 @@ pub async fn train_classifier(
         }
         step.submit().await?;
     }
-    model.dropout = cfg.dropout;
     let encode = |i: &usize| tok.encode(&ds.examples[*i].text, ds.examples[*i].text_b.as_deref(), cfg.max_len.min(model.cfg.max_position_embeddings));
     let enc_train: Vec<Encoded> = train.iter().map(encode).collect::<Result<_, _>>()?;
     let enc_val: Vec<Encoded> = val.iter().map(encode).collect::<Result<_, _>>()?;
@@ -482,17 +475,17 @@ pub async fn train_classifier(
             }
             let labels: Vec<i32> = chunk.iter().map(|&i| y_train[i]).collect();
             let lr = linear_schedule(cfg.lr, k, warmup, total);
-            let seed = cfg.seed.wrapping_add(k as u64);
+            let mode = ModelMode::train_if(cfg.dropout, cfg.seed.wrapping_add(k as u64));
             let ts = now_ms();
             let r = match &cached {
                 Some((ft, _)) => {
                     let idx: Vec<u32> = chunk.iter().map(|&i| i as u32).collect();
-                    head_step(gpu, model, ft, enc_train.len(), &idx, &labels, &opt, lr, cfg.weight_decay, seed).await
+                    head_step(gpu, model, ft, enc_train.len(), &idx, &labels, &opt, lr, cfg.weight_decay, mode).await
                 }
                 None => {
                     let enc: Vec<&Encoded> = chunk.iter().map(|&i| &enc_train[i]).collect();
                     let hb = classification(&enc, &labels, tok.pad);
-                    train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, seed).await.map(|l| l.cls)
+                    train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, mode).await.map(|l| l.cls)
                 }
             };
             let loss = match r {
@@ -672,7 +665,6 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
     }
     // the encoder and the heads in use learn; an MLM head's decoder stays tied to the word embeddings
     model.params.set_trainable(gpu, |n| !(n.starts_with("classifier.") || (!sop_on && n.starts_with("cls.seq_relationship")) || (!cfg.mlm && n.starts_with("cls.predictions")))).map_err(|e| e.to_string())?;
-    model.dropout = cfg.dropout;
     let candidates = non_special_ids(tok.vocab_size.min(model.cfg.vocab_size), &tok.special_ids());
     let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };
     let mut rng = Rng::new(cfg.seed);
@@ -689,7 +681,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
         let hb = pretrain_batch(tok, texts, cfg, sop_on, causal, &candidates, &mut rng)?;
         let lr = linear_schedule(cfg.lr, k, cfg.warmup, cfg.steps);
         let ts = now_ms();
-        let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, cfg.seed.wrapping_add(k as u64)).await {
+        let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, ModelMode::train_if(cfg.dropout, cfg.seed.wrapping_add(k as u64))).await {
             Ok(l) => l,
             Err(Error::NonFinite { .. }) => {
                 on_event(Event::NonFinite { step: k });
@@ -704,8 +696,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
         if let (Some(text), true) = (&cfg.probe, cfg.mlm && !causal) {
             if cfg.probe_every > 0 && ((k + 1) % cfg.probe_every == 0 || k + 1 == cfg.steps) {
                 let predictions = probe(gpu, model, tok, text, 5).await?;
-                model.dropout = cfg.dropout;
-                on_event(Event::Probe { step: k + 1, predictions });
+                            on_event(Event::Probe { step: k + 1, predictions });
             }
         }
         let ms = step_ms / (k + 1) as f64;
@@ -744,8 +735,6 @@ pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenize
     }
     let most = freq.iter().max_by_key(|(id, c)| (**c, std::cmp::Reverse(**id))).map(|(id, _)| *id).unwrap_or(0);
     let (mut correct, mut base, mut n) = (0.0f64, 0usize, 0usize);
-    let was = model.dropout;
-    model.dropout = false;
     for chunk in texts.chunks(16) {
         let encs: Vec<Encoded> = chunk.iter().map(|t| tok.encode(t, None, max_len)).collect::<Result<_, _>>()?;
         let seqs: Vec<(&[u32], &[u32])> = encs.iter().map(|e| (&e.ids[..], &e.type_ids[..])).collect();
@@ -759,20 +748,13 @@ pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenize
         hb.mlm_labels = Some(labels);
         let batch = hb.to_gpu(gpu, &model.cfg)?;
         let mut step = gpu.begin_step("next-token accuracy");
-        let r = model.forward(gpu, &mut step, &batch, 0).and_then(|_| Ok(model.record_loss_readback(&mut step)?));
-        let rb = match r {
-            Ok(rb) => rb,
-            Err(e) => {
-                model.dropout = was;
-                return Err(e);
-            }
-        };
+        model.forward(gpu, &mut step, &batch, ModelMode::Eval)?;
+        let rb = model.record_loss_readback(&mut step)?;
         step.submit().await?;
         let l = Bert::read_losses(gpu, rb).await?;
         correct += l.mlm_acc as f64 * count as f64;
         n += count;
     }
-    model.dropout = was;
     Ok((correct / n.max(1) as f64, base as f64 / n.max(1) as f64))
 }
 

@@ -49,8 +49,8 @@ fn minilm_matches_transformers() {
     pollster::block_on(async {
         let mut step = g.begin_step("minilm");
         model.zero_grads(&mut step);
-        model.forward(g, &mut step, &batch, 0).unwrap();
-        model.backward(&mut step, &batch, 0).unwrap();
+        model.forward(g, &mut step, &batch, bertlab::model::Mode::Eval).unwrap();
+        model.backward(&mut step, &batch, bertlab::model::Mode::Eval).unwrap();
         let rbs = model.record_loss_readback(&mut step).unwrap();
         step.submit().await.unwrap();
         let losses = Bert::read_losses(g, rbs).await.unwrap();
@@ -109,7 +109,7 @@ fn write_exports_for_transformers_check() {
                 let labels: Vec<i32> = (0..24).map(|i| if i == 3 || i == 14 { 0 } else { -100 }).collect();
                 let batch = Batch::new(g, &cfg, 2, 12, &ids, &types, &mask, Some(&labels), None, None).unwrap();
                 let mut step = g.begin_step("mlm");
-                m.forward(g, &mut step, &batch, 0).unwrap();
+                m.forward(g, &mut step, &batch, bertlab::model::Mode::Eval).unwrap();
                 step.submit().await.unwrap();
                 let mut l = g.read_f32(m.mlm_logits().unwrap()).await.unwrap();
                 l.truncate(2 * cfg.vocab_size);

@@ -121,7 +121,6 @@ fn minilm_feature_based_and_fine_tuning_steps() {
         let mut lm = model_dir::load(&g, &files, Some(Heads { mlm: false, sop: false, num_labels: 2 }), 3).unwrap();
         let layers = lm.model.cfg.num_hidden_layers;
         lm.model.params.set_trainable(&g, |n| mode.trainable(n, layers)).unwrap();
-        lm.model.dropout = false;
         let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, 32).unwrap()).collect();
         // the model's tokenizer.json pads to 128; our encoding must not
         assert_eq!(enc[0].ids.len(), 5, "[CLS] a wonderful film [SEP]: {:?}", enc[0].ids);
@@ -131,8 +130,8 @@ fn minilm_feature_based_and_fine_tuning_steps() {
         g.reset_counters();
         let t0 = std::time::Instant::now();
         let mut losses = Vec::new();
-        for k in 0..steps {
-            let l = pollster::block_on(trainer::train_step(&g, &mut lm.model, &hb, &opt, lr, 0.01, k as u64)).unwrap();
+        for _ in 0..steps {
+            let l = pollster::block_on(trainer::train_step(&g, &mut lm.model, &hb, &opt, lr, 0.01, bertlab::model::Mode::Eval)).unwrap();
             losses.push(l.cls);
         }
         let ms = t0.elapsed().as_secs_f64() * 1e3 / steps as f64;

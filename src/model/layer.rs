@@ -1,0 +1,112 @@
+//! One BERT encoder layer (post-LN): self-attention, then the feed-forward block, each with its
+//! residual add, dropout and LayerNorm; its forward and, beside it, its backward.
+
+use super::batch::Batch;
+use super::bert::Bert;
+use super::mode::{Mode, Site};
+use super::ops::lname;
+use crate::gpu::{GpuError, Step};
+use crate::kernels::attention::Heads;
+use crate::kernels::dropout::Dropout;
+use crate::kernels::matmul::Matmul;
+use crate::kernels::softmax::{self, RowKernel};
+use crate::kernels::{elementwise, gelu};
+
+impl Bert {
+    /// x[l + 1] = LN(h1 + dropout(ffn(h1))), h1 = LN(x[l] + dropout(attention(x[l]))).
+    pub(super) fn layer_forward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode) -> Result<(), GpuError> {
+        let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);
+        let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
+        let (d, bt) = (c / h, b * t);
+        let hp = mode.prob(cfg.hidden_dropout_prob);
+        let ap = mode.prob(cfg.attention_probs_dropout_prob);
+        let heads = Heads { b, t, h, d };
+        let la = &a.layers[l];
+        let x = &a.x[l];
+        // one projection to (B*T, 3C): the query, key and value weights side by side
+        let qkv = self.qkv(l)?;
+        Matmul::new(bt, 3 * c, c).trans_b().record(step, &la.qkv, x, &qkv.w, Some(&qkv.b))?;
+        // scores = q k^T; probs = softmax(scores / sqrt(D) + mask); ctx = dropout(probs) v
+        heads.scores(step, &a.scores, &la.qkv)?;
+        let scale = 1.0 / (d as f32).sqrt();
+        let mask = Some((&batch.mask, h * t));
+        // a decoder's attention sees only the tokens up to its own (the triangle is computed in the
+        // kernel; the padding mask still applies)
+        let causal = cfg.is_decoder;
+        let probs_used = if ap > 0.0 {
+            let drop = Dropout::new(ap, mode.seed(Site::AttentionProbs(l)));
+            softmax::record_forward(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, causal, b * h * t, t, scale)?;
+            &la.probs_d
+        } else {
+            softmax::record_forward(RowKernel::Auto, step, &la.probs, None, &a.scores, mask, causal, b * h * t, t, scale)?;
+            &la.probs
+        };
+        heads.context(step, &la.ctx, probs_used, &la.qkv)?;
+        // attention output: dense, then dropout, residual and layernorm in one kernel
+        self.linear(step, &a.lin, &la.ctx, &lname(l, "attention.output.dense"), bt, c, c)?;
+        let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
+        self.ln_residual(step, &la.h1, &la.mean1, &la.rstd1, &la.res1, x, &a.lin, drop1, &lname(l, "attention.output.LayerNorm"), bt)?;
+        // feed-forward: dense + GELU, dense, then dropout, residual and layernorm
+        self.linear(step, &la.inter_pre, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
+        gelu::forward(step, cfg.gelu(), &la.inter, &la.inter_pre, bt * i)?;
+        self.linear(step, &a.lin, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
+        let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
+        self.ln_residual(step, &a.x[l + 1], &la.mean2, &la.rstd2, &la.res2, &la.h1, &a.lin, drop2, &lname(l, "output.LayerNorm"), bt)
+    }
+
+    /// From d_x (the gradient at x[l + 1]): the layer's trainable gradients and, when
+    /// `input_needed`, d_x becomes the gradient at x[l].
+    pub(super) fn layer_backward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode, input_needed: bool) -> Result<(), GpuError> {
+        let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);
+        let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
+        let (d, bt) = (c / h, b * t);
+        let hp = mode.prob(cfg.hidden_dropout_prob);
+        let ap = mode.prob(cfg.attention_probs_dropout_prob);
+        let heads = Heads { b, t, h, d };
+        let scale = 1.0 / (d as f32).sqrt();
+        let la = &a.layers[l];
+        let x = &a.x[l];
+        // output layernorm -> d_res (gradient at res2 = o + h1) and, through the residual branch's
+        // dropout, d_o = dropout(d_res) in the same kernel
+        let drop2 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, mode.seed(Site::Output(l)))));
+        self.ln_backward_dropped(step, &a.d_res, drop2, &a.d_x, &la.res2, &la.mean2, &la.rstd2, &lname(l, "output.LayerNorm"), bt, &a.ln_scratch)?;
+        // residual: d_h1 = d_res
+        step.copy(&a.d_res, 0, &a.d_h1, 0, bt * c)?;
+        let d_o = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
+        self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
+        // GELU: d_inter2 = d(inter_pre)
+        gelu::backward(step, cfg.gelu(), &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
+        self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
+        // attention output layernorm -> d_res (gradient at res1 = a + x), d_a = dropout(d_res)
+        let drop1 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, mode.seed(Site::AttentionOutput(l)))));
+        self.ln_backward_dropped(step, &a.d_res, drop1, &a.d_h1, &la.res1, &la.mean1, &la.rstd1, &lname(l, "attention.output.LayerNorm"), bt, &a.ln_scratch)?;
+        let d_a = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
+        // d_ctx (B*T, C) in lin2; the residual's d_x = d_res is added below
+        self.linear_backward(step, Some((&a.lin2, false)), d_a, &la.ctx, &lname(l, "attention.output.dense"), bt, c, c)?;
+        // ctx = P' v (P' = dropout(P)): dP' = dctx v^T; dv = P'^T dctx; the softmax backward takes
+        // dP' back through the dropout
+        let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
+        heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
+        if ap > 0.0 {
+            softmax::backward_dropped(step, &a.dscores, &la.probs, &a.dprobs, Dropout::new(ap, mode.seed(Site::AttentionProbs(l))), b * h * t, t, scale)?;
+        } else {
+            softmax::backward(step, &a.dscores, &la.probs, &a.dprobs, b * h * t, t, scale)?;
+        }
+        heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)?;
+        // the input's gradient: residual path plus the three projections
+        if input_needed {
+            step.copy(&a.d_res, 0, &a.d_x, 0, bt * c)?;
+        }
+        let qkv = self.qkv(l)?;
+        if let Some(dw) = &qkv.dw {
+            Matmul::new(3 * c, c, bt).trans_a().accumulate().record(step, dw, &a.dqkv, x, None)?;
+        }
+        if let Some(db) = &qkv.db {
+            elementwise::bias_grad(step, db, &a.dqkv, bt, 3 * c)?;
+        }
+        if input_needed {
+            Matmul::new(bt, c, 3 * c).accumulate().record(step, &a.d_x, &a.dqkv, &qkv.w, None)?;
+        }
+        Ok(())
+    }
+}
