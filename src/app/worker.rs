@@ -490,7 +490,7 @@ async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     cfg.validate()?;
     // a causal model has no sentence-order head: its [CLS] sees only itself
     let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: !(d.causal || d.gpt2), num_labels: 0 }, None, 42)?;
-    let tokenizer_files = vec![("tokenizer.json".to_string(), tok.to_json()?.into_bytes()), ("vocab.txt".to_string(), tok.vocab_txt().into_bytes())];
+    let tokenizer_files = tok.files()?;
     S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
     let kind = if d.gpt2 { "GPT-2 (pre-LN, causal) model" } else if d.causal { "GPT-style (causal) model" } else { "BERT" };
     let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: a {kind}, {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };

@@ -394,14 +394,6 @@ mod cli {
         Ok(())
     }
 
-    fn tokenizer_files(tok: &BertTokenizer) -> Result<Vec<(String, Vec<u8>)>, String> {
-        Ok(vec![
-            ("tokenizer.json".into(), tok.to_json()?.into_bytes()),
-            ("vocab.txt".into(), tok.vocab_txt().into_bytes()),
-            ("tokenizer_config.json".into(), br#"{"do_lower_case": true, "tokenizer_class": "BertTokenizer", "model_max_length": 512}"#.to_vec()),
-            ("special_tokens_map.json".into(), br#"{"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]", "unk_token": "[UNK]"}"#.to_vec()),
-        ])
-    }
 
     pub fn run(cli: Cli) -> Result<(), String> {
         let o = Out { json: cli.json, quiet: cli.quiet };
@@ -475,7 +467,7 @@ mod cli {
                 let mut cfg = if body == Body::Gpt2 { BertConfig::small_gpt2(size.0, size.1, size.2, size.3) } else { BertConfig::small(size.0, size.1, size.2, size.3) };
                 cfg.is_decoder = causal;
                 let (m, _) = Bert::new(&g, cfg, heads, None, a.seed)?;
-                let tf = tokenizer_files(&tok)?;
+                let tf = tok.files()?;
                 (m, tok, tf, String::new())
             }
         };
@@ -620,7 +612,7 @@ mod cli {
             tc.start_step = checkpoint::restore_optimizer(&g, &mut lm.model, &bytes)?;
             eprintln!("resuming {dir} at step {}", tc.start_step);
         }
-        let tok_files = if lm.tokenizer_files.is_empty() { tokenizer_files(&lm.tokenizer)? } else { lm.tokenizer_files.clone() };
+        let tok_files = if lm.tokenizer_files.is_empty() { lm.tokenizer.files()? } else { lm.tokenizer_files.clone() };
         let ckpt_dir = PathBuf::from(out).join("checkpoint");
         let ckpt_config = bertlab::io::export::config_json(&lm.model.cfg, heads, &ds.labels);
         let ckpt_state = |step: usize| {

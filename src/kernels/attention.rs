@@ -11,15 +11,17 @@ use super::matmul::{Matmul, Operand};
 use super::softmax;
 use crate::gpu::{GpuBuf, GpuError, Step};
 
+/// How attention splits a batch into heads: B sequences of T tokens, H heads of D dimensions each
+/// (not to be confused with a model's task heads, `model::Heads`).
 #[derive(Clone, Copy, Debug)]
-pub struct Heads {
+pub struct HeadSplit {
     pub b: usize,
     pub t: usize,
     pub h: usize,
     pub d: usize,
 }
 
-impl Heads {
+impl HeadSplit {
     fn c(&self) -> usize {
         self.h * self.d
     }
@@ -49,7 +51,7 @@ impl Heads {
         mm.record(step, ctx, probs, qkv, None)
     }
 
-    /// The backward of [`Heads::context`]: dprobs = dctx V^T, and dV = P^T dctx into dqkv's V block.
+    /// The backward of [`HeadSplit::context`]: dprobs = dctx V^T, and dV = P^T dctx into dqkv's V block.
     pub fn context_backward(&self, step: &mut Step, dqkv: &GpuBuf, dprobs: &GpuBuf, dctx: &GpuBuf, qkv: &GpuBuf, probs: &GpuBuf) -> Result<(), GpuError> {
         let (t, d, c) = (self.t, self.d, self.c());
         let dp = self.mm(t, t, d).trans_b().offsets(0, 2 * c, 0).strided(self.h, self.tokens(c), self.tokens(3 * c), self.blocks(t, t));
@@ -58,7 +60,7 @@ impl Heads {
         dv.record(step, dqkv, probs, dctx, None)
     }
 
-    /// The backward of [`Heads::scores`] from dscores (already through the softmax backward and its
+    /// The backward of [`HeadSplit::scores`] from dscores (already through the softmax backward and its
     /// scale): dQ = dS K and dK = dS^T Q into dqkv's Q and K blocks.
     pub fn scores_backward(&self, step: &mut Step, dqkv: &GpuBuf, dscores: &GpuBuf, qkv: &GpuBuf) -> Result<(), GpuError> {
         let (t, d, c) = (self.t, self.d, self.c());

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::adamw::{AdamW, AdamWState, ParamSlice};
-use super::attention::Heads;
+use super::attention::HeadSplit;
 use super::layernorm::LnParams;
 use super::matmul::{Kernel, Matmul};
 use super::softmax::RowKernel;
@@ -819,7 +819,7 @@ pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(14);
     let (b, t, h, d) = (2, 8, 3, 8);
     let c = h * d;
-    let hd = Heads { b, t, h, d };
+    let hd = HeadSplit { b, t, h, d };
     let qkv = rng.normals(b * t * 3 * c, 1.0);
     let p = rng.normals(b * h * t * t, 1.0);
     let dctx = rng.normals(b * t * c, 1.0);
@@ -894,7 +894,7 @@ pub async fn attention_forward(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(15);
     let (b, h, t, d) = (2, 3, 9, 16);
     let (q, k, v, mask) = attention_inputs(&mut rng, b, h, t, d);
-    let hd = Heads { b, t, h, d };
+    let hd = HeadSplit { b, t, h, d };
     let (gqkv, gm) = (up(gpu, "qkv", &fuse_qkv(&q, &k, &v, b, h, t, d))?, up(gpu, "mask", &mask)?);
     let (ctx, probs, scores) = (zeros(gpu, "ctx", b * h * t * d)?, zeros(gpu, "probs", b * h * t * t)?, zeros(gpu, "scores", b * h * t * t)?);
     let mut step = gpu.begin_step("attention");
@@ -930,7 +930,7 @@ pub async fn attention_backward(gpu: &Gpu) -> CheckResult {
     fd_check_cpu("attention dq", &|x| loss(x, &k64, &v64), &q64, &dq, &mut rng, 3)?;
     fd_check_cpu("attention dk", &|x| loss(&q64, x, &v64), &k64, &dk, &mut rng, 3)?;
     fd_check_cpu("attention dv", &|x| loss(&q64, &k64, x), &v64, &dv, &mut rng, 3)?;
-    let hd = Heads { b, t, h, d };
+    let hd = HeadSplit { b, t, h, d };
     let c = h * d;
     // dctx arrives as a token matrix; r is its (B, H, T, D) form
     let mut r_tok = vec![0.0f64; b * t * c];

@@ -89,7 +89,7 @@ impl Bert {
             self.ln_forward(step, &a.fin, &a.fin_mean, &a.fin_rstd, &a.x[0], "ln_f", bt)?;
         }
 
-        let heads = crate::kernels::attention::Heads { b, t, h, d };
+        let heads = crate::kernels::attention::HeadSplit { b, t, h, d };
         let scale = 1.0 / (d as f32).sqrt();
         for l in 0..cfg.num_hidden_layers {
             let la = &a.layers[l];
@@ -167,7 +167,7 @@ impl Bert {
         // ln_f: d_x = d x[L]
         self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[nl], &a.fin_mean, &a.fin_rstd, "ln_f", bt, false, &a.ln_scratch)?;
 
-        let heads = crate::kernels::attention::Heads { b, t, h, d };
+        let heads = crate::kernels::attention::HeadSplit { b, t, h, d };
         let scale = 1.0 / (d as f32).sqrt();
         // d_x: the gradient at x[l + 1], then at x[l]
         for l in (0..nl).rev() {

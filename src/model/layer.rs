@@ -6,7 +6,7 @@ use super::bert::Bert;
 use super::mode::{Mode, Site};
 use super::ops::lname;
 use crate::gpu::{GpuError, Step};
-use crate::kernels::attention::Heads;
+use crate::kernels::attention::HeadSplit;
 use crate::kernels::dropout::Dropout;
 use crate::kernels::matmul::Matmul;
 use crate::kernels::softmax::{self, RowKernel};
@@ -20,7 +20,7 @@ impl Bert {
         let (d, bt) = (c / h, b * t);
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
-        let heads = Heads { b, t, h, d };
+        let heads = HeadSplit { b, t, h, d };
         let la = &a.layers[l];
         let x = &a.x[l];
         // one projection to (B*T, 3C): the query, key and value weights side by side
@@ -62,7 +62,7 @@ impl Bert {
         let (d, bt) = (c / h, b * t);
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
-        let heads = Heads { b, t, h, d };
+        let heads = HeadSplit { b, t, h, d };
         let scale = 1.0 / (d as f32).sqrt();
         let la = &a.layers[l];
         let x = &a.x[l];

@@ -263,6 +263,17 @@ impl BertTokenizer {
         v
     }
 
+    /// The tokenizer's files in a model directory (tokenizer.json, vocab.txt, tokenizer_config.json,
+    /// special_tokens_map.json): what the CLI and the app write beside a model they made.
+    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+        Ok(vec![
+            ("tokenizer.json".into(), self.to_json()?.into_bytes()),
+            ("vocab.txt".into(), self.vocab_txt().into_bytes()),
+            ("tokenizer_config.json".into(), br#"{"do_lower_case": true, "tokenizer_class": "BertTokenizer", "model_max_length": 512}"#.to_vec()),
+            ("special_tokens_map.json".into(), br#"{"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]", "unk_token": "[UNK]"}"#.to_vec()),
+        ])
+    }
+
     /// tokenizer.json, for export.
     pub fn to_json(&self) -> Result<String, String> {
         self.tk.to_string(true).map_err(err)
