@@ -48,6 +48,8 @@ struct Session {
     curves: Value,
     settings: Value,
     step: usize,
+    /// The last fine-tuning run's settings, written into an export's train_hf.py.
+    last_run: Option<export::RunSettings>,
     /// Why snapshots are off (browser storage refused or full): training goes on without them.
     snapshots_off: Option<String>,
 }
@@ -637,7 +639,11 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
     let seed = 42;
     let (tr, va) = dataset::stratified_split(&ds, 0.2, seed);
     let tc = TrainConfig { mode, pooling, lr: d.lr, epochs: d.epochs, batch_size: d.batch, max_len: d.max_len, seed, checkpoint_every: 25, start_step, ..TrainConfig::default() };
-    S.with(|s| s.borrow_mut().settings = json!({"kind": "train", "train": d}));
+    S.with(|s| {
+        let mut s = s.borrow_mut();
+        s.settings = json!({"kind": "train", "train": d});
+        s.last_run = Some(export::RunSettings::of(&tc, &ds.labels));
+    });
     // the weights before the run: a run that goes non-finite is rolled back to them
     let before = l.model.params.read_all(&g).await.map_err(|e| e.to_string());
     let before = match before {
@@ -864,7 +870,9 @@ async fn export_model() -> Result<(), Error> {
     let l = take_model()?;
     let r = async {
         let tensors = l.model.params.read_all(&g).await.map_err(|e| e.to_string())?;
-        let card = ModelCard { base_model: l.source.clone(), pooling: l.model.pooling, notes: "Exported from BERT Lab in the browser.".into(), ..Default::default() };
+        // the run that trained this classifier, when its labels are the model's
+        let run = S.with(|s| s.borrow().last_run.clone()).filter(|r| r.labels == l.labels);
+        let card = ModelCard { base_model: l.source.clone(), pooling: l.model.pooling, notes: "Exported from BERT Lab in the browser.".into(), run, ..Default::default() };
         Ok::<_, String>(export::export_files(&l.model.cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files, &card))
     }
     .await;

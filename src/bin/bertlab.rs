@@ -193,6 +193,9 @@ mod cli {
         /// continue the run checkpointed in DIR (same data and options; the model comes from DIR)
         #[arg(long, value_name = "DIR")]
         resume: Option<String>,
+        /// dropout off (deterministic steps, to compare a run with another implementation's)
+        #[arg(long = "no-dropout")]
+        no_dropout: bool,
     }
 
     #[derive(clap::Args)]
@@ -604,6 +607,7 @@ mod cli {
             seed,
             patience: count(a.patience, "patience", 0),
             checkpoint_every: a.checkpoint_every,
+            dropout: !a.no_dropout,
             ..TrainConfig::default()
         };
         if let Some(dir) = resume {
@@ -622,6 +626,7 @@ mod cli {
         };
         let mut ckpt_err = None;
         let mut epochs_json = Vec::new();
+        let mut step_losses = Vec::new();
         // a bar for the steps, and one for each pass over the texts (frozen features, validation)
         let multi = MultiProgress::with_draw_target(if o.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
         let steps_bar = multi.add(o.bar(0, "train"));
@@ -635,6 +640,7 @@ mod cli {
             Event::Features { examples, ms } => say(&steps_bar, format!("features of the frozen encoder computed once for {examples} examples in {:.1} s", ms / 1e3)),
             Event::Progress { task, done, total, .. } => text_bars.update(task, done, total),
             Event::Step { step, loss, .. } => {
+                step_losses.push(loss);
                 steps_bar.set_position(step as u64);
                 steps_bar.set_message(format!("loss {loss:.4}"));
             }
@@ -667,6 +673,7 @@ mod cli {
             metrics: vec![("validation accuracy".into(), format!("{:.4}", last.accuracy)), ("validation macro-F1".into(), format!("{:.4}", last.macro_f1))],
             seed,
             notes: format!("mode: {mode:?}, pooling: {pooling:?}, {} epochs, lr {}", r.epochs.len(), tc.lr),
+            run: Some(bertlab::io::export::RunSettings::of(&tc, &ds.labels)),
         };
         let tensors = block(lm.model.params.read_all(&g)).map_err(|e| e.to_string())?;
         write_export(out, export_files(&lm.model.cfg, lm.model.heads, tensors, &ds.labels, &tok_files, &card))?;
@@ -674,7 +681,7 @@ mod cli {
         let tr_y: Vec<usize> = tr.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
         let baseline = bertlab::train::metrics::majority_baseline(&tr_y, &labels_y, ds.labels.len());
         if o.json {
-            println!("{}", serde_json::json!({"epochs": epochs_json, "labels": ds.labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out}));
+            println!("{}", serde_json::json!({"epochs": epochs_json, "step_losses": step_losses, "labels": ds.labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out}));
         } else {
             println!("validation accuracy {:.4} (majority baseline {baseline:.4}), macro-F1 {:.4}, {:.1} ms/step; saved to {out}", last.accuracy, last.macro_f1, r.ms_per_step);
         }

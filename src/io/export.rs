@@ -13,6 +13,8 @@ use crate::model::{BertConfig, Heads, Pooling};
 /// The head file of a mean-pooling classifier, and the JSON that documents it.
 pub const HEAD_FILE: &str = "classifier_head.safetensors";
 pub const HEAD_JSON: &str = "bertlab_head.json";
+/// The script that continues a classifier's training with transformers' Trainer.
+pub const TRAIN_HF: &str = "train_hf.py";
 
 /// Which file a Hugging Face repository's weights are in, given its file list; a repository with
 /// only `pytorch_model.bin` gets a message saying how to convert it.
@@ -43,6 +45,63 @@ pub struct ModelCard {
     pub notes: String,
     /// What the classification head reads; a mean-pooling head is exported beside the encoder.
     pub pooling: Pooling,
+    /// The fine-tuning run's settings, for `train_hf.py` (a classifier's defaults when none).
+    pub run: Option<RunSettings>,
+}
+
+/// A fine-tuning run's settings, as `train_hf.py` continues it with transformers' Trainer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunSettings {
+    /// "feature", "last:N" or "full".
+    pub mode: String,
+    /// "cls" or "mean".
+    pub pooling: String,
+    pub lr: f64,
+    pub epochs: usize,
+    pub batch: usize,
+    pub max_len: usize,
+    pub seed: u64,
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    pub max_grad_norm: f64,
+    /// Class names in the classifier's row order.
+    pub labels: Vec<String>,
+}
+
+/// An f32 setting as the f64 it was written as (1e-4, not 9.999999747378752e-5).
+fn tidy(x: f32) -> f64 {
+    format!("{x}").parse().unwrap_or(x as f64)
+}
+
+impl RunSettings {
+    /// The settings of `cfg`, a run on `labels`.
+    pub fn of(cfg: &crate::train::trainer::TrainConfig, labels: &[String]) -> RunSettings {
+        use crate::train::trainer::Mode;
+        RunSettings {
+            mode: match cfg.mode {
+                Mode::FeatureBased => "feature".into(),
+                Mode::LastLayers(n) => format!("last:{n}"),
+                Mode::Full => "full".into(),
+            },
+            pooling: if cfg.pooling == Pooling::Mean { "mean" } else { "cls" }.into(),
+            lr: tidy(cfg.lr),
+            epochs: cfg.epochs,
+            batch: cfg.batch_size,
+            max_len: cfg.max_len,
+            seed: cfg.seed,
+            warmup_ratio: tidy(cfg.warmup_ratio),
+            weight_decay: tidy(cfg.weight_decay),
+            max_grad_norm: tidy(cfg.max_grad_norm),
+            labels: labels.to_vec(),
+        }
+    }
+}
+
+/// The script that continues a run with transformers' Trainer (src/io/templates/train_hf.py, the
+/// run's settings written into it).
+pub fn train_hf_py(run: &RunSettings) -> String {
+    let settings = serde_json::to_string_pretty(run).unwrap_or_default();
+    include_str!("templates/train_hf.py").replace("__SETTINGS__", &settings)
 }
 
 pub fn architecture(cfg: &BertConfig, heads: Heads) -> &'static str {
@@ -147,6 +206,11 @@ pub fn export_files(
     card: &ModelCard,
 ) -> Vec<(String, Vec<u8>)> {
     let mean_head = card.pooling == Pooling::Mean && heads.num_labels > 0;
+    // a classifier travels with the script that continues its training on a cluster
+    let script = (heads.num_labels > 0).then(|| {
+        let defaults = crate::train::trainer::TrainConfig { pooling: card.pooling, seed: card.seed, ..Default::default() };
+        train_hf_py(&card.run.clone().unwrap_or_else(|| RunSettings::of(&defaults, labels)))
+    });
     let (tensors, head): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _, _)| !(mean_head && n.starts_with("classifier.")));
     let heads = if mean_head { Heads { num_labels: 0, ..heads } } else { heads };
     // BertModel's own names have no prefix; the BertFor* classes put the encoder under `bert.`
@@ -180,6 +244,9 @@ pub fn export_files(
     }
     for (name, bytes) in tokenizer_files {
         files.push((name.clone(), bytes.clone()));
+    }
+    if let Some(s) = script {
+        files.push((TRAIN_HF.to_string(), s.into_bytes()));
     }
     files
 }

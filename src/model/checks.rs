@@ -471,6 +471,11 @@ pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
         return Err("the model card lacks the seed or metrics".into());
     }
     get("vocab.txt")?;
+    // the script that continues the run with transformers' Trainer, its settings written in
+    let script = String::from_utf8(get(crate::io::export::TRAIN_HF)?).map_err(|e| e.to_string())?;
+    if !script.contains("\"labels\": [\n    \"negative\",\n    \"neutral\",\n    \"positive\"\n  ]") || !script.contains("\"mode\": \"full\"") || script.contains("__SETTINGS__") {
+        return Err(format!("train_hf.py lacks the run's settings: {}", &script[script.find("SETTINGS =").unwrap_or(0)..].chars().take(400).collect::<String>()));
+    }
     let mut m2 = Bert::new(gpu, cfg, CLASSIFY, Some(&st), 0)?.0;
     let probs2 = m2.classify(gpu, &batch).await?;
     if probs != probs2 {

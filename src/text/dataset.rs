@@ -349,8 +349,8 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
 }
 
 /// A deterministic stratified split: within each class (in label order), examples are shuffled by
-/// `seed` and `val_fraction` of them (rounded, at least one when the class has two or more) go to
-/// validation. Returns (train, validation) indices into `ds.examples`.
+/// `seed` and `val_fraction` of them (rounded; at least one when the class has two or more and the
+/// fraction is above 0, none when it is 0) go to validation. Returns (train, validation) indices into `ds.examples`.
 pub fn stratified_split(ds: &Dataset, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut train = Vec::new();
     let mut val = Vec::new();
@@ -361,8 +361,9 @@ pub fn stratified_split(ds: &Dataset, val_fraction: f64, seed: u64) -> (Vec<usiz
             let j = rng.below(i as u32 + 1) as usize;
             idx.swap(i, j);
         }
+        // every class in both sets when there is a validation set at all; none held out for 0
         let mut k = (idx.len() as f64 * val_fraction).round() as usize;
-        if idx.len() >= 2 {
+        if idx.len() >= 2 && val_fraction > 0.0 {
             k = k.clamp(1, idx.len() - 1);
         } else {
             k = 0;

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Continues a BERT Lab fine-tuning run with Hugging Face transformers' Trainer: the model in this
+directory, labeled text in BERT Lab's formats, and the run's mode, pooling and hyperparameters
+(SETTINGS below, written by BERT Lab).
+
+    pip install torch transformers safetensors accelerate
+    python train_hf.py DATA.tsv --out runs/hf                  # one GPU, or the CPU
+    accelerate launch train_hf.py DATA.tsv --out runs/hf       # every GPU accelerate is set up for
+
+DATA is what BERT Lab reads: TSV or CSV rows of label, text[, second text] (a header row is
+skipped), or JSON lines {"label": ..., "text": ...[, "text_b": ...]}. Labels are the run's, in its
+order. The frozen-encoder ("feature") mode freezes the encoder and trains the head, as BERT Lab's does
+(BERT Lab computes the frozen features once; here the encoder runs each step, with its dropout).
+"""
+import argparse, csv, json, math, os, sys
+
+import torch
+from torch import nn
+
+SETTINGS = json.loads(r'''__SETTINGS__''')
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_rows(path):
+    """(label, text, text_b or None) rows, as BERT Lab reads them."""
+    with open(path, encoding="utf-8") as f:
+        data = f.read()
+    rows = []
+    if path.endswith((".jsonl", ".json")):
+        for line in data.splitlines():
+            if line.strip():
+                o = json.loads(line)
+                rows.append((str(o["label"]), o["text"], o.get("text_b")))
+        return rows
+    delim = "\t" if "\t" in data.split("\n", 1)[0] else ","
+    for r in csv.reader(data.splitlines(), delimiter=delim):
+        if len(r) >= 2 and r[1].strip():
+            rows.append((r[0].strip(), r[1], r[2] if len(r) > 2 and r[2].strip() else None))
+    if rows and rows[0][0].lower() in ("label", "labels", "class", "category", "target", "sentiment", "topic"):
+        rows = rows[1:]
+    return rows
+
+
+class MeanPooled(nn.Module):
+    """BERT Lab's mean-pooling classifier: the encoder, the attention-masked mean of its last hidden
+    states, and a linear head (classifier_head.safetensors)."""
+
+    def __init__(self, encoder, weight, bias, dropout):
+        super().__init__()
+        self.bert = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.classifier.weight.copy_(weight)
+            self.classifier.bias.copy_(bias)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
+        h = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        logits = self.classifier(self.dropout((h * m).sum(1) / m.sum(1).clamp(min=1)))
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return {"loss": loss, "logits": logits}
+
+
+def trainable(name, mode, layers):
+    """What BERT Lab trains in `mode`: feature (the head), last:N (the head, the pooler and the last
+    N layers) or full."""
+    name = name[len("bert."):] if name.startswith("bert.") else name
+    if mode == "full":
+        return True
+    if name.startswith("classifier."):
+        return True
+    if mode.startswith("last:"):
+        n = int(mode.split(":")[1])
+        return name.startswith("pooler.") or any(name.startswith(f"encoder.layer.{layers - 1 - k}.") for k in range(min(n, layers)))
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data")
+    ap.add_argument("--model", default=HERE, help="the model directory (default: this script's)")
+    ap.add_argument("--out", default="hf-run")
+    ap.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
+    ap.add_argument("--no-dropout", action="store_true", help="dropout off (for comparing runs)")
+    ap.add_argument("--losses", help="write each step's training loss to this JSON file")
+    for k in ("lr", "epochs", "batch", "max_len"):
+        ap.add_argument("--" + k.replace("_", "-"), type=type(SETTINGS[k]), default=SETTINGS[k])
+    a = ap.parse_args()
+
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+    set_seed(SETTINGS["seed"])
+    labels = SETTINGS["labels"]
+    label_id = {l: i for i, l in enumerate(labels)}
+    rows = read_rows(a.data)
+    unknown = sorted({r[0] for r in rows} - set(labels))
+    if unknown:
+        sys.exit(f"labels {unknown} are not the run's labels {labels}")
+    tok = AutoTokenizer.from_pretrained(a.model)
+    drop = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0} if a.no_dropout else {}
+    cfg = AutoConfig.from_pretrained(a.model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_id, **drop)
+    if SETTINGS["pooling"] == "mean":
+        from safetensors.torch import load_file
+        head = load_file(os.path.join(a.model, "classifier_head.safetensors"))
+        p = 0.0 if a.no_dropout else cfg.hidden_dropout_prob
+        model = MeanPooled(AutoModel.from_pretrained(a.model, config=cfg, add_pooling_layer=False), head["classifier.weight"], head["classifier.bias"], p)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(a.model, config=cfg)
+    for n, p in model.named_parameters():
+        p.requires_grad = trainable(n, SETTINGS["mode"], cfg.num_hidden_layers)
+
+    enc = [dict(tok(t, tb, truncation=True, max_length=a.max_len), labels=label_id[l]) for l, t, tb in rows]
+    steps_per_epoch = math.ceil(len(enc) / a.batch)
+    total = steps_per_epoch * a.epochs if a.max_steps < 0 else a.max_steps
+    args = TrainingArguments(
+        output_dir=a.out, learning_rate=a.lr, num_train_epochs=a.epochs, max_steps=a.max_steps,
+        per_device_train_batch_size=a.batch, weight_decay=SETTINGS["weight_decay"], max_grad_norm=SETTINGS["max_grad_norm"],
+        lr_scheduler_type="linear", warmup_steps=int(math.floor(SETTINGS["warmup_ratio"] * total + 0.5)),
+        adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, seed=SETTINGS["seed"], logging_steps=1,
+        save_strategy="no", report_to=[], remove_unused_columns=False)
+
+    losses = []
+
+    class Recording(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, **kw):
+            out = model(**inputs)
+            loss = out["loss"]
+            if model.training:
+                losses.append(float(loss.detach()))
+            return (loss, out) if return_outputs else loss
+
+    trainer = Recording(model=model, args=args, train_dataset=enc, data_collator=DataCollatorWithPadding(tok))
+    trainer.train()
+    if a.losses:
+        json.dump(losses, open(a.losses, "w"))
+    if SETTINGS["pooling"] != "mean":
+        trainer.save_model(a.out)
+        tok.save_pretrained(a.out)
+    print(f"{len(losses)} steps; first losses {[round(x, 5) for x in losses[:5]]}; saved to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
