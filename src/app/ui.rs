@@ -92,6 +92,11 @@ pub struct St {
     pub gen: RwSignal<Option<(String, Vec<String>, Option<String>)>>,
 }
 
+/// The page's state, from the context the app provides.
+fn use_st() -> St {
+    expect_context::<St>()
+}
+
 impl St {
     fn new() -> St {
         St {
@@ -550,7 +555,8 @@ async fn fetch_text(url: &str) -> Result<String, String> {
 }
 
 #[component]
-fn GpuPanel(st: St) -> impl IntoView {
+fn GpuPanel() -> impl IntoView {
+    let st = use_st();
     view! {
         <section id="gpu-panel">
             <h2>"GPU"</h2>
@@ -595,7 +601,8 @@ fn GpuPanel(st: St) -> impl IntoView {
 }
 
 #[component]
-fn ModelPanel(st: St) -> impl IntoView {
+fn ModelPanel() -> impl IntoView {
+    let st = use_st();
     let hub = RwSignal::new("https://huggingface.co".to_string());
     let repo = RwSignal::new("google/bert_uncased_L-2_H-128_A-2".to_string());
     let hidden = RwSignal::new("128".to_string());
@@ -689,7 +696,8 @@ fn ModelPanel(st: St) -> impl IntoView {
 const SHOW_MAX_BYTES: f64 = 256.0 * 1024.0;
 
 #[component]
-fn DataPanel(st: St) -> impl IntoView {
+fn DataPanel() -> impl IntoView {
+    let st = use_st();
     let text = RwSignal::new(String::new());
     let big_file = RwSignal::new(None::<String>);
     let load_sample = move |name: &'static str, url: &'static str| {
@@ -778,7 +786,8 @@ fn keep_pretrain_curve(st: St) {
 }
 
 #[component]
-fn PretrainPanel(st: St) -> impl IntoView {
+fn PretrainPanel() -> impl IntoView {
+    let st = use_st();
     let mlm = RwSignal::new(true);
     let sop = RwSignal::new(true);
     let steps = RwSignal::new("100".to_string());
@@ -856,7 +865,8 @@ fn PretrainPanel(st: St) -> impl IntoView {
 }
 
 #[component]
-fn FinetunePanel(st: St) -> impl IntoView {
+fn FinetunePanel() -> impl IntoView {
+    let st = use_st();
     let mode = RwSignal::new("full".to_string());
     let last_n = RwSignal::new("2".to_string());
     let lr = RwSignal::new("0.0001".to_string());
@@ -937,7 +947,8 @@ fn FinetunePanel(st: St) -> impl IntoView {
 }
 
 #[component]
-fn MaskPanel(st: St) -> impl IntoView {
+fn MaskPanel() -> impl IntoView {
+    let st = use_st();
     let text = RwSignal::new(DEMO_TEXT.to_string());
     let layer = RwSignal::new("0".to_string());
     let head = RwSignal::new("0".to_string());
@@ -1046,7 +1057,8 @@ fn MaskPanel(st: St) -> impl IntoView {
 }
 
 #[component]
-fn ClassifyPanel(st: St) -> impl IntoView {
+fn ClassifyPanel() -> impl IntoView {
+    let st = use_st();
     let text = RwSignal::new("the soup was not bland at all, I loved it".to_string());
     let a = RwSignal::new("A kitten is sleeping on the shelf.".to_string());
     let b = RwSignal::new("A small cat naps on the bookcase.".to_string());
@@ -1073,7 +1085,8 @@ fn ClassifyPanel(st: St) -> impl IntoView {
 }
 
 #[component]
-fn ExportPanel(st: St) -> impl IntoView {
+fn ExportPanel() -> impl IntoView {
+    let st = use_st();
     view! {
         <section id="export-panel">
             <h2>"7. Export"</h2>
@@ -1093,6 +1106,8 @@ fn ExportPanel(st: St) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     let st = St::new();
+    // every panel reads the page's state from context (use_st), not from a prop
+    provide_context(st);
     if !has_webgpu() {
         st.nogpu.set(Some(NO_WEBGPU.to_string()));
         return view! {
@@ -1120,14 +1135,14 @@ pub fn App() -> impl IntoView {
             {move || st.error.get().map(|e| view! { <p class="error" id="error">{e}</p> })}
             <p id="status" class="status">{move || st.status.get()}</p>
             <ul class="messages">{move || st.messages.get().into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
-            <GpuPanel st=st/>
-            <ModelPanel st=st/>
-            <DataPanel st=st/>
-            <PretrainPanel st=st/>
-            <FinetunePanel st=st/>
-            <MaskPanel st=st/>
-            <ClassifyPanel st=st/>
-            <ExportPanel st=st/>
+            <GpuPanel/>
+            <ModelPanel/>
+            <DataPanel/>
+            <PretrainPanel/>
+            <FinetunePanel/>
+            <MaskPanel/>
+            <ClassifyPanel/>
+            <ExportPanel/>
             <p><a href="selfcheck.html">"Kernel self-check"</a>" · "<a href="bench.html">"Kernel benchmark"</a></p>
         </main>
     }

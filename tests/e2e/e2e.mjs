@@ -317,6 +317,22 @@ try {
   const afterBad = await classify(page, sample);
   check(JSON.stringify(afterBad) === JSON.stringify(before), `weights unchanged after the refused run: ${JSON.stringify(afterBad)}`);
   await snap(page, "nonfinite");
+  // every numeric field of the fine-tuning and pretraining panels at once (the component's own
+  // parsing, in the page): each refused next to itself, and no run started
+  await page.selectOption("#ft-mode", "last");
+  const bad = { "ft-last": "x", "ft-lr": "abc", "ft-epochs": "-1", "ft-batch": "0", "ft-maxlen": "2.5", "pt-steps": "many", "pt-lr": "-0.1", "pt-batch": "1e3x" };
+  for (const [id, v] of Object.entries(bad)) await page.fill(`#${id}`, v);
+  const statusBefore = await text(page, "#status");
+  await page.click("#ft-start");
+  await page.click("#pt-start");
+  await page.waitForSelector("#pt-batch-error", { timeout: STEP_TIMEOUT });
+  const refused = {};
+  for (const id of Object.keys(bad)) refused[id] = await page.locator(`#${id}-error`).count();
+  const started = (await text(page, "#status")) !== statusBefore || (await page.locator("#ft-start").isDisabled()) || (await page.locator("#pt-start").isDisabled());
+  check(Object.values(refused).every((n) => n === 1) && !started, `every numeric field refused next to itself (${JSON.stringify(refused)}), no run started (status "${await text(page, "#status")}")`);
+  await snap(page, "every-field-refused");
+  for (const [id, v] of Object.entries({ "ft-last": "2", "ft-lr": "0.0001", "ft-epochs": "3", "ft-batch": "16", "ft-maxlen": "64", "pt-steps": "100", "pt-lr": "0.001", "pt-batch": "16" })) await page.fill(`#${id}`, v);
+  await page.selectOption("#ft-mode", "full");
 
   // 11. GPT beside BERT on one text: a masked and a causal model from scratch, pretrained a few steps
   // each on the sample corpus; both curves on one chart; the causal model's attention is a
