@@ -9,6 +9,7 @@
 //! inter (B*T, I); MLM rows (M, C) and logits (M, V) only at predicted positions.
 
 use super::acts::{Acts, MlmActs};
+use super::handles::Handles;
 use super::batch::Batch;
 use super::config::{BertConfig, Body};
 use super::mode::Mode;
@@ -63,6 +64,8 @@ pub struct Bert {
     pub cfg: BertConfig,
     pub heads: Heads,
     pub params: ParamStore,
+    /// Every parameter by its role, resolved once when the model is built.
+    pub(super) handles: Handles,
     pub(super) acts: Option<Acts>,
     pub(super) mlm_acts: Option<MlmActs>,
     pub opt_state: Option<AdamWState>,
@@ -87,7 +90,8 @@ impl Bert {
         let heads = if cfg.body == Body::Gpt2 { Heads { mlm: true, ..heads } } else { heads };
         let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
-        Ok((Bert { cfg, heads, params, acts: None, mlm_acts: None, opt_state: None, pooling: Pooling::Cls }, report))
+        let handles = Handles::resolve(&params, &cfg, heads)?;
+        Ok((Bert { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling: Pooling::Cls }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;

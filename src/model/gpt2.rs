@@ -14,6 +14,8 @@
 use super::acts::Acts;
 use super::batch::Batch;
 use super::bert::{Bert, STAT_MLM};
+use super::handles::{Gpt2Layer, Handles, Lin, Norm};
+use super::params::Id;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
@@ -21,47 +23,50 @@ use crate::kernels::matmul::Matmul;
 use crate::kernels::softmax::{self, RowKernel};
 use crate::kernels::{cross_entropy, dropout, elementwise, embedding, gelu};
 
-/// GPT-2's names for layer `l`'s tensors.
-fn hname(l: usize, rest: &str) -> String {
-    format!("h.{l}.{rest}")
-}
-
 impl Bert {
     /// y (rows, out) = x (rows, inp) @ W + b for the Conv1D `name` (W stored (inp, out)).
     #[allow(clippy::too_many_arguments)]
-    fn conv1d(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, name: &str, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
+    fn conv1d(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
-        Matmul::new(rows, out, inp).record(step, y, x, p.w(&format!("{name}.weight")), Some(p.w(&format!("{name}.bias"))))
+        Matmul::new(rows, out, inp).record(step, y, x, p.value(lin.w), Some(p.value(lin.b)))
     }
 
     /// The backward of `conv1d`: dW (inp, out) += x^T dy and db += sum(dy) when trainable;
     /// dx = (or +=) dy W^T.
     #[allow(clippy::too_many_arguments)]
-    fn conv1d_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, name: &str, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
+    fn conv1d_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
-        let wn = format!("{name}.weight");
-        if let Some(dw) = p.grad(&wn) {
+        if let Some(dw) = p.grad_of(lin.w) {
             Matmul::new(inp, out, rows).trans_a().accumulate().record(step, dw, x, dy, None)?;
         }
-        if let Some(db) = p.grad(&format!("{name}.bias")) {
+        if let Some(db) = p.grad_of(lin.b) {
             elementwise::bias_grad(step, db, dy, rows, out)?;
         }
         if let Some((dx, acc)) = dx {
             let mut mm = Matmul::new(rows, inp, out).trans_b();
             mm.accumulate = acc;
-            mm.record(step, dx, dy, p.w(&wn), None)?;
+            mm.record(step, dx, dy, p.value(lin.w), None)?;
         }
         Ok(())
     }
 
     /// The LayerNorm that follows layer `l`'s output: the next layer's `ln_1`, or `ln_f`; and the
     /// buffers it writes (output, mean, rstd).
-    fn gpt2_next_ln<'a>(&self, a: &'a Acts, l: usize) -> (String, &'a GpuBuf, &'a GpuBuf, &'a GpuBuf) {
+    fn gpt2_next_ln<'a>(&'a self, a: &'a Acts, l: usize) -> (&'a Norm, &'a GpuBuf, &'a GpuBuf, &'a GpuBuf) {
+        let (_, _, layers, ln_f) = self.gpt2_parts();
         if l + 1 < self.cfg.num_hidden_layers {
             let n = &a.layers[l + 1];
-            (hname(l + 1, "ln_1"), &n.h1, &n.mean1, &n.rstd1)
+            (&layers[l + 1].ln_1, &n.h1, &n.mean1, &n.rstd1)
         } else {
-            ("ln_f".to_string(), &a.fin, &a.fin_mean, &a.fin_rstd)
+            (ln_f, &a.fin, &a.fin_mean, &a.fin_rstd)
+        }
+    }
+
+    /// GPT-2's parts (wte, wpe, layers, ln_f); a programming error on a BERT.
+    fn gpt2_parts(&self) -> (Id, Id, &[Gpt2Layer], &Norm) {
+        match &self.handles {
+            Handles::Gpt2 { wte, wpe, layers, ln_f } => (*wte, *wpe, layers, ln_f),
+            Handles::Bert { .. } => unreachable!("GPT-2's layers asked of a BERT"),
         }
     }
 
@@ -73,10 +78,11 @@ impl Bert {
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let gelu_kind = cfg.gelu();
+        let (wte, wpe, hl, ln_f) = self.gpt2_parts();
 
         // embeddings: word + position, dropout; then the first layer's ln_1
-        embedding::forward(step, &a.emb, &batch.ids, p.w("wte.weight"), 0, bt, c, cfg.vocab_size, false)?;
-        embedding::forward(step, &a.emb, &batch.pos, p.w("wpe.weight"), 0, bt, c, cfg.max_position_embeddings, true)?;
+        embedding::forward(step, &a.emb, &batch.ids, p.value(wte), 0, bt, c, cfg.vocab_size, false)?;
+        embedding::forward(step, &a.emb, &batch.pos, p.value(wpe), 0, bt, c, cfg.max_position_embeddings, true)?;
         if hp > 0.0 {
             dropout::apply(step, &a.x[0], &a.emb, bt * c, hp, mode.seed(Site::Embeddings))?;
         } else {
@@ -84,17 +90,17 @@ impl Bert {
         }
         if cfg.num_hidden_layers > 0 {
             let l0 = &a.layers[0];
-            self.ln_forward(step, &l0.h1, &l0.mean1, &l0.rstd1, &a.x[0], &hname(0, "ln_1"), bt)?;
+            self.ln_forward(step, &l0.h1, &l0.mean1, &l0.rstd1, &a.x[0], &hl[0].ln_1, bt)?;
         } else {
-            self.ln_forward(step, &a.fin, &a.fin_mean, &a.fin_rstd, &a.x[0], "ln_f", bt)?;
+            self.ln_forward(step, &a.fin, &a.fin_mean, &a.fin_rstd, &a.x[0], ln_f, bt)?;
         }
 
         let heads = crate::kernels::attention::HeadSplit { b, t, h, d };
         let scale = 1.0 / (d as f32).sqrt();
         for l in 0..cfg.num_hidden_layers {
-            let la = &a.layers[l];
+            let (la, lp) = (&a.layers[l], &hl[l]);
             // attention on ln_1(x): c_attn gives q|k|v side by side, as BERT's fused projection
-            self.conv1d(step, &la.qkv, &la.h1, &hname(l, "attn.c_attn"), bt, 3 * c, c)?;
+            self.conv1d(step, &la.qkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
             heads.scores(step, &a.scores, &la.qkv)?;
             let mask = Some((&batch.mask, h * t));
             let probs_used = if ap > 0.0 {
@@ -106,25 +112,25 @@ impl Bert {
                 &la.probs
             };
             heads.context(step, &la.ctx, probs_used, &la.qkv)?;
-            self.conv1d(step, &a.lin, &la.ctx, &hname(l, "attn.c_proj"), bt, c, c)?;
+            self.conv1d(step, &a.lin, &la.ctx, &lp.c_proj, bt, c, c)?;
             // res1 = x + dropout(attention), and ln_2(res1), in one kernel
             let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
-            self.ln_residual(step, &la.res2, &la.mean2, &la.rstd2, &la.res1, &a.x[l], &a.lin, drop1, &hname(l, "ln_2"), bt)?;
+            self.ln_residual(step, &la.res2, &la.mean2, &la.rstd2, &la.res1, &a.x[l], &a.lin, drop1, &lp.ln_2, bt)?;
             // MLP on ln_2(res1)
-            self.conv1d(step, &la.inter_pre, &la.res2, &hname(l, "mlp.c_fc"), bt, i, c)?;
+            self.conv1d(step, &la.inter_pre, &la.res2, &lp.c_fc, bt, i, c)?;
             gelu::forward(step, gelu_kind, &la.inter, &la.inter_pre, bt * i)?;
-            self.conv1d(step, &a.lin, &la.inter, &hname(l, "mlp.c_proj"), bt, c, i)?;
+            self.conv1d(step, &a.lin, &la.inter, &lp.mlp_proj, bt, c, i)?;
             // x[l + 1] = res1 + dropout(mlp), and the LayerNorm that reads it, in one kernel
             let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
-            let (name, y, mean, rstd) = self.gpt2_next_ln(a, l);
-            self.ln_residual(step, y, mean, rstd, &a.x[l + 1], &la.res1, &a.lin, drop2, &name, bt)?;
+            let (norm, y, mean, rstd) = self.gpt2_next_ln(a, l);
+            self.ln_residual(step, y, mean, rstd, &a.x[l + 1], &la.res1, &a.lin, drop2, norm, bt)?;
         }
 
         // the LM head at the M predicted rows: ln_f(x) @ wte^T
         if let (true, Some(rows), Some(ma)) = (self.heads.mlm, &batch.mlm_rows, &self.mlm_acts) {
             let (m, v) = (batch.m, cfg.vocab_size);
             embedding::forward(step, &ma.x, rows, &a.fin, 0, m, c, bt, false)?;
-            Matmul::new(m, v, c).trans_b().record(step, &ma.logits, &ma.x, p.w("wte.weight"), None)?;
+            Matmul::new(m, v, c).trans_b().record(step, &ma.logits, &ma.x, p.value(wte), None)?;
             if let Some(lab) = &batch.mlm_labels {
                 cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
             }
@@ -140,6 +146,7 @@ impl Bert {
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let gelu_kind = cfg.gelu();
+        let (wte, wpe, hl, ln_f) = self.gpt2_parts();
         let emb_trainable = self.any_trainable(|n| n.starts_with("wte.") || n.starts_with("wpe."));
         let layer_trainable: Vec<bool> = (0..nl).map(|l| self.any_trainable(|n| n.starts_with(&format!("h.{l}.")))).collect();
         let need_below = |l: usize| emb_trainable || layer_trainable[..l].iter().any(|&x| x);
@@ -155,17 +162,17 @@ impl Bert {
         }
         let (m, v) = (batch.m, cfg.vocab_size);
         cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
-        if let Some(dw) = p.grad("wte.weight") {
+        if let Some(dw) = p.grad_of(wte) {
             Matmul::new(v, c, m).trans_a().accumulate().record(step, dw, &ma.d_logits, &ma.x, None)?;
         }
         if !body_needs_grad {
             return Ok(());
         }
-        Matmul::new(m, c, v).record(step, &ma.d_x, &ma.d_logits, p.w("wte.weight"), None)?;
+        Matmul::new(m, c, v).record(step, &ma.d_x, &ma.d_logits, p.value(wte), None)?;
         step.clear(&a.d_h1);
         embedding::backward(step, &a.d_h1, 0, &ma.d_x, g, c, bt)?;
         // ln_f: d_x = d x[L]
-        self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[nl], &a.fin_mean, &a.fin_rstd, "ln_f", bt, false, &a.ln_scratch)?;
+        self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[nl], &a.fin_mean, &a.fin_rstd, ln_f, bt, false, &a.ln_scratch)?;
 
         let heads = crate::kernels::attention::HeadSplit { b, t, h, d };
         let scale = 1.0 / (d as f32).sqrt();
@@ -174,7 +181,7 @@ impl Bert {
             if !layer_trainable[l] && !need_below(l) {
                 break;
             }
-            let la = &a.layers[l];
+            let (la, lp) = (&a.layers[l], &hl[l]);
             // x[l + 1] = res1 + dropout(mlp): the MLP's output gradient is dropout(d_x)
             let d_mlp = if hp > 0.0 {
                 dropout::apply(step, &a.d_tmp, &a.d_x, bt * c, hp, mode.seed(Site::Output(l)))?;
@@ -182,13 +189,13 @@ impl Bert {
             } else {
                 &a.d_x
             };
-            self.conv1d_backward(step, Some((&a.d_inter, false)), d_mlp, &la.inter, &hname(l, "mlp.c_proj"), bt, c, i)?;
+            self.conv1d_backward(step, Some((&a.d_inter, false)), d_mlp, &la.inter, &lp.mlp_proj, bt, c, i)?;
             gelu::backward(step, gelu_kind, &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
             // d(ln_2 output) in d_h1
-            self.conv1d_backward(step, Some((&a.d_h1, false)), &a.d_inter2, &la.res2, &hname(l, "mlp.c_fc"), bt, i, c)?;
+            self.conv1d_backward(step, Some((&a.d_h1, false)), &a.d_inter2, &la.res2, &lp.c_fc, bt, i, c)?;
             // d_res = d res1 = d_x (the residual) + ln_2's backward
             step.copy(&a.d_x, 0, &a.d_res, 0, bt * c)?;
-            self.ln_backward(step, &a.d_res, &a.d_h1, &la.res1, &la.mean2, &la.rstd2, &hname(l, "ln_2"), bt, true, &a.ln_scratch)?;
+            self.ln_backward(step, &a.d_res, &a.d_h1, &la.res1, &la.mean2, &la.rstd2, &lp.ln_2, bt, true, &a.ln_scratch)?;
             // res1 = x + dropout(attention output)
             let d_attn = if hp > 0.0 {
                 dropout::apply(step, &a.d_tmp, &a.d_res, bt * c, hp, mode.seed(Site::AttentionOutput(l)))?;
@@ -197,7 +204,7 @@ impl Bert {
                 &a.d_res
             };
             // d_ctx in lin2
-            self.conv1d_backward(step, Some((&a.lin2, false)), d_attn, &la.ctx, &hname(l, "attn.c_proj"), bt, c, c)?;
+            self.conv1d_backward(step, Some((&a.lin2, false)), d_attn, &la.ctx, &lp.c_proj, bt, c, c)?;
             let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
             heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
             if ap > 0.0 {
@@ -208,11 +215,11 @@ impl Bert {
             heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)?;
             // d(ln_1 output) in d_h1, wanted when something below learns or ln_1 itself does
             let ln1_needed = need_below(l) || layer_trainable[l];
-            self.conv1d_backward(step, ln1_needed.then_some((&a.d_h1, false)), &a.dqkv, &la.h1, &hname(l, "attn.c_attn"), bt, 3 * c, c)?;
+            self.conv1d_backward(step, ln1_needed.then_some((&a.d_h1, false)), &a.dqkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
             if ln1_needed {
                 // d x[l] = d_res (the residual) + ln_1's backward
                 step.copy(&a.d_res, 0, &a.d_x, 0, bt * c)?;
-                self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[l], &la.mean1, &la.rstd1, &hname(l, "ln_1"), bt, true, &a.ln_scratch)?;
+                self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[l], &la.mean1, &la.rstd1, &lp.ln_1, bt, true, &a.ln_scratch)?;
             }
         }
         if emb_trainable {
@@ -223,8 +230,8 @@ impl Bert {
             } else {
                 &a.d_x
             };
-            for (name, g, rows) in [("wte.weight", &batch.g_ids, cfg.vocab_size), ("wpe.weight", &batch.g_pos, cfg.max_position_embeddings)] {
-                if let Some(dw) = p.grad(name) {
+            for (id, g, rows) in [(wte, &batch.g_ids, cfg.vocab_size), (wpe, &batch.g_pos, cfg.max_position_embeddings)] {
+                if let Some(dw) = p.grad_of(id) {
                     embedding::backward(step, dw, 0, d_emb, g, c, rows)?;
                 }
             }

@@ -9,6 +9,11 @@ use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::matmul::Matmul;
 use crate::kernels::{cross_entropy, dropout, elementwise, embedding, gelu};
 
+/// A head the model's `Heads` say it has (its handles were resolved with them).
+fn need<T>(h: &Option<T>) -> Result<&T, GpuError> {
+    h.as_ref().ok_or_else(|| GpuError::Shape("a head the model does not have".into()))
+}
+
 fn lab_of(l: &Option<GpuBuf>) -> &GpuBuf {
     l.as_ref().expect("labels checked by the caller")
 }
@@ -21,15 +26,16 @@ impl Bert {
         let bt = b * batch.t;
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let last = &a.x[cfg.num_hidden_layers];
+        let (e, _, hh) = self.bert_parts();
         // pooler on [CLS]: tanh(dense(x[b*T]))
         let mean = self.pooling == Pooling::Mean;
         if self.heads.sop || (self.heads.num_labels > 0 && !mean) {
             embedding::forward(step, &a.cls_x, &batch.cls_rows, last, 0, b, c, bt, false)?;
-            self.linear(step, &a.pooled_pre, &a.cls_x, "pooler.dense", b, c, c)?;
+            self.linear(step, &a.pooled_pre, &a.cls_x, &hh.pooler, b, c, c)?;
             elementwise::tanh_forward(step, &a.pooled, &a.pooled_pre, b * c)?;
         }
         if self.heads.sop {
-            self.linear(step, &a.sop_logits, &a.pooled, "cls.seq_relationship", b, 2, c)?;
+            self.linear(step, &a.sop_logits, &a.pooled, need(&hh.sop)?, b, 2, c)?;
             if let Some(lab) = &batch.sop_labels {
                 cross_entropy::forward(step, &a.stats[STAT_SOP], &a.ce_rows, &a.sop_logits, lab, b, 2)?;
             }
@@ -48,7 +54,7 @@ impl Bert {
             } else {
                 src
             };
-            self.linear(step, &a.cls_logits, pooled, "classifier", b, nl, c)?;
+            self.linear(step, &a.cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
             if let Some(lab) = &batch.cls_labels {
                 cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
             }
@@ -58,11 +64,11 @@ impl Bert {
         if let (true, Some(rows), Some(ma)) = (self.heads.mlm, &batch.mlm_rows, &self.mlm_acts) {
             let m = batch.m;
             embedding::forward(step, &ma.x, rows, last, 0, m, c, bt, false)?;
-            self.linear(step, &ma.pre, &ma.x, "cls.predictions.transform.dense", m, c, c)?;
+            self.linear(step, &ma.pre, &ma.x, &need(&hh.mlm)?.0, m, c, c)?;
             gelu::forward(step, cfg.gelu(), &ma.act, &ma.pre, m * c)?;
-            self.ln_forward(step, &ma.ln, &ma.mean, &ma.rstd, &ma.act, "cls.predictions.transform.LayerNorm", m)?;
+            self.ln_forward(step, &ma.ln, &ma.mean, &ma.rstd, &ma.act, &need(&hh.mlm)?.1, m)?;
             let v = cfg.vocab_size;
-            Matmul::new(m, v, c).trans_b().record(step, &ma.logits, &ma.ln, p.w("embeddings.word_embeddings.weight"), Some(p.w("cls.predictions.bias")))?;
+            Matmul::new(m, v, c).trans_b().record(step, &ma.logits, &ma.ln, p.value(e.word), Some(p.value(need(&hh.mlm)?.2)))?;
             if let Some(lab) = &batch.mlm_labels {
                 cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
             }
@@ -77,24 +83,24 @@ impl Bert {
         let (b, c) = (batch.b, cfg.hidden_size);
         let bt = b * batch.t;
         let hp = mode.prob(cfg.hidden_dropout_prob);
+        let (e, _, hh) = self.bert_parts();
         if encoder_needs_grad {
             step.clear(&a.d_x);
         }
         if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.mlm, &self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
             let (m, v) = (batch.m, cfg.vocab_size);
             cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
-            let word = "embeddings.word_embeddings.weight";
-            if let Some(dw) = p.grad(word) {
+            if let Some(dw) = p.grad_of(e.word) {
                 Matmul::new(v, c, m).trans_a().accumulate().record(step, dw, &ma.d_logits, &ma.ln, None)?;
             }
-            if let Some(db) = p.grad("cls.predictions.bias") {
+            if let Some(db) = p.grad_of(need(&hh.mlm)?.2) {
                 elementwise::bias_grad(step, db, &ma.d_logits, m, v)?;
             }
-            Matmul::new(m, c, v).record(step, &ma.d_ln, &ma.d_logits, p.w(word), None)?;
-            self.ln_backward(step, &ma.d_act, &ma.d_ln, &ma.act, &ma.mean, &ma.rstd, "cls.predictions.transform.LayerNorm", m, false, &a.ln_scratch)?;
+            Matmul::new(m, c, v).record(step, &ma.d_ln, &ma.d_logits, p.value(e.word), None)?;
+            self.ln_backward(step, &ma.d_act, &ma.d_ln, &ma.act, &ma.mean, &ma.rstd, &need(&hh.mlm)?.1, m, false, &a.ln_scratch)?;
             gelu::backward(step, cfg.gelu(), &ma.d_ln, &ma.pre, &ma.d_act, m * c)?;
             let dx = encoder_needs_grad.then_some((&ma.d_x, false));
-            self.linear_backward(step, dx, &ma.d_ln, &ma.x, "cls.predictions.transform.dense", m, c, c)?;
+            self.linear_backward(step, dx, &ma.d_ln, &ma.x, &need(&hh.mlm)?.0, m, c, c)?;
             if encoder_needs_grad {
                 embedding::backward(step, &a.d_x, 0, &ma.d_x, g, c, bt)?;
             }
@@ -107,12 +113,12 @@ impl Bert {
             cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab_of(&batch.cls_labels), &a.stats[STAT_CLS], b, nl, 1.0)?;
             let input = if hp > 0.0 { &a.pooled_d } else { &a.mean };
             if hp > 0.0 {
-                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_pooled_pre, false)), &a.d_cls_logits, input, "classifier", b, nl, c)?;
+                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_pooled_pre, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b, nl, c)?;
                 if encoder_needs_grad {
                     dropout::apply(step, &a.d_mean, &a.d_pooled_pre, b * c, hp, mode.seed(Site::Classifier))?;
                 }
             } else {
-                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_mean, false)), &a.d_cls_logits, input, "classifier", b, nl, c)?;
+                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_mean, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b, nl, c)?;
             }
             if encoder_needs_grad {
                 Matmul::new(bt, c, b).trans_a().accumulate().record(step, &a.d_x, batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?, &a.d_mean, None)?;
@@ -123,26 +129,26 @@ impl Bert {
             step.clear(&a.d_pooled);
             if let (true, Some(lab)) = (self.heads.sop, &batch.sop_labels) {
                 cross_entropy::backward(step, &a.d_sop_logits, &a.sop_logits, lab, &a.stats[STAT_SOP], b, 2, 1.0)?;
-                self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_sop_logits, &a.pooled, "cls.seq_relationship", b, 2, c)?;
+                self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_sop_logits, &a.pooled, need(&hh.sop)?, b, 2, c)?;
             }
             if let (true, Some(lab)) = (self.heads.num_labels > 0 && !mean, &batch.cls_labels) {
                 let nl = self.heads.num_labels;
                 cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab, &a.stats[STAT_CLS], b, nl, 1.0)?;
                 let pooled = if hp > 0.0 { &a.pooled_d } else { &a.pooled };
                 if hp > 0.0 {
-                    self.linear_backward(step, Some((&a.d_pooled_pre, false)), &a.d_cls_logits, pooled, "classifier", b, nl, c)?;
+                    self.linear_backward(step, Some((&a.d_pooled_pre, false)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
                     dropout::apply(step, &a.d_cls_x, &a.d_pooled_pre, b * c, hp, mode.seed(Site::Classifier))?;
                     elementwise::add(step, &a.d_pooled_pre, &a.d_pooled, &a.d_cls_x, b * c)?;
                     step.copy(&a.d_pooled_pre, 0, &a.d_pooled, 0, b * c)?;
                 } else {
-                    self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_cls_logits, pooled, "classifier", b, nl, c)?;
+                    self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
                 }
             }
             let pooler_needs = encoder_needs_grad || self.any_trainable(|n| n.starts_with("pooler."));
             if pooler_needs {
                 elementwise::tanh_backward(step, &a.d_pooled_pre, &a.pooled, &a.d_pooled, b * c)?;
                 let dx = encoder_needs_grad.then_some((&a.d_cls_x, false));
-                self.linear_backward(step, dx, &a.d_pooled_pre, &a.cls_x, "pooler.dense", b, c, c)?;
+                self.linear_backward(step, dx, &a.d_pooled_pre, &a.cls_x, &hh.pooler, b, c, c)?;
                 if encoder_needs_grad {
                     embedding::backward(step, &a.d_x, 0, &a.d_cls_x, &batch.g_cls, c, bt)?;
                 }

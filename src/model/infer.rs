@@ -109,6 +109,7 @@ impl Bert {
         let a = self.acts.as_ref().unwrap();
         let c = self.cfg.hidden_size;
         let hp = mode.prob(self.cfg.hidden_dropout_prob);
+        let classifier = self.bert_parts().2.classifier.ok_or("this model has no classification head")?;
         let r = (|| -> Result<(), GpuError> {
             embedding::forward(step, &a.cls_x, rows, feats, 0, b, c, n, false)?;
             let x = if hp > 0.0 {
@@ -117,12 +118,12 @@ impl Bert {
             } else {
                 &a.cls_x
             };
-            self.linear(step, &a.cls_logits, x, "classifier", b, nl, c)?;
+            self.linear(step, &a.cls_logits, x, &classifier, b, nl, c)?;
             if let Some(lab) = labels {
                 cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
                 if backward {
                     cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab, &a.stats[STAT_CLS], b, nl, 1.0)?;
-                    self.linear_backward(step, None, &a.d_cls_logits, x, "classifier", b, nl, c)?;
+                    self.linear_backward(step, None, &a.d_cls_logits, x, &classifier, b, nl, c)?;
                 }
             }
             Ok(())

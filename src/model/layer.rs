@@ -4,7 +4,6 @@
 use super::batch::Batch;
 use super::bert::Bert;
 use super::mode::{Mode, Site};
-use super::ops::lname;
 use crate::gpu::{GpuError, Step};
 use crate::kernels::attention::HeadSplit;
 use crate::kernels::dropout::Dropout;
@@ -21,10 +20,9 @@ impl Bert {
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let heads = HeadSplit { b, t, h, d };
-        let la = &a.layers[l];
-        let x = &a.x[l];
+        let (la, x, lp) = (&a.layers[l], &a.x[l], &self.bert_parts().1[l]);
         // one projection to (B*T, 3C): the query, key and value weights side by side
-        let qkv = self.qkv(l)?;
+        let qkv = self.qkv(lp)?;
         Matmul::new(bt, 3 * c, c).trans_b().record(step, &la.qkv, x, &qkv.w, Some(&qkv.b))?;
         // scores = q k^T; probs = softmax(scores / sqrt(D) + mask); ctx = dropout(probs) v
         heads.scores(step, &a.scores, &la.qkv)?;
@@ -43,15 +41,15 @@ impl Bert {
         };
         heads.context(step, &la.ctx, probs_used, &la.qkv)?;
         // attention output: dense, then dropout, residual and layernorm in one kernel
-        self.linear(step, &a.lin, &la.ctx, &lname(l, "attention.output.dense"), bt, c, c)?;
+        self.linear(step, &a.lin, &la.ctx, &lp.attn_out, bt, c, c)?;
         let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
-        self.ln_residual(step, &la.h1, &la.mean1, &la.rstd1, &la.res1, x, &a.lin, drop1, &lname(l, "attention.output.LayerNorm"), bt)?;
+        self.ln_residual(step, &la.h1, &la.mean1, &la.rstd1, &la.res1, x, &a.lin, drop1, &lp.attn_ln, bt)?;
         // feed-forward: dense + GELU, dense, then dropout, residual and layernorm
-        self.linear(step, &la.inter_pre, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
+        self.linear(step, &la.inter_pre, &la.h1, &lp.inter, bt, i, c)?;
         gelu::forward(step, cfg.gelu(), &la.inter, &la.inter_pre, bt * i)?;
-        self.linear(step, &a.lin, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
+        self.linear(step, &a.lin, &la.inter, &lp.out, bt, c, i)?;
         let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
-        self.ln_residual(step, &a.x[l + 1], &la.mean2, &la.rstd2, &la.res2, &la.h1, &a.lin, drop2, &lname(l, "output.LayerNorm"), bt)
+        self.ln_residual(step, &a.x[l + 1], &la.mean2, &la.rstd2, &la.res2, &la.h1, &a.lin, drop2, &lp.out_ln, bt)
     }
 
     /// From d_x (the gradient at x[l + 1]): the layer's trainable gradients and, when
@@ -64,25 +62,24 @@ impl Bert {
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let heads = HeadSplit { b, t, h, d };
         let scale = 1.0 / (d as f32).sqrt();
-        let la = &a.layers[l];
-        let x = &a.x[l];
+        let (la, x, lp) = (&a.layers[l], &a.x[l], &self.bert_parts().1[l]);
         // output layernorm -> d_res (gradient at res2 = o + h1) and, through the residual branch's
         // dropout, d_o = dropout(d_res) in the same kernel
         let drop2 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, mode.seed(Site::Output(l)))));
-        self.ln_backward_dropped(step, &a.d_res, drop2, &a.d_x, &la.res2, &la.mean2, &la.rstd2, &lname(l, "output.LayerNorm"), bt, &a.ln_scratch)?;
+        self.ln_backward_dropped(step, &a.d_res, drop2, &a.d_x, &la.res2, &la.mean2, &la.rstd2, &lp.out_ln, bt, &a.ln_scratch)?;
         // residual: d_h1 = d_res
         step.copy(&a.d_res, 0, &a.d_h1, 0, bt * c)?;
         let d_o = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
-        self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lname(l, "output.dense"), bt, c, i)?;
+        self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lp.out, bt, c, i)?;
         // GELU: d_inter2 = d(inter_pre)
         gelu::backward(step, cfg.gelu(), &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
-        self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lname(l, "intermediate.dense"), bt, i, c)?;
+        self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lp.inter, bt, i, c)?;
         // attention output layernorm -> d_res (gradient at res1 = a + x), d_a = dropout(d_res)
         let drop1 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, mode.seed(Site::AttentionOutput(l)))));
-        self.ln_backward_dropped(step, &a.d_res, drop1, &a.d_h1, &la.res1, &la.mean1, &la.rstd1, &lname(l, "attention.output.LayerNorm"), bt, &a.ln_scratch)?;
+        self.ln_backward_dropped(step, &a.d_res, drop1, &a.d_h1, &la.res1, &la.mean1, &la.rstd1, &lp.attn_ln, bt, &a.ln_scratch)?;
         let d_a = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
         // d_ctx (B*T, C) in lin2; the residual's d_x = d_res is added below
-        self.linear_backward(step, Some((&a.lin2, false)), d_a, &la.ctx, &lname(l, "attention.output.dense"), bt, c, c)?;
+        self.linear_backward(step, Some((&a.lin2, false)), d_a, &la.ctx, &lp.attn_out, bt, c, c)?;
         // ctx = P' v (P' = dropout(P)): dP' = dctx v^T; dv = P'^T dctx; the softmax backward takes
         // dP' back through the dropout
         let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
@@ -97,7 +94,7 @@ impl Bert {
         if input_needed {
             step.copy(&a.d_res, 0, &a.d_x, 0, bt * c)?;
         }
-        let qkv = self.qkv(l)?;
+        let qkv = self.qkv(lp)?;
         if let Some(dw) = &qkv.dw {
             Matmul::new(3 * c, c, bt).trans_a().accumulate().record(step, dw, &a.dqkv, x, None)?;
         }

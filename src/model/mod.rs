@@ -11,6 +11,7 @@ pub mod checks;
 pub mod config;
 mod embeddings;
 mod gpt2;
+mod handles;
 mod heads;
 pub mod infer;
 mod layer;

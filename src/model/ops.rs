@@ -4,89 +4,89 @@
 
 use super::acts::Fused;
 use super::bert::Bert;
+use super::handles::{BertEmbeddings, BertHeads, BertLayer, Handles, Lin, Norm};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::elementwise;
 use crate::kernels::layernorm::{self, LnParams};
 use crate::kernels::matmul::Matmul;
 
-/// The name of a tensor of BERT's encoder layer `l`.
-pub(super) fn lname(l: usize, rest: &str) -> String {
-    format!("encoder.layer.{l}.{rest}")
-}
-
 impl Bert {
-    /// Layer `l`'s query, key and value projections as one (3C, C) weight and (3C) bias: views that
-    /// span the three tensors, which the arena layout keeps side by side.
-    pub(super) fn qkv(&self, l: usize) -> Result<Fused, GpuError> {
-        let names = |part: &str| ["query", "key", "value"].map(|n| lname(l, &format!("attention.self.{n}.{part}")));
-        let (w, dw) = self.params.fused(&names("weight")).map_err(GpuError::Shape)?;
-        let (b, db) = self.params.fused(&names("bias")).map_err(GpuError::Shape)?;
+    /// A BERT layer's query, key and value projections as one (3C, C) weight and (3C) bias: views
+    /// that span the three tensors, which the arena layout keeps side by side.
+    pub(super) fn qkv(&self, layer: &BertLayer) -> Result<Fused, GpuError> {
+        let (w, dw) = self.params.fused(&layer.qkv_w).map_err(GpuError::Shape)?;
+        let (b, db) = self.params.fused(&layer.qkv_b).map_err(GpuError::Shape)?;
         Ok(Fused { w, b, dw, db })
     }
 
-    /// y (rows, out) = x (rows, inp) @ W^T + b for the linear layer `name` (torch layout (out, inp)).
-    pub(super) fn linear(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, name: &str, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
+    /// y (rows, out) = x (rows, inp) @ W^T + b for a linear layer (torch layout (out, inp)).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn linear(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
-        Matmul::new(rows, out, inp).trans_b().record(step, y, x, p.w(&format!("{name}.weight")), Some(p.w(&format!("{name}.bias"))))
+        Matmul::new(rows, out, inp).trans_b().record(step, y, x, p.value(lin.w), Some(p.value(lin.b)))
     }
 
     /// The backward of `linear`: dW += dy^T x and db += sum(dy) when trainable; dx = (or +=) dy W.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn linear_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, name: &str, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
+    pub(super) fn linear_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
-        let wn = format!("{name}.weight");
-        if let Some(dw) = p.grad(&wn) {
+        if let Some(dw) = p.grad_of(lin.w) {
             Matmul::new(out, inp, rows).trans_a().accumulate().record(step, dw, dy, x, None)?;
         }
-        if let Some(db) = p.grad(&format!("{name}.bias")) {
+        if let Some(db) = p.grad_of(lin.b) {
             elementwise::bias_grad(step, db, dy, rows, out)?;
         }
         if let Some((dx, acc)) = dx {
             let mut mm = Matmul::new(rows, inp, out);
             mm.accumulate = acc;
-            mm.record(step, dx, dy, p.w(&wn), None)?;
+            mm.record(step, dx, dy, p.value(lin.w), None)?;
         }
         Ok(())
     }
 
-    pub(super) fn ln_forward(&self, step: &mut Step, y: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, x: &GpuBuf, name: &str, rows: usize) -> Result<(), GpuError> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ln_forward(&self, step: &mut Step, y: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, x: &GpuBuf, n: &Norm, rows: usize) -> Result<(), GpuError> {
         let p = &self.params;
         let eps = self.cfg.layer_norm_eps as f32;
-        layernorm::forward(step, y, mean, rstd, x, p.w(&format!("{name}.weight")), p.w(&format!("{name}.bias")), LnParams::default(), rows, self.cfg.hidden_size, eps)
+        layernorm::forward(step, y, mean, rstd, x, p.value(n.g), p.value(n.b), LnParams::default(), rows, self.cfg.hidden_size, eps)
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn ln_backward(&self, step: &mut Step, dx: &GpuBuf, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, name: &str, rows: usize, accumulate: bool, scratch: &GpuBuf) -> Result<(), GpuError> {
+    pub(super) fn ln_backward(&self, step: &mut Step, dx: &GpuBuf, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, n: &Norm, rows: usize, accumulate: bool, scratch: &GpuBuf) -> Result<(), GpuError> {
         let p = &self.params;
-        let wn = format!("{name}.weight");
-        let dg = p.grad(&wn).unwrap_or(scratch);
-        let db = p.grad(&format!("{name}.bias")).unwrap_or(scratch);
-        layernorm::backward(step, dx, dg, db, dy, x, mean, rstd, p.w(&wn), LnParams::default(), rows, self.cfg.hidden_size, accumulate)
+        let dg = p.grad_of(n.g).unwrap_or(scratch);
+        let db = p.grad_of(n.b).unwrap_or(scratch);
+        layernorm::backward(step, dx, dg, db, dy, x, mean, rstd, p.value(n.g), LnParams::default(), rows, self.cfg.hidden_size, accumulate)
     }
 
     /// y = layernorm(res), res = skip + dropout(branch) written too: one dispatch.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn ln_residual(&self, step: &mut Step, y: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, res: &GpuBuf, skip: &GpuBuf, branch: &GpuBuf, drop: Dropout, name: &str, rows: usize) -> Result<(), GpuError> {
+    pub(super) fn ln_residual(&self, step: &mut Step, y: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, res: &GpuBuf, skip: &GpuBuf, branch: &GpuBuf, drop: Dropout, n: &Norm, rows: usize) -> Result<(), GpuError> {
         let p = &self.params;
         let eps = self.cfg.layer_norm_eps as f32;
-        let (g, b) = (p.w(&format!("{name}.weight")), p.w(&format!("{name}.bias")));
-        layernorm::forward_residual(step, y, mean, rstd, res, skip, branch, drop, g, b, LnParams::default(), rows, self.cfg.hidden_size, eps)
+        layernorm::forward_residual(step, y, mean, rstd, res, skip, branch, drop, p.value(n.g), p.value(n.b), LnParams::default(), rows, self.cfg.hidden_size, eps)
     }
 
     /// [`Bert::ln_backward`] (not accumulating) that also writes dropout(dx) into `dxd`.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn ln_backward_dropped(&self, step: &mut Step, dx: &GpuBuf, dxd: Option<(&GpuBuf, Dropout)>, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, name: &str, rows: usize, scratch: &GpuBuf) -> Result<(), GpuError> {
+    pub(super) fn ln_backward_dropped(&self, step: &mut Step, dx: &GpuBuf, dxd: Option<(&GpuBuf, Dropout)>, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, n: &Norm, rows: usize, scratch: &GpuBuf) -> Result<(), GpuError> {
         let p = &self.params;
-        let wn = format!("{name}.weight");
-        let dg = p.grad(&wn).unwrap_or(scratch);
-        let db = p.grad(&format!("{name}.bias")).unwrap_or(scratch);
-        layernorm::backward_dropped(step, dx, dxd, None, dg, db, dy, x, mean, rstd, p.w(&wn), LnParams::default(), rows, self.cfg.hidden_size, false)
+        let dg = p.grad_of(n.g).unwrap_or(scratch);
+        let db = p.grad_of(n.b).unwrap_or(scratch);
+        layernorm::backward_dropped(step, dx, dxd, None, dg, db, dy, x, mean, rstd, p.value(n.g), LnParams::default(), rows, self.cfg.hidden_size, false)
     }
 
-    /// Whether any parameter named with one of `prefixes` is trainable.
+    /// Whether any parameter whose name `pred` accepts is trainable.
     pub(super) fn any_trainable(&self, pred: impl Fn(&str) -> bool) -> bool {
         self.params.params.iter().any(|p| p.trainable && pred(&p.name))
     }
 
+    /// BERT's parts (embeddings, layers, heads); a programming error on a GPT-2.
+    pub(super) fn bert_parts(&self) -> (&BertEmbeddings, &[BertLayer], &BertHeads) {
+        match &self.handles {
+            Handles::Bert { emb, layers, heads } => (emb, layers, heads),
+            Handles::Gpt2 { .. } => unreachable!("BERT's layers asked of a GPT-2"),
+        }
+    }
 }

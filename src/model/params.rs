@@ -233,7 +233,36 @@ fn canonical(stored: &str) -> String {
     s
 }
 
+/// A parameter resolved by name once, when the model is built: its place in the store. The model's
+/// layers hold these (see handles.rs) instead of looking names up on every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Id(usize);
+
 impl ParamStore {
+    /// The handle of `name`, or which tensor is missing.
+    pub fn id(&self, name: &str) -> Result<Id, String> {
+        self.index.get(name).map(|&i| Id(i)).ok_or_else(|| format!("the model has no tensor {name}"))
+    }
+
+    /// The value buffer of a resolved parameter.
+    pub fn value(&self, id: Id) -> &GpuBuf {
+        &self.params[id.0].value
+    }
+
+    /// Its gradient buffer, when it is trainable.
+    pub fn grad_of(&self, id: Id) -> Option<&GpuBuf> {
+        let p = &self.params[id.0];
+        if p.trainable {
+            p.grad.as_ref()
+        } else {
+            None
+        }
+    }
+
+    pub fn name_of(&self, id: Id) -> &str {
+        &self.params[id.0].name
+    }
+
     pub fn get(&self, name: &str) -> Option<&Param> {
         self.index.get(name).map(|&i| &self.params[i])
     }
@@ -364,8 +393,9 @@ impl ParamStore {
     /// One view spanning the tensors `names`, which must be consecutive in one arena with no gap
     /// (the layout packs a layer's query, key and value so), and the view of their gradients when
     /// they are trainable (all of them or none).
-    pub fn fused(&self, names: &[String]) -> Result<(GpuBuf, Option<GpuBuf>), String> {
-        let idx: Vec<usize> = names.iter().map(|n| self.index.get(n).copied().ok_or_else(|| format!("no tensor {n}"))).collect::<Result<_, _>>()?;
+    pub fn fused(&self, ids: &[Id]) -> Result<(GpuBuf, Option<GpuBuf>), String> {
+        let idx: Vec<usize> = ids.iter().map(|i| i.0).collect();
+        let names: Vec<&str> = idx.iter().map(|&i| self.params[i].name.as_str()).collect();
         let first = &self.params[idx[0]];
         let mut end = first.off;
         for &i in &idx {

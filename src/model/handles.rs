@@ -1,0 +1,134 @@
+//! The model's parameters as typed handles, resolved by name once when the model is built (as
+//! candle's `VarBuilder` resolves a prefix): each layer holds its tensors' [`Id`]s, so a forward or
+//! backward looks nothing up by string.
+
+use super::bert::Heads;
+use super::config::{BertConfig, Body};
+use super::params::{Id, ParamStore};
+
+/// A linear layer (or GPT-2's Conv1D): weight and bias.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lin {
+    pub w: Id,
+    pub b: Id,
+}
+
+/// A LayerNorm: gain and bias.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Norm {
+    pub g: Id,
+    pub b: Id,
+}
+
+/// One BERT encoder layer.
+pub(super) struct BertLayer {
+    /// The query, key and value projections' weights and biases (packed side by side).
+    pub qkv_w: [Id; 3],
+    pub qkv_b: [Id; 3],
+    pub attn_out: Lin,
+    pub attn_ln: Norm,
+    pub inter: Lin,
+    pub out: Lin,
+    pub out_ln: Norm,
+}
+
+/// BERT's embeddings.
+pub(super) struct BertEmbeddings {
+    pub word: Id,
+    pub position: Id,
+    pub token_type: Id,
+    pub ln: Norm,
+}
+
+/// The heads a BERT carries (each present or not).
+pub(super) struct BertHeads {
+    pub pooler: Lin,
+    pub sop: Option<Lin>,
+    pub classifier: Option<Lin>,
+    /// The masked-LM head: transform dense, its LayerNorm, and the output bias.
+    pub mlm: Option<(Lin, Norm, Id)>,
+}
+
+/// One GPT-2 layer.
+pub(super) struct Gpt2Layer {
+    pub ln_1: Norm,
+    pub c_attn: Lin,
+    pub c_proj: Lin,
+    pub ln_2: Norm,
+    pub c_fc: Lin,
+    pub mlp_proj: Lin,
+}
+
+/// Every parameter of the model, by its role.
+pub(super) enum Handles {
+    Bert { emb: BertEmbeddings, layers: Vec<BertLayer>, heads: BertHeads },
+    Gpt2 { wte: Id, wpe: Id, layers: Vec<Gpt2Layer>, ln_f: Norm },
+}
+
+/// Names under a prefix, resolved in one store.
+struct Names<'a> {
+    store: &'a ParamStore,
+    prefix: String,
+}
+
+impl<'a> Names<'a> {
+    fn at(store: &'a ParamStore, prefix: impl Into<String>) -> Names<'a> {
+        Names { store, prefix: prefix.into() }
+    }
+    fn id(&self, rest: &str) -> Result<Id, String> {
+        let name = if self.prefix.is_empty() { rest.to_string() } else { format!("{}.{rest}", self.prefix) };
+        self.store.id(&name)
+    }
+    fn lin(&self, rest: &str) -> Result<Lin, String> {
+        Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: self.id(&format!("{rest}.bias"))? })
+    }
+    fn norm(&self, rest: &str) -> Result<Norm, String> {
+        Ok(Norm { g: self.id(&format!("{rest}.weight"))?, b: self.id(&format!("{rest}.bias"))? })
+    }
+}
+
+impl Handles {
+    /// The handles of a model with `cfg` and `heads` whose tensors are in `store`.
+    pub(super) fn resolve(store: &ParamStore, cfg: &BertConfig, heads: Heads) -> Result<Handles, String> {
+        let root = Names::at(store, "");
+        if cfg.body == Body::Gpt2 {
+            let layers = (0..cfg.num_hidden_layers)
+                .map(|l| {
+                    let n = Names::at(store, format!("h.{l}"));
+                    Ok(Gpt2Layer { ln_1: n.norm("ln_1")?, c_attn: n.lin("attn.c_attn")?, c_proj: n.lin("attn.c_proj")?, ln_2: n.norm("ln_2")?, c_fc: n.lin("mlp.c_fc")?, mlp_proj: n.lin("mlp.c_proj")? })
+                })
+                .collect::<Result<_, String>>()?;
+            return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")? });
+        }
+        let e = Names::at(store, "embeddings");
+        let emb = BertEmbeddings { word: e.id("word_embeddings.weight")?, position: e.id("position_embeddings.weight")?, token_type: e.id("token_type_embeddings.weight")?, ln: e.norm("LayerNorm")? };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|l| {
+                let n = Names::at(store, format!("encoder.layer.{l}"));
+                let part = |p: &str| -> Result<[Id; 3], String> { Ok([n.id(&format!("attention.self.query.{p}"))?, n.id(&format!("attention.self.key.{p}"))?, n.id(&format!("attention.self.value.{p}"))?]) };
+                Ok(BertLayer {
+                    qkv_w: part("weight")?,
+                    qkv_b: part("bias")?,
+                    attn_out: n.lin("attention.output.dense")?,
+                    attn_ln: n.norm("attention.output.LayerNorm")?,
+                    inter: n.lin("intermediate.dense")?,
+                    out: n.lin("output.dense")?,
+                    out_ln: n.norm("output.LayerNorm")?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        let mlm = if heads.mlm {
+            let c = Names::at(store, "cls.predictions");
+            Some((c.lin("transform.dense")?, c.norm("transform.LayerNorm")?, c.id("bias")?))
+        } else {
+            None
+        };
+        let heads = BertHeads {
+            pooler: root.lin("pooler.dense")?,
+            sop: if heads.sop { Some(root.lin("cls.seq_relationship")?) } else { None },
+            classifier: if heads.num_labels > 0 { Some(root.lin("classifier")?) } else { None },
+            mlm,
+        };
+        Ok(Handles::Bert { emb, layers, heads })
+    }
+}
