@@ -73,7 +73,7 @@ pub enum Event {
     Paused { step: usize },
     Resumed {},
     /// A pretraining step: losses, accuracies, timing and the batch drawn token by token.
-    PretrainStep(serde_json::Value),
+    PretrainStep(PretrainStep),
     /// The top predictions at the demo sentence's [MASK]s during pretraining.
     Probe { step: usize, predictions: Vec<Vec<(String, f32)>> },
     PretrainDone { steps: usize, ms_per_step: f64, stopped: Option<String> },
@@ -85,13 +85,14 @@ pub enum Event {
     /// A run stopped early: asked to, or at a non-finite step (`reason` says what happened).
     Stopped { step: usize, reason: String, nonfinite: bool },
     Fill(serde_json::Value),
-    Classified(serde_json::Value),
+    /// Class probabilities per text, as bars (highest first).
+    Classified { bars: Vec<Vec<Bar>> },
     Similarity { cosine: f64 },
     Message { text: String },
     /// A snapshot was saved, or snapshots are off (`off` says why).
-    Snapshot(serde_json::Value),
+    Snapshot(SnapshotNote),
     /// A saved session exists in this browser (offered for restoring).
-    Saved(serde_json::Value),
+    Saved(SavedSession),
     Restored(serde_json::Value),
     /// Dispatches per kernel of the last run.
     Counters(serde_json::Value),
@@ -105,6 +106,46 @@ pub enum Event {
     GenDone { text: String, tokens: usize, stopped_at: String },
     /// The worker failed (a panic, an uncaught exception): worker.js sends this one too.
     Crashed { message: String },
+}
+
+/// One pretraining step, as the page shows it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PretrainStep {
+    pub step: usize,
+    pub total: usize,
+    pub mlm: f32,
+    pub sop: f32,
+    pub mlm_acc: f32,
+    pub sop_acc: f32,
+    pub lr: f32,
+    pub ms: f64,
+    pub eta: f64,
+    /// The batch's first sequence: (token shown, what masking did to it, the original token when
+    /// it was replaced).
+    pub seq: Vec<(String, String, String)>,
+    /// Tokens of the batch chosen for prediction, and what became of them.
+    pub chosen: usize,
+    pub masked: usize,
+    pub random: usize,
+    pub unchanged: usize,
+}
+
+/// A snapshot was saved at `step`, or snapshots are off (`off` says why).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SnapshotNote {
+    pub off: Option<String>,
+    pub step: usize,
+    pub kind: String,
+    pub saved_at: String,
+}
+
+/// The session saved in this browser, offered for restoring.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SavedSession {
+    pub step: usize,
+    pub saved_at: String,
+    pub source: String,
+    pub kind: String,
 }
 
 /// One fine-tuning step, as the page charts it.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::protocol::{self, Bar, Command, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PretrainSettings, TrainStep};
+use super::protocol::{self, Bar, Command, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
 
 pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
@@ -63,17 +63,18 @@ pub struct St {
     pub pcurve: RwSignal<Vec<(f64, f64, f64)>>,
     /// (step, MLM accuracy, SOP accuracy) of each batch
     pub pacc: RwSignal<Vec<(f64, f64, f64)>>,
-    pub pstep: RwSignal<Option<Value>>,
-    pub probe: RwSignal<Option<Value>>,
+    pub pstep: RwSignal<Option<PretrainStep>>,
+    /// The demo sentence's [MASK] predictions during pretraining: (step, top-k per [MASK]).
+    pub probe: RwSignal<Option<(usize, Vec<Vec<(String, f32)>>)>>,
     pub runs: RwSignal<Vec<Run>>,
     pub step: RwSignal<Option<TrainStep>>,
     pub confusion: RwSignal<Option<(Vec<String>, Vec<Vec<usize>>)>>,
     pub fill: RwSignal<Option<Value>>,
-    pub classified: RwSignal<Option<Value>>,
+    pub classified: RwSignal<Option<Vec<Vec<Bar>>>>,
     pub similarity: RwSignal<Option<f64>>,
     pub exports: RwSignal<Vec<(String, String, usize)>>,
-    pub saved: RwSignal<Option<Value>>,
-    pub snapshot: RwSignal<Option<Value>>,
+    pub saved: RwSignal<Option<SavedSession>>,
+    pub snapshot: RwSignal<Option<SnapshotNote>>,
     pub counters: RwSignal<Option<Value>>,
     pub profile: RwSignal<Option<Value>>,
     pub last_step_ms: RwSignal<f64>,
@@ -181,12 +182,12 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.status.set("running".into());
         }
         Event::PretrainStep(d) => {
-            st.pcurve.update(|c| c.push((f(&d, "step"), f(&d, "mlm"), f(&d, "sop"))));
-            st.pacc.update(|c| c.push((f(&d, "step"), f(&d, "mlm_acc"), f(&d, "sop_acc"))));
-            st.last_step_ms.set(f(&d, "ms"));
+            st.pcurve.update(|c| c.push((d.step as f64, d.mlm as f64, d.sop as f64)));
+            st.pacc.update(|c| c.push((d.step as f64, d.mlm_acc as f64, d.sop_acc as f64)));
+            st.last_step_ms.set(d.ms);
             st.pstep.set(Some(d));
         }
-        Event::Probe { step, predictions } => st.probe.set(Some(serde_json::json!({"step": step, "predictions": predictions}))),
+        Event::Probe { step, predictions } => st.probe.set(Some((step, predictions))),
         Event::Plan { run, total, train, val, truncated, max_len } => {
             st.runs.update(|r| {
                 r.retain(|x| x.name != run);
@@ -223,7 +224,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.status.set(format!("stopped at step {step}"));
         }
         Event::Fill(d) => st.fill.set(Some(d)),
-        Event::Classified(d) => st.classified.set(Some(d)),
+        Event::Classified { bars } => st.classified.set(Some(bars)),
         Event::Similarity { cosine } => st.similarity.set(Some(cosine)),
         Event::Message { text } => st.messages.update(|m| m.push(text)),
         Event::Snapshot(d) => st.snapshot.set(Some(d)),
@@ -822,17 +823,14 @@ fn PretrainPanel() -> impl IntoView {
             </div>
             {move || st.pstep.get().map(|d| view! {
                 <p id="pt-status">{if st.pcausal.get() {
-                    format!("step {} of {}: next-word loss {:.3} (accuracy on this batch's next words {:.3}), {:.0} ms/step, ETA {:.0} s", d["step"], d["total"], f(&d, "mlm"), f(&d, "mlm_acc"), f(&d, "ms"), f(&d, "eta"))
+                    format!("step {} of {}: next-word loss {:.3} (accuracy on this batch's next words {:.3}), {:.0} ms/step, ETA {:.0} s", d.step, d.total, d.mlm, d.mlm_acc, d.ms, d.eta)
                 } else {
                     format!("step {} of {}: MLM loss {:.3} (accuracy on this batch's masked tokens {:.3}), SOP loss {:.3} (accuracy {:.3}), {:.0} ms/step, ETA {:.0} s",
-                        d["step"], d["total"], f(&d, "mlm"), f(&d, "mlm_acc"), f(&d, "sop"), f(&d, "sop_acc"), f(&d, "ms"), f(&d, "eta"))
+                        d.step, d.total, d.mlm, d.mlm_acc, d.sop, d.sop_acc, d.ms, d.eta)
                 }}</p>
-                <p class="note">{format!("this batch: {} tokens chosen — {} → [MASK], {} → random, {} unchanged", d["chosen"], d["masked"], d["random"], d["unchanged"])}</p>
+                <p class="note">{format!("this batch: {} tokens chosen — {} → [MASK], {} → random, {} unchanged", d.chosen, d.masked, d.random, d.unchanged)}</p>
                 <div class="tokens" id="pt-tokens">
-                    {d["seq"].as_array().cloned().unwrap_or_default().into_iter().map(|t| {
-                        let shown = t[0].as_str().unwrap_or("").to_string();
-                        let outcome = t[1].as_str().unwrap_or("").to_string();
-                        let orig = t[2].as_str().unwrap_or("").to_string();
+                    {d.seq.into_iter().map(|(shown, outcome, orig)| {
                         let title = if orig.is_empty() { outcome.clone() } else { format!("{outcome}; original: {orig}") };
                         view! { <span class=format!("tok {}", outcome.to_lowercase()) title=title>{shown}</span> }
                     }).collect_view()}
@@ -1005,9 +1003,12 @@ fn MaskPanel() -> impl IntoView {
                 </p>
                 {done.map(|d| view! { <p class="note" id="gen-done">{d}</p> })}
             })}
-            {move || st.probe.get().map(|p| view! {
-                <div id="probe"><p class="note">{format!("live, during pretraining (step {}): \"{DEMO_TEXT}\"", p["step"])}</p>
-                {p["predictions"].as_array().cloned().unwrap_or_default().into_iter().map(|row| view! { <PredictionBars bars=bars_of(&row)/> }).collect_view()}</div>
+            {move || st.probe.get().map(|(step, predictions)| view! {
+                <div id="probe"><p class="note">{format!("live, during pretraining (step {step}): \"{DEMO_TEXT}\"")}</p>
+                {predictions.into_iter().map(|row| {
+                    let bars: Vec<Bar> = row.into_iter().map(|(label, p)| Bar { label, p }).collect();
+                    view! { <PredictionBars bars=bars/> }
+                }).collect_view()}</div>
             })}
             {move || st.fill.get().map(|d| {
                 let tokens: Vec<String> = serde_json::from_value(d["tokens"].clone()).unwrap_or_default();
@@ -1069,8 +1070,8 @@ fn ClassifyPanel() -> impl IntoView {
                 <input id="cls-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
                 <button id="cls-run" on:click=move |_| { st.classified.set(None); st.error.set(None); send(Command::Classify { texts: vec![text.get()], max_len: 128 }, None) }>"Classify"</button>
             </div>
-            {move || st.classified.get().map(|d| {
-                let bars: Vec<Bar> = serde_json::from_value(d["bars"][0].clone()).unwrap_or_default();
+            {move || st.classified.get().map(|rows| {
+                let bars = rows.into_iter().next().unwrap_or_default();
                 view! { <div id="cls-result"><PredictionBars bars=bars/></div> }
             })}
             <div class="row">
@@ -1095,9 +1096,9 @@ fn ExportPanel() -> impl IntoView {
             <ul id="export-files">
                 {move || st.exports.get().into_iter().map(|(n, url, len)| view! { <li><a href=url download=n.clone()>{n.clone()}</a>{format!(" ({len} bytes)")}</li> }).collect_view()}
             </ul>
-            {move || st.snapshot.get().map(|s| match s["off"].as_str() {
-                Some(off) => view! { <p class="error" id="snapshot-status">{off.to_string()}</p> }.into_any(),
-                None => view! { <p class="note" id="snapshot-status">{format!("session saved in this browser at step {} ({})", s["step"], s["saved_at"].as_str().unwrap_or(""))}</p> }.into_any(),
+            {move || st.snapshot.get().map(|s| match s.off {
+                Some(off) => view! { <p class="error" id="snapshot-status">{off}</p> }.into_any(),
+                None => view! { <p class="note" id="snapshot-status">{format!("session saved in this browser at step {} ({})", s.step, s.saved_at)}</p> }.into_any(),
             })}
         </section>
     }
@@ -1127,7 +1128,7 @@ pub fn App() -> impl IntoView {
         <main>
             {move || st.saved.get().map(|s| view! {
                 <div class="restore" id="restore-offer">
-                    {format!("A session from {} (step {}, {}) is saved in this browser. ", s["saved_at"].as_str().unwrap_or("?"), s["step"], s["source"].as_str().unwrap_or(""))}
+                    {format!("A session from {} (step {}, {}) is saved in this browser. ", s.saved_at, s.step, s.source)}
                     <button id="restore" on:click=move |_| send(Command::Restore, None)>"Restore it"</button>
                     <button on:click=move |_| st.saved.set(None)>"Start fresh"</button>
                 </div>

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, AdoptMode, Command, EpochReport, Event, ModelSummary, PretrainSettings, ScratchSettings, TrainSettings, TrainStep};
+use super::protocol::{self, AdoptMode, Command, EpochReport, Event, ModelSummary, PretrainSettings, PretrainStep, SavedSession, ScratchSettings, SnapshotNote, TrainSettings, TrainStep};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard};
@@ -303,7 +303,7 @@ async fn save_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer
     if let Err(e) = &r {
         // storage refused (private mode) or full (quota): say so once, keep training without
         S.with(|s| s.borrow_mut().snapshots_off = Some(e.to_string()));
-        post(Event::Snapshot(json!({"off": format!("Snapshots are off: {e}. Training goes on; export the model to keep it.")})));
+        post(Event::Snapshot(SnapshotNote { off: Some(format!("Snapshots are off: {e}. Training goes on; export the model to keep it.")), ..Default::default() }));
     }
     Ok(())
 }
@@ -345,7 +345,7 @@ async fn write_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimize
     let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabSave".to_string())?;
     let p: js_sys::Promise = f.call1(&JsValue::NULL, &o).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabSave did not return a promise".to_string())?;
     JsFuture::from(p).await.map_err(|e| format!("the session could not be stored ({})", js_err(&e)))?;
-    post(Event::Snapshot(json!({"step": step, "kind": kind, "saved_at": meta["saved_at"]})));
+    post(Event::Snapshot(SnapshotNote { off: None, step, kind: kind.to_string(), saved_at: meta["saved_at"].as_str().unwrap_or_default().to_string() }));
     Ok(())
 }
 
@@ -543,16 +543,30 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
         RunEvent::Pretrain { step, total_steps, mlm_loss, sop_loss, mlm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
             // the first sequence of the batch, token by token: what the model saw, what masking
             // did to it, and the original where one is predicted
-            let seq: Vec<Value> = first_sequence
+            let seq: Vec<(String, String, String)> = first_sequence
                 .iter()
                 .zip(&batch_outcomes)
-                .map(|((id, label), o)| json!([tok.id_to_token(*id), format!("{o:?}"), if *label >= 0 { tok.id_to_token(*label as u32) } else { String::new() }]))
+                .map(|((id, label), o)| (tok.id_to_token(*id), format!("{o:?}"), if *label >= 0 { tok.id_to_token(*label as u32) } else { String::new() }))
                 .collect();
-            let n = batch_outcomes.len() as f64;
-            let count = |w: crate::train::masking::Outcome| batch_outcomes.iter().filter(|&&o| o == w).count() as f64;
+            let n = batch_outcomes.len();
+            let count = |w: crate::train::masking::Outcome| batch_outcomes.iter().filter(|&&o| o == w).count();
             let chosen = n - count(crate::train::masking::Outcome::NotChosen);
-            post(Event::PretrainStep(json!({"step": step, "total": total_steps, "mlm": mlm_loss, "sop": sop_loss, "mlm_acc": mlm_acc, "sop_acc": sop_acc, "lr": lr, "ms": ms_per_step, "eta": eta_s, "seq": seq,
-                "chosen": chosen, "masked": count(crate::train::masking::Outcome::Masked), "random": count(crate::train::masking::Outcome::Random), "unchanged": count(crate::train::masking::Outcome::Unchanged)})));
+            post(Event::PretrainStep(PretrainStep {
+                step,
+                total: total_steps,
+                mlm: mlm_loss,
+                sop: sop_loss,
+                mlm_acc,
+                sop_acc,
+                lr,
+                ms: ms_per_step,
+                eta: eta_s,
+                seq,
+                chosen,
+                masked: count(crate::train::masking::Outcome::Masked),
+                random: count(crate::train::masking::Outcome::Random),
+                unchanged: count(crate::train::masking::Outcome::Unchanged),
+            }));
             if step - last_counts >= 10 {
                 last_counts = step;
                 post(Event::Counters(kernel_counts(&g)));
@@ -817,11 +831,11 @@ async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
         let max_len = max_len.clamp(2, l.model.cfg.max_position_embeddings);
         let enc: Vec<_> = texts.iter().map(|t| l.tok.encode(t, None, max_len)).collect::<Result<_, _>>()?;
         let probs = trainer::predict(&g, &mut l.model, &enc.iter().collect::<Vec<_>>(), l.tok.pad, 16).await?;
-        Ok(json!({"texts": texts, "labels": l.labels, "probs": probs, "bars": probs.iter().map(|p| protocol::bars(&l.labels, p)).collect::<Vec<_>>()}))
+        Ok(probs.iter().map(|p| protocol::bars(&l.labels, p)).collect::<Vec<_>>())
     }
     .await;
     put_model(l);
-    post(Event::Classified(r?));
+    post(Event::Classified { bars: r? });
     Ok(())
 }
 
@@ -946,7 +960,8 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
             let has = load_snapshot().await.ok().flatten();
             if let Some(o) = has {
                 let meta: Value = serde_json::from_str(&js_sys::Reflect::get(&o, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()).unwrap_or_default();
-                post(Event::Saved(json!({"step": meta["step"], "saved_at": meta["saved_at"], "source": meta["source"], "kind": meta["kind"]})));
+                let text = |k: &str| meta[k].as_str().unwrap_or_default().to_string();
+                post(Event::Saved(SavedSession { step: meta["step"].as_u64().unwrap_or(0) as usize, saved_at: text("saved_at"), source: text("source"), kind: text("kind") }));
             }
             Ok(())
         }
