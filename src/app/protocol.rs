@@ -61,7 +61,7 @@ pub enum Event {
     /// The worker's module has loaded: the page sends `Init`.
     Ready {},
     /// The adapter and its limits.
-    Gpu(serde_json::Value),
+    Gpu(AdapterSummary),
     NoGpu { reason: String },
     Model(ModelSummary),
     /// Bytes of a file being fetched.
@@ -95,8 +95,9 @@ pub enum Event {
     Saved(SavedSession),
     Restored(serde_json::Value),
     /// Dispatches per kernel of the last run.
-    Counters(serde_json::Value),
-    Profile(serde_json::Value),
+    Counters(KernelCounts),
+    /// Each kernel of one training step, timed alone.
+    Profile(KernelProfile),
     /// An export's files (name, bytes), whose contents travel beside the event.
     Export { files: Vec<(String, usize)> },
     Error { cmd: String, message: String },
@@ -106,6 +107,37 @@ pub enum Event {
     GenDone { text: String, tokens: usize, stopped_at: String },
     /// The worker failed (a panic, an uncaught exception): worker.js sends this one too.
     Crashed { message: String },
+}
+
+/// The adapter the worker found.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AdapterSummary {
+    pub summary: String,
+    /// A software (CPU) adapter: the page warns that everything is slow.
+    pub software: bool,
+    /// (limit, value) pairs.
+    pub limits: Vec<(String, u64)>,
+}
+
+/// What the last run dispatched.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct KernelCounts {
+    pub submits: u64,
+    pub bytes_read_back: u64,
+    /// (kernel, dispatches).
+    pub dispatches: Vec<(String, u64)>,
+}
+
+/// One training step with every kernel timed alone.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct KernelProfile {
+    /// (kernel, ms, dispatches).
+    pub rows: Vec<(String, f64, u64)>,
+    pub total: f64,
+    /// (B, T) of the step's batch.
+    pub batch: (usize, usize),
+    /// Whether it ran the backward too (of what the last run trained).
+    pub backward: bool,
 }
 
 /// One pretraining step, as the page shows it.

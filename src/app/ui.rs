@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::protocol::{self, Bar, Command, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
+use super::protocol::{self, AdapterSummary, Bar, Command, KernelCounts, KernelProfile, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
 
 pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
@@ -49,7 +49,7 @@ pub struct Run {
 
 #[derive(Clone, Copy)]
 pub struct St {
-    pub gpu: RwSignal<Option<Value>>,
+    pub gpu: RwSignal<Option<AdapterSummary>>,
     pub nogpu: RwSignal<Option<String>>,
     pub model: RwSignal<Option<ModelSummary>>,
     pub progress: RwSignal<Option<(String, f64, f64)>>,
@@ -75,8 +75,8 @@ pub struct St {
     pub exports: RwSignal<Vec<(String, String, usize)>>,
     pub saved: RwSignal<Option<SavedSession>>,
     pub snapshot: RwSignal<Option<SnapshotNote>>,
-    pub counters: RwSignal<Option<Value>>,
-    pub profile: RwSignal<Option<Value>>,
+    pub counters: RwSignal<Option<KernelCounts>>,
+    pub profile: RwSignal<Option<KernelProfile>>,
     pub last_step_ms: RwSignal<f64>,
     /// "pretrain" or "train": which panel's controls drive the current run.
     pub run_kind: RwSignal<&'static str>,
@@ -135,10 +135,6 @@ impl St {
             gen: RwSignal::new(None),
         }
     }
-}
-
-fn f(v: &Value, k: &str) -> f64 {
-    v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0)
 }
 
 fn save_curves(st: St) {
@@ -564,20 +560,20 @@ fn GpuPanel() -> impl IntoView {
             {move || match (st.gpu.get(), st.nogpu.get()) {
                 (Some(g), _) => view! {
                     <div>
-                        <p id="adapter">{g["summary"].as_str().unwrap_or("").to_string()}</p>
-                        {g["software"].as_bool().unwrap_or(false).then(|| view! { <p class="warning" id="software-warning">"This is a software (CPU) adapter: everything works, but slowly. Keep models small, or use a machine with a GPU."</p> })}
-                        <details><summary>"Limits"</summary><pre>{serde_json::to_string_pretty(&g["limits"]).unwrap_or_default()}</pre></details>
+                        <p id="adapter">{g.summary.clone()}</p>
+                        {g.software.then(|| view! { <p class="warning" id="software-warning">"This is a software (CPU) adapter: everything works, but slowly. Keep models small, or use a machine with a GPU."</p> })}
+                        <details><summary>"Limits"</summary><pre>{g.limits.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n")}</pre></details>
                     </div>
                 }.into_any(),
                 (None, Some(r)) => view! { <p class="error" id="no-adapter">{format!("No WebGPU adapter: {r}")}</p><p>{NO_WEBGPU}</p> }.into_any(),
                 _ => view! { <p>"Looking for a WebGPU adapter…"</p> }.into_any(),
             }}
             {move || st.counters.get().map(|c| {
-                let mut rows: Vec<(String, u64)> = c["dispatches"].as_array().map(|a| a.iter().filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_u64()?))).collect()).unwrap_or_default();
+                let mut rows = c.dispatches.clone();
                 rows.sort_by(|a, b| b.1.cmp(&a.1));
                 view! {
                     <details>
-                        <summary>{format!("Kernels of the last run: {} submits, {} bytes read back, {:.0} ms per step", c["submits"], c["bytes_read_back"], st.last_step_ms.get())}</summary>
+                        <summary>{format!("Kernels of the last run: {} submits, {} bytes read back, {:.0} ms per step", c.submits, c.bytes_read_back, st.last_step_ms.get())}</summary>
                         <p class="note">"Dispatches per kernel in the last run."</p>
                         <table>{rows.into_iter().take(20).map(|(k, n)| view! { <tr><td>{k}</td><td>{n}</td></tr> }).collect_view()}</table>
                     </details>
@@ -587,12 +583,11 @@ fn GpuPanel() -> impl IntoView {
             {move || st.profile.get().map(|p| view! {
                 <div id="kernel-times">
                     <p class="note">{format!("One step of the current model on a {}×{} batch of your data ({}), each kernel submitted alone and timed: {:.1} ms in all",
-                        p["batch"][0], p["batch"][1], if p["backward"].as_bool().unwrap_or(false) { "forward and backward of what the last run trained" } else { "forward only: nothing trained yet" }, f(&p, "total"))}</p>
+                        p.batch.0, p.batch.1, if p.backward { "forward and backward of what the last run trained" } else { "forward only: nothing trained yet" }, p.total)}</p>
                     <table>
                         <thead><tr><th>"kernel"</th><th>"ms"</th><th>"dispatches"</th><th>"ms per dispatch"</th></tr></thead>
-                        <tbody>{p["rows"].as_array().cloned().unwrap_or_default().into_iter().map(|r| {
-                            let (ms, n) = (r[1].as_f64().unwrap_or(0.0), r[2].as_f64().unwrap_or(1.0));
-                            view! { <tr><td>{r[0].as_str().unwrap_or("").to_string()}</td><td>{format!("{ms:.2}")}</td><td>{n}</td><td>{format!("{:.3}", ms / n.max(1.0))}</td></tr> }
+                        <tbody>{p.rows.into_iter().map(|(k, ms, n)| {
+                            view! { <tr><td>{k}</td><td>{format!("{ms:.2}")}</td><td>{n}</td><td>{format!("{:.3}", ms / n.max(1) as f64)}</td></tr> }
                         }).collect_view()}</tbody>
                     </table>
                 </div>

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, AdoptMode, Command, EpochReport, Event, ModelSummary, PretrainSettings, PretrainStep, SavedSession, ScratchSettings, SnapshotNote, TrainSettings, TrainStep};
+use super::protocol::{self, AdapterSummary, AdoptMode, Command, KernelCounts, KernelProfile, EpochReport, Event, ModelSummary, PretrainSettings, PretrainStep, SavedSession, ScratchSettings, SnapshotNote, TrainSettings, TrainStep};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard};
@@ -500,9 +500,9 @@ async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     Ok(())
 }
 
-fn kernel_counts(g: &Gpu) -> Value {
+fn kernel_counts(g: &Gpu) -> KernelCounts {
     let c = g.counters();
-    json!({"submits": c.submits, "bytes_read_back": c.bytes_read_back, "dispatches": c.dispatches.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()})
+    KernelCounts { submits: c.submits, bytes_read_back: c.bytes_read_back, dispatches: c.dispatches.iter().map(|(k, v)| (k.to_string(), *v as u64)).collect() }
 }
 
 async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
@@ -935,7 +935,7 @@ async fn profile() -> Result<(), Error> {
         g.set_profiling(false);
         done?;
         let times = g.take_kernel_times();
-        Ok::<Value, String>(json!({"rows": times.iter().map(|(k, ms, n)| json!([k, ms, n])).collect::<Vec<_>>(), "total": times.iter().map(|t| t.1).sum::<f64>(), "batch": [batch.b, batch.t], "backward": backward}))
+        Ok::<KernelProfile, String>(KernelProfile { rows: times.iter().map(|(k, ms, n)| (k.to_string(), *ms, *n as u64)).collect(), total: times.iter().map(|t| t.1).sum::<f64>(), batch: (batch.b, batch.t), backward })
     }
     .await;
     put_model(l);
@@ -949,10 +949,14 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
             match Gpu::new().await {
                 Ok(g) => {
                     let i = &g.info;
-                    post(Event::Gpu(json!({"name": i.name, "backend": i.backend, "device_type": i.device_type, "software": i.is_software, "summary": i.summary(),
-                        "limits": {"max_storage_buffer_binding_size": i.max_storage_buffer_binding_size, "max_buffer_size": i.max_buffer_size,
-                            "max_storage_buffers_per_shader_stage": i.max_storage_buffers_per_shader_stage, "max_compute_workgroup_storage_size": i.max_compute_workgroup_storage_size,
-                            "max_compute_invocations_per_workgroup": i.max_compute_invocations_per_workgroup}})));
+                    let limits = [
+                        ("max_storage_buffer_binding_size", i.max_storage_buffer_binding_size as u64),
+                        ("max_buffer_size", i.max_buffer_size as u64),
+                        ("max_storage_buffers_per_shader_stage", i.max_storage_buffers_per_shader_stage as u64),
+                        ("max_compute_workgroup_storage_size", i.max_compute_workgroup_storage_size as u64),
+                        ("max_compute_invocations_per_workgroup", i.max_compute_invocations_per_workgroup as u64),
+                    ];
+                    post(Event::Gpu(AdapterSummary { summary: i.summary(), software: i.is_software, limits: limits.iter().map(|(k, v)| (k.to_string(), *v)).collect() }));
                     S.with(|s| s.borrow_mut().gpu = Some(Rc::new(g)));
                 }
                 Err(e) => post(Event::NoGpu { reason: e.to_string() }),
