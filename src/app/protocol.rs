@@ -84,7 +84,7 @@ pub enum Event {
     Done { run: String, steps: usize, ms_per_step: f64, stopped: Option<String> },
     /// A run stopped early: asked to, or at a non-finite step (`reason` says what happened).
     Stopped { step: usize, reason: String, nonfinite: bool },
-    Fill(serde_json::Value),
+    Fill(FillView),
     /// Class probabilities per text, as bars (highest first).
     Classified { bars: Vec<Vec<Bar>> },
     Similarity { cosine: f64 },
@@ -107,6 +107,42 @@ pub enum Event {
     GenDone { text: String, tokens: usize, stopped_at: String },
     /// The worker failed (a panic, an uncaught exception): worker.js sends this one too.
     Crashed { message: String },
+}
+
+/// A causal model's guesses after each token: (token, [(next token, p)], most likely first).
+pub type NextWords = (String, Vec<(String, f32)>);
+
+/// The masked-words panel's view of one sentence.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FillView {
+    pub tokens: Vec<String>,
+    /// Where the [MASK]s are.
+    pub positions: Vec<usize>,
+    /// Top-k (token, p) at each [MASK] (a causal model: its next-word guess there).
+    pub predictions: Vec<Vec<(String, f32)>>,
+    /// The chosen layer and head's attention, (T, T).
+    pub attention: Vec<Vec<f32>>,
+    pub layer: usize,
+    pub head: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub note: Option<String>,
+    pub causal: bool,
+    /// A causal model's next-word guesses at each position up to the [MASK].
+    pub next: Option<Vec<NextWords>>,
+    /// The other kind of model kept beside this one, on the same sentence.
+    pub beside: Option<BesideView>,
+}
+
+/// The companion model's view of the same sentence.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BesideView {
+    pub source: String,
+    pub causal: bool,
+    pub next: Option<Vec<NextWords>>,
+    pub predictions: Vec<Vec<(String, f32)>>,
+    pub note: Option<String>,
+    pub error: Option<String>,
 }
 
 /// The adapter the worker found.

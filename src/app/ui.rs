@@ -5,11 +5,11 @@
 use std::cell::RefCell;
 
 use leptos::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::protocol::{self, AdapterSummary, Bar, Command, KernelCounts, KernelProfile, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
+use super::protocol::{self, AdapterSummary, Bar, Command, FillView, NextWords, KernelCounts, KernelProfile, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
 
 pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
@@ -69,7 +69,7 @@ pub struct St {
     pub runs: RwSignal<Vec<Run>>,
     pub step: RwSignal<Option<TrainStep>>,
     pub confusion: RwSignal<Option<(Vec<String>, Vec<Vec<usize>>)>>,
-    pub fill: RwSignal<Option<Value>>,
+    pub fill: RwSignal<Option<FillView>>,
     pub classified: RwSignal<Option<Vec<Vec<Bar>>>>,
     pub similarity: RwSignal<Option<f64>>,
     pub exports: RwSignal<Vec<(String, String, usize)>>,
@@ -421,26 +421,28 @@ pub fn DataPreviewView(preview: DataPreview) -> impl IntoView {
 /// A causal model's next-word guesses at each position of a sentence: each token, then the words it
 /// expects next with their probabilities, most likely first.
 #[component]
-fn NextWords(rows: Vec<serde_json::Value>) -> impl IntoView {
+fn NextWords(rows: Vec<NextWords>) -> impl IntoView {
     view! {
         <table class="next-words">
             <tr><th>"after"</th><th>"the next word, most likely first"</th></tr>
-            {rows.into_iter().map(|r| view! {
+            {rows.into_iter().map(|(token, guesses)| view! {
                 <tr>
-                    <td class="tok">{r[0].as_str().unwrap_or("").to_string()}</td>
-                    <td>{r[1].as_array().cloned().unwrap_or_default().into_iter().map(|g| {
-                        let p = g[1].as_f64().unwrap_or(0.0);
-                        view! { <span class="guess" data-p=p.to_string()>{format!("{} {p:.2}", g[0].as_str().unwrap_or(""))}</span> }
-                    }).collect_view()}</td>
+                    <td class="tok">{token}</td>
+                    <td>{guesses.into_iter().map(|(w, p)| view! { <span class="guess" data-p=p.to_string()>{format!("{w} {p:.2}")}</span> }).collect_view()}</td>
                 </tr>
             }).collect_view()}
         </table>
     }
 }
 
-/// Bars of (label, p) pairs as the worker sends them: `[[label, p], ...]`.
-fn bars_of(row: &serde_json::Value) -> Vec<Bar> {
-    row.as_array().cloned().unwrap_or_default().iter().map(|x| Bar { label: x[0].as_str().unwrap_or("").to_string(), p: x[1].as_f64().unwrap_or(0.0) as f32 }).collect()
+/// Bars of (label, p) pairs, in their order.
+fn bars_of(row: Vec<(String, f32)>) -> Vec<Bar> {
+    row.into_iter().map(|(label, p)| Bar { label, p }).collect()
+}
+
+/// Top-k bars at each [MASK].
+fn mask_predictions(preds: Vec<Vec<(String, f32)>>) -> impl IntoView {
+    preds.into_iter().enumerate().map(|(i, row)| view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars_of(row)/></div> }).collect_view()
 }
 
 #[component]
@@ -1006,11 +1008,11 @@ fn MaskPanel() -> impl IntoView {
                 }).collect_view()}</div>
             })}
             {move || st.fill.get().map(|d| {
-                let tokens: Vec<String> = serde_json::from_value(d["tokens"].clone()).unwrap_or_default();
-                let att: Vec<Vec<f64>> = serde_json::from_value(d["attention"].clone()).unwrap_or_default();
+                let att: Vec<Vec<f64>> = d.attention.iter().map(|r| r.iter().map(|&x| x as f64).collect()).collect();
+                let tokens = d.tokens.clone();
                 view! {
                     <div id="fill-result">
-                        {d["note"].as_str().map(|n| view! { <p class="warning" id="no-mlm">{n.to_string()}</p> })}
+                        {d.note.clone().map(|n| view! { <p class="warning" id="no-mlm">{n}</p> })}
                         {st.model.get_untracked().filter(|m| !m.has_mlm).map(|_| view! {
                             <p><button id="train-mlm-head" disabled=move || st.busy.get() on:click=move |_| {
                                 st.error.set(None);
@@ -1020,30 +1022,26 @@ fn MaskPanel() -> impl IntoView {
                                 send(Command::Pretrain(PretrainSettings { mlm: true, sop: false, steps: 100, lr: 0.001, batch: 16, max_len: 64, probe: Some(DEMO_TEXT.into()), probe_every: 5 }), None);
                             }>"Train a masked-LM head on my text (100 steps; the data panel's text)"</button></p>
                         })}
-                        {d["predictions"].as_array().cloned().unwrap_or_default().into_iter().enumerate().map(|(i, row)| {
-                            view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars_of(&row)/></div> }
-                        }).collect_view()}
-                        {d["next"].as_array().cloned().map(|rows| view! {
+                        {mask_predictions(d.predictions.clone())}
+                        {d.next.clone().map(|rows| view! {
                             <div id="next-view"><p class="note">"Next word at each position, from the words before it only (the sentence up to its [MASK]; the last row is the guess for the [MASK])."</p><NextWords rows=rows/></div>
                         })}
-                        {d.get("beside").filter(|b| b.is_object()).cloned().map(|b| view! {
+                        {d.beside.clone().map(|b| view! {
                             <div id="beside">
-                                <p><b>{format!("Beside it, the other kind of model: {}", b["source"].as_str().unwrap_or(""))}</b></p>
-                                <p class="note">{if b["causal"].as_bool().unwrap_or(false) {
+                                <p><b>{format!("Beside it, the other kind of model: {}", b.source)}</b></p>
+                                <p class="note">{if b.causal {
                                     "It reads left to right: at each position it guesses the next word from the words before it only."
                                 } else {
                                     "It reads both ways: it fills the [MASK] from the words on both sides."
                                 }}</p>
-                                {b["error"].as_str().map(|e| view! { <p class="warning">{e.to_string()}</p> })}
-                                {b["note"].as_str().map(|n| view! { <p class="note">{n.to_string()}</p> })}
-                                {b["next"].as_array().cloned().map(|rows| view! { <NextWords rows=rows/> })}
-                                {b["predictions"].as_array().cloned().unwrap_or_default().into_iter().enumerate().map(|(i, row)| {
-                                    view! { <div class="mask-preds"><p>{format!("[MASK] #{}", i + 1)}</p><PredictionBars bars=bars_of(&row)/></div> }
-                                }).collect_view()}
+                                {b.error.map(|e| view! { <p class="warning">{e}</p> })}
+                                {b.note.map(|n| view! { <p class="note">{n}</p> })}
+                                {b.next.map(|rows| view! { <NextWords rows=rows/> })}
+                                {mask_predictions(b.predictions)}
                             </div>
                         })}
-                        <p>{format!("Attention of layer {} head {} (of {} layers × {} heads); each row sums to 1", d["layer"], d["head"], d["layers"], d["heads"])}</p>
-                        {d["causal"].as_bool().unwrap_or(false).then(|| view! { <p class="note" id="causal-note">"Causal attention: each token looks only at itself and the tokens before it, so everything above the diagonal is 0 (the triangle). A BERT's attention fills the whole square."</p> })}
+                        <p>{format!("Attention of layer {} head {} (of {} layers × {} heads); each row sums to 1", d.layer, d.head, d.layers, d.heads)}</p>
+                        {d.causal.then(|| view! { <p class="note" id="causal-note">"Causal attention: each token looks only at itself and the tokens before it, so everything above the diagonal is 0 (the triangle). A BERT's attention fills the whole square."</p> })}
                         <Heatmap tokens=tokens att=att/>
                     </div>
                 }

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, AdapterSummary, AdoptMode, Command, KernelCounts, KernelProfile, EpochReport, Event, ModelSummary, PretrainSettings, PretrainStep, SavedSession, ScratchSettings, SnapshotNote, TrainSettings, TrainStep};
+use super::protocol::{self, AdapterSummary, AdoptMode, BesideView, Command, FillView, KernelCounts, KernelProfile, EpochReport, Event, ModelSummary, PretrainSettings, PretrainStep, SavedSession, ScratchSettings, SnapshotNote, TrainSettings, TrainStep};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard};
@@ -749,20 +749,25 @@ async fn next_words(g: &Gpu, l: &mut Loaded, text: &str, k: usize) -> Result<Vec
 
 /// The companion model's view of the same sentence: a masked model's top-k at each [MASK], or a
 /// causal model's next words. None when there is no companion.
-async fn companion_view(g: &Gpu, text: &str, k: usize) -> Option<Value> {
+async fn companion_view(g: &Gpu, text: &str, k: usize) -> Option<BesideView> {
     let mut c = S.with(|s| s.borrow_mut().companion.take())?;
+    let mut v = BesideView { source: c.source.clone(), causal: c.model.cfg.is_decoder, ..Default::default() };
     let r = async {
-        if c.model.cfg.is_decoder {
-            Ok::<Value, Error>(json!({"causal": true, "source": c.source, "next": next_words(g, &mut c, text, k).await?}))
+        if v.causal {
+            v.next = Some(next_words(g, &mut c, text, k).await?);
         } else if c.model.heads.mlm && text.contains("[MASK]") {
-            Ok(json!({"causal": false, "source": c.source, "predictions": trainer::probe(g, &mut c.model, &c.tok, text, k).await?}))
+            v.predictions = trainer::probe(g, &mut c.model, &c.tok, text, k).await?;
         } else {
-            Ok(json!({"causal": false, "source": c.source, "note": "this model has no masked-LM head, or the sentence no [MASK]"}))
+            v.note = Some("this model has no masked-LM head, or the sentence no [MASK]".into());
         }
+        Ok::<(), Error>(())
     }
     .await;
     S.with(|s| s.borrow_mut().companion = Some(c));
-    Some(r.unwrap_or_else(|e| json!({"error": e.to_string()})))
+    if let Err(e) = r {
+        v.error = Some(e.to_string());
+    }
+    Some(v)
 }
 
 async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<(), Error> {
@@ -797,7 +802,7 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         }
         let t = e.ids.len();
         let probs = g.read_f32(l.model.attention_probs(layer).ok_or("no attention")?).await.map_err(|e| e.to_string())?;
-        let att: Vec<Vec<f32>> = (0..t).map(|i| probs[(head * t + i) * t..(head * t + i + 1) * t].to_vec()).collect();
+        let attention: Vec<Vec<f32>> = (0..t).map(|i| probs[(head * t + i) * t..(head * t + i + 1) * t].to_vec()).collect();
         let note = if causal && !positions.is_empty() {
             Some("A causal (GPT-style) model reads left to right: it predicts the word at [MASK] from the words before it only, as the next word; a BERT uses the words on both sides.".to_string())
         } else if !l.model.heads.mlm {
@@ -809,14 +814,13 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         };
         // after the attention was read: this forward replaces it
         let next = if causal && l.model.heads.mlm { Some(next_words(&g, &mut l, text, 3).await?) } else { None };
-        Ok::<Value, Error>(json!({"tokens": tokens, "positions": positions, "predictions": preds, "attention": att, "layer": layer, "head": head, "layers": l.model.cfg.num_hidden_layers, "heads": l.model.cfg.num_attention_heads, "note": note, "causal": causal, "next": next}))
+        let (layers, heads) = (l.model.cfg.num_hidden_layers, l.model.cfg.num_attention_heads);
+        Ok::<FillView, Error>(FillView { tokens, positions, predictions: preds, attention, layer, head, layers, heads, note, causal, next, beside: None })
     }
     .await;
     put_model(l);
     let mut v = r?;
-    if let Some(c) = companion_view(&g, text, k).await {
-        v["beside"] = c;
-    }
+    v.beside = companion_view(&g, text, k).await;
     post(Event::Fill(v));
     Ok(())
 }
