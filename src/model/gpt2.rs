@@ -20,7 +20,6 @@ use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::matmul::Matmul;
-use crate::kernels::softmax::{self, RowKernel};
 use crate::kernels::{cross_entropy, dropout, elementwise, embedding, gelu};
 
 impl Bert {
@@ -73,10 +72,9 @@ impl Bert {
     pub(super) fn record_forward_gpt2(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
         let a = self.acts.as_ref().unwrap();
         let cfg = &self.cfg;
-        let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
-        let (d, bt, p) = (c / h, b * t, &self.params);
+        let (b, t, c, i) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size);
+        let (bt, p) = (b * t, &self.params);
         let hp = mode.prob(cfg.hidden_dropout_prob);
-        let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let gelu_kind = cfg.gelu();
         let (wte, wpe, hl, ln_f) = self.gpt2_parts();
 
@@ -95,23 +93,11 @@ impl Bert {
             self.ln_forward(step, &a.fin, &a.fin_mean, &a.fin_rstd, &a.x[0], ln_f, bt)?;
         }
 
-        let heads = crate::kernels::attention::HeadSplit { b, t, h, d };
-        let scale = 1.0 / (d as f32).sqrt();
         for l in 0..cfg.num_hidden_layers {
             let (la, lp) = (&a.layers[l], &hl[l]);
             // attention on ln_1(x): c_attn gives q|k|v side by side, as BERT's fused projection
             self.conv1d(step, &la.qkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
-            heads.scores(step, &a.scores, &la.qkv)?;
-            let mask = Some((&batch.mask, h * t));
-            let probs_used = if ap > 0.0 {
-                let drop = Dropout::new(ap, mode.seed(Site::AttentionProbs(l)));
-                softmax::record_forward(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, true, b * h * t, t, scale)?;
-                &la.probs_d
-            } else {
-                softmax::record_forward(RowKernel::Auto, step, &la.probs, None, &a.scores, mask, true, b * h * t, t, scale)?;
-                &la.probs
-            };
-            heads.context(step, &la.ctx, probs_used, &la.qkv)?;
+            self.attention_forward(step, batch, l, mode)?;
             self.conv1d(step, &a.lin, &la.ctx, &lp.c_proj, bt, c, c)?;
             // res1 = x + dropout(attention), and ln_2(res1), in one kernel
             let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
@@ -141,10 +127,9 @@ impl Bert {
     pub(super) fn record_backward_gpt2(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
         let a = self.acts.as_ref().ok_or_else(|| GpuError::Shape("backward before forward".into()))?;
         let cfg = &self.cfg;
-        let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
-        let (d, bt, nl, p) = (c / h, b * t, cfg.num_hidden_layers, &self.params);
+        let (b, t, c, i) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size);
+        let (bt, nl, p) = (b * t, cfg.num_hidden_layers, &self.params);
         let hp = mode.prob(cfg.hidden_dropout_prob);
-        let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let gelu_kind = cfg.gelu();
         let (wte, wpe, hl, ln_f) = self.gpt2_parts();
         let emb_trainable = self.any_trainable(|n| n.starts_with("wte.") || n.starts_with("wpe."));
@@ -174,8 +159,6 @@ impl Bert {
         // ln_f: d_x = d x[L]
         self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[nl], &a.fin_mean, &a.fin_rstd, ln_f, bt, false, &a.ln_scratch)?;
 
-        let heads = crate::kernels::attention::HeadSplit { b, t, h, d };
-        let scale = 1.0 / (d as f32).sqrt();
         // d_x: the gradient at x[l + 1], then at x[l]
         for l in (0..nl).rev() {
             if !layer_trainable[l] && !need_below(l) {
@@ -205,14 +188,7 @@ impl Bert {
             };
             // d_ctx in lin2
             self.conv1d_backward(step, Some((&a.lin2, false)), d_attn, &la.ctx, &lp.c_proj, bt, c, c)?;
-            let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
-            heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
-            if ap > 0.0 {
-                softmax::backward_dropped(step, &a.dscores, &la.probs, &a.dprobs, Dropout::new(ap, mode.seed(Site::AttentionProbs(l))), b * h * t, t, scale)?;
-            } else {
-                softmax::backward(step, &a.dscores, &la.probs, &a.dprobs, b * h * t, t, scale)?;
-            }
-            heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)?;
+            self.attention_backward(step, batch, l, mode)?;
             // d(ln_1 output) in d_h1, wanted when something below learns or ln_1 itself does
             let ln1_needed = need_below(l) || layer_trainable[l];
             self.conv1d_backward(step, ln1_needed.then_some((&a.d_h1, false)), &a.dqkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;

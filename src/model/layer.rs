@@ -5,41 +5,23 @@ use super::batch::Batch;
 use super::bert::Bert;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuError, Step};
-use crate::kernels::attention::HeadSplit;
 use crate::kernels::dropout::Dropout;
 use crate::kernels::matmul::Matmul;
-use crate::kernels::softmax::{self, RowKernel};
 use crate::kernels::{elementwise, gelu};
 
 impl Bert {
     /// x[l + 1] = LN(h1 + dropout(ffn(h1))), h1 = LN(x[l] + dropout(attention(x[l]))).
     pub(super) fn layer_forward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode) -> Result<(), GpuError> {
         let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);
-        let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
-        let (d, bt) = (c / h, b * t);
+        let (b, t, c, i) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size);
+        let bt = b * t;
         let hp = mode.prob(cfg.hidden_dropout_prob);
-        let ap = mode.prob(cfg.attention_probs_dropout_prob);
-        let heads = HeadSplit { b, t, h, d };
         let (la, x, lp) = (&a.layers[l], &a.x[l], &self.bert_parts().1[l]);
         // one projection to (B*T, 3C): the query, key and value weights side by side
         let qkv = self.qkv(lp)?;
         Matmul::new(bt, 3 * c, c).trans_b().record(step, &la.qkv, x, &qkv.w, Some(&qkv.b))?;
-        // scores = q k^T; probs = softmax(scores / sqrt(D) + mask); ctx = dropout(probs) v
-        heads.scores(step, &a.scores, &la.qkv)?;
-        let scale = 1.0 / (d as f32).sqrt();
-        let mask = Some((&batch.mask, h * t));
-        // a decoder's attention sees only the tokens up to its own (the triangle is computed in the
-        // kernel; the padding mask still applies)
-        let causal = cfg.is_decoder;
-        let probs_used = if ap > 0.0 {
-            let drop = Dropout::new(ap, mode.seed(Site::AttentionProbs(l)));
-            softmax::record_forward(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, causal, b * h * t, t, scale)?;
-            &la.probs_d
-        } else {
-            softmax::record_forward(RowKernel::Auto, step, &la.probs, None, &a.scores, mask, causal, b * h * t, t, scale)?;
-            &la.probs
-        };
-        heads.context(step, &la.ctx, probs_used, &la.qkv)?;
+        // scores, (causal) masked softmax with dropout, ctx
+        self.attention_forward(step, batch, l, mode)?;
         // attention output: dense, then dropout, residual and layernorm in one kernel
         self.linear(step, &a.lin, &la.ctx, &lp.attn_out, bt, c, c)?;
         let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
@@ -56,12 +38,9 @@ impl Bert {
     /// `input_needed`, d_x becomes the gradient at x[l].
     pub(super) fn layer_backward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode, input_needed: bool) -> Result<(), GpuError> {
         let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);
-        let (b, t, c, i, h) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
-        let (d, bt) = (c / h, b * t);
+        let (b, t, c, i) = (batch.b, batch.t, cfg.hidden_size, cfg.intermediate_size);
+        let bt = b * t;
         let hp = mode.prob(cfg.hidden_dropout_prob);
-        let ap = mode.prob(cfg.attention_probs_dropout_prob);
-        let heads = HeadSplit { b, t, h, d };
-        let scale = 1.0 / (d as f32).sqrt();
         let (la, x, lp) = (&a.layers[l], &a.x[l], &self.bert_parts().1[l]);
         // output layernorm -> d_res (gradient at res2 = o + h1) and, through the residual branch's
         // dropout, d_o = dropout(d_res) in the same kernel
@@ -80,16 +59,7 @@ impl Bert {
         let d_a = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
         // d_ctx (B*T, C) in lin2; the residual's d_x = d_res is added below
         self.linear_backward(step, Some((&a.lin2, false)), d_a, &la.ctx, &lp.attn_out, bt, c, c)?;
-        // ctx = P' v (P' = dropout(P)): dP' = dctx v^T; dv = P'^T dctx; the softmax backward takes
-        // dP' back through the dropout
-        let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
-        heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
-        if ap > 0.0 {
-            softmax::backward_dropped(step, &a.dscores, &la.probs, &a.dprobs, Dropout::new(ap, mode.seed(Site::AttentionProbs(l))), b * h * t, t, scale)?;
-        } else {
-            softmax::backward(step, &a.dscores, &la.probs, &a.dprobs, b * h * t, t, scale)?;
-        }
-        heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)?;
+        self.attention_backward(step, batch, l, mode)?;
         // the input's gradient: residual path plus the three projections
         if input_needed {
             step.copy(&a.d_res, 0, &a.d_x, 0, bt * c)?;

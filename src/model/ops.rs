@@ -3,7 +3,11 @@
 //! fused with a residual add and dropout), and a layer's fused query-key-value projection.
 
 use super::acts::Fused;
+use super::batch::Batch;
 use super::bert::Bert;
+use super::mode::{Mode, Site};
+use crate::kernels::attention::HeadSplit;
+use crate::kernels::softmax::{self, RowKernel};
 use super::handles::{BertEmbeddings, BertHeads, BertLayer, Handles, Lin, Norm};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
@@ -75,6 +79,49 @@ impl Bert {
         let dg = p.grad_of(n.g).unwrap_or(scratch);
         let db = p.grad_of(n.b).unwrap_or(scratch);
         layernorm::backward_dropped(step, dx, dxd, None, dg, db, dy, x, mean, rstd, p.value(n.g), LnParams::default(), rows, self.cfg.hidden_size, false)
+    }
+
+    /// Layer `l`'s self-attention on its qkv (B*T, 3C): scores = q k^T, probs = softmax(scores /
+    /// sqrt(D) + padding mask), the triangle for a decoder (computed in the kernel), and ctx =
+    /// dropout(probs) v. Both bodies attend so.
+    pub(super) fn attention_forward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode) -> Result<(), GpuError> {
+        let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);
+        let (b, t, h) = (batch.b, batch.t, cfg.num_attention_heads);
+        let d = cfg.hidden_size / h;
+        let (heads, la) = (HeadSplit { b, t, h, d }, &a.layers[l]);
+        let ap = mode.prob(cfg.attention_probs_dropout_prob);
+        heads.scores(step, &a.scores, &la.qkv)?;
+        let (scale, mask) = (1.0 / (d as f32).sqrt(), Some((&batch.mask, h * t)));
+        let causal = cfg.is_decoder;
+        let probs_used = if ap > 0.0 {
+            let drop = Dropout::new(ap, mode.seed(Site::AttentionProbs(l)));
+            softmax::record_forward(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, causal, b * h * t, t, scale)?;
+            &la.probs_d
+        } else {
+            softmax::record_forward(RowKernel::Auto, step, &la.probs, None, &a.scores, mask, causal, b * h * t, t, scale)?;
+            &la.probs
+        };
+        heads.context(step, &la.ctx, probs_used, &la.qkv)
+    }
+
+    /// The backward of [`Bert::attention_forward`]: from d_ctx (in lin2) to dqkv. ctx = P' v with
+    /// P' = dropout(P): dP' = dctx v^T and dv = P'^T dctx; the softmax's backward takes dP' back
+    /// through the dropout.
+    pub(super) fn attention_backward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode) -> Result<(), GpuError> {
+        let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);
+        let (b, t, h) = (batch.b, batch.t, cfg.num_attention_heads);
+        let d = cfg.hidden_size / h;
+        let (heads, la) = (HeadSplit { b, t, h, d }, &a.layers[l]);
+        let ap = mode.prob(cfg.attention_probs_dropout_prob);
+        let scale = 1.0 / (d as f32).sqrt();
+        let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
+        heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
+        if ap > 0.0 {
+            softmax::backward_dropped(step, &a.dscores, &la.probs, &a.dprobs, Dropout::new(ap, mode.seed(Site::AttentionProbs(l))), b * h * t, t, scale)?;
+        } else {
+            softmax::backward(step, &a.dscores, &la.probs, &a.dprobs, b * h * t, t, scale)?;
+        }
+        heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)
     }
 
     /// Whether any parameter whose name `pred` accepts is trainable.
