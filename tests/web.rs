@@ -113,6 +113,52 @@ mod components {
         assert_eq!(items, want.len());
     }
 
+    /// Types a bad value into every numeric field of the fine-tuning and pretraining panels and
+    /// presses each panel's start: every field shows its message beside it, and no command leaves.
+    /// Lets Leptos run the effects that redraw the DOM (they are scheduled, not immediate).
+    async fn settle() {
+        let p = js_sys::Promise::new(&mut |resolve, _| {
+            web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 20).unwrap();
+        });
+        wasm_bindgen_futures::JsFuture::from(p).await.unwrap();
+    }
+
+    #[wasm_bindgen_test]
+    async fn every_bad_numeric_field_is_refused_beside_it_and_no_run_starts() {
+        use bertlab::app::protocol::ModelSummary;
+        use bertlab::app::ui::{sent_commands, FinetunePanel, PretrainPanel, St};
+        let el = host();
+        let _h = leptos::mount::mount_to(el.clone(), move || {
+            let st = St::new();
+            st.model.set(Some(ModelSummary { layers: 2, max_len: 64, hidden: 32, heads: 2, vocab: 300, ..Default::default() }));
+            provide_context(st);
+            view! { <PretrainPanel/><FinetunePanel/> }
+        });
+        let doc = web_sys::window().unwrap().document().unwrap();
+        let select: web_sys::HtmlSelectElement = doc.get_element_by_id("ft-mode").unwrap().dyn_into().unwrap();
+        select.set_value("last");
+        select.dispatch_event(&web_sys::Event::new("change").unwrap()).unwrap();
+        settle().await;
+        let bad = [("ft-last", "9"), ("ft-lr", "1e-4x"), ("ft-epochs", "-1"), ("ft-batch", "0"), ("ft-maxlen", "4096"), ("pt-steps", "many"), ("pt-lr", "nan"), ("pt-batch", "2.5")];
+        for (id, v) in bad {
+            let input: web_sys::HtmlInputElement = doc.get_element_by_id(id).unwrap_or_else(|| panic!("no #{id}")).dyn_into().unwrap();
+            input.set_value(v);
+            input.dispatch_event(&web_sys::Event::new("input").unwrap()).unwrap();
+        }
+        let before = sent_commands().len();
+        for b in ["ft-start", "pt-start"] {
+            doc.get_element_by_id(b).unwrap().dyn_into::<web_sys::HtmlElement>().unwrap().click();
+        }
+        settle().await;
+        for (id, v) in bad {
+            let msg = doc.get_element_by_id(&format!("{id}-error")).unwrap_or_else(|| panic!("#{id} = {v:?} was not refused beside it")).text_content().unwrap_or_default();
+            assert!(!msg.is_empty(), "#{id}: an empty message");
+        }
+        let ft_last = doc.get_element_by_id("ft-last-error").unwrap().text_content().unwrap();
+        assert!(ft_last.contains("from 1 to 2"), "the layers' range comes from the model: {ft_last}");
+        assert_eq!(sent_commands().len(), before, "a run was started: {:?}", &sent_commands()[before..]);
+    }
+
     #[wasm_bindgen_test]
     fn prediction_bars_are_sorted_with_widths_matching_probabilities() {
         let labels = vec!["negative".to_string(), "neutral".to_string(), "positive".to_string()];

@@ -22,8 +22,19 @@ thread_local! {
 /// A worker that fails this many times is not restarted again: the page asks for a reload.
 const MAX_RESTARTS: u32 = 3;
 
+thread_local! {
+    /// The names of the commands the page has sent, in order (what the component tests read).
+    static SENT: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The commands the page has sent so far, by name.
+pub fn sent_commands() -> Vec<&'static str> {
+    SENT.with(|s| s.borrow().clone())
+}
+
 /// Sends a command (as JSON in `msg`, and `files`, File objects, when given) to the worker.
 fn send(cmd: Command, files: Option<JsValue>) {
+    SENT.with(|s| s.borrow_mut().push(cmd.name()));
     WORKER.with(|w| {
         if let Some(w) = w.borrow().as_ref() {
             let o = js_sys::Object::new();
@@ -99,7 +110,7 @@ fn use_st() -> St {
 }
 
 impl St {
-    fn new() -> St {
+    pub fn new() -> St {
         St {
             gpu: RwSignal::new(None),
             nogpu: RwSignal::new(None),
@@ -784,7 +795,7 @@ fn keep_pretrain_curve(st: St) {
 }
 
 #[component]
-fn PretrainPanel() -> impl IntoView {
+pub fn PretrainPanel() -> impl IntoView {
     let st = use_st();
     let mlm = RwSignal::new(true);
     let sop = RwSignal::new(true);
@@ -860,7 +871,7 @@ fn PretrainPanel() -> impl IntoView {
 }
 
 #[component]
-fn FinetunePanel() -> impl IntoView {
+pub fn FinetunePanel() -> impl IntoView {
     let st = use_st();
     let mode = RwSignal::new("full".to_string());
     let last_n = RwSignal::new("2".to_string());
