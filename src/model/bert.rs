@@ -131,8 +131,9 @@ impl Bert {
         }
         let layers = self.cfg.num_hidden_layers;
         // does anything below layer l (or in it) need gradients?
-        let emb_trainable = self.any_trainable(|n| n.starts_with("embeddings."));
-        let layer_trainable: Vec<bool> = (0..layers).map(|l| self.any_trainable(|n| n.starts_with(&format!("encoder.layer.{l}.")))).collect();
+        let (emb, layer_params, _) = self.bert_parts();
+        let emb_trainable = self.any_trains(emb.ids());
+        let layer_trainable: Vec<bool> = layer_params.iter().map(|lp| self.any_trains(lp.ids())).collect();
         let need_below = |l: usize| emb_trainable || layer_trainable[..l].iter().any(|&x| x);
         let encoder_needs_grad = need_below(layers);
         // d_x holds dLoss/d(the last hidden state), then of each layer's input

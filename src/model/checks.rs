@@ -613,6 +613,20 @@ async fn directional_fd(gpu: &Gpu, m: &mut Bert, batch: &Batch, mode: Mode, name
     Ok(worst)
 }
 
+/// Every parameter's gradient of one training step with dropout on (seed 0), and the loss with
+/// dropout and without: an error when they are equal (nothing was dropped).
+async fn gradients_with_dropout(gpu: &Gpu, m: &mut Bert, batch: &Batch) -> Result<(Mode, f32, f32), String> {
+    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    let train = Mode::Train { seed: 0 };
+    grads_step(gpu, m, batch, train).await?;
+    let with = run_forward(gpu, m, batch, train).await?.total();
+    let without = run_forward(gpu, m, batch, Mode::Eval).await?.total();
+    if with == without {
+        return Err(format!("dropout on and off give the same loss {with}: nothing was dropped"));
+    }
+    Ok((train, with, without))
+}
+
 /// With dropout on (every site: embeddings, attention probabilities, both residual branches, the
 /// classifier's input), the gradients of all three heads' summed loss agree with finite differences
 /// of the same loss under the same masks: the fused kernels' backward masks are the forward's.
@@ -633,15 +647,8 @@ pub async fn model_dropout_gradients_match_finite_differences(gpu: &Gpu) -> Chec
             gpu.write(&p.value, 0, &w).map_err(|e| e.to_string())?;
         }
     }
-    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let batch = fx.batch(gpu, true, true, true)?;
-    let train = Mode::Train { seed: 0 };
-    grads_step(gpu, &mut m, &batch, train).await?;
-    let with = run_forward(gpu, &mut m, &batch, train).await?.total();
-    let without = run_forward(gpu, &mut m, &batch, Mode::Eval).await?.total();
-    if with == without {
-        return Err(format!("dropout on and off give the same loss {with}: nothing was dropped"));
-    }
+    let (train, with, without) = gradients_with_dropout(gpu, &mut m, &batch).await?;
     let names = [
         "embeddings.LayerNorm.weight",
         "encoder.layer.0.attention.self.query.weight",
@@ -808,15 +815,8 @@ pub async fn model_gpt2_dropout_gradients_match_finite_differences(gpu: &Gpu) ->
     let mut m = fx.model(gpu, LM)?;
     m.cfg.hidden_dropout_prob = 0.1;
     m.cfg.attention_probs_dropout_prob = 0.1;
-    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let batch = fx.batch(gpu, true, false, false)?;
-    let train = Mode::Train { seed: 0 };
-    grads_step(gpu, &mut m, &batch, train).await?;
-    let with = run_forward(gpu, &mut m, &batch, train).await?.total();
-    let without = run_forward(gpu, &mut m, &batch, Mode::Eval).await?.total();
-    if with == without {
-        return Err(format!("dropout on and off give the same loss {with}: nothing was dropped"));
-    }
+    let (train, with, without) = gradients_with_dropout(gpu, &mut m, &batch).await?;
     let names = ["wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.bias", "h.1.ln_2.bias", "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.weight", "ln_f.weight"];
     let worst = directional_fd(gpu, &mut m, &batch, train, &names, 29, 2e-2, |l| l.total()).await?;
     Ok(format!("loss {with:.4} with dropout, {without:.4} without; {} tensors' directional gradients within {worst:.1e} (relative) of finite differences", names.len()))

@@ -14,41 +14,15 @@
 use super::acts::Acts;
 use super::batch::Batch;
 use super::bert::{Bert, STAT_MLM};
-use super::handles::{Gpt2Layer, Handles, Lin, Norm};
+use super::handles::{Gpt2Layer, Handles, Norm};
 use super::params::Id;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::matmul::Matmul;
-use crate::kernels::{cross_entropy, dropout, elementwise, embedding, gelu};
+use crate::kernels::{cross_entropy, dropout, embedding, gelu};
 
 impl Bert {
-    /// y (rows, out) = x (rows, inp) @ W + b for the Conv1D `name` (W stored (inp, out)).
-    #[allow(clippy::too_many_arguments)]
-    fn conv1d(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
-        let p = &self.params;
-        Matmul::new(rows, out, inp).record(step, y, x, p.value(lin.w), Some(p.value(lin.b)))
-    }
-
-    /// The backward of `conv1d`: dW (inp, out) += x^T dy and db += sum(dy) when trainable;
-    /// dx = (or +=) dy W^T.
-    #[allow(clippy::too_many_arguments)]
-    fn conv1d_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
-        let p = &self.params;
-        if let Some(dw) = p.grad_of(lin.w) {
-            Matmul::new(inp, out, rows).trans_a().accumulate().record(step, dw, x, dy, None)?;
-        }
-        if let Some(db) = p.grad_of(lin.b) {
-            elementwise::bias_grad(step, db, dy, rows, out)?;
-        }
-        if let Some((dx, acc)) = dx {
-            let mut mm = Matmul::new(rows, inp, out).trans_b();
-            mm.accumulate = acc;
-            mm.record(step, dx, dy, p.value(lin.w), None)?;
-        }
-        Ok(())
-    }
-
     /// The LayerNorm that follows layer `l`'s output: the next layer's `ln_1`, or `ln_f`; and the
     /// buffers it writes (output, mean, rstd).
     fn gpt2_next_ln<'a>(&'a self, a: &'a Acts, l: usize) -> (&'a Norm, &'a GpuBuf, &'a GpuBuf, &'a GpuBuf) {
@@ -78,13 +52,13 @@ impl Bert {
         let gelu_kind = cfg.gelu();
         let (wte, wpe, hl, ln_f) = self.gpt2_parts();
 
-        // embeddings: word + position, dropout; then the first layer's ln_1
-        embedding::forward(step, &a.emb, &batch.ids, p.value(wte), 0, bt, c, cfg.vocab_size, false)?;
-        embedding::forward(step, &a.emb, &batch.pos, p.value(wpe), 0, bt, c, cfg.max_position_embeddings, true)?;
+        // embeddings: word + position (straight into x[0] when nothing is dropped), dropout; then
+        // the first layer's ln_1
+        let sum = if hp > 0.0 { &a.emb } else { &a.x[0] };
+        embedding::forward(step, sum, &batch.ids, p.value(wte), 0, bt, c, cfg.vocab_size, false)?;
+        embedding::forward(step, sum, &batch.pos, p.value(wpe), 0, bt, c, cfg.max_position_embeddings, true)?;
         if hp > 0.0 {
             dropout::apply(step, &a.x[0], &a.emb, bt * c, hp, mode.seed(Site::Embeddings))?;
-        } else {
-            step.copy(&a.emb, 0, &a.x[0], 0, bt * c)?;
         }
         if cfg.num_hidden_layers > 0 {
             let l0 = &a.layers[0];
@@ -96,16 +70,16 @@ impl Bert {
         for l in 0..cfg.num_hidden_layers {
             let (la, lp) = (&a.layers[l], &hl[l]);
             // attention on ln_1(x): c_attn gives q|k|v side by side, as BERT's fused projection
-            self.conv1d(step, &la.qkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
+            self.linear(step, &la.qkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
             self.attention_forward(step, batch, l, mode)?;
-            self.conv1d(step, &a.lin, &la.ctx, &lp.c_proj, bt, c, c)?;
+            self.linear(step, &a.lin, &la.ctx, &lp.c_proj, bt, c, c)?;
             // res1 = x + dropout(attention), and ln_2(res1), in one kernel
             let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
             self.ln_residual(step, &la.res2, &la.mean2, &la.rstd2, &la.res1, &a.x[l], &a.lin, drop1, &lp.ln_2, bt)?;
             // MLP on ln_2(res1)
-            self.conv1d(step, &la.inter_pre, &la.res2, &lp.c_fc, bt, i, c)?;
+            self.linear(step, &la.inter_pre, &la.res2, &lp.c_fc, bt, i, c)?;
             gelu::forward(step, gelu_kind, &la.inter, &la.inter_pre, bt * i)?;
-            self.conv1d(step, &a.lin, &la.inter, &lp.mlp_proj, bt, c, i)?;
+            self.linear(step, &a.lin, &la.inter, &lp.mlp_proj, bt, c, i)?;
             // x[l + 1] = res1 + dropout(mlp), and the LayerNorm that reads it, in one kernel
             let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
             let (norm, y, mean, rstd) = self.gpt2_next_ln(a, l);
@@ -132,10 +106,10 @@ impl Bert {
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let gelu_kind = cfg.gelu();
         let (wte, wpe, hl, ln_f) = self.gpt2_parts();
-        let emb_trainable = self.any_trainable(|n| n.starts_with("wte.") || n.starts_with("wpe."));
-        let layer_trainable: Vec<bool> = (0..nl).map(|l| self.any_trainable(|n| n.starts_with(&format!("h.{l}.")))).collect();
+        let emb_trainable = self.any_trains([wte, wpe]);
+        let layer_trainable: Vec<bool> = hl.iter().map(|lp| self.any_trains(lp.ids())).collect();
         let need_below = |l: usize| emb_trainable || layer_trainable[..l].iter().any(|&x| x);
-        let body_needs_grad = need_below(nl) || self.any_trainable(|n| n.starts_with("ln_f."));
+        let body_needs_grad = need_below(nl) || self.any_trains(ln_f.ids());
 
         // the LM head: d_logits, wte's gradient from it, and d(ln_f output) at the predicted rows
         // (in d_h1, scattered from the M rows)
@@ -166,32 +140,22 @@ impl Bert {
             }
             let (la, lp) = (&a.layers[l], &hl[l]);
             // x[l + 1] = res1 + dropout(mlp): the MLP's output gradient is dropout(d_x)
-            let d_mlp = if hp > 0.0 {
-                dropout::apply(step, &a.d_tmp, &a.d_x, bt * c, hp, mode.seed(Site::Output(l)))?;
-                &a.d_tmp
-            } else {
-                &a.d_x
-            };
-            self.conv1d_backward(step, Some((&a.d_inter, false)), d_mlp, &la.inter, &lp.mlp_proj, bt, c, i)?;
+            let d_mlp = Bert::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Output(l))))?;
+            self.linear_backward(step, Some((&a.d_inter, false)), d_mlp, &la.inter, &lp.mlp_proj, bt, c, i)?;
             gelu::backward(step, gelu_kind, &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
             // d(ln_2 output) in d_h1
-            self.conv1d_backward(step, Some((&a.d_h1, false)), &a.d_inter2, &la.res2, &lp.c_fc, bt, i, c)?;
+            self.linear_backward(step, Some((&a.d_h1, false)), &a.d_inter2, &la.res2, &lp.c_fc, bt, i, c)?;
             // d_res = d res1 = d_x (the residual) + ln_2's backward
             step.copy(&a.d_x, 0, &a.d_res, 0, bt * c)?;
             self.ln_backward(step, &a.d_res, &a.d_h1, &la.res1, &la.mean2, &la.rstd2, &lp.ln_2, bt, true, &a.ln_scratch)?;
             // res1 = x + dropout(attention output)
-            let d_attn = if hp > 0.0 {
-                dropout::apply(step, &a.d_tmp, &a.d_res, bt * c, hp, mode.seed(Site::AttentionOutput(l)))?;
-                &a.d_tmp
-            } else {
-                &a.d_res
-            };
+            let d_attn = Bert::dropped(step, &a.d_tmp, &a.d_res, bt * c, Dropout::new(hp, mode.seed(Site::AttentionOutput(l))))?;
             // d_ctx in lin2
-            self.conv1d_backward(step, Some((&a.lin2, false)), d_attn, &la.ctx, &lp.c_proj, bt, c, c)?;
+            self.linear_backward(step, Some((&a.lin2, false)), d_attn, &la.ctx, &lp.c_proj, bt, c, c)?;
             self.attention_backward(step, batch, l, mode)?;
             // d(ln_1 output) in d_h1, wanted when something below learns or ln_1 itself does
             let ln1_needed = need_below(l) || layer_trainable[l];
-            self.conv1d_backward(step, ln1_needed.then_some((&a.d_h1, false)), &a.dqkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
+            self.linear_backward(step, ln1_needed.then_some((&a.d_h1, false)), &a.dqkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
             if ln1_needed {
                 // d x[l] = d_res (the residual) + ln_1's backward
                 step.copy(&a.d_res, 0, &a.d_x, 0, bt * c)?;
@@ -200,12 +164,7 @@ impl Bert {
         }
         if emb_trainable {
             // x[0] = dropout(wte[ids] + wpe[pos])
-            let d_emb = if hp > 0.0 {
-                dropout::apply(step, &a.d_tmp, &a.d_x, bt * c, hp, mode.seed(Site::Embeddings))?;
-                &a.d_tmp
-            } else {
-                &a.d_x
-            };
+            let d_emb = Bert::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Embeddings)))?;
             for (id, g, rows) in [(wte, &batch.g_ids, cfg.vocab_size), (wpe, &batch.g_pos, cfg.max_position_embeddings)] {
                 if let Some(dw) = p.grad_of(id) {
                     embedding::backward(step, dw, 0, d_emb, g, c, rows)?;

@@ -6,11 +6,13 @@ use super::bert::Heads;
 use super::config::{BertConfig, Body};
 use super::params::{Id, ParamStore};
 
-/// A linear layer (or GPT-2's Conv1D): weight and bias.
+/// A linear layer: weight and bias. Torch's Linear stores the weight (out, in); GPT-2's Conv1D
+/// stores it (in, out), which `in_out` says.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Lin {
     pub w: Id,
     pub b: Id,
+    pub in_out: bool,
 }
 
 /// A LayerNorm: gain and bias.
@@ -59,6 +61,45 @@ pub(super) struct Gpt2Layer {
     pub mlp_proj: Lin,
 }
 
+impl Lin {
+    pub fn ids(&self) -> [Id; 2] {
+        [self.w, self.b]
+    }
+}
+
+impl Norm {
+    pub fn ids(&self) -> [Id; 2] {
+        [self.g, self.b]
+    }
+}
+
+impl BertEmbeddings {
+    pub fn ids(&self) -> Vec<Id> {
+        [self.word, self.position, self.token_type].into_iter().chain(self.ln.ids()).collect()
+    }
+}
+
+impl BertLayer {
+    pub fn ids(&self) -> Vec<Id> {
+        let mut v: Vec<Id> = self.qkv_w.into_iter().chain(self.qkv_b).collect();
+        for l in [self.attn_out, self.inter, self.out] {
+            v.extend(l.ids());
+        }
+        v.extend(self.attn_ln.ids().into_iter().chain(self.out_ln.ids()));
+        v
+    }
+}
+
+impl Gpt2Layer {
+    pub fn ids(&self) -> Vec<Id> {
+        let mut v: Vec<Id> = self.ln_1.ids().into_iter().chain(self.ln_2.ids()).collect();
+        for l in [self.c_attn, self.c_proj, self.c_fc, self.mlp_proj] {
+            v.extend(l.ids());
+        }
+        v
+    }
+}
+
 /// Every parameter of the model, by its role.
 pub(super) enum Handles {
     Bert { emb: BertEmbeddings, layers: Vec<BertLayer>, heads: BertHeads },
@@ -80,7 +121,11 @@ impl<'a> Names<'a> {
         self.store.id(&name)
     }
     fn lin(&self, rest: &str) -> Result<Lin, String> {
-        Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: self.id(&format!("{rest}.bias"))? })
+        Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: self.id(&format!("{rest}.bias"))?, in_out: false })
+    }
+    /// GPT-2's Conv1D: a linear layer whose weight is stored (in, out).
+    fn conv1d(&self, rest: &str) -> Result<Lin, String> {
+        Ok(Lin { in_out: true, ..self.lin(rest)? })
     }
     fn norm(&self, rest: &str) -> Result<Norm, String> {
         Ok(Norm { g: self.id(&format!("{rest}.weight"))?, b: self.id(&format!("{rest}.bias"))? })
@@ -95,7 +140,7 @@ impl Handles {
             let layers = (0..cfg.num_hidden_layers)
                 .map(|l| {
                     let n = Names::at(store, format!("h.{l}"));
-                    Ok(Gpt2Layer { ln_1: n.norm("ln_1")?, c_attn: n.lin("attn.c_attn")?, c_proj: n.lin("attn.c_proj")?, ln_2: n.norm("ln_2")?, c_fc: n.lin("mlp.c_fc")?, mlp_proj: n.lin("mlp.c_proj")? })
+                    Ok(Gpt2Layer { ln_1: n.norm("ln_1")?, c_attn: n.conv1d("attn.c_attn")?, c_proj: n.conv1d("attn.c_proj")?, ln_2: n.norm("ln_2")?, c_fc: n.conv1d("mlp.c_fc")?, mlp_proj: n.conv1d("mlp.c_proj")? })
                 })
                 .collect::<Result<_, String>>()?;
             return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")? });

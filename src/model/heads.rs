@@ -6,6 +6,7 @@ use super::batch::Batch;
 use super::bert::{Bert, Pooling, STAT_CLS, STAT_MLM, STAT_SOP};
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
+use crate::kernels::dropout::Dropout;
 use crate::kernels::matmul::Matmul;
 use crate::kernels::{cross_entropy, dropout, elementwise, embedding, gelu};
 
@@ -48,12 +49,7 @@ impl Bert {
             } else {
                 &a.pooled
             };
-            let pooled = if hp > 0.0 {
-                dropout::apply(step, &a.pooled_d, src, b * c, hp, mode.seed(Site::Classifier))?;
-                &a.pooled_d
-            } else {
-                src
-            };
+            let pooled = Bert::dropped(step, &a.pooled_d, src, b * c, Dropout::new(hp, mode.seed(Site::Classifier)))?;
             self.linear(step, &a.cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
             if let Some(lab) = &batch.cls_labels {
                 cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
@@ -144,7 +140,7 @@ impl Bert {
                     self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
                 }
             }
-            let pooler_needs = encoder_needs_grad || self.any_trainable(|n| n.starts_with("pooler."));
+            let pooler_needs = encoder_needs_grad || self.any_trains(hh.pooler.ids());
             if pooler_needs {
                 elementwise::tanh_backward(step, &a.d_pooled_pre, &a.pooled, &a.d_pooled, b * c)?;
                 let dx = encoder_needs_grad.then_some((&a.d_cls_x, false));

@@ -6,7 +6,8 @@ use super::bert::{Bert, Pooling, STAT_CLS};
 use super::mode::{Mode, Site};
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuBuf, GpuError, Step};
-use crate::kernels::{cross_entropy, dropout, embedding};
+use crate::kernels::dropout::Dropout;
+use crate::kernels::{cross_entropy, embedding};
 
 /// Softmax of each row of `nl` logits.
 pub fn softmax_rows(logits: &[f32], nl: usize) -> Vec<Vec<f32>> {
@@ -112,12 +113,7 @@ impl Bert {
         let classifier = self.bert_parts().2.classifier.ok_or("this model has no classification head")?;
         let r = (|| -> Result<(), GpuError> {
             embedding::forward(step, &a.cls_x, rows, feats, 0, b, c, n, false)?;
-            let x = if hp > 0.0 {
-                dropout::apply(step, &a.pooled_d, &a.cls_x, b * c, hp, mode.seed(Site::Classifier))?;
-                &a.pooled_d
-            } else {
-                &a.cls_x
-            };
+            let x = Bert::dropped(step, &a.pooled_d, &a.cls_x, b * c, Dropout::new(hp, mode.seed(Site::Classifier)))?;
             self.linear(step, &a.cls_logits, x, &classifier, b, nl, c)?;
             if let Some(lab) = labels {
                 cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;

@@ -6,12 +6,13 @@ use super::acts::Fused;
 use super::batch::Batch;
 use super::bert::Bert;
 use super::mode::{Mode, Site};
+use super::params::Id;
 use crate::kernels::attention::HeadSplit;
 use crate::kernels::softmax::{self, RowKernel};
 use super::handles::{BertEmbeddings, BertHeads, BertLayer, Handles, Lin, Norm};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
-use crate::kernels::elementwise;
+use crate::kernels::{dropout, elementwise};
 use crate::kernels::layernorm::{self, LnParams};
 use crate::kernels::matmul::Matmul;
 
@@ -24,29 +25,49 @@ impl Bert {
         Ok(Fused { w, b, dw, db })
     }
 
-    /// y (rows, out) = x (rows, inp) @ W^T + b for a linear layer (torch layout (out, inp)).
+    /// y (rows, out) = x (rows, inp) W + b: W^T of torch's (out, inp) weight, or Conv1D's (inp, out)
+    /// weight as it is.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn linear(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
-        Matmul::new(rows, out, inp).trans_b().record(step, y, x, p.value(lin.w), Some(p.value(lin.b)))
+        let mut mm = Matmul::new(rows, out, inp);
+        mm.trans_b = !lin.in_out;
+        mm.record(step, y, x, p.value(lin.w), Some(p.value(lin.b)))
     }
 
-    /// The backward of `linear`: dW += dy^T x and db += sum(dy) when trainable; dx = (or +=) dy W.
+    /// The backward of `linear`: the weight's gradient (dy^T x, or x^T dy for Conv1D's layout) and
+    /// db += sum(dy) when trainable; dx = (or +=) dy times the weight's transpose.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn linear_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
         if let Some(dw) = p.grad_of(lin.w) {
-            Matmul::new(out, inp, rows).trans_a().accumulate().record(step, dw, dy, x, None)?;
+            if lin.in_out {
+                Matmul::new(inp, out, rows).trans_a().accumulate().record(step, dw, x, dy, None)?;
+            } else {
+                Matmul::new(out, inp, rows).trans_a().accumulate().record(step, dw, dy, x, None)?;
+            }
         }
         if let Some(db) = p.grad_of(lin.b) {
             elementwise::bias_grad(step, db, dy, rows, out)?;
         }
         if let Some((dx, acc)) = dx {
             let mut mm = Matmul::new(rows, inp, out);
+            mm.trans_b = lin.in_out;
             mm.accumulate = acc;
             mm.record(step, dx, dy, p.value(lin.w), None)?;
         }
         Ok(())
+    }
+
+    /// `src` through the dropout `drop` into `dst` (the same mask as the forward's with its seed),
+    /// or `src` itself when nothing is dropped.
+    pub(super) fn dropped<'a>(step: &mut Step, dst: &'a GpuBuf, src: &'a GpuBuf, n: usize, drop: Dropout) -> Result<&'a GpuBuf, GpuError> {
+        if drop.prob > 0.0 {
+            dropout::apply(step, dst, src, n, drop.prob, drop.seed)?;
+            Ok(dst)
+        } else {
+            Ok(src)
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -124,9 +145,9 @@ impl Bert {
         heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)
     }
 
-    /// Whether any parameter whose name `pred` accepts is trainable.
-    pub(super) fn any_trainable(&self, pred: impl Fn(&str) -> bool) -> bool {
-        self.params.params.iter().any(|p| p.trainable && pred(&p.name))
+    /// Whether any of `ids` is trainable.
+    pub(super) fn any_trains(&self, ids: impl IntoIterator<Item = Id>) -> bool {
+        ids.into_iter().any(|id| self.params.trains(id))
     }
 
     /// BERT's parts (embeddings, layers, heads); a programming error on a GPT-2.

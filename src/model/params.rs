@@ -259,6 +259,11 @@ impl ParamStore {
         }
     }
 
+    /// Whether a resolved parameter is trainable.
+    pub fn trains(&self, id: Id) -> bool {
+        self.params[id.0].trainable
+    }
+
     pub fn name_of(&self, id: Id) -> &str {
         &self.params[id.0].name
     }

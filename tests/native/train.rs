@@ -9,7 +9,7 @@ use bertlab::train::checks;
 use bertlab::train::metrics::majority_baseline;
 use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
 
-use crate::common::gpu;
+use crate::common::{gpu, Cli};
 
 fn report(name: &str, r: Result<String, String>) {
     match r {
@@ -403,16 +403,8 @@ fn a_killed_training_run_always_leaves_a_readable_checkpoint() {
 /// prompt gets a message, not a panic.
 #[test]
 fn cli_causal_model_learns_next_words_and_generates() {
-    let exe = env!("CARGO_BIN_EXE_bertlab");
-    let root = env!("CARGO_MANIFEST_DIR");
-    let tmp = std::env::temp_dir().join(format!("bertlab-causal-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(exe).args(args).current_dir(root).output().expect("run bertlab");
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
-    };
-    let dir = |n: &str| tmp.join(n).to_string_lossy().to_string();
+    let cli = Cli::new("causal");
+    let (run, dir, tmp) = (|a: &[&str]| cli.run(a), |n: &str| cli.dir(n), &cli.tmp);
     let (causal, masked) = (dir("causal"), dir("masked"));
     let (ok, out, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--hidden", "64", "--layers", "2", "--heads", "4", "--vocab", "1000", "--steps", "150", "--max-len", "48", "--json", "--out", &causal]);
     assert!(ok, "causal pretraining failed: {err}");
@@ -441,19 +433,14 @@ fn cli_causal_model_learns_next_words_and_generates() {
     let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--hidden", "16", "--layers", "1", "--heads", "2", "--vocab", "300", "--steps", "1", "--batch", "2", "--out", &masked]);
     assert!(ok, "{err}");
     let long = "word ".repeat(600);
-    for (args, want) in [
+    cli.refuses(&[
         (vec!["generate", "--model", &masked, "--prompt", "the kitten"], "masked (bidirectional) model"),
         (vec!["fill-mask", "--model", &causal, "--text", "the [MASK] sat"], "causal model"),
         (vec!["generate", "--model", &causal, "--prompt", &long], "the model reads at most 512"),
         (vec!["generate", "--model", &causal, "--prompt", "x", "--temperature", "0"], "temperature must be a number in (0, 100]"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--model", &masked, "--steps", "1", "--out", &dir("x")], "causal pretraining needs a decoder"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--model", &causal, "--steps", "1", "--out", &dir("x")], "is a causal model"),
-    ] {
-        let (ok, _, err) = run(&args);
-        assert!(!ok && err.contains(want), "{args:?}: exit ok={ok}, stderr {err:?} should contain {want:?}");
-        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    }
-    let _ = std::fs::remove_dir_all(&tmp);
+    ]);
 }
 
 /// GPT-2's body: a GPT-2 checkpoint (the fixture: GPT2LMHeadModel's files and a byte-level BPE
@@ -463,16 +450,8 @@ fn cli_causal_model_learns_next_words_and_generates() {
 #[test]
 fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
     use bertlab::io::safetensors;
-    let exe = env!("CARGO_BIN_EXE_bertlab");
-    let root = env!("CARGO_MANIFEST_DIR");
-    let tmp = std::env::temp_dir().join(format!("bertlab-gpt2-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(exe).args(args).current_dir(root).output().expect("run bertlab");
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
-    };
-    let dir = |n: &str| tmp.join(n).to_string_lossy().to_string();
+    let cli = Cli::new("gpt2");
+    let (run, dir, tmp, root) = (|a: &[&str]| cli.run(a), |n: &str| cli.dir(n), &cli.tmp, env!("CARGO_MANIFEST_DIR"));
     let fixture = "tests/fixtures/tiny_gpt2";
     let reference = std::fs::read(format!("{root}/tests/fixtures/tiny_gpt2_ref.safetensors")).unwrap();
     let r = safetensors::parse(&reference).unwrap();
@@ -504,7 +483,7 @@ fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
     let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--hidden", "16", "--layers", "1", "--heads", "2", "--vocab", "300", "--steps", "1", "--batch", "2", "--out", &masked]);
     assert!(ok, "{err}");
     let long = "word ".repeat(40);
-    for (args, want) in [
+    cli.refuses(&[
         (vec!["train", "--data", "www/samples/sentiment.tsv", "--model", fixture, "--out", &dir("x")], "no sentence-order or classification head"),
         (vec!["fill-mask", "--model", fixture, "--text", "the [MASK] sat"], "causal model"),
         (vec!["generate", "--model", &masked, "--prompt", "the kitten"], "masked (bidirectional) model"),
@@ -513,12 +492,7 @@ fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--body", "gpt2", "--steps", "1", "--out", &dir("x")], "use it with --objective causal"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt2", "--model", fixture, "--steps", "1", "--out", &dir("x")], "brings its own body"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt3", "--steps", "1", "--out", &dir("x")], "[possible values: bert, gpt2]"),
-    ] {
-        let (ok, _, err) = run(&args);
-        assert!(!ok && err.contains(want), "{args:?}: exit ok={ok}, stderr {err:?} should contain {want:?}");
-        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    }
-    let _ = std::fs::remove_dir_all(&tmp);
+    ]);
 }
 
 /// The command line is clap's (its help, its argument errors), and long actions draw progress bars
@@ -526,10 +500,8 @@ fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
 /// and the training steps; `--quiet` hides them.
 #[test]
 fn cli_help_is_claps_and_long_actions_draw_progress_bars() {
-    let exe = env!("CARGO_BIN_EXE_bertlab");
-    let root = env!("CARGO_MANIFEST_DIR");
-    let tmp = std::env::temp_dir().join(format!("bertlab-bars-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let cli = Cli::new("bars");
+    let (exe, root, tmp) = (cli.exe(), env!("CARGO_MANIFEST_DIR"), &cli.tmp);
     let run = |args: &[&str]| {
         let o = std::process::Command::new(exe).args(args).current_dir(root).output().expect("run bertlab");
         (o.status.code(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
@@ -555,5 +527,4 @@ fn cli_help_is_claps_and_long_actions_draw_progress_bars() {
     assert!(shown.contains("features [") && shown.contains("train [") && shown.contains("ETA"), "no progress bars on a terminal: {shown}");
     let quiet = on_terminal("--quiet");
     assert!(!quiet.contains("train [") && quiet.contains("validation accuracy"), "--quiet drew bars: {quiet}");
-    let _ = std::fs::remove_dir_all(&tmp);
 }
