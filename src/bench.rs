@@ -109,6 +109,22 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
         .await?;
         push(BenchLine { name: format!("layernorm {label}"), rate: bytes / (ms * 1e6), unit: "GB/s", ms_per_call: ms }, &mut lines);
     }
+    // Decoding's one-row products at GPT-2 small's shapes, both weight layouts and both workgroup
+    // shapes: bytes = one read of the weight (they are read once per token)
+    use crate::kernels::matvec::{Matvec, Split};
+    for (k, n, trans_w, what) in [(768usize, 2304usize, false, "c_attn (K, N)"), (3072, 768, false, "mlp c_proj (K, N)"), (768, 3072, true, "torch Linear (N, K)"), (768, 30000, true, "tied LM head (N, K)")] {
+        let x = gpu.zeros("x", k, DType::F32)?;
+        gpu.write(&x, 0, &vec![0.01f32; k])?;
+        let w = gpu.zeros("w", n * k, DType::F32)?;
+        gpu.write(&w, 0, &vec![0.02f32; n * k])?;
+        let y = gpu.zeros("y", n, DType::F32)?;
+        let bytes = (n * k) as f64 * 4.0;
+        for split in Split::ALL {
+            let mv = Matvec::new(1, n, k, trans_w).split(split);
+            let ms = time_case(gpu, now, opts.reps, &y, &|s| mv.record(s, &y, &x, &w, None)).await?;
+            push(BenchLine { name: format!("matvec 1x{k} -> {n} {what} {split:?}"), rate: bytes / (ms * 1e6), unit: "GB/s", ms_per_call: ms }, &mut lines);
+        }
+    }
     Ok(lines)
 }
 
@@ -246,6 +262,136 @@ impl std::fmt::Display for StepBench {
         write!(f, "\n  one step kernel by kernel (each dispatch alone):")?;
         for (k, ms, n) in &self.kernel_ms {
             write!(f, "\n    {k:<32} {ms:>9.1} ms  {n:>4} dispatches")?;
+        }
+        Ok(())
+    }
+}
+
+/// Named GPT-2 shapes for the generation benchmark: (name, layers, hidden, heads).
+pub const GENERATE_CONFIGS: &[(&str, usize, usize, usize)] = &[("gpt2-tiny", 2, 64, 4), ("gpt2-4x256", 4, 256, 4), ("gpt2-small", 12, 768, 12)];
+
+/// One generation run of the benchmark: `new` tokens after the prompt.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenerateRun {
+    pub new_tokens: usize,
+    /// The prompt's one pass (its cache filled and the first token drawn).
+    pub prefill_ms: f64,
+    /// Every token after the first, one position each.
+    pub decode_ms: f64,
+    /// `new_tokens` over prefill and decoding together, as a person waiting for them sees it.
+    pub tokens_per_s: f64,
+    /// New tokens over decoding alone (the first token comes with the prefill).
+    pub decode_tokens_per_s: f64,
+    pub dispatches_per_token: f64,
+    pub submits_per_token: f64,
+    pub bytes_read_per_token: f64,
+    pub buffers_created_per_token: f64,
+    pub bind_groups_created_per_token: f64,
+}
+
+/// What the generation benchmark measured; `scripts/bench_generate_torch.py` prints the same
+/// fields for transformers on the same machine.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenerateBench {
+    pub engine: &'static str,
+    pub device: String,
+    pub config: String,
+    pub layers: usize,
+    pub hidden: usize,
+    pub vocab: usize,
+    pub prompt_tokens: usize,
+    pub runs: Vec<GenerateRun>,
+    /// One more token in profiling mode (each dispatch submitted and timed alone, by wall clock):
+    /// (kernel, ms over the token, dispatches), slowest first. Absent from the PyTorch script.
+    pub kernel_ms: Vec<(String, f64, u64)>,
+}
+
+/// Greedy generation on a randomly initialised GPT-2 of a named shape (positions 1024): for each
+/// count in `new`, a 5-token prompt continued by that many tokens (no end token), after one warm-up
+/// run. Counters are per decoded token, over the run's decoding after its first 4 tokens.
+pub async fn generate(gpu: &Gpu, config: &str, vocab: usize, new: &[usize]) -> Result<GenerateBench, String> {
+    use crate::model::{Bert, BertConfig, Heads};
+    let &(name, layers, hidden, heads) = GENERATE_CONFIGS
+        .iter()
+        .find(|c| c.0 == config)
+        .ok_or_else(|| format!("unknown generation config '{config}'; one of {}", GENERATE_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")))?;
+    let mut cfg = BertConfig::small_gpt2(vocab, hidden, layers, heads);
+    cfg.max_position_embeddings = 1024;
+    let prompt: Vec<u32> = vec![11, 318, 257, 1332, 286].into_iter().map(|i| i % vocab as u32).collect();
+    if new.iter().any(|&n| n == 0 || n + prompt.len() > cfg.max_position_embeddings) {
+        return Err(format!("new tokens must be 1 to {}", cfg.max_position_embeddings - prompt.len()));
+    }
+    let (mut model, _) = Bert::new(gpu, cfg, Heads { mlm: true, sop: false, num_labels: 0 }, None, 1)?;
+    // warm-up: pipelines built, buffers made for the largest cache
+    let largest = new.iter().copied().max().unwrap_or(1);
+    generate_run(gpu, &mut model, &prompt, largest.min(8)).await?;
+    let mut runs = Vec::new();
+    for &n in new {
+        runs.push(generate_run(gpu, &mut model, &prompt, n).await?);
+    }
+    let greedy = crate::kernels::sample::Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
+    model.decode_start(gpu, &prompt, prompt.len() + 2, greedy).await?.read(gpu).await?;
+    gpu.take_kernel_times();
+    gpu.set_profiling(true);
+    let profiled = model.decode_next(gpu, greedy).await;
+    gpu.set_profiling(false);
+    profiled?.read(gpu).await?;
+    let kernel_ms = gpu.take_kernel_times();
+    Ok(GenerateBench { engine: "bertlab", device: gpu.info.summary(), config: name.to_string(), layers, hidden, vocab, prompt_tokens: prompt.len(), runs, kernel_ms })
+}
+
+/// One timed generation of `n` greedy tokens after `prompt`.
+async fn generate_run(gpu: &Gpu, model: &mut crate::model::Bert, prompt: &[u32], n: usize) -> Result<GenerateRun, crate::error::Error> {
+    use crate::kernels::sample::Draw;
+    let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
+    let t0 = crate::gpu::now_ms();
+    model.decode_start(gpu, prompt, prompt.len() + n, greedy).await?.read(gpu).await?;
+    let t1 = crate::gpu::now_ms();
+    // counters over the decoding after its first 4 tokens
+    let skip = 5.min(n - 1);
+    let mut warm = None;
+    for i in 1..n {
+        if i == skip {
+            warm = Some(gpu.counters());
+        }
+        model.decode_next(gpu, greedy).await?.read(gpu).await?;
+    }
+    let t2 = crate::gpu::now_ms();
+    let c = gpu.counters();
+    let per = match &warm {
+        Some(a) => {
+            let k = (n - skip) as f64;
+            [(c.total_dispatches() - a.total_dispatches()) as f64 / k, (c.submits - a.submits) as f64 / k, (c.bytes_read_back - a.bytes_read_back) as f64 / k, (c.buffers_created - a.buffers_created) as f64 / k, (c.bind_groups_created - a.bind_groups_created) as f64 / k]
+        }
+        None => [f64::NAN; 5],
+    };
+    Ok(GenerateRun {
+        new_tokens: n,
+        prefill_ms: t1 - t0,
+        decode_ms: t2 - t1,
+        tokens_per_s: n as f64 / ((t2 - t0) / 1e3),
+        decode_tokens_per_s: (n - 1) as f64 / ((t2 - t1) / 1e3),
+        dispatches_per_token: per[0],
+        submits_per_token: per[1],
+        bytes_read_per_token: per[2],
+        buffers_created_per_token: per[3],
+        bind_groups_created_per_token: per[4],
+    })
+}
+
+impl std::fmt::Display for GenerateBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}x{}, vocabulary {}), greedy from {} tokens, on {}:", self.config, self.layers, self.hidden, self.vocab, self.prompt_tokens, self.device)?;
+        for r in &self.runs {
+            write!(
+                f,
+                "\n  {:>4} new tokens: {:.2} tok/s ({:.2} decoding alone); prefill {:.1} ms, decoding {:.1} ms; per token {:.0} dispatches, {} submits, {:.0} bytes read, {} buffers and {} bind groups created",
+                r.new_tokens, r.tokens_per_s, r.decode_tokens_per_s, r.prefill_ms, r.decode_ms, r.dispatches_per_token, r.submits_per_token, r.bytes_read_per_token, r.buffers_created_per_token, r.bind_groups_created_per_token
+            )?;
+        }
+        write!(f, "\n  one token kernel by kernel (each dispatch alone):")?;
+        for (k, ms, n) in &self.kernel_ms {
+            write!(f, "\n    {k:<32} {ms:>9.2} ms  {n:>4} dispatches")?;
         }
         Ok(())
     }

@@ -19,6 +19,9 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("dropout", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/dropout.wgsl"))),
     ("cross_entropy", include_str!("../shaders/cross_entropy.wgsl")),
     ("adamw", include_str!("../shaders/adamw.wgsl")),
+    ("matvec", include_str!("../shaders/matvec.wgsl")),
+    ("attention_cached", include_str!("../shaders/attention_cached.wgsl")),
+    ("sample", include_str!("../shaders/sample.wgsl")),
 ];
 
 pub fn source(name: &str) -> Option<&'static str> {

@@ -265,7 +265,7 @@ mod cli {
     }
 
     #[derive(clap::Args)]
-    #[command(after_help = "--step runs one full fine-tuning step (dropout, AdamW, [CLS] head over 2 labels) on random ids, median after 2 warm-up steps; scripts/bench_step_torch.py prints the same JSON for PyTorch eager on the same machine")]
+    #[command(after_help = "--step runs one full fine-tuning step (dropout, AdamW, [CLS] head over 2 labels) on random ids, median after 2 warm-up steps; scripts/bench_step_torch.py prints the same JSON for PyTorch eager on the same machine. --generate runs greedy generation on a random GPT-2 of that shape; scripts/bench_generate_torch.py prints the same JSON for transformers")]
     struct BenchArgs {
         /// rows of the kernel benchmark's matrices
         #[arg(long, default_value_t = 4096)]
@@ -281,6 +281,16 @@ mod cli {
         len: usize,
         #[arg(long, default_value_t = 5)]
         steps: usize,
+        /// a generation benchmark of this GPT-2 shape (gpt2-tiny, gpt2-4x256, gpt2-small): tokens/s
+        /// at each --new count, prefill apart, with the counters per token
+        #[arg(long, value_name = "CONFIG")]
+        generate: Option<String>,
+        /// the generation benchmark's vocabulary
+        #[arg(long, default_value_t = 30000)]
+        vocab: usize,
+        /// new tokens per generation run (comma-separated)
+        #[arg(long, value_delimiter = ',', default_value = "64,200")]
+        new: Vec<usize>,
     }
 
     /// How results are shown: JSON on stdout, and progress bars on stderr unless quiet.
@@ -851,6 +861,15 @@ mod cli {
 
     fn bench(a: &BenchArgs, o: Out) -> Result<(), String> {
         let g = gpu()?;
+        if let Some(config) = &a.generate {
+            let r = block(bertlab::bench::generate(&g, config, a.vocab, &a.new))?;
+            if o.json {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                println!("{r}");
+            }
+            return Ok(());
+        }
         if let Some(config) = &a.step {
             let r = block(bertlab::bench::step(&g, config, a.batch, a.len, a.steps))?;
             if o.json {

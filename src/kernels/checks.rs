@@ -55,7 +55,10 @@ macro_rules! for_each_kernel_check {
             cross_entropy_backward,
             adamw_matches_torch_formula,
             adamw_skips_nonfinite_step,
-            elementwise_ops
+            elementwise_ops,
+            matvec_layouts_splits_offsets,
+            attention_cached_matches_reference,
+            sample_top_k_matches_reference
         }
     };
 }
@@ -1203,4 +1206,145 @@ pub async fn elementwise_ops(gpu: &Gpu) -> CheckResult {
     let dw: Vec<f64> = tw.iter().zip(&b).map(|(t, d)| *d as f64 * (1.0 - t * t)).collect();
     close("tanh backward", &read(gpu, &gdx).await?, &dw, |i| 1e-5 * (1.0 + (b[i] as f64).abs()))?;
     Ok(format!("add, scale, tanh and its backward over {n} elements"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// decoding: products with a few rows, attention over a key-value cache, the draw of a token
+
+/// The matvec kernel in both weight layouts, both workgroup shapes, with and without a bias, at
+/// offsets and widths that are not multiples of its workgroups, against the f64 product.
+pub async fn matvec_layouts_splits_offsets(gpu: &Gpu) -> CheckResult {
+    use super::matvec::{Matvec, Split};
+    let mut rng = Rng::new(41);
+    let mut worst = 0.0f64;
+    let mut cases = 0;
+    for (rows, n, k) in [(1, 37 * 4, 20), (2, 68, 36), (1, 300, 64), (3, 12, 776)] {
+        for trans_w in [false, true] {
+            for bias in [false, true] {
+                let (x_off, y_off, off_w) = (3, 5, 8);
+                let x = rng.normals(x_off + rows * k, 1.0);
+                let w = rng.normals(off_w + n * k, 1.0);
+                let bv = rng.normals(4 + n, 1.0);
+                let (gx, gw, gb) = (up(gpu, "x", &x)?, up(gpu, "w", &w)?, up(gpu, "b", &bv)?);
+                let (x64, w64) = (f64s(&x[x_off..]), f64s(&w[off_w..]));
+                let b64 = f64s(&bv[4..]);
+                let want = cpu::matmul(&x64, &w64, bias.then_some(&b64[..]), 1, rows, n, k, false, trans_w, 1.0, false);
+                let abs = cpu::matmul_abs(&x64, &w64, 1, rows, n, k, false, trans_w);
+                for split in Split::ALL {
+                    let mv = Matvec { x_off, y_off, off_w, off_bias: 4, ..Matvec::new(rows, n, k, trans_w) }.split(split);
+                    if !mv.fits() {
+                        return Err(format!("matvec {rows}x{n}x{k} trans_w={trans_w} should fit its kernel"));
+                    }
+                    let gy = up(gpu, "y", &vec![7.0; y_off + rows * n + 3])?;
+                    let mut step = gpu.begin_step("matvec");
+                    mv.record(&mut step, &gy, &gx, &gw, bias.then_some(&gb)).map_err(e)?;
+                    step.submit().await.map_err(e)?;
+                    let got = read(gpu, &gy).await?;
+                    if got[..y_off].iter().chain(&got[y_off + rows * n..]).any(|&v| v != 7.0) {
+                        return Err(format!("matvec {split:?} {rows}x{n}x{k} wrote outside its rows"));
+                    }
+                    let what = format!("matvec {split:?} {rows}x{n}x{k} trans_w={trans_w} bias={bias}");
+                    worst = worst.max(close(&what, &got[y_off..y_off + rows * n], &want, |i| 1e-4 * (abs[i] + 1.0))?);
+                    cases += 1;
+                }
+            }
+        }
+    }
+    let mut step = gpu.begin_step("matvec-bad");
+    let (a, b) = (zeros(gpu, "a", 64)?, zeros(gpu, "b", 64)?);
+    if Matvec::new(1, 6, 5, true).record(&mut step, &b, &a, &a, None).is_ok() {
+        return Err("a (N, K) weight with K = 5 (not whole vec4s) was accepted".into());
+    }
+    drop(step);
+    Ok(format!("{cases} cases (1-3 rows; W (K, N) and (N, K); bias or none; one thread or a workgroup per output): worst {worst:.3} of tolerance 1e-4·(|x||W| + 1)"))
+}
+
+/// One new query over n cached q|k|v rows against softmax(q k^T / sqrt(D)) v in f64, for every
+/// n from 1 to 13 (the query is always the last row: it sees itself and what came before).
+pub async fn attention_cached_matches_reference(gpu: &Gpu) -> CheckResult {
+    use super::matvec::attend_cached;
+    let mut rng = Rng::new(42);
+    let (h, d, cap) = (3, 8, 13);
+    let c = h * d;
+    let rows = rng.normals(cap * 3 * c, 1.0);
+    let (gc, scores, ctx) = (up(gpu, "cache", &rows)?, zeros(gpu, "scores", h * cap)?, zeros(gpu, "ctx", c)?);
+    let mut worst = 0.0f64;
+    for n in 1..=cap {
+        let mut step = gpu.begin_step("attend_cached");
+        attend_cached(&mut step, &ctx, &scores, &gc, n, h, d, cap).map_err(e)?;
+        step.submit().await.map_err(e)?;
+        let got = read(gpu, &ctx).await?;
+        let at = |j: usize, part: usize, hh: usize, dd: usize| rows[j * 3 * c + part * c + hh * d + dd] as f64;
+        let mut want = vec![0.0f64; c];
+        for hh in 0..h {
+            let s: Vec<f64> = (0..n).map(|j| (0..d).map(|dd| at(n - 1, 0, hh, dd) * at(j, 1, hh, dd)).sum::<f64>() / (d as f64).sqrt()).collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+            for dd in 0..d {
+                want[hh * d + dd] = (0..n).map(|j| (s[j] - m).exp() / z * at(j, 2, hh, dd)).sum();
+            }
+        }
+        worst = worst.max(close(&format!("cached attention, {n} positions"), &got, &want, |_| 2e-5)?);
+    }
+    Ok(format!("H=3 D=8, 1 to 13 cached positions: worst {worst:.3} of tolerance 2e-5"))
+}
+
+/// The draw of a token: candidates (ids and probabilities) as a stable sort of the logits gives
+/// them, ties to the lower id, NaN never chosen; greedy picks the first; a sampled draw picks what
+/// the f64 reference picks for the same uniform number.
+pub async fn sample_top_k_matches_reference(gpu: &Gpu) -> CheckResult {
+    use super::sample::{self, Draw};
+    let mut rng = Rng::new(43);
+    let v = 1000;
+    let mut logits = rng.normals(v, 3.0);
+    // ties (to the lower id), a NaN, and an infinitely unlikely token
+    logits[17] = 9.0;
+    logits[400] = 9.0;
+    logits[3] = f32::NAN;
+    logits[999] = f32::NEG_INFINITY;
+    let off = 5;
+    let mut padded = vec![1e9f32; off];
+    padded.extend_from_slice(&logits);
+    let gl = up(gpu, "logits", &padded)?;
+    let out = gpu.zeros("out", sample::out_len(40), DType::U32).map_err(e)?;
+    let mut draws = 0;
+    for (k, top_k, temperature) in [(1, 1, 1.0), (5, 1, 1.0), (40, 40, 0.7), (8, 8, 2.5)] {
+        let want = cpu::top_k(&logits, k);
+        let cands: Vec<(u32, f64)> = want.iter().map(|&(i, _)| (i, logits[i as usize] as f64)).collect();
+        for trial in 0..6 {
+            let u = (rng.uniform() as f32).min(0.999_999_9);
+            let mut step = gpu.begin_step("sample");
+            sample::record(&mut step, &out, &gl, off, v, Draw { k, top_k, temperature, u }).map_err(e)?;
+            step.submit().await.map_err(e)?;
+            let got = gpu.read_u32(&out).await.map_err(e)?;
+            let (chosen, found) = sample::parse(&got[..sample::out_len(k)]);
+            let ids: Vec<u32> = found.iter().map(|c| c.0).collect();
+            let want_ids: Vec<u32> = want.iter().map(|c| c.0).collect();
+            if ids != want_ids {
+                return Err(format!("top-{k} candidates {ids:?}, reference {want_ids:?}"));
+            }
+            let probs: Vec<f32> = found.iter().map(|c| c.1).collect();
+            let want_p: Vec<f64> = want.iter().map(|c| c.1).collect();
+            close(&format!("top-{k} probabilities"), &probs, &want_p, |_| 1e-6)?;
+            let (id, margin) = cpu::draw(&cands, top_k, temperature as f64, u as f64).ok_or("the reference drew nothing")?;
+            if chosen != Some(id) && margin > 1e-5 {
+                return Err(format!("top-{top_k} T={temperature} u={u}: drew {chosen:?}, the reference {id}"));
+            }
+            if top_k == 1 && trial > 0 {
+                break;
+            }
+            draws += 1;
+        }
+    }
+    if cpu::top_k(&logits, 2)[0].0 != 17 {
+        return Err("the reference does not break ties to the lower id".into());
+    }
+    let nan = up(gpu, "nan", &[f32::NAN; 10])?;
+    let mut step = gpu.begin_step("sample-nan");
+    sample::record(&mut step, &out, &nan, 0, 10, Draw { k: 3, top_k: 3, temperature: 1.0, u: 0.5 }).map_err(e)?;
+    step.submit().await.map_err(e)?;
+    if sample::parse(&gpu.read_u32(&out).await.map_err(e)?[..sample::out_len(3)]) != (None, vec![]) {
+        return Err("a row of NaN logits gave a token".into());
+    }
+    Ok(format!("V=1000 with ties, NaN and -inf: top-1/5/8/40 candidates and probabilities as the reference; {draws} draws as the reference; all-NaN gives no token"))
 }

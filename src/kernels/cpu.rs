@@ -319,3 +319,35 @@ pub fn clip_factor(grads: &[&[f64]], max_norm: f64) -> (f64, f64) {
     let f = if max_norm > 0.0 { (max_norm / (norm + 1e-6)).min(1.0) } else { 1.0 };
     (f, norm)
 }
+
+/// The `k` most likely entries of one row of logits, (id, softmax probability), in (logit
+/// descending, id ascending) order: the reference of shaders/sample.wgsl's candidates.
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f64)> {
+    let mut idx: Vec<u32> = (0..logits.len() as u32).filter(|&i| !logits[i as usize].is_nan()).collect();
+    idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    idx.truncate(k);
+    let m = idx.first().map(|&i| logits[i as usize] as f64).unwrap_or(0.0);
+    let z: f64 = logits.iter().filter(|x| !x.is_nan()).map(|&x| (x as f64 - m).exp()).sum();
+    idx.into_iter().map(|i| (i, (logits[i as usize] as f64 - m).exp() / z)).collect()
+}
+
+/// The token a draw with uniform `u` in [0, 1) picks among the first `top_k` of `cands` (id,
+/// logit), most likely first: weights exp((l_i - l_0) / T), i.e. softmax(logits / T) over the top
+/// k; the first when `top_k` is 1. Also returns how close `u` fell to a boundary between two
+/// tokens, as a fraction of the total weight (a float kernel may round across one that close).
+pub fn draw(cands: &[(u32, f64)], top_k: usize, temperature: f64, u: f64) -> Option<(u32, f64)> {
+    let n = top_k.min(cands.len());
+    if n <= 1 {
+        return cands.first().map(|c| (c.0, 1.0));
+    }
+    let w: Vec<f64> = cands[..n].iter().map(|c| ((c.1 - cands[0].1) / temperature).exp()).collect();
+    let total: f64 = w.iter().sum();
+    let mut t = u * total;
+    for (c, wi) in cands.iter().zip(&w) {
+        if t < *wi {
+            return Some((c.0, t.min(wi - t) / total));
+        }
+        t -= wi;
+    }
+    Some((cands[n - 1].0, 0.0))
+}

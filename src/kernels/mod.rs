@@ -13,6 +13,8 @@ pub mod embedding;
 pub mod gelu;
 pub mod layernorm;
 pub mod matmul;
+pub mod matvec;
+pub mod sample;
 pub mod softmax;
 
 use crate::gpu::{GpuBuf, GpuError, KernelId};
@@ -90,5 +92,7 @@ pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static
     for k in [adamw::SUMSQ, adamw::FINALIZE, adamw::UPDATE] {
         v.push((k, vec![]));
     }
+    v.extend(matvec::pipelines());
+    v.push((sample::SAMPLE, vec![]));
     v
 }

@@ -71,6 +71,8 @@ pub struct Bert {
     pub opt_state: Option<AdamWState>,
     /// What the classification head reads.
     pub pooling: Pooling,
+    /// The key-value cache and one position's activations, for generation (decode.rs).
+    pub(super) decode: Option<super::decode::DecodeState>,
 }
 
 pub(super) const STAT_MLM: usize = 0;
@@ -91,7 +93,7 @@ impl Bert {
         let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
-        Ok((Bert { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling: Pooling::Cls }, report))
+        Ok((Bert { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling: Pooling::Cls, decode: None }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;

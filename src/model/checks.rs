@@ -42,7 +42,8 @@ macro_rules! for_each_model_check {
             model_gpt2_adamw_10_steps_match_pytorch,
             model_gpt2_generation_matches_transformers,
             model_gpt2_dropout_gradients_match_finite_differences,
-            model_gpt2_export_round_trip
+            model_gpt2_export_round_trip,
+            model_cached_decoding_matches_full_pass
         }
     };
 }
@@ -852,4 +853,71 @@ pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
         return Err(format!("the reloaded export's logits differ by {:.3e}", max_abs_diff(&logits, &again)));
     }
     Ok(format!("{} tensors as GPT2LMHeadModel (transformer.*, Conv1D (in, out), no lm_head), config.json as GPT2Config; reloaded: identical logits", st.tensors.len()))
+}
+
+/// Generation with the key-value cache against the full pass, both decoder bodies: at every step
+/// until the positions run out, the cached path's next-token logits are the full forward's on the
+/// whole text so far (within 1e-5), greedy continues with the full pass's argmax, and once warm
+/// each token costs one submit and one readback and creates no buffer and no bind group.
+pub async fn model_cached_decoding_matches_full_pass(_shared: &Gpu) -> CheckResult {
+    // a device of the check's own: its counters see no other check's work
+    let gpu = &own_gpu().await?;
+    let mut out = Vec::new();
+    for (fx, what) in [(causal_fixture()?, "BERT body, causal"), (gpt2_fixture()?, "GPT-2 body")] {
+        out.push(format!("{what}: {}", cached_vs_full(gpu, &fx).await?));
+    }
+    Ok(out.join("; "))
+}
+
+async fn cached_vs_full(gpu: &Gpu, fx: &Fixture) -> Result<String, String> {
+    use crate::kernels::sample::Draw;
+    let mut m = fx.model(gpu, LM)?;
+    let (v, positions) = (fx.cfg.vocab_size, fx.cfg.max_position_embeddings);
+    let prompt: Vec<u32> = fx.ints("gen.prompt")?.into_iter().map(|x| x as u32).collect();
+    let mut ids = prompt.clone();
+    let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
+    let mut next = m.decode_start(gpu, &ids, positions, greedy).await?;
+    let (mut worst, mut steps) = (0.0f32, 0);
+    loop {
+        let id = next.read(gpu).await?.0.ok_or("no token")?;
+        let cached = read(gpu, m.decode_logits().unwrap()).await?;
+        // the full pass on the text so far
+        let t = ids.len();
+        let mut labels = vec![-100i32; t];
+        labels[t - 1] = 0;
+        let batch = Batch::new(gpu, &m.cfg, 1, t, &ids, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
+        run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+        let full = read(gpu, m.mlm_logits().unwrap()).await?;
+        worst = worst.max(within(&format!("cached logits after {t} tokens"), &cached, &full[..v], 1e-5)?);
+        let argmax = (0..v).max_by(|&a, &b| full[a].total_cmp(&full[b]).then(b.cmp(&a))).unwrap() as u32;
+        if id != argmax {
+            return Err(format!("after {t} tokens the cached path chose {id}, the full pass's argmax is {argmax}"));
+        }
+        ids.push(id);
+        steps += 1;
+        if ids.len() >= positions {
+            break;
+        }
+        next = m.decode_next(gpu, greedy).await?;
+    }
+    // generation alone, as generate_ids runs it: after 4 tokens to warm up, what each token costs
+    let mut next = m.decode_start(gpu, &prompt, positions, greedy).await?;
+    let mut before = None;
+    let mut tokens = 0u64;
+    for i in 0..positions - prompt.len() - 1 {
+        next.read(gpu).await?;
+        if i == 4 {
+            before = Some(gpu.counters());
+        }
+        tokens += before.is_some() as u64;
+        next = m.decode_next(gpu, greedy).await?;
+    }
+    next.read(gpu).await?;
+    let (a, b) = (before.ok_or("too few positions to warm up")?, gpu.counters());
+    let (submits, readbacks) = (b.submits - a.submits, b.readbacks - a.readbacks);
+    let (buffers, bind_groups) = (b.buffers_created - a.buffers_created, b.bind_groups_created - a.bind_groups_created);
+    if tokens < 10 || submits != tokens || readbacks != tokens || buffers != 0 || bind_groups != 0 {
+        return Err(format!("{tokens} warm tokens took {submits} submits and {readbacks} readbacks and created {buffers} buffers and {bind_groups} bind groups (want one submit and one readback each, nothing created)"));
+    }
+    Ok(format!("{steps} tokens to the last position: logits within {worst:.1e} of the full pass, its greedy choices; {tokens} warm tokens: 1 submit and 1 readback each, 0 buffers and 0 bind groups created"))
 }

@@ -36,7 +36,7 @@ impl Bert {
     }
 
     /// GPT-2's parts (wte, wpe, layers, ln_f); a programming error on a BERT.
-    fn gpt2_parts(&self) -> (Id, Id, &[Gpt2Layer], &Norm) {
+    pub(super) fn gpt2_parts(&self) -> (Id, Id, &[Gpt2Layer], &Norm) {
         match &self.handles {
             Handles::Gpt2 { wte, wpe, layers, ln_f } => (*wte, *wpe, layers, ln_f),
             Handles::Bert { .. } => unreachable!("GPT-2's layers asked of a BERT"),

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod bert;
 pub mod checks;
 pub mod config;
+pub mod decode;
 mod embeddings;
 mod gpt2;
 mod handles;

@@ -6,6 +6,7 @@
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::model::Bert;
+use crate::kernels::sample::Draw;
 use crate::rng::Rng;
 use crate::text::tokenizer::BertTokenizer;
 
@@ -82,7 +83,9 @@ pub async fn generate(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: 
     generate_ids(gpu, model, prompt_ids, Some(tok.sep), cfg, &mut |id| on_token(id, &tok.piece(id))).await
 }
 
-/// [`generate`] from token ids; `end` (if any) ends the text when the model chooses it.
+/// [`generate`] from token ids; `end` (if any) ends the text when the model chooses it. The prompt
+/// runs once (prefill) and each new token runs one position against the key-value cache, the token
+/// drawn on the GPU (`Bert::decode_start`, `Bert::decode_next`).
 pub async fn generate_ids(gpu: &Gpu, model: &mut Bert, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
     if !model.cfg.is_decoder || !model.heads.mlm {
         return Err("generation needs a causal model with a language-model head".into());
@@ -92,41 +95,34 @@ pub async fn generate_ids(gpu: &Gpu, model: &mut Bert, prompt: &[u32], end: Opti
         return Err("the prompt has no tokens".into());
     }
     let positions = model.cfg.max_position_embeddings;
-    let mut ids = prompt.to_vec();
+    if prompt.len() >= positions {
+        return Ok((Vec::new(), Stop::Positions));
+    }
+    // the cache holds what this call can reach: the prompt and its new tokens
+    let cap = (prompt.len() + cfg.max_new).min(positions);
     let mut rng = Rng::new(cfg.seed);
+    let mut draw = || Draw {
+        k: cfg.top_k,
+        top_k: cfg.top_k,
+        temperature: cfg.temperature,
+        // one uniform number per sampled token from the seeded generator (the same seed, the same text)
+        u: if cfg.top_k > 1 { (rng.uniform() as f32).min(0.999_999_9) } else { 0.0 },
+    };
+    let mut next = model.decode_start(gpu, prompt, cap, draw()).await?;
     let mut new = Vec::new();
-    while new.len() < cfg.max_new {
-        if ids.len() >= positions {
-            return Ok((new, Stop::Positions));
-        }
-        let types = vec![0u32; ids.len()];
-        let top = model.fill_mask(gpu, &ids, &types, &[ids.len() - 1], cfg.top_k).await?;
-        let cands = top.into_iter().next().unwrap_or_default();
-        let id = pick(&cands, cfg, &mut rng).ok_or("the model gave no next token")?;
+    loop {
+        let id = next.read(gpu).await?.0.ok_or("the model gave no next token (its logits are not numbers)")?;
         if Some(id) == end {
             return Ok((new, Stop::EndOfText));
         }
         on_token(id);
-        ids.push(id);
         new.push(id);
-    }
-    Ok((new, Stop::Length))
-}
-
-/// The next token among `cands` (id, probability), most likely first: the first when greedy,
-/// otherwise drawn with probabilities p^(1/T) renormalised (softmax(logits / T) over the top k).
-fn pick(cands: &[(u32, f32)], cfg: &GenerateConfig, rng: &mut Rng) -> Option<u32> {
-    if cfg.top_k <= 1 {
-        return cands.first().map(|c| c.0);
-    }
-    let w: Vec<f64> = cands.iter().map(|&(_, p)| (p.max(1e-30) as f64).powf(1.0 / cfg.temperature as f64)).collect();
-    let total: f64 = w.iter().sum();
-    let mut u = rng.uniform() * total;
-    for (c, wi) in cands.iter().zip(&w) {
-        if u < *wi {
-            return Some(c.0);
+        if new.len() >= cfg.max_new {
+            return Ok((new, Stop::Length));
         }
-        u -= wi;
+        if prompt.len() + new.len() >= positions {
+            return Ok((new, Stop::Positions));
+        }
+        next = model.decode_next(gpu, draw()).await?;
     }
-    cands.last().map(|c| c.0)
 }

@@ -1,0 +1,66 @@
+// Attention of one new query over a key-value cache, for decoding one token at a time
+// (src/kernels/matvec.rs, attend_cached). One workgroup per head h: s_j = scale * q . k_j for the n
+// cached rows j (the new token's own row included: causal by construction), p = softmax(s), and
+// ctx[h*D + d] = sum_j p_j v_j[d]. The cache holds each position's fused q|k|v row (3C, as the full
+// pass's projection writes it), so prefill copies rows as they are and a new token's projection
+// writes its row in place. `scores` is (heads, cap) scratch.
+
+struct AttnParams { n: u32, heads: u32, d: u32, ld: u32, q_off: u32, cap: u32, scale: f32, _p: u32 }
+
+@group(0) @binding(0) var<uniform> ap: AttnParams;
+@group(0) @binding(1) var<storage, read> cache: array<f32>;
+@group(0) @binding(2) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ctx: array<f32>;
+
+const AWG: u32 = 64u;
+var<workgroup> red: array<f32, AWG>;
+
+// max (op 0) or sum (op 1) of `v` over the workgroup; every thread gets the result
+fn reduce(lid: u32, v: f32, op: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = AWG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            if (op == 0u) { red[lid] = max(red[lid], red[lid + s]); } else { red[lid] = red[lid] + red[lid + s]; }
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(AWG)
+fn attend_cached(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = wg.x;
+    let c = ap.heads * ap.d;
+    let q = ap.q_off + h * ap.d;
+    let sb = h * ap.cap;
+    // scores of the n cached keys (K is at column C of each row)
+    var m = -3.402823e38;
+    for (var j = lid; j < ap.n; j += AWG) {
+        let kb = j * ap.ld + c + h * ap.d;
+        var s = 0.0;
+        for (var d = 0u; d < ap.d; d++) { s = fma(cache[q + d], cache[kb + d], s); }
+        s *= ap.scale;
+        scores[sb + j] = s;
+        m = max(m, s);
+    }
+    m = reduce(lid, m, 0u);
+    var z = 0.0;
+    for (var j = lid; j < ap.n; j += AWG) {
+        let e = exp(scores[sb + j] - m);
+        scores[sb + j] = e;
+        z += e;
+    }
+    z = reduce(lid, z, 1u);
+    storageBarrier();
+    workgroupBarrier();
+    // ctx = p v (V at column 2C), one thread per component of the head
+    for (var d = lid; d < ap.d; d += AWG) {
+        var acc = 0.0;
+        let vb = 2u * c + h * ap.d + d;
+        for (var j = 0u; j < ap.n; j++) { acc = fma(scores[sb + j], cache[j * ap.ld + vb], acc); }
+        ctx[h * ap.d + d] = acc / z;
+    }
+}

@@ -1,0 +1,280 @@
+//! Decoding with a key-value cache, for both decoder bodies (GPT-2's and BERT's with causal
+//! attention). Prefill runs the prompt once through the full forward and keeps each layer's fused
+//! q|k|v rows (T, 3C) as the cache; every new token then runs one position through each layer:
+//! its projection writes its own row of the cache in place, its query attends over the rows so far
+//! (causal by construction), and the products have one row (kernels::matvec). The token is chosen
+//! on the GPU (kernels::sample) and stays there as the next step's input: a token costs one
+//! submit and one small readback, and once warm no buffer or bind group is created (the position
+//! and the draw's numbers travel as uniforms).
+
+use super::bert::Bert;
+use super::batch::Batch;
+use super::config::Body;
+use super::handles::Lin;
+use super::mode::Mode;
+use crate::error::Error;
+use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Readback, Step};
+use crate::kernels::dropout::Dropout;
+use crate::kernels::matmul::Matmul;
+use crate::kernels::matvec::{attend_cached, Matvec};
+use crate::kernels::sample::{self, Draw};
+use crate::kernels::{embedding, gelu};
+
+/// The cache and one position's activations, allocated for `cap` positions and reused by every
+/// generation that fits them.
+pub(super) struct DecodeState {
+    /// Positions the cache holds, and positions filled.
+    cap: usize,
+    n: usize,
+    /// Per layer, (cap, 3C): each position's q|k|v.
+    cache: Vec<GpuBuf>,
+    /// (H, cap) attention scratch.
+    scores: GpuBuf,
+    // one position: (C) or (I)
+    x: GpuBuf,
+    h1: GpuBuf,
+    res: GpuBuf,
+    res2: GpuBuf,
+    ctx: GpuBuf,
+    lin: GpuBuf,
+    inter_pre: GpuBuf,
+    inter: GpuBuf,
+    mean: GpuBuf,
+    rstd: GpuBuf,
+    /// (V) the next token's logits.
+    logits: GpuBuf,
+    /// The draw's result ([`sample::out_len`] of `k_cap`); element 0, the chosen id, is the next
+    /// step's input.
+    out: GpuBuf,
+    k_cap: usize,
+    /// The new token's position and token type (0), as the embeddings' lookups read them.
+    pos: GpuBuf,
+    types: GpuBuf,
+}
+
+/// One step's draw on its way back.
+pub struct DrawReadback {
+    rb: Readback,
+}
+
+impl DrawReadback {
+    /// The chosen id (None when no logit was a number) and the candidates (id, probability).
+    pub async fn read(self, gpu: &Gpu) -> Result<(Option<u32>, Vec<(u32, f32)>), Error> {
+        Ok(sample::parse(&self.rb.u32(gpu).await?))
+    }
+}
+
+/// Bytes of the key-value cache for `positions` on a model: (per layer, in all).
+pub fn cache_bytes(cfg: &super::BertConfig, positions: usize) -> (u64, u64) {
+    let per = positions as u64 * 3 * cfg.hidden_size as u64 * 4;
+    (per, per * cfg.num_hidden_layers as u64)
+}
+
+impl Bert {
+    /// Cache and activations for `cap` positions and draws of up to `k` candidates.
+    fn ensure_decode(&mut self, gpu: &Gpu, cap: usize, k: usize) -> Result<(), Error> {
+        if self.decode.as_ref().map(|d| d.cap >= cap && d.k_cap >= k).unwrap_or(false) {
+            return Ok(());
+        }
+        let (cap, k) = self.decode.as_ref().map(|d| (d.cap.max(cap), d.k_cap.max(k))).unwrap_or((cap, k));
+        let cfg = &self.cfg;
+        let (per, total) = cache_bytes(cfg, cap);
+        let limit = gpu.info.max_storage_buffer_binding_size;
+        if per > limit {
+            return Err(Error::Limit(format!(
+                "the key-value cache for {cap} positions needs {per} bytes per layer ({total} for {} layers); this device allows {limit} per storage binding: ask for fewer new tokens or a shorter prompt",
+                cfg.num_hidden_layers
+            )));
+        }
+        let (c, i, h, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.vocab_size);
+        let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
+        let too_big = |e: GpuError| match e {
+            GpuError::Limits(m) => Error::Limit(format!("the key-value cache for {cap} positions ({total} bytes for {} layers) does not fit this device: {m}", cfg.num_hidden_layers)),
+            e => e.into(),
+        };
+        self.decode = None;
+        let cache = (0..cfg.num_hidden_layers).map(|_| z("kv_cache", cap * 3 * c)).collect::<Result<Vec<_>, _>>().map_err(too_big)?;
+        self.decode = Some(DecodeState {
+            cap,
+            n: 0,
+            cache,
+            scores: z("decode_scores", h * cap)?,
+            x: z("decode_x", c)?,
+            h1: z("decode_h1", c)?,
+            res: z("decode_res", c)?,
+            res2: z("decode_res2", c)?,
+            ctx: z("decode_ctx", c)?,
+            lin: z("decode_lin", c)?,
+            inter_pre: z("decode_inter_pre", i)?,
+            inter: z("decode_inter", i)?,
+            mean: z("decode_mean", 1)?,
+            rstd: z("decode_rstd", 1)?,
+            logits: z("decode_logits", v)?,
+            out: gpu.zeros("decode_out", sample::out_len(k), DType::U32)?,
+            k_cap: k,
+            pos: gpu.zeros("decode_pos", 1, DType::U32)?,
+            types: gpu.zeros("decode_types", 1, DType::U32)?,
+        });
+        Ok(())
+    }
+
+    fn check_decoder(&self) -> Result<(), Error> {
+        if !self.cfg.is_decoder || !self.heads.mlm {
+            return Err("generation needs a causal model with a language-model head".into());
+        }
+        Ok(())
+    }
+
+    /// Prefill: runs `prompt` once through the full forward, keeps every layer's q|k|v rows as the
+    /// cache (sized for `cap` positions), and records the draw of the token after it. Submit the
+    /// step, then read the draw.
+    pub async fn decode_start(&mut self, gpu: &Gpu, prompt: &[u32], cap: usize, draw: Draw) -> Result<DrawReadback, Error> {
+        self.check_decoder()?;
+        let t = prompt.len();
+        if t == 0 || t > cap || cap > self.cfg.max_position_embeddings {
+            return Err(format!("a prompt of {t} tokens in a cache of {cap} positions (the model has {})", self.cfg.max_position_embeddings).into());
+        }
+        self.ensure_decode(gpu, cap, draw.k)?;
+        let mut labels = vec![-100i32; t];
+        labels[t - 1] = 0;
+        let batch = Batch::new(gpu, &self.cfg, 1, t, prompt, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
+        let mut step = gpu.begin_step("prefill");
+        self.forward(gpu, &mut step, &batch, Mode::Eval)?;
+        let c3 = 3 * self.cfg.hidden_size;
+        let v = self.cfg.vocab_size;
+        let (a, ma, d) = (self.acts.as_ref().unwrap(), self.mlm_acts.as_ref().ok_or("no language-model head")?, self.decode.as_mut().unwrap());
+        for (l, cache) in d.cache.iter().enumerate() {
+            step.copy(&a.layers[l].qkv, 0, cache, 0, t * c3)?;
+        }
+        step.copy(&ma.logits, 0, &d.logits, 0, v)?;
+        d.n = t;
+        let rb = Self::record_draw(&mut step, d, v, draw)?;
+        step.submit().await?;
+        Ok(rb)
+    }
+
+    /// Runs the last chosen token at the next position and records the draw of the one after it.
+    pub async fn decode_next(&mut self, gpu: &Gpu, draw: Draw) -> Result<DrawReadback, Error> {
+        self.check_decoder()?;
+        let d = self.decode.as_ref().ok_or("decode_next before decode_start")?;
+        if d.n >= d.cap {
+            return Err(Error::Limit(format!("the key-value cache holds {} positions, all used", d.cap)));
+        }
+        if draw.k > d.k_cap {
+            return Err(format!("a draw of {} candidates after a start with {}", draw.k, d.k_cap).into());
+        }
+        gpu.write(&d.pos, 0, &[d.n as u32])?;
+        let mut step = gpu.begin_step("decode");
+        match self.cfg.body {
+            Body::Gpt2 => self.record_decode_gpt2(&mut step)?,
+            Body::Bert => self.record_decode_bert(&mut step)?,
+        }
+        let v = self.cfg.vocab_size;
+        let d = self.decode.as_mut().unwrap();
+        d.n += 1;
+        let rb = Self::record_draw(&mut step, d, v, draw)?;
+        step.submit().await?;
+        Ok(rb)
+    }
+
+    /// The logits of the last step's next token (V), for tests.
+    pub fn decode_logits(&self) -> Option<&GpuBuf> {
+        self.decode.as_ref().map(|d| &d.logits)
+    }
+
+    /// Positions filled in the cache.
+    pub fn decode_len(&self) -> usize {
+        self.decode.as_ref().map(|d| d.n).unwrap_or(0)
+    }
+
+    fn record_draw(step: &mut Step, d: &DecodeState, v: usize, draw: Draw) -> Result<DrawReadback, Error> {
+        sample::record(step, &d.out, &d.logits, 0, v, draw)?;
+        Ok(DrawReadback { rb: step.read_back(&d.out, 0, sample::out_len(draw.k))? })
+    }
+
+    /// y (1, out) (written from element `y_off`) = x W + b, by the one-row kernel when its vec4
+    /// loads fit the weight, else by the matmul.
+    fn linear_row(&self, step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, lin: &Lin, out: usize, inp: usize) -> Result<(), GpuError> {
+        let p = &self.params;
+        let (w, b) = (p.value(lin.w), p.value(lin.b));
+        row_product(step, y, y_off, x, w, Some(b), out, inp, !lin.in_out)
+    }
+
+    fn record_decode_gpt2(&self, step: &mut Step) -> Result<(), GpuError> {
+        let d = self.decode.as_ref().unwrap();
+        let cfg = &self.cfg;
+        let (c, i, h, n) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, d.n);
+        let (wte, wpe, hl, ln_f) = self.gpt2_parts();
+        let p = &self.params;
+        let none = Dropout::new(0.0, 0);
+        // x = wte[id] + wpe[n]; h1 = ln_1(x)
+        embedding::forward(step, &d.x, &d.out.view(0, 1), p.value(wte), 0, 1, c, cfg.vocab_size, false)?;
+        embedding::forward(step, &d.x, &d.pos, p.value(wpe), 0, 1, c, cfg.max_position_embeddings, true)?;
+        let first = hl.first().map(|l| &l.ln_1).unwrap_or(ln_f);
+        self.ln_forward(step, &d.h1, &d.mean, &d.rstd, &d.x, first, 1)?;
+        for (l, lp) in hl.iter().enumerate() {
+            // this position's q|k|v straight into its row of the cache, then attention over it
+            self.linear_row(step, &d.cache[l], n * 3 * c, &d.h1, &lp.c_attn, 3 * c, c)?;
+            attend_cached(step, &d.ctx, &d.scores, &d.cache[l], n + 1, h, c / h, d.cap)?;
+            self.linear_row(step, &d.lin, 0, &d.ctx, &lp.c_proj, c, c)?;
+            // res = x + attention; res2 = ln_2(res)
+            self.ln_residual(step, &d.res2, &d.mean, &d.rstd, &d.res, &d.x, &d.lin, none, &lp.ln_2, 1)?;
+            self.linear_row(step, &d.inter_pre, 0, &d.res2, &lp.c_fc, i, c)?;
+            gelu::forward(step, cfg.gelu(), &d.inter, &d.inter_pre, i)?;
+            self.linear_row(step, &d.lin, 0, &d.inter, &lp.mlp_proj, c, i)?;
+            // x = res + mlp; h1 = the next layer's ln_1(x), or ln_f(x)
+            let norm = hl.get(l + 1).map(|n| &n.ln_1).unwrap_or(ln_f);
+            self.ln_residual(step, &d.h1, &d.mean, &d.rstd, &d.x, &d.res, &d.lin, none, norm, 1)?;
+        }
+        // logits = ln_f(x) wte^T
+        row_product(step, &d.logits, 0, &d.h1, p.value(wte), None, cfg.vocab_size, c, true)
+    }
+
+    fn record_decode_bert(&self, step: &mut Step) -> Result<(), GpuError> {
+        let d = self.decode.as_ref().unwrap();
+        let cfg = &self.cfg;
+        let (c, i, h, n) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, d.n);
+        let (e, layers, heads) = self.bert_parts();
+        let p = &self.params;
+        let none = Dropout::new(0.0, 0);
+        // x = LN(word[id] + position[n] + type[0])
+        embedding::forward(step, &d.lin, &d.out.view(0, 1), p.value(e.word), 0, 1, c, cfg.vocab_size, false)?;
+        embedding::forward(step, &d.lin, &d.pos, p.value(e.position), 0, 1, c, cfg.max_position_embeddings, true)?;
+        embedding::forward(step, &d.lin, &d.types, p.value(e.token_type), 0, 1, c, cfg.type_vocab_size, true)?;
+        self.ln_forward(step, &d.x, &d.mean, &d.rstd, &d.lin, &e.ln, 1)?;
+        for (l, lp) in layers.iter().enumerate() {
+            let qkv = self.qkv(lp)?;
+            row_product(step, &d.cache[l], n * 3 * c, &d.x, &qkv.w, Some(&qkv.b), 3 * c, c, true)?;
+            attend_cached(step, &d.ctx, &d.scores, &d.cache[l], n + 1, h, c / h, d.cap)?;
+            self.linear_row(step, &d.lin, 0, &d.ctx, &lp.attn_out, c, c)?;
+            // h1 = LN(x + attention)
+            self.ln_residual(step, &d.h1, &d.mean, &d.rstd, &d.res, &d.x, &d.lin, none, &lp.attn_ln, 1)?;
+            self.linear_row(step, &d.inter_pre, 0, &d.h1, &lp.inter, i, c)?;
+            gelu::forward(step, cfg.gelu(), &d.inter, &d.inter_pre, i)?;
+            self.linear_row(step, &d.lin, 0, &d.inter, &lp.out, c, i)?;
+            // x = LN(h1 + ffn)
+            self.ln_residual(step, &d.x, &d.mean, &d.rstd, &d.res, &d.h1, &d.lin, none, &lp.out_ln, 1)?;
+        }
+        // the LM head: transform (dense, GELU, LayerNorm), then the decoder tied to the word
+        // embeddings plus the output bias
+        let (dense, norm, bias) = heads.mlm.as_ref().ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?;
+        self.linear_row(step, &d.res2, 0, &d.x, dense, c, c)?;
+        gelu::forward(step, cfg.gelu(), &d.h1, &d.res2, c)?;
+        self.ln_forward(step, &d.res2, &d.mean, &d.rstd, &d.h1, norm, 1)?;
+        row_product(step, &d.logits, 0, &d.res2, p.value(e.word), Some(p.value(*bias)), cfg.vocab_size, c, true)
+    }
+}
+
+/// y[y_off ..] (1, n) = x (1, k) · W (+ b), W stored (n, k) when `trans_w`, else (k, n): the one-row
+/// kernel when its vec4 loads fit, else the matmul (any shape).
+#[allow(clippy::too_many_arguments)]
+fn row_product(step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, w: &GpuBuf, b: Option<&GpuBuf>, n: usize, k: usize, trans_w: bool) -> Result<(), GpuError> {
+    let mv = Matvec { y_off, ..Matvec::new(1, n, k, trans_w) };
+    if mv.fits() {
+        return mv.record(step, y, x, w, b);
+    }
+    let mut mm = Matmul::new(1, n, k);
+    mm.trans_b = trans_w;
+    mm.off_c = y_off;
+    mm.record(step, y, x, w, b)
+}
