@@ -38,7 +38,7 @@ def main():
     dev = torch.device(a.device)
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=a.vocab, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=1024,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=a.vocab - 1, eos_token_id=a.vocab - 1)
     model = GPT2LMHeadModel(cfg).to(dev).eval()
     prompt = torch.tensor([[t % a.vocab for t in PROMPT]], device=dev)
 

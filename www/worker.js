@@ -51,5 +51,12 @@ const crashed = (message) => self.postMessage({ ev: "crashed", data: JSON.string
 self.addEventListener("unhandledrejection", (e) => { e.preventDefault(); crashed(e.reason?.message ?? e.reason); });
 self.addEventListener("error", (e) => { e.preventDefault(); crashed(e.message || e.error); });
 
+// Messages that arrive while the wasm module loads (the page can send model files the moment it
+// opens) are kept and handed to the Rust side's handler once it is installed, in order.
+const early = [];
+const keep = (e) => early.push(e);
+self.addEventListener("message", keep);
 await init();
 worker_main();
+self.removeEventListener("message", keep);
+for (const e of early) self.onmessage?.(e);

@@ -104,7 +104,9 @@ pub enum Event {
     GenStart { prompt: String },
     /// One generated token: its id, the token, and how it continues the text.
     GenToken { id: u32, token: String, text: String },
-    GenDone { text: String, tokens: usize, stopped_at: String },
+    /// Generation ended: the new text, its tokens, why it stopped, and the milliseconds from the
+    /// prompt to the last token (prefill included).
+    GenDone { text: String, tokens: usize, stopped_at: String, ms: f64 },
     /// The worker failed (a panic, an uncaught exception): worker.js sends this one too.
     Crashed { message: String },
 }

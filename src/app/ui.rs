@@ -281,9 +281,10 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
                 g.1.push(text);
             }
         }),
-        Event::GenDone { tokens, stopped_at, .. } => st.gen.update(|g| {
+        Event::GenDone { tokens, stopped_at, ms, .. } => st.gen.update(|g| {
             if let Some(g) = g {
-                g.2 = Some(format!("{tokens} tokens; stopped at {stopped_at}"));
+                let rate = if ms > 0.0 { tokens as f64 / (ms / 1e3) } else { 0.0 };
+                g.2 = Some(format!("{tokens} tokens in {:.1} s ({rate:.1} tokens/s); stopped at {stopped_at}", ms / 1e3));
             }
         }),
         Event::Crashed { message } => worker_failed(st, message),

@@ -34,6 +34,8 @@ struct Loaded {
 #[derive(Default)]
 struct Session {
     gpu: Option<Rc<Gpu>>,
+    /// Init has run (with or without a GPU): commands that came before it waited for it.
+    init_done: bool,
     /// None while a run has it (the training future owns it between awaits).
     loaded: Option<Loaded>,
     /// The last model of the other kind (masked when `loaded` is causal, causal when it is masked),
@@ -849,12 +851,13 @@ async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> 
     let g = gpu()?;
     let mut l = take_model()?;
     post(Event::GenStart { prompt: prompt.to_string() });
+    let t0 = crate::gpu::now_ms();
     let tok = &l.tok;
     let r = run(&g, &mut l.model, tok, prompt, &cfg, &mut |id, t| post(Event::GenToken { id, token: t.to_string(), text: tok.continuation(id) })).await;
     let done = r.and_then(|(ids, stop)| Ok((l.tok.decode(&ids)?, ids.len(), stop)));
     put_model(l);
     let (text, tokens, stop) = done?;
-    post(Event::GenDone { text, tokens, stopped_at: stop.describe().to_string() });
+    post(Event::GenDone { text, tokens, stopped_at: stop.describe().to_string(), ms: crate::gpu::now_ms() - t0 });
     Ok(())
 }
 
@@ -965,6 +968,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
                 }
                 Err(e) => post(Event::NoGpu { reason: e.to_string() }),
             }
+            S.with(|s| s.borrow_mut().init_done = true);
             let has = load_snapshot().await.ok().flatten();
             if let Some(o) = has {
                 let meta: Value = serde_json::from_str(&js_sys::Reflect::get(&o, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()).unwrap_or_default();
@@ -1043,6 +1047,13 @@ pub fn worker_main() {
         };
         wasm_bindgen_futures::spawn_local(async move {
             let name = cmd.name();
+            // a command sent before the page's Init has run (model files chosen as the page opens)
+            // waits for the GPU instead of failing or vanishing
+            if !matches!(cmd, Command::Init) {
+                while !S.with(|s| s.borrow().init_done) {
+                    crate::gpu::sleep_ms(20).await;
+                }
+            }
             if let Err(e) = handle(cmd, files).await {
                 let lost = e.is_device_lost();
                 let message = if lost { format!("{e}: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e.to_string() };

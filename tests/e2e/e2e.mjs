@@ -110,8 +110,13 @@ page.on("console", (m) => { if (m.type() === "error") log("console error:", m.te
 page.on("pageerror", (e) => log("page error:", e.message));
 
 try {
-  // 1. the page and the adapter
+  // 1. the page and the adapter; model files chosen the moment the page opens, before its worker
+  // has loaded, wait for it and load (they used to vanish)
   await page.goto(APP_URL);
+  // (without tokenizer_config.json: the picker below chooses the whole folder, a selection of its own)
+  await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "vocab.txt"].map((f) => path.join(tinyDir, f)));
+  await waitText(page, "#model-summary", /your files/);
+  check(/2 layers, hidden 64/.test(await text(page, "#model-summary")), "model files chosen as the page opened loaded once the worker was ready");
   await page.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
   check(/swiftshader|SwiftShader|google/i.test(await text(page, "#adapter")), `adapter named: ${await text(page, "#adapter")}`);
   check(await page.locator("#software-warning").count() === 1, "software adapter warning shown");
@@ -381,6 +386,8 @@ try {
   await page.waitForSelector("#gen-done", { timeout: STEP_TIMEOUT });
   clearInterval(pollGen);
   const final = await page.locator("#gen-output .gen-token").count();
+  const rate = await text(page, "#gen-done");
+  check(/tokens in [0-9.]+ s \([0-9.]+ tokens\/s\)/.test(rate), `generation says its speed: "${rate}"`);
   check(final > 1 && counts.some((c) => c > 0 && c < final), `generation streamed: ${final} tokens, seen as ${[...new Set(counts)].join(",")}: "${(await text(page, "#gen-output")).slice(0, 100)}"`);
   // sampling: a temperature of 0 is refused next to its field; top-k 5 at 0.8 with seed 3, twice, gives one text
   await page.fill("#gen-temperature", "0");

@@ -164,7 +164,7 @@ use bertlab::app::protocol::{bars, preview};
             assert_eq!(Event::from_parts(&name, data.as_deref()).unwrap(), ev, "{name}");
         }
         assert_eq!(Event::Ready {}.to_parts().0, "ready");
-        assert_eq!(Event::GenDone { text: String::new(), tokens: 0, stopped_at: String::new() }.to_parts().0, "gen_done");
+        assert_eq!(Event::GenDone { text: String::new(), tokens: 0, stopped_at: String::new(), ms: 0.0 }.to_parts().0, "gen_done");
         assert!(Event::from_parts("tarin_step", Some("{}")).unwrap_err().contains("does not understand"));
         assert!(Event::from_parts("busy", Some(r#"{"busy": "yes"}"#)).is_err());
         assert!(Event::from_parts("crashed", Some(r#"{"message": "boom"}"#)).is_ok(), "worker.js's own event");
