@@ -5,11 +5,14 @@
 // positions by id into CSR form, `uniq` (U distinct ids), `starts` (U + 1), `pos` (T positions), and
 // one workgroup per distinct id sums its rows in a fixed order.
 // An id outside [0, vocab) gives a zero row (the host validates ids before they get here).
+// A table too large for one storage binding is bound in shards of rows: `id_base` is the shard's
+// first row, so the shard serves ids in [id_base, id_base + vocab) and gives zero rows (forward)
+// or skips (backward) every other id.
 
 override ACCUMULATE: bool = false;
 const WG: u32 = 32u;
 
-struct Params { tokens: u32, dim: u32, vocab: u32, n_uniq: u32, off_table: u32, _p0: u32, _p1: u32, _p2: u32 }
+struct Params { tokens: u32, dim: u32, vocab: u32, n_uniq: u32, off_table: u32, id_base: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
@@ -27,7 +30,8 @@ fn embedding_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
                      @builtin(local_invocation_id) lid: vec3<u32>) {
     let t = wg.x + wg.y * nwg.x;
     if (t >= p.tokens) { return; }
-    let id = ids[t];
+    // wraps past vocab for ids below the shard
+    let id = ids[t] - p.id_base;
     for (var c = lid.x; c < p.dim; c += WG) {
         var v = 0.0;
         if (id < p.vocab) { v = table[p.off_table + id * p.dim + c]; }
@@ -41,7 +45,7 @@ fn embedding_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                       @builtin(local_invocation_id) lid: vec3<u32>) {
     let u = wg.x + wg.y * nwg.x;
     if (u >= p.n_uniq) { return; }
-    let id = uniq[u];
+    let id = uniq[u] - p.id_base;
     if (id >= p.vocab) { return; }
     for (var c = lid.x; c < p.dim; c += WG) {
         var s = 0.0;

@@ -48,11 +48,11 @@ impl Default for AdamW {
 }
 
 /// One parameter tensor (a slice of a buffer) with its gradient and moments at the same offset.
-pub struct ParamSlice<'a> {
-    pub param: &'a GpuBuf,
-    pub grad: &'a GpuBuf,
-    pub m: &'a GpuBuf,
-    pub v: &'a GpuBuf,
+pub struct ParamSlice {
+    pub param: GpuBuf,
+    pub grad: GpuBuf,
+    pub m: GpuBuf,
+    pub v: GpuBuf,
     pub off: usize,
     pub len: usize,
     pub weight_decay: f32,
@@ -103,20 +103,20 @@ impl AdamW {
         let base = Params { lr, ..self.params() };
         let mut slot = 0usize;
         for s in slices {
-            need("adamw", "param", s.param, s.off, s.len)?;
-            need("adamw", "grad", s.grad, s.off, s.len)?;
-            need("adamw", "m", s.m, s.off, s.len)?;
-            need("adamw", "v", s.v, s.off, s.len)?;
+            need("adamw", "param", &s.param, s.off, s.len)?;
+            need("adamw", "grad", &s.grad, s.off, s.len)?;
+            need("adamw", "m", &s.m, s.off, s.len)?;
+            need("adamw", "v", &s.v, s.off, s.len)?;
             let p = Params { n: u32_of("adamw", s.len)?, off: u32_of("adamw", s.off)?, slot: slot as u32, ..base };
             need("adamw", "partials", &st.partials, 0, slot + s.len.div_ceil(CHUNK))?;
-            step.dispatch(SUMSQ, &[], bytemuck::bytes_of(&p), &[s.grad, &st.partials], grid(s.len, CHUNK))?;
+            step.dispatch(SUMSQ, &[], bytemuck::bytes_of(&p), &[&s.grad, &st.partials], grid(s.len, CHUNK))?;
             slot += s.len.div_ceil(CHUNK);
         }
         let p = Params { n_slots: slot as u32, ..base };
         step.dispatch(FINALIZE, &[], bytemuck::bytes_of(&p), &[&st.partials, &st.state], [1, 1, 1])?;
         for s in slices {
             let p = Params { n: u32_of("adamw", s.len)?, off: u32_of("adamw", s.off)?, weight_decay: s.weight_decay, ..base };
-            step.dispatch(UPDATE, &[], bytemuck::bytes_of(&p), &[s.param, s.grad, s.m, s.v, &st.state], grid(s.len, 256))?;
+            step.dispatch(UPDATE, &[], bytemuck::bytes_of(&p), &[&s.param, &s.grad, &s.m, &s.v, &st.state], grid(s.len, 256))?;
         }
         Ok(())
     }

@@ -1111,7 +1111,7 @@ pub async fn adamw_matches_torch_formula(gpu: &Gpu) -> CheckResult {
         let lr = opt.lr * (1.0 - 0.1 * t as f32); // a schedule
         let mut step = gpu.begin_step("adamw");
         let slices: Vec<ParamSlice> = (0..2)
-            .map(|i| ParamSlice { param: &gp[i], grad: &gg[i], m: &gm[i], v: &gv[i], off: 0, len: [n1, n2][i], weight_decay: wd[i] })
+            .map(|i| ParamSlice { param: gp[i].clone(), grad: gg[i].clone(), m: gm[i].clone(), v: gv[i].clone(), off: 0, len: [n1, n2][i], weight_decay: wd[i] })
             .collect();
         opt.record(&mut step, &st, &slices, lr).map_err(e)?;
         step.submit().await.map_err(e)?;
@@ -1155,7 +1155,7 @@ pub async fn adamw_skips_nonfinite_step(gpu: &Gpu) -> CheckResult {
         g[n - 1] = bad;
         gpu.write(&gg, 0, &g).map_err(e)?;
         let mut step = gpu.begin_step("adamw_nonfinite");
-        let s = [ParamSlice { param: &gp, grad: &gg, m: &gm, v: &gv, off: 0, len: n, weight_decay: 0.1 }];
+        let s = [ParamSlice { param: gp.clone(), grad: gg.clone(), m: gm.clone(), v: gv.clone(), off: 0, len: n, weight_decay: 0.1 }];
         opt.record(&mut step, &st, &s, 1e-3).map_err(e)?;
         step.submit().await.map_err(e)?;
         let p = read(gpu, &gp).await?;
@@ -1174,7 +1174,7 @@ pub async fn adamw_skips_nonfinite_step(gpu: &Gpu) -> CheckResult {
     // a finite step after the skips does update
     gpu.write(&gg, 0, &vec![0.1f32; n]).map_err(e)?;
     let mut step = gpu.begin_step("adamw_ok");
-    let s = [ParamSlice { param: &gp, grad: &gg, m: &gm, v: &gv, off: 0, len: n, weight_decay: 0.1 }];
+    let s = [ParamSlice { param: gp.clone(), grad: gg.clone(), m: gm.clone(), v: gv.clone(), off: 0, len: n, weight_decay: 0.1 }];
     opt.record(&mut step, &st, &s, 1e-3).map_err(e)?;
     step.submit().await.map_err(e)?;
     let p = read(gpu, &gp).await?;

@@ -16,7 +16,8 @@ struct Params {
     vocab: u32,
     n_uniq: u32,
     off_table: u32,
-    _p: [u32; 3],
+    id_base: u32,
+    _p: [u32; 2],
 }
 
 /// out (tokens, dim) = (or +=) table[ids] with table (vocab, dim) starting at element `off_table`.
@@ -32,6 +33,24 @@ pub fn forward(
     vocab: usize,
     accumulate: bool,
 ) -> Result<(), GpuError> {
+    forward_shard(step, out, ids, table, off_table, 0, tokens, dim, vocab, accumulate)
+}
+
+/// [`forward`] with `table` holding rows `id_base .. id_base + vocab` of a larger table (one shard of
+/// a table over the binding limit): ids outside the shard give zero rows.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_shard(
+    step: &mut Step,
+    out: &GpuBuf,
+    ids: &GpuBuf,
+    table: &GpuBuf,
+    off_table: usize,
+    id_base: usize,
+    tokens: usize,
+    dim: usize,
+    vocab: usize,
+    accumulate: bool,
+) -> Result<(), GpuError> {
     need("embedding_forward", "ids", ids, 0, tokens)?;
     need("embedding_forward", "out", out, 0, tokens * dim)?;
     need("embedding_forward", "table", table, off_table, vocab * dim)?;
@@ -41,7 +60,8 @@ pub fn forward(
         vocab: u32_of("embedding", vocab)?,
         n_uniq: 0,
         off_table: u32_of("embedding", off_table)?,
-        _p: [0; 3],
+        id_base: u32_of("embedding", id_base)?,
+        _p: [0; 2],
     };
     let acc = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
     step.dispatch(FORWARD, &acc, bytemuck::bytes_of(&p), &[ids, table, out], grid(tokens, 1))
@@ -97,6 +117,22 @@ pub fn backward(
     dim: usize,
     vocab: usize,
 ) -> Result<(), GpuError> {
+    backward_shard(step, dtable, off_table, 0, dout, g, dim, vocab)
+}
+
+/// [`backward`] into one shard of a table's gradient, rows `id_base .. id_base + vocab`: ids outside
+/// it are skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_shard(
+    step: &mut Step,
+    dtable: &GpuBuf,
+    off_table: usize,
+    id_base: usize,
+    dout: &GpuBuf,
+    g: &EmbeddingGrouping,
+    dim: usize,
+    vocab: usize,
+) -> Result<(), GpuError> {
     need("embedding_backward", "dout", dout, 0, g.tokens * dim)?;
     need("embedding_backward", "dtable", dtable, off_table, vocab * dim)?;
     let p = Params {
@@ -105,7 +141,8 @@ pub fn backward(
         vocab: u32_of("embedding", vocab)?,
         n_uniq: u32_of("embedding", g.n_uniq)?,
         off_table: u32_of("embedding", off_table)?,
-        _p: [0; 3],
+        id_base: u32_of("embedding", id_base)?,
+        _p: [0; 2],
     };
     step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[&g.uniq, &g.starts, &g.pos, dout, dtable], grid(g.n_uniq, 1))
 }

@@ -73,6 +73,8 @@ pub struct Bert {
     pub pooling: Pooling,
     /// The key-value cache and one position's activations, for generation (decode.rs).
     pub(super) decode: Option<super::decode::DecodeState>,
+    /// A smaller shard size for the word embedding than the device's binding limit (tests).
+    pub(super) word_shard_bytes: Option<u64>,
 }
 
 pub(super) const STAT_MLM: usize = 0;
@@ -93,7 +95,7 @@ impl Bert {
         let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
-        Ok((Bert { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling: Pooling::Cls, decode: None }, report))
+        Ok((Bert { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling: Pooling::Cls, decode: None, word_shard_bytes: None }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;
@@ -168,7 +170,9 @@ impl Bert {
     /// update dispatch per run of consecutive trainable tensors in an arena.
     pub fn optimizer_step(&mut self, gpu: &Gpu, step: &mut Step, opt: &AdamW, lr: f32, weight_decay: f32) -> Result<(), Error> {
         let e = |x: GpuError| Error::from(x);
-        let slots = self.params.adamw_slots();
+        // AdamW binds each arena whole, or in views of at most one binding
+        let binding = (gpu.info.max_storage_buffer_binding_size / 4) as usize;
+        let slots = self.params.adamw_slots(binding);
         if self.opt_state.as_ref().map(|s| s.partials.len < slots).unwrap_or(true) {
             let state = AdamWState::new(gpu, slots).map_err(e)?;
             if let Some(old) = &self.opt_state {
@@ -177,7 +181,7 @@ impl Bert {
             }
             self.opt_state = Some(state);
         }
-        let slices = self.params.adamw_slices(weight_decay);
+        let slices = self.params.adamw_slices(weight_decay, binding);
         opt.record(step, self.opt_state.as_ref().unwrap(), &slices, lr).map_err(e)
     }
 

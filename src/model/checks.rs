@@ -43,7 +43,8 @@ macro_rules! for_each_model_check {
             model_gpt2_generation_matches_transformers,
             model_gpt2_dropout_gradients_match_finite_differences,
             model_gpt2_export_round_trip,
-            model_cached_decoding_matches_full_pass
+            model_cached_decoding_matches_full_pass,
+            model_word_embedding_in_shards_matches_pytorch
         }
     };
 }
@@ -920,4 +921,44 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture) -> Result<String, String> {
         return Err(format!("{tokens} warm tokens took {submits} submits and {readbacks} readbacks and created {buffers} buffers and {bind_groups} bind groups (want one submit and one readback each, nothing created)"));
     }
     Ok(format!("{steps} tokens to the last position: logits within {worst:.1e} of the full pass, its greedy choices; {tokens} warm tokens: 1 submit and 1 readback each, 0 buffers and 0 bind groups created"))
+}
+
+/// The word embedding bound in shards (of 256 rows for the BERT fixture's 2,003, 64 rows for the
+/// decoders' 211 and 300, as a table over the binding limit is on a real device): the lookup, the
+/// tied LM head's logits and every gradient, the word embedding's included, against transformers,
+/// and greedy generation (the cached path's sharded lookup and head) gives transformers' tokens.
+pub async fn model_word_embedding_in_shards_matches_pytorch(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for (fx, heads, prefix, rows, what) in [(fixture()?, PRETRAIN, "grad_pt", 256, "BERT (MLM + SOP)"), (causal_fixture()?, LM, "grad_lm", 64, "BERT causal"), (gpt2_fixture()?, LM, "grad_lm", 64, "GPT-2")] {
+        let c = fx.cfg.hidden_size;
+        let v = fx.cfg.vocab_size;
+        let mut m = fx.model(gpu, heads)?;
+        m.limit_word_shards((rows * c * 4) as u64);
+        let shards = m.word_shards(gpu).len();
+        if shards != v.div_ceil(rows) {
+            return Err(format!("{what}: {v} rows in shards of {rows} made {shards} shards"));
+        }
+        m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+        let batch = fx.batch(gpu, true, heads.sop, false)?;
+        run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+        let all = fx.f32("out.mlm_logits")?;
+        let want: Vec<f32> = batch.mlm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
+        let d = within(&format!("{what}: logits from {shards} shards"), &read(gpu, m.mlm_logits().unwrap()).await?, &want, 1e-4)?;
+        grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
+        let (n, worst) = compare_grads(gpu, &fx, &m, prefix).await?;
+        let mut line = format!("{what}: {shards} shards, logits within {d:.1e}, {n} gradients within {worst:.1e} · max|ref|");
+        if fx.cfg.is_decoder {
+            use crate::train::generate::{generate_ids, GenerateConfig};
+            let prompt: Vec<u32> = fx.ints("gen.prompt")?.into_iter().map(|x| x as u32).collect();
+            let want: Vec<u32> = fx.ints("gen.greedy")?.into_iter().map(|x| x as u32).collect();
+            let greedy = GenerateConfig { max_new: want.len(), top_k: 1, temperature: 1.0, seed: 0 };
+            let got = generate_ids(gpu, &mut m, &prompt, None, &greedy, &mut |_| {}).await?.0;
+            if got != want {
+                return Err(format!("{what} in {shards} shards: greedy decoding gave {got:?}; transformers gave {want:?}"));
+            }
+            line.push_str(", transformers' greedy tokens");
+        }
+        out.push(line);
+    }
+    Ok(out.join("; "))
 }

@@ -200,6 +200,17 @@ impl Bert {
         row_product(step, y, y_off, x, w, Some(b), out, inp, !lin.in_out)
     }
 
+    /// logits (V) = x word^T (+ bias), one row, a block of logits per shard of the word embedding.
+    fn lm_logits_row(&self, step: &mut Step, logits: &GpuBuf, x: &GpuBuf, word: super::params::Id, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
+        let c = self.cfg.hidden_size;
+        let table = self.params.value(word);
+        for (r0, rows) in self.word_shards(step.gpu()) {
+            let (w, b) = (table.view(r0 * c, rows * c), bias.map(|b| b.view(r0, rows)));
+            row_product(step, logits, r0, x, &w, b.as_ref(), rows, c, true)?;
+        }
+        Ok(())
+    }
+
     fn record_decode_gpt2(&self, step: &mut Step) -> Result<(), GpuError> {
         let d = self.decode.as_ref().unwrap();
         let cfg = &self.cfg;
@@ -208,7 +219,7 @@ impl Bert {
         let p = &self.params;
         let none = Dropout::new(0.0, 0);
         // x = wte[id] + wpe[n]; h1 = ln_1(x)
-        embedding::forward(step, &d.x, &d.out.view(0, 1), p.value(wte), 0, 1, c, cfg.vocab_size, false)?;
+        self.word_lookup(step, &d.x, &d.out.view(0, 1), wte, 1, false)?;
         embedding::forward(step, &d.x, &d.pos, p.value(wpe), 0, 1, c, cfg.max_position_embeddings, true)?;
         let first = hl.first().map(|l| &l.ln_1).unwrap_or(ln_f);
         self.ln_forward(step, &d.h1, &d.mean, &d.rstd, &d.x, first, 1)?;
@@ -227,7 +238,7 @@ impl Bert {
             self.ln_residual(step, &d.h1, &d.mean, &d.rstd, &d.x, &d.res, &d.lin, none, norm, 1)?;
         }
         // logits = ln_f(x) wte^T
-        row_product(step, &d.logits, 0, &d.h1, p.value(wte), None, cfg.vocab_size, c, true)
+        self.lm_logits_row(step, &d.logits, &d.h1, wte, None)
     }
 
     fn record_decode_bert(&self, step: &mut Step) -> Result<(), GpuError> {
@@ -238,7 +249,7 @@ impl Bert {
         let p = &self.params;
         let none = Dropout::new(0.0, 0);
         // x = LN(word[id] + position[n] + type[0])
-        embedding::forward(step, &d.lin, &d.out.view(0, 1), p.value(e.word), 0, 1, c, cfg.vocab_size, false)?;
+        self.word_lookup(step, &d.lin, &d.out.view(0, 1), e.word, 1, false)?;
         embedding::forward(step, &d.lin, &d.pos, p.value(e.position), 0, 1, c, cfg.max_position_embeddings, true)?;
         embedding::forward(step, &d.lin, &d.types, p.value(e.token_type), 0, 1, c, cfg.type_vocab_size, true)?;
         self.ln_forward(step, &d.x, &d.mean, &d.rstd, &d.lin, &e.ln, 1)?;
@@ -261,7 +272,7 @@ impl Bert {
         self.linear_row(step, &d.res2, 0, &d.x, dense, c, c)?;
         gelu::forward(step, cfg.gelu(), &d.h1, &d.res2, c)?;
         self.ln_forward(step, &d.res2, &d.mean, &d.rstd, &d.h1, norm, 1)?;
-        row_product(step, &d.logits, 0, &d.res2, p.value(e.word), Some(p.value(*bias)), cfg.vocab_size, c, true)
+        self.lm_logits_row(step, &d.logits, &d.res2, e.word, Some(p.value(*bias)))
     }
 }
 

@@ -14,7 +14,7 @@ impl Bert {
         let (a, cfg, p) = (self.acts.as_ref().unwrap(), &self.cfg, &self.params);
         let e = self.bert_parts().0;
         let (bt, c) = (batch.b * batch.t, cfg.hidden_size);
-        embedding::forward(step, &a.emb, &batch.ids, p.value(e.word), 0, bt, c, cfg.vocab_size, false)?;
+        self.word_lookup(step, &a.emb, &batch.ids, e.word, bt, false)?;
         embedding::forward(step, &a.emb, &batch.pos, p.value(e.position), 0, bt, c, cfg.max_position_embeddings, true)?;
         embedding::forward(step, &a.emb, &batch.types, p.value(e.token_type), 0, bt, c, cfg.type_vocab_size, true)?;
         // layernorm and dropout in one kernel
@@ -34,7 +34,10 @@ impl Bert {
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let drop = (hp > 0.0).then(|| Dropout::new(hp, mode.seed(Site::Embeddings)));
         layernorm::backward_dropped(step, &a.d_h1, None, drop, dg, db, &a.d_x, &a.emb, &a.emb_mean, &a.emb_rstd, p.value(e.ln.g), LnParams::default(), bt, c, false)?;
-        for (id, g, rows) in [(e.word, &batch.g_ids, cfg.vocab_size), (e.position, &batch.g_pos, cfg.max_position_embeddings), (e.token_type, &batch.g_types, cfg.type_vocab_size)] {
+        if let Some(dw) = p.grad_of(e.word) {
+            self.word_lookup_backward(step, dw, &a.d_h1, &batch.g_ids)?;
+        }
+        for (id, g, rows) in [(e.position, &batch.g_pos, cfg.max_position_embeddings), (e.token_type, &batch.g_types, cfg.type_vocab_size)] {
             if let Some(dw) = p.grad_of(id) {
                 embedding::backward(step, dw, 0, &a.d_h1, g, c, rows)?;
             }

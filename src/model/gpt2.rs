@@ -19,7 +19,6 @@ use super::params::Id;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
-use crate::kernels::matmul::Matmul;
 use crate::kernels::{cross_entropy, dropout, embedding, gelu};
 
 impl Bert {
@@ -55,7 +54,7 @@ impl Bert {
         // embeddings: word + position (straight into x[0] when nothing is dropped), dropout; then
         // the first layer's ln_1
         let sum = if hp > 0.0 { &a.emb } else { &a.x[0] };
-        embedding::forward(step, sum, &batch.ids, p.value(wte), 0, bt, c, cfg.vocab_size, false)?;
+        self.word_lookup(step, sum, &batch.ids, wte, bt, false)?;
         embedding::forward(step, sum, &batch.pos, p.value(wpe), 0, bt, c, cfg.max_position_embeddings, true)?;
         if hp > 0.0 {
             dropout::apply(step, &a.x[0], &a.emb, bt * c, hp, mode.seed(Site::Embeddings))?;
@@ -90,7 +89,7 @@ impl Bert {
         if let (true, Some(rows), Some(ma)) = (self.heads.mlm, &batch.mlm_rows, &self.mlm_acts) {
             let (m, v) = (batch.m, cfg.vocab_size);
             embedding::forward(step, &ma.x, rows, &a.fin, 0, m, c, bt, false)?;
-            Matmul::new(m, v, c).trans_b().record(step, &ma.logits, &ma.x, p.value(wte), None)?;
+            self.lm_logits(step, &ma.logits, &ma.x, m, wte, None)?;
             if let Some(lab) = &batch.mlm_labels {
                 cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
             }
@@ -121,13 +120,11 @@ impl Bert {
         }
         let (m, v) = (batch.m, cfg.vocab_size);
         cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
-        if let Some(dw) = p.grad_of(wte) {
-            Matmul::new(v, c, m).trans_a().accumulate().record(step, dw, &ma.d_logits, &ma.x, None)?;
-        }
+        self.lm_logits_backward(step, p.grad_of(wte), None, &ma.d_logits, &ma.x, m, wte)?;
         if !body_needs_grad {
             return Ok(());
         }
-        Matmul::new(m, c, v).record(step, &ma.d_x, &ma.d_logits, p.value(wte), None)?;
+        self.lm_logits_backward(step, None, Some(&ma.d_x), &ma.d_logits, &ma.x, m, wte)?;
         step.clear(&a.d_h1);
         embedding::backward(step, &a.d_h1, 0, &ma.d_x, g, c, bt)?;
         // ln_f: d_x = d x[L]
@@ -165,10 +162,11 @@ impl Bert {
         if emb_trainable {
             // x[0] = dropout(wte[ids] + wpe[pos])
             let d_emb = Bert::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Embeddings)))?;
-            for (id, g, rows) in [(wte, &batch.g_ids, cfg.vocab_size), (wpe, &batch.g_pos, cfg.max_position_embeddings)] {
-                if let Some(dw) = p.grad_of(id) {
-                    embedding::backward(step, dw, 0, d_emb, g, c, rows)?;
-                }
+            if let Some(dw) = p.grad_of(wte) {
+                self.word_lookup_backward(step, dw, d_emb, &batch.g_ids)?;
+            }
+            if let Some(dw) = p.grad_of(wpe) {
+                embedding::backward(step, dw, 0, d_emb, &batch.g_pos, c, cfg.max_position_embeddings)?;
             }
         }
         Ok(())

@@ -64,7 +64,7 @@ impl Bert {
             gelu::forward(step, cfg.gelu(), &ma.act, &ma.pre, m * c)?;
             self.ln_forward(step, &ma.ln, &ma.mean, &ma.rstd, &ma.act, &need(&hh.mlm)?.1, m)?;
             let v = cfg.vocab_size;
-            Matmul::new(m, v, c).trans_b().record(step, &ma.logits, &ma.ln, p.value(e.word), Some(p.value(need(&hh.mlm)?.2)))?;
+            self.lm_logits(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.mlm)?.2)))?;
             if let Some(lab) = &batch.mlm_labels {
                 cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
             }
@@ -86,13 +86,11 @@ impl Bert {
         if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.mlm, &self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
             let (m, v) = (batch.m, cfg.vocab_size);
             cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
-            if let Some(dw) = p.grad_of(e.word) {
-                Matmul::new(v, c, m).trans_a().accumulate().record(step, dw, &ma.d_logits, &ma.ln, None)?;
-            }
+            self.lm_logits_backward(step, p.grad_of(e.word), None, &ma.d_logits, &ma.ln, m, e.word)?;
             if let Some(db) = p.grad_of(need(&hh.mlm)?.2) {
                 elementwise::bias_grad(step, db, &ma.d_logits, m, v)?;
             }
-            Matmul::new(m, c, v).record(step, &ma.d_ln, &ma.d_logits, p.value(e.word), None)?;
+            self.lm_logits_backward(step, None, Some(&ma.d_ln), &ma.d_logits, &ma.ln, m, e.word)?;
             self.ln_backward(step, &ma.d_act, &ma.d_ln, &ma.act, &ma.mean, &ma.rstd, &need(&hh.mlm)?.1, m, false, &a.ln_scratch)?;
             gelu::backward(step, cfg.gelu(), &ma.d_ln, &ma.pre, &ma.d_act, m * c)?;
             let dx = encoder_needs_grad.then_some((&ma.d_x, false));

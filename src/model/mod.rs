@@ -19,6 +19,7 @@ mod layer;
 pub mod mode;
 mod ops;
 pub mod params;
+mod vocab;
 
 pub use batch::Batch;
 pub use bert::{Bert, Heads, LossReadback, Losses, Pooling};

@@ -442,27 +442,36 @@ impl ParamStore {
     }
 
     /// The AdamW slices of [`ParamStore::trainable_runs`], with `weight_decay` on the decayed group.
-    pub fn adamw_slices(&self, weight_decay: f32) -> Vec<crate::kernels::adamw::ParamSlice<'_>> {
-        self.trainable_runs()
-            .into_iter()
-            .map(|(a, off, len)| {
-                let ar = &self.arenas[a];
-                crate::kernels::adamw::ParamSlice {
-                    param: &ar.value,
-                    grad: ar.grad.as_ref().expect("a trainable arena has gradients"),
-                    m: ar.m.as_ref().expect("a trainable arena has moments"),
-                    v: ar.v.as_ref().expect("a trainable arena has moments"),
-                    off,
-                    len,
-                    weight_decay: if ar.decays { weight_decay } else { 0.0 },
-                }
-            })
-            .collect()
+    /// An arena over one storage binding (a word embedding too large for one, which has an arena of
+    /// its own) is bound as views of at most `binding` elements, so a run in it is cut at their
+    /// edges.
+    pub fn adamw_slices(&self, weight_decay: f32, binding: usize) -> Vec<crate::kernels::adamw::ParamSlice> {
+        let mut out = Vec::new();
+        for (a, off, len) in self.trainable_runs() {
+            let ar = &self.arenas[a];
+            let (grad, m, v) = (ar.grad.as_ref().expect("a trainable arena has gradients"), ar.m.as_ref().expect("a trainable arena has moments"), ar.v.as_ref().expect("a trainable arena has moments"));
+            let wd = if ar.decays { weight_decay } else { 0.0 };
+            if ar.value.len <= binding {
+                out.push(crate::kernels::adamw::ParamSlice { param: ar.value.clone(), grad: grad.clone(), m: m.clone(), v: v.clone(), off, len, weight_decay: wd });
+                continue;
+            }
+            let ch = (binding / GpuBuf::BIND_ALIGN * GpuBuf::BIND_ALIGN).max(GpuBuf::BIND_ALIGN);
+            let mut at = off;
+            while at < off + len {
+                let base = at / ch * ch;
+                let view_len = ch.min(ar.value.len - base);
+                let end = (off + len).min(base + view_len);
+                let view = |b: &GpuBuf| b.view(base, view_len);
+                out.push(crate::kernels::adamw::ParamSlice { param: view(&ar.value), grad: view(grad), m: view(m), v: view(v), off: at - base, len: end - at, weight_decay: wd });
+                at = end;
+            }
+        }
+        out
     }
 
     /// Partial-sum slots AdamW's gradient norm needs for the current trainable set.
-    pub fn adamw_slots(&self) -> usize {
-        crate::kernels::adamw::slots_for(&self.trainable_runs().iter().map(|r| r.2).collect::<Vec<_>>())
+    pub fn adamw_slots(&self, binding: usize) -> usize {
+        crate::kernels::adamw::slots_for(&self.adamw_slices(0.0, binding).iter().map(|s| s.len).collect::<Vec<_>>())
     }
 
     /// Reads every parameter back as (HF name, shape, values), for export and tests.

@@ -90,7 +90,7 @@ pub fn restore_optimizer(gpu: &Gpu, model: &mut Bert, bytes: &[u8]) -> Result<us
             gpu.write(buf, 0, &st.tensors[&format!("{}::{suffix}", p.name)].to_f32()).map_err(|e| e.to_string())?;
         }
     }
-    let state = AdamWState::new(gpu, model.params.adamw_slots()).map_err(|e| e.to_string())?;
+    let state = AdamWState::new(gpu, model.params.adamw_slots((gpu.info.max_storage_buffer_binding_size / 4) as usize)).map_err(|e| e.to_string())?;
     let s = st.tensors.get("adamw::state").ok_or("adamw::state is missing from the optimizer checkpoint")?.to_f32();
     gpu.write(&state.state, 0, &s).map_err(|e| e.to_string())?;
     model.opt_state = Some(state);

@@ -1,0 +1,118 @@
+//! The word embedding and the language-model head tied to it, in shards of rows that each fit one
+//! storage binding. OpenAI's GPT-2 vocabulary (50,257 × 768 = 154 MB) is more than the 128 MiB a
+//! binding holds on many adapters (WebGPU's default limit): the table lives in one buffer, and every
+//! kernel that reads or writes it binds it a shard at a time, as a view. The lookup and its
+//! backward take each shard's ids (`id_base`); the logits (M, V) and their gradients are written
+//! and read a column block per shard (the matmul's row pitch is V). A table that fits one binding is
+//! one shard, and every call below is then the single dispatch it always was.
+
+use super::bert::Bert;
+use super::params::Id;
+use crate::gpu::{GpuBuf, GpuError, Step};
+use crate::kernels::embedding::{self, EmbeddingGrouping};
+use crate::kernels::matmul::{Matmul, Operand};
+
+impl Bert {
+    /// Row ranges (first row, rows) of the (V, C) word embedding, each within one storage binding
+    /// (and each starting at a bindable offset: shards are whole multiples of 64 rows).
+    pub fn word_shards(&self, gpu: &crate::gpu::Gpu) -> Vec<(usize, usize)> {
+        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let limit = gpu.info.max_storage_buffer_binding_size.min(self.word_shard_bytes.unwrap_or(u64::MAX));
+        if (v * c) as u64 * 4 <= limit {
+            return vec![(0, v)];
+        }
+        let rows = ((limit / (4 * c as u64)) as usize / 64 * 64).max(64);
+        (0..v).step_by(rows).map(|r0| (r0, rows.min(v - r0))).collect()
+    }
+
+    /// Binds the word embedding in shards no larger than `bytes` even where the device allows more:
+    /// for tests, which check that a sharded model computes what an unsharded one does.
+    pub fn limit_word_shards(&mut self, bytes: u64) {
+        self.word_shard_bytes = Some(bytes);
+    }
+
+    /// out (tokens, C) = (or +=) word[ids], shard by shard.
+    pub(super) fn word_lookup(&self, step: &mut Step, out: &GpuBuf, ids: &GpuBuf, word: Id, tokens: usize, accumulate: bool) -> Result<(), GpuError> {
+        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let table = self.params.value(word);
+        let shards = self.word_shards(step.gpu());
+        if shards.len() == 1 {
+            return embedding::forward(step, out, ids, table, 0, tokens, c, v, accumulate);
+        }
+        for (s, &(r0, rows)) in shards.iter().enumerate() {
+            embedding::forward_shard(step, out, ids, &table.view(r0 * c, rows * c), 0, r0, tokens, c, rows, accumulate || s > 0)?;
+        }
+        Ok(())
+    }
+
+    /// d word[id] += the rows of `dout` at that id's positions, shard by shard.
+    pub(super) fn word_lookup_backward(&self, step: &mut Step, dword: &GpuBuf, dout: &GpuBuf, g: &EmbeddingGrouping) -> Result<(), GpuError> {
+        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let shards = self.word_shards(step.gpu());
+        if shards.len() == 1 {
+            return embedding::backward(step, dword, 0, dout, g, c, v);
+        }
+        for (r0, rows) in shards {
+            embedding::backward_shard(step, &dword.view(r0 * c, rows * c), 0, r0, dout, g, c, rows)?;
+        }
+        Ok(())
+    }
+
+    /// logits (M, V) = x (M, C) word^T (+ bias (V)), a column block per shard.
+    pub(super) fn lm_logits(&self, step: &mut Step, logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
+        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let table = self.params.value(word);
+        let shards = self.word_shards(step.gpu());
+        if shards.len() == 1 {
+            return Matmul::new(m, v, c).trans_b().record(step, logits, x, table, bias);
+        }
+        for (r0, rows) in shards {
+            let mut mm = Matmul::new(m, rows, c).trans_b().strided(
+                1,
+                Operand { ld: c, outer: m * c, inner_stride: 0 },
+                Operand { ld: c, outer: rows * c, inner_stride: 0 },
+                Operand { ld: v, outer: m * v, inner_stride: 0 },
+            );
+            mm.off_c = r0;
+            mm.off_bias = r0;
+            mm.record(step, logits, x, &table.view(r0 * c, rows * c), bias)?;
+        }
+        Ok(())
+    }
+
+    /// The backward of [`Bert::lm_logits`]: d word += d_logits^T x (when `dword`), and dx (M, C) =
+    /// d_logits word (when `dx`), a column block of d_logits per shard.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn lm_logits_backward(&self, step: &mut Step, dword: Option<&GpuBuf>, dx: Option<&GpuBuf>, d_logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id) -> Result<(), GpuError> {
+        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let table = self.params.value(word);
+        let shards = self.word_shards(step.gpu());
+        if shards.len() == 1 {
+            if let Some(dw) = dword {
+                Matmul::new(v, c, m).trans_a().accumulate().record(step, dw, d_logits, x, None)?;
+            }
+            if let Some(dx) = dx {
+                Matmul::new(m, c, v).record(step, dx, d_logits, table, None)?;
+            }
+            return Ok(());
+        }
+        // d_logits' columns r0 .. r0 + rows: stored (M, rows) with rows V apart
+        let dl = Operand { ld: v, outer: m * v, inner_stride: 0 };
+        for (s, &(r0, rows)) in shards.iter().enumerate() {
+            if let Some(dw) = dword {
+                // (rows, C) += (d_logits block)^T x
+                let mut mm = Matmul::new(rows, c, m).trans_a().accumulate().strided(1, dl, Operand { ld: c, outer: m * c, inner_stride: 0 }, Operand { ld: c, outer: rows * c, inner_stride: 0 });
+                mm.off_a = r0;
+                mm.record(step, &dw.view(r0 * c, rows * c), d_logits, x, None)?;
+            }
+            if let Some(dx) = dx {
+                // (M, C) (+)= d_logits block (M, rows) · word rows (rows, C)
+                let mut mm = Matmul::new(m, c, rows).strided(1, dl, Operand { ld: c, outer: rows * c, inner_stride: 0 }, Operand { ld: c, outer: m * c, inner_stride: 0 });
+                mm.off_a = r0;
+                mm.accumulate = s > 0;
+                mm.record(step, dx, d_logits, &table.view(r0 * c, rows * c), None)?;
+            }
+        }
+        Ok(())
+    }
+}
