@@ -425,6 +425,8 @@ pub enum Command {
     Similarity { a: String, b: String },
     /// Continue `prompt` with a causal model, streaming each token (`gen_token` events).
     Generate { prompt: String, max_new: usize, top_k: usize, temperature: f32, seed: u64 },
+    /// Stop the generation under way after the token being drawn.
+    StopGenerate,
     Export,
     Profile,
     Restore,
@@ -452,6 +454,7 @@ impl Command {
             Command::Classify { .. } => "classify",
             Command::Similarity { .. } => "similarity",
             Command::Generate { .. } => "generate",
+            Command::StopGenerate => "stop_generate",
             Command::Export => "export",
             Command::Profile => "profile",
             Command::Restore => "restore",

@@ -964,6 +964,7 @@ fn MaskPanel() -> impl IntoView {
     // words, top-k, temperature, seed: greedy by default
     let gen_form = (RwSignal::new("20".to_string()), RwSignal::new("1".to_string()), RwSignal::new("1.0".to_string()), RwSignal::new("42".to_string()));
     let gen_errors = RwSignal::new(Vec::<FieldError>::new());
+    let gen_stopping = RwSignal::new(false);
     let run = move || {
         // the layer and head exist in the loaded model (or are refused next to their fields)
         let (layers, heads) = st.model.with_untracked(|m| m.as_ref().map(|m| (m.layers, m.heads))).unwrap_or((64, 64));
@@ -1000,6 +1001,7 @@ fn MaskPanel() -> impl IntoView {
                             let form = protocol::GenerateForm { max_new: gen_form.0.get_untracked(), top_k: gen_form.1.get_untracked(), temperature: gen_form.2.get_untracked(), seed: gen_form.3.get_untracked() };
                             if let Some(c) = checked(gen_errors, form.parse()) {
                                 st.gen.set(None);
+                                gen_stopping.set(false);
                                 send(Command::Generate { prompt: prompt.get_untracked(), max_new: c.max_new, top_k: c.top_k, temperature: c.temperature, seed: c.seed }, None)
                             }
                         }>"Continue the text"</button>
@@ -1010,7 +1012,16 @@ fn MaskPanel() -> impl IntoView {
                 <p id="gen-output"><span class="prompt">{p}</span>
                     {toks.into_iter().map(|t| view! { <span class="gen-token">{t}</span> }).collect_view()}
                 </p>
-                {done.map(|d| view! { <p class="note" id="gen-done">{d}</p> })}
+                {match done {
+                    Some(d) => view! { <p class="note" id="gen-done">{d}</p> }.into_any(),
+                    // while it runs: Stop (pressed, it says so and cannot be pressed again)
+                    None => view! {
+                        <button id="gen-stop" disabled=move || gen_stopping.get() on:click=move |_| {
+                            gen_stopping.set(true);
+                            send(Command::StopGenerate, None)
+                        }>{move || if gen_stopping.get() { "Stopping after this word…" } else { "Stop" }}</button>
+                    }.into_any(),
+                }}
             })}
             {move || st.probe.get().map(|(step, predictions)| view! {
                 <div id="probe"><p class="note">{format!("live, during pretraining (step {step}): \"{DEMO_TEXT}\"")}</p>

@@ -36,6 +36,8 @@ struct Session {
     gpu: Option<Rc<Gpu>>,
     /// Init has run (with or without a GPU): commands that came before it waited for it.
     init_done: bool,
+    /// The page asked the generation under way to stop.
+    stop_generating: bool,
     /// None while a run has it (the training future owns it between awaits).
     loaded: Option<Loaded>,
     /// The last model of the other kind (masked when `loaded` is causal, causal when it is masked),
@@ -847,13 +849,15 @@ async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
 
 /// Continues `prompt` with a causal model, one `gen_token` event per token as it is chosen.
 async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> Result<(), Error> {
-    use crate::train::generate::generate as run;
+    use crate::train::generate::generate_until as run;
     let g = gpu()?;
     let mut l = take_model()?;
+    S.with(|s| s.borrow_mut().stop_generating = false);
+    let asked = || S.with(|s| s.borrow().stop_generating);
     post(Event::GenStart { prompt: prompt.to_string() });
     let t0 = crate::gpu::now_ms();
     let tok = &l.tok;
-    let r = run(&g, &mut l.model, tok, prompt, &cfg, &mut |id, t| post(Event::GenToken { id, token: t.to_string(), text: tok.continuation(id) })).await;
+    let r = run(&g, &mut l.model, tok, prompt, &cfg, &asked, &mut |id, t| post(Event::GenToken { id, token: t.to_string(), text: tok.continuation(id) })).await;
     let done = r.and_then(|(ids, stop)| Ok((l.tok.decode(&ids)?, ids.len(), stop)));
     put_model(l);
     let (text, tokens, stop) = done?;
@@ -1017,6 +1021,11 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
         Command::FillMask { text, k, layer, head } => fill_mask(&text, k.clamp(1, 50), layer, head).await,
         Command::Classify { texts, max_len } => classify(texts, max_len).await,
         Command::Similarity { a, b } => similarity(&a, &b).await,
+        Command::StopGenerate => {
+            // after the token being drawn; a second Stop (or one after the end) changes nothing
+            S.with(|s| s.borrow_mut().stop_generating = true);
+            Ok(())
+        }
         Command::Generate { prompt, max_new, top_k, temperature, seed } => generate(&prompt, crate::train::generate::GenerateConfig { max_new, top_k, temperature, seed }).await,
         Command::Export => export_model().await,
         Command::Profile => profile().await,

@@ -49,6 +49,8 @@ pub enum Stop {
     EndOfText,
     /// The model's positions are all used.
     Positions,
+    /// The person asked it to stop.
+    Asked,
 }
 
 impl Stop {
@@ -58,6 +60,7 @@ impl Stop {
             Stop::Length => "the token limit",
             Stop::EndOfText => "the end of the text",
             Stop::Positions => "the model's positions",
+            Stop::Asked => "your Stop",
         }
     }
 }
@@ -65,6 +68,12 @@ impl Stop {
 /// Continues `prompt`; `on_token` hears each new token (its id and text) as it is chosen. Returns the
 /// new ids (without a final [SEP]) and why it stopped.
 pub async fn generate(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: &str, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32, &str)) -> Result<(Vec<u32>, Stop), Error> {
+    generate_until(gpu, model, tok, prompt, cfg, &|| false, on_token).await
+}
+
+/// [`generate`] that also stops (with [`Stop::Asked`]) when `asked` says so, checked after each
+/// token: the page's Stop.
+pub async fn generate_until(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: &str, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32, &str)) -> Result<(Vec<u32>, Stop), Error> {
     if !model.cfg.is_decoder {
         return Err("this is a masked (bidirectional) model: it fills in [MASK]s (bertlab fill-mask) but does not continue a text; generate needs a causal model (config is_decoder, e.g. bertlab pretrain --objective causal)".into());
     }
@@ -80,13 +89,18 @@ pub async fn generate(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: 
     // [CLS] prompt (<|endoftext|> prompt for a GPT-2 tokenizer): the [SEP] that ends an encoded
     // text is what the model would predict last
     let prompt_ids = &e.ids[..e.ids.len() - 1];
-    generate_ids(gpu, model, prompt_ids, Some(tok.sep), cfg, &mut |id| on_token(id, &tok.piece(id))).await
+    generate_ids_until(gpu, model, prompt_ids, Some(tok.sep), cfg, asked, &mut |id| on_token(id, &tok.piece(id))).await
 }
 
 /// [`generate`] from token ids; `end` (if any) ends the text when the model chooses it. The prompt
 /// runs once (prefill) and each new token runs one position against the key-value cache, the token
 /// drawn on the GPU (`Bert::decode_start`, `Bert::decode_next`).
 pub async fn generate_ids(gpu: &Gpu, model: &mut Bert, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
+    generate_ids_until(gpu, model, prompt, end, cfg, &|| false, on_token).await
+}
+
+/// [`generate_ids`] that stops when `asked` says so (checked after each token).
+pub async fn generate_ids_until(gpu: &Gpu, model: &mut Bert, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
     if !model.cfg.is_decoder || !model.heads.mlm {
         return Err("generation needs a causal model with a language-model head".into());
     }
@@ -122,6 +136,9 @@ pub async fn generate_ids(gpu: &Gpu, model: &mut Bert, prompt: &[u32], end: Opti
         }
         if prompt.len() + new.len() >= positions {
             return Ok((new, Stop::Positions));
+        }
+        if asked() {
+            return Ok((new, Stop::Asked));
         }
         next = model.decode_next(gpu, draw()).await?;
     }

@@ -406,6 +406,18 @@ try {
     sampled.push(await text(page, "#gen-output"));
   }
   check(/\(0, 100\]/.test(tempMsg) && sampled[0] === sampled[1] && sampled[0].length > "the curious kitten".length, `sampled with a seed, twice the same: "${sampled[0]}"; temperature 0 refused: "${tempMsg}"`);
+  // Stop: pressed once generation has begun, the text ends there (and the button, while it stays, is
+  // disabled: it cannot be pressed twice)
+  await page.fill("#gen-max-new", "1000");
+  await page.fill("#gen-top-k", "1");
+  await page.click("#gen-run");
+  await page.waitForFunction(() => document.querySelectorAll("#gen-output .gen-token").length >= 2, null, { timeout: STEP_TIMEOUT, polling: "raf" });
+  await page.click("#gen-stop");
+  // the button right after (often already gone: the worker stops after the token being drawn)
+  const stopping = await page.$eval("#gen-stop", (b) => [b.disabled, b.textContent]).catch(() => null);
+  await page.waitForSelector("#gen-done", { timeout: STEP_TIMEOUT });
+  const stopped = await text(page, "#gen-done");
+  check(/stopped at your Stop/.test(stopped) && (stopping === null || stopping[0]), `Stop pressed during generation: "${stopped}"; the button then: ${JSON.stringify(stopping ?? "gone")}`);
   await snap(page, "gpt-beside-bert");
 } catch (e) {
   failures += 1;

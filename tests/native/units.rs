@@ -138,6 +138,7 @@ use bertlab::app::protocol::{bars, preview};
         let c = Command::Train(TrainSettings { mode: AdoptMode::Last(2), mean_pooling: false, lr: 1e-3, epochs: 2, batch: 8, max_len: 32, run: "r".into() });
         assert_eq!(Command::from_json(&c.to_json()).unwrap(), c);
         assert_eq!(Command::from_json(&Command::Pause.to_json()).unwrap(), Command::Pause);
+        assert_eq!(Command::from_json(&Command::StopGenerate.to_json()).unwrap(), Command::StopGenerate);
         let bad = r#"{"cmd":"train","data":{"mode":"full","mean_pooling":false,"lr":"1e-4x","epochs":3,"batch":16,"max_len":64,"run":"r"}}"#;
         assert!(Command::from_json(bad).unwrap_err().contains("does not understand"));
         assert!(Command::from_json(r#"{"cmd":"format_disk"}"#).is_err());
