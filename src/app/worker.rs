@@ -209,8 +209,10 @@ async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
             export::pick_weights_file(&names)?;
         }
     }
-    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", export::HEAD_JSON, export::HEAD_FILE] {
-        if f == "vocab.txt" && files.contains_key("tokenizer.json") {
+    for f in ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", export::HEAD_JSON, export::HEAD_FILE] {
+        // the older tokenizer files only where there is no tokenizer.json (nor, for GPT-2's, a vocab.txt)
+        let older = matches!(f, "vocab.txt" | "vocab.json" | "merges.txt");
+        if older && (files.contains_key("tokenizer.json") || (f != "vocab.txt" && files.contains_key("vocab.txt"))) {
             continue;
         }
         if f == export::HEAD_FILE && !files.contains_key(export::HEAD_JSON) {
@@ -412,11 +414,7 @@ async fn restore() -> Result<(), Error> {
         }
     }
     let tf: BTreeMap<String, Vec<u8>> = tokenizer_files.iter().cloned().collect();
-    let tok = match (tf.get("tokenizer.json"), tf.get("vocab.txt")) {
-        (Some(j), _) => BertTokenizer::from_tokenizer_json(j)?,
-        (None, Some(v)) => BertTokenizer::from_vocab_txt(&String::from_utf8_lossy(v), true)?,
-        _ => return Err("the saved session has no tokenizer".into()),
-    };
+    let tok = crate::io::model_dir::tokenizer_of(&tf).map_err(|e| format!("the saved session's tokenizer: {e}"))?;
     let labels = header.labels;
     let l = Loaded { model, tok, labels, tokenizer_files, source: meta["source"].as_str().unwrap_or("restored").to_string() };
     if let Some(d) = meta["data"].as_object() {

@@ -10,7 +10,7 @@ use crate::io::export::{HEAD_FILE, HEAD_JSON};
 use crate::model::{Bert, BertConfig, Heads, LoadReport, Pooling};
 use crate::text::tokenizer::BertTokenizer;
 
-pub const TOKENIZER_FILES: [&str; 4] = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+pub const TOKENIZER_FILES: [&str; 6] = ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
 pub struct LoadedModel {
     pub model: Bert,
@@ -44,6 +44,25 @@ pub fn labels_of(config: &serde_json::Value) -> Vec<String> {
     v.into_iter().map(|(_, l)| l).collect()
 }
 
+/// A model directory's tokenizer: tokenizer.json, else vocab.txt (BERT; lowercased unless its
+/// tokenizer_config.json says do_lower_case false), else vocab.json with merges.txt (GPT-2).
+pub fn tokenizer_of(files: &BTreeMap<String, Vec<u8>>) -> Result<BertTokenizer, String> {
+    if let Some(tj) = files.get("tokenizer.json") {
+        BertTokenizer::from_tokenizer_json(tj)
+    } else if let Some(v) = files.get("vocab.txt") {
+        let lower = files
+            .get("tokenizer_config.json")
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .and_then(|c| c.get("do_lower_case").and_then(|v| v.as_bool()))
+            .unwrap_or(true);
+        BertTokenizer::from_vocab_txt(std::str::from_utf8(v).map_err(|_| "vocab.txt is not UTF-8".to_string())?, lower)
+    } else if let (Some(v), Some(m)) = (files.get("vocab.json"), files.get("merges.txt")) {
+        BertTokenizer::from_vocab_json_merges(v, m)
+    } else {
+        Err("the model has no tokenizer: it needs tokenizer.json, vocab.txt (BERT) or vocab.json with merges.txt (GPT-2)".into())
+    }
+}
+
 /// Loads a model directory. `heads` overrides what the checkpoint carries (e.g. to add a fresh
 /// classification head, or an MLM head to train on a BertModel); `lowercase` applies to vocab.txt.
 pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel, String> {
@@ -74,18 +93,7 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
         found.num_labels = l.len();
     }
     let heads = heads.unwrap_or(found);
-    let tokenizer = if let Some(tj) = files.get("tokenizer.json") {
-        BertTokenizer::from_tokenizer_json(tj)?
-    } else if let Some(v) = files.get("vocab.txt") {
-        let lower = files
-            .get("tokenizer_config.json")
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-            .and_then(|c| c.get("do_lower_case").and_then(|v| v.as_bool()))
-            .unwrap_or(true);
-        BertTokenizer::from_vocab_txt(std::str::from_utf8(v).map_err(|_| "vocab.txt is not UTF-8".to_string())?, lower)?
-    } else {
-        return Err("the model has neither tokenizer.json nor vocab.txt".into());
-    };
+    let tokenizer = tokenizer_of(files)?;
     if tokenizer.vocab_size > cfg.vocab_size {
         return Err(format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size));
     }

@@ -78,6 +78,43 @@ impl BertTokenizer {
         Self::with_specials(tk)
     }
 
+    /// GPT-2's original tokenizer files: `vocab.json` (token -> id) and `merges.txt` (one merge "a b"
+    /// a line, after a `#version` line), as openai-community/gpt2 and distilgpt2 ship them beside
+    /// tokenizer.json. They are the byte-level BPE a GPT-2 tokenizer.json describes, with
+    /// `<|endoftext|>` as its one special token; this builds that tokenizer.json and reads it.
+    pub fn from_vocab_json_merges(vocab: &[u8], merges: &[u8]) -> Result<BertTokenizer, String> {
+        let vocab: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(vocab).map_err(|e| format!("vocab.json could not be read: {e}"))?;
+        if vocab.values().any(|v| !v.is_u64()) {
+            return Err("vocab.json: every token's id must be a whole number".into());
+        }
+        let merges = std::str::from_utf8(merges).map_err(|_| "merges.txt is not UTF-8".to_string())?;
+        let mut pairs = Vec::new();
+        for (n, line) in merges.lines().enumerate() {
+            if line.starts_with("#version") || line.trim().is_empty() {
+                continue;
+            }
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(a), Some(b), None) => pairs.push(serde_json::json!([a, b])),
+                _ => return Err(format!("merges.txt line {}: expected two tokens separated by one space, got {line:?}", n + 1)),
+            }
+        }
+        let eot = vocab.get("<|endoftext|>").and_then(|v| v.as_u64()).ok_or("vocab.json has no <|endoftext|>: it is not a GPT-2 vocabulary")?;
+        let byte_level = |trim: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": trim, "use_regex": true});
+        let json = serde_json::json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": [{"id": eot, "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+            "normalizer": null,
+            "pre_tokenizer": byte_level(true),
+            "post_processor": byte_level(false),
+            "decoder": byte_level(true),
+            "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": pairs},
+        });
+        Self::from_tokenizer_json(json.to_string().as_bytes())
+    }
+
     fn bert_pipeline(model: WordPiece, lowercase: bool) -> Tokenizer {
         let mut tk = Tokenizer::new(model);
         tk.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));

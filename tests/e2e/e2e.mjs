@@ -42,6 +42,13 @@ function writeHub() {
   const gpt2 = path.join(HUB, "fixture/gpt2");
   fs.mkdirSync(gpt2, { recursive: true });
   for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_gpt2", f), path.join(gpt2, f));
+  // the same GPT-2 with the older tokenizer files (vocab.json + merges.txt, as openai-community/gpt2 has them)
+  const old = path.join(HUB, "fixture/gpt2-files");
+  fs.mkdirSync(old, { recursive: true });
+  for (const f of ["config.json", "model.safetensors"]) fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_gpt2", f), path.join(old, f));
+  const tj = JSON.parse(fs.readFileSync(path.join(ROOT, "tests/fixtures/tiny_gpt2/tokenizer.json"), "utf8"));
+  fs.writeFileSync(path.join(old, "vocab.json"), JSON.stringify(tj.model.vocab));
+  fs.writeFileSync(path.join(old, "merges.txt"), "#version: 0.2\n" + tj.model.merges.map((m) => (Array.isArray(m) ? m.join(" ") : m)).join("\n") + "\n");
   const llama = path.join(HUB, "fixture/llama");
   fs.mkdirSync(llama, { recursive: true });
   fs.writeFileSync(path.join(llama, "config.json"), JSON.stringify({ model_type: "llama", num_hidden_layers: 2, hidden_size: 64, vocab_size: 100 }));
@@ -152,6 +159,10 @@ try {
   await page.click("#load-hub");
   await waitText(page, "#model-summary", /fixture\/gpt2/);
   check(/GPT-2: pre-LN/.test(await text(page, "#model-summary")) && /heads: next-word/.test(await text(page, "#model-summary")), `a GPT-2 checkpoint from the hub: "${(await text(page, "#model-summary")).slice(0, 160)}"`);
+  await page.fill("#hub-id", "fixture/gpt2-files");
+  await page.click("#load-hub");
+  await waitText(page, "#model-summary", /fixture\/gpt2-files/);
+  check(/GPT-2: pre-LN/.test(await text(page, "#model-summary")), `a GPT-2 with vocab.json and merges.txt instead of tokenizer.json: "${(await text(page, "#model-summary")).slice(0, 100)}"`);
   // local files through the picker (the same fixture, as a user's own folder)
   await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"].map((f) => path.join(tinyDir, f)));
   await waitText(page, "#model-summary", /your files/);

@@ -54,6 +54,38 @@ use bertlab::text::tokenizer::BertTokenizer;
     /// The same texts give the same vocabulary, ids included (tokenizers' own trainer broke ties in
     /// hash-map order, so each process made a different from-scratch model): specials, then the
     /// characters, then the joins in the order they were made.
+    /// GPT-2's original files, vocab.json and merges.txt (written here from the fixture's
+    /// tokenizer.json, as openai-community/gpt2 ships both), tokenize and decode every text as the
+    /// tokenizer.json does; malformed ones are refused with the line.
+    #[test]
+    fn gpt2_vocab_json_and_merges_txt_match_tokenizer_json() {
+        use bertlab::text::tokenizer::BertTokenizer;
+        let tj = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_gpt2/tokenizer.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&tj).unwrap();
+        let vocab = serde_json::to_vec(&v["model"]["vocab"]).unwrap();
+        let mut merges = String::from("#version: 0.2\n");
+        for m in v["model"]["merges"].as_array().unwrap() {
+            let pair: Vec<&str> = match m {
+                serde_json::Value::Array(p) => p.iter().map(|x| x.as_str().unwrap()).collect(),
+                serde_json::Value::String(s) => s.split(' ').collect(),
+                _ => panic!("merge {m}"),
+            };
+            merges.push_str(&format!("{} {}\n", pair[0], pair[1]));
+        }
+        let a = BertTokenizer::from_tokenizer_json(&tj).unwrap();
+        let b = BertTokenizer::from_vocab_json_merges(&vocab, merges.as_bytes()).unwrap();
+        assert_eq!((a.vocab_size, a.end_of_text, a.sep), (b.vocab_size, b.end_of_text, b.sep));
+        for text in ["the curious kitten deftly opened the bookshelf", "Toast is a simple yet delicious food.", "  spaces\tand émoji 🐈 ", ""] {
+            let (ea, eb) = (a.encode(text, None, 512).unwrap(), b.encode(text, None, 512).unwrap());
+            assert_eq!(ea.ids, eb.ids, "{text:?}");
+            assert_eq!(a.decode(&ea.ids).unwrap(), b.decode(&eb.ids).unwrap(), "{text:?}");
+        }
+        let bad = BertTokenizer::from_vocab_json_merges(&vocab, b"#version: 0.2\nh e\nthree parts here\n").err().expect("a malformed merges.txt");
+        assert!(bad.contains("line 3"), "{bad}");
+        let no_eot = BertTokenizer::from_vocab_json_merges(br#"{"a": 0, "b": 1}"#, b"a b\n").err().expect("a vocabulary without <|endoftext|>");
+        assert!(no_eot.contains("<|endoftext|>"), "{no_eot}");
+    }
+
     #[test]
     fn trained_wordpiece_is_deterministic() {
         let ds = bertlab::text::dataset::parse(bertlab::train::checks::SENTIMENT.as_bytes(), None);
