@@ -243,11 +243,29 @@ fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<(), Erro
 
 /// Reads the File objects the page sent.
 async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    // read in slices, with progress: a checkpoint of several hundred MB is held once (in the
+    // worker's memory) plus one slice, not twice, and the page shows how far it got
+    const SLICE: f64 = 16.0 * 1024.0 * 1024.0;
     let mut out = BTreeMap::new();
     for f in files.iter() {
         let f: web_sys::File = f.unchecked_into();
-        let buf = JsFuture::from(f.array_buffer()).await.map_err(|e| js_err(&e))?;
-        out.insert(f.name(), js_sys::Uint8Array::new(&buf).to_vec());
+        let (name, size) = (f.name(), f.size());
+        let mut bytes = Vec::with_capacity(size as usize);
+        let mut at = 0.0;
+        while at < size {
+            let end = (at + SLICE).min(size);
+            let part = f.slice_with_f64_and_f64(at, end).map_err(|e| js_err(&e))?;
+            let buf = JsFuture::from(part.array_buffer()).await.map_err(|e| format!("reading {name}: {}", js_err(&e)))?;
+            let arr = js_sys::Uint8Array::new(&buf);
+            let start = bytes.len();
+            bytes.resize(start + arr.length() as usize, 0);
+            arr.copy_to(&mut bytes[start..]);
+            at = end;
+            if size > SLICE {
+                post(Event::Progress { file: name.clone(), loaded: at, total: size });
+            }
+        }
+        out.insert(name, bytes);
     }
     Ok(out)
 }

@@ -59,6 +59,43 @@ function writeHub() {
   return tiny;
 }
 const tinyDir = writeHub();
+
+// A GPT-2 with OpenAI's vocabulary (50,257 x 768: a 154 MB word embedding, over the 128 MiB one
+// storage binding holds on many adapters), one layer, weights from a small generator: written here,
+// never committed.
+function writeBigGpt2() {
+  const dir = path.join(OUT, "gpt2-openai-vocab");
+  fs.mkdirSync(dir, { recursive: true });
+  const [V, C, P, I] = [50257, 768, 64, 3072];
+  const shapes = [["wte.weight", [V, C]], ["wpe.weight", [P, C]], ["h.0.ln_1.weight", [C]], ["h.0.ln_1.bias", [C]], ["h.0.attn.c_attn.weight", [C, 3 * C]], ["h.0.attn.c_attn.bias", [3 * C]],
+    ["h.0.attn.c_proj.weight", [C, C]], ["h.0.attn.c_proj.bias", [C]], ["h.0.ln_2.weight", [C]], ["h.0.ln_2.bias", [C]], ["h.0.mlp.c_fc.weight", [C, I]], ["h.0.mlp.c_fc.bias", [I]],
+    ["h.0.mlp.c_proj.weight", [I, C]], ["h.0.mlp.c_proj.bias", [C]], ["ln_f.weight", [C]], ["ln_f.bias", [C]]];
+  const header = {};
+  let off = 0;
+  for (const [name, shape] of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    header[name] = { dtype: "F32", shape, data_offsets: [off, off + 4 * n] };
+    off += 4 * n;
+  }
+  let h = Buffer.from(JSON.stringify(header));
+  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
+  const data = new Float32Array(off / 4);
+  let seed = 12345;
+  for (const [name, shape] of shapes) {
+    const [a, b] = header[name].data_offsets.map((x) => x / 4);
+    const gain = name.includes("ln_") && name.endsWith("weight");
+    for (let i = a; i < b; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      data[i] = gain ? 1 : ((seed / 4294967296) - 0.5) * 0.2;
+    }
+  }
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  fs.writeFileSync(path.join(dir, "model.safetensors"), Buffer.concat([len, h, Buffer.from(data.buffer)]));
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ model_type: "gpt2", vocab_size: V, n_embd: C, n_layer: 1, n_head: 12, n_positions: P, activation_function: "gelu_new", layer_norm_epsilon: 1e-5, tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 0 }));
+  fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_gpt2/tokenizer.json"), path.join(dir, "tokenizer.json"));
+  return dir;
+}
 const hub = http.createServer((req, res) => {
   res.setHeader("Access-Control-Allow-Origin", "*");
   // /{org}/{name}/resolve/main/{file}
@@ -167,6 +204,20 @@ try {
   await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"].map((f) => path.join(tinyDir, f)));
   await waitText(page, "#model-summary", /your files/);
   check(/2 layers, hidden 64/.test(await text(page, "#model-summary")), "the fixture loaded from local files through the picker");
+  // a checkpoint over 128 MiB of word embedding, from the picker, with progress; it generates
+  const bigGpt2 = writeBigGpt2();
+  const progressSeen = [];
+  const pollProgress = setInterval(async () => { try { if (await page.locator(".progress").count()) progressSeen.push(await text(page, ".progress")); } catch {} }, 100);
+  await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => path.join(bigGpt2, f)));
+  await waitText(page, "#model-summary", /vocabulary 50257/);
+  clearInterval(pollProgress);
+  check(progressSeen.some((s) => /model\.safetensors/.test(s)), `a GPT-2 with OpenAI's vocabulary (154 MB word embedding) loaded from the picker, progress seen: ${JSON.stringify(progressSeen.slice(0, 2))}`);
+  await page.fill("#gen-prompt", "the curious kitten");
+  await page.fill("#gen-max-new", "3");
+  await page.click("#gen-run");
+  await page.waitForSelector("#gen-done", { timeout: STEP_TIMEOUT });
+  check(/3 tokens in/.test(await text(page, "#gen-done")), `it generates: "${await text(page, "#gen-done")}"`);
+  await page.fill("#gen-max-new", "20");
   await page.fill("#hub-id", "fixture/tiny");
   await page.click("#load-hub");
   await waitText(page, "#model-summary", /fixture\/tiny/);

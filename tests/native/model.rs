@@ -235,3 +235,23 @@ fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
     assert!(before.iter().zip(&after).any(|(a, b)| a != b) && after.iter().all(|x| x.is_finite()), "the second shard's row 44000 did not move");
     println!("3 training steps: losses {losses:?}");
 }
+
+/// A key-value cache over one storage binding is refused before anything is allocated, with both
+/// sizes and what to do; the model then still generates with a cache that fits.
+#[test]
+fn a_cache_over_the_binding_limit_is_refused_with_both_sizes() {
+    use bertlab::kernels::sample::Draw;
+    use bertlab::model::{Bert, BertConfig, Heads};
+    let g = gpu();
+    let mut cfg = BertConfig::small_gpt2(100, 768, 1, 12);
+    cfg.max_position_embeddings = 16384;
+    let (mut m, _) = Bert::new(g, cfg, Heads { mlm: true, sop: false, num_labels: 0 }, None, 0).unwrap();
+    let per = 16384u64 * 3 * 768 * 4;
+    assert!(g.info.max_storage_buffer_binding_size < per, "this test wants a binding under {per} bytes; {} allows {}", g.info.name, g.info.max_storage_buffer_binding_size);
+    let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
+    let e = pollster::block_on(m.decode_start(g, &[1, 2, 3], 16384, greedy)).err().expect("a cache of 151 MB per layer");
+    let msg = e.to_string();
+    assert!(msg.contains(&per.to_string()) && msg.contains(&g.info.max_storage_buffer_binding_size.to_string()) && msg.contains("fewer new tokens"), "{msg}");
+    let id = pollster::block_on(pollster::block_on(m.decode_start(g, &[1, 2, 3], 64, greedy)).unwrap().read(g)).unwrap().0;
+    assert!(id.is_some(), "no token after the refusal");
+}
