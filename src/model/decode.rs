@@ -200,17 +200,6 @@ impl Bert {
         row_product(step, y, y_off, x, w, Some(b), out, inp, !lin.in_out)
     }
 
-    /// logits (V) = x word^T (+ bias), one row, a block of logits per shard of the word embedding.
-    fn lm_logits_row(&self, step: &mut Step, logits: &GpuBuf, x: &GpuBuf, word: super::params::Id, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
-        let c = self.cfg.hidden_size;
-        let table = self.params.value(word);
-        for (r0, rows) in self.word_shards(step.gpu()) {
-            let (w, b) = (table.view(r0 * c, rows * c), bias.map(|b| b.view(r0, rows)));
-            row_product(step, logits, r0, x, &w, b.as_ref(), rows, c, true)?;
-        }
-        Ok(())
-    }
-
     fn record_decode_gpt2(&self, step: &mut Step) -> Result<(), GpuError> {
         let d = self.decode.as_ref().unwrap();
         let cfg = &self.cfg;
@@ -238,7 +227,7 @@ impl Bert {
             self.ln_residual(step, &d.h1, &d.mean, &d.rstd, &d.x, &d.res, &d.lin, none, norm, 1)?;
         }
         // logits = ln_f(x) wte^T
-        self.lm_logits_row(step, &d.logits, &d.h1, wte, None)
+        self.lm_logits(step, &d.logits, &d.h1, 1, wte, None)
     }
 
     fn record_decode_bert(&self, step: &mut Step) -> Result<(), GpuError> {
@@ -272,7 +261,7 @@ impl Bert {
         self.linear_row(step, &d.res2, 0, &d.x, dense, c, c)?;
         gelu::forward(step, cfg.gelu(), &d.h1, &d.res2, c)?;
         self.ln_forward(step, &d.res2, &d.mean, &d.rstd, &d.h1, norm, 1)?;
-        self.lm_logits_row(step, &d.logits, &d.res2, e.word, Some(p.value(*bias)))
+        self.lm_logits(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias)))
     }
 }
 

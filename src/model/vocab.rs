@@ -11,6 +11,7 @@ use super::params::Id;
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::embedding::{self, EmbeddingGrouping};
 use crate::kernels::matmul::{Matmul, Operand};
+use crate::kernels::matvec::Matvec;
 
 impl Bert {
     /// Row ranges (first row, rows) of the (V, C) word embedding, each within one storage binding
@@ -63,6 +64,16 @@ impl Bert {
         let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
         let table = self.params.value(word);
         let shards = self.word_shards(step.gpu());
+        // one row (a prompt's next token, one [MASK]): the one-row kernel, which reads each weight
+        // once, where the matmul's tiles for many rows would waste all but one (with V not a
+        // multiple of 4, GPT-2's 50,257, the tiled kernel: 12 s of SwiftShader for one row)
+        if m == 1 && c % 4 == 0 {
+            for (r0, rows) in shards {
+                let mv = Matvec { y_off: r0, ..Matvec::new(1, rows, c, true) };
+                mv.record(step, logits, x, &table.view(r0 * c, rows * c), bias.map(|b| b.view(r0, rows)).as_ref())?;
+            }
+            return Ok(());
+        }
         if shards.len() == 1 {
             return Matmul::new(m, v, c).trans_b().record(step, logits, x, table, bias);
         }
