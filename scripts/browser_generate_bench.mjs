@@ -10,28 +10,17 @@
 // tokenizer.json (scripts/bench_generate_torch.py's shapes can be saved by transformers'
 // save_pretrained, with any GPT-2 tokenizer.json beside them).
 import { chromium } from "playwright-core";
-import { spawn } from "node:child_process";
+import { serveApp } from "./serve_app.mjs";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dir = process.argv[2];
 const counts = (process.argv[3] || "64,200").split(",").map(Number);
 if (!dir || !fs.existsSync(path.join(dir, "config.json"))) {
   console.error("usage: node scripts/browser_generate_bench.mjs MODEL_DIR [64,200]");
   process.exit(2);
 }
-const server = spawn("python3", [path.join(ROOT, "scripts/serve.py"), "--port", "0"], { env: { ...process.env, BERTLAB_QUIET: "1" } });
-const url = await new Promise((resolve, reject) => {
-  let buf = "";
-  server.stdout.on("data", (d) => {
-    buf += d;
-    const m = buf.match(/http:\/\/127\.0\.0\.1:\d+\//);
-    if (m) resolve(m[0]);
-  });
-  server.on("exit", (c) => reject(new Error(`serve.py exited with ${c}`)));
-});
+const { url, server } = await serveApp();
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   headless: true,

@@ -114,6 +114,21 @@ impl Matvec {
     }
 }
 
+/// y[y_off ..] (1, n) = x (1, k) · W (+ b), W stored (n, k) when `trans_w`, else (k, n): the one-row
+/// kernel when its vec4 loads fit the weight, else the matmul (any shape), as `Kernel::Auto` picks
+/// among the matmuls.
+#[allow(clippy::too_many_arguments)]
+pub fn one_row(step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, w: &GpuBuf, b: Option<&GpuBuf>, n: usize, k: usize, trans_w: bool) -> Result<(), GpuError> {
+    let mv = Matvec { y_off, ..Matvec::new(1, n, k, trans_w) };
+    if mv.fits() {
+        return mv.record(step, y, x, w, b);
+    }
+    let mut mm = super::matmul::Matmul::new(1, n, k);
+    mm.trans_b = trans_w;
+    mm.off_c = y_off;
+    mm.record(step, y, x, w, b)
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct AttnParams {

@@ -15,8 +15,7 @@ use super::mode::Mode;
 use crate::error::Error;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Readback, Step};
 use crate::kernels::dropout::Dropout;
-use crate::kernels::matmul::Matmul;
-use crate::kernels::matvec::{attend_cached, Matvec};
+use crate::kernels::matvec::{attend_cached, one_row};
 use crate::kernels::sample::{self, Draw};
 use crate::kernels::{embedding, gelu};
 
@@ -182,11 +181,6 @@ impl Bert {
         self.decode.as_ref().map(|d| &d.logits)
     }
 
-    /// Positions filled in the cache.
-    pub fn decode_len(&self) -> usize {
-        self.decode.as_ref().map(|d| d.n).unwrap_or(0)
-    }
-
     fn record_draw(step: &mut Step, d: &DecodeState, v: usize, draw: Draw) -> Result<DrawReadback, Error> {
         sample::record(step, &d.out, &d.logits, 0, v, draw)?;
         Ok(DrawReadback { rb: step.read_back(&d.out, 0, sample::out_len(draw.k))? })
@@ -197,7 +191,7 @@ impl Bert {
     fn linear_row(&self, step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, lin: &Lin, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
         let (w, b) = (p.value(lin.w), p.value(lin.b));
-        row_product(step, y, y_off, x, w, Some(b), out, inp, !lin.in_out)
+        one_row(step, y, y_off, x, w, Some(b), out, inp, !lin.in_out)
     }
 
     fn record_decode_gpt2(&self, step: &mut Step) -> Result<(), GpuError> {
@@ -244,7 +238,7 @@ impl Bert {
         self.ln_forward(step, &d.x, &d.mean, &d.rstd, &d.lin, &e.ln, 1)?;
         for (l, lp) in layers.iter().enumerate() {
             let qkv = self.qkv(lp)?;
-            row_product(step, &d.cache[l], n * 3 * c, &d.x, &qkv.w, Some(&qkv.b), 3 * c, c, true)?;
+            one_row(step, &d.cache[l], n * 3 * c, &d.x, &qkv.w, Some(&qkv.b), 3 * c, c, true)?;
             attend_cached(step, &d.ctx, &d.scores, &d.cache[l], n + 1, h, c / h, d.cap)?;
             self.linear_row(step, &d.lin, 0, &d.ctx, &lp.attn_out, c, c)?;
             // h1 = LN(x + attention)
@@ -263,18 +257,4 @@ impl Bert {
         self.ln_forward(step, &d.res2, &d.mean, &d.rstd, &d.h1, norm, 1)?;
         self.lm_logits(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias)))
     }
-}
-
-/// y[y_off ..] (1, n) = x (1, k) · W (+ b), W stored (n, k) when `trans_w`, else (k, n): the one-row
-/// kernel when its vec4 loads fit, else the matmul (any shape).
-#[allow(clippy::too_many_arguments)]
-fn row_product(step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, w: &GpuBuf, b: Option<&GpuBuf>, n: usize, k: usize, trans_w: bool) -> Result<(), GpuError> {
-    let mv = Matvec { y_off, ..Matvec::new(1, n, k, trans_w) };
-    if mv.fits() {
-        return mv.record(step, y, x, w, b);
-    }
-    let mut mm = Matmul::new(1, n, k);
-    mm.trans_b = trans_w;
-    mm.off_c = y_off;
-    mm.record(step, y, x, w, b)
 }

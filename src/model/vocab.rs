@@ -4,14 +4,14 @@
 //! kernel that reads or writes it binds it a shard at a time, as a view. The lookup and its
 //! backward take each shard's ids (`id_base`); the logits (M, V) and their gradients are written
 //! and read a column block per shard (the matmul's row pitch is V). A table that fits one binding is
-//! one shard, and every call below is then the single dispatch it always was.
+//! one shard, whose dispatches are those of the whole table (the row pitch is then the width).
 
 use super::bert::Bert;
 use super::params::Id;
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::embedding::{self, EmbeddingGrouping};
 use crate::kernels::matmul::{Matmul, Operand};
-use crate::kernels::matvec::Matvec;
+use crate::kernels::matvec::one_row;
 
 impl Bert {
     /// Row ranges (first row, rows) of the (V, C) word embedding, each within one storage binding
@@ -34,13 +34,9 @@ impl Bert {
 
     /// out (tokens, C) = (or +=) word[ids], shard by shard.
     pub(super) fn word_lookup(&self, step: &mut Step, out: &GpuBuf, ids: &GpuBuf, word: Id, tokens: usize, accumulate: bool) -> Result<(), GpuError> {
-        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let c = self.cfg.hidden_size;
         let table = self.params.value(word);
-        let shards = self.word_shards(step.gpu());
-        if shards.len() == 1 {
-            return embedding::forward(step, out, ids, table, 0, tokens, c, v, accumulate);
-        }
-        for (s, &(r0, rows)) in shards.iter().enumerate() {
+        for (s, &(r0, rows)) in self.word_shards(step.gpu()).iter().enumerate() {
             embedding::forward_shard(step, out, ids, &table.view(r0 * c, rows * c), 0, r0, tokens, c, rows, accumulate || s > 0)?;
         }
         Ok(())
@@ -48,12 +44,8 @@ impl Bert {
 
     /// d word[id] += the rows of `dout` at that id's positions, shard by shard.
     pub(super) fn word_lookup_backward(&self, step: &mut Step, dword: &GpuBuf, dout: &GpuBuf, g: &EmbeddingGrouping) -> Result<(), GpuError> {
-        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
-        let shards = self.word_shards(step.gpu());
-        if shards.len() == 1 {
-            return embedding::backward(step, dword, 0, dout, g, c, v);
-        }
-        for (r0, rows) in shards {
+        let c = self.cfg.hidden_size;
+        for (r0, rows) in self.word_shards(step.gpu()) {
             embedding::backward_shard(step, &dword.view(r0 * c, rows * c), 0, r0, dout, g, c, rows)?;
         }
         Ok(())
@@ -67,15 +59,11 @@ impl Bert {
         // one row (a prompt's next token, one [MASK]): the one-row kernel, which reads each weight
         // once, where the matmul's tiles for many rows would waste all but one (with V not a
         // multiple of 4, GPT-2's 50,257, the tiled kernel: 12 s of SwiftShader for one row)
-        if m == 1 && c % 4 == 0 {
+        if m == 1 {
             for (r0, rows) in shards {
-                let mv = Matvec { y_off: r0, ..Matvec::new(1, rows, c, true) };
-                mv.record(step, logits, x, &table.view(r0 * c, rows * c), bias.map(|b| b.view(r0, rows)).as_ref())?;
+                one_row(step, logits, r0, x, &table.view(r0 * c, rows * c), bias.map(|b| b.view(r0, rows)).as_ref(), rows, c, true)?;
             }
             return Ok(());
-        }
-        if shards.len() == 1 {
-            return Matmul::new(m, v, c).trans_b().record(step, logits, x, table, bias);
         }
         for (r0, rows) in shards {
             let mut mm = Matmul::new(m, rows, c).trans_b().strided(
@@ -98,15 +86,6 @@ impl Bert {
         let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
         let table = self.params.value(word);
         let shards = self.word_shards(step.gpu());
-        if shards.len() == 1 {
-            if let Some(dw) = dword {
-                Matmul::new(v, c, m).trans_a().accumulate().record(step, dw, d_logits, x, None)?;
-            }
-            if let Some(dx) = dx {
-                Matmul::new(m, c, v).record(step, dx, d_logits, table, None)?;
-            }
-            return Ok(());
-        }
         // d_logits' columns r0 .. r0 + rows: stored (M, rows) with rows V apart
         let dl = Operand { ld: v, outer: m * v, inner_stride: 0 };
         for (s, &(r0, rows)) in shards.iter().enumerate() {

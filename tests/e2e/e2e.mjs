@@ -4,7 +4,8 @@
 // screenshot of each stage under target/e2e/. Run by scripts/test.sh after the wasm build:
 //   node tests/e2e/e2e.mjs
 import { chromium } from "playwright-core";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { serveApp } from "../../scripts/serve_app.mjs";
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -110,17 +111,7 @@ await new Promise((r) => hub.listen(0, "127.0.0.1", r));
 const HUB_URL = `http://127.0.0.1:${hub.address().port}`;
 
 // ---------- the app server ----------
-const server = spawn("python3", [path.join(ROOT, "scripts/serve.py"), "--port", "0", "--hub", HUB_URL], { env: { ...process.env, BERTLAB_QUIET: "1" } });
-const APP_URL = await new Promise((resolve, reject) => {
-  let buf = "";
-  server.stdout.on("data", (d) => {
-    buf += d;
-    const m = buf.match(/http:\/\/127\.0\.0\.1:\d+\//);
-    if (m) resolve(m[0]);
-  });
-  server.on("exit", (c) => reject(new Error(`serve.py exited with ${c}`)));
-  setTimeout(() => reject(new Error("serve.py did not print its URL")), 20_000);
-});
+const { url: APP_URL, server } = await serveApp(["--hub", HUB_URL]);
 log("app at", APP_URL, "hub at", HUB_URL);
 
 const WEBGPU = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader", "--disable-gpu-sandbox"];
