@@ -509,6 +509,7 @@ async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     let (hidden, layers, heads) = (d.hidden, d.layers, d.heads);
     let mut cfg = if d.gpt2 { BertConfig::small_gpt2(tok.vocab_size, hidden, layers, heads) } else { BertConfig::small(tok.vocab_size, hidden, layers, heads) };
     cfg.is_decoder = d.causal || d.gpt2;
+    cfg.pad_token_id = tok.pad as usize;
     cfg.validate()?;
     // a causal model has no sentence-order head: its [CLS] sees only itself
     let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: !(d.causal || d.gpt2), num_labels: 0 }, None, 42)?;
@@ -669,7 +670,14 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
         AdoptMode::Last(n) => Mode::LastLayers(n),
         AdoptMode::Full => Mode::Full,
     };
-    let pooling = if d.mean_pooling { Pooling::Mean } else { Pooling::Cls };
+    // a causal model (GPT-2, GPT-style BERT) reads each text's last token, not its [CLS]
+    let pooling = match Pooling::for_model(if d.mean_pooling { Pooling::Mean } else { Pooling::Cls }, &l.model.cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            put_model(l);
+            return Err(e);
+        }
+    };
     let seed = 42;
     let (tr, va) = dataset::stratified_split(&ds, 0.2, seed);
     let tc = TrainConfig { mode, pooling, lr: d.lr, epochs: d.epochs, batch_size: d.batch, max_len: d.max_len, seed, checkpoint_every: 25, start_step, ..TrainConfig::default() };

@@ -184,7 +184,7 @@ mod cli {
         /// early stopping after N epochs without a better validation loss [default: off]
         #[arg(long, value_name = "N")]
         patience: Option<usize>,
-        /// cls (HF's pooler; exported as BertForSequenceClassification) | mean (masked mean of the last hidden states; exported as BertModel + classifier_head.safetensors) [default: cls]
+        /// cls (HF's pooler; exported as BertForSequenceClassification) | mean (masked mean of the last hidden states; exported as BertModel + classifier_head.safetensors) | last (a causal model's last token: GPT2ForSequenceClassification, or for a GPT-style BERT BertModel + classifier_head.safetensors) [default: cls, last for a causal model]
         #[arg(long, value_name = "P")]
         pooling: Option<String>,
         /// write OUT/checkpoint (weights, optimizer state, step) every N steps
@@ -479,6 +479,7 @@ mod cli {
                 let size = (tok.vocab_size, a.hidden, a.layers, a.heads);
                 let mut cfg = if body == Body::Gpt2 { BertConfig::small_gpt2(size.0, size.1, size.2, size.3) } else { BertConfig::small(size.0, size.1, size.2, size.3) };
                 cfg.is_decoder = causal;
+                cfg.pad_token_id = tok.pad as usize;
                 let (m, _) = Bert::new(&g, cfg, heads, None, a.seed)?;
                 let tf = tok.files()?;
                 (m, tok, tf, String::new())
@@ -582,11 +583,7 @@ mod cli {
         let mode_s = a.mode.clone().or_else(|| st_str("mode")).unwrap_or_else(|| "full".into());
         let pooling_s = a.pooling.clone().or_else(|| st_str("pooling")).unwrap_or_else(|| "cls".into());
         let mode = parse_mode(&mode_s)?;
-        let pooling = match pooling_s.as_str() {
-            "cls" => Pooling::Cls,
-            "mean" => Pooling::Mean,
-            p => return Err(format!("--pooling {p}: use cls or mean")),
-        };
+        let asked = Pooling::parse(&pooling_s).ok_or_else(|| format!("--pooling {pooling_s}: use cls or mean (BERT), last (a causal model's default)"))?;
         let g = gpu()?;
         let heads = Heads { mlm: false, sop: false, num_labels: ds.labels.len() };
         let model_path = match resume {
@@ -595,6 +592,8 @@ mod cli {
         };
         let base_model = state.get("base_model").and_then(|v| v.as_str()).map(str::to_string).unwrap_or(model_path.clone());
         let mut lm = load_model(&g, o, &model_path, Some(heads))?;
+        // a causal model (GPT-2, GPT-style BERT) reads each text's last token, not its [CLS]
+        let pooling = Pooling::for_model(asked, &lm.model.cfg)?;
         if !lm.report.replaced.is_empty() {
             eprintln!("the model's classifier was for other labels; a fresh head for the {} labels of the data was built and the encoder kept ({})", ds.labels.len(), lm.report.replaced.join("; "));
         }
@@ -630,7 +629,7 @@ mod cli {
         let ckpt_dir = PathBuf::from(out).join("checkpoint");
         let ckpt_config = bertlab::io::export::config_json(&lm.model.cfg, heads, &ds.labels);
         let ckpt_state = |step: usize| {
-            serde_json::json!({"step": step, "mode": mode_s, "pooling": pooling_s,
+            serde_json::json!({"step": step, "mode": mode_s, "pooling": pooling.name(),
                 "lr": tc.lr, "epochs": tc.epochs, "batch": tc.batch_size, "max-len": tc.max_len, "seed": seed, "val": val,
                 "patience": tc.patience, "base_model": base_model, "data": a.data})
         };

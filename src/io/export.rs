@@ -54,7 +54,7 @@ pub struct ModelCard {
 pub struct RunSettings {
     /// "feature", "last:N" or "full".
     pub mode: String,
-    /// "cls" or "mean".
+    /// "cls", "mean" or "last" ([`Pooling::name`]).
     pub pooling: String,
     pub lr: f64,
     pub epochs: usize,
@@ -83,7 +83,7 @@ impl RunSettings {
                 Mode::LastLayers(n) => format!("last:{n}"),
                 Mode::Full => "full".into(),
             },
-            pooling: if cfg.pooling == Pooling::Mean { "mean" } else { "cls" }.into(),
+            pooling: cfg.pooling.name().into(),
             lr: tidy(cfg.lr),
             epochs: cfg.epochs,
             batch: cfg.batch_size,
@@ -106,7 +106,7 @@ pub fn train_hf_py(run: &RunSettings) -> String {
 
 pub fn architecture(cfg: &BertConfig, heads: Heads) -> &'static str {
     if cfg.body == Body::Gpt2 {
-        return "GPT2LMHeadModel";
+        return if heads.num_labels > 0 { "GPT2ForSequenceClassification" } else { "GPT2LMHeadModel" };
     }
     match (heads.mlm, heads.sop, heads.num_labels > 0) {
         // a decoder (causal attention) with its language-model head
@@ -122,18 +122,21 @@ pub fn architecture(cfg: &BertConfig, heads: Heads) -> &'static str {
 /// config.json: the model's config plus architectures and, for a classifier, id2label/label2id in
 /// label-index order.
 pub fn config_json(cfg: &BertConfig, heads: Heads, labels: &[String]) -> String {
-    if cfg.body == Body::Gpt2 {
-        let mut v = cfg.gpt2_json();
-        v["architectures"] = serde_json::json!([architecture(cfg, heads)]);
-        return serde_json::to_string_pretty(&v).unwrap_or_default();
-    }
-    let mut v = serde_json::to_value(cfg).unwrap_or_default();
+    let mut v = if cfg.body == Body::Gpt2 {
+        // GPT2Config's names; its pad_token_id is the id whose rightmost absence marks the token
+        // GPT2ForSequenceClassification reads (model::batch::summary_rows)
+        cfg.gpt2_json()
+    } else {
+        let mut v = serde_json::to_value(cfg).unwrap_or_default();
+        let o = v.as_object_mut().expect("a config serialises to an object");
+        o.remove("body");
+        o.insert("model_type".into(), "bert".into());
+        o.insert("tie_word_embeddings".into(), true.into());
+        o.insert("position_embedding_type".into(), "absolute".into());
+        v
+    };
     let o = v.as_object_mut().expect("a config serialises to an object");
-    o.remove("body");
-    o.insert("model_type".into(), "bert".into());
     o.insert("architectures".into(), serde_json::json!([architecture(cfg, heads)]));
-    o.insert("tie_word_embeddings".into(), true.into());
-    o.insert("position_embedding_type".into(), "absolute".into());
     if heads.num_labels > 0 {
         let names: Vec<String> = (0..heads.num_labels).map(|i| labels.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}"))).collect();
         // serde_json's maps are sorted by key: a stable order across exports.
@@ -176,6 +179,10 @@ fn model_card(cfg: &BertConfig, heads: Heads, card: &ModelCard, labels: &[String
         s.push_str(MEAN_HEAD_USE);
         return s;
     }
+    if card.pooling == Pooling::Last && !labels.is_empty() {
+        s.push_str(if cfg.body == Body::Gpt2 { GPT2_HEAD_USE } else { LAST_HEAD_USE });
+        return s;
+    }
     s.push_str("\n## Use\n\n```python\nfrom transformers import AutoTokenizer, ");
     s.push_str(architecture(cfg, heads));
     s.push_str("\ntok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = ");
@@ -194,6 +201,25 @@ x = tok([\"some text\"], return_tensors=\"pt\", padding=True)\nwith torch.no_gra
 m = x[\"attention_mask\"].unsqueeze(-1).float()\nmean = (h * m).sum(1) / m.sum(1)\n\
 probs = torch.softmax(mean @ head[\"classifier.weight\"].T + head[\"classifier.bias\"], -1)\n```\n";
 
+const LAST_HEAD_USE: &str = "\n## Use\n\nThis is a causal (GPT-style) BERT: its [CLS] sees only itself, so the classifier reads the hidden \
+state of each text's last token that is not padding (the closing [SEP]), which no `BertFor*` class does. So `model.safetensors` \
+holds the encoder (`BertModel`, `is_decoder`), and the head is in `classifier_head.safetensors` (`classifier.weight` (labels, \
+hidden), `classifier.bias` (labels)), described by `bertlab_head.json` (pooling, label names in id order):\n\n```python\n\
+import json, torch\nfrom safetensors.torch import load_file\nfrom transformers import AutoTokenizer, BertModel\n\
+tok = AutoTokenizer.from_pretrained(\"DIR\")\nenc = BertModel.from_pretrained(\"DIR\").eval()\n\
+head = load_file(\"DIR/classifier_head.safetensors\")\nlabels = json.load(open(\"DIR/bertlab_head.json\"))[\"labels\"]\n\
+x = tok([\"some text\"], return_tensors=\"pt\", padding=True)\nwith torch.no_grad():\n    h = enc(**x).last_hidden_state\n\
+last = (torch.arange(x[\"input_ids\"].shape[1]) * (x[\"input_ids\"] != tok.pad_token_id)).argmax(-1)\n\
+probs = torch.softmax(h[torch.arange(len(last)), last] @ head[\"classifier.weight\"].T + head[\"classifier.bias\"], -1)\n```\n";
+
+const GPT2_HEAD_USE: &str = "\n## Use\n\n`GPT2ForSequenceClassification` reads the hidden state of each text's rightmost token that is not \
+`pad_token_id`. BERT Lab frames every text as `<|endoftext|> text <|endoftext|>` and pads with `<|endoftext|>`, so the \
+token read is the text's last; give transformers the same framing for the same probabilities:\n\n```python\n\
+import torch\nfrom transformers import AutoTokenizer, GPT2ForSequenceClassification\n\
+tok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = GPT2ForSequenceClassification.from_pretrained(\"DIR\").eval()\n\
+eot = tok.eos_token\nx = tok([eot + \"some text\" + eot], return_tensors=\"pt\")\n\
+with torch.no_grad():\n    probs = torch.softmax(model(**x).logits, -1)\n```\n";
+
 /// All files of the export. `tensors` are (our name, shape, values) as `ParamStore::read_all` gives;
 /// `tokenizer_files` (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json)
 /// travel with the model unchanged.
@@ -205,14 +231,16 @@ pub fn export_files(
     tokenizer_files: &[(String, Vec<u8>)],
     card: &ModelCard,
 ) -> Vec<(String, Vec<u8>)> {
-    let mean_head = card.pooling == Pooling::Mean && heads.num_labels > 0;
+    // a head no BertFor* class has (the masked mean, a causal BERT's last token) travels beside
+    // the encoder; GPT-2's last-token head is GPT2ForSequenceClassification's own
+    let head_file = heads.num_labels > 0 && (card.pooling == Pooling::Mean || (card.pooling == Pooling::Last && cfg.body == Body::Bert));
     // a classifier travels with the script that continues its training on a cluster
     let script = (heads.num_labels > 0).then(|| {
         let defaults = crate::train::trainer::TrainConfig { pooling: card.pooling, seed: card.seed, ..Default::default() };
         train_hf_py(&card.run.clone().unwrap_or_else(|| RunSettings::of(&defaults, labels)))
     });
-    let (tensors, head): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _, _)| !(mean_head && n.starts_with("classifier.")));
-    let heads = if mean_head { Heads { num_labels: 0, ..heads } } else { heads };
+    let (tensors, head): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _, _)| !(head_file && n.starts_with("classifier.")));
+    let heads = if head_file { Heads { num_labels: 0, ..heads } } else { heads };
     // BertModel's own names have no prefix; the BertFor* classes put the encoder under `bert.`
     let prefixed = architecture(cfg, heads) != "BertModel";
     // BertForMaskedLM and BertLMHeadModel are built without a pooler; exporting one would only
@@ -230,15 +258,21 @@ pub fn export_files(
         ("config.json".to_string(), config_json(cfg, heads, labels).into_bytes()),
         ("README.md".to_string(), model_card(cfg, heads, card, labels).into_bytes()),
     ];
-    if mean_head {
+    if head_file {
+        let pooling = card.pooling.name();
         let mut hm = BTreeMap::new();
-        hm.insert("pooling".to_string(), "mean".to_string());
+        hm.insert("pooling".to_string(), pooling.to_string());
         files.push((HEAD_FILE.to_string(), safetensors::serialize(&head, &hm)));
+        let formula = if card.pooling == Pooling::Mean {
+            "probs = softmax(classifier.weight @ mean_t(last_hidden_state[t] * mask[t]) + classifier.bias)"
+        } else {
+            "probs = softmax(classifier.weight @ last_hidden_state[t_last] + classifier.bias), t_last the rightmost position whose id is not pad_token_id"
+        };
         let doc = serde_json::json!({
-            "pooling": "mean",
+            "pooling": pooling,
             "weights": HEAD_FILE,
             "labels": labels,
-            "formula": "probs = softmax(classifier.weight @ mean_t(last_hidden_state[t] * mask[t]) + classifier.bias)",
+            "formula": formula,
         });
         files.push((HEAD_JSON.to_string(), serde_json::to_vec_pretty(&doc).unwrap_or_default()));
     }

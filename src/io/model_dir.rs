@@ -25,8 +25,10 @@ pub struct LoadedModel {
 /// The heads a checkpoint carries, from its tensor names and config.
 pub fn heads_of(names: &[&str], config: &serde_json::Value) -> Heads {
     if config.get("model_type").and_then(|m| m.as_str()) == Some("gpt2") {
-        // GPT2LMHeadModel: the LM head is the word embeddings (tied), stored or not
-        return Heads { mlm: true, sop: false, num_labels: 0 };
+        // GPT2LMHeadModel: the LM head is the word embeddings (tied), stored or not;
+        // GPT2ForSequenceClassification adds `score`
+        let scores = names.iter().any(|n| n.trim_start_matches("transformer.").starts_with("score."));
+        return Heads { mlm: true, sop: false, num_labels: if scores { labels_of(config).len().max(2) } else { 0 } };
     }
     let has = |p: &str| names.iter().any(|n| n.trim_start_matches("bert.").starts_with(p));
     let num_labels = if has("classifier.") { labels_of(config).len().max(2) } else { 0 };
@@ -69,22 +71,23 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     let names: Vec<&str> = files.keys().map(|s| s.as_str()).collect();
     let config_bytes = files.get("config.json").ok_or("the model has no config.json")?;
     let config_text = std::str::from_utf8(config_bytes).map_err(|_| "config.json is not UTF-8".to_string())?;
-    let cfg = BertConfig::from_json(config_text)?;
+    let mut cfg = BertConfig::from_json(config_text)?;
     let config: serde_json::Value = serde_json::from_str(config_text).map_err(|e| e.to_string())?;
     let weights_name = crate::io::export::pick_weights_file(&names)?;
     let mut st = safetensors::parse(&files[weights_name]).map_err(|e| format!("{weights_name}: {e}"))?;
-    // a mean-pooling classifier exported by BERT Lab: the encoder plus a documented head file
+    // a mean- or last-token-pooling classifier exported by BERT Lab: the encoder plus a documented
+    // head file
     let mut pooling = Pooling::Cls;
     let mut head_labels = None;
     if let Some(doc) = files.get(HEAD_JSON) {
         let doc: serde_json::Value = serde_json::from_slice(doc).map_err(|e| format!("{HEAD_JSON}: {e}"))?;
-        if doc.get("pooling").and_then(|p| p.as_str()) != Some("mean") {
-            return Err(format!("{HEAD_JSON}: only \"pooling\": \"mean\" heads are known"));
-        }
+        pooling = match doc.get("pooling").and_then(|p| p.as_str()).and_then(Pooling::parse) {
+            Some(p @ (Pooling::Mean | Pooling::Last)) => p,
+            _ => return Err(format!("{HEAD_JSON}: only \"pooling\": \"mean\" or \"last\" heads are known")),
+        };
         let head = files.get(HEAD_FILE).ok_or_else(|| format!("{HEAD_JSON} names {HEAD_FILE}, which is missing"))?;
         let hs = safetensors::parse(head).map_err(|e| format!("{HEAD_FILE}: {e}"))?;
         st.tensors.extend(hs.tensors);
-        pooling = Pooling::Mean;
         head_labels = doc.get("labels").and_then(|l| l.as_array()).map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect::<Vec<_>>());
     }
     let tensor_names: Vec<&str> = st.tensors.keys().map(|s| s.as_str()).collect();
@@ -97,8 +100,11 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     if tokenizer.vocab_size > cfg.vocab_size {
         return Err(format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size));
     }
+    // batches are padded with the tokenizer's pad id; a causal model's classifier finds each text's
+    // last token by that id (model::batch::summary_rows), and an export says it in config.json
+    cfg.pad_token_id = tokenizer.pad as usize;
     let (mut model, report) = Bert::new(gpu, cfg, heads, Some(&st), seed)?;
-    model.pooling = pooling;
+    model.pooling = Pooling::for_model(pooling, &model.cfg).map_err(|e| e.to_string())?;
     let mut labels = head_labels.unwrap_or_else(|| labels_of(&config));
     labels.truncate(heads.num_labels);
     while labels.len() < heads.num_labels {

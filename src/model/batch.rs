@@ -22,6 +22,19 @@ pub fn mean_pool_matrix(b: usize, t: usize, attention_mask: &[u32]) -> Vec<f32> 
     p
 }
 
+/// The row (b*T + position) each sequence's summary is read at: [CLS] (position 0) for a BERT; for a
+/// causal model, whose [CLS] sees only itself, the last token that is not padding (`pad`), as
+/// transformers' GPT2ForSequenceClassification picks it (the rightmost id that is not the pad id;
+/// position 0 when there is none). Only positions the attention mask keeps count.
+pub fn summary_rows(b: usize, t: usize, ids: &[u32], attention_mask: &[u32], causal: bool, pad: u32) -> Vec<u32> {
+    (0..b)
+        .map(|i| {
+            let last = if causal { (0..t).rev().find(|&j| attention_mask[i * t + j] != 0 && ids[i * t + j] != pad).unwrap_or(0) } else { 0 };
+            (i * t + last) as u32
+        })
+        .collect()
+}
+
 /// One batch's inputs and targets on the GPU, with the host-side groupings the embedding backward
 /// needs. Built from token ids the caller already has on the host. Its buffers come from the GPU's
 /// recycling pool, sized by (B, T) alone (variable-length parts at their capacity), and go back to it
@@ -38,7 +51,8 @@ pub struct Batch {
     pub(super) g_ids: EmbeddingGrouping,
     pub(super) g_types: EmbeddingGrouping,
     pub(super) g_pos: EmbeddingGrouping,
-    /// Row b*T of each sequence: its [CLS] token.
+    /// The row each sequence's summary is read at ([`summary_rows`]): [CLS], or a causal model's last
+    /// token.
     pub(super) cls_rows: GpuBuf,
     pub(super) g_cls: EmbeddingGrouping,
     /// MLM: the M rows predicted, their labels, and the row grouping for the backward (buffers of
@@ -143,7 +157,7 @@ impl Batch {
         };
         let pos: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
         let mask: Vec<f32> = attention_mask.iter().map(|&m| if m != 0 { 0.0 } else { f32::NEG_INFINITY }).collect();
-        let cls_rows: Vec<u32> = (0..b).map(|i| (i * t) as u32).collect();
+        let cls_rows = summary_rows(b, t, ids, attention_mask, cfg.is_decoder, cfg.pad_token_id as u32);
         let (mut m, mut mlm_rows, mut mlm_lab, mut g_mlm, mut row_ids) = (0, None, None, None, Vec::new());
         if let Some(labels) = mlm_labels {
             if labels.len() != n {

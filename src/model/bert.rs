@@ -29,13 +29,48 @@ pub struct Heads {
 }
 
 /// What the classification head reads: HF's pooler on [CLS] (tanh(dense(h_cls))), exported as
-/// BertForSequenceClassification; or the attention-masked mean of the last hidden states (as
-/// sentence-transformers pools), exported as the encoder plus a separate head file.
+/// BertForSequenceClassification; the attention-masked mean of the last hidden states (as
+/// sentence-transformers pools), exported as the encoder plus a separate head file; or, for a
+/// causal model, the hidden state of each text's last non-padding token, the one position that has
+/// seen the whole text (GPT2ForSequenceClassification's rule; a causal BERT's [CLS] sees only
+/// itself).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Pooling {
     #[default]
     Cls,
     Mean,
+    Last,
+}
+
+impl Pooling {
+    /// What a run that asked for `asked` reads on a model with `cfg`: a causal model's [CLS] is
+    /// replaced by its last token; GPT-2's head reads the last token only (as transformers' does).
+    pub fn for_model(asked: Pooling, cfg: &BertConfig) -> Result<Pooling, Error> {
+        match (asked, cfg.is_decoder, cfg.body) {
+            (Pooling::Mean, _, Body::Gpt2) => Err("GPT-2's classifier reads the last token's hidden state (GPT2ForSequenceClassification); mean pooling is for BERT models".into()),
+            (Pooling::Cls, true, _) => Ok(Pooling::Last),
+            (Pooling::Last, false, _) => Err("last-token pooling is for causal models (GPT-2, GPT-style BERT); a BERT reads [CLS] or the mean".into()),
+            (p, _, _) => Ok(p),
+        }
+    }
+
+    /// The name runs and exports use ("cls", "mean", "last").
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Cls => "cls",
+            Pooling::Mean => "mean",
+            Pooling::Last => "last",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Pooling> {
+        match s {
+            "cls" => Some(Pooling::Cls),
+            "mean" => Some(Pooling::Mean),
+            "last" => Some(Pooling::Last),
+            _ => None,
+        }
+    }
 }
 
 /// The loss statistics of a step on their way back (see [`Bert::record_loss_readback`]).
@@ -87,15 +122,17 @@ impl Bert {
     /// initialisation elsewhere.
     pub fn new(gpu: &Gpu, cfg: BertConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Bert, super::LoadReport), Error> {
         cfg.validate()?;
-        if cfg.body == Body::Gpt2 && (heads.sop || heads.num_labels > 0) {
-            return Err("this is a GPT-2 model, a causal language model with only its next-word head: it has no sentence-order or classification head. Classifying texts and masked or sentence-order pretraining need a BERT; a GPT-2 pretrains further on next words (objective causal)".into());
+        if cfg.body == Body::Gpt2 && heads.sop {
+            return Err("this is a GPT-2 model, a causal language model: it has no sentence-order head. Masked-LM and sentence-order pretraining need a BERT; a GPT-2 pretrains further on next words (objective causal)".into());
         }
-        // a GPT-2's LM head is its word embeddings: it always has one
+        // a GPT-2's LM head is its word embeddings: it always has one, and keeps it when it also
+        // classifies
         let heads = if cfg.body == Body::Gpt2 { Heads { mlm: true, ..heads } } else { heads };
         let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
-        Ok((Bert { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling: Pooling::Cls, decode: None, word_shard_bytes: None }, report))
+        let pooling = if cfg.is_decoder { Pooling::Last } else { Pooling::Cls };
+        Ok((Bert { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, word_shard_bytes: None }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;

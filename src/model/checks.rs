@@ -44,7 +44,9 @@ macro_rules! for_each_model_check {
             model_gpt2_dropout_gradients_match_finite_differences,
             model_gpt2_export_round_trip,
             model_cached_decoding_matches_full_pass,
-            model_word_embedding_in_shards_matches_pytorch
+            model_word_embedding_in_shards_matches_pytorch,
+            model_last_token_classifier_matches_pytorch,
+            model_last_token_classifier_adamw_10_steps_match_pytorch
         }
     };
 }
@@ -71,6 +73,10 @@ pub const CAUSAL_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal_r
 pub const GPT2_CONFIG: &str = include_str!("../../tests/fixtures/tiny_gpt2/config.json");
 pub const GPT2_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2/model.safetensors");
 pub const GPT2_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2_ref.safetensors");
+/// GPT's step 2: a classifier on a causal model's last token, GPT2ForSequenceClassification's and the
+/// GPT-style BERT's (tests/fixtures/make_last_token_fixture.py); each holds its head as `head.*`.
+pub const GPT2_CLS_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2_cls_ref.safetensors");
+pub const CAUSAL_CLS_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal_cls_ref.safetensors");
 
 struct Fixture {
     cfg: BertConfig,
@@ -92,6 +98,11 @@ fn gpt2_fixture() -> Result<Fixture, String> {
     fixture_of(GPT2_CONFIG, &[GPT2_WEIGHTS], GPT2_REF)
 }
 
+/// The two last-token classifiers: (fixture, what), the head's weights taken from the reference.
+fn last_token_fixtures() -> Result<[(Fixture, &'static str); 2], String> {
+    Ok([(fixture_of(GPT2_CONFIG, &[GPT2_WEIGHTS], GPT2_CLS_REF)?, "GPT2ForSequenceClassification"), (fixture_of(CAUSAL_CONFIG, &[CAUSAL_WEIGHTS], CAUSAL_CLS_REF)?, "GPT-style BERT, last token")])
+}
+
 fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -> Result<Fixture, String> {
     let cfg = BertConfig::from_json(config)?;
     let mut weights = safetensors::parse(files[0]).map_err(|e| e.to_string())?;
@@ -99,6 +110,12 @@ fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -
         weights.tensors.extend(safetensors::parse(f).map_err(|e| e.to_string())?.tensors);
     }
     let r = safetensors::parse(reference).map_err(|e| e.to_string())?;
+    // a reference may carry the head its numbers were made with
+    for (name, t) in &r.tensors {
+        if let Some(n) = name.strip_prefix("head.") {
+            weights.tensors.insert(n.to_string(), t.clone());
+        }
+    }
     let shape = r.tensors.get("input.input_ids").ok_or("fixture lacks input ids")?.shape.clone();
     Ok(Fixture { cfg, weights, r, b: shape[0], t: shape[1] })
 }
@@ -127,6 +144,8 @@ impl Fixture {
 }
 
 const PRETRAIN: Heads = Heads { mlm: true, sop: true, num_labels: 0 };
+/// Which of the fixture's targets a batch carries: (MLM or next token, sentence order, class).
+type Targets = (bool, bool, bool);
 const CLASSIFY: Heads = Heads { mlm: false, sop: false, num_labels: 3 };
 /// A language model's heads: the masked-LM head alone (on the next token for a decoder).
 const LM: Heads = Heads { mlm: true, sop: false, num_labels: 0 };
@@ -257,18 +276,18 @@ async fn own_gpu() -> Result<Gpu, String> {
 }
 
 pub async fn model_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
-    adamw_10_steps(&fixture()?, PRETRAIN, true).await
+    adamw_10_steps(&fixture()?, PRETRAIN, (true, true, false)).await
 }
 
 /// 10 AdamW steps on the fixture's batch (its `train.*` and `final.*` tensors), on a device of
 /// the check's own.
-async fn adamw_10_steps(fx: &Fixture, heads: Heads, sop: bool) -> CheckResult {
+async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckResult {
     let gpu = &own_gpu().await?;
     let meta = |k: &str| -> Result<f32, String> { fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| format!("fixture metadata lacks {k}")) };
     let (lr, warmup, total, max_norm, wd) = (meta("lr")?, meta("warmup")? as usize, meta("total_steps")? as usize, meta("max_grad_norm")?, meta("weight_decay")?);
     let mut m = fx.model(gpu, heads)?;
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
-    let batch = fx.batch(gpu, true, sop, false)?;
+    let batch = fx.batch(gpu, targets.0, targets.1, targets.2)?;
     let opt = AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: max_norm };
     let want = fx.f32("train.losses")?;
     let mut got = Vec::new();
@@ -771,7 +790,7 @@ async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
 }
 
 pub async fn model_causal_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
-    adamw_10_steps(&causal_fixture()?, LM, false).await
+    adamw_10_steps(&causal_fixture()?, LM, (true, false, false)).await
 }
 
 /// Greedy decoding gives the tokens transformers' `generate(do_sample=False)` gives from the same
@@ -807,7 +826,7 @@ async fn greedy_and_sampled(gpu: &Gpu, fx: &Fixture) -> CheckResult {
 }
 
 pub async fn model_gpt2_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
-    adamw_10_steps(&gpt2_fixture()?, LM, false).await
+    adamw_10_steps(&gpt2_fixture()?, LM, (true, false, false)).await
 }
 
 /// GPT-2 with dropout on at every site (embeddings, attention probabilities, both residual
@@ -959,6 +978,42 @@ pub async fn model_word_embedding_in_shards_matches_pytorch(gpu: &Gpu) -> CheckR
             line.push_str(", transformers' greedy tokens");
         }
         out.push(line);
+    }
+    Ok(out.join("; "))
+}
+
+/// GPT's step 2 against PyTorch, both causal bodies: the classifier on each text's last token
+/// (GPT2ForSequenceClassification's `score`, no bias; the GPT-style BERT's `classifier`) gives
+/// transformers' logits and loss, and every parameter's gradient (the causal BERT's pooler, which
+/// nothing reads, has none).
+pub async fn model_last_token_classifier_matches_pytorch(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for (fx, what) in last_token_fixtures()? {
+        let mut m = fx.model(gpu, CLASSIFY)?;
+        if m.pooling != Pooling::Last {
+            return Err(format!("{what}: a causal model's classifier reads {:?}, not the last token", m.pooling));
+        }
+        m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+        let batch = fx.batch(gpu, false, false, true)?;
+        let losses = run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+        let d_logits = within(&format!("{what}: logits"), &read(gpu, m.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
+        within(&format!("{what}: loss"), &[losses.cls], &fx.f32("out.cls_loss")?, 1e-5)?;
+        grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
+        let (n, worst) = compare_grads(gpu, &fx, &m, "grad_cls").await?;
+        let unread = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
+        if n + unread != m.params.params.len() {
+            return Err(format!("{what}: only {n} of {} parameters had a reference gradient", m.params.params.len() - unread));
+        }
+        out.push(format!("{what}: logits within {d_logits:.1e}, loss {:.5}, all {n} gradient tensors within {worst:.1e} · max|ref|", losses.cls));
+    }
+    Ok(out.join("; "))
+}
+
+/// 10 AdamW steps of the last-token classifiers (both bodies, everything trainable) against PyTorch's.
+pub async fn model_last_token_classifier_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for (fx, what) in last_token_fixtures()? {
+        out.push(format!("{what}: {}", adamw_10_steps(&fx, CLASSIFY, (false, false, true)).await?));
     }
     Ok(out.join("; "))
 }

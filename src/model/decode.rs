@@ -190,8 +190,7 @@ impl Bert {
     /// loads fit the weight, else by the matmul.
     fn linear_row(&self, step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, lin: &Lin, out: usize, inp: usize) -> Result<(), GpuError> {
         let p = &self.params;
-        let (w, b) = (p.value(lin.w), p.value(lin.b));
-        one_row(step, y, y_off, x, w, Some(b), out, inp, !lin.in_out)
+        one_row(step, y, y_off, x, p.value(lin.w), lin.b.map(|b| p.value(b)), out, inp, !lin.in_out)
     }
 
     fn record_decode_gpt2(&self, step: &mut Step) -> Result<(), GpuError> {

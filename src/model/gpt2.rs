@@ -37,7 +37,7 @@ impl Bert {
     /// GPT-2's parts (wte, wpe, layers, ln_f); a programming error on a BERT.
     pub(super) fn gpt2_parts(&self) -> (Id, Id, &[Gpt2Layer], &Norm) {
         match &self.handles {
-            Handles::Gpt2 { wte, wpe, layers, ln_f } => (*wte, *wpe, layers, ln_f),
+            Handles::Gpt2 { wte, wpe, layers, ln_f, .. } => (*wte, *wpe, layers, ln_f),
             Handles::Bert { .. } => unreachable!("GPT-2's layers asked of a BERT"),
         }
     }
@@ -94,6 +94,10 @@ impl Bert {
                 cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
             }
         }
+        // the classifier (GPT2ForSequenceClassification's score) on each text's last token
+        if self.heads.num_labels > 0 {
+            self.last_token_head_forward(step, batch, mode, &a.fin)?;
+        }
         Ok(())
     }
 
@@ -110,23 +114,34 @@ impl Bert {
         let need_below = |l: usize| emb_trainable || layer_trainable[..l].iter().any(|&x| x);
         let body_needs_grad = need_below(nl) || self.any_trains(ln_f.ids());
 
-        // the LM head: d_logits, wte's gradient from it, and d(ln_f output) at the predicted rows
-        // (in d_h1, scattered from the M rows)
-        let (Some(ma), Some(lab), Some(g)) = (&self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) else {
-            return Ok(());
+        // the heads: their gradients and d(ln_f output) in d_h1. The LM head's at the predicted
+        // rows (scattered from the M rows), the classifier's at each text's last token.
+        let lm = match (&self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
+            (Some(ma), Some(lab), Some(g)) if self.heads.mlm => Some((ma, lab, g)),
+            _ => None,
         };
-        if !self.heads.mlm {
+        let cls = self.heads.num_labels > 0 && batch.cls_labels.is_some();
+        if lm.is_none() && !cls {
             return Ok(());
         }
-        let (m, v) = (batch.m, cfg.vocab_size);
-        cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
-        self.lm_logits_backward(step, p.grad_of(wte), None, &ma.d_logits, &ma.x, m, wte)?;
+        if body_needs_grad {
+            step.clear(&a.d_h1);
+        }
+        if let Some((ma, lab, g)) = lm {
+            let (m, v) = (batch.m, cfg.vocab_size);
+            cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
+            self.lm_logits_backward(step, p.grad_of(wte), None, &ma.d_logits, &ma.x, m, wte)?;
+            if body_needs_grad {
+                self.lm_logits_backward(step, None, Some(&ma.d_x), &ma.d_logits, &ma.x, m, wte)?;
+                embedding::backward(step, &a.d_h1, 0, &ma.d_x, g, c, bt)?;
+            }
+        }
+        if cls {
+            self.last_token_head_backward(step, batch, mode, body_needs_grad.then_some(&a.d_h1))?;
+        }
         if !body_needs_grad {
             return Ok(());
         }
-        self.lm_logits_backward(step, None, Some(&ma.d_x), &ma.d_logits, &ma.x, m, wte)?;
-        step.clear(&a.d_h1);
-        embedding::backward(step, &a.d_h1, 0, &ma.d_x, g, c, bt)?;
         // ln_f: d_x = d x[L]
         self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[nl], &a.fin_mean, &a.fin_rstd, ln_f, bt, false, &a.ln_scratch)?;
 

@@ -6,12 +6,12 @@ use super::bert::Heads;
 use super::config::{BertConfig, Body};
 use super::params::{Id, ParamStore};
 
-/// A linear layer: weight and bias. Torch's Linear stores the weight (out, in); GPT-2's Conv1D
-/// stores it (in, out), which `in_out` says.
+/// A linear layer: weight and bias (none for GPT-2's `score`). Torch's Linear stores the weight
+/// (out, in); GPT-2's Conv1D stores it (in, out), which `in_out` says.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Lin {
     pub w: Id,
-    pub b: Id,
+    pub b: Option<Id>,
     pub in_out: bool,
 }
 
@@ -62,8 +62,8 @@ pub(super) struct Gpt2Layer {
 }
 
 impl Lin {
-    pub fn ids(&self) -> [Id; 2] {
-        [self.w, self.b]
+    pub fn ids(&self) -> impl Iterator<Item = Id> {
+        std::iter::once(self.w).chain(self.b)
     }
 }
 
@@ -103,7 +103,18 @@ impl Gpt2Layer {
 /// Every parameter of the model, by its role.
 pub(super) enum Handles {
     Bert { emb: BertEmbeddings, layers: Vec<BertLayer>, heads: BertHeads },
-    Gpt2 { wte: Id, wpe: Id, layers: Vec<Gpt2Layer>, ln_f: Norm },
+    /// `score`: GPT2ForSequenceClassification's head (no bias), when the model classifies.
+    Gpt2 { wte: Id, wpe: Id, layers: Vec<Gpt2Layer>, ln_f: Norm, score: Option<Lin> },
+}
+
+impl Handles {
+    /// The classification head of either body: BERT's `classifier`, GPT-2's `score`.
+    pub(super) fn classifier(&self) -> Option<Lin> {
+        match self {
+            Handles::Bert { heads, .. } => heads.classifier,
+            Handles::Gpt2 { score, .. } => *score,
+        }
+    }
 }
 
 /// Names under a prefix, resolved in one store.
@@ -121,7 +132,7 @@ impl<'a> Names<'a> {
         self.store.id(&name)
     }
     fn lin(&self, rest: &str) -> Result<Lin, String> {
-        Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: self.id(&format!("{rest}.bias"))?, in_out: false })
+        Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: Some(self.id(&format!("{rest}.bias"))?), in_out: false })
     }
     /// GPT-2's Conv1D: a linear layer whose weight is stored (in, out).
     fn conv1d(&self, rest: &str) -> Result<Lin, String> {
@@ -143,7 +154,8 @@ impl Handles {
                     Ok(Gpt2Layer { ln_1: n.norm("ln_1")?, c_attn: n.conv1d("attn.c_attn")?, c_proj: n.conv1d("attn.c_proj")?, ln_2: n.norm("ln_2")?, c_fc: n.conv1d("mlp.c_fc")?, mlp_proj: n.conv1d("mlp.c_proj")? })
                 })
                 .collect::<Result<_, String>>()?;
-            return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")? });
+            let score = if heads.num_labels > 0 { Some(Lin { w: root.id("score.weight")?, b: None, in_out: false }) } else { None };
+            return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")?, score });
         }
         let e = Names::at(store, "embeddings");
         let emb = BertEmbeddings { word: e.id("word_embeddings.weight")?, position: e.id("position_embeddings.weight")?, token_type: e.id("token_type_embeddings.weight")?, ln: e.norm("LayerNorm")? };

@@ -1,9 +1,10 @@
 //! The heads on the last hidden states, forward and backward: the pooler on [CLS], sentence order,
-//! the sequence classifier (on the pooler or the masked mean), and the masked-LM head (at the
-//! predicted rows only, its decoder tied to the word embeddings).
+//! the sequence classifier (on the pooler, the masked mean, or a causal model's last token), and the
+//! masked-LM head (at the predicted rows only, its decoder tied to the word embeddings).
 
 use super::batch::Batch;
 use super::bert::{Bert, Pooling, STAT_CLS, STAT_MLM, STAT_SOP};
+use super::config::Body;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
@@ -30,7 +31,7 @@ impl Bert {
         let (e, _, hh) = self.bert_parts();
         // pooler on [CLS]: tanh(dense(x[b*T]))
         let mean = self.pooling == Pooling::Mean;
-        if self.heads.sop || (self.heads.num_labels > 0 && !mean) {
+        if self.heads.sop || (self.heads.num_labels > 0 && self.pooling == Pooling::Cls) {
             embedding::forward(step, &a.cls_x, &batch.cls_rows, last, 0, b, c, bt, false)?;
             self.linear(step, &a.pooled_pre, &a.cls_x, &hh.pooler, b, c, c)?;
             elementwise::tanh_forward(step, &a.pooled, &a.pooled_pre, b * c)?;
@@ -41,7 +42,9 @@ impl Bert {
                 cross_entropy::forward(step, &a.stats[STAT_SOP], &a.ce_rows, &a.sop_logits, lab, b, 2)?;
             }
         }
-        if self.heads.num_labels > 0 {
+        if self.heads.num_labels > 0 && self.pooling == Pooling::Last {
+            self.last_token_head_forward(step, batch, mode, last)?;
+        } else if self.heads.num_labels > 0 {
             let nl = self.heads.num_labels;
             let src = if mean {
                 Matmul::new(b, c, bt).record(step, &a.mean, batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?, last, None)?;
@@ -118,14 +121,18 @@ impl Bert {
                 Matmul::new(bt, c, b).trans_a().accumulate().record(step, &a.d_x, batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?, &a.d_mean, None)?;
             }
         }
-        let pooled_used = self.heads.sop && batch.sop_labels.is_some() || (cls_used && !mean);
+        if cls_used && self.pooling == Pooling::Last {
+            self.last_token_head_backward(step, batch, mode, encoder_needs_grad.then_some(&a.d_x))?;
+        }
+        let cls_pooled = self.pooling == Pooling::Cls;
+        let pooled_used = self.heads.sop && batch.sop_labels.is_some() || (cls_used && cls_pooled);
         if pooled_used {
             step.clear(&a.d_pooled);
             if let (true, Some(lab)) = (self.heads.sop, &batch.sop_labels) {
                 cross_entropy::backward(step, &a.d_sop_logits, &a.sop_logits, lab, &a.stats[STAT_SOP], b, 2, 1.0)?;
                 self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_sop_logits, &a.pooled, need(&hh.sop)?, b, 2, c)?;
             }
-            if let (true, Some(lab)) = (self.heads.num_labels > 0 && !mean, &batch.cls_labels) {
+            if let (true, Some(lab)) = (self.heads.num_labels > 0 && cls_pooled, &batch.cls_labels) {
                 let nl = self.heads.num_labels;
                 cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab, &a.stats[STAT_CLS], b, nl, 1.0)?;
                 let pooled = if hp > 0.0 { &a.pooled_d } else { &a.pooled };
@@ -147,6 +154,50 @@ impl Bert {
                     embedding::backward(step, &a.d_x, 0, &a.d_cls_x, &batch.g_cls, c, bt)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The dropout on the classifier's input: BERT's hidden dropout; none for GPT-2, whose
+    /// GPT2ForSequenceClassification applies its score to the hidden state as it is.
+    pub(super) fn classifier_dropout(&self, mode: Mode) -> Dropout {
+        let p = if self.cfg.body == Body::Gpt2 { 0.0 } else { mode.prob(self.cfg.hidden_dropout_prob) };
+        Dropout::new(p, mode.seed(Site::Classifier))
+    }
+
+    /// The classifier on each text's last token ([`Pooling::Last`]): `hidden`'s rows at the batch's
+    /// summary rows (B, C) into cls_x, dropout, the classifier (GPT-2's `score` has no bias), and
+    /// the loss where the batch has labels.
+    pub(super) fn last_token_head_forward(&self, step: &mut Step, batch: &Batch, mode: Mode, hidden: &GpuBuf) -> Result<(), GpuError> {
+        let a = self.acts.as_ref().unwrap();
+        let (b, c, nl) = (batch.b, self.cfg.hidden_size, self.heads.num_labels);
+        let head = self.handles.classifier().ok_or_else(|| GpuError::Shape("a head the model does not have".into()))?;
+        embedding::forward(step, &a.cls_x, &batch.cls_rows, hidden, 0, b, c, b * batch.t, false)?;
+        let x = Bert::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;
+        self.linear(step, &a.cls_logits, x, &head, b, nl, c)?;
+        if let Some(lab) = &batch.cls_labels {
+            cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
+        }
+        Ok(())
+    }
+
+    /// The backward of [`Bert::last_token_head_forward`]: the classifier's gradients and, with
+    /// `d_hidden`, the gradient at the hidden states, scatter-added into it at the summary rows.
+    pub(super) fn last_token_head_backward(&self, step: &mut Step, batch: &Batch, mode: Mode, d_hidden: Option<&GpuBuf>) -> Result<(), GpuError> {
+        let a = self.acts.as_ref().unwrap();
+        let (b, c, nl) = (batch.b, self.cfg.hidden_size, self.heads.num_labels);
+        let head = self.handles.classifier().ok_or_else(|| GpuError::Shape("a head the model does not have".into()))?;
+        let drop = self.classifier_dropout(mode);
+        cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab_of(&batch.cls_labels), &a.stats[STAT_CLS], b, nl, 1.0)?;
+        let input = if drop.prob > 0.0 { &a.pooled_d } else { &a.cls_x };
+        // d(input) lands in d_cls_x, through the dropout's mask when there is one
+        let d_input = if drop.prob > 0.0 { &a.d_pooled_pre } else { &a.d_cls_x };
+        self.linear_backward(step, d_hidden.is_some().then_some((d_input, false)), &a.d_cls_logits, input, &head, b, nl, c)?;
+        if let Some(dh) = d_hidden {
+            if drop.prob > 0.0 {
+                dropout::apply(step, &a.d_cls_x, &a.d_pooled_pre, b * c, drop.prob, drop.seed)?;
+            }
+            embedding::backward(step, dh, 0, &a.d_cls_x, &batch.g_cls, c, b * batch.t)?;
         }
         Ok(())
     }

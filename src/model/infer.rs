@@ -3,10 +3,9 @@
 
 use super::batch::Batch;
 use super::bert::{Bert, Pooling, STAT_CLS};
-use super::mode::{Mode, Site};
+use super::mode::Mode;
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuBuf, GpuError, Step};
-use crate::kernels::dropout::Dropout;
 use crate::kernels::{cross_entropy, embedding};
 
 /// Softmax of each row of `nl` logits.
@@ -91,7 +90,11 @@ impl Bert {
         }
         self.forward(gpu, step, batch, Mode::Eval)?;
         let a = self.acts.as_ref().unwrap();
-        let src = if self.pooling == Pooling::Mean { &a.mean } else { &a.pooled };
+        let src = match self.pooling {
+            Pooling::Mean => &a.mean,
+            Pooling::Last => &a.cls_x,
+            Pooling::Cls => &a.pooled,
+        };
         let c = self.cfg.hidden_size;
         Ok(step.copy(src, 0, dst, row * c, batch.b * c)?)
     }
@@ -109,11 +112,10 @@ impl Bert {
         self.ensure_acts(gpu, b, 1, 0)?;
         let a = self.acts.as_ref().unwrap();
         let c = self.cfg.hidden_size;
-        let hp = mode.prob(self.cfg.hidden_dropout_prob);
-        let classifier = self.bert_parts().2.classifier.ok_or("this model has no classification head")?;
+        let classifier = self.handles.classifier().ok_or("this model has no classification head")?;
         let r = (|| -> Result<(), GpuError> {
             embedding::forward(step, &a.cls_x, rows, feats, 0, b, c, n, false)?;
-            let x = Bert::dropped(step, &a.pooled_d, &a.cls_x, b * c, Dropout::new(hp, mode.seed(Site::Classifier)))?;
+            let x = Bert::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;
             self.linear(step, &a.cls_logits, x, &classifier, b, nl, c)?;
             if let Some(lab) = labels {
                 cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;

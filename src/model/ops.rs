@@ -32,7 +32,7 @@ impl Bert {
         let p = &self.params;
         let mut mm = Matmul::new(rows, out, inp);
         mm.trans_b = !lin.in_out;
-        mm.record(step, y, x, p.value(lin.w), Some(p.value(lin.b)))
+        mm.record(step, y, x, p.value(lin.w), lin.b.map(|b| p.value(b)))
     }
 
     /// The backward of `linear`: the weight's gradient (dy^T x, or x^T dy for Conv1D's layout) and
@@ -47,7 +47,7 @@ impl Bert {
                 Matmul::new(out, inp, rows).trans_a().accumulate().record(step, dw, dy, x, None)?;
             }
         }
-        if let Some(db) = p.grad_of(lin.b) {
+        if let Some(db) = lin.b.and_then(|b| p.grad_of(b)) {
             elementwise::bias_grad(step, db, dy, rows, out)?;
         }
         if let Some((dx, acc)) = dx {

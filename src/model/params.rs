@@ -120,7 +120,7 @@ pub struct LoadReport {
 
 /// Every tensor a GPT-2 body with `cfg` has, with GPT2Model's names and shapes: each `Conv1D`
 /// weight is (in, out). The LM head is `wte` itself.
-fn gpt2_tensor_names(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
+fn gpt2_tensor_names(cfg: &BertConfig, num_labels: usize) -> Vec<(String, Vec<usize>)> {
     let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let mut t: Vec<(String, Vec<usize>)> = vec![("wte.weight".into(), vec![v, c]), ("wpe.weight".into(), vec![cfg.max_position_embeddings, c])];
     let conv = |t: &mut Vec<(String, Vec<usize>)>, p: &str, inp: usize, out: usize| {
@@ -140,14 +140,18 @@ fn gpt2_tensor_names(cfg: &BertConfig) -> Vec<(String, Vec<usize>)> {
         conv(&mut t, &format!("h.{l}.mlp.c_proj"), i, c);
     }
     ln(&mut t, "ln_f");
+    if num_labels > 0 {
+        // GPT2ForSequenceClassification's head: a linear score without bias
+        t.push(("score.weight".into(), vec![num_labels, c]));
+    }
     t
 }
 
 /// Every tensor a model with `cfg` has: (name, shape). `heads` picks which heads exist (a GPT-2
-/// body has its tied LM head only).
+/// body has its tied LM head and, when it classifies, `score`).
 pub fn tensor_names(cfg: &BertConfig, mlm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
     if cfg.body == super::config::Body::Gpt2 {
-        return gpt2_tensor_names(cfg);
+        return gpt2_tensor_names(cfg, num_labels);
     }
     let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let mut t: Vec<(String, Vec<usize>)> = Vec::new();
@@ -202,6 +206,11 @@ pub fn init_value(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
     rng.normals(n, 0.02)
 }
 
+/// Whether `name` is the classification head's: BERT's `classifier`, GPT-2's `score`.
+fn is_classifier(name: &str) -> bool {
+    name.starts_with("classifier.") || name.starts_with("score.")
+}
+
 /// Whether `name` is a GPT-2 body's tensor (GPT2Model's names, which no BERT tensor shares).
 pub fn is_gpt2_name(name: &str) -> bool {
     ["wte.", "wpe.", "h.", "ln_f."].iter().any(|p| name.starts_with(p))
@@ -211,7 +220,7 @@ pub fn is_gpt2_name(name: &str) -> bool {
 pub fn hf_name(name: &str) -> String {
     if is_gpt2_name(name) {
         format!("transformer.{name}")
-    } else if name.starts_with("cls.") || name.starts_with("classifier.") {
+    } else if name.starts_with("cls.") || name.starts_with("classifier.") || name.starts_with("score.") {
         name.to_string()
     } else {
         format!("bert.{name}")
@@ -332,7 +341,7 @@ impl ParamStore {
             let values = match by_name.get(name) {
                 // a classifier for other labels: a fresh head for these, the encoder kept (as
                 // transformers' ignore_mismatched_sizes)
-                Some(view) if view.shape != *shape && name.starts_with("classifier.") => {
+                Some(view) if view.shape != *shape && is_classifier(name) => {
                     report.replaced.push(format!("{name}: {:?} in the checkpoint, {shape:?} for these labels", view.shape));
                     init_value(name, shape, seed)
                 }
@@ -346,7 +355,7 @@ impl ParamStore {
                     view.to_f32()
                 }
                 None => {
-                    let is_head = name.starts_with("cls.") || name.starts_with("classifier.");
+                    let is_head = name.starts_with("cls.") || is_classifier(name);
                     if file.is_some() && !is_head && !name.starts_with("pooler.") {
                         problems.push(format!("{name}: missing from the checkpoint"));
                         first_bad.get_or_insert_with(|| name.clone());

@@ -33,14 +33,17 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Whether the tensor `name` trains in this mode, on a model of `layers` layers: the head is
+    /// BERT's `classifier` or GPT-2's `score`; the last N layers are BERT's `encoder.layer.k` with
+    /// the pooler above them, or GPT-2's `h.k` with the final LayerNorm `ln_f` above them.
     pub fn trainable(&self, name: &str, layers: usize) -> bool {
+        let head = name.starts_with("classifier.") || name.starts_with("score.");
         match *self {
-            Mode::FeatureBased => name.starts_with("classifier."),
+            Mode::FeatureBased => head,
             Mode::Full => true,
             Mode::LastLayers(n) => {
-                name.starts_with("classifier.")
-                    || name.starts_with("pooler.")
-                    || (0..n.min(layers)).any(|k| name.starts_with(&format!("encoder.layer.{}.", layers - 1 - k)))
+                let layer = |k: usize| name.starts_with(&format!("encoder.layer.{k}.")) || name.starts_with(&format!("h.{k}."));
+                head || name.starts_with("pooler.") || name.starts_with("ln_f.") || (0..n.min(layers)).any(|k| layer(layers - 1 - k))
             }
         }
     }
@@ -416,7 +419,7 @@ pub async fn train_classifier(
         return Err(Error::Shape { tensor: "classifier.weight".into(), message: format!("the model has {} labels but the data has {}", model.heads.num_labels, ds.labels.len()) });
     }
     let layers = model.cfg.num_hidden_layers;
-    model.pooling = cfg.pooling;
+    model.pooling = Pooling::for_model(cfg.pooling, &model.cfg)?;
     model.params.set_trainable(gpu, |n| cfg.mode.trainable(n, layers)).map_err(|e| e.to_string())?;
     if cfg.start_step == 0 {
         // a fresh run: fresh moments and optimizer state

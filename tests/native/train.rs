@@ -484,7 +484,7 @@ fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
     assert!(ok, "{err}");
     let long = "word ".repeat(40);
     cli.refuses(&[
-        (vec!["train", "--data", "www/samples/sentiment.tsv", "--model", fixture, "--out", &dir("x")], "no sentence-order or classification head"),
+        (vec!["train", "--data", "www/samples/sentiment.tsv", "--model", fixture, "--max-len", "32", "--pooling", "mean", "--out", &dir("x")], "GPT-2's classifier reads the last token's hidden state (GPT2ForSequenceClassification); mean pooling is for BERT models"),
         (vec!["fill-mask", "--model", fixture, "--text", "the [MASK] sat"], "causal model"),
         (vec!["generate", "--model", &masked, "--prompt", "the kitten"], "masked (bidirectional) model"),
         (vec!["generate", "--model", fixture, "--prompt", &long], "<|endoftext|>; the model reads at most 32"),
@@ -527,4 +527,72 @@ fn cli_help_is_claps_and_long_actions_draw_progress_bars() {
     assert!(shown.contains("features [") && shown.contains("train [") && shown.contains("ETA"), "no progress bars on a terminal: {shown}");
     let quiet = on_terminal("--quiet");
     assert!(!quiet.contains("train [") && quiet.contains("validation accuracy"), "--quiet drew bars: {quiet}");
+}
+
+/// GPT's step 2 through the CLI: `bertlab train` fine-tunes the fixture GPT-2 (the last layer and
+/// ln_f, then feature-based) and exports transformers' GPT2ForSequenceClassification: its config
+/// names the architecture, the labels and the pad id whose rightmost absence marks the token the
+/// head reads; `score.weight` has no bias; the LM head (the word embeddings) stays, so the model
+/// still continues a text. Read back, the export gives the same probabilities through a second
+/// export; the files and BERT Lab's probabilities go to target/hf-export-check/gpt2-cls for
+/// `python3 tests/fixtures/check_export.py` (transformers, run by a developer).
+#[test]
+fn a_gpt2_fine_tunes_with_the_cli_and_exports_gpt2_for_sequence_classification() {
+    use bertlab::io::{export, model_dir, safetensors};
+    use bertlab::model::Pooling;
+    use bertlab::train::batches::classification;
+    use std::collections::BTreeMap;
+    let g = gpu();
+    let exe = env!("CARGO_BIN_EXE_bertlab");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = std::env::temp_dir().join(format!("bertlab-gptcls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    for mode in ["last:1", "feature"] {
+        let out = tmp.join(mode.replace(':', ""));
+        let o = std::process::Command::new(exe)
+            .args(["train", "--data", "www/samples/sentiment.tsv", "--model", "tests/fixtures/tiny_gpt2", "--out", &out.to_string_lossy(), "--epochs", "1", "--batch", "16", "--max-len", "32", "--mode", mode])
+            .current_dir(root)
+            .output()
+            .expect("run bertlab");
+        let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && text.contains("validation accuracy"), "train --mode {mode} on a GPT-2: {text}");
+        let files = model_dir::read_dir(&out).unwrap();
+        let config: serde_json::Value = serde_json::from_slice(&files["config.json"]).unwrap();
+        let tok = model_dir::tokenizer_of(&files).unwrap();
+        assert_eq!(config["architectures"][0], "GPT2ForSequenceClassification", "{config}");
+        assert_eq!(config["pad_token_id"], tok.pad, "{config}");
+        assert_eq!(config["id2label"]["0"], "negative", "{config}");
+        let st = safetensors::parse(&files["model.safetensors"]).unwrap();
+        assert_eq!(st.tensors.get("score.weight").map(|t| t.shape.clone()), Some(vec![2, 32]));
+        assert!(!st.tensors.contains_key("score.bias") && st.tensors.contains_key("transformer.h.1.mlp.c_fc.weight"));
+        assert!(files.contains_key(export::TRAIN_HF) || out.join(export::TRAIN_HF).exists());
+        // read back: a GPT-2 that classifies on the last token and still has its LM head
+        let mut lm = model_dir::load(g, &files, None, 0).unwrap();
+        assert_eq!((lm.model.heads.num_labels, lm.model.heads.mlm, lm.model.pooling), (2, true, Pooling::Last));
+        let texts = ["the bakery was lovely", "a dreadful waste of money, not worth it at all", "fine"];
+        let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, 32).unwrap()).collect();
+        let refs: Vec<_> = enc.iter().collect();
+        let probs = pollster::block_on(trainer::predict(g, &mut lm.model, &refs, lm.tokenizer.pad, 8)).unwrap();
+        let tensors = pollster::block_on(lm.model.params.read_all(g)).unwrap();
+        let card = export::ModelCard { pooling: lm.model.pooling, ..Default::default() };
+        let again: BTreeMap<String, Vec<u8>> = export::export_files(&lm.model.cfg, lm.model.heads, tensors, &lm.labels, &lm.tokenizer_files, &card).into_iter().collect();
+        let mut lm2 = model_dir::load(g, &again, None, 1).unwrap();
+        let probs2 = pollster::block_on(trainer::predict(g, &mut lm2.model, &refs, lm2.tokenizer.pad, 8)).unwrap();
+        assert_eq!(probs, probs2, "a second export read back gives other probabilities");
+        let cont = pollster::block_on(bertlab::train::generate::generate_ids(g, &mut lm.model, &enc[0].ids[..enc[0].ids.len() - 1], None, &bertlab::train::generate::GenerateConfig { max_new: 3, top_k: 1, temperature: 1.0, seed: 0 }, &mut |_| {})).unwrap().0;
+        assert_eq!(cont.len(), 3, "the fine-tuned GPT-2 no longer continues a text");
+        if mode == "last:1" {
+            let check = root.join("target/hf-export-check/gpt2-cls");
+            let _ = std::fs::remove_dir_all(&check);
+            std::fs::create_dir_all(&check).unwrap();
+            for (name, bytes) in &files {
+                std::fs::write(check.join(name), bytes).unwrap();
+            }
+            let hb = classification(&refs, &[0, 0, 0], lm.tokenizer.pad);
+            let probe = serde_json::json!({"input_ids": hb.ids, "attention_mask": hb.mask, "batch": hb.b, "bertlab": probs.concat()});
+            std::fs::write(check.join("bertlab_outputs.json"), probe.to_string()).unwrap();
+        }
+        println!("GPT-2, --mode {mode}: exported as GPT2ForSequenceClassification, read back with pooling {:?}; probabilities {probs:?}", lm.model.pooling);
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -41,13 +41,15 @@ def read_rows(path):
     return rows
 
 
-class MeanPooled(nn.Module):
-    """BERT Lab's mean-pooling classifier: the encoder, the attention-masked mean of its last hidden
-    states, and a linear head (classifier_head.safetensors)."""
+class HeadBeside(nn.Module):
+    """A BERT Lab classifier whose head no BertFor* class has: the encoder, then a linear head
+    (classifier_head.safetensors) on the attention-masked mean of its last hidden states ("mean"),
+    or on each text's last token that is not padding ("last", a causal BERT's)."""
 
-    def __init__(self, encoder, weight, bias, dropout):
+    def __init__(self, encoder, weight, bias, dropout, pooling, pad_id):
         super().__init__()
         self.bert = encoder
+        self.pooling, self.pad_id = pooling, pad_id
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(weight.shape[1], weight.shape[0])
         with torch.no_grad():
@@ -56,23 +58,38 @@ class MeanPooled(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
         h = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-        m = attention_mask.unsqueeze(-1).to(h.dtype)
-        logits = self.classifier(self.dropout((h * m).sum(1) / m.sum(1).clamp(min=1)))
+        if self.pooling == "mean":
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            x = (h * m).sum(1) / m.sum(1).clamp(min=1)
+        else:
+            last = (torch.arange(input_ids.shape[1], device=input_ids.device) * (input_ids != self.pad_id)).argmax(-1)
+            x = h[torch.arange(h.shape[0], device=h.device), last]
+        logits = self.classifier(self.dropout(x))
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return {"loss": loss, "logits": logits}
 
+    def save(self, out, labels):
+        """The layout BERT Lab exports and reads back: the encoder, and the head beside it."""
+        from safetensors.torch import save_file
+        self.bert.save_pretrained(out, safe_serialization=True)
+        save_file({"classifier.weight": self.classifier.weight.detach().contiguous(), "classifier.bias": self.classifier.bias.detach().contiguous()},
+                  os.path.join(out, "classifier_head.safetensors"), metadata={"pooling": self.pooling})
+        json.dump({"pooling": self.pooling, "weights": "classifier_head.safetensors", "labels": labels}, open(os.path.join(out, "bertlab_head.json"), "w"), indent=2)
+
 
 def trainable(name, mode, layers):
-    """What BERT Lab trains in `mode`: feature (the head), last:N (the head, the pooler and the last
-    N layers) or full."""
-    name = name[len("bert."):] if name.startswith("bert.") else name
+    """What BERT Lab trains in `mode`: feature (the head), last:N (the head, the pooler or GPT-2's
+    final LayerNorm, and the last N layers) or full."""
+    for prefix in ("bert.", "transformer."):
+        name = name[len(prefix):] if name.startswith(prefix) else name
     if mode == "full":
         return True
-    if name.startswith("classifier."):
+    if name.startswith(("classifier.", "score.")):
         return True
     if mode.startswith("last:"):
         n = int(mode.split(":")[1])
-        return name.startswith("pooler.") or any(name.startswith(f"encoder.layer.{layers - 1 - k}.") for k in range(min(n, layers)))
+        layer = lambda k: name.startswith((f"encoder.layer.{k}.", f"h.{k}."))
+        return name.startswith(("pooler.", "ln_f.")) or any(layer(layers - 1 - k) for k in range(min(n, layers)))
     return False
 
 
@@ -97,19 +114,38 @@ def main():
     if unknown:
         sys.exit(f"labels {unknown} are not the run's labels {labels}")
     tok = AutoTokenizer.from_pretrained(a.model)
-    drop = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0} if a.no_dropout else {}
+    gpt2 = AutoConfig.from_pretrained(a.model).model_type == "gpt2"
+    drop = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0} if a.no_dropout else {}
     cfg = AutoConfig.from_pretrained(a.model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_id, **drop)
-    if SETTINGS["pooling"] == "mean":
+    head_beside = SETTINGS["pooling"] == "mean" or (SETTINGS["pooling"] == "last" and not gpt2)
+    if head_beside:
         from safetensors.torch import load_file
         head = load_file(os.path.join(a.model, "classifier_head.safetensors"))
         p = 0.0 if a.no_dropout else cfg.hidden_dropout_prob
-        model = MeanPooled(AutoModel.from_pretrained(a.model, config=cfg, add_pooling_layer=False), head["classifier.weight"], head["classifier.bias"], p)
+        model = HeadBeside(AutoModel.from_pretrained(a.model, config=cfg, add_pooling_layer=False), head["classifier.weight"], head["classifier.bias"], p, SETTINGS["pooling"], cfg.pad_token_id)
     else:
+        # BertForSequenceClassification, or GPT2ForSequenceClassification (its score on the last
+        # token that is not pad_token_id)
         model = AutoModelForSequenceClassification.from_pretrained(a.model, config=cfg)
+    if gpt2:
+        # BERT Lab frames a GPT-2's text as <|endoftext|> a <|endoftext|> [b <|endoftext|>] and pads
+        # with the config's pad_token_id
+        # with pairs truncated longest-first, as BERT Lab truncates
+        eot = tok.convert_tokens_to_ids("<|endoftext|>")
+        tok.pad_token = tok.convert_ids_to_tokens(cfg.pad_token_id)
+
+        def encode(t, tb):
+            ia = tok(t, add_special_tokens=False)["input_ids"]
+            ib = tok(tb, add_special_tokens=False)["input_ids"] if tb else []
+            while len(ia) + len(ib) > a.max_len - (3 if tb else 2):
+                (ia if len(ia) >= len(ib) else ib).pop()
+            return dict(input_ids=[eot] + ia + [eot] + (ib + [eot] if tb else []))
+    else:
+        encode = lambda t, tb: dict(tok(t, tb, truncation=True, max_length=a.max_len))
     for n, p in model.named_parameters():
         p.requires_grad = trainable(n, SETTINGS["mode"], cfg.num_hidden_layers)
 
-    enc = [dict(tok(t, tb, truncation=True, max_length=a.max_len), labels=label_id[l]) for l, t, tb in rows]
+    enc = [dict(encode(t, tb), labels=label_id[l]) for l, t, tb in rows]
     steps_per_epoch = math.ceil(len(enc) / a.batch)
     total = steps_per_epoch * a.epochs if a.max_steps < 0 else a.max_steps
     args = TrainingArguments(
@@ -133,9 +169,11 @@ def main():
     trainer.train()
     if a.losses:
         json.dump(losses, open(a.losses, "w"))
-    if SETTINGS["pooling"] != "mean":
+    if head_beside:
+        model.save(a.out, labels)
+    else:
         trainer.save_model(a.out)
-        tok.save_pretrained(a.out)
+    tok.save_pretrained(a.out)
     print(f"{len(losses)} steps; first losses {[round(x, 5) for x in losses[:5]]}; saved to {a.out}")
 
 
