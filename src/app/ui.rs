@@ -692,7 +692,7 @@ fn ModelPanel() -> impl IntoView {
                     }}</p>
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
-                    <p>{format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else { "" }) })}</p>
+                    <p>{format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) })}</p>
                     {m.beside.clone().map(|b| view! { <p class="note" id="beside-model">{format!("Kept beside it, for the masked-words panel: {b}")}</p> })}
                     {m.notes.iter().map(|n| view! { <p class="note">{n.clone()}</p> }).collect_view()}
                 </div>
@@ -885,7 +885,9 @@ pub fn FinetunePanel() -> impl IntoView {
     let start = move |_| {
         st.error.set(None);
         let n = st.runs.get_untracked().len() + 1;
-        let name = format!("run {n}: {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get().trim()), _ => "all layers".to_string() });
+        // the model's kind in the run's name: a BERT and a GPT fine-tuned on the same data share the charts
+        let kind = st.model.with_untracked(|m| m.as_ref().map(|m| if m.gpt2 { "GPT-2" } else if m.causal { "GPT-style" } else { "BERT" })).unwrap_or("model");
+        let name = format!("run {n}: {kind}, {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get().trim()), _ => "all layers".to_string() });
         let form = protocol::TrainForm { mode: mode.get(), last_n: last_n.get(), lr: lr.get(), epochs: epochs.get(), batch: batch.get(), max_len: max_len.get(), pooling: pooling.get() };
         let Some(settings) = checked(errors, form.parse(bounds(st), name)) else { return };
         st.continuable.set(None);
@@ -903,10 +905,18 @@ pub fn FinetunePanel() -> impl IntoView {
                     <option value="feature">"features (frozen encoder, head only)"</option>
                 </select></label>
                 <Field label="N" id="ft-last" size=2 value=last_n errors=errors/>
-                <label>"head on " <select id="ft-pooling" on:change=move |ev| pooling.set(event_target_value(&ev))>
-                    <option value="cls" selected>"[CLS] pooler"</option>
-                    <option value="mean">"mean of tokens"</option>
-                </select></label>
+                // a causal model's [CLS] sees only itself: its head reads the last token (GPT-2's
+                // only that, as transformers' GPT2ForSequenceClassification)
+                {move || {
+                    let (causal, gpt2) = st.model.with(|m| m.as_ref().map(|m| (m.causal, m.gpt2)).unwrap_or_default());
+                    pooling.set("cls".to_string());
+                    view! {
+                        <label>"head on " <select id="ft-pooling" on:change=move |ev| pooling.set(event_target_value(&ev))>
+                            <option value="cls" selected>{if causal { "the last token" } else { "[CLS] pooler" }}</option>
+                            {(!gpt2).then(|| view! { <option value="mean">"mean of tokens"</option> })}
+                        </select></label>
+                    }
+                }}
             </div>
             <div class="row">
                 <Field label="learning rate" id="ft-lr" size=8 value=lr errors=errors/>

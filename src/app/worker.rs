@@ -272,14 +272,19 @@ async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>, 
 
 /// Rebuilds the model with other heads, keeping every weight it has (a fresh head starts from
 /// BERT's initialisation).
-async fn with_heads(g: &Gpu, l: Loaded, heads: Heads) -> Result<Loaded, (Loaded, Error)> {
-    if l.model.heads == heads {
+/// The model with `heads`, its other tensors kept; with `fresh_classifier`, a new classification head
+/// (for other labels) in place of the one it had.
+async fn with_heads(g: &Gpu, l: Loaded, heads: Heads, fresh_classifier: bool) -> Result<Loaded, (Loaded, Error)> {
+    if l.model.heads == heads && !fresh_classifier {
         return Ok(l);
     }
-    let tensors = match l.model.params.read_all(g).await {
+    let mut tensors = match l.model.params.read_all(g).await {
         Ok(t) => t,
         Err(e) => return Err((l, e.into())),
     };
+    if fresh_classifier {
+        tensors.retain(|(n, _, _)| !(n.starts_with("classifier.") || n.starts_with("score.")));
+    }
     let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
     let st = match safetensors::parse(&bytes) {
         Ok(s) => s,
@@ -533,7 +538,7 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
     let (mlm, sop) = (d.mlm, d.sop);
     let causal = l.model.cfg.is_decoder;
     let heads = Heads { mlm: l.model.heads.mlm || mlm || causal, sop: (l.model.heads.sop || sop) && !causal, num_labels: l.model.heads.num_labels };
-    let mut l = match with_heads(&g, l, heads).await {
+    let mut l = match with_heads(&g, l, heads, false).await {
         Ok(l) => l,
         Err((l, e)) => {
             put_model(l);
@@ -648,13 +653,13 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
     ds.trainable()?;
     let l = take_model()?;
     let nl = ds.labels.len();
-    let heads = Heads { mlm: false, sop: false, num_labels: nl };
+    // a new classification head for these labels, beside the heads the model has (its masked-LM or
+    // next-word head keeps working after fine-tuning; a run does not train it)
+    let heads = Heads { num_labels: nl, ..l.model.heads };
     let fresh_head = l.model.heads.num_labels != nl || l.labels != ds.labels;
-    let heads = if fresh_head { heads } else { l.model.heads };
     let l = if fresh_head {
-        // a new classification head for these labels; other heads are dropped
         let keep = Loaded { labels: ds.labels.clone(), ..l };
-        match with_heads(&g, keep, heads).await {
+        match with_heads(&g, keep, heads, true).await {
             Ok(l) => l,
             Err((l, e)) => {
                 put_model(l);

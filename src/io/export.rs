@@ -246,9 +246,12 @@ pub fn export_files(
     // BertForMaskedLM and BertLMHeadModel are built without a pooler; exporting one would only
     // draw a warning
     let drop_pooler = matches!(architecture(cfg, heads), "BertForMaskedLM" | "BertLMHeadModel");
+    // a classifier that kept its pretraining heads (the page keeps them, so that a fine-tuned model
+    // still fills masks) exports as the class transformers has, which holds none
+    let drop_pretraining_heads = matches!(architecture(cfg, heads), "BertForSequenceClassification" | "BertModel");
     let tensors: Vec<_> = tensors
         .into_iter()
-        .filter(|(n, _, _)| !(drop_pooler && n.starts_with("pooler.")))
+        .filter(|(n, _, _)| !(drop_pooler && n.starts_with("pooler.")) && !(drop_pretraining_heads && n.starts_with("cls.")))
         .map(|(n, s, v)| (if prefixed { hf_name(&n) } else { n }, s, v))
         .collect();
     let mut meta = BTreeMap::new();

@@ -28,7 +28,8 @@ pub enum Mode {
     FeatureBased,
     /// The head, the pooler and the last N encoder layers.
     LastLayers(usize),
-    /// Everything.
+    /// Everything but the pretraining heads (a kept masked-LM or sentence-order head is not what a
+    /// classification run trains).
     Full,
 }
 
@@ -40,7 +41,7 @@ impl Mode {
         let head = name.starts_with("classifier.") || name.starts_with("score.");
         match *self {
             Mode::FeatureBased => head,
-            Mode::Full => true,
+            Mode::Full => !name.starts_with("cls."),
             Mode::LastLayers(n) => {
                 let layer = |k: usize| name.starts_with(&format!("encoder.layer.{k}.")) || name.starts_with(&format!("h.{k}."));
                 head || name.starts_with("pooler.") || name.starts_with("ln_f.") || (0..n.min(layers)).any(|k| layer(layers - 1 - k))

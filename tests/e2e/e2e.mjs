@@ -392,6 +392,50 @@ try {
   for (const [id, v] of Object.entries({ "ft-last": "2", "ft-lr": "0.0001", "ft-epochs": "3", "ft-batch": "16", "ft-maxlen": "64", "pt-steps": "100", "pt-lr": "0.001", "pt-batch": "16" })) await page.fill(`#${id}`, v);
   await page.selectOption("#ft-mode", "full");
 
+  // 10b. GPT's step 2 beside BERT's: a GPT-style model of the same size, made from scratch, fine-tuned
+  // on the same data with the same settings; its head reads each text's last token. Both runs share
+  // the charts; the page classifies with it, and its export (the encoder plus the head beside it)
+  // gives the CLI the page's probabilities.
+  await page.selectOption("#scratch-kind", "causal");
+  await page.fill("#scratch-hidden", "64");
+  await page.fill("#scratch-layers", "2");
+  await page.fill("#scratch-heads", "4");
+  await page.fill("#scratch-vocab", "600");
+  await page.click("#make-scratch");
+  await waitText(page, "#model-summary", /GPT-style/);
+  const poolingLabel = await page.$eval("#ft-pooling option[value=cls]", (o) => o.textContent);
+  for (const [id, v] of Object.entries({ "ft-lr": "0.002", "ft-epochs": "3", "ft-batch": "16", "ft-maxlen": "48" })) await page.fill(`#${id}`, v);
+  const tGpt = Date.now();
+  await page.click("#ft-start");
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
+  const gptRun = await text(page, "#status");
+  const runKeys = await page.$$eval("#finetune-panel .chart .key", (k) => k.map((x) => x.textContent));
+  const gptSummary = await text(page, "#model-summary");
+  check(poolingLabel === "the last token" && /classifier \(negative, positive\), on the last token/.test(gptSummary) && runKeys.some((k) => /BERT, all layers: validation loss/.test(k)) && runKeys.some((k) => /GPT-style, all layers: validation loss/.test(k)),
+    `a GPT-style model fine-tuned beside the BERT (${((Date.now() - tGpt) / 1e3).toFixed(0)} s, ${gptRun}); head on "${poolingLabel}"; one chart: ${JSON.stringify(runKeys.filter((k) => /validation accuracy|validation loss/.test(k)))}`);
+  const gptProbs = await classify(page, sample);
+  // fine-tuning kept the next-word head: the classifier still continues a text
+  await page.fill("#gen-prompt", "the curious kitten");
+  await page.fill("#gen-max-new", "3");
+  await page.click("#gen-run");
+  await page.waitForSelector("#gen-done", { timeout: STEP_TIMEOUT });
+  check(/heads: next-word classifier/.test(gptSummary) && (await page.locator("#gen-output .gen-token").count()) >= 1, `the fine-tuned GPT-style model keeps its next-word head ("${gptSummary.match(/heads: [^\n]*/)}") and continues a text: "${await text(page, "#gen-output")}"`);
+  await page.fill("#gen-max-new", "20");
+  await page.click("#export-run");
+  await page.waitForSelector("#export-files li", { timeout: STEP_TIMEOUT });
+  const gptDir = path.join(OUT, "export-gpt-style");
+  fs.mkdirSync(gptDir, { recursive: true });
+  const gptFiles = await page.$$eval("#export-files a", (as) => as.map((a) => a.getAttribute("download")));
+  for (const name of gptFiles) {
+    const [dl] = await Promise.all([page.waitForEvent("download", { timeout: STEP_TIMEOUT }), page.click(`#export-files a[download="${name}"]`)]);
+    await dl.saveAs(path.join(gptDir, name));
+  }
+  const headDoc = JSON.parse(fs.readFileSync(path.join(gptDir, "bertlab_head.json"), "utf8"));
+  const gptPred = JSON.parse(execFileSync(CLI, ["predict", "--model", gptDir, "--text", sample, "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString())[0];
+  check(headDoc.pooling === "last" && gptProbs.every(([label, p]) => Math.abs(p - gptPred.probabilities[label]) < 6e-4),
+    `the GPT-style classifier's export (${gptFiles.join(", ")}; pooling ${headDoc.pooling}): CLI ${JSON.stringify(gptPred.probabilities)} vs page ${JSON.stringify(gptProbs)}`);
+  await snap(page, "gpt-fine-tuned-beside-bert");
+
   // 11. GPT beside BERT on one text: a masked and a causal model from scratch, pretrained a few steps
   // each on the sample corpus; both curves on one chart; the causal model's attention is a
   // triangle, its next-word view shows probabilities, and a continuation streams token by token
