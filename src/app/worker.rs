@@ -44,6 +44,8 @@ struct Session {
     /// kept when a new model replaced it, so the masked-words panel shows the two side by side.
     companion: Option<Loaded>,
     busy: bool,
+    /// What holds the model while it is out of `loaded` (a command between its awaits).
+    held_by: Option<&'static str>,
     /// The data in use: its name, its text (kept for snapshots and plain-text pretraining) and the
     /// parsed rows, shared with a run rather than copied.
     data: Option<(String, Rc<str>, Rc<Dataset>)>,
@@ -96,33 +98,55 @@ fn gpu() -> Result<Rc<Gpu>, String> {
     S.with(|s| s.borrow().gpu.clone()).ok_or_else(|| "the GPU is not ready yet".to_string())
 }
 
-fn take_model() -> Result<Loaded, String> {
+/// The model, taken out of the worker's state by the command `what` until `put_model` gives it back;
+/// a command that finds it taken is told what holds it, not that no model is loaded.
+fn take_model(what: &'static str) -> Result<Loaded, String> {
     S.with(|s| {
         let mut s = s.borrow_mut();
         if s.busy {
             return Err("a run is in progress; pause or stop it first".to_string());
         }
-        s.loaded.take().ok_or_else(|| "no model is loaded: load the default model, one from the hub or your files, or make one from scratch".to_string())
+        if let Some(holder) = s.held_by {
+            if s.loaded.is_none() {
+                return Err(format!("busy: {holder}; wait for it to finish{}", if holder == GENERATING { ", or press Stop" } else { "" }));
+            }
+        }
+        let l = s.loaded.take().ok_or_else(|| "no model is loaded: load the default model, one from the hub or your files, or make one from scratch".to_string())?;
+        s.held_by = Some(what);
+        Ok(l)
     })
 }
 
+const GENERATING: &str = "the model is continuing a text";
+
 fn put_model(l: Loaded) {
-    S.with(|s| s.borrow_mut().loaded = Some(l));
+    S.with(|s| {
+        let mut s = s.borrow_mut();
+        s.loaded = Some(l);
+        s.held_by = None;
+    });
 }
 
 /// Makes `l` the model in use and tells the page. The model it replaces is kept as the companion
 /// when it is of the other kind (masked vs causal); a model of the same kind is let go.
-fn install_model(l: Loaded, notes: Vec<String>) {
+/// Makes `l` the model in use; refused while a command holds the current one (it would put that
+/// one back over `l` when it ends).
+fn install_model(l: Loaded, notes: Vec<String>) -> Result<(), String> {
     S.with(|s| {
         let mut s = s.borrow_mut();
+        if let (Some(holder), None) = (s.held_by, &s.loaded) {
+            return Err(format!("busy: {holder}; load or make the new model when it has finished"));
+        }
         if let Some(old) = s.loaded.take() {
             if old.model.cfg.is_decoder != l.model.cfg.is_decoder {
                 s.companion = Some(old);
             }
         }
-    });
+        Ok(())
+    })?;
     post_model(&l, notes);
     put_model(l);
+    Ok(())
 }
 
 /// What the page says about the companion model.
@@ -237,8 +261,7 @@ fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<(), Erro
         notes.push(format!("{} tensors in the checkpoint are not used: {}", lm.report.unused.len(), lm.report.unused.iter().take(6).cloned().collect::<Vec<_>>().join(", ")));
     }
     let l = Loaded { model: lm.model, tok: lm.tokenizer, labels: lm.labels, tokenizer_files: lm.tokenizer_files, source };
-    install_model(l, notes);
-    Ok(())
+    Ok(install_model(l, notes)?)
 }
 
 /// Reads the File objects the page sent.
@@ -452,7 +475,7 @@ async fn restore() -> Result<(), Error> {
         s.settings = meta["settings"].clone();
         s.step = step;
     });
-    install_model(l, vec![format!("restored from the snapshot of {} (step {})", meta["saved_at"].as_str().unwrap_or("?"), meta["step"])]);
+    install_model(l, vec![format!("restored from the snapshot of {} (step {})", meta["saved_at"].as_str().unwrap_or("?"), meta["step"])])?;
     post(Event::Restored(json!({"step": meta["step"], "curves": meta["curves"], "settings": meta["settings"], "saved_at": meta["saved_at"]})));
     Ok(())
 }
@@ -522,8 +545,7 @@ async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
     let kind = if d.gpt2 { "GPT-2 (pre-LN, causal) model" } else if d.causal { "GPT-style (causal) model" } else { "BERT" };
     let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: a {kind}, {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };
-    install_model(l, vec![]);
-    Ok(())
+    Ok(install_model(l, vec![])?)
 }
 
 fn kernel_counts(g: &Gpu) -> KernelCounts {
@@ -534,7 +556,7 @@ fn kernel_counts(g: &Gpu) -> KernelCounts {
 async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
     let g = gpu()?;
     let texts = pretrain_texts()?;
-    let l = take_model()?;
+    let l = take_model("pretraining")?;
     let (mlm, sop) = (d.mlm, d.sop);
     let causal = l.model.cfg.is_decoder;
     let heads = Heads { mlm: l.model.heads.mlm || mlm || causal, sop: (l.model.heads.sop || sop) && !causal, num_labels: l.model.heads.num_labels };
@@ -651,7 +673,7 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
     let g = gpu()?;
     let ds = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.clone())).ok_or("bring labeled data first (paste it, upload a file, or try a sample)")?;
     ds.trainable()?;
-    let l = take_model()?;
+    let l = take_model("fine-tuning")?;
     let nl = ds.labels.len();
     // a new classification head for these labels, beside the heads the model has (its masked-LM or
     // next-word head keeps working after fine-tuning; a run does not train it)
@@ -805,7 +827,7 @@ async fn companion_view(g: &Gpu, text: &str, k: usize) -> Option<BesideView> {
 
 async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<(), Error> {
     let g = gpu()?;
-    let mut l = take_model()?;
+    let mut l = take_model("predicting masked words")?;
     let r = async {
         // a GPT-2 tokenizer has no [MASK]: <|endoftext|> stands in for it (and frames the text), so
         // the positions are the ones inside the frame
@@ -860,7 +882,7 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
 
 async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
     let g = gpu()?;
-    let mut l = take_model()?;
+    let mut l = take_model("classifying")?;
     let r = async {
         if l.model.heads.num_labels == 0 {
             return Err("this model has no classification head yet: fine-tune it on labeled data first".to_string());
@@ -880,7 +902,7 @@ async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
 async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> Result<(), Error> {
     use crate::train::generate::generate_until as run;
     let g = gpu()?;
-    let mut l = take_model()?;
+    let mut l = take_model(GENERATING)?;
     S.with(|s| s.borrow_mut().stop_generating = false);
     let asked = || S.with(|s| s.borrow().stop_generating);
     post(Event::GenStart { prompt: prompt.to_string() });
@@ -897,7 +919,7 @@ async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> 
 /// Cosine similarity of two texts' mean-pooled embeddings: an answer any encoder can give.
 async fn similarity(a: &str, b: &str) -> Result<(), Error> {
     let g = gpu()?;
-    let mut l = take_model()?;
+    let mut l = take_model("comparing two sentences")?;
     let r = async {
         let mut embs = Vec::new();
         for text in [a, b] {
@@ -921,7 +943,7 @@ async fn similarity(a: &str, b: &str) -> Result<(), Error> {
 
 async fn export_model() -> Result<(), Error> {
     let g = gpu()?;
-    let l = take_model()?;
+    let l = take_model("exporting")?;
     let r = async {
         let tensors = l.model.params.read_all(&g).await.map_err(|e| e.to_string())?;
         // the run that trained this classifier, when its labels are the model's
@@ -947,7 +969,7 @@ async fn export_model() -> Result<(), Error> {
 /// trained) on a batch of the current data, with the GPU in profiling mode; weights unchanged.
 async fn profile() -> Result<(), Error> {
     let g = gpu()?;
-    let mut l = take_model()?;
+    let mut l = take_model("timing the kernels")?;
     let r = async {
         let mut texts: Vec<String> = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.examples.iter().take(16).map(|e| e.text.clone()).collect())).unwrap_or_default();
         if texts.is_empty() {

@@ -509,6 +509,11 @@ try {
   await page.fill("#gen-top-k", "1");
   await page.click("#gen-run");
   await page.waitForFunction(() => document.querySelectorAll("#gen-output .gen-token").length >= 2, null, { timeout: STEP_TIMEOUT, polling: "raf" });
+  // a command sent while the model continues the text is told what holds the model
+  await page.click("#mask-run");
+  await waitText(page, "#error", /busy/);
+  const busyMsg = await text(page, "#error");
+  check(/busy: the model is continuing a text; wait for it to finish, or press Stop/.test(busyMsg) && !/no model is loaded/.test(busyMsg), `Predict during generation: "${busyMsg}"`);
   await page.click("#gen-stop");
   // the button right after (often already gone: the worker stops after the token being drawn)
   const stopping = await page.$eval("#gen-stop", (b) => [b.disabled, b.textContent]).catch(() => null);
