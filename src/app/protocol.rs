@@ -35,6 +35,9 @@ pub struct DataPreview {
     pub problem: Option<String>,
     /// Lines of plain text available for pretraining.
     pub text_lines: usize,
+    /// The text reads as plain text (a corpus for pretraining), not as labeled rows.
+    #[serde(default)]
+    pub plain: bool,
 }
 
 pub const PREVIEW_ROWS: usize = 20;
@@ -48,6 +51,7 @@ pub fn preview(name: &str, ds: &Dataset, text_lines: usize) -> DataPreview {
         messages: ds.messages.iter().map(|m| PreviewMessage { line: m.line, error: m.severity == Severity::Error, text: m.to_string() }).collect(),
         problem: ds.trainable().err(),
         text_lines,
+        plain: ds.plain,
     }
 }
 

@@ -100,6 +100,8 @@ pub struct St {
     pub plabel: RwSignal<String>,
     /// Whether the current pretraining run trains a causal model (next words, not [MASK]s).
     pub pcausal: RwSignal<bool>,
+    /// The model in use has been trained in this page (a step ran since it was loaded or made).
+    pub trained_here: RwSignal<bool>,
     /// A generation: the prompt, the tokens so far, and how it ended once it has.
     pub gen: RwSignal<Option<(String, Vec<String>, Option<String>)>>,
 }
@@ -143,6 +145,7 @@ impl St {
             phistory: RwSignal::new(Vec::new()),
             plabel: RwSignal::new(String::new()),
             pcausal: RwSignal::new(false),
+            trained_here: RwSignal::new(false),
             gen: RwSignal::new(None),
         }
     }
@@ -162,6 +165,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.progress.set(None);
             // results of the previous model no longer apply (a run's own model update keeps them)
             if !st.busy.get_untracked() && st.model.with_untracked(|old| old.as_ref().map(|o| o.source.clone())) != Some(m.source.clone()) {
+                st.trained_here.set(false);
                 st.fill.set(None);
                 st.classified.set(None);
                 st.probe.set(None);
@@ -189,6 +193,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.status.set("running".into());
         }
         Event::PretrainStep(d) => {
+            st.trained_here.set(true);
             st.pcurve.update(|c| c.push((d.step as f64, d.mlm as f64, d.sop as f64)));
             st.pacc.update(|c| c.push((d.step as f64, d.mlm_acc as f64, d.sop_acc as f64)));
             st.last_step_ms.set(d.ms);
@@ -203,6 +208,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.status.set(format!("{train} training and {val} validation examples, {total} steps; {truncated} texts truncated to {max_len} tokens"));
         }
         Event::Step(d) => {
+            st.trained_here.set(true);
             st.runs.update(|r| {
                 if let Some(run) = r.iter_mut().find(|x| x.name == d.run) {
                     run.steps.push((d.step as f64, d.loss as f64));
@@ -240,6 +246,8 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         Event::Profile(d) => st.profile.set(Some(d)),
         Event::Restored(d) => {
             st.saved.set(None);
+            // a snapshot holds a model trained here
+            st.trained_here.set(true);
             if let Ok(runs) = serde_json::from_value::<Vec<Run>>(d["curves"]["runs"].clone()) {
                 st.runs.set(runs);
             }
@@ -410,6 +418,16 @@ pub fn Field(label: &'static str, id: &'static str, size: u32, value: RwSignal<S
 pub fn DataPreviewView(preview: DataPreview) -> impl IntoView {
     let counts = preview.label_counts.iter().map(|(l, n)| format!("{l}: {n}")).collect::<Vec<_>>().join(", ");
     let problem = preview.problem.clone();
+    if preview.plain {
+        // a corpus: what it is good for, and what a classifier needs instead
+        return view! {
+            <div class="preview">
+                <p class="summary">{format!("{}: plain text, {} lines: ready for pretraining (panel 3)", preview.name, preview.text_lines)}</p>
+                <p class="note" id="plain-note">"To fine-tune a classifier (panel 4), bring labeled rows instead: label<TAB>text, CSV with label and text columns, or JSON lines {\"text\", \"label\"}."</p>
+            </div>
+        }
+        .into_any();
+    }
     view! {
         <div class="preview">
             <p class="summary">{format!("{}: {} examples; labels: {}; {} lines of text", preview.name, preview.examples, if counts.is_empty() { "none".to_string() } else { counts }, preview.text_lines)}</p>
@@ -427,6 +445,7 @@ pub fn DataPreviewView(preview: DataPreview) -> impl IntoView {
             </table>
         </div>
     }
+    .into_any()
 }
 
 /// Probability bars, highest first.
@@ -622,11 +641,23 @@ fn ModelPanel() -> impl IntoView {
     // "bert", "causal" (BERT's body, causal) or "gpt2"
     let kind = RwSignal::new("bert".to_string());
     let errors = RwSignal::new(Vec::<FieldError>::new());
-    let make = move |_| {
-        st.error.set(None);
+    // a model trained here (a classifier, or pretrained in this session) is not replaced without a yes
+    let confirm = RwSignal::new(None::<String>);
+    let make_now = move || {
+        confirm.set(None);
         let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get(), causal: kind.get() == "causal", gpt2: kind.get() == "gpt2" };
         if let Some(d) = checked(errors, form.parse()) {
             send(Command::Scratch(d), None)
+        }
+    };
+    let make = move |_| {
+        st.error.set(None);
+        let trained = st.trained_here.get_untracked().then(|| {
+            st.model.with_untracked(|m| m.as_ref().map(|m| if m.labels.is_empty() { "a model trained on this page".to_string() } else { format!("a classifier for {}, trained on this page", m.labels.join(", ")) }).unwrap_or_default())
+        });
+        match trained {
+            Some(what) => confirm.set(Some(what)),
+            None => make_now(),
         }
     };
     let load_hub = move |_| {
@@ -677,6 +708,12 @@ fn ModelPanel() -> impl IntoView {
                 <Field label="vocabulary" id="scratch-vocab" size=5 value=vocab errors=errors/>
                 <button id="make-scratch" on:click=make>"Make it (vocabulary from your text)"</button>
             </div>
+            {move || confirm.get().map(|what| view! {
+                <p class="confirm" id="scratch-confirm">{format!("The model in use is {what}. A new model replaces it, and the trained weights are gone unless you export them first (panel 7). ")}
+                    <button id="scratch-confirm-yes" on:click=move |_| make_now()>"Replace it"</button>" "
+                    <button id="scratch-confirm-no" on:click=move |_| confirm.set(None)>"Keep it"</button>
+                </p>
+            })}
             {move || st.progress.get().map(|(file, a, b)| view! {
                 <div class="progress"><span>{format!("{file}: {:.1} MB{}", a / 1e6, if b > 0.0 { format!(" of {:.1} MB", b / 1e6) } else { String::new() })}</span><progress max=b.max(1.0) value=a></progress></div>
             })}

@@ -553,10 +553,12 @@ mod cli {
         dataset::check_size(size).map_err(|e| format!("{path}: {e}"))?;
         let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
         let ds = dataset::parse(&bytes, None);
-        for m in &ds.messages {
+        let verdict = ds.trainable();
+        // the message that refuses the data is said once, as the error
+        for m in ds.messages.iter().filter(|m| verdict.as_ref().err() != Some(&m.text)) {
             eprintln!("{path}: {m}");
         }
-        ds.trainable()?;
+        verdict?;
         Ok(ds)
     }
 

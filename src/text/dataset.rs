@@ -15,7 +15,7 @@ pub struct Example {
     pub line: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Warning,
     Error,
@@ -56,6 +56,8 @@ pub struct Dataset {
     /// Labels in first-seen order of their sorted names: index = class id.
     pub labels: Vec<String>,
     pub messages: Vec<Message>,
+    /// The input read as plain text (a corpus), not as labeled rows.
+    pub plain: bool,
 }
 
 impl Dataset {
@@ -72,13 +74,23 @@ impl Dataset {
     pub fn has_errors(&self) -> bool {
         self.messages.iter().any(|m| m.severity == Severity::Error)
     }
-    /// Whether training can start: rows left and at least two classes.
+    /// Whether training can start: rows left, at least two classes, and classes that have examples
+    /// to learn from (when most classes hold one example, the "labels" are text: the data is not
+    /// labeled rows).
     pub fn trainable(&self) -> Result<(), String> {
         if self.examples.is_empty() {
-            return Err("no usable labeled rows".into());
+            return Err(self.messages.iter().find(|m| m.line == 0).map(|m| m.text.clone()).unwrap_or_else(|| "no usable labeled rows".into()));
         }
         if self.labels.len() < 2 {
             return Err(format!("only one class ({}); a classifier needs at least two labels", self.labels.first().cloned().unwrap_or_default()));
+        }
+        let singles = self.label_counts().iter().filter(|(_, n)| *n < 2).count();
+        if 2 * singles > self.labels.len() {
+            return Err(format!(
+                "{singles} of the {} classes have a single example ({} rows in all): this does not look like labeled data. A classifier needs several examples of each label, one per row: `label<TAB>text`",
+                self.labels.len(),
+                self.examples.len()
+            ));
         }
         Ok(())
     }
@@ -202,7 +214,9 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
         ds.messages.push(Message { line: 0, severity: Severity::Error, text: e });
         return ds;
     }
+    let guessed = format.is_none();
     let format = format.unwrap_or_else(|| detect_format(bytes));
+    let mut records_read = 0usize;
     // a file's final newline ends its last row; it does not start an empty one
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     // Valid UTF-8 with Unix line ends (the common case) is read in place; otherwise it is decoded
@@ -261,6 +275,7 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
                     }
                     continue;
                 }
+                records_read += 1;
                 let fields = match split_fields(&rec, sep) {
                     Ok(f) => f,
                     Err(e) => {
@@ -340,12 +355,61 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
     labels.sort();
     labels.dedup();
     ds.labels = labels;
+    // plain text (a corpus for pretraining: sentences, commas inside them, no tabs) guessed as CSV:
+    // most lines give no "text" column, and what does give one has a "label" per row
+    if format == Format::Csv && guessed && plain_text(&ds, records_read) {
+        return Dataset {
+            plain: true,
+            messages: vec![Message { line: 0, severity: Severity::Warning, text: format!("{records_read} lines of plain text (not rows of label and text): ready for pretraining. To fine-tune a classifier, bring labeled rows: `label<TAB>text`, CSV with label and text columns, or JSON lines") }],
+            ..Default::default()
+        };
+    }
+    summarise_messages(&mut ds.messages);
     if ds.examples.is_empty() {
         ds.messages.push(Message { line: 0, severity: Severity::Error, text: "no usable labeled rows: expected lines like `label<TAB>text`, CSV with label and text columns, or JSON lines {\"text\": ..., \"label\": ...}".into() });
     } else if ds.labels.len() == 1 {
         ds.messages.push(Message { line: 0, severity: Severity::Error, text: format!("every row has the label \"{}\": a classifier needs at least two classes", ds.labels[0]) });
     }
     ds
+}
+
+/// Whether CSV-parsed `ds` (from `records` non-empty records) is plain text: fewer than half the
+/// records became examples, or most of its "classes" hold a single example.
+fn plain_text(ds: &Dataset, records: usize) -> bool {
+    if records < 4 {
+        return false;
+    }
+    let singles = ds.label_counts().iter().filter(|(_, n)| *n < 2).count();
+    2 * ds.examples.len() < records || (ds.labels.len() > 2 && 2 * singles > ds.labels.len())
+}
+
+/// How many messages of one kind are listed before the rest are summed up in one line.
+pub const MESSAGES_PER_KIND: usize = 5;
+
+/// Keeps the first [`MESSAGES_PER_KIND`] messages of each kind (the same text on other lines) and
+/// says how many more there are, with their last line, in one message after them.
+fn summarise_messages(messages: &mut Vec<Message>) {
+    let mut count: HashMap<(Severity, String), (usize, usize)> = HashMap::new();
+    let mut kept = Vec::new();
+    for m in messages.drain(..) {
+        let e = count.entry((m.severity, m.text.clone())).or_insert((0, 0));
+        e.0 += 1;
+        e.1 = m.line;
+        if e.0 <= MESSAGES_PER_KIND {
+            kept.push(m);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, m) in kept.iter().enumerate() {
+        out.push(m.clone());
+        let (n, last) = count[&(m.severity, m.text.clone())];
+        // after the last one listed of its kind
+        let listed_last = kept[i + 1..].iter().all(|o| o.severity != m.severity || o.text != m.text);
+        if listed_last && n > MESSAGES_PER_KIND {
+            out.push(Message { line: 0, severity: m.severity, text: format!("…and {} more like it (\"{}\"), up to line {last}", n - MESSAGES_PER_KIND, m.text) });
+        }
+    }
+    *messages = out;
 }
 
 /// A deterministic stratified split: within each class (in label order), examples are shuffled by

@@ -175,6 +175,27 @@ pub fn dataset_messages() -> CheckResult {
     if pairs.examples[0].text_b.as_deref() != Some("A person rests.") {
         return Err(format!("text pairs: {:?}", pairs.examples));
     }
+    // plain text (the corpus sample: sentences with commas, no tabs) is a corpus, not 600 rows of
+    // "label, text": no examples, one message, refused for fine-tuning with that message
+    let corpus = dataset::parse(include_bytes!("../../www/samples/corpus.txt"), None);
+    if !corpus.plain || !corpus.examples.is_empty() || corpus.messages.len() != 1 || !corpus.trainable().is_err_and(|e| e.contains("lines of plain text")) {
+        return Err(format!("the corpus sample read as {} examples, {} messages ({:?})", corpus.examples.len(), corpus.messages.len(), corpus.messages.first()));
+    }
+    // labels that are text: most classes have one example; refused before any run
+    let singles = dataset::parse(b"a\tone\nb\ttwo\nc\tthree\nd\tfour\nd\tfive\n", None);
+    if !singles.trainable().is_err_and(|e| e.contains("3 of the 4 classes have a single example")) {
+        return Err(format!("one example per class was not refused: {:?}", singles.trainable()));
+    }
+    // many messages of one kind: five listed, the rest summed up with the last line
+    let mut many = b"label\ttext\npositive\tgood\nnegative\tbad\n".to_vec();
+    for _ in 0..40 {
+        many.extend_from_slice(b"positive\t\n");
+    }
+    let many = dataset::parse(&many, None);
+    let no_text = many.messages.iter().filter(|m| m.text.contains("no text")).count();
+    if no_text != 6 || !many.messages.iter().any(|m| m.text.starts_with("…and 35 more like it") && m.text.ends_with("up to line 43")) {
+        return Err(format!("40 rows without text gave {} messages: {:?}", many.messages.len(), many.messages.iter().map(|m| m.to_string()).collect::<Vec<_>>()));
+    }
     // truncation is counted when encoding to the model's maximum
     let tok = BertTokenizer::train_wordpiece(&["a b c d e f g h i j".to_string()], 100)?;
     let e = tok.encode("a b c d e f g h i j", None, 6)?;

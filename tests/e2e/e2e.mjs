@@ -131,6 +131,13 @@ const waitText = (page, sel, re) => page.waitForFunction(([s, r]) => { const e =
 async function bars(page, sel) {
   return page.$$eval(`${sel} .bar-row`, (rows) => rows.map((r) => [r.querySelector(".bar-label").textContent, Number(r.querySelector(".bar-value").getAttribute("data-p"))]));
 }
+// "Make it": a model trained on the page is replaced only after a yes (the e2e says yes)
+async function makeScratch(page) {
+  await page.click("#make-scratch");
+  await page.waitForTimeout(200);
+  if (await page.locator("#scratch-confirm-yes").count()) await page.click("#scratch-confirm-yes");
+}
+
 async function classify(page, t) {
   await page.fill("#cls-text", t);
   await page.click("#cls-run");
@@ -240,6 +247,23 @@ try {
   check(msgs.some((m) => /line 3/.test(m)) && msgs.some((m) => /line 4/.test(m) && /duplicate/i.test(m)) && msgs.some((m) => /line 5/.test(m)), `validation messages with line numbers: ${JSON.stringify(msgs)}`);
   check(/Cannot fine-tune/.test(await text(page, "#data-panel .preview")), "a single-class dataset is refused in the preview");
   await snap(page, "data-messages");
+  // the corpus sample is plain text for pretraining, not 600 rows of "label, text" with a message each
+  await page.click("#sample-corpus");
+  await waitText(page, "#data-panel .summary", /plain text/);
+  const corpusSummary = await text(page, "#data-panel .summary");
+  const corpusMsgs = await page.locator("#data-panel ul.messages li").count();
+  const pageHeight = await page.evaluate(() => document.documentElement.scrollHeight);
+  check(/corpus: plain text, 600 lines: ready for pretraining/.test(corpusSummary) && corpusMsgs === 0 && pageHeight < 6000, `the corpus sample: "${corpusSummary}", ${corpusMsgs} messages, page ${pageHeight} px tall`);
+  await snap(page, "corpus-as-text");
+  // labels that are text (one example per class) are refused before the model is touched
+  const summaryBefore = await text(page, "#model-summary");
+  await page.fill("#data-text", "label\ttext\nthe river rose\tafter three days of rain\ntoast is simple\tyet delicious\nthe kitten\tdeftly opened the door\n");
+  await page.click("#use-data");
+  await waitText(page, "#data-panel .summary", /pasted text/);
+  await page.click("#ft-start");
+  await waitText(page, "#error", /single example/);
+  const singlesMsg = await text(page, "#error");
+  check(/3 of the 3 classes have a single example/.test(singlesMsg) && (await text(page, "#model-summary")) === summaryBefore, `one example per class refused: "${singlesMsg}"; the model unchanged`);
   // big inputs: a 200 MB file is refused by its size before it is read; a 7 MB file of 100,000 rows
   // (the first with a 1 MB text) is read by the worker, not by the page, which stays responsive
   const huge = path.join(OUT, "huge.tsv");
@@ -279,7 +303,7 @@ try {
   await page.fill("#scratch-layers", "2");
   await page.fill("#scratch-heads", "4");
   await page.fill("#scratch-vocab", "600");
-  await page.click("#make-scratch");
+  await makeScratch(page);
   await waitText(page, "#model-summary", /from scratch/);
   await page.fill("#ft-lr", "0.002");
   await page.fill("#ft-epochs", "3");
@@ -401,7 +425,16 @@ try {
   await page.fill("#scratch-layers", "2");
   await page.fill("#scratch-heads", "4");
   await page.fill("#scratch-vocab", "600");
+  // the fine-tuned BERT in use is not replaced without a yes: "Keep it" keeps it
   await page.click("#make-scratch");
+  await page.waitForSelector("#scratch-confirm", { timeout: STEP_TIMEOUT });
+  const confirmText = await text(page, "#scratch-confirm");
+  await snap(page, "replace-confirm");
+  await page.click("#scratch-confirm-no");
+  await page.waitForTimeout(300);
+  const kept = await text(page, "#model-summary");
+  check(/a classifier for negative, positive, trained on this page/.test(confirmText) && (await page.locator("#scratch-confirm").count()) === 0 && !/GPT-style/.test(kept), `making a model over a trained one asks first: "${confirmText.slice(0, 150)}"; "Keep it" kept the BERT`);
+  await makeScratch(page);
   await waitText(page, "#model-summary", /GPT-style/);
   const poolingLabel = await page.$eval("#ft-pooling option[value=cls]", (o) => o.textContent);
   for (const [id, v] of Object.entries({ "ft-lr": "0.002", "ft-epochs": "3", "ft-batch": "16", "ft-maxlen": "48" })) await page.fill(`#${id}`, v);
@@ -448,7 +481,7 @@ try {
     await page.fill("#scratch-layers", "2");
     await page.fill("#scratch-heads", "2");
     await page.fill("#scratch-vocab", "400");
-    await page.click("#make-scratch");
+    await makeScratch(page);
     await waitText(page, "#model-summary", { bert: /a BERT/, causal: /GPT-style/, gpt2: /GPT-2 \(pre-LN/ }[kind]);
     await page.fill("#pt-steps", "8");
     await page.click("#pt-start");
@@ -572,7 +605,7 @@ async function smallRun(epochs, p = fp) {
   await p.fill("#scratch-layers", "1");
   await p.fill("#scratch-heads", "2");
   await p.fill("#scratch-vocab", "300");
-  await p.click("#make-scratch");
+  await makeScratch(p);
   await waitText(p, "#model-summary", /from scratch/);
   await p.fill("#ft-lr", "0.002");
   await p.fill("#ft-epochs", String(epochs));
