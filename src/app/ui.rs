@@ -32,9 +32,31 @@ pub fn commands_sent() -> usize {
     SENT.with(|s| s.get())
 }
 
+thread_local! {
+    /// The panel whose command was sent last: where its error is shown.
+    static PANEL: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
+}
+
+/// The panel a command comes from ("" for the page's own housekeeping).
+fn panel_of(cmd: &Command) -> Option<&'static str> {
+    Some(match cmd {
+        Command::LoadUrl { .. } | Command::LoadFiles | Command::Scratch(_) => "model",
+        Command::Data { .. } | Command::DataFile { .. } => "data",
+        Command::Pretrain(_) => "pretrain",
+        Command::Train(_) | Command::Continue => "finetune",
+        Command::FillMask { .. } | Command::Generate { .. } => "mask",
+        Command::Classify { .. } | Command::Similarity { .. } => "classify",
+        Command::Export => "export",
+        _ => return None,
+    })
+}
+
 /// Sends a command (as JSON in `msg`, and `files`, File objects, when given) to the worker.
 fn send(cmd: Command, files: Option<JsValue>) {
     SENT.with(|s| s.set(s.get() + 1));
+    if let Some(p) = panel_of(&cmd) {
+        PANEL.with(|c| c.set(p));
+    }
     WORKER.with(|w| {
         if let Some(w) = w.borrow().as_ref() {
             let o = js_sys::Object::new();
@@ -104,6 +126,12 @@ pub struct St {
     pub trained_here: RwSignal<bool>,
     /// A generation: the prompt, the tokens so far, and how it ended once it has.
     pub gen: RwSignal<Option<(String, Vec<String>, Option<String>)>>,
+    /// The panel whose command failed ("" for the page): where `error` is shown.
+    pub error_at: RwSignal<&'static str>,
+    /// The masked-words panel's sentence, which the live view during pretraining follows.
+    pub mask_text: RwSignal<String>,
+    /// The sentence the live view during pretraining shows.
+    pub probe_text: RwSignal<String>,
 }
 
 /// The page's state, from the context the app provides.
@@ -147,8 +175,18 @@ impl St {
             pcausal: RwSignal::new(false),
             trained_here: RwSignal::new(false),
             gen: RwSignal::new(None),
+            error_at: RwSignal::new(""),
+            mask_text: RwSignal::new(DEMO_TEXT.to_string()),
+            probe_text: RwSignal::new(DEMO_TEXT.to_string()),
         }
     }
+}
+
+/// Predictions made with the weights before a run: gone when it ends (press Predict or Classify again).
+fn stale_results(st: St) {
+    st.fill.set(None);
+    st.classified.set(None);
+    st.similarity.set(None);
 }
 
 fn save_curves(st: St) {
@@ -166,6 +204,9 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             // results of the previous model no longer apply (a run's own model update keeps them)
             if !st.busy.get_untracked() && st.model.with_untracked(|old| old.as_ref().map(|o| o.source.clone())) != Some(m.source.clone()) {
                 st.trained_here.set(false);
+                st.gen.set(None);
+                st.pstep.set(None);
+                st.step.set(None);
                 st.fill.set(None);
                 st.classified.set(None);
                 st.probe.set(None);
@@ -227,11 +268,18 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.confusion.set(Some((d.labels, d.confusion)));
             save_curves(st);
         }
-        Event::Done { steps, ms_per_step, stopped, .. } => st.status.set(format!("run finished: {steps} steps, {ms_per_step:.0} ms/step{}", stopped.map(|s| format!(" ({s})")).unwrap_or_default())),
-        Event::PretrainDone { steps, ms_per_step, .. } => st.status.set(format!("pretraining finished: {steps} steps, {ms_per_step:.0} ms/step")),
+        Event::Done { steps, ms_per_step, stopped, .. } => {
+            stale_results(st);
+            st.status.set(format!("run finished: {steps} steps, {ms_per_step:.0} ms/step{}", stopped.map(|s| format!(" ({s})")).unwrap_or_default()))
+        }
+        Event::PretrainDone { steps, ms_per_step, .. } => {
+            stale_results(st);
+            st.status.set(format!("pretraining finished: {steps} steps, {ms_per_step:.0} ms/step"))
+        }
         Event::Stopped { step, reason, nonfinite } => {
             st.paused.set(false);
             if nonfinite {
+                st.error_at.set(if st.run_kind.get_untracked() == "pretrain" { "pretrain" } else { "finetune" });
                 st.error.set(Some(reason));
             }
             st.status.set(format!("stopped at step {step}"));
@@ -279,6 +327,11 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         }
         Event::Error { message, .. } => {
             st.progress.set(None);
+            // next to the button that caused it; a status line about the failed work goes
+            st.error_at.set(PANEL.with(|c| c.get()));
+            if st.status.with_untracked(|s| ["fetching", "loading", "pretraining:"].iter().any(|p| s.starts_with(p))) {
+                st.status.set(String::new());
+            }
             st.error.set(Some(message));
         }
         Event::Ready {} => send(Command::Init, None),
@@ -319,14 +372,17 @@ fn worker_failed(st: St, message: String) {
     // every worker started so far has failed
     let failures = GENERATION.with(|g| g.get());
     if failures > MAX_RESTARTS {
+        st.error_at.set("");
         st.error.set(Some(format!("The training worker failed{during}: {message}. It has failed {failures} times in this page, so it was not restarted: reload the page; your last snapshot is kept in this browser.")));
         return;
     }
+    st.error_at.set("");
     st.error.set(Some(format!(
         "The training worker failed{during}: {message}. A fresh worker was started: restore the last snapshot (taken at most 25 steps before the failure) to continue, or load a model again."
     )));
     st.status.set("training worker restarted".into());
     if let Err(e) = start_worker(st) {
+        st.error_at.set("");
         st.error.set(Some(format!("The training worker failed ({message}) and could not be restarted: {e}. Reload the page.")));
     }
 }
@@ -349,7 +405,10 @@ fn start_worker(st: St) -> Result<(), String> {
         let data = js_sys::Reflect::get(&m, &"data".into()).ok().and_then(|v| v.as_string());
         match Event::from_parts(&ev, data.as_deref()) {
             Ok(ev) => on_event(st, ev, &m),
-            Err(e) => st.error.set(Some(e)),
+            Err(e) => {
+                st.error_at.set("");
+                st.error.set(Some(e))
+            }
         }
     });
     w.set_onmessage(Some(cb.as_ref().unchecked_ref()));
@@ -411,6 +470,13 @@ pub fn Field(label: &'static str, id: &'static str, size: u32, value: RwSignal<S
         </label>
         {move || bad().map(|m| view! { <span class="field-error" id=format!("{id}-error")>{m}</span> })}
     }
+}
+
+/// The error of a command this panel sent, shown in the panel (next to its buttons).
+#[component]
+fn PanelError(at: &'static str) -> impl IntoView {
+    let st = use_st();
+    move || st.error.get().filter(|_| st.error_at.get() == at).map(|e| view! { <p class="error" id="error">{e}</p> })
 }
 
 /// The data preview: counts per label, every validation message with its line, the first rows.
@@ -536,12 +602,17 @@ fn Confusion(labels: Vec<String>, m: Vec<Vec<usize>>) -> impl IntoView {
     }
 }
 
-/// Attention of one head: row i = how token i attends over the tokens.
+/// Attention of one head: row i = how token i attends over the tokens (the first `att.len()` of
+/// `tokens`: the worker sends at most `HEATMAP_MAX`), with its colour scale.
 #[component]
 fn Heatmap(tokens: Vec<String>, att: Vec<Vec<f64>>) -> impl IntoView {
+    let shown = att.len();
+    let cut = tokens.len().saturating_sub(shown);
     view! {
+        <p class="legend heat-scale" id="heat-scale">"attention: 0 "<span class="scale"></span>" 1"{(cut > 0).then(|| format!(" · the first {shown} of {} tokens", tokens.len()))}</p>
+        <div class="heat-wrap">
         <table class="heatmap">
-            <thead><tr><th></th>{tokens.iter().map(|t| view! { <th class="tok">{t.clone()}</th> }).collect_view()}</tr></thead>
+            <thead><tr><th></th>{tokens.iter().take(shown).map(|t| view! { <th class="tok">{t.clone()}</th> }).collect_view()}</tr></thead>
             <tbody>
                 {att.iter().enumerate().map(|(i, row)| view! {
                     <tr>
@@ -551,6 +622,7 @@ fn Heatmap(tokens: Vec<String>, att: Vec<Vec<f64>>) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+        </div>
     }
 }
 
@@ -682,6 +754,7 @@ fn ModelPanel() -> impl IntoView {
     view! {
         <section id="model-panel">
             <h2>"1. Model"</h2>
+            <PanelError at="model"/>
             <div class="row">
                 <button id="load-default" on:click=move |_| { st.error.set(None); st.status.set("loading all-MiniLM-L6-v2".into()); send(Command::LoadUrl { base: "./models/all-MiniLM-L6-v2/".into(), label: "all-MiniLM-L6-v2 (default)".into() }, None) }>"Load the default model (all-MiniLM-L6-v2)"</button>
             </div>
@@ -729,7 +802,7 @@ fn ModelPanel() -> impl IntoView {
                     }}</p>
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
-                    <p>{format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) })}</p>
+                    <p>{if !m.has_mlm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
                     {m.beside.clone().map(|b| view! { <p class="note" id="beside-model">{format!("Kept beside it, for the masked-words panel: {b}")}</p> })}
                     {m.notes.iter().map(|n| view! { <p class="note">{n.clone()}</p> }).collect_view()}
                 </div>
@@ -755,13 +828,17 @@ fn DataPanel() -> impl IntoView {
                     text.set(t.clone());
                     send(Command::Data { name: name.into(), text: t }, None);
                 }
-                Err(e) => st.error.set(Some(e)),
+                Err(e) => {
+                    st.error_at.set("data");
+                    st.error.set(Some(e))
+                }
             }
         });
     };
     view! {
         <section id="data-panel">
             <h2>"2. Data"</h2>
+            <PanelError at="data"/>
             <p>"Labeled text (TSV or CSV: label, text[, second text]; or JSON lines {\"text\", \"label\"}), or plain text (one document per line) for pretraining."</p>
             <div class="row">
                 {SAMPLES.iter().map(|&(n, u)| view! { <button class="sample" id=format!("sample-{n}") on:click=move |_| load_sample(n, u)>{format!("Try the {n} sample")}</button> }).collect_view()}
@@ -771,6 +848,7 @@ fn DataPanel() -> impl IntoView {
                             let name = f.name();
                             // refused before it is read: nothing is allocated for a file over the limit
                             if let Err(e) = crate::text::dataset::check_size(f.size() as u64) {
+                                st.error_at.set("data");
                                 st.error.set(Some(format!("{name}: {e}")));
                                 return;
                             }
@@ -786,7 +864,10 @@ fn DataPanel() -> impl IntoView {
                             leptos::task::spawn_local(async move {
                                 match read_text(f).await {
                                     Some(t) => { text.set(t.clone()); send(Command::Data { name, text: t }, None); }
-                                    None => st.error.set(Some(format!("{name} could not be read as text"))),
+                                    None => {
+                                        st.error_at.set("data");
+                                        st.error.set(Some(format!("{name} could not be read as text")))
+                                    }
                                 }
                             });
                         }
@@ -844,7 +925,10 @@ pub fn PretrainPanel() -> impl IntoView {
     let start = move |_| {
         st.error.set(None);
         let form = protocol::PretrainForm { mlm: mlm.get(), sop: sop.get(), steps: steps.get(), lr: lr.get(), batch: batch.get() };
-        let Some(settings) = checked(errors, form.parse(bounds(st), Some(DEMO_TEXT.to_string()))) else { return };
+        // the live view reads the masked-words panel's sentence (the demo one when it has no [MASK])
+        let probe = st.mask_text.with_untracked(|t| if t.contains("[MASK]") { t.clone() } else { DEMO_TEXT.to_string() });
+        st.probe_text.set(probe.clone());
+        let Some(settings) = checked(errors, form.parse(bounds(st), Some(probe))) else { return };
         st.continuable.set(None);
         keep_pretrain_curve(st);
         st.pacc.set(Vec::new());
@@ -855,11 +939,19 @@ pub fn PretrainPanel() -> impl IntoView {
     view! {
         <section id="pretrain-panel">
             <h2>"3. Pretrain (self-supervised)"</h2>
+            <PanelError at="pretrain"/>
             <p>"Masked-LM: 15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay; the model predicts the originals. Sentence order: [CLS] A [SEP] B [SEP], and whether B really follows A."</p>
             <p>"A GPT-style model (make one from scratch in panel 1) learns differently on the same text: it reads left to right and predicts every next word; nothing is masked. Earlier runs stay on the chart, so the two kinds can be compared."</p>
             <div class="row">
-                <label><input type="checkbox" id="pt-mlm" prop:checked=move || mlm.get() on:change=move |ev| mlm.set(event_target_checked(&ev))/>" masked LM"</label>
-                <label><input type="checkbox" id="pt-sop" prop:checked=move || sop.get() on:change=move |ev| sop.set(event_target_checked(&ev))/>" sentence order"</label>
+                // a causal model has one objective, the next word: no masked-LM or sentence-order boxes
+                {move || if st.model.with(|m| m.as_ref().map(|m| m.causal).unwrap_or(false)) {
+                    view! { <span id="pt-objective">"objective: the next word (this model reads left to right)"</span> }.into_any()
+                } else {
+                    view! {
+                        <label><input type="checkbox" id="pt-mlm" prop:checked=move || mlm.get() on:change=move |ev| mlm.set(event_target_checked(&ev))/>" masked LM"</label>
+                        <label><input type="checkbox" id="pt-sop" prop:checked=move || sop.get() on:change=move |ev| sop.set(event_target_checked(&ev))/>" sentence order"</label>
+                    }.into_any()
+                }}
                 {move || errors.with(|e| e.iter().find(|x| x.field == "pt-mlm").map(|x| view! { <span class="field-error" id="pt-mlm-error">{x.message.clone()}</span> }))}
                 <Field label="steps" id="pt-steps" size=5 value=steps errors=errors/>
                 <Field label="learning rate" id="pt-lr" size=7 value=lr errors=errors/>
@@ -874,14 +966,18 @@ pub fn PretrainPanel() -> impl IntoView {
                     format!("step {} of {}: MLM loss {:.3} (accuracy on this batch's masked tokens {:.3}), SOP loss {:.3} (accuracy {:.3}), {:.0} ms/step, ETA {:.0} s",
                         d.step, d.total, d.mlm, d.mlm_acc, d.sop, d.sop_acc, d.ms, d.eta)
                 }}</p>
-                <p class="note">{format!("this batch: {} tokens chosen — {} → [MASK], {} → random, {} unchanged", d.chosen, d.masked, d.random, d.unchanged)}</p>
+                <p class="note" id="pt-batch-line">{if st.pcausal.get() {
+                    "this batch: every token is the target of the one before it (nothing is masked)".to_string()
+                } else {
+                    format!("this batch: {} tokens chosen — {} → [MASK], {} → random, {} unchanged", d.chosen, d.masked, d.random, d.unchanged)
+                }}</p>
                 <div class="tokens" id="pt-tokens">
                     {d.seq.into_iter().map(|(shown, outcome, orig)| {
                         let title = if orig.is_empty() { outcome.clone() } else { format!("{outcome}; original: {orig}") };
                         view! { <span class=format!("tok {}", outcome.to_lowercase()) title=title>{shown}</span> }
                     }).collect_view()}
                 </div>
-                <p class="legend"><span class="tok masked">"[MASK]"</span><span class="tok random">"random"</span><span class="tok unchanged">"unchanged"</span><span class="tok notchosen">"not chosen"</span></p>
+                {(!st.pcausal.get()).then(|| view! { <p class="legend"><span class="tok masked">"[MASK]"</span><span class="tok random">"random"</span><span class="tok unchanged">"unchanged"</span><span class="tok notchosen">"not chosen"</span></p> })}
             })}
             {move || {
                 let c = st.pcurve.get();
@@ -899,10 +995,15 @@ pub fn PretrainPanel() -> impl IntoView {
             }}
             {move || {
                 let c = st.pacc.get();
-                (!c.is_empty()).then(|| view! { <Chart title="Pretraining accuracy (per batch)" series=vec![
-                    ("MLM accuracy".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()),
-                    ("SOP accuracy".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()),
-                ]/> })
+                let series = if st.pcausal.get() {
+                    vec![("next-word accuracy".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect())]
+                } else {
+                    vec![
+                        ("MLM accuracy".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()),
+                        ("SOP accuracy".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()),
+                    ]
+                };
+                (!c.is_empty()).then(|| view! { <Chart title="Pretraining accuracy (per batch)" series=series/> })
             }}
         </section>
     }
@@ -935,13 +1036,14 @@ pub fn FinetunePanel() -> impl IntoView {
     view! {
         <section id="finetune-panel">
             <h2>"4. Fine-tune a classifier"</h2>
+            <PanelError at="finetune"/>
             <div class="row">
                 <label>"adopt the encoder by " <select id="ft-mode" on:change=move |ev| mode.set(event_target_value(&ev))>
                     <option value="full" selected>"fine-tuning all layers"</option>
                     <option value="last">"fine-tuning the last N layers"</option>
                     <option value="feature">"features (frozen encoder, head only)"</option>
                 </select></label>
-                <Field label="N" id="ft-last" size=2 value=last_n errors=errors/>
+                {move || (mode.get() == "last").then(|| view! { <Field label="N" id="ft-last" size=2 value=last_n errors=errors/> })}
                 // a causal model's [CLS] sees only itself: its head reads the last token (GPT-2's
                 // only that, as transformers' GPT2ForSequenceClassification)
                 {move || {
@@ -957,6 +1059,19 @@ pub fn FinetunePanel() -> impl IntoView {
             </div>
             <div class="row">
                 <Field label="learning rate" id="ft-lr" size=8 value=lr errors=errors/>
+                // what suits the model in use and the mode: a model trained from scratch on little
+                // data needs a rate far above a pretrained one's; the head alone learns fast
+                {move || {
+                    let scratch = st.model.with(|m| m.as_ref().map(|m| m.source.starts_with("from scratch")).unwrap_or(false));
+                    let suggest = match (scratch, mode.get().as_str()) {
+                        (_, "feature") => "0.001",
+                        (true, _) => "0.002",
+                        (false, _) => "0.00005",
+                    };
+                    (lr.get().trim() != suggest).then(|| view! {
+                        <button class="hint" id="ft-lr-hint" title="from scratch: about 2e-3; a pretrained model: 2e-5 to 5e-5; the head alone: about 1e-3" on:click=move |_| lr.set(suggest.to_string())>{format!("use {suggest} (suits this model and mode)")}</button>
+                    })
+                }}
                 <Field label="epochs" id="ft-epochs" size=3 value=epochs errors=errors/>
                 <Field label="batch" id="ft-batch" size=3 value=batch errors=errors/>
                 <Field label="max length" id="ft-maxlen" size=4 value=max_len errors=errors/>
@@ -973,25 +1088,28 @@ pub fn FinetunePanel() -> impl IntoView {
                 }>{format!("Continue the restored run from step {step}")}</button></p>
             })}
             {move || st.step.get().map(|d| view! {
-                <p id="ft-status">{format!("step {} of {}: loss {:.4}, {:.2} steps/s, ETA {:.0} s", d.step, d.total, d.loss, 1e3 / d.ms.max(1e-3), d.eta)}</p>
+                <p id="ft-status">{format!("step {} of {}: loss {:.4}, {:.2} steps/s{}", d.step, d.total, d.loss, 1e3 / d.ms.max(1e-3), if st.busy.get() { format!(", ETA {:.0} s", d.eta) } else { String::new() })}</p>
             })}
             {move || {
                 let runs = st.runs.get();
                 (!runs.is_empty()).then(|| {
-                    let classes = ["a", "b", "c", "d"];
+                    let classes = ["a", "b", "c", "d", "e", "f", "g", "h"];
                     let mut loss = Vec::new();
                     let mut acc = Vec::new();
                     for (i, r) in runs.iter().enumerate() {
-                        let c = classes[i % 4];
+                        let c = classes[i % classes.len()];
                         loss.push((format!("{}: train loss", r.name), format!("{c} train"), r.steps.clone()));
                         loss.push((format!("{}: validation loss", r.name), format!("{c} val"), r.epochs.iter().map(|e| (e.0, e.2)).collect()));
                         acc.push((format!("{}: validation accuracy", r.name), format!("{c} val"), r.epochs.iter().map(|e| (e.0, e.3)).collect()));
                     }
+                    // each run's last validation accuracy, as a number
+                    let figures: Vec<String> = runs.iter().filter_map(|r| r.epochs.last().map(|e| format!("{}: {:.3} after {} epochs", r.name, e.3, r.epochs.len()))).collect();
                     view! {
                         <div class="charts">
                             <Chart title="Loss (all runs)" series=loss/>
                             <Chart title="Validation accuracy (all runs)" series=acc/>
                         </div>
+                        {(!figures.is_empty()).then(|| view! { <p id="ft-accuracy">{format!("validation accuracy: {}", figures.join("; "))}</p> })}
                     }
                 })
             }}
@@ -1003,7 +1121,7 @@ pub fn FinetunePanel() -> impl IntoView {
 #[component]
 fn MaskPanel() -> impl IntoView {
     let st = use_st();
-    let text = RwSignal::new(DEMO_TEXT.to_string());
+    let text = st.mask_text;
     let layer = RwSignal::new("0".to_string());
     let head = RwSignal::new("0".to_string());
     let errors = RwSignal::new(Vec::<FieldError>::new());
@@ -1028,6 +1146,7 @@ fn MaskPanel() -> impl IntoView {
     view! {
         <section id="mask-panel">
             <h2>"5. Masked words"</h2>
+            <PanelError at="mask"/>
             <div class="row">
                 <input id="mask-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
                 <Field label="layer" id="att-layer" size=2 value=layer errors=errors/>
@@ -1043,7 +1162,7 @@ fn MaskPanel() -> impl IntoView {
                         <Field label="top-k" id="gen-top-k" size=3 value=gen_form.1 errors=gen_errors/>
                         <Field label="temperature" id="gen-temperature" size=4 value=gen_form.2 errors=gen_errors/>
                         <Field label="seed" id="gen-seed" size=6 value=gen_form.3 errors=gen_errors/>
-                        <button id="gen-run" disabled=move || st.busy.get() on:click=move |_| {
+                        <button id="gen-run" disabled=move || st.busy.get() || st.gen.with(|g| matches!(g, Some((_, _, None)))) on:click=move |_| {
                             st.error.set(None);
                             let form = protocol::GenerateForm { max_new: gen_form.0.get_untracked(), top_k: gen_form.1.get_untracked(), temperature: gen_form.2.get_untracked(), seed: gen_form.3.get_untracked() };
                             if let Some(c) = checked(gen_errors, form.parse()) {
@@ -1071,7 +1190,7 @@ fn MaskPanel() -> impl IntoView {
                 }}
             })}
             {move || st.probe.get().map(|(step, predictions)| view! {
-                <div id="probe"><p class="note">{format!("live, during pretraining (step {step}): \"{DEMO_TEXT}\"")}</p>
+                <div id="probe"><p class="note">{format!("live, during pretraining (step {step}): \"{}\"", st.probe_text.get())}</p>
                 {predictions.into_iter().map(|row| {
                     let bars: Vec<Bar> = row.into_iter().map(|(label, p)| Bar { label, p }).collect();
                     view! { <PredictionBars bars=bars/> }
@@ -1129,6 +1248,7 @@ fn ClassifyPanel() -> impl IntoView {
     view! {
         <section id="classify-panel">
             <h2>"6. Classify"</h2>
+            <PanelError at="classify"/>
             <div class="row">
                 <input id="cls-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
                 <button id="cls-run" on:click=move |_| { st.classified.set(None); st.error.set(None); send(Command::Classify { texts: vec![text.get()], max_len: 128 }, None) }>"Classify"</button>
@@ -1141,7 +1261,7 @@ fn ClassifyPanel() -> impl IntoView {
                 "Any encoder, even without heads: how similar are two sentences (cosine of mean-pooled embeddings)? "
                 <input id="sim-a" size="34" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
                 <input id="sim-b" size="34" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
-                <button id="sim-run" on:click=move |_| { st.similarity.set(None); send(Command::Similarity { a: a.get(), b: b.get() }, None) }>"Compare"</button>
+                <button id="sim-run" on:click=move |_| { st.similarity.set(None); st.error.set(None); send(Command::Similarity { a: a.get(), b: b.get() }, None) }>"Compare"</button>
                 {move || st.similarity.get().map(|c| view! { <span id="sim-result">{format!("cosine {c:.4}")}</span> })}
             </div>
         </section>
@@ -1154,6 +1274,7 @@ fn ExportPanel() -> impl IntoView {
     view! {
         <section id="export-panel">
             <h2>"7. Export"</h2>
+            <PanelError at="export"/>
             <p>"Hugging Face format: loads with transformers' from_pretrained. Download every file into one folder."</p>
             <button id="export-run" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send(Command::Export, None) }>"Export the model"</button>
             <ul id="export-files">
@@ -1196,7 +1317,7 @@ pub fn App() -> impl IntoView {
                     <button on:click=move |_| st.saved.set(None)>"Start fresh"</button>
                 </div>
             })}
-            {move || st.error.get().map(|e| view! { <p class="error" id="error">{e}</p> })}
+            {move || st.error.get().filter(|_| st.error_at.get().is_empty()).map(|e| view! { <p class="error" id="error">{e}</p> })}
             <p id="status" class="status">{move || st.status.get()}</p>
             <ul class="messages">{move || st.messages.get().into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
             <GpuPanel/>

@@ -825,6 +825,9 @@ async fn companion_view(g: &Gpu, text: &str, k: usize) -> Option<BesideView> {
     Some(v)
 }
 
+/// Tokens whose attention the page draws, at most: a square over 64 tokens does not read.
+const HEATMAP_MAX: usize = 64;
+
 async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<(), Error> {
     let g = gpu()?;
     let mut l = take_model("predicting masked words")?;
@@ -857,15 +860,32 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         }
         let t = e.ids.len();
         let probs = g.read_f32(l.model.attention_probs(layer).ok_or("no attention")?).await.map_err(|e| e.to_string())?;
-        let attention: Vec<Vec<f32>> = (0..t).map(|i| probs[(head * t + i) * t..(head * t + i + 1) * t].to_vec()).collect();
+        // the first HEATMAP_MAX tokens' attention among themselves: a longer square is unreadable
+        let shown = t.min(HEATMAP_MAX);
+        let attention: Vec<Vec<f32>> = (0..shown).map(|i| probs[(head * t + i) * t..(head * t + i) * t + shown].to_vec()).collect();
+        let masks_in_text = text.matches("[MASK]").count();
+        let masks_cut = masks_in_text.saturating_sub(positions.len());
+        let cut = (e.truncated > 0).then(|| {
+            let max = l.model.cfg.max_position_embeddings;
+            let lost = match (masks_cut, positions.len()) {
+                (0, _) => String::new(),
+                (_, 0) => format!(", and the text's [MASK] with them: put [MASK] within the first {max} tokens"),
+                (n, kept) => format!(", and {n} of its {masks_in_text} [MASK]s with them: predictions are shown for the other {kept}"),
+            };
+            format!("The text is {} tokens; the model reads at most {max}, so the last {} were cut{lost}.", t + e.truncated, e.truncated)
+        });
         let note = if causal && !positions.is_empty() {
             Some("A causal (GPT-style) model reads left to right: it predicts the word at [MASK] from the words before it only, as the next word; a BERT uses the words on both sides.".to_string())
         } else if !l.model.heads.mlm {
-            Some("This model has no masked-LM head, so it cannot predict [MASK] yet. Pretrain it with MLM on your text (Pretrain tab) to train one.".to_string())
-        } else if positions.is_empty() {
+            Some("This model has no masked-LM head, so it cannot predict [MASK] yet. Pretrain it with MLM on your text (panel 3) to train one.".to_string())
+        } else if positions.is_empty() && masks_cut == 0 {
             Some("Put [MASK] where a word should be predicted.".to_string())
         } else {
             None
+        };
+        let note = match (note, cut) {
+            (Some(n), Some(c)) => Some(format!("{c} {n}")),
+            (n, c) => n.or(c),
         };
         // after the attention was read: this forward replaces it
         let next = if causal && l.model.heads.mlm { Some(next_words(&g, &mut l, text, 3).await?) } else { None };
@@ -948,7 +968,9 @@ async fn export_model() -> Result<(), Error> {
         let tensors = l.model.params.read_all(&g).await.map_err(|e| e.to_string())?;
         // the run that trained this classifier, when its labels are the model's
         let run = S.with(|s| s.borrow().last_run.clone()).filter(|r| r.labels == l.labels);
-        let card = ModelCard { base_model: l.source.clone(), pooling: l.model.pooling, notes: "Exported from BERT Lab in the browser.".into(), run, ..Default::default() };
+        // what it was trained on: the data in use (its name and counts), when it was a classifier's
+        let data_summary = S.with(|s| s.borrow().data.as_ref().map(|(name, text, ds)| if ds.examples.is_empty() { format!("{name} ({} lines of text)", text.lines().count()) } else { format!("{name}: {} examples, labels {}", ds.examples.len(), ds.label_counts().iter().map(|(l, n)| format!("{l} ({n})")).collect::<Vec<_>>().join(", ")) })).unwrap_or_default();
+        let card = ModelCard { base_model: l.source.clone(), pooling: l.model.pooling, notes: "Exported from BERT Lab in the browser.".into(), run, data_summary, ..Default::default() };
         Ok::<_, String>(export::export_files(&l.model.cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files, &card))
     }
     .await;

@@ -395,7 +395,18 @@ mod cli {
         Err("give --text TEXT or --file FILE (one text per line)".into())
     }
 
+    /// OUT is a directory (made if missing), checked before any work so that a run is not lost at
+    /// its end.
+    fn check_out(out: &str) -> Result<(), String> {
+        let p = Path::new(out);
+        if p.exists() && !p.is_dir() {
+            return Err(format!("--out {out} is a file; OUT must be a directory (it receives config.json, model.safetensors and the tokenizer files), new or existing"));
+        }
+        Ok(())
+    }
+
     fn write_export(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        check_out(out)?;
         std::fs::create_dir_all(out).map_err(|e| format!("{out}: {e}"))?;
         // each file appears whole or not at all: written beside its name, then renamed over it
         for (name, bytes) in files {
@@ -427,6 +438,7 @@ mod cli {
         let corpus = std::fs::read_to_string(&a.corpus).map_err(|e| format!("{}: {e}", a.corpus))?;
         let texts: Vec<String> = corpus.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
         let out = a.out.as_str();
+        check_out(out)?;
         let (mut mlm, mut sop) = (!a.no_mlm, !a.no_sop);
         let causal = match a.objective {
             Objective::MlmSop => false,
@@ -565,6 +577,7 @@ mod cli {
     fn train(a: &TrainArgs, o: Out) -> Result<(), String> {
         let ds = read_dataset(&a.data)?;
         let out = a.out.as_str();
+        check_out(out)?;
         let resolved = a.resume.as_deref().map(|d| checkpoint::resolve(Path::new(d)));
         if let Some((_, Some(note))) = &resolved {
             eprintln!("{note}");
@@ -656,7 +669,9 @@ mod cli {
                 steps_bar.set_message(format!("loss {loss:.4}"));
             }
             Event::Epoch { epoch, train_loss, val } => {
-                say(&steps_bar, format!("epoch {epoch}: train loss {train_loss:.4}, validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1));
+                // with --val 0 there is nothing to score: say so, not zeros
+                let scored = if va.is_empty() { "no validation set (--val 0)".to_string() } else { format!("validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1) };
+                say(&steps_bar, format!("epoch {epoch}: train loss {train_loss:.4}, {scored}"));
                 epochs_json.push(serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1, "confusion": val.confusion}));
             }
             Event::NonFinite { step } => say(&steps_bar, bertlab::error::Error::non_finite(step).to_string()),
@@ -681,7 +696,7 @@ mod cli {
             pooling,
             base_model,
             data_summary: format!("{} examples ({} train / {} validation), labels {}", ds.examples.len(), tr.len(), va.len(), ds.labels.join(", ")),
-            metrics: vec![("validation accuracy".into(), format!("{:.4}", last.accuracy)), ("validation macro-F1".into(), format!("{:.4}", last.macro_f1))],
+            metrics: if va.is_empty() { Vec::new() } else { vec![("validation accuracy".into(), format!("{:.4}", last.accuracy)), ("validation macro-F1".into(), format!("{:.4}", last.macro_f1))] },
             seed,
             notes: format!("mode: {mode:?}, pooling: {pooling:?}, {} epochs, lr {}", r.epochs.len(), tc.lr),
             run: Some(bertlab::io::export::RunSettings::of(&tc, &ds.labels)),
@@ -693,6 +708,9 @@ mod cli {
         let baseline = bertlab::train::metrics::majority_baseline(&tr_y, &labels_y, ds.labels.len());
         if o.json {
             println!("{}", serde_json::json!({"epochs": epochs_json, "step_losses": step_losses, "labels": ds.labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out}));
+        } else if va.is_empty() {
+            let train_loss = r.epochs.last().map(|e| e.0).unwrap_or(f32::NAN);
+            println!("trained {} epochs, last train loss {train_loss:.4}; no validation set (--val 0), so no accuracy; {:.1} ms/step; saved to {out}", r.epochs.len(), r.ms_per_step);
         } else {
             println!("validation accuracy {:.4} (majority baseline {baseline:.4}), macro-F1 {:.4}, {:.1} ms/step; saved to {out}", last.accuracy, last.macro_f1, r.ms_per_step);
         }
@@ -848,6 +866,7 @@ mod cli {
         let g = gpu()?;
         let lm = load_model(&g, o, &a.model, None)?;
         let out = a.out.as_str();
+        check_out(out)?;
         let tensors = block(lm.model.params.read_all(&g)).map_err(|e| e.to_string())?;
         let files = export_files(&lm.model.cfg, lm.model.heads, tensors, &lm.labels, &lm.tokenizer_files, &ModelCard { base_model: a.model.clone(), ..Default::default() });
         let names: Vec<String> = files.iter().map(|f| f.0.clone()).collect();

@@ -150,7 +150,9 @@ fn split_fields(line: &str, sep: char) -> Result<Vec<String>, String> {
 }
 
 /// Records of a CSV file: a quoted field may span lines. Returns (first line number, record text).
-fn csv_records(text: &str) -> Vec<(usize, String)> {
+/// CSV records (line, text) and the line of a quote that never closes (its record is not among
+/// them: it would swallow the rest of the file as one field).
+fn csv_records(text: &str) -> (Vec<(usize, String)>, Option<usize>) {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut start = 0;
@@ -169,9 +171,9 @@ fn csv_records(text: &str) -> Vec<(usize, String)> {
         }
     }
     if !cur.is_empty() {
-        out.push((start, cur));
+        return (out, Some(start));
     }
-    out
+    (out, None)
 }
 
 /// The most labeled text read at once: a larger file is refused before it is read, naming this.
@@ -212,6 +214,12 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
     let mut ds = Dataset::default();
     if let Err(e) = check_size(bytes.len() as u64) {
         ds.messages.push(Message { line: 0, severity: Severity::Error, text: e });
+        return ds;
+    }
+    // a binary file (a spreadsheet, an archive, an image) is not read row by row into noise
+    let head = &bytes[..bytes.len().min(8192)];
+    if head.contains(&0) || (head.len() >= 64 && String::from_utf8_lossy(head).matches('\u{FFFD}').count() * 20 > head.len()) {
+        ds.messages.push(Message { line: 0, severity: Severity::Error, text: "the file is not text (it holds NUL bytes or is mostly not UTF-8: a spreadsheet, an archive or an image?). Save the data as UTF-8 text: TSV, CSV or JSON lines".into() });
         return ds;
     }
     let guessed = format.is_none();
@@ -262,7 +270,11 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
             let sep = if format == Format::Tsv { '\t' } else { ',' };
             // CSV rows may span lines (quoted newlines) and are joined; TSV rows are read in place
             let records: Box<dyn Iterator<Item = (usize, std::borrow::Cow<str>)>> = if sep == ',' {
-                Box::new(csv_records(&text).into_iter().map(|(n, r)| (n, std::borrow::Cow::Owned(r))))
+                let (records, unclosed) = csv_records(&text);
+                if let Some(line) = unclosed {
+                    ds.messages.push(Message { line, severity: Severity::Error, text: "a quote (\") opened on this line never closes, so everything after it would be one field; the rows from here on are skipped. Close the quote, or write a quote inside a field as \"\"".into() });
+                }
+                Box::new(records.into_iter().map(|(n, r)| (n, std::borrow::Cow::Owned(r))))
             } else {
                 Box::new(text.lines().enumerate().map(|(i, l)| (i + 1, std::borrow::Cow::Borrowed(l))))
             };

@@ -196,6 +196,12 @@ pub fn dataset_messages() -> CheckResult {
     if no_text != 6 || !many.messages.iter().any(|m| m.text.starts_with("…and 35 more like it") && m.text.ends_with("up to line 43")) {
         return Err(format!("40 rows without text gave {} messages: {:?}", many.messages.len(), many.messages.iter().map(|m| m.to_string()).collect::<Vec<_>>()));
     }
+    // a binary file is said to be one; a quote that never closes is named with its line
+    let binary = dataset::parse(b"PK\x03\x04\x00\x00\x08\x00 a zip file, say", None);
+    let unclosed = dataset::parse(b"label,text\npositive,\"good film\nnegative,bad film\npositive,nice\n", None);
+    if !binary.messages.iter().any(|m| m.text.starts_with("the file is not text")) || !unclosed.messages.iter().any(|m| m.line == 2 && m.text.contains("never closes")) {
+        return Err(format!("binary: {:?}; unclosed quote: {:?}", binary.messages, unclosed.messages));
+    }
     // truncation is counted when encoding to the model's maximum
     let tok = BertTokenizer::train_wordpiece(&["a b c d e f g h i j".to_string()], 100)?;
     let e = tok.encode("a b c d e f g h i j", None, 6)?;

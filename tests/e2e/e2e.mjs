@@ -177,7 +177,16 @@ try {
   check(cos > 0.3 && cos <= 1.0, `default model: similar sentences have cosine ${cos}`);
   await page.click("#mask-run");
   await page.waitForSelector("#no-mlm", { timeout: STEP_TIMEOUT });
-  check(/no masked-LM head/.test(await text(page, "#no-mlm")), "default model says it has no MLM head and how to get one");
+  check(/no masked-LM head/.test(await text(page, "#no-mlm")) && /heads: none \(an encoder/.test(await text(page, "#model-summary")), "default model says it has no MLM head (\"heads: none\") and how to get one");
+  // a long text (about 300 tokens): the attention square shows the first 64 with its colour scale,
+  // and the page does not widen with the text
+  await page.fill("#mask-text", "the kitten sat on the mat and looked at the shelf . ".repeat(25));
+  await page.click("#mask-run");
+  await waitText(page, "#heat-scale", /first 64 of/);
+  const heatRows = await page.locator("#fill-result .heatmap tbody tr").count();
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(heatRows === 64 && wide <= 1200, `a long text's attention: ${heatRows} rows, "${await text(page, "#heat-scale")}"; page ${wide} px wide`);
+  await snap(page, "long-text");
   await snap(page, "default-model");
 
   // 3. the stand-in hub: a 404, a config of neither kind, a .bin-only repository, a GPT-2, then the fixture
@@ -187,7 +196,7 @@ try {
     await page.click("#load-hub");
     await page.waitForSelector("#error", { timeout: STEP_TIMEOUT });
     const msg = await text(page, "#error");
-    check(re.test(msg), `${what}: "${msg.slice(0, 140)}"`);
+    check(re.test(msg) && (await page.locator("#model-panel #error").count()) === 1, `${what}, said in the model panel: "${msg.slice(0, 140)}"`);
   }
   await snap(page, "hub-errors");
   await page.fill("#hub-id", "fixture/gpt2");
@@ -236,6 +245,13 @@ try {
   const rowSums = await page.$$eval("#fill-result .heatmap tbody tr", (rows) => rows.map((r) => [...r.querySelectorAll("td")].reduce((s, td) => s + Number(td.getAttribute("data-p")), 0)));
   check(rowSums.length > 3 && rowSums.every((s) => Math.abs(s - 1) < 1e-4), `attention rows sum to 1 (${rowSums.length} rows, worst ${Math.max(...rowSums.map((s) => Math.abs(s - 1))).toExponential(1)})`);
   await snap(page, "masked-demo");
+  // a text longer than the model's 64 positions: the cut is said, with the [MASK]s it took
+  await page.fill("#mask-text", "the kitten sat on the mat . ".repeat(20) + "the kitten [MASK] the shelf .");
+  await page.click("#mask-run");
+  await waitText(page, "#no-mlm", /were cut/);
+  const longNote = await text(page, "#no-mlm");
+  check(/The text is \d+ tokens; the model reads at most 64, so the last \d+ were cut, and the text's \[MASK\] with them: put \[MASK\] within the first 64 tokens\.$/.test(longNote), `a text over the positions: "${longNote.slice(0, 200)}"`);
+  await page.fill("#mask-text", demo);
 
   // 5. data: a sample, then pasted text with problems
   await page.click("#sample-sentiment");
@@ -263,7 +279,7 @@ try {
   await page.click("#ft-start");
   await waitText(page, "#error", /single example/);
   const singlesMsg = await text(page, "#error");
-  check(/3 of the 3 classes have a single example/.test(singlesMsg) && (await text(page, "#model-summary")) === summaryBefore, `one example per class refused: "${singlesMsg}"; the model unchanged`);
+  check(/3 of the 3 classes have a single example/.test(singlesMsg) && (await page.locator("#finetune-panel #error").count()) === 1 && (await text(page, "#model-summary")) === summaryBefore, `one example per class refused: "${singlesMsg}"; the model unchanged`);
   // big inputs: a 200 MB file is refused by its size before it is read; a 7 MB file of 100,000 rows
   // (the first with a 1 MB text) is read by the worker, not by the page, which stays responsive
   const huge = path.join(OUT, "huge.tsv");
@@ -335,6 +351,9 @@ try {
   await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
   clearInterval(poll);
   log(`fine-tuning (hidden 64, 2 layers, batch 16): ${await text(page, "#status")}`);
+  const accFigure = await text(page, "#ft-accuracy");
+  const stepLine = await text(page, "#ft-status");
+  check(/validation accuracy: run 1: BERT, all layers: 0\.\d{3} after 3 epochs/.test(accFigure) && !/ETA/.test(stepLine), `the run's accuracy as a number: "${accFigure}"; the finished step line: "${stepLine}"`);
   const seen = [...losses.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
   const head = seen.slice(0, 5), tail = seen.slice(-5);
   const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
@@ -482,10 +501,27 @@ try {
     await page.fill("#scratch-heads", "2");
     await page.fill("#scratch-vocab", "400");
     await makeScratch(page);
-    await waitText(page, "#model-summary", { bert: /a BERT/, causal: /GPT-style/, gpt2: /GPT-2 \(pre-LN/ }[kind]);
+    // the new model's own line (the summary also names the model kept beside it)
+    await waitText(page, "#model-summary", { bert: /from scratch: a BERT, 2 layers, hidden 32/, causal: /from scratch: a GPT-style \(causal\) model, 2 layers, hidden 32/, gpt2: /from scratch: a GPT-2 \(pre-LN, causal\) model, 2 layers, hidden 32/ }[kind]);
     await page.fill("#pt-steps", "8");
+    // the live view during pretraining follows the sentence in the masked-words box
+    const own = "the kitten opened the [MASK] .";
+    await page.fill("#mask-text", own);
     await page.click("#pt-start");
+    // this run's own last step (the model's change cleared the last run's step line), then its end
+    await waitText(page, "#pt-status", /step 8 of 8/);
     await waitText(page, "#status", /pretraining finished: 8 steps/);
+    if (kind === "bert") {
+      const live = await text(page, "#probe .note");
+      check(live.includes(own), `the live view during pretraining reads the user's sentence: "${live}"`);
+    } else {
+      // a causal model's pretraining panel speaks of next words only
+      const objective = await text(page, "#pt-objective");
+      const batchLine = await text(page, "#pt-batch-line");
+      const accKeys = await page.$$eval("#pretrain-panel .chart .key", (k) => k.map((x) => x.textContent));
+      check((await page.locator("#pt-mlm").count()) === 0 && /next word/.test(objective) && /nothing is masked/.test(batchLine) && accKeys.includes("next-word accuracy") && !accKeys.includes("SOP accuracy"),
+        `${kind}: the pretraining panel speaks GPT: "${objective}"; "${batchLine}"; keys ${JSON.stringify(accKeys)}`);
+    }
     await page.fill("#mask-text", "the curious kitten deftly [MASK] the bookshelf .");
     await page.fill("#att-layer", "0");
     await page.fill("#att-head", "0");
@@ -546,7 +582,7 @@ try {
   await page.click("#mask-run");
   await waitText(page, "#error", /busy/);
   const busyMsg = await text(page, "#error");
-  check(/busy: the model is continuing a text; wait for it to finish, or press Stop/.test(busyMsg) && !/no model is loaded/.test(busyMsg), `Predict during generation: "${busyMsg}"`);
+  check(/busy: the model is continuing a text; wait for it to finish, or press Stop/.test(busyMsg) && !/no model is loaded/.test(busyMsg) && (await page.locator("#gen-run").isDisabled()) && (await page.locator("#mask-panel #error").count()) === 1, `Predict during generation: "${busyMsg}"`);
   await page.click("#gen-stop");
   // the button right after (often already gone: the worker stops after the token being drawn)
   const stopping = await page.$eval("#gen-stop", (b) => [b.disabled, b.textContent]).catch(() => null);

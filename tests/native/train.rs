@@ -596,3 +596,30 @@ fn a_gpt2_fine_tunes_with_the_cli_and_exports_gpt2_for_sequence_classification()
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// The CLI says what is wrong in words: OUT naming a file (before any work), and a run without a
+/// validation set reports no accuracy instead of zeros.
+#[test]
+fn cli_names_a_file_given_as_out_and_a_run_without_validation() {
+    let exe = env!("CARGO_BIN_EXE_bertlab");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = std::env::temp_dir().join(format!("bertlab-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let file = tmp.join("a-file");
+    std::fs::write(&file, b"keep me").unwrap();
+    let run = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["train", "--data", "www/samples/sentiment.tsv", "--model", "tests/fixtures/tiny_gpt2", "--max-len", "32", "--epochs", "1", "--out"];
+        let o = out.to_string_lossy().to_string();
+        args.push(&o);
+        args.extend_from_slice(extra);
+        let r = std::process::Command::new(exe).args(&args).current_dir(root).output().expect("run bertlab");
+        (r.status.success(), String::from_utf8_lossy(&r.stdout).to_string() + &String::from_utf8_lossy(&r.stderr))
+    };
+    let (ok, text) = run(&file, &[]);
+    assert!(!ok && text.contains("is a file; OUT must be a directory") && !text.contains("epoch 1"), "{text}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    let (ok, text) = run(&tmp.join("noval"), &["--val", "0"]);
+    assert!(ok && text.contains("no validation set (--val 0)") && !text.contains("accuracy 0.0000"), "{text}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
