@@ -218,7 +218,9 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
     }
     // a binary file (a spreadsheet, an archive, an image) is not read row by row into noise
     let head = &bytes[..bytes.len().min(8192)];
-    if head.contains(&0) || (head.len() >= 64 && String::from_utf8_lossy(head).matches('\u{FFFD}').count() * 20 > head.len()) {
+    // (a NUL or two inside a text is data; binary formats are full of them)
+    let nuls = head.iter().filter(|&&b| b == 0).count();
+    if nuls * 100 > head.len() || (head.len() >= 64 && String::from_utf8_lossy(head).matches('\u{FFFD}').count() * 20 > head.len()) {
         ds.messages.push(Message { line: 0, severity: Severity::Error, text: "the file is not text (it holds NUL bytes or is mostly not UTF-8: a spreadsheet, an archive or an image?). Save the data as UTF-8 text: TSV, CSV or JSON lines".into() });
         return ds;
     }
