@@ -44,6 +44,19 @@ self.bertlabLoad = async () => {
   return v;
 };
 
+// Called from Rust: delete the snapshot ("Start fresh"), so that it is not offered again.
+self.bertlabDiscard = async () => {
+  if (!ownsSnapshot) return;
+  const d = await db();
+  await new Promise((resolve, reject) => {
+    const tx = d.transaction(STORE, "readwrite");
+    tx.objectStore(STORE).delete(KEY);
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+  });
+  d.close();
+};
+
 // Anything that escapes the Rust side's own error handling (a panic, an exception thrown by the browser
 // in the middle of a step) leaves this worker's state unusable: tell the page, which replaces the
 // worker with a fresh one and offers the last snapshot.

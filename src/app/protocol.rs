@@ -436,6 +436,8 @@ pub enum Command {
     Restore,
     /// The page's charts, kept in the snapshot.
     Curves(serde_json::Value),
+    /// "Start fresh": the saved session is deleted, so it is not offered again.
+    Discard,
 }
 
 impl Command {
@@ -463,6 +465,7 @@ impl Command {
             Command::Profile => "profile",
             Command::Restore => "restore",
             Command::Curves(_) => "curves",
+            Command::Discard => "discard",
         }
     }
 

@@ -132,6 +132,8 @@ pub struct St {
     pub mask_text: RwSignal<String>,
     /// The sentence the live view during pretraining shows.
     pub probe_text: RwSignal<String>,
+    /// A restored, unfinished pretraining run: its step and settings.
+    pub pt_continuable: RwSignal<Option<(u64, PretrainSettings)>>,
 }
 
 /// The page's state, from the context the app provides.
@@ -178,6 +180,7 @@ impl St {
             error_at: RwSignal::new(""),
             mask_text: RwSignal::new(DEMO_TEXT.to_string()),
             probe_text: RwSignal::new(DEMO_TEXT.to_string()),
+            pt_continuable: RwSignal::new(None),
         }
     }
 }
@@ -192,7 +195,16 @@ fn stale_results(st: St) {
 fn save_curves(st: St) {
     let runs = st.runs.get_untracked();
     let p = st.pcurve.get_untracked();
-    send(Command::Curves(json!({"runs": runs, "pretrain": p})), None);
+    let curves = json!({"runs": runs, "pretrain": p, "pacc": st.pacc.get_untracked(), "phistory": st.phistory.get_untracked(), "plabel": st.plabel.get_untracked(), "pcausal": st.pcausal.get_untracked()});
+    send(Command::Curves(curves), None);
+}
+
+/// "2026-12-05T03:17:22.720Z" as "2026-12-05 03:17 UTC".
+fn readable_time(iso: &str) -> String {
+    match (iso.get(..10), iso.get(11..16)) {
+        (Some(d), Some(t)) if iso.ends_with('Z') => format!("{d} {t} UTC"),
+        _ => iso.to_string(),
+    }
 }
 
 fn on_event(st: St, ev: Event, raw: &JsValue) {
@@ -238,6 +250,10 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.pcurve.update(|c| c.push((d.step as f64, d.mlm as f64, d.sop as f64)));
             st.pacc.update(|c| c.push((d.step as f64, d.mlm_acc as f64, d.sop_acc as f64)));
             st.last_step_ms.set(d.ms);
+            // the curves travel with the next snapshot (every 25 steps)
+            if d.step % 5 == 0 {
+                save_curves(st);
+            }
             st.pstep.set(Some(d));
         }
         Event::Probe { step, predictions } => st.probe.set(Some((step, predictions))),
@@ -299,10 +315,26 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             if let Ok(runs) = serde_json::from_value::<Vec<Run>>(d["curves"]["runs"].clone()) {
                 st.runs.set(runs);
             }
-            if let Ok(p) = serde_json::from_value::<Vec<(f64, f64, f64)>>(d["curves"]["pretrain"].clone()) {
+            let c = &d["curves"];
+            if let Ok(p) = serde_json::from_value::<Vec<(f64, f64, f64)>>(c["pretrain"].clone()) {
                 st.pcurve.set(p);
             }
-            st.status.set(format!("session restored (step {}, saved {})", d["step"], d["saved_at"].as_str().unwrap_or("?")));
+            if let Ok(p) = serde_json::from_value::<Vec<(f64, f64, f64)>>(c["pacc"].clone()) {
+                st.pacc.set(p);
+            }
+            if let Ok(h) = serde_json::from_value::<Vec<(String, Vec<(f64, f64)>)>>(c["phistory"].clone()) {
+                st.phistory.set(h);
+            }
+            if let Some(l) = c["plabel"].as_str() {
+                st.plabel.set(l.to_string());
+            }
+            st.pcausal.set(c["pcausal"].as_bool().unwrap_or(false));
+            st.status.set(format!("session restored (step {}, saved {})", d["step"], readable_time(d["saved_at"].as_str().unwrap_or("?"))));
+            // a snapshot from the middle of a pretraining run: its settings back in the panel, and
+            // the offer to finish it
+            let pstep = d["step"].as_u64().unwrap_or(0);
+            let pre = (d["settings"]["kind"].as_str() == Some("pretrain")).then(|| serde_json::from_value::<PretrainSettings>(d["settings"]["pretrain"].clone()).ok()).flatten();
+            st.pt_continuable.set(pre.filter(|p| pstep > 0 && (pstep as usize) < p.steps).map(|p| (pstep, p)));
             // a snapshot from the middle of a fine-tuning run: offer to finish that run
             let step = d["step"].as_u64().unwrap_or(0);
             let unfinished = d["settings"]["kind"].as_str() == Some("train") && !d["settings"]["finished"].as_bool().unwrap_or(false);
@@ -934,7 +966,28 @@ pub fn PretrainPanel() -> impl IntoView {
         st.pacc.set(Vec::new());
         st.run_kind.set("pretrain");
         st.status.set(format!("pretraining: {} steps", settings.steps));
+        st.pt_continuable.set(None);
         send(Command::Pretrain(settings), None);
+    };
+    // a restored, unfinished run: its settings back in the fields
+    Effect::new(move |_| {
+        if let Some((_, d)) = st.pt_continuable.get() {
+            mlm.set(d.mlm);
+            sop.set(d.sop);
+            steps.set(d.steps.to_string());
+            lr.set(format!("{}", d.lr));
+            batch.set(d.batch.to_string());
+        }
+    });
+    // continue it: the curve goes on where it stopped (it is not moved to the history)
+    let resume_run = move |_| {
+        st.error.set(None);
+        if let Some((step, d)) = st.pt_continuable.get_untracked() {
+            st.pt_continuable.set(None);
+            st.run_kind.set("pretrain");
+            st.status.set(format!("pretraining: continuing from step {step} of {}", d.steps));
+            send(Command::Continue, None);
+        }
     };
     view! {
         <section id="pretrain-panel">
@@ -959,6 +1012,9 @@ pub fn PretrainPanel() -> impl IntoView {
                 <button id="pt-start" disabled=move || st.busy.get() on:click=start>"Pretrain"</button>
                 {controls(st, "pretrain")}
             </div>
+            {move || st.pt_continuable.get().map(|(step, d)| view! {
+                <p><button id="pt-continue" disabled=move || st.busy.get() on:click=resume_run>{format!("Continue the restored pretraining from step {step} of {}", d.steps)}</button></p>
+            })}
             {move || st.pstep.get().map(|d| view! {
                 <p id="pt-status">{if st.pcausal.get() {
                     format!("step {} of {}: next-word loss {:.3} (accuracy on this batch's next words {:.3}), {:.0} ms/step, ETA {:.0} s", d.step, d.total, d.mlm, d.mlm_acc, d.ms, d.eta)
@@ -1275,14 +1331,17 @@ fn ExportPanel() -> impl IntoView {
         <section id="export-panel">
             <h2>"7. Export"</h2>
             <PanelError at="export"/>
-            <p>"Hugging Face format: loads with transformers' from_pretrained. Download every file into one folder."</p>
+            <p>"Hugging Face format: loads with transformers' from_pretrained. Download the archive (one folder of every file), or the files one by one into one folder."</p>
             <button id="export-run" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send(Command::Export, None) }>"Export the model"</button>
+            {move || st.exports.get().into_iter().filter(|(n, _, _)| n.ends_with(".zip")).map(|(n, url, len)| view! {
+                <p><a id="export-zip" href=url download=n.clone()>{format!("Download all: {n}")}</a>{format!(" ({:.1} MB)", len as f64 / 1e6)}</p>
+            }).collect_view()}
             <ul id="export-files">
-                {move || st.exports.get().into_iter().map(|(n, url, len)| view! { <li><a href=url download=n.clone()>{n.clone()}</a>{format!(" ({len} bytes)")}</li> }).collect_view()}
+                {move || st.exports.get().into_iter().filter(|(n, _, _)| !n.ends_with(".zip")).map(|(n, url, len)| view! { <li><a href=url download=n.clone()>{n.clone()}</a>{format!(" ({len} bytes)")}</li> }).collect_view()}
             </ul>
             {move || st.snapshot.get().map(|s| match s.off {
                 Some(off) => view! { <p class="error" id="snapshot-status">{off}</p> }.into_any(),
-                None => view! { <p class="note" id="snapshot-status">{format!("session saved in this browser at step {} ({})", s.step, s.saved_at)}</p> }.into_any(),
+                None => view! { <p class="note" id="snapshot-status">{format!("session saved in this browser at step {} ({})", s.step, readable_time(&s.saved_at))}</p> }.into_any(),
             })}
         </section>
     }
@@ -1312,9 +1371,9 @@ pub fn App() -> impl IntoView {
         <main>
             {move || st.saved.get().map(|s| view! {
                 <div class="restore" id="restore-offer">
-                    {format!("A session from {} (step {}, {}) is saved in this browser. ", s.saved_at, s.step, s.source)}
+                    {format!("A session from {} (step {}, {}) is saved in this browser. ", readable_time(&s.saved_at), s.step, s.source)}
                     <button id="restore" on:click=move |_| send(Command::Restore, None)>"Restore it"</button>
-                    <button on:click=move |_| st.saved.set(None)>"Start fresh"</button>
+                    <button id="start-fresh" on:click=move |_| { st.saved.set(None); send(Command::Discard, None) }>"Start fresh (delete it)"</button>
                 </div>
             })}
             {move || st.error.get().filter(|_| st.error_at.get().is_empty()).map(|e| view! { <p class="error" id="error">{e}</p> })}

@@ -553,7 +553,7 @@ fn kernel_counts(g: &Gpu) -> KernelCounts {
     KernelCounts { submits: c.submits, bytes_read_back: c.bytes_read_back, dispatches: c.dispatches.iter().map(|(k, v)| (k.to_string(), *v as u64)).collect() }
 }
 
-async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
+async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<(), Error> {
     let g = gpu()?;
     let texts = pretrain_texts()?;
     let l = take_model("pretraining")?;
@@ -577,7 +577,8 @@ async fn pretrain(d: PretrainSettings) -> Result<(), Error> {
         warmup: d.steps / 10,
         probe: d.probe.clone().filter(|s| s.contains("[MASK]")),
         probe_every: d.probe_every.max(1),
-        checkpoint_every: 50,
+        checkpoint_every: 25,
+        start_step,
         ..PretrainConfig::default()
     };
     S.with(|s| s.borrow_mut().settings = json!({"kind": "pretrain", "pretrain": d}));
@@ -659,14 +660,30 @@ fn batch_tokens(l: &Loaded, ids: &[u32]) -> Vec<String> {
     ids.iter().map(|&i| l.tok.piece(i)).collect()
 }
 
-/// The settings of the restored snapshot's unfinished fine-tuning run, and its step.
-fn interrupted_run() -> Result<(TrainSettings, usize), String> {
+/// The restored snapshot's unfinished run (fine-tuning or pretraining), and its step.
+enum Interrupted {
+    Train(TrainSettings),
+    Pretrain(PretrainSettings),
+}
+
+fn interrupted_run() -> Result<(Interrupted, usize), String> {
     let (settings, step) = S.with(|s| (s.borrow().settings.clone(), s.borrow().step));
-    if settings["kind"].as_str() != Some("train") || settings["finished"].as_bool() == Some(true) || step == 0 {
-        return Err("there is no interrupted fine-tuning run to continue: restore a snapshot taken during one".into());
+    let none = || "there is no interrupted run to continue: restore a snapshot taken during one".to_string();
+    if settings["finished"].as_bool() == Some(true) || step == 0 {
+        return Err(none());
     }
-    let d = serde_json::from_value(settings["train"].clone()).map_err(|e| format!("the restored run's settings cannot be read ({e}); start a new run"))?;
-    Ok((d, step))
+    let unreadable = |e: serde_json::Error| format!("the restored run's settings cannot be read ({e}); start a new run");
+    match settings["kind"].as_str() {
+        Some("train") => Ok((Interrupted::Train(serde_json::from_value(settings["train"].clone()).map_err(unreadable)?), step)),
+        Some("pretrain") => {
+            let d: PretrainSettings = serde_json::from_value(settings["pretrain"].clone()).map_err(unreadable)?;
+            if step >= d.steps {
+                return Err(none());
+            }
+            Ok((Interrupted::Pretrain(d), step))
+        }
+        _ => Err(none()),
+    }
 }
 
 async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
@@ -974,8 +991,14 @@ async fn export_model() -> Result<(), Error> {
         Ok::<_, String>(export::export_files(&l.model.cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files, &card))
     }
     .await;
-    put_model(l);
     let files = r?;
+    // the same files in one archive, under a folder named for the model (last in the list)
+    let folder: String = l.source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>().split('-').filter(|p| !p.is_empty()).take(6).collect::<Vec<_>>().join("-");
+    let folder = if folder.is_empty() { "bertlab-model".to_string() } else { format!("bertlab-{folder}") };
+    put_model(l);
+    let zip = crate::io::zip::zip_stored(&folder, &files)?;
+    let mut files = files;
+    files.push((format!("{folder}.zip"), zip));
     let arr = js_sys::Array::new();
     for (name, bytes) in &files {
         let pair = js_sys::Array::new();
@@ -1071,12 +1094,19 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
             Ok(())
         }
         Command::DataFile { .. } => set_data_file(&files).await,
-        Command::Pretrain(d) => pretrain(d).await,
+        Command::Pretrain(d) => pretrain(d, 0).await,
         Command::Train(d) => train(d, 0).await,
-        Command::Continue => {
-            let (d, step) = interrupted_run()?;
-            train(d, step).await
+        Command::Discard => {
+            let f = js_sys::Reflect::get(&js_sys::global(), &"bertlabDiscard".into()).map_err(|e| js_err(&e))?;
+            let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabDiscard".to_string())?;
+            let p: js_sys::Promise = f.call0(&JsValue::NULL).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabDiscard did not return a promise".to_string())?;
+            JsFuture::from(p).await.map_err(|e| format!("the saved session could not be deleted ({})", js_err(&e)))?;
+            Ok(())
         }
+        Command::Continue => match interrupted_run()? {
+            (Interrupted::Train(d), step) => train(d, step).await,
+            (Interrupted::Pretrain(d), step) => pretrain(d, step).await,
+        },
         Command::Pause => {
             S.with(|s| s.borrow().control.pause());
             // the snapshot is written by the run when it reaches the pause between steps

@@ -3,3 +3,4 @@
 pub mod export;
 pub mod model_dir;
 pub mod safetensors;
+pub mod zip;

@@ -559,6 +559,9 @@ pub struct PretrainConfig {
     pub probe_every: usize,
     /// Emit an [`Event::Checkpoint`] every this many steps (0: never) and whenever the run pauses.
     pub checkpoint_every: usize,
+    /// Continue a run restored at this step: the steps before it draw their batches (same seed,
+    /// same data) without training; the optimizer state restored by the caller is kept.
+    pub start_step: usize,
 }
 
 impl PretrainConfig {
@@ -579,7 +582,7 @@ impl PretrainConfig {
 
 impl Default for PretrainConfig {
     fn default() -> Self {
-        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, probe: None, probe_every: 10, checkpoint_every: 0 }
+        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, probe: None, probe_every: 10, checkpoint_every: 0, start_step: 0 }
     }
 }
 
@@ -675,14 +678,19 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
     // time inside training steps only: pauses, probes and checkpoints are not steps
     let mut step_ms = 0.0;
     for k in 0..cfg.steps {
-        if control.is_paused() && cfg.checkpoint_every > 0 && k > 0 {
-            on_event(checkpoint_event(gpu, model, k).await?);
-        }
-        if !control.proceed(k, on_event).await {
-            report.stopped = Some("cancelled".into());
-            break;
+        if k >= cfg.start_step {
+            if control.is_paused() && cfg.checkpoint_every > 0 && k > 0 {
+                on_event(checkpoint_event(gpu, model, k).await?);
+            }
+            if !control.proceed(k, on_event).await {
+                report.stopped = Some("cancelled".into());
+                break;
+            }
         }
         let hb = pretrain_batch(tok, texts, cfg, sop_on, causal, &candidates, &mut rng)?;
+        if k < cfg.start_step {
+            continue; // trained before the snapshot this run continues from
+        }
         let lr = linear_schedule(cfg.lr, k, cfg.warmup, cfg.steps);
         let ts = now_ms();
         let l = match train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, ModelMode::train_if(cfg.dropout, cfg.seed.wrapping_add(k as u64))).await {
@@ -703,7 +711,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
                             on_event(Event::Probe { step: k + 1, predictions });
             }
         }
-        let ms = step_ms / (k + 1) as f64;
+        let ms = step_ms / (k + 1 - cfg.start_step) as f64;
         on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, mlm_acc: l.mlm_acc, sop_acc: l.sop_acc, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default(), first_sequence: (0..hb.t).filter(|&j| hb.mask[j] != 0).map(|j| (hb.ids[j], hb.mlm_labels.as_ref().map(|l| l[j]).unwrap_or(-100))).collect() });
         if cfg.checkpoint_every > 0 && (k + 1) % cfg.checkpoint_every == 0 {
             on_event(checkpoint_event(gpu, model, k + 1).await?);

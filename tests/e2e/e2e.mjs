@@ -385,6 +385,14 @@ try {
     await dl.saveAs(path.join(exportDir, name));
   }
   check(["config.json", "model.safetensors", "README.md"].every((f) => fs.existsSync(path.join(exportDir, f))), `exported files: ${files.map((f) => f[0]).join(", ")}`);
+  // or all of them in one archive: a zip holding the same files in one folder
+  const [zdl] = await Promise.all([page.waitForEvent("download", { timeout: STEP_TIMEOUT }), page.click("#export-zip")]);
+  const zipPath = path.join(OUT, "export.zip");
+  await zdl.saveAs(zipPath);
+  const zip = fs.readFileSync(zipPath);
+  const inZip = files.every(([name]) => zip.includes(Buffer.from(`/${name}`)));
+  const modelBytes = fs.statSync(path.join(exportDir, "model.safetensors")).size;
+  check(zip.readUInt32LE(0) === 0x04034b50 && inZip && zip.length > modelBytes, `one archive: ${zdl.suggestedFilename()} (${(zip.length / 1e6).toFixed(2)} MB) holds ${files.length} files`);
   const pred = JSON.parse(execFileSync(CLI, ["predict", "--model", exportDir, "--text", sample, "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString())[0];
   const cliP = before.map(([label]) => pred.probabilities[label]);
   check(before.every(([, p], i) => Math.abs(p - cliP[i]) < 6e-4), `CLI on the export: ${JSON.stringify(pred.probabilities)} vs page ${JSON.stringify(before)}`);
@@ -755,6 +763,35 @@ try {
   await finished(fp);
   check(back > 0 && thrownAt - back <= 25, `after the failure at step ${thrownAt}, the run continued from its snapshot of step ${back} to the end: ${await text(fp, "#status")}`);
   await snap(fp, "continued-after-failure");
+
+  // a reload in the middle of pretraining: its curve, its settings and a way to finish it come back
+  await fp.fill("#pt-steps", "60");
+  await fp.click("#pt-start");
+  await waitText(fp, "#snapshot-status", /at step (2[5-9]|[3-5]\d) /);
+  await fp.reload();
+  await fp.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
+  const offerText = await text(fp, "#restore-offer");
+  await fp.click("#restore");
+  await waitText(fp, "#status", /session restored/);
+  await fp.waitForSelector("#pt-continue", { timeout: STEP_TIMEOUT });
+  const cont = await text(fp, "#pt-continue");
+  const stepsField = await fp.inputValue("#pt-steps");
+  const curveBack = await fp.locator("#pretrain-panel .chart").count();
+  await snap(fp, "pretraining-restored");
+  await fp.click("#pt-continue");
+  await waitText(fp, "#pt-status", /step 60 of 60/);
+  await waitText(fp, "#status", /pretraining finished/);
+  check(/Continue the restored pretraining from step (2[5-9]|[3-5]\d) of 60/.test(cont) && stepsField === "60" && curveBack >= 1 && !/T\d\d:\d\d:\d\d/.test(offerText),
+    `pretraining reloaded mid-run: "${offerText.slice(0, 90)}"; "${cont}"; steps field ${stepsField}; the curve is back; continued to "${await text(fp, "#status")}"`);
+  // "Start fresh" deletes the saved session: the next reload offers none
+  await fp.reload();
+  await fp.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
+  await fp.click("#start-fresh");
+  await fp.waitForTimeout(1000);
+  await fp.reload();
+  await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
+  await fp.waitForTimeout(3000);
+  check((await fp.locator("#restore-offer").count()) === 0, "after \"Start fresh\", a reload offers no session");
 } catch (e) {
   failures += 1;
   log("FAIL (faults):", e.stack || e);

@@ -429,3 +429,28 @@ mod errors {
         assert_eq!(Error::Data { line: 4, message: "no label".into() }.to_string(), "line 4: no label");
     }
 }
+
+/// The page's one-file export: a zip of stored files whose CRC-32 is zip's (the standard check
+/// value), read back here through its central directory, every file whole.
+#[test]
+fn export_zip_reads_back() {
+    use bertlab::io::zip::{crc32, zip_stored};
+    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    let files = vec![("config.json".to_string(), b"{\"a\": 1}".to_vec()), ("model.safetensors".to_string(), (0..=255u8).cycle().take(70_000).collect())];
+    let z = zip_stored("my-model", &files).unwrap();
+    let u16at = |o: usize| u16::from_le_bytes([z[o], z[o + 1]]) as usize;
+    let u32at = |o: usize| u32::from_le_bytes([z[o], z[o + 1], z[o + 2], z[o + 3]]) as usize;
+    let eocd = z.len() - 22;
+    assert_eq!(u32at(eocd), 0x0605_4b50);
+    assert_eq!(u16at(eocd + 10), 2);
+    let mut cd = u32at(eocd + 16);
+    for (name, bytes) in &files {
+        assert_eq!(u32at(cd), 0x0201_4b50);
+        let (crc, size, name_len, local) = (u32at(cd + 16), u32at(cd + 24), u16at(cd + 28), u32at(cd + 42));
+        assert_eq!(&z[cd + 46..cd + 46 + name_len], format!("my-model/{name}").as_bytes());
+        assert_eq!(u32at(local), 0x0403_4b50);
+        let data = local + 30 + u16at(local + 26);
+        assert_eq!((&z[data..data + size], crc), (&bytes[..], crc32(bytes) as usize));
+        cd += 46 + name_len;
+    }
+}
