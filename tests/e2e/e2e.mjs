@@ -120,8 +120,14 @@ const COMMON = ["--no-sandbox", "--disable-dev-shm-usage", "--no-first-run", "--
   "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"];
 
 let shot = 0;
+// the tallest page of the normal walk (failure screenshots aside): a page that grows with its data is a bug
+let tallest = [0, ""];
 async function snap(page, name) {
   shot += 1;
+  if (!name.startsWith("failure")) {
+    const h = await page.evaluate(() => document.documentElement.scrollHeight).catch(() => 0);
+    if (h > tallest[0]) tallest = [h, name];
+  }
   const f = path.join(OUT, `${String(shot).padStart(2, "0")}-${name}.png`);
   await page.screenshot({ path: f, fullPage: true });
   log("screenshot", path.basename(f));
@@ -598,6 +604,14 @@ try {
   const stopped = await text(page, "#gen-done");
   check(/stopped at your Stop/.test(stopped) && (stopping === null || stopping[0]), `Stop pressed during generation: "${stopped}"; the button then: ${JSON.stringify(stopping ?? "gone")}`);
   await snap(page, "gpt-beside-bert");
+  // on a phone-sized screen the page is as wide as the screen (fields shrink, tables scroll)
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.waitForTimeout(300);
+  const narrow = await page.evaluate(() => document.documentElement.scrollWidth);
+  await snap(page, "narrow-390px");
+  await page.setViewportSize({ width: 1200, height: 900 });
+  check(narrow <= 400, `at 390 px wide the page is ${narrow} px wide`);
+  check(tallest[0] < 6000, `the tallest page of the walk: ${tallest[0]} px (${tallest[1]})`);
 } catch (e) {
   failures += 1;
   log("FAIL:", e.stack || e);
