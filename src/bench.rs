@@ -1,5 +1,5 @@
 //! Kernel benchmarks: matmul GFLOP/s at BERT's shapes and softmax/layernorm GB/s, natively
-//! (`bertlab-bench`) and in the browser (www/bench.html). Each case runs `reps` dispatches in one
+//! (`bertlab bench`) and in the browser (www/bench.html). Each case runs `reps` dispatches in one
 //! step after a warm-up step, and the clock stops when a 4-byte readback of the output arrives.
 
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};

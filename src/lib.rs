@@ -6,9 +6,17 @@
 //! - [`kernels`]: one Rust file per shader (params, bindings, dispatch math) and `cpu`, the f64
 //!   reference every kernel is tested against; `checks` holds those GPU-vs-CPU checks, shared by the
 //!   native tests, the browser tests and the app's self-check.
-//! - [`bench`]: matmul GFLOP/s and softmax/layernorm GB/s at BERT shapes.
+//! - [`model`]: the two bodies (BERT, GPT-2) and their heads, forward and backward recorded into one
+//!   step; key-value-cached decoding; parameters in arenas with Hugging Face's names.
+//! - [`text`]: tokenizers (WordPiece, GPT-2's byte-level BPE) and labeled datasets with messages.
+//! - [`train`]: masking, sentence order, batches, the training loops (classification, pretraining),
+//!   generation, metrics, schedules and checkpoints.
+//! - [`io`]: safetensors, model directories in Hugging Face's layout, exports, the zip archive.
+//! - [`app`] (the page): the Leptos UI, the training worker and the typed protocol between them.
+//! - [`bench`]: kernel GFLOP/s and GB/s, the training-step and generation benchmarks.
 //! - [`error`]: the one error type whose variants callers match (non-finite step, lost device, shape,
 //!   data line, limit).
+//! - [`rng`]: the seeded generator every random choice comes from; [`fuzzing`]: the fuzz targets.
 //! - `web` (wasm only): the entry points the page calls.
 
 pub mod app;

@@ -134,6 +134,8 @@ pub struct St {
     pub probe_text: RwSignal<String>,
     /// A restored, unfinished pretraining run: its step and settings.
     pub pt_continuable: RwSignal<Option<(u64, PretrainSettings)>>,
+    /// A model is being loaded or made: runs wait for it (the page would label them for the old one).
+    pub loading: RwSignal<bool>,
 }
 
 /// The page's state, from the context the app provides.
@@ -181,6 +183,7 @@ impl St {
             mask_text: RwSignal::new(DEMO_TEXT.to_string()),
             probe_text: RwSignal::new(DEMO_TEXT.to_string()),
             pt_continuable: RwSignal::new(None),
+            loading: RwSignal::new(false),
         }
     }
 }
@@ -213,6 +216,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         Event::NoGpu { reason } => st.nogpu.set(Some(reason)),
         Event::Model(m) => {
             st.progress.set(None);
+            st.loading.set(false);
             // results of the previous model no longer apply (a run's own model update keeps them)
             if !st.busy.get_untracked() && st.model.with_untracked(|old| old.as_ref().map(|o| o.source.clone())) != Some(m.source.clone()) {
                 st.trained_here.set(false);
@@ -359,6 +363,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         }
         Event::Error { message, .. } => {
             st.progress.set(None);
+            st.loading.set(false);
             // next to the button that caused it; a status line about the failed work goes
             st.error_at.set(PANEL.with(|c| c.get()));
             if st.status.with_untracked(|s| ["fetching", "loading", "pretraining:"].iter().any(|p| s.starts_with(p))) {
@@ -751,6 +756,7 @@ fn ModelPanel() -> impl IntoView {
         confirm.set(None);
         let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get(), causal: kind.get() == "causal", gpt2: kind.get() == "gpt2" };
         if let Some(d) = checked(errors, form.parse()) {
+            st.loading.set(true);
             send(Command::Scratch(d), None)
         }
     };
@@ -768,6 +774,7 @@ fn ModelPanel() -> impl IntoView {
         st.error.set(None);
         let base = format!("{}/{}/resolve/main/", hub.get().trim_end_matches('/'), repo.get().trim());
         st.status.set(format!("fetching {}", repo.get()));
+        st.loading.set(true);
         send(Command::LoadUrl { base, label: repo.get() }, None);
     };
     let on_drop = move |ev: web_sys::DragEvent| {
@@ -780,6 +787,7 @@ fn ModelPanel() -> impl IntoView {
                 }
             }
             st.error.set(None);
+            st.loading.set(true);
             send(Command::LoadFiles, Some(arr.into()));
         }
     };
@@ -788,7 +796,7 @@ fn ModelPanel() -> impl IntoView {
             <h2>"1. Model"</h2>
             <PanelError at="model"/>
             <div class="row">
-                <button id="load-default" on:click=move |_| { st.error.set(None); st.status.set("loading all-MiniLM-L6-v2".into()); send(Command::LoadUrl { base: "./models/all-MiniLM-L6-v2/".into(), label: "all-MiniLM-L6-v2 (default)".into() }, None) }>"Load the default model (all-MiniLM-L6-v2)"</button>
+                <button id="load-default" on:click=move |_| { st.error.set(None); st.status.set("loading all-MiniLM-L6-v2".into()); st.loading.set(true); send(Command::LoadUrl { base: "./models/all-MiniLM-L6-v2/".into(), label: "all-MiniLM-L6-v2 (default)".into() }, None) }>"Load the default model (all-MiniLM-L6-v2)"</button>
             </div>
             <div class="row">
                 <label>"Hub " <input id="hub-url" prop:value=move || hub.get() on:input=move |ev| hub.set(event_target_value(&ev)) size="28"/></label>
@@ -797,7 +805,7 @@ fn ModelPanel() -> impl IntoView {
             </div>
             <div class="row drop" on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
                 "Your files (config.json, model.safetensors, tokenizer.json or vocab.txt): "
-                <input type="file" id="model-files" multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); send(Command::LoadFiles, Some(a.into())); } }/>
+                <input type="file" id="model-files" multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); st.loading.set(true); send(Command::LoadFiles, Some(a.into())); } }/>
                 " or drop them here"
             </div>
             <div class="row">
@@ -1009,11 +1017,11 @@ pub fn PretrainPanel() -> impl IntoView {
                 <Field label="steps" id="pt-steps" size=5 value=steps errors=errors/>
                 <Field label="learning rate" id="pt-lr" size=7 value=lr errors=errors/>
                 <Field label="batch" id="pt-batch" size=3 value=batch errors=errors/>
-                <button id="pt-start" disabled=move || st.busy.get() on:click=start>"Pretrain"</button>
+                <button id="pt-start" disabled=move || st.busy.get() || st.loading.get() on:click=start>"Pretrain"</button>
                 {controls(st, "pretrain")}
             </div>
             {move || st.pt_continuable.get().map(|(step, d)| view! {
-                <p><button id="pt-continue" disabled=move || st.busy.get() on:click=resume_run>{format!("Continue the restored pretraining from step {step} of {}", d.steps)}</button></p>
+                <p><button id="pt-continue" disabled=move || st.busy.get() || st.loading.get() on:click=resume_run>{format!("Continue the restored pretraining from step {step} of {}", d.steps)}</button></p>
             })}
             {move || st.pstep.get().map(|d| view! {
                 <p id="pt-status">{if st.pcausal.get() {
@@ -1131,11 +1139,11 @@ pub fn FinetunePanel() -> impl IntoView {
                 <Field label="epochs" id="ft-epochs" size=3 value=epochs errors=errors/>
                 <Field label="batch" id="ft-batch" size=3 value=batch errors=errors/>
                 <Field label="max length" id="ft-maxlen" size=4 value=max_len errors=errors/>
-                <button id="ft-start" disabled=move || st.busy.get() on:click=start>"Fine-tune"</button>
+                <button id="ft-start" disabled=move || st.busy.get() || st.loading.get() on:click=start>"Fine-tune"</button>
                 {controls(st, "train")}
             </div>
             {move || st.continuable.get().map(|step| view! {
-                <p><button id="ft-continue" disabled=move || st.busy.get() on:click=move |_| {
+                <p><button id="ft-continue" disabled=move || st.busy.get() || st.loading.get() on:click=move |_| {
                     st.error.set(None);
                     st.continuable.set(None);
                     st.step.set(None);

@@ -209,10 +209,6 @@ impl BertConfig {
         Ok(())
     }
 
-    pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
-    }
-
     /// A from-scratch model of the given size, with BERT's other defaults.
     pub fn small(vocab_size: usize, hidden: usize, layers: usize, heads: usize) -> BertConfig {
         BertConfig {
@@ -244,17 +240,5 @@ impl BertConfig {
             body: Body::Gpt2,
             ..Self::small(vocab_size, hidden, layers, heads)
         }
-    }
-
-    /// Parameters of the encoder + pooler (without heads); of a GPT-2 body, all of them.
-    pub fn encoder_params(&self) -> usize {
-        let (h, i, l) = (self.hidden_size, self.intermediate_size, self.num_hidden_layers);
-        if self.body == Body::Gpt2 {
-            let layer = 2 * h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * i + i) + (i * h + h);
-            return (self.vocab_size + self.max_position_embeddings) * h + l * layer + 2 * h;
-        }
-        let emb = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h + 2 * h;
-        let layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h;
-        emb + l * layer + h * h + h
     }
 }

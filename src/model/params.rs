@@ -273,31 +273,8 @@ impl ParamStore {
         self.params[id.0].trainable
     }
 
-    pub fn name_of(&self, id: Id) -> &str {
-        &self.params[id.0].name
-    }
-
     pub fn get(&self, name: &str) -> Option<&Param> {
         self.index.get(name).map(|&i| &self.params[i])
-    }
-
-    /// The value buffer of `name`; panics only on a programming error (the model asks for names
-    /// it created).
-    pub fn w(&self, name: &str) -> &GpuBuf {
-        &self.params[self.index[name]].value
-    }
-
-    pub fn grad(&self, name: &str) -> Option<&GpuBuf> {
-        let p = &self.params[self.index[name]];
-        if p.trainable {
-            p.grad.as_ref()
-        } else {
-            None
-        }
-    }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.index.contains_key(name)
     }
 
     pub fn total_params(&self) -> usize {
