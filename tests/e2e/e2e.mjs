@@ -137,6 +137,11 @@ const waitText = (page, sel, re) => page.waitForFunction(([s, r]) => { const e =
 async function bars(page, sel) {
   return page.$$eval(`${sel} .bar-row`, (rows) => rows.map((r) => [r.querySelector(".bar-label").textContent, Number(r.querySelector(".bar-value").getAttribute("data-p"))]));
 }
+// the from-scratch model's size fields
+async function scratchSize(p, hidden, layers, heads, vocab) {
+  for (const [id, v] of [["hidden", hidden], ["layers", layers], ["heads", heads], ["vocab", vocab]]) await p.fill(`#scratch-${id}`, String(v));
+}
+
 // "Make it": a model trained on the page is replaced only after a yes (the e2e says yes)
 async function makeScratch(page) {
   await page.click("#make-scratch");
@@ -321,10 +326,7 @@ try {
   await waitText(page, "#data-panel .summary", /sentiment: 400 examples/);
 
   // 6. fine-tune a small from-scratch model; pause (the counter stops) and resume; the loss falls
-  await page.fill("#scratch-hidden", "64");
-  await page.fill("#scratch-layers", "2");
-  await page.fill("#scratch-heads", "4");
-  await page.fill("#scratch-vocab", "600");
+  await scratchSize(page, 64, 2, 4, 600);
   await makeScratch(page);
   await waitText(page, "#model-summary", /from scratch/);
   await page.fill("#ft-lr", "0.002");
@@ -454,10 +456,7 @@ try {
   // the charts; the page classifies with it, and its export (the encoder plus the head beside it)
   // gives the CLI the page's probabilities.
   await page.selectOption("#scratch-kind", "causal");
-  await page.fill("#scratch-hidden", "64");
-  await page.fill("#scratch-layers", "2");
-  await page.fill("#scratch-heads", "4");
-  await page.fill("#scratch-vocab", "600");
+  await scratchSize(page, 64, 2, 4, 600);
   // the fine-tuned BERT in use is not replaced without a yes: "Keep it" keeps it
   await page.click("#make-scratch");
   await page.waitForSelector("#scratch-confirm", { timeout: STEP_TIMEOUT });
@@ -510,10 +509,7 @@ try {
   const kinds = [];
   for (const kind of ["bert", "causal", "gpt2"]) {
     await page.selectOption("#scratch-kind", kind);
-    await page.fill("#scratch-hidden", "32");
-    await page.fill("#scratch-layers", "2");
-    await page.fill("#scratch-heads", "2");
-    await page.fill("#scratch-vocab", "400");
+    await scratchSize(page, 32, 2, 2, 400);
     await makeScratch(page);
     // the new model's own line (the summary also names the model kept beside it)
     await waitText(page, "#model-summary", { bert: /from scratch: a BERT, 2 layers, hidden 32/, causal: /from scratch: a GPT-style \(causal\) model, 2 layers, hidden 32/, gpt2: /from scratch: a GPT-2 \(pre-LN, causal\) model, 2 layers, hidden 32/ }[kind]);
@@ -659,10 +655,7 @@ const worker = async () => {
 async function smallRun(epochs, p = fp) {
   await p.click("#sample-sentiment");
   await waitText(p, "#data-panel .summary", /sentiment: 400 examples/);
-  await p.fill("#scratch-hidden", "32");
-  await p.fill("#scratch-layers", "1");
-  await p.fill("#scratch-heads", "2");
-  await p.fill("#scratch-vocab", "300");
+  await scratchSize(p, 32, 1, 2, 300);
   await makeScratch(p);
   await waitText(p, "#model-summary", /from scratch/);
   await p.fill("#ft-lr", "0.002");

@@ -543,19 +543,13 @@ fn a_gpt2_fine_tunes_with_the_cli_and_exports_gpt2_for_sequence_classification()
     use bertlab::train::batches::classification;
     use std::collections::BTreeMap;
     let g = gpu();
-    let exe = env!("CARGO_BIN_EXE_bertlab");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tmp = std::env::temp_dir().join(format!("bertlab-gptcls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let cli = Cli::new("gptcls");
     for mode in ["last:1", "feature"] {
-        let out = tmp.join(mode.replace(':', ""));
-        let o = std::process::Command::new(exe)
-            .args(["train", "--data", "www/samples/sentiment.tsv", "--model", "tests/fixtures/tiny_gpt2", "--out", &out.to_string_lossy(), "--epochs", "1", "--batch", "16", "--max-len", "32", "--mode", mode])
-            .current_dir(root)
-            .output()
-            .expect("run bertlab");
-        let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success() && text.contains("validation accuracy"), "train --mode {mode} on a GPT-2: {text}");
+        let out = cli.dir(&mode.replace(':', ""));
+        let (ok, stdout, stderr) = cli.run(&["train", "--data", "www/samples/sentiment.tsv", "--model", "tests/fixtures/tiny_gpt2", "--out", &out, "--epochs", "1", "--batch", "16", "--max-len", "32", "--mode", mode]);
+        assert!(ok && stdout.contains("validation accuracy"), "train --mode {mode} on a GPT-2: {stdout}{stderr}");
+        let out = std::path::PathBuf::from(out);
         let files = model_dir::read_dir(&out).unwrap();
         let config: serde_json::Value = serde_json::from_slice(&files["config.json"]).unwrap();
         let tok = model_dir::tokenizer_of(&files).unwrap();
@@ -594,32 +588,24 @@ fn a_gpt2_fine_tunes_with_the_cli_and_exports_gpt2_for_sequence_classification()
         }
         println!("GPT-2, --mode {mode}: exported as GPT2ForSequenceClassification, read back with pooling {:?}; probabilities {probs:?}", lm.model.pooling);
     }
-    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 /// The CLI says what is wrong in words: OUT naming a file (before any work), and a run without a
 /// validation set reports no accuracy instead of zeros.
 #[test]
 fn cli_names_a_file_given_as_out_and_a_run_without_validation() {
-    let exe = env!("CARGO_BIN_EXE_bertlab");
-    let root = env!("CARGO_MANIFEST_DIR");
-    let tmp = std::env::temp_dir().join(format!("bertlab-out-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let file = tmp.join("a-file");
+    let cli = Cli::new("out");
+    let file = cli.dir("a-file");
     std::fs::write(&file, b"keep me").unwrap();
-    let run = |out: &std::path::Path, extra: &[&str]| {
-        let mut args = vec!["train", "--data", "www/samples/sentiment.tsv", "--model", "tests/fixtures/tiny_gpt2", "--max-len", "32", "--epochs", "1", "--out"];
-        let o = out.to_string_lossy().to_string();
-        args.push(&o);
+    let train = |out: &str, extra: &[&str]| {
+        let mut args = vec!["train", "--data", "www/samples/sentiment.tsv", "--model", "tests/fixtures/tiny_gpt2", "--max-len", "32", "--epochs", "1", "--out", out];
         args.extend_from_slice(extra);
-        let r = std::process::Command::new(exe).args(&args).current_dir(root).output().expect("run bertlab");
-        (r.status.success(), String::from_utf8_lossy(&r.stdout).to_string() + &String::from_utf8_lossy(&r.stderr))
+        let (ok, out, err) = cli.run(&args);
+        (ok, out + &err)
     };
-    let (ok, text) = run(&file, &[]);
+    let (ok, text) = train(&file, &[]);
     assert!(!ok && text.contains("is a file; OUT must be a directory") && !text.contains("epoch 1"), "{text}");
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
-    let (ok, text) = run(&tmp.join("noval"), &["--val", "0"]);
+    let (ok, text) = train(&cli.dir("noval"), &["--val", "0"]);
     assert!(ok && text.contains("no validation set (--val 0)") && !text.contains("accuracy 0.0000"), "{text}");
-    let _ = std::fs::remove_dir_all(&tmp);
 }
