@@ -290,11 +290,20 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         }
         Event::Done { steps, ms_per_step, stopped, .. } => {
             stale_results(st);
-            st.status.set(format!("run finished: {steps} steps, {ms_per_step:.0} ms/step{}", stopped.map(|s| format!(" ({s})")).unwrap_or_default()))
+            // a run stopped early says so (and no rate when no step ran)
+            let rate = if steps > 0 { format!(", {ms_per_step:.0} ms/step") } else { String::new() };
+            st.status.set(match stopped {
+                Some(why) => format!("run stopped after {steps} steps ({why}){rate}"),
+                None => format!("run finished: {steps} steps{rate}"),
+            })
         }
-        Event::PretrainDone { steps, ms_per_step, .. } => {
+        Event::PretrainDone { steps, ms_per_step, stopped } => {
             stale_results(st);
-            st.status.set(format!("pretraining finished: {steps} steps, {ms_per_step:.0} ms/step"))
+            let rate = if steps > 0 { format!(", {ms_per_step:.0} ms/step") } else { String::new() };
+            st.status.set(match stopped {
+                Some(why) => format!("pretraining stopped after {steps} steps ({why}){rate}"),
+                None => format!("pretraining finished: {steps} steps{rate}"),
+            })
         }
         Event::Stopped { step, reason, nonfinite } => {
             st.paused.set(false);
