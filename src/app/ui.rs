@@ -1060,7 +1060,8 @@ pub fn PretrainPanel() -> impl IntoView {
                 if !c.is_empty() {
                     let causal = st.pcausal.get();
                     series.push((st.plabel.get(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()));
-                    if !causal {
+                    // sentence order, when it ran (on texts of one sentence it is unavailable: no flat 0)
+                    if !causal && c.iter().any(|p| p.2 != 0.0) {
                         series.push(("SOP loss".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()));
                     }
                 }
@@ -1071,10 +1072,11 @@ pub fn PretrainPanel() -> impl IntoView {
                 let series = if st.pcausal.get() {
                     vec![("next-word accuracy".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect())]
                 } else {
-                    vec![
-                        ("MLM accuracy".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect()),
-                        ("SOP accuracy".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()),
-                    ]
+                    let mut v = vec![("MLM accuracy".to_string(), "mlm".to_string(), c.iter().map(|p| (p.0, p.1)).collect())];
+                    if c.iter().any(|p| p.2 != 0.0) {
+                        v.push(("SOP accuracy".to_string(), "sop".to_string(), c.iter().map(|p| (p.0, p.2)).collect()));
+                    }
+                    v
                 };
                 (!c.is_empty()).then(|| view! { <Chart title="Pretraining accuracy (per batch)" series=series/> })
             }}
