@@ -188,6 +188,15 @@ impl St {
     }
 }
 
+/// How a run ended, for the status line: finished, or stopped early and why (no rate when no step ran).
+fn run_ended(what: &str, steps: usize, ms_per_step: f64, stopped: Option<String>) -> String {
+    let rate = if steps > 0 { format!(", {ms_per_step:.0} ms/step") } else { String::new() };
+    match stopped {
+        Some(why) => format!("{what} stopped after {steps} steps ({why}){rate}"),
+        None => format!("{what} finished: {steps} steps{rate}"),
+    }
+}
+
 /// Predictions made with the weights before a run: gone when it ends (press Predict or Classify again).
 fn stale_results(st: St) {
     st.fill.set(None);
@@ -290,20 +299,11 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         }
         Event::Done { steps, ms_per_step, stopped, .. } => {
             stale_results(st);
-            // a run stopped early says so (and no rate when no step ran)
-            let rate = if steps > 0 { format!(", {ms_per_step:.0} ms/step") } else { String::new() };
-            st.status.set(match stopped {
-                Some(why) => format!("run stopped after {steps} steps ({why}){rate}"),
-                None => format!("run finished: {steps} steps{rate}"),
-            })
+            st.status.set(run_ended("run", steps, ms_per_step, stopped));
         }
         Event::PretrainDone { steps, ms_per_step, stopped } => {
             stale_results(st);
-            let rate = if steps > 0 { format!(", {ms_per_step:.0} ms/step") } else { String::new() };
-            st.status.set(match stopped {
-                Some(why) => format!("pretraining stopped after {steps} steps ({why}){rate}"),
-                None => format!("pretraining finished: {steps} steps{rate}"),
-            })
+            st.status.set(run_ended("pretraining", steps, ms_per_step, stopped));
         }
         Event::Stopped { step, reason, nonfinite } => {
             st.paused.set(false);
