@@ -175,7 +175,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// the named shape at batch `b` × length `t`, after 2 warm-up steps, and a forward pass alone.
 pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> Result<StepBench, String> {
     use crate::kernels::adamw::AdamW;
-    use crate::model::{Bert, BertConfig, Heads};
+    use crate::model::{Model, ModelConfig, Heads};
     use crate::train::batches::HostBatch;
     use crate::train::trainer::train_step_timed;
     let &(name, layers, hidden, heads) = STEP_CONFIGS
@@ -185,8 +185,8 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
     if b == 0 || t == 0 || t > 512 || steps == 0 {
         return Err(format!("batch ({b}), steps ({steps}) and length ({t}, at most 512) must be positive"));
     }
-    let cfg = BertConfig::small(30522, hidden, layers, heads);
-    let (mut model, _) = Bert::new(gpu, cfg, Heads { mlm: false, sop: false, num_labels: 2 }, None, 1)?;
+    let cfg = ModelConfig::small(30522, hidden, layers, heads);
+    let (mut model, _) = Model::new(gpu, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1)?;
     model.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let mut rng = crate::rng::Rng::new(7);
     let mut batch = || HostBatch {
@@ -228,7 +228,7 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
         model.forward(gpu, &mut step, &batch, Mode::Eval)?;
         let rb = model.record_loss_readback(&mut step)?;
         step.submit().await.map_err(|e| e.to_string())?;
-        Bert::read_losses(gpu, rb).await?;
+        Model::read_losses(gpu, rb).await?;
         fwd.push(crate::gpu::now_ms() - t0);
     }
     Ok(StepBench {
@@ -311,18 +311,18 @@ pub struct GenerateBench {
 /// count in `new`, a 5-token prompt continued by that many tokens (no end token), after one warm-up
 /// run. Counters are per decoded token, over the run's decoding after its first 4 tokens.
 pub async fn generate(gpu: &Gpu, config: &str, vocab: usize, new: &[usize]) -> Result<GenerateBench, String> {
-    use crate::model::{Bert, BertConfig, Heads};
+    use crate::model::{Model, ModelConfig, Heads};
     let &(name, layers, hidden, heads) = GENERATE_CONFIGS
         .iter()
         .find(|c| c.0 == config)
         .ok_or_else(|| format!("unknown generation config '{config}'; one of {}", GENERATE_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")))?;
-    let mut cfg = BertConfig::small_gpt2(vocab, hidden, layers, heads);
+    let mut cfg = ModelConfig::small_gpt2(vocab, hidden, layers, heads);
     cfg.max_position_embeddings = 1024;
     let prompt: Vec<u32> = vec![11, 318, 257, 1332, 286].into_iter().map(|i| i % vocab as u32).collect();
     if new.iter().any(|&n| n == 0 || n + prompt.len() > cfg.max_position_embeddings) {
         return Err(format!("new tokens must be 1 to {}", cfg.max_position_embeddings - prompt.len()));
     }
-    let (mut model, _) = Bert::new(gpu, cfg, Heads { mlm: true, sop: false, num_labels: 0 }, None, 1)?;
+    let (mut model, _) = Model::new(gpu, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 1)?;
     // warm-up: pipelines built, buffers made for the largest cache
     let largest = new.iter().copied().max().unwrap_or(1);
     generate_run(gpu, &mut model, &prompt, largest.min(8)).await?;
@@ -347,7 +347,7 @@ pub async fn generate(gpu: &Gpu, config: &str, vocab: usize, new: &[usize]) -> R
 }
 
 /// One timed generation of `n` greedy tokens after `prompt`.
-async fn generate_run(gpu: &Gpu, model: &mut crate::model::Bert, prompt: &[u32], n: usize) -> Result<GenerateRun, crate::error::Error> {
+async fn generate_run(gpu: &Gpu, model: &mut crate::model::Model, prompt: &[u32], n: usize) -> Result<GenerateRun, crate::error::Error> {
     use crate::kernels::sample::Draw;
     let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
     let t0 = crate::gpu::now_ms();

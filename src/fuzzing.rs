@@ -4,9 +4,9 @@
 //! the bytes; errors are fine.
 
 use crate::app::protocol;
-use crate::model::{params, BertConfig};
+use crate::model::{params, ModelConfig};
 use crate::text::dataset::{self, Format};
-use crate::text::tokenizer::BertTokenizer;
+use crate::text::tokenizer::Tokenizer;
 use crate::train::checkpoint;
 
 /// A fuzz target: bytes in, no panic out.
@@ -26,7 +26,7 @@ pub fn safetensors(data: &[u8]) {
 
 /// A config.json: parsed and validated, then the tensor list and arena layout it implies.
 pub fn config_json(data: &[u8]) {
-    if let Ok(cfg) = BertConfig::from_json(&String::from_utf8_lossy(data)) {
+    if let Ok(cfg) = ModelConfig::from_json(&String::from_utf8_lossy(data)) {
         let names = params::tensor_names(&cfg, true, true, 3);
         let _ = params::arena_layout(&names, 32 << 20);
     }
@@ -47,7 +47,7 @@ pub fn dataset(data: &[u8]) {
 /// encodes a demo sentence and a pair at a small length.
 pub fn tokenizer(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else { return };
-    let tok = if sel % 2 == 0 { BertTokenizer::from_tokenizer_json(rest) } else { BertTokenizer::from_vocab_txt(&String::from_utf8_lossy(rest), sel % 4 == 1) };
+    let tok = if sel % 2 == 0 { Tokenizer::from_tokenizer_json(rest) } else { Tokenizer::from_vocab_txt(&String::from_utf8_lossy(rest), sel % 4 == 1) };
     if let Ok(t) = tok {
         let _ = t.encode("The curious kitten deftly [MASK] the bookshelf.", Some("It fell."), 16);
         let _ = t.encode(&String::from_utf8_lossy(rest), None, 8);
@@ -60,7 +60,7 @@ pub fn snapshot(data: &[u8]) {
     let mut parts = data.splitn(3, |&b| b == 0xFF);
     let (meta, opt, weights) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     if let Ok(h) = protocol::snapshot_header(&String::from_utf8_lossy(meta)) {
-        let _ = params::tensor_names(&h.config, h.heads.mlm, h.heads.sop, h.heads.num_labels);
+        let _ = params::tensor_names(&h.config, h.heads.lm, h.heads.sop, h.heads.num_labels);
     }
     let _ = checkpoint::optimizer_header(opt);
     safetensors(weights);

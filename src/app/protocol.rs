@@ -320,7 +320,7 @@ pub fn bars(labels: &[String], probs: &[f32]) -> Vec<Bar> {
 /// What a snapshot's metadata (the JSON saved beside its tensors in IndexedDB) says about the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotHeader {
-    pub config: crate::model::BertConfig,
+    pub config: crate::model::ModelConfig,
     pub heads: crate::model::Heads,
     pub mean_pooling: bool,
     pub labels: Vec<String>,
@@ -331,14 +331,14 @@ pub struct SnapshotHeader {
 /// says what is wrong; nothing is trusted before it is checked.
 pub fn snapshot_header(meta: &str) -> Result<SnapshotHeader, String> {
     let v: serde_json::Value = serde_json::from_str(meta).map_err(|e| format!("the saved session's metadata is not valid JSON: {e}"))?;
-    let config: crate::model::BertConfig = serde_json::from_value(v["config"].clone()).map_err(|e| format!("the saved session's config: {e}"))?;
+    let config: crate::model::ModelConfig = serde_json::from_value(v["config"].clone()).map_err(|e| format!("the saved session's config: {e}"))?;
     config.validate().map_err(|e| format!("the saved session's config: {e}"))?;
     let h = &v["heads"];
     let num_labels = h["num_labels"].as_u64().unwrap_or(0);
     if num_labels > 10_000 {
         return Err(format!("the saved session's classifier has {num_labels} labels; at most 10000 are supported"));
     }
-    let heads = crate::model::Heads { mlm: h["mlm"].as_bool().unwrap_or(false), sop: h["sop"].as_bool().unwrap_or(false), num_labels: num_labels as usize };
+    let heads = crate::model::Heads { lm: h["mlm"].as_bool().unwrap_or(false), sop: h["sop"].as_bool().unwrap_or(false), num_labels: num_labels as usize };
     let labels: Vec<String> = v["labels"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
     if labels.len() > heads.num_labels.max(1) && heads.num_labels > 0 {
         return Err(format!("the saved session names {} labels for a {}-label classifier", labels.len(), heads.num_labels));

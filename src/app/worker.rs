@@ -17,15 +17,15 @@ use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard};
 use crate::io::{model_dir, safetensors};
-use crate::model::{Batch, Bert, BertConfig, Heads, Pooling};
+use crate::model::{Batch, Model, ModelConfig, Heads, Pooling};
 use crate::text::dataset::{self, Dataset};
-use crate::text::tokenizer::BertTokenizer;
+use crate::text::tokenizer::Tokenizer;
 use crate::train::checkpoint;
 use crate::train::trainer::{self, Control, Event as RunEvent, Mode, PretrainConfig, TrainConfig};
 
 struct Loaded {
-    model: Bert,
-    tok: BertTokenizer,
+    model: Model,
+    tok: Tokenizer,
     labels: Vec<String>,
     tokenizer_files: Vec<(String, Vec<u8>)>,
     source: String,
@@ -166,7 +166,7 @@ fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
         max_len: c.max_position_embeddings,
         params,
         train_bytes: protocol::train_memory_bytes(params, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, 16, 128.min(c.max_position_embeddings)),
-        has_mlm: l.model.heads.mlm,
+        has_mlm: l.model.heads.lm,
         has_sop: l.model.heads.sop,
         labels: l.labels.clone(),
         mean_pooling: l.model.pooling == Pooling::Mean,
@@ -219,7 +219,7 @@ async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let mut files = BTreeMap::new();
     let config = fetch_bytes(&format!("{base}config.json"), "config.json").await?.ok_or_else(|| format!("{base}config.json was not found: check the model id (and the hub address)"))?;
     let cfg_text = String::from_utf8_lossy(&config).to_string();
-    BertConfig::from_json(&cfg_text)?;
+    ModelConfig::from_json(&cfg_text)?;
     files.insert("config.json".to_string(), config);
     match fetch_bytes(&format!("{base}model.safetensors"), "model.safetensors").await? {
         Some(b) => {
@@ -254,7 +254,7 @@ fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<(), Erro
     S.with(|s| if s.borrow().busy { Err("a run is in progress; stop it before loading another model".to_string()) } else { Ok(()) })?;
     let lm = model_dir::load(&g, files, None, 42)?;
     let mut notes = Vec::new();
-    if !lm.model.heads.mlm {
+    if !lm.model.heads.lm {
         notes.push("This model has no masked-LM head (cls.predictions), so it cannot fill in [MASK] yet: pretrain with MLM on your text to train one.".to_string());
     }
     if !lm.report.unused.is_empty() {
@@ -313,7 +313,7 @@ async fn with_heads(g: &Gpu, l: Loaded, heads: Heads, fresh_classifier: bool) ->
         Ok(s) => s,
         Err(e) => return Err((l, e.into())),
     };
-    match Bert::new(g, l.model.cfg.clone(), heads, Some(&st), 7) {
+    match Model::new(g, l.model.cfg.clone(), heads, Some(&st), 7) {
         Ok((mut m, _)) => {
             m.pooling = l.model.pooling;
             Ok(Loaded { model: m, ..l })
@@ -338,7 +338,7 @@ fn snap_info(l: &Loaded) -> SnapInfo {
     SnapInfo {
         source: l.source.clone(),
         config: serde_json::to_value(&l.model.cfg).unwrap_or_default(),
-        heads: json!({"mlm": l.model.heads.mlm, "sop": l.model.heads.sop, "num_labels": l.model.heads.num_labels}),
+        heads: json!({"mlm": l.model.heads.lm, "sop": l.model.heads.sop, "num_labels": l.model.heads.num_labels}),
         labels: l.labels.clone(),
         mean_pooling: l.model.pooling == Pooling::Mean,
         tokenizer_files: l.tokenizer_files.clone(),
@@ -446,7 +446,7 @@ async fn restore() -> Result<(), Error> {
     let (cfg, heads) = (header.config, header.heads);
     let weights = bytes_of(&snap, "weights");
     let st = safetensors::parse(&weights).map_err(|e| format!("the saved weights: {e}"))?;
-    let (mut model, _) = Bert::new(&g, cfg, heads, Some(&st), 1)?;
+    let (mut model, _) = Model::new(&g, cfg, heads, Some(&st), 1)?;
     if header.mean_pooling {
         model.pooling = Pooling::Mean;
     }
@@ -533,14 +533,14 @@ fn set_busy(b: bool) {
 async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
     let g = gpu()?;
     let texts = pretrain_texts()?;
-    let tok = BertTokenizer::train_wordpiece(&texts, d.vocab)?;
+    let tok = Tokenizer::train_wordpiece(&texts, d.vocab)?;
     let (hidden, layers, heads) = (d.hidden, d.layers, d.heads);
-    let mut cfg = if d.gpt2 { BertConfig::small_gpt2(tok.vocab_size, hidden, layers, heads) } else { BertConfig::small(tok.vocab_size, hidden, layers, heads) };
+    let mut cfg = if d.gpt2 { ModelConfig::small_gpt2(tok.vocab_size, hidden, layers, heads) } else { ModelConfig::small(tok.vocab_size, hidden, layers, heads) };
     cfg.is_decoder = d.causal || d.gpt2;
     cfg.pad_token_id = tok.pad as usize;
     cfg.validate()?;
     // a causal model has no sentence-order head: its [CLS] sees only itself
-    let (model, _) = Bert::new(&g, cfg, Heads { mlm: true, sop: !(d.causal || d.gpt2), num_labels: 0 }, None, 42)?;
+    let (model, _) = Model::new(&g, cfg, Heads { lm: true, sop: !(d.causal || d.gpt2), num_labels: 0 }, None, 42)?;
     let tokenizer_files = tok.files()?;
     S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
     let kind = if d.gpt2 { "GPT-2 (pre-LN, causal) model" } else if d.causal { "GPT-style (causal) model" } else { "BERT" };
@@ -559,7 +559,7 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<(), Error> {
     let l = take_model("pretraining")?;
     let (mlm, sop) = (d.mlm, d.sop);
     let causal = l.model.cfg.is_decoder;
-    let heads = Heads { mlm: l.model.heads.mlm || mlm || causal, sop: (l.model.heads.sop || sop) && !causal, num_labels: l.model.heads.num_labels };
+    let heads = Heads { lm: l.model.heads.lm || mlm || causal, sop: (l.model.heads.sop || sop) && !causal, num_labels: l.model.heads.num_labels };
     let mut l = match with_heads(&g, l, heads, false).await {
         Ok(l) => l,
         Err((l, e)) => {
@@ -799,7 +799,7 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
 }
 
 /// One sequence through the model, dropout off, leaving its hidden states and attention readable.
-async fn encoder_forward(g: &Gpu, model: &mut Bert, ids: &[u32], types: &[u32]) -> Result<(), Error> {
+async fn encoder_forward(g: &Gpu, model: &mut Model, ids: &[u32], types: &[u32]) -> Result<(), Error> {
     let n = ids.len();
     let batch = Batch::new(g, &model.cfg, 1, n, ids, types, &vec![1; n], None, None, None)?;
     let mut step = g.begin_step("inference");
@@ -827,7 +827,7 @@ async fn companion_view(g: &Gpu, text: &str, k: usize) -> Option<BesideView> {
     let r = async {
         if v.causal {
             v.next = Some(next_words(g, &mut c, text, k).await?);
-        } else if c.model.heads.mlm && text.contains("[MASK]") {
+        } else if c.model.heads.lm && text.contains("[MASK]") {
             v.predictions = trainer::probe(g, &mut c.model, &c.tok, text, k).await?;
         } else {
             v.note = Some("this model has no masked-LM head, or the sentence no [MASK]".into());
@@ -859,13 +859,13 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         let tokens = batch_tokens(&l, &e.ids);
         let mut preds = Vec::new();
         let causal = l.model.cfg.is_decoder;
-        if causal && l.model.heads.mlm && !positions.is_empty() {
+        if causal && l.model.heads.lm && !positions.is_empty() {
             // a causal model predicts the word at [MASK] from the words before it only: its
             // prediction at the position just before
             let before = positions[0].max(1) - 1;
             let top = l.model.fill_mask(&g, &e.ids, &e.type_ids, &[before], k).await?;
             preds = top.into_iter().map(|row| row.into_iter().map(|(id, p)| (l.tok.piece(id), p)).collect()).collect();
-        } else if l.model.heads.mlm && !positions.is_empty() {
+        } else if l.model.heads.lm && !positions.is_empty() {
             preds = trainer::probe(&g, &mut l.model, &l.tok, text, k).await?;
         } else {
             // no MLM head (or no [MASK]): still run the encoder for the attention view
@@ -893,7 +893,7 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
         });
         let note = if causal && !positions.is_empty() {
             Some("A causal (GPT-style) model reads left to right: it predicts the word at [MASK] from the words before it only, as the next word; a BERT uses the words on both sides.".to_string())
-        } else if !l.model.heads.mlm {
+        } else if !l.model.heads.lm {
             Some("This model has no masked-LM head, so it cannot predict [MASK] yet. Pretrain it with MLM on your text (panel 3) to train one.".to_string())
         } else if positions.is_empty() && masks_cut == 0 {
             Some("Put [MASK] where a word should be predicted.".to_string())
@@ -905,7 +905,7 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
             (n, c) => n.or(c),
         };
         // after the attention was read: this forward replaces it
-        let next = if causal && l.model.heads.mlm { Some(next_words(&g, &mut l, text, 3).await?) } else { None };
+        let next = if causal && l.model.heads.lm { Some(next_words(&g, &mut l, text, 3).await?) } else { None };
         let (layers, heads) = (l.model.cfg.num_hidden_layers, l.model.cfg.num_attention_heads);
         Ok::<FillView, Error>(FillView { tokens, positions, predictions: preds, attention, layer, head, layers, heads, note, causal, next, beside: None })
     }

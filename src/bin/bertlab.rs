@@ -30,11 +30,11 @@ mod cli {
     use bertlab::gpu::Gpu;
     use bertlab::io::export::{export_files, ModelCard};
     use bertlab::io::model_dir::{self, LoadedModel};
-    use bertlab::model::{Batch, Bert, BertConfig, Heads, Pooling};
+    use bertlab::model::{Batch, Model, ModelConfig, Heads, Pooling};
     use bertlab::model::config::Body;
     use bertlab::train::checkpoint;
     use bertlab::text::dataset;
-    use bertlab::text::tokenizer::BertTokenizer;
+    use bertlab::text::tokenizer::Tokenizer;
     use bertlab::train::metrics::{argmax, evaluate};
     use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
 
@@ -469,7 +469,7 @@ mod cli {
         } else {
             (texts, Vec::new())
         };
-        let heads = Heads { mlm: true, sop: !causal, num_labels: 0 };
+        let heads = Heads { lm: true, sop: !causal, num_labels: 0 };
         let g = gpu()?;
         let (mut model, tok, tok_files, base) = match a.model.as_deref() {
             Some(dir) => {
@@ -487,12 +487,12 @@ mod cli {
                 (lm.model, lm.tokenizer, lm.tokenizer_files, dir.to_string())
             }
             None => {
-                let tok = BertTokenizer::train_wordpiece(&texts, a.vocab)?;
+                let tok = Tokenizer::train_wordpiece(&texts, a.vocab)?;
                 let size = (tok.vocab_size, a.hidden, a.layers, a.heads);
-                let mut cfg = if body == Body::Gpt2 { BertConfig::small_gpt2(size.0, size.1, size.2, size.3) } else { BertConfig::small(size.0, size.1, size.2, size.3) };
+                let mut cfg = if body == Body::Gpt2 { ModelConfig::small_gpt2(size.0, size.1, size.2, size.3) } else { ModelConfig::small(size.0, size.1, size.2, size.3) };
                 cfg.is_decoder = causal;
                 cfg.pad_token_id = tok.pad as usize;
-                let (m, _) = Bert::new(&g, cfg, heads, None, a.seed)?;
+                let (m, _) = Model::new(&g, cfg, heads, None, a.seed)?;
                 let tf = tok.files()?;
                 (m, tok, tf, String::new())
             }
@@ -600,7 +600,7 @@ mod cli {
         let mode = parse_mode(&mode_s)?;
         let asked = Pooling::parse(&pooling_s).ok_or_else(|| format!("--pooling {pooling_s}: use cls or mean (BERT), last (a causal model's default)"))?;
         let g = gpu()?;
-        let heads = Heads { mlm: false, sop: false, num_labels: ds.labels.len() };
+        let heads = Heads { lm: false, sop: false, num_labels: ds.labels.len() };
         let model_path = match resume {
             Some(dir) => dir.to_string(),
             None => a.model.clone().ok_or("--model is required (or --resume)")?,
@@ -770,7 +770,7 @@ mod cli {
     fn embed(a: &TextsArgs, o: Out) -> Result<(), String> {
         let texts = texts_arg(a)?;
         let g = gpu()?;
-        let mut lm = load_model(&g, o, &a.model, Some(Heads { mlm: false, sop: false, num_labels: 0 }))?;
+        let mut lm = load_model(&g, o, &a.model, Some(Heads { lm: false, sop: false, num_labels: 0 }))?;
         let c = lm.model.cfg.hidden_size;
         let mut out = Vec::new();
         for t in &texts {
@@ -837,7 +837,7 @@ mod cli {
         if lm.model.cfg.is_decoder {
             return Err("this is a causal model (is_decoder): it predicts the next word from the words before, so it cannot fill a [MASK] from both sides; continue a text with `bertlab generate --model DIR --prompt TEXT`".into());
         }
-        if !lm.model.heads.mlm {
+        if !lm.model.heads.lm {
             return Err("this model has no masked-LM head (cls.predictions.*); pretrain one with `bertlab pretrain --model DIR`".into());
         }
         let e = lm.tokenizer.encode(text, None, 512)?;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::io::safetensors;
 use crate::model::params::hf_name;
 use crate::model::config::Body;
-use crate::model::{BertConfig, Heads, Pooling};
+use crate::model::{ModelConfig, Heads, Pooling};
 
 /// The head file of a mean-pooling classifier, and the JSON that documents it.
 pub const HEAD_FILE: &str = "classifier_head.safetensors";
@@ -104,11 +104,11 @@ pub fn train_hf_py(run: &RunSettings) -> String {
     include_str!("templates/train_hf.py").replace("__SETTINGS__", &settings)
 }
 
-pub fn architecture(cfg: &BertConfig, heads: Heads) -> &'static str {
+pub fn architecture(cfg: &ModelConfig, heads: Heads) -> &'static str {
     if cfg.body == Body::Gpt2 {
         return if heads.num_labels > 0 { "GPT2ForSequenceClassification" } else { "GPT2LMHeadModel" };
     }
-    match (heads.mlm, heads.sop, heads.num_labels > 0) {
+    match (heads.lm, heads.sop, heads.num_labels > 0) {
         // a decoder (causal attention) with its language-model head
         (true, _, false) if cfg.is_decoder => "BertLMHeadModel",
         (_, _, true) => "BertForSequenceClassification",
@@ -121,7 +121,7 @@ pub fn architecture(cfg: &BertConfig, heads: Heads) -> &'static str {
 
 /// config.json: the model's config plus architectures and, for a classifier, id2label/label2id in
 /// label-index order.
-pub fn config_json(cfg: &BertConfig, heads: Heads, labels: &[String]) -> String {
+pub fn config_json(cfg: &ModelConfig, heads: Heads, labels: &[String]) -> String {
     let mut v = if cfg.body == Body::Gpt2 {
         // GPT2Config's names; its pad_token_id is the id whose rightmost absence marks the token
         // GPT2ForSequenceClassification reads (model::batch::summary_rows)
@@ -150,7 +150,7 @@ pub fn config_json(cfg: &BertConfig, heads: Heads, labels: &[String]) -> String 
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
-fn model_card(cfg: &BertConfig, heads: Heads, card: &ModelCard, labels: &[String]) -> String {
+fn model_card(cfg: &ModelConfig, heads: Heads, card: &ModelCard, labels: &[String]) -> String {
     let mut s = String::new();
     let tag = if cfg.body == Body::Gpt2 { "gpt2" } else { "bert" };
     s.push_str(&format!("---\nlibrary_name: transformers\ntags:\n- {tag}\n- bert-lab\n---\n\n"));
@@ -224,7 +224,7 @@ with torch.no_grad():\n    probs = torch.softmax(model(**x).logits, -1)\n```\n";
 /// `tokenizer_files` (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json)
 /// travel with the model unchanged.
 pub fn export_files(
-    cfg: &BertConfig,
+    cfg: &ModelConfig,
     heads: Heads,
     tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
     labels: &[String],

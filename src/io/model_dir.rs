@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use crate::gpu::Gpu;
 use crate::io::safetensors;
 use crate::io::export::{HEAD_FILE, HEAD_JSON};
-use crate::model::{Bert, BertConfig, Heads, LoadReport, Pooling};
-use crate::text::tokenizer::BertTokenizer;
+use crate::model::{Model, ModelConfig, Heads, LoadReport, Pooling};
+use crate::text::tokenizer::Tokenizer;
 
 pub const TOKENIZER_FILES: [&str; 6] = ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
 pub struct LoadedModel {
-    pub model: Bert,
-    pub tokenizer: BertTokenizer,
+    pub model: Model,
+    pub tokenizer: Tokenizer,
     /// Class names (id2label order) when the model has a classification head.
     pub labels: Vec<String>,
     /// The tokenizer files, to travel with an export.
@@ -28,11 +28,11 @@ pub fn heads_of(names: &[&str], config: &serde_json::Value) -> Heads {
         // GPT2LMHeadModel: the LM head is the word embeddings (tied), stored or not;
         // GPT2ForSequenceClassification adds `score`
         let scores = names.iter().any(|n| n.trim_start_matches("transformer.").starts_with("score."));
-        return Heads { mlm: true, sop: false, num_labels: if scores { labels_of(config).len().max(2) } else { 0 } };
+        return Heads { lm: true, sop: false, num_labels: if scores { labels_of(config).len().max(2) } else { 0 } };
     }
     let has = |p: &str| names.iter().any(|n| n.trim_start_matches("bert.").starts_with(p));
     let num_labels = if has("classifier.") { labels_of(config).len().max(2) } else { 0 };
-    Heads { mlm: has("cls.predictions."), sop: has("cls.seq_relationship."), num_labels }
+    Heads { lm: has("cls.predictions."), sop: has("cls.seq_relationship."), num_labels }
 }
 
 /// id2label in id order.
@@ -48,18 +48,18 @@ pub fn labels_of(config: &serde_json::Value) -> Vec<String> {
 
 /// A model directory's tokenizer: tokenizer.json, else vocab.txt (BERT; lowercased unless its
 /// tokenizer_config.json says do_lower_case false), else vocab.json with merges.txt (GPT-2).
-pub fn tokenizer_of(files: &BTreeMap<String, Vec<u8>>) -> Result<BertTokenizer, String> {
+pub fn tokenizer_of(files: &BTreeMap<String, Vec<u8>>) -> Result<Tokenizer, String> {
     if let Some(tj) = files.get("tokenizer.json") {
-        BertTokenizer::from_tokenizer_json(tj)
+        Tokenizer::from_tokenizer_json(tj)
     } else if let Some(v) = files.get("vocab.txt") {
         let lower = files
             .get("tokenizer_config.json")
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
             .and_then(|c| c.get("do_lower_case").and_then(|v| v.as_bool()))
             .unwrap_or(true);
-        BertTokenizer::from_vocab_txt(std::str::from_utf8(v).map_err(|_| "vocab.txt is not UTF-8".to_string())?, lower)
+        Tokenizer::from_vocab_txt(std::str::from_utf8(v).map_err(|_| "vocab.txt is not UTF-8".to_string())?, lower)
     } else if let (Some(v), Some(m)) = (files.get("vocab.json"), files.get("merges.txt")) {
-        BertTokenizer::from_vocab_json_merges(v, m)
+        Tokenizer::from_vocab_json_merges(v, m)
     } else {
         Err("the model has no tokenizer: it needs tokenizer.json, vocab.txt (BERT) or vocab.json with merges.txt (GPT-2)".into())
     }
@@ -71,7 +71,7 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     let names: Vec<&str> = files.keys().map(|s| s.as_str()).collect();
     let config_bytes = files.get("config.json").ok_or("the model has no config.json")?;
     let config_text = std::str::from_utf8(config_bytes).map_err(|_| "config.json is not UTF-8".to_string())?;
-    let mut cfg = BertConfig::from_json(config_text)?;
+    let mut cfg = ModelConfig::from_json(config_text)?;
     let config: serde_json::Value = serde_json::from_str(config_text).map_err(|e| e.to_string())?;
     let weights_name = crate::io::export::pick_weights_file(&names)?;
     let mut st = safetensors::parse(&files[weights_name]).map_err(|e| format!("{weights_name}: {e}"))?;
@@ -103,7 +103,7 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     // batches are padded with the tokenizer's pad id; a causal model's classifier finds each text's
     // last token by that id (model::batch::summary_rows), and an export says it in config.json
     cfg.pad_token_id = tokenizer.pad as usize;
-    let (mut model, report) = Bert::new(gpu, cfg, heads, Some(&st), seed)?;
+    let (mut model, report) = Model::new(gpu, cfg, heads, Some(&st), seed)?;
     model.pooling = Pooling::for_model(pooling, &model.cfg).map_err(|e| e.to_string())?;
     let mut labels = head_labels.unwrap_or_else(|| labels_of(&config));
     labels.truncate(heads.num_labels);

@@ -1,7 +1,7 @@
 //! Saved activations and scratch of the forward and backward, allocated once for the largest
 //! (B, T) seen and reused by every smaller batch.
 
-use super::bert::Bert;
+use super::bert::Model;
 use super::config::Body;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
 
@@ -94,7 +94,7 @@ pub(super) struct MlmActs {
     pub(super) ce_rows: GpuBuf,
 }
 
-impl Bert {
+impl Model {
     /// Activations for a batch of (B, T) with M predicted rows, grown when a batch is larger than
     /// any before.
     pub(super) fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
@@ -167,7 +167,7 @@ impl Bert {
                 stats: [z("stats_mlm", 3)?, z("stats_sop", 3)?, z("stats_cls", 3)?],
             });
         }
-        if self.heads.mlm && m > 0 && self.mlm_acts.as_ref().map(|a| a.cap < m).unwrap_or(true) {
+        if self.heads.lm && m > 0 && self.mlm_acts.as_ref().map(|a| a.cap < m).unwrap_or(true) {
             let cap = m.next_power_of_two();
             let v = self.cfg.vocab_size;
             self.mlm_acts = Some(MlmActs {

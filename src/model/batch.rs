@@ -1,7 +1,7 @@
 //! One batch on the GPU: token ids, positions, types and the padding mask, the targets of each
 //! head, and the host-side groupings the embedding backward needs.
 
-use super::config::BertConfig;
+use super::config::ModelConfig;
 use crate::error::Error;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
 use crate::kernels::embedding::{self, EmbeddingGrouping};
@@ -109,7 +109,7 @@ impl Batch {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
-        cfg: &BertConfig,
+        cfg: &ModelConfig,
         b: usize,
         t: usize,
         ids: &[u32],

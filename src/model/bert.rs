@@ -11,7 +11,7 @@
 use super::acts::{Acts, MlmActs};
 use super::handles::Handles;
 use super::batch::Batch;
-use super::config::{BertConfig, Body};
+use super::config::{ModelConfig, Body};
 use super::mode::Mode;
 use super::params::{tensor_names, ParamStore};
 use crate::error::Error;
@@ -22,7 +22,7 @@ use crate::kernels::adamw::{AdamW, AdamWState};
 /// Which heads the model carries.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Heads {
-    pub mlm: bool,
+    pub lm: bool,
     pub sop: bool,
     /// Sequence-classification labels; 0 for none.
     pub num_labels: usize,
@@ -45,7 +45,7 @@ pub enum Pooling {
 impl Pooling {
     /// What a run that asked for `asked` reads on a model with `cfg`: a causal model's [CLS] is
     /// replaced by its last token; GPT-2's head reads the last token only (as transformers' does).
-    pub fn for_model(asked: Pooling, cfg: &BertConfig) -> Result<Pooling, Error> {
+    pub fn for_model(asked: Pooling, cfg: &ModelConfig) -> Result<Pooling, Error> {
         match (asked, cfg.is_decoder, cfg.body) {
             (Pooling::Mean, _, Body::Gpt2) => Err("GPT-2's classifier reads the last token's hidden state (GPT2ForSequenceClassification); mean pooling is for BERT models".into()),
             (Pooling::Cls, true, _) => Ok(Pooling::Last),
@@ -73,7 +73,7 @@ impl Pooling {
     }
 }
 
-/// The loss statistics of a step on their way back (see [`Bert::record_loss_readback`]).
+/// The loss statistics of a step on their way back (see [`Model::record_loss_readback`]).
 pub struct LossReadback(crate::gpu::Readback);
 
 /// Mean losses of the last forward (0 for a head not used).
@@ -95,8 +95,8 @@ impl Losses {
     }
 }
 
-pub struct Bert {
-    pub cfg: BertConfig,
+pub struct Model {
+    pub cfg: ModelConfig,
     pub heads: Heads,
     pub params: ParamStore,
     /// Every parameter by its role, resolved once when the model is built.
@@ -117,22 +117,22 @@ pub(super) const STAT_SOP: usize = 1;
 pub(super) const STAT_CLS: usize = 2;
 
 
-impl Bert {
+impl Model {
     /// A model with `cfg` and `heads`, its weights from `file` where present (HF names) and BERT's
     /// initialisation elsewhere.
-    pub fn new(gpu: &Gpu, cfg: BertConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Bert, super::LoadReport), Error> {
+    pub fn new(gpu: &Gpu, cfg: ModelConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Model, super::LoadReport), Error> {
         cfg.validate()?;
         if cfg.body == Body::Gpt2 && heads.sop {
             return Err("this is a GPT-2 model, a causal language model: it has no sentence-order head. Masked-LM and sentence-order pretraining need a BERT; a GPT-2 pretrains further on next words (objective causal)".into());
         }
         // a GPT-2's LM head is its word embeddings: it always has one, and keeps it when it also
         // classifies
-        let heads = if cfg.body == Body::Gpt2 { Heads { mlm: true, ..heads } } else { heads };
-        let names = tensor_names(&cfg, heads.mlm, heads.sop, heads.num_labels);
+        let heads = if cfg.body == Body::Gpt2 { Heads { lm: true, ..heads } } else { heads };
+        let names = tensor_names(&cfg, heads.lm, heads.sop, heads.num_labels);
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
         let pooling = if cfg.is_decoder { Pooling::Last } else { Pooling::Cls };
-        Ok((Bert { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, word_shard_bytes: None }, report))
+        Ok((Model { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, word_shard_bytes: None }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;
@@ -222,7 +222,7 @@ impl Bert {
         opt.record(step, self.opt_state.as_ref().unwrap(), &slices, lr).map_err(e)
     }
 
-    /// Records copies of the three loss statistics; read them after submit with [`Bert::read_losses`].
+    /// Records copies of the three loss statistics; read them after submit with [`Model::read_losses`].
     pub fn record_loss_readback(&self, step: &mut Step) -> Result<LossReadback, Error> {
         self.record_loss_readback_with(step, &[])
     }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use super::bert::{Bert, Heads, Pooling};
+use super::bert::{Model, Heads, Pooling};
 use super::batch::Batch;
 use super::mode::Mode;
 use crate::train::schedule::linear_schedule;
-use super::config::BertConfig;
+use super::config::ModelConfig;
 use crate::gpu::Gpu;
 use crate::io::safetensors::{self, SafeTensors};
 use crate::kernels::adamw::AdamW;
@@ -79,7 +79,7 @@ pub const GPT2_CLS_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2_c
 pub const CAUSAL_CLS_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal_cls_ref.safetensors");
 
 struct Fixture {
-    cfg: BertConfig,
+    cfg: ModelConfig,
     weights: SafeTensors<'static>,
     r: SafeTensors<'static>,
     b: usize,
@@ -104,7 +104,7 @@ fn last_token_fixtures() -> Result<[(Fixture, &'static str); 2], String> {
 }
 
 fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -> Result<Fixture, String> {
-    let cfg = BertConfig::from_json(config)?;
+    let cfg = ModelConfig::from_json(config)?;
     let mut weights = safetensors::parse(files[0]).map_err(|e| e.to_string())?;
     for f in &files[1..] {
         weights.tensors.extend(safetensors::parse(f).map_err(|e| e.to_string())?.tensors);
@@ -138,17 +138,17 @@ impl Fixture {
         let cls_l = if cls { i(self.ints("input.cls_labels")?) } else { Vec::new() };
         Ok(Batch::new(gpu, &self.cfg, self.b, self.t, &ids, &types, &mask, mlm.then_some(&mlm_l[..]), sop.then_some(&sop_l[..]), cls.then_some(&cls_l[..]))?)
     }
-    fn model(&self, gpu: &Gpu, heads: Heads) -> Result<Bert, String> {
-        Ok(Bert::new(gpu, self.cfg.clone(), heads, Some(&self.weights), 0)?.0)
+    fn model(&self, gpu: &Gpu, heads: Heads) -> Result<Model, String> {
+        Ok(Model::new(gpu, self.cfg.clone(), heads, Some(&self.weights), 0)?.0)
     }
 }
 
-const PRETRAIN: Heads = Heads { mlm: true, sop: true, num_labels: 0 };
+const PRETRAIN: Heads = Heads { lm: true, sop: true, num_labels: 0 };
 /// Which of the fixture's targets a batch carries: (MLM or next token, sentence order, class).
 type Targets = (bool, bool, bool);
-const CLASSIFY: Heads = Heads { mlm: false, sop: false, num_labels: 3 };
+const CLASSIFY: Heads = Heads { lm: false, sop: false, num_labels: 3 };
 /// A language model's heads: the masked-LM head alone (on the next token for a decoder).
-const LM: Heads = Heads { mlm: true, sop: false, num_labels: 0 };
+const LM: Heads = Heads { lm: true, sop: false, num_labels: 0 };
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -169,12 +169,12 @@ async fn read(gpu: &Gpu, b: &crate::gpu::GpuBuf) -> Result<Vec<f32>, String> {
     gpu.read_f32(b).await.map_err(|e| e.to_string())
 }
 
-async fn run_forward(gpu: &Gpu, model: &mut Bert, batch: &Batch, mode: Mode) -> Result<super::Losses, String> {
+async fn run_forward(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> Result<super::Losses, String> {
     let mut step = gpu.begin_step("forward");
     model.forward(gpu, &mut step, batch, mode)?;
     let rbs = model.record_loss_readback(&mut step)?;
     step.submit().await.map_err(|e| e.to_string())?;
-    Ok(Bert::read_losses(gpu, rbs).await?)
+    Ok(Model::read_losses(gpu, rbs).await?)
 }
 
 pub async fn model_forward_matches_pytorch(gpu: &Gpu) -> CheckResult {
@@ -210,7 +210,7 @@ pub async fn model_forward_matches_pytorch(gpu: &Gpu) -> CheckResult {
 /// max |diff| <= 1e-3 * max|ref| per tensor. The key biases' gradients are zero in exact arithmetic
 /// (softmax ignores a constant added to a row), so both sides hold only rounding noise (~1e-14 in
 /// torch, ~1e-11 here); the bound's scale is floored at 1e-6 of the largest gradient of the model.
-async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Bert, prefix: &str) -> Result<(usize, f32), String> {
+async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str) -> Result<(usize, f32), String> {
     let mut worst = 0.0f32;
     let mut n = 0;
     let mut global = 0.0f32;
@@ -235,7 +235,7 @@ async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Bert, prefix: &str) -> R
     Ok((n, worst))
 }
 
-async fn grads_step(gpu: &Gpu, model: &mut Bert, batch: &Batch, mode: Mode) -> Result<(), String> {
+async fn grads_step(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> Result<(), String> {
     let mut step = gpu.begin_step("grads");
     model.zero_grads(&mut step);
     model.forward(gpu, &mut step, batch, mode)?;
@@ -300,7 +300,7 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckRe
         m.optimizer_step(gpu, &mut step, &opt, linear_schedule(lr, k, warmup, total), wd)?;
         let rbs = m.record_loss_readback(&mut step)?;
         step.submit().await.map_err(|e| e.to_string())?;
-        got.push(Bert::read_losses(gpu, rbs).await?.total());
+        got.push(Model::read_losses(gpu, rbs).await?.total());
     }
     let c = gpu.counters();
     if c.submits != total as u64 {
@@ -344,7 +344,7 @@ pub async fn model_frozen_encoder_is_untouched(_shared: &Gpu) -> CheckResult {
         m.optimizer_step(gpu, &mut step, &opt, opt.lr, 0.01)?;
         let rbs = m.record_loss_readback(&mut step)?;
         step.submit().await.map_err(|e| e.to_string())?;
-        losses.push(Bert::read_losses(gpu, rbs).await?.cls);
+        losses.push(Model::read_losses(gpu, rbs).await?.cls);
     }
     let c = gpu.counters();
     for k in ["softmax_backward", "layernorm_backward_input", "gelu_backward", "embedding_backward", "tanh_backward"] {
@@ -378,7 +378,7 @@ pub async fn model_export_round_trip(gpu: &Gpu) -> CheckResult {
     let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (super::params::hf_name(&n), s, v)).collect();
     let bytes = safetensors::serialize(&hf, &BTreeMap::new());
     let st = safetensors::parse(&bytes).map_err(|e| e.to_string())?;
-    let mut m2 = Bert::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?.0;
+    let mut m2 = Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?.0;
     run_forward(gpu, &mut m2, &batch, Mode::Eval).await?;
     let logits2 = read(gpu, m2.mlm_logits().unwrap()).await?;
     if logits != logits2 {
@@ -424,7 +424,7 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
     for (what, bytes, expect) in cases {
         let msg = match safetensors::parse(&bytes) {
             Err(e) => e.to_string(),
-            Ok(st) => match Bert::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0) {
+            Ok(st) => match Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0) {
                 Err(e) => e.to_string(),
                 Ok(_) => return Err(format!("a checkpoint with {what} was accepted")),
             },
@@ -437,17 +437,17 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
     // a vocabulary that does not match the embedding rows, and heads that do not divide hidden
     let mut cfg = fx.cfg.clone();
     cfg.vocab_size += 7;
-    match Bert::new(gpu, cfg, PRETRAIN, Some(&fx.weights), 0) {
+    match Model::new(gpu, cfg, PRETRAIN, Some(&fx.weights), 0) {
         Err(bertlab_error @ crate::error::Error::Shape { .. }) if bertlab_error.to_string().contains("word_embeddings") && bertlab_error.to_string().contains("2003") => seen.push("vocabulary size mismatch"),
         Err(e) => return Err(format!("vocab mismatch gave: {e}")),
         Ok(_) => return Err("a vocabulary larger than the embedding was accepted".into()),
     }
     let bad = TINY_CONFIG.replace("\"num_attention_heads\": 4", "\"num_attention_heads\": 5");
-    match BertConfig::from_json(&bad) {
+    match ModelConfig::from_json(&bad) {
         Err(e) if e.contains("not divisible") => seen.push("hidden not divisible by heads"),
         other => return Err(format!("hidden 64 with 5 heads gave {other:?}")),
     }
-    match BertConfig::from_json(r#"{"model_type": "llama", "vocab_size": 10}"#) {
+    match ModelConfig::from_json(r#"{"model_type": "llama", "vocab_size": 10}"#) {
         Err(e) if e.contains("llama") && e.contains("gpt2") => seen.push("neither a BERT nor a GPT-2"),
         other => return Err(format!("a Llama config gave {other:?}")),
     }
@@ -456,7 +456,7 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
         ("GPT-2 untied head", r#""tie_word_embeddings": false"#, "tie_word_embeddings"),
         ("GPT-2 relu", r#""activation_function": "relu""#, "relu"),
     ] {
-        match BertConfig::from_json(&format!(r#"{{"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_head": 2, {extra}}}"#)) {
+        match ModelConfig::from_json(&format!(r#"{{"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_head": 2, {extra}}}"#)) {
             Err(e) if e.contains(expect) => seen.push(what),
             other => return Err(format!("{what} gave {other:?}")),
         }
@@ -477,7 +477,7 @@ pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
     let files = export_files(&m.cfg, CLASSIFY, tensors, &labels, &tok, &card);
     let get = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, b)| b.clone()).ok_or_else(|| format!("export lacks {n}"));
     let cfg_text = String::from_utf8(get("config.json")?).map_err(|e| e.to_string())?;
-    let cfg = BertConfig::from_json(&cfg_text)?;
+    let cfg = ModelConfig::from_json(&cfg_text)?;
     let v: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| e.to_string())?;
     if v["architectures"][0] != "BertForSequenceClassification" || v["id2label"]["2"] != "positive" || v["label2id"]["neutral"] != 1 {
         return Err(format!("config.json lacks the classifier's architecture or labels: {cfg_text}"));
@@ -497,7 +497,7 @@ pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
     if !script.contains("\"labels\": [\n    \"negative\",\n    \"neutral\",\n    \"positive\"\n  ]") || !script.contains("\"mode\": \"full\"") || script.contains("__SETTINGS__") {
         return Err(format!("train_hf.py lacks the run's settings: {}", &script[script.find("SETTINGS =").unwrap_or(0)..].chars().take(400).collect::<String>()));
     }
-    let mut m2 = Bert::new(gpu, cfg, CLASSIFY, Some(&st), 0)?.0;
+    let mut m2 = Model::new(gpu, cfg, CLASSIFY, Some(&st), 0)?.0;
     let probs2 = m2.classify(gpu, &batch).await?;
     if probs != probs2 {
         return Err("the export, loaded back, classifies differently".into());
@@ -525,7 +525,7 @@ pub async fn model_loads_f16_bf16_and_legacy_names(gpu: &Gpu) -> CheckResult {
     ] {
         let bytes = safetensors::serialize_as(&legacy, &BTreeMap::new(), dtype);
         let st = safetensors::parse(&bytes).map_err(|e| e.to_string())?;
-        let (m, report) = Bert::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?;
+        let (m, report) = Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?;
         if !report.initialised.iter().all(|n| n.starts_with("classifier")) || report.loaded.len() != 46 {
             return Err(format!("{dtype:?}: loaded {}, initialised {:?}", report.loaded.len(), report.initialised));
         }
@@ -585,7 +585,7 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
 /// anywhere else is still an error.
 pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
     let fx = fixture()?;
-    let (m, report) = Bert::new(gpu, fx.cfg.clone(), Heads { mlm: false, sop: false, num_labels: 2 }, Some(&fx.weights), 0)?;
+    let (m, report) = Model::new(gpu, fx.cfg.clone(), Heads { lm: false, sop: false, num_labels: 2 }, Some(&fx.weights), 0)?;
     if report.replaced.len() != 2 || !report.replaced.iter().all(|r| r.starts_with("classifier.")) {
         return Err(format!("expected classifier.weight and .bias replaced, got {:?}", report.replaced));
     }
@@ -605,7 +605,7 @@ pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
 /// For each tensor of `names`: the gradient already in the model against central finite differences
 /// of `loss` (step `eps`) along a random unit direction (the forward runs with the seed the gradients had, so
 /// dropout masks match). Returns the worst relative error; more than 2e-2 is an error.
-async fn directional_fd(gpu: &Gpu, m: &mut Bert, batch: &Batch, mode: Mode, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&super::Losses) -> f32) -> Result<f32, String> {
+async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&super::Losses) -> f32) -> Result<f32, String> {
     let mut rng = crate::rng::Rng::new(seed);
     let mut worst = 0f32;
     for &name in names {
@@ -636,7 +636,7 @@ async fn directional_fd(gpu: &Gpu, m: &mut Bert, batch: &Batch, mode: Mode, name
 
 /// Every parameter's gradient of one training step with dropout on (seed 0), and the loss with
 /// dropout and without: an error when they are equal (nothing was dropped).
-async fn gradients_with_dropout(gpu: &Gpu, m: &mut Bert, batch: &Batch) -> Result<(Mode, f32, f32), String> {
+async fn gradients_with_dropout(gpu: &Gpu, m: &mut Model, batch: &Batch) -> Result<(Mode, f32, f32), String> {
     m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
     let train = Mode::Train { seed: 0 };
     grads_step(gpu, m, batch, train).await?;
@@ -653,7 +653,7 @@ async fn gradients_with_dropout(gpu: &Gpu, m: &mut Bert, batch: &Batch) -> Resul
 /// of the same loss under the same masks: the fused kernels' backward masks are the forward's.
 pub async fn model_dropout_gradients_match_finite_differences(gpu: &Gpu) -> CheckResult {
     let fx = fixture()?;
-    let heads = Heads { mlm: true, sop: true, num_labels: 3 };
+    let heads = Heads { lm: true, sop: true, num_labels: 3 };
     let mut m = fx.model(gpu, heads)?;
     // the fixture's config turns dropout off (for the parity checks); here it is BERT's 0.1
     m.cfg.hidden_dropout_prob = 0.1;

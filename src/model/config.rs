@@ -1,4 +1,4 @@
-//! `BertConfig`, read straight from a Hugging Face `config.json` (a BERT's, or a GPT-2's mapped onto
+//! `ModelConfig`, read straight from a Hugging Face `config.json` (a BERT's, or a GPT-2's mapped onto
 //! the same fields), with presets for small models.
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_VOCAB: usize = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BertConfig {
+pub struct ModelConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -72,9 +72,9 @@ fn default_dropout() -> f32 {
     0.1
 }
 
-impl BertConfig {
+impl ModelConfig {
     /// Parses a Hugging Face config.json and checks that BERT Lab can run it.
-    pub fn from_json(text: &str) -> Result<BertConfig, String> {
+    pub fn from_json(text: &str) -> Result<ModelConfig, String> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("config.json is not valid JSON: {e}"))?;
         if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
             if mt == "gpt2" {
@@ -84,13 +84,13 @@ impl BertConfig {
                 return Err(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\") and GPT-2 models (\"gpt2\")"));
             }
         }
-        let c: BertConfig = serde_json::from_value(v).map_err(|e| format!("config.json is not a BERT config: {e}"))?;
+        let c: ModelConfig = serde_json::from_value(v).map_err(|e| format!("config.json is not a BERT config: {e}"))?;
         c.validate()?;
         Ok(c)
     }
 
     /// A GPT-2 config.json (transformers' `GPT2Config` names) as a config of the GPT-2 body.
-    fn from_gpt2(v: &serde_json::Value) -> Result<BertConfig, String> {
+    fn from_gpt2(v: &serde_json::Value) -> Result<ModelConfig, String> {
         let usize_of = |k: &str, default: Option<usize>| -> Result<usize, String> {
             match v.get(k) {
                 Some(x) if !x.is_null() => x.as_u64().map(|n| n as usize).ok_or_else(|| format!("config.json: {k} is {x}, not a whole number")),
@@ -113,7 +113,7 @@ impl BertConfig {
         }
         let hidden = usize_of("n_embd", Some(768))?;
         let eos = usize_of("eos_token_id", Some(usize::MAX)).ok().filter(|&e| e != usize::MAX);
-        let c = BertConfig {
+        let c = ModelConfig {
             vocab_size: usize_of("vocab_size", None)?,
             hidden_size: hidden,
             num_hidden_layers: usize_of("n_layer", Some(12))?,
@@ -210,8 +210,8 @@ impl BertConfig {
     }
 
     /// A from-scratch model of the given size, with BERT's other defaults.
-    pub fn small(vocab_size: usize, hidden: usize, layers: usize, heads: usize) -> BertConfig {
-        BertConfig {
+    pub fn small(vocab_size: usize, hidden: usize, layers: usize, heads: usize) -> ModelConfig {
+        ModelConfig {
             vocab_size,
             hidden_size: hidden,
             num_hidden_layers: layers,
@@ -231,8 +231,8 @@ impl BertConfig {
     }
 
     /// A from-scratch GPT-2 body of the given size (GPT-2's defaults: gelu_new, eps 1e-5).
-    pub fn small_gpt2(vocab_size: usize, hidden: usize, layers: usize, heads: usize) -> BertConfig {
-        BertConfig {
+    pub fn small_gpt2(vocab_size: usize, hidden: usize, layers: usize, heads: usize) -> ModelConfig {
+        ModelConfig {
             type_vocab_size: 1,
             layer_norm_eps: 1e-5,
             hidden_act: "gelu_new".into(),

@@ -7,7 +7,7 @@
 //! submit and one small readback, and once warm no buffer or bind group is created (the position
 //! and the draw's numbers travel as uniforms).
 
-use super::bert::Bert;
+use super::bert::Model;
 use super::batch::Batch;
 use super::config::Body;
 use super::handles::Lin;
@@ -64,12 +64,12 @@ impl DrawReadback {
 }
 
 /// Bytes of the key-value cache for `positions` on a model: (per layer, in all).
-pub fn cache_bytes(cfg: &super::BertConfig, positions: usize) -> (u64, u64) {
+pub fn cache_bytes(cfg: &super::ModelConfig, positions: usize) -> (u64, u64) {
     let per = positions as u64 * 3 * cfg.hidden_size as u64 * 4;
     (per, per * cfg.num_hidden_layers as u64)
 }
 
-impl Bert {
+impl Model {
     /// Cache and activations for `cap` positions and draws of up to `k` candidates.
     fn ensure_decode(&mut self, gpu: &Gpu, cap: usize, k: usize) -> Result<(), Error> {
         if self.decode.as_ref().map(|d| d.cap >= cap && d.k_cap >= k).unwrap_or(false) {
@@ -118,7 +118,7 @@ impl Bert {
     }
 
     fn check_decoder(&self) -> Result<(), Error> {
-        if !self.cfg.is_decoder || !self.heads.mlm {
+        if !self.cfg.is_decoder || !self.heads.lm {
             return Err("generation needs a causal model with a language-model head".into());
         }
         Ok(())
@@ -250,7 +250,7 @@ impl Bert {
         }
         // the LM head: transform (dense, GELU, LayerNorm), then the decoder tied to the word
         // embeddings plus the output bias
-        let (dense, norm, bias) = heads.mlm.as_ref().ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?;
+        let (dense, norm, bias) = heads.lm.as_ref().ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?;
         self.linear_row(step, &d.res2, 0, &d.x, dense, c, c)?;
         gelu::forward(step, cfg.gelu(), &d.h1, &d.res2, c)?;
         self.ln_forward(step, &d.res2, &d.mean, &d.rstd, &d.h1, norm, 1)?;

@@ -1,14 +1,14 @@
 //! BERT's embeddings: word + position + token type, LayerNorm, dropout; forward and backward.
 
 use super::batch::Batch;
-use super::bert::Bert;
+use super::bert::Model;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuError, Step};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::embedding;
 use crate::kernels::layernorm::{self, LnParams};
 
-impl Bert {
+impl Model {
     /// x[0] = dropout(LayerNorm(word[ids] + position[pos] + type[types])).
     pub(super) fn embeddings_forward(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
         let (a, cfg, p) = (self.acts.as_ref().unwrap(), &self.cfg, &self.params);

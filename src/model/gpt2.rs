@@ -13,7 +13,7 @@
 
 use super::acts::Acts;
 use super::batch::Batch;
-use super::bert::{Bert, STAT_MLM};
+use super::bert::{Model, STAT_MLM};
 use super::handles::{Gpt2Layer, Handles, Norm};
 use super::params::Id;
 use super::mode::{Mode, Site};
@@ -21,7 +21,7 @@ use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::{cross_entropy, dropout, embedding, gelu};
 
-impl Bert {
+impl Model {
     /// The LayerNorm that follows layer `l`'s output: the next layer's `ln_1`, or `ln_f`; and the
     /// buffers it writes (output, mean, rstd).
     fn gpt2_next_ln<'a>(&'a self, a: &'a Acts, l: usize) -> (&'a Norm, &'a GpuBuf, &'a GpuBuf, &'a GpuBuf) {
@@ -86,7 +86,7 @@ impl Bert {
         }
 
         // the LM head at the M predicted rows: ln_f(x) @ wte^T
-        if let (true, Some(rows), Some(ma)) = (self.heads.mlm, &batch.mlm_rows, &self.mlm_acts) {
+        if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.mlm_rows, &self.mlm_acts) {
             let (m, v) = (batch.m, cfg.vocab_size);
             embedding::forward(step, &ma.x, rows, &a.fin, 0, m, c, bt, false)?;
             self.lm_logits(step, &ma.logits, &ma.x, m, wte, None)?;
@@ -117,7 +117,7 @@ impl Bert {
         // the heads: their gradients and d(ln_f output) in d_h1. The LM head's at the predicted
         // rows (scattered from the M rows), the classifier's at each text's last token.
         let lm = match (&self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
-            (Some(ma), Some(lab), Some(g)) if self.heads.mlm => Some((ma, lab, g)),
+            (Some(ma), Some(lab), Some(g)) if self.heads.lm => Some((ma, lab, g)),
             _ => None,
         };
         let cls = self.heads.num_labels > 0 && batch.cls_labels.is_some();
@@ -152,7 +152,7 @@ impl Bert {
             }
             let (la, lp) = (&a.layers[l], &hl[l]);
             // x[l + 1] = res1 + dropout(mlp): the MLP's output gradient is dropout(d_x)
-            let d_mlp = Bert::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Output(l))))?;
+            let d_mlp = Model::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Output(l))))?;
             self.linear_backward(step, Some((&a.d_inter, false)), d_mlp, &la.inter, &lp.mlp_proj, bt, c, i)?;
             gelu::backward(step, gelu_kind, &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
             // d(ln_2 output) in d_h1
@@ -161,7 +161,7 @@ impl Bert {
             step.copy(&a.d_x, 0, &a.d_res, 0, bt * c)?;
             self.ln_backward(step, &a.d_res, &a.d_h1, &la.res1, &la.mean2, &la.rstd2, &lp.ln_2, bt, true, &a.ln_scratch)?;
             // res1 = x + dropout(attention output)
-            let d_attn = Bert::dropped(step, &a.d_tmp, &a.d_res, bt * c, Dropout::new(hp, mode.seed(Site::AttentionOutput(l))))?;
+            let d_attn = Model::dropped(step, &a.d_tmp, &a.d_res, bt * c, Dropout::new(hp, mode.seed(Site::AttentionOutput(l))))?;
             // d_ctx in lin2
             self.linear_backward(step, Some((&a.lin2, false)), d_attn, &la.ctx, &lp.c_proj, bt, c, c)?;
             self.attention_backward(step, batch, l, mode)?;
@@ -176,7 +176,7 @@ impl Bert {
         }
         if emb_trainable {
             // x[0] = dropout(wte[ids] + wpe[pos])
-            let d_emb = Bert::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Embeddings)))?;
+            let d_emb = Model::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Embeddings)))?;
             if let Some(dw) = p.grad_of(wte) {
                 self.word_lookup_backward(step, dw, d_emb, &batch.g_ids)?;
             }

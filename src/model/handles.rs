@@ -3,7 +3,7 @@
 //! backward looks nothing up by string.
 
 use super::bert::Heads;
-use super::config::{BertConfig, Body};
+use super::config::{ModelConfig, Body};
 use super::params::{Id, ParamStore};
 
 /// A linear layer: weight and bias (none for GPT-2's `score`). Torch's Linear stores the weight
@@ -48,7 +48,7 @@ pub(super) struct BertHeads {
     pub sop: Option<Lin>,
     pub classifier: Option<Lin>,
     /// The masked-LM head: transform dense, its LayerNorm, and the output bias.
-    pub mlm: Option<(Lin, Norm, Id)>,
+    pub lm: Option<(Lin, Norm, Id)>,
 }
 
 /// One GPT-2 layer.
@@ -145,7 +145,7 @@ impl<'a> Names<'a> {
 
 impl Handles {
     /// The handles of a model with `cfg` and `heads` whose tensors are in `store`.
-    pub(super) fn resolve(store: &ParamStore, cfg: &BertConfig, heads: Heads) -> Result<Handles, String> {
+    pub(super) fn resolve(store: &ParamStore, cfg: &ModelConfig, heads: Heads) -> Result<Handles, String> {
         let root = Names::at(store, "");
         if cfg.body == Body::Gpt2 {
             let layers = (0..cfg.num_hidden_layers)
@@ -174,7 +174,7 @@ impl Handles {
                 })
             })
             .collect::<Result<_, String>>()?;
-        let mlm = if heads.mlm {
+        let lm = if heads.lm {
             let c = Names::at(store, "cls.predictions");
             Some((c.lin("transform.dense")?, c.norm("transform.LayerNorm")?, c.id("bias")?))
         } else {
@@ -184,7 +184,7 @@ impl Handles {
             pooler: root.lin("pooler.dense")?,
             sop: if heads.sop { Some(root.lin("cls.seq_relationship")?) } else { None },
             classifier: if heads.num_labels > 0 { Some(root.lin("classifier")?) } else { None },
-            mlm,
+            lm,
         };
         Ok(Handles::Bert { emb, layers, heads })
     }

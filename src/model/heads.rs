@@ -3,7 +3,7 @@
 //! masked-LM head (at the predicted rows only, its decoder tied to the word embeddings).
 
 use super::batch::Batch;
-use super::bert::{Bert, Pooling, STAT_CLS, STAT_MLM, STAT_SOP};
+use super::bert::{Model, Pooling, STAT_CLS, STAT_MLM, STAT_SOP};
 use super::config::Body;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
@@ -20,7 +20,7 @@ fn lab_of(l: &Option<GpuBuf>) -> &GpuBuf {
     l.as_ref().expect("labels checked by the caller")
 }
 
-impl Bert {
+impl Model {
     /// Every head's logits and, where `batch` has its targets, its loss.
     pub(super) fn heads_forward(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
         let (a, cfg, p) = (self.acts.as_ref().unwrap(), &self.cfg, &self.params);
@@ -52,7 +52,7 @@ impl Bert {
             } else {
                 &a.pooled
             };
-            let pooled = Bert::dropped(step, &a.pooled_d, src, b * c, Dropout::new(hp, mode.seed(Site::Classifier)))?;
+            let pooled = Model::dropped(step, &a.pooled_d, src, b * c, Dropout::new(hp, mode.seed(Site::Classifier)))?;
             self.linear(step, &a.cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
             if let Some(lab) = &batch.cls_labels {
                 cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
@@ -60,14 +60,14 @@ impl Bert {
         }
         // masked LM, only at the M predicted rows: transform (dense, GELU, layernorm), then the
         // decoder tied to the word embeddings plus the output bias
-        if let (true, Some(rows), Some(ma)) = (self.heads.mlm, &batch.mlm_rows, &self.mlm_acts) {
+        if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.mlm_rows, &self.mlm_acts) {
             let m = batch.m;
             embedding::forward(step, &ma.x, rows, last, 0, m, c, bt, false)?;
-            self.linear(step, &ma.pre, &ma.x, &need(&hh.mlm)?.0, m, c, c)?;
+            self.linear(step, &ma.pre, &ma.x, &need(&hh.lm)?.0, m, c, c)?;
             gelu::forward(step, cfg.gelu(), &ma.act, &ma.pre, m * c)?;
-            self.ln_forward(step, &ma.ln, &ma.mean, &ma.rstd, &ma.act, &need(&hh.mlm)?.1, m)?;
+            self.ln_forward(step, &ma.ln, &ma.mean, &ma.rstd, &ma.act, &need(&hh.lm)?.1, m)?;
             let v = cfg.vocab_size;
-            self.lm_logits(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.mlm)?.2)))?;
+            self.lm_logits(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.lm)?.2)))?;
             if let Some(lab) = &batch.mlm_labels {
                 cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
             }
@@ -86,18 +86,18 @@ impl Bert {
         if encoder_needs_grad {
             step.clear(&a.d_x);
         }
-        if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.mlm, &self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
+        if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.lm, &self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
             let (m, v) = (batch.m, cfg.vocab_size);
             cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
             self.lm_logits_backward(step, p.grad_of(e.word), None, &ma.d_logits, &ma.ln, m, e.word)?;
-            if let Some(db) = p.grad_of(need(&hh.mlm)?.2) {
+            if let Some(db) = p.grad_of(need(&hh.lm)?.2) {
                 elementwise::bias_grad(step, db, &ma.d_logits, m, v)?;
             }
             self.lm_logits_backward(step, None, Some(&ma.d_ln), &ma.d_logits, &ma.ln, m, e.word)?;
-            self.ln_backward(step, &ma.d_act, &ma.d_ln, &ma.act, &ma.mean, &ma.rstd, &need(&hh.mlm)?.1, m, false, &a.ln_scratch)?;
+            self.ln_backward(step, &ma.d_act, &ma.d_ln, &ma.act, &ma.mean, &ma.rstd, &need(&hh.lm)?.1, m, false, &a.ln_scratch)?;
             gelu::backward(step, cfg.gelu(), &ma.d_ln, &ma.pre, &ma.d_act, m * c)?;
             let dx = encoder_needs_grad.then_some((&ma.d_x, false));
-            self.linear_backward(step, dx, &ma.d_ln, &ma.x, &need(&hh.mlm)?.0, m, c, c)?;
+            self.linear_backward(step, dx, &ma.d_ln, &ma.x, &need(&hh.lm)?.0, m, c, c)?;
             if encoder_needs_grad {
                 embedding::backward(step, &a.d_x, 0, &ma.d_x, g, c, bt)?;
             }
@@ -173,7 +173,7 @@ impl Bert {
         let (b, c, nl) = (batch.b, self.cfg.hidden_size, self.heads.num_labels);
         let head = self.handles.classifier().ok_or_else(|| GpuError::Shape("a head the model does not have".into()))?;
         embedding::forward(step, &a.cls_x, &batch.cls_rows, hidden, 0, b, c, b * batch.t, false)?;
-        let x = Bert::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;
+        let x = Model::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;
         self.linear(step, &a.cls_logits, x, &head, b, nl, c)?;
         if let Some(lab) = &batch.cls_labels {
             cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
@@ -181,7 +181,7 @@ impl Bert {
         Ok(())
     }
 
-    /// The backward of [`Bert::last_token_head_forward`]: the classifier's gradients and, with
+    /// The backward of [`Model::last_token_head_forward`]: the classifier's gradients and, with
     /// `d_hidden`, the gradient at the hidden states, scatter-added into it at the summary rows.
     pub(super) fn last_token_head_backward(&self, step: &mut Step, batch: &Batch, mode: Mode, d_hidden: Option<&GpuBuf>) -> Result<(), GpuError> {
         let a = self.acts.as_ref().unwrap();

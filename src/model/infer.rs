@@ -2,7 +2,7 @@
 //! frozen features feature-based training caches, and the classification head on those features.
 
 use super::batch::Batch;
-use super::bert::{Bert, Pooling, STAT_CLS};
+use super::bert::{Model, Pooling, STAT_CLS};
 use super::mode::Mode;
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuBuf, GpuError, Step};
@@ -33,12 +33,12 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     idx.into_iter().map(|i| (i, (((logits[i as usize] - m) as f64).exp() / z) as f32)).collect()
 }
 
-impl Bert {
+impl Model {
     /// Masked-token prediction for one sequence: the top-k (token id, probability) at each of
     /// `positions`. Also leaves every layer's attention probabilities readable through
-    /// [`Bert::attention_probs`] (shape (1, H, T, T)). Inference only: dropout is off for it.
+    /// [`Model::attention_probs`] (shape (1, H, T, T)). Inference only: dropout is off for it.
     pub async fn fill_mask(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32], positions: &[usize], k: usize) -> Result<Vec<Vec<(u32, f32)>>, Error> {
-        if !self.heads.mlm {
+        if !self.heads.lm {
             return Err("this model has no masked-LM head (cls.predictions); train one on your text first".into());
         }
         let t = ids.len();
@@ -102,7 +102,7 @@ impl Bert {
     /// The classification head alone on cached features: gathers `rows` (B indices into `feats`,
     /// which holds `n` rows of C), applies dropout (in `Mode::Train`), the classifier and, with `labels`,
     /// the loss and (when `backward`) the classifier's gradients. Logits land in
-    /// [`Bert::cls_logits`], the loss in the usual statistics.
+    /// [`Model::cls_logits`], the loss in the usual statistics.
     #[allow(clippy::too_many_arguments)]
     pub fn record_head_on_features(&mut self, gpu: &Gpu, step: &mut Step, feats: &GpuBuf, n: usize, rows: &GpuBuf, b: usize, labels: Option<&GpuBuf>, backward: bool, mode: Mode) -> Result<(), Error> {
         let nl = self.heads.num_labels;
@@ -115,7 +115,7 @@ impl Bert {
         let classifier = self.handles.classifier().ok_or("this model has no classification head")?;
         let r = (|| -> Result<(), GpuError> {
             embedding::forward(step, &a.cls_x, rows, feats, 0, b, c, n, false)?;
-            let x = Bert::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;
+            let x = Model::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;
             self.linear(step, &a.cls_logits, x, &classifier, b, nl, c)?;
             if let Some(lab) = labels {
                 cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;

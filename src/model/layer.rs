@@ -2,14 +2,14 @@
 //! residual add, dropout and LayerNorm; its forward and, beside it, its backward.
 
 use super::batch::Batch;
-use super::bert::Bert;
+use super::bert::Model;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuError, Step};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::matmul::Matmul;
 use crate::kernels::{elementwise, gelu};
 
-impl Bert {
+impl Model {
     /// x[l + 1] = LN(h1 + dropout(ffn(h1))), h1 = LN(x[l] + dropout(attention(x[l]))).
     pub(super) fn layer_forward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode) -> Result<(), GpuError> {
         let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);

@@ -22,7 +22,7 @@ pub mod params;
 mod vocab;
 
 pub use batch::Batch;
-pub use bert::{Bert, Heads, LossReadback, Losses, Pooling};
+pub use bert::{Model, Heads, LossReadback, Losses, Pooling};
 pub use mode::Mode;
-pub use config::BertConfig;
+pub use config::ModelConfig;
 pub use params::{LoadReport, ParamStore};

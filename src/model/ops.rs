@@ -4,7 +4,7 @@
 
 use super::acts::Fused;
 use super::batch::Batch;
-use super::bert::Bert;
+use super::bert::Model;
 use super::mode::{Mode, Site};
 use super::params::Id;
 use crate::kernels::attention::HeadSplit;
@@ -16,7 +16,7 @@ use crate::kernels::{dropout, elementwise};
 use crate::kernels::layernorm::{self, LnParams};
 use crate::kernels::matmul::Matmul;
 
-impl Bert {
+impl Model {
     /// A BERT layer's query, key and value projections as one (3C, C) weight and (3C) bias: views
     /// that span the three tensors, which the arena layout keeps side by side.
     pub(super) fn qkv(&self, layer: &BertLayer) -> Result<Fused, GpuError> {
@@ -93,7 +93,7 @@ impl Bert {
         layernorm::forward_residual(step, y, mean, rstd, res, skip, branch, drop, p.value(n.g), p.value(n.b), LnParams::default(), rows, self.cfg.hidden_size, eps)
     }
 
-    /// [`Bert::ln_backward`] (not accumulating) that also writes dropout(dx) into `dxd`.
+    /// [`Model::ln_backward`] (not accumulating) that also writes dropout(dx) into `dxd`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ln_backward_dropped(&self, step: &mut Step, dx: &GpuBuf, dxd: Option<(&GpuBuf, Dropout)>, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, n: &Norm, rows: usize, scratch: &GpuBuf) -> Result<(), GpuError> {
         let p = &self.params;
@@ -125,7 +125,7 @@ impl Bert {
         heads.context(step, &la.ctx, probs_used, &la.qkv)
     }
 
-    /// The backward of [`Bert::attention_forward`]: from d_ctx (in lin2) to dqkv. ctx = P' v with
+    /// The backward of [`Model::attention_forward`]: from d_ctx (in lin2) to dqkv. ctx = P' v with
     /// P' = dropout(P): dP' = dctx v^T and dv = P'^T dctx; the softmax's backward takes dP' back
     /// through the dropout.
     pub(super) fn attention_backward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode) -> Result<(), GpuError> {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use super::config::BertConfig;
+use super::config::ModelConfig;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
 use crate::io::safetensors::{self, SafeTensors};
 
@@ -120,7 +120,7 @@ pub struct LoadReport {
 
 /// Every tensor a GPT-2 body with `cfg` has, with GPT2Model's names and shapes: each `Conv1D`
 /// weight is (in, out). The LM head is `wte` itself.
-fn gpt2_tensor_names(cfg: &BertConfig, num_labels: usize) -> Vec<(String, Vec<usize>)> {
+fn gpt2_tensor_names(cfg: &ModelConfig, num_labels: usize) -> Vec<(String, Vec<usize>)> {
     let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let mut t: Vec<(String, Vec<usize>)> = vec![("wte.weight".into(), vec![v, c]), ("wpe.weight".into(), vec![cfg.max_position_embeddings, c])];
     let conv = |t: &mut Vec<(String, Vec<usize>)>, p: &str, inp: usize, out: usize| {
@@ -149,7 +149,7 @@ fn gpt2_tensor_names(cfg: &BertConfig, num_labels: usize) -> Vec<(String, Vec<us
 
 /// Every tensor a model with `cfg` has: (name, shape). `heads` picks which heads exist (a GPT-2
 /// body has its tied LM head and, when it classifies, `score`).
-pub fn tensor_names(cfg: &BertConfig, mlm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
+pub fn tensor_names(cfg: &ModelConfig, mlm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
     if cfg.body == super::config::Body::Gpt2 {
         return gpt2_tensor_names(cfg, num_labels);
     }

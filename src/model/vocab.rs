@@ -6,14 +6,14 @@
 //! and read a column block per shard (the matmul's row pitch is V). A table that fits one binding is
 //! one shard, whose dispatches are those of the whole table (the row pitch is then the width).
 
-use super::bert::Bert;
+use super::bert::Model;
 use super::params::Id;
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::embedding::{self, EmbeddingGrouping};
 use crate::kernels::matmul::{Matmul, Operand};
 use crate::kernels::matvec::one_row;
 
-impl Bert {
+impl Model {
     /// Row ranges (first row, rows) of the (V, C) word embedding, each within one storage binding
     /// (and each starting at a bindable offset: shards are whole multiples of 64 rows).
     pub fn word_shards(&self, gpu: &crate::gpu::Gpu) -> Vec<(usize, usize)> {
@@ -79,7 +79,7 @@ impl Bert {
         Ok(())
     }
 
-    /// The backward of [`Bert::lm_logits`]: d word += d_logits^T x (when `dword`), and dx (M, C) =
+    /// The backward of [`Model::lm_logits`]: d word += d_logits^T x (when `dword`), and dx (M, C) =
     /// d_logits word (when `dx`), a column block of d_logits per shard.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn lm_logits_backward(&self, step: &mut Step, dword: Option<&GpuBuf>, dx: Option<&GpuBuf>, d_logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id) -> Result<(), GpuError> {

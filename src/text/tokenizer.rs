@@ -11,12 +11,12 @@ use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
 
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
-pub struct BertTokenizer {
-    tk: Tokenizer,
+pub struct Tokenizer {
+    tk: HfTokenizer,
     pub cls: u32,
     pub sep: u32,
     pub pad: u32,
@@ -47,17 +47,17 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-impl BertTokenizer {
-    fn with_specials(tk: Tokenizer) -> Result<BertTokenizer, String> {
+impl Tokenizer {
+    fn with_specials(tk: HfTokenizer) -> Result<Tokenizer, String> {
         if tk.token_to_id("[CLS]").is_none() {
             if let Some(eot) = tk.token_to_id(END_OF_TEXT) {
                 let unk = tk.token_to_id("[UNK]").unwrap_or(eot);
-                return Ok(BertTokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), tk });
+                return Ok(Tokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), tk });
             }
             return Err(format!("the tokenizer has neither BERT's [CLS] token nor GPT-2's {END_OF_TEXT}: BERT Lab reads BERT (WordPiece) and GPT-2 (byte-level BPE) tokenizers"));
         }
         let id = |t: &str| tk.token_to_id(t).ok_or_else(|| format!("the tokenizer has no {t} token"));
-        Ok(BertTokenizer {
+        Ok(Tokenizer {
             end_of_text: None,
             cls: id("[CLS]")?,
             sep: id("[SEP]")?,
@@ -69,8 +69,8 @@ impl BertTokenizer {
         })
     }
 
-    pub fn from_tokenizer_json(bytes: &[u8]) -> Result<BertTokenizer, String> {
-        let mut tk = Tokenizer::from_bytes(bytes).map_err(|e| format!("tokenizer.json could not be read: {e}"))?;
+    pub fn from_tokenizer_json(bytes: &[u8]) -> Result<Tokenizer, String> {
+        let mut tk = HfTokenizer::from_bytes(bytes).map_err(|e| format!("tokenizer.json could not be read: {e}"))?;
         // Some tokenizer.json files (sentence-transformers' among them) pad every text to a fixed
         // length and truncate; BERT Lab pads batches and truncates pairs itself, so both go.
         tk.with_padding(None);
@@ -82,7 +82,7 @@ impl BertTokenizer {
     /// a line, after a `#version` line), as openai-community/gpt2 and distilgpt2 ship them beside
     /// tokenizer.json. They are the byte-level BPE a GPT-2 tokenizer.json describes, with
     /// `<|endoftext|>` as its one special token; this builds that tokenizer.json and reads it.
-    pub fn from_vocab_json_merges(vocab: &[u8], merges: &[u8]) -> Result<BertTokenizer, String> {
+    pub fn from_vocab_json_merges(vocab: &[u8], merges: &[u8]) -> Result<Tokenizer, String> {
         let vocab: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(vocab).map_err(|e| format!("vocab.json could not be read: {e}"))?;
         if vocab.values().any(|v| !v.is_u64()) {
             return Err("vocab.json: every token's id must be a whole number".into());
@@ -115,8 +115,8 @@ impl BertTokenizer {
         Self::from_tokenizer_json(json.to_string().as_bytes())
     }
 
-    fn bert_pipeline(model: WordPiece, lowercase: bool) -> Tokenizer {
-        let mut tk = Tokenizer::new(model);
+    fn bert_pipeline(model: WordPiece, lowercase: bool) -> HfTokenizer {
+        let mut tk = HfTokenizer::new(model);
         tk.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
         tk.with_pre_tokenizer(Some(BertPreTokenizer));
         tk.with_decoder(Some(WordPieceDecoder::default()));
@@ -124,12 +124,12 @@ impl BertTokenizer {
     }
 
     /// A `vocab.txt` (one token per line, id = line index); `lowercase` for uncased models.
-    pub fn from_vocab_txt(text: &str, lowercase: bool) -> Result<BertTokenizer, String> {
+    pub fn from_vocab_txt(text: &str, lowercase: bool) -> Result<Tokenizer, String> {
         let vocab: ahash::AHashMap<String, u32> = text.lines().enumerate().map(|(i, t)| (t.trim_end_matches('\r').to_string(), i as u32)).collect();
         if vocab.is_empty() {
             return Err("vocab.txt is empty".into());
         }
-        // BERT's special tokens are never split (as HF's BertTokenizer does): "[MASK]" typed in a
+        // BERT's special tokens are never split (as HF's Tokenizer does): "[MASK]" typed in a
         // text is the mask token, not "[", "mask", "]"
         let specials: Vec<AddedToken> = SPECIAL_TOKENS.iter().filter(|t| vocab.contains_key(**t)).map(|t| AddedToken::from(t.to_string(), true)).collect();
         let wp = WordPiece::builder().vocab(vocab).unk_token("[UNK]".into()).continuing_subword_prefix("##".into()).build().map_err(err)?;
@@ -148,7 +148,7 @@ impl BertTokenizer {
     /// as `##c`), then repeatedly join the most frequent adjacent pair; ties go to the pair whose
     /// pieces sort first. The vocabulary is the special tokens, the characters, then the joins in
     /// the order they were made.
-    pub fn train_wordpiece(texts: &[String], vocab_size: usize) -> Result<BertTokenizer, String> {
+    pub fn train_wordpiece(texts: &[String], vocab_size: usize) -> Result<Tokenizer, String> {
         use std::collections::{BTreeMap, BTreeSet};
         use tokenizers::{NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
         let normalizer = BertNormalizer::new(true, true, None, true);
@@ -306,7 +306,7 @@ impl BertTokenizer {
         Ok(vec![
             ("tokenizer.json".into(), self.to_json()?.into_bytes()),
             ("vocab.txt".into(), self.vocab_txt().into_bytes()),
-            ("tokenizer_config.json".into(), br#"{"do_lower_case": true, "tokenizer_class": "BertTokenizer", "model_max_length": 512}"#.to_vec()),
+            ("tokenizer_config.json".into(), br#"{"do_lower_case": true, "tokenizer_class": "Tokenizer", "model_max_length": 512}"#.to_vec()),
             ("special_tokens_map.json".into(), br#"{"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]", "unk_token": "[UNK]"}"#.to_vec()),
         ])
     }

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use crate::gpu::Gpu;
 use crate::io::safetensors;
 use crate::kernels::adamw::AdamWState;
-use crate::model::Bert;
+use crate::model::Model;
 
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "trainer_state.json";
 
 /// The weights as safetensors bytes (model names, F32).
-pub async fn weights_bytes(gpu: &Gpu, model: &Bert) -> Result<Vec<u8>, String> {
+pub async fn weights_bytes(gpu: &Gpu, model: &Model) -> Result<Vec<u8>, String> {
     let all = model.params.read_all(gpu).await.map_err(|e| e.to_string())?;
     Ok(safetensors::serialize(&all, &BTreeMap::new()))
 }
@@ -22,7 +22,7 @@ pub async fn weights_bytes(gpu: &Gpu, model: &Bert) -> Result<Vec<u8>, String> {
 /// The optimizer state after `step` optimizer steps: moments of every trainable tensor and the
 /// AdamW state. A model that has not stepped yet has no moments to save: the file then holds only
 /// the step.
-pub async fn optimizer_bytes(gpu: &Gpu, model: &Bert, step: usize) -> Result<Vec<u8>, String> {
+pub async fn optimizer_bytes(gpu: &Gpu, model: &Model, step: usize) -> Result<Vec<u8>, String> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let mut tensors = Vec::new();
     if let Some(st) = &model.opt_state {
@@ -70,7 +70,7 @@ pub fn optimizer_header(bytes: &[u8]) -> Result<(usize, std::collections::BTreeS
 
 /// Restores what [`optimizer_bytes`] saved into `model` (same tensors): marks the saved tensors
 /// trainable, writes their moments and the AdamW state. Returns the step to continue from.
-pub fn restore_optimizer(gpu: &Gpu, model: &mut Bert, bytes: &[u8]) -> Result<usize, String> {
+pub fn restore_optimizer(gpu: &Gpu, model: &mut Model, bytes: &[u8]) -> Result<usize, String> {
     let (step, trained, st) = optimizer_header(bytes)?;
     if trained.is_empty() {
         return Ok(step);

@@ -6,7 +6,7 @@ use super::masking::{non_special_ids, MlmMasking, Outcome};
 use super::sop;
 use crate::rng::Rng;
 use crate::text::dataset::{self, Format, Severity};
-use crate::text::tokenizer::BertTokenizer;
+use crate::text::tokenizer::Tokenizer;
 
 pub type CheckResult = Result<String, String>;
 
@@ -122,7 +122,7 @@ pub fn sentence_order_pairs() -> CheckResult {
             return Err(format!("pair does not restore a text in order: {joined}"));
         }
     }
-    let tok = BertTokenizer::train_wordpiece(&texts, 400)?;
+    let tok = Tokenizer::train_wordpiece(&texts, 400)?;
     let e = tok.encode(&pairs[0].a, Some(&pairs[0].b), 128)?;
     let first_sep = e.ids.iter().position(|&i| i == tok.sep).ok_or("no [SEP]")?;
     let ok = e.ids[0] == tok.cls
@@ -203,7 +203,7 @@ pub fn dataset_messages() -> CheckResult {
         return Err(format!("binary: {:?}; unclosed quote: {:?}", binary.messages, unclosed.messages));
     }
     // truncation is counted when encoding to the model's maximum
-    let tok = BertTokenizer::train_wordpiece(&["a b c d e f g h i j".to_string()], 100)?;
+    let tok = Tokenizer::train_wordpiece(&["a b c d e f g h i j".to_string()], 100)?;
     let e = tok.encode("a b c d e f g h i j", None, 6)?;
     if e.ids.len() != 6 || e.truncated != 6 {
         return Err(format!("truncation to 6 gave {} tokens, {} truncated", e.ids.len(), e.truncated));
@@ -224,7 +224,7 @@ pub fn dataset_messages() -> CheckResult {
 /// `gpu` must be used by nothing else meanwhile (its counters are global).
 pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckResult {
     use crate::kernels::adamw::AdamW;
-    use crate::model::{Bert, BertConfig, Heads, Pooling};
+    use crate::model::{Model, ModelConfig, Heads, Pooling};
     use crate::train::batches::HostBatch;
     let (b, t, vocab) = (4usize, 12usize, 60usize);
     let mut rng = Rng::new(9);
@@ -249,13 +249,13 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
         hb
     };
     let mut out = Vec::new();
-    let cls = ("classification, [CLS] pooling", Heads { mlm: false, sop: false, num_labels: 2 }, Pooling::Cls);
-    for (what, heads, pooling) in [("pretraining (MLM + SOP)", Heads { mlm: true, sop: true, num_labels: 0 }, Pooling::Cls), ("classification, mean pooling", Heads { mlm: false, sop: false, num_labels: 3 }, Pooling::Mean), cls] {
-        let (mut model, _) = Bert::new(gpu, BertConfig::small(vocab, 16, 2, 2), heads, None, 3)?;
+    let cls = ("classification, [CLS] pooling", Heads { lm: false, sop: false, num_labels: 2 }, Pooling::Cls);
+    for (what, heads, pooling) in [("pretraining (MLM + SOP)", Heads { lm: true, sop: true, num_labels: 0 }, Pooling::Cls), ("classification, mean pooling", Heads { lm: false, sop: false, num_labels: 3 }, Pooling::Mean), cls] {
+        let (mut model, _) = Model::new(gpu, ModelConfig::small(vocab, 16, 2, 2), heads, None, 3)?;
         model.pooling = pooling;
         model.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
         let opt = AdamW { lr: 1e-3, ..AdamW::default() };
-        let mlm = heads.mlm;
+        let mlm = heads.lm;
         for k in 0..3 {
             super::trainer::train_step(gpu, &mut model, &batch(k, mlm, &mut rng), &opt, 1e-3, 0.01, crate::model::Mode::Train { seed: k }).await?;
         }

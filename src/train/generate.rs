@@ -5,10 +5,10 @@
 
 use crate::error::Error;
 use crate::gpu::Gpu;
-use crate::model::Bert;
+use crate::model::Model;
 use crate::kernels::sample::Draw;
 use crate::rng::Rng;
-use crate::text::tokenizer::BertTokenizer;
+use crate::text::tokenizer::Tokenizer;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateConfig {
@@ -67,17 +67,17 @@ impl Stop {
 
 /// Continues `prompt`; `on_token` hears each new token (its id and text) as it is chosen. Returns the
 /// new ids (without a final [SEP]) and why it stopped.
-pub async fn generate(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: &str, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32, &str)) -> Result<(Vec<u32>, Stop), Error> {
+pub async fn generate(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, prompt: &str, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32, &str)) -> Result<(Vec<u32>, Stop), Error> {
     generate_until(gpu, model, tok, prompt, cfg, &|| false, on_token).await
 }
 
 /// [`generate`] that also stops (with [`Stop::Asked`]) when `asked` says so, checked after each
 /// token: the page's Stop.
-pub async fn generate_until(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, prompt: &str, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32, &str)) -> Result<(Vec<u32>, Stop), Error> {
+pub async fn generate_until(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, prompt: &str, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32, &str)) -> Result<(Vec<u32>, Stop), Error> {
     if !model.cfg.is_decoder {
         return Err("this is a masked (bidirectional) model: it fills in [MASK]s (bertlab fill-mask) but does not continue a text; generate needs a causal model (config is_decoder, e.g. bertlab pretrain --objective causal)".into());
     }
-    if !model.heads.mlm {
+    if !model.heads.lm {
         return Err("this causal model has no language-model head (cls.predictions)".into());
     }
     let positions = model.cfg.max_position_embeddings;
@@ -94,14 +94,14 @@ pub async fn generate_until(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, pr
 
 /// [`generate`] from token ids; `end` (if any) ends the text when the model chooses it. The prompt
 /// runs once (prefill) and each new token runs one position against the key-value cache, the token
-/// drawn on the GPU (`Bert::decode_start`, `Bert::decode_next`).
-pub async fn generate_ids(gpu: &Gpu, model: &mut Bert, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
+/// drawn on the GPU (`Model::decode_start`, `Model::decode_next`).
+pub async fn generate_ids(gpu: &Gpu, model: &mut Model, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
     generate_ids_until(gpu, model, prompt, end, cfg, &|| false, on_token).await
 }
 
 /// [`generate_ids`] that stops when `asked` says so (checked after each token).
-pub async fn generate_ids_until(gpu: &Gpu, model: &mut Bert, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
-    if !model.cfg.is_decoder || !model.heads.mlm {
+pub async fn generate_ids_until(gpu: &Gpu, model: &mut Model, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
+    if !model.cfg.is_decoder || !model.heads.lm {
         return Err("generation needs a causal model with a language-model head".into());
     }
     cfg.validate()?;

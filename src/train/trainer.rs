@@ -16,10 +16,10 @@ use crate::kernels::adamw::AdamW;
 use crate::kernels::embedding;
 use crate::model::Mode as ModelMode;
 use crate::train::schedule::linear_schedule;
-use crate::model::{Bert, Losses, Pooling};
+use crate::model::{Model, Losses, Pooling};
 use crate::rng::Rng;
 use crate::text::dataset::Dataset;
-use crate::text::tokenizer::{BertTokenizer, Encoded};
+use crate::text::tokenizer::{Tokenizer, Encoded};
 
 /// Which parameters a classification run trains.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,7 +106,7 @@ pub fn in_range_f(what: &str, v: f32, lo: f32, hi: f32, lo_open: bool) -> Result
 
 /// The settings both kinds of run have: learning rate, batch size, and a maximum length within the
 /// model's positions.
-fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::BertConfig) -> Result<(), String> {
+fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::ModelConfig) -> Result<(), String> {
     use limits::*;
     in_range_f("the learning rate", lr, 0.0, MAX_LR, true)?;
     in_range("the batch size", batch, BATCH.0, BATCH.1)?;
@@ -115,7 +115,7 @@ fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::Ber
 
 impl TrainConfig {
     /// Every setting in its range for `model` (its depth and positions), or the first that is not.
-    pub fn validate(&self, model: &crate::model::BertConfig) -> Result<(), String> {
+    pub fn validate(&self, model: &crate::model::ModelConfig) -> Result<(), String> {
         use limits::*;
         check_shared(self.lr, self.batch_size, self.max_len, model)?;
         in_range("epochs", self.epochs, EPOCHS.0, EPOCHS.1)?;
@@ -219,13 +219,13 @@ fn shuffle(v: &mut [usize], rng: &mut Rng) {
 }
 
 /// One training step: zero grads, forward, backward, AdamW, loss readback; one submit.
-pub async fn train_step(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<Losses, Error> {
+pub async fn train_step(gpu: &Gpu, model: &mut Model, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<Losses, Error> {
     Ok(train_step_timed(gpu, model, hb, opt, lr, wd, mode).await?.0)
 }
 
 /// [`train_step`], also returning the milliseconds the host spent recording it (batch upload and
 /// command encoding, up to the submit): what the step benchmark reports as host encode time.
-pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<(Losses, f64), Error> {
+pub async fn train_step_timed(gpu: &Gpu, model: &mut Model, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<(Losses, f64), Error> {
     let t0 = crate::gpu::now_ms();
     let batch = hb.to_gpu(gpu, &model.cfg)?;
     let mut step = gpu.begin_step("train");
@@ -238,7 +238,7 @@ pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: 
     let rb = model.record_loss_readback_with(&mut step, &[(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])?;
     let encode_ms = crate::gpu::now_ms() - t0;
     step.submit().await?;
-    let (l, flag) = Bert::read_losses_and_extra(gpu, rb).await?;
+    let (l, flag) = Model::read_losses_and_extra(gpu, rb).await?;
     let skipped = flag[0] != 0.0;
     if skipped || !l.total().is_finite() {
         return Err(Error::NonFinite { step: None });
@@ -249,7 +249,7 @@ pub async fn train_step_timed(gpu: &Gpu, model: &mut Bert, hb: &HostBatch, opt: 
 pub use crate::error::NON_FINITE;
 
 /// Class probabilities for encoded examples, in batches.
-pub async fn predict(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize) -> Result<Vec<Vec<f32>>, Error> {
+pub async fn predict(gpu: &Gpu, model: &mut Model, enc: &[&Encoded], pad_id: u32, batch_size: usize) -> Result<Vec<Vec<f32>>, Error> {
     predict_with_progress(gpu, model, enc, pad_id, batch_size, &mut |_| {}).await
 }
 
@@ -284,7 +284,7 @@ impl Progress {
 
 /// [`predict`], batching the texts by length and reporting `Event::Progress` after every batch;
 /// the probabilities come back in the order of `enc`.
-pub async fn predict_with_progress(gpu: &Gpu, model: &mut Bert, enc: &[&Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<Vec<Vec<f32>>, Error> {
+pub async fn predict_with_progress(gpu: &Gpu, model: &mut Model, enc: &[&Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<Vec<Vec<f32>>, Error> {
     let mut out = vec![Vec::new(); enc.len()];
     let order = by_length(enc);
     let mut progress = Progress::new("predict", enc.len());
@@ -313,7 +313,7 @@ pub struct TrainReport {
 /// once on the GPU into one (N, C) buffer; nothing is read back. Texts go through in batches sorted
 /// by length (each padded to about its own length), then one gather puts the rows back in the order
 /// of `enc`. `Event::Progress` follows every batch.
-async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<crate::gpu::GpuBuf, Error> {
+async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<crate::gpu::GpuBuf, Error> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let c = model.cfg.hidden_size;
     let n = enc.len();
@@ -351,7 +351,7 @@ async fn compute_features(gpu: &Gpu, model: &mut Bert, enc: &[Encoded], pad_id: 
 /// One step of the classification head alone on cached features; one submit, one readback of 12
 /// bytes (loss, count, skip flag); its two small inputs come from the recycling pool.
 #[allow(clippy::too_many_arguments)]
-async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<f32, Error> {
+async fn head_step(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<f32, Error> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let rows = gpu.recycled("head.rows", idx.len(), crate::gpu::DType::U32).map_err(e)?;
     gpu.write(&rows, 0, idx).map_err(e)?;
@@ -379,7 +379,7 @@ async fn head_step(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: u
 }
 
 /// Class probabilities from cached features, dropout off.
-async fn head_predict(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n: usize, batch_size: usize) -> Result<Vec<Vec<f32>>, Error> {
+async fn head_predict(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: usize, batch_size: usize) -> Result<Vec<Vec<f32>>, Error> {
     let e = |x: crate::gpu::GpuError| x.to_string();
     let nl = model.heads.num_labels;
     let mut out = Vec::new();
@@ -395,7 +395,7 @@ async fn head_predict(gpu: &Gpu, model: &mut Bert, feats: &crate::gpu::GpuBuf, n
     Ok(out)
 }
 
-async fn checkpoint_event(gpu: &Gpu, model: &Bert, step: usize) -> Result<Event, Error> {
+async fn checkpoint_event(gpu: &Gpu, model: &Model, step: usize) -> Result<Event, Error> {
     Ok(Event::Checkpoint { step, weights: super::checkpoint::weights_bytes(gpu, model).await?, optimizer: super::checkpoint::optimizer_bytes(gpu, model, step).await? })
 }
 
@@ -405,8 +405,8 @@ async fn checkpoint_event(gpu: &Gpu, model: &Bert, step: usize) -> Result<Event,
 #[allow(clippy::too_many_arguments)]
 pub async fn train_classifier(
     gpu: &Gpu,
-    model: &mut Bert,
-    tok: &BertTokenizer,
+    model: &mut Model,
+    tok: &Tokenizer,
     ds: &Dataset,
     train: &[usize],
     val: &[usize],
@@ -566,7 +566,7 @@ pub struct PretrainConfig {
 
 impl PretrainConfig {
     /// Every setting in its range for `model`, or the first that is not.
-    pub fn validate(&self, model: &crate::model::BertConfig) -> Result<(), String> {
+    pub fn validate(&self, model: &crate::model::ModelConfig) -> Result<(), String> {
         use limits::*;
         check_shared(self.lr, self.batch_size, self.max_len, model)?;
         in_range("the steps", self.steps, PRETRAIN_STEPS.0, PRETRAIN_STEPS.1)?;
@@ -603,7 +603,7 @@ pub fn next_token_labels(ids: &[u32]) -> Vec<i32> {
 
 /// One MLM (+ SOP) batch from `texts`: SOP pairs when `sop`, single texts otherwise. For a causal
 /// model (`causal`), single texts with next-token labels and no masking.
-pub fn pretrain_batch(tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, sop_on: bool, causal: bool, candidates: &[u32], rng: &mut Rng) -> Result<HostBatch, String> {
+pub fn pretrain_batch(tok: &Tokenizer, texts: &[String], cfg: &PretrainConfig, sop_on: bool, causal: bool, candidates: &[u32], rng: &mut Rng) -> Result<HostBatch, String> {
     let mut encs = Vec::new();
     let mut sop_labels = Vec::new();
     while encs.len() < cfg.batch_size {
@@ -646,13 +646,13 @@ pub fn pretrain_batch(tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfi
 }
 
 /// Pretrains `model` (with the heads `cfg` asks for) on unlabeled `texts`.
-pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], cfg: &PretrainConfig, control: &Control, on_event: &mut dyn FnMut(Event)) -> Result<PretrainReport, Error> {
+pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[String], cfg: &PretrainConfig, control: &Control, on_event: &mut dyn FnMut(Event)) -> Result<PretrainReport, Error> {
     cfg.validate(&model.cfg)?;
     let mut report = PretrainReport::default();
     if texts.is_empty() {
         return Err("no text to pretrain on".into());
     }
-    if cfg.mlm && !model.heads.mlm {
+    if cfg.mlm && !model.heads.lm {
         return Err("masked-LM pretraining needs a model with an MLM head".into());
     }
     // a decoder learns the next token: no masking, and no sentence order (its [CLS] sees nothing)
@@ -722,7 +722,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &
 }
 
 /// Top-k predictions at every [MASK] of `text` (written with the literal "[MASK]"), as token strings.
-pub async fn probe(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>, Error> {
+pub async fn probe(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>, Error> {
     let e = tok.encode(text, None, model.cfg.max_position_embeddings)?;
     let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == tok.mask).collect();
     if positions.is_empty() {
@@ -735,7 +735,7 @@ pub async fn probe(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, text: &str,
 /// A causal model's next-token accuracy on held-out `texts` (every position of `[CLS] text [SEP]`
 /// predicts the token after it), and that of a unigram baseline: always guessing the token most
 /// frequent in `train_texts` (counting [SEP], which ends every text).
-pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], train_texts: &[String], max_len: usize) -> Result<(f64, f64), Error> {
+pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[String], train_texts: &[String], max_len: usize) -> Result<(f64, f64), Error> {
     if !model.cfg.is_decoder {
         return Err("next-token accuracy is for a causal model (is_decoder); this one reads both ways".into());
     }
@@ -763,7 +763,7 @@ pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenize
         model.forward(gpu, &mut step, &batch, ModelMode::Eval)?;
         let rb = model.record_loss_readback(&mut step)?;
         step.submit().await?;
-        let l = Bert::read_losses(gpu, rb).await?;
+        let l = Model::read_losses(gpu, rb).await?;
         correct += l.mlm_acc as f64 * count as f64;
         n += count;
     }
@@ -772,7 +772,7 @@ pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenize
 
 /// Masked-token accuracy on held-out `texts`: every chosen token is replaced by [MASK] and predicted;
 /// returns (model accuracy, accuracy of always guessing the most frequent token of `train_texts`).
-pub async fn mlm_accuracy(gpu: &Gpu, model: &mut Bert, tok: &BertTokenizer, texts: &[String], train_texts: &[String], max_len: usize, seed: u64) -> Result<(f64, f64), Error> {
+pub async fn mlm_accuracy(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[String], train_texts: &[String], max_len: usize, seed: u64) -> Result<(f64, f64), Error> {
     let mut freq = std::collections::HashMap::new();
     let specials = tok.special_ids();
     for t in train_texts {

@@ -26,19 +26,19 @@ bertlab::for_each_model_check!(native_tests);
 #[test]
 fn minilm_matches_transformers() {
     use bertlab::io::safetensors;
-    use bertlab::model::{Batch, Bert, BertConfig, Heads};
+    use bertlab::model::{Batch, Model, ModelConfig, Heads};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch_model.sh", dir.join(f).display()));
     let weights = read("model.safetensors");
-    let cfg = BertConfig::from_json(&String::from_utf8(read("config.json")).unwrap()).unwrap();
+    let cfg = ModelConfig::from_json(&String::from_utf8(read("config.json")).unwrap()).unwrap();
     let reference = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_ref.safetensors")).unwrap();
     let r = safetensors::parse(&reference).unwrap();
     let mut st = safetensors::parse(&weights).unwrap();
     st.tensors.insert("classifier.weight".into(), r.tensors["cls.weight"].clone());
     st.tensors.insert("classifier.bias".into(), r.tensors["cls.bias"].clone());
     let g = gpu();
-    let heads = Heads { mlm: false, sop: false, num_labels: 3 };
-    let (mut model, report) = Bert::new(g, cfg.clone(), heads, Some(&st), 0).unwrap();
+    let heads = Heads { lm: false, sop: false, num_labels: 3 };
+    let (mut model, report) = Model::new(g, cfg.clone(), heads, Some(&st), 0).unwrap();
     assert!(report.initialised.is_empty(), "initialised instead of loaded: {:?}", report.initialised);
     model.params.set_trainable(g, |_| true).unwrap();
     let shape = r.tensors["input.input_ids"].shape.clone();
@@ -53,7 +53,7 @@ fn minilm_matches_transformers() {
         model.backward(&mut step, &batch, bertlab::model::Mode::Eval).unwrap();
         let rbs = model.record_loss_readback(&mut step).unwrap();
         step.submit().await.unwrap();
-        let losses = Bert::read_losses(g, rbs).await.unwrap();
+        let losses = Model::read_losses(g, rbs).await.unwrap();
         let hidden = g.read_f32(model.last_hidden().unwrap()).await.unwrap();
         let want = r.tensors["out.last_hidden"].to_f32();
         let d = hidden.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
@@ -88,17 +88,17 @@ fn minilm_matches_transformers() {
 fn write_exports_for_transformers_check() {
     use bertlab::io::export::{export_files, ModelCard};
     use bertlab::io::safetensors;
-    use bertlab::model::{Batch, Bert, BertConfig, Heads};
+    use bertlab::model::{Batch, Model, ModelConfig, Heads};
     let g = gpu();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cfg = BertConfig::from_json(bertlab::model::checks::TINY_CONFIG).unwrap();
+    let cfg = ModelConfig::from_json(bertlab::model::checks::TINY_CONFIG).unwrap();
     let mut st = safetensors::parse(bertlab::model::checks::TINY_WEIGHTS).unwrap();
     st.tensors.extend(safetensors::parse(bertlab::model::checks::TINY_CLASSIFIER).unwrap().tensors);
     let ids: Vec<u32> = vec![2, 17, 250, 1999, 3, 44, 45, 46, 5, 0, 0, 0, 2, 9, 8, 7, 6, 5, 4, 3, 2, 1, 10, 11];
     let types: Vec<u32> = vec![0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
     let mask: Vec<u32> = ids.iter().enumerate().map(|(i, _)| if i < 9 || i >= 12 { 1 } else { 0 }).collect();
-    for (dir, heads) in [("cls", Heads { mlm: false, sop: false, num_labels: 3 }), ("mlm", Heads { mlm: true, sop: false, num_labels: 0 })] {
-        let (mut m, _) = Bert::new(g, cfg.clone(), heads, Some(&st), 0).unwrap();
+    for (dir, heads) in [("cls", Heads { lm: false, sop: false, num_labels: 3 }), ("mlm", Heads { lm: true, sop: false, num_labels: 0 })] {
+        let (mut m, _) = Model::new(g, cfg.clone(), heads, Some(&st), 0).unwrap();
         let out = root.join("target/hf-export-check").join(dir);
         std::fs::create_dir_all(&out).unwrap();
         let logits: Vec<f32> = pollster::block_on(async {
@@ -138,18 +138,18 @@ fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
     use bertlab::kernels::adamw::AdamW;
     use bertlab::kernels::cpu;
     use bertlab::kernels::sample::Draw;
-    use bertlab::model::{Bert, BertConfig, Heads, Mode};
+    use bertlab::model::{Model, ModelConfig, Heads, Mode};
     use bertlab::train::batches::HostBatch;
     use bertlab::train::trainer::train_step;
     let g = gpu();
     let (v, c, h) = (50257usize, 768usize, 12usize);
-    let mut cfg = BertConfig::small_gpt2(v, c, 1, h);
+    let mut cfg = ModelConfig::small_gpt2(v, c, 1, h);
     cfg.max_position_embeddings = 64;
     cfg.hidden_dropout_prob = 0.0;
     cfg.attention_probs_dropout_prob = 0.0;
     let eps = cfg.layer_norm_eps;
     let i = cfg.intermediate_size;
-    let (mut m, _) = Bert::new(g, cfg, Heads { mlm: true, sop: false, num_labels: 0 }, None, 0).unwrap();
+    let (mut m, _) = Model::new(g, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 0).unwrap();
     assert!(g.info.max_storage_buffer_binding_size < (v * c * 4) as u64, "this test wants a device whose binding is smaller than the 154 MB table; {} allows {}", g.info.name, g.info.max_storage_buffer_binding_size);
     let shards = m.word_shards(g);
     assert_eq!(shards.len(), 2, "shards {shards:?}");
@@ -241,11 +241,11 @@ fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
 #[test]
 fn a_cache_over_the_binding_limit_is_refused_with_both_sizes() {
     use bertlab::kernels::sample::Draw;
-    use bertlab::model::{Bert, BertConfig, Heads};
+    use bertlab::model::{Model, ModelConfig, Heads};
     let g = gpu();
-    let mut cfg = BertConfig::small_gpt2(100, 768, 1, 12);
+    let mut cfg = ModelConfig::small_gpt2(100, 768, 1, 12);
     cfg.max_position_embeddings = 16384;
-    let (mut m, _) = Bert::new(g, cfg, Heads { mlm: true, sop: false, num_labels: 0 }, None, 0).unwrap();
+    let (mut m, _) = Model::new(g, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 0).unwrap();
     let per = 16384u64 * 3 * 768 * 4;
     assert!(g.info.max_storage_buffer_binding_size < per, "this test wants a binding under {per} bytes; {} allows {}", g.info.name, g.info.max_storage_buffer_binding_size);
     let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };

@@ -2,9 +2,9 @@
 //! samples, natively on wgpu.
 
 use bertlab::gpu::Gpu;
-use bertlab::model::{Bert, BertConfig, Heads};
+use bertlab::model::{Model, ModelConfig, Heads};
 use bertlab::text::dataset;
-use bertlab::text::tokenizer::BertTokenizer;
+use bertlab::text::tokenizer::Tokenizer;
 use bertlab::train::checks;
 use bertlab::train::metrics::majority_baseline;
 use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
@@ -46,11 +46,11 @@ fn small_model_learns_sentiment_and_not_shuffled_labels() {
     let ds = dataset::parse(checks::SENTIMENT.as_bytes(), None);
     let (train, val) = dataset::stratified_split(&ds, 0.2, 3);
     let texts: Vec<String> = train.iter().map(|&i| ds.examples[i].text.clone()).collect();
-    let tok = BertTokenizer::train_wordpiece(&texts, 600).unwrap();
+    let tok = Tokenizer::train_wordpiece(&texts, 600).unwrap();
     let run = |ds: &dataset::Dataset| -> (f64, f64) {
-        let cfg = BertConfig::small(tok.vocab_size, 64, 2, 4);
-        let heads = Heads { mlm: false, sop: false, num_labels: 2 };
-        let (mut model, _) = Bert::new(g, cfg, heads, None, 1).unwrap();
+        let cfg = ModelConfig::small(tok.vocab_size, 64, 2, 4);
+        let heads = Heads { lm: false, sop: false, num_labels: 2 };
+        let (mut model, _) = Model::new(g, cfg, heads, None, 1).unwrap();
         let tc = TrainConfig { mode: Mode::Full, lr: 1e-3, epochs: 8, batch_size: 16, max_len: 48, warmup_ratio: 0.1, seed: 5, dropout: true, ..TrainConfig::default() };
         let r = pollster::block_on(trainer::train_classifier(g, &mut model, &tok, ds, &train, &val, &tc, &Control::default(), &mut |_| {})).unwrap();
         let acc = r.epochs.last().unwrap().1.accuracy;
@@ -84,9 +84,9 @@ fn pretraining_from_scratch_learns_the_corpus() {
     let g = gpu();
     let lines: Vec<String> = checks::CORPUS.lines().map(str::to_string).collect();
     let (held, train) = lines.split_at(60);
-    let tok = BertTokenizer::train_wordpiece(train, 800).unwrap();
-    let cfg = BertConfig::small(tok.vocab_size, 64, 2, 4);
-    let (mut model, _) = Bert::new(g, cfg, Heads { mlm: true, sop: true, num_labels: 0 }, None, 2).unwrap();
+    let tok = Tokenizer::train_wordpiece(train, 800).unwrap();
+    let cfg = ModelConfig::small(tok.vocab_size, 64, 2, 4);
+    let (mut model, _) = Model::new(g, cfg, Heads { lm: true, sop: true, num_labels: 0 }, None, 2).unwrap();
     let pc = PretrainConfig { steps: 200, batch_size: 16, max_len: 64, lr: 2e-3, warmup: 20, ..PretrainConfig::default() };
     let mut outcomes = 0;
     let r = pollster::block_on(trainer::pretrain(g, &mut model, &tok, train, &pc, &Control::default(), &mut |e| {
@@ -118,7 +118,7 @@ fn minilm_feature_based_and_fine_tuning_steps() {
     let texts = ["a wonderful film", "an awful film", "I loved the soup", "the soup was bland", "great service", "terrible service", "what a lovely day", "a dreadful day"];
     let labels: Vec<i32> = vec![1, 0, 1, 0, 1, 0, 1, 0];
     for (mode, lr, steps) in [(Mode::FeatureBased, 1e-2f32, 6), (Mode::Full, 1e-4, 4)] {
-        let mut lm = model_dir::load(&g, &files, Some(Heads { mlm: false, sop: false, num_labels: 2 }), 3).unwrap();
+        let mut lm = model_dir::load(&g, &files, Some(Heads { lm: false, sop: false, num_labels: 2 }), 3).unwrap();
         let layers = lm.model.cfg.num_hidden_layers;
         lm.model.params.set_trainable(&g, |n| mode.trainable(n, layers)).unwrap();
         let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, 32).unwrap()).collect();
@@ -146,11 +146,11 @@ fn minilm_feature_based_and_fine_tuning_steps() {
     }
 }
 
-fn sentiment_setup() -> (dataset::Dataset, Vec<usize>, Vec<usize>, BertTokenizer) {
+fn sentiment_setup() -> (dataset::Dataset, Vec<usize>, Vec<usize>, Tokenizer) {
     let ds = dataset::parse(checks::SENTIMENT.as_bytes(), None);
     let (train, val) = dataset::stratified_split(&ds, 0.2, 3);
     let texts: Vec<String> = train.iter().map(|&i| ds.examples[i].text.clone()).collect();
-    let tok = BertTokenizer::train_wordpiece(&texts, 600).unwrap();
+    let tok = Tokenizer::train_wordpiece(&texts, 600).unwrap();
     (ds, train, val, tok)
 }
 
@@ -163,8 +163,8 @@ fn feature_based_training_caches_features() {
     let g = Gpu::new_blocking().unwrap();
     let (ds, train, val, tok) = sentiment_setup();
     for pooling in [Pooling::Cls, Pooling::Mean] {
-        let cfg = BertConfig::small(tok.vocab_size, 64, 2, 4);
-        let (mut model, _) = Bert::new(&g, cfg, Heads { mlm: false, sop: false, num_labels: 2 }, None, 1).unwrap();
+        let cfg = ModelConfig::small(tok.vocab_size, 64, 2, 4);
+        let (mut model, _) = Model::new(&g, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1).unwrap();
         let tc = TrainConfig { mode: Mode::FeatureBased, lr: 5e-3, epochs: 2, batch_size: 32, max_len: 48, pooling, ..TrainConfig::default() };
         g.reset_counters();
         let mut feature_ms = None;
@@ -198,14 +198,14 @@ fn checkpoint_and_resume_matches_an_uninterrupted_run() {
     use bertlab::train::checkpoint;
     let g = gpu();
     let (ds, train, val, tok) = sentiment_setup();
-    let cfg = BertConfig::small(tok.vocab_size, 32, 2, 4);
-    let heads = Heads { mlm: false, sop: false, num_labels: 2 };
+    let cfg = ModelConfig::small(tok.vocab_size, 32, 2, 4);
+    let heads = Heads { lm: false, sop: false, num_labels: 2 };
     let tc = TrainConfig { mode: Mode::LastLayers(1), lr: 1e-3, epochs: 2, batch_size: 32, max_len: 32, ..TrainConfig::default() };
-    let (mut a, _) = Bert::new(g, cfg.clone(), heads, None, 1).unwrap();
+    let (mut a, _) = Model::new(g, cfg.clone(), heads, None, 1).unwrap();
     pollster::block_on(trainer::train_classifier(g, &mut a, &tok, &ds, &train, &val, &tc, &Control::default(), &mut |_| {})).unwrap();
     let want = pollster::block_on(a.params.read_all(g)).unwrap();
 
-    let (mut b, _) = Bert::new(g, cfg.clone(), heads, None, 1).unwrap();
+    let (mut b, _) = Model::new(g, cfg.clone(), heads, None, 1).unwrap();
     let control = Control::default();
     let mut saved = None;
     let tc_b = TrainConfig { checkpoint_every: 7, ..tc.clone() };
@@ -222,7 +222,7 @@ fn checkpoint_and_resume_matches_an_uninterrupted_run() {
     let (step, weights, optimizer) = saved.unwrap();
     assert_eq!(step, 7);
     let st = safetensors::parse(&weights).unwrap();
-    let (mut c, _) = Bert::new(g, cfg, heads, Some(&st), 99).unwrap();
+    let (mut c, _) = Model::new(g, cfg, heads, Some(&st), 99).unwrap();
     let from = checkpoint::restore_optimizer(g, &mut c, &optimizer).unwrap();
     assert_eq!(from, 7);
     let tc_c = TrainConfig { start_step: from, ..tc };
@@ -314,9 +314,9 @@ fn a_non_finite_step_stops_the_run_and_changes_no_weight() {
     let ds = dataset::parse(checks::SENTIMENT.as_bytes(), None);
     let (train, val) = dataset::stratified_split(&ds, 0.2, 3);
     let texts: Vec<String> = train.iter().map(|&i| ds.examples[i].text.clone()).collect();
-    let tok = BertTokenizer::train_wordpiece(&texts, 300).unwrap();
-    let cfg = BertConfig::small(tok.vocab_size, 16, 1, 2);
-    let (mut model, _) = Bert::new(g, cfg, Heads { mlm: false, sop: false, num_labels: 2 }, None, 1).unwrap();
+    let tok = Tokenizer::train_wordpiece(&texts, 300).unwrap();
+    let cfg = ModelConfig::small(tok.vocab_size, 16, 1, 2);
+    let (mut model, _) = Model::new(g, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1).unwrap();
     let p = model.params.get("encoder.layer.0.output.dense.weight").unwrap();
     let mut w = pollster::block_on(g.read_f32(&p.value)).unwrap();
     w[3] = f32::NAN;
@@ -562,7 +562,7 @@ fn a_gpt2_fine_tunes_with_the_cli_and_exports_gpt2_for_sequence_classification()
         assert!(files.contains_key(export::TRAIN_HF) || out.join(export::TRAIN_HF).exists());
         // read back: a GPT-2 that classifies on the last token and still has its LM head
         let mut lm = model_dir::load(g, &files, None, 0).unwrap();
-        assert_eq!((lm.model.heads.num_labels, lm.model.heads.mlm, lm.model.pooling), (2, true, Pooling::Last));
+        assert_eq!((lm.model.heads.num_labels, lm.model.heads.lm, lm.model.pooling), (2, true, Pooling::Last));
         let texts = ["the bakery was lovely", "a dreadful waste of money, not worth it at all", "fine"];
         let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, 32).unwrap()).collect();
         let refs: Vec<_> = enc.iter().collect();

@@ -4,10 +4,10 @@
 mod arena {
 use bertlab::gpu::GpuBuf;
     use bertlab::model::params::{arena_layout, decays, tensor_names};
-    use bertlab::model::BertConfig;
+    use bertlab::model::ModelConfig;
 
-    fn cfg(hidden: usize) -> BertConfig {
-        BertConfig::small(50, hidden, 2, 2)
+    fn cfg(hidden: usize) -> ModelConfig {
+        ModelConfig::small(50, hidden, 2, 2)
     }
 
     /// Every tensor bindable at an aligned offset, except the key and value that follow their query
@@ -49,7 +49,7 @@ use bertlab::gpu::GpuBuf;
 }
 
 mod tokenizer {
-use bertlab::text::tokenizer::BertTokenizer;
+use bertlab::text::tokenizer::Tokenizer;
 
     /// The same texts give the same vocabulary, ids included (tokenizers' own trainer broke ties in
     /// hash-map order, so each process made a different from-scratch model): specials, then the
@@ -59,7 +59,7 @@ use bertlab::text::tokenizer::BertTokenizer;
     /// tokenizer.json does; malformed ones are refused with the line.
     #[test]
     fn gpt2_vocab_json_and_merges_txt_match_tokenizer_json() {
-        use bertlab::text::tokenizer::BertTokenizer;
+        use bertlab::text::tokenizer::Tokenizer;
         let tj = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_gpt2/tokenizer.json")).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&tj).unwrap();
         let vocab = serde_json::to_vec(&v["model"]["vocab"]).unwrap();
@@ -72,17 +72,17 @@ use bertlab::text::tokenizer::BertTokenizer;
             };
             merges.push_str(&format!("{} {}\n", pair[0], pair[1]));
         }
-        let a = BertTokenizer::from_tokenizer_json(&tj).unwrap();
-        let b = BertTokenizer::from_vocab_json_merges(&vocab, merges.as_bytes()).unwrap();
+        let a = Tokenizer::from_tokenizer_json(&tj).unwrap();
+        let b = Tokenizer::from_vocab_json_merges(&vocab, merges.as_bytes()).unwrap();
         assert_eq!((a.vocab_size, a.end_of_text, a.sep), (b.vocab_size, b.end_of_text, b.sep));
         for text in ["the curious kitten deftly opened the bookshelf", "Toast is a simple yet delicious food.", "  spaces\tand émoji 🐈 ", ""] {
             let (ea, eb) = (a.encode(text, None, 512).unwrap(), b.encode(text, None, 512).unwrap());
             assert_eq!(ea.ids, eb.ids, "{text:?}");
             assert_eq!(a.decode(&ea.ids).unwrap(), b.decode(&eb.ids).unwrap(), "{text:?}");
         }
-        let bad = BertTokenizer::from_vocab_json_merges(&vocab, b"#version: 0.2\nh e\nthree parts here\n").err().expect("a malformed merges.txt");
+        let bad = Tokenizer::from_vocab_json_merges(&vocab, b"#version: 0.2\nh e\nthree parts here\n").err().expect("a malformed merges.txt");
         assert!(bad.contains("line 3"), "{bad}");
-        let no_eot = BertTokenizer::from_vocab_json_merges(br#"{"a": 0, "b": 1}"#, b"a b\n").err().expect("a vocabulary without <|endoftext|>");
+        let no_eot = Tokenizer::from_vocab_json_merges(br#"{"a": 0, "b": 1}"#, b"a b\n").err().expect("a vocabulary without <|endoftext|>");
         assert!(no_eot.contains("<|endoftext|>"), "{no_eot}");
     }
 
@@ -90,14 +90,14 @@ use bertlab::text::tokenizer::BertTokenizer;
     fn trained_wordpiece_is_deterministic() {
         let ds = bertlab::text::dataset::parse(bertlab::train::checks::SENTIMENT.as_bytes(), None);
         let texts: Vec<String> = ds.examples.iter().map(|e| e.text.clone()).collect();
-        let a = BertTokenizer::train_wordpiece(&texts, 600).unwrap().vocab_txt();
+        let a = Tokenizer::train_wordpiece(&texts, 600).unwrap().vocab_txt();
         for _ in 0..3 {
-            assert_eq!(BertTokenizer::train_wordpiece(&texts, 600).unwrap().vocab_txt(), a);
+            assert_eq!(Tokenizer::train_wordpiece(&texts, 600).unwrap().vocab_txt(), a);
         }
         let v: Vec<&str> = a.lines().collect();
         assert_eq!(v[..7], ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "##a", "##b"]);
         assert!(v.contains(&"the") && v.contains(&"coffee") && v.len() > 250, "{v:?}");
-        let small = BertTokenizer::train_wordpiece(&texts, 80).unwrap();
+        let small = Tokenizer::train_wordpiece(&texts, 80).unwrap();
         assert_eq!(small.vocab_size, 80);
         let e = small.encode("the soup", None, 16).unwrap();
         assert!(!e.ids.contains(&small.unk), "every character is in the vocabulary: {e:?}");
@@ -106,7 +106,7 @@ use bertlab::text::tokenizer::BertTokenizer;
     #[test]
     fn vocab_txt_keeps_special_tokens_whole() {
         let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\n.\n";
-        let t = BertTokenizer::from_vocab_txt(vocab, true).unwrap();
+        let t = Tokenizer::from_vocab_txt(vocab, true).unwrap();
         let e = t.encode("The cat [MASK] .", None, 16).unwrap();
         assert_eq!(e.ids, vec![t.cls, 5, 6, t.mask, 8, t.sep]);
     }
@@ -229,14 +229,14 @@ use bertlab::train::batches::pad;
 }
 
 mod settings {
-    use bertlab::model::BertConfig;
+    use bertlab::model::ModelConfig;
     use bertlab::train::trainer::{Mode, PretrainConfig, TrainConfig};
 
     /// Each setting out of its range is refused with a message that names the setting and the
     /// range; the defaults pass.
     #[test]
     fn out_of_range_settings_are_refused_with_their_range() {
-        let model = BertConfig::small(100, 32, 3, 2);
+        let model = ModelConfig::small(100, 32, 3, 2);
         assert_eq!(TrainConfig::default().validate(&model), Ok(()));
         assert_eq!(PretrainConfig::default().validate(&model), Ok(()));
         let t = TrainConfig::default;
@@ -307,7 +307,7 @@ mod data_limits {
     /// [MASK]s parse and tokenize without a panic, unchanged, and are cut to the model's length.
     #[test]
     fn hostile_text_parses_and_tokenizes() {
-        use bertlab::text::tokenizer::BertTokenizer;
+        use bertlab::text::tokenizer::Tokenizer;
         let texts = [
             "<script>alert(1)</script> & <b>bold</b>",
             "abc\u{202E}fed\u{202C} right-to-left override",
@@ -323,7 +323,7 @@ mod data_limits {
         assert_eq!(ds.examples.len(), texts.len(), "{:?}", ds.messages);
         assert_eq!(ds.examples[0].text, texts[0], "markup is kept as text");
         let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nscript\nalert\nb\nbold\n";
-        let tok = BertTokenizer::from_vocab_txt(vocab, true).unwrap();
+        let tok = Tokenizer::from_vocab_txt(vocab, true).unwrap();
         for e in &ds.examples {
             let enc = tok.encode(&e.text, None, 64).unwrap();
             assert!(enc.ids.len() <= 64 && enc.ids[0] == tok.cls, "{:?}", &e.text[..e.text.len().min(30)]);
