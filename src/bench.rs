@@ -2,6 +2,7 @@
 //! (`bertlab bench`) and in the browser (www/bench.html). Each case runs `reps` dispatches in one
 //! step after a warm-up step, and the clock stops when a 4-byte readback of the output arrives.
 
+use crate::error::Result;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
 use crate::kernels::layernorm::{self, LnParams};
 use crate::kernels::matmul::{Kernel, Matmul};
@@ -173,7 +174,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Times `steps` full fine-tuning steps (dropout on, AdamW, [CLS] classification over 2 labels) of
 /// the named shape at batch `b` × length `t`, after 2 warm-up steps, and a forward pass alone.
-pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> Result<StepBench, String> {
+pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> Result<StepBench> {
     use crate::kernels::adamw::AdamW;
     use crate::model::{Model, ModelConfig, Heads};
     use crate::train::batches::HostBatch;
@@ -183,11 +184,11 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
         .find(|c| c.0 == config)
         .ok_or_else(|| format!("unknown config '{config}'; one of {}", STEP_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")))?;
     if b == 0 || t == 0 || t > 512 || steps == 0 {
-        return Err(format!("batch ({b}), steps ({steps}) and length ({t}, at most 512) must be positive"));
+        return Err(format!("batch ({b}), steps ({steps}) and length ({t}, at most 512) must be positive").into());
     }
     let cfg = ModelConfig::small(30522, hidden, layers, heads);
     let (mut model, _) = Model::new(gpu, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1)?;
-    model.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    model.params.set_trainable(gpu, |_| true)?;
     let mut rng = crate::rng::Rng::new(7);
     let mut batch = || HostBatch {
         b,
@@ -227,7 +228,7 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
         let mut step = gpu.begin_step("bench-forward");
         model.forward(gpu, &mut step, &batch, Mode::Eval)?;
         let rb = model.record_loss_readback(&mut step)?;
-        step.submit().await.map_err(|e| e.to_string())?;
+        step.submit().await?;
         Model::read_losses(gpu, rb).await?;
         fwd.push(crate::gpu::now_ms() - t0);
     }
@@ -310,7 +311,7 @@ pub struct GenerateBench {
 /// Greedy generation on a randomly initialised GPT-2 of a named shape (positions 1024): for each
 /// count in `new`, a 5-token prompt continued by that many tokens (no end token), after one warm-up
 /// run. Counters are per decoded token, over the run's decoding after its first 4 tokens.
-pub async fn generate(gpu: &Gpu, config: &str, vocab: usize, new: &[usize]) -> Result<GenerateBench, String> {
+pub async fn generate(gpu: &Gpu, config: &str, vocab: usize, new: &[usize]) -> Result<GenerateBench> {
     use crate::model::{Model, ModelConfig, Heads};
     let &(name, layers, hidden, heads) = GENERATE_CONFIGS
         .iter()
@@ -320,7 +321,7 @@ pub async fn generate(gpu: &Gpu, config: &str, vocab: usize, new: &[usize]) -> R
     cfg.max_position_embeddings = 1024;
     let prompt: Vec<u32> = vec![11, 318, 257, 1332, 286].into_iter().map(|i| i % vocab as u32).collect();
     if new.iter().any(|&n| n == 0 || n + prompt.len() > cfg.max_position_embeddings) {
-        return Err(format!("new tokens must be 1 to {}", cfg.max_position_embeddings - prompt.len()));
+        return Err(format!("new tokens must be 1 to {}", cfg.max_position_embeddings - prompt.len()).into());
     }
     let (mut model, _) = Model::new(gpu, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 1)?;
     // warm-up: pipelines built, buffers made for the largest cache

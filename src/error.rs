@@ -22,6 +22,8 @@ pub enum Error {
     Data { line: usize, message: String },
     /// Beyond a stated limit (data size, rows, model size, a setting's range).
     Limit(String),
+    /// The model is held by another command (a run, a generation): what holds it and what to do.
+    Busy(String),
     /// Anything else, said in words.
     Other(String),
 }
@@ -52,6 +54,7 @@ impl fmt::Display for Error {
             Error::Shape { tensor, message } => write!(f, "{tensor}: {message}"),
             Error::Data { line: 0, message } => write!(f, "{message}"),
             Error::Data { line, message } => write!(f, "line {line}: {message}"),
+            Error::Busy(m) => write!(f, "busy: {m}"),
             Error::Limit(m) | Error::Other(m) => write!(f, "{m}"),
         }
     }
@@ -92,5 +95,24 @@ impl From<Error> for String {
 impl From<crate::io::safetensors::SafetensorsError> for Error {
     fn from(e: crate::io::safetensors::SafetensorsError) -> Error {
         Error::Other(e.to_string())
+    }
+}
+
+/// Text that is not UTF-8, JSON that does not parse: said in words (the caller adds which file).
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Error {
+        Error::Other(format!("invalid JSON: {e}"))
+    }
+}
+
+impl From<std::str::Utf8Error> for Error {
+    fn from(e: std::str::Utf8Error) -> Error {
+        Error::Other(format!("not UTF-8 text: {e}"))
+    }
+}
+
+impl From<std::string::FromUtf8Error> for Error {
+    fn from(e: std::string::FromUtf8Error) -> Error {
+        Error::Other(format!("not UTF-8 text: {e}"))
     }
 }

@@ -49,7 +49,7 @@ pub fn preview(name: &str, ds: &Dataset, text_lines: usize) -> DataPreview {
         label_counts: ds.label_counts(),
         rows: ds.examples.iter().take(PREVIEW_ROWS).map(|e| PreviewRow { line: e.line, label: e.label.clone(), text: e.text.clone(), text_b: e.text_b.clone() }).collect(),
         messages: ds.messages.iter().map(|m| PreviewMessage { line: m.line, error: m.severity == Severity::Error, text: m.to_string() }).collect(),
-        problem: ds.trainable().err(),
+        problem: ds.why_untrainable(),
         text_lines,
         plain: ds.plain,
     }

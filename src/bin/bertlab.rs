@@ -381,7 +381,7 @@ mod cli {
         let files = model_dir::read_dir(Path::new(dir))?;
         let lm = model_dir::load(g, &files, heads, 42);
         spin.finish_and_clear();
-        lm
+        Ok(lm?)
     }
 
     fn texts_arg(a: &TextsArgs) -> Result<Vec<String>, String> {
@@ -565,12 +565,14 @@ mod cli {
         dataset::check_size(size).map_err(|e| format!("{path}: {e}"))?;
         let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
         let ds = dataset::parse(&bytes, None);
-        let verdict = ds.trainable();
+        let verdict = ds.why_untrainable();
         // the message that refuses the data is said once, as the error
-        for m in ds.messages.iter().filter(|m| verdict.as_ref().err() != Some(&m.text)) {
+        for m in ds.messages.iter().filter(|m| verdict.as_ref() != Some(&m.text)) {
             eprintln!("{path}: {m}");
         }
-        verdict?;
+        if let Some(v) = verdict {
+            return Err(v);
+        }
         Ok(ds)
     }
 

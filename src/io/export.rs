@@ -3,6 +3,7 @@
 //! BertModel, by the heads present). Returns (file name, bytes) pairs, so the browser can offer them
 //! as downloads and the CLI can write them to a directory.
 
+use crate::error::Result;
 use std::collections::BTreeMap;
 
 use crate::io::safetensors;
@@ -18,7 +19,7 @@ pub const TRAIN_HF: &str = "train_hf.py";
 
 /// Which file a Hugging Face repository's weights are in, given its file list; a repository with
 /// only `pytorch_model.bin` gets a message saying how to convert it.
-pub fn pick_weights_file<'a>(files: &[&'a str]) -> Result<&'a str, String> {
+pub fn pick_weights_file<'a>(files: &[&'a str]) -> Result<&'a str> {
     if let Some(f) = files.iter().find(|f| **f == "model.safetensors") {
         return Ok(f);
     }

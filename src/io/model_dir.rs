@@ -2,6 +2,7 @@
 //! vocab.txt), as a map of file name to bytes, so the same code loads from disk natively and from
 //! fetched or picked files in the browser.
 
+use crate::error::Result;
 use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
@@ -48,7 +49,7 @@ pub fn labels_of(config: &serde_json::Value) -> Vec<String> {
 
 /// A model directory's tokenizer: tokenizer.json, else vocab.txt (BERT; lowercased unless its
 /// tokenizer_config.json says do_lower_case false), else vocab.json with merges.txt (GPT-2).
-pub fn tokenizer_of(files: &BTreeMap<String, Vec<u8>>) -> Result<Tokenizer, String> {
+pub fn tokenizer_of(files: &BTreeMap<String, Vec<u8>>) -> Result<Tokenizer> {
     if let Some(tj) = files.get("tokenizer.json") {
         Tokenizer::from_tokenizer_json(tj)
     } else if let Some(v) = files.get("vocab.txt") {
@@ -67,12 +68,12 @@ pub fn tokenizer_of(files: &BTreeMap<String, Vec<u8>>) -> Result<Tokenizer, Stri
 
 /// Loads a model directory. `heads` overrides what the checkpoint carries (e.g. to add a fresh
 /// classification head, or an MLM head to train on a BertModel); `lowercase` applies to vocab.txt.
-pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel, String> {
+pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel> {
     let names: Vec<&str> = files.keys().map(|s| s.as_str()).collect();
     let config_bytes = files.get("config.json").ok_or("the model has no config.json")?;
     let config_text = std::str::from_utf8(config_bytes).map_err(|_| "config.json is not UTF-8".to_string())?;
     let mut cfg = ModelConfig::from_json(config_text)?;
-    let config: serde_json::Value = serde_json::from_str(config_text).map_err(|e| e.to_string())?;
+    let config: serde_json::Value = serde_json::from_str(config_text)?;
     let weights_name = crate::io::export::pick_weights_file(&names)?;
     let mut st = safetensors::parse(&files[weights_name]).map_err(|e| format!("{weights_name}: {e}"))?;
     // a mean- or last-token-pooling classifier exported by BERT Lab: the encoder plus a documented
@@ -83,7 +84,7 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
         let doc: serde_json::Value = serde_json::from_slice(doc).map_err(|e| format!("{HEAD_JSON}: {e}"))?;
         pooling = match doc.get("pooling").and_then(|p| p.as_str()).and_then(Pooling::parse) {
             Some(p @ (Pooling::Mean | Pooling::Last)) => p,
-            _ => return Err(format!("{HEAD_JSON}: only \"pooling\": \"mean\" or \"last\" heads are known")),
+            _ => return Err(format!("{HEAD_JSON}: only \"pooling\": \"mean\" or \"last\" heads are known").into()),
         };
         let head = files.get(HEAD_FILE).ok_or_else(|| format!("{HEAD_JSON} names {HEAD_FILE}, which is missing"))?;
         let hs = safetensors::parse(head).map_err(|e| format!("{HEAD_FILE}: {e}"))?;
@@ -98,13 +99,13 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     let heads = heads.unwrap_or(found);
     let tokenizer = tokenizer_of(files)?;
     if tokenizer.vocab_size > cfg.vocab_size {
-        return Err(format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size));
+        return Err(format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size).into());
     }
     // batches are padded with the tokenizer's pad id; a causal model's classifier finds each text's
     // last token by that id (model::batch::summary_rows), and an export says it in config.json
     cfg.pad_token_id = tokenizer.pad as usize;
     let (mut model, report) = Model::new(gpu, cfg, heads, Some(&st), seed)?;
-    model.pooling = Pooling::for_model(pooling, &model.cfg).map_err(|e| e.to_string())?;
+    model.pooling = Pooling::for_model(pooling, &model.cfg)?;
     let mut labels = head_labels.unwrap_or_else(|| labels_of(&config));
     labels.truncate(heads.num_labels);
     while labels.len() < heads.num_labels {
@@ -116,7 +117,7 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
 
 /// Reads every file of a directory (natively).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for entry in rd.flatten() {

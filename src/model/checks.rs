@@ -2,6 +2,7 @@
 //! page's self-check. The reference is tests/fixtures/tiny_bert* (written by make_bert_fixture.py
 //! with transformers; dropout off, eager attention).
 
+use crate::error::Result;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use crate::gpu::Gpu;
 use crate::io::safetensors::{self, SafeTensors};
 use crate::kernels::adamw::AdamW;
 
-pub type CheckResult = Result<String, String>;
+pub type CheckResult = Result<String>;
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + 'a>>;
 
 #[macro_export]
@@ -86,30 +87,30 @@ struct Fixture {
     t: usize,
 }
 
-fn fixture() -> Result<Fixture, String> {
+fn fixture() -> Result<Fixture> {
     fixture_of(TINY_CONFIG, &[TINY_WEIGHTS, TINY_CLASSIFIER], TINY_REF)
 }
 
-fn causal_fixture() -> Result<Fixture, String> {
+fn causal_fixture() -> Result<Fixture> {
     fixture_of(CAUSAL_CONFIG, &[CAUSAL_WEIGHTS], CAUSAL_REF)
 }
 
-fn gpt2_fixture() -> Result<Fixture, String> {
+fn gpt2_fixture() -> Result<Fixture> {
     fixture_of(GPT2_CONFIG, &[GPT2_WEIGHTS], GPT2_REF)
 }
 
 /// The two last-token classifiers: (fixture, what), the head's weights taken from the reference.
-fn last_token_fixtures() -> Result<[(Fixture, &'static str); 2], String> {
+fn last_token_fixtures() -> Result<[(Fixture, &'static str); 2]> {
     Ok([(fixture_of(GPT2_CONFIG, &[GPT2_WEIGHTS], GPT2_CLS_REF)?, "GPT2ForSequenceClassification"), (fixture_of(CAUSAL_CONFIG, &[CAUSAL_WEIGHTS], CAUSAL_CLS_REF)?, "GPT-style BERT, last token")])
 }
 
-fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -> Result<Fixture, String> {
+fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -> Result<Fixture> {
     let cfg = ModelConfig::from_json(config)?;
-    let mut weights = safetensors::parse(files[0]).map_err(|e| e.to_string())?;
+    let mut weights = safetensors::parse(files[0])?;
     for f in &files[1..] {
-        weights.tensors.extend(safetensors::parse(f).map_err(|e| e.to_string())?.tensors);
+        weights.tensors.extend(safetensors::parse(f)?.tensors);
     }
-    let r = safetensors::parse(reference).map_err(|e| e.to_string())?;
+    let r = safetensors::parse(reference)?;
     // a reference may carry the head its numbers were made with
     for (name, t) in &r.tensors {
         if let Some(n) = name.strip_prefix("head.") {
@@ -121,13 +122,13 @@ fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -
 }
 
 impl Fixture {
-    fn f32(&self, name: &str) -> Result<Vec<f32>, String> {
+    fn f32(&self, name: &str) -> Result<Vec<f32>> {
         Ok(self.r.tensors.get(name).ok_or_else(|| format!("fixture lacks {name}"))?.to_f32())
     }
-    fn ints(&self, name: &str) -> Result<Vec<i64>, String> {
+    fn ints(&self, name: &str) -> Result<Vec<i64>> {
         Ok(self.r.tensors.get(name).ok_or_else(|| format!("fixture lacks {name}"))?.to_i64())
     }
-    fn batch(&self, gpu: &Gpu, mlm: bool, sop: bool, cls: bool) -> Result<Batch, String> {
+    fn batch(&self, gpu: &Gpu, mlm: bool, sop: bool, cls: bool) -> Result<Batch> {
         let u = |v: Vec<i64>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
         let i = |v: Vec<i64>| v.into_iter().map(|x| x as i32).collect::<Vec<i32>>();
         let ids = u(self.ints("input.input_ids")?);
@@ -138,7 +139,7 @@ impl Fixture {
         let cls_l = if cls { i(self.ints("input.cls_labels")?) } else { Vec::new() };
         Ok(Batch::new(gpu, &self.cfg, self.b, self.t, &ids, &types, &mask, mlm.then_some(&mlm_l[..]), sop.then_some(&sop_l[..]), cls.then_some(&cls_l[..]))?)
     }
-    fn model(&self, gpu: &Gpu, heads: Heads) -> Result<Model, String> {
+    fn model(&self, gpu: &Gpu, heads: Heads) -> Result<Model> {
         Ok(Model::new(gpu, self.cfg.clone(), heads, Some(&self.weights), 0)?.0)
     }
 }
@@ -154,26 +155,26 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn within(what: &str, got: &[f32], want: &[f32], tol: f32) -> Result<f32, String> {
+fn within(what: &str, got: &[f32], want: &[f32], tol: f32) -> Result<f32> {
     if got.len() < want.len() {
-        return Err(format!("{what}: {} values, expected {}", got.len(), want.len()));
+        return Err(format!("{what}: {} values, expected {}", got.len(), want.len()).into());
     }
     let d = max_abs_diff(&got[..want.len()], want);
     if !(d <= tol) {
-        return Err(format!("{what}: max |diff| {d:.3e} > {tol:.1e}"));
+        return Err(format!("{what}: max |diff| {d:.3e} > {tol:.1e}").into());
     }
     Ok(d)
 }
 
-async fn read(gpu: &Gpu, b: &crate::gpu::GpuBuf) -> Result<Vec<f32>, String> {
-    gpu.read_f32(b).await.map_err(|e| e.to_string())
+async fn read(gpu: &Gpu, b: &crate::gpu::GpuBuf) -> Result<Vec<f32>> {
+    Ok(gpu.read_f32(b).await?)
 }
 
-async fn run_forward(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> Result<super::Losses, String> {
+async fn run_forward(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> Result<super::Losses> {
     let mut step = gpu.begin_step("forward");
     model.forward(gpu, &mut step, batch, mode)?;
     let rbs = model.record_loss_readback(&mut step)?;
-    step.submit().await.map_err(|e| e.to_string())?;
+    step.submit().await?;
     Ok(Model::read_losses(gpu, rbs).await?)
 }
 
@@ -210,7 +211,7 @@ pub async fn model_forward_matches_pytorch(gpu: &Gpu) -> CheckResult {
 /// max |diff| <= 1e-3 * max|ref| per tensor. The key biases' gradients are zero in exact arithmetic
 /// (softmax ignores a constant added to a row), so both sides hold only rounding noise (~1e-14 in
 /// torch, ~1e-11 here); the bound's scale is floored at 1e-6 of the largest gradient of the model.
-async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str) -> Result<(usize, f32), String> {
+async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str) -> Result<(usize, f32)> {
     let mut worst = 0.0f32;
     let mut n = 0;
     let mut global = 0.0f32;
@@ -227,7 +228,7 @@ async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str) -> 
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6 * global);
         let d = max_abs_diff(&got[..want.len()], &want);
         if !(d <= 1e-3 * scale) {
-            return Err(format!("gradient of {hf}: max |diff| {d:.3e} > 1e-3 * max|ref| = {:.3e}", 1e-3 * scale));
+            return Err(format!("gradient of {hf}: max |diff| {d:.3e} > 1e-3 * max|ref| = {:.3e}", 1e-3 * scale).into());
         }
         worst = worst.max(if scale > 0.0 { d / scale } else { 0.0 });
         n += 1;
@@ -235,23 +236,23 @@ async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str) -> 
     Ok((n, worst))
 }
 
-async fn grads_step(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> Result<(), String> {
+async fn grads_step(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> Result<()> {
     let mut step = gpu.begin_step("grads");
     model.zero_grads(&mut step);
     model.forward(gpu, &mut step, batch, mode)?;
     model.backward(&mut step, batch, mode)?;
-    step.submit().await.map_err(|e| e.to_string())
+    Ok(step.submit().await?)
 }
 
 pub async fn model_pretraining_gradients_match_pytorch(gpu: &Gpu) -> CheckResult {
     let fx = fixture()?;
     let mut m = fx.model(gpu, PRETRAIN)?;
-    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    m.params.set_trainable(gpu, |_| true)?;
     let batch = fx.batch(gpu, true, true, false)?;
     grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let (n, worst) = compare_grads(gpu, &fx, &m, "grad_pt").await?;
     if n != m.params.params.len() {
-        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()));
+        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()).into());
     }
     Ok(format!("MLM + SOP loss: all {n} gradient tensors within {worst:.1e} · max|ref| (bound 1e-3)"))
 }
@@ -259,20 +260,20 @@ pub async fn model_pretraining_gradients_match_pytorch(gpu: &Gpu) -> CheckResult
 pub async fn model_classification_gradients_match_pytorch(gpu: &Gpu) -> CheckResult {
     let fx = fixture()?;
     let mut m = fx.model(gpu, CLASSIFY)?;
-    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    m.params.set_trainable(gpu, |_| true)?;
     let batch = fx.batch(gpu, false, false, true)?;
     grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let (n, worst) = compare_grads(gpu, &fx, &m, "grad_cls").await?;
     if n != m.params.params.len() {
-        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()));
+        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()).into());
     }
     Ok(format!("classification loss: all {n} gradient tensors within {worst:.1e} · max|ref| (bound 1e-3)"))
 }
 
 /// A device of the check's own, so that its counters see only its own work even when other checks
 /// run beside it.
-async fn own_gpu() -> Result<Gpu, String> {
-    Gpu::new().await.map_err(|e| e.to_string())
+async fn own_gpu() -> Result<Gpu> {
+    Ok(Gpu::new().await?)
 }
 
 pub async fn model_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
@@ -283,10 +284,10 @@ pub async fn model_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
 /// the check's own.
 async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckResult {
     let gpu = &own_gpu().await?;
-    let meta = |k: &str| -> Result<f32, String> { fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| format!("fixture metadata lacks {k}")) };
+    let meta = |k: &str| -> Result<f32> { Ok(fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| format!("fixture metadata lacks {k}"))?) };
     let (lr, warmup, total, max_norm, wd) = (meta("lr")?, meta("warmup")? as usize, meta("total_steps")? as usize, meta("max_grad_norm")?, meta("weight_decay")?);
     let mut m = fx.model(gpu, heads)?;
-    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    m.params.set_trainable(gpu, |_| true)?;
     let batch = fx.batch(gpu, targets.0, targets.1, targets.2)?;
     let opt = AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: max_norm };
     let want = fx.f32("train.losses")?;
@@ -299,12 +300,12 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckRe
         m.backward(&mut step, &batch, Mode::Eval)?;
         m.optimizer_step(gpu, &mut step, &opt, linear_schedule(lr, k, warmup, total), wd)?;
         let rbs = m.record_loss_readback(&mut step)?;
-        step.submit().await.map_err(|e| e.to_string())?;
+        step.submit().await?;
         got.push(Model::read_losses(gpu, rbs).await?.total());
     }
     let c = gpu.counters();
     if c.submits != total as u64 {
-        return Err(format!("{total} training steps made {} submits", c.submits));
+        return Err(format!("{total} training steps made {} submits", c.submits).into());
     }
     let d = within("losses of 10 AdamW steps", &got, &want, 1e-4)?;
     // final weights too, judged against how far training moved them
@@ -319,7 +320,7 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckRe
         let got = read(gpu, &p.value).await?;
         let dd = max_abs_diff(&got[..w.len()], &w);
         if dd > 1e-4 {
-            return Err(format!("{hf} after 10 steps: max |diff| {dd:.2e} > 1e-4"));
+            return Err(format!("{hf} after 10 steps: max |diff| {dd:.2e} > 1e-4").into());
         }
         worst = worst.max(dd);
     }
@@ -330,8 +331,8 @@ pub async fn model_frozen_encoder_is_untouched(_shared: &Gpu) -> CheckResult {
     let gpu = &own_gpu().await?;
     let fx = fixture()?;
     let mut m = fx.model(gpu, CLASSIFY)?;
-    m.params.set_trainable(gpu, |n| n.starts_with("classifier.")).map_err(|e| e.to_string())?;
-    let before = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    m.params.set_trainable(gpu, |n| n.starts_with("classifier."))?;
+    let before = m.params.read_all(gpu).await?;
     let batch = fx.batch(gpu, false, false, true)?;
     let opt = AdamW { lr: 1e-2, ..AdamW::default() };
     gpu.reset_counters();
@@ -343,27 +344,27 @@ pub async fn model_frozen_encoder_is_untouched(_shared: &Gpu) -> CheckResult {
         m.backward(&mut step, &batch, Mode::Eval)?;
         m.optimizer_step(gpu, &mut step, &opt, opt.lr, 0.01)?;
         let rbs = m.record_loss_readback(&mut step)?;
-        step.submit().await.map_err(|e| e.to_string())?;
+        step.submit().await?;
         losses.push(Model::read_losses(gpu, rbs).await?.cls);
     }
     let c = gpu.counters();
     for k in ["softmax_backward", "layernorm_backward_input", "gelu_backward", "embedding_backward", "tanh_backward"] {
         if c.dispatches_of(k) != 0 {
-            return Err(format!("a frozen encoder dispatched {} {k} kernels", c.dispatches_of(k)));
+            return Err(format!("a frozen encoder dispatched {} {k} kernels", c.dispatches_of(k)).into());
         }
     }
-    let after = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let after = m.params.read_all(gpu).await?;
     let mut changed = 0;
     for ((name, _, a), (_, _, b)) in before.iter().zip(&after) {
         let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
         if name.starts_with("classifier.") {
             changed += (!same) as usize;
         } else if !same {
-            return Err(format!("frozen {name} changed"));
+            return Err(format!("frozen {name} changed").into());
         }
     }
     if changed != 2 || !(losses[4] < losses[0]) {
-        return Err(format!("the head did not train: {changed} head tensors changed, losses {losses:?}"));
+        return Err(format!("the head did not train: {changed} head tensors changed, losses {losses:?}").into());
     }
     Ok(format!("5 feature-based steps: encoder bit-identical, no encoder backward dispatched, head loss {:.4} -> {:.4}", losses[0], losses[4]))
 }
@@ -374,15 +375,15 @@ pub async fn model_export_round_trip(gpu: &Gpu) -> CheckResult {
     let batch = fx.batch(gpu, true, true, false)?;
     run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let logits = read(gpu, m.mlm_logits().unwrap()).await?;
-    let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let tensors = m.params.read_all(gpu).await?;
     let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (super::params::hf_name(&n), s, v)).collect();
     let bytes = safetensors::serialize(&hf, &BTreeMap::new());
-    let st = safetensors::parse(&bytes).map_err(|e| e.to_string())?;
+    let st = safetensors::parse(&bytes)?;
     let mut m2 = Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?.0;
     run_forward(gpu, &mut m2, &batch, Mode::Eval).await?;
     let logits2 = read(gpu, m2.mlm_logits().unwrap()).await?;
     if logits != logits2 {
-        return Err(format!("reloaded export's MLM logits differ by {:.3e}", max_abs_diff(&logits, &logits2)));
+        return Err(format!("reloaded export's MLM logits differ by {:.3e}", max_abs_diff(&logits, &logits2)).into());
     }
     Ok(format!("{} tensors exported with HF names ({} bytes) and reloaded: identical logits", hf.len(), bytes.len()))
 }
@@ -396,7 +397,7 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
     cases.push(("header longer than the file", { let mut v = good.to_vec(); v[..8].copy_from_slice(&(good.len() as u64 * 4).to_le_bytes()); v }, "truncated"));
     cases.push(("huge header claim", { let mut v = good.to_vec(); v[..8].copy_from_slice(&u64::MAX.to_le_bytes()); v }, "header claims"));
     cases.push(("seven bytes", good[..7].to_vec(), "shorter"));
-    let header = std::str::from_utf8(&good[8..8 + n]).map_err(|e| e.to_string())?;
+    let header = std::str::from_utf8(&good[8..8 + n])?;
     let rewrite = |h: String| -> Vec<u8> {
         let mut hb = h.into_bytes();
         while hb.len() < n { hb.push(b' '); }
@@ -405,7 +406,7 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
         v.extend_from_slice(&good[8 + n..]);
         v
     };
-    let json: serde_json::Value = serde_json::from_str(header).map_err(|e| e.to_string())?;
+    let json: serde_json::Value = serde_json::from_str(header)?;
     let mut j = json.clone();
     j["bert.pooler.dense.bias"]["data_offsets"] = serde_json::json!([0u64, 1u64 << 40]);
     cases.push(("offsets out of range", rewrite(j.to_string()), "outside"));
@@ -426,11 +427,11 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
             Err(e) => e.to_string(),
             Ok(st) => match Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0) {
                 Err(e) => e.to_string(),
-                Ok(_) => return Err(format!("a checkpoint with {what} was accepted")),
+                Ok(_) => return Err(format!("a checkpoint with {what} was accepted").into()),
             },
         };
         if !msg.contains(expect) {
-            return Err(format!("{what}: the message \"{msg}\" does not mention \"{expect}\""));
+            return Err(format!("{what}: the message \"{msg}\" does not mention \"{expect}\"").into());
         }
         seen.push(what);
     }
@@ -439,17 +440,17 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
     cfg.vocab_size += 7;
     match Model::new(gpu, cfg, PRETRAIN, Some(&fx.weights), 0) {
         Err(bertlab_error @ crate::error::Error::Shape { .. }) if bertlab_error.to_string().contains("word_embeddings") && bertlab_error.to_string().contains("2003") => seen.push("vocabulary size mismatch"),
-        Err(e) => return Err(format!("vocab mismatch gave: {e}")),
+        Err(e) => return Err(format!("vocab mismatch gave: {e}").into()),
         Ok(_) => return Err("a vocabulary larger than the embedding was accepted".into()),
     }
     let bad = TINY_CONFIG.replace("\"num_attention_heads\": 4", "\"num_attention_heads\": 5");
     match ModelConfig::from_json(&bad) {
-        Err(e) if e.contains("not divisible") => seen.push("hidden not divisible by heads"),
-        other => return Err(format!("hidden 64 with 5 heads gave {other:?}")),
+        Err(e) if { let e = e.to_string(); e.contains("not divisible") } => seen.push("hidden not divisible by heads"),
+        other => return Err(format!("hidden 64 with 5 heads gave {other:?}").into()),
     }
     match ModelConfig::from_json(r#"{"model_type": "llama", "vocab_size": 10}"#) {
-        Err(e) if e.contains("llama") && e.contains("gpt2") => seen.push("neither a BERT nor a GPT-2"),
-        other => return Err(format!("a Llama config gave {other:?}")),
+        Err(e) if { let e = e.to_string(); e.contains("llama") && e.contains("gpt2") } => seen.push("neither a BERT nor a GPT-2"),
+        other => return Err(format!("a Llama config gave {other:?}").into()),
     }
     for (what, extra, expect) in [
         ("GPT-2 scaled by layer", r#""scale_attn_by_inverse_layer_idx": true"#, "scale_attn_by_inverse_layer_idx"),
@@ -457,8 +458,8 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
         ("GPT-2 relu", r#""activation_function": "relu""#, "relu"),
     ] {
         match ModelConfig::from_json(&format!(r#"{{"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_head": 2, {extra}}}"#)) {
-            Err(e) if e.contains(expect) => seen.push(what),
-            other => return Err(format!("{what} gave {other:?}")),
+            Err(e) if { let e = e.to_string(); e.contains(expect) } => seen.push(what),
+            other => return Err(format!("{what} gave {other:?}").into()),
         }
     }
     Ok(format!("refused with a message naming the problem: {}", seen.join(", ")))
@@ -472,30 +473,30 @@ pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
     let probs = m.classify(gpu, &batch).await?;
     let labels: Vec<String> = ["negative", "neutral", "positive"].iter().map(|s| s.to_string()).collect();
     let card = ModelCard { base_model: "tiny fixture".into(), data_summary: "3 sequences".into(), metrics: vec![("accuracy".into(), "0.5".into())], seed: 7, notes: String::new(), ..Default::default() };
-    let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let tensors = m.params.read_all(gpu).await?;
     let tok = vec![("vocab.txt".to_string(), b"[PAD]\n[UNK]\n".to_vec())];
     let files = export_files(&m.cfg, CLASSIFY, tensors, &labels, &tok, &card);
     let get = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, b)| b.clone()).ok_or_else(|| format!("export lacks {n}"));
-    let cfg_text = String::from_utf8(get("config.json")?).map_err(|e| e.to_string())?;
+    let cfg_text = String::from_utf8(get("config.json")?)?;
     let cfg = ModelConfig::from_json(&cfg_text)?;
-    let v: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&cfg_text)?;
     if v["architectures"][0] != "BertForSequenceClassification" || v["id2label"]["2"] != "positive" || v["label2id"]["neutral"] != 1 {
-        return Err(format!("config.json lacks the classifier's architecture or labels: {cfg_text}"));
+        return Err(format!("config.json lacks the classifier's architecture or labels: {cfg_text}").into());
     }
     let weights = get("model.safetensors")?;
-    let st = safetensors::parse(&weights).map_err(|e| e.to_string())?;
+    let st = safetensors::parse(&weights)?;
     if !st.tensors.contains_key("bert.encoder.layer.0.attention.self.query.weight") || !st.tensors.contains_key("classifier.weight") {
         return Err("exported tensors do not carry Hugging Face's BertForSequenceClassification names".into());
     }
-    let card_text = String::from_utf8(get("README.md")?).map_err(|e| e.to_string())?;
+    let card_text = String::from_utf8(get("README.md")?)?;
     if !card_text.contains("seed: 7") || !card_text.contains("| accuracy | 0.5 |") {
         return Err("the model card lacks the seed or metrics".into());
     }
     get("vocab.txt")?;
     // the script that continues the run with transformers' Trainer, its settings written in
-    let script = String::from_utf8(get(crate::io::export::TRAIN_HF)?).map_err(|e| e.to_string())?;
+    let script = String::from_utf8(get(crate::io::export::TRAIN_HF)?)?;
     if !script.contains("\"labels\": [\n    \"negative\",\n    \"neutral\",\n    \"positive\"\n  ]") || !script.contains("\"mode\": \"full\"") || script.contains("__SETTINGS__") {
-        return Err(format!("train_hf.py lacks the run's settings: {}", &script[script.find("SETTINGS =").unwrap_or(0)..].chars().take(400).collect::<String>()));
+        return Err(format!("train_hf.py lacks the run's settings: {}", &script[script.find("SETTINGS =").unwrap_or(0)..].chars().take(400).collect::<String>()).into());
     }
     let mut m2 = Model::new(gpu, cfg, CLASSIFY, Some(&st), 0)?.0;
     let probs2 = m2.classify(gpu, &batch).await?;
@@ -504,8 +505,8 @@ pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
     }
     pick_weights_file(&["config.json", "model.safetensors"])?;
     match pick_weights_file(&["config.json", "pytorch_model.bin"]) {
-        Err(e) if e.contains("pytorch_model.bin") && e.contains("save_pretrained") => {}
-        other => return Err(format!("a .bin-only repository gave {other:?}")),
+        Err(e) if { let e = e.to_string(); e.contains("pytorch_model.bin") && e.contains("save_pretrained") } => {}
+        other => return Err(format!("a .bin-only repository gave {other:?}").into()),
     }
     Ok(format!("{} files (model.safetensors, config.json with id2label, README.md card, tokenizer files); reloaded export gives identical class probabilities", files.len()))
 }
@@ -524,17 +525,17 @@ pub async fn model_loads_f16_bf16_and_legacy_names(gpu: &Gpu) -> CheckResult {
         (safetensors::Dtype::BF16, |x: f32| half::bf16::from_f32(x).to_f32()),
     ] {
         let bytes = safetensors::serialize_as(&legacy, &BTreeMap::new(), dtype);
-        let st = safetensors::parse(&bytes).map_err(|e| e.to_string())?;
+        let st = safetensors::parse(&bytes)?;
         let (m, report) = Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?;
         if !report.initialised.iter().all(|n| n.starts_with("classifier")) || report.loaded.len() != 46 {
-            return Err(format!("{dtype:?}: loaded {}, initialised {:?}", report.loaded.len(), report.initialised));
+            return Err(format!("{dtype:?}: loaded {}, initialised {:?}", report.loaded.len(), report.initialised).into());
         }
         for (name, _, vals) in &original {
             let ours = name.strip_prefix("bert.").unwrap_or(name);
             let Some(p) = m.params.get(ours) else { continue };
             let got = read(gpu, &p.value).await?;
             if vals.iter().zip(&got).any(|(v, g)| round(*v) != *g) {
-                return Err(format!("{dtype:?}: {name} is not the {dtype:?} rounding of the original"));
+                return Err(format!("{dtype:?}: {name} is not the {dtype:?} rounding of the original").into());
             }
         }
         out.push(dtype.name());
@@ -551,7 +552,7 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
     let positions = [1usize, 4, 7];
     let preds = m.fill_mask(gpu, &ids, &types, &positions, 5).await?;
     if preds.len() != 3 || preds.iter().any(|p| p.len() != 5) {
-        return Err(format!("expected 3 positions x top-5, got {:?}", preds.iter().map(|p| p.len()).collect::<Vec<_>>()));
+        return Err(format!("expected 3 positions x top-5, got {:?}", preds.iter().map(|p| p.len()).collect::<Vec<_>>()).into());
     }
     // sequence 0 has no padding, so its logits equal HF's at those positions
     let all = fx.f32("out.mlm_logits")?;
@@ -561,10 +562,10 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
         let ids_ref: Vec<u32> = best.iter().map(|x| x.0).collect();
         let ids_got: Vec<u32> = preds[k].iter().map(|x| x.0).collect();
         if ids_ref != ids_got {
-            return Err(format!("position {p}: top-5 {ids_got:?}, transformers' logits give {ids_ref:?}"));
+            return Err(format!("position {p}: top-5 {ids_got:?}, transformers' logits give {ids_ref:?}").into());
         }
         if preds[k].windows(2).any(|w| w[0].1 < w[1].1) || preds[k].iter().map(|x| x.1).sum::<f32>() > 1.0 + 1e-5 {
-            return Err(format!("position {p}: probabilities not ranked or sum above 1: {:?}", preds[k]));
+            return Err(format!("position {p}: probabilities not ranked or sum above 1: {:?}", preds[k]).into());
         }
     }
     let h = fx.cfg.num_attention_heads;
@@ -573,7 +574,7 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
         for r in 0..h * t {
             let s: f32 = probs[r * t..(r + 1) * t].iter().sum();
             if (s - 1.0).abs() > 1e-5 {
-                return Err(format!("layer {l} attention row {r} sums to {s}"));
+                return Err(format!("layer {l} attention row {r} sums to {s}").into());
             }
         }
     }
@@ -587,17 +588,17 @@ pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
     let fx = fixture()?;
     let (m, report) = Model::new(gpu, fx.cfg.clone(), Heads { lm: false, sop: false, num_labels: 2 }, Some(&fx.weights), 0)?;
     if report.replaced.len() != 2 || !report.replaced.iter().all(|r| r.starts_with("classifier.")) {
-        return Err(format!("expected classifier.weight and .bias replaced, got {:?}", report.replaced));
+        return Err(format!("expected classifier.weight and .bias replaced, got {:?}", report.replaced).into());
     }
     let shape = &m.params.get("classifier.weight").ok_or("no classifier.weight")?.shape;
     if shape != &vec![2, fx.cfg.hidden_size] {
-        return Err(format!("the fresh head has shape {shape:?}"));
+        return Err(format!("the fresh head has shape {shape:?}").into());
     }
     let name = "encoder.layer.1.output.dense.weight";
     let got = read(gpu, &m.params.get(name).ok_or("no encoder tensor")?.value).await?;
     let want = fx.weights.tensors.iter().find(|(k, _)| k.ends_with(name)).ok_or("fixture lacks the tensor")?.1.to_f32();
     if got != want {
-        return Err(format!("{name} was not kept from the checkpoint"));
+        return Err(format!("{name} was not kept from the checkpoint").into());
     }
     Ok(format!("3-label checkpoint for 2 labels: {}; encoder kept", report.replaced.join("; ")))
 }
@@ -605,7 +606,7 @@ pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
 /// For each tensor of `names`: the gradient already in the model against central finite differences
 /// of `loss` (step `eps`) along a random unit direction (the forward runs with the seed the gradients had, so
 /// dropout masks match). Returns the worst relative error; more than 2e-2 is an error.
-async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&super::Losses) -> f32) -> Result<f32, String> {
+async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&super::Losses) -> f32) -> Result<f32> {
     let mut rng = crate::rng::Rng::new(seed);
     let mut worst = 0f32;
     for &name in names {
@@ -620,14 +621,14 @@ async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, nam
         let mut l = [0f32; 2];
         for (k, s) in [1f32, -1.0].iter().enumerate() {
             let shifted: Vec<f32> = w0.iter().zip(&d).map(|(w, d)| w + s * eps * d).collect();
-            gpu.write(&m.params.get(name).unwrap().value, 0, &shifted).map_err(|e| e.to_string())?;
+            gpu.write(&m.params.get(name).unwrap().value, 0, &shifted)?;
             l[k] = loss(&run_forward(gpu, m, batch, mode).await?);
         }
-        gpu.write(&m.params.get(name).unwrap().value, 0, &w0).map_err(|e| e.to_string())?;
+        gpu.write(&m.params.get(name).unwrap().value, 0, &w0)?;
         let fd = (l[0] - l[1]) / (2.0 * eps);
         let err = (fd - analytic).abs() / analytic.abs().max(1e-3);
         if !(err <= 2e-2) {
-            return Err(format!("{name}: gradient along a random direction {analytic:.6e}, finite difference {fd:.6e} (relative error {err:.2e})"));
+            return Err(format!("{name}: gradient along a random direction {analytic:.6e}, finite difference {fd:.6e} (relative error {err:.2e})").into());
         }
         worst = worst.max(err);
     }
@@ -636,14 +637,14 @@ async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, nam
 
 /// Every parameter's gradient of one training step with dropout on (seed 0), and the loss with
 /// dropout and without: an error when they are equal (nothing was dropped).
-async fn gradients_with_dropout(gpu: &Gpu, m: &mut Model, batch: &Batch) -> Result<(Mode, f32, f32), String> {
-    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+async fn gradients_with_dropout(gpu: &Gpu, m: &mut Model, batch: &Batch) -> Result<(Mode, f32, f32)> {
+    m.params.set_trainable(gpu, |_| true)?;
     let train = Mode::Train { seed: 0 };
     grads_step(gpu, m, batch, train).await?;
     let with = run_forward(gpu, m, batch, train).await?.total();
     let without = run_forward(gpu, m, batch, Mode::Eval).await?.total();
     if with == without {
-        return Err(format!("dropout on and off give the same loss {with}: nothing was dropped"));
+        return Err(format!("dropout on and off give the same loss {with}: nothing was dropped").into());
     }
     Ok((train, with, without))
 }
@@ -665,7 +666,7 @@ pub async fn model_dropout_gradients_match_finite_differences(gpu: &Gpu) -> Chec
             let name = format!("encoder.layer.{l}.attention.self.{part}.weight");
             let p = m.params.get(&name).ok_or_else(|| format!("no {name}"))?;
             let w: Vec<f32> = read(gpu, &p.value).await?.iter().map(|v| v * 6.0).collect();
-            gpu.write(&p.value, 0, &w).map_err(|e| e.to_string())?;
+            gpu.write(&p.value, 0, &w)?;
         }
     }
     let batch = fx.batch(gpu, true, true, true)?;
@@ -693,7 +694,7 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
     let (b, t, c) = (fx.b, fx.t, fx.cfg.hidden_size);
     let mut m = fx.model(gpu, CLASSIFY)?;
     m.pooling = Pooling::Mean;
-    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    m.params.set_trainable(gpu, |_| true)?;
     let batch = fx.batch(gpu, false, false, true)?;
     grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let h = fx.f32("out.last_hidden_state")?;
@@ -716,13 +717,13 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
     // probabilities and the mean pooling back
     use crate::io::export::{export_files, ModelCard, HEAD_FILE, HEAD_JSON};
     let labels: Vec<String> = (0..nl).map(|i| format!("class{i}")).collect();
-    let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let tensors = m.params.read_all(gpu).await?;
     let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|s| s.to_string()).chain((5..fx.cfg.vocab_size).map(|i| format!("w{i}"))).collect::<Vec<_>>().join("\n");
     let card = ModelCard { pooling: Pooling::Mean, ..Default::default() };
     let files: BTreeMap<String, Vec<u8>> = export_files(&m.cfg, CLASSIFY, tensors, &labels, &[("vocab.txt".into(), vocab.into_bytes())], &card).into_iter().collect();
-    let main = safetensors::parse(&files["model.safetensors"]).map_err(|e| e.to_string())?;
+    let main = safetensors::parse(&files["model.safetensors"])?;
     if main.tensors.keys().any(|k| k.contains("classifier")) || !files.contains_key(HEAD_FILE) || !files.contains_key(HEAD_JSON) {
-        return Err(format!("a mean-pooling export must keep the head out of model.safetensors, in {HEAD_FILE} + {HEAD_JSON}; files: {:?}", files.keys().collect::<Vec<_>>()));
+        return Err(format!("a mean-pooling export must keep the head out of model.safetensors, in {HEAD_FILE} + {HEAD_JSON}; files: {:?}", files.keys().collect::<Vec<_>>()).into());
     }
     if !String::from_utf8_lossy(&files["config.json"]).contains("\"BertModel\"") {
         return Err("a mean-pooling export's config.json must say BertModel".into());
@@ -730,12 +731,12 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
     let want_p = m.classify(gpu, &batch).await?;
     let mut lm = crate::io::model_dir::load(gpu, &files, None, 5)?;
     if lm.model.pooling != Pooling::Mean || lm.labels != labels {
-        return Err(format!("reloaded export: pooling {:?}, labels {:?}", lm.model.pooling, lm.labels));
+        return Err(format!("reloaded export: pooling {:?}, labels {:?}", lm.model.pooling, lm.labels).into());
     }
     let got_p = lm.model.classify(gpu, &batch).await?;
     let d_export = max_abs_diff(&want_p.concat(), &got_p.concat());
     if d_export > 1e-6 {
-        return Err(format!("the reloaded mean-pooling export's probabilities differ by {d_export:.2e}"));
+        return Err(format!("the reloaded mean-pooling export's probabilities differ by {d_export:.2e}").into());
     }
     Ok(format!("mean pooling: logits within {d_logits:.1e} of the masked mean of transformers' hidden states; 4 tensors' directional gradients within {worst:.1e} (relative) of finite differences; export (encoder + {HEAD_FILE}) reloads with probabilities within {d_export:.0e}"))
 }
@@ -756,7 +757,7 @@ pub async fn model_causal_matches_pytorch(gpu: &Gpu) -> CheckResult {
 pub async fn model_gpt2_matches_pytorch(gpu: &Gpu) -> CheckResult {
     let fx = gpt2_fixture()?;
     if fx.cfg.body != super::config::Body::Gpt2 || fx.cfg.intermediate_size != 64 || fx.cfg.gelu() != crate::kernels::gelu::Gelu::Tanh {
-        return Err(format!("the GPT-2 fixture's config was read as {:?}", fx.cfg));
+        return Err(format!("the GPT-2 fixture's config was read as {:?}", fx.cfg).into());
     }
     causal_parity(gpu, &fx, "GPT2LMHeadModel").await
 }
@@ -764,7 +765,7 @@ pub async fn model_gpt2_matches_pytorch(gpu: &Gpu) -> CheckResult {
 async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
     let (t, v) = (fx.t, fx.cfg.vocab_size);
     let mut m = fx.model(gpu, LM)?;
-    m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+    m.params.set_trainable(gpu, |_| true)?;
     let batch = fx.batch(gpu, true, false, false)?;
     let losses = run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let d_h = within("last hidden state", &read(gpu, m.last_hidden().unwrap()).await?, &fx.f32("out.last_hidden_state")?, 1e-4)?;
@@ -781,7 +782,7 @@ async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
     let (n, worst) = compare_grads(gpu, fx, &m, "grad_lm").await?;
     let pooler = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
     if n + pooler != m.params.params.len() {
-        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len() - pooler));
+        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len() - pooler).into());
     }
     Ok(format!(
         "max |diff| vs transformers' {what}: hidden {d_h:.1e}, next-token logits {d_lm:.1e}, attention {d_att:.1e} (0 above the diagonal), loss {:.5}; all {n} gradient tensors within {worst:.1e} · max|ref|",
@@ -813,14 +814,14 @@ async fn greedy_and_sampled(gpu: &Gpu, fx: &Fixture) -> CheckResult {
     let mut streamed = Vec::new();
     let (got, _) = generate_ids(gpu, &mut m, &prompt, None, &greedy, &mut |id| streamed.push(id)).await?;
     if got != want || streamed != want {
-        return Err(format!("greedy decoding gave {got:?} (streamed {streamed:?}); transformers gave {want:?}"));
+        return Err(format!("greedy decoding gave {got:?} (streamed {streamed:?}); transformers gave {want:?}").into());
     }
     let sample = |seed| GenerateConfig { max_new: 12, top_k: 5, temperature: 0.8, seed };
     let a = generate_ids(gpu, &mut m, &prompt, None, &sample(7), &mut |_| {}).await?.0;
     let b = generate_ids(gpu, &mut m, &prompt, None, &sample(7), &mut |_| {}).await?.0;
     let c = generate_ids(gpu, &mut m, &prompt, None, &sample(8), &mut |_| {}).await?.0;
     if a != b || a == c {
-        return Err(format!("sampling is not a function of the seed: seed 7 gave {a:?} then {b:?}; seed 8 gave {c:?}"));
+        return Err(format!("sampling is not a function of the seed: seed 7 gave {a:?} then {b:?}; seed 8 gave {c:?}").into());
     }
     Ok(format!("greedy: the {} tokens transformers generates ({want:?}), streamed one by one; top-k 5 sampling reproducible by seed", want.len()))
 }
@@ -853,24 +854,24 @@ pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
     let batch = fx.batch(gpu, true, false, false)?;
     run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let logits = read(gpu, m.mlm_logits().unwrap()).await?;
-    let tensors = m.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+    let tensors = m.params.read_all(gpu).await?;
     let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|s| s.to_string()).chain((5..fx.cfg.vocab_size).map(|i| format!("w{i}"))).collect::<Vec<_>>().join("\n");
     let files: BTreeMap<String, Vec<u8>> = export_files(&m.cfg, LM, tensors, &[], &[("vocab.txt".into(), vocab.into_bytes())], &ModelCard::default()).into_iter().collect();
-    let config: serde_json::Value = serde_json::from_slice(&files["config.json"]).map_err(|e| e.to_string())?;
+    let config: serde_json::Value = serde_json::from_slice(&files["config.json"])?;
     if config["model_type"] != "gpt2" || config["architectures"][0] != "GPT2LMHeadModel" || config["n_inner"] != 64 || config["activation_function"] != "gelu_new" {
-        return Err(format!("config.json is not GPT2LMHeadModel's: {config}"));
+        return Err(format!("config.json is not GPT2LMHeadModel's: {config}").into());
     }
-    let st = safetensors::parse(&files["model.safetensors"]).map_err(|e| e.to_string())?;
+    let st = safetensors::parse(&files["model.safetensors"])?;
     for (name, shape) in [("transformer.h.0.attn.c_attn.weight", vec![32, 96]), ("transformer.h.1.mlp.c_fc.weight", vec![32, 64]), ("transformer.ln_f.bias", vec![32])] {
         if st.tensors.get(name).map(|t| &t.shape) != Some(&shape) {
-            return Err(format!("the export lacks {name} {shape:?}; it has {:?}", st.tensors.keys().take(6).collect::<Vec<_>>()));
+            return Err(format!("the export lacks {name} {shape:?}; it has {:?}", st.tensors.keys().take(6).collect::<Vec<_>>()).into());
         }
     }
     let mut lm = crate::io::model_dir::load(gpu, &files, None, 5)?;
     run_forward(gpu, &mut lm.model, &batch, Mode::Eval).await?;
     let again = read(gpu, lm.model.mlm_logits().unwrap()).await?;
     if logits[..batch.m * fx.cfg.vocab_size] != again[..batch.m * fx.cfg.vocab_size] {
-        return Err(format!("the reloaded export's logits differ by {:.3e}", max_abs_diff(&logits, &again)));
+        return Err(format!("the reloaded export's logits differ by {:.3e}", max_abs_diff(&logits, &again)).into());
     }
     Ok(format!("{} tensors as GPT2LMHeadModel (transformer.*, Conv1D (in, out), no lm_head), config.json as GPT2Config; reloaded: identical logits", st.tensors.len()))
 }
@@ -889,7 +890,7 @@ pub async fn model_cached_decoding_matches_full_pass(_shared: &Gpu) -> CheckResu
     Ok(out.join("; "))
 }
 
-async fn cached_vs_full(gpu: &Gpu, fx: &Fixture) -> Result<String, String> {
+async fn cached_vs_full(gpu: &Gpu, fx: &Fixture) -> Result<String> {
     use crate::kernels::sample::Draw;
     let mut m = fx.model(gpu, LM)?;
     let (v, positions) = (fx.cfg.vocab_size, fx.cfg.max_position_embeddings);
@@ -911,7 +912,7 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture) -> Result<String, String> {
         worst = worst.max(within(&format!("cached logits after {t} tokens"), &cached, &full[..v], 1e-5)?);
         let argmax = (0..v).max_by(|&a, &b| full[a].total_cmp(&full[b]).then(b.cmp(&a))).unwrap() as u32;
         if id != argmax {
-            return Err(format!("after {t} tokens the cached path chose {id}, the full pass's argmax is {argmax}"));
+            return Err(format!("after {t} tokens the cached path chose {id}, the full pass's argmax is {argmax}").into());
         }
         ids.push(id);
         steps += 1;
@@ -937,7 +938,7 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture) -> Result<String, String> {
     let (submits, readbacks) = (b.submits - a.submits, b.readbacks - a.readbacks);
     let (buffers, bind_groups) = (b.buffers_created - a.buffers_created, b.bind_groups_created - a.bind_groups_created);
     if tokens < 10 || submits != tokens || readbacks != tokens || buffers != 0 || bind_groups != 0 {
-        return Err(format!("{tokens} warm tokens took {submits} submits and {readbacks} readbacks and created {buffers} buffers and {bind_groups} bind groups (want one submit and one readback each, nothing created)"));
+        return Err(format!("{tokens} warm tokens took {submits} submits and {readbacks} readbacks and created {buffers} buffers and {bind_groups} bind groups (want one submit and one readback each, nothing created)").into());
     }
     Ok(format!("{steps} tokens to the last position: logits within {worst:.1e} of the full pass, its greedy choices; {tokens} warm tokens: 1 submit and 1 readback each, 0 buffers and 0 bind groups created"))
 }
@@ -955,9 +956,9 @@ pub async fn model_word_embedding_in_shards_matches_pytorch(gpu: &Gpu) -> CheckR
         m.limit_word_shards((rows * c * 4) as u64);
         let shards = m.word_shards(gpu).len();
         if shards != v.div_ceil(rows) {
-            return Err(format!("{what}: {v} rows in shards of {rows} made {shards} shards"));
+            return Err(format!("{what}: {v} rows in shards of {rows} made {shards} shards").into());
         }
-        m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+        m.params.set_trainable(gpu, |_| true)?;
         let batch = fx.batch(gpu, true, heads.sop, false)?;
         run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
         let all = fx.f32("out.mlm_logits")?;
@@ -973,7 +974,7 @@ pub async fn model_word_embedding_in_shards_matches_pytorch(gpu: &Gpu) -> CheckR
             let greedy = GenerateConfig { max_new: want.len(), top_k: 1, temperature: 1.0, seed: 0 };
             let got = generate_ids(gpu, &mut m, &prompt, None, &greedy, &mut |_| {}).await?.0;
             if got != want {
-                return Err(format!("{what} in {shards} shards: greedy decoding gave {got:?}; transformers gave {want:?}"));
+                return Err(format!("{what} in {shards} shards: greedy decoding gave {got:?}; transformers gave {want:?}").into());
             }
             line.push_str(", transformers' greedy tokens");
         }
@@ -991,9 +992,9 @@ pub async fn model_last_token_classifier_matches_pytorch(gpu: &Gpu) -> CheckResu
     for (fx, what) in last_token_fixtures()? {
         let mut m = fx.model(gpu, CLASSIFY)?;
         if m.pooling != Pooling::Last {
-            return Err(format!("{what}: a causal model's classifier reads {:?}, not the last token", m.pooling));
+            return Err(format!("{what}: a causal model's classifier reads {:?}, not the last token", m.pooling).into());
         }
-        m.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+        m.params.set_trainable(gpu, |_| true)?;
         let batch = fx.batch(gpu, false, false, true)?;
         let losses = run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
         let d_logits = within(&format!("{what}: logits"), &read(gpu, m.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
@@ -1002,7 +1003,7 @@ pub async fn model_last_token_classifier_matches_pytorch(gpu: &Gpu) -> CheckResu
         let (n, worst) = compare_grads(gpu, &fx, &m, "grad_cls").await?;
         let unread = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
         if n + unread != m.params.params.len() {
-            return Err(format!("{what}: only {n} of {} parameters had a reference gradient", m.params.params.len() - unread));
+            return Err(format!("{what}: only {n} of {} parameters had a reference gradient", m.params.params.len() - unread).into());
         }
         out.push(format!("{what}: logits within {d_logits:.1e}, loss {:.5}, all {n} gradient tensors within {worst:.1e} · max|ref|", losses.cls));
     }

@@ -1,6 +1,7 @@
 //! `ModelConfig`, read straight from a Hugging Face `config.json` (a BERT's, or a GPT-2's mapped onto
 //! the same fields), with presets for small models.
 
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 /// The largest vocabulary a config may have (BERT's is 30522, multilingual models' about 250000).
@@ -74,14 +75,14 @@ fn default_dropout() -> f32 {
 
 impl ModelConfig {
     /// Parses a Hugging Face config.json and checks that BERT Lab can run it.
-    pub fn from_json(text: &str) -> Result<ModelConfig, String> {
+    pub fn from_json(text: &str) -> Result<ModelConfig> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("config.json is not valid JSON: {e}"))?;
         if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
             if mt == "gpt2" {
                 return Self::from_gpt2(&v);
             }
             if mt != "bert" {
-                return Err(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\") and GPT-2 models (\"gpt2\")"));
+                return Err(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\") and GPT-2 models (\"gpt2\")").into());
             }
         }
         let c: ModelConfig = serde_json::from_value(v).map_err(|e| format!("config.json is not a BERT config: {e}"))?;
@@ -90,16 +91,16 @@ impl ModelConfig {
     }
 
     /// A GPT-2 config.json (transformers' `GPT2Config` names) as a config of the GPT-2 body.
-    fn from_gpt2(v: &serde_json::Value) -> Result<ModelConfig, String> {
-        let usize_of = |k: &str, default: Option<usize>| -> Result<usize, String> {
+    fn from_gpt2(v: &serde_json::Value) -> Result<ModelConfig> {
+        let usize_of = |k: &str, default: Option<usize>| -> Result<usize> {
             match v.get(k) {
-                Some(x) if !x.is_null() => x.as_u64().map(|n| n as usize).ok_or_else(|| format!("config.json: {k} is {x}, not a whole number")),
-                _ => default.ok_or_else(|| format!("config.json (GPT-2) lacks {k}")),
+                Some(x) if !x.is_null() => Ok(x.as_u64().map(|n| n as usize).ok_or_else(|| format!("config.json: {k} is {x}, not a whole number"))?),
+                _ => Ok(default.ok_or_else(|| format!("config.json (GPT-2) lacks {k}"))?),
             }
         };
-        let f64_of = |k: &str, default: f64| -> Result<f64, String> {
+        let f64_of = |k: &str, default: f64| -> Result<f64> {
             match v.get(k) {
-                Some(x) if !x.is_null() => x.as_f64().ok_or_else(|| format!("config.json: {k} is {x}, not a number")),
+                Some(x) if !x.is_null() => Ok(x.as_f64().ok_or_else(|| format!("config.json: {k} is {x}, not a number"))?),
                 _ => Ok(default),
             }
         };
@@ -165,22 +166,22 @@ impl ModelConfig {
         })
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
         if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
             return Err(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
-            ));
+            ).into());
         }
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
-            return Err(format!("the activation \"{}\" is not supported (BERT's \"gelu\" and GPT-2's \"gelu_new\" are)", self.hidden_act));
+            return Err(format!("the activation \"{}\" is not supported (BERT's \"gelu\" and GPT-2's \"gelu_new\" are)", self.hidden_act).into());
         }
         if self.body == Body::Gpt2 && !self.is_decoder {
             return Err("a GPT-2 body is always causal (is_decoder)".into());
         }
         for (name, v) in [("vocab_size", self.vocab_size), ("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("max_position_embeddings", self.max_position_embeddings), ("type_vocab_size", self.type_vocab_size)] {
             if v == 0 {
-                return Err(format!("{name} is 0"));
+                return Err(format!("{name} is 0").into());
             }
         }
         // sizes past any BERT that fits a browser, checked before anything is allocated (and before
@@ -195,16 +196,16 @@ impl ModelConfig {
             ("type_vocab_size", self.type_vocab_size, 1024),
         ] {
             if v > max {
-                return Err(format!("{name} is {v}; BERT Lab supports at most {max}"));
+                return Err(format!("{name} is {v}; BERT Lab supports at most {max}").into());
             }
         }
         for (name, p) in [("hidden_dropout_prob", self.hidden_dropout_prob), ("attention_probs_dropout_prob", self.attention_probs_dropout_prob)] {
             if !(0.0..1.0).contains(&p) {
-                return Err(format!("{name} is {p}; it must be in [0, 1)"));
+                return Err(format!("{name} is {p}; it must be in [0, 1)").into());
             }
         }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
-            return Err(format!("layer_norm_eps is {}; it must be in (0, 1)", self.layer_norm_eps));
+            return Err(format!("layer_norm_eps is {}; it must be in (0, 1)", self.layer_norm_eps).into());
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! candle's `VarBuilder` resolves a prefix): each layer holds its tensors' [`Id`]s, so a forward or
 //! backward looks nothing up by string.
 
+use crate::error::Result;
 use super::bert::Heads;
 use super::config::{ModelConfig, Body};
 use super::params::{Id, ParamStore};
@@ -127,25 +128,25 @@ impl<'a> Names<'a> {
     fn at(store: &'a ParamStore, prefix: impl Into<String>) -> Names<'a> {
         Names { store, prefix: prefix.into() }
     }
-    fn id(&self, rest: &str) -> Result<Id, String> {
+    fn id(&self, rest: &str) -> Result<Id> {
         let name = if self.prefix.is_empty() { rest.to_string() } else { format!("{}.{rest}", self.prefix) };
         self.store.id(&name)
     }
-    fn lin(&self, rest: &str) -> Result<Lin, String> {
+    fn lin(&self, rest: &str) -> Result<Lin> {
         Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: Some(self.id(&format!("{rest}.bias"))?), in_out: false })
     }
     /// GPT-2's Conv1D: a linear layer whose weight is stored (in, out).
-    fn conv1d(&self, rest: &str) -> Result<Lin, String> {
+    fn conv1d(&self, rest: &str) -> Result<Lin> {
         Ok(Lin { in_out: true, ..self.lin(rest)? })
     }
-    fn norm(&self, rest: &str) -> Result<Norm, String> {
+    fn norm(&self, rest: &str) -> Result<Norm> {
         Ok(Norm { g: self.id(&format!("{rest}.weight"))?, b: self.id(&format!("{rest}.bias"))? })
     }
 }
 
 impl Handles {
     /// The handles of a model with `cfg` and `heads` whose tensors are in `store`.
-    pub(super) fn resolve(store: &ParamStore, cfg: &ModelConfig, heads: Heads) -> Result<Handles, String> {
+    pub(super) fn resolve(store: &ParamStore, cfg: &ModelConfig, heads: Heads) -> Result<Handles> {
         let root = Names::at(store, "");
         if cfg.body == Body::Gpt2 {
             let layers = (0..cfg.num_hidden_layers)
@@ -153,7 +154,7 @@ impl Handles {
                     let n = Names::at(store, format!("h.{l}"));
                     Ok(Gpt2Layer { ln_1: n.norm("ln_1")?, c_attn: n.conv1d("attn.c_attn")?, c_proj: n.conv1d("attn.c_proj")?, ln_2: n.norm("ln_2")?, c_fc: n.conv1d("mlp.c_fc")?, mlp_proj: n.conv1d("mlp.c_proj")? })
                 })
-                .collect::<Result<_, String>>()?;
+                .collect::<Result<_>>()?;
             let score = if heads.num_labels > 0 { Some(Lin { w: root.id("score.weight")?, b: None, in_out: false }) } else { None };
             return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")?, score });
         }
@@ -162,7 +163,7 @@ impl Handles {
         let layers = (0..cfg.num_hidden_layers)
             .map(|l| {
                 let n = Names::at(store, format!("encoder.layer.{l}"));
-                let part = |p: &str| -> Result<[Id; 3], String> { Ok([n.id(&format!("attention.self.query.{p}"))?, n.id(&format!("attention.self.key.{p}"))?, n.id(&format!("attention.self.value.{p}"))?]) };
+                let part = |p: &str| -> Result<[Id; 3]> { Ok([n.id(&format!("attention.self.query.{p}"))?, n.id(&format!("attention.self.key.{p}"))?, n.id(&format!("attention.self.value.{p}"))?]) };
                 Ok(BertLayer {
                     qkv_w: part("weight")?,
                     qkv_b: part("bias")?,
@@ -173,7 +174,7 @@ impl Handles {
                     out_ln: n.norm("output.LayerNorm")?,
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_>>()?;
         let lm = if heads.lm {
             let c = Names::at(store, "cls.predictions");
             Some((c.lin("transform.dense")?, c.norm("transform.LayerNorm")?, c.id("bias")?))

@@ -20,8 +20,8 @@ impl Model {
     /// A BERT layer's query, key and value projections as one (3C, C) weight and (3C) bias: views
     /// that span the three tensors, which the arena layout keeps side by side.
     pub(super) fn qkv(&self, layer: &BertLayer) -> Result<Fused, GpuError> {
-        let (w, dw) = self.params.fused(&layer.qkv_w).map_err(GpuError::Shape)?;
-        let (b, db) = self.params.fused(&layer.qkv_b).map_err(GpuError::Shape)?;
+        let (w, dw) = self.params.fused(&layer.qkv_w)?;
+        let (b, db) = self.params.fused(&layer.qkv_b)?;
         Ok(Fused { w, b, dw, db })
     }
 

@@ -10,6 +10,7 @@
 //! arena's worth). An arena's gradient and moment buffers are allocated when one of its tensors
 //! first becomes trainable.
 
+use crate::error::Result;
 use std::collections::BTreeMap;
 
 use super::config::ModelConfig;
@@ -249,8 +250,8 @@ pub struct Id(usize);
 
 impl ParamStore {
     /// The handle of `name`, or which tensor is missing.
-    pub fn id(&self, name: &str) -> Result<Id, String> {
-        self.index.get(name).map(|&i| Id(i)).ok_or_else(|| format!("the model has no tensor {name}"))
+    pub fn id(&self, name: &str) -> Result<Id> {
+        Ok(self.index.get(name).map(|&i| Id(i)).ok_or_else(|| format!("the model has no tensor {name}"))?)
     }
 
     /// The value buffer of a resolved parameter.
@@ -308,7 +309,7 @@ impl ParamStore {
         let cap = (gpu.info.max_storage_buffer_binding_size.min(gpu.info.max_buffer_size) / 4) as usize;
         let (place, arenas) = arena_layout(names, cap);
         for (i, &(len, decays)) in arenas.iter().enumerate() {
-            let value = gpu.zeros(&format!("params.{i}"), len, DType::F32).map_err(|e| e.to_string())?;
+            let value = gpu.zeros(&format!("params.{i}"), len, DType::F32)?;
             store.arenas.push(Arena { value, grad: None, m: None, v: None, decays });
         }
         let mut order: Vec<usize> = (0..names.len()).collect();
@@ -344,7 +345,7 @@ impl ParamStore {
             };
             let (arena, off) = place[i];
             let value = store.arenas[arena].value.view(off, values.len());
-            gpu.write(&value, 0, &values).map_err(|e| e.to_string())?;
+            gpu.write(&value, 0, &values)?;
             store.index.insert(name.clone(), store.params.len());
             store.params.push(Param { name: name.clone(), shape: shape.clone(), value, grad: None, m: None, v: None, trainable: false, arena, off });
         }
@@ -384,7 +385,7 @@ impl ParamStore {
     /// One view spanning the tensors `names`, which must be consecutive in one arena with no gap
     /// (the layout packs a layer's query, key and value so), and the view of their gradients when
     /// they are trainable (all of them or none).
-    pub fn fused(&self, ids: &[Id]) -> Result<(GpuBuf, Option<GpuBuf>), String> {
+    pub fn fused(&self, ids: &[Id]) -> Result<(GpuBuf, Option<GpuBuf>), GpuError> {
         let idx: Vec<usize> = ids.iter().map(|i| i.0).collect();
         let names: Vec<&str> = idx.iter().map(|&i| self.params[i].name.as_str()).collect();
         let first = &self.params[idx[0]];
@@ -392,7 +393,7 @@ impl ParamStore {
         for &i in &idx {
             let p = &self.params[i];
             if p.arena != first.arena || p.off != end {
-                return Err(format!("{} is not packed after {}", p.name, names[0]));
+                return Err(GpuError::Shape(format!("{} is not packed after {}", p.name, names[0])));
             }
             end += p.numel();
         }
@@ -401,7 +402,7 @@ impl ParamStore {
         let grad = match trainable {
             0 => None,
             n if n == idx.len() => self.arenas[first.arena].grad.as_ref().map(|g| g.view(first.off, end - first.off)),
-            _ => return Err(format!("{} must be trained together or not at all", names.join(", "))),
+            _ => return Err(GpuError::Shape(format!("{} must be trained together or not at all", names.join(", ")))),
         };
         Ok((value, grad))
     }

@@ -3,6 +3,7 @@
 //! Every problem becomes a message with its line number; bad rows are skipped, never fatal, except
 //! when nothing trainable is left (no rows, or a single class).
 
+use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,22 +78,27 @@ impl Dataset {
     /// Whether training can start: rows left, at least two classes, and classes that have examples
     /// to learn from (when most classes hold one example, the "labels" are text: the data is not
     /// labeled rows).
-    pub fn trainable(&self) -> Result<(), String> {
+    pub fn trainable(&self) -> Result<()> {
+        self.why_untrainable().map_or(Ok(()), |message| Err(Error::Data { line: 0, message }))
+    }
+
+    /// Why training cannot start, in words (None: it can).
+    pub fn why_untrainable(&self) -> Option<String> {
         if self.examples.is_empty() {
-            return Err(self.messages.iter().find(|m| m.line == 0).map(|m| m.text.clone()).unwrap_or_else(|| "no usable labeled rows".into()));
+            return Some(self.messages.iter().find(|m| m.line == 0).map(|m| m.text.clone()).unwrap_or_else(|| "no usable labeled rows".into()));
         }
         if self.labels.len() < 2 {
-            return Err(format!("only one class ({}); a classifier needs at least two labels", self.labels.first().cloned().unwrap_or_default()));
+            return Some(format!("only one class ({}); a classifier needs at least two labels", self.labels.first().cloned().unwrap_or_default()));
         }
         let singles = self.label_counts().iter().filter(|(_, n)| *n < 2).count();
         if 2 * singles > self.labels.len() {
-            return Err(format!(
+            return Some(format!(
                 "{singles} of the {} classes have a single example ({} rows in all): this does not look like labeled data. A classifier needs several examples of each label, one per row: `label<TAB>text`",
                 self.labels.len(),
                 self.examples.len()
             ));
         }
-        Ok(())
+        None
     }
 }
 
@@ -110,7 +116,7 @@ pub fn detect_format(bytes: &[u8]) -> Format {
 }
 
 /// Splits one CSV record (RFC 4180 quotes, doubled quotes inside) or TSV line into fields.
-fn split_fields(line: &str, sep: char) -> Result<Vec<String>, String> {
+fn split_fields(line: &str, sep: char) -> Result<Vec<String>> {
     if sep == '\t' {
         return Ok(line.split('\t').map(|s| s.to_string()).collect());
     }
@@ -185,13 +191,13 @@ pub const MAX_ROWS: usize = 50_000;
 pub const MAX_TEXT_CHARS: usize = 20_000;
 
 /// Refuses data of `bytes` bytes over [`MAX_BYTES`] before anything is read or allocated.
-pub fn check_size(bytes: u64) -> Result<(), String> {
+pub fn check_size(bytes: u64) -> Result<()> {
     if bytes > MAX_BYTES {
         return Err(format!(
             "the data is {:.1} MB; BERT Lab reads at most {} MB of labeled text at once (split the file or take a sample of it)",
             bytes as f64 / 1e6,
             MAX_BYTES >> 20
-        ));
+        ).into());
     }
     Ok(())
 }
@@ -213,7 +219,7 @@ const TEXT_B_NAMES: &[&str] = &["text_b", "sentence2", "text_pair", "pair"];
 pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
     let mut ds = Dataset::default();
     if let Err(e) = check_size(bytes.len() as u64) {
-        ds.messages.push(Message { line: 0, severity: Severity::Error, text: e });
+        ds.messages.push(Message { line: 0, severity: Severity::Error, text: e.to_string() });
         return ds;
     }
     // a binary file (a spreadsheet, an archive, an image) is not read row by row into noise

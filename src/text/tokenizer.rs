@@ -7,6 +7,7 @@
 //! `<|endoftext|> text <|endoftext|>` and a continuation ends where the model chooses it.
 
 
+use crate::error::Result;
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
@@ -48,13 +49,13 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 impl Tokenizer {
-    fn with_specials(tk: HfTokenizer) -> Result<Tokenizer, String> {
+    fn with_specials(tk: HfTokenizer) -> Result<Tokenizer> {
         if tk.token_to_id("[CLS]").is_none() {
             if let Some(eot) = tk.token_to_id(END_OF_TEXT) {
                 let unk = tk.token_to_id("[UNK]").unwrap_or(eot);
                 return Ok(Tokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), tk });
             }
-            return Err(format!("the tokenizer has neither BERT's [CLS] token nor GPT-2's {END_OF_TEXT}: BERT Lab reads BERT (WordPiece) and GPT-2 (byte-level BPE) tokenizers"));
+            return Err(format!("the tokenizer has neither BERT's [CLS] token nor GPT-2's {END_OF_TEXT}: BERT Lab reads BERT (WordPiece) and GPT-2 (byte-level BPE) tokenizers").into());
         }
         let id = |t: &str| tk.token_to_id(t).ok_or_else(|| format!("the tokenizer has no {t} token"));
         Ok(Tokenizer {
@@ -69,7 +70,7 @@ impl Tokenizer {
         })
     }
 
-    pub fn from_tokenizer_json(bytes: &[u8]) -> Result<Tokenizer, String> {
+    pub fn from_tokenizer_json(bytes: &[u8]) -> Result<Tokenizer> {
         let mut tk = HfTokenizer::from_bytes(bytes).map_err(|e| format!("tokenizer.json could not be read: {e}"))?;
         // Some tokenizer.json files (sentence-transformers' among them) pad every text to a fixed
         // length and truncate; BERT Lab pads batches and truncates pairs itself, so both go.
@@ -82,7 +83,7 @@ impl Tokenizer {
     /// a line, after a `#version` line), as openai-community/gpt2 and distilgpt2 ship them beside
     /// tokenizer.json. They are the byte-level BPE a GPT-2 tokenizer.json describes, with
     /// `<|endoftext|>` as its one special token; this builds that tokenizer.json and reads it.
-    pub fn from_vocab_json_merges(vocab: &[u8], merges: &[u8]) -> Result<Tokenizer, String> {
+    pub fn from_vocab_json_merges(vocab: &[u8], merges: &[u8]) -> Result<Tokenizer> {
         let vocab: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(vocab).map_err(|e| format!("vocab.json could not be read: {e}"))?;
         if vocab.values().any(|v| !v.is_u64()) {
             return Err("vocab.json: every token's id must be a whole number".into());
@@ -96,7 +97,7 @@ impl Tokenizer {
             let mut parts = line.split(' ');
             match (parts.next(), parts.next(), parts.next()) {
                 (Some(a), Some(b), None) => pairs.push(serde_json::json!([a, b])),
-                _ => return Err(format!("merges.txt line {}: expected two tokens separated by one space, got {line:?}", n + 1)),
+                _ => return Err(format!("merges.txt line {}: expected two tokens separated by one space, got {line:?}", n + 1).into()),
             }
         }
         let eot = vocab.get("<|endoftext|>").and_then(|v| v.as_u64()).ok_or("vocab.json has no <|endoftext|>: it is not a GPT-2 vocabulary")?;
@@ -124,7 +125,7 @@ impl Tokenizer {
     }
 
     /// A `vocab.txt` (one token per line, id = line index); `lowercase` for uncased models.
-    pub fn from_vocab_txt(text: &str, lowercase: bool) -> Result<Tokenizer, String> {
+    pub fn from_vocab_txt(text: &str, lowercase: bool) -> Result<Tokenizer> {
         let vocab: ahash::AHashMap<String, u32> = text.lines().enumerate().map(|(i, t)| (t.trim_end_matches('\r').to_string(), i as u32)).collect();
         if vocab.is_empty() {
             return Err("vocab.txt is empty".into());
@@ -148,7 +149,7 @@ impl Tokenizer {
     /// as `##c`), then repeatedly join the most frequent adjacent pair; ties go to the pair whose
     /// pieces sort first. The vocabulary is the special tokens, the characters, then the joins in
     /// the order they were made.
-    pub fn train_wordpiece(texts: &[String], vocab_size: usize) -> Result<Tokenizer, String> {
+    pub fn train_wordpiece(texts: &[String], vocab_size: usize) -> Result<Tokenizer> {
         use std::collections::{BTreeMap, BTreeSet};
         use tokenizers::{NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
         let normalizer = BertNormalizer::new(true, true, None, true);
@@ -208,18 +209,18 @@ impl Tokenizer {
     }
 
     /// The text of `ids` (WordPiece pieces joined, special tokens left out).
-    pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
-        self.tk.decode(ids, true).map_err(err)
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        Ok(self.tk.decode(ids, true).map_err(err)?)
     }
 
     /// WordPiece ids of `text` without special tokens, and their word indices.
-    pub fn tokenize(&self, text: &str) -> Result<(Vec<u32>, Vec<Option<u32>>), String> {
+    pub fn tokenize(&self, text: &str) -> Result<(Vec<u32>, Vec<Option<u32>>)> {
         let e = self.tk.encode(text, false).map_err(err)?;
         Ok((e.get_ids().to_vec(), e.get_word_ids().to_vec()))
     }
 
     /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, truncated longest-first to `max_len` tokens.
-    pub fn encode(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<Encoded, String> {
+    pub fn encode(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<Encoded> {
         let (mut ia, mut wa) = self.tokenize(a)?;
         let (mut ib, mut wb) = match b {
             Some(b) => self.tokenize(b)?,
@@ -302,7 +303,7 @@ impl Tokenizer {
 
     /// The tokenizer's files in a model directory (tokenizer.json, vocab.txt, tokenizer_config.json,
     /// special_tokens_map.json): what the CLI and the app write beside a model they made.
-    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>> {
         Ok(vec![
             ("tokenizer.json".into(), self.to_json()?.into_bytes()),
             ("vocab.txt".into(), self.vocab_txt().into_bytes()),
@@ -312,8 +313,8 @@ impl Tokenizer {
     }
 
     /// tokenizer.json, for export.
-    pub fn to_json(&self) -> Result<String, String> {
-        self.tk.to_string(true).map_err(err)
+    pub fn to_json(&self) -> Result<String> {
+        Ok(self.tk.to_string(true).map_err(err)?)
     }
 
     /// vocab.txt (tokens in id order), for export.

@@ -3,6 +3,7 @@
 //! moments `NAME::m`, `NAME::v` and the optimizer's GPU state `adamw::state`, plus the step in the
 //! metadata). The CLI writes them beside an HF export; the browser stores them in IndexedDB.
 
+use crate::error::Result;
 use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
@@ -14,27 +15,26 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "trainer_state.json";
 
 /// The weights as safetensors bytes (model names, F32).
-pub async fn weights_bytes(gpu: &Gpu, model: &Model) -> Result<Vec<u8>, String> {
-    let all = model.params.read_all(gpu).await.map_err(|e| e.to_string())?;
+pub async fn weights_bytes(gpu: &Gpu, model: &Model) -> Result<Vec<u8>> {
+    let all = model.params.read_all(gpu).await?;
     Ok(safetensors::serialize(&all, &BTreeMap::new()))
 }
 
 /// The optimizer state after `step` optimizer steps: moments of every trainable tensor and the
 /// AdamW state. A model that has not stepped yet has no moments to save: the file then holds only
 /// the step.
-pub async fn optimizer_bytes(gpu: &Gpu, model: &Model, step: usize) -> Result<Vec<u8>, String> {
-    let e = |x: crate::gpu::GpuError| x.to_string();
+pub async fn optimizer_bytes(gpu: &Gpu, model: &Model, step: usize) -> Result<Vec<u8>> {
     let mut tensors = Vec::new();
     if let Some(st) = &model.opt_state {
         for p in model.params.params.iter().filter(|p| p.trainable) {
             let n = p.numel();
             for (suffix, buf) in [("m", p.m.as_ref()), ("v", p.v.as_ref())] {
-                let mut v = gpu.read_f32(buf.ok_or("a trainable tensor has no moments")?).await.map_err(e)?;
+                let mut v = gpu.read_f32(buf.ok_or("a trainable tensor has no moments")?).await?;
                 v.truncate(n);
                 tensors.push((format!("{}::{suffix}", p.name), p.shape.clone(), v));
             }
         }
-        let mut s = gpu.read_f32(&st.state).await.map_err(e)?;
+        let mut s = gpu.read_f32(&st.state).await?;
         s.truncate(8);
         tensors.push(("adamw::state".to_string(), vec![8], s));
     }
@@ -45,10 +45,10 @@ pub async fn optimizer_bytes(gpu: &Gpu, model: &Model, step: usize) -> Result<Ve
 /// Reads an optimizer checkpoint without a GPU: its step, the tensors it has moments for, and the
 /// parsed file. Checks the format tag, the step, that each tensor has both moments of one shape,
 /// and that a file with moments has the AdamW state (8 values).
-pub fn optimizer_header(bytes: &[u8]) -> Result<(usize, std::collections::BTreeSet<String>, safetensors::SafeTensors<'_>), String> {
+pub fn optimizer_header(bytes: &[u8]) -> Result<(usize, std::collections::BTreeSet<String>, safetensors::SafeTensors<'_>)> {
     let st = safetensors::parse(bytes).map_err(|e| format!("{OPTIMIZER_FILE}: {e}"))?;
     if st.metadata.get("format").map(|s| s.as_str()) != Some("bertlab-optimizer-1") {
-        return Err(format!("{OPTIMIZER_FILE} is not a BERT Lab optimizer checkpoint"));
+        return Err(format!("{OPTIMIZER_FILE} is not a BERT Lab optimizer checkpoint").into());
     }
     let step: usize = st.metadata.get("step").and_then(|s| s.parse().ok()).ok_or("the optimizer checkpoint has no step")?;
     let trained: std::collections::BTreeSet<String> = st.tensors.keys().filter_map(|k| k.strip_suffix("::m").map(String::from)).collect();
@@ -56,13 +56,13 @@ pub fn optimizer_header(bytes: &[u8]) -> Result<(usize, std::collections::BTreeS
         let m = &st.tensors[&format!("{name}::m")];
         let v = st.tensors.get(&format!("{name}::v")).ok_or_else(|| format!("{name}::v is missing from the optimizer checkpoint"))?;
         if m.shape != v.shape {
-            return Err(format!("{name}: its moments have shapes {:?} and {:?}", m.shape, v.shape));
+            return Err(format!("{name}: its moments have shapes {:?} and {:?}", m.shape, v.shape).into());
         }
     }
     if !trained.is_empty() {
         let s = st.tensors.get("adamw::state").ok_or("adamw::state is missing from the optimizer checkpoint")?;
         if s.shape != [8] {
-            return Err(format!("adamw::state has shape {:?}, not [8]", s.shape));
+            return Err(format!("adamw::state has shape {:?}, not [8]", s.shape).into());
         }
     }
     Ok((step, trained, st))
@@ -70,7 +70,7 @@ pub fn optimizer_header(bytes: &[u8]) -> Result<(usize, std::collections::BTreeS
 
 /// Restores what [`optimizer_bytes`] saved into `model` (same tensors): marks the saved tensors
 /// trainable, writes their moments and the AdamW state. Returns the step to continue from.
-pub fn restore_optimizer(gpu: &Gpu, model: &mut Model, bytes: &[u8]) -> Result<usize, String> {
+pub fn restore_optimizer(gpu: &Gpu, model: &mut Model, bytes: &[u8]) -> Result<usize> {
     let (step, trained, st) = optimizer_header(bytes)?;
     if trained.is_empty() {
         return Ok(step);
@@ -80,19 +80,19 @@ pub fn restore_optimizer(gpu: &Gpu, model: &mut Model, bytes: &[u8]) -> Result<u
         for suffix in ["m", "v"] {
             let v = st.tensors.get(&format!("{name}::{suffix}")).ok_or_else(|| format!("{name}::{suffix} is missing from the optimizer checkpoint"))?;
             if v.shape != p.shape {
-                return Err(format!("{name}::{suffix}: shape {:?} in the checkpoint, {:?} in the model", v.shape, p.shape));
+                return Err(format!("{name}::{suffix}: shape {:?} in the checkpoint, {:?} in the model", v.shape, p.shape).into());
             }
         }
     }
-    model.params.set_trainable(gpu, |n| trained.contains(n)).map_err(|e| e.to_string())?;
+    model.params.set_trainable(gpu, |n| trained.contains(n))?;
     for p in model.params.params.iter().filter(|p| p.trainable) {
         for (suffix, buf) in [("m", p.m.as_ref().unwrap()), ("v", p.v.as_ref().unwrap())] {
-            gpu.write(buf, 0, &st.tensors[&format!("{}::{suffix}", p.name)].to_f32()).map_err(|e| e.to_string())?;
+            gpu.write(buf, 0, &st.tensors[&format!("{}::{suffix}", p.name)].to_f32())?;
         }
     }
-    let state = AdamWState::new(gpu, model.params.adamw_slots((gpu.info.max_storage_buffer_binding_size / 4) as usize)).map_err(|e| e.to_string())?;
+    let state = AdamWState::new(gpu, model.params.adamw_slots((gpu.info.max_storage_buffer_binding_size / 4) as usize))?;
     let s = st.tensors.get("adamw::state").ok_or("adamw::state is missing from the optimizer checkpoint")?.to_f32();
-    gpu.write(&state.state, 0, &s).map_err(|e| e.to_string())?;
+    gpu.write(&state.state, 0, &s)?;
     model.opt_state = Some(state);
     Ok(step)
 }
@@ -103,7 +103,7 @@ pub fn restore_optimizer(gpu: &Gpu, model: &mut Model, bytes: &[u8]) -> Result<u
 /// `DIR`, and `DIR.old` is removed. Between the two renames only `DIR.old` exists; [`resolve`]
 /// finds it.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn write_dir_atomically(dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+pub fn write_dir_atomically(dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     use std::io::Write;
     let with = |suffix: &str| {
         let mut s = dir.as_os_str().to_owned();

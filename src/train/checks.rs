@@ -2,24 +2,25 @@
 //! masking proportions, sentence-order pairs, dataset validation messages (no GPU needed), and
 //! small training runs on the shipped samples (GPU).
 
+use crate::error::Result;
 use super::masking::{non_special_ids, MlmMasking, Outcome};
 use super::sop;
 use crate::rng::Rng;
 use crate::text::dataset::{self, Format, Severity};
 use crate::text::tokenizer::Tokenizer;
 
-pub type CheckResult = Result<String, String>;
+pub type CheckResult = Result<String>;
 
 pub const SENTIMENT: &str = include_str!("../../www/samples/sentiment.tsv");
 pub const TOPICS: &str = include_str!("../../www/samples/topics.tsv");
 pub const CORPUS: &str = include_str!("../../www/samples/corpus.txt");
 
-fn sigma_ok(what: &str, count: usize, n: usize, p: f64) -> Result<f64, String> {
+fn sigma_ok(what: &str, count: usize, n: usize, p: f64) -> Result<f64> {
     let mean = n as f64 * p;
     let sd = (n as f64 * p * (1.0 - p)).sqrt();
     let z = (count as f64 - mean) / sd;
     if z.abs() > 3.0 {
-        return Err(format!("{what}: {count} of {n}, expected {mean:.0} ± {sd:.0} (z = {z:.2})"));
+        return Err(format!("{what}: {count} of {n}, expected {mean:.0} ± {sd:.0} (z = {z:.2})").into());
     }
     Ok(z)
 }
@@ -42,7 +43,7 @@ pub fn masking_proportions() -> CheckResult {
         for i in 0..len as usize {
             if special[i] {
                 if r.outcomes[i] != Outcome::NotChosen || r.labels[i] != -100 || r.input_ids[i] != ids[i] {
-                    return Err(format!("special token at {i} was chosen"));
+                    return Err(format!("special token at {i} was chosen").into());
                 }
                 continue;
             }
@@ -63,7 +64,7 @@ pub fn masking_proportions() -> CheckResult {
                         Outcome::Random => {
                             random += 1;
                             if specials.contains(&r.input_ids[i]) {
-                                return Err(format!("a random replacement drew special id {}", r.input_ids[i]));
+                                return Err(format!("a random replacement drew special id {}", r.input_ids[i]).into());
                             }
                         }
                         _ => unchanged += (r.input_ids[i] == ids[i]) as usize,
@@ -97,7 +98,7 @@ pub fn whole_word_masking() -> CheckResult {
     for w in 0..1000 {
         let c: Vec<bool> = (0..3).map(|k| r.labels[w * 3 + k] >= 0).collect();
         if c.iter().any(|&x| x) != c.iter().all(|&x| x) {
-            return Err(format!("word {w} is partly chosen: {c:?}"));
+            return Err(format!("word {w} is partly chosen: {c:?}").into());
         }
         chosen_words += c[0] as usize;
     }
@@ -119,7 +120,7 @@ pub fn sentence_order_pairs() -> CheckResult {
         let (first, second) = if p.label == 0 { (&p.a, &p.b) } else { (&p.b, &p.a) };
         let joined = format!("{first} {second}");
         if !texts.iter().any(|t| sop::sentences(t).join(" ") == joined) {
-            return Err(format!("pair does not restore a text in order: {joined}"));
+            return Err(format!("pair does not restore a text in order: {joined}").into());
         }
     }
     let tok = Tokenizer::train_wordpiece(&texts, 400)?;
@@ -131,7 +132,7 @@ pub fn sentence_order_pairs() -> CheckResult {
         && e.type_ids[first_sep + 1..].iter().all(|&t| t == 1)
         && e.special.iter().filter(|&&s| s).count() == 3;
     if !ok {
-        return Err(format!("a pair is not encoded as [CLS] A [SEP] B [SEP] with types 0/1: {:?} {:?}", e.ids, e.type_ids));
+        return Err(format!("a pair is not encoded as [CLS] A [SEP] B [SEP] with types 0/1: {:?} {:?}", e.ids, e.type_ids).into());
     }
     if sop::unavailable_reason(&["One sentence only".to_string()]).is_none() || sop::make_pairs(&["Just one.".to_string()], &mut rng).len() != 0 {
         return Err("a single-sentence text made a pair".into());
@@ -148,11 +149,11 @@ pub fn dataset_messages() -> CheckResult {
     let expect = [(3, "empty row"), (4, "no text"), (5, "no label"), (6, "duplicate of line 2"), (7, "invalid UTF-8")];
     for (line, needle) in expect {
         if !has(line, needle) {
-            return Err(format!("no \"{needle}\" message for line {line}: {:?}", ds.messages));
+            return Err(format!("no \"{needle}\" message for line {line}: {:?}", ds.messages).into());
         }
     }
     if ds.examples.len() != 3 || ds.labels != ["negative", "positive"] {
-        return Err(format!("kept {:?}", ds.examples));
+        return Err(format!("kept {:?}", ds.examples).into());
     }
     let single = dataset::parse(b"a\tone\na\ttwo\n", Some(Format::Tsv));
     if !single.messages.iter().any(|m| m.severity == Severity::Error && m.text.contains("at least two classes")) || single.trainable().is_ok() {
@@ -160,31 +161,31 @@ pub fn dataset_messages() -> CheckResult {
     }
     let csv = dataset::parse(b"text,label\n\"Hello, world\",greeting\n\"She said \"\"hi\"\"\nthen left\",story\n", None);
     if csv.examples.len() != 2 || csv.examples[0].text != "Hello, world" || csv.examples[1].text != "She said \"hi\"\nthen left" || csv.examples[1].line != 3 {
-        return Err(format!("CSV quoting: {:?}", csv.examples));
+        return Err(format!("CSV quoting: {:?}", csv.examples).into());
     }
     // Windows line ends (decoded line by line) read as Unix ones (read in place)
     let (crlf, lf) = (dataset::parse(b"label\ttext\r\npositive\tgood film\r\nnegative\tbad film\r\n", None), dataset::parse(b"label\ttext\npositive\tgood film\nnegative\tbad film\n", None));
     if crlf.examples != lf.examples || lf.examples.len() != 2 || lf.examples[1].text != "bad film" {
-        return Err(format!("CRLF rows {:?} differ from LF rows {:?}", crlf.examples, lf.examples));
+        return Err(format!("CRLF rows {:?} differ from LF rows {:?}", crlf.examples, lf.examples).into());
     }
     let jl = dataset::parse(b"{\"text\": \"a b\", \"label\": \"x\"}\n{\"text\": \"c\", \"label\": 1}\nnot json\n", None);
     if jl.examples.len() != 2 || jl.examples[1].label != "1" || !jl.messages.iter().any(|m| m.line == 3 && m.text.contains("not valid JSON")) {
-        return Err(format!("JSON lines: {:?} {:?}", jl.examples, jl.messages));
+        return Err(format!("JSON lines: {:?} {:?}", jl.examples, jl.messages).into());
     }
     let pairs = dataset::parse(b"entailment\tA man sleeps.\tA person rests.\ncontradiction\tA man runs.\tNobody moves.\n", None);
     if pairs.examples[0].text_b.as_deref() != Some("A person rests.") {
-        return Err(format!("text pairs: {:?}", pairs.examples));
+        return Err(format!("text pairs: {:?}", pairs.examples).into());
     }
     // plain text (the corpus sample: sentences with commas, no tabs) is a corpus, not 600 rows of
     // "label, text": no examples, one message, refused for fine-tuning with that message
     let corpus = dataset::parse(include_bytes!("../../www/samples/corpus.txt"), None);
-    if !corpus.plain || !corpus.examples.is_empty() || corpus.messages.len() != 1 || !corpus.trainable().is_err_and(|e| e.contains("lines of plain text")) {
-        return Err(format!("the corpus sample read as {} examples, {} messages ({:?})", corpus.examples.len(), corpus.messages.len(), corpus.messages.first()));
+    if !corpus.plain || !corpus.examples.is_empty() || corpus.messages.len() != 1 || !corpus.trainable().is_err_and(|e| e.to_string().contains("lines of plain text")) {
+        return Err(format!("the corpus sample read as {} examples, {} messages ({:?})", corpus.examples.len(), corpus.messages.len(), corpus.messages.first()).into());
     }
     // labels that are text: most classes have one example; refused before any run
     let singles = dataset::parse(b"a\tone\nb\ttwo\nc\tthree\nd\tfour\nd\tfive\n", None);
-    if !singles.trainable().is_err_and(|e| e.contains("3 of the 4 classes have a single example")) {
-        return Err(format!("one example per class was not refused: {:?}", singles.trainable()));
+    if !singles.trainable().is_err_and(|e| e.to_string().contains("3 of the 4 classes have a single example")) {
+        return Err(format!("one example per class was not refused: {:?}", singles.trainable()).into());
     }
     // many messages of one kind: five listed, the rest summed up with the last line
     let mut many = b"label\ttext\npositive\tgood\nnegative\tbad\n".to_vec();
@@ -194,24 +195,24 @@ pub fn dataset_messages() -> CheckResult {
     let many = dataset::parse(&many, None);
     let no_text = many.messages.iter().filter(|m| m.text.contains("no text")).count();
     if no_text != 6 || !many.messages.iter().any(|m| m.text.starts_with("…and 35 more like it") && m.text.ends_with("up to line 43")) {
-        return Err(format!("40 rows without text gave {} messages: {:?}", many.messages.len(), many.messages.iter().map(|m| m.to_string()).collect::<Vec<_>>()));
+        return Err(format!("40 rows without text gave {} messages: {:?}", many.messages.len(), many.messages.iter().map(|m| m.to_string()).collect::<Vec<_>>()).into());
     }
     // a binary file is said to be one; a quote that never closes is named with its line
     let binary = dataset::parse(b"PK\x03\x04\x00\x00\x08\x00 a zip file, say", None);
     let unclosed = dataset::parse(b"label,text\npositive,\"good film\nnegative,bad film\npositive,nice\n", None);
     if !binary.messages.iter().any(|m| m.text.starts_with("the file is not text")) || !unclosed.messages.iter().any(|m| m.line == 2 && m.text.contains("never closes")) {
-        return Err(format!("binary: {:?}; unclosed quote: {:?}", binary.messages, unclosed.messages));
+        return Err(format!("binary: {:?}; unclosed quote: {:?}", binary.messages, unclosed.messages).into());
     }
     // truncation is counted when encoding to the model's maximum
     let tok = Tokenizer::train_wordpiece(&["a b c d e f g h i j".to_string()], 100)?;
     let e = tok.encode("a b c d e f g h i j", None, 6)?;
     if e.ids.len() != 6 || e.truncated != 6 {
-        return Err(format!("truncation to 6 gave {} tokens, {} truncated", e.ids.len(), e.truncated));
+        return Err(format!("truncation to 6 gave {} tokens, {} truncated", e.ids.len(), e.truncated).into());
     }
     let (tr, va) = dataset::stratified_split(&dataset::parse(SENTIMENT.as_bytes(), None), 0.2, 1);
     let (tr2, va2) = dataset::stratified_split(&dataset::parse(SENTIMENT.as_bytes(), None), 0.2, 1);
     if tr != tr2 || va != va2 || va.len() != 80 {
-        return Err(format!("split not deterministic or not 20%: {} / {}", tr.len(), va.len()));
+        return Err(format!("split not deterministic or not 20%: {} / {}", tr.len(), va.len()).into());
     }
     Ok("empty, unlabeled, textless, duplicate and invalid-UTF-8 rows reported with line numbers; single class refused; CSV quotes, JSON lines, text pairs, truncation counts and a deterministic stratified split".into())
 }
@@ -253,7 +254,7 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
     for (what, heads, pooling) in [("pretraining (MLM + SOP)", Heads { lm: true, sop: true, num_labels: 0 }, Pooling::Cls), ("classification, mean pooling", Heads { lm: false, sop: false, num_labels: 3 }, Pooling::Mean), cls] {
         let (mut model, _) = Model::new(gpu, ModelConfig::small(vocab, 16, 2, 2), heads, None, 3)?;
         model.pooling = pooling;
-        model.params.set_trainable(gpu, |_| true).map_err(|e| e.to_string())?;
+        model.params.set_trainable(gpu, |_| true)?;
         let opt = AdamW { lr: 1e-3, ..AdamW::default() };
         let mlm = heads.lm;
         for k in 0..3 {
@@ -271,18 +272,18 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
         let c = gpu.counters();
         let per = |x: u64| x as f64 / steps as f64;
         if c.dispatches_of("layernorm_backward") == 0 || c.dispatches_of("adamw") == 0 {
-            return Err(format!("{what}: the steps ran no backward or no optimizer: {:?}", c.dispatches));
+            return Err(format!("{what}: the steps ran no backward or no optimizer: {:?}", c.dispatches).into());
         }
         if c.buffers_created != 0 || c.bind_groups_created != 0 || c.submits != steps || c.readbacks != steps {
             return Err(format!(
                 "{what}: {steps} steady-state steps created {} buffers and {} bind groups, made {} submits and {} readbacks (want 0, 0, {steps}, {steps})",
                 c.buffers_created, c.bind_groups_created, c.submits, c.readbacks
-            ));
+            ).into());
         }
         // a 2-layer classification step is BERT-tiny's (the count does not depend on the width, the
         // batch or the length): at most 100 dispatches, where PyTorch eager launches 234 kernels
         if what == cls.0 && c.total_dispatches() > 100 * steps {
-            return Err(format!("{what}: {} dispatches per step, more than 100: {:?}", per(c.total_dispatches()), c.dispatches));
+            return Err(format!("{what}: {} dispatches per step, more than 100: {:?}", per(c.total_dispatches()), c.dispatches).into());
         }
         out.push(format!(
             "{what}: per step 0 buffers, 0 bind groups, 1 submit, 1 readback ({} bytes), {} dispatches, {:.0} bytes written, {} buffers recycled",

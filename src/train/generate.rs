@@ -3,6 +3,7 @@
 //! token), or sampled among the `top_k` most likely with a `temperature` and a seed, so the same
 //! seed gives the same text.
 
+use crate::error::Result;
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::model::Model;
@@ -33,7 +34,7 @@ pub const MAX_NEW: usize = 1000;
 pub const MAX_TOP_K: usize = 1000;
 
 impl GenerateConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
         crate::train::trainer::in_range("the new tokens", self.max_new, 1, MAX_NEW)?;
         crate::train::trainer::in_range("top-k", self.top_k, 1, MAX_TOP_K)?;
         crate::train::trainer::in_range_f("the temperature", self.temperature, 0.0, 100.0, true)

@@ -3,6 +3,7 @@
 //! back per step. Between steps the loop can be paused, resumed or cancelled through a [`Control`],
 //! and reports progress as [`Event`]s.
 
+use crate::error::Result;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -87,35 +88,35 @@ pub mod limits {
 }
 
 /// `what`'s value `v` in `[lo, hi]`, or a message naming both.
-pub fn in_range(what: &str, v: usize, lo: usize, hi: usize) -> Result<(), String> {
+pub fn in_range(what: &str, v: usize, lo: usize, hi: usize) -> Result<()> {
     if v < lo || v > hi {
-        return Err(format!("{what} must be from {lo} to {hi}; got {v}"));
+        return Err(format!("{what} must be from {lo} to {hi}; got {v}").into());
     }
     Ok(())
 }
 
 /// A finite `v` with `lo < v <= hi` (`lo_open`) or `lo <= v <= hi`.
-pub fn in_range_f(what: &str, v: f32, lo: f32, hi: f32, lo_open: bool) -> Result<(), String> {
+pub fn in_range_f(what: &str, v: f32, lo: f32, hi: f32, lo_open: bool) -> Result<()> {
     let ok = v.is_finite() && (if lo_open { v > lo } else { v >= lo }) && v <= hi;
     if !ok {
         let open = if lo_open { "(" } else { "[" };
-        return Err(format!("{what} must be a number in {open}{lo}, {hi}]; got {v}"));
+        return Err(format!("{what} must be a number in {open}{lo}, {hi}]; got {v}").into());
     }
     Ok(())
 }
 
 /// The settings both kinds of run have: learning rate, batch size, and a maximum length within the
 /// model's positions.
-fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::ModelConfig) -> Result<(), String> {
+fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::ModelConfig) -> Result<()> {
     use limits::*;
     in_range_f("the learning rate", lr, 0.0, MAX_LR, true)?;
     in_range("the batch size", batch, BATCH.0, BATCH.1)?;
-    in_range("the maximum length", max_len, MIN_LEN, model.max_position_embeddings).map_err(|e| format!("{e} (the model has {} positions)", model.max_position_embeddings))
+    in_range("the maximum length", max_len, MIN_LEN, model.max_position_embeddings).map_err(|e| format!("{e} (the model has {} positions)", model.max_position_embeddings)).map_err(|e| Error::Limit(format!("{e} (the model has {} positions)", model.max_position_embeddings)))
 }
 
 impl TrainConfig {
     /// Every setting in its range for `model` (its depth and positions), or the first that is not.
-    pub fn validate(&self, model: &crate::model::ModelConfig) -> Result<(), String> {
+    pub fn validate(&self, model: &crate::model::ModelConfig) -> Result<()> {
         use limits::*;
         check_shared(self.lr, self.batch_size, self.max_len, model)?;
         in_range("epochs", self.epochs, EPOCHS.0, EPOCHS.1)?;
@@ -314,13 +315,12 @@ pub struct TrainReport {
 /// by length (each padded to about its own length), then one gather puts the rows back in the order
 /// of `enc`. `Event::Progress` follows every batch.
 async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id: u32, batch_size: usize, on_event: &mut dyn FnMut(Event)) -> Result<crate::gpu::GpuBuf, Error> {
-    let e = |x: crate::gpu::GpuError| x.to_string();
     let c = model.cfg.hidden_size;
     let n = enc.len();
     let refs: Vec<&Encoded> = enc.iter().collect();
     let order = by_length(&refs);
     // rows in length order, then gathered: feats[i] = sorted[rank[i]]
-    let sorted = gpu.zeros("features (by length)", n.max(1) * c, crate::gpu::DType::F32).map_err(e)?;
+    let sorted = gpu.zeros("features (by length)", n.max(1) * c, crate::gpu::DType::F32)?;
     let mut progress = Progress::new("features", n);
     let mut row = 0;
     for chunk in order.chunks(batch_size.max(1)) {
@@ -330,7 +330,7 @@ async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id:
         let batch = hb.to_gpu(gpu, &model.cfg)?;
         let mut step = gpu.begin_step("features");
         model.record_features(gpu, &mut step, &batch, &sorted, row)?;
-        step.submit().await.map_err(e)?;
+        step.submit().await?;
         row += chunk.len();
         progress.advance(chunk.len(), on_event);
     }
@@ -338,12 +338,12 @@ async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id:
     for (r, &i) in order.iter().enumerate() {
         rank[i] = r as u32;
     }
-    let feats = gpu.zeros("features", n.max(1) * c, crate::gpu::DType::F32).map_err(e)?;
+    let feats = gpu.zeros("features", n.max(1) * c, crate::gpu::DType::F32)?;
     if n > 0 {
-        let ranks = gpu.upload_u32("feature ranks", &rank).map_err(e)?;
+        let ranks = gpu.upload_u32("feature ranks", &rank)?;
         let mut step = gpu.begin_step("features-gather");
-        embedding::forward(&mut step, &feats, &ranks, &sorted, 0, n, c, n, false).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        embedding::forward(&mut step, &feats, &ranks, &sorted, 0, n, c, n, false)?;
+        step.submit().await?;
     }
     Ok(feats)
 }
@@ -352,11 +352,10 @@ async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id:
 /// bytes (loss, count, skip flag); its two small inputs come from the recycling pool.
 #[allow(clippy::too_many_arguments)]
 async fn head_step(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<f32, Error> {
-    let e = |x: crate::gpu::GpuError| x.to_string();
-    let rows = gpu.recycled("head.rows", idx.len(), crate::gpu::DType::U32).map_err(e)?;
-    gpu.write(&rows, 0, idx).map_err(e)?;
-    let lab = gpu.recycled("head.labels", labels.len(), crate::gpu::DType::I32).map_err(e)?;
-    gpu.write(&lab, 0, labels).map_err(e)?;
+    let rows = gpu.recycled("head.rows", idx.len(), crate::gpu::DType::U32)?;
+    gpu.write(&rows, 0, idx)?;
+    let lab = gpu.recycled("head.labels", labels.len(), crate::gpu::DType::I32)?;
+    gpu.write(&lab, 0, labels)?;
     let mut step = gpu.begin_step("head");
     model.zero_grads(&mut step);
     model.record_head_on_features(gpu, &mut step, feats, n, &rows, idx.len(), Some(&lab), true, mode)?;
@@ -364,14 +363,14 @@ async fn head_step(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: 
     let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
     let rb = step
         .read_back_parts(&[(&model.loss_stats().ok_or("no loss statistics")?[2], 0, 2), (&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])
-        .map_err(e)?;
-    let submitted = step.submit().await.map_err(e);
+        ?;
+    let submitted = step.submit().await;
     // writes to them from here on are ordered after this step on the queue
     let recycler = gpu.recycler();
     recycler.give_back("head.rows", &rows);
     recycler.give_back("head.labels", &lab);
     submitted?;
-    let v = rb.f32(gpu).await.map_err(e)?;
+    let v = rb.f32(gpu).await?;
     if v[2] != 0.0 || !v[0].is_finite() {
         return Err(Error::NonFinite { step: None });
     }
@@ -380,17 +379,16 @@ async fn head_step(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: 
 
 /// Class probabilities from cached features, dropout off.
 async fn head_predict(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: usize, batch_size: usize) -> Result<Vec<Vec<f32>>, Error> {
-    let e = |x: crate::gpu::GpuError| x.to_string();
     let nl = model.heads.num_labels;
     let mut out = Vec::new();
     let idx: Vec<u32> = (0..n as u32).collect();
     for chunk in idx.chunks(batch_size.max(1)) {
-        let rows = gpu.upload_u32("rows", chunk).map_err(e)?;
+        let rows = gpu.upload_u32("rows", chunk)?;
         let mut step = gpu.begin_step("head-predict");
         model.record_head_on_features(gpu, &mut step, feats, n, &rows, chunk.len(), None, false, ModelMode::Eval)?;
-        let rb = step.read_back(model.cls_logits().ok_or("no logits")?, 0, chunk.len() * nl).map_err(e)?;
-        step.submit().await.map_err(e)?;
-        out.extend(crate::model::infer::softmax_rows(&rb.f32(gpu).await.map_err(e)?, nl));
+        let rb = step.read_back(model.cls_logits().ok_or("no logits")?, 0, chunk.len() * nl)?;
+        step.submit().await?;
+        out.extend(crate::model::infer::softmax_rows(&rb.f32(gpu).await?, nl));
     }
     Ok(out)
 }
@@ -421,7 +419,7 @@ pub async fn train_classifier(
     }
     let layers = model.cfg.num_hidden_layers;
     model.pooling = Pooling::for_model(cfg.pooling, &model.cfg)?;
-    model.params.set_trainable(gpu, |n| cfg.mode.trainable(n, layers)).map_err(|e| e.to_string())?;
+    model.params.set_trainable(gpu, |n| cfg.mode.trainable(n, layers))?;
     if cfg.start_step == 0 {
         // a fresh run: fresh moments and optimizer state
         model.opt_state = None;
@@ -566,7 +564,7 @@ pub struct PretrainConfig {
 
 impl PretrainConfig {
     /// Every setting in its range for `model`, or the first that is not.
-    pub fn validate(&self, model: &crate::model::ModelConfig) -> Result<(), String> {
+    pub fn validate(&self, model: &crate::model::ModelConfig) -> Result<()> {
         use limits::*;
         check_shared(self.lr, self.batch_size, self.max_len, model)?;
         in_range("the steps", self.steps, PRETRAIN_STEPS.0, PRETRAIN_STEPS.1)?;
@@ -603,7 +601,7 @@ pub fn next_token_labels(ids: &[u32]) -> Vec<i32> {
 
 /// One MLM (+ SOP) batch from `texts`: SOP pairs when `sop`, single texts otherwise. For a causal
 /// model (`causal`), single texts with next-token labels and no masking.
-pub fn pretrain_batch(tok: &Tokenizer, texts: &[String], cfg: &PretrainConfig, sop_on: bool, causal: bool, candidates: &[u32], rng: &mut Rng) -> Result<HostBatch, String> {
+pub fn pretrain_batch(tok: &Tokenizer, texts: &[String], cfg: &PretrainConfig, sop_on: bool, causal: bool, candidates: &[u32], rng: &mut Rng) -> Result<HostBatch> {
     let mut encs = Vec::new();
     let mut sop_labels = Vec::new();
     while encs.len() < cfg.batch_size {
@@ -671,7 +669,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
         return Err("nothing to pretrain: masked-LM is off and sentence order is unavailable".into());
     }
     // the encoder and the heads in use learn; an MLM head's decoder stays tied to the word embeddings
-    model.params.set_trainable(gpu, |n| !(n.starts_with("classifier.") || (!sop_on && n.starts_with("cls.seq_relationship")) || (!cfg.mlm && n.starts_with("cls.predictions")))).map_err(|e| e.to_string())?;
+    model.params.set_trainable(gpu, |n| !(n.starts_with("classifier.") || (!sop_on && n.starts_with("cls.seq_relationship")) || (!cfg.mlm && n.starts_with("cls.predictions"))))?;
     let candidates = non_special_ids(tok.vocab_size.min(model.cfg.vocab_size), &tok.special_ids());
     let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };
     let mut rng = Rng::new(cfg.seed);

@@ -11,7 +11,7 @@ use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainC
 
 use crate::common::{gpu, Cli};
 
-fn report(name: &str, r: Result<String, String>) {
+fn report(name: &str, r: bertlab::error::Result<String>) {
     match r {
         Ok(s) => println!("{name}: {s}"),
         Err(e) => panic!("{name}: {e}"),

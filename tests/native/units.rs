@@ -81,9 +81,9 @@ use bertlab::text::tokenizer::Tokenizer;
             assert_eq!(a.decode(&ea.ids).unwrap(), b.decode(&eb.ids).unwrap(), "{text:?}");
         }
         let bad = Tokenizer::from_vocab_json_merges(&vocab, b"#version: 0.2\nh e\nthree parts here\n").err().expect("a malformed merges.txt");
-        assert!(bad.contains("line 3"), "{bad}");
+        assert!(bad.to_string().contains("line 3"), "{bad}");
         let no_eot = Tokenizer::from_vocab_json_merges(br#"{"a": 0, "b": 1}"#, b"a b\n").err().expect("a vocabulary without <|endoftext|>");
-        assert!(no_eot.contains("<|endoftext|>"), "{no_eot}");
+        assert!(no_eot.to_string().contains("<|endoftext|>"), "{no_eot}");
     }
 
     #[test]
@@ -255,7 +255,7 @@ mod settings {
         ];
         for (cfg, want) in cases {
             let got = cfg.validate(&model).expect_err(want);
-            assert!(got.contains(want), "{got:?} should contain {want:?}");
+            assert!(got.to_string().contains(want), "{got:?} should contain {want:?}");
         }
         let p = PretrainConfig::default;
         for (cfg, want) in [
@@ -267,7 +267,7 @@ mod settings {
             (PretrainConfig { mlm: false, sop: false, ..p() }, "at least one objective"),
         ] {
             let got = cfg.validate(&model).expect_err(want);
-            assert!(got.contains(want), "{got:?} should contain {want:?}");
+            assert!(got.to_string().contains(want), "{got:?} should contain {want:?}");
         }
     }
 }
@@ -281,7 +281,7 @@ mod data_limits {
     #[test]
     fn big_inputs_meet_their_limits_with_messages() {
         let e = check_size(200 << 20).unwrap_err();
-        assert!(e.contains("209.7 MB") && e.contains(&format!("at most {} MB", MAX_BYTES >> 20)), "{e}");
+        assert!(e.to_string().contains("209.7 MB") && e.to_string().contains(&format!("at most {} MB", MAX_BYTES >> 20)), "{e}");
         assert!(check_size(MAX_BYTES).is_ok());
         let big = vec![b'a'; MAX_BYTES as usize + 1];
         let ds = dataset::parse(&big, None);
