@@ -59,8 +59,8 @@ pub fn tokenizer(data: &[u8]) {
 pub fn snapshot(data: &[u8]) {
     let mut parts = data.splitn(3, |&b| b == 0xFF);
     let (meta, opt, weights) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    if let Ok(h) = protocol::snapshot_header(&String::from_utf8_lossy(meta)) {
-        let _ = params::tensor_names(&h.config, h.heads.lm, h.heads.sop, h.heads.num_labels);
+    if let Ok(m) = crate::session::SnapshotMeta::parse(&String::from_utf8_lossy(meta)) {
+        let _ = params::tensor_names(&m.config, m.heads.lm, m.heads.sop, m.heads.num_labels);
     }
     let _ = checkpoint::optimizer_header(opt);
     safetensors(weights);

@@ -28,6 +28,7 @@ pub mod model;
 pub mod rng;
 pub mod gpu;
 pub mod kernels;
+pub mod session;
 pub mod shaders;
 pub mod text;
 pub mod train;

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Pooling;
 use crate::text::dataset::{Dataset, Severity};
+use crate::train::spec::Adopt;
 
 /// One row of the data preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +99,7 @@ pub enum Event {
     Snapshot(SnapshotNote),
     /// A saved session exists in this browser (offered for restoring).
     Saved(SavedSession),
-    Restored(serde_json::Value),
+    Restored(Restored),
     /// Dispatches per kernel of the last run.
     Counters(KernelCounts),
     /// Each kernel of one training step, timed alone.
@@ -115,41 +117,7 @@ pub enum Event {
     Crashed { message: String },
 }
 
-/// A causal model's guesses after each token: (token, [(next token, p)], most likely first).
-pub type NextWords = (String, Vec<(String, f32)>);
-
-/// The masked-words panel's view of one sentence.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct FillView {
-    pub tokens: Vec<String>,
-    /// Where the [MASK]s are.
-    pub positions: Vec<usize>,
-    /// Top-k (token, p) at each [MASK] (a causal model: its next-word guess there).
-    pub predictions: Vec<Vec<(String, f32)>>,
-    /// The chosen layer and head's attention, (T, T).
-    pub attention: Vec<Vec<f32>>,
-    pub layer: usize,
-    pub head: usize,
-    pub layers: usize,
-    pub heads: usize,
-    pub note: Option<String>,
-    pub causal: bool,
-    /// A causal model's next-word guesses at each position up to the [MASK].
-    pub next: Option<Vec<NextWords>>,
-    /// The other kind of model kept beside this one, on the same sentence.
-    pub beside: Option<BesideView>,
-}
-
-/// The companion model's view of the same sentence.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct BesideView {
-    pub source: String,
-    pub causal: bool,
-    pub next: Option<Vec<NextWords>>,
-    pub predictions: Vec<Vec<(String, f32)>>,
-    pub note: Option<String>,
-    pub error: Option<String>,
-}
+pub use crate::session::view::{BesideView, FillView, NextWords};
 
 /// The adapter the worker found.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -281,7 +249,7 @@ pub struct ModelSummary {
     pub has_mlm: bool,
     pub has_sop: bool,
     pub labels: Vec<String>,
-    pub mean_pooling: bool,
+    pub pooling: Pooling,
     /// A causal model (GPT's direction): it predicts the next word and can continue a text.
     #[serde(default)]
     pub causal: bool,
@@ -317,60 +285,48 @@ pub fn bars(labels: &[String], probs: &[f32]) -> Vec<Bar> {
     v
 }
 
-/// What a snapshot's metadata (the JSON saved beside its tensors in IndexedDB) says about the model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SnapshotHeader {
-    pub config: crate::model::ModelConfig,
-    pub heads: crate::model::Heads,
-    pub mean_pooling: bool,
-    pub labels: Vec<String>,
-}
-
-/// Reads a snapshot's metadata: a config BERT Lab can run, heads, pooling and labels. Anything
-/// else (not JSON, a config that fails validation, more labels than the head has) is an error that
-/// says what is wrong; nothing is trusted before it is checked.
-pub fn snapshot_header(meta: &str) -> Result<SnapshotHeader, String> {
-    let v: serde_json::Value = serde_json::from_str(meta).map_err(|e| format!("the saved session's metadata is not valid JSON: {e}"))?;
-    let config: crate::model::ModelConfig = serde_json::from_value(v["config"].clone()).map_err(|e| format!("the saved session's config: {e}"))?;
-    config.validate().map_err(|e| format!("the saved session's config: {e}"))?;
-    let h = &v["heads"];
-    let num_labels = h["num_labels"].as_u64().unwrap_or(0);
-    if num_labels > 10_000 {
-        return Err(format!("the saved session's classifier has {num_labels} labels; at most 10000 are supported"));
-    }
-    let heads = crate::model::Heads { lm: h["mlm"].as_bool().unwrap_or(false), sop: h["sop"].as_bool().unwrap_or(false), num_labels: num_labels as usize };
-    let labels: Vec<String> = v["labels"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
-    if labels.len() > heads.num_labels.max(1) && heads.num_labels > 0 {
-        return Err(format!("the saved session names {} labels for a {}-label classifier", labels.len(), heads.num_labels));
-    }
-    Ok(SnapshotHeader { config, heads, mean_pooling: v["mean_pooling"].as_bool().unwrap_or(false), labels })
-}
-
 // ---------- commands: what the page asks of the worker ----------
-
-/// How a classifier adopts the encoder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AdoptMode {
-    /// Fine-tune every layer.
-    Full,
-    /// Fine-tune the last `n` encoder layers (and the head).
-    Last(usize),
-    /// Frozen encoder: compute its features once, train only the head.
-    Feature,
-}
 
 /// A fine-tuning run's settings, every field checked (`TrainForm::parse`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
-    pub mode: AdoptMode,
-    pub mean_pooling: bool,
+    pub mode: Adopt,
+    /// What the head reads ([CLS] or the mean; a causal model reads its last token either way).
+    pub pooling: Pooling,
     pub lr: f32,
     pub epochs: usize,
     pub batch: usize,
     pub max_len: usize,
     /// The run's name on the charts.
     pub run: String,
+}
+
+impl TrainSettings {
+    /// The run these settings ask for, continuing at `start_step` (0: a new run). The page's runs
+    /// use seed 42, a 20% validation split and a checkpoint every 25 steps.
+    pub fn spec(&self, start_step: usize) -> crate::train::trainer::TrainConfig {
+        crate::train::trainer::TrainConfig { adopt: self.mode, pooling: self.pooling, lr: self.lr, epochs: self.epochs, batch_size: self.batch, max_len: self.max_len, seed: 42, val: 0.2, checkpoint_every: 25, start_step, ..Default::default() }
+    }
+}
+
+/// The run a snapshot belongs to, as the page asked for it (its forms and its name on the charts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageRun {
+    Train(TrainSettings),
+    Pretrain(PretrainSettings),
+}
+
+/// A session restored from this browser's snapshot: where it was, what the page drew, and the run
+/// it belonged to (offered for continuing unless it finished).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Restored {
+    pub step: usize,
+    pub saved_at: String,
+    /// The charts as the page drew them (runs, curves), given back as they were saved.
+    pub curves: serde_json::Value,
+    pub run: Option<PageRun>,
+    pub finished: bool,
 }
 
 /// A pretraining run's settings.
@@ -387,6 +343,27 @@ pub struct PretrainSettings {
     pub probe_every: usize,
 }
 
+impl PretrainSettings {
+    /// The run these settings ask for, continuing at `start_step` (0: a new run); a probe without a
+    /// [MASK] is left out.
+    pub fn spec(&self, start_step: usize) -> crate::train::trainer::PretrainConfig {
+        crate::train::trainer::PretrainConfig {
+            mlm: self.mlm,
+            sop: self.sop,
+            steps: self.steps,
+            batch_size: self.batch,
+            lr: self.lr,
+            max_len: self.max_len,
+            warmup: self.steps / 10,
+            probe: self.probe.clone().filter(|s| s.contains("[MASK]")),
+            probe_every: self.probe_every.max(1),
+            checkpoint_every: 25,
+            start_step,
+            ..Default::default()
+        }
+    }
+}
+
 /// A small BERT made from scratch, with a WordPiece vocabulary trained on the user's text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScratchSettings {
@@ -400,6 +377,14 @@ pub struct ScratchSettings {
     /// GPT-2's body (pre-LN layers, as GPT2LMHeadModel) instead of BERT's; implies `causal`.
     #[serde(default)]
     pub gpt2: bool,
+}
+
+impl ScratchSettings {
+    /// The model these settings make.
+    pub fn spec(&self) -> crate::session::Scratch {
+        use crate::model::config::Body;
+        crate::session::Scratch { vocab: self.vocab, hidden: self.hidden, layers: self.layers, heads: self.heads, body: if self.gpt2 { Body::Gpt2 } else { Body::Bert }, causal: self.causal, seed: 42 }
+    }
 }
 
 /// Everything the page asks of the worker. Sent as JSON (`{"cmd": .., "data": ..}`), parsed once
@@ -546,16 +531,16 @@ impl TrainForm {
         let max_len = ok(whole("ft-maxlen", "the maximum length", &self.max_len, MIN_LEN, m.positions));
         let lr = learning_rate("ft-lr", &self.lr).map_err(|e| errs.push(e)).unwrap_or(0.0);
         let mode = match self.mode.as_str() {
-            "full" => AdoptMode::Full,
-            "last" => AdoptMode::Last(last_n),
-            "feature" => AdoptMode::Feature,
+            "full" => Adopt::Full,
+            "last" => Adopt::Last(last_n),
+            "feature" => Adopt::Feature,
             other => {
                 errs.push(FieldError { field: "ft-mode", message: format!("unknown way to adopt the encoder “{other}”") });
-                AdoptMode::Full
+                Adopt::Full
             }
         };
         if errs.is_empty() {
-            Ok(TrainSettings { mode, mean_pooling: self.pooling == "mean", lr, epochs, batch, max_len, run })
+            Ok(TrainSettings { mode, pooling: if self.pooling == "mean" { Pooling::Mean } else { Pooling::Cls }, lr, epochs, batch, max_len, run })
         } else {
             Err(errs)
         }

@@ -9,7 +9,7 @@ use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::protocol::{self, AdapterSummary, Bar, Command, FillView, NextWords, KernelCounts, KernelProfile, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
+use super::protocol::{self, AdapterSummary, Bar, Command, FillView, NextWords, KernelCounts, KernelProfile, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PageRun, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
 
 pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
@@ -325,10 +325,10 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.saved.set(None);
             // a snapshot holds a model trained here
             st.trained_here.set(true);
-            if let Ok(runs) = serde_json::from_value::<Vec<Run>>(d["curves"]["runs"].clone()) {
+            let c = &d.curves;
+            if let Ok(runs) = serde_json::from_value::<Vec<Run>>(c["runs"].clone()) {
                 st.runs.set(runs);
             }
-            let c = &d["curves"];
             if let Ok(p) = serde_json::from_value::<Vec<(f64, f64, f64)>>(c["pretrain"].clone()) {
                 st.pcurve.set(p);
             }
@@ -342,16 +342,15 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
                 st.plabel.set(l.to_string());
             }
             st.pcausal.set(c["pcausal"].as_bool().unwrap_or(false));
-            st.status.set(format!("session restored (step {}, saved {})", d["step"], readable_time(d["saved_at"].as_str().unwrap_or("?"))));
-            // a snapshot from the middle of a pretraining run: its settings back in the panel, and
-            // the offer to finish it
-            let pstep = d["step"].as_u64().unwrap_or(0);
-            let pre = (d["settings"]["kind"].as_str() == Some("pretrain")).then(|| serde_json::from_value::<PretrainSettings>(d["settings"]["pretrain"].clone()).ok()).flatten();
-            st.pt_continuable.set(pre.filter(|p| pstep > 0 && (pstep as usize) < p.steps).map(|p| (pstep, p)));
-            // a snapshot from the middle of a fine-tuning run: offer to finish that run
-            let step = d["step"].as_u64().unwrap_or(0);
-            let unfinished = d["settings"]["kind"].as_str() == Some("train") && !d["settings"]["finished"].as_bool().unwrap_or(false);
-            st.continuable.set((unfinished && step > 0).then_some(step));
+            st.status.set(format!("session restored (step {}, saved {})", d.step, readable_time(&d.saved_at)));
+            // a snapshot from the middle of a run: its settings back in the panel, and the offer to
+            // finish it
+            let unfinished = d.step > 0 && !d.finished;
+            st.pt_continuable.set(match &d.run {
+                Some(PageRun::Pretrain(p)) if unfinished && d.step < p.steps => Some((d.step as u64, p.clone())),
+                _ => None,
+            });
+            st.continuable.set((unfinished && matches!(d.run, Some(PageRun::Train(_)))).then_some(d.step as u64));
         }
         Event::Export { .. } => {
             let files = js_sys::Reflect::get(raw, &"files".into()).unwrap_or(JsValue::UNDEFINED);
@@ -851,7 +850,7 @@ fn ModelPanel() -> impl IntoView {
                     }}</p>
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
-                    <p>{if !m.has_mlm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.mean_pooling { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
+                    <p>{if !m.has_mlm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::model::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
                     {m.beside.clone().map(|b| view! { <p class="note" id="beside-model">{format!("Kept beside it, for the masked-words panel: {b}")}</p> })}
                     {m.notes.iter().map(|n| view! { <p class="note">{n.clone()}</p> }).collect_view()}
                 </div>

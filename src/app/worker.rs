@@ -1,67 +1,58 @@
-//! The training worker: a dedicated Web Worker that owns the WebGPU device, the model, the data
-//! and the training loops, so the page never freezes. It receives `{cmd, data, files?}` messages
-//! and answers with `{ev, data, ...}` events (see `protocol`). Snapshots go to IndexedDB through
-//! the small functions www/worker.js defines (`bertlabSave`, `bertlabLoad`).
+//! The page's adapter to the session core: a dedicated Web Worker that owns the WebGPU device and
+//! a [`Session`] (model, data, runs), so the page never freezes. It receives `{cmd, data, files?}`
+//! messages and answers with `{ev, data, ...}` events (see `protocol`); what it adds to the session
+//! is the browser's side: fetching and reading files, IndexedDB snapshots through the small
+//! functions www/worker.js defines (`bertlabSave`, `bertlabLoad`, `bertlabDiscard`), and the views
+//! the page draws.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, AdapterSummary, AdoptMode, BesideView, Command, FillView, KernelCounts, KernelProfile, EpochReport, Event, ModelSummary, PretrainSettings, PretrainStep, SavedSession, ScratchSettings, SnapshotNote, TrainSettings, TrainStep};
-use crate::error::Error;
+use super::protocol::{self, AdapterSummary, Command, EpochReport, Event, KernelCounts, KernelProfile, ModelSummary, PageRun, PretrainSettings, PretrainStep, Restored, SavedSession, SnapshotNote, TrainSettings, TrainStep};
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard};
-use crate::io::{model_dir, safetensors};
-use crate::model::{Batch, Model, ModelConfig, Heads, Pooling};
-use crate::text::dataset::{self, Dataset};
-use crate::text::tokenizer::Tokenizer;
-use crate::train::checkpoint;
-use crate::train::trainer::{self, Control, Event as RunEvent, Mode, PretrainConfig, TrainConfig};
+use crate::session::{Loaded, Session, Snapshot, SnapshotMeta, Store};
+use crate::train::masking::Outcome;
+use crate::train::trainer::Event as RunEvent;
 
-struct Loaded {
-    model: Model,
-    tok: Tokenizer,
-    labels: Vec<String>,
-    tokenizer_files: Vec<(String, Vec<u8>)>,
-    source: String,
-}
-
+/// The worker's state beside the session: what the page drew and the run it asked for (saved with
+/// each snapshot), and whether snapshots can be written.
 #[derive(Default)]
-struct Session {
-    gpu: Option<Rc<Gpu>>,
+struct Page {
+    session: Option<Rc<Session>>,
     /// Init has run (with or without a GPU): commands that came before it waited for it.
     init_done: bool,
-    /// The page asked the generation under way to stop.
-    stop_generating: bool,
-    /// None while a run has it (the training future owns it between awaits).
-    loaded: Option<Loaded>,
-    /// The last model of the other kind (masked when `loaded` is causal, causal when it is masked),
-    /// kept when a new model replaced it, so the masked-words panel shows the two side by side.
-    companion: Option<Loaded>,
-    busy: bool,
-    /// What holds the model while it is out of `loaded` (a command between its awaits).
-    held_by: Option<&'static str>,
-    /// The data in use: its name, its text (kept for snapshots and plain-text pretraining) and the
-    /// parsed rows, shared with a run rather than copied.
-    data: Option<(String, Rc<str>, Rc<Dataset>)>,
-    control: Control,
     /// Everything the page drew (curves, runs), saved with each snapshot and given back on restore.
-    curves: Value,
-    settings: Value,
+    curves: serde_json::Value,
+    /// The run the page last asked for, and the step a restored snapshot of it was taken at.
+    run: Option<PageRun>,
     step: usize,
-    /// The last fine-tuning run's settings, written into an export's train_hf.py.
-    last_run: Option<export::RunSettings>,
     /// Why snapshots are off (browser storage refused or full): training goes on without them.
     snapshots_off: Option<String>,
+    /// Snapshots being written: a run's end waits for them before it says it is done.
+    pending: usize,
 }
 
 thread_local! {
-    static S: RefCell<Session> = RefCell::new(Session::default());
+    static P: RefCell<Page> = RefCell::new(Page::default());
+}
+
+/// A snapshot's metadata as the page stores it: the session's record and the page's own.
+#[derive(Serialize, Deserialize)]
+struct PageMeta {
+    #[serde(flatten)]
+    meta: SnapshotMeta,
+    #[serde(default)]
+    curves: serde_json::Value,
+    #[serde(default)]
+    page_run: Option<PageRun>,
 }
 
 fn scope() -> web_sys::DedicatedWorkerGlobalScope {
@@ -90,71 +81,28 @@ fn post(ev: Event) {
     post_with(&ev, &[]);
 }
 
-fn js_err(e: &JsValue) -> String {
-    e.as_string().or_else(|| js_sys::Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string())).unwrap_or_else(|| format!("{e:?}"))
+/// A JavaScript exception, in words.
+fn js_err(e: &JsValue) -> Error {
+    Error::Other(e.as_string().or_else(|| js_sys::Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string())).unwrap_or_else(|| format!("{e:?}")))
 }
 
-fn gpu() -> Result<Rc<Gpu>, String> {
-    S.with(|s| s.borrow().gpu.clone()).ok_or_else(|| "the GPU is not ready yet".to_string())
+/// Calls the function `name` that worker.js defines, and awaits the promise it returns.
+async fn call_js(name: &str, arg: Option<&JsValue>) -> Result<JsValue> {
+    let f = js_sys::Reflect::get(&js_sys::global(), &name.into()).map_err(|e| js_err(&e))?;
+    let f: js_sys::Function = f.dyn_into().map_err(|_| format!("worker.js did not define {name}"))?;
+    let r = match arg {
+        Some(a) => f.call1(&JsValue::NULL, a),
+        None => f.call0(&JsValue::NULL),
+    };
+    let p: js_sys::Promise = r.map_err(|e| js_err(&e))?.dyn_into().map_err(|_| format!("{name} did not return a promise"))?;
+    JsFuture::from(p).await.map_err(|e| js_err(&e))
 }
 
-/// The model, taken out of the worker's state by the command `what` until `put_model` gives it back;
-/// a command that finds it taken is told what holds it, not that no model is loaded.
-fn take_model(what: &'static str) -> Result<Loaded, String> {
-    S.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.busy {
-            return Err("a run is in progress; pause or stop it first".to_string());
-        }
-        if let Some(holder) = s.held_by {
-            if s.loaded.is_none() {
-                return Err(format!("busy: {holder}; wait for it to finish{}", if holder == GENERATING { ", or press Stop" } else { "" }));
-            }
-        }
-        let l = s.loaded.take().ok_or_else(|| "no model is loaded: load the default model, one from the hub or your files, or make one from scratch".to_string())?;
-        s.held_by = Some(what);
-        Ok(l)
-    })
+fn session() -> Result<Rc<Session>> {
+    P.with(|p| p.borrow().session.clone()).ok_or_else(|| Error::Other("the GPU is not ready yet".into()))
 }
 
-const GENERATING: &str = "the model is continuing a text";
-
-fn put_model(l: Loaded) {
-    S.with(|s| {
-        let mut s = s.borrow_mut();
-        s.loaded = Some(l);
-        s.held_by = None;
-    });
-}
-
-/// Makes `l` the model in use and tells the page. The model it replaces is kept as the companion
-/// when it is of the other kind (masked vs causal); a model of the same kind is let go.
-/// Makes `l` the model in use; refused while a command holds the current one (it would put that
-/// one back over `l` when it ends).
-fn install_model(l: Loaded, notes: Vec<String>) -> Result<(), String> {
-    S.with(|s| {
-        let mut s = s.borrow_mut();
-        if let (Some(holder), None) = (s.held_by, &s.loaded) {
-            return Err(format!("busy: {holder}; load or make the new model when it has finished"));
-        }
-        if let Some(old) = s.loaded.take() {
-            if old.model.cfg.is_decoder != l.model.cfg.is_decoder {
-                s.companion = Some(old);
-            }
-        }
-        Ok(())
-    })?;
-    post_model(&l, notes);
-    put_model(l);
-    Ok(())
-}
-
-/// What the page says about the companion model.
-fn describe_companion() -> Option<String> {
-    S.with(|s| s.borrow().companion.as_ref().map(|c| format!("{} ({})", c.source, if c.model.cfg.is_decoder { "reads left to right" } else { "reads both ways" })))
-}
-
-fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
+fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
     let c = &l.model.cfg;
     let params = l.model.params.total_params();
     ModelSummary {
@@ -169,27 +117,41 @@ fn summary(l: &Loaded, notes: Vec<String>) -> ModelSummary {
         has_mlm: l.model.heads.lm,
         has_sop: l.model.heads.sop,
         labels: l.labels.clone(),
-        mean_pooling: l.model.pooling == Pooling::Mean,
+        pooling: l.model.pooling,
         causal: c.is_decoder,
         gpt2: c.body == crate::model::config::Body::Gpt2,
-        beside: describe_companion(),
+        beside: s.peek_companion(|c| format!("{} ({})", c.source, if c.model.cfg.is_decoder { "reads left to right" } else { "reads both ways" })),
         notes,
     }
 }
 
-fn post_model(l: &Loaded, notes: Vec<String>) {
-    post(Event::Model(summary(l, notes)));
+/// Tells the page about the model in use.
+fn post_model(s: &Session, notes: Vec<String>) {
+    if let Some(m) = s.peek(|l| summary(s, l, notes)) {
+        post(Event::Model(m));
+    }
+}
+
+/// Makes the model in `files` the one in use.
+fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<()> {
+    let s = session()?;
+    let mut notes = s.load(files, None, source)?;
+    if s.peek(|l| !l.model.heads.lm) == Some(true) {
+        notes.insert(0, "This model has no masked-LM head (cls.predictions), so it cannot fill in [MASK] yet: pretrain with MLM on your text to train one.".to_string());
+    }
+    post_model(&s, notes);
+    Ok(())
 }
 
 /// Fetches `url`, posting progress; Ok(None) on 404.
-async fn fetch_bytes(url: &str, label: &str) -> Result<Option<Vec<u8>>, String> {
+async fn fetch_bytes(url: &str, label: &str) -> Result<Option<Vec<u8>>> {
     let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| format!("{url}: {} (is the address right, and are you online?)", js_err(&e)))?;
     let resp: web_sys::Response = resp.unchecked_into();
     if resp.status() == 404 {
         return Ok(None);
     }
     if !resp.ok() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
+        return Err(format!("{url}: HTTP {}", resp.status()).into());
     }
     let total = resp.headers().get("content-length").ok().flatten().and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
     let body = resp.body().ok_or_else(|| format!("{url}: empty response"))?;
@@ -215,11 +177,11 @@ async fn fetch_bytes(url: &str, label: &str) -> Result<Option<Vec<u8>>, String> 
 
 /// Loads a model directory from `base` (ending in '/'): config.json, model.safetensors (or the
 /// reason there is none), the tokenizer, and a mean-pooling head when present.
-async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
+async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     let config = fetch_bytes(&format!("{base}config.json"), "config.json").await?.ok_or_else(|| format!("{base}config.json was not found: check the model id (and the hub address)"))?;
     let cfg_text = String::from_utf8_lossy(&config).to_string();
-    ModelConfig::from_json(&cfg_text)?;
+    crate::model::ModelConfig::from_json(&cfg_text)?;
     files.insert("config.json".to_string(), config);
     match fetch_bytes(&format!("{base}model.safetensors"), "model.safetensors").await? {
         Some(b) => {
@@ -249,23 +211,8 @@ async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
     Ok(files)
 }
 
-fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<(), Error> {
-    let g = gpu()?;
-    S.with(|s| if s.borrow().busy { Err("a run is in progress; stop it before loading another model".to_string()) } else { Ok(()) })?;
-    let lm = model_dir::load(&g, files, None, 42)?;
-    let mut notes = Vec::new();
-    if !lm.model.heads.lm {
-        notes.push("This model has no masked-LM head (cls.predictions), so it cannot fill in [MASK] yet: pretrain with MLM on your text to train one.".to_string());
-    }
-    if !lm.report.unused.is_empty() {
-        notes.push(format!("{} tensors in the checkpoint are not used: {}", lm.report.unused.len(), lm.report.unused.iter().take(6).cloned().collect::<Vec<_>>().join(", ")));
-    }
-    let l = Loaded { model: lm.model, tok: lm.tokenizer, labels: lm.labels, tokenizer_files: lm.tokenizer_files, source };
-    Ok(install_model(l, notes)?)
-}
-
 /// Reads the File objects the page sent.
-async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>, String> {
+async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>> {
     // read in slices, with progress: a checkpoint of several hundred MB is held once (in the
     // worker's memory) plus one slice, not twice, and the page shows how far it got
     const SLICE: f64 = 16.0 * 1024.0 * 1024.0;
@@ -293,259 +240,131 @@ async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>, 
     Ok(out)
 }
 
-/// Rebuilds the model with other heads, keeping every weight it has (a fresh head starts from
-/// BERT's initialisation).
-/// The model with `heads`, its other tensors kept; with `fresh_classifier`, a new classification head
-/// (for other labels) in place of the one it had.
-async fn with_heads(g: &Gpu, l: Loaded, heads: Heads, fresh_classifier: bool) -> Result<Loaded, (Loaded, Error)> {
-    if l.model.heads == heads && !fresh_classifier {
-        return Ok(l);
-    }
-    let mut tensors = match l.model.params.read_all(g).await {
-        Ok(t) => t,
-        Err(e) => return Err((l, e.into())),
-    };
-    if fresh_classifier {
-        tensors.retain(|(n, _, _)| !(n.starts_with("classifier.") || n.starts_with("score.")));
-    }
-    let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
-    let st = match safetensors::parse(&bytes) {
-        Ok(s) => s,
-        Err(e) => return Err((l, e.into())),
-    };
-    match Model::new(g, l.model.cfg.clone(), heads, Some(&st), 7) {
-        Ok((mut m, _)) => {
-            m.pooling = l.model.pooling;
-            Ok(Loaded { model: m, ..l })
+/// IndexedDB, through worker.js: each snapshot is written in the background (a run's checkpoint
+/// events come between its steps), and the end of a run is kept too.
+struct PageStore;
+
+impl Store for PageStore {
+    fn save(&self, snap: Snapshot) -> Result<()> {
+        if P.with(|p| p.borrow().snapshots_off.is_some()) {
+            return Ok(());
         }
-        Err(e) => Err((l, e)),
+        P.with(|p| p.borrow_mut().pending += 1);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = write_snapshot(snap).await {
+                // storage refused (private mode) or full (quota): say so once, keep training without
+                P.with(|p| p.borrow_mut().snapshots_off = Some(e.to_string()));
+                post(Event::Snapshot(SnapshotNote { off: Some(format!("Snapshots are off: {e}. Training goes on; export the model to keep it.")), ..Default::default() }));
+            }
+            P.with(|p| p.borrow_mut().pending -= 1);
+        });
+        Ok(())
+    }
+
+    fn keeps_end_of_run(&self) -> bool {
+        true
     }
 }
 
-/// What a snapshot records of the model besides its tensors (cloned before a run, so a snapshot
-/// can be written while the run holds the model).
-#[derive(Clone)]
-struct SnapInfo {
-    source: String,
-    config: Value,
-    heads: Value,
-    labels: Vec<String>,
-    mean_pooling: bool,
-    tokenizer_files: Vec<(String, Vec<u8>)>,
-}
-
-fn snap_info(l: &Loaded) -> SnapInfo {
-    SnapInfo {
-        source: l.source.clone(),
-        config: serde_json::to_value(&l.model.cfg).unwrap_or_default(),
-        heads: json!({"mlm": l.model.heads.lm, "sop": l.model.heads.sop, "num_labels": l.model.heads.num_labels}),
-        labels: l.labels.clone(),
-        mean_pooling: l.model.pooling == Pooling::Mean,
-        tokenizer_files: l.tokenizer_files.clone(),
+/// Waits until the snapshots being written are stored.
+async fn saved() {
+    while P.with(|p| p.borrow().pending) > 0 {
+        crate::gpu::sleep_ms(10).await;
     }
 }
 
-/// Stores a snapshot (weights, optimizer, tokenizer, data, settings, curves) in IndexedDB via
-/// worker.js.
-async fn save_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), Error> {
-    if S.with(|s| s.borrow().snapshots_off.is_some()) {
-        return Ok(());
-    }
-    let r = write_snapshot(info, step, weights, optimizer, kind).await;
-    if let Err(e) = &r {
-        // storage refused (private mode) or full (quota): say so once, keep training without
-        S.with(|s| s.borrow_mut().snapshots_off = Some(e.to_string()));
-        post(Event::Snapshot(SnapshotNote { off: Some(format!("Snapshots are off: {e}. Training goes on; export the model to keep it.")), ..Default::default() }));
-    }
-    Ok(())
-}
-
-async fn write_snapshot(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &str) -> Result<(), Error> {
-    let meta = S.with(|s| {
-        let s = s.borrow();
-        json!({
-            "step": step,
-            "kind": kind,
-            "saved_at": js_sys::Date::new_0().to_iso_string().as_string(),
-            "source": info.source,
-            "config": info.config,
-            "heads": info.heads,
-            "labels": info.labels,
-            "mean_pooling": info.mean_pooling,
-            // the data's text travels beside the metadata (`data_text`), not inside its JSON
-            "data": s.data.as_ref().map(|(n, _, _)| json!({"name": n})),
-            "curves": s.curves,
-            "settings": s.settings,
-        })
-    });
+/// Stores a snapshot (weights, optimizer, tokenizer, data, curves and the page's run) in IndexedDB.
+async fn write_snapshot(snap: Snapshot) -> Result<()> {
+    let mut meta = snap.meta;
+    meta.saved_at = js_sys::Date::new_0().to_iso_string().as_string().unwrap_or_default();
+    let (step, kind, saved_at) = (meta.step, meta.kind.to_string(), meta.saved_at.clone());
+    let (curves, page_run) = P.with(|p| (p.borrow().curves.clone(), p.borrow().run.clone()));
     let o = js_sys::Object::new();
-    set(&o, "meta", &meta.to_string().into());
-    if let Some(t) = S.with(|s| s.borrow().data.as_ref().map(|(_, t, _)| t.clone())) {
+    set(&o, "meta", &serde_json::to_string(&PageMeta { meta, curves, page_run })?.into());
+    // the data's text travels beside the metadata, not inside its JSON
+    if let Some(t) = session().ok().and_then(|s| s.data(|d| d.map(|d| d.text.clone()))) {
         set(&o, "data_text", &JsValue::from_str(&t));
     }
-    set(&o, "weights", &js_sys::Uint8Array::from(&weights[..]).into());
-    set(&o, "optimizer", &js_sys::Uint8Array::from(&optimizer[..]).into());
+    set(&o, "weights", &js_sys::Uint8Array::from(&snap.weights[..]).into());
+    set(&o, "optimizer", &js_sys::Uint8Array::from(&snap.optimizer[..]).into());
     let toks = js_sys::Array::new();
-    for (n, b) in &info.tokenizer_files {
-        let pair = js_sys::Array::new();
-        pair.push(&n.into());
-        pair.push(&js_sys::Uint8Array::from(&b[..]).into());
-        toks.push(&pair);
+    for (n, b) in &snap.tokenizer_files {
+        toks.push(&js_sys::Array::of2(&n.into(), &js_sys::Uint8Array::from(&b[..]).into()));
     }
     set(&o, "tokenizer", &toks);
-    let f = js_sys::Reflect::get(&js_sys::global(), &"bertlabSave".into()).map_err(|e| js_err(&e))?;
-    let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabSave".to_string())?;
-    let p: js_sys::Promise = f.call1(&JsValue::NULL, &o).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabSave did not return a promise".to_string())?;
-    JsFuture::from(p).await.map_err(|e| format!("the session could not be stored ({})", js_err(&e)))?;
-    post(Event::Snapshot(SnapshotNote { off: None, step, kind: kind.to_string(), saved_at: meta["saved_at"].as_str().unwrap_or_default().to_string() }));
+    call_js("bertlabSave", Some(&o)).await.map_err(|e| Error::Other(format!("the session could not be stored ({e})")))?;
+    post(Event::Snapshot(SnapshotNote { off: None, step, kind, saved_at }));
     Ok(())
 }
 
-/// Writes a snapshot in the background (from inside a run's event callback).
-fn spawn_save(info: &SnapInfo, step: usize, weights: Vec<u8>, optimizer: Vec<u8>, kind: &'static str) {
-    let info = info.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = save_snapshot(&info, step, weights, optimizer, kind).await {
-            post(Event::Message { text: e.to_string() });
-        }
-    });
-}
-
-/// The end-of-run snapshot: the weights and optimizer now.
-async fn save_now(g: &Gpu, l: &Loaded, step: usize) {
-    let r = async {
-        let w = checkpoint::weights_bytes(g, &l.model).await?;
-        let o = checkpoint::optimizer_bytes(g, &l.model, step).await?;
-        save_snapshot(&snap_info(l), step, w, o, "end of run").await
+/// The snapshot stored in this browser, if any: its metadata (parsed and checked) and the object.
+async fn load_snapshot() -> Result<Option<(PageMeta, js_sys::Object)>> {
+    let v = call_js("bertlabLoad", None).await?;
+    if v.is_null() || v.is_undefined() {
+        return Ok(None);
     }
-    .await;
-    if let Err(e) = r {
-        post(Event::Message { text: e.to_string() });
-    }
-}
-
-async fn load_snapshot() -> Result<Option<js_sys::Object>, String> {
-    let f = js_sys::Reflect::get(&js_sys::global(), &"bertlabLoad".into()).map_err(|e| js_err(&e))?;
-    let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabLoad".to_string())?;
-    let p: js_sys::Promise = f.call0(&JsValue::NULL).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabLoad did not return a promise".to_string())?;
-    let v = JsFuture::from(p).await.map_err(|e| js_err(&e))?;
-    Ok(if v.is_null() || v.is_undefined() { None } else { Some(v.unchecked_into()) })
+    let o: js_sys::Object = v.unchecked_into();
+    let text = js_sys::Reflect::get(&o, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+    let meta = SnapshotMeta::parse(&text)?;
+    let page: PageMeta = serde_json::from_str(&text)?;
+    Ok(Some((PageMeta { meta, ..page }, o)))
 }
 
 fn bytes_of(o: &js_sys::Object, k: &str) -> Vec<u8> {
     js_sys::Reflect::get(o, &k.into()).ok().filter(|v| !v.is_undefined()).map(|v| js_sys::Uint8Array::new(&v).to_vec()).unwrap_or_default()
 }
 
-async fn restore() -> Result<(), Error> {
-    let g = gpu()?;
-    S.with(|s| if s.borrow().busy { Err("a run is in progress; stop it before restoring a saved session".to_string()) } else { Ok(()) })?;
-    let snap = load_snapshot().await?.ok_or("there is no saved session in this browser")?;
-    let meta_text = js_sys::Reflect::get(&snap, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
-    let header = crate::app::protocol::snapshot_header(&meta_text)?;
-    let meta: Value = serde_json::from_str(&meta_text).map_err(|e| e.to_string())?;
-    let (cfg, heads) = (header.config, header.heads);
-    let weights = bytes_of(&snap, "weights");
-    let st = safetensors::parse(&weights).map_err(|e| format!("the saved weights: {e}"))?;
-    let (mut model, _) = Model::new(&g, cfg, heads, Some(&st), 1)?;
-    if header.mean_pooling {
-        model.pooling = Pooling::Mean;
-    }
-    let opt = bytes_of(&snap, "optimizer");
-    let step = if opt.is_empty() { 0 } else { checkpoint::restore_optimizer(&g, &mut model, &opt)? };
+async fn restore() -> Result<()> {
+    let s = session()?;
+    let (page, o) = load_snapshot().await?.ok_or("there is no saved session in this browser")?;
     let mut tokenizer_files = Vec::new();
-    if let Ok(arr) = js_sys::Reflect::get(&snap, &"tokenizer".into()) {
+    if let Ok(arr) = js_sys::Reflect::get(&o, &"tokenizer".into()) {
         for pair in js_sys::Array::from(&arr).iter() {
             let pair = js_sys::Array::from(&pair);
             tokenizer_files.push((pair.get(0).as_string().unwrap_or_default(), js_sys::Uint8Array::new(&pair.get(1)).to_vec()));
         }
     }
-    let tf: BTreeMap<String, Vec<u8>> = tokenizer_files.iter().cloned().collect();
-    let tok = crate::io::model_dir::tokenizer_of(&tf).map_err(|e| format!("the saved session's tokenizer: {e}"))?;
-    let labels = header.labels;
-    let l = Loaded { model, tok, labels, tokenizer_files, source: meta["source"].as_str().unwrap_or("restored").to_string() };
-    if let Some(d) = meta["data"].as_object() {
-        let name = d.get("name").and_then(|v| v.as_str()).unwrap_or("restored").to_string();
-        // beside the metadata since 2026-11-29; inside it in older snapshots
-        let text = js_sys::Reflect::get(&snap, &"data_text".into()).ok().and_then(|v| v.as_string()).or_else(|| d.get("text").and_then(|v| v.as_str()).map(String::from)).unwrap_or_default();
-        set_data(name, text);
+    let snap = Snapshot { meta: page.meta, weights: bytes_of(&o, "weights"), optimizer: bytes_of(&o, "optimizer"), tokenizer_files };
+    let step = s.restore(&snap)?;
+    let m = snap.meta;
+    if let Some(name) = &m.data {
+        let text = js_sys::Reflect::get(&o, &"data_text".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+        set_data(&s, name.clone(), text.into_bytes());
     }
-    S.with(|s| {
-        let mut s = s.borrow_mut();
-        s.curves = meta["curves"].clone();
-        s.settings = meta["settings"].clone();
-        s.step = step;
+    P.with(|p| {
+        let mut p = p.borrow_mut();
+        p.curves = page.curves.clone();
+        p.run = page.page_run.clone();
+        p.step = if m.finished { 0 } else { step };
     });
-    install_model(l, vec![format!("restored from the snapshot of {} (step {})", meta["saved_at"].as_str().unwrap_or("?"), meta["step"])])?;
-    post(Event::Restored(json!({"step": meta["step"], "curves": meta["curves"], "settings": meta["settings"], "saved_at": meta["saved_at"]})));
+    post_model(&s, vec![format!("restored from the snapshot of {} (step {})", m.saved_at, m.step)]);
+    post(Event::Restored(Restored { step: m.step, saved_at: m.saved_at, curves: page.curves, run: page.page_run, finished: m.finished }));
     Ok(())
 }
 
-fn set_data(name: String, text: String) {
-    set_data_bytes(name, text.into_bytes());
-}
-
-fn set_data_bytes(name: String, bytes: Vec<u8>) {
-    // the previous data is let go first, so two datasets are never held at once
-    S.with(|s| s.borrow_mut().data = None);
-    let ds = dataset::parse(&bytes, None);
-    let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()).count();
-    let p = protocol::preview(&name, &ds, lines);
-    post(Event::Data(p));
-    // invalid UTF-8 was reported per line by the parser; the kept text replaces those bytes
-    let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    S.with(|s| s.borrow_mut().data = Some((name, Rc::from(text), Rc::new(ds))));
+/// Makes `bytes` the data in use and shows the page its preview.
+fn set_data(s: &Session, name: String, bytes: Vec<u8>) {
+    let ds = s.set_data(name.clone(), bytes);
+    let lines = s.data(|d| d.map(|d| d.lines).unwrap_or(0));
+    post(Event::Data(protocol::preview(&name, &ds, lines)));
 }
 
 /// A file the page did not read (too large to show): read here, once.
-async fn set_data_file(files: &JsValue) -> Result<(), Error> {
-    let f: web_sys::File = js_sys::Array::from(files).get(0).dyn_into().map_err(|_| "no file was sent".to_string())?;
+async fn set_data_file(files: &JsValue) -> Result<()> {
+    let s = session()?;
+    let f: web_sys::File = js_sys::Array::from(files).get(0).dyn_into().map_err(|_| "no file was sent")?;
     let name = f.name();
-    dataset::check_size(f.size() as u64).map_err(|e| format!("{name}: {e}"))?;
-    S.with(|s| s.borrow_mut().data = None);
+    crate::text::dataset::check_size(f.size() as u64).map_err(|e| format!("{name}: {e}"))?;
+    s.drop_data();
     let buf = JsFuture::from(f.array_buffer()).await.map_err(|e| format!("{name} could not be read: {}", js_err(&e)))?;
     let bytes = js_sys::Uint8Array::new(&buf).to_vec();
     drop(buf);
-    set_data_bytes(name, bytes);
+    set_data(&s, name, bytes);
     Ok(())
 }
 
-/// Texts to pretrain on: the labeled examples' texts, or every non-empty line of plain text.
-fn pretrain_texts() -> Result<Vec<String>, String> {
-    S.with(|s| {
-        let s = s.borrow();
-        let (_, text, ds) = s.data.as_ref().ok_or("bring some text first (paste it, upload a file, or try the sample corpus)")?;
-        Ok(if ds.examples.len() >= 8 { ds.examples.iter().map(|e| e.text.clone()).collect() } else { text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect() })
-    })
-}
-
-
 fn set_busy(b: bool) {
-    S.with(|s| {
-        let mut s = s.borrow_mut();
-        s.busy = b;
-        if b {
-            s.control.resume();
-        }
-    });
     post(Event::Busy { busy: b });
-}
-
-async fn scratch(d: &ScratchSettings) -> Result<(), Error> {
-    let g = gpu()?;
-    let texts = pretrain_texts()?;
-    let tok = Tokenizer::train_wordpiece(&texts, d.vocab)?;
-    let (hidden, layers, heads) = (d.hidden, d.layers, d.heads);
-    let mut cfg = if d.gpt2 { ModelConfig::small_gpt2(tok.vocab_size, hidden, layers, heads) } else { ModelConfig::small(tok.vocab_size, hidden, layers, heads) };
-    cfg.is_decoder = d.causal || d.gpt2;
-    cfg.pad_token_id = tok.pad as usize;
-    cfg.validate()?;
-    // a causal model has no sentence-order head: its [CLS] sees only itself
-    let (model, _) = Model::new(&g, cfg, Heads { lm: true, sop: !(d.causal || d.gpt2), num_labels: 0 }, None, 42)?;
-    let tokenizer_files = tok.files()?;
-    S.with(|s| if s.borrow().busy { Err("a run is in progress".to_string()) } else { Ok(()) })?;
-    let kind = if d.gpt2 { "GPT-2 (pre-LN, causal) model" } else if d.causal { "GPT-style (causal) model" } else { "BERT" };
-    let l = Loaded { model, tok, labels: Vec::new(), tokenizer_files, source: format!("from scratch: a {kind}, {layers} layers, hidden {hidden}, {heads} heads, WordPiece vocabulary trained on your text") };
-    Ok(install_model(l, vec![])?)
 }
 
 fn kernel_counts(g: &Gpu) -> KernelCounts {
@@ -553,528 +372,234 @@ fn kernel_counts(g: &Gpu) -> KernelCounts {
     KernelCounts { submits: c.submits, bytes_read_back: c.bytes_read_back, dispatches: c.dispatches.iter().map(|(k, v)| (k.to_string(), *v as u64)).collect() }
 }
 
-async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<(), Error> {
-    let g = gpu()?;
-    let texts = pretrain_texts()?;
-    let l = take_model("pretraining")?;
-    let (mlm, sop) = (d.mlm, d.sop);
-    let causal = l.model.cfg.is_decoder;
-    let heads = Heads { lm: l.model.heads.lm || mlm || causal, sop: (l.model.heads.sop || sop) && !causal, num_labels: l.model.heads.num_labels };
-    let mut l = match with_heads(&g, l, heads, false).await {
-        Ok(l) => l,
-        Err((l, e)) => {
-            put_model(l);
-            return Err(e.into());
-        }
-    };
-    let pc = PretrainConfig {
-        mlm: mlm || causal,
-        sop: sop && !causal,
-        steps: d.steps,
-        batch_size: d.batch,
-        lr: d.lr,
-        max_len: d.max_len.min(l.model.cfg.max_position_embeddings),
-        warmup: d.steps / 10,
-        probe: d.probe.clone().filter(|s| s.contains("[MASK]")),
-        probe_every: d.probe_every.max(1),
-        checkpoint_every: 25,
-        start_step,
-        ..PretrainConfig::default()
-    };
-    S.with(|s| s.borrow_mut().settings = json!({"kind": "pretrain", "pretrain": d}));
-    let info = snap_info(&l);
+/// Says how a run that went non-finite ended: stopped, and its weights back where they were.
+fn rolled_back(step: usize) {
+    post(Event::Stopped { step, nonfinite: true, reason: format!("{}. The weights are back to where they were before this run.", Error::non_finite(step)) });
+}
+
+async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
+    let s = session()?;
+    let texts = s.pretrain_texts()?;
+    s.free()?;
+    let tok = s.peek(|l| l.tok.clone()).ok_or("no model is loaded")?;
+    P.with(|p| p.borrow_mut().run = Some(PageRun::Pretrain(d.clone())));
     set_busy(true);
+    let g = s.gpu();
     g.reset_counters();
-    let control = S.with(|s| s.borrow().control.clone());
-    let tok = &l.tok;
     let mut last_counts = 0;
-    let r = trainer::pretrain(&g, &mut l.model, tok, &texts, &pc, &control, &mut |e| match e {
-        RunEvent::Pretrain { step, total_steps, mlm_loss, sop_loss, mlm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
-            // the first sequence of the batch, token by token: what the model saw, what masking
-            // did to it, and the original where one is predicted
-            let seq: Vec<(String, String, String)> = first_sequence
-                .iter()
-                .zip(&batch_outcomes)
-                .map(|((id, label), o)| (tok.id_to_token(*id), format!("{o:?}"), if *label >= 0 { tok.id_to_token(*label as u32) } else { String::new() }))
-                .collect();
-            let n = batch_outcomes.len();
-            let count = |w: crate::train::masking::Outcome| batch_outcomes.iter().filter(|&&o| o == w).count();
-            let chosen = n - count(crate::train::masking::Outcome::NotChosen);
-            post(Event::PretrainStep(PretrainStep {
-                step,
-                total: total_steps,
-                mlm: mlm_loss,
-                sop: sop_loss,
-                mlm_acc,
-                sop_acc,
-                lr,
-                ms: ms_per_step,
-                eta: eta_s,
-                seq,
-                chosen,
-                masked: count(crate::train::masking::Outcome::Masked),
-                random: count(crate::train::masking::Outcome::Random),
-                unchanged: count(crate::train::masking::Outcome::Unchanged),
-            }));
-            if step - last_counts >= 10 {
-                last_counts = step;
-                post(Event::Counters(kernel_counts(&g)));
-            }
-        }
-        RunEvent::Probe { step, predictions } => post(Event::Probe { step, predictions }),
-        RunEvent::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
-        RunEvent::NonFinite { step } => post(Event::Stopped { step, nonfinite: true, reason: Error::non_finite(step).to_string() }),
-        RunEvent::Paused { step } => post(Event::Paused { step }),
-        RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
-        _ => {}
-    })
-    .await;
-    post(Event::Counters(kernel_counts(&g)));
-    // the run stays busy until its model is back in place (after the end-of-run snapshot), so that
-    // no command finds it missing meanwhile
-    match r {
-        Ok(rep) => {
-            for m in &rep.messages {
-                post(Event::Message { text: m.clone() });
-            }
-            if rep.stopped.is_none() {
-                save_now(&g, &l, rep.mlm_losses.len()).await;
-            }
-            post_model(&l, vec![]);
-            put_model(l);
-            set_busy(false);
-            // only now: a command sent on hearing it finds the model back in place
-            post(Event::PretrainDone { steps: rep.mlm_losses.len(), ms_per_step: rep.ms_per_step, stopped: rep.stopped.clone() });
-            Ok(())
-        }
-        Err(e) => {
-            put_model(l);
-            set_busy(false);
-            Err(e)
-        }
-    }
-}
-
-/// Sends the first batch of pretraining inputs as tokens (for the masking view before a run).
-fn batch_tokens(l: &Loaded, ids: &[u32]) -> Vec<String> {
-    ids.iter().map(|&i| l.tok.piece(i)).collect()
-}
-
-/// The restored snapshot's unfinished run (fine-tuning or pretraining), and its step.
-enum Interrupted {
-    Train(TrainSettings),
-    Pretrain(PretrainSettings),
-}
-
-fn interrupted_run() -> Result<(Interrupted, usize), String> {
-    let (settings, step) = S.with(|s| (s.borrow().settings.clone(), s.borrow().step));
-    let none = || "there is no interrupted run to continue: restore a snapshot taken during one".to_string();
-    if settings["finished"].as_bool() == Some(true) || step == 0 {
-        return Err(none());
-    }
-    let unreadable = |e: serde_json::Error| format!("the restored run's settings cannot be read ({e}); start a new run");
-    match settings["kind"].as_str() {
-        Some("train") => Ok((Interrupted::Train(serde_json::from_value(settings["train"].clone()).map_err(unreadable)?), step)),
-        Some("pretrain") => {
-            let d: PretrainSettings = serde_json::from_value(settings["pretrain"].clone()).map_err(unreadable)?;
-            if step >= d.steps {
-                return Err(none());
-            }
-            Ok((Interrupted::Pretrain(d), step))
-        }
-        _ => Err(none()),
-    }
-}
-
-async fn train(d: TrainSettings, start_step: usize) -> Result<(), Error> {
-    let g = gpu()?;
-    let ds = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.clone())).ok_or("bring labeled data first (paste it, upload a file, or try a sample)")?;
-    ds.trainable()?;
-    let l = take_model("fine-tuning")?;
-    let nl = ds.labels.len();
-    // a new classification head for these labels, beside the heads the model has (its masked-LM or
-    // next-word head keeps working after fine-tuning; a run does not train it)
-    let heads = Heads { num_labels: nl, ..l.model.heads };
-    let fresh_head = l.model.heads.num_labels != nl || l.labels != ds.labels;
-    let l = if fresh_head {
-        let keep = Loaded { labels: ds.labels.clone(), ..l };
-        match with_heads(&g, keep, heads, true).await {
-            Ok(l) => l,
-            Err((l, e)) => {
-                put_model(l);
-                return Err(e.into());
-            }
-        }
-    } else {
-        l
-    };
-    let mut l = l;
-    let mode = match d.mode {
-        AdoptMode::Feature => Mode::FeatureBased,
-        AdoptMode::Last(n) => Mode::LastLayers(n),
-        AdoptMode::Full => Mode::Full,
-    };
-    // a causal model (GPT-2, GPT-style BERT) reads each text's last token, not its [CLS]
-    let pooling = match Pooling::for_model(if d.mean_pooling { Pooling::Mean } else { Pooling::Cls }, &l.model.cfg) {
-        Ok(p) => p,
-        Err(e) => {
-            put_model(l);
-            return Err(e);
-        }
-    };
-    let seed = 42;
-    let (tr, va) = dataset::stratified_split(&ds, 0.2, seed);
-    let tc = TrainConfig { mode, pooling, lr: d.lr, epochs: d.epochs, batch_size: d.batch, max_len: d.max_len, seed, checkpoint_every: 25, start_step, ..TrainConfig::default() };
-    S.with(|s| {
-        let mut s = s.borrow_mut();
-        s.settings = json!({"kind": "train", "train": d});
-        s.last_run = Some(export::RunSettings::of(&tc, &ds.labels));
-    });
-    // the weights before the run: a run that goes non-finite is rolled back to them
-    let before = l.model.params.read_all(&g).await.map_err(|e| e.to_string());
-    let before = match before {
-        Ok(b) => b,
-        Err(e) => {
-            put_model(l);
-            return Err(e.into());
-        }
-    };
-    set_busy(true);
-    g.reset_counters();
-    let control = S.with(|s| s.borrow().control.clone());
-    let tok = &l.tok;
-    let info = snap_info(&l);
-    let mut nonfinite = None;
-    let run = d.run.clone();
-    let r = trainer::train_classifier(&g, &mut l.model, tok, &ds, &tr, &va, &tc, &control, &mut |e| match e {
-        RunEvent::Plan { total_steps, train_examples, val_examples, truncated } => post(Event::Plan { run: run.clone(), total: total_steps, train: train_examples, val: val_examples, truncated, max_len: tc.max_len }),
-        RunEvent::Features { examples, ms } => post(Event::Message { text: format!("features of the frozen encoder computed once for {examples} examples in {:.1} s; the head now trains on them", ms / 1e3) }),
-        RunEvent::Progress { task, done, total, per_s, eta_s } => post(Event::Texts { task: task.to_string(), done, total, per_s, eta: eta_s }),
-        RunEvent::Step { step, total_steps, loss, lr, ms_per_step, eta_s } => post(Event::Step(TrainStep { run: run.clone(), step, total: total_steps, loss, lr, ms: ms_per_step, eta: eta_s })),
-        RunEvent::Epoch { epoch, train_loss, val } => post(Event::Epoch(EpochReport {
-            run: run.clone(),
-            epoch,
-            train_loss,
-            val_loss: Some(val.loss).filter(|x| x.is_finite()),
-            val_acc: Some(val.accuracy).filter(|x| x.is_finite()),
-            val_f1: Some(val.macro_f1).filter(|x| x.is_finite()),
-            confusion: val.confusion,
-            labels: ds.labels.clone(),
-        })),
-        RunEvent::Checkpoint { step, weights, optimizer } => spawn_save(&info, step, weights, optimizer, "checkpoint"),
-        RunEvent::NonFinite { step } => nonfinite = Some(step),
-        RunEvent::Paused { step } => post(Event::Paused { step }),
-        RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
-        _ => {}
-    })
-    .await;
-    post(Event::Counters(kernel_counts(&g)));
-    let result = match r {
-        Ok(rep) => {
-            if let Some(step) = nonfinite {
-                for (name, _, v) in &before {
-                    if let Some(p) = l.model.params.get(name) {
-                        let _ = g.write(&p.value, 0, v);
-                    }
+    let r = s
+        .pretrain(d.spec(start_step), &texts, &PageStore, &mut |e| match e {
+            RunEvent::Pretrain { step, total_steps, mlm_loss, sop_loss, mlm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
+                // the first sequence of the batch, token by token: what the model saw, what masking
+                // did to it, and the original where one is predicted
+                let seq = first_sequence.iter().zip(&batch_outcomes).map(|((id, label), o)| (tok.id_to_token(*id), o.name().to_string(), if *label >= 0 { tok.id_to_token(*label as u32) } else { String::new() })).collect();
+                let count = |w: Outcome| batch_outcomes.iter().filter(|&&o| o == w).count();
+                let chosen = batch_outcomes.len() - count(Outcome::NotChosen);
+                let (masked, random, unchanged) = (count(Outcome::Masked), count(Outcome::Random), count(Outcome::Unchanged));
+                post(Event::PretrainStep(PretrainStep { step, total: total_steps, mlm: mlm_loss, sop: sop_loss, mlm_acc, sop_acc, lr, ms: ms_per_step, eta: eta_s, seq, chosen, masked, random, unchanged }));
+                if step - last_counts >= 10 {
+                    last_counts = step;
+                    post(Event::Counters(kernel_counts(g)));
                 }
-                l.model.opt_state = None;
-                save_now(&g, &l, 0).await;
-                post(Event::Stopped { step, nonfinite: true, reason: format!("{}. The weights are back to where they were before this run.", Error::non_finite(step)) });
-            } else {
-                if rep.stopped.is_none() {
-                    // a finished run's snapshot is not offered for continuing
-                    S.with(|s| s.borrow_mut().settings["finished"] = json!(true));
-                    save_now(&g, &l, rep.steps).await;
-                }
-                post(Event::Done { run: run.clone(), steps: rep.steps, ms_per_step: rep.ms_per_step, stopped: rep.stopped.clone() });
             }
-            Ok(())
-        }
-        Err(e) => Err(e),
-    };
-    post_model(&l, vec![]);
-    put_model(l);
+            RunEvent::Probe { step, predictions } => post(Event::Probe { step, predictions }),
+            RunEvent::Paused { step } => post(Event::Paused { step }),
+            RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
+            _ => {}
+        })
+        .await;
+    post(Event::Counters(kernel_counts(g)));
+    saved().await;
+    post_model(&s, vec![]);
     set_busy(false);
-    result
-}
-
-/// One sequence through the model, dropout off, leaving its hidden states and attention readable.
-async fn encoder_forward(g: &Gpu, model: &mut Model, ids: &[u32], types: &[u32]) -> Result<(), Error> {
-    let n = ids.len();
-    let batch = Batch::new(g, &model.cfg, 1, n, ids, types, &vec![1; n], None, None, None)?;
-    let mut step = g.begin_step("inference");
-    model.forward(g, &mut step, &batch, crate::model::Mode::Eval)?;
-    Ok(step.submit().await?)
-}
-
-/// A causal model's top-k next tokens at each position of `text` up to its first [MASK] (so the
-/// last row is its guess for the [MASK], from the words before it): (token, [(next token, p)]).
-async fn next_words(g: &Gpu, l: &mut Loaded, text: &str, k: usize) -> Result<Vec<(String, Vec<(String, f32)>)>, Error> {
-    let prefix = text.split("[MASK]").next().unwrap_or("").trim_end();
-    let e = l.tok.encode(prefix, None, l.model.cfg.max_position_embeddings)?;
-    // without the closing [SEP] (<|endoftext|>): what comes after the last word is the question
-    let ids = &e.ids[..e.ids.len() - 1];
-    let positions: Vec<usize> = (0..ids.len()).collect();
-    let top = l.model.fill_mask(g, ids, &vec![0; ids.len()], &positions, k).await?;
-    Ok(ids.iter().zip(top).map(|(&id, row)| (l.tok.piece(id), row.into_iter().map(|(t, p)| (l.tok.piece(t), p)).collect())).collect())
-}
-
-/// The companion model's view of the same sentence: a masked model's top-k at each [MASK], or a
-/// causal model's next words. None when there is no companion.
-async fn companion_view(g: &Gpu, text: &str, k: usize) -> Option<BesideView> {
-    let mut c = S.with(|s| s.borrow_mut().companion.take())?;
-    let mut v = BesideView { source: c.source.clone(), causal: c.model.cfg.is_decoder, ..Default::default() };
-    let r = async {
-        if v.causal {
-            v.next = Some(next_words(g, &mut c, text, k).await?);
-        } else if c.model.heads.lm && text.contains("[MASK]") {
-            v.predictions = trainer::probe(g, &mut c.model, &c.tok, text, k).await?;
-        } else {
-            v.note = Some("this model has no masked-LM head, or the sentence no [MASK]".into());
-        }
-        Ok::<(), Error>(())
+    let ran = r?;
+    for m in &ran.report.messages {
+        post(Event::Message { text: m.clone() });
     }
-    .await;
-    S.with(|s| s.borrow_mut().companion = Some(c));
-    if let Err(e) = r {
-        v.error = Some(e.to_string());
+    if let Some(step) = ran.rolled_back {
+        rolled_back(step);
     }
-    Some(v)
-}
-
-/// Tokens whose attention the page draws, at most: a square over 64 tokens does not read.
-const HEATMAP_MAX: usize = 64;
-
-async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<(), Error> {
-    let g = gpu()?;
-    let mut l = take_model("predicting masked words")?;
-    let r = async {
-        // a GPT-2 tokenizer has no [MASK]: <|endoftext|> stands in for it (and frames the text), so
-        // the positions are the ones inside the frame
-        let gpt2_tok = l.tok.end_of_text.is_some();
-        let framed = if gpt2_tok { text.replace(" [MASK]", "[MASK]").replace("[MASK]", crate::text::tokenizer::END_OF_TEXT) } else { text.to_string() };
-        let e = l.tok.encode(&framed, None, l.model.cfg.max_position_embeddings)?;
-        let inside = |i: usize| !gpt2_tok || (i > 0 && i + 1 < e.ids.len());
-        let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask && inside(i)).collect();
-        let tokens = batch_tokens(&l, &e.ids);
-        let mut preds = Vec::new();
-        let causal = l.model.cfg.is_decoder;
-        if causal && l.model.heads.lm && !positions.is_empty() {
-            // a causal model predicts the word at [MASK] from the words before it only: its
-            // prediction at the position just before
-            let before = positions[0].max(1) - 1;
-            let top = l.model.fill_mask(&g, &e.ids, &e.type_ids, &[before], k).await?;
-            preds = top.into_iter().map(|row| row.into_iter().map(|(id, p)| (l.tok.piece(id), p)).collect()).collect();
-        } else if l.model.heads.lm && !positions.is_empty() {
-            preds = trainer::probe(&g, &mut l.model, &l.tok, text, k).await?;
-        } else {
-            // no MLM head (or no [MASK]): still run the encoder for the attention view
-            encoder_forward(&g, &mut l.model, &e.ids, &e.type_ids).await?;
-        }
-        let (layers, heads) = (l.model.cfg.num_hidden_layers, l.model.cfg.num_attention_heads);
-        if layer >= layers || head >= heads {
-            return Err(format!("this model has layers 0 to {} and heads 0 to {}; layer {layer}, head {head} do not exist", layers - 1, heads - 1).into());
-        }
-        let t = e.ids.len();
-        let probs = g.read_f32(l.model.attention_probs(layer).ok_or("no attention")?).await.map_err(|e| e.to_string())?;
-        // the first HEATMAP_MAX tokens' attention among themselves: a longer square is unreadable
-        let shown = t.min(HEATMAP_MAX);
-        let attention: Vec<Vec<f32>> = (0..shown).map(|i| probs[(head * t + i) * t..(head * t + i) * t + shown].to_vec()).collect();
-        let masks_in_text = text.matches("[MASK]").count();
-        let masks_cut = masks_in_text.saturating_sub(positions.len());
-        let cut = (e.truncated > 0).then(|| {
-            let max = l.model.cfg.max_position_embeddings;
-            let lost = match (masks_cut, positions.len()) {
-                (0, _) => String::new(),
-                (_, 0) => format!(", and the text's [MASK] with them: put [MASK] within the first {max} tokens"),
-                (n, kept) => format!(", and {n} of its {masks_in_text} [MASK]s with them: predictions are shown for the other {kept}"),
-            };
-            format!("The text is {} tokens; the model reads at most {max}, so the last {} were cut{lost}.", t + e.truncated, e.truncated)
-        });
-        let note = if causal && !positions.is_empty() {
-            Some("A causal (GPT-style) model reads left to right: it predicts the word at [MASK] from the words before it only, as the next word; a BERT uses the words on both sides.".to_string())
-        } else if !l.model.heads.lm {
-            Some("This model has no masked-LM head, so it cannot predict [MASK] yet. Pretrain it with MLM on your text (panel 3) to train one.".to_string())
-        } else if positions.is_empty() && masks_cut == 0 {
-            Some("Put [MASK] where a word should be predicted.".to_string())
-        } else {
-            None
-        };
-        let note = match (note, cut) {
-            (Some(n), Some(c)) => Some(format!("{c} {n}")),
-            (n, c) => n.or(c),
-        };
-        // after the attention was read: this forward replaces it
-        let next = if causal && l.model.heads.lm { Some(next_words(&g, &mut l, text, 3).await?) } else { None };
-        let (layers, heads) = (l.model.cfg.num_hidden_layers, l.model.cfg.num_attention_heads);
-        Ok::<FillView, Error>(FillView { tokens, positions, predictions: preds, attention, layer, head, layers, heads, note, causal, next, beside: None })
-    }
-    .await;
-    put_model(l);
-    let mut v = r?;
-    v.beside = companion_view(&g, text, k).await;
-    post(Event::Fill(v));
+    // only now: a command sent on hearing it finds the model back in place
+    post(Event::PretrainDone { steps: ran.report.mlm_losses.len(), ms_per_step: ran.report.ms_per_step, stopped: ran.report.stopped.clone() });
     Ok(())
 }
 
-async fn classify(texts: Vec<String>, max_len: usize) -> Result<(), Error> {
-    let g = gpu()?;
-    let mut l = take_model("classifying")?;
-    let r = async {
-        if l.model.heads.num_labels == 0 {
-            return Err("this model has no classification head yet: fine-tune it on labeled data first".to_string());
-        }
-        let max_len = max_len.clamp(2, l.model.cfg.max_position_embeddings);
-        let enc: Vec<_> = texts.iter().map(|t| l.tok.encode(t, None, max_len)).collect::<Result<_, _>>()?;
-        let probs = trainer::predict(&g, &mut l.model, &enc.iter().collect::<Vec<_>>(), l.tok.pad, 16).await?;
-        Ok(probs.iter().map(|p| protocol::bars(&l.labels, p)).collect::<Vec<_>>())
+async fn train(d: TrainSettings, start_step: usize) -> Result<()> {
+    let s = session()?;
+    s.free()?;
+    P.with(|p| p.borrow_mut().run = Some(PageRun::Train(d.clone())));
+    set_busy(true);
+    let g = s.gpu();
+    g.reset_counters();
+    let (run, max_len) = (d.run.clone(), d.max_len);
+    let labels = s.data(|d| d.map(|d| d.ds.labels.clone())).unwrap_or_default();
+    let r = s
+        .train(d.spec(start_step), &PageStore, &mut |e| match e {
+            RunEvent::Plan { total_steps, train_examples, val_examples, truncated } => post(Event::Plan { run: run.clone(), total: total_steps, train: train_examples, val: val_examples, truncated, max_len }),
+            RunEvent::Features { examples, ms } => post(Event::Message { text: format!("features of the frozen encoder computed once for {examples} examples in {:.1} s; the head now trains on them", ms / 1e3) }),
+            RunEvent::Progress { task, done, total, per_s, eta_s } => post(Event::Texts { task: task.to_string(), done, total, per_s, eta: eta_s }),
+            RunEvent::Step { step, total_steps, loss, lr, ms_per_step, eta_s } => post(Event::Step(TrainStep { run: run.clone(), step, total: total_steps, loss, lr, ms: ms_per_step, eta: eta_s })),
+            RunEvent::Epoch { epoch, train_loss, val } => post(Event::Epoch(EpochReport {
+                run: run.clone(),
+                epoch,
+                train_loss,
+                val_loss: Some(val.loss).filter(|x| x.is_finite()),
+                val_acc: Some(val.accuracy).filter(|x| x.is_finite()),
+                val_f1: Some(val.macro_f1).filter(|x| x.is_finite()),
+                confusion: val.confusion,
+                labels: labels.clone(),
+            })),
+            RunEvent::Paused { step } => post(Event::Paused { step }),
+            RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
+            _ => {}
+        })
+        .await;
+    post(Event::Counters(kernel_counts(g)));
+    saved().await;
+    post_model(&s, vec![]);
+    set_busy(false);
+    let ran = r?.ran;
+    match ran.rolled_back {
+        Some(step) => rolled_back(step),
+        None => post(Event::Done { run: d.run, steps: ran.report.steps, ms_per_step: ran.report.ms_per_step, stopped: ran.report.stopped.clone() }),
     }
-    .await;
-    put_model(l);
-    post(Event::Classified { bars: r? });
+    Ok(())
+}
+
+/// The restored snapshot's unfinished run (fine-tuning or pretraining), continued at its step.
+async fn continue_run() -> Result<()> {
+    let (run, step) = P.with(|p| (p.borrow().run.clone(), p.borrow().step));
+    match run.filter(|_| step > 0) {
+        Some(PageRun::Train(d)) => train(d, step).await,
+        Some(PageRun::Pretrain(d)) if step < d.steps => pretrain(d, step).await,
+        _ => Err(Error::Other("there is no interrupted run to continue: restore a snapshot taken during one".into())),
+    }
+}
+
+async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()> {
+    let s = session()?;
+    post(Event::Fill(s.fill_view(text, k, layer, head).await?));
+    Ok(())
+}
+
+/// Times every kernel of one training step's forward and backward (for the parameters the last run
+/// trained) on a batch of the current data, with the GPU in profiling mode. AdamW is left out: it
+/// would change the weights and the optimizer state, and the profile leaves both as they were.
+async fn profile() -> Result<()> {
+    let s = session()?;
+    let mut texts: Vec<String> = s.data(|d| d.map(|d| d.ds.examples.iter().take(16).map(|e| e.text.clone()).collect())).unwrap_or_default();
+    if texts.is_empty() {
+        texts.push("The curious kitten deftly knocked the toast off the bookshelf.".to_string());
+    }
+    let p = s
+        .with_model("timing the kernels", async |g, l| {
+            let enc: Vec<crate::text::tokenizer::Encoded> = texts.iter().map(|t| l.tok.encode(t, None, 64)).collect::<Result<_>>()?;
+            let refs: Vec<&crate::text::tokenizer::Encoded> = enc.iter().collect();
+            let nl = l.model.heads.num_labels;
+            let labels: Vec<i32> = (0..refs.len()).map(|i| if nl > 0 { (i % nl) as i32 } else { 0 }).collect();
+            let mut hb = crate::train::batches::classification(&refs, &labels, l.tok.pad);
+            if nl == 0 {
+                hb.cls_labels = None;
+            }
+            let batch = hb.to_gpu(g, &l.model.cfg)?;
+            let backward = l.model.params.params.iter().any(|p| p.trainable);
+            g.take_kernel_times();
+            g.set_profiling(true);
+            let mut step = g.begin_step("profile");
+            l.model.zero_grads(&mut step);
+            let rec = l.model.forward(g, &mut step, &batch, crate::model::Mode::Eval).and_then(|_| if backward { l.model.backward(&mut step, &batch, crate::model::Mode::Eval) } else { Ok(()) });
+            let done = match rec {
+                Ok(()) => step.submit().await.map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            g.set_profiling(false);
+            done?;
+            let times = g.take_kernel_times();
+            Ok(KernelProfile { rows: times.iter().map(|(k, ms, n)| (k.to_string(), *ms, *n as u64)).collect(), total: times.iter().map(|t| t.1).sum::<f64>(), batch: (batch.b, batch.t), backward })
+        })
+        .await?;
+    post(Event::Profile(p));
+    Ok(())
+}
+
+async fn classify(texts: Vec<String>, max_len: usize) -> Result<()> {
+    let s = session()?;
+    let pairs: Vec<(String, Option<String>)> = texts.into_iter().map(|t| (t, None)).collect();
+    let probs = s.predict(&pairs, max_len, &mut |_| {}).await?;
+    let labels = s.peek(|l| l.labels.clone()).unwrap_or_default();
+    post(Event::Classified { bars: probs.iter().map(|p| protocol::bars(&labels, p)).collect() });
     Ok(())
 }
 
 /// Continues `prompt` with a causal model, one `gen_token` event per token as it is chosen.
-async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> Result<(), Error> {
-    use crate::train::generate::generate_until as run;
-    let g = gpu()?;
-    let mut l = take_model(GENERATING)?;
-    S.with(|s| s.borrow_mut().stop_generating = false);
-    let asked = || S.with(|s| s.borrow().stop_generating);
+async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> Result<()> {
+    let s = session()?;
+    s.free()?;
     post(Event::GenStart { prompt: prompt.to_string() });
     let t0 = crate::gpu::now_ms();
-    let tok = &l.tok;
-    let r = run(&g, &mut l.model, tok, prompt, &cfg, &asked, &mut |id, t| post(Event::GenToken { id, token: t.to_string(), text: tok.continuation(id) })).await;
-    let done = r.and_then(|(ids, stop)| Ok((l.tok.decode(&ids)?, ids.len(), stop)));
-    put_model(l);
-    let (text, tokens, stop) = done?;
-    post(Event::GenDone { text, tokens, stopped_at: stop.describe().to_string(), ms: crate::gpu::now_ms() - t0 });
+    let g = s.generate(prompt, &cfg, &mut |id, token, text| post(Event::GenToken { id, token: token.to_string(), text })).await?;
+    post(Event::GenDone { text: g.text, tokens: g.ids.len(), stopped_at: g.stop.describe().to_string(), ms: crate::gpu::now_ms() - t0 });
     Ok(())
 }
 
 /// Cosine similarity of two texts' mean-pooled embeddings: an answer any encoder can give.
-async fn similarity(a: &str, b: &str) -> Result<(), Error> {
-    let g = gpu()?;
-    let mut l = take_model("comparing two sentences")?;
-    let r = async {
-        let mut embs = Vec::new();
-        for text in [a, b] {
-            let e = l.tok.encode(text, None, 128)?;
-            let n = e.ids.len();
-            encoder_forward(&g, &mut l.model, &e.ids, &e.type_ids).await?;
-            let h = g.read_f32(l.model.last_hidden().ok_or("no hidden states")?).await.map_err(|e| e.to_string())?;
-            let c = l.model.cfg.hidden_size;
-            embs.push((0..c).map(|j| (0..n).map(|t| h[t * c + j]).sum::<f32>() / n as f32).collect::<Vec<f32>>());
-        }
-        let dot: f32 = embs[0].iter().zip(&embs[1]).map(|(a, b)| a * b).sum();
-        let na: f32 = embs[0].iter().map(|x| x * x).sum::<f32>().sqrt();
-        let nb: f32 = embs[1].iter().map(|x| x * x).sum::<f32>().sqrt();
-        Ok::<f64, String>((dot / (na * nb).max(1e-12)) as f64)
-    }
-    .await;
-    put_model(l);
-    post(Event::Similarity { cosine: r? });
+async fn similarity(a: &str, b: &str) -> Result<()> {
+    let s = session()?;
+    let e = s.embed(&[a.to_string(), b.to_string()], 128).await?;
+    let dot: f32 = e[0].iter().zip(&e[1]).map(|(a, b)| a * b).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    post(Event::Similarity { cosine: (dot / (norm(&e[0]) * norm(&e[1])).max(1e-12)) as f64 });
     Ok(())
 }
 
-async fn export_model() -> Result<(), Error> {
-    let g = gpu()?;
-    let l = take_model("exporting")?;
-    let r = async {
-        let tensors = l.model.params.read_all(&g).await.map_err(|e| e.to_string())?;
-        // the run that trained this classifier, when its labels are the model's
-        let run = S.with(|s| s.borrow().last_run.clone()).filter(|r| r.labels == l.labels);
-        // what it was trained on: the data in use (its name and counts), when it was a classifier's
-        let data_summary = S.with(|s| s.borrow().data.as_ref().map(|(name, text, ds)| if ds.examples.is_empty() { format!("{name} ({} lines of text)", text.lines().count()) } else { format!("{name}: {} examples, labels {}", ds.examples.len(), ds.label_counts().iter().map(|(l, n)| format!("{l} ({n})")).collect::<Vec<_>>().join(", ")) })).unwrap_or_default();
-        let card = ModelCard { base_model: l.source.clone(), pooling: l.model.pooling, notes: "Exported from BERT Lab in the browser.".into(), run, data_summary, ..Default::default() };
-        Ok::<_, String>(export::export_files(&l.model.cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files, &card))
-    }
-    .await;
-    let files = r?;
+async fn export_model() -> Result<()> {
+    let s = session()?;
+    let source = s.peek(|l| l.source.clone()).unwrap_or_default();
+    // what it was trained on: the data in use (its name and counts)
+    let data_summary = s.data(|d| d.map(|d| d.summary())).unwrap_or_default();
+    let files = s.export(ModelCard { base_model: source.clone(), notes: "Exported from BERT Lab in the browser.".into(), data_summary, ..Default::default() }).await?;
     // the same files in one archive, under a folder named for the model (last in the list)
-    let folder: String = l.source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>().split('-').filter(|p| !p.is_empty()).take(6).collect::<Vec<_>>().join("-");
+    let folder: String = source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>().split('-').filter(|p| !p.is_empty()).take(6).collect::<Vec<_>>().join("-");
     let folder = if folder.is_empty() { "bertlab-model".to_string() } else { format!("bertlab-{folder}") };
-    put_model(l);
     let zip = crate::io::zip::zip_stored(&folder, &files)?;
     let mut files = files;
     files.push((format!("{folder}.zip"), zip));
     let arr = js_sys::Array::new();
     for (name, bytes) in &files {
-        let pair = js_sys::Array::new();
-        pair.push(&name.into());
-        pair.push(&js_sys::Uint8Array::from(&bytes[..]).into());
-        arr.push(&pair);
+        arr.push(&js_sys::Array::of2(&name.into(), &js_sys::Uint8Array::from(&bytes[..]).into()));
     }
     post_with(&Event::Export { files: files.iter().map(|(n, b)| (n.clone(), b.len())).collect() }, &[("files", arr.into())]);
     Ok(())
 }
 
-/// Times every kernel of one training step (forward, and backward for the parameters the last run
-/// trained) on a batch of the current data, with the GPU in profiling mode; weights unchanged.
-async fn profile() -> Result<(), Error> {
-    let g = gpu()?;
-    let mut l = take_model("timing the kernels")?;
-    let r = async {
-        let mut texts: Vec<String> = S.with(|s| s.borrow().data.as_ref().map(|(_, _, ds)| ds.examples.iter().take(16).map(|e| e.text.clone()).collect())).unwrap_or_default();
-        if texts.is_empty() {
-            texts.push("The curious kitten deftly knocked the toast off the bookshelf.".to_string());
+/// Init: the GPU and the session on it, and the offer of a snapshot saved in this browser.
+async fn init() {
+    match Gpu::new().await {
+        Ok(g) => {
+            let i = &g.info;
+            let limits = [
+                ("max_storage_buffer_binding_size", i.max_storage_buffer_binding_size as u64),
+                ("max_buffer_size", i.max_buffer_size as u64),
+                ("max_storage_buffers_per_shader_stage", i.max_storage_buffers_per_shader_stage as u64),
+                ("max_compute_workgroup_storage_size", i.max_compute_workgroup_storage_size as u64),
+                ("max_compute_invocations_per_workgroup", i.max_compute_invocations_per_workgroup as u64),
+            ];
+            post(Event::Gpu(AdapterSummary { summary: i.summary(), software: i.is_software, limits: limits.iter().map(|(k, v)| (k.to_string(), *v)).collect() }));
+            P.with(|p| p.borrow_mut().session = Some(Rc::new(Session::new(Rc::new(g)))));
         }
-        let enc: Vec<crate::text::tokenizer::Encoded> = texts.iter().map(|t| l.tok.encode(t, None, 64)).collect::<Result<_, _>>()?;
-        let refs: Vec<&crate::text::tokenizer::Encoded> = enc.iter().collect();
-        let nl = l.model.heads.num_labels;
-        let labels: Vec<i32> = (0..refs.len()).map(|i| if nl > 0 { (i % nl) as i32 } else { 0 }).collect();
-        let mut hb = crate::train::batches::classification(&refs, &labels, l.tok.pad);
-        if nl == 0 {
-            hb.cls_labels = None;
-        }
-        let batch = hb.to_gpu(&g, &l.model.cfg)?;
-        let backward = l.model.params.params.iter().any(|p| p.trainable);
-        g.take_kernel_times();
-        g.set_profiling(true);
-        let mut step = g.begin_step("profile");
-        l.model.zero_grads(&mut step);
-        let rec = l.model.forward(&g, &mut step, &batch, crate::model::Mode::Eval).and_then(|_| if backward { l.model.backward(&mut step, &batch, crate::model::Mode::Eval) } else { Ok(()) });
-        let done = match rec {
-            Ok(()) => step.submit().await.map_err(Error::from),
-            Err(e) => Err(e),
-        };
-        g.set_profiling(false);
-        done?;
-        let times = g.take_kernel_times();
-        Ok::<KernelProfile, String>(KernelProfile { rows: times.iter().map(|(k, ms, n)| (k.to_string(), *ms, *n as u64)).collect(), total: times.iter().map(|t| t.1).sum::<f64>(), batch: (batch.b, batch.t), backward })
+        Err(e) => post(Event::NoGpu { reason: e.to_string() }),
     }
-    .await;
-    put_model(l);
-    post(Event::Profile(r?));
-    Ok(())
+    P.with(|p| p.borrow_mut().init_done = true);
+    if let Ok(Some((page, _))) = load_snapshot().await {
+        let m = page.meta;
+        post(Event::Saved(SavedSession { step: m.step, saved_at: m.saved_at, source: m.source, kind: m.kind.to_string() }));
+    }
 }
 
-async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
+async fn handle(cmd: Command, files: JsValue) -> Result<()> {
     match cmd {
         Command::Init => {
-            match Gpu::new().await {
-                Ok(g) => {
-                    let i = &g.info;
-                    let limits = [
-                        ("max_storage_buffer_binding_size", i.max_storage_buffer_binding_size as u64),
-                        ("max_buffer_size", i.max_buffer_size as u64),
-                        ("max_storage_buffers_per_shader_stage", i.max_storage_buffers_per_shader_stage as u64),
-                        ("max_compute_workgroup_storage_size", i.max_compute_workgroup_storage_size as u64),
-                        ("max_compute_invocations_per_workgroup", i.max_compute_invocations_per_workgroup as u64),
-                    ];
-                    post(Event::Gpu(AdapterSummary { summary: i.summary(), software: i.is_software, limits: limits.iter().map(|(k, v)| (k.to_string(), *v)).collect() }));
-                    S.with(|s| s.borrow_mut().gpu = Some(Rc::new(g)));
-                }
-                Err(e) => post(Event::NoGpu { reason: e.to_string() }),
-            }
-            S.with(|s| s.borrow_mut().init_done = true);
-            let has = load_snapshot().await.ok().flatten();
-            if let Some(o) = has {
-                let meta: Value = serde_json::from_str(&js_sys::Reflect::get(&o, &"meta".into()).ok().and_then(|v| v.as_string()).unwrap_or_default()).unwrap_or_default();
-                let text = |k: &str| meta[k].as_str().unwrap_or_default().to_string();
-                post(Event::Saved(SavedSession { step: meta["step"].as_u64().unwrap_or(0) as usize, saved_at: text("saved_at"), source: text("source"), kind: text("kind") }));
-            }
+            init().await;
             Ok(())
         }
         Command::LoadUrl { base, label } => {
@@ -1088,53 +613,44 @@ async fn handle(cmd: Command, files: JsValue) -> Result<(), Error> {
             }
             install(&files, "your files".into())
         }
-        Command::Scratch(d) => scratch(&d).await,
+        Command::Scratch(d) => {
+            let s = session()?;
+            let l = Loaded::scratch(s.gpu(), &d.spec(), &s.pretrain_texts()?)?;
+            s.install(l)?;
+            post_model(&s, vec![]);
+            Ok(())
+        }
         Command::Data { name, text } => {
-            set_data(name, text);
+            set_data(&*session()?, name, text.into_bytes());
             Ok(())
         }
         Command::DataFile { .. } => set_data_file(&files).await,
         Command::Pretrain(d) => pretrain(d, 0).await,
         Command::Train(d) => train(d, 0).await,
         Command::Discard => {
-            let f = js_sys::Reflect::get(&js_sys::global(), &"bertlabDiscard".into()).map_err(|e| js_err(&e))?;
-            let f: js_sys::Function = f.dyn_into().map_err(|_| "worker.js did not define bertlabDiscard".to_string())?;
-            let p: js_sys::Promise = f.call0(&JsValue::NULL).map_err(|e| js_err(&e))?.dyn_into().map_err(|_| "bertlabDiscard did not return a promise".to_string())?;
-            JsFuture::from(p).await.map_err(|e| format!("the saved session could not be deleted ({})", js_err(&e)))?;
+            call_js("bertlabDiscard", None).await.map_err(|e| Error::Other(format!("the saved session could not be deleted ({e})")))?;
             Ok(())
         }
-        Command::Continue => match interrupted_run()? {
-            (Interrupted::Train(d), step) => train(d, step).await,
-            (Interrupted::Pretrain(d), step) => pretrain(d, step).await,
-        },
-        Command::Pause => {
-            S.with(|s| s.borrow().control.pause());
-            // the snapshot is written by the run when it reaches the pause between steps
-            Ok(())
-        }
+        Command::Continue => continue_run().await,
+        // the snapshot of a pause is written by the run when it reaches the pause between steps
+        Command::Pause => Ok(session()?.control().pause()),
         Command::Resume => {
-            S.with(|s| s.borrow().control.resume());
+            session()?.control().resume();
             post(Event::Resumed {});
             Ok(())
         }
-        Command::Cancel => {
-            S.with(|s| s.borrow().control.cancel());
-            Ok(())
-        }
+        Command::Cancel => Ok(session()?.control().cancel()),
         Command::FillMask { text, k, layer, head } => fill_mask(&text, k.clamp(1, 50), layer, head).await,
         Command::Classify { texts, max_len } => classify(texts, max_len).await,
         Command::Similarity { a, b } => similarity(&a, &b).await,
-        Command::StopGenerate => {
-            // after the token being drawn; a second Stop (or one after the end) changes nothing
-            S.with(|s| s.borrow_mut().stop_generating = true);
-            Ok(())
-        }
+        // after the token being drawn; a second Stop (or one after the end) changes nothing
+        Command::StopGenerate => Ok(session()?.stop_generating()),
         Command::Generate { prompt, max_new, top_k, temperature, seed } => generate(&prompt, crate::train::generate::GenerateConfig { max_new, top_k, temperature, seed }).await,
         Command::Export => export_model().await,
         Command::Profile => profile().await,
         Command::Restore => restore().await,
         Command::Curves(d) => {
-            S.with(|s| s.borrow_mut().curves = d);
+            P.with(|p| p.borrow_mut().curves = d);
             Ok(())
         }
     }
@@ -1162,7 +678,7 @@ pub fn worker_main() {
             // a command sent before the page's Init has run (model files chosen as the page opens)
             // waits for the GPU instead of failing or vanishing
             if !matches!(cmd, Command::Init) {
-                while !S.with(|s| s.borrow().init_done) {
+                while !P.with(|p| p.borrow().init_done) {
                     crate::gpu::sleep_ms(20).await;
                 }
             }

@@ -23,20 +23,24 @@ mod cli {
     use std::collections::BTreeMap;
     use std::io::Write;
     use std::path::{Path, PathBuf};
+    use std::rc::Rc;
 
     use clap::{Parser, Subcommand, ValueEnum};
     use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+    use bertlab::error::{Error, Result};
     use bertlab::gpu::Gpu;
-    use bertlab::io::export::{export_files, ModelCard};
-    use bertlab::io::model_dir::{self, LoadedModel};
-    use bertlab::model::{Batch, Model, ModelConfig, Heads, Pooling};
+    use bertlab::io::export::ModelCard;
+    use bertlab::io::model_dir;
     use bertlab::model::config::Body;
-    use bertlab::train::checkpoint;
+    use bertlab::model::{Heads, Pooling};
+    use bertlab::session::store::CheckpointDir;
+    use bertlab::session::{Loaded, NoStore, Scratch, Session, Store};
     use bertlab::text::dataset;
-    use bertlab::text::tokenizer::Tokenizer;
+    use bertlab::train::checkpoint;
     use bertlab::train::metrics::{argmax, evaluate};
-    use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
+    use bertlab::train::spec::RunSpec;
+    use bertlab::train::trainer::{self, Event, PretrainConfig, TrainConfig};
 
     /// bertlab: pretrain, fine-tune and probe BERT (and GPT-2) models on the GPU (wgpu)
     #[derive(Parser)]
@@ -366,25 +370,36 @@ mod cli {
         }
     }
 
-    fn gpu() -> Result<Gpu, String> {
-        let g = Gpu::new_blocking().map_err(|e| e.to_string())?;
-        eprintln!("GPU: {}", g.info.summary());
-        Ok(g)
-    }
-
     fn block<T>(f: impl std::future::Future<Output = T>) -> T {
         pollster::block_on(f)
     }
 
-    fn load_model(g: &Gpu, o: Out, dir: &str, heads: Option<Heads>) -> Result<LoadedModel, String> {
-        let spin = o.spinner(&format!("loading {dir}"));
-        let files = model_dir::read_dir(Path::new(dir))?;
-        let lm = model_dir::load(g, &files, heads, 42);
-        spin.finish_and_clear();
-        Ok(lm?)
+    /// A session on this machine's GPU.
+    fn session() -> Result<Session> {
+        let g = Gpu::new_blocking()?;
+        eprintln!("GPU: {}", g.info.summary());
+        Ok(Session::new(Rc::new(g)))
     }
 
-    fn texts_arg(a: &TextsArgs) -> Result<Vec<String>, String> {
+    /// A session with the model in `dir` loaded (`heads` overrides the heads it carries); its
+    /// notes (fresh tensors, a replaced classifier) go to stderr.
+    fn open(o: Out, dir: &str, heads: Option<Heads>) -> Result<Session> {
+        let s = session()?;
+        load(&s, o, dir, heads)?;
+        Ok(s)
+    }
+
+    fn load(s: &Session, o: Out, dir: &str, heads: Option<Heads>) -> Result<()> {
+        let spin = o.spinner(&format!("loading {dir}"));
+        let notes = model_dir::read_dir(Path::new(dir)).and_then(|files| s.load(&files, heads, dir.to_string()));
+        spin.finish_and_clear();
+        for n in notes? {
+            eprintln!("{n}");
+        }
+        Ok(())
+    }
+
+    fn texts_arg(a: &TextsArgs) -> Result<Vec<String>> {
         if let Some(t) = &a.text {
             return Ok(vec![t.to_string()]);
         }
@@ -395,31 +410,7 @@ mod cli {
         Err("give --text TEXT or --file FILE (one text per line)".into())
     }
 
-    /// OUT is a directory (made if missing), checked before any work so that a run is not lost at
-    /// its end.
-    fn check_out(out: &str) -> Result<(), String> {
-        let p = Path::new(out);
-        if p.exists() && !p.is_dir() {
-            return Err(format!("--out {out} is a file; OUT must be a directory (it receives config.json, model.safetensors and the tokenizer files), new or existing"));
-        }
-        Ok(())
-    }
-
-    fn write_export(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
-        check_out(out)?;
-        std::fs::create_dir_all(out).map_err(|e| format!("{out}: {e}"))?;
-        // each file appears whole or not at all: written beside its name, then renamed over it
-        for (name, bytes) in files {
-            let p = PathBuf::from(out).join(&name);
-            let tmp = PathBuf::from(out).join(format!(".{name}.partial"));
-            std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-            std::fs::rename(&tmp, &p).map_err(|e| format!("{}: {e}", p.display()))?;
-        }
-        Ok(())
-    }
-
-
-    pub fn run(cli: Cli) -> Result<(), String> {
+    pub fn run(cli: Cli) -> Result<()> {
         let o = Out { json: cli.json, quiet: cli.quiet };
         match &cli.cmd {
             Cmd::Pretrain(a) => pretrain(a, o),
@@ -434,26 +425,17 @@ mod cli {
         }
     }
 
-    fn pretrain(a: &PretrainArgs, o: Out) -> Result<(), String> {
+    fn pretrain(a: &PretrainArgs, o: Out) -> Result<()> {
         let corpus = std::fs::read_to_string(&a.corpus).map_err(|e| format!("{}: {e}", a.corpus))?;
         let texts: Vec<String> = corpus.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
         let out = a.out.as_str();
-        check_out(out)?;
-        let (mut mlm, mut sop) = (!a.no_mlm, !a.no_sop);
-        let causal = match a.objective {
-            Objective::MlmSop => false,
-            Objective::Mlm => {
-                sop = false;
-                false
-            }
-            Objective::Sop => {
-                mlm = false;
-                false
-            }
-            Objective::Causal => {
-                (mlm, sop) = (true, false);
-                true
-            }
+        model_dir::check_out(out)?;
+        let causal = a.objective == Objective::Causal;
+        let (mlm, sop) = match a.objective {
+            Objective::MlmSop => (!a.no_mlm, !a.no_sop),
+            Objective::Mlm => (!a.no_mlm, false),
+            Objective::Sop => (false, !a.no_sop),
+            Objective::Causal => (true, false),
         };
         let body = if a.body == Some(BodyArg::Gpt2) { Body::Gpt2 } else { Body::Bert };
         if body == Body::Gpt2 && !causal {
@@ -469,50 +451,29 @@ mod cli {
         } else {
             (texts, Vec::new())
         };
-        let heads = Heads { lm: true, sop: !causal, num_labels: 0 };
-        let g = gpu()?;
-        let (mut model, tok, tok_files, base) = match a.model.as_deref() {
+        let s = match a.model.as_deref() {
             Some(dir) => {
-                let lm = load_model(&g, o, dir, Some(heads))?;
-                if lm.model.cfg.is_decoder != causal {
+                let s = open(o, dir, Some(Heads { lm: true, sop: !causal, num_labels: 0 }))?;
+                if s.peek(|l| l.model.cfg.is_decoder) != Some(causal) {
                     return Err(if causal {
                         format!("{dir} is a masked (bidirectional) model; causal pretraining needs a decoder (is_decoder): start from scratch (leave out --model) or from a BertLMHeadModel checkpoint")
                     } else {
                         format!("{dir} is a causal model (is_decoder); masked-LM and sentence-order pretraining need a bidirectional BERT: use --objective causal, or another model")
-                    });
+                    }
+                    .into());
                 }
-                if !lm.report.initialised.is_empty() {
-                    eprintln!("initialised fresh: {}", lm.report.initialised.join(", "));
-                }
-                (lm.model, lm.tokenizer, lm.tokenizer_files, dir.to_string())
+                s
             }
             None => {
-                let tok = Tokenizer::train_wordpiece(&texts, a.vocab)?;
-                let size = (tok.vocab_size, a.hidden, a.layers, a.heads);
-                let mut cfg = if body == Body::Gpt2 { ModelConfig::small_gpt2(size.0, size.1, size.2, size.3) } else { ModelConfig::small(size.0, size.1, size.2, size.3) };
-                cfg.is_decoder = causal;
-                cfg.pad_token_id = tok.pad as usize;
-                let (m, _) = Model::new(&g, cfg, heads, None, a.seed)?;
-                let tf = tok.files()?;
-                (m, tok, tf, String::new())
+                let s = session()?;
+                s.install(Loaded::scratch(s.gpu(), &Scratch { vocab: a.vocab, hidden: a.hidden, layers: a.layers, heads: a.heads, body, causal, seed: a.seed }, &texts)?)?;
+                s
             }
         };
         let steps = a.steps;
-        let pc = PretrainConfig {
-            mlm,
-            sop,
-            steps,
-            batch_size: a.batch,
-            lr: a.lr,
-            max_len: a.max_len,
-            warmup: a.warmup.unwrap_or(steps / 10),
-            seed: a.seed,
-            probe: a.probe.clone(),
-            probe_every: a.probe_every,
-            ..PretrainConfig::default()
-        };
+        let pc = PretrainConfig { mlm, sop, steps, batch_size: a.batch, lr: a.lr, max_len: a.max_len, warmup: a.warmup.unwrap_or(steps / 10), seed: a.seed, probe: a.probe.clone(), probe_every: a.probe_every, ..PretrainConfig::default() };
         let bar = o.bar(steps as u64, "pretrain");
-        let r = block(trainer::pretrain(&g, &mut model, &tok, &texts, &pc, &Control::default(), &mut |e| match e {
+        let r = block(s.pretrain(pc.clone(), &texts, &NoStore, &mut |e| match e {
             Event::Pretrain { step, mlm_loss, sop_loss, .. } => {
                 bar.set_position(step as u64);
                 bar.set_message(format!("loss {:.4}", mlm_loss + sop_loss));
@@ -525,20 +486,23 @@ mod cli {
         }));
         bar.finish();
         let r = r?;
+        if let Some(step) = r.rolled_back {
+            return Err(format!("{}; the model is not written", Error::non_finite(step)).into());
+        }
+        let r = r.report;
         for m in &r.messages {
             eprintln!("note: {m}");
         }
-        let tensors = block(model.params.read_all(&g)).map_err(|e| e.to_string())?;
         let loss_name = if causal { "next-token loss" } else { "MLM loss" };
         let mut metrics = vec![(format!("final {loss_name}"), format!("{:.4}", r.mlm_losses.last().unwrap_or(&0.0)))];
         let mut held = serde_json::Value::Null;
         if causal && !held_out.is_empty() {
-            let (acc, unigram) = block(trainer::next_token_accuracy(&g, &mut model, &tok, &held_out, &texts, pc.max_len))?;
+            let (acc, unigram) = block(s.with_model("evaluating", async |g, l| trainer::next_token_accuracy(g, &mut l.model, &l.tok, &held_out, &texts, pc.max_len).await))?;
             metrics.push(("held-out next-token accuracy".into(), format!("{acc:.4} (unigram baseline {unigram:.4}, {} lines)", held_out.len())));
             held = serde_json::json!({"texts": held_out.len(), "next_token_accuracy": acc, "unigram_baseline": unigram});
         }
-        let card = ModelCard { base_model: base, data_summary: format!("{} unlabeled texts", texts.len()), seed: pc.seed, metrics: metrics.clone(), ..Default::default() };
-        write_export(out, export_files(&model.cfg, model.heads, tensors, &[], &tok_files, &card))?;
+        let card = ModelCard { base_model: a.model.clone().unwrap_or_default(), data_summary: format!("{} unlabeled texts", texts.len()), seed: pc.seed, metrics: metrics.clone(), ..Default::default() };
+        model_dir::write_dir(out, block(s.export(card))?)?;
         let n = r.mlm_losses.len();
         let summary = serde_json::json!({"steps": n, "objective": if causal { "causal" } else { "masked" }, "mlm_loss_first": r.mlm_losses.first(), "mlm_loss_last": r.mlm_losses.last(), "sop_loss_last": r.sop_losses.last(), "ms_per_step": r.ms_per_step, "out": out, "messages": r.messages, "held_out": held});
         if o.json {
@@ -552,116 +516,91 @@ mod cli {
         Ok(())
     }
 
-    fn parse_mode(s: &str) -> Result<Mode, String> {
-        match s {
-            "feature" | "feature-based" => Ok(Mode::FeatureBased),
-            "full" | "all" => Ok(Mode::Full),
-            s => s.strip_prefix("last:").and_then(|n| n.parse().ok()).map(Mode::LastLayers).ok_or_else(|| format!("--mode {s}: use feature, last:N or full")),
-        }
-    }
-
-    fn read_dataset(path: &str) -> Result<dataset::Dataset, String> {
+    /// Reads labeled data into the session; its messages go to stderr, and data that cannot train
+    /// a classifier is refused (the refusal said once, as the error).
+    fn read_dataset(s: &Session, path: &str, trainable: bool) -> Result<()> {
         let size = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?.len();
         dataset::check_size(size).map_err(|e| format!("{path}: {e}"))?;
         let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-        let ds = dataset::parse(&bytes, None);
-        let verdict = ds.why_untrainable();
-        // the message that refuses the data is said once, as the error
+        let ds = s.set_data(path.to_string(), bytes);
+        let verdict = if trainable { ds.why_untrainable() } else { None };
         for m in ds.messages.iter().filter(|m| verdict.as_ref() != Some(&m.text)) {
             eprintln!("{path}: {m}");
         }
-        if let Some(v) = verdict {
-            return Err(v);
+        match verdict {
+            Some(message) => Err(Error::Data { line: 0, message }),
+            None => Ok(()),
         }
-        Ok(ds)
     }
 
-    fn train(a: &TrainArgs, o: Out) -> Result<(), String> {
-        let ds = read_dataset(&a.data)?;
+    fn train(a: &TrainArgs, o: Out) -> Result<()> {
         let out = a.out.as_str();
-        check_out(out)?;
-        let resolved = a.resume.as_deref().map(|d| checkpoint::resolve(Path::new(d)));
-        if let Some((_, Some(note))) = &resolved {
-            eprintln!("{note}");
-        }
-        let resolved_dir = resolved.as_ref().map(|(p, _)| p.to_string_lossy().to_string());
-        let resume = resolved_dir.as_deref();
-        // a resumed run takes its options from the checkpoint; flags given now must not contradict it
-        let state: serde_json::Value = match resume {
-            Some(dir) => {
-                let p = Path::new(dir).join(checkpoint::STATE_FILE);
-                serde_json::from_slice(&std::fs::read(&p).map_err(|e| format!("{}: {e} (is {dir} a checkpoint written by --checkpoint-every?)", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))?
+        model_dir::check_out(out)?;
+        let resume = a.resume.as_deref().map(|d| {
+            let (dir, note) = checkpoint::resolve(Path::new(d));
+            if let Some(note) = note {
+                eprintln!("{note}");
             }
-            None => serde_json::Value::Null,
+            CheckpointDir(dir)
+        });
+        // a resumed run takes its settings from the checkpoint; the flags given now override them
+        let snap = resume.as_ref().map(CheckpointDir::read).transpose()?;
+        let mut tc = match snap.as_ref().map(|s| s.meta.run.clone()) {
+            Some(Some(RunSpec::Train(t))) => t,
+            Some(Some(RunSpec::Pretrain(_))) => return Err("--resume: that checkpoint is of a pretraining run, not a fine-tuning one".into()),
+            Some(None) => return Err("--resume: the checkpoint does not say which run it belongs to; start a new run".into()),
+            None => TrainConfig::default(),
         };
-        // an option not given now is the checkpoint's, else its default
-        let st_str = |k: &str| state.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let st_num = |k: &str| state.get(k).and_then(|v| v.as_f64());
-        let mode_s = a.mode.clone().or_else(|| st_str("mode")).unwrap_or_else(|| "full".into());
-        let pooling_s = a.pooling.clone().or_else(|| st_str("pooling")).unwrap_or_else(|| "cls".into());
-        let mode = parse_mode(&mode_s)?;
-        let asked = Pooling::parse(&pooling_s).ok_or_else(|| format!("--pooling {pooling_s}: use cls or mean (BERT), last (a causal model's default)"))?;
-        let g = gpu()?;
-        let heads = Heads { lm: false, sop: false, num_labels: ds.labels.len() };
-        let model_path = match resume {
-            Some(dir) => dir.to_string(),
-            None => a.model.clone().ok_or("--model is required (or --resume)")?,
-        };
-        let base_model = state.get("base_model").and_then(|v| v.as_str()).map(str::to_string).unwrap_or(model_path.clone());
-        let mut lm = load_model(&g, o, &model_path, Some(heads))?;
-        // a causal model (GPT-2, GPT-style BERT) reads each text's last token, not its [CLS]
-        let pooling = Pooling::for_model(asked, &lm.model.cfg)?;
-        if !lm.report.replaced.is_empty() {
-            eprintln!("the model's classifier was for other labels; a fresh head for the {} labels of the data was built and the encoder kept ({})", ds.labels.len(), lm.report.replaced.join("; "));
+        let state = snap.as_ref().map(|s| &s.meta);
+        if let Some(m) = &a.mode {
+            tc.adopt = m.parse().map_err(|e| format!("--mode {e}"))?;
+            if state.is_none() && a.lr.is_none() {
+                tc.lr = tc.adopt.default_lr();
+            }
+        } else if state.is_none() {
+            tc.lr = tc.adopt.default_lr();
         }
-        // counts are whole numbers (clap parses them); their ranges are checked by TrainConfig::validate
-        let count = |given: Option<usize>, k: &str, d: usize| given.or_else(|| st_num(k).map(|v| v as usize)).unwrap_or(d);
-        let seed = a.seed.or_else(|| st_num("seed").map(|v| v as u64)).unwrap_or(42);
-        let val = a.val.or_else(|| st_num("val")).unwrap_or(0.2);
-        if !(val.is_finite() && (0.0..1.0).contains(&val)) {
-            return Err(format!("--val must be a fraction in [0, 1); got {val}"));
+        if let Some(p) = &a.pooling {
+            tc.pooling = Pooling::parse(p).ok_or_else(|| format!("--pooling {p}: use cls or mean (BERT), last (a causal model's default)"))?;
         }
-        let (tr, va) = dataset::stratified_split(&ds, val, seed);
-        let default_lr = if mode == Mode::FeatureBased { 1e-3 } else { 5e-5 };
-        let mut tc = TrainConfig {
-            mode,
-            pooling,
-            lr: a.lr.or_else(|| st_num("lr").map(|v| v as f32)).unwrap_or(default_lr as f32),
-            epochs: count(a.epochs, "epochs", 3),
-            batch_size: count(a.batch, "batch", 16),
-            max_len: count(a.max_len, "max-len", 128),
-            seed,
-            patience: count(a.patience, "patience", 0),
-            checkpoint_every: a.checkpoint_every,
-            dropout: !a.no_dropout,
-            ..TrainConfig::default()
-        };
-        if let Some(dir) = resume {
-            let p = Path::new(dir).join(checkpoint::OPTIMIZER_FILE);
-            let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            tc.start_step = checkpoint::restore_optimizer(&g, &mut lm.model, &bytes)?;
-            eprintln!("resuming {dir} at step {}", tc.start_step);
+        tc.lr = a.lr.unwrap_or(tc.lr);
+        tc.epochs = a.epochs.unwrap_or(tc.epochs);
+        tc.batch_size = a.batch.unwrap_or(tc.batch_size);
+        tc.max_len = a.max_len.unwrap_or(tc.max_len);
+        tc.seed = a.seed.unwrap_or(tc.seed);
+        tc.val = a.val.unwrap_or(tc.val);
+        tc.patience = a.patience.unwrap_or(tc.patience);
+        tc.checkpoint_every = a.checkpoint_every;
+        tc.dropout = !a.no_dropout;
+        if !(tc.val.is_finite() && (0.0..1.0).contains(&tc.val)) {
+            return Err(format!("--val must be a fraction in [0, 1); got {}", tc.val).into());
         }
-        let tok_files = if lm.tokenizer_files.is_empty() { lm.tokenizer.files()? } else { lm.tokenizer_files.clone() };
-        let ckpt_dir = PathBuf::from(out).join("checkpoint");
-        let ckpt_config = bertlab::io::export::config_json(&lm.model.cfg, heads, &ds.labels);
-        let ckpt_state = |step: usize| {
-            serde_json::json!({"step": step, "mode": mode_s, "pooling": pooling.name(),
-                "lr": tc.lr, "epochs": tc.epochs, "batch": tc.batch_size, "max-len": tc.max_len, "seed": seed, "val": val,
-                "patience": tc.patience, "base_model": base_model, "data": a.data})
-        };
-        let mut ckpt_err = None;
-        let mut epochs_json = Vec::new();
-        let mut step_losses = Vec::new();
+        let base_model = state.map(|m| m.source.clone()).or(a.model.clone()).ok_or("--model is required (or --resume)")?;
+        // the data first: a file that cannot train a classifier is refused before the model loads
+        let s = session()?;
+        read_dataset(&s, &a.data, true)?;
+        match &snap {
+            Some(snap) => {
+                tc.start_step = s.restore(snap)?;
+                eprintln!("resuming {} at step {}", resume.as_ref().map(|d| d.0.display().to_string()).unwrap_or_default(), tc.start_step);
+            }
+            None => {
+                let labels = s.data(|d| d.map(|d| d.ds.labels.len())).unwrap_or(0);
+                load(&s, o, &base_model, Some(Heads { lm: false, sop: false, num_labels: labels }))?;
+            }
+        }
+        let store: Box<dyn Store> = if tc.checkpoint_every > 0 { Box::new(CheckpointDir(PathBuf::from(out).join("checkpoint"))) } else { Box::new(NoStore) };
+        let (mut epochs_json, mut step_losses, val_empty) = (Vec::new(), Vec::new(), tc.val == 0.0);
         // a bar for the steps, and one for each pass over the texts (frozen features, validation)
         let multi = MultiProgress::with_draw_target(if o.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
         let steps_bar = multi.add(o.bar(0, "train"));
         let mut text_bars = TextBars::new(o, Some(multi.clone()));
         let say = |bar: &ProgressBar, line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
-        let r = block(trainer::train_classifier(&g, &mut lm.model, &lm.tokenizer, &ds, &tr, &va, &tc, &Control::default(), &mut |e| match e {
+        let max_len = tc.max_len;
+        let r = block(s.train(tc.clone(), store.as_ref(), &mut |e| match e {
             Event::Plan { total_steps, train_examples, val_examples, truncated } => {
                 steps_bar.set_length(total_steps as u64);
-                say(&steps_bar, format!("{train_examples} training and {val_examples} validation examples, {total_steps} steps, {truncated} texts truncated to {} tokens", tc.max_len));
+                say(&steps_bar, format!("{train_examples} training and {val_examples} validation examples, {total_steps} steps, {truncated} texts truncated to {max_len} tokens"));
             }
             Event::Features { examples, ms } => say(&steps_bar, format!("features of the frozen encoder computed once for {examples} examples in {:.1} s", ms / 1e3)),
             Event::Progress { task, done, total, .. } => text_bars.update(task, done, total),
@@ -672,44 +611,26 @@ mod cli {
             }
             Event::Epoch { epoch, train_loss, val } => {
                 // with --val 0 there is nothing to score: say so, not zeros
-                let scored = if va.is_empty() { "no validation set (--val 0)".to_string() } else { format!("validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1) };
+                let scored = if val_empty { "no validation set (--val 0)".to_string() } else { format!("validation loss {:.4}, accuracy {:.4}, macro-F1 {:.4}", val.loss, val.accuracy, val.macro_f1) };
                 say(&steps_bar, format!("epoch {epoch}: train loss {train_loss:.4}, {scored}"));
                 epochs_json.push(serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1, "confusion": val.confusion}));
             }
-            Event::NonFinite { step } => say(&steps_bar, bertlab::error::Error::non_finite(step).to_string()),
-            Event::Checkpoint { step, weights, optimizer } => {
-                let mut files = vec![("config.json".to_string(), ckpt_config.clone().into_bytes()), ("model.safetensors".to_string(), weights), (checkpoint::OPTIMIZER_FILE.to_string(), optimizer)];
-                files.push((checkpoint::STATE_FILE.to_string(), serde_json::to_vec_pretty(&ckpt_state(step)).unwrap_or_default()));
-                files.extend(tok_files.iter().cloned());
-                // a kill at any moment leaves a complete checkpoint (this one or the previous)
-                if let Err(e) = checkpoint::write_dir_atomically(&ckpt_dir, &files) {
-                    ckpt_err = Some(e);
-                }
-            }
+            Event::NonFinite { step } => say(&steps_bar, format!("{}; the weights are back to where they were before this run", Error::non_finite(step))),
             _ => {}
         }));
         steps_bar.finish();
-        let r = r?;
-        if let Some(e) = ckpt_err {
-            return Err(format!("writing the checkpoint: {e}"));
-        }
+        let trained = r?;
+        let (r, tr, va) = (trained.ran.report, trained.train, trained.val);
         let last = r.epochs.last().map(|e| e.1.clone()).unwrap_or_default();
-        let card = ModelCard {
-            pooling,
-            base_model,
-            data_summary: format!("{} examples ({} train / {} validation), labels {}", ds.examples.len(), tr.len(), va.len(), ds.labels.join(", ")),
-            metrics: if va.is_empty() { Vec::new() } else { vec![("validation accuracy".into(), format!("{:.4}", last.accuracy)), ("validation macro-F1".into(), format!("{:.4}", last.macro_f1))] },
-            seed,
-            notes: format!("mode: {mode:?}, pooling: {pooling:?}, {} epochs, lr {}", r.epochs.len(), tc.lr),
-            run: Some(bertlab::io::export::RunSettings::of(&tc, &ds.labels)),
-        };
-        let tensors = block(lm.model.params.read_all(&g)).map_err(|e| e.to_string())?;
-        write_export(out, export_files(&lm.model.cfg, lm.model.heads, tensors, &ds.labels, &tok_files, &card))?;
-        let labels_y: Vec<usize> = va.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
-        let tr_y: Vec<usize> = tr.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0)).collect();
-        let baseline = bertlab::train::metrics::majority_baseline(&tr_y, &labels_y, ds.labels.len());
+        let (labels, pooling) = s.peek(|l| (l.labels.clone(), l.model.pooling)).unwrap_or_default();
+        let data_summary = s.data(|d| d.map(|d| format!("{} examples ({} train / {} validation), labels {}", d.ds.examples.len(), tr.len(), va.len(), labels.join(", ")))).unwrap_or_default();
+        let metrics = if va.is_empty() { Vec::new() } else { vec![("validation accuracy".into(), format!("{:.4}", last.accuracy)), ("validation macro-F1".into(), format!("{:.4}", last.macro_f1))] };
+        let notes = format!("mode: {}, pooling: {}, {} epochs, lr {}", tc.adopt, pooling.name(), r.epochs.len(), tc.lr);
+        model_dir::write_dir(out, block(s.export(ModelCard { base_model, data_summary, metrics, seed: tc.seed, notes, ..Default::default() }))?)?;
+        let ids = |idx: &[usize]| s.data(|d| d.map(|d| idx.iter().map(|&i| d.ds.label_id(&d.ds.examples[i].label).unwrap_or(0)).collect::<Vec<usize>>())).unwrap_or_default();
+        let baseline = bertlab::train::metrics::majority_baseline(&ids(&tr), &ids(&va), labels.len());
         if o.json {
-            println!("{}", serde_json::json!({"epochs": epochs_json, "step_losses": step_losses, "labels": ds.labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out}));
+            println!("{}", serde_json::json!({"epochs": epochs_json, "step_losses": step_losses, "labels": labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out}));
         } else if va.is_empty() {
             let train_loss = r.epochs.last().map(|e| e.0).unwrap_or(f32::NAN);
             println!("trained {} epochs, last train loss {train_loss:.4}; no validation set (--val 0), so no accuracy; {:.1} ms/step; saved to {out}", r.epochs.len(), r.ms_per_step);
@@ -719,21 +640,22 @@ mod cli {
         Ok(())
     }
 
-    fn eval(a: &EvalArgs, o: Out) -> Result<(), String> {
-        let ds = read_dataset(&a.data)?;
-        let g = gpu()?;
-        let mut lm = load_model(&g, o, &a.model, None)?;
-        if lm.model.heads.num_labels == 0 {
-            return Err("this model has no classification head; train one with `bertlab train`".into());
-        }
-        let enc: Vec<_> = ds.examples.iter().map(|e| lm.tokenizer.encode(&e.text, e.text_b.as_deref(), a.max_len)).collect::<Result<_, _>>()?;
-        let probs = block(trainer::predict_with_progress(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16, &mut text_progress(o)))?;
-        let truth: Vec<usize> = ds.examples.iter().map(|e| lm.labels.iter().position(|l| l == &e.label).ok_or_else(|| format!("label '{}' (line {}) is not one of the model's labels {:?}", e.label, e.line, lm.labels))).collect::<Result<_, _>>()?;
-        let m = evaluate(&probs, &truth, lm.labels.len());
+    fn eval(a: &EvalArgs, o: Out) -> Result<()> {
+        let s = open(o, &a.model, None)?;
+        read_dataset(&s, &a.data, false)?;
+        let labels = s.peek(|l| l.labels.clone()).unwrap_or_default();
+        let (texts, truth) = s.data(|d| {
+            let ex = d.map(|d| d.ds.examples.as_slice()).unwrap_or_default();
+            let truth: Result<Vec<usize>> = ex.iter().map(|e| labels.iter().position(|l| l == &e.label).ok_or_else(|| Error::Data { line: e.line, message: format!("label '{}' is not one of the model's labels {labels:?}", e.label) })).collect();
+            (ex.iter().map(|e| (e.text.clone(), e.text_b.clone())).collect::<Vec<_>>(), truth)
+        });
+        let probs = block(s.predict(&texts, a.max_len, &mut text_progress(o)))?;
+        let truth = truth?;
+        let m = evaluate(&probs, &truth, labels.len());
         if o.json {
-            println!("{}", serde_json::json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "loss": m.loss, "confusion": m.confusion, "labels": lm.labels}));
+            println!("{}", serde_json::json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "loss": m.loss, "confusion": m.confusion, "labels": labels}));
         } else {
-            println!("accuracy {:.4}, macro-F1 {:.4}, loss {:.4} on {} examples\nconfusion (rows true, columns predicted; {}):", m.accuracy, m.macro_f1, m.loss, truth.len(), lm.labels.join(", "));
+            println!("accuracy {:.4}, macro-F1 {:.4}, loss {:.4} on {} examples\nconfusion (rows true, columns predicted; {}):", m.accuracy, m.macro_f1, m.loss, truth.len(), labels.join(", "));
             for row in &m.confusion {
                 println!("  {row:?}");
             }
@@ -741,53 +663,36 @@ mod cli {
         Ok(())
     }
 
-    fn predict(a: &TextsArgs, o: Out) -> Result<(), String> {
+    fn predict(a: &TextsArgs, o: Out) -> Result<()> {
         let texts = texts_arg(a)?;
-        let g = gpu()?;
-        let mut lm = load_model(&g, o, &a.model, None)?;
-        if lm.model.heads.num_labels == 0 {
-            return Err("this model has no classification head; train one with `bertlab train`".into());
-        }
-        let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, a.max_len)).collect::<Result<_, _>>()?;
-        let probs = block(trainer::predict_with_progress(&g, &mut lm.model, &enc.iter().collect::<Vec<_>>(), lm.tokenizer.pad, 16, &mut text_progress(o)))?;
-        let rows: Vec<_> = texts
-            .iter()
-            .zip(&probs)
-            .map(|(t, p)| {
-                let probs: BTreeMap<&str, f32> = lm.labels.iter().map(|l| l.as_str()).zip(p.iter().cloned()).collect();
-                serde_json::json!({"text": t, "label": lm.labels[argmax(p)], "probabilities": probs})
-            })
-            .collect();
+        let s = open(o, &a.model, None)?;
+        let pairs: Vec<(String, Option<String>)> = texts.iter().map(|t| (t.clone(), None)).collect();
+        let probs = block(s.predict(&pairs, a.max_len, &mut text_progress(o)))?;
+        let labels = s.peek(|l| l.labels.clone()).unwrap_or_default();
         if o.json {
+            let rows: Vec<_> = texts
+                .iter()
+                .zip(&probs)
+                .map(|(t, p)| {
+                    let probs: BTreeMap<&str, f32> = labels.iter().map(|l| l.as_str()).zip(p.iter().cloned()).collect();
+                    serde_json::json!({"text": t, "label": labels[argmax(p)], "probabilities": probs})
+                })
+                .collect();
             println!("{}", serde_json::Value::Array(rows));
         } else {
             for (t, p) in texts.iter().zip(&probs) {
-                let parts: Vec<String> = lm.labels.iter().zip(p).map(|(l, x)| format!("{l} {x:.3}")).collect();
-                println!("{}\t{}\t{t}", lm.labels[argmax(p)], parts.join("  "));
+                let parts: Vec<String> = labels.iter().zip(p).map(|(l, x)| format!("{l} {x:.3}")).collect();
+                println!("{}\t{}\t{t}", labels[argmax(p)], parts.join("  "));
             }
         }
         Ok(())
     }
 
-    fn embed(a: &TextsArgs, o: Out) -> Result<(), String> {
+    fn embed(a: &TextsArgs, o: Out) -> Result<()> {
         let texts = texts_arg(a)?;
-        let g = gpu()?;
-        let mut lm = load_model(&g, o, &a.model, Some(Heads { lm: false, sop: false, num_labels: 0 }))?;
-        let c = lm.model.cfg.hidden_size;
-        let mut out = Vec::new();
-        for t in &texts {
-            let e = lm.tokenizer.encode(t, None, a.max_len)?;
-            let n = e.ids.len();
-            let batch = Batch::new(&g, &lm.model.cfg, 1, n, &e.ids, &e.type_ids, &vec![1; n], None, None, None)?;
-            let h = block(async {
-                let mut step = g.begin_step("embed");
-                lm.model.forward(&g, &mut step, &batch, bertlab::model::Mode::Eval)?;
-                step.submit().await.map_err(|e| e.to_string())?;
-                g.read_f32(lm.model.last_hidden().unwrap()).await.map_err(|e| e.to_string())
-            })?;
-            let mean: Vec<f32> = (0..c).map(|j| (0..n).map(|i| h[i * c + j]).sum::<f32>() / n as f32).collect();
-            out.push(mean);
-        }
+        let s = open(o, &a.model, Some(Heads { lm: false, sop: false, num_labels: 0 }))?;
+        let out = block(s.embed(&texts, a.max_len))?;
+        let c = out.first().map(Vec::len).unwrap_or(0);
         if o.json {
             println!("{}", serde_json::json!({"dim": c, "embeddings": out}));
         } else {
@@ -798,81 +703,59 @@ mod cli {
         Ok(())
     }
 
-    fn generate(a: &GenerateArgs, o: Out) -> Result<(), String> {
-        use bertlab::train::generate::{self as gen, GenerateConfig};
+    fn generate(a: &GenerateArgs, o: Out) -> Result<()> {
+        use bertlab::train::generate::GenerateConfig;
         let prompt = a.prompt.as_str();
         let cfg = GenerateConfig { max_new: a.max_new, top_k: a.top_k, temperature: a.temperature, seed: a.seed };
         cfg.validate()?;
-        let g = gpu()?;
-        let mut lm = load_model(&g, o, &a.model, None)?;
+        let s = open(o, &a.model, None)?;
         let json = o.json;
         let mut shown = Vec::new();
-        let tok = &lm.tokenizer;
-        let (ids, stop) = block(gen::generate(&g, &mut lm.model, tok, prompt, &cfg, &mut |id, t| {
+        let g = block(s.generate(prompt, &cfg, &mut |_, t, continuation| {
             if shown.is_empty() && !json {
                 print!("{prompt}");
             }
             shown.push(t.to_string());
             if !json {
-                print!("{}", tok.continuation(id));
+                print!("{continuation}");
                 let _ = std::io::stdout().flush();
             }
         }))?;
-        let text = lm.tokenizer.decode(&ids)?;
-        let why = stop.describe();
+        let why = g.stop.describe();
         if json {
-            println!("{}", serde_json::json!({"prompt": prompt, "tokens": shown, "ids": ids, "text": text, "stopped_at": why, "top_k": cfg.top_k, "temperature": cfg.temperature, "seed": cfg.seed}));
+            println!("{}", serde_json::json!({"prompt": prompt, "tokens": shown, "ids": g.ids, "text": g.text, "stopped_at": why, "top_k": cfg.top_k, "temperature": cfg.temperature, "seed": cfg.seed}));
         } else {
             if shown.is_empty() {
                 print!("{prompt}");
             }
             println!();
-            eprintln!("({} tokens; stopped at {why})", ids.len());
+            eprintln!("({} tokens; stopped at {why})", g.ids.len());
         }
         Ok(())
     }
 
-    fn fill_mask(a: &FillMaskArgs, o: Out) -> Result<(), String> {
-        let text = a.text.as_str();
-        let g = gpu()?;
-        let mut lm = load_model(&g, o, &a.model, None)?;
-        if lm.model.cfg.is_decoder {
-            return Err("this is a causal model (is_decoder): it predicts the next word from the words before, so it cannot fill a [MASK] from both sides; continue a text with `bertlab generate --model DIR --prompt TEXT`".into());
-        }
-        if !lm.model.heads.lm {
-            return Err("this model has no masked-LM head (cls.predictions.*); pretrain one with `bertlab pretrain --model DIR`".into());
-        }
-        let e = lm.tokenizer.encode(text, None, 512)?;
-        let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == lm.tokenizer.mask).collect();
-        if positions.is_empty() {
-            return Err("the text has no [MASK] token".into());
-        }
-        let preds = block(lm.model.fill_mask(&g, &e.ids, &e.type_ids, &positions, a.top_k))?;
-        let rows: Vec<_> = positions
-            .iter()
-            .zip(&preds)
-            .map(|(p, top)| serde_json::json!({"position": p, "predictions": top.iter().map(|(id, pr)| serde_json::json!({"token": lm.tokenizer.id_to_token(*id), "id": id, "probability": pr})).collect::<Vec<_>>()}))
-            .collect();
+    fn fill_mask(a: &FillMaskArgs, o: Out) -> Result<()> {
+        let s = open(o, &a.model, None)?;
+        let preds = block(s.fill_mask(&a.text, a.top_k))?;
         if o.json {
+            let rows: Vec<_> = preds.iter().map(|(p, top)| serde_json::json!({"position": p, "predictions": top.iter().map(|(id, t, pr)| serde_json::json!({"token": t, "id": id, "probability": pr})).collect::<Vec<_>>()})).collect();
             println!("{}", serde_json::Value::Array(rows));
         } else {
-            for (p, top) in positions.iter().zip(&preds) {
-                let s: Vec<String> = top.iter().map(|(id, pr)| format!("{} {pr:.3}", lm.tokenizer.id_to_token(*id))).collect();
-                println!("[MASK] at {p}: {}", s.join(", "));
+            for (p, top) in &preds {
+                let row: Vec<String> = top.iter().map(|(_, t, pr)| format!("{t} {pr:.3}")).collect();
+                println!("[MASK] at {p}: {}", row.join(", "));
             }
         }
         Ok(())
     }
 
-    fn export(a: &ExportArgs, o: Out) -> Result<(), String> {
-        let g = gpu()?;
-        let lm = load_model(&g, o, &a.model, None)?;
+    fn export(a: &ExportArgs, o: Out) -> Result<()> {
+        let s = open(o, &a.model, None)?;
         let out = a.out.as_str();
-        check_out(out)?;
-        let tensors = block(lm.model.params.read_all(&g)).map_err(|e| e.to_string())?;
-        let files = export_files(&lm.model.cfg, lm.model.heads, tensors, &lm.labels, &lm.tokenizer_files, &ModelCard { base_model: a.model.clone(), ..Default::default() });
+        model_dir::check_out(out)?;
+        let files = block(s.export(ModelCard { base_model: a.model.clone(), ..Default::default() }))?;
         let names: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
-        write_export(out, files)?;
+        model_dir::write_dir(out, files)?;
         if o.json {
             println!("{}", serde_json::json!({"out": out, "files": names}));
         } else {
@@ -881,25 +764,24 @@ mod cli {
         Ok(())
     }
 
-    fn bench(a: &BenchArgs, o: Out) -> Result<(), String> {
-        let g = gpu()?;
+    /// Prints a benchmark's report, as JSON or as text.
+    fn show<R: serde::Serialize + std::fmt::Display>(o: Out, r: R) -> Result<()> {
+        if o.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!("{r}");
+        }
+        Ok(())
+    }
+
+    fn bench(a: &BenchArgs, o: Out) -> Result<()> {
+        let g = Gpu::new_blocking()?;
+        eprintln!("GPU: {}", g.info.summary());
         if let Some(config) = &a.generate {
-            let r = block(bertlab::bench::generate(&g, config, a.vocab, &a.new))?;
-            if o.json {
-                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
-            } else {
-                println!("{r}");
-            }
-            return Ok(());
+            return show(o, block(bertlab::bench::generate(&g, config, a.vocab, &a.new))?);
         }
         if let Some(config) = &a.step {
-            let r = block(bertlab::bench::step(&g, config, a.batch, a.len, a.steps))?;
-            if o.json {
-                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
-            } else {
-                println!("{r}");
-            }
-            return Ok(());
+            return show(o, block(bertlab::bench::step(&g, config, a.batch, a.len, a.steps))?);
         }
         let opts = bertlab::bench::BenchOptions { m: a.m, reps: a.reps };
         let t0 = std::time::Instant::now();
@@ -909,8 +791,7 @@ mod cli {
             if !json {
                 println!("{l}");
             }
-        }))
-        .map_err(|e| e.to_string())?;
+        }))?;
         if json {
             let rows: Vec<_> = lines.iter().map(|l| serde_json::json!({"name": l.name, "rate": l.rate, "unit": l.unit, "ms": l.ms_per_call})).collect();
             println!("{}", serde_json::json!({"adapter": g.info.summary(), "results": rows}));

@@ -77,13 +77,8 @@ fn tidy(x: f32) -> f64 {
 impl RunSettings {
     /// The settings of `cfg`, a run on `labels`.
     pub fn of(cfg: &crate::train::trainer::TrainConfig, labels: &[String]) -> RunSettings {
-        use crate::train::trainer::Mode;
         RunSettings {
-            mode: match cfg.mode {
-                Mode::FeatureBased => "feature".into(),
-                Mode::LastLayers(n) => format!("last:{n}"),
-                Mode::Full => "full".into(),
-            },
+            mode: cfg.adopt.to_string(),
             pooling: cfg.pooling.name().into(),
             lr: tidy(cfg.lr),
             epochs: cfg.epochs,

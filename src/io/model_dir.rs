@@ -133,3 +133,29 @@ pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>> {
     }
     Ok(files)
 }
+
+/// OUT is a directory (made if missing), checked before any work so that a run is not lost at its
+/// end.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn check_out(out: &str) -> Result<()> {
+    let p = std::path::Path::new(out);
+    if p.exists() && !p.is_dir() {
+        return Err(format!("--out {out} is a file; OUT must be a directory (it receives config.json, model.safetensors and the tokenizer files), new or existing").into());
+    }
+    Ok(())
+}
+
+/// Writes `files` into the directory `out` (made if missing); each file appears whole or not at
+/// all: written beside its name, then renamed over it.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_dir(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+    check_out(out)?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{out}: {e}"))?;
+    for (name, bytes) in files {
+        let p = std::path::Path::new(out).join(&name);
+        let tmp = std::path::Path::new(out).join(format!(".{name}.partial"));
+        std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &p).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}

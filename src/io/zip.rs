@@ -17,7 +17,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 
 /// The zip of `files` (name, bytes), each stored under its name in one folder `dir/`. Refused when
 /// a file or the archive passes 4 GiB (zip64 is not written).
-pub fn zip_stored(dir: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
+pub fn zip_stored(dir: &str, files: &[(String, Vec<u8>)]) -> crate::error::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     let u16le = |v: &mut Vec<u8>, x: u16| v.extend_from_slice(&x.to_le_bytes());

@@ -20,8 +20,10 @@ use crate::io::safetensors::SafeTensors;
 use crate::kernels::adamw::{AdamW, AdamWState};
 
 /// Which heads the model carries.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Heads {
+    /// A language-model head: masked-LM (`cls.predictions`) or next-word (GPT-2's tied head).
+    #[serde(alias = "mlm")]
     pub lm: bool,
     pub sop: bool,
     /// Sequence-classification labels; 0 for none.
@@ -34,7 +36,8 @@ pub struct Heads {
 /// causal model, the hidden state of each text's last non-padding token, the one position that has
 /// seen the whole text (GPT2ForSequenceClassification's rule; a causal BERT's [CLS] sees only
 /// itself).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Pooling {
     #[default]
     Cls,

@@ -16,6 +16,7 @@ use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
 
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
+#[derive(Clone)]
 pub struct Tokenizer {
     tk: HfTokenizer,
     pub cls: u32,

@@ -14,6 +14,18 @@ pub enum Outcome {
     Unchanged,
 }
 
+impl Outcome {
+    /// The outcome's name, as the page's masking view marks each token with it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::NotChosen => "NotChosen",
+            Outcome::Masked => "Masked",
+            Outcome::Random => "Random",
+            Outcome::Unchanged => "Unchanged",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MlmMasking {
     pub prob: f64,

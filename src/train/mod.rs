@@ -9,4 +9,5 @@ pub mod masking;
 pub mod metrics;
 pub mod schedule;
 pub mod sop;
+pub mod spec;
 pub mod trainer;

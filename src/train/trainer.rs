@@ -11,6 +11,8 @@ use super::batches::{classification, pad, HostBatch};
 use super::masking::{non_special_ids, MlmMasking, Outcome};
 use super::metrics::{evaluate, Metrics};
 use super::sop;
+use super::spec::Adopt;
+use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::kernels::adamw::AdamW;
@@ -22,38 +24,12 @@ use crate::rng::Rng;
 use crate::text::dataset::Dataset;
 use crate::text::tokenizer::{Tokenizer, Encoded};
 
-/// Which parameters a classification run trains.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Mode {
-    /// Encoder frozen: only the classification head learns (no encoder backward at all).
-    FeatureBased,
-    /// The head, the pooler and the last N encoder layers.
-    LastLayers(usize),
-    /// Everything but the pretraining heads (a kept masked-LM or sentence-order head is not what a
-    /// classification run trains).
-    Full,
-}
-
-impl Mode {
-    /// Whether the tensor `name` trains in this mode, on a model of `layers` layers: the head is
-    /// BERT's `classifier` or GPT-2's `score`; the last N layers are BERT's `encoder.layer.k` with
-    /// the pooler above them, or GPT-2's `h.k` with the final LayerNorm `ln_f` above them.
-    pub fn trainable(&self, name: &str, layers: usize) -> bool {
-        let head = name.starts_with("classifier.") || name.starts_with("score.");
-        match *self {
-            Mode::FeatureBased => head,
-            Mode::Full => !name.starts_with("cls."),
-            Mode::LastLayers(n) => {
-                let layer = |k: usize| name.starts_with(&format!("encoder.layer.{k}.")) || name.starts_with(&format!("h.{k}."));
-                head || name.starts_with("pooler.") || name.starts_with("ln_f.") || (0..n.min(layers)).any(|k| layer(layers - 1 - k))
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
+/// A fine-tuning run's settings (the page's form, the CLI's flags and a checkpoint's state all
+/// become this; [`super::spec::RunSpec::Train`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainConfig {
-    pub mode: Mode,
+    pub adopt: Adopt,
     pub lr: f32,
     pub epochs: usize,
     pub batch_size: usize,
@@ -69,8 +45,11 @@ pub struct TrainConfig {
     pub pooling: Pooling,
     /// Emit an [`Event::Checkpoint`] every this many steps (0: never) and whenever the run pauses.
     pub checkpoint_every: usize,
+    /// The fraction of the examples held out for validation (stratified by label; 0: none).
+    pub val: f64,
     /// Continue a checkpointed run: the steps before this one are skipped (same seed, same order),
-    /// and the optimizer state the caller restored is kept.
+    /// and the optimizer state the caller restored is kept. Not a setting: where a run is.
+    #[serde(skip)]
     pub start_step: usize,
 }
 
@@ -90,7 +69,7 @@ pub mod limits {
 /// `what`'s value `v` in `[lo, hi]`, or a message naming both.
 pub fn in_range(what: &str, v: usize, lo: usize, hi: usize) -> Result<()> {
     if v < lo || v > hi {
-        return Err(format!("{what} must be from {lo} to {hi}; got {v}").into());
+        return Err(Error::Limit(format!("{what} must be from {lo} to {hi}; got {v}")));
     }
     Ok(())
 }
@@ -100,7 +79,7 @@ pub fn in_range_f(what: &str, v: f32, lo: f32, hi: f32, lo_open: bool) -> Result
     let ok = v.is_finite() && (if lo_open { v > lo } else { v >= lo }) && v <= hi;
     if !ok {
         let open = if lo_open { "(" } else { "[" };
-        return Err(format!("{what} must be a number in {open}{lo}, {hi}]; got {v}").into());
+        return Err(Error::Limit(format!("{what} must be a number in {open}{lo}, {hi}]; got {v}")));
     }
     Ok(())
 }
@@ -111,7 +90,7 @@ fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::Mod
     use limits::*;
     in_range_f("the learning rate", lr, 0.0, MAX_LR, true)?;
     in_range("the batch size", batch, BATCH.0, BATCH.1)?;
-    in_range("the maximum length", max_len, MIN_LEN, model.max_position_embeddings).map_err(|e| format!("{e} (the model has {} positions)", model.max_position_embeddings)).map_err(|e| Error::Limit(format!("{e} (the model has {} positions)", model.max_position_embeddings)))
+    in_range("the maximum length", max_len, MIN_LEN, model.max_position_embeddings).map_err(|e| Error::Limit(format!("{e} (the model has {} positions)", model.max_position_embeddings)))
 }
 
 impl TrainConfig {
@@ -120,8 +99,11 @@ impl TrainConfig {
         use limits::*;
         check_shared(self.lr, self.batch_size, self.max_len, model)?;
         in_range("epochs", self.epochs, EPOCHS.0, EPOCHS.1)?;
-        if let Mode::LastLayers(n) = self.mode {
-            in_range("the layers to train", n, 1, model.num_hidden_layers).map_err(|e| format!("{e} (the model has {} layers)", model.num_hidden_layers))?;
+        if !(self.val.is_finite() && (0.0..1.0).contains(&self.val)) {
+            return Err(Error::Limit(format!("the validation fraction must be in [0, 1); got {}", self.val)));
+        }
+        if let Adopt::Last(n) = self.adopt {
+            in_range("the layers to train", n, 1, model.num_hidden_layers).map_err(|e| Error::Limit(format!("{e} (the model has {} layers)", model.num_hidden_layers)))?;
         }
         in_range_f("the warm-up ratio", self.warmup_ratio, 0.0, 1.0, false)?;
         in_range_f("the weight decay", self.weight_decay, 0.0, 1.0, false)?;
@@ -132,7 +114,7 @@ impl TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { mode: Mode::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0, pooling: Pooling::Cls, checkpoint_every: 0, start_step: 0 }
+        TrainConfig { adopt: Adopt::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0, pooling: Pooling::Cls, checkpoint_every: 0, val: 0.2, start_step: 0 }
     }
 }
 
@@ -419,7 +401,7 @@ pub async fn train_classifier(
     }
     let layers = model.cfg.num_hidden_layers;
     model.pooling = Pooling::for_model(cfg.pooling, &model.cfg)?;
-    model.params.set_trainable(gpu, |n| cfg.mode.trainable(n, layers))?;
+    model.params.set_trainable(gpu, |n| cfg.adopt.trainable(n, layers))?;
     if cfg.start_step == 0 {
         // a fresh run: fresh moments and optimizer state
         model.opt_state = None;
@@ -440,7 +422,7 @@ pub async fn train_classifier(
     let per_epoch = enc_train.len().div_ceil(bs);
     let total = per_epoch * cfg.epochs;
     on_event(Event::Plan { total_steps: total, train_examples: enc_train.len(), val_examples: enc_val.len(), truncated });
-    let cached = if cfg.mode == Mode::FeatureBased {
+    let cached = if cfg.adopt == Adopt::Feature {
         let t = now_ms();
         let ft = compute_features(gpu, model, &enc_train, tok.pad, bs, on_event).await?;
         let fv = compute_features(gpu, model, &enc_val, tok.pad, bs, on_event).await?;
@@ -537,10 +519,14 @@ pub async fn train_classifier(
     Ok(report)
 }
 
-#[derive(Debug, Clone)]
+/// A pretraining run's settings ([`super::spec::RunSpec::Pretrain`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PretrainConfig {
     pub mlm: bool,
     pub sop: bool,
+    /// BERT's 15% / 80-10-10 rule (not a setting the page or the CLI change).
+    #[serde(skip)]
     pub masking: MlmMasking,
     pub lr: f32,
     pub steps: usize,
@@ -559,6 +545,7 @@ pub struct PretrainConfig {
     pub checkpoint_every: usize,
     /// Continue a run restored at this step: the steps before it draw their batches (same seed,
     /// same data) without training; the optimizer state restored by the caller is kept.
+    #[serde(skip)]
     pub start_step: usize,
 }
 

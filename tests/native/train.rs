@@ -7,7 +7,8 @@ use bertlab::text::dataset;
 use bertlab::text::tokenizer::Tokenizer;
 use bertlab::train::checks;
 use bertlab::train::metrics::majority_baseline;
-use bertlab::train::trainer::{self, Control, Event, Mode, PretrainConfig, TrainConfig};
+use bertlab::train::spec::Adopt;
+use bertlab::train::trainer::{self, Control, Event, PretrainConfig, TrainConfig};
 
 use crate::common::{gpu, Cli};
 
@@ -51,7 +52,7 @@ fn small_model_learns_sentiment_and_not_shuffled_labels() {
         let cfg = ModelConfig::small(tok.vocab_size, 64, 2, 4);
         let heads = Heads { lm: false, sop: false, num_labels: 2 };
         let (mut model, _) = Model::new(g, cfg, heads, None, 1).unwrap();
-        let tc = TrainConfig { mode: Mode::Full, lr: 1e-3, epochs: 8, batch_size: 16, max_len: 48, warmup_ratio: 0.1, seed: 5, dropout: true, ..TrainConfig::default() };
+        let tc = TrainConfig { adopt: Adopt::Full, lr: 1e-3, epochs: 8, batch_size: 16, max_len: 48, warmup_ratio: 0.1, seed: 5, dropout: true, ..TrainConfig::default() };
         let r = pollster::block_on(trainer::train_classifier(g, &mut model, &tok, ds, &train, &val, &tc, &Control::default(), &mut |_| {})).unwrap();
         let acc = r.epochs.last().unwrap().1.accuracy;
         (acc, r.ms_per_step)
@@ -117,7 +118,7 @@ fn minilm_feature_based_and_fine_tuning_steps() {
     let files = model_dir::read_dir(&dir).unwrap_or_else(|e| panic!("{e}; run scripts/fetch_model.sh"));
     let texts = ["a wonderful film", "an awful film", "I loved the soup", "the soup was bland", "great service", "terrible service", "what a lovely day", "a dreadful day"];
     let labels: Vec<i32> = vec![1, 0, 1, 0, 1, 0, 1, 0];
-    for (mode, lr, steps) in [(Mode::FeatureBased, 1e-2f32, 6), (Mode::Full, 1e-4, 4)] {
+    for (mode, lr, steps) in [(Adopt::Feature, 1e-2f32, 6), (Adopt::Full, 1e-4, 4)] {
         let mut lm = model_dir::load(&g, &files, Some(Heads { lm: false, sop: false, num_labels: 2 }), 3).unwrap();
         let layers = lm.model.cfg.num_hidden_layers;
         lm.model.params.set_trainable(&g, |n| mode.trainable(n, layers)).unwrap();
@@ -138,7 +139,7 @@ fn minilm_feature_based_and_fine_tuning_steps() {
         let c = g.counters();
         println!("MiniLM {mode:?}: losses {losses:?}, {ms:.0} ms/step, encoder backward dispatches: softmax_backward {}, layernorm_backward_input {}", c.dispatches_of("softmax_backward"), c.dispatches_of("layernorm_backward_input"));
         assert!(losses[steps - 1] < losses[0], "{mode:?}: loss did not fall: {losses:?}");
-        if mode == Mode::FeatureBased {
+        if mode == Adopt::Feature {
             assert_eq!(c.dispatches_of("softmax_backward") + c.dispatches_of("layernorm_backward_input") + c.dispatches_of("gelu_backward"), 0, "feature-based training ran an encoder backward");
         } else {
             assert!(c.dispatches_of("softmax_backward") >= 6 * steps as u64);
@@ -165,7 +166,7 @@ fn feature_based_training_caches_features() {
     for pooling in [Pooling::Cls, Pooling::Mean] {
         let cfg = ModelConfig::small(tok.vocab_size, 64, 2, 4);
         let (mut model, _) = Model::new(&g, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1).unwrap();
-        let tc = TrainConfig { mode: Mode::FeatureBased, lr: 5e-3, epochs: 2, batch_size: 32, max_len: 48, pooling, ..TrainConfig::default() };
+        let tc = TrainConfig { adopt: Adopt::Feature, lr: 5e-3, epochs: 2, batch_size: 32, max_len: 48, pooling, ..TrainConfig::default() };
         g.reset_counters();
         let mut feature_ms = None;
         let r = pollster::block_on(trainer::train_classifier(&g, &mut model, &tok, &ds, &train, &val, &tc, &Control::default(), &mut |e| {
@@ -200,7 +201,7 @@ fn checkpoint_and_resume_matches_an_uninterrupted_run() {
     let (ds, train, val, tok) = sentiment_setup();
     let cfg = ModelConfig::small(tok.vocab_size, 32, 2, 4);
     let heads = Heads { lm: false, sop: false, num_labels: 2 };
-    let tc = TrainConfig { mode: Mode::LastLayers(1), lr: 1e-3, epochs: 2, batch_size: 32, max_len: 32, ..TrainConfig::default() };
+    let tc = TrainConfig { adopt: Adopt::Last(1), lr: 1e-3, epochs: 2, batch_size: 32, max_len: 32, ..TrainConfig::default() };
     let (mut a, _) = Model::new(g, cfg.clone(), heads, None, 1).unwrap();
     pollster::block_on(trainer::train_classifier(g, &mut a, &tok, &ds, &train, &val, &tc, &Control::default(), &mut |_| {})).unwrap();
     let want = pollster::block_on(a.params.read_all(g)).unwrap();
@@ -323,7 +324,7 @@ fn a_non_finite_step_stops_the_run_and_changes_no_weight() {
     g.write(&p.value, 0, &w).unwrap();
     let bits = |t: Vec<(String, Vec<usize>, Vec<f32>)>| t.into_iter().map(|(n, _, v)| (n, v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())).collect::<Vec<_>>();
     let before = bits(pollster::block_on(model.params.read_all(g)).unwrap());
-    let tc = TrainConfig { mode: Mode::Full, lr: 1e-3, epochs: 1, batch_size: 16, max_len: 32, ..TrainConfig::default() };
+    let tc = TrainConfig { adopt: Adopt::Full, lr: 1e-3, epochs: 1, batch_size: 16, max_len: 32, ..TrainConfig::default() };
     let mut non_finite = Vec::new();
     let r = pollster::block_on(trainer::train_classifier(g, &mut model, &tok, &ds, &train, &val, &tc, &Control::default(), &mut |e| {
         if let Event::NonFinite { step } = e {

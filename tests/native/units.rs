@@ -125,12 +125,14 @@ use bertlab::app::protocol::{bars, preview};
     /// with a message that names it and its range, every bad field at once, nothing defaulted.
     #[test]
     fn typed_forms_refuse_every_bad_field_by_name() {
-        use bertlab::app::protocol::{AdoptMode, GenerateForm, ModelBounds, PretrainForm, ScratchForm, TrainForm};
+        use bertlab::train::spec::Adopt;
+        use bertlab::model::Pooling;
+        use bertlab::app::protocol::{GenerateForm, ModelBounds, PretrainForm, ScratchForm, TrainForm};
         use bertlab::train::generate::GenerateConfig;
         let m = Some(ModelBounds { layers: 3, positions: 128 });
         let good = TrainForm { mode: "last".into(), last_n: "2".into(), lr: "1e-4".into(), epochs: "3".into(), batch: "16".into(), max_len: "64".into(), pooling: "mean".into() };
         let s = good.parse(m, "run 1".into()).unwrap();
-        assert_eq!((s.mode, s.mean_pooling, s.lr, s.epochs, s.batch, s.max_len), (AdoptMode::Last(2), true, 1e-4, 3, 16, 64));
+        assert_eq!((s.mode, s.pooling, s.lr, s.epochs, s.batch, s.max_len), (Adopt::Last(2), Pooling::Mean, 1e-4, 3, 16, 64));
         let bad = TrainForm { lr: "1e-4x".into(), epochs: "-5".into(), batch: "0".into(), max_len: "100000".into(), last_n: "99".into(), ..good.clone() };
         let errs = bad.parse(m, "run".into()).unwrap_err();
         let msg = |f: &str| errs.iter().find(|e| e.field == f).map(|e| e.message.clone()).unwrap_or_else(|| panic!("no error for {f}: {errs:?}"));
@@ -166,12 +168,14 @@ use bertlab::app::protocol::{bars, preview};
     /// message, not read as a default.
     #[test]
     fn commands_round_trip_and_malformed_ones_are_refused() {
-        use bertlab::app::protocol::{AdoptMode, Command, TrainSettings};
-        let c = Command::Train(TrainSettings { mode: AdoptMode::Last(2), mean_pooling: false, lr: 1e-3, epochs: 2, batch: 8, max_len: 32, run: "r".into() });
+        use bertlab::train::spec::Adopt;
+        use bertlab::model::Pooling;
+        use bertlab::app::protocol::{Command, TrainSettings};
+        let c = Command::Train(TrainSettings { mode: Adopt::Last(2), pooling: Pooling::Cls, lr: 1e-3, epochs: 2, batch: 8, max_len: 32, run: "r".into() });
         assert_eq!(Command::from_json(&c.to_json()).unwrap(), c);
         assert_eq!(Command::from_json(&Command::Pause.to_json()).unwrap(), Command::Pause);
         assert_eq!(Command::from_json(&Command::StopGenerate.to_json()).unwrap(), Command::StopGenerate);
-        let bad = r#"{"cmd":"train","data":{"mode":"full","mean_pooling":false,"lr":"1e-4x","epochs":3,"batch":16,"max_len":64,"run":"r"}}"#;
+        let bad = r#"{"cmd":"train","data":{"mode":"full","pooling":"cls","lr":"1e-4x","epochs":3,"batch":16,"max_len":64,"run":"r"}}"#;
         assert!(Command::from_json(bad).unwrap_err().contains("does not understand"));
         assert!(Command::from_json(r#"{"cmd":"format_disk"}"#).is_err());
     }
@@ -230,7 +234,8 @@ use bertlab::train::batches::pad;
 
 mod settings {
     use bertlab::model::ModelConfig;
-    use bertlab::train::trainer::{Mode, PretrainConfig, TrainConfig};
+    use bertlab::train::spec::Adopt;
+    use bertlab::train::trainer::{PretrainConfig, TrainConfig};
 
     /// Each setting out of its range is refused with a message that names the setting and the
     /// range; the defaults pass.
@@ -249,8 +254,8 @@ mod settings {
             (TrainConfig { batch_size: 0, ..t() }, "batch size must be from 1 to 1024; got 0"),
             (TrainConfig { batch_size: 1_000_000_000, ..t() }, "batch size must be from 1 to 1024"),
             (TrainConfig { max_len: 100_000, ..t() }, "maximum length must be from 8 to 512; got 100000 (the model has 512 positions)"),
-            (TrainConfig { mode: Mode::LastLayers(99), ..t() }, "layers to train must be from 1 to 3; got 99 (the model has 3 layers)"),
-            (TrainConfig { mode: Mode::LastLayers(0), ..t() }, "layers to train must be from 1 to 3; got 0"),
+            (TrainConfig { adopt: Adopt::Last(99), ..t() }, "layers to train must be from 1 to 3; got 99 (the model has 3 layers)"),
+            (TrainConfig { adopt: Adopt::Last(0), ..t() }, "layers to train must be from 1 to 3; got 0"),
             (TrainConfig { warmup_ratio: 2.0, ..t() }, "warm-up ratio"),
         ];
         for (cfg, want) in cases {

@@ -1,0 +1,636 @@
+//! The session core: what the page's worker and the command line share. A [`Session`] owns the GPU,
+//! the loaded model (and, in the page, a companion of the other kind: masked beside causal), the
+//! data, and the run control, and runs every kind of run on them: pretraining, fine-tuning,
+//! generation, inference, export. The adapters (`app::worker`, `bin/bertlab`) only turn commands
+//! into calls and events into messages or progress bars.
+//!
+//! A run takes the model out of the session for as long as it holds it ([`Session::with_model`]);
+//! a command that comes meanwhile is answered "busy: <what holds it>", never "no model is loaded".
+//! Runs roll back to the weights they started from when a step goes non-finite, and hand their
+//! snapshots to a [`Store`].
+
+pub mod store;
+pub mod view;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+pub use store::{NoStore, Snapshot, SnapshotKind, SnapshotMeta, Store};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::export::{self, ModelCard, RunSettings};
+use crate::io::{model_dir, safetensors};
+use crate::model::config::Body;
+use crate::model::{Heads, Model, ModelConfig, Pooling};
+use crate::text::dataset::{self, Dataset};
+use crate::text::tokenizer::Tokenizer;
+use crate::train::checkpoint;
+use crate::train::generate::{generate_until, GenerateConfig, Stop};
+use crate::train::spec::RunSpec;
+use crate::train::trainer::{self, Control, Event, PretrainConfig, PretrainReport, TrainConfig, TrainReport};
+
+/// A model ready to use: its weights on the GPU, its tokenizer and labels, and where it came from.
+pub struct Loaded {
+    pub model: Model,
+    pub tok: Tokenizer,
+    /// Class names in the classifier's row order (empty without a classifier).
+    pub labels: Vec<String>,
+    /// The tokenizer's files, to travel with exports and snapshots.
+    pub tokenizer_files: Vec<(String, Vec<u8>)>,
+    pub source: String,
+}
+
+impl Loaded {
+    /// A model directory's model, with notes for the person who loaded it.
+    pub fn from_dir(lm: model_dir::LoadedModel, source: String) -> (Loaded, Vec<String>) {
+        let mut notes = Vec::new();
+        if !lm.report.initialised.is_empty() {
+            notes.push(format!("initialised fresh: {}", lm.report.initialised.join(", ")));
+        }
+        if !lm.report.unused.is_empty() {
+            notes.push(format!("{} tensors in the checkpoint are not used: {}", lm.report.unused.len(), lm.report.unused.iter().take(6).cloned().collect::<Vec<_>>().join(", ")));
+        }
+        if !lm.report.replaced.is_empty() {
+            notes.push(format!(
+                "the model's classifier was for other labels; a fresh head for the {} labels of the data was built and the encoder kept ({})",
+                lm.model.heads.num_labels,
+                lm.report.replaced.join("; ")
+            ));
+        }
+        (Loaded { model: lm.model, tok: lm.tokenizer, labels: lm.labels, tokenizer_files: lm.tokenizer_files, source }, notes)
+    }
+
+    /// A model made from nothing: a WordPiece vocabulary trained on `texts` and fresh weights.
+    pub fn scratch(gpu: &Gpu, s: &Scratch, texts: &[String]) -> Result<Loaded> {
+        let tok = Tokenizer::train_wordpiece(texts, s.vocab)?;
+        let causal = s.causal || s.body == Body::Gpt2;
+        let mut cfg = if s.body == Body::Gpt2 { ModelConfig::small_gpt2(tok.vocab_size, s.hidden, s.layers, s.heads) } else { ModelConfig::small(tok.vocab_size, s.hidden, s.layers, s.heads) };
+        cfg.is_decoder = causal;
+        cfg.pad_token_id = tok.pad as usize;
+        cfg.validate()?;
+        // a causal model has no sentence-order head: its [CLS] sees only itself
+        let (model, _) = Model::new(gpu, cfg, Heads { lm: true, sop: !causal, num_labels: 0 }, None, s.seed)?;
+        let tokenizer_files = tok.files()?;
+        let kind = if s.body == Body::Gpt2 {
+            "GPT-2 (pre-LN, causal) model"
+        } else if causal {
+            "GPT-style (causal) model"
+        } else {
+            "BERT"
+        };
+        let source = format!("from scratch: a {kind}, {} layers, hidden {}, {} heads, WordPiece vocabulary trained on your text", s.layers, s.hidden, s.heads);
+        Ok(Loaded { model, tok, labels: Vec::new(), tokenizer_files, source })
+    }
+
+    /// The model a snapshot saved, with its optimizer state; and the step it was taken at.
+    pub fn from_snapshot(gpu: &Gpu, snap: &Snapshot) -> Result<(Loaded, usize)> {
+        let m = &snap.meta;
+        let st = safetensors::parse(&snap.weights).map_err(|e| Error::Data { line: 0, message: format!("the saved weights: {e}") })?;
+        let (mut model, _) = Model::new(gpu, m.config.clone(), m.heads, Some(&st), 1)?;
+        model.pooling = m.pooling;
+        let step = if snap.optimizer.is_empty() { 0 } else { checkpoint::restore_optimizer(gpu, &mut model, &snap.optimizer)? };
+        let files: BTreeMap<String, Vec<u8>> = snap.tokenizer_files.iter().cloned().collect();
+        let tok = model_dir::tokenizer_of(&files).map_err(|e| Error::Data { line: 0, message: format!("the saved session's tokenizer: {e}") })?;
+        Ok((Loaded { model, tok, labels: m.labels.clone(), tokenizer_files: snap.tokenizer_files.clone(), source: m.source.clone() }, step))
+    }
+
+    /// What a snapshot of this model records besides its tensors.
+    pub fn meta(&self, step: usize, kind: SnapshotKind, run: Option<RunSpec>) -> SnapshotMeta {
+        SnapshotMeta {
+            step,
+            kind,
+            source: self.source.clone(),
+            config: self.model.cfg.clone(),
+            heads: self.model.heads,
+            labels: self.labels.clone(),
+            pooling: self.model.pooling,
+            run,
+            finished: false,
+            data: None,
+            saved_at: String::new(),
+        }
+    }
+
+    /// The model now, as a snapshot.
+    pub async fn snapshot(&self, gpu: &Gpu, meta: SnapshotMeta) -> Result<Snapshot> {
+        let weights = checkpoint::weights_bytes(gpu, &self.model).await?;
+        let optimizer = checkpoint::optimizer_bytes(gpu, &self.model, meta.step).await?;
+        Ok(Snapshot { meta, weights, optimizer, tokenizer_files: self.tokenizer_files()? })
+    }
+
+    /// The tokenizer's files (written from the tokenizer when it came without any).
+    pub fn tokenizer_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        if self.tokenizer_files.is_empty() {
+            self.tok.files()
+        } else {
+            Ok(self.tokenizer_files.clone())
+        }
+    }
+
+    /// The same model with `heads`, its other tensors kept; with `fresh_classifier`, a new
+    /// classification head (for other labels) in place of the one it had. On failure the model
+    /// comes back unchanged with the error.
+    async fn with_heads(self, gpu: &Gpu, heads: Heads, fresh_classifier: bool) -> std::result::Result<Loaded, (Loaded, Error)> {
+        if self.model.heads == heads && !fresh_classifier {
+            return Ok(self);
+        }
+        let mut tensors = match self.model.params.read_all(gpu).await {
+            Ok(t) => t,
+            Err(e) => return Err((self, e.into())),
+        };
+        if fresh_classifier {
+            tensors.retain(|(n, _, _)| !(n.starts_with("classifier.") || n.starts_with("score.")));
+        }
+        let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
+        let rebuilt = safetensors::parse(&bytes).map_err(Error::from).and_then(|st| Model::new(gpu, self.model.cfg.clone(), heads, Some(&st), 7));
+        match rebuilt {
+            Ok((mut m, _)) => {
+                m.pooling = self.model.pooling;
+                Ok(Loaded { model: m, ..self })
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    /// One sequence through the model, dropout off, leaving its hidden states and attention
+    /// readable.
+    pub async fn forward_eval(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32]) -> Result<()> {
+        // unpadded: the attention the page reads back is (1, H, T, T) over the text's own tokens
+        let n = ids.len();
+        let hb = crate::train::batches::HostBatch { b: 1, t: n, ids: ids.to_vec(), types: types.to_vec(), mask: vec![1; n], ..Default::default() };
+        let batch = hb.to_gpu(gpu, &self.model.cfg)?;
+        let mut step = gpu.begin_step("inference");
+        self.model.forward(gpu, &mut step, &batch, crate::model::Mode::Eval)?;
+        Ok(step.submit().await?)
+    }
+
+    /// Mean-pooled last hidden states of `text` (dropout off).
+    async fn embed(&mut self, gpu: &Gpu, text: &str, max_len: usize) -> Result<Vec<f32>> {
+        let e = self.tok.encode(text, None, max_len)?;
+        self.forward_eval(gpu, &e.ids, &e.type_ids).await?;
+        let h = gpu.read_f32(self.model.last_hidden().ok_or("the forward pass left no hidden states")?).await?;
+        let (n, c) = (e.ids.len(), self.model.cfg.hidden_size);
+        Ok((0..c).map(|j| (0..n).map(|t| h[t * c + j]).sum::<f32>() / n as f32).collect())
+    }
+}
+
+/// A from-scratch model's shape.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    pub vocab: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub body: Body,
+    /// Causal attention on a BERT body (a GPT-2 body is always causal).
+    pub causal: bool,
+    pub seed: u64,
+}
+
+/// The data in use: its name, its text (kept for snapshots and plain-text pretraining) and the
+/// parsed rows, shared with a run rather than copied.
+pub struct Data {
+    pub name: String,
+    pub text: Rc<str>,
+    pub ds: Rc<Dataset>,
+    /// Non-empty lines of the text.
+    pub lines: usize,
+}
+
+impl Data {
+    /// Texts to pretrain on: the labeled examples' texts, or every non-empty line of plain text.
+    pub fn pretrain_texts(&self) -> Vec<String> {
+        if self.ds.examples.len() >= 8 {
+            self.ds.examples.iter().map(|e| e.text.clone()).collect()
+        } else {
+            self.text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+        }
+    }
+
+    /// One line on what the data is, for a model card.
+    pub fn summary(&self) -> String {
+        if self.ds.examples.is_empty() {
+            format!("{} ({} lines of text)", self.name, self.lines)
+        } else {
+            format!("{}: {} examples, labels {}", self.name, self.ds.examples.len(), self.ds.label_counts().iter().map(|(l, n)| format!("{l} ({n})")).collect::<Vec<_>>().join(", "))
+        }
+    }
+}
+
+/// What holds the model while it is out of the session.
+#[derive(Default)]
+struct Slot {
+    loaded: Option<Loaded>,
+    companion: Option<Loaded>,
+    held_by: Option<&'static str>,
+    /// The holder is a run (pretraining, fine-tuning): it can be paused or stopped.
+    run: bool,
+}
+
+/// What a command that finds the model held is told: what holds it, and what to do.
+fn busy(holder: &str, run: bool) -> Error {
+    let hint = if run {
+        "pause or stop it first"
+    } else if holder == GENERATING {
+        "wait for it to finish, or press Stop"
+    } else {
+        "wait for it to finish"
+    };
+    Error::Busy(format!("{holder}; {hint}"))
+}
+
+fn no_model() -> Error {
+    Error::Other("no model is loaded: load the default model, one from the hub or your files, or make one from scratch".into())
+}
+
+/// What the model is doing while generation holds it (the page's busy message names it).
+pub const GENERATING: &str = "the model is continuing a text";
+
+/// A run's result: the trainer's report, and the step at which it went non-finite if it did (the
+/// weights are then back to where they were before the run).
+pub struct Ran<R> {
+    pub report: R,
+    pub rolled_back: Option<usize>,
+}
+
+/// A fine-tuning run's result, with the examples it trained and validated on.
+pub struct Trained {
+    pub ran: Ran<TrainReport>,
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+}
+
+/// A generated continuation.
+pub struct Generated {
+    pub ids: Vec<u32>,
+    pub text: String,
+    pub stop: Stop,
+}
+
+pub struct Session {
+    gpu: Rc<Gpu>,
+    slot: RefCell<Slot>,
+    data: RefCell<Option<Data>>,
+    control: Control,
+    stop_generating: Cell<bool>,
+    /// The last fine-tuning run's settings, written into an export's train_hf.py.
+    last_run: RefCell<Option<RunSettings>>,
+}
+
+impl Session {
+    pub fn new(gpu: Rc<Gpu>) -> Session {
+        Session { gpu, slot: RefCell::default(), data: RefCell::default(), control: Control::default(), stop_generating: Cell::new(false), last_run: RefCell::default() }
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Pause, resume and cancel for the run in progress.
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// Stops the generation under way after the token being drawn (twice, or after the end: nothing).
+    pub fn stop_generating(&self) {
+        self.stop_generating.set(true);
+    }
+
+    /// Whether a run (pretraining, fine-tuning) holds the model.
+    pub fn running(&self) -> bool {
+        self.slot.borrow().run
+    }
+
+    /// Reads the model in place (None while a command holds it, or before one is loaded).
+    pub fn peek<T>(&self, f: impl FnOnce(&Loaded) -> T) -> Option<T> {
+        self.slot.borrow().loaded.as_ref().map(f)
+    }
+
+    /// Reads the companion model (the last one of the other kind).
+    pub fn peek_companion<T>(&self, f: impl FnOnce(&Loaded) -> T) -> Option<T> {
+        self.slot.borrow().companion.as_ref().map(f)
+    }
+
+    /// The data in use, read in place.
+    pub fn data<T>(&self, f: impl FnOnce(Option<&Data>) -> T) -> T {
+        f(self.data.borrow().as_ref())
+    }
+
+    /// Makes `bytes` (a file or pasted text called `name`) the data in use. The previous data is
+    /// let go first, so that two datasets are never held at once.
+    pub fn set_data(&self, name: String, bytes: Vec<u8>) -> Rc<Dataset> {
+        *self.data.borrow_mut() = None;
+        let ds = Rc::new(dataset::parse(&bytes, None));
+        let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()).count();
+        // invalid UTF-8 was reported per line by the parser; the kept text replaces those bytes
+        let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        *self.data.borrow_mut() = Some(Data { name, text: Rc::from(text), ds: ds.clone(), lines });
+        ds
+    }
+
+    pub fn drop_data(&self) {
+        *self.data.borrow_mut() = None;
+    }
+
+    /// The texts to pretrain on, from the data in use.
+    pub fn pretrain_texts(&self) -> Result<Vec<String>> {
+        self.data(|d| d.map(Data::pretrain_texts)).ok_or_else(|| Error::Data { line: 0, message: "bring some text first (paste it, upload a file, or try the sample corpus)".into() })
+    }
+
+    /// Ok when a command could take the model now; else what holds it (or that there is none).
+    pub fn free(&self) -> Result<()> {
+        let s = self.slot.borrow();
+        if let (Some(holder), None) = (s.held_by, &s.loaded) {
+            return Err(busy(holder, s.run));
+        }
+        if s.loaded.is_none() {
+            return Err(no_model());
+        }
+        Ok(())
+    }
+
+    fn take(&self, what: &'static str, run: bool) -> Result<Loaded> {
+        self.free()?;
+        let mut s = self.slot.borrow_mut();
+        let l = s.loaded.take().ok_or_else(no_model)?;
+        s.held_by = Some(what);
+        s.run = run;
+        if run {
+            self.control.resume();
+        }
+        Ok(l)
+    }
+
+    fn put(&self, l: Loaded) {
+        let mut s = self.slot.borrow_mut();
+        s.loaded = Some(l);
+        s.held_by = None;
+        s.run = false;
+    }
+
+    /// Runs `f` on the model, which is held by `what` meanwhile and put back on every path.
+    pub async fn with_model<T>(&self, what: &'static str, f: impl AsyncFnOnce(&Gpu, &mut Loaded) -> Result<T>) -> Result<T> {
+        let mut l = self.take(what, false)?;
+        let r = f(&self.gpu, &mut l).await;
+        self.put(l);
+        r
+    }
+
+    /// Runs `f` on the companion model, if there is one.
+    pub async fn with_companion<T>(&self, f: impl AsyncFnOnce(&Gpu, &mut Loaded) -> T) -> Option<T> {
+        let mut c = self.slot.borrow_mut().companion.take()?;
+        let r = f(&self.gpu, &mut c).await;
+        self.slot.borrow_mut().companion = Some(c);
+        Some(r)
+    }
+
+    /// Makes `l` the model in use; refused while a command holds the current one (it would put that
+    /// one back over `l` when it ends). The model it replaces is kept as the companion when it is of
+    /// the other kind (masked vs causal); a model of the same kind is let go.
+    pub fn install(&self, l: Loaded) -> Result<()> {
+        let mut s = self.slot.borrow_mut();
+        if let (Some(holder), None) = (s.held_by, &s.loaded) {
+            return Err(Error::Busy(format!("{holder}; load or make the new model when it has finished")));
+        }
+        if let Some(old) = s.loaded.take() {
+            if old.model.cfg.is_decoder != l.model.cfg.is_decoder {
+                s.companion = Some(old);
+            }
+        }
+        s.loaded = Some(l);
+        Ok(())
+    }
+
+    /// Loads a model directory (file name -> bytes) and makes it the model in use; `heads`
+    /// overrides the heads the checkpoint carries. Returns notes for the person who loaded it.
+    pub fn load(&self, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, source: String) -> Result<Vec<String>> {
+        if self.running() {
+            return Err(Error::Busy("a run is in progress; stop it before loading another model".into()));
+        }
+        let lm = model_dir::load(&self.gpu, files, heads, 42)?;
+        let (l, notes) = Loaded::from_dir(lm, source);
+        self.install(l)?;
+        Ok(notes)
+    }
+
+    /// Makes the model a snapshot saved the one in use, with its optimizer state; returns the step
+    /// it was taken at.
+    pub fn restore(&self, snap: &Snapshot) -> Result<usize> {
+        if self.running() {
+            return Err(Error::Busy("a run is in progress; stop it before restoring a saved session".into()));
+        }
+        let (l, step) = Loaded::from_snapshot(&self.gpu, snap)?;
+        self.install(l)?;
+        Ok(step)
+    }
+
+    /// Pretrains the model on `texts` (masked LM and/or sentence order; next word for a causal
+    /// model), adding the heads the objectives need. Checkpoints go to `store`; a run that goes
+    /// non-finite is rolled back to the weights it started from.
+    pub async fn pretrain(&self, spec: PretrainConfig, texts: &[String], store: &dyn Store, on: &mut dyn FnMut(Event)) -> Result<Ran<PretrainReport>> {
+        let l = self.take("pretraining", true)?;
+        if let Err(e) = spec.validate(&l.model.cfg) {
+            self.put(l);
+            return Err(e);
+        }
+        let causal = l.model.cfg.is_decoder;
+        let h = l.model.heads;
+        let heads = Heads { lm: h.lm || spec.mlm || causal, sop: (h.sop || spec.sop) && !causal, num_labels: h.num_labels };
+        let mut l = match l.with_heads(&self.gpu, heads, false).await {
+            Ok(l) => l,
+            Err((l, e)) => {
+                self.put(l);
+                return Err(e);
+            }
+        };
+        let pc = PretrainConfig { mlm: spec.mlm || causal, sop: spec.sop && !causal, max_len: spec.max_len.min(l.model.cfg.max_position_embeddings), ..spec };
+        let r = self.run(&mut l, RunSpec::Pretrain(pc.clone()), store, async |g, l, on| trainer::pretrain(g, &mut l.model, &l.tok, texts, &pc, &self.control, on).await, on).await;
+        self.put(l);
+        r
+    }
+
+    /// Fine-tunes a classifier on the data in use (`spec.val` of it held out for validation): a new
+    /// classification head for the data's labels when the model's is for others, beside the heads it
+    /// has (its masked-LM or next-word head keeps working; the run does not train it).
+    pub async fn train(&self, mut spec: TrainConfig, store: &dyn Store, on: &mut dyn FnMut(Event)) -> Result<Trained> {
+        let ds = self.data(|d| d.map(|d| d.ds.clone())).ok_or_else(|| Error::Data { line: 0, message: "bring labeled data first (paste it, upload a file, or try a sample)".into() })?;
+        ds.trainable()?;
+        let l = self.take("fine-tuning", true)?;
+        let nl = ds.labels.len();
+        // a classifier for other labels (other names, or another count) starts afresh
+        let fresh = l.model.heads.num_labels != nl || (!l.labels.is_empty() && l.labels != ds.labels);
+        let heads = Heads { num_labels: nl, ..l.model.heads };
+        let l = Loaded { labels: ds.labels.clone(), ..l };
+        let mut l = match l.with_heads(&self.gpu, heads, fresh).await {
+            Ok(l) => l,
+            Err((l, e)) => {
+                self.put(l);
+                return Err(e);
+            }
+        };
+        // a causal model (GPT-2, GPT-style BERT) reads each text's last token, not its [CLS]
+        spec.pooling = match Pooling::for_model(spec.pooling, &l.model.cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                self.put(l);
+                return Err(e);
+            }
+        };
+        let (tr, va) = dataset::stratified_split(&ds, spec.val, spec.seed);
+        *self.last_run.borrow_mut() = Some(RunSettings::of(&spec, &ds.labels));
+        let ran = self.run(&mut l, RunSpec::Train(spec.clone()), store, async |g, l, on| trainer::train_classifier(g, &mut l.model, &l.tok, &ds, &tr, &va, &spec, &self.control, on).await, on).await;
+        self.put(l);
+        Ok(Trained { ran: ran?, train: tr, val: va })
+    }
+
+    /// One run on `l`: the weights before it kept for a rollback, checkpoints handed to `store`,
+    /// and the end of the run saved when the store keeps it. The first error a store gave is the
+    /// run's error when it ends (the run itself goes on without it).
+    async fn run<R: Stopped>(
+        &self, l: &mut Loaded, spec: RunSpec, store: &dyn Store, body: impl AsyncFnOnce(&Gpu, &mut Loaded, &mut dyn FnMut(Event)) -> Result<R>, on: &mut dyn FnMut(Event),
+    ) -> Result<Ran<R>> {
+        let g = &*self.gpu;
+        let before = l.model.params.read_all(g).await?;
+        let meta = l.meta(0, SnapshotKind::Checkpoint, Some(spec));
+        let data = self.data(|d| d.map(|d| d.name.clone()));
+        let (tokenizer_files, mut store_err, mut nonfinite) = (l.tokenizer_files()?, None, None);
+        let report = body(g, l, &mut |e| match e {
+            Event::Checkpoint { step, weights, optimizer } => {
+                let meta = SnapshotMeta { step, data: data.clone(), ..meta.clone() };
+                if let Err(e) = store.save(Snapshot { meta, weights, optimizer, tokenizer_files: tokenizer_files.clone() }) {
+                    store_err.get_or_insert(e);
+                }
+            }
+            Event::NonFinite { step } => {
+                nonfinite = Some(step);
+                on(e);
+            }
+            e => on(e),
+        })
+        .await?;
+        let end = if nonfinite.is_some() {
+            for (name, _, v) in &before {
+                if let Some(p) = l.model.params.get(name) {
+                    g.write(&p.value, 0, v)?;
+                }
+            }
+            l.model.opt_state = None;
+            Some(SnapshotMeta { step: 0, kind: SnapshotKind::RolledBack, ..meta })
+        } else if !report.stopped() {
+            Some(SnapshotMeta { step: report.steps(), kind: SnapshotKind::EndOfRun, finished: true, ..meta })
+        } else {
+            None
+        };
+        if let (Some(meta), true) = (end, store.keeps_end_of_run()) {
+            let snap = l.snapshot(g, SnapshotMeta { data, ..meta }).await?;
+            if let Err(e) = store.save(snap) {
+                store_err.get_or_insert(e);
+            }
+        }
+        match store_err {
+            Some(e) => Err(e),
+            None => Ok(Ran { report, rolled_back: nonfinite }),
+        }
+    }
+
+    /// Class probabilities of each text (pairs: `(a, Some(b))`), `max_len` tokens at most.
+    pub async fn predict(&self, texts: &[(String, Option<String>)], max_len: usize, on: &mut dyn FnMut(Event)) -> Result<Vec<Vec<f32>>> {
+        self.with_model("classifying", async |g, l| {
+            if l.model.heads.num_labels == 0 {
+                return Err(Error::Other("this model has no classification head yet: fine-tune it on labeled data first (`bertlab train`, or the page's panel 4)".into()));
+            }
+            let max_len = max_len.clamp(2, l.model.cfg.max_position_embeddings);
+            let enc: Vec<_> = texts.iter().map(|(a, b)| l.tok.encode(a, b.as_deref(), max_len)).collect::<Result<_>>()?;
+            trainer::predict_with_progress(g, &mut l.model, &enc.iter().collect::<Vec<_>>(), l.tok.pad, 16, on).await
+        })
+        .await
+    }
+
+    /// Each text's mean-pooled last hidden states (an answer any encoder can give).
+    pub async fn embed(&self, texts: &[String], max_len: usize) -> Result<Vec<Vec<f32>>> {
+        self.with_model("embedding texts", async |g, l| {
+            let mut out = Vec::with_capacity(texts.len());
+            for t in texts {
+                out.push(l.embed(g, t, max_len).await?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Continues `prompt` with a causal model; `on_token(id, token, continuation text)` hears each
+    /// token as it is chosen. [`Session::stop_generating`] stops it after the token being drawn.
+    pub async fn generate(&self, prompt: &str, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32, &str, String)) -> Result<Generated> {
+        cfg.validate()?;
+        self.stop_generating.set(false);
+        let asked = || self.stop_generating.get();
+        self.with_model(GENERATING, async |g, l| {
+            let tok = &l.tok;
+            let (ids, stop) = generate_until(g, &mut l.model, tok, prompt, cfg, &asked, &mut |id, t| on_token(id, t, tok.continuation(id))).await?;
+            Ok(Generated { text: l.tok.decode(&ids)?, ids, stop })
+        })
+        .await
+    }
+
+    /// The top `k` tokens at each [MASK] of `text` (a masked model): (position, [(id, token, p)]).
+    pub async fn fill_mask(&self, text: &str, k: usize) -> Result<Vec<(usize, Vec<(u32, String, f32)>)>> {
+        self.with_model("predicting masked words", async |g, l| {
+            if l.model.cfg.is_decoder {
+                return Err(Error::Other("this is a causal model (is_decoder): it predicts the next word from the words before, so it cannot fill a [MASK] from both sides; continue a text with `bertlab generate --model DIR --prompt TEXT`".into()));
+            }
+            if !l.model.heads.lm {
+                return Err(Error::Other("this model has no masked-LM head (cls.predictions.*); pretrain one with `bertlab pretrain --model DIR`".into()));
+            }
+            let e = l.tok.encode(text, None, l.model.cfg.max_position_embeddings)?;
+            let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask).collect();
+            if positions.is_empty() {
+                return Err(Error::Other("the text has no [MASK] token".into()));
+            }
+            let top = l.model.fill_mask(g, &e.ids, &e.type_ids, &positions, k).await?;
+            Ok(positions.into_iter().zip(top).map(|(p, row)| (p, row.into_iter().map(|(id, pr)| (id, l.tok.id_to_token(id), pr)).collect())).collect())
+        })
+        .await
+    }
+
+    /// The model's files in Hugging Face's layout (see `io::export`). The card's pooling is the
+    /// model's; without a run of its own, the card takes the last fine-tuning run's settings when
+    /// its labels are the model's.
+    pub async fn export(&self, mut card: ModelCard) -> Result<Vec<(String, Vec<u8>)>> {
+        let last_run = self.last_run.borrow().clone();
+        self.with_model("exporting", async |g, l| {
+            let tensors = l.model.params.read_all(g).await?;
+            card.pooling = l.model.pooling;
+            if card.run.is_none() {
+                card.run = last_run.filter(|r| r.labels == l.labels);
+            }
+            Ok(export::export_files(&l.model.cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files()?, &card))
+        })
+        .await
+    }
+}
+
+/// What the session reads of any run's report: whether it stopped early, and its steps.
+pub trait Stopped {
+    fn stopped(&self) -> bool;
+    fn steps(&self) -> usize;
+}
+
+impl Stopped for TrainReport {
+    fn stopped(&self) -> bool {
+        self.stopped.is_some()
+    }
+    fn steps(&self) -> usize {
+        self.steps
+    }
+}
+
+impl Stopped for PretrainReport {
+    fn stopped(&self) -> bool {
+        self.stopped.is_some()
+    }
+    fn steps(&self) -> usize {
+        self.mlm_losses.len()
+    }
+}
