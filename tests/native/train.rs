@@ -610,3 +610,50 @@ fn cli_names_a_file_given_as_out_and_a_run_without_validation() {
     let (ok, text) = train(&cli.dir("noval"), &["--val", "0"]);
     assert!(ok && text.contains("no validation set (--val 0)") && !text.contains("accuracy 0.0000"), "{text}");
 }
+
+/// A device lost in the middle of a feature-mode run's head steps, or of a generation, reaches the
+/// caller as `Error::DeviceLost` (the page then says to reload and restore the last snapshot), not
+/// as a plain message; and the session still holds its model afterwards.
+#[test]
+fn a_lost_device_stays_device_lost_in_head_steps_and_in_generation() {
+    use bertlab::model::config::Body;
+    use bertlab::session::{Loaded, NoStore, Scratch, Session};
+    use bertlab::train::generate::GenerateConfig;
+    use std::rc::Rc;
+    let fresh = || Rc::new(Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")));
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/samples/sentiment.tsv")).unwrap();
+    // a feature-mode run: the device goes after the second head step
+    let g = fresh();
+    let s = Session::new(g.clone());
+    s.set_data("sentiment.tsv".into(), bytes.clone());
+    let texts = s.pretrain_texts().unwrap();
+    let shape = |body, causal| Scratch { vocab: 400, hidden: 32, layers: 1, heads: 2, body, causal, seed: 3 };
+    s.install(Loaded::scratch(&g, &shape(Body::Bert, false), &texts).unwrap()).unwrap();
+    let mut steps = 0;
+    let spec = TrainConfig { adopt: Adopt::Feature, epochs: 2, batch_size: 16, max_len: 32, lr: 1e-3, ..TrainConfig::default() };
+    let r = pollster::block_on(s.train(spec, &NoStore, &mut |e| {
+        if let Event::Step { .. } = e {
+            steps += 1;
+            if steps == 2 {
+                g.device.destroy();
+            }
+        }
+    }));
+    let e = r.err().expect("a run whose device was destroyed must fail");
+    assert!(e.is_device_lost(), "a feature-mode head step on a lost device: {e:?}");
+    assert!(s.peek(|_| ()).is_some(), "the model is back in the session after the failed run");
+    // a generation: the device goes after the second token
+    let g = fresh();
+    let s = Session::new(g.clone());
+    s.install(Loaded::scratch(&g, &shape(Body::Gpt2, true), &texts).unwrap()).unwrap();
+    let mut tokens = 0;
+    let r = pollster::block_on(s.generate("the film was", &GenerateConfig { max_new: 12, top_k: 1, temperature: 1.0, seed: 1 }, &mut |_, _, _| {
+        tokens += 1;
+        if tokens == 2 {
+            g.device.destroy();
+        }
+    }));
+    let e = r.err().expect("a generation whose device was destroyed must fail");
+    assert!(e.is_device_lost(), "generation on a lost device: {e:?}");
+    assert!(s.peek(|_| ()).is_some(), "the model is back in the session after the failed generation");
+}
