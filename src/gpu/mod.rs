@@ -5,6 +5,7 @@
 //! - `pipeline`: compute pipelines built once per (shader, entry point, override constants).
 //! - `step`: a `Step` records a whole training/inference step into one command encoder and one submit;
 //!   `Readback` resolves asynchronously (never blocking the browser's thread).
+//! - `uniform`: each kernel's uniform parameters, declared once for Rust and WGSL (`uniform!`).
 //! - `counters`: submits, dispatches per kernel and bytes read back, for tests to assert on.
 
 mod buffer;
@@ -13,6 +14,7 @@ mod device;
 mod error;
 mod pipeline;
 mod step;
+mod uniform;
 
 pub use buffer::{DType, GpuBuf, Recycler};
 pub use counters::Counters;
@@ -20,3 +22,5 @@ pub use device::{Gpu, GpuInfo, NO_ADAPTER_HELP};
 pub use error::GpuError;
 pub use pipeline::KernelId;
 pub use step::{now_ms, sleep_ms, Readback, Step};
+pub(crate) use uniform::uniform;
+pub use uniform::WgslScalar;

@@ -1,9 +1,7 @@
 //! Softmax cross-entropy with an ignore label (shaders/cross_entropy.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
 
 pub const ROWS: KernelId = KernelId::new("cross_entropy", "ce_rows", &[1, 2, 3]);
 pub const REDUCE: KernelId = KernelId::new("cross_entropy", "ce_reduce", &[4, 5]);
@@ -12,13 +10,9 @@ pub const BACKWARD: KernelId = KernelId::new("cross_entropy", "ce_backward", &[1
 /// torch's default ignore_index; any label outside [0, classes) is ignored the same way.
 pub const IGNORE: i32 = -100;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    classes: u32,
-    weight: f32,
-    _pad: u32,
+uniform! {
+    /// shaders/cross_entropy.wgsl's parameters.
+    pub(crate) struct Params { rows: u32, classes: u32, weight: f32 }
 }
 
 /// Loss of `rows` rows of `classes` logits against i32 `labels`. `row_scratch` holds (rows, 3);
@@ -37,7 +31,7 @@ pub fn forward(
     need("ce_rows", "labels", labels, 0, rows)?;
     need("ce_rows", "row_scratch", row_scratch, 0, rows * 3)?;
     need("ce_reduce", "stats", stats, 0, 3)?;
-    let p = Params { rows: u32_of("ce", rows)?, classes: u32_of("ce", classes)?, weight: 1.0, _pad: 0 };
+    let p = Params { rows: u32_of("ce", rows)?, classes: u32_of("ce", classes)?, weight: 1.0 };
     step.dispatch(ROWS, &[], bytemuck::bytes_of(&p), &[logits, labels, row_scratch], grid(rows, 1))?;
     step.dispatch(REDUCE, &[], bytemuck::bytes_of(&p), &[row_scratch, stats], [1, 1, 1])
 }
@@ -56,6 +50,6 @@ pub fn backward(
 ) -> Result<(), GpuError> {
     need("ce_backward", "dlogits", dlogits, 0, rows * classes)?;
     need("ce_backward", "logits", logits, 0, rows * classes)?;
-    let p = Params { rows: u32_of("ce", rows)?, classes: u32_of("ce", classes)?, weight, _pad: 0 };
+    let p = Params { rows: u32_of("ce", rows)?, classes: u32_of("ce", classes)?, weight };
     step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[logits, labels, stats, dlogits], grid(rows, 1))
 }

@@ -1,20 +1,14 @@
 //! Inverted dropout with a counter-based RNG (shaders/dropout.wgsl). The backward is the same kernel
 //! applied to dy with the same seed.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
 
 pub const DROPOUT: KernelId = KernelId::new("dropout", "dropout", &[1, 2]);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    prob: f32,
+uniform! {
+    /// shaders/dropout.wgsl's parameters.
+    pub(crate) struct Params { n: u32, seed_lo: u32, seed_hi: u32, prob: f32 }
 }
 
 /// A dropout that a kernel applies on its way (layernorm's residual, softmax's probabilities): the

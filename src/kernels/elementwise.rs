@@ -1,9 +1,7 @@
 //! Residual add, scaling, the pooler's tanh and bias gradients (shaders/elementwise.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
 
 pub const ADD: KernelId = KernelId::new("elementwise", "add", &[1, 2, 3]);
 pub const SCALE: KernelId = KernelId::new("elementwise", "scale", &[3]);
@@ -11,17 +9,13 @@ pub const TANH_FORWARD: KernelId = KernelId::new("elementwise", "tanh_forward", 
 pub const TANH_BACKWARD: KernelId = KernelId::new("elementwise", "tanh_backward", &[1, 2, 3]);
 pub const BIAS_GRAD: KernelId = KernelId::new("elementwise", "bias_grad", &[1, 3]);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    cols: u32,
-    alpha: f32,
-    _pad: u32,
+uniform! {
+    /// shaders/elementwise.wgsl's parameters.
+    pub(crate) struct Params { n: u32, cols: u32, alpha: f32 }
 }
 
 fn p(n: usize, cols: usize, alpha: f32) -> Result<Params, GpuError> {
-    Ok(Params { n: u32_of("elementwise", n)?, cols: u32_of("elementwise", cols)?, alpha, _pad: 0 })
+    Ok(Params { n: u32_of("elementwise", n)?, cols: u32_of("elementwise", cols)?, alpha })
 }
 
 /// y = a + b over n elements.

@@ -1,23 +1,14 @@
 //! Embedding lookup and its deterministic scatter-add backward (shaders/embedding.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{grid, need, u32_of};
-use crate::gpu::{Gpu, GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, Gpu, GpuBuf, GpuError, KernelId, Step};
 
 pub const FORWARD: KernelId = KernelId::new("embedding", "embedding_forward", &[1, 2, 3]);
 pub const BACKWARD: KernelId = KernelId::new("embedding", "embedding_backward", &[4, 5, 6, 7, 8]);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    tokens: u32,
-    dim: u32,
-    vocab: u32,
-    n_uniq: u32,
-    off_table: u32,
-    id_base: u32,
-    _p: [u32; 2],
+uniform! {
+    /// shaders/embedding.wgsl's parameters.
+    pub(crate) struct Params { tokens: u32, dim: u32, vocab: u32, n_uniq: u32, off_table: u32, id_base: u32 }
 }
 
 /// out (tokens, dim) = (or +=) table[ids] with table (vocab, dim) starting at element `off_table`.
@@ -61,7 +52,6 @@ pub fn forward_shard(
         n_uniq: 0,
         off_table: u32_of("embedding", off_table)?,
         id_base: u32_of("embedding", id_base)?,
-        _p: [0; 2],
     };
     let acc = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
     step.dispatch(FORWARD, &acc, bytemuck::bytes_of(&p), &[ids, table, out], grid(tokens, 1))
@@ -142,7 +132,6 @@ pub fn backward_shard(
         n_uniq: u32_of("embedding", g.n_uniq)?,
         off_table: u32_of("embedding", off_table)?,
         id_base: u32_of("embedding", id_base)?,
-        _p: [0; 2],
     };
     step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[&g.uniq, &g.starts, &g.pos, dout, dtable], grid(g.n_uniq, 1))
 }

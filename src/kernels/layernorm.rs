@@ -1,11 +1,9 @@
 //! LayerNorm forward (saving mean and rstd) and backward (shaders/layernorm.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::dropout::Dropout;
 use super::softmax::RowKernel;
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
 
 pub const FORWARD: KernelId = KernelId::new("layernorm", "layernorm_forward", &[1, 2, 3, 4, 5, 6, 15, 16]);
 pub const BACKWARD_INPUT: KernelId = KernelId::new("layernorm", "layernorm_backward_input", &[7, 8, 9, 10, 11, 12, 17]);
@@ -14,47 +12,27 @@ pub const FORWARD_ROWS: KernelId = KernelId::new("layernorm", "layernorm_forward
 pub const BACKWARD_INPUT_ROWS: KernelId = KernelId::new("layernorm", "layernorm_backward_input_rows", &[7, 8, 9, 10, 11, 12, 17]);
 pub const BACKWARD_PARAMS: KernelId = KernelId::new("layernorm", "layernorm_backward_params", &[7, 9, 10, 11, 13, 14]);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    eps: f32,
-    _pad: u32,
-    off_x: u32,
-    off_y: u32,
-    off_gamma: u32,
-    off_beta: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    prob: f32,
-    _pad2: u32,
+uniform! {
+    /// shaders/layernorm.wgsl's parameters: the shape, eps, and the fused dropout's seed and probability.
+    pub(crate) struct Params { rows: u32, cols: u32, eps: f32, seed_lo: u32, seed_hi: u32, prob: f32 }
 }
 
-/// Where gamma and beta sit (they may be slices of a larger parameter buffer), and which row kernel
-/// runs (`Auto`: one invocation per row on a software adapter, one workgroup per row otherwise).
+/// Which row kernel runs (`Auto`: one invocation per row on a software adapter, one workgroup per
+/// row otherwise).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LnParams {
-    pub off_gamma: usize,
-    pub off_beta: usize,
     pub kernel: RowKernel,
 }
 
-fn params(rows: usize, cols: usize, eps: f32, w: LnParams, drop: Dropout) -> Result<Params, GpuError> {
+fn params(rows: usize, cols: usize, eps: f32, drop: Dropout) -> Result<Params, GpuError> {
     drop.check()?;
     Ok(Params {
         seed_lo: drop.seed as u32,
         seed_hi: (drop.seed >> 32) as u32,
         prob: drop.prob,
-        _pad2: 0,
         rows: u32_of("layernorm", rows)?,
         cols: u32_of("layernorm", cols)?,
         eps,
-        _pad: 0,
-        off_x: 0,
-        off_y: 0,
-        off_gamma: u32_of("layernorm", w.off_gamma)?,
-        off_beta: u32_of("layernorm", w.off_beta)?,
     })
 }
 
@@ -138,13 +116,13 @@ fn record_forward(
     need("layernorm_forward", "y", y, 0, rows * cols)?;
     need("layernorm_forward", "mean", mean, 0, rows)?;
     need("layernorm_forward", "rstd", rstd, 0, rows)?;
-    need("layernorm_forward", "gamma", gamma, w.off_gamma, cols)?;
-    need("layernorm_forward", "beta", beta, w.off_beta, cols)?;
+    need("layernorm_forward", "gamma", gamma, 0, cols)?;
+    need("layernorm_forward", "beta", beta, 0, cols)?;
     if residual.is_some() && out_drop.is_some() {
         return Err(GpuError::Shape("layernorm_forward: one dropout per dispatch (residual or output)".into()));
     }
     let drop = residual.map(|r| r.2).or(out_drop).unwrap_or_default();
-    let p = params(rows, cols, eps, w, drop)?;
+    let p = params(rows, cols, eps, drop)?;
     let dummy = step.gpu().dummy_rw();
     let (res, branch) = match residual {
         Some((res, branch, _)) => {
@@ -205,13 +183,13 @@ pub fn backward_dropped(
     }
     need("layernorm_backward", "mean", mean, 0, rows)?;
     need("layernorm_backward", "rstd", rstd, 0, rows)?;
-    need("layernorm_backward", "gamma", gamma, w.off_gamma, cols)?;
-    need("layernorm_backward", "dgamma", dgamma, w.off_gamma, cols)?;
-    need("layernorm_backward", "dbeta", dbeta, w.off_beta, cols)?;
+    need("layernorm_backward", "gamma", gamma, 0, cols)?;
+    need("layernorm_backward", "dgamma", dgamma, 0, cols)?;
+    need("layernorm_backward", "dbeta", dbeta, 0, cols)?;
     if dxd.is_some() && dy_drop.is_some() {
         return Err(GpuError::Shape("layernorm_backward: one dropout per dispatch (dx or dy)".into()));
     }
-    let p = params(rows, cols, 0.0, w, dxd.map(|d| d.1).or(dy_drop).unwrap_or_default())?;
+    let p = params(rows, cols, 0.0, dxd.map(|d| d.1).or(dy_drop).unwrap_or_default())?;
     let dummy = step.gpu().dummy_rw();
     let dxd_buf = match dxd {
         Some((b, _)) => {

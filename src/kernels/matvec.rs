@@ -2,10 +2,8 @@
 //! weight once per row instead of tiling for many rows, and attention of one new query over a
 //! key-value cache (shaders/attention_cached.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
 
 pub const MATVEC: KernelId = KernelId::new("matvec", "matvec", &[1, 2, 3, 4]);
 pub const ATTEND_CACHED: KernelId = KernelId::new("attention_cached", "attend_cached", &[1, 2, 3]);
@@ -42,17 +40,9 @@ impl Split {
     pub const ALL: [Split; 2] = [Split::Threads, Split::Workgroup];
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    n: u32,
-    k: u32,
-    x_off: u32,
-    y_off: u32,
-    off_w: u32,
-    off_bias: u32,
-    _p: u32,
+uniform! {
+    /// shaders/matvec.wgsl's parameters.
+    pub(crate) struct MatvecParams { rows: u32, n: u32, k: u32, x_off: u32, y_off: u32, off_w: u32, off_bias: u32 }
 }
 
 /// y[y_off + r*N + n] = x[x_off + r*K ..] · W(:, n) (+ bias), for `rows` rows. `trans_w`: W stored
@@ -106,7 +96,7 @@ impl Matvec {
         let (tx, ty) = self.split.shape(step);
         let per_group = if self.trans_w { tx as usize } else { 4 * tx as usize };
         let u = |v: usize| u32_of("matvec", v);
-        let p = Params { rows: u(self.rows)?, n: u(self.n)?, k: u(self.k)?, x_off: u(self.x_off)?, y_off: u(self.y_off)?, off_w: u(self.off_w)?, off_bias: u(self.off_bias)?, _p: 0 };
+        let p = MatvecParams { rows: u(self.rows)?, n: u(self.n)?, k: u(self.k)?, x_off: u(self.x_off)?, y_off: u(self.y_off)?, off_w: u(self.off_w)?, off_bias: u(self.off_bias)? };
         let f = |b: bool| if b { 1.0 } else { 0.0 };
         let consts = [("TRANS_W", f(self.trans_w)), ("HAS_BIAS", f(bias.is_some())), ("TX", tx as f64), ("TY", ty as f64)];
         // without a bias the weight stands in for the unused binding
@@ -129,17 +119,9 @@ pub fn one_row(step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, w: &GpuBuf
     mm.record(step, y, x, w, b)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct AttnParams {
-    n: u32,
-    heads: u32,
-    d: u32,
-    ld: u32,
-    q_off: u32,
-    cap: u32,
-    scale: f32,
-    _p: u32,
+uniform! {
+    /// shaders/attention_cached.wgsl's parameters.
+    pub(crate) struct AttnParams { n: u32, heads: u32, d: u32, ld: u32, q_off: u32, cap: u32, scale: f32 }
 }
 
 /// One query over `n` cached positions: `cache` holds rows of (3C) = q|k|v per position (row stride
@@ -154,7 +136,7 @@ pub fn attend_cached(step: &mut Step, ctx: &GpuBuf, scores: &GpuBuf, cache: &Gpu
     need("attend_cached", "scores", scores, 0, heads * cap)?;
     need("attend_cached", "ctx", ctx, 0, c)?;
     let u = |v: usize| u32_of("attend_cached", v);
-    let p = AttnParams { n: u(n)?, heads: u(heads)?, d: u(d)?, ld: u(3 * c)?, q_off: u((n - 1) * 3 * c)?, cap: u(cap)?, scale: 1.0 / (d as f32).sqrt(), _p: 0 };
+    let p = AttnParams { n: u(n)?, heads: u(heads)?, d: u(d)?, ld: u(3 * c)?, q_off: u((n - 1) * 3 * c)?, cap: u(cap)?, scale: 1.0 / (d as f32).sqrt() };
     step.dispatch(ATTEND_CACHED, &[], bytemuck::bytes_of(&p), &[cache, scores, ctx], [u(heads)?, 1, 1])
 }
 

@@ -2,10 +2,8 @@
 //! of logits with their probabilities, and one of the first `top_k` drawn with a temperature (or
 //! the first, greedy). Only the chosen id and the candidates come back.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
 
 pub const SAMPLE: KernelId = KernelId::new("sample", "sample_top_k", &[1, 2]);
 
@@ -14,16 +12,9 @@ pub const MAX_CANDIDATES: usize = 1024;
 /// `out[0]` when no logit is a number.
 pub const NONE: u32 = u32::MAX;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    v: u32,
-    k: u32,
-    top_k: u32,
-    off: u32,
-    inv_temp: f32,
-    u: f32,
-    _p: [u32; 2],
+uniform! {
+    /// shaders/sample.wgsl's parameters.
+    pub(crate) struct Params { v: u32, k: u32, top_k: u32, off: u32, inv_temp: f32, u: f32 }
 }
 
 /// What one draw asks for.
@@ -53,7 +44,7 @@ pub fn record(step: &mut Step, out: &GpuBuf, logits: &GpuBuf, off: usize, v: usi
     }
     need("sample", "logits", logits, off, v)?;
     need("sample", "out", out, 0, out_len(d.k))?;
-    let p = Params { v: u32_of("sample", v)?, k: d.k as u32, top_k: d.top_k as u32, off: u32_of("sample", off)?, inv_temp: 1.0 / d.temperature, u: d.u, _p: [0; 2] };
+    let p = Params { v: u32_of("sample", v)?, k: d.k as u32, top_k: d.top_k as u32, off: u32_of("sample", off)?, inv_temp: 1.0 / d.temperature, u: d.u };
     step.dispatch(SAMPLE, &[], bytemuck::bytes_of(&p), &[logits, out], [1, 1, 1])
 }
 

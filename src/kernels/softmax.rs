@@ -1,10 +1,8 @@
 //! Row softmax with scale and additive mask, and its backward (shaders/softmax.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::dropout::Dropout;
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
 
 pub const FORWARD: KernelId = KernelId::new("softmax", "softmax_forward", &[1, 2, 3, 7]);
 pub const BACKWARD: KernelId = KernelId::new("softmax", "softmax_backward", &[4, 5, 6]);
@@ -37,21 +35,10 @@ impl RowKernel {
 /// A mask value at or below this removes its column (use `f32::NEG_INFINITY` or `MASKED`).
 pub const MASKED: f32 = -1e30;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    rows_per_mask: u32,
-    scale: f32,
-    off_x: u32,
-    off_y: u32,
-    off_mask: u32,
-    _pad: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    prob: f32,
-    _pad2: u32,
+uniform! {
+    /// shaders/softmax.wgsl's parameters: the shape, the mask's rows, the scale, and the fused
+    /// dropout's seed and probability.
+    pub(crate) struct Params { rows: u32, cols: u32, rows_per_mask: u32, scale: f32, seed_lo: u32, seed_hi: u32, prob: f32 }
 }
 
 /// `y[r] = softmax(scale * x[r] + mask[r / rows_per_mask])` over `cols`; `mask` is
@@ -117,10 +104,6 @@ pub fn record_forward(
         cols: u32_of("softmax", cols)?,
         rows_per_mask: rows_per_mask as u32,
         scale,
-        off_x: 0,
-        off_y: 0,
-        off_mask: 0,
-        _pad: 0,
         ..dropout_words(yd.map(|d| d.1))?
     };
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
@@ -156,7 +139,7 @@ pub fn backward_dropped(step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dyd: &GpuBuf, 
 fn dropout_words(d: Option<Dropout>) -> Result<Params, GpuError> {
     let d = d.unwrap_or_default();
     d.check()?;
-    Ok(Params { seed_lo: d.seed as u32, seed_hi: (d.seed >> 32) as u32, prob: d.prob, ..Zeroable::zeroed() })
+    Ok(Params { seed_lo: d.seed as u32, seed_hi: (d.seed >> 32) as u32, prob: d.prob, ..Params::default() })
 }
 
 /// [`backward`] with the row kernel chosen by the caller.
@@ -175,10 +158,6 @@ pub(crate) fn record_backward(kernel: RowKernel, step: &mut Step, dx: &GpuBuf, y
         cols: u32_of("softmax", cols)?,
         rows_per_mask: 1,
         scale,
-        off_x: 0,
-        off_y: 0,
-        off_mask: 0,
-        _pad: 0,
         ..dropout_words(drop)?
     };
     let consts = [("DROPOUT", if drop.is_some() { 1.0 } else { 0.0 })];
