@@ -5,6 +5,7 @@
 //! - `pipeline`: compute pipelines built once per (shader, entry point, override constants).
 //! - `step`: a `Step` records a whole training/inference step into one command encoder and one submit;
 //!   `Readback` resolves asynchronously (never blocking the browser's thread).
+//! - `view`: a tensor's buffer, offset and shape (`View`), which the kernels take and check.
 //! - `uniform`: each kernel's uniform parameters, declared once for Rust and WGSL (`uniform!`).
 //! - `counters`: submits, dispatches per kernel and bytes read back, for tests to assert on.
 
@@ -15,6 +16,7 @@ mod error;
 mod pipeline;
 mod step;
 mod uniform;
+mod view;
 
 pub use buffer::{DType, GpuBuf, Recycler};
 pub use counters::Counters;
@@ -24,3 +26,5 @@ pub use pipeline::KernelId;
 pub use step::{now_ms, sleep_ms, Readback, Step};
 pub(crate) use uniform::uniform;
 pub use uniform::WgslScalar;
+pub use view::{Shape, View};
+pub(crate) use view::{expect_shape, same_shapes};
