@@ -126,3 +126,15 @@ pub(crate) fn same_shapes(kernel: &str, views: &[(&str, &View)]) -> Result<(), G
     }
     Ok(())
 }
+
+/// The buffers of `views`, in order, when they all have one shape and start at element 0 (see
+/// [`View::whole`]); otherwise the error, naming `kernel` and the operands.
+pub(crate) fn same_whole<'a, const N: usize>(kernel: &str, views: [(&str, View<'a>); N]) -> Result<[&'a GpuBuf; N], GpuError> {
+    let refs: Vec<(&str, &View)> = views.iter().map(|(what, v)| (*what, v)).collect();
+    same_shapes(kernel, &refs)?;
+    let mut bufs = views.map(|(_, v)| v.buf);
+    for (b, (what, v)) in bufs.iter_mut().zip(views) {
+        *b = v.whole(kernel, what)?;
+    }
+    Ok(bufs)
+}

@@ -193,9 +193,9 @@ pub async fn one_submit_per_step_and_counters(gpu: &Gpu) -> CheckResult {
     let before = gpu.counters();
     let mut step = gpu.begin_step("counted");
     for _ in 0..3 {
-        gelu::forward(&mut step, Gelu::Erf, &y, &x, 300)?;
+        gelu::forward(&mut step, Gelu::Erf, y.at([300]), x.at([300]))?;
     }
-    elementwise::scale(&mut step, &y, 2.0, 300)?;
+    elementwise::scale(&mut step, y.at([300]), 2.0)?;
     if step.dispatch_count() != 4 {
         return Err(format!("step recorded {} dispatches, expected 4", step.dispatch_count()).into());
     }
@@ -225,12 +225,27 @@ pub async fn bad_arguments_are_errors(gpu: &Gpu) -> CheckResult {
         Err(GpuError::Shape(m)) if m.contains("needs 16") => {}
         other => return Err(format!("an undersized matmul operand gave {other:?}").into()),
     }
-    let r = dropout::apply(&mut step, &c, &a, 10, 1.5, 0);
+    let r = dropout::apply(&mut step, c.at([10]), a.at([10]), dropout::Dropout::new(1.5, 0));
     if r.is_ok() {
         return Err("dropout with p = 1.5 was accepted".into());
     }
+    // views: shapes that disagree, a view past its buffer's end, one that starts inside its buffer
+    let r = gelu::forward(&mut step, Gelu::Erf, c.at([2, 5]), a.at([5, 2]));
+    match r {
+        Err(GpuError::Shape(m)) if m.contains("gelu_forward") && m.contains("[2, 5]") && m.contains("[5, 2]") => {}
+        other => return Err(format!("views of shapes [2, 5] and [5, 2] gave {other:?}").into()),
+    }
+    let r = elementwise::add(&mut step, c.at([12]), a.at([12]), a.at([12]));
+    match r {
+        Err(GpuError::Shape(m)) if m.contains("needs 12") => {}
+        other => return Err(format!("a view of 12 elements in a buffer of 10 gave {other:?}").into()),
+    }
+    let r = elementwise::scale(&mut step, c.at_off(2, [4]), 2.0);
+    if r.is_ok() {
+        return Err("a view from element 2 was bound as if from element 0".into());
+    }
     step.submit().await?;
-    Ok("undersized operands and bad probabilities are refused with messages".into())
+    Ok("undersized operands, bad probabilities and mismatched views are refused with messages".into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,7 +407,7 @@ pub async fn matmul_backward(gpu: &Gpu) -> CheckResult {
     let mut step = gpu.begin_step("matmul_backward");
     Matmul::new(m, k, n).record(&mut step, &gda, &gr, &gw, None)?;
     Matmul::new(n, k, m).trans_a().record(&mut step, &gdw, &gr, &ga, None)?;
-    elementwise::bias_grad(&mut step, &gdb, &gr, m, n)?;
+    elementwise::bias_grad(&mut step, gdb.at([n]), gr.at([m, n]))?;
     step.submit().await?;
     let (gpu_da, gpu_dw, gpu_db) = (read(gpu, &gda).await?, read(gpu, &gdw).await?, read(gpu, &gdb).await?);
     let w1 = close_rel_max("matmul dA", &gpu_da, &da, 1e-5)?;
@@ -715,7 +730,7 @@ pub async fn gelu_forward(gpu: &Gpu) -> CheckResult {
     for (kind, what, f, _) in gelus() {
         let (gx, gy) = (up(gpu, "x", &x)?, zeros(gpu, "y", n)?);
         let mut step = gpu.begin_step("gelu");
-        gelu::forward(&mut step, kind, &gy, &gx, n)?;
+        gelu::forward(&mut step, kind, gy.at([n]), gx.at([n]))?;
         step.submit().await?;
         let want: Vec<f64> = x.iter().map(|&v| f(v as f64)).collect();
         let w = close(&format!("gelu ({what})"), &read(gpu, &gy).await?, &want, |i| 3e-7 * (x[i].abs() as f64).max(1.0))?;
@@ -736,7 +751,7 @@ pub async fn gelu_backward(gpu: &Gpu) -> CheckResult {
         fd_check_cpu("gelu", &|v| v.iter().zip(&r64).map(|(a, b)| f(*a) * b).sum(), &x64, &dx, &mut rng, 4)?;
         let (gx, gr, gdx, gy) = (up(gpu, "x", &x)?, up(gpu, "dy", &r)?, zeros(gpu, "dx", n)?, zeros(gpu, "y", n)?);
         let mut step = gpu.begin_step("gelu_backward");
-        gelu::backward(&mut step, kind, &gdx, &gx, &gr, n)?;
+        gelu::backward(&mut step, kind, gdx.at([n]), gx.at([n]), gr.at([n]))?;
         step.submit().await?;
         let got = read(gpu, &gdx).await?;
         let w = close(&format!("gelu ({what}) dx"), &got, &dx, |i| 1e-6 * (1.0 + r64[i].abs() * (1.0 + x64[i].abs())))?;
@@ -746,7 +761,7 @@ pub async fn gelu_backward(gpu: &Gpu) -> CheckResult {
         for (s, sign) in [1.0, -1.0].iter().enumerate() {
             let gxs = up(gpu, "x±", &shift(&x, &u, sign * fe))?;
             let mut step = gpu.begin_step("gelu_fd");
-            gelu::forward(&mut step, kind, &gy, &gxs, n)?;
+            gelu::forward(&mut step, kind, gy.at([n]), gxs.at([n]))?;
             step.submit().await?;
             l[s] = dot(&read(gpu, &gy).await?, &r64);
         }
@@ -991,9 +1006,9 @@ pub async fn dropout_matches_cpu_and_statistics(gpu: &Gpu) -> CheckResult {
     let (gx, gy, gdy, gdx, gy2) = (up(gpu, "x", &x)?, zeros(gpu, "y", n)?, up(gpu, "dy", &dy)?, zeros(gpu, "dx", n)?, zeros(gpu, "y2", n)?);
     let seed = 0x1234_5678_9abc_def0u64;
     let mut step = gpu.begin_step("dropout");
-    dropout::apply(&mut step, &gy, &gx, n, prob, seed)?;
-    dropout::apply(&mut step, &gdx, &gdy, n, prob, seed)?;
-    dropout::apply(&mut step, &gy2, &gx, n, prob, seed + 1)?;
+    dropout::apply(&mut step, gy.at([n]), gx.at([n]), dropout::Dropout::new(prob, seed))?;
+    dropout::apply(&mut step, gdx.at([n]), gdy.at([n]), dropout::Dropout::new(prob, seed))?;
+    dropout::apply(&mut step, gy2.at([n]), gx.at([n]), dropout::Dropout::new(prob, seed + 1))?;
     step.submit().await?;
     let y = read(gpu, &gy).await?;
     let want = cpu::dropout(&f64s(&x), prob, seed);
@@ -1207,10 +1222,10 @@ pub async fn elementwise_ops(gpu: &Gpu) -> CheckResult {
     let b = rng.normals(n, 1.0);
     let (ga, gb, gy, gt, gdx) = (up(gpu, "a", &a)?, up(gpu, "b", &b)?, zeros(gpu, "y", n)?, zeros(gpu, "t", n)?, zeros(gpu, "dx", n)?);
     let mut step = gpu.begin_step("elementwise");
-    elementwise::add(&mut step, &gy, &ga, &gb, n)?;
-    elementwise::scale(&mut step, &gy, -0.5, n)?;
-    elementwise::tanh_forward(&mut step, &gt, &ga, n)?;
-    elementwise::tanh_backward(&mut step, &gdx, &gt, &gb, n)?;
+    elementwise::add(&mut step, gy.at([n]), ga.at([n]), gb.at([n]))?;
+    elementwise::scale(&mut step, gy.at([n]), -0.5)?;
+    elementwise::tanh_forward(&mut step, gt.at([n]), ga.at([n]))?;
+    elementwise::tanh_backward(&mut step, gdx.at([n]), gt.at([n]), gb.at([n]))?;
     step.submit().await?;
     let want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| -0.5 * (*x as f64 + *y as f64)).collect();
     close("add+scale", &read(gpu, &gy).await?, &want, |i| 1e-6 * (1.0 + want[i].abs()))?;
@@ -1327,7 +1342,7 @@ pub async fn sample_top_k_matches_reference(gpu: &Gpu) -> CheckResult {
         for trial in 0..6 {
             let u = (rng.uniform() as f32).min(0.999_999_9);
             let mut step = gpu.begin_step("sample");
-            sample::record(&mut step, &out, &gl, off, v, Draw { k, top_k, temperature, u })?;
+            sample::record(&mut step, &out, gl.at_off(off, [v]), Draw { k, top_k, temperature, u })?;
             step.submit().await?;
             let got = gpu.read_u32(&out).await?;
             let (chosen, found) = sample::parse(&got[..sample::out_len(k)]);
@@ -1354,7 +1369,7 @@ pub async fn sample_top_k_matches_reference(gpu: &Gpu) -> CheckResult {
     }
     let nan = up(gpu, "nan", &[f32::NAN; 10])?;
     let mut step = gpu.begin_step("sample-nan");
-    sample::record(&mut step, &out, &nan, 0, 10, Draw { k: 3, top_k: 3, temperature: 1.0, u: 0.5 })?;
+    sample::record(&mut step, &out, nan.at([10]), Draw { k: 3, top_k: 3, temperature: 1.0, u: 0.5 })?;
     step.submit().await?;
     if sample::parse(&gpu.read_u32(&out).await?[..sample::out_len(3)]) != (None, vec![]) {
         return Err("a row of NaN logits gave a token".into());

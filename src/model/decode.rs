@@ -183,7 +183,7 @@ impl Model {
     }
 
     fn record_draw(step: &mut Step, d: &DecodeState, v: usize, draw: Draw) -> Result<DrawReadback, Error> {
-        sample::record(step, &d.out, &d.logits, 0, v, draw)?;
+        sample::record(step, &d.out, d.logits.at([v]), draw)?;
         Ok(DrawReadback { rb: step.read_back(&d.out, 0, sample::out_len(draw.k))? })
     }
 
@@ -221,7 +221,7 @@ impl Model {
             // res = x + attention; res2 = ln_2(res)
             self.ln_forward(step, self.hidden(&d.res2, 1), st, self.hidden(&d.x, 1), &lp.ln_2, self.residual(&d.res, &d.lin))?;
             self.linear_row(step, &d.inter_pre, 0, &d.res2, &lp.c_fc)?;
-            gelu::forward(step, cfg.gelu(), &d.inter, &d.inter_pre, i)?;
+            gelu::forward(step, cfg.gelu(), d.inter.at([i]), d.inter_pre.at([i]))?;
             self.linear_row(step, &d.lin, 0, &d.inter, &lp.mlp_proj)?;
             // x = res + mlp; h1 = the next layer's ln_1(x), or ln_f(x)
             let norm = hl.get(l + 1).map(|n| &n.ln_1).unwrap_or(ln_f);
@@ -251,7 +251,7 @@ impl Model {
             // h1 = LN(x + attention)
             self.ln_forward(step, self.hidden(&d.h1, 1), st, self.hidden(&d.x, 1), &lp.attn_ln, self.residual(&d.res, &d.lin))?;
             self.linear_row(step, &d.inter_pre, 0, &d.h1, &lp.inter)?;
-            gelu::forward(step, cfg.gelu(), &d.inter, &d.inter_pre, i)?;
+            gelu::forward(step, cfg.gelu(), d.inter.at([i]), d.inter_pre.at([i]))?;
             self.linear_row(step, &d.lin, 0, &d.inter, &lp.out)?;
             // x = LN(h1 + ffn)
             self.ln_forward(step, self.hidden(&d.x, 1), st, self.hidden(&d.h1, 1), &lp.out_ln, self.residual(&d.res, &d.lin))?;
@@ -260,7 +260,7 @@ impl Model {
         // embeddings plus the output bias
         let (dense, norm, bias) = heads.lm.as_ref().ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?;
         self.linear_row(step, &d.res2, 0, &d.x, dense)?;
-        gelu::forward(step, cfg.gelu(), &d.h1, &d.res2, c)?;
+        gelu::forward(step, cfg.gelu(), d.h1.at([c]), d.res2.at([c]))?;
         self.ln_forward(step, self.hidden(&d.res2, 1), st, self.hidden(&d.h1, 1), norm, Fused::None)?;
         self.lm_logits(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias)))
     }

@@ -59,7 +59,7 @@ impl Model {
         self.word_lookup(step, sum, &batch.ids, wte, bt, false)?;
         embedding::forward(step, sum.at([bt, c]), &batch.pos, p.value(wpe).at([cfg.max_position_embeddings, c]), true)?;
         if hp > 0.0 {
-            dropout::apply(step, &a.x[0], &a.emb, bt * c, hp, mode.seed(Site::Embeddings))?;
+            dropout::apply(step, a.x[0].at([bt, c]), a.emb.at([bt, c]), Dropout::new(hp, mode.seed(Site::Embeddings)))?;
         }
         if cfg.num_hidden_layers > 0 {
             let l0 = &a.layers[0];
@@ -82,7 +82,7 @@ impl Model {
             self.ln_forward(step, self.hidden(&la.res2, bt), Stats { mean: &la.mean2, rstd: &la.rstd2 }, self.hidden(&a.x[l], bt), &lp.ln_2, sum1)?;
             // MLP on ln_2(res1)
             self.linear(step, &la.inter_pre, &la.res2, &lp.c_fc, bt)?;
-            gelu::forward(step, gelu_kind, &la.inter, &la.inter_pre, bt * i)?;
+            gelu::forward(step, gelu_kind, la.inter.at([bt, i]), la.inter_pre.at([bt, i]))?;
             self.linear(step, &a.lin, &la.inter, &lp.mlp_proj, bt)?;
             // x[l + 1] = res1 + dropout(mlp), and the LayerNorm that reads it, in one kernel
             let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
@@ -161,7 +161,7 @@ impl Model {
             // x[l + 1] = res1 + dropout(mlp): the MLP's output gradient is dropout(d_x)
             let d_mlp = Model::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Output(l))))?;
             self.linear_backward(step, Some((&a.d_inter, false)), d_mlp, &la.inter, &lp.mlp_proj, bt)?;
-            gelu::backward(step, gelu_kind, &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
+            gelu::backward(step, gelu_kind, a.d_inter2.at([bt, i]), la.inter_pre.at([bt, i]), a.d_inter.at([bt, i]))?;
             // d(ln_2 output) in d_h1
             self.linear_backward(step, Some((&a.d_h1, false)), &a.d_inter2, &la.res2, &lp.c_fc, bt)?;
             // d_res = d res1 = d_x (the residual) + ln_2's backward

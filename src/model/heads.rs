@@ -36,7 +36,7 @@ impl Model {
         if self.heads.sop || (self.heads.num_labels > 0 && self.pooling == Pooling::Cls) {
             embedding::forward(step, a.cls_x.at([b, c]), &batch.cls_rows, last.at([bt, c]), false)?;
             self.linear(step, &a.pooled_pre, &a.cls_x, &hh.pooler, b)?;
-            elementwise::tanh_forward(step, &a.pooled, &a.pooled_pre, b * c)?;
+            elementwise::tanh_forward(step, a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?;
         }
         if self.heads.sop {
             self.linear(step, &a.sop_logits, &a.pooled, need(&hh.sop)?, b)?;
@@ -66,7 +66,7 @@ impl Model {
             let m = batch.m;
             embedding::forward(step, ma.x.at([m, c]), rows, last.at([bt, c]), false)?;
             self.linear(step, &ma.pre, &ma.x, &need(&hh.lm)?.0, m)?;
-            gelu::forward(step, cfg.gelu(), &ma.act, &ma.pre, m * c)?;
+            gelu::forward(step, cfg.gelu(), ma.act.at([m, c]), ma.pre.at([m, c]))?;
             self.ln_forward(step, self.hidden(&ma.ln, m), Stats { mean: &ma.mean, rstd: &ma.rstd }, self.hidden(&ma.act, m), &need(&hh.lm)?.1, Fused::None)?;
             let v = cfg.vocab_size;
             self.lm_logits(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.lm)?.2)))?;
@@ -93,12 +93,12 @@ impl Model {
             cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_MLM], 1.0)?;
             self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.ln, m, e.word)?;
             if let Some(db) = p.grad_of(need(&hh.lm)?.2) {
-                elementwise::bias_grad(step, db, &ma.d_logits, m, v)?;
+                elementwise::bias_grad(step, db.at([v]), ma.d_logits.at([m, v]))?;
             }
             self.lm_logits_backward(step, LmGrad::Input(&ma.d_ln), &ma.d_logits, &ma.ln, m, e.word)?;
             let saved = Saved { x: self.hidden(&ma.act, m), stats: Stats { mean: &ma.mean, rstd: &ma.rstd } };
             self.ln_backward(step, self.hidden(&ma.d_act, m), self.hidden(&ma.d_ln, m), saved, &need(&hh.lm)?.1, BackwardOpts::default())?;
-            gelu::backward(step, cfg.gelu(), &ma.d_ln, &ma.pre, &ma.d_act, m * c)?;
+            gelu::backward(step, cfg.gelu(), ma.d_ln.at([m, c]), ma.pre.at([m, c]), ma.d_act.at([m, c]))?;
             let dx = encoder_needs_grad.then_some((&ma.d_x, false));
             self.linear_backward(step, dx, &ma.d_ln, &ma.x, &need(&hh.lm)?.0, m)?;
             if encoder_needs_grad {
@@ -115,7 +115,7 @@ impl Model {
             if hp > 0.0 {
                 self.linear_backward(step, encoder_needs_grad.then_some((&a.d_pooled_pre, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b)?;
                 if encoder_needs_grad {
-                    dropout::apply(step, &a.d_mean, &a.d_pooled_pre, b * c, hp, mode.seed(Site::Classifier))?;
+                    dropout::apply(step, a.d_mean.at([b, c]), a.d_pooled_pre.at([b, c]), Dropout::new(hp, mode.seed(Site::Classifier)))?;
                 }
             } else {
                 self.linear_backward(step, encoder_needs_grad.then_some((&a.d_mean, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b)?;
@@ -141,8 +141,8 @@ impl Model {
                 let pooled = if hp > 0.0 { &a.pooled_d } else { &a.pooled };
                 if hp > 0.0 {
                     self.linear_backward(step, Some((&a.d_pooled_pre, false)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b)?;
-                    dropout::apply(step, &a.d_cls_x, &a.d_pooled_pre, b * c, hp, mode.seed(Site::Classifier))?;
-                    elementwise::add(step, &a.d_pooled_pre, &a.d_pooled, &a.d_cls_x, b * c)?;
+                    dropout::apply(step, a.d_cls_x.at([b, c]), a.d_pooled_pre.at([b, c]), Dropout::new(hp, mode.seed(Site::Classifier)))?;
+                    elementwise::add(step, a.d_pooled_pre.at([b, c]), a.d_pooled.at([b, c]), a.d_cls_x.at([b, c]))?;
                     step.copy(&a.d_pooled_pre, 0, &a.d_pooled, 0, b * c)?;
                 } else {
                     self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b)?;
@@ -150,7 +150,7 @@ impl Model {
             }
             let pooler_needs = encoder_needs_grad || self.any_trains(hh.pooler.ids());
             if pooler_needs {
-                elementwise::tanh_backward(step, &a.d_pooled_pre, &a.pooled, &a.d_pooled, b * c)?;
+                elementwise::tanh_backward(step, a.d_pooled_pre.at([b, c]), a.pooled.at([b, c]), a.d_pooled.at([b, c]))?;
                 let dx = encoder_needs_grad.then_some((&a.d_cls_x, false));
                 self.linear_backward(step, dx, &a.d_pooled_pre, &a.cls_x, &hh.pooler, b)?;
                 if encoder_needs_grad {
@@ -198,7 +198,7 @@ impl Model {
         self.linear_backward(step, d_hidden.is_some().then_some((d_input, false)), &a.d_cls_logits, input, &head, b)?;
         if let Some(dh) = d_hidden {
             if drop.prob > 0.0 {
-                dropout::apply(step, &a.d_cls_x, &a.d_pooled_pre, b * c, drop.prob, drop.seed)?;
+                dropout::apply(step, a.d_cls_x.at([b, c]), a.d_pooled_pre.at([b, c]), drop)?;
             }
             embedding::backward(step, dh.at([b * batch.t, c]), &a.d_cls_x, &batch.g_cls)?;
         }

@@ -30,7 +30,7 @@ impl Model {
         self.ln_forward(step, self.hidden(&la.h1, bt), Stats { mean: &la.mean1, rstd: &la.rstd1 }, self.hidden(x, bt), &lp.attn_ln, sum1)?;
         // feed-forward: dense + GELU, dense, then dropout, residual and layernorm
         self.linear(step, &la.inter_pre, &la.h1, &lp.inter, bt)?;
-        gelu::forward(step, cfg.gelu(), &la.inter, &la.inter_pre, bt * i)?;
+        gelu::forward(step, cfg.gelu(), la.inter.at([bt, i]), la.inter_pre.at([bt, i]))?;
         self.linear(step, &a.lin, &la.inter, &lp.out, bt)?;
         let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
         let sum2 = Fused::Residual { res: self.hidden(&la.res2, bt), branch: self.hidden(&a.lin, bt), drop: drop2 };
@@ -54,7 +54,7 @@ impl Model {
         let d_o = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
         self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lp.out, bt)?;
         // GELU: d_inter2 = d(inter_pre)
-        gelu::backward(step, cfg.gelu(), &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
+        gelu::backward(step, cfg.gelu(), a.d_inter2.at([bt, i]), la.inter_pre.at([bt, i]), a.d_inter.at([bt, i]))?;
         self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lp.inter, bt)?;
         // attention output layernorm -> d_res (gradient at res1 = a + x), d_a = dropout(d_res)
         let saved1 = Saved { x: self.hidden(&la.res1, bt), stats: Stats { mean: &la.mean1, rstd: &la.rstd1 } };
@@ -72,7 +72,7 @@ impl Model {
             Matmul::new(3 * c, c, bt).trans_a().accumulate().record(step, dw, &a.dqkv, x, None)?;
         }
         if let Some(db) = &qkv.db {
-            elementwise::bias_grad(step, db, &a.dqkv, bt, 3 * c)?;
+            elementwise::bias_grad(step, db.at([3 * c]), a.dqkv.at([bt, 3 * c]))?;
         }
         if input_needed {
             Matmul::new(bt, c, 3 * c).accumulate().record(step, &a.d_x, &a.dqkv, &qkv.w, None)?;

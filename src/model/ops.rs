@@ -56,7 +56,7 @@ impl Model {
             }
         }
         if let Some(db) = lin.b.and_then(|b| p.grad_of(b)) {
-            elementwise::bias_grad(step, db, dy, rows, out)?;
+            elementwise::bias_grad(step, db.at([out]), dy.at([rows, out]))?;
         }
         if let Some((dx, acc)) = dx {
             let mut mm = Matmul::new(rows, inp, out);
@@ -71,7 +71,7 @@ impl Model {
     /// or `src` itself when nothing is dropped.
     pub(super) fn dropped<'a>(step: &mut Step, dst: &'a GpuBuf, src: &'a GpuBuf, n: usize, drop: Dropout) -> Result<&'a GpuBuf, GpuError> {
         if drop.prob > 0.0 {
-            dropout::apply(step, dst, src, n, drop.prob, drop.seed)?;
+            dropout::apply(step, dst.at([n]), src.at([n]), drop)?;
             Ok(dst)
         } else {
             Ok(src)
