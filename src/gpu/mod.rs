@@ -27,4 +27,4 @@ pub use step::{now_ms, sleep_ms, Readback, Step};
 pub(crate) use uniform::uniform;
 pub use uniform::WgslScalar;
 pub use view::{Shape, View};
-pub(crate) use view::{expect_shape, same_shapes, same_whole};
+pub(crate) use view::{expect_shape, same_whole};

@@ -9,10 +9,16 @@ impl WgslScalar for u32 {}
 impl WgslScalar for i32 {}
 impl WgslScalar for f32 {}
 
-/// `uniform! { /// doc \n pub(crate) struct Params { rows: u32, scale: f32 } }` declares the Rust
-/// struct (`Pod`, for `bytemuck::bytes_of`) and `Params::WGSL`, the same struct as WGSL text, field
-/// for field. Only `u32`, `i32` and `f32` fields are taken (see [`WgslScalar`]); no padding is
-/// written, since a dispatch rounds its uniform binding up to 16 bytes itself.
+/// ```text
+/// uniform! {
+///     /// What shaders/x.wgsl reads.
+///     pub(crate) struct Params { rows: u32, scale: f32 }
+/// }
+/// ```
+/// declares the Rust struct (`Pod`, for `bytemuck::bytes_of`) and `Params::WGSL`, the same struct
+/// as WGSL text, field for field. Only `u32`, `i32` and `f32` fields are taken (see
+/// [`WgslScalar`]); no padding is written, since a dispatch rounds its uniform binding up to 16
+/// bytes itself.
 macro_rules! uniform {
     ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident: $ty:ident),* $(,)? }) => {
         $(#[$meta])*

@@ -117,7 +117,7 @@ pub(crate) fn expect_shape(kernel: &str, what: &str, v: &View, want: impl Into<S
 }
 
 /// An error unless every view has the first's shape, naming the first that differs and the first.
-pub(crate) fn same_shapes(kernel: &str, views: &[(&str, &View)]) -> Result<(), GpuError> {
+fn same_shapes(kernel: &str, views: &[(&str, &View)]) -> Result<(), GpuError> {
     let Some((first, v0)) = views.first() else { return Ok(()) };
     for (what, v) in &views[1..] {
         if v.shape != v0.shape {

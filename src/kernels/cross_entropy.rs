@@ -1,7 +1,7 @@
 //! Softmax cross-entropy with an ignore label (shaders/cross_entropy.wgsl).
 
 use super::{grid, need, u32_of};
-use crate::gpu::{same_shapes, uniform, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{same_whole, uniform, GpuBuf, GpuError, KernelId, Step, View};
 
 pub const ROWS: KernelId = KernelId::new("cross_entropy", "ce_rows", &[1, 2, 3]);
 pub const REDUCE: KernelId = KernelId::new("cross_entropy", "ce_reduce", &[4, 5]);
@@ -30,9 +30,8 @@ pub fn forward(step: &mut Step, stats: &GpuBuf, row_scratch: &GpuBuf, logits: Vi
 
 /// dlogits = weight * d(mean loss)/dlogits (of the logits' shape), reading the count from `stats`.
 pub fn backward(step: &mut Step, dlogits: View, logits: View, labels: &GpuBuf, stats: &GpuBuf, weight: f32) -> Result<(), GpuError> {
-    same_shapes("ce_backward", &[("logits", &logits), ("dlogits", &dlogits)])?;
     let (rows, classes) = (logits.rows(), logits.cols());
-    let (db, lb) = (dlogits.whole("ce_backward", "dlogits")?, logits.whole("ce_backward", "logits")?);
+    let [lb, db] = same_whole("ce_backward", [("logits", logits), ("dlogits", dlogits)])?;
     let p = Params { rows: u32_of("ce", rows)?, classes: u32_of("ce", classes)?, weight };
     step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[lb, labels, stats, db], grid(rows, 1))
 }

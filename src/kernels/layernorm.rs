@@ -3,7 +3,7 @@
 use super::dropout::Dropout;
 use super::softmax::RowKernel;
 use super::{grid, need, u32_of};
-use crate::gpu::{same_shapes, uniform, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{same_whole, uniform, GpuBuf, GpuError, KernelId, Step, View};
 
 pub const FORWARD: KernelId = KernelId::new("layernorm", "layernorm_forward", &[1, 2, 3, 4, 5, 6, 15, 16]);
 pub const BACKWARD_INPUT: KernelId = KernelId::new("layernorm", "layernorm_backward_input", &[7, 8, 9, 10, 11, 12, 17]);
@@ -116,8 +116,7 @@ impl LayerNorm {
     pub fn forward(&self, step: &mut Step, y: View, stats: Stats, x: View, w: Affine, fused: Fused) -> Result<(), GpuError> {
         const K: &str = "layernorm_forward";
         let (rows, cols) = (x.rows(), x.cols());
-        same_shapes(K, &[("x", &x), ("y", &y)])?;
-        let (xb, yb) = (x.whole(K, "x")?, y.whole(K, "y")?);
+        let [xb, yb] = same_whole(K, [("x", x), ("y", y)])?;
         need(K, "mean", stats.mean, 0, rows)?;
         need(K, "rstd", stats.rstd, 0, rows)?;
         need(K, "gamma", w.gamma, 0, cols)?;
@@ -125,8 +124,8 @@ impl LayerNorm {
         let dummy = step.gpu().dummy_rw();
         let (res, branch, drop) = match fused {
             Fused::Residual { res, branch, drop } => {
-                same_shapes(K, &[("x", &x), ("res", &res), ("branch", &branch)])?;
-                (res.whole(K, "res")?, branch.whole(K, "branch")?, drop)
+                let [_, res, branch] = same_whole(K, [("x", x), ("res", res), ("branch", branch)])?;
+                (res, branch, drop)
             }
             Fused::DropOutput(drop) => (&dummy, xb, drop),
             Fused::None => (&dummy, xb, Dropout::default()),
@@ -144,8 +143,7 @@ impl LayerNorm {
         const K: &str = "layernorm_backward";
         let (x, stats) = (saved.x, saved.stats);
         let (rows, cols) = (x.rows(), x.cols());
-        same_shapes(K, &[("x", &x), ("dx", &dx), ("dy", &dy)])?;
-        let (xb, dxb, dyb) = (x.whole(K, "x")?, dx.whole(K, "dx")?, dy.whole(K, "dy")?);
+        let [xb, dxb, dyb] = same_whole(K, [("x", x), ("dx", dx), ("dy", dy)])?;
         need(K, "mean", stats.mean, 0, rows)?;
         need(K, "rstd", stats.rstd, 0, rows)?;
         need(K, "gamma", w.gamma, 0, cols)?;
@@ -154,8 +152,8 @@ impl LayerNorm {
         let dummy = step.gpu().dummy_rw();
         let (dxd, drop) = match opts.fused {
             FusedBack::DropDx(dxd, drop) => {
-                same_shapes(K, &[("x", &x), ("dxd", &dxd)])?;
-                (dxd.whole(K, "dxd")?, drop)
+                let [_, dxd] = same_whole(K, [("x", x), ("dxd", dxd)])?;
+                (dxd, drop)
             }
             FusedBack::DropDy(drop) => (&dummy, drop),
             FusedBack::None => (&dummy, Dropout::default()),

@@ -2,7 +2,7 @@
 
 use super::dropout::Dropout;
 use super::{grid, need, u32_of};
-use crate::gpu::{same_shapes, uniform, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{same_whole, uniform, GpuBuf, GpuError, KernelId, Step, View};
 
 pub const FORWARD: KernelId = KernelId::new("softmax", "softmax_forward", &[1, 2, 3, 7]);
 pub const BACKWARD: KernelId = KernelId::new("softmax", "softmax_backward", &[4, 5, 6]);
@@ -90,8 +90,7 @@ impl<'a> Softmax<'a> {
         if self.causal && (cols == 0 || rows % cols != 0) {
             return Err(GpuError::Shape(format!("{K}: a causal mask needs square attention; {rows} rows are not a multiple of {cols} keys")));
         }
-        same_shapes(K, &[("x", &x), ("y", &y)])?;
-        let (xb, yb) = (x.whole(K, "x")?, y.whole(K, "y")?);
+        let [xb, yb] = same_whole(K, [("x", x), ("y", y)])?;
         let rows_per_mask = match self.mask {
             Some(Mask { mask, rows_per_mask: rpm }) => {
                 if rpm == 0 || rows % rpm != 0 {
@@ -114,10 +113,7 @@ impl<'a> Softmax<'a> {
         let m = self.mask.map(|m| m.mask).unwrap_or(xb);
         let dummy = step.gpu().dummy_rw();
         let ydb = match dropped {
-            Some((yd, _)) => {
-                same_shapes(K, &[("x", &x), ("yd", &yd)])?;
-                yd.whole(K, "yd")?
-            }
+            Some((yd, _)) => same_whole(K, [("x", x), ("yd", yd)])?[1],
             None => &dummy,
         };
         if self.kernel.per_thread(step) {
@@ -132,8 +128,7 @@ impl<'a> Softmax<'a> {
     pub fn backward(&self, step: &mut Step, dx: View, y: View, dy: View, drop: Option<Dropout>) -> Result<(), GpuError> {
         const K: &str = "softmax_backward";
         let rows = y.rows();
-        same_shapes(K, &[("y", &y), ("dx", &dx), ("dy", &dy)])?;
-        let (dxb, yb, dyb) = (dx.whole(K, "dx")?, y.whole(K, "y")?, dy.whole(K, "dy")?);
+        let [yb, dxb, dyb] = same_whole(K, [("y", y), ("dx", dx), ("dy", dy)])?;
         let p = Params {
             rows: u32_of("softmax", rows)?,
             cols: u32_of("softmax", y.cols())?,
