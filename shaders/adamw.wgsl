@@ -13,11 +13,8 @@
 const WG: u32 = 256u;
 const ITEMS: u32 = 16u;           // elements per thread in sumsq_partial: a chunk is 4096 elements
 
-struct Params {
-    n: u32, off: u32, slot: u32, n_slots: u32,
-    lr: f32, beta1: f32, beta2: f32, eps: f32,
-    weight_decay: f32, max_norm: f32, ln_beta1: f32, ln_beta2: f32,
-}
+// Params (n, off, slot, n_slots, lr, beta1, beta2, eps, weight_decay, max_norm, ln_beta1, ln_beta2)
+// is declared in src/kernels/adamw.rs, which src/shaders.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 // sumsq_partial

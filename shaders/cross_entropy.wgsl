@@ -10,7 +10,7 @@
 
 const WG: u32 = 32u;
 
-struct Params { rows: u32, classes: u32, weight: f32, _pad: u32 }
+// Params (rows, classes, weight) is declared in src/kernels/cross_entropy.rs, which src/shaders.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;

@@ -12,7 +12,7 @@
 override ACCUMULATE: bool = false;
 const WG: u32 = 32u;
 
-struct Params { tokens: u32, dim: u32, vocab: u32, n_uniq: u32, off_table: u32, id_base: u32, _p1: u32, _p2: u32 }
+// Params (tokens, dim, vocab, n_uniq, off_table, id_base) is declared in src/kernels/embedding.rs, which src/shaders.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;

@@ -5,7 +5,7 @@
 //   dy/dx = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
 // Elementwise over n values; the 2-D dispatch index is (wg.y * nwg.x + wg.x) * 256 + lid.
 
-struct Params { n: u32, off_x: u32, off_y: u32, _pad: u32 }
+// Params (n) is declared in src/kernels/gelu.rs, which src/shaders.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -38,11 +38,11 @@ fn gelu_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
                 @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
     if (i >= p.n) { return; }
-    let v = x[p.off_x + i];
+    let v = x[i];
     if (TANH) {
-        y[p.off_y + i] = 0.5 * v * (1.0 + tanh_safe(gelu_tanh_u(v)));
+        y[i] = 0.5 * v * (1.0 + tanh_safe(gelu_tanh_u(v)));
     } else {
-        y[p.off_y + i] = gelu(v);
+        y[i] = gelu(v);
     }
 }
 
@@ -51,14 +51,14 @@ fn gelu_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
     if (i >= p.n) { return; }
-    let v = x[p.off_x + i];
+    let v = x[i];
     if (TANH) {
         let t = tanh_safe(gelu_tanh_u(v));
         let du = 0.7978845608028654 * (1.0 + 0.134145 * v * v);
-        dx[p.off_y + i] = dy[p.off_y + i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du);
+        dx[i] = dy[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du);
     } else {
         let cdf = 0.5 * (1.0 + erf_f32(v * 0.7071067811865476));
         let pdf = 0.3989422804014327 * exp(-0.5 * v * v);
-        dx[p.off_y + i] = dy[p.off_y + i] * (cdf + v * pdf);
+        dx[i] = dy[i] * (cdf + v * pdf);
     }
 }

@@ -18,12 +18,8 @@ override DROP_DY: bool = false;
 // 32 threads per row: one warp on GPUs, and far fewer barrier round-trips on CPU Vulkan (lavapipe)
 const WG: u32 = 32u;
 
-struct Params {
-    rows: u32, cols: u32, eps: f32, _pad: u32,
-    off_x: u32, off_y: u32, off_gamma: u32, off_beta: u32,
-    seed_lo: u32, seed_hi: u32, prob: f32, _pad2: u32,
-}
-
+// Params (rows, cols, eps, and the dropout's seed_lo, seed_hi, prob) is declared in
+// src/kernels/layernorm.rs, which src/shaders.rs puts in front of this file.
 @group(0) @binding(0) var<uniform> p: Params;
 // layernorm_forward
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -52,9 +48,9 @@ fn drop_scale(i: u32) -> f32 {
     return dropout_scale(p.seed_lo, p.seed_hi, p.prob, i);
 }
 
-// The incoming gradient at element i (off_y + r * cols + j).
+// The incoming gradient at element i (r * cols + j).
 fn dyv(i: u32) -> f32 {
-    if (DROP_DY) { return dy[i] * drop_scale(i - p.off_y); }
+    if (DROP_DY) { return dy[i] * drop_scale(i); }
     return dy[i];
 }
 
@@ -102,7 +98,7 @@ fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let row = wg.x + wg.y * nwg.x;
     if (row >= p.rows) { return; }
     let lid = lid3.x;
-    let base = p.off_x + row * p.cols;
+    let base = row * p.cols;
     let n = f32(p.cols);
     if (RESIDUAL) { residual_row(row, base, lid, WG); }
     var s = 0.0;
@@ -113,9 +109,9 @@ fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     for (var j = lid; j < p.cols; j += WG) { let d = xv(base + j) - mu; v += d * d; }
     let var_ = reduce2(v, 0.0, lid).x / n;
     let rs = inverseSqrt(var_ + p.eps);
-    let out = p.off_y + row * p.cols;
+    let out = row * p.cols;
     for (var j = lid; j < p.cols; j += WG) {
-        y[out + j] = yv(row, j, (xv(base + j) - mu) * rs * gamma[p.off_gamma + j] + beta[p.off_beta + j]);
+        y[out + j] = yv(row, j, (xv(base + j) - mu) * rs * gamma[j] + beta[j]);
     }
     if (lid == 0u) { mean[row] = mu; rstd[row] = rs; }
 }
@@ -126,14 +122,14 @@ fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
     let row = wg.x + wg.y * nwg.x;
     if (row >= p.rows) { return; }
     let lid = lid3.x;
-    let base_x = p.off_x + row * p.cols;
-    let base_d = p.off_y + row * p.cols;
+    let base_x = row * p.cols;
+    let base_d = row * p.cols;
     let mu = bmean[row];
     let rs = brstd[row];
     var s1 = 0.0;
     var s2 = 0.0;
     for (var j = lid; j < p.cols; j += WG) {
-        let g = dyv(base_d + j) * bgamma[p.off_gamma + j];
+        let g = dyv(base_d + j) * bgamma[j];
         s1 += g;
         s2 += g * (bx[base_x + j] - mu) * rs;
     }
@@ -143,12 +139,12 @@ fn layernorm_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
 
 // dx[j] of one row (= or += with ACCUMULATE), given s = (mean(g), mean(g * xhat)) of that row.
 fn write_dx(base_x: u32, base_d: u32, j: u32, mu: f32, rs: f32, s: vec2<f32>) {
-    let g = dyv(base_d + j) * bgamma[p.off_gamma + j];
+    let g = dyv(base_d + j) * bgamma[j];
     let xhat = (bx[base_x + j] - mu) * rs;
     var v = rs * (g - s.x - xhat * s.y);
     if (ACCUMULATE) { v += dx[base_d + j]; }
     dx[base_d + j] = v;
-    if (DROP_DX) { dxd[base_d + j] = v * drop_scale(base_d - p.off_y + j); }
+    if (DROP_DX) { dxd[base_d + j] = v * drop_scale(base_d + j); }
 }
 
 // One thread per column walks every row: deterministic, no atomics.
@@ -159,12 +155,12 @@ fn layernorm_backward_params(@builtin(global_invocation_id) gid: vec3<u32>) {
     var g = 0.0;
     var b = 0.0;
     for (var r = 0u; r < p.rows; r++) {
-        let d = dyv(p.off_y + r * p.cols + j);
-        g += d * (bx[p.off_x + r * p.cols + j] - bmean[r]) * brstd[r];
+        let d = dyv(r * p.cols + j);
+        g += d * (bx[r * p.cols + j] - bmean[r]) * brstd[r];
         b += d;
     }
-    dgamma[p.off_gamma + j] += g;
-    dbeta[p.off_beta + j] += b;
+    dgamma[j] += g;
+    dbeta[j] += b;
 }
 
 // One row per invocation, no workgroup memory or barrier: the variants for CPU adapters (lavapipe,
@@ -199,14 +195,14 @@ fn layernorm_forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_wor
                           @builtin(local_invocation_id) lid: vec3<u32>) {
     let row = (wg.x + wg.y * nwg.x) * 64u + lid.x;
     if (row >= p.rows) { return; }
-    let base = p.off_x + row * p.cols;
+    let base = row * p.cols;
     let n = f32(p.cols);
     if (RESIDUAL) { residual_row(row, base, 0u, 1u); }
     let mu = row_sum8(base, 0.0, false) / n;
     let rs = inverseSqrt(row_sum8(base, mu, true) / n + p.eps);
-    let out = p.off_y + row * p.cols;
+    let out = row * p.cols;
     for (var j = 0u; j < p.cols; j++) {
-        y[out + j] = yv(row, j, (xv(base + j) - mu) * rs * gamma[p.off_gamma + j] + beta[p.off_beta + j]);
+        y[out + j] = yv(row, j, (xv(base + j) - mu) * rs * gamma[j] + beta[j]);
     }
     mean[row] = mu;
     rstd[row] = rs;
@@ -217,14 +213,14 @@ fn layernorm_backward_input_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(
                                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let row = (wg.x + wg.y * nwg.x) * 64u + lid.x;
     if (row >= p.rows) { return; }
-    let base_x = p.off_x + row * p.cols;
-    let base_d = p.off_y + row * p.cols;
+    let base_x = row * p.cols;
+    let base_d = row * p.cols;
     let mu = bmean[row];
     let rs = brstd[row];
     var s1 = 0.0;
     var s2 = 0.0;
     for (var j = 0u; j < p.cols; j++) {
-        let g = dyv(base_d + j) * bgamma[p.off_gamma + j];
+        let g = dyv(base_d + j) * bgamma[j];
         s1 += g;
         s2 += g * (bx[base_x + j] - mu) * rs;
     }

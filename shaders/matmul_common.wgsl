@@ -1,6 +1,7 @@
-// What both matmul kernels (matmul.wgsl, matmul_vec4.wgsl) share: their specialisation constants
-// and their uniform parameters, which src/kernels/matmul.rs writes as one struct for either kernel.
-// src/shaders.rs puts this file (after erf.wgsl) in front of each of them.
+// What the matmul kernels (matmul.wgsl, matmul_vec4.wgsl, matmul_subgroup.wgsl) share: their
+// specialisation constants and the use of their uniform parameters, whose struct src/kernels/matmul.rs
+// declares for all of them. src/shaders.rs puts this file (after erf.wgsl and that struct) in front
+// of each of them.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -13,13 +14,7 @@ override ACCUMULATE: bool = false;
 // batches have inner = 1; the heads of a (B*T, C) token matrix have inner = H, stride = T*C,
 // stride2 = D, ld = C, so attention reads Q, K, V and writes its context in place, with no split or
 // merge of heads.
-struct Params {
-    m: u32, n: u32, k: u32, batch: u32,
-    stride_a: u32, stride_b: u32, stride_c: u32, alpha: f32,
-    off_a: u32, off_b: u32, off_c: u32, off_bias: u32,
-    lda: u32, ldb: u32, ldc: u32, inner: u32,
-    stride_a2: u32, stride_b2: u32, stride_c2: u32, _pad: u32,
-}
+// Params: m, n, k, batch, alpha, inner, and per operand off_x, stride_x, stride_x2, ld_x.
 
 @group(0) @binding(0) var<uniform> p: Params;
 

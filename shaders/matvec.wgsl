@@ -13,7 +13,7 @@ override HAS_BIAS: bool = false;
 override TX: u32 = 64u;
 override TY: u32 = 1u;
 
-struct MatvecParams { rows: u32, n: u32, k: u32, x_off: u32, y_off: u32, off_w: u32, off_bias: u32, _p: u32 }
+// MatvecParams (rows, n, k, x_off, y_off, off_w, off_bias) is declared in src/kernels/matvec.rs, which src/shaders.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> mp: MatvecParams;
 @group(0) @binding(1) var<storage, read> mx: array<f32>;

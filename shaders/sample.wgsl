@@ -11,7 +11,7 @@
 // out: [0] the chosen id (0xffffffff when no logit is a number), [1] candidates found,
 //      then (id, probability bits) per candidate.
 
-struct Params { v: u32, k: u32, top_k: u32, off: u32, inv_temp: f32, u: f32, _p0: u32, _p1: u32 }
+// Params (v, k, top_k, off, inv_temp, u) is declared in src/kernels/sample.rs, which src/shaders.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;

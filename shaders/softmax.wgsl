@@ -18,11 +18,8 @@ override CAUSAL: bool = false;
 const WG: u32 = 32u;
 const NEG_BIG: f32 = -1e30;
 
-struct Params {
-    rows: u32, cols: u32, rows_per_mask: u32, scale: f32,
-    off_x: u32, off_y: u32, off_mask: u32, _pad: u32,
-    seed_lo: u32, seed_hi: u32, prob: f32, _pad2: u32,
-}
+// Params (rows, cols, rows_per_mask, scale, and the dropout's seed_lo, seed_hi, prob) is declared
+// in src/kernels/softmax.rs, which src/shaders.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -42,9 +39,9 @@ fn put(out: u32, j: u32, i: u32, v: f32) {
     if (DROPOUT) { yd[out + j] = v * dropout_scale(p.seed_lo, p.seed_hi, p.prob, i); }
 }
 
-// the incoming gradient at element i (= row * cols + j) of the layout (off_mask + i)
+// the incoming gradient at element i (= row * cols + j)
 fn grad_in(i: u32) -> f32 {
-    let g = dy[p.off_mask + i];
+    let g = dy[i];
     if (DROPOUT) { return g * dropout_scale(p.seed_lo, p.seed_hi, p.prob, i); }
     return g;
 }
@@ -78,9 +75,9 @@ fn reduce_sum(v: f32, lid: u32) -> f32 {
 // scale*x + mask, or NEG_BIG when the column is masked out.
 fn logit(row: u32, j: u32) -> f32 {
     if (CAUSAL && j > row % p.cols) { return NEG_BIG; }
-    var v = p.scale * x[p.off_x + row * p.cols + j];
+    var v = p.scale * x[row * p.cols + j];
     if (HAS_MASK) {
-        let m = mask[p.off_mask + (row / p.rows_per_mask) * p.cols + j];
+        let m = mask[(row / p.rows_per_mask) * p.cols + j];
         if (m <= NEG_BIG) { return NEG_BIG; }
         v += m;
     }
@@ -96,7 +93,7 @@ fn softmax_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     var m = NEG_BIG;
     for (var j = lid; j < p.cols; j += WG) { m = max(m, logit(row, j)); }
     m = reduce_max(m, lid);
-    let out = p.off_y + row * p.cols;
+    let out = row * p.cols;
     if (m <= NEG_BIG) {
         for (var j = lid; j < p.cols; j += WG) { put(out, j, row * p.cols + j, 0.0); }
         return;
@@ -114,7 +111,7 @@ fn softmax_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     }
 }
 
-// dx = scale * y * (dy - sum_j dy_j y_j), with y = probs (off_x), dy (off_mask), dx (off_y).
+// dx = scale * y * (dy - sum_j dy_j y_j), with y = probs.
 @compute @workgroup_size(WG)
 fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -123,11 +120,11 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let lid = lid3.x;
     let base = row * p.cols;
     var d = 0.0;
-    for (var j = lid; j < p.cols; j += WG) { d += probs[p.off_x + base + j] * grad_in(base + j); }
+    for (var j = lid; j < p.cols; j += WG) { d += probs[base + j] * grad_in(base + j); }
     d = reduce_sum(d, lid);
     for (var j = lid; j < p.cols; j += WG) {
-        let yy = probs[p.off_x + base + j];
-        dx[p.off_y + base + j] = p.scale * yy * (grad_in(base + j) - d);
+        let yy = probs[base + j];
+        dx[base + j] = p.scale * yy * (grad_in(base + j) - d);
     }
 }
 
@@ -142,7 +139,7 @@ fn softmax_forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     if (row >= p.rows) { return; }
     var m = NEG_BIG;
     for (var j = 0u; j < p.cols; j++) { m = max(m, logit(row, j)); }
-    let out = p.off_y + row * p.cols;
+    let out = row * p.cols;
     if (m <= NEG_BIG) {
         for (var j = 0u; j < p.cols; j++) { put(out, j, row * p.cols + j, 0.0); }
         return;
@@ -165,9 +162,9 @@ fn softmax_backward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     if (row >= p.rows) { return; }
     let base = row * p.cols;
     var d = 0.0;
-    for (var j = 0u; j < p.cols; j++) { d += probs[p.off_x + base + j] * grad_in(base + j); }
+    for (var j = 0u; j < p.cols; j++) { d += probs[base + j] * grad_in(base + j); }
     for (var j = 0u; j < p.cols; j++) {
-        let yy = probs[p.off_x + base + j];
-        dx[p.off_y + base + j] = p.scale * yy * (grad_in(base + j) - d);
+        let yy = probs[base + j];
+        dx[base + j] = p.scale * yy * (grad_in(base + j) - d);
     }
 }

@@ -4,9 +4,9 @@
 
 use crate::error::Result;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
-use crate::kernels::layernorm::{self, LnParams};
+use crate::kernels::layernorm::{Affine, Fused, LayerNorm, Stats};
 use crate::kernels::matmul::{Kernel, Matmul};
-use crate::kernels::softmax;
+use crate::kernels::softmax::Softmax;
 use crate::model::Mode;
 
 #[derive(Debug, Clone)]
@@ -98,14 +98,15 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
         let y = gpu.zeros("y", n, DType::F32)?;
         gpu.write(&x, 0, &vec![0.5f32; n])?;
         let bytes = 2.0 * n as f64 * 4.0;
-        let ms = time_case(gpu, now, opts.reps, &y, &|s| softmax::forward(s, &y, &x, None, rows, cols, 1.0)).await?;
+        let ms = time_case(gpu, now, opts.reps, &y, &|s| Softmax::new(1.0).forward(s, y.at([rows, cols]), x.at([rows, cols]), None)).await?;
         push(BenchLine { name: format!("softmax {label}"), rate: bytes / (ms * 1e6), unit: "GB/s", ms_per_call: ms }, &mut lines);
         let g = gpu.zeros("g", cols, DType::F32)?;
         let b = gpu.zeros("b", cols, DType::F32)?;
         let mean = gpu.zeros("mean", rows, DType::F32)?;
         let rstd = gpu.zeros("rstd", rows, DType::F32)?;
         let ms = time_case(gpu, now, opts.reps, &y, &|s| {
-            layernorm::forward(s, &y, &mean, &rstd, &x, &g, &b, LnParams::default(), rows, cols, 1e-12)
+            let stats = Stats { mean: &mean, rstd: &rstd };
+            LayerNorm::new(1e-12).forward(s, y.at([rows, cols]), stats, x.at([rows, cols]), Affine { gamma: &g, beta: &b }, Fused::None)
         })
         .await?;
         push(BenchLine { name: format!("layernorm {label}"), rate: bytes / (ms * 1e6), unit: "GB/s", ms_per_call: ms }, &mut lines);

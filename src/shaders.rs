@@ -2,10 +2,15 @@
 //! the tests, the browser's compiler in the browser tests); kernels specialise them with `override`
 //! constants. WGSL has no include, so the files that need erf (gelu, the matmuls) get
 //! `shaders/erf.wgsl` put in front of them here, the matmul kernels `shaders/matmul_common.wgsl`
-//! (their overrides and uniform parameters), the two vec4 ones `shaders/matmul_vec4_io.wgsl` (their
-//! bindings and epilogue), and the kernels with dropout (dropout, layernorm, softmax)
-//! `shaders/rng.wgsl` (its hash).
+//! (their overrides and the use of their uniform parameters), the two vec4 ones
+//! `shaders/matmul_vec4_io.wgsl` (their bindings and epilogue), and the kernels with dropout
+//! (dropout, layernorm, softmax) `shaders/rng.wgsl` (its hash). No file declares its uniform
+//! struct: [`source`] puts in front of each the WGSL text of the struct its kernel module declares
+//! with [`crate::gpu::uniform`], so Rust and WGSL share one layout.
 
+use crate::kernels::{adamw, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, matmul, matvec, sample, softmax};
+
+/// Each shader's files, without their uniform structs (see [`source`]).
 pub const SHADERS: &[(&str, &str)] = &[
     ("matmul", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul.wgsl"))),
     ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4_io.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
@@ -24,13 +29,39 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("sample", include_str!("../shaders/sample.wgsl")),
 ];
 
-pub fn source(name: &str) -> Option<&'static str> {
-    let file = SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)?;
-    if name != "matmul_subgroup" {
-        return Some(file);
+/// The uniform structs shader `name` reads, as WGSL.
+fn uniforms(name: &str) -> &'static str {
+    match name {
+        "matmul" | "matmul_vec4" | "matmul_subgroup" => matmul::Params::WGSL,
+        "softmax" => softmax::Params::WGSL,
+        "layernorm" => layernorm::Params::WGSL,
+        "gelu" => gelu::Params::WGSL,
+        "elementwise" => elementwise::Params::WGSL,
+        "embedding" => embedding::Params::WGSL,
+        "dropout" => dropout::Params::WGSL,
+        "cross_entropy" => cross_entropy::Params::WGSL,
+        "adamw" => adamw::Params::WGSL,
+        "matvec" => matvec::MatvecParams::WGSL,
+        "attention_cached" => matvec::AttnParams::WGSL,
+        "sample" => sample::Params::WGSL,
+        _ => "",
     }
-    static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    Some(FULL.get_or_init(|| format!("{file}\n{}", matmul_subgroup_entry())))
+}
+
+/// The whole source of shader `name`: its uniform struct, its files, and for `matmul_subgroup` the
+/// entry point written out by [`matmul_subgroup_entry`]. Built once, on first use.
+pub fn source(name: &str) -> Option<&'static str> {
+    static FULL: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+    let all = FULL.get_or_init(|| {
+        SHADERS
+            .iter()
+            .map(|&(n, file)| {
+                let entry = if n == "matmul_subgroup" { matmul_subgroup_entry() } else { String::new() };
+                (n, format!("{}\n{file}\n{entry}", uniforms(n)))
+            })
+            .collect()
+    });
+    all.iter().find(|(n, _)| *n == name).map(|(_, s)| s.as_str())
 }
 
 /// The entry point of shaders/matmul_subgroup.wgsl, its 32 rows written out: one thread of the

@@ -34,7 +34,7 @@ pub async fn self_check(on_result: js_sys::Function) -> Result<u32, JsValue> {
         }
         let (ok, msg) = match r {
             Ok(m) => (true, m),
-            Err(m) => (false, m),
+            Err(m) => (false, m.to_string()),
         };
         let _ = on_result.call3(&JsValue::NULL, &name.into(), &ok.into(), &msg.into());
     }

@@ -8,8 +8,8 @@
 //!   qkv, dqkv: (B*T, 3C);  scores, probs: (B, H, T, T);  ctx: (B*T, C);  mask: (B, T) additive.
 
 use super::matmul::{Matmul, Operand};
-use super::softmax;
-use crate::gpu::{GpuBuf, GpuError, Step};
+use super::softmax::{Mask, Softmax};
+use crate::gpu::{GpuBuf, GpuError, Step, View};
 
 /// How attention splits a batch into heads: B sequences of T tokens, H heads of D dimensions each
 /// (not to be confused with a model's task heads, `model::Heads`).
@@ -70,22 +70,36 @@ impl HeadSplit {
         dk.record(step, dqkv, dscores, qkv, None)
     }
 
+    /// The probabilities' softmax: scale 1/sqrt(D), and the (B, T) additive `mask` when given.
+    pub fn softmax<'a>(&self, mask: Option<&'a GpuBuf>) -> Softmax<'a> {
+        let rows_per_mask = self.h * self.t;
+        Softmax::new(1.0 / (self.d as f32).sqrt()).mask(mask.map(|mask| Mask { mask, rows_per_mask }))
+    }
+    /// The scores or probabilities (B, H, T, T) in `buf`, as the softmax's rows.
+    pub fn score_rows<'a>(&self, buf: &'a GpuBuf) -> View<'a> {
+        buf.at([self.b * self.h * self.t, self.t])
+    }
+
     /// scores = Q K^T; probs = softmax(scores / sqrt(D) + mask); ctx = probs V.
     pub fn forward(&self, step: &mut Step, ctx: &GpuBuf, probs: &GpuBuf, scores: &GpuBuf, qkv: &GpuBuf, mask: Option<&GpuBuf>) -> Result<(), GpuError> {
-        let (b, h, t, d) = (self.b, self.h, self.t, self.d);
         self.scores(step, scores, qkv)?;
-        let scale = 1.0 / (d as f32).sqrt();
-        softmax::forward(step, probs, scores, mask.map(|m| (m, h * t)), b * h * t, t, scale)?;
+        self.softmax(mask).forward(step, self.score_rows(probs), self.score_rows(scores), None)?;
         self.context(step, ctx, probs, qkv)
     }
 
-    /// From dctx (B*T, C): dqkv (B*T, 3C). `dprobs` and `dscores` are scratch of the probs' size.
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward(&self, step: &mut Step, dqkv: &GpuBuf, dprobs: &GpuBuf, dscores: &GpuBuf, dctx: &GpuBuf, qkv: &GpuBuf, probs: &GpuBuf) -> Result<(), GpuError> {
-        let (bh, t, d) = (self.b * self.h, self.t, self.d);
-        self.context_backward(step, dqkv, dprobs, dctx, qkv, probs)?;
-        let scale = 1.0 / (d as f32).sqrt();
-        softmax::backward(step, dscores, probs, dprobs, bh * t, t, scale)?;
-        self.scores_backward(step, dqkv, dscores, qkv)
+    /// From dctx (B*T, C): dqkv (B*T, 3C), with `scratch` of the probabilities' size.
+    pub fn backward(&self, step: &mut Step, dqkv: &GpuBuf, scratch: Scratch, dctx: &GpuBuf, qkv: &GpuBuf, probs: &GpuBuf) -> Result<(), GpuError> {
+        self.context_backward(step, dqkv, scratch.dprobs, dctx, qkv, probs)?;
+        let (dscores, dprobs, probs_v) = (self.score_rows(scratch.dscores), self.score_rows(scratch.dprobs), self.score_rows(probs));
+        self.softmax(None).backward(step, dscores, probs_v, dprobs, None)?;
+        self.scores_backward(step, dqkv, scratch.dscores, qkv)
     }
+}
+
+/// The gradients at the probabilities and at the scores, (B, H, T, T) each: scratch of
+/// [`HeadSplit::backward`].
+#[derive(Clone, Copy, Debug)]
+pub struct Scratch<'a> {
+    pub dprobs: &'a GpuBuf,
+    pub dscores: &'a GpuBuf,
 }

@@ -10,15 +10,16 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::adamw::{AdamW, AdamWState, ParamSlice};
-use super::attention::HeadSplit;
-use super::layernorm::LnParams;
+use super::attention::{HeadSplit, Scratch};
+use super::layernorm::{Affine, AffineGrad, BackwardOpts, Fused, FusedBack, LayerNorm, Saved, Stats};
 use super::matmul::{Kernel, Matmul};
-use super::softmax::RowKernel;
+use super::softmax::{Mask, RowKernel, Softmax};
 use super::gelu::Gelu;
-use super::{cpu, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, softmax};
-use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
+use super::{cpu, cross_entropy, dropout, elementwise, embedding, gelu, softmax};
+use crate::error::Result;
+use crate::gpu::{DType, Gpu, GpuBuf, GpuError, View};
 
-pub type CheckResult = Result<String, String>;
+pub type CheckResult = Result<String>;
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + 'a>>;
 
 /// Calls `$m!(name, name, ...)` with every check in this module: the one list that the native tests,
@@ -82,33 +83,29 @@ fn f64s(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| v as f64).collect()
 }
 
-fn e(err: GpuError) -> String {
-    err.to_string()
+async fn read(gpu: &Gpu, b: &GpuBuf) -> Result<Vec<f32>> {
+    Ok(gpu.read_f32(b).await?)
 }
 
-async fn read(gpu: &Gpu, b: &GpuBuf) -> Result<Vec<f32>, String> {
-    gpu.read_f32(b).await.map_err(e)
+fn up(gpu: &Gpu, label: &str, x: &[f32]) -> Result<GpuBuf> {
+    Ok(gpu.upload_f32(label, x)?)
 }
 
-fn up(gpu: &Gpu, label: &str, x: &[f32]) -> Result<GpuBuf, String> {
-    gpu.upload_f32(label, x).map_err(e)
-}
-
-fn zeros(gpu: &Gpu, label: &str, n: usize) -> Result<GpuBuf, String> {
-    gpu.zeros(label, n, DType::F32).map_err(e)
+fn zeros(gpu: &Gpu, label: &str, n: usize) -> Result<GpuBuf> {
+    Ok(gpu.zeros(label, n, DType::F32)?)
 }
 
 /// Every element within `tol(i)` of the reference; returns the worst |error| / tolerance.
-fn close(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -> f64) -> Result<f64, String> {
+fn close(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -> f64) -> Result<f64> {
     if got.len() != want.len() {
-        return Err(format!("{what}: got {} values, expected {}", got.len(), want.len()));
+        return Err(format!("{what}: got {} values, expected {}", got.len(), want.len()).into());
     }
     let mut worst = 0.0f64;
     for i in 0..got.len() {
         let d = (got[i] as f64 - want[i]).abs();
         let t = tol(i);
         if !(d <= t) {
-            return Err(format!("{what}[{i}]: GPU {} vs reference {} (|diff| {d:.3e} > tolerance {t:.3e})", got[i], want[i]));
+            return Err(format!("{what}[{i}]: GPU {} vs reference {} (|diff| {d:.3e} > tolerance {t:.3e})", got[i], want[i]).into());
         }
         worst = worst.max(d / t.max(1e-300));
     }
@@ -116,25 +113,25 @@ fn close(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -> f64) -> R
 }
 
 /// max|diff| <= rel * max|reference|, the tolerance used for whole gradient tensors.
-fn close_rel_max(what: &str, got: &[f32], want: &[f64], rel: f64) -> Result<f64, String> {
+fn close_rel_max(what: &str, got: &[f32], want: &[f64], rel: f64) -> Result<f64> {
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
     close(what, got, want, |_| rel * scale)
 }
 
 /// Central finite differences in f64 of `f` at `x`, compared with `grad` along `k` coordinates and
 /// along one random direction. Returns the worst relative error.
-fn fd_check_cpu(what: &str, f: &dyn Fn(&[f64]) -> f64, x: &[f64], grad: &[f64], rng: &mut Rng, k: usize) -> Result<f64, String> {
+fn fd_check_cpu(what: &str, f: &dyn Fn(&[f64]) -> f64, x: &[f64], grad: &[f64], rng: &mut Rng, k: usize) -> Result<f64> {
     let h = 1e-6;
     let mut worst = 0.0f64;
     let gscale = grad.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
-    let mut probe = |dir: &[f64], analytic: f64, label: String| -> Result<(), String> {
+    let mut probe = |dir: &[f64], analytic: f64, label: String| -> Result<()> {
         let xp: Vec<f64> = x.iter().zip(dir).map(|(a, d)| a + h * d).collect();
         let xm: Vec<f64> = x.iter().zip(dir).map(|(a, d)| a - h * d).collect();
         let numeric = (f(&xp) - f(&xm)) / (2.0 * h);
         let dnorm = dir.iter().map(|d| d * d).sum::<f64>().sqrt();
         let err = (numeric - analytic).abs() / (gscale * dnorm);
         if err > 1e-6 {
-            return Err(format!("{what}: CPU backward {label} is {analytic:.9e}, finite differences give {numeric:.9e}"));
+            return Err(format!("{what}: CPU backward {label} is {analytic:.9e}, finite differences give {numeric:.9e}").into());
         }
         worst = worst.max(err);
         Ok(())
@@ -157,11 +154,11 @@ fn dot(a: &[f32], b: &[f64]) -> f64 {
 
 /// One random-direction finite-difference check of a GPU backward: `lp`, `lm` are <r, f(x ± eps u)>
 /// computed by the GPU forward; `analytic` is <grad_gpu, u>.
-fn fd_check_gpu(what: &str, lp: f64, lm: f64, eps: f64, analytic: f64, tol: f64) -> Result<f64, String> {
+fn fd_check_gpu(what: &str, lp: f64, lm: f64, eps: f64, analytic: f64, tol: f64) -> Result<f64> {
     let numeric = (lp - lm) / (2.0 * eps);
     let err = (numeric - analytic).abs() / analytic.abs().max(numeric.abs()).max(1e-6);
     if err > tol {
-        return Err(format!("{what}: GPU backward gives {analytic:.6e} along a random direction, GPU finite differences {numeric:.6e}"));
+        return Err(format!("{what}: GPU backward gives {analytic:.6e} along a random direction, GPU finite differences {numeric:.6e}").into());
     }
     Ok(err)
 }
@@ -183,7 +180,7 @@ pub async fn shaders_validate_with_naga(_gpu: &Gpu) -> CheckResult {
 pub async fn pipelines_build_in_error_scope(gpu: &Gpu) -> CheckResult {
     let all = super::all_pipelines(&Kernel::available(gpu));
     for (k, consts) in &all {
-        gpu.check_pipeline(*k, consts).await.map_err(e)?;
+        gpu.check_pipeline(*k, consts).await?;
     }
     Ok(format!("{} pipelines built without a validation error on {}", all.len(), gpu.info.name))
 }
@@ -196,25 +193,25 @@ pub async fn one_submit_per_step_and_counters(gpu: &Gpu) -> CheckResult {
     let before = gpu.counters();
     let mut step = gpu.begin_step("counted");
     for _ in 0..3 {
-        gelu::forward(&mut step, Gelu::Erf, &y, &x, 300).map_err(e)?;
+        gelu::forward(&mut step, Gelu::Erf, y.at([300]), x.at([300]))?;
     }
-    elementwise::scale(&mut step, &y, 2.0, 300).map_err(e)?;
+    elementwise::scale(&mut step, y.at([300]), 2.0)?;
     if step.dispatch_count() != 4 {
-        return Err(format!("step recorded {} dispatches, expected 4", step.dispatch_count()));
+        return Err(format!("step recorded {} dispatches, expected 4", step.dispatch_count()).into());
     }
-    let rb = step.read_back(&y, 0, 10).map_err(e)?;
-    step.submit().await.map_err(e)?;
-    let v = rb.f32(gpu).await.map_err(e)?;
+    let rb = step.read_back(&y, 0, 10)?;
+    step.submit().await?;
+    let v = rb.f32(gpu).await?;
     let after = gpu.counters();
     let want = 2.0 * cpu::gelu(1.0);
     if (v[0] as f64 - want).abs() > 1e-6 {
-        return Err(format!("scaled gelu gave {} not {want}", v[0]));
+        return Err(format!("scaled gelu gave {} not {want}", v[0]).into());
     }
     let submits = after.submits - before.submits;
     let gelus = after.dispatches_of("gelu_forward") - before.dispatches_of("gelu_forward");
     let bytes = after.bytes_read_back - before.bytes_read_back;
     if submits < 1 || gelus < 3 || bytes < 40 {
-        return Err(format!("counters saw {submits} submits, {gelus} gelu dispatches, {bytes} bytes read back"));
+        return Err(format!("counters saw {submits} submits, {gelus} gelu dispatches, {bytes} bytes read back").into());
     }
     Ok(format!("4 dispatches, 1 submit, 40 bytes read back (counters: {submits} submits, {gelus} gelu_forward, {bytes} B)"))
 }
@@ -226,35 +223,48 @@ pub async fn bad_arguments_are_errors(gpu: &Gpu) -> CheckResult {
     let r = Matmul::new(4, 4, 4).record(&mut step, &c, &a, &a, None);
     match r {
         Err(GpuError::Shape(m)) if m.contains("needs 16") => {}
-        other => return Err(format!("an undersized matmul operand gave {other:?}")),
+        other => return Err(format!("an undersized matmul operand gave {other:?}").into()),
     }
-    let r = dropout::apply(&mut step, &c, &a, 10, 1.5, 0);
+    let r = dropout::apply(&mut step, c.at([10]), a.at([10]), dropout::Dropout::new(1.5, 0));
     if r.is_ok() {
         return Err("dropout with p = 1.5 was accepted".into());
     }
-    step.submit().await.map_err(e)?;
-    Ok("undersized operands and bad probabilities are refused with messages".into())
+    // views: shapes that disagree, a view past its buffer's end, one that starts inside its buffer
+    let r = gelu::forward(&mut step, Gelu::Erf, c.at([2, 5]), a.at([5, 2]));
+    match r {
+        Err(GpuError::Shape(m)) if m.contains("gelu_forward") && m.contains("[2, 5]") && m.contains("[5, 2]") => {}
+        other => return Err(format!("views of shapes [2, 5] and [5, 2] gave {other:?}").into()),
+    }
+    let r = elementwise::add(&mut step, c.at([12]), a.at([12]), a.at([12]));
+    match r {
+        Err(GpuError::Shape(m)) if m.contains("needs 12") => {}
+        other => return Err(format!("a view of 12 elements in a buffer of 10 gave {other:?}").into()),
+    }
+    let r = elementwise::scale(&mut step, c.at_off(2, [4]), 2.0);
+    if r.is_ok() {
+        return Err("a view from element 2 was bound as if from element 0".into());
+    }
+    step.submit().await?;
+    Ok("undersized operands, bad probabilities and mismatched views are refused with messages".into())
 }
 
 // ---------------------------------------------------------------------------------------------
 // matmul
 
-/// One matmul against the f64 reference, by every kernel whose contract the shape meets (the tiled
-/// kernel always, the vec4 kernel when [`Matmul::vec4_fits`]), with every operand starting `off`
-/// elements into its buffer. Returns the worst error as a fraction of the tolerance.
-#[allow(clippy::too_many_arguments)]
-async fn matmul_case(gpu: &Gpu, rng: &mut Rng, batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool, alpha: f32, off: usize) -> Result<f64, String> {
+/// One matmul (`mm`'s shape, transposes and alpha) against the f64 reference, by every kernel whose
+/// contract the shape meets (the tiled kernel always, the vec4 kernel when [`Matmul::vec4_fits`]),
+/// with every operand starting `off` elements into its buffer. Returns the worst error as a fraction
+/// of the tolerance.
+async fn matmul_case(gpu: &Gpu, rng: &mut Rng, mm: Matmul, off: usize) -> Result<f64> {
+    let (batch, m, n, k, ta, tb, alpha) = (mm.batch, mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b, mm.alpha);
     let a = rng.normals(batch * m * k, 1.0);
     let b = rng.normals(batch * k * n, 1.0);
     let pad = |x: &[f32]| -> Vec<f32> { let mut v = vec![7.0; off]; v.extend_from_slice(x); v };
     let (ga, gb) = (up(gpu, "a", &pad(&a))?, up(gpu, "b", &pad(&b))?);
     let (a64, b64) = (f64s(&a), f64s(&b));
-    let want = cpu::matmul(&a64, &b64, None, batch, m, n, k, ta, tb, alpha as f64, false);
-    let abs = cpu::matmul_abs(&a64, &b64, batch, m, n, k, ta, tb);
-    let mut mm = Matmul::new(m, n, k).batch(batch).alpha(alpha);
-    mm.trans_a = ta;
-    mm.trans_b = tb;
-    (mm.off_a, mm.off_b, mm.off_c) = (off, off, off);
+    let want = cpu::matmul(&a64, &b64, None, &mm);
+    let abs = cpu::matmul_abs(&a64, &b64, &mm);
+    let mm = mm.offsets(off, off, off);
     let mut worst = 0.0f64;
     for kernel in Kernel::available(gpu) {
         if kernel != Kernel::Tiled && !mm.vec4_fits(false) {
@@ -262,11 +272,11 @@ async fn matmul_case(gpu: &Gpu, rng: &mut Rng, batch: usize, m: usize, n: usize,
         }
         let gc = up(gpu, "c", &vec![7.0; off + batch * m * n])?;
         let mut step = gpu.begin_step("matmul");
-        mm.kernel(kernel).record(&mut step, &gc, &ga, &gb, None).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        mm.kernel(kernel).record(&mut step, &gc, &ga, &gb, None)?;
+        step.submit().await?;
         let got = read(gpu, &gc).await?;
         if got[..off].iter().any(|&x| x != 7.0) {
-            return Err(format!("matmul {kernel:?} {batch}x{m}x{n}x{k}: wrote before its output offset {off}"));
+            return Err(format!("matmul {kernel:?} {batch}x{m}x{n}x{k}: wrote before its output offset {off}").into());
         }
         worst = worst.max(close(&format!("matmul {kernel:?} {batch}x{m}x{n}x{k} ta={ta} tb={tb} off={off}"), &got[off..], &want, |i| 1e-4 * abs[i] * (alpha as f64).abs() + 1e-30)?);
     }
@@ -275,7 +285,7 @@ async fn matmul_case(gpu: &Gpu, rng: &mut Rng, batch: usize, m: usize, n: usize,
 
 pub async fn matmul_1x1x1(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(1);
-    let w = matmul_case(gpu, &mut rng, 1, 1, 1, 1, false, false, 1.0, 0).await?;
+    let w = matmul_case(gpu, &mut rng, Matmul::new(1, 1, 1), 0).await?;
     Ok(format!("worst error {w:.3} of tolerance"))
 }
 
@@ -283,7 +293,7 @@ pub async fn matmul_7x13x5_all_transposes(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(2);
     let mut w = 0.0f64;
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        w = w.max(matmul_case(gpu, &mut rng, 1, 7, 13, 5, ta, tb, 1.0, 0).await?);
+        w = w.max(matmul_case(gpu, &mut rng, Matmul { trans_a: ta, trans_b: tb, ..Matmul::new(7, 13, 5) }, 0).await?);
     }
     Ok(format!("A·B, Aᵀ·B, A·Bᵀ, Aᵀ·Bᵀ: worst error {w:.3} of tolerance 1e-4·(|A||B|)"))
 }
@@ -292,7 +302,7 @@ pub async fn matmul_129x65x33_batched_all_transposes(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(3);
     let mut w = 0.0f64;
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        w = w.max(matmul_case(gpu, &mut rng, 3, 129, 65, 33, ta, tb, 0.7, 0).await?);
+        w = w.max(matmul_case(gpu, &mut rng, Matmul { trans_a: ta, trans_b: tb, ..Matmul::new(129, 65, 33).batch(3).alpha(0.7) }, 0).await?);
     }
     Ok(format!("batch 3, alpha 0.7: worst error {w:.3} of tolerance"))
 }
@@ -318,9 +328,9 @@ pub async fn matmul_vec4_edges_offsets_all_transposes(gpu: &Gpu) -> CheckResult 
         let m = if ta { 36 } else { 37 };
         let mm = Matmul { trans_a: ta, trans_b: tb, off_a: 8, off_b: 8, off_c: 8, ..Matmul::new(m, 68, 20) };
         if !mm.vec4_fits(false) {
-            return Err(format!("{m}x68x20 ta={ta} tb={tb} should meet the vec4 kernel's contract"));
+            return Err(format!("{m}x68x20 ta={ta} tb={tb} should meet the vec4 kernel's contract").into());
         }
-        w = w.max(matmul_case(gpu, &mut rng, 2, m, 68, 20, ta, tb, 0.9, 8).await?);
+        w = w.max(matmul_case(gpu, &mut rng, Matmul { trans_a: ta, trans_b: tb, ..Matmul::new(m, 68, 20).batch(2).alpha(0.9) }, 8).await?);
     }
     Ok(format!("{}, batch 2, 37|36 x 68 x 20 at offset 8: worst error {w:.3} of tolerance", kernels_named(gpu)))
 }
@@ -328,11 +338,11 @@ pub async fn matmul_vec4_edges_offsets_all_transposes(gpu: &Gpu) -> CheckResult 
 pub async fn matmul_bert_67x768x3072(gpu: &Gpu) -> CheckResult {
     let mut rng = Rng::new(4);
     // x (67, 768) @ W^T with torch's W (3072, 768): the FFN's first projection.
-    let w1 = matmul_case(gpu, &mut rng, 1, 67, 3072, 768, false, true, 1.0, 0).await?;
+    let w1 = matmul_case(gpu, &mut rng, Matmul::new(67, 3072, 768).trans_b(), 0).await?;
     // its backward for the weight: dW (3072, 768) = dY^T (3072, 67) @ x (67, 768)
-    let w2 = matmul_case(gpu, &mut rng, 1, 3072, 768, 67, true, false, 1.0, 0).await?;
+    let w2 = matmul_case(gpu, &mut rng, Matmul::new(3072, 768, 67).trans_a(), 0).await?;
     // and the second projection: (67, 3072) @ W2^T, W2 (768, 3072)
-    let w3 = matmul_case(gpu, &mut rng, 1, 67, 768, 3072, false, true, 1.0, 0).await?;
+    let w3 = matmul_case(gpu, &mut rng, Matmul::new(67, 768, 3072).trans_b(), 0).await?;
     Ok(format!("67x3072x768, 3072x768x67 (Aᵀ), 67x768x3072: worst {:.3} of tolerance", w1.max(w2).max(w3)))
 }
 
@@ -358,14 +368,14 @@ async fn matmul_bias_gelu_accumulate_case(gpu: &Gpu, rng: &mut Rng, m: usize, n:
     let gc = zeros(gpu, "c", m * n)?;
     let gacc = up(gpu, "acc", &c0)?;
     let mut step = gpu.begin_step("bias_gelu");
-    Matmul::new(m, n, k).kernel(kernel).trans_b().gelu().record(&mut step, &gc, &ga, &gw, Some(&gbias)).map_err(e)?;
-    Matmul::new(m, n, k).kernel(kernel).trans_b().accumulate().record(&mut step, &gacc, &ga, &gw, Some(&gbias)).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    Matmul::new(m, n, k).kernel(kernel).trans_b().gelu().record(&mut step, &gc, &ga, &gw, Some(&gbias))?;
+    Matmul::new(m, n, k).kernel(kernel).trans_b().accumulate().record(&mut step, &gacc, &ga, &gw, Some(&gbias))?;
+    step.submit().await?;
     let (a64, w64, b64) = (f64s(&a), f64s(&w), f64s(&bias));
-    let want = cpu::matmul(&a64, &w64, Some(&b64), 1, m, n, k, false, true, 1.0, true);
-    let abs = cpu::matmul_abs(&a64, &w64, 1, m, n, k, false, true);
+    let want = cpu::matmul(&a64, &w64, Some(&b64), &Matmul::new(m, n, k).trans_b().gelu());
+    let abs = cpu::matmul_abs(&a64, &w64, &Matmul::new(m, n, k).trans_b());
     let w1 = close("matmul+bias+gelu", &read(gpu, &gc).await?, &want, |i| 1e-4 * (abs[i] + b64[i % n].abs()) + 2e-6)?;
-    let lin = cpu::matmul(&a64, &w64, Some(&b64), 1, m, n, k, false, true, 1.0, false);
+    let lin = cpu::matmul(&a64, &w64, Some(&b64), &Matmul::new(m, n, k).trans_b());
     let want2: Vec<f64> = lin.iter().zip(&c0).map(|(x, c)| x + *c as f64).collect();
     let w2 = close("matmul accumulate", &read(gpu, &gacc).await?, &want2, |i| 1e-4 * (abs[i] + b64[i % n].abs() + (c0[i] as f64).abs()) + 1e-7)?;
     Ok(format!("fused bias+GELU worst {w1:.3}, accumulate worst {w2:.3} of tolerance"))
@@ -382,11 +392,11 @@ pub async fn matmul_backward(gpu: &Gpu) -> CheckResult {
     let r = rng.normals(m * n, 1.0); // dC
     let (a64, w64, b64, r64) = (f64s(&a), f64s(&w), f64s(&bias), f64s(&r));
     // CPU backward
-    let da = cpu::matmul(&r64, &w64, None, 1, m, k, n, false, false, 1.0, false);
-    let dw = cpu::matmul(&r64, &a64, None, 1, n, k, m, true, false, 1.0, false);
+    let da = cpu::matmul(&r64, &w64, None, &Matmul::new(m, k, n));
+    let dw = cpu::matmul(&r64, &a64, None, &Matmul::new(n, k, m).trans_a());
     let db: Vec<f64> = (0..n).map(|j| (0..m).map(|i| r64[i * n + j]).sum()).collect();
     let loss = |a: &[f64], w: &[f64], b: &[f64]| -> f64 {
-        cpu::matmul(a, w, Some(b), 1, m, n, k, false, true, 1.0, false).iter().zip(&r64).map(|(c, r)| c * r).sum()
+        cpu::matmul(a, w, Some(b), &Matmul::new(m, n, k).trans_b()).iter().zip(&r64).map(|(c, r)| c * r).sum()
     };
     fd_check_cpu("matmul dA", &|x| loss(x, &w64, &b64), &a64, &da, &mut rng, 3)?;
     fd_check_cpu("matmul dW", &|x| loss(&a64, x, &b64), &w64, &dw, &mut rng, 3)?;
@@ -395,10 +405,10 @@ pub async fn matmul_backward(gpu: &Gpu) -> CheckResult {
     let (ga, gw, gr) = (up(gpu, "a", &a)?, up(gpu, "w", &w)?, up(gpu, "dc", &r)?);
     let (gda, gdw, gdb) = (zeros(gpu, "da", m * k)?, zeros(gpu, "dw", n * k)?, zeros(gpu, "db", n)?);
     let mut step = gpu.begin_step("matmul_backward");
-    Matmul::new(m, k, n).record(&mut step, &gda, &gr, &gw, None).map_err(e)?;
-    Matmul::new(n, k, m).trans_a().record(&mut step, &gdw, &gr, &ga, None).map_err(e)?;
-    elementwise::bias_grad(&mut step, &gdb, &gr, m, n).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    Matmul::new(m, k, n).record(&mut step, &gda, &gr, &gw, None)?;
+    Matmul::new(n, k, m).trans_a().record(&mut step, &gdw, &gr, &ga, None)?;
+    elementwise::bias_grad(&mut step, gdb.at([n]), gr.at([m, n]))?;
+    step.submit().await?;
     let (gpu_da, gpu_dw, gpu_db) = (read(gpu, &gda).await?, read(gpu, &gdw).await?, read(gpu, &gdb).await?);
     let w1 = close_rel_max("matmul dA", &gpu_da, &da, 1e-5)?;
     let w2 = close_rel_max("matmul dW", &gpu_dw, &dw, 1e-5)?;
@@ -412,8 +422,8 @@ pub async fn matmul_backward(gpu: &Gpu) -> CheckResult {
         let gc = zeros(gpu, "c", m * n)?;
         let gbias = up(gpu, "bias", &bias)?;
         let mut step = gpu.begin_step("matmul_fd");
-        Matmul::new(m, n, k).trans_b().record(&mut step, &gc, &ax, &gw, Some(&gbias)).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        Matmul::new(m, n, k).trans_b().record(&mut step, &gc, &ax, &gw, Some(&gbias))?;
+        step.submit().await?;
         l[s] = dot(&read(gpu, &gc).await?, &r64);
     }
     let fd = fd_check_gpu("matmul dA", l[0], l[1], eps, dot(&gpu_da, &u), 1e-3)?;
@@ -453,9 +463,10 @@ async fn softmax_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     mask[2] = -3.5; // an ordinary additive value
     let (gx, gm, gy, gy2) = (up(gpu, "x", &x)?, up(gpu, "mask", &mask)?, zeros(gpu, "y", rows * t)?, zeros(gpu, "y2", rows * t)?);
     let mut step = gpu.begin_step("softmax");
-    softmax::forward_as(kernel, &mut step, &gy, &gx, Some((&gm, h * t)), rows, t, 0.125).map_err(e)?;
-    softmax::forward_as(kernel, &mut step, &gy2, &gx, None, rows, t, 1.0).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    let gmask = Some(Mask { mask: &gm, rows_per_mask: h * t });
+    Softmax::new(0.125).mask(gmask).kernel(kernel).forward(&mut step, gy.at([rows, t]), gx.at([rows, t]), None)?;
+    Softmax::new(1.0).kernel(kernel).forward(&mut step, gy2.at([rows, t]), gx.at([rows, t]), None)?;
+    step.submit().await?;
     let (x64, m64): (Vec<f64>, Vec<f64>) = (f64s(&x), mask.iter().map(|&v| if v.is_finite() { v as f64 } else { cpu::MASKED }).collect());
     let got = read(gpu, &gy).await?;
     if got.iter().any(|v| !v.is_finite()) {
@@ -469,15 +480,15 @@ async fn softmax_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     for r in 0..h * t {
         let s: f32 = got[r * t..(r + 1) * t].iter().sum();
         if (s - 1.0).abs() > 1e-5 {
-            return Err(format!("row {r} sums to {s}"));
+            return Err(format!("row {r} sums to {s}").into());
         }
     }
     let w2 = close("softmax with ±1e4 logits", &read(gpu, &gy2).await?, &cpu::softmax(&x64, None, rows, t, 1, 1.0), |_| 2e-6)?;
     // causal (a decoder's self-attention) with the padding mask: row r sees columns j <= r % t
     let gy3 = zeros(gpu, "y3", rows * t)?;
     let mut step = gpu.begin_step("softmax causal");
-    softmax::record_forward(kernel, &mut step, &gy3, None, &gx, Some((&gm, h * t)), true, rows, t, 0.125).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    Softmax::new(0.125).mask(gmask).causal(true).kernel(kernel).forward(&mut step, gy3.at([rows, t]), gx.at([rows, t]), None)?;
+    step.submit().await?;
     let per_row: Vec<f64> = (0..rows).flat_map(|r| (0..t).map(move |j| (r, j))).map(|(r, j)| if j > r % t { cpu::MASKED } else { m64[(r / (h * t)) * t + j] }).collect();
     let got3 = read(gpu, &gy3).await?;
     let w3 = close("causal softmax", &got3, &cpu::softmax(&x64, Some(&per_row), rows, t, 1, 0.125), |_| 2e-6)?;
@@ -508,9 +519,10 @@ async fn softmax_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     fd_check_cpu("softmax", &loss, &x64, &dx, &mut rng, 4)?;
     let (gx, gy, gr, gdx) = (up(gpu, "x", &x)?, zeros(gpu, "y", rows * cols)?, up(gpu, "dy", &r)?, zeros(gpu, "dx", rows * cols)?);
     let mut step = gpu.begin_step("softmax_backward");
-    softmax::forward_as(kernel, &mut step, &gy, &gx, None, rows, cols, scale as f32).map_err(e)?;
-    softmax::backward_as(kernel, &mut step, &gdx, &gy, &gr, rows, cols, scale as f32).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    let sm = Softmax::new(scale as f32).kernel(kernel);
+    sm.forward(&mut step, gy.at([rows, cols]), gx.at([rows, cols]), None)?;
+    sm.backward(&mut step, gdx.at([rows, cols]), gy.at([rows, cols]), gr.at([rows, cols]), None)?;
+    step.submit().await?;
     let got = read(gpu, &gdx).await?;
     let w = close_rel_max("softmax dx", &got, &dx, 1e-5)?;
     let u: Vec<f64> = (0..rows * cols).map(|_| rng.normal()).collect();
@@ -519,8 +531,8 @@ async fn softmax_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     for (s, sign) in [1.0, -1.0].iter().enumerate() {
         let gxs = up(gpu, "x±", &shift(&x, &u, sign * eps))?;
         let mut step = gpu.begin_step("softmax_fd");
-        softmax::forward_as(kernel, &mut step, &gy, &gxs, None, rows, cols, scale as f32).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        sm.forward(&mut step, gy.at([rows, cols]), gxs.at([rows, cols]), None)?;
+        step.submit().await?;
         l[s] = dot(&read(gpu, &gy).await?, &r64);
     }
     let fd = fd_check_gpu("softmax", l[0], l[1], eps, dot(&got, &u), 1e-2)?;
@@ -553,8 +565,9 @@ async fn layernorm_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let (gx, gg, gb) = (up(gpu, "x", &x)?, up(gpu, "g", &g)?, up(gpu, "b", &b)?);
     let (gy, gmean, grstd) = (zeros(gpu, "y", rows * cols)?, zeros(gpu, "mean", rows)?, zeros(gpu, "rstd", rows)?);
     let mut step = gpu.begin_step("layernorm");
-    layernorm::forward(&mut step, &gy, &gmean, &grstd, &gx, &gg, &gb, LnParams { kernel, ..LnParams::default() }, rows, cols, 1e-12).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    let (stats, w) = (Stats { mean: &gmean, rstd: &grstd }, Affine { gamma: &gg, beta: &gb });
+    LayerNorm::new(1e-12).kernel(kernel).forward(&mut step, gy.at([rows, cols]), stats, gx.at([rows, cols]), w, Fused::None)?;
+    step.submit().await?;
     let (want, mean, rstd) = cpu::layernorm(&f64s(&x), &f64s(&g), &f64s(&b), rows, cols, 1e-12);
     let got = read(gpu, &gy).await?;
     if got.iter().any(|v| !v.is_finite()) {
@@ -593,11 +606,14 @@ async fn layernorm_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let (gx, gg, gb, gr) = (up(gpu, "x", &x)?, up(gpu, "g", &g)?, up(gpu, "b", &b)?, up(gpu, "dy", &r)?);
     let (gy, gmean, grstd) = (zeros(gpu, "y", rows * cols)?, zeros(gpu, "mean", rows)?, zeros(gpu, "rstd", rows)?);
     let (gdx, gdg, gdb) = (zeros(gpu, "dx", rows * cols)?, zeros(gpu, "dg", cols)?, zeros(gpu, "db", cols)?);
-    let w = LnParams { kernel, ..LnParams::default() };
+    let ln = LayerNorm::new(eps as f32).kernel(kernel);
+    let (stats, w) = (Stats { mean: &gmean, rstd: &grstd }, Affine { gamma: &gg, beta: &gb });
+    let dw = AffineGrad { gamma: &gg, dgamma: &gdg, dbeta: &gdb };
     let mut step = gpu.begin_step("layernorm_backward");
-    layernorm::forward(&mut step, &gy, &gmean, &grstd, &gx, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
-    layernorm::backward(&mut step, &gdx, &gdg, &gdb, &gr, &gx, &gmean, &grstd, &gg, w, rows, cols, false).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    ln.forward(&mut step, gy.at([rows, cols]), stats, gx.at([rows, cols]), w, Fused::None)?;
+    let saved = Saved { x: gx.at([rows, cols]), stats };
+    ln.backward(&mut step, gdx.at([rows, cols]), gr.at([rows, cols]), saved, dw, BackwardOpts::default())?;
+    step.submit().await?;
     let got_dx = read(gpu, &gdx).await?;
     let w1 = close_rel_max("layernorm dx", &got_dx, &dx, 1e-4)?;
     let w2 = close_rel_max("layernorm dgamma", &read(gpu, &gdg).await?, &dg, 1e-4)?;
@@ -608,8 +624,8 @@ async fn layernorm_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     for (s, sign) in [1.0, -1.0].iter().enumerate() {
         let gxs = up(gpu, "x±", &shift(&x, &u, sign * fe))?;
         let mut step = gpu.begin_step("layernorm_fd");
-        layernorm::forward(&mut step, &gy, &gmean, &grstd, &gxs, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        ln.forward(&mut step, gy.at([rows, cols]), stats, gxs.at([rows, cols]), w, Fused::None)?;
+        step.submit().await?;
         l[s] = dot(&read(gpu, &gy).await?, &r64);
     }
     let fd = fd_check_gpu("layernorm dx", l[0], l[1], fe, dot(&got_dx, &u), 1e-2)?;
@@ -629,7 +645,12 @@ pub async fn dropout_fused_into_layernorm_and_softmax(gpu: &Gpu) -> CheckResult 
     Ok(format!("residual, dx, output and probability dropouts, both row kernels: worst {worst:.3} of 1e-5·max|ref|"))
 }
 
-async fn dropout_fused_case(gpu: &Gpu, kernel: RowKernel) -> Result<f64, String> {
+/// A function that views a buffer as (rows, cols).
+fn matrix(rows: usize, cols: usize) -> impl for<'a> Fn(&'a GpuBuf) -> View<'a> {
+    move |b| b.at([rows, cols])
+}
+
+async fn dropout_fused_case(gpu: &Gpu, kernel: RowKernel) -> Result<f64> {
     let mut rng = Rng::new(31);
     let (rows, cols, eps, prob, seed) = (37, 48, 1e-5, 0.25f32, 0xfeed_beef_0123u64);
     let drop = dropout::Dropout::new(prob, seed);
@@ -655,15 +676,21 @@ async fn dropout_fused_case(gpu: &Gpu, kernel: RowKernel) -> Result<f64, String>
     let (gy2, gm2, gr2, gdx2, gdg2, gdb2) = (z(rows * cols)?, z(rows)?, z(rows)?, z(rows * cols)?, z(cols)?, z(cols)?);
     let (scratch_g, scratch_b) = (z(cols)?, z(cols)?);
     let (gsm, gsmd, gsmdx) = (z(rows * cols)?, z(rows * cols)?, z(rows * cols)?);
-    let w = LnParams { kernel, ..LnParams::default() };
+    let (ln, w) = (LayerNorm::new(eps as f32).kernel(kernel), Affine { gamma: &gg, beta: &gb });
+    let v = matrix(rows, cols);
+    let (st1, st2) = (Stats { mean: &gm1, rstd: &gr1 }, Stats { mean: &gm2, rstd: &gr2 });
     let mut step = gpu.begin_step("fused_dropout");
-    layernorm::forward_residual(&mut step, &gy1, &gm1, &gr1, &gres, &gskip, &gbranch, drop, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
-    layernorm::backward_dropped(&mut step, &gdx1, Some((&gdxd1, drop)), None, &scratch_g, &scratch_b, &gdy, &gres, &gm1, &gr1, &gg, w, rows, cols, false).map_err(e)?;
-    layernorm::forward_dropped(&mut step, &gy2, &gm2, &gr2, &gx, drop, &gg, &gb, w, rows, cols, eps as f32).map_err(e)?;
-    layernorm::backward_dropped(&mut step, &gdx2, None, Some(drop), &gdg2, &gdb2, &gdy, &gx, &gm2, &gr2, &gg, w, rows, cols, false).map_err(e)?;
-    softmax::record_forward(kernel, &mut step, &gsm, Some((&gsmd, drop)), &gx, None, false, rows, cols, 0.5).map_err(e)?;
-    softmax::record_backward(kernel, &mut step, &gsmdx, &gsm, &gdy, Some(drop), rows, cols, 0.5).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    let residual = Fused::Residual { res: v(&gres), branch: v(&gbranch), drop };
+    ln.forward(&mut step, v(&gy1), st1, v(&gskip), w, residual)?;
+    let (dw1, dxd) = (AffineGrad { gamma: &gg, dgamma: &scratch_g, dbeta: &scratch_b }, FusedBack::DropDx(v(&gdxd1), drop));
+    ln.backward(&mut step, v(&gdx1), v(&gdy), Saved { x: v(&gres), stats: st1 }, dw1, BackwardOpts { accumulate: false, fused: dxd })?;
+    ln.forward(&mut step, v(&gy2), st2, v(&gx), w, Fused::DropOutput(drop))?;
+    let dw2 = AffineGrad { gamma: &gg, dgamma: &gdg2, dbeta: &gdb2 };
+    ln.backward(&mut step, v(&gdx2), v(&gdy), Saved { x: v(&gx), stats: st2 }, dw2, BackwardOpts { accumulate: false, fused: FusedBack::DropDy(drop) })?;
+    let soft = Softmax::new(0.5).kernel(kernel);
+    soft.forward(&mut step, v(&gsm), v(&gx), Some((v(&gsmd), drop)))?;
+    soft.backward(&mut step, v(&gsmdx), v(&gsm), v(&gdy), Some(drop))?;
+    step.submit().await?;
     let mut worst = 0.0f64;
     for (what, buf, want) in [
         ("residual sum", &gres, &res64),
@@ -703,8 +730,8 @@ pub async fn gelu_forward(gpu: &Gpu) -> CheckResult {
     for (kind, what, f, _) in gelus() {
         let (gx, gy) = (up(gpu, "x", &x)?, zeros(gpu, "y", n)?);
         let mut step = gpu.begin_step("gelu");
-        gelu::forward(&mut step, kind, &gy, &gx, n).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        gelu::forward(&mut step, kind, gy.at([n]), gx.at([n]))?;
+        step.submit().await?;
         let want: Vec<f64> = x.iter().map(|&v| f(v as f64)).collect();
         let w = close(&format!("gelu ({what})"), &read(gpu, &gy).await?, &want, |i| 3e-7 * (x[i].abs() as f64).max(1.0))?;
         out.push(format!("{what}: worst {w:.3}"));
@@ -724,8 +751,8 @@ pub async fn gelu_backward(gpu: &Gpu) -> CheckResult {
         fd_check_cpu("gelu", &|v| v.iter().zip(&r64).map(|(a, b)| f(*a) * b).sum(), &x64, &dx, &mut rng, 4)?;
         let (gx, gr, gdx, gy) = (up(gpu, "x", &x)?, up(gpu, "dy", &r)?, zeros(gpu, "dx", n)?, zeros(gpu, "y", n)?);
         let mut step = gpu.begin_step("gelu_backward");
-        gelu::backward(&mut step, kind, &gdx, &gx, &gr, n).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        gelu::backward(&mut step, kind, gdx.at([n]), gx.at([n]), gr.at([n]))?;
+        step.submit().await?;
         let got = read(gpu, &gdx).await?;
         let w = close(&format!("gelu ({what}) dx"), &got, &dx, |i| 1e-6 * (1.0 + r64[i].abs() * (1.0 + x64[i].abs())))?;
         let u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
@@ -734,8 +761,8 @@ pub async fn gelu_backward(gpu: &Gpu) -> CheckResult {
         for (s, sign) in [1.0, -1.0].iter().enumerate() {
             let gxs = up(gpu, "x±", &shift(&x, &u, sign * fe))?;
             let mut step = gpu.begin_step("gelu_fd");
-            gelu::forward(&mut step, kind, &gy, &gxs, n).map_err(e)?;
-            step.submit().await.map_err(e)?;
+            gelu::forward(&mut step, kind, gy.at([n]), gxs.at([n]))?;
+            step.submit().await?;
             l[s] = dot(&read(gpu, &gy).await?, &r64);
         }
         let fd = fd_check_gpu("gelu", l[0], l[1], fe, dot(&got, &u), 1e-2)?;
@@ -753,14 +780,14 @@ pub async fn embedding_forward(gpu: &Gpu) -> CheckResult {
     let table = rng.normals(vocab * dim, 1.0);
     let pos = rng.normals(tokens * dim, 1.0);
     let ids: Vec<u32> = (0..tokens).map(|_| rng.below(vocab as u32)).collect();
-    let (gt, gi, gp) = (up(gpu, "table", &table)?, gpu.upload_u32("ids", &ids).map_err(e)?, up(gpu, "pos", &pos)?);
+    let (gt, gi, gp) = (up(gpu, "table", &table)?, gpu.upload_u32("ids", &ids)?, up(gpu, "pos", &pos)?);
     let go = zeros(gpu, "out", tokens * dim)?;
     let pos_ids: Vec<u32> = (0..tokens as u32).collect();
-    let gpi = gpu.upload_u32("pos_ids", &pos_ids).map_err(e)?;
+    let gpi = gpu.upload_u32("pos_ids", &pos_ids)?;
     let mut step = gpu.begin_step("embedding");
-    embedding::forward(&mut step, &go, &gi, &gt, 0, tokens, dim, vocab, false).map_err(e)?;
-    embedding::forward(&mut step, &go, &gpi, &gp, 0, tokens, dim, tokens, true).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    embedding::forward(&mut step, go.at([tokens, dim]), &gi, gt.at([vocab, dim]), false)?;
+    embedding::forward(&mut step, go.at([tokens, dim]), &gpi, gp.at([tokens, dim]), true)?;
+    step.submit().await?;
     let mut want = cpu::embedding(&ids, &f64s(&table), dim);
     for (w, p) in want.iter_mut().zip(&pos) {
         *w += *p as f64;
@@ -779,14 +806,14 @@ pub async fn embedding_backward_repeated_ids(gpu: &Gpu) -> CheckResult {
     let want = cpu::embedding_backward(&ids, &f64s(&dout), vocab, dim);
     let d64 = f64s(&dout);
     fd_check_cpu("embedding", &|tab| cpu::embedding(&ids, tab, dim).iter().zip(&d64).map(|(a, b)| a * b).sum(), &f64s(&table), &want, &mut rng, 4)?;
-    let grouping = embedding::EmbeddingGrouping::new(gpu, &ids).map_err(e)?;
+    let grouping = embedding::EmbeddingGrouping::new(gpu, &ids)?;
     let (gd, gdt) = (up(gpu, "dout", &dout)?, up(gpu, "dtable", &vec![0.5; vocab * dim])?);
     let mut results = Vec::new();
     for _ in 0..2 {
-        gpu.write(&gdt, 0, &vec![0.5f32; vocab * dim]).map_err(e)?;
+        gpu.write(&gdt, 0, &vec![0.5f32; vocab * dim])?;
         let mut step = gpu.begin_step("embedding_backward");
-        embedding::backward(&mut step, &gdt, 0, &gd, &grouping, dim, vocab).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        embedding::backward(&mut step, gdt.at([vocab, dim]), &gd, &grouping)?;
+        step.submit().await?;
         results.push(read(gpu, &gdt).await?);
     }
     let want_acc: Vec<f64> = want.iter().map(|v| v + 0.5).collect();
@@ -796,15 +823,15 @@ pub async fn embedding_backward_repeated_ids(gpu: &Gpu) -> CheckResult {
     }
     // GPU finite differences: the forward is linear in the table, so use a random direction
     let u: Vec<f64> = (0..vocab * dim).map(|_| rng.normal()).collect();
-    let gi = gpu.upload_u32("ids", &ids).map_err(e)?;
+    let gi = gpu.upload_u32("ids", &ids)?;
     let go = zeros(gpu, "out", tokens * dim)?;
     let fe = 1e-2;
     let mut l = [0.0; 2];
     for (s, sign) in [1.0, -1.0].iter().enumerate() {
         let gt = up(gpu, "table±", &shift(&table, &u, sign * fe))?;
         let mut step = gpu.begin_step("embedding_fd");
-        embedding::forward(&mut step, &go, &gi, &gt, 0, tokens, dim, vocab, false).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        embedding::forward(&mut step, go.at([tokens, dim]), &gi, gt.at([vocab, dim]), false)?;
+        step.submit().await?;
         l[s] = dot(&read(gpu, &go).await?, &d64);
     }
     let grad_only: Vec<f32> = results[0].iter().map(|v| v - 0.5).collect();
@@ -827,7 +854,7 @@ pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
     let p = rng.normals(b * h * t * t, 1.0);
     let dctx = rng.normals(b * t * c, 1.0);
     let (q64, p64, dctx64) = (f64s(&qkv), f64s(&p), f64s(&dctx));
-    let head = |x: &[f64], cols: usize, off: usize| cpu::split_heads(x, b, t, h, d, cols, off);
+    let head = |x: &[f64], cols: usize, off: usize| cpu::split_heads(x, HeadSplit { b, t, h, d }, cols, off);
     let (qh, kh, vh, dch) = (head(&q64, 3 * c, 0), head(&q64, 3 * c, c), head(&q64, 3 * c, 2 * c), head(&dctx64, c, 0));
     // per-head references: S = Q K^T, ctx = P V, dV = P^T dctx
     let (mut s_ref, mut ctx_ref, mut dv_ref) = (vec![0.0; b * h * t * t], vec![0.0; b * h * t * d], vec![0.0; b * h * t * d]);
@@ -850,10 +877,10 @@ pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
         let (gs, gctx, gdqkv) = (zeros(gpu, "s", b * h * t * t)?, zeros(gpu, "ctx", b * t * c)?, up(gpu, "dqkv", &sentinel)?);
         let mut step = gpu.begin_step("heads_in_place");
         let st = |m: Matmul| m.kernel(kernel);
-        st(Matmul::new(t, t, d).batch(b * h).trans_b().offsets(0, c, 0).strided(h, hd.tokens(3 * c), hd.tokens(3 * c), hd.blocks(t, t))).record(&mut step, &gs, &gqkv, &gqkv, None).map_err(e)?;
-        st(Matmul::new(t, d, t).batch(b * h).offsets(0, 2 * c, 0).strided(h, hd.blocks(t, t), hd.tokens(3 * c), hd.tokens(c))).record(&mut step, &gctx, &gp, &gqkv, None).map_err(e)?;
-        st(Matmul::new(t, d, t).batch(b * h).trans_a().offsets(0, 0, 2 * c).strided(h, hd.blocks(t, t), hd.tokens(c), hd.tokens(3 * c))).record(&mut step, &gdqkv, &gp, &gdctx, None).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        st(Matmul::new(t, t, d).batch(b * h).trans_b().offsets(0, c, 0).strided(h, hd.tokens(3 * c), hd.tokens(3 * c), hd.blocks(t, t))).record(&mut step, &gs, &gqkv, &gqkv, None)?;
+        st(Matmul::new(t, d, t).batch(b * h).offsets(0, 2 * c, 0).strided(h, hd.blocks(t, t), hd.tokens(3 * c), hd.tokens(c))).record(&mut step, &gctx, &gp, &gqkv, None)?;
+        st(Matmul::new(t, d, t).batch(b * h).trans_a().offsets(0, 0, 2 * c).strided(h, hd.blocks(t, t), hd.tokens(c), hd.tokens(3 * c))).record(&mut step, &gdqkv, &gp, &gdctx, None)?;
+        step.submit().await?;
         let name = format!("{kernel:?}");
         worst = worst.max(close(&format!("{name} Q K^T per head"), &read(gpu, &gs).await?, &s_ref, |i| 1e-5 * (1.0 + s_ref[i].abs()))?);
         let f32s = |x: Vec<f64>| x.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
@@ -861,7 +888,7 @@ pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
         let got = read(gpu, &gdqkv).await?;
         worst = worst.max(close(&format!("{name} P^T dctx into the V block"), &f32s(head(&f64s(&got), 3 * c, 2 * c)), &dv_ref, |i| 1e-5 * (1.0 + dv_ref[i].abs()))?);
         if (0..b * t).any(|r| got[r * 3 * c..r * 3 * c + 2 * c].iter().any(|&v| v != 7.0)) {
-            return Err(format!("{name}: writing the V block touched the Q or K block"));
+            return Err(format!("{name}: writing the V block touched the Q or K block").into());
         }
     }
     Ok(format!("B=2 T=8 H=3 D=8, {}: worst {worst:.3} of tolerance; neighbouring blocks untouched", kernels_named(gpu)))
@@ -872,7 +899,7 @@ fn fuse_qkv(q: &[f32], k: &[f32], v: &[f32], b: usize, h: usize, t: usize, d: us
     let c = h * d;
     let mut out = vec![0.0f64; b * t * 3 * c];
     for (i, x) in [q, k, v].iter().enumerate() {
-        cpu::merge_heads(&f64s(x), &mut out, b, t, h, d, 3 * c, i * c);
+        cpu::merge_heads(&f64s(x), &mut out, HeadSplit { b, t, h, d }, 3 * c, i * c);
     }
     out.iter().map(|&x| x as f32).collect()
 }
@@ -901,17 +928,17 @@ pub async fn attention_forward(gpu: &Gpu) -> CheckResult {
     let (gqkv, gm) = (up(gpu, "qkv", &fuse_qkv(&q, &k, &v, b, h, t, d))?, up(gpu, "mask", &mask)?);
     let (ctx, probs, scores) = (zeros(gpu, "ctx", b * h * t * d)?, zeros(gpu, "probs", b * h * t * t)?, zeros(gpu, "scores", b * h * t * t)?);
     let mut step = gpu.begin_step("attention");
-    hd.forward(&mut step, &ctx, &probs, &scores, &gqkv, Some(&gm)).map_err(e)?;
-    step.submit().await.map_err(e)?;
-    let (wp, wc) = cpu::attention(&f64s(&q), &f64s(&k), &f64s(&v), Some(&mask64(&mask)), b, h, t, d);
+    hd.forward(&mut step, &ctx, &probs, &scores, &gqkv, Some(&gm))?;
+    step.submit().await?;
+    let (wp, wc) = cpu::attention(&f64s(&q), &f64s(&k), &f64s(&v), Some(&mask64(&mask)), hd);
     let gp = read(gpu, &probs).await?;
     let w1 = close("attention probs", &gp, &wp, |_| 2e-6)?;
-    let got_ctx: Vec<f32> = cpu::split_heads(&f64s(&read(gpu, &ctx).await?), b, t, h, d, h * d, 0).iter().map(|&x| x as f32).collect();
+    let got_ctx: Vec<f32> = cpu::split_heads(&f64s(&read(gpu, &ctx).await?), hd, h * d, 0).iter().map(|&x| x as f32).collect();
     let w2 = close("attention ctx", &got_ctx, &wc, |_| 2e-5)?;
     for r in 0..b * h * t {
         let s: f32 = gp[r * t..(r + 1) * t].iter().sum();
         if (s - 1.0).abs() > 1e-5 {
-            return Err(format!("attention row {r} sums to {s}"));
+            return Err(format!("attention row {r} sums to {s}").into());
         }
     }
     if (0..h * t).any(|r| gp[r * t + 4..(r + 1) * t].iter().any(|&p| p != 0.0)) {
@@ -927,28 +954,28 @@ pub async fn attention_backward(gpu: &Gpu) -> CheckResult {
     let n = b * h * t * d;
     let r = rng.normals(n, 1.0);
     let (q64, k64, v64, m64, r64) = (f64s(&q), f64s(&k), f64s(&v), mask64(&mask), f64s(&r));
-    let (probs64, _) = cpu::attention(&q64, &k64, &v64, Some(&m64), b, h, t, d);
-    let (dq, dk, dv) = cpu::attention_backward(&r64, &q64, &k64, &v64, &probs64, b, h, t, d);
-    let loss = |q: &[f64], k: &[f64], v: &[f64]| cpu::attention(q, k, v, Some(&m64), b, h, t, d).1.iter().zip(&r64).map(|(a, c)| a * c).sum::<f64>();
+    let hd = HeadSplit { b, t, h, d };
+    let (probs64, _) = cpu::attention(&q64, &k64, &v64, Some(&m64), hd);
+    let (dq, dk, dv) = cpu::attention_backward(&r64, &q64, &k64, &v64, &probs64, hd);
+    let loss = |q: &[f64], k: &[f64], v: &[f64]| cpu::attention(q, k, v, Some(&m64), hd).1.iter().zip(&r64).map(|(a, c)| a * c).sum::<f64>();
     fd_check_cpu("attention dq", &|x| loss(x, &k64, &v64), &q64, &dq, &mut rng, 3)?;
     fd_check_cpu("attention dk", &|x| loss(&q64, x, &v64), &k64, &dk, &mut rng, 3)?;
     fd_check_cpu("attention dv", &|x| loss(&q64, &k64, x), &v64, &dv, &mut rng, 3)?;
-    let hd = HeadSplit { b, t, h, d };
     let c = h * d;
     // dctx arrives as a token matrix; r is its (B, H, T, D) form
     let mut r_tok = vec![0.0f64; b * t * c];
-    cpu::merge_heads(&r64, &mut r_tok, b, t, h, d, c, 0);
+    cpu::merge_heads(&r64, &mut r_tok, hd, c, 0);
     let r_tok: Vec<f32> = r_tok.iter().map(|&x| x as f32).collect();
     let (gqkv, gm, gr) = (up(gpu, "qkv", &fuse_qkv(&q, &k, &v, b, h, t, d))?, up(gpu, "mask", &mask)?, up(gpu, "dctx", &r_tok)?);
     let (ctx, probs, scores) = (zeros(gpu, "ctx", n)?, zeros(gpu, "probs", b * h * t * t)?, zeros(gpu, "scores", b * h * t * t)?);
     let gdqkv = zeros(gpu, "dqkv", 3 * n)?;
     let (dp, ds) = (zeros(gpu, "dprobs", b * h * t * t)?, zeros(gpu, "dscores", b * h * t * t)?);
     let mut step = gpu.begin_step("attention_backward");
-    hd.forward(&mut step, &ctx, &probs, &scores, &gqkv, Some(&gm)).map_err(e)?;
-    hd.backward(&mut step, &gdqkv, &dp, &ds, &gr, &gqkv, &probs).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    hd.forward(&mut step, &ctx, &probs, &scores, &gqkv, Some(&gm))?;
+    hd.backward(&mut step, &gdqkv, Scratch { dprobs: &dp, dscores: &ds }, &gr, &gqkv, &probs)?;
+    step.submit().await?;
     let dqkv = f64s(&read(gpu, &gdqkv).await?);
-    let part = |i: usize| cpu::split_heads(&dqkv, b, t, h, d, 3 * c, i * c);
+    let part = |i: usize| cpu::split_heads(&dqkv, hd, 3 * c, i * c);
     let got_dq: Vec<f32> = part(0).iter().map(|&x| x as f32).collect();
     let w1 = close_rel_max("attention dq", &got_dq, &dq, 1e-4)?;
     let w2 = close_rel_max("attention dk", &part(1).iter().map(|&x| x as f32).collect::<Vec<_>>(), &dk, 1e-4)?;
@@ -959,8 +986,8 @@ pub async fn attention_backward(gpu: &Gpu) -> CheckResult {
     for (s, sign) in [1.0, -1.0].iter().enumerate() {
         let gqs = up(gpu, "qkv±", &fuse_qkv(&shift(&q, &u, sign * fe), &k, &v, b, h, t, d))?;
         let mut step = gpu.begin_step("attention_fd");
-        hd.forward(&mut step, &ctx, &probs, &scores, &gqs, Some(&gm)).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        hd.forward(&mut step, &ctx, &probs, &scores, &gqs, Some(&gm))?;
+        step.submit().await?;
         l[s] = dot(&read(gpu, &ctx).await?, &f64s(&r_tok));
     }
     let fd = fd_check_gpu("attention dq", l[0], l[1], fe, dot(&got_dq, &u), 1e-2)?;
@@ -979,10 +1006,10 @@ pub async fn dropout_matches_cpu_and_statistics(gpu: &Gpu) -> CheckResult {
     let (gx, gy, gdy, gdx, gy2) = (up(gpu, "x", &x)?, zeros(gpu, "y", n)?, up(gpu, "dy", &dy)?, zeros(gpu, "dx", n)?, zeros(gpu, "y2", n)?);
     let seed = 0x1234_5678_9abc_def0u64;
     let mut step = gpu.begin_step("dropout");
-    dropout::apply(&mut step, &gy, &gx, n, prob, seed).map_err(e)?;
-    dropout::apply(&mut step, &gdx, &gdy, n, prob, seed).map_err(e)?;
-    dropout::apply(&mut step, &gy2, &gx, n, prob, seed + 1).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    dropout::apply(&mut step, gy.at([n]), gx.at([n]), dropout::Dropout::new(prob, seed))?;
+    dropout::apply(&mut step, gdx.at([n]), gdy.at([n]), dropout::Dropout::new(prob, seed))?;
+    dropout::apply(&mut step, gy2.at([n]), gx.at([n]), dropout::Dropout::new(prob, seed + 1))?;
+    step.submit().await?;
     let y = read(gpu, &gy).await?;
     let want = cpu::dropout(&f64s(&x), prob, seed);
     close("dropout vs CPU hash", &y, &want, |i| 1e-6 * want[i].abs())?;
@@ -993,13 +1020,13 @@ pub async fn dropout_matches_cpu_and_statistics(gpu: &Gpu) -> CheckResult {
     let kept = y.iter().filter(|&&v| v != 0.0).count() as f64;
     let sd = (n as f64 * 0.1 * 0.9).sqrt();
     if (kept - 0.9 * n as f64).abs() > 4.0 * sd {
-        return Err(format!("kept {kept} of {n}, expected {} ± {:.0}", 0.9 * n as f64, 4.0 * sd));
+        return Err(format!("kept {kept} of {n}, expected {} ± {:.0}", 0.9 * n as f64, 4.0 * sd).into());
     }
     // another seed gives a different, uncorrelated mask: agreement ~ 0.9^2 + 0.1^2 = 0.82
     let y2 = read(gpu, &gy2).await?;
     let agree = y.iter().zip(&y2).filter(|(a, b)| (**a == 0.0) == (**b == 0.0)).count() as f64 / n as f64;
     if (agree - 0.82).abs() > 0.01 {
-        return Err(format!("masks of seeds s and s+1 agree on {agree:.4} of elements, expected 0.82"));
+        return Err(format!("masks of seeds s and s+1 agree on {agree:.4} of elements, expected 0.82").into());
     }
     // expectation preserved: mean of y/x over kept elements is 1/(1-p)
     Ok(format!("bit-exact with the CPU hash, kept {:.4} (p = 0.1), seed s vs s+1 agree {agree:.4}", kept / n as f64))
@@ -1020,17 +1047,17 @@ pub async fn cross_entropy_forward_ignore(gpu: &Gpu) -> CheckResult {
     for r in (0..rows).filter(|r| r % 3 == 0 && *r != 2 && labels[*r] >= 0) {
         logits[r * classes + labels[r] as usize] = 20.0;
     }
-    let (gl, glab) = (up(gpu, "logits", &logits)?, gpu.upload_i32("labels", &labels).map_err(e)?);
+    let (gl, glab) = (up(gpu, "logits", &logits)?, gpu.upload_i32("labels", &labels)?);
     let (stats, scratch) = (zeros(gpu, "stats", 3)?, zeros(gpu, "rows", rows * 3)?);
     let mut step = gpu.begin_step("ce");
-    cross_entropy::forward(&mut step, &stats, &scratch, &gl, &glab, rows, classes).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    cross_entropy::forward(&mut step, &stats, &scratch, gl.at([rows, classes]), &glab)?;
+    step.submit().await?;
     let got = read(gpu, &stats).await?;
     let want = cpu::cross_entropy(&f64s(&logits), &labels, classes);
     let count = labels.iter().filter(|&&l| l >= 0).count();
     close("cross-entropy", &got[..1], &[want], |_| 1e-5 * want.abs().max(1.0))?;
     if got[1] as usize != count {
-        return Err(format!("counted {} labels, expected {count}", got[1]));
+        return Err(format!("counted {} labels, expected {count}", got[1]).into());
     }
     // accuracy: the fraction of counted rows whose label has the largest logit
     let correct = (0..rows)
@@ -1038,16 +1065,16 @@ pub async fn cross_entropy_forward_ignore(gpu: &Gpu) -> CheckResult {
         .count();
     let acc = correct as f32 / count as f32;
     if (got[2] - acc).abs() > 1e-6 || correct == 0 {
-        return Err(format!("accuracy {} on the GPU, {acc} ({correct} of {count}) expected", got[2]));
+        return Err(format!("accuracy {} on the GPU, {acc} ({correct} of {count}) expected", got[2]).into());
     }
     // nothing to predict: loss 0, not NaN
-    let none = gpu.upload_i32("none", &vec![cross_entropy::IGNORE; rows]).map_err(e)?;
+    let none = gpu.upload_i32("none", &vec![cross_entropy::IGNORE; rows])?;
     let mut step = gpu.begin_step("ce_none");
-    cross_entropy::forward(&mut step, &stats, &scratch, &gl, &none, rows, classes).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    cross_entropy::forward(&mut step, &stats, &scratch, gl.at([rows, classes]), &none)?;
+    step.submit().await?;
     let got0 = read(gpu, &stats).await?;
     if got0[..3] != [0.0, 0.0, 0.0] {
-        return Err(format!("a batch with nothing to predict gave loss {} (count {})", got0[0], got0[1]));
+        return Err(format!("a batch with nothing to predict gave loss {} (count {})", got0[0], got0[1]).into());
     }
     Ok(format!("loss {:.6} vs {want:.6} over {count} counted rows of {rows} (±1e4 logits included); all-ignored batch gives 0; accuracy {:.3} = {correct}/{count}", got[0], got[2]))
 }
@@ -1061,12 +1088,12 @@ pub async fn cross_entropy_backward(gpu: &Gpu) -> CheckResult {
     let l64 = f64s(&logits);
     let want = cpu::cross_entropy_backward(&l64, &labels, classes, weight);
     fd_check_cpu("cross-entropy", &|x| weight * cpu::cross_entropy(x, &labels, classes), &l64, &want, &mut rng, 4)?;
-    let (gl, glab) = (up(gpu, "logits", &logits)?, gpu.upload_i32("labels", &labels).map_err(e)?);
+    let (gl, glab) = (up(gpu, "logits", &logits)?, gpu.upload_i32("labels", &labels)?);
     let (stats, scratch, gd) = (zeros(gpu, "stats", 3)?, zeros(gpu, "rows", rows * 3)?, zeros(gpu, "dlogits", rows * classes)?);
     let mut step = gpu.begin_step("ce_backward");
-    cross_entropy::forward(&mut step, &stats, &scratch, &gl, &glab, rows, classes).map_err(e)?;
-    cross_entropy::backward(&mut step, &gd, &gl, &glab, &stats, rows, classes, weight as f32).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    cross_entropy::forward(&mut step, &stats, &scratch, gl.at([rows, classes]), &glab)?;
+    cross_entropy::backward(&mut step, gd.at([rows, classes]), gl.at([rows, classes]), &glab, &stats, weight as f32)?;
+    step.submit().await?;
     let got = read(gpu, &gd).await?;
     let w = close_rel_max("cross-entropy dlogits", &got, &want, 1e-5)?;
     let u: Vec<f64> = (0..rows * classes).map(|_| rng.normal()).collect();
@@ -1075,8 +1102,8 @@ pub async fn cross_entropy_backward(gpu: &Gpu) -> CheckResult {
     for (s, sign) in [1.0, -1.0].iter().enumerate() {
         let gls = up(gpu, "logits±", &shift(&logits, &u, sign * fe))?;
         let mut step = gpu.begin_step("ce_fd");
-        cross_entropy::forward(&mut step, &stats, &scratch, &gls, &glab, rows, classes).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        cross_entropy::forward(&mut step, &stats, &scratch, gls.at([rows, classes]), &glab)?;
+        step.submit().await?;
         l[s] = weight * read(gpu, &stats).await?[0] as f64;
     }
     let fd = fd_check_gpu("cross-entropy", l[0], l[1], fe, dot(&got, &u), 2e-2)?;
@@ -1099,22 +1126,22 @@ pub async fn adamw_matches_torch_formula(gpu: &Gpu) -> CheckResult {
         [zeros(gpu, "g1", n1)?, zeros(gpu, "g2", n2)?],
     );
     let (gm, gv) = ([zeros(gpu, "m1", n1)?, zeros(gpu, "m2", n2)?], [zeros(gpu, "v1", n1)?, zeros(gpu, "v2", n2)?]);
-    let st = AdamWState::new(gpu, super::adamw::slots_for(&[n1, n2])).map_err(e)?;
+    let st = AdamWState::new(gpu, super::adamw::slots_for(&[n1, n2]))?;
     let mut p64: Vec<Vec<f64>> = p_init.iter().map(|p| f64s(p)).collect();
     let mut m64 = vec![vec![0.0; n1], vec![0.0; n2]];
     let mut v64 = m64.clone();
     let mut clipped = 0;
     for t in 1..=5u32 {
         let g = [rng.normals(n1, 0.05 * t as f64), rng.normals(n2, 0.05)];
-        gpu.write(&gg[0], 0, &g[0]).map_err(e)?;
-        gpu.write(&gg[1], 0, &g[1]).map_err(e)?;
+        gpu.write(&gg[0], 0, &g[0])?;
+        gpu.write(&gg[1], 0, &g[1])?;
         let lr = opt.lr * (1.0 - 0.1 * t as f32); // a schedule
         let mut step = gpu.begin_step("adamw");
         let slices: Vec<ParamSlice> = (0..2)
             .map(|i| ParamSlice { param: gp[i].clone(), grad: gg[i].clone(), m: gm[i].clone(), v: gv[i].clone(), off: 0, len: [n1, n2][i], weight_decay: wd[i] })
             .collect();
-        opt.record(&mut step, &st, &slices, lr).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        opt.record(&mut step, &st, &slices, lr)?;
+        step.submit().await?;
         let g64: Vec<Vec<f64>> = g.iter().map(|x| f64s(x)).collect();
         let (clip, _norm) = cpu::clip_factor(&[&g64[0], &g64[1]], 1.0);
         if clip < 1.0 {
@@ -1122,7 +1149,8 @@ pub async fn adamw_matches_torch_formula(gpu: &Gpu) -> CheckResult {
         }
         for i in 0..2 {
             let gc: Vec<f64> = g64[i].iter().map(|x| x * clip).collect();
-            cpu::adamw_step(&mut p64[i], &gc, &mut m64[i], &mut v64[i], t, lr as f64, 0.9, 0.999, 1e-8, wd[i] as f64);
+            let s = cpu::AdamWSettings { lr: lr as f64, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd[i] as f64 };
+            cpu::adamw_step(&mut p64[i], &gc, &mut m64[i], &mut v64[i], t, s);
         }
     }
     if clipped == 0 {
@@ -1137,7 +1165,7 @@ pub async fn adamw_matches_torch_formula(gpu: &Gpu) -> CheckResult {
     }
     let state = read(gpu, &st.state).await?;
     if state[0] != 5.0 || state[4] != 0.0 {
-        return Err(format!("optimizer state says step {} with {} skipped", state[0], state[4]));
+        return Err(format!("optimizer state says step {} with {} skipped", state[0], state[4]).into());
     }
     Ok(format!("5 steps, weight decay 0.01 and 0, bias correction, {clipped} steps clipped at norm 1: worst {worst:.3} of 1e-5·(1+|p|)"))
 }
@@ -1147,36 +1175,36 @@ pub async fn adamw_skips_nonfinite_step(gpu: &Gpu) -> CheckResult {
     let opt = AdamW::default();
     let p0: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
     let (gp, gg, gm, gv) = (up(gpu, "p", &p0)?, zeros(gpu, "g", n)?, zeros(gpu, "m", n)?, zeros(gpu, "v", n)?);
-    let st = AdamWState::new(gpu, super::adamw::slots_for(&[n])).map_err(e)?;
+    let st = AdamWState::new(gpu, super::adamw::slots_for(&[n]))?;
     let mut out = Vec::new();
     for bad in [f32::NAN, f32::INFINITY, 3e38] {
         let mut g = vec![0.1f32; n];
         g[n / 2] = bad;
         g[n - 1] = bad;
-        gpu.write(&gg, 0, &g).map_err(e)?;
+        gpu.write(&gg, 0, &g)?;
         let mut step = gpu.begin_step("adamw_nonfinite");
         let s = [ParamSlice { param: gp.clone(), grad: gg.clone(), m: gm.clone(), v: gv.clone(), off: 0, len: n, weight_decay: 0.1 }];
-        opt.record(&mut step, &st, &s, 1e-3).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        opt.record(&mut step, &st, &s, 1e-3)?;
+        step.submit().await?;
         let p = read(gpu, &gp).await?;
         if p != p0 {
-            return Err(format!("a step with gradient {bad} changed the weights"));
+            return Err(format!("a step with gradient {bad} changed the weights").into());
         }
         if read(gpu, &gm).await?.iter().any(|&v| v != 0.0) {
-            return Err(format!("a step with gradient {bad} changed the first moment"));
+            return Err(format!("a step with gradient {bad} changed the first moment").into());
         }
         out.push(bad);
     }
     let state = read(gpu, &st.state).await?;
     if state[0] != 0.0 || state[4] != 3.0 {
-        return Err(format!("after 3 skipped steps the state says step {} and {} skipped", state[0], state[4]));
+        return Err(format!("after 3 skipped steps the state says step {} and {} skipped", state[0], state[4]).into());
     }
     // a finite step after the skips does update
-    gpu.write(&gg, 0, &vec![0.1f32; n]).map_err(e)?;
+    gpu.write(&gg, 0, &vec![0.1f32; n])?;
     let mut step = gpu.begin_step("adamw_ok");
     let s = [ParamSlice { param: gp.clone(), grad: gg.clone(), m: gm.clone(), v: gv.clone(), off: 0, len: n, weight_decay: 0.1 }];
-    opt.record(&mut step, &st, &s, 1e-3).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    opt.record(&mut step, &st, &s, 1e-3)?;
+    step.submit().await?;
     let p = read(gpu, &gp).await?;
     if p == p0 {
         return Err("a finite step after the skipped ones did not update".into());
@@ -1194,11 +1222,11 @@ pub async fn elementwise_ops(gpu: &Gpu) -> CheckResult {
     let b = rng.normals(n, 1.0);
     let (ga, gb, gy, gt, gdx) = (up(gpu, "a", &a)?, up(gpu, "b", &b)?, zeros(gpu, "y", n)?, zeros(gpu, "t", n)?, zeros(gpu, "dx", n)?);
     let mut step = gpu.begin_step("elementwise");
-    elementwise::add(&mut step, &gy, &ga, &gb, n).map_err(e)?;
-    elementwise::scale(&mut step, &gy, -0.5, n).map_err(e)?;
-    elementwise::tanh_forward(&mut step, &gt, &ga, n).map_err(e)?;
-    elementwise::tanh_backward(&mut step, &gdx, &gt, &gb, n).map_err(e)?;
-    step.submit().await.map_err(e)?;
+    elementwise::add(&mut step, gy.at([n]), ga.at([n]), gb.at([n]))?;
+    elementwise::scale(&mut step, gy.at([n]), -0.5)?;
+    elementwise::tanh_forward(&mut step, gt.at([n]), ga.at([n]))?;
+    elementwise::tanh_backward(&mut step, gdx.at([n]), gt.at([n]), gb.at([n]))?;
+    step.submit().await?;
     let want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| -0.5 * (*x as f64 + *y as f64)).collect();
     close("add+scale", &read(gpu, &gy).await?, &want, |i| 1e-6 * (1.0 + want[i].abs()))?;
     let tw: Vec<f64> = a.iter().map(|&x| (x as f64).tanh()).collect();
@@ -1228,20 +1256,20 @@ pub async fn matvec_layouts_splits_offsets(gpu: &Gpu) -> CheckResult {
                 let (gx, gw, gb) = (up(gpu, "x", &x)?, up(gpu, "w", &w)?, up(gpu, "b", &bv)?);
                 let (x64, w64) = (f64s(&x[x_off..]), f64s(&w[off_w..]));
                 let b64 = f64s(&bv[4..]);
-                let want = cpu::matmul(&x64, &w64, bias.then_some(&b64[..]), 1, rows, n, k, false, trans_w, 1.0, false);
-                let abs = cpu::matmul_abs(&x64, &w64, 1, rows, n, k, false, trans_w);
+                let want = cpu::matmul(&x64, &w64, bias.then_some(&b64[..]), &Matmul { trans_b: trans_w, ..Matmul::new(rows, n, k) });
+                let abs = cpu::matmul_abs(&x64, &w64, &Matmul { trans_b: trans_w, ..Matmul::new(rows, n, k) });
                 for split in Split::ALL {
                     let mv = Matvec { x_off, y_off, off_w, off_bias: 4, ..Matvec::new(rows, n, k, trans_w) }.split(split);
                     if !mv.fits() {
-                        return Err(format!("matvec {rows}x{n}x{k} trans_w={trans_w} should fit its kernel"));
+                        return Err(format!("matvec {rows}x{n}x{k} trans_w={trans_w} should fit its kernel").into());
                     }
                     let gy = up(gpu, "y", &vec![7.0; y_off + rows * n + 3])?;
                     let mut step = gpu.begin_step("matvec");
-                    mv.record(&mut step, &gy, &gx, &gw, bias.then_some(&gb)).map_err(e)?;
-                    step.submit().await.map_err(e)?;
+                    mv.record(&mut step, &gy, &gx, &gw, bias.then_some(&gb))?;
+                    step.submit().await?;
                     let got = read(gpu, &gy).await?;
                     if got[..y_off].iter().chain(&got[y_off + rows * n..]).any(|&v| v != 7.0) {
-                        return Err(format!("matvec {split:?} {rows}x{n}x{k} wrote outside its rows"));
+                        return Err(format!("matvec {split:?} {rows}x{n}x{k} wrote outside its rows").into());
                     }
                     let what = format!("matvec {split:?} {rows}x{n}x{k} trans_w={trans_w} bias={bias}");
                     worst = worst.max(close(&what, &got[y_off..y_off + rows * n], &want, |i| 1e-4 * (abs[i] + 1.0))?);
@@ -1271,8 +1299,8 @@ pub async fn attention_cached_matches_reference(gpu: &Gpu) -> CheckResult {
     let mut worst = 0.0f64;
     for n in 1..=cap {
         let mut step = gpu.begin_step("attend_cached");
-        attend_cached(&mut step, &ctx, &scores, &gc, n, h, d, cap).map_err(e)?;
-        step.submit().await.map_err(e)?;
+        attend_cached(&mut step, ctx.at([h * d]), scores.at([h, cap]), gc.at([n, 3 * h * d]))?;
+        step.submit().await?;
         let got = read(gpu, &ctx).await?;
         let at = |j: usize, part: usize, hh: usize, dd: usize| rows[j * 3 * c + part * c + hh * d + dd] as f64;
         let mut want = vec![0.0f64; c];
@@ -1306,7 +1334,7 @@ pub async fn sample_top_k_matches_reference(gpu: &Gpu) -> CheckResult {
     let mut padded = vec![1e9f32; off];
     padded.extend_from_slice(&logits);
     let gl = up(gpu, "logits", &padded)?;
-    let out = gpu.zeros("out", sample::out_len(40), DType::U32).map_err(e)?;
+    let out = gpu.zeros("out", sample::out_len(40), DType::U32)?;
     let mut draws = 0;
     for (k, top_k, temperature) in [(1, 1, 1.0), (5, 1, 1.0), (40, 40, 0.7), (8, 8, 2.5)] {
         let want = cpu::top_k(&logits, k);
@@ -1314,21 +1342,21 @@ pub async fn sample_top_k_matches_reference(gpu: &Gpu) -> CheckResult {
         for trial in 0..6 {
             let u = (rng.uniform() as f32).min(0.999_999_9);
             let mut step = gpu.begin_step("sample");
-            sample::record(&mut step, &out, &gl, off, v, Draw { k, top_k, temperature, u }).map_err(e)?;
-            step.submit().await.map_err(e)?;
-            let got = gpu.read_u32(&out).await.map_err(e)?;
+            sample::record(&mut step, &out, gl.at_off(off, [v]), Draw { k, top_k, temperature, u })?;
+            step.submit().await?;
+            let got = gpu.read_u32(&out).await?;
             let (chosen, found) = sample::parse(&got[..sample::out_len(k)]);
             let ids: Vec<u32> = found.iter().map(|c| c.0).collect();
             let want_ids: Vec<u32> = want.iter().map(|c| c.0).collect();
             if ids != want_ids {
-                return Err(format!("top-{k} candidates {ids:?}, reference {want_ids:?}"));
+                return Err(format!("top-{k} candidates {ids:?}, reference {want_ids:?}").into());
             }
             let probs: Vec<f32> = found.iter().map(|c| c.1).collect();
             let want_p: Vec<f64> = want.iter().map(|c| c.1).collect();
             close(&format!("top-{k} probabilities"), &probs, &want_p, |_| 1e-6)?;
             let (id, margin) = cpu::draw(&cands, top_k, temperature as f64, u as f64).ok_or("the reference drew nothing")?;
             if chosen != Some(id) && margin > 1e-5 {
-                return Err(format!("top-{top_k} T={temperature} u={u}: drew {chosen:?}, the reference {id}"));
+                return Err(format!("top-{top_k} T={temperature} u={u}: drew {chosen:?}, the reference {id}").into());
             }
             if top_k == 1 && trial > 0 {
                 break;
@@ -1341,9 +1369,9 @@ pub async fn sample_top_k_matches_reference(gpu: &Gpu) -> CheckResult {
     }
     let nan = up(gpu, "nan", &[f32::NAN; 10])?;
     let mut step = gpu.begin_step("sample-nan");
-    sample::record(&mut step, &out, &nan, 0, 10, Draw { k: 3, top_k: 3, temperature: 1.0, u: 0.5 }).map_err(e)?;
-    step.submit().await.map_err(e)?;
-    if sample::parse(&gpu.read_u32(&out).await.map_err(e)?[..sample::out_len(3)]) != (None, vec![]) {
+    sample::record(&mut step, &out, nan.at([10]), Draw { k: 3, top_k: 3, temperature: 1.0, u: 0.5 })?;
+    step.submit().await?;
+    if sample::parse(&gpu.read_u32(&out).await?[..sample::out_len(3)]) != (None, vec![]) {
         return Err("a row of NaN logits gave a token".into());
     }
     Ok(format!("V=1000 with ties, NaN and -inf: top-1/5/8/40 candidates and probabilities as the reference; {draws} draws as the reference; all-NaN gives no token"))

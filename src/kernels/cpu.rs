@@ -1,9 +1,15 @@
 //! Plain-Rust references for every kernel, in f64. They exist for the tests (GPU vs CPU, and
 //! finite differences on these references); the training path never calls them.
 
-/// C (batch, m, n) = alpha * op(A) op(B) (+ bias) (gelu) with the same layouts as the GPU kernel.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul(a: &[f64], b: &[f64], bias: Option<&[f64]>, batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool, alpha: f64, gelu_act: bool) -> Vec<f64> {
+use super::attention::HeadSplit;
+use super::matmul::Matmul;
+
+/// C (batch, m, n) = alpha * op(A) op(B) (+ bias) (gelu) as `mm` says, with its operands packed as
+/// the GPU kernel packs them by default (`mm`'s offsets, strided layouts, accumulation and kernel
+/// are not read).
+pub fn matmul(a: &[f64], b: &[f64], bias: Option<&[f64]>, mm: &Matmul) -> Vec<f64> {
+    let (batch, m, n, k, ta, tb) = (mm.batch, mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b);
+    let (alpha, gelu_act) = (mm.alpha as f64, mm.gelu);
     let mut c = vec![0.0; batch * m * n];
     for bi in 0..batch {
         let (a, b) = (&a[bi * m * k..], &b[bi * k * n..]);
@@ -27,10 +33,11 @@ pub fn matmul(a: &[f64], b: &[f64], bias: Option<&[f64]>, batch: usize, m: usize
 }
 
 /// (|A| |B|) elementwise: the scale against which matmul's rounding error is judged.
-pub fn matmul_abs(a: &[f64], b: &[f64], batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f64> {
+/// `mm`'s alpha and GELU are not applied.
+pub fn matmul_abs(a: &[f64], b: &[f64], mm: &Matmul) -> Vec<f64> {
     let aa: Vec<f64> = a.iter().map(|x| x.abs()).collect();
     let bb: Vec<f64> = b.iter().map(|x| x.abs()).collect();
-    matmul(&aa, &bb, None, batch, m, n, k, ta, tb, 1.0, false)
+    matmul(&aa, &bb, None, &Matmul { alpha: 1.0, gelu: false, ..*mm })
 }
 
 pub const MASKED: f64 = -1e30;
@@ -188,8 +195,8 @@ pub fn embedding_backward(ids: &[u32], dout: &[f64], vocab: usize, dim: usize) -
 }
 
 /// (B, H, T, D) -> columns off..off+H*D of `dst` (B*T, cols); the inverse of [`split_heads`].
-#[allow(clippy::too_many_arguments)]
-pub fn merge_heads(src: &[f64], dst: &mut [f64], b: usize, t: usize, h: usize, d: usize, cols: usize, off: usize) {
+pub fn merge_heads(src: &[f64], dst: &mut [f64], hs: HeadSplit, cols: usize, off: usize) {
+    let HeadSplit { b, t, h, d } = hs;
     for bi in 0..b {
         for hi in 0..h {
             for ti in 0..t {
@@ -202,7 +209,8 @@ pub fn merge_heads(src: &[f64], dst: &mut [f64], b: usize, t: usize, h: usize, d
 }
 
 /// (B*T, cols)[:, off..off+H*D] -> (B, H, T, D)
-pub fn split_heads(src: &[f64], b: usize, t: usize, h: usize, d: usize, cols: usize, off: usize) -> Vec<f64> {
+pub fn split_heads(src: &[f64], hs: HeadSplit, cols: usize, off: usize) -> Vec<f64> {
+    let HeadSplit { b, t, h, d } = hs;
     let mut out = vec![0.0; b * h * t * d];
     for bi in 0..b {
         for hi in 0..h {
@@ -217,23 +225,22 @@ pub fn split_heads(src: &[f64], b: usize, t: usize, h: usize, d: usize, cols: us
 }
 
 /// Attention forward: returns (probs (B,H,T,T), ctx (B,H,T,D)).
-#[allow(clippy::too_many_arguments)]
-pub fn attention(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[f64]>, b: usize, h: usize, t: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
-    let scores = matmul(q, k, None, b * h, t, t, d, false, true, 1.0, false);
+pub fn attention(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[f64]>, hs: HeadSplit) -> (Vec<f64>, Vec<f64>) {
+    let HeadSplit { b, t, h, d } = hs;
+    let scores = matmul(q, k, None, &Matmul::new(t, t, d).batch(b * h).trans_b());
     let probs = softmax(&scores, mask, b * h * t, t, h * t, 1.0 / (d as f64).sqrt());
-    let ctx = matmul(&probs, v, None, b * h, t, d, t, false, false, 1.0, false);
+    let ctx = matmul(&probs, v, None, &Matmul::new(t, d, t).batch(b * h));
     (probs, ctx)
 }
 
 /// Returns (dq, dk, dv).
-#[allow(clippy::too_many_arguments)]
-pub fn attention_backward(dctx: &[f64], q: &[f64], k: &[f64], v: &[f64], probs: &[f64], b: usize, h: usize, t: usize, d: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let bh = b * h;
-    let dprobs = matmul(dctx, v, None, bh, t, t, d, false, true, 1.0, false);
-    let dv = matmul(probs, dctx, None, bh, t, d, t, true, false, 1.0, false);
+pub fn attention_backward(dctx: &[f64], q: &[f64], k: &[f64], v: &[f64], probs: &[f64], hs: HeadSplit) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (bh, t, d) = (hs.b * hs.h, hs.t, hs.d);
+    let dprobs = matmul(dctx, v, None, &Matmul::new(t, t, d).batch(bh).trans_b());
+    let dv = matmul(probs, dctx, None, &Matmul::new(t, d, t).batch(bh).trans_a());
     let ds = softmax_backward(probs, &dprobs, bh * t, t, 1.0 / (d as f64).sqrt());
-    let dq = matmul(&ds, k, None, bh, t, d, t, false, false, 1.0, false);
-    let dk = matmul(&ds, q, None, bh, t, d, t, true, false, 1.0, false);
+    let dq = matmul(&ds, k, None, &Matmul::new(t, d, t).batch(bh));
+    let dk = matmul(&ds, q, None, &Matmul::new(t, d, t).batch(bh).trans_a());
     (dq, dk, dv)
 }
 
@@ -299,9 +306,19 @@ pub fn cross_entropy_backward(logits: &[f64], labels: &[i32], classes: usize, we
     d
 }
 
+/// AdamW's settings for [`adamw_step`], in f64.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamWSettings {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
 /// torch.optim.AdamW's update for one tensor at step `t` (1-based), gradients already clipped.
-#[allow(clippy::too_many_arguments)]
-pub fn adamw_step(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], t: u32, lr: f64, b1: f64, b2: f64, eps: f64, wd: f64) {
+pub fn adamw_step(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], t: u32, s: AdamWSettings) {
+    let AdamWSettings { lr, beta1: b1, beta2: b2, eps, weight_decay: wd } = s;
     let bc1 = 1.0 - b1.powi(t as i32);
     let bc2 = 1.0 - b2.powi(t as i32);
     for i in 0..p.len() {

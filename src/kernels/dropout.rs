@@ -1,20 +1,14 @@
 //! Inverted dropout with a counter-based RNG (shaders/dropout.wgsl). The backward is the same kernel
 //! applied to dy with the same seed.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use super::{grid, u32_of};
+use crate::gpu::{same_whole, uniform, GpuError, KernelId, Step, View};
 
 pub const DROPOUT: KernelId = KernelId::new("dropout", "dropout", &[1, 2]);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    prob: f32,
+uniform! {
+    /// shaders/dropout.wgsl's parameters.
+    pub(crate) struct Params { n: u32, seed_lo: u32, seed_hi: u32, prob: f32 }
 }
 
 /// A dropout that a kernel applies on its way (layernorm's residual, softmax's probabilities): the
@@ -37,11 +31,12 @@ impl Dropout {
     }
 }
 
-/// y = x * keep(seed, i) / (1 - prob). Call with (dx, dy) and the same seed for the backward.
-pub fn apply(step: &mut Step, y: &GpuBuf, x: &GpuBuf, n: usize, prob: f32, seed: u64) -> Result<(), GpuError> {
-    Dropout::new(prob, seed).check()?;
-    need("dropout", "x", x, 0, n)?;
-    need("dropout", "y", y, 0, n)?;
-    let p = Params { n: u32_of("dropout", n)?, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, prob };
+/// y = x * keep(seed, i) / (1 - prob), the two of one shape. Call with (dx, dy) and the same
+/// dropout for the backward.
+pub fn apply(step: &mut Step, y: View, x: View, drop: Dropout) -> Result<(), GpuError> {
+    drop.check()?;
+    let n = x.numel();
+    let [x, y] = same_whole("dropout", [("x", x), ("y", y)])?;
+    let p = Params { n: u32_of("dropout", n)?, seed_lo: drop.seed as u32, seed_hi: (drop.seed >> 32) as u32, prob: drop.prob };
     step.dispatch(DROPOUT, &[], bytemuck::bytes_of(&p), &[x, y], grid(n, 256))
 }

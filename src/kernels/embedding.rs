@@ -1,70 +1,41 @@
 //! Embedding lookup and its deterministic scatter-add backward (shaders/embedding.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{grid, need, u32_of};
-use crate::gpu::{Gpu, GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{expect_shape, uniform, Gpu, GpuBuf, GpuError, KernelId, Step, View};
 
 pub const FORWARD: KernelId = KernelId::new("embedding", "embedding_forward", &[1, 2, 3]);
 pub const BACKWARD: KernelId = KernelId::new("embedding", "embedding_backward", &[4, 5, 6, 7, 8]);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    tokens: u32,
-    dim: u32,
-    vocab: u32,
-    n_uniq: u32,
-    off_table: u32,
-    id_base: u32,
-    _p: [u32; 2],
+uniform! {
+    /// shaders/embedding.wgsl's parameters.
+    pub(crate) struct Params { tokens: u32, dim: u32, vocab: u32, n_uniq: u32, off_table: u32, id_base: u32 }
 }
 
-/// out (tokens, dim) = (or +=) table[ids] with table (vocab, dim) starting at element `off_table`.
-#[allow(clippy::too_many_arguments)]
-pub fn forward(
-    step: &mut Step,
-    out: &GpuBuf,
-    ids: &GpuBuf,
-    table: &GpuBuf,
-    off_table: usize,
-    tokens: usize,
-    dim: usize,
-    vocab: usize,
-    accumulate: bool,
-) -> Result<(), GpuError> {
-    forward_shard(step, out, ids, table, off_table, 0, tokens, dim, vocab, accumulate)
+/// out (tokens, dim) = (or += with `accumulate`) rows `ids` of `table` (vocab, dim), which may start
+/// anywhere in its buffer.
+pub fn forward(step: &mut Step, out: View, ids: &GpuBuf, table: View, accumulate: bool) -> Result<(), GpuError> {
+    forward_shard(step, out, ids, table, 0, accumulate)
 }
 
 /// [`forward`] with `table` holding rows `id_base .. id_base + vocab` of a larger table (one shard of
 /// a table over the binding limit): ids outside the shard give zero rows.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_shard(
-    step: &mut Step,
-    out: &GpuBuf,
-    ids: &GpuBuf,
-    table: &GpuBuf,
-    off_table: usize,
-    id_base: usize,
-    tokens: usize,
-    dim: usize,
-    vocab: usize,
-    accumulate: bool,
-) -> Result<(), GpuError> {
-    need("embedding_forward", "ids", ids, 0, tokens)?;
-    need("embedding_forward", "out", out, 0, tokens * dim)?;
-    need("embedding_forward", "table", table, off_table, vocab * dim)?;
+pub fn forward_shard(step: &mut Step, out: View, ids: &GpuBuf, table: View, id_base: usize, accumulate: bool) -> Result<(), GpuError> {
+    const K: &str = "embedding_forward";
+    let (tokens, dim, vocab) = (out.rows(), out.cols(), table.rows());
+    expect_shape(K, "table", &table, [vocab, dim])?;
+    need(K, "ids", ids, 0, tokens)?;
+    let outb = out.whole(K, "out")?;
+    table.check(K, "table")?;
     let p = Params {
         tokens: u32_of("embedding", tokens)?,
         dim: u32_of("embedding", dim)?,
         vocab: u32_of("embedding", vocab)?,
         n_uniq: 0,
-        off_table: u32_of("embedding", off_table)?,
+        off_table: u32_of("embedding", table.off)?,
         id_base: u32_of("embedding", id_base)?,
-        _p: [0; 2],
     };
     let acc = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
-    step.dispatch(FORWARD, &acc, bytemuck::bytes_of(&p), &[ids, table, out], grid(tokens, 1))
+    step.dispatch(FORWARD, &acc, bytemuck::bytes_of(&p), &[ids, table.buf, outb], grid(tokens, 1))
 }
 
 /// The ids of one batch grouped by value (CSR), built on the host, which owns the ids: the backward
@@ -107,42 +78,26 @@ impl EmbeddingGrouping {
     }
 }
 
-/// dtable[id] += sum of dout rows at that id's positions.
-pub fn backward(
-    step: &mut Step,
-    dtable: &GpuBuf,
-    off_table: usize,
-    dout: &GpuBuf,
-    g: &EmbeddingGrouping,
-    dim: usize,
-    vocab: usize,
-) -> Result<(), GpuError> {
-    backward_shard(step, dtable, off_table, 0, dout, g, dim, vocab)
+/// dtable[id] += sum of dout rows at that id's positions; dtable (vocab, dim) may start anywhere in
+/// its buffer, dout is (tokens, dim) with the grouping's tokens.
+pub fn backward(step: &mut Step, dtable: View, dout: &GpuBuf, g: &EmbeddingGrouping) -> Result<(), GpuError> {
+    backward_shard(step, dtable, 0, dout, g)
 }
 
 /// [`backward`] into one shard of a table's gradient, rows `id_base .. id_base + vocab`: ids outside
 /// it are skipped.
-#[allow(clippy::too_many_arguments)]
-pub fn backward_shard(
-    step: &mut Step,
-    dtable: &GpuBuf,
-    off_table: usize,
-    id_base: usize,
-    dout: &GpuBuf,
-    g: &EmbeddingGrouping,
-    dim: usize,
-    vocab: usize,
-) -> Result<(), GpuError> {
-    need("embedding_backward", "dout", dout, 0, g.tokens * dim)?;
-    need("embedding_backward", "dtable", dtable, off_table, vocab * dim)?;
+pub fn backward_shard(step: &mut Step, dtable: View, id_base: usize, dout: &GpuBuf, g: &EmbeddingGrouping) -> Result<(), GpuError> {
+    const K: &str = "embedding_backward";
+    let (vocab, dim) = (dtable.rows(), dtable.cols());
+    need(K, "dout", dout, 0, g.tokens * dim)?;
+    dtable.check(K, "dtable")?;
     let p = Params {
         tokens: u32_of("embedding", g.tokens)?,
         dim: u32_of("embedding", dim)?,
         vocab: u32_of("embedding", vocab)?,
         n_uniq: u32_of("embedding", g.n_uniq)?,
-        off_table: u32_of("embedding", off_table)?,
+        off_table: u32_of("embedding", dtable.off)?,
         id_base: u32_of("embedding", id_base)?,
-        _p: [0; 2],
     };
-    step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[&g.uniq, &g.starts, &g.pos, dout, dtable], grid(g.n_uniq, 1))
+    step.dispatch(BACKWARD, &[], bytemuck::bytes_of(&p), &[&g.uniq, &g.starts, &g.pos, dout, dtable.buf], grid(g.n_uniq, 1))
 }

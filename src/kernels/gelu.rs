@@ -1,20 +1,14 @@
 //! GELU, BERT's erf form or GPT-2's tanh approximation, and its backward (shaders/gelu.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use super::{grid, u32_of};
+use crate::gpu::{same_whole, uniform, GpuError, KernelId, Step, View};
 
 pub const FORWARD: KernelId = KernelId::new("gelu", "gelu_forward", &[1, 2]);
 pub const BACKWARD: KernelId = KernelId::new("gelu", "gelu_backward", &[1, 3, 4]);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    off_x: u32,
-    off_y: u32,
-    _pad: u32,
+uniform! {
+    /// shaders/gelu.wgsl's parameters.
+    pub(crate) struct Params { n: u32 }
 }
 
 /// Which GELU: BERT's `gelu` (erf) or GPT-2's `gelu_new` (tanh approximation).
@@ -31,18 +25,18 @@ impl Gelu {
     }
 }
 
-pub fn forward(step: &mut Step, kind: Gelu, y: &GpuBuf, x: &GpuBuf, n: usize) -> Result<(), GpuError> {
-    need("gelu_forward", "x", x, 0, n)?;
-    need("gelu_forward", "y", y, 0, n)?;
-    let p = Params { n: u32_of("gelu", n)?, off_x: 0, off_y: 0, _pad: 0 };
+/// y = gelu(x), the two of one shape.
+pub fn forward(step: &mut Step, kind: Gelu, y: View, x: View) -> Result<(), GpuError> {
+    let n = x.numel();
+    let [x, y] = same_whole("gelu_forward", [("x", x), ("y", y)])?;
+    let p = Params { n: u32_of("gelu", n)? };
     step.dispatch(FORWARD, &kind.consts(), bytemuck::bytes_of(&p), &[x, y], grid(n, 256))
 }
 
-/// dx = dy * gelu'(x), x being the pre-activation saved by the forward.
-pub fn backward(step: &mut Step, kind: Gelu, dx: &GpuBuf, x: &GpuBuf, dy: &GpuBuf, n: usize) -> Result<(), GpuError> {
-    for (what, b) in [("dx", dx), ("x", x), ("dy", dy)] {
-        need("gelu_backward", what, b, 0, n)?;
-    }
-    let p = Params { n: u32_of("gelu", n)?, off_x: 0, off_y: 0, _pad: 0 };
+/// dx = dy * gelu'(x), x being the pre-activation saved by the forward; the three of one shape.
+pub fn backward(step: &mut Step, kind: Gelu, dx: View, x: View, dy: View) -> Result<(), GpuError> {
+    let n = x.numel();
+    let [dx, x, dy] = same_whole("gelu_backward", [("dx", dx), ("x", x), ("dy", dy)])?;
+    let p = Params { n: u32_of("gelu", n)? };
     step.dispatch(BACKWARD, &kind.consts(), bytemuck::bytes_of(&p), &[x, dy, dx], grid(n, 256))
 }

@@ -1,11 +1,9 @@
 //! LayerNorm forward (saving mean and rstd) and backward (shaders/layernorm.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::dropout::Dropout;
 use super::softmax::RowKernel;
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{same_whole, uniform, GpuBuf, GpuError, KernelId, Step, View};
 
 pub const FORWARD: KernelId = KernelId::new("layernorm", "layernorm_forward", &[1, 2, 3, 4, 5, 6, 15, 16]);
 pub const BACKWARD_INPUT: KernelId = KernelId::new("layernorm", "layernorm_backward_input", &[7, 8, 9, 10, 11, 12, 17]);
@@ -14,215 +12,158 @@ pub const FORWARD_ROWS: KernelId = KernelId::new("layernorm", "layernorm_forward
 pub const BACKWARD_INPUT_ROWS: KernelId = KernelId::new("layernorm", "layernorm_backward_input_rows", &[7, 8, 9, 10, 11, 12, 17]);
 pub const BACKWARD_PARAMS: KernelId = KernelId::new("layernorm", "layernorm_backward_params", &[7, 9, 10, 11, 13, 14]);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    eps: f32,
-    _pad: u32,
-    off_x: u32,
-    off_y: u32,
-    off_gamma: u32,
-    off_beta: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    prob: f32,
-    _pad2: u32,
+uniform! {
+    /// shaders/layernorm.wgsl's parameters: the shape, eps, and the fused dropout's seed and probability.
+    pub(crate) struct Params { rows: u32, cols: u32, eps: f32, seed_lo: u32, seed_hi: u32, prob: f32 }
 }
 
-/// Where gamma and beta sit (they may be slices of a larger parameter buffer), and which row kernel
-/// runs (`Auto`: one invocation per row on a software adapter, one workgroup per row otherwise).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LnParams {
-    pub off_gamma: usize,
-    pub off_beta: usize,
+/// A LayerNorm over the last dimension: its eps, and which row kernel runs (`Auto`: one invocation
+/// per row on a software adapter, one workgroup per row otherwise).
+#[derive(Clone, Copy, Debug)]
+pub struct LayerNorm {
+    pub eps: f32,
     pub kernel: RowKernel,
 }
 
-fn params(rows: usize, cols: usize, eps: f32, w: LnParams, drop: Dropout) -> Result<Params, GpuError> {
+/// The statistics the forward saves for the backward: mean and rstd, one per row.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats<'a> {
+    pub mean: &'a GpuBuf,
+    pub rstd: &'a GpuBuf,
+}
+
+/// gamma and beta, one per column.
+#[derive(Clone, Copy, Debug)]
+pub struct Affine<'a> {
+    pub gamma: &'a GpuBuf,
+    pub beta: &'a GpuBuf,
+}
+
+/// What the backward reads of gamma and adds its gradients to (`+=`, one per column each).
+#[derive(Clone, Copy, Debug)]
+pub struct AffineGrad<'a> {
+    pub gamma: &'a GpuBuf,
+    pub dgamma: &'a GpuBuf,
+    pub dbeta: &'a GpuBuf,
+}
+
+/// What the backward reads of its forward: the normalised input (the residual sum after
+/// [`Fused::Residual`]) and its statistics.
+#[derive(Clone, Copy, Debug)]
+pub struct Saved<'a> {
+    pub x: View<'a>,
+    pub stats: Stats<'a>,
+}
+
+/// What the forward does besides normalising, in the same dispatch.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Fused<'a> {
+    #[default]
+    None,
+    /// The residual connection and its dropout before the norm: `res = x + dropout(branch)` is
+    /// written (the backward's input) and normalised, `x` being the skip input.
+    Residual { res: View<'a>, branch: View<'a>, drop: Dropout },
+    /// `y = dropout(layernorm(x))` (BERT's embeddings); its backward takes [`FusedBack::DropDy`].
+    DropOutput(Dropout),
+}
+
+/// What the backward does besides dx, dgamma and dbeta, in the same dispatches.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum FusedBack<'a> {
+    #[default]
+    None,
+    /// Also writes `dropout(dx)` here: the gradient of a residual branch that went through the
+    /// forward's dropout (with its seed).
+    DropDx(View<'a>, Dropout),
+    /// dy is the gradient at the output of [`Fused::DropOutput`] and is taken through it first.
+    DropDy(Dropout),
+}
+
+/// How the backward writes dx: `=`, or `+=` with `accumulate`; and what else it does.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BackwardOpts<'a> {
+    pub accumulate: bool,
+    pub fused: FusedBack<'a>,
+}
+
+impl BackwardOpts<'static> {
+    /// dx `+=`, nothing fused.
+    pub const ACCUMULATE: BackwardOpts<'static> = BackwardOpts { accumulate: true, fused: FusedBack::None };
+}
+
+fn params(rows: usize, cols: usize, eps: f32, drop: Dropout) -> Result<Params, GpuError> {
     drop.check()?;
     Ok(Params {
         seed_lo: drop.seed as u32,
         seed_hi: (drop.seed >> 32) as u32,
         prob: drop.prob,
-        _pad2: 0,
         rows: u32_of("layernorm", rows)?,
         cols: u32_of("layernorm", cols)?,
         eps,
-        _pad: 0,
-        off_x: 0,
-        off_y: 0,
-        off_gamma: u32_of("layernorm", w.off_gamma)?,
-        off_beta: u32_of("layernorm", w.off_beta)?,
     })
 }
 
-/// y (rows, cols) = layernorm(x); mean and rstd (rows) are saved for the backward.
-#[allow(clippy::too_many_arguments)]
-pub fn forward(
-    step: &mut Step,
-    y: &GpuBuf,
-    mean: &GpuBuf,
-    rstd: &GpuBuf,
-    x: &GpuBuf,
-    gamma: &GpuBuf,
-    beta: &GpuBuf,
-    w: LnParams,
-    rows: usize,
-    cols: usize,
-    eps: f32,
-) -> Result<(), GpuError> {
-    record_forward(step, y, mean, rstd, x, None, None, gamma, beta, w, rows, cols, eps)
-}
-
-/// y = dropout(layernorm(x)) in one dispatch (BERT's embeddings); the backward is
-/// [`backward_dropped`] with `dy_drop`.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_dropped(
-    step: &mut Step,
-    y: &GpuBuf,
-    mean: &GpuBuf,
-    rstd: &GpuBuf,
-    x: &GpuBuf,
-    drop: Dropout,
-    gamma: &GpuBuf,
-    beta: &GpuBuf,
-    w: LnParams,
-    rows: usize,
-    cols: usize,
-    eps: f32,
-) -> Result<(), GpuError> {
-    record_forward(step, y, mean, rstd, x, None, Some(drop), gamma, beta, w, rows, cols, eps)
-}
-
-/// The residual connection, its dropout and the layernorm after it, in one dispatch:
-/// `res = skip + dropout(branch)` is written (the backward's input) and `y = layernorm(res)`.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_residual(
-    step: &mut Step,
-    y: &GpuBuf,
-    mean: &GpuBuf,
-    rstd: &GpuBuf,
-    res: &GpuBuf,
-    skip: &GpuBuf,
-    branch: &GpuBuf,
-    drop: Dropout,
-    gamma: &GpuBuf,
-    beta: &GpuBuf,
-    w: LnParams,
-    rows: usize,
-    cols: usize,
-    eps: f32,
-) -> Result<(), GpuError> {
-    record_forward(step, y, mean, rstd, skip, Some((res, branch, drop)), None, gamma, beta, w, rows, cols, eps)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record_forward(
-    step: &mut Step,
-    y: &GpuBuf,
-    mean: &GpuBuf,
-    rstd: &GpuBuf,
-    x: &GpuBuf,
-    residual: Option<(&GpuBuf, &GpuBuf, Dropout)>,
-    out_drop: Option<Dropout>,
-    gamma: &GpuBuf,
-    beta: &GpuBuf,
-    w: LnParams,
-    rows: usize,
-    cols: usize,
-    eps: f32,
-) -> Result<(), GpuError> {
-    need("layernorm_forward", "x", x, 0, rows * cols)?;
-    need("layernorm_forward", "y", y, 0, rows * cols)?;
-    need("layernorm_forward", "mean", mean, 0, rows)?;
-    need("layernorm_forward", "rstd", rstd, 0, rows)?;
-    need("layernorm_forward", "gamma", gamma, w.off_gamma, cols)?;
-    need("layernorm_forward", "beta", beta, w.off_beta, cols)?;
-    if residual.is_some() && out_drop.is_some() {
-        return Err(GpuError::Shape("layernorm_forward: one dropout per dispatch (residual or output)".into()));
+impl LayerNorm {
+    pub fn new(eps: f32) -> LayerNorm {
+        LayerNorm { eps, kernel: RowKernel::Auto }
     }
-    let drop = residual.map(|r| r.2).or(out_drop).unwrap_or_default();
-    let p = params(rows, cols, eps, w, drop)?;
-    let dummy = step.gpu().dummy_rw();
-    let (res, branch) = match residual {
-        Some((res, branch, _)) => {
-            need("layernorm_forward", "res", res, 0, rows * cols)?;
-            need("layernorm_forward", "branch", branch, 0, rows * cols)?;
-            (res, branch)
-        }
-        None => (&dummy, x),
-    };
-    let consts = [("RESIDUAL", if residual.is_some() { 1.0 } else { 0.0 }), ("DROP_Y", if out_drop.is_some() { 1.0 } else { 0.0 })];
-    let (kernel, wg) = if w.kernel.per_thread(step) { (FORWARD_ROWS, grid(rows, 64)) } else { (FORWARD, grid(rows, 1)) };
-    step.dispatch(kernel, &consts, bytemuck::bytes_of(&p), &[x, gamma, beta, y, mean, rstd, branch, res], wg)
-}
-
-/// dx (= or +=, per `accumulate`) and dgamma, dbeta (+=) from dy and the saved mean and rstd.
-#[allow(clippy::too_many_arguments)]
-pub fn backward(
-    step: &mut Step,
-    dx: &GpuBuf,
-    dgamma: &GpuBuf,
-    dbeta: &GpuBuf,
-    dy: &GpuBuf,
-    x: &GpuBuf,
-    mean: &GpuBuf,
-    rstd: &GpuBuf,
-    gamma: &GpuBuf,
-    w: LnParams,
-    rows: usize,
-    cols: usize,
-    accumulate: bool,
-) -> Result<(), GpuError> {
-    backward_dropped(step, dx, None, None, dgamma, dbeta, dy, x, mean, rstd, gamma, w, rows, cols, accumulate)
-}
-
-/// [`backward`] that also writes `dropout(dx)` into `dxd` (the gradient of a residual branch that
-/// went through dropout, `drop` being the forward's), in the same dispatch; or, with `dy_drop`, the
-/// backward of [`forward_dropped`] (dy taken through its dropout first). At most one of the two.
-#[allow(clippy::too_many_arguments)]
-pub fn backward_dropped(
-    step: &mut Step,
-    dx: &GpuBuf,
-    dxd: Option<(&GpuBuf, Dropout)>,
-    dy_drop: Option<Dropout>,
-    dgamma: &GpuBuf,
-    dbeta: &GpuBuf,
-    dy: &GpuBuf,
-    x: &GpuBuf,
-    mean: &GpuBuf,
-    rstd: &GpuBuf,
-    gamma: &GpuBuf,
-    w: LnParams,
-    rows: usize,
-    cols: usize,
-    accumulate: bool,
-) -> Result<(), GpuError> {
-    for (what, b) in [("dx", dx), ("dy", dy), ("x", x)] {
-        need("layernorm_backward", what, b, 0, rows * cols)?;
+    pub fn kernel(self, kernel: RowKernel) -> LayerNorm {
+        LayerNorm { kernel, ..self }
     }
-    need("layernorm_backward", "mean", mean, 0, rows)?;
-    need("layernorm_backward", "rstd", rstd, 0, rows)?;
-    need("layernorm_backward", "gamma", gamma, w.off_gamma, cols)?;
-    need("layernorm_backward", "dgamma", dgamma, w.off_gamma, cols)?;
-    need("layernorm_backward", "dbeta", dbeta, w.off_beta, cols)?;
-    if dxd.is_some() && dy_drop.is_some() {
-        return Err(GpuError::Shape("layernorm_backward: one dropout per dispatch (dx or dy)".into()));
+
+    /// y = layernorm(x) over x's last dimension (x and y of one shape), with what `fused` adds;
+    /// mean and rstd (one per row) are saved for the backward.
+    pub fn forward(&self, step: &mut Step, y: View, stats: Stats, x: View, w: Affine, fused: Fused) -> Result<(), GpuError> {
+        const K: &str = "layernorm_forward";
+        let (rows, cols) = (x.rows(), x.cols());
+        let [xb, yb] = same_whole(K, [("x", x), ("y", y)])?;
+        need(K, "mean", stats.mean, 0, rows)?;
+        need(K, "rstd", stats.rstd, 0, rows)?;
+        need(K, "gamma", w.gamma, 0, cols)?;
+        need(K, "beta", w.beta, 0, cols)?;
+        let dummy = step.gpu().dummy_rw();
+        let (res, branch, drop) = match fused {
+            Fused::Residual { res, branch, drop } => {
+                let [_, res, branch] = same_whole(K, [("x", x), ("res", res), ("branch", branch)])?;
+                (res, branch, drop)
+            }
+            Fused::DropOutput(drop) => (&dummy, xb, drop),
+            Fused::None => (&dummy, xb, Dropout::default()),
+        };
+        let p = params(rows, cols, self.eps, drop)?;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let consts = [("RESIDUAL", flag(matches!(fused, Fused::Residual { .. }))), ("DROP_Y", flag(matches!(fused, Fused::DropOutput(_))))];
+        let (kernel, wg) = if self.kernel.per_thread(step) { (FORWARD_ROWS, grid(rows, 64)) } else { (FORWARD, grid(rows, 1)) };
+        step.dispatch(kernel, &consts, bytemuck::bytes_of(&p), &[xb, w.gamma, w.beta, yb, stats.mean, stats.rstd, branch, res], wg)
     }
-    let p = params(rows, cols, 0.0, w, dxd.map(|d| d.1).or(dy_drop).unwrap_or_default())?;
-    let dummy = step.gpu().dummy_rw();
-    let dxd_buf = match dxd {
-        Some((b, _)) => {
-            need("layernorm_backward", "dxd", b, 0, rows * cols)?;
-            b
-        }
-        None => &dummy,
-    };
-    let dd = ("DROP_DY", if dy_drop.is_some() { 1.0 } else { 0.0 });
-    let consts = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 }), ("DROP_DX", if dxd.is_some() { 1.0 } else { 0.0 }), dd];
-    let (kernel, wg) = if w.kernel.per_thread(step) { (BACKWARD_INPUT_ROWS, grid(rows, 64)) } else { (BACKWARD_INPUT, grid(rows, 1)) };
-    step.dispatch(kernel, &consts, bytemuck::bytes_of(&p), &[x, gamma, mean, rstd, dy, dx, dxd_buf], wg)?;
-    step.dispatch(BACKWARD_PARAMS, &[dd], bytemuck::bytes_of(&p), &[x, mean, rstd, dy, dgamma, dbeta], grid(cols, 32))
+
+    /// dx (= or +=, per `opts`) and dgamma, dbeta (+=) from dy and the forward's saved values, with
+    /// what `opts.fused` adds.
+    pub fn backward(&self, step: &mut Step, dx: View, dy: View, saved: Saved, w: AffineGrad, opts: BackwardOpts) -> Result<(), GpuError> {
+        const K: &str = "layernorm_backward";
+        let (x, stats) = (saved.x, saved.stats);
+        let (rows, cols) = (x.rows(), x.cols());
+        let [xb, dxb, dyb] = same_whole(K, [("x", x), ("dx", dx), ("dy", dy)])?;
+        need(K, "mean", stats.mean, 0, rows)?;
+        need(K, "rstd", stats.rstd, 0, rows)?;
+        need(K, "gamma", w.gamma, 0, cols)?;
+        need(K, "dgamma", w.dgamma, 0, cols)?;
+        need(K, "dbeta", w.dbeta, 0, cols)?;
+        let dummy = step.gpu().dummy_rw();
+        let (dxd, drop) = match opts.fused {
+            FusedBack::DropDx(dxd, drop) => {
+                let [_, dxd] = same_whole(K, [("x", x), ("dxd", dxd)])?;
+                (dxd, drop)
+            }
+            FusedBack::DropDy(drop) => (&dummy, drop),
+            FusedBack::None => (&dummy, Dropout::default()),
+        };
+        let p = params(rows, cols, 0.0, drop)?;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let dd = ("DROP_DY", flag(matches!(opts.fused, FusedBack::DropDy(_))));
+        let consts = [("ACCUMULATE", flag(opts.accumulate)), ("DROP_DX", flag(matches!(opts.fused, FusedBack::DropDx(..)))), dd];
+        let (kernel, wg) = if self.kernel.per_thread(step) { (BACKWARD_INPUT_ROWS, grid(rows, 64)) } else { (BACKWARD_INPUT, grid(rows, 1)) };
+        step.dispatch(kernel, &consts, bytemuck::bytes_of(&p), &[xb, w.gamma, stats.mean, stats.rstd, dyb, dxb, dxd], wg)?;
+        step.dispatch(BACKWARD_PARAMS, &[dd], bytemuck::bytes_of(&p), &[xb, stats.mean, stats.rstd, dyb, w.dgamma, w.dbeta], grid(cols, 32))
+    }
 }

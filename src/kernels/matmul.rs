@@ -7,10 +7,8 @@
 //! kernel where the device has it, else the vec4 kernel on a software adapter, when the shapes allow
 //! it; the tiled one otherwise.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
 
 pub const MATMUL: KernelId = KernelId::new("matmul", "matmul", &[1, 2, 3, 4]);
 pub const MATMUL_VEC4: KernelId = KernelId::new("matmul_vec4", "matmul_vec4", &[1, 2, 3, 4]);
@@ -54,29 +52,15 @@ impl Kernel {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    alpha: f32,
-    off_a: u32,
-    off_b: u32,
-    off_c: u32,
-    off_bias: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    inner: u32,
-    stride_a2: u32,
-    stride_b2: u32,
-    stride_c2: u32,
-    _pad: u32,
+uniform! {
+    /// The parameters of the three matmul shaders (their use: shaders/matmul_common.wgsl).
+    pub(crate) struct Params {
+        m: u32, n: u32, k: u32, batch: u32,
+        stride_a: u32, stride_b: u32, stride_c: u32, alpha: f32,
+        off_a: u32, off_b: u32, off_c: u32, off_bias: u32,
+        lda: u32, ldb: u32, ldc: u32, inner: u32,
+        stride_a2: u32, stride_b2: u32, stride_c2: u32,
+    }
 }
 
 /// Where one operand's matrices are (see shaders/matmul_common.wgsl): matrix z of the batch starts
@@ -88,9 +72,22 @@ pub struct Operand {
     pub inner_stride: usize,
 }
 
-pub(crate) fn constants(ta: bool, tb: bool, bias: bool, gelu: bool, acc: bool) -> Vec<(&'static str, f64)> {
-    let f = |b: bool| if b { 1.0 } else { 0.0 };
-    vec![("TRANS_A", f(ta)), ("TRANS_B", f(tb)), ("HAS_BIAS", f(bias)), ("GELU", f(gelu)), ("ACCUMULATE", f(acc))]
+/// One specialisation of the matmul shaders (their override constants): which operands are stored
+/// transposed, and what the epilogue adds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Variant {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub bias: bool,
+    pub gelu: bool,
+    pub accumulate: bool,
+}
+
+impl Variant {
+    pub(crate) fn constants(self) -> Vec<(&'static str, f64)> {
+        let f = |b: bool| if b { 1.0 } else { 0.0 };
+        vec![("TRANS_A", f(self.trans_a)), ("TRANS_B", f(self.trans_b)), ("HAS_BIAS", f(self.bias)), ("GELU", f(self.gelu)), ("ACCUMULATE", f(self.accumulate))]
+    }
 }
 
 /// `c[b] = alpha * op(a[b]) @ op(b[b]) (+ bias) (-> gelu) (+ c[b] if accumulate)`, for `batch` matrices
@@ -251,10 +248,9 @@ impl Matmul {
             stride_a2: u32_of("matmul", ops[0].inner_stride)?,
             stride_b2: u32_of("matmul", ops[1].inner_stride)?,
             stride_c2: u32_of("matmul", ops[2].inner_stride)?,
-            _pad: 0,
         };
         let dummy = GpuBuf { buf: step.gpu().dummy.clone(), off: 0, len: 4, dtype: crate::gpu::DType::F32 };
-        let consts = constants(self.trans_a, self.trans_b, bias.is_some(), self.gelu, self.accumulate);
+        let consts = Variant { trans_a: self.trans_a, trans_b: self.trans_b, bias: bias.is_some(), gelu: self.gelu, accumulate: self.accumulate }.constants();
         let fits = self.vec4_fits(bias.is_some());
         let info = &step.gpu().info;
         let kernel = match self.kernel {

@@ -2,10 +2,8 @@
 //! weight once per row instead of tiling for many rows, and attention of one new query over a
 //! key-value cache (shaders/attention_cached.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{expect_shape, uniform, GpuBuf, GpuError, KernelId, Step, View};
 
 pub const MATVEC: KernelId = KernelId::new("matvec", "matvec", &[1, 2, 3, 4]);
 pub const ATTEND_CACHED: KernelId = KernelId::new("attention_cached", "attend_cached", &[1, 2, 3]);
@@ -42,17 +40,9 @@ impl Split {
     pub const ALL: [Split; 2] = [Split::Threads, Split::Workgroup];
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    n: u32,
-    k: u32,
-    x_off: u32,
-    y_off: u32,
-    off_w: u32,
-    off_bias: u32,
-    _p: u32,
+uniform! {
+    /// shaders/matvec.wgsl's parameters.
+    pub(crate) struct MatvecParams { rows: u32, n: u32, k: u32, x_off: u32, y_off: u32, off_w: u32, off_bias: u32 }
 }
 
 /// y[y_off + r*N + n] = x[x_off + r*K ..] · W(:, n) (+ bias), for `rows` rows. `trans_w`: W stored
@@ -106,7 +96,7 @@ impl Matvec {
         let (tx, ty) = self.split.shape(step);
         let per_group = if self.trans_w { tx as usize } else { 4 * tx as usize };
         let u = |v: usize| u32_of("matvec", v);
-        let p = Params { rows: u(self.rows)?, n: u(self.n)?, k: u(self.k)?, x_off: u(self.x_off)?, y_off: u(self.y_off)?, off_w: u(self.off_w)?, off_bias: u(self.off_bias)?, _p: 0 };
+        let p = MatvecParams { rows: u(self.rows)?, n: u(self.n)?, k: u(self.k)?, x_off: u(self.x_off)?, y_off: u(self.y_off)?, off_w: u(self.off_w)?, off_bias: u(self.off_bias)? };
         let f = |b: bool| if b { 1.0 } else { 0.0 };
         let consts = [("TRANS_W", f(self.trans_w)), ("HAS_BIAS", f(bias.is_some())), ("TX", tx as f64), ("TY", ty as f64)];
         // without a bias the weight stands in for the unused binding
@@ -114,48 +104,50 @@ impl Matvec {
     }
 }
 
-/// y[y_off ..] (1, n) = x (1, k) · W (+ b), W stored (n, k) when `trans_w`, else (k, n): the one-row
-/// kernel when its vec4 loads fit the weight, else the matmul (any shape), as `Kernel::Auto` picks
-/// among the matmuls.
-#[allow(clippy::too_many_arguments)]
-pub fn one_row(step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, w: &GpuBuf, b: Option<&GpuBuf>, n: usize, k: usize, trans_w: bool) -> Result<(), GpuError> {
-    let mv = Matvec { y_off, ..Matvec::new(1, n, k, trans_w) };
+/// y (1, n) = x (1, k) · W (+ b (n)), W stored (n, k) when `trans_w`, else (k, n), each view starting
+/// anywhere in its buffer: the one-row kernel when its vec4 loads fit the weight, else the matmul (any
+/// shape), as `Kernel::Auto` picks among the matmuls.
+pub fn one_row(step: &mut Step, y: View, x: View, w: View, b: Option<View>, trans_w: bool) -> Result<(), GpuError> {
+    const K: &str = "matvec";
+    let (n, k) = (y.cols(), x.cols());
+    expect_shape(K, "y", &y, [1, n])?;
+    expect_shape(K, "x", &x, [1, k])?;
+    expect_shape(K, "W", &w, if trans_w { [n, k] } else { [k, n] })?;
+    if let Some(b) = &b {
+        expect_shape(K, "bias", b, [n])?;
+    }
+    let mv = Matvec { x_off: x.off, y_off: y.off, off_w: w.off, off_bias: b.map_or(0, |b| b.off), ..Matvec::new(1, n, k, trans_w) };
     if mv.fits() {
-        return mv.record(step, y, x, w, b);
+        return mv.record(step, y.buf, x.buf, w.buf, b.map(|b| b.buf));
     }
-    let mut mm = super::matmul::Matmul::new(1, n, k);
+    let mut mm = super::matmul::Matmul::new(1, n, k).offsets(x.off, w.off, y.off);
     mm.trans_b = trans_w;
-    mm.off_c = y_off;
-    mm.record(step, y, x, w, b)
+    mm.off_bias = mv.off_bias;
+    mm.record(step, y.buf, x.buf, w.buf, b.map(|b| b.buf))
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct AttnParams {
-    n: u32,
-    heads: u32,
-    d: u32,
-    ld: u32,
-    q_off: u32,
-    cap: u32,
-    scale: f32,
-    _p: u32,
+uniform! {
+    /// shaders/attention_cached.wgsl's parameters.
+    pub(crate) struct AttnParams { n: u32, heads: u32, d: u32, ld: u32, q_off: u32, cap: u32, scale: f32 }
 }
 
-/// One query over `n` cached positions: `cache` holds rows of (3C) = q|k|v per position (row stride
-/// 3C), the query is row `n - 1`'s q; `scores` is (heads, cap) scratch with cap >= n; ctx (C).
-#[allow(clippy::too_many_arguments)]
-pub fn attend_cached(step: &mut Step, ctx: &GpuBuf, scores: &GpuBuf, cache: &GpuBuf, n: usize, heads: usize, d: usize, cap: usize) -> Result<(), GpuError> {
-    let c = heads * d;
+/// One query over the `n` positions of `cache` (n, 3C): rows of q|k|v per position, the query being
+/// row `n - 1`'s q; `scores` is (heads, cap) scratch with cap >= n; ctx is (C), heads of C / heads.
+pub fn attend_cached(step: &mut Step, ctx: View, scores: View, cache: View) -> Result<(), GpuError> {
+    const K: &str = "attend_cached";
+    let (heads, cap, n, c) = (scores.rows(), scores.cols(), cache.rows(), ctx.numel());
     if n == 0 || n > cap {
-        return Err(GpuError::Shape(format!("attend_cached: {n} positions in a cache of {cap}")));
+        return Err(GpuError::Shape(format!("{K}: {n} positions in a cache of {cap}")));
     }
-    need("attend_cached", "cache", cache, 0, n * 3 * c)?;
-    need("attend_cached", "scores", scores, 0, heads * cap)?;
-    need("attend_cached", "ctx", ctx, 0, c)?;
-    let u = |v: usize| u32_of("attend_cached", v);
-    let p = AttnParams { n: u(n)?, heads: u(heads)?, d: u(d)?, ld: u(3 * c)?, q_off: u((n - 1) * 3 * c)?, cap: u(cap)?, scale: 1.0 / (d as f32).sqrt(), _p: 0 };
-    step.dispatch(ATTEND_CACHED, &[], bytemuck::bytes_of(&p), &[cache, scores, ctx], [u(heads)?, 1, 1])
+    if heads == 0 || c % heads != 0 {
+        return Err(GpuError::Shape(format!("{K}: ctx {} is not {heads} heads of one size", ctx.shape)));
+    }
+    expect_shape(K, "cache", &cache, [n, 3 * c])?;
+    let (ctxb, sb, cb) = (ctx.whole(K, "ctx")?, scores.whole(K, "scores")?, cache.whole(K, "cache")?);
+    let d = c / heads;
+    let u = |v: usize| u32_of(K, v);
+    let p = AttnParams { n: u(n)?, heads: u(heads)?, d: u(d)?, ld: u(3 * c)?, q_off: u((n - 1) * 3 * c)?, cap: u(cap)?, scale: 1.0 / (d as f32).sqrt() };
+    step.dispatch(ATTEND_CACHED, &[], bytemuck::bytes_of(&p), &[cb, sb, ctxb], [u(heads)?, 1, 1])
 }
 
 /// Every (TRANS_W, HAS_BIAS, TX, TY) the engine dispatches, for the pipeline checks.

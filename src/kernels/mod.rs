@@ -1,5 +1,7 @@
-//! One Rust file per shader under `shaders/`: its uniform struct, its bindings and its dispatch math.
-//! Every function records into a [`Step`] and returns shape errors as values; nothing here reads back.
+//! One Rust file per shader under `shaders/`: its uniform struct (declared once for Rust and WGSL,
+//! [`crate::gpu::uniform`]), its bindings and its dispatch math. Every function records into a
+//! [`Step`], takes its tensors as [`crate::gpu::View`]s (or a descriptor such as [`matmul::Matmul`]
+//! that carries their shapes) and returns shape errors as values; nothing here reads back.
 //! Naming follows llm.c: outputs first, then inputs, then weights.
 
 pub mod adamw;
@@ -51,17 +53,19 @@ pub(crate) fn u32_of(kernel: &str, v: usize) -> Result<u32, GpuError> {
 pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
     let mut v = Vec::new();
     for kernel in matmuls.iter().filter_map(|k| k.shader()).map(|s| s.0) {
-        for ta in [false, true] {
-            for tb in [false, true] {
-                v.push((kernel, matmul::constants(ta, tb, false, false, false)));
+        let plain = matmul::Variant::default();
+        for trans_a in [false, true] {
+            for trans_b in [false, true] {
+                v.push((kernel, matmul::Variant { trans_a, trans_b, ..plain }.constants()));
             }
         }
-        v.push((kernel, matmul::constants(false, true, true, true, false)));
-        v.push((kernel, matmul::constants(false, true, true, false, true)));
-        v.push((kernel, matmul::constants(false, false, false, false, true)));
+        // x @ W^T + b (torch's Linear) through GELU, or added to C
+        v.push((kernel, matmul::Variant { trans_b: true, bias: true, gelu: true, ..plain }.constants()));
+        v.push((kernel, matmul::Variant { trans_b: true, bias: true, accumulate: true, ..plain }.constants()));
+        v.push((kernel, matmul::Variant { accumulate: true, ..plain }.constants()));
         // GPT-2's Conv1D: x @ W + b, and its weight gradient x^T dy accumulated
-        v.push((kernel, matmul::constants(false, false, true, false, false)));
-        v.push((kernel, matmul::constants(true, false, false, false, true)));
+        v.push((kernel, matmul::Variant { bias: true, ..plain }.constants()));
+        v.push((kernel, matmul::Variant { trans_a: true, accumulate: true, ..plain }.constants()));
     }
     for k in [softmax::FORWARD, softmax::FORWARD_ROWS] {
         v.push((k, vec![("HAS_MASK", 1.0)]));

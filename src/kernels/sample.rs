@@ -2,10 +2,8 @@
 //! of logits with their probabilities, and one of the first `top_k` drawn with a temperature (or
 //! the first, greedy). Only the chosen id and the candidates come back.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step, View};
 
 pub const SAMPLE: KernelId = KernelId::new("sample", "sample_top_k", &[1, 2]);
 
@@ -14,16 +12,9 @@ pub const MAX_CANDIDATES: usize = 1024;
 /// `out[0]` when no logit is a number.
 pub const NONE: u32 = u32::MAX;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    v: u32,
-    k: u32,
-    top_k: u32,
-    off: u32,
-    inv_temp: f32,
-    u: f32,
-    _p: [u32; 2],
+uniform! {
+    /// shaders/sample.wgsl's parameters.
+    pub(crate) struct Params { v: u32, k: u32, top_k: u32, off: u32, inv_temp: f32, u: f32 }
 }
 
 /// What one draw asks for.
@@ -43,18 +34,20 @@ pub fn out_len(k: usize) -> usize {
     2 + 2 * k
 }
 
-/// Records a draw from `logits[off .. off + v]` into `out` (see [`out_len`]).
-pub fn record(step: &mut Step, out: &GpuBuf, logits: &GpuBuf, off: usize, v: usize, d: Draw) -> Result<(), GpuError> {
+/// Records a draw from one row of `logits` (v), which may start anywhere in its buffer, into `out`
+/// (see [`out_len`]).
+pub fn record(step: &mut Step, out: &GpuBuf, logits: View, d: Draw) -> Result<(), GpuError> {
+    let (off, v) = (logits.off, logits.numel());
     if d.k == 0 || d.k > MAX_CANDIDATES || d.top_k == 0 || d.top_k > d.k {
         return Err(GpuError::Shape(format!("sample: {} candidates and top-k {} (1 <= top-k <= candidates <= {MAX_CANDIDATES})", d.k, d.top_k)));
     }
     if !(d.temperature > 0.0) || !(0.0..1.0).contains(&d.u) {
         return Err(GpuError::Shape(format!("sample: temperature {} and u {}", d.temperature, d.u)));
     }
-    need("sample", "logits", logits, off, v)?;
+    logits.check("sample", "logits")?;
     need("sample", "out", out, 0, out_len(d.k))?;
-    let p = Params { v: u32_of("sample", v)?, k: d.k as u32, top_k: d.top_k as u32, off: u32_of("sample", off)?, inv_temp: 1.0 / d.temperature, u: d.u, _p: [0; 2] };
-    step.dispatch(SAMPLE, &[], bytemuck::bytes_of(&p), &[logits, out], [1, 1, 1])
+    let p = Params { v: u32_of("sample", v)?, k: d.k as u32, top_k: d.top_k as u32, off: u32_of("sample", off)?, inv_temp: 1.0 / d.temperature, u: d.u };
+    step.dispatch(SAMPLE, &[], bytemuck::bytes_of(&p), &[logits.buf, out], [1, 1, 1])
 }
 
 /// A draw's result as read back: the chosen id (None when no logit was a number) and the

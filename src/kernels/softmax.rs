@@ -1,10 +1,8 @@
 //! Row softmax with scale and additive mask, and its backward (shaders/softmax.wgsl).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::dropout::Dropout;
 use super::{grid, need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{same_whole, uniform, GpuBuf, GpuError, KernelId, Step, View};
 
 pub const FORWARD: KernelId = KernelId::new("softmax", "softmax_forward", &[1, 2, 3, 7]);
 pub const BACKWARD: KernelId = KernelId::new("softmax", "softmax_backward", &[4, 5, 6]);
@@ -37,154 +35,112 @@ impl RowKernel {
 /// A mask value at or below this removes its column (use `f32::NEG_INFINITY` or `MASKED`).
 pub const MASKED: f32 = -1e30;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    rows_per_mask: u32,
-    scale: f32,
-    off_x: u32,
-    off_y: u32,
-    off_mask: u32,
-    _pad: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    prob: f32,
-    _pad2: u32,
+uniform! {
+    /// shaders/softmax.wgsl's parameters: the shape, the mask's rows, the scale, and the fused
+    /// dropout's seed and probability.
+    pub(crate) struct Params { rows: u32, cols: u32, rows_per_mask: u32, scale: f32, seed_lo: u32, seed_hi: u32, prob: f32 }
 }
 
-/// `y[r] = softmax(scale * x[r] + mask[r / rows_per_mask])` over `cols`; `mask` is
-/// (rows / rows_per_mask, cols). For attention scores (B, H, Tq, Tk): rows = B*H*Tq, rows_per_mask = H*Tq.
-pub fn forward(step: &mut Step, y: &GpuBuf, x: &GpuBuf, mask: Option<(&GpuBuf, usize)>, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
-    forward_as(RowKernel::Auto, step, y, x, mask, rows, cols, scale)
+/// An additive mask of (rows / rows_per_mask, cols): row r of the input gets row r / rows_per_mask.
+/// For attention scores (B, H, Tq, Tk) viewed as (B*H*Tq, Tk): a (B, Tk) mask, rows_per_mask = H*Tq.
+#[derive(Clone, Copy, Debug)]
+pub struct Mask<'a> {
+    pub mask: &'a GpuBuf,
+    pub rows_per_mask: usize,
 }
 
-/// [`forward`] that also writes `yd = dropout(y)` (attention's dropout) in the same dispatch.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_dropped(step: &mut Step, y: &GpuBuf, yd: &GpuBuf, drop: Dropout, x: &GpuBuf, mask: Option<(&GpuBuf, usize)>, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
-    record_forward(RowKernel::Auto, step, y, Some((yd, drop)), x, mask, false, rows, cols, scale)
-}
-
-/// [`forward`] with the row kernel chosen by the caller (the checks run both).
-#[allow(clippy::too_many_arguments)]
-pub fn forward_as(
-    kernel: RowKernel,
-    step: &mut Step,
-    y: &GpuBuf,
-    x: &GpuBuf,
-    mask: Option<(&GpuBuf, usize)>,
-    rows: usize,
-    cols: usize,
-    scale: f32,
-) -> Result<(), GpuError> {
-    record_forward(kernel, step, y, None, x, mask, false, rows, cols, scale)
-}
-
-/// The forward dispatch. With `causal`, row r (query r % cols of a square attention) also loses
-/// every column after the query's own: a decoder's self-attention, computed in the kernel with no
-/// (T, T) mask buffer.
-#[allow(clippy::too_many_arguments)]
-pub fn record_forward(
-    kernel: RowKernel,
-    step: &mut Step,
-    y: &GpuBuf,
-    yd: Option<(&GpuBuf, Dropout)>,
-    x: &GpuBuf,
-    mask: Option<(&GpuBuf, usize)>,
-    causal: bool,
-    rows: usize,
-    cols: usize,
-    scale: f32,
-) -> Result<(), GpuError> {
-    if causal && (cols == 0 || rows % cols != 0) {
-        return Err(GpuError::Shape(format!("softmax_forward: a causal mask needs square attention; {rows} rows are not a multiple of {cols} keys")));
-    }
-    need("softmax_forward", "x", x, 0, rows * cols)?;
-    need("softmax_forward", "y", y, 0, rows * cols)?;
-    let rows_per_mask = match mask {
-        Some((m, rpm)) => {
-            if rpm == 0 || rows % rpm != 0 {
-                return Err(GpuError::Shape(format!("softmax_forward: {rows} rows are not a multiple of rows_per_mask {rpm}")));
-            }
-            need("softmax_forward", "mask", m, 0, rows / rpm * cols)?;
-            rpm
-        }
-        None => 1,
-    };
-    let p = Params {
-        rows: u32_of("softmax", rows)?,
-        cols: u32_of("softmax", cols)?,
-        rows_per_mask: rows_per_mask as u32,
-        scale,
-        off_x: 0,
-        off_y: 0,
-        off_mask: 0,
-        _pad: 0,
-        ..dropout_words(yd.map(|d| d.1))?
-    };
-    let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let consts = [("HAS_MASK", flag(mask.is_some())), ("DROPOUT", flag(yd.is_some())), ("CAUSAL", flag(causal))];
-    let m = mask.map(|(m, _)| m).unwrap_or(x);
-    let dummy = step.gpu().dummy_rw();
-    let ydb = match yd {
-        Some((b, _)) => {
-            need("softmax_forward", "yd", b, 0, rows * cols)?;
-            b
-        }
-        None => &dummy,
-    };
-    if kernel.per_thread(step) {
-        step.dispatch(FORWARD_ROWS, &consts, bytemuck::bytes_of(&p), &[x, m, y, ydb], grid(rows, 64))
-    } else {
-        step.dispatch(FORWARD, &consts, bytemuck::bytes_of(&p), &[x, m, y, ydb], grid(rows, 1))
-    }
-}
-
-/// `dx = scale * y * (dy - sum(dy * y))` row by row, from the saved probabilities `y`.
-pub fn backward(step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
-    backward_as(RowKernel::Auto, step, dx, y, dy, rows, cols, scale)
-}
-
-/// The backward of [`forward_dropped`] from the gradient at `yd`: dropout(dy) first, then as [`backward`].
-#[allow(clippy::too_many_arguments)]
-pub fn backward_dropped(step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dyd: &GpuBuf, drop: Dropout, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
-    record_backward(RowKernel::Auto, step, dx, y, dyd, Some(drop), rows, cols, scale)
+/// `y[r] = softmax(scale * x[r] + mask[r / rows_per_mask])` over the input's last dimension, row by
+/// row. With `causal`, row r (query r % cols of a square attention) also loses every column after
+/// the query's own: a decoder's self-attention, computed in the kernel with no (T, T) mask buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Softmax<'a> {
+    pub scale: f32,
+    pub mask: Option<Mask<'a>>,
+    pub causal: bool,
+    pub kernel: RowKernel,
 }
 
 /// The uniform words of an optional fused dropout.
 fn dropout_words(d: Option<Dropout>) -> Result<Params, GpuError> {
     let d = d.unwrap_or_default();
     d.check()?;
-    Ok(Params { seed_lo: d.seed as u32, seed_hi: (d.seed >> 32) as u32, prob: d.prob, ..Zeroable::zeroed() })
+    Ok(Params { seed_lo: d.seed as u32, seed_hi: (d.seed >> 32) as u32, prob: d.prob, ..Params::default() })
 }
 
-/// [`backward`] with the row kernel chosen by the caller.
-#[allow(clippy::too_many_arguments)]
-pub fn backward_as(kernel: RowKernel, step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
-    record_backward(kernel, step, dx, y, dy, None, rows, cols, scale)
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn record_backward(kernel: RowKernel, step: &mut Step, dx: &GpuBuf, y: &GpuBuf, dy: &GpuBuf, drop: Option<Dropout>, rows: usize, cols: usize, scale: f32) -> Result<(), GpuError> {
-    for (what, b) in [("dx", dx), ("y", y), ("dy", dy)] {
-        need("softmax_backward", what, b, 0, rows * cols)?;
+impl<'a> Softmax<'a> {
+    /// No mask, not causal, the row kernel for the adapter.
+    pub fn new(scale: f32) -> Softmax<'a> {
+        Softmax { scale, mask: None, causal: false, kernel: RowKernel::Auto }
     }
-    let p = Params {
-        rows: u32_of("softmax", rows)?,
-        cols: u32_of("softmax", cols)?,
-        rows_per_mask: 1,
-        scale,
-        off_x: 0,
-        off_y: 0,
-        off_mask: 0,
-        _pad: 0,
-        ..dropout_words(drop)?
-    };
-    let consts = [("DROPOUT", if drop.is_some() { 1.0 } else { 0.0 })];
-    if kernel.per_thread(step) {
-        step.dispatch(BACKWARD_ROWS, &consts, bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 64))
-    } else {
-        step.dispatch(BACKWARD, &consts, bytemuck::bytes_of(&p), &[y, dy, dx], grid(rows, 1))
+    pub fn mask(self, mask: Option<Mask<'a>>) -> Softmax<'a> {
+        Softmax { mask, ..self }
+    }
+    pub fn causal(self, causal: bool) -> Softmax<'a> {
+        Softmax { causal, ..self }
+    }
+    pub fn kernel(self, kernel: RowKernel) -> Softmax<'a> {
+        Softmax { kernel, ..self }
+    }
+
+    /// y = softmax(x) (one shape), and with `dropped` also `yd = dropout(y)` (attention's dropout)
+    /// in the same dispatch.
+    pub fn forward(&self, step: &mut Step, y: View, x: View, dropped: Option<(View, Dropout)>) -> Result<(), GpuError> {
+        const K: &str = "softmax_forward";
+        let (rows, cols) = (x.rows(), x.cols());
+        if self.causal && (cols == 0 || rows % cols != 0) {
+            return Err(GpuError::Shape(format!("{K}: a causal mask needs square attention; {rows} rows are not a multiple of {cols} keys")));
+        }
+        let [xb, yb] = same_whole(K, [("x", x), ("y", y)])?;
+        let rows_per_mask = match self.mask {
+            Some(Mask { mask, rows_per_mask: rpm }) => {
+                if rpm == 0 || rows % rpm != 0 {
+                    return Err(GpuError::Shape(format!("{K}: {rows} rows are not a multiple of rows_per_mask {rpm}")));
+                }
+                need(K, "mask", mask, 0, rows / rpm * cols)?;
+                rpm
+            }
+            None => 1,
+        };
+        let p = Params {
+            rows: u32_of("softmax", rows)?,
+            cols: u32_of("softmax", cols)?,
+            rows_per_mask: rows_per_mask as u32,
+            scale: self.scale,
+            ..dropout_words(dropped.map(|d| d.1))?
+        };
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let consts = [("HAS_MASK", flag(self.mask.is_some())), ("DROPOUT", flag(dropped.is_some())), ("CAUSAL", flag(self.causal))];
+        let m = self.mask.map(|m| m.mask).unwrap_or(xb);
+        let dummy = step.gpu().dummy_rw();
+        let ydb = match dropped {
+            Some((yd, _)) => same_whole(K, [("x", x), ("yd", yd)])?[1],
+            None => &dummy,
+        };
+        if self.kernel.per_thread(step) {
+            step.dispatch(FORWARD_ROWS, &consts, bytemuck::bytes_of(&p), &[xb, m, yb, ydb], grid(rows, 64))
+        } else {
+            step.dispatch(FORWARD, &consts, bytemuck::bytes_of(&p), &[xb, m, yb, ydb], grid(rows, 1))
+        }
+    }
+
+    /// `dx = scale * y * (dy - sum(dy * y))` row by row, from the saved probabilities `y`; with
+    /// `drop` (the forward's), dy is the gradient at `dropout(y)` and is taken through it first.
+    pub fn backward(&self, step: &mut Step, dx: View, y: View, dy: View, drop: Option<Dropout>) -> Result<(), GpuError> {
+        const K: &str = "softmax_backward";
+        let rows = y.rows();
+        let [yb, dxb, dyb] = same_whole(K, [("y", y), ("dx", dx), ("dy", dy)])?;
+        let p = Params {
+            rows: u32_of("softmax", rows)?,
+            cols: u32_of("softmax", y.cols())?,
+            rows_per_mask: 1,
+            scale: self.scale,
+            ..dropout_words(drop)?
+        };
+        let consts = [("DROPOUT", if drop.is_some() { 1.0 } else { 0.0 })];
+        if self.kernel.per_thread(step) {
+            step.dispatch(BACKWARD_ROWS, &consts, bytemuck::bytes_of(&p), &[yb, dyb, dxb], grid(rows, 64))
+        } else {
+            step.dispatch(BACKWARD, &consts, bytemuck::bytes_of(&p), &[yb, dyb, dxb], grid(rows, 1))
+        }
     }
 }

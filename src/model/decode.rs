@@ -15,6 +15,7 @@ use super::mode::Mode;
 use crate::error::Error;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Readback, Step};
 use crate::kernels::dropout::Dropout;
+use crate::kernels::layernorm::{Fused, Stats};
 use crate::kernels::matvec::{attend_cached, one_row};
 use crate::kernels::sample::{self, Draw};
 use crate::kernels::{embedding, gelu};
@@ -182,15 +183,22 @@ impl Model {
     }
 
     fn record_draw(step: &mut Step, d: &DecodeState, v: usize, draw: Draw) -> Result<DrawReadback, Error> {
-        sample::record(step, &d.out, &d.logits, 0, v, draw)?;
+        sample::record(step, &d.out, d.logits.at([v]), draw)?;
         Ok(DrawReadback { rb: step.read_back(&d.out, 0, sample::out_len(draw.k))? })
     }
 
     /// y (1, out) (written from element `y_off`) = x W + b, by the one-row kernel when its vec4
     /// loads fit the weight, else by the matmul.
-    fn linear_row(&self, step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, lin: &Lin, out: usize, inp: usize) -> Result<(), GpuError> {
+    fn linear_row(&self, step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, lin: &Lin) -> Result<(), GpuError> {
         let p = &self.params;
-        one_row(step, y, y_off, x, p.value(lin.w), lin.b.map(|b| p.value(b)), out, inp, !lin.in_out)
+        let (out, inp) = self.lin_dims(lin)?;
+        let w = p.value(lin.w).at(if lin.in_out { [inp, out] } else { [out, inp] });
+        one_row(step, y.at_off(y_off, [1, out]), x.at([1, inp]), w, lin.b.map(|b| p.value(b).at([out])), !lin.in_out)
+    }
+
+    /// A decoder's residual sum (nothing dropped): res = skip + branch, of one row.
+    fn residual<'a>(&self, res: &'a GpuBuf, branch: &'a GpuBuf) -> Fused<'a> {
+        Fused::Residual { res: self.hidden(res, 1), branch: self.hidden(branch, 1), drop: Dropout::default() }
     }
 
     fn record_decode_gpt2(&self, step: &mut Step) -> Result<(), GpuError> {
@@ -199,25 +207,25 @@ impl Model {
         let (c, i, h, n) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, d.n);
         let (wte, wpe, hl, ln_f) = self.gpt2_parts();
         let p = &self.params;
-        let none = Dropout::new(0.0, 0);
+        let st = Stats { mean: &d.mean, rstd: &d.rstd };
         // x = wte[id] + wpe[n]; h1 = ln_1(x)
         self.word_lookup(step, &d.x, &d.out.view(0, 1), wte, 1, false)?;
-        embedding::forward(step, &d.x, &d.pos, p.value(wpe), 0, 1, c, cfg.max_position_embeddings, true)?;
+        embedding::forward(step, d.x.at([1, c]), &d.pos, p.value(wpe).at([cfg.max_position_embeddings, c]), true)?;
         let first = hl.first().map(|l| &l.ln_1).unwrap_or(ln_f);
-        self.ln_forward(step, &d.h1, &d.mean, &d.rstd, &d.x, first, 1)?;
+        self.ln_forward(step, self.hidden(&d.h1, 1), st, self.hidden(&d.x, 1), first, Fused::None)?;
         for (l, lp) in hl.iter().enumerate() {
             // this position's q|k|v straight into its row of the cache, then attention over it
-            self.linear_row(step, &d.cache[l], n * 3 * c, &d.h1, &lp.c_attn, 3 * c, c)?;
-            attend_cached(step, &d.ctx, &d.scores, &d.cache[l], n + 1, h, c / h, d.cap)?;
-            self.linear_row(step, &d.lin, 0, &d.ctx, &lp.c_proj, c, c)?;
+            self.linear_row(step, &d.cache[l], n * 3 * c, &d.h1, &lp.c_attn)?;
+            attend_cached(step, d.ctx.at([c]), d.scores.at([h, d.cap]), d.cache[l].at([n + 1, 3 * c]))?;
+            self.linear_row(step, &d.lin, 0, &d.ctx, &lp.c_proj)?;
             // res = x + attention; res2 = ln_2(res)
-            self.ln_residual(step, &d.res2, &d.mean, &d.rstd, &d.res, &d.x, &d.lin, none, &lp.ln_2, 1)?;
-            self.linear_row(step, &d.inter_pre, 0, &d.res2, &lp.c_fc, i, c)?;
-            gelu::forward(step, cfg.gelu(), &d.inter, &d.inter_pre, i)?;
-            self.linear_row(step, &d.lin, 0, &d.inter, &lp.mlp_proj, c, i)?;
+            self.ln_forward(step, self.hidden(&d.res2, 1), st, self.hidden(&d.x, 1), &lp.ln_2, self.residual(&d.res, &d.lin))?;
+            self.linear_row(step, &d.inter_pre, 0, &d.res2, &lp.c_fc)?;
+            gelu::forward(step, cfg.gelu(), d.inter.at([i]), d.inter_pre.at([i]))?;
+            self.linear_row(step, &d.lin, 0, &d.inter, &lp.mlp_proj)?;
             // x = res + mlp; h1 = the next layer's ln_1(x), or ln_f(x)
             let norm = hl.get(l + 1).map(|n| &n.ln_1).unwrap_or(ln_f);
-            self.ln_residual(step, &d.h1, &d.mean, &d.rstd, &d.x, &d.res, &d.lin, none, norm, 1)?;
+            self.ln_forward(step, self.hidden(&d.h1, 1), st, self.hidden(&d.res, 1), norm, self.residual(&d.x, &d.lin))?;
         }
         // logits = ln_f(x) wte^T
         self.lm_logits(step, &d.logits, &d.h1, 1, wte, None)
@@ -229,31 +237,31 @@ impl Model {
         let (c, i, h, n) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, d.n);
         let (e, layers, heads) = self.bert_parts();
         let p = &self.params;
-        let none = Dropout::new(0.0, 0);
+        let st = Stats { mean: &d.mean, rstd: &d.rstd };
         // x = LN(word[id] + position[n] + type[0])
         self.word_lookup(step, &d.lin, &d.out.view(0, 1), e.word, 1, false)?;
-        embedding::forward(step, &d.lin, &d.pos, p.value(e.position), 0, 1, c, cfg.max_position_embeddings, true)?;
-        embedding::forward(step, &d.lin, &d.types, p.value(e.token_type), 0, 1, c, cfg.type_vocab_size, true)?;
-        self.ln_forward(step, &d.x, &d.mean, &d.rstd, &d.lin, &e.ln, 1)?;
+        embedding::forward(step, d.lin.at([1, c]), &d.pos, p.value(e.position).at([cfg.max_position_embeddings, c]), true)?;
+        embedding::forward(step, d.lin.at([1, c]), &d.types, p.value(e.token_type).at([cfg.type_vocab_size, c]), true)?;
+        self.ln_forward(step, self.hidden(&d.x, 1), st, self.hidden(&d.lin, 1), &e.ln, Fused::None)?;
         for (l, lp) in layers.iter().enumerate() {
             let qkv = self.qkv(lp)?;
-            one_row(step, &d.cache[l], n * 3 * c, &d.x, &qkv.w, Some(&qkv.b), 3 * c, c, true)?;
-            attend_cached(step, &d.ctx, &d.scores, &d.cache[l], n + 1, h, c / h, d.cap)?;
-            self.linear_row(step, &d.lin, 0, &d.ctx, &lp.attn_out, c, c)?;
+            one_row(step, d.cache[l].at_off(n * 3 * c, [1, 3 * c]), d.x.at([1, c]), qkv.w.at([3 * c, c]), Some(qkv.b.at([3 * c])), true)?;
+            attend_cached(step, d.ctx.at([c]), d.scores.at([h, d.cap]), d.cache[l].at([n + 1, 3 * c]))?;
+            self.linear_row(step, &d.lin, 0, &d.ctx, &lp.attn_out)?;
             // h1 = LN(x + attention)
-            self.ln_residual(step, &d.h1, &d.mean, &d.rstd, &d.res, &d.x, &d.lin, none, &lp.attn_ln, 1)?;
-            self.linear_row(step, &d.inter_pre, 0, &d.h1, &lp.inter, i, c)?;
-            gelu::forward(step, cfg.gelu(), &d.inter, &d.inter_pre, i)?;
-            self.linear_row(step, &d.lin, 0, &d.inter, &lp.out, c, i)?;
+            self.ln_forward(step, self.hidden(&d.h1, 1), st, self.hidden(&d.x, 1), &lp.attn_ln, self.residual(&d.res, &d.lin))?;
+            self.linear_row(step, &d.inter_pre, 0, &d.h1, &lp.inter)?;
+            gelu::forward(step, cfg.gelu(), d.inter.at([i]), d.inter_pre.at([i]))?;
+            self.linear_row(step, &d.lin, 0, &d.inter, &lp.out)?;
             // x = LN(h1 + ffn)
-            self.ln_residual(step, &d.x, &d.mean, &d.rstd, &d.res, &d.h1, &d.lin, none, &lp.out_ln, 1)?;
+            self.ln_forward(step, self.hidden(&d.x, 1), st, self.hidden(&d.h1, 1), &lp.out_ln, self.residual(&d.res, &d.lin))?;
         }
         // the LM head: transform (dense, GELU, LayerNorm), then the decoder tied to the word
         // embeddings plus the output bias
         let (dense, norm, bias) = heads.lm.as_ref().ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?;
-        self.linear_row(step, &d.res2, 0, &d.x, dense, c, c)?;
-        gelu::forward(step, cfg.gelu(), &d.h1, &d.res2, c)?;
-        self.ln_forward(step, &d.res2, &d.mean, &d.rstd, &d.h1, norm, 1)?;
+        self.linear_row(step, &d.res2, 0, &d.x, dense)?;
+        gelu::forward(step, cfg.gelu(), d.h1.at([c]), d.res2.at([c]))?;
+        self.ln_forward(step, self.hidden(&d.res2, 1), st, self.hidden(&d.h1, 1), norm, Fused::None)?;
         self.lm_logits(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias)))
     }
 }

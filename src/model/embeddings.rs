@@ -6,7 +6,7 @@ use super::mode::{Mode, Site};
 use crate::gpu::{GpuError, Step};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::embedding;
-use crate::kernels::layernorm::{self, LnParams};
+use crate::kernels::layernorm::{BackwardOpts, Fused, FusedBack, Saved, Stats};
 
 impl Model {
     /// x[0] = dropout(LayerNorm(word[ids] + position[pos] + type[types])).
@@ -15,12 +15,12 @@ impl Model {
         let e = self.bert_parts().0;
         let (bt, c) = (batch.b * batch.t, cfg.hidden_size);
         self.word_lookup(step, &a.emb, &batch.ids, e.word, bt, false)?;
-        embedding::forward(step, &a.emb, &batch.pos, p.value(e.position), 0, bt, c, cfg.max_position_embeddings, true)?;
-        embedding::forward(step, &a.emb, &batch.types, p.value(e.token_type), 0, bt, c, cfg.type_vocab_size, true)?;
+        embedding::forward(step, a.emb.at([bt, c]), &batch.pos, p.value(e.position).at([cfg.max_position_embeddings, c]), true)?;
+        embedding::forward(step, a.emb.at([bt, c]), &batch.types, p.value(e.token_type).at([cfg.type_vocab_size, c]), true)?;
         // layernorm and dropout in one kernel
-        let (g, be) = (p.value(e.ln.g), p.value(e.ln.b));
         let drop = Dropout::new(mode.prob(cfg.hidden_dropout_prob), mode.seed(Site::Embeddings));
-        layernorm::forward_dropped(step, &a.x[0], &a.emb_mean, &a.emb_rstd, &a.emb, drop, g, be, LnParams::default(), bt, c, cfg.layer_norm_eps as f32)
+        let stats = Stats { mean: &a.emb_mean, rstd: &a.emb_rstd };
+        self.ln_forward(step, self.hidden(&a.x[0], bt), stats, self.hidden(&a.emb, bt), &e.ln, Fused::DropOutput(drop))
     }
 
     /// From d_x (the gradient at x[0]): the LayerNorm's and the three tables' gradients.
@@ -29,17 +29,16 @@ impl Model {
         let e = self.bert_parts().0;
         let (bt, c) = (batch.b * batch.t, cfg.hidden_size);
         // the layernorm's backward takes d_x through the embeddings' dropout first
-        let dg = p.grad_of(e.ln.g).unwrap_or(&a.ln_scratch);
-        let db = p.grad_of(e.ln.b).unwrap_or(&a.ln_scratch);
         let hp = mode.prob(cfg.hidden_dropout_prob);
-        let drop = (hp > 0.0).then(|| Dropout::new(hp, mode.seed(Site::Embeddings)));
-        layernorm::backward_dropped(step, &a.d_h1, None, drop, dg, db, &a.d_x, &a.emb, &a.emb_mean, &a.emb_rstd, p.value(e.ln.g), LnParams::default(), bt, c, false)?;
+        let fused = if hp > 0.0 { FusedBack::DropDy(Dropout::new(hp, mode.seed(Site::Embeddings))) } else { FusedBack::None };
+        let saved = Saved { x: self.hidden(&a.emb, bt), stats: Stats { mean: &a.emb_mean, rstd: &a.emb_rstd } };
+        self.ln_backward(step, self.hidden(&a.d_h1, bt), self.hidden(&a.d_x, bt), saved, &e.ln, BackwardOpts { accumulate: false, fused })?;
         if let Some(dw) = p.grad_of(e.word) {
             self.word_lookup_backward(step, dw, &a.d_h1, &batch.g_ids)?;
         }
         for (id, g, rows) in [(e.position, &batch.g_pos, cfg.max_position_embeddings), (e.token_type, &batch.g_types, cfg.type_vocab_size)] {
             if let Some(dw) = p.grad_of(id) {
-                embedding::backward(step, dw, 0, &a.d_h1, g, c, rows)?;
+                embedding::backward(step, dw.at([rows, c]), &a.d_h1, g)?;
             }
         }
         Ok(())

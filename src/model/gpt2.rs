@@ -17,20 +17,22 @@ use super::bert::{Model, STAT_MLM};
 use super::handles::{Gpt2Layer, Handles, Norm};
 use super::params::Id;
 use super::mode::{Mode, Site};
+use super::vocab::LmGrad;
 use crate::gpu::{GpuBuf, GpuError, Step};
+use crate::kernels::layernorm::{BackwardOpts, Fused, Saved, Stats};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::{cross_entropy, dropout, embedding, gelu};
 
 impl Model {
     /// The LayerNorm that follows layer `l`'s output: the next layer's `ln_1`, or `ln_f`; and the
     /// buffers it writes (output, mean, rstd).
-    fn gpt2_next_ln<'a>(&'a self, a: &'a Acts, l: usize) -> (&'a Norm, &'a GpuBuf, &'a GpuBuf, &'a GpuBuf) {
+    fn gpt2_next_ln<'a>(&'a self, a: &'a Acts, l: usize) -> (&'a Norm, &'a GpuBuf, Stats<'a>) {
         let (_, _, layers, ln_f) = self.gpt2_parts();
         if l + 1 < self.cfg.num_hidden_layers {
             let n = &a.layers[l + 1];
-            (&layers[l + 1].ln_1, &n.h1, &n.mean1, &n.rstd1)
+            (&layers[l + 1].ln_1, &n.h1, Stats { mean: &n.mean1, rstd: &n.rstd1 })
         } else {
-            (ln_f, &a.fin, &a.fin_mean, &a.fin_rstd)
+            (ln_f, &a.fin, Stats { mean: &a.fin_mean, rstd: &a.fin_rstd })
         }
     }
 
@@ -55,43 +57,47 @@ impl Model {
         // the first layer's ln_1
         let sum = if hp > 0.0 { &a.emb } else { &a.x[0] };
         self.word_lookup(step, sum, &batch.ids, wte, bt, false)?;
-        embedding::forward(step, sum, &batch.pos, p.value(wpe), 0, bt, c, cfg.max_position_embeddings, true)?;
+        embedding::forward(step, sum.at([bt, c]), &batch.pos, p.value(wpe).at([cfg.max_position_embeddings, c]), true)?;
         if hp > 0.0 {
-            dropout::apply(step, &a.x[0], &a.emb, bt * c, hp, mode.seed(Site::Embeddings))?;
+            dropout::apply(step, a.x[0].at([bt, c]), a.emb.at([bt, c]), Dropout::new(hp, mode.seed(Site::Embeddings)))?;
         }
         if cfg.num_hidden_layers > 0 {
             let l0 = &a.layers[0];
-            self.ln_forward(step, &l0.h1, &l0.mean1, &l0.rstd1, &a.x[0], &hl[0].ln_1, bt)?;
+            let stats = Stats { mean: &l0.mean1, rstd: &l0.rstd1 };
+            self.ln_forward(step, self.hidden(&l0.h1, bt), stats, self.hidden(&a.x[0], bt), &hl[0].ln_1, Fused::None)?;
         } else {
-            self.ln_forward(step, &a.fin, &a.fin_mean, &a.fin_rstd, &a.x[0], ln_f, bt)?;
+            let stats = Stats { mean: &a.fin_mean, rstd: &a.fin_rstd };
+            self.ln_forward(step, self.hidden(&a.fin, bt), stats, self.hidden(&a.x[0], bt), ln_f, Fused::None)?;
         }
 
         for l in 0..cfg.num_hidden_layers {
             let (la, lp) = (&a.layers[l], &hl[l]);
             // attention on ln_1(x): c_attn gives q|k|v side by side, as BERT's fused projection
-            self.linear(step, &la.qkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
+            self.linear(step, &la.qkv, &la.h1, &lp.c_attn, bt)?;
             self.attention_forward(step, batch, l, mode)?;
-            self.linear(step, &a.lin, &la.ctx, &lp.c_proj, bt, c, c)?;
+            self.linear(step, &a.lin, &la.ctx, &lp.c_proj, bt)?;
             // res1 = x + dropout(attention), and ln_2(res1), in one kernel
             let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
-            self.ln_residual(step, &la.res2, &la.mean2, &la.rstd2, &la.res1, &a.x[l], &a.lin, drop1, &lp.ln_2, bt)?;
+            let sum1 = Fused::Residual { res: self.hidden(&la.res1, bt), branch: self.hidden(&a.lin, bt), drop: drop1 };
+            self.ln_forward(step, self.hidden(&la.res2, bt), Stats { mean: &la.mean2, rstd: &la.rstd2 }, self.hidden(&a.x[l], bt), &lp.ln_2, sum1)?;
             // MLP on ln_2(res1)
-            self.linear(step, &la.inter_pre, &la.res2, &lp.c_fc, bt, i, c)?;
-            gelu::forward(step, gelu_kind, &la.inter, &la.inter_pre, bt * i)?;
-            self.linear(step, &a.lin, &la.inter, &lp.mlp_proj, bt, c, i)?;
+            self.linear(step, &la.inter_pre, &la.res2, &lp.c_fc, bt)?;
+            gelu::forward(step, gelu_kind, la.inter.at([bt, i]), la.inter_pre.at([bt, i]))?;
+            self.linear(step, &a.lin, &la.inter, &lp.mlp_proj, bt)?;
             // x[l + 1] = res1 + dropout(mlp), and the LayerNorm that reads it, in one kernel
             let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
-            let (norm, y, mean, rstd) = self.gpt2_next_ln(a, l);
-            self.ln_residual(step, y, mean, rstd, &a.x[l + 1], &la.res1, &a.lin, drop2, norm, bt)?;
+            let (norm, y, stats) = self.gpt2_next_ln(a, l);
+            let sum2 = Fused::Residual { res: self.hidden(&a.x[l + 1], bt), branch: self.hidden(&a.lin, bt), drop: drop2 };
+            self.ln_forward(step, self.hidden(y, bt), stats, self.hidden(&la.res1, bt), norm, sum2)?;
         }
 
         // the LM head at the M predicted rows: ln_f(x) @ wte^T
         if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.mlm_rows, &self.mlm_acts) {
             let (m, v) = (batch.m, cfg.vocab_size);
-            embedding::forward(step, &ma.x, rows, &a.fin, 0, m, c, bt, false)?;
+            embedding::forward(step, ma.x.at([m, c]), rows, a.fin.at([bt, c]), false)?;
             self.lm_logits(step, &ma.logits, &ma.x, m, wte, None)?;
             if let Some(lab) = &batch.mlm_labels {
-                cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
+                cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, ma.logits.at([m, v]), lab)?;
             }
         }
         // the classifier (GPT2ForSequenceClassification's score) on each text's last token
@@ -129,11 +135,11 @@ impl Model {
         }
         if let Some((ma, lab, g)) = lm {
             let (m, v) = (batch.m, cfg.vocab_size);
-            cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
-            self.lm_logits_backward(step, p.grad_of(wte), None, &ma.d_logits, &ma.x, m, wte)?;
+            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_MLM], 1.0)?;
+            self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.x, m, wte)?;
             if body_needs_grad {
-                self.lm_logits_backward(step, None, Some(&ma.d_x), &ma.d_logits, &ma.x, m, wte)?;
-                embedding::backward(step, &a.d_h1, 0, &ma.d_x, g, c, bt)?;
+                self.lm_logits_backward(step, LmGrad::Input(&ma.d_x), &ma.d_logits, &ma.x, m, wte)?;
+                embedding::backward(step, a.d_h1.at([bt, c]), &ma.d_x, g)?;
             }
         }
         if cls {
@@ -143,7 +149,8 @@ impl Model {
             return Ok(());
         }
         // ln_f: d_x = d x[L]
-        self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[nl], &a.fin_mean, &a.fin_rstd, ln_f, bt, false, &a.ln_scratch)?;
+        let saved = Saved { x: self.hidden(&a.x[nl], bt), stats: Stats { mean: &a.fin_mean, rstd: &a.fin_rstd } };
+        self.ln_backward(step, self.hidden(&a.d_x, bt), self.hidden(&a.d_h1, bt), saved, ln_f, BackwardOpts::default())?;
 
         // d_x: the gradient at x[l + 1], then at x[l]
         for l in (0..nl).rev() {
@@ -153,25 +160,27 @@ impl Model {
             let (la, lp) = (&a.layers[l], &hl[l]);
             // x[l + 1] = res1 + dropout(mlp): the MLP's output gradient is dropout(d_x)
             let d_mlp = Model::dropped(step, &a.d_tmp, &a.d_x, bt * c, Dropout::new(hp, mode.seed(Site::Output(l))))?;
-            self.linear_backward(step, Some((&a.d_inter, false)), d_mlp, &la.inter, &lp.mlp_proj, bt, c, i)?;
-            gelu::backward(step, gelu_kind, &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
+            self.linear_backward(step, Some((&a.d_inter, false)), d_mlp, &la.inter, &lp.mlp_proj, bt)?;
+            gelu::backward(step, gelu_kind, a.d_inter2.at([bt, i]), la.inter_pre.at([bt, i]), a.d_inter.at([bt, i]))?;
             // d(ln_2 output) in d_h1
-            self.linear_backward(step, Some((&a.d_h1, false)), &a.d_inter2, &la.res2, &lp.c_fc, bt, i, c)?;
+            self.linear_backward(step, Some((&a.d_h1, false)), &a.d_inter2, &la.res2, &lp.c_fc, bt)?;
             // d_res = d res1 = d_x (the residual) + ln_2's backward
             step.copy(&a.d_x, 0, &a.d_res, 0, bt * c)?;
-            self.ln_backward(step, &a.d_res, &a.d_h1, &la.res1, &la.mean2, &la.rstd2, &lp.ln_2, bt, true, &a.ln_scratch)?;
+            let saved = Saved { x: self.hidden(&la.res1, bt), stats: Stats { mean: &la.mean2, rstd: &la.rstd2 } };
+            self.ln_backward(step, self.hidden(&a.d_res, bt), self.hidden(&a.d_h1, bt), saved, &lp.ln_2, BackwardOpts::ACCUMULATE)?;
             // res1 = x + dropout(attention output)
             let d_attn = Model::dropped(step, &a.d_tmp, &a.d_res, bt * c, Dropout::new(hp, mode.seed(Site::AttentionOutput(l))))?;
             // d_ctx in lin2
-            self.linear_backward(step, Some((&a.lin2, false)), d_attn, &la.ctx, &lp.c_proj, bt, c, c)?;
+            self.linear_backward(step, Some((&a.lin2, false)), d_attn, &la.ctx, &lp.c_proj, bt)?;
             self.attention_backward(step, batch, l, mode)?;
             // d(ln_1 output) in d_h1, wanted when something below learns or ln_1 itself does
             let ln1_needed = need_below(l) || layer_trainable[l];
-            self.linear_backward(step, ln1_needed.then_some((&a.d_h1, false)), &a.dqkv, &la.h1, &lp.c_attn, bt, 3 * c, c)?;
+            self.linear_backward(step, ln1_needed.then_some((&a.d_h1, false)), &a.dqkv, &la.h1, &lp.c_attn, bt)?;
             if ln1_needed {
                 // d x[l] = d_res (the residual) + ln_1's backward
                 step.copy(&a.d_res, 0, &a.d_x, 0, bt * c)?;
-                self.ln_backward(step, &a.d_x, &a.d_h1, &a.x[l], &la.mean1, &la.rstd1, &lp.ln_1, bt, true, &a.ln_scratch)?;
+                let saved = Saved { x: self.hidden(&a.x[l], bt), stats: Stats { mean: &la.mean1, rstd: &la.rstd1 } };
+                self.ln_backward(step, self.hidden(&a.d_x, bt), self.hidden(&a.d_h1, bt), saved, &lp.ln_1, BackwardOpts::ACCUMULATE)?;
             }
         }
         if emb_trainable {
@@ -181,7 +190,7 @@ impl Model {
                 self.word_lookup_backward(step, dw, d_emb, &batch.g_ids)?;
             }
             if let Some(dw) = p.grad_of(wpe) {
-                embedding::backward(step, dw, 0, d_emb, &batch.g_pos, c, cfg.max_position_embeddings)?;
+                embedding::backward(step, dw.at([cfg.max_position_embeddings, c]), d_emb, &batch.g_pos)?;
             }
         }
         Ok(())

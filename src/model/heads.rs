@@ -7,7 +7,9 @@ use super::bert::{Model, Pooling, STAT_CLS, STAT_MLM, STAT_SOP};
 use super::config::Body;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
+use super::vocab::LmGrad;
 use crate::kernels::dropout::Dropout;
+use crate::kernels::layernorm::{BackwardOpts, Fused, Saved, Stats};
 use crate::kernels::matmul::Matmul;
 use crate::kernels::{cross_entropy, dropout, elementwise, embedding, gelu};
 
@@ -32,14 +34,14 @@ impl Model {
         // pooler on [CLS]: tanh(dense(x[b*T]))
         let mean = self.pooling == Pooling::Mean;
         if self.heads.sop || (self.heads.num_labels > 0 && self.pooling == Pooling::Cls) {
-            embedding::forward(step, &a.cls_x, &batch.cls_rows, last, 0, b, c, bt, false)?;
-            self.linear(step, &a.pooled_pre, &a.cls_x, &hh.pooler, b, c, c)?;
-            elementwise::tanh_forward(step, &a.pooled, &a.pooled_pre, b * c)?;
+            embedding::forward(step, a.cls_x.at([b, c]), &batch.cls_rows, last.at([bt, c]), false)?;
+            self.linear(step, &a.pooled_pre, &a.cls_x, &hh.pooler, b)?;
+            elementwise::tanh_forward(step, a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?;
         }
         if self.heads.sop {
-            self.linear(step, &a.sop_logits, &a.pooled, need(&hh.sop)?, b, 2, c)?;
+            self.linear(step, &a.sop_logits, &a.pooled, need(&hh.sop)?, b)?;
             if let Some(lab) = &batch.sop_labels {
-                cross_entropy::forward(step, &a.stats[STAT_SOP], &a.ce_rows, &a.sop_logits, lab, b, 2)?;
+                cross_entropy::forward(step, &a.stats[STAT_SOP], &a.ce_rows, a.sop_logits.at([b, 2]), lab)?;
             }
         }
         if self.heads.num_labels > 0 && self.pooling == Pooling::Last {
@@ -53,23 +55,23 @@ impl Model {
                 &a.pooled
             };
             let pooled = Model::dropped(step, &a.pooled_d, src, b * c, Dropout::new(hp, mode.seed(Site::Classifier)))?;
-            self.linear(step, &a.cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
+            self.linear(step, &a.cls_logits, pooled, need(&hh.classifier)?, b)?;
             if let Some(lab) = &batch.cls_labels {
-                cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
+                cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, a.cls_logits.at([b, nl]), lab)?;
             }
         }
         // masked LM, only at the M predicted rows: transform (dense, GELU, layernorm), then the
         // decoder tied to the word embeddings plus the output bias
         if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.mlm_rows, &self.mlm_acts) {
             let m = batch.m;
-            embedding::forward(step, &ma.x, rows, last, 0, m, c, bt, false)?;
-            self.linear(step, &ma.pre, &ma.x, &need(&hh.lm)?.0, m, c, c)?;
-            gelu::forward(step, cfg.gelu(), &ma.act, &ma.pre, m * c)?;
-            self.ln_forward(step, &ma.ln, &ma.mean, &ma.rstd, &ma.act, &need(&hh.lm)?.1, m)?;
+            embedding::forward(step, ma.x.at([m, c]), rows, last.at([bt, c]), false)?;
+            self.linear(step, &ma.pre, &ma.x, &need(&hh.lm)?.0, m)?;
+            gelu::forward(step, cfg.gelu(), ma.act.at([m, c]), ma.pre.at([m, c]))?;
+            self.ln_forward(step, self.hidden(&ma.ln, m), Stats { mean: &ma.mean, rstd: &ma.rstd }, self.hidden(&ma.act, m), &need(&hh.lm)?.1, Fused::None)?;
             let v = cfg.vocab_size;
             self.lm_logits(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.lm)?.2)))?;
             if let Some(lab) = &batch.mlm_labels {
-                cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, &ma.logits, lab, m, v)?;
+                cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, ma.logits.at([m, v]), lab)?;
             }
         }
         Ok(())
@@ -88,18 +90,19 @@ impl Model {
         }
         if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.lm, &self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
             let (m, v) = (batch.m, cfg.vocab_size);
-            cross_entropy::backward(step, &ma.d_logits, &ma.logits, lab, &a.stats[STAT_MLM], m, v, 1.0)?;
-            self.lm_logits_backward(step, p.grad_of(e.word), None, &ma.d_logits, &ma.ln, m, e.word)?;
+            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_MLM], 1.0)?;
+            self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.ln, m, e.word)?;
             if let Some(db) = p.grad_of(need(&hh.lm)?.2) {
-                elementwise::bias_grad(step, db, &ma.d_logits, m, v)?;
+                elementwise::bias_grad(step, db.at([v]), ma.d_logits.at([m, v]))?;
             }
-            self.lm_logits_backward(step, None, Some(&ma.d_ln), &ma.d_logits, &ma.ln, m, e.word)?;
-            self.ln_backward(step, &ma.d_act, &ma.d_ln, &ma.act, &ma.mean, &ma.rstd, &need(&hh.lm)?.1, m, false, &a.ln_scratch)?;
-            gelu::backward(step, cfg.gelu(), &ma.d_ln, &ma.pre, &ma.d_act, m * c)?;
+            self.lm_logits_backward(step, LmGrad::Input(&ma.d_ln), &ma.d_logits, &ma.ln, m, e.word)?;
+            let saved = Saved { x: self.hidden(&ma.act, m), stats: Stats { mean: &ma.mean, rstd: &ma.rstd } };
+            self.ln_backward(step, self.hidden(&ma.d_act, m), self.hidden(&ma.d_ln, m), saved, &need(&hh.lm)?.1, BackwardOpts::default())?;
+            gelu::backward(step, cfg.gelu(), ma.d_ln.at([m, c]), ma.pre.at([m, c]), ma.d_act.at([m, c]))?;
             let dx = encoder_needs_grad.then_some((&ma.d_x, false));
-            self.linear_backward(step, dx, &ma.d_ln, &ma.x, &need(&hh.lm)?.0, m, c, c)?;
+            self.linear_backward(step, dx, &ma.d_ln, &ma.x, &need(&hh.lm)?.0, m)?;
             if encoder_needs_grad {
-                embedding::backward(step, &a.d_x, 0, &ma.d_x, g, c, bt)?;
+                embedding::backward(step, a.d_x.at([bt, c]), &ma.d_x, g)?;
             }
         }
         let mean = self.pooling == Pooling::Mean;
@@ -107,15 +110,15 @@ impl Model {
         if mean && cls_used {
             // classifier on the masked mean: d_mean = dropout(W^T d_logits); d_x += P^T d_mean
             let nl = self.heads.num_labels;
-            cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab_of(&batch.cls_labels), &a.stats[STAT_CLS], b, nl, 1.0)?;
+            cross_entropy::backward(step, a.d_cls_logits.at([b, nl]), a.cls_logits.at([b, nl]), lab_of(&batch.cls_labels), &a.stats[STAT_CLS], 1.0)?;
             let input = if hp > 0.0 { &a.pooled_d } else { &a.mean };
             if hp > 0.0 {
-                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_pooled_pre, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b, nl, c)?;
+                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_pooled_pre, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b)?;
                 if encoder_needs_grad {
-                    dropout::apply(step, &a.d_mean, &a.d_pooled_pre, b * c, hp, mode.seed(Site::Classifier))?;
+                    dropout::apply(step, a.d_mean.at([b, c]), a.d_pooled_pre.at([b, c]), Dropout::new(hp, mode.seed(Site::Classifier)))?;
                 }
             } else {
-                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_mean, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b, nl, c)?;
+                self.linear_backward(step, encoder_needs_grad.then_some((&a.d_mean, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b)?;
             }
             if encoder_needs_grad {
                 Matmul::new(bt, c, b).trans_a().accumulate().record(step, &a.d_x, batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?, &a.d_mean, None)?;
@@ -129,29 +132,29 @@ impl Model {
         if pooled_used {
             step.clear(&a.d_pooled);
             if let (true, Some(lab)) = (self.heads.sop, &batch.sop_labels) {
-                cross_entropy::backward(step, &a.d_sop_logits, &a.sop_logits, lab, &a.stats[STAT_SOP], b, 2, 1.0)?;
-                self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_sop_logits, &a.pooled, need(&hh.sop)?, b, 2, c)?;
+                cross_entropy::backward(step, a.d_sop_logits.at([b, 2]), a.sop_logits.at([b, 2]), lab, &a.stats[STAT_SOP], 1.0)?;
+                self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_sop_logits, &a.pooled, need(&hh.sop)?, b)?;
             }
             if let (true, Some(lab)) = (self.heads.num_labels > 0 && cls_pooled, &batch.cls_labels) {
                 let nl = self.heads.num_labels;
-                cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab, &a.stats[STAT_CLS], b, nl, 1.0)?;
+                cross_entropy::backward(step, a.d_cls_logits.at([b, nl]), a.cls_logits.at([b, nl]), lab, &a.stats[STAT_CLS], 1.0)?;
                 let pooled = if hp > 0.0 { &a.pooled_d } else { &a.pooled };
                 if hp > 0.0 {
-                    self.linear_backward(step, Some((&a.d_pooled_pre, false)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
-                    dropout::apply(step, &a.d_cls_x, &a.d_pooled_pre, b * c, hp, mode.seed(Site::Classifier))?;
-                    elementwise::add(step, &a.d_pooled_pre, &a.d_pooled, &a.d_cls_x, b * c)?;
+                    self.linear_backward(step, Some((&a.d_pooled_pre, false)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b)?;
+                    dropout::apply(step, a.d_cls_x.at([b, c]), a.d_pooled_pre.at([b, c]), Dropout::new(hp, mode.seed(Site::Classifier)))?;
+                    elementwise::add(step, a.d_pooled_pre.at([b, c]), a.d_pooled.at([b, c]), a.d_cls_x.at([b, c]))?;
                     step.copy(&a.d_pooled_pre, 0, &a.d_pooled, 0, b * c)?;
                 } else {
-                    self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b, nl, c)?;
+                    self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b)?;
                 }
             }
             let pooler_needs = encoder_needs_grad || self.any_trains(hh.pooler.ids());
             if pooler_needs {
-                elementwise::tanh_backward(step, &a.d_pooled_pre, &a.pooled, &a.d_pooled, b * c)?;
+                elementwise::tanh_backward(step, a.d_pooled_pre.at([b, c]), a.pooled.at([b, c]), a.d_pooled.at([b, c]))?;
                 let dx = encoder_needs_grad.then_some((&a.d_cls_x, false));
-                self.linear_backward(step, dx, &a.d_pooled_pre, &a.cls_x, &hh.pooler, b, c, c)?;
+                self.linear_backward(step, dx, &a.d_pooled_pre, &a.cls_x, &hh.pooler, b)?;
                 if encoder_needs_grad {
-                    embedding::backward(step, &a.d_x, 0, &a.d_cls_x, &batch.g_cls, c, bt)?;
+                    embedding::backward(step, a.d_x.at([bt, c]), &a.d_cls_x, &batch.g_cls)?;
                 }
             }
         }
@@ -172,11 +175,11 @@ impl Model {
         let a = self.acts.as_ref().unwrap();
         let (b, c, nl) = (batch.b, self.cfg.hidden_size, self.heads.num_labels);
         let head = self.handles.classifier().ok_or_else(|| GpuError::Shape("a head the model does not have".into()))?;
-        embedding::forward(step, &a.cls_x, &batch.cls_rows, hidden, 0, b, c, b * batch.t, false)?;
+        embedding::forward(step, a.cls_x.at([b, c]), &batch.cls_rows, hidden.at([b * batch.t, c]), false)?;
         let x = Model::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;
-        self.linear(step, &a.cls_logits, x, &head, b, nl, c)?;
+        self.linear(step, &a.cls_logits, x, &head, b)?;
         if let Some(lab) = &batch.cls_labels {
-            cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
+            cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, a.cls_logits.at([b, nl]), lab)?;
         }
         Ok(())
     }
@@ -188,16 +191,16 @@ impl Model {
         let (b, c, nl) = (batch.b, self.cfg.hidden_size, self.heads.num_labels);
         let head = self.handles.classifier().ok_or_else(|| GpuError::Shape("a head the model does not have".into()))?;
         let drop = self.classifier_dropout(mode);
-        cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab_of(&batch.cls_labels), &a.stats[STAT_CLS], b, nl, 1.0)?;
+        cross_entropy::backward(step, a.d_cls_logits.at([b, nl]), a.cls_logits.at([b, nl]), lab_of(&batch.cls_labels), &a.stats[STAT_CLS], 1.0)?;
         let input = if drop.prob > 0.0 { &a.pooled_d } else { &a.cls_x };
         // d(input) lands in d_cls_x, through the dropout's mask when there is one
         let d_input = if drop.prob > 0.0 { &a.d_pooled_pre } else { &a.d_cls_x };
-        self.linear_backward(step, d_hidden.is_some().then_some((d_input, false)), &a.d_cls_logits, input, &head, b, nl, c)?;
+        self.linear_backward(step, d_hidden.is_some().then_some((d_input, false)), &a.d_cls_logits, input, &head, b)?;
         if let Some(dh) = d_hidden {
             if drop.prob > 0.0 {
-                dropout::apply(step, &a.d_cls_x, &a.d_pooled_pre, b * c, drop.prob, drop.seed)?;
+                dropout::apply(step, a.d_cls_x.at([b, c]), a.d_pooled_pre.at([b, c]), drop)?;
             }
-            embedding::backward(step, dh, 0, &a.d_cls_x, &batch.g_cls, c, b * batch.t)?;
+            embedding::backward(step, dh.at([b * batch.t, c]), &a.d_cls_x, &batch.g_cls)?;
         }
         Ok(())
     }

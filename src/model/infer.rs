@@ -5,7 +5,7 @@ use super::batch::Batch;
 use super::bert::{Model, Pooling, STAT_CLS};
 use super::mode::Mode;
 use crate::error::Error;
-use crate::gpu::{Gpu, GpuBuf, GpuError, Step};
+use crate::gpu::{Gpu, GpuBuf, GpuError, Step, View};
 use crate::kernels::{cross_entropy, embedding};
 
 /// Softmax of each row of `nl` logits.
@@ -31,6 +31,17 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     idx.truncate(k);
     idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
     idx.into_iter().map(|i| (i, (((logits[i as usize] - m) as f64).exp() / z) as f32)).collect()
+}
+
+/// What [`Model::record_head_on_features`] records after the logits.
+#[derive(Clone, Copy, Debug)]
+pub enum HeadPass<'a> {
+    /// The logits alone.
+    Logits,
+    /// The loss against these labels (B, i32).
+    Loss(&'a GpuBuf),
+    /// The loss and the classifier's gradients.
+    Backward(&'a GpuBuf),
 }
 
 impl Model {
@@ -100,12 +111,15 @@ impl Model {
     }
 
     /// The classification head alone on cached features: gathers `rows` (B indices into `feats`,
-    /// which holds `n` rows of C), applies dropout (in `Mode::Train`), the classifier and, with `labels`,
-    /// the loss and (when `backward`) the classifier's gradients. Logits land in
-    /// [`Model::cls_logits`], the loss in the usual statistics.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_head_on_features(&mut self, gpu: &Gpu, step: &mut Step, feats: &GpuBuf, n: usize, rows: &GpuBuf, b: usize, labels: Option<&GpuBuf>, backward: bool, mode: Mode) -> Result<(), Error> {
-        let nl = self.heads.num_labels;
+    /// (N, C)), applies dropout (in `Mode::Train`), the classifier and what `pass` asks for. Logits
+    /// land in [`Model::cls_logits`], the loss in the usual statistics.
+    pub fn record_head_on_features(&mut self, gpu: &Gpu, step: &mut Step, feats: View, rows: View, pass: HeadPass, mode: Mode) -> Result<(), Error> {
+        let (nl, b) = (self.heads.num_labels, rows.numel());
+        let (labels, backward) = match pass {
+            HeadPass::Logits => (None, false),
+            HeadPass::Loss(l) => (Some(l), false),
+            HeadPass::Backward(l) => (Some(l), true),
+        };
         if nl == 0 {
             return Err("this model has no classification head".into());
         }
@@ -114,14 +128,14 @@ impl Model {
         let c = self.cfg.hidden_size;
         let classifier = self.handles.classifier().ok_or("this model has no classification head")?;
         let r = (|| -> Result<(), GpuError> {
-            embedding::forward(step, &a.cls_x, rows, feats, 0, b, c, n, false)?;
+            embedding::forward(step, a.cls_x.at([b, c]), rows.whole("head_on_features", "rows")?, feats, false)?;
             let x = Model::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;
-            self.linear(step, &a.cls_logits, x, &classifier, b, nl, c)?;
+            self.linear(step, &a.cls_logits, x, &classifier, b)?;
             if let Some(lab) = labels {
-                cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, &a.cls_logits, lab, b, nl)?;
+                cross_entropy::forward(step, &a.stats[STAT_CLS], &a.ce_rows, a.cls_logits.at([b, nl]), lab)?;
                 if backward {
-                    cross_entropy::backward(step, &a.d_cls_logits, &a.cls_logits, lab, &a.stats[STAT_CLS], b, nl, 1.0)?;
-                    self.linear_backward(step, None, &a.d_cls_logits, x, &classifier, b, nl, c)?;
+                    cross_entropy::backward(step, a.d_cls_logits.at([b, nl]), a.cls_logits.at([b, nl]), lab, &a.stats[STAT_CLS], 1.0)?;
+                    self.linear_backward(step, None, &a.d_cls_logits, x, &classifier, b)?;
                 }
             }
             Ok(())

@@ -6,6 +6,7 @@ use super::bert::Model;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuError, Step};
 use crate::kernels::dropout::Dropout;
+use crate::kernels::layernorm::{Fused, Saved, Stats};
 use crate::kernels::matmul::Matmul;
 use crate::kernels::{elementwise, gelu};
 
@@ -23,15 +24,17 @@ impl Model {
         // scores, (causal) masked softmax with dropout, ctx
         self.attention_forward(step, batch, l, mode)?;
         // attention output: dense, then dropout, residual and layernorm in one kernel
-        self.linear(step, &a.lin, &la.ctx, &lp.attn_out, bt, c, c)?;
+        self.linear(step, &a.lin, &la.ctx, &lp.attn_out, bt)?;
         let drop1 = Dropout::new(hp, mode.seed(Site::AttentionOutput(l)));
-        self.ln_residual(step, &la.h1, &la.mean1, &la.rstd1, &la.res1, x, &a.lin, drop1, &lp.attn_ln, bt)?;
+        let sum1 = Fused::Residual { res: self.hidden(&la.res1, bt), branch: self.hidden(&a.lin, bt), drop: drop1 };
+        self.ln_forward(step, self.hidden(&la.h1, bt), Stats { mean: &la.mean1, rstd: &la.rstd1 }, self.hidden(x, bt), &lp.attn_ln, sum1)?;
         // feed-forward: dense + GELU, dense, then dropout, residual and layernorm
-        self.linear(step, &la.inter_pre, &la.h1, &lp.inter, bt, i, c)?;
-        gelu::forward(step, cfg.gelu(), &la.inter, &la.inter_pre, bt * i)?;
-        self.linear(step, &a.lin, &la.inter, &lp.out, bt, c, i)?;
+        self.linear(step, &la.inter_pre, &la.h1, &lp.inter, bt)?;
+        gelu::forward(step, cfg.gelu(), la.inter.at([bt, i]), la.inter_pre.at([bt, i]))?;
+        self.linear(step, &a.lin, &la.inter, &lp.out, bt)?;
         let drop2 = Dropout::new(hp, mode.seed(Site::Output(l)));
-        self.ln_residual(step, &a.x[l + 1], &la.mean2, &la.rstd2, &la.res2, &la.h1, &a.lin, drop2, &lp.out_ln, bt)
+        let sum2 = Fused::Residual { res: self.hidden(&la.res2, bt), branch: self.hidden(&a.lin, bt), drop: drop2 };
+        self.ln_forward(step, self.hidden(&a.x[l + 1], bt), Stats { mean: &la.mean2, rstd: &la.rstd2 }, self.hidden(&la.h1, bt), &lp.out_ln, sum2)
     }
 
     /// From d_x (the gradient at x[l + 1]): the layer's trainable gradients and, when
@@ -44,21 +47,21 @@ impl Model {
         let (la, x, lp) = (&a.layers[l], &a.x[l], &self.bert_parts().1[l]);
         // output layernorm -> d_res (gradient at res2 = o + h1) and, through the residual branch's
         // dropout, d_o = dropout(d_res) in the same kernel
-        let drop2 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, mode.seed(Site::Output(l)))));
-        self.ln_backward_dropped(step, &a.d_res, drop2, &a.d_x, &la.res2, &la.mean2, &la.rstd2, &lp.out_ln, bt, &a.ln_scratch)?;
+        let saved2 = Saved { x: self.hidden(&la.res2, bt), stats: Stats { mean: &la.mean2, rstd: &la.rstd2 } };
+        self.ln_backward(step, self.hidden(&a.d_res, bt), self.hidden(&a.d_x, bt), saved2, &lp.out_ln, self.drop_dx(&a.d_tmp, bt, hp, mode.seed(Site::Output(l))))?;
         // residual: d_h1 = d_res
         step.copy(&a.d_res, 0, &a.d_h1, 0, bt * c)?;
         let d_o = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
-        self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lp.out, bt, c, i)?;
+        self.linear_backward(step, Some((&a.d_inter, false)), d_o, &la.inter, &lp.out, bt)?;
         // GELU: d_inter2 = d(inter_pre)
-        gelu::backward(step, cfg.gelu(), &a.d_inter2, &la.inter_pre, &a.d_inter, bt * i)?;
-        self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lp.inter, bt, i, c)?;
+        gelu::backward(step, cfg.gelu(), a.d_inter2.at([bt, i]), la.inter_pre.at([bt, i]), a.d_inter.at([bt, i]))?;
+        self.linear_backward(step, Some((&a.d_h1, true)), &a.d_inter2, &la.h1, &lp.inter, bt)?;
         // attention output layernorm -> d_res (gradient at res1 = a + x), d_a = dropout(d_res)
-        let drop1 = (hp > 0.0).then(|| (&a.d_tmp, Dropout::new(hp, mode.seed(Site::AttentionOutput(l)))));
-        self.ln_backward_dropped(step, &a.d_res, drop1, &a.d_h1, &la.res1, &la.mean1, &la.rstd1, &lp.attn_ln, bt, &a.ln_scratch)?;
+        let saved1 = Saved { x: self.hidden(&la.res1, bt), stats: Stats { mean: &la.mean1, rstd: &la.rstd1 } };
+        self.ln_backward(step, self.hidden(&a.d_res, bt), self.hidden(&a.d_h1, bt), saved1, &lp.attn_ln, self.drop_dx(&a.d_tmp, bt, hp, mode.seed(Site::AttentionOutput(l))))?;
         let d_a = if hp > 0.0 { &a.d_tmp } else { &a.d_res };
         // d_ctx (B*T, C) in lin2; the residual's d_x = d_res is added below
-        self.linear_backward(step, Some((&a.lin2, false)), d_a, &la.ctx, &lp.attn_out, bt, c, c)?;
+        self.linear_backward(step, Some((&a.lin2, false)), d_a, &la.ctx, &lp.attn_out, bt)?;
         self.attention_backward(step, batch, l, mode)?;
         // the input's gradient: residual path plus the three projections
         if input_needed {
@@ -69,7 +72,7 @@ impl Model {
             Matmul::new(3 * c, c, bt).trans_a().accumulate().record(step, dw, &a.dqkv, x, None)?;
         }
         if let Some(db) = &qkv.db {
-            elementwise::bias_grad(step, db, &a.dqkv, bt, 3 * c)?;
+            elementwise::bias_grad(step, db.at([3 * c]), a.dqkv.at([bt, 3 * c]))?;
         }
         if input_needed {
             Matmul::new(bt, c, 3 * c).accumulate().record(step, &a.d_x, &a.dqkv, &qkv.w, None)?;

@@ -8,13 +8,12 @@ use super::bert::Model;
 use super::mode::{Mode, Site};
 use super::params::Id;
 use crate::kernels::attention::HeadSplit;
-use crate::kernels::softmax::{self, RowKernel};
 use super::handles::{BertEmbeddings, BertHeads, BertLayer, Handles, Lin, Norm};
-use crate::gpu::{GpuBuf, GpuError, Step};
+use crate::gpu::{GpuBuf, GpuError, Step, View};
 use crate::kernels::dropout::Dropout;
-use crate::kernels::{dropout, elementwise};
-use crate::kernels::layernorm::{self, LnParams};
+use crate::kernels::layernorm::{self, Affine, AffineGrad, BackwardOpts, FusedBack, LayerNorm, Saved, Stats};
 use crate::kernels::matmul::Matmul;
+use crate::kernels::{dropout, elementwise};
 
 impl Model {
     /// A BERT layer's query, key and value projections as one (3C, C) weight and (3C) bias: views
@@ -25,21 +24,30 @@ impl Model {
         Ok(Fused { w, b, dw, db })
     }
 
+    /// (out, inp) of a linear layer's weight: torch's (out, inp), or Conv1D's (inp, out).
+    pub(super) fn lin_dims(&self, lin: &Lin) -> Result<(usize, usize), GpuError> {
+        match *self.params.shape(lin.w) {
+            [o, i] if !lin.in_out => Ok((o, i)),
+            [i, o] => Ok((o, i)),
+            ref s => Err(GpuError::Shape(format!("linear: a weight of shape {s:?}, not a matrix"))),
+        }
+    }
+
     /// y (rows, out) = x (rows, inp) W + b: W^T of torch's (out, inp) weight, or Conv1D's (inp, out)
-    /// weight as it is.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn linear(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
+    /// weight as it is; out and inp are the weight's.
+    pub(super) fn linear(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize) -> Result<(), GpuError> {
         let p = &self.params;
+        let (out, inp) = self.lin_dims(lin)?;
         let mut mm = Matmul::new(rows, out, inp);
         mm.trans_b = !lin.in_out;
         mm.record(step, y, x, p.value(lin.w), lin.b.map(|b| p.value(b)))
     }
 
     /// The backward of `linear`: the weight's gradient (dy^T x, or x^T dy for Conv1D's layout) and
-    /// db += sum(dy) when trainable; dx = (or +=) dy times the weight's transpose.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn linear_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize, out: usize, inp: usize) -> Result<(), GpuError> {
+    /// db += sum(dy) when trainable; dx = (or += with its `true`) dy times the weight's transpose.
+    pub(super) fn linear_backward(&self, step: &mut Step, dx: Option<(&GpuBuf, bool)>, dy: &GpuBuf, x: &GpuBuf, lin: &Lin, rows: usize) -> Result<(), GpuError> {
         let p = &self.params;
+        let (out, inp) = self.lin_dims(lin)?;
         if let Some(dw) = p.grad_of(lin.w) {
             if lin.in_out {
                 Matmul::new(inp, out, rows).trans_a().accumulate().record(step, dw, x, dy, None)?;
@@ -48,7 +56,7 @@ impl Model {
             }
         }
         if let Some(db) = lin.b.and_then(|b| p.grad_of(b)) {
-            elementwise::bias_grad(step, db, dy, rows, out)?;
+            elementwise::bias_grad(step, db.at([out]), dy.at([rows, out]))?;
         }
         if let Some((dx, acc)) = dx {
             let mut mm = Matmul::new(rows, inp, out);
@@ -63,43 +71,45 @@ impl Model {
     /// or `src` itself when nothing is dropped.
     pub(super) fn dropped<'a>(step: &mut Step, dst: &'a GpuBuf, src: &'a GpuBuf, n: usize, drop: Dropout) -> Result<&'a GpuBuf, GpuError> {
         if drop.prob > 0.0 {
-            dropout::apply(step, dst, src, n, drop.prob, drop.seed)?;
+            dropout::apply(step, dst.at([n]), src.at([n]), drop)?;
             Ok(dst)
         } else {
             Ok(src)
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn ln_forward(&self, step: &mut Step, y: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, x: &GpuBuf, n: &Norm, rows: usize) -> Result<(), GpuError> {
-        let p = &self.params;
-        let eps = self.cfg.layer_norm_eps as f32;
-        layernorm::forward(step, y, mean, rstd, x, p.value(n.g), p.value(n.b), LnParams::default(), rows, self.cfg.hidden_size, eps)
+    /// `buf` as `rows` rows of the hidden size.
+    pub(super) fn hidden<'a>(&self, buf: &'a GpuBuf, rows: usize) -> View<'a> {
+        buf.at([rows, self.cfg.hidden_size])
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn ln_backward(&self, step: &mut Step, dx: &GpuBuf, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, n: &Norm, rows: usize, accumulate: bool, scratch: &GpuBuf) -> Result<(), GpuError> {
-        let p = &self.params;
-        let dg = p.grad_of(n.g).unwrap_or(scratch);
-        let db = p.grad_of(n.b).unwrap_or(scratch);
-        layernorm::backward(step, dx, dg, db, dy, x, mean, rstd, p.value(n.g), LnParams::default(), rows, self.cfg.hidden_size, accumulate)
+    /// The model's LayerNorm (its eps; the row kernel for the adapter).
+    fn layernorm(&self) -> LayerNorm {
+        LayerNorm::new(self.cfg.layer_norm_eps as f32)
     }
 
-    /// y = layernorm(res), res = skip + dropout(branch) written too: one dispatch.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn ln_residual(&self, step: &mut Step, y: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, res: &GpuBuf, skip: &GpuBuf, branch: &GpuBuf, drop: Dropout, n: &Norm, rows: usize) -> Result<(), GpuError> {
+    /// y = layernorm `n` of x, with what `fused` adds (a residual sum and its dropout, or dropout on
+    /// the output) in the same dispatch.
+    pub(super) fn ln_forward(&self, step: &mut Step, y: View, stats: Stats, x: View, n: &Norm, fused: layernorm::Fused) -> Result<(), GpuError> {
         let p = &self.params;
-        let eps = self.cfg.layer_norm_eps as f32;
-        layernorm::forward_residual(step, y, mean, rstd, res, skip, branch, drop, p.value(n.g), p.value(n.b), LnParams::default(), rows, self.cfg.hidden_size, eps)
+        self.layernorm().forward(step, y, stats, x, Affine { gamma: p.value(n.g), beta: p.value(n.b) }, fused)
     }
 
-    /// [`Model::ln_backward`] (not accumulating) that also writes dropout(dx) into `dxd`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn ln_backward_dropped(&self, step: &mut Step, dx: &GpuBuf, dxd: Option<(&GpuBuf, Dropout)>, dy: &GpuBuf, x: &GpuBuf, mean: &GpuBuf, rstd: &GpuBuf, n: &Norm, rows: usize, scratch: &GpuBuf) -> Result<(), GpuError> {
+    /// The backward of layernorm `n`: dx per `opts`, and its gamma's and beta's gradients where they
+    /// train (else into the activations' scratch).
+    pub(super) fn ln_backward(&self, step: &mut Step, dx: View, dy: View, saved: Saved, n: &Norm, opts: BackwardOpts) -> Result<(), GpuError> {
         let p = &self.params;
-        let dg = p.grad_of(n.g).unwrap_or(scratch);
-        let db = p.grad_of(n.b).unwrap_or(scratch);
-        layernorm::backward_dropped(step, dx, dxd, None, dg, db, dy, x, mean, rstd, p.value(n.g), LnParams::default(), rows, self.cfg.hidden_size, false)
+        let scratch = &self.acts.as_ref().ok_or_else(|| GpuError::Shape("a backward with no activations".into()))?.ln_scratch;
+        let w = AffineGrad { gamma: p.value(n.g), dgamma: p.grad_of(n.g).unwrap_or(scratch), dbeta: p.grad_of(n.b).unwrap_or(scratch) };
+        self.layernorm().backward(step, dx, dy, saved, w, opts)
+    }
+
+    /// A layernorm backward's options (dx written, not added) where dx also feeds a residual branch
+    /// that went through a dropout of `prob` with `seed`: `dropout(dx)` into `dxd` (`rows` of the
+    /// hidden size) in the same dispatch, when anything is dropped.
+    pub(super) fn drop_dx<'a>(&self, dxd: &'a GpuBuf, rows: usize, prob: f32, seed: u64) -> BackwardOpts<'a> {
+        let fused = if prob > 0.0 { FusedBack::DropDx(self.hidden(dxd, rows), Dropout::new(prob, seed)) } else { FusedBack::None };
+        BackwardOpts { accumulate: false, fused }
     }
 
     /// Layer `l`'s self-attention on its qkv (B*T, 3C): scores = q k^T, probs = softmax(scores /
@@ -112,14 +122,14 @@ impl Model {
         let (heads, la) = (HeadSplit { b, t, h, d }, &a.layers[l]);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
         heads.scores(step, &a.scores, &la.qkv)?;
-        let (scale, mask) = (1.0 / (d as f32).sqrt(), Some((&batch.mask, h * t)));
-        let causal = cfg.is_decoder;
+        let sm = heads.softmax(Some(&batch.mask)).causal(cfg.is_decoder);
+        let (probs, scores) = (heads.score_rows(&la.probs), heads.score_rows(&a.scores));
         let probs_used = if ap > 0.0 {
             let drop = Dropout::new(ap, mode.seed(Site::AttentionProbs(l)));
-            softmax::record_forward(RowKernel::Auto, step, &la.probs, Some((&la.probs_d, drop)), &a.scores, mask, causal, b * h * t, t, scale)?;
+            sm.forward(step, probs, scores, Some((heads.score_rows(&la.probs_d), drop)))?;
             &la.probs_d
         } else {
-            softmax::record_forward(RowKernel::Auto, step, &la.probs, None, &a.scores, mask, causal, b * h * t, t, scale)?;
+            sm.forward(step, probs, scores, None)?;
             &la.probs
         };
         heads.context(step, &la.ctx, probs_used, &la.qkv)
@@ -134,14 +144,11 @@ impl Model {
         let d = cfg.hidden_size / h;
         let (heads, la) = (HeadSplit { b, t, h, d }, &a.layers[l]);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
-        let scale = 1.0 / (d as f32).sqrt();
         let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
         heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
-        if ap > 0.0 {
-            softmax::backward_dropped(step, &a.dscores, &la.probs, &a.dprobs, Dropout::new(ap, mode.seed(Site::AttentionProbs(l))), b * h * t, t, scale)?;
-        } else {
-            softmax::backward(step, &a.dscores, &la.probs, &a.dprobs, b * h * t, t, scale)?;
-        }
+        let drop = (ap > 0.0).then(|| Dropout::new(ap, mode.seed(Site::AttentionProbs(l))));
+        let (dscores, probs, dprobs) = (heads.score_rows(&a.dscores), heads.score_rows(&la.probs), heads.score_rows(&a.dprobs));
+        heads.softmax(None).backward(step, dscores, probs, dprobs, drop)?;
         heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)
     }
 

@@ -259,6 +259,11 @@ impl ParamStore {
         &self.params[id.0].value
     }
 
+    /// The shape of a resolved parameter.
+    pub fn shape(&self, id: Id) -> &[usize] {
+        &self.params[id.0].shape
+    }
+
     /// Its gradient buffer, when it is trainable.
     pub fn grad_of(&self, id: Id) -> Option<&GpuBuf> {
         let p = &self.params[id.0];

@@ -13,6 +13,15 @@ use crate::kernels::embedding::{self, EmbeddingGrouping};
 use crate::kernels::matmul::{Matmul, Operand};
 use crate::kernels::matvec::one_row;
 
+/// Which gradient [`Model::lm_logits_backward`] computes.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum LmGrad<'a> {
+    /// The word embedding's, where it trains.
+    Table,
+    /// The input's, into this buffer.
+    Input(&'a GpuBuf),
+}
+
 impl Model {
     /// Row ranges (first row, rows) of the (V, C) word embedding, each within one storage binding
     /// (and each starting at a bindable offset: shards are whole multiples of 64 rows).
@@ -37,7 +46,7 @@ impl Model {
         let c = self.cfg.hidden_size;
         let table = self.params.value(word);
         for (s, &(r0, rows)) in self.word_shards(step.gpu()).iter().enumerate() {
-            embedding::forward_shard(step, out, ids, &table.view(r0 * c, rows * c), 0, r0, tokens, c, rows, accumulate || s > 0)?;
+            embedding::forward_shard(step, out.at([tokens, c]), ids, table.view(r0 * c, rows * c).at([rows, c]), r0, accumulate || s > 0)?;
         }
         Ok(())
     }
@@ -46,7 +55,7 @@ impl Model {
     pub(super) fn word_lookup_backward(&self, step: &mut Step, dword: &GpuBuf, dout: &GpuBuf, g: &EmbeddingGrouping) -> Result<(), GpuError> {
         let c = self.cfg.hidden_size;
         for (r0, rows) in self.word_shards(step.gpu()) {
-            embedding::backward_shard(step, &dword.view(r0 * c, rows * c), 0, r0, dout, g, c, rows)?;
+            embedding::backward_shard(step, dword.view(r0 * c, rows * c).at([rows, c]), r0, dout, g)?;
         }
         Ok(())
     }
@@ -61,7 +70,8 @@ impl Model {
         // multiple of 4, GPT-2's 50,257, the tiled kernel: 12 s of SwiftShader for one row)
         if m == 1 {
             for (r0, rows) in shards {
-                one_row(step, logits, r0, x, &table.view(r0 * c, rows * c), bias.map(|b| b.view(r0, rows)).as_ref(), rows, c, true)?;
+                let (w, b) = (table.view(r0 * c, rows * c), bias.map(|b| b.view(r0, rows)));
+                one_row(step, logits.at_off(r0, [1, rows]), x.at([1, c]), w.at([rows, c]), b.as_ref().map(|b| b.at([rows])), true)?;
             }
             return Ok(());
         }
@@ -79,11 +89,14 @@ impl Model {
         Ok(())
     }
 
-    /// The backward of [`Model::lm_logits`]: d word += d_logits^T x (when `dword`), and dx (M, C) =
-    /// d_logits word (when `dx`), a column block of d_logits per shard.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn lm_logits_backward(&self, step: &mut Step, dword: Option<&GpuBuf>, dx: Option<&GpuBuf>, d_logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id) -> Result<(), GpuError> {
+    /// The backward of [`Model::lm_logits`]: per `grad`, d word += d_logits^T x (when the word
+    /// embedding trains), or dx (M, C) = d_logits word; a column block of d_logits per shard.
+    pub(super) fn lm_logits_backward(&self, step: &mut Step, grad: LmGrad, d_logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id) -> Result<(), GpuError> {
         let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let (dword, dx) = match grad {
+            LmGrad::Table => (self.params.grad_of(word), None),
+            LmGrad::Input(dx) => (None, Some(dx)),
+        };
         let table = self.params.value(word);
         let shards = self.word_shards(step.gpu());
         // d_logits' columns r0 .. r0 + rows: stored (M, rows) with rows V apart

@@ -324,7 +324,7 @@ async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id:
     if n > 0 {
         let ranks = gpu.upload_u32("feature ranks", &rank)?;
         let mut step = gpu.begin_step("features-gather");
-        embedding::forward(&mut step, &feats, &ranks, &sorted, 0, n, c, n, false)?;
+        embedding::forward(&mut step, feats.at([n, c]), &ranks, sorted.at([n, c]), false)?;
         step.submit().await?;
     }
     Ok(feats)
@@ -340,7 +340,7 @@ async fn head_step(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: 
     gpu.write(&lab, 0, labels)?;
     let mut step = gpu.begin_step("head");
     model.zero_grads(&mut step);
-    model.record_head_on_features(gpu, &mut step, feats, n, &rows, idx.len(), Some(&lab), true, mode)?;
+    model.record_head_on_features(gpu, &mut step, feats.at([n, model.cfg.hidden_size]), rows.at([idx.len()]), crate::model::infer::HeadPass::Backward(&lab), mode)?;
     model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
     let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
     let rb = step
@@ -367,7 +367,7 @@ async fn head_predict(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, 
     for chunk in idx.chunks(batch_size.max(1)) {
         let rows = gpu.upload_u32("rows", chunk)?;
         let mut step = gpu.begin_step("head-predict");
-        model.record_head_on_features(gpu, &mut step, feats, n, &rows, chunk.len(), None, false, ModelMode::Eval)?;
+        model.record_head_on_features(gpu, &mut step, feats.at([n, model.cfg.hidden_size]), rows.at([chunk.len()]), crate::model::infer::HeadPass::Logits, ModelMode::Eval)?;
         let rb = step.read_back(model.cls_logits().ok_or("no logits")?, 0, chunk.len() * nl)?;
         step.submit().await?;
         out.extend(crate::model::infer::softmax_rows(&rb.f32(gpu).await?, nl));

@@ -46,7 +46,7 @@ fn profiling_times_each_kernel_and_changes_nothing() {
         let mut step = g.begin_step("profiled");
         step.clear(&c);
         Matmul::new(m, n, k).record(&mut step, &c, &a, &b, None).unwrap();
-        softmax::forward(&mut step, &p, &c, None, m, n, 0.5).unwrap();
+        softmax::Softmax::new(0.5).forward(&mut step, p.at([m, n]), c.at([m, n]), None).unwrap();
         let rb = step.read_back(&p, 0, m * n).unwrap();
         pollster::block_on(step.submit()).unwrap();
         g.set_profiling(false);

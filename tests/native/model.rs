@@ -136,7 +136,7 @@ fn write_exports_for_transformers_check() {
 #[test]
 fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
     use bertlab::kernels::adamw::AdamW;
-    use bertlab::kernels::cpu;
+    use bertlab::kernels::{cpu, matmul::Matmul};
     use bertlab::kernels::sample::Draw;
     use bertlab::model::{Model, ModelConfig, Heads, Mode};
     use bertlab::train::batches::HostBatch;
@@ -180,7 +180,7 @@ fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
             }
         }
         let h1 = cpu::layernorm(&x, ww("h.0.ln_1.weight"), ww("h.0.ln_1.bias"), t, c, eps).0;
-        let qkv = cpu::matmul(&h1, ww("h.0.attn.c_attn.weight"), Some(ww("h.0.attn.c_attn.bias")), 1, t, 3 * c, c, false, false, 1.0, false);
+        let qkv = cpu::matmul(&h1, ww("h.0.attn.c_attn.weight"), Some(ww("h.0.attn.c_attn.bias")), &Matmul::new(t, 3 * c, c));
         let d = c / h;
         let mut ctx = vec![0.0; t * c];
         for hh in 0..h {
@@ -193,14 +193,14 @@ fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
                 }
             }
         }
-        let a = cpu::matmul(&ctx, ww("h.0.attn.c_proj.weight"), Some(ww("h.0.attn.c_proj.bias")), 1, t, c, c, false, false, 1.0, false);
+        let a = cpu::matmul(&ctx, ww("h.0.attn.c_proj.weight"), Some(ww("h.0.attn.c_proj.bias")), &Matmul::new(t, c, c));
         let res: Vec<f64> = x.iter().zip(&a).map(|(p, q)| p + q).collect();
         let h2 = cpu::layernorm(&res, ww("h.0.ln_2.weight"), ww("h.0.ln_2.bias"), t, c, eps).0;
-        let f: Vec<f64> = cpu::matmul(&h2, ww("h.0.mlp.c_fc.weight"), Some(ww("h.0.mlp.c_fc.bias")), 1, t, i, c, false, false, 1.0, false).into_iter().map(cpu::gelu_tanh).collect();
-        let f = cpu::matmul(&f, ww("h.0.mlp.c_proj.weight"), Some(ww("h.0.mlp.c_proj.bias")), 1, t, c, i, false, false, 1.0, false);
+        let f: Vec<f64> = cpu::matmul(&h2, ww("h.0.mlp.c_fc.weight"), Some(ww("h.0.mlp.c_fc.bias")), &Matmul::new(t, i, c)).into_iter().map(cpu::gelu_tanh).collect();
+        let f = cpu::matmul(&f, ww("h.0.mlp.c_proj.weight"), Some(ww("h.0.mlp.c_proj.bias")), &Matmul::new(t, c, i));
         let out: Vec<f64> = res.iter().zip(&f).map(|(p, q)| p + q).collect();
         let y = cpu::layernorm(&out[(t - 1) * c..], ww("ln_f.weight"), ww("ln_f.bias"), 1, c, eps).0;
-        cpu::matmul(&y, ww("wte.weight"), None, 1, 1, v, c, false, true, 1.0, false)
+        cpu::matmul(&y, ww("wte.weight"), None, &Matmul::new(1, v, c).trans_b())
     };
     let mut ids: Vec<u32> = vec![50256, 17, edge as u32 - 1, edge as u32, 44000, 31000];
     let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
