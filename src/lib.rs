@@ -25,6 +25,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod io;
 pub mod model;
+pub mod parity;
 pub mod rng;
 pub mod gpu;
 pub mod kernels;

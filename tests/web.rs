@@ -1,4 +1,4 @@
-//! Every kernel check of `bertlab::kernels::checks` and every model check of `bertlab::model::checks`
+//! Every kernel check of `bertlab::kernels::checks` and every model check of `bertlab::parity`
 //! (PyTorch parity), in headless Chrome's WebGPU
 //! (`wasm-pack test --headless --chrome`, flags in webdriver.json). Without WebGPU every test fails
 //! with instructions; nothing is skipped.
@@ -25,14 +25,18 @@ async fn gpu() -> Rc<Gpu> {
     g
 }
 
+use bertlab::kernels::checks as kernel_checks;
+use bertlab::parity;
+use bertlab::train::checks as train_checks;
+
 macro_rules! web_tests {
-    ($($name:ident),*) => { web_tests!(@ kernels; $($name),*); };
+    ($($name:ident),*) => { web_tests!(@ kernel_checks; $($name),*); };
     (@ $module:ident; $($name:ident),*) => {
         $(
             #[wasm_bindgen_test]
             async fn $name() {
                 let g = gpu().await;
-                match bertlab::$module::checks::$name(&g).await {
+                match $module::$name(&g).await {
                     Ok(summary) => web_sys::console::log_1(&format!("{} on {}: {summary}", stringify!($name), g.info.name).into()),
                     Err(e) => panic!("{} on {}: {e}", stringify!($name), g.info.summary()),
                 }
@@ -42,7 +46,7 @@ macro_rules! web_tests {
 }
 
 macro_rules! web_model_tests {
-    ($($name:ident),*) => { web_tests!(@ model; $($name),*); };
+    ($($name:ident),*) => { web_tests!(@ parity; $($name),*); };
 }
 
 bertlab::for_each_kernel_check!(web_tests);
@@ -74,7 +78,7 @@ web_train_tests!(masking_proportions, whole_word_masking, sentence_order_pairs, 
 
 // A steady-state training step creates no buffer or bind group, in Chrome's WebGPU too (the browser
 // tests run one at a time, so the shared device's counters see only this test).
-web_tests!(@ train; steady_state_step_creates_nothing);
+web_tests!(@ train_checks; steady_state_step_creates_nothing);
 
 // Leptos components of the page, mounted into the test page's DOM.
 mod components {

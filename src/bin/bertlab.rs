@@ -40,11 +40,10 @@ mod cli {
     use bertlab::model::config::Body;
     use bertlab::model::{Heads, Pooling};
     use bertlab::session::store::CheckpointDir;
-    use bertlab::session::{Loaded, NoStore, Scratch, Session, Store};
+    use bertlab::session::{Loaded, NoStore, RunSpec, Scratch, Session, Store};
     use bertlab::text::dataset;
     use bertlab::train::checkpoint;
     use bertlab::train::metrics::{argmax, evaluate};
-    use bertlab::train::spec::RunSpec;
     use bertlab::train::trainer::{self, Event, PretrainConfig, TrainConfig};
 
     /// How results are shown: JSON on stdout, and progress bars on stderr unless quiet.

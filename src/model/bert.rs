@@ -8,27 +8,16 @@
 //! in their arena; ctx (B*T, C); probs (B, H, T, T); attention reads heads in place (kernels::attention);
 //! inter (B*T, I); MLM rows (M, C) and logits (M, V) only at predicted positions.
 
-use super::acts::{Acts, MlmActs};
+use super::acts::{Acts, LayerActs, MlmActs};
 use super::handles::Handles;
 use super::batch::Batch;
-use super::config::{ModelConfig, Body};
+use super::config::{Body, Heads, ModelConfig};
 use super::mode::Mode;
 use super::params::{tensor_names, ParamStore};
 use crate::error::Error;
-use crate::gpu::{Gpu, GpuBuf, GpuError, Step};
+use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
 use crate::io::safetensors::SafeTensors;
 use crate::kernels::adamw::{AdamW, AdamWState};
-
-/// Which heads the model carries.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Heads {
-    /// A language-model head: masked-LM (`cls.predictions`) or next-word (GPT-2's tied head).
-    #[serde(alias = "mlm")]
-    pub lm: bool,
-    pub sop: bool,
-    /// Sequence-classification labels; 0 for none.
-    pub num_labels: usize,
-}
 
 /// What the classification head reads: HF's pooler on [CLS] (tanh(dense(h_cls))), exported as
 /// BertForSequenceClassification; the attention-masked mean of the last hidden states (as
@@ -110,7 +99,7 @@ pub struct Model {
     /// What the classification head reads.
     pub pooling: Pooling,
     /// The key-value cache and one position's activations, for generation (decode.rs).
-    pub(super) decode: Option<super::decode::DecodeState>,
+    pub(super) decode: Option<super::kv::DecodeState>,
     /// A smaller shard size for the word embedding than the device's binding limit (tests).
     pub(super) word_shard_bytes: Option<u64>,
 }
@@ -270,4 +259,101 @@ impl Model {
     pub fn loss_stats(&self) -> Option<&[GpuBuf; 3]> {
         self.acts.as_ref().map(|a| &a.stats)
     }
+}
+
+impl Model {
+    /// Activations for a batch of (B, T) with M predicted rows, grown when a batch is larger than
+    /// any before.
+    pub(super) fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
+        let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
+        let gpt2 = self.cfg.body == Body::Gpt2;
+                let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
+        // Buffers are sized for the largest (B, T) seen so far and reused for smaller batches (the
+        // kernels index by the batch's own shape), so a training loop with dynamic padding
+        // allocates activations once, not every step.
+        if self.acts.as_ref().map(|a| b > a.b || t > a.t).unwrap_or(true) {
+            let (b, t) = self.acts.as_ref().map(|a| (a.b.max(b), a.t.max(t))).unwrap_or((b, t));
+            let bt = b * t;
+            let mut layers = Vec::new();
+            for _ in 0..self.cfg.num_hidden_layers {
+                layers.push(LayerActs {
+                    qkv: z("qkv", bt * 3 * c)?,
+                    probs: z("probs", b * h * t * t)?,
+                    probs_d: z("probs_d", b * h * t * t)?,
+                    ctx: z("ctx", bt * c)?,
+                    res1: z("res1", bt * c)?,
+                    h1: z("h1", bt * c)?,
+                    mean1: z("mean1", bt)?,
+                    rstd1: z("rstd1", bt)?,
+                    inter_pre: z("inter_pre", bt * i)?,
+                    inter: z("inter", bt * i)?,
+                    res2: z("res2", bt * c)?,
+                    mean2: z("mean2", bt)?,
+                    rstd2: z("rstd2", bt)?,
+                });
+            }
+            let labels = self.heads.num_labels.max(2);
+            self.acts = Some(Acts {
+                b,
+                t,
+                emb: z("emb", bt * c)?,
+                emb_mean: z("emb_mean", bt)?,
+                emb_rstd: z("emb_rstd", bt)?,
+                fin: z("fin", if gpt2 { bt * c } else { 1 })?,
+                fin_mean: z("fin_mean", if gpt2 { bt } else { 1 })?,
+                fin_rstd: z("fin_rstd", if gpt2 { bt } else { 1 })?,
+                x: (0..=self.cfg.num_hidden_layers).map(|_| z("x", bt * c)).collect::<Result<_, _>>()?,
+                layers,
+                lin: z("lin", bt * c)?,
+                lin2: z("lin2", bt * c)?,
+                scores: z("scores", b * h * t * t)?,
+                d_x: z("d_x", bt * c)?,
+                d_h1: z("d_h1", bt * c)?,
+                d_res: z("d_res", bt * c)?,
+                d_tmp: z("d_tmp", bt * c)?,
+                d_inter: z("d_inter", bt * i)?,
+                d_inter2: z("d_inter2", bt * i)?,
+                dqkv: z("dqkv", bt * 3 * c)?,
+                dprobs: z("dprobs", b * h * t * t)?,
+                dscores: z("dscores", b * h * t * t)?,
+                ln_scratch: z("ln_scratch", c)?,
+                cls_x: z("cls_x", b * c)?,
+                pooled_pre: z("pooled_pre", b * c)?,
+                pooled: z("pooled", b * c)?,
+                pooled_d: z("pooled_d", b * c)?,
+                d_pooled: z("d_pooled", b * c)?,
+                d_pooled_pre: z("d_pooled_pre", b * c)?,
+                d_cls_x: z("d_cls_x", b * c)?,
+                mean: z("mean", b * c)?,
+                d_mean: z("d_mean", b * c)?,
+                sop_logits: z("sop_logits", b * 2)?,
+                d_sop_logits: z("d_sop_logits", b * 2)?,
+                cls_logits: z("cls_logits", b * labels)?,
+                d_cls_logits: z("d_cls_logits", b * labels)?,
+                ce_rows: z("ce_rows", b * 3)?,
+                stats: [z("stats_mlm", 3)?, z("stats_sop", 3)?, z("stats_cls", 3)?],
+            });
+        }
+        if self.heads.lm && m > 0 && self.mlm_acts.as_ref().map(|a| a.cap < m).unwrap_or(true) {
+            let cap = m.next_power_of_two();
+            let v = self.cfg.vocab_size;
+            self.mlm_acts = Some(MlmActs {
+                cap,
+                x: z("mlm_x", cap * c)?,
+                pre: z("mlm_pre", cap * c)?,
+                act: z("mlm_act", cap * c)?,
+                ln: z("mlm_ln", cap * c)?,
+                mean: z("mlm_mean", cap)?,
+                rstd: z("mlm_rstd", cap)?,
+                logits: z("mlm_logits", cap * v)?,
+                d_logits: z("mlm_d_logits", cap * v)?,
+                d_ln: z("mlm_d_ln", cap * c)?,
+                d_act: z("mlm_d_act", cap * c)?,
+                d_x: z("mlm_d_x", cap * c)?,
+                ce_rows: z("mlm_ce_rows", cap * 3)?,
+            });
+        }
+        Ok(())
+    }
+
 }

@@ -243,3 +243,14 @@ impl ModelConfig {
         }
     }
 }
+
+/// Which heads the model carries.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Heads {
+    /// A language-model head: masked-LM (`cls.predictions`) or next-word (GPT-2's tied head).
+    #[serde(alias = "mlm")]
+    pub lm: bool,
+    pub sop: bool,
+    /// Sequence-classification labels; 0 for none.
+    pub num_labels: usize,
+}

@@ -20,37 +20,7 @@ use crate::kernels::matvec::{attend_cached, one_row};
 use crate::kernels::sample::{self, Draw};
 use crate::kernels::{embedding, gelu};
 
-/// The cache and one position's activations, allocated for `cap` positions and reused by every
-/// generation that fits them.
-pub(super) struct DecodeState {
-    /// Positions the cache holds, and positions filled.
-    cap: usize,
-    n: usize,
-    /// Per layer, (cap, 3C): each position's q|k|v.
-    cache: Vec<GpuBuf>,
-    /// (H, cap) attention scratch.
-    scores: GpuBuf,
-    // one position: (C) or (I)
-    x: GpuBuf,
-    h1: GpuBuf,
-    res: GpuBuf,
-    res2: GpuBuf,
-    ctx: GpuBuf,
-    lin: GpuBuf,
-    inter_pre: GpuBuf,
-    inter: GpuBuf,
-    mean: GpuBuf,
-    rstd: GpuBuf,
-    /// (V) the next token's logits.
-    logits: GpuBuf,
-    /// The draw's result ([`sample::out_len`] of `k_cap`); element 0, the chosen id, is the next
-    /// step's input.
-    out: GpuBuf,
-    k_cap: usize,
-    /// The new token's position and token type (0), as the embeddings' lookups read them.
-    pos: GpuBuf,
-    types: GpuBuf,
-}
+use super::kv::DecodeState;
 
 /// One step's draw on its way back.
 pub struct DrawReadback {

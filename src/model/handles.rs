@@ -3,8 +3,7 @@
 //! backward looks nothing up by string.
 
 use crate::error::Result;
-use super::bert::Heads;
-use super::config::{ModelConfig, Body};
+use super::config::{Body, Heads, ModelConfig};
 use super::params::{Id, ParamStore};
 
 /// A linear layer: weight and bias (none for GPT-2's `score`). Torch's Linear stores the weight

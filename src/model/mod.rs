@@ -7,13 +7,13 @@
 mod acts;
 pub mod batch;
 pub mod bert;
-pub mod checks;
 pub mod config;
 pub mod decode;
 mod embeddings;
 mod gpt2;
 mod handles;
 mod heads;
+mod kv;
 pub mod infer;
 mod layer;
 pub mod mode;
@@ -22,7 +22,7 @@ pub mod params;
 mod vocab;
 
 pub use batch::Batch;
-pub use bert::{Model, Heads, LossReadback, Losses, Pooling};
+pub use bert::{LossReadback, Losses, Model, Pooling};
 pub use mode::Mode;
-pub use config::ModelConfig;
+pub use config::{Heads, ModelConfig};
 pub use params::{LoadReport, ParamStore};

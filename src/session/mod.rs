@@ -14,7 +14,11 @@ pub mod view;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::rc::Rc;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 pub use store::{NoStore, Snapshot, SnapshotKind, SnapshotMeta, Store};
 
@@ -28,7 +32,6 @@ use crate::text::dataset::{self, Dataset};
 use crate::text::tokenizer::Tokenizer;
 use crate::train::checkpoint;
 use crate::train::generate::{generate_until, GenerateConfig, Stop};
-use crate::train::spec::RunSpec;
 use crate::train::trainer::{self, Control, Event, PretrainConfig, PretrainReport, TrainConfig, TrainReport};
 
 /// A model ready to use: its weights on the GPU, its tokenizer and labels, and where it came from.
@@ -173,6 +176,48 @@ impl Loaded {
         let h = gpu.read_f32(self.model.last_hidden().ok_or("the forward pass left no hidden states")?).await?;
         let (n, c) = (e.ids.len(), self.model.cfg.hidden_size);
         Ok((0..c).map(|j| (0..n).map(|t| h[t * c + j]).sum::<f32>() / n as f32).collect())
+    }
+}
+
+/// A whole run: fine-tuning a classifier or pretraining, with every setting. Validated once, against
+/// the model it runs on ([`RunSpec::validate`]), before any work starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunSpec {
+    Train(TrainConfig),
+    Pretrain(PretrainConfig),
+}
+
+impl RunSpec {
+    /// Every setting in its range for `model`, or the first that is not.
+    pub fn validate(&self, model: &ModelConfig) -> Result<()> {
+        match self {
+            RunSpec::Train(c) => c.validate(model),
+            RunSpec::Pretrain(c) => c.validate(model),
+        }
+    }
+
+    /// The step a run restored from a snapshot continues at.
+    pub fn start_step(&self) -> usize {
+        match self {
+            RunSpec::Train(c) => c.start_step,
+            RunSpec::Pretrain(c) => c.start_step,
+        }
+    }
+}
+
+impl FromStr for RunSpec {
+    type Err = Error;
+    /// A run as JSON (`{"kind": "train", "adopt": {"last": 2}, "lr": 0.0001, ...}`); settings left
+    /// out take their defaults.
+    fn from_str(s: &str) -> Result<RunSpec> {
+        serde_json::from_str(s).map_err(|e| Error::Limit(format!("the run's settings cannot be read: {e}")))
+    }
+}
+
+impl fmt::Display for RunSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", serde_json::to_string(self).map_err(|_| fmt::Error)?)
     }
 }
 

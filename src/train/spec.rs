@@ -1,16 +1,14 @@
-//! What a run is, typed once for the page, the command line, snapshots and exports: how a
-//! classifier adopts the encoder ([`Adopt`]), and a whole run's settings ([`RunSpec`]). Each has
-//! one text form (`feature`, `last:2`, `full`; a run as JSON) that `FromStr` reads and `Display`
-//! writes, and serde reads and writes the same.
+//! How a classifier adopts the encoder ([`Adopt`]), typed once for the page, the command line,
+//! snapshots and exports: one text form (`feature`, `last:2`, `full`) that `FromStr` reads and
+//! `Display` writes, and serde reads and writes the same. A whole run's settings are
+//! `session::RunSpec`.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::trainer::{PretrainConfig, TrainConfig};
 use crate::error::{Error, Result};
-use crate::model::ModelConfig;
 
 /// How a classification run adopts the pretrained encoder: which parameters train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,47 +69,5 @@ impl FromStr for Adopt {
             "full" | "all" => Ok(Adopt::Full),
             _ => s.strip_prefix("last:").and_then(|n| n.parse().ok()).map(Adopt::Last).ok_or_else(|| Error::Limit(format!("{s}: use feature, last:N or full"))),
         }
-    }
-}
-
-/// A whole run: fine-tuning a classifier or pretraining, with every setting. Validated once, against
-/// the model it runs on ([`RunSpec::validate`]), before any work starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RunSpec {
-    Train(TrainConfig),
-    Pretrain(PretrainConfig),
-}
-
-impl RunSpec {
-    /// Every setting in its range for `model`, or the first that is not.
-    pub fn validate(&self, model: &ModelConfig) -> Result<()> {
-        match self {
-            RunSpec::Train(c) => c.validate(model),
-            RunSpec::Pretrain(c) => c.validate(model),
-        }
-    }
-
-    /// The step a run restored from a snapshot continues at.
-    pub fn start_step(&self) -> usize {
-        match self {
-            RunSpec::Train(c) => c.start_step,
-            RunSpec::Pretrain(c) => c.start_step,
-        }
-    }
-}
-
-impl FromStr for RunSpec {
-    type Err = Error;
-    /// A run as JSON (`{"kind": "train", "adopt": {"last": 2}, "lr": 0.0001, ...}`); settings left
-    /// out take their defaults.
-    fn from_str(s: &str) -> Result<RunSpec> {
-        serde_json::from_str(s).map_err(|e| Error::Limit(format!("the run's settings cannot be read: {e}")))
-    }
-}
-
-impl fmt::Display for RunSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", serde_json::to_string(self).map_err(|_| fmt::Error)?)
     }
 }

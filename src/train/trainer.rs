@@ -25,7 +25,7 @@ use crate::text::dataset::Dataset;
 use crate::text::tokenizer::{Tokenizer, Encoded};
 
 /// A fine-tuning run's settings (the page's form, the CLI's flags and a checkpoint's state all
-/// become this; [`super::spec::RunSpec::Train`]).
+/// become this; `session::RunSpec::Train`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -519,7 +519,7 @@ pub async fn train_classifier(
     Ok(report)
 }
 
-/// A pretraining run's settings ([`super::spec::RunSpec::Pretrain`]).
+/// A pretraining run's settings (`session::RunSpec::Pretrain`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PretrainConfig {

@@ -9,7 +9,7 @@ macro_rules! native_tests {
             #[test]
             fn $name() {
                 let g = gpu();
-                match pollster::block_on(bertlab::model::checks::$name(g)) {
+                match pollster::block_on(bertlab::parity::$name(g)) {
                     Ok(summary) => println!("{} on {}: {summary}", stringify!($name), g.info.name),
                     Err(e) => panic!("{} on {}: {e}", stringify!($name), g.info.summary()),
                 }
@@ -91,9 +91,9 @@ fn write_exports_for_transformers_check() {
     use bertlab::model::{Batch, Model, ModelConfig, Heads};
     let g = gpu();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cfg = ModelConfig::from_json(bertlab::model::checks::TINY_CONFIG).unwrap();
-    let mut st = safetensors::parse(bertlab::model::checks::TINY_WEIGHTS).unwrap();
-    st.tensors.extend(safetensors::parse(bertlab::model::checks::TINY_CLASSIFIER).unwrap().tensors);
+    let cfg = ModelConfig::from_json(bertlab::parity::TINY_CONFIG).unwrap();
+    let mut st = safetensors::parse(bertlab::parity::TINY_WEIGHTS).unwrap();
+    st.tensors.extend(safetensors::parse(bertlab::parity::TINY_CLASSIFIER).unwrap().tensors);
     let ids: Vec<u32> = vec![2, 17, 250, 1999, 3, 44, 45, 46, 5, 0, 0, 0, 2, 9, 8, 7, 6, 5, 4, 3, 2, 1, 10, 11];
     let types: Vec<u32> = vec![0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
     let mask: Vec<u32> = ids.iter().enumerate().map(|(i, _)| if i < 9 || i >= 12 { 1 } else { 0 }).collect();

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use super::bert::{Model, Heads, Pooling};
-use super::batch::Batch;
-use super::mode::Mode;
+use crate::model::{Heads, Model, Pooling};
+use crate::model::batch::Batch;
+use crate::model::mode::Mode;
 use crate::train::schedule::linear_schedule;
-use super::config::ModelConfig;
+use crate::model::config::ModelConfig;
 use crate::gpu::Gpu;
 use crate::io::safetensors::{self, SafeTensors};
 use crate::kernels::adamw::AdamW;
@@ -61,23 +61,23 @@ pub fn all() -> Vec<(&'static str, for<'a> fn(&'a Gpu) -> CheckFuture<'a>)> {
     for_each_model_check!(list)
 }
 
-pub const TINY_CONFIG: &str = include_str!("../../tests/fixtures/tiny_bert/config.json");
-pub const TINY_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert/model.safetensors");
-pub const TINY_CLASSIFIER: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert/classifier.safetensors");
-pub const TINY_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_bert_ref.safetensors");
+pub const TINY_CONFIG: &str = include_str!("../tests/fixtures/tiny_bert/config.json");
+pub const TINY_WEIGHTS: &[u8] = include_bytes!("../tests/fixtures/tiny_bert/model.safetensors");
+pub const TINY_CLASSIFIER: &[u8] = include_bytes!("../tests/fixtures/tiny_bert/classifier.safetensors");
+pub const TINY_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_bert_ref.safetensors");
 /// transformers' BertLMHeadModel (is_decoder): BERT's body with causal attention, predicting the
 /// next token (tests/fixtures/make_causal_fixture.py).
-pub const CAUSAL_CONFIG: &str = include_str!("../../tests/fixtures/tiny_causal/config.json");
-pub const CAUSAL_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal/model.safetensors");
-pub const CAUSAL_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal_ref.safetensors");
+pub const CAUSAL_CONFIG: &str = include_str!("../tests/fixtures/tiny_causal/config.json");
+pub const CAUSAL_WEIGHTS: &[u8] = include_bytes!("../tests/fixtures/tiny_causal/model.safetensors");
+pub const CAUSAL_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_causal_ref.safetensors");
 /// transformers' GPT2LMHeadModel (tests/fixtures/make_gpt2_fixture.py).
-pub const GPT2_CONFIG: &str = include_str!("../../tests/fixtures/tiny_gpt2/config.json");
-pub const GPT2_WEIGHTS: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2/model.safetensors");
-pub const GPT2_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2_ref.safetensors");
+pub const GPT2_CONFIG: &str = include_str!("../tests/fixtures/tiny_gpt2/config.json");
+pub const GPT2_WEIGHTS: &[u8] = include_bytes!("../tests/fixtures/tiny_gpt2/model.safetensors");
+pub const GPT2_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_gpt2_ref.safetensors");
 /// GPT's step 2: a classifier on a causal model's last token, GPT2ForSequenceClassification's and the
 /// GPT-style BERT's (tests/fixtures/make_last_token_fixture.py); each holds its head as `head.*`.
-pub const GPT2_CLS_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_gpt2_cls_ref.safetensors");
-pub const CAUSAL_CLS_REF: &[u8] = include_bytes!("../../tests/fixtures/tiny_causal_cls_ref.safetensors");
+pub const GPT2_CLS_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_gpt2_cls_ref.safetensors");
+pub const CAUSAL_CLS_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_causal_cls_ref.safetensors");
 
 struct Fixture {
     cfg: ModelConfig,
@@ -170,7 +170,7 @@ async fn read(gpu: &Gpu, b: &crate::gpu::GpuBuf) -> Result<Vec<f32>> {
     Ok(gpu.read_f32(b).await?)
 }
 
-async fn run_forward(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> Result<super::Losses> {
+async fn run_forward(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> Result<crate::model::Losses> {
     let mut step = gpu.begin_step("forward");
     model.forward(gpu, &mut step, batch, mode)?;
     let rbs = model.record_loss_readback(&mut step)?;
@@ -216,13 +216,13 @@ async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str) -> 
     let mut n = 0;
     let mut global = 0.0f32;
     for p in &model.params.params {
-        let hf = super::params::hf_name(&p.name);
+        let hf = crate::model::params::hf_name(&p.name);
         if let Ok(want) = fx.f32(&format!("{prefix}.{hf}")) {
             global = want.iter().fold(global, |m, v| m.max(v.abs()));
         }
     }
     for p in &model.params.params {
-        let hf = super::params::hf_name(&p.name);
+        let hf = crate::model::params::hf_name(&p.name);
         let Ok(want) = fx.f32(&format!("{prefix}.{hf}")) else { continue };
         let got = read(gpu, p.grad.as_ref().ok_or_else(|| format!("{} has no gradient", p.name))?).await?;
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6 * global);
@@ -311,7 +311,7 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckRe
     // final weights too, judged against how far training moved them
     let mut worst = 0.0f32;
     for p in &m.params.params {
-        let hf = super::params::hf_name(&p.name);
+        let hf = crate::model::params::hf_name(&p.name);
         // a decoder (BertLMHeadModel) has no pooler: BERT Lab's is unused there and stays as it was
         if fx.cfg.is_decoder && p.name.starts_with("pooler.") {
             continue;
@@ -376,7 +376,7 @@ pub async fn model_export_round_trip(gpu: &Gpu) -> CheckResult {
     run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let logits = read(gpu, m.mlm_logits().unwrap()).await?;
     let tensors = m.params.read_all(gpu).await?;
-    let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (super::params::hf_name(&n), s, v)).collect();
+    let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (crate::model::params::hf_name(&n), s, v)).collect();
     let bytes = safetensors::serialize(&hf, &BTreeMap::new());
     let st = safetensors::parse(&bytes)?;
     let mut m2 = Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?.0;
@@ -558,7 +558,7 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
     let all = fx.f32("out.mlm_logits")?;
     for (k, &p) in positions.iter().enumerate() {
         let row = &all[p * v..(p + 1) * v];
-        let best = super::infer::top_k(row, 5);
+        let best = crate::model::infer::top_k(row, 5);
         let ids_ref: Vec<u32> = best.iter().map(|x| x.0).collect();
         let ids_got: Vec<u32> = preds[k].iter().map(|x| x.0).collect();
         if ids_ref != ids_got {
@@ -606,7 +606,7 @@ pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
 /// For each tensor of `names`: the gradient already in the model against central finite differences
 /// of `loss` (step `eps`) along a random unit direction (the forward runs with the seed the gradients had, so
 /// dropout masks match). Returns the worst relative error; more than 2e-2 is an error.
-async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&super::Losses) -> f32) -> Result<f32> {
+async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&crate::model::Losses) -> f32) -> Result<f32> {
     let mut rng = crate::rng::Rng::new(seed);
     let mut worst = 0f32;
     for &name in names {
@@ -756,7 +756,7 @@ pub async fn model_causal_matches_pytorch(gpu: &Gpu) -> CheckResult {
 /// GPT2LMHeadModel, as the causal model is checked.
 pub async fn model_gpt2_matches_pytorch(gpu: &Gpu) -> CheckResult {
     let fx = gpt2_fixture()?;
-    if fx.cfg.body != super::config::Body::Gpt2 || fx.cfg.intermediate_size != 64 || fx.cfg.gelu() != crate::kernels::gelu::Gelu::Tanh {
+    if fx.cfg.body != crate::model::config::Body::Gpt2 || fx.cfg.intermediate_size != 64 || fx.cfg.gelu() != crate::kernels::gelu::Gelu::Tanh {
         return Err(format!("the GPT-2 fixture's config was read as {:?}", fx.cfg).into());
     }
     causal_parity(gpu, &fx, "GPT2LMHeadModel").await

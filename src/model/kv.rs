@@ -1,0 +1,37 @@
+//! The key-value cache of cached decoding and one position's activations (model::decode runs
+//! them).
+
+use crate::gpu::GpuBuf;
+
+/// The cache and one position's activations, allocated for `cap` positions and reused by every
+/// generation that fits them.
+pub(super) struct DecodeState {
+    /// Positions the cache holds, and positions filled.
+    pub(super) cap: usize,
+    pub(super) n: usize,
+    /// Per layer, (cap, 3C): each position's q|k|v.
+    pub(super) cache: Vec<GpuBuf>,
+    /// (H, cap) attention scratch.
+    pub(super) scores: GpuBuf,
+    // one position: (C) or (I)
+    pub(super) x: GpuBuf,
+    pub(super) h1: GpuBuf,
+    pub(super) res: GpuBuf,
+    pub(super) res2: GpuBuf,
+    pub(super) ctx: GpuBuf,
+    pub(super) lin: GpuBuf,
+    pub(super) inter_pre: GpuBuf,
+    pub(super) inter: GpuBuf,
+    pub(super) mean: GpuBuf,
+    pub(super) rstd: GpuBuf,
+    /// (V) the next token's logits.
+    pub(super) logits: GpuBuf,
+    /// The draw's result (`kernels::sample::out_len` of `k_cap`); element 0, the chosen id, is the next
+    /// step's input.
+    pub(super) out: GpuBuf,
+    pub(super) k_cap: usize,
+    /// The new token's position and token type (0), as the embeddings' lookups read them.
+    pub(super) pos: GpuBuf,
+    pub(super) types: GpuBuf,
+}
+
