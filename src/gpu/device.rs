@@ -69,7 +69,7 @@ pub struct Gpu {
     pub(crate) recycler: super::buffer::Recycler,
     /// Bind groups by (pipeline, uniform slot, buffers), so that a step that repeats the last one
     /// creates none; entries unused for a while are dropped (see `step.rs`).
-    pub(crate) bind_groups: Mutex<super::step::BindGroupCache>,
+    pub(crate) bind_groups: Mutex<super::bind_groups::BindGroupCache>,
     pub(crate) readback_pool: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
     /// Profiling mode (see [`Gpu::set_profiling`]) and the time per kernel it measured.
     pub(crate) profiling: std::sync::atomic::AtomicBool,

@@ -6,16 +6,16 @@
 //! - `step`: a `Step` records a whole training/inference step into one command encoder and one submit;
 //!   `Readback` resolves asynchronously (never blocking the browser's thread).
 //! - `view`: a tensor's buffer, offset and shape (`View`), which the kernels take and check.
-//! - `uniform`: each kernel's uniform parameters, declared once for Rust and WGSL (`uniform!`).
 //! - `counters`: submits, dispatches per kernel and bytes read back, for tests to assert on.
 
+mod bind_groups;
 mod buffer;
 mod counters;
 mod device;
 mod error;
 mod pipeline;
+mod resources;
 mod step;
-mod uniform;
 mod view;
 
 pub use buffer::{DType, GpuBuf, Recycler};
@@ -24,7 +24,6 @@ pub use device::{Gpu, GpuInfo, NO_ADAPTER_HELP};
 pub use error::GpuError;
 pub use pipeline::KernelId;
 pub use step::{now_ms, sleep_ms, Readback, Step};
-pub(crate) use uniform::uniform;
-pub use uniform::WgslScalar;
 pub use view::{Shape, View};
+pub(crate) use view::need;
 pub(crate) use view::{expect_shape, same_whole};

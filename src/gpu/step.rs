@@ -4,6 +4,7 @@ use std::num::NonZeroU64;
 use super::buffer::GpuBuf;
 use super::device::Gpu;
 use super::error::GpuError;
+use super::bind_groups::BindGroupKey;
 use super::pipeline::KernelId;
 
 /// Bytes of one recycled uniform chunk; each dispatch takes one aligned slot of it.
@@ -98,35 +99,6 @@ async fn queue_done(gpu: &Gpu) {
     });
     gpu.wait_idle();
     let _ = rx.await;
-}
-
-/// What identifies a bind group: the pipeline (its layout), the uniform slot and the buffers bound.
-#[derive(PartialEq, Eq, Hash)]
-pub(crate) struct BindGroupKey {
-    pipeline: usize,
-    uniform: Option<(wgpu::Buffer, u64, u64)>,
-    buffers: Vec<(wgpu::Buffer, usize, usize)>,
-}
-
-/// Bind groups kept between steps. A cached bind group keeps its buffers alive, so entries that no
-/// step has used for [`BindGroupCache::KEEP_STEPS`] steps are dropped (checked every that many steps).
-#[derive(Default)]
-pub(crate) struct BindGroupCache {
-    pub(crate) map: std::collections::HashMap<BindGroupKey, (wgpu::BindGroup, u64)>,
-    /// Steps submitted so far.
-    pub(crate) epoch: u64,
-}
-
-impl BindGroupCache {
-    const KEEP_STEPS: u64 = 16;
-
-    fn end_step(&mut self) {
-        self.epoch += 1;
-        if self.epoch % Self::KEEP_STEPS == 0 {
-            let oldest = self.epoch.saturating_sub(Self::KEEP_STEPS);
-            self.map.retain(|_, (_, used)| *used >= oldest);
-        }
-    }
 }
 
 /// A copy recorded in a step; after the step is submitted, `f32()`/`u32()` map it asynchronously.

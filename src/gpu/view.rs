@@ -90,7 +90,7 @@ impl<'a> View<'a> {
 
     /// The view, or an error unless its elements lie inside its buffer.
     pub(crate) fn check(self, kernel: &str, what: &str) -> Result<View<'a>, GpuError> {
-        crate::kernels::need(kernel, what, self.buf, self.off, self.numel())?;
+        need(kernel, what, self.buf, self.off, self.numel())?;
         Ok(self)
     }
 
@@ -137,4 +137,15 @@ pub(crate) fn same_whole<'a, const N: usize>(kernel: &str, views: [(&str, View<'
         *b = v.whole(kernel, what)?;
     }
     Ok(bufs)
+}
+
+/// Checks that `buf` holds at least `off + len` elements.
+pub(crate) fn need(kernel: &str, what: &str, buf: &GpuBuf, off: usize, len: usize) -> Result<(), GpuError> {
+    if off + len > buf.len {
+        return Err(GpuError::Shape(format!(
+            "{kernel}: {what} needs {len} elements from offset {off}, but its buffer holds {}",
+            buf.len
+        )));
+    }
+    Ok(())
 }

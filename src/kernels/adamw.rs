@@ -2,7 +2,8 @@
 //! flag that skips the whole step (shaders/adamw.wgsl).
 
 use super::{grid, need, u32_of};
-use crate::gpu::{uniform, Gpu, GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{Gpu, GpuBuf, GpuError, KernelId, Step};
+use crate::shaders::params::adamw::Params;
 
 pub const SUMSQ: KernelId = KernelId::new("adamw", "sumsq_partial", &[1, 2]);
 pub const FINALIZE: KernelId = KernelId::new("adamw", "grad_norm_finalize", &[3, 4]);
@@ -10,16 +11,6 @@ pub const UPDATE: KernelId = KernelId::new("adamw", "adamw_update", &[5, 6, 7, 8
 
 /// Elements one `sumsq_partial` workgroup reduces.
 pub const CHUNK: usize = 4096;
-
-uniform! {
-    /// shaders/adamw.wgsl's parameters: the slice (n, off) and its partial-sum slot, the optimiser's
-    /// settings, and ln(beta1), ln(beta2) for the bias corrections.
-    pub(crate) struct Params {
-        n: u32, off: u32, slot: u32, n_slots: u32,
-        lr: f32, beta1: f32, beta2: f32, eps: f32,
-        weight_decay: f32, max_norm: f32, ln_beta1: f32, ln_beta2: f32,
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamW {

@@ -1,7 +1,8 @@
 //! Softmax cross-entropy with an ignore label (shaders/cross_entropy.wgsl).
 
 use super::{grid, need, u32_of};
-use crate::gpu::{same_whole, uniform, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{same_whole, GpuBuf, GpuError, KernelId, Step, View};
+use crate::shaders::params::cross_entropy::Params;
 
 pub const ROWS: KernelId = KernelId::new("cross_entropy", "ce_rows", &[1, 2, 3]);
 pub const REDUCE: KernelId = KernelId::new("cross_entropy", "ce_reduce", &[4, 5]);
@@ -9,11 +10,6 @@ pub const BACKWARD: KernelId = KernelId::new("cross_entropy", "ce_backward", &[1
 
 /// torch's default ignore_index; any label outside [0, classes) is ignored the same way.
 pub const IGNORE: i32 = -100;
-
-uniform! {
-    /// shaders/cross_entropy.wgsl's parameters.
-    pub(crate) struct Params { rows: u32, classes: u32, weight: f32 }
-}
 
 /// Loss of each row of `logits` (rows, classes) against the i32 `labels` (rows). `row_scratch` holds
 /// (rows, 3); `stats` receives [mean loss over counted rows (0 if none), count].

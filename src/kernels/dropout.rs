@@ -2,14 +2,10 @@
 //! applied to dy with the same seed.
 
 use super::{grid, u32_of};
-use crate::gpu::{same_whole, uniform, GpuError, KernelId, Step, View};
+use crate::gpu::{same_whole, GpuError, KernelId, Step, View};
+use crate::shaders::params::dropout::Params;
 
 pub const DROPOUT: KernelId = KernelId::new("dropout", "dropout", &[1, 2]);
-
-uniform! {
-    /// shaders/dropout.wgsl's parameters.
-    pub(crate) struct Params { n: u32, seed_lo: u32, seed_hi: u32, prob: f32 }
-}
 
 /// A dropout that a kernel applies on its way (layernorm's residual, softmax's probabilities): the
 /// same mask as [`apply`] over the whole tensor with that seed. The default drops nothing.

@@ -1,18 +1,14 @@
 //! Residual add, scaling, the pooler's tanh and bias gradients (shaders/elementwise.wgsl).
 
 use super::{grid, u32_of};
-use crate::gpu::{expect_shape, same_whole, uniform, GpuError, KernelId, Step, View};
+use crate::gpu::{expect_shape, same_whole, GpuError, KernelId, Step, View};
+use crate::shaders::params::elementwise::Params;
 
 pub const ADD: KernelId = KernelId::new("elementwise", "add", &[1, 2, 3]);
 pub const SCALE: KernelId = KernelId::new("elementwise", "scale", &[3]);
 pub const TANH_FORWARD: KernelId = KernelId::new("elementwise", "tanh_forward", &[1, 3]);
 pub const TANH_BACKWARD: KernelId = KernelId::new("elementwise", "tanh_backward", &[1, 2, 3]);
 pub const BIAS_GRAD: KernelId = KernelId::new("elementwise", "bias_grad", &[1, 3]);
-
-uniform! {
-    /// shaders/elementwise.wgsl's parameters.
-    pub(crate) struct Params { n: u32, cols: u32, alpha: f32 }
-}
 
 fn p(n: usize, cols: usize, alpha: f32) -> Result<Params, GpuError> {
     Ok(Params { n: u32_of("elementwise", n)?, cols: u32_of("elementwise", cols)?, alpha })

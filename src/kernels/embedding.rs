@@ -1,15 +1,11 @@
 //! Embedding lookup and its deterministic scatter-add backward (shaders/embedding.wgsl).
 
 use super::{grid, need, u32_of};
-use crate::gpu::{expect_shape, uniform, Gpu, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{expect_shape, Gpu, GpuBuf, GpuError, KernelId, Step, View};
+use crate::shaders::params::embedding::Params;
 
 pub const FORWARD: KernelId = KernelId::new("embedding", "embedding_forward", &[1, 2, 3]);
 pub const BACKWARD: KernelId = KernelId::new("embedding", "embedding_backward", &[4, 5, 6, 7, 8]);
-
-uniform! {
-    /// shaders/embedding.wgsl's parameters.
-    pub(crate) struct Params { tokens: u32, dim: u32, vocab: u32, n_uniq: u32, off_table: u32, id_base: u32 }
-}
 
 /// out (tokens, dim) = (or += with `accumulate`) rows `ids` of `table` (vocab, dim), which may start
 /// anywhere in its buffer.

@@ -1,15 +1,11 @@
 //! GELU, BERT's erf form or GPT-2's tanh approximation, and its backward (shaders/gelu.wgsl).
 
 use super::{grid, u32_of};
-use crate::gpu::{same_whole, uniform, GpuError, KernelId, Step, View};
+use crate::gpu::{same_whole, GpuError, KernelId, Step, View};
+use crate::shaders::params::gelu::Params;
 
 pub const FORWARD: KernelId = KernelId::new("gelu", "gelu_forward", &[1, 2]);
 pub const BACKWARD: KernelId = KernelId::new("gelu", "gelu_backward", &[1, 3, 4]);
-
-uniform! {
-    /// shaders/gelu.wgsl's parameters.
-    pub(crate) struct Params { n: u32 }
-}
 
 /// Which GELU: BERT's `gelu` (erf) or GPT-2's `gelu_new` (tanh approximation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 use super::dropout::Dropout;
 use super::softmax::RowKernel;
 use super::{grid, need, u32_of};
-use crate::gpu::{same_whole, uniform, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{same_whole, GpuBuf, GpuError, KernelId, Step, View};
+use crate::shaders::params::layernorm::Params;
 
 pub const FORWARD: KernelId = KernelId::new("layernorm", "layernorm_forward", &[1, 2, 3, 4, 5, 6, 15, 16]);
 pub const BACKWARD_INPUT: KernelId = KernelId::new("layernorm", "layernorm_backward_input", &[7, 8, 9, 10, 11, 12, 17]);
@@ -11,11 +12,6 @@ pub const BACKWARD_INPUT: KernelId = KernelId::new("layernorm", "layernorm_backw
 pub const FORWARD_ROWS: KernelId = KernelId::new("layernorm", "layernorm_forward_rows", &[1, 2, 3, 4, 5, 6, 15, 16]);
 pub const BACKWARD_INPUT_ROWS: KernelId = KernelId::new("layernorm", "layernorm_backward_input_rows", &[7, 8, 9, 10, 11, 12, 17]);
 pub const BACKWARD_PARAMS: KernelId = KernelId::new("layernorm", "layernorm_backward_params", &[7, 9, 10, 11, 13, 14]);
-
-uniform! {
-    /// shaders/layernorm.wgsl's parameters: the shape, eps, and the fused dropout's seed and probability.
-    pub(crate) struct Params { rows: u32, cols: u32, eps: f32, seed_lo: u32, seed_hi: u32, prob: f32 }
-}
 
 /// A LayerNorm over the last dimension: its eps, and which row kernel runs (`Auto`: one invocation
 /// per row on a software adapter, one workgroup per row otherwise).

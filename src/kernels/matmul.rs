@@ -8,7 +8,8 @@
 //! it; the tiled one otherwise.
 
 use super::{need, u32_of};
-use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step};
+use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use crate::shaders::params::matmul::Params;
 
 pub const MATMUL: KernelId = KernelId::new("matmul", "matmul", &[1, 2, 3, 4]);
 pub const MATMUL_VEC4: KernelId = KernelId::new("matmul_vec4", "matmul_vec4", &[1, 2, 3, 4]);
@@ -49,17 +50,6 @@ impl Kernel {
             v.push(Kernel::Subgroup);
         }
         v
-    }
-}
-
-uniform! {
-    /// The parameters of the three matmul shaders (their use: shaders/matmul_common.wgsl).
-    pub(crate) struct Params {
-        m: u32, n: u32, k: u32, batch: u32,
-        stride_a: u32, stride_b: u32, stride_c: u32, alpha: f32,
-        off_a: u32, off_b: u32, off_c: u32, off_bias: u32,
-        lda: u32, ldb: u32, ldc: u32, inner: u32,
-        stride_a2: u32, stride_b2: u32, stride_c2: u32,
     }
 }
 

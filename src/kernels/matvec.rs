@@ -3,7 +3,8 @@
 //! key-value cache (shaders/attention_cached.wgsl).
 
 use super::{grid, need, u32_of};
-use crate::gpu::{expect_shape, uniform, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{expect_shape, GpuBuf, GpuError, KernelId, Step, View};
+use crate::shaders::params::matvec::{MatvecParams, AttnParams};
 
 pub const MATVEC: KernelId = KernelId::new("matvec", "matvec", &[1, 2, 3, 4]);
 pub const ATTEND_CACHED: KernelId = KernelId::new("attention_cached", "attend_cached", &[1, 2, 3]);
@@ -38,11 +39,6 @@ impl Split {
     }
 
     pub const ALL: [Split; 2] = [Split::Threads, Split::Workgroup];
-}
-
-uniform! {
-    /// shaders/matvec.wgsl's parameters.
-    pub(crate) struct MatvecParams { rows: u32, n: u32, k: u32, x_off: u32, y_off: u32, off_w: u32, off_bias: u32 }
 }
 
 /// y[y_off + r*N + n] = x[x_off + r*K ..] · W(:, n) (+ bias), for `rows` rows. `trans_w`: W stored
@@ -124,11 +120,6 @@ pub fn one_row(step: &mut Step, y: View, x: View, w: View, b: Option<View>, tran
     mm.trans_b = trans_w;
     mm.off_bias = mv.off_bias;
     mm.record(step, y.buf, x.buf, w.buf, b.map(|b| b.buf))
-}
-
-uniform! {
-    /// shaders/attention_cached.wgsl's parameters.
-    pub(crate) struct AttnParams { n: u32, heads: u32, d: u32, ld: u32, q_off: u32, cap: u32, scale: f32 }
 }
 
 /// One query over the `n` positions of `cache` (n, 3C): rows of q|k|v per position, the query being

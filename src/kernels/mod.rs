@@ -19,7 +19,7 @@ pub mod matvec;
 pub mod sample;
 pub mod softmax;
 
-use crate::gpu::{GpuBuf, GpuError, KernelId};
+use crate::gpu::{GpuError, KernelId};
 
 /// Workgroups for `n` items in groups of `per_group`, folded into two dimensions so that more than
 /// 65,535 groups still dispatch (shaders index them as `wg.x + wg.y * nwg.x`).
@@ -32,16 +32,7 @@ pub(crate) fn grid(n: usize, per_group: usize) -> [u32; 3] {
     }
 }
 
-/// Checks that `buf` holds at least `off + len` elements.
-pub(crate) fn need(kernel: &str, what: &str, buf: &GpuBuf, off: usize, len: usize) -> Result<(), GpuError> {
-    if off + len > buf.len {
-        return Err(GpuError::Shape(format!(
-            "{kernel}: {what} needs {len} elements from offset {off}, but its buffer holds {}",
-            buf.len
-        )));
-    }
-    Ok(())
-}
+pub(crate) use crate::gpu::need;
 
 pub(crate) fn u32_of(kernel: &str, v: usize) -> Result<u32, GpuError> {
     u32::try_from(v).map_err(|_| GpuError::Limits(format!("{kernel}: {v} does not fit in 32 bits")))

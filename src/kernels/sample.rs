@@ -3,7 +3,8 @@
 //! the first, greedy). Only the chosen id and the candidates come back.
 
 use super::{need, u32_of};
-use crate::gpu::{uniform, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{GpuBuf, GpuError, KernelId, Step, View};
+use crate::shaders::params::sample::Params;
 
 pub const SAMPLE: KernelId = KernelId::new("sample", "sample_top_k", &[1, 2]);
 
@@ -11,11 +12,6 @@ pub const SAMPLE: KernelId = KernelId::new("sample", "sample_top_k", &[1, 2]);
 pub const MAX_CANDIDATES: usize = 1024;
 /// `out[0]` when no logit is a number.
 pub const NONE: u32 = u32::MAX;
-
-uniform! {
-    /// shaders/sample.wgsl's parameters.
-    pub(crate) struct Params { v: u32, k: u32, top_k: u32, off: u32, inv_temp: f32, u: f32 }
-}
 
 /// What one draw asks for.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -2,7 +2,8 @@
 
 use super::dropout::Dropout;
 use super::{grid, need, u32_of};
-use crate::gpu::{same_whole, uniform, GpuBuf, GpuError, KernelId, Step, View};
+use crate::gpu::{same_whole, GpuBuf, GpuError, KernelId, Step, View};
+use crate::shaders::params::softmax::Params;
 
 pub const FORWARD: KernelId = KernelId::new("softmax", "softmax_forward", &[1, 2, 3, 7]);
 pub const BACKWARD: KernelId = KernelId::new("softmax", "softmax_backward", &[4, 5, 6]);
@@ -34,12 +35,6 @@ impl RowKernel {
 
 /// A mask value at or below this removes its column (use `f32::NEG_INFINITY` or `MASKED`).
 pub const MASKED: f32 = -1e30;
-
-uniform! {
-    /// shaders/softmax.wgsl's parameters: the shape, the mask's rows, the scale, and the fused
-    /// dropout's seed and probability.
-    pub(crate) struct Params { rows: u32, cols: u32, rows_per_mask: u32, scale: f32, seed_lo: u32, seed_hi: u32, prob: f32 }
-}
 
 /// An additive mask of (rows / rows_per_mask, cols): row r of the input gets row r / rows_per_mask.
 /// For attention scores (B, H, Tq, Tk) viewed as (B*H*Tq, Tk): a (B, Tk) mask, rows_per_mask = H*Tq.

@@ -1,6 +1,6 @@
-//! Uniform parameter structs declared once for both sides: [`uniform!`](crate::gpu::uniform)
-//! writes the `#[repr(C)]` Rust struct a kernel fills and the WGSL `struct` its shader reads
-//! (`crate::shaders::source` puts that text in front of the shader's file, which declares none).
+//! Uniform parameter structs declared once for both sides: [`uniform!`] writes the `#[repr(C)]`
+//! Rust struct a kernel fills and the WGSL `struct` its shader reads ([`super::source`] puts that
+//! text in front of the shader's file, which declares none).
 
 /// The WGSL scalar types a uniform field may have: 4 bytes each, so a struct of them has no padding
 /// on either side, and WGSL's uniform layout rules and `#[repr(C)]` place every field alike.
@@ -25,7 +25,7 @@ macro_rules! uniform {
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
         $vis struct $name {
-            $($field: $ty,)*
+            $(pub(crate) $field: $ty,)*
         }
 
         impl $name {
@@ -35,7 +35,7 @@ macro_rules! uniform {
         }
 
         const _: fn() = || {
-            fn scalar<T: $crate::gpu::WgslScalar>() {}
+            fn scalar<T: $crate::shaders::uniform::WgslScalar>() {}
             $(scalar::<$ty>();)*
         };
     };

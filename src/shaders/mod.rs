@@ -6,27 +6,30 @@
 //! `shaders/matmul_vec4_io.wgsl` (their bindings and epilogue), and the kernels with dropout
 //! (dropout, layernorm, softmax) `shaders/rng.wgsl` (its hash). No file declares its uniform
 //! struct: [`source`] puts in front of each the WGSL text of the struct its kernel module declares
-//! with [`crate::gpu::uniform`], so Rust and WGSL share one layout.
+//! in [`params`] with [`uniform::uniform`], so Rust and WGSL share one layout.
 
-use crate::kernels::{adamw, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, matmul, matvec, sample, softmax};
+pub(crate) mod params;
+pub(crate) mod uniform;
+
+use params::{adamw, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, matmul, matvec, sample, softmax};
 
 /// Each shader's files, without their uniform structs (see [`source`]).
 pub const SHADERS: &[(&str, &str)] = &[
-    ("matmul", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul.wgsl"))),
-    ("matmul_vec4", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4_io.wgsl"), include_str!("../shaders/matmul_vec4.wgsl"))),
+    ("matmul", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matmul_common.wgsl"), include_str!("../../shaders/matmul.wgsl"))),
+    ("matmul_vec4", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matmul_common.wgsl"), include_str!("../../shaders/matmul_vec4_io.wgsl"), include_str!("../../shaders/matmul_vec4.wgsl"))),
     // + matmul_subgroup_entry(), see source()
-    ("matmul_subgroup", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/matmul_common.wgsl"), include_str!("../shaders/matmul_vec4_io.wgsl"), include_str!("../shaders/matmul_subgroup.wgsl"))),
-    ("softmax", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/softmax.wgsl"))),
-    ("layernorm", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/layernorm.wgsl"))),
-    ("gelu", concat!(include_str!("../shaders/erf.wgsl"), include_str!("../shaders/gelu.wgsl"))),
-    ("elementwise", include_str!("../shaders/elementwise.wgsl")),
-    ("embedding", include_str!("../shaders/embedding.wgsl")),
-    ("dropout", concat!(include_str!("../shaders/rng.wgsl"), include_str!("../shaders/dropout.wgsl"))),
-    ("cross_entropy", include_str!("../shaders/cross_entropy.wgsl")),
-    ("adamw", include_str!("../shaders/adamw.wgsl")),
-    ("matvec", include_str!("../shaders/matvec.wgsl")),
-    ("attention_cached", include_str!("../shaders/attention_cached.wgsl")),
-    ("sample", include_str!("../shaders/sample.wgsl")),
+    ("matmul_subgroup", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matmul_common.wgsl"), include_str!("../../shaders/matmul_vec4_io.wgsl"), include_str!("../../shaders/matmul_subgroup.wgsl"))),
+    ("softmax", concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/softmax.wgsl"))),
+    ("layernorm", concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/layernorm.wgsl"))),
+    ("gelu", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/gelu.wgsl"))),
+    ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    ("embedding", include_str!("../../shaders/embedding.wgsl")),
+    ("dropout", concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/dropout.wgsl"))),
+    ("cross_entropy", include_str!("../../shaders/cross_entropy.wgsl")),
+    ("adamw", include_str!("../../shaders/adamw.wgsl")),
+    ("matvec", include_str!("../../shaders/matvec.wgsl")),
+    ("attention_cached", include_str!("../../shaders/attention_cached.wgsl")),
+    ("sample", include_str!("../../shaders/sample.wgsl")),
 ];
 
 /// The uniform structs shader `name` reads, as WGSL.
