@@ -1,7 +1,8 @@
 //! BERT Lab: pretrain, fine-tune and probe a BERT on WebGPU, in the browser or natively.
 //!
 //! Module map, bottom up (data flows text -> ids -> GPU buffers -> forward -> loss -> backward -> AdamW):
-//! - [`shaders`]: the WGSL sources under `shaders/`, one file per op family, forward and backward together.
+//! - [`shaders`]: the WGSL sources under `shaders/`, one file per op family, forward and backward
+//!   together, with each kernel's uniform struct declared once for Rust and WGSL.
 //! - [`gpu`]: device acquisition, buffers, pipeline cache, one-submit steps, async readback, counters.
 //! - [`kernels`]: one Rust file per shader (params, bindings, dispatch math) and `cpu`, the f64
 //!   reference every kernel is tested against; `checks` holds those GPU-vs-CPU checks, shared by the
@@ -12,7 +13,13 @@
 //! - [`train`]: masking, sentence order, batches, the training loops (classification, pretraining),
 //!   generation, metrics, schedules and checkpoints.
 //! - [`io`]: safetensors, model directories in Hugging Face's layout, exports, the zip archive.
-//! - [`app`] (the page): the Leptos UI, the training worker and the typed protocol between them.
+//! - [`session`]: the core the page and the CLI share: the loaded model(s), the data and the run
+//!   control; every kind of run (pretraining, fine-tuning, generation, inference, export) once, with
+//!   typed run settings, snapshot records and the stores they go to.
+//! - [`parity`]: the model against PyTorch's fixtures, shared by the native tests, the browser
+//!   tests and the app's self-check.
+//! - [`app`] (the page): the Leptos UI, the worker (the page's adapter to the session) and the typed
+//!   protocol between them.
 //! - [`bench`]: kernel GFLOP/s and GB/s, the training-step and generation benchmarks.
 //! - [`error`]: the one error type whose variants callers match (non-finite step, lost device, shape,
 //!   data line, limit).

@@ -331,7 +331,7 @@ pub async fn model_frozen_encoder_is_untouched(_shared: &Gpu) -> CheckResult {
     let gpu = &own_gpu().await?;
     let fx = fixture()?;
     let mut m = fx.model(gpu, CLASSIFY)?;
-    m.params.set_trainable(gpu, |n| n.starts_with("classifier."))?;
+    m.params.set_trainable(gpu, |p| p.part == crate::model::params::Part::Classifier)?;
     let before = m.params.read_all(gpu).await?;
     let batch = fx.batch(gpu, false, false, true)?;
     let opt = AdamW { lr: 1e-2, ..AdamW::default() };

@@ -59,8 +59,8 @@ pub fn preview(name: &str, ds: &Dataset, text_lines: usize) -> DataPreview {
 
 /// Everything the worker tells the page. It travels as `{ev: name, data: JSON string}` (an export's
 /// files beside it, as `files`), made by [`Event::to_parts`] and parsed once by the page with
-/// [`Event::from_parts`]. Payloads the page draws as they are (a fill-mask view, a profile, the
-/// adapter's description) stay JSON values; every payload the page reads fields of is typed.
+/// [`Event::from_parts`]. Every payload is typed; only the charts' own drawing state (`curves`,
+/// which the page wrote and gets back on restore) stays a JSON value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "ev", content = "data", rename_all = "snake_case")]
 pub enum Event {

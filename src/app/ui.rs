@@ -732,7 +732,7 @@ fn GpuPanel() -> impl IntoView {
             <p><button id="profile-run" disabled=move || st.busy.get() on:click=move |_| { st.profile.set(None); st.error.set(None); send(Command::Profile, None) }>"Time each kernel of one training step"</button></p>
             {move || st.profile.get().map(|p| view! {
                 <div id="kernel-times">
-                    <p class="note">{format!("One step of the current model on a {}×{} batch of your data ({}), each kernel submitted alone and timed: {:.1} ms in all",
+                    <p class="note">{format!("One step of the current model on a {}×{} batch of your data ({}; AdamW is left out, since running it would change the weights), each kernel submitted alone and timed: {:.1} ms in all",
                         p.batch.0, p.batch.1, if p.backward { "forward and backward of what the last run trained" } else { "forward only: nothing trained yet" }, p.total)}</p>
                     <table>
                         <thead><tr><th>"kernel"</th><th>"ms"</th><th>"dispatches"</th><th>"ms per dispatch"</th></tr></thead>

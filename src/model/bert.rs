@@ -235,7 +235,9 @@ impl Model {
     /// The losses and the values of the `extra` ranges, in order.
     pub async fn read_losses_and_extra(gpu: &Gpu, rb: LossReadback) -> Result<(Losses, Vec<f32>), Error> {
         let v = rb.0.f32(gpu).await?;
-        let l = Losses { mlm: v[0], mlm_count: v[1], sop: v[3], cls: v[6], mlm_acc: v[2], sop_acc: v[5], cls_acc: v[8] };
+        // each head's statistics: (loss, count, accuracy), in STAT_* order
+        let (loss, count, acc) = (|s: usize| v[3 * s], |s: usize| v[3 * s + 1], |s: usize| v[3 * s + 2]);
+        let l = Losses { mlm: loss(STAT_MLM), mlm_count: count(STAT_MLM), sop: loss(STAT_SOP), cls: loss(STAT_CLS), mlm_acc: acc(STAT_MLM), sop_acc: acc(STAT_SOP), cls_acc: acc(STAT_CLS) };
         Ok((l, v[9..].to_vec()))
     }
 

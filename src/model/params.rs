@@ -19,6 +19,8 @@ use crate::io::safetensors::{self, SafeTensors};
 
 pub struct Param {
     pub name: String,
+    /// The part of the model it belongs to (read once from its name).
+    pub part: Part,
     pub shape: Vec<usize>,
     /// A view of its arena's value buffer.
     pub value: GpuBuf,
@@ -57,6 +59,47 @@ pub struct ParamStore {
     pub params: Vec<Param>,
     pub arenas: Vec<Arena>,
     index: BTreeMap<String, usize>,
+}
+
+/// The part of the model a tensor belongs to: what decides which tensors a run trains, read once
+/// from the tensor's Hugging Face name (BERT's and GPT-2's, as [`tensor_names`] writes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Word, position and token-type embeddings (GPT-2: `wte`, `wpe`, also its tied LM head).
+    Embeddings,
+    /// Encoder layer k (BERT's `encoder.layer.k`, GPT-2's `h.k`).
+    Layer(usize),
+    /// BERT's pooler over [CLS].
+    Pooler,
+    /// GPT-2's final LayerNorm, `ln_f`.
+    FinalNorm,
+    /// The classification head (BERT's `classifier`, GPT-2's `score`).
+    Classifier,
+    /// BERT's masked-LM head, `cls.predictions`.
+    LmHead,
+    /// BERT's sentence-order head, `cls.seq_relationship`.
+    SopHead,
+}
+
+impl Part {
+    pub fn of(name: &str) -> Part {
+        let layer = |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.split('.').next()).and_then(|k| k.parse().ok());
+        if name.starts_with("classifier.") || name.starts_with("score.") {
+            Part::Classifier
+        } else if name.starts_with("cls.predictions") {
+            Part::LmHead
+        } else if name.starts_with("cls.seq_relationship") {
+            Part::SopHead
+        } else if name.starts_with("pooler.") {
+            Part::Pooler
+        } else if name.starts_with("ln_f.") {
+            Part::FinalNorm
+        } else if let Some(k) = layer("encoder.layer.").or_else(|| layer("h.")) {
+            Part::Layer(k)
+        } else {
+            Part::Embeddings
+        }
+    }
 }
 
 /// HF Trainer's groups: no weight decay on biases and LayerNorm weights (GPT-2's are `ln_1`, `ln_2`
@@ -352,7 +395,7 @@ impl ParamStore {
             let value = store.arenas[arena].value.view(off, values.len());
             gpu.write(&value, 0, &values)?;
             store.index.insert(name.clone(), store.params.len());
-            store.params.push(Param { name: name.clone(), shape: shape.clone(), value, grad: None, m: None, v: None, trainable: false, arena, off });
+            store.params.push(Param { part: Part::of(name), name: name.clone(), shape: shape.clone(), value, grad: None, m: None, v: None, trainable: false, arena, off });
         }
         if !problems.is_empty() {
             let mut msg = format!("the checkpoint does not fit the model config ({} problems):\n  ", problems.len());
@@ -367,9 +410,9 @@ impl ParamStore {
 
     /// Marks the parameters for which `pred(name)` holds as trainable (allocating their gradient and
     /// moments) and the others as frozen.
-    pub fn set_trainable(&mut self, gpu: &Gpu, pred: impl Fn(&str) -> bool) -> Result<(), GpuError> {
+    pub fn set_trainable(&mut self, gpu: &Gpu, pred: impl Fn(&Param) -> bool) -> Result<(), GpuError> {
         for p in &mut self.params {
-            p.trainable = pred(&p.name);
+            p.trainable = pred(p);
             if p.trainable && p.grad.is_none() {
                 let a = &mut self.arenas[p.arena];
                 if a.grad.is_none() {

@@ -84,7 +84,7 @@ pub fn restore_optimizer(gpu: &Gpu, model: &mut Model, bytes: &[u8]) -> Result<u
             }
         }
     }
-    model.params.set_trainable(gpu, |n| trained.contains(n))?;
+    model.params.set_trainable(gpu, |p| trained.contains(&p.name))?;
     for p in model.params.params.iter().filter(|p| p.trainable) {
         for (suffix, buf) in [("m", p.m.as_ref().unwrap()), ("v", p.v.as_ref().unwrap())] {
             gpu.write(buf, 0, &st.tensors[&format!("{}::{suffix}", p.name)].to_f32())?;

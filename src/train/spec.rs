@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::params::Part;
 
 /// How a classification run adopts the pretrained encoder: which parameters train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,18 +26,18 @@ pub enum Adopt {
 }
 
 impl Adopt {
-    /// Whether the tensor `name` trains in this mode, on a model of `layers` layers: the head is
-    /// BERT's `classifier` or GPT-2's `score`; the last N layers are BERT's `encoder.layer.k` with
-    /// the pooler above them, or GPT-2's `h.k` with the final LayerNorm `ln_f` above them.
-    pub fn trainable(&self, name: &str, layers: usize) -> bool {
-        let head = name.starts_with("classifier.") || name.starts_with("score.");
-        match *self {
-            Adopt::Feature => head,
-            Adopt::Full => !name.starts_with("cls."),
-            Adopt::Last(n) => {
-                let layer = |k: usize| name.starts_with(&format!("encoder.layer.{k}.")) || name.starts_with(&format!("h.{k}."));
-                head || name.starts_with("pooler.") || name.starts_with("ln_f.") || (0..n.min(layers)).any(|k| layer(layers - 1 - k))
-            }
+    /// Whether a tensor of `part` trains in this mode, on a model of `layers` layers: the head; and
+    /// for the last N layers also the pooler (GPT-2: its final LayerNorm) above them.
+    pub fn trainable(&self, part: Part, layers: usize) -> bool {
+        match (*self, part) {
+            (_, Part::Classifier) => true,
+            (Adopt::Feature, _) => false,
+            // everything but the pretraining heads (a kept masked-LM or sentence-order head is not
+            // what a classification run trains)
+            (Adopt::Full, p) => !matches!(p, Part::LmHead | Part::SopHead),
+            (Adopt::Last(_), Part::Pooler | Part::FinalNorm) => true,
+            (Adopt::Last(n), Part::Layer(k)) => k + n.min(layers) >= layers,
+            (Adopt::Last(_), _) => false,
         }
     }
 

@@ -12,6 +12,7 @@ use super::masking::{non_special_ids, MlmMasking, Outcome};
 use super::metrics::{evaluate, Metrics};
 use super::sop;
 use super::spec::Adopt;
+use crate::model::params::Part;
 use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::gpu::Gpu;
@@ -401,7 +402,7 @@ pub async fn train_classifier(
     }
     let layers = model.cfg.num_hidden_layers;
     model.pooling = Pooling::for_model(cfg.pooling, &model.cfg)?;
-    model.params.set_trainable(gpu, |n| cfg.adopt.trainable(n, layers))?;
+    model.params.set_trainable(gpu, |p| cfg.adopt.trainable(p.part, layers))?;
     if cfg.start_step == 0 {
         // a fresh run: fresh moments and optimizer state
         model.opt_state = None;
@@ -656,7 +657,12 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
         return Err("nothing to pretrain: masked-LM is off and sentence order is unavailable".into());
     }
     // the encoder and the heads in use learn; an MLM head's decoder stays tied to the word embeddings
-    model.params.set_trainable(gpu, |n| !(n.starts_with("classifier.") || (!sop_on && n.starts_with("cls.seq_relationship")) || (!cfg.mlm && n.starts_with("cls.predictions"))))?;
+    model.params.set_trainable(gpu, |p| match p.part {
+        Part::Classifier => false,
+        Part::SopHead => sop_on,
+        Part::LmHead => cfg.mlm,
+        _ => true,
+    })?;
     let candidates = non_special_ids(tok.vocab_size.min(model.cfg.vocab_size), &tok.special_ids());
     let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };
     let mut rng = Rng::new(cfg.seed);

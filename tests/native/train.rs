@@ -121,7 +121,7 @@ fn minilm_feature_based_and_fine_tuning_steps() {
     for (mode, lr, steps) in [(Adopt::Feature, 1e-2f32, 6), (Adopt::Full, 1e-4, 4)] {
         let mut lm = model_dir::load(&g, &files, Some(Heads { lm: false, sop: false, num_labels: 2 }), 3).unwrap();
         let layers = lm.model.cfg.num_hidden_layers;
-        lm.model.params.set_trainable(&g, |n| mode.trainable(n, layers)).unwrap();
+        lm.model.params.set_trainable(&g, |p| mode.trainable(p.part, layers)).unwrap();
         let enc: Vec<_> = texts.iter().map(|t| lm.tokenizer.encode(t, None, 32).unwrap()).collect();
         // the model's tokenizer.json pads to 128; our encoding must not
         assert_eq!(enc[0].ids.len(), 5, "[CLS] a wonderful film [SEP]: {:?}", enc[0].ids);
