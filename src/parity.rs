@@ -47,7 +47,9 @@ macro_rules! for_each_model_check {
             model_cached_decoding_matches_full_pass,
             model_word_embedding_in_shards_matches_pytorch,
             model_last_token_classifier_matches_pytorch,
-            model_last_token_classifier_adamw_10_steps_match_pytorch
+            model_last_token_classifier_adamw_10_steps_match_pytorch,
+            model_lora_matches_peft,
+            model_lora_adamw_10_steps_match_peft
         }
     };
 }
@@ -78,6 +80,10 @@ pub const GPT2_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_gpt2_ref.safe
 /// GPT-style BERT's (tests/fixtures/make_last_token_fixture.py); each holds its head as `head.*`.
 pub const GPT2_CLS_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_gpt2_cls_ref.safetensors");
 pub const CAUSAL_CLS_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_causal_cls_ref.safetensors");
+/// The third way to adopt a model: peft's LoRA (r 4, alpha 8, PEFT's default targets) on a BERT and
+/// a GPT-2 classifier (tests/fixtures/make_lora_fixture.py); the adapters and heads as `head.*`.
+pub const BERT_LORA_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_bert_lora_ref.safetensors");
+pub const GPT2_LORA_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_gpt2_lora_ref.safetensors");
 
 struct Fixture {
     cfg: ModelConfig,
@@ -102,6 +108,26 @@ fn gpt2_fixture() -> Result<Fixture> {
 /// The two last-token classifiers: (fixture, what), the head's weights taken from the reference.
 fn last_token_fixtures() -> Result<[(Fixture, &'static str); 2]> {
     Ok([(fixture_of(GPT2_CONFIG, &[GPT2_WEIGHTS], GPT2_CLS_REF)?, "GPT2ForSequenceClassification"), (fixture_of(CAUSAL_CONFIG, &[CAUSAL_WEIGHTS], CAUSAL_CLS_REF)?, "GPT-style BERT, last token")])
+}
+
+/// The two LoRA classifiers: (fixture with its LoRA spec from the reference's metadata, what).
+fn lora_fixtures() -> Result<[(Fixture, &'static str); 2]> {
+    let with_lora = |mut fx: Fixture| -> Result<Fixture> {
+        let meta = |k: &str| fx.r.metadata.get(k).and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| format!("fixture metadata lacks {k}"));
+        let (r, alpha) = (meta("lora_r")?, meta("lora_alpha")?);
+        fx.cfg.lora = Some(crate::model::config::LoraSpec { alpha: alpha as f32, ..crate::model::config::LoraSpec::new(r, fx.cfg.body) });
+        fx.cfg.validate()?;
+        Ok(fx)
+    };
+    Ok([
+        (with_lora(fixture_of(TINY_CONFIG, &[TINY_WEIGHTS], BERT_LORA_REF)?)?, "BERT + LoRA on query, value"),
+        (with_lora(fixture_of(GPT2_CONFIG, &[GPT2_WEIGHTS], GPT2_LORA_REF)?)?, "GPT-2 + LoRA on c_attn"),
+    ])
+}
+
+/// What a LoRA run trains: the adapters and the head (PEFT's modules_to_save).
+fn lora_trains(p: &crate::model::params::Param) -> bool {
+    matches!(p.part, crate::model::params::Part::Lora | crate::model::params::Part::Classifier)
 }
 
 fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -> Result<Fixture> {
@@ -283,15 +309,21 @@ pub async fn model_adamw_10_steps_match_pytorch(_shared: &Gpu) -> CheckResult {
 /// 10 AdamW steps on the fixture's batch (its `train.*` and `final.*` tensors), on a device of
 /// the check's own.
 async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckResult {
+    adamw_10_steps_of(fx, heads, targets, |_| true).await
+}
+
+/// 10 AdamW steps training what `trains` picks; the others must stay as they were.
+async fn adamw_10_steps_of(fx: &Fixture, heads: Heads, targets: Targets, trains: fn(&crate::model::params::Param) -> bool) -> CheckResult {
     let gpu = &own_gpu().await?;
     let meta = |k: &str| -> Result<f32> { Ok(fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| format!("fixture metadata lacks {k}"))?) };
     let (lr, warmup, total, max_norm, wd) = (meta("lr")?, meta("warmup")? as usize, meta("total_steps")? as usize, meta("max_grad_norm")?, meta("weight_decay")?);
     let mut m = fx.model(gpu, heads)?;
-    m.params.set_trainable(gpu, |_| true)?;
+    m.params.set_trainable(gpu, trains)?;
     let batch = fx.batch(gpu, targets.0, targets.1, targets.2)?;
     let opt = AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: max_norm };
     let want = fx.f32("train.losses")?;
     let mut got = Vec::new();
+    let frozen_before = m.params.read_all(gpu).await?;
     gpu.reset_counters();
     for k in 0..total {
         let mut step = gpu.begin_step("train");
@@ -307,13 +339,20 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckRe
     if c.submits != total as u64 {
         return Err(format!("{total} training steps made {} submits", c.submits).into());
     }
+    // what does not train stays bit for bit as it was
+    let after = m.params.read_all(gpu).await?;
+    for ((name, _, v0), (_, _, v1)) in frozen_before.iter().zip(&after) {
+        if m.params.get(name).map(|p| !trains(p)).unwrap_or(false) && v0 != v1 {
+            return Err(format!("{name} does not train, yet it changed").into());
+        }
+    }
     let d = within("losses of 10 AdamW steps", &got, &want, 1e-4)?;
     // final weights too, judged against how far training moved them
     let mut worst = 0.0f32;
     for p in &m.params.params {
         let hf = crate::model::params::hf_name(&p.name);
         // a decoder (BertLMHeadModel) has no pooler: BERT Lab's is unused there and stays as it was
-        if fx.cfg.is_decoder && p.name.starts_with("pooler.") {
+        if (fx.cfg.is_decoder && p.name.starts_with("pooler.")) || !trains(p) {
             continue;
         }
         let w = fx.f32(&format!("final.{hf}"))?;
@@ -1015,6 +1054,41 @@ pub async fn model_last_token_classifier_adamw_10_steps_match_pytorch(_shared: &
     let mut out = Vec::new();
     for (fx, what) in last_token_fixtures()? {
         out.push(format!("{what}: {}", adamw_10_steps(&fx, CLASSIFY, (false, false, true)).await?));
+    }
+    Ok(out.join("; "))
+}
+
+/// peft's LoRA against BERT Lab's, on a BERT and a GPT-2 classifier: logits, loss, and the
+/// gradients of every adapter's A and B and of the head; the frozen weights get none.
+pub async fn model_lora_matches_peft(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for (fx, what) in lora_fixtures()? {
+        let mut m = fx.model(gpu, CLASSIFY)?;
+        m.params.set_trainable(gpu, lora_trains)?;
+        let batch = fx.batch(gpu, false, false, true)?;
+        let losses = run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+        let d_logits = within(&format!("{what}: logits"), &read(gpu, m.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
+        within(&format!("{what}: loss"), &[losses.cls], &fx.f32("out.cls_loss")?, 1e-5)?;
+        grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
+        let (n, worst) = compare_grads(gpu, &fx, &m, "grad_cls").await?;
+        let trained = m.params.params.iter().filter(|p| lora_trains(p)).count();
+        let adapters = m.params.params.iter().filter(|p| p.part == crate::model::params::Part::Lora).count();
+        if n != trained || adapters == 0 {
+            return Err(format!("{what}: {n} gradients compared, {trained} tensors train ({adapters} adapters)").into());
+        }
+        if let Some(p) = m.params.params.iter().find(|p| !lora_trains(p) && p.grad.is_some()) {
+            return Err(format!("{what}: the frozen {} has a gradient buffer", p.name).into());
+        }
+        out.push(format!("{what}: logits within {d_logits:.1e}, loss {:.5}, {n} gradient tensors ({adapters} A and B, the head) within {worst:.1e} · max|ref|", losses.cls));
+    }
+    Ok(out.join("; "))
+}
+
+/// 10 AdamW steps over the adapters and the head against peft's; every frozen weight stays put.
+pub async fn model_lora_adamw_10_steps_match_peft(_shared: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for (fx, what) in lora_fixtures()? {
+        out.push(format!("{what}: {}", adamw_10_steps_of(&fx, CLASSIFY, (false, false, true), lora_trains).await?));
     }
     Ok(out.join("; "))
 }

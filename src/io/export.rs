@@ -126,6 +126,7 @@ pub fn config_json(cfg: &ModelConfig, heads: Heads, labels: &[String]) -> String
         let mut v = serde_json::to_value(cfg).unwrap_or_default();
         let o = v.as_object_mut().expect("a config serialises to an object");
         o.remove("body");
+        o.remove("lora");
         o.insert("model_type".into(), "bert".into());
         o.insert("tie_word_embeddings".into(), true.into());
         o.insert("position_embedding_type".into(), "absolute".into());

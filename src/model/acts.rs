@@ -73,6 +73,9 @@ pub(super) struct Acts {
     pub(super) d_cls_logits: GpuBuf,
     pub(super) ce_rows: GpuBuf,
     pub(crate) stats: [GpuBuf; 3],
+    /// A LoRA model's (B*T, r) products x Aᵀ and their gradients.
+    pub(super) lora_t: Option<GpuBuf>,
+    pub(super) lora_dt: Option<GpuBuf>,
 }
 
 /// MLM-head buffers for up to `cap` predicted rows.

@@ -269,6 +269,7 @@ impl Model {
     pub(super) fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
         let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
         let gpt2 = self.cfg.body == Body::Gpt2;
+        let lora_r = self.cfg.lora.as_ref().map(|l| l.r);
                 let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
         // Buffers are sized for the largest (B, T) seen so far and reused for smaller batches (the
         // kernels index by the batch's own shape), so a training loop with dynamic padding
@@ -334,6 +335,8 @@ impl Model {
                 d_cls_logits: z("d_cls_logits", b * labels)?,
                 ce_rows: z("ce_rows", b * 3)?,
                 stats: [z("stats_mlm", 3)?, z("stats_sop", 3)?, z("stats_cls", 3)?],
+                lora_t: lora_r.map(|r| z("lora_t", bt * r)).transpose()?,
+                lora_dt: lora_r.map(|r| z("lora_dt", bt * r)).transpose()?,
             });
         }
         if self.heads.lm && m > 0 && self.mlm_acts.as_ref().map(|a| a.cap < m).unwrap_or(true) {

@@ -39,6 +39,90 @@ pub struct ModelConfig {
     /// The token that ends a text (GPT-2's `<|endoftext|>`), where the config names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<usize>,
+    /// Low-rank adapters on some of the layers' projections (None: a plain model). Not a Hugging
+    /// Face config key: an export writes it as PEFT's `adapter_config.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraSpec>,
+}
+
+/// Low-rank adaptation (LoRA, as PEFT's `LoraConfig` has it): each targeted linear layer's output
+/// gains `(alpha / r) · dropout(x) · Aᵀ · Bᵀ`, with A (r × in) and B (out × r) the only weights of
+/// the body that train. A starts Kaiming-uniform and B at zero, so training starts from the base
+/// model exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraSpec {
+    pub r: usize,
+    pub alpha: f32,
+    #[serde(default)]
+    pub dropout: f32,
+    /// PEFT's `target_modules`: names matched against the end of each layer's projections' paths
+    /// (BERT: query, key, value, attention.output.dense, intermediate.dense, output.dense; GPT-2:
+    /// c_attn, attn.c_proj, c_fc, mlp.c_proj).
+    pub targets: Vec<String>,
+}
+
+impl LoraSpec {
+    /// PEFT's defaults for the body: BERT's query and value, GPT-2's c_attn; alpha = r.
+    pub fn new(r: usize, body: Body) -> LoraSpec {
+        let targets = if body == Body::Gpt2 { vec!["c_attn".to_string()] } else { vec!["query".to_string(), "value".to_string()] };
+        LoraSpec { r, alpha: r as f32, dropout: 0.0, targets }
+    }
+
+    /// The factor on the low-rank product.
+    pub fn scaling(&self) -> f32 {
+        self.alpha / self.r as f32
+    }
+
+    /// Every projection LoRA can adapt in a model with `cfg`: (path, in, out), BERT's or GPT-2's.
+    pub fn candidates(cfg: &ModelConfig) -> Vec<(String, usize, usize)> {
+        let (c, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let mut v = Vec::new();
+        for l in 0..cfg.num_hidden_layers {
+            let sites: [(&str, usize, usize); 6] = if cfg.body == Body::Gpt2 {
+                [("attn.c_attn", c, 3 * c), ("attn.c_proj", c, c), ("mlp.c_fc", c, i), ("mlp.c_proj", i, c), ("", 0, 0), ("", 0, 0)]
+            } else {
+                [("attention.self.query", c, c), ("attention.self.key", c, c), ("attention.self.value", c, c), ("attention.output.dense", c, c), ("intermediate.dense", c, i), ("output.dense", i, c)]
+            };
+            let layer = if cfg.body == Body::Gpt2 { format!("h.{l}") } else { format!("encoder.layer.{l}") };
+            v.extend(sites.iter().filter(|s| !s.0.is_empty()).map(|(p, inp, out)| (format!("{layer}.{p}"), *inp, *out)));
+        }
+        v
+    }
+
+    /// The projections this spec adapts: (path, in, out).
+    pub fn modules(&self, cfg: &ModelConfig) -> Vec<(String, usize, usize)> {
+        LoraSpec::candidates(cfg).into_iter().filter(|(p, _, _)| self.targets.iter().any(|t| p == t || p.ends_with(&format!(".{t}")))).collect()
+    }
+
+    /// A rank from 1 to the narrowest adapted layer, a dropout in [0, 1), and targets that each
+    /// name a layer (else the names that exist).
+    pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
+        let cands = LoraSpec::candidates(cfg);
+        for t in &self.targets {
+            if !cands.iter().any(|(p, _, _)| p == t || p.ends_with(&format!(".{t}"))) {
+                // each projection's path within its layer (after the layer's number)
+                let within = |p: &str| p.split('.').skip_while(|s| s.parse::<usize>().is_err()).skip(1).collect::<Vec<_>>().join(".");
+                let mut names: Vec<String> = cands.iter().map(|(p, _, _)| within(p)).collect();
+                names.sort();
+                names.dedup();
+                return Err(crate::error::Error::Limit(format!("the LoRA target \"{t}\" names no layer of this model; its layers' projections are: {}", names.join(", "))));
+            }
+        }
+        if self.targets.is_empty() {
+            return Err(crate::error::Error::Limit("LoRA needs at least one target layer".into()));
+        }
+        let narrowest = self.modules(cfg).iter().map(|(_, i, o)| (*i).min(*o)).min().unwrap_or(0);
+        if self.r == 0 || self.r > narrowest {
+            return Err(crate::error::Error::Limit(format!("the LoRA rank must be from 1 to {narrowest} (the narrowest adapted layer's width); got {}", self.r)));
+        }
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return Err(crate::error::Error::Limit(format!("lora_alpha must be a positive number; got {}", self.alpha)));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(crate::error::Error::Limit(format!("lora_dropout must be in [0, 1); got {}", self.dropout)));
+        }
+        Ok(())
+    }
 }
 
 /// The shape of the layers.
@@ -130,6 +214,7 @@ impl ModelConfig {
             is_decoder: true,
             body: Body::Gpt2,
             eos_token_id: eos,
+            lora: None,
         };
         c.validate()?;
         Ok(c)
@@ -207,6 +292,9 @@ impl ModelConfig {
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
             return Err(format!("layer_norm_eps is {}; it must be in (0, 1)", self.layer_norm_eps).into());
         }
+        if let Some(lo) = &self.lora {
+            lo.validate(self)?;
+        }
         Ok(())
     }
 
@@ -228,6 +316,7 @@ impl ModelConfig {
             is_decoder: false,
             body: Body::Bert,
             eos_token_id: None,
+            lora: None,
         }
     }
 

@@ -92,6 +92,10 @@ impl Model {
         if !self.cfg.is_decoder || !self.heads.lm {
             return Err("generation needs a causal model with a language-model head".into());
         }
+        if self.cfg.lora.is_some() {
+            // the one-row kernels read each projection's weight alone; an adapter must be in it
+            return Err("this model carries LoRA adapters, which generation does not apply one token at a time: merge them into the weights first (`bertlab export --merge`), then generate from the merged model".into());
+        }
         Ok(())
     }
 

@@ -13,6 +13,20 @@ pub(super) struct Lin {
     pub w: Id,
     pub b: Option<Id>,
     pub in_out: bool,
+    /// A low-rank adapter on it, when the model has one there.
+    pub lora: Option<LoraH>,
+}
+
+/// A low-rank adapter: A (r, inp) and B (out, r), added into the output columns `col..col + out`
+/// of its projection (a BERT layer's query, key and value share one fused output).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LoraH {
+    pub a: Id,
+    pub b: Id,
+    pub r: usize,
+    pub inp: usize,
+    pub out: usize,
+    pub col: usize,
 }
 
 /// A LayerNorm: gain and bias.
@@ -27,6 +41,8 @@ pub(super) struct BertLayer {
     /// The query, key and value projections' weights and biases (packed side by side).
     pub qkv_w: [Id; 3],
     pub qkv_b: [Id; 3],
+    /// Adapters on the query, key and value (columns 0, C and 2C of the fused output).
+    pub qkv_lora: [Option<LoraH>; 3],
     pub attn_out: Lin,
     pub attn_ln: Norm,
     pub inter: Lin,
@@ -63,7 +79,7 @@ pub(super) struct Gpt2Layer {
 
 impl Lin {
     pub fn ids(&self) -> impl Iterator<Item = Id> {
-        std::iter::once(self.w).chain(self.b)
+        std::iter::once(self.w).chain(self.b).chain(self.lora.into_iter().flat_map(|l| [l.a, l.b]))
     }
 }
 
@@ -81,7 +97,7 @@ impl BertEmbeddings {
 
 impl BertLayer {
     pub fn ids(&self) -> Vec<Id> {
-        let mut v: Vec<Id> = self.qkv_w.into_iter().chain(self.qkv_b).collect();
+        let mut v: Vec<Id> = self.qkv_w.into_iter().chain(self.qkv_b).chain(self.qkv_lora.iter().flatten().flat_map(|l| [l.a, l.b])).collect();
         for l in [self.attn_out, self.inter, self.out] {
             v.extend(l.ids());
         }
@@ -132,7 +148,14 @@ impl<'a> Names<'a> {
         self.store.id(&name)
     }
     fn lin(&self, rest: &str) -> Result<Lin> {
-        Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: Some(self.id(&format!("{rest}.bias"))?), in_out: false })
+        Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: Some(self.id(&format!("{rest}.bias"))?), in_out: false, lora: self.lora(rest, 0) })
+    }
+    /// The adapter on `rest`, writing its output from column `col`, if the store has one.
+    fn lora(&self, rest: &str, col: usize) -> Option<LoraH> {
+        let a = self.id(&format!("{rest}.lora_A.weight")).ok()?;
+        let b = self.id(&format!("{rest}.lora_B.weight")).ok()?;
+        let (r, inp) = (self.store.shape(a)[0], self.store.shape(a)[1]);
+        Some(LoraH { a, b, r, inp, out: self.store.shape(b)[0], col })
     }
     /// GPT-2's Conv1D: a linear layer whose weight is stored (in, out).
     fn conv1d(&self, rest: &str) -> Result<Lin> {
@@ -154,7 +177,7 @@ impl Handles {
                     Ok(Gpt2Layer { ln_1: n.norm("ln_1")?, c_attn: n.conv1d("attn.c_attn")?, c_proj: n.conv1d("attn.c_proj")?, ln_2: n.norm("ln_2")?, c_fc: n.conv1d("mlp.c_fc")?, mlp_proj: n.conv1d("mlp.c_proj")? })
                 })
                 .collect::<Result<_>>()?;
-            let score = if heads.num_labels > 0 { Some(Lin { w: root.id("score.weight")?, b: None, in_out: false }) } else { None };
+            let score = if heads.num_labels > 0 { Some(Lin { w: root.id("score.weight")?, b: None, in_out: false, lora: None }) } else { None };
             return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")?, score });
         }
         let e = Names::at(store, "embeddings");
@@ -163,9 +186,11 @@ impl Handles {
             .map(|l| {
                 let n = Names::at(store, format!("encoder.layer.{l}"));
                 let part = |p: &str| -> Result<[Id; 3]> { Ok([n.id(&format!("attention.self.query.{p}"))?, n.id(&format!("attention.self.key.{p}"))?, n.id(&format!("attention.self.value.{p}"))?]) };
+                let c = cfg.hidden_size;
                 Ok(BertLayer {
                     qkv_w: part("weight")?,
                     qkv_b: part("bias")?,
+                    qkv_lora: [n.lora("attention.self.query", 0), n.lora("attention.self.key", c), n.lora("attention.self.value", 2 * c)],
                     attn_out: n.lin("attention.output.dense")?,
                     attn_ln: n.norm("attention.output.LayerNorm")?,
                     inter: n.lin("intermediate.dense")?,

@@ -21,6 +21,9 @@ impl Model {
         // one projection to (B*T, 3C): the query, key and value weights side by side
         let qkv = self.qkv(lp)?;
         Matmul::new(bt, 3 * c, c).trans_b().record(step, &la.qkv, x, &qkv.w, Some(&qkv.b))?;
+        for lo in lp.qkv_lora.iter().flatten() {
+            self.lora_forward(step, &la.qkv, 3 * c, x, bt, lo)?;
+        }
         // scores, (causal) masked softmax with dropout, ctx
         self.attention_forward(step, batch, l, mode)?;
         // attention output: dense, then dropout, residual and layernorm in one kernel
@@ -76,6 +79,9 @@ impl Model {
         }
         if input_needed {
             Matmul::new(bt, c, 3 * c).accumulate().record(step, &a.d_x, &a.dqkv, &qkv.w, None)?;
+        }
+        for lo in lp.qkv_lora.iter().flatten() {
+            self.lora_backward(step, input_needed.then_some(&a.d_x), &a.dqkv, 3 * c, x, bt, lo)?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ mod heads;
 mod kv;
 pub mod infer;
 mod layer;
+mod lora;
 pub mod mode;
 mod ops;
 pub mod params;

@@ -40,7 +40,11 @@ impl Model {
         let (out, inp) = self.lin_dims(lin)?;
         let mut mm = Matmul::new(rows, out, inp);
         mm.trans_b = !lin.in_out;
-        mm.record(step, y, x, p.value(lin.w), lin.b.map(|b| p.value(b)))
+        mm.record(step, y, x, p.value(lin.w), lin.b.map(|b| p.value(b)))?;
+        match &lin.lora {
+            Some(lo) => self.lora_forward(step, y, out, x, rows, lo),
+            None => Ok(()),
+        }
     }
 
     /// The backward of `linear`: the weight's gradient (dy^T x, or x^T dy for Conv1D's layout) and
@@ -63,6 +67,9 @@ impl Model {
             mm.trans_b = lin.in_out;
             mm.accumulate = acc;
             mm.record(step, dx, dy, p.value(lin.w), None)?;
+        }
+        if let Some(lo) = &lin.lora {
+            self.lora_backward(step, dx.map(|d| d.0), dy, out, x, rows, lo)?;
         }
         Ok(())
     }

@@ -79,12 +79,16 @@ pub enum Part {
     LmHead,
     /// BERT's sentence-order head, `cls.seq_relationship`.
     SopHead,
+    /// A low-rank adapter's A or B (`<projection>.lora_A.weight`, `.lora_B.weight`).
+    Lora,
 }
 
 impl Part {
     pub fn of(name: &str) -> Part {
         let layer = |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.split('.').next()).and_then(|k| k.parse().ok());
-        if name.starts_with("classifier.") || name.starts_with("score.") {
+        if name.contains(".lora_A.") || name.contains(".lora_B.") {
+            Part::Lora
+        } else if name.starts_with("classifier.") || name.starts_with("score.") {
             Part::Classifier
         } else if name.starts_with("cls.predictions") {
             Part::LmHead
@@ -115,17 +119,24 @@ pub fn arena_layout(names: &[(String, Vec<usize>)], cap: usize) -> (Vec<(usize, 
     let align = GpuBuf::BIND_ALIGN;
     let mut arenas: Vec<(usize, bool)> = Vec::new();
     // the open arena of each (decay group, part)
-    let mut open: BTreeMap<(bool, bool), usize> = BTreeMap::new();
-    let mut last: BTreeMap<(bool, bool), &str> = BTreeMap::new();
+    let mut open: BTreeMap<(bool, u8), usize> = BTreeMap::new();
+    let mut last: BTreeMap<(bool, u8), &str> = BTreeMap::new();
     let mut place = Vec::with_capacity(names.len());
     for (name, shape) in names {
         let n: usize = shape.iter().product::<usize>().max(1);
-        let key = (decays(name), name.starts_with("pooler.") || name.starts_with("cls.") || name.starts_with("classifier."));
+        // the body, the heads and the low-rank adapters each in arenas of their own, so that a run
+        // that trains only heads or adapters gives gradients and moments to nothing else
+        let part = match Part::of(name) {
+            Part::Pooler | Part::LmHead | Part::SopHead | Part::Classifier if !name.starts_with("score.") => 1,
+            Part::Lora => 2,
+            _ => 0,
+        };
+        let key = (decays(name), part);
         // a layer's key and value follow its query and key with no gap: one (3C, C) projection
-        let packed = last.get(&key).map(|prev| packs_after(prev, name)).unwrap_or(false);
+        let packed = part == 0 && last.get(&key).map(|prev| packs_after(prev, name)).unwrap_or(false);
         let at = open.get(&key).map(|&a| (a, if packed { arenas[a].0 } else { arenas[a].0.div_ceil(align) * align }));
         // a query opens a group of three equal tensors that must share an arena
-        let group = if name.contains(".attention.self.query.") { 3 * n } else { n };
+        let group = if part == 0 && name.contains(".attention.self.query.") { 3 * n } else { n };
         let (a, off) = match at {
             Some((a, off)) if off + group <= cap => (a, off),
             _ => {
@@ -194,9 +205,18 @@ fn gpt2_tensor_names(cfg: &ModelConfig, num_labels: usize) -> Vec<(String, Vec<u
 /// Every tensor a model with `cfg` has: (name, shape). `heads` picks which heads exist (a GPT-2
 /// body has its tied LM head and, when it classifies, `score`).
 pub fn tensor_names(cfg: &ModelConfig, mlm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
-    if cfg.body == super::config::Body::Gpt2 {
-        return gpt2_tensor_names(cfg, num_labels);
+    let mut t = if cfg.body == super::config::Body::Gpt2 { gpt2_tensor_names(cfg, num_labels) } else { bert_tensor_names(cfg, mlm, sop, num_labels) };
+    // low-rank adapters: A (r, in) and B (out, r) beside each adapted projection, PEFT's names
+    if let Some(lo) = &cfg.lora {
+        for (path, inp, out) in lo.modules(cfg) {
+            t.push((format!("{path}.lora_A.weight"), vec![lo.r, inp]));
+            t.push((format!("{path}.lora_B.weight"), vec![out, lo.r]));
+        }
     }
+    t
+}
+
+fn bert_tensor_names(cfg: &ModelConfig, mlm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
     let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let mut t: Vec<(String, Vec<usize>)> = Vec::new();
     let lin = |t: &mut Vec<(String, Vec<usize>)>, p: &str, out: usize, inp: usize| {
@@ -243,10 +263,15 @@ pub fn init_value(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
     if name.contains("LayerNorm.weight") || (name.ends_with(".weight") && (name.starts_with("ln_f.") || name.contains(".ln_"))) {
         return vec![1.0; n];
     }
-    if name.ends_with("bias") {
+    if name.ends_with("bias") || name.ends_with(".lora_B.weight") {
         return vec![0.0; n];
     }
     let mut rng = crate::rng::Rng::new(seed ^ fnv(name));
+    if name.ends_with(".lora_A.weight") {
+        // PEFT's A: Kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(in), 1/sqrt(in))
+        let bound = 1.0 / (shape[1] as f32).sqrt();
+        return (0..n).map(|_| (2.0 * rng.uniform() - 1.0) as f32 * bound).collect();
+    }
     rng.normals(n, 0.02)
 }
 

@@ -1,0 +1,72 @@
+//! Low-rank adapters (LoRA) on the layers' projections: the forward adds `s · (x Aᵀ) Bᵀ` into the
+//! projection's output columns, and the backward gives A and B their gradients and the input its
+//! share, `s · (dy B) A`; nothing is computed for the frozen weight. Each is two or four small
+//! products of width r beside the projection's own (no second pass over its weight). The product
+//! `x Aᵀ` is recomputed in the backward rather than kept: it is r columns wide.
+
+use super::bert::Model;
+use super::handles::LoraH;
+use crate::gpu::{GpuBuf, GpuError, Step};
+use crate::kernels::matmul::{Matmul, Operand};
+
+/// A matrix of `rows` rows stored `ld` apart (one of a batch of one).
+fn rows_of(rows: usize, ld: usize) -> Operand {
+    Operand { ld, outer: rows * ld, inner_stride: 0 }
+}
+
+impl Model {
+    /// The factor on the low-rank product (alpha / r).
+    fn lora_scale(&self) -> f32 {
+        self.cfg.lora.as_ref().map(|l| l.scaling()).unwrap_or(0.0)
+    }
+
+    /// The (rows, r) scratch of x Aᵀ and of its gradient.
+    fn lora_scratch(&self) -> Result<(&GpuBuf, &GpuBuf), GpuError> {
+        let a = self.acts.as_ref().ok_or_else(|| GpuError::Shape("LoRA before the activations".into()))?;
+        match (&a.lora_t, &a.lora_dt) {
+            (Some(t), Some(dt)) => Ok((t, dt)),
+            _ => Err(GpuError::Shape("a LoRA layer in a model allocated without LoRA scratch".into())),
+        }
+    }
+
+    /// y[:, col..col + out] += s · (x Aᵀ) Bᵀ, with y's rows `ld` wide and x (rows, inp).
+    pub(super) fn lora_forward(&self, step: &mut Step, y: &GpuBuf, ld: usize, x: &GpuBuf, rows: usize, lo: &LoraH) -> Result<(), GpuError> {
+        let (t, _) = self.lora_scratch()?;
+        let p = &self.params;
+        Matmul::new(rows, lo.r, lo.inp).trans_b().record(step, t, x, p.value(lo.a), None)?;
+        Matmul::new(rows, lo.out, lo.r)
+            .trans_b()
+            .accumulate()
+            .alpha(self.lora_scale())
+            .offsets(0, 0, lo.col)
+            .strided(1, rows_of(rows, lo.r), rows_of(lo.out, lo.r), rows_of(rows, ld))
+            .record(step, y, t, p.value(lo.b), None)
+    }
+
+    /// The backward of [`Model::lora_forward`] from dy (rows `ld` wide): dB += s · dyᵀ (x Aᵀ),
+    /// dt = s · dy B, dA += dtᵀ x, and with `dx`, dx += dt A.
+    pub(super) fn lora_backward(&self, step: &mut Step, dx: Option<&GpuBuf>, dy: &GpuBuf, ld: usize, x: &GpuBuf, rows: usize, lo: &LoraH) -> Result<(), GpuError> {
+        let (t, dt) = self.lora_scratch()?;
+        let (p, s, dy_cols) = (&self.params, self.lora_scale(), rows_of(rows, ld));
+        let (ga, gb) = (p.grad_of(lo.a), p.grad_of(lo.b));
+        if gb.is_some() {
+            Matmul::new(rows, lo.r, lo.inp).trans_b().record(step, t, x, p.value(lo.a), None)?;
+        }
+        if let Some(db) = gb {
+            // dB (out, r) = s · dy[:, cols]ᵀ t
+            Matmul::new(lo.out, lo.r, rows).trans_a().accumulate().alpha(s).offsets(lo.col, 0, 0).strided(1, dy_cols, rows_of(rows, lo.r), rows_of(lo.out, lo.r)).record(step, db, dy, t, None)?;
+        }
+        if ga.is_none() && dx.is_none() {
+            return Ok(());
+        }
+        // dt (rows, r) = s · dy[:, cols] B
+        Matmul::new(rows, lo.r, lo.out).alpha(s).offsets(lo.col, 0, 0).strided(1, dy_cols, rows_of(lo.out, lo.r), rows_of(rows, lo.r)).record(step, dt, dy, p.value(lo.b), None)?;
+        if let Some(da) = ga {
+            Matmul::new(lo.r, lo.inp, rows).trans_a().accumulate().record(step, da, dt, x, None)?;
+        }
+        if let Some(dx) = dx {
+            Matmul::new(rows, lo.inp, lo.r).accumulate().record(step, dx, dt, p.value(lo.a), None)?;
+        }
+        Ok(())
+    }
+}
