@@ -557,7 +557,7 @@ async fn export_model() -> Result<()> {
     let source = s.peek(|l| l.source.clone()).unwrap_or_default();
     // what it was trained on: the data in use (its name and counts)
     let data_summary = s.data(|d| d.map(|d| d.summary())).unwrap_or_default();
-    let files = s.export(ModelCard { base_model: source.clone(), notes: "Exported from BERT Lab in the browser.".into(), data_summary, ..Default::default() }).await?;
+    let files = s.export(ModelCard { base_model: source.clone(), notes: "Exported from BERT Lab in the browser.".into(), data_summary, ..Default::default() }, false).await?;
     // the same files in one archive, under a folder named for the model (last in the list)
     let folder: String = source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>().split('-').filter(|p| !p.is_empty()).take(6).collect::<Vec<_>>().join("-");
     let folder = if folder.is_empty() { "bertlab-model".to_string() } else { format!("bertlab-{folder}") };

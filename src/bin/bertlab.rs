@@ -51,6 +51,8 @@ mod cli {
     struct Out {
         json: bool,
         quiet: bool,
+        /// --base: a LoRA adapter's base model.
+        base: Option<&'static str>,
     }
 
     impl Out {
@@ -140,7 +142,18 @@ mod cli {
 
     fn load(s: &Session, o: Out, dir: &str, heads: Option<Heads>) -> Result<()> {
         let spin = o.spinner(&format!("loading {dir}"));
-        let notes = model_dir::read_dir(Path::new(dir)).and_then(|files| s.load(&files, heads, dir.to_string()));
+        let notes = model_dir::read_dir(Path::new(dir)).and_then(|files| {
+            if !files.contains_key(model_dir::ADAPTER_CONFIG) {
+                return s.load(&files, heads, dir.to_string());
+            }
+            // a PEFT adapter: on the base --base names, or the one its config names (a path from
+            // here, or from beside the adapter)
+            let (_, named) = model_dir::adapter_spec(&files)?;
+            let base = o.base.map(str::to_string).or(named).ok_or_else(|| format!("{dir} is a LoRA adapter whose {} names no base model: give its directory with --base DIR", model_dir::ADAPTER_CONFIG))?;
+            let beside = Path::new(dir).join("..").join(&base);
+            let base_dir = [Path::new(&base).to_path_buf(), beside].into_iter().find(|p| p.join("config.json").exists()).ok_or_else(|| format!("{dir} is a LoRA adapter on the base model \"{base}\", which is not a directory here: give its directory with --base DIR"))?;
+            s.load_adapted(&model_dir::read_dir(&base_dir)?, &files, heads, dir.to_string())
+        });
         spin.finish_and_clear();
         for n in notes? {
             eprintln!("{n}");
@@ -160,7 +173,8 @@ mod cli {
     }
 
     pub fn run(cli: Cli) -> Result<()> {
-        let o = Out { json: cli.json, quiet: cli.quiet };
+        // the CLI runs one command and exits: --base lives as long as it
+        let o = Out { json: cli.json, quiet: cli.quiet, base: cli.base.clone().map(|b| &*Box::leak(b.into_boxed_str())) };
         match &cli.cmd {
             Cmd::Pretrain(a) => pretrain(a, o),
             Cmd::Train(a) => train(a, o),
@@ -251,7 +265,7 @@ mod cli {
             held = serde_json::json!({"texts": held_out.len(), "next_token_accuracy": acc, "unigram_baseline": unigram});
         }
         let card = ModelCard { base_model: a.model.clone().unwrap_or_default(), data_summary: format!("{} unlabeled texts", texts.len()), seed: pc.seed, metrics: metrics.clone(), ..Default::default() };
-        model_dir::write_dir(out, block(s.export(card))?)?;
+        model_dir::write_dir(out, block(s.export(card, false))?)?;
         let n = r.mlm_losses.len();
         let summary = serde_json::json!({"steps": n, "objective": if causal { "causal" } else { "masked" }, "mlm_loss_first": r.mlm_losses.first(), "mlm_loss_last": r.mlm_losses.last(), "sop_loss_last": r.sop_losses.last(), "ms_per_step": r.ms_per_step, "out": out, "messages": r.messages, "held_out": held});
         if o.json {
@@ -321,6 +335,9 @@ mod cli {
         tc.patience = a.patience.unwrap_or(tc.patience);
         tc.checkpoint_every = a.checkpoint_every;
         tc.dropout = !a.no_dropout;
+        tc.lora_alpha = a.lora_alpha.unwrap_or(tc.lora_alpha);
+        tc.lora_dropout = a.lora_dropout.unwrap_or(tc.lora_dropout);
+        tc.lora_targets = a.lora_targets.clone().unwrap_or(tc.lora_targets);
         if !(tc.val.is_finite() && (0.0..1.0).contains(&tc.val)) {
             return Err(format!("--val must be a fraction in [0, 1); got {}", tc.val).into());
         }
@@ -375,7 +392,7 @@ mod cli {
         let data_summary = s.data(|d| d.map(|d| format!("{} examples ({} train / {} validation), labels {}", d.ds.examples.len(), tr.len(), va.len(), labels.join(", ")))).unwrap_or_default();
         let metrics = if va.is_empty() { Vec::new() } else { vec![("validation accuracy".into(), format!("{:.4}", last.accuracy)), ("validation macro-F1".into(), format!("{:.4}", last.macro_f1))] };
         let notes = format!("mode: {}, pooling: {}, {} epochs, lr {}", tc.adopt, pooling.name(), r.epochs.len(), tc.lr);
-        model_dir::write_dir(out, block(s.export(ModelCard { base_model, data_summary, metrics, seed: tc.seed, notes, ..Default::default() }))?)?;
+        model_dir::write_dir(out, block(s.export(ModelCard { base_model, data_summary, metrics, seed: tc.seed, notes, ..Default::default() }, false))?)?;
         let ids = |idx: &[usize]| s.data(|d| d.map(|d| idx.iter().map(|&i| d.ds.label_id(&d.ds.examples[i].label).unwrap_or(0)).collect::<Vec<usize>>())).unwrap_or_default();
         let baseline = bertlab::train::metrics::majority_baseline(&ids(&tr), &ids(&va), labels.len());
         if o.json {
@@ -502,7 +519,7 @@ mod cli {
         let s = open(o, &a.model, None)?;
         let out = a.out.as_str();
         model_dir::check_out(out)?;
-        let files = block(s.export(ModelCard { base_model: a.model.clone(), ..Default::default() }))?;
+        let files = block(s.export(ModelCard { base_model: a.model.clone(), ..Default::default() }, a.merge))?;
         let names: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
         model_dir::write_dir(out, files)?;
         if o.json {

@@ -228,6 +228,9 @@ pub fn export_files(
     tokenizer_files: &[(String, Vec<u8>)],
     card: &ModelCard,
 ) -> Vec<(String, Vec<u8>)> {
+    if let Some(lora) = &cfg.lora {
+        return adapter_files(cfg, lora, heads, tensors, labels, tokenizer_files, card);
+    }
     // a head no BertFor* class has (the masked mean, a causal BERT's last token) travels beside
     // the encoder; GPT-2's last-token head is GPT2ForSequenceClassification's own
     let head_file = heads.num_labels > 0 && (card.pooling == Pooling::Mean || (card.pooling == Pooling::Last && cfg.body == Body::Bert));
@@ -283,4 +286,113 @@ pub fn export_files(
         files.push((TRAIN_HF.to_string(), s.into_bytes()));
     }
     files
+}
+
+/// A model with LoRA adapters as PEFT saves one: `adapter_config.json` and
+/// `adapter_model.safetensors` (the adapters' A and B, and the classification head as PEFT's
+/// `modules_to_save`, under PEFT's names), the base model's config.json with the run's labels, the
+/// tokenizer and a model card. `peft.PeftModel.from_pretrained(<base>, OUT)` loads it. A head no
+/// transformers class holds (mean pooling, a GPT-style BERT's last token) travels beside it as
+/// BERT Lab's own head file, as in a plain export.
+fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads: Heads, tensors: Vec<(String, Vec<usize>, Vec<f32>)>, labels: &[String], tokenizer_files: &[(String, Vec<u8>)], card: &ModelCard) -> Vec<(String, Vec<u8>)> {
+    use crate::model::params::Part;
+    let base = ModelConfig { lora: None, ..cfg.clone() };
+    let head_file = heads.num_labels > 0 && (card.pooling == Pooling::Mean || (card.pooling == Pooling::Last && cfg.body == Body::Bert));
+    let classifies = heads.num_labels > 0 && !head_file;
+    let peft_name = |n: &str| format!("base_model.model.{}", hf_name(n));
+    let mut adapter = Vec::new();
+    let mut head = Vec::new();
+    for (n, shape, v) in tensors {
+        match Part::of(&n) {
+            Part::Lora => adapter.push((peft_name(&n), shape, v)),
+            Part::Classifier if classifies => adapter.push((format!("base_model.model.{n}"), shape, v)),
+            Part::Classifier => head.push((n, shape, v)),
+            _ => {}
+        }
+    }
+    let task = if classifies { serde_json::json!("SEQ_CLS") } else if cfg.is_decoder { serde_json::json!("CAUSAL_LM") } else { serde_json::Value::Null };
+    let config = serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": task,
+        "r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "target_modules": lora.targets,
+        "modules_to_save": if classifies { serde_json::json!(["classifier", "score"]) } else { serde_json::Value::Null },
+        "base_model_name_or_path": card.base_model,
+        "bias": "none",
+        "fan_in_fan_out": cfg.body == Body::Gpt2,
+        "inference_mode": true,
+        "init_lora_weights": true,
+        "use_rslora": false,
+        "use_dora": false,
+        "layers_to_transform": null,
+        "layers_pattern": null,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "revision": null,
+    });
+    let heads_out = if classifies { heads } else { Heads { num_labels: 0, ..heads } };
+    let mut meta = BTreeMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    let mut files = vec![
+        (crate::io::model_dir::ADAPTER_CONFIG.to_string(), serde_json::to_vec_pretty(&config).unwrap_or_default()),
+        (crate::io::model_dir::ADAPTER_WEIGHTS.to_string(), safetensors::serialize(&adapter, &meta)),
+        ("config.json".to_string(), config_json(&base, heads_out, labels).into_bytes()),
+        ("README.md".to_string(), adapter_card(&base, lora, heads_out, card, labels).into_bytes()),
+    ];
+    if head_file {
+        let mut hm = BTreeMap::new();
+        hm.insert("pooling".to_string(), card.pooling.name().to_string());
+        files.push((HEAD_FILE.to_string(), safetensors::serialize(&head, &hm)));
+        let doc = serde_json::json!({"pooling": card.pooling.name(), "weights": HEAD_FILE, "labels": labels});
+        files.push((HEAD_JSON.to_string(), serde_json::to_vec_pretty(&doc).unwrap_or_default()));
+    }
+    files.extend(tokenizer_files.iter().cloned());
+    files
+}
+
+/// The model card of a LoRA adapter: what it adapts and how to load it with peft.
+fn adapter_card(base: &ModelConfig, lora: &crate::model::config::LoraSpec, heads: Heads, card: &ModelCard, labels: &[String]) -> String {
+    let class = architecture(base, heads);
+    let metrics: String = card.metrics.iter().map(|(k, v)| format!("- {k}: {v}\n")).collect();
+    format!(
+        "---\nlibrary_name: peft\nbase_model: {base_model}\ntags:\n- bertlab\n- lora\n---\n\n# A LoRA adapter trained in BERT Lab\n\nLow-rank adapters (r = {r}, alpha = {alpha}) on {targets} of `{base_model}`{head}.\n{data}\n{metrics}\n```python\nfrom transformers import AutoTokenizer, {class}\nfrom peft import PeftModel\n\nbase = {class}.from_pretrained(\"{base_model}\"{labels_arg})\nmodel = PeftModel.from_pretrained(base, \"THIS_DIRECTORY\")\n# or fold the adapters into the weights: model = model.merge_and_unload()\n```\n\nBERT Lab reads this directory back (`bertlab predict --model THIS_DIRECTORY`, with `--base DIR` when the base is elsewhere), and `bertlab export --merge` writes a plain model with the adapters folded in.\n",
+        base_model = card.base_model,
+        r = lora.r,
+        alpha = lora.alpha,
+        targets = lora.targets.join(", "),
+        head = if heads.num_labels > 0 { format!(", with a classifier over {}", labels.join(", ")) } else { String::new() },
+        data = if card.data_summary.is_empty() { String::new() } else { format!("\nTrained on {}.\n", card.data_summary) },
+        labels_arg = if heads.num_labels > 0 { format!(", num_labels={}, id2label={{{}}}", labels.len(), labels.iter().enumerate().map(|(i, l)| format!("{i}: {l:?}")).collect::<Vec<_>>().join(", ")) } else { String::new() },
+    )
+}
+
+/// The model with its LoRA adapters folded into the weights it adapts (W + (alpha / r) B A, or its
+/// transpose for GPT-2's Conv1D layout): a plain model, the adapters gone.
+pub fn merge_lora(cfg: &ModelConfig, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) -> (ModelConfig, Vec<(String, Vec<usize>, Vec<f32>)>) {
+    let Some(lora) = &cfg.lora else { return (cfg.clone(), tensors) };
+    let s = lora.scaling();
+    let by_name: BTreeMap<String, (Vec<usize>, Vec<f32>)> = tensors.iter().filter(|(n, _, _)| n.contains(".lora_")).map(|(n, sh, v)| (n.clone(), (sh.clone(), v.clone()))).collect();
+    let mut out = Vec::new();
+    for (n, shape, mut v) in tensors {
+        if n.contains(".lora_") {
+            continue;
+        }
+        if let Some(path) = n.strip_suffix(".weight") {
+            if let (Some((sa, a)), Some((sb, b))) = (by_name.get(&format!("{path}.lora_A.weight")), by_name.get(&format!("{path}.lora_B.weight"))) {
+                let (r, inp, out_dim) = (sa[0], sa[1], sb[0]);
+                // delta[o][i] = s * sum_k B[o][k] A[k][i]
+                for o in 0..out_dim {
+                    for i in 0..inp {
+                        let d: f32 = (0..r).map(|k| b[o * r + k] * a[k * inp + i]).sum::<f32>() * s;
+                        let at = if cfg.body == Body::Gpt2 { i * out_dim + o } else { o * inp + i };
+                        v[at] += d;
+                    }
+                }
+            }
+        }
+        out.push((n, shape, v));
+    }
+    (ModelConfig { lora: None, ..cfg.clone() }, out)
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use crate::gpu::Gpu;
 use crate::io::safetensors;
 use crate::io::export::{HEAD_FILE, HEAD_JSON};
+use crate::error::Error;
+use crate::model::config::LoraSpec;
 use crate::model::{Model, ModelConfig, Heads, LoadReport, Pooling};
 use crate::text::tokenizer::Tokenizer;
 
@@ -69,6 +71,65 @@ pub fn tokenizer_of(files: &BTreeMap<String, Vec<u8>>) -> Result<Tokenizer> {
 /// Loads a model directory. `heads` overrides what the checkpoint carries (e.g. to add a fresh
 /// classification head, or an MLM head to train on a BertModel); `lowercase` applies to vocab.txt.
 pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel> {
+    load_with(gpu, files, None, heads, seed)
+}
+
+/// PEFT's adapter files.
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+
+/// A PEFT LoRA adapter directory's spec: what its adapter_config.json says (checked: a LoRA adapter,
+/// targets given as names), and the base model it names.
+pub fn adapter_spec(files: &BTreeMap<String, Vec<u8>>) -> Result<(LoraSpec, Option<String>)> {
+    let bytes = files.get(ADAPTER_CONFIG).ok_or_else(|| format!("no {ADAPTER_CONFIG}: not a PEFT adapter"))?;
+    let c: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("{ADAPTER_CONFIG}: {e}"))?;
+    let text = |k: &str| c.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    match text("peft_type").as_deref() {
+        Some("LORA") => {}
+        other => return Err(Error::Data { line: 0, message: format!("{ADAPTER_CONFIG}: a {} adapter; BERT Lab reads LoRA adapters (peft_type \"LORA\")", other.unwrap_or("(unnamed)")) }),
+    }
+    if c.get("use_rslora").and_then(|v| v.as_bool()) == Some(true) || c.get("use_dora").and_then(|v| v.as_bool()) == Some(true) {
+        return Err(Error::Data { line: 0, message: format!("{ADAPTER_CONFIG}: rsLoRA and DoRA adapters scale differently from LoRA; BERT Lab reads plain LoRA") });
+    }
+    let targets: Vec<String> = match c.get("target_modules") {
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        Some(serde_json::Value::String(s)) => return Err(Error::Data { line: 0, message: format!("{ADAPTER_CONFIG}: target_modules is the pattern \"{s}\"; BERT Lab reads a list of module names") }),
+        _ => return Err(Error::Data { line: 0, message: format!("{ADAPTER_CONFIG} names no target_modules") }),
+    };
+    let num = |k: &str| c.get(k).and_then(|v| v.as_f64());
+    let r = num("r").filter(|r| *r >= 1.0 && r.fract() == 0.0).ok_or_else(|| format!("{ADAPTER_CONFIG}: r must be a whole number of at least 1"))? as usize;
+    let spec = LoraSpec { r, alpha: num("lora_alpha").unwrap_or(8.0) as f32, dropout: num("lora_dropout").unwrap_or(0.0) as f32, targets };
+    Ok((spec, text("base_model_name_or_path").filter(|b| !b.is_empty())))
+}
+
+/// A base model directory with a PEFT LoRA adapter directory on it: the adapters (and the head the
+/// adapter saved, PEFT's modules_to_save) on the base's weights; the adapter's config.json labels,
+/// and its tokenizer when it has one. An adapter made for another base is refused, naming the first
+/// tensor whose shape differs.
+pub fn load_adapted(gpu: &Gpu, base: &BTreeMap<String, Vec<u8>>, adapter: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel> {
+    let (spec, _) = adapter_spec(adapter)?;
+    let bytes = adapter.get(ADAPTER_WEIGHTS).ok_or_else(|| format!("the adapter has {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS}"))?;
+    let mut st = safetensors::parse(bytes).map_err(|e| format!("{ADAPTER_WEIGHTS}: {e}"))?;
+    // PEFT's names: base_model.model.<the model's own name>, ".default" where an adapter is named
+    st.tensors = std::mem::take(&mut st.tensors).into_iter().map(|(n, t)| (n.strip_prefix("base_model.model.").unwrap_or(&n).replace(".default.", ".").replace(".modules_to_save.", "."), t)).collect();
+    let mut files = base.clone();
+    for f in TOKENIZER_FILES {
+        if let Some(b) = adapter.get(f) {
+            files.insert(f.to_string(), b.clone());
+        }
+    }
+    let labels = adapter.get("config.json").and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()).map(|c| labels_of(&c)).filter(|l| !l.is_empty());
+    load_with(gpu, &files, Some(Adapted { spec, tensors: st, labels }), heads, seed)
+}
+
+/// An adapter to put on a base model as it loads.
+struct Adapted<'a> {
+    spec: LoraSpec,
+    tensors: safetensors::SafeTensors<'a>,
+    labels: Option<Vec<String>>,
+}
+
+fn load_with<'a>(gpu: &Gpu, files: &'a BTreeMap<String, Vec<u8>>, adapter: Option<Adapted<'a>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel> {
     let names: Vec<&str> = files.keys().map(|s| s.as_str()).collect();
     let config_bytes = files.get("config.json").ok_or("the model has no config.json")?;
     let config_text = std::str::from_utf8(config_bytes).map_err(|_| "config.json is not UTF-8".to_string())?;
@@ -91,8 +152,29 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
         st.tensors.extend(hs.tensors);
         head_labels = doc.get("labels").and_then(|l| l.as_array()).map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect::<Vec<_>>());
     }
+    let mut adapter_labels = None;
+    if let Some(a) = adapter {
+        cfg.lora = Some(a.spec.clone());
+        a.spec.validate(&cfg)?;
+        // every adapter tensor this base needs, of the shape it needs
+        for (name, shape) in crate::model::params::tensor_names(&cfg, false, false, 0).into_iter().filter(|(n, _)| crate::model::params::Part::of(n) == crate::model::params::Part::Lora) {
+            let found = a.tensors.tensors.iter().find(|(n, _)| n.strip_prefix("bert.").or_else(|| n.strip_prefix("transformer.")).unwrap_or(n) == name);
+            match found {
+                None => return Err(Error::Shape { tensor: name.clone(), message: format!("the adapter has no {name}, which its config's targets and this base model call for") }),
+                Some((_, t)) if t.shape != shape => return Err(Error::Shape { tensor: name.clone(), message: format!("the adapter's {name} is {:?}, but this base model needs {shape:?}: the adapter was made for another base model", t.shape) }),
+                _ => {}
+            }
+        }
+        st.tensors.extend(a.tensors.tensors);
+        adapter_labels = a.labels;
+    }
     let tensor_names: Vec<&str> = st.tensors.keys().map(|s| s.as_str()).collect();
     let mut found = heads_of(&tensor_names, &config);
+    if let Some(l) = &adapter_labels {
+        if found.num_labels > 0 {
+            found.num_labels = l.len();
+        }
+    }
     if let Some(l) = &head_labels {
         found.num_labels = l.len();
     }
@@ -106,7 +188,7 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     cfg.pad_token_id = tokenizer.pad as usize;
     let (mut model, report) = Model::new(gpu, cfg, heads, Some(&st), seed)?;
     model.pooling = Pooling::for_model(pooling, &model.cfg)?;
-    let mut labels = head_labels.unwrap_or_else(|| labels_of(&config));
+    let mut labels = head_labels.or(adapter_labels).unwrap_or_else(|| labels_of(&config));
     labels.truncate(heads.num_labels);
     while labels.len() < heads.num_labels {
         labels.push(format!("LABEL_{}", labels.len()));
@@ -124,7 +206,7 @@ pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>> {
         let p = entry.path();
         if p.is_file() {
             if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-                if name == "config.json" || name == HEAD_JSON || name.ends_with(".safetensors") || name == "pytorch_model.bin" || TOKENIZER_FILES.contains(&name) {
+                if name == "config.json" || name == HEAD_JSON || name == ADAPTER_CONFIG || name.ends_with(".safetensors") || name == "pytorch_model.bin" || TOKENIZER_FILES.contains(&name) {
                     let bytes = if name == "pytorch_model.bin" { Vec::new() } else { std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))? };
                     files.insert(name.to_string(), bytes);
                 }

@@ -406,8 +406,9 @@ impl ParamStore {
                     view.to_f32()
                 }
                 None => {
-                    let is_head = name.starts_with("cls.") || is_classifier(name);
-                    if file.is_some() && !is_head && !name.starts_with("pooler.") {
+                    // heads, the pooler and new adapters may start fresh on a checkpoint without them
+                    let fresh_ok = name.starts_with("cls.") || is_classifier(name) || name.starts_with("pooler.") || Part::of(name) == Part::Lora;
+                    if file.is_some() && !fresh_ok {
                         problems.push(format!("{name}: missing from the checkpoint"));
                         first_bad.get_or_insert_with(|| name.clone());
                         continue;

@@ -27,6 +27,7 @@ use crate::gpu::Gpu;
 use crate::io::export::{self, ModelCard, RunSettings};
 use crate::io::{model_dir, safetensors};
 use crate::model::config::Body;
+use crate::model::config::LoraSpec;
 use crate::model::{Heads, Model, ModelConfig, Pooling};
 use crate::text::dataset::{self, Dataset};
 use crate::text::tokenizer::Tokenizer;
@@ -136,18 +137,28 @@ impl Loaded {
     /// classification head (for other labels) in place of the one it had. On failure the model
     /// comes back unchanged with the error.
     async fn with_heads(self, gpu: &Gpu, heads: Heads, fresh_classifier: bool) -> std::result::Result<Loaded, (Loaded, Error)> {
-        if self.model.heads == heads && !fresh_classifier {
+        let lora = self.model.cfg.lora.clone();
+        self.rebuilt(gpu, heads, lora, fresh_classifier).await
+    }
+
+    /// The same model with `heads` and the adapters `lora` (fresh ones, A Kaiming-uniform and B
+    /// zero, where it had none or others; none at all with `None`), its other tensors kept.
+    async fn rebuilt(self, gpu: &Gpu, heads: Heads, lora: Option<LoraSpec>, fresh_classifier: bool) -> std::result::Result<Loaded, (Loaded, Error)> {
+        let same_lora = self.model.cfg.lora == lora;
+        if self.model.heads == heads && !fresh_classifier && same_lora {
             return Ok(self);
         }
         let mut tensors = match self.model.params.read_all(gpu).await {
             Ok(t) => t,
             Err(e) => return Err((self, e.into())),
         };
-        if fresh_classifier {
-            tensors.retain(|(n, _, _)| !(n.starts_with("classifier.") || n.starts_with("score.")));
-        }
+        tensors.retain(|(n, _, _)| {
+            let part = crate::model::params::Part::of(n);
+            !(fresh_classifier && part == crate::model::params::Part::Classifier) && (same_lora || part != crate::model::params::Part::Lora)
+        });
+        let cfg = ModelConfig { lora, ..self.model.cfg.clone() };
         let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
-        let rebuilt = safetensors::parse(&bytes).map_err(Error::from).and_then(|st| Model::new(gpu, self.model.cfg.clone(), heads, Some(&st), 7));
+        let rebuilt = safetensors::parse(&bytes).map_err(Error::from).and_then(|st| Model::new(gpu, cfg, heads, Some(&st), 7));
         match rebuilt {
             Ok((mut m, _)) => {
                 m.pooling = self.model.pooling;
@@ -460,6 +471,18 @@ impl Session {
         Ok(notes)
     }
 
+    /// Loads a base model directory with a PEFT LoRA adapter directory on it and makes it the model in
+    /// use (see `model_dir::load_adapted`).
+    pub fn load_adapted(&self, base: &BTreeMap<String, Vec<u8>>, adapter: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, source: String) -> Result<Vec<String>> {
+        if self.running() {
+            return Err(Error::Busy("a run is in progress; stop it before loading another model".into()));
+        }
+        let lm = model_dir::load_adapted(&self.gpu, base, adapter, heads, 42)?;
+        let (l, notes) = Loaded::from_dir(lm, source);
+        self.install(l)?;
+        Ok(notes)
+    }
+
     /// Makes the model a snapshot saved the one in use, with its optimizer state; returns the step
     /// it was taken at.
     pub fn restore(&self, snap: &Snapshot) -> Result<usize> {
@@ -508,7 +531,20 @@ impl Session {
         let fresh = l.model.heads.num_labels != nl || (!l.labels.is_empty() && l.labels != ds.labels);
         let heads = Heads { num_labels: nl, ..l.model.heads };
         let l = Loaded { labels: ds.labels.clone(), ..l };
-        let mut l = match l.with_heads(&self.gpu, heads, fresh).await {
+        // a LoRA run adds adapters (kept when the model has these already); the other modes adapt
+        // the model's own weights, which a model with adapters must have merged first
+        let lora = spec.lora(&l.model.cfg);
+        if lora.is_none() && l.model.cfg.lora.is_some() {
+            self.put(l);
+            return Err(Error::Limit(format!("this model carries LoRA adapters: fine-tune it with LoRA (lora:R), or merge them into its weights first (`bertlab export --merge`) to adopt it by {}", spec.adopt)));
+        }
+        if let Some(lo) = &lora {
+            if let Err(e) = lo.validate(&l.model.cfg) {
+                self.put(l);
+                return Err(e);
+            }
+        }
+        let mut l = match l.rebuilt(&self.gpu, heads, lora, fresh).await {
             Ok(l) => l,
             Err((l, e)) => {
                 self.put(l);
@@ -642,7 +678,9 @@ impl Session {
     /// The model's files in Hugging Face's layout (see `io::export`). The card's pooling is the
     /// model's; without a run of its own, the card takes the last fine-tuning run's settings when
     /// its labels are the model's.
-    pub async fn export(&self, mut card: ModelCard) -> Result<Vec<(String, Vec<u8>)>> {
+    /// With `merge`, a model with LoRA adapters is written as a plain model, the adapters folded
+    /// into its weights; without, as PEFT's adapter files.
+    pub async fn export(&self, mut card: ModelCard, merge: bool) -> Result<Vec<(String, Vec<u8>)>> {
         let last_run = self.last_run.borrow().clone();
         self.with_model("exporting", async |g, l| {
             let tensors = l.model.params.read_all(g).await?;
@@ -650,7 +688,8 @@ impl Session {
             if card.run.is_none() {
                 card.run = last_run.filter(|r| r.labels == l.labels);
             }
-            Ok(export::export_files(&l.model.cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files()?, &card))
+            let (cfg, tensors) = if merge { export::merge_lora(&l.model.cfg, tensors) } else { (l.model.cfg.clone(), tensors) };
+            Ok(export::export_files(&cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files()?, &card))
         })
         .await
     }

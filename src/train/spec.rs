@@ -1,5 +1,5 @@
 //! How a classifier adopts the encoder ([`Adopt`]), typed once for the page, the command line,
-//! snapshots and exports: one text form (`feature`, `last:2`, `full`) that `FromStr` reads and
+//! snapshots and exports: one text form (`feature`, `last:2`, `full`, `lora:8`) that `FromStr` reads and
 //! `Display` writes, and serde reads and writes the same. A whole run's settings are
 //! `session::RunSpec`.
 
@@ -23,6 +23,8 @@ pub enum Adopt {
     /// Everything but the pretraining heads (a kept masked-LM or sentence-order head is not what a
     /// classification run trains).
     Full,
+    /// Low-rank adapters of rank r on the projections (PEFT's LoRA), and the head; the body frozen.
+    Lora(usize),
 }
 
 impl Adopt {
@@ -38,16 +40,17 @@ impl Adopt {
             (Adopt::Last(_), Part::Pooler | Part::FinalNorm) => true,
             (Adopt::Last(n), Part::Layer(k)) => k + n.min(layers) >= layers,
             (Adopt::Last(_), _) => false,
+            (Adopt::Lora(_), p) => p == Part::Lora,
         }
     }
 
     /// The learning rate a run of this kind starts from when none is given: a head alone learns
     /// fast; a pretrained encoder is moved gently.
     pub fn default_lr(self) -> f32 {
-        if self == Adopt::Feature {
-            1e-3
-        } else {
-            5e-5
+        match self {
+            Adopt::Feature => 1e-3,
+            Adopt::Lora(_) => 2e-3,
+            _ => 5e-5,
         }
     }
 }
@@ -58,6 +61,7 @@ impl fmt::Display for Adopt {
             Adopt::Feature => write!(f, "feature"),
             Adopt::Last(n) => write!(f, "last:{n}"),
             Adopt::Full => write!(f, "full"),
+            Adopt::Lora(r) => write!(f, "lora:{r}"),
         }
     }
 }
@@ -68,7 +72,10 @@ impl FromStr for Adopt {
         match s {
             "feature" | "feature-based" => Ok(Adopt::Feature),
             "full" | "all" => Ok(Adopt::Full),
-            _ => s.strip_prefix("last:").and_then(|n| n.parse().ok()).map(Adopt::Last).ok_or_else(|| Error::Limit(format!("{s}: use feature, last:N or full"))),
+            _ => {
+                let n = |p: &str| s.strip_prefix(p).and_then(|n| n.parse().ok());
+                n("last:").map(Adopt::Last).or_else(|| n("lora:").map(Adopt::Lora)).ok_or_else(|| Error::Limit(format!("{s}: use feature, last:N, full or lora:R")))
+            }
         }
     }
 }

@@ -48,6 +48,11 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// The fraction of the examples held out for validation (stratified by label; 0: none).
     pub val: f64,
+    /// A LoRA run's adapters beyond their rank (`Adopt::Lora(r)`): alpha (PEFT's default 8), the
+    /// dropout on their input, and the projections they adapt (empty: PEFT's defaults).
+    pub lora_alpha: f32,
+    pub lora_dropout: f32,
+    pub lora_targets: Vec<String>,
     /// Continue a checkpointed run: the steps before this one are skipped (same seed, same order),
     /// and the optimizer state the caller restored is kept. Not a setting: where a run is.
     #[serde(skip)]
@@ -95,6 +100,18 @@ fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::Mod
 }
 
 impl TrainConfig {
+    /// The adapters a LoRA run puts on a model with `model`'s shape (None for the other modes).
+    pub fn lora(&self, model: &crate::model::ModelConfig) -> Option<crate::model::config::LoraSpec> {
+        let Adopt::Lora(r) = self.adopt else { return None };
+        let mut spec = crate::model::config::LoraSpec::new(r, model.body);
+        spec.alpha = self.lora_alpha;
+        spec.dropout = self.lora_dropout;
+        if !self.lora_targets.is_empty() {
+            spec.targets = self.lora_targets.clone();
+        }
+        Some(spec)
+    }
+
     /// Every setting in its range for `model` (its depth and positions), or the first that is not.
     pub fn validate(&self, model: &crate::model::ModelConfig) -> Result<()> {
         use limits::*;
@@ -102,6 +119,12 @@ impl TrainConfig {
         in_range("epochs", self.epochs, EPOCHS.0, EPOCHS.1)?;
         if !(self.val.is_finite() && (0.0..1.0).contains(&self.val)) {
             return Err(Error::Limit(format!("the validation fraction must be in [0, 1); got {}", self.val)));
+        }
+        if let Some(lo) = self.lora(model) {
+            lo.validate(model)?;
+            if lo.dropout > 0.0 && self.dropout {
+                return Err(Error::Limit(format!("lora_dropout {}: BERT Lab does not drop the adapters' input yet; train with 0 (PEFT's default)", lo.dropout)));
+            }
         }
         if let Adopt::Last(n) = self.adopt {
             in_range("the layers to train", n, 1, model.num_hidden_layers).map_err(|e| Error::Limit(format!("{e} (the model has {} layers)", model.num_hidden_layers)))?;
@@ -115,7 +138,7 @@ impl TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { adopt: Adopt::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0, pooling: Pooling::Cls, checkpoint_every: 0, val: 0.2, start_step: 0 }
+        TrainConfig { adopt: Adopt::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0, pooling: Pooling::Cls, checkpoint_every: 0, val: 0.2, lora_alpha: 8.0, lora_dropout: 0.0, lora_targets: Vec::new(), start_step: 0 }
     }
 }
 

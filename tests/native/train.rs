@@ -657,3 +657,68 @@ fn a_lost_device_stays_device_lost_in_head_steps_and_in_generation() {
     assert!(e.is_device_lost(), "generation on a lost device: {e:?}");
     assert!(s.peek(|_| ()).is_some(), "the model is back in the session after the failed generation");
 }
+
+/// LoRA on the command line, end to end: `train --mode lora:4` writes PEFT's adapter files (the
+/// config peft reads, and only the adapters and the head under PEFT's names); the adapter reads back
+/// to the probabilities the merged model (`export --merge`) gives; an adapter saved by peft itself
+/// (tests/fixtures/minilm_peft_adapter, on all-MiniLM-L6-v2) gives transformers' probabilities within
+/// 1e-4; and bad LoRA settings and adapters get messages.
+#[test]
+fn lora_adapters_train_save_in_peft_format_and_read_back() {
+    let cli = Cli::new("lora");
+    let (run, dir) = (|a: &[&str]| cli.run(a), |n: &str| cli.dir(n));
+    let (base, out, merged) = (dir("base"), dir("lora"), dir("merged"));
+    let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--hidden", "32", "--layers", "2", "--heads", "2", "--vocab", "400", "--steps", "2", "--batch", "4", "--out", &base]);
+    assert!(ok, "pretrain: {err}");
+    let (ok, _, err) = run(&["train", "--data", "www/samples/sentiment.tsv", "--model", &base, "--out", &out, "--mode", "lora:4", "--lora-alpha", "16", "--epochs", "1", "--batch", "16", "--max-len", "32"]);
+    assert!(ok, "train --mode lora:4: {err}");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{out}/adapter_config.json")).unwrap()).unwrap();
+    assert_eq!((cfg["peft_type"].as_str(), cfg["task_type"].as_str(), cfg["r"].as_u64(), cfg["lora_alpha"].as_f64()), (Some("LORA"), Some("SEQ_CLS"), Some(4), Some(16.0)), "{cfg}");
+    assert_eq!((cfg["target_modules"].clone(), cfg["base_model_name_or_path"].as_str()), (serde_json::json!(["query", "value"]), Some(base.as_str())), "{cfg}");
+    let bytes = std::fs::read(format!("{out}/adapter_model.safetensors")).unwrap();
+    let st = bertlab::io::safetensors::parse(&bytes).unwrap();
+    let names: Vec<&String> = st.tensors.keys().collect();
+    assert_eq!(names.len(), 2 * 2 * 2 + 2, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("base_model.model.") && (n.contains(".lora_A.") || n.contains(".lora_B.") || n.contains("classifier."))), "{names:?}");
+    assert!(names.iter().any(|n| *n == "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight"), "{names:?}");
+    // the adapter read back, and the model with it folded in, give the same probabilities
+    let probs = |model: &str| -> Vec<f64> {
+        let (ok, o, err) = run(&["predict", "--model", model, "--text", "a wonderful, moving film", "--json"]);
+        assert!(ok, "predict --model {model}: {err}");
+        let v: serde_json::Value = serde_json::from_str(o.lines().last().unwrap()).unwrap();
+        ["negative", "positive"].iter().map(|l| v[0]["probabilities"][l].as_f64().unwrap()).collect()
+    };
+    let (ok, _, err) = run(&["export", "--model", &out, "--merge", "--out", &merged]);
+    assert!(ok && !std::path::Path::new(&format!("{merged}/adapter_config.json")).exists(), "export --merge: {err}");
+    let (a, m) = (probs(&out), probs(&merged));
+    assert!(a.iter().zip(&m).all(|(x, y)| (x - y).abs() < 1e-5), "adapter {a:?} vs merged {m:?}");
+    // an adapter peft saved (LoRA r 8, alpha 16, dropout 0.1 on query and value, with its head)
+    let fx = "tests/fixtures/minilm_peft_adapter";
+    let want: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{fx}/expected.json")).unwrap()).unwrap();
+    let texts = dir("texts.txt");
+    std::fs::write(&texts, want["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>().join("\n")).unwrap();
+    let (ok, o, err) = run(&["predict", "--model", fx, "--file", &texts, "--json"]);
+    assert!(ok, "predict with peft's adapter: {err}");
+    let got: serde_json::Value = serde_json::from_str(o.lines().last().unwrap()).unwrap();
+    let mut worst = 0.0f64;
+    for (i, row) in want["probabilities"].as_array().unwrap().iter().enumerate() {
+        for (j, p) in row.as_array().unwrap().iter().enumerate() {
+            worst = worst.max((got[i]["probabilities"][format!("LABEL_{j}")].as_f64().unwrap() - p.as_f64().unwrap()).abs());
+        }
+    }
+    println!("peft's adapter on all-MiniLM-L6-v2: max |BERT Lab - transformers + peft| = {worst:.2e}");
+    assert!(worst < 1e-4, "peft's adapter: {worst} off transformers' probabilities ({o})");
+    // bad settings and adapters
+    let wrong_type = dir("prefix");
+    std::fs::create_dir_all(&wrong_type).unwrap();
+    std::fs::write(format!("{wrong_type}/adapter_config.json"), r#"{"peft_type": "PREFIX_TUNING", "base_model_name_or_path": "models/all-MiniLM-L6-v2"}"#).unwrap();
+    let x = dir("x");
+    let train = |extra: &[&'static str]| -> Vec<&str> { [&["train", "--data", "www/samples/sentiment.tsv", "--model", base.as_str(), "--out", x.as_str(), "--epochs", "1", "--max-len", "32"][..], extra].concat() };
+    cli.refuses(&[
+        (train(&["--mode", "lora:0"]), "the LoRA rank must be from 1 to 32"),
+        (train(&["--mode", "lora:64"]), "the LoRA rank must be from 1 to 32"),
+        (train(&["--mode", "lora:4", "--lora-targets", "query,dense_h"]), "the LoRA target \"dense_h\" names no layer of this model; its layers' projections are: attention.output.dense, attention.self.key"),
+        (vec!["predict", "--model", out.as_str(), "--base", "models/all-MiniLM-L6-v2", "--text", "x"], "the adapter was made for another base model"),
+        (vec!["predict", "--model", wrong_type.as_str(), "--text", "x"], "a PREFIX_TUNING adapter; BERT Lab reads LoRA adapters"),
+    ]);
+}

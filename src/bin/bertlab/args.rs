@@ -15,6 +15,9 @@ pub struct Cli {
     /// no progress bars
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// the base model of a LoRA adapter given as --model (default: the base its adapter_config.json names)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub base: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -125,9 +128,19 @@ pub struct TrainArgs {
     pub model: Option<String>,
     #[arg(long, value_name = "DIR")]
     pub out: String,
-    /// feature (frozen encoder, head only) | last:N (the last N layers) | full [default: full]
+    /// feature (frozen encoder, head only) | last:N (the last N layers) | full | lora:R (low-rank
+    /// adapters of rank R, saved in PEFT's format) [default: full]
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
+    /// LoRA's alpha: the adapters' product is scaled by alpha / R [default: 8, PEFT's]
+    #[arg(long = "lora-alpha", value_name = "A")]
+    pub lora_alpha: Option<f32>,
+    /// dropout on the adapters' input while training [default: 0]
+    #[arg(long = "lora-dropout", value_name = "P")]
+    pub lora_dropout: Option<f32>,
+    /// the projections LoRA adapts, comma-separated [default: query,value for BERT; c_attn for GPT-2]
+    #[arg(long = "lora-targets", value_name = "NAMES", value_delimiter = ',')]
+    pub lora_targets: Option<Vec<String>>,
     /// [default: 3]
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -227,6 +240,9 @@ pub struct ExportArgs {
     pub model: String,
     #[arg(long, value_name = "DIR")]
     pub out: String,
+    /// a model with LoRA adapters: write a plain model with them folded into its weights
+    #[arg(long)]
+    pub merge: bool,
 }
 
 #[derive(clap::Args)]
