@@ -250,6 +250,12 @@ pub struct ModelSummary {
     pub has_sop: bool,
     pub labels: Vec<String>,
     pub pooling: Pooling,
+    /// What fine-tuning it costs by each way of adopting it (feature-based, LoRA, last layers, all).
+    #[serde(default)]
+    pub modes: Vec<ModeCost>,
+    /// The LoRA adapters the model carries, in words (None: none).
+    #[serde(default)]
+    pub lora: Option<String>,
     /// A causal model (GPT's direction): it predicts the next word and can continue a text.
     #[serde(default)]
     pub causal: bool,
@@ -269,6 +275,17 @@ pub fn train_memory_bytes(params: usize, layers: usize, hidden: usize, heads: us
     let bt = (batch * tokens) as u64;
     let per_layer = bt * (10 * hidden as u64 + 2 * inter as u64) + 2 * (batch * heads * tokens * tokens) as u64;
     4 * (4 * params as u64 + layers as u64 * per_layer + 12 * bt * hidden as u64)
+}
+
+/// One way of adopting a model for classification, and what it trains and needs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModeCost {
+    pub mode: String,
+    /// Parameters a run trains (for a 2-label head).
+    pub trainable: usize,
+    /// GPU memory a run needs at batch 16 × 128: weights, the gradients and AdamW's two moments of
+    /// what trains, and the activations.
+    pub train_bytes: u64,
 }
 
 /// One class probability, for the prediction bars.
@@ -416,7 +433,11 @@ pub enum Command {
     Generate { prompt: String, max_new: usize, top_k: usize, temperature: f32, seed: u64 },
     /// Stop the generation under way after the token being drawn.
     StopGenerate,
-    Export,
+    /// The model's files; with `merge`, a LoRA model's adapters folded into its weights.
+    Export {
+        #[serde(default)]
+        merge: bool,
+    },
     Profile,
     Restore,
     /// The page's charts, kept in the snapshot.
@@ -446,7 +467,7 @@ impl Command {
             Command::Similarity { .. } => "similarity",
             Command::Generate { .. } => "generate",
             Command::StopGenerate => "stop_generate",
-            Command::Export => "export",
+            Command::Export { .. } => "export",
             Command::Profile => "profile",
             Command::Restore => "restore",
             Command::Curves(_) => "curves",
@@ -505,9 +526,11 @@ pub struct ModelBounds {
 /// The fine-tuning form as typed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrainForm {
-    /// "full", "last" or "feature".
+    /// "full", "last", "feature" or "lora".
     pub mode: String,
     pub last_n: String,
+    /// LoRA's rank.
+    pub lora_r: String,
     pub lr: String,
     pub epochs: String,
     pub batch: String,
@@ -526,6 +549,7 @@ impl TrainForm {
         let mut errs = Vec::new();
         let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
         let last_n = if self.mode == "last" { ok(whole("ft-last", "the layers to train (N)", &self.last_n, 1, m.layers)) } else { 0 };
+        let lora_r = if self.mode == "lora" { ok(whole("ft-lora-r", "the LoRA rank (r)", &self.lora_r, 1, 1024)) } else { 0 };
         let epochs = ok(whole("ft-epochs", "epochs", &self.epochs, EPOCHS.0, EPOCHS.1));
         let batch = ok(whole("ft-batch", "the batch size", &self.batch, BATCH.0, BATCH.1));
         let max_len = ok(whole("ft-maxlen", "the maximum length", &self.max_len, MIN_LEN, m.positions));
@@ -534,6 +558,7 @@ impl TrainForm {
             "full" => Adopt::Full,
             "last" => Adopt::Last(last_n),
             "feature" => Adopt::Feature,
+            "lora" => Adopt::Lora(lora_r),
             other => {
                 errs.push(FieldError { field: "ft-mode", message: format!("unknown way to adopt the encoder “{other}”") });
                 Adopt::Full

@@ -46,7 +46,7 @@ fn panel_of(cmd: &Command) -> Option<&'static str> {
         Command::Train(_) | Command::Continue => "finetune",
         Command::FillMask { .. } | Command::Generate { .. } => "mask",
         Command::Classify { .. } | Command::Similarity { .. } => "classify",
-        Command::Export => "export",
+        Command::Export { .. } => "export",
         _ => return None,
     })
 }
@@ -851,6 +851,14 @@ fn ModelPanel() -> impl IntoView {
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
                     <p>{if !m.has_mlm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::model::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
+                    {(!m.modes.is_empty()).then(|| view! {
+                        <table id="mode-costs">
+                            <caption>"what fine-tuning trains, and the GPU memory it needs at batch 16 × 128"</caption>
+                            <thead><tr><th>"by"</th><th>"trains"</th><th>"memory"</th></tr></thead>
+                            <tbody>{m.modes.iter().map(|c| view! { <tr><td>{c.mode.clone()}</td><td>{format!("{:.2} M", c.trainable as f64 / 1e6)}</td><td>{format!("{:.0} MB", c.train_bytes as f64 / 1e6)}</td></tr> }).collect_view()}</tbody>
+                        </table>
+                    })}
+                    {m.lora.clone().map(|l| view! { <p id="model-lora">{format!("LoRA adapters: {l}; the export writes them in PEFT's format (adapter_config.json, adapter_model.safetensors)")}</p> })}
                     {m.beside.clone().map(|b| view! { <p class="note" id="beside-model">{format!("Kept beside it, for the masked-words panel: {b}")}</p> })}
                     {m.notes.iter().map(|n| view! { <p class="note">{n.clone()}</p> }).collect_view()}
                 </div>
@@ -1088,6 +1096,7 @@ pub fn FinetunePanel() -> impl IntoView {
     let st = use_st();
     let mode = RwSignal::new("full".to_string());
     let last_n = RwSignal::new("2".to_string());
+    let lora_r = RwSignal::new("8".to_string());
     let lr = RwSignal::new("0.0001".to_string());
     let epochs = RwSignal::new("3".to_string());
     let batch = RwSignal::new("16".to_string());
@@ -1099,8 +1108,8 @@ pub fn FinetunePanel() -> impl IntoView {
         let n = st.runs.get_untracked().len() + 1;
         // the model's kind in the run's name: a BERT and a GPT fine-tuned on the same data share the charts
         let kind = st.model.with_untracked(|m| m.as_ref().map(|m| if m.gpt2 { "GPT-2" } else if m.causal { "GPT-style" } else { "BERT" })).unwrap_or("model");
-        let name = format!("run {n}: {kind}, {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get().trim()), _ => "all layers".to_string() });
-        let form = protocol::TrainForm { mode: mode.get(), last_n: last_n.get(), lr: lr.get(), epochs: epochs.get(), batch: batch.get(), max_len: max_len.get(), pooling: pooling.get() };
+        let name = format!("run {n}: {kind}, {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get().trim()), "lora" => format!("LoRA r={}", lora_r.get().trim()), _ => "all layers".to_string() });
+        let form = protocol::TrainForm { mode: mode.get(), last_n: last_n.get(), lora_r: lora_r.get(), lr: lr.get(), epochs: epochs.get(), batch: batch.get(), max_len: max_len.get(), pooling: pooling.get() };
         let Some(settings) = checked(errors, form.parse(bounds(st), name)) else { return };
         st.continuable.set(None);
         st.step.set(None);
@@ -1116,8 +1125,10 @@ pub fn FinetunePanel() -> impl IntoView {
                     <option value="full" selected>"fine-tuning all layers"</option>
                     <option value="last">"fine-tuning the last N layers"</option>
                     <option value="feature">"features (frozen encoder, head only)"</option>
+                    <option value="lora">"LoRA adapters (rank r)"</option>
                 </select></label>
                 {move || (mode.get() == "last").then(|| view! { <Field label="N" id="ft-last" size=2 value=last_n errors=errors/> })}
+                {move || (mode.get() == "lora").then(|| view! { <Field label="r" id="ft-lora-r" size=2 value=lora_r errors=errors/> })}
                 // a causal model's [CLS] sees only itself: its head reads the last token (GPT-2's
                 // only that, as transformers' GPT2ForSequenceClassification)
                 {move || {
@@ -1139,11 +1150,12 @@ pub fn FinetunePanel() -> impl IntoView {
                     let scratch = st.model.with(|m| m.as_ref().map(|m| m.source.starts_with("from scratch")).unwrap_or(false));
                     let suggest = match (scratch, mode.get().as_str()) {
                         (_, "feature") => "0.001",
+                        (_, "lora") => "0.002",
                         (true, _) => "0.002",
                         (false, _) => "0.00005",
                     };
                     (lr.get().trim() != suggest).then(|| view! {
-                        <button class="hint" id="ft-lr-hint" title="from scratch: about 2e-3; a pretrained model: 2e-5 to 5e-5; the head alone: about 1e-3" on:click=move |_| lr.set(suggest.to_string())>{format!("use {suggest} (suits this model and mode)")}</button>
+                        <button class="hint" id="ft-lr-hint" title="from scratch: about 2e-3; a pretrained model: 2e-5 to 5e-5; the head alone: about 1e-3; LoRA's adapters: about 2e-3" on:click=move |_| lr.set(suggest.to_string())>{format!("use {suggest} (suits this model and mode)")}</button>
                     })
                 }}
                 <Field label="epochs" id="ft-epochs" size=3 value=epochs errors=errors/>
@@ -1350,7 +1362,10 @@ fn ExportPanel() -> impl IntoView {
             <h2>"7. Export"</h2>
             <PanelError at="export"/>
             <p>"Hugging Face format: loads with transformers' from_pretrained. Download the archive (one folder of every file), or the files one by one into one folder."</p>
-            <button id="export-run" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send(Command::Export, None) }>"Export the model"</button>
+            <button id="export-run" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send(Command::Export { merge: false }, None) }>"Export the model"</button>
+            {move || st.model.with(|m| m.as_ref().map(|m| m.lora.is_some()).unwrap_or(false)).then(|| view! {
+                <button id="export-merged" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send(Command::Export { merge: true }, None) }>"Export with the adapters merged"</button>
+            })}
             {move || st.exports.get().into_iter().filter(|(n, _, _)| n.ends_with(".zip")).map(|(n, url, len)| view! {
                 <p><a id="export-zip" href=url download=n.clone()>{format!("Download all: {n}")}</a>{format!(" ({:.1} MB)", len as f64 / 1e6)}</p>
             }).collect_view()}

@@ -103,8 +103,21 @@ fn session() -> Result<Rc<Session>> {
 }
 
 fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
+    use crate::train::spec::Adopt;
     let c = &l.model.cfg;
     let params = l.model.params.total_params();
+    // the activations of a batch of 16 x 128 (train_memory_bytes without parameters), and for each
+    // mode the weights plus the gradient and two moments of what trains
+    let acts = protocol::train_memory_bytes(0, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, 16, 128.min(c.max_position_embeddings));
+    let last = 2.min(c.num_hidden_layers);
+    let modes = [(Adopt::Feature, "features (head only)".to_string()), (Adopt::Lora(8), "LoRA, r = 8".to_string()), (Adopt::Last(last), format!("the last {last} layers")), (Adopt::Full, "all layers".to_string())]
+        .into_iter()
+        .map(|(a, name)| {
+            let trainable = l.trainable_for(a, 2);
+            let added = if let Adopt::Lora(_) = a { trainable } else { 0 };
+            protocol::ModeCost { mode: name, trainable, train_bytes: acts + 4 * (params + added + 3 * trainable) as u64 }
+        })
+        .collect();
     ModelSummary {
         source: l.source.clone(),
         layers: c.num_hidden_layers,
@@ -118,6 +131,8 @@ fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
         has_sop: l.model.heads.sop,
         labels: l.labels.clone(),
         pooling: l.model.pooling,
+        modes,
+        lora: c.lora.as_ref().map(|lo| format!("r = {}, alpha = {} on {}", lo.r, lo.alpha, lo.targets.join(", "))),
         causal: c.is_decoder,
         gpt2: c.body == crate::model::config::Body::Gpt2,
         beside: s.peek_companion(|c| format!("{} ({})", c.source, if c.model.cfg.is_decoder { "reads left to right" } else { "reads both ways" })),
@@ -552,12 +567,12 @@ async fn similarity(a: &str, b: &str) -> Result<()> {
     Ok(())
 }
 
-async fn export_model() -> Result<()> {
+async fn export_model(merge: bool) -> Result<()> {
     let s = session()?;
     let source = s.peek(|l| l.source.clone()).unwrap_or_default();
     // what it was trained on: the data in use (its name and counts)
     let data_summary = s.data(|d| d.map(|d| d.summary())).unwrap_or_default();
-    let files = s.export(ModelCard { base_model: source.clone(), notes: "Exported from BERT Lab in the browser.".into(), data_summary, ..Default::default() }, false).await?;
+    let files = s.export(ModelCard { base_model: source.clone(), notes: "Exported from BERT Lab in the browser.".into(), data_summary, ..Default::default() }, merge).await?;
     // the same files in one archive, under a folder named for the model (last in the list)
     let folder: String = source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>().split('-').filter(|p| !p.is_empty()).take(6).collect::<Vec<_>>().join("-");
     let folder = if folder.is_empty() { "bertlab-model".to_string() } else { format!("bertlab-{folder}") };
@@ -646,7 +661,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
         // after the token being drawn; a second Stop (or one after the end) changes nothing
         Command::StopGenerate => Ok(session()?.stop_generating()),
         Command::Generate { prompt, max_new, top_k, temperature, seed } => generate(&prompt, crate::train::generate::GenerateConfig { max_new, top_k, temperature, seed }).await,
-        Command::Export => export_model().await,
+        Command::Export { merge } => export_model(merge).await,
         Command::Profile => profile().await,
         Command::Restore => restore().await,
         Command::Curves(d) => {

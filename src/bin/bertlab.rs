@@ -396,7 +396,11 @@ mod cli {
         let ids = |idx: &[usize]| s.data(|d| d.map(|d| idx.iter().map(|&i| d.ds.label_id(&d.ds.examples[i].label).unwrap_or(0)).collect::<Vec<usize>>())).unwrap_or_default();
         let baseline = bertlab::train::metrics::majority_baseline(&ids(&tr), &ids(&va), labels.len());
         if o.json {
-            println!("{}", serde_json::json!({"epochs": epochs_json, "step_losses": step_losses, "labels": labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out}));
+            // what the run trained, and the GPU buffers the process made (weights, gradients,
+            // moments, activations)
+            let trainable = s.peek(|l| l.model.params.params.iter().filter(|p| p.trainable).map(|p| p.numel()).sum::<usize>()).unwrap_or(0);
+            let gpu_bytes = s.gpu().counters().storage_bytes;
+            println!("{}", serde_json::json!({"epochs": epochs_json, "step_losses": step_losses, "labels": labels, "majority_baseline": baseline, "ms_per_step": r.ms_per_step, "steps": r.steps, "stopped": r.stopped, "out": out, "mode": tc.adopt.to_string(), "trainable_params": trainable, "gpu_storage_bytes": gpu_bytes}));
         } else if va.is_empty() {
             let train_loss = r.epochs.last().map(|e| e.0).unwrap_or(f32::NAN);
             println!("trained {} epochs, last train loss {train_loss:.4}; no validation set (--val 0), so no accuracy; {:.1} ms/step; saved to {out}", r.epochs.len(), r.ms_per_step);

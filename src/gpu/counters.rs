@@ -17,6 +17,9 @@ pub struct Counters {
     pub bind_groups_created: u64,
     /// Bytes written from the host: uploads, `write` and the steps' uniforms.
     pub bytes_written: u64,
+    /// Bytes of the storage buffers created: weights, gradients, optimizer moments, activations
+    /// (what a run holds on the GPU, less the small uniform and staging buffers).
+    pub storage_bytes: u64,
 }
 
 impl Counters {

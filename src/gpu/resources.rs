@@ -40,7 +40,9 @@ impl Gpu {
             usage: STORAGE_USAGE,
             mapped_at_creation: false,
         });
-        self.counters.lock().unwrap().buffers_created += 1;
+        let mut c = self.counters.lock().unwrap();
+        c.buffers_created += 1;
+        c.storage_bytes += bytes;
         Ok(GpuBuf { buf, off: 0, len, dtype })
     }
 

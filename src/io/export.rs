@@ -349,6 +349,11 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
         files.push((HEAD_JSON.to_string(), serde_json::to_vec_pretty(&doc).unwrap_or_default()));
     }
     files.extend(tokenizer_files.iter().cloned());
+    if classifies {
+        // the script that continues the run with peft and transformers' Trainer
+        let defaults = crate::train::trainer::TrainConfig { pooling: card.pooling, seed: card.seed, adopt: crate::train::spec::Adopt::Lora(lora.r), ..Default::default() };
+        files.push((TRAIN_HF.to_string(), train_hf_py(&card.run.clone().unwrap_or_else(|| RunSettings::of(&defaults, labels))).into_bytes()));
+    }
     files
 }
 

@@ -113,8 +113,9 @@ pub fn load_adapted(gpu: &Gpu, base: &BTreeMap<String, Vec<u8>>, adapter: &BTree
     // PEFT's names: base_model.model.<the model's own name>, ".default" where an adapter is named
     st.tensors = std::mem::take(&mut st.tensors).into_iter().map(|(n, t)| (n.strip_prefix("base_model.model.").unwrap_or(&n).replace(".default.", ".").replace(".modules_to_save.", "."), t)).collect();
     let mut files = base.clone();
-    for f in TOKENIZER_FILES {
-        if let Some(b) = adapter.get(f) {
+    // the adapter's tokenizer, and a head BERT Lab saved beside it, over the base's
+    for f in TOKENIZER_FILES.iter().chain(&[HEAD_JSON, HEAD_FILE]) {
+        if let Some(b) = adapter.get(*f) {
             files.insert(f.to_string(), b.clone());
         }
     }

@@ -608,7 +608,7 @@ async fn layernorm_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let (gdx, gdg, gdb) = (zeros(gpu, "dx", rows * cols)?, zeros(gpu, "dg", cols)?, zeros(gpu, "db", cols)?);
     let ln = LayerNorm::new(eps as f32).kernel(kernel);
     let (stats, w) = (Stats { mean: &gmean, rstd: &grstd }, Affine { gamma: &gg, beta: &gb });
-    let dw = AffineGrad { gamma: &gg, dgamma: &gdg, dbeta: &gdb };
+    let dw = AffineGrad { gamma: &gg, dgamma: Some(&gdg), dbeta: Some(&gdb) };
     let mut step = gpu.begin_step("layernorm_backward");
     ln.forward(&mut step, gy.at([rows, cols]), stats, gx.at([rows, cols]), w, Fused::None)?;
     let saved = Saved { x: gx.at([rows, cols]), stats };
@@ -682,10 +682,10 @@ async fn dropout_fused_case(gpu: &Gpu, kernel: RowKernel) -> Result<f64> {
     let mut step = gpu.begin_step("fused_dropout");
     let residual = Fused::Residual { res: v(&gres), branch: v(&gbranch), drop };
     ln.forward(&mut step, v(&gy1), st1, v(&gskip), w, residual)?;
-    let (dw1, dxd) = (AffineGrad { gamma: &gg, dgamma: &scratch_g, dbeta: &scratch_b }, FusedBack::DropDx(v(&gdxd1), drop));
+    let (dw1, dxd) = (AffineGrad { gamma: &gg, dgamma: Some(&scratch_g), dbeta: Some(&scratch_b) }, FusedBack::DropDx(v(&gdxd1), drop));
     ln.backward(&mut step, v(&gdx1), v(&gdy), Saved { x: v(&gres), stats: st1 }, dw1, BackwardOpts { accumulate: false, fused: dxd })?;
     ln.forward(&mut step, v(&gy2), st2, v(&gx), w, Fused::DropOutput(drop))?;
-    let dw2 = AffineGrad { gamma: &gg, dgamma: &gdg2, dbeta: &gdb2 };
+    let dw2 = AffineGrad { gamma: &gg, dgamma: Some(&gdg2), dbeta: Some(&gdb2) };
     ln.backward(&mut step, v(&gdx2), v(&gdy), Saved { x: v(&gx), stats: st2 }, dw2, BackwardOpts { accumulate: false, fused: FusedBack::DropDy(drop) })?;
     let soft = Softmax::new(0.5).kernel(kernel);
     soft.forward(&mut step, v(&gsm), v(&gx), Some((v(&gsmd), drop)))?;

@@ -39,8 +39,10 @@ pub struct Affine<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct AffineGrad<'a> {
     pub gamma: &'a GpuBuf,
-    pub dgamma: &'a GpuBuf,
-    pub dbeta: &'a GpuBuf,
+    /// Where gamma's and beta's gradients accumulate; None for a frozen one (both None: no
+    /// parameter gradient is computed at all).
+    pub dgamma: Option<&'a GpuBuf>,
+    pub dbeta: Option<&'a GpuBuf>,
 }
 
 /// What the backward reads of its forward: the normalised input (the residual sum after
@@ -143,8 +145,11 @@ impl LayerNorm {
         need(K, "mean", stats.mean, 0, rows)?;
         need(K, "rstd", stats.rstd, 0, rows)?;
         need(K, "gamma", w.gamma, 0, cols)?;
-        need(K, "dgamma", w.dgamma, 0, cols)?;
-        need(K, "dbeta", w.dbeta, 0, cols)?;
+        for (what, g) in [("dgamma", w.dgamma), ("dbeta", w.dbeta)] {
+            if let Some(g) = g {
+                need(K, what, g, 0, cols)?;
+            }
+        }
         let dummy = step.gpu().dummy_rw();
         let (dxd, drop) = match opts.fused {
             FusedBack::DropDx(dxd, drop) => {
@@ -160,6 +165,12 @@ impl LayerNorm {
         let consts = [("ACCUMULATE", flag(opts.accumulate)), ("DROP_DX", flag(matches!(opts.fused, FusedBack::DropDx(..)))), dd];
         let (kernel, wg) = if self.kernel.per_thread(step) { (BACKWARD_INPUT_ROWS, grid(rows, 64)) } else { (BACKWARD_INPUT, grid(rows, 1)) };
         step.dispatch(kernel, &consts, bytemuck::bytes_of(&p), &[xb, w.gamma, stats.mean, stats.rstd, dyb, dxb, dxd], wg)?;
-        step.dispatch(BACKWARD_PARAMS, &[dd], bytemuck::bytes_of(&p), &[xb, stats.mean, stats.rstd, dyb, w.dgamma, w.dbeta], grid(cols, 32))
+        // a frozen pair (a LoRA or head-only run's LayerNorms) gets no parameter pass
+        let (dgamma, dbeta) = match (w.dgamma, w.dbeta) {
+            (Some(g), Some(b)) => (g, b),
+            (None, None) => return Ok(()),
+            _ => return Err(GpuError::Shape(format!("{K}: gamma and beta train together or not at all"))),
+        };
+        step.dispatch(BACKWARD_PARAMS, &[dd], bytemuck::bytes_of(&p), &[xb, stats.mean, stats.rstd, dyb, dgamma, dbeta], grid(cols, 32))
     }
 }

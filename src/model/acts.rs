@@ -56,7 +56,6 @@ pub(super) struct Acts {
     pub(super) dqkv: GpuBuf,
     pub(super) dprobs: GpuBuf,
     pub(super) dscores: GpuBuf,
-    pub(super) ln_scratch: GpuBuf,
     // pooler / sentence heads (B, C), (B, 2), (B, L)
     pub(super) cls_x: GpuBuf,
     pub(super) pooled_pre: GpuBuf,

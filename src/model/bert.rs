@@ -319,7 +319,6 @@ impl Model {
                 dqkv: z("dqkv", bt * 3 * c)?,
                 dprobs: z("dprobs", b * h * t * t)?,
                 dscores: z("dscores", b * h * t * t)?,
-                ln_scratch: z("ln_scratch", c)?,
                 cls_x: z("cls_x", b * c)?,
                 pooled_pre: z("pooled_pre", b * c)?,
                 pooled: z("pooled", b * c)?,

@@ -106,8 +106,7 @@ impl Model {
     /// train (else into the activations' scratch).
     pub(super) fn ln_backward(&self, step: &mut Step, dx: View, dy: View, saved: Saved, n: &Norm, opts: BackwardOpts) -> Result<(), GpuError> {
         let p = &self.params;
-        let scratch = &self.acts.as_ref().ok_or_else(|| GpuError::Shape("a backward with no activations".into()))?.ln_scratch;
-        let w = AffineGrad { gamma: p.value(n.g), dgamma: p.grad_of(n.g).unwrap_or(scratch), dbeta: p.grad_of(n.b).unwrap_or(scratch) };
+        let w = AffineGrad { gamma: p.value(n.g), dgamma: p.grad_of(n.g), dbeta: p.grad_of(n.b) };
         self.layernorm().backward(step, dx, dy, saved, w, opts)
     }
 

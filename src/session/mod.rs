@@ -168,6 +168,20 @@ impl Loaded {
         }
     }
 
+    /// The parameters a fine-tuning run adopting this model by `adopt` trains, with a head of
+    /// `labels` classes (LoRA's adapters counted as they would be added).
+    pub fn trainable_for(&self, adopt: crate::train::spec::Adopt, labels: usize) -> usize {
+        use crate::model::params::Part;
+        let cfg = &self.model.cfg;
+        let body: usize = self.model.params.params.iter().filter(|p| !matches!(p.part, Part::Classifier | Part::Lora) && adopt.trainable(p.part, cfg.num_hidden_layers)).map(|p| p.numel()).sum();
+        let head = if cfg.body == Body::Gpt2 { cfg.hidden_size * labels } else { (cfg.hidden_size + 1) * labels };
+        let adapters = match adopt {
+            crate::train::spec::Adopt::Lora(r) => LoraSpec::new(r, cfg.body).modules(cfg).iter().map(|(_, i, o)| r * (i + o)).sum(),
+            _ => 0,
+        };
+        body + head + adapters
+    }
+
     /// One sequence through the model, dropout off, leaving its hidden states and attention
     /// readable.
     pub async fn forward_eval(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32]) -> Result<()> {

@@ -501,6 +501,51 @@ try {
     `the GPT-style classifier's export (${gptFiles.join(", ")}; pooling ${headDoc.pooling}): CLI ${JSON.stringify(gptPred.probabilities)} vs page ${JSON.stringify(gptProbs)}`);
   await snap(page, "gpt-fine-tuned-beside-bert");
 
+  // the third way to adopt a model: LoRA adapters (rank 4) on the same model and data, beside the
+  // other runs on one chart; the model panel says what each way trains and needs; the export is
+  // PEFT's adapter files, or on request the model with the adapters merged, which the CLI reads
+  const costs = await page.$$eval("#mode-costs tbody tr", (rows) => rows.map((r) => [...r.children].map((td) => td.textContent)));
+  await page.selectOption("#ft-mode", "lora");
+  await page.fill("#ft-lora-r", "4");
+  for (const [id, v] of Object.entries({ "ft-lr": "0.002", "ft-epochs": "3", "ft-batch": "16", "ft-maxlen": "48" })) await page.fill(`#${id}`, v);
+  const tLora = Date.now();
+  await page.click("#ft-start");
+  // the last run's "run finished" gives way to this one's steps first
+  await waitText(page, "#ft-status", /step \d+ of/);
+  await page.waitForFunction(() => !/run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 100 });
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
+  const loraRun = await text(page, "#status");
+  const loraKeys = await page.$$eval("#finetune-panel .chart .key", (k) => k.map((x) => x.textContent));
+  const loraLine = await text(page, "#model-lora");
+  const loraAcc = await text(page, "#ft-accuracy");
+  check(costs.length === 4 && /LoRA, r = 8/.test(costs[1][0]) && parseFloat(costs[1][1]) < parseFloat(costs[3][1]) && /M$/.test(costs[1][1]) && loraKeys.some((k) => /GPT-style, LoRA r=4: validation loss/.test(k)) && loraKeys.some((k) => /BERT, all layers: validation loss/.test(k)) && /r = 4, alpha = 8 on query, value/.test(loraLine),
+    `a LoRA run beside the others (${((Date.now() - tLora) / 1e3).toFixed(0)} s, ${loraRun}; ${loraAcc}); what each way trains: ${JSON.stringify(costs)}; "${loraLine}"`);
+  const loraProbs = await classify(page, sample);
+  await snap(page, "lora-beside-other-runs");
+  const exported = async (button, dir) => {
+    const listed = () => page.$$eval("#export-files a", (as) => as.map((a) => a.getAttribute("download")).join(","));
+    const before = await listed();
+    await page.click(button);
+    // this export's list, not the last one's
+    await page.waitForFunction((old) => { const n = [...document.querySelectorAll("#export-files a")].map((a) => a.getAttribute("download")).join(","); return n && n !== old; }, before, { timeout: STEP_TIMEOUT, polling: 100 });
+    if (dir) fs.mkdirSync(dir, { recursive: true });
+    const names = await page.$$eval("#export-files a", (as) => as.map((a) => a.getAttribute("download")));
+    for (const name of dir ? names : []) {
+      const [dl] = await Promise.all([page.waitForEvent("download", { timeout: STEP_TIMEOUT }), page.click(`#export-files a[download="${name}"]`)]);
+      await dl.saveAs(path.join(dir, name));
+    }
+    return names;
+  };
+  const adapterDir = path.join(OUT, "export-lora");
+  const adapterFiles = await exported("#export-run", adapterDir);
+  const adapterCfg = JSON.parse(fs.readFileSync(path.join(adapterDir, "adapter_config.json"), "utf8"));
+  // the CLI reads the adapter back on its base: the GPT-style model exported before the LoRA run
+  const adapterPred = JSON.parse(execFileSync(CLI, ["predict", "--model", adapterDir, "--base", gptDir, "--text", sample, "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString())[0];
+  const mergedFiles = await exported("#export-merged", null);
+  check(adapterCfg.peft_type === "LORA" && adapterCfg.r === 4 && adapterFiles.includes("adapter_model.safetensors") && !adapterFiles.includes("model.safetensors") && mergedFiles.includes("model.safetensors") && !mergedFiles.includes("adapter_config.json") && loraProbs.every(([label, p]) => Math.abs(p - adapterPred.probabilities[label]) < 6e-4),
+    `the LoRA export: ${adapterFiles.join(", ")} (peft_type ${adapterCfg.peft_type}, r ${adapterCfg.r}, targets ${adapterCfg.target_modules}); merged on request: ${mergedFiles.join(", ")}; the CLI on the adapter over its base ${JSON.stringify(adapterPred.probabilities)} vs the page ${JSON.stringify(loraProbs)}`);
+  await page.selectOption("#ft-mode", "full");
+
   // 11. GPT beside BERT on one text: a masked and a causal model from scratch, pretrained a few steps
   // each on the sample corpus; both curves on one chart; the causal model's attention is a
   // triangle, its next-word view shows probabilities, and a continuation streams token by token
@@ -604,9 +649,11 @@ try {
   await page.setViewportSize({ width: 390, height: 800 });
   await page.waitForTimeout(300);
   const narrow = await page.evaluate(() => document.documentElement.scrollWidth);
+  // what sticks out, if anything: the deepest elements past the right edge
+  const sticking = await page.evaluate(() => [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && ![...e.children].some((c) => c.getBoundingClientRect().right > window.innerWidth + 1)).slice(0, 5).map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}${e.className && typeof e.className === "string" ? "." + e.className : ""} (${Math.round(e.getBoundingClientRect().right)} px)`));
   await snap(page, "narrow-390px");
   await page.setViewportSize({ width: 1200, height: 900 });
-  check(narrow <= 400, `at 390 px wide the page is ${narrow} px wide`);
+  check(narrow <= 400, `at 390 px wide the page is ${narrow} px wide${sticking.length ? `; past the edge: ${sticking.join(", ")}` : ""}`);
   check(tallest[0] < 6000, `the tallest page of the walk: ${tallest[0]} px (${tallest[1]})`);
 } catch (e) {
   failures += 1;

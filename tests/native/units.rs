@@ -130,7 +130,7 @@ use bertlab::app::protocol::{bars, preview};
         use bertlab::app::protocol::{GenerateForm, ModelBounds, PretrainForm, ScratchForm, TrainForm};
         use bertlab::train::generate::GenerateConfig;
         let m = Some(ModelBounds { layers: 3, positions: 128 });
-        let good = TrainForm { mode: "last".into(), last_n: "2".into(), lr: "1e-4".into(), epochs: "3".into(), batch: "16".into(), max_len: "64".into(), pooling: "mean".into() };
+        let good = TrainForm { mode: "last".into(), last_n: "2".into(), lora_r: "8".into(), lr: "1e-4".into(), epochs: "3".into(), batch: "16".into(), max_len: "64".into(), pooling: "mean".into() };
         let s = good.parse(m, "run 1".into()).unwrap();
         assert_eq!((s.mode, s.pooling, s.lr, s.epochs, s.batch, s.max_len), (Adopt::Last(2), Pooling::Mean, 1e-4, 3, 16, 64));
         let bad = TrainForm { lr: "1e-4x".into(), epochs: "-5".into(), batch: "0".into(), max_len: "100000".into(), last_n: "99".into(), ..good.clone() };

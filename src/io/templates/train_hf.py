@@ -97,6 +97,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data")
     ap.add_argument("--model", default=HERE, help="the model directory (default: this script's)")
+    ap.add_argument("--base", help="a LoRA run's base model (default: the one adapter_config.json names)")
     ap.add_argument("--out", default="hf-run")
     ap.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
     ap.add_argument("--no-dropout", action="store_true", help="dropout off (for comparing runs)")
@@ -114,15 +115,25 @@ def main():
     if unknown:
         sys.exit(f"labels {unknown} are not the run's labels {labels}")
     tok = AutoTokenizer.from_pretrained(a.model)
-    gpt2 = AutoConfig.from_pretrained(a.model).model_type == "gpt2"
+    # a LoRA run (mode lora:R): this directory holds PEFT's adapter, which peft puts on its base
+    adapter = os.path.exists(os.path.join(a.model, "adapter_config.json"))
+    weights = a.model
+    if adapter:
+        weights = a.base or json.load(open(os.path.join(a.model, "adapter_config.json")))["base_model_name_or_path"]
+    gpt2 = AutoConfig.from_pretrained(weights).model_type == "gpt2"
     drop = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0} if a.no_dropout else {}
-    cfg = AutoConfig.from_pretrained(a.model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_id, **drop)
+    cfg = AutoConfig.from_pretrained(weights, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_id, **drop)
     head_beside = SETTINGS["pooling"] == "mean" or (SETTINGS["pooling"] == "last" and not gpt2)
+    if adapter and head_beside:
+        sys.exit("a LoRA run whose head reads the mean or a GPT-style BERT's last token has no PEFT class: continue it in BERT Lab")
     if head_beside:
         from safetensors.torch import load_file
         head = load_file(os.path.join(a.model, "classifier_head.safetensors"))
         p = 0.0 if a.no_dropout else cfg.hidden_dropout_prob
         model = HeadBeside(AutoModel.from_pretrained(a.model, config=cfg, add_pooling_layer=False), head["classifier.weight"], head["classifier.bias"], p, SETTINGS["pooling"], cfg.pad_token_id)
+    elif adapter:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(weights, config=cfg), a.model, is_trainable=True)
     else:
         # BertForSequenceClassification, or GPT2ForSequenceClassification (its score on the last
         # token that is not pad_token_id)
@@ -142,8 +153,9 @@ def main():
             return dict(input_ids=[eot] + ia + [eot] + (ib + [eot] if tb else []))
     else:
         encode = lambda t, tb: dict(tok(t, tb, truncation=True, max_length=a.max_len))
-    for n, p in model.named_parameters():
-        p.requires_grad = trainable(n, SETTINGS["mode"], cfg.num_hidden_layers)
+    if not adapter:  # peft has set what trains: the adapters and the head
+        for n, p in model.named_parameters():
+            p.requires_grad = trainable(n, SETTINGS["mode"], cfg.num_hidden_layers)
 
     enc = [dict(encode(t, tb), labels=label_id[l]) for l, t, tb in rows]
     steps_per_epoch = math.ceil(len(enc) / a.batch)
@@ -171,6 +183,9 @@ def main():
         json.dump(losses, open(a.losses, "w"))
     if head_beside:
         model.save(a.out, labels)
+    elif adapter:
+        model.save_pretrained(a.out)  # PEFT's adapter files, which BERT Lab reads back
+        cfg.save_pretrained(a.out)
     else:
         trainer.save_model(a.out)
     tok.save_pretrained(a.out)
