@@ -271,29 +271,26 @@ async fn grads_step(gpu: &Gpu, model: &mut Model, batch: &Batch, mode: Mode) -> 
 }
 
 pub async fn model_pretraining_gradients_match_pytorch(gpu: &Gpu) -> CheckResult {
-    let fx = fixture()?;
-    let mut m = fx.model(gpu, PRETRAIN)?;
-    m.params.set_trainable(gpu, |_| true)?;
-    let batch = fx.batch(gpu, true, true, false)?;
-    grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
-    let (n, worst) = compare_grads(gpu, &fx, &m, "grad_pt").await?;
-    if n != m.params.params.len() {
-        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()).into());
-    }
-    Ok(format!("MLM + SOP loss: all {n} gradient tensors within {worst:.1e} · max|ref| (bound 1e-3)"))
+    gradients_match(gpu, PRETRAIN, (true, true, false), "grad_pt", "MLM + SOP loss").await
 }
 
 pub async fn model_classification_gradients_match_pytorch(gpu: &Gpu) -> CheckResult {
+    gradients_match(gpu, CLASSIFY, (false, false, true), "grad_cls", "classification loss").await
+}
+
+/// Every parameter's gradient of the tiny BERT with `heads` on the batch's `targets`, against the
+/// fixture's `prefix.*`.
+async fn gradients_match(gpu: &Gpu, heads: Heads, targets: Targets, prefix: &str, what: &str) -> CheckResult {
     let fx = fixture()?;
-    let mut m = fx.model(gpu, CLASSIFY)?;
+    let mut m = fx.model(gpu, heads)?;
     m.params.set_trainable(gpu, |_| true)?;
-    let batch = fx.batch(gpu, false, false, true)?;
+    let batch = fx.batch(gpu, targets.0, targets.1, targets.2)?;
     grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
-    let (n, worst) = compare_grads(gpu, &fx, &m, "grad_cls").await?;
+    let (n, worst) = compare_grads(gpu, &fx, &m, prefix).await?;
     if n != m.params.params.len() {
         return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()).into());
     }
-    Ok(format!("classification loss: all {n} gradient tensors within {worst:.1e} · max|ref| (bound 1e-3)"))
+    Ok(format!("{what}: all {n} gradient tensors within {worst:.1e} · max|ref| (bound 1e-3)"))
 }
 
 /// A device of the check's own, so that its counters see only its own work even when other checks

@@ -387,6 +387,23 @@ fn kernel_counts(g: &Gpu) -> KernelCounts {
     KernelCounts { submits: c.submits, bytes_read_back: c.bytes_read_back, dispatches: c.dispatches.iter().map(|(k, v)| (k.to_string(), *v as u64)).collect() }
 }
 
+/// What either kind of run says when it pauses or stops.
+fn post_control(e: RunEvent) {
+    match e {
+        RunEvent::Paused { step } => post(Event::Paused { step }),
+        RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
+        _ => {}
+    }
+}
+
+/// A run's end in the page: its counters, its snapshots stored, the model shown again, not busy.
+async fn run_over(s: &Session) {
+    post(Event::Counters(kernel_counts(s.gpu())));
+    saved().await;
+    post_model(s, vec![]);
+    set_busy(false);
+}
+
 /// Says how a run that went non-finite ended: stopped, and its weights back where they were.
 fn rolled_back(step: usize) {
     post(Event::Stopped { step, nonfinite: true, reason: format!("{}. The weights are back to where they were before this run.", Error::non_finite(step)) });
@@ -418,15 +435,10 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
                 }
             }
             RunEvent::Probe { step, predictions } => post(Event::Probe { step, predictions }),
-            RunEvent::Paused { step } => post(Event::Paused { step }),
-            RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
-            _ => {}
+            e => post_control(e),
         })
         .await;
-    post(Event::Counters(kernel_counts(g)));
-    saved().await;
-    post_model(&s, vec![]);
-    set_busy(false);
+    run_over(&s).await;
     let ran = r?;
     for m in &ran.report.messages {
         post(Event::Message { text: m.clone() });
@@ -464,15 +476,10 @@ async fn train(d: TrainSettings, start_step: usize) -> Result<()> {
                 confusion: val.confusion,
                 labels: labels.clone(),
             })),
-            RunEvent::Paused { step } => post(Event::Paused { step }),
-            RunEvent::Cancelled { step } => post(Event::Stopped { step, reason: "stopped".into(), nonfinite: false }),
-            _ => {}
+            e => post_control(e),
         })
         .await;
-    post(Event::Counters(kernel_counts(g)));
-    saved().await;
-    post_model(&s, vec![]);
-    set_busy(false);
+    run_over(&s).await;
     let ran = r?.ran;
     match ran.rolled_back {
         Some(step) => rolled_back(step),
