@@ -132,20 +132,19 @@ impl Batch {
         if let Some(bad) = types.iter().find(|&&i| i as usize >= cfg.type_vocab_size) {
             return Err(format!("token type {bad} is outside the model's {} types", cfg.type_vocab_size).into());
         }
-        let e = |x: GpuError| x.to_string();
-        // a recycled buffer of `cap` elements holding `data` at its start
-        let up_u32 = |label: &str, cap: usize, data: &[u32]| -> Result<GpuBuf, String> {
-            let buf = gpu.recycled(label, cap, DType::U32).map_err(e)?;
-            gpu.write(&buf, 0, data).map_err(e)?;
+        // a recycled buffer of `cap` elements holding `data` at its start (a lost device stays one)
+        let up_u32 = |label: &str, cap: usize, data: &[u32]| -> Result<GpuBuf, GpuError> {
+            let buf = gpu.recycled(label, cap, DType::U32)?;
+            gpu.write(&buf, 0, data)?;
             Ok(buf)
         };
-        let up_i32 = |label: &str, cap: usize, data: &[i32]| -> Result<GpuBuf, String> {
-            let buf = gpu.recycled(label, cap, DType::I32).map_err(e)?;
-            gpu.write(&buf, 0, data).map_err(e)?;
+        let up_i32 = |label: &str, cap: usize, data: &[i32]| -> Result<GpuBuf, GpuError> {
+            let buf = gpu.recycled(label, cap, DType::I32)?;
+            gpu.write(&buf, 0, data)?;
             Ok(buf)
         };
         // the CSR grouping of `ids` (of `of`), in buffers of capacity `cap` ids
-        let grouping = |of: &str, ids: &[u32], cap: usize| -> Result<EmbeddingGrouping, String> {
+        let grouping = |of: &str, ids: &[u32], cap: usize| -> Result<EmbeddingGrouping, GpuError> {
             let (uniq, starts, order) = embedding::group_ids(ids);
             Ok(EmbeddingGrouping {
                 n_uniq: uniq.len(),
@@ -176,15 +175,15 @@ impl Batch {
             }
             row_ids = rows;
         }
-        let labels_buf = |l: Option<&[i32]>, what: &str| -> Result<Option<GpuBuf>, String> {
+        let labels_buf = |l: Option<&[i32]>, what: &str| -> Result<Option<GpuBuf>, Error> {
             match l {
-                Some(l) if l.len() != b => Err(format!("{what} labels: {} values for a batch of {b}", l.len()).into()),
+                Some(l) if l.len() != b => Err(Error::Data { line: 0, message: format!("{what} labels: {} values for a batch of {b}", l.len()) }),
                 Some(l) => Ok(Some(up_i32(what, b, l)?)),
                 None => Ok(None),
             }
         };
-        let mask_buf = gpu.recycled("mask", n, DType::F32).map_err(e)?;
-        gpu.write(&mask_buf, 0, &mask).map_err(e)?;
+        let mask_buf = gpu.recycled("mask", n, DType::F32)?;
+        gpu.write(&mask_buf, 0, &mask)?;
         Ok(Batch {
             b,
             t,
