@@ -93,8 +93,9 @@ impl Model {
             return Err("generation needs a causal model with a language-model head".into());
         }
         if self.cfg.lora.is_some() {
-            // the one-row kernels read each projection's weight alone; an adapter must be in it
-            return Err("this model carries LoRA adapters, which generation does not apply one token at a time: merge them into the weights first (`bertlab export --merge`), then generate from the merged model".into());
+            // the one-row kernels read each projection's weight alone (the session generates from a
+            // merged copy, `Loaded::merged`)
+            return Err("this model carries LoRA adapters, which the one-token decoder does not apply: generate from a copy with them merged (`bertlab export --merge`)".into());
         }
         Ok(())
     }

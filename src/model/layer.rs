@@ -81,7 +81,7 @@ impl Model {
             Matmul::new(bt, c, 3 * c).accumulate().record(step, &a.d_x, &a.dqkv, &qkv.w, None)?;
         }
         for lo in lp.qkv_lora.iter().flatten() {
-            self.lora_backward(step, input_needed.then_some(&a.d_x), &a.dqkv, 3 * c, x, bt, lo)?;
+            self.lora_backward(step, input_needed.then_some(&a.d_x), (&a.dqkv, 3 * c), x, bt, lo)?;
         }
         Ok(())
     }

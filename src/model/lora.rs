@@ -43,9 +43,9 @@ impl Model {
             .record(step, y, t, p.value(lo.b), None)
     }
 
-    /// The backward of [`Model::lora_forward`] from dy (rows `ld` wide): dB += s · dyᵀ (x Aᵀ),
-    /// dt = s · dy B, dA += dtᵀ x, and with `dx`, dx += dt A.
-    pub(super) fn lora_backward(&self, step: &mut Step, dx: Option<&GpuBuf>, dy: &GpuBuf, ld: usize, x: &GpuBuf, rows: usize, lo: &LoraH) -> Result<(), GpuError> {
+    /// The backward of [`Model::lora_forward`] from `dy` (its buffer, and how wide its rows are):
+    /// dB += s · dyᵀ (x Aᵀ), dt = s · dy B, dA += dtᵀ x, and with `dx`, dx += dt A.
+    pub(super) fn lora_backward(&self, step: &mut Step, dx: Option<&GpuBuf>, (dy, ld): (&GpuBuf, usize), x: &GpuBuf, rows: usize, lo: &LoraH) -> Result<(), GpuError> {
         let (t, dt) = self.lora_scratch()?;
         let (p, s, dy_cols) = (&self.params, self.lora_scale(), rows_of(rows, ld));
         let (ga, gb) = (p.grad_of(lo.a), p.grad_of(lo.b));

@@ -69,7 +69,7 @@ impl Model {
             mm.record(step, dx, dy, p.value(lin.w), None)?;
         }
         if let Some(lo) = &lin.lora {
-            self.lora_backward(step, dx.map(|d| d.0), dy, out, x, rows, lo)?;
+            self.lora_backward(step, dx.map(|d| d.0), (dy, out), x, rows, lo)?;
         }
         Ok(())
     }

@@ -182,6 +182,15 @@ impl Loaded {
         body + head + adapters
     }
 
+    /// A copy of the model with its LoRA adapters folded into the weights they adapt.
+    pub async fn merged(&self, gpu: &Gpu) -> Result<Model> {
+        let (cfg, tensors) = export::merge_lora(&self.model.cfg, self.model.params.read_all(gpu).await?);
+        let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
+        let (mut m, _) = Model::new(gpu, cfg, self.model.heads, Some(&safetensors::parse(&bytes)?), 1)?;
+        m.pooling = self.model.pooling;
+        Ok(m)
+    }
+
     /// One sequence through the model, dropout off, leaving its hidden states and attention
     /// readable.
     pub async fn forward_eval(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32]) -> Result<()> {
@@ -662,8 +671,14 @@ impl Session {
         self.stop_generating.set(false);
         let asked = || self.stop_generating.get();
         self.with_model(GENERATING, async |g, l| {
-            let tok = &l.tok;
-            let (ids, stop) = generate_until(g, &mut l.model, tok, prompt, cfg, &asked, &mut |id, t| on_token(id, t, tok.continuation(id))).await?;
+            // the one-row decode kernels read each projection's own weight: a model with LoRA
+            // adapters generates from a copy with them folded in (W + (alpha/r) B A)
+            let mut merged = match l.model.cfg.lora {
+                Some(_) => Some(l.merged(g).await?),
+                None => None,
+            };
+            let (tok, model) = (&l.tok, merged.as_mut().unwrap_or(&mut l.model));
+            let (ids, stop) = generate_until(g, model, tok, prompt, cfg, &asked, &mut |id, t| on_token(id, t, tok.continuation(id))).await?;
             Ok(Generated { text: l.tok.decode(&ids)?, ids, stop })
         })
         .await

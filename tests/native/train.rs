@@ -708,6 +708,20 @@ fn lora_adapters_train_save_in_peft_format_and_read_back() {
     }
     println!("peft's adapter on all-MiniLM-L6-v2: max |BERT Lab - transformers + peft| = {worst:.2e}");
     assert!(worst < 1e-4, "peft's adapter: {worst} off transformers' probabilities ({o})");
+    // a GPT-2 with adapters still continues a text: from a copy with them merged, as the merged
+    // export does
+    let (gl, glm) = (dir("gpt2-lora"), dir("gpt2-lora-merged"));
+    let (ok, _, err) = run(&["train", "--data", "www/samples/sentiment.tsv", "--model", "tests/fixtures/tiny_gpt2", "--out", &gl, "--mode", "lora:4", "--epochs", "1", "--batch", "16", "--max-len", "32"]);
+    assert!(ok, "GPT-2 lora:4: {err}");
+    let (ok, _, err) = run(&["export", "--model", &gl, "--merge", "--out", &glm]);
+    assert!(ok, "GPT-2 export --merge: {err}");
+    let ids = |model: &str| -> serde_json::Value {
+        let (ok, o, err) = run(&["generate", "--model", model, "--prompt", "the film was", "--max-new", "6", "--json"]);
+        assert!(ok, "generate --model {model}: {err}");
+        serde_json::from_str::<serde_json::Value>(o.lines().last().unwrap()).unwrap()["ids"].clone()
+    };
+    let (adapted, merged_ids) = (ids(&gl), ids(&glm));
+    assert!(adapted == merged_ids && adapted.as_array().map(|a| a.len()).unwrap_or(0) > 0, "the adapter generates {adapted}, the merged model {merged_ids}");
     // bad settings and adapters
     let wrong_type = dir("prefix");
     std::fs::create_dir_all(&wrong_type).unwrap();
