@@ -49,7 +49,8 @@ macro_rules! for_each_model_check {
             model_last_token_classifier_matches_pytorch,
             model_last_token_classifier_adamw_10_steps_match_pytorch,
             model_lora_matches_peft,
-            model_lora_adamw_10_steps_match_peft
+            model_lora_adamw_10_steps_match_peft,
+            model_lora_dropout_gradients_match_finite_differences
         }
     };
 }
@@ -1088,4 +1089,29 @@ pub async fn model_lora_adamw_10_steps_match_peft(_shared: &Gpu) -> CheckResult 
         out.push(format!("{what}: {}", adamw_10_steps_of(&fx, CLASSIFY, (false, false, true), lora_trains).await?));
     }
     Ok(out.join("; "))
+}
+
+/// LoRA's input dropout (lora_dropout 0.3; the fixture's other sites are off): the adapters' and
+/// the head's gradients agree with finite differences of the loss under the same masks, through two
+/// layers (the upper adapters' dropout lies on the lower adapters' gradient path).
+pub async fn model_lora_dropout_gradients_match_finite_differences(gpu: &Gpu) -> CheckResult {
+    let [(mut fx, _), _] = lora_fixtures()?;
+    if let Some(l) = fx.cfg.lora.as_mut() {
+        l.dropout = 0.3;
+    }
+    let mut m = fx.model(gpu, CLASSIFY)?;
+    let batch = fx.batch(gpu, false, false, true)?;
+    let (train, with, without) = gradients_with_dropout(gpu, &mut m, &batch).await?;
+    let names = [
+        "encoder.layer.0.attention.self.query.lora_A.weight",
+        "encoder.layer.0.attention.self.value.lora_B.weight",
+        "encoder.layer.1.attention.self.query.lora_B.weight",
+        "encoder.layer.1.attention.self.value.lora_A.weight",
+        "classifier.weight",
+        // below the upper adapters: their gradient crosses those adapters' dropout
+        "encoder.layer.0.output.dense.weight",
+        "embeddings.LayerNorm.weight",
+    ];
+    let worst = directional_fd(gpu, &mut m, &batch, train, &names, 29, 5e-2, |l| l.cls).await?;
+    Ok(format!("loss {with:.4} with the adapters' input dropout, {without:.4} without; {} tensors' directional gradients within {worst:.1e} (relative) of finite differences", names.len()))
 }

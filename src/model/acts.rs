@@ -75,6 +75,9 @@ pub(super) struct Acts {
     /// A LoRA model's (B*T, r) products x Aᵀ and their gradients.
     pub(super) lora_t: Option<GpuBuf>,
     pub(super) lora_dt: Option<GpuBuf>,
+    /// With lora_dropout: (B*T, max(C, I)) the dropped input, and a scratch for its gradient.
+    pub(super) lora_x: Option<GpuBuf>,
+    pub(super) lora_u: Option<GpuBuf>,
 }
 
 /// MLM-head buffers for up to `cap` predicted rows.

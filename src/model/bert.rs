@@ -102,6 +102,9 @@ pub struct Model {
     pub(super) decode: Option<super::kv::DecodeState>,
     /// A smaller shard size for the word embedding than the device's binding limit (tests).
     pub(super) word_shard_bytes: Option<u64>,
+    /// The mode of the pass being recorded (forward, then its backward): where the LoRA adapters'
+    /// input dropout takes its probability and seeds.
+    pub(super) pass: std::cell::Cell<Mode>,
 }
 
 pub(super) const STAT_MLM: usize = 0;
@@ -124,12 +127,13 @@ impl Model {
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
         let pooling = if cfg.is_decoder { Pooling::Last } else { Pooling::Cls };
-        Ok((Model { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, word_shard_bytes: None }, report))
+        Ok((Model { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, word_shard_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;
     /// `mode` says whether dropout is on (and its seed).
     pub fn forward(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), Error> {
+        self.pass.set(mode);
         self.ensure_acts(gpu, batch.b, batch.t, batch.m)?;
         if self.pooling == Pooling::Mean && self.heads.num_labels > 0 {
             batch.pool_matrix(gpu)?;
@@ -159,6 +163,7 @@ impl Model {
     }
 
     fn record_backward(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
+        self.pass.set(mode);
         if self.cfg.body == Body::Gpt2 {
             return self.record_backward_gpt2(step, batch, mode);
         }
@@ -270,6 +275,7 @@ impl Model {
         let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
         let gpt2 = self.cfg.body == Body::Gpt2;
         let lora_r = self.cfg.lora.as_ref().map(|l| l.r);
+        let lora_drop = self.cfg.lora.as_ref().map(|l| l.dropout > 0.0).unwrap_or(false);
                 let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
         // Buffers are sized for the largest (B, T) seen so far and reused for smaller batches (the
         // kernels index by the batch's own shape), so a training loop with dynamic padding
@@ -336,6 +342,9 @@ impl Model {
                 stats: [z("stats_mlm", 3)?, z("stats_sop", 3)?, z("stats_cls", 3)?],
                 lora_t: lora_r.map(|r| z("lora_t", bt * r)).transpose()?,
                 lora_dt: lora_r.map(|r| z("lora_dt", bt * r)).transpose()?,
+                // the dropped input and the input's gradient through the dropout (widest: I)
+                lora_x: lora_drop.then(|| z("lora_x", bt * c.max(i))).transpose()?,
+                lora_u: lora_drop.then(|| z("lora_u", bt * c.max(i))).transpose()?,
             });
         }
         if self.heads.lm && m > 0 && self.mlm_acts.as_ref().map(|a| a.cap < m).unwrap_or(true) {

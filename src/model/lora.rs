@@ -6,7 +6,10 @@
 
 use super::bert::Model;
 use super::handles::LoraH;
+use super::mode::Site;
 use crate::gpu::{GpuBuf, GpuError, Step};
+use crate::kernels::dropout::{self, Dropout};
+use crate::kernels::elementwise;
 use crate::kernels::matmul::{Matmul, Operand};
 
 /// A matrix of `rows` rows stored `ld` apart (one of a batch of one).
@@ -29,10 +32,30 @@ impl Model {
         }
     }
 
-    /// y[:, col..col + out] += s · (x Aᵀ) Bᵀ, with y's rows `ld` wide and x (rows, inp).
+    /// The adapter's input dropout in the pass being recorded (PEFT's lora_dropout; none when
+    /// evaluating): its probability, and its seed from the adapter's own site.
+    fn lora_drop(&self, lo: &LoraH) -> Dropout {
+        let (mode, p) = (self.pass.get(), self.cfg.lora.as_ref().map(|l| l.dropout).unwrap_or(0.0));
+        Dropout::new(mode.prob(p), mode.seed(Site::Lora(lo.a.index())))
+    }
+
+    /// The adapter's input: `x`, or dropout(x) in the (rows, inp) scratch when the pass drops it
+    /// (the backward redraws the same mask from the same seed).
+    fn lora_input<'a>(&'a self, step: &mut Step, x: &'a GpuBuf, rows: usize, lo: &LoraH) -> Result<&'a GpuBuf, GpuError> {
+        let drop = self.lora_drop(lo);
+        if drop.prob == 0.0 {
+            return Ok(x);
+        }
+        let xd = self.acts.as_ref().and_then(|a| a.lora_x.as_ref()).ok_or_else(|| GpuError::Shape("LoRA dropout in a model allocated without its scratch".into()))?;
+        dropout::apply(step, xd.at([rows, lo.inp]), x.at([rows, lo.inp]), drop)?;
+        Ok(xd)
+    }
+
+    /// y[:, col..col + out] += s · (dropout(x) Aᵀ) Bᵀ, with y's rows `ld` wide and x (rows, inp).
     pub(super) fn lora_forward(&self, step: &mut Step, y: &GpuBuf, ld: usize, x: &GpuBuf, rows: usize, lo: &LoraH) -> Result<(), GpuError> {
         let (t, _) = self.lora_scratch()?;
         let p = &self.params;
+        let x = self.lora_input(step, x, rows, lo)?;
         Matmul::new(rows, lo.r, lo.inp).trans_b().record(step, t, x, p.value(lo.a), None)?;
         Matmul::new(rows, lo.out, lo.r)
             .trans_b()
@@ -49,6 +72,7 @@ impl Model {
         let (t, dt) = self.lora_scratch()?;
         let (p, s, dy_cols) = (&self.params, self.lora_scale(), rows_of(rows, ld));
         let (ga, gb) = (p.grad_of(lo.a), p.grad_of(lo.b));
+        let x = self.lora_input(step, x, rows, lo)?;
         if gb.is_some() {
             Matmul::new(rows, lo.r, lo.inp).trans_b().record(step, t, x, p.value(lo.a), None)?;
         }
@@ -64,9 +88,19 @@ impl Model {
         if let Some(da) = ga {
             Matmul::new(lo.r, lo.inp, rows).trans_a().accumulate().record(step, da, dt, x, None)?;
         }
-        if let Some(dx) = dx {
-            Matmul::new(rows, lo.inp, lo.r).accumulate().record(step, dx, dt, p.value(lo.a), None)?;
+        let Some(dx) = dx else { return Ok(()) };
+        let drop = self.lora_drop(lo);
+        if drop.prob == 0.0 {
+            return Matmul::new(rows, lo.inp, lo.r).accumulate().record(step, dx, dt, p.value(lo.a), None);
         }
-        Ok(())
+        // through the dropout: dx += mask ⊙ (dt A) / (1 - p), the forward's mask redrawn; the sum is
+        // made beside dx and copied over it (a dispatch never reads and writes one buffer)
+        let a = self.acts.as_ref().ok_or_else(|| GpuError::Shape("LoRA before the activations".into()))?;
+        let (xd, u) = a.lora_x.as_ref().zip(a.lora_u.as_ref()).ok_or_else(|| GpuError::Shape("LoRA dropout in a model allocated without its scratch".into()))?;
+        let n = rows * lo.inp;
+        Matmul::new(rows, lo.inp, lo.r).record(step, u, dt, p.value(lo.a), None)?;
+        dropout::apply(step, xd.at([n]), u.at([n]), drop)?;
+        elementwise::add(step, u.at([n]), dx.at([n]), xd.at([n]))?;
+        step.copy(u, 0, dx, 0, n)
     }
 }

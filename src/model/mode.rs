@@ -23,6 +23,8 @@ pub enum Site {
     AttentionOutput(usize),
     /// Layer `l`'s feed-forward output, before its residual add.
     Output(usize),
+    /// The input of the LoRA adapter whose A is parameter `k` (PEFT's `lora_dropout`).
+    Lora(usize),
 }
 
 impl Site {
@@ -33,6 +35,7 @@ impl Site {
             Site::AttentionProbs(l) => 100 + 10 * l as u64,
             Site::AttentionOutput(l) => 101 + 10 * l as u64,
             Site::Output(l) => 102 + 10 * l as u64,
+            Site::Lora(k) => 1_000_003 + 10 * k as u64,
         }
     }
 }

@@ -316,6 +316,13 @@ fn canonical(stored: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Id(usize);
 
+impl Id {
+    /// Its place among the model's parameters (stable for a model's layout).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 impl ParamStore {
     /// The handle of `name`, or which tensor is missing.
     pub fn id(&self, name: &str) -> Result<Id> {

@@ -122,9 +122,6 @@ impl TrainConfig {
         }
         if let Some(lo) = self.lora(model) {
             lo.validate(model)?;
-            if lo.dropout > 0.0 && self.dropout {
-                return Err(Error::Limit(format!("lora_dropout {}: BERT Lab does not drop the adapters' input yet; train with 0 (PEFT's default)", lo.dropout)));
-            }
         }
         if let Adopt::Last(n) = self.adopt {
             in_range("the layers to train", n, 1, model.num_hidden_layers).map_err(|e| Error::Limit(format!("{e} (the model has {} layers)", model.num_hidden_layers)))?;
