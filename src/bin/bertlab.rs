@@ -233,8 +233,24 @@ mod cli {
                 s
             }
         };
+        // --mode lora:R: adapters on the model given, in PEFT's format
+        let lora = match a.mode.as_deref().map(str::parse::<bertlab::train::spec::Adopt>).transpose().map_err(|e| format!("--mode {e}"))? {
+            None | Some(bertlab::train::spec::Adopt::Full) => None,
+            Some(bertlab::train::spec::Adopt::Lora(r)) if a.model.is_some() => {
+                let body = s.peek(|l| l.model.cfg.body).unwrap_or_default();
+                let mut spec = bertlab::model::config::LoraSpec::new(r, body);
+                spec.alpha = a.lora_alpha.unwrap_or(8.0);
+                spec.dropout = a.lora_dropout.unwrap_or(0.0);
+                if let Some(t) = &a.lora_targets {
+                    spec.targets = t.clone();
+                }
+                Some(spec)
+            }
+            Some(bertlab::train::spec::Adopt::Lora(_)) => return Err("--mode lora:R adapts a pretrained model: give it with --model DIR".into()),
+            Some(m) => return Err(format!("--mode {m}: pretraining takes full or lora:R").into()),
+        };
         let steps = a.steps;
-        let pc = PretrainConfig { mlm, sop, steps, batch_size: a.batch, lr: a.lr, max_len: a.max_len, warmup: a.warmup.unwrap_or(steps / 10), seed: a.seed, probe: a.probe.clone(), probe_every: a.probe_every, ..PretrainConfig::default() };
+        let pc = PretrainConfig { mlm, sop, steps, batch_size: a.batch, lr: a.lr, max_len: a.max_len, warmup: a.warmup.unwrap_or(steps / 10), seed: a.seed, probe: a.probe.clone(), probe_every: a.probe_every, lora, ..PretrainConfig::default() };
         let bar = o.bar(steps as u64, "pretrain");
         let r = block(s.pretrain(pc.clone(), &texts, &NoStore, &mut |e| match e {
             Event::Pretrain { step, mlm_loss, sop_loss, .. } => {

@@ -307,6 +307,8 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
             Part::Lora => adapter.push((peft_name(&n), shape, v)),
             Part::Classifier if classifies => adapter.push((format!("base_model.model.{n}"), shape, v)),
             Part::Classifier => head.push((n, shape, v)),
+            // a BERT's pretraining heads, which a LoRA pretraining run trains beside the adapters
+            Part::LmHead | Part::SopHead if heads.num_labels == 0 => adapter.push((format!("base_model.model.{n}"), shape, v)),
             _ => {}
         }
     }
@@ -318,7 +320,7 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
         "target_modules": lora.targets,
-        "modules_to_save": if classifies { serde_json::json!(["classifier", "score"]) } else { serde_json::Value::Null },
+        "modules_to_save": if classifies { serde_json::json!(["classifier", "score"]) } else if heads.num_labels == 0 && cfg.body == Body::Bert && (heads.lm || heads.sop) { serde_json::json!(["cls"]) } else { serde_json::Value::Null },
         "base_model_name_or_path": card.base_model,
         "bias": "none",
         "fan_in_fan_out": cfg.body == Body::Gpt2,

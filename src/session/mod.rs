@@ -133,14 +133,6 @@ impl Loaded {
         }
     }
 
-    /// The same model with `heads`, its other tensors kept; with `fresh_classifier`, a new
-    /// classification head (for other labels) in place of the one it had. On failure the model
-    /// comes back unchanged with the error.
-    async fn with_heads(self, gpu: &Gpu, heads: Heads, fresh_classifier: bool) -> std::result::Result<Loaded, (Loaded, Error)> {
-        let lora = self.model.cfg.lora.clone();
-        self.rebuilt(gpu, heads, lora, fresh_classifier).await
-    }
-
     /// The same model with `heads` and the adapters `lora` (fresh ones, A Kaiming-uniform and B
     /// zero, where it had none or others; none at all with `None`), its other tensors kept.
     async fn rebuilt(self, gpu: &Gpu, heads: Heads, lora: Option<LoraSpec>, fresh_classifier: bool) -> std::result::Result<Loaded, (Loaded, Error)> {
@@ -529,7 +521,15 @@ impl Session {
         let causal = l.model.cfg.is_decoder;
         let h = l.model.heads;
         let heads = Heads { lm: h.lm || spec.mlm || causal, sop: (h.sop || spec.sop) && !causal, num_labels: h.num_labels };
-        let mut l = match l.with_heads(&self.gpu, heads, false).await {
+        // LoRA pretraining adds adapters (kept when the model has these already)
+        let lora = spec.lora.clone().or(l.model.cfg.lora.clone());
+        if let Some(lo) = &lora {
+            if let Err(e) = lo.validate(&l.model.cfg) {
+                self.put(l);
+                return Err(e);
+            }
+        }
+        let mut l = match l.rebuilt(&self.gpu, heads, lora, false).await {
             Ok(l) => l,
             Err((l, e)) => {
                 self.put(l);

@@ -564,6 +564,9 @@ pub struct PretrainConfig {
     pub probe_every: usize,
     /// Emit an [`Event::Checkpoint`] every this many steps (0: never) and whenever the run pauses.
     pub checkpoint_every: usize,
+    /// Pretrain LoRA adapters (and the pretraining heads) instead of the whole model: the model's
+    /// language adapted to the text with a few MB of adapters.
+    pub lora: Option<crate::model::config::LoraSpec>,
     /// Continue a run restored at this step: the steps before it draw their batches (same seed,
     /// same data) without training; the optimizer state restored by the caller is kept.
     #[serde(skip)]
@@ -588,7 +591,7 @@ impl PretrainConfig {
 
 impl Default for PretrainConfig {
     fn default() -> Self {
-        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, probe: None, probe_every: 10, checkpoint_every: 0, start_step: 0 }
+        PretrainConfig { mlm: true, sop: true, masking: MlmMasking::default(), lr: 1e-3, steps: 200, batch_size: 16, max_len: 64, warmup: 20, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, probe: None, probe_every: 10, checkpoint_every: 0, lora: None, start_step: 0 }
     }
 }
 
@@ -677,11 +680,15 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
         return Err("nothing to pretrain: masked-LM is off and sentence order is unavailable".into());
     }
     // the encoder and the heads in use learn; an MLM head's decoder stays tied to the word embeddings
+    // with adapters only they and the pretraining heads train (PEFT's modules_to_save for BERT's
+    // `cls`; GPT-2's head is its word embeddings, which stay frozen)
+    let adapters = model.cfg.lora.is_some();
     model.params.set_trainable(gpu, |p| match p.part {
         Part::Classifier => false,
         Part::SopHead => sop_on,
         Part::LmHead => cfg.mlm,
-        _ => true,
+        Part::Lora => true,
+        _ => !adapters,
     })?;
     let candidates = non_special_ids(tok.vocab_size.min(model.cfg.vocab_size), &tok.special_ids());
     let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };

@@ -722,6 +722,20 @@ fn lora_adapters_train_save_in_peft_format_and_read_back() {
     };
     let (adapted, merged_ids) = (ids(&gl), ids(&glm));
     assert!(adapted == merged_ids && adapted.as_array().map(|a| a.len()).unwrap_or(0) > 0, "the adapter generates {adapted}, the merged model {merged_ids}");
+    // LoRA pretraining: adapters and BERT's pretraining heads (PEFT's modules_to_save "cls") on
+    // the base; next-word adapters on a GPT-2 (its head is its word embeddings, frozen)
+    let (plora, glp) = (dir("pretrain-lora"), dir("gpt2-pretrain-lora"));
+    let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--model", &base, "--mode", "lora:4", "--steps", "3", "--batch", "4", "--max-len", "32", "--out", &plora]);
+    assert!(ok, "pretrain --mode lora:4: {err}");
+    let pc: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{plora}/adapter_config.json")).unwrap()).unwrap();
+    assert!(pc["task_type"].is_null() && pc["modules_to_save"] == serde_json::json!(["cls"]), "{pc}");
+    let (ok, o, err) = run(&["fill-mask", "--model", &plora, "--text", "the [MASK] was good", "--json"]);
+    assert!(ok && o.contains("probability"), "fill-mask on the pretrained adapter: {err}");
+    let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--model", "tests/fixtures/tiny_gpt2", "--mode", "lora:4", "--steps", "3", "--batch", "4", "--max-len", "32", "--out", &glp]);
+    assert!(ok, "GPT-2 pretrain --mode lora:4: {err}");
+    let gc: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{glp}/adapter_config.json")).unwrap()).unwrap();
+    assert_eq!((gc["task_type"].as_str(), gc["target_modules"].clone()), (Some("CAUSAL_LM"), serde_json::json!(["c_attn"])), "{gc}");
+    assert!(!ids(&glp).as_array().unwrap().is_empty(), "the GPT-2 adapter continues a text");
     // bad settings and adapters
     let wrong_type = dir("prefix");
     std::fs::create_dir_all(&wrong_type).unwrap();

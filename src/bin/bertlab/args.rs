@@ -115,6 +115,19 @@ pub struct PretrainArgs {
     pub probe: Option<String>,
     #[arg(long = "probe-every", default_value_t = 50)]
     pub probe_every: usize,
+    /// full (every weight) | lora:R (low-rank adapters of rank R on a --model, saved in PEFT's
+    /// format; BERT's pretraining heads train beside them) [default: full]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// LoRA's alpha [default: 8]
+    #[arg(long = "lora-alpha", value_name = "A")]
+    pub lora_alpha: Option<f32>,
+    /// dropout on the adapters' input [default: 0]
+    #[arg(long = "lora-dropout", value_name = "P")]
+    pub lora_dropout: Option<f32>,
+    /// the projections LoRA adapts, comma-separated [default: query,value for BERT; c_attn for GPT-2]
+    #[arg(long = "lora-targets", value_name = "NAMES", value_delimiter = ',')]
+    pub lora_targets: Option<Vec<String>>,
 }
 
 #[derive(clap::Args)]
