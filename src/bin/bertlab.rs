@@ -239,9 +239,9 @@ mod cli {
             Some(bertlab::train::spec::Adopt::Lora(r)) if a.model.is_some() => {
                 let body = s.peek(|l| l.model.cfg.body).unwrap_or_default();
                 let mut spec = bertlab::model::config::LoraSpec::new(r, body);
-                spec.alpha = a.lora_alpha.unwrap_or(8.0);
-                spec.dropout = a.lora_dropout.unwrap_or(0.0);
-                if let Some(t) = &a.lora_targets {
+                spec.alpha = a.lora.lora_alpha.unwrap_or(8.0);
+                spec.dropout = a.lora.lora_dropout.unwrap_or(0.0);
+                if let Some(t) = &a.lora.lora_targets {
                     spec.targets = t.clone();
                 }
                 Some(spec)
@@ -351,9 +351,9 @@ mod cli {
         tc.patience = a.patience.unwrap_or(tc.patience);
         tc.checkpoint_every = a.checkpoint_every;
         tc.dropout = !a.no_dropout;
-        tc.lora_alpha = a.lora_alpha.unwrap_or(tc.lora_alpha);
-        tc.lora_dropout = a.lora_dropout.unwrap_or(tc.lora_dropout);
-        tc.lora_targets = a.lora_targets.clone().unwrap_or(tc.lora_targets);
+        tc.lora_alpha = a.lora.lora_alpha.unwrap_or(tc.lora_alpha);
+        tc.lora_dropout = a.lora.lora_dropout.unwrap_or(tc.lora_dropout);
+        tc.lora_targets = a.lora.lora_targets.clone().unwrap_or(tc.lora_targets);
         if !(tc.val.is_finite() && (0.0..1.0).contains(&tc.val)) {
             return Err(format!("--val must be a fraction in [0, 1); got {}", tc.val).into());
         }

@@ -119,15 +119,8 @@ pub struct PretrainArgs {
     /// format; BERT's pretraining heads train beside them) [default: full]
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
-    /// LoRA's alpha [default: 8]
-    #[arg(long = "lora-alpha", value_name = "A")]
-    pub lora_alpha: Option<f32>,
-    /// dropout on the adapters' input [default: 0]
-    #[arg(long = "lora-dropout", value_name = "P")]
-    pub lora_dropout: Option<f32>,
-    /// the projections LoRA adapts, comma-separated [default: query,value for BERT; c_attn for GPT-2]
-    #[arg(long = "lora-targets", value_name = "NAMES", value_delimiter = ',')]
-    pub lora_targets: Option<Vec<String>>,
+    #[command(flatten)]
+    pub lora: LoraArgs,
 }
 
 #[derive(clap::Args)]
@@ -145,15 +138,8 @@ pub struct TrainArgs {
     /// adapters of rank R, saved in PEFT's format) [default: full]
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
-    /// LoRA's alpha: the adapters' product is scaled by alpha / R [default: 8, PEFT's]
-    #[arg(long = "lora-alpha", value_name = "A")]
-    pub lora_alpha: Option<f32>,
-    /// dropout on the adapters' input while training [default: 0]
-    #[arg(long = "lora-dropout", value_name = "P")]
-    pub lora_dropout: Option<f32>,
-    /// the projections LoRA adapts, comma-separated [default: query,value for BERT; c_attn for GPT-2]
-    #[arg(long = "lora-targets", value_name = "NAMES", value_delimiter = ',')]
-    pub lora_targets: Option<Vec<String>>,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     /// [default: 3]
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -285,4 +271,18 @@ pub struct BenchArgs {
     /// new tokens per generation run (comma-separated)
     #[arg(long, value_delimiter = ',', default_value = "64,200")]
     pub new: Vec<usize>,
+}
+
+/// LoRA's settings beyond its rank (`--mode lora:R`), for `train` and `pretrain`.
+#[derive(clap::Args)]
+pub struct LoraArgs {
+    /// LoRA's alpha: the adapters' product is scaled by alpha / R [default: 8, PEFT's]
+    #[arg(long = "lora-alpha", value_name = "A")]
+    pub lora_alpha: Option<f32>,
+    /// dropout on the adapters' input while training [default: 0]
+    #[arg(long = "lora-dropout", value_name = "P")]
+    pub lora_dropout: Option<f32>,
+    /// the projections LoRA adapts, comma-separated [default: query,value for BERT; c_attn for GPT-2]
+    #[arg(long = "lora-targets", value_name = "NAMES", value_delimiter = ',')]
+    pub lora_targets: Option<Vec<String>>,
 }
