@@ -290,6 +290,15 @@ impl Data {
     }
 }
 
+/// What a model taken for a run becomes before it runs.
+struct Reshape {
+    /// The run's class names (None: the model's own).
+    labels: Option<Vec<String>>,
+    heads: Heads,
+    lora: Option<LoraSpec>,
+    fresh_classifier: bool,
+}
+
 /// What holds the model while it is out of the session.
 #[derive(Default)]
 struct Slot {
@@ -513,33 +522,45 @@ impl Session {
     /// model), adding the heads the objectives need. Checkpoints go to `store`; a run that goes
     /// non-finite is rolled back to the weights it started from.
     pub async fn pretrain(&self, spec: PretrainConfig, texts: &[String], store: &dyn Store, on: &mut dyn FnMut(Event)) -> Result<Ran<PretrainReport>> {
-        let l = self.take("pretraining", true)?;
-        if let Err(e) = spec.validate(&l.model.cfg) {
-            self.put(l);
-            return Err(e);
-        }
+        let mut l = self
+            .take_for_run("pretraining", |l| {
+                spec.validate(&l.model.cfg)?;
+                let (causal, h) = (l.model.cfg.is_decoder, l.model.heads);
+                // LoRA pretraining adds adapters (kept when the model has these already)
+                let lora = spec.lora.clone().or(l.model.cfg.lora.clone());
+                Ok(Reshape { labels: None, heads: Heads { lm: h.lm || spec.mlm || causal, sop: (h.sop || spec.sop) && !causal, num_labels: h.num_labels }, lora, fresh_classifier: false })
+            })
+            .await?;
         let causal = l.model.cfg.is_decoder;
-        let h = l.model.heads;
-        let heads = Heads { lm: h.lm || spec.mlm || causal, sop: (h.sop || spec.sop) && !causal, num_labels: h.num_labels };
-        // LoRA pretraining adds adapters (kept when the model has these already)
-        let lora = spec.lora.clone().or(l.model.cfg.lora.clone());
-        if let Some(lo) = &lora {
-            if let Err(e) = lo.validate(&l.model.cfg) {
-                self.put(l);
-                return Err(e);
-            }
-        }
-        let mut l = match l.rebuilt(&self.gpu, heads, lora, false).await {
-            Ok(l) => l,
-            Err((l, e)) => {
-                self.put(l);
-                return Err(e);
-            }
-        };
         let pc = PretrainConfig { mlm: spec.mlm || causal, sop: spec.sop && !causal, max_len: spec.max_len.min(l.model.cfg.max_position_embeddings), ..spec };
         let r = self.run(&mut l, RunSpec::Pretrain(pc.clone()), store, async |g, l, on| trainer::pretrain(g, &mut l.model, &l.tok, texts, &pc, &self.control, on).await, on).await;
         self.put(l);
         r
+    }
+
+    /// Takes the model for a run: `reshape` checks it and says what it becomes (its labels, heads,
+    /// adapters, a fresh classifier), and it is rebuilt so. On any error the model goes back as it
+    /// was.
+    async fn take_for_run(&self, what: &'static str, reshape: impl FnOnce(&Loaded) -> Result<Reshape>) -> Result<Loaded> {
+        let l = self.take(what, true)?;
+        let r = match reshape(&l).and_then(|r| r.lora.as_ref().map_or(Ok(()), |lo| lo.validate(&l.model.cfg)).map(|_| r)) {
+            Ok(r) => r,
+            Err(e) => {
+                self.put(l);
+                return Err(e);
+            }
+        };
+        let l = match r.labels {
+            Some(labels) => Loaded { labels, ..l },
+            None => l,
+        };
+        match l.rebuilt(&self.gpu, r.heads, r.lora, r.fresh_classifier).await {
+            Ok(l) => Ok(l),
+            Err((l, e)) => {
+                self.put(l);
+                Err(e)
+            }
+        }
     }
 
     /// Fine-tunes a classifier on the data in use (`spec.val` of it held out for validation): a new
@@ -548,40 +569,22 @@ impl Session {
     pub async fn train(&self, mut spec: TrainConfig, store: &dyn Store, on: &mut dyn FnMut(Event)) -> Result<Trained> {
         let ds = self.data(|d| d.map(|d| d.ds.clone())).ok_or_else(|| Error::Data { line: 0, message: "bring labeled data first (paste it, upload a file, or try a sample)".into() })?;
         ds.trainable()?;
-        let l = self.take("fine-tuning", true)?;
-        let nl = ds.labels.len();
-        // a classifier for other labels (other names, or another count) starts afresh
-        let fresh = l.model.heads.num_labels != nl || (!l.labels.is_empty() && l.labels != ds.labels);
-        let heads = Heads { num_labels: nl, ..l.model.heads };
-        let l = Loaded { labels: ds.labels.clone(), ..l };
-        // a LoRA run adds adapters (kept when the model has these already); the other modes adapt
-        // the model's own weights, which a model with adapters must have merged first
-        let lora = spec.lora(&l.model.cfg);
-        if lora.is_none() && l.model.cfg.lora.is_some() {
-            self.put(l);
-            return Err(Error::Limit(format!("this model carries LoRA adapters: fine-tune it with LoRA (lora:R), or merge them into its weights first (`bertlab export --merge`) to adopt it by {}", spec.adopt)));
-        }
-        if let Some(lo) = &lora {
-            if let Err(e) = lo.validate(&l.model.cfg) {
-                self.put(l);
-                return Err(e);
-            }
-        }
-        let mut l = match l.rebuilt(&self.gpu, heads, lora, fresh).await {
-            Ok(l) => l,
-            Err((l, e)) => {
-                self.put(l);
-                return Err(e);
-            }
-        };
-        // a causal model (GPT-2, GPT-style BERT) reads each text's last token, not its [CLS]
-        spec.pooling = match Pooling::for_model(spec.pooling, &l.model.cfg) {
-            Ok(p) => p,
-            Err(e) => {
-                self.put(l);
-                return Err(e);
-            }
-        };
+        let mut l = self
+            .take_for_run("fine-tuning", |l| {
+                // a causal model (GPT-2, GPT-style BERT) reads each text's last token, not its [CLS]
+                spec.pooling = Pooling::for_model(spec.pooling, &l.model.cfg)?;
+                // a LoRA run adds adapters (kept when the model has these already); the other modes
+                // adapt the model's own weights, which a model with adapters must have merged first
+                let lora = spec.lora(&l.model.cfg);
+                if lora.is_none() && l.model.cfg.lora.is_some() {
+                    return Err(Error::Limit(format!("this model carries LoRA adapters: fine-tune it with LoRA (lora:R), or merge them into its weights first (`bertlab export --merge`) to adopt it by {}", spec.adopt)));
+                }
+                let nl = ds.labels.len();
+                // a classifier for other labels (other names, or another count) starts afresh
+                let fresh_classifier = l.model.heads.num_labels != nl || (!l.labels.is_empty() && l.labels != ds.labels);
+                Ok(Reshape { labels: Some(ds.labels.clone()), heads: Heads { num_labels: nl, ..l.model.heads }, lora, fresh_classifier })
+            })
+            .await?;
         let (tr, va) = dataset::stratified_split(&ds, spec.val, spec.seed);
         *self.last_run.borrow_mut() = Some(RunSettings::of(&spec, &ds.labels));
         let ran = self.run(&mut l, RunSpec::Train(spec.clone()), store, async |g, l, on| trainer::train_classifier(g, &mut l.model, &l.tok, &ds, &tr, &va, &spec, &self.control, on).await, on).await;
