@@ -1,5 +1,5 @@
-// erf to f32 accuracy and BERT's erf-form GELU, shared by gelu.wgsl, matmul.wgsl and
-// matmul_vec4.wgsl: src/shaders.rs puts this file in front of each of them (WGSL has no include),
+// erf to f32 accuracy, BERT's erf-form GELU and GPT-2's tanh form, shared by gelu.wgsl,
+// matvec_packed.wgsl, matmul.wgsl and matmul_vec4.wgsl: src/shaders.rs puts this file in front of each of them (WGSL has no include),
 // and the composed source is what naga and the browser validate.
 
 // erf to f32 accuracy: Taylor series below 1, Abramowitz-Stegun 7.1.26 above (abs error < 1.5e-7).
@@ -29,4 +29,20 @@ fn erf_f32(x: f32) -> f32 {
 
 fn gelu(x: f32) -> f32 {
     return 0.5 * x * (1.0 + erf_f32(x * 0.7071067811865476));
+}
+
+// tanh(u) without overflow: WGSL's tanh may be exp-based, and exp(2u) overflows for |u| > 44
+fn tanh_safe(u: f32) -> f32 {
+    let e = exp(-2.0 * abs(u));
+    let t = (1.0 - e) / (1.0 + e);
+    return select(-t, t, u >= 0.0);
+}
+
+fn gelu_tanh_u(v: f32) -> f32 {
+    return 0.7978845608028654 * (v + 0.044715 * v * v * v);
+}
+
+// GPT-2's gelu_new: 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3)))
+fn gelu_tanh(v: f32) -> f32 {
+    return 0.5 * v * (1.0 + tanh_safe(gelu_tanh_u(v)));
 }

@@ -18,16 +18,7 @@
 
 override TANH: bool = false;
 
-// tanh(u) without overflow: WGSL's tanh may be exp-based, and exp(2u) overflows for |u| > 44
-fn tanh_safe(u: f32) -> f32 {
-    let e = exp(-2.0 * abs(u));
-    let t = (1.0 - e) / (1.0 + e);
-    return select(-t, t, u >= 0.0);
-}
-
-fn gelu_tanh_u(v: f32) -> f32 {
-    return 0.7978845608028654 * (v + 0.044715 * v * v * v);
-}
+// tanh_safe and gelu_tanh_u come from erf.wgsl too.
 
 fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wg.y * nwg.x + wg.x) * 256u + lid.x;
@@ -40,7 +31,7 @@ fn gelu_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.n) { return; }
     let v = x[i];
     if (TANH) {
-        y[i] = 0.5 * v * (1.0 + tanh_safe(gelu_tanh_u(v)));
+        y[i] = gelu_tanh(v);
     } else {
         y[i] = gelu(v);
     }

@@ -113,7 +113,7 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
     }
     // Decoding's one-row products at GPT-2 small's shapes, both weight layouts and both workgroup
     // shapes: bytes = one read of the weight (they are read once per token)
-    use crate::kernels::matvec::{Matvec, Split};
+    use crate::kernels::matvec::{Act, Matvec, Packed, Split};
     for (k, n, trans_w, what) in [(768usize, 2304usize, false, "c_attn (K, N)"), (3072, 768, false, "mlp c_proj (K, N)"), (768, 3072, true, "torch Linear (N, K)"), (768, 30000, true, "tied LM head (N, K)")] {
         let x = gpu.zeros("x", k, DType::F32)?;
         gpu.write(&x, 0, &vec![0.01f32; k])?;
@@ -126,6 +126,13 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
             let ms = time_case(gpu, now, opts.reps, &y, &|s| mv.record(s, &y, &x, &w, None)).await?;
             push(BenchLine { name: format!("matvec 1x{k} -> {n} {what} {split:?}"), rate: bytes / (ms * 1e6), unit: "GB/s", ms_per_call: ms }, &mut lines);
         }
+        // the same product from the weight packed into a texture (CPU adapters' decoding), and the
+        // packing itself (bytes: one read of the weight)
+        let packed = Packed::new(gpu, "packed", n, k)?;
+        let ms = time_case(gpu, now, opts.reps, &y, &|s| packed.pack(s, w.at(if trans_w { [n, k] } else { [k, n] }), trans_w, 0)).await?;
+        push(BenchLine { name: format!("pack {n}x{k} {what}"), rate: bytes / (ms * 1e6), unit: "GB/s", ms_per_call: ms }, &mut lines);
+        let ms = time_case(gpu, now, opts.reps, &y, &|s| packed.record(s, y.at([1, n]), x.at([1, k]), None, Act::None)).await?;
+        push(BenchLine { name: format!("matvec 1x{k} -> {n} {what} packed"), rate: bytes / (ms * 1e6), unit: "GB/s", ms_per_call: ms }, &mut lines);
     }
     Ok(lines)
 }

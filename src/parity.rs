@@ -913,28 +913,37 @@ pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
     Ok(format!("{} tensors as GPT2LMHeadModel (transformer.*, Conv1D (in, out), no lm_head), config.json as GPT2Config; reloaded: identical logits", st.tensors.len()))
 }
 
-/// Generation with the key-value cache against the full pass, both decoder bodies: at every step
+/// Generation with the key-value cache against the full pass, both decoder bodies, the products
+/// from the weights' buffers and from their packed copies (CPU adapters' path): at every step
 /// until the positions run out, the cached path's next-token logits are the full forward's on the
-/// whole text so far (within 1e-5), greedy continues with the full pass's argmax, and once warm
-/// each token costs one submit and one readback and creates no buffer and no bind group.
+/// whole text so far (within 1e-5), greedy continues with the full pass's argmax, once warm
+/// each token costs one submit and one readback and creates no buffer and no bind group, and after
+/// a training step the next generation runs from the new weights (packed again).
 pub async fn model_cached_decoding_matches_full_pass(_shared: &Gpu) -> CheckResult {
     // a device of the check's own: its counters see no other check's work
     let gpu = &own_gpu().await?;
     let mut out = Vec::new();
     for (fx, what) in [(causal_fixture()?, "BERT body, causal"), (gpt2_fixture()?, "GPT-2 body")] {
-        out.push(format!("{what}: {}", cached_vs_full(gpu, &fx).await?));
+        for packed in [false, true] {
+            let how = if packed { "weights packed in textures" } else { "weights in their buffers" };
+            out.push(format!("{what}, {how}: {}", cached_vs_full(gpu, &fx, packed).await.map_err(|e| format!("{what}, {how}: {e}"))?));
+        }
     }
     Ok(out.join("; "))
 }
 
-async fn cached_vs_full(gpu: &Gpu, fx: &Fixture) -> Result<String> {
+async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String> {
     use crate::kernels::sample::Draw;
     let mut m = fx.model(gpu, LM)?;
+    m.set_packed_decoding(Some(packed));
     let (v, positions) = (fx.cfg.vocab_size, fx.cfg.max_position_embeddings);
     let prompt: Vec<u32> = fx.ints("gen.prompt")?.into_iter().map(|x| x as u32).collect();
     let mut ids = prompt.clone();
     let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
     let mut next = m.decode_start(gpu, &ids, positions, greedy).await?;
+    if m.decodes_packed() != packed {
+        return Err(format!("asked for packed={packed}, decoding ran packed={}", m.decodes_packed()).into());
+    }
     let (mut worst, mut steps) = (0.0f32, 0);
     loop {
         let id = next.read(gpu).await?.0.ok_or("no token")?;
@@ -977,7 +986,38 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture) -> Result<String> {
     if tokens < 10 || submits != tokens || readbacks != tokens || buffers != 0 || bind_groups != 0 {
         return Err(format!("{tokens} warm tokens took {submits} submits and {readbacks} readbacks and created {buffers} buffers and {bind_groups} bind groups (want one submit and one readback each, nothing created)").into());
     }
-    Ok(format!("{steps} tokens to the last position: logits within {worst:.1e} of the full pass, its greedy choices; {tokens} warm tokens: 1 submit and 1 readback each, 0 buffers and 0 bind groups created"))
+    // a training step changes the weights: the next generation runs from the new ones (packed
+    // again). The prefill's logits come from the full forward: compare a decoded token's.
+    let first = m.decode_start(gpu, &prompt, positions, greedy).await?.read(gpu).await?.0.ok_or("no token")?;
+    m.decode_next(gpu, greedy).await?.read(gpu).await?;
+    let old = read(gpu, m.decode_logits().unwrap()).await?;
+    m.params.set_trainable(gpu, |_| true)?;
+    let t = prompt.len();
+    let labels: Vec<i32> = prompt.iter().map(|&x| x as i32).collect();
+    let batch = Batch::new(gpu, &m.cfg, 1, t, &prompt, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
+    let opt = crate::kernels::adamw::AdamW { lr: 1e-2, ..Default::default() };
+    let mut step = gpu.begin_step("train");
+    m.zero_grads(&mut step);
+    m.forward(gpu, &mut step, &batch, Mode::Eval)?;
+    m.backward(&mut step, &batch, Mode::Eval)?;
+    m.optimizer_step(gpu, &mut step, &opt, opt.lr, 0.0)?;
+    step.submit().await?;
+    let id = m.decode_start(gpu, &prompt, positions, greedy).await?.read(gpu).await?.0.ok_or("no token")?;
+    m.decode_next(gpu, greedy).await?.read(gpu).await?;
+    let cached = read(gpu, m.decode_logits().unwrap()).await?;
+    let text: Vec<u32> = prompt.iter().copied().chain([id]).collect();
+    let t = text.len();
+    let mut labels = vec![-100i32; t];
+    labels[t - 1] = 0;
+    let batch = Batch::new(gpu, &m.cfg, 1, t, &text, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
+    run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+    let full = read(gpu, m.mlm_logits().unwrap()).await?;
+    let moved = max_abs_diff(&old, &cached);
+    if id == first && moved < 1e-3 {
+        return Err(format!("a training step moved a decoded token's logits by {moved:.1e} only").into());
+    }
+    worst = worst.max(within("cached logits after a training step", &cached, &full[..v], 1e-5)?);
+    Ok(format!("{steps} tokens to the last position and a prompt after a training step: logits within {worst:.1e} of the full pass, its greedy choices; {tokens} warm tokens: 1 submit and 1 readback each, 0 buffers and 0 bind groups created"))
 }
 
 /// The word embedding bound in shards (of 256 rows for the BERT fixture's 2,003, 64 rows for the

@@ -1,11 +1,12 @@
 //! Bind groups kept between steps, keyed by what they bind.
 
-/// What identifies a bind group: the pipeline (its layout), the uniform slot and the buffers bound.
+/// What identifies a bind group: the pipeline (its layout), the uniform slot and the buffers and textures bound.
 #[derive(PartialEq, Eq, Hash)]
 pub(crate) struct BindGroupKey {
     pub(super) pipeline: usize,
     pub(super) uniform: Option<(wgpu::Buffer, u64, u64)>,
     pub(super) buffers: Vec<(wgpu::Buffer, usize, usize)>,
+    pub(super) textures: Vec<wgpu::TextureView>,
 }
 
 /// Bind groups kept between steps. A cached bind group keeps its buffers alive, so entries that no

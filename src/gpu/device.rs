@@ -31,6 +31,8 @@ pub struct GpuInfo {
     pub max_compute_invocations_per_workgroup: u32,
     pub max_compute_workgroups_per_dimension: u32,
     pub min_uniform_buffer_offset_alignment: u32,
+    /// Texels along either side of a 2-D texture (`crate::gpu::GpuTex`).
+    pub max_texture_dimension_2d: u32,
 }
 
 impl GpuInfo {
@@ -166,6 +168,7 @@ impl Gpu {
             max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
             max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
             min_uniform_buffer_offset_alignment: l.min_uniform_buffer_offset_alignment,
+            max_texture_dimension_2d: l.max_texture_dimension_2d,
         };
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dummy"),

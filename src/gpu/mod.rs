@@ -6,6 +6,7 @@
 //! - `step`: a `Step` records a whole training/inference step into one command encoder and one submit;
 //!   `Readback` resolves asynchronously (never blocking the browser's thread).
 //! - `view`: a tensor's buffer, offset and shape (`View`), which the kernels take and check.
+//! - `texture`: vec4 textures (`GpuTex`) for the packed weights of decoding on CPU adapters.
 //! - `counters`: submits, dispatches per kernel and bytes read back, for tests to assert on.
 
 mod bind_groups;
@@ -16,6 +17,7 @@ mod error;
 mod pipeline;
 mod resources;
 mod step;
+mod texture;
 mod view;
 
 pub use buffer::{DType, GpuBuf, Recycler};
@@ -24,6 +26,7 @@ pub use device::{Gpu, GpuInfo, NO_ADAPTER_HELP};
 pub use error::GpuError;
 pub use pipeline::KernelId;
 pub use step::{now_ms, sleep_ms, Readback, Step};
+pub use texture::GpuTex;
 pub use view::{Shape, View};
 pub(crate) use view::need;
 pub(crate) use view::{expect_shape, same_whole};

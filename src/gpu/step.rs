@@ -6,6 +6,7 @@ use super::device::Gpu;
 use super::error::GpuError;
 use super::bind_groups::BindGroupKey;
 use super::pipeline::KernelId;
+use super::texture::GpuTex;
 
 /// Bytes of one recycled uniform chunk; each dispatch takes one aligned slot of it.
 const UNIFORM_CHUNK: u64 = 64 * 1024;
@@ -171,6 +172,20 @@ impl<'g> Step<'g> {
         buffers: &[&GpuBuf],
         workgroups: [u32; 3],
     ) -> Result<(), GpuError> {
+        self.dispatch_with_textures(kernel, constants, params, buffers, &[], workgroups)
+    }
+
+    /// [`Step::dispatch`] with textures besides the buffers: they take the binding numbers of
+    /// `kernel.bindings` that follow the buffers'.
+    pub fn dispatch_with_textures(
+        &mut self,
+        kernel: KernelId,
+        constants: &[(&str, f64)],
+        params: &[u8],
+        buffers: &[&GpuBuf],
+        textures: &[&GpuTex],
+        workgroups: [u32; 3],
+    ) -> Result<(), GpuError> {
         let max_wg = self.gpu.info.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&w| w > max_wg) {
             return Err(GpuError::Limits(format!(
@@ -194,12 +209,12 @@ impl<'g> Step<'g> {
         if workgroups.contains(&0) {
             return Ok(());
         }
-        if buffers.len() != kernel.bindings.len() {
+        if buffers.len() + textures.len() != kernel.bindings.len() {
             return Err(GpuError::Shape(format!(
-                "{} takes {} buffers, got {}",
+                "{} takes {} buffers and textures, got {}",
                 kernel.entry,
                 kernel.bindings.len(),
-                buffers.len()
+                buffers.len() + textures.len()
             )));
         }
         let pipeline = self.gpu.pipeline(kernel, constants);
@@ -213,6 +228,7 @@ impl<'g> Step<'g> {
             pipeline: std::sync::Arc::as_ptr(&pipeline) as usize,
             uniform: uniform.clone(),
             buffers: buffers.iter().map(|b| (b.buf.clone(), b.off, b.len)).collect(),
+            textures: textures.iter().map(|t| t.view.clone()).collect(),
         };
         let bind_group = {
             let mut cache = self.gpu.bind_groups.lock().unwrap();
@@ -236,6 +252,9 @@ impl<'g> Step<'g> {
                             binding,
                             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &b.buf, offset: b.byte_off(), size: NonZeroU64::new(b.bytes().max(4)) }),
                         });
+                    }
+                    for (t, &binding) in textures.iter().zip(&kernel.bindings[buffers.len()..]) {
+                        entries.push(wgpu::BindGroupEntry { binding, resource: wgpu::BindingResource::TextureView(&t.view) });
                     }
                     let bg = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(kernel.entry), layout: &layout, entries: &entries });
                     self.gpu.counters.lock().unwrap().bind_groups_created += 1;

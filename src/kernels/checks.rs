@@ -58,6 +58,7 @@ macro_rules! for_each_kernel_check {
             adamw_skips_nonfinite_step,
             elementwise_ops,
             matvec_layouts_splits_offsets,
+            matvec_packed_matches_reference,
             attention_cached_matches_reference,
             sample_top_k_matches_reference
         }
@@ -1285,6 +1286,59 @@ pub async fn matvec_layouts_splits_offsets(gpu: &Gpu) -> CheckResult {
     }
     drop(step);
     Ok(format!("{cases} cases (1-3 rows; W (K, N) and (N, K); bias or none; one thread or a workgroup per output): worst {worst:.3} of tolerance 1e-4·(|x||W| + 1)"))
+}
+
+/// The packed one-row kernel (a texture copy of W, CPU adapters' decoding) in both weight layouts,
+/// with and without a bias, with no activation, GELU and GPT-2's tanh GELU, with K cut into
+/// several chunks (texture rows narrower than the device allows) and whole, N and K not multiples
+/// of its bands and quads, the (N, K) weight packed in two shards of rows, against f64.
+pub async fn matvec_packed_matches_reference(gpu: &Gpu) -> CheckResult {
+    use super::matvec::{Act, Packed};
+    let mut rng = Rng::new(44);
+    let mut worst = 0.0f64;
+    let mut cases = 0;
+    for (n, k, width) in [(37, 20, 80), (300, 64, usize::MAX), (12, 776, 400), (50, 6, 32)] {
+        let width = width.min(gpu.info.max_texture_dimension_2d as usize);
+        for trans_w in [false, true] {
+            let (x_off, y_off, off_w) = (3, 5, 8);
+            let x = rng.normals(x_off + k, 1.0);
+            let w = rng.normals(off_w + n * k, 1.0);
+            let bv = rng.normals(4 + n, 1.0);
+            let (gx, gw, gb) = (up(gpu, "x", &x)?, up(gpu, "w", &w)?, up(gpu, "b", &bv)?);
+            let packed = Packed::with_width(gpu, "packed", n, k, width)?;
+            let mut step = gpu.begin_step("pack");
+            if trans_w {
+                // two shards of rows, split off a band boundary
+                let a = n / 3;
+                packed.pack(&mut step, gw.at_off(off_w, [a, k]), true, 0)?;
+                packed.pack(&mut step, gw.at_off(off_w + a * k, [n - a, k]), true, a)?;
+            } else {
+                packed.pack(&mut step, gw.at_off(off_w, [k, n]), false, 0)?;
+            }
+            step.submit().await?;
+            let (x64, w64, b64) = (f64s(&x[x_off..]), f64s(&w[off_w..]), f64s(&bv[4..]));
+            let mm = Matmul { trans_b: trans_w, ..Matmul::new(1, n, k) };
+            let abs = cpu::matmul_abs(&x64, &w64, &mm);
+            for bias in [false, true] {
+                let lin = cpu::matmul(&x64, &w64, bias.then_some(&b64[..]), &mm);
+                for act in [Act::None, Act::Gelu, Act::GeluTanh] {
+                    let want: Vec<f64> = lin.iter().map(|&v| match act { Act::None => v, Act::Gelu => cpu::gelu(v), Act::GeluTanh => cpu::gelu_tanh(v) }).collect();
+                    let gy = up(gpu, "y", &vec![7.0; y_off + n + 3])?;
+                    let mut step = gpu.begin_step("matvec_packed");
+                    packed.record(&mut step, gy.at_off(y_off, [1, n]), gx.at_off(x_off, [1, k]), bias.then(|| gb.at_off(4, [n])), act)?;
+                    step.submit().await?;
+                    let got = read(gpu, &gy).await?;
+                    if got[..y_off].iter().chain(&got[y_off + n..]).any(|&v| v != 7.0) {
+                        return Err(format!("packed matvec {n}x{k} wrote outside its row").into());
+                    }
+                    let what = format!("packed matvec {n}x{k} (rows of {width} texels) trans_w={trans_w} bias={bias} {act:?}");
+                    worst = worst.max(close(&what, &got[y_off..y_off + n], &want, |i| 1e-4 * (abs[i] + 1.0))?);
+                    cases += 1;
+                }
+            }
+        }
+    }
+    Ok(format!("{cases} cases (W (K, N) and (N, K) in two shards; bias or none; none, GELU, tanh GELU; K whole and in chunks): worst {worst:.3} of tolerance 1e-4·(|x||W| + 1)"))
 }
 
 /// One new query over n cached q|k|v rows against softmax(q k^T / sqrt(D)) v in f64, for every

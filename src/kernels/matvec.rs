@@ -3,11 +3,13 @@
 //! key-value cache (shaders/attention_cached.wgsl).
 
 use super::{grid, need, u32_of};
-use crate::gpu::{expect_shape, GpuBuf, GpuError, KernelId, Step, View};
-use crate::shaders::params::matvec::{MatvecParams, AttnParams};
+use crate::gpu::{expect_shape, Gpu, GpuBuf, GpuError, GpuTex, KernelId, Step, View};
+use crate::shaders::params::matvec::{AttnParams, MatvecParams, PackedParams};
 
 pub const MATVEC: KernelId = KernelId::new("matvec", "matvec", &[1, 2, 3, 4]);
 pub const ATTEND_CACHED: KernelId = KernelId::new("attention_cached", "attend_cached", &[1, 2, 3]);
+pub const PACK: KernelId = KernelId::new("matvec_packed", "pack", &[1, 2]);
+pub const MATVEC_PACKED: KernelId = KernelId::new("matvec_packed", "matvec_packed", &[3, 4, 5, 6]);
 
 /// How a workgroup of the matvec kernel is shaped: TX threads over outputs times TY threads over
 /// the reduction.
@@ -141,6 +143,103 @@ pub fn attend_cached(step: &mut Step, ctx: View, scores: View, cache: View) -> R
     step.dispatch(ATTEND_CACHED, &[], bytemuck::bytes_of(&p), &[cb, sb, ctxb], [u(heads)?, 1, 1])
 }
 
+/// What follows a packed product: nothing, or GELU in BERT's erf form or GPT-2's tanh form
+/// (decoding fuses the feed-forward's activation into its first product).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    None,
+    Gelu,
+    GeluTanh,
+}
+
+impl Act {
+    fn code(self) -> f64 {
+        match self {
+            Act::None => 0.0,
+            Act::Gelu => 1.0,
+            Act::GeluTanh => 2.0,
+        }
+    }
+}
+
+/// Outputs per lane of shaders/matvec_packed.wgsl, and the x quads a workgroup stages there.
+const BAND: usize = 16;
+const MAX_QC: usize = 1024;
+
+/// A weight W (n outputs, k inputs) packed into a texture for the one-row products of decoding on
+/// CPU adapters (shaders/matvec_packed.wgsl says why and how): 2.5-3.5x the buffer kernel's rate
+/// on lavapipe at GPT-2 small's shapes (`bertlab bench`). The copy is the weight's size again;
+/// [`Packed::pack`] fills it from the weight, and must run again after the weight changes.
+pub struct Packed {
+    pub tex: GpuTex,
+    pub n: usize,
+    pub k: usize,
+    /// x quads per texture row, and texture rows per band of 16 outputs.
+    qc: usize,
+    chunks: usize,
+}
+
+impl Packed {
+    pub fn new(gpu: &Gpu, label: &str, n: usize, k: usize) -> Result<Packed, GpuError> {
+        Self::with_width(gpu, label, n, k, gpu.info.max_texture_dimension_2d as usize)
+    }
+
+    /// With texture rows of at most `max_width` texels (the device's limit; less in the checks,
+    /// which so cut K into several chunks).
+    pub fn with_width(gpu: &Gpu, label: &str, n: usize, k: usize, max_width: usize) -> Result<Packed, GpuError> {
+        let per_row = (max_width / BAND).min(MAX_QC);
+        if n == 0 || k == 0 || per_row == 0 {
+            return Err(GpuError::Shape(format!("packed matvec '{label}': W ({n}, {k}) in rows of {max_width} texels")));
+        }
+        let k4 = k.div_ceil(4);
+        let chunks = k4.div_ceil(per_row);
+        let qc = k4.div_ceil(chunks);
+        let tex = gpu.texture_vec4(label, BAND * qc, n.div_ceil(BAND) * chunks)?;
+        Ok(Packed { tex, n, k, qc, chunks })
+    }
+
+    fn params(&self, n0: usize, rows: usize) -> Result<PackedParams, GpuError> {
+        let u = |v: usize| u32_of("matvec_packed", v);
+        Ok(PackedParams { n: u(self.n)?, k: u(self.k)?, qc: u(self.qc)?, chunks: u(self.chunks)?, n0: u(n0)?, rows: u(rows)?, ..Default::default() })
+    }
+
+    /// Packs rows `n0 ..` of W from `w`: stored (rows, k) with `trans_w` (torch's Linear; the tied
+    /// LM head, one shard of rows at a time), else (k, n) (GPT-2's Conv1D; all rows, n0 = 0).
+    pub fn pack(&self, step: &mut Step, w: View, trans_w: bool, n0: usize) -> Result<(), GpuError> {
+        const K: &str = "pack";
+        let rows = if trans_w { w.rows() } else { self.n };
+        expect_shape(K, "W", &w, if trans_w { [rows, self.k] } else { [self.k, self.n] })?;
+        if n0 + rows > self.n || (!trans_w && n0 != 0) {
+            return Err(GpuError::Shape(format!("{K}: rows {n0}..{} of a W with {}", n0 + rows, self.n)));
+        }
+        let p = PackedParams { off_w: u32_of(K, w.off)?, ..self.params(n0, rows)? };
+        let bands = (n0 + rows).div_ceil(BAND) - n0 / BAND;
+        let groups = [(BAND * self.qc).div_ceil(8), bands.div_ceil(8), self.chunks].map(|g| g as u32);
+        let consts = [("TRANS_W", if trans_w { 1.0 } else { 0.0 })];
+        step.dispatch_with_textures(PACK, &consts, bytemuck::bytes_of(&p), &[w.buf], &[&self.tex], groups)
+    }
+
+    /// y (1, n) = act(x (1, k) · Wᵀ + b), from the packed W.
+    pub fn record(&self, step: &mut Step, y: View, x: View, b: Option<View>, act: Act) -> Result<(), GpuError> {
+        const K: &str = "matvec_packed";
+        expect_shape(K, "y", &y, [1, self.n])?;
+        expect_shape(K, "x", &x, [1, self.k])?;
+        if let Some(b) = &b {
+            expect_shape(K, "bias", b, [self.n])?;
+        }
+        let u = |v: usize| u32_of(K, v);
+        let consts = [("HAS_BIAS", if b.is_some() { 1.0 } else { 0.0 }), ("ACT", act.code())];
+        let groups = [u(self.n.div_ceil(BAND).div_ceil(8))?, 1, 1];
+        // one dispatch per chunk of K, each adding to what the one before wrote
+        for s in 0..self.chunks {
+            let p = PackedParams { s: u(s)?, x_off: u(x.off)?, y_off: u(y.off)?, off_bias: u(b.map_or(0, |b| b.off))?, ..self.params(0, self.n)? };
+            // without a bias, x stands in for the unused binding
+            step.dispatch_with_textures(MATVEC_PACKED, &consts, bytemuck::bytes_of(&p), &[x.buf, b.map_or(x.buf, |b| b.buf), y.buf], &[&self.tex], groups)?;
+        }
+        Ok(())
+    }
+}
+
 /// Every (TRANS_W, HAS_BIAS, TX, TY) the engine dispatches, for the pipeline checks.
 pub fn pipelines() -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
     let mut v = Vec::new();
@@ -152,5 +251,13 @@ pub fn pipelines() -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
         }
     }
     v.push((ATTEND_CACHED, vec![]));
+    for tw in [0.0, 1.0] {
+        v.push((PACK, vec![("TRANS_W", tw)]));
+    }
+    for bias in [0.0, 1.0] {
+        for act in [Act::None, Act::Gelu, Act::GeluTanh] {
+            v.push((MATVEC_PACKED, vec![("HAS_BIAS", bias), ("ACT", act.code())]));
+        }
+    }
     v
 }

@@ -100,6 +100,9 @@ pub struct Model {
     pub pooling: Pooling,
     /// The key-value cache and one position's activations, for generation (decode.rs).
     pub(super) decode: Option<super::kv::DecodeState>,
+    /// Whether generation runs its products from packed weights (None: as the adapter suits; see
+    /// [`Model::set_packed_decoding`]).
+    pub(super) packed_decoding: Option<bool>,
     /// A smaller shard size for the word embedding than the device's binding limit (tests).
     pub(super) word_shard_bytes: Option<u64>,
     /// The mode of the pass being recorded (forward, then its backward): where the LoRA adapters'
@@ -127,7 +130,7 @@ impl Model {
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
         let pooling = if cfg.is_decoder { Pooling::Last } else { Pooling::Cls };
-        Ok((Model { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, word_shard_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))
+        Ok((Model { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, packed_decoding: None, word_shard_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;
@@ -216,6 +219,7 @@ impl Model {
             self.opt_state = Some(state);
         }
         let slices = self.params.adamw_slices(weight_decay, binding);
+        self.weights_written();
         opt.record(step, self.opt_state.as_ref().unwrap(), &slices, lr).map_err(e)
     }
 

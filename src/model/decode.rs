@@ -5,20 +5,25 @@
 //! (causal by construction), and the products have one row (kernels::matvec). The token is chosen
 //! on the GPU (kernels::sample) and stays there as the next step's input: a token costs one
 //! submit and one small readback, and once warm no buffer or bind group is created (the position
-//! and the draw's numbers travel as uniforms).
+//! and the draw's numbers travel as uniforms). On CPU adapters natively (lavapipe) the products run
+//! from copies of the weights packed into textures (kernels::matvec::Packed; packed again at the
+//! prefill after the weights changed), with
+//! the feed-forward's GELU fused into its first product.
 
 use super::bert::Model;
 use super::batch::Batch;
 use super::config::Body;
 use super::handles::Lin;
+use super::kv::PackedWeights;
 use super::mode::Mode;
 use crate::error::Error;
-use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Readback, Step};
+use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Readback, Step, View};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::layernorm::{Fused, Stats};
-use crate::kernels::matvec::{attend_cached, one_row};
+use crate::kernels::matvec::{attend_cached, one_row, Act, Packed};
 use crate::kernels::sample::{self, Draw};
 use crate::kernels::{embedding, gelu};
+use gelu::Gelu;
 
 use super::kv::DecodeState;
 
@@ -34,6 +39,29 @@ impl DrawReadback {
     }
 }
 
+/// One of a decoder layer's products as the one-row kernels take it: W stored (out, inp) when
+/// `trans_w` (torch's Linear, BERT's fused q|k|v), else (inp, out) (GPT-2's Conv1D), and its bias.
+struct Product {
+    w: GpuBuf,
+    b: Option<GpuBuf>,
+    out: usize,
+    inp: usize,
+    trans_w: bool,
+}
+
+impl Product {
+    fn w(&self) -> View<'_> {
+        self.w.at(if self.trans_w { [self.out, self.inp] } else { [self.inp, self.out] })
+    }
+}
+
+/// Whether decoding runs its products from packed weights when the caller does not say: on CPU
+/// adapters natively (lavapipe), where a texel is one load per lane and a storage buffer's vec4
+/// four. In the browser the buffer kernels run (SwiftShader's rates were not measured for it).
+fn packed_by_default(gpu: &Gpu) -> bool {
+    !cfg!(target_arch = "wasm32") && gpu.info.is_software && gpu.info.backend == "Vulkan"
+}
+
 /// Bytes of the key-value cache for `positions` on a model: (per layer, in all).
 pub fn cache_bytes(cfg: &super::ModelConfig, positions: usize) -> (u64, u64) {
     let per = positions as u64 * 3 * cfg.hidden_size as u64 * 4;
@@ -43,7 +71,8 @@ pub fn cache_bytes(cfg: &super::ModelConfig, positions: usize) -> (u64, u64) {
 impl Model {
     /// Cache and activations for `cap` positions and draws of up to `k` candidates.
     fn ensure_decode(&mut self, gpu: &Gpu, cap: usize, k: usize) -> Result<(), Error> {
-        if self.decode.as_ref().map(|d| d.cap >= cap && d.k_cap >= k).unwrap_or(false) {
+        let packed = self.packed_decoding.unwrap_or_else(|| packed_by_default(gpu));
+        if self.decode.as_ref().map(|d| d.cap >= cap && d.k_cap >= k && d.packed.is_some() == packed).unwrap_or(false) {
             return Ok(());
         }
         let (cap, k) = self.decode.as_ref().map(|d| (d.cap.max(cap), d.k_cap.max(k))).unwrap_or((cap, k));
@@ -62,7 +91,8 @@ impl Model {
             GpuError::Limits(m) => Error::Limit(format!("the key-value cache for {cap} positions ({total} bytes for {} layers) does not fit this device: {m}", cfg.num_hidden_layers)),
             e => e.into(),
         };
-        self.decode = None;
+        // the packed weights do not depend on the cache's size: a bigger cache keeps them
+        let kept = self.decode.take().and_then(|d| d.packed).filter(|_| packed);
         let cache = (0..cfg.num_hidden_layers).map(|_| z("kv_cache", cap * 3 * c)).collect::<Result<Vec<_>, _>>().map_err(too_big)?;
         self.decode = Some(DecodeState {
             cap,
@@ -84,8 +114,130 @@ impl Model {
             k_cap: k,
             pos: gpu.zeros("decode_pos", 1, DType::U32)?,
             types: gpu.zeros("decode_types", 1, DType::U32)?,
+            packed: kept,
         });
+        if packed && self.decode.as_ref().is_some_and(|d| d.packed.is_none()) {
+            let pw = self.packed_weights(gpu);
+            // asked for: a texture the device refuses is an error; by default, the buffer kernels run
+            match (pw, self.packed_decoding) {
+                (Ok(pw), _) => self.decode.as_mut().unwrap().packed = Some(pw),
+                (Err(e), Some(true)) => return Err(e.into()),
+                (Err(_), _) => {}
+            }
+        }
         Ok(())
+    }
+
+    /// Whether generation runs its products from packed weights (`Some(true)`), from the weights'
+    /// buffers (`Some(false)`), or as the adapter suits (None: packed on CPU adapters natively).
+    pub fn set_packed_decoding(&mut self, packed: Option<bool>) {
+        self.packed_decoding = packed;
+        self.decode = None;
+    }
+
+    /// Whether the last generation started ran its products from packed weights.
+    pub fn decodes_packed(&self) -> bool {
+        self.decode.as_ref().is_some_and(|d| d.packed.is_some())
+    }
+
+    /// Each layer's four products in the order a token runs them: q|k|v, the attention's output,
+    /// the feed-forward's first (GELU follows) and second.
+    fn layer_products(&self) -> Result<Vec<[Product; 4]>, GpuError> {
+        let lin = |l: &Lin| -> Result<Product, GpuError> {
+            let (out, inp) = self.lin_dims(l)?;
+            Ok(Product { w: self.params.value(l.w).clone(), b: l.b.map(|b| self.params.value(b).clone()), out, inp, trans_w: !l.in_out })
+        };
+        match self.cfg.body {
+            Body::Gpt2 => self.gpt2_parts().2.iter().map(|lp| Ok([lin(&lp.c_attn)?, lin(&lp.c_proj)?, lin(&lp.c_fc)?, lin(&lp.mlp_proj)?])).collect(),
+            Body::Bert => {
+                let c = self.cfg.hidden_size;
+                self.bert_parts()
+                    .1
+                    .iter()
+                    .map(|lp| {
+                        let q = self.qkv(lp)?;
+                        Ok([Product { w: q.w, b: Some(q.b), out: 3 * c, inp: c, trans_w: true }, lin(&lp.attn_out)?, lin(&lp.inter)?, lin(&lp.out)?])
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The BERT body's LM-head dense layer as a product.
+    fn dense_product(&self) -> Result<Option<Product>, GpuError> {
+        if self.cfg.body != Body::Bert {
+            return Ok(None);
+        }
+        let dense = &self.bert_parts().2.lm.as_ref().ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?.0;
+        let (out, inp) = self.lin_dims(dense)?;
+        Ok(Some(Product { w: self.params.value(dense.w).clone(), b: dense.b.map(|b| self.params.value(b).clone()), out, inp, trans_w: !dense.in_out }))
+    }
+
+    fn word_table(&self) -> super::params::Id {
+        match self.cfg.body {
+            Body::Gpt2 => self.gpt2_parts().0,
+            Body::Bert => self.bert_parts().0.word,
+        }
+    }
+
+    /// Textures for every product of the decoder (filled by [`Model::pack_weights`]).
+    fn packed_weights(&self, gpu: &Gpu) -> Result<PackedWeights, GpuError> {
+        let layers = self.layer_products()?.iter().map(|ps| Ok([0, 1, 2, 3].map(|i| Packed::new(gpu, "packed_w", ps[i].out, ps[i].inp)))).collect::<Result<Vec<_>, GpuError>>()?;
+        let layers = layers.into_iter().map(|[a, b, c, d]| Ok([a?, b?, c?, d?])).collect::<Result<Vec<_>, GpuError>>()?;
+        let dense = self.dense_product()?.map(|p| Packed::new(gpu, "packed_dense", p.out, p.inp)).transpose()?;
+        let lm = Packed::new(gpu, "packed_lm", self.cfg.vocab_size, self.cfg.hidden_size)?;
+        Ok(PackedWeights { fresh: false, layers, dense, lm })
+    }
+
+    /// The weights changed (an optimizer step, values written): generation packs them again.
+    pub fn weights_written(&mut self) {
+        if let Some(pw) = self.decode.as_mut().and_then(|d| d.packed.as_mut()) {
+            pw.fresh = false;
+        }
+    }
+
+    /// Records the packing of every product's weight (the word embedding shard by shard), unless
+    /// the packed copies are fresh; the caller marks them fresh once the step is submitted.
+    fn pack_weights(&self, step: &mut Step) -> Result<(), GpuError> {
+        match self.decode.as_ref().and_then(|d| d.packed.as_ref()) {
+            Some(pw) if !pw.fresh => {}
+            _ => return Ok(()),
+        }
+        let pw = self.decode.as_ref().and_then(|d| d.packed.as_ref()).unwrap();
+        for (ps, pk) in self.layer_products()?.iter().zip(&pw.layers) {
+            for (p, k) in ps.iter().zip(pk) {
+                k.pack(step, p.w(), p.trans_w, 0)?;
+            }
+        }
+        if let (Some(p), Some(k)) = (self.dense_product()?, &pw.dense) {
+            k.pack(step, p.w(), p.trans_w, 0)?;
+        }
+        let (table, c) = (self.params.value(self.word_table()), self.cfg.hidden_size);
+        for (r0, rows) in self.word_shards(step.gpu()) {
+            pw.lm.pack(step, table.view(r0 * c, rows * c).at([rows, c]), true, r0)?;
+        }
+        Ok(())
+    }
+
+    /// y = act(x W + b) for one row: from the packed weight when there is one (the activation
+    /// fused), else by the one-row buffer kernel (or the matmul) into `pre` and the GELU kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn product_row(&self, step: &mut Step, y: View, x: View, p: &Product, packed: Option<&Packed>, gelu_after: bool, pre: View) -> Result<(), GpuError> {
+        let kind = self.cfg.gelu();
+        if let Some(k) = packed {
+            let act = match (gelu_after, kind) {
+                (false, _) => Act::None,
+                (true, Gelu::Erf) => Act::Gelu,
+                (true, Gelu::Tanh) => Act::GeluTanh,
+            };
+            return k.record(step, y, x, p.b.as_ref().map(|b| b.at([p.out])), act);
+        }
+        let b = p.b.as_ref().map(|b| b.at([p.out]));
+        if !gelu_after {
+            return one_row(step, y, x, p.w(), b, p.trans_w);
+        }
+        one_row(step, pre.buf.at_off(pre.off, [1, p.out]), x, p.w(), b, p.trans_w)?;
+        gelu::forward(step, kind, y.buf.at_off(y.off, [p.out]), pre.buf.at_off(pre.off, [p.out]))
     }
 
     fn check_decoder(&self) -> Result<(), Error> {
@@ -114,6 +266,7 @@ impl Model {
         labels[t - 1] = 0;
         let batch = Batch::new(gpu, &self.cfg, 1, t, prompt, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
         let mut step = gpu.begin_step("prefill");
+        self.pack_weights(&mut step)?;
         self.forward(gpu, &mut step, &batch, Mode::Eval)?;
         let c3 = 3 * self.cfg.hidden_size;
         let v = self.cfg.vocab_size;
@@ -125,6 +278,9 @@ impl Model {
         d.n = t;
         let rb = Self::record_draw(&mut step, d, v, draw)?;
         step.submit().await?;
+        if let Some(pw) = &mut d.packed {
+            pw.fresh = true;
+        }
         Ok(rb)
     }
 
@@ -162,15 +318,6 @@ impl Model {
         Ok(DrawReadback { rb: step.read_back(&d.out, 0, sample::out_len(draw.k))? })
     }
 
-    /// y (1, out) (written from element `y_off`) = x W + b, by the one-row kernel when its vec4
-    /// loads fit the weight, else by the matmul.
-    fn linear_row(&self, step: &mut Step, y: &GpuBuf, y_off: usize, x: &GpuBuf, lin: &Lin) -> Result<(), GpuError> {
-        let p = &self.params;
-        let (out, inp) = self.lin_dims(lin)?;
-        let w = p.value(lin.w).at(if lin.in_out { [inp, out] } else { [out, inp] });
-        one_row(step, y.at_off(y_off, [1, out]), x.at([1, inp]), w, lin.b.map(|b| p.value(b).at([out])), !lin.in_out)
-    }
-
     /// A decoder's residual sum (nothing dropped): res = skip + branch, of one row.
     fn residual<'a>(&self, res: &'a GpuBuf, branch: &'a GpuBuf) -> Fused<'a> {
         Fused::Residual { res: self.hidden(res, 1), branch: self.hidden(branch, 1), drop: Dropout::default() }
@@ -183,27 +330,31 @@ impl Model {
         let (wte, wpe, hl, ln_f) = self.gpt2_parts();
         let p = &self.params;
         let st = Stats { mean: &d.mean, rstd: &d.rstd };
+        let products = self.layer_products()?;
+        let pk = |l: usize, j: usize| d.packed.as_ref().map(|pw| &pw.layers[l][j]);
         // x = wte[id] + wpe[n]; h1 = ln_1(x)
         self.word_lookup(step, &d.x, &d.out.view(0, 1), wte, 1, false)?;
         embedding::forward(step, d.x.at([1, c]), &d.pos, p.value(wpe).at([cfg.max_position_embeddings, c]), true)?;
         let first = hl.first().map(|l| &l.ln_1).unwrap_or(ln_f);
         self.ln_forward(step, self.hidden(&d.h1, 1), st, self.hidden(&d.x, 1), first, Fused::None)?;
-        for (l, lp) in hl.iter().enumerate() {
+        for (l, (lp, pr)) in hl.iter().zip(&products).enumerate() {
             // this position's q|k|v straight into its row of the cache, then attention over it
-            self.linear_row(step, &d.cache[l], n * 3 * c, &d.h1, &lp.c_attn)?;
+            self.product_row(step, d.cache[l].at_off(n * 3 * c, [1, 3 * c]), d.h1.at([1, c]), &pr[0], pk(l, 0), false, d.lin.at([c]))?;
             attend_cached(step, d.ctx.at([c]), d.scores.at([h, d.cap]), d.cache[l].at([n + 1, 3 * c]))?;
-            self.linear_row(step, &d.lin, 0, &d.ctx, &lp.c_proj)?;
+            self.product_row(step, d.lin.at([1, c]), d.ctx.at([1, c]), &pr[1], pk(l, 1), false, d.lin.at([c]))?;
             // res = x + attention; res2 = ln_2(res)
             self.ln_forward(step, self.hidden(&d.res2, 1), st, self.hidden(&d.x, 1), &lp.ln_2, self.residual(&d.res, &d.lin))?;
-            self.linear_row(step, &d.inter_pre, 0, &d.res2, &lp.c_fc)?;
-            gelu::forward(step, cfg.gelu(), d.inter.at([i]), d.inter_pre.at([i]))?;
-            self.linear_row(step, &d.lin, 0, &d.inter, &lp.mlp_proj)?;
+            self.product_row(step, d.inter.at([1, i]), d.res2.at([1, c]), &pr[2], pk(l, 2), true, d.inter_pre.at([i]))?;
+            self.product_row(step, d.lin.at([1, c]), d.inter.at([1, i]), &pr[3], pk(l, 3), false, d.lin.at([c]))?;
             // x = res + mlp; h1 = the next layer's ln_1(x), or ln_f(x)
             let norm = hl.get(l + 1).map(|n| &n.ln_1).unwrap_or(ln_f);
             self.ln_forward(step, self.hidden(&d.h1, 1), st, self.hidden(&d.res, 1), norm, self.residual(&d.x, &d.lin))?;
         }
         // logits = ln_f(x) wte^T
-        self.lm_logits(step, &d.logits, &d.h1, 1, wte, None)
+        match &d.packed {
+            Some(pw) => pw.lm.record(step, d.logits.at([1, cfg.vocab_size]), d.h1.at([1, c]), None, Act::None),
+            None => self.lm_logits(step, &d.logits, &d.h1, 1, wte, None),
+        }
     }
 
     fn record_decode_bert(&self, step: &mut Step) -> Result<(), GpuError> {
@@ -213,30 +364,33 @@ impl Model {
         let (e, layers, heads) = self.bert_parts();
         let p = &self.params;
         let st = Stats { mean: &d.mean, rstd: &d.rstd };
+        let products = self.layer_products()?;
+        let pk = |l: usize, j: usize| d.packed.as_ref().map(|pw| &pw.layers[l][j]);
         // x = LN(word[id] + position[n] + type[0])
         self.word_lookup(step, &d.lin, &d.out.view(0, 1), e.word, 1, false)?;
         embedding::forward(step, d.lin.at([1, c]), &d.pos, p.value(e.position).at([cfg.max_position_embeddings, c]), true)?;
         embedding::forward(step, d.lin.at([1, c]), &d.types, p.value(e.token_type).at([cfg.type_vocab_size, c]), true)?;
         self.ln_forward(step, self.hidden(&d.x, 1), st, self.hidden(&d.lin, 1), &e.ln, Fused::None)?;
-        for (l, lp) in layers.iter().enumerate() {
-            let qkv = self.qkv(lp)?;
-            one_row(step, d.cache[l].at_off(n * 3 * c, [1, 3 * c]), d.x.at([1, c]), qkv.w.at([3 * c, c]), Some(qkv.b.at([3 * c])), true)?;
+        for (l, (lp, pr)) in layers.iter().zip(&products).enumerate() {
+            self.product_row(step, d.cache[l].at_off(n * 3 * c, [1, 3 * c]), d.x.at([1, c]), &pr[0], pk(l, 0), false, d.lin.at([c]))?;
             attend_cached(step, d.ctx.at([c]), d.scores.at([h, d.cap]), d.cache[l].at([n + 1, 3 * c]))?;
-            self.linear_row(step, &d.lin, 0, &d.ctx, &lp.attn_out)?;
+            self.product_row(step, d.lin.at([1, c]), d.ctx.at([1, c]), &pr[1], pk(l, 1), false, d.lin.at([c]))?;
             // h1 = LN(x + attention)
             self.ln_forward(step, self.hidden(&d.h1, 1), st, self.hidden(&d.x, 1), &lp.attn_ln, self.residual(&d.res, &d.lin))?;
-            self.linear_row(step, &d.inter_pre, 0, &d.h1, &lp.inter)?;
-            gelu::forward(step, cfg.gelu(), d.inter.at([i]), d.inter_pre.at([i]))?;
-            self.linear_row(step, &d.lin, 0, &d.inter, &lp.out)?;
+            self.product_row(step, d.inter.at([1, i]), d.h1.at([1, c]), &pr[2], pk(l, 2), true, d.inter_pre.at([i]))?;
+            self.product_row(step, d.lin.at([1, c]), d.inter.at([1, i]), &pr[3], pk(l, 3), false, d.lin.at([c]))?;
             // x = LN(h1 + ffn)
             self.ln_forward(step, self.hidden(&d.x, 1), st, self.hidden(&d.h1, 1), &lp.out_ln, self.residual(&d.res, &d.lin))?;
         }
         // the LM head: transform (dense, GELU, LayerNorm), then the decoder tied to the word
         // embeddings plus the output bias
-        let (dense, norm, bias) = heads.lm.as_ref().ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?;
-        self.linear_row(step, &d.res2, 0, &d.x, dense)?;
-        gelu::forward(step, cfg.gelu(), d.h1.at([c]), d.res2.at([c]))?;
+        let (_, norm, bias) = heads.lm.as_ref().ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?;
+        let dense = self.dense_product()?.ok_or_else(|| GpuError::Shape("a decoder without its language-model head".into()))?;
+        self.product_row(step, d.h1.at([1, c]), d.x.at([1, c]), &dense, d.packed.as_ref().and_then(|pw| pw.dense.as_ref()), true, d.res2.at([c]))?;
         self.ln_forward(step, self.hidden(&d.res2, 1), st, self.hidden(&d.h1, 1), norm, Fused::None)?;
-        self.lm_logits(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias)))
+        match &d.packed {
+            Some(pw) => pw.lm.record(step, d.logits.at([1, cfg.vocab_size]), d.res2.at([1, c]), Some(p.value(*bias).at([cfg.vocab_size])), Act::None),
+            None => self.lm_logits(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias))),
+        }
     }
 }

@@ -2,6 +2,18 @@
 //! them).
 
 use crate::gpu::GpuBuf;
+use crate::kernels::matvec::Packed;
+
+/// The decoder's weights packed for the one-row kernel of CPU adapters (kernels::matvec::Packed):
+/// per layer q|k|v, the attention's output, the feed-forward's two; the LM head's dense layer
+/// (BERT's body); the tied word embedding as the LM head. Packed at the first prefill after they
+/// were made or the weights changed (`Model::weights_written`).
+pub(super) struct PackedWeights {
+    pub(super) fresh: bool,
+    pub(super) layers: Vec<[Packed; 4]>,
+    pub(super) dense: Option<Packed>,
+    pub(super) lm: Packed,
+}
 
 /// The cache and one position's activations, allocated for `cap` positions and reused by every
 /// generation that fits them.
@@ -33,5 +45,7 @@ pub(super) struct DecodeState {
     /// The new token's position and token type (0), as the embeddings' lookups read them.
     pub(super) pos: GpuBuf,
     pub(super) types: GpuBuf,
+    /// The packed weights, where the products run from them.
+    pub(super) packed: Option<PackedWeights>,
 }
 

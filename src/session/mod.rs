@@ -623,6 +623,7 @@ impl Session {
                     g.write(&p.value, 0, v)?;
                 }
             }
+            l.model.weights_written();
             l.model.opt_state = None;
             Some(SnapshotMeta { step: 0, kind: SnapshotKind::RolledBack, ..meta })
         } else if !report.stopped() {

@@ -1,6 +1,6 @@
 //! Every WGSL file under `shaders/`, embedded at build time. Each entry validates on its own (naga in
 //! the tests, the browser's compiler in the browser tests); kernels specialise them with `override`
-//! constants. WGSL has no include, so the files that need erf (gelu, the matmuls) get
+//! constants. WGSL has no include, so the files that need erf (gelu, the packed matvec, the matmuls) get
 //! `shaders/erf.wgsl` put in front of them here, the matmul kernels `shaders/matmul_common.wgsl`
 //! (their overrides and the use of their uniform parameters), the two vec4 ones
 //! `shaders/matmul_vec4_io.wgsl` (their bindings and epilogue), and the kernels with dropout
@@ -28,6 +28,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("cross_entropy", include_str!("../../shaders/cross_entropy.wgsl")),
     ("adamw", include_str!("../../shaders/adamw.wgsl")),
     ("matvec", include_str!("../../shaders/matvec.wgsl")),
+    ("matvec_packed", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matvec_packed.wgsl"))),
     ("attention_cached", include_str!("../../shaders/attention_cached.wgsl")),
     ("sample", include_str!("../../shaders/sample.wgsl")),
 ];
@@ -45,6 +46,7 @@ fn uniforms(name: &str) -> &'static str {
         "cross_entropy" => cross_entropy::Params::WGSL,
         "adamw" => adamw::Params::WGSL,
         "matvec" => matvec::MatvecParams::WGSL,
+        "matvec_packed" => matvec::PackedParams::WGSL,
         "attention_cached" => matvec::AttnParams::WGSL,
         "sample" => sample::Params::WGSL,
         _ => "",

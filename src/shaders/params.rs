@@ -12,6 +12,10 @@ pub(crate) mod matvec {
         pub(crate) struct MatvecParams { rows: u32, n: u32, k: u32, x_off: u32, y_off: u32, off_w: u32, off_bias: u32 }
     }
     uniform! {
+        /// shaders/matvec_packed.wgsl's parameters (both entry points).
+        pub(crate) struct PackedParams { n: u32, k: u32, qc: u32, chunks: u32, s: u32, x_off: u32, y_off: u32, off_w: u32, off_bias: u32, n0: u32, rows: u32 }
+    }
+    uniform! {
         /// shaders/attention_cached.wgsl's parameters.
         pub(crate) struct AttnParams { n: u32, heads: u32, d: u32, ld: u32, q_off: u32, cap: u32, scale: f32 }
     }
