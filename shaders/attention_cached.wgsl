@@ -12,8 +12,10 @@
 @group(0) @binding(2) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ctx: array<f32>;
 
-const AWG: u32 = 64u;
-var<workgroup> red: array<f32, AWG>;
+// threads a workgroup (at most 64): 8 on CPU adapters, one SIMD vector of lavapipe, where a
+// barrier then costs no switch between the vectors of a workgroup
+override AWG: u32 = 64u;
+var<workgroup> red: array<f32, 64>;
 
 // max (op 0) or sum (op 1) of `v` over the workgroup; every thread gets the result
 fn reduce(lid: u32, v: f32, op: u32) -> f32 {

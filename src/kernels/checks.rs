@@ -1344,16 +1344,16 @@ pub async fn matvec_packed_matches_reference(gpu: &Gpu) -> CheckResult {
 /// One new query over n cached q|k|v rows against softmax(q k^T / sqrt(D)) v in f64, for every
 /// n from 1 to 13 (the query is always the last row: it sees itself and what came before).
 pub async fn attention_cached_matches_reference(gpu: &Gpu) -> CheckResult {
-    use super::matvec::attend_cached;
+    use super::matvec::attend_cached_with;
     let mut rng = Rng::new(42);
     let (h, d, cap) = (3, 8, 13);
     let c = h * d;
     let rows = rng.normals(cap * 3 * c, 1.0);
     let (gc, scores, ctx) = (up(gpu, "cache", &rows)?, zeros(gpu, "scores", h * cap)?, zeros(gpu, "ctx", c)?);
     let mut worst = 0.0f64;
-    for n in 1..=cap {
+    for (n, threads) in (1..=cap).flat_map(|n| [(n, 8), (n, 64)]) {
         let mut step = gpu.begin_step("attend_cached");
-        attend_cached(&mut step, ctx.at([h * d]), scores.at([h, cap]), gc.at([n, 3 * h * d]))?;
+        attend_cached_with(&mut step, ctx.at([h * d]), scores.at([h, cap]), gc.at([n, 3 * h * d]), threads)?;
         step.submit().await?;
         let got = read(gpu, &ctx).await?;
         let at = |j: usize, part: usize, hh: usize, dd: usize| rows[j * 3 * c + part * c + hh * d + dd] as f64;
@@ -1366,9 +1366,9 @@ pub async fn attention_cached_matches_reference(gpu: &Gpu) -> CheckResult {
                 want[hh * d + dd] = (0..n).map(|j| (s[j] - m).exp() / z * at(j, 2, hh, dd)).sum();
             }
         }
-        worst = worst.max(close(&format!("cached attention, {n} positions"), &got, &want, |_| 2e-5)?);
+        worst = worst.max(close(&format!("cached attention, {n} positions, {threads} threads"), &got, &want, |_| 2e-5)?);
     }
-    Ok(format!("H=3 D=8, 1 to 13 cached positions: worst {worst:.3} of tolerance 2e-5"))
+    Ok(format!("H=3 D=8, 1 to 13 cached positions, workgroups of 8 and 64 threads: worst {worst:.3} of tolerance 2e-5"))
 }
 
 /// The draw of a token: candidates (ids and probabilities) as a stable sort of the logits gives
