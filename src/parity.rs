@@ -932,6 +932,16 @@ pub async fn model_cached_decoding_matches_full_pass(_shared: &Gpu) -> CheckResu
     Ok(out.join("; "))
 }
 
+/// The full forward's logits for the token after `ids` (the first V of its logits buffer).
+async fn full_pass_logits(gpu: &Gpu, m: &mut Model, ids: &[u32]) -> Result<Vec<f32>> {
+    let t = ids.len();
+    let mut labels = vec![-100i32; t];
+    labels[t - 1] = 0;
+    let batch = Batch::new(gpu, &m.cfg, 1, t, ids, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
+    run_forward(gpu, m, &batch, Mode::Eval).await?;
+    read(gpu, m.mlm_logits().unwrap()).await
+}
+
 async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String> {
     use crate::kernels::sample::Draw;
     let mut m = fx.model(gpu, LM)?;
@@ -948,13 +958,8 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String>
     loop {
         let id = next.read(gpu).await?.0.ok_or("no token")?;
         let cached = read(gpu, m.decode_logits().unwrap()).await?;
-        // the full pass on the text so far
         let t = ids.len();
-        let mut labels = vec![-100i32; t];
-        labels[t - 1] = 0;
-        let batch = Batch::new(gpu, &m.cfg, 1, t, &ids, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
-        run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
-        let full = read(gpu, m.mlm_logits().unwrap()).await?;
+        let full = full_pass_logits(gpu, &mut m, &ids).await?;
         worst = worst.max(within(&format!("cached logits after {t} tokens"), &cached, &full[..v], 1e-5)?);
         let argmax = (0..v).max_by(|&a, &b| full[a].total_cmp(&full[b]).then(b.cmp(&a))).unwrap() as u32;
         if id != argmax {
@@ -1006,12 +1011,7 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String>
     m.decode_next(gpu, greedy).await?.read(gpu).await?;
     let cached = read(gpu, m.decode_logits().unwrap()).await?;
     let text: Vec<u32> = prompt.iter().copied().chain([id]).collect();
-    let t = text.len();
-    let mut labels = vec![-100i32; t];
-    labels[t - 1] = 0;
-    let batch = Batch::new(gpu, &m.cfg, 1, t, &text, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
-    run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
-    let full = read(gpu, m.mlm_logits().unwrap()).await?;
+    let full = full_pass_logits(gpu, &mut m, &text).await?;
     let moved = max_abs_diff(&old, &cached);
     if id == first && moved < 1e-3 {
         return Err(format!("a training step moved a decoded token's logits by {moved:.1e} only").into());
