@@ -358,6 +358,10 @@ pub struct PretrainSettings {
     /// A sentence with [MASK] whose predictions are shown as the run goes.
     pub probe: Option<String>,
     pub probe_every: usize,
+    /// LoRA adapters of this rank on the model in use, trained alone (with the objective's heads):
+    /// the model's language adapted to the text with a few MB of adapter. None: every weight trains.
+    #[serde(default)]
+    pub lora_r: Option<usize>,
 }
 
 impl PretrainSettings {
@@ -378,6 +382,12 @@ impl PretrainSettings {
             start_step,
             ..Default::default()
         }
+    }
+
+    /// The adapters a LoRA run puts on a model of `body`: PEFT's default targets and lora_alpha
+    /// (8), as `bertlab pretrain --mode lora:R`.
+    pub fn lora_spec(&self, body: crate::model::config::Body) -> Option<crate::model::config::LoraSpec> {
+        self.lora_r.map(|r| crate::model::config::LoraSpec { alpha: 8.0, ..crate::model::config::LoraSpec::new(r, body) })
     }
 }
 
@@ -580,6 +590,9 @@ pub struct PretrainForm {
     pub steps: String,
     pub lr: String,
     pub batch: String,
+    /// "full" or "lora", and LoRA's rank as typed.
+    pub mode: String,
+    pub lora_r: String,
 }
 
 impl PretrainForm {
@@ -590,12 +603,13 @@ impl PretrainForm {
         let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
         let steps = ok(whole("pt-steps", "the steps", &self.steps, PRETRAIN_STEPS.0, PRETRAIN_STEPS.1));
         let batch = ok(whole("pt-batch", "the batch size", &self.batch, BATCH.0, BATCH.1));
+        let lora_r = (self.mode == "lora").then(|| ok(whole("pt-lora-r", "the LoRA rank (r)", &self.lora_r, 1, 1024)));
         let lr = learning_rate("pt-lr", &self.lr).map_err(|e| errs.push(e)).unwrap_or(0.0);
         if !self.mlm && !self.sop {
             errs.push(FieldError { field: "pt-mlm", message: "choose at least one objective: masked words or sentence order".into() });
         }
         if errs.is_empty() {
-            Ok(PretrainSettings { mlm: self.mlm, sop: self.sop, steps, lr, batch, max_len, probe, probe_every: 5 })
+            Ok(PretrainSettings { mlm: self.mlm, sop: self.sop, steps, lr, batch, max_len, probe, probe_every: 5, lora_r })
         } else {
             Err(errs)
         }

@@ -816,6 +816,7 @@ fn ModelPanel() -> impl IntoView {
                 <input type="file" id="model-files" multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); st.loading.set(true); send(Command::LoadFiles, Some(a.into())); } }/>
                 " or drop them here"
             </div>
+            <p class="note" id="adapter-hint">"A LoRA adapter's folder (adapter_config.json, adapter_model.safetensors, from BERT Lab or PEFT) goes onto the model in use: load its base model first, then choose the adapter's files."</p>
             <div class="row">
                 "From scratch: "
                 <select id="scratch-kind" on:change=move |ev| kind.set(event_target_value(&ev))>
@@ -977,10 +978,12 @@ pub fn PretrainPanel() -> impl IntoView {
     let steps = RwSignal::new("100".to_string());
     let lr = RwSignal::new("0.001".to_string());
     let batch = RwSignal::new("16".to_string());
+    let mode = RwSignal::new("full".to_string());
+    let lora_r = RwSignal::new("8".to_string());
     let errors = RwSignal::new(Vec::<FieldError>::new());
     let start = move |_| {
         st.error.set(None);
-        let form = protocol::PretrainForm { mlm: mlm.get(), sop: sop.get(), steps: steps.get(), lr: lr.get(), batch: batch.get() };
+        let form = protocol::PretrainForm { mlm: mlm.get(), sop: sop.get(), steps: steps.get(), lr: lr.get(), batch: batch.get(), mode: mode.get(), lora_r: lora_r.get() };
         // the live view reads the masked-words panel's sentence (the demo one when it has no [MASK])
         let probe = st.mask_text.with_untracked(|t| if t.contains("[MASK]") { t.clone() } else { DEMO_TEXT.to_string() });
         st.probe_text.set(probe.clone());
@@ -989,7 +992,10 @@ pub fn PretrainPanel() -> impl IntoView {
         keep_pretrain_curve(st);
         st.pacc.set(Vec::new());
         st.run_kind.set("pretrain");
-        st.status.set(format!("pretraining: {} steps", settings.steps));
+        st.status.set(match settings.lora_r {
+            Some(r) => format!("pretraining: {} steps, LoRA adapters of rank {r} (the weights stay)", settings.steps),
+            None => format!("pretraining: {} steps", settings.steps),
+        });
         st.pt_continuable.set(None);
         send(Command::Pretrain(settings), None);
     };
@@ -1001,6 +1007,8 @@ pub fn PretrainPanel() -> impl IntoView {
             steps.set(d.steps.to_string());
             lr.set(format!("{}", d.lr));
             batch.set(d.batch.to_string());
+            mode.set(if d.lora_r.is_some() { "lora" } else { "full" }.to_string());
+            lora_r.set(d.lora_r.unwrap_or(8).to_string());
         }
     });
     // continue it: the curve goes on where it stopped (it is not moved to the history)
@@ -1033,6 +1041,11 @@ pub fn PretrainPanel() -> impl IntoView {
                 <Field label="steps" id="pt-steps" size=5 value=steps errors=errors/>
                 <Field label="learning rate" id="pt-lr" size=7 value=lr errors=errors/>
                 <Field label="batch" id="pt-batch" size=3 value=batch errors=errors/>
+                <label>"train " <select id="pt-mode" prop:value=move || mode.get() on:change=move |ev| mode.set(event_target_value(&ev))>
+                    <option value="full">"every weight"</option>
+                    <option value="lora">"LoRA adapters (rank r)"</option>
+                </select></label>
+                {move || (mode.get() == "lora").then(|| view! { <Field label="r" id="pt-lora-r" size=2 value=lora_r errors=errors/> })}
                 <button id="pt-start" disabled=move || st.busy.get() || st.loading.get() on:click=start>"Pretrain"</button>
                 {controls(st, "pretrain")}
             </div>
@@ -1294,7 +1307,7 @@ fn MaskPanel() -> impl IntoView {
                                 keep_pretrain_curve(st);
                                 st.pacc.set(Vec::new());
                                 st.run_kind.set("pretrain");
-                                send(Command::Pretrain(PretrainSettings { mlm: true, sop: false, steps: 100, lr: 0.001, batch: 16, max_len: 64, probe: Some(DEMO_TEXT.into()), probe_every: 5 }), None);
+                                send(Command::Pretrain(PretrainSettings { mlm: true, sop: false, steps: 100, lr: 0.001, batch: 16, max_len: 64, probe: Some(DEMO_TEXT.into()), probe_every: 5, lora_r: None }), None);
                             }>"Train a masked-LM head on my text (100 steps; the data panel's text)"</button></p>
                         })}
                         {mask_predictions(d.predictions.clone())}

@@ -413,14 +413,15 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
     let s = session()?;
     let texts = s.pretrain_texts()?;
     s.free()?;
-    let tok = s.peek(|l| l.tok.clone()).ok_or("no model is loaded")?;
+    let (tok, body) = s.peek(|l| (l.tok.clone(), l.model.cfg.body)).ok_or("no model is loaded")?;
+    let spec = crate::train::trainer::PretrainConfig { lora: d.lora_spec(body), ..d.spec(start_step) };
     P.with(|p| p.borrow_mut().run = Some(PageRun::Pretrain(d.clone())));
     set_busy(true);
     let g = s.gpu();
     g.reset_counters();
     let mut last_counts = 0;
     let r = s
-        .pretrain(d.spec(start_step), &texts, &PageStore, &mut |e| match e {
+        .pretrain(spec, &texts, &PageStore, &mut |e| match e {
             RunEvent::Pretrain { step, total_steps, mlm_loss, sop_loss, mlm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
                 // the first sequence of the batch, token by token: what the model saw, what masking
                 // did to it, and the original where one is predicted
@@ -630,6 +631,14 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
         }
         Command::LoadFiles => {
             let files = read_files(&js_sys::Array::from(&files)).await?;
+            if files.contains_key(crate::io::model_dir::ADAPTER_CONFIG) {
+                // a LoRA adapter's folder: onto the model in use, its base
+                let s = session()?;
+                let base = s.peek(|l| l.source.clone()).ok_or("these are a LoRA adapter's files (adapter_config.json): load its base model first (the default model, or the base's files), then choose the adapter's files")?;
+                let notes = s.adapt(&files, format!("your LoRA adapter on {base}")).await?;
+                post_model(&s, notes);
+                return Ok(());
+            }
             if !files.contains_key("config.json") {
                 return Err(format!("the files you chose have no config.json (got: {}); choose a model folder's config.json, model.safetensors and tokenizer.json together", files.keys().cloned().collect::<Vec<_>>().join(", ")).into());
             }

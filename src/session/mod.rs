@@ -507,6 +507,27 @@ impl Session {
         Ok(notes)
     }
 
+    /// Puts a PEFT LoRA adapter directory (`adapter_config.json`, `adapter_model.safetensors`, and
+    /// a `config.json` with its labels where BERT Lab wrote it) on the model in use, which is its
+    /// base, and makes the result the model in use: the page's file picker takes an adapter's files
+    /// this way (one folder at a time). The base goes in as it is, less a classifier of its own (the
+    /// adapter brings its head, PEFT's modules_to_save). An adapter whose shapes do not fit the base
+    /// is refused by name, and the model in use stays.
+    pub async fn adapt(&self, adapter: &BTreeMap<String, Vec<u8>>, source: String) -> Result<Vec<String>> {
+        let base = self
+            .with_model("reading the base model", async |g, l| {
+                if l.model.cfg.lora.is_some() {
+                    return Err(Error::Other("the model in use already carries LoRA adapters: load the adapter's base model first (the default model, or the base's files), then choose the adapter's files".into()));
+                }
+                let mut tensors = l.model.params.read_all(g).await?;
+                tensors.retain(|(n, _, _)| crate::model::params::Part::of(n) != crate::model::params::Part::Classifier);
+                let heads = Heads { num_labels: 0, ..l.model.heads };
+                Ok(export::export_files(&l.model.cfg, heads, tensors, &[], &l.tokenizer_files()?, &ModelCard::default()))
+            })
+            .await?;
+        self.load_adapted(&base.into_iter().collect(), adapter, None, source)
+    }
+
     /// Makes the model a snapshot saved the one in use, with its optimizer state; returns the step
     /// it was taken at.
     pub fn restore(&self, snap: &Snapshot) -> Result<usize> {

@@ -750,3 +750,50 @@ fn lora_adapters_train_save_in_peft_format_and_read_back() {
         (vec!["predict", "--model", wrong_type.as_str(), "--text", "x"], "a PREFIX_TUNING adapter; BERT Lab reads LoRA adapters"),
     ]);
 }
+
+/// The page's file picker with a LoRA adapter's folder: the adapter goes onto the model in use
+/// (`Session::adapt`). peft's adapter on all-MiniLM-L6-v2 gives transformers' probabilities; a
+/// second adapter on an adapted model, and an adapter whose shapes do not fit the model in use, are
+/// refused with what to do, and the model in use stays.
+#[test]
+fn an_adapter_goes_onto_the_model_in_use_as_the_page_picker_does() {
+    use bertlab::session::Session;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+    let read_dir = |dir: &str, only: &[&str]| -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
+            .filter(|(n, _)| only.is_empty() || only.contains(&n.as_str()))
+            .collect()
+    };
+    let g = Rc::new(Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")));
+    let s = Session::new(g.clone());
+    let fx = "tests/fixtures/minilm_peft_adapter";
+    let adapter = read_dir(fx, &["adapter_config.json", "adapter_model.safetensors"]);
+    s.load(&read_dir("models/all-MiniLM-L6-v2", &[]), None, "all-MiniLM-L6-v2".into()).unwrap();
+    pollster::block_on(s.adapt(&adapter, "peft's adapter".into())).unwrap();
+    let want: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{fx}/expected.json")).unwrap()).unwrap();
+    let texts: Vec<(String, Option<String>)> = want["texts"].as_array().unwrap().iter().map(|t| (t.as_str().unwrap().to_string(), None)).collect();
+    let got = pollster::block_on(s.predict(&texts, 128, &mut |_| {})).unwrap();
+    let mut worst = 0.0f64;
+    for (row, p) in want["probabilities"].as_array().unwrap().iter().zip(&got) {
+        for (w, g) in row.as_array().unwrap().iter().zip(p) {
+            worst = worst.max((w.as_f64().unwrap() - *g as f64).abs());
+        }
+    }
+    assert!(worst < 1e-4, "peft's adapter on the model in use: {worst} off transformers' probabilities");
+    let e = pollster::block_on(s.adapt(&adapter, "again".into())).unwrap_err().to_string();
+    assert!(e.contains("already carries LoRA adapters") && e.contains("load the adapter's base model first"), "{e}");
+    // a base of another shape: refused by tensor, and that model stays in use
+    s.set_data("sentiment.tsv".into(), std::fs::read("www/samples/sentiment.tsv").unwrap());
+    let shape = bertlab::session::Scratch { vocab: 400, hidden: 32, layers: 1, heads: 2, body: bertlab::model::config::Body::Bert, causal: false, seed: 3 };
+    s.install(bertlab::session::Loaded::scratch(&g, &shape, &s.pretrain_texts().unwrap()).unwrap()).unwrap();
+    let before = s.peek(|l| l.source.clone());
+    let e = pollster::block_on(s.adapt(&adapter, "mismatch".into())).unwrap_err().to_string();
+    assert!(e.contains("lora_A") || e.contains("shape"), "{e}");
+    assert_eq!(s.peek(|l| l.source.clone()), before, "the model in use after a refused adapter");
+    println!("peft's adapter onto the model in use: max |BERT Lab - transformers + peft| = {worst:.2e}; refused: {e}");
+}
