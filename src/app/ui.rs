@@ -478,6 +478,9 @@ fn has_webgpu() -> bool {
     js_sys::Reflect::get(&nav, &"gpu".into()).map(|g| !g.is_undefined() && !g.is_null()).unwrap_or(false)
 }
 
+/// What the model picker does with a LoRA adapter's files.
+const ADAPTER_HINT: &str = "A LoRA adapter's folder (adapter_config.json, adapter_model.safetensors, from BERT Lab or PEFT) goes onto the model in use: load its base model first, then choose the adapter's files.";
+
 pub const NO_WEBGPU: &str = "This browser does not offer WebGPU, which BERT Lab needs to train on your GPU. Use a recent Chrome or Edge \
 (on Linux, start Chrome with --enable-unsafe-webgpu --enable-features=Vulkan), or check chrome://gpu that WebGPU is not disabled. \
 Nothing was lost: your data never left this page.";
@@ -811,12 +814,11 @@ fn ModelPanel() -> impl IntoView {
                 <label>"Model id " <input id="hub-id" prop:value=move || repo.get() on:input=move |ev| repo.set(event_target_value(&ev)) size="34"/></label>
                 <button id="load-hub" on:click=load_hub>"Fetch"</button>
             </div>
-            <div class="row drop" on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
-                "Your files (config.json, model.safetensors, tokenizer.json or vocab.txt): "
-                <input type="file" id="model-files" multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); st.loading.set(true); send(Command::LoadFiles, Some(a.into())); } }/>
-                " or drop them here"
+            // (one line: an adapter's files go onto the model in use, which the title says in full)
+            <div class="row drop" id="model-drop" title=ADAPTER_HINT on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
+                "Your files, or drop them here (config.json, model.safetensors, tokenizer.json or vocab.txt; or a LoRA adapter's): "
+                <input type="file" id="model-files" title=ADAPTER_HINT multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); st.loading.set(true); send(Command::LoadFiles, Some(a.into())); } }/>
             </div>
-            <p class="note" id="adapter-hint">"A LoRA adapter's folder (adapter_config.json, adapter_model.safetensors, from BERT Lab or PEFT) goes onto the model in use: load its base model first, then choose the adapter's files."</p>
             <div class="row">
                 "From scratch: "
                 <select id="scratch-kind" on:change=move |ev| kind.set(event_target_value(&ev))>

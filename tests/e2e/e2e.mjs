@@ -545,6 +545,23 @@ try {
   check(adapterCfg.peft_type === "LORA" && adapterCfg.r === 4 && adapterFiles.includes("adapter_model.safetensors") && !adapterFiles.includes("model.safetensors") && mergedFiles.includes("model.safetensors") && !mergedFiles.includes("adapter_config.json") && loraProbs.every(([label, p]) => Math.abs(p - adapterPred.probabilities[label]) < 6e-4),
     `the LoRA export: ${adapterFiles.join(", ")} (peft_type ${adapterCfg.peft_type}, r ${adapterCfg.r}, targets ${adapterCfg.target_modules}); merged on request: ${mergedFiles.join(", ")}; the CLI on the adapter over its base ${JSON.stringify(adapterPred.probabilities)} vs the page ${JSON.stringify(loraProbs)}`);
   await page.selectOption("#ft-mode", "full");
+  // an adapter's folder in the model picker goes onto the model in use: peft's own adapter
+  // (tests/fixtures/minilm_peft_adapter) on the default model gives transformers' probabilities
+  const tPeft = Date.now();
+  await page.click("#load-default");
+  await waitText(page, "#model-summary", /all-MiniLM-L6-v2/);
+  const peftDir = path.join(ROOT, "tests/fixtures/minilm_peft_adapter");
+  await page.setInputFiles("#model-files", ["adapter_config.json", "adapter_model.safetensors"].map((f) => path.join(peftDir, f)));
+  await waitText(page, "#model-lora", /r = 8, alpha = 16 on (query, value|value, query)/);
+  const peftWant = JSON.parse(fs.readFileSync(path.join(peftDir, "expected.json"), "utf8"));
+  let peftWorst = 0;
+  for (const [i, t] of peftWant.texts.entries()) {
+    const got = Object.fromEntries(await classify(page, t));
+    peftWant.probabilities[i].forEach((p, j) => { peftWorst = Math.max(peftWorst, Math.abs(p - got[`LABEL_${j}`])); });
+  }
+  await snap(page, "peft-adapter-on-default-model");
+  check(peftWorst < 1e-4 && /your LoRA adapter on all-MiniLM-L6-v2/.test(await text(page, "#model-summary")),
+    `peft's adapter chosen in the picker onto the default model (${((Date.now() - tPeft) / 1e3).toFixed(0)} s): max |page - transformers + peft| = ${peftWorst.toExponential(2)}; "${await text(page, "#model-summary")}"`);
 
   // 11. GPT beside BERT on one text: a masked and a causal model from scratch, pretrained a few steps
   // each on the sample corpus; both curves on one chart; the causal model's attention is a
@@ -645,6 +662,17 @@ try {
   const stopped = await text(page, "#gen-done");
   check(/stopped at your Stop/.test(stopped) && (stopping === null || stopping[0]), `Stop pressed during generation: "${stopped}"; the button then: ${JSON.stringify(stopping ?? "gone")}`);
   await snap(page, "gpt-beside-bert");
+  // next-word pretraining with LoRA adapters on the GPT-2 in use: only the adapters train, and the
+  // model then carries them (the export would write PEFT's files)
+  await page.selectOption("#pt-mode", "lora");
+  await page.fill("#pt-lora-r", "4");
+  await page.fill("#pt-steps", "4");
+  await page.click("#pt-start");
+  await waitText(page, "#pt-status", /step 4 of 4/);
+  await waitText(page, "#status", /pretraining finished: 4 steps/);
+  const ptLora = await text(page, "#model-lora");
+  check(/r = 4, alpha = 8 on c_attn/.test(ptLora), `LoRA pretraining in the page: "${ptLora}"`);
+  await page.selectOption("#pt-mode", "full");
   // on a phone-sized screen the page is as wide as the screen (fields shrink, tables scroll)
   await page.setViewportSize({ width: 390, height: 800 });
   await page.waitForTimeout(300);
