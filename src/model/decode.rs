@@ -57,7 +57,8 @@ impl Product {
 
 /// Whether decoding runs its products from packed weights when the caller does not say: on CPU
 /// adapters natively (lavapipe), where a texel is one load per lane and a storage buffer's vec4
-/// four. In the browser the buffer kernels run (SwiftShader's rates were not measured for it).
+/// four. In the browser the buffer kernels run: on SwiftShader the packed path measured slower (a
+/// 4-layer, 256-wide GPT-2 in the page: 14.5 tok/s packed, 24.0 from the buffers, 200 new tokens).
 fn packed_by_default(gpu: &Gpu) -> bool {
     !cfg!(target_arch = "wasm32") && gpu.info.is_software && gpu.info.backend == "Vulkan"
 }
