@@ -183,9 +183,9 @@ impl Model {
 
     /// Textures for every product of the decoder (filled by [`Model::pack_weights`]).
     fn packed_weights(&self, gpu: &Gpu) -> Result<PackedWeights, GpuError> {
-        let layers = self.layer_products()?.iter().map(|ps| Ok([0, 1, 2, 3].map(|i| Packed::new(gpu, "packed_w", ps[i].out, ps[i].inp)))).collect::<Result<Vec<_>, GpuError>>()?;
-        let layers = layers.into_iter().map(|[a, b, c, d]| Ok([a?, b?, c?, d?])).collect::<Result<Vec<_>, GpuError>>()?;
-        let dense = self.dense_product()?.map(|p| Packed::new(gpu, "packed_dense", p.out, p.inp)).transpose()?;
+        let texture = |p: &Product| Packed::new(gpu, "packed_w", p.out, p.inp);
+        let layers = self.layer_products()?.iter().map(|ps| Ok([texture(&ps[0])?, texture(&ps[1])?, texture(&ps[2])?, texture(&ps[3])?])).collect::<Result<Vec<_>, GpuError>>()?;
+        let dense = self.dense_product()?.map(|p| texture(&p)).transpose()?;
         let lm = Packed::new(gpu, "packed_lm", self.cfg.vocab_size, self.cfg.hidden_size)?;
         Ok(PackedWeights { fresh: false, layers, dense, lm })
     }
@@ -200,11 +200,7 @@ impl Model {
     /// Records the packing of every product's weight (the word embedding shard by shard), unless
     /// the packed copies are fresh; the caller marks them fresh once the step is submitted.
     fn pack_weights(&self, step: &mut Step) -> Result<(), GpuError> {
-        match self.decode.as_ref().and_then(|d| d.packed.as_ref()) {
-            Some(pw) if !pw.fresh => {}
-            _ => return Ok(()),
-        }
-        let pw = self.decode.as_ref().and_then(|d| d.packed.as_ref()).unwrap();
+        let Some(pw) = self.decode.as_ref().and_then(|d| d.packed.as_ref()).filter(|pw| !pw.fresh) else { return Ok(()) };
         for (ps, pk) in self.layer_products()?.iter().zip(&pw.layers) {
             for (p, k) in ps.iter().zip(pk) {
                 k.pack(step, p.w(), p.trans_w, 0)?;
