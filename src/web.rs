@@ -1,4 +1,5 @@
-//! What the page calls (wasm only): the adapter in words, the kernel self-check and the benchmark.
+//! What the page calls (wasm only): the adapter in words, the self-check (every kernel check, then
+//! every model check against PyTorch's fixtures) and the benchmark.
 //! Every entry point resolves asynchronously; nothing blocks the browser's thread.
 
 use wasm_bindgen::prelude::*;
@@ -21,13 +22,14 @@ pub async fn gpu_info() -> Result<String, JsValue> {
     Ok(gpu.info.summary())
 }
 
-/// Runs every kernel check; calls `on_result(name, ok, message)` after each one and resolves to
-/// the number that failed.
+/// Runs every kernel check (`kernels::checks`), then every model check against PyTorch's tiny
+/// fixtures (`parity`); calls `on_result(name, ok, message)` after each one and resolves to the
+/// number that failed.
 #[wasm_bindgen]
 pub async fn self_check(on_result: js_sys::Function) -> Result<u32, JsValue> {
     let gpu = Gpu::new().await.map_err(|e| JsValue::from_str(&e.to_string()))?;
     let mut failed = 0;
-    for (name, check) in checks::all() {
+    for (name, check) in checks::all().into_iter().chain(crate::parity::all()) {
         let r = check(&gpu).await;
         if r.is_err() {
             failed += 1;

@@ -1,4 +1,4 @@
-// The engine page: names the adapter (or says why there is none) and runs the kernel self-check.
+// The engine page: names the adapter (or says why there is none) and runs the self-check (kernels, then the model against PyTorch).
 // All text from the engine is inserted with textContent, never as HTML.
 import init, { gpu_info, self_check } from "./pkg/bertlab.js";
 

@@ -1435,7 +1435,7 @@ pub fn App() -> impl IntoView {
             <MaskPanel/>
             <ClassifyPanel/>
             <ExportPanel/>
-            <p><a href="selfcheck.html">"Kernel self-check"</a>" · "<a href="bench.html">"Kernel benchmark"</a></p>
+            <p><a href="selfcheck.html">"Self-check"</a>" · "<a href="bench.html">"Kernel benchmark"</a></p>
         </main>
     }
     .into_any()

@@ -444,6 +444,9 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
     for m in &ran.report.messages {
         post(Event::Message { text: m.clone() });
     }
+    if let Some(h) = ran.report.held_out {
+        post(Event::Message { text: format!("Next-word accuracy on {} lines held out of the run: {:.3} (always guessing the most frequent token: {:.3}).", h.texts, h.accuracy, h.unigram) });
+    }
     if let Some(step) = ran.rolled_back {
         rolled_back(step);
     }

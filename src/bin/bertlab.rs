@@ -37,14 +37,14 @@ mod cli {
     use bertlab::gpu::Gpu;
     use bertlab::io::export::ModelCard;
     use bertlab::io::model_dir;
-    use bertlab::model::config::Body;
+    use bertlab::model::config::{Body, LoraSpec};
     use bertlab::model::{Heads, Pooling};
     use bertlab::session::store::CheckpointDir;
     use bertlab::session::{Loaded, NoStore, RunSpec, Scratch, Session, Store};
     use bertlab::text::dataset;
     use bertlab::train::checkpoint;
     use bertlab::train::metrics::{argmax, evaluate};
-    use bertlab::train::trainer::{self, Event, PretrainConfig, TrainConfig};
+    use bertlab::train::trainer::{Event, PretrainConfig, TrainConfig};
 
     /// How results are shown: JSON on stdout, and progress bars on stderr unless quiet.
     #[derive(Clone, Copy)]
@@ -207,16 +207,11 @@ mod cli {
         if a.body.is_some() && a.model.is_some() {
             return Err("--body shapes a from-scratch model; a checkpoint (--model) brings its own body: leave one of them out".into());
         }
-        // a causal model is judged on lines it never saw
-        let (texts, held_out): (Vec<String>, Vec<String>) = if causal && texts.len() >= 20 {
-            let (h, t): (Vec<_>, Vec<_>) = texts.into_iter().enumerate().partition(|(i, _)| i % 10 == 9);
-            (t.into_iter().map(|x| x.1).collect(), h.into_iter().map(|x| x.1).collect())
-        } else {
-            (texts, Vec::new())
-        };
         let s = match a.model.as_deref() {
             Some(dir) => {
-                let s = open(o, dir, Some(Heads { lm: true, sop: !causal, num_labels: 0 }))?;
+                // the checkpoint's own heads (a classifier it has is kept, as in the page); the
+                // run adds the heads its objectives need, drawn from --seed
+                let s = open(o, dir, None)?;
                 if s.peek(|l| l.model.cfg.is_decoder) != Some(causal) {
                     return Err(if causal {
                         format!("{dir} is a masked (bidirectional) model; causal pretraining needs a decoder (is_decoder): start from scratch (leave out --model) or from a BertLMHeadModel checkpoint")
@@ -236,17 +231,11 @@ mod cli {
         // --mode lora:R: adapters on the model given, in PEFT's format
         let lora = match a.mode.as_deref().map(str::parse::<bertlab::train::spec::Adopt>).transpose().map_err(|e| format!("--mode {e}"))? {
             None | Some(bertlab::train::spec::Adopt::Full) => None,
-            Some(bertlab::train::spec::Adopt::Lora(r)) if a.model.is_some() => {
+            Some(bertlab::train::spec::Adopt::Lora(r)) => {
                 let body = s.peek(|l| l.model.cfg.body).unwrap_or_default();
-                let mut spec = bertlab::model::config::LoraSpec::new(r, body);
-                spec.alpha = a.lora.lora_alpha.unwrap_or(8.0);
-                spec.dropout = a.lora.lora_dropout.unwrap_or(0.0);
-                if let Some(t) = &a.lora.lora_targets {
-                    spec.targets = t.clone();
-                }
-                Some(spec)
+                let d = TrainConfig::default();
+                Some(LoraSpec::with(r, body, a.lora.lora_alpha.unwrap_or(d.lora_alpha), a.lora.lora_dropout.unwrap_or(d.lora_dropout), a.lora.lora_targets.as_deref().unwrap_or_default()))
             }
-            Some(bertlab::train::spec::Adopt::Lora(_)) => return Err("--mode lora:R adapts a pretrained model: give it with --model DIR".into()),
             Some(m) => return Err(format!("--mode {m}: pretraining takes full or lora:R").into()),
         };
         let steps = a.steps;
@@ -275,10 +264,10 @@ mod cli {
         let loss_name = if causal { "next-token loss" } else { "MLM loss" };
         let mut metrics = vec![(format!("final {loss_name}"), format!("{:.4}", r.mlm_losses.last().unwrap_or(&0.0)))];
         let mut held = serde_json::Value::Null;
-        if causal && !held_out.is_empty() {
-            let (acc, unigram) = block(s.with_model("evaluating", async |g, l| trainer::next_token_accuracy(g, &mut l.model, &l.tok, &held_out, &texts, pc.max_len).await))?;
-            metrics.push(("held-out next-token accuracy".into(), format!("{acc:.4} (unigram baseline {unigram:.4}, {} lines)", held_out.len())));
-            held = serde_json::json!({"texts": held_out.len(), "next_token_accuracy": acc, "unigram_baseline": unigram});
+        // a causal model is judged on lines it never saw (the session holds them out)
+        if let Some(h) = r.held_out {
+            metrics.push(("held-out next-token accuracy".into(), format!("{:.4} (unigram baseline {:.4}, {} lines)", h.accuracy, h.unigram, h.texts)));
+            held = serde_json::json!({"texts": h.texts, "next_token_accuracy": h.accuracy, "unigram_baseline": h.unigram});
         }
         let card = ModelCard { base_model: a.model.clone().unwrap_or_default(), data_summary: format!("{} unlabeled texts", texts.len()), seed: pc.seed, metrics: metrics.clone(), ..Default::default() };
         model_dir::write_dir(out, block(s.export(card, false))?)?;
@@ -354,12 +343,11 @@ mod cli {
         tc.lora_alpha = a.lora.lora_alpha.unwrap_or(tc.lora_alpha);
         tc.lora_dropout = a.lora.lora_dropout.unwrap_or(tc.lora_dropout);
         tc.lora_targets = a.lora.lora_targets.clone().unwrap_or(tc.lora_targets);
-        if !(tc.val.is_finite() && (0.0..1.0).contains(&tc.val)) {
-            return Err(format!("--val must be a fraction in [0, 1); got {}", tc.val).into());
-        }
         let base_model = state.map(|m| m.source.clone()).or(a.model.clone()).ok_or("--model is required (or --resume)")?;
         // the data first: a file that cannot train a classifier is refused before the model loads
         let s = session()?;
+        // a head the checkpoint lacks is drawn from --seed, as the run's batches and dropout are
+        s.set_seed(tc.seed);
         read_dataset(&s, &a.data, true)?;
         match &snap {
             Some(snap) => {

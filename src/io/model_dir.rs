@@ -98,7 +98,7 @@ pub fn adapter_spec(files: &BTreeMap<String, Vec<u8>>) -> Result<(LoraSpec, Opti
     };
     let num = |k: &str| c.get(k).and_then(|v| v.as_f64());
     let r = num("r").filter(|r| *r >= 1.0 && r.fract() == 0.0).ok_or_else(|| format!("{ADAPTER_CONFIG}: r must be a whole number of at least 1"))? as usize;
-    let spec = LoraSpec { r, alpha: num("lora_alpha").unwrap_or(8.0) as f32, dropout: num("lora_dropout").unwrap_or(0.0) as f32, targets };
+    let spec = LoraSpec { r, alpha: num("lora_alpha").map_or(LoraSpec::DEFAULT_ALPHA, |a| a as f32), dropout: num("lora_dropout").unwrap_or(0.0) as f32, targets };
     Ok((spec, text("base_model_name_or_path").filter(|b| !b.is_empty())))
 }
 

@@ -203,6 +203,21 @@ impl Model {
         }
     }
 
+    /// A fresh optimizer: AdamW's moments cleared for every parameter that has them, and its step
+    /// counter and skip totals gone, so that the next step is a first step (a fresh run, or the
+    /// run after a rollback). One submit.
+    pub async fn reset_optimizer(&mut self, gpu: &Gpu) -> Result<(), Error> {
+        self.opt_state = None;
+        let mut step = gpu.begin_step("reset-moments");
+        for p in &self.params.params {
+            if let (Some(m), Some(v)) = (&p.m, &p.v) {
+                step.clear(m);
+                step.clear(v);
+            }
+        }
+        Ok(step.submit().await?)
+    }
+
     /// AdamW over every trainable parameter, with HF's weight-decay groups: one norm dispatch and one
     /// update dispatch per run of consecutive trainable tensors in an arena.
     pub fn optimizer_step(&mut self, gpu: &Gpu, step: &mut Step, opt: &AdamW, lr: f32, weight_decay: f32) -> Result<(), Error> {

@@ -62,10 +62,25 @@ pub struct LoraSpec {
 }
 
 impl LoraSpec {
-    /// PEFT's defaults for the body: BERT's query and value, GPT-2's c_attn; alpha = r.
+    /// PEFT's default lora_alpha (LoraConfig's, whatever the rank), which the CLI, the page and a
+    /// PEFT adapter_config.json without one take.
+    pub const DEFAULT_ALPHA: f32 = 8.0;
+
+    /// PEFT's defaults for the body: BERT's query and value, GPT-2's c_attn; alpha
+    /// [`LoraSpec::DEFAULT_ALPHA`]; no dropout.
     pub fn new(r: usize, body: Body) -> LoraSpec {
         let targets = if body == Body::Gpt2 { vec!["c_attn".to_string()] } else { vec!["query".to_string(), "value".to_string()] };
-        LoraSpec { r, alpha: r as f32, dropout: 0.0, targets }
+        LoraSpec { r, alpha: Self::DEFAULT_ALPHA, dropout: 0.0, targets }
+    }
+
+    /// Rank `r` on a model of `body` with `alpha` and `dropout`, on `targets` (none given: PEFT's
+    /// defaults for the body): what a run's settings (the CLI's flags, the page's form) ask for.
+    pub fn with(r: usize, body: Body, alpha: f32, dropout: f32, targets: &[String]) -> LoraSpec {
+        let mut spec = LoraSpec { alpha, dropout, ..LoraSpec::new(r, body) };
+        if !targets.is_empty() {
+            spec.targets = targets.to_vec();
+        }
+        spec
     }
 
     /// The factor on the low-rank product.

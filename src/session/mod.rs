@@ -33,7 +33,7 @@ use crate::text::dataset::{self, Dataset};
 use crate::text::tokenizer::Tokenizer;
 use crate::train::checkpoint;
 use crate::train::generate::{generate_until, GenerateConfig, Stop};
-use crate::train::trainer::{self, Control, Event, PretrainConfig, PretrainReport, TrainConfig, TrainReport};
+use crate::train::trainer::{self, Control, Event, HeldOut, PretrainConfig, PretrainReport, TrainConfig, TrainReport};
 
 /// A model ready to use: its weights on the GPU, its tokenizer and labels, and where it came from.
 pub struct Loaded {
@@ -92,7 +92,8 @@ impl Loaded {
     pub fn from_snapshot(gpu: &Gpu, snap: &Snapshot) -> Result<(Loaded, usize)> {
         let m = &snap.meta;
         let st = safetensors::parse(&snap.weights).map_err(|e| Error::Data { line: 0, message: format!("the saved weights: {e}") })?;
-        let (mut model, _) = Model::new(gpu, m.config.clone(), m.heads, Some(&st), 1)?;
+        // every tensor is in the snapshot: nothing is drawn from the seed
+        let (mut model, _) = Model::new(gpu, m.config.clone(), m.heads, Some(&st), DEFAULT_SEED)?;
         model.pooling = m.pooling;
         let step = if snap.optimizer.is_empty() { 0 } else { checkpoint::restore_optimizer(gpu, &mut model, &snap.optimizer)? };
         let files: BTreeMap<String, Vec<u8>> = snap.tokenizer_files.iter().cloned().collect();
@@ -134,8 +135,9 @@ impl Loaded {
     }
 
     /// The same model with `heads` and the adapters `lora` (fresh ones, A Kaiming-uniform and B
-    /// zero, where it had none or others; none at all with `None`), its other tensors kept.
-    async fn rebuilt(self, gpu: &Gpu, heads: Heads, lora: Option<LoraSpec>, fresh_classifier: bool) -> std::result::Result<Loaded, (Loaded, Error)> {
+    /// zero, where it had none or others; none at all with `None`), its other tensors kept; the
+    /// tensors it gains (a head, LoRA's A) are drawn from `seed`.
+    async fn rebuilt(self, gpu: &Gpu, heads: Heads, lora: Option<LoraSpec>, fresh_classifier: bool, seed: u64) -> std::result::Result<Loaded, (Loaded, Error)> {
         let same_lora = self.model.cfg.lora == lora;
         if self.model.heads == heads && !fresh_classifier && same_lora {
             return Ok(self);
@@ -150,7 +152,7 @@ impl Loaded {
         });
         let cfg = ModelConfig { lora, ..self.model.cfg.clone() };
         let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
-        let rebuilt = safetensors::parse(&bytes).map_err(Error::from).and_then(|st| Model::new(gpu, cfg, heads, Some(&st), 7));
+        let rebuilt = safetensors::parse(&bytes).map_err(Error::from).and_then(|st| Model::new(gpu, cfg, heads, Some(&st), seed));
         match rebuilt {
             Ok((mut m, _)) => {
                 m.pooling = self.model.pooling;
@@ -178,7 +180,8 @@ impl Loaded {
     pub async fn merged(&self, gpu: &Gpu) -> Result<Model> {
         let (cfg, tensors) = export::merge_lora(&self.model.cfg, self.model.params.read_all(gpu).await?);
         let bytes = safetensors::serialize(&tensors, &BTreeMap::new());
-        let (mut m, _) = Model::new(gpu, cfg, self.model.heads, Some(&safetensors::parse(&bytes)?), 1)?;
+        // every tensor is in `tensors`: nothing is drawn from the seed
+        let (mut m, _) = Model::new(gpu, cfg, self.model.heads, Some(&safetensors::parse(&bytes)?), DEFAULT_SEED)?;
         m.pooling = self.model.pooling;
         Ok(m)
     }
@@ -297,6 +300,8 @@ struct Reshape {
     heads: Heads,
     lora: Option<LoraSpec>,
     fresh_classifier: bool,
+    /// The run's seed, which the tensors the model gains are drawn from.
+    seed: u64,
 }
 
 /// What holds the model while it is out of the session.
@@ -324,6 +329,10 @@ fn busy(holder: &str, run: bool) -> Error {
 fn no_model() -> Error {
     Error::Other("no model is loaded: load the default model, one from the hub or your files, or make one from scratch".into())
 }
+
+/// The seed of a session's fresh tensors until it is told another ([`Session::set_seed`]), and of
+/// the page's runs.
+pub const DEFAULT_SEED: u64 = 42;
 
 /// What the model is doing while generation holds it (the page's busy message names it).
 pub const GENERATING: &str = "the model is continuing a text";
@@ -357,15 +366,23 @@ pub struct Session {
     stop_generating: Cell<bool>,
     /// The last fine-tuning run's settings, written into an export's train_hf.py.
     last_run: RefCell<Option<RunSettings>>,
+    /// The seed of the tensors a load initialises fresh (a head the checkpoint lacks); a run draws
+    /// the tensors it adds from its own seed.
+    seed: Cell<u64>,
 }
 
 impl Session {
     pub fn new(gpu: Rc<Gpu>) -> Session {
-        Session { gpu, slot: RefCell::default(), data: RefCell::default(), control: Control::default(), stop_generating: Cell::new(false), last_run: RefCell::default() }
+        Session { gpu, slot: RefCell::default(), data: RefCell::default(), control: Control::default(), stop_generating: Cell::new(false), last_run: RefCell::default(), seed: Cell::new(DEFAULT_SEED) }
     }
 
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// The seed of the tensors the next loads initialise fresh (the CLI's `--seed`).
+    pub fn set_seed(&self, seed: u64) {
+        self.seed.set(seed);
     }
 
     /// Pause, resume and cancel for the run in progress.
@@ -489,7 +506,7 @@ impl Session {
         if self.running() {
             return Err(Error::Busy("a run is in progress; stop it before loading another model".into()));
         }
-        let lm = model_dir::load(&self.gpu, files, heads, 42)?;
+        let lm = model_dir::load(&self.gpu, files, heads, self.seed.get())?;
         let (l, notes) = Loaded::from_dir(lm, source);
         self.install(l)?;
         Ok(notes)
@@ -501,7 +518,7 @@ impl Session {
         if self.running() {
             return Err(Error::Busy("a run is in progress; stop it before loading another model".into()));
         }
-        let lm = model_dir::load_adapted(&self.gpu, base, adapter, heads, 42)?;
+        let lm = model_dir::load_adapted(&self.gpu, base, adapter, heads, self.seed.get())?;
         let (l, notes) = Loaded::from_dir(lm, source);
         self.install(l)?;
         Ok(notes)
@@ -549,12 +566,29 @@ impl Session {
                 let (causal, h) = (l.model.cfg.is_decoder, l.model.heads);
                 // LoRA pretraining adds adapters (kept when the model has these already)
                 let lora = spec.lora.clone().or(l.model.cfg.lora.clone());
-                Ok(Reshape { labels: None, heads: Heads { lm: h.lm || spec.mlm || causal, sop: (h.sop || spec.sop) && !causal, num_labels: h.num_labels }, lora, fresh_classifier: false })
+                Ok(Reshape { labels: None, heads: Heads { lm: h.lm || spec.mlm || causal, sop: (h.sop || spec.sop) && !causal, num_labels: h.num_labels }, lora, fresh_classifier: false, seed: spec.seed })
             })
             .await?;
         let causal = l.model.cfg.is_decoder;
         let pc = PretrainConfig { mlm: spec.mlm || causal, sop: spec.sop && !causal, max_len: spec.max_len.min(l.model.cfg.max_position_embeddings), ..spec };
-        let r = self.run(&mut l, RunSpec::Pretrain(pc.clone()), store, async |g, l, on| trainer::pretrain(g, &mut l.model, &l.tok, texts, &pc, &self.control, on).await, on).await;
+        // a causal model is judged on lines it never saw: every tenth, of 20 lines or more
+        let (train, held_out): (Vec<String>, Vec<String>) = if causal && texts.len() >= 20 {
+            let (h, t): (Vec<_>, Vec<_>) = texts.iter().cloned().enumerate().partition(|(i, _)| i % 10 == 9);
+            (t.into_iter().map(|x| x.1).collect(), h.into_iter().map(|x| x.1).collect())
+        } else {
+            (texts.to_vec(), Vec::new())
+        };
+        let mut r = self.run(&mut l, RunSpec::Pretrain(pc.clone()), store, async |g, l, on| trainer::pretrain(g, &mut l.model, &l.tok, &train, &pc, &self.control, on).await, on).await;
+        if let (Ok(ran), false) = (&mut r, held_out.is_empty()) {
+            if ran.rolled_back.is_none() {
+                match trainer::next_token_accuracy(&self.gpu, &mut l.model, &l.tok, &held_out, &train, pc.max_len).await {
+                    Ok((accuracy, unigram)) => {
+                        ran.report.held_out = Some(HeldOut { texts: held_out.len(), accuracy, unigram });
+                    }
+                    Err(e) => r = Err(e),
+                }
+            }
+        }
         self.put(l);
         r
     }
@@ -575,7 +609,7 @@ impl Session {
             Some(labels) => Loaded { labels, ..l },
             None => l,
         };
-        match l.rebuilt(&self.gpu, r.heads, r.lora, r.fresh_classifier).await {
+        match l.rebuilt(&self.gpu, r.heads, r.lora, r.fresh_classifier, r.seed).await {
             Ok(l) => Ok(l),
             Err((l, e)) => {
                 self.put(l);
@@ -592,6 +626,8 @@ impl Session {
         ds.trainable()?;
         let mut l = self
             .take_for_run("fine-tuning", |l| {
+                // every setting in its range (the validation fraction among them) before the split
+                spec.validate(&l.model.cfg)?;
                 // a causal model (GPT-2, GPT-style BERT) reads each text's last token, not its [CLS]
                 spec.pooling = Pooling::for_model(spec.pooling, &l.model.cfg)?;
                 // a LoRA run adds adapters (kept when the model has these already); the other modes
@@ -603,7 +639,7 @@ impl Session {
                 let nl = ds.labels.len();
                 // a classifier for other labels (other names, or another count) starts afresh
                 let fresh_classifier = l.model.heads.num_labels != nl || (!l.labels.is_empty() && l.labels != ds.labels);
-                Ok(Reshape { labels: Some(ds.labels.clone()), heads: Heads { num_labels: nl, ..l.model.heads }, lora, fresh_classifier })
+                Ok(Reshape { labels: Some(ds.labels.clone()), heads: Heads { num_labels: nl, ..l.model.heads }, lora, fresh_classifier, seed: spec.seed })
             })
             .await?;
         let (tr, va) = dataset::stratified_split(&ds, spec.val, spec.seed);
@@ -645,7 +681,8 @@ impl Session {
                 }
             }
             l.model.weights_written();
-            l.model.opt_state = None;
+            // and the optimizer as before the run: no moments of the steps rolled back
+            l.model.reset_optimizer(g).await?;
             Some(SnapshotMeta { step: 0, kind: SnapshotKind::RolledBack, ..meta })
         } else if !report.stopped() {
             Some(SnapshotMeta { step: report.steps(), kind: SnapshotKind::EndOfRun, finished: true, ..meta })

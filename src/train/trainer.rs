@@ -15,7 +15,7 @@ use super::spec::Adopt;
 use crate::model::params::Part;
 use serde::{Deserialize, Serialize};
 use crate::error::Error;
-use crate::gpu::Gpu;
+use crate::gpu::{now_ms, Gpu};
 use crate::kernels::adamw::AdamW;
 use crate::kernels::embedding;
 use crate::model::Mode as ModelMode;
@@ -103,13 +103,7 @@ impl TrainConfig {
     /// The adapters a LoRA run puts on a model with `model`'s shape (None for the other modes).
     pub fn lora(&self, model: &crate::model::ModelConfig) -> Option<crate::model::config::LoraSpec> {
         let Adopt::Lora(r) = self.adopt else { return None };
-        let mut spec = crate::model::config::LoraSpec::new(r, model.body);
-        spec.alpha = self.lora_alpha;
-        spec.dropout = self.lora_dropout;
-        if !self.lora_targets.is_empty() {
-            spec.targets = self.lora_targets.clone();
-        }
-        Some(spec)
+        Some(crate::model::config::LoraSpec::with(r, model.body, self.lora_alpha, self.lora_dropout, &self.lora_targets))
     }
 
     /// Every setting in its range for `model` (its depth and positions), or the first that is not.
@@ -135,7 +129,7 @@ impl TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { adopt: Adopt::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0, pooling: Pooling::Cls, checkpoint_every: 0, val: 0.2, lora_alpha: 8.0, lora_dropout: 0.0, lora_targets: Vec::new(), start_step: 0 }
+        TrainConfig { adopt: Adopt::Full, lr: 5e-5, epochs: 3, batch_size: 16, max_len: 128, warmup_ratio: 0.1, weight_decay: 0.01, max_grad_norm: 1.0, seed: 42, dropout: true, patience: 0, pooling: Pooling::Cls, checkpoint_every: 0, val: 0.2, lora_alpha: crate::model::config::LoraSpec::DEFAULT_ALPHA, lora_dropout: 0.0, lora_targets: Vec::new(), start_step: 0 }
     }
 }
 
@@ -203,18 +197,6 @@ impl Control {
     }
 }
 
-/// Milliseconds now (wall clock), natively and in the browser.
-pub fn now_ms() -> f64 {
-    #[cfg(target_arch = "wasm32")]
-    {
-        js_sys::Date::now()
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
-    }
-}
-
 fn shuffle(v: &mut [usize], rng: &mut Rng) {
     for i in (1..v.len()).rev() {
         let j = rng.below(i as u32 + 1) as usize;
@@ -230,7 +212,7 @@ pub async fn train_step(gpu: &Gpu, model: &mut Model, hb: &HostBatch, opt: &Adam
 /// [`train_step`], also returning the milliseconds the host spent recording it (batch upload and
 /// command encoding, up to the submit): what the step benchmark reports as host encode time.
 pub async fn train_step_timed(gpu: &Gpu, model: &mut Model, hb: &HostBatch, opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<(Losses, f64), Error> {
-    let t0 = crate::gpu::now_ms();
+    let t0 = now_ms();
     let batch = hb.to_gpu(gpu, &model.cfg)?;
     let mut step = gpu.begin_step("train");
     model.zero_grads(&mut step);
@@ -240,7 +222,7 @@ pub async fn train_step_timed(gpu: &Gpu, model: &mut Model, hb: &HostBatch, opt:
     let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
     // one readback per step: the losses and AdamW's skip flag together
     let rb = model.record_loss_readback_with(&mut step, &[(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])?;
-    let encode_ms = crate::gpu::now_ms() - t0;
+    let encode_ms = now_ms() - t0;
     step.submit().await?;
     let (l, flag) = Model::read_losses_and_extra(gpu, rb).await?;
     let skipped = flag[0] != 0.0;
@@ -425,13 +407,7 @@ pub async fn train_classifier(
     model.params.set_trainable(gpu, |p| cfg.adopt.trainable(p.part, layers))?;
     if cfg.start_step == 0 {
         // a fresh run: fresh moments and optimizer state
-        model.opt_state = None;
-        let mut step = gpu.begin_step("reset-moments");
-        for p in model.params.params.iter().filter(|p| p.trainable) {
-            step.clear(p.m.as_ref().unwrap());
-            step.clear(p.v.as_ref().unwrap());
-        }
-        step.submit().await?;
+        model.reset_optimizer(gpu).await?;
     }
     let encode = |i: &usize| tok.encode(&ds.examples[*i].text, ds.examples[*i].text_b.as_deref(), cfg.max_len.min(model.cfg.max_position_embeddings));
     let enc_train: Vec<Encoded> = train.iter().map(encode).collect::<Result<_, _>>()?;
@@ -602,6 +578,17 @@ pub struct PretrainReport {
     pub ms_per_step: f64,
     pub messages: Vec<String>,
     pub stopped: Option<String>,
+    /// A causal model's next-word accuracy on the lines held out of the run (the session holds
+    /// out every tenth line of 20 or more).
+    pub held_out: Option<HeldOut>,
+}
+
+/// Next-word accuracy on texts a run never saw, beside always guessing the most frequent token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeldOut {
+    pub texts: usize,
+    pub accuracy: f64,
+    pub unigram: f64,
 }
 
 /// The next-token labels of a causal model's sequence: position i predicts the token at i + 1;
@@ -690,6 +677,11 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
         Part::Lora => true,
         _ => !adapters,
     })?;
+    if cfg.start_step == 0 {
+        // a fresh run: fresh moments and optimizer state (a run restored at a step keeps the state
+        // its snapshot brought)
+        model.reset_optimizer(gpu).await?;
+    }
     let candidates = non_special_ids(tok.vocab_size.min(model.cfg.vocab_size), &tok.special_ids());
     let opt = AdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: cfg.max_grad_norm };
     let mut rng = Rng::new(cfg.seed);

@@ -182,10 +182,20 @@ try {
   await page.click("#load-default");
   await waitText(page, "#model-summary", /all-MiniLM-L6-v2/);
   check(/22\.\d M parameters/.test(await text(page, "#model-summary")), `default model summary: ${await text(page, "#model-summary")}`);
-  await page.click("#sim-run");
-  await page.waitForSelector("#sim-result", { timeout: STEP_TIMEOUT });
-  const cos = Number((await text(page, "#sim-result")).replace(/[^0-9.\-]/g, ""));
-  check(cos > 0.3 && cos <= 1.0, `default model: similar sentences have cosine ${cos}`);
+  // two sentences that say one thing are closer than two that do not (a model answering one
+  // embedding for every text gives 1 for both)
+  const cosine = async (a, b) => {
+    await page.fill("#sim-a", a);
+    await page.fill("#sim-b", b);
+    await page.click("#sim-run");
+    // this comparison's answer, not the last one's
+    await page.waitForSelector("#sim-result", { state: "detached", timeout: STEP_TIMEOUT });
+    await page.waitForSelector("#sim-result", { timeout: STEP_TIMEOUT });
+    return Number((await text(page, "#sim-result")).replace(/[^0-9.\-]/g, ""));
+  };
+  const cos = await cosine("The curious kitten knocked a book off the shelf.", "A playful cat pushed a book from the bookshelf.");
+  const unrelated = await cosine("The curious kitten knocked a book off the shelf.", "Interest rates rose by half a percent this quarter.");
+  check(cos > 0.3 && cos < 0.999 && cos > unrelated + 0.2, `default model: similar sentences have cosine ${cos}, unrelated ones ${unrelated}`);
   await page.click("#mask-run");
   await page.waitForSelector("#no-mlm", { timeout: STEP_TIMEOUT });
   check(/no masked-LM head/.test(await text(page, "#no-mlm")) && /heads: none \(an encoder/.test(await text(page, "#model-summary")), "default model says it has no MLM head (\"heads: none\") and how to get one");
@@ -350,12 +360,14 @@ try {
   await page.waitForTimeout(4000);
   const s2 = await stepAt();
   check(s1 === s2, `paused: the step counter stays at ${s1} (after 4 s: ${s2})`);
-  await page.waitForSelector("#snapshot-status", { timeout: STEP_TIMEOUT });
-  check(true, `snapshot written at the pause: ${await text(page, "#snapshot-status")}`);
+  // the snapshot of the pause is the step the run paused at
+  await waitText(page, "#snapshot-status", new RegExp(`at step ${s1} `));
+  check(new RegExp(`at step ${s1} `).test(await text(page, "#snapshot-status")), `snapshot written at the pause: ${await text(page, "#snapshot-status")}`);
   await snap(page, "paused");
   await page.click("#finetune-panel .resume");
   await waitText(page, "#ft-status", new RegExp(`step (${s1 + 1}|${s1 + 2}|${s1 + 3}|\\d{3})`));
-  check(true, "resumed: the step counter moves again");
+  const s3 = await stepAt();
+  check(s3 > s1, `resumed: the step counter moves again (${s1} -> ${s3})`);
   await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
   clearInterval(poll);
   log(`fine-tuning (hidden 64, 2 layers, batch 16): ${await text(page, "#status")}`);

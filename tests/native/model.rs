@@ -83,11 +83,13 @@ fn minilm_matches_transformers() {
 
 /// Writes two exports of the fixture model (as BertForSequenceClassification and BertForMaskedLM)
 /// with BERT Lab's logits beside them to target/hf-export-check/, for the companion check
-/// `python3 tests/fixtures/check_export.py` (torch + transformers; run by a developer).
+/// `python3 tests/fixtures/check_export.py` (torch + transformers; run by a developer). Here each
+/// export names its architecture and reads back (as `bertlab predict` and the page read it) into a
+/// model that gives the same logits.
 #[test]
 fn write_exports_for_transformers_check() {
     use bertlab::io::export::{export_files, ModelCard};
-    use bertlab::io::safetensors;
+    use bertlab::io::{model_dir, safetensors};
     use bertlab::model::{Batch, Model, ModelConfig, Heads};
     let g = gpu();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -97,12 +99,9 @@ fn write_exports_for_transformers_check() {
     let ids: Vec<u32> = vec![2, 17, 250, 1999, 3, 44, 45, 46, 5, 0, 0, 0, 2, 9, 8, 7, 6, 5, 4, 3, 2, 1, 10, 11];
     let types: Vec<u32> = vec![0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
     let mask: Vec<u32> = ids.iter().enumerate().map(|(i, _)| if i < 9 || i >= 12 { 1 } else { 0 }).collect();
-    for (dir, heads) in [("cls", Heads { lm: false, sop: false, num_labels: 3 }), ("mlm", Heads { lm: true, sop: false, num_labels: 0 })] {
-        let (mut m, _) = Model::new(g, cfg.clone(), heads, Some(&st), 0).unwrap();
-        let out = root.join("target/hf-export-check").join(dir);
-        std::fs::create_dir_all(&out).unwrap();
-        let logits: Vec<f32> = pollster::block_on(async {
-            if heads.num_labels > 0 {
+    let logits_of = |m: &mut Model| -> Vec<f32> {
+        pollster::block_on(async {
+            if m.heads.num_labels > 0 {
                 let batch = Batch::new(g, &cfg, 2, 12, &ids, &types, &mask, None, None, Some(&[0, 1])).unwrap();
                 m.classify(g, &batch).await.unwrap().concat()
             } else {
@@ -115,14 +114,31 @@ fn write_exports_for_transformers_check() {
                 l.truncate(2 * cfg.vocab_size);
                 l
             }
-        });
+        })
+    };
+    for (dir, heads, arch) in [("cls", Heads { lm: false, sop: false, num_labels: 3 }, "BertForSequenceClassification"), ("mlm", Heads { lm: true, sop: false, num_labels: 0 }, "BertForMaskedLM")] {
+        let (mut m, _) = Model::new(g, cfg.clone(), heads, Some(&st), 0).unwrap();
+        let out = root.join("target/hf-export-check").join(dir);
+        std::fs::create_dir_all(&out).unwrap();
+        let logits = logits_of(&mut m);
         let tensors = pollster::block_on(m.params.read_all(g)).unwrap();
         let labels = ["negative".to_string(), "neutral".to_string(), "positive".to_string()];
-        for (name, bytes) in export_files(&cfg, heads, tensors, &labels, &[], &ModelCard::default()) {
+        // a WordPiece vocabulary as long as the model's, so that the export reads back
+        let vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|t| t.to_string()).chain((5..cfg.vocab_size).map(|i| format!("w{i}"))).collect();
+        let tokenizer = [("vocab.txt".to_string(), (vocab.join("\n") + "\n").into_bytes())];
+        let files: std::collections::BTreeMap<String, Vec<u8>> = export_files(&cfg, heads, tensors, &labels, &tokenizer, &ModelCard::default()).into_iter().collect();
+        for (name, bytes) in &files {
             std::fs::write(out.join(name), bytes).unwrap();
         }
         let probe = serde_json::json!({"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "rows": [3, 14], "bertlab": logits});
         std::fs::write(out.join("bertlab_outputs.json"), probe.to_string()).unwrap();
+        let config: serde_json::Value = serde_json::from_slice(&files["config.json"]).unwrap();
+        assert_eq!(config["architectures"][0], arch, "{dir}: the export's config.json");
+        let mut back = model_dir::load(g, &files, None, 1).unwrap_or_else(|e| panic!("{dir}: the export does not read back: {e}")).model;
+        assert_eq!(back.heads, heads, "{dir}: the heads read back");
+        let again = logits_of(&mut back);
+        let worst = logits.iter().zip(&again).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(logits.len() == again.len() && logits.iter().all(|x| x.is_finite()) && worst == 0.0, "{dir}: the export read back gives logits {worst} off the model's");
     }
 }
 

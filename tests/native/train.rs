@@ -797,3 +797,85 @@ fn an_adapter_goes_onto_the_model_in_use_as_the_page_picker_does() {
     assert_eq!(s.peek(|l| l.source.clone()), before, "the model in use after a refused adapter");
     println!("peft's adapter onto the model in use: max |BERT Lab - transformers + peft| = {worst:.2e}; refused: {e}");
 }
+
+/// A session (as the page and the CLI run it) whose own pretraining run goes non-finite after
+/// good steps (a NaN planted in a weight between steps 3 and 4, as a diverging run would make
+/// one) is rolled back to the weights it started from, with a fresh optimizer: the good run that
+/// follows gives the weights that run gives on a fresh session, not the ones its stale moments
+/// (and a bias correction of a first step over them) would.
+#[test]
+fn a_rolled_back_pretraining_run_leaves_the_weights_and_a_fresh_optimizer() {
+    use bertlab::session::{Loaded, NoStore, Scratch, Session};
+    use std::rc::Rc;
+    let texts: Vec<String> = std::fs::read_to_string("www/samples/corpus.txt").unwrap().lines().filter(|l| !l.trim().is_empty()).take(120).map(str::to_string).collect();
+    let shape = Scratch { vocab: 300, hidden: 32, layers: 1, heads: 2, body: bertlab::model::config::Body::Bert, causal: false, seed: 5 };
+    let g = Rc::new(Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")));
+    let session = || {
+        let s = Session::new(g.clone());
+        s.install(Loaded::scratch(&g, &shape, &texts).unwrap()).unwrap();
+        s
+    };
+    let weights = |s: &Session| pollster::block_on(s.with_model("reading", async |g, l| Ok(l.model.params.read_all(g).await?))).unwrap();
+    let spec = |steps| PretrainConfig { steps, batch_size: 8, max_len: 32, lr: 1e-3, warmup: 0, ..PretrainConfig::default() };
+    let s = session();
+    let start = weights(&s);
+    let planted = s.peek(|l| l.model.params.get("encoder.layer.0.output.dense.weight").unwrap().value.clone()).unwrap();
+    let mut non_finite = Vec::new();
+    let ran = pollster::block_on(s.pretrain(spec(8), &texts, &NoStore, &mut |e| match e {
+        Event::Pretrain { step: 3, .. } => g.write(&planted, 0, &[f32::NAN]).unwrap(),
+        Event::NonFinite { step } => non_finite.push(step),
+        _ => {}
+    }))
+    .unwrap();
+    assert_eq!((ran.rolled_back, non_finite), (Some(3), vec![3]), "the planted NaN makes step 3 non-finite, after 3 good steps");
+    assert!(start == weights(&s), "the rollback did not restore the weights the run started from");
+    pollster::block_on(s.pretrain(spec(4), &texts, &NoStore, &mut |_| {})).unwrap();
+    let fresh = session();
+    pollster::block_on(fresh.pretrain(spec(4), &texts, &NoStore, &mut |_| {})).unwrap();
+    let (a, b) = (weights(&s), weights(&fresh));
+    let mut worst = (0.0f32, String::new());
+    for ((name, _, x), (_, _, y)) in a.iter().zip(&b) {
+        let d = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        if d > worst.0 {
+            worst = (d, name.clone());
+        }
+    }
+    assert!(worst.0 <= 1e-6, "after a rollback, a run's weights are {} off a fresh session's ({}): the rolled-back steps' moments were kept", worst.0, worst.1);
+    assert!(a.iter().zip(&start).any(|(x, y)| x.2 != y.2), "the run after the rollback changed no weight");
+}
+
+/// The tensors a run adds are drawn from the run's seed: a fresh classification head and LoRA's A
+/// matrices differ between two seeds and are the same for one seed twice (each run stopped
+/// before its first step, so that what is compared is the fresh draw).
+#[test]
+fn two_seeds_draw_two_fresh_heads_and_two_lora_a_matrices() {
+    use bertlab::session::{Loaded, NoStore, Scratch, Session};
+    use std::rc::Rc;
+    let g = Rc::new(Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}")));
+    let data = std::fs::read("www/samples/sentiment.tsv").unwrap();
+    let drawn = |seed: u64, adopt: Adopt| {
+        let s = Session::new(g.clone());
+        s.set_data("sentiment.tsv".into(), data.clone());
+        let shape = Scratch { vocab: 300, hidden: 32, layers: 1, heads: 2, body: bertlab::model::config::Body::Bert, causal: false, seed: 5 };
+        s.install(Loaded::scratch(&g, &shape, &s.pretrain_texts().unwrap()).unwrap()).unwrap();
+        let tc = TrainConfig { adopt, seed, epochs: 1, batch_size: 16, max_len: 32, ..TrainConfig::default() };
+        let trained = pollster::block_on(s.train(tc, &NoStore, &mut |e| {
+            if let Event::Plan { .. } = e {
+                s.control().cancel();
+            }
+        }))
+        .unwrap();
+        assert_eq!((trained.ran.report.steps, trained.ran.report.stopped.as_deref()), (0, Some("cancelled")));
+        let tensors = pollster::block_on(s.with_model("reading", async |g, l| Ok(l.model.params.read_all(g).await?))).unwrap();
+        let pick = |part: &str| tensors.iter().filter(|(n, _, _)| n.contains(part)).flat_map(|(_, _, v)| v.clone()).collect::<Vec<f32>>();
+        (pick("classifier.weight"), pick("lora_A"))
+    };
+    let (head1, _) = drawn(1, Adopt::Full);
+    let (head2, _) = drawn(2, Adopt::Full);
+    let (head1_again, _) = drawn(1, Adopt::Full);
+    assert!(!head1.is_empty() && head1 != head2, "seeds 1 and 2 drew the same fresh classifier");
+    assert_eq!(head1, head1_again, "seed 1 twice drew two classifiers");
+    let (_, a1) = drawn(1, Adopt::Lora(4));
+    let (_, a2) = drawn(2, Adopt::Lora(4));
+    assert!(!a1.is_empty() && a1 != a2, "seeds 1 and 2 drew the same LoRA A matrices");
+}
