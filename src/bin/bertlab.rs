@@ -35,16 +35,9 @@ mod cli {
 
     use bertlab::error::{Error, Result};
     use bertlab::gpu::Gpu;
-    use bertlab::io::export::ModelCard;
-    use bertlab::io::model_dir;
-    use bertlab::model::config::Body;
-    use bertlab::model::{Heads, Pooling};
+    use bertlab::session::metrics::{argmax, evaluate};
     use bertlab::session::store::CheckpointDir;
-    use bertlab::session::{Loaded, NoStore, RunSpec, Scratch, Session, Store};
-    use bertlab::text::dataset;
-    use bertlab::train::checkpoint;
-    use bertlab::train::metrics::{argmax, evaluate};
-    use bertlab::train::trainer::{self, Event, PretrainConfig, TrainConfig};
+    use bertlab::session::{checkpoint, dataset, model_dir, Body, Event, Heads, Loaded, ModelCard, NoStore, Pooling, PretrainConfig, RunSpec, Scratch, Session, Store, TrainConfig};
 
     /// How results are shown: JSON on stdout, and progress bars on stderr unless quiet.
     #[derive(Clone, Copy)]
@@ -234,11 +227,11 @@ mod cli {
             }
         };
         // --mode lora:R: adapters on the model given, in PEFT's format
-        let lora = match a.mode.as_deref().map(str::parse::<bertlab::train::spec::Adopt>).transpose().map_err(|e| format!("--mode {e}"))? {
-            None | Some(bertlab::train::spec::Adopt::Full) => None,
-            Some(bertlab::train::spec::Adopt::Lora(r)) if a.model.is_some() => {
+        let lora = match a.mode.as_deref().map(str::parse::<bertlab::session::Adopt>).transpose().map_err(|e| format!("--mode {e}"))? {
+            None | Some(bertlab::session::Adopt::Full) => None,
+            Some(bertlab::session::Adopt::Lora(r)) if a.model.is_some() => {
                 let body = s.peek(|l| l.model.cfg.body).unwrap_or_default();
-                let mut spec = bertlab::model::config::LoraSpec::new(r, body);
+                let mut spec = bertlab::session::LoraSpec::new(r, body);
                 spec.alpha = a.lora.lora_alpha.unwrap_or(8.0);
                 spec.dropout = a.lora.lora_dropout.unwrap_or(0.0);
                 if let Some(t) = &a.lora.lora_targets {
@@ -246,7 +239,7 @@ mod cli {
                 }
                 Some(spec)
             }
-            Some(bertlab::train::spec::Adopt::Lora(_)) => return Err("--mode lora:R adapts a pretrained model: give it with --model DIR".into()),
+            Some(bertlab::session::Adopt::Lora(_)) => return Err("--mode lora:R adapts a pretrained model: give it with --model DIR".into()),
             Some(m) => return Err(format!("--mode {m}: pretraining takes full or lora:R").into()),
         };
         let steps = a.steps;
@@ -276,7 +269,7 @@ mod cli {
         let mut metrics = vec![(format!("final {loss_name}"), format!("{:.4}", r.mlm_losses.last().unwrap_or(&0.0)))];
         let mut held = serde_json::Value::Null;
         if causal && !held_out.is_empty() {
-            let (acc, unigram) = block(s.with_model("evaluating", async |g, l| trainer::next_token_accuracy(g, &mut l.model, &l.tok, &held_out, &texts, pc.max_len).await))?;
+            let (acc, unigram) = block(s.with_model("evaluating", async |g, l| bertlab::session::next_token_accuracy(g, &mut l.model, &l.tok, &held_out, &texts, pc.max_len).await))?;
             metrics.push(("held-out next-token accuracy".into(), format!("{acc:.4} (unigram baseline {unigram:.4}, {} lines)", held_out.len())));
             held = serde_json::json!({"texts": held_out.len(), "next_token_accuracy": acc, "unigram_baseline": unigram});
         }
@@ -410,7 +403,7 @@ mod cli {
         let notes = format!("mode: {}, pooling: {}, {} epochs, lr {}", tc.adopt, pooling.name(), r.epochs.len(), tc.lr);
         model_dir::write_dir(out, block(s.export(ModelCard { base_model, data_summary, metrics, seed: tc.seed, notes, ..Default::default() }, false))?)?;
         let ids = |idx: &[usize]| s.data(|d| d.map(|d| idx.iter().map(|&i| d.ds.label_id(&d.ds.examples[i].label).unwrap_or(0)).collect::<Vec<usize>>())).unwrap_or_default();
-        let baseline = bertlab::train::metrics::majority_baseline(&ids(&tr), &ids(&va), labels.len());
+        let baseline = bertlab::session::metrics::majority_baseline(&ids(&tr), &ids(&va), labels.len());
         if o.json {
             // what the run trained, and the GPU buffers the process made (weights, gradients,
             // moments, activations)
@@ -490,7 +483,7 @@ mod cli {
     }
 
     fn generate(a: &GenerateArgs, o: Out) -> Result<()> {
-        use bertlab::train::generate::GenerateConfig;
+        use bertlab::session::GenerateConfig;
         let prompt = a.prompt.as_str();
         let cfg = GenerateConfig { max_new: a.max_new, top_k: a.top_k, temperature: a.temperature, seed: a.seed };
         cfg.validate()?;
