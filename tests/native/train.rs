@@ -539,7 +539,8 @@ fn cli_help_is_claps_and_long_actions_draw_progress_bars() {
 /// `python3 tests/fixtures/check_export.py` (transformers, run by a developer).
 #[test]
 fn a_gpt2_fine_tunes_with_the_cli_and_exports_gpt2_for_sequence_classification() {
-    use bertlab::io::{export, model_dir, safetensors};
+    use bertlab::io::{export, model_dir};
+    use bertlab::safetensors;
     use bertlab::model::Pooling;
     use bertlab::train::batches::classification;
     use std::collections::BTreeMap;
