@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, AdapterSummary, Command, EpochReport, Event, KernelCounts, KernelProfile, ModelSummary, PageRun, PretrainSettings, PretrainStep, Restored, SavedSession, SnapshotNote, TrainSettings, TrainStep};
+use super::protocol::{self, AdapterSummary, Command, EpochReport, Event, KernelCounts, ModelSummary, PageRun, PretrainSettings, PretrainStep, Restored, SavedSession, SnapshotNote, TrainSettings, TrainStep};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::session::{export, ModelCard, Loaded, Outcome, Session, Snapshot, SnapshotMeta, Store};
