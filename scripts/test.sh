@@ -23,6 +23,10 @@ stage_done() {
 bash scripts/setup.sh
 stage_done "set-up"
 
+echo "== layers (scripts/check_layers.py: imports run one way, as src/lib.rs lists the layers)"
+python3 scripts/check_layers.py
+stage_done "layers"
+
 echo "== native tests (cargo test)"
 cargo test --tests 2>&1 | grep -v "XDG_RUNTIME_DIR" | tee /tmp/bertlab-native-tests.log
 stage_done "native suite"

@@ -91,13 +91,6 @@ impl From<Error> for String {
     }
 }
 
-/// A model file that is not valid safetensors: said in words (the file is the user's input).
-impl From<crate::io::safetensors::SafetensorsError> for Error {
-    fn from(e: crate::io::safetensors::SafetensorsError) -> Error {
-        Error::Other(e.to_string())
-    }
-}
-
 /// Text that is not UTF-8, JSON that does not parse: said in words (the caller adds which file).
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Error {

@@ -17,7 +17,7 @@ pub const TARGETS: &[(&str, Target)] = &[("safetensors", safetensors), ("config_
 
 /// A safetensors file: the header, then every tensor converted to f32 as loading does.
 pub fn safetensors(data: &[u8]) {
-    if let Ok(st) = crate::io::safetensors::parse(data) {
+    if let Ok(st) = crate::safetensors::parse(data) {
         for t in st.tensors.values() {
             let _ = t.to_f32();
         }

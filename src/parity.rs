@@ -13,7 +13,7 @@ use crate::model::mode::Mode;
 use crate::train::schedule::linear_schedule;
 use crate::model::config::ModelConfig;
 use crate::gpu::Gpu;
-use crate::io::safetensors::{self, SafeTensors};
+use crate::safetensors::{self, SafeTensors};
 use crate::kernels::adamw::AdamW;
 
 pub type CheckResult = Result<String>;
@@ -509,7 +509,8 @@ pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
     let batch = fx.batch(gpu, false, false, true)?;
     let probs = m.classify(gpu, &batch).await?;
     let labels: Vec<String> = ["negative", "neutral", "positive"].iter().map(|s| s.to_string()).collect();
-    let card = ModelCard { base_model: "tiny fixture".into(), data_summary: "3 sequences".into(), metrics: vec![("accuracy".into(), "0.5".into())], seed: 7, notes: String::new(), ..Default::default() };
+    let run = Some(crate::session::RunSettings::of(&crate::session::TrainConfig { seed: 7, ..Default::default() }, &labels));
+    let card = ModelCard { base_model: "tiny fixture".into(), data_summary: "3 sequences".into(), metrics: vec![("accuracy".into(), "0.5".into())], seed: 7, notes: String::new(), run, ..Default::default() };
     let tensors = m.params.read_all(gpu).await?;
     let tok = vec![("vocab.txt".to_string(), b"[PAD]\n[UNK]\n".to_vec())];
     let files = export_files(&m.cfg, CLASSIFY, tensors, &labels, &tok, &card);

@@ -4,9 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Pooling;
-use crate::text::dataset::{Dataset, Severity};
-use crate::train::spec::Adopt;
+use crate::session::{Adopt, Dataset, Pooling, Severity};
 
 /// One row of the data preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +115,7 @@ pub enum Event {
     Crashed { message: String },
 }
 
+pub use crate::session::measure::{train_memory_bytes, KernelProfile, ModeCost};
 pub use crate::session::view::{BesideView, FillView, NextWords};
 
 /// The adapter the worker found.
@@ -138,17 +137,6 @@ pub struct KernelCounts {
     pub dispatches: Vec<(String, u64)>,
 }
 
-/// One training step with every kernel timed alone.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct KernelProfile {
-    /// (kernel, ms, dispatches).
-    pub rows: Vec<(String, f64, u64)>,
-    pub total: f64,
-    /// (B, T) of the step's batch.
-    pub batch: (usize, usize),
-    /// Whether it ran the backward too (of what the last run trained).
-    pub backward: bool,
-}
 
 /// One pretraining step, as the page shows it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -269,24 +257,6 @@ pub struct ModelSummary {
     pub notes: Vec<String>,
 }
 
-/// GPU memory a training step needs, roughly: 4 copies of the weights (value, gradient, m, v)
-/// plus the saved activations of (batch x tokens).
-pub fn train_memory_bytes(params: usize, layers: usize, hidden: usize, heads: usize, inter: usize, batch: usize, tokens: usize) -> u64 {
-    let bt = (batch * tokens) as u64;
-    let per_layer = bt * (10 * hidden as u64 + 2 * inter as u64) + 2 * (batch * heads * tokens * tokens) as u64;
-    4 * (4 * params as u64 + layers as u64 * per_layer + 12 * bt * hidden as u64)
-}
-
-/// One way of adopting a model for classification, and what it trains and needs.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ModeCost {
-    pub mode: String,
-    /// Parameters a run trains (for a 2-label head).
-    pub trainable: usize,
-    /// GPU memory a run needs at batch 16 × 128: weights, the gradients and AdamW's two moments of
-    /// what trains, and the activations.
-    pub train_bytes: u64,
-}
 
 /// One class probability, for the prediction bars.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -321,8 +291,8 @@ pub struct TrainSettings {
 impl TrainSettings {
     /// The run these settings ask for, continuing at `start_step` (0: a new run). The page's runs
     /// use seed 42, a 20% validation split and a checkpoint every 25 steps.
-    pub fn spec(&self, start_step: usize) -> crate::train::trainer::TrainConfig {
-        crate::train::trainer::TrainConfig { adopt: self.mode, pooling: self.pooling, lr: self.lr, epochs: self.epochs, batch_size: self.batch, max_len: self.max_len, seed: 42, val: 0.2, checkpoint_every: 25, start_step, ..Default::default() }
+    pub fn spec(&self, start_step: usize) -> crate::session::TrainConfig {
+        crate::session::TrainConfig { adopt: self.mode, pooling: self.pooling, lr: self.lr, epochs: self.epochs, batch_size: self.batch, max_len: self.max_len, seed: 42, val: 0.2, checkpoint_every: 25, start_step, ..Default::default() }
     }
 }
 
@@ -367,8 +337,8 @@ pub struct PretrainSettings {
 impl PretrainSettings {
     /// The run these settings ask for, continuing at `start_step` (0: a new run); a probe without a
     /// [MASK] is left out.
-    pub fn spec(&self, start_step: usize) -> crate::train::trainer::PretrainConfig {
-        crate::train::trainer::PretrainConfig {
+    pub fn spec(&self, start_step: usize) -> crate::session::PretrainConfig {
+        crate::session::PretrainConfig {
             mlm: self.mlm,
             sop: self.sop,
             steps: self.steps,
@@ -386,8 +356,8 @@ impl PretrainSettings {
 
     /// The adapters a LoRA run puts on a model of `body`: PEFT's default targets and lora_alpha
     /// (8), as `bertlab pretrain --mode lora:R`.
-    pub fn lora_spec(&self, body: crate::model::config::Body) -> Option<crate::model::config::LoraSpec> {
-        self.lora_r.map(|r| crate::model::config::LoraSpec { alpha: 8.0, ..crate::model::config::LoraSpec::new(r, body) })
+    pub fn lora_spec(&self, body: crate::session::Body) -> Option<crate::session::LoraSpec> {
+        self.lora_r.map(|r| crate::session::LoraSpec { alpha: 8.0, ..crate::session::LoraSpec::new(r, body) })
     }
 }
 
@@ -409,7 +379,7 @@ pub struct ScratchSettings {
 impl ScratchSettings {
     /// The model these settings make.
     pub fn spec(&self) -> crate::session::Scratch {
-        use crate::model::config::Body;
+        use crate::session::Body;
         crate::session::Scratch { vocab: self.vocab, hidden: self.hidden, layers: self.layers, heads: self.heads, body: if self.gpt2 { Body::Gpt2 } else { Body::Bert }, causal: self.causal, seed: 42 }
     }
 }
@@ -517,7 +487,7 @@ pub fn whole(field: &'static str, what: &str, raw: &str, lo: usize, hi: usize) -
 
 /// A learning rate typed into `field`: a finite number in (0, MAX_LR].
 pub fn learning_rate(field: &'static str, raw: &str) -> Result<f32, FieldError> {
-    let max = crate::train::trainer::limits::MAX_LR;
+    let max = crate::session::limits::MAX_LR;
     let t = raw.trim();
     let v: f32 = t.parse().map_err(|_| FieldError { field, message: format!("the learning rate must be a number in (0, {max}], like 5e-5 or 0.001; “{t}” is not a number") })?;
     if !(v.is_finite() && v > 0.0 && v <= max) {
@@ -554,7 +524,7 @@ impl TrainForm {
     /// model-dependent ranges use BERT's usual 512 positions and 24 layers; the worker checks again
     /// against the model it has.
     pub fn parse(&self, model: Option<ModelBounds>, run: String) -> Result<TrainSettings, Vec<FieldError>> {
-        use crate::train::trainer::limits::*;
+        use crate::session::limits::*;
         let m = model.unwrap_or(ModelBounds { layers: 24, positions: 512 });
         let mut errs = Vec::new();
         let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
@@ -597,7 +567,7 @@ pub struct PretrainForm {
 
 impl PretrainForm {
     pub fn parse(&self, model: Option<ModelBounds>, probe: Option<String>) -> Result<PretrainSettings, Vec<FieldError>> {
-        use crate::train::trainer::limits::*;
+        use crate::session::limits::*;
         let max_len = model.map(|m| m.positions.min(64)).unwrap_or(64);
         let mut errs = Vec::new();
         let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
@@ -666,8 +636,8 @@ pub struct GenerateForm {
 }
 
 impl GenerateForm {
-    pub fn parse(&self) -> Result<crate::train::generate::GenerateConfig, Vec<FieldError>> {
-        use crate::train::generate::{MAX_NEW, MAX_TOP_K};
+    pub fn parse(&self) -> Result<crate::session::GenerateConfig, Vec<FieldError>> {
+        use crate::session::{MAX_NEW, MAX_TOP_K};
         let mut errs = Vec::new();
         let mut ok = |r: Result<usize, FieldError>| r.map_err(|e| errs.push(e)).unwrap_or(0);
         let max_new = ok(whole("gen-max-new", "the new words", &self.max_new, 1, MAX_NEW));
@@ -686,7 +656,7 @@ impl GenerateForm {
             }
         };
         if errs.is_empty() {
-            Ok(crate::train::generate::GenerateConfig { max_new, top_k, temperature, seed: seed as u64 })
+            Ok(crate::session::GenerateConfig { max_new, top_k, temperature, seed: seed as u64 })
         } else {
             Err(errs)
         }

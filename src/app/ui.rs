@@ -853,7 +853,7 @@ fn ModelPanel() -> impl IntoView {
                     }}</p>
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
-                    <p>{if !m.has_mlm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::model::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
+                    <p>{if !m.has_mlm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::session::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
                     {(!m.modes.is_empty()).then(|| view! {
                         <table id="mode-costs">
                             <caption>"what fine-tuning trains, and the GPU memory it needs at batch 16 × 128"</caption>
@@ -906,7 +906,7 @@ fn DataPanel() -> impl IntoView {
                         if let Ok(f) = a.get(0).dyn_into::<web_sys::File>() {
                             let name = f.name();
                             // refused before it is read: nothing is allocated for a file over the limit
-                            if let Err(e) = crate::text::dataset::check_size(f.size() as u64) {
+                            if let Err(e) = crate::session::dataset::check_size(f.size() as u64) {
                                 st.error_at.set("data");
                                 st.error.set(Some(format!("{name}: {e}")));
                                 return;

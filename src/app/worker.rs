@@ -14,13 +14,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, AdapterSummary, Command, EpochReport, Event, KernelCounts, KernelProfile, ModelSummary, PageRun, PretrainSettings, PretrainStep, Restored, SavedSession, SnapshotNote, TrainSettings, TrainStep};
+use super::protocol::{self, AdapterSummary, Command, EpochReport, Event, KernelCounts, ModelSummary, PageRun, PretrainSettings, PretrainStep, Restored, SavedSession, SnapshotNote, TrainSettings, TrainStep};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::io::export::{self, ModelCard};
-use crate::session::{Loaded, Session, Snapshot, SnapshotMeta, Store};
-use crate::train::masking::Outcome;
-use crate::train::trainer::Event as RunEvent;
+use crate::session::{export, ModelCard, Loaded, Outcome, Session, Snapshot, SnapshotMeta, Store};
+use crate::session::Event as RunEvent;
 
 /// The worker's state beside the session: what the page drew and the run it asked for (saved with
 /// each snapshot), and whether snapshots can be written.
@@ -103,21 +101,9 @@ fn session() -> Result<Rc<Session>> {
 }
 
 fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
-    use crate::train::spec::Adopt;
     let c = &l.model.cfg;
     let params = l.model.params.total_params();
-    // the activations of a batch of 16 x 128 (train_memory_bytes without parameters), and for each
-    // mode the weights plus the gradient and two moments of what trains
-    let acts = protocol::train_memory_bytes(0, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, 16, 128.min(c.max_position_embeddings));
-    let last = 2.min(c.num_hidden_layers);
-    let modes = [(Adopt::Feature, "features (head only)".to_string()), (Adopt::Lora(8), "LoRA, r = 8".to_string()), (Adopt::Last(last), format!("the last {last} layers")), (Adopt::Full, "all layers".to_string())]
-        .into_iter()
-        .map(|(a, name)| {
-            let trainable = l.trainable_for(a, 2);
-            let added = if let Adopt::Lora(_) = a { trainable } else { 0 };
-            protocol::ModeCost { mode: name, trainable, train_bytes: acts + 4 * (params + added + 3 * trainable) as u64 }
-        })
-        .collect();
+    let modes = l.mode_costs();
     ModelSummary {
         source: l.source.clone(),
         layers: c.num_hidden_layers,
@@ -126,7 +112,7 @@ fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
         vocab: c.vocab_size,
         max_len: c.max_position_embeddings,
         params,
-        train_bytes: protocol::train_memory_bytes(params, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, 16, 128.min(c.max_position_embeddings)),
+        train_bytes: l.train_bytes(),
         has_mlm: l.model.heads.lm,
         has_sop: l.model.heads.sop,
         labels: l.labels.clone(),
@@ -134,7 +120,7 @@ fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
         modes,
         lora: c.lora.as_ref().map(|lo| format!("r = {}, alpha = {} on {}", lo.r, lo.alpha, lo.targets.join(", "))),
         causal: c.is_decoder,
-        gpt2: c.body == crate::model::config::Body::Gpt2,
+        gpt2: c.body == crate::session::Body::Gpt2,
         beside: s.peek_companion(|c| format!("{} ({})", c.source, if c.model.cfg.is_decoder { "reads left to right" } else { "reads both ways" })),
         notes,
     }
@@ -196,7 +182,7 @@ async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     let config = fetch_bytes(&format!("{base}config.json"), "config.json").await?.ok_or_else(|| format!("{base}config.json was not found: check the model id (and the hub address)"))?;
     let cfg_text = String::from_utf8_lossy(&config).to_string();
-    crate::model::ModelConfig::from_json(&cfg_text)?;
+    crate::session::ModelConfig::from_json(&cfg_text)?;
     files.insert("config.json".to_string(), config);
     match fetch_bytes(&format!("{base}model.safetensors"), "model.safetensors").await? {
         Some(b) => {
@@ -369,7 +355,7 @@ async fn set_data_file(files: &JsValue) -> Result<()> {
     let s = session()?;
     let f: web_sys::File = js_sys::Array::from(files).get(0).dyn_into().map_err(|_| "no file was sent")?;
     let name = f.name();
-    crate::text::dataset::check_size(f.size() as u64).map_err(|e| format!("{name}: {e}"))?;
+    crate::session::dataset::check_size(f.size() as u64).map_err(|e| format!("{name}: {e}"))?;
     s.drop_data();
     let buf = JsFuture::from(f.array_buffer()).await.map_err(|e| format!("{name} could not be read: {}", js_err(&e)))?;
     let bytes = js_sys::Uint8Array::new(&buf).to_vec();
@@ -414,7 +400,7 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
     let texts = s.pretrain_texts()?;
     s.free()?;
     let (tok, body) = s.peek(|l| (l.tok.clone(), l.model.cfg.body)).ok_or("no model is loaded")?;
-    let spec = crate::train::trainer::PretrainConfig { lora: d.lora_spec(body), ..d.spec(start_step) };
+    let spec = crate::session::PretrainConfig { lora: d.lora_spec(body), ..d.spec(start_step) };
     P.with(|p| p.borrow_mut().run = Some(PageRun::Pretrain(d.clone())));
     set_busy(true);
     let g = s.gpu();
@@ -508,43 +494,10 @@ async fn fill_mask(text: &str, k: usize, layer: usize, head: usize) -> Result<()
     Ok(())
 }
 
-/// Times every kernel of one training step's forward and backward (for the parameters the last run
-/// trained) on a batch of the current data, with the GPU in profiling mode. AdamW is left out: it
-/// would change the weights and the optimizer state, and the profile leaves both as they were.
+/// Times every kernel of one training step on a batch of the current data ([`Session::profile_kernels`]).
 async fn profile() -> Result<()> {
     let s = session()?;
-    let mut texts: Vec<String> = s.data(|d| d.map(|d| d.ds.examples.iter().take(16).map(|e| e.text.clone()).collect())).unwrap_or_default();
-    if texts.is_empty() {
-        texts.push("The curious kitten deftly knocked the toast off the bookshelf.".to_string());
-    }
-    let p = s
-        .with_model("timing the kernels", async |g, l| {
-            let enc: Vec<crate::text::tokenizer::Encoded> = texts.iter().map(|t| l.tok.encode(t, None, 64)).collect::<Result<_>>()?;
-            let refs: Vec<&crate::text::tokenizer::Encoded> = enc.iter().collect();
-            let nl = l.model.heads.num_labels;
-            let labels: Vec<i32> = (0..refs.len()).map(|i| if nl > 0 { (i % nl) as i32 } else { 0 }).collect();
-            let mut hb = crate::train::batches::classification(&refs, &labels, l.tok.pad);
-            if nl == 0 {
-                hb.cls_labels = None;
-            }
-            let batch = hb.to_gpu(g, &l.model.cfg)?;
-            let backward = l.model.params.params.iter().any(|p| p.trainable);
-            g.take_kernel_times();
-            g.set_profiling(true);
-            let mut step = g.begin_step("profile");
-            l.model.zero_grads(&mut step);
-            let rec = l.model.forward(g, &mut step, &batch, crate::model::Mode::Eval).and_then(|_| if backward { l.model.backward(&mut step, &batch, crate::model::Mode::Eval) } else { Ok(()) });
-            let done = match rec {
-                Ok(()) => step.submit().await.map_err(Error::from),
-                Err(e) => Err(e),
-            };
-            g.set_profiling(false);
-            done?;
-            let times = g.take_kernel_times();
-            Ok(KernelProfile { rows: times.iter().map(|(k, ms, n)| (k.to_string(), *ms, *n as u64)).collect(), total: times.iter().map(|t| t.1).sum::<f64>(), batch: (batch.b, batch.t), backward })
-        })
-        .await?;
-    post(Event::Profile(p));
+    post(Event::Profile(s.profile_kernels().await?));
     Ok(())
 }
 
@@ -558,7 +511,7 @@ async fn classify(texts: Vec<String>, max_len: usize) -> Result<()> {
 }
 
 /// Continues `prompt` with a causal model, one `gen_token` event per token as it is chosen.
-async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> Result<()> {
+async fn generate(prompt: &str, cfg: crate::session::GenerateConfig) -> Result<()> {
     let s = session()?;
     s.free()?;
     post(Event::GenStart { prompt: prompt.to_string() });
@@ -571,10 +524,7 @@ async fn generate(prompt: &str, cfg: crate::train::generate::GenerateConfig) -> 
 /// Cosine similarity of two texts' mean-pooled embeddings: an answer any encoder can give.
 async fn similarity(a: &str, b: &str) -> Result<()> {
     let s = session()?;
-    let e = s.embed(&[a.to_string(), b.to_string()], 128).await?;
-    let dot: f32 = e[0].iter().zip(&e[1]).map(|(a, b)| a * b).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    post(Event::Similarity { cosine: (dot / (norm(&e[0]) * norm(&e[1])).max(1e-12)) as f64 });
+    post(Event::Similarity { cosine: s.similarity(a, b).await? });
     Ok(())
 }
 
@@ -587,7 +537,7 @@ async fn export_model(merge: bool) -> Result<()> {
     // the same files in one archive, under a folder named for the model (last in the list)
     let folder: String = source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>().split('-').filter(|p| !p.is_empty()).take(6).collect::<Vec<_>>().join("-");
     let folder = if folder.is_empty() { "bertlab-model".to_string() } else { format!("bertlab-{folder}") };
-    let zip = crate::io::zip::zip_stored(&folder, &files)?;
+    let zip = crate::session::zip::zip_stored(&folder, &files)?;
     let mut files = files;
     files.push((format!("{folder}.zip"), zip));
     let arr = js_sys::Array::new();
@@ -634,7 +584,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
         }
         Command::LoadFiles => {
             let files = read_files(&js_sys::Array::from(&files)).await?;
-            if files.contains_key(crate::io::model_dir::ADAPTER_CONFIG) {
+            if files.contains_key(crate::session::model_dir::ADAPTER_CONFIG) {
                 // a LoRA adapter's folder: onto the model in use, its base
                 let s = session()?;
                 let base = s.peek(|l| l.source.clone()).ok_or("these are a LoRA adapter's files (adapter_config.json): load its base model first (the default model, or the base's files), then choose the adapter's files")?;
@@ -679,7 +629,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
         Command::Similarity { a, b } => similarity(&a, &b).await,
         // after the token being drawn; a second Stop (or one after the end) changes nothing
         Command::StopGenerate => Ok(session()?.stop_generating()),
-        Command::Generate { prompt, max_new, top_k, temperature, seed } => generate(&prompt, crate::train::generate::GenerateConfig { max_new, top_k, temperature, seed }).await,
+        Command::Generate { prompt, max_new, top_k, temperature, seed } => generate(&prompt, crate::session::GenerateConfig { max_new, top_k, temperature, seed }).await,
         Command::Export { merge } => export_model(merge).await,
         Command::Profile => profile().await,
         Command::Restore => restore().await,

@@ -35,16 +35,9 @@ mod cli {
 
     use bertlab::error::{Error, Result};
     use bertlab::gpu::Gpu;
-    use bertlab::io::export::ModelCard;
-    use bertlab::io::model_dir;
-    use bertlab::model::config::{Body, LoraSpec};
-    use bertlab::model::{Heads, Pooling};
+    use bertlab::session::metrics::{argmax, evaluate};
     use bertlab::session::store::CheckpointDir;
-    use bertlab::session::{Loaded, NoStore, RunSpec, Scratch, Session, Store};
-    use bertlab::text::dataset;
-    use bertlab::train::checkpoint;
-    use bertlab::train::metrics::{argmax, evaluate};
-    use bertlab::train::trainer::{Event, PretrainConfig, TrainConfig};
+    use bertlab::session::{checkpoint, dataset, model_dir, Body, Event, Heads, Loaded, ModelCard, NoStore, Pooling, LoraSpec, PretrainConfig, RunSpec, Scratch, Session, Store, TrainConfig};
 
     /// How results are shown: JSON on stdout, and progress bars on stderr unless quiet.
     #[derive(Clone, Copy)]
@@ -229,9 +222,9 @@ mod cli {
             }
         };
         // --mode lora:R: adapters on the model given, in PEFT's format
-        let lora = match a.mode.as_deref().map(str::parse::<bertlab::train::spec::Adopt>).transpose().map_err(|e| format!("--mode {e}"))? {
-            None | Some(bertlab::train::spec::Adopt::Full) => None,
-            Some(bertlab::train::spec::Adopt::Lora(r)) => {
+        let lora = match a.mode.as_deref().map(str::parse::<bertlab::session::Adopt>).transpose().map_err(|e| format!("--mode {e}"))? {
+            None | Some(bertlab::session::Adopt::Full) => None,
+            Some(bertlab::session::Adopt::Lora(r)) => {
                 let body = s.peek(|l| l.model.cfg.body).unwrap_or_default();
                 let d = TrainConfig::default();
                 Some(LoraSpec::with(r, body, a.lora.lora_alpha.unwrap_or(d.lora_alpha), a.lora.lora_dropout.unwrap_or(d.lora_dropout), a.lora.lora_targets.as_deref().unwrap_or_default()))
@@ -398,7 +391,7 @@ mod cli {
         let notes = format!("mode: {}, pooling: {}, {} epochs, lr {}", tc.adopt, pooling.name(), r.epochs.len(), tc.lr);
         model_dir::write_dir(out, block(s.export(ModelCard { base_model, data_summary, metrics, seed: tc.seed, notes, ..Default::default() }, false))?)?;
         let ids = |idx: &[usize]| s.data(|d| d.map(|d| idx.iter().map(|&i| d.ds.label_id(&d.ds.examples[i].label).unwrap_or(0)).collect::<Vec<usize>>())).unwrap_or_default();
-        let baseline = bertlab::train::metrics::majority_baseline(&ids(&tr), &ids(&va), labels.len());
+        let baseline = bertlab::session::metrics::majority_baseline(&ids(&tr), &ids(&va), labels.len());
         if o.json {
             // what the run trained, and the GPU buffers the process made (weights, gradients,
             // moments, activations)
@@ -478,7 +471,7 @@ mod cli {
     }
 
     fn generate(a: &GenerateArgs, o: Out) -> Result<()> {
-        use bertlab::train::generate::GenerateConfig;
+        use bertlab::session::GenerateConfig;
         let prompt = a.prompt.as_str();
         let cfg = GenerateConfig { max_new: a.max_new, top_k: a.top_k, temperature: a.temperature, seed: a.seed };
         cfg.validate()?;

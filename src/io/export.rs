@@ -6,7 +6,7 @@
 use crate::error::Result;
 use std::collections::BTreeMap;
 
-use crate::io::safetensors;
+use crate::safetensors;
 use crate::model::params::hf_name;
 use crate::model::config::Body;
 use crate::model::{ModelConfig, Heads, Pooling};
@@ -16,6 +16,9 @@ pub const HEAD_FILE: &str = "classifier_head.safetensors";
 pub const HEAD_JSON: &str = "bertlab_head.json";
 /// The script that continues a classifier's training with transformers' Trainer.
 pub const TRAIN_HF: &str = "train_hf.py";
+/// PEFT's adapter files.
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 
 /// Which file a Hugging Face repository's weights are in, given its file list; a repository with
 /// only `pytorch_model.bin` gets a message saying how to convert it.
@@ -46,7 +49,8 @@ pub struct ModelCard {
     pub notes: String,
     /// What the classification head reads; a mean-pooling head is exported beside the encoder.
     pub pooling: Pooling,
-    /// The fine-tuning run's settings, for `train_hf.py` (a classifier's defaults when none).
+    /// The fine-tuning run's settings, for a classifier's `train_hf.py` (none: no script; the session
+    /// gives a classifier's defaults, [`RunSettings::of`] in `session`).
     pub run: Option<RunSettings>,
 }
 
@@ -67,30 +71,6 @@ pub struct RunSettings {
     pub max_grad_norm: f64,
     /// Class names in the classifier's row order.
     pub labels: Vec<String>,
-}
-
-/// An f32 setting as the f64 it was written as (1e-4, not 9.999999747378752e-5).
-fn tidy(x: f32) -> f64 {
-    format!("{x}").parse().unwrap_or(x as f64)
-}
-
-impl RunSettings {
-    /// The settings of `cfg`, a run on `labels`.
-    pub fn of(cfg: &crate::train::trainer::TrainConfig, labels: &[String]) -> RunSettings {
-        RunSettings {
-            mode: cfg.adopt.to_string(),
-            pooling: cfg.pooling.name().into(),
-            lr: tidy(cfg.lr),
-            epochs: cfg.epochs,
-            batch: cfg.batch_size,
-            max_len: cfg.max_len,
-            seed: cfg.seed,
-            warmup_ratio: tidy(cfg.warmup_ratio),
-            weight_decay: tidy(cfg.weight_decay),
-            max_grad_norm: tidy(cfg.max_grad_norm),
-            labels: labels.to_vec(),
-        }
-    }
 }
 
 /// The script that continues a run with transformers' Trainer (src/io/templates/train_hf.py, the
@@ -235,10 +215,7 @@ pub fn export_files(
     // the encoder; GPT-2's last-token head is GPT2ForSequenceClassification's own
     let head_file = heads.num_labels > 0 && (card.pooling == Pooling::Mean || (card.pooling == Pooling::Last && cfg.body == Body::Bert));
     // a classifier travels with the script that continues its training on a cluster
-    let script = (heads.num_labels > 0).then(|| {
-        let defaults = crate::train::trainer::TrainConfig { pooling: card.pooling, seed: card.seed, ..Default::default() };
-        train_hf_py(&card.run.clone().unwrap_or_else(|| RunSettings::of(&defaults, labels)))
-    });
+    let script = card.run.as_ref().filter(|_| heads.num_labels > 0).map(train_hf_py);
     let (tensors, head): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _, _)| !(head_file && n.starts_with("classifier.")));
     let heads = if head_file { Heads { num_labels: 0, ..heads } } else { heads };
     // BertModel's own names have no prefix; the BertFor* classes put the encoder under `bert.`
@@ -338,8 +315,8 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
     let mut meta = BTreeMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     let mut files = vec![
-        (crate::io::model_dir::ADAPTER_CONFIG.to_string(), serde_json::to_vec_pretty(&config).unwrap_or_default()),
-        (crate::io::model_dir::ADAPTER_WEIGHTS.to_string(), safetensors::serialize(&adapter, &meta)),
+        (ADAPTER_CONFIG.to_string(), serde_json::to_vec_pretty(&config).unwrap_or_default()),
+        (ADAPTER_WEIGHTS.to_string(), safetensors::serialize(&adapter, &meta)),
         ("config.json".to_string(), config_json(&base, heads_out, labels).into_bytes()),
         ("README.md".to_string(), adapter_card(&base, lora, heads_out, card, labels).into_bytes()),
     ];
@@ -351,10 +328,9 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
         files.push((HEAD_JSON.to_string(), serde_json::to_vec_pretty(&doc).unwrap_or_default()));
     }
     files.extend(tokenizer_files.iter().cloned());
-    if classifies {
+    if let Some(run) = card.run.as_ref().filter(|_| classifies) {
         // the script that continues the run with peft and transformers' Trainer
-        let defaults = crate::train::trainer::TrainConfig { pooling: card.pooling, seed: card.seed, adopt: crate::train::spec::Adopt::Lora(lora.r), ..Default::default() };
-        files.push((TRAIN_HF.to_string(), train_hf_py(&card.run.clone().unwrap_or_else(|| RunSettings::of(&defaults, labels))).into_bytes()));
+        files.push((TRAIN_HF.to_string(), train_hf_py(run).into_bytes()));
     }
     files
 }

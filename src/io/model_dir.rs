@@ -6,7 +6,7 @@ use crate::error::Result;
 use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
-use crate::io::safetensors;
+use crate::safetensors;
 use crate::io::export::{HEAD_FILE, HEAD_JSON};
 use crate::error::Error;
 use crate::model::config::LoraSpec;
@@ -74,9 +74,8 @@ pub fn load(gpu: &Gpu, files: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, 
     load_with(gpu, files, None, heads, seed)
 }
 
-/// PEFT's adapter files.
-pub const ADAPTER_CONFIG: &str = "adapter_config.json";
-pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+/// PEFT's adapter files (named in `export`, which writes them).
+pub use crate::io::export::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 
 /// A PEFT LoRA adapter directory's spec: what its adapter_config.json says (checked: a LoRA adapter,
 /// targets given as names), and the base model it names.

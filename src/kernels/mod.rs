@@ -19,24 +19,11 @@ pub mod matvec;
 pub mod sample;
 pub mod softmax;
 
-use crate::gpu::{GpuError, KernelId};
+mod dispatch;
 
-/// Workgroups for `n` items in groups of `per_group`, folded into two dimensions so that more than
-/// 65,535 groups still dispatch (shaders index them as `wg.x + wg.y * nwg.x`).
-pub(crate) fn grid(n: usize, per_group: usize) -> [u32; 3] {
-    let groups = n.div_ceil(per_group) as u32;
-    if groups <= 65_535 {
-        [groups, 1, 1]
-    } else {
-        [65_535, groups.div_ceil(65_535), 1]
-    }
-}
+use crate::gpu::KernelId;
 
-pub(crate) use crate::gpu::need;
-
-pub(crate) fn u32_of(kernel: &str, v: usize) -> Result<u32, GpuError> {
-    u32::try_from(v).map_err(|_| GpuError::Limits(format!("{kernel}: {v} does not fit in 32 bits")))
-}
+pub(crate) use dispatch::{grid, need, u32_of};
 
 /// Every (kernel, override constants) the engine uses, with the given matmul kernels
 /// ([`matmul::Kernel::available`]); the browser tests and the self-check build each of them inside an

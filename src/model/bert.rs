@@ -16,7 +16,7 @@ use super::mode::Mode;
 use super::params::{tensor_names, ParamStore};
 use crate::error::Error;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
-use crate::io::safetensors::SafeTensors;
+use crate::safetensors::SafeTensors;
 use crate::kernels::adamw::{AdamW, AdamWState};
 
 /// What the classification head reads: HF's pooler on [CLS] (tanh(dense(h_cls))), exported as

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use super::config::ModelConfig;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
-use crate::io::safetensors::{self, SafeTensors};
+use crate::safetensors::{self, SafeTensors};
 
 pub struct Param {
     pub name: String,

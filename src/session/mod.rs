@@ -9,31 +9,39 @@
 //! Runs roll back to the weights they started from when a step goes non-finite, and hand their
 //! snapshots to a [`Store`].
 
+pub mod measure;
+mod spec;
 pub mod store;
 pub mod view;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::rc::Rc;
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 
+pub use spec::RunSpec;
 pub use store::{NoStore, Snapshot, SnapshotKind, SnapshotMeta, Store};
+
+// The session's vocabulary: the run settings and the types the adapters (the page, the CLI) name,
+// re-exported so that they import them from here and from no layer below (src/lib.rs).
+pub use crate::io::export::{self, ModelCard, RunSettings};
+pub use crate::io::{model_dir, zip};
+pub use crate::model::config::{Body, LoraSpec};
+pub use crate::model::{Heads, ModelConfig, Pooling};
+pub use crate::text::dataset::{self, Dataset, Severity};
+pub use crate::train::generate::{GenerateConfig, MAX_NEW, MAX_TOP_K};
+pub use crate::train::masking::Outcome;
+pub use crate::train::spec::Adopt;
+pub use crate::train::trainer::{limits, Event, PretrainConfig, TrainConfig};
+pub use crate::train::{checkpoint, metrics};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::io::export::{self, ModelCard, RunSettings};
-use crate::io::{model_dir, safetensors};
-use crate::model::config::Body;
-use crate::model::config::LoraSpec;
-use crate::model::{Heads, Model, ModelConfig, Pooling};
-use crate::text::dataset::{self, Dataset};
+use crate::safetensors;
+use crate::model::Model;
 use crate::text::tokenizer::Tokenizer;
-use crate::train::checkpoint;
-use crate::train::generate::{generate_until, GenerateConfig, Stop};
-use crate::train::trainer::{self, Control, Event, HeldOut, PretrainConfig, PretrainReport, TrainConfig, TrainReport};
+use crate::train::generate::{generate_until, Stop};
+use crate::train::trainer::{self, Control, HeldOut, PretrainReport, TrainReport};
 
 /// A model ready to use: its weights on the GPU, its tokenizer and labels, and where it came from.
 pub struct Loaded {
@@ -205,48 +213,6 @@ impl Loaded {
         let h = gpu.read_f32(self.model.last_hidden().ok_or("the forward pass left no hidden states")?).await?;
         let (n, c) = (e.ids.len(), self.model.cfg.hidden_size);
         Ok((0..c).map(|j| (0..n).map(|t| h[t * c + j]).sum::<f32>() / n as f32).collect())
-    }
-}
-
-/// A whole run: fine-tuning a classifier or pretraining, with every setting. Validated once, against
-/// the model it runs on ([`RunSpec::validate`]), before any work starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RunSpec {
-    Train(TrainConfig),
-    Pretrain(PretrainConfig),
-}
-
-impl RunSpec {
-    /// Every setting in its range for `model`, or the first that is not.
-    pub fn validate(&self, model: &ModelConfig) -> Result<()> {
-        match self {
-            RunSpec::Train(c) => c.validate(model),
-            RunSpec::Pretrain(c) => c.validate(model),
-        }
-    }
-
-    /// The step a run restored from a snapshot continues at.
-    pub fn start_step(&self) -> usize {
-        match self {
-            RunSpec::Train(c) => c.start_step,
-            RunSpec::Pretrain(c) => c.start_step,
-        }
-    }
-}
-
-impl FromStr for RunSpec {
-    type Err = Error;
-    /// A run as JSON (`{"kind": "train", "adopt": {"last": 2}, "lr": 0.0001, ...}`); settings left
-    /// out take their defaults.
-    fn from_str(s: &str) -> Result<RunSpec> {
-        serde_json::from_str(s).map_err(|e| Error::Limit(format!("the run's settings cannot be read: {e}")))
-    }
-}
-
-impl fmt::Display for RunSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", serde_json::to_string(self).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -780,6 +746,12 @@ impl Session {
                 card.run = last_run.filter(|r| r.labels == l.labels);
             }
             let (cfg, tensors) = if merge { export::merge_lora(&l.model.cfg, tensors) } else { (l.model.cfg.clone(), tensors) };
+            if card.run.is_none() && l.model.heads.num_labels > 0 {
+                // a classifier's defaults (an adapter's with its rank)
+                let defaults = TrainConfig { pooling: card.pooling, seed: card.seed, ..Default::default() };
+                let defaults = match &cfg.lora { Some(lora) => TrainConfig { adopt: Adopt::Lora(lora.r), ..defaults }, None => defaults };
+                card.run = Some(RunSettings::of(&defaults, &l.labels));
+            }
             Ok(export::export_files(&cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files()?, &card))
         })
         .await

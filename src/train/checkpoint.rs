@@ -7,7 +7,7 @@ use crate::error::Result;
 use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
-use crate::io::safetensors;
+use crate::safetensors;
 use crate::kernels::adamw::AdamWState;
 use crate::model::Model;
 

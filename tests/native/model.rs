@@ -25,7 +25,7 @@ bertlab::for_each_model_check!(native_tests);
 /// fine-tuning step's per-layer gradient norms match within 1% (tests/fixtures/minilm_ref.safetensors).
 #[test]
 fn minilm_matches_transformers() {
-    use bertlab::io::safetensors;
+    use bertlab::safetensors;
     use bertlab::model::{Batch, Model, ModelConfig, Heads};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch_model.sh", dir.join(f).display()));
@@ -89,7 +89,8 @@ fn minilm_matches_transformers() {
 #[test]
 fn write_exports_for_transformers_check() {
     use bertlab::io::export::{export_files, ModelCard};
-    use bertlab::io::{model_dir, safetensors};
+    use bertlab::io::model_dir;
+    use bertlab::safetensors;
     use bertlab::model::{Batch, Model, ModelConfig, Heads};
     let g = gpu();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -195,7 +195,7 @@ fn feature_based_training_caches_features() {
 /// continued, ends with the same weights as the run that never stopped.
 #[test]
 fn checkpoint_and_resume_matches_an_uninterrupted_run() {
-    use bertlab::io::safetensors;
+    use bertlab::safetensors;
     use bertlab::train::checkpoint;
     let g = gpu();
     let (ds, train, val, tok) = sentiment_setup();
@@ -343,7 +343,7 @@ fn a_non_finite_step_stops_the_run_and_changes_no_weight() {
 /// renames, the previous one) parses, and the last one resumes to the end of the run.
 #[test]
 fn a_killed_training_run_always_leaves_a_readable_checkpoint() {
-    use bertlab::io::safetensors;
+    use bertlab::safetensors;
     use bertlab::train::checkpoint;
     let exe = env!("CARGO_BIN_EXE_bertlab");
     let root = env!("CARGO_MANIFEST_DIR");
@@ -450,7 +450,7 @@ fn cli_causal_model_learns_next_words_and_generates() {
 /// exported as GPT2LMHeadModel; and a GPT-2 where a BERT is needed (and the reverse) gets a message.
 #[test]
 fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
-    use bertlab::io::safetensors;
+    use bertlab::safetensors;
     let cli = Cli::new("gpt2");
     let (run, dir, tmp, root) = (|a: &[&str]| cli.run(a), |n: &str| cli.dir(n), &cli.tmp, env!("CARGO_MANIFEST_DIR"));
     let fixture = "tests/fixtures/tiny_gpt2";
@@ -539,7 +539,8 @@ fn cli_help_is_claps_and_long_actions_draw_progress_bars() {
 /// `python3 tests/fixtures/check_export.py` (transformers, run by a developer).
 #[test]
 fn a_gpt2_fine_tunes_with_the_cli_and_exports_gpt2_for_sequence_classification() {
-    use bertlab::io::{export, model_dir, safetensors};
+    use bertlab::io::{export, model_dir};
+    use bertlab::safetensors;
     use bertlab::model::Pooling;
     use bertlab::train::batches::classification;
     use std::collections::BTreeMap;
@@ -676,7 +677,7 @@ fn lora_adapters_train_save_in_peft_format_and_read_back() {
     assert_eq!((cfg["peft_type"].as_str(), cfg["task_type"].as_str(), cfg["r"].as_u64(), cfg["lora_alpha"].as_f64()), (Some("LORA"), Some("SEQ_CLS"), Some(4), Some(16.0)), "{cfg}");
     assert_eq!((cfg["target_modules"].clone(), cfg["base_model_name_or_path"].as_str()), (serde_json::json!(["query", "value"]), Some(base.as_str())), "{cfg}");
     let bytes = std::fs::read(format!("{out}/adapter_model.safetensors")).unwrap();
-    let st = bertlab::io::safetensors::parse(&bytes).unwrap();
+    let st = bertlab::safetensors::parse(&bytes).unwrap();
     let names: Vec<&String> = st.tensors.keys().collect();
     assert_eq!(names.len(), 2 * 2 * 2 + 2, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("base_model.model.") && (n.contains(".lora_A.") || n.contains(".lora_B.") || n.contains("classifier."))), "{names:?}");

@@ -58,6 +58,13 @@ impl fmt::Display for SafetensorsError {
 
 impl std::error::Error for SafetensorsError {}
 
+/// A model file that is not valid safetensors: said in words (the file is the user's input).
+impl From<SafetensorsError> for crate::error::Error {
+    fn from(e: SafetensorsError) -> crate::error::Error {
+        crate::error::Error::Other(e.to_string())
+    }
+}
+
 fn err<T>(m: impl Into<String>) -> Result<T, SafetensorsError> {
     Err(SafetensorsError(m.into()))
 }
