@@ -231,7 +231,7 @@ pub struct ModelSummary {
     pub vocab: usize,
     pub max_len: usize,
     pub params: usize,
-    /// Bytes of GPU memory for a training step at batch 16 x 128 tokens (weights, gradients,
+    /// Bytes of GPU memory for a training step at [`crate::session::MEMORY_BATCH`] (weights, gradients,
     /// AdamW moments, activations), an estimate.
     pub train_bytes: u64,
     pub has_mlm: bool,
@@ -288,11 +288,16 @@ pub struct TrainSettings {
     pub run: String,
 }
 
+/// The page's runs hand a snapshot to the browser's store every this many steps (and at a
+/// pause): a reload, a lost device or a failed worker loses at most this many steps.
+pub const CHECKPOINT_EVERY: usize = 25;
+
 impl TrainSettings {
     /// The run these settings ask for, continuing at `start_step` (0: a new run). The page's runs
-    /// use seed 42, a 20% validation split and a checkpoint every 25 steps.
+    /// use the session's default seed, a 20% validation split and a checkpoint every
+    /// [`CHECKPOINT_EVERY`] steps.
     pub fn spec(&self, start_step: usize) -> crate::session::TrainConfig {
-        crate::session::TrainConfig { adopt: self.mode, pooling: self.pooling, lr: self.lr, epochs: self.epochs, batch_size: self.batch, max_len: self.max_len, seed: 42, val: 0.2, checkpoint_every: 25, start_step, ..Default::default() }
+        crate::session::TrainConfig { adopt: self.mode, pooling: self.pooling, lr: self.lr, epochs: self.epochs, batch_size: self.batch, max_len: self.max_len, seed: crate::session::DEFAULT_SEED, val: 0.2, checkpoint_every: CHECKPOINT_EVERY, start_step, ..Default::default() }
     }
 }
 
@@ -348,16 +353,16 @@ impl PretrainSettings {
             warmup: self.steps / 10,
             probe: self.probe.clone().filter(|s| s.contains("[MASK]")),
             probe_every: self.probe_every.max(1),
-            checkpoint_every: 25,
+            checkpoint_every: CHECKPOINT_EVERY,
             start_step,
             ..Default::default()
         }
     }
 
-    /// The adapters a LoRA run puts on a model of `body`: PEFT's default targets and lora_alpha
-    /// (8), as `bertlab pretrain --mode lora:R`.
+    /// The adapters a LoRA run puts on a model of `body`: PEFT's default targets and lora_alpha, as
+    /// `bertlab pretrain --mode lora:R`.
     pub fn lora_spec(&self, body: crate::session::Body) -> Option<crate::session::LoraSpec> {
-        self.lora_r.map(|r| crate::session::LoraSpec { alpha: 8.0, ..crate::session::LoraSpec::new(r, body) })
+        self.lora_r.map(|r| crate::session::LoraSpec::new(r, body))
     }
 }
 
@@ -380,7 +385,7 @@ impl ScratchSettings {
     /// The model these settings make.
     pub fn spec(&self) -> crate::session::Scratch {
         use crate::session::Body;
-        crate::session::Scratch { vocab: self.vocab, hidden: self.hidden, layers: self.layers, heads: self.heads, body: if self.gpt2 { Body::Gpt2 } else { Body::Bert }, causal: self.causal, seed: 42 }
+        crate::session::Scratch { vocab: self.vocab, hidden: self.hidden, layers: self.layers, heads: self.heads, body: if self.gpt2 { Body::Gpt2 } else { Body::Bert }, causal: self.causal, seed: crate::session::DEFAULT_SEED }
     }
 }
 

@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::protocol::{self, AdapterSummary, Bar, Command, FillView, NextWords, KernelCounts, KernelProfile, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PageRun, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
+use crate::session::MEMORY_BATCH;
 
 pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
@@ -263,7 +264,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.pcurve.update(|c| c.push((d.step as f64, d.mlm as f64, d.sop as f64)));
             st.pacc.update(|c| c.push((d.step as f64, d.mlm_acc as f64, d.sop_acc as f64)));
             st.last_step_ms.set(d.ms);
-            // the curves travel with the next snapshot (every 25 steps)
+            // the curves travel with the next snapshot (every CHECKPOINT_EVERY steps)
             if d.step % 5 == 0 {
                 save_curves(st);
             }
@@ -423,7 +424,7 @@ fn worker_failed(st: St, message: String) {
     }
     st.error_at.set("");
     st.error.set(Some(format!(
-        "The training worker failed{during}: {message}. A fresh worker was started: restore the last snapshot (taken at most 25 steps before the failure) to continue, or load a model again."
+        "The training worker failed{during}: {message}. A fresh worker was started: restore the last snapshot (taken at most {} steps before the failure) to continue, or load a model again.", protocol::CHECKPOINT_EVERY
     )));
     st.status.set("training worker restarted".into());
     if let Err(e) = start_worker(st) {
@@ -851,12 +852,12 @@ fn ModelPanel() -> impl IntoView {
                     } else {
                         "BERT: reads both ways"
                     }}</p>
-                    <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch 16 × 128 needs about {:.0} MB of GPU memory",
-                        m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, m.train_bytes as f64 / 1e6)}</p>
+                    <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch {} × {} needs about {:.0} MB of GPU memory",
+                        m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, MEMORY_BATCH.0, MEMORY_BATCH.1.min(m.max_len), m.train_bytes as f64 / 1e6)}</p>
                     <p>{if !m.has_mlm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::session::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
                     {(!m.modes.is_empty()).then(|| view! {
                         <table id="mode-costs">
-                            <caption>"what fine-tuning trains, and the GPU memory it needs at batch 16 × 128"</caption>
+                            <caption>{format!("what fine-tuning trains, and the GPU memory it needs at batch {} × {}", MEMORY_BATCH.0, MEMORY_BATCH.1.min(m.max_len))}</caption>
                             <thead><tr><th>"by"</th><th>"trains"</th><th>"memory"</th></tr></thead>
                             <tbody>{m.modes.iter().map(|c| view! { <tr><td>{c.mode.clone()}</td><td>{format!("{:.2} M", c.trainable as f64 / 1e6)}</td><td>{format!("{:.0} MB", c.train_bytes as f64 / 1e6)}</td></tr> }).collect_view()}</tbody>
                         </table>

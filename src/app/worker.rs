@@ -668,7 +668,7 @@ pub fn worker_main() {
             }
             if let Err(e) = handle(cmd, files).await {
                 let lost = e.is_device_lost();
-                let message = if lost { format!("{e}: reload the page and restore the last snapshot (taken at most 25 steps ago).") } else { e.to_string() };
+                let message = if lost { format!("{e}: reload the page and restore the last snapshot (taken at most {} steps ago).", protocol::CHECKPOINT_EVERY) } else { e.to_string() };
                 post(Event::Error { cmd: name.into(), message });
             }
         });

@@ -30,31 +30,35 @@ pub fn train_memory_bytes(params: usize, layers: usize, hidden: usize, heads: us
     4 * (4 * params as u64 + layers as u64 * per_layer + 12 * bt * hidden as u64)
 }
 
+/// The batch (texts, tokens each) that the memory figures are for: the page's model panel and
+/// the CLI name it beside them.
+pub const MEMORY_BATCH: (usize, usize) = (16, 128);
+
 /// One way of adopting a model for classification, and what it trains and needs.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ModeCost {
     pub mode: String,
     /// Parameters a run trains (for a 2-label head).
     pub trainable: usize,
-    /// GPU memory a run needs at batch 16 × 128: weights, the gradients and AdamW's two moments of
+    /// GPU memory a run needs at [`MEMORY_BATCH`]: weights, the gradients and AdamW's two moments of
     /// what trains, and the activations.
     pub train_bytes: u64,
 }
 
 impl Loaded {
-    /// GPU memory a training step of every weight needs at batch 16 x 128 ([`train_memory_bytes`]).
+    /// GPU memory a training step of every weight needs at [`MEMORY_BATCH`] ([`train_memory_bytes`]).
     pub fn train_bytes(&self) -> u64 {
         let c = &self.model.cfg;
-        train_memory_bytes(self.model.params.total_params(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, 16, 128.min(c.max_position_embeddings))
+        train_memory_bytes(self.model.params.total_params(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, MEMORY_BATCH.0, MEMORY_BATCH.1.min(c.max_position_embeddings))
     }
 
     /// Each way of adopting the model for a 2-label classifier, with what it trains and needs.
     pub fn mode_costs(&self) -> Vec<ModeCost> {
         let c = &self.model.cfg;
         let params = self.model.params.total_params();
-        // the activations of a batch of 16 x 128 (train_memory_bytes without parameters), and for each
+        // the activations of a batch of MEMORY_BATCH (train_memory_bytes without parameters), and for each
         // mode the weights plus the gradient and two moments of what trains
-        let acts = train_memory_bytes(0, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, 16, 128.min(c.max_position_embeddings));
+        let acts = train_memory_bytes(0, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, MEMORY_BATCH.0, MEMORY_BATCH.1.min(c.max_position_embeddings));
         let last = 2.min(c.num_hidden_layers);
         [(Adopt::Feature, "features (head only)".to_string()), (Adopt::Lora(8), "LoRA, r = 8".to_string()), (Adopt::Last(last), format!("the last {last} layers")), (Adopt::Full, "all layers".to_string())]
             .into_iter()

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 
+pub use measure::MEMORY_BATCH;
 pub use spec::RunSpec;
 pub use store::{NoStore, Snapshot, SnapshotKind, SnapshotMeta, Store};
 
