@@ -14,7 +14,7 @@ const WG: u32 = 256u;
 const ITEMS: u32 = 16u;           // elements per thread in sumsq_partial: a chunk is 4096 elements
 
 // Params (n, off, slot, n_slots, lr, beta1, beta2, eps, weight_decay, max_norm, ln_beta1, ln_beta2)
-// is declared in src/kernels/adamw.rs, which src/shaders.rs puts in front of this file.
+// is declared in src/shaders/params.rs (`params::adamw`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 // sumsq_partial

@@ -5,7 +5,7 @@
 // pass's projection writes it), so prefill copies rows as they are and a new token's projection
 // writes its row in place. `scores` is (heads, cap) scratch.
 
-// AttnParams (n, heads, d, ld, q_off, cap, scale) is declared in src/kernels/matvec.rs, which src/shaders.rs puts in front of this file.
+// AttnParams (n, heads, d, ld, q_off, cap, scale) is declared in src/shaders/params.rs (`params::matvec`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> ap: AttnParams;
 @group(0) @binding(1) var<storage, read> cache: array<f32>;

@@ -10,7 +10,7 @@
 
 const WG: u32 = 32u;
 
-// Params (rows, classes, weight) is declared in src/kernels/cross_entropy.rs, which src/shaders.rs puts in front of this file.
+// Params (rows, classes, weight) is declared in src/shaders/params.rs (`params::cross_entropy`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;

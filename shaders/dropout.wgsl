@@ -1,7 +1,7 @@
-// Inverted dropout: y = x * dropout_scale(seed, i) (rng.wgsl, prepended by src/shaders.rs). The
+// Inverted dropout: y = x * dropout_scale(seed, i) (rng.wgsl, prepended by src/shaders/mod.rs). The
 // backward is the same kernel applied to dy with the same seed.
 
-// Params (n, seed_lo, seed_hi, prob) is declared in src/kernels/dropout.rs, which src/shaders.rs puts in front of this file.
+// Params (n, seed_lo, seed_hi, prob) is declared in src/shaders/params.rs (`params::dropout`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

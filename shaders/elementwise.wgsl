@@ -6,7 +6,7 @@
 //   since some drivers return NaN for large arguments.
 // Elementwise kernels index the 2-D dispatch as (wg.y * nwg.x + wg.x) * 256 + lid.
 
-// Params (n, cols, alpha) is declared in src/kernels/elementwise.rs, which src/shaders.rs puts in front of this file.
+// Params (n, cols, alpha) is declared in src/shaders/params.rs (`params::elementwise`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;

@@ -12,7 +12,7 @@
 override ACCUMULATE: bool = false;
 const WG: u32 = 32u;
 
-// Params (tokens, dim, vocab, n_uniq, off_table, id_base) is declared in src/kernels/embedding.rs, which src/shaders.rs puts in front of this file.
+// Params (tokens, dim, vocab, n_uniq, off_table, id_base) is declared in src/shaders/params.rs (`params::embedding`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;

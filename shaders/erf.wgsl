@@ -1,5 +1,5 @@
 // erf to f32 accuracy, BERT's erf-form GELU and GPT-2's tanh form, shared by gelu.wgsl,
-// matvec_packed.wgsl, matmul.wgsl and matmul_vec4.wgsl: src/shaders.rs puts this file in front of each of them (WGSL has no include),
+// matvec_packed.wgsl, matmul.wgsl, matmul_vec4.wgsl and matmul_subgroup.wgsl: src/shaders/mod.rs puts this file in front of each of them (WGSL has no include),
 // and the composed source is what naga and the browser validate.
 
 // erf to f32 accuracy: Taylor series below 1, Abramowitz-Stegun 7.1.26 above (abs error < 1.5e-7).

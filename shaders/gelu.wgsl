@@ -5,7 +5,7 @@
 //   dy/dx = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
 // Elementwise over n values; the 2-D dispatch index is (wg.y * nwg.x + wg.x) * 256 + lid.
 
-// Params (n) is declared in src/kernels/gelu.rs, which src/shaders.rs puts in front of this file.
+// Params (n) is declared in src/shaders/params.rs (`params::gelu`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -14,7 +14,7 @@
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
-// erf_f32 and gelu come from erf.wgsl (prepended by src/shaders.rs).
+// erf_f32 and gelu come from erf.wgsl (prepended by src/shaders/mod.rs).
 
 override TANH: bool = false;
 

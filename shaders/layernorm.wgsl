@@ -3,7 +3,7 @@
 //   backward: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma   (ACCUMULATE: dx +=)
 //             dgamma += sum_rows dy * xhat, dbeta += sum_rows dy                 (always accumulates)
 // x, y, dy, dx: (rows, cols); gamma, beta: (cols); mean, rstd: (rows).
-// Fused around a transformer sublayer (dropout's hash from rng.wgsl, prepended by src/shaders.rs):
+// Fused around a transformer sublayer (dropout's hash from rng.wgsl, prepended by src/shaders/mod.rs):
 //   RESIDUAL (forward): res = x + dropout(branch) is written and normalised: y = layernorm(res);
 //   DROP_DX (backward input): dxd = dropout(dx) is written beside dx, with the same seed.
 //   DROP_Y (forward): y = dropout(layernorm(x)); DROP_DY (backward input and params): the incoming
@@ -19,7 +19,7 @@ override DROP_DY: bool = false;
 const WG: u32 = 32u;
 
 // Params (rows, cols, eps, and the dropout's seed_lo, seed_hi, prob) is declared in
-// src/kernels/layernorm.rs, which src/shaders.rs puts in front of this file.
+// src/shaders/params.rs (`params::layernorm`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 @group(0) @binding(0) var<uniform> p: Params;
 // layernorm_forward
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -6,7 +6,7 @@
 // strided by 16 (so stores are coalesced), staging 64x16 slices of A and B in workgroup memory.
 // The backward of C = A B is dA = dC B^T (TRANS_B) and dB = A^T dC (TRANS_A): the same kernel.
 
-// The overrides, Params and p come from matmul_common.wgsl (prepended by src/shaders.rs).
+// The overrides, Params and p come from matmul_common.wgsl (prepended by src/shaders/mod.rs).
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
@@ -18,7 +18,7 @@ const TK: u32 = 16u;
 var<workgroup> a_tile: array<array<f32, 64>, 16>; // [k][m]
 var<workgroup> b_tile: array<array<f32, 64>, 16>; // [k][n]
 
-// erf_f32 and gelu come from erf.wgsl (prepended by src/shaders.rs).
+// erf_f32 and gelu come from erf.wgsl (prepended by src/shaders/mod.rs).
 
 @compute @workgroup_size(16, 16, 1)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

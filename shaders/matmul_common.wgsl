@@ -1,7 +1,7 @@
 // What the matmul kernels (matmul.wgsl, matmul_vec4.wgsl, matmul_subgroup.wgsl) share: their
-// specialisation constants and the use of their uniform parameters, whose struct src/kernels/matmul.rs
-// declares for all of them. src/shaders.rs puts this file (after erf.wgsl and that struct) in front
-// of each of them.
+// specialisation constants and the use of their uniform parameters, whose struct src/shaders/params.rs
+// (`params::matmul`) declares for all of them. src/shaders/mod.rs puts this file (after that struct and
+// erf.wgsl) in front of each of them.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;

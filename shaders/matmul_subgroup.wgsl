@@ -12,7 +12,7 @@
 // matmul_vec4.wgsl.
 //
 // The entry point is 32 rows unrolled (accumulators and loads must stay in registers, which loops
-// over arrays do not on lavapipe), so src/shaders.rs writes it, `matmul_subgroup`, after this file;
+// over arrays do not on lavapipe), so src/shaders/mod.rs writes it, `matmul_subgroup`, after this file;
 // the overrides, Params and p come from matmul_common.wgsl before it. It needs the `subgroups`
 // feature and a subgroup of exactly 8 (src/gpu/device.rs asks for both) and the vec4 contract
 // (Matmul::vec4_fits).

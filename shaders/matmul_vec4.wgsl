@@ -16,7 +16,7 @@
 // vec4 below is 4 consecutive floats of one row of the stored matrix. M and N need not be multiples of
 // the 32x64 workgroup tile: rows and columns past the edge are clamped on load and skipped on store.
 
-// The overrides, Params and p come from matmul_common.wgsl (prepended by src/shaders.rs).
+// The overrides, Params and p come from matmul_common.wgsl (prepended by src/shaders/mod.rs).
 
 // The bindings a, b, bias, c (vec4s), gelu4 and store4 come from matmul_vec4_io.wgsl.
 

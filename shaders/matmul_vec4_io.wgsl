@@ -1,5 +1,5 @@
 // What the two vec4 matmul kernels (matmul_vec4.wgsl, matmul_subgroup.wgsl) share: their operands
-// read and written as vec4s, and the epilogue of 4 outputs. src/shaders.rs puts this file (after
+// read and written as vec4s, and the epilogue of 4 outputs. src/shaders/mod.rs puts this file (after
 // erf.wgsl and matmul_common.wgsl) in front of each of them.
 
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;

@@ -13,7 +13,7 @@ override HAS_BIAS: bool = false;
 override TX: u32 = 64u;
 override TY: u32 = 1u;
 
-// MatvecParams (rows, n, k, x_off, y_off, off_w, off_bias) is declared in src/kernels/matvec.rs, which src/shaders.rs puts in front of this file.
+// MatvecParams (rows, n, k, x_off, y_off, off_w, off_bias) is declared in src/shaders/params.rs (`params::matvec`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> mp: MatvecParams;
 @group(0) @binding(1) var<storage, read> mx: array<f32>;

@@ -19,7 +19,7 @@ override HAS_BIAS: bool = false;
 // 0: none, 1: GELU (erf), 2: GELU (tanh)
 override ACT: u32 = 0u;
 
-// PackedParams (n, k, qc, chunks, s, x_off, y_off, off_w, off_bias, n0, rows) is declared in src/kernels/matvec.rs, which src/shaders.rs puts in front of this file.
+// PackedParams (n, k, qc, chunks, s, x_off, y_off, off_w, off_bias, n0, rows) is declared in src/shaders/params.rs (`params::matvec`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> pp: PackedParams;
 // pack

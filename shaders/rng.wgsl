@@ -3,7 +3,7 @@
 // Element i of a tensor is kept iff uniform(seed, i) >= prob, and kept values are scaled by
 // 1 / (1 - prob). The mask is a pure function of (seed, i), so a backward recomputes it instead of
 // storing it. The CPU reference (kernels::cpu::dropout_keep) implements the same hash, bit for bit.
-// src/shaders.rs puts this file in front of the shaders that use it.
+// src/shaders/mod.rs puts this file in front of the shaders that use it.
 
 // murmur3's 32-bit finaliser: a bijection with full avalanche.
 fn fmix32(h0: u32) -> u32 {

@@ -11,7 +11,7 @@
 // out: [0] the chosen id (0xffffffff when no logit is a number), [1] candidates found,
 //      then (id, probability bits) per candidate.
 
-// Params (v, k, top_k, off, inv_temp, u) is declared in src/kernels/sample.rs, which src/shaders.rs puts in front of this file.
+// Params (v, k, top_k, off, inv_temp, u) is declared in src/shaders/params.rs (`params::sample`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;

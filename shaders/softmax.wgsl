@@ -19,7 +19,7 @@ const WG: u32 = 32u;
 const NEG_BIG: f32 = -1e30;
 
 // Params (rows, cols, rows_per_mask, scale, and the dropout's seed_lo, seed_hi, prob) is declared
-// in src/kernels/softmax.rs, which src/shaders.rs puts in front of this file.
+// in src/shaders/params.rs (`params::softmax`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

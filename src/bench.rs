@@ -3,7 +3,7 @@
 //! step after a warm-up step, and the clock stops when a 4-byte readback of the output arrives.
 
 use crate::error::Result;
-use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step};
+use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step, View};
 use crate::kernels::layernorm::{Affine, Fused, LayerNorm, Stats};
 use crate::kernels::matmul::{Kernel, Matmul};
 use crate::kernels::softmax::Softmax;
@@ -75,16 +75,17 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
         let y = filled("y", m * n, 0.0)?; // activations out, and dY
         let dx = filled("dx", m * k, 0.0)?;
         let dw = filled("dw", n * k, 0.0)?;
-        let cases: [(String, Matmul, &GpuBuf, &GpuBuf, &GpuBuf); 3] = [
-            (format!("matmul Y = X W^T  {m}x{k} -> {n}   [A·Bᵀ]"), Matmul::new(m, n, k).trans_b(), &y, &x, &w),
-            (format!("matmul dX = dY W  {m}x{n} -> {k}   [A·B]"), Matmul::new(m, k, n), &dx, &y, &w),
-            (format!("matmul dW = dY^T X  {n}x{k}, K={m} [Aᵀ·B]"), Matmul::new(n, k, m).trans_a(), &dw, &y, &x),
+        let (x, w, y) = (x.at([m, k]), w.at([n, k]), y.at([m, n]));
+        let cases: [(String, Matmul, View, View, View); 3] = [
+            (format!("matmul Y = X W^T  {m}x{k} -> {n}   [A·Bᵀ]"), Matmul::new(m, n, k).trans_b(), y, x, w),
+            (format!("matmul dX = dY W  {m}x{n} -> {k}   [A·B]"), Matmul::new(m, k, n), dx.at([m, k]), y, w),
+            (format!("matmul dW = dY^T X  {n}x{k}, K={m} [Aᵀ·B]"), Matmul::new(n, k, m).trans_a(), dw.at([n, k]), y, x),
         ];
         // both kernels, side by side in one run (see crate::kernels::matmul)
         for (name, mm, c, a, b) in cases {
             for kernel in Kernel::available(gpu) {
                 let mm = mm.kernel(kernel);
-                let ms = time_case(gpu, now, opts.reps, c, &|s| mm.record(s, c, a, b, None)).await?;
+                let ms = time_case(gpu, now, opts.reps, c.buf, &|s| mm.record(s, c, a, b, None)).await?;
                 let name = format!("{name} {}", format!("{kernel:?}").to_lowercase());
                 push(BenchLine { name, rate: mm.flops() / (ms * 1e6), unit: "GFLOP/s", ms_per_call: ms }, &mut lines);
             }
@@ -123,7 +124,7 @@ pub async fn run(gpu: &Gpu, opts: &BenchOptions, now: &dyn Fn() -> f64, report: 
         let bytes = (n * k) as f64 * 4.0;
         for split in Split::ALL {
             let mv = Matvec::new(1, n, k, trans_w).split(split);
-            let ms = time_case(gpu, now, opts.reps, &y, &|s| mv.record(s, &y, &x, &w, None)).await?;
+            let ms = time_case(gpu, now, opts.reps, &y, &|s| mv.record(s, y.at([1, n]), x.at([1, k]), w.at(if trans_w { [n, k] } else { [k, n] }), None)).await?;
             push(BenchLine { name: format!("matvec 1x{k} -> {n} {what} {split:?}"), rate: bytes / (ms * 1e6), unit: "GB/s", ms_per_call: ms }, &mut lines);
         }
         // the same product from the weight packed into a texture (CPU adapters' decoding), and the

@@ -642,8 +642,14 @@ pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
 }
 
 /// For each tensor of `names`: the gradient already in the model against central finite differences
-/// of `loss` (step `eps`) along a random unit direction (the forward runs with the seed the gradients had, so
-/// dropout masks match). Returns the worst relative error; more than 2e-2 is an error.
+/// of `loss` (step `eps`) along a unit direction, random plus the gradient's own (the forward runs with
+/// the seed the gradients had, so dropout masks match). Returns the worst relative error; more than
+/// 2e-2 is an error, and so is a loss that moves by less than [`FD_MIN_MOVE`] roundings (a zero
+/// gradient, or a tensor the loss ignores: the fixtures' tensors move it by 330 roundings or more).
+/// The least loss change, in f32 roundings (f32::EPSILON) of the loss, that [`directional_fd`] takes
+/// as a derivative.
+const FD_MIN_MOVE: f32 = 32.0;
+
 async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, names: &[&str], seed: u64, eps: f32, loss: impl Fn(&crate::model::Losses) -> f32) -> Result<f32> {
     let mut rng = crate::rng::Rng::new(seed);
     let mut worst = 0f32;
@@ -652,9 +658,20 @@ async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, nam
         let n = p.numel();
         let g = read(gpu, p.grad.as_ref().ok_or_else(|| format!("{name} has no gradient"))?).await?;
         let w0: Vec<f32> = read(gpu, &p.value).await?[..n].to_vec();
+        // a random unit direction plus the gradient's own (unit) direction, so that the derivative
+        // along it is of the gradient's size, not of a random projection's (1/sqrt(n) of it)
+        let unit = |v: &mut [f32]| {
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                v.iter_mut().for_each(|x| *x /= norm);
+            }
+        };
         let mut d = rng.normals(n, 1.0);
-        let norm = d.iter().map(|x| x * x).sum::<f32>().sqrt();
-        d.iter_mut().for_each(|x| *x /= norm);
+        unit(&mut d);
+        let mut gd = g[..n].to_vec();
+        unit(&mut gd);
+        d.iter_mut().zip(&gd).for_each(|(x, g)| *x += g);
+        unit(&mut d);
         let analytic: f32 = g[..n].iter().zip(&d).map(|(a, b)| a * b).sum();
         let mut l = [0f32; 2];
         for (k, s) in [1f32, -1.0].iter().enumerate() {
@@ -667,6 +684,12 @@ async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, nam
         let err = (fd - analytic).abs() / analytic.abs().max(1e-3);
         if !(err <= 2e-2) {
             return Err(format!("{name}: gradient along a random direction {analytic:.6e}, finite difference {fd:.6e} (relative error {err:.2e})").into());
+        }
+        // the two agreeing says nothing when the loss hardly moves (a zero gradient and a parameter
+        // the loss ignores agree): the step must change the loss by far more than its f32 rounding
+        let moved = (l[0] - l[1]).abs() / (FD_MIN_MOVE * f32::EPSILON * l[0].abs().max(l[1].abs()).max(1.0));
+        if !(moved >= 1.0) {
+            return Err(format!("{name}: the loss moved {:.3e} for a step of {eps} along a random direction (gradient {analytic:.3e}), under {FD_MIN_MOVE} f32 roundings of the loss {:.4}: no gradient to check", (l[0] - l[1]).abs(), l[0]).into());
         }
         worst = worst.max(err);
     }

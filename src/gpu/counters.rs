@@ -4,7 +4,12 @@ use std::collections::BTreeMap;
 /// no encoder backward in feature-based training, only small results read back.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counters {
+    /// Steps submitted.
     pub submits: u64,
+    /// Queue submissions made by the steps of each label: one per step (a step's `submit` makes one),
+    /// one per command in profiling mode. Keyed by label so that a test can count its own step's
+    /// while other tests share the device.
+    pub queue_submits: BTreeMap<String, u64>,
     pub dispatches: BTreeMap<String, u64>,
     pub bytes_read_back: u64,
     pub readbacks: u64,
@@ -26,6 +31,11 @@ impl Counters {
     /// Dispatches of kernels whose name starts with `prefix` (e.g. "matmul", "layernorm_backward").
     pub fn dispatches_of(&self, prefix: &str) -> u64 {
         self.dispatches.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v).sum()
+    }
+
+    /// Queue submissions made by steps labelled `label`.
+    pub fn queue_submits_of(&self, label: &str) -> u64 {
+        self.queue_submits.get(label).copied().unwrap_or(0)
     }
 
     pub fn total_dispatches(&self) -> u64 {

@@ -369,9 +369,11 @@ impl<'g> Step<'g> {
         }
         self.gpu.bind_groups.lock().unwrap().end_step();
         let Step { gpu, encoder, uniforms, dispatches, scopes, error, label, ops, .. } = self;
+        let mut queue_submits = 0u64;
         match ops {
             None => {
                 gpu.queue.submit(Some(encoder.finish()));
+                queue_submits += 1;
             }
             Some(ops) => {
                 // profiling: one submission per command, each dispatch timed alone
@@ -389,6 +391,7 @@ impl<'g> Step<'g> {
                             }
                             let t0 = now_ms();
                             gpu.queue.submit(Some(enc.finish()));
+                            queue_submits += 1;
                             queue_done(gpu).await;
                             let dt = now_ms() - t0;
                             let mut times = gpu.kernel_times.lock().unwrap();
@@ -399,10 +402,12 @@ impl<'g> Step<'g> {
                         Op::Copy { src, src_offset, dst, dst_offset, size } => {
                             enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size);
                             gpu.queue.submit(Some(enc.finish()));
+                            queue_submits += 1;
                         }
                         Op::Clear(b, off, size) => {
                             enc.clear_buffer(&b, off, size);
                             gpu.queue.submit(Some(enc.finish()));
+                            queue_submits += 1;
                         }
                     }
                 }
@@ -411,6 +416,7 @@ impl<'g> Step<'g> {
         {
             let mut c = gpu.counters.lock().unwrap();
             c.submits += 1;
+            *c.queue_submits.entry(label.to_string()).or_insert(0) += queue_submits;
             for (k, n) in dispatches {
                 *c.dispatches.entry(k.to_string()).or_insert(0) += n;
             }

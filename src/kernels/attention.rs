@@ -9,7 +9,7 @@
 
 use super::matmul::{Matmul, Operand};
 use super::softmax::{Mask, Softmax};
-use crate::gpu::{GpuBuf, GpuError, Step, View};
+use crate::gpu::{expect_shape, GpuBuf, GpuError, Step, View};
 
 /// How attention splits a batch into heads: B sequences of T tokens, H heads of D dimensions each
 /// (not to be confused with a model's task heads, `model::Heads`).
@@ -37,36 +37,57 @@ impl HeadSplit {
         Matmul::new(m, n, k).batch(self.b * self.h)
     }
 
-    /// scores (B, H, T, T) = Q K^T, unscaled (softmax applies 1/sqrt(D)).
-    pub fn scores(&self, step: &mut Step, scores: &GpuBuf, qkv: &GpuBuf) -> Result<(), GpuError> {
+    /// An error unless `v` is `want`: (B*T, 3C) for qkv and dqkv, (B*T, C) for the context and its
+    /// gradient, (B*H*T, T) for the scores, the probabilities and their gradients (as
+    /// [`HeadSplit::score_rows`] views them).
+    fn expect(&self, kernel: &str, views: &[(&str, &View, [usize; 2])]) -> Result<(), GpuError> {
+        views.iter().try_for_each(|(what, v, want)| expect_shape(kernel, what, v, *want))
+    }
+    fn qkv_shape(&self) -> [usize; 2] {
+        [self.b * self.t, 3 * self.c()]
+    }
+    fn ctx_shape(&self) -> [usize; 2] {
+        [self.b * self.t, self.c()]
+    }
+    fn score_shape(&self) -> [usize; 2] {
+        [self.b * self.h * self.t, self.t]
+    }
+
+    /// scores (B*H*T, T) = Q K^T, unscaled (softmax applies 1/sqrt(D)).
+    pub fn scores(&self, step: &mut Step, scores: View, qkv: View) -> Result<(), GpuError> {
         let (t, d, c) = (self.t, self.d, self.c());
-        let mm = self.mm(t, t, d).trans_b().offsets(0, c, 0).strided(self.h, self.tokens(3 * c), self.tokens(3 * c), self.blocks(t, t));
+        self.expect("attention scores", &[("scores", &scores, self.score_shape()), ("qkv", &qkv, self.qkv_shape())])?;
+        let mm = self.mm(t, t, d).trans_b().starts(0, c, 0).strided(self.h, self.tokens(3 * c), self.tokens(3 * c), self.blocks(t, t));
         mm.record(step, scores, qkv, qkv, None)
     }
 
     /// ctx (B*T, C) = P V, head by head.
-    pub fn context(&self, step: &mut Step, ctx: &GpuBuf, probs: &GpuBuf, qkv: &GpuBuf) -> Result<(), GpuError> {
+    pub fn context(&self, step: &mut Step, ctx: View, probs: View, qkv: View) -> Result<(), GpuError> {
         let (t, d, c) = (self.t, self.d, self.c());
-        let mm = self.mm(t, d, t).offsets(0, 2 * c, 0).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(c));
+        self.expect("attention context", &[("ctx", &ctx, self.ctx_shape()), ("probs", &probs, self.score_shape()), ("qkv", &qkv, self.qkv_shape())])?;
+        let mm = self.mm(t, d, t).starts(0, 2 * c, 0).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(c));
         mm.record(step, ctx, probs, qkv, None)
     }
 
     /// The backward of [`HeadSplit::context`]: dprobs = dctx V^T, and dV = P^T dctx into dqkv's V block.
-    pub fn context_backward(&self, step: &mut Step, dqkv: &GpuBuf, dprobs: &GpuBuf, dctx: &GpuBuf, qkv: &GpuBuf, probs: &GpuBuf) -> Result<(), GpuError> {
+    pub fn context_backward(&self, step: &mut Step, dqkv: View, dprobs: View, dctx: View, qkv: View, probs: View) -> Result<(), GpuError> {
         let (t, d, c) = (self.t, self.d, self.c());
-        let dp = self.mm(t, t, d).trans_b().offsets(0, 2 * c, 0).strided(self.h, self.tokens(c), self.tokens(3 * c), self.blocks(t, t));
+        let (qs, cs, ss) = (self.qkv_shape(), self.ctx_shape(), self.score_shape());
+        self.expect("attention context backward", &[("dqkv", &dqkv, qs), ("dprobs", &dprobs, ss), ("dctx", &dctx, cs), ("qkv", &qkv, qs), ("probs", &probs, ss)])?;
+        let dp = self.mm(t, t, d).trans_b().starts(0, 2 * c, 0).strided(self.h, self.tokens(c), self.tokens(3 * c), self.blocks(t, t));
         dp.record(step, dprobs, dctx, qkv, None)?;
-        let dv = self.mm(t, d, t).trans_a().offsets(0, 0, 2 * c).strided(self.h, self.blocks(t, t), self.tokens(c), self.tokens(3 * c));
+        let dv = self.mm(t, d, t).trans_a().starts(0, 0, 2 * c).strided(self.h, self.blocks(t, t), self.tokens(c), self.tokens(3 * c));
         dv.record(step, dqkv, probs, dctx, None)
     }
 
     /// The backward of [`HeadSplit::scores`] from dscores (already through the softmax backward and its
     /// scale): dQ = dS K and dK = dS^T Q into dqkv's Q and K blocks.
-    pub fn scores_backward(&self, step: &mut Step, dqkv: &GpuBuf, dscores: &GpuBuf, qkv: &GpuBuf) -> Result<(), GpuError> {
+    pub fn scores_backward(&self, step: &mut Step, dqkv: View, dscores: View, qkv: View) -> Result<(), GpuError> {
         let (t, d, c) = (self.t, self.d, self.c());
-        let dq = self.mm(t, d, t).offsets(0, c, 0).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(3 * c));
+        self.expect("attention scores backward", &[("dqkv", &dqkv, self.qkv_shape()), ("dscores", &dscores, self.score_shape()), ("qkv", &qkv, self.qkv_shape())])?;
+        let dq = self.mm(t, d, t).starts(0, c, 0).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(3 * c));
         dq.record(step, dqkv, dscores, qkv, None)?;
-        let dk = self.mm(t, d, t).trans_a().offsets(0, 0, c).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(3 * c));
+        let dk = self.mm(t, d, t).trans_a().starts(0, 0, c).strided(self.h, self.blocks(t, t), self.tokens(3 * c), self.tokens(3 * c));
         dk.record(step, dqkv, dscores, qkv, None)
     }
 
@@ -75,23 +96,31 @@ impl HeadSplit {
         let rows_per_mask = self.h * self.t;
         Softmax::new(1.0 / (self.d as f32).sqrt()).mask(mask.map(|mask| Mask { mask, rows_per_mask }))
     }
-    /// The scores or probabilities (B, H, T, T) in `buf`, as the softmax's rows.
+    /// The scores or probabilities (B, H, T, T) in `buf`, as the softmax's rows (B*H*T, T): the
+    /// view every method here takes them as.
     pub fn score_rows<'a>(&self, buf: &'a GpuBuf) -> View<'a> {
-        buf.at([self.b * self.h * self.t, self.t])
+        buf.at(self.score_shape())
+    }
+    /// A (B*T, 3C) qkv or dqkv in `buf`.
+    pub fn qkv_rows<'a>(&self, buf: &'a GpuBuf) -> View<'a> {
+        buf.at(self.qkv_shape())
+    }
+    /// A (B*T, C) context or its gradient in `buf`.
+    pub fn ctx_rows<'a>(&self, buf: &'a GpuBuf) -> View<'a> {
+        buf.at(self.ctx_shape())
     }
 
     /// scores = Q K^T; probs = softmax(scores / sqrt(D) + mask); ctx = probs V.
-    pub fn forward(&self, step: &mut Step, ctx: &GpuBuf, probs: &GpuBuf, scores: &GpuBuf, qkv: &GpuBuf, mask: Option<&GpuBuf>) -> Result<(), GpuError> {
+    pub fn forward(&self, step: &mut Step, ctx: View, probs: View, scores: View, qkv: View, mask: Option<&GpuBuf>) -> Result<(), GpuError> {
         self.scores(step, scores, qkv)?;
-        self.softmax(mask).forward(step, self.score_rows(probs), self.score_rows(scores), None)?;
+        self.softmax(mask).forward(step, probs, scores, None)?;
         self.context(step, ctx, probs, qkv)
     }
 
-    /// From dctx (B*T, C): dqkv (B*T, 3C), with `scratch` of the probabilities' size.
-    pub fn backward(&self, step: &mut Step, dqkv: &GpuBuf, scratch: Scratch, dctx: &GpuBuf, qkv: &GpuBuf, probs: &GpuBuf) -> Result<(), GpuError> {
+    /// From dctx (B*T, C): dqkv (B*T, 3C), with `scratch` of the probabilities' shape.
+    pub fn backward(&self, step: &mut Step, dqkv: View, scratch: Scratch, dctx: View, qkv: View, probs: View) -> Result<(), GpuError> {
         self.context_backward(step, dqkv, scratch.dprobs, dctx, qkv, probs)?;
-        let (dscores, dprobs, probs_v) = (self.score_rows(scratch.dscores), self.score_rows(scratch.dprobs), self.score_rows(probs));
-        self.softmax(None).backward(step, dscores, probs_v, dprobs, None)?;
+        self.softmax(None).backward(step, scratch.dscores, probs, scratch.dprobs, None)?;
         self.scores_backward(step, dqkv, scratch.dscores, qkv)
     }
 }
@@ -100,6 +129,6 @@ impl HeadSplit {
 /// [`HeadSplit::backward`].
 #[derive(Clone, Copy, Debug)]
 pub struct Scratch<'a> {
-    pub dprobs: &'a GpuBuf,
-    pub dscores: &'a GpuBuf,
+    pub dprobs: View<'a>,
+    pub dscores: View<'a>,
 }

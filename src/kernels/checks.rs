@@ -12,12 +12,12 @@ use std::pin::Pin;
 use super::adamw::{AdamW, AdamWState, ParamSlice};
 use super::attention::{HeadSplit, Scratch};
 use super::layernorm::{Affine, AffineGrad, BackwardOpts, Fused, FusedBack, LayerNorm, Saved, Stats};
-use super::matmul::{Kernel, Matmul};
+use super::matmul::{Kernel, Matmul, Operand};
 use super::softmax::{Mask, RowKernel, Softmax};
 use super::gelu::Gelu;
 use super::{cpu, cross_entropy, dropout, elementwise, embedding, gelu, softmax};
 use crate::error::Result;
-use crate::gpu::{DType, Gpu, GpuBuf, GpuError, View};
+use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Shape, Step, View};
 
 pub type CheckResult = Result<String>;
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + 'a>>;
@@ -188,7 +188,8 @@ pub async fn pipelines_build_in_error_scope(gpu: &Gpu) -> CheckResult {
 
 pub async fn one_submit_per_step_and_counters(gpu: &Gpu) -> CheckResult {
     // Counters are global to the Gpu; other checks may run concurrently natively, so measure deltas
-    // of this step's own dispatch kinds only through a dedicated step.
+    // of this step's own dispatch kinds only through a dedicated step, and its queue submissions by
+    // its label (no other check's).
     let x = up(gpu, "x", &[1.0; 300])?;
     let y = zeros(gpu, "y", 300)?;
     let before = gpu.counters();
@@ -208,11 +209,15 @@ pub async fn one_submit_per_step_and_counters(gpu: &Gpu) -> CheckResult {
     if (v[0] as f64 - want).abs() > 1e-6 {
         return Err(format!("scaled gelu gave {} not {want}", v[0]).into());
     }
-    let submits = after.submits - before.submits;
+    let submits = after.queue_submits_of("counted") - before.queue_submits_of("counted");
     let gelus = after.dispatches_of("gelu_forward") - before.dispatches_of("gelu_forward");
     let bytes = after.bytes_read_back - before.bytes_read_back;
-    if submits < 1 || gelus < 3 || bytes < 40 {
-        return Err(format!("counters saw {submits} submits, {gelus} gelu dispatches, {bytes} bytes read back").into());
+    if submits != 1 {
+        return Err(format!("the step made {submits} queue submissions, not one").into());
+    }
+    // other checks' dispatches and readbacks may be counted too: at least this step's
+    if gelus < 3 || bytes < 40 {
+        return Err(format!("counters saw {gelus} gelu dispatches, {bytes} bytes read back; the step made 3 and read 40").into());
     }
     Ok(format!("4 dispatches, 1 submit, 40 bytes read back (counters: {submits} submits, {gelus} gelu_forward, {bytes} B)"))
 }
@@ -221,7 +226,7 @@ pub async fn bad_arguments_are_errors(gpu: &Gpu) -> CheckResult {
     let a = zeros(gpu, "a", 10)?;
     let c = zeros(gpu, "c", 10)?;
     let mut step = gpu.begin_step("bad");
-    let r = Matmul::new(4, 4, 4).record(&mut step, &c, &a, &a, None);
+    let r = Matmul::new(4, 4, 4).record(&mut step, c.at([4, 4]), a.at([4, 4]), a.at([4, 4]), None);
     match r {
         Err(GpuError::Shape(m)) if m.contains("needs 16") => {}
         other => return Err(format!("an undersized matmul operand gave {other:?}").into()),
@@ -245,8 +250,49 @@ pub async fn bad_arguments_are_errors(gpu: &Gpu) -> CheckResult {
     if r.is_ok() {
         return Err("a view from element 2 was bound as if from element 0".into());
     }
+    bad_product_views(&mut step, gpu)?;
     step.submit().await?;
-    Ok("undersized operands, bad probabilities and mismatched views are refused with messages".into())
+    Ok("undersized operands, bad probabilities and mismatched views (the matmul's, the attention's and the one-row product's too) are refused with messages".into())
+}
+
+/// The products that take views with offsets (the matmul, attention's products through it, the
+/// one-row product): a shape that disagrees with the descriptor, a view past its buffer's end, a
+/// view from an offset that runs past it, and each with a message that names the kernel and operand.
+fn bad_product_views(step: &mut Step, gpu: &Gpu) -> Result<()> {
+    use super::matvec::Matvec;
+    let refused = |r: std::result::Result<(), GpuError>, want: &[&str], what: &str| -> Result<()> {
+        match r {
+            Err(GpuError::Shape(m)) if want.iter().all(|w| m.contains(w)) => Ok(()),
+            other => Err(format!("{what} gave {other:?}, not a shape error naming {want:?}").into()),
+        }
+    };
+    let (a, z) = (zeros(gpu, "a", 10)?, zeros(gpu, "z", 64)?);
+    let y = zeros(gpu, "y", 64)?;
+    // matmul
+    let r = Matmul::new(2, 5, 1).record(step, y.at([2, 5]), z.at([5, 2]), z.at([1, 5]), None);
+    refused(r, &["matmul", "a is [5, 2]", "[2, 1]"], "a matmul's A as [5, 2] for (2, 1)")?;
+    let r = Matmul::new(2, 2, 2).trans_b().record(step, y.at([2, 2]), z.at([2, 2]), z.at([2, 2]), Some(z.at([3])));
+    refused(r, &["matmul", "bias is [3]", "[2]"], "a matmul's bias of 3 for 2 columns")?;
+    let r = Matmul::new(3, 4, 3).record(step, y.at([3, 4]), z.at([3, 3]), a.at([3, 4]), None);
+    refused(r, &["matmul", "b needs 12", "holds 10"], "a matmul's B of 12 in a buffer of 10")?;
+    let r = Matmul::new(2, 2, 2).record(step, y.at([2, 2]), z.at_off(62, [2, 2]), z.at([2, 2]), None);
+    refused(r, &["matmul", "a needs 4 elements from offset 62"], "a matmul's A from element 62 of 64")?;
+    let row = |ld: usize| Operand { ld, outer: 2 * ld, inner_stride: 0 };
+    let r = Matmul::new(1, 2, 2).starts(0, 0, 3).strided(1, row(2), row(2), row(4)).record(step, y.at([1, 4]), z.at([1, 2]), z.at([2, 2]), None);
+    refused(r, &["matmul", "c reads 2 elements from element 3 of its view [1, 4]"], "a strided C that starts 3 into a view of 4")?;
+    // attention's products: qkv (B*T, 3C) = (2, 6), scores (B*H*T, T) = (2, 2)
+    let hd = HeadSplit { b: 1, t: 2, h: 1, d: 2 };
+    refused(hd.scores(step, y.at([2, 2]), z.at([2, 4])), &["attention scores", "qkv is [2, 4]", "[2, 6]"], "attention's qkv as [2, 4]")?;
+    refused(hd.context(step, y.at([2, 2]), z.at([1, 4]), z.at([2, 6])), &["attention context", "probs is [1, 4]", "[2, 2]"], "attention's probs as [1, 4]")?;
+    refused(hd.scores(step, y.at([2, 2]), a.at([2, 6])), &["matmul", "needs 12", "holds 10"], "attention's qkv of 12 in a buffer of 10")?;
+    refused(hd.scores(step, y.at([2, 2]), z.at_off(60, [2, 6])), &["matmul", "needs 12 elements from offset 60"], "attention's qkv from element 60 of 64")?;
+    // the one-row product: x (1, 4) · W (4, 4)ᵀ
+    let mv = Matvec::new(1, 4, 4, true);
+    refused(mv.record(step, y.at([1, 4]), z.at([4, 1]), z.at([4, 4]), None), &["matvec", "x is [4, 1]", "[1, 4]"], "matvec's x as [4, 1]")?;
+    refused(mv.record(step, y.at([1, 4]), z.at([1, 4]), a.at([4, 4]), None), &["matvec", "W needs 16", "holds 10"], "matvec's W of 16 in a buffer of 10")?;
+    refused(mv.record(step, y.at([1, 4]), z.at([1, 4]), z.at_off(52, [4, 4]), None), &["matvec", "W needs 16 elements from offset 52"], "matvec's W from element 52 of 64")?;
+    refused(mv.record(step, y.at([1, 4]), z.at([1, 4]), z.at_off(2, [4, 4]), None), &["matvec", "4-aligned offset", "offset 2"], "matvec's W from element 2")?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,15 +311,16 @@ async fn matmul_case(gpu: &Gpu, rng: &mut Rng, mm: Matmul, off: usize) -> Result
     let (a64, b64) = (f64s(&a), f64s(&b));
     let want = cpu::matmul(&a64, &b64, None, &mm);
     let abs = cpu::matmul_abs(&a64, &b64, &mm);
-    let mm = mm.offsets(off, off, off);
     let mut worst = 0.0f64;
+    let shape = |rows: usize, cols: usize| -> Shape { if batch == 1 { [rows, cols].into() } else { [batch, rows, cols].into() } };
+    let (sa, sb) = (if ta { shape(k, m) } else { shape(m, k) }, if tb { shape(n, k) } else { shape(k, n) });
     for kernel in Kernel::available(gpu) {
-        if kernel != Kernel::Tiled && !mm.vec4_fits(false) {
+        if kernel != Kernel::Tiled && !mm.vec4_fits([off; 3], None) {
             continue;
         }
         let gc = up(gpu, "c", &vec![7.0; off + batch * m * n])?;
         let mut step = gpu.begin_step("matmul");
-        mm.kernel(kernel).record(&mut step, &gc, &ga, &gb, None)?;
+        mm.kernel(kernel).record(&mut step, gc.at_off(off, shape(m, n)), ga.at_off(off, sa), gb.at_off(off, sb), None)?;
         step.submit().await?;
         let got = read(gpu, &gc).await?;
         if got[..off].iter().any(|&x| x != 7.0) {
@@ -327,8 +374,8 @@ pub async fn matmul_vec4_edges_offsets_all_transposes(gpu: &Gpu) -> CheckResult 
     let mut w = 0.0f64;
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let m = if ta { 36 } else { 37 };
-        let mm = Matmul { trans_a: ta, trans_b: tb, off_a: 8, off_b: 8, off_c: 8, ..Matmul::new(m, 68, 20) };
-        if !mm.vec4_fits(false) {
+        let mm = Matmul { trans_a: ta, trans_b: tb, ..Matmul::new(m, 68, 20) };
+        if !mm.vec4_fits([8; 3], None) {
             return Err(format!("{m}x68x20 ta={ta} tb={tb} should meet the vec4 kernel's contract").into());
         }
         w = w.max(matmul_case(gpu, &mut rng, Matmul { trans_a: ta, trans_b: tb, ..Matmul::new(m, 68, 20).batch(2).alpha(0.9) }, 8).await?);
@@ -369,8 +416,9 @@ async fn matmul_bias_gelu_accumulate_case(gpu: &Gpu, rng: &mut Rng, m: usize, n:
     let gc = zeros(gpu, "c", m * n)?;
     let gacc = up(gpu, "acc", &c0)?;
     let mut step = gpu.begin_step("bias_gelu");
-    Matmul::new(m, n, k).kernel(kernel).trans_b().gelu().record(&mut step, &gc, &ga, &gw, Some(&gbias))?;
-    Matmul::new(m, n, k).kernel(kernel).trans_b().accumulate().record(&mut step, &gacc, &ga, &gw, Some(&gbias))?;
+    let (va, vw, vb) = (ga.at([m, k]), gw.at([n, k]), Some(gbias.at([n])));
+    Matmul::new(m, n, k).kernel(kernel).trans_b().gelu().record(&mut step, gc.at([m, n]), va, vw, vb)?;
+    Matmul::new(m, n, k).kernel(kernel).trans_b().accumulate().record(&mut step, gacc.at([m, n]), va, vw, vb)?;
     step.submit().await?;
     let (a64, w64, b64) = (f64s(&a), f64s(&w), f64s(&bias));
     let want = cpu::matmul(&a64, &w64, Some(&b64), &Matmul::new(m, n, k).trans_b().gelu());
@@ -406,8 +454,8 @@ pub async fn matmul_backward(gpu: &Gpu) -> CheckResult {
     let (ga, gw, gr) = (up(gpu, "a", &a)?, up(gpu, "w", &w)?, up(gpu, "dc", &r)?);
     let (gda, gdw, gdb) = (zeros(gpu, "da", m * k)?, zeros(gpu, "dw", n * k)?, zeros(gpu, "db", n)?);
     let mut step = gpu.begin_step("matmul_backward");
-    Matmul::new(m, k, n).record(&mut step, &gda, &gr, &gw, None)?;
-    Matmul::new(n, k, m).trans_a().record(&mut step, &gdw, &gr, &ga, None)?;
+    Matmul::new(m, k, n).record(&mut step, gda.at([m, k]), gr.at([m, n]), gw.at([n, k]), None)?;
+    Matmul::new(n, k, m).trans_a().record(&mut step, gdw.at([n, k]), gr.at([m, n]), ga.at([m, k]), None)?;
     elementwise::bias_grad(&mut step, gdb.at([n]), gr.at([m, n]))?;
     step.submit().await?;
     let (gpu_da, gpu_dw, gpu_db) = (read(gpu, &gda).await?, read(gpu, &gdw).await?, read(gpu, &gdb).await?);
@@ -423,7 +471,7 @@ pub async fn matmul_backward(gpu: &Gpu) -> CheckResult {
         let gc = zeros(gpu, "c", m * n)?;
         let gbias = up(gpu, "bias", &bias)?;
         let mut step = gpu.begin_step("matmul_fd");
-        Matmul::new(m, n, k).trans_b().record(&mut step, &gc, &ax, &gw, Some(&gbias))?;
+        Matmul::new(m, n, k).trans_b().record(&mut step, gc.at([m, n]), ax.at([m, k]), gw.at([n, k]), Some(gbias.at([n])))?;
         step.submit().await?;
         l[s] = dot(&read(gpu, &gc).await?, &r64);
     }
@@ -878,9 +926,10 @@ pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
         let (gs, gctx, gdqkv) = (zeros(gpu, "s", b * h * t * t)?, zeros(gpu, "ctx", b * t * c)?, up(gpu, "dqkv", &sentinel)?);
         let mut step = gpu.begin_step("heads_in_place");
         let st = |m: Matmul| m.kernel(kernel);
-        st(Matmul::new(t, t, d).batch(b * h).trans_b().offsets(0, c, 0).strided(h, hd.tokens(3 * c), hd.tokens(3 * c), hd.blocks(t, t))).record(&mut step, &gs, &gqkv, &gqkv, None)?;
-        st(Matmul::new(t, d, t).batch(b * h).offsets(0, 2 * c, 0).strided(h, hd.blocks(t, t), hd.tokens(3 * c), hd.tokens(c))).record(&mut step, &gctx, &gp, &gqkv, None)?;
-        st(Matmul::new(t, d, t).batch(b * h).trans_a().offsets(0, 0, 2 * c).strided(h, hd.blocks(t, t), hd.tokens(c), hd.tokens(3 * c))).record(&mut step, &gdqkv, &gp, &gdctx, None)?;
+        let (qkv, p) = (hd.qkv_rows(&gqkv), hd.score_rows(&gp));
+        st(Matmul::new(t, t, d).batch(b * h).trans_b().starts(0, c, 0).strided(h, hd.tokens(3 * c), hd.tokens(3 * c), hd.blocks(t, t))).record(&mut step, hd.score_rows(&gs), qkv, qkv, None)?;
+        st(Matmul::new(t, d, t).batch(b * h).starts(0, 2 * c, 0).strided(h, hd.blocks(t, t), hd.tokens(3 * c), hd.tokens(c))).record(&mut step, hd.ctx_rows(&gctx), p, qkv, None)?;
+        st(Matmul::new(t, d, t).batch(b * h).trans_a().starts(0, 0, 2 * c).strided(h, hd.blocks(t, t), hd.tokens(c), hd.tokens(3 * c))).record(&mut step, hd.qkv_rows(&gdqkv), p, hd.ctx_rows(&gdctx), None)?;
         step.submit().await?;
         let name = format!("{kernel:?}");
         worst = worst.max(close(&format!("{name} Q K^T per head"), &read(gpu, &gs).await?, &s_ref, |i| 1e-5 * (1.0 + s_ref[i].abs()))?);
@@ -929,7 +978,7 @@ pub async fn attention_forward(gpu: &Gpu) -> CheckResult {
     let (gqkv, gm) = (up(gpu, "qkv", &fuse_qkv(&q, &k, &v, b, h, t, d))?, up(gpu, "mask", &mask)?);
     let (ctx, probs, scores) = (zeros(gpu, "ctx", b * h * t * d)?, zeros(gpu, "probs", b * h * t * t)?, zeros(gpu, "scores", b * h * t * t)?);
     let mut step = gpu.begin_step("attention");
-    hd.forward(&mut step, &ctx, &probs, &scores, &gqkv, Some(&gm))?;
+    hd.forward(&mut step, hd.ctx_rows(&ctx), hd.score_rows(&probs), hd.score_rows(&scores), hd.qkv_rows(&gqkv), Some(&gm))?;
     step.submit().await?;
     let (wp, wc) = cpu::attention(&f64s(&q), &f64s(&k), &f64s(&v), Some(&mask64(&mask)), hd);
     let gp = read(gpu, &probs).await?;
@@ -972,8 +1021,9 @@ pub async fn attention_backward(gpu: &Gpu) -> CheckResult {
     let gdqkv = zeros(gpu, "dqkv", 3 * n)?;
     let (dp, ds) = (zeros(gpu, "dprobs", b * h * t * t)?, zeros(gpu, "dscores", b * h * t * t)?);
     let mut step = gpu.begin_step("attention_backward");
-    hd.forward(&mut step, &ctx, &probs, &scores, &gqkv, Some(&gm))?;
-    hd.backward(&mut step, &gdqkv, Scratch { dprobs: &dp, dscores: &ds }, &gr, &gqkv, &probs)?;
+    let (vctx, vprobs, vscores, vqkv) = (hd.ctx_rows(&ctx), hd.score_rows(&probs), hd.score_rows(&scores), hd.qkv_rows(&gqkv));
+    hd.forward(&mut step, vctx, vprobs, vscores, vqkv, Some(&gm))?;
+    hd.backward(&mut step, hd.qkv_rows(&gdqkv), Scratch { dprobs: hd.score_rows(&dp), dscores: hd.score_rows(&ds) }, hd.ctx_rows(&gr), vqkv, vprobs)?;
     step.submit().await?;
     let dqkv = f64s(&read(gpu, &gdqkv).await?);
     let part = |i: usize| cpu::split_heads(&dqkv, hd, 3 * c, i * c);
@@ -987,7 +1037,7 @@ pub async fn attention_backward(gpu: &Gpu) -> CheckResult {
     for (s, sign) in [1.0, -1.0].iter().enumerate() {
         let gqs = up(gpu, "qkv±", &fuse_qkv(&shift(&q, &u, sign * fe), &k, &v, b, h, t, d))?;
         let mut step = gpu.begin_step("attention_fd");
-        hd.forward(&mut step, &ctx, &probs, &scores, &gqs, Some(&gm))?;
+        hd.forward(&mut step, vctx, vprobs, vscores, hd.qkv_rows(&gqs), Some(&gm))?;
         step.submit().await?;
         l[s] = dot(&read(gpu, &ctx).await?, &f64s(&r_tok));
     }
@@ -1260,13 +1310,14 @@ pub async fn matvec_layouts_splits_offsets(gpu: &Gpu) -> CheckResult {
                 let want = cpu::matmul(&x64, &w64, bias.then_some(&b64[..]), &Matmul { trans_b: trans_w, ..Matmul::new(rows, n, k) });
                 let abs = cpu::matmul_abs(&x64, &w64, &Matmul { trans_b: trans_w, ..Matmul::new(rows, n, k) });
                 for split in Split::ALL {
-                    let mv = Matvec { x_off, y_off, off_w, off_bias: 4, ..Matvec::new(rows, n, k, trans_w) }.split(split);
-                    if !mv.fits() {
+                    let mv = Matvec::new(rows, n, k, trans_w).split(split);
+                    if !mv.fits(off_w) {
                         return Err(format!("matvec {rows}x{n}x{k} trans_w={trans_w} should fit its kernel").into());
                     }
                     let gy = up(gpu, "y", &vec![7.0; y_off + rows * n + 3])?;
                     let mut step = gpu.begin_step("matvec");
-                    mv.record(&mut step, &gy, &gx, &gw, bias.then_some(&gb))?;
+                    let vw = gw.at_off(off_w, if trans_w { [n, k] } else { [k, n] });
+                    mv.record(&mut step, gy.at_off(y_off, [rows, n]), gx.at_off(x_off, [rows, k]), vw, bias.then(|| gb.at_off(4, [n])))?;
                     step.submit().await?;
                     let got = read(gpu, &gy).await?;
                     if got[..y_off].iter().chain(&got[y_off + rows * n..]).any(|&v| v != 7.0) {
@@ -1281,7 +1332,7 @@ pub async fn matvec_layouts_splits_offsets(gpu: &Gpu) -> CheckResult {
     }
     let mut step = gpu.begin_step("matvec-bad");
     let (a, b) = (zeros(gpu, "a", 64)?, zeros(gpu, "b", 64)?);
-    if Matvec::new(1, 6, 5, true).record(&mut step, &b, &a, &a, None).is_ok() {
+    if Matvec::new(1, 6, 5, true).record(&mut step, b.at([1, 6]), a.at([1, 5]), a.at([6, 5]), None).is_ok() {
         return Err("a (N, K) weight with K = 5 (not whole vec4s) was accepted".into());
     }
     drop(step);

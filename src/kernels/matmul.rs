@@ -7,8 +7,8 @@
 //! kernel where the device has it, else the vec4 kernel on a software adapter, when the shapes allow
 //! it; the tiled one otherwise.
 
-use super::{need, u32_of};
-use crate::gpu::{GpuBuf, GpuError, KernelId, Step};
+use super::u32_of;
+use crate::gpu::{expect_shape, GpuBuf, GpuError, KernelId, Shape, Step, View};
 use crate::shaders::params::matmul::Params;
 
 pub const MATMUL: KernelId = KernelId::new("matmul", "matmul", &[1, 2, 3, 4]);
@@ -82,6 +82,7 @@ impl Variant {
 
 /// `c[b] = alpha * op(a[b]) @ op(b[b]) (+ bias) (-> gelu) (+ c[b] if accumulate)`, for `batch` matrices
 /// laid out one after another, or as [`Matmul::strided`] says. op(a) is (m, k), op(b) is (k, n), c is (m, n), all row-major.
+/// The operands are views ([`Matmul::record`]), which say where in their buffers they are.
 #[derive(Clone, Copy, Debug)]
 pub struct Matmul {
     pub m: usize,
@@ -95,10 +96,10 @@ pub struct Matmul {
     pub alpha: f32,
     pub gelu: bool,
     pub accumulate: bool,
-    pub off_a: usize,
-    pub off_b: usize,
-    pub off_c: usize,
-    pub off_bias: usize,
+    /// Where A, B and C begin inside their views: with a [`Matmul::strided`] layout that reads a block
+    /// of a wider matrix (a head's columns of the fused qkv, one shard's columns of the logits); 0
+    /// otherwise.
+    pub starts: [usize; 3],
     pub kernel: Kernel,
     /// Two-level batches: (inner count, layouts of A, B, C). None: each operand's matrices packed
     /// one after another.
@@ -117,10 +118,7 @@ impl Matmul {
             alpha: 1.0,
             gelu: false,
             accumulate: false,
-            off_a: 0,
-            off_b: 0,
-            off_c: 0,
-            off_bias: 0,
+            starts: [0; 3],
             kernel: Kernel::Auto,
             strided: None,
         }
@@ -131,10 +129,9 @@ impl Matmul {
         self.strided = Some((inner, [a, b, c]));
         self
     }
-    pub fn offsets(mut self, a: usize, b: usize, c: usize) -> Self {
-        self.off_a = a;
-        self.off_b = b;
-        self.off_c = c;
+    /// Where A, B and C begin inside their views (see [`Matmul::starts`]).
+    pub fn starts(mut self, a: usize, b: usize, c: usize) -> Self {
+        self.starts = [a, b, c];
         self
     }
 
@@ -160,11 +157,12 @@ impl Matmul {
         self
     }
 
-    /// Whether matmul_vec4.wgsl's contract holds: every stored row is whole vec4s (K, N, and M when A
-    /// is stored transposed, multiples of 4; B stored (N, K) needs only K) and every offset is a multiple of 4.
-    pub fn vec4_fits(&self, bias: bool) -> bool {
+    /// Whether matmul_vec4.wgsl's contract holds with A, B, C and the bias (when there is one) at
+    /// elements `offsets` of their buffers: every stored row is whole vec4s (K, N, and M when A is
+    /// stored transposed, multiples of 4; B stored (N, K) needs only K) and every offset is a multiple of 4.
+    pub fn vec4_fits(&self, offsets: [usize; 3], bias: Option<usize>) -> bool {
         let m4 = self.m % 4 == 0 || !self.trans_a;
-        let offs = self.off_a % 4 == 0 && self.off_b % 4 == 0 && self.off_c % 4 == 0 && (!bias || self.off_bias % 4 == 0);
+        let offs = offsets.iter().all(|o| o % 4 == 0) && bias.is_none_or(|o| o % 4 == 0);
         let (_, ops) = self.layouts();
         let pitches = ops.iter().all(|o| o.ld % 4 == 0 && o.outer % 4 == 0 && o.inner_stride % 4 == 0);
         self.k % 4 == 0 && self.n % 4 == 0 && m4 && offs && pitches && self.m > 0 && self.n > 0
@@ -198,26 +196,44 @@ impl Matmul {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64 * self.batch as f64
     }
 
-    pub fn record(&self, step: &mut Step, c: &GpuBuf, a: &GpuBuf, b: &GpuBuf, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
+    /// Records the product into `c` from `a`, `b` and the bias (n), each a view: packed (no
+    /// [`Matmul::strided`] layout), of its stored shape, `[rows, cols]` for a batch of one or
+    /// `[batch, rows, cols]`; strided, the wider matrix whose rows are the layout's (`ld` its last
+    /// dimension), read from [`Matmul::starts`] on and not past its end. The buffers' offsets are
+    /// the views'.
+    pub fn record(&self, step: &mut Step, c: View, a: View, b: View, bias: Option<View>) -> Result<(), GpuError> {
+        const K: &str = "matmul";
         let (m, n, k, bt) = (self.m, self.n, self.k, self.batch);
         let (inner, ops) = self.layouts();
         if inner == 0 || bt % inner != 0 {
-            return Err(GpuError::Shape(format!("matmul: a batch of {bt} is not whole groups of {inner}")));
+            return Err(GpuError::Shape(format!("{K}: a batch of {bt} is not whole groups of {inner}")));
         }
         let stored = self.stored();
-        for (i, (buf, off)) in [(a, self.off_a), (b, self.off_b), (c, self.off_c)].into_iter().enumerate() {
-            let (o, (rows, cols)) = (ops[i], stored[i]);
+        let mut offs = [0; 3];
+        for (i, v) in [a, b, c].into_iter().enumerate() {
+            let (o, (rows, cols), start) = (ops[i], stored[i], self.starts[i]);
             let name = ["a", "b", "c"][i];
             if o.ld < cols {
-                return Err(GpuError::Shape(format!("matmul: {name}'s rows are {} apart but {cols} long", o.ld)));
+                return Err(GpuError::Shape(format!("{K}: {name}'s rows are {} apart but {cols} long", o.ld)));
+            }
+            if self.strided.is_none() {
+                let want: Shape = if bt == 1 { [rows, cols].into() } else { [bt, rows, cols].into() };
+                expect_shape(K, name, &v, want)?;
+            } else if v.cols() != o.ld {
+                return Err(GpuError::Shape(format!("{K}: {name}'s rows are {} apart but its view {} has rows of {}", o.ld, v.shape, v.cols())));
             }
             // the last element of the last matrix, plus one
             let extent = if rows == 0 || cols == 0 || bt == 0 { 0 } else { (bt / inner - 1) * o.outer + (inner - 1) * o.inner_stride + (rows - 1) * o.ld + cols };
-            need("matmul", name, buf, off, extent)?;
+            if start + extent > v.numel() {
+                return Err(GpuError::Shape(format!("{K}: {name} reads {extent} elements from element {start} of its view {}, which holds {}", v.shape, v.numel())));
+            }
+            offs[i] = v.check(K, name)?.off + start;
         }
-        if let Some(bias) = bias {
-            need("matmul", "bias", bias, self.off_bias, n)?;
+        if let Some(bias) = &bias {
+            expect_shape(K, "bias", bias, [n])?;
+            bias.check(K, "bias")?;
         }
+        let off_bias = bias.map(|b| b.off);
         let p = Params {
             m: u32_of("matmul", m)?,
             n: u32_of("matmul", n)?,
@@ -227,10 +243,10 @@ impl Matmul {
             stride_b: u32_of("matmul", ops[1].outer)?,
             stride_c: u32_of("matmul", ops[2].outer)?,
             alpha: self.alpha,
-            off_a: u32_of("matmul", self.off_a)?,
-            off_b: u32_of("matmul", self.off_b)?,
-            off_c: u32_of("matmul", self.off_c)?,
-            off_bias: u32_of("matmul", self.off_bias)?,
+            off_a: u32_of("matmul", offs[0])?,
+            off_b: u32_of("matmul", offs[1])?,
+            off_c: u32_of("matmul", offs[2])?,
+            off_bias: u32_of("matmul", off_bias.unwrap_or(0))?,
             lda: u32_of("matmul", ops[0].ld)?,
             ldb: u32_of("matmul", ops[1].ld)?,
             ldc: u32_of("matmul", ops[2].ld)?,
@@ -241,7 +257,7 @@ impl Matmul {
         };
         let dummy = GpuBuf { buf: step.gpu().dummy.clone(), off: 0, len: 4, dtype: crate::gpu::DType::F32 };
         let consts = Variant { trans_a: self.trans_a, trans_b: self.trans_b, bias: bias.is_some(), gelu: self.gelu, accumulate: self.accumulate }.constants();
-        let fits = self.vec4_fits(bias.is_some());
+        let fits = self.vec4_fits(offs, off_bias);
         let info = &step.gpu().info;
         let kernel = match self.kernel {
             Kernel::Auto if fits && info.subgroup8 => Kernel::Subgroup,
@@ -254,12 +270,12 @@ impl Matmul {
                 return Err(GpuError::Shape(format!(
                     "matmul_{} needs K, N (and M when A is transposed) and every offset to be multiples of 4; got m={m} n={n} k={k} trans_a={} offsets {}/{}/{}/{}",
                     if self.kernel == Kernel::Vec4 { "vec4" } else { "subgroup" },
-                    self.trans_a, self.off_a, self.off_b, self.off_c, self.off_bias
+                    self.trans_a, offs[0], offs[1], offs[2], off_bias.unwrap_or(0)
                 )))
             }
             k => k,
         };
-        let buffers = [a, b, bias.unwrap_or(&dummy), c];
+        let buffers = [a.buf, b.buf, bias.map_or(&dummy, |b| b.buf), c.buf];
         let (id, rows, cols) = kernel.shader().expect("Auto is resolved above");
         step.dispatch(id, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, bt as u32])
     }

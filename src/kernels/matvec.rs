@@ -2,8 +2,8 @@
 //! weight once per row instead of tiling for many rows, and attention of one new query over a
 //! key-value cache (shaders/attention_cached.wgsl).
 
-use super::{grid, need, u32_of};
-use crate::gpu::{expect_shape, Gpu, GpuBuf, GpuError, GpuTex, KernelId, Step, View};
+use super::{grid, u32_of};
+use crate::gpu::{expect_shape, Gpu, GpuError, GpuTex, KernelId, Step, View};
 use crate::shaders::params::matvec::{AttnParams, MatvecParams, PackedParams};
 
 pub const MATVEC: KernelId = KernelId::new("matvec", "matvec", &[1, 2, 3, 4]);
@@ -43,31 +43,28 @@ impl Split {
     pub const ALL: [Split; 2] = [Split::Threads, Split::Workgroup];
 }
 
-/// y[y_off + r*N + n] = x[x_off + r*K ..] · W(:, n) (+ bias), for `rows` rows. `trans_w`: W stored
-/// (N, K) as torch's Linear (else (K, N) as GPT-2's Conv1D). W's offset must be a multiple of 4,
-/// and K (with `trans_w`) or N (without) too: [`Matvec::fits`].
+/// y (rows, N) = x (rows, K) · W (+ bias (N)), each a view starting anywhere in its buffer.
+/// `trans_w`: W stored (N, K) as torch's Linear (else (K, N) as GPT-2's Conv1D). W's offset must be
+/// a multiple of 4, and K (with `trans_w`) or N (without) too: [`Matvec::fits`].
 #[derive(Clone, Copy, Debug)]
 pub struct Matvec {
     pub rows: usize,
     pub n: usize,
     pub k: usize,
     pub trans_w: bool,
-    pub x_off: usize,
-    pub y_off: usize,
-    pub off_w: usize,
-    pub off_bias: usize,
     pub split: Split,
 }
 
 impl Matvec {
     pub fn new(rows: usize, n: usize, k: usize, trans_w: bool) -> Matvec {
-        Matvec { rows, n, k, trans_w, x_off: 0, y_off: 0, off_w: 0, off_bias: 0, split: Split::Auto }
+        Matvec { rows, n, k, trans_w, split: Split::Auto }
     }
 
-    /// Whether the kernel's vec4 loads of W fit this shape: whole vec4s along each stored row.
-    pub fn fits(&self) -> bool {
+    /// Whether the kernel's vec4 loads of W fit this shape with W at element `off_w` of its buffer:
+    /// whole vec4s along each stored row.
+    pub fn fits(&self, off_w: usize) -> bool {
         let along = if self.trans_w { self.k } else { self.n };
-        along % 4 == 0 && self.off_w % 4 == 0 && self.n > 0 && self.k > 0
+        along % 4 == 0 && off_w % 4 == 0 && self.n > 0 && self.k > 0
     }
 
     pub fn split(mut self, split: Split) -> Self {
@@ -75,30 +72,34 @@ impl Matvec {
         self
     }
 
-    pub fn record(&self, step: &mut Step, y: &GpuBuf, x: &GpuBuf, w: &GpuBuf, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
-        if !self.fits() {
+    /// Records y (rows, N) = x (rows, K) · W (+ bias (N)), the views of those shapes (W (N, K) with
+    /// `trans_w`, else (K, N)).
+    pub fn record(&self, step: &mut Step, y: View, x: View, w: View, bias: Option<View>) -> Result<(), GpuError> {
+        const K: &str = "matvec";
+        let (rows, n, k) = (self.rows, self.n, self.k);
+        expect_shape(K, "y", &y, [rows, n])?;
+        expect_shape(K, "x", &x, [rows, k])?;
+        expect_shape(K, "W", &w, if self.trans_w { [n, k] } else { [k, n] })?;
+        if let Some(b) = &bias {
+            expect_shape(K, "bias", b, [n])?;
+        }
+        if !self.fits(w.off) {
             return Err(GpuError::Shape(format!(
-                "matvec: W ({}) needs whole vec4s along its rows and a 4-aligned offset (n {}, k {}, offset {})",
+                "{K}: W ({}) needs whole vec4s along its rows and a 4-aligned offset (n {n}, k {k}, offset {})",
                 if self.trans_w { "N, K" } else { "K, N" },
-                self.n,
-                self.k,
-                self.off_w
+                w.off
             )));
         }
-        need("matvec", "x", x, self.x_off, self.rows * self.k)?;
-        need("matvec", "y", y, self.y_off, self.rows * self.n)?;
-        need("matvec", "W", w, self.off_w, self.n * self.k)?;
-        if let Some(b) = bias {
-            need("matvec", "bias", b, self.off_bias, self.n)?;
-        }
+        let (y, x, w) = (y.check(K, "y")?, x.check(K, "x")?, w.check(K, "W")?);
+        let bias = bias.map(|b| b.check(K, "bias")).transpose()?;
         let (tx, ty) = self.split.shape(step);
         let per_group = if self.trans_w { tx as usize } else { 4 * tx as usize };
-        let u = |v: usize| u32_of("matvec", v);
-        let p = MatvecParams { rows: u(self.rows)?, n: u(self.n)?, k: u(self.k)?, x_off: u(self.x_off)?, y_off: u(self.y_off)?, off_w: u(self.off_w)?, off_bias: u(self.off_bias)? };
+        let u = |v: usize| u32_of(K, v);
+        let p = MatvecParams { rows: u(rows)?, n: u(n)?, k: u(k)?, x_off: u(x.off)?, y_off: u(y.off)?, off_w: u(w.off)?, off_bias: u(bias.map_or(0, |b| b.off))? };
         let f = |b: bool| if b { 1.0 } else { 0.0 };
         let consts = [("TRANS_W", f(self.trans_w)), ("HAS_BIAS", f(bias.is_some())), ("TX", tx as f64), ("TY", ty as f64)];
         // without a bias the weight stands in for the unused binding
-        step.dispatch(MATVEC, &consts, bytemuck::bytes_of(&p), &[x, w, bias.unwrap_or(w), y], grid(self.n, per_group))
+        step.dispatch(MATVEC, &consts, bytemuck::bytes_of(&p), &[x.buf, w.buf, bias.map_or(w.buf, |b| b.buf), y.buf], grid(n, per_group))
     }
 }
 
@@ -106,22 +107,13 @@ impl Matvec {
 /// anywhere in its buffer: the one-row kernel when its vec4 loads fit the weight, else the matmul (any
 /// shape), as `Kernel::Auto` picks among the matmuls.
 pub fn one_row(step: &mut Step, y: View, x: View, w: View, b: Option<View>, trans_w: bool) -> Result<(), GpuError> {
-    const K: &str = "matvec";
-    let (n, k) = (y.cols(), x.cols());
-    expect_shape(K, "y", &y, [1, n])?;
-    expect_shape(K, "x", &x, [1, k])?;
-    expect_shape(K, "W", &w, if trans_w { [n, k] } else { [k, n] })?;
-    if let Some(b) = &b {
-        expect_shape(K, "bias", b, [n])?;
+    let mv = Matvec::new(1, y.cols(), x.cols(), trans_w);
+    if mv.fits(w.off) {
+        return mv.record(step, y, x, w, b);
     }
-    let mv = Matvec { x_off: x.off, y_off: y.off, off_w: w.off, off_bias: b.map_or(0, |b| b.off), ..Matvec::new(1, n, k, trans_w) };
-    if mv.fits() {
-        return mv.record(step, y.buf, x.buf, w.buf, b.map(|b| b.buf));
-    }
-    let mut mm = super::matmul::Matmul::new(1, n, k).offsets(x.off, w.off, y.off);
+    let mut mm = super::matmul::Matmul::new(1, mv.n, mv.k);
     mm.trans_b = trans_w;
-    mm.off_bias = mv.off_bias;
-    mm.record(step, y.buf, x.buf, w.buf, b.map(|b| b.buf))
+    mm.record(step, y, x, w, b)
 }
 
 /// One query over the `n` positions of `cache` (n, 3C): rows of q|k|v per position, the query being

@@ -1,7 +1,8 @@
-//! One Rust file per shader under `shaders/`: its uniform struct (declared once for Rust and WGSL,
-//! [`crate::gpu::uniform`]), its bindings and its dispatch math. Every function records into a
-//! [`Step`], takes its tensors as [`crate::gpu::View`]s (or a descriptor such as [`matmul::Matmul`]
-//! that carries their shapes) and returns shape errors as values; nothing here reads back.
+//! One Rust file per shader under `shaders/`: its bindings and its dispatch math, filling the uniform
+//! struct its shader reads (declared once for Rust and WGSL in [`crate::shaders::params`] with
+//! [`crate::shaders::uniform::uniform!`]). Every function records into a [`crate::gpu::Step`], takes
+//! its tensors as [`crate::gpu::View`]s (or a descriptor such as [`matmul::Matmul`] that carries
+//! their shapes) and returns shape errors as values; nothing here reads back.
 //! Naming follows llm.c: outputs first, then inputs, then weights.
 
 pub mod adamw;

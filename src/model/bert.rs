@@ -105,6 +105,8 @@ pub struct Model {
     pub(super) packed_decoding: Option<bool>,
     /// A smaller shard size for the word embedding than the device's binding limit (tests).
     pub(super) word_shard_bytes: Option<u64>,
+    /// A smaller limit for one layer's key-value cache than the device's binding limit (tests).
+    pub(super) cache_binding_bytes: Option<u64>,
     /// The mode of the pass being recorded (forward, then its backward): where the LoRA adapters'
     /// input dropout takes its probability and seeds.
     pub(super) pass: std::cell::Cell<Mode>,
@@ -130,7 +132,7 @@ impl Model {
         let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
         let pooling = if cfg.is_decoder { Pooling::Last } else { Pooling::Cls };
-        Ok((Model { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, packed_decoding: None, word_shard_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))
+        Ok((Model { cfg, heads, params, handles, acts: None, mlm_acts: None, opt_state: None, pooling, decode: None, packed_decoding: None, word_shard_bytes: None, cache_binding_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;

@@ -70,6 +70,13 @@ pub fn cache_bytes(cfg: &super::ModelConfig, positions: usize) -> (u64, u64) {
 }
 
 impl Model {
+    /// Refuses a key-value cache of more than `bytes` per layer even where the device's storage
+    /// binding allows more, as a device with bindings of `bytes` would: for tests, which check the
+    /// refusal on any device.
+    pub fn limit_cache_binding(&mut self, bytes: u64) {
+        self.cache_binding_bytes = Some(bytes);
+    }
+
     /// Cache and activations for `cap` positions and draws of up to `k` candidates.
     fn ensure_decode(&mut self, gpu: &Gpu, cap: usize, k: usize) -> Result<(), Error> {
         let packed = self.packed_decoding.unwrap_or_else(|| packed_by_default(gpu));
@@ -79,7 +86,7 @@ impl Model {
         let (cap, k) = self.decode.as_ref().map(|d| (d.cap.max(cap), d.k_cap.max(k))).unwrap_or((cap, k));
         let cfg = &self.cfg;
         let (per, total) = cache_bytes(cfg, cap);
-        let limit = gpu.info.max_storage_buffer_binding_size;
+        let limit = gpu.info.max_storage_buffer_binding_size.min(self.cache_binding_bytes.unwrap_or(u64::MAX));
         if per > limit {
             return Err(Error::Limit(format!(
                 "the key-value cache for {cap} positions needs {per} bytes per layer ({total} for {} layers); this device allows {limit} per storage binding: ask for fewer new tokens or a shorter prompt",

@@ -49,7 +49,8 @@ impl Model {
         } else if self.heads.num_labels > 0 {
             let nl = self.heads.num_labels;
             let src = if mean {
-                Matmul::new(b, c, bt).record(step, &a.mean, batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?, last, None)?;
+                let pool = batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?;
+                Matmul::new(b, c, bt).record(step, a.mean.at([b, c]), pool.at([b, bt]), last.at([bt, c]), None)?;
                 &a.mean
             } else {
                 &a.pooled
@@ -121,7 +122,8 @@ impl Model {
                 self.linear_backward(step, encoder_needs_grad.then_some((&a.d_mean, false)), &a.d_cls_logits, input, need(&hh.classifier)?, b)?;
             }
             if encoder_needs_grad {
-                Matmul::new(bt, c, b).trans_a().accumulate().record(step, &a.d_x, batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?, &a.d_mean, None)?;
+                let pool = batch.pool.get().ok_or_else(|| GpuError::Shape("mean pooling without its matrix".into()))?;
+                Matmul::new(bt, c, b).trans_a().accumulate().record(step, a.d_x.at([bt, c]), pool.at([b, bt]), a.d_mean.at([b, c]), None)?;
             }
         }
         if cls_used && self.pooling == Pooling::Last {

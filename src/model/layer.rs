@@ -20,7 +20,7 @@ impl Model {
         let (la, x, lp) = (&a.layers[l], &a.x[l], &self.bert_parts().1[l]);
         // one projection to (B*T, 3C): the query, key and value weights side by side
         let qkv = self.qkv(lp)?;
-        Matmul::new(bt, 3 * c, c).trans_b().record(step, &la.qkv, x, &qkv.w, Some(&qkv.b))?;
+        Matmul::new(bt, 3 * c, c).trans_b().record(step, la.qkv.at([bt, 3 * c]), x.at([bt, c]), qkv.w.at([3 * c, c]), Some(qkv.b.at([3 * c])))?;
         for lo in lp.qkv_lora.iter().flatten() {
             self.lora_forward(step, &la.qkv, 3 * c, x, bt, lo)?;
         }
@@ -72,13 +72,13 @@ impl Model {
         }
         let qkv = self.qkv(lp)?;
         if let Some(dw) = &qkv.dw {
-            Matmul::new(3 * c, c, bt).trans_a().accumulate().record(step, dw, &a.dqkv, x, None)?;
+            Matmul::new(3 * c, c, bt).trans_a().accumulate().record(step, dw.at([3 * c, c]), a.dqkv.at([bt, 3 * c]), x.at([bt, c]), None)?;
         }
         if let Some(db) = &qkv.db {
             elementwise::bias_grad(step, db.at([3 * c]), a.dqkv.at([bt, 3 * c]))?;
         }
         if input_needed {
-            Matmul::new(bt, c, 3 * c).accumulate().record(step, &a.d_x, &a.dqkv, &qkv.w, None)?;
+            Matmul::new(bt, c, 3 * c).accumulate().record(step, a.d_x.at([bt, c]), a.dqkv.at([bt, 3 * c]), qkv.w.at([3 * c, c]), None)?;
         }
         for lo in lp.qkv_lora.iter().flatten() {
             self.lora_backward(step, input_needed.then_some(&a.d_x), (&a.dqkv, 3 * c), x, bt, lo)?;

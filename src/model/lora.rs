@@ -56,14 +56,15 @@ impl Model {
         let (t, _) = self.lora_scratch()?;
         let p = &self.params;
         let x = self.lora_input(step, x, rows, lo)?;
-        Matmul::new(rows, lo.r, lo.inp).trans_b().record(step, t, x, p.value(lo.a), None)?;
+        let (t, wa, wb) = (t.at([rows, lo.r]), p.value(lo.a).at([lo.r, lo.inp]), p.value(lo.b).at([lo.out, lo.r]));
+        Matmul::new(rows, lo.r, lo.inp).trans_b().record(step, t, x.at([rows, lo.inp]), wa, None)?;
         Matmul::new(rows, lo.out, lo.r)
             .trans_b()
             .accumulate()
             .alpha(self.lora_scale())
-            .offsets(0, 0, lo.col)
+            .starts(0, 0, lo.col)
             .strided(1, rows_of(rows, lo.r), rows_of(lo.out, lo.r), rows_of(rows, ld))
-            .record(step, y, t, p.value(lo.b), None)
+            .record(step, y.at([rows, ld]), t, wb, None)
     }
 
     /// The backward of [`Model::lora_forward`] from `dy` (its buffer, and how wide its rows are):
@@ -72,33 +73,35 @@ impl Model {
         let (t, dt) = self.lora_scratch()?;
         let (p, s, dy_cols) = (&self.params, self.lora_scale(), rows_of(rows, ld));
         let (ga, gb) = (p.grad_of(lo.a), p.grad_of(lo.b));
-        let x = self.lora_input(step, x, rows, lo)?;
+        let x = self.lora_input(step, x, rows, lo)?.at([rows, lo.inp]);
+        let (t, dt, dy) = (t.at([rows, lo.r]), dt.at([rows, lo.r]), dy.at([rows, ld]));
+        let (wa, wb) = (p.value(lo.a).at([lo.r, lo.inp]), p.value(lo.b).at([lo.out, lo.r]));
         if gb.is_some() {
-            Matmul::new(rows, lo.r, lo.inp).trans_b().record(step, t, x, p.value(lo.a), None)?;
+            Matmul::new(rows, lo.r, lo.inp).trans_b().record(step, t, x, wa, None)?;
         }
         if let Some(db) = gb {
             // dB (out, r) = s · dy[:, cols]ᵀ t
-            Matmul::new(lo.out, lo.r, rows).trans_a().accumulate().alpha(s).offsets(lo.col, 0, 0).strided(1, dy_cols, rows_of(rows, lo.r), rows_of(lo.out, lo.r)).record(step, db, dy, t, None)?;
+            Matmul::new(lo.out, lo.r, rows).trans_a().accumulate().alpha(s).starts(lo.col, 0, 0).strided(1, dy_cols, rows_of(rows, lo.r), rows_of(lo.out, lo.r)).record(step, db.at([lo.out, lo.r]), dy, t, None)?;
         }
         if ga.is_none() && dx.is_none() {
             return Ok(());
         }
         // dt (rows, r) = s · dy[:, cols] B
-        Matmul::new(rows, lo.r, lo.out).alpha(s).offsets(lo.col, 0, 0).strided(1, dy_cols, rows_of(lo.out, lo.r), rows_of(rows, lo.r)).record(step, dt, dy, p.value(lo.b), None)?;
+        Matmul::new(rows, lo.r, lo.out).alpha(s).starts(lo.col, 0, 0).strided(1, dy_cols, rows_of(lo.out, lo.r), rows_of(rows, lo.r)).record(step, dt, dy, wb, None)?;
         if let Some(da) = ga {
-            Matmul::new(lo.r, lo.inp, rows).trans_a().accumulate().record(step, da, dt, x, None)?;
+            Matmul::new(lo.r, lo.inp, rows).trans_a().accumulate().record(step, da.at([lo.r, lo.inp]), dt, x, None)?;
         }
         let Some(dx) = dx else { return Ok(()) };
         let drop = self.lora_drop(lo);
         if drop.prob == 0.0 {
-            return Matmul::new(rows, lo.inp, lo.r).accumulate().record(step, dx, dt, p.value(lo.a), None);
+            return Matmul::new(rows, lo.inp, lo.r).accumulate().record(step, dx.at([rows, lo.inp]), dt, wa, None);
         }
         // through the dropout: dx += mask ⊙ (dt A) / (1 - p), the forward's mask redrawn; the sum is
         // made beside dx and copied over it (a dispatch never reads and writes one buffer)
         let a = self.acts.as_ref().ok_or_else(|| GpuError::Shape("LoRA before the activations".into()))?;
         let (xd, u) = a.lora_x.as_ref().zip(a.lora_u.as_ref()).ok_or_else(|| GpuError::Shape("LoRA dropout in a model allocated without its scratch".into()))?;
         let n = rows * lo.inp;
-        Matmul::new(rows, lo.inp, lo.r).record(step, u, dt, p.value(lo.a), None)?;
+        Matmul::new(rows, lo.inp, lo.r).record(step, u.at([rows, lo.inp]), dt, wa, None)?;
         dropout::apply(step, xd.at([n]), u.at([n]), drop)?;
         elementwise::add(step, u.at([n]), dx.at([n]), xd.at([n]))?;
         step.copy(u, 0, dx, 0, n)

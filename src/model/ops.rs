@@ -40,7 +40,8 @@ impl Model {
         let (out, inp) = self.lin_dims(lin)?;
         let mut mm = Matmul::new(rows, out, inp);
         mm.trans_b = !lin.in_out;
-        mm.record(step, y, x, p.value(lin.w), lin.b.map(|b| p.value(b)))?;
+        let w = p.value(lin.w).at(if lin.in_out { [inp, out] } else { [out, inp] });
+        mm.record(step, y.at([rows, out]), x.at([rows, inp]), w, lin.b.map(|b| p.value(b).at([out])))?;
         match &lin.lora {
             Some(lo) => self.lora_forward(step, y, out, x, rows, lo),
             None => Ok(()),
@@ -53,10 +54,11 @@ impl Model {
         let p = &self.params;
         let (out, inp) = self.lin_dims(lin)?;
         if let Some(dw) = p.grad_of(lin.w) {
+            let (x, dy) = (x.at([rows, inp]), dy.at([rows, out]));
             if lin.in_out {
-                Matmul::new(inp, out, rows).trans_a().accumulate().record(step, dw, x, dy, None)?;
+                Matmul::new(inp, out, rows).trans_a().accumulate().record(step, dw.at([inp, out]), x, dy, None)?;
             } else {
-                Matmul::new(out, inp, rows).trans_a().accumulate().record(step, dw, dy, x, None)?;
+                Matmul::new(out, inp, rows).trans_a().accumulate().record(step, dw.at([out, inp]), dy, x, None)?;
             }
         }
         if let Some(db) = lin.b.and_then(|b| p.grad_of(b)) {
@@ -66,7 +68,8 @@ impl Model {
             let mut mm = Matmul::new(rows, inp, out);
             mm.trans_b = lin.in_out;
             mm.accumulate = acc;
-            mm.record(step, dx, dy, p.value(lin.w), None)?;
+            let w = p.value(lin.w).at(if lin.in_out { [inp, out] } else { [out, inp] });
+            mm.record(step, dx.at([rows, inp]), dy.at([rows, out]), w, None)?;
         }
         if let Some(lo) = &lin.lora {
             self.lora_backward(step, dx.map(|d| d.0), (dy, out), x, rows, lo)?;
@@ -127,18 +130,19 @@ impl Model {
         let d = cfg.hidden_size / h;
         let (heads, la) = (HeadSplit { b, t, h, d }, &a.layers[l]);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
-        heads.scores(step, &a.scores, &la.qkv)?;
+        let (probs, scores, qkv) = (heads.score_rows(&la.probs), heads.score_rows(&a.scores), heads.qkv_rows(&la.qkv));
+        heads.scores(step, scores, qkv)?;
         let sm = heads.softmax(Some(&batch.mask)).causal(cfg.is_decoder);
-        let (probs, scores) = (heads.score_rows(&la.probs), heads.score_rows(&a.scores));
         let probs_used = if ap > 0.0 {
             let drop = Dropout::new(ap, mode.seed(Site::AttentionProbs(l)));
-            sm.forward(step, probs, scores, Some((heads.score_rows(&la.probs_d), drop)))?;
-            &la.probs_d
+            let probs_d = heads.score_rows(&la.probs_d);
+            sm.forward(step, probs, scores, Some((probs_d, drop)))?;
+            probs_d
         } else {
             sm.forward(step, probs, scores, None)?;
-            &la.probs
+            probs
         };
-        heads.context(step, &la.ctx, probs_used, &la.qkv)
+        heads.context(step, heads.ctx_rows(&la.ctx), probs_used, qkv)
     }
 
     /// The backward of [`Model::attention_forward`]: from d_ctx (in lin2) to dqkv. ctx = P' v with
@@ -150,12 +154,13 @@ impl Model {
         let d = cfg.hidden_size / h;
         let (heads, la) = (HeadSplit { b, t, h, d }, &a.layers[l]);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
-        let probs_used = if ap > 0.0 { &la.probs_d } else { &la.probs };
-        heads.context_backward(step, &a.dqkv, &a.dprobs, &a.lin2, &la.qkv, probs_used)?;
-        let drop = (ap > 0.0).then(|| Dropout::new(ap, mode.seed(Site::AttentionProbs(l))));
+        let probs_used = heads.score_rows(if ap > 0.0 { &la.probs_d } else { &la.probs });
+        let (dqkv, qkv) = (heads.qkv_rows(&a.dqkv), heads.qkv_rows(&la.qkv));
         let (dscores, probs, dprobs) = (heads.score_rows(&a.dscores), heads.score_rows(&la.probs), heads.score_rows(&a.dprobs));
+        heads.context_backward(step, dqkv, dprobs, heads.ctx_rows(&a.lin2), qkv, probs_used)?;
+        let drop = (ap > 0.0).then(|| Dropout::new(ap, mode.seed(Site::AttentionProbs(l))));
         heads.softmax(None).backward(step, dscores, probs, dprobs, drop)?;
-        heads.scores_backward(step, &a.dqkv, &a.dscores, &la.qkv)
+        heads.scores_backward(step, dqkv, dscores, qkv)
     }
 
     /// Whether any of `ids` is trainable.

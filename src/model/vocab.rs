@@ -76,15 +76,14 @@ impl Model {
             return Ok(());
         }
         for (r0, rows) in shards {
-            let mut mm = Matmul::new(m, rows, c).trans_b().strided(
+            let mm = Matmul::new(m, rows, c).trans_b().starts(0, 0, r0).strided(
                 1,
                 Operand { ld: c, outer: m * c, inner_stride: 0 },
                 Operand { ld: c, outer: rows * c, inner_stride: 0 },
                 Operand { ld: v, outer: m * v, inner_stride: 0 },
             );
-            mm.off_c = r0;
-            mm.off_bias = r0;
-            mm.record(step, logits, x, &table.view(r0 * c, rows * c), bias)?;
+            let w = table.view(r0 * c, rows * c);
+            mm.record(step, logits.at([m, v]), x.at([m, c]), w.at([rows, c]), bias.map(|b| b.at_off(r0, [rows])))?;
         }
         Ok(())
     }
@@ -104,16 +103,14 @@ impl Model {
         for (s, &(r0, rows)) in shards.iter().enumerate() {
             if let Some(dw) = dword {
                 // (rows, C) += (d_logits block)^T x
-                let mut mm = Matmul::new(rows, c, m).trans_a().accumulate().strided(1, dl, Operand { ld: c, outer: m * c, inner_stride: 0 }, Operand { ld: c, outer: rows * c, inner_stride: 0 });
-                mm.off_a = r0;
-                mm.record(step, &dw.view(r0 * c, rows * c), d_logits, x, None)?;
+                let mm = Matmul::new(rows, c, m).trans_a().accumulate().starts(r0, 0, 0).strided(1, dl, Operand { ld: c, outer: m * c, inner_stride: 0 }, Operand { ld: c, outer: rows * c, inner_stride: 0 });
+                mm.record(step, dw.view(r0 * c, rows * c).at([rows, c]), d_logits.at([m, v]), x.at([m, c]), None)?;
             }
             if let Some(dx) = dx {
                 // (M, C) (+)= d_logits block (M, rows) · word rows (rows, C)
-                let mut mm = Matmul::new(m, c, rows).strided(1, dl, Operand { ld: c, outer: rows * c, inner_stride: 0 }, Operand { ld: c, outer: m * c, inner_stride: 0 });
-                mm.off_a = r0;
+                let mut mm = Matmul::new(m, c, rows).starts(r0, 0, 0).strided(1, dl, Operand { ld: c, outer: rows * c, inner_stride: 0 }, Operand { ld: c, outer: m * c, inner_stride: 0 });
                 mm.accumulate = s > 0;
-                mm.record(step, dx, d_logits, &table.view(r0 * c, rows * c), None)?;
+                mm.record(step, dx.at([m, c]), d_logits.at([m, v]), table.view(r0 * c, rows * c).at([rows, c]), None)?;
             }
         }
         Ok(())

@@ -45,7 +45,7 @@ fn profiling_times_each_kernel_and_changes_nothing() {
         let p = g.zeros("p", m * n, bertlab::gpu::DType::F32).unwrap();
         let mut step = g.begin_step("profiled");
         step.clear(&c);
-        Matmul::new(m, n, k).record(&mut step, &c, &a, &b, None).unwrap();
+        Matmul::new(m, n, k).record(&mut step, c.at([m, n]), a.at([m, k]), b.at([k, n]), None).unwrap();
         softmax::Softmax::new(0.5).forward(&mut step, p.at([m, n]), c.at([m, n]), None).unwrap();
         let rb = step.read_back(&p, 0, m * n).unwrap();
         pollster::block_on(step.submit()).unwrap();

@@ -145,11 +145,11 @@ fn write_exports_for_transformers_check() {
 
 /// OpenAI's GPT-2 vocabulary (50,257 × 768: 154 MB, over lavapipe's 128 MiB storage binding), built
 /// here with random weights in one layer (nothing large is committed): its word embedding is bound
-/// in two shards, and generation with the key-value cache gives, at the prompt and at each new
+/// in two shards (of at most 128 MiB on any device), and generation with the key-value cache gives, at the prompt and at each new
 /// token, the logits and the greedy token of an f64 forward on the host, for ids on both sides of
 /// the shards' edge. Three training steps lower the loss and move the rows of the second shard
 /// that the text uses (the sharded lookup's and head's gradients, and AdamW over an arena bound as
-/// two views).
+/// two views where the device's binding is under the arena, as lavapipe's is).
 #[test]
 fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
     use bertlab::kernels::adamw::AdamW;
@@ -167,7 +167,8 @@ fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
     let eps = cfg.layer_norm_eps;
     let i = cfg.intermediate_size;
     let (mut m, _) = Model::new(g, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 0).unwrap();
-    assert!(g.info.max_storage_buffer_binding_size < (v * c * 4) as u64, "this test wants a device whose binding is smaller than the 154 MB table; {} allows {}", g.info.name, g.info.max_storage_buffer_binding_size);
+    // shards of at most 128 MiB (lavapipe's binding) on any device, even one that binds the whole table
+    m.limit_word_shards(128 << 20);
     let shards = m.word_shards(g);
     assert_eq!(shards.len(), 2, "shards {shards:?}");
     let edge = shards[1].0;
@@ -228,7 +229,8 @@ fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
         let want = reference(&ids);
         let scale = want.iter().fold(0.0f64, |a, b| a.max(b.abs()));
         let d = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-        assert!(d <= 1e-4 * scale, "after {} tokens: logits max |diff| {d:.3e} (largest logit {scale:.3})", ids.len());
+        // 1.4e-6 of the largest on lavapipe
+        assert!(d <= 1e-5 * scale, "after {} tokens: logits max |diff| {d:.3e} (largest logit {scale:.3})", ids.len());
         let best = (0..v).max_by(|&a, &b| want[a].total_cmp(&want[b])).unwrap() as u32;
         assert_eq!(id, best, "after {} tokens the cached path chose {id}, the f64 forward {best}", ids.len());
         println!("step {step}: {} tokens, logits within {:.1e} of f64 ({scale:.2} largest), token {id}", ids.len(), d / scale);
@@ -264,11 +266,13 @@ fn a_cache_over_the_binding_limit_is_refused_with_both_sizes() {
     cfg.max_position_embeddings = 16384;
     let (mut m, _) = Model::new(g, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 0).unwrap();
     let per = 16384u64 * 3 * 768 * 4;
-    assert!(g.info.max_storage_buffer_binding_size < per, "this test wants a binding under {per} bytes; {} allows {}", g.info.name, g.info.max_storage_buffer_binding_size);
+    // a binding of at most 128 MiB (lavapipe's), under the cache's 151 MB, on any device
+    m.limit_cache_binding(128 << 20);
+    let limit = g.info.max_storage_buffer_binding_size.min(128 << 20);
     let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
     let e = pollster::block_on(m.decode_start(g, &[1, 2, 3], 16384, greedy)).err().expect("a cache of 151 MB per layer");
     let msg = e.to_string();
-    assert!(msg.contains(&per.to_string()) && msg.contains(&g.info.max_storage_buffer_binding_size.to_string()) && msg.contains("fewer new tokens"), "{msg}");
+    assert!(msg.contains(&per.to_string()) && msg.contains(&limit.to_string()) && msg.contains("fewer new tokens"), "{msg}");
     let id = pollster::block_on(pollster::block_on(m.decode_start(g, &[1, 2, 3], 64, greedy)).unwrap().read(g)).unwrap().0;
     assert!(id.is_some(), "no token after the refusal");
 }
