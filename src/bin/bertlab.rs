@@ -483,7 +483,10 @@ mod cli {
             println!("{}", serde_json::json!({"dim": c, "embeddings": out}));
         } else {
             for (t, e) in texts.iter().zip(&out) {
-                println!("{t}\t[{:.4}, {:.4}, {:.4}, ... ] ({c} dims)", e[0], e[1], e[2]);
+                // the first three values (fewer where the model is narrower), never an index past the end
+                let head: Vec<String> = e.iter().take(3).map(|x| format!("{x:.4}")).collect();
+                let more = if e.len() > 3 { ", ..." } else { "" };
+                println!("{t}\t[{}{more} ] ({c} dims)", head.join(", "));
             }
         }
         Ok(())
