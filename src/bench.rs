@@ -2,7 +2,7 @@
 //! (`bertlab bench`) and in the browser (www/bench.html). Each case runs `reps` dispatches in one
 //! step after a warm-up step, and the clock stops when a 4-byte readback of the output arrives.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Step, View};
 use crate::kernels::layernorm::{Affine, Fused, LayerNorm, Stats};
 use crate::kernels::matmul::{Kernel, Matmul};
@@ -191,9 +191,9 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
     let &(name, layers, hidden, heads) = STEP_CONFIGS
         .iter()
         .find(|c| c.0 == config)
-        .ok_or_else(|| format!("unknown config '{config}'; one of {}", STEP_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")))?;
+        .ok_or_else(|| Error::Usage(format!("unknown config '{config}'; one of {}", STEP_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "))))?;
     if b == 0 || t == 0 || t > 512 || steps == 0 {
-        return Err(format!("batch ({b}), steps ({steps}) and length ({t}, at most 512) must be positive").into());
+        return Err(Error::Limit(format!("batch ({b}), steps ({steps}) and length ({t}, at most 512) must be positive")));
     }
     let cfg = ModelConfig::small(30522, hidden, layers, heads);
     let (mut model, _) = Model::new(gpu, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1)?;
@@ -325,12 +325,12 @@ pub async fn generate(gpu: &Gpu, config: &str, vocab: usize, new: &[usize]) -> R
     let &(name, layers, hidden, heads) = GENERATE_CONFIGS
         .iter()
         .find(|c| c.0 == config)
-        .ok_or_else(|| format!("unknown generation config '{config}'; one of {}", GENERATE_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")))?;
+        .ok_or_else(|| Error::Usage(format!("unknown generation config '{config}'; one of {}", GENERATE_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "))))?;
     let mut cfg = ModelConfig::small_gpt2(vocab, hidden, layers, heads);
     cfg.max_position_embeddings = 1024;
     let prompt: Vec<u32> = vec![11, 318, 257, 1332, 286].into_iter().map(|i| i % vocab as u32).collect();
     if new.iter().any(|&n| n == 0 || n + prompt.len() > cfg.max_position_embeddings) {
-        return Err(format!("new tokens must be 1 to {}", cfg.max_position_embeddings - prompt.len()).into());
+        return Err(Error::Limit(format!("new tokens must be 1 to {}", cfg.max_position_embeddings - prompt.len())));
     }
     let (mut model, _) = Model::new(gpu, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 1)?;
     // warm-up: pipelines built, buffers made for the largest cache

@@ -24,11 +24,18 @@ pub fn safetensors(data: &[u8]) {
     }
 }
 
-/// A config.json: parsed and validated, then the tensor list and arena layout it implies.
+/// A config.json: parsed and validated, then what its sizes build without a GPU: the tensor list
+/// and arena layout, the parameter count and training memory the page shows, the projections LoRA
+/// can adapt. Degenerate sizes (a hidden size of 1, zero heads, sizes whose products overflow) must
+/// be refused by the parse, never reach these.
 pub fn config_json(data: &[u8]) {
     if let Ok(cfg) = ModelConfig::from_json(&String::from_utf8_lossy(data)) {
         let names = params::tensor_names(&cfg, true, true, 3);
         let _ = params::arena_layout(&names, 32 << 20);
+        let n: usize = names.iter().map(|(_, shape)| shape.iter().product::<usize>()).sum();
+        let (c, h) = (cfg.hidden_size, cfg.num_attention_heads);
+        let _ = protocol::train_memory_bytes(n, cfg.num_hidden_layers, c, h, cfg.intermediate_size, 16, 128.min(cfg.max_position_embeddings));
+        let _ = (c / h, crate::model::config::LoraSpec::candidates(&cfg));
     }
 }
 

@@ -2,7 +2,7 @@
 //! page's self-check. The reference is tests/fixtures/tiny_bert* (written by make_bert_fixture.py
 //! with transformers; dropout off, eager attention).
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -114,7 +114,7 @@ fn last_token_fixtures() -> Result<[(Fixture, &'static str); 2]> {
 /// The two LoRA classifiers: (fixture with its LoRA spec from the reference's metadata, what).
 fn lora_fixtures() -> Result<[(Fixture, &'static str); 2]> {
     let with_lora = |mut fx: Fixture| -> Result<Fixture> {
-        let meta = |k: &str| fx.r.metadata.get(k).and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| format!("fixture metadata lacks {k}"));
+        let meta = |k: &str| fx.r.metadata.get(k).and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| Error::Check(format!("fixture metadata lacks {k}")));
         let (r, alpha) = (meta("lora_r")?, meta("lora_alpha")?);
         fx.cfg.lora = Some(crate::model::config::LoraSpec { alpha: alpha as f32, ..crate::model::config::LoraSpec::new(r, fx.cfg.body) });
         fx.cfg.validate()?;
@@ -144,16 +144,16 @@ fn fixture_of(config: &str, files: &[&'static [u8]], reference: &'static [u8]) -
             weights.tensors.insert(n.to_string(), t.clone());
         }
     }
-    let shape = r.tensors.get("input.input_ids").ok_or("fixture lacks input ids")?.shape.clone();
+    let shape = r.tensors.get("input.input_ids").ok_or_else(|| Error::Check("fixture lacks input ids".into()))?.shape.clone();
     Ok(Fixture { cfg, weights, r, b: shape[0], t: shape[1] })
 }
 
 impl Fixture {
     fn f32(&self, name: &str) -> Result<Vec<f32>> {
-        Ok(self.r.tensors.get(name).ok_or_else(|| format!("fixture lacks {name}"))?.to_f32())
+        Ok(self.r.tensors.get(name).ok_or_else(|| Error::Check(format!("fixture lacks {name}")))?.to_f32())
     }
     fn ints(&self, name: &str) -> Result<Vec<i64>> {
-        Ok(self.r.tensors.get(name).ok_or_else(|| format!("fixture lacks {name}"))?.to_i64())
+        Ok(self.r.tensors.get(name).ok_or_else(|| Error::Check(format!("fixture lacks {name}")))?.to_i64())
     }
     fn batch(&self, gpu: &Gpu, mlm: bool, sop: bool, cls: bool) -> Result<Batch> {
         let u = |v: Vec<i64>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
@@ -184,11 +184,11 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 fn within(what: &str, got: &[f32], want: &[f32], tol: f32) -> Result<f32> {
     if got.len() < want.len() {
-        return Err(format!("{what}: {} values, expected {}", got.len(), want.len()).into());
+        return Err(Error::Check(format!("{what}: {} values, expected {}", got.len(), want.len())));
     }
     let d = max_abs_diff(&got[..want.len()], want);
     if !(d <= tol) {
-        return Err(format!("{what}: max |diff| {d:.3e} > {tol:.1e}").into());
+        return Err(Error::Check(format!("{what}: max |diff| {d:.3e} > {tol:.1e}")));
     }
     Ok(d)
 }
@@ -251,11 +251,11 @@ async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str) -> 
     for p in &model.params.params {
         let hf = crate::model::params::hf_name(&p.name);
         let Ok(want) = fx.f32(&format!("{prefix}.{hf}")) else { continue };
-        let got = read(gpu, p.grad.as_ref().ok_or_else(|| format!("{} has no gradient", p.name))?).await?;
+        let got = read(gpu, p.grad.as_ref().ok_or_else(|| Error::Check(format!("{} has no gradient", p.name)))?).await?;
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6 * global);
         let d = max_abs_diff(&got[..want.len()], &want);
         if !(d <= 1e-3 * scale) {
-            return Err(format!("gradient of {hf}: max |diff| {d:.3e} > 1e-3 * max|ref| = {:.3e}", 1e-3 * scale).into());
+            return Err(Error::Check(format!("gradient of {hf}: max |diff| {d:.3e} > 1e-3 * max|ref| = {:.3e}", 1e-3 * scale)));
         }
         worst = worst.max(if scale > 0.0 { d / scale } else { 0.0 });
         n += 1;
@@ -289,7 +289,7 @@ async fn gradients_match(gpu: &Gpu, heads: Heads, targets: Targets, prefix: &str
     grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let (n, worst) = compare_grads(gpu, &fx, &m, prefix).await?;
     if n != m.params.params.len() {
-        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len()).into());
+        return Err(Error::Check(format!("only {n} of {} parameters had a reference gradient", m.params.params.len())));
     }
     Ok(format!("{what}: all {n} gradient tensors within {worst:.1e} · max|ref| (bound 1e-3)"))
 }
@@ -313,7 +313,7 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckRe
 /// 10 AdamW steps training what `trains` picks; the others must stay as they were.
 async fn adamw_10_steps_of(fx: &Fixture, heads: Heads, targets: Targets, trains: fn(&crate::model::params::Param) -> bool) -> CheckResult {
     let gpu = &own_gpu().await?;
-    let meta = |k: &str| -> Result<f32> { Ok(fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| format!("fixture metadata lacks {k}"))?) };
+    let meta = |k: &str| -> Result<f32> { Ok(fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::Check(format!("fixture metadata lacks {k}")))?) };
     let (lr, warmup, total, max_norm, wd) = (meta("lr")?, meta("warmup")? as usize, meta("total_steps")? as usize, meta("max_grad_norm")?, meta("weight_decay")?);
     let mut m = fx.model(gpu, heads)?;
     m.params.set_trainable(gpu, trains)?;
@@ -335,13 +335,13 @@ async fn adamw_10_steps_of(fx: &Fixture, heads: Heads, targets: Targets, trains:
     }
     let c = gpu.counters();
     if c.submits != total as u64 {
-        return Err(format!("{total} training steps made {} submits", c.submits).into());
+        return Err(Error::Check(format!("{total} training steps made {} submits", c.submits)));
     }
     // what does not train stays bit for bit as it was
     let after = m.params.read_all(gpu).await?;
     for ((name, _, v0), (_, _, v1)) in frozen_before.iter().zip(&after) {
         if m.params.get(name).map(|p| !trains(p)).unwrap_or(false) && v0 != v1 {
-            return Err(format!("{name} does not train, yet it changed").into());
+            return Err(Error::Check(format!("{name} does not train, yet it changed")));
         }
     }
     let d = within("losses of 10 AdamW steps", &got, &want, 1e-4)?;
@@ -357,7 +357,7 @@ async fn adamw_10_steps_of(fx: &Fixture, heads: Heads, targets: Targets, trains:
         let got = read(gpu, &p.value).await?;
         let dd = max_abs_diff(&got[..w.len()], &w);
         if dd > 1e-4 {
-            return Err(format!("{hf} after 10 steps: max |diff| {dd:.2e} > 1e-4").into());
+            return Err(Error::Check(format!("{hf} after 10 steps: max |diff| {dd:.2e} > 1e-4")));
         }
         worst = worst.max(dd);
     }
@@ -387,7 +387,7 @@ pub async fn model_frozen_encoder_is_untouched(_shared: &Gpu) -> CheckResult {
     let c = gpu.counters();
     for k in ["softmax_backward", "layernorm_backward_input", "gelu_backward", "embedding_backward", "tanh_backward"] {
         if c.dispatches_of(k) != 0 {
-            return Err(format!("a frozen encoder dispatched {} {k} kernels", c.dispatches_of(k)).into());
+            return Err(Error::Check(format!("a frozen encoder dispatched {} {k} kernels", c.dispatches_of(k))));
         }
     }
     let after = m.params.read_all(gpu).await?;
@@ -397,11 +397,11 @@ pub async fn model_frozen_encoder_is_untouched(_shared: &Gpu) -> CheckResult {
         if name.starts_with("classifier.") {
             changed += (!same) as usize;
         } else if !same {
-            return Err(format!("frozen {name} changed").into());
+            return Err(Error::Check(format!("frozen {name} changed")));
         }
     }
     if changed != 2 || !(losses[4] < losses[0]) {
-        return Err(format!("the head did not train: {changed} head tensors changed, losses {losses:?}").into());
+        return Err(Error::Check(format!("the head did not train: {changed} head tensors changed, losses {losses:?}")));
     }
     Ok(format!("5 feature-based steps: encoder bit-identical, no encoder backward dispatched, head loss {:.4} -> {:.4}", losses[0], losses[4]))
 }
@@ -420,7 +420,7 @@ pub async fn model_export_round_trip(gpu: &Gpu) -> CheckResult {
     run_forward(gpu, &mut m2, &batch, Mode::Eval).await?;
     let logits2 = read(gpu, m2.mlm_logits().unwrap()).await?;
     if logits != logits2 {
-        return Err(format!("reloaded export's MLM logits differ by {:.3e}", max_abs_diff(&logits, &logits2)).into());
+        return Err(Error::Check(format!("reloaded export's MLM logits differ by {:.3e}", max_abs_diff(&logits, &logits2))));
     }
     Ok(format!("{} tensors exported with HF names ({} bytes) and reloaded: identical logits", hf.len(), bytes.len()))
 }
@@ -464,11 +464,11 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
             Err(e) => e.to_string(),
             Ok(st) => match Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0) {
                 Err(e) => e.to_string(),
-                Ok(_) => return Err(format!("a checkpoint with {what} was accepted").into()),
+                Ok(_) => return Err(Error::Check(format!("a checkpoint with {what} was accepted"))),
             },
         };
         if !msg.contains(expect) {
-            return Err(format!("{what}: the message \"{msg}\" does not mention \"{expect}\"").into());
+            return Err(Error::Check(format!("{what}: the message \"{msg}\" does not mention \"{expect}\"")));
         }
         seen.push(what);
     }
@@ -477,17 +477,17 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
     cfg.vocab_size += 7;
     match Model::new(gpu, cfg, PRETRAIN, Some(&fx.weights), 0) {
         Err(bertlab_error @ crate::error::Error::Shape { .. }) if bertlab_error.to_string().contains("word_embeddings") && bertlab_error.to_string().contains("2003") => seen.push("vocabulary size mismatch"),
-        Err(e) => return Err(format!("vocab mismatch gave: {e}").into()),
-        Ok(_) => return Err("a vocabulary larger than the embedding was accepted".into()),
+        Err(e) => return Err(Error::Check(format!("vocab mismatch gave: {e}"))),
+        Ok(_) => return Err(Error::Check("a vocabulary larger than the embedding was accepted".into())),
     }
     let bad = TINY_CONFIG.replace("\"num_attention_heads\": 4", "\"num_attention_heads\": 5");
     match ModelConfig::from_json(&bad) {
         Err(e) if { let e = e.to_string(); e.contains("not divisible") } => seen.push("hidden not divisible by heads"),
-        other => return Err(format!("hidden 64 with 5 heads gave {other:?}").into()),
+        other => return Err(Error::Check(format!("hidden 64 with 5 heads gave {other:?}"))),
     }
     match ModelConfig::from_json(r#"{"model_type": "llama", "vocab_size": 10}"#) {
         Err(e) if { let e = e.to_string(); e.contains("llama") && e.contains("gpt2") } => seen.push("neither a BERT nor a GPT-2"),
-        other => return Err(format!("a Llama config gave {other:?}").into()),
+        other => return Err(Error::Check(format!("a Llama config gave {other:?}"))),
     }
     for (what, extra, expect) in [
         ("GPT-2 scaled by layer", r#""scale_attn_by_inverse_layer_idx": true"#, "scale_attn_by_inverse_layer_idx"),
@@ -496,7 +496,7 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
     ] {
         match ModelConfig::from_json(&format!(r#"{{"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_head": 2, {extra}}}"#)) {
             Err(e) if { let e = e.to_string(); e.contains(expect) } => seen.push(what),
-            other => return Err(format!("{what} gave {other:?}").into()),
+            other => return Err(Error::Check(format!("{what} gave {other:?}"))),
         }
     }
     Ok(format!("refused with a message naming the problem: {}", seen.join(", ")))
@@ -514,37 +514,37 @@ pub async fn model_export_hf_files(gpu: &Gpu) -> CheckResult {
     let tensors = m.params.read_all(gpu).await?;
     let tok = vec![("vocab.txt".to_string(), b"[PAD]\n[UNK]\n".to_vec())];
     let files = export_files(&m.cfg, CLASSIFY, tensors, &labels, &tok, &card);
-    let get = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, b)| b.clone()).ok_or_else(|| format!("export lacks {n}"));
+    let get = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, b)| b.clone()).ok_or_else(|| Error::Check(format!("export lacks {n}")));
     let cfg_text = String::from_utf8(get("config.json")?)?;
     let cfg = ModelConfig::from_json(&cfg_text)?;
     let v: serde_json::Value = serde_json::from_str(&cfg_text)?;
     if v["architectures"][0] != "BertForSequenceClassification" || v["id2label"]["2"] != "positive" || v["label2id"]["neutral"] != 1 {
-        return Err(format!("config.json lacks the classifier's architecture or labels: {cfg_text}").into());
+        return Err(Error::Check(format!("config.json lacks the classifier's architecture or labels: {cfg_text}")));
     }
     let weights = get("model.safetensors")?;
     let st = safetensors::parse(&weights)?;
     if !st.tensors.contains_key("bert.encoder.layer.0.attention.self.query.weight") || !st.tensors.contains_key("classifier.weight") {
-        return Err("exported tensors do not carry Hugging Face's BertForSequenceClassification names".into());
+        return Err(Error::Check("exported tensors do not carry Hugging Face's BertForSequenceClassification names".into()));
     }
     let card_text = String::from_utf8(get("README.md")?)?;
     if !card_text.contains("seed: 7") || !card_text.contains("| accuracy | 0.5 |") {
-        return Err("the model card lacks the seed or metrics".into());
+        return Err(Error::Check("the model card lacks the seed or metrics".into()));
     }
     get("vocab.txt")?;
     // the script that continues the run with transformers' Trainer, its settings written in
     let script = String::from_utf8(get(crate::io::export::TRAIN_HF)?)?;
     if !script.contains("\"labels\": [\n    \"negative\",\n    \"neutral\",\n    \"positive\"\n  ]") || !script.contains("\"mode\": \"full\"") || script.contains("__SETTINGS__") {
-        return Err(format!("train_hf.py lacks the run's settings: {}", &script[script.find("SETTINGS =").unwrap_or(0)..].chars().take(400).collect::<String>()).into());
+        return Err(Error::Check(format!("train_hf.py lacks the run's settings: {}", &script[script.find("SETTINGS =").unwrap_or(0)..].chars().take(400).collect::<String>())));
     }
     let mut m2 = Model::new(gpu, cfg, CLASSIFY, Some(&st), 0)?.0;
     let probs2 = m2.classify(gpu, &batch).await?;
     if probs != probs2 {
-        return Err("the export, loaded back, classifies differently".into());
+        return Err(Error::Check("the export, loaded back, classifies differently".into()));
     }
     pick_weights_file(&["config.json", "model.safetensors"])?;
     match pick_weights_file(&["config.json", "pytorch_model.bin"]) {
         Err(e) if { let e = e.to_string(); e.contains("pytorch_model.bin") && e.contains("save_pretrained") } => {}
-        other => return Err(format!("a .bin-only repository gave {other:?}").into()),
+        other => return Err(Error::Check(format!("a .bin-only repository gave {other:?}"))),
     }
     Ok(format!("{} files (model.safetensors, config.json with id2label, README.md card, tokenizer files); reloaded export gives identical class probabilities", files.len()))
 }
@@ -566,14 +566,14 @@ pub async fn model_loads_f16_bf16_and_legacy_names(gpu: &Gpu) -> CheckResult {
         let st = safetensors::parse(&bytes)?;
         let (m, report) = Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?;
         if !report.initialised.iter().all(|n| n.starts_with("classifier")) || report.loaded.len() != 46 {
-            return Err(format!("{dtype:?}: loaded {}, initialised {:?}", report.loaded.len(), report.initialised).into());
+            return Err(Error::Check(format!("{dtype:?}: loaded {}, initialised {:?}", report.loaded.len(), report.initialised)));
         }
         for (name, _, vals) in &original {
             let ours = name.strip_prefix("bert.").unwrap_or(name);
             let Some(p) = m.params.get(ours) else { continue };
             let got = read(gpu, &p.value).await?;
             if vals.iter().zip(&got).any(|(v, g)| round(*v) != *g) {
-                return Err(format!("{dtype:?}: {name} is not the {dtype:?} rounding of the original").into());
+                return Err(Error::Check(format!("{dtype:?}: {name} is not the {dtype:?} rounding of the original")));
             }
         }
         out.push(dtype.name());
@@ -590,7 +590,7 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
     let positions = [1usize, 4, 7];
     let preds = m.fill_mask(gpu, &ids, &types, &positions, 5).await?;
     if preds.len() != 3 || preds.iter().any(|p| p.len() != 5) {
-        return Err(format!("expected 3 positions x top-5, got {:?}", preds.iter().map(|p| p.len()).collect::<Vec<_>>()).into());
+        return Err(Error::Check(format!("expected 3 positions x top-5, got {:?}", preds.iter().map(|p| p.len()).collect::<Vec<_>>())));
     }
     // sequence 0 has no padding, so its logits equal HF's at those positions
     let all = fx.f32("out.mlm_logits")?;
@@ -600,19 +600,19 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
         let ids_ref: Vec<u32> = best.iter().map(|x| x.0).collect();
         let ids_got: Vec<u32> = preds[k].iter().map(|x| x.0).collect();
         if ids_ref != ids_got {
-            return Err(format!("position {p}: top-5 {ids_got:?}, transformers' logits give {ids_ref:?}").into());
+            return Err(Error::Check(format!("position {p}: top-5 {ids_got:?}, transformers' logits give {ids_ref:?}")));
         }
         if preds[k].windows(2).any(|w| w[0].1 < w[1].1) || preds[k].iter().map(|x| x.1).sum::<f32>() > 1.0 + 1e-5 {
-            return Err(format!("position {p}: probabilities not ranked or sum above 1: {:?}", preds[k]).into());
+            return Err(Error::Check(format!("position {p}: probabilities not ranked or sum above 1: {:?}", preds[k])));
         }
     }
     let h = fx.cfg.num_attention_heads;
     for l in 0..fx.cfg.num_hidden_layers {
-        let probs = read(gpu, m.attention_probs(l).ok_or("no attention probabilities")?).await?;
+        let probs = read(gpu, m.attention_probs(l).ok_or_else(|| Error::Check("no attention probabilities".into()))?).await?;
         for r in 0..h * t {
             let s: f32 = probs[r * t..(r + 1) * t].iter().sum();
             if (s - 1.0).abs() > 1e-5 {
-                return Err(format!("layer {l} attention row {r} sums to {s}").into());
+                return Err(Error::Check(format!("layer {l} attention row {r} sums to {s}")));
             }
         }
     }
@@ -626,17 +626,17 @@ pub async fn model_new_labels_get_a_fresh_head(gpu: &Gpu) -> CheckResult {
     let fx = fixture()?;
     let (m, report) = Model::new(gpu, fx.cfg.clone(), Heads { lm: false, sop: false, num_labels: 2 }, Some(&fx.weights), 0)?;
     if report.replaced.len() != 2 || !report.replaced.iter().all(|r| r.starts_with("classifier.")) {
-        return Err(format!("expected classifier.weight and .bias replaced, got {:?}", report.replaced).into());
+        return Err(Error::Check(format!("expected classifier.weight and .bias replaced, got {:?}", report.replaced)));
     }
-    let shape = &m.params.get("classifier.weight").ok_or("no classifier.weight")?.shape;
+    let shape = &m.params.get("classifier.weight").ok_or_else(|| Error::Check("no classifier.weight".into()))?.shape;
     if shape != &vec![2, fx.cfg.hidden_size] {
-        return Err(format!("the fresh head has shape {shape:?}").into());
+        return Err(Error::Check(format!("the fresh head has shape {shape:?}")));
     }
     let name = "encoder.layer.1.output.dense.weight";
-    let got = read(gpu, &m.params.get(name).ok_or("no encoder tensor")?.value).await?;
-    let want = fx.weights.tensors.iter().find(|(k, _)| k.ends_with(name)).ok_or("fixture lacks the tensor")?.1.to_f32();
+    let got = read(gpu, &m.params.get(name).ok_or_else(|| Error::Check("no encoder tensor".into()))?.value).await?;
+    let want = fx.weights.tensors.iter().find(|(k, _)| k.ends_with(name)).ok_or_else(|| Error::Check("fixture lacks the tensor".into()))?.1.to_f32();
     if got != want {
-        return Err(format!("{name} was not kept from the checkpoint").into());
+        return Err(Error::Check(format!("{name} was not kept from the checkpoint")));
     }
     Ok(format!("3-label checkpoint for 2 labels: {}; encoder kept", report.replaced.join("; ")))
 }
@@ -654,9 +654,9 @@ async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, nam
     let mut rng = crate::rng::Rng::new(seed);
     let mut worst = 0f32;
     for &name in names {
-        let p = m.params.get(name).ok_or_else(|| format!("no {name}"))?;
+        let p = m.params.get(name).ok_or_else(|| Error::Check(format!("no {name}")))?;
         let n = p.numel();
-        let g = read(gpu, p.grad.as_ref().ok_or_else(|| format!("{name} has no gradient"))?).await?;
+        let g = read(gpu, p.grad.as_ref().ok_or_else(|| Error::Check(format!("{name} has no gradient")))?).await?;
         let w0: Vec<f32> = read(gpu, &p.value).await?[..n].to_vec();
         // a random unit direction plus the gradient's own (unit) direction, so that the derivative
         // along it is of the gradient's size, not of a random projection's (1/sqrt(n) of it)
@@ -683,13 +683,13 @@ async fn directional_fd(gpu: &Gpu, m: &mut Model, batch: &Batch, mode: Mode, nam
         let fd = (l[0] - l[1]) / (2.0 * eps);
         let err = (fd - analytic).abs() / analytic.abs().max(1e-3);
         if !(err <= 2e-2) {
-            return Err(format!("{name}: gradient along a random direction {analytic:.6e}, finite difference {fd:.6e} (relative error {err:.2e})").into());
+            return Err(Error::Check(format!("{name}: gradient along a random direction {analytic:.6e}, finite difference {fd:.6e} (relative error {err:.2e})")));
         }
         // the two agreeing says nothing when the loss hardly moves (a zero gradient and a parameter
         // the loss ignores agree): the step must change the loss by far more than its f32 rounding
         let moved = (l[0] - l[1]).abs() / (FD_MIN_MOVE * f32::EPSILON * l[0].abs().max(l[1].abs()).max(1.0));
         if !(moved >= 1.0) {
-            return Err(format!("{name}: the loss moved {:.3e} for a step of {eps} along a random direction (gradient {analytic:.3e}), under {FD_MIN_MOVE} f32 roundings of the loss {:.4}: no gradient to check", (l[0] - l[1]).abs(), l[0]).into());
+            return Err(Error::Check(format!("{name}: the loss moved {:.3e} for a step of {eps} along a random direction (gradient {analytic:.3e}), under {FD_MIN_MOVE} f32 roundings of the loss {:.4}: no gradient to check", (l[0] - l[1]).abs(), l[0])));
         }
         worst = worst.max(err);
     }
@@ -705,7 +705,7 @@ async fn gradients_with_dropout(gpu: &Gpu, m: &mut Model, batch: &Batch) -> Resu
     let with = run_forward(gpu, m, batch, train).await?.total();
     let without = run_forward(gpu, m, batch, Mode::Eval).await?.total();
     if with == without {
-        return Err(format!("dropout on and off give the same loss {with}: nothing was dropped").into());
+        return Err(Error::Check(format!("dropout on and off give the same loss {with}: nothing was dropped")));
     }
     Ok((train, with, without))
 }
@@ -725,7 +725,7 @@ pub async fn model_dropout_gradients_match_finite_differences(gpu: &Gpu) -> Chec
     for l in 0..m.cfg.num_hidden_layers {
         for part in ["query", "key"] {
             let name = format!("encoder.layer.{l}.attention.self.{part}.weight");
-            let p = m.params.get(&name).ok_or_else(|| format!("no {name}"))?;
+            let p = m.params.get(&name).ok_or_else(|| Error::Check(format!("no {name}")))?;
             let w: Vec<f32> = read(gpu, &p.value).await?.iter().map(|v| v * 6.0).collect();
             gpu.write(&p.value, 0, &w)?;
         }
@@ -760,8 +760,8 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
     grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let h = fx.f32("out.last_hidden_state")?;
     let mask = fx.ints("input.attention_mask")?;
-    let w = fx.weights.tensors.get("classifier.weight").ok_or("fixture lacks classifier.weight")?.to_f32();
-    let bias = fx.weights.tensors.get("classifier.bias").ok_or("fixture lacks classifier.bias")?.to_f32();
+    let w = fx.weights.tensors.get("classifier.weight").ok_or_else(|| Error::Check("fixture lacks classifier.weight".into()))?.to_f32();
+    let bias = fx.weights.tensors.get("classifier.bias").ok_or_else(|| Error::Check("fixture lacks classifier.bias".into()))?.to_f32();
     let nl = bias.len();
     let mut want = Vec::new();
     for i in 0..b {
@@ -784,20 +784,20 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
     let files: BTreeMap<String, Vec<u8>> = export_files(&m.cfg, CLASSIFY, tensors, &labels, &[("vocab.txt".into(), vocab.into_bytes())], &card).into_iter().collect();
     let main = safetensors::parse(&files["model.safetensors"])?;
     if main.tensors.keys().any(|k| k.contains("classifier")) || !files.contains_key(HEAD_FILE) || !files.contains_key(HEAD_JSON) {
-        return Err(format!("a mean-pooling export must keep the head out of model.safetensors, in {HEAD_FILE} + {HEAD_JSON}; files: {:?}", files.keys().collect::<Vec<_>>()).into());
+        return Err(Error::Check(format!("a mean-pooling export must keep the head out of model.safetensors, in {HEAD_FILE} + {HEAD_JSON}; files: {:?}", files.keys().collect::<Vec<_>>())));
     }
     if !String::from_utf8_lossy(&files["config.json"]).contains("\"BertModel\"") {
-        return Err("a mean-pooling export's config.json must say BertModel".into());
+        return Err(Error::Check("a mean-pooling export's config.json must say BertModel".into()));
     }
     let want_p = m.classify(gpu, &batch).await?;
     let mut lm = crate::io::model_dir::load(gpu, &files, None, 5)?;
     if lm.model.pooling != Pooling::Mean || lm.labels != labels {
-        return Err(format!("reloaded export: pooling {:?}, labels {:?}", lm.model.pooling, lm.labels).into());
+        return Err(Error::Check(format!("reloaded export: pooling {:?}, labels {:?}", lm.model.pooling, lm.labels)));
     }
     let got_p = lm.model.classify(gpu, &batch).await?;
     let d_export = max_abs_diff(&want_p.concat(), &got_p.concat());
     if d_export > 1e-6 {
-        return Err(format!("the reloaded mean-pooling export's probabilities differ by {d_export:.2e}").into());
+        return Err(Error::Check(format!("the reloaded mean-pooling export's probabilities differ by {d_export:.2e}")));
     }
     Ok(format!("mean pooling: logits within {d_logits:.1e} of the masked mean of transformers' hidden states; 4 tensors' directional gradients within {worst:.1e} (relative) of finite differences; export (encoder + {HEAD_FILE}) reloads with probabilities within {d_export:.0e}"))
 }
@@ -808,7 +808,7 @@ pub async fn model_mean_pooling_head(gpu: &Gpu) -> CheckResult {
 pub async fn model_causal_matches_pytorch(gpu: &Gpu) -> CheckResult {
     let fx = causal_fixture()?;
     if !fx.cfg.is_decoder {
-        return Err("the causal fixture's config is not a decoder".into());
+        return Err(Error::Check("the causal fixture's config is not a decoder".into()));
     }
     causal_parity(gpu, &fx, "BertLMHeadModel").await
 }
@@ -818,7 +818,7 @@ pub async fn model_causal_matches_pytorch(gpu: &Gpu) -> CheckResult {
 pub async fn model_gpt2_matches_pytorch(gpu: &Gpu) -> CheckResult {
     let fx = gpt2_fixture()?;
     if fx.cfg.body != crate::model::config::Body::Gpt2 || fx.cfg.intermediate_size != 64 || fx.cfg.gelu() != crate::kernels::gelu::Gelu::Tanh {
-        return Err(format!("the GPT-2 fixture's config was read as {:?}", fx.cfg).into());
+        return Err(Error::Check(format!("the GPT-2 fixture's config was read as {:?}", fx.cfg)));
     }
     causal_parity(gpu, &fx, "GPT2LMHeadModel").await
 }
@@ -836,14 +836,14 @@ async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
     let probs = read(gpu, m.attention_probs(0).unwrap()).await?;
     let d_att = within("layer-0 attention probabilities", &probs, &fx.f32("out.attentions0")?, 1e-5)?;
     if (0..probs.len() / t).any(|r| probs[r * t + r % t + 1..(r + 1) * t].iter().any(|&p| p != 0.0)) {
-        return Err("a token attends to a later token".into());
+        return Err(Error::Check("a token attends to a later token".into()));
     }
     within("next-token loss", &[losses.mlm], &fx.f32("out.mlm_loss")?, 1e-4)?;
     grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let (n, worst) = compare_grads(gpu, fx, &m, "grad_lm").await?;
     let pooler = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
     if n + pooler != m.params.params.len() {
-        return Err(format!("only {n} of {} parameters had a reference gradient", m.params.params.len() - pooler).into());
+        return Err(Error::Check(format!("only {n} of {} parameters had a reference gradient", m.params.params.len() - pooler)));
     }
     Ok(format!(
         "max |diff| vs transformers' {what}: hidden {d_h:.1e}, next-token logits {d_lm:.1e}, attention {d_att:.1e} (0 above the diagonal), loss {:.5}; all {n} gradient tensors within {worst:.1e} · max|ref|",
@@ -875,14 +875,14 @@ async fn greedy_and_sampled(gpu: &Gpu, fx: &Fixture) -> CheckResult {
     let mut streamed = Vec::new();
     let (got, _) = generate_ids(gpu, &mut m, &prompt, None, &greedy, &mut |id| streamed.push(id)).await?;
     if got != want || streamed != want {
-        return Err(format!("greedy decoding gave {got:?} (streamed {streamed:?}); transformers gave {want:?}").into());
+        return Err(Error::Check(format!("greedy decoding gave {got:?} (streamed {streamed:?}); transformers gave {want:?}")));
     }
     let sample = |seed| GenerateConfig { max_new: 12, top_k: 5, temperature: 0.8, seed };
     let a = generate_ids(gpu, &mut m, &prompt, None, &sample(7), &mut |_| {}).await?.0;
     let b = generate_ids(gpu, &mut m, &prompt, None, &sample(7), &mut |_| {}).await?.0;
     let c = generate_ids(gpu, &mut m, &prompt, None, &sample(8), &mut |_| {}).await?.0;
     if a != b || a == c {
-        return Err(format!("sampling is not a function of the seed: seed 7 gave {a:?} then {b:?}; seed 8 gave {c:?}").into());
+        return Err(Error::Check(format!("sampling is not a function of the seed: seed 7 gave {a:?} then {b:?}; seed 8 gave {c:?}")));
     }
     Ok(format!("greedy: the {} tokens transformers generates ({want:?}), streamed one by one; top-k 5 sampling reproducible by seed", want.len()))
 }
@@ -920,19 +920,19 @@ pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
     let files: BTreeMap<String, Vec<u8>> = export_files(&m.cfg, LM, tensors, &[], &[("vocab.txt".into(), vocab.into_bytes())], &ModelCard::default()).into_iter().collect();
     let config: serde_json::Value = serde_json::from_slice(&files["config.json"])?;
     if config["model_type"] != "gpt2" || config["architectures"][0] != "GPT2LMHeadModel" || config["n_inner"] != 64 || config["activation_function"] != "gelu_new" {
-        return Err(format!("config.json is not GPT2LMHeadModel's: {config}").into());
+        return Err(Error::Check(format!("config.json is not GPT2LMHeadModel's: {config}")));
     }
     let st = safetensors::parse(&files["model.safetensors"])?;
     for (name, shape) in [("transformer.h.0.attn.c_attn.weight", vec![32, 96]), ("transformer.h.1.mlp.c_fc.weight", vec![32, 64]), ("transformer.ln_f.bias", vec![32])] {
         if st.tensors.get(name).map(|t| &t.shape) != Some(&shape) {
-            return Err(format!("the export lacks {name} {shape:?}; it has {:?}", st.tensors.keys().take(6).collect::<Vec<_>>()).into());
+            return Err(Error::Check(format!("the export lacks {name} {shape:?}; it has {:?}", st.tensors.keys().take(6).collect::<Vec<_>>())));
         }
     }
     let mut lm = crate::io::model_dir::load(gpu, &files, None, 5)?;
     run_forward(gpu, &mut lm.model, &batch, Mode::Eval).await?;
     let again = read(gpu, lm.model.mlm_logits().unwrap()).await?;
     if logits[..batch.m * fx.cfg.vocab_size] != again[..batch.m * fx.cfg.vocab_size] {
-        return Err(format!("the reloaded export's logits differ by {:.3e}", max_abs_diff(&logits, &again)).into());
+        return Err(Error::Check(format!("the reloaded export's logits differ by {:.3e}", max_abs_diff(&logits, &again))));
     }
     Ok(format!("{} tensors as GPT2LMHeadModel (transformer.*, Conv1D (in, out), no lm_head), config.json as GPT2Config; reloaded: identical logits", st.tensors.len()))
 }
@@ -950,7 +950,7 @@ pub async fn model_cached_decoding_matches_full_pass(_shared: &Gpu) -> CheckResu
     for (fx, what) in [(causal_fixture()?, "BERT body, causal"), (gpt2_fixture()?, "GPT-2 body")] {
         for packed in [false, true] {
             let how = if packed { "weights packed in textures" } else { "weights in their buffers" };
-            out.push(format!("{what}, {how}: {}", cached_vs_full(gpu, &fx, packed).await.map_err(|e| format!("{what}, {how}: {e}"))?));
+            out.push(format!("{what}, {how}: {}", cached_vs_full(gpu, &fx, packed).await.map_err(|e| Error::Check(format!("{what}, {how}: {e}")))?));
         }
     }
     Ok(out.join("; "))
@@ -976,18 +976,18 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String>
     let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
     let mut next = m.decode_start(gpu, &ids, positions, greedy).await?;
     if m.decodes_packed() != packed {
-        return Err(format!("asked for packed={packed}, decoding ran packed={}", m.decodes_packed()).into());
+        return Err(Error::Check(format!("asked for packed={packed}, decoding ran packed={}", m.decodes_packed())));
     }
     let (mut worst, mut steps) = (0.0f32, 0);
     loop {
-        let id = next.read(gpu).await?.0.ok_or("no token")?;
+        let id = next.read(gpu).await?.0.ok_or_else(|| Error::Check("no token".into()))?;
         let cached = read(gpu, m.decode_logits().unwrap()).await?;
         let t = ids.len();
         let full = full_pass_logits(gpu, &mut m, &ids).await?;
         worst = worst.max(within(&format!("cached logits after {t} tokens"), &cached, &full[..v], 1e-5)?);
         let argmax = (0..v).max_by(|&a, &b| full[a].total_cmp(&full[b]).then(b.cmp(&a))).unwrap() as u32;
         if id != argmax {
-            return Err(format!("after {t} tokens the cached path chose {id}, the full pass's argmax is {argmax}").into());
+            return Err(Error::Check(format!("after {t} tokens the cached path chose {id}, the full pass's argmax is {argmax}")));
         }
         ids.push(id);
         steps += 1;
@@ -1009,15 +1009,15 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String>
         next = m.decode_next(gpu, greedy).await?;
     }
     next.read(gpu).await?;
-    let (a, b) = (before.ok_or("too few positions to warm up")?, gpu.counters());
+    let (a, b) = (before.ok_or_else(|| Error::Check("too few positions to warm up".into()))?, gpu.counters());
     let (submits, readbacks) = (b.submits - a.submits, b.readbacks - a.readbacks);
     let (buffers, bind_groups) = (b.buffers_created - a.buffers_created, b.bind_groups_created - a.bind_groups_created);
     if tokens < 10 || submits != tokens || readbacks != tokens || buffers != 0 || bind_groups != 0 {
-        return Err(format!("{tokens} warm tokens took {submits} submits and {readbacks} readbacks and created {buffers} buffers and {bind_groups} bind groups (want one submit and one readback each, nothing created)").into());
+        return Err(Error::Check(format!("{tokens} warm tokens took {submits} submits and {readbacks} readbacks and created {buffers} buffers and {bind_groups} bind groups (want one submit and one readback each, nothing created)")));
     }
     // a training step changes the weights: the next generation runs from the new ones (packed
     // again). The prefill's logits come from the full forward: compare a decoded token's.
-    let first = m.decode_start(gpu, &prompt, positions, greedy).await?.read(gpu).await?.0.ok_or("no token")?;
+    let first = m.decode_start(gpu, &prompt, positions, greedy).await?.read(gpu).await?.0.ok_or_else(|| Error::Check("no token".into()))?;
     m.decode_next(gpu, greedy).await?.read(gpu).await?;
     let old = read(gpu, m.decode_logits().unwrap()).await?;
     m.params.set_trainable(gpu, |_| true)?;
@@ -1031,14 +1031,14 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String>
     m.backward(&mut step, &batch, Mode::Eval)?;
     m.optimizer_step(gpu, &mut step, &opt, opt.lr, 0.0)?;
     step.submit().await?;
-    let id = m.decode_start(gpu, &prompt, positions, greedy).await?.read(gpu).await?.0.ok_or("no token")?;
+    let id = m.decode_start(gpu, &prompt, positions, greedy).await?.read(gpu).await?.0.ok_or_else(|| Error::Check("no token".into()))?;
     m.decode_next(gpu, greedy).await?.read(gpu).await?;
     let cached = read(gpu, m.decode_logits().unwrap()).await?;
     let text: Vec<u32> = prompt.iter().copied().chain([id]).collect();
     let full = full_pass_logits(gpu, &mut m, &text).await?;
     let moved = max_abs_diff(&old, &cached);
     if id == first && moved < 1e-3 {
-        return Err(format!("a training step moved a decoded token's logits by {moved:.1e} only").into());
+        return Err(Error::Check(format!("a training step moved a decoded token's logits by {moved:.1e} only")));
     }
     worst = worst.max(within("cached logits after a training step", &cached, &full[..v], 1e-5)?);
     Ok(format!("{steps} tokens to the last position and a prompt after a training step: logits within {worst:.1e} of the full pass, its greedy choices; {tokens} warm tokens: 1 submit and 1 readback each, 0 buffers and 0 bind groups created"))
@@ -1057,7 +1057,7 @@ pub async fn model_word_embedding_in_shards_matches_pytorch(gpu: &Gpu) -> CheckR
         m.limit_word_shards((rows * c * 4) as u64);
         let shards = m.word_shards(gpu).len();
         if shards != v.div_ceil(rows) {
-            return Err(format!("{what}: {v} rows in shards of {rows} made {shards} shards").into());
+            return Err(Error::Check(format!("{what}: {v} rows in shards of {rows} made {shards} shards")));
         }
         m.params.set_trainable(gpu, |_| true)?;
         let batch = fx.batch(gpu, true, heads.sop, false)?;
@@ -1075,7 +1075,7 @@ pub async fn model_word_embedding_in_shards_matches_pytorch(gpu: &Gpu) -> CheckR
             let greedy = GenerateConfig { max_new: want.len(), top_k: 1, temperature: 1.0, seed: 0 };
             let got = generate_ids(gpu, &mut m, &prompt, None, &greedy, &mut |_| {}).await?.0;
             if got != want {
-                return Err(format!("{what} in {shards} shards: greedy decoding gave {got:?}; transformers gave {want:?}").into());
+                return Err(Error::Check(format!("{what} in {shards} shards: greedy decoding gave {got:?}; transformers gave {want:?}")));
             }
             line.push_str(", transformers' greedy tokens");
         }
@@ -1093,7 +1093,7 @@ pub async fn model_last_token_classifier_matches_pytorch(gpu: &Gpu) -> CheckResu
     for (fx, what) in last_token_fixtures()? {
         let mut m = fx.model(gpu, CLASSIFY)?;
         if m.pooling != Pooling::Last {
-            return Err(format!("{what}: a causal model's classifier reads {:?}, not the last token", m.pooling).into());
+            return Err(Error::Check(format!("{what}: a causal model's classifier reads {:?}, not the last token", m.pooling)));
         }
         m.params.set_trainable(gpu, |_| true)?;
         let batch = fx.batch(gpu, false, false, true)?;
@@ -1104,7 +1104,7 @@ pub async fn model_last_token_classifier_matches_pytorch(gpu: &Gpu) -> CheckResu
         let (n, worst) = compare_grads(gpu, &fx, &m, "grad_cls").await?;
         let unread = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
         if n + unread != m.params.params.len() {
-            return Err(format!("{what}: only {n} of {} parameters had a reference gradient", m.params.params.len() - unread).into());
+            return Err(Error::Check(format!("{what}: only {n} of {} parameters had a reference gradient", m.params.params.len() - unread)));
         }
         out.push(format!("{what}: logits within {d_logits:.1e}, loss {:.5}, all {n} gradient tensors within {worst:.1e} · max|ref|", losses.cls));
     }
@@ -1136,10 +1136,10 @@ pub async fn model_lora_matches_peft(gpu: &Gpu) -> CheckResult {
         let trained = m.params.params.iter().filter(|p| lora_trains(p)).count();
         let adapters = m.params.params.iter().filter(|p| p.part == crate::model::params::Part::Lora).count();
         if n != trained || adapters == 0 {
-            return Err(format!("{what}: {n} gradients compared, {trained} tensors train ({adapters} adapters)").into());
+            return Err(Error::Check(format!("{what}: {n} gradients compared, {trained} tensors train ({adapters} adapters)")));
         }
         if let Some(p) = m.params.params.iter().find(|p| !lora_trains(p) && p.grad.is_some()) {
-            return Err(format!("{what}: the frozen {} has a gradient buffer", p.name).into());
+            return Err(Error::Check(format!("{what}: the frozen {} has a gradient buffer", p.name)));
         }
         out.push(format!("{what}: logits within {d_logits:.1e}, loss {:.5}, {n} gradient tensors ({adapters} A and B, the head) within {worst:.1e} · max|ref|", losses.cls));
     }

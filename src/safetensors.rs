@@ -61,7 +61,7 @@ impl std::error::Error for SafetensorsError {}
 /// A model file that is not valid safetensors: said in words (the file is the user's input).
 impl From<SafetensorsError> for crate::error::Error {
     fn from(e: SafetensorsError) -> crate::error::Error {
-        crate::error::Error::Other(e.to_string())
+        crate::error::Error::Data { line: 0, message: e.to_string() }
     }
 }
 

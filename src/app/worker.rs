@@ -87,17 +87,17 @@ fn js_err(e: &JsValue) -> Error {
 /// Calls the function `name` that worker.js defines, and awaits the promise it returns.
 async fn call_js(name: &str, arg: Option<&JsValue>) -> Result<JsValue> {
     let f = js_sys::Reflect::get(&js_sys::global(), &name.into()).map_err(|e| js_err(&e))?;
-    let f: js_sys::Function = f.dyn_into().map_err(|_| format!("worker.js did not define {name}"))?;
+    let f: js_sys::Function = f.dyn_into().map_err(|_| Error::Internal(format!("worker.js did not define {name}")))?;
     let r = match arg {
         Some(a) => f.call1(&JsValue::NULL, a),
         None => f.call0(&JsValue::NULL),
     };
-    let p: js_sys::Promise = r.map_err(|e| js_err(&e))?.dyn_into().map_err(|_| format!("{name} did not return a promise"))?;
+    let p: js_sys::Promise = r.map_err(|e| js_err(&e))?.dyn_into().map_err(|_| Error::Internal(format!("{name} did not return a promise")))?;
     JsFuture::from(p).await.map_err(|e| js_err(&e))
 }
 
 fn session() -> Result<Rc<Session>> {
-    P.with(|p| p.borrow().session.clone()).ok_or_else(|| Error::Other("the GPU is not ready yet".into()))
+    P.with(|p| p.borrow().session.clone()).ok_or_else(|| Error::Usage("the GPU is not ready yet".into()))
 }
 
 fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
@@ -146,21 +146,21 @@ fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<()> {
 
 /// Fetches `url`, posting progress; Ok(None) on 404.
 async fn fetch_bytes(url: &str, label: &str) -> Result<Option<Vec<u8>>> {
-    let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| format!("{url}: {} (is the address right, and are you online?)", js_err(&e)))?;
+    let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| Error::io(url, format!("{} (is the address right, and are you online?)", js_err(&e))))?;
     let resp: web_sys::Response = resp.unchecked_into();
     if resp.status() == 404 {
         return Ok(None);
     }
     if !resp.ok() {
-        return Err(format!("{url}: HTTP {}", resp.status()).into());
+        return Err(Error::io(url, format!("HTTP {}", resp.status())));
     }
     let total = resp.headers().get("content-length").ok().flatten().and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    let body = resp.body().ok_or_else(|| format!("{url}: empty response"))?;
+    let body = resp.body().ok_or_else(|| Error::io(url, "empty response"))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut out: Vec<u8> = Vec::new();
     let mut told = 0usize;
     loop {
-        let r = JsFuture::from(reader.read()).await.map_err(|e| format!("{url}: {}", js_err(&e)))?;
+        let r = JsFuture::from(reader.read()).await.map_err(|e| Error::io(url, js_err(&e)))?;
         let done = js_sys::Reflect::get(&r, &"done".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
         if done {
             break;
@@ -180,7 +180,7 @@ async fn fetch_bytes(url: &str, label: &str) -> Result<Option<Vec<u8>>> {
 /// reason there is none), the tokenizer, and a mean-pooling head when present.
 async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
-    let config = fetch_bytes(&format!("{base}config.json"), "config.json").await?.ok_or_else(|| format!("{base}config.json was not found: check the model id (and the hub address)"))?;
+    let config = fetch_bytes(&format!("{base}config.json"), "config.json").await?.ok_or_else(|| Error::io(format!("{base}config.json"), "not found: check the model id (and the hub address)"))?;
     let cfg_text = String::from_utf8_lossy(&config).to_string();
     crate::session::ModelConfig::from_json(&cfg_text)?;
     files.insert("config.json".to_string(), config);
@@ -226,7 +226,7 @@ async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>> 
         while at < size {
             let end = (at + SLICE).min(size);
             let part = f.slice_with_f64_and_f64(at, end).map_err(|e| js_err(&e))?;
-            let buf = JsFuture::from(part.array_buffer()).await.map_err(|e| format!("reading {name}: {}", js_err(&e)))?;
+            let buf = JsFuture::from(part.array_buffer()).await.map_err(|e| Error::io(&name, js_err(&e)))?;
             let arr = js_sys::Uint8Array::new(&buf);
             let start = bytes.len();
             bytes.resize(start + arr.length() as usize, 0);
@@ -293,7 +293,7 @@ async fn write_snapshot(snap: Snapshot) -> Result<()> {
         toks.push(&js_sys::Array::of2(&n.into(), &js_sys::Uint8Array::from(&b[..]).into()));
     }
     set(&o, "tokenizer", &toks);
-    call_js("bertlabSave", Some(&o)).await.map_err(|e| Error::Other(format!("the session could not be stored ({e})")))?;
+    call_js("bertlabSave", Some(&o)).await.map_err(|e| Error::io("IndexedDB", format!("the session could not be stored ({e})")))?;
     post(Event::Snapshot(SnapshotNote { off: None, step, kind, saved_at }));
     Ok(())
 }
@@ -317,7 +317,7 @@ fn bytes_of(o: &js_sys::Object, k: &str) -> Vec<u8> {
 
 async fn restore() -> Result<()> {
     let s = session()?;
-    let (page, o) = load_snapshot().await?.ok_or("there is no saved session in this browser")?;
+    let (page, o) = load_snapshot().await?.ok_or_else(|| Error::Usage("there is no saved session in this browser".into()))?;
     let mut tokenizer_files = Vec::new();
     if let Ok(arr) = js_sys::Reflect::get(&o, &"tokenizer".into()) {
         for pair in js_sys::Array::from(&arr).iter() {
@@ -353,11 +353,11 @@ fn set_data(s: &Session, name: String, bytes: Vec<u8>) {
 /// A file the page did not read (too large to show): read here, once.
 async fn set_data_file(files: &JsValue) -> Result<()> {
     let s = session()?;
-    let f: web_sys::File = js_sys::Array::from(files).get(0).dyn_into().map_err(|_| "no file was sent")?;
+    let f: web_sys::File = js_sys::Array::from(files).get(0).dyn_into().map_err(|_| Error::Internal("no file was sent".into()))?;
     let name = f.name();
-    crate::session::dataset::check_size(f.size() as u64).map_err(|e| format!("{name}: {e}"))?;
+    crate::session::dataset::check_size(f.size() as u64).map_err(|e| Error::Limit(format!("{name}: {e}")))?;
     s.drop_data();
-    let buf = JsFuture::from(f.array_buffer()).await.map_err(|e| format!("{name} could not be read: {}", js_err(&e)))?;
+    let buf = JsFuture::from(f.array_buffer()).await.map_err(|e| Error::io(&name, format!("it could not be read: {}", js_err(&e))))?;
     let bytes = js_sys::Uint8Array::new(&buf).to_vec();
     drop(buf);
     set_data(&s, name, bytes);
@@ -399,7 +399,7 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
     let s = session()?;
     let texts = s.pretrain_texts()?;
     s.free()?;
-    let (tok, body) = s.peek(|l| (l.tok.clone(), l.model.cfg.body)).ok_or("no model is loaded")?;
+    let (tok, body) = s.peek(|l| (l.tok.clone(), l.model.cfg.body)).ok_or_else(|| Error::Usage("no model is loaded".into()))?;
     let spec = crate::session::PretrainConfig { lora: d.lora_spec(body), ..d.spec(start_step) };
     P.with(|p| p.borrow_mut().run = Some(PageRun::Pretrain(d.clone())));
     set_busy(true);
@@ -484,7 +484,7 @@ async fn continue_run() -> Result<()> {
     match run.filter(|_| step > 0) {
         Some(PageRun::Train(d)) => train(d, step).await,
         Some(PageRun::Pretrain(d)) if step < d.steps => pretrain(d, step).await,
-        _ => Err(Error::Other("there is no interrupted run to continue: restore a snapshot taken during one".into())),
+        _ => Err(Error::Usage("there is no interrupted run to continue: restore a snapshot taken during one".into())),
     }
 }
 
@@ -587,13 +587,13 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
             if files.contains_key(crate::session::model_dir::ADAPTER_CONFIG) {
                 // a LoRA adapter's folder: onto the model in use, its base
                 let s = session()?;
-                let base = s.peek(|l| l.source.clone()).ok_or("these are a LoRA adapter's files (adapter_config.json): load its base model first (the default model, or the base's files), then choose the adapter's files")?;
+                let base = s.peek(|l| l.source.clone()).ok_or_else(|| Error::Usage("these are a LoRA adapter's files (adapter_config.json): load its base model first (the default model, or the base's files), then choose the adapter's files".into()))?;
                 let notes = s.adapt(&files, format!("your LoRA adapter on {base}")).await?;
                 post_model(&s, notes);
                 return Ok(());
             }
             if !files.contains_key("config.json") {
-                return Err(format!("the files you chose have no config.json (got: {}); choose a model folder's config.json, model.safetensors and tokenizer.json together", files.keys().cloned().collect::<Vec<_>>().join(", ")).into());
+                return Err(Error::Data { line: 0, message: format!("the files you chose have no config.json (got: {}); choose a model folder's config.json, model.safetensors and tokenizer.json together", files.keys().cloned().collect::<Vec<_>>().join(", ")) });
             }
             install(&files, "your files".into())
         }
@@ -612,7 +612,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
         Command::Pretrain(d) => pretrain(d, 0).await,
         Command::Train(d) => train(d, 0).await,
         Command::Discard => {
-            call_js("bertlabDiscard", None).await.map_err(|e| Error::Other(format!("the saved session could not be deleted ({e})")))?;
+            call_js("bertlabDiscard", None).await.map_err(|e| Error::io("IndexedDB", format!("the saved session could not be deleted ({e})")))?;
             Ok(())
         }
         Command::Continue => continue_run().await,

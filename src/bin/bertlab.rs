@@ -142,9 +142,9 @@ mod cli {
             // a PEFT adapter: on the base --base names, or the one its config names (a path from
             // here, or from beside the adapter)
             let (_, named) = model_dir::adapter_spec(&files)?;
-            let base = o.base.map(str::to_string).or(named).ok_or_else(|| format!("{dir} is a LoRA adapter whose {} names no base model: give its directory with --base DIR", model_dir::ADAPTER_CONFIG))?;
+            let base = o.base.map(str::to_string).or(named).ok_or_else(|| Error::Usage(format!("{dir} is a LoRA adapter whose {} names no base model: give its directory with --base DIR", model_dir::ADAPTER_CONFIG)))?;
             let beside = Path::new(dir).join("..").join(&base);
-            let base_dir = [Path::new(&base).to_path_buf(), beside].into_iter().find(|p| p.join("config.json").exists()).ok_or_else(|| format!("{dir} is a LoRA adapter on the base model \"{base}\", which is not a directory here: give its directory with --base DIR"))?;
+            let base_dir = [Path::new(&base).to_path_buf(), beside].into_iter().find(|p| p.join("config.json").exists()).ok_or_else(|| Error::Usage(format!("{dir} is a LoRA adapter on the base model \"{base}\", which is not a directory here: give its directory with --base DIR")))?;
             s.load_adapted(&model_dir::read_dir(&base_dir)?, &files, heads, dir.to_string())
         });
         spin.finish_and_clear();
@@ -159,10 +159,10 @@ mod cli {
             return Ok(vec![t.to_string()]);
         }
         if let Some(f) = &a.file {
-            let s = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+            let s = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
             return Ok(s.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect());
         }
-        Err("give --text TEXT or --file FILE (one text per line)".into())
+        Err(Error::Usage("give --text TEXT or --file FILE (one text per line)".into()))
     }
 
     pub fn run(cli: Cli) -> Result<()> {
@@ -182,7 +182,7 @@ mod cli {
     }
 
     fn pretrain(a: &PretrainArgs, o: Out) -> Result<()> {
-        let corpus = std::fs::read_to_string(&a.corpus).map_err(|e| format!("{}: {e}", a.corpus))?;
+        let corpus = std::fs::read_to_string(&a.corpus).map_err(|e| Error::io(&a.corpus, e))?;
         let texts: Vec<String> = corpus.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
         let out = a.out.as_str();
         model_dir::check_out(out)?;
@@ -195,10 +195,10 @@ mod cli {
         };
         let body = if a.body == Some(BodyArg::Gpt2) { Body::Gpt2 } else { Body::Bert };
         if body == Body::Gpt2 && !causal {
-            return Err("--body gpt2 is a decoder, which learns the next word: use it with --objective causal".into());
+            return Err(Error::Usage("--body gpt2 is a decoder, which learns the next word: use it with --objective causal".into()));
         }
         if a.body.is_some() && a.model.is_some() {
-            return Err("--body shapes a from-scratch model; a checkpoint (--model) brings its own body: leave one of them out".into());
+            return Err(Error::Usage("--body shapes a from-scratch model; a checkpoint (--model) brings its own body: leave one of them out".into()));
         }
         let s = match a.model.as_deref() {
             Some(dir) => {
@@ -206,12 +206,11 @@ mod cli {
                 // run adds the heads its objectives need, drawn from --seed
                 let s = open(o, dir, None)?;
                 if s.peek(|l| l.model.cfg.is_decoder) != Some(causal) {
-                    return Err(if causal {
+                    return Err(Error::Unsupported(if causal {
                         format!("{dir} is a masked (bidirectional) model; causal pretraining needs a decoder (is_decoder): start from scratch (leave out --model) or from a BertLMHeadModel checkpoint")
                     } else {
                         format!("{dir} is a causal model (is_decoder); masked-LM and sentence-order pretraining need a bidirectional BERT: use --objective causal, or another model")
-                    }
-                    .into());
+                    }));
                 }
                 s
             }
@@ -222,14 +221,14 @@ mod cli {
             }
         };
         // --mode lora:R: adapters on the model given, in PEFT's format
-        let lora = match a.mode.as_deref().map(str::parse::<bertlab::session::Adopt>).transpose().map_err(|e| format!("--mode {e}"))? {
+        let lora = match a.mode.as_deref().map(str::parse::<bertlab::session::Adopt>).transpose().map_err(|e| Error::Usage(format!("--mode {e}")))? {
             None | Some(bertlab::session::Adopt::Full) => None,
             Some(bertlab::session::Adopt::Lora(r)) => {
                 let body = s.peek(|l| l.model.cfg.body).unwrap_or_default();
                 let d = TrainConfig::default();
                 Some(LoraSpec::with(r, body, a.lora.lora_alpha.unwrap_or(d.lora_alpha), a.lora.lora_dropout.unwrap_or(d.lora_dropout), a.lora.lora_targets.as_deref().unwrap_or_default()))
             }
-            Some(m) => return Err(format!("--mode {m}: pretraining takes full or lora:R").into()),
+            Some(m) => return Err(Error::Usage(format!("--mode {m}: pretraining takes full or lora:R"))),
         };
         let steps = a.steps;
         let pc = PretrainConfig { mlm, sop, steps, batch_size: a.batch, lr: a.lr, max_len: a.max_len, warmup: a.warmup.unwrap_or(steps / 10), seed: a.seed, probe: a.probe.clone(), probe_every: a.probe_every, lora, ..PretrainConfig::default() };
@@ -248,7 +247,8 @@ mod cli {
         bar.finish();
         let r = r?;
         if let Some(step) = r.rolled_back {
-            return Err(format!("{}; the model is not written", Error::non_finite(step)).into());
+            eprintln!("note: the model is not written");
+            return Err(Error::non_finite(step));
         }
         let r = r.report;
         for m in &r.messages {
@@ -280,9 +280,9 @@ mod cli {
     /// Reads labeled data into the session; its messages go to stderr, and data that cannot train
     /// a classifier is refused (the refusal said once, as the error).
     fn read_dataset(s: &Session, path: &str, trainable: bool) -> Result<()> {
-        let size = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?.len();
-        dataset::check_size(size).map_err(|e| format!("{path}: {e}"))?;
-        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        dataset::check_size(size).map_err(|e| Error::Limit(format!("{path}: {e}")))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let ds = s.set_data(path.to_string(), bytes);
         let verdict = if trainable { ds.why_untrainable() } else { None };
         for m in ds.messages.iter().filter(|m| verdict.as_ref() != Some(&m.text)) {
@@ -308,13 +308,13 @@ mod cli {
         let snap = resume.as_ref().map(CheckpointDir::read).transpose()?;
         let mut tc = match snap.as_ref().map(|s| s.meta.run.clone()) {
             Some(Some(RunSpec::Train(t))) => t,
-            Some(Some(RunSpec::Pretrain(_))) => return Err("--resume: that checkpoint is of a pretraining run, not a fine-tuning one".into()),
-            Some(None) => return Err("--resume: the checkpoint does not say which run it belongs to; start a new run".into()),
+            Some(Some(RunSpec::Pretrain(_))) => return Err(Error::Usage("--resume: that checkpoint is of a pretraining run, not a fine-tuning one".into())),
+            Some(None) => return Err(Error::Usage("--resume: the checkpoint does not say which run it belongs to; start a new run".into())),
             None => TrainConfig::default(),
         };
         let state = snap.as_ref().map(|s| &s.meta);
         if let Some(m) = &a.mode {
-            tc.adopt = m.parse().map_err(|e| format!("--mode {e}"))?;
+            tc.adopt = m.parse().map_err(|e| Error::Usage(format!("--mode {e}")))?;
             if state.is_none() && a.lr.is_none() {
                 tc.lr = tc.adopt.default_lr();
             }
@@ -322,7 +322,7 @@ mod cli {
             tc.lr = tc.adopt.default_lr();
         }
         if let Some(p) = &a.pooling {
-            tc.pooling = Pooling::parse(p).ok_or_else(|| format!("--pooling {p}: use cls or mean (BERT), last (a causal model's default)"))?;
+            tc.pooling = Pooling::parse(p).ok_or_else(|| Error::Usage(format!("--pooling {p}: use cls or mean (BERT), last (a causal model's default)")))?;
         }
         tc.lr = a.lr.unwrap_or(tc.lr);
         tc.epochs = a.epochs.unwrap_or(tc.epochs);
@@ -336,7 +336,7 @@ mod cli {
         tc.lora_alpha = a.lora.lora_alpha.unwrap_or(tc.lora_alpha);
         tc.lora_dropout = a.lora.lora_dropout.unwrap_or(tc.lora_dropout);
         tc.lora_targets = a.lora.lora_targets.clone().unwrap_or(tc.lora_targets);
-        let base_model = state.map(|m| m.source.clone()).or(a.model.clone()).ok_or("--model is required (or --resume)")?;
+        let base_model = state.map(|m| m.source.clone()).or(a.model.clone()).ok_or_else(|| Error::Usage("--model is required (or --resume)".into()))?;
         // the data first: a file that cannot train a classifier is refused before the model loads
         let s = session()?;
         // a head the checkpoint lacks is drawn from --seed, as the run's batches and dropout are
@@ -464,7 +464,10 @@ mod cli {
             println!("{}", serde_json::json!({"dim": c, "embeddings": out}));
         } else {
             for (t, e) in texts.iter().zip(&out) {
-                println!("{t}\t[{:.4}, {:.4}, {:.4}, ... ] ({c} dims)", e[0], e[1], e[2]);
+                // the first three values (fewer where the model is narrower), never an index past the end
+                let head: Vec<String> = e.iter().take(3).map(|x| format!("{x:.4}")).collect();
+                let more = if e.len() > 3 { ", ..." } else { "" };
+                println!("{t}\t[{}{more} ] ({c} dims)", head.join(", "));
             }
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! BertModel, by the heads present). Returns (file name, bytes) pairs, so the browser can offer them
 //! as downloads and the CLI can write them to a directory.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
 use crate::safetensors;
@@ -27,15 +27,14 @@ pub fn pick_weights_file<'a>(files: &[&'a str]) -> Result<&'a str> {
         return Ok(f);
     }
     if files.iter().any(|f| f.starts_with("model-") && f.ends_with(".safetensors")) {
-        return Err("this repository splits its weights into several safetensors shards; BERT Lab loads a single model.safetensors".into());
+        return Err(Error::Unsupported("this repository splits its weights into several safetensors shards; BERT Lab loads a single model.safetensors".into()));
     }
     if files.iter().any(|f| *f == "pytorch_model.bin") {
-        return Err("this repository offers only pytorch_model.bin (a pickle, which a browser cannot read safely). Convert it once with Python: \
+        return Err(Error::Unsupported("this repository offers only pytorch_model.bin (a pickle, which a browser cannot read safely). Convert it once with Python: \
 `from transformers import AutoModel; AutoModel.from_pretrained(REPO).save_pretrained(DIR, safe_serialization=True)` and load DIR/model.safetensors, \
-or pick a repository that has model.safetensors"
-            .into());
+or pick a repository that has model.safetensors".into()));
     }
-    Err("no model.safetensors in this repository".into())
+    Err(Error::Data { line: 0, message: "no model.safetensors in this repository".into() })
 }
 
 /// What the model card says about how the model was made.

@@ -60,11 +60,11 @@ pub fn tokenizer_of(files: &BTreeMap<String, Vec<u8>>) -> Result<Tokenizer> {
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
             .and_then(|c| c.get("do_lower_case").and_then(|v| v.as_bool()))
             .unwrap_or(true);
-        Tokenizer::from_vocab_txt(std::str::from_utf8(v).map_err(|_| "vocab.txt is not UTF-8".to_string())?, lower)
+        Tokenizer::from_vocab_txt(std::str::from_utf8(v).map_err(|_| Error::Data { line: 0, message: "vocab.txt is not UTF-8".into() })?, lower)
     } else if let (Some(v), Some(m)) = (files.get("vocab.json"), files.get("merges.txt")) {
         Tokenizer::from_vocab_json_merges(v, m)
     } else {
-        Err("the model has no tokenizer: it needs tokenizer.json, vocab.txt (BERT) or vocab.json with merges.txt (GPT-2)".into())
+        Err(Error::Data { line: 0, message: "the model has no tokenizer: it needs tokenizer.json, vocab.txt (BERT) or vocab.json with merges.txt (GPT-2)".into() })
     }
 }
 
@@ -80,8 +80,8 @@ pub use crate::io::export::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 /// A PEFT LoRA adapter directory's spec: what its adapter_config.json says (checked: a LoRA adapter,
 /// targets given as names), and the base model it names.
 pub fn adapter_spec(files: &BTreeMap<String, Vec<u8>>) -> Result<(LoraSpec, Option<String>)> {
-    let bytes = files.get(ADAPTER_CONFIG).ok_or_else(|| format!("no {ADAPTER_CONFIG}: not a PEFT adapter"))?;
-    let c: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("{ADAPTER_CONFIG}: {e}"))?;
+    let bytes = files.get(ADAPTER_CONFIG).ok_or_else(|| Error::Data { line: 0, message: format!("no {ADAPTER_CONFIG}: not a PEFT adapter") })?;
+    let c: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::Data { line: 0, message: format!("{ADAPTER_CONFIG}: {e}") })?;
     let text = |k: &str| c.get(k).and_then(|v| v.as_str()).map(str::to_string);
     match text("peft_type").as_deref() {
         Some("LORA") => {}
@@ -96,7 +96,7 @@ pub fn adapter_spec(files: &BTreeMap<String, Vec<u8>>) -> Result<(LoraSpec, Opti
         _ => return Err(Error::Data { line: 0, message: format!("{ADAPTER_CONFIG} names no target_modules") }),
     };
     let num = |k: &str| c.get(k).and_then(|v| v.as_f64());
-    let r = num("r").filter(|r| *r >= 1.0 && r.fract() == 0.0).ok_or_else(|| format!("{ADAPTER_CONFIG}: r must be a whole number of at least 1"))? as usize;
+    let r = num("r").filter(|r| *r >= 1.0 && r.fract() == 0.0).ok_or_else(|| Error::Data { line: 0, message: format!("{ADAPTER_CONFIG}: r must be a whole number of at least 1") })? as usize;
     let spec = LoraSpec { r, alpha: num("lora_alpha").map_or(LoraSpec::DEFAULT_ALPHA, |a| a as f32), dropout: num("lora_dropout").unwrap_or(0.0) as f32, targets };
     Ok((spec, text("base_model_name_or_path").filter(|b| !b.is_empty())))
 }
@@ -107,8 +107,8 @@ pub fn adapter_spec(files: &BTreeMap<String, Vec<u8>>) -> Result<(LoraSpec, Opti
 /// tensor whose shape differs.
 pub fn load_adapted(gpu: &Gpu, base: &BTreeMap<String, Vec<u8>>, adapter: &BTreeMap<String, Vec<u8>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel> {
     let (spec, _) = adapter_spec(adapter)?;
-    let bytes = adapter.get(ADAPTER_WEIGHTS).ok_or_else(|| format!("the adapter has {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS}"))?;
-    let mut st = safetensors::parse(bytes).map_err(|e| format!("{ADAPTER_WEIGHTS}: {e}"))?;
+    let bytes = adapter.get(ADAPTER_WEIGHTS).ok_or_else(|| Error::Data { line: 0, message: format!("the adapter has {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS}") })?;
+    let mut st = safetensors::parse(bytes).map_err(|e| Error::Data { line: 0, message: format!("{ADAPTER_WEIGHTS}: {e}") })?;
     // PEFT's names: base_model.model.<the model's own name>, ".default" where an adapter is named
     st.tensors = std::mem::take(&mut st.tensors).into_iter().map(|(n, t)| (n.strip_prefix("base_model.model.").unwrap_or(&n).replace(".default.", ".").replace(".modules_to_save.", "."), t)).collect();
     let mut files = base.clone();
@@ -131,24 +131,24 @@ struct Adapted<'a> {
 
 fn load_with<'a>(gpu: &Gpu, files: &'a BTreeMap<String, Vec<u8>>, adapter: Option<Adapted<'a>>, heads: Option<Heads>, seed: u64) -> Result<LoadedModel> {
     let names: Vec<&str> = files.keys().map(|s| s.as_str()).collect();
-    let config_bytes = files.get("config.json").ok_or("the model has no config.json")?;
-    let config_text = std::str::from_utf8(config_bytes).map_err(|_| "config.json is not UTF-8".to_string())?;
+    let config_bytes = files.get("config.json").ok_or_else(|| Error::Data { line: 0, message: "the model has no config.json".into() })?;
+    let config_text = std::str::from_utf8(config_bytes).map_err(|_| Error::Data { line: 0, message: "config.json is not UTF-8".into() })?;
     let mut cfg = ModelConfig::from_json(config_text)?;
     let config: serde_json::Value = serde_json::from_str(config_text)?;
     let weights_name = crate::io::export::pick_weights_file(&names)?;
-    let mut st = safetensors::parse(&files[weights_name]).map_err(|e| format!("{weights_name}: {e}"))?;
+    let mut st = safetensors::parse(&files[weights_name]).map_err(|e| Error::Data { line: 0, message: format!("{weights_name}: {e}") })?;
     // a mean- or last-token-pooling classifier exported by BERT Lab: the encoder plus a documented
     // head file
     let mut pooling = Pooling::Cls;
     let mut head_labels = None;
     if let Some(doc) = files.get(HEAD_JSON) {
-        let doc: serde_json::Value = serde_json::from_slice(doc).map_err(|e| format!("{HEAD_JSON}: {e}"))?;
+        let doc: serde_json::Value = serde_json::from_slice(doc).map_err(|e| Error::Data { line: 0, message: format!("{HEAD_JSON}: {e}") })?;
         pooling = match doc.get("pooling").and_then(|p| p.as_str()).and_then(Pooling::parse) {
             Some(p @ (Pooling::Mean | Pooling::Last)) => p,
-            _ => return Err(format!("{HEAD_JSON}: only \"pooling\": \"mean\" or \"last\" heads are known").into()),
+            _ => return Err(Error::Unsupported(format!("{HEAD_JSON}: only \"pooling\": \"mean\" or \"last\" heads are known"))),
         };
-        let head = files.get(HEAD_FILE).ok_or_else(|| format!("{HEAD_JSON} names {HEAD_FILE}, which is missing"))?;
-        let hs = safetensors::parse(head).map_err(|e| format!("{HEAD_FILE}: {e}"))?;
+        let head = files.get(HEAD_FILE).ok_or_else(|| Error::Data { line: 0, message: format!("{HEAD_JSON} names {HEAD_FILE}, which is missing") })?;
+        let hs = safetensors::parse(head).map_err(|e| Error::Data { line: 0, message: format!("{HEAD_FILE}: {e}") })?;
         st.tensors.extend(hs.tensors);
         head_labels = doc.get("labels").and_then(|l| l.as_array()).map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect::<Vec<_>>());
     }
@@ -181,7 +181,7 @@ fn load_with<'a>(gpu: &Gpu, files: &'a BTreeMap<String, Vec<u8>>, adapter: Optio
     let heads = heads.unwrap_or(found);
     let tokenizer = tokenizer_of(files)?;
     if tokenizer.vocab_size > cfg.vocab_size {
-        return Err(format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size).into());
+        return Err(Error::Shape { tensor: "word_embeddings".into(), message: format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size) });
     }
     // batches are padded with the tokenizer's pad id; a causal model's classifier finds each text's
     // last token by that id (model::batch::summary_rows), and an export says it in config.json
@@ -201,13 +201,13 @@ fn load_with<'a>(gpu: &Gpu, files: &'a BTreeMap<String, Vec<u8>>, adapter: Optio
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))?;
     for entry in rd.flatten() {
         let p = entry.path();
         if p.is_file() {
             if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
                 if name == "config.json" || name == HEAD_JSON || name == ADAPTER_CONFIG || name.ends_with(".safetensors") || name == "pytorch_model.bin" || TOKENIZER_FILES.contains(&name) {
-                    let bytes = if name == "pytorch_model.bin" { Vec::new() } else { std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))? };
+                    let bytes = if name == "pytorch_model.bin" { Vec::new() } else { std::fs::read(&p).map_err(|e| Error::io(p.display(), e))? };
                     files.insert(name.to_string(), bytes);
                 }
             }
@@ -222,7 +222,7 @@ pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>> {
 pub fn check_out(out: &str) -> Result<()> {
     let p = std::path::Path::new(out);
     if p.exists() && !p.is_dir() {
-        return Err(format!("--out {out} is a file; OUT must be a directory (it receives config.json, model.safetensors and the tokenizer files), new or existing").into());
+        return Err(Error::Usage(format!("--out {out} is a file; OUT must be a directory (it receives config.json, model.safetensors and the tokenizer files), new or existing")));
     }
     Ok(())
 }
@@ -232,12 +232,12 @@ pub fn check_out(out: &str) -> Result<()> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_dir(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<()> {
     check_out(out)?;
-    std::fs::create_dir_all(out).map_err(|e| format!("{out}: {e}"))?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     for (name, bytes) in files {
         let p = std::path::Path::new(out).join(&name);
         let tmp = std::path::Path::new(out).join(format!(".{name}.partial"));
-        std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &p).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io(tmp.display(), e))?;
+        std::fs::rename(&tmp, &p).map_err(|e| Error::io(p.display(), e))?;
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ pub fn zip_stored(dir: &str, files: &[(String, Vec<u8>)]) -> crate::error::Resul
     let mut central = Vec::new();
     let u16le = |v: &mut Vec<u8>, x: u16| v.extend_from_slice(&x.to_le_bytes());
     let u32le = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_le_bytes());
-    let big = |what: &str| format!("{what} is over 4 GiB, more than a plain zip holds: download the files one by one");
+    let big = |what: &str| crate::error::Error::Limit(format!("{what} is over 4 GiB, more than a plain zip holds: download the files one by one"));
     for (name, bytes) in files {
         let path = format!("{dir}/{name}");
         let len = u32::try_from(bytes.len()).map_err(|_| big(name))?;

@@ -16,7 +16,7 @@ use super::matmul::{Kernel, Matmul, Operand};
 use super::softmax::{Mask, RowKernel, Softmax};
 use super::gelu::Gelu;
 use super::{cpu, cross_entropy, dropout, elementwise, embedding, gelu, softmax};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Shape, Step, View};
 
 pub type CheckResult = Result<String>;
@@ -99,14 +99,14 @@ fn zeros(gpu: &Gpu, label: &str, n: usize) -> Result<GpuBuf> {
 /// Every element within `tol(i)` of the reference; returns the worst |error| / tolerance.
 fn close(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -> f64) -> Result<f64> {
     if got.len() != want.len() {
-        return Err(format!("{what}: got {} values, expected {}", got.len(), want.len()).into());
+        return Err(Error::Check(format!("{what}: got {} values, expected {}", got.len(), want.len())));
     }
     let mut worst = 0.0f64;
     for i in 0..got.len() {
         let d = (got[i] as f64 - want[i]).abs();
         let t = tol(i);
         if !(d <= t) {
-            return Err(format!("{what}[{i}]: GPU {} vs reference {} (|diff| {d:.3e} > tolerance {t:.3e})", got[i], want[i]).into());
+            return Err(Error::Check(format!("{what}[{i}]: GPU {} vs reference {} (|diff| {d:.3e} > tolerance {t:.3e})", got[i], want[i])));
         }
         worst = worst.max(d / t.max(1e-300));
     }
@@ -132,7 +132,7 @@ fn fd_check_cpu(what: &str, f: &dyn Fn(&[f64]) -> f64, x: &[f64], grad: &[f64], 
         let dnorm = dir.iter().map(|d| d * d).sum::<f64>().sqrt();
         let err = (numeric - analytic).abs() / (gscale * dnorm);
         if err > 1e-6 {
-            return Err(format!("{what}: CPU backward {label} is {analytic:.9e}, finite differences give {numeric:.9e}").into());
+            return Err(Error::Check(format!("{what}: CPU backward {label} is {analytic:.9e}, finite differences give {numeric:.9e}")));
         }
         worst = worst.max(err);
         Ok(())
@@ -159,7 +159,7 @@ fn fd_check_gpu(what: &str, lp: f64, lm: f64, eps: f64, analytic: f64, tol: f64)
     let numeric = (lp - lm) / (2.0 * eps);
     let err = (numeric - analytic).abs() / analytic.abs().max(numeric.abs()).max(1e-6);
     if err > tol {
-        return Err(format!("{what}: GPU backward gives {analytic:.6e} along a random direction, GPU finite differences {numeric:.6e}").into());
+        return Err(Error::Check(format!("{what}: GPU backward gives {analytic:.6e} along a random direction, GPU finite differences {numeric:.6e}")));
     }
     Ok(err)
 }
@@ -173,7 +173,7 @@ fn shift(x: &[f32], u: &[f64], eps: f64) -> Vec<f32> {
 
 pub async fn shaders_validate_with_naga(_gpu: &Gpu) -> CheckResult {
     for (name, _) in crate::shaders::SHADERS {
-        crate::shaders::validate(name)?;
+        crate::shaders::validate(name).map_err(Error::Check)?;
     }
     Ok(format!("{} shader files parsed and validated by naga", crate::shaders::SHADERS.len()))
 }
@@ -199,7 +199,7 @@ pub async fn one_submit_per_step_and_counters(gpu: &Gpu) -> CheckResult {
     }
     elementwise::scale(&mut step, y.at([300]), 2.0)?;
     if step.dispatch_count() != 4 {
-        return Err(format!("step recorded {} dispatches, expected 4", step.dispatch_count()).into());
+        return Err(Error::Check(format!("step recorded {} dispatches, expected 4", step.dispatch_count())));
     }
     let rb = step.read_back(&y, 0, 10)?;
     step.submit().await?;
@@ -207,17 +207,17 @@ pub async fn one_submit_per_step_and_counters(gpu: &Gpu) -> CheckResult {
     let after = gpu.counters();
     let want = 2.0 * cpu::gelu(1.0);
     if (v[0] as f64 - want).abs() > 1e-6 {
-        return Err(format!("scaled gelu gave {} not {want}", v[0]).into());
+        return Err(Error::Check(format!("scaled gelu gave {} not {want}", v[0])));
     }
     let submits = after.queue_submits_of("counted") - before.queue_submits_of("counted");
     let gelus = after.dispatches_of("gelu_forward") - before.dispatches_of("gelu_forward");
     let bytes = after.bytes_read_back - before.bytes_read_back;
     if submits != 1 {
-        return Err(format!("the step made {submits} queue submissions, not one").into());
+        return Err(Error::Check(format!("the step made {submits} queue submissions, not one")));
     }
     // other checks' dispatches and readbacks may be counted too: at least this step's
     if gelus < 3 || bytes < 40 {
-        return Err(format!("counters saw {gelus} gelu dispatches, {bytes} bytes read back; the step made 3 and read 40").into());
+        return Err(Error::Check(format!("counters saw {gelus} gelu dispatches, {bytes} bytes read back; the step made 3 and read 40")));
     }
     Ok(format!("4 dispatches, 1 submit, 40 bytes read back (counters: {submits} submits, {gelus} gelu_forward, {bytes} B)"))
 }
@@ -229,26 +229,26 @@ pub async fn bad_arguments_are_errors(gpu: &Gpu) -> CheckResult {
     let r = Matmul::new(4, 4, 4).record(&mut step, c.at([4, 4]), a.at([4, 4]), a.at([4, 4]), None);
     match r {
         Err(GpuError::Shape(m)) if m.contains("needs 16") => {}
-        other => return Err(format!("an undersized matmul operand gave {other:?}").into()),
+        other => return Err(Error::Check(format!("an undersized matmul operand gave {other:?}"))),
     }
     let r = dropout::apply(&mut step, c.at([10]), a.at([10]), dropout::Dropout::new(1.5, 0));
     if r.is_ok() {
-        return Err("dropout with p = 1.5 was accepted".into());
+        return Err(Error::Check("dropout with p = 1.5 was accepted".into()));
     }
     // views: shapes that disagree, a view past its buffer's end, one that starts inside its buffer
     let r = gelu::forward(&mut step, Gelu::Erf, c.at([2, 5]), a.at([5, 2]));
     match r {
         Err(GpuError::Shape(m)) if m.contains("gelu_forward") && m.contains("[2, 5]") && m.contains("[5, 2]") => {}
-        other => return Err(format!("views of shapes [2, 5] and [5, 2] gave {other:?}").into()),
+        other => return Err(Error::Check(format!("views of shapes [2, 5] and [5, 2] gave {other:?}"))),
     }
     let r = elementwise::add(&mut step, c.at([12]), a.at([12]), a.at([12]));
     match r {
         Err(GpuError::Shape(m)) if m.contains("needs 12") => {}
-        other => return Err(format!("a view of 12 elements in a buffer of 10 gave {other:?}").into()),
+        other => return Err(Error::Check(format!("a view of 12 elements in a buffer of 10 gave {other:?}"))),
     }
     let r = elementwise::scale(&mut step, c.at_off(2, [4]), 2.0);
     if r.is_ok() {
-        return Err("a view from element 2 was bound as if from element 0".into());
+        return Err(Error::Check("a view from element 2 was bound as if from element 0".into()));
     }
     bad_product_views(&mut step, gpu)?;
     step.submit().await?;
@@ -263,7 +263,7 @@ fn bad_product_views(step: &mut Step, gpu: &Gpu) -> Result<()> {
     let refused = |r: std::result::Result<(), GpuError>, want: &[&str], what: &str| -> Result<()> {
         match r {
             Err(GpuError::Shape(m)) if want.iter().all(|w| m.contains(w)) => Ok(()),
-            other => Err(format!("{what} gave {other:?}, not a shape error naming {want:?}").into()),
+            other => Err(Error::Check(format!("{what} gave {other:?}, not a shape error naming {want:?}"))),
         }
     };
     let (a, z) = (zeros(gpu, "a", 10)?, zeros(gpu, "z", 64)?);
@@ -324,7 +324,7 @@ async fn matmul_case(gpu: &Gpu, rng: &mut Rng, mm: Matmul, off: usize) -> Result
         step.submit().await?;
         let got = read(gpu, &gc).await?;
         if got[..off].iter().any(|&x| x != 7.0) {
-            return Err(format!("matmul {kernel:?} {batch}x{m}x{n}x{k}: wrote before its output offset {off}").into());
+            return Err(Error::Check(format!("matmul {kernel:?} {batch}x{m}x{n}x{k}: wrote before its output offset {off}")));
         }
         worst = worst.max(close(&format!("matmul {kernel:?} {batch}x{m}x{n}x{k} ta={ta} tb={tb} off={off}"), &got[off..], &want, |i| 1e-4 * abs[i] * (alpha as f64).abs() + 1e-30)?);
     }
@@ -376,7 +376,7 @@ pub async fn matmul_vec4_edges_offsets_all_transposes(gpu: &Gpu) -> CheckResult 
         let m = if ta { 36 } else { 37 };
         let mm = Matmul { trans_a: ta, trans_b: tb, ..Matmul::new(m, 68, 20) };
         if !mm.vec4_fits([8; 3], None) {
-            return Err(format!("{m}x68x20 ta={ta} tb={tb} should meet the vec4 kernel's contract").into());
+            return Err(Error::Check(format!("{m}x68x20 ta={ta} tb={tb} should meet the vec4 kernel's contract")));
         }
         w = w.max(matmul_case(gpu, &mut rng, Matmul { trans_a: ta, trans_b: tb, ..Matmul::new(m, 68, 20).batch(2).alpha(0.9) }, 8).await?);
     }
@@ -519,17 +519,17 @@ async fn softmax_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let (x64, m64): (Vec<f64>, Vec<f64>) = (f64s(&x), mask.iter().map(|&v| if v.is_finite() { v as f64 } else { cpu::MASKED }).collect());
     let got = read(gpu, &gy).await?;
     if got.iter().any(|v| !v.is_finite()) {
-        return Err("softmax produced a non-finite value".into());
+        return Err(Error::Check("softmax produced a non-finite value".into()));
     }
     let want = cpu::softmax(&x64, Some(&m64), rows, t, h * t, 0.125);
     let w1 = close("masked softmax", &got, &want, |_| 2e-6)?;
     if got[h * t * t..].iter().any(|&v| v != 0.0) {
-        return Err("fully masked rows are not all zeros".into());
+        return Err(Error::Check("fully masked rows are not all zeros".into()));
     }
     for r in 0..h * t {
         let s: f32 = got[r * t..(r + 1) * t].iter().sum();
         if (s - 1.0).abs() > 1e-5 {
-            return Err(format!("row {r} sums to {s}").into());
+            return Err(Error::Check(format!("row {r} sums to {s}")));
         }
     }
     let w2 = close("softmax with ±1e4 logits", &read(gpu, &gy2).await?, &cpu::softmax(&x64, None, rows, t, 1, 1.0), |_| 2e-6)?;
@@ -542,7 +542,7 @@ async fn softmax_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let got3 = read(gpu, &gy3).await?;
     let w3 = close("causal softmax", &got3, &cpu::softmax(&x64, Some(&per_row), rows, t, 1, 0.125), |_| 2e-6)?;
     if (0..rows).any(|r| got3[r * t + r % t + 1..(r + 1) * t].iter().any(|&v| v != 0.0)) {
-        return Err("causal softmax: a probability above the diagonal is not 0".into());
+        return Err(Error::Check("causal softmax: a probability above the diagonal is not 0".into()));
     }
     Ok(format!("masked (incl. fully masked rows -> 0) worst {w1:.3}, unmasked with ±1e4 logits worst {w2:.3}, causal worst {w3:.3} of 2e-6"))
 }
@@ -620,7 +620,7 @@ async fn layernorm_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     let (want, mean, rstd) = cpu::layernorm(&f64s(&x), &f64s(&g), &f64s(&b), rows, cols, 1e-12);
     let got = read(gpu, &gy).await?;
     if got.iter().any(|v| !v.is_finite()) {
-        return Err("layernorm produced a non-finite value".into());
+        return Err(Error::Check("layernorm produced a non-finite value".into()));
     }
     let w = close("layernorm y", &got, &want, |i| 2e-5 * (1.0 + want[i].abs()))?;
     close("layernorm mean", &read(gpu, &gmean).await?, &mean, |i| 1e-6 * (1.0 + mean[i].abs()))?;
@@ -689,7 +689,7 @@ async fn layernorm_backward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
 pub async fn dropout_fused_into_layernorm_and_softmax(gpu: &Gpu) -> CheckResult {
     let mut worst = 0.0f64;
     for kernel in [RowKernel::Workgroup, RowKernel::Thread] {
-        worst = worst.max(dropout_fused_case(gpu, kernel).await.map_err(|m| format!("{kernel:?}: {m}"))?);
+        worst = worst.max(dropout_fused_case(gpu, kernel).await.map_err(|m| Error::Check(format!("{kernel:?}: {m}")))?);
     }
     Ok(format!("residual, dx, output and probability dropouts, both row kernels: worst {worst:.3} of 1e-5·max|ref|"))
 }
@@ -758,7 +758,7 @@ async fn dropout_fused_case(gpu: &Gpu, kernel: RowKernel) -> Result<f64> {
     }
     let dropped = read(gpu, &gsmd).await?.iter().filter(|&&v| v == 0.0).count();
     if dropped == 0 {
-        return Err("the fused softmax dropout dropped nothing".into());
+        return Err(Error::Check("the fused softmax dropout dropped nothing".into()));
     }
     Ok(worst)
 }
@@ -868,7 +868,7 @@ pub async fn embedding_backward_repeated_ids(gpu: &Gpu) -> CheckResult {
     let want_acc: Vec<f64> = want.iter().map(|v| v + 0.5).collect();
     let w = close("embedding dtable (accumulating onto 0.5)", &results[0], &want_acc, |i| 1e-5 * (1.0 + want_acc[i].abs()))?;
     if results[0] != results[1] {
-        return Err("embedding backward is not deterministic across runs".into());
+        return Err(Error::Check("embedding backward is not deterministic across runs".into()));
     }
     // GPU finite differences: the forward is linear in the table, so use a random direction
     let u: Vec<f64> = (0..vocab * dim).map(|_| rng.normal()).collect();
@@ -938,7 +938,7 @@ pub async fn matmul_heads_in_place(gpu: &Gpu) -> CheckResult {
         let got = read(gpu, &gdqkv).await?;
         worst = worst.max(close(&format!("{name} P^T dctx into the V block"), &f32s(head(&f64s(&got), 3 * c, 2 * c)), &dv_ref, |i| 1e-5 * (1.0 + dv_ref[i].abs()))?);
         if (0..b * t).any(|r| got[r * 3 * c..r * 3 * c + 2 * c].iter().any(|&v| v != 7.0)) {
-            return Err(format!("{name}: writing the V block touched the Q or K block").into());
+            return Err(Error::Check(format!("{name}: writing the V block touched the Q or K block")));
         }
     }
     Ok(format!("B=2 T=8 H=3 D=8, {}: worst {worst:.3} of tolerance; neighbouring blocks untouched", kernels_named(gpu)))
@@ -988,11 +988,11 @@ pub async fn attention_forward(gpu: &Gpu) -> CheckResult {
     for r in 0..b * h * t {
         let s: f32 = gp[r * t..(r + 1) * t].iter().sum();
         if (s - 1.0).abs() > 1e-5 {
-            return Err(format!("attention row {r} sums to {s}").into());
+            return Err(Error::Check(format!("attention row {r} sums to {s}")));
         }
     }
     if (0..h * t).any(|r| gp[r * t + 4..(r + 1) * t].iter().any(|&p| p != 0.0)) {
-        return Err("padded keys got attention".into());
+        return Err(Error::Check("padded keys got attention".into()));
     }
     Ok(format!("B=2 H=3 T=9 D=16 with padding: probs worst {w1:.3}, ctx worst {w2:.3} of tolerance; rows sum to 1, padding gets 0"))
 }
@@ -1071,13 +1071,13 @@ pub async fn dropout_matches_cpu_and_statistics(gpu: &Gpu) -> CheckResult {
     let kept = y.iter().filter(|&&v| v != 0.0).count() as f64;
     let sd = (n as f64 * 0.1 * 0.9).sqrt();
     if (kept - 0.9 * n as f64).abs() > 4.0 * sd {
-        return Err(format!("kept {kept} of {n}, expected {} ± {:.0}", 0.9 * n as f64, 4.0 * sd).into());
+        return Err(Error::Check(format!("kept {kept} of {n}, expected {} ± {:.0}", 0.9 * n as f64, 4.0 * sd)));
     }
     // another seed gives a different, uncorrelated mask: agreement ~ 0.9^2 + 0.1^2 = 0.82
     let y2 = read(gpu, &gy2).await?;
     let agree = y.iter().zip(&y2).filter(|(a, b)| (**a == 0.0) == (**b == 0.0)).count() as f64 / n as f64;
     if (agree - 0.82).abs() > 0.01 {
-        return Err(format!("masks of seeds s and s+1 agree on {agree:.4} of elements, expected 0.82").into());
+        return Err(Error::Check(format!("masks of seeds s and s+1 agree on {agree:.4} of elements, expected 0.82")));
     }
     // expectation preserved: mean of y/x over kept elements is 1/(1-p)
     Ok(format!("bit-exact with the CPU hash, kept {:.4} (p = 0.1), seed s vs s+1 agree {agree:.4}", kept / n as f64))
@@ -1108,7 +1108,7 @@ pub async fn cross_entropy_forward_ignore(gpu: &Gpu) -> CheckResult {
     let count = labels.iter().filter(|&&l| l >= 0).count();
     close("cross-entropy", &got[..1], &[want], |_| 1e-5 * want.abs().max(1.0))?;
     if got[1] as usize != count {
-        return Err(format!("counted {} labels, expected {count}", got[1]).into());
+        return Err(Error::Check(format!("counted {} labels, expected {count}", got[1])));
     }
     // accuracy: the fraction of counted rows whose label has the largest logit
     let correct = (0..rows)
@@ -1116,7 +1116,7 @@ pub async fn cross_entropy_forward_ignore(gpu: &Gpu) -> CheckResult {
         .count();
     let acc = correct as f32 / count as f32;
     if (got[2] - acc).abs() > 1e-6 || correct == 0 {
-        return Err(format!("accuracy {} on the GPU, {acc} ({correct} of {count}) expected", got[2]).into());
+        return Err(Error::Check(format!("accuracy {} on the GPU, {acc} ({correct} of {count}) expected", got[2])));
     }
     // nothing to predict: loss 0, not NaN
     let none = gpu.upload_i32("none", &vec![cross_entropy::IGNORE; rows])?;
@@ -1125,7 +1125,7 @@ pub async fn cross_entropy_forward_ignore(gpu: &Gpu) -> CheckResult {
     step.submit().await?;
     let got0 = read(gpu, &stats).await?;
     if got0[..3] != [0.0, 0.0, 0.0] {
-        return Err(format!("a batch with nothing to predict gave loss {} (count {})", got0[0], got0[1]).into());
+        return Err(Error::Check(format!("a batch with nothing to predict gave loss {} (count {})", got0[0], got0[1])));
     }
     Ok(format!("loss {:.6} vs {want:.6} over {count} counted rows of {rows} (±1e4 logits included); all-ignored batch gives 0; accuracy {:.3} = {correct}/{count}", got[0], got[2]))
 }
@@ -1205,7 +1205,7 @@ pub async fn adamw_matches_torch_formula(gpu: &Gpu) -> CheckResult {
         }
     }
     if clipped == 0 {
-        return Err("the test's gradients never reached the clipping threshold".into());
+        return Err(Error::Check("the test's gradients never reached the clipping threshold".into()));
     }
     let mut worst = 0.0f64;
     for i in 0..2 {
@@ -1216,7 +1216,7 @@ pub async fn adamw_matches_torch_formula(gpu: &Gpu) -> CheckResult {
     }
     let state = read(gpu, &st.state).await?;
     if state[0] != 5.0 || state[4] != 0.0 {
-        return Err(format!("optimizer state says step {} with {} skipped", state[0], state[4]).into());
+        return Err(Error::Check(format!("optimizer state says step {} with {} skipped", state[0], state[4])));
     }
     Ok(format!("5 steps, weight decay 0.01 and 0, bias correction, {clipped} steps clipped at norm 1: worst {worst:.3} of 1e-5·(1+|p|)"))
 }
@@ -1239,16 +1239,16 @@ pub async fn adamw_skips_nonfinite_step(gpu: &Gpu) -> CheckResult {
         step.submit().await?;
         let p = read(gpu, &gp).await?;
         if p != p0 {
-            return Err(format!("a step with gradient {bad} changed the weights").into());
+            return Err(Error::Check(format!("a step with gradient {bad} changed the weights")));
         }
         if read(gpu, &gm).await?.iter().any(|&v| v != 0.0) {
-            return Err(format!("a step with gradient {bad} changed the first moment").into());
+            return Err(Error::Check(format!("a step with gradient {bad} changed the first moment")));
         }
         out.push(bad);
     }
     let state = read(gpu, &st.state).await?;
     if state[0] != 0.0 || state[4] != 3.0 {
-        return Err(format!("after 3 skipped steps the state says step {} and {} skipped", state[0], state[4]).into());
+        return Err(Error::Check(format!("after 3 skipped steps the state says step {} and {} skipped", state[0], state[4])));
     }
     // a finite step after the skips does update
     gpu.write(&gg, 0, &vec![0.1f32; n])?;
@@ -1258,7 +1258,7 @@ pub async fn adamw_skips_nonfinite_step(gpu: &Gpu) -> CheckResult {
     step.submit().await?;
     let p = read(gpu, &gp).await?;
     if p == p0 {
-        return Err("a finite step after the skipped ones did not update".into());
+        return Err(Error::Check("a finite step after the skipped ones did not update".into()));
     }
     Ok("gradients holding NaN, Inf, or overflowing the norm skip the step (weights, moments, step count unchanged); the next finite step updates".into())
 }
@@ -1312,7 +1312,7 @@ pub async fn matvec_layouts_splits_offsets(gpu: &Gpu) -> CheckResult {
                 for split in Split::ALL {
                     let mv = Matvec::new(rows, n, k, trans_w).split(split);
                     if !mv.fits(off_w) {
-                        return Err(format!("matvec {rows}x{n}x{k} trans_w={trans_w} should fit its kernel").into());
+                        return Err(Error::Check(format!("matvec {rows}x{n}x{k} trans_w={trans_w} should fit its kernel")));
                     }
                     let gy = up(gpu, "y", &vec![7.0; y_off + rows * n + 3])?;
                     let mut step = gpu.begin_step("matvec");
@@ -1321,7 +1321,7 @@ pub async fn matvec_layouts_splits_offsets(gpu: &Gpu) -> CheckResult {
                     step.submit().await?;
                     let got = read(gpu, &gy).await?;
                     if got[..y_off].iter().chain(&got[y_off + rows * n..]).any(|&v| v != 7.0) {
-                        return Err(format!("matvec {split:?} {rows}x{n}x{k} wrote outside its rows").into());
+                        return Err(Error::Check(format!("matvec {split:?} {rows}x{n}x{k} wrote outside its rows")));
                     }
                     let what = format!("matvec {split:?} {rows}x{n}x{k} trans_w={trans_w} bias={bias}");
                     worst = worst.max(close(&what, &got[y_off..y_off + rows * n], &want, |i| 1e-4 * (abs[i] + 1.0))?);
@@ -1333,7 +1333,7 @@ pub async fn matvec_layouts_splits_offsets(gpu: &Gpu) -> CheckResult {
     let mut step = gpu.begin_step("matvec-bad");
     let (a, b) = (zeros(gpu, "a", 64)?, zeros(gpu, "b", 64)?);
     if Matvec::new(1, 6, 5, true).record(&mut step, b.at([1, 6]), a.at([1, 5]), a.at([6, 5]), None).is_ok() {
-        return Err("a (N, K) weight with K = 5 (not whole vec4s) was accepted".into());
+        return Err(Error::Check("a (N, K) weight with K = 5 (not whole vec4s) was accepted".into()));
     }
     drop(step);
     Ok(format!("{cases} cases (1-3 rows; W (K, N) and (N, K); bias or none; one thread or a workgroup per output): worst {worst:.3} of tolerance 1e-4·(|x||W| + 1)"))
@@ -1380,7 +1380,7 @@ pub async fn matvec_packed_matches_reference(gpu: &Gpu) -> CheckResult {
                     step.submit().await?;
                     let got = read(gpu, &gy).await?;
                     if got[..y_off].iter().chain(&got[y_off + n..]).any(|&v| v != 7.0) {
-                        return Err(format!("packed matvec {n}x{k} wrote outside its row").into());
+                        return Err(Error::Check(format!("packed matvec {n}x{k} wrote outside its row")));
                     }
                     let what = format!("packed matvec {n}x{k} (rows of {width} texels) trans_w={trans_w} bias={bias} {act:?}");
                     worst = worst.max(close(&what, &got[y_off..y_off + n], &want, |i| 1e-4 * (abs[i] + 1.0))?);
@@ -1454,14 +1454,14 @@ pub async fn sample_top_k_matches_reference(gpu: &Gpu) -> CheckResult {
             let ids: Vec<u32> = found.iter().map(|c| c.0).collect();
             let want_ids: Vec<u32> = want.iter().map(|c| c.0).collect();
             if ids != want_ids {
-                return Err(format!("top-{k} candidates {ids:?}, reference {want_ids:?}").into());
+                return Err(Error::Check(format!("top-{k} candidates {ids:?}, reference {want_ids:?}")));
             }
             let probs: Vec<f32> = found.iter().map(|c| c.1).collect();
             let want_p: Vec<f64> = want.iter().map(|c| c.1).collect();
             close(&format!("top-{k} probabilities"), &probs, &want_p, |_| 1e-6)?;
-            let (id, margin) = cpu::draw(&cands, top_k, temperature as f64, u as f64).ok_or("the reference drew nothing")?;
+            let (id, margin) = cpu::draw(&cands, top_k, temperature as f64, u as f64).ok_or_else(|| Error::Check("the reference drew nothing".into()))?;
             if chosen != Some(id) && margin > 1e-5 {
-                return Err(format!("top-{top_k} T={temperature} u={u}: drew {chosen:?}, the reference {id}").into());
+                return Err(Error::Check(format!("top-{top_k} T={temperature} u={u}: drew {chosen:?}, the reference {id}")));
             }
             if top_k == 1 && trial > 0 {
                 break;
@@ -1470,14 +1470,14 @@ pub async fn sample_top_k_matches_reference(gpu: &Gpu) -> CheckResult {
         }
     }
     if cpu::top_k(&logits, 2)[0].0 != 17 {
-        return Err("the reference does not break ties to the lower id".into());
+        return Err(Error::Check("the reference does not break ties to the lower id".into()));
     }
     let nan = up(gpu, "nan", &[f32::NAN; 10])?;
     let mut step = gpu.begin_step("sample-nan");
     sample::record(&mut step, &out, nan.at([10]), Draw { k: 3, top_k: 3, temperature: 1.0, u: 0.5 })?;
     step.submit().await?;
     if sample::parse(&gpu.read_u32(&out).await?[..sample::out_len(3)]) != (None, vec![]) {
-        return Err("a row of NaN logits gave a token".into());
+        return Err(Error::Check("a row of NaN logits gave a token".into()));
     }
     Ok(format!("V=1000 with ties, NaN and -inf: top-1/5/8/40 candidates and probabilities as the reference; {draws} draws as the reference; all-NaN gives no token"))
 }

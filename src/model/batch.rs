@@ -121,16 +121,16 @@ impl Batch {
     ) -> Result<Batch, Error> {
         let n = b * t;
         if ids.len() != n || types.len() != n || attention_mask.len() != n {
-            return Err(format!("batch of {b}x{t} needs {n} ids, types and mask values").into());
+            return Err(Error::Shape { tensor: "input_ids".into(), message: format!("batch of {b}x{t} needs {n} ids, types and mask values") });
         }
         if t > cfg.max_position_embeddings {
-            return Err(format!("sequences of {t} tokens exceed the model's {} positions", cfg.max_position_embeddings).into());
+            return Err(Error::Limit(format!("sequences of {t} tokens exceed the model's {} positions", cfg.max_position_embeddings)));
         }
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
-            return Err(format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size).into());
+            return Err(Error::Range { id: *bad as usize, size: cfg.vocab_size, message: format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size) });
         }
         if let Some(bad) = types.iter().find(|&&i| i as usize >= cfg.type_vocab_size) {
-            return Err(format!("token type {bad} is outside the model's {} types", cfg.type_vocab_size).into());
+            return Err(Error::Range { id: *bad as usize, size: cfg.type_vocab_size, message: format!("token type {bad} is outside the model's {} types", cfg.type_vocab_size) });
         }
         // a recycled buffer of `cap` elements holding `data` at its start (a lost device stays one)
         let up_u32 = |label: &str, cap: usize, data: &[u32]| -> Result<GpuBuf, GpuError> {
@@ -160,12 +160,12 @@ impl Batch {
         let (mut m, mut mlm_rows, mut mlm_lab, mut g_mlm, mut row_ids) = (0, None, None, None, Vec::new());
         if let Some(labels) = mlm_labels {
             if labels.len() != n {
-                return Err(format!("MLM labels: {} values for a {b}x{t} batch", labels.len()).into());
+                return Err(Error::Shape { tensor: "mlm_labels".into(), message: format!("MLM labels: {} values for a {b}x{t} batch", labels.len()) });
             }
             let rows: Vec<u32> = (0..n as u32).filter(|&i| labels[i as usize] >= 0).collect();
             let lab: Vec<i32> = rows.iter().map(|&i| labels[i as usize]).collect();
             if let Some(bad) = lab.iter().find(|&&l| l as usize >= cfg.vocab_size) {
-                return Err(format!("MLM label {bad} is outside the vocabulary of {}", cfg.vocab_size).into());
+                return Err(Error::Range { id: *bad as usize, size: cfg.vocab_size, message: format!("MLM label {bad} is outside the vocabulary of {}", cfg.vocab_size) });
             }
             m = rows.len();
             if m > 0 {

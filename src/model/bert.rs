@@ -39,9 +39,9 @@ impl Pooling {
     /// replaced by its last token; GPT-2's head reads the last token only (as transformers' does).
     pub fn for_model(asked: Pooling, cfg: &ModelConfig) -> Result<Pooling, Error> {
         match (asked, cfg.is_decoder, cfg.body) {
-            (Pooling::Mean, _, Body::Gpt2) => Err("GPT-2's classifier reads the last token's hidden state (GPT2ForSequenceClassification); mean pooling is for BERT models".into()),
+            (Pooling::Mean, _, Body::Gpt2) => Err(Error::Unsupported("GPT-2's classifier reads the last token's hidden state (GPT2ForSequenceClassification); mean pooling is for BERT models".into())),
             (Pooling::Cls, true, _) => Ok(Pooling::Last),
-            (Pooling::Last, false, _) => Err("last-token pooling is for causal models (GPT-2, GPT-style BERT); a BERT reads [CLS] or the mean".into()),
+            (Pooling::Last, false, _) => Err(Error::Unsupported("last-token pooling is for causal models (GPT-2, GPT-style BERT); a BERT reads [CLS] or the mean".into())),
             (p, _, _) => Ok(p),
         }
     }
@@ -123,7 +123,7 @@ impl Model {
     pub fn new(gpu: &Gpu, cfg: ModelConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Model, super::LoadReport), Error> {
         cfg.validate()?;
         if cfg.body == Body::Gpt2 && heads.sop {
-            return Err("this is a GPT-2 model, a causal language model: it has no sentence-order head. Masked-LM and sentence-order pretraining need a BERT; a GPT-2 pretrains further on next words (objective causal)".into());
+            return Err(Error::Unsupported("this is a GPT-2 model, a causal language model: it has no sentence-order head. Masked-LM and sentence-order pretraining need a BERT; a GPT-2 pretrains further on next words (objective causal)".into()));
         }
         // a GPT-2's LM head is its word embeddings: it always has one, and keeps it when it also
         // classifies
@@ -248,7 +248,7 @@ impl Model {
     /// The three loss statistics and then the ranges `extra` (e.g. AdamW's skip flag), in one
     /// readback: a training step maps one buffer.
     pub fn record_loss_readback_with(&self, step: &mut Step, extra: &[(&GpuBuf, usize, usize)]) -> Result<LossReadback, Error> {
-        let a = self.acts.as_ref().ok_or("no forward recorded")?;
+        let a = self.acts.as_ref().ok_or_else(|| Error::Internal("no forward recorded".into()))?;
         let mut parts: Vec<(&GpuBuf, usize, usize)> = a.stats.iter().map(|s| (s, 0, 3)).collect();
         parts.extend_from_slice(extra);
         Ok(LossReadback(step.read_back_parts(&parts)?))

@@ -1,11 +1,15 @@
 //! `ModelConfig`, read straight from a Hugging Face `config.json` (a BERT's, or a GPT-2's mapped onto
 //! the same fields), with presets for small models.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// The largest vocabulary a config may have (BERT's is 30522, multilingual models' about 250000).
 pub const MAX_VOCAB: usize = 1_000_000;
+
+/// The narrowest hidden size a config may have: LayerNorm over fewer values leaves next to nothing
+/// of a token (over 1 value its output is its bias alone, the same for every token; over 2, ±1).
+pub const MIN_HIDDEN: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -120,21 +124,21 @@ impl LoraSpec {
                 let mut names: Vec<String> = cands.iter().map(|(p, _, _)| within(p)).collect();
                 names.sort();
                 names.dedup();
-                return Err(crate::error::Error::Limit(format!("the LoRA target \"{t}\" names no layer of this model; its layers' projections are: {}", names.join(", "))));
+                return Err(Error::Limit(format!("the LoRA target \"{t}\" names no layer of this model; its layers' projections are: {}", names.join(", "))));
             }
         }
         if self.targets.is_empty() {
-            return Err(crate::error::Error::Limit("LoRA needs at least one target layer".into()));
+            return Err(Error::Limit("LoRA needs at least one target layer".into()));
         }
         let narrowest = self.modules(cfg).iter().map(|(_, i, o)| (*i).min(*o)).min().unwrap_or(0);
         if self.r == 0 || self.r > narrowest {
-            return Err(crate::error::Error::Limit(format!("the LoRA rank must be from 1 to {narrowest} (the narrowest adapted layer's width); got {}", self.r)));
+            return Err(Error::Limit(format!("the LoRA rank must be from 1 to {narrowest} (the narrowest adapted layer's width); got {}", self.r)));
         }
         if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return Err(crate::error::Error::Limit(format!("lora_alpha must be a positive number; got {}", self.alpha)));
+            return Err(Error::Limit(format!("lora_alpha must be a positive number; got {}", self.alpha)));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(crate::error::Error::Limit(format!("lora_dropout must be in [0, 1); got {}", self.dropout)));
+            return Err(Error::Limit(format!("lora_dropout must be in [0, 1); got {}", self.dropout)));
         }
         Ok(())
     }
@@ -175,16 +179,16 @@ fn default_dropout() -> f32 {
 impl ModelConfig {
     /// Parses a Hugging Face config.json and checks that BERT Lab can run it.
     pub fn from_json(text: &str) -> Result<ModelConfig> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("config.json is not valid JSON: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Data { line: 0, message: format!("config.json is not valid JSON: {e}") })?;
         if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
             if mt == "gpt2" {
                 return Self::from_gpt2(&v);
             }
             if mt != "bert" {
-                return Err(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\") and GPT-2 models (\"gpt2\")").into());
+                return Err(Error::Unsupported(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\") and GPT-2 models (\"gpt2\")")));
             }
         }
-        let c: ModelConfig = serde_json::from_value(v).map_err(|e| format!("config.json is not a BERT config: {e}"))?;
+        let c: ModelConfig = serde_json::from_value(v).map_err(|e| Error::Data { line: 0, message: format!("config.json is not a BERT config: {e}") })?;
         c.validate()?;
         Ok(c)
     }
@@ -193,23 +197,23 @@ impl ModelConfig {
     fn from_gpt2(v: &serde_json::Value) -> Result<ModelConfig> {
         let usize_of = |k: &str, default: Option<usize>| -> Result<usize> {
             match v.get(k) {
-                Some(x) if !x.is_null() => Ok(x.as_u64().map(|n| n as usize).ok_or_else(|| format!("config.json: {k} is {x}, not a whole number"))?),
-                _ => Ok(default.ok_or_else(|| format!("config.json (GPT-2) lacks {k}"))?),
+                Some(x) if !x.is_null() => Ok(x.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a whole number") })?),
+                _ => Ok(default.ok_or_else(|| Error::Data { line: 0, message: format!("config.json (GPT-2) lacks {k}") })?),
             }
         };
         let f64_of = |k: &str, default: f64| -> Result<f64> {
             match v.get(k) {
-                Some(x) if !x.is_null() => Ok(x.as_f64().ok_or_else(|| format!("config.json: {k} is {x}, not a number"))?),
+                Some(x) if !x.is_null() => Ok(x.as_f64().ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a number") })?),
                 _ => Ok(default),
             }
         };
         let flag = |k: &str, default: bool| v.get(k).and_then(|x| x.as_bool()).unwrap_or(default);
         // what GPT2LMHeadModel can do and BERT Lab's GPT-2 body does not
         if !flag("scale_attn_weights", true) || flag("scale_attn_by_inverse_layer_idx", false) || flag("reorder_and_upcast_attn", false) {
-            return Err("config.json: BERT Lab's GPT-2 scales attention by 1/sqrt(head size) only (scale_attn_weights true, scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn false)".into());
+            return Err(Error::Unsupported("config.json: BERT Lab's GPT-2 scales attention by 1/sqrt(head size) only (scale_attn_weights true, scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn false)".into()));
         }
         if !flag("tie_word_embeddings", true) {
-            return Err("config.json: BERT Lab's GPT-2 ties its LM head to the word embeddings (tie_word_embeddings true)".into());
+            return Err(Error::Unsupported("config.json: BERT Lab's GPT-2 ties its LM head to the word embeddings (tie_word_embeddings true)".into()));
         }
         let hidden = usize_of("n_embd", Some(768))?;
         let eos = usize_of("eos_token_id", Some(usize::MAX)).ok().filter(|&e| e != usize::MAX);
@@ -218,7 +222,7 @@ impl ModelConfig {
             hidden_size: hidden,
             num_hidden_layers: usize_of("n_layer", Some(12))?,
             num_attention_heads: usize_of("n_head", Some(12))?,
-            intermediate_size: usize_of("n_inner", Some(4 * hidden))?,
+            intermediate_size: usize_of("n_inner", Some(hidden.saturating_mul(4)))?,
             max_position_embeddings: usize_of("n_positions", Some(1024))?,
             type_vocab_size: 1,
             layer_norm_eps: f64_of("layer_norm_epsilon", 1e-5)?,
@@ -266,26 +270,13 @@ impl ModelConfig {
         })
     }
 
+    /// Every size from 1 to a bound past any BERT that fits a browser (checked before anything is
+    /// allocated, and before any product of them can overflow), heads that divide the hidden size,
+    /// a supported activation and body, dropouts in [0, 1) and a LayerNorm epsilon in (0, 1). A size
+    /// out of its range is a `Limit`, sizes that do not fit each other a `Shape` naming the field;
+    /// each names the field, so that no config reaches the code that builds the model's shapes
+    /// with sizes it cannot use.
     pub fn validate(&self) -> Result<()> {
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
-            return Err(format!(
-                "hidden_size {} is not divisible by num_attention_heads {}",
-                self.hidden_size, self.num_attention_heads
-            ).into());
-        }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
-            return Err(format!("the activation \"{}\" is not supported (BERT's \"gelu\" and GPT-2's \"gelu_new\" are)", self.hidden_act).into());
-        }
-        if self.body == Body::Gpt2 && !self.is_decoder {
-            return Err("a GPT-2 body is always causal (is_decoder)".into());
-        }
-        for (name, v) in [("vocab_size", self.vocab_size), ("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("max_position_embeddings", self.max_position_embeddings), ("type_vocab_size", self.type_vocab_size)] {
-            if v == 0 {
-                return Err(format!("{name} is 0").into());
-            }
-        }
-        // sizes past any BERT that fits a browser, checked before anything is allocated (and before
-        // any product of them can overflow)
         for (name, v, max) in [
             ("vocab_size", self.vocab_size, MAX_VOCAB),
             ("hidden_size", self.hidden_size, 16_384),
@@ -295,17 +286,32 @@ impl ModelConfig {
             ("max_position_embeddings", self.max_position_embeddings, 65_536),
             ("type_vocab_size", self.type_vocab_size, 1024),
         ] {
-            if v > max {
-                return Err(format!("{name} is {v}; BERT Lab supports at most {max}").into());
+            if v == 0 || v > max {
+                return Err(Error::Limit(format!("{name} is {v}; BERT Lab supports 1 to {max}")));
             }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(Error::Shape {
+                tensor: "num_attention_heads".into(),
+                message: format!("hidden_size {} is not divisible by num_attention_heads {}", self.hidden_size, self.num_attention_heads),
+            });
+        }
+        if self.hidden_size < MIN_HIDDEN {
+            return Err(Error::Shape { tensor: "hidden_size".into(), message: format!("hidden_size is {}; it must be at least {MIN_HIDDEN} (LayerNorm over fewer values leaves next to nothing of a token)", self.hidden_size) });
+        }
+        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
+            return Err(Error::Unsupported(format!("the activation \"{}\" is not supported (BERT's \"gelu\" and GPT-2's \"gelu_new\" are)", self.hidden_act)));
+        }
+        if self.body == Body::Gpt2 && !self.is_decoder {
+            return Err(Error::Shape { tensor: "is_decoder".into(), message: "a GPT-2 body is always causal (is_decoder)".into() });
         }
         for (name, p) in [("hidden_dropout_prob", self.hidden_dropout_prob), ("attention_probs_dropout_prob", self.attention_probs_dropout_prob)] {
             if !(0.0..1.0).contains(&p) {
-                return Err(format!("{name} is {p}; it must be in [0, 1)").into());
+                return Err(Error::Limit(format!("{name} is {p}; it must be in [0, 1)")));
             }
         }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
-            return Err(format!("layer_norm_eps is {}; it must be in (0, 1)", self.layer_norm_eps).into());
+            return Err(Error::Limit(format!("layer_norm_eps is {}; it must be in (0, 1)", self.layer_norm_eps)));
         }
         if let Some(lo) = &self.lora {
             lo.validate(self)?;
@@ -320,7 +326,7 @@ impl ModelConfig {
             hidden_size: hidden,
             num_hidden_layers: layers,
             num_attention_heads: heads,
-            intermediate_size: 4 * hidden,
+            intermediate_size: hidden.saturating_mul(4),
             max_position_embeddings: 512,
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,

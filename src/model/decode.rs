@@ -246,12 +246,12 @@ impl Model {
 
     fn check_decoder(&self) -> Result<(), Error> {
         if !self.cfg.is_decoder || !self.heads.lm {
-            return Err("generation needs a causal model with a language-model head".into());
+            return Err(Error::Unsupported("generation needs a causal model with a language-model head".into()));
         }
         if self.cfg.lora.is_some() {
             // the one-row kernels read each projection's weight alone (the session generates from a
             // merged copy, `Loaded::merged`)
-            return Err("this model carries LoRA adapters, which the one-token decoder does not apply: generate from a copy with them merged (`bertlab export --merge`)".into());
+            return Err(Error::Unsupported("this model carries LoRA adapters, which the one-token decoder does not apply: generate from a copy with them merged (`bertlab export --merge`)".into()));
         }
         Ok(())
     }
@@ -263,7 +263,7 @@ impl Model {
         self.check_decoder()?;
         let t = prompt.len();
         if t == 0 || t > cap || cap > self.cfg.max_position_embeddings {
-            return Err(format!("a prompt of {t} tokens in a cache of {cap} positions (the model has {})", self.cfg.max_position_embeddings).into());
+            return Err(Error::Limit(format!("a prompt of {t} tokens in a cache of {cap} positions (the model has {})", self.cfg.max_position_embeddings)));
         }
         self.ensure_decode(gpu, cap, draw.k)?;
         let mut labels = vec![-100i32; t];
@@ -274,7 +274,7 @@ impl Model {
         self.forward(gpu, &mut step, &batch, Mode::Eval)?;
         let c3 = 3 * self.cfg.hidden_size;
         let v = self.cfg.vocab_size;
-        let (a, ma, d) = (self.acts.as_ref().unwrap(), self.mlm_acts.as_ref().ok_or("no language-model head")?, self.decode.as_mut().unwrap());
+        let (a, ma, d) = (self.acts.as_ref().unwrap(), self.mlm_acts.as_ref().ok_or_else(|| Error::Unsupported("no language-model head".into()))?, self.decode.as_mut().unwrap());
         for (l, cache) in d.cache.iter().enumerate() {
             step.copy(&a.layers[l].qkv, 0, cache, 0, t * c3)?;
         }
@@ -291,12 +291,12 @@ impl Model {
     /// Runs the last chosen token at the next position and records the draw of the one after it.
     pub async fn decode_next(&mut self, gpu: &Gpu, draw: Draw) -> Result<DrawReadback, Error> {
         self.check_decoder()?;
-        let d = self.decode.as_ref().ok_or("decode_next before decode_start")?;
+        let d = self.decode.as_ref().ok_or_else(|| Error::Internal("decode_next before decode_start".into()))?;
         if d.n >= d.cap {
             return Err(Error::Limit(format!("the key-value cache holds {} positions, all used", d.cap)));
         }
         if draw.k > d.k_cap {
-            return Err(format!("a draw of {} candidates after a start with {}", draw.k, d.k_cap).into());
+            return Err(Error::Limit(format!("a draw of {} candidates after a start with {}", draw.k, d.k_cap)));
         }
         gpu.write(&d.pos, 0, &[d.n as u32])?;
         let mut step = gpu.begin_step("decode");

@@ -50,13 +50,13 @@ impl Model {
     /// [`Model::attention_probs`] (shape (1, H, T, T)). Inference only: dropout is off for it.
     pub async fn fill_mask(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32], positions: &[usize], k: usize) -> Result<Vec<Vec<(u32, f32)>>, Error> {
         if !self.heads.lm {
-            return Err("this model has no masked-LM head (cls.predictions); train one on your text first".into());
+            return Err(Error::Unsupported("this model has no masked-LM head (cls.predictions); train one on your text first".into()));
         }
         let t = ids.len();
         let mut labels = vec![-100i32; t];
         for &p in positions {
             if p >= t {
-                return Err(format!("mask position {p} is outside the {t} tokens").into());
+                return Err(Error::Range { id: p, size: t, message: format!("mask position {p} is outside the {t} tokens") });
             }
             labels[p] = 0;
         }
@@ -82,11 +82,11 @@ impl Model {
     pub async fn classify(&mut self, gpu: &Gpu, batch: &Batch) -> Result<Vec<Vec<f32>>, Error> {
         let nl = self.heads.num_labels;
         if nl == 0 {
-            return Err("this model has no classification head".into());
+            return Err(Error::Unsupported("this model has no classification head".into()));
         }
         let mut step = gpu.begin_step("classify");
         self.forward(gpu, &mut step, batch, Mode::Eval)?;
-        let rb = step.read_back(self.cls_logits().ok_or("no logits")?, 0, batch.b * nl)?;
+        let rb = step.read_back(self.cls_logits().ok_or_else(|| Error::Internal("no logits".into()))?, 0, batch.b * nl)?;
         step.submit().await?;
         let logits = rb.f32(gpu).await?;
         Ok(softmax_rows(&logits, nl))
@@ -97,7 +97,7 @@ impl Model {
     /// the features of a frozen encoder, computed once for feature-based training.
     pub fn record_features(&mut self, gpu: &Gpu, step: &mut Step, batch: &Batch, dst: &GpuBuf, row: usize) -> Result<(), Error> {
         if self.heads.num_labels == 0 {
-            return Err("features are what a classification head reads; this model has none".into());
+            return Err(Error::Unsupported("features are what a classification head reads; this model has none".into()));
         }
         self.forward(gpu, step, batch, Mode::Eval)?;
         let a = self.acts.as_ref().unwrap();
@@ -121,12 +121,12 @@ impl Model {
             HeadPass::Backward(l) => (Some(l), true),
         };
         if nl == 0 {
-            return Err("this model has no classification head".into());
+            return Err(Error::Unsupported("this model has no classification head".into()));
         }
         self.ensure_acts(gpu, b, 1, 0)?;
         let a = self.acts.as_ref().unwrap();
         let c = self.cfg.hidden_size;
-        let classifier = self.handles.classifier().ok_or("this model has no classification head")?;
+        let classifier = self.handles.classifier().ok_or_else(|| Error::Unsupported("this model has no classification head".into()))?;
         let r = (|| -> Result<(), GpuError> {
             embedding::forward(step, a.cls_x.at([b, c]), rows.whole("head_on_features", "rows")?, feats, false)?;
             let x = Model::dropped(step, &a.pooled_d, &a.cls_x, b * c, self.classifier_dropout(mode))?;

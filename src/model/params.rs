@@ -10,7 +10,7 @@
 //! arena's worth). An arena's gradient and moment buffers are allocated when one of its tensors
 //! first becomes trainable.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
 use super::config::ModelConfig;
@@ -326,7 +326,7 @@ impl Id {
 impl ParamStore {
     /// The handle of `name`, or which tensor is missing.
     pub fn id(&self, name: &str) -> Result<Id> {
-        Ok(self.index.get(name).map(|&i| Id(i)).ok_or_else(|| format!("the model has no tensor {name}"))?)
+        Ok(self.index.get(name).map(|&i| Id(i)).ok_or_else(|| Error::Shape { tensor: name.to_string(), message: format!("the model has no tensor {name}") })?)
     }
 
     /// The value buffer of a resolved parameter.

@@ -211,7 +211,7 @@ impl Loaded {
     async fn embed(&mut self, gpu: &Gpu, text: &str, max_len: usize) -> Result<Vec<f32>> {
         let e = self.tok.encode(text, None, max_len)?;
         self.forward_eval(gpu, &e.ids, &e.type_ids).await?;
-        let h = gpu.read_f32(self.model.last_hidden().ok_or("the forward pass left no hidden states")?).await?;
+        let h = gpu.read_f32(self.model.last_hidden().ok_or_else(|| Error::Internal("the forward pass left no hidden states".into()))?).await?;
         let (n, c) = (e.ids.len(), self.model.cfg.hidden_size);
         Ok((0..c).map(|j| (0..n).map(|t| h[t * c + j]).sum::<f32>() / n as f32).collect())
     }
@@ -294,7 +294,7 @@ fn busy(holder: &str, run: bool) -> Error {
 }
 
 fn no_model() -> Error {
-    Error::Other("no model is loaded: load the default model, one from the hub or your files, or make one from scratch".into())
+    Error::Usage("no model is loaded: load the default model, one from the hub or your files, or make one from scratch".into())
 }
 
 /// The seed of a session's fresh tensors until it is told another ([`Session::set_seed`]), and of
@@ -501,7 +501,7 @@ impl Session {
         let base = self
             .with_model("reading the base model", async |g, l| {
                 if l.model.cfg.lora.is_some() {
-                    return Err(Error::Other("the model in use already carries LoRA adapters: load the adapter's base model first (the default model, or the base's files), then choose the adapter's files".into()));
+                    return Err(Error::Unsupported("the model in use already carries LoRA adapters: load the adapter's base model first (the default model, or the base's files), then choose the adapter's files".into()));
                 }
                 let mut tensors = l.model.params.read_all(g).await?;
                 tensors.retain(|(n, _, _)| crate::model::params::Part::of(n) != crate::model::params::Part::Classifier);
@@ -672,7 +672,7 @@ impl Session {
     pub async fn predict(&self, texts: &[(String, Option<String>)], max_len: usize, on: &mut dyn FnMut(Event)) -> Result<Vec<Vec<f32>>> {
         self.with_model("classifying", async |g, l| {
             if l.model.heads.num_labels == 0 {
-                return Err(Error::Other("this model has no classification head yet: fine-tune it on labeled data first (`bertlab train`, or the page's panel 4)".into()));
+                return Err(Error::Unsupported("this model has no classification head yet: fine-tune it on labeled data first (`bertlab train`, or the page's panel 4)".into()));
             }
             let max_len = max_len.clamp(2, l.model.cfg.max_position_embeddings);
             let enc: Vec<_> = texts.iter().map(|(a, b)| l.tok.encode(a, b.as_deref(), max_len)).collect::<Result<_>>()?;
@@ -717,15 +717,15 @@ impl Session {
     pub async fn fill_mask(&self, text: &str, k: usize) -> Result<Vec<(usize, Vec<(u32, String, f32)>)>> {
         self.with_model("predicting masked words", async |g, l| {
             if l.model.cfg.is_decoder {
-                return Err(Error::Other("this is a causal model (is_decoder): it predicts the next word from the words before, so it cannot fill a [MASK] from both sides; continue a text with `bertlab generate --model DIR --prompt TEXT`".into()));
+                return Err(Error::Unsupported("this is a causal model (is_decoder): it predicts the next word from the words before, so it cannot fill a [MASK] from both sides; continue a text with `bertlab generate --model DIR --prompt TEXT`".into()));
             }
             if !l.model.heads.lm {
-                return Err(Error::Other("this model has no masked-LM head (cls.predictions.*); pretrain one with `bertlab pretrain --model DIR`".into()));
+                return Err(Error::Unsupported("this model has no masked-LM head (cls.predictions.*); pretrain one with `bertlab pretrain --model DIR`".into()));
             }
             let e = l.tok.encode(text, None, l.model.cfg.max_position_embeddings)?;
             let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask).collect();
             if positions.is_empty() {
-                return Err(Error::Other("the text has no [MASK] token".into()));
+                return Err(Error::Data { line: 0, message: "the text has no [MASK] token".into() });
             }
             let top = l.model.fill_mask(g, &e.ids, &e.type_ids, &positions, k).await?;
             Ok(positions.into_iter().zip(top).map(|(p, row)| (p, row.into_iter().map(|(id, pr)| (id, l.tok.id_to_token(id), pr)).collect())).collect())

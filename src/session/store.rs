@@ -134,7 +134,7 @@ impl Store for CheckpointDir {
             (STATE_FILE.to_string(), m.to_json().into_bytes()),
         ];
         files.extend(snap.tokenizer_files);
-        write_dir_atomically(&self.0, &files).map_err(|e| Error::Other(format!("writing the checkpoint: {e}")))
+        write_dir_atomically(&self.0, &files)
     }
 }
 
@@ -144,7 +144,7 @@ impl CheckpointDir {
     pub fn read(&self) -> Result<Snapshot> {
         let meta = self.meta()?;
         let files = crate::io::model_dir::read_dir(&self.0)?;
-        let get = |name: &str| files.get(name).cloned().ok_or_else(|| Error::Other(format!("{} has no {name}: it is not a complete checkpoint", self.0.display())));
+        let get = |name: &str| files.get(name).cloned().ok_or_else(|| Error::Data { line: 0, message: format!("{} has no {name}: it is not a complete checkpoint", self.0.display()) });
         let tokenizer_files = files.iter().filter(|(n, _)| crate::io::model_dir::TOKENIZER_FILES.contains(&n.as_str())).map(|(n, b)| (n.clone(), b.clone())).collect();
         Ok(Snapshot { weights: get("model.safetensors")?, optimizer: get(crate::train::checkpoint::OPTIMIZER_FILE)?, tokenizer_files, meta })
     }
@@ -152,7 +152,7 @@ impl CheckpointDir {
     /// The metadata of the checkpoint in the directory.
     pub fn meta(&self) -> Result<SnapshotMeta> {
         let p = self.0.join(crate::train::checkpoint::STATE_FILE);
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::Other(format!("{}: {e} (is {} a checkpoint written by --checkpoint-every?)", p.display(), self.0.display())))?;
-        SnapshotMeta::parse(&text).map_err(|e| Error::Other(format!("{}: {e}", p.display())))
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(p.display(), format!("{e} (is {} a checkpoint written by --checkpoint-every?)", self.0.display())))?;
+        SnapshotMeta::parse(&text).map_err(|e| Error::Data { line: 0, message: format!("{}: {e}", p.display()) })
     }
 }

@@ -115,10 +115,11 @@ impl Session {
                 }
                 let (layers, heads) = (l.model.cfg.num_hidden_layers, l.model.cfg.num_attention_heads);
                 if layer >= layers || head >= heads {
-                    return Err(format!("this model has layers 0 to {} and heads 0 to {}; layer {layer}, head {head} do not exist", layers - 1, heads - 1).into());
+                    let (id, size) = if layer >= layers { (layer, layers) } else { (head, heads) };
+                    return Err(Error::Range { id, size, message: format!("this model has layers 0 to {} and heads 0 to {}; layer {layer}, head {head} do not exist", layers - 1, heads - 1) });
                 }
                 let t = e.ids.len();
-                let probs = g.read_f32(l.model.attention_probs(layer).ok_or("no attention")?).await?;
+                let probs = g.read_f32(l.model.attention_probs(layer).ok_or_else(|| Error::Internal("no attention".into()))?).await?;
                 // the first HEATMAP_MAX tokens' attention among themselves: a longer square is unreadable
                 let shown = t.min(HEATMAP_MAX);
                 let attention: Vec<Vec<f32>> = (0..shown).map(|i| probs[(head * t + i) * t..(head * t + i) * t + shown].to_vec()).collect();

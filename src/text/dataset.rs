@@ -149,7 +149,7 @@ fn split_fields(line: &str, sep: char) -> Result<Vec<String>> {
         }
     }
     if quoted {
-        return Err("a quoted field is not closed".into());
+        return Err(Error::Data { line: 0, message: "a quoted field is not closed".into() });
     }
     fields.push(cur);
     Ok(fields)
@@ -193,11 +193,11 @@ pub const MAX_TEXT_CHARS: usize = 20_000;
 /// Refuses data of `bytes` bytes over [`MAX_BYTES`] before anything is read or allocated.
 pub fn check_size(bytes: u64) -> Result<()> {
     if bytes > MAX_BYTES {
-        return Err(format!(
+        return Err(Error::Limit(format!(
             "the data is {:.1} MB; BERT Lab reads at most {} MB of labeled text at once (split the file or take a sample of it)",
             bytes as f64 / 1e6,
             MAX_BYTES >> 20
-        ).into());
+        )));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! `<|endoftext|> text <|endoftext|>` and a continuation ends where the model chooses it.
 
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
@@ -45,8 +45,8 @@ pub struct Encoded {
     pub truncated: usize,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::Data { line: 0, message: e.to_string() }
 }
 
 impl Tokenizer {
@@ -56,9 +56,9 @@ impl Tokenizer {
                 let unk = tk.token_to_id("[UNK]").unwrap_or(eot);
                 return Ok(Tokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), tk });
             }
-            return Err(format!("the tokenizer has neither BERT's [CLS] token nor GPT-2's {END_OF_TEXT}: BERT Lab reads BERT (WordPiece) and GPT-2 (byte-level BPE) tokenizers").into());
+            return Err(Error::Unsupported(format!("the tokenizer has neither BERT's [CLS] token nor GPT-2's {END_OF_TEXT}: BERT Lab reads BERT (WordPiece) and GPT-2 (byte-level BPE) tokenizers")));
         }
-        let id = |t: &str| tk.token_to_id(t).ok_or_else(|| format!("the tokenizer has no {t} token"));
+        let id = |t: &str| tk.token_to_id(t).ok_or_else(|| Error::Data { line: 0, message: format!("the tokenizer has no {t} token") });
         Ok(Tokenizer {
             end_of_text: None,
             cls: id("[CLS]")?,
@@ -72,7 +72,7 @@ impl Tokenizer {
     }
 
     pub fn from_tokenizer_json(bytes: &[u8]) -> Result<Tokenizer> {
-        let mut tk = HfTokenizer::from_bytes(bytes).map_err(|e| format!("tokenizer.json could not be read: {e}"))?;
+        let mut tk = HfTokenizer::from_bytes(bytes).map_err(|e| Error::Data { line: 0, message: format!("tokenizer.json could not be read: {e}") })?;
         // Some tokenizer.json files (sentence-transformers' among them) pad every text to a fixed
         // length and truncate; BERT Lab pads batches and truncates pairs itself, so both go.
         tk.with_padding(None);
@@ -85,11 +85,11 @@ impl Tokenizer {
     /// tokenizer.json. They are the byte-level BPE a GPT-2 tokenizer.json describes, with
     /// `<|endoftext|>` as its one special token; this builds that tokenizer.json and reads it.
     pub fn from_vocab_json_merges(vocab: &[u8], merges: &[u8]) -> Result<Tokenizer> {
-        let vocab: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(vocab).map_err(|e| format!("vocab.json could not be read: {e}"))?;
+        let vocab: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(vocab).map_err(|e| Error::Data { line: 0, message: format!("vocab.json could not be read: {e}") })?;
         if vocab.values().any(|v| !v.is_u64()) {
-            return Err("vocab.json: every token's id must be a whole number".into());
+            return Err(Error::Data { line: 0, message: "vocab.json: every token's id must be a whole number".into() });
         }
-        let merges = std::str::from_utf8(merges).map_err(|_| "merges.txt is not UTF-8".to_string())?;
+        let merges = std::str::from_utf8(merges).map_err(|_| Error::Data { line: 0, message: "merges.txt is not UTF-8".into() })?;
         let mut pairs = Vec::new();
         for (n, line) in merges.lines().enumerate() {
             if line.starts_with("#version") || line.trim().is_empty() {
@@ -98,10 +98,10 @@ impl Tokenizer {
             let mut parts = line.split(' ');
             match (parts.next(), parts.next(), parts.next()) {
                 (Some(a), Some(b), None) => pairs.push(serde_json::json!([a, b])),
-                _ => return Err(format!("merges.txt line {}: expected two tokens separated by one space, got {line:?}", n + 1).into()),
+                _ => return Err(Error::Data { line: n + 1, message: format!("merges.txt: expected two tokens separated by one space, got {line:?}") }),
             }
         }
-        let eot = vocab.get("<|endoftext|>").and_then(|v| v.as_u64()).ok_or("vocab.json has no <|endoftext|>: it is not a GPT-2 vocabulary")?;
+        let eot = vocab.get("<|endoftext|>").and_then(|v| v.as_u64()).ok_or_else(|| Error::Data { line: 0, message: "vocab.json has no <|endoftext|>: it is not a GPT-2 vocabulary".into() })?;
         let byte_level = |trim: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": trim, "use_regex": true});
         let json = serde_json::json!({
             "version": "1.0",
@@ -129,7 +129,7 @@ impl Tokenizer {
     pub fn from_vocab_txt(text: &str, lowercase: bool) -> Result<Tokenizer> {
         let vocab: ahash::AHashMap<String, u32> = text.lines().enumerate().map(|(i, t)| (t.trim_end_matches('\r').to_string(), i as u32)).collect();
         if vocab.is_empty() {
-            return Err("vocab.txt is empty".into());
+            return Err(Error::Data { line: 0, message: "vocab.txt is empty".into() });
         }
         // BERT's special tokens are never split (as HF's Tokenizer does): "[MASK]" typed in a
         // text is the mask token, not "[", "mask", "]"

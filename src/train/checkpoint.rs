@@ -3,7 +3,7 @@
 //! moments `NAME::m`, `NAME::v` and the optimizer's GPU state `adamw::state`, plus the step in the
 //! metadata). The CLI writes them beside an HF export; the browser stores them in IndexedDB.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
@@ -29,7 +29,7 @@ pub async fn optimizer_bytes(gpu: &Gpu, model: &Model, step: usize) -> Result<Ve
         for p in model.params.params.iter().filter(|p| p.trainable) {
             let n = p.numel();
             for (suffix, buf) in [("m", p.m.as_ref()), ("v", p.v.as_ref())] {
-                let mut v = gpu.read_f32(buf.ok_or("a trainable tensor has no moments")?).await?;
+                let mut v = gpu.read_f32(buf.ok_or_else(|| Error::Internal("a trainable tensor has no moments".into()))?).await?;
                 v.truncate(n);
                 tensors.push((format!("{}::{suffix}", p.name), p.shape.clone(), v));
             }
@@ -46,23 +46,23 @@ pub async fn optimizer_bytes(gpu: &Gpu, model: &Model, step: usize) -> Result<Ve
 /// parsed file. Checks the format tag, the step, that each tensor has both moments of one shape,
 /// and that a file with moments has the AdamW state (8 values).
 pub fn optimizer_header(bytes: &[u8]) -> Result<(usize, std::collections::BTreeSet<String>, safetensors::SafeTensors<'_>)> {
-    let st = safetensors::parse(bytes).map_err(|e| format!("{OPTIMIZER_FILE}: {e}"))?;
+    let st = safetensors::parse(bytes).map_err(|e| Error::Data { line: 0, message: format!("{OPTIMIZER_FILE}: {e}") })?;
     if st.metadata.get("format").map(|s| s.as_str()) != Some("bertlab-optimizer-1") {
-        return Err(format!("{OPTIMIZER_FILE} is not a BERT Lab optimizer checkpoint").into());
+        return Err(Error::Data { line: 0, message: format!("{OPTIMIZER_FILE} is not a BERT Lab optimizer checkpoint") });
     }
-    let step: usize = st.metadata.get("step").and_then(|s| s.parse().ok()).ok_or("the optimizer checkpoint has no step")?;
+    let step: usize = st.metadata.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| Error::Data { line: 0, message: "the optimizer checkpoint has no step".into() })?;
     let trained: std::collections::BTreeSet<String> = st.tensors.keys().filter_map(|k| k.strip_suffix("::m").map(String::from)).collect();
     for name in &trained {
         let m = &st.tensors[&format!("{name}::m")];
-        let v = st.tensors.get(&format!("{name}::v")).ok_or_else(|| format!("{name}::v is missing from the optimizer checkpoint"))?;
+        let v = st.tensors.get(&format!("{name}::v")).ok_or_else(|| Error::Data { line: 0, message: format!("{name}::v is missing from the optimizer checkpoint") })?;
         if m.shape != v.shape {
-            return Err(format!("{name}: its moments have shapes {:?} and {:?}", m.shape, v.shape).into());
+            return Err(Error::Shape { tensor: name.to_string(), message: format!("{name}: its moments have shapes {:?} and {:?}", m.shape, v.shape) });
         }
     }
     if !trained.is_empty() {
-        let s = st.tensors.get("adamw::state").ok_or("adamw::state is missing from the optimizer checkpoint")?;
+        let s = st.tensors.get("adamw::state").ok_or_else(|| Error::Data { line: 0, message: "adamw::state is missing from the optimizer checkpoint".into() })?;
         if s.shape != [8] {
-            return Err(format!("adamw::state has shape {:?}, not [8]", s.shape).into());
+            return Err(Error::Shape { tensor: "adamw::state".into(), message: format!("adamw::state has shape {:?}, not [8]", s.shape) });
         }
     }
     Ok((step, trained, st))
@@ -76,11 +76,11 @@ pub fn restore_optimizer(gpu: &Gpu, model: &mut Model, bytes: &[u8]) -> Result<u
         return Ok(step);
     }
     for name in &trained {
-        let p = model.params.get(name).ok_or_else(|| format!("the optimizer checkpoint has moments for {name}, which this model lacks"))?;
+        let p = model.params.get(name).ok_or_else(|| Error::Shape { tensor: name.to_string(), message: format!("the optimizer checkpoint has moments for {name}, which this model lacks") })?;
         for suffix in ["m", "v"] {
-            let v = st.tensors.get(&format!("{name}::{suffix}")).ok_or_else(|| format!("{name}::{suffix} is missing from the optimizer checkpoint"))?;
+            let v = st.tensors.get(&format!("{name}::{suffix}")).ok_or_else(|| Error::Data { line: 0, message: format!("{name}::{suffix} is missing from the optimizer checkpoint") })?;
             if v.shape != p.shape {
-                return Err(format!("{name}::{suffix}: shape {:?} in the checkpoint, {:?} in the model", v.shape, p.shape).into());
+                return Err(Error::Shape { tensor: format!("{name}::{suffix}"), message: format!("{name}::{suffix}: shape {:?} in the checkpoint, {:?} in the model", v.shape, p.shape) });
             }
         }
     }
@@ -91,7 +91,7 @@ pub fn restore_optimizer(gpu: &Gpu, model: &mut Model, bytes: &[u8]) -> Result<u
         }
     }
     let state = AdamWState::new(gpu, model.params.adamw_slots((gpu.info.max_storage_buffer_binding_size / 4) as usize))?;
-    let s = st.tensors.get("adamw::state").ok_or("adamw::state is missing from the optimizer checkpoint")?.to_f32();
+    let s = st.tensors.get("adamw::state").ok_or_else(|| Error::Data { line: 0, message: "adamw::state is missing from the optimizer checkpoint".into() })?.to_f32();
     gpu.write(&state.state, 0, &s)?;
     model.opt_state = Some(state);
     Ok(step)
@@ -111,7 +111,7 @@ pub fn write_dir_atomically(dir: &std::path::Path, files: &[(String, Vec<u8>)]) 
         std::path::PathBuf::from(s)
     };
     let (new, old) = (with(".new"), with(".old"));
-    let e = |p: &std::path::Path, err: std::io::Error| format!("{}: {err}", p.display());
+    let e = |p: &std::path::Path, err: std::io::Error| Error::io(p.display(), err);
     if new.exists() {
         std::fs::remove_dir_all(&new).map_err(|x| e(&new, x))?;
     }

@@ -2,7 +2,7 @@
 //! masking proportions, sentence-order pairs, dataset validation messages (no GPU needed), and
 //! small training runs on the shipped samples (GPU).
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use super::masking::{non_special_ids, MlmMasking, Outcome};
 use super::sop;
 use crate::rng::Rng;
@@ -20,7 +20,7 @@ fn sigma_ok(what: &str, count: usize, n: usize, p: f64) -> Result<f64> {
     let sd = (n as f64 * p * (1.0 - p)).sqrt();
     let z = (count as f64 - mean) / sd;
     if z.abs() > 3.0 {
-        return Err(format!("{what}: {count} of {n}, expected {mean:.0} ± {sd:.0} (z = {z:.2})").into());
+        return Err(Error::Check(format!("{what}: {count} of {n}, expected {mean:.0} ± {sd:.0} (z = {z:.2})")));
     }
     Ok(z)
 }
@@ -43,7 +43,7 @@ pub fn masking_proportions() -> CheckResult {
         for i in 0..len as usize {
             if special[i] {
                 if r.outcomes[i] != Outcome::NotChosen || r.labels[i] != -100 || r.input_ids[i] != ids[i] {
-                    return Err(format!("special token at {i} was chosen").into());
+                    return Err(Error::Check(format!("special token at {i} was chosen")));
                 }
                 continue;
             }
@@ -51,20 +51,20 @@ pub fn masking_proportions() -> CheckResult {
             match r.outcomes[i] {
                 Outcome::NotChosen => {
                     if r.labels[i] != -100 {
-                        return Err("an unchosen token has a label".into());
+                        return Err(Error::Check("an unchosen token has a label".into()));
                     }
                 }
                 o => {
                     chosen += 1;
                     if r.labels[i] != ids[i] as i32 {
-                        return Err("a chosen token's label is not its original id".into());
+                        return Err(Error::Check("a chosen token's label is not its original id".into()));
                     }
                     match o {
                         Outcome::Masked => masked += (r.input_ids[i] == 4) as usize,
                         Outcome::Random => {
                             random += 1;
                             if specials.contains(&r.input_ids[i]) {
-                                return Err(format!("a random replacement drew special id {}", r.input_ids[i]).into());
+                                return Err(Error::Check(format!("a random replacement drew special id {}", r.input_ids[i])));
                             }
                         }
                         _ => unchanged += (r.input_ids[i] == ids[i]) as usize,
@@ -98,7 +98,7 @@ pub fn whole_word_masking() -> CheckResult {
     for w in 0..1000 {
         let c: Vec<bool> = (0..3).map(|k| r.labels[w * 3 + k] >= 0).collect();
         if c.iter().any(|&x| x) != c.iter().all(|&x| x) {
-            return Err(format!("word {w} is partly chosen: {c:?}").into());
+            return Err(Error::Check(format!("word {w} is partly chosen: {c:?}")));
         }
         chosen_words += c[0] as usize;
     }
@@ -120,22 +120,22 @@ pub fn sentence_order_pairs() -> CheckResult {
         let (first, second) = if p.label == 0 { (&p.a, &p.b) } else { (&p.b, &p.a) };
         let joined = format!("{first} {second}");
         if !texts.iter().any(|t| sop::sentences(t).join(" ") == joined) {
-            return Err(format!("pair does not restore a text in order: {joined}").into());
+            return Err(Error::Check(format!("pair does not restore a text in order: {joined}")));
         }
     }
     let tok = Tokenizer::train_wordpiece(&texts, 400)?;
     let e = tok.encode(&pairs[0].a, Some(&pairs[0].b), 128)?;
-    let first_sep = e.ids.iter().position(|&i| i == tok.sep).ok_or("no [SEP]")?;
+    let first_sep = e.ids.iter().position(|&i| i == tok.sep).ok_or_else(|| Error::Check("no [SEP]".into()))?;
     let ok = e.ids[0] == tok.cls
         && *e.ids.last().unwrap() == tok.sep
         && e.type_ids[..=first_sep].iter().all(|&t| t == 0)
         && e.type_ids[first_sep + 1..].iter().all(|&t| t == 1)
         && e.special.iter().filter(|&&s| s).count() == 3;
     if !ok {
-        return Err(format!("a pair is not encoded as [CLS] A [SEP] B [SEP] with types 0/1: {:?} {:?}", e.ids, e.type_ids).into());
+        return Err(Error::Check(format!("a pair is not encoded as [CLS] A [SEP] B [SEP] with types 0/1: {:?} {:?}", e.ids, e.type_ids)));
     }
     if sop::unavailable_reason(&["One sentence only".to_string()]).is_none() || sop::make_pairs(&["Just one.".to_string()], &mut rng).len() != 0 {
-        return Err("a single-sentence text made a pair".into());
+        return Err(Error::Check("a single-sentence text made a pair".into()));
     }
     Ok(format!("{} pairs, {swapped} swapped ({:.3}); segments restore the original order; types 0…0 1…1; one-sentence texts give none (with a message)", pairs.len(), swapped as f64 / pairs.len() as f64))
 }
@@ -149,43 +149,43 @@ pub fn dataset_messages() -> CheckResult {
     let expect = [(3, "empty row"), (4, "no text"), (5, "no label"), (6, "duplicate of line 2"), (7, "invalid UTF-8")];
     for (line, needle) in expect {
         if !has(line, needle) {
-            return Err(format!("no \"{needle}\" message for line {line}: {:?}", ds.messages).into());
+            return Err(Error::Check(format!("no \"{needle}\" message for line {line}: {:?}", ds.messages)));
         }
     }
     if ds.examples.len() != 3 || ds.labels != ["negative", "positive"] {
-        return Err(format!("kept {:?}", ds.examples).into());
+        return Err(Error::Check(format!("kept {:?}", ds.examples)));
     }
     let single = dataset::parse(b"a\tone\na\ttwo\n", Some(Format::Tsv));
     if !single.messages.iter().any(|m| m.severity == Severity::Error && m.text.contains("at least two classes")) || single.trainable().is_ok() {
-        return Err("a single-class dataset was not refused".into());
+        return Err(Error::Check("a single-class dataset was not refused".into()));
     }
     let csv = dataset::parse(b"text,label\n\"Hello, world\",greeting\n\"She said \"\"hi\"\"\nthen left\",story\n", None);
     if csv.examples.len() != 2 || csv.examples[0].text != "Hello, world" || csv.examples[1].text != "She said \"hi\"\nthen left" || csv.examples[1].line != 3 {
-        return Err(format!("CSV quoting: {:?}", csv.examples).into());
+        return Err(Error::Check(format!("CSV quoting: {:?}", csv.examples)));
     }
     // Windows line ends (decoded line by line) read as Unix ones (read in place)
     let (crlf, lf) = (dataset::parse(b"label\ttext\r\npositive\tgood film\r\nnegative\tbad film\r\n", None), dataset::parse(b"label\ttext\npositive\tgood film\nnegative\tbad film\n", None));
     if crlf.examples != lf.examples || lf.examples.len() != 2 || lf.examples[1].text != "bad film" {
-        return Err(format!("CRLF rows {:?} differ from LF rows {:?}", crlf.examples, lf.examples).into());
+        return Err(Error::Check(format!("CRLF rows {:?} differ from LF rows {:?}", crlf.examples, lf.examples)));
     }
     let jl = dataset::parse(b"{\"text\": \"a b\", \"label\": \"x\"}\n{\"text\": \"c\", \"label\": 1}\nnot json\n", None);
     if jl.examples.len() != 2 || jl.examples[1].label != "1" || !jl.messages.iter().any(|m| m.line == 3 && m.text.contains("not valid JSON")) {
-        return Err(format!("JSON lines: {:?} {:?}", jl.examples, jl.messages).into());
+        return Err(Error::Check(format!("JSON lines: {:?} {:?}", jl.examples, jl.messages)));
     }
     let pairs = dataset::parse(b"entailment\tA man sleeps.\tA person rests.\ncontradiction\tA man runs.\tNobody moves.\n", None);
     if pairs.examples[0].text_b.as_deref() != Some("A person rests.") {
-        return Err(format!("text pairs: {:?}", pairs.examples).into());
+        return Err(Error::Check(format!("text pairs: {:?}", pairs.examples)));
     }
     // plain text (the corpus sample: sentences with commas, no tabs) is a corpus, not 600 rows of
     // "label, text": no examples, one message, refused for fine-tuning with that message
     let corpus = dataset::parse(include_bytes!("../../www/samples/corpus.txt"), None);
     if !corpus.plain || !corpus.examples.is_empty() || corpus.messages.len() != 1 || !corpus.trainable().is_err_and(|e| e.to_string().contains("lines of plain text")) {
-        return Err(format!("the corpus sample read as {} examples, {} messages ({:?})", corpus.examples.len(), corpus.messages.len(), corpus.messages.first()).into());
+        return Err(Error::Check(format!("the corpus sample read as {} examples, {} messages ({:?})", corpus.examples.len(), corpus.messages.len(), corpus.messages.first())));
     }
     // labels that are text: most classes have one example; refused before any run
     let singles = dataset::parse(b"a\tone\nb\ttwo\nc\tthree\nd\tfour\nd\tfive\n", None);
     if !singles.trainable().is_err_and(|e| e.to_string().contains("3 of the 4 classes have a single example")) {
-        return Err(format!("one example per class was not refused: {:?}", singles.trainable()).into());
+        return Err(Error::Check(format!("one example per class was not refused: {:?}", singles.trainable())));
     }
     // many messages of one kind: five listed, the rest summed up with the last line
     let mut many = b"label\ttext\npositive\tgood\nnegative\tbad\n".to_vec();
@@ -195,24 +195,24 @@ pub fn dataset_messages() -> CheckResult {
     let many = dataset::parse(&many, None);
     let no_text = many.messages.iter().filter(|m| m.text.contains("no text")).count();
     if no_text != 6 || !many.messages.iter().any(|m| m.text.starts_with("…and 35 more like it") && m.text.ends_with("up to line 43")) {
-        return Err(format!("40 rows without text gave {} messages: {:?}", many.messages.len(), many.messages.iter().map(|m| m.to_string()).collect::<Vec<_>>()).into());
+        return Err(Error::Check(format!("40 rows without text gave {} messages: {:?}", many.messages.len(), many.messages.iter().map(|m| m.to_string()).collect::<Vec<_>>())));
     }
     // a binary file is said to be one; a quote that never closes is named with its line
     let binary = dataset::parse(b"PK\x03\x04\x00\x00\x08\x00 a zip file, say", None);
     let unclosed = dataset::parse(b"label,text\npositive,\"good film\nnegative,bad film\npositive,nice\n", None);
     if !binary.messages.iter().any(|m| m.text.starts_with("the file is not text")) || !unclosed.messages.iter().any(|m| m.line == 2 && m.text.contains("never closes")) {
-        return Err(format!("binary: {:?}; unclosed quote: {:?}", binary.messages, unclosed.messages).into());
+        return Err(Error::Check(format!("binary: {:?}; unclosed quote: {:?}", binary.messages, unclosed.messages)));
     }
     // truncation is counted when encoding to the model's maximum
     let tok = Tokenizer::train_wordpiece(&["a b c d e f g h i j".to_string()], 100)?;
     let e = tok.encode("a b c d e f g h i j", None, 6)?;
     if e.ids.len() != 6 || e.truncated != 6 {
-        return Err(format!("truncation to 6 gave {} tokens, {} truncated", e.ids.len(), e.truncated).into());
+        return Err(Error::Check(format!("truncation to 6 gave {} tokens, {} truncated", e.ids.len(), e.truncated)));
     }
     let (tr, va) = dataset::stratified_split(&dataset::parse(SENTIMENT.as_bytes(), None), 0.2, 1);
     let (tr2, va2) = dataset::stratified_split(&dataset::parse(SENTIMENT.as_bytes(), None), 0.2, 1);
     if tr != tr2 || va != va2 || va.len() != 80 {
-        return Err(format!("split not deterministic or not 20%: {} / {}", tr.len(), va.len()).into());
+        return Err(Error::Check(format!("split not deterministic or not 20%: {} / {}", tr.len(), va.len())));
     }
     Ok("empty, unlabeled, textless, duplicate and invalid-UTF-8 rows reported with line numbers; single class refused; CSV quotes, JSON lines, text pairs, truncation counts and a deterministic stratified split".into())
 }
@@ -272,18 +272,18 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
         let c = gpu.counters();
         let per = |x: u64| x as f64 / steps as f64;
         if c.dispatches_of("layernorm_backward") == 0 || c.dispatches_of("adamw") == 0 {
-            return Err(format!("{what}: the steps ran no backward or no optimizer: {:?}", c.dispatches).into());
+            return Err(Error::Check(format!("{what}: the steps ran no backward or no optimizer: {:?}", c.dispatches)));
         }
         if c.buffers_created != 0 || c.bind_groups_created != 0 || c.submits != steps || c.readbacks != steps {
-            return Err(format!(
+            return Err(Error::Check(format!(
                 "{what}: {steps} steady-state steps created {} buffers and {} bind groups, made {} submits and {} readbacks (want 0, 0, {steps}, {steps})",
                 c.buffers_created, c.bind_groups_created, c.submits, c.readbacks
-            ).into());
+            )));
         }
         // a 2-layer classification step is BERT-tiny's (the count does not depend on the width, the
         // batch or the length): at most 100 dispatches, where PyTorch eager launches 234 kernels
         if what == cls.0 && c.total_dispatches() > 100 * steps {
-            return Err(format!("{what}: {} dispatches per step, more than 100: {:?}", per(c.total_dispatches()), c.dispatches).into());
+            return Err(Error::Check(format!("{what}: {} dispatches per step, more than 100: {:?}", per(c.total_dispatches()), c.dispatches)));
         }
         out.push(format!(
             "{what}: per step 0 buffers, 0 bind groups, 1 submit, 1 readback ({} bytes), {} dispatches, {:.0} bytes written, {} buffers recycled",

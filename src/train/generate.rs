@@ -76,10 +76,10 @@ pub async fn generate(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, prompt: &st
 /// token: the page's Stop.
 pub async fn generate_until(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, prompt: &str, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32, &str)) -> Result<(Vec<u32>, Stop), Error> {
     if !model.cfg.is_decoder {
-        return Err("this is a masked (bidirectional) model: it fills in [MASK]s (bertlab fill-mask) but does not continue a text; generate needs a causal model (config is_decoder, e.g. bertlab pretrain --objective causal)".into());
+        return Err(Error::Unsupported("this is a masked (bidirectional) model: it fills in [MASK]s (bertlab fill-mask) but does not continue a text; generate needs a causal model (config is_decoder, e.g. bertlab pretrain --objective causal)".into()));
     }
     if !model.heads.lm {
-        return Err("this causal model has no language-model head (cls.predictions)".into());
+        return Err(Error::Unsupported("this causal model has no language-model head (cls.predictions)".into()));
     }
     let positions = model.cfg.max_position_embeddings;
     let e = tok.encode(prompt, None, positions)?;
@@ -103,11 +103,11 @@ pub async fn generate_ids(gpu: &Gpu, model: &mut Model, prompt: &[u32], end: Opt
 /// [`generate_ids`] that stops when `asked` says so (checked after each token).
 pub async fn generate_ids_until(gpu: &Gpu, model: &mut Model, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
     if !model.cfg.is_decoder || !model.heads.lm {
-        return Err("generation needs a causal model with a language-model head".into());
+        return Err(Error::Unsupported("generation needs a causal model with a language-model head".into()));
     }
     cfg.validate()?;
     if prompt.is_empty() {
-        return Err("the prompt has no tokens".into());
+        return Err(Error::Limit("the prompt has no tokens".into()));
     }
     let positions = model.cfg.max_position_embeddings;
     if prompt.len() >= positions {
@@ -126,7 +126,7 @@ pub async fn generate_ids_until(gpu: &Gpu, model: &mut Model, prompt: &[u32], en
     let mut next = model.decode_start(gpu, prompt, cap, draw()).await?;
     let mut new = Vec::new();
     loop {
-        let id = next.read(gpu).await?.0.ok_or("the model gave no next token (its logits are not numbers)")?;
+        let id = next.read(gpu).await?.0.ok_or_else(|| Error::Data { line: 0, message: "the model gave no next token (its logits are not numbers)".into() })?;
         if Some(id) == end {
             return Ok((new, Stop::EndOfText));
         }

@@ -219,7 +219,7 @@ pub async fn train_step_timed(gpu: &Gpu, model: &mut Model, hb: &HostBatch, opt:
     model.forward(gpu, &mut step, &batch, mode)?;
     model.backward(&mut step, &batch, mode)?;
     model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
-    let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
+    let state = model.opt_state.as_ref().ok_or_else(|| Error::Internal("no optimizer state".into()))?;
     // one readback per step: the losses and AdamW's skip flag together
     let rb = model.record_loss_readback_with(&mut step, &[(&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])?;
     let encode_ms = now_ms() - t0;
@@ -345,9 +345,9 @@ async fn head_step(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: 
     model.zero_grads(&mut step);
     model.record_head_on_features(gpu, &mut step, feats.at([n, model.cfg.hidden_size]), rows.at([idx.len()]), crate::model::infer::HeadPass::Backward(&lab), mode)?;
     model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
-    let state = model.opt_state.as_ref().ok_or("no optimizer state")?;
+    let state = model.opt_state.as_ref().ok_or_else(|| Error::Internal("no optimizer state".into()))?;
     let rb = step
-        .read_back_parts(&[(&model.loss_stats().ok_or("no loss statistics")?[2], 0, 2), (&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])
+        .read_back_parts(&[(&model.loss_stats().ok_or_else(|| Error::Internal("no loss statistics".into()))?[2], 0, 2), (&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])
         ?;
     let submitted = step.submit().await;
     // writes to them from here on are ordered after this step on the queue
@@ -371,7 +371,7 @@ async fn head_predict(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, 
         let rows = gpu.upload_u32("rows", chunk)?;
         let mut step = gpu.begin_step("head-predict");
         model.record_head_on_features(gpu, &mut step, feats.at([n, model.cfg.hidden_size]), rows.at([chunk.len()]), crate::model::infer::HeadPass::Logits, ModelMode::Eval)?;
-        let rb = step.read_back(model.cls_logits().ok_or("no logits")?, 0, chunk.len() * nl)?;
+        let rb = step.read_back(model.cls_logits().ok_or_else(|| Error::Internal("no logits".into()))?, 0, chunk.len() * nl)?;
         step.submit().await?;
         out.extend(crate::model::infer::softmax_rows(&rb.f32(gpu).await?, nl));
     }
@@ -559,7 +559,7 @@ impl PretrainConfig {
         in_range_f("the weight decay", self.weight_decay, 0.0, 1.0, false)?;
         in_range_f("the gradient-norm clip", self.max_grad_norm, 0.0, 1e6, false)?;
         if !self.mlm && !self.sop {
-            return Err("pretraining needs at least one objective: masked words or sentence order".into());
+            return Err(Error::Usage("pretraining needs at least one objective: masked words or sentence order".into()));
         }
         Ok(())
     }
@@ -646,15 +646,15 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
     cfg.validate(&model.cfg)?;
     let mut report = PretrainReport::default();
     if texts.is_empty() {
-        return Err("no text to pretrain on".into());
+        return Err(Error::Data { line: 0, message: "no text to pretrain on".into() });
     }
     if cfg.mlm && !model.heads.lm {
-        return Err("masked-LM pretraining needs a model with an MLM head".into());
+        return Err(Error::Unsupported("masked-LM pretraining needs a model with an MLM head".into()));
     }
     // a decoder learns the next token: no masking, and no sentence order (its [CLS] sees nothing)
     let causal = model.cfg.is_decoder;
     if causal && !cfg.mlm {
-        return Err("a causal model pretrains on the next token, through its language-model head: turn the masked-LM objective on".into());
+        return Err(Error::Usage("a causal model pretrains on the next token, through its language-model head: turn the masked-LM objective on".into()));
     }
     let mut sop_on = cfg.sop && model.heads.sop && !causal;
     if sop_on {
@@ -664,7 +664,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
         }
     }
     if !cfg.mlm && !sop_on {
-        return Err("nothing to pretrain: masked-LM is off and sentence order is unavailable".into());
+        return Err(Error::Usage("nothing to pretrain: masked-LM is off and sentence order is unavailable".into()));
     }
     // the encoder and the heads in use learn; an MLM head's decoder stays tied to the word embeddings
     // with adapters only they and the pretraining heads train (PEFT's modules_to_save for BERT's
@@ -736,7 +736,7 @@ pub async fn probe(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, text: &str, k:
     let e = tok.encode(text, None, model.cfg.max_position_embeddings)?;
     let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == tok.mask).collect();
     if positions.is_empty() {
-        return Err("the text has no [MASK] to predict".into());
+        return Err(Error::Data { line: 0, message: "the text has no [MASK] to predict".into() });
     }
     let top = model.fill_mask(gpu, &e.ids, &e.type_ids, &positions, k).await?;
     Ok(top.into_iter().map(|row| row.into_iter().map(|(id, p)| (tok.id_to_token(id), p)).collect()).collect())
@@ -747,7 +747,7 @@ pub async fn probe(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, text: &str, k:
 /// frequent in `train_texts` (counting [SEP], which ends every text).
 pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[String], train_texts: &[String], max_len: usize) -> Result<(f64, f64), Error> {
     if !model.cfg.is_decoder {
-        return Err("next-token accuracy is for a causal model (is_decoder); this one reads both ways".into());
+        return Err(Error::Unsupported("next-token accuracy is for a causal model (is_decoder); this one reads both ways".into()));
     }
     let mut freq = std::collections::BTreeMap::new();
     for t in train_texts {

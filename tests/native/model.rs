@@ -276,3 +276,24 @@ fn a_cache_over_the_binding_limit_is_refused_with_both_sizes() {
     let id = pollster::block_on(pollster::block_on(m.decode_start(g, &[1, 2, 3], 64, greedy)).unwrap().read(g)).unwrap().0;
     assert!(id.is_some(), "no token after the refusal");
 }
+
+/// A token id, token type or masked-LM label outside its table is a `Range` error naming the id and
+/// the table's size, refused before anything is uploaded.
+#[test]
+fn ids_outside_their_tables_are_range_errors() {
+    use bertlab::error::Error;
+    use bertlab::model::batch::Batch;
+    use bertlab::model::ModelConfig;
+    let g = gpu();
+    let cfg = ModelConfig::small(50, 16, 1, 2);
+    let ok = Batch::new(g, &cfg, 1, 2, &[3, 49], &[0, 1], &[1, 1], None, None, None);
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let e = Batch::new(g, &cfg, 1, 2, &[3, 50], &[0, 0], &[1, 1], None, None, None).err();
+    assert!(matches!(e, Some(Error::Range { id: 50, size: 50, .. })), "{e:?}");
+    let e = Batch::new(g, &cfg, 1, 2, &[3, 4], &[0, 2], &[1, 1], None, None, None).err();
+    assert!(matches!(e, Some(Error::Range { id: 2, size: 2, .. })), "{e:?}");
+    let e = Batch::new(g, &cfg, 1, 2, &[3, 4], &[0, 0], &[1, 1], Some(&[-100, 77]), None, None).err();
+    assert!(matches!(e, Some(Error::Range { id: 77, size: 50, .. })), "{e:?}");
+    let e = Batch::new(g, &cfg, 1, 3, &[3, 4], &[0, 0], &[1, 1], None, None, None).err();
+    assert!(matches!(e, Some(Error::Shape { .. })), "{e:?}");
+}

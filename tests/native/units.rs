@@ -433,10 +433,60 @@ mod errors {
         assert!(matches!(Error::from(GpuError::Limits("binding".into())), Error::Limit(_)));
         assert_eq!(Error::non_finite(7).to_string(), format!("step 7: {NON_FINITE}"));
         // a message that only mentions "lost" is not a lost device
-        assert!(!Error::from("the file was lost in transit".to_string()).is_device_lost());
+        assert!(!Error::io("model.safetensors", "the file was lost in transit").is_device_lost());
         let shape = Error::Shape { tensor: "classifier.weight".into(), message: "the model has 3 labels but the data has 2".into() };
         assert_eq!(shape.to_string(), "classifier.weight: the model has 3 labels but the data has 2");
         assert_eq!(Error::Data { line: 4, message: "no label".into() }.to_string(), "line 4: no label");
+    }
+
+    /// Each kind of bad input gives its own variant, never a panic and never `Other`: sizes a
+    /// config cannot have, a setting out of its range, tensors whose shapes do not fit, a bad line
+    /// of a file, a file that is not JSON. (A token id beyond the vocabulary: tests/native/model.rs,
+    /// which has a GPU.)
+    #[test]
+    fn bad_inputs_give_their_kinds() {
+        use bertlab::model::ModelConfig;
+        let config = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/tiny_bert/config.json").unwrap()).unwrap();
+            edit(&mut v);
+            ModelConfig::from_json(&v.to_string())
+        };
+        assert!(config(&|_| {}).is_ok());
+        for hidden in [1, 2] {
+            let e = config(&|v| {
+                v["hidden_size"] = hidden.into();
+                v["num_attention_heads"] = hidden.into();
+            });
+            assert!(matches!(&e, Err(Error::Shape { tensor, .. }) if tensor == "hidden_size"), "hidden_size {hidden}: {e:?}");
+        }
+        let e = config(&|v| {
+            v["hidden_size"] = 3.into();
+            v["num_attention_heads"] = 2.into();
+        });
+        assert!(matches!(&e, Err(Error::Shape { tensor, .. }) if tensor == "num_attention_heads"), "{e:?}");
+        for field in ["num_attention_heads", "num_hidden_layers", "vocab_size", "intermediate_size", "max_position_embeddings"] {
+            let e = config(&|v| v[field] = 0.into());
+            assert!(matches!(&e, Err(Error::Limit(m)) if m.contains(field)), "{field} 0: {e:?}");
+        }
+        let e = config(&|v| v["vocab_size"] = u64::MAX.into());
+        assert!(matches!(&e, Err(Error::Limit(m)) if m.contains("vocab_size")), "{e:?}");
+        let e = ModelConfig::from_json(r#"{"model_type": "gpt2", "vocab_size": 50257, "n_embd": 4611686018427387904, "n_head": 1}"#);
+        assert!(matches!(&e, Err(Error::Limit(m)) if m.contains("hidden_size")), "{e:?}");
+        assert!(matches!(ModelConfig::from_json("{not json"), Err(Error::Data { line: 0, .. })));
+        assert!(matches!(config(&|v| v["model_type"] = "llama".into()), Err(Error::Unsupported(_))));
+        // a setting out of its range
+        let g = bertlab::train::generate::GenerateConfig { max_new: 0, top_k: 5, temperature: 1.0, seed: 0 };
+        assert!(matches!(g.validate(), Err(Error::Limit(_))));
+        // an optimizer checkpoint whose two moments of one tensor differ in shape
+        let meta = std::collections::BTreeMap::from([("step".to_string(), "3".to_string()), ("format".to_string(), "bertlab-optimizer-1".to_string())]);
+        let file = bertlab::safetensors::serialize(&[("w::m".into(), vec![2], vec![0.0; 2]), ("w::v".into(), vec![3], vec![0.0; 3])], &meta);
+        let e = bertlab::train::checkpoint::optimizer_header(&file).map(|_| ());
+        assert!(matches!(&e, Err(Error::Shape { tensor, .. }) if tensor == "w"), "{e:?}");
+        // a bad line of merges.txt, by its number
+        let vocab = br#"{"a": 0, "b": 1, "ab": 2, "<|endoftext|>": 3}"#;
+        let e = bertlab::text::tokenizer::Tokenizer::from_vocab_json_merges(vocab, b"#version: 0.2\na b\nab a b\n").map(|_| ());
+        assert!(matches!(e, Err(Error::Data { line: 3, .. })), "{e:?}");
+        assert!(bertlab::text::tokenizer::Tokenizer::from_vocab_json_merges(vocab, b"#version: 0.2\na b\n").is_ok());
     }
 }
 
