@@ -155,16 +155,16 @@ impl Fixture {
     fn ints(&self, name: &str) -> Result<Vec<i64>> {
         Ok(self.r.tensors.get(name).ok_or_else(|| Error::Check(format!("fixture lacks {name}")))?.to_i64())
     }
-    fn batch(&self, gpu: &Gpu, mlm: bool, sop: bool, cls: bool) -> Result<Batch> {
+    fn batch(&self, gpu: &Gpu, lm: bool, sop: bool, cls: bool) -> Result<Batch> {
         let u = |v: Vec<i64>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
         let i = |v: Vec<i64>| v.into_iter().map(|x| x as i32).collect::<Vec<i32>>();
         let ids = u(self.ints("input.input_ids")?);
         let types = u(self.ints("input.token_type_ids")?);
         let mask = u(self.ints("input.attention_mask")?);
-        let mlm_l = i(self.ints("input.mlm_labels")?);
+        let lm_l = i(self.ints("input.mlm_labels")?);
         let sop_l = if sop { i(self.ints("input.sop_labels")?) } else { Vec::new() };
         let cls_l = if cls { i(self.ints("input.cls_labels")?) } else { Vec::new() };
-        Ok(Batch::new(gpu, &self.cfg, self.b, self.t, &ids, &types, &mask, mlm.then_some(&mlm_l[..]), sop.then_some(&sop_l[..]), cls.then_some(&cls_l[..]))?)
+        Ok(Batch::new(gpu, &self.cfg, self.b, self.t, &ids, &types, &mask, lm.then_some(&lm_l[..]), sop.then_some(&sop_l[..]), cls.then_some(&cls_l[..]))?)
     }
     fn model(&self, gpu: &Gpu, heads: Heads) -> Result<Model> {
         Ok(Model::new(gpu, self.cfg.clone(), heads, Some(&self.weights), 0)?.0)
@@ -215,12 +215,12 @@ pub async fn model_forward_matches_pytorch(gpu: &Gpu) -> CheckResult {
     let d_h = within("last hidden state", &hidden, &fx.f32("out.last_hidden_state")?, 1e-4)?;
     // MLM logits exist only at the predicted rows: compare those rows of HF's (B, T, V) logits
     let all = fx.f32("out.mlm_logits")?;
-    let want: Vec<f32> = batch.mlm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
-    let d_mlm = within("MLM logits", &read(gpu, pt.mlm_logits().unwrap()).await?, &want, 1e-4)?;
+    let want: Vec<f32> = batch.lm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
+    let d_mlm = within("MLM logits", &read(gpu, pt.lm_logits().unwrap()).await?, &want, 1e-4)?;
     let d_sop = within("sentence-order logits", &read(gpu, pt.sop_logits().unwrap()).await?, &fx.f32("out.sop_logits")?, 1e-4)?;
     let probs = read(gpu, pt.attention_probs(0).unwrap()).await?;
     let d_att = within("layer-0 attention probabilities", &probs, &fx.f32("out.attentions0")?, 1e-5)?;
-    within("MLM loss", &[losses.mlm], &fx.f32("out.mlm_loss")?, 1e-4)?;
+    within("MLM loss", &[losses.lm], &fx.f32("out.mlm_loss")?, 1e-4)?;
     within("SOP loss", &[losses.sop], &fx.f32("out.sop_loss")?, 1e-4)?;
     let mut cm = fx.model(gpu, CLASSIFY)?;
     let cb = fx.batch(gpu, false, false, true)?;
@@ -230,7 +230,7 @@ pub async fn model_forward_matches_pytorch(gpu: &Gpu) -> CheckResult {
     let _ = (b, t);
     Ok(format!(
         "max |diff| vs transformers: hidden {d_h:.1e}, MLM logits {d_mlm:.1e}, SOP {d_sop:.1e}, classifier {d_cls:.1e}, attention {d_att:.1e}; losses {:.5}/{:.5}/{:.5}",
-        losses.mlm, losses.sop, cl.cls
+        losses.lm, losses.sop, cl.cls
     ))
 }
 
@@ -411,14 +411,14 @@ pub async fn model_export_round_trip(gpu: &Gpu) -> CheckResult {
     let mut m = fx.model(gpu, PRETRAIN)?;
     let batch = fx.batch(gpu, true, true, false)?;
     run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
-    let logits = read(gpu, m.mlm_logits().unwrap()).await?;
+    let logits = read(gpu, m.lm_logits().unwrap()).await?;
     let tensors = m.params.read_all(gpu).await?;
     let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (crate::model::params::hf_name(&n), s, v)).collect();
     let bytes = safetensors::serialize(&hf, &BTreeMap::new());
     let st = safetensors::parse(&bytes)?;
     let mut m2 = Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?.0;
     run_forward(gpu, &mut m2, &batch, Mode::Eval).await?;
-    let logits2 = read(gpu, m2.mlm_logits().unwrap()).await?;
+    let logits2 = read(gpu, m2.lm_logits().unwrap()).await?;
     if logits != logits2 {
         return Err(Error::Check(format!("reloaded export's MLM logits differ by {:.3e}", max_abs_diff(&logits, &logits2))));
     }
@@ -588,7 +588,7 @@ pub async fn model_fill_mask_and_attention(gpu: &Gpu) -> CheckResult {
     let ids: Vec<u32> = fx.ints("input.input_ids")?[..t].iter().map(|&x| x as u32).collect();
     let types: Vec<u32> = fx.ints("input.token_type_ids")?[..t].iter().map(|&x| x as u32).collect();
     let positions = [1usize, 4, 7];
-    let preds = m.fill_mask(gpu, &ids, &types, &positions, 5).await?;
+    let preds = m.top_tokens(gpu, &ids, &types, &positions, 5).await?;
     if preds.len() != 3 || preds.iter().any(|p| p.len() != 5) {
         return Err(Error::Check(format!("expected 3 positions x top-5, got {:?}", preds.iter().map(|p| p.len()).collect::<Vec<_>>())));
     }
@@ -831,14 +831,14 @@ async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
     let losses = run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let d_h = within("last hidden state", &read(gpu, m.last_hidden().unwrap()).await?, &fx.f32("out.last_hidden_state")?, 1e-4)?;
     let all = fx.f32("out.mlm_logits")?;
-    let want: Vec<f32> = batch.mlm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
-    let d_lm = within("next-token logits", &read(gpu, m.mlm_logits().unwrap()).await?, &want, 1e-4)?;
+    let want: Vec<f32> = batch.lm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
+    let d_lm = within("next-token logits", &read(gpu, m.lm_logits().unwrap()).await?, &want, 1e-4)?;
     let probs = read(gpu, m.attention_probs(0).unwrap()).await?;
     let d_att = within("layer-0 attention probabilities", &probs, &fx.f32("out.attentions0")?, 1e-5)?;
     if (0..probs.len() / t).any(|r| probs[r * t + r % t + 1..(r + 1) * t].iter().any(|&p| p != 0.0)) {
         return Err(Error::Check("a token attends to a later token".into()));
     }
-    within("next-token loss", &[losses.mlm], &fx.f32("out.mlm_loss")?, 1e-4)?;
+    within("next-token loss", &[losses.lm], &fx.f32("out.mlm_loss")?, 1e-4)?;
     grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
     let (n, worst) = compare_grads(gpu, fx, &m, "grad_lm").await?;
     let pooler = m.params.params.iter().filter(|p| p.name.starts_with("pooler.")).count();
@@ -847,7 +847,7 @@ async fn causal_parity(gpu: &Gpu, fx: &Fixture, what: &str) -> CheckResult {
     }
     Ok(format!(
         "max |diff| vs transformers' {what}: hidden {d_h:.1e}, next-token logits {d_lm:.1e}, attention {d_att:.1e} (0 above the diagonal), loss {:.5}; all {n} gradient tensors within {worst:.1e} · max|ref|",
-        losses.mlm
+        losses.lm
     ))
 }
 
@@ -914,7 +914,7 @@ pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
     let mut m = fx.model(gpu, LM)?;
     let batch = fx.batch(gpu, true, false, false)?;
     run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
-    let logits = read(gpu, m.mlm_logits().unwrap()).await?;
+    let logits = read(gpu, m.lm_logits().unwrap()).await?;
     let tensors = m.params.read_all(gpu).await?;
     let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|s| s.to_string()).chain((5..fx.cfg.vocab_size).map(|i| format!("w{i}"))).collect::<Vec<_>>().join("\n");
     let files: BTreeMap<String, Vec<u8>> = export_files(&m.cfg, LM, tensors, &[], &[("vocab.txt".into(), vocab.into_bytes())], &ModelCard::default()).into_iter().collect();
@@ -930,7 +930,7 @@ pub async fn model_gpt2_export_round_trip(gpu: &Gpu) -> CheckResult {
     }
     let mut lm = crate::io::model_dir::load(gpu, &files, None, 5)?;
     run_forward(gpu, &mut lm.model, &batch, Mode::Eval).await?;
-    let again = read(gpu, lm.model.mlm_logits().unwrap()).await?;
+    let again = read(gpu, lm.model.lm_logits().unwrap()).await?;
     if logits[..batch.m * fx.cfg.vocab_size] != again[..batch.m * fx.cfg.vocab_size] {
         return Err(Error::Check(format!("the reloaded export's logits differ by {:.3e}", max_abs_diff(&logits, &again))));
     }
@@ -963,7 +963,7 @@ async fn full_pass_logits(gpu: &Gpu, m: &mut Model, ids: &[u32]) -> Result<Vec<f
     labels[t - 1] = 0;
     let batch = Batch::new(gpu, &m.cfg, 1, t, ids, &vec![0; t], &vec![1; t], Some(&labels), None, None)?;
     run_forward(gpu, m, &batch, Mode::Eval).await?;
-    read(gpu, m.mlm_logits().unwrap()).await
+    read(gpu, m.lm_logits().unwrap()).await
 }
 
 async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String> {
@@ -1063,8 +1063,8 @@ pub async fn model_word_embedding_in_shards_matches_pytorch(gpu: &Gpu) -> CheckR
         let batch = fx.batch(gpu, true, heads.sop, false)?;
         run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
         let all = fx.f32("out.mlm_logits")?;
-        let want: Vec<f32> = batch.mlm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
-        let d = within(&format!("{what}: logits from {shards} shards"), &read(gpu, m.mlm_logits().unwrap()).await?, &want, 1e-4)?;
+        let want: Vec<f32> = batch.lm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
+        let d = within(&format!("{what}: logits from {shards} shards"), &read(gpu, m.lm_logits().unwrap()).await?, &want, 1e-4)?;
         grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
         let (n, worst) = compare_grads(gpu, &fx, &m, prefix).await?;
         let mut line = format!("{what}: {shards} shards, logits within {d:.1e}, {n} gradients within {worst:.1e} · max|ref|");

@@ -143,9 +143,13 @@ pub struct KernelCounts {
 pub struct PretrainStep {
     pub step: usize,
     pub total: usize,
-    pub mlm: f32,
+    /// The language-model loss: masked words, or a causal model's next words (saved sessions
+    /// spell it `mlm`).
+    #[serde(alias = "mlm")]
+    pub lm: f32,
     pub sop: f32,
-    pub mlm_acc: f32,
+    #[serde(alias = "mlm_acc")]
+    pub lm_acc: f32,
     pub sop_acc: f32,
     pub lr: f32,
     pub ms: f64,
@@ -234,7 +238,9 @@ pub struct ModelSummary {
     /// Bytes of GPU memory for a training step at [`crate::session::MEMORY_BATCH`] (weights, gradients,
     /// AdamW moments, activations), an estimate.
     pub train_bytes: u64,
-    pub has_mlm: bool,
+    /// A language-model head: masked-LM, or a causal model's next-word head.
+    #[serde(alias = "has_mlm")]
+    pub has_lm: bool,
     pub has_sop: bool,
     pub labels: Vec<String>,
     pub pooling: Pooling,

@@ -261,8 +261,8 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         }
         Event::PretrainStep(d) => {
             st.trained_here.set(true);
-            st.pcurve.update(|c| c.push((d.step as f64, d.mlm as f64, d.sop as f64)));
-            st.pacc.update(|c| c.push((d.step as f64, d.mlm_acc as f64, d.sop_acc as f64)));
+            st.pcurve.update(|c| c.push((d.step as f64, d.lm as f64, d.sop as f64)));
+            st.pacc.update(|c| c.push((d.step as f64, d.lm_acc as f64, d.sop_acc as f64)));
             st.last_step_ms.set(d.ms);
             // the curves travel with the next snapshot (every CHECKPOINT_EVERY steps)
             if d.step % 5 == 0 {
@@ -854,7 +854,7 @@ fn ModelPanel() -> impl IntoView {
                     }}</p>
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch {} × {} needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, MEMORY_BATCH.0, MEMORY_BATCH.1.min(m.max_len), m.train_bytes as f64 / 1e6)}</p>
-                    <p>{if !m.has_mlm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_mlm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::session::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
+                    <p>{if !m.has_lm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_lm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::session::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
                     {(!m.modes.is_empty()).then(|| view! {
                         <table id="mode-costs">
                             <caption>{format!("what fine-tuning trains, and the GPU memory it needs at batch {} × {}", MEMORY_BATCH.0, MEMORY_BATCH.1.min(m.max_len))}</caption>
@@ -1057,10 +1057,10 @@ pub fn PretrainPanel() -> impl IntoView {
             })}
             {move || st.pstep.get().map(|d| view! {
                 <p id="pt-status">{if st.pcausal.get() {
-                    format!("step {} of {}: next-word loss {:.3} (accuracy on this batch's next words {:.3}), {:.0} ms/step, ETA {:.0} s", d.step, d.total, d.mlm, d.mlm_acc, d.ms, d.eta)
+                    format!("step {} of {}: next-word loss {:.3} (accuracy on this batch's next words {:.3}), {:.0} ms/step, ETA {:.0} s", d.step, d.total, d.lm, d.lm_acc, d.ms, d.eta)
                 } else {
                     format!("step {} of {}: MLM loss {:.3} (accuracy on this batch's masked tokens {:.3}), SOP loss {:.3} (accuracy {:.3}), {:.0} ms/step, ETA {:.0} s",
-                        d.step, d.total, d.mlm, d.mlm_acc, d.sop, d.sop_acc, d.ms, d.eta)
+                        d.step, d.total, d.lm, d.lm_acc, d.sop, d.sop_acc, d.ms, d.eta)
                 }}</p>
                 <p class="note" id="pt-batch-line">{if st.pcausal.get() {
                     "this batch: every token is the target of the one before it (nothing is masked)".to_string()
@@ -1304,7 +1304,7 @@ fn MaskPanel() -> impl IntoView {
                 view! {
                     <div id="fill-result">
                         {d.note.clone().map(|n| view! { <p class="warning" id="no-mlm">{n}</p> })}
-                        {st.model.get_untracked().filter(|m| !m.has_mlm).map(|_| view! {
+                        {st.model.get_untracked().filter(|m| !m.has_lm).map(|_| view! {
                             <p><button id="train-mlm-head" disabled=move || st.busy.get() on:click=move |_| {
                                 st.error.set(None);
                                 keep_pretrain_curve(st);

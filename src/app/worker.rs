@@ -113,7 +113,7 @@ fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
         max_len: c.max_position_embeddings,
         params,
         train_bytes: l.train_bytes(),
-        has_mlm: l.model.heads.lm,
+        has_lm: l.model.heads.lm,
         has_sop: l.model.heads.sop,
         labels: l.labels.clone(),
         pooling: l.model.pooling,
@@ -408,14 +408,14 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
     let mut last_counts = 0;
     let r = s
         .pretrain(spec, &texts, &PageStore, &mut |e| match e {
-            RunEvent::Pretrain { step, total_steps, mlm_loss, sop_loss, mlm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
+            RunEvent::Pretrain { step, total_steps, lm_loss, sop_loss, lm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
                 // the first sequence of the batch, token by token: what the model saw, what masking
                 // did to it, and the original where one is predicted
                 let seq = first_sequence.iter().zip(&batch_outcomes).map(|((id, label), o)| (tok.id_to_token(*id), o.name().to_string(), if *label >= 0 { tok.id_to_token(*label as u32) } else { String::new() })).collect();
                 let count = |w: Outcome| batch_outcomes.iter().filter(|&&o| o == w).count();
                 let chosen = batch_outcomes.len() - count(Outcome::NotChosen);
                 let (masked, random, unchanged) = (count(Outcome::Masked), count(Outcome::Random), count(Outcome::Unchanged));
-                post(Event::PretrainStep(PretrainStep { step, total: total_steps, mlm: mlm_loss, sop: sop_loss, mlm_acc, sop_acc, lr, ms: ms_per_step, eta: eta_s, seq, chosen, masked, random, unchanged }));
+                post(Event::PretrainStep(PretrainStep { step, total: total_steps, lm: lm_loss, sop: sop_loss, lm_acc, sop_acc, lr, ms: ms_per_step, eta: eta_s, seq, chosen, masked, random, unchanged }));
                 if step - last_counts >= 10 {
                     last_counts = step;
                     post(Event::Counters(kernel_counts(g)));
@@ -437,7 +437,7 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
         rolled_back(step);
     }
     // only now: a command sent on hearing it finds the model back in place
-    post(Event::PretrainDone { steps: ran.report.mlm_losses.len(), ms_per_step: ran.report.ms_per_step, stopped: ran.report.stopped.clone() });
+    post(Event::PretrainDone { steps: ran.report.lm_losses.len(), ms_per_step: ran.report.ms_per_step, stopped: ran.report.stopped.clone() });
     Ok(())
 }
 

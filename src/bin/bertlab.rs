@@ -234,9 +234,9 @@ mod cli {
         let pc = PretrainConfig { mlm, sop, steps, batch_size: a.batch, lr: a.lr, max_len: a.max_len, warmup: a.warmup.unwrap_or(steps / 10), seed: a.seed, probe: a.probe.clone(), probe_every: a.probe_every, lora, ..PretrainConfig::default() };
         let bar = o.bar(steps as u64, "pretrain");
         let r = block(s.pretrain(pc.clone(), &texts, &NoStore, &mut |e| match e {
-            Event::Pretrain { step, mlm_loss, sop_loss, .. } => {
+            Event::Pretrain { step, lm_loss, sop_loss, .. } => {
                 bar.set_position(step as u64);
-                bar.set_message(format!("loss {:.4}", mlm_loss + sop_loss));
+                bar.set_message(format!("loss {:.4}", lm_loss + sop_loss));
             }
             Event::Probe { step, predictions } => {
                 let rows: Vec<String> = predictions.iter().map(|top| top.iter().map(|(t, p)| format!("{t} {p:.2}")).collect::<Vec<_>>().join(", ")).collect();
@@ -255,7 +255,7 @@ mod cli {
             eprintln!("note: {m}");
         }
         let loss_name = if causal { "next-token loss" } else { "MLM loss" };
-        let mut metrics = vec![(format!("final {loss_name}"), format!("{:.4}", r.mlm_losses.last().unwrap_or(&0.0)))];
+        let mut metrics = vec![(format!("final {loss_name}"), format!("{:.4}", r.lm_losses.last().unwrap_or(&0.0)))];
         let mut held = serde_json::Value::Null;
         // a causal model is judged on lines it never saw (the session holds them out)
         if let Some(h) = r.held_out {
@@ -264,12 +264,12 @@ mod cli {
         }
         let card = ModelCard { base_model: a.model.clone().unwrap_or_default(), data_summary: format!("{} unlabeled texts", texts.len()), seed: pc.seed, metrics: metrics.clone(), ..Default::default() };
         model_dir::write_dir(out, block(s.export(card, false))?)?;
-        let n = r.mlm_losses.len();
-        let summary = serde_json::json!({"steps": n, "objective": if causal { "causal" } else { "masked" }, "mlm_loss_first": r.mlm_losses.first(), "mlm_loss_last": r.mlm_losses.last(), "sop_loss_last": r.sop_losses.last(), "ms_per_step": r.ms_per_step, "out": out, "messages": r.messages, "held_out": held});
+        let n = r.lm_losses.len();
+        let summary = serde_json::json!({"steps": n, "objective": if causal { "causal" } else { "masked" }, "lm_loss_first": r.lm_losses.first(), "lm_loss_last": r.lm_losses.last(), "sop_loss_last": r.sop_losses.last(), "ms_per_step": r.ms_per_step, "out": out, "messages": r.messages, "held_out": held});
         if o.json {
-            println!("{}", serde_json::json!({"summary": summary, "mlm_losses": r.mlm_losses, "sop_losses": r.sop_losses}));
+            println!("{}", serde_json::json!({"summary": summary, "lm_losses": r.lm_losses, "sop_losses": r.sop_losses}));
         } else {
-            println!("pretrained {n} steps: {loss_name} {:.4} -> {:.4}, {:.1} ms/step; saved to {out}", r.mlm_losses.first().unwrap_or(&0.0), r.mlm_losses.last().unwrap_or(&0.0), r.ms_per_step);
+            println!("pretrained {n} steps: {loss_name} {:.4} -> {:.4}, {:.1} ms/step; saved to {out}", r.lm_losses.first().unwrap_or(&0.0), r.lm_losses.last().unwrap_or(&0.0), r.ms_per_step);
             for (k, v) in metrics.iter().skip(1) {
                 println!("{k}: {v}");
             }

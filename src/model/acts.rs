@@ -80,8 +80,8 @@ pub(super) struct Acts {
     pub(super) lora_u: Option<GpuBuf>,
 }
 
-/// MLM-head buffers for up to `cap` predicted rows.
-pub(super) struct MlmActs {
+/// Language-model-head buffers (masked-LM, or next-word) for up to `cap` predicted rows.
+pub(super) struct LmActs {
     pub(super) cap: usize,
     pub(super) x: GpuBuf,
     pub(super) pre: GpuBuf,

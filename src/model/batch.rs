@@ -55,14 +55,14 @@ pub struct Batch {
     /// token.
     pub(super) cls_rows: GpuBuf,
     pub(super) g_cls: EmbeddingGrouping,
-    /// MLM: the M rows predicted, their labels, and the row grouping for the backward (buffers of
-    /// capacity B*T).
+    /// The language-model head's targets (masked words, or a causal model's next words): the M rows
+    /// predicted, their labels, and the row grouping for the backward (buffers of capacity B*T).
     pub m: usize,
-    pub(super) mlm_rows: Option<GpuBuf>,
-    pub(super) mlm_labels: Option<GpuBuf>,
-    pub(super) g_mlm: Option<EmbeddingGrouping>,
-    /// The predicted rows on the host, for masked-token prediction.
-    pub mlm_row_ids: Vec<u32>,
+    pub(super) lm_rows: Option<GpuBuf>,
+    pub(super) lm_labels: Option<GpuBuf>,
+    pub(super) g_lm: Option<EmbeddingGrouping>,
+    /// The predicted rows on the host, for the language-model head's top tokens.
+    pub lm_row_ids: Vec<u32>,
     pub(super) sop_labels: Option<GpuBuf>,
     pub(super) cls_labels: Option<GpuBuf>,
     /// (B, T) attention mask on the host, for the mean-pooling matrix.
@@ -78,7 +78,7 @@ impl Drop for Batch {
         for (role, b) in [("ids", &self.ids), ("types", &self.types), ("pos", &self.pos), ("mask", &self.mask), ("cls_rows", &self.cls_rows)] {
             r.give_back(role, b);
         }
-        let groupings = [("ids", Some(&self.g_ids)), ("types", Some(&self.g_types)), ("pos", Some(&self.g_pos)), ("cls", Some(&self.g_cls)), ("mlm", self.g_mlm.as_ref())];
+        let groupings = [("ids", Some(&self.g_ids)), ("types", Some(&self.g_types)), ("pos", Some(&self.g_pos)), ("cls", Some(&self.g_cls)), ("lm", self.g_lm.as_ref())];
         for (of, g) in groupings {
             if let Some(g) = g {
                 for (part, b) in [("uniq", &g.uniq), ("starts", &g.starts), ("order", &g.pos)] {
@@ -86,7 +86,7 @@ impl Drop for Batch {
                 }
             }
         }
-        let rest = [("mlm_rows", &self.mlm_rows), ("mlm_labels", &self.mlm_labels), ("sop", &self.sop_labels), ("cls", &self.cls_labels)];
+        let rest = [("lm_rows", &self.lm_rows), ("lm_labels", &self.lm_labels), ("sop", &self.sop_labels), ("cls", &self.cls_labels)];
         for (role, b) in rest {
             if let Some(b) = b {
                 r.give_back(role, b);
@@ -104,7 +104,7 @@ fn grouping_role(of: &str, part: &str) -> String {
 }
 
 impl Batch {
-    /// `ids`, `types`, `attention_mask` are (B, T) row-major; `mlm_labels` is (B, T) with -100 where
+    /// `ids`, `types`, `attention_mask` are (B, T) row-major; `lm_labels` is (B, T) with -100 where
     /// nothing is predicted; `sop_labels` and `cls_labels` are (B).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -115,7 +115,7 @@ impl Batch {
         ids: &[u32],
         types: &[u32],
         attention_mask: &[u32],
-        mlm_labels: Option<&[i32]>,
+        lm_labels: Option<&[i32]>,
         sop_labels: Option<&[i32]>,
         cls_labels: Option<&[i32]>,
     ) -> Result<Batch, Error> {
@@ -157,21 +157,21 @@ impl Batch {
         let pos: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
         let mask: Vec<f32> = attention_mask.iter().map(|&m| if m != 0 { 0.0 } else { f32::NEG_INFINITY }).collect();
         let cls_rows = summary_rows(b, t, ids, attention_mask, cfg.is_decoder, cfg.pad_token_id as u32);
-        let (mut m, mut mlm_rows, mut mlm_lab, mut g_mlm, mut row_ids) = (0, None, None, None, Vec::new());
-        if let Some(labels) = mlm_labels {
+        let (mut m, mut lm_rows, mut lm_lab, mut g_lm, mut row_ids) = (0, None, None, None, Vec::new());
+        if let Some(labels) = lm_labels {
             if labels.len() != n {
-                return Err(Error::Shape { tensor: "mlm_labels".into(), message: format!("MLM labels: {} values for a {b}x{t} batch", labels.len()) });
+                return Err(Error::Shape { tensor: "lm_labels".into(), message: format!("language-model labels: {} values for a {b}x{t} batch", labels.len()) });
             }
             let rows: Vec<u32> = (0..n as u32).filter(|&i| labels[i as usize] >= 0).collect();
             let lab: Vec<i32> = rows.iter().map(|&i| labels[i as usize]).collect();
             if let Some(bad) = lab.iter().find(|&&l| l as usize >= cfg.vocab_size) {
-                return Err(Error::Range { id: *bad as usize, size: cfg.vocab_size, message: format!("MLM label {bad} is outside the vocabulary of {}", cfg.vocab_size) });
+                return Err(Error::Range { id: *bad as usize, size: cfg.vocab_size, message: format!("language-model label {bad} is outside the vocabulary of {}", cfg.vocab_size) });
             }
             m = rows.len();
             if m > 0 {
-                mlm_rows = Some(up_u32("mlm_rows", n, &rows)?);
-                mlm_lab = Some(up_i32("mlm_labels", n, &lab)?);
-                g_mlm = Some(grouping("mlm", &rows, n)?);
+                lm_rows = Some(up_u32("lm_rows", n, &rows)?);
+                lm_lab = Some(up_i32("lm_labels", n, &lab)?);
+                g_lm = Some(grouping("lm", &rows, n)?);
             }
             row_ids = rows;
         }
@@ -197,10 +197,10 @@ impl Batch {
             cls_rows: up_u32("cls_rows", b, &cls_rows)?,
             g_cls: grouping("cls", &cls_rows, b)?,
             m,
-            mlm_rows,
-            mlm_labels: mlm_lab,
-            g_mlm,
-            mlm_row_ids: row_ids,
+            lm_rows,
+            lm_labels: lm_lab,
+            g_lm,
+            lm_row_ids: row_ids,
             sop_labels: labels_buf(sop_labels, "sop")?,
             cls_labels: labels_buf(cls_labels, "cls")?,
             attention_mask: attention_mask.to_vec(),

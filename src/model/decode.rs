@@ -10,7 +10,7 @@
 //! prefill after the weights changed), with
 //! the feed-forward's GELU fused into its first product.
 
-use super::bert::Model;
+use super::model::Model;
 use super::batch::Batch;
 use super::config::Body;
 use super::handles::Lin;
@@ -274,7 +274,7 @@ impl Model {
         self.forward(gpu, &mut step, &batch, Mode::Eval)?;
         let c3 = 3 * self.cfg.hidden_size;
         let v = self.cfg.vocab_size;
-        let (a, ma, d) = (self.acts.as_ref().unwrap(), self.mlm_acts.as_ref().ok_or_else(|| Error::Unsupported("no language-model head".into()))?, self.decode.as_mut().unwrap());
+        let (a, ma, d) = (self.acts.as_ref().unwrap(), self.lm_acts.as_ref().ok_or_else(|| Error::Unsupported("no language-model head".into()))?, self.decode.as_mut().unwrap());
         for (l, cache) in d.cache.iter().enumerate() {
             step.copy(&a.layers[l].qkv, 0, cache, 0, t * c3)?;
         }
@@ -357,7 +357,7 @@ impl Model {
         // logits = ln_f(x) wte^T
         match &d.packed {
             Some(pw) => pw.lm.record(step, d.logits.at([1, cfg.vocab_size]), d.h1.at([1, c]), None, Act::None),
-            None => self.lm_logits(step, &d.logits, &d.h1, 1, wte, None),
+            None => self.lm_logits_forward(step, &d.logits, &d.h1, 1, wte, None),
         }
     }
 
@@ -394,7 +394,7 @@ impl Model {
         self.ln_forward(step, self.hidden(&d.res2, 1), st, self.hidden(&d.h1, 1), norm, Fused::None)?;
         match &d.packed {
             Some(pw) => pw.lm.record(step, d.logits.at([1, cfg.vocab_size]), d.res2.at([1, c]), Some(p.value(*bias).at([cfg.vocab_size])), Act::None),
-            None => self.lm_logits(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias))),
+            None => self.lm_logits_forward(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias))),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! BERT's embeddings: word + position + token type, LayerNorm, dropout; forward and backward.
 
 use super::batch::Batch;
-use super::bert::Model;
+use super::model::Model;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuError, Step};
 use crate::kernels::dropout::Dropout;

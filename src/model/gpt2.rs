@@ -13,7 +13,7 @@
 
 use super::acts::Acts;
 use super::batch::Batch;
-use super::bert::{Model, STAT_MLM};
+use super::model::{Model, STAT_LM};
 use super::handles::{Gpt2Layer, Handles, Norm};
 use super::params::Id;
 use super::mode::{Mode, Site};
@@ -92,12 +92,12 @@ impl Model {
         }
 
         // the LM head at the M predicted rows: ln_f(x) @ wte^T
-        if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.mlm_rows, &self.mlm_acts) {
+        if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.lm_rows, &self.lm_acts) {
             let (m, v) = (batch.m, cfg.vocab_size);
             embedding::forward(step, ma.x.at([m, c]), rows, a.fin.at([bt, c]), false)?;
-            self.lm_logits(step, &ma.logits, &ma.x, m, wte, None)?;
-            if let Some(lab) = &batch.mlm_labels {
-                cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, ma.logits.at([m, v]), lab)?;
+            self.lm_logits_forward(step, &ma.logits, &ma.x, m, wte, None)?;
+            if let Some(lab) = &batch.lm_labels {
+                cross_entropy::forward(step, &a.stats[STAT_LM], &ma.ce_rows, ma.logits.at([m, v]), lab)?;
             }
         }
         // the classifier (GPT2ForSequenceClassification's score) on each text's last token
@@ -122,7 +122,7 @@ impl Model {
 
         // the heads: their gradients and d(ln_f output) in d_h1. The LM head's at the predicted
         // rows (scattered from the M rows), the classifier's at each text's last token.
-        let lm = match (&self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
+        let lm = match (&self.lm_acts, &batch.lm_labels, &batch.g_lm) {
             (Some(ma), Some(lab), Some(g)) if self.heads.lm => Some((ma, lab, g)),
             _ => None,
         };
@@ -135,7 +135,7 @@ impl Model {
         }
         if let Some((ma, lab, g)) = lm {
             let (m, v) = (batch.m, cfg.vocab_size);
-            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_MLM], 1.0)?;
+            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_LM], 1.0)?;
             self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.x, m, wte)?;
             if body_needs_grad {
                 self.lm_logits_backward(step, LmGrad::Input(&ma.d_x), &ma.d_logits, &ma.x, m, wte)?;

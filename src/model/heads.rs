@@ -1,9 +1,10 @@
 //! The heads on the last hidden states, forward and backward: the pooler on [CLS], sentence order,
 //! the sequence classifier (on the pooler, the masked mean, or a causal model's last token), and the
-//! masked-LM head (at the predicted rows only, its decoder tied to the word embeddings).
+//! language-model head `cls.predictions` (masked words, or a causal BERT's next words; at the
+//! predicted rows only, its decoder tied to the word embeddings).
 
 use super::batch::Batch;
-use super::bert::{Model, Pooling, STAT_CLS, STAT_MLM, STAT_SOP};
+use super::model::{Model, Pooling, STAT_CLS, STAT_LM, STAT_SOP};
 use super::config::Body;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
@@ -63,16 +64,16 @@ impl Model {
         }
         // masked LM, only at the M predicted rows: transform (dense, GELU, layernorm), then the
         // decoder tied to the word embeddings plus the output bias
-        if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.mlm_rows, &self.mlm_acts) {
+        if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.lm_rows, &self.lm_acts) {
             let m = batch.m;
             embedding::forward(step, ma.x.at([m, c]), rows, last.at([bt, c]), false)?;
             self.linear(step, &ma.pre, &ma.x, &need(&hh.lm)?.0, m)?;
             gelu::forward(step, cfg.gelu(), ma.act.at([m, c]), ma.pre.at([m, c]))?;
             self.ln_forward(step, self.hidden(&ma.ln, m), Stats { mean: &ma.mean, rstd: &ma.rstd }, self.hidden(&ma.act, m), &need(&hh.lm)?.1, Fused::None)?;
             let v = cfg.vocab_size;
-            self.lm_logits(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.lm)?.2)))?;
-            if let Some(lab) = &batch.mlm_labels {
-                cross_entropy::forward(step, &a.stats[STAT_MLM], &ma.ce_rows, ma.logits.at([m, v]), lab)?;
+            self.lm_logits_forward(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.lm)?.2)))?;
+            if let Some(lab) = &batch.lm_labels {
+                cross_entropy::forward(step, &a.stats[STAT_LM], &ma.ce_rows, ma.logits.at([m, v]), lab)?;
             }
         }
         Ok(())
@@ -89,9 +90,9 @@ impl Model {
         if encoder_needs_grad {
             step.clear(&a.d_x);
         }
-        if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.lm, &self.mlm_acts, &batch.mlm_labels, &batch.g_mlm) {
+        if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.lm, &self.lm_acts, &batch.lm_labels, &batch.g_lm) {
             let (m, v) = (batch.m, cfg.vocab_size);
-            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_MLM], 1.0)?;
+            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_LM], 1.0)?;
             self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.ln, m, e.word)?;
             if let Some(db) = p.grad_of(need(&hh.lm)?.2) {
                 elementwise::bias_grad(step, db.at([v]), ma.d_logits.at([m, v]))?;

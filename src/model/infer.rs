@@ -1,8 +1,9 @@
-//! Inference on a model: masked-token (and next-token) prediction, class probabilities, the
-//! frozen features feature-based training caches, and the classification head on those features.
+//! Inference on a model: the language-model head's top tokens (masked words, or next words), class
+//! probabilities, the frozen features feature-based training caches, and the classification head
+//! on those features.
 
 use super::batch::Batch;
-use super::bert::{Model, Pooling, STAT_CLS};
+use super::model::{Model, Pooling, STAT_CLS};
 use super::mode::Mode;
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuBuf, GpuError, Step, View};
@@ -45,27 +46,29 @@ pub enum HeadPass<'a> {
 }
 
 impl Model {
-    /// Masked-token prediction for one sequence: the top-k (token id, probability) at each of
-    /// `positions`. Also leaves every layer's attention probabilities readable through
-    /// [`Model::attention_probs`] (shape (1, H, T, T)). Inference only: dropout is off for it.
-    pub async fn fill_mask(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32], positions: &[usize], k: usize) -> Result<Vec<Vec<(u32, f32)>>, Error> {
+    /// The language-model head's top-k (token id, probability) at each of `positions` of one
+    /// sequence, in position order: a masked model's guesses for the (masked) words there, a causal
+    /// model's guesses for the word after each. Also leaves every layer's attention probabilities
+    /// readable through [`Model::attention_probs`] (shape (1, H, T, T)). Inference only: dropout is
+    /// off for it.
+    pub async fn top_tokens(&mut self, gpu: &Gpu, ids: &[u32], types: &[u32], positions: &[usize], k: usize) -> Result<Vec<Vec<(u32, f32)>>, Error> {
         if !self.heads.lm {
-            return Err(Error::Unsupported("this model has no masked-LM head (cls.predictions); train one on your text first".into()));
+            return Err(Error::Unsupported("this model has no language-model head (cls.predictions); train one on your text first".into()));
         }
         let t = ids.len();
         let mut labels = vec![-100i32; t];
         for &p in positions {
             if p >= t {
-                return Err(Error::Range { id: p, size: t, message: format!("mask position {p} is outside the {t} tokens") });
+                return Err(Error::Range { id: p, size: t, message: format!("position {p} is outside the {t} tokens") });
             }
             labels[p] = 0;
         }
         let batch = Batch::new(gpu, &self.cfg, 1, t, ids, types, &vec![1; t], Some(&labels), None, None)?;
-        let mut step = gpu.begin_step("fill-mask");
+        let mut step = gpu.begin_step("top-tokens");
         self.forward(gpu, &mut step, &batch, Mode::Eval)?;
         let v = self.cfg.vocab_size;
         let m = batch.m;
-        let rb = match self.mlm_logits() {
+        let rb = match self.lm_logits() {
             Some(l) if m > 0 => Some(step.read_back(l, 0, m * v)?),
             _ => None,
         };

@@ -2,7 +2,7 @@
 //! residual add, dropout and LayerNorm; its forward and, beside it, its backward.
 
 use super::batch::Batch;
-use super::bert::Model;
+use super::model::Model;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuError, Step};
 use crate::kernels::dropout::Dropout;

@@ -4,7 +4,7 @@
 //! products of width r beside the projection's own (no second pass over its weight). The product
 //! `x Aᵀ` is recomputed in the backward rather than kept: it is r columns wide.
 
-use super::bert::Model;
+use super::model::Model;
 use super::handles::LoraH;
 use super::mode::Site;
 use crate::gpu::{GpuBuf, GpuError, Step};

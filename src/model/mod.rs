@@ -2,11 +2,12 @@
 //! Face's names, and forward/backward passes for the layers and every head, one file per part.
 //!
 //! Dimension names, fixed once (llm.c style): B batch, T tokens per sequence, C hidden size, H heads,
-//! D = C / H head size, I intermediate size, V vocabulary, M masked positions predicted, L labels.
+//! D = C / H head size, I intermediate size, V vocabulary, M positions the language-model head
+//! predicts (masked words, or next words), L labels.
 
 mod acts;
 pub mod batch;
-pub mod bert;
+mod bert;
 pub mod config;
 pub mod decode;
 mod embeddings;
@@ -18,12 +19,15 @@ pub mod infer;
 mod layer;
 mod lora;
 pub mod mode;
+// the model both bodies share (its name is its parent's: `crate::model::Model`)
+#[allow(clippy::module_inception)]
+mod model;
 mod ops;
 pub mod params;
 mod vocab;
 
 pub use batch::Batch;
-pub use bert::{LossReadback, Losses, Model, Pooling};
+pub use model::{LossReadback, Losses, Model, Pooling};
 pub use mode::Mode;
 pub use config::{Heads, ModelConfig};
 pub use params::{LoadReport, ParamStore};

@@ -4,7 +4,7 @@
 
 use super::acts::Fused;
 use super::batch::Batch;
-use super::bert::Model;
+use super::model::Model;
 use super::mode::{Mode, Site};
 use super::params::Id;
 use crate::kernels::attention::HeadSplit;

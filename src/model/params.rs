@@ -204,8 +204,8 @@ fn gpt2_tensor_names(cfg: &ModelConfig, num_labels: usize) -> Vec<(String, Vec<u
 
 /// Every tensor a model with `cfg` has: (name, shape). `heads` picks which heads exist (a GPT-2
 /// body has its tied LM head and, when it classifies, `score`).
-pub fn tensor_names(cfg: &ModelConfig, mlm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
-    let mut t = if cfg.body == super::config::Body::Gpt2 { gpt2_tensor_names(cfg, num_labels) } else { bert_tensor_names(cfg, mlm, sop, num_labels) };
+pub fn tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
+    let mut t = if cfg.body == super::config::Body::Gpt2 { gpt2_tensor_names(cfg, num_labels) } else { bert_tensor_names(cfg, lm, sop, num_labels) };
     // low-rank adapters: A (r, in) and B (out, r) beside each adapted projection, PEFT's names
     if let Some(lo) = &cfg.lora {
         for (path, inp, out) in lo.modules(cfg) {
@@ -216,7 +216,7 @@ pub fn tensor_names(cfg: &ModelConfig, mlm: bool, sop: bool, num_labels: usize) 
     t
 }
 
-fn bert_tensor_names(cfg: &ModelConfig, mlm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
+fn bert_tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
     let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let mut t: Vec<(String, Vec<usize>)> = Vec::new();
     let lin = |t: &mut Vec<(String, Vec<usize>)>, p: &str, out: usize, inp: usize| {
@@ -243,7 +243,7 @@ fn bert_tensor_names(cfg: &ModelConfig, mlm: bool, sop: bool, num_labels: usize)
         ln(&mut t, &format!("{p}.output.LayerNorm"));
     }
     lin(&mut t, "pooler.dense", c, c);
-    if mlm {
+    if lm {
         lin(&mut t, "cls.predictions.transform.dense", c, c);
         ln(&mut t, "cls.predictions.transform.LayerNorm");
         t.push(("cls.predictions.bias".into(), vec![v]));

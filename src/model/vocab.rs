@@ -6,7 +6,7 @@
 //! and read a column block per shard (the matmul's row pitch is V). A table that fits one binding is
 //! one shard, whose dispatches are those of the whole table (the row pitch is then the width).
 
-use super::bert::Model;
+use super::model::Model;
 use super::params::Id;
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::embedding::{self, EmbeddingGrouping};
@@ -61,7 +61,7 @@ impl Model {
     }
 
     /// logits (M, V) = x (M, C) word^T (+ bias (V)), a column block per shard.
-    pub(super) fn lm_logits(&self, step: &mut Step, logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
+    pub(super) fn lm_logits_forward(&self, step: &mut Step, logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
         let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
         let table = self.params.value(word);
         let shards = self.word_shards(step.gpu());
@@ -88,7 +88,7 @@ impl Model {
         Ok(())
     }
 
-    /// The backward of [`Model::lm_logits`]: per `grad`, d word += d_logits^T x (when the word
+    /// The backward of [`Model::lm_logits_forward`]: per `grad`, d word += d_logits^T x (when the word
     /// embedding trains), or dx (M, C) = d_logits word; a column block of d_logits per shard.
     pub(super) fn lm_logits_backward(&self, step: &mut Step, grad: LmGrad, d_logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id) -> Result<(), GpuError> {
         let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);

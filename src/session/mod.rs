@@ -727,7 +727,7 @@ impl Session {
             if positions.is_empty() {
                 return Err(Error::Data { line: 0, message: "the text has no [MASK] token".into() });
             }
-            let top = l.model.fill_mask(g, &e.ids, &e.type_ids, &positions, k).await?;
+            let top = l.model.top_tokens(g, &e.ids, &e.type_ids, &positions, k).await?;
             Ok(positions.into_iter().zip(top).map(|(p, row)| (p, row.into_iter().map(|(id, pr)| (id, l.tok.id_to_token(id), pr)).collect())).collect())
         })
         .await
@@ -779,6 +779,6 @@ impl Stopped for PretrainReport {
         self.stopped.is_some()
     }
     fn steps(&self) -> usize {
-        self.mlm_losses.len()
+        self.lm_losses.len()
     }
 }

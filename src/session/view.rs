@@ -52,7 +52,7 @@ async fn next_words(g: &Gpu, l: &mut Loaded, text: &str, k: usize) -> Result<Vec
     // without the closing [SEP] (<|endoftext|>): what comes after the last word is the question
     let ids = &e.ids[..e.ids.len() - 1];
     let positions: Vec<usize> = (0..ids.len()).collect();
-    let top = l.model.fill_mask(g, ids, &vec![0; ids.len()], &positions, k).await?;
+    let top = l.model.top_tokens(g, ids, &vec![0; ids.len()], &positions, k).await?;
     Ok(ids.iter().zip(top).map(|(&id, row)| (l.tok.piece(id), row.into_iter().map(|(t, p)| (l.tok.piece(t), p)).collect())).collect())
 }
 
@@ -105,7 +105,7 @@ impl Session {
                     // a causal model predicts the word at [MASK] from the words before it only: its
                     // prediction at the position just before
                     let before = positions[0].max(1) - 1;
-                    let top = l.model.fill_mask(g, &e.ids, &e.type_ids, &[before], k).await?;
+                    let top = l.model.top_tokens(g, &e.ids, &e.type_ids, &[before], k).await?;
                     preds = top.into_iter().map(|row| row.into_iter().map(|(id, p)| (l.tok.piece(id), p)).collect()).collect();
                 } else if l.model.heads.lm && !positions.is_empty() {
                     preds = trainer::probe(g, &mut l.model, &l.tok, text, k).await?;

@@ -12,7 +12,9 @@ pub struct HostBatch {
     pub ids: Vec<u32>,
     pub types: Vec<u32>,
     pub mask: Vec<u32>,
-    pub mlm_labels: Option<Vec<i32>>,
+    /// The language-model head's targets, (B, T) with -100 where nothing is predicted: masked
+    /// words, or a causal model's next words.
+    pub lm_labels: Option<Vec<i32>>,
     pub sop_labels: Option<Vec<i32>>,
     pub cls_labels: Option<Vec<i32>>,
     /// What masking did to each token (MLM batches), for the UI.
@@ -51,7 +53,7 @@ impl HostBatch {
     pub fn to_gpu(&self, gpu: &crate::gpu::Gpu, cfg: &crate::model::ModelConfig) -> Result<crate::model::Batch, crate::error::Error> {
         let cropped;
         let hb = if self.t > cfg.max_position_embeddings { cropped = self.crop(cfg.max_position_embeddings); &cropped } else { self };
-        crate::model::Batch::new(gpu, cfg, hb.b, hb.t, &hb.ids, &hb.types, &hb.mask, hb.mlm_labels.as_deref(), hb.sop_labels.as_deref(), hb.cls_labels.as_deref())
+        crate::model::Batch::new(gpu, cfg, hb.b, hb.t, &hb.ids, &hb.types, &hb.mask, hb.lm_labels.as_deref(), hb.sop_labels.as_deref(), hb.cls_labels.as_deref())
     }
 
     /// The batch with its padding cut back to `t` columns, where rounding T up passed the model's
@@ -67,7 +69,7 @@ impl HostBatch {
             ids: cut(&self.ids),
             types: cut(&self.types),
             mask: cut(&self.mask),
-            mlm_labels: self.mlm_labels.as_deref().map(cut_i),
+            lm_labels: self.lm_labels.as_deref().map(cut_i),
             outcomes: self.outcomes.as_ref().map(|o| (0..self.b).flat_map(|i| o[i * self.t..i * self.t + t].to_vec()).collect()),
             ..self.clone()
         }

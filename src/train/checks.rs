@@ -242,7 +242,7 @@ pub async fn steady_state_step_creates_nothing(gpu: &crate::gpu::Gpu) -> CheckRe
             }
         }
         if mlm {
-            hb.mlm_labels = Some((0..n).map(|i| if hb.mask[i] == 1 && rng.below(5) == 0 { hb.ids[i] as i32 } else { -100 }).collect());
+            hb.lm_labels = Some((0..n).map(|i| if hb.mask[i] == 1 && rng.below(5) == 0 { hb.ids[i] as i32 } else { -100 }).collect());
             hb.sop_labels = Some((0..b).map(|i| ((i as u64 + k) % 2) as i32).collect());
         } else {
             hb.cls_labels = Some((0..b).map(|i| ((i as u64 * 7 + k) % 3) as i32).collect());

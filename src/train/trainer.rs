@@ -145,7 +145,9 @@ pub enum Event {
     Checkpoint { step: usize, weights: Vec<u8>, optimizer: Vec<u8> },
     Step { step: usize, total_steps: usize, loss: f32, lr: f32, ms_per_step: f64, eta_s: f64 },
     Epoch { epoch: usize, train_loss: f32, val: Metrics },
-    Pretrain { step: usize, total_steps: usize, mlm_loss: f32, sop_loss: f32, mlm_acc: f32, sop_acc: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome>, first_sequence: Vec<(u32, i32)> },
+    /// A pretraining step: `lm_loss` and `lm_acc` are the language-model head's (masked words, or
+    /// a causal model's next words).
+    Pretrain { step: usize, total_steps: usize, lm_loss: f32, sop_loss: f32, lm_acc: f32, sop_acc: f32, lr: f32, ms_per_step: f64, eta_s: f64, batch_outcomes: Vec<Outcome>, first_sequence: Vec<(u32, i32)> },
     /// A step whose gradients were not finite was skipped (weights unchanged) and the run stopped.
     NonFinite { step: usize },
     /// The masked-token probe: for each [MASK] of the probe text, the top (token, probability).
@@ -573,7 +575,8 @@ impl Default for PretrainConfig {
 
 #[derive(Debug, Clone, Default)]
 pub struct PretrainReport {
-    pub mlm_losses: Vec<f32>,
+    /// The language-model loss of each step: masked words, or a causal model's next words.
+    pub lm_losses: Vec<f32>,
     pub sop_losses: Vec<f32>,
     pub ms_per_step: f64,
     pub messages: Vec<String>,
@@ -632,7 +635,7 @@ pub fn pretrain_batch(tok: &Tokenizer, texts: &[String], cfg: &PretrainConfig, s
             labels[r * hb.t..r * hb.t + m.labels.len()].copy_from_slice(&m.labels);
             outcomes[r * hb.t..r * hb.t + m.outcomes.len()].copy_from_slice(&m.outcomes);
         }
-        hb.mlm_labels = Some(labels);
+        hb.lm_labels = Some(labels);
         hb.outcomes = Some(outcomes);
     }
     if sop_on {
@@ -713,7 +716,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
             Err(e) => return Err(e),
         };
         step_ms += now_ms() - ts;
-        report.mlm_losses.push(l.mlm);
+        report.lm_losses.push(l.lm);
         report.sop_losses.push(l.sop);
         if let (Some(text), true) = (&cfg.probe, cfg.mlm && !causal) {
             if cfg.probe_every > 0 && ((k + 1) % cfg.probe_every == 0 || k + 1 == cfg.steps) {
@@ -722,12 +725,12 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
             }
         }
         let ms = step_ms / (k + 1 - cfg.start_step) as f64;
-        on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, mlm_loss: l.mlm, sop_loss: l.sop, mlm_acc: l.mlm_acc, sop_acc: l.sop_acc, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default(), first_sequence: (0..hb.t).filter(|&j| hb.mask[j] != 0).map(|j| (hb.ids[j], hb.mlm_labels.as_ref().map(|l| l[j]).unwrap_or(-100))).collect() });
+        on_event(Event::Pretrain { step: k + 1, total_steps: cfg.steps, lm_loss: l.lm, sop_loss: l.sop, lm_acc: l.lm_acc, sop_acc: l.sop_acc, lr, ms_per_step: ms, eta_s: ms * (cfg.steps - k - 1) as f64 / 1e3, batch_outcomes: hb.outcomes.clone().unwrap_or_default(), first_sequence: (0..hb.t).filter(|&j| hb.mask[j] != 0).map(|j| (hb.ids[j], hb.lm_labels.as_ref().map(|l| l[j]).unwrap_or(-100))).collect() });
         if cfg.checkpoint_every > 0 && (k + 1) % cfg.checkpoint_every == 0 {
             on_event(checkpoint_event(gpu, model, k + 1).await?);
         }
     }
-    report.ms_per_step = step_ms / report.mlm_losses.len().max(1) as f64;
+    report.ms_per_step = step_ms / report.lm_losses.len().max(1) as f64;
     Ok(report)
 }
 
@@ -738,7 +741,7 @@ pub async fn probe(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, text: &str, k:
     if positions.is_empty() {
         return Err(Error::Data { line: 0, message: "the text has no [MASK] to predict".into() });
     }
-    let top = model.fill_mask(gpu, &e.ids, &e.type_ids, &positions, k).await?;
+    let top = model.top_tokens(gpu, &e.ids, &e.type_ids, &positions, k).await?;
     Ok(top.into_iter().map(|row| row.into_iter().map(|(id, p)| (tok.id_to_token(id), p)).collect()).collect())
 }
 
@@ -767,14 +770,14 @@ pub async fn next_token_accuracy(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, 
         }
         let count = labels.iter().filter(|&&l| l >= 0).count();
         base += labels.iter().filter(|&&l| l >= 0 && l as u32 == most).count();
-        hb.mlm_labels = Some(labels);
+        hb.lm_labels = Some(labels);
         let batch = hb.to_gpu(gpu, &model.cfg)?;
         let mut step = gpu.begin_step("next-token accuracy");
         model.forward(gpu, &mut step, &batch, ModelMode::Eval)?;
         let rb = model.record_loss_readback(&mut step)?;
         step.submit().await?;
         let l = Model::read_losses(gpu, rb).await?;
-        correct += l.mlm_acc as f64 * count as f64;
+        correct += l.lm_acc as f64 * count as f64;
         n += count;
     }
     Ok((correct / n.max(1) as f64, base as f64 / n.max(1) as f64))
@@ -803,7 +806,7 @@ pub async fn mlm_accuracy(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: 
         if positions.is_empty() {
             continue;
         }
-        let preds = model.fill_mask(gpu, &m.input_ids, &e.type_ids, &positions, 1).await?;
+        let preds = model.top_tokens(gpu, &m.input_ids, &e.type_ids, &positions, 1).await?;
         for (p, pred) in positions.iter().zip(&preds) {
             let truth = m.labels[*p] as u32;
             correct += (pred[0].0 == truth) as usize;

@@ -111,7 +111,7 @@ fn write_exports_for_transformers_check() {
                 let mut step = g.begin_step("mlm");
                 m.forward(g, &mut step, &batch, bertlab::model::Mode::Eval).unwrap();
                 step.submit().await.unwrap();
-                let mut l = g.read_f32(m.mlm_logits().unwrap()).await.unwrap();
+                let mut l = g.read_f32(m.lm_logits().unwrap()).await.unwrap();
                 l.truncate(2 * cfg.vocab_size);
                 l
             }
@@ -243,12 +243,12 @@ fn gpt2_with_openai_vocabulary_generates_and_trains_in_shards() {
     m.params.set_trainable(g, |_| true).unwrap();
     let t = ids.len();
     let labels: Vec<i32> = (0..t).map(|r| if r + 1 < t { ids[r + 1] as i32 } else { -100 }).collect();
-    let hb = HostBatch { b: 1, t, ids: ids.clone(), types: vec![0; t], mask: vec![1; t], mlm_labels: Some(labels), ..Default::default() };
+    let hb = HostBatch { b: 1, t, ids: ids.clone(), types: vec![0; t], mask: vec![1; t], lm_labels: Some(labels), ..Default::default() };
     let wte = m.params.params.iter().find(|p| p.name == "wte.weight").unwrap().value.clone();
     let row = |r: usize| pollster::block_on(g.read_f32(&wte.view(r * c, c))).unwrap();
     let before = row(44000);
     let opt = AdamW { lr: 1e-3, ..AdamW::default() };
-    let losses: Vec<f32> = (0..3).map(|k| pollster::block_on(train_step(g, &mut m, &hb, &opt, 1e-3, 0.0, Mode::Train { seed: k })).unwrap().mlm).collect();
+    let losses: Vec<f32> = (0..3).map(|k| pollster::block_on(train_step(g, &mut m, &hb, &opt, 1e-3, 0.0, Mode::Train { seed: k })).unwrap().lm).collect();
     assert!(losses[2] < losses[0] && losses.iter().all(|l| l.is_finite()), "losses {losses:?}");
     let after = row(44000);
     assert!(before.iter().zip(&after).any(|(a, b)| a != b) && after.iter().all(|x| x.is_finite()), "the second shard's row 44000 did not move");

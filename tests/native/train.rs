@@ -96,8 +96,8 @@ fn pretraining_from_scratch_learns_the_corpus() {
         }
     }))
     .unwrap();
-    let first: f32 = r.mlm_losses[..10].iter().sum::<f32>() / 10.0;
-    let last: f32 = r.mlm_losses[r.mlm_losses.len() - 10..].iter().sum::<f32>() / 10.0;
+    let first: f32 = r.lm_losses[..10].iter().sum::<f32>() / 10.0;
+    let last: f32 = r.lm_losses[r.lm_losses.len() - 10..].iter().sum::<f32>() / 10.0;
     let sop_last: f32 = r.sop_losses[r.sop_losses.len() - 20..].iter().sum::<f32>() / 20.0;
     let (acc, base) = pollster::block_on(trainer::mlm_accuracy(g, &mut model, &tok, held, train, 64, 9)).unwrap();
     println!("pretraining: MLM loss {first:.3} -> {last:.3} ({:.0}%), SOP loss (last 20) {sop_last:.3}, held-out masked-token accuracy {acc:.3} vs word-frequency baseline {base:.3}, {:.1} ms/step", 100.0 * last / first, r.ms_per_step);

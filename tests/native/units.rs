@@ -212,6 +212,20 @@ use bertlab::app::protocol::{bars, preview};
         assert!(Event::from_parts("crashed", Some(r#"{"message": "boom"}"#)).is_ok(), "worker.js's own event");
     }
 
+    /// The language-model fields read their old spellings (`mlm`, `mlm_acc`, `has_mlm`), which the
+    /// sessions saved in the browser's IndexedDB still have.
+    #[test]
+    fn lm_fields_read_their_old_names() {
+        use bertlab::app::protocol::{ModelSummary, PretrainStep};
+        let step = PretrainStep { step: 3, total: 10, lm: 2.5, lm_acc: 0.25, ..Default::default() };
+        let old = serde_json::to_string(&step).unwrap().replace("\"lm\":", "\"mlm\":").replace("\"lm_acc\":", "\"mlm_acc\":");
+        assert!(old.contains("\"mlm\":2.5") && old.contains("\"mlm_acc\":0.25"), "{old}");
+        assert_eq!(serde_json::from_str::<PretrainStep>(&old).unwrap(), step);
+        let m = ModelSummary { has_lm: true, ..Default::default() };
+        let old = serde_json::to_string(&m).unwrap().replace("\"has_lm\":", "\"has_mlm\":");
+        assert!(old.contains("\"has_mlm\":true") && serde_json::from_str::<ModelSummary>(&old).unwrap().has_lm, "{old}");
+    }
+
     #[test]
     fn preview_carries_messages_and_problem() {
         let ds = bertlab::text::dataset::parse(b"label\ttext\npos\tgood\npos\tgreat\n\tno label\n", None);
