@@ -80,7 +80,8 @@ pub enum Event {
     PretrainStep(PretrainStep),
     /// The top predictions at the demo sentence's [MASK]s during pretraining.
     Probe { step: usize, predictions: Vec<Vec<(String, f32)>> },
-    PretrainDone { steps: usize, ms_per_step: f64, stopped: Option<String> },
+    /// A pretraining run's end; a causal model's next-word accuracy on the lines held out of it.
+    PretrainDone { steps: usize, ms_per_step: f64, stopped: Option<String>, held_out: Option<String> },
     /// A fine-tuning run's plan, before its first step.
     Plan { run: String, total: usize, train: usize, val: usize, truncated: usize, max_len: usize },
     Step(TrainStep),

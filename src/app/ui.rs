@@ -302,9 +302,13 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             stale_results(st);
             st.status.set(run_ended("run", steps, ms_per_step, stopped));
         }
-        Event::PretrainDone { steps, ms_per_step, stopped } => {
+        Event::PretrainDone { steps, ms_per_step, stopped, held_out } => {
             stale_results(st);
-            st.status.set(run_ended("pretraining", steps, ms_per_step, stopped));
+            let ended = run_ended("pretraining", steps, ms_per_step, stopped);
+            st.status.set(match held_out {
+                Some(h) => format!("{ended}; {h}"),
+                None => ended,
+            });
         }
         Event::Stopped { step, reason, nonfinite } => {
             st.paused.set(false);

@@ -430,14 +430,11 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
     for m in &ran.report.messages {
         post(Event::Message { text: m.clone() });
     }
-    if let Some(h) = ran.report.held_out {
-        post(Event::Message { text: format!("Next-word accuracy on {} lines held out of the run: {:.3} (always guessing the most frequent token: {:.3}).", h.texts, h.accuracy, h.unigram) });
-    }
     if let Some(step) = ran.rolled_back {
         rolled_back(step);
     }
     // only now: a command sent on hearing it finds the model back in place
-    post(Event::PretrainDone { steps: ran.report.lm_losses.len(), ms_per_step: ran.report.ms_per_step, stopped: ran.report.stopped.clone() });
+    post(Event::PretrainDone { steps: ran.report.lm_losses.len(), ms_per_step: ran.report.ms_per_step, stopped: ran.report.stopped.clone(), held_out: ran.report.held_out.map(|h| format!("next-word accuracy on {} lines held out of the run {:.3} (always guessing the most frequent token: {:.3})", h.texts, h.accuracy, h.unigram)) });
     Ok(())
 }
 
