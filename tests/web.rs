@@ -1,5 +1,6 @@
-//! Every kernel check of `bertlab::kernels::checks` and every model check of `bertlab::parity`
-//! (PyTorch parity), in headless Chrome's WebGPU
+//! The kernel checks of `bertlab::kernels::checks` and the model checks of `bertlab::parity`
+//! (PyTorch parity) that Chrome's WebGPU adds to (the lists' browser share: the few left out run
+//! natively and in the page's self-check), in headless Chrome's WebGPU
 //! (`wasm-pack test --headless --chrome`, flags in webdriver.json). Without WebGPU every test fails
 //! with instructions; nothing is skipped.
 #![cfg(target_arch = "wasm32")]
@@ -49,8 +50,8 @@ macro_rules! web_model_tests {
     ($($name:ident),*) => { web_tests!(@ parity; $($name),*); };
 }
 
-bertlab::for_each_kernel_check!(web_tests);
-bertlab::for_each_model_check!(web_model_tests);
+bertlab::for_each_kernel_check!(web_tests, browser);
+bertlab::for_each_model_check!(web_model_tests, browser);
 
 #[wasm_bindgen_test]
 async fn adapter_is_webgpu() {
