@@ -31,7 +31,6 @@ macro_rules! for_each_kernel_check {
     ($m:ident, browser) => { $crate::for_each_kernel_check! { @ $m; browser } };
     (@ $m:ident; $which:ident) => {
         $crate::checks_of! { $m; $which; [
-            shaders_validate_with_naga,
             pipelines_build_in_error_scope,
             one_submit_per_step_and_counters,
             bad_arguments_are_errors,
@@ -186,12 +185,6 @@ fn shift(x: &[f32], u: &[f64], eps: f64) -> Vec<f32> {
 // ---------------------------------------------------------------------------------------------
 // runtime
 
-pub async fn shaders_validate_with_naga(_gpu: &Gpu) -> CheckResult {
-    for (name, _) in crate::shaders::SHADERS {
-        crate::shaders::validate(name).map_err(Error::Check)?;
-    }
-    Ok(format!("{} shader files parsed and validated by naga", crate::shaders::SHADERS.len()))
-}
 
 pub async fn pipelines_build_in_error_scope(gpu: &Gpu) -> CheckResult {
     let all = super::all_pipelines(&Kernel::available(gpu));

@@ -199,8 +199,9 @@ impl Model {
     /// update dispatch per run of consecutive trainable tensors in an arena.
     pub fn optimizer_step(&mut self, gpu: &Gpu, step: &mut Step, opt: &AdamW, lr: f32, weight_decay: f32) -> Result<(), Error> {
         let e = |x: GpuError| Error::from(x);
-        // AdamW binds each arena whole, or in views of at most one binding
-        let binding = (gpu.info.max_storage_buffer_binding_size / 4) as usize;
+        // AdamW binds each arena whole, or in views of at most one binding (or of the word table's
+        // shard size, where a test has set a smaller one)
+        let binding = (gpu.info.max_storage_buffer_binding_size.min(self.word_shard_bytes.unwrap_or(u64::MAX)) / 4) as usize;
         let slots = self.params.adamw_slots(binding);
         if self.opt_state.as_ref().map(|s| s.partials.len < slots).unwrap_or(true) {
             let state = AdamWState::new(gpu, slots).map_err(e)?;

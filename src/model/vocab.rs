@@ -35,8 +35,9 @@ impl Model {
         (0..v).step_by(rows).map(|r0| (r0, rows.min(v - r0))).collect()
     }
 
-    /// Binds the word embedding in shards no larger than `bytes` even where the device allows more:
-    /// for tests, which check that a sharded model computes what an unsharded one does.
+    /// Binds the word embedding in shards no larger than `bytes` even where the device allows more,
+    /// and AdamW the arenas in views no larger: for tests, which check that a sharded model computes
+    /// and trains as an unsharded one does, on any device.
     pub fn limit_word_shards(&mut self, bytes: u64) {
         self.word_shard_bytes = Some(bytes);
     }

@@ -813,7 +813,7 @@ try {
 
   // a reload in the middle of a run: at most 25 steps are lost, and the run continues from the
   // snapshot to the end
-  await fp.fill("#ft-epochs", "2");
+  await fp.fill("#ft-epochs", "3");
   await fp.click("#ft-start");
   await waitText(fp, "#snapshot-status", /at step (2[5-9]|[3-5]\d) /);
   const stepNow = Number((await text(fp, "#ft-status")).match(/step (\d+) of/)[1]);
@@ -861,7 +861,7 @@ try {
 
   // a worker that throws in the middle of a run: the page says so, starts a fresh worker, offers the
   // last snapshot, and the run continues from it
-  await smallRun(2);
+  await smallRun(3);
   await fp.click("#ft-start");
   await waitText(fp, "#snapshot-status", /at step (2[5-9]|[3-5]\d) /);
   const thrownAt = Number((await text(fp, "#ft-status")).match(/step (\d+) of/)[1]);
@@ -881,7 +881,7 @@ try {
   await snap(fp, "continued-after-failure");
 
   // a reload in the middle of pretraining: its curve, its settings and a way to finish it come back
-  await fp.fill("#pt-steps", "40");
+  await fp.fill("#pt-steps", "60");
   await fp.click("#pt-start");
   await waitText(fp, "#snapshot-status", /at step (2[5-9]|[3-5]\d) /);
   await fp.reload();
@@ -895,9 +895,9 @@ try {
   const curveBack = await fp.locator("#pretrain-panel .chart").count();
   await snap(fp, "pretraining-restored");
   await fp.click("#pt-continue");
-  await waitText(fp, "#pt-status", /step 40 of 40/);
+  await waitText(fp, "#pt-status", /step 60 of 60/);
   await waitText(fp, "#status", /pretraining finished/);
-  check(/Continue the restored pretraining from step (2[5-9]|3\d) of 40/.test(cont) && stepsField === "40" && curveBack >= 1 && !/T\d\d:\d\d:\d\d/.test(offerText),
+  check(/Continue the restored pretraining from step (2[5-9]|[3-5]\d) of 60/.test(cont) && stepsField === "60" && curveBack >= 1 && !/T\d\d:\d\d:\d\d/.test(offerText),
     `pretraining reloaded mid-run: "${offerText.slice(0, 90)}"; "${cont}"; steps field ${stepsField}; the curve is back; continued to "${await text(fp, "#status")}"`);
   // "Start fresh" deletes the saved session: the next reload offers none
   await fp.reload();

@@ -21,6 +21,19 @@ macro_rules! native_tests {
 
 bertlab::for_each_kernel_check!(native_tests);
 
+/// Every shader source parses and validates with naga, as wgpu would before building a pipeline
+/// (natively only: in the browser, pipelines_build_in_error_scope has Chrome's compiler build every
+/// pipeline).
+#[test]
+fn shaders_validate_with_naga() {
+    for (name, _) in bertlab::shaders::SHADERS {
+        if let Err(e) = bertlab::shaders::validate(name) {
+            panic!("{e}");
+        }
+    }
+    println!("{} shader files parsed and validated by naga", bertlab::shaders::SHADERS.len());
+}
+
 #[test]
 fn adapter_is_named_and_not_gl() {
     let g = gpu();
