@@ -77,10 +77,11 @@ pub async fn sleep_ms(ms: u32) {
 }
 
 /// `e`, or the device loss behind it: in the browser the device-lost promise can settle after the
-/// failed map that it caused, so a failure waits up to 200 ms for it (natively the callback has run
-/// by then).
+/// failed map that it caused, so a failure waits up to 2 s for it (natively the callback has run
+/// by then). 200 ms was not enough with two Chromiums and their SwiftShaders on two busy cores: a
+/// destroyed device was reported as "Error occurred when trying to async map a buffer".
 async fn lost_or(gpu: &Gpu, e: GpuError) -> GpuError {
-    for _ in 0..20 {
+    for _ in 0..200 {
         if let Some(why) = gpu.lost() {
             return GpuError::DeviceLost(why);
         }
