@@ -225,8 +225,7 @@ mod cli {
             None | Some(bertlab::session::Adopt::Full) => None,
             Some(bertlab::session::Adopt::Lora(r)) => {
                 let body = s.peek(|l| l.model.cfg.body).unwrap_or_default();
-                let d = TrainConfig::default();
-                Some(LoraSpec::with(r, body, a.lora.lora_alpha.unwrap_or(d.lora_alpha), a.lora.lora_dropout.unwrap_or(d.lora_dropout), a.lora.lora_targets.as_deref().unwrap_or_default()))
+                Some(LoraSpec::with(r, body, a.lora.lora_alpha.unwrap_or(LoraSpec::DEFAULT_ALPHA), a.lora.lora_dropout.unwrap_or(0.0), a.lora.lora_targets.as_deref().unwrap_or_default()))
             }
             Some(m) => return Err(Error::Usage(format!("--mode {m}: pretraining takes full or lora:R"))),
         };

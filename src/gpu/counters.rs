@@ -9,7 +9,7 @@ pub struct Counters {
     /// Queue submissions made by the steps of each label: one per step (a step's `submit` makes one),
     /// one per command in profiling mode. Keyed by label so that a test can count its own step's
     /// while other tests share the device.
-    pub queue_submits: BTreeMap<String, u64>,
+    pub queue_submits: BTreeMap<&'static str, u64>,
     pub dispatches: BTreeMap<String, u64>,
     pub bytes_read_back: u64,
     pub readbacks: u64,

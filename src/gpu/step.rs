@@ -417,7 +417,7 @@ impl<'g> Step<'g> {
         {
             let mut c = gpu.counters.lock().unwrap();
             c.submits += 1;
-            *c.queue_submits.entry(label.to_string()).or_insert(0) += queue_submits;
+            *c.queue_submits.entry(label).or_insert(0) += queue_submits;
             for (k, n) in dispatches {
                 *c.dispatches.entry(k.to_string()).or_insert(0) += n;
             }

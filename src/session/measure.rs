@@ -46,10 +46,15 @@ pub struct ModeCost {
 }
 
 impl Loaded {
+    /// [`train_memory_bytes`] of this model's shape at [`MEMORY_BATCH`], for `params` trained weights.
+    fn memory_at_batch(&self, params: usize) -> u64 {
+        let c = &self.model.cfg;
+        train_memory_bytes(params, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, MEMORY_BATCH.0, MEMORY_BATCH.1.min(c.max_position_embeddings))
+    }
+
     /// GPU memory a training step of every weight needs at [`MEMORY_BATCH`] ([`train_memory_bytes`]).
     pub fn train_bytes(&self) -> u64 {
-        let c = &self.model.cfg;
-        train_memory_bytes(self.model.params.total_params(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, MEMORY_BATCH.0, MEMORY_BATCH.1.min(c.max_position_embeddings))
+        self.memory_at_batch(self.model.params.total_params())
     }
 
     /// Each way of adopting the model for a 2-label classifier, with what it trains and needs.
@@ -58,7 +63,7 @@ impl Loaded {
         let params = self.model.params.total_params();
         // the activations of a batch of MEMORY_BATCH (train_memory_bytes without parameters), and for each
         // mode the weights plus the gradient and two moments of what trains
-        let acts = train_memory_bytes(0, c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, MEMORY_BATCH.0, MEMORY_BATCH.1.min(c.max_position_embeddings));
+        let acts = self.memory_at_batch(0);
         let last = 2.min(c.num_hidden_layers);
         [(Adopt::Feature, "features (head only)".to_string()), (Adopt::Lora(8), "LoRA, r = 8".to_string()), (Adopt::Last(last), format!("the last {last} layers")), (Adopt::Full, "all layers".to_string())]
             .into_iter()
