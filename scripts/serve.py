@@ -26,6 +26,18 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             return os.path.join(ROOT, "models", rel)
         return super().translate_path(path)
 
+    def do_GET(self):
+        # the page asks which hub this server lets it reach (its first model comes from there)
+        if self.path.split("?", 1)[0] == "/hub.json":
+            body = ('{"hub": "%s"}' % self.hub.rstrip("/").replace('"', "")).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
     def end_headers(self):
         self.send_header("Content-Security-Policy", csp(self.hub))
         self.send_header("Cache-Control", "no-cache")

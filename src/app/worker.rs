@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::protocol::{self, AdapterSummary, Command, EpochReport, Event, KernelCounts, ModelSummary, PageRun, PretrainSettings, PretrainStep, Restored, SavedSession, SnapshotNote, TrainSettings, TrainStep};
+use super::protocol::{self, DEFAULT_MODEL_ID, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_URL, FIRST_MODEL, AdapterSummary, Command, EpochReport, Event, KernelCounts, ModelSummary, PageRun, PretrainSettings, PretrainStep, Restored, SavedSession, SnapshotNote, TrainSettings, TrainStep};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::session::{export, ModelCard, Loaded, Outcome, Session, Snapshot, SnapshotMeta, Store};
@@ -36,6 +36,14 @@ struct Page {
     snapshots_off: Option<String>,
     /// Snapshots being written: a run's end waits for them before it says it is done.
     pending: usize,
+    /// How many model loads were asked for: a load that a later one overtook is not installed.
+    loads: u64,
+    /// The model in use as its files describe it: the hub id (or folder) it came from, and the
+    /// pooling its own files ask for.
+    base_id: Option<String>,
+    pooling: Option<(crate::session::Pooling, String)>,
+    /// The next model summary continues the model before it (adapters merged).
+    continues: bool,
 }
 
 thread_local! {
@@ -123,7 +131,24 @@ fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
         gpt2: c.body == crate::session::Body::Gpt2,
         beside: s.peek_companion(|c| format!("{} ({})", c.source, if c.model.cfg.is_decoder { "reads left to right" } else { "reads both ways" })),
         notes,
+        default_pooling: P.with(|p| p.borrow().pooling.clone()),
+        base_id: P.with(|p| p.borrow().base_id.clone()),
+        continues: P.with(|p| std::mem::take(&mut p.borrow_mut().continues)),
     }
+}
+
+/// A model load is asked for: its number, which it must still be when it installs.
+fn new_load() -> u64 {
+    P.with(|p| {
+        let mut p = p.borrow_mut();
+        p.loads += 1;
+        p.loads
+    })
+}
+
+/// No load was asked for after load `n`.
+fn latest_load(n: u64) -> bool {
+    P.with(|p| p.borrow().loads == n)
 }
 
 /// Tells the page about the model in use.
@@ -133,13 +158,62 @@ fn post_model(s: &Session, notes: Vec<String>) {
     }
 }
 
-/// Makes the model in `files` the one in use.
-fn install(files: &BTreeMap<String, Vec<u8>>, source: String) -> Result<()> {
+/// Makes the model in `files` the one in use, unless load `load` was overtaken by a later one
+/// (whose model is the one the person asked for last). `base_id` loads it elsewhere (a hub id).
+fn install(files: &BTreeMap<String, Vec<u8>>, source: String, base_id: Option<String>, load: u64) -> Result<()> {
+    if !latest_load(load) {
+        return Ok(());
+    }
     let s = session()?;
     let mut notes = s.load(files, None, source)?;
     if s.peek(|l| !l.model.heads.lm) == Some(true) {
         notes.insert(0, "This model has no masked-LM head (cls.predictions), so it cannot fill in [MASK] yet: pretrain with MLM on your text to train one.".to_string());
     }
+    let pooling = crate::session::model_dir::sentence_pooling(files);
+    P.with(|p| {
+        let mut p = p.borrow_mut();
+        p.base_id = base_id;
+        p.pooling = pooling;
+    });
+    post_model(&s, notes);
+    Ok(())
+}
+
+/// The page's first model: a small pretrained BERT with its masked-LM head from the hub, so that
+/// the masked-words demo answers at once; where the hub cannot be reached, the served default model
+/// (an encoder without that head), with one line that says so. Nothing happens where a model was
+/// asked for already (files chosen as the page opened, a restore).
+async fn first_model(hub: &str) -> Result<()> {
+    if P.with(|p| p.borrow().loads) > 0 {
+        return Ok(());
+    }
+    let load = new_load();
+    let base = format!("{}/{FIRST_MODEL}/resolve/main/", hub.trim_end_matches('/'));
+    let why = match fetch_model(&base).await {
+        Ok(files) => return install(&files, FIRST_MODEL.to_string(), Some(FIRST_MODEL.to_string()), load),
+        Err(e) => e.to_string(),
+    };
+    if !latest_load(load) {
+        return Ok(());
+    }
+    let files = fetch_model(DEFAULT_MODEL_URL).await?;
+    install(&files, DEFAULT_MODEL_LABEL.to_string(), Some(DEFAULT_MODEL_ID.to_string()), load)?;
+    post(Event::Message { text: format!("The hub could not be reached ({why}), so the first model is the one served with the page, {DEFAULT_MODEL_LABEL}: it has no masked-LM head, so the masked-words demo needs one trained first (panel 5).") });
+    Ok(())
+}
+
+
+/// The model's LoRA adapters folded into its weights, in place: the plain model that the other
+/// ways of fine-tuning adopt (its classifier and labels kept).
+async fn merge() -> Result<()> {
+    let s = session()?;
+    let (source, has) = s.peek(|l| (l.source.clone(), l.model.cfg.lora.is_some())).ok_or_else(|| Error::Usage("no model is loaded".into()))?;
+    if !has {
+        return Err(Error::Usage("the model in use carries no LoRA adapters: there is nothing to merge".into()));
+    }
+    let files: BTreeMap<String, Vec<u8>> = s.export(ModelCard::default(), true).await?.into_iter().collect();
+    let notes = s.load(&files, None, format!("{source}, adapters merged"))?;
+    P.with(|p| p.borrow_mut().continues = true);
     post_model(&s, notes);
     Ok(())
 }
@@ -196,7 +270,8 @@ async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>> {
             export::pick_weights_file(&names)?;
         }
     }
-    for f in ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", export::HEAD_JSON, export::HEAD_FILE] {
+    let pooling = crate::session::model_dir::POOLING_CONFIG;
+    for f in ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", export::HEAD_JSON, export::HEAD_FILE, pooling] {
         // the older tokenizer files only where there is no tokenizer.json (nor, for GPT-2's, a vocab.txt)
         let older = matches!(f, "vocab.txt" | "vocab.json" | "merges.txt");
         if older && (files.contains_key("tokenizer.json") || (f != "vocab.txt" && files.contains_key("vocab.txt"))) {
@@ -236,6 +311,9 @@ async fn read_files(files: &js_sys::Array) -> Result<BTreeMap<String, Vec<u8>>> 
                 post(Event::Progress { file: name.clone(), loaded: at, total: size });
             }
         }
+        // a sentence-transformers folder has two files called config.json: the pooling module's is
+        // told apart by what it holds
+        let name = if name == "config.json" && crate::session::model_dir::is_pooling_config(&bytes) { crate::session::model_dir::POOLING_CONFIG.to_string() } else { name };
         out.insert(name, bytes);
     }
     Ok(out)
@@ -326,11 +404,18 @@ async fn restore() -> Result<()> {
         }
     }
     let snap = Snapshot { meta: page.meta, weights: bytes_of(&o, "weights"), optimizer: bytes_of(&o, "optimizer"), tokenizer_files };
+    // a model being fetched as the page opened does not replace the restored one
+    new_load();
     let step = s.restore(&snap)?;
+    P.with(|p| {
+        let mut p = p.borrow_mut();
+        p.base_id = None;
+        p.pooling = None;
+    });
     let m = snap.meta;
     if let Some(name) = &m.data {
         let text = js_sys::Reflect::get(&o, &"data_text".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
-        set_data(&s, name.clone(), text.into_bytes());
+        set_data(&s, name.clone(), text.into_bytes())?;
     }
     P.with(|p| {
         let mut p = p.borrow_mut();
@@ -344,10 +429,13 @@ async fn restore() -> Result<()> {
 }
 
 /// Makes `bytes` the data in use and shows the page its preview.
-fn set_data(s: &Session, name: String, bytes: Vec<u8>) {
-    let ds = s.set_data(name.clone(), bytes);
+/// Makes `bytes` the data in use and shows its preview; input that is no data at all is refused,
+/// and the data in use (and its preview) stays.
+fn set_data(s: &Session, name: String, bytes: Vec<u8>) -> Result<()> {
+    let ds = s.set_data(name.clone(), bytes)?;
     let lines = s.data(|d| d.map(|d| d.lines).unwrap_or(0));
     post(Event::Data(protocol::preview(&name, &ds, lines)));
+    Ok(())
 }
 
 /// A file the page did not read (too large to show): read here, once.
@@ -356,12 +444,10 @@ async fn set_data_file(files: &JsValue) -> Result<()> {
     let f: web_sys::File = js_sys::Array::from(files).get(0).dyn_into().map_err(|_| Error::Internal("no file was sent".into()))?;
     let name = f.name();
     crate::session::dataset::check_size(f.size() as u64).map_err(|e| Error::Limit(format!("{name}: {e}")))?;
-    s.drop_data();
     let buf = JsFuture::from(f.array_buffer()).await.map_err(|e| Error::io(&name, format!("it could not be read: {}", js_err(&e))))?;
     let bytes = js_sys::Uint8Array::new(&buf).to_vec();
     drop(buf);
-    set_data(&s, name, bytes);
-    Ok(())
+    set_data(&s, name, bytes)
 }
 
 fn set_busy(b: bool) {
@@ -530,10 +616,17 @@ async fn export_model(merge: bool) -> Result<()> {
     let source = s.peek(|l| l.source.clone()).unwrap_or_default();
     // what it was trained on: the data in use (its name and counts)
     let data_summary = s.data(|d| d.map(|d| d.summary())).unwrap_or_default();
-    let files = s.export(ModelCard { base_model: source.clone(), notes: "Exported from BERT Lab in the browser.".into(), data_summary, ..Default::default() }, merge).await?;
-    // the same files in one archive, under a folder named for the model (last in the list)
+    // an adapter names its base as transformers and peft load it: the hub id (or folder) recorded
+    // when the base was loaded; where there is none (your files, a model made here), the README
+    // says to put the base's folder there
+    let base_model = P.with(|p| p.borrow().base_id.clone()).unwrap_or_default();
+    let adapter = s.peek(|l| l.model.cfg.lora.is_some()).unwrap_or(false) && !merge;
+    let files = s.export(ModelCard { base_model, notes: "Exported from BERT Lab in the browser.".into(), data_summary, ..Default::default() }, merge).await?;
+    // the same files in one archive, under a folder named for the model and what it holds (last in
+    // the list): an adapter and the merged model are two different archives
     let folder: String = source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>().split('-').filter(|p| !p.is_empty()).take(6).collect::<Vec<_>>().join("-");
     let folder = if folder.is_empty() { "bertlab-model".to_string() } else { format!("bertlab-{folder}") };
+    let folder = if adapter { format!("{folder}-lora-adapter") } else if merge { format!("{folder}-merged") } else { folder };
     let zip = crate::session::zip::zip_stored(&folder, &files)?;
     let mut files = files;
     files.push((format!("{folder}.zip"), zip));
@@ -575,11 +668,16 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
             init().await;
             Ok(())
         }
-        Command::LoadUrl { base, label } => {
+        Command::LoadUrl { base, label, id } => {
+            let load = new_load();
             let files = fetch_model(&base).await?;
-            install(&files, if label.is_empty() { base } else { label })
+            install(&files, if label.is_empty() { base } else { label }, id, load)
         }
+        Command::FirstModel { hub } => first_model(&hub).await,
+        Command::Merge => merge().await,
         Command::LoadFiles => {
+            // asked for now: a load that finishes later (the first model) does not replace it
+            let load = new_load();
             let files = read_files(&js_sys::Array::from(&files)).await?;
             if files.contains_key(crate::session::model_dir::ADAPTER_CONFIG) {
                 // a LoRA adapter's folder: onto the model in use, its base
@@ -592,19 +690,25 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
             if !files.contains_key("config.json") {
                 return Err(Error::Data { line: 0, message: format!("the files you chose have no config.json (got: {}); choose a model folder's config.json, model.safetensors and tokenizer.json together", files.keys().cloned().collect::<Vec<_>>().join(", ")) });
             }
-            install(&files, "your files".into())
+            install(&files, "your files".into(), None, load)
         }
         Command::Scratch(d) => {
             let s = session()?;
+            new_load();
             let l = Loaded::scratch(s.gpu(), &d.spec(), &s.pretrain_texts()?)?;
+            // a vocabulary is as large as the text allows: say so when it is smaller than asked
+            let got = l.tok.vocab_size;
             s.install(l)?;
-            post_model(&s, vec![]);
+            P.with(|p| {
+                let mut p = p.borrow_mut();
+                p.base_id = None;
+                p.pooling = None;
+            });
+            let notes = if got < d.vocab { vec![format!("vocabulary {got}, not the {} asked for: the data's text holds only enough distinct words and word pieces for {got} entries (a larger text gives a larger one)", d.vocab)] } else { vec![] };
+            post_model(&s, notes);
             Ok(())
         }
-        Command::Data { name, text } => {
-            set_data(&*session()?, name, text.into_bytes());
-            Ok(())
-        }
+        Command::Data { name, text } => set_data(&*session()?, name, text.into_bytes()),
         Command::DataFile { .. } => set_data_file(&files).await,
         Command::Pretrain(d) => pretrain(d, 0).await,
         Command::Train(d) => train(d, 0).await,

@@ -282,7 +282,7 @@ mod cli {
         let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
         dataset::check_size(size).map_err(|e| Error::Limit(format!("{path}: {e}")))?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let ds = s.set_data(path.to_string(), bytes);
+        let ds = s.set_data(path.to_string(), bytes)?;
         let verdict = if trainable { ds.why_untrainable() } else { None };
         for m in ds.messages.iter().filter(|m| verdict.as_ref() != Some(&m.text)) {
             eprintln!("{path}: {m}");
@@ -381,7 +381,11 @@ mod cli {
             _ => {}
         }));
         steps_bar.finish();
-        let trained = r?;
+        // the command line's own way to merge adapters, beside the session's refusal
+        let trained = r.map_err(|e| match e {
+            Error::Limit(m) if m.starts_with(bertlab::session::ADAPTERS_CARRIED) => Error::Limit(format!("{m} (`bertlab export --merge --model DIR --out MERGED` writes it merged)")),
+            e => e,
+        })?;
         let (r, tr, va) = (trained.ran.report, trained.train, trained.val);
         let last = r.epochs.last().map(|e| e.1.clone()).unwrap_or_default();
         let (labels, pooling) = s.peek(|l| (l.labels.clone(), l.model.pooling)).unwrap_or_default();

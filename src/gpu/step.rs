@@ -94,7 +94,7 @@ async fn lost_or(gpu: &Gpu, e: GpuError) -> GpuError {
 }
 
 /// Waits until the queue has finished everything submitted so far.
-async fn queue_done(gpu: &Gpu) {
+pub(crate) async fn queue_done(gpu: &Gpu) {
     let (tx, rx) = futures_channel::oneshot::channel();
     gpu.queue.on_submitted_work_done(move || {
         let _ = tx.send(());
@@ -110,6 +110,13 @@ pub struct Readback {
 }
 
 impl Gpu {
+    /// Waits until the GPU has finished everything submitted so far. A submit returns once the work
+    /// is queued: a loop whose steps read nothing back (and whose progress the user watches) waits
+    /// here, so that its progress is the GPU's and not the queue's.
+    pub async fn finished(&self) {
+        queue_done(self).await
+    }
+
     pub fn begin_step(&self, label: &'static str) -> Step<'_> {
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);

@@ -339,8 +339,9 @@ fn adapter_card(base: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
     let class = architecture(base, heads);
     let metrics: String = card.metrics.iter().map(|(k, v)| format!("- {k}: {v}\n")).collect();
     format!(
-        "---\nlibrary_name: peft\nbase_model: {base_model}\ntags:\n- bertlab\n- lora\n---\n\n# A LoRA adapter trained in BERT Lab\n\nLow-rank adapters (r = {r}, alpha = {alpha}) on {targets} of `{base_model}`{head}.\n{data}\n{metrics}\n```python\nfrom transformers import AutoTokenizer, {class}\nfrom peft import PeftModel\n\nbase = {class}.from_pretrained(\"{base_model}\"{labels_arg})\nmodel = PeftModel.from_pretrained(base, \"THIS_DIRECTORY\")\n# or fold the adapters into the weights: model = model.merge_and_unload()\n```\n\nBERT Lab reads this directory back (`bertlab predict --model THIS_DIRECTORY`, with `--base DIR` when the base is elsewhere), and `bertlab export --merge` writes a plain model with the adapters folded in.\n",
-        base_model = card.base_model,
+        "---\nlibrary_name: peft\nbase_model: {base_model}\ntags:\n- bertlab\n- lora\n---\n\n# A LoRA adapter trained in BERT Lab\n\nLow-rank adapters (r = {r}, alpha = {alpha}) on {targets} of `{base_model}`{head}.\n{data}\n{metrics}\n```python\nfrom transformers import AutoTokenizer, {class}\nfrom peft import PeftModel\n\nbase = {class}.from_pretrained(\"{base_model}\"{labels_arg})\nmodel = PeftModel.from_pretrained(base, \"THIS_DIRECTORY\")\n# or fold the adapters into the weights: model = model.merge_and_unload()\n```\n\n{base_note}BERT Lab reads this directory back (`bertlab predict --model THIS_DIRECTORY`, with `--base DIR` when the base is elsewhere), and `bertlab export --merge` writes a plain model with the adapters folded in.\n",
+        base_note = if card.base_model.is_empty() { "The base model was loaded from files, so its hub id is not known here: put the folder of those files (config.json, model.safetensors, the tokenizer) where BASE_MODEL_DIRECTORY stands.\n\n" } else { "" },
+        base_model = if card.base_model.is_empty() { "BASE_MODEL_DIRECTORY" } else { &card.base_model },
         r = lora.r,
         alpha = lora.alpha,
         targets = lora.targets.join(", "),

@@ -241,3 +241,30 @@ pub fn write_dir(out: &str, files: Vec<(String, Vec<u8>)>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Where a sentence-transformers model keeps its pooling module's settings.
+pub const POOLING_CONFIG: &str = "1_Pooling/config.json";
+
+/// Is `bytes` a sentence-transformers pooling config (`pooling_mode_*` keys), rather than a model's
+/// config.json? (A file picker gives both files the name config.json.)
+pub fn is_pooling_config(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| v.as_object().map(|o| o.keys().any(|k| k.starts_with("pooling_mode_")))).unwrap_or(false)
+}
+
+/// The pooling a sentence-transformers model was trained with, from its [`POOLING_CONFIG`], and in
+/// words where that came from; None where the files have no such config. Max pooling, which BERT
+/// Lab's heads do not read, gives mean, and says so.
+pub fn sentence_pooling(files: &BTreeMap<String, Vec<u8>>) -> Option<(Pooling, String)> {
+    let v: serde_json::Value = serde_json::from_slice(files.get(POOLING_CONFIG)?).ok()?;
+    let on = |k: &str| v.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
+    let from = format!("the model's own {POOLING_CONFIG} (sentence-transformers)");
+    if on("pooling_mode_cls_token") {
+        Some((Pooling::Cls, format!("[CLS] pooling, from {from}")))
+    } else if on("pooling_mode_mean_tokens") || on("pooling_mode_mean_sqrt_len_tokens") {
+        Some((Pooling::Mean, format!("mean pooling, from {from}")))
+    } else if on("pooling_mode_max_tokens") {
+        Some((Pooling::Mean, format!("mean pooling: {from} asks for max pooling, which BERT Lab's heads do not read; mean is the nearest")))
+    } else {
+        None
+    }
+}

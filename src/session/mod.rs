@@ -301,6 +301,10 @@ fn no_model() -> Error {
 /// the page's runs.
 pub const DEFAULT_SEED: u64 = 42;
 
+/// How a refusal to adopt a model with LoRA adapters by another way begins: the page offers its
+/// merge beside it, the command line `bertlab export --merge`.
+pub const ADAPTERS_CARRIED: &str = "this model carries LoRA adapters";
+
 /// What the model is doing while generation holds it (the page's busy message names it).
 pub const GENERATING: &str = "the model is continuing a text";
 
@@ -384,18 +388,21 @@ impl Session {
 
     /// Makes `bytes` (a file or pasted text called `name`) the data in use. The previous data is
     /// let go first, so that two datasets are never held at once.
-    pub fn set_data(&self, name: String, bytes: Vec<u8>) -> Rc<Dataset> {
-        *self.data.borrow_mut() = None;
+    /// Makes `bytes` the data in use. Input that is no data at all (not text, empty, over the size
+    /// limit) is refused with its reason, and the data in use stays.
+    pub fn set_data(&self, name: String, bytes: Vec<u8>) -> Result<Rc<Dataset>> {
         let ds = Rc::new(dataset::parse(&bytes, None));
+        if ds.unreadable {
+            let why = ds.why_untrainable().unwrap_or_default();
+            let kept = self.data(|d| d.map(|d| format!("; {} stays in use", d.name)));
+            return Err(Error::Data { line: 0, message: format!("{name}: {why}{}", kept.unwrap_or_default()) });
+        }
+        *self.data.borrow_mut() = None;
         let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()).count();
         // invalid UTF-8 was reported per line by the parser; the kept text replaces those bytes
         let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         *self.data.borrow_mut() = Some(Data { name, text: Rc::from(text), ds: ds.clone(), lines });
-        ds
-    }
-
-    pub fn drop_data(&self) {
-        *self.data.borrow_mut() = None;
+        Ok(ds)
     }
 
     /// The texts to pretrain on, from the data in use.
@@ -601,7 +608,7 @@ impl Session {
                 // adapt the model's own weights, which a model with adapters must have merged first
                 let lora = spec.lora(&l.model.cfg);
                 if lora.is_none() && l.model.cfg.lora.is_some() {
-                    return Err(Error::Limit(format!("this model carries LoRA adapters: fine-tune it with LoRA (lora:R), or merge them into its weights first (`bertlab export --merge`) to adopt it by {}", spec.adopt)));
+                    return Err(Error::Limit(format!("{ADAPTERS_CARRIED}: fine-tune it with LoRA, or merge the adapters into its weights first to adopt it by {}", spec.adopt)));
                 }
                 let nl = ds.labels.len();
                 // a classifier for other labels (other names, or another count) starts afresh

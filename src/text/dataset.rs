@@ -59,6 +59,9 @@ pub struct Dataset {
     pub messages: Vec<Message>,
     /// The input read as plain text (a corpus), not as labeled rows.
     pub plain: bool,
+    /// The input is no data at all (not text, empty, or over the size limit): its one message says
+    /// why, and it must not replace data already in use.
+    pub unreadable: bool,
 }
 
 impl Dataset {
@@ -84,6 +87,9 @@ impl Dataset {
 
     /// Why training cannot start, in words (None: it can).
     pub fn why_untrainable(&self) -> Option<String> {
+        if self.unreadable {
+            return Some(self.messages.first().map(|m| m.text.clone()).unwrap_or_default());
+        }
         if self.examples.is_empty() {
             return Some(self.messages.iter().find(|m| m.line == 0).map(|m| m.text.clone()).unwrap_or_else(|| "no usable labeled rows".into()));
         }
@@ -220,6 +226,12 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
     let mut ds = Dataset::default();
     if let Err(e) = check_size(bytes.len() as u64) {
         ds.messages.push(Message { line: 0, severity: Severity::Error, text: e.to_string() });
+        ds.unreadable = true;
+        return ds;
+    }
+    if bytes.trim_ascii().is_empty() {
+        ds.messages.push(Message { line: 0, severity: Severity::Error, text: "the file is empty: there is nothing in it to read".into() });
+        ds.unreadable = true;
         return ds;
     }
     // a binary file (a spreadsheet, an archive, an image) is not read row by row into noise
@@ -228,6 +240,7 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Dataset {
     let nuls = head.iter().filter(|&&b| b == 0).count();
     if nuls * 100 > head.len() || (head.len() >= 64 && String::from_utf8_lossy(head).matches('\u{FFFD}').count() * 20 > head.len()) {
         ds.messages.push(Message { line: 0, severity: Severity::Error, text: "the file is not text (it holds NUL bytes or is mostly not UTF-8: a spreadsheet, an archive or an image?). Save the data as UTF-8 text: TSV, CSV or JSON lines".into() });
+        ds.unreadable = true;
         return ds;
     }
     let guessed = format.is_none();

@@ -318,6 +318,9 @@ async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id:
         let mut step = gpu.begin_step("features");
         model.record_features(gpu, &mut step, &batch, &sorted, row)?;
         step.submit().await?;
+        // nothing is read back: without this wait the browser queues every batch at once, the
+        // progress says "done" in a second, and the head's first step waits for all of them
+        gpu.finished().await;
         row += chunk.len();
         progress.advance(chunk.len(), on_event);
     }
@@ -335,33 +338,63 @@ async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id:
     Ok(feats)
 }
 
-/// One step of the classification head alone on cached features; one submit, one readback of 12
-/// bytes (loss, count, skip flag); its two small inputs come from the recycling pool.
-#[allow(clippy::too_many_arguments)]
-async fn head_step(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: usize, idx: &[u32], labels: &[i32], opt: &AdamW, lr: f32, wd: f32, mode: ModelMode) -> Result<f32, Error> {
-    let rows = gpu.recycled("head.rows", idx.len(), crate::gpu::DType::U32)?;
-    gpu.write(&rows, 0, idx)?;
-    let lab = gpu.recycled("head.labels", labels.len(), crate::gpu::DType::I32)?;
-    gpu.write(&lab, 0, labels)?;
+/// Steps of the head alone, grouped into one submit (see [`head_steps`]).
+pub const HEAD_STEPS_PER_SUBMIT: usize = 25;
+
+/// One step of the classification head on cached features: the rows it reads, their labels, its
+/// learning rate and dropout.
+struct HeadStep {
+    idx: Vec<u32>,
+    labels: Vec<i32>,
+    lr: f32,
+    mode: ModelMode,
+}
+
+/// Steps of the classification head alone on cached features, in one submit and one readback of
+/// 12 bytes per step (its loss, count and AdamW's skip flag, copied aside as each step ends). A
+/// step of the head is tiny (batch × hidden × labels), so a browser's round trips for a submit and
+/// a readback, not the work, would set its time: a group pays them once. Its inputs come from the
+/// recycling pool. A non-finite step is an error naming its place in the group.
+async fn head_steps(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n: usize, group: &[HeadStep], opt: &AdamW, wd: f32) -> Result<Vec<f32>, Error> {
+    // each step's rows and labels start at a multiple of 64 elements (a binding's offset alignment)
+    let slot = |b: usize| b.next_multiple_of(64);
+    let rows_n: usize = group.iter().map(|h| slot(h.idx.len())).sum();
+    let rows = gpu.recycled("head.rows", rows_n, crate::gpu::DType::U32)?;
+    let lab = gpu.recycled("head.labels", rows_n, crate::gpu::DType::I32)?;
+    let aside = gpu.recycled("head.losses", 3 * group.len(), crate::gpu::DType::F32)?;
     let mut step = gpu.begin_step("head");
-    model.zero_grads(&mut step);
-    model.record_head_on_features(gpu, &mut step, feats.at([n, model.cfg.hidden_size]), rows.at([idx.len()]), crate::model::infer::HeadPass::Backward(&lab), mode)?;
-    model.optimizer_step(gpu, &mut step, opt, lr, wd)?;
-    let state = model.opt_state.as_ref().ok_or_else(|| Error::Internal("no optimizer state".into()))?;
-    let rb = step
-        .read_back_parts(&[(&model.loss_stats().ok_or_else(|| Error::Internal("no loss statistics".into()))?[2], 0, 2), (&state.state, crate::kernels::adamw::STATE_SKIPPED, 1)])
-        ?;
+    let mut at = 0;
+    for (i, h) in group.iter().enumerate() {
+        let b = h.idx.len();
+        gpu.write(&rows, at, &h.idx)?;
+        gpu.write(&lab, at, &h.labels)?;
+        let (r, l) = (rows.view(at, b), lab.view(at, b));
+        model.zero_grads(&mut step);
+        model.record_head_on_features(gpu, &mut step, feats.at([n, model.cfg.hidden_size]), r.at([b]), crate::model::infer::HeadPass::Backward(&l), h.mode)?;
+        model.optimizer_step(gpu, &mut step, opt, h.lr, wd)?;
+        let state = model.opt_state.as_ref().ok_or_else(|| Error::Internal("no optimizer state".into()))?;
+        let stats = model.loss_stats().ok_or_else(|| Error::Internal("no loss statistics".into()))?;
+        step.copy(&stats[2], 0, &aside, 3 * i, 2)?;
+        step.copy(&state.state, crate::kernels::adamw::STATE_SKIPPED, &aside, 3 * i + 2, 1)?;
+        at += slot(b);
+    }
+    let rb = step.read_back(&aside, 0, 3 * group.len())?;
     let submitted = step.submit().await;
     // writes to them from here on are ordered after this step on the queue
     let recycler = gpu.recycler();
     recycler.give_back("head.rows", &rows);
     recycler.give_back("head.labels", &lab);
+    recycler.give_back("head.losses", &aside);
     submitted?;
     let v = rb.f32(gpu).await?;
-    if v[2] != 0.0 || !v[0].is_finite() {
-        return Err(Error::NonFinite { step: None });
+    let mut losses = Vec::with_capacity(group.len());
+    for (i, s) in v.chunks(3).enumerate() {
+        if s[2] != 0.0 || !s[0].is_finite() {
+            return Err(Error::NonFinite { step: Some(i) });
+        }
+        losses.push(s[0]);
     }
-    Ok(v[0])
+    Ok(losses)
 }
 
 /// Class probabilities from cached features, dropout off.
@@ -443,50 +476,68 @@ pub async fn train_classifier(
         let mut order: Vec<usize> = (0..enc_train.len()).collect();
         shuffle(&mut order, &mut rng);
         let mut sum = 0.0;
-        for chunk in order.chunks(bs) {
+        // the head alone runs its steps in groups (head_steps): pauses, stops and checkpoints come
+        // between groups, and a group ends at a checkpoint and at the epoch's end
+        let mut group: Vec<HeadStep> = Vec::new();
+        for (ci, chunk) in order.chunks(bs).enumerate() {
             if k < cfg.start_step {
                 k += 1;
                 continue;
             }
-            if control.is_paused() && cfg.checkpoint_every > 0 {
-                on_event(checkpoint_event(gpu, model, k).await?);
-            }
-            if !control.proceed(k, on_event).await {
-                report.stopped = Some("cancelled".into());
-                report.steps = k;
-                return Ok(report);
+            if group.is_empty() {
+                if control.is_paused() && cfg.checkpoint_every > 0 {
+                    on_event(checkpoint_event(gpu, model, k).await?);
+                }
+                if !control.proceed(k, on_event).await {
+                    report.stopped = Some("cancelled".into());
+                    report.steps = k;
+                    return Ok(report);
+                }
             }
             let labels: Vec<i32> = chunk.iter().map(|&i| y_train[i]).collect();
-            let lr = linear_schedule(cfg.lr, k, warmup, total);
-            let mode = ModelMode::train_if(cfg.dropout, cfg.seed.wrapping_add(k as u64));
+            let lr = linear_schedule(cfg.lr, k + group.len(), warmup, total);
+            let mode = ModelMode::train_if(cfg.dropout, cfg.seed.wrapping_add((k + group.len()) as u64));
             let ts = now_ms();
-            let r = match &cached {
+            let (r, lrs) = match &cached {
                 Some((ft, _)) => {
-                    let idx: Vec<u32> = chunk.iter().map(|&i| i as u32).collect();
-                    head_step(gpu, model, ft, enc_train.len(), &idx, &labels, &opt, lr, cfg.weight_decay, mode).await
+                    group.push(HeadStep { idx: chunk.iter().map(|&i| i as u32).collect(), labels, lr, mode });
+                    let next = k + group.len();
+                    let boundary = group.len() == HEAD_STEPS_PER_SUBMIT || ci + 1 == per_epoch || (cfg.checkpoint_every > 0 && next % cfg.checkpoint_every == 0);
+                    if !boundary {
+                        continue;
+                    }
+                    let lrs: Vec<f32> = group.iter().map(|h| h.lr).collect();
+                    let r = head_steps(gpu, model, ft, enc_train.len(), &group, &opt, cfg.weight_decay).await;
+                    group.clear();
+                    (r, lrs)
                 }
                 None => {
                     let enc: Vec<&Encoded> = chunk.iter().map(|&i| &enc_train[i]).collect();
                     let hb = classification(&enc, &labels, tok.pad);
-                    train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, mode).await.map(|l| l.cls)
+                    (train_step(gpu, model, &hb, &opt, lr, cfg.weight_decay, mode).await.map(|l| vec![l.cls]), vec![lr])
                 }
             };
-            let loss = match r {
+            let losses = match r {
                 Ok(l) => l,
-                Err(Error::NonFinite { .. }) => {
-                    on_event(Event::NonFinite { step: k });
-                    report.stopped = Some(Error::non_finite(k).to_string());
-                    report.steps = k;
+                Err(Error::NonFinite { step }) => {
+                    let at = k + step.unwrap_or(0);
+                    on_event(Event::NonFinite { step: at });
+                    report.stopped = Some(Error::non_finite(at).to_string());
+                    report.steps = at;
                     return Ok(report);
                 }
                 Err(e) => return Err(e),
             };
-            sum += loss;
-            k += 1;
-            done += 1;
-            step_ms += now_ms() - ts;
-            let ms = step_ms / done as f64;
-            on_event(Event::Step { step: k, total_steps: total, loss, lr, ms_per_step: ms, eta_s: ms * (total - k) as f64 / 1e3 });
+            // a group's time is shared by its steps
+            let each = (now_ms() - ts) / losses.len().max(1) as f64;
+            for (loss, lr) in losses.into_iter().zip(lrs) {
+                sum += loss;
+                k += 1;
+                done += 1;
+                step_ms += each;
+                let ms = step_ms / done as f64;
+                on_event(Event::Step { step: k, total_steps: total, loss, lr, ms_per_step: ms, eta_s: ms * (total - k) as f64 / 1e3 });
+            }
             if cfg.checkpoint_every > 0 && k % cfg.checkpoint_every == 0 {
                 on_event(checkpoint_event(gpu, model, k).await?);
             }

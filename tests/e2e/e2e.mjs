@@ -4,7 +4,8 @@
 // screenshot of each stage under target/e2e/. Run by scripts/test.sh after the wasm build:
 //   node tests/e2e/e2e.mjs
 import { chromium } from "playwright-core";
-import { execFileSync } from "node:child_process";
+import { execFileSync, execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { serveApp } from "../../scripts/serve_app.mjs";
 import http from "node:http";
 import fs from "node:fs";
@@ -40,6 +41,10 @@ function writeHub() {
   for (let i = vocab.length; i < 2003; i++) vocab.push(`w${i}`);
   fs.writeFileSync(path.join(tiny, "vocab.txt"), vocab.join("\n") + "\n");
   fs.writeFileSync(path.join(tiny, "tokenizer_config.json"), JSON.stringify({ do_lower_case: true }));
+  // the page's first model (protocol::FIRST_MODEL), which the stand-in hub serves as the fixture
+  const first = path.join(HUB, "google/bert_uncased_L-4_H-256_A-4");
+  fs.mkdirSync(first, { recursive: true });
+  for (const f of ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"]) fs.copyFileSync(path.join(tiny, f), path.join(first, f));
   const gpt2 = path.join(HUB, "fixture/gpt2");
   fs.mkdirSync(gpt2, { recursive: true });
   for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_gpt2", f), path.join(gpt2, f));
@@ -100,9 +105,9 @@ function writeBigGpt2() {
 const hub = http.createServer((req, res) => {
   res.setHeader("Access-Control-Allow-Origin", "*");
   // /{org}/{name}/resolve/main/{file}
-  const m = decodeURIComponent(req.url.split("?")[0]).match(/^\/([^/]+\/[^/]+)\/resolve\/main\/([^/]+)$/);
+  const m = decodeURIComponent(req.url.split("?")[0]).match(/^\/([^/]+\/[^/]+)\/resolve\/main\/([\w.\-/]+)$/);
   const file = m && path.join(HUB, m[1], m[2]);
-  if (!file || !file.startsWith(HUB) || !fs.existsSync(file)) { res.statusCode = 404; res.end("not found"); return; }
+  if (!file || !file.startsWith(HUB) || !fs.existsSync(file) || !fs.statSync(file).isFile()) { res.statusCode = 404; res.end("not found"); return; }
   const body = fs.readFileSync(file);
   res.setHeader("Content-Length", body.length);
   res.end(body);
@@ -146,7 +151,29 @@ async function scratchSize(p, hidden, layers, heads, vocab) {
 async function makeScratch(page) {
   await page.click("#make-scratch");
   await page.waitForTimeout(200);
-  if (await page.locator("#scratch-confirm-yes").count()) await page.click("#scratch-confirm-yes");
+  if (await page.locator("#model-confirm-yes").count()) await page.click("#model-confirm-yes");
+}
+
+// axe-core (node_modules, pinned in package-lock.json) on the page as it is: every violation, by
+// rule, with the elements it found
+const AXE = fs.readFileSync(path.join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
+async function axe(p, what) {
+  await p.evaluate(AXE);
+  const found = await p.evaluate(async () => (await window.axe.run(document, { resultTypes: ["violations"] })).violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 6).join(", ")}`));
+  check(found.length === 0, `axe-core on ${what}: ${found.length} violations${found.length ? ": " + found.join("; ") : ""}`);
+}
+
+// every status line of the page, each panel's and the page's own
+const statuses = (p) => p.$$eval(".status", (els) => els.map((e) => e.textContent).join(" | "));
+
+// a sample, or a file, replacing data the person brought asks first (the e2e says yes)
+async function dataYes(p) {
+  await p.waitForTimeout(100);
+  if (await p.locator("#data-confirm-yes").count()) await p.click("#data-confirm-yes");
+}
+async function useSample(p, name) {
+  await p.click(`#sample-${name}`);
+  await dataYes(p);
 }
 
 async function classify(page, t) {
@@ -189,6 +216,7 @@ try {
   const offline = await page.evaluate(async () => { try { await fetch("https://huggingface.co/", { mode: "no-cors" }); return false; } catch { return true; } });
   check(offline, "huggingface.co is unreachable from the page");
   await snap(page, "gpu");
+  await axe(page, "a fresh page");
 
   // 2. the default model answers
   await page.click("#load-default");
@@ -211,6 +239,15 @@ try {
   await page.click("#mask-run");
   await page.waitForSelector("#no-mlm", { timeout: STEP_TIMEOUT });
   check(/no masked-LM head/.test(await text(page, "#no-mlm")) && /heads: none \(an encoder/.test(await text(page, "#model-summary")), "default model says it has no MLM head (\"heads: none\") and how to get one");
+  // panel 5's own button, with no data yet: its error is said in panel 5, beside it
+  await page.click("#train-mlm-head");
+  await page.waitForSelector("#mask-panel #error", { timeout: STEP_TIMEOUT });
+  check(/bring some text first/.test(await text(page, "#mask-panel #error")) && (await page.locator("#pretrain-panel #error").count()) === 0, `"Train a masked-LM head" without data, said in its own panel: "${await text(page, "#mask-panel #error")}"`);
+  await snap(page, "error-in-its-panel");
+  // the model's own files give the head's pooling (sentence-transformers' 1_Pooling/config.json)
+  const defaultsLine = await text(page, "#ft-defaults");
+  check((await page.inputValue("#ft-pooling")) === "mean" && /mean pooling, from the model's own 1_Pooling\/config\.json/.test(defaultsLine), `defaults named with their source: "${defaultsLine}"`);
+  await snap(page, "defaults-from-the-model");
   // a long text (about 300 tokens): the attention square shows the first 64 with its colour scale,
   // and the page does not widen with the text
   await page.fill("#mask-text", "the kitten sat on the mat and looked at the shelf . ".repeat(25));
@@ -289,7 +326,7 @@ try {
   await page.fill("#mask-text", demo);
 
   // 5. data: a sample, then pasted text with problems
-  await page.click("#sample-sentiment");
+  await useSample(page, "sentiment");
   await waitText(page, "#data-panel .summary", /400 examples/);
   await page.fill("#data-text", "label\ttext\npositive\tgood food\n\tno label here\npositive\tgood food\npositive\t\n");
   await page.click("#use-data");
@@ -298,8 +335,16 @@ try {
   check(msgs.some((m) => /line 3/.test(m)) && msgs.some((m) => /line 4/.test(m) && /duplicate/i.test(m)) && msgs.some((m) => /line 5/.test(m)), `validation messages with line numbers: ${JSON.stringify(msgs)}`);
   check(/Cannot fine-tune/.test(await text(page, "#data-panel .preview")), "a single-class dataset is refused in the preview");
   await snap(page, "data-messages");
-  // the corpus sample is plain text for pretraining, not 600 rows of "label, text" with a message each
+  // the person's own data is not replaced by a sample without a yes: "Keep it" keeps it
   await page.click("#sample-corpus");
+  await page.waitForSelector("#data-confirm", { timeout: STEP_TIMEOUT });
+  const dataAsk = await text(page, "#data-confirm");
+  await snap(page, "data-replace-asks");
+  await page.click("#data-confirm-no");
+  await page.waitForTimeout(300);
+  check(/The data in use is yours: pasted text/.test(dataAsk) && /pasted text/.test(await text(page, "#data-panel .summary")), `a sample over pasted data asks first: "${dataAsk.slice(0, 120)}"; "Keep it" kept it`);
+  // the corpus sample is plain text for pretraining, not 600 rows of "label, text" with a message each
+  await useSample(page, "corpus");
   await waitText(page, "#data-panel .summary", /plain text/);
   const corpusSummary = await text(page, "#data-panel .summary");
   const corpusMsgs = await page.locator("#data-panel ul.messages li").count();
@@ -330,6 +375,7 @@ try {
   fs.writeFileSync(big, rows.join("\n") + "\n");
   const sizeMB = fs.statSync(big).size / 1e6;
   await page.setInputFiles("#data-file", big);
+  await dataYes(page);
   let worst = 0, parsed = false;
   const parsedP = waitText(page, "#data-panel .summary", /big\.tsv/).then(() => { parsed = true; });
   while (!parsed) {
@@ -347,8 +393,25 @@ try {
   timingChecked();
   await snap(page, "big-file");
   fs.rmSync(big);
-  await page.click("#sample-sentiment");
+  await useSample(page, "sentiment");
   await waitText(page, "#data-panel .summary", /sentiment: 400 examples/);
+  // a file of random bytes is refused as not text, and never used: the sample stays the data in use
+  const bin = path.join(OUT, "random.bin");
+  const bytes = Buffer.alloc(3_000_000);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761 >>> 13) & 255;
+  fs.writeFileSync(bin, bytes);
+  await page.setInputFiles("#data-file", bin);
+  await page.waitForSelector("#data-panel #error", { timeout: STEP_TIMEOUT });
+  const binMsg = await text(page, "#data-panel #error");
+  check(/random\.bin: the file is not text/.test(binMsg) && /sentiment stays in use/.test(binMsg) && /sentiment: 400 examples/.test(await text(page, "#data-panel .summary")) && (await page.locator("#big-file").count()) === 0, `a binary file refused and not used: "${binMsg.slice(0, 160)}"`);
+  await snap(page, "binary-refused");
+  fs.rmSync(bin);
+  const empty = path.join(OUT, "empty.tsv");
+  fs.writeFileSync(empty, "");
+  await page.setInputFiles("#data-file", empty);
+  await waitText(page, "#data-panel #error", /empty\.tsv/);
+  check(/empty\.tsv: the file is empty/.test(await text(page, "#data-panel #error")) && /sentiment: 400 examples/.test(await text(page, "#data-panel .summary")), `an empty file: "${await text(page, "#data-panel #error")}"`);
+  fs.rmSync(empty);
 
   // 6. fine-tune a small from-scratch model; pause (the counter stops) and resume; the loss falls
   await scratchSize(page, 64, 2, 4, 600);
@@ -369,7 +432,7 @@ try {
   await page.click("#ft-start");
   await waitText(page, "#ft-status", /step ([5-9]|\d\d+) of/);
   await page.click("#finetune-panel .pause");
-  await waitText(page, "#status", /paused at step/);
+  await waitText(page, "#finetune-status", /paused at step/);
   const stepAt = async () => Number((await text(page, "#ft-status")).match(/step (\d+)/)[1]);
   const s1 = await stepAt();
   await page.waitForTimeout(4000);
@@ -383,9 +446,9 @@ try {
   await waitText(page, "#ft-status", new RegExp(`step (${s1 + 1}|${s1 + 2}|${s1 + 3}|\\d{3})`));
   const s3 = await stepAt();
   check(s3 > s1, `resumed: the step counter moves again (${s1} -> ${s3})`);
-  await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: 900_000, polling: 500 });
   clearInterval(poll);
-  log(`fine-tuning (hidden 64, 2 layers, batch 16): ${await text(page, "#status")}`);
+  log(`fine-tuning (hidden 64, 2 layers, batch 16): ${await text(page, "#finetune-status")}`);
   const accFigure = await text(page, "#ft-accuracy");
   const stepLine = await text(page, "#ft-status");
   check(/validation accuracy: run 1: BERT, all layers: 0\.\d{3} after 2 epochs/.test(accFigure) && !/ETA/.test(stepLine), `the run's accuracy as a number: "${accFigure}"; the finished step line: "${stepLine}"`);
@@ -394,6 +457,10 @@ try {
   const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
   check(seen.length >= 10 && mean(tail) < mean(head), `training loss falls: first ${head.map((x) => x.toFixed(3))} -> last ${tail.map((x) => x.toFixed(3))}`);
   await snap(page, "fine-tuned");
+  const accChart = page.locator("#finetune-panel .chart").nth(1);
+  const accTop = await accChart.locator(".tick").first().textContent();
+  check((await accChart.locator("circle.marker").count()) >= 2 && accTop === "1.00", `validation points drawn as markers (${await accChart.locator("circle.marker").count()}), the accuracy axis tops at ${accTop}`);
+  await axe(page, "the page after a fine-tuning run");
 
   // the GPU panel times every kernel of one training step
   await page.click("#profile-run");
@@ -466,14 +533,14 @@ try {
   await page.selectOption("#ft-mode", "last");
   const bad = { "ft-last": "x", "ft-lr": "abc", "ft-epochs": "-1", "ft-batch": "0", "ft-maxlen": "2.5", "pt-steps": "many", "pt-lr": "-0.1", "pt-batch": "1e3x" };
   for (const [id, v] of Object.entries(bad)) await page.fill(`#${id}`, v);
-  const statusBefore = await text(page, "#status");
+  const statusBefore = await statuses(page);
   await page.click("#ft-start");
   await page.click("#pt-start");
   await page.waitForSelector("#pt-batch-error", { timeout: STEP_TIMEOUT });
   const refused = {};
   for (const id of Object.keys(bad)) refused[id] = await page.locator(`#${id}-error`).count();
-  const started = (await text(page, "#status")) !== statusBefore || (await page.locator("#ft-start").isDisabled()) || (await page.locator("#pt-start").isDisabled());
-  check(Object.values(refused).every((n) => n === 1) && !started, `every numeric field refused next to itself (${JSON.stringify(refused)}), no run started (status "${await text(page, "#status")}")`);
+  const started = (await statuses(page)) !== statusBefore || (await page.locator("#ft-start").isDisabled()) || (await page.locator("#pt-start").isDisabled());
+  check(Object.values(refused).every((n) => n === 1) && !started, `every numeric field refused next to itself (${JSON.stringify(refused)}), no run started (status "${await statuses(page)}")`);
   await snap(page, "every-field-refused");
   for (const [id, v] of Object.entries({ "ft-last": "2", "ft-lr": "0.0001", "ft-epochs": "3", "ft-batch": "16", "ft-maxlen": "64", "pt-steps": "100", "pt-lr": "0.001", "pt-batch": "16" })) await page.fill(`#${id}`, v);
   await page.selectOption("#ft-mode", "full");
@@ -482,25 +549,42 @@ try {
   // on the same data with the same settings; its head reads each text's last token. Both runs share
   // the charts; the page classifies with it, and its export (the encoder plus the head beside it)
   // gives the CLI the page's probabilities.
+  // "Load the default model" over the trained BERT asks too, offering to export it first
+  await page.click("#load-default");
+  await page.waitForSelector("#model-confirm", { timeout: STEP_TIMEOUT });
+  const defaultAsk = await text(page, "#model-confirm");
+  await snap(page, "load-default-asks");
+  const offersExport = await page.locator("#model-confirm-export").count();
+  await page.click("#model-confirm-no");
+  await page.waitForTimeout(300);
+  check(/Loading the default model replaces it/.test(defaultAsk) && offersExport === 1 && /from scratch/.test(await text(page, "#model-summary")), `"Load the default model" over a trained model asks first: "${defaultAsk.slice(0, 140)}"; "Keep it" kept it`);
   await page.selectOption("#scratch-kind", "causal");
   await scratchSize(page, 64, 2, 4, 600);
   // the fine-tuned BERT in use is not replaced without a yes: "Keep it" keeps it
   await page.click("#make-scratch");
-  await page.waitForSelector("#scratch-confirm", { timeout: STEP_TIMEOUT });
-  const confirmText = await text(page, "#scratch-confirm");
+  await page.waitForSelector("#model-confirm", { timeout: STEP_TIMEOUT });
+  const confirmText = await text(page, "#model-confirm");
   await snap(page, "replace-confirm");
-  await page.click("#scratch-confirm-no");
+  await page.click("#model-confirm-no");
   await page.waitForTimeout(300);
   const kept = await text(page, "#model-summary");
-  check(/a classifier for negative, positive, trained on this page/.test(confirmText) && (await page.locator("#scratch-confirm").count()) === 0 && !/GPT-style/.test(kept), `making a model over a trained one asks first: "${confirmText.slice(0, 150)}"; "Keep it" kept the BERT`);
+  check(/a classifier for negative, positive, trained on this page/.test(confirmText) && (await page.locator("#model-confirm").count()) === 0 && !/GPT-style/.test(kept), `making a model over a trained one asks first: "${confirmText.slice(0, 150)}"; "Keep it" kept the BERT`);
+  // (the export of step 8 went with the reload: export the model in use again)
+  await page.click("#export-run");
+  await page.waitForSelector("#export-files li", { timeout: STEP_TIMEOUT });
+  const exportsBefore = await page.locator("#export-files li").count();
   await makeScratch(page);
   await waitText(page, "#model-summary", /GPT-style/);
+  const staleExports = await page.locator("#export-files li, #export-zip").count();
+  const staleStatus = await text(page, "#finetune-status");
+  check(exportsBefore > 0 && staleExports === 0 && staleStatus === "" && (await page.locator("#ft-accuracy").count()) === 1, `after a model change no export of the old model (${exportsBefore} files before, ${staleExports} after) and no stale run status ("${staleStatus}"); the runs' charts stay`);
+  await snap(page, "no-stale-export-after-model-change");
   const poolingLabel = await page.$eval("#ft-pooling option[value=cls]", (o) => o.textContent);
   for (const [id, v] of Object.entries({ "ft-lr": "0.002", "ft-epochs": "2", "ft-batch": "16", "ft-maxlen": "48" })) await page.fill(`#${id}`, v);
   const tGpt = Date.now();
   await page.click("#ft-start");
-  await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
-  const gptRun = await text(page, "#status");
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: 900_000, polling: 500 });
+  const gptRun = await text(page, "#finetune-status");
   const runKeys = await page.$$eval("#finetune-panel .chart .key", (k) => k.map((x) => x.textContent));
   const gptSummary = await text(page, "#model-summary");
   check(poolingLabel === "the last token" && /classifier \(negative, positive\), on the last token/.test(gptSummary) && runKeys.some((k) => /BERT, all layers: validation loss/.test(k)) && runKeys.some((k) => /GPT-style, all layers: validation loss/.test(k)),
@@ -539,9 +623,9 @@ try {
   await page.click("#ft-start");
   // the last run's "run finished" gives way to this one's steps first
   await waitText(page, "#ft-status", /step \d+ of/);
-  await page.waitForFunction(() => !/run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 100 });
-  await page.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: 900_000, polling: 500 });
-  const loraRun = await text(page, "#status");
+  await page.waitForFunction(() => !/run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: STEP_TIMEOUT, polling: 100 });
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: 900_000, polling: 500 });
+  const loraRun = await text(page, "#finetune-status");
   const loraKeys = await page.$$eval("#finetune-panel .chart .key", (k) => k.map((x) => x.textContent));
   const loraLine = await text(page, "#model-lora");
   const loraAcc = await text(page, "#ft-accuracy");
@@ -565,17 +649,38 @@ try {
   };
   const adapterDir = path.join(OUT, "export-lora");
   const adapterFiles = await exported("#export-run", adapterDir);
+  const adapterZip = await page.getAttribute("#export-zip", "download");
+  const adapterReadme = fs.readFileSync(path.join(adapterDir, "README.md"), "utf8");
+  const exportSays = await text(page, "#export-what");
   const adapterCfg = JSON.parse(fs.readFileSync(path.join(adapterDir, "adapter_config.json"), "utf8"));
   // the CLI reads the adapter back on its base: the GPT-style model exported before the LoRA run
   const adapterPred = JSON.parse(execFileSync(CLI, ["predict", "--model", adapterDir, "--base", gptDir, "--text", sample, "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString())[0];
   const mergedFiles = await exported("#export-merged", null);
+  const mergedZip = await page.getAttribute("#export-zip", "download");
+  // the adapter's README names what loads it (a base made on the page has no hub id: it says where
+  // the base's folder goes), and the two archives have two names
+  check(/PeftModel\.from_pretrained\(base, "THIS_DIRECTORY"\)/.test(adapterReadme) && /BASE_MODEL_DIRECTORY/.test(adapterReadme) && /put the folder of those files/.test(adapterReadme) && /lora-adapter\.zip$/.test(adapterZip) && /merged\.zip$/.test(mergedZip) && /peft loads onto its base/.test(exportSays),
+    `the adapter export says what loads it ("${exportSays.slice(0, 110)}…"); archives ${adapterZip} and ${mergedZip}`);
   check(adapterCfg.peft_type === "LORA" && adapterCfg.r === 4 && adapterFiles.includes("adapter_model.safetensors") && !adapterFiles.includes("model.safetensors") && mergedFiles.includes("model.safetensors") && !mergedFiles.includes("adapter_config.json") && loraProbs.every(([label, p]) => Math.abs(p - adapterPred.probabilities[label]) < 6e-4),
     `the LoRA export: ${adapterFiles.join(", ")} (peft_type ${adapterCfg.peft_type}, r ${adapterCfg.r}, targets ${adapterCfg.target_modules}); merged on request: ${mergedFiles.join(", ")}; the CLI on the adapter over its base ${JSON.stringify(adapterPred.probabilities)} vs the page ${JSON.stringify(loraProbs)}`);
+  // the last N layers of a model with adapters: refused with the page's own way out, the merge
+  await page.selectOption("#ft-mode", "last");
+  await page.click("#ft-start");
+  await page.waitForSelector("#ft-merge", { timeout: STEP_TIMEOUT });
+  const mergeMsg = await text(page, "#finetune-panel #error");
+  await snap(page, "last-n-after-lora-offers-merge");
+  await page.click("#ft-merge");
+  await waitText(page, "#model-summary", /adapters merged/);
+  check(/carries LoRA adapters: fine-tune it with LoRA, or merge the adapters into its weights first to adopt it by last:2$/.test(mergeMsg) && !/bertlab/.test(mergeMsg) && (await page.locator("#model-lora").count()) === 0 && (await page.locator("#finetune-panel #error").count()) === 0,
+    `last N after LoRA: "${mergeMsg}", and the page's merge: "${(await text(page, "#model-summary")).slice(0, 90)}"`);
   await page.selectOption("#ft-mode", "full");
   // an adapter's folder in the model picker goes onto the model in use: peft's own adapter
   // (tests/fixtures/minilm_peft_adapter) on the default model gives transformers' probabilities
   const tPeft = Date.now();
   await page.click("#load-default");
+  // (the merged model was trained here: the page asks, and the walk says yes)
+  await page.waitForSelector("#model-confirm-yes", { timeout: STEP_TIMEOUT });
+  await page.click("#model-confirm-yes");
   await waitText(page, "#model-summary", /all-MiniLM-L6-v2/);
   const peftDir = path.join(ROOT, "tests/fixtures/minilm_peft_adapter");
   await page.setInputFiles("#model-files", ["adapter_config.json", "adapter_model.safetensors"].map((f) => path.join(peftDir, f)));
@@ -590,10 +695,48 @@ try {
   check(peftWorst < 1e-4 && /your LoRA adapter on all-MiniLM-L6-v2/.test(await text(page, "#model-summary")),
     `peft's adapter chosen in the picker onto the default model (${((Date.now() - tPeft) / 1e3).toFixed(0)} s): max |page - transformers + peft| = ${peftWorst.toExponential(2)}; "${await text(page, "#model-summary")}"`);
 
+  // feature-based, with the page's defaults for the default model (mean pooling from its
+  // 1_Pooling/config.json, the mode's learning rate, 3 epochs, batch 16, 64 tokens) on the topics
+  // sample: the features once, then the head's steps with a step line and an ETA, beside the same
+  // run in the CLI (same split, seed 42) started at the same moment
+  await page.click("#load-default");
+  await page.waitForFunction(() => /all-MiniLM-L6-v2 \(default\)/.test(document.querySelector("#model-summary")?.textContent) && !document.querySelector("#model-lora"), null, { timeout: STEP_TIMEOUT, polling: 250 });
+  await useSample(page, "topics");
+  await waitText(page, "#data-panel .summary", /topics: 400 examples/);
+  await page.selectOption("#ft-mode", "feature");
+  for (const [id, v] of Object.entries({ "ft-epochs": "3", "ft-batch": "16", "ft-maxlen": "64" })) await page.fill(`#${id}`, v);
+  if (await page.locator("#ft-lr-hint").count()) await page.click("#ft-lr-hint");
+  const featureLr = await page.inputValue("#ft-lr");
+  const featurePooling = await page.inputValue("#ft-pooling");
+  const cliRun = promisify(execFile)(CLI, ["train", "--model", path.join(ROOT, "models/all-MiniLM-L6-v2"), "--data", path.join(ROOT, "www/samples/topics.tsv"), "--out", path.join(OUT, "cli-feature"), "--mode", "feature", "--pooling", "mean", "--epochs", "3", "--batch", "16", "--max-len", "64", "--lr", featureLr, "--quiet", "--json"]);
+  let etaSeen = "";
+  const etaPoll = setInterval(async () => { try { const t = await page.locator("#ft-status").textContent({ timeout: 100 }); if (/ETA/.test(t) && !etaSeen) etaSeen = t; } catch {} }, 100);
+  await page.click("#ft-start");
+  await waitText(page, "#finetune-status", /features: \d+ of \d+ texts/);
+  const featProgress = await text(page, "#finetune-status");
+  await waitText(page, "#ft-status", /ETA/);
+  await snap(page, "feature-based-steps");
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: 900_000, polling: 250 });
+  clearInterval(etaPoll);
+  const featDone = await text(page, "#finetune-status");
+  const pageMs = Number(featDone.match(/([\d.]+) ms\/step/)[1]);
+  const pageAcc = Number((await text(page, "#ft-accuracy")).match(/feature-based: ([\d.]+) after 3 epochs/)[1]);
+  const cliFeat = JSON.parse((await cliRun).stdout);
+  const cliAcc = cliFeat.epochs[cliFeat.epochs.length - 1].val_accuracy;
+  log(`feature-based: page ${pageMs} ms/step (Chrome's SwiftShader), CLI ${cliFeat.ms_per_step.toFixed(2)} ms/step (lavapipe); accuracy page ${pageAcc}, CLI ${cliAcc}`);
+  check(featurePooling === "mean" && /^[\d.]+ ms\/step|ms\/step/.test(featDone) && etaSeen && /features: \d+ of 320 texts/.test(featProgress) && Math.abs(pageAcc - cliAcc) <= 0.02,
+    `feature-based with the page's defaults (pooling ${featurePooling}, lr ${featureLr}): "${featProgress}", then "${etaSeen}"; "${featDone}"; validation accuracy ${pageAcc} vs the CLI's ${cliAcc} with mean pooling on the same split`);
+  // (the page runs on Chrome's SwiftShader, the CLI on lavapipe, about ten times faster per
+  // dispatch here: the bound catches a page that waits on its features inside the head's steps,
+  // 2.9 s a step before, not the gap between the two software GPUs)
+  check(pageMs <= 15 * cliFeat.ms_per_step, `feature-based step time: page ${pageMs} ms vs the CLI's head-only ${cliFeat.ms_per_step.toFixed(2)} ms (${(pageMs / cliFeat.ms_per_step).toFixed(1)}×)`);
+  await snap(page, "feature-based-finished");
+  await page.selectOption("#ft-mode", "full");
+
   // 11. GPT beside BERT on one text: a masked and a causal model from scratch, pretrained a few steps
   // each on the sample corpus; both curves on one chart; the causal model's attention is a
   // triangle, its next-word view shows probabilities, and a continuation streams token by token
-  await page.click("#sample-corpus");
+  await useSample(page, "corpus");
   await waitText(page, "#data-panel .summary", /corpus/);
   const kinds = [];
   for (const kind of ["bert", "causal", "gpt2"]) {
@@ -609,7 +752,7 @@ try {
     await page.click("#pt-start");
     // this run's own last step (the model's change cleared the last run's step line), then its end
     await waitText(page, "#pt-status", /step 8 of 8/);
-    await waitText(page, "#status", /pretraining finished: 8 steps/);
+    await waitText(page, "#pretrain-status", /pretraining finished: 8 steps/);
     if (kind === "bert") {
       const live = await text(page, "#probe .note");
       check(live.includes(own), `the live view during pretraining reads the user's sentence: "${live}"`);
@@ -696,7 +839,7 @@ try {
   await page.fill("#pt-steps", "4");
   await page.click("#pt-start");
   await waitText(page, "#pt-status", /step 4 of 4/);
-  await waitText(page, "#status", /pretraining finished: 4 steps/);
+  await waitText(page, "#pretrain-status", /pretraining finished: 4 steps/);
   const ptLora = await text(page, "#model-lora");
   check(/r = 4, alpha = 8 on c_attn/.test(ptLora), `LoRA pretraining in the page: "${ptLora}"`);
   await page.selectOption("#pt-mode", "full");
@@ -714,7 +857,7 @@ try {
   failures += 1;
   log("FAIL:", e.stack || e);
   // what the page was saying when it failed
-  const said = await page.$$eval("#error, #status, .field-error", (els) => els.map((x) => `${x.id || x.className}: ${x.textContent.slice(0, 200)}`)).catch(() => []);
+  const said = await page.$$eval("#error, .status, .field-error", (els) => els.map((x) => `${x.id || x.className}: ${x.textContent.slice(0, 200)}`)).catch(() => []);
   log("the page said:", JSON.stringify(said));
   await snap(page, "failure").catch(() => {});
 }
@@ -759,7 +902,7 @@ const worker = async () => {
   return currentWorker;
 };
 async function smallRun(epochs, p = fp) {
-  await p.click("#sample-sentiment");
+  await useSample(p, "sentiment");
   await waitText(p, "#data-panel .summary", /sentiment: 400 examples/);
   await scratchSize(p, 32, 1, 2, 300);
   await makeScratch(p);
@@ -769,17 +912,30 @@ async function smallRun(epochs, p = fp) {
   await p.fill("#ft-batch", "16");
   await p.fill("#ft-maxlen", "32");
 }
-const finished = (p) => p.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
+const finished = (p) => p.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
 try {
   await fp.goto(APP_URL);
   await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
+  // on first open the page fetches a small pretrained BERT with its masked-LM head from the hub (here
+  // the stand-in's), and the demo sentence it leads with is answered at once
+  await waitText(fp, "#model-summary", /google\/bert_uncased_L-4_H-256_A-4/);
+  await fp.click("#mask-run");
+  await fp.waitForSelector("#fill-result > .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
+  const firstPreds = await bars(fp, "#fill-result > .mask-preds");
+  check(firstPreds.length === 5 && /masked-LM/.test(await text(fp, "#model-summary")), `first open: the masked demo answers with the hub's small BERT: ${JSON.stringify(firstPreds.slice(0, 3))}`);
+  await snap(fp, "first-open-masked-demo");
   // storage refused: the run goes on, the page says snapshots are off
   await smallRun(1);
   await (await worker()).evaluate(() => { self.__faults.refuse = true; });
   await fp.click("#ft-start");
-  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
+  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
   const off = await text(fp, "#snapshot-status");
   check(/Snapshots are off/.test(off) && /QuotaExceeded|quota/i.test(off), `storage refused: the run finished and the page says: ${off.slice(0, 150)}`);
+  // a one-epoch run's validation figures are single points: drawn as markers, the accuracy axis 0 to 1
+  const oneEpoch = fp.locator("#finetune-panel .chart").nth(1);
+  const oneTop = await oneEpoch.locator(".tick").first().textContent();
+  check((await oneEpoch.locator("circle.marker").count()) === 1 && oneTop === "1.00" && /after 1 epoch$/.test(await text(fp, "#ft-accuracy")), `a one-epoch run's accuracy: ${await oneEpoch.locator("circle.marker").count()} marker, axis to ${oneTop}, "${await text(fp, "#ft-accuracy")}"`);
+  await snap(fp, "one-epoch-chart");
   await snap(fp, "storage-refused");
 
   // device loss in the middle of a run: the page says so; after a reload the last snapshot (the
@@ -788,7 +944,7 @@ try {
   await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
   await smallRun(1);
   await fp.click("#ft-start");
-  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
+  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
   await fp.waitForSelector("#snapshot-status", { timeout: STEP_TIMEOUT });
   const probe = "the soup was bland and cold";
   const saved = await (async () => { await fp.fill("#cls-text", probe); await fp.click("#cls-run"); await fp.waitForSelector("#cls-result .bar-row", { timeout: STEP_TIMEOUT }); return bars(fp, "#cls-result"); })();
@@ -832,7 +988,7 @@ try {
     } catch {}
   }, 100);
   await fp.click("#ft-continue");
-  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
+  await fp.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: STEP_TIMEOUT, polling: 500 });
   clearInterval(poll2);
   // the step line as the run left it (a poll every 100 ms can miss the last steps on a busy machine)
   const lastLine = (await text(fp, "#ft-status")).match(/step (\d+) of (\d+)/);
@@ -877,7 +1033,7 @@ try {
   await fp.waitForSelector("#ft-continue", { timeout: STEP_TIMEOUT });
   await fp.click("#ft-continue");
   await finished(fp);
-  check(back > 0 && thrownAt - back <= 25, `after the failure at step ${thrownAt}, the run continued from its snapshot of step ${back} to the end: ${await text(fp, "#status")}`);
+  check(back > 0 && thrownAt - back <= 25, `after the failure at step ${thrownAt}, the run continued from its snapshot of step ${back} to the end: ${await text(fp, "#finetune-status")}`);
   await snap(fp, "continued-after-failure");
 
   // a reload in the middle of pretraining: its curve, its settings and a way to finish it come back
@@ -896,9 +1052,9 @@ try {
   await snap(fp, "pretraining-restored");
   await fp.click("#pt-continue");
   await waitText(fp, "#pt-status", /step 60 of 60/);
-  await waitText(fp, "#status", /pretraining finished/);
+  await waitText(fp, "#pretrain-status", /pretraining finished/);
   check(/Continue the restored pretraining from step (2[5-9]|[3-5]\d) of 60/.test(cont) && stepsField === "60" && curveBack >= 1 && !/T\d\d:\d\d:\d\d/.test(offerText),
-    `pretraining reloaded mid-run: "${offerText.slice(0, 90)}"; "${cont}"; steps field ${stepsField}; the curve is back; continued to "${await text(fp, "#status")}"`);
+    `pretraining reloaded mid-run: "${offerText.slice(0, 90)}"; "${cont}"; steps field ${stepsField}; the curve is back; continued to "${await text(fp, "#pretrain-status")}"`);
   // "Start fresh" deletes the saved session: the next reload offers none
   await fp.reload();
   await fp.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
@@ -908,6 +1064,15 @@ try {
   await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
   await fp.waitForTimeout(3000);
   check((await fp.locator("#restore-offer").count()) === 0, "after \"Start fresh\", a reload offers no session");
+  // a hub that cannot be reached: the first model is the served one, and one line says so
+  const op = await faults.newPage();
+  await op.route("**/hub.json", (r) => r.fulfill({ contentType: "application/json", body: JSON.stringify({ hub: "http://127.0.0.1:9" }) }));
+  await op.goto(APP_URL);
+  await waitText(op, "#model-summary", /all-MiniLM-L6-v2 \(default\)/);
+  const offlineNote = await op.$$eval(".run-messages li", (l) => l.map((x) => x.textContent).join(" "));
+  check(/The hub could not be reached/.test(offlineNote) && /no masked-LM head/.test(offlineNote), `offline first open: "${offlineNote.slice(0, 200)}"`);
+  await snap(op, "first-open-offline");
+  await op.close();
 } catch (e) {
   failures += 1;
   log("FAIL (faults):", e.stack || e);

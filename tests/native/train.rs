@@ -640,7 +640,7 @@ fn a_lost_device_stays_device_lost_in_head_steps_and_in_generation() {
     // a feature-mode run: the device goes after the second head step
     let g = fresh();
     let s = Session::new(g.clone());
-    s.set_data("sentiment.tsv".into(), bytes.clone());
+    s.set_data("sentiment.tsv".into(), bytes.clone()).unwrap();
     let texts = s.pretrain_texts().unwrap();
     let shape = |body, causal| Scratch { vocab: 400, hidden: 32, layers: 1, heads: 2, body, causal, seed: 3 };
     s.install(Loaded::scratch(&g, &shape(Body::Bert, false), &texts).unwrap()).unwrap();
@@ -803,7 +803,14 @@ fn an_adapter_goes_onto_the_model_in_use_as_the_page_picker_does() {
     let e = pollster::block_on(s.adapt(&adapter, "again".into())).unwrap_err().to_string();
     assert!(e.contains("already carries LoRA adapters") && e.contains("load the adapter's base model first"), "{e}");
     // a base of another shape: refused by tensor, and that model stays in use
-    s.set_data("sentiment.tsv".into(), std::fs::read("www/samples/sentiment.tsv").unwrap());
+    s.set_data("sentiment.tsv".into(), std::fs::read("www/samples/sentiment.tsv").unwrap()).unwrap();
+    // input that is no data at all is refused by name, and the data in use stays
+    let noise: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    for (name, bytes, why) in [("random.bin", noise, "the file is not text"), ("empty.tsv", Vec::new(), "the file is empty")] {
+        let e = s.set_data(name.into(), bytes).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains(why) && e.contains("sentiment.tsv stays in use"), "{e}");
+        assert_eq!(s.data(|d| d.map(|d| (d.name.clone(), d.ds.examples.len()))), Some(("sentiment.tsv".to_string(), 400)));
+    }
     let shape = bertlab::session::Scratch { vocab: 400, hidden: 32, layers: 1, heads: 2, body: bertlab::model::config::Body::Bert, causal: false, seed: 3 };
     s.install(bertlab::session::Loaded::scratch(&g, &shape, &s.pretrain_texts().unwrap()).unwrap()).unwrap();
     let before = s.peek(|l| l.source.clone());
@@ -870,7 +877,7 @@ fn two_seeds_draw_two_fresh_heads_and_two_lora_a_matrices() {
     let data = std::fs::read("www/samples/sentiment.tsv").unwrap();
     let drawn = |seed: u64, adopt: Adopt| {
         let s = Session::new(g.clone());
-        s.set_data("sentiment.tsv".into(), data.clone());
+        s.set_data("sentiment.tsv".into(), data.clone()).unwrap();
         let shape = Scratch { vocab: 300, hidden: 32, layers: 1, heads: 2, body: bertlab::model::config::Body::Bert, causal: false, seed: 5 };
         s.install(Loaded::scratch(&g, &shape, &s.pretrain_texts().unwrap()).unwrap()).unwrap();
         let tc = TrainConfig { adopt, seed, epochs: 1, batch_size: 16, max_len: 32, ..TrainConfig::default() };

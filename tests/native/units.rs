@@ -528,3 +528,25 @@ fn export_zip_reads_back() {
         cd += 46 + name_len;
     }
 }
+
+/// sentence-transformers' pooling config gives the head's default pooling, told apart from a model's
+/// config.json by what it holds.
+#[test]
+fn sentence_transformers_pooling_is_read_from_the_models_files() {
+    use bertlab::session::model_dir::{is_pooling_config, sentence_pooling, POOLING_CONFIG};
+    use bertlab::session::Pooling;
+    let mean = br#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": false}"#.to_vec();
+    let cls = br#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#.to_vec();
+    let max = br#"{"pooling_mode_max_tokens": true}"#.to_vec();
+    let of = |b: &Vec<u8>| sentence_pooling(&[(POOLING_CONFIG.to_string(), b.clone())].into_iter().collect());
+    assert_eq!(of(&mean).map(|p| p.0), Some(Pooling::Mean));
+    assert!(of(&mean).unwrap().1.contains("1_Pooling/config.json"));
+    assert_eq!(of(&cls).map(|p| p.0), Some(Pooling::Cls));
+    let (p, why) = of(&max).unwrap();
+    assert!(p == Pooling::Mean && why.contains("max pooling"), "{why}");
+    assert_eq!(sentence_pooling(&Default::default()), None);
+    assert!(is_pooling_config(&mean) && !is_pooling_config(br#"{"model_type": "bert", "hidden_size": 384}"#));
+    // the served default model carries its pooling config (scripts/fetch_model.sh)
+    let served = std::fs::read(format!("models/all-MiniLM-L6-v2/{POOLING_CONFIG}")).expect("scripts/fetch_model.sh writes the pooling config");
+    assert_eq!(sentence_pooling(&[(POOLING_CONFIG.to_string(), served)].into_iter().collect()).map(|p| p.0), Some(Pooling::Mean));
+}
