@@ -16,6 +16,11 @@ const DEFAULT_HUB: &str = "https://huggingface.co";
 
 /// The hub this page's server lets it reach (scripts/serve.py answers /hub.json), or the public one.
 async fn server_hub() -> String {
+    // a link may name the hub (?hub=...): the page then fetches from it (where its server allows)
+    let asked = web_sys::window().and_then(|w| w.location().search().ok()).and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok()).and_then(|p| p.get("hub"));
+    if let Some(h) = asked.filter(|h| h.starts_with("http")) {
+        return h;
+    }
     let hub = fetch_text("hub.json").await.ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["hub"].as_str().map(str::to_string));
     hub.filter(|h| h.starts_with("http")).unwrap_or_else(|| DEFAULT_HUB.to_string())
 }

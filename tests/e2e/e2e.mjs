@@ -843,6 +843,23 @@ try {
   const ptLora = await text(page, "#model-lora");
   check(/r = 4, alpha = 8 on c_attn/.test(ptLora), `LoRA pretraining in the page: "${ptLora}"`);
   await page.selectOption("#pt-mode", "full");
+  // first open, in a fresh tab: the page fetches a small pretrained BERT with its masked-LM head from
+  // the hub (the stand-in's), and the demo sentence it leads with is answered at once
+  const fresh = await context.newPage();
+  await fresh.goto(APP_URL);
+  await waitText(fresh, "#model-summary", /google\/bert_uncased_L-4_H-256_A-4/);
+  await fresh.click("#mask-run");
+  await fresh.waitForSelector("#fill-result > .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
+  const firstPreds = await bars(fresh, "#fill-result > .mask-preds");
+  check(firstPreds.length === 5 && /masked-LM/.test(await text(fresh, "#model-summary")), `first open: the masked demo answers with the hub's small BERT: ${JSON.stringify(firstPreds.slice(0, 3))}`);
+  await snap(fresh, "first-open-masked-demo");
+  // a hub that cannot be reached (a link naming a closed port): the served model, and one line says so
+  await fresh.goto(`${APP_URL}?hub=http://127.0.0.1:9`);
+  await waitText(fresh, "#model-summary", /all-MiniLM-L6-v2 \(default\)/);
+  const offlineNote = await fresh.$$eval(".run-messages li", (l) => l.map((x) => x.textContent).join(" "));
+  check(/The hub could not be reached/.test(offlineNote) && /no masked-LM head/.test(offlineNote), `offline first open: "${offlineNote.slice(0, 200)}"`);
+  await snap(fresh, "first-open-offline");
+  await fresh.close();
   // on a phone-sized screen the page is as wide as the screen (fields shrink, tables scroll)
   await page.setViewportSize({ width: 390, height: 800 });
   await page.waitForTimeout(300);
@@ -916,14 +933,6 @@ const finished = (p) => p.waitForFunction(() => /run finished/.test(document.que
 try {
   await fp.goto(APP_URL);
   await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
-  // on first open the page fetches a small pretrained BERT with its masked-LM head from the hub (here
-  // the stand-in's), and the demo sentence it leads with is answered at once
-  await waitText(fp, "#model-summary", /google\/bert_uncased_L-4_H-256_A-4/);
-  await fp.click("#mask-run");
-  await fp.waitForSelector("#fill-result > .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
-  const firstPreds = await bars(fp, "#fill-result > .mask-preds");
-  check(firstPreds.length === 5 && /masked-LM/.test(await text(fp, "#model-summary")), `first open: the masked demo answers with the hub's small BERT: ${JSON.stringify(firstPreds.slice(0, 3))}`);
-  await snap(fp, "first-open-masked-demo");
   // storage refused: the run goes on, the page says snapshots are off
   await smallRun(1);
   await (await worker()).evaluate(() => { self.__faults.refuse = true; });
@@ -1064,15 +1073,7 @@ try {
   await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
   await fp.waitForTimeout(3000);
   check((await fp.locator("#restore-offer").count()) === 0, "after \"Start fresh\", a reload offers no session");
-  // a hub that cannot be reached: the first model is the served one, and one line says so
-  const op = await faults.newPage();
-  await op.route("**/hub.json", (r) => r.fulfill({ contentType: "application/json", body: JSON.stringify({ hub: "http://127.0.0.1:9" }) }));
-  await op.goto(APP_URL);
-  await waitText(op, "#model-summary", /all-MiniLM-L6-v2 \(default\)/);
-  const offlineNote = await op.$$eval(".run-messages li", (l) => l.map((x) => x.textContent).join(" "));
-  check(/The hub could not be reached/.test(offlineNote) && /no masked-LM head/.test(offlineNote), `offline first open: "${offlineNote.slice(0, 200)}"`);
-  await snap(op, "first-open-offline");
-  await op.close();
+
 } catch (e) {
   failures += 1;
   log("FAIL (faults):", e.stack || e);
