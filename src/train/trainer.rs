@@ -339,7 +339,7 @@ async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id:
 }
 
 /// Steps of the head alone, grouped into one submit (see [`head_steps`]).
-pub const HEAD_STEPS_PER_SUBMIT: usize = 25;
+pub const HEAD_STEPS_PER_SUBMIT: usize = 1;
 
 /// One step of the classification head on cached features: the rows it reads, their labels, its
 /// learning rate and dropout.
