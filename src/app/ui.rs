@@ -47,6 +47,8 @@ pub fn commands_sent() -> usize {
 }
 
 thread_local! {
+    /// The page's state, for what runs outside a component (sending a command from a task).
+    static STATE: std::cell::Cell<Option<St>> = const { std::cell::Cell::new(None) };
     /// The panel whose command was sent last: where its error is shown.
     static PANEL: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
 }
@@ -79,7 +81,7 @@ fn send(cmd: Command, files: Option<JsValue>) {
 /// makes that panel's earlier status and messages stale, so they go.
 fn send_from(panel: &'static str, cmd: Command, files: Option<JsValue>) {
     PANEL.with(|c| c.set(panel));
-    if let Some(st) = use_context::<St>() {
+    if let Some(st) = STATE.with(|s| s.get()) {
         if matches!(cmd, Command::Pretrain(_) | Command::Train(_) | Command::LoadUrl { .. } | Command::LoadFiles | Command::Scratch(_) | Command::Merge) {
             st.messages.update(|m| m.retain(|(p, _)| *p != panel));
         }
@@ -1695,6 +1697,7 @@ pub fn App() -> impl IntoView {
     let st = St::new();
     // every panel reads the page's state from context (use_st), not from a prop
     provide_context(st);
+    STATE.with(|s| s.set(Some(st)));
     if !has_webgpu() {
         st.nogpu.set(Some(NO_WEBGPU.to_string()));
         return view! {

@@ -146,6 +146,16 @@ fn new_load() -> u64 {
     })
 }
 
+/// What the model in use came from: the hub id (or folder) that loads it elsewhere, and the
+/// pooling its own files ask for (both None for a model made or restored here).
+fn set_origin(base_id: Option<String>, pooling: Option<(crate::session::Pooling, String)>) {
+    P.with(|p| {
+        let mut p = p.borrow_mut();
+        p.base_id = base_id;
+        p.pooling = pooling;
+    });
+}
+
 /// No load was asked for after load `n`.
 fn latest_load(n: u64) -> bool {
     P.with(|p| p.borrow().loads == n)
@@ -169,12 +179,7 @@ fn install(files: &BTreeMap<String, Vec<u8>>, source: String, base_id: Option<St
     if s.peek(|l| !l.model.heads.lm) == Some(true) {
         notes.insert(0, "This model has no masked-LM head (cls.predictions), so it cannot fill in [MASK] yet: pretrain with MLM on your text to train one.".to_string());
     }
-    let pooling = crate::session::model_dir::sentence_pooling(files);
-    P.with(|p| {
-        let mut p = p.borrow_mut();
-        p.base_id = base_id;
-        p.pooling = pooling;
-    });
+    set_origin(base_id, crate::session::model_dir::sentence_pooling(files));
     post_model(&s, notes);
     Ok(())
 }
@@ -407,11 +412,7 @@ async fn restore() -> Result<()> {
     // a model being fetched as the page opened does not replace the restored one
     new_load();
     let step = s.restore(&snap)?;
-    P.with(|p| {
-        let mut p = p.borrow_mut();
-        p.base_id = None;
-        p.pooling = None;
-    });
+    set_origin(None, None);
     let m = snap.meta;
     if let Some(name) = &m.data {
         let text = js_sys::Reflect::get(&o, &"data_text".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
@@ -428,8 +429,7 @@ async fn restore() -> Result<()> {
     Ok(())
 }
 
-/// Makes `bytes` the data in use and shows the page its preview.
-/// Makes `bytes` the data in use and shows its preview; input that is no data at all is refused,
+/// Makes `bytes` the data in use and shows the page its preview; input that is no data at all is refused,
 /// and the data in use (and its preview) stays.
 fn set_data(s: &Session, name: String, bytes: Vec<u8>) -> Result<()> {
     let ds = s.set_data(name.clone(), bytes)?;
@@ -699,11 +699,7 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
             // a vocabulary is as large as the text allows: say so when it is smaller than asked
             let got = l.tok.vocab_size;
             s.install(l)?;
-            P.with(|p| {
-                let mut p = p.borrow_mut();
-                p.base_id = None;
-                p.pooling = None;
-            });
+            set_origin(None, None);
             let notes = if got < d.vocab { vec![format!("vocabulary {got}, not the {} asked for: the data's text holds only enough distinct words and word pieces for {got} entries (a larger text gives a larger one)", d.vocab)] } else { vec![] };
             post_model(&s, notes);
             Ok(())

@@ -430,27 +430,28 @@ impl<'g> Step<'g> {
             }
         }
         gpu.uniform_pool.lock().unwrap().extend(uniforms.into_iter().map(|(b, _)| b));
+        let mut failed = None;
         if let Some((oom, validation)) = scopes {
             let oom_err = oom.pop().await;
             let val_err = validation.pop().await;
-            if let Some(e) = oom_err {
-                return Err(GpuError::from_wgpu(e, label));
+            failed = oom_err.or(val_err).map(|e| GpuError::from_wgpu(e, label));
+        }
+        let failed = failed.or(error).or_else(|| {
+            let escaped = gpu.take_uncaptured_errors();
+            (!escaped.is_empty()).then(|| GpuError::Validation(escaped.join("; ")))
+        });
+        match failed {
+            None => match gpu.lost() {
+                Some(why) => Err(GpuError::DeviceLost(why)),
+                None => Ok(()),
+            },
+            // on a lost device every buffer is invalid: the loss is the error, not its echoes
+            // (natively the device-lost callback runs at the next poll)
+            Some(e) => {
+                gpu.wait_idle();
+                Err(lost_or(gpu, e).await)
             }
-            if let Some(e) = val_err {
-                return Err(GpuError::from_wgpu(e, label));
-            }
         }
-        if let Some(why) = gpu.lost() {
-            return Err(GpuError::DeviceLost(why));
-        }
-        if let Some(e) = error {
-            return Err(e);
-        }
-        let escaped = gpu.take_uncaptured_errors();
-        if !escaped.is_empty() {
-            return Err(GpuError::Validation(escaped.join("; ")));
-        }
-        Ok(())
     }
 }
 

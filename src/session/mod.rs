@@ -386,10 +386,9 @@ impl Session {
         f(self.data.borrow().as_ref())
     }
 
-    /// Makes `bytes` (a file or pasted text called `name`) the data in use. The previous data is
-    /// let go first, so that two datasets are never held at once.
-    /// Makes `bytes` the data in use. Input that is no data at all (not text, empty, over the size
-    /// limit) is refused with its reason, and the data in use stays.
+    /// Makes `bytes` (a file or pasted text called `name`) the data in use. Input that is no data at
+    /// all (not text, empty, over the size limit) is refused with its reason, and the data in use
+    /// stays; otherwise the previous data is let go before the new text is kept.
     pub fn set_data(&self, name: String, bytes: Vec<u8>) -> Result<Rc<Dataset>> {
         let ds = Rc::new(dataset::parse(&bytes, None));
         if ds.unreadable {

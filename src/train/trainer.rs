@@ -339,7 +339,7 @@ async fn compute_features(gpu: &Gpu, model: &mut Model, enc: &[Encoded], pad_id:
 }
 
 /// Steps of the head alone, grouped into one submit (see [`head_steps`]).
-pub const HEAD_STEPS_PER_SUBMIT: usize = 1;
+pub const HEAD_STEPS_PER_SUBMIT: usize = 25;
 
 /// One step of the classification head on cached features: the rows it reads, their labels, its
 /// learning rate and dropout.
@@ -362,12 +362,20 @@ async fn head_steps(gpu: &Gpu, model: &mut Model, feats: &crate::gpu::GpuBuf, n:
     let rows = gpu.recycled("head.rows", rows_n, crate::gpu::DType::U32)?;
     let lab = gpu.recycled("head.labels", rows_n, crate::gpu::DType::I32)?;
     let aside = gpu.recycled("head.losses", 3 * group.len(), crate::gpu::DType::F32)?;
+    // every step's rows and labels in one write each
+    let (mut all_rows, mut all_labels) = (vec![0u32; rows_n], vec![0i32; rows_n]);
+    let mut at = 0;
+    for h in group {
+        all_rows[at..at + h.idx.len()].copy_from_slice(&h.idx);
+        all_labels[at..at + h.labels.len()].copy_from_slice(&h.labels);
+        at += slot(h.idx.len());
+    }
+    gpu.write(&rows, 0, &all_rows)?;
+    gpu.write(&lab, 0, &all_labels)?;
     let mut step = gpu.begin_step("head");
     let mut at = 0;
     for (i, h) in group.iter().enumerate() {
         let b = h.idx.len();
-        gpu.write(&rows, at, &h.idx)?;
-        gpu.write(&lab, at, &h.labels)?;
         let (r, l) = (rows.view(at, b), lab.view(at, b));
         model.zero_grads(&mut step);
         model.record_head_on_features(gpu, &mut step, feats.at([n, model.cfg.hidden_size]), r.at([b]), crate::model::infer::HeadPass::Backward(&l), h.mode)?;

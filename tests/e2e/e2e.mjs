@@ -726,9 +726,10 @@ try {
   log(`feature-based: page ${pageMs} ms/step (Chrome's SwiftShader), CLI ${cliFeat.ms_per_step.toFixed(2)} ms/step (lavapipe); accuracy page ${pageAcc}, CLI ${cliAcc}`);
   check(featurePooling === "mean" && /^[\d.]+ ms\/step|ms\/step/.test(featDone) && etaSeen && /features: \d+ of 320 texts/.test(featProgress) && Math.abs(pageAcc - cliAcc) <= 0.02,
     `feature-based with the page's defaults (pooling ${featurePooling}, lr ${featureLr}): "${featProgress}", then "${etaSeen}"; "${featDone}"; validation accuracy ${pageAcc} vs the CLI's ${cliAcc} with mean pooling on the same split`);
-  // (the page runs on Chrome's SwiftShader, the CLI on lavapipe, about ten times faster per
-  // dispatch here: the bound catches a page that waits on its features inside the head's steps,
-  // 2.9 s a step before, not the gap between the two software GPUs)
+  // (the page runs on Chrome's SwiftShader, the CLI on lavapipe: a head step is 13 dispatches, about
+  // 1.5 ms each on SwiftShader and 0.2 ms on lavapipe here, so the two differ by about 7× for the
+  // same work; the bound catches a page that waits on its features inside the head's steps, 2.9 s
+  // a step before, not the gap between the two software GPUs)
   check(pageMs <= 15 * cliFeat.ms_per_step, `feature-based step time: page ${pageMs} ms vs the CLI's head-only ${cliFeat.ms_per_step.toFixed(2)} ms (${(pageMs / cliFeat.ms_per_step).toFixed(1)}×)`);
   await snap(page, "feature-based-finished");
   await page.selectOption("#ft-mode", "full");
