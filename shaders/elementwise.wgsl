@@ -2,6 +2,7 @@
 //   add:        y = a + b                      (residual connections; y may alias neither)
 //   scale:      y = alpha * x                  (in place allowed: x and y are the same binding)
 //   bias_grad:  db[c] += sum_r dy[r, c]        (the backward of a broadcast bias; one thread per column)
+//   relu_forward / relu_backward: DistilBERT's pre_classifier activation (backward from the output)
 //   tanh_forward / tanh_backward: the pooler's activation; tanh is computed from exp with clamping
 //   since some drivers return NaN for large arguments.
 // Elementwise kernels index the 2-D dispatch as (wg.y * nwg.x + wg.x) * 256 + lid.
@@ -55,6 +56,23 @@ fn tanh_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.n) { return; }
     let t = a[i];
     y[i] = b[i] * (1.0 - t * t);
+}
+
+@compute @workgroup_size(256)
+fn relu_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    y[i] = max(a[i], 0.0);
+}
+
+// a = relu output, b = dy, y = dx: dx = dy where the output is positive, else 0
+@compute @workgroup_size(256)
+fn relu_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    y[i] = select(0.0, b[i], a[i] > 0.0);
 }
 
 // a = dy (rows = n / cols, cols), y = db (cols)

@@ -47,7 +47,11 @@ macro_rules! for_each_model_check {
             model_gpt2_export_round_trip,
             model_word_embedding_in_shards_matches_pytorch,
             model_last_token_classifier_matches_pytorch,
-            model_lora_matches_peft
+            model_lora_matches_peft,
+            model_families_match_transformers,
+            model_family_tokenizers_frame_as_transformers,
+            model_families_lora_matches_peft,
+            model_families_adamw_10_steps_match_transformers
         ]; [
             // natively only. In the browser, model_adamw_10_steps_match_pytorch runs AdamW over a
             // model's arenas, and each body's forward and gradients are checked against PyTorch
@@ -59,6 +63,7 @@ macro_rules! for_each_model_check {
             model_gpt2_adamw_10_steps_match_pytorch,
             model_last_token_classifier_adamw_10_steps_match_pytorch,
             model_lora_adamw_10_steps_match_peft,
+            model_families_lora_adamw_10_steps_match_peft,
             model_cached_decoding_matches_full_pass,
             model_gpt2_dropout_gradients_match_finite_differences,
             model_lora_dropout_gradients_match_finite_differences
@@ -97,6 +102,39 @@ pub const CAUSAL_CLS_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_causal_
 pub const BERT_LORA_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_bert_lora_ref.safetensors");
 pub const GPT2_LORA_REF: &[u8] = include_bytes!("../tests/fixtures/tiny_gpt2_lora_ref.safetensors");
 
+/// One encoder family's fixture (tests/fixtures/make_encoder_fixtures.py): a random transformers
+/// model with its masked-LM head and its own tokenizer, the reference (masked LM, the sequence
+/// classifier with its head, 10 AdamW steps) and the LoRA reference (peft).
+pub struct FamilyFixture {
+    pub family: &'static str,
+    pub config: &'static str,
+    pub weights: &'static [u8],
+    pub tokenizer: &'static [u8],
+    pub reference: &'static [u8],
+    pub lora_reference: &'static [u8],
+}
+
+macro_rules! family_fixture {
+    ($family:literal, $dir:literal) => {
+        FamilyFixture {
+            family: $family,
+            config: include_str!(concat!("../tests/fixtures/", $dir, "/config.json")),
+            weights: include_bytes!(concat!("../tests/fixtures/", $dir, "/model.safetensors")),
+            tokenizer: include_bytes!(concat!("../tests/fixtures/", $dir, "/tokenizer.json")),
+            reference: include_bytes!(concat!("../tests/fixtures/", $dir, "_ref.safetensors")),
+            lora_reference: include_bytes!(concat!("../tests/fixtures/", $dir, "_lora_ref.safetensors")),
+        }
+    };
+}
+
+/// The families on BERT's body besides BERT, each against transformers.
+pub const FAMILY_FIXTURES: [FamilyFixture; 4] = [
+    family_fixture!("distilbert", "tiny_distilbert"),
+    family_fixture!("roberta", "tiny_roberta"),
+    family_fixture!("xlm-roberta", "tiny_xlm_roberta"),
+    family_fixture!("electra", "tiny_electra"),
+];
+
 struct Fixture {
     cfg: ModelConfig,
     weights: SafeTensors<'static>,
@@ -127,7 +165,7 @@ fn lora_fixtures() -> Result<[(Fixture, &'static str); 2]> {
     let with_lora = |mut fx: Fixture| -> Result<Fixture> {
         let meta = |k: &str| fx.r.metadata.get(k).and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| Error::Check(format!("fixture metadata lacks {k}")));
         let (r, alpha) = (meta("lora_r")?, meta("lora_alpha")?);
-        fx.cfg.lora = Some(crate::model::config::LoraSpec { alpha: alpha as f32, ..crate::model::config::LoraSpec::new(r, fx.cfg.body) });
+        fx.cfg.lora = Some(crate::model::config::LoraSpec { alpha: alpha as f32, ..crate::model::config::LoraSpec::new(r, fx.cfg.family) });
         fx.cfg.validate()?;
         Ok(fx)
     };
@@ -254,13 +292,13 @@ async fn compare_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str) -> 
     let mut n = 0;
     let mut global = 0.0f32;
     for p in &model.params.params {
-        let hf = crate::model::params::hf_name(&p.name);
+        let hf = crate::model::params::hf_name(fx.cfg.family, &p.name);
         if let Ok(want) = fx.f32(&format!("{prefix}.{hf}")) {
             global = want.iter().fold(global, |m, v| m.max(v.abs()));
         }
     }
     for p in &model.params.params {
-        let hf = crate::model::params::hf_name(&p.name);
+        let hf = crate::model::params::hf_name(fx.cfg.family, &p.name);
         let Ok(want) = fx.f32(&format!("{prefix}.{hf}")) else { continue };
         let got = read(gpu, p.grad.as_ref().ok_or_else(|| Error::Check(format!("{} has no gradient", p.name)))?).await?;
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6 * global);
@@ -323,6 +361,11 @@ async fn adamw_10_steps(fx: &Fixture, heads: Heads, targets: Targets) -> CheckRe
 
 /// 10 AdamW steps training what `trains` picks; the others must stay as they were.
 async fn adamw_10_steps_of(fx: &Fixture, heads: Heads, targets: Targets, trains: fn(&crate::model::params::Param) -> bool) -> CheckResult {
+    adamw_10_steps_within(fx, heads, targets, trains, 1e-4).await
+}
+
+/// 10 AdamW steps training what `trains` picks, the losses within `loss_tol` of the reference's.
+async fn adamw_10_steps_within(fx: &Fixture, heads: Heads, targets: Targets, trains: fn(&crate::model::params::Param) -> bool, loss_tol: f32) -> CheckResult {
     let gpu = &own_gpu().await?;
     let meta = |k: &str| -> Result<f32> { Ok(fx.r.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::Check(format!("fixture metadata lacks {k}")))?) };
     let (lr, warmup, total, max_norm, wd) = (meta("lr")?, meta("warmup")? as usize, meta("total_steps")? as usize, meta("max_grad_norm")?, meta("weight_decay")?);
@@ -355,11 +398,11 @@ async fn adamw_10_steps_of(fx: &Fixture, heads: Heads, targets: Targets, trains:
             return Err(Error::Check(format!("{name} does not train, yet it changed")));
         }
     }
-    let d = within("losses of 10 AdamW steps", &got, &want, 1e-4)?;
+    let d = within("losses of 10 AdamW steps", &got, &want, loss_tol)?;
     // final weights too, judged against how far training moved them
     let mut worst = 0.0f32;
     for p in &m.params.params {
-        let hf = crate::model::params::hf_name(&p.name);
+        let hf = crate::model::params::hf_name(fx.cfg.family, &p.name);
         // a decoder (BertLMHeadModel) has no pooler: BERT Lab's is unused there and stays as it was
         if (fx.cfg.is_decoder && p.name.starts_with("pooler.")) || !trains(p) {
             continue;
@@ -424,7 +467,7 @@ pub async fn model_export_round_trip(gpu: &Gpu) -> CheckResult {
     run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
     let logits = read(gpu, m.lm_logits().unwrap()).await?;
     let tensors = m.params.read_all(gpu).await?;
-    let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (crate::model::params::hf_name(&n), s, v)).collect();
+    let hf: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(n, s, v)| (crate::model::params::hf_name(fx.cfg.family, &n), s, v)).collect();
     let bytes = safetensors::serialize(&hf, &BTreeMap::new());
     let st = safetensors::parse(&bytes)?;
     let mut m2 = Model::new(gpu, fx.cfg.clone(), PRETRAIN, Some(&st), 0)?.0;
@@ -1189,4 +1232,180 @@ pub async fn model_lora_dropout_gradients_match_finite_differences(gpu: &Gpu) ->
     ];
     let worst = directional_fd(gpu, &mut m, &batch, train, &names, 29, 5e-2, |l| l.cls).await?;
     Ok(format!("loss {with:.4} with the adapters' input dropout, {without:.4} without; {} tensors' directional gradients within {worst:.1e} (relative) of finite differences", names.len()))
+}
+
+
+fn family_fixture(f: &FamilyFixture, lora: bool) -> Result<Fixture> {
+    let mut fx = fixture_of(f.config, &[f.weights], if lora { f.lora_reference } else { f.reference })?;
+    if fx.cfg.family.model_type() != f.family {
+        return Err(Error::Check(format!("{}: config.json read as {}", f.family, fx.cfg.family.model_type())));
+    }
+    if lora {
+        let meta = |k: &str| fx.r.metadata.get(k).cloned().ok_or_else(|| Error::Check(format!("fixture metadata lacks {k}")));
+        let r: usize = meta("lora_r")?.parse().map_err(|_| Error::Check("lora_r".into()))?;
+        let alpha: f32 = meta("lora_alpha")?.parse().map_err(|_| Error::Check("lora_alpha".into()))?;
+        let spec = crate::model::config::LoraSpec { alpha, ..crate::model::config::LoraSpec::new(r, fx.cfg.family) };
+        // BERT Lab's default targets for the family are the ones the reference adapted
+        let targets: Vec<String> = serde_json::from_str(&meta("lora_targets")?)?;
+        let mut ours = spec.targets.clone();
+        ours.sort();
+        if ours != targets {
+            return Err(Error::Check(format!("{}: BERT Lab's default LoRA targets {ours:?}, peft's run adapted {targets:?}", f.family)));
+        }
+        fx.cfg.lora = Some(spec);
+        fx.cfg.validate()?;
+    }
+    Ok(fx)
+}
+
+/// Every `prefix.*` gradient of the reference against ours (each reference tensor must be one of
+/// the model's, under the family's name): max |diff| <= 1e-4 · max|ref| per tensor (floored at 1e-5
+/// of the model's largest).
+async fn family_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str, what: &str) -> Result<(usize, f32)> {
+    let want_names: Vec<&String> = fx.r.tensors.keys().filter(|k| k.starts_with(&format!("{prefix}."))).collect();
+    let mut global = 0.0f32;
+    for k in &want_names {
+        global = fx.f32(k)?.iter().fold(global, |m, v| m.max(v.abs()));
+    }
+    let mut worst = 0.0f32;
+    for k in &want_names {
+        let hf = &k[prefix.len() + 1..];
+        let p = model.params.params.iter().find(|p| model.cfg.family.hf_name(&p.name) == hf).ok_or_else(|| Error::Check(format!("{what}: transformers' {hf} is none of BERT Lab's tensors")))?;
+        let want = fx.f32(k)?;
+        let got = read(gpu, p.grad.as_ref().ok_or_else(|| Error::Check(format!("{what}: {hf} has no gradient")))?).await?;
+        // the key biases' gradients are zero in exact arithmetic (softmax ignores a constant added to
+        // a row): both sides hold rounding noise, so the scale is floored at 1e-5 of the largest
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-5 * global);
+        let d = max_abs_diff(&got[..want.len()], &want);
+        if !(d <= 1e-4 * scale) {
+            return Err(Error::Check(format!("{what}: gradient of {hf}: max |diff| {d:.3e} > 1e-4 · max|ref| = {:.3e}", 1e-4 * scale)));
+        }
+        worst = worst.max(if scale > 0.0 { d / scale } else { 0.0 });
+    }
+    Ok((want_names.len(), worst))
+}
+
+/// DistilBERT, RoBERTa, XLM-RoBERTa and ELECTRA against transformers: the masked-LM logits (at the
+/// masked rows), the last hidden state, layer 0's attention and the loss within 1e-5, every
+/// gradient of the masked-LM loss within 1e-4 of its largest reference value; the same for the
+/// family's sequence classifier (its own head: RoBERTa's dense + out_proj, DistilBERT's
+/// pre_classifier with ReLU, ELECTRA's with GELU).
+pub async fn model_families_match_transformers(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &FAMILY_FIXTURES {
+        let fx = family_fixture(f, false)?;
+        let v = fx.cfg.vocab_size;
+        let what = fx.cfg.family.display();
+        let mut m = fx.model(gpu, LM)?;
+        m.params.set_trainable(gpu, |_| true)?;
+        let batch = fx.batch(gpu, true, false, false)?;
+        let losses = run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+        let all = fx.f32("out.mlm_logits")?;
+        let want: Vec<f32> = batch.lm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
+        let d_h = within(&format!("{what}: last hidden state"), &read(gpu, m.last_hidden().unwrap()).await?, &fx.f32("out.last_hidden_state")?, 1e-5)?;
+        let d_mlm = within(&format!("{what}: masked-LM logits"), &read(gpu, m.lm_logits().unwrap()).await?, &want, 1e-5)?;
+        within(&format!("{what}: layer-0 attention"), &read(gpu, m.attention_probs(0).unwrap()).await?, &fx.f32("out.attentions0")?, 1e-5)?;
+        within(&format!("{what}: masked-LM loss"), &[losses.lm], &fx.f32("out.mlm_loss")?, 1e-5)?;
+        grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
+        let (n_lm, w_lm) = family_grads(gpu, &fx, &m, "grad_lm", &format!("{what} masked LM")).await?;
+        let mut c = fx.model(gpu, CLASSIFY)?;
+        c.params.set_trainable(gpu, |_| true)?;
+        let cb = fx.batch(gpu, false, false, true)?;
+        let cl = run_forward(gpu, &mut c, &cb, Mode::Eval).await?;
+        let d_cls = within(&format!("{what}: classifier logits"), &read(gpu, c.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
+        within(&format!("{what}: classifier loss"), &[cl.cls], &fx.f32("out.cls_loss")?, 1e-5)?;
+        grads_step(gpu, &mut c, &cb, Mode::Eval).await?;
+        let (n_cls, w_cls) = family_grads(gpu, &fx, &c, "grad_cls", &format!("{what} classifier")).await?;
+        out.push(format!("{what}: MLM logits {d_mlm:.1e}, hidden {d_h:.1e}, {n_lm} gradients within {w_lm:.1e}·max; classifier logits {d_cls:.1e}, {n_cls} gradients within {w_cls:.1e}·max"));
+    }
+    Ok(out.join("; "))
+}
+
+/// Each family's classifier trained whole for 10 AdamW steps: losses within 1e-5 of transformers',
+/// final weights within 1e-4.
+pub async fn model_families_adamw_10_steps_match_transformers(_shared: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &FAMILY_FIXTURES {
+        let fx = family_fixture(f, false)?;
+        let what = fx.cfg.family.display();
+        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, CLASSIFY, (false, false, true), |_| true, 1e-5).await.map_err(|e| Error::Check(format!("{what}: {e}")))?));
+    }
+    Ok(out.join("; "))
+}
+
+/// peft's LoRA on each family's classifier: logits within 1e-5, the adapters' and the head's
+/// gradients within 1e-4 of their largest reference value, nothing else with a gradient.
+pub async fn model_families_lora_matches_peft(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &FAMILY_FIXTURES {
+        let fx = family_fixture(f, true)?;
+        let what = fx.cfg.family.display();
+        let mut m = fx.model(gpu, CLASSIFY)?;
+        m.params.set_trainable(gpu, lora_trains)?;
+        let batch = fx.batch(gpu, false, false, true)?;
+        run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+        let d = within(&format!("{what} + LoRA: logits"), &read(gpu, m.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
+        grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
+        let (n, worst) = family_grads(gpu, &fx, &m, "grad_cls", &format!("{what} + LoRA")).await?;
+        let trained = m.params.params.iter().filter(|p| lora_trains(p)).count();
+        if n != trained {
+            return Err(Error::Check(format!("{what} + LoRA: peft trains {n} tensors, BERT Lab {trained}")));
+        }
+        out.push(format!("{what}: logits {d:.1e}, {n} gradients within {worst:.1e}·max"));
+    }
+    Ok(out.join("; "))
+}
+
+/// 10 AdamW steps over each family's adapters and head against peft's.
+pub async fn model_families_lora_adamw_10_steps_match_peft(_shared: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &FAMILY_FIXTURES {
+        let fx = family_fixture(f, true)?;
+        let what = fx.cfg.family.display();
+        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, CLASSIFY, (false, false, true), lora_trains, 1e-5).await.map_err(|e| Error::Check(format!("{what} + LoRA: {e}")))?));
+    }
+    Ok(out.join("; "))
+}
+
+/// Each family's tokenizer.json (WordPiece with BERT's template, byte-level BPE with RoBERTa's
+/// post-processor, Unigram with XLM-R's template) frames texts and pairs with the ids transformers'
+/// AutoTokenizer gives, and names its own mask token.
+pub async fn model_family_tokenizers_frame_as_transformers(_gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &FAMILY_FIXTURES {
+        let r = safetensors::parse(f.reference)?;
+        let tok = crate::text::tokenizer::Tokenizer::from_tokenizer_json(f.tokenizer)?;
+        let meta = |k: &str| r.metadata.get(k).cloned().ok_or_else(|| Error::Check(format!("fixture metadata lacks {k}")));
+        let texts: Vec<String> = serde_json::from_str(&meta("texts")?)?;
+        let pairs: Vec<(String, String)> = serde_json::from_str(&meta("pairs")?)?;
+        let want = |k: &str| -> Result<Vec<u32>> { Ok(r.tensors.get(k).ok_or_else(|| Error::Check(format!("fixture lacks {k}")))?.to_i64().into_iter().map(|x| x as u32).collect()) };
+        for (i, t) in texts.iter().enumerate() {
+            let got = tok.encode(t, None, 512)?.ids;
+            if got != want(&format!("tok.single.{i}"))? {
+                return Err(Error::Check(format!("{}: {t:?} framed as {got:?}, transformers {:?}", f.family, want(&format!("tok.single.{i}"))?)));
+            }
+        }
+        for (i, (a, b)) in pairs.iter().enumerate() {
+            let e = tok.encode(a, Some(b), 512)?;
+            if e.ids != want(&format!("tok.pair.{i}"))? {
+                return Err(Error::Check(format!("{}: the pair ({a:?}, {b:?}) framed as {:?}, transformers {:?}", f.family, e.ids, want(&format!("tok.pair.{i}"))?)));
+            }
+            if let Some(types) = r.tensors.get(&format!("tok.pair_types.{i}")) {
+                let tw: Vec<u32> = types.to_i64().into_iter().map(|x| x as u32).collect();
+                if e.type_ids != tw {
+                    return Err(Error::Check(format!("{}: the pair's token types {:?}, transformers {tw:?}", f.family, e.type_ids)));
+                }
+            }
+        }
+        if vec![tok.mask] != want("tok.mask_id")? {
+            return Err(Error::Check(format!("{}: mask token {} ({}), transformers' is {:?}", f.family, tok.mask, tok.mask_token(), want("tok.mask_id")?)));
+        }
+        // "[MASK]" typed in a text is the model's own mask token
+        let typed = tok.encode("the [MASK] fell", None, 64)?;
+        if !typed.ids.contains(&tok.mask) {
+            return Err(Error::Check(format!("{}: \"[MASK]\" in a text did not become its mask token {}", f.family, tok.mask_token())));
+        }
+        out.push(format!("{}: {} texts and {} pairs as AutoTokenizer, mask {}", f.family, texts.len(), pairs.len(), tok.mask_token()));
+    }
+    Ok(out.join("; "))
 }

@@ -118,7 +118,7 @@ fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
         hidden: c.hidden_size,
         heads: c.num_attention_heads,
         vocab: c.vocab_size,
-        max_len: c.max_position_embeddings,
+        max_len: c.max_tokens(),
         params,
         train_bytes: l.train_bytes(),
         has_lm: l.model.heads.lm,
@@ -485,8 +485,8 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
     let s = session()?;
     let texts = s.pretrain_texts()?;
     s.free()?;
-    let (tok, body) = s.peek(|l| (l.tok.clone(), l.model.cfg.body)).ok_or_else(|| Error::Usage("no model is loaded".into()))?;
-    let spec = crate::session::PretrainConfig { lora: d.lora_spec(body), ..d.spec(start_step) };
+    let (tok, family) = s.peek(|l| (l.tok.clone(), l.model.cfg.family)).ok_or_else(|| Error::Usage("no model is loaded".into()))?;
+    let spec = crate::session::PretrainConfig { lora: d.lora_spec(family), ..d.spec(start_step) };
     P.with(|p| p.borrow_mut().run = Some(PageRun::Pretrain(d.clone())));
     set_busy(true);
     let g = s.gpu();

@@ -224,8 +224,8 @@ mod cli {
         let lora = match a.mode.as_deref().map(str::parse::<bertlab::session::Adopt>).transpose().map_err(|e| Error::Usage(format!("--mode {e}")))? {
             None | Some(bertlab::session::Adopt::Full) => None,
             Some(bertlab::session::Adopt::Lora(r)) => {
-                let body = s.peek(|l| l.model.cfg.body).unwrap_or_default();
-                Some(LoraSpec::with(r, body, a.lora.lora_alpha.unwrap_or(LoraSpec::DEFAULT_ALPHA), a.lora.lora_dropout.unwrap_or(0.0), a.lora.lora_targets.as_deref().unwrap_or_default()))
+                let family = s.peek(|l| l.model.cfg.family).unwrap_or_default();
+                Some(LoraSpec::with(r, family, a.lora.lora_alpha.unwrap_or(LoraSpec::DEFAULT_ALPHA), a.lora.lora_dropout.unwrap_or(0.0), a.lora.lora_targets.as_deref().unwrap_or_default()))
             }
             Some(m) => return Err(Error::Usage(format!("--mode {m}: pretraining takes full or lora:R"))),
         };

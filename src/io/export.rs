@@ -79,36 +79,48 @@ pub fn train_hf_py(run: &RunSettings) -> String {
     include_str!("templates/train_hf.py").replace("__SETTINGS__", &settings)
 }
 
-pub fn architecture(cfg: &ModelConfig, heads: Heads) -> &'static str {
+pub fn architecture(cfg: &ModelConfig, heads: Heads) -> String {
+    use crate::model::family::Family;
     if cfg.body == Body::Gpt2 {
-        return if heads.num_labels > 0 { "GPT2ForSequenceClassification" } else { "GPT2LMHeadModel" };
+        return if heads.num_labels > 0 { "GPT2ForSequenceClassification" } else { "GPT2LMHeadModel" }.to_string();
     }
+    let p = cfg.family.class_prefix();
+    let bert = cfg.family == Family::Bert;
     match (heads.lm, heads.sop, heads.num_labels > 0) {
         // a decoder (causal attention) with its language-model head
-        (true, _, false) if cfg.is_decoder => "BertLMHeadModel",
-        (_, _, true) => "BertForSequenceClassification",
-        (true, true, false) => "BertForPreTraining",
-        (true, false, false) => "BertForMaskedLM",
-        (false, true, false) => "BertForPreTraining",
-        _ => "BertModel",
+        (true, _, false) if cfg.is_decoder => format!("{p}LMHeadModel"),
+        (_, _, true) => format!("{p}ForSequenceClassification"),
+        // BERT's pretraining heads together; the other families have a masked-LM class only (a
+        // sentence-order head BERT Lab gave them stays BERT Lab's)
+        (true, true, false) if bert => "BertForPreTraining".into(),
+        (true, _, false) => format!("{p}ForMaskedLM"),
+        (false, true, false) if bert => "BertForPreTraining".into(),
+        _ => format!("{p}Model"),
     }
 }
 
 /// config.json: the model's config plus architectures and, for a classifier, id2label/label2id in
 /// label-index order.
 pub fn config_json(cfg: &ModelConfig, heads: Heads, labels: &[String]) -> String {
+    use crate::model::family::Family;
     let mut v = if cfg.body == Body::Gpt2 {
         // GPT2Config's names; its pad_token_id is the id whose rightmost absence marks the token
         // GPT2ForSequenceClassification reads (model::batch::summary_rows)
         cfg.gpt2_json()
+    } else if cfg.family == Family::DistilBert {
+        cfg.distilbert_json()
     } else {
         let mut v = serde_json::to_value(cfg).unwrap_or_default();
         let o = v.as_object_mut().expect("a config serialises to an object");
         o.remove("body");
         o.remove("lora");
-        o.insert("model_type".into(), "bert".into());
+        o.remove("family");
+        o.insert("model_type".into(), cfg.family.model_type().into());
         o.insert("tie_word_embeddings".into(), true.into());
         o.insert("position_embedding_type".into(), "absolute".into());
+        if cfg.family == Family::Electra {
+            o.insert("embedding_size".into(), cfg.hidden_size.into());
+        }
         v
     };
     let o = v.as_object_mut().expect("a config serialises to an object");
@@ -128,7 +140,7 @@ pub fn config_json(cfg: &ModelConfig, heads: Heads, labels: &[String]) -> String
 
 fn model_card(cfg: &ModelConfig, heads: Heads, card: &ModelCard, labels: &[String]) -> String {
     let mut s = String::new();
-    let tag = if cfg.body == Body::Gpt2 { "gpt2" } else { "bert" };
+    let tag = cfg.family.model_type();
     s.push_str(&format!("---\nlibrary_name: transformers\ntags:\n- {tag}\n- bert-lab\n---\n\n"));
     s.push_str(&format!("# {} trained with BERT Lab\n\n", architecture(cfg, heads)));
     s.push_str("Trained in a web browser on WebGPU with BERT Lab; no data left the user's machine.\n\n");
@@ -160,9 +172,9 @@ fn model_card(cfg: &ModelConfig, heads: Heads, card: &ModelCard, labels: &[Strin
         return s;
     }
     s.push_str("\n## Use\n\n```python\nfrom transformers import AutoTokenizer, ");
-    s.push_str(architecture(cfg, heads));
+    s.push_str(&architecture(cfg, heads));
     s.push_str("\ntok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = ");
-    s.push_str(architecture(cfg, heads));
+    s.push_str(&architecture(cfg, heads));
     s.push_str(".from_pretrained(\"DIR\")\n```\n");
     s
 }
@@ -190,10 +202,11 @@ probs = torch.softmax(h[torch.arange(len(last)), last] @ head[\"classifier.weigh
 
 const GPT2_HEAD_USE: &str = "\n## Use\n\n`GPT2ForSequenceClassification` reads the hidden state of each text's rightmost token that is not \
 `pad_token_id`. BERT Lab frames every text as `<|endoftext|> text <|endoftext|>` and pads with `<|endoftext|>`, so the \
-token read is the text's last; give transformers the same framing for the same probabilities:\n\n```python\n\
+token read is the text's last. This directory's tokenizer.json frames texts the same way (its post-processor), so the \
+tokenizer gives transformers the ids BERT Lab trained on:\n\n```python\n\
 import torch\nfrom transformers import AutoTokenizer, GPT2ForSequenceClassification\n\
 tok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = GPT2ForSequenceClassification.from_pretrained(\"DIR\").eval()\n\
-eot = tok.eos_token\nx = tok([eot + \"some text\" + eot], return_tensors=\"pt\")\n\
+x = tok([\"some text\"], return_tensors=\"pt\")\n\
 with torch.no_grad():\n    probs = torch.softmax(model(**x).logits, -1)\n```\n";
 
 /// All files of the export. `tensors` are (our name, shape, values) as `ParamStore::read_all` gives;
@@ -217,18 +230,28 @@ pub fn export_files(
     let script = card.run.as_ref().filter(|_| heads.num_labels > 0).map(train_hf_py);
     let (tensors, head): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _, _)| !(head_file && n.starts_with("classifier.")));
     let heads = if head_file { Heads { num_labels: 0, ..heads } } else { heads };
+    let arch = architecture(cfg, heads);
     // BertModel's own names have no prefix; the BertFor* classes put the encoder under `bert.`
-    let prefixed = architecture(cfg, heads) != "BertModel";
+    // (RobertaFor* under `roberta.`...)
+    let prefixed = !arch.ends_with("Model") || arch.ends_with("LMHeadModel");
     // BertForMaskedLM and BertLMHeadModel are built without a pooler; exporting one would only
-    // draw a warning
-    let drop_pooler = matches!(architecture(cfg, heads), "BertForMaskedLM" | "BertLMHeadModel");
+    // draw a warning. The other families' dense layer on [CLS] is their classifier's, which only
+    // their ForSequenceClassification has
+    let classifies = arch.ends_with("ForSequenceClassification");
+    let drop_pooler = arch.ends_with("ForMaskedLM") || arch.ends_with("LMHeadModel") || (cfg.family.pooler_in_head() && !classifies);
     // a classifier that kept its pretraining heads (the page keeps them, so that a fine-tuned model
     // still fills masks) exports as the class transformers has, which holds none
-    let drop_pretraining_heads = matches!(architecture(cfg, heads), "BertForSequenceClassification" | "BertModel");
+    let drop_pretraining_heads = classifies || arch.ends_with("Model") && !arch.ends_with("LMHeadModel");
+    // BERT Lab's sentence-order head on a family whose masked-LM class has none stays out
+    let drop_sop = cfg.family != crate::model::family::Family::Bert;
+    let base = cfg.family.base_prefix();
     let tensors: Vec<_> = tensors
         .into_iter()
-        .filter(|(n, _, _)| !(drop_pooler && n.starts_with("pooler.")) && !(drop_pretraining_heads && n.starts_with("cls.")))
-        .map(|(n, s, v)| (if prefixed { hf_name(&n) } else { n }, s, v))
+        .filter(|(n, _, _)| !(drop_pooler && n.starts_with("pooler.")) && !(drop_pretraining_heads && n.starts_with("cls.")) && !(drop_sop && n.starts_with("cls.seq_relationship")))
+        .map(|(n, s, v)| {
+            let hf = hf_name(cfg.family, &n);
+            (if prefixed { hf } else { hf.strip_prefix(base).map(str::to_string).unwrap_or(hf) }, s, v)
+        })
         .collect();
     let mut meta = BTreeMap::new();
     meta.insert("format".to_string(), "pt".to_string());
@@ -275,16 +298,16 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
     let base = ModelConfig { lora: None, ..cfg.clone() };
     let head_file = heads.num_labels > 0 && (card.pooling == Pooling::Mean || (card.pooling == Pooling::Last && cfg.body == Body::Bert));
     let classifies = heads.num_labels > 0 && !head_file;
-    let peft_name = |n: &str| format!("base_model.model.{}", hf_name(n));
+    let peft_name = |n: &str| format!("base_model.model.{}", hf_name(cfg.family, n));
     let mut adapter = Vec::new();
     let mut head = Vec::new();
     for (n, shape, v) in tensors {
         match Part::of(&n) {
             Part::Lora => adapter.push((peft_name(&n), shape, v)),
-            Part::Classifier if classifies => adapter.push((format!("base_model.model.{n}"), shape, v)),
+            Part::Classifier if classifies => adapter.push((peft_name(&n), shape, v)),
             Part::Classifier => head.push((n, shape, v)),
             // a BERT's pretraining heads, which a LoRA pretraining run trains beside the adapters
-            Part::LmHead | Part::SopHead if heads.num_labels == 0 => adapter.push((format!("base_model.model.{n}"), shape, v)),
+            Part::LmHead | Part::SopHead if heads.num_labels == 0 => adapter.push((peft_name(&n), shape, v)),
             _ => {}
         }
     }
@@ -296,7 +319,7 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
         "target_modules": lora.targets,
-        "modules_to_save": if classifies { serde_json::json!(["classifier", "score"]) } else if heads.num_labels == 0 && cfg.body == Body::Bert && (heads.lm || heads.sop) { serde_json::json!(["cls"]) } else { serde_json::Value::Null },
+        "modules_to_save": if classifies && cfg.family == crate::model::family::Family::DistilBert { serde_json::json!(["pre_classifier", "classifier"]) } else if classifies { serde_json::json!(["classifier", "score"]) } else if heads.num_labels == 0 && cfg.body == Body::Bert && (heads.lm || heads.sop) { serde_json::json!(cfg.family.lm_head_modules()) } else { serde_json::Value::Null },
         "base_model_name_or_path": card.base_model,
         "bias": "none",
         "fan_in_fan_out": cfg.body == Body::Gpt2,

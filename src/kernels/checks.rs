@@ -1285,6 +1285,9 @@ pub async fn elementwise_ops(gpu: &Gpu) -> CheckResult {
     elementwise::scale(&mut step, gy.at([n]), -0.5)?;
     elementwise::tanh_forward(&mut step, gt.at([n]), ga.at([n]))?;
     elementwise::tanh_backward(&mut step, gdx.at([n]), gt.at([n]), gb.at([n]))?;
+    let (gr, grdx) = (zeros(gpu, "relu", n)?, zeros(gpu, "relu_dx", n)?);
+    elementwise::relu_forward(&mut step, gr.at([n]), ga.at([n]))?;
+    elementwise::relu_backward(&mut step, grdx.at([n]), gr.at([n]), gb.at([n]))?;
     step.submit().await?;
     let want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| -0.5 * (*x as f64 + *y as f64)).collect();
     close("add+scale", &read(gpu, &gy).await?, &want, |i| 1e-6 * (1.0 + want[i].abs()))?;
@@ -1292,7 +1295,11 @@ pub async fn elementwise_ops(gpu: &Gpu) -> CheckResult {
     close("tanh", &read(gpu, &gt).await?, &tw, |_| 2e-6)?;
     let dw: Vec<f64> = tw.iter().zip(&b).map(|(t, d)| *d as f64 * (1.0 - t * t)).collect();
     close("tanh backward", &read(gpu, &gdx).await?, &dw, |i| 1e-5 * (1.0 + (b[i] as f64).abs()))?;
-    Ok(format!("add, scale, tanh and its backward over {n} elements"))
+    let rw: Vec<f64> = a.iter().map(|&x| (x as f64).max(0.0)).collect();
+    close("relu", &read(gpu, &gr).await?, &rw, |_| 0.0)?;
+    let rdw: Vec<f64> = a.iter().zip(&b).map(|(x, d)| if *x > 0.0 { *d as f64 } else { 0.0 }).collect();
+    close("relu backward", &read(gpu, &grdx).await?, &rdw, |_| 0.0)?;
+    Ok(format!("add, scale, tanh, ReLU and their backwards over {n} elements"))
 }
 
 // ---------------------------------------------------------------------------------------------

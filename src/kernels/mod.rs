@@ -62,7 +62,7 @@ pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static
         v.push((gelu::FORWARD, vec![("TANH", tanh)]));
         v.push((gelu::BACKWARD, vec![("TANH", tanh)]));
     }
-    for k in [elementwise::ADD, elementwise::SCALE, elementwise::TANH_FORWARD, elementwise::TANH_BACKWARD, elementwise::BIAS_GRAD] {
+    for k in [elementwise::ADD, elementwise::SCALE, elementwise::TANH_FORWARD, elementwise::TANH_BACKWARD, elementwise::RELU_FORWARD, elementwise::RELU_BACKWARD, elementwise::BIAS_GRAD] {
         v.push((k, vec![]));
     }
     v.push((embedding::FORWARD, vec![("ACCUMULATE", 0.0)]));

@@ -98,6 +98,30 @@ impl Drop for Batch {
     }
 }
 
+/// Each token's position: its index in the text; RoBERTa's (transformers'
+/// create_position_ids_from_input_ids) count the tokens that are not padding up to it, after the
+/// padding id (`padding_idx + 1` for the first), and padding itself sits at the padding id.
+fn positions(cfg: &ModelConfig, b: usize, t: usize, ids: &[u32]) -> Vec<u32> {
+    let offset = cfg.family.position_offset(cfg.pad_token_id) as u32;
+    if offset == 0 {
+        return (0..b * t).map(|i| (i % t) as u32).collect();
+    }
+    let pad = cfg.pad_token_id as u32;
+    let mut pos = Vec::with_capacity(b * t);
+    for row in ids.chunks(t) {
+        let mut seen = 0u32;
+        for &id in row {
+            if id == pad {
+                pos.push(pad);
+            } else {
+                seen += 1;
+                pos.push(pad + seen);
+            }
+        }
+    }
+    pos
+}
+
 /// The recycling role of one part of a batch's embedding grouping (see `Batch::drop`).
 fn grouping_role(of: &str, part: &str) -> String {
     format!("{of}.grouping.{part}")
@@ -123,13 +147,28 @@ impl Batch {
         if ids.len() != n || types.len() != n || attention_mask.len() != n {
             return Err(Error::Shape { tensor: "input_ids".into(), message: format!("batch of {b}x{t} needs {n} ids, types and mask values") });
         }
-        if t > cfg.max_position_embeddings {
-            return Err(Error::Limit(format!("sequences of {t} tokens exceed the model's {} positions", cfg.max_position_embeddings)));
+        if cfg.positions_needed(t) > cfg.max_position_embeddings {
+            let offset = cfg.family.position_offset(cfg.pad_token_id);
+            let usable = cfg.max_position_embeddings.saturating_sub(offset);
+            return Err(Error::Limit(if offset > 0 {
+                format!("sequences of {t} tokens exceed the model's {usable} positions ({} in its table, the first {offset} before {}'s first)", cfg.max_position_embeddings, cfg.family.display())
+            } else {
+                format!("sequences of {t} tokens exceed the model's {} positions", cfg.max_position_embeddings)
+            }));
         }
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
             return Err(Error::Range { id: *bad as usize, size: cfg.vocab_size, message: format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size) });
         }
-        if let Some(bad) = types.iter().find(|&&i| i as usize >= cfg.type_vocab_size) {
+        // a model with one token type (RoBERTa) or none (DistilBERT) has no second segment: every
+        // token is of type 0 whatever the framing said
+        let zeros;
+        let types = if cfg.type_vocab_size <= 1 {
+            zeros = vec![0u32; n];
+            &zeros[..]
+        } else {
+            types
+        };
+        if let Some(bad) = types.iter().find(|&&i| i as usize >= cfg.type_vocab_size.max(1)) {
             return Err(Error::Range { id: *bad as usize, size: cfg.type_vocab_size, message: format!("token type {bad} is outside the model's {} types", cfg.type_vocab_size) });
         }
         // a recycled buffer of `cap` elements holding `data` at its start (a lost device stays one)
@@ -154,7 +193,7 @@ impl Batch {
                 pos: up_u32(&grouping_role(of, "order"), cap, &order)?,
             })
         };
-        let pos: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
+        let pos = positions(cfg, b, t, ids);
         let mask: Vec<f32> = attention_mask.iter().map(|&m| if m != 0 { 0.0 } else { f32::NEG_INFINITY }).collect();
         let cls_rows = summary_rows(b, t, ids, attention_mask, cfg.is_decoder, cfg.pad_token_id as u32);
         let (mut m, mut lm_rows, mut lm_lab, mut g_lm, mut row_ids) = (0, None, None, None, Vec::new());

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+pub use super::family::Family;
 
 /// The largest vocabulary a config may have (BERT's is 30522, multilingual models' about 250000).
 pub const MAX_VOCAB: usize = 1_000_000;
@@ -40,6 +41,9 @@ pub struct ModelConfig {
     /// Which body the layers have: BERT's post-LN encoder, or GPT-2's pre-LN decoder.
     #[serde(default)]
     pub body: Body,
+    /// The Hugging Face family (`model_type`): its tensor names, heads and quirks (family.rs).
+    #[serde(default)]
+    pub family: Family,
     /// The token that ends a text (GPT-2's `<|endoftext|>`), where the config names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<usize>,
@@ -70,17 +74,17 @@ impl LoraSpec {
     /// PEFT adapter_config.json without one take.
     pub const DEFAULT_ALPHA: f32 = 8.0;
 
-    /// PEFT's defaults for the body: BERT's query and value, GPT-2's c_attn; alpha
-    /// [`LoraSpec::DEFAULT_ALPHA`]; no dropout.
-    pub fn new(r: usize, body: Body) -> LoraSpec {
-        let targets = if body == Body::Gpt2 { vec!["c_attn".to_string()] } else { vec!["query".to_string(), "value".to_string()] };
+    /// PEFT's defaults for the family (BERT's query and value, DistilBERT's q_lin and v_lin,
+    /// GPT-2's c_attn); alpha [`LoraSpec::DEFAULT_ALPHA`]; no dropout.
+    pub fn new(r: usize, family: Family) -> LoraSpec {
+        let targets = family.lora_targets().iter().map(|t| t.to_string()).collect();
         LoraSpec { r, alpha: Self::DEFAULT_ALPHA, dropout: 0.0, targets }
     }
 
-    /// Rank `r` on a model of `body` with `alpha` and `dropout`, on `targets` (none given: PEFT's
-    /// defaults for the body): what a run's settings (the CLI's flags, the page's form) ask for.
-    pub fn with(r: usize, body: Body, alpha: f32, dropout: f32, targets: &[String]) -> LoraSpec {
-        let mut spec = LoraSpec { alpha, dropout, ..LoraSpec::new(r, body) };
+    /// Rank `r` on a model of `family` with `alpha` and `dropout`, on `targets` (none given: PEFT's
+    /// defaults for the family): what a run's settings (the CLI's flags, the page's form) ask for.
+    pub fn with(r: usize, family: Family, alpha: f32, dropout: f32, targets: &[String]) -> LoraSpec {
+        let mut spec = LoraSpec { alpha, dropout, ..LoraSpec::new(r, family) };
         if !targets.is_empty() {
             spec.targets = targets.to_vec();
         }
@@ -108,9 +112,22 @@ impl LoraSpec {
         v
     }
 
-    /// The projections this spec adapts: (path, in, out).
+    /// Whether target `t` (PEFT's: the end of a module's path in the family's own names) names
+    /// the projection at BERT Lab's `path`.
+    fn names(cfg: &ModelConfig, path: &str, t: &str) -> bool {
+        let hf = LoraSpec::hf_path(cfg, path);
+        hf == t || hf.ends_with(&format!(".{t}"))
+    }
+
+    /// A projection's path in the family's names (`distilbert.transformer.layer.0.attention.q_lin`).
+    fn hf_path(cfg: &ModelConfig, path: &str) -> String {
+        let w = cfg.family.hf_name(&format!("{path}.weight"));
+        w.strip_suffix(".weight").unwrap_or(&w).to_string()
+    }
+
+    /// The projections this spec adapts: (path, in, out), in BERT Lab's names.
     pub fn modules(&self, cfg: &ModelConfig) -> Vec<(String, usize, usize)> {
-        LoraSpec::candidates(cfg).into_iter().filter(|(p, _, _)| self.targets.iter().any(|t| p == t || p.ends_with(&format!(".{t}")))).collect()
+        LoraSpec::candidates(cfg).into_iter().filter(|(p, _, _)| self.targets.iter().any(|t| LoraSpec::names(cfg, p, t))).collect()
     }
 
     /// A rank from 1 to the narrowest adapted layer, a dropout in [0, 1), and targets that each
@@ -118,10 +135,11 @@ impl LoraSpec {
     pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
         let cands = LoraSpec::candidates(cfg);
         for t in &self.targets {
-            if !cands.iter().any(|(p, _, _)| p == t || p.ends_with(&format!(".{t}"))) {
-                // each projection's path within its layer (after the layer's number)
+            if !cands.iter().any(|(p, _, _)| LoraSpec::names(cfg, p, t)) {
+                // each projection's path within its layer (after the layer's number), in the
+                // family's names
                 let within = |p: &str| p.split('.').skip_while(|s| s.parse::<usize>().is_err()).skip(1).collect::<Vec<_>>().join(".");
-                let mut names: Vec<String> = cands.iter().map(|(p, _, _)| within(p)).collect();
+                let mut names: Vec<String> = cands.iter().map(|(p, _, _)| within(&LoraSpec::hf_path(cfg, p))).collect();
                 names.sort();
                 names.dedup();
                 return Err(Error::Limit(format!("the LoRA target \"{t}\" names no layer of this model; its layers' projections are: {}", names.join(", "))));
@@ -180,17 +198,97 @@ impl ModelConfig {
     /// Parses a Hugging Face config.json and checks that BERT Lab can run it.
     pub fn from_json(text: &str) -> Result<ModelConfig> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Data { line: 0, message: format!("config.json is not valid JSON: {e}") })?;
-        if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
-            if mt == "gpt2" {
-                return Self::from_gpt2(&v);
-            }
-            if mt != "bert" {
-                return Err(Error::Unsupported(format!("config.json describes a '{mt}' model; BERT Lab runs BERT models (model_type \"bert\") and GPT-2 models (\"gpt2\")")));
+        let family = match v.get("model_type").and_then(|m| m.as_str()) {
+            None => Family::Bert,
+            Some(mt) => Family::from_model_type(mt).ok_or_else(|| Error::Unsupported(format!("config.json describes a '{mt}' model; BERT Lab runs these model types: {}", Family::supported())))?,
+        };
+        match family {
+            Family::Gpt2 => return Self::from_gpt2(&v),
+            Family::DistilBert => return Self::from_distilbert(&v),
+            _ => {}
+        }
+        if let Some(pe) = v.get("position_embedding_type").and_then(|p| p.as_str()).filter(|p| *p != "absolute") {
+            return Err(Error::Unsupported(format!("config.json: position_embedding_type \"{pe}\"; BERT Lab's {} runs absolute (learned) positions", family.display())));
+        }
+        let mut obj = v.clone();
+        if let Some(o) = obj.as_object_mut() {
+            // a field BERT Lab keeps with its own meaning
+            o.remove("family");
+            o.remove("body");
+        }
+        let mut c: ModelConfig = serde_json::from_value(obj).map_err(|e| Error::Data { line: 0, message: format!("config.json is not a {} config: {e}", family.display()) })?;
+        c.family = family;
+        if family == Family::Electra {
+            let e = v.get("embedding_size").and_then(|x| x.as_u64()).map(|x| x as usize).unwrap_or(c.hidden_size);
+            if e != c.hidden_size {
+                return Err(Error::Unsupported(format!("config.json: this ELECTRA's embeddings are {e} wide and its layers {}; BERT Lab runs ELECTRA models whose embedding_size equals hidden_size (the base and large ones), not yet the factorised small ones", c.hidden_size)));
             }
         }
-        let c: ModelConfig = serde_json::from_value(v).map_err(|e| Error::Data { line: 0, message: format!("config.json is not a BERT config: {e}") })?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// A DistilBERT config.json (DistilBertConfig's names) on BERT's body, without token types.
+    fn from_distilbert(v: &serde_json::Value) -> Result<ModelConfig> {
+        let get = |k: &str| v.get(k).filter(|x| !x.is_null());
+        let usize_of = |k: &str, default: usize| -> Result<usize> {
+            match get(k) {
+                Some(x) => Ok(x.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a whole number") })?),
+                None => Ok(default),
+            }
+        };
+        let f_of = |k: &str, default: f64| -> Result<f64> {
+            match get(k) {
+                Some(x) => Ok(x.as_f64().ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a number") })?),
+                None => Ok(default),
+            }
+        };
+        if get("sinusoidal_pos_embds").and_then(|x| x.as_bool()).unwrap_or(false) {
+            return Err(Error::Unsupported("config.json: this DistilBERT has fixed sinusoidal positions (sinusoidal_pos_embds); BERT Lab runs DistilBERT's learned positions".into()));
+        }
+        let hidden = usize_of("dim", 768)?;
+        let c = ModelConfig {
+            vocab_size: usize_of("vocab_size", 30522)?,
+            hidden_size: hidden,
+            num_hidden_layers: usize_of("n_layers", 6)?,
+            num_attention_heads: usize_of("n_heads", 12)?,
+            intermediate_size: usize_of("hidden_dim", 4 * hidden)?,
+            max_position_embeddings: usize_of("max_position_embeddings", 512)?,
+            type_vocab_size: 0,
+            layer_norm_eps: 1e-12,
+            hidden_act: get("activation").and_then(|a| a.as_str()).unwrap_or("gelu").to_string(),
+            pad_token_id: usize_of("pad_token_id", 0)?,
+            hidden_dropout_prob: f_of("dropout", 0.1)? as f32,
+            attention_probs_dropout_prob: f_of("attention_dropout", 0.1)? as f32,
+            is_decoder: false,
+            body: Body::Bert,
+            family: Family::DistilBert,
+            eos_token_id: None,
+            lora: None,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// DistilBertConfig's names for a DistilBERT (what `config.json` holds for it).
+    pub fn distilbert_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "model_type": "distilbert",
+            "vocab_size": self.vocab_size,
+            "dim": self.hidden_size,
+            "n_layers": self.num_hidden_layers,
+            "n_heads": self.num_attention_heads,
+            "hidden_dim": self.intermediate_size,
+            "max_position_embeddings": self.max_position_embeddings,
+            "activation": self.hidden_act,
+            "dropout": self.hidden_dropout_prob,
+            "attention_dropout": self.attention_probs_dropout_prob,
+            "seq_classif_dropout": self.hidden_dropout_prob,
+            "sinusoidal_pos_embds": false,
+            "pad_token_id": self.pad_token_id,
+            "tie_weights_": true,
+            "tie_word_embeddings": true,
+        })
     }
 
     /// A GPT-2 config.json (transformers' `GPT2Config` names) as a config of the GPT-2 body.
@@ -232,11 +330,23 @@ impl ModelConfig {
             attention_probs_dropout_prob: f64_of("attn_pdrop", 0.1)? as f32,
             is_decoder: true,
             body: Body::Gpt2,
+            family: Family::Gpt2,
             eos_token_id: eos,
             lora: None,
         };
         c.validate()?;
         Ok(c)
+    }
+
+    /// The positions a sequence of `t` tokens uses (RoBERTa's start after the padding id).
+    pub fn positions_needed(&self, t: usize) -> usize {
+        t + self.family.position_offset(self.pad_token_id)
+    }
+
+    /// The longest sequence the model reads: its positions, less those before the first
+    /// (RoBERTa's padding_idx + 1).
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings.saturating_sub(self.family.position_offset(self.pad_token_id))
     }
 
     /// The GELU of the feed-forward layers (and of BERT's masked-LM head).
@@ -286,7 +396,9 @@ impl ModelConfig {
             ("max_position_embeddings", self.max_position_embeddings, 65_536),
             ("type_vocab_size", self.type_vocab_size, 1024),
         ] {
-            if v == 0 || v > max {
+            // DistilBERT has no token types
+            let none_ok = name == "type_vocab_size" && self.family == Family::DistilBert;
+            if (v == 0 && !none_ok) || v > max {
                 return Err(Error::Limit(format!("{name} is {v}; BERT Lab supports 1 to {max}")));
             }
         }
@@ -301,6 +413,12 @@ impl ModelConfig {
         }
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
             return Err(Error::Unsupported(format!("the activation \"{}\" is not supported (BERT's \"gelu\" and GPT-2's \"gelu_new\" are)", self.hidden_act)));
+        }
+        if self.body != (if self.family.is_gpt2() { Body::Gpt2 } else { Body::Bert }) {
+            return Err(Error::Shape { tensor: "body".into(), message: format!("a {} model runs on {} body, not {:?}'s", self.family.display(), if self.family.is_gpt2() { "GPT-2's" } else { "BERT's" }, self.body) });
+        }
+        if self.family.position_offset(self.pad_token_id) >= self.max_position_embeddings {
+            return Err(Error::Limit(format!("{} positions start after the padding id {}: max_position_embeddings {} leaves none", self.family.display(), self.pad_token_id, self.max_position_embeddings)));
         }
         if self.body == Body::Gpt2 && !self.is_decoder {
             return Err(Error::Shape { tensor: "is_decoder".into(), message: "a GPT-2 body is always causal (is_decoder)".into() });
@@ -336,6 +454,7 @@ impl ModelConfig {
             attention_probs_dropout_prob: 0.1,
             is_decoder: false,
             body: Body::Bert,
+            family: Family::Bert,
             eos_token_id: None,
             lora: None,
         }
@@ -349,6 +468,7 @@ impl ModelConfig {
             hidden_act: "gelu_new".into(),
             is_decoder: true,
             body: Body::Gpt2,
+            family: Family::Gpt2,
             ..Self::small(vocab_size, hidden, layers, heads)
         }
     }

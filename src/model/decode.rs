@@ -373,7 +373,9 @@ impl Model {
         // x = LN(word[id] + position[n] + type[0])
         self.word_lookup(step, &d.lin, &d.out.view(0, 1), e.word, 1, false)?;
         embedding::forward(step, d.lin.at([1, c]), &d.pos, p.value(e.position).at([cfg.max_position_embeddings, c]), true)?;
-        embedding::forward(step, d.lin.at([1, c]), &d.types, p.value(e.token_type).at([cfg.type_vocab_size, c]), true)?;
+        if let Some(tt) = e.token_type {
+            embedding::forward(step, d.lin.at([1, c]), &d.types, p.value(tt).at([cfg.type_vocab_size, c]), true)?;
+        }
         self.ln_forward(step, self.hidden(&d.x, 1), st, self.hidden(&d.lin, 1), &e.ln, Fused::None)?;
         for (l, (lp, pr)) in layers.iter().zip(&products).enumerate() {
             self.product_row(step, d.cache[l].at_off(n * 3 * c, [1, 3 * c]), d.x.at([1, c]), &pr[0], pk(l, 0), false, d.lin.at([c]))?;

@@ -1,4 +1,5 @@
-//! BERT's embeddings: word + position + token type, LayerNorm, dropout; forward and backward.
+//! BERT's embeddings: word + position + token type (none in DistilBERT), LayerNorm, dropout;
+//! forward and backward.
 
 use super::batch::Batch;
 use super::model::Model;
@@ -16,7 +17,9 @@ impl Model {
         let (bt, c) = (batch.b * batch.t, cfg.hidden_size);
         self.word_lookup(step, &a.emb, &batch.ids, e.word, bt, false)?;
         embedding::forward(step, a.emb.at([bt, c]), &batch.pos, p.value(e.position).at([cfg.max_position_embeddings, c]), true)?;
-        embedding::forward(step, a.emb.at([bt, c]), &batch.types, p.value(e.token_type).at([cfg.type_vocab_size, c]), true)?;
+        if let Some(tt) = e.token_type {
+            embedding::forward(step, a.emb.at([bt, c]), &batch.types, p.value(tt).at([cfg.type_vocab_size, c]), true)?;
+        }
         // layernorm and dropout in one kernel
         let drop = Dropout::new(mode.prob(cfg.hidden_dropout_prob), mode.seed(Site::Embeddings));
         let stats = Stats { mean: &a.emb_mean, rstd: &a.emb_rstd };
@@ -36,7 +39,8 @@ impl Model {
         if let Some(dw) = p.grad_of(e.word) {
             self.word_lookup_backward(step, dw, &a.d_h1, &batch.g_ids)?;
         }
-        for (id, g, rows) in [(e.position, &batch.g_pos, cfg.max_position_embeddings), (e.token_type, &batch.g_types, cfg.type_vocab_size)] {
+        for (id, g, rows) in [(Some(e.position), &batch.g_pos, cfg.max_position_embeddings), (e.token_type, &batch.g_types, cfg.type_vocab_size)] {
+            let Some(id) = id else { continue };
             if let Some(dw) = p.grad_of(id) {
                 embedding::backward(step, dw.at([rows, c]), &a.d_h1, g)?;
             }

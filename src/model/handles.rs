@@ -54,7 +54,8 @@ pub(super) struct BertLayer {
 pub(super) struct BertEmbeddings {
     pub word: Id,
     pub position: Id,
-    pub token_type: Id,
+    /// None for a family without token types (DistilBERT).
+    pub token_type: Option<Id>,
     pub ln: Norm,
 }
 
@@ -91,7 +92,7 @@ impl Norm {
 
 impl BertEmbeddings {
     pub fn ids(&self) -> Vec<Id> {
-        [self.word, self.position, self.token_type].into_iter().chain(self.ln.ids()).collect()
+        [self.word, self.position].into_iter().chain(self.token_type).chain(self.ln.ids()).collect()
     }
 }
 
@@ -181,7 +182,7 @@ impl Handles {
             return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")?, score });
         }
         let e = Names::at(store, "embeddings");
-        let emb = BertEmbeddings { word: e.id("word_embeddings.weight")?, position: e.id("position_embeddings.weight")?, token_type: e.id("token_type_embeddings.weight")?, ln: e.norm("LayerNorm")? };
+        let emb = BertEmbeddings { word: e.id("word_embeddings.weight")?, position: e.id("position_embeddings.weight")?, token_type: if cfg.type_vocab_size > 0 { Some(e.id("token_type_embeddings.weight")?) } else { None }, ln: e.norm("LayerNorm")? };
         let layers = (0..cfg.num_hidden_layers)
             .map(|l| {
                 let n = Names::at(store, format!("encoder.layer.{l}"));

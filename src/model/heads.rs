@@ -1,4 +1,5 @@
-//! The heads on the last hidden states, forward and backward: the pooler on [CLS], sentence order,
+//! The heads on the last hidden states, forward and backward: the pooler on [CLS] (or the family's
+//! dense layer there: RoBERTa's classifier.dense, DistilBERT's pre_classifier, with its activation), sentence order,
 //! the sequence classifier (on the pooler, the masked mean, or a causal model's last token), and the
 //! language-model head `cls.predictions` (masked words, or a causal BERT's next words; at the
 //! predicted rows only, its decoder tied to the word embeddings).
@@ -6,6 +7,7 @@
 use super::batch::Batch;
 use super::model::{Model, Pooling, STAT_CLS, STAT_LM, STAT_SOP};
 use super::config::Body;
+use super::family::PoolerAct;
 use super::mode::{Mode, Site};
 use crate::gpu::{GpuBuf, GpuError, Step};
 use super::vocab::LmGrad;
@@ -37,7 +39,11 @@ impl Model {
         if self.heads.sop || (self.heads.num_labels > 0 && self.pooling == Pooling::Cls) {
             embedding::forward(step, a.cls_x.at([b, c]), &batch.cls_rows, last.at([bt, c]), false)?;
             self.linear(step, &a.pooled_pre, &a.cls_x, &hh.pooler, b)?;
-            elementwise::tanh_forward(step, a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?;
+            match cfg.family.pooler_act() {
+                PoolerAct::Tanh => elementwise::tanh_forward(step, a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?,
+                PoolerAct::Relu => elementwise::relu_forward(step, a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?,
+                PoolerAct::Gelu => gelu::forward(step, cfg.gelu(), a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?,
+            }
         }
         if self.heads.sop {
             self.linear(step, &a.sop_logits, &a.pooled, need(&hh.sop)?, b)?;
@@ -153,7 +159,11 @@ impl Model {
             }
             let pooler_needs = encoder_needs_grad || self.any_trains(hh.pooler.ids());
             if pooler_needs {
-                elementwise::tanh_backward(step, a.d_pooled_pre.at([b, c]), a.pooled.at([b, c]), a.d_pooled.at([b, c]))?;
+                match cfg.family.pooler_act() {
+                    PoolerAct::Tanh => elementwise::tanh_backward(step, a.d_pooled_pre.at([b, c]), a.pooled.at([b, c]), a.d_pooled.at([b, c]))?,
+                    PoolerAct::Relu => elementwise::relu_backward(step, a.d_pooled_pre.at([b, c]), a.pooled.at([b, c]), a.d_pooled.at([b, c]))?,
+                    PoolerAct::Gelu => gelu::backward(step, cfg.gelu(), a.d_pooled_pre.at([b, c]), a.pooled_pre.at([b, c]), a.d_pooled.at([b, c]))?,
+                }
                 let dx = encoder_needs_grad.then_some((&a.d_cls_x, false));
                 self.linear_backward(step, dx, &a.d_pooled_pre, &a.cls_x, &hh.pooler, b)?;
                 if encoder_needs_grad {

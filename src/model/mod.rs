@@ -11,6 +11,7 @@ mod bert;
 pub mod config;
 pub mod decode;
 mod embeddings;
+pub mod family;
 mod gpt2;
 mod handles;
 mod heads;

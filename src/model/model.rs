@@ -128,7 +128,7 @@ impl Model {
         // classifies
         let heads = if cfg.body == Body::Gpt2 { Heads { lm: true, ..heads } } else { heads };
         let names = tensor_names(&cfg, heads.lm, heads.sop, heads.num_labels);
-        let (params, report) = ParamStore::load(gpu, &names, file, seed)?;
+        let (params, report) = ParamStore::load(gpu, cfg.family, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
         let pooling = if cfg.is_decoder { Pooling::Last } else { Pooling::Cls };
         Ok((Model { cfg, heads, params, handles, acts: None, lm_acts: None, opt_state: None, pooling, decode: None, packed_decoding: None, word_shard_bytes: None, cache_binding_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))

@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
-use super::config::ModelConfig;
+use super::config::{Family, ModelConfig};
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError};
 use crate::safetensors::{self, SafeTensors};
 
@@ -229,7 +229,9 @@ fn bert_tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) 
     };
     t.push(("embeddings.word_embeddings.weight".into(), vec![v, c]));
     t.push(("embeddings.position_embeddings.weight".into(), vec![cfg.max_position_embeddings, c]));
-    t.push(("embeddings.token_type_embeddings.weight".into(), vec![cfg.type_vocab_size, c]));
+    if cfg.type_vocab_size > 0 {
+        t.push(("embeddings.token_type_embeddings.weight".into(), vec![cfg.type_vocab_size, c]));
+    }
     ln(&mut t, "embeddings.LayerNorm");
     for l in 0..cfg.num_hidden_layers {
         let p = format!("encoder.layer.{l}");
@@ -280,35 +282,35 @@ fn is_classifier(name: &str) -> bool {
     name.starts_with("classifier.") || name.starts_with("score.")
 }
 
-/// Whether `name` is a GPT-2 body's tensor (GPT2Model's names, which no BERT tensor shares).
-pub fn is_gpt2_name(name: &str) -> bool {
-    ["wte.", "wpe.", "h.", "ln_f."].iter().any(|p| name.starts_with(p))
-}
-
-/// The name Hugging Face's BertFor* classes (or GPT2LMHeadModel) store a parameter under.
-pub fn hf_name(name: &str) -> String {
-    if is_gpt2_name(name) {
-        format!("transformer.{name}")
-    } else if name.starts_with("cls.") || name.starts_with("classifier.") || name.starts_with("score.") {
-        name.to_string()
-    } else {
-        format!("bert.{name}")
-    }
+/// The name the family's Hugging Face `For*` classes store a parameter under (family.rs).
+pub fn hf_name(family: Family, name: &str) -> String {
+    family.hf_name(name)
 }
 
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
-/// Hugging Face checkpoints name the same tensor in several ways; this maps a stored name to ours.
-fn canonical(stored: &str) -> String {
-    let s = stored.strip_prefix("bert.").or_else(|| stored.strip_prefix("transformer.")).unwrap_or(stored);
-    let s = s.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias");
-    // BertForMaskedLM stores the decoder's bias twice (tied); ours is cls.predictions.bias.
-    if s == "cls.predictions.decoder.bias" {
-        return "cls.predictions.bias".into();
+/// The family's names for the tensors `names` (BERT Lab's), mapped back to them: each tensor
+/// under its name in the `For*` classes, and without the body's prefix (the family's bare `*Model`).
+fn reverse_table(family: Family, names: &[(String, Vec<usize>)]) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (n, _) in names {
+        let hf = family.hf_name(n);
+        if let Some(bare) = hf.strip_prefix(family.base_prefix()) {
+            m.insert(bare.to_string(), n.clone());
+        }
+        m.insert(hf, n.clone());
     }
-    s
+    m
+}
+
+/// Hugging Face checkpoints name the same tensor in several ways; this maps a stored name to ours
+/// (None: a name the model does not have, reported as unused under its stored name).
+fn canonical(family: Family, table: &BTreeMap<String, String>, stored: &str) -> Option<String> {
+    let s = stored.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias");
+    let s = family.legacy_alias(&s).map(str::to_string).unwrap_or(s);
+    table.get(&s).cloned()
 }
 
 /// A parameter resolved by name once, when the model is built: its place in the store. The model's
@@ -365,21 +367,25 @@ impl ParamStore {
     /// Builds every tensor of `names`, taking values from `file` where it has them (any dtype, with
     /// or without `bert.`, legacy gamma/beta) and initialising the rest. Shape mismatches, and
     /// encoder tensors missing from the file, are errors naming each tensor.
-    pub fn load(gpu: &Gpu, names: &[(String, Vec<usize>)], file: Option<&SafeTensors>, seed: u64) -> Result<(ParamStore, LoadReport), crate::error::Error> {
+    pub fn load(gpu: &Gpu, family: Family, names: &[(String, Vec<usize>)], file: Option<&SafeTensors>, seed: u64) -> Result<(ParamStore, LoadReport), crate::error::Error> {
         let mut by_name: BTreeMap<String, &safetensors::TensorView> = BTreeMap::new();
         let mut unused: Vec<String> = Vec::new();
         if let Some(f) = file {
+            let table = reverse_table(family, names);
             for (stored, view) in &f.tensors {
-                let c = canonical(stored);
                 // tied to the word embeddings, or a buffer (position ids; older GPT-2 checkpoints'
                 // causal masks `h.{l}.attn.bias` and `.attn.masked_bias`), not a parameter
-                if c == "cls.predictions.decoder.weight" || c == "lm_head.weight" || c.ends_with("position_ids") || c.ends_with(".attn.bias") || c.ends_with(".attn.masked_bias") {
+                if family.skipped_on_load(stored) {
                     continue;
                 }
-                by_name.insert(c, view);
+                match canonical(family, &table, stored) {
+                    // a name stored twice (a legacy alias beside the current one) keeps the first
+                    Some(c) => {
+                        by_name.entry(c).or_insert(view);
+                    }
+                    None => unused.push(stored.clone()),
+                }
             }
-            let wanted: std::collections::BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
-            unused = by_name.keys().filter(|k| !wanted.contains(k.as_str())).cloned().collect();
         }
         let mut problems = Vec::new();
         // the first tensor that does not fit, for the error's variant
@@ -394,6 +400,13 @@ impl ParamStore {
         }
         let mut order: Vec<usize> = (0..names.len()).collect();
         order.sort_by_key(|&i| place[i]);
+        // a model of a family whose classifier has its own dense layer on [CLS] (RoBERTa's
+        // classifier.dense, DistilBERT's pre_classifier) holds that layer where BERT has its
+        // pooler: it is part of the head, trained with it and saved with it
+        let part_of = |name: &str| match Part::of(name) {
+            Part::Pooler if family.pooler_in_head() => Part::Classifier,
+            p => p,
+        };
         for i in order {
             let (name, shape) = &names[i];
             let values = match by_name.get(name) {
@@ -405,7 +418,7 @@ impl ParamStore {
                 }
                 Some(view) => {
                     if view.shape != *shape {
-                        problems.push(format!("{name}: the checkpoint has shape {:?}, the config needs {shape:?}", view.shape));
+                        problems.push(format!("{}: the checkpoint has shape {:?}, the config needs {shape:?}", family.hf_name(name), view.shape));
                         first_bad.get_or_insert_with(|| name.clone());
                         continue;
                     }
@@ -416,7 +429,7 @@ impl ParamStore {
                     // heads, the pooler and new adapters may start fresh on a checkpoint without them
                     let fresh_ok = name.starts_with("cls.") || is_classifier(name) || name.starts_with("pooler.") || Part::of(name) == Part::Lora;
                     if file.is_some() && !fresh_ok {
-                        problems.push(format!("{name}: missing from the checkpoint"));
+                        problems.push(format!("{}: missing from the checkpoint", family.hf_name(name)));
                         first_bad.get_or_insert_with(|| name.clone());
                         continue;
                     }
@@ -428,7 +441,7 @@ impl ParamStore {
             let value = store.arenas[arena].value.view(off, values.len());
             gpu.write(&value, 0, &values)?;
             store.index.insert(name.clone(), store.params.len());
-            store.params.push(Param { part: Part::of(name), name: name.clone(), shape: shape.clone(), value, grad: None, m: None, v: None, trainable: false, arena, off });
+            store.params.push(Param { part: part_of(name), name: name.clone(), shape: shape.clone(), value, grad: None, m: None, v: None, trainable: false, arena, off });
         }
         if !problems.is_empty() {
             let mut msg = format!("the checkpoint does not fit the model config ({} problems):\n  ", problems.len());

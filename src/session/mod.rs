@@ -139,7 +139,9 @@ impl Loaded {
         if self.tokenizer_files.is_empty() {
             self.tok.files()
         } else {
-            Ok(self.tokenizer_files.clone())
+            // tokenizer.json framing texts as BERT Lab did (GPT-2's carries no framing of its own)
+            let json = self.tok.export_json()?.into_bytes();
+            Ok(self.tokenizer_files.iter().map(|(n, b)| if n == "tokenizer.json" { (n.clone(), json.clone()) } else { (n.clone(), b.clone()) }).collect())
         }
     }
 
@@ -179,7 +181,7 @@ impl Loaded {
         let body: usize = self.model.params.params.iter().filter(|p| !matches!(p.part, Part::Classifier | Part::Lora) && adopt.trainable(p.part, cfg.num_hidden_layers)).map(|p| p.numel()).sum();
         let head = if cfg.body == Body::Gpt2 { cfg.hidden_size * labels } else { (cfg.hidden_size + 1) * labels };
         let adapters = match adopt {
-            crate::train::spec::Adopt::Lora(r) => LoraSpec::new(r, cfg.body).modules(cfg).iter().map(|(_, i, o)| r * (i + o)).sum(),
+            crate::train::spec::Adopt::Lora(r) => LoraSpec::new(r, cfg.family).modules(cfg).iter().map(|(_, i, o)| r * (i + o)).sum(),
             _ => 0,
         };
         body + head + adapters
@@ -543,7 +545,7 @@ impl Session {
             })
             .await?;
         let causal = l.model.cfg.is_decoder;
-        let pc = PretrainConfig { mlm: spec.mlm || causal, sop: spec.sop && !causal, max_len: spec.max_len.min(l.model.cfg.max_position_embeddings), ..spec };
+        let pc = PretrainConfig { mlm: spec.mlm || causal, sop: spec.sop && !causal, max_len: spec.max_len.min(l.model.cfg.max_tokens()), ..spec };
         // a causal model is judged on lines it never saw: every tenth, of 20 lines or more
         let (train, held_out): (Vec<String>, Vec<String>) = if causal && texts.len() >= 20 {
             let (h, t): (Vec<_>, Vec<_>) = texts.iter().cloned().enumerate().partition(|(i, _)| i % 10 == 9);
@@ -680,7 +682,7 @@ impl Session {
             if l.model.heads.num_labels == 0 {
                 return Err(Error::Unsupported("this model has no classification head yet: fine-tune it on labeled data first (`bertlab train`, or the page's panel 4)".into()));
             }
-            let max_len = max_len.clamp(2, l.model.cfg.max_position_embeddings);
+            let max_len = max_len.clamp(2, l.model.cfg.max_tokens());
             let enc: Vec<_> = texts.iter().map(|(a, b)| l.tok.encode(a, b.as_deref(), max_len)).collect::<Result<_>>()?;
             trainer::predict_with_progress(g, &mut l.model, &enc.iter().collect::<Vec<_>>(), l.tok.pad, 16, on).await
         })
@@ -728,7 +730,7 @@ impl Session {
             if !l.model.heads.lm {
                 return Err(Error::Unsupported("this model has no masked-LM head (cls.predictions.*); pretrain one with `bertlab pretrain --model DIR`".into()));
             }
-            let e = l.tok.encode(text, None, l.model.cfg.max_position_embeddings)?;
+            let e = l.tok.encode(text, None, l.model.cfg.max_tokens())?;
             let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask).collect();
             if positions.is_empty() {
                 return Err(Error::Data { line: 0, message: "the text has no [MASK] token".into() });

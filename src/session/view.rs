@@ -48,7 +48,7 @@ pub struct BesideView {
 /// last row is its guess for the [MASK], from the words before it): (token, [(next token, p)]).
 async fn next_words(g: &Gpu, l: &mut Loaded, text: &str, k: usize) -> Result<Vec<(String, Vec<(String, f32)>)>> {
     let prefix = text.split("[MASK]").next().unwrap_or("").trim_end();
-    let e = l.tok.encode(prefix, None, l.model.cfg.max_position_embeddings)?;
+    let e = l.tok.encode(prefix, None, l.model.cfg.max_tokens())?;
     // without the closing [SEP] (<|endoftext|>): what comes after the last word is the question
     let ids = &e.ids[..e.ids.len() - 1];
     let positions: Vec<usize> = (0..ids.len()).collect();
@@ -95,7 +95,7 @@ impl Session {
                 // the positions are the ones inside the frame
                 let gpt2_tok = l.tok.end_of_text.is_some();
                 let framed = if gpt2_tok { text.replace(" [MASK]", "[MASK]").replace("[MASK]", crate::text::tokenizer::END_OF_TEXT) } else { text.to_string() };
-                let e = l.tok.encode(&framed, None, l.model.cfg.max_position_embeddings)?;
+                let e = l.tok.encode(&framed, None, l.model.cfg.max_tokens())?;
                 let inside = |i: usize| !gpt2_tok || (i > 0 && i + 1 < e.ids.len());
                 let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask && inside(i)).collect();
                 let tokens: Vec<String> = e.ids.iter().map(|&i| l.tok.piece(i)).collect();
@@ -126,7 +126,7 @@ impl Session {
                 let masks_in_text = text.matches("[MASK]").count();
                 let masks_cut = masks_in_text.saturating_sub(positions.len());
                 let cut = (e.truncated > 0).then(|| {
-                    let max = l.model.cfg.max_position_embeddings;
+                    let max = l.model.cfg.max_tokens();
                     let lost = match (masks_cut, positions.len()) {
                         (0, _) => String::new(),
                         (_, 0) => format!(", and the text's [MASK] with them: put [MASK] within the first {max} tokens"),

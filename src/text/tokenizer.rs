@@ -12,7 +12,7 @@ use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
+use tokenizers::{AddedToken, PostProcessor, Tokenizer as HfTokenizer};
 
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
@@ -51,27 +51,38 @@ fn err(e: impl std::fmt::Display) -> Error {
 
 impl Tokenizer {
     fn with_specials(tk: HfTokenizer) -> Result<Tokenizer> {
-        if tk.token_to_id("[CLS]").is_none() {
+        // each role by the names the families give it: BERT's [CLS], RoBERTa's <s>...
+        let find = |names: &[&str]| names.iter().find_map(|t| tk.token_to_id(t));
+        let (cls, sep) = (find(&["[CLS]", "<s>"]), find(&["[SEP]", "</s>"]));
+        let (Some(cls), Some(sep)) = (cls, sep) else {
             if let Some(eot) = tk.token_to_id(END_OF_TEXT) {
                 let unk = tk.token_to_id("[UNK]").unwrap_or(eot);
                 return Ok(Tokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), tk });
             }
-            return Err(Error::Unsupported(format!("the tokenizer has neither BERT's [CLS] token nor GPT-2's {END_OF_TEXT}: BERT Lab reads BERT (WordPiece) and GPT-2 (byte-level BPE) tokenizers")));
-        }
-        let id = |t: &str| tk.token_to_id(t).ok_or_else(|| Error::Data { line: 0, message: format!("the tokenizer has no {t} token") });
+            return Err(Error::Unsupported(format!("the tokenizer has neither a start token ([CLS] or <s>) and an end token ([SEP] or </s>), nor GPT-2's {END_OF_TEXT}: BERT Lab reads the WordPiece, byte-level BPE and Unigram tokenizers of BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA and GPT-2")));
+        };
+        let role = |what: &str, names: &[&str]| find(names).ok_or_else(|| Error::Data { line: 0, message: format!("the tokenizer has no {what} token ({})", names.join(" or ")) });
         Ok(Tokenizer {
             end_of_text: None,
-            cls: id("[CLS]")?,
-            sep: id("[SEP]")?,
-            pad: id("[PAD]")?,
-            mask: id("[MASK]")?,
-            unk: id("[UNK]")?,
+            cls,
+            sep,
+            pad: role("padding", &["[PAD]", "<pad>"])?,
+            mask: role("mask", &["[MASK]", "<mask>"])?,
+            unk: role("unknown-word", &["[UNK]", "<unk>"])?,
             vocab_size: tk.get_vocab_size(true),
             tk,
         })
     }
 
     pub fn from_tokenizer_json(bytes: &[u8]) -> Result<Tokenizer> {
+        // a model kind the tokenizers crate does not know is named as such, not as bad JSON
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if let Some(kind) = v.pointer("/model/type").and_then(|t| t.as_str()) {
+                if !matches!(kind, "WordPiece" | "BPE" | "Unigram" | "WordLevel") {
+                    return Err(Error::Unsupported(format!("tokenizer.json: its model is of kind \"{kind}\"; BERT Lab reads WordPiece, BPE (byte-level included) and Unigram (SentencePiece) tokenizers")));
+                }
+            }
+        }
         let mut tk = HfTokenizer::from_bytes(bytes).map_err(|e| Error::Data { line: 0, message: format!("tokenizer.json could not be read: {e}") })?;
         // Some tokenizer.json files (sentence-transformers' among them) pad every text to a fixed
         // length and truncate; BERT Lab pads batches and truncates pairs itself, so both go.
@@ -216,12 +227,72 @@ impl Tokenizer {
 
     /// WordPiece ids of `text` without special tokens, and their word indices.
     pub fn tokenize(&self, text: &str) -> Result<(Vec<u32>, Vec<Option<u32>>)> {
-        let e = self.tk.encode(text, false).map_err(err)?;
+        let e = self.tk.encode(self.with_mask_token(text), false).map_err(err)?;
         Ok((e.get_ids().to_vec(), e.get_word_ids().to_vec()))
     }
 
-    /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, truncated longest-first to `max_len` tokens.
+    /// The mask token as text ([MASK], RoBERTa's <mask>).
+    pub fn mask_token(&self) -> String {
+        self.id_to_token(self.mask)
+    }
+
+    /// Whether the tokenizer's own post-processor frames texts (BERT's and RoBERTa's templates),
+    /// rather than BERT Lab (tokenizers without one, and GPT-2's, whose adds nothing).
+    fn frames_itself(&self) -> bool {
+        self.tk.get_post_processor().map(|p| p.added_tokens(false) > 0).unwrap_or(false)
+    }
+
+    /// A text framed as the model's tokenizer frames it: by tokenizer.json's post-processor where it
+    /// has one that adds tokens (`[CLS] a [SEP] b [SEP]`, RoBERTa's `<s> a </s></s> b </s>`), else
+    /// BERT Lab's own `[CLS] a [SEP]` (GPT-2's `<|endoftext|> a <|endoftext|>`, which an export's
+    /// tokenizer.json then carries: [`Tokenizer::export_json`]). Truncated longest-first to
+    /// `max_len` tokens. "[MASK]" in a text is the model's mask token whatever its name.
     pub fn encode(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<Encoded> {
+        if !self.frames_itself() {
+            return self.encode_own(a, b, max_len);
+        }
+        let a = self.with_mask_token(a);
+        let b = b.map(|b| self.with_mask_token(b));
+        let mut ea = self.tk.encode(a.as_str(), false).map_err(err)?;
+        let mut eb = match &b {
+            Some(b) => Some(self.tk.encode(b.as_str(), false).map_err(err)?),
+            None => None,
+        };
+        let added = self.tk.get_post_processor().map(|p| p.added_tokens(eb.is_some())).unwrap_or(0);
+        let budget = max_len.saturating_sub(added);
+        let (mut la, mut lb) = (ea.len(), eb.as_ref().map(|e| e.len()).unwrap_or(0));
+        let mut truncated = 0;
+        while la + lb > budget {
+            if la >= lb {
+                la -= 1;
+            } else {
+                lb -= 1;
+            }
+            truncated += 1;
+        }
+        use tokenizers::TruncationDirection::Right;
+        ea.truncate(la, 0, Right);
+        if let Some(e) = eb.as_mut() {
+            e.truncate(lb, 0, Right);
+        }
+        let e = self.tk.post_process(ea, eb, true).map_err(err)?;
+        // words of the second text follow the first's (for whole-word masking)
+        let offset = e.get_word_ids().iter().zip(e.get_sequence_ids()).filter(|(_, s)| *s == Some(0)).filter_map(|(w, _)| *w).max().map(|m| m + 1).unwrap_or(0);
+        let word_ids = e.get_word_ids().iter().zip(e.get_sequence_ids()).map(|(w, s)| w.map(|w| if s == Some(1) { w + offset } else { w })).collect();
+        Ok(Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec(), special: e.get_special_tokens_mask().iter().map(|&m| m != 0).collect(), word_ids, truncated })
+    }
+
+    /// "[MASK]" as the tokenizer's own mask token, where that has another name.
+    fn with_mask_token(&self, text: &str) -> String {
+        if self.end_of_text.is_none() && self.tk.token_to_id("[MASK]").is_none() && text.contains("[MASK]") {
+            text.replace("[MASK]", &self.mask_token())
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// BERT Lab's own framing: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` with its special tokens.
+    fn encode_own(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<Encoded> {
         let (mut ia, mut wa) = self.tokenize(a)?;
         let (mut ib, mut wb) = match b {
             Some(b) => self.tokenize(b)?,
@@ -298,7 +369,9 @@ impl Tokenizer {
     /// Ids that are special tokens (never chosen for masking, never drawn as random replacements).
     pub fn special_ids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = SPECIAL_TOKENS.iter().chain([&END_OF_TEXT]).filter_map(|t| self.tk.token_to_id(t)).collect();
+        v.extend([self.cls, self.sep, self.pad, self.mask, self.unk]);
         v.sort_unstable();
+        v.dedup();
         v
     }
 
@@ -306,7 +379,7 @@ impl Tokenizer {
     /// special_tokens_map.json): what the CLI and the app write beside a model they made.
     pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>> {
         Ok(vec![
-            ("tokenizer.json".into(), self.to_json()?.into_bytes()),
+            ("tokenizer.json".into(), self.export_json()?.into_bytes()),
             ("vocab.txt".into(), self.vocab_txt().into_bytes()),
             ("tokenizer_config.json".into(), br#"{"do_lower_case": true, "tokenizer_class": "Tokenizer", "model_max_length": 512}"#.to_vec()),
             ("special_tokens_map.json".into(), br#"{"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]", "unk_token": "[UNK]"}"#.to_vec()),
@@ -316,6 +389,33 @@ impl Tokenizer {
     /// tokenizer.json, for export.
     pub fn to_json(&self) -> Result<String> {
         Ok(self.tk.to_string(true).map_err(err)?)
+    }
+
+    /// tokenizer.json as an export carries it: where BERT Lab frames texts itself (a tokenizer
+    /// without a post-processor that adds tokens, GPT-2's), with a template post-processor that
+    /// frames them the same way, so that `AutoTokenizer` and `pipeline()` on the export give the
+    /// ids BERT Lab trained on.
+    pub fn export_json(&self) -> Result<String> {
+        if self.frames_itself() {
+            return self.to_json();
+        }
+        use tokenizers::processors::template::TemplateProcessing;
+        let (cls, sep) = (self.id_to_token(self.cls), self.id_to_token(self.sep));
+        let mut specials = vec![(cls.clone(), self.cls)];
+        if sep != cls {
+            specials.push((sep.clone(), self.sep));
+        }
+        let template = TemplateProcessing::builder()
+            .try_single(format!("{cls} $A {sep}"))
+            .map_err(err)?
+            .try_pair(format!("{cls} $A {sep} $B:1 {sep}:1"))
+            .map_err(err)?
+            .special_tokens(specials)
+            .build()
+            .map_err(err)?;
+        let mut tk = self.tk.clone();
+        tk.with_post_processor(Some(template));
+        Ok(tk.to_string(true).map_err(err)?)
     }
 
     /// vocab.txt (tokens in id order), for export.

@@ -52,7 +52,7 @@ pub fn classification(enc: &[&Encoded], labels: &[i32], pad_id: u32) -> HostBatc
 impl HostBatch {
     pub fn to_gpu(&self, gpu: &crate::gpu::Gpu, cfg: &crate::model::ModelConfig) -> Result<crate::model::Batch, crate::error::Error> {
         let cropped;
-        let hb = if self.t > cfg.max_position_embeddings { cropped = self.crop(cfg.max_position_embeddings); &cropped } else { self };
+        let hb = if self.t > cfg.max_tokens() { cropped = self.crop(cfg.max_tokens()); &cropped } else { self };
         crate::model::Batch::new(gpu, cfg, hb.b, hb.t, &hb.ids, &hb.types, &hb.mask, hb.lm_labels.as_deref(), hb.sop_labels.as_deref(), hb.cls_labels.as_deref())
     }
 

@@ -96,14 +96,14 @@ fn check_shared(lr: f32, batch: usize, max_len: usize, model: &crate::model::Mod
     use limits::*;
     in_range_f("the learning rate", lr, 0.0, MAX_LR, true)?;
     in_range("the batch size", batch, BATCH.0, BATCH.1)?;
-    in_range("the maximum length", max_len, MIN_LEN, model.max_position_embeddings).map_err(|e| Error::Limit(format!("{e} (the model has {} positions)", model.max_position_embeddings)))
+    in_range("the maximum length", max_len, MIN_LEN, model.max_tokens()).map_err(|e| Error::Limit(format!("{e} (the model has {} positions)", model.max_tokens())))
 }
 
 impl TrainConfig {
     /// The adapters a LoRA run puts on a model with `model`'s shape (None for the other modes).
     pub fn lora(&self, model: &crate::model::ModelConfig) -> Option<crate::model::config::LoraSpec> {
         let Adopt::Lora(r) = self.adopt else { return None };
-        Some(crate::model::config::LoraSpec::with(r, model.body, self.lora_alpha, self.lora_dropout, &self.lora_targets))
+        Some(crate::model::config::LoraSpec::with(r, model.family, self.lora_alpha, self.lora_dropout, &self.lora_targets))
     }
 
     /// Every setting in its range for `model` (its depth and positions), or the first that is not.
@@ -452,7 +452,7 @@ pub async fn train_classifier(
         // a fresh run: fresh moments and optimizer state
         model.reset_optimizer(gpu).await?;
     }
-    let encode = |i: &usize| tok.encode(&ds.examples[*i].text, ds.examples[*i].text_b.as_deref(), cfg.max_len.min(model.cfg.max_position_embeddings));
+    let encode = |i: &usize| tok.encode(&ds.examples[*i].text, ds.examples[*i].text_b.as_deref(), cfg.max_len.min(model.cfg.max_tokens()));
     let enc_train: Vec<Encoded> = train.iter().map(encode).collect::<Result<_, _>>()?;
     let enc_val: Vec<Encoded> = val.iter().map(encode).collect::<Result<_, _>>()?;
     let y_train: Vec<i32> = train.iter().map(|&i| ds.label_id(&ds.examples[i].label).unwrap_or(0) as i32).collect();
@@ -795,7 +795,7 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
 
 /// Top-k predictions at every [MASK] of `text` (written with the literal "[MASK]"), as token strings.
 pub async fn probe(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>, Error> {
-    let e = tok.encode(text, None, model.cfg.max_position_embeddings)?;
+    let e = tok.encode(text, None, model.cfg.max_tokens())?;
     let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == tok.mask).collect();
     if positions.is_empty() {
         return Err(Error::Data { line: 0, message: "the text has no [MASK] to predict".into() });

@@ -157,7 +157,7 @@ use bertlab::app::protocol::{bars, preview};
         let pt = PretrainForm { mlm: true, sop: false, steps: "10".into(), lr: "0.001".into(), batch: "16".into(), mode: "lora".into(), lora_r: "0".into() }.parse(m, None).unwrap_err();
         assert_eq!(pt.iter().map(|e| e.field).collect::<Vec<_>>(), ["pt-lora-r"]);
         let pt = PretrainForm { mlm: true, sop: false, steps: "10".into(), lr: "0.001".into(), batch: "16".into(), mode: "lora".into(), lora_r: "4".into() }.parse(m, None).unwrap();
-        let spec = pt.lora_spec(bertlab::model::config::Body::Bert).unwrap();
+        let spec = pt.lora_spec(bertlab::model::config::Family::Bert).unwrap();
         assert!(pt.lora_r == Some(4) && spec.r == 4 && spec.alpha == 8.0 && spec.targets == ["query", "value"], "{pt:?} {spec:?}");
         let gen = GenerateForm { max_new: "8".into(), top_k: "5".into(), temperature: "0.8".into(), seed: "3".into() };
         assert_eq!(gen.parse().unwrap(), GenerateConfig { max_new: 8, top_k: 5, temperature: 0.8, seed: 3 });
@@ -549,4 +549,28 @@ fn sentence_transformers_pooling_is_read_from_the_models_files() {
     // the served default model carries its pooling config (scripts/fetch_model.sh)
     let served = std::fs::read(format!("models/all-MiniLM-L6-v2/{POOLING_CONFIG}")).expect("scripts/fetch_model.sh writes the pooling config");
     assert_eq!(sentence_pooling(&[(POOLING_CONFIG.to_string(), served)].into_iter().collect()).map(|p| p.0), Some(Pooling::Mean));
+}
+
+#[test]
+fn family_names_map_to_transformers_names() {
+    use bertlab::model::family::{Family, ALL};
+    assert_eq!(Family::DistilBert.hf_name("encoder.layer.1.attention.self.query.weight"), "distilbert.transformer.layer.1.attention.q_lin.weight");
+    assert_eq!(Family::DistilBert.hf_name("encoder.layer.0.output.LayerNorm.bias"), "distilbert.transformer.layer.0.output_layer_norm.bias");
+    assert_eq!(Family::DistilBert.hf_name("encoder.layer.0.attention.self.value.lora_B.weight"), "distilbert.transformer.layer.0.attention.v_lin.lora_B.weight");
+    assert_eq!(Family::DistilBert.hf_name("pooler.dense.weight"), "pre_classifier.weight");
+    assert_eq!(Family::Roberta.hf_name("classifier.weight"), "classifier.out_proj.weight");
+    assert_eq!(Family::Roberta.hf_name("pooler.dense.bias"), "classifier.dense.bias");
+    assert_eq!(Family::Roberta.hf_name("cls.predictions.bias"), "lm_head.bias");
+    assert_eq!(Family::Electra.hf_name("cls.predictions.transform.LayerNorm.weight"), "generator_predictions.LayerNorm.weight");
+    assert_eq!(Family::Bert.hf_name("encoder.layer.0.output.dense.weight"), "bert.encoder.layer.0.output.dense.weight");
+    assert_eq!(Family::Gpt2.hf_name("h.0.attn.c_attn.weight"), "transformer.h.0.attn.c_attn.weight");
+    assert_eq!(Family::Gpt2.hf_name("score.weight"), "score.weight");
+    for f in ALL {
+        assert_eq!(Family::from_model_type(f.model_type()), Some(f));
+    }
+    // an unsupported model type names the ones that are
+    let e = bertlab::model::ModelConfig::from_json(r#"{"model_type": "deberta-v2", "vocab_size": 10}"#).unwrap_err().to_string();
+    for t in ["deberta-v2", "distilbert", "roberta", "xlm-roberta", "electra", "bert", "gpt2"] {
+        assert!(e.contains(t), "{e}");
+    }
 }
