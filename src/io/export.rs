@@ -302,7 +302,7 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
     let mut adapter = Vec::new();
     let mut head = Vec::new();
     for (n, shape, v) in tensors {
-        match Part::of(&n) {
+        match Part::of_in(cfg.family, &n) {
             Part::Lora => adapter.push((peft_name(&n), shape, v)),
             Part::Classifier if classifies => adapter.push((peft_name(&n), shape, v)),
             Part::Classifier => head.push((n, shape, v)),

@@ -25,17 +25,26 @@ pub struct LoadedModel {
     pub report: LoadReport,
 }
 
-/// The heads a checkpoint carries, from its tensor names and config.
+/// The heads a checkpoint carries, from its tensor names and config (the family's own names for
+/// them: RoBERTa's lm_head, DistilBERT's vocab_transform...).
 pub fn heads_of(names: &[&str], config: &serde_json::Value) -> Heads {
-    if config.get("model_type").and_then(|m| m.as_str()) == Some("gpt2") {
+    use crate::model::family::Family;
+    let family = config.get("model_type").and_then(|m| m.as_str()).and_then(Family::from_model_type).unwrap_or_default();
+    if family == Family::Gpt2 {
         // GPT2LMHeadModel: the LM head is the word embeddings (tied), stored or not;
         // GPT2ForSequenceClassification adds `score`
         let scores = names.iter().any(|n| n.trim_start_matches("transformer.").starts_with("score."));
         return Heads { lm: true, sop: false, num_labels: if scores { labels_of(config).len().max(2) } else { 0 } };
     }
-    let has = |p: &str| names.iter().any(|n| n.trim_start_matches("bert.").starts_with(p));
-    let num_labels = if has("classifier.") { labels_of(config).len().max(2) } else { 0 };
-    Heads { lm: has("cls.predictions."), sop: has("cls.seq_relationship."), num_labels }
+    // whether the checkpoint holds BERT Lab's tensor `ours`, under the family's name (with or
+    // without the body's prefix)
+    let has = |ours: &str| {
+        let hf = family.hf_name(ours);
+        let bare = hf.strip_prefix(family.base_prefix()).unwrap_or(&hf).to_string();
+        names.iter().any(|n| *n == hf || *n == bare)
+    };
+    let num_labels = if has("classifier.weight") { labels_of(config).len().max(2) } else { 0 };
+    Heads { lm: has("cls.predictions.transform.dense.weight"), sop: has("cls.seq_relationship.weight"), num_labels }
 }
 
 /// id2label in id order.
@@ -158,7 +167,8 @@ fn load_with<'a>(gpu: &Gpu, files: &'a BTreeMap<String, Vec<u8>>, adapter: Optio
         a.spec.validate(&cfg)?;
         // every adapter tensor this base needs, of the shape it needs
         for (name, shape) in crate::model::params::tensor_names(&cfg, false, false, 0).into_iter().filter(|(n, _)| crate::model::params::Part::of(n) == crate::model::params::Part::Lora) {
-            let found = a.tensors.tensors.iter().find(|(n, _)| n.strip_prefix("bert.").or_else(|| n.strip_prefix("transformer.")).unwrap_or(n) == name);
+            let hf = cfg.family.hf_name(&name);
+            let found = a.tensors.tensors.iter().find(|(n, _)| **n == hf || n.strip_prefix("bert.").or_else(|| n.strip_prefix("transformer.")).unwrap_or(n) == name);
             match found {
                 None => return Err(Error::Shape { tensor: name.clone(), message: format!("the adapter has no {name}, which its config's targets and this base model call for") }),
                 Some((_, t)) if t.shape != shape => return Err(Error::Shape { tensor: name.clone(), message: format!("the adapter's {name} is {:?}, but this base model needs {shape:?}: the adapter was made for another base model", t.shape) }),
@@ -185,6 +195,9 @@ fn load_with<'a>(gpu: &Gpu, files: &'a BTreeMap<String, Vec<u8>>, adapter: Optio
     }
     // batches are padded with the tokenizer's pad id; a causal model's classifier finds each text's
     // last token by that id (model::batch::summary_rows), and an export says it in config.json
+    if cfg.family.position_offset(cfg.pad_token_id) > 0 && tokenizer.pad as usize != cfg.pad_token_id {
+        return Err(Error::Shape { tensor: "pad_token_id".into(), message: format!("the tokenizer pads with id {} but config.json's pad_token_id is {}: {}'s positions count from the padding id, so the two must agree", tokenizer.pad, cfg.pad_token_id, cfg.family.display()) });
+    }
     cfg.pad_token_id = tokenizer.pad as usize;
     let (mut model, report) = Model::new(gpu, cfg, heads, Some(&st), seed)?;
     model.pooling = Pooling::for_model(pooling, &model.cfg)?;

@@ -84,6 +84,17 @@ pub enum Part {
 }
 
 impl Part {
+    /// The part of BERT Lab's tensor `name` in a model of `family`: a family whose classifier has
+    /// its own dense layer on [CLS] (RoBERTa's classifier.dense, DistilBERT's pre_classifier) holds
+    /// that layer where BERT has its pooler, and it is part of the head: trained with it, saved
+    /// with it.
+    pub fn of_in(family: Family, name: &str) -> Part {
+        match Part::of(name) {
+            Part::Pooler if family.pooler_in_head() => Part::Classifier,
+            p => p,
+        }
+    }
+
     pub fn of(name: &str) -> Part {
         let layer = |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.split('.').next()).and_then(|k| k.parse().ok());
         if name.contains(".lora_A.") || name.contains(".lora_B.") {
@@ -292,7 +303,8 @@ fn fnv(s: &str) -> u64 {
 }
 
 /// The family's names for the tensors `names` (BERT Lab's), mapped back to them: each tensor
-/// under its name in the `For*` classes, and without the body's prefix (the family's bare `*Model`).
+/// under its name in the `For*` classes, without the body's prefix (the family's bare `*Model`),
+/// and under BERT Lab's own name.
 fn reverse_table(family: Family, names: &[(String, Vec<usize>)]) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for (n, _) in names {
@@ -301,6 +313,10 @@ fn reverse_table(family: Family, names: &[(String, Vec<usize>)]) -> BTreeMap<Str
             m.insert(bare.to_string(), n.clone());
         }
         m.insert(hf, n.clone());
+    }
+    // BERT Lab's own names too (its snapshots and checkpoints), where no family name is the same
+    for (n, _) in names {
+        m.entry(n.clone()).or_insert_with(|| n.clone());
     }
     m
 }
@@ -400,20 +416,14 @@ impl ParamStore {
         }
         let mut order: Vec<usize> = (0..names.len()).collect();
         order.sort_by_key(|&i| place[i]);
-        // a model of a family whose classifier has its own dense layer on [CLS] (RoBERTa's
-        // classifier.dense, DistilBERT's pre_classifier) holds that layer where BERT has its
-        // pooler: it is part of the head, trained with it and saved with it
-        let part_of = |name: &str| match Part::of(name) {
-            Part::Pooler if family.pooler_in_head() => Part::Classifier,
-            p => p,
-        };
+        let part_of = |name: &str| Part::of_in(family, name);
         for i in order {
             let (name, shape) = &names[i];
             let values = match by_name.get(name) {
                 // a classifier for other labels: a fresh head for these, the encoder kept (as
                 // transformers' ignore_mismatched_sizes)
                 Some(view) if view.shape != *shape && is_classifier(name) => {
-                    report.replaced.push(format!("{name}: {:?} in the checkpoint, {shape:?} for these labels", view.shape));
+                    report.replaced.push(format!("{}: {:?} in the checkpoint, {shape:?} for these labels", family.hf_name(name), view.shape));
                     init_value(name, shape, seed)
                 }
                 Some(view) => {
@@ -433,7 +443,7 @@ impl ParamStore {
                         first_bad.get_or_insert_with(|| name.clone());
                         continue;
                     }
-                    report.initialised.push(name.clone());
+                    report.initialised.push(family.hf_name(name));
                     init_value(name, shape, seed)
                 }
             };

@@ -158,7 +158,7 @@ impl Loaded {
             Err(e) => return Err((self, e.into())),
         };
         tensors.retain(|(n, _, _)| {
-            let part = crate::model::params::Part::of(n);
+            let part = crate::model::params::Part::of_in(self.model.cfg.family, n);
             !(fresh_classifier && part == crate::model::params::Part::Classifier) && (same_lora || part != crate::model::params::Part::Lora)
         });
         let cfg = ModelConfig { lora, ..self.model.cfg.clone() };
@@ -512,7 +512,7 @@ impl Session {
                     return Err(Error::Unsupported("the model in use already carries LoRA adapters: load the adapter's base model first (the default model, or the base's files), then choose the adapter's files".into()));
                 }
                 let mut tensors = l.model.params.read_all(g).await?;
-                tensors.retain(|(n, _, _)| crate::model::params::Part::of(n) != crate::model::params::Part::Classifier);
+                tensors.retain(|(n, _, _)| crate::model::params::Part::of_in(l.model.cfg.family, n) != crate::model::params::Part::Classifier);
                 let heads = Heads { num_labels: 0, ..l.model.heads };
                 Ok(export::export_files(&l.model.cfg, heads, tensors, &[], &l.tokenizer_files()?, &ModelCard::default()))
             })
