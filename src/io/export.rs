@@ -118,9 +118,14 @@ pub fn config_json(cfg: &ModelConfig, heads: Heads, labels: &[String]) -> String
         o.insert("model_type".into(), cfg.family.model_type().into());
         o.insert("tie_word_embeddings".into(), true.into());
         o.insert("position_embedding_type".into(), "absolute".into());
-        if cfg.family == Family::Electra {
-            o.insert("embedding_size".into(), cfg.hidden_size.into());
+        if matches!(cfg.family, Family::Electra | Family::Albert) {
+            o.insert("embedding_size".into(), cfg.embed_width().into());
         }
+        if cfg.family == Family::Albert {
+            o.insert("num_hidden_groups".into(), 1.into());
+            o.insert("inner_group_num".into(), 1.into());
+        }
+        o.remove("shared_layers");
         v
     };
     let o = v.as_object_mut().expect("a config serialises to an object");

@@ -33,7 +33,13 @@ pub(super) struct Acts {
     /// Capacity: the largest batch and sequence length the buffers hold.
     pub(super) b: usize,
     pub(super) t: usize,
+    /// The summed embeddings (B*T, E), E the tables' width.
     pub(super) emb: GpuBuf,
+    /// Factorised embeddings: their LayerNorm's (dropped) output (B*T, E) before the projection,
+    /// its gradient, and the LayerNorm's input gradient (one element each otherwise).
+    pub(super) emb_ln: GpuBuf,
+    pub(super) d_emb_ln: GpuBuf,
+    pub(super) d_emb: GpuBuf,
     pub(super) emb_mean: GpuBuf,
     pub(super) emb_rstd: GpuBuf,
     /// A GPT-2 body's final LayerNorm (`ln_f`): output, mean and rstd (one element each for BERT).

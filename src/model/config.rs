@@ -44,6 +44,13 @@ pub struct ModelConfig {
     /// The Hugging Face family (`model_type`): its tensor names, heads and quirks (family.rs).
     #[serde(default)]
     pub family: Family,
+    /// Factorised embeddings (ALBERT, ELECTRA's small models): the tables are this wide, and a
+    /// projection takes them to the hidden size (None: as wide as the hidden size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<usize>,
+    /// One set of layer weights used by every layer (ALBERT), their gradients summed over the uses.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_layers: bool,
     /// The token that ends a text (GPT-2's `<|endoftext|>`), where the config names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<usize>,
@@ -100,7 +107,9 @@ impl LoraSpec {
     pub fn candidates(cfg: &ModelConfig) -> Vec<(String, usize, usize)> {
         let (c, i) = (cfg.hidden_size, cfg.intermediate_size);
         let mut v = Vec::new();
-        for l in 0..cfg.num_hidden_layers {
+        // ALBERT's layers are one set of weights: one adapter per projection, used by every layer
+        let layers = if cfg.shared_layers { 1 } else { cfg.num_hidden_layers };
+        for l in 0..layers {
             let sites: [(&str, usize, usize); 6] = if cfg.body == Body::Gpt2 {
                 [("attn.c_attn", c, 3 * c), ("attn.c_proj", c, c), ("mlp.c_fc", c, i), ("mlp.c_proj", i, c), ("", 0, 0), ("", 0, 0)]
             } else {
@@ -215,14 +224,24 @@ impl ModelConfig {
             // a field BERT Lab keeps with its own meaning
             o.remove("family");
             o.remove("body");
+            o.remove("shared_layers");
         }
         let mut c: ModelConfig = serde_json::from_value(obj).map_err(|e| Error::Data { line: 0, message: format!("config.json is not a {} config: {e}", family.display()) })?;
         c.family = family;
-        if family == Family::Electra {
-            let e = v.get("embedding_size").and_then(|x| x.as_u64()).map(|x| x as usize).unwrap_or(c.hidden_size);
-            if e != c.hidden_size {
-                return Err(Error::Unsupported(format!("config.json: this ELECTRA's embeddings are {e} wide and its layers {}; BERT Lab runs ELECTRA models whose embedding_size equals hidden_size (the base and large ones), not yet the factorised small ones", c.hidden_size)));
+        c.shared_layers = false;
+        c.embedding_size = None;
+        if matches!(family, Family::Electra | Family::Albert) {
+            let e = v.get("embedding_size").and_then(|x| x.as_u64()).map(|x| x as usize).unwrap_or(if family == Family::Albert { 128 } else { c.hidden_size });
+            c.embedding_size = (e != c.hidden_size || family == Family::Albert).then_some(e);
+        }
+        if family == Family::Albert {
+            for k in ["num_hidden_groups", "inner_group_num"] {
+                let n = v.get(k).and_then(|x| x.as_u64()).unwrap_or(1);
+                if n != 1 {
+                    return Err(Error::Unsupported(format!("config.json: {k} is {n}; BERT Lab runs ALBERTs whose layers all share one set of weights ({k} 1, as every released ALBERT)")));
+                }
             }
+            c.shared_layers = true;
         }
         c.validate()?;
         Ok(c)
@@ -263,6 +282,8 @@ impl ModelConfig {
             is_decoder: false,
             body: Body::Bert,
             family: Family::DistilBert,
+            embedding_size: None,
+            shared_layers: false,
             eos_token_id: None,
             lora: None,
         };
@@ -331,11 +352,19 @@ impl ModelConfig {
             is_decoder: true,
             body: Body::Gpt2,
             family: Family::Gpt2,
+            embedding_size: None,
+            shared_layers: false,
             eos_token_id: eos,
             lora: None,
         };
         c.validate()?;
         Ok(c)
+    }
+
+    /// The width of the embedding tables (the hidden size, or ALBERT's and ELECTRA-small's
+    /// embedding_size).
+    pub fn embed_width(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
     }
 
     /// The positions a sequence of `t` tokens uses (RoBERTa's start after the padding id).
@@ -414,6 +443,14 @@ impl ModelConfig {
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
             return Err(Error::Unsupported(format!("the activation \"{}\" is not supported (BERT's \"gelu\" and GPT-2's \"gelu_new\" are)", self.hidden_act)));
         }
+        if let Some(e) = self.embedding_size {
+            if e == 0 || e > 16_384 {
+                return Err(Error::Limit(format!("embedding_size is {e}; BERT Lab supports 1 to 16384")));
+            }
+            if self.is_decoder {
+                return Err(Error::Unsupported("a causal model with factorised embeddings (embedding_size) is not supported".into()));
+            }
+        }
         if self.body != (if self.family.is_gpt2() { Body::Gpt2 } else { Body::Bert }) {
             return Err(Error::Shape { tensor: "body".into(), message: format!("a {} model runs on {} body, not {:?}'s", self.family.display(), if self.family.is_gpt2() { "GPT-2's" } else { "BERT's" }, self.body) });
         }
@@ -455,6 +492,8 @@ impl ModelConfig {
             is_decoder: false,
             body: Body::Bert,
             family: Family::Bert,
+            embedding_size: None,
+            shared_layers: false,
             eos_token_id: None,
             lora: None,
         }

@@ -14,7 +14,7 @@ impl Model {
     pub(super) fn embeddings_forward(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
         let (a, cfg, p) = (self.acts.as_ref().unwrap(), &self.cfg, &self.params);
         let e = self.bert_parts().0;
-        let (bt, c) = (batch.b * batch.t, cfg.hidden_size);
+        let (bt, c) = (batch.b * batch.t, cfg.embed_width());
         self.word_lookup(step, &a.emb, &batch.ids, e.word, bt, false)?;
         embedding::forward(step, a.emb.at([bt, c]), &batch.pos, p.value(e.position).at([cfg.max_position_embeddings, c]), true)?;
         if let Some(tt) = e.token_type {
@@ -23,26 +23,41 @@ impl Model {
         // layernorm and dropout in one kernel
         let drop = Dropout::new(mode.prob(cfg.hidden_dropout_prob), mode.seed(Site::Embeddings));
         let stats = Stats { mean: &a.emb_mean, rstd: &a.emb_rstd };
-        self.ln_forward(step, self.hidden(&a.x[0], bt), stats, self.hidden(&a.emb, bt), &e.ln, Fused::DropOutput(drop))
+        match &e.proj {
+            None => self.ln_forward(step, self.hidden(&a.x[0], bt), stats, self.hidden(&a.emb, bt), &e.ln, Fused::DropOutput(drop)),
+            // factorised (ALBERT, ELECTRA-small): the E-wide result projected to the hidden size
+            Some(proj) => {
+                self.ln_forward(step, a.emb_ln.at([bt, c]), stats, a.emb.at([bt, c]), &e.ln, Fused::DropOutput(drop))?;
+                self.linear(step, &a.x[0], &a.emb_ln, proj, bt)
+            }
+        }
     }
 
     /// From d_x (the gradient at x[0]): the LayerNorm's and the three tables' gradients.
     pub(super) fn embeddings_backward(&self, step: &mut Step, batch: &Batch, mode: Mode) -> Result<(), GpuError> {
         let (a, cfg, p) = (self.acts.as_ref().unwrap(), &self.cfg, &self.params);
         let e = self.bert_parts().0;
-        let (bt, c) = (batch.b * batch.t, cfg.hidden_size);
-        // the layernorm's backward takes d_x through the embeddings' dropout first
+        let (bt, c) = (batch.b * batch.t, cfg.embed_width());
+        // factorised: through the projection first, into the E-wide gradient
+        let (dy, dx) = match &e.proj {
+            None => (&a.d_x, &a.d_h1),
+            Some(proj) => {
+                self.linear_backward(step, Some((&a.d_emb_ln, false)), &a.d_x, &a.emb_ln, proj, bt)?;
+                (&a.d_emb_ln, &a.d_emb)
+            }
+        };
+        // the layernorm's backward takes dy through the embeddings' dropout first
         let hp = mode.prob(cfg.hidden_dropout_prob);
         let fused = if hp > 0.0 { FusedBack::DropDy(Dropout::new(hp, mode.seed(Site::Embeddings))) } else { FusedBack::None };
-        let saved = Saved { x: self.hidden(&a.emb, bt), stats: Stats { mean: &a.emb_mean, rstd: &a.emb_rstd } };
-        self.ln_backward(step, self.hidden(&a.d_h1, bt), self.hidden(&a.d_x, bt), saved, &e.ln, BackwardOpts { accumulate: false, fused })?;
+        let saved = Saved { x: a.emb.at([bt, c]), stats: Stats { mean: &a.emb_mean, rstd: &a.emb_rstd } };
+        self.ln_backward(step, dx.at([bt, c]), dy.at([bt, c]), saved, &e.ln, BackwardOpts { accumulate: false, fused })?;
         if let Some(dw) = p.grad_of(e.word) {
-            self.word_lookup_backward(step, dw, &a.d_h1, &batch.g_ids)?;
+            self.word_lookup_backward(step, dw, dx, &batch.g_ids)?;
         }
         for (id, g, rows) in [(Some(e.position), &batch.g_pos, cfg.max_position_embeddings), (e.token_type, &batch.g_types, cfg.type_vocab_size)] {
             let Some(id) = id else { continue };
             if let Some(dw) = p.grad_of(id) {
-                embedding::backward(step, dw.at([rows, c]), &a.d_h1, g)?;
+                embedding::backward(step, dw.at([rows, c]), dx, g)?;
             }
         }
         Ok(())

@@ -12,6 +12,7 @@
 //! | roberta     | BERT | learned, offset 2  | 1           | classifier.dense, tanh        | lm_head            |
 //! | xlm-roberta | BERT | learned, offset 2  | 1           | classifier.dense, tanh        | lm_head            |
 //! | electra     | BERT | learned            | 2           | classifier.dense, GELU        | generator_...      |
+//! | albert      | BERT, one shared layer, embeddings E wide + projection | 2 | pooler: tanh | predictions |
 //! | gpt2        | GPT-2| learned            | none        | score on the last token       | tied wte           |
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,8 @@ pub enum Family {
     XlmRoberta,
     #[serde(rename = "electra")]
     Electra,
+    #[serde(rename = "albert")]
+    Albert,
 }
 
 /// The activation between the dense layer on [CLS] and the classifier.
@@ -65,7 +68,7 @@ pub struct LayerSpec {
     pub causal: bool,
 }
 
-pub const ALL: [Family; 6] = [Family::Bert, Family::DistilBert, Family::Roberta, Family::XlmRoberta, Family::Electra, Family::Gpt2];
+pub const ALL: [Family; 7] = [Family::Bert, Family::DistilBert, Family::Roberta, Family::XlmRoberta, Family::Electra, Family::Albert, Family::Gpt2];
 
 impl Family {
     /// The config's `model_type`.
@@ -77,6 +80,7 @@ impl Family {
             Family::Roberta => "roberta",
             Family::XlmRoberta => "xlm-roberta",
             Family::Electra => "electra",
+            Family::Albert => "albert",
         }
     }
 
@@ -98,6 +102,7 @@ impl Family {
             Family::Roberta => "RoBERTa",
             Family::XlmRoberta => "XLM-RoBERTa",
             Family::Electra => "ELECTRA",
+            Family::Albert => "ALBERT",
         }
     }
 
@@ -110,6 +115,7 @@ impl Family {
             Family::Roberta => "Roberta",
             Family::XlmRoberta => "XLMRoberta",
             Family::Electra => "Electra",
+            Family::Albert => "Albert",
         }
     }
 
@@ -121,6 +127,7 @@ impl Family {
             Family::DistilBert => "distilbert.",
             Family::Roberta | Family::XlmRoberta => "roberta.",
             Family::Electra => "electra.",
+            Family::Albert => "albert.",
         }
     }
 
@@ -172,6 +179,7 @@ impl Family {
             Family::Roberta | Family::XlmRoberta => &["lm_head"],
             Family::DistilBert => &["vocab_transform", "vocab_layer_norm", "vocab_projector"],
             Family::Electra => &["generator_predictions", "generator_lm_head"],
+            Family::Albert => &["predictions", "sop_classifier"],
             _ => &["cls"],
         }
     }
@@ -179,7 +187,7 @@ impl Family {
     /// Whether the family's classifier has its own dense layer (`classifier.dense`,
     /// `pre_classifier`) where BERT's has the pooler.
     pub fn pooler_in_head(self) -> bool {
-        !matches!(self, Family::Bert | Family::Gpt2)
+        !matches!(self, Family::Bert | Family::Gpt2 | Family::Albert)
     }
 
     /// The family's name for one of BERT Lab's tensors, as its `For*` classes store it (the body
@@ -213,7 +221,46 @@ impl Family {
                     (ours.to_string(), true)
                 }
             }
+            Family::Albert => {
+                if let Some(s) = sub("embeddings.projection", "encoder.embedding_hidden_mapping_in") {
+                    return (s, true);
+                }
+                if let Some(s) = sub("pooler.dense", "pooler") {
+                    return (s, true);
+                }
+                for (a, b) in [("cls.predictions.transform.dense", "predictions.dense"), ("cls.predictions.transform.LayerNorm", "predictions.LayerNorm"), ("cls.predictions.bias", "predictions.bias"), ("cls.seq_relationship", "sop_classifier.classifier")] {
+                    if let Some(s) = sub(a, b) {
+                        return head(&s);
+                    }
+                }
+                if ours.starts_with("cls.") || ours.starts_with("classifier.") {
+                    return head(ours);
+                }
+                if let Some(rest) = ours.strip_prefix("encoder.layer.") {
+                    // every layer is the one shared set, the first layer of the first group
+                    let within = rest.split_once('.').map(|(_, w)| w).unwrap_or("");
+                    let table = [
+                        ("attention.self.query", "attention.query"),
+                        ("attention.self.key", "attention.key"),
+                        ("attention.self.value", "attention.value"),
+                        ("attention.output.dense", "attention.dense"),
+                        ("attention.output.LayerNorm", "attention.LayerNorm"),
+                        ("intermediate.dense", "ffn"),
+                        ("output.dense", "ffn_output"),
+                        ("output.LayerNorm", "full_layer_layer_norm"),
+                    ];
+                    for (a, b) in table {
+                        if let Some(tail) = within.strip_prefix(a) {
+                            return (format!("encoder.albert_layer_groups.0.albert_layers.0.{b}{tail}"), true);
+                        }
+                    }
+                }
+                (ours.to_string(), true)
+            }
             Family::Roberta | Family::XlmRoberta | Family::Electra => {
+                if let Some(s) = sub("embeddings.projection", "embeddings_project") {
+                    return (s, true);
+                }
                 let lm = if self == Family::Electra { ("generator_predictions.dense", "generator_predictions.LayerNorm", "generator_lm_head.bias") } else { ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias") };
                 if let Some(s) = sub("pooler.dense", "classifier.dense") {
                     head(&s)
@@ -277,7 +324,7 @@ impl Family {
         let s = stored.strip_prefix(self.base_prefix()).unwrap_or(stored);
         s.ends_with("position_ids")
             || s == "embeddings.token_type_ids"
-            || matches!(s, "cls.predictions.decoder.weight" | "lm_head.weight" | "lm_head.decoder.weight" | "vocab_projector.weight" | "generator_lm_head.weight")
+            || matches!(s, "cls.predictions.decoder.weight" | "lm_head.weight" | "lm_head.decoder.weight" | "vocab_projector.weight" | "generator_lm_head.weight" | "predictions.decoder.weight")
             || s.ends_with(".attn.bias")
             || s.ends_with(".attn.masked_bias")
     }
@@ -287,6 +334,7 @@ impl Family {
         match (self, stored) {
             (Family::Bert, "cls.predictions.decoder.bias") => Some("cls.predictions.bias"),
             (Family::Roberta | Family::XlmRoberta, "lm_head.decoder.bias") => Some("lm_head.bias"),
+            (Family::Albert, "predictions.decoder.bias") => Some("predictions.bias"),
             _ => None,
         }
     }
@@ -294,7 +342,7 @@ impl Family {
     /// The family a checkpoint's tensor names suggest, for a file loaded without its config.
     pub fn guess_from_names<'a>(names: impl Iterator<Item = &'a str>) -> Option<Family> {
         for n in names {
-            for f in [Family::DistilBert, Family::Roberta, Family::Electra] {
+            for f in [Family::DistilBert, Family::Roberta, Family::Electra, Family::Albert] {
                 if n.starts_with(f.base_prefix()) {
                     return Some(f);
                 }

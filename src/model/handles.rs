@@ -52,6 +52,8 @@ pub(super) struct BertLayer {
 
 /// BERT's embeddings.
 pub(super) struct BertEmbeddings {
+    /// The projection of factorised embeddings to the hidden size (ALBERT, ELECTRA-small).
+    pub proj: Option<Lin>,
     pub word: Id,
     pub position: Id,
     /// None for a family without token types (DistilBERT).
@@ -92,7 +94,7 @@ impl Norm {
 
 impl BertEmbeddings {
     pub fn ids(&self) -> Vec<Id> {
-        [self.word, self.position].into_iter().chain(self.token_type).chain(self.ln.ids()).collect()
+        [self.word, self.position].into_iter().chain(self.token_type).chain(self.ln.ids()).chain(self.proj.iter().flat_map(|p| p.ids().collect::<Vec<_>>())).collect()
     }
 }
 
@@ -182,10 +184,12 @@ impl Handles {
             return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")?, score });
         }
         let e = Names::at(store, "embeddings");
-        let emb = BertEmbeddings { word: e.id("word_embeddings.weight")?, position: e.id("position_embeddings.weight")?, token_type: if cfg.type_vocab_size > 0 { Some(e.id("token_type_embeddings.weight")?) } else { None }, ln: e.norm("LayerNorm")? };
+        let emb = BertEmbeddings { proj: if cfg.embedding_size.is_some() { Some(e.lin("projection")?) } else { None }, word: e.id("word_embeddings.weight")?, position: e.id("position_embeddings.weight")?, token_type: if cfg.type_vocab_size > 0 { Some(e.id("token_type_embeddings.weight")?) } else { None }, ln: e.norm("LayerNorm")? };
         let layers = (0..cfg.num_hidden_layers)
             .map(|l| {
-                let n = Names::at(store, format!("encoder.layer.{l}"));
+                // ALBERT's every layer is the one shared set: its uses' gradients add up (every
+                // weight gradient accumulates)
+                let n = Names::at(store, format!("encoder.layer.{}", if cfg.shared_layers { 0 } else { l }));
                 let part = |p: &str| -> Result<[Id; 3]> { Ok([n.id(&format!("attention.self.query.{p}"))?, n.id(&format!("attention.self.key.{p}"))?, n.id(&format!("attention.self.value.{p}"))?]) };
                 let c = cfg.hidden_size;
                 Ok(BertLayer {

@@ -71,11 +71,11 @@ impl Model {
         // masked LM, only at the M predicted rows: transform (dense, GELU, layernorm), then the
         // decoder tied to the word embeddings plus the output bias
         if let (true, Some(rows), Some(ma)) = (self.heads.lm, &batch.lm_rows, &self.lm_acts) {
-            let m = batch.m;
+            let (m, ew) = (batch.m, cfg.embed_width());
             embedding::forward(step, ma.x.at([m, c]), rows, last.at([bt, c]), false)?;
             self.linear(step, &ma.pre, &ma.x, &need(&hh.lm)?.0, m)?;
-            gelu::forward(step, cfg.gelu(), ma.act.at([m, c]), ma.pre.at([m, c]))?;
-            self.ln_forward(step, self.hidden(&ma.ln, m), Stats { mean: &ma.mean, rstd: &ma.rstd }, self.hidden(&ma.act, m), &need(&hh.lm)?.1, Fused::None)?;
+            gelu::forward(step, cfg.gelu(), ma.act.at([m, ew]), ma.pre.at([m, ew]))?;
+            self.ln_forward(step, ma.ln.at([m, ew]), Stats { mean: &ma.mean, rstd: &ma.rstd }, ma.act.at([m, ew]), &need(&hh.lm)?.1, Fused::None)?;
             let v = cfg.vocab_size;
             self.lm_logits_forward(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.lm)?.2)))?;
             if let Some(lab) = &batch.lm_labels {
@@ -97,16 +97,16 @@ impl Model {
             step.clear(&a.d_x);
         }
         if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.lm, &self.lm_acts, &batch.lm_labels, &batch.g_lm) {
-            let (m, v) = (batch.m, cfg.vocab_size);
+            let (m, v, ew) = (batch.m, cfg.vocab_size, cfg.embed_width());
             cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_LM], 1.0)?;
             self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.ln, m, e.word)?;
             if let Some(db) = p.grad_of(need(&hh.lm)?.2) {
                 elementwise::bias_grad(step, db.at([v]), ma.d_logits.at([m, v]))?;
             }
             self.lm_logits_backward(step, LmGrad::Input(&ma.d_ln), &ma.d_logits, &ma.ln, m, e.word)?;
-            let saved = Saved { x: self.hidden(&ma.act, m), stats: Stats { mean: &ma.mean, rstd: &ma.rstd } };
-            self.ln_backward(step, self.hidden(&ma.d_act, m), self.hidden(&ma.d_ln, m), saved, &need(&hh.lm)?.1, BackwardOpts::default())?;
-            gelu::backward(step, cfg.gelu(), ma.d_ln.at([m, c]), ma.pre.at([m, c]), ma.d_act.at([m, c]))?;
+            let saved = Saved { x: ma.act.at([m, ew]), stats: Stats { mean: &ma.mean, rstd: &ma.rstd } };
+            self.ln_backward(step, ma.d_act.at([m, ew]), ma.d_ln.at([m, ew]), saved, &need(&hh.lm)?.1, BackwardOpts::default())?;
+            gelu::backward(step, cfg.gelu(), ma.d_ln.at([m, ew]), ma.pre.at([m, ew]), ma.d_act.at([m, ew]))?;
             let dx = encoder_needs_grad.then_some((&ma.d_x, false));
             self.linear_backward(step, dx, &ma.d_ln, &ma.x, &need(&hh.lm)?.0, m)?;
             if encoder_needs_grad {

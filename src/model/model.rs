@@ -271,6 +271,7 @@ impl Model {
     pub(super) fn ensure_acts(&mut self, gpu: &Gpu, b: usize, t: usize, m: usize) -> Result<(), GpuError> {
         let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
         let gpt2 = self.cfg.body == Body::Gpt2;
+        let factorised = self.cfg.embedding_size.is_some();
         let lora_r = self.cfg.lora.as_ref().map(|l| l.r);
         let lora_drop = self.cfg.lora.as_ref().map(|l| l.dropout > 0.0).unwrap_or(false);
                 let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
@@ -302,7 +303,10 @@ impl Model {
             self.acts = Some(Acts {
                 b,
                 t,
-                emb: z("emb", bt * c)?,
+                emb: z("emb", bt * self.cfg.embed_width())?,
+                emb_ln: z("emb_ln", if factorised { bt * self.cfg.embed_width() } else { 1 })?,
+                d_emb_ln: z("d_emb_ln", if factorised { bt * self.cfg.embed_width() } else { 1 })?,
+                d_emb: z("d_emb", if factorised { bt * self.cfg.embed_width() } else { 1 })?,
                 emb_mean: z("emb_mean", bt)?,
                 emb_rstd: z("emb_rstd", bt)?,
                 fin: z("fin", if gpt2 { bt * c } else { 1 })?,
@@ -347,18 +351,20 @@ impl Model {
         if self.heads.lm && m > 0 && self.lm_acts.as_ref().map(|a| a.cap < m).unwrap_or(true) {
             let cap = m.next_power_of_two();
             let v = self.cfg.vocab_size;
+            // the head's transform is E wide (the tables' width)
+            let e = self.cfg.embed_width();
             self.lm_acts = Some(LmActs {
                 cap,
                 x: z("lm_x", cap * c)?,
-                pre: z("lm_pre", cap * c)?,
-                act: z("lm_act", cap * c)?,
-                ln: z("lm_ln", cap * c)?,
+                pre: z("lm_pre", cap * e)?,
+                act: z("lm_act", cap * e)?,
+                ln: z("lm_ln", cap * e)?,
                 mean: z("lm_mean", cap)?,
                 rstd: z("lm_rstd", cap)?,
                 logits: z("lm_logits", cap * v)?,
                 d_logits: z("lm_d_logits", cap * v)?,
-                d_ln: z("lm_d_ln", cap * c)?,
-                d_act: z("lm_d_act", cap * c)?,
+                d_ln: z("lm_d_ln", cap * e)?,
+                d_act: z("lm_d_act", cap * e)?,
                 d_x: z("lm_d_x", cap * c)?,
                 ce_rows: z("lm_ce_rows", cap * 3)?,
             });

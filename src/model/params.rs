@@ -234,17 +234,25 @@ fn bert_tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) 
         t.push((format!("{p}.weight"), vec![out, inp]));
         t.push((format!("{p}.bias"), vec![out]));
     };
-    let ln = |t: &mut Vec<(String, Vec<usize>)>, p: &str| {
-        t.push((format!("{p}.weight"), vec![c]));
-        t.push((format!("{p}.bias"), vec![c]));
+    let ln_of = |t: &mut Vec<(String, Vec<usize>)>, p: &str, width: usize| {
+        t.push((format!("{p}.weight"), vec![width]));
+        t.push((format!("{p}.bias"), vec![width]));
     };
-    t.push(("embeddings.word_embeddings.weight".into(), vec![v, c]));
-    t.push(("embeddings.position_embeddings.weight".into(), vec![cfg.max_position_embeddings, c]));
+    let ln = |t: &mut Vec<(String, Vec<usize>)>, p: &str| ln_of(t, p, c);
+    // the tables are E wide (the hidden size, or ALBERT's factorised width, projected to C)
+    let e = cfg.embed_width();
+    t.push(("embeddings.word_embeddings.weight".into(), vec![v, e]));
+    t.push(("embeddings.position_embeddings.weight".into(), vec![cfg.max_position_embeddings, e]));
     if cfg.type_vocab_size > 0 {
-        t.push(("embeddings.token_type_embeddings.weight".into(), vec![cfg.type_vocab_size, c]));
+        t.push(("embeddings.token_type_embeddings.weight".into(), vec![cfg.type_vocab_size, e]));
     }
-    ln(&mut t, "embeddings.LayerNorm");
-    for l in 0..cfg.num_hidden_layers {
+    ln_of(&mut t, "embeddings.LayerNorm", e);
+    if cfg.embedding_size.is_some() {
+        lin(&mut t, "embeddings.projection", c, e);
+    }
+    // ALBERT's layers are one set of weights
+    let layers = if cfg.shared_layers { 1 } else { cfg.num_hidden_layers };
+    for l in 0..layers {
         let p = format!("encoder.layer.{l}");
         for qkv in ["query", "key", "value"] {
             lin(&mut t, &format!("{p}.attention.self.{qkv}"), c, c);
@@ -257,8 +265,8 @@ fn bert_tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) 
     }
     lin(&mut t, "pooler.dense", c, c);
     if lm {
-        lin(&mut t, "cls.predictions.transform.dense", c, c);
-        ln(&mut t, "cls.predictions.transform.LayerNorm");
+        lin(&mut t, "cls.predictions.transform.dense", e, c);
+        ln_of(&mut t, "cls.predictions.transform.LayerNorm", e);
         t.push(("cls.predictions.bias".into(), vec![v]));
     }
     if sop {

@@ -26,7 +26,7 @@ impl Model {
     /// Row ranges (first row, rows) of the (V, C) word embedding, each within one storage binding
     /// (and each starting at a bindable offset: shards are whole multiples of 64 rows).
     pub fn word_shards(&self, gpu: &crate::gpu::Gpu) -> Vec<(usize, usize)> {
-        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let (v, c) = (self.cfg.vocab_size, self.cfg.embed_width());
         let limit = gpu.info.max_storage_buffer_binding_size.min(self.word_shard_bytes.unwrap_or(u64::MAX));
         if (v * c) as u64 * 4 <= limit {
             return vec![(0, v)];
@@ -44,7 +44,7 @@ impl Model {
 
     /// out (tokens, C) = (or +=) word[ids], shard by shard.
     pub(super) fn word_lookup(&self, step: &mut Step, out: &GpuBuf, ids: &GpuBuf, word: Id, tokens: usize, accumulate: bool) -> Result<(), GpuError> {
-        let c = self.cfg.hidden_size;
+        let c = self.cfg.embed_width();
         let table = self.params.value(word);
         for (s, &(r0, rows)) in self.word_shards(step.gpu()).iter().enumerate() {
             embedding::forward_shard(step, out.at([tokens, c]), ids, table.view(r0 * c, rows * c).at([rows, c]), r0, accumulate || s > 0)?;
@@ -54,7 +54,7 @@ impl Model {
 
     /// d word[id] += the rows of `dout` at that id's positions, shard by shard.
     pub(super) fn word_lookup_backward(&self, step: &mut Step, dword: &GpuBuf, dout: &GpuBuf, g: &EmbeddingGrouping) -> Result<(), GpuError> {
-        let c = self.cfg.hidden_size;
+        let c = self.cfg.embed_width();
         for (r0, rows) in self.word_shards(step.gpu()) {
             embedding::backward_shard(step, dword.view(r0 * c, rows * c).at([rows, c]), r0, dout, g)?;
         }
@@ -63,7 +63,7 @@ impl Model {
 
     /// logits (M, V) = x (M, C) word^T (+ bias (V)), a column block per shard.
     pub(super) fn lm_logits_forward(&self, step: &mut Step, logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id, bias: Option<&GpuBuf>) -> Result<(), GpuError> {
-        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let (v, c) = (self.cfg.vocab_size, self.cfg.embed_width());
         let table = self.params.value(word);
         let shards = self.word_shards(step.gpu());
         // one row (a prompt's next token, one [MASK]): the one-row kernel, which reads each weight
@@ -92,7 +92,7 @@ impl Model {
     /// The backward of [`Model::lm_logits_forward`]: per `grad`, d word += d_logits^T x (when the word
     /// embedding trains), or dx (M, C) = d_logits word; a column block of d_logits per shard.
     pub(super) fn lm_logits_backward(&self, step: &mut Step, grad: LmGrad, d_logits: &GpuBuf, x: &GpuBuf, m: usize, word: Id) -> Result<(), GpuError> {
-        let (v, c) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let (v, c) = (self.cfg.vocab_size, self.cfg.embed_width());
         let (dword, dx) = match grad {
             LmGrad::Table => (self.params.grad_of(word), None),
             LmGrad::Input(dx) => (None, Some(dx)),
