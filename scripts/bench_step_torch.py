@@ -2,9 +2,10 @@
 """PyTorch eager fp32 companion of `bertlab bench --step`: the same training step on the same shapes,
 printing the same JSON fields, so that a ratio comes from one run on one machine.
 
-    python3 scripts/bench_step_torch.py tiny --batch 32 --len 128 [--steps 5] [--device cpu|cuda]
+    python3 scripts/bench_step_torch.py tiny --batch 32 --len 128 [--steps 5] [--device cpu|cuda] [--family roberta]
 
-One full fine-tuning step = BertForSequenceClassification (2 labels, dropout on) forward with labels,
+One full fine-tuning step = BertForSequenceClassification (2 labels, dropout on; with --family, that
+family's class and defaults, as ModelConfig::small_of in src/model/config.rs) forward with labels,
 backward, clip_grad_norm_(1.0), AdamW(lr=1e-4, weight_decay=0.01) step, loss.item(). Median of
 `--steps` after 2 warm-up steps. `dispatches_per_step` counts CUDA kernel launches (torch.profiler) on
 CUDA and is null on the CPU, where PyTorch has no dispatch to count. Needs torch and transformers
@@ -16,10 +17,26 @@ import statistics
 import time
 
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+import transformers as tf
 
 # (name, layers, hidden, heads): the same table as STEP_CONFIGS in src/bench.rs
 CONFIGS = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8), "minilm": (6, 384, 12), "base": (12, 768, 12)}
+
+
+def family_model(family, layers, hidden, heads):
+    """The family's classifier of this shape with the defaults ModelConfig::small_of gives it."""
+    bert = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * hidden, num_labels=2)
+    if family == "distilbert":
+        return tf.DistilBertForSequenceClassification(tf.DistilBertConfig(vocab_size=30522, dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=4 * hidden, num_labels=2))
+    if family in ("roberta", "xlm-roberta"):
+        cfg = (tf.RobertaConfig if family == "roberta" else tf.XLMRobertaConfig)(vocab_size=50265 if family == "roberta" else 250002, max_position_embeddings=514,
+                                                                                   type_vocab_size=1, pad_token_id=1, layer_norm_eps=1e-5, **bert)
+        return (tf.RobertaForSequenceClassification if family == "roberta" else tf.XLMRobertaForSequenceClassification)(cfg)
+    if family == "electra":
+        return tf.ElectraForSequenceClassification(tf.ElectraConfig(vocab_size=30522, embedding_size=hidden, **bert))
+    if family == "albert":
+        return tf.AlbertForSequenceClassification(tf.AlbertConfig(vocab_size=30000, embedding_size=128, hidden_act="gelu_new", num_hidden_groups=1, inner_group_num=1, **bert))
+    return tf.BertForSequenceClassification(tf.BertConfig(vocab_size=30522, max_position_embeddings=512, **bert))
 
 
 def main():
@@ -29,13 +46,12 @@ def main():
     ap.add_argument("--len", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--family", default="bert", choices=["bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert"])
     a = ap.parse_args()
     layers, hidden, heads = CONFIGS[a.config]
     dev = torch.device(a.device)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                     intermediate_size=4 * hidden, max_position_embeddings=512, num_labels=2)
-    model = BertForSequenceClassification(cfg).to(dev).train()
+    model = family_model(a.family, layers, hidden, heads).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     g = torch.Generator().manual_seed(7)
 
@@ -84,7 +100,7 @@ def main():
     print(json.dumps({
         "engine": f"pytorch {torch.__version__} eager fp32",
         "device": name,
-        "config": a.config, "layers": layers, "hidden": hidden, "batch": a.batch, "len": a.len,
+        "config": a.config, "family": a.family, "params": sum(p.numel() for p in model.parameters()), "layers": layers, "hidden": hidden, "batch": a.batch, "len": a.len,
         "ms_per_step": statistics.median(times),
         "ms_per_forward": statistics.median(fwd),
         "host_encode_ms": None,

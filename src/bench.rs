@@ -152,6 +152,9 @@ pub struct StepBench {
     pub engine: &'static str,
     pub device: String,
     pub config: String,
+    /// The family's model_type ([`crate::model::family::Family`]).
+    pub family: String,
+    pub params: usize,
     pub layers: usize,
     pub hidden: usize,
     pub batch: usize,
@@ -184,6 +187,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Times `steps` full fine-tuning steps (dropout on, AdamW, [CLS] classification over 2 labels) of
 /// the named shape at batch `b` × length `t`, after 2 warm-up steps, and a forward pass alone.
 pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> Result<StepBench> {
+    step_of(gpu, crate::model::family::Family::Bert, config, b, t, steps).await
+}
+
+/// [`step`] for a model of `family` of the named shape ([`ModelConfig::small_of`]: the family's
+/// vocabulary, positions, token types, embeddings and shared layers).
+///
+/// [`ModelConfig::small_of`]: crate::model::ModelConfig::small_of
+pub async fn step_of(gpu: &Gpu, family: crate::model::family::Family, config: &str, b: usize, t: usize, steps: usize) -> Result<StepBench> {
     use crate::kernels::adamw::AdamW;
     use crate::model::{Model, ModelConfig, Heads};
     use crate::train::batches::HostBatch;
@@ -195,14 +206,19 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
     if b == 0 || t == 0 || t > 512 || steps == 0 {
         return Err(Error::Limit(format!("batch ({b}), steps ({steps}) and length ({t}, at most 512) must be positive")));
     }
-    let cfg = ModelConfig::small(30522, hidden, layers, heads);
+    let cfg = ModelConfig::small_of(family, hidden, layers, heads);
+    if family.is_gpt2() {
+        return Err(Error::Usage("the step benchmark fine-tunes an encoder; GPT-2's speed is --generate's".into()));
+    }
+    let vocab = cfg.vocab_size as u32;
     let (mut model, _) = Model::new(gpu, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1)?;
+    let params = model.params.total_params();
     model.params.set_trainable(gpu, |_| true)?;
     let mut rng = crate::rng::Rng::new(7);
     let mut batch = || HostBatch {
         b,
         t,
-        ids: (0..b * t).map(|_| 1000 + rng.below(29_000)).collect(),
+        ids: (0..b * t).map(|_| 1000 + rng.below(vocab.min(30_000) - 1000)).collect(),
         types: vec![0; b * t],
         mask: vec![1; b * t],
         cls_labels: Some((0..b).map(|i| (i % 2) as i32).collect()),
@@ -245,6 +261,8 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
         engine: "bertlab",
         device: gpu.info.summary(),
         config: name.to_string(),
+        family: family.model_type().to_string(),
+        params,
         layers,
         hidden,
         batch: b,
@@ -266,8 +284,8 @@ impl std::fmt::Display for StepBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({}x{}) B={} T={}: {:.1} ms/step, {:.1} ms/forward, host encode {:.2} ms; per step {} dispatches, {} submits, {:.0} bytes written, {:.0} read, {} buffers and {} bind groups created",
-            self.config, self.layers, self.hidden, self.batch, self.len, self.ms_per_step, self.ms_per_forward, self.host_encode_ms, self.dispatches_per_step, self.submits_per_step, self.bytes_written_per_step, self.bytes_read_per_step, self.buffers_created_per_step, self.bind_groups_created_per_step
+            "{} {} ({}x{}, {:.1} M parameters) B={} T={}: {:.1} ms/step, {:.1} ms/forward, host encode {:.2} ms; per step {} dispatches, {} submits, {:.0} bytes written, {:.0} read, {} buffers and {} bind groups created",
+            self.family, self.config, self.layers, self.hidden, self.params as f64 / 1e6, self.batch, self.len, self.ms_per_step, self.ms_per_forward, self.host_encode_ms, self.dispatches_per_step, self.submits_per_step, self.bytes_written_per_step, self.bytes_read_per_step, self.buffers_created_per_step, self.bind_groups_created_per_step
         )?;
         write!(f, "\n  one step kernel by kernel (each dispatch alone):")?;
         for (k, ms, n) in &self.kernel_ms {

@@ -240,6 +240,15 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ModelSummary {
     pub source: String,
+    /// The model's family and its layer, in words (ModelInfo's), e.g. "RoBERTa (roberta), as
+    /// transformers' RobertaForMaskedLM".
+    #[serde(default)]
+    pub family: String,
+    #[serde(default)]
+    pub layer: String,
+    /// The tokenizer's mask token ([MASK], RoBERTa's <mask>); None for a causal model.
+    #[serde(default)]
+    pub mask_token: Option<String>,
     pub layers: usize,
     pub hidden: usize,
     pub heads: usize,

@@ -1037,8 +1037,9 @@ fn ModelPanel() -> impl IntoView {
                     } else if m.causal {
                         "GPT-style: BERT's layers reading left to right (transformers' BertLMHeadModel)"
                     } else {
-                        "BERT: reads both ways"
+                        "an encoder: reads both ways"
                     }}</p>
+                    <p id="model-family">{format!("{}; layers: {}{}", m.family, m.layer, m.mask_token.as_ref().map(|t| format!("; its mask token is {t}{}", if t == "[MASK]" { "" } else { " ([MASK] works too)" })).unwrap_or_default())}</p>
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch {} × {} needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, MEMORY_BATCH.0, MEMORY_BATCH.1.min(m.max_len), m.train_bytes as f64 / 1e6)}</p>
                     <p>{if !m.has_lm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_lm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::session::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>

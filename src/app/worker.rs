@@ -112,8 +112,12 @@ fn summary(s: &Session, l: &Loaded, notes: Vec<String>) -> ModelSummary {
     let c = &l.model.cfg;
     let params = l.model.params.total_params();
     let modes = l.mode_costs();
+    let info = l.describe();
     ModelSummary {
         source: l.source.clone(),
+        family: format!("{} ({}), as transformers' {}", info.family, info.model_type, info.architecture),
+        layer: format!("{} × [{}]{}", info.layers, info.layer, info.embedding_size.map(|e| format!("; embeddings {e} wide, projected to {}", info.hidden)).unwrap_or_default()),
+        mask_token: info.mask_token.clone(),
         layers: c.num_hidden_layers,
         hidden: c.hidden_size,
         heads: c.num_attention_heads,
@@ -497,7 +501,7 @@ async fn pretrain(d: PretrainSettings, start_step: usize) -> Result<()> {
             RunEvent::Pretrain { step, total_steps, lm_loss, sop_loss, lm_acc, sop_acc, lr, ms_per_step, eta_s, batch_outcomes, first_sequence } => {
                 // the first sequence of the batch, token by token: what the model saw, what masking
                 // did to it, and the original where one is predicted
-                let seq = first_sequence.iter().zip(&batch_outcomes).map(|((id, label), o)| (tok.id_to_token(*id), o.name().to_string(), if *label >= 0 { tok.id_to_token(*label as u32) } else { String::new() })).collect();
+                let seq = first_sequence.iter().zip(&batch_outcomes).map(|((id, label), o)| (tok.piece(*id), o.name().to_string(), if *label >= 0 { tok.piece(*label as u32) } else { String::new() })).collect();
                 let count = |w: Outcome| batch_outcomes.iter().filter(|&&o| o == w).count();
                 let chosen = batch_outcomes.len() - count(Outcome::NotChosen);
                 let (masked, random, unchanged) = (count(Outcome::Masked), count(Outcome::Random), count(Outcome::Unchanged));

@@ -175,6 +175,7 @@ mod cli {
             Cmd::Predict(a) => predict(a, o),
             Cmd::Embed(a) => embed(a, o),
             Cmd::FillMask(a) => fill_mask(a, o),
+            Cmd::Info(a) => info(a, o),
             Cmd::Generate(a) => generate(a, o),
             Cmd::Export(a) => export(a, o),
             Cmd::Bench(a) => bench(a, o),
@@ -507,6 +508,35 @@ mod cli {
         Ok(())
     }
 
+    fn info(a: &InfoArgs, o: Out) -> Result<()> {
+        let s = open(o, &a.model, None)?;
+        let i = s.describe().ok_or_else(|| Error::Usage("no model is loaded".into()))?;
+        if o.json {
+            println!("{}", serde_json::to_string(&i)?);
+            return Ok(());
+        }
+        println!("{} ({}), as transformers' {}", i.family, i.model_type, i.architecture);
+        println!("layers: {} × [{}]", i.layers, i.layer);
+        let emb = i.embedding_size.map(|e| format!(", embeddings {e} wide projected to {}", i.hidden)).unwrap_or_default();
+        println!("sizes: hidden {}, {} heads, feed-forward {}, vocabulary {}, up to {} tokens{emb}; {} parameters", i.hidden, i.heads, i.intermediate, i.vocab, i.max_tokens, i.params);
+        let mut heads = Vec::new();
+        if i.lm_head {
+            heads.push("language-model".to_string());
+        }
+        if i.sop_head {
+            heads.push("sentence-order".to_string());
+        }
+        if !i.labels.is_empty() {
+            heads.push(format!("classifier ({})", i.labels.join(", ")));
+        }
+        println!("heads: {}", if heads.is_empty() { "none".to_string() } else { heads.join(", ") });
+        println!("tokenizer: a text reads {}{}", i.framing, i.mask_token.as_ref().map(|m| format!("; mask token {m}")).unwrap_or_default());
+        if let Some(l) = &i.lora {
+            println!("LoRA adapters: {l}");
+        }
+        Ok(())
+    }
+
     fn fill_mask(a: &FillMaskArgs, o: Out) -> Result<()> {
         let s = open(o, &a.model, None)?;
         let preds = block(s.fill_mask(&a.text, a.top_k))?;
@@ -554,7 +584,8 @@ mod cli {
             return show(o, block(bertlab::bench::generate(&g, config, a.vocab, &a.new))?);
         }
         if let Some(config) = &a.step {
-            return show(o, block(bertlab::bench::step(&g, config, a.batch, a.len, a.steps))?);
+            let family = bertlab::model::family::Family::from_model_type(&a.family).ok_or_else(|| Error::Usage(format!("--family {}: one of {}", a.family, bertlab::model::family::Family::supported())))?;
+            return show(o, block(bertlab::bench::step_of(&g, family, config, a.batch, a.len, a.steps))?);
         }
         let opts = bertlab::bench::BenchOptions { m: a.m, reps: a.reps };
         let t0 = std::time::Instant::now();

@@ -85,16 +85,18 @@ pub fn architecture(cfg: &ModelConfig, heads: Heads) -> String {
         return if heads.num_labels > 0 { "GPT2ForSequenceClassification" } else { "GPT2LMHeadModel" }.to_string();
     }
     let p = cfg.family.class_prefix();
-    let bert = cfg.family == Family::Bert;
+    // the families with a class for both pretraining heads (BERT's next-sentence head is BERT Lab's
+    // sentence-order head; ALBERT's is sop_classifier)
+    let bert = matches!(cfg.family, Family::Bert | Family::Albert);
     match (heads.lm, heads.sop, heads.num_labels > 0) {
         // a decoder (causal attention) with its language-model head
         (true, _, false) if cfg.is_decoder => format!("{p}LMHeadModel"),
         (_, _, true) => format!("{p}ForSequenceClassification"),
         // BERT's pretraining heads together; the other families have a masked-LM class only (a
         // sentence-order head BERT Lab gave them stays BERT Lab's)
-        (true, true, false) if bert => "BertForPreTraining".into(),
+        (true, true, false) if bert => format!("{p}ForPreTraining"),
         (true, _, false) => format!("{p}ForMaskedLM"),
-        (false, true, false) if bert => "BertForPreTraining".into(),
+        (false, true, false) if bert => format!("{p}ForPreTraining"),
         _ => format!("{p}Model"),
     }
 }
@@ -248,7 +250,7 @@ pub fn export_files(
     // still fills masks) exports as the class transformers has, which holds none
     let drop_pretraining_heads = classifies || arch.ends_with("Model") && !arch.ends_with("LMHeadModel");
     // BERT Lab's sentence-order head on a family whose masked-LM class has none stays out
-    let drop_sop = cfg.family != crate::model::family::Family::Bert;
+    let drop_sop = !matches!(cfg.family, crate::model::family::Family::Bert | crate::model::family::Family::Albert);
     let base = cfg.family.base_prefix();
     let tensors: Vec<_> = tensors
         .into_iter()

@@ -209,7 +209,7 @@ impl ModelConfig {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Data { line: 0, message: format!("config.json is not valid JSON: {e}") })?;
         let family = match v.get("model_type").and_then(|m| m.as_str()) {
             None => Family::Bert,
-            Some(mt) => Family::from_model_type(mt).ok_or_else(|| Error::Unsupported(format!("config.json describes a '{mt}' model; BERT Lab runs these model types: {}", Family::supported())))?,
+            Some(mt) => Family::from_model_type(mt).ok_or_else(|| Error::Unsupported(format!("config.json describes a '{mt}' model; BERT Lab runs {} models (model_type {})", Family::names(), Family::supported())))?,
         };
         match family {
             Family::Gpt2 => return Self::from_gpt2(&v),
@@ -496,6 +496,28 @@ impl ModelConfig {
             shared_layers: false,
             eos_token_id: None,
             lora: None,
+        }
+    }
+
+    /// A from-scratch model of `family` with the given size and the family's own defaults: its
+    /// vocabulary (BERT's 30,522, RoBERTa's 50,265, XLM-R's 250,002, ALBERT's 30,000), RoBERTa's
+    /// positions after the padding id, DistilBERT without token types, ALBERT's 128-wide embeddings
+    /// and one shared set of layers with GPT-2's GELU.
+    pub fn small_of(family: Family, hidden: usize, layers: usize, heads: usize) -> ModelConfig {
+        let bert = ModelConfig { family, ..Self::small(30522, hidden, layers, heads) };
+        match family {
+            Family::Gpt2 => Self::small_gpt2(50257, hidden, layers, heads),
+            Family::DistilBert => ModelConfig { type_vocab_size: 0, ..bert },
+            Family::Roberta | Family::XlmRoberta => ModelConfig {
+                vocab_size: if family == Family::Roberta { 50265 } else { 250_002 },
+                type_vocab_size: 1,
+                pad_token_id: 1,
+                max_position_embeddings: 514,
+                layer_norm_eps: 1e-5,
+                ..bert
+            },
+            Family::Albert => ModelConfig { vocab_size: 30000, embedding_size: Some(128), shared_layers: true, hidden_act: "gelu_new".into(), ..bert },
+            Family::Bert | Family::Electra => bert,
         }
     }
 

@@ -93,6 +93,12 @@ impl Family {
         ALL.iter().map(|f| format!("\"{}\"", f.model_type())).collect::<Vec<_>>().join(", ")
     }
 
+    /// The supported families as people write them ("BERT, DistilBERT, ... and GPT-2").
+    pub fn names() -> String {
+        let v: Vec<&str> = ALL.iter().map(|f| f.display()).collect();
+        format!("{} and {}", v[..v.len() - 1].join(", "), v[v.len() - 1])
+    }
+
     /// How people write its name.
     pub fn display(self) -> &'static str {
         match self {

@@ -55,7 +55,84 @@ pub struct Loaded {
     pub source: String,
 }
 
+/// What a model is: its family and shape, the layer it is made of, its heads and its tokenizer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    /// The config's model_type and how people write it ("roberta", "RoBERTa").
+    pub model_type: String,
+    pub family: String,
+    /// What transformers' class for it with these heads is.
+    pub architecture: String,
+    /// The layer, in words.
+    pub layer: String,
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    /// The embedding tables' width where it differs from the hidden size (ALBERT, small ELECTRAs).
+    pub embedding_size: Option<usize>,
+    pub shared_layers: bool,
+    pub vocab: usize,
+    pub max_tokens: usize,
+    pub params: usize,
+    pub lm_head: bool,
+    pub sop_head: bool,
+    pub labels: Vec<String>,
+    pub mask_token: Option<String>,
+    /// The framing of a text, as the tokenizer gives it for "a".
+    pub framing: String,
+    pub lora: Option<String>,
+}
+
 impl Loaded {
+    /// What this model is (see [`ModelInfo`]).
+    pub fn describe(&self) -> ModelInfo {
+        let c = &self.model.cfg;
+        let layer = c.family.layer();
+        // the special tokens around a text, with the text as "A"
+        let framing = self.tok.encode("a", None, 16).map(|e| {
+            let mut parts: Vec<String> = Vec::new();
+            for (&id, &special) in e.ids.iter().zip(&e.special) {
+                let p = if special { self.tok.id_to_token(id) } else { "A".to_string() };
+                if parts.last() != Some(&p) || special {
+                    parts.push(p);
+                }
+            }
+            parts.join(" ")
+        });
+        let framing = framing.unwrap_or_default();
+        ModelInfo {
+            model_type: c.family.model_type().to_string(),
+            family: c.family.display().to_string(),
+            architecture: export::architecture(c, self.model.heads),
+            layer: format!(
+                "{}{} {}, {} positions, {} feed-forward{}{}",
+                if layer.causal { "causal, " } else { "" },
+                if layer.pre_norm { "pre-norm" } else { "post-norm" },
+                layer.norm,
+                layer.positions,
+                layer.feed_forward,
+                if layer.biases { ", biases" } else { ", no biases" },
+                if c.shared_layers { format!(", one set of weights for all {} layers", c.num_hidden_layers) } else { String::new() },
+            ),
+            layers: c.num_hidden_layers,
+            hidden: c.hidden_size,
+            heads: c.num_attention_heads,
+            intermediate: c.intermediate_size,
+            embedding_size: c.embedding_size,
+            shared_layers: c.shared_layers,
+            vocab: c.vocab_size,
+            max_tokens: c.max_tokens(),
+            params: self.model.params.total_params(),
+            lm_head: self.model.heads.lm,
+            sop_head: self.model.heads.sop,
+            labels: self.labels.clone(),
+            mask_token: (!c.is_decoder).then(|| self.tok.mask_token()),
+            framing,
+            lora: c.lora.as_ref().map(|l| format!("r {} on {}", l.r, l.targets.join(", "))),
+        }
+    }
+
     /// A model directory's model, with notes for the person who loaded it.
     pub fn from_dir(lm: model_dir::LoadedModel, source: String) -> (Loaded, Vec<String>) {
         let mut notes = Vec::new();
@@ -371,6 +448,11 @@ impl Session {
     /// Whether a run (pretraining, fine-tuning) holds the model.
     pub fn running(&self) -> bool {
         self.slot.borrow().run
+    }
+
+    /// What the model in use is, for `bertlab info` and the model panel (None before one is loaded).
+    pub fn describe(&self) -> Option<ModelInfo> {
+        self.peek(|l| l.describe())
     }
 
     /// Reads the model in place (None while a command holds it, or before one is loaded).
@@ -736,7 +818,7 @@ impl Session {
                 return Err(Error::Data { line: 0, message: "the text has no [MASK] token".into() });
             }
             let top = l.model.top_tokens(g, &e.ids, &e.type_ids, &positions, k).await?;
-            Ok(positions.into_iter().zip(top).map(|(p, row)| (p, row.into_iter().map(|(id, pr)| (id, l.tok.id_to_token(id), pr)).collect())).collect())
+            Ok(positions.into_iter().zip(top).map(|(p, row)| (p, row.into_iter().map(|(id, pr)| (id, l.tok.piece(id), pr)).collect())).collect())
         })
         .await
     }

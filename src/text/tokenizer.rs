@@ -27,6 +27,9 @@ pub struct Tokenizer {
     pub vocab_size: usize,
     /// GPT-2's `<|endoftext|>`, for a tokenizer that has it instead of BERT's special tokens.
     pub end_of_text: Option<u32>,
+    /// Whether a token reads as its decoded text (byte-level BPE's "Ġcat" is " cat", Unigram's
+    /// "▁cat" is "cat") rather than as it is (WordPiece's "##ing").
+    pub decode_pieces: bool,
 }
 
 /// GPT-2's end-of-text token.
@@ -57,13 +60,14 @@ impl Tokenizer {
         let (Some(cls), Some(sep)) = (cls, sep) else {
             if let Some(eot) = tk.token_to_id(END_OF_TEXT) {
                 let unk = tk.token_to_id("[UNK]").unwrap_or(eot);
-                return Ok(Tokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), tk });
+                return Ok(Tokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), decode_pieces: true, tk });
             }
             return Err(Error::Unsupported(format!("the tokenizer has neither a start token ([CLS] or <s>) and an end token ([SEP] or </s>), nor GPT-2's {END_OF_TEXT}: BERT Lab reads the WordPiece, byte-level BPE and Unigram tokenizers of BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA and GPT-2")));
         };
         let role = |what: &str, names: &[&str]| find(names).ok_or_else(|| Error::Data { line: 0, message: format!("the tokenizer has no {what} token ({})", names.join(" or ")) });
         Ok(Tokenizer {
             end_of_text: None,
+            decode_pieces: !matches!(tk.get_model(), tokenizers::models::ModelWrapper::WordPiece(_) | tokenizers::models::ModelWrapper::WordLevel(_)),
             cls,
             sep,
             pad: role("padding", &["[PAD]", "<pad>"])?,
@@ -334,12 +338,13 @@ impl Tokenizer {
         Ok(enc)
     }
 
-    /// How token `id` reads in running text: a GPT-2 piece decoded from its bytes (" cat", not
-    /// "Ġcat"); a WordPiece token as it is.
+    /// How token `id` reads in running text: a byte-level piece decoded from its bytes (" cat", not
+    /// "Ġcat"), a Unigram piece without its "▁"; a WordPiece token as it is.
     pub fn piece(&self, id: u32) -> String {
-        match self.end_of_text {
-            Some(_) => self.tk.decode(&[id], false).unwrap_or_else(|_| self.id_to_token(id)),
-            None => self.id_to_token(id),
+        if self.decode_pieces {
+            self.tk.decode(&[id], false).unwrap_or_else(|_| self.id_to_token(id))
+        } else {
+            self.id_to_token(id)
         }
     }
 
@@ -348,6 +353,7 @@ impl Tokenizer {
     pub fn continuation(&self, id: u32) -> String {
         match self.end_of_text {
             Some(_) => self.piece(id),
+            None if self.decode_pieces => self.piece(id),
             None => {
                 let t = self.id_to_token(id);
                 match t.strip_prefix("##") {

@@ -801,7 +801,7 @@ pub async fn probe(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, text: &str, k:
         return Err(Error::Data { line: 0, message: "the text has no [MASK] to predict".into() });
     }
     let top = model.top_tokens(gpu, &e.ids, &e.type_ids, &positions, k).await?;
-    Ok(top.into_iter().map(|row| row.into_iter().map(|(id, p)| (tok.id_to_token(id), p)).collect()).collect())
+    Ok(top.into_iter().map(|row| row.into_iter().map(|(id, p)| (tok.piece(id), p)).collect()).collect())
 }
 
 /// A causal model's next-token accuracy on held-out `texts` (every position of `[CLS] text [SEP]`

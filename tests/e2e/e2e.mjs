@@ -844,6 +844,45 @@ try {
   const ptLora = await text(page, "#model-lora");
   check(/r = 4, alpha = 8 on c_attn/.test(ptLora), `LoRA pretraining in the page: "${ptLora}"`);
   await page.selectOption("#pt-mode", "full");
+
+  // 12. the encoder families people bring: a RoBERTa and an ALBERT from their files (made by
+  // tests/fixtures/make_encoder_fixtures.py). Each says its family, fills its own mask token
+  // (RoBERTa's <mask>, typed so; ALBERT's [MASK]) as the CLI does, fine-tunes (RoBERTa all layers,
+  // ALBERT with LoRA) and exports what the CLI reads back with the page's probabilities
+  const famDir = (dir) => path.join(ROOT, "tests/fixtures", dir);
+  for (const [dir, fam, mask, mode] of [["tiny_roberta", "RoBERTa", "<mask>", "full"], ["tiny_albert", "ALBERT", "[MASK]", "lora"]]) {
+    await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"].map((f) => path.join(famDir(dir), f)));
+    await page.waitForTimeout(200);
+    if (await page.locator("#model-confirm-yes").count()) await page.click("#model-confirm-yes");
+    await waitText(page, "#model-family", new RegExp(`^${fam} `));
+    const famLine = await text(page, "#model-family");
+    const sentence = `the curious kitten ${mask} the toast .`;
+    await page.fill("#mask-text", sentence);
+    await page.click("#mask-run");
+    await page.waitForSelector("#fill-result > .mask-preds .bar-row", { timeout: STEP_TIMEOUT });
+    const famPreds = await bars(page, "#fill-result > .mask-preds");
+    const famCli = JSON.parse(execFileSync(CLI, ["fill-mask", "--model", famDir(dir), "--text", sentence, "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString())[0].predictions.map((p) => [p.token, p.probability]);
+    check(famPreds.length === famCli.length && famCli.every((c, i) => c[0] === famPreds[i][0] && Math.abs(c[1] - famPreds[i][1]) <= 1e-3 * c[1] + 1e-7) && famLine.includes(`its mask token is ${mask}`),
+      `${fam} from files: "${famLine}"; "${sentence}" filled as the CLI does: ${JSON.stringify(famPreds.slice(0, 3))}`);
+    await snap(page, `${dir}-fill-mask`);
+    await useSample(page, "sentiment");
+    await page.selectOption("#ft-mode", mode);
+    if (mode === "lora") await page.fill("#ft-lora-r", "4");
+    for (const [id, v] of Object.entries({ "ft-lr": "0.002", "ft-epochs": "1", "ft-batch": "16", "ft-maxlen": "32" })) await page.fill(`#${id}`, v);
+    await page.click("#ft-start");
+    await waitText(page, "#ft-status", /step \d+ of/);
+    await page.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: 900_000, polling: 500 });
+    const famProbs = await classify(page, "a wonderful, moving film");
+    const famExport = path.join(OUT, `export-${dir}`);
+    const famNames = await exported("#export-run", famExport);
+    const famArgs = ["predict", "--model", famExport, "--text", "a wonderful, moving film", "--json", ...(mode === "lora" ? ["--base", famDir(dir)] : [])];
+    const famPred = JSON.parse(execFileSync(CLI, famArgs, { stdio: ["ignore", "pipe", "ignore"] }).toString())[0];
+    const famCfg = JSON.parse(fs.readFileSync(path.join(famExport, "config.json"), "utf8"));
+    const famAdapter = mode === "lora" ? JSON.parse(fs.readFileSync(path.join(famExport, "adapter_config.json"), "utf8")) : null;
+    check(famProbs.every(([label, p]) => Math.abs(p - famPred.probabilities[label]) < 6e-4) && famCfg.model_type === dir.replace("tiny_", "") && (mode !== "lora" || (famAdapter.r === 4 && famNames.includes("adapter_model.safetensors"))),
+      `${fam} fine-tuned (${mode}) and exported (${famNames.join(", ")}; model_type ${famCfg.model_type}, ${famCfg.architectures}): the CLI on the export ${JSON.stringify(famPred.probabilities)} vs the page ${JSON.stringify(famProbs)}`);
+    await snap(page, `${dir}-fine-tuned-${mode}`);
+  }
   // first open, in a fresh tab: the page fetches a small pretrained BERT with its masked-LM head from
   // the hub (the stand-in's), and the demo sentence it leads with is answered at once
   const fresh = await context.newPage();

@@ -32,6 +32,8 @@ pub enum Cmd {
     Predict(TextsArgs),
     /// mean-pooled sentence embeddings (the last hidden states over each text's tokens)
     Embed(TextsArgs),
+    /// what a model is: its family, layers, heads and tokenizer
+    Info(InfoArgs),
     /// top-k predictions for every [MASK] in a text
     FillMask(FillMaskArgs),
     /// continue a prompt with a causal model (pretrain --objective causal, or a GPT-2), token by token
@@ -234,6 +236,12 @@ pub struct GenerateArgs {
 }
 
 #[derive(clap::Args)]
+pub struct InfoArgs {
+    #[arg(long, value_name = "DIR")]
+    pub model: String,
+}
+
+#[derive(clap::Args)]
 pub struct ExportArgs {
     #[arg(long, value_name = "DIR")]
     pub model: String,
@@ -255,6 +263,9 @@ pub struct BenchArgs {
     /// a training-step benchmark of this configuration (tiny, mini, small, base)
     #[arg(long, value_name = "CONFIG")]
     pub step: Option<String>,
+    /// the step benchmark's model family (its model_type: bert, distilbert, roberta, xlm-roberta, electra, albert)
+    #[arg(long, default_value = "bert")]
+    pub family: String,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     #[arg(long, default_value_t = 128)]
