@@ -398,7 +398,7 @@ impl PretrainSettings {
 
     /// The adapters a LoRA run puts on a model of `body`: PEFT's default targets and lora_alpha, as
     /// `bertlab pretrain --mode lora:R`.
-    pub fn lora_spec(&self, family: crate::model::family::Family) -> Option<crate::session::LoraSpec> {
+    pub fn lora_spec(&self, family: crate::session::Family) -> Option<crate::session::LoraSpec> {
         self.lora_r.map(|r| crate::session::LoraSpec::new(r, family))
     }
 }

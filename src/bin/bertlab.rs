@@ -584,7 +584,7 @@ mod cli {
             return show(o, block(bertlab::bench::generate(&g, config, a.vocab, &a.new))?);
         }
         if let Some(config) = &a.step {
-            let family = bertlab::model::family::Family::from_model_type(&a.family).ok_or_else(|| Error::Usage(format!("--family {}: one of {}", a.family, bertlab::model::family::Family::supported())))?;
+            let family = bertlab::session::Family::from_model_type(&a.family).ok_or_else(|| Error::Usage(format!("--family {}: one of {}", a.family, bertlab::session::Family::supported())))?;
             return show(o, block(bertlab::bench::step_of(&g, family, config, a.batch, a.len, a.steps))?);
         }
         let opts = bertlab::bench::BenchOptions { m: a.m, reps: a.reps };

@@ -28,6 +28,7 @@ pub use store::{NoStore, Snapshot, SnapshotKind, SnapshotMeta, Store};
 pub use crate::io::export::{self, ModelCard, RunSettings};
 pub use crate::io::{model_dir, zip};
 pub use crate::model::config::{Body, LoraSpec};
+pub use crate::model::family::Family;
 pub use crate::model::{Heads, ModelConfig, Pooling};
 pub use crate::text::dataset::{self, Dataset, Severity};
 pub use crate::train::generate::{GenerateConfig, MAX_NEW, MAX_TOP_K};
