@@ -69,6 +69,8 @@ pub enum Part {
     Embeddings,
     /// Encoder layer k (BERT's `encoder.layer.k`, GPT-2's `h.k`).
     Layer(usize),
+    /// ALBERT's one set of layer weights, used by every layer (the top layer among them).
+    SharedLayers,
     /// BERT's pooler over [CLS].
     Pooler,
     /// GPT-2's final LayerNorm, `ln_f`.
@@ -91,6 +93,7 @@ impl Part {
     pub fn of_in(family: Family, name: &str) -> Part {
         match Part::of(name) {
             Part::Pooler if family.pooler_in_head() => Part::Classifier,
+            Part::Layer(_) if family == Family::Albert => Part::SharedLayers,
             p => p,
         }
     }

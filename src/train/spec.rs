@@ -39,6 +39,8 @@ impl Adopt {
             (Adopt::Full, p) => !matches!(p, Part::LmHead | Part::SopHead),
             (Adopt::Last(_), Part::Pooler | Part::FinalNorm) => true,
             (Adopt::Last(n), Part::Layer(k)) => k + n.min(layers) >= layers,
+            // ALBERT's shared set is every layer, the top one too
+            (Adopt::Last(n), Part::SharedLayers) => n > 0,
             (Adopt::Last(_), _) => false,
             (Adopt::Lora(_), p) => p == Part::Lora,
         }

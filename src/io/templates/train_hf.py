@@ -80,16 +80,19 @@ class HeadBeside(nn.Module):
 def trainable(name, mode, layers):
     """What BERT Lab trains in `mode`: feature (the head), last:N (the head, the pooler or GPT-2's
     final LayerNorm, and the last N layers) or full."""
-    for prefix in ("bert.", "transformer."):
+    for prefix in ("bert.", "transformer.", "roberta.", "distilbert.", "electra.", "albert."):
         name = name[len(prefix):] if name.startswith(prefix) else name
     if mode == "full":
         return True
-    if name.startswith(("classifier.", "score.")):
+    # the head (RoBERTa's and ELECTRA's classifier.dense + out_proj, DistilBERT's pre_classifier)
+    if name.startswith(("classifier.", "score.", "pre_classifier.")):
         return True
     if mode.startswith("last:"):
         n = int(mode.split(":")[1])
-        layer = lambda k: name.startswith((f"encoder.layer.{k}.", f"h.{k}."))
-        return name.startswith(("pooler.", "ln_f.")) or any(layer(layers - 1 - k) for k in range(min(n, layers)))
+        # BERT's, GPT-2's and DistilBERT's layer k; ALBERT's one shared set is every layer
+        layer = lambda k: name.startswith((f"encoder.layer.{k}.", f"h.{k}.", f"transformer.layer.{k}."))
+        shared = name.startswith("encoder.albert_layer_groups.") and n > 0
+        return shared or name.startswith(("pooler.", "ln_f.")) or any(layer(layers - 1 - k) for k in range(min(n, layers)))
     return False
 
 
@@ -121,7 +124,8 @@ def main():
     if adapter:
         weights = a.base or json.load(open(os.path.join(a.model, "adapter_config.json")))["base_model_name_or_path"]
     gpt2 = AutoConfig.from_pretrained(weights).model_type == "gpt2"
-    drop = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0} if a.no_dropout else {}
+    drop = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+            "dropout": 0.0, "attention_dropout": 0.0, "seq_classif_dropout": 0.0, "classifier_dropout_prob": 0.0} if a.no_dropout else {}
     cfg = AutoConfig.from_pretrained(weights, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_id, **drop)
     head_beside = SETTINGS["pooling"] == "mean" or (SETTINGS["pooling"] == "last" and not gpt2)
     if adapter and head_beside:
@@ -130,7 +134,11 @@ def main():
         from safetensors.torch import load_file
         head = load_file(os.path.join(a.model, "classifier_head.safetensors"))
         p = 0.0 if a.no_dropout else cfg.hidden_dropout_prob
-        model = HeadBeside(AutoModel.from_pretrained(a.model, config=cfg, add_pooling_layer=False), head["classifier.weight"], head["classifier.bias"], p, SETTINGS["pooling"], cfg.pad_token_id)
+        try:
+            encoder = AutoModel.from_pretrained(a.model, config=cfg, add_pooling_layer=False)
+        except TypeError:  # a family whose encoder has no pooler to leave out (DistilBERT)
+            encoder = AutoModel.from_pretrained(a.model, config=cfg)
+        model = HeadBeside(encoder, head["classifier.weight"], head["classifier.bias"], p, SETTINGS["pooling"], cfg.pad_token_id)
     elif adapter:
         from peft import PeftModel
         model = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(weights, config=cfg), a.model, is_trainable=True)
