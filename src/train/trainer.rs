@@ -733,7 +733,9 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
     // `cls`; GPT-2's head is its word embeddings, which stay frozen)
     let adapters = model.cfg.lora.is_some();
     model.params.set_trainable(gpu, |p| match p.part {
-        Part::Classifier => false,
+        // a family whose classifier has its own dense layer on [CLS] (RoBERTa's classifier.dense)
+        // holds it where BERT has its pooler, which sentence order reads: it learns with that head
+        Part::Classifier => sop_on && p.name.starts_with("pooler.") && !adapters,
         Part::SopHead => sop_on,
         Part::LmHead => cfg.mlm,
         Part::Lora => true,
