@@ -15,6 +15,9 @@
 override HAS_MASK: bool = false;
 override DROPOUT: bool = false;
 override CAUSAL: bool = false;
+// WINDOW (sliding-window attention, ModernBERT's local layers; square attention as CAUSAL): row r
+//   (query r % cols) sees only the columns within WINDOW of it, |j - r % cols| <= WINDOW; 0: all.
+override WINDOW: u32 = 0u;
 const WG: u32 = 32u;
 const NEG_BIG: f32 = -1e30;
 
@@ -75,6 +78,10 @@ fn reduce_sum(v: f32, lid: u32) -> f32 {
 // scale*x + mask, or NEG_BIG when the column is masked out.
 fn logit(row: u32, j: u32) -> f32 {
     if (CAUSAL && j > row % p.cols) { return NEG_BIG; }
+    if (WINDOW > 0u) {
+        let q = row % p.cols;
+        if (max(j, q) - min(j, q) > WINDOW) { return NEG_BIG; }
+    }
     var v = p.scale * x[row * p.cols + j];
     if (HAS_MASK) {
         let m = mask[(row / p.rows_per_mask) * p.cols + j];

@@ -58,6 +58,8 @@ macro_rules! for_each_kernel_check {
             adamw_matches_torch_formula,
             adamw_skips_nonfinite_step,
             elementwise_ops,
+            glu_forward_backward,
+            rotary_matches_reference_and_turns_back,
             matvec_layouts_splits_offsets,
             attention_cached_matches_reference,
             sample_top_k_matches_reference
@@ -552,7 +554,15 @@ async fn softmax_forward_case(gpu: &Gpu, kernel: RowKernel) -> CheckResult {
     if (0..rows).any(|r| got3[r * t + r % t + 1..(r + 1) * t].iter().any(|&v| v != 0.0)) {
         return Err(Error::Check("causal softmax: a probability above the diagonal is not 0".into()));
     }
-    Ok(format!("masked (incl. fully masked rows -> 0) worst {w1:.3}, unmasked with ±1e4 logits worst {w2:.3}, causal worst {w3:.3} of 2e-6"))
+    // a sliding window (ModernBERT's local layers) with the padding mask: |j - r % t| <= 5
+    let (gy4, w) = (zeros(gpu, "y4", rows * t)?, 5usize);
+    let mut step = gpu.begin_step("softmax window");
+    Softmax::new(0.125).mask(gmask).window(w).kernel(kernel).forward(&mut step, gy4.at([rows, t]), gx.at([rows, t]), None)?;
+    step.submit().await?;
+    let near: Vec<f64> = (0..rows).flat_map(|r| (0..t).map(move |j| (r, j))).map(|(r, j)| if j.abs_diff(r % t) > w { cpu::MASKED } else { m64[(r / (h * t)) * t + j] }).collect();
+    let got4 = read(gpu, &gy4).await?;
+    let w4 = close("sliding-window softmax", &got4, &cpu::softmax(&x64, Some(&near), rows, t, 1, 0.125), |_| 2e-6)?;
+    Ok(format!("masked (incl. fully masked rows -> 0) worst {w1:.3}, unmasked with ±1e4 logits worst {w2:.3}, causal worst {w3:.3}, window of 5 worst {w4:.3} of 2e-6"))
 }
 
 pub async fn softmax_backward(gpu: &Gpu) -> CheckResult {
@@ -1300,6 +1310,80 @@ pub async fn elementwise_ops(gpu: &Gpu) -> CheckResult {
     let rdw: Vec<f64> = a.iter().zip(&b).map(|(x, d)| if *x > 0.0 { *d as f64 } else { 0.0 }).collect();
     close("relu backward", &read(gpu, &grdx).await?, &rdw, |_| 0.0)?;
     Ok(format!("add, scale, tanh, ReLU and their backwards over {n} elements"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// gated linear units and rotary positions (ModernBERT's GeGLU and rotary, the Llama family's SwiGLU)
+
+pub async fn glu_forward_backward(gpu: &Gpu) -> CheckResult {
+    use crate::kernels::glu::{self, GluAct};
+    let mut rng = Rng::new(31);
+    let (rows, width) = (37, 53);
+    let u = rng.normals(rows * 2 * width, 2.0);
+    let dy = rng.normals(rows * width, 1.0);
+    let mut worst = 0.0f64;
+    for act in GluAct::ALL {
+        let (f, g): (fn(f64) -> f64, fn(f64) -> f64) = match act {
+            GluAct::Gelu => (cpu::gelu, cpu::gelu_grad),
+            GluAct::GeluTanh => (cpu::gelu_tanh, cpu::gelu_tanh_grad),
+            GluAct::Silu => (cpu::silu, cpu::silu_grad),
+        };
+        let (gu, gdy, gy, gdu) = (up(gpu, "u", &u)?, up(gpu, "dy", &dy)?, zeros(gpu, "y", rows * width)?, zeros(gpu, "du", rows * 2 * width)?);
+        let mut step = gpu.begin_step("glu");
+        glu::forward(&mut step, act, gy.at([rows, width]), gu.at([rows, 2 * width]))?;
+        glu::backward(&mut step, act, gdu.at([rows, 2 * width]), gu.at([rows, 2 * width]), gdy.at([rows, width]))?;
+        step.submit().await?;
+        let want = cpu::glu(&f64s(&u), width, f);
+        worst = worst.max(close(&format!("{act:?} GLU"), &read(gpu, &gy).await?, &want, |i| 1e-5 * (1.0 + want[i].abs()))?);
+        let dwant = cpu::glu_backward(&f64s(&u), &f64s(&dy), width, f, g);
+        worst = worst.max(close(&format!("{act:?} GLU backward"), &read(gpu, &gdu).await?, &dwant, |i| 1e-5 * (1.0 + dwant[i].abs()))?);
+    }
+    Ok(format!("GeGLU (erf and tanh) and SwiGLU over {rows}x{width}, forward and backward: worst {worst:.2} of tolerance"))
+}
+
+/// Rotary embeddings on a fused q|k|v row with grouped keys (3 query heads, 1 key head, head size
+/// 8, and a value part that must not move), against the f64 rotate_half formula; turning back
+/// (the backward) restores the input, and is the transpose (<R x, y> = <x, R^T y>).
+pub async fn rotary_matches_reference_and_turns_back(gpu: &Gpu) -> CheckResult {
+    use crate::kernels::rotary::{self, Heads};
+    let mut rng = Rng::new(32);
+    let (b, t, d, qh, kh) = (3, 11, 8, 3, 1);
+    let ld = (qh + 2 * kh) * d;
+    let rows = b * t;
+    let theta = 10_000.0;
+    let x = rng.normals(rows * ld, 1.0);
+    let (c, s) = rotary::tables(theta, d, t);
+    let (gx, gc, gs) = (up(gpu, "x", &x)?, up(gpu, "cos", &c)?, up(gpu, "sin", &s)?);
+    let h = Heads { rows, t, ld, q_heads: qh, k_heads: kh, d, q_off: 0, k_off: qh * d, pos_base: 0 };
+    let mut step = gpu.begin_step("rotary");
+    rotary::apply(&mut step, gx.at([rows * ld]), &gc, &gs, h, false)?;
+    step.submit().await?;
+    let got = read(gpu, &gx).await?;
+    let cols: Vec<usize> = (0..qh + kh).map(|k| k * d).collect();
+    let want = cpu::rotary(&f64s(&x), ld, t, &cols, d, theta, 1.0);
+    let w1 = close("rotary", &got, &want, |_| 2e-6)?;
+    // the value columns are untouched, bit for bit
+    for r in 0..rows {
+        for j in (qh + kh) * d..ld {
+            if got[r * ld + j].to_bits() != x[r * ld + j].to_bits() {
+                return Err(Error::Check(format!("rotary moved the value at row {r}, column {j}")));
+            }
+        }
+    }
+    // turning back: the input again, and the transpose of the rotation
+    let mut step = gpu.begin_step("rotary-back");
+    rotary::apply(&mut step, gx.at([rows * ld]), &gc, &gs, h, true)?;
+    step.submit().await?;
+    let back = read(gpu, &gx).await?;
+    let w2 = close("rotary, then back", &back, &f64s(&x), |_| 2e-6)?;
+    let yv = rng.normals(rows * ld, 1.0);
+    let rt = cpu::rotary(&f64s(&yv), ld, t, &cols, d, theta, -1.0);
+    let lhs: f64 = want.iter().zip(&yv).map(|(a, b)| a * *b as f64).sum();
+    let rhs: f64 = x.iter().zip(&rt).map(|(a, b)| *a as f64 * b).sum();
+    if (lhs - rhs).abs() > 1e-9 * lhs.abs().max(1.0) {
+        return Err(Error::Check(format!("the reference's inverse is not the transpose: {lhs} vs {rhs}")));
+    }
+    Ok(format!("{qh} query heads and {kh} key head of {d} over {rows} rows (positions to {}): worst {w1:.2} of tolerance; back to the input within {w2:.2} of tolerance; the value untouched", t - 1))
 }
 
 // ---------------------------------------------------------------------------------------------

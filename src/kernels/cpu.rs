@@ -168,6 +168,54 @@ pub fn gelu_grad(x: f64) -> f64 {
     0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2)) + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
 }
 
+/// SiLU, x·sigmoid(x), and its derivative.
+pub fn silu(x: f64) -> f64 {
+    x / (1.0 + (-x).exp())
+}
+
+pub fn silu_grad(x: f64) -> f64 {
+    let s = 1.0 / (1.0 + (-x).exp());
+    s * (1.0 + x * (1.0 - s))
+}
+
+/// A gated linear unit over rows of `[a | b]` (each 2·width): `act(a) * b`, and its backward
+/// (du = [dy b act'(a) | dy act(a)]).
+pub fn glu(u: &[f64], width: usize, act: fn(f64) -> f64) -> Vec<f64> {
+    u.chunks(2 * width).flat_map(|r| (0..width).map(move |j| act(r[j]) * r[width + j])).collect()
+}
+
+pub fn glu_backward(u: &[f64], dy: &[f64], width: usize, act: fn(f64) -> f64, grad: fn(f64) -> f64) -> Vec<f64> {
+    let mut du = vec![0.0; u.len()];
+    for (r, (row, g)) in u.chunks(2 * width).zip(dy.chunks(width)).enumerate() {
+        for j in 0..width {
+            du[r * 2 * width + j] = g[j] * row[width + j] * grad(row[j]);
+            du[r * 2 * width + width + j] = g[j] * act(row[j]);
+        }
+    }
+    du
+}
+
+/// Rotary embeddings in f64 as transformers applies them (rotate_half): for each row (position
+/// `row % t`) and each head of `d` at the columns `cols` lists, x·cos + rotate_half(x)·sin, with the
+/// angles of `theta` (`sign` -1: the transpose).
+pub fn rotary(x: &[f64], ld: usize, t: usize, cols: &[usize], d: usize, theta: f64, sign: f64) -> Vec<f64> {
+    let half = d / 2;
+    let mut y = x.to_vec();
+    for (r, row) in x.chunks(ld).enumerate() {
+        let pos = (r % t) as f64;
+        for &c in cols {
+            for j in 0..half {
+                let a = pos / theta.powf((2 * j) as f64 / d as f64);
+                let (co, si) = (a.cos(), sign * a.sin());
+                let (x1, x2) = (row[c + j], row[c + j + half]);
+                y[r * ld + c + j] = x1 * co - x2 * si;
+                y[r * ld + c + j + half] = x2 * co + x1 * si;
+            }
+        }
+    }
+    y
+}
+
 /// GPT-2's `gelu_new`: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 pub fn gelu_tanh(x: f64) -> f64 {
     0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())

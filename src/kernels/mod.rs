@@ -14,6 +14,8 @@ pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod gelu;
+pub mod glu;
+pub mod rotary;
 pub mod layernorm;
 pub mod matmul;
 pub mod matvec;
@@ -49,6 +51,8 @@ pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static
     for k in [softmax::FORWARD, softmax::FORWARD_ROWS] {
         v.push((k, vec![("HAS_MASK", 1.0)]));
         v.push((k, vec![("HAS_MASK", 0.0)]));
+        // a sliding window (its size is the model's; any one builds the same code)
+        v.push((k, vec![("HAS_MASK", 1.0), ("WINDOW", 64.0)]));
     }
     v.push((softmax::BACKWARD, vec![]));
     v.push((softmax::BACKWARD_ROWS, vec![]));
@@ -62,6 +66,11 @@ pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static
         v.push((gelu::FORWARD, vec![("TANH", tanh)]));
         v.push((gelu::BACKWARD, vec![("TANH", tanh)]));
     }
+    for act in glu::GluAct::ALL {
+        v.push((glu::FORWARD, act.consts().to_vec()));
+        v.push((glu::BACKWARD, act.consts().to_vec()));
+    }
+    v.push((rotary::ROTARY, vec![]));
     for k in [elementwise::ADD, elementwise::SCALE, elementwise::TANH_FORWARD, elementwise::TANH_BACKWARD, elementwise::RELU_FORWARD, elementwise::RELU_BACKWARD, elementwise::BIAS_GRAD] {
         v.push((k, vec![]));
     }

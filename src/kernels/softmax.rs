@@ -52,6 +52,8 @@ pub struct Softmax<'a> {
     pub scale: f32,
     pub mask: Option<Mask<'a>>,
     pub causal: bool,
+    /// Sliding-window attention: each query sees the keys within this distance (0: all).
+    pub window: usize,
     pub kernel: RowKernel,
 }
 
@@ -65,13 +67,17 @@ fn dropout_words(d: Option<Dropout>) -> Result<Params, GpuError> {
 impl<'a> Softmax<'a> {
     /// No mask, not causal, the row kernel for the adapter.
     pub fn new(scale: f32) -> Softmax<'a> {
-        Softmax { scale, mask: None, causal: false, kernel: RowKernel::Auto }
+        Softmax { scale, mask: None, causal: false, window: 0, kernel: RowKernel::Auto }
     }
     pub fn mask(self, mask: Option<Mask<'a>>) -> Softmax<'a> {
         Softmax { mask, ..self }
     }
     pub fn causal(self, causal: bool) -> Softmax<'a> {
         Softmax { causal, ..self }
+    }
+    /// Each query (row r % cols of a square attention) sees only the keys within `window` of it.
+    pub fn window(self, window: usize) -> Softmax<'a> {
+        Softmax { window, ..self }
     }
     pub fn kernel(self, kernel: RowKernel) -> Softmax<'a> {
         Softmax { kernel, ..self }
@@ -82,7 +88,7 @@ impl<'a> Softmax<'a> {
     pub fn forward(&self, step: &mut Step, y: View, x: View, dropped: Option<(View, Dropout)>) -> Result<(), GpuError> {
         const K: &str = "softmax_forward";
         let (rows, cols) = (x.rows(), x.cols());
-        if self.causal && (cols == 0 || rows % cols != 0) {
+        if (self.causal || self.window > 0) && (cols == 0 || rows % cols != 0) {
             return Err(GpuError::Shape(format!("{K}: a causal mask needs square attention; {rows} rows are not a multiple of {cols} keys")));
         }
         let [xb, yb] = same_whole(K, [("x", x), ("y", y)])?;
@@ -104,7 +110,7 @@ impl<'a> Softmax<'a> {
             ..dropout_words(dropped.map(|d| d.1))?
         };
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        let consts = [("HAS_MASK", flag(self.mask.is_some())), ("DROPOUT", flag(dropped.is_some())), ("CAUSAL", flag(self.causal))];
+        let consts = [("HAS_MASK", flag(self.mask.is_some())), ("DROPOUT", flag(dropped.is_some())), ("CAUSAL", flag(self.causal)), ("WINDOW", self.window as f64)];
         let m = self.mask.map(|m| m.mask).unwrap_or(xb);
         let dummy = step.gpu().dummy_rw();
         let ydb = match dropped {

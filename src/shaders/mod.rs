@@ -11,7 +11,7 @@
 pub(crate) mod params;
 pub(crate) mod uniform;
 
-use params::{adamw, cross_entropy, dropout, elementwise, embedding, gelu, layernorm, matmul, matvec, sample, softmax};
+use params::{adamw, cross_entropy, dropout, elementwise, embedding, gelu, glu, layernorm, matmul, matvec, rotary, sample, softmax};
 
 /// Each shader's files, without their uniform structs (see [`source`]).
 pub const SHADERS: &[(&str, &str)] = &[
@@ -23,6 +23,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("layernorm", concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/layernorm.wgsl"))),
     ("gelu", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/gelu.wgsl"))),
     ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    ("glu", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/glu.wgsl"))),
+    ("rotary", include_str!("../../shaders/rotary.wgsl")),
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("dropout", concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/dropout.wgsl"))),
     ("cross_entropy", include_str!("../../shaders/cross_entropy.wgsl")),
@@ -41,6 +43,8 @@ fn uniforms(name: &str) -> &'static str {
         "layernorm" => layernorm::Params::WGSL,
         "gelu" => gelu::Params::WGSL,
         "elementwise" => elementwise::Params::WGSL,
+        "glu" => glu::Params::WGSL,
+        "rotary" => rotary::Params::WGSL,
         "embedding" => embedding::Params::WGSL,
         "dropout" => dropout::Params::WGSL,
         "cross_entropy" => cross_entropy::Params::WGSL,

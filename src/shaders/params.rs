@@ -114,6 +114,26 @@ pub(crate) mod gelu {
     }
 }
 
+pub(crate) mod glu {
+    use super::uniform;
+
+    uniform! {
+        /// shaders/glu.wgsl's parameters.
+        pub(crate) struct Params { rows: u32, width: u32 }
+    }
+}
+
+pub(crate) mod rotary {
+    use super::uniform;
+
+    uniform! {
+        /// shaders/rotary.wgsl's parameters: rows, the sequence length, the row's width, the heads
+        /// rotated (query heads, then key heads from k_off), the head size, the first position, and
+        /// the direction (1: rotate, -1: the transpose, the backward).
+        pub(crate) struct Params { rows: u32, t: u32, ld: u32, q_heads: u32, k_heads: u32, d: u32, q_off: u32, k_off: u32, pos_base: u32, sign: f32 }
+    }
+}
+
 pub(crate) mod sample {
     use super::uniform;
 

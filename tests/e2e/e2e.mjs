@@ -45,6 +45,11 @@ function writeHub() {
   const first = path.join(HUB, "google/bert_uncased_L-4_H-256_A-4");
   fs.mkdirSync(first, { recursive: true });
   for (const f of ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"]) fs.copyFileSync(path.join(tiny, f), path.join(first, f));
+  // fixture/albert: tests/fixtures/tiny_albert (AlbertForPreTraining with a Unigram tokenizer, made
+  // by make_encoder_fixtures.py), fetched by id as a person would fetch albert/albert-base-v2
+  const albert = path.join(HUB, "fixture/albert");
+  fs.mkdirSync(albert, { recursive: true });
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_albert", f), path.join(albert, f));
   const gpt2 = path.join(HUB, "fixture/gpt2");
   fs.mkdirSync(gpt2, { recursive: true });
   for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_gpt2", f), path.join(gpt2, f));
@@ -883,6 +888,14 @@ try {
       `${fam} fine-tuned (${mode}) and exported (${famNames.join(", ")}; model_type ${famCfg.model_type}, ${famCfg.architectures}): the CLI on the export ${JSON.stringify(famPred.probabilities)} vs the page ${JSON.stringify(famProbs)}`);
     await snap(page, `${dir}-fine-tuned-${mode}`);
   }
+  // a family fetched from the hub by id (the stand-in's ALBERT): it says its family and fills a mask
+  await page.fill("#hub-id", "fixture/albert");
+  await page.click("#load-hub");
+  await page.waitForTimeout(200);
+  if (await page.locator("#model-confirm-yes").count()) await page.click("#model-confirm-yes");
+  await waitText(page, "#model-summary", /fixture\/albert/);
+  check(/^ALBERT \(albert\), as transformers' AlbertForPreTraining/.test(await text(page, "#model-family")) && /sentence-order/.test(await text(page, "#model-summary")),
+    `ALBERT fetched from the hub by id: "${(await text(page, "#model-family")).slice(0, 120)}"`);
   // first open, in a fresh tab: the page fetches a small pretrained BERT with its masked-LM head from
   // the hub (the stand-in's), and the demo sentence it leads with is answered at once
   const fresh = await context.newPage();
