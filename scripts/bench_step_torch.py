@@ -34,6 +34,9 @@ def family_model(family, layers, hidden, heads):
         return (tf.RobertaForSequenceClassification if family == "roberta" else tf.XLMRobertaForSequenceClassification)(cfg)
     if family == "electra":
         return tf.ElectraForSequenceClassification(tf.ElectraConfig(vocab_size=30522, embedding_size=hidden, **bert))
+    if family == "modernbert":
+        return tf.ModernBertForSequenceClassification(tf.ModernBertConfig(vocab_size=50368, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                                                                          intermediate_size=hidden * 3 // 2, num_labels=2, attn_implementation="eager"))
     if family == "albert":
         return tf.AlbertForSequenceClassification(tf.AlbertConfig(vocab_size=30000, embedding_size=128, hidden_act="gelu_new", num_hidden_groups=1, inner_group_num=1, **bert))
     return tf.BertForSequenceClassification(tf.BertConfig(vocab_size=30522, max_position_embeddings=512, **bert))
@@ -46,7 +49,7 @@ def main():
     ap.add_argument("--len", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--family", default="bert", choices=["bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert"])
+    ap.add_argument("--family", default="bert", choices=["bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "modernbert"])
     a = ap.parse_args()
     layers, hidden, heads = CONFIGS[a.config]
     dev = torch.device(a.device)

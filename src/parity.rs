@@ -127,15 +127,17 @@ macro_rules! family_fixture {
     };
 }
 
-/// The families on BERT's body besides BERT, each against transformers: ELECTRA as wide as its
-/// layers and small (factorised embeddings), and ALBERT (factorised, one shared set of layers).
-pub const FAMILY_FIXTURES: [FamilyFixture; 6] = [
+/// The families besides BERT and GPT-2, each against transformers: ELECTRA as wide as its layers
+/// and small (factorised embeddings), ALBERT (factorised, one shared set of layers) and ModernBERT
+/// (its own body: rotary positions, GeGLU, local attention, no biases).
+pub const FAMILY_FIXTURES: [FamilyFixture; 7] = [
     family_fixture!("distilbert", "tiny_distilbert"),
     family_fixture!("roberta", "tiny_roberta"),
     family_fixture!("xlm-roberta", "tiny_xlm_roberta"),
     family_fixture!("electra", "tiny_electra"),
     family_fixture!("electra", "tiny_electra_small"),
     family_fixture!("albert", "tiny_albert"),
+    family_fixture!("modernbert", "tiny_modernbert"),
 ];
 
 struct Fixture {
@@ -1273,7 +1275,12 @@ async fn family_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str, what
     let (mut worst, mut worst_name) = (0.0f32, String::new());
     for k in &want_names {
         let hf = &k[prefix.len() + 1..];
-        let p = model.params.params.iter().find(|p| model.cfg.family.hf_name(&p.name) == hf).ok_or_else(|| Error::Check(format!("{what}: transformers' {hf} is none of BERT Lab's tensors")))?;
+        // one name may be two of ours (ModernBERT's `head`: the masked-LM head's or the classifier's)
+        let named: Vec<&crate::model::params::Param> = model.params.params.iter().filter(|p| model.cfg.family.hf_name(&p.name) == hf).collect();
+        let p = named
+            .iter()
+            .find(|p| named.len() == 1 || (prefix == "grad_lm") != (p.part == crate::model::params::Part::Classifier))
+            .ok_or_else(|| Error::Check(format!("{what}: transformers' {hf} is none of BERT Lab's tensors")))?;
         let want = fx.f32(k)?;
         let got = read(gpu, p.grad.as_ref().ok_or_else(|| Error::Check(format!("{what}: {hf} has no gradient")))?).await?;
         // a key bias's gradient is zero in exact arithmetic (softmax ignores a constant added to a
@@ -1324,7 +1331,11 @@ pub async fn model_families_match_transformers(gpu: &Gpu) -> CheckResult {
         }
         let all = fx.f32("out.mlm_logits")?;
         let want: Vec<f32> = batch.lm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
-        let d_h = within(&format!("{what}: last hidden state"), &read(gpu, m.last_hidden().unwrap()).await?, &fx.f32("out.last_hidden_state")?, 1e-5)?;
+        // at the texts' tokens: a padding position's own state is nobody's input (ModernBERT's, whose
+        // local window sees only padding, is transformers' average over masked keys, BERT Lab's 0)
+        let keep: Vec<bool> = fx.ints("input.attention_mask")?.iter().flat_map(|&m| std::iter::repeat_n(m != 0, fx.cfg.hidden_size)).collect();
+        let real = |v: Vec<f32>| -> Vec<f32> { v.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| x).collect() };
+        let d_h = within(&format!("{what}: last hidden state"), &real(read(gpu, m.last_hidden().unwrap()).await?), &real(fx.f32("out.last_hidden_state")?), 1e-5)?;
         let d_mlm = within(&format!("{what}: masked-LM logits"), &read(gpu, m.lm_logits().unwrap()).await?, &want, 1e-5)?;
         within(&format!("{what}: layer-0 attention"), &read(gpu, m.attention_probs(0).unwrap()).await?, &fx.f32("out.attentions0")?, 1e-5)?;
         within(&format!("{what}: masked-LM loss"), &[losses.lm], &fx.f32("out.mlm_loss")?, 1e-5)?;

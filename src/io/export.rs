@@ -111,6 +111,8 @@ pub fn config_json(cfg: &ModelConfig, heads: Heads, labels: &[String]) -> String
         cfg.gpt2_json()
     } else if cfg.family == Family::DistilBert {
         cfg.distilbert_json()
+    } else if cfg.family == Family::ModernBert {
+        cfg.modernbert_json()
     } else {
         let mut v = serde_json::to_value(cfg).unwrap_or_default();
         let o = v.as_object_mut().expect("a config serialises to an object");
@@ -326,7 +328,7 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
         "target_modules": lora.targets,
-        "modules_to_save": if classifies && cfg.family == crate::model::family::Family::DistilBert { serde_json::json!(["pre_classifier", "classifier"]) } else if classifies { serde_json::json!(["classifier", "score"]) } else if heads.num_labels == 0 && cfg.body == Body::Bert && (heads.lm || heads.sop) { serde_json::json!(cfg.family.lm_head_modules()) } else { serde_json::Value::Null },
+        "modules_to_save": if classifies && cfg.family == crate::model::family::Family::DistilBert { serde_json::json!(["pre_classifier", "classifier"]) } else if classifies && cfg.family == crate::model::family::Family::ModernBert { serde_json::json!(["head", "classifier"]) } else if classifies { serde_json::json!(["classifier", "score"]) } else if heads.num_labels == 0 && cfg.body == Body::Bert && (heads.lm || heads.sop) { serde_json::json!(cfg.family.lm_head_modules()) } else { serde_json::Value::Null },
         "base_model_name_or_path": card.base_model,
         "bias": "none",
         "fan_in_fan_out": cfg.body == Body::Gpt2,

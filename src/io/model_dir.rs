@@ -44,7 +44,10 @@ pub fn heads_of(names: &[&str], config: &serde_json::Value) -> Heads {
         names.iter().any(|n| *n == hf || *n == bare)
     };
     let num_labels = if has("classifier.weight") { labels_of(config).len().max(2) } else { 0 };
-    Heads { lm: has("cls.predictions.transform.dense.weight"), sop: has("cls.seq_relationship.weight"), num_labels }
+    // ModernBERT's masked-LM head and its classifier's dense layer are both `head`: a checkpoint
+    // with `head` and no classifier is a masked-LM one (or one with the decoder's bias)
+    let lm = if family == Family::ModernBert { has("cls.predictions.bias") || (num_labels == 0 && has("cls.predictions.transform.dense.weight")) } else { has("cls.predictions.transform.dense.weight") };
+    Heads { lm, sop: has("cls.seq_relationship.weight"), num_labels }
 }
 
 /// id2label in id order.

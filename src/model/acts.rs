@@ -42,6 +42,9 @@ pub(super) struct Acts {
     pub(super) d_emb: GpuBuf,
     pub(super) emb_mean: GpuBuf,
     pub(super) emb_rstd: GpuBuf,
+    /// ModernBERT's rotary tables for the capacity's positions: cos and sin for the global layers'
+    /// theta, then for the local layers'.
+    pub(super) rope: Option<[GpuBuf; 4]>,
     /// A GPT-2 body's final LayerNorm (`ln_f`): output, mean and rstd (one element each for BERT).
     pub(super) fin: GpuBuf,
     pub(super) fin_mean: GpuBuf,
@@ -66,6 +69,12 @@ pub(super) struct Acts {
     pub(super) cls_x: GpuBuf,
     pub(super) pooled_pre: GpuBuf,
     pub(super) pooled: GpuBuf,
+    /// A pooler with a norm after its activation (ModernBERT's head): the activation's output, the
+    /// norm's statistics, and the gradient at the activation's output.
+    pub(super) pooled_act: GpuBuf,
+    pub(super) pooled_mean: GpuBuf,
+    pub(super) pooled_rstd: GpuBuf,
+    pub(super) d_pooled_act: GpuBuf,
     pub(super) pooled_d: GpuBuf,
     pub(super) d_pooled: GpuBuf,
     pub(super) d_pooled_pre: GpuBuf,

@@ -51,6 +51,9 @@ pub struct ModelConfig {
     /// One set of layer weights used by every layer (ALBERT), their gradients summed over the uses.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared_layers: bool,
+    /// ModernBERT's rotary positions and local attention (None for the other bodies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modern: Option<ModernSpec>,
     /// The token that ends a text (GPT-2's `<|endoftext|>`), where the config names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<usize>,
@@ -58,6 +61,27 @@ pub struct ModelConfig {
     /// Face config key: an export writes it as PEFT's `adapter_config.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraSpec>,
+}
+
+/// ModernBERT's layers: rotary positions with one theta for the global layers and another for the
+/// local ones, and every `global_every`-th layer (from the first) attending globally, the others to
+/// the keys within `window` of each query (transformers' `local_attention / 2`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModernSpec {
+    pub global_theta: f64,
+    pub local_theta: f64,
+    pub window: usize,
+    pub global_every: usize,
+    /// A bias on the head's dense layer (`classifier_bias`) and on the decoder (`decoder_bias`).
+    pub head_bias: bool,
+    pub decoder_bias: bool,
+}
+
+impl ModernSpec {
+    /// Whether layer `l` attends globally.
+    pub fn global(&self, l: usize) -> bool {
+        l % self.global_every == 0
+    }
 }
 
 /// Low-rank adaptation (LoRA, as PEFT's `LoraConfig` has it): each targeted linear layer's output
@@ -112,10 +136,16 @@ impl LoraSpec {
         for l in 0..layers {
             let sites: [(&str, usize, usize); 6] = if cfg.body == Body::Gpt2 {
                 [("attn.c_attn", c, 3 * c), ("attn.c_proj", c, c), ("mlp.c_fc", c, i), ("mlp.c_proj", i, c), ("", 0, 0), ("", 0, 0)]
+            } else if cfg.body == Body::Modern {
+                [("attn.Wqkv", c, 3 * c), ("attn.Wo", c, c), ("mlp.Wi", c, 2 * i), ("mlp.Wo", i, c), ("", 0, 0), ("", 0, 0)]
             } else {
                 [("attention.self.query", c, c), ("attention.self.key", c, c), ("attention.self.value", c, c), ("attention.output.dense", c, c), ("intermediate.dense", c, i), ("output.dense", i, c)]
             };
-            let layer = if cfg.body == Body::Gpt2 { format!("h.{l}") } else { format!("encoder.layer.{l}") };
+            let layer = match cfg.body {
+                Body::Gpt2 => format!("h.{l}"),
+                Body::Modern => format!("layers.{l}"),
+                Body::Bert => format!("encoder.layer.{l}"),
+            };
             v.extend(sites.iter().filter(|s| !s.0.is_empty()).map(|(p, inp, out)| (format!("{layer}.{p}"), *inp, *out)));
         }
         v
@@ -185,6 +215,9 @@ pub enum Body {
     #[default]
     Bert,
     Gpt2,
+    /// ModernBERT's: pre-LN without biases, rotary positions, GeGLU, local and global attention, a
+    /// final norm.
+    Modern,
 }
 
 fn default_max_pos() -> usize {
@@ -214,6 +247,7 @@ impl ModelConfig {
         match family {
             Family::Gpt2 => return Self::from_gpt2(&v),
             Family::DistilBert => return Self::from_distilbert(&v),
+            Family::ModernBert => return Self::from_modernbert(&v),
             _ => {}
         }
         if let Some(pe) = v.get("position_embedding_type").and_then(|p| p.as_str()).filter(|p| *p != "absolute") {
@@ -284,11 +318,129 @@ impl ModelConfig {
             family: Family::DistilBert,
             embedding_size: None,
             shared_layers: false,
+            modern: None,
             eos_token_id: None,
             lora: None,
         };
         c.validate()?;
         Ok(c)
+    }
+
+    /// A ModernBERT config.json (ModernBertConfig's names) on ModernBERT's body.
+    fn from_modernbert(v: &serde_json::Value) -> Result<ModelConfig> {
+        let get = |k: &str| v.get(k).filter(|x| !x.is_null());
+        let usize_of = |k: &str, default: usize| -> Result<usize> {
+            match get(k) {
+                Some(x) => Ok(x.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a whole number") })?),
+                None => Ok(default),
+            }
+        };
+        let f_of = |k: &str, default: f64| -> Result<f64> {
+            match get(k) {
+                Some(x) => Ok(x.as_f64().ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a number") })?),
+                None => Ok(default),
+            }
+        };
+        let flag = |k: &str, default: bool| get(k).and_then(|x| x.as_bool()).unwrap_or(default);
+        for (k, default) in [("norm_bias", false), ("attention_bias", false), ("mlp_bias", false)] {
+            if flag(k, default) {
+                return Err(Error::Unsupported(format!("config.json: {k} is true; BERT Lab runs ModernBERT as released, without biases in its norms and layers")));
+            }
+        }
+        for k in ["embedding_dropout", "mlp_dropout", "attention_dropout"] {
+            if f_of(k, 0.0)? != 0.0 {
+                return Err(Error::Unsupported(format!("config.json: {k} is {}; BERT Lab runs ModernBERT with its dropouts at 0, as released", f_of(k, 0.0)?)));
+            }
+        }
+        // the rope thetas: the older keys, or rope_parameters per layer type
+        let theta = |kind: &str, old: &str, default: f64| -> Result<f64> {
+            match v.pointer(&format!("/rope_parameters/{kind}/rope_theta")).and_then(|x| x.as_f64()) {
+                Some(t) => Ok(t),
+                None => f_of(old, default),
+            }
+        };
+        for kind in ["full_attention", "sliding_attention"] {
+            if let Some(t) = v.pointer(&format!("/rope_parameters/{kind}/rope_type")).and_then(|x| x.as_str()).filter(|t| *t != "default") {
+                return Err(Error::Unsupported(format!("config.json: rope_type \"{t}\" for {kind}; BERT Lab runs ModernBERT's default rotary embedding")));
+            }
+        }
+        let layers = usize_of("num_hidden_layers", 22)?;
+        let every = usize_of("global_attn_every_n_layers", 3)?.max(1);
+        if let Some(types) = get("layer_types").and_then(|t| t.as_array()) {
+            let expect: Vec<&str> = (0..layers).map(|l| if l % every == 0 { "full_attention" } else { "sliding_attention" }).collect();
+            let got: Vec<&str> = types.iter().filter_map(|t| t.as_str()).collect();
+            if got != expect {
+                return Err(Error::Unsupported(format!("config.json: layer_types {got:?}; BERT Lab runs ModernBERT's pattern, a global layer every {every} from the first")));
+            }
+        }
+        let pooling = get("classifier_pooling").and_then(|p| p.as_str()).unwrap_or("cls");
+        if pooling != "cls" {
+            return Err(Error::Unsupported(format!("config.json: classifier_pooling \"{pooling}\"; BERT Lab's ModernBERT classifier reads [CLS] (its own mean pooling has no head: --pooling mean)")));
+        }
+        let hidden = usize_of("hidden_size", 768)?;
+        let c = ModelConfig {
+            vocab_size: usize_of("vocab_size", 50368)?,
+            hidden_size: hidden,
+            num_hidden_layers: layers,
+            num_attention_heads: usize_of("num_attention_heads", 12)?,
+            intermediate_size: usize_of("intermediate_size", 1152)?,
+            max_position_embeddings: usize_of("max_position_embeddings", 8192)?,
+            type_vocab_size: 0,
+            layer_norm_eps: f_of("norm_eps", 1e-5)?,
+            hidden_act: get("hidden_activation").and_then(|a| a.as_str()).unwrap_or("gelu").to_string(),
+            pad_token_id: usize_of("pad_token_id", 50283)?,
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+            is_decoder: false,
+            body: Body::Modern,
+            family: Family::ModernBert,
+            embedding_size: None,
+            shared_layers: false,
+            modern: Some(ModernSpec {
+                global_theta: theta("full_attention", "global_rope_theta", 160_000.0)?,
+                local_theta: theta("sliding_attention", "local_rope_theta", 10_000.0)?,
+                window: usize_of("local_attention", 128)? / 2,
+                global_every: every,
+                head_bias: flag("classifier_bias", false),
+                decoder_bias: flag("decoder_bias", true),
+            }),
+            eos_token_id: None,
+            lora: None,
+        };
+        if get("classifier_activation").and_then(|a| a.as_str()).unwrap_or("gelu") != c.hidden_act {
+            return Err(Error::Unsupported("config.json: classifier_activation differs from hidden_activation; BERT Lab's ModernBERT uses one GELU".into()));
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// ModernBertConfig's names for a ModernBERT.
+    pub fn modernbert_json(&self) -> serde_json::Value {
+        let m = self.modern.clone().unwrap_or(ModernSpec { global_theta: 160_000.0, local_theta: 10_000.0, window: 64, global_every: 3, head_bias: false, decoder_bias: true });
+        serde_json::json!({
+            "model_type": "modernbert",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "hidden_activation": self.hidden_act,
+            "classifier_activation": self.hidden_act,
+            "max_position_embeddings": self.max_position_embeddings,
+            "norm_eps": self.layer_norm_eps,
+            "norm_bias": false,
+            "attention_bias": false,
+            "mlp_bias": false,
+            "classifier_bias": m.head_bias,
+            "decoder_bias": m.decoder_bias,
+            "global_rope_theta": m.global_theta,
+            "local_rope_theta": m.local_theta,
+            "local_attention": 2 * m.window,
+            "global_attn_every_n_layers": m.global_every,
+            "classifier_pooling": "cls",
+            "pad_token_id": self.pad_token_id,
+            "tie_word_embeddings": true,
+        })
     }
 
     /// DistilBertConfig's names for a DistilBERT (what `config.json` holds for it).
@@ -354,6 +506,7 @@ impl ModelConfig {
             family: Family::Gpt2,
             embedding_size: None,
             shared_layers: false,
+            modern: None,
             eos_token_id: eos,
             lora: None,
         };
@@ -426,7 +579,7 @@ impl ModelConfig {
             ("type_vocab_size", self.type_vocab_size, 1024),
         ] {
             // DistilBERT has no token types
-            let none_ok = name == "type_vocab_size" && self.family == Family::DistilBert;
+            let none_ok = name == "type_vocab_size" && matches!(self.family, Family::DistilBert | Family::ModernBert);
             if (v == 0 && !none_ok) || v > max {
                 return Err(Error::Limit(format!("{name} is {v}; BERT Lab supports 1 to {max}")));
             }
@@ -451,8 +604,15 @@ impl ModelConfig {
                 return Err(Error::Unsupported("a causal model with factorised embeddings (embedding_size) is not supported".into()));
             }
         }
-        if self.body != (if self.family.is_gpt2() { Body::Gpt2 } else { Body::Bert }) {
-            return Err(Error::Shape { tensor: "body".into(), message: format!("a {} model runs on {} body, not {:?}'s", self.family.display(), if self.family.is_gpt2() { "GPT-2's" } else { "BERT's" }, self.body) });
+        let body = if self.family.is_gpt2() { Body::Gpt2 } else if self.family.is_modern() { Body::Modern } else { Body::Bert };
+        if self.body != body {
+            return Err(Error::Shape { tensor: "body".into(), message: format!("a {} model runs on the {body:?} body, not the {:?} one", self.family.display(), self.body) });
+        }
+        if self.body == Body::Modern {
+            let d = self.hidden_size / self.num_attention_heads;
+            if d % 2 != 0 || self.modern.as_ref().map(|m| m.global_every == 0 || m.global_theta <= 0.0 || m.local_theta <= 0.0).unwrap_or(true) {
+                return Err(Error::Shape { tensor: "hidden_size".into(), message: format!("ModernBERT's rotary positions need an even head size (here {d}), positive thetas and a global-attention period") });
+            }
         }
         if self.family.position_offset(self.pad_token_id) >= self.max_position_embeddings {
             return Err(Error::Limit(format!("{} positions start after the padding id {}: max_position_embeddings {} leaves none", self.family.display(), self.pad_token_id, self.max_position_embeddings)));
@@ -494,6 +654,7 @@ impl ModelConfig {
             family: Family::Bert,
             embedding_size: None,
             shared_layers: false,
+            modern: None,
             eos_token_id: None,
             lora: None,
         }
@@ -518,6 +679,19 @@ impl ModelConfig {
             },
             Family::Albert => ModelConfig { vocab_size: 30000, embedding_size: Some(128), shared_layers: true, hidden_act: "gelu_new".into(), ..bert },
             Family::Bert | Family::Electra => bert,
+            Family::ModernBert => ModelConfig {
+                vocab_size: 50368,
+                type_vocab_size: 0,
+                intermediate_size: hidden * 3 / 2,
+                layer_norm_eps: 1e-5,
+                pad_token_id: 50283,
+                max_position_embeddings: 8192,
+                hidden_dropout_prob: 0.0,
+                attention_probs_dropout_prob: 0.0,
+                body: Body::Modern,
+                modern: Some(ModernSpec { global_theta: 160_000.0, local_theta: 10_000.0, window: 64, global_every: 3, head_bias: false, decoder_bias: true }),
+                ..bert
+            },
         }
     }
 

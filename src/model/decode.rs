@@ -168,6 +168,7 @@ impl Model {
                     })
                     .collect()
             }
+            Body::Modern => Err(GpuError::Shape("ModernBERT reads both ways: it does not continue a text".into())),
         }
     }
 
@@ -185,6 +186,7 @@ impl Model {
         match self.cfg.body {
             Body::Gpt2 => self.gpt2_parts().0,
             Body::Bert => self.bert_parts().0.word,
+            Body::Modern => self.modern_parts().0,
         }
     }
 
@@ -303,6 +305,7 @@ impl Model {
         match self.cfg.body {
             Body::Gpt2 => self.record_decode_gpt2(&mut step)?,
             Body::Bert => self.record_decode_bert(&mut step)?,
+            Body::Modern => return Err(GpuError::Shape("ModernBERT reads both ways: it does not continue a text".into()).into()),
         }
         let v = self.cfg.vocab_size;
         let d = self.decode.as_mut().unwrap();
@@ -395,8 +398,8 @@ impl Model {
         self.product_row(step, d.h1.at([1, c]), d.x.at([1, c]), &dense, d.packed.as_ref().and_then(|pw| pw.dense.as_ref()), true, d.res2.at([c]))?;
         self.ln_forward(step, self.hidden(&d.res2, 1), st, self.hidden(&d.h1, 1), norm, Fused::None)?;
         match &d.packed {
-            Some(pw) => pw.lm.record(step, d.logits.at([1, cfg.vocab_size]), d.res2.at([1, c]), Some(p.value(*bias).at([cfg.vocab_size])), Act::None),
-            None => self.lm_logits_forward(step, &d.logits, &d.res2, 1, e.word, Some(p.value(*bias))),
+            Some(pw) => pw.lm.record(step, d.logits.at([1, cfg.vocab_size]), d.res2.at([1, c]), bias.map(|b| p.value(b).at([cfg.vocab_size])), Act::None),
+            None => self.lm_logits_forward(step, &d.logits, &d.res2, 1, e.word, bias.map(|b| p.value(b))),
         }
     }
 }

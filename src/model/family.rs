@@ -35,6 +35,8 @@ pub enum Family {
     Electra,
     #[serde(rename = "albert")]
     Albert,
+    #[serde(rename = "modernbert")]
+    ModernBert,
 }
 
 /// The activation between the dense layer on [CLS] and the classifier.
@@ -66,9 +68,11 @@ pub struct LayerSpec {
     pub biases: bool,
     /// Attention over the whole sequence (bidirectional) or causal.
     pub causal: bool,
+    /// Local (sliding-window) attention on the layers between the global ones.
+    pub local_attention: bool,
 }
 
-pub const ALL: [Family; 7] = [Family::Bert, Family::DistilBert, Family::Roberta, Family::XlmRoberta, Family::Electra, Family::Albert, Family::Gpt2];
+pub const ALL: [Family; 8] = [Family::Bert, Family::DistilBert, Family::Roberta, Family::XlmRoberta, Family::Electra, Family::Albert, Family::ModernBert, Family::Gpt2];
 
 impl Family {
     /// The config's `model_type`.
@@ -81,6 +85,7 @@ impl Family {
             Family::XlmRoberta => "xlm-roberta",
             Family::Electra => "electra",
             Family::Albert => "albert",
+            Family::ModernBert => "modernbert",
         }
     }
 
@@ -109,6 +114,7 @@ impl Family {
             Family::XlmRoberta => "XLM-RoBERTa",
             Family::Electra => "ELECTRA",
             Family::Albert => "ALBERT",
+            Family::ModernBert => "ModernBERT",
         }
     }
 
@@ -122,6 +128,7 @@ impl Family {
             Family::XlmRoberta => "XLMRoberta",
             Family::Electra => "Electra",
             Family::Albert => "Albert",
+            Family::ModernBert => "ModernBert",
         }
     }
 
@@ -134,7 +141,13 @@ impl Family {
             Family::Roberta | Family::XlmRoberta => "roberta.",
             Family::Electra => "electra.",
             Family::Albert => "albert.",
+            Family::ModernBert => "model.",
         }
+    }
+
+    /// Whether it runs on ModernBERT's body.
+    pub fn is_modern(self) -> bool {
+        self == Family::ModernBert
     }
 
     /// Whether it runs on GPT-2's body.
@@ -144,9 +157,10 @@ impl Family {
 
     /// The layer its body is made of.
     pub fn layer(self) -> LayerSpec {
-        let bert = LayerSpec { pre_norm: false, norm: "LayerNorm", positions: "learned", feed_forward: "GELU", biases: true, causal: false };
+        let bert = LayerSpec { pre_norm: false, norm: "LayerNorm", positions: "learned", feed_forward: "GELU", biases: true, causal: false, local_attention: false };
         match self {
             Family::Gpt2 => LayerSpec { pre_norm: true, causal: true, ..bert },
+            Family::ModernBert => LayerSpec { pre_norm: true, norm: "LayerNorm without bias", positions: "rotary (a global and a local theta)", feed_forward: "GeGLU", biases: false, causal: false, local_attention: true },
             _ => bert,
         }
     }
@@ -155,7 +169,7 @@ impl Family {
     pub fn pooler_act(self) -> PoolerAct {
         match self {
             Family::DistilBert => PoolerAct::Relu,
-            Family::Electra => PoolerAct::Gelu,
+            Family::Electra | Family::ModernBert => PoolerAct::Gelu,
             _ => PoolerAct::Tanh,
         }
     }
@@ -174,6 +188,7 @@ impl Family {
         match self {
             Family::Gpt2 => &["c_attn"],
             Family::DistilBert => &["q_lin", "v_lin"],
+            Family::ModernBert => &["Wqkv"],
             _ => &["query", "value"],
         }
     }
@@ -186,6 +201,7 @@ impl Family {
             Family::DistilBert => &["vocab_transform", "vocab_layer_norm", "vocab_projector"],
             Family::Electra => &["generator_predictions", "generator_lm_head"],
             Family::Albert => &["predictions", "sop_classifier"],
+            Family::ModernBert => &["head", "decoder"],
             _ => &["cls"],
         }
     }
@@ -226,6 +242,20 @@ impl Family {
                 } else {
                     (ours.to_string(), true)
                 }
+            }
+            Family::ModernBert => {
+                // BERT Lab's names for the body are transformers' without `model.`; the masked-LM
+                // head and the classifier's dense layer are both transformers' `head` (each model
+                // class has one of them)
+                for (a, b) in [("cls.predictions.transform.dense", "head.dense"), ("cls.predictions.transform.LayerNorm", "head.norm"), ("cls.predictions.bias", "decoder.bias"), ("pooler.dense", "head.dense"), ("pooler.norm", "head.norm")] {
+                    if let Some(s) = sub(a, b) {
+                        return head(&s);
+                    }
+                }
+                if ours.starts_with("cls.") || ours.starts_with("classifier.") {
+                    return head(ours);
+                }
+                (ours.to_string(), true)
             }
             Family::Albert => {
                 if let Some(s) = sub("embeddings.projection", "encoder.embedding_hidden_mapping_in") {
@@ -331,6 +361,7 @@ impl Family {
         s.ends_with("position_ids")
             || s == "embeddings.token_type_ids"
             || matches!(s, "cls.predictions.decoder.weight" | "lm_head.weight" | "lm_head.decoder.weight" | "vocab_projector.weight" | "generator_lm_head.weight" | "predictions.decoder.weight")
+            || (self == Family::ModernBert && s == "decoder.weight")
             || s.ends_with(".attn.bias")
             || s.ends_with(".attn.masked_bias")
     }

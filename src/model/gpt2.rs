@@ -40,7 +40,7 @@ impl Model {
     pub(super) fn gpt2_parts(&self) -> (Id, Id, &[Gpt2Layer], &Norm) {
         match &self.handles {
             Handles::Gpt2 { wte, wpe, layers, ln_f, .. } => (*wte, *wpe, layers, ln_f),
-            Handles::Bert { .. } => unreachable!("GPT-2's layers asked of a BERT"),
+            _ => unreachable!("GPT-2's layers asked of another body"),
         }
     }
 

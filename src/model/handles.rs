@@ -29,11 +29,11 @@ pub(super) struct LoraH {
     pub col: usize,
 }
 
-/// A LayerNorm: gain and bias.
+/// A LayerNorm: gain and bias (none in ModernBERT's).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Norm {
     pub g: Id,
-    pub b: Id,
+    pub b: Option<Id>,
 }
 
 /// One BERT encoder layer.
@@ -64,10 +64,34 @@ pub(super) struct BertEmbeddings {
 /// The heads a BERT carries (each present or not).
 pub(super) struct BertHeads {
     pub pooler: Lin,
+    /// A norm after the pooler's activation (ModernBERT's head: dense, GELU, norm).
+    pub pooler_norm: Option<Norm>,
     pub sop: Option<Lin>,
     pub classifier: Option<Lin>,
-    /// The masked-LM head: transform dense, its LayerNorm, and the output bias.
-    pub lm: Option<(Lin, Norm, Id)>,
+    /// The masked-LM head: transform dense, its LayerNorm, and the output bias (ModernBERT's may
+    /// have none).
+    pub lm: Option<(Lin, Norm, Option<Id>)>,
+}
+
+/// One ModernBERT layer: pre-LN (layer 0 has no attention norm), no biases.
+pub(super) struct ModernLayer {
+    pub attn_norm: Option<Norm>,
+    pub wqkv: Lin,
+    pub wo: Lin,
+    pub mlp_norm: Norm,
+    /// The GeGLU's two halves, [input | gate], in one projection.
+    pub wi: Lin,
+    pub mlp_wo: Lin,
+}
+
+impl ModernLayer {
+    pub fn ids(&self) -> Vec<Id> {
+        let mut v: Vec<Id> = self.attn_norm.iter().flat_map(|n| n.ids()).chain(self.mlp_norm.ids()).collect();
+        for l in [self.wqkv, self.wo, self.wi, self.mlp_wo] {
+            v.extend(l.ids());
+        }
+        v
+    }
 }
 
 /// One GPT-2 layer.
@@ -87,8 +111,8 @@ impl Lin {
 }
 
 impl Norm {
-    pub fn ids(&self) -> [Id; 2] {
-        [self.g, self.b]
+    pub fn ids(&self) -> Vec<Id> {
+        std::iter::once(self.g).chain(self.b).collect()
     }
 }
 
@@ -124,13 +148,14 @@ pub(super) enum Handles {
     Bert { emb: BertEmbeddings, layers: Vec<BertLayer>, heads: BertHeads },
     /// `score`: GPT2ForSequenceClassification's head (no bias), when the model classifies.
     Gpt2 { wte: Id, wpe: Id, layers: Vec<Gpt2Layer>, ln_f: Norm, score: Option<Lin> },
+    Modern { word: Id, emb_norm: Norm, layers: Vec<ModernLayer>, final_norm: Norm, heads: BertHeads },
 }
 
 impl Handles {
     /// The classification head of either body: BERT's `classifier`, GPT-2's `score`.
     pub(super) fn classifier(&self) -> Option<Lin> {
         match self {
-            Handles::Bert { heads, .. } => heads.classifier,
+            Handles::Bert { heads, .. } | Handles::Modern { heads, .. } => heads.classifier,
             Handles::Gpt2 { score, .. } => *score,
         }
     }
@@ -160,12 +185,24 @@ impl<'a> Names<'a> {
         let (r, inp) = (self.store.shape(a)[0], self.store.shape(a)[1]);
         Some(LoraH { a, b, r, inp, out: self.store.shape(b)[0], col })
     }
+    /// A linear layer without a bias (ModernBERT's).
+    fn lin_no_bias(&self, rest: &str) -> Result<Lin> {
+        Ok(Lin { w: self.id(&format!("{rest}.weight"))?, b: None, in_out: false, lora: self.lora(rest, 0) })
+    }
+    /// A linear layer with a bias where the store has one.
+    fn lin_maybe_bias(&self, rest: &str) -> Result<Lin> {
+        Ok(Lin { b: self.id(&format!("{rest}.bias")).ok(), ..self.lin_no_bias(rest)? })
+    }
     /// GPT-2's Conv1D: a linear layer whose weight is stored (in, out).
     fn conv1d(&self, rest: &str) -> Result<Lin> {
         Ok(Lin { in_out: true, ..self.lin(rest)? })
     }
     fn norm(&self, rest: &str) -> Result<Norm> {
-        Ok(Norm { g: self.id(&format!("{rest}.weight"))?, b: self.id(&format!("{rest}.bias"))? })
+        Ok(Norm { g: self.id(&format!("{rest}.weight"))?, b: Some(self.id(&format!("{rest}.bias"))?) })
+    }
+    /// A LayerNorm without a bias (ModernBERT's).
+    fn norm_no_bias(&self, rest: &str) -> Result<Norm> {
+        Ok(Norm { g: self.id(&format!("{rest}.weight"))?, b: None })
     }
 }
 
@@ -182,6 +219,35 @@ impl Handles {
                 .collect::<Result<_>>()?;
             let score = if heads.num_labels > 0 { Some(Lin { w: root.id("score.weight")?, b: None, in_out: false, lora: None }) } else { None };
             return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")?, score });
+        }
+        if cfg.body == Body::Modern {
+            let layers = (0..cfg.num_hidden_layers)
+                .map(|l| {
+                    let n = Names::at(store, format!("layers.{l}"));
+                    Ok(ModernLayer {
+                        attn_norm: if l > 0 { Some(n.norm_no_bias("attn_norm")?) } else { None },
+                        wqkv: n.lin_no_bias("attn.Wqkv")?,
+                        wo: n.lin_no_bias("attn.Wo")?,
+                        mlp_norm: n.norm_no_bias("mlp_norm")?,
+                        wi: n.lin_no_bias("mlp.Wi")?,
+                        mlp_wo: n.lin_no_bias("mlp.Wo")?,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let lm = if heads.lm {
+                let c = Names::at(store, "cls.predictions");
+                Some((c.lin_maybe_bias("transform.dense")?, c.norm_no_bias("transform.LayerNorm")?, c.id("bias").ok()))
+            } else {
+                None
+            };
+            let hh = BertHeads {
+                pooler: root.lin_maybe_bias("pooler.dense")?,
+                pooler_norm: Some(root.norm_no_bias("pooler.norm")?),
+                sop: if heads.sop { Some(root.lin("cls.seq_relationship")?) } else { None },
+                classifier: if heads.num_labels > 0 { Some(root.lin("classifier")?) } else { None },
+                lm,
+            };
+            return Ok(Handles::Modern { word: root.id("embeddings.tok_embeddings.weight")?, emb_norm: root.norm_no_bias("embeddings.norm")?, layers, final_norm: root.norm_no_bias("final_norm")?, heads: hh });
         }
         let e = Names::at(store, "embeddings");
         let emb = BertEmbeddings { proj: if cfg.embedding_size.is_some() { Some(e.lin("projection")?) } else { None }, word: e.id("word_embeddings.weight")?, position: e.id("position_embeddings.weight")?, token_type: if cfg.type_vocab_size > 0 { Some(e.id("token_type_embeddings.weight")?) } else { None }, ln: e.norm("LayerNorm")? };
@@ -206,12 +272,13 @@ impl Handles {
             .collect::<Result<_>>()?;
         let lm = if heads.lm {
             let c = Names::at(store, "cls.predictions");
-            Some((c.lin("transform.dense")?, c.norm("transform.LayerNorm")?, c.id("bias")?))
+            Some((c.lin("transform.dense")?, c.norm("transform.LayerNorm")?, Some(c.id("bias")?)))
         } else {
             None
         };
         let heads = BertHeads {
             pooler: root.lin("pooler.dense")?,
+            pooler_norm: None,
             sop: if heads.sop { Some(root.lin("cls.seq_relationship")?) } else { None },
             classifier: if heads.num_labels > 0 { Some(root.lin("classifier")?) } else { None },
             lm,

@@ -32,17 +32,22 @@ impl Model {
         let (b, c) = (batch.b, cfg.hidden_size);
         let bt = b * batch.t;
         let hp = mode.prob(cfg.hidden_dropout_prob);
-        let last = &a.x[cfg.num_hidden_layers];
-        let (e, _, hh) = self.bert_parts();
+        let last = self.encoder_out(a);
+        let (word, hh) = self.encoder_heads();
         // pooler on [CLS]: tanh(dense(x[b*T]))
         let mean = self.pooling == Pooling::Mean;
         if self.heads.sop || (self.heads.num_labels > 0 && self.pooling == Pooling::Cls) {
             embedding::forward(step, a.cls_x.at([b, c]), &batch.cls_rows, last.at([bt, c]), false)?;
             self.linear(step, &a.pooled_pre, &a.cls_x, &hh.pooler, b)?;
+            // with a norm after the activation (ModernBERT's head), the activation goes to pooled_act
+            let act_out = if hh.pooler_norm.is_some() { &a.pooled_act } else { &a.pooled };
             match cfg.family.pooler_act() {
-                PoolerAct::Tanh => elementwise::tanh_forward(step, a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?,
-                PoolerAct::Relu => elementwise::relu_forward(step, a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?,
-                PoolerAct::Gelu => gelu::forward(step, cfg.gelu(), a.pooled.at([b, c]), a.pooled_pre.at([b, c]))?,
+                PoolerAct::Tanh => elementwise::tanh_forward(step, act_out.at([b, c]), a.pooled_pre.at([b, c]))?,
+                PoolerAct::Relu => elementwise::relu_forward(step, act_out.at([b, c]), a.pooled_pre.at([b, c]))?,
+                PoolerAct::Gelu => gelu::forward(step, cfg.gelu(), act_out.at([b, c]), a.pooled_pre.at([b, c]))?,
+            }
+            if let Some(norm) = &hh.pooler_norm {
+                self.ln_forward(step, a.pooled.at([b, c]), Stats { mean: &a.pooled_mean, rstd: &a.pooled_rstd }, a.pooled_act.at([b, c]), norm, Fused::None)?;
             }
         }
         if self.heads.sop {
@@ -77,7 +82,7 @@ impl Model {
             gelu::forward(step, cfg.gelu(), ma.act.at([m, ew]), ma.pre.at([m, ew]))?;
             self.ln_forward(step, ma.ln.at([m, ew]), Stats { mean: &ma.mean, rstd: &ma.rstd }, ma.act.at([m, ew]), &need(&hh.lm)?.1, Fused::None)?;
             let v = cfg.vocab_size;
-            self.lm_logits_forward(step, &ma.logits, &ma.ln, m, e.word, Some(p.value(need(&hh.lm)?.2)))?;
+            self.lm_logits_forward(step, &ma.logits, &ma.ln, m, word, need(&hh.lm)?.2.map(|b| p.value(b)))?;
             if let Some(lab) = &batch.lm_labels {
                 cross_entropy::forward(step, &a.stats[STAT_LM], &ma.ce_rows, ma.logits.at([m, v]), lab)?;
             }
@@ -92,18 +97,18 @@ impl Model {
         let (b, c) = (batch.b, cfg.hidden_size);
         let bt = b * batch.t;
         let hp = mode.prob(cfg.hidden_dropout_prob);
-        let (e, _, hh) = self.bert_parts();
+        let (word, hh) = self.encoder_heads();
         if encoder_needs_grad {
             step.clear(&a.d_x);
         }
         if let (true, Some(ma), Some(lab), Some(g)) = (self.heads.lm, &self.lm_acts, &batch.lm_labels, &batch.g_lm) {
             let (m, v, ew) = (batch.m, cfg.vocab_size, cfg.embed_width());
             cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_LM], 1.0)?;
-            self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.ln, m, e.word)?;
-            if let Some(db) = p.grad_of(need(&hh.lm)?.2) {
+            self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.ln, m, word)?;
+            if let Some(db) = need(&hh.lm)?.2.and_then(|b| p.grad_of(b)) {
                 elementwise::bias_grad(step, db.at([v]), ma.d_logits.at([m, v]))?;
             }
-            self.lm_logits_backward(step, LmGrad::Input(&ma.d_ln), &ma.d_logits, &ma.ln, m, e.word)?;
+            self.lm_logits_backward(step, LmGrad::Input(&ma.d_ln), &ma.d_logits, &ma.ln, m, word)?;
             let saved = Saved { x: ma.act.at([m, ew]), stats: Stats { mean: &ma.mean, rstd: &ma.rstd } };
             self.ln_backward(step, ma.d_act.at([m, ew]), ma.d_ln.at([m, ew]), saved, &need(&hh.lm)?.1, BackwardOpts::default())?;
             gelu::backward(step, cfg.gelu(), ma.d_ln.at([m, ew]), ma.pre.at([m, ew]), ma.d_act.at([m, ew]))?;
@@ -157,8 +162,15 @@ impl Model {
                     self.linear_backward(step, Some((&a.d_pooled, true)), &a.d_cls_logits, pooled, need(&hh.classifier)?, b)?;
                 }
             }
-            let pooler_needs = encoder_needs_grad || self.any_trains(hh.pooler.ids());
+            let pooler_needs = encoder_needs_grad || self.any_trains(hh.pooler.ids()) || hh.pooler_norm.map(|n| self.any_trains(n.ids())).unwrap_or(false);
             if pooler_needs {
+                // through the norm after the activation first (ModernBERT's head): d_pooled becomes
+                // the gradient at the activation's output
+                if let Some(norm) = &hh.pooler_norm {
+                    let saved = Saved { x: a.pooled_act.at([b, c]), stats: Stats { mean: &a.pooled_mean, rstd: &a.pooled_rstd } };
+                    self.ln_backward(step, a.d_pooled_act.at([b, c]), a.d_pooled.at([b, c]), saved, norm, BackwardOpts::default())?;
+                    step.copy(&a.d_pooled_act, 0, &a.d_pooled, 0, b * c)?;
+                }
                 match cfg.family.pooler_act() {
                     PoolerAct::Tanh => elementwise::tanh_backward(step, a.d_pooled_pre.at([b, c]), a.pooled.at([b, c]), a.d_pooled.at([b, c]))?,
                     PoolerAct::Relu => elementwise::relu_backward(step, a.d_pooled_pre.at([b, c]), a.pooled.at([b, c]), a.d_pooled.at([b, c]))?,

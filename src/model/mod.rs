@@ -23,6 +23,7 @@ pub mod mode;
 // the model both bodies share (its name is its parent's: `crate::model::Model`)
 #[allow(clippy::module_inception)]
 mod model;
+mod modern;
 mod ops;
 pub mod params;
 mod vocab;

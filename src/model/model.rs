@@ -106,6 +106,10 @@ pub struct Model {
     pub(super) word_shard_bytes: Option<u64>,
     /// A smaller limit for one layer's key-value cache than the device's binding limit (tests).
     pub(super) cache_binding_bytes: Option<u64>,
+    /// Zeros, the bias of a LayerNorm without one (ModernBERT's), as wide as the widest norm.
+    pub(super) norm_zeros: GpuBuf,
+    /// Where such a LayerNorm's beta gradient goes (read by nothing).
+    pub(super) norm_scratch: GpuBuf,
     /// The mode of the pass being recorded (forward, then its backward): where the LoRA adapters'
     /// input dropout takes its probability and seeds.
     pub(super) pass: std::cell::Cell<Mode>,
@@ -131,7 +135,9 @@ impl Model {
         let (params, report) = ParamStore::load(gpu, cfg.family, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
         let pooling = if cfg.is_decoder { Pooling::Last } else { Pooling::Cls };
-        Ok((Model { cfg, heads, params, handles, acts: None, lm_acts: None, opt_state: None, pooling, decode: None, packed_decoding: None, word_shard_bytes: None, cache_binding_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))
+        let width = cfg.hidden_size.max(cfg.embed_width());
+        let (norm_zeros, norm_scratch) = (gpu.zeros("norm_zeros", width, DType::F32)?, gpu.zeros("norm_scratch", width, DType::F32)?);
+        Ok((Model { cfg, heads, params, handles, norm_zeros, norm_scratch, acts: None, lm_acts: None, opt_state: None, pooling, decode: None, packed_decoding: None, word_shard_bytes: None, cache_binding_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;
@@ -149,6 +155,7 @@ impl Model {
         match self.cfg.body {
             Body::Bert => self.record_forward_bert(step, batch, mode),
             Body::Gpt2 => self.record_forward_gpt2(step, batch, mode),
+            Body::Modern => self.record_forward_modern(step, batch, mode),
         }
     }
 
@@ -167,6 +174,7 @@ impl Model {
         match self.cfg.body {
             Body::Bert => self.record_backward_bert(step, batch, mode),
             Body::Gpt2 => self.record_backward_gpt2(step, batch, mode),
+            Body::Modern => self.record_backward_modern(step, batch, mode),
         }
     }
 
@@ -246,7 +254,7 @@ impl Model {
     /// Buffers of the last forward, for tests, prediction and visualisation.
     pub fn last_hidden(&self) -> Option<&GpuBuf> {
         // a GPT-2's last hidden state is after its final LayerNorm (as transformers' GPT2Model's)
-        self.acts.as_ref().map(|a| if self.cfg.body == Body::Gpt2 { &a.fin } else { &a.x[self.cfg.num_hidden_layers] })
+        self.acts.as_ref().map(|a| self.encoder_out(a))
     }
     pub fn attention_probs(&self, layer: usize) -> Option<&GpuBuf> {
         self.acts.as_ref().and_then(|a| a.layers.get(layer)).map(|l| &l.probs)
@@ -272,6 +280,7 @@ impl Model {
         let (c, i, h) = (self.cfg.hidden_size, self.cfg.intermediate_size, self.cfg.num_attention_heads);
         let gpt2 = self.cfg.body == Body::Gpt2;
         let factorised = self.cfg.embedding_size.is_some();
+        let modern = self.cfg.body == Body::Modern;
         let lora_r = self.cfg.lora.as_ref().map(|l| l.r);
         let lora_drop = self.cfg.lora.as_ref().map(|l| l.dropout > 0.0).unwrap_or(false);
                 let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
@@ -292,7 +301,8 @@ impl Model {
                     h1: z("h1", bt * c)?,
                     mean1: z("mean1", bt)?,
                     rstd1: z("rstd1", bt)?,
-                    inter_pre: z("inter_pre", bt * i)?,
+                    // ModernBERT's Wi gives the GeGLU's two halves
+                    inter_pre: z("inter_pre", bt * i * if modern { 2 } else { 1 })?,
                     inter: z("inter", bt * i)?,
                     res2: z("res2", bt * c)?,
                     mean2: z("mean2", bt)?,
@@ -309,9 +319,23 @@ impl Model {
                 d_emb: z("d_emb", if factorised { bt * self.cfg.embed_width() } else { 1 })?,
                 emb_mean: z("emb_mean", bt)?,
                 emb_rstd: z("emb_rstd", bt)?,
-                fin: z("fin", if gpt2 { bt * c } else { 1 })?,
-                fin_mean: z("fin_mean", if gpt2 { bt } else { 1 })?,
-                fin_rstd: z("fin_rstd", if gpt2 { bt } else { 1 })?,
+                fin: z("fin", if gpt2 || modern { bt * c } else { 1 })?,
+                fin_mean: z("fin_mean", if gpt2 || modern { bt } else { 1 })?,
+                fin_rstd: z("fin_rstd", if gpt2 || modern { bt } else { 1 })?,
+                rope: match &self.cfg.modern {
+                    Some(m) => {
+                        let d = c / h;
+                        let up = |label: &str, v: &[f32]| -> Result<GpuBuf, GpuError> {
+                            let buf = z(label, v.len())?;
+                            gpu.write(&buf, 0, v)?;
+                            Ok(buf)
+                        };
+                        let (cg, sg) = crate::kernels::rotary::tables(m.global_theta, d, t);
+                        let (cl, sl) = crate::kernels::rotary::tables(m.local_theta, d, t);
+                        Some([up("rope_cos_global", &cg)?, up("rope_sin_global", &sg)?, up("rope_cos_local", &cl)?, up("rope_sin_local", &sl)?])
+                    }
+                    None => None,
+                },
                 x: (0..=self.cfg.num_hidden_layers).map(|_| z("x", bt * c)).collect::<Result<_, _>>()?,
                 layers,
                 lin: z("lin", bt * c)?,
@@ -322,13 +346,17 @@ impl Model {
                 d_res: z("d_res", bt * c)?,
                 d_tmp: z("d_tmp", bt * c)?,
                 d_inter: z("d_inter", bt * i)?,
-                d_inter2: z("d_inter2", bt * i)?,
+                d_inter2: z("d_inter2", bt * i * if modern { 2 } else { 1 })?,
                 dqkv: z("dqkv", bt * 3 * c)?,
                 dprobs: z("dprobs", b * h * t * t)?,
                 dscores: z("dscores", b * h * t * t)?,
                 cls_x: z("cls_x", b * c)?,
                 pooled_pre: z("pooled_pre", b * c)?,
                 pooled: z("pooled", b * c)?,
+                pooled_act: z("pooled_act", b * c)?,
+                pooled_mean: z("pooled_mean", b)?,
+                pooled_rstd: z("pooled_rstd", b)?,
+                d_pooled_act: z("d_pooled_act", b * c)?,
                 pooled_d: z("pooled_d", b * c)?,
                 d_pooled: z("d_pooled", b * c)?,
                 d_pooled_pre: z("d_pooled_pre", b * c)?,

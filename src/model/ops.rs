@@ -102,14 +102,30 @@ impl Model {
     /// the output) in the same dispatch.
     pub(super) fn ln_forward(&self, step: &mut Step, y: View, stats: Stats, x: View, n: &Norm, fused: layernorm::Fused) -> Result<(), GpuError> {
         let p = &self.params;
-        self.layernorm().forward(step, y, stats, x, Affine { gamma: p.value(n.g), beta: p.value(n.b) }, fused)
+        let beta = match n.b {
+            Some(b) => p.value(b),
+            // a LayerNorm without a bias (ModernBERT's) adds zeros
+            None => &self.norm_zeros,
+        };
+        self.layernorm().forward(step, y, stats, x, Affine { gamma: p.value(n.g), beta }, fused)
     }
 
     /// The backward of layernorm `n`: dx per `opts`, and its gamma's and beta's gradients where they
     /// train (else into the activations' scratch).
     pub(super) fn ln_backward(&self, step: &mut Step, dx: View, dy: View, saved: Saved, n: &Norm, opts: BackwardOpts) -> Result<(), GpuError> {
         let p = &self.params;
-        let w = AffineGrad { gamma: p.value(n.g), dgamma: p.grad_of(n.g), dbeta: p.grad_of(n.b) };
+        let dgamma = p.grad_of(n.g);
+        let dbeta = match n.b {
+            Some(b) => p.grad_of(b),
+            // without a bias, beta's gradient goes to scratch that nothing reads (cleared first, so
+            // that it never grows)
+            None if dgamma.is_some() => {
+                step.clear(&self.norm_scratch);
+                Some(&self.norm_scratch)
+            }
+            None => None,
+        };
+        let w = AffineGrad { gamma: p.value(n.g), dgamma, dbeta };
         self.layernorm().backward(step, dx, dy, saved, w, opts)
     }
 
@@ -132,7 +148,9 @@ impl Model {
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let (probs, scores, qkv) = (heads.score_rows(&la.probs), heads.score_rows(&a.scores), heads.qkv_rows(&la.qkv));
         heads.scores(step, scores, qkv)?;
-        let sm = heads.softmax(Some(&batch.mask)).causal(cfg.is_decoder);
+        // ModernBERT's local layers see the keys within its window
+        let window = cfg.modern.as_ref().filter(|m| !m.global(l)).map(|m| m.window).unwrap_or(0);
+        let sm = heads.softmax(Some(&batch.mask)).causal(cfg.is_decoder).window(window);
         let probs_used = if ap > 0.0 {
             let drop = Dropout::new(ap, mode.seed(Site::AttentionProbs(l)));
             let probs_d = heads.score_rows(&la.probs_d);
@@ -172,7 +190,7 @@ impl Model {
     pub(super) fn bert_parts(&self) -> (&BertEmbeddings, &[BertLayer], &BertHeads) {
         match &self.handles {
             Handles::Bert { emb, layers, heads } => (emb, layers, heads),
-            Handles::Gpt2 { .. } => unreachable!("BERT's layers asked of a GPT-2"),
+            _ => unreachable!("BERT's layers asked of another body"),
         }
     }
 }

@@ -112,7 +112,9 @@ impl Part {
             Part::Pooler
         } else if name.starts_with("ln_f.") {
             Part::FinalNorm
-        } else if let Some(k) = layer("encoder.layer.").or_else(|| layer("h.")) {
+        } else if name.starts_with("final_norm.") {
+            Part::FinalNorm
+        } else if let Some(k) = layer("encoder.layer.").or_else(|| layer("h.")).or_else(|| layer("layers.")) {
             Part::Layer(k)
         } else {
             Part::Embeddings
@@ -123,7 +125,7 @@ impl Part {
 /// HF Trainer's groups: no weight decay on biases and LayerNorm weights (GPT-2's are `ln_1`, `ln_2`
 /// and `ln_f`).
 pub fn decays(name: &str) -> bool {
-    !(name.ends_with("bias") || name.contains("LayerNorm") || name.starts_with("ln_f.") || name.contains(".ln_"))
+    !(name.ends_with("bias") || name.contains("LayerNorm") || name.starts_with("ln_f.") || name.contains(".ln_") || name.ends_with("norm.weight"))
 }
 
 /// Where each tensor of `names` goes: (arena, offset) per tensor and each arena's length and decay
@@ -219,13 +221,63 @@ fn gpt2_tensor_names(cfg: &ModelConfig, num_labels: usize) -> Vec<(String, Vec<u
 /// Every tensor a model with `cfg` has: (name, shape). `heads` picks which heads exist (a GPT-2
 /// body has its tied LM head and, when it classifies, `score`).
 pub fn tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
-    let mut t = if cfg.body == super::config::Body::Gpt2 { gpt2_tensor_names(cfg, num_labels) } else { bert_tensor_names(cfg, lm, sop, num_labels) };
+    let mut t = match cfg.body {
+        super::config::Body::Gpt2 => gpt2_tensor_names(cfg, num_labels),
+        super::config::Body::Modern => modern_tensor_names(cfg, lm, sop, num_labels),
+        super::config::Body::Bert => bert_tensor_names(cfg, lm, sop, num_labels),
+    };
     // low-rank adapters: A (r, in) and B (out, r) beside each adapted projection, PEFT's names
     if let Some(lo) = &cfg.lora {
         for (path, inp, out) in lo.modules(cfg) {
             t.push((format!("{path}.lora_A.weight"), vec![lo.r, inp]));
             t.push((format!("{path}.lora_B.weight"), vec![out, lo.r]));
         }
+    }
+    t
+}
+
+/// ModernBERT's tensors, transformers' names without `model.`: no biases in the body or its norms
+/// (layer 0 has no attention norm), Wi as wide as two feed-forwards (GeGLU's halves), a final norm;
+/// the heads as BERT Lab's (the pooler with a norm after its GELU: transformers' `head`).
+fn modern_tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
+    let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let m = cfg.modern.as_ref();
+    let head_bias = m.map(|m| m.head_bias).unwrap_or(false);
+    let mut t: Vec<(String, Vec<usize>)> = vec![("embeddings.tok_embeddings.weight".into(), vec![v, c]), ("embeddings.norm.weight".into(), vec![c])];
+    for l in 0..cfg.num_hidden_layers {
+        let p = format!("layers.{l}");
+        if l > 0 {
+            t.push((format!("{p}.attn_norm.weight"), vec![c]));
+        }
+        t.push((format!("{p}.attn.Wqkv.weight"), vec![3 * c, c]));
+        t.push((format!("{p}.attn.Wo.weight"), vec![c, c]));
+        t.push((format!("{p}.mlp_norm.weight"), vec![c]));
+        t.push((format!("{p}.mlp.Wi.weight"), vec![2 * i, c]));
+        t.push((format!("{p}.mlp.Wo.weight"), vec![c, i]));
+    }
+    t.push(("final_norm.weight".into(), vec![c]));
+    let dense = |t: &mut Vec<(String, Vec<usize>)>, p: &str| {
+        t.push((format!("{p}.weight"), vec![c, c]));
+        if head_bias {
+            t.push((format!("{p}.bias"), vec![c]));
+        }
+    };
+    dense(&mut t, "pooler.dense");
+    t.push(("pooler.norm.weight".into(), vec![c]));
+    if lm {
+        dense(&mut t, "cls.predictions.transform.dense");
+        t.push(("cls.predictions.transform.LayerNorm.weight".into(), vec![c]));
+        if m.map(|m| m.decoder_bias).unwrap_or(true) {
+            t.push(("cls.predictions.bias".into(), vec![v]));
+        }
+    }
+    if sop {
+        t.push(("cls.seq_relationship.weight".into(), vec![2, c]));
+        t.push(("cls.seq_relationship.bias".into(), vec![2]));
+    }
+    if num_labels > 0 {
+        t.push(("classifier.weight".into(), vec![num_labels, c]));
+        t.push(("classifier.bias".into(), vec![num_labels]));
     }
     t
 }
@@ -284,7 +336,7 @@ fn bert_tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) 
 /// BERT's initialisation (and GPT-2's): normal(0, 0.02) weights, zero biases, LayerNorm weight 1.
 pub fn init_value(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
     let n: usize = shape.iter().product();
-    if name.contains("LayerNorm.weight") || (name.ends_with(".weight") && (name.starts_with("ln_f.") || name.contains(".ln_"))) {
+    if name.contains("LayerNorm.weight") || name.ends_with("norm.weight") || (name.ends_with(".weight") && (name.starts_with("ln_f.") || name.contains(".ln_"))) {
         return vec![1.0; n];
     }
     if name.ends_with("bias") || name.ends_with(".lora_B.weight") {
@@ -316,28 +368,34 @@ fn fnv(s: &str) -> u64 {
 /// The family's names for the tensors `names` (BERT Lab's), mapped back to them: each tensor
 /// under its name in the `For*` classes, without the body's prefix (the family's bare `*Model`),
 /// and under BERT Lab's own name.
-fn reverse_table(family: Family, names: &[(String, Vec<usize>)]) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
+/// One name may stand for two of BERT Lab's tensors (ModernBERT's `head` is its masked-LM head's
+/// transform and its classifier's dense layer): both take the stored values, as transformers loads
+/// a masked-LM checkpoint's head into a classifier's.
+fn reverse_table(family: Family, names: &[(String, Vec<usize>)]) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (n, _) in names {
         let hf = family.hf_name(n);
         if let Some(bare) = hf.strip_prefix(family.base_prefix()) {
-            m.insert(bare.to_string(), n.clone());
+            m.entry(bare.to_string()).or_default().push(n.clone());
         }
-        m.insert(hf, n.clone());
+        m.entry(hf).or_default().push(n.clone());
     }
     // BERT Lab's own names too (its snapshots and checkpoints), where no family name is the same
     for (n, _) in names {
-        m.entry(n.clone()).or_insert_with(|| n.clone());
+        m.entry(n.clone()).or_insert_with(|| vec![n.clone()]);
+    }
+    for v in m.values_mut() {
+        v.dedup();
     }
     m
 }
 
 /// Hugging Face checkpoints name the same tensor in several ways; this maps a stored name to ours
 /// (None: a name the model does not have, reported as unused under its stored name).
-fn canonical(family: Family, table: &BTreeMap<String, String>, stored: &str) -> Option<String> {
+fn canonical(family: Family, table: &BTreeMap<String, Vec<String>>, stored: &str) -> Vec<String> {
     let s = stored.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias");
     let s = family.legacy_alias(&s).map(str::to_string).unwrap_or(s);
-    table.get(&s).cloned()
+    table.get(&s).cloned().unwrap_or_default()
 }
 
 /// A parameter resolved by name once, when the model is built: its place in the store. The model's
@@ -405,12 +463,13 @@ impl ParamStore {
                 if family.skipped_on_load(stored) {
                     continue;
                 }
-                match canonical(family, &table, stored) {
-                    // a name stored twice (a legacy alias beside the current one) keeps the first
-                    Some(c) => {
-                        by_name.entry(c).or_insert(view);
-                    }
-                    None => unused.push(stored.clone()),
+                let ours = canonical(family, &table, stored);
+                if ours.is_empty() {
+                    unused.push(stored.clone());
+                }
+                // a name stored twice (a legacy alias beside the current one) keeps the first
+                for c in ours {
+                    by_name.entry(c).or_insert(view);
                 }
             }
         }

@@ -107,11 +107,15 @@ impl Loaded {
             family: c.family.display().to_string(),
             architecture: export::architecture(c, self.model.heads),
             layer: format!(
-                "{}{} {}, {} positions, {} feed-forward{}{}",
+                "{}{} {}, {} positions, {}{} feed-forward{}{}",
                 if layer.causal { "causal, " } else { "" },
                 if layer.pre_norm { "pre-norm" } else { "post-norm" },
                 layer.norm,
                 layer.positions,
+                match &c.modern {
+                    Some(m) if layer.local_attention => format!("global attention every {} layers and local ({} tokens either side) between, ", m.global_every, m.window),
+                    _ => String::new(),
+                },
                 layer.feed_forward,
                 if layer.biases { ", biases" } else { ", no biases" },
                 if c.shared_layers { format!(", one set of weights for all {} layers", c.num_hidden_layers) } else { String::new() },

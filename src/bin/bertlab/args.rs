@@ -263,7 +263,7 @@ pub struct BenchArgs {
     /// a training-step benchmark of this configuration (tiny, mini, small, base)
     #[arg(long, value_name = "CONFIG")]
     pub step: Option<String>,
-    /// the step benchmark's model family (its model_type: bert, distilbert, roberta, xlm-roberta, electra, albert)
+    /// the step benchmark's model family (its model_type: bert, distilbert, roberta, xlm-roberta, electra, albert, modernbert)
     #[arg(long, default_value = "bert")]
     pub family: String,
     #[arg(long, default_value_t = 32)]

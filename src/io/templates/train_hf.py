@@ -80,19 +80,20 @@ class HeadBeside(nn.Module):
 def trainable(name, mode, layers):
     """What BERT Lab trains in `mode`: feature (the head), last:N (the head, the pooler or GPT-2's
     final LayerNorm, and the last N layers) or full."""
-    for prefix in ("bert.", "transformer.", "roberta.", "distilbert.", "electra.", "albert."):
+    for prefix in ("bert.", "transformer.", "roberta.", "distilbert.", "electra.", "albert.", "model."):
         name = name[len(prefix):] if name.startswith(prefix) else name
     if mode == "full":
         return True
-    # the head (RoBERTa's and ELECTRA's classifier.dense + out_proj, DistilBERT's pre_classifier)
-    if name.startswith(("classifier.", "score.", "pre_classifier.")):
+    # the head (RoBERTa's and ELECTRA's classifier.dense + out_proj, DistilBERT's pre_classifier,
+    # ModernBERT's head)
+    if name.startswith(("classifier.", "score.", "pre_classifier.", "head.")):
         return True
     if mode.startswith("last:"):
         n = int(mode.split(":")[1])
         # BERT's, GPT-2's and DistilBERT's layer k; ALBERT's one shared set is every layer
-        layer = lambda k: name.startswith((f"encoder.layer.{k}.", f"h.{k}.", f"transformer.layer.{k}."))
+        layer = lambda k: name.startswith((f"encoder.layer.{k}.", f"h.{k}.", f"transformer.layer.{k}.", f"layers.{k}."))
         shared = name.startswith("encoder.albert_layer_groups.") and n > 0
-        return shared or name.startswith(("pooler.", "ln_f.")) or any(layer(layers - 1 - k) for k in range(min(n, layers)))
+        return shared or name.startswith(("pooler.", "ln_f.", "final_norm.")) or any(layer(layers - 1 - k) for k in range(min(n, layers)))
     return False
 
 
