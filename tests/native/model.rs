@@ -299,3 +299,33 @@ fn ids_outside_their_tables_are_range_errors() {
     let e = Batch::new(g, &cfg, 1, 3, &[3, 4], &[0, 0], &[1, 1], None, None, None).err();
     assert!(matches!(e, Some(Error::Shape { .. })), "{e:?}");
 }
+
+/// What a person brings that does not fit gets a message naming the problem: a family's config
+/// whose sizes contradict its weights names the first tensor that differs, in the family's own names;
+/// a tokenizer.json whose model kind is unknown says so; a ModernBERT with biases or another rope type
+/// is refused by name.
+#[test]
+fn families_refuse_what_does_not_fit() {
+    use bertlab::model::{Model, ModelConfig, Heads};
+    use bertlab::safetensors;
+    let f = &bertlab::parity::FAMILY_FIXTURES[1]; // RoBERTa
+    let weights = safetensors::parse(f.weights).unwrap();
+    let bigger = f.config.replace("\"intermediate_size\": 56", "\"intermediate_size\": 60");
+    assert_ne!(bigger, f.config, "the fixture's config changed: update this test");
+    let cfg = ModelConfig::from_json(&bigger).unwrap();
+    let e = match Model::new(gpu(), cfg, Heads { lm: true, sop: false, num_labels: 0 }, Some(&weights), 0) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a RoBERTa whose intermediate size contradicts its weights was accepted"),
+    };
+    assert!(e.contains("roberta.encoder.layer.0.intermediate.dense.weight: the checkpoint has shape [56, 40], the config needs [60, 40]"), "{e}");
+    let tj = String::from_utf8(f.tokenizer.to_vec()).unwrap().replacen("\"type\": \"BPE\"", "\"type\": \"Sentencepiece2000\"", 1);
+    let e = bertlab::text::tokenizer::Tokenizer::from_tokenizer_json(tj.as_bytes()).err().expect("an unknown tokenizer kind was accepted").to_string();
+    assert!(e.contains("Sentencepiece2000") && e.contains("WordPiece") && e.contains("Unigram"), "{e}");
+    let mb = bertlab::parity::FAMILY_FIXTURES[6].config;
+    for (what, from, to) in [("norm_bias", "\"norm_bias\": false", "\"norm_bias\": true"), ("rope_type", "\"rope_type\": \"default\"", "\"rope_type\": \"yarn\"")] {
+        let bad = mb.replacen(from, to, 1);
+        assert_ne!(bad, mb, "the ModernBERT fixture's config lacks {from}");
+        let e = ModelConfig::from_json(&bad).err().unwrap_or_else(|| panic!("a ModernBERT with {to} was accepted")).to_string();
+        assert!(e.contains(what), "{e}");
+    }
+}
