@@ -47,11 +47,7 @@ macro_rules! for_each_model_check {
             model_gpt2_export_round_trip,
             model_word_embedding_in_shards_matches_pytorch,
             model_last_token_classifier_matches_pytorch,
-            model_lora_matches_peft,
-            model_families_match_transformers,
-            model_family_tokenizers_frame_as_transformers,
-            model_families_lora_matches_peft,
-            model_families_adamw_10_steps_match_transformers
+            model_lora_matches_peft
         ]; [
             // natively only. In the browser, model_adamw_10_steps_match_pytorch runs AdamW over a
             // model's arenas, and each body's forward and gradients are checked against PyTorch
@@ -63,10 +59,30 @@ macro_rules! for_each_model_check {
             model_gpt2_adamw_10_steps_match_pytorch,
             model_last_token_classifier_adamw_10_steps_match_pytorch,
             model_lora_adamw_10_steps_match_peft,
-            model_families_lora_adamw_10_steps_match_peft,
             model_cached_decoding_matches_full_pass,
             model_gpt2_dropout_gradients_match_finite_differences,
             model_lora_dropout_gradients_match_finite_differences
+        ] }
+    };
+}
+
+/// Calls `$m!(name, ...)` with every family check (DistilBERT, RoBERTa, XLM-R, ELECTRA, ALBERT,
+/// ModernBERT against transformers and peft): the native tests and the browser suite run them;
+/// `for_each_family_check!(m, browser)` gives the browser's share (all but LoRA's ten steps, whose
+/// kernels the others run). The page's self-check leaves them out, so that the app's wasm does not
+/// carry their fixtures (4.5 MB).
+#[macro_export]
+macro_rules! for_each_family_check {
+    ($m:ident) => { $crate::for_each_family_check! { @ $m; all } };
+    ($m:ident, browser) => { $crate::for_each_family_check! { @ $m; browser } };
+    (@ $m:ident; $which:ident) => {
+        $crate::checks_of! { $m; $which; [
+            model_families_match_transformers,
+            model_family_tokenizers_frame_as_transformers,
+            model_families_lora_matches_peft,
+            model_families_adamw_10_steps_match_transformers
+        ]; [
+            model_families_lora_adamw_10_steps_match_peft
         ] }
     };
 }

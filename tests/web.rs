@@ -52,6 +52,7 @@ macro_rules! web_model_tests {
 
 bertlab::for_each_kernel_check!(web_tests, browser);
 bertlab::for_each_model_check!(web_model_tests, browser);
+bertlab::for_each_family_check!(web_model_tests, browser);
 
 #[wasm_bindgen_test]
 async fn adapter_is_webgpu() {

@@ -221,10 +221,23 @@ impl Loaded {
         if self.tokenizer_files.is_empty() {
             self.tok.files()
         } else {
-            // tokenizer.json framing texts as BERT Lab did (GPT-2's carries no framing of its own)
-            let json = self.tok.export_json()?.into_bytes();
-            Ok(self.tokenizer_files.iter().map(|(n, b)| if n == "tokenizer.json" { (n.clone(), json.clone()) } else { (n.clone(), b.clone()) }).collect())
+            Ok(self.tokenizer_files.clone())
         }
+    }
+
+    /// The tokenizer's files as an export carries them: a classifier's tokenizer.json frames texts
+    /// as BERT Lab framed them when training it (GPT-2's carries no framing of its own; see
+    /// `Tokenizer::export_json`), so that AutoTokenizer and pipeline() give the same ids. A language
+    /// model's stay as they came (a GPT-2 continues a prompt that does not end in <|endoftext|>).
+    pub fn export_tokenizer_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let files = self.tokenizer_files()?;
+        if self.model.heads.num_labels == 0 {
+            return Ok(files);
+        }
+        let json = self.tok.export_json()?.into_bytes();
+        let mut out: Vec<(String, Vec<u8>)> = files.into_iter().filter(|(n, _)| n != "tokenizer.json").collect();
+        out.insert(0, ("tokenizer.json".to_string(), json));
+        Ok(out)
     }
 
     /// The same model with `heads` and the adapters `lora` (fresh ones, A Kaiming-uniform and B
@@ -848,7 +861,7 @@ impl Session {
                 let defaults = match &cfg.lora { Some(lora) => TrainConfig { adopt: Adopt::Lora(lora.r), ..defaults }, None => defaults };
                 card.run = Some(RunSettings::of(&defaults, &l.labels));
             }
-            Ok(export::export_files(&cfg, l.model.heads, tensors, &l.labels, &l.tokenizer_files()?, &card))
+            Ok(export::export_files(&cfg, l.model.heads, tensors, &l.labels, &l.export_tokenizer_files()?, &card))
         })
         .await
     }

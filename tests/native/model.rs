@@ -19,6 +19,7 @@ macro_rules! native_tests {
 }
 
 bertlab::for_each_model_check!(native_tests);
+bertlab::for_each_family_check!(native_tests);
 
 /// The real pretrained all-MiniLM-L6-v2 (scripts/fetch_model.sh puts it in models/): loads with
 /// its prefix-less BertModel names, its last hidden states match transformers within 1e-3, and one
