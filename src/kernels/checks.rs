@@ -60,6 +60,7 @@ macro_rules! for_each_kernel_check {
             elementwise_ops,
             glu_forward_backward,
             rotary_matches_reference_and_turns_back,
+            rmsnorm_forward_backward,
             matvec_layouts_splits_offsets,
             attention_cached_matches_reference,
             sample_top_k_matches_reference
@@ -1384,6 +1385,46 @@ pub async fn rotary_matches_reference_and_turns_back(gpu: &Gpu) -> CheckResult {
         return Err(Error::Check(format!("the reference's inverse is not the transpose: {lhs} vs {rhs}")));
     }
     Ok(format!("{qh} query heads and {kh} key head of {d} over {rows} rows (positions to {}): worst {w1:.2} of tolerance; back to the input within {w2:.2} of tolerance; the value untouched", t - 1))
+}
+
+/// RMSNorm (the Llama family's) against its f64 reference: forward, the input's gradient written
+/// and added, the weight's added, on rows of an odd width and a row of zeros (rstd = 1/sqrt(eps)).
+pub async fn rmsnorm_forward_backward(gpu: &Gpu) -> CheckResult {
+    use crate::kernels::rmsnorm;
+    let mut rng = Rng::new(33);
+    let (rows, cols, eps) = (19, 77, 1e-6f32);
+    let mut x = rng.normals(rows * cols, 2.0);
+    for v in &mut x[3 * cols..4 * cols] {
+        *v = 0.0;
+    }
+    let w = rng.normals(cols, 1.0).iter().map(|v| 1.0 + 0.3 * v).collect::<Vec<f32>>();
+    let dy = rng.normals(rows * cols, 1.0);
+    let dx0 = rng.normals(rows * cols, 1.0);
+    let dw0 = rng.normals(cols, 1.0);
+    let (gx, gw, gdy, gy, gr, gdx, gdxa, gdw) = (up(gpu, "x", &x)?, up(gpu, "w", &w)?, up(gpu, "dy", &dy)?, zeros(gpu, "y", rows * cols)?, zeros(gpu, "rstd", rows)?, zeros(gpu, "dx", rows * cols)?, up(gpu, "dxa", &dx0)?, up(gpu, "dw", &dw0)?);
+    let mut step = gpu.begin_step("rmsnorm");
+    rmsnorm::forward(&mut step, gy.at([rows, cols]), &gr, gx.at([rows, cols]), &gw, eps)?;
+    rmsnorm::backward(&mut step, gdx.at([rows, cols]), gdy.at([rows, cols]), gx.at([rows, cols]), &gr, &gw, Some(&gdw), false)?;
+    rmsnorm::backward(&mut step, gdxa.at([rows, cols]), gdy.at([rows, cols]), gx.at([rows, cols]), &gr, &gw, None, true)?;
+    step.submit().await?;
+    let (mut y, mut dx, mut dw) = (vec![0.0f64; rows * cols], vec![0.0f64; rows * cols], dw0.iter().map(|&v| v as f64).collect::<Vec<f64>>());
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let rs = 1.0 / (row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / cols as f64 + eps as f64).sqrt();
+        let m: f64 = (0..cols).map(|j| dy[r * cols + j] as f64 * w[j] as f64 * row[j] as f64 * rs).sum::<f64>() / cols as f64;
+        for j in 0..cols {
+            let xhat = row[j] as f64 * rs;
+            y[r * cols + j] = xhat * w[j] as f64;
+            dx[r * cols + j] = rs * (dy[r * cols + j] as f64 * w[j] as f64 - xhat * m);
+            dw[j] += dy[r * cols + j] as f64 * xhat;
+        }
+    }
+    let w1 = close("rmsnorm", &read(gpu, &gy).await?, &y, |i| 1e-5 * (1.0 + y[i].abs()))?;
+    let w2 = close("rmsnorm backward (dx)", &read(gpu, &gdx).await?, &dx, |i| 1e-4 * (1.0 + dx[i].abs()))?;
+    let acc: Vec<f64> = dx.iter().zip(&dx0).map(|(a, b)| a + *b as f64).collect();
+    let w3 = close("rmsnorm backward (dx +=)", &read(gpu, &gdxa).await?, &acc, |i| 1e-4 * (1.0 + acc[i].abs()))?;
+    let w4 = close("rmsnorm backward (dw +=)", &read(gpu, &gdw).await?, &dw, |i| 1e-4 * (1.0 + dw[i].abs()))?;
+    Ok(format!("{rows}x{cols} (a row of zeros among them): forward {w1:.2}, dx {w2:.2}, dx += {w3:.2}, dw += {w4:.2} of tolerance"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod gelu;
 pub mod glu;
+pub mod rmsnorm;
 pub mod rotary;
 pub mod layernorm;
 pub mod matmul;
@@ -71,6 +72,10 @@ pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static
         v.push((glu::BACKWARD, act.consts().to_vec()));
     }
     v.push((rotary::ROTARY, vec![]));
+    v.push((rmsnorm::FORWARD, vec![]));
+    v.push((rmsnorm::BACKWARD_INPUT, vec![("ACCUMULATE", 0.0)]));
+    v.push((rmsnorm::BACKWARD_INPUT, vec![("ACCUMULATE", 1.0)]));
+    v.push((rmsnorm::BACKWARD_PARAMS, vec![]));
     for k in [elementwise::ADD, elementwise::SCALE, elementwise::TANH_FORWARD, elementwise::TANH_BACKWARD, elementwise::RELU_FORWARD, elementwise::RELU_BACKWARD, elementwise::BIAS_GRAD] {
         v.push((k, vec![]));
     }

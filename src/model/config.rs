@@ -236,6 +236,22 @@ fn default_dropout() -> f32 {
     0.1
 }
 
+/// `k` of a config.json as a whole number (`default` when absent or null), or which key is not one.
+fn json_usize(v: &serde_json::Value, k: &str, default: usize) -> Result<usize> {
+    match v.get(k).filter(|x| !x.is_null()) {
+        Some(x) => Ok(x.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a whole number") })?),
+        None => Ok(default),
+    }
+}
+
+/// `k` of a config.json as a number (`default` when absent or null), or which key is not one.
+fn json_f64(v: &serde_json::Value, k: &str, default: f64) -> Result<f64> {
+    match v.get(k).filter(|x| !x.is_null()) {
+        Some(x) => Ok(x.as_f64().ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a number") })?),
+        None => Ok(default),
+    }
+}
+
 impl ModelConfig {
     /// Parses a Hugging Face config.json and checks that BERT Lab can run it.
     pub fn from_json(text: &str) -> Result<ModelConfig> {
@@ -284,18 +300,8 @@ impl ModelConfig {
     /// A DistilBERT config.json (DistilBertConfig's names) on BERT's body, without token types.
     fn from_distilbert(v: &serde_json::Value) -> Result<ModelConfig> {
         let get = |k: &str| v.get(k).filter(|x| !x.is_null());
-        let usize_of = |k: &str, default: usize| -> Result<usize> {
-            match get(k) {
-                Some(x) => Ok(x.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a whole number") })?),
-                None => Ok(default),
-            }
-        };
-        let f_of = |k: &str, default: f64| -> Result<f64> {
-            match get(k) {
-                Some(x) => Ok(x.as_f64().ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a number") })?),
-                None => Ok(default),
-            }
-        };
+        let usize_of = |k: &str, default: usize| json_usize(v, k, default);
+        let f_of = |k: &str, default: f64| json_f64(v, k, default);
         if get("sinusoidal_pos_embds").and_then(|x| x.as_bool()).unwrap_or(false) {
             return Err(Error::Unsupported("config.json: this DistilBERT has fixed sinusoidal positions (sinusoidal_pos_embds); BERT Lab runs DistilBERT's learned positions".into()));
         }
@@ -329,18 +335,8 @@ impl ModelConfig {
     /// A ModernBERT config.json (ModernBertConfig's names) on ModernBERT's body.
     fn from_modernbert(v: &serde_json::Value) -> Result<ModelConfig> {
         let get = |k: &str| v.get(k).filter(|x| !x.is_null());
-        let usize_of = |k: &str, default: usize| -> Result<usize> {
-            match get(k) {
-                Some(x) => Ok(x.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a whole number") })?),
-                None => Ok(default),
-            }
-        };
-        let f_of = |k: &str, default: f64| -> Result<f64> {
-            match get(k) {
-                Some(x) => Ok(x.as_f64().ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a number") })?),
-                None => Ok(default),
-            }
-        };
+        let usize_of = |k: &str, default: usize| json_usize(v, k, default);
+        let f_of = |k: &str, default: f64| json_f64(v, k, default);
         let flag = |k: &str, default: bool| get(k).and_then(|x| x.as_bool()).unwrap_or(default);
         for (k, default) in [("norm_bias", false), ("attention_bias", false), ("mlp_bias", false)] {
             if flag(k, default) {
@@ -467,17 +463,13 @@ impl ModelConfig {
     /// A GPT-2 config.json (transformers' `GPT2Config` names) as a config of the GPT-2 body.
     fn from_gpt2(v: &serde_json::Value) -> Result<ModelConfig> {
         let usize_of = |k: &str, default: Option<usize>| -> Result<usize> {
-            match v.get(k) {
-                Some(x) if !x.is_null() => Ok(x.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a whole number") })?),
-                _ => Ok(default.ok_or_else(|| Error::Data { line: 0, message: format!("config.json (GPT-2) lacks {k}") })?),
+            match default {
+                Some(d) => json_usize(v, k, d),
+                None if v.get(k).is_some_and(|x| !x.is_null()) => json_usize(v, k, 0),
+                None => Err(Error::Data { line: 0, message: format!("config.json (GPT-2) lacks {k}") }),
             }
         };
-        let f64_of = |k: &str, default: f64| -> Result<f64> {
-            match v.get(k) {
-                Some(x) if !x.is_null() => Ok(x.as_f64().ok_or_else(|| Error::Data { line: 0, message: format!("config.json: {k} is {x}, not a number") })?),
-                _ => Ok(default),
-            }
-        };
+        let f64_of = |k: &str, default: f64| json_f64(v, k, default);
         let flag = |k: &str, default: bool| v.get(k).and_then(|x| x.as_bool()).unwrap_or(default);
         // what GPT2LMHeadModel can do and BERT Lab's GPT-2 body does not
         if !flag("scale_attn_weights", true) || flag("scale_attn_by_inverse_layer_idx", false) || flag("reorder_and_upcast_attn", false) {

@@ -11,7 +11,7 @@
 pub(crate) mod params;
 pub(crate) mod uniform;
 
-use params::{adamw, cross_entropy, dropout, elementwise, embedding, gelu, glu, layernorm, matmul, matvec, rotary, sample, softmax};
+use params::{adamw, cross_entropy, dropout, elementwise, embedding, gelu, glu, layernorm, matmul, matvec, rmsnorm, rotary, sample, softmax};
 
 /// Each shader's files, without their uniform structs (see [`source`]).
 pub const SHADERS: &[(&str, &str)] = &[
@@ -25,6 +25,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
     ("glu", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/glu.wgsl"))),
     ("rotary", include_str!("../../shaders/rotary.wgsl")),
+    ("rmsnorm", include_str!("../../shaders/rmsnorm.wgsl")),
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("dropout", concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/dropout.wgsl"))),
     ("cross_entropy", include_str!("../../shaders/cross_entropy.wgsl")),
@@ -45,6 +46,7 @@ fn uniforms(name: &str) -> &'static str {
         "elementwise" => elementwise::Params::WGSL,
         "glu" => glu::Params::WGSL,
         "rotary" => rotary::Params::WGSL,
+        "rmsnorm" => rmsnorm::Params::WGSL,
         "embedding" => embedding::Params::WGSL,
         "dropout" => dropout::Params::WGSL,
         "cross_entropy" => cross_entropy::Params::WGSL,

@@ -123,6 +123,15 @@ pub(crate) mod glu {
     }
 }
 
+pub(crate) mod rmsnorm {
+    use super::uniform;
+
+    uniform! {
+        /// shaders/rmsnorm.wgsl's parameters.
+        pub(crate) struct Params { rows: u32, cols: u32, eps: f32 }
+    }
+}
+
 pub(crate) mod rotary {
     use super::uniform;
 
