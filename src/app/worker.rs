@@ -714,6 +714,8 @@ async fn handle(cmd: Command, files: JsValue) -> Result<()> {
         Command::Train(d) => train(d, 0).await,
         Command::Discard => {
             call_js("bertlabDiscard", None).await.map_err(|e| Error::io("IndexedDB", format!("the saved session could not be deleted ({e})")))?;
+            // said once it is done (the command may wait behind a model still loading)
+            post(Event::Message { text: "The saved session is deleted: the next visit starts fresh.".into() });
             Ok(())
         }
         Command::Continue => continue_run().await,

@@ -1121,7 +1121,8 @@ try {
   await fp.reload();
   await fp.waitForSelector("#restore-offer", { timeout: STEP_TIMEOUT });
   await fp.click("#start-fresh");
-  await fp.waitForTimeout(1000);
+  // the deletion may wait behind the first model's load: the page says when it is done
+  await fp.waitForFunction(() => /The saved session is deleted/.test(document.body.textContent), null, { timeout: STEP_TIMEOUT, polling: 100 });
   await fp.reload();
   await fp.waitForSelector("#adapter", { timeout: STEP_TIMEOUT });
   await fp.waitForTimeout(3000);
