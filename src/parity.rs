@@ -1282,13 +1282,13 @@ fn family_fixture(f: &FamilyFixture, lora: bool) -> Result<Fixture> {
 /// Every `prefix.*` gradient of the reference against ours (each reference tensor must be one of
 /// the model's, under the family's name): max |diff| <= 1e-4 · max|ref| per tensor (floored at 1e-5
 /// of the model's largest); a key bias's, zero in exact arithmetic, under 1e-6 of the largest.
-async fn family_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str, what: &str) -> Result<(usize, f32, String)> {
+async fn family_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str, what: &str) -> Result<(usize, f32)> {
     let want_names: Vec<&String> = fx.r.tensors.keys().filter(|k| k.starts_with(&format!("{prefix}."))).collect();
     let mut global = 0.0f32;
     for k in &want_names {
         global = fx.f32(k)?.iter().fold(global, |m, v| m.max(v.abs()));
     }
-    let (mut worst, mut worst_name) = (0.0f32, String::new());
+    let mut worst = 0.0f32;
     for k in &want_names {
         let hf = &k[prefix.len() + 1..];
         // one name may be two of ours (ModernBERT's `head`: the masked-LM head's or the classifier's)
@@ -1315,13 +1315,9 @@ async fn family_grads(gpu: &Gpu, fx: &Fixture, model: &Model, prefix: &str, what
         if !(d <= 1e-4 * scale) {
             return Err(Error::Check(format!("{what}: gradient of {hf}: max |diff| {d:.3e} > 1e-4 · max|ref| = {:.3e}", 1e-4 * scale)));
         }
-        let ratio = if scale > 0.0 { d / scale } else { 0.0 };
-        if ratio > worst {
-            worst = ratio;
-            worst_name = hf.to_string();
-        }
+        worst = worst.max(if scale > 0.0 { d / scale } else { 0.0 });
     }
-    Ok((want_names.len(), worst, worst_name))
+    Ok((want_names.len(), worst))
 }
 
 /// DistilBERT, RoBERTa, XLM-RoBERTa and ELECTRA against transformers: the masked-LM logits (at the
@@ -1356,7 +1352,7 @@ pub async fn model_families_match_transformers(gpu: &Gpu) -> CheckResult {
         within(&format!("{what}: layer-0 attention"), &read(gpu, m.attention_probs(0).unwrap()).await?, &fx.f32("out.attentions0")?, 1e-5)?;
         within(&format!("{what}: masked-LM loss"), &[losses.lm], &fx.f32("out.mlm_loss")?, 1e-5)?;
         grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
-        let (n_lm, w_lm, _) = family_grads(gpu, &fx, &m, "grad_lm", &format!("{what} masked LM")).await?;
+        let (n_lm, w_lm) = family_grads(gpu, &fx, &m, "grad_lm", &format!("{what} masked LM")).await?;
         let mut c = fx.model(gpu, CLASSIFY)?;
         c.params.set_trainable(gpu, |_| true)?;
         let cb = fx.batch(gpu, false, false, true)?;
@@ -1364,7 +1360,7 @@ pub async fn model_families_match_transformers(gpu: &Gpu) -> CheckResult {
         let d_cls = within(&format!("{what}: classifier logits"), &read(gpu, c.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
         within(&format!("{what}: classifier loss"), &[cl.cls], &fx.f32("out.cls_loss")?, 1e-5)?;
         grads_step(gpu, &mut c, &cb, Mode::Eval).await?;
-        let (n_cls, w_cls, _) = family_grads(gpu, &fx, &c, "grad_cls", &format!("{what} classifier")).await?;
+        let (n_cls, w_cls) = family_grads(gpu, &fx, &c, "grad_cls", &format!("{what} classifier")).await?;
         let what = if fx.cfg.embedding_size.is_some() { format!("{what} (embeddings {} wide)", fx.cfg.embed_width()) } else { what.to_string() };
         out.push(format!("{what}: MLM{} logits {d_mlm:.1e}, hidden {d_h:.1e}, {n_lm} gradients within {w_lm:.1e}·max; classifier logits {d_cls:.1e}, {n_cls} gradients within {w_cls:.1e}·max", if sop { " + SOP" } else { "" }));
     }
@@ -1396,7 +1392,7 @@ pub async fn model_families_lora_matches_peft(gpu: &Gpu) -> CheckResult {
         run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
         let d = within(&format!("{what} + LoRA: logits"), &read(gpu, m.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
         grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
-        let (n, worst, _) = family_grads(gpu, &fx, &m, "grad_cls", &format!("{what} + LoRA")).await?;
+        let (n, worst) = family_grads(gpu, &fx, &m, "grad_cls", &format!("{what} + LoRA")).await?;
         let trained = m.params.params.iter().filter(|p| lora_trains(p)).count();
         if n != trained {
             return Err(Error::Check(format!("{what} + LoRA: peft trains {n} tensors, BERT Lab {trained}")));
