@@ -5,7 +5,9 @@
 // pass's projection writes it), so prefill copies rows as they are and a new token's projection
 // writes its row in place. `scores` is (heads, cap) scratch.
 
-// AttnParams (n, heads, d, ld, q_off, cap, scale) is declared in src/shaders/params.rs (`params::matvec`), whose WGSL text src/shaders/mod.rs puts in front of this file.
+// Grouped-query attention: query head h reads key/value head h / group, the keys from column k_off
+// of each row and the values from v_off (multi-head: group 1, k_off C, v_off 2C).
+// AttnParams (n, heads, d, ld, q_off, cap, scale, k_off, v_off, group) is declared in src/shaders/params.rs (`params::matvec`), whose WGSL text src/shaders/mod.rs puts in front of this file.
 
 @group(0) @binding(0) var<uniform> ap: AttnParams;
 @group(0) @binding(1) var<storage, read> cache: array<f32>;
@@ -35,13 +37,13 @@ fn reduce(lid: u32, v: f32, op: u32) -> f32 {
 @compute @workgroup_size(AWG)
 fn attend_cached(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wg.x;
-    let c = ap.heads * ap.d;
+    let kvh = (h / ap.group) * ap.d;
     let q = ap.q_off + h * ap.d;
     let sb = h * ap.cap;
-    // scores of the n cached keys (K is at column C of each row)
+    // scores of the n cached keys (K from column k_off of each row)
     var m = -3.402823e38;
     for (var j = lid; j < ap.n; j += AWG) {
-        let kb = j * ap.ld + c + h * ap.d;
+        let kb = j * ap.ld + ap.k_off + kvh;
         var s = 0.0;
         for (var d = 0u; d < ap.d; d++) { s = fma(cache[q + d], cache[kb + d], s); }
         s *= ap.scale;
@@ -58,10 +60,10 @@ fn attend_cached(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     z = reduce(lid, z, 1u);
     storageBarrier();
     workgroupBarrier();
-    // ctx = p v (V at column 2C), one thread per component of the head
+    // ctx = p v (V from column v_off), one thread per component of the head
     for (var d = lid; d < ap.d; d += AWG) {
         var acc = 0.0;
-        let vb = 2u * c + h * ap.d + d;
+        let vb = ap.v_off + kvh + d;
         for (var j = 0u; j < ap.n; j++) { acc = fma(scores[sb + j], cache[j * ap.ld + vb], acc); }
         ctx[h * ap.d + d] = acc / z;
     }

@@ -80,9 +80,14 @@ macro_rules! for_each_family_check {
             model_families_match_transformers,
             model_family_tokenizers_frame_as_transformers,
             model_families_lora_matches_peft,
-            model_families_adamw_10_steps_match_transformers
+            model_families_adamw_10_steps_match_transformers,
+            model_decoders_match_transformers,
+            model_decoders_generate_as_transformers,
+            model_decoders_lora_matches_peft,
+            model_decoders_adamw_10_steps_match_transformers
         ]; [
-            model_families_lora_adamw_10_steps_match_peft
+            model_families_lora_adamw_10_steps_match_peft,
+            model_decoders_lora_adamw_10_steps_match_peft
         ] }
     };
 }
@@ -155,6 +160,12 @@ pub const FAMILY_FIXTURES: [FamilyFixture; 7] = [
     family_fixture!("albert", "tiny_albert"),
     family_fixture!("modernbert", "tiny_modernbert"),
 ];
+
+/// The Llama-shaped decoders (tests/fixtures/make_llama_fixtures.py): Llama with grouped-query
+/// attention, rope_scaling llama3 and tied embeddings; Qwen2 with one key/value head, q, k, v
+/// biases, an untied LM head and rope_scaling linear; Qwen3 with per-head q and k norms and a
+/// head_dim that is not hidden / heads.
+pub const DECODER_FIXTURES: [FamilyFixture; 3] = [family_fixture!("llama", "tiny_llama"), family_fixture!("qwen2", "tiny_qwen2"), family_fixture!("qwen3", "tiny_qwen3")];
 
 struct Fixture {
     cfg: ModelConfig,
@@ -560,9 +571,25 @@ pub async fn model_rejects_bad_checkpoints(gpu: &Gpu) -> CheckResult {
         Err(e) if { let e = e.to_string(); e.contains("not divisible") } => seen.push("hidden not divisible by heads"),
         other => return Err(Error::Check(format!("hidden 64 with 5 heads gave {other:?}"))),
     }
-    match ModelConfig::from_json(r#"{"model_type": "llama", "vocab_size": 10}"#) {
-        Err(e) if { let e = e.to_string(); e.contains("llama") && e.contains("gpt2") } => seen.push("neither a BERT nor a GPT-2"),
-        other => return Err(Error::Check(format!("a Llama config gave {other:?}"))),
+    match ModelConfig::from_json(r#"{"model_type": "t5", "vocab_size": 10}"#) {
+        Err(e) if { let e = e.to_string(); e.contains("'t5'") && e.contains("qwen3") && e.contains("gpt2") } => seen.push("a model type BERT Lab does not run"),
+        other => return Err(Error::Check(format!("a T5 config gave {other:?}"))),
+    }
+    // the Llama-shaped decoders: what their configs can say that BERT Lab does not run
+    let llama = |extra: &str| format!(r#"{{"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 12{extra}}}"#);
+    for (what, extra, expect) in [
+        ("rope_scaling of an unknown kind", r#", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}"#, "\"yarn\""),
+        ("query heads not a multiple of the key/value heads", r#", "num_key_value_heads": 3, "num_attention_heads": 4, "hidden_size": 16"#, "num_key_value_heads"),
+        ("sliding-window attention", r#", "use_sliding_window": true"#, "use_sliding_window"),
+        ("another activation", r#", "hidden_act": "gelu""#, "SwiGLU"),
+    ] {
+        match ModelConfig::from_json(&llama(extra)) {
+            Err(e) if { let e = e.to_string(); e.contains(expect) } => seen.push(what),
+            other => return Err(Error::Check(format!("a Llama config with {what} gave {other:?}"))),
+        }
+    }
+    if ModelConfig::from_json(&llama(r#", "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}, "num_key_value_heads": 1"#)).is_err() {
+        return Err(Error::Check("a Llama 3 config (rope_scaling llama3, one key/value head) was refused".into()));
     }
     for (what, extra, expect) in [
         ("GPT-2 scaled by layer", r#""scale_attn_by_inverse_layer_idx": true"#, "scale_attn_by_inverse_layer_idx"),
@@ -1452,6 +1479,124 @@ pub async fn model_family_tokenizers_frame_as_transformers(_gpu: &Gpu) -> CheckR
             return Err(Error::Check(format!("{}: \"[MASK]\" in a text did not become its mask token {}", f.family, tok.mask_token())));
         }
         out.push(format!("{}: {} texts and {} pairs as AutoTokenizer, mask {}", f.family, texts.len(), pairs.len(), tok.mask_token()));
+    }
+    Ok(out.join("; "))
+}
+
+/// The Llama-shaped decoders against transformers: next-word logits (at the predicted rows), the
+/// last hidden state (after the final norm, at the texts' tokens), layer 0's attention and the
+/// loss within 1e-5, every gradient of the next-word loss within 1e-4 of its largest reference
+/// value; the same for the last-token classifier (XForSequenceClassification's `score` on the last
+/// token that is not padding).
+pub async fn model_decoders_match_transformers(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &DECODER_FIXTURES {
+        let fx = family_fixture(f, false)?;
+        let v = fx.cfg.vocab_size;
+        let what = fx.cfg.family.display();
+        let mut m = fx.model(gpu, LM)?;
+        m.params.set_trainable(gpu, |_| true)?;
+        let batch = fx.batch(gpu, true, false, false)?;
+        let losses = run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+        let all = fx.f32("out.mlm_logits")?;
+        let want: Vec<f32> = batch.lm_row_ids.iter().flat_map(|&r| all[r as usize * v..(r as usize + 1) * v].to_vec()).collect();
+        let keep: Vec<bool> = fx.ints("input.attention_mask")?.iter().flat_map(|&m| std::iter::repeat_n(m != 0, fx.cfg.hidden_size)).collect();
+        let real = |v: Vec<f32>| -> Vec<f32> { v.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| x).collect() };
+        let d_h = within(&format!("{what}: last hidden state"), &real(read(gpu, m.last_hidden().unwrap()).await?), &real(fx.f32("out.last_hidden_state")?), 1e-5)?;
+        let d_lm = within(&format!("{what}: next-word logits"), &read(gpu, m.lm_logits().unwrap()).await?, &want, 1e-5)?;
+        within(&format!("{what}: layer-0 attention"), &read(gpu, m.attention_probs(0).unwrap()).await?, &fx.f32("out.attentions0")?, 1e-5)?;
+        within(&format!("{what}: next-word loss"), &[losses.lm], &fx.f32("out.mlm_loss")?, 1e-5)?;
+        grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
+        let (n_lm, w_lm) = family_grads(gpu, &fx, &m, "grad_lm", &format!("{what} next word")).await?;
+        let mut c = fx.model(gpu, CLASSIFY)?;
+        if c.pooling != Pooling::Last {
+            return Err(Error::Check(format!("{what}: the classifier reads {:?}, not the last token", c.pooling)));
+        }
+        c.params.set_trainable(gpu, |_| true)?;
+        let cb = fx.batch(gpu, false, false, true)?;
+        let cl = run_forward(gpu, &mut c, &cb, Mode::Eval).await?;
+        let d_cls = within(&format!("{what}: classifier logits"), &read(gpu, c.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
+        within(&format!("{what}: classifier loss"), &[cl.cls], &fx.f32("out.cls_loss")?, 1e-5)?;
+        grads_step(gpu, &mut c, &cb, Mode::Eval).await?;
+        let (n_cls, w_cls) = family_grads(gpu, &fx, &c, "grad_cls", &format!("{what} classifier")).await?;
+        if n_lm != m.params.params.len() || n_cls != c.params.params.len() {
+            return Err(Error::Check(format!("{what}: {n_lm} of {} and {n_cls} of {} tensors had a reference gradient", m.params.params.len(), c.params.params.len())));
+        }
+        out.push(format!("{what}: next-word logits {d_lm:.1e}, hidden {d_h:.1e}, {n_lm} gradients within {w_lm:.1e}·max; classifier logits {d_cls:.1e}, {n_cls} gradients within {w_cls:.1e}·max"));
+    }
+    Ok(out.join("; "))
+}
+
+/// Greedy decoding (the key-value cache, one submit a token) gives transformers' `generate` tokens,
+/// 12 after each of three prompts framed by the model's own tokenizer.
+pub async fn model_decoders_generate_as_transformers(gpu: &Gpu) -> CheckResult {
+    use crate::train::generate::{generate_ids, GenerateConfig};
+    let mut out = Vec::new();
+    for f in &DECODER_FIXTURES {
+        let fx = family_fixture(f, false)?;
+        let what = fx.cfg.family.display();
+        let mut m = fx.model(gpu, LM)?;
+        let mut n = 0;
+        while fx.r.tensors.contains_key(&format!("gen.prompt.{n}")) {
+            let prompt: Vec<u32> = fx.ints(&format!("gen.prompt.{n}"))?.into_iter().map(|x| x as u32).collect();
+            let want: Vec<u32> = fx.ints(&format!("gen.greedy.{n}"))?.into_iter().map(|x| x as u32).collect();
+            let greedy = GenerateConfig { max_new: want.len(), top_k: 1, temperature: 1.0, seed: 0 };
+            let (got, _) = generate_ids(gpu, &mut m, &prompt, None, &greedy, &mut |_| {}).await?;
+            if got != want {
+                return Err(Error::Check(format!("{what}: greedy decoding after {prompt:?} gave {got:?}; transformers gave {want:?}")));
+            }
+            n += 1;
+        }
+        if n < 3 {
+            return Err(Error::Check(format!("{what}: the fixture has {n} prompts")));
+        }
+        out.push(format!("{what}: {n} prompts x 12 tokens as transformers"));
+    }
+    Ok(out.join("; "))
+}
+
+/// Next-word training of the whole model, 10 AdamW steps: losses within 1e-5 of transformers',
+/// final weights within 1e-4.
+pub async fn model_decoders_adamw_10_steps_match_transformers(_shared: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &DECODER_FIXTURES {
+        let fx = family_fixture(f, false)?;
+        let what = fx.cfg.family.display();
+        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, LM, (true, false, false), |_| true, 1e-5).await.map_err(|e| Error::Check(format!("{what}: {e}")))?));
+    }
+    Ok(out.join("; "))
+}
+
+/// peft's LoRA (q_proj, v_proj) on each decoder's classifier: logits within 1e-5, the adapters' and
+/// score's gradients within 1e-4 of their largest reference value, nothing else with a gradient.
+pub async fn model_decoders_lora_matches_peft(gpu: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &DECODER_FIXTURES {
+        let fx = family_fixture(f, true)?;
+        let what = fx.cfg.family.display();
+        let mut m = fx.model(gpu, CLASSIFY)?;
+        m.params.set_trainable(gpu, lora_trains)?;
+        let batch = fx.batch(gpu, false, false, true)?;
+        run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
+        let d = within(&format!("{what} + LoRA: logits"), &read(gpu, m.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
+        grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
+        let (n, worst) = family_grads(gpu, &fx, &m, "grad_cls", &format!("{what} + LoRA")).await?;
+        let trained = m.params.params.iter().filter(|p| lora_trains(p)).count();
+        if n != trained {
+            return Err(Error::Check(format!("{what} + LoRA: peft trains {n} tensors, BERT Lab {trained}")));
+        }
+        out.push(format!("{what}: logits {d:.1e}, {n} gradients within {worst:.1e}·max"));
+    }
+    Ok(out.join("; "))
+}
+
+/// 10 AdamW steps over each decoder's adapters and score against peft's.
+pub async fn model_decoders_lora_adamw_10_steps_match_peft(_shared: &Gpu) -> CheckResult {
+    let mut out = Vec::new();
+    for f in &DECODER_FIXTURES {
+        let fx = family_fixture(f, true)?;
+        let what = fx.cfg.family.display();
+        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, CLASSIFY, (false, false, true), lora_trains, 1e-5).await.map_err(|e| Error::Check(format!("{what} + LoRA: {e}")))?));
     }
     Ok(out.join("; "))
 }

@@ -271,6 +271,14 @@ async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>> {
         Some(b) => {
             files.insert("model.safetensors".into(), b);
         }
+        None if let Some(index) = fetch_bytes(&format!("{base}{}", export::WEIGHTS_INDEX), export::WEIGHTS_INDEX).await? => {
+            // a sharded checkpoint: its index, then every shard it names
+            for shard in export::shards_of(&index)? {
+                let b = fetch_bytes(&format!("{base}{shard}"), &shard).await?.ok_or_else(|| Error::io(format!("{base}{shard}"), format!("not found: {} names this shard", export::WEIGHTS_INDEX)))?;
+                files.insert(shard, b);
+            }
+            files.insert(export::WEIGHTS_INDEX.to_string(), index);
+        }
         None => {
             // name what is there instead, so the message can say what to do
             let resp = JsFuture::from(scope().fetch_with_str(&format!("{base}pytorch_model.bin"))).await.ok();
@@ -280,7 +288,7 @@ async fn fetch_model(base: &str) -> Result<BTreeMap<String, Vec<u8>>> {
         }
     }
     let pooling = crate::session::model_dir::POOLING_CONFIG;
-    for f in ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", export::HEAD_JSON, export::HEAD_FILE, pooling] {
+    for f in ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", export::HEAD_JSON, export::HEAD_FILE, pooling] {
         // the older tokenizer files only where there is no tokenizer.json (nor, for GPT-2's, a vocab.txt)
         let older = matches!(f, "vocab.txt" | "vocab.json" | "merges.txt");
         if older && (files.contains_key("tokenizer.json") || (f != "vocab.txt" && files.contains_key("vocab.txt"))) {

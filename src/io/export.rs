@@ -20,14 +20,35 @@ pub const TRAIN_HF: &str = "train_hf.py";
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 
-/// Which file a Hugging Face repository's weights are in, given its file list; a repository with
-/// only `pytorch_model.bin` gets a message saying how to convert it.
+/// The index of a checkpoint whose weights are split into shards.
+pub const WEIGHTS_INDEX: &str = "model.safetensors.index.json";
+
+/// The shard files a model.safetensors.index.json names (its `weight_map`'s values), each once, in
+/// order.
+pub fn shards_of(index: &[u8]) -> Result<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_slice(index).map_err(|e| Error::Data { line: 0, message: format!("{WEIGHTS_INDEX} is not valid JSON: {e}") })?;
+    let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::Data { line: 0, message: format!("{WEIGHTS_INDEX} has no weight_map") })?;
+    let mut shards: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
+    shards.sort();
+    shards.dedup();
+    if shards.is_empty() || shards.iter().any(|s| !s.ends_with(".safetensors") || s.contains('/') || s.contains("..")) {
+        return Err(Error::Data { line: 0, message: format!("{WEIGHTS_INDEX}: its weight_map must name .safetensors files beside it") });
+    }
+    Ok(shards)
+}
+
+/// Which file a Hugging Face repository's weights are in, given its file list: model.safetensors,
+/// or the index of its shards; a repository with only `pytorch_model.bin` gets a message saying how
+/// to convert it.
 pub fn pick_weights_file<'a>(files: &[&'a str]) -> Result<&'a str> {
     if let Some(f) = files.iter().find(|f| **f == "model.safetensors") {
         return Ok(f);
     }
+    if let Some(f) = files.iter().find(|f| **f == WEIGHTS_INDEX) {
+        return Ok(f);
+    }
     if files.iter().any(|f| f.starts_with("model-") && f.ends_with(".safetensors")) {
-        return Err(Error::Unsupported("this repository splits its weights into several safetensors shards; BERT Lab loads a single model.safetensors".into()));
+        return Err(Error::Data { line: 0, message: format!("these weights are split into safetensors shards, but {WEIGHTS_INDEX} (which says which tensor is in which shard) is missing: load it with the shards") });
     }
     if files.iter().any(|f| *f == "pytorch_model.bin") {
         return Err(Error::Unsupported("this repository offers only pytorch_model.bin (a pickle, which a browser cannot read safely). Convert it once with Python: \

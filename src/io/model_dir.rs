@@ -13,7 +13,37 @@ use crate::model::config::LoraSpec;
 use crate::model::{Model, ModelConfig, Heads, LoadReport, Pooling};
 use crate::text::tokenizer::Tokenizer;
 
-pub const TOKENIZER_FILES: [&str; 6] = ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
+/// The files that travel with a model's tokenizer (into its exports, from an adapter's folder):
+/// the tokenizer's own, and a language model's generation_config.json (its end tokens).
+pub const TOKENIZER_FILES: [&str; 7] = ["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+
+/// The ids of `eos_token_id` in a config.json or generation_config.json: one id or a list.
+pub fn end_ids_of(v: &serde_json::Value) -> Vec<u32> {
+    match v.get("eos_token_id") {
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+        Some(x) => x.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
+        None => Vec::new(),
+    }
+}
+
+/// A checkpoint's weights: model.safetensors, or the shards model.safetensors.index.json names
+/// (every one of them must be there: a missing shard is named, with how many there are).
+fn weights_of<'a>(files: &'a BTreeMap<String, Vec<u8>>, weights_name: &str) -> Result<safetensors::SafeTensors<'a>> {
+    if weights_name != crate::io::export::WEIGHTS_INDEX {
+        return safetensors::parse(&files[weights_name]).map_err(|e| Error::Data { line: 0, message: format!("{weights_name}: {e}") });
+    }
+    let shards = crate::io::export::shards_of(&files[weights_name])?;
+    let missing: Vec<&str> = shards.iter().map(|s| s.as_str()).filter(|s| !files.contains_key(*s)).collect();
+    if !missing.is_empty() {
+        return Err(Error::Data { line: 0, message: format!("{} names {} shards; {} missing: {}. Load every shard of the checkpoint together with its index", crate::io::export::WEIGHTS_INDEX, shards.len(), if missing.len() == 1 { "this one is".to_string() } else { format!("{} are", missing.len()) }, missing.join(", ")) });
+    }
+    let mut all = safetensors::SafeTensors { tensors: Default::default(), metadata: Default::default() };
+    for shard in &shards {
+        let st = safetensors::parse(&files[shard]).map_err(|e| Error::Data { line: 0, message: format!("{shard}: {e}") })?;
+        all.tensors.extend(st.tensors);
+    }
+    Ok(all)
+}
 
 pub struct LoadedModel {
     pub model: Model,
@@ -148,7 +178,7 @@ fn load_with<'a>(gpu: &Gpu, files: &'a BTreeMap<String, Vec<u8>>, adapter: Optio
     let mut cfg = ModelConfig::from_json(config_text)?;
     let config: serde_json::Value = serde_json::from_str(config_text)?;
     let weights_name = crate::io::export::pick_weights_file(&names)?;
-    let mut st = safetensors::parse(&files[weights_name]).map_err(|e| Error::Data { line: 0, message: format!("{weights_name}: {e}") })?;
+    let mut st = weights_of(files, weights_name)?;
     // a mean- or last-token-pooling classifier exported by BERT Lab: the encoder plus a documented
     // head file
     let mut pooling = Pooling::Cls;
@@ -192,7 +222,17 @@ fn load_with<'a>(gpu: &Gpu, files: &'a BTreeMap<String, Vec<u8>>, adapter: Optio
         found.num_labels = l.len();
     }
     let heads = heads.unwrap_or(found);
-    let tokenizer = tokenizer_of(files)?;
+    let mut tokenizer = tokenizer_of(files)?;
+    if cfg.family.is_llama() {
+        // a Llama-shaped decoder frames texts as its own tokenizer does, pads with the config's pad
+        // id, and ends a generated text at any end token its generation_config.json names
+        tokenizer.use_lm_framing(cfg.pad_token_id as u32);
+        let generation = files.get("generation_config.json").and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+        let ends = generation.as_ref().map(end_ids_of).filter(|e| !e.is_empty()).unwrap_or_else(|| end_ids_of(&config));
+        if !ends.is_empty() {
+            tokenizer.stop_ids = ends;
+        }
+    }
     if tokenizer.vocab_size > cfg.vocab_size {
         return Err(Error::Shape { tensor: "word_embeddings".into(), message: format!("the tokenizer has {} tokens but the model's vocabulary has {} rows", tokenizer.vocab_size, cfg.vocab_size) });
     }
@@ -222,7 +262,7 @@ pub fn read_dir(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>> {
         let p = entry.path();
         if p.is_file() {
             if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-                if name == "config.json" || name == HEAD_JSON || name == ADAPTER_CONFIG || name.ends_with(".safetensors") || name == "pytorch_model.bin" || TOKENIZER_FILES.contains(&name) {
+                if name == "config.json" || name == HEAD_JSON || name == ADAPTER_CONFIG || name.ends_with(".safetensors") || name == crate::io::export::WEIGHTS_INDEX || name == "pytorch_model.bin" || TOKENIZER_FILES.contains(&name) {
                     let bytes = if name == "pytorch_model.bin" { Vec::new() } else { std::fs::read(&p).map_err(|e| Error::io(p.display(), e))? };
                     files.insert(name.to_string(), bytes);
                 }

@@ -244,7 +244,7 @@ pub fn embedding_backward(ids: &[u32], dout: &[f64], vocab: usize, dim: usize) -
 
 /// (B, H, T, D) -> columns off..off+H*D of `dst` (B*T, cols); the inverse of [`split_heads`].
 pub fn merge_heads(src: &[f64], dst: &mut [f64], hs: HeadSplit, cols: usize, off: usize) {
-    let HeadSplit { b, t, h, d } = hs;
+    let HeadSplit { b, t, h, d, .. } = hs;
     for bi in 0..b {
         for hi in 0..h {
             for ti in 0..t {
@@ -258,7 +258,7 @@ pub fn merge_heads(src: &[f64], dst: &mut [f64], hs: HeadSplit, cols: usize, off
 
 /// (B*T, cols)[:, off..off+H*D] -> (B, H, T, D)
 pub fn split_heads(src: &[f64], hs: HeadSplit, cols: usize, off: usize) -> Vec<f64> {
-    let HeadSplit { b, t, h, d } = hs;
+    let HeadSplit { b, t, h, d, .. } = hs;
     let mut out = vec![0.0; b * h * t * d];
     for bi in 0..b {
         for hi in 0..h {
@@ -274,7 +274,7 @@ pub fn split_heads(src: &[f64], hs: HeadSplit, cols: usize, off: usize) -> Vec<f
 
 /// Attention forward: returns (probs (B,H,T,T), ctx (B,H,T,D)).
 pub fn attention(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[f64]>, hs: HeadSplit) -> (Vec<f64>, Vec<f64>) {
-    let HeadSplit { b, t, h, d } = hs;
+    let HeadSplit { b, t, h, d, .. } = hs;
     let scores = matmul(q, k, None, &Matmul::new(t, t, d).batch(b * h).trans_b());
     let probs = softmax(&scores, mask, b * h * t, t, h * t, 1.0 / (d as f64).sqrt());
     let ctx = matmul(&probs, v, None, &Matmul::new(t, d, t).batch(b * h));

@@ -119,27 +119,46 @@ pub fn one_row(step: &mut Step, y: View, x: View, w: View, b: Option<View>, tran
 /// One query over the `n` positions of `cache` (n, 3C): rows of q|k|v per position, the query being
 /// row `n - 1`'s q; `scores` is (heads, cap) scratch with cap >= n; ctx is (C), heads of C / heads.
 pub fn attend_cached(step: &mut Step, ctx: View, scores: View, cache: View) -> Result<(), GpuError> {
-    let threads = if step.gpu().info.is_software { 8 } else { 64 };
-    attend_cached_with(step, ctx, scores, cache, threads)
+    let heads = scores.rows();
+    attend_cached_grouped(step, ctx, scores, cache, heads)
 }
 
-/// [`attend_cached`] with `threads` (8 or 64) a workgroup: 8 on CPU adapters (one SIMD vector of
-/// lavapipe: its barriers switch nothing; the 12 heads' attention at 205 positions of GPT-2 small
-/// took the token 2.9x the 64 tokens' time where 64 threads took it 3.65x), 64 elsewhere.
-pub fn attend_cached_with(step: &mut Step, ctx: View, scores: View, cache: View, threads: usize) -> Result<(), GpuError> {
+/// [`attend_cached`] with grouped-query attention: the cache's rows are (H + 2KV) D wide (q of H
+/// heads, then k and v of `kv_heads`), ctx (H D).
+pub fn attend_cached_grouped(step: &mut Step, ctx: View, scores: View, cache: View, kv_heads: usize) -> Result<(), GpuError> {
+    let threads = if step.gpu().info.is_software { 8 } else { 64 };
+    attend_cached_with(step, ctx, scores, cache, kv_heads, threads)
+}
+
+/// [`attend_cached_grouped`] with `threads` (8 or 64) a workgroup: 8 on CPU adapters (one SIMD
+/// vector of lavapipe: its barriers switch nothing; the 12 heads' attention at 205 positions of
+/// GPT-2 small took the token 2.9x the 64 tokens' time where 64 threads took it 3.65x), 64 elsewhere.
+pub fn attend_cached_with(step: &mut Step, ctx: View, scores: View, cache: View, kv_heads: usize, threads: usize) -> Result<(), GpuError> {
     const K: &str = "attend_cached";
     let (heads, cap, n, c) = (scores.rows(), scores.cols(), cache.rows(), ctx.numel());
     if n == 0 || n > cap {
         return Err(GpuError::Shape(format!("{K}: {n} positions in a cache of {cap}")));
     }
-    if heads == 0 || c % heads != 0 {
-        return Err(GpuError::Shape(format!("{K}: ctx {} is not {heads} heads of one size", ctx.shape)));
+    if heads == 0 || c % heads != 0 || kv_heads == 0 || heads % kv_heads != 0 {
+        return Err(GpuError::Shape(format!("{K}: ctx {} is not {heads} heads of one size over {kv_heads} key/value heads", ctx.shape)));
     }
-    expect_shape(K, "cache", &cache, [n, 3 * c])?;
-    let (ctxb, sb, cb) = (ctx.whole(K, "ctx")?, scores.whole(K, "scores")?, cache.whole(K, "cache")?);
     let d = c / heads;
+    let w = c + 2 * kv_heads * d;
+    expect_shape(K, "cache", &cache, [n, w])?;
+    let (ctxb, sb, cb) = (ctx.whole(K, "ctx")?, scores.whole(K, "scores")?, cache.whole(K, "cache")?);
     let u = |v: usize| u32_of(K, v);
-    let p = AttnParams { n: u(n)?, heads: u(heads)?, d: u(d)?, ld: u(3 * c)?, q_off: u((n - 1) * 3 * c)?, cap: u(cap)?, scale: 1.0 / (d as f32).sqrt() };
+    let p = AttnParams {
+        n: u(n)?,
+        heads: u(heads)?,
+        d: u(d)?,
+        ld: u(w)?,
+        q_off: u((n - 1) * w)?,
+        cap: u(cap)?,
+        scale: 1.0 / (d as f32).sqrt(),
+        k_off: u(c)?,
+        v_off: u(c + kv_heads * d)?,
+        group: u(heads / kv_heads)?,
+    };
     if threads != 8 && threads != 64 {
         return Err(GpuError::Shape(format!("{K}: {threads} threads a workgroup, not 8 or 64")));
     }

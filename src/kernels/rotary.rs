@@ -28,11 +28,17 @@ pub struct Heads {
 /// computes them: inv_freq[j] = 1 / theta^(2j/d) and the angle pos * inv_freq[j], both in f32, then
 /// cos and sin of that angle.
 pub fn tables(theta: f64, d: usize, positions: usize) -> (Vec<f32>, Vec<f32>) {
-    let half = d / 2;
-    let inv: Vec<f32> = (0..half).map(|j| 1.0 / (theta as f32).powf((2 * j) as f32 / d as f32)).collect();
+    let inv: Vec<f32> = (0..d / 2).map(|j| 1.0 / (theta as f32).powf((2 * j) as f32 / d as f32)).collect();
+    tables_of(&inv, positions)
+}
+
+/// The cos and sin tables (positions, inv.len()) of the inverse frequencies `inv` (a scaled
+/// rotary embedding's, `model::config::RopeScaling::inv_freq`).
+pub fn tables_of(inv: &[f32], positions: usize) -> (Vec<f32>, Vec<f32>) {
+    let half = inv.len();
     let (mut c, mut s) = (Vec::with_capacity(positions * half), Vec::with_capacity(positions * half));
     for pos in 0..positions {
-        for &f in &inv {
+        for &f in inv {
             let a = pos as f32 * f;
             c.push((a as f64).cos() as f32);
             s.push((a as f64).sin() as f32);
@@ -47,7 +53,11 @@ pub fn apply(step: &mut Step, x: View, cos: &GpuBuf, sin: &GpuBuf, h: Heads, inv
     if h.d % 2 != 0 || h.d == 0 {
         return Err(GpuError::Shape(format!("{K}: the head size {} must be even", h.d)));
     }
-    if x.numel() < h.rows * h.ld || h.q_off + h.q_heads * h.d > h.ld || h.k_off + h.k_heads * h.d > h.ld {
+    // one row may start anywhere in x (a key-value cache's row at its position: its offsets say
+    // where); rows of a matrix keep their heads within the row
+    let end = |off: usize, heads: usize| h.rows.saturating_sub(1) * h.ld + off + heads * h.d;
+    let within_row = h.rows <= 1 || (h.q_off + h.q_heads * h.d <= h.ld && h.k_off + h.k_heads * h.d <= h.ld);
+    if !within_row || x.numel() < end(h.q_off, h.q_heads) || x.numel() < end(h.k_off, h.k_heads) {
         return Err(GpuError::Shape(format!("{K}: heads past the row ({h:?}) or a buffer of {} values", x.numel())));
     }
     let positions = h.pos_base + h.t.min(h.rows);

@@ -14,6 +14,10 @@ pub(super) struct Fused {
 /// Saved activations of one encoder layer.
 pub(super) struct LayerActs {
     pub(super) qkv: GpuBuf,
+    /// Qwen3: q|k|v before the per-head norms, and their rstd (one element each otherwise).
+    pub(super) qkv_pre: GpuBuf,
+    pub(super) q_rstd: GpuBuf,
+    pub(super) k_rstd: GpuBuf,
     pub(super) probs: GpuBuf,
     pub(super) probs_d: GpuBuf,
     pub(super) ctx: GpuBuf,
@@ -63,6 +67,8 @@ pub(super) struct Acts {
     pub(super) d_inter: GpuBuf,
     pub(super) d_inter2: GpuBuf,
     pub(super) dqkv: GpuBuf,
+    /// Qwen3: the gradient at q|k|v before the per-head norms (one element otherwise).
+    pub(super) dqkv_pre: GpuBuf,
     pub(super) dprobs: GpuBuf,
     pub(super) dscores: GpuBuf,
     // pooler / sentence heads (B, C), (B, 2), (B, L)

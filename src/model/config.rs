@@ -54,6 +54,9 @@ pub struct ModelConfig {
     /// ModernBERT's rotary positions and local attention (None for the other bodies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modern: Option<ModernSpec>,
+    /// The Llama-shaped decoders' attention, positions and head (None for the other bodies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llama: Option<LlamaSpec>,
     /// The token that ends a text (GPT-2's `<|endoftext|>`), where the config names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<usize>,
@@ -81,6 +84,97 @@ impl ModernSpec {
     /// Whether layer `l` attends globally.
     pub fn global(&self, l: usize) -> bool {
         l % self.global_every == 0
+    }
+}
+
+/// The Llama-shaped decoders (Llama, Qwen2, Qwen3): grouped-query attention (`kv_heads` key and
+/// value heads shared by the query heads, each `head_dim` wide, which need not be hidden / heads),
+/// rotary positions with `rope_theta` and a scaling, biases on q, k, v (Qwen2; Llama's
+/// `attention_bias`), RMSNorm on each query and key head (Qwen3), and an LM head tied to the word
+/// embeddings or its own `lm_head`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaSpec {
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub rope_theta: f64,
+    #[serde(default)]
+    pub rope: RopeScaling,
+    pub qkv_bias: bool,
+    /// Llama's attention_bias also puts a bias on o_proj.
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    pub qk_norm: bool,
+    pub tied: bool,
+}
+
+impl LlamaSpec {
+    /// Plain multi-head attention over a config's heads, theta 10,000, no biases, tied.
+    pub fn plain(cfg: &ModelConfig) -> LlamaSpec {
+        let h = cfg.num_attention_heads.max(1);
+        LlamaSpec { kv_heads: h, head_dim: cfg.hidden_size / h, rope_theta: 10_000.0, rope: RopeScaling::Default, qkv_bias: false, o_bias: false, mlp_bias: false, qk_norm: false, tied: true }
+    }
+}
+
+/// How a config stretches its rotary frequencies (`rope_scaling` / `rope_parameters`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "rope_type", rename_all = "lowercase")]
+pub enum RopeScaling {
+    #[default]
+    Default,
+    /// Every frequency divided by `factor`.
+    Linear { factor: f64 },
+    /// Llama 3.1's: the low frequencies divided by `factor`, the high ones kept, a smooth band
+    /// between, by wavelength against `original_max_position_embeddings`.
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+}
+
+impl RopeScaling {
+    /// The inverse frequencies of a head of `d` for `theta`, scaled, in f32 as transformers
+    /// computes them (`_compute_default_rope_parameters` and the scaled variants).
+    pub fn inv_freq(&self, theta: f64, d: usize) -> Vec<f32> {
+        let base: Vec<f32> = (0..d / 2).map(|j| 1.0 / (theta as f32).powf((2 * j) as f32 / d as f32)).collect();
+        match *self {
+            RopeScaling::Default => base,
+            RopeScaling::Linear { factor } => base.iter().map(|f| f / factor as f32).collect(),
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                let (factor, low, high, old) = (factor as f32, low_freq_factor as f32, high_freq_factor as f32, original_max_position_embeddings as f32);
+                let (low_wavelen, high_wavelen) = (old / low, old / high);
+                base.iter()
+                    .map(|&f| {
+                        let wavelen = 2.0 * std::f32::consts::PI / f;
+                        let scaled = if wavelen > low_wavelen { f / factor } else { f };
+                        if wavelen < high_wavelen || wavelen > low_wavelen {
+                            scaled
+                        } else {
+                            let smooth = (old / wavelen - low) / (high - low);
+                            (1.0 - smooth) * scaled / factor + smooth * scaled
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Reads a config's `rope_scaling` or `rope_parameters` object (None, or `rope_type` default).
+    fn read(v: Option<&serde_json::Value>) -> Result<RopeScaling> {
+        let Some(o) = v.filter(|x| !x.is_null()) else { return Ok(RopeScaling::Default) };
+        let kind = o.get("rope_type").or_else(|| o.get("type")).and_then(|t| t.as_str()).unwrap_or("default");
+        let num = |k: &str| -> Result<f64> { o.get(k).and_then(|x| x.as_f64()).ok_or_else(|| Error::Data { line: 0, message: format!("config.json: rope_scaling of type \"{kind}\" lacks the number {k}") }) };
+        match kind {
+            "default" => Ok(RopeScaling::Default),
+            "linear" => Ok(RopeScaling::Linear { factor: num("factor")? }),
+            "llama3" => Ok(RopeScaling::Llama3 { factor: num("factor")?, low_freq_factor: num("low_freq_factor")?, high_freq_factor: num("high_freq_factor")?, original_max_position_embeddings: num("original_max_position_embeddings")? }),
+            other => Err(Error::Unsupported(format!("config.json: rope_scaling of type \"{other}\"; BERT Lab runs rotary positions unscaled, \"linear\" and \"llama3\" (dynamic, yarn and longrope stretch a model past its trained length: load it without them for the lengths it was trained on)"))),
+        }
+    }
+
+    /// As transformers' `rope_parameters` writes it, with the theta.
+    fn json(&self, theta: f64) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("rope_theta".into(), theta.into());
+        }
+        v
     }
 }
 
@@ -134,16 +228,24 @@ impl LoraSpec {
         // ALBERT's layers are one set of weights: one adapter per projection, used by every layer
         let layers = if cfg.shared_layers { 1 } else { cfg.num_hidden_layers };
         for l in 0..layers {
-            let sites: [(&str, usize, usize); 6] = if cfg.body == Body::Gpt2 {
-                [("attn.c_attn", c, 3 * c), ("attn.c_proj", c, c), ("mlp.c_fc", c, i), ("mlp.c_proj", i, c), ("", 0, 0), ("", 0, 0)]
-            } else if cfg.body == Body::Modern {
-                [("attn.Wqkv", c, 3 * c), ("attn.Wo", c, c), ("mlp.Wi", c, 2 * i), ("mlp.Wo", i, c), ("", 0, 0), ("", 0, 0)]
-            } else {
-                [("attention.self.query", c, c), ("attention.self.key", c, c), ("attention.self.value", c, c), ("attention.output.dense", c, c), ("intermediate.dense", c, i), ("output.dense", i, c)]
+            let (q, kv) = (cfg.q_width(), cfg.kv_heads() * cfg.head_dim());
+            let sites: Vec<(&str, usize, usize)> = match cfg.body {
+                Body::Gpt2 => vec![("attn.c_attn", c, 3 * c), ("attn.c_proj", c, c), ("mlp.c_fc", c, i), ("mlp.c_proj", i, c)],
+                Body::Modern => vec![("attn.Wqkv", c, 3 * c), ("attn.Wo", c, c), ("mlp.Wi", c, 2 * i), ("mlp.Wo", i, c)],
+                Body::Llama => vec![
+                    ("self_attn.q_proj", c, q),
+                    ("self_attn.k_proj", c, kv),
+                    ("self_attn.v_proj", c, kv),
+                    ("self_attn.o_proj", q, c),
+                    ("mlp.gate_proj", c, i),
+                    ("mlp.up_proj", c, i),
+                    ("mlp.down_proj", i, c),
+                ],
+                Body::Bert => vec![("attention.self.query", c, c), ("attention.self.key", c, c), ("attention.self.value", c, c), ("attention.output.dense", c, c), ("intermediate.dense", c, i), ("output.dense", i, c)],
             };
             let layer = match cfg.body {
                 Body::Gpt2 => format!("h.{l}"),
-                Body::Modern => format!("layers.{l}"),
+                Body::Modern | Body::Llama => format!("layers.{l}"),
                 Body::Bert => format!("encoder.layer.{l}"),
             };
             v.extend(sites.iter().filter(|s| !s.0.is_empty()).map(|(p, inp, out)| (format!("{layer}.{p}"), *inp, *out)));
@@ -218,6 +320,9 @@ pub enum Body {
     /// ModernBERT's: pre-LN without biases, rotary positions, GeGLU, local and global attention, a
     /// final norm.
     Modern,
+    /// The Llama-shaped decoders': pre-RMSNorm, rotary positions, grouped-query attention, SwiGLU,
+    /// a final norm, the LM head tied or not.
+    Llama,
 }
 
 fn default_max_pos() -> usize {
@@ -264,6 +369,7 @@ impl ModelConfig {
             Family::Gpt2 => return Self::from_gpt2(&v),
             Family::DistilBert => return Self::from_distilbert(&v),
             Family::ModernBert => return Self::from_modernbert(&v),
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => return Self::from_llama(&v, family),
             _ => {}
         }
         if let Some(pe) = v.get("position_embedding_type").and_then(|p| p.as_str()).filter(|p| *p != "absolute") {
@@ -325,6 +431,7 @@ impl ModelConfig {
             embedding_size: None,
             shared_layers: false,
             modern: None,
+            llama: None,
             eos_token_id: None,
             lora: None,
         };
@@ -400,6 +507,7 @@ impl ModelConfig {
                 head_bias: flag("classifier_bias", false),
                 decoder_bias: flag("decoder_bias", true),
             }),
+            llama: None,
             eos_token_id: None,
             lora: None,
         };
@@ -499,11 +607,141 @@ impl ModelConfig {
             embedding_size: None,
             shared_layers: false,
             modern: None,
+            llama: None,
             eos_token_id: eos,
             lora: None,
         };
         c.validate()?;
         Ok(c)
+    }
+
+    /// A Llama, Qwen2 or Qwen3 config.json (transformers' LlamaConfig, Qwen2Config, Qwen3Config).
+    fn from_llama(v: &serde_json::Value, family: Family) -> Result<ModelConfig> {
+        let name = family.display();
+        let need = |k: &str| -> Result<usize> {
+            match v.get(k).filter(|x| !x.is_null()) {
+                Some(_) => json_usize(v, k, 0),
+                None => Err(Error::Data { line: 0, message: format!("config.json ({name}) lacks {k}") }),
+            }
+        };
+        let flag = |k: &str, default: bool| v.get(k).and_then(|x| x.as_bool()).unwrap_or(default);
+        let hidden = need("hidden_size")?;
+        let heads = need("num_attention_heads")?;
+        let kv_heads = json_usize(v, "num_key_value_heads", heads)?;
+        let head_dim = json_usize(v, "head_dim", if heads > 0 { hidden / heads } else { 0 })?;
+        // rope_parameters (transformers 5) holds theta and the scaling; older configs rope_theta and
+        // rope_scaling
+        let params = v.get("rope_parameters").filter(|x| x.is_object());
+        let rope = RopeScaling::read(params.or_else(|| v.get("rope_scaling")))?;
+        let rope_theta = params.and_then(|p| p.get("rope_theta")).and_then(|x| x.as_f64()).map(Ok).unwrap_or_else(|| json_f64(v, "rope_theta", 10_000.0))?;
+        let act = v.get("hidden_act").and_then(|a| a.as_str()).unwrap_or("silu");
+        if act != "silu" {
+            return Err(Error::Unsupported(format!("config.json: hidden_act \"{act}\"; BERT Lab's {name} runs SwiGLU (\"silu\")")));
+        }
+        if flag("use_sliding_window", false) {
+            return Err(Error::Unsupported(format!("config.json: use_sliding_window is true; BERT Lab's {name} attends over the whole text (load it with use_sliding_window false)")));
+        }
+        if json_usize(v, "pretraining_tp", 1)? != 1 {
+            return Err(Error::Unsupported("config.json: pretraining_tp other than 1 (a tensor-parallel slicing of the products) is not supported".into()));
+        }
+        // eos_token_id may be one id or a list: the first ends a text; generation_config.json
+        // names every end token
+        let eos = match v.get("eos_token_id") {
+            Some(serde_json::Value::Array(a)) => a.first().and_then(|x| x.as_u64()).map(|x| x as usize),
+            Some(x) => x.as_u64().map(|x| x as usize),
+            None => None,
+        };
+        let attention_bias = flag("attention_bias", family == Family::Qwen2);
+        let c = ModelConfig {
+            vocab_size: need("vocab_size")?,
+            hidden_size: hidden,
+            num_hidden_layers: need("num_hidden_layers")?,
+            num_attention_heads: heads,
+            intermediate_size: need("intermediate_size")?,
+            max_position_embeddings: json_usize(v, "max_position_embeddings", 2048)?,
+            type_vocab_size: 0,
+            layer_norm_eps: json_f64(v, "rms_norm_eps", 1e-6)?,
+            hidden_act: "silu".into(),
+            pad_token_id: json_usize(v, "pad_token_id", eos.unwrap_or(0))?,
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: json_f64(v, "attention_dropout", 0.0)? as f32,
+            is_decoder: true,
+            body: Body::Llama,
+            family,
+            embedding_size: None,
+            shared_layers: false,
+            modern: None,
+            llama: Some(LlamaSpec {
+                kv_heads,
+                head_dim,
+                rope_theta,
+                rope,
+                // Qwen2's q, k and v always have biases (its o_proj none); Llama's attention_bias
+                // puts one on all four
+                qkv_bias: family == Family::Qwen2 || attention_bias,
+                o_bias: family != Family::Qwen2 && attention_bias,
+                mlp_bias: flag("mlp_bias", false),
+                qk_norm: family == Family::Qwen3,
+                tied: flag("tie_word_embeddings", false),
+            }),
+            eos_token_id: eos,
+            lora: None,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// transformers' config for a Llama-shaped body (LlamaConfig, Qwen2Config, Qwen3Config).
+    pub fn llama_json(&self) -> serde_json::Value {
+        let l = self.llama.clone().unwrap_or_else(|| LlamaSpec::plain(self));
+        let mut v = serde_json::json!({
+            "model_type": self.family.model_type(),
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": l.kv_heads,
+            "head_dim": l.head_dim,
+            "hidden_act": "silu",
+            "max_position_embeddings": self.max_position_embeddings,
+            "rms_norm_eps": self.layer_norm_eps,
+            "rope_parameters": l.rope.json(l.rope_theta),
+            "attention_dropout": self.attention_probs_dropout_prob,
+            "tie_word_embeddings": l.tied,
+            "pad_token_id": self.pad_token_id,
+            "bos_token_id": self.eos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "use_cache": true,
+        });
+        if let Some(o) = v.as_object_mut() {
+            if self.family == Family::Llama {
+                o.insert("attention_bias".into(), l.qkv_bias.into());
+                o.insert("mlp_bias".into(), l.mlp_bias.into());
+            }
+            if self.family != Family::Llama {
+                o.insert("use_sliding_window".into(), false.into());
+            }
+        }
+        v
+    }
+
+    /// The width of each attention head (hidden / heads, or a Llama-shaped config's head_dim).
+    pub fn head_dim(&self) -> usize {
+        self.llama.as_ref().map(|l| l.head_dim).unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Key and value heads (the query heads' number but for grouped-query attention).
+    pub fn kv_heads(&self) -> usize {
+        self.llama.as_ref().map(|l| l.kv_heads).unwrap_or(self.num_attention_heads)
+    }
+
+    /// The width of the queries (heads x head size) and of the fused q|k|v rows.
+    pub fn q_width(&self) -> usize {
+        self.num_attention_heads * self.head_dim()
+    }
+    pub fn qkv_width(&self) -> usize {
+        (self.num_attention_heads + 2 * self.kv_heads()) * self.head_dim()
     }
 
     /// The width of the embedding tables (the hidden size, or ALBERT's and ELECTRA-small's
@@ -571,12 +809,22 @@ impl ModelConfig {
             ("type_vocab_size", self.type_vocab_size, 1024),
         ] {
             // DistilBERT has no token types
-            let none_ok = name == "type_vocab_size" && matches!(self.family, Family::DistilBert | Family::ModernBert);
+            let none_ok = name == "type_vocab_size" && (matches!(self.family, Family::DistilBert | Family::ModernBert) || self.family.is_llama());
             if (v == 0 && !none_ok) || v > max {
                 return Err(Error::Limit(format!("{name} is {v}; BERT Lab supports 1 to {max}")));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if let Some(l) = &self.llama {
+            if l.kv_heads == 0 || self.num_attention_heads % l.kv_heads != 0 {
+                return Err(Error::Shape { tensor: "num_key_value_heads".into(), message: format!("num_attention_heads {} is not a multiple of num_key_value_heads {}", self.num_attention_heads, l.kv_heads) });
+            }
+            if l.head_dim == 0 || l.head_dim % 2 != 0 || l.head_dim > 1024 {
+                return Err(Error::Shape { tensor: "head_dim".into(), message: format!("head_dim is {}; rotary positions need an even head size from 2 to 1024", l.head_dim) });
+            }
+            if !(l.rope_theta.is_finite() && l.rope_theta > 0.0) {
+                return Err(Error::Limit(format!("rope_theta is {}; it must be a positive number", l.rope_theta)));
+            }
+        } else if self.hidden_size % self.num_attention_heads != 0 {
             return Err(Error::Shape {
                 tensor: "num_attention_heads".into(),
                 message: format!("hidden_size {} is not divisible by num_attention_heads {}", self.hidden_size, self.num_attention_heads),
@@ -585,7 +833,10 @@ impl ModelConfig {
         if self.hidden_size < MIN_HIDDEN {
             return Err(Error::Shape { tensor: "hidden_size".into(), message: format!("hidden_size is {}; it must be at least {MIN_HIDDEN} (LayerNorm over fewer values leaves next to nothing of a token)", self.hidden_size) });
         }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
+        if self.body == Body::Llama && self.hidden_act != "silu" {
+            return Err(Error::Unsupported(format!("the activation \"{}\" on a {}: its feed-forward is SwiGLU (\"silu\")", self.hidden_act, self.family.display())));
+        }
+        if self.body != Body::Llama && !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
             return Err(Error::Unsupported(format!("the activation \"{}\" is not supported (BERT's \"gelu\" and GPT-2's \"gelu_new\" are)", self.hidden_act)));
         }
         if let Some(e) = self.embedding_size {
@@ -596,7 +847,18 @@ impl ModelConfig {
                 return Err(Error::Unsupported("a causal model with factorised embeddings (embedding_size) is not supported".into()));
             }
         }
-        let body = if self.family.is_gpt2() { Body::Gpt2 } else if self.family.is_modern() { Body::Modern } else { Body::Bert };
+        let body = if self.family.is_gpt2() {
+            Body::Gpt2
+        } else if self.family.is_modern() {
+            Body::Modern
+        } else if self.family.is_llama() {
+            Body::Llama
+        } else {
+            Body::Bert
+        };
+        if (body == Body::Llama) != self.llama.is_some() {
+            return Err(Error::Shape { tensor: "llama".into(), message: format!("a {} config {} the Llama body's attention and positions", self.family.display(), if body == Body::Llama { "lacks" } else { "carries" }) });
+        }
         if self.body != body {
             return Err(Error::Shape { tensor: "body".into(), message: format!("a {} model runs on the {body:?} body, not the {:?} one", self.family.display(), self.body) });
         }
@@ -609,7 +871,7 @@ impl ModelConfig {
         if self.family.position_offset(self.pad_token_id) >= self.max_position_embeddings {
             return Err(Error::Limit(format!("{} positions start after the padding id {}: max_position_embeddings {} leaves none", self.family.display(), self.pad_token_id, self.max_position_embeddings)));
         }
-        if self.body == Body::Gpt2 && !self.is_decoder {
+        if matches!(self.body, Body::Gpt2 | Body::Llama) && !self.is_decoder {
             return Err(Error::Shape { tensor: "is_decoder".into(), message: "a GPT-2 body is always causal (is_decoder)".into() });
         }
         for (name, p) in [("hidden_dropout_prob", self.hidden_dropout_prob), ("attention_probs_dropout_prob", self.attention_probs_dropout_prob)] {
@@ -647,6 +909,7 @@ impl ModelConfig {
             embedding_size: None,
             shared_layers: false,
             modern: None,
+            llama: None,
             eos_token_id: None,
             lora: None,
         }
@@ -684,6 +947,40 @@ impl ModelConfig {
                 modern: Some(ModernSpec { global_theta: 160_000.0, local_theta: 10_000.0, window: 64, global_every: 3, head_bias: false, decoder_bias: true }),
                 ..bert
             },
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => {
+                // SmolLM2's shape of layer (a third as many key/value heads, SwiGLU 8/3 as wide) and
+                // vocabulary (49,152), or Qwen's (151,936)
+                let kv = if heads % 3 == 0 { heads / 3 } else if heads % 2 == 0 { heads / 2 } else { heads };
+                let llama = family == Family::Llama;
+                let (vocab, eos) = if llama { (49_152, 0) } else { (151_936, 151_643) };
+                let h = heads.max(1);
+                ModelConfig {
+                    vocab_size: vocab,
+                    type_vocab_size: 0,
+                    intermediate_size: (hidden * 8 / 3).div_ceil(8) * 8,
+                    layer_norm_eps: if llama { 1e-5 } else { 1e-6 },
+                    hidden_act: "silu".into(),
+                    pad_token_id: eos,
+                    eos_token_id: Some(eos),
+                    max_position_embeddings: 2048,
+                    hidden_dropout_prob: 0.0,
+                    attention_probs_dropout_prob: 0.0,
+                    is_decoder: true,
+                    body: Body::Llama,
+                    llama: Some(LlamaSpec {
+                        kv_heads: kv,
+                        head_dim: hidden / h,
+                        rope_theta: if llama { 100_000.0 } else { 1_000_000.0 },
+                        rope: RopeScaling::Default,
+                        qkv_bias: family == Family::Qwen2,
+                        o_bias: false,
+                        mlp_bias: false,
+                        qk_norm: family == Family::Qwen3,
+                        tied: true,
+                    }),
+                    ..bert
+                }
+            }
         }
     }
 

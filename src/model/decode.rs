@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::gpu::{DType, Gpu, GpuBuf, GpuError, Readback, Step, View};
 use crate::kernels::dropout::Dropout;
 use crate::kernels::layernorm::{Fused, Stats};
-use crate::kernels::matvec::{attend_cached, one_row, Act, Packed};
+use crate::kernels::matvec::{attend_cached, attend_cached_grouped, one_row, Act, Packed};
 use crate::kernels::sample::{self, Draw};
 use crate::kernels::{embedding, gelu};
 use gelu::Gelu;
@@ -65,7 +65,7 @@ fn packed_by_default(gpu: &Gpu) -> bool {
 
 /// Bytes of the key-value cache for `positions` on a model: (per layer, in all).
 pub fn cache_bytes(cfg: &super::ModelConfig, positions: usize) -> (u64, u64) {
-    let per = positions as u64 * 3 * cfg.hidden_size as u64 * 4;
+    let per = positions as u64 * cfg.qkv_width() as u64 * 4;
     (per, per * cfg.num_hidden_layers as u64)
 }
 
@@ -94,14 +94,30 @@ impl Model {
             )));
         }
         let (c, i, h, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.vocab_size);
+        let (w, q, kv) = (cfg.qkv_width(), cfg.q_width(), cfg.kv_heads());
+        let llama = cfg.body == Body::Llama;
+        let qk_norm = cfg.llama.as_ref().is_some_and(|l| l.qk_norm);
         let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
+        let up = |label: &str, v: &[f32]| -> Result<GpuBuf, GpuError> {
+            let b = z(label, v.len())?;
+            gpu.write(&b, 0, v)?;
+            Ok(b)
+        };
+        // the rotary tables for every position of the cache
+        let rope = match &cfg.llama {
+            Some(l) => {
+                let (cs, sn) = crate::kernels::rotary::tables_of(&l.rope.inv_freq(l.rope_theta, l.head_dim), cap);
+                Some((up("decode_rope_cos", &cs)?, up("decode_rope_sin", &sn)?))
+            }
+            None => None,
+        };
         let too_big = |e: GpuError| match e {
             GpuError::Limits(m) => Error::Limit(format!("the key-value cache for {cap} positions ({total} bytes for {} layers) does not fit this device: {m}", cfg.num_hidden_layers)),
             e => e.into(),
         };
         // the packed weights do not depend on the cache's size: a bigger cache keeps them
         let kept = self.decode.take().and_then(|d| d.packed).filter(|_| packed);
-        let cache = (0..cfg.num_hidden_layers).map(|_| z("kv_cache", cap * 3 * c)).collect::<Result<Vec<_>, _>>().map_err(too_big)?;
+        let cache = (0..cfg.num_hidden_layers).map(|_| z("kv_cache", cap * w)).collect::<Result<Vec<_>, _>>().map_err(too_big)?;
         self.decode = Some(DecodeState {
             cap,
             n: 0,
@@ -111,9 +127,9 @@ impl Model {
             h1: z("decode_h1", c)?,
             res: z("decode_res", c)?,
             res2: z("decode_res2", c)?,
-            ctx: z("decode_ctx", c)?,
+            ctx: z("decode_ctx", q)?,
             lin: z("decode_lin", c)?,
-            inter_pre: z("decode_inter_pre", i)?,
+            inter_pre: z("decode_inter_pre", if llama { 2 * i } else { i })?,
             inter: z("decode_inter", i)?,
             mean: z("decode_mean", 1)?,
             rstd: z("decode_rstd", 1)?,
@@ -122,6 +138,10 @@ impl Model {
             k_cap: k,
             pos: gpu.zeros("decode_pos", 1, DType::U32)?,
             types: gpu.zeros("decode_types", 1, DType::U32)?,
+            qkv_pre: z("decode_qkv_pre", if qk_norm { cap * w } else { 1 })?,
+            q_rstd: z("decode_q_rstd", h)?,
+            k_rstd: z("decode_k_rstd", kv)?,
+            rope,
             packed: kept,
         });
         if packed && self.decode.as_ref().is_some_and(|d| d.packed.is_none()) {
@@ -169,6 +189,20 @@ impl Model {
                     .collect()
             }
             Body::Modern => Err(GpuError::Shape("ModernBERT reads both ways: it does not continue a text".into())),
+            Body::Llama => self
+                .llama_parts()
+                .1
+                .iter()
+                .map(|lp| {
+                    let packed = |ws: &[super::params::Id], bs: Option<&[super::params::Id]>| -> Result<Product, GpuError> {
+                        let (w, _) = self.params.fused(ws)?;
+                        let b = bs.map(|b| self.params.fused(b)).transpose()?.map(|(b, _)| b);
+                        let out = ws.iter().map(|&id| self.params.shape(id)[0]).sum();
+                        Ok(Product { w, b, out, inp: self.params.shape(ws[0])[1], trans_w: true })
+                    };
+                    Ok([packed(&lp.qkv_w, lp.qkv_b.as_ref().map(|b| &b[..]))?, lin(&lp.o_proj)?, packed(&lp.gate_up_w, lp.gate_up_b.as_ref().map(|b| &b[..]))?, lin(&lp.down)?])
+                })
+                .collect(),
         }
     }
 
@@ -187,6 +221,8 @@ impl Model {
             Body::Gpt2 => self.gpt2_parts().0,
             Body::Bert => self.bert_parts().0.word,
             Body::Modern => self.modern_parts().0,
+            // the LM head's table (lm_head, or the word embeddings where tied)
+            Body::Llama => self.llama_parts().3,
         }
     }
 
@@ -274,7 +310,7 @@ impl Model {
         let mut step = gpu.begin_step("prefill");
         self.pack_weights(&mut step)?;
         self.forward(gpu, &mut step, &batch, Mode::Eval)?;
-        let c3 = 3 * self.cfg.hidden_size;
+        let c3 = self.cfg.qkv_width();
         let v = self.cfg.vocab_size;
         let (a, ma, d) = (self.acts.as_ref().unwrap(), self.lm_acts.as_ref().ok_or_else(|| Error::Unsupported("no language-model head".into()))?, self.decode.as_mut().unwrap());
         for (l, cache) in d.cache.iter().enumerate() {
@@ -306,6 +342,7 @@ impl Model {
             Body::Gpt2 => self.record_decode_gpt2(&mut step)?,
             Body::Bert => self.record_decode_bert(&mut step)?,
             Body::Modern => return Err(GpuError::Shape("ModernBERT reads both ways: it does not continue a text".into()).into()),
+            Body::Llama => self.record_decode_llama(&mut step)?,
         }
         let v = self.cfg.vocab_size;
         let d = self.decode.as_mut().unwrap();
@@ -361,6 +398,57 @@ impl Model {
         match &d.packed {
             Some(pw) => pw.lm.record(step, d.logits.at([1, cfg.vocab_size]), d.h1.at([1, c]), None, Act::None),
             None => self.lm_logits_forward(step, &d.logits, &d.h1, 1, wte, None),
+        }
+    }
+
+    /// One token through the Llama body: x = embed[id]; per layer q|k|v into its cache row (Qwen3:
+    /// through the per-head norms), rotated at the position, attention over the cache (grouped),
+    /// o_proj and the residual, the post-attention norm, [gate | up], SwiGLU, down and the residual;
+    /// the final norm and the LM head.
+    fn record_decode_llama(&self, step: &mut Step) -> Result<(), GpuError> {
+        use crate::kernels::{elementwise, glu, rmsnorm, rotary};
+        let d = self.decode.as_ref().unwrap();
+        let cfg = &self.cfg;
+        let (c, i, h, n) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, d.n);
+        let (w, kv, hd, eps) = (cfg.qkv_width(), cfg.kv_heads(), cfg.head_dim(), cfg.layer_norm_eps as f32);
+        let (embed, layers, norm, table) = self.llama_parts();
+        let p = &self.params;
+        let products = self.layer_products()?;
+        let pk = |l: usize, j: usize| d.packed.as_ref().map(|pw| &pw.layers[l][j]);
+        let (cos, sin) = d.rope.as_ref().ok_or_else(|| GpuError::Shape("the decoder's rotary tables are missing".into()))?;
+        let rms = |step: &mut Step, y: &GpuBuf, x: &GpuBuf, id: super::params::Id| rmsnorm::forward(step, y.at([1, c]), &d.rstd, x.at([1, c]), p.value(id), eps);
+        let add = |step: &mut Step, y: &GpuBuf, a: &GpuBuf, b: &GpuBuf| elementwise::add(step, y.at([c]), a.at([c]), b.at([c]));
+        // x = embed[id]; h1 = the first norm
+        self.word_lookup(step, &d.x, &d.out.view(0, 1), embed, 1, false)?;
+        rms(step, &d.h1, &d.x, layers.first().map(|l| l.input_norm).unwrap_or(norm))?;
+        for (l, (lp, pr)) in layers.iter().zip(&products).enumerate() {
+            // this position's q|k|v into its row of the cache (Qwen3: beside it, then normed into it)
+            match lp.q_norm.zip(lp.k_norm) {
+                Some((qn, kn)) => {
+                    self.product_row(step, d.qkv_pre.at_off(n * w, [1, w]), d.h1.at([1, c]), &pr[0], pk(l, 0), false, d.lin.at([c]))?;
+                    step.copy(&d.qkv_pre, n * w, &d.cache[l], n * w, w)?;
+                    rmsnorm::forward_rows(step, &d.cache[l], &d.q_rstd, &d.qkv_pre, p.value(qn), eps, rmsnorm::Rows::heads(1, h, hd, w, n * w))?;
+                    rmsnorm::forward_rows(step, &d.cache[l], &d.k_rstd, &d.qkv_pre, p.value(kn), eps, rmsnorm::Rows::heads(1, kv, hd, w, n * w + h * hd))?;
+                }
+                None => self.product_row(step, d.cache[l].at_off(n * w, [1, w]), d.h1.at([1, c]), &pr[0], pk(l, 0), false, d.lin.at([c]))?,
+            }
+            let heads = rotary::Heads { rows: 1, t: 1, ld: w, q_heads: h, k_heads: kv, d: hd, q_off: n * w, k_off: n * w + h * hd, pos_base: n };
+            rotary::apply(step, d.cache[l].at([d.cap * w]), cos, sin, heads, false)?;
+            attend_cached_grouped(step, d.ctx.at([h * hd]), d.scores.at([h, d.cap]), d.cache[l].at([n + 1, w]), kv)?;
+            self.product_row(step, d.lin.at([1, c]), d.ctx.at([1, h * hd]), &pr[1], pk(l, 1), false, d.lin.at([c]))?;
+            // res = x + attention; res2 = post_attention_layernorm(res)
+            add(step, &d.res, &d.x, &d.lin)?;
+            rms(step, &d.res2, &d.res, lp.post_norm)?;
+            self.product_row(step, d.inter_pre.at([1, 2 * i]), d.res2.at([1, c]), &pr[2], pk(l, 2), false, d.lin.at([c]))?;
+            glu::forward(step, glu::GluAct::Silu, d.inter.at([1, i]), d.inter_pre.at([1, 2 * i]))?;
+            self.product_row(step, d.lin.at([1, c]), d.inter.at([1, i]), &pr[3], pk(l, 3), false, d.lin.at([c]))?;
+            // x = res + mlp; h1 = the next layer's input norm, or the final norm
+            add(step, &d.x, &d.res, &d.lin)?;
+            rms(step, &d.h1, &d.x, layers.get(l + 1).map(|n| n.input_norm).unwrap_or(norm))?;
+        }
+        match &d.packed {
+            Some(pw) => pw.lm.record(step, d.logits.at([1, cfg.vocab_size]), d.h1.at([1, c]), None, Act::None),
+            None => self.lm_logits_forward(step, &d.logits, &d.h1, 1, table, None),
         }
     }
 

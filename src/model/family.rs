@@ -14,6 +14,9 @@
 //! | electra     | BERT | learned            | 2           | classifier.dense, GELU        | generator_...      |
 //! | albert      | BERT, one shared layer, embeddings E wide + projection | 2 | pooler: tanh | predictions |
 //! | gpt2        | GPT-2| learned            | none        | score on the last token       | tied wte           |
+//! | llama       | Llama| rotary (+ llama3/linear scaling) | none | score on the last token | tied or lm_head |
+//! | qwen2       | Llama, biases on q, k, v | rotary | none  | score on the last token       | tied or lm_head    |
+//! | qwen3       | Llama, RMSNorm on q, k heads | rotary | none | score on the last token   | tied or lm_head    |
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,12 @@ pub enum Family {
     Albert,
     #[serde(rename = "modernbert")]
     ModernBert,
+    #[serde(rename = "llama")]
+    Llama,
+    #[serde(rename = "qwen2")]
+    Qwen2,
+    #[serde(rename = "qwen3")]
+    Qwen3,
 }
 
 /// The activation between the dense layer on [CLS] and the classifier.
@@ -72,7 +81,7 @@ pub struct LayerSpec {
     pub local_attention: bool,
 }
 
-pub const ALL: [Family; 8] = [Family::Bert, Family::DistilBert, Family::Roberta, Family::XlmRoberta, Family::Electra, Family::Albert, Family::ModernBert, Family::Gpt2];
+pub const ALL: [Family; 11] = [Family::Bert, Family::DistilBert, Family::Roberta, Family::XlmRoberta, Family::Electra, Family::Albert, Family::ModernBert, Family::Gpt2, Family::Llama, Family::Qwen2, Family::Qwen3];
 
 impl Family {
     /// The config's `model_type`.
@@ -86,6 +95,9 @@ impl Family {
             Family::Electra => "electra",
             Family::Albert => "albert",
             Family::ModernBert => "modernbert",
+            Family::Llama => "llama",
+            Family::Qwen2 => "qwen2",
+            Family::Qwen3 => "qwen3",
         }
     }
 
@@ -115,6 +127,9 @@ impl Family {
             Family::Electra => "ELECTRA",
             Family::Albert => "ALBERT",
             Family::ModernBert => "ModernBERT",
+            Family::Llama => "Llama",
+            Family::Qwen2 => "Qwen2",
+            Family::Qwen3 => "Qwen3",
         }
     }
 
@@ -129,6 +144,9 @@ impl Family {
             Family::Electra => "Electra",
             Family::Albert => "Albert",
             Family::ModernBert => "ModernBert",
+            Family::Llama => "Llama",
+            Family::Qwen2 => "Qwen2",
+            Family::Qwen3 => "Qwen3",
         }
     }
 
@@ -141,13 +159,18 @@ impl Family {
             Family::Roberta | Family::XlmRoberta => "roberta.",
             Family::Electra => "electra.",
             Family::Albert => "albert.",
-            Family::ModernBert => "model.",
+            Family::ModernBert | Family::Llama | Family::Qwen2 | Family::Qwen3 => "model.",
         }
     }
 
     /// Whether it runs on ModernBERT's body.
     pub fn is_modern(self) -> bool {
         self == Family::ModernBert
+    }
+
+    /// Whether it runs on the Llama-shaped decoder body (Llama, Qwen2, Qwen3).
+    pub fn is_llama(self) -> bool {
+        matches!(self, Family::Llama | Family::Qwen2 | Family::Qwen3)
     }
 
     /// Whether it runs on GPT-2's body.
@@ -161,6 +184,16 @@ impl Family {
         match self {
             Family::Gpt2 => LayerSpec { pre_norm: true, causal: true, ..bert },
             Family::ModernBert => LayerSpec { pre_norm: true, norm: "LayerNorm without bias", positions: "rotary (a global and a local theta)", feed_forward: "GeGLU", biases: false, causal: false, local_attention: true },
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => LayerSpec {
+                pre_norm: true,
+                norm: if self == Family::Qwen3 { "RMSNorm (also on each query and key head)" } else { "RMSNorm" },
+                positions: "rotary",
+                feed_forward: "SwiGLU",
+                // Qwen2's q, k and v have biases (Llama's where attention_bias says)
+                biases: self == Family::Qwen2,
+                causal: true,
+                local_attention: false,
+            },
             _ => bert,
         }
     }
@@ -189,6 +222,7 @@ impl Family {
             Family::Gpt2 => &["c_attn"],
             Family::DistilBert => &["q_lin", "v_lin"],
             Family::ModernBert => &["Wqkv"],
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => &["q_proj", "v_proj"],
             _ => &["query", "value"],
         }
     }
@@ -202,6 +236,7 @@ impl Family {
             Family::Electra => &["generator_predictions", "generator_lm_head"],
             Family::Albert => &["predictions", "sop_classifier"],
             Family::ModernBert => &["head", "decoder"],
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => &["lm_head"],
             _ => &["cls"],
         }
     }
@@ -209,7 +244,7 @@ impl Family {
     /// Whether the family's classifier has its own dense layer (`classifier.dense`,
     /// `pre_classifier`) where BERT's has the pooler.
     pub fn pooler_in_head(self) -> bool {
-        !matches!(self, Family::Bert | Family::Gpt2 | Family::Albert)
+        !matches!(self, Family::Bert | Family::Gpt2 | Family::Albert | Family::Llama | Family::Qwen2 | Family::Qwen3)
     }
 
     /// The family's name for one of BERT Lab's tensors, as its `For*` classes store it (the body
@@ -236,6 +271,9 @@ impl Family {
         let sub = |prefix: &str, to: &str| ours.strip_prefix(prefix).map(|rest| format!("{to}{rest}"));
         match self {
             Family::Gpt2 => (ours.to_string(), !(ours.starts_with("score."))),
+            // BERT Lab's names are transformers' without `model.`; the LM head and the classifier
+            // are at the top
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => (ours.to_string(), !(ours.starts_with("score.") || ours.starts_with("lm_head."))),
             Family::Bert => {
                 if ours.starts_with("cls.") || ours.starts_with("classifier.") {
                     head(ours)
@@ -358,6 +396,10 @@ impl Family {
     /// stores elsewhere (the MLM decoder is the word embedding), and so are skipped on load.
     pub fn skipped_on_load(self, stored: &str) -> bool {
         let s = stored.strip_prefix(self.base_prefix()).unwrap_or(stored);
+        if self.is_llama() {
+            // an untied LM head is a parameter; older checkpoints store the rotary frequencies
+            return s.ends_with("rotary_emb.inv_freq");
+        }
         s.ends_with("position_ids")
             || s == "embeddings.token_type_ids"
             || matches!(s, "cls.predictions.decoder.weight" | "lm_head.weight" | "lm_head.decoder.weight" | "vocab_projector.weight" | "generator_lm_head.weight" | "predictions.decoder.weight")

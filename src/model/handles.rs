@@ -94,6 +94,36 @@ impl ModernLayer {
     }
 }
 
+/// One Llama-shaped layer: pre-RMSNorm, q|k|v packed side by side (k and v `kv_heads` wide),
+/// Qwen3's per-head norms on q and k, o_proj, the SwiGLU's gate|up packed side by side, down.
+pub(super) struct LlamaLayer {
+    pub input_norm: Id,
+    pub qkv_w: [Id; 3],
+    pub qkv_b: Option<[Id; 3]>,
+    /// Adapters on q, k and v (columns 0, H·D and (H + KV)·D of the fused output).
+    pub qkv_lora: [Option<LoraH>; 3],
+    pub q_norm: Option<Id>,
+    pub k_norm: Option<Id>,
+    pub o_proj: Lin,
+    pub post_norm: Id,
+    pub gate_up_w: [Id; 2],
+    pub gate_up_b: Option<[Id; 2]>,
+    /// Adapters on gate and up (columns 0 and I of the fused output).
+    pub gate_up_lora: [Option<LoraH>; 2],
+    pub down: Lin,
+}
+
+impl LlamaLayer {
+    pub fn ids(&self) -> Vec<Id> {
+        let mut v: Vec<Id> = vec![self.input_norm, self.post_norm];
+        v.extend(self.qkv_w.iter().chain(self.qkv_b.iter().flatten()).chain(self.gate_up_w.iter()).chain(self.gate_up_b.iter().flatten()));
+        v.extend(self.q_norm.iter().chain(self.k_norm.iter()));
+        v.extend(self.qkv_lora.iter().chain(self.gate_up_lora.iter()).flatten().flat_map(|l| [l.a, l.b]));
+        v.extend(self.o_proj.ids().chain(self.down.ids()));
+        v
+    }
+}
+
 /// One GPT-2 layer.
 pub(super) struct Gpt2Layer {
     pub ln_1: Norm,
@@ -149,6 +179,9 @@ pub(super) enum Handles {
     /// `score`: GPT2ForSequenceClassification's head (no bias), when the model classifies.
     Gpt2 { wte: Id, wpe: Id, layers: Vec<Gpt2Layer>, ln_f: Norm, score: Option<Lin> },
     Modern { word: Id, emb_norm: Norm, layers: Vec<ModernLayer>, final_norm: Norm, heads: BertHeads },
+    /// `lm_head`: the LM head's own table where it is not tied to `embed`; `score` the classifier
+    /// (no bias) on the last token.
+    Llama { embed: Id, layers: Vec<LlamaLayer>, norm: Id, lm_head: Option<Id>, score: Option<Lin> },
 }
 
 impl Handles {
@@ -156,7 +189,7 @@ impl Handles {
     pub(super) fn classifier(&self) -> Option<Lin> {
         match self {
             Handles::Bert { heads, .. } | Handles::Modern { heads, .. } => heads.classifier,
-            Handles::Gpt2 { score, .. } => *score,
+            Handles::Gpt2 { score, .. } | Handles::Llama { score, .. } => *score,
         }
     }
 }
@@ -219,6 +252,36 @@ impl Handles {
                 .collect::<Result<_>>()?;
             let score = if heads.num_labels > 0 { Some(Lin { w: root.id("score.weight")?, b: None, in_out: false, lora: None }) } else { None };
             return Ok(Handles::Gpt2 { wte: root.id("wte.weight")?, wpe: root.id("wpe.weight")?, layers, ln_f: root.norm("ln_f")?, score });
+        }
+        if cfg.body == Body::Llama {
+            let (q, kv, i) = (cfg.q_width(), cfg.kv_heads() * cfg.head_dim(), cfg.intermediate_size);
+            let layers = (0..cfg.num_hidden_layers)
+                .map(|l| {
+                    let n = Names::at(store, format!("layers.{l}"));
+                    let ids = |names: &[&str], part: &str| -> Result<Vec<Id>> { names.iter().map(|m| n.id(&format!("{m}.{part}"))).collect() };
+                    let qkv = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"];
+                    let gu = ["mlp.gate_proj", "mlp.up_proj"];
+                    let three = |v: Vec<Id>| [v[0], v[1], v[2]];
+                    let two = |v: Vec<Id>| [v[0], v[1]];
+                    Ok(LlamaLayer {
+                        input_norm: n.id("input_layernorm.weight")?,
+                        qkv_w: three(ids(&qkv, "weight")?),
+                        qkv_b: ids(&qkv, "bias").ok().map(three),
+                        qkv_lora: [n.lora(qkv[0], 0), n.lora(qkv[1], q), n.lora(qkv[2], q + kv)],
+                        q_norm: n.id("self_attn.q_norm.weight").ok(),
+                        k_norm: n.id("self_attn.k_norm.weight").ok(),
+                        o_proj: n.lin_maybe_bias("self_attn.o_proj")?,
+                        post_norm: n.id("post_attention_layernorm.weight")?,
+                        gate_up_w: two(ids(&gu, "weight")?),
+                        gate_up_b: ids(&gu, "bias").ok().map(two),
+                        gate_up_lora: [n.lora(gu[0], 0), n.lora(gu[1], i)],
+                        down: n.lin_maybe_bias("mlp.down_proj")?,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let score = if heads.num_labels > 0 { Some(Lin { w: root.id("score.weight")?, b: None, in_out: false, lora: None }) } else { None };
+            let lm_head = if heads.lm { root.id("lm_head.weight").ok() } else { None };
+            return Ok(Handles::Llama { embed: root.id("embed_tokens.weight")?, layers, norm: root.id("norm.weight")?, lm_head, score });
         }
         if cfg.body == Body::Modern {
             let layers = (0..cfg.num_hidden_layers)

@@ -45,6 +45,12 @@ pub(super) struct DecodeState {
     /// The new token's position and token type (0), as the embeddings' lookups read them.
     pub(super) pos: GpuBuf,
     pub(super) types: GpuBuf,
+    /// The Llama body's: Qwen3's q|k|v before its per-head norms (cap rows, each at its
+    /// position's row), the norms' rstd, and the rotary tables for the cache's positions.
+    pub(super) qkv_pre: GpuBuf,
+    pub(super) q_rstd: GpuBuf,
+    pub(super) k_rstd: GpuBuf,
+    pub(super) rope: Option<(GpuBuf, GpuBuf)>,
     /// The packed weights, where the products run from them.
     pub(super) packed: Option<PackedWeights>,
 }

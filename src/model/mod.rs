@@ -16,6 +16,7 @@ mod gpt2;
 mod handles;
 mod heads;
 mod kv;
+mod llama;
 pub mod infer;
 mod layer;
 mod lora;

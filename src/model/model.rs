@@ -38,6 +38,7 @@ impl Pooling {
     pub fn for_model(asked: Pooling, cfg: &ModelConfig) -> Result<Pooling, Error> {
         match (asked, cfg.is_decoder, cfg.body) {
             (Pooling::Mean, _, Body::Gpt2) => Err(Error::Unsupported("GPT-2's classifier reads the last token's hidden state (GPT2ForSequenceClassification); mean pooling is for BERT models".into())),
+            (Pooling::Mean, _, Body::Llama) => Err(Error::Unsupported(format!("{}'s classifier reads the last token's hidden state ({}ForSequenceClassification); mean pooling is for BERT models", cfg.family.display(), cfg.family.class_prefix()))),
             (Pooling::Cls, true, _) => Ok(Pooling::Last),
             (Pooling::Last, false, _) => Err(Error::Unsupported("last-token pooling is for causal models (GPT-2, GPT-style BERT); a BERT reads [CLS] or the mean".into())),
             (p, _, _) => Ok(p),
@@ -125,6 +126,9 @@ impl Model {
     /// initialisation elsewhere.
     pub fn new(gpu: &Gpu, cfg: ModelConfig, heads: Heads, file: Option<&SafeTensors>, seed: u64) -> Result<(Model, super::LoadReport), Error> {
         cfg.validate()?;
+        if cfg.body == Body::Llama && heads.sop {
+            return Err(Error::Unsupported(format!("this is a {} model, a causal language model: it has no sentence-order head. Masked-LM and sentence-order pretraining need a BERT; it pretrains further on next words (objective causal)", cfg.family.display())));
+        }
         if cfg.body == Body::Gpt2 && heads.sop {
             return Err(Error::Unsupported("this is a GPT-2 model, a causal language model: it has no sentence-order head. Masked-LM and sentence-order pretraining need a BERT; a GPT-2 pretrains further on next words (objective causal)".into()));
         }
@@ -156,6 +160,7 @@ impl Model {
             Body::Bert => self.record_forward_bert(step, batch, mode),
             Body::Gpt2 => self.record_forward_gpt2(step, batch, mode),
             Body::Modern => self.record_forward_modern(step, batch, mode),
+            Body::Llama => self.record_forward_llama(step, batch, mode),
         }
     }
 
@@ -175,6 +180,7 @@ impl Model {
             Body::Bert => self.record_backward_bert(step, batch, mode),
             Body::Gpt2 => self.record_backward_gpt2(step, batch, mode),
             Body::Modern => self.record_backward_modern(step, batch, mode),
+            Body::Llama => self.record_backward_llama(step, batch, mode),
         }
     }
 
@@ -281,6 +287,13 @@ impl Model {
         let gpt2 = self.cfg.body == Body::Gpt2;
         let factorised = self.cfg.embedding_size.is_some();
         let modern = self.cfg.body == Body::Modern;
+        let llama = self.cfg.body == Body::Llama;
+        let glu = modern || llama;
+        // the fused q|k|v rows and the queries' width (3C and C but for grouped-query attention and
+        // Qwen3's head_dim); Qwen3 keeps q|k|v before its per-head norms, and their rstd
+        let (w, q, kv_heads) = (self.cfg.qkv_width(), self.cfg.q_width(), self.cfg.kv_heads());
+        let qk_norm = self.cfg.llama.as_ref().is_some_and(|l| l.qk_norm);
+        let attn_drop = self.cfg.attention_probs_dropout_prob > 0.0;
         let lora_r = self.cfg.lora.as_ref().map(|l| l.r);
         let lora_drop = self.cfg.lora.as_ref().map(|l| l.dropout > 0.0).unwrap_or(false);
                 let z = |label: &str, n: usize| gpu.zeros(label, n, DType::F32);
@@ -293,16 +306,20 @@ impl Model {
             let mut layers = Vec::new();
             for _ in 0..self.cfg.num_hidden_layers {
                 layers.push(LayerActs {
-                    qkv: z("qkv", bt * 3 * c)?,
+                    qkv: z("qkv", bt * w)?,
+                    qkv_pre: z("qkv_pre", if qk_norm { bt * w } else { 1 })?,
+                    q_rstd: z("q_rstd", if qk_norm { bt * h } else { 1 })?,
+                    k_rstd: z("k_rstd", if qk_norm { bt * kv_heads } else { 1 })?,
                     probs: z("probs", b * h * t * t)?,
-                    probs_d: z("probs_d", b * h * t * t)?,
-                    ctx: z("ctx", bt * c)?,
+                    // dropped probabilities only where attention drops anything
+                    probs_d: z("probs_d", if attn_drop { b * h * t * t } else { 1 })?,
+                    ctx: z("ctx", bt * q)?,
                     res1: z("res1", bt * c)?,
                     h1: z("h1", bt * c)?,
                     mean1: z("mean1", bt)?,
                     rstd1: z("rstd1", bt)?,
-                    // ModernBERT's Wi gives the GeGLU's two halves
-                    inter_pre: z("inter_pre", bt * i * if modern { 2 } else { 1 })?,
+                    // ModernBERT's Wi gives the GeGLU's two halves, the Llama body's gate|up the SwiGLU's
+                    inter_pre: z("inter_pre", bt * i * if glu { 2 } else { 1 })?,
                     inter: z("inter", bt * i)?,
                     res2: z("res2", bt * c)?,
                     mean2: z("mean2", bt)?,
@@ -319,35 +336,45 @@ impl Model {
                 d_emb: z("d_emb", if factorised { bt * self.cfg.embed_width() } else { 1 })?,
                 emb_mean: z("emb_mean", bt)?,
                 emb_rstd: z("emb_rstd", bt)?,
-                fin: z("fin", if gpt2 || modern { bt * c } else { 1 })?,
-                fin_mean: z("fin_mean", if gpt2 || modern { bt } else { 1 })?,
-                fin_rstd: z("fin_rstd", if gpt2 || modern { bt } else { 1 })?,
-                rope: match &self.cfg.modern {
-                    Some(m) => {
-                        let d = c / h;
-                        let up = |label: &str, v: &[f32]| -> Result<GpuBuf, GpuError> {
-                            let buf = z(label, v.len())?;
-                            gpu.write(&buf, 0, v)?;
-                            Ok(buf)
-                        };
-                        let (cg, sg) = crate::kernels::rotary::tables(m.global_theta, d, t);
-                        let (cl, sl) = crate::kernels::rotary::tables(m.local_theta, d, t);
-                        Some([up("rope_cos_global", &cg)?, up("rope_sin_global", &sg)?, up("rope_cos_local", &cl)?, up("rope_sin_local", &sl)?])
+                fin: z("fin", if gpt2 || modern || llama { bt * c } else { 1 })?,
+                fin_mean: z("fin_mean", if gpt2 || modern || llama { bt } else { 1 })?,
+                fin_rstd: z("fin_rstd", if gpt2 || modern || llama { bt } else { 1 })?,
+                rope: {
+                    let up = |label: &str, v: &[f32]| -> Result<GpuBuf, GpuError> {
+                        let buf = z(label, v.len())?;
+                        gpu.write(&buf, 0, v)?;
+                        Ok(buf)
+                    };
+                    match (&self.cfg.modern, &self.cfg.llama) {
+                        (Some(m), _) => {
+                            let d = c / h;
+                            let (cg, sg) = crate::kernels::rotary::tables(m.global_theta, d, t);
+                            let (cl, sl) = crate::kernels::rotary::tables(m.local_theta, d, t);
+                            Some([up("rope_cos_global", &cg)?, up("rope_sin_global", &sg)?, up("rope_cos_local", &cl)?, up("rope_sin_local", &sl)?])
+                        }
+                        (_, Some(l)) => {
+                            // one theta (and scaling) for every layer: the same tables twice
+                            let (cs, sn) = crate::kernels::rotary::tables_of(&l.rope.inv_freq(l.rope_theta, l.head_dim), t);
+                            let (cos, sin) = (up("rope_cos", &cs)?, up("rope_sin", &sn)?);
+                            Some([cos.clone(), sin.clone(), cos, sin])
+                        }
+                        _ => None,
                     }
-                    None => None,
                 },
                 x: (0..=self.cfg.num_hidden_layers).map(|_| z("x", bt * c)).collect::<Result<_, _>>()?,
                 layers,
                 lin: z("lin", bt * c)?,
-                lin2: z("lin2", bt * c)?,
+                // d_ctx, as wide as the queries
+                lin2: z("lin2", bt * c.max(q))?,
                 scores: z("scores", b * h * t * t)?,
                 d_x: z("d_x", bt * c)?,
                 d_h1: z("d_h1", bt * c)?,
                 d_res: z("d_res", bt * c)?,
                 d_tmp: z("d_tmp", bt * c)?,
                 d_inter: z("d_inter", bt * i)?,
-                d_inter2: z("d_inter2", bt * i * if modern { 2 } else { 1 })?,
-                dqkv: z("dqkv", bt * 3 * c)?,
+                d_inter2: z("d_inter2", bt * i * if glu { 2 } else { 1 })?,
+                dqkv: z("dqkv", bt * w)?,
+                dqkv_pre: z("dqkv_pre", if qk_norm { bt * w } else { 1 })?,
                 dprobs: z("dprobs", b * h * t * t)?,
                 dscores: z("dscores", b * h * t * t)?,
                 cls_x: z("cls_x", b * c)?,

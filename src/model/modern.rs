@@ -42,7 +42,7 @@ impl Model {
         match &self.handles {
             Handles::Bert { emb, heads, .. } => (emb.word, heads),
             Handles::Modern { word, heads, .. } => (*word, heads),
-            Handles::Gpt2 { .. } => unreachable!("an encoder's heads asked of a GPT-2"),
+            Handles::Gpt2 { .. } | Handles::Llama { .. } => unreachable!("an encoder's heads asked of a decoder"),
         }
     }
 
@@ -55,13 +55,15 @@ impl Model {
         }
     }
 
-    /// The rotary heads of a batch's fused q|k|v rows, and layer `l`'s tables (cos, sin).
-    fn rope_of<'a>(&self, a: &'a Acts, batch: &Batch, l: usize) -> Result<(Heads, &'a GpuBuf, &'a GpuBuf), GpuError> {
-        let (c, h) = (self.cfg.hidden_size, self.cfg.num_attention_heads);
-        let m = self.cfg.modern.as_ref().ok_or_else(|| GpuError::Shape("rotary positions on a model without them".into()))?;
-        let r = a.rope.as_ref().ok_or_else(|| GpuError::Shape("rotary tables not made".into()))?;
-        let (cos, sin) = if m.global(l) { (&r[0], &r[1]) } else { (&r[2], &r[3]) };
-        let heads = Heads { rows: batch.b * batch.t, t: batch.t, ld: 3 * c, q_heads: h, k_heads: h, d: c / h, q_off: 0, k_off: c, pos_base: 0 };
+    /// The rotary heads of a batch's fused q|k|v rows (the query heads, then the key heads), and
+    /// layer `l`'s tables (cos, sin): ModernBERT's global or local theta, the Llama body's one.
+    pub(super) fn rope_of<'a>(&self, a: &'a Acts, batch: &Batch, l: usize) -> Result<(Heads, &'a GpuBuf, &'a GpuBuf), GpuError> {
+        let cfg = &self.cfg;
+        let (h, kv, d) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+        let r = a.rope.as_ref().ok_or_else(|| GpuError::Shape("rotary tables not made: a model without rotary positions".into()))?;
+        let global = cfg.modern.as_ref().map(|m| m.global(l)).unwrap_or(true);
+        let (cos, sin) = if global { (&r[0], &r[1]) } else { (&r[2], &r[3]) };
+        let heads = Heads { rows: batch.b * batch.t, t: batch.t, ld: cfg.qkv_width(), q_heads: h, k_heads: kv, d, q_off: 0, k_off: h * d, pos_base: 0 };
         Ok((heads, cos, sin))
     }
 

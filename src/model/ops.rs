@@ -143,8 +143,7 @@ impl Model {
     pub(super) fn attention_forward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode) -> Result<(), GpuError> {
         let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);
         let (b, t, h) = (batch.b, batch.t, cfg.num_attention_heads);
-        let d = cfg.hidden_size / h;
-        let (heads, la) = (HeadSplit { b, t, h, d }, &a.layers[l]);
+        let (heads, la) = (HeadSplit::new(b, t, h, cfg.head_dim()).grouped(cfg.kv_heads()), &a.layers[l]);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let (probs, scores, qkv) = (heads.score_rows(&la.probs), heads.score_rows(&a.scores), heads.qkv_rows(&la.qkv));
         heads.scores(step, scores, qkv)?;
@@ -169,8 +168,7 @@ impl Model {
     pub(super) fn attention_backward(&self, step: &mut Step, batch: &Batch, l: usize, mode: Mode) -> Result<(), GpuError> {
         let (a, cfg) = (self.acts.as_ref().unwrap(), &self.cfg);
         let (b, t, h) = (batch.b, batch.t, cfg.num_attention_heads);
-        let d = cfg.hidden_size / h;
-        let (heads, la) = (HeadSplit { b, t, h, d }, &a.layers[l]);
+        let (heads, la) = (HeadSplit::new(b, t, h, cfg.head_dim()).grouped(cfg.kv_heads()), &a.layers[l]);
         let ap = mode.prob(cfg.attention_probs_dropout_prob);
         let probs_used = heads.score_rows(if ap > 0.0 { &la.probs_d } else { &la.probs });
         let (dqkv, qkv) = (heads.qkv_rows(&a.dqkv), heads.qkv_rows(&la.qkv));

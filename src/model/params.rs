@@ -104,7 +104,7 @@ impl Part {
             Part::Lora
         } else if name.starts_with("classifier.") || name.starts_with("score.") {
             Part::Classifier
-        } else if name.starts_with("cls.predictions") {
+        } else if name.starts_with("cls.predictions") || name.starts_with("lm_head.") {
             Part::LmHead
         } else if name.starts_with("cls.seq_relationship") {
             Part::SopHead
@@ -112,7 +112,7 @@ impl Part {
             Part::Pooler
         } else if name.starts_with("ln_f.") {
             Part::FinalNorm
-        } else if name.starts_with("final_norm.") {
+        } else if name.starts_with("final_norm.") || name == "norm.weight" {
             Part::FinalNorm
         } else if let Some(k) = layer("encoder.layer.").or_else(|| layer("h.")).or_else(|| layer("layers.")) {
             Part::Layer(k)
@@ -138,6 +138,8 @@ pub fn arena_layout(names: &[(String, Vec<usize>)], cap: usize) -> (Vec<(usize, 
     let mut open: BTreeMap<(bool, u8), usize> = BTreeMap::new();
     let mut last: BTreeMap<(bool, u8), &str> = BTreeMap::new();
     let mut place = Vec::with_capacity(names.len());
+    let sizes: BTreeMap<&str, usize> = names.iter().map(|(n, s)| (n.as_str(), s.iter().product::<usize>().max(1))).collect();
+    let size_of = |n: String| sizes.get(n.as_str()).copied().unwrap_or(0);
     for (name, shape) in names {
         let n: usize = shape.iter().product::<usize>().max(1);
         // the body, the heads and the low-rank adapters each in arenas of their own, so that a run
@@ -151,8 +153,19 @@ pub fn arena_layout(names: &[(String, Vec<usize>)], cap: usize) -> (Vec<(usize, 
         // a layer's key and value follow its query and key with no gap: one (3C, C) projection
         let packed = part == 0 && last.get(&key).map(|prev| packs_after(prev, name)).unwrap_or(false);
         let at = open.get(&key).map(|&a| (a, if packed { arenas[a].0 } else { arenas[a].0.div_ceil(align) * align }));
-        // a query opens a group of three equal tensors that must share an arena
-        let group = if part == 0 && name.contains(".attention.self.query.") { 3 * n } else { n };
+        // a query opens a group of three tensors that must share an arena (equal but for
+        // grouped-query attention's keys and values), a gate the SwiGLU's pair
+        let group = if part != 0 {
+            n
+        } else if name.contains(".attention.self.query.") {
+            3 * n
+        } else if name.contains(".self_attn.q_proj.") {
+            n + size_of(name.replace(".q_proj.", ".k_proj.")) + size_of(name.replace(".q_proj.", ".v_proj."))
+        } else if name.contains(".mlp.gate_proj.") {
+            n + size_of(name.replace(".gate_proj.", ".up_proj."))
+        } else {
+            n
+        };
         let (a, off) = match at {
             Some((a, off)) if off + group <= cap => (a, off),
             _ => {
@@ -168,12 +181,11 @@ pub fn arena_layout(names: &[(String, Vec<usize>)], cap: usize) -> (Vec<(usize, 
     (place, arenas)
 }
 
-/// Whether `name` goes right after `prev`: attention.self.key after .query, .value after .key.
+/// Whether `name` goes right after `prev`: attention.self.key after .query, .value after .key (and
+/// the Llama body's k_proj, v_proj after q_proj, k_proj; up_proj after gate_proj).
 fn packs_after(prev: &str, name: &str) -> bool {
-    [("query", "key"), ("key", "value")].iter().any(|(a, b)| {
-        let (pa, pb) = (format!(".attention.self.{a}."), format!(".attention.self.{b}."));
-        name.contains(&pb) && prev.replace(&pa, &pb) == name
-    })
+    let pairs = [(".attention.self.query.", ".attention.self.key."), (".attention.self.key.", ".attention.self.value."), (".self_attn.q_proj.", ".self_attn.k_proj."), (".self_attn.k_proj.", ".self_attn.v_proj."), (".mlp.gate_proj.", ".mlp.up_proj.")];
+    pairs.iter().any(|(pa, pb)| name.contains(pb) && prev.replace(pa, pb) == name)
 }
 
 /// What loading a checkpoint did, for the UI and the tests.
@@ -224,6 +236,7 @@ pub fn tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) -
     let mut t = match cfg.body {
         super::config::Body::Gpt2 => gpt2_tensor_names(cfg, num_labels),
         super::config::Body::Modern => modern_tensor_names(cfg, lm, sop, num_labels),
+        super::config::Body::Llama => llama_tensor_names(cfg, lm, num_labels),
         super::config::Body::Bert => bert_tensor_names(cfg, lm, sop, num_labels),
     };
     // low-rank adapters: A (r, in) and B (out, r) beside each adapted projection, PEFT's names
@@ -232,6 +245,48 @@ pub fn tensor_names(cfg: &ModelConfig, lm: bool, sop: bool, num_labels: usize) -
             t.push((format!("{path}.lora_A.weight"), vec![lo.r, inp]));
             t.push((format!("{path}.lora_B.weight"), vec![out, lo.r]));
         }
+    }
+    t
+}
+
+/// A Llama-shaped body's tensors, transformers' names without `model.`: per layer the input and
+/// post-attention RMSNorms, q, k, v (biases where the config has them; k and v `kv_heads` heads
+/// wide), Qwen3's per-head q_norm and k_norm, o_proj, and the SwiGLU's gate, up and down; the final
+/// `norm`; `lm_head` when the head is not tied to the word embeddings; `score` when it classifies.
+fn llama_tensor_names(cfg: &ModelConfig, lm: bool, num_labels: usize) -> Vec<(String, Vec<usize>)> {
+    let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let l = cfg.llama.clone().unwrap_or_else(|| super::config::LlamaSpec::plain(cfg));
+    let (q, kv, d) = (cfg.q_width(), l.kv_heads * l.head_dim, l.head_dim);
+    let mut t: Vec<(String, Vec<usize>)> = vec![("embed_tokens.weight".into(), vec![v, c])];
+    let lin = |t: &mut Vec<(String, Vec<usize>)>, p: &str, out: usize, inp: usize, bias: bool| {
+        t.push((format!("{p}.weight"), vec![out, inp]));
+        if bias {
+            t.push((format!("{p}.bias"), vec![out]));
+        }
+    };
+    for layer in 0..cfg.num_hidden_layers {
+        let p = format!("layers.{layer}");
+        t.push((format!("{p}.input_layernorm.weight"), vec![c]));
+        lin(&mut t, &format!("{p}.self_attn.q_proj"), q, c, l.qkv_bias);
+        lin(&mut t, &format!("{p}.self_attn.k_proj"), kv, c, l.qkv_bias);
+        lin(&mut t, &format!("{p}.self_attn.v_proj"), kv, c, l.qkv_bias);
+        if l.qk_norm {
+            t.push((format!("{p}.self_attn.q_norm.weight"), vec![d]));
+            t.push((format!("{p}.self_attn.k_norm.weight"), vec![d]));
+        }
+        lin(&mut t, &format!("{p}.self_attn.o_proj"), c, q, l.o_bias);
+        t.push((format!("{p}.post_attention_layernorm.weight"), vec![c]));
+        lin(&mut t, &format!("{p}.mlp.gate_proj"), i, c, l.mlp_bias);
+        lin(&mut t, &format!("{p}.mlp.up_proj"), i, c, l.mlp_bias);
+        lin(&mut t, &format!("{p}.mlp.down_proj"), c, i, l.mlp_bias);
+    }
+    t.push(("norm.weight".into(), vec![c]));
+    if lm && !l.tied {
+        t.push(("lm_head.weight".into(), vec![v, c]));
+    }
+    if num_labels > 0 {
+        // LlamaForSequenceClassification's head: a linear score without bias
+        t.push(("score.weight".into(), vec![num_labels, c]));
     }
     t
 }
@@ -507,7 +562,7 @@ impl ParamStore {
                 }
                 None => {
                     // heads, the pooler and new adapters may start fresh on a checkpoint without them
-                    let fresh_ok = name.starts_with("cls.") || is_classifier(name) || name.starts_with("pooler.") || Part::of(name) == Part::Lora;
+                    let fresh_ok = name.starts_with("cls.") || name.starts_with("lm_head.") || is_classifier(name) || name.starts_with("pooler.") || Part::of(name) == Part::Lora;
                     if file.is_some() && !fresh_ok {
                         problems.push(format!("{}: missing from the checkpoint", family.hf_name(name)));
                         first_bad.get_or_insert_with(|| name.clone());

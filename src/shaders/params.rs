@@ -17,7 +17,7 @@ pub(crate) mod matvec {
     }
     uniform! {
         /// shaders/attention_cached.wgsl's parameters.
-        pub(crate) struct AttnParams { n: u32, heads: u32, d: u32, ld: u32, q_off: u32, cap: u32, scale: f32 }
+        pub(crate) struct AttnParams { n: u32, heads: u32, d: u32, ld: u32, q_off: u32, cap: u32, scale: f32, k_off: u32, v_off: u32, group: u32 }
     }
 }
 
@@ -128,7 +128,7 @@ pub(crate) mod rmsnorm {
 
     uniform! {
         /// shaders/rmsnorm.wgsl's parameters.
-        pub(crate) struct Params { rows: u32, cols: u32, eps: f32 }
+        pub(crate) struct Params { rows: u32, cols: u32, eps: f32, per_row: u32, ld: u32, off: u32 }
     }
 }
 

@@ -30,7 +30,18 @@ pub struct Tokenizer {
     /// Whether a token reads as its decoded text (byte-level BPE's "Ġcat" is " cat", Unigram's
     /// "▁cat" is "cat") rather than as it is (WordPiece's "##ing").
     pub decode_pieces: bool,
+    /// A Llama-shaped decoder's framing: a text is what tokenizer.json's post-processor makes of it
+    /// (Llama 3's BOS before it; Qwen's and SmolLM2's nothing), with no end token after it; padding
+    /// with the config's pad id ([`Tokenizer::use_lm_framing`]).
+    pub lm_framing: bool,
+    /// The tokens that end a generated text (a model's generation_config.json `eos_token_id`, one
+    /// or several); empty: the end token of the framing ([SEP], <|endoftext|>).
+    pub stop_ids: Vec<u32>,
 }
+
+/// End-of-text tokens of the decoders' tokenizers that have neither BERT's specials nor GPT-2's
+/// `<|endoftext|>` (Llama 3's, Mistral's and Llama 2's `</s>` is BERT's name list already).
+const DECODER_ENDS: [&str; 3] = ["<|end_of_text|>", "<|im_end|>", "<|eot_id|>"];
 
 /// GPT-2's end-of-text token.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
@@ -60,13 +71,19 @@ impl Tokenizer {
         let (Some(cls), Some(sep)) = (cls, sep) else {
             if let Some(eot) = tk.token_to_id(END_OF_TEXT) {
                 let unk = tk.token_to_id("[UNK]").unwrap_or(eot);
-                return Ok(Tokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), decode_pieces: true, tk });
+                return Ok(Tokenizer { cls: eot, sep: eot, pad: eot, mask: eot, unk, vocab_size: tk.get_vocab_size(true), end_of_text: Some(eot), decode_pieces: true, lm_framing: false, stop_ids: Vec::new(), tk });
+            }
+            // a Llama 3 tokenizer: its own framing, its end token for every role it lacks
+            if let Some(end) = find(&DECODER_ENDS) {
+                return Ok(Tokenizer { cls: end, sep: end, pad: end, mask: end, unk: end, vocab_size: tk.get_vocab_size(true), end_of_text: None, decode_pieces: true, lm_framing: true, stop_ids: vec![end], tk });
             }
             return Err(Error::Unsupported(format!("the tokenizer has neither a start token ([CLS] or <s>) and an end token ([SEP] or </s>), nor GPT-2's {END_OF_TEXT}: BERT Lab reads the WordPiece, byte-level BPE and Unigram tokenizers of BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA and GPT-2")));
         };
         let role = |what: &str, names: &[&str]| find(names).ok_or_else(|| Error::Data { line: 0, message: format!("the tokenizer has no {what} token ({})", names.join(" or ")) });
         Ok(Tokenizer {
             end_of_text: None,
+            lm_framing: false,
+            stop_ids: Vec::new(),
             decode_pieces: !matches!(tk.get_model(), tokenizers::models::ModelWrapper::WordPiece(_) | tokenizers::models::ModelWrapper::WordLevel(_)),
             cls,
             sep,
@@ -235,6 +252,34 @@ impl Tokenizer {
         Ok((e.get_ids().to_vec(), e.get_word_ids().to_vec()))
     }
 
+    /// Frames texts as a Llama-shaped decoder's tokenizer does (its post-processor only: a BOS
+    /// where it adds one, no end token), padding with `pad` (the config's pad_token_id, or its end
+    /// token): what loading a Llama, Qwen2 or Qwen3 model sets.
+    pub fn use_lm_framing(&mut self, pad: u32) {
+        self.lm_framing = true;
+        self.pad = pad;
+        if self.end_of_text.is_some() {
+            // GPT-2's <|endoftext|> (Qwen's, SmolLM2's) stays their end token; BERT Lab no longer
+            // frames with it
+            self.end_of_text = None;
+        }
+    }
+
+    /// The tokens that end a generated text.
+    pub fn end_ids(&self) -> Vec<u32> {
+        if self.stop_ids.is_empty() {
+            vec![self.sep]
+        } else {
+            self.stop_ids.clone()
+        }
+    }
+
+    /// Whether an encoded text ends with an end token BERT Lab put there ([SEP], GPT-2's
+    /// <|endoftext|>, RoBERTa's </s>): not so for a decoder's own framing.
+    pub fn appends_end(&self) -> bool {
+        !self.lm_framing
+    }
+
     /// The mask token as text ([MASK], RoBERTa's <mask>).
     pub fn mask_token(&self) -> String {
         self.id_to_token(self.mask)
@@ -252,7 +297,7 @@ impl Tokenizer {
     /// tokenizer.json then carries: [`Tokenizer::export_json`]). Truncated longest-first to
     /// `max_len` tokens. "[MASK]" in a text is the model's mask token whatever its name.
     pub fn encode(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<Encoded> {
-        if !self.frames_itself() {
+        if !self.frames_itself() && !self.lm_framing {
             return self.encode_own(a, b, max_len);
         }
         let a = self.with_mask_token(a);
@@ -402,7 +447,7 @@ impl Tokenizer {
     /// frames them the same way, so that `AutoTokenizer` and `pipeline()` on the export give the
     /// ids BERT Lab trained on.
     pub fn export_json(&self) -> Result<String> {
-        if self.frames_itself() {
+        if self.frames_itself() || self.lm_framing {
             return self.to_json();
         }
         use tokenizers::processors::template::TemplateProcessing;

@@ -88,20 +88,25 @@ pub async fn generate_until(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, promp
         return Err(Error::Limit(format!("the prompt is {} tokens with {start}; the model reads at most {positions}: shorten it", e.ids.len() + e.truncated)));
     }
     // [CLS] prompt (<|endoftext|> prompt for a GPT-2 tokenizer): the [SEP] that ends an encoded
-    // text is what the model would predict last
-    let prompt_ids = &e.ids[..e.ids.len() - 1];
-    generate_ids_until(gpu, model, prompt_ids, Some(tok.sep), cfg, asked, &mut |id| on_token(id, &tok.piece(id))).await
+    // text is what the model would predict last; a Llama-shaped decoder's own framing (a BOS where
+    // its tokenizer adds one) ends with the prompt's last token
+    let prompt_ids = if tok.appends_end() { &e.ids[..e.ids.len() - 1] } else { &e.ids[..] };
+    if prompt_ids.is_empty() {
+        return Err(Error::Limit("the prompt has no tokens: type a few words to continue".into()));
+    }
+    generate_ids_until(gpu, model, prompt_ids, &tok.end_ids(), cfg, asked, &mut |id| on_token(id, &tok.piece(id))).await
 }
 
 /// [`generate`] from token ids; `end` (if any) ends the text when the model chooses it. The prompt
 /// runs once (prefill) and each new token runs one position against the key-value cache, the token
 /// drawn on the GPU (`Model::decode_start`, `Model::decode_next`).
 pub async fn generate_ids(gpu: &Gpu, model: &mut Model, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
-    generate_ids_until(gpu, model, prompt, end, cfg, &|| false, on_token).await
+    generate_ids_until(gpu, model, prompt, end.as_slice(), cfg, &|| false, on_token).await
 }
 
-/// [`generate_ids`] that stops when `asked` says so (checked after each token).
-pub async fn generate_ids_until(gpu: &Gpu, model: &mut Model, prompt: &[u32], end: Option<u32>, cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
+/// [`generate_ids`] that stops when `asked` says so (checked after each token), or at any of the
+/// `ends` (a model's generation_config.json may name several end tokens).
+pub async fn generate_ids_until(gpu: &Gpu, model: &mut Model, prompt: &[u32], ends: &[u32], cfg: &GenerateConfig, asked: &dyn Fn() -> bool, on_token: &mut dyn FnMut(u32)) -> Result<(Vec<u32>, Stop), Error> {
     if !model.cfg.is_decoder || !model.heads.lm {
         return Err(Error::Unsupported("generation needs a causal model with a language-model head".into()));
     }
@@ -127,7 +132,7 @@ pub async fn generate_ids_until(gpu: &Gpu, model: &mut Model, prompt: &[u32], en
     let mut new = Vec::new();
     loop {
         let id = next.read(gpu).await?.0.ok_or_else(|| Error::Data { line: 0, message: "the model gave no next token (its logits are not numbers)".into() })?;
-        if Some(id) == end {
+        if ends.contains(&id) {
             return Ok((new, Stop::EndOfText));
         }
         on_token(id);
