@@ -4,6 +4,8 @@ GPT-2 of the same named shape, from the same 5-token prompt, printing the same J
 ratio comes from one run on one machine.
 
     python3 scripts/bench_generate_torch.py gpt2-small [--vocab 30000] [--new 64,200] [--device cpu|cuda]
+    python3 scripts/bench_generate_torch.py --model DIR [--new 200]   (any causal LM directory, read in
+                                                                      fp32: `bertlab bench --generate DIR`'s anchor)
 
 Each run is `model.generate(do_sample=False, max_new_tokens=N, min_new_tokens=N)` with the KV cache
 (transformers' default), after one warm-up run; prefill is timed apart as one forward of the prompt
@@ -26,7 +28,8 @@ PROMPT = [11, 318, 257, 1332, 286]
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("config", choices=sorted(CONFIGS))
+    ap.add_argument("config", nargs="?", choices=sorted(CONFIGS))
+    ap.add_argument("--model", help="a model directory (AutoModelForCausalLM, read in fp32) instead of a named GPT-2 shape")
     ap.add_argument("--vocab", type=int, default=30000)
     ap.add_argument("--new", default="64,200")
     ap.add_argument("--threads", type=int, default=0)
@@ -34,12 +37,21 @@ def main():
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    layers, hidden, heads = CONFIGS[a.config]
     dev = torch.device(a.device)
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=a.vocab, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=1024,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=a.vocab - 1, eos_token_id=a.vocab - 1)
-    model = GPT2LMHeadModel(cfg).to(dev).eval()
+    if a.model:
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).to(dev).eval()
+        # no end token: every run makes its N tokens, each the most likely (BERT Lab's benchmark
+        # does not stop at one either, and min_new_tokens would otherwise forbid it)
+        model.generation_config.eos_token_id = None
+        layers, hidden, a.vocab = model.config.num_hidden_layers, model.config.hidden_size, model.config.vocab_size
+        a.config = a.model
+    else:
+        layers, hidden, heads = CONFIGS[a.config]
+        cfg = GPT2Config(vocab_size=a.vocab, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=1024,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=a.vocab - 1, eos_token_id=a.vocab - 1)
+        model = GPT2LMHeadModel(cfg).to(dev).eval()
     prompt = torch.tensor([[t % a.vocab for t in PROMPT]], device=dev)
 
     def sync():
@@ -72,6 +84,7 @@ def main():
             "bytes_read_per_token": None,
             "buffers_created_per_token": None,
             "bind_groups_created_per_token": None,
+            "ids": out[0, prompt.shape[1]:].tolist(),
         }
 
     new = [int(x) for x in a.new.split(",")]

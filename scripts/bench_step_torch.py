@@ -44,18 +44,30 @@ def family_model(family, layers, hidden, heads):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("config", choices=sorted(CONFIGS))
+    ap.add_argument("config", nargs="?", choices=sorted(CONFIGS))
+    ap.add_argument("--model", help="a model directory: AutoModelForSequenceClassification on it (2 labels, fp32), `bertlab bench --step DIR`'s anchor")
+    ap.add_argument("--lora", type=int, default=0, help="with --model: peft's LoRA of this rank (its default targets, alpha 8); the adapters and the classifier train")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--len", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--family", default="bert", choices=["bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "modernbert"])
     a = ap.parse_args()
-    layers, hidden, heads = CONFIGS[a.config]
     dev = torch.device(a.device)
     torch.manual_seed(0)
-    model = family_model(a.family, layers, hidden, heads).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    if a.model:
+        from transformers import AutoModelForSequenceClassification
+        model = AutoModelForSequenceClassification.from_pretrained(a.model, num_labels=2, dtype=torch.float32)
+        layers, hidden, a.family = model.config.num_hidden_layers, model.config.hidden_size, model.config.model_type
+        a.config = a.model + (f", LoRA r {a.lora}" if a.lora else "")
+        if a.lora:
+            from peft import LoraConfig, TaskType, get_peft_model
+            model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=a.lora, lora_alpha=8, lora_dropout=0.0))
+        model = model.to(dev).train()
+    else:
+        layers, hidden, heads = CONFIGS[a.config]
+        model = family_model(a.family, layers, hidden, heads).to(dev).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
     g = torch.Generator().manual_seed(7)
 
     def batch():
@@ -71,7 +83,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         opt.step()
         return loss.item()
 

@@ -195,10 +195,7 @@ pub async fn step(gpu: &Gpu, config: &str, b: usize, t: usize, steps: usize) -> 
 ///
 /// [`ModelConfig::small_of`]: crate::model::ModelConfig::small_of
 pub async fn step_of(gpu: &Gpu, family: crate::model::family::Family, config: &str, b: usize, t: usize, steps: usize) -> Result<StepBench> {
-    use crate::kernels::adamw::AdamW;
     use crate::model::{Model, ModelConfig, Heads};
-    use crate::train::batches::HostBatch;
-    use crate::train::trainer::train_step_timed;
     let &(name, layers, hidden, heads) = STEP_CONFIGS
         .iter()
         .find(|c| c.0 == config)
@@ -210,15 +207,48 @@ pub async fn step_of(gpu: &Gpu, family: crate::model::family::Family, config: &s
     if family.is_gpt2() {
         return Err(Error::Usage("the step benchmark fine-tunes an encoder; GPT-2's speed is --generate's".into()));
     }
-    let vocab = cfg.vocab_size as u32;
-    let (mut model, _) = Model::new(gpu, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1)?;
+    let (model, _) = Model::new(gpu, cfg, Heads { lm: false, sop: false, num_labels: 2 }, None, 1)?;
+    step_model(gpu, model, name, b, t, steps).await
+}
+
+/// A model directory's model for a benchmark (config.json and its weights, one file or shards; no
+/// tokenizer needed): with a 2-label classifier (`classify`) or its LM head, and LoRA of rank `r`
+/// on the family's default targets where given.
+pub fn model_of_files(gpu: &Gpu, files: &std::collections::BTreeMap<String, Vec<u8>>, classify: bool, lora: Option<usize>) -> Result<crate::model::Model> {
+    use crate::model::{Heads, Model, ModelConfig};
+    let text = files.get("config.json").and_then(|b| std::str::from_utf8(b).ok()).ok_or_else(|| Error::Data { line: 0, message: "the model directory has no config.json".into() })?;
+    let mut cfg = ModelConfig::from_json(text)?;
+    if let Some(r) = lora {
+        cfg.lora = Some(crate::model::config::LoraSpec::new(r, cfg.family));
+        cfg.validate()?;
+    }
+    let names: Vec<&str> = files.keys().map(|k| k.as_str()).collect();
+    let st = crate::io::model_dir::weights_of(files, crate::io::export::pick_weights_file(&names)?)?;
+    let heads = if classify { Heads { lm: false, sop: false, num_labels: 2 } } else { Heads { lm: true, sop: false, num_labels: 0 } };
+    Ok(Model::new(gpu, cfg, heads, Some(&st), 1)?.0)
+}
+
+/// The training step of `model` (a classifier) on random batches of (b, t): everything trains, or
+/// with LoRA the adapters and the classifier (what `--mode lora:R` trains).
+pub async fn step_model(gpu: &Gpu, mut model: crate::model::Model, name: &str, b: usize, t: usize, steps: usize) -> Result<StepBench> {
+    use crate::kernels::adamw::AdamW;
+    use crate::model::params::Part;
+    use crate::model::Model;
+    use crate::train::batches::HostBatch;
+    use crate::train::trainer::train_step_timed;
+    if b == 0 || t == 0 || t > model.cfg.max_tokens() || steps == 0 {
+        return Err(Error::Limit(format!("batch ({b}), steps ({steps}) and length ({t}, at most {}) must be positive", model.cfg.max_tokens())));
+    }
+    let (family, layers, hidden) = (model.cfg.family, model.cfg.num_hidden_layers, model.cfg.hidden_size);
+    let lora = model.cfg.lora.is_some();
     let params = model.params.total_params();
-    model.params.set_trainable(gpu, |_| true)?;
+    model.params.set_trainable(gpu, |p| !lora || matches!(p.part, Part::Lora | Part::Classifier))?;
+    let vocab = model.cfg.vocab_size as u32;
     let mut rng = crate::rng::Rng::new(7);
     let mut batch = || HostBatch {
         b,
         t,
-        ids: (0..b * t).map(|_| 1000 + rng.below(vocab.min(30_000) - 1000)).collect(),
+        ids: (0..b * t).map(|_| 1000.min(vocab / 2) + rng.below(vocab.min(30_000) - 1000.min(vocab / 2))).collect(),
         types: vec![0; b * t],
         mask: vec![1; b * t],
         cls_labels: Some((0..b).map(|i| (i % 2) as i32).collect()),
@@ -260,7 +290,7 @@ pub async fn step_of(gpu: &Gpu, family: crate::model::family::Family, config: &s
     Ok(StepBench {
         engine: "bertlab",
         device: gpu.info.summary(),
-        config: name.to_string(),
+        config: if lora { format!("{name}, LoRA r {}", model.cfg.lora.as_ref().map(|l| l.r).unwrap_or(0)) } else { name.to_string() },
         family: family.model_type().to_string(),
         params,
         layers,
@@ -315,6 +345,8 @@ pub struct GenerateRun {
     pub bytes_read_per_token: f64,
     pub buffers_created_per_token: f64,
     pub bind_groups_created_per_token: f64,
+    /// The greedy ids, to compare with transformers' (`scripts/bench_generate_torch.py --model`).
+    pub ids: Vec<u32>,
 }
 
 /// What the generation benchmark measured; `scripts/bench_generate_torch.py` prints the same
@@ -346,11 +378,18 @@ pub async fn generate(gpu: &Gpu, config: &str, vocab: usize, new: &[usize]) -> R
         .ok_or_else(|| Error::Usage(format!("unknown generation config '{config}'; one of {}", GENERATE_CONFIGS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "))))?;
     let mut cfg = ModelConfig::small_gpt2(vocab, hidden, layers, heads);
     cfg.max_position_embeddings = 1024;
+    let (model, _) = Model::new(gpu, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 1)?;
+    generate_model(gpu, model, name, new).await
+}
+
+/// [`generate`] on a given model (a model directory's: [`model_of_files`]), named `name`.
+pub async fn generate_model(gpu: &Gpu, mut model: crate::model::Model, name: &str, new: &[usize]) -> Result<GenerateBench> {
+    let (layers, hidden, vocab) = (model.cfg.num_hidden_layers, model.cfg.hidden_size, model.cfg.vocab_size);
     let prompt: Vec<u32> = vec![11, 318, 257, 1332, 286].into_iter().map(|i| i % vocab as u32).collect();
-    if new.iter().any(|&n| n == 0 || n + prompt.len() > cfg.max_position_embeddings) {
-        return Err(Error::Limit(format!("new tokens must be 1 to {}", cfg.max_position_embeddings - prompt.len())));
+    let positions = model.cfg.max_position_embeddings.min(4096);
+    if new.iter().any(|&n| n == 0 || n + prompt.len() > positions) {
+        return Err(Error::Limit(format!("new tokens must be 1 to {}", positions - prompt.len())));
     }
-    let (mut model, _) = Model::new(gpu, cfg, Heads { lm: true, sop: false, num_labels: 0 }, None, 1)?;
     // warm-up: pipelines built, buffers made for the largest cache
     let largest = new.iter().copied().max().unwrap_or(1);
     generate_run(gpu, &mut model, &prompt, largest.min(8)).await?;
@@ -379,8 +418,9 @@ async fn generate_run(gpu: &Gpu, model: &mut crate::model::Model, prompt: &[u32]
     use crate::kernels::sample::Draw;
     let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
     let t0 = crate::gpu::now_ms();
-    model.decode_start(gpu, prompt, prompt.len() + n, greedy).await?.read(gpu).await?;
+    let first = model.decode_start(gpu, prompt, prompt.len() + n, greedy).await?.read(gpu).await?.0;
     let t1 = crate::gpu::now_ms();
+    let mut ids: Vec<u32> = first.into_iter().collect();
     // counters over the decoding after its first 4 tokens
     let skip = 5.min(n - 1);
     let mut warm = None;
@@ -388,7 +428,7 @@ async fn generate_run(gpu: &Gpu, model: &mut crate::model::Model, prompt: &[u32]
         if i == skip {
             warm = Some(gpu.counters());
         }
-        model.decode_next(gpu, greedy).await?.read(gpu).await?;
+        ids.extend(model.decode_next(gpu, greedy).await?.read(gpu).await?.0);
     }
     let t2 = crate::gpu::now_ms();
     let c = gpu.counters();
@@ -410,6 +450,7 @@ async fn generate_run(gpu: &Gpu, model: &mut crate::model::Model, prompt: &[u32]
         bytes_read_per_token: per[2],
         buffers_created_per_token: per[3],
         bind_groups_created_per_token: per[4],
+        ids,
     })
 }
 

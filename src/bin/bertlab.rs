@@ -580,10 +580,30 @@ mod cli {
     fn bench(a: &BenchArgs, o: Out) -> Result<()> {
         let g = Gpu::new_blocking()?;
         eprintln!("GPU: {}", g.info.summary());
+        // a directory: the model in it (its config.json and weights)
+        let dir = |p: &str| -> Result<Option<std::collections::BTreeMap<String, Vec<u8>>>> {
+            let path = std::path::Path::new(p);
+            if path.is_dir() {
+                Ok(Some(bertlab::session::model_dir::read_dir(path)?))
+            } else {
+                Ok(None)
+            }
+        };
         if let Some(config) = &a.generate {
+            if let Some(files) = dir(config)? {
+                let model = bertlab::bench::model_of_files(&g, &files, false, None)?;
+                return show(o, block(bertlab::bench::generate_model(&g, model, config, &a.new))?);
+            }
             return show(o, block(bertlab::bench::generate(&g, config, a.vocab, &a.new))?);
         }
         if let Some(config) = &a.step {
+            if let Some(files) = dir(config)? {
+                let model = bertlab::bench::model_of_files(&g, &files, true, a.lora)?;
+                return show(o, block(bertlab::bench::step_model(&g, model, config, a.batch, a.len, a.steps))?);
+            }
+            if a.lora.is_some() {
+                return Err(Error::Usage("--lora is for --step on a model directory".into()));
+            }
             let family = bertlab::session::Family::from_model_type(&a.family).ok_or_else(|| Error::Usage(format!("--family {}: one of {}", a.family, bertlab::session::Family::supported())))?;
             return show(o, block(bertlab::bench::step_of(&g, family, config, a.batch, a.len, a.steps))?);
         }

@@ -28,7 +28,7 @@ pub fn end_ids_of(v: &serde_json::Value) -> Vec<u32> {
 
 /// A checkpoint's weights: model.safetensors, or the shards model.safetensors.index.json names
 /// (every one of them must be there: a missing shard is named, with how many there are).
-fn weights_of<'a>(files: &'a BTreeMap<String, Vec<u8>>, weights_name: &str) -> Result<safetensors::SafeTensors<'a>> {
+pub fn weights_of<'a>(files: &'a BTreeMap<String, Vec<u8>>, weights_name: &str) -> Result<safetensors::SafeTensors<'a>> {
     if weights_name != crate::io::export::WEIGHTS_INDEX {
         return safetensors::parse(&files[weights_name]).map_err(|e| Error::Data { line: 0, message: format!("{weights_name}: {e}") });
     }

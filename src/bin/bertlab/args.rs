@@ -260,9 +260,14 @@ pub struct BenchArgs {
     pub m: usize,
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
-    /// a training-step benchmark of this configuration (tiny, mini, small, base)
-    #[arg(long, value_name = "CONFIG")]
+    /// a training-step benchmark of this configuration (tiny, mini, small, base), or of the model
+    /// in this directory (a classifier on it)
+    #[arg(long, value_name = "CONFIG|DIR")]
     pub step: Option<String>,
+    /// the step benchmark on a model directory with LoRA of this rank (the adapters and the
+    /// classifier train; PEFT's default targets)
+    #[arg(long, value_name = "R")]
+    pub lora: Option<usize>,
     /// the step benchmark's model family (its model_type: bert, distilbert, roberta, xlm-roberta, electra, albert, modernbert)
     #[arg(long, default_value = "bert")]
     pub family: String,
@@ -272,9 +277,10 @@ pub struct BenchArgs {
     pub len: usize,
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
-    /// a generation benchmark of this GPT-2 shape (gpt2-tiny, gpt2-4x256, gpt2-small): tokens/s
-    /// at each --new count, prefill apart, with the counters per token
-    #[arg(long, value_name = "CONFIG")]
+    /// a generation benchmark of this GPT-2 shape (gpt2-tiny, gpt2-4x256, gpt2-small), or of the
+    /// language model in this directory: tokens/s at each --new count, prefill apart, with the
+    /// counters per token and the greedy ids
+    #[arg(long, value_name = "CONFIG|DIR")]
     pub generate: Option<String>,
     /// the generation benchmark's vocabulary
     #[arg(long, default_value_t = 30000)]
