@@ -105,6 +105,10 @@ pub fn architecture(cfg: &ModelConfig, heads: Heads) -> String {
     if cfg.body == Body::Gpt2 {
         return if heads.num_labels > 0 { "GPT2ForSequenceClassification" } else { "GPT2LMHeadModel" }.to_string();
     }
+    if cfg.body == Body::Llama {
+        let p = cfg.family.class_prefix();
+        return if heads.num_labels > 0 { format!("{p}ForSequenceClassification") } else { format!("{p}ForCausalLM") };
+    }
     let p = cfg.family.class_prefix();
     // the families with a class for both pretraining heads (BERT's next-sentence head is BERT Lab's
     // sentence-order head; ALBERT's is sop_classifier)
@@ -130,6 +134,9 @@ pub fn config_json(cfg: &ModelConfig, heads: Heads, labels: &[String]) -> String
         // GPT2Config's names; its pad_token_id is the id whose rightmost absence marks the token
         // GPT2ForSequenceClassification reads (model::batch::summary_rows)
         cfg.gpt2_json()
+    } else if cfg.body == Body::Llama {
+        // LlamaConfig's, Qwen2Config's or Qwen3Config's names; pad_token_id as for GPT-2
+        cfg.llama_json()
     } else if cfg.family == Family::DistilBert {
         cfg.distilbert_json()
     } else if cfg.family == Family::ModernBert {
@@ -198,7 +205,11 @@ fn model_card(cfg: &ModelConfig, heads: Heads, card: &ModelCard, labels: &[Strin
         return s;
     }
     if card.pooling == Pooling::Last && !labels.is_empty() {
-        s.push_str(if cfg.body == Body::Gpt2 { GPT2_HEAD_USE } else { LAST_HEAD_USE });
+        s.push_str(match cfg.body {
+            Body::Gpt2 => GPT2_HEAD_USE,
+            Body::Llama => LLAMA_HEAD_USE,
+            _ => LAST_HEAD_USE,
+        });
         return s;
     }
     s.push_str("\n## Use\n\n```python\nfrom transformers import AutoTokenizer, ");
@@ -239,6 +250,15 @@ tok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = GPT2ForSequenceClassificat
 x = tok([\"some text\"], return_tensors=\"pt\")\n\
 with torch.no_grad():\n    probs = torch.softmax(model(**x).logits, -1)\n```\n";
 
+const LLAMA_HEAD_USE: &str = "\n## Use\n\n`AutoModelForSequenceClassification` (Llama's, Qwen2's or Qwen3's class) reads the hidden state of each \
+text's rightmost token that is not `pad_token_id`. BERT Lab frames texts as this directory's tokenizer does (a BOS where its \
+post-processor adds one, no end token) and pads with `pad_token_id`, so the token read is the text's last:\n\n```python\n\
+import torch\nfrom transformers import AutoTokenizer, AutoModelForSequenceClassification\n\
+tok = AutoTokenizer.from_pretrained(\"DIR\")\nmodel = AutoModelForSequenceClassification.from_pretrained(\"DIR\").eval()\n\
+if tok.pad_token is None:\n    tok.pad_token = tok.convert_ids_to_tokens(model.config.pad_token_id)\n\
+x = tok([\"some text\"], return_tensors=\"pt\", padding=True)\n\
+with torch.no_grad():\n    probs = torch.softmax(model(**x).logits, -1)\n```\n";
+
 /// All files of the export. `tensors` are (our name, shape, values) as `ParamStore::read_all` gives;
 /// `tokenizer_files` (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json)
 /// travel with the model unchanged.
@@ -277,7 +297,7 @@ pub fn export_files(
     let base = cfg.family.base_prefix();
     let tensors: Vec<_> = tensors
         .into_iter()
-        .filter(|(n, _, _)| !(drop_pooler && n.starts_with("pooler.")) && !(drop_pretraining_heads && n.starts_with("cls.")) && !(drop_sop && n.starts_with("cls.seq_relationship")))
+        .filter(|(n, _, _)| !(drop_pooler && n.starts_with("pooler.")) && !(drop_pretraining_heads && (n.starts_with("cls.") || n.starts_with("lm_head."))) && !(drop_sop && n.starts_with("cls.seq_relationship")))
         .map(|(n, s, v)| {
             let hf = hf_name(cfg.family, &n);
             (if prefixed { hf } else { hf.strip_prefix(base).map(str::to_string).unwrap_or(hf) }, s, v)

@@ -66,6 +66,14 @@ pub fn heads_of(names: &[&str], config: &serde_json::Value) -> Heads {
         let scores = names.iter().any(|n| n.trim_start_matches("transformer.").starts_with("score."));
         return Heads { lm: true, sop: false, num_labels: if scores { labels_of(config).len().max(2) } else { 0 } };
     }
+    if family.is_llama() {
+        // XForCausalLM (its lm_head, or the word embeddings where tied); XForSequenceClassification
+        // adds `score` (and a tied head still continues a text)
+        let scores = names.iter().any(|n| n.starts_with("score."));
+        let tied = config.get("tie_word_embeddings").and_then(|t| t.as_bool()).unwrap_or(false);
+        let lm = !scores || tied || names.iter().any(|n| n.starts_with("lm_head."));
+        return Heads { lm, sop: false, num_labels: if scores { labels_of(config).len().max(2) } else { 0 } };
+    }
     // whether the checkpoint holds BERT Lab's tensor `ours`, under the family's name (with or
     // without the body's prefix)
     let has = |ours: &str| {

@@ -173,6 +173,10 @@ impl RopeScaling {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
             o.insert("rope_theta".into(), theta.into());
+            // a length, which transformers reads as a whole number
+            if let Some(n) = o.get("original_max_position_embeddings").and_then(|x| x.as_f64()) {
+                o.insert("original_max_position_embeddings".into(), (n as u64).into());
+            }
         }
         v
     }

@@ -737,7 +737,9 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
         // holds it where BERT has its pooler, which sentence order reads: it learns with that head
         Part::Classifier => sop_on && p.name.starts_with("pooler.") && !adapters,
         Part::SopHead => sop_on,
-        Part::LmHead => cfg.mlm,
+        // a Llama-shaped decoder's untied lm_head stays as it is under adapters (peft's causal-LM
+        // LoRA trains the adapters alone)
+        Part::LmHead => cfg.mlm && !(adapters && model.cfg.family.is_llama()),
         Part::Lora => true,
         _ => !adapters,
     })?;

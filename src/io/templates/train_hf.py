@@ -93,7 +93,7 @@ def trainable(name, mode, layers):
         # BERT's, GPT-2's and DistilBERT's layer k; ALBERT's one shared set is every layer
         layer = lambda k: name.startswith((f"encoder.layer.{k}.", f"h.{k}.", f"transformer.layer.{k}.", f"layers.{k}."))
         shared = name.startswith("encoder.albert_layer_groups.") and n > 0
-        return shared or name.startswith(("pooler.", "ln_f.", "final_norm.")) or any(layer(layers - 1 - k) for k in range(min(n, layers)))
+        return shared or name.startswith(("pooler.", "ln_f.", "final_norm.", "norm.")) or any(layer(layers - 1 - k) for k in range(min(n, layers)))
     return False
 
 
@@ -124,11 +124,14 @@ def main():
     weights = a.model
     if adapter:
         weights = a.base or json.load(open(os.path.join(a.model, "adapter_config.json")))["base_model_name_or_path"]
-    gpt2 = AutoConfig.from_pretrained(weights).model_type == "gpt2"
+    model_type = AutoConfig.from_pretrained(weights).model_type
+    gpt2 = model_type == "gpt2"
+    # the classes that read the last token themselves (GPT2ForSequenceClassification, Llama's, Qwen's)
+    own_last = model_type in ("gpt2", "llama", "qwen2", "qwen3")
     drop = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
             "dropout": 0.0, "attention_dropout": 0.0, "seq_classif_dropout": 0.0, "classifier_dropout_prob": 0.0} if a.no_dropout else {}
     cfg = AutoConfig.from_pretrained(weights, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_id, **drop)
-    head_beside = SETTINGS["pooling"] == "mean" or (SETTINGS["pooling"] == "last" and not gpt2)
+    head_beside = SETTINGS["pooling"] == "mean" or (SETTINGS["pooling"] == "last" and not own_last)
     if adapter and head_beside:
         sys.exit("a LoRA run whose head reads the mean or a GPT-style BERT's last token has no PEFT class: continue it in BERT Lab")
     if head_beside:
@@ -161,6 +164,10 @@ def main():
                 (ia if len(ia) >= len(ib) else ib).pop()
             return dict(input_ids=[eot] + ia + [eot] + (ib + [eot] if tb else []))
     else:
+        # the model's own framing (a Llama-shaped decoder's: a BOS where its tokenizer adds one);
+        # padding with the config's pad id where the tokenizer names no pad token (Llama 3's)
+        if tok.pad_token is None and cfg.pad_token_id is not None:
+            tok.pad_token = tok.convert_ids_to_tokens(cfg.pad_token_id)
         encode = lambda t, tb: dict(tok(t, tb, truncation=True, max_length=a.max_len))
     if not adapter:  # peft has set what trains: the adapters and the head
         for n, p in model.named_parameters():
