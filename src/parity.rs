@@ -84,7 +84,8 @@ macro_rules! for_each_family_check {
             model_decoders_match_transformers,
             model_decoders_generate_as_transformers,
             model_decoders_lora_matches_peft,
-            model_decoders_adamw_10_steps_match_transformers
+            model_decoders_adamw_10_steps_match_transformers,
+            model_decoders_load_as_the_hub_stores_them
         ]; [
             model_families_lora_adamw_10_steps_match_peft,
             model_decoders_lora_adamw_10_steps_match_peft
@@ -1049,7 +1050,15 @@ pub async fn model_cached_decoding_matches_full_pass(_shared: &Gpu) -> CheckResu
     // a device of the check's own: its counters see no other check's work
     let gpu = &own_gpu().await?;
     let mut out = Vec::new();
-    for (fx, what) in [(causal_fixture()?, "BERT body, causal"), (gpt2_fixture()?, "GPT-2 body")] {
+    let mut fixtures = vec![(causal_fixture()?, "BERT body, causal".to_string()), (gpt2_fixture()?, "GPT-2 body".to_string())];
+    // the Llama body: grouped-query attention over the cache, rotary at each position, Qwen3's
+    // per-head norms on each new row
+    for f in &DECODER_FIXTURES {
+        let fx = family_fixture(f, false)?;
+        let what = format!("{} (Llama body)", fx.cfg.family.display());
+        fixtures.push((fx, what));
+    }
+    for (fx, what) in fixtures {
         for packed in [false, true] {
             let how = if packed { "weights packed in textures" } else { "weights in their buffers" };
             out.push(format!("{what}, {how}: {}", cached_vs_full(gpu, &fx, packed).await.map_err(|e| Error::Check(format!("{what}, {how}: {e}")))?));
@@ -1073,7 +1082,7 @@ async fn cached_vs_full(gpu: &Gpu, fx: &Fixture, packed: bool) -> Result<String>
     let mut m = fx.model(gpu, LM)?;
     m.set_packed_decoding(Some(packed));
     let (v, positions) = (fx.cfg.vocab_size, fx.cfg.max_position_embeddings);
-    let prompt: Vec<u32> = fx.ints("gen.prompt")?.into_iter().map(|x| x as u32).collect();
+    let prompt: Vec<u32> = fx.ints("gen.prompt").or_else(|_| fx.ints("gen.prompt.0"))?.into_iter().map(|x| x as u32).collect();
     let mut ids = prompt.clone();
     let greedy = Draw { k: 1, top_k: 1, temperature: 1.0, u: 0.0 };
     let mut next = m.decode_start(gpu, &ids, positions, greedy).await?;
@@ -1599,4 +1608,73 @@ pub async fn model_decoders_lora_adamw_10_steps_match_peft(_shared: &Gpu) -> Che
         out.push(format!("{what}: {}", adamw_10_steps_within(&fx, CLASSIFY, (false, false, true), lora_trains, 1e-5).await.map_err(|e| Error::Check(format!("{what} + LoRA: {e}")))?));
     }
     Ok(out.join("; "))
+}
+
+/// The Llama-shaped decoders' files as the hub keeps them: the weights in bf16 and f16 (each value
+/// the rounding of the original), split into shards with model.safetensors.index.json (the same
+/// model as from one file), a missing shard named; the tokenizer frames each prompt as
+/// AutoTokenizer does (Llama 3's BOS, nothing for Qwen) and generation ends at the end tokens
+/// generation_config.json names.
+pub async fn model_decoders_load_as_the_hub_stores_them(gpu: &Gpu) -> CheckResult {
+    use crate::io::model_dir;
+    let mut out = Vec::new();
+    for f in &DECODER_FIXTURES {
+        let fx = family_fixture(f, false)?;
+        let what = fx.cfg.family.display();
+        // the checkpoint as saved (the fixture's weights also carry the reference's head)
+        let original: Vec<(String, Vec<usize>, Vec<f32>)> = safetensors::parse(f.weights)?.tensors.iter().map(|(n, v)| (n.clone(), v.shape.clone(), v.to_f32())).collect();
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        files.insert("config.json".into(), f.config.as_bytes().to_vec());
+        files.insert("tokenizer.json".into(), f.tokenizer.to_vec());
+        let generation = serde_json::json!({"eos_token_id": [3, 5]});
+        files.insert("generation_config.json".into(), generation.to_string().into_bytes());
+        for (dtype, round) in [(safetensors::Dtype::BF16, (|x: f32| half::bf16::from_f32(x).to_f32()) as fn(f32) -> f32), (safetensors::Dtype::F16, |x: f32| half::f16::from_f32(x).to_f32())] {
+            // two shards, the tensors split between them, and the index
+            let (a, b) = original.split_at(original.len() / 2);
+            let mut sharded = files.clone();
+            let mut map = serde_json::Map::new();
+            for (shard, part) in [("model-00001-of-00002.safetensors", a), ("model-00002-of-00002.safetensors", b)] {
+                sharded.insert(shard.into(), safetensors::serialize_as(part, &BTreeMap::new(), dtype));
+                for (n, _, _) in part {
+                    map.insert(n.clone(), shard.into());
+                }
+            }
+            sharded.insert(crate::io::export::WEIGHTS_INDEX.into(), serde_json::json!({"metadata": {}, "weight_map": map}).to_string().into_bytes());
+            let lm = model_dir::load(gpu, &sharded, Some(LM), 0)?;
+            if !lm.report.initialised.is_empty() || !lm.report.unused.is_empty() {
+                return Err(Error::Check(format!("{what} {dtype:?} in shards: initialised {:?}, unused {:?}", lm.report.initialised, lm.report.unused)));
+            }
+            for (name, _, vals) in &original {
+                let ours = name.strip_prefix("model.").unwrap_or(name);
+                let p = lm.model.params.get(ours).ok_or_else(|| Error::Check(format!("{what}: no {ours}")))?;
+                let got = read(gpu, &p.value).await?;
+                if vals.iter().zip(&got).any(|(v, g)| round(*v) != *g) {
+                    return Err(Error::Check(format!("{what} {dtype:?} in shards: {name} is not the rounding of the original")));
+                }
+            }
+            if lm.tokenizer.end_ids() != [3, 5] {
+                return Err(Error::Check(format!("{what}: generation ends at {:?}, not generation_config.json's [3, 5]", lm.tokenizer.end_ids())));
+            }
+            // a shard missing: named, with how many there are
+            sharded.remove("model-00002-of-00002.safetensors");
+            match model_dir::load(gpu, &sharded, Some(LM), 0) {
+                Err(e) if e.to_string().contains("model-00002-of-00002.safetensors") && e.to_string().contains("2 shards") => {}
+                Err(e) => return Err(Error::Check(format!("{what}: a missing shard gave \"{e}\""))),
+                Ok(_) => return Err(Error::Check(format!("{what}: a checkpoint without one of its shards loaded"))),
+            }
+        }
+        // the tokenizer frames each prompt as AutoTokenizer does (gen.prompt.i)
+        files.insert("model.safetensors".into(), f.weights.to_vec());
+        let lm = model_dir::load(gpu, &files, Some(LM), 0)?;
+        let prompts: Vec<String> = serde_json::from_str(fx.r.metadata.get("prompts").ok_or_else(|| Error::Check("fixture metadata lacks prompts".into()))?)?;
+        for (i, text) in prompts.iter().enumerate() {
+            let want: Vec<u32> = fx.ints(&format!("gen.prompt.{i}"))?.into_iter().map(|x| x as u32).collect();
+            let got = lm.tokenizer.encode(text, None, 64)?.ids;
+            if got != want {
+                return Err(Error::Check(format!("{what}: \"{text}\" framed as {got:?}; AutoTokenizer gives {want:?}")));
+            }
+        }
+        out.push(what.to_string());
+    }
+    Ok(format!("{}: bf16 and f16 in two shards load as the rounding of each value, a missing shard is named, generation_config.json's end tokens end a text, prompts framed as AutoTokenizer frames them", out.join(", ")))
 }
