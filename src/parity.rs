@@ -1676,5 +1676,22 @@ pub async fn model_decoders_load_as_the_hub_stores_them(gpu: &Gpu) -> CheckResul
         }
         out.push(what.to_string());
     }
-    Ok(format!("{}: bf16 and f16 in two shards load as the rounding of each value, a missing shard is named, generation_config.json's end tokens end a text, prompts framed as AutoTokenizer frames them", out.join(", ")))
+    // a model larger than the device allows, refused before anything is allocated with both sizes:
+    // weights over the device's memory budget, a tensor over its largest buffer
+    let fx = family_fixture(&DECODER_FIXTURES[0], false)?;
+    let mut small = own_gpu().await?;
+    small.info.memory_budget = Some(100_000);
+    match Model::new(&small, fx.cfg.clone(), LM, Some(&fx.weights), 0) {
+        Err(e) if e.to_string().contains("0.10 MB") && e.to_string().contains("larger than this device allows") => {}
+        Err(e) => return Err(Error::Check(format!("weights over the memory budget gave \"{e}\""))),
+        Ok(_) => return Err(Error::Check("a model over the device's memory budget loaded".into())),
+    }
+    small.info.memory_budget = None;
+    small.info.max_buffer_size = 40_000;
+    match Model::new(&small, fx.cfg.clone(), LM, Some(&fx.weights), 0) {
+        Err(e) if e.to_string().contains("embed_tokens") && e.to_string().contains("one buffer") => {}
+        Err(e) => return Err(Error::Check(format!("a tensor over the largest buffer gave \"{e}\""))),
+        Ok(_) => return Err(Error::Check("a tensor over the device's largest buffer loaded".into())),
+    }
+    Ok(format!("{}: bf16 and f16 in two shards load as the rounding of each value, a missing shard is named, generation_config.json's end tokens end a text, prompts framed as AutoTokenizer frames them; a model over the device's memory or buffer limit refused with both sizes", out.join(", ")))
 }

@@ -530,7 +530,9 @@ mod cli {
             heads.push(format!("classifier ({})", i.labels.join(", ")));
         }
         println!("heads: {}", if heads.is_empty() { "none".to_string() } else { heads.join(", ") });
-        println!("tokenizer: a text reads {}{}", i.framing, i.mask_token.as_ref().map(|m| format!("; mask token {m}")).unwrap_or_default());
+        println!("attention: {}", i.attention);
+        println!("tokenizer: a text reads {}{}{}", i.framing, i.mask_token.as_ref().map(|m| format!("; mask token {m}")).unwrap_or_default(), if i.end_tokens.is_empty() { String::new() } else { format!("; generation ends at {}", i.end_tokens.join(" or ")) });
+        println!("GPU memory: {}", i.memory);
         if let Some(l) = &i.lora {
             println!("LoRA adapters: {l}");
         }

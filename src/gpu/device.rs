@@ -33,6 +33,11 @@ pub struct GpuInfo {
     pub min_uniform_buffer_offset_alignment: u32,
     /// Texels along either side of a 2-D texture (`crate::gpu::GpuTex`).
     pub max_texture_dimension_2d: u32,
+    /// The memory the device may give BERT Lab, where it is known: natively the environment's
+    /// BERTLAB_GPU_MEMORY_MB, in the browser the machine's memory as `navigator.deviceMemory` gives
+    /// it (Chrome rounds it and caps it at 8 GiB). WebGPU itself does not say how much a device has;
+    /// without a budget, only the per-buffer limit and the allocation itself refuse a model.
+    pub memory_budget: Option<u64>,
 }
 
 impl GpuInfo {
@@ -169,6 +174,7 @@ impl Gpu {
             max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
             min_uniform_buffer_offset_alignment: l.min_uniform_buffer_offset_alignment,
             max_texture_dimension_2d: l.max_texture_dimension_2d,
+            memory_budget: memory_budget(),
         };
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dummy"),
@@ -282,4 +288,18 @@ fn webgpu_exposed() -> bool {
         return false;
     }
     js_sys::Reflect::get(&nav, &"gpu".into()).map(|g| !g.is_undefined() && !g.is_null()).unwrap_or(false)
+}
+
+/// [`GpuInfo::memory_budget`] natively: BERTLAB_GPU_MEMORY_MB, when set.
+#[cfg(not(target_arch = "wasm32"))]
+fn memory_budget() -> Option<u64> {
+    std::env::var("BERTLAB_GPU_MEMORY_MB").ok().and_then(|v| v.trim().parse::<u64>().ok()).map(|mb| mb * 1_000_000)
+}
+
+/// [`GpuInfo::memory_budget`] in the browser: `navigator.deviceMemory` (GiB), where it exists.
+#[cfg(target_arch = "wasm32")]
+fn memory_budget() -> Option<u64> {
+    let nav = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let gib = js_sys::Reflect::get(&nav, &"deviceMemory".into()).ok()?.as_f64()?;
+    (gib > 0.0).then(|| (gib * (1u64 << 30) as f64) as u64)
 }

@@ -136,12 +136,43 @@ impl Model {
         // classifies
         let heads = if cfg.body == Body::Gpt2 { Heads { lm: true, ..heads } } else { heads };
         let names = tensor_names(&cfg, heads.lm, heads.sop, heads.num_labels);
+        Self::check_fits(gpu, &cfg, &names)?;
         let (params, report) = ParamStore::load(gpu, cfg.family, &names, file, seed)?;
         let handles = Handles::resolve(&params, &cfg, heads)?;
         let pooling = if cfg.is_decoder { Pooling::Last } else { Pooling::Cls };
         let width = cfg.hidden_size.max(cfg.embed_width());
         let (norm_zeros, norm_scratch) = (gpu.zeros("norm_zeros", width, DType::F32)?, gpu.zeros("norm_scratch", width, DType::F32)?);
         Ok((Model { cfg, heads, params, handles, norm_zeros, norm_scratch, acts: None, lm_acts: None, opt_state: None, pooling, decode: None, packed_decoding: None, word_shard_bytes: None, cache_binding_bytes: None, pass: std::cell::Cell::new(Mode::Eval) }, report))
+    }
+
+    /// Refuses, before anything is allocated, a model the device cannot hold: a tensor larger than
+    /// one buffer may be (a tensor over the binding limit is bound in shards, but it is one buffer),
+    /// or weights (in f32, as BERT Lab computes) over the device's memory budget where one is known.
+    /// Each message gives both sizes.
+    fn check_fits(gpu: &Gpu, cfg: &ModelConfig, names: &[(String, Vec<usize>)]) -> Result<(), Error> {
+        let mb = |b: u64| {
+            let m = b as f64 / 1e6;
+            if m < 10.0 { format!("{m:.2} MB") } else { format!("{m:.0} MB") }
+        };
+        let what = cfg.family.display();
+        let limit = gpu.info.max_buffer_size;
+        if let Some((name, bytes)) = names.iter().map(|(n, s)| (n, 4 * s.iter().product::<usize>() as u64)).find(|(_, b)| *b > limit) {
+            return Err(Error::Limit(format!(
+                "this {what} is larger than this device allows: its {} takes {} in f32, and this device allows {} in one buffer (a GPU with a larger maxBufferSize, or a smaller model)",
+                cfg.family.hf_name(name),
+                mb(bytes),
+                mb(limit)
+            )));
+        }
+        let total: u64 = names.iter().map(|(_, s)| 4 * s.iter().product::<usize>() as u64).sum();
+        if let Some(budget) = gpu.info.memory_budget.filter(|&b| total > b) {
+            return Err(Error::Limit(format!(
+                "this {what} is larger than this device allows: its weights take {} in f32 (BERT Lab computes in f32, whatever the checkpoint stores), and this device has {} for it: pick a smaller model",
+                mb(total),
+                mb(budget)
+            )));
+        }
+        Ok(())
     }
 
     /// Records the forward pass and the losses of every head that has targets in `batch`;

@@ -83,6 +83,14 @@ pub struct ModelInfo {
     /// The framing of a text, as the tokenizer gives it for "a".
     pub framing: String,
     pub lora: Option<String>,
+    /// The attention in words: heads and their size; grouped-query attention's key/value heads;
+    /// rotary positions' theta and scaling; the LM head tied or not.
+    pub attention: String,
+    /// What it needs in GPU memory, in words: its weights; generating (the key-value cache); a
+    /// training step at [`MEMORY_BATCH`], all weights or LoRA.
+    pub memory: String,
+    /// The tokens that end a generated text (a causal model's), as text.
+    pub end_tokens: Vec<String>,
 }
 
 impl Loaded {
@@ -135,7 +143,49 @@ impl Loaded {
             mask_token: (!c.is_decoder).then(|| self.tok.mask_token()),
             framing,
             lora: c.lora.as_ref().map(|l| format!("r {} on {}", l.r, l.targets.join(", "))),
+            attention: self.attention_words(),
+            memory: self.memory_words(),
+            end_tokens: if c.is_decoder { self.tok.end_ids().iter().map(|&i| self.tok.id_to_token(i)).collect() } else { Vec::new() },
         }
+    }
+
+    fn attention_words(&self) -> String {
+        let c = &self.model.cfg;
+        let (h, d) = (c.num_attention_heads, c.head_dim());
+        let mut s = match c.kv_heads() {
+            kv if kv != h => format!("{h} query heads over {kv} key/value heads (grouped-query), each {d} wide"),
+            _ => format!("{h} heads of {d}"),
+        };
+        if let Some(l) = &c.llama {
+            s.push_str(&format!("; rotary positions, theta {}", l.rope_theta));
+            match l.rope {
+                crate::model::config::RopeScaling::Default => {}
+                crate::model::config::RopeScaling::Linear { factor } => s.push_str(&format!(", scaled linearly by {factor}")),
+                crate::model::config::RopeScaling::Llama3 { factor, original_max_position_embeddings, .. } => s.push_str(&format!(", Llama 3's scaling (factor {factor} from {original_max_position_embeddings} positions)")),
+            }
+            if l.qk_norm {
+                s.push_str("; RMSNorm on each query and key head");
+            }
+            s.push_str(if l.tied { "; the LM head is the word embeddings (tied)" } else { "; its own LM head (lm_head)" });
+        }
+        s
+    }
+
+    fn memory_words(&self) -> String {
+        let c = &self.model.cfg;
+        let mb = |b: u64| b as f64 / 1e6;
+        let weights = 4 * self.model.params.total_params() as u64;
+        let mut s = format!("weights {:.0} MB (f32)", mb(weights));
+        if c.is_decoder && self.model.heads.lm {
+            let positions = 1024.min(c.max_position_embeddings);
+            s.push_str(&format!("; generating {positions} tokens adds a key-value cache of {:.0} MB", mb(crate::model::decode::cache_bytes(c, positions).1)));
+        }
+        let (b, t) = (MEMORY_BATCH.0, MEMORY_BATCH.1.min(c.max_tokens()));
+        s.push_str(&format!("; a training step at batch {b} × {t}: {:.0} MB training every weight", mb(self.train_bytes())));
+        if let Some(lora) = self.mode_costs().iter().find(|m| m.mode.starts_with("LoRA")) {
+            s.push_str(&format!(", {:.0} MB with LoRA r = 8", mb(lora.train_bytes)));
+        }
+        s
     }
 
     /// A model directory's model, with notes for the person who loaded it.
