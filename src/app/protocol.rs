@@ -276,6 +276,14 @@ pub struct ModelSummary {
     /// GPT-2's body (pre-LN, transformers' GPT2LMHeadModel); always causal.
     #[serde(default)]
     pub gpt2: bool,
+    /// The Llama-shaped decoders' body (Llama, Qwen2, Qwen3): always causal.
+    #[serde(default)]
+    pub llama: bool,
+    /// The attention and what the model needs in GPU memory, in words (`ModelInfo`'s).
+    #[serde(default)]
+    pub attention: String,
+    #[serde(default)]
+    pub memory: String,
     /// The model of the other kind kept beside this one (masked beside causal or the reverse),
     /// whose predictions the masked-words panel shows next to this one's.
     #[serde(default)]
@@ -416,13 +424,24 @@ pub struct ScratchSettings {
     /// GPT-2's body (pre-LN layers, as GPT2LMHeadModel) instead of BERT's; implies `causal`.
     #[serde(default)]
     pub gpt2: bool,
+    /// The Llama body (RMSNorm, rotary positions, SwiGLU, grouped-query attention: SmolLM2's
+    /// layer); implies `causal`.
+    #[serde(default)]
+    pub llama: bool,
 }
 
 impl ScratchSettings {
     /// The model these settings make.
     pub fn spec(&self) -> crate::session::Scratch {
         use crate::session::Body;
-        crate::session::Scratch { vocab: self.vocab, hidden: self.hidden, layers: self.layers, heads: self.heads, body: if self.gpt2 { Body::Gpt2 } else { Body::Bert }, causal: self.causal, seed: crate::session::DEFAULT_SEED }
+        let body = if self.llama {
+            Body::Llama
+        } else if self.gpt2 {
+            Body::Gpt2
+        } else {
+            Body::Bert
+        };
+        crate::session::Scratch { vocab: self.vocab, hidden: self.hidden, layers: self.layers, heads: self.heads, body, causal: self.causal, seed: crate::session::DEFAULT_SEED }
     }
 }
 
@@ -652,6 +671,7 @@ pub struct ScratchForm {
     pub vocab: String,
     pub causal: bool,
     pub gpt2: bool,
+    pub llama: bool,
 }
 
 /// Sizes offered for a model made in the page (a browser trains small models; the CLI takes more).
@@ -674,8 +694,11 @@ impl ScratchForm {
         if errs.is_empty() && hidden % heads != 0 {
             errs.push(FieldError { field: "scratch-heads", message: format!("the heads must divide the hidden size: {hidden} is not a multiple of {heads}") });
         }
+        if errs.is_empty() && self.llama && (hidden / heads) % 2 != 0 {
+            errs.push(FieldError { field: "scratch-heads", message: format!("rotary positions turn pairs of values: each head must be an even width, and {hidden} / {heads} is {}", hidden / heads) });
+        }
         if errs.is_empty() {
-            Ok(ScratchSettings { hidden, layers, heads, vocab, causal: self.causal || self.gpt2, gpt2: self.gpt2 })
+            Ok(ScratchSettings { hidden, layers, heads, vocab, causal: self.causal || self.gpt2 || self.llama, gpt2: self.gpt2, llama: self.llama })
         } else {
             Err(errs)
         }

@@ -940,7 +940,7 @@ fn ModelPanel() -> impl IntoView {
                 }
             }
             Replace::Scratch => {
-                let form = protocol::ScratchForm { hidden: hidden.get_untracked(), layers: layers.get_untracked(), heads: heads.get_untracked(), vocab: vocab.get_untracked(), causal: kind.get_untracked() == "causal", gpt2: kind.get_untracked() == "gpt2" };
+                let form = protocol::ScratchForm { hidden: hidden.get_untracked(), layers: layers.get_untracked(), heads: heads.get_untracked(), vocab: vocab.get_untracked(), causal: kind.get_untracked() == "causal", gpt2: kind.get_untracked() == "gpt2", llama: kind.get_untracked() == "llama" };
                 if let Some(d) = checked(errors, form.parse()) {
                     st.loading.set(true);
                     send(Command::Scratch(d), None)
@@ -995,6 +995,7 @@ fn ModelPanel() -> impl IntoView {
                     <option value="bert" selected>"a BERT (reads both ways)"</option>
                     <option value="causal">"a GPT-style model (reads left to right; BERT's layers)"</option>
                     <option value="gpt2">"a GPT-2 (reads left to right; GPT-2's pre-LN layers)"</option>
+                    <option value="llama">"a Llama / SmolLM2 (reads left to right; RMSNorm, rotary positions, SwiGLU, grouped-query attention)"</option>
                 </select>
                 <Field label="hidden" id="scratch-hidden" size=4 value=hidden errors=errors/>
                 <Field label="layers" id="scratch-layers" size=2 value=layers errors=errors/>
@@ -1032,7 +1033,9 @@ fn ModelPanel() -> impl IntoView {
             {move || st.model.get().map(|m| view! {
                 <div id="model-summary">
                     <p><b>{m.source.clone()}</b></p>
-                    <p class="kind">{if m.gpt2 {
+                    <p class="kind">{if m.llama {
+                        "a Llama-shaped decoder: pre-RMSNorm layers reading left to right, rotary positions, SwiGLU, grouped-query attention"
+                    } else if m.gpt2 {
                         "GPT-2: pre-LN layers reading left to right (transformers' GPT2LMHeadModel)"
                     } else if m.causal {
                         "GPT-style: BERT's layers reading left to right (transformers' BertLMHeadModel)"
@@ -1040,6 +1043,8 @@ fn ModelPanel() -> impl IntoView {
                         "an encoder: reads both ways"
                     }}</p>
                     <p id="model-family">{format!("{}; layers: {}{}", m.family, m.layer, m.mask_token.as_ref().map(|t| format!("; its mask token is {t}{}", if t == "[MASK]" { "" } else { " ([MASK] works too)" })).unwrap_or_default())}</p>
+                    {(!m.attention.is_empty()).then(|| view! { <p id="model-attention">{format!("attention: {}", m.attention)}</p> })}
+                    {(!m.memory.is_empty()).then(|| view! { <p id="model-memory">{format!("GPU memory: {}", m.memory)}</p> })}
                     <p>{format!("{} layers, hidden {}, {} heads, vocabulary {}, up to {} tokens; {:.1} M parameters; training at batch {} × {} needs about {:.0} MB of GPU memory",
                         m.layers, m.hidden, m.heads, m.vocab, m.max_len, m.params as f64 / 1e6, MEMORY_BATCH.0, MEMORY_BATCH.1.min(m.max_len), m.train_bytes as f64 / 1e6)}</p>
                     <p>{if !m.has_lm && !m.has_sop && m.labels.is_empty() { "heads: none (an encoder: pretraining with MLM adds a masked-LM head, fine-tuning a classifier)".to_string() } else { format!("heads: {}{}{}", match (m.has_lm, m.causal) { (true, true) => "next-word ", (true, false) => "masked-LM ", _ => "" }, if m.has_sop { "sentence-order " } else { "" }, if m.labels.is_empty() { "".to_string() } else { format!("classifier ({}){}", m.labels.join(", "), if m.pooling == crate::session::Pooling::Mean { ", mean pooling" } else if m.causal { ", on the last token" } else { "" }) }) }}</p>
@@ -1206,10 +1211,11 @@ fn keep_pretrain_curve(st: St) {
     }
     st.pcurve.set(Vec::new());
     let n = st.phistory.with_untracked(|h| h.len()) + 1;
-    let (causal, gpt2) = st.model.with_untracked(|m| m.as_ref().map(|m| (m.causal, m.gpt2)).unwrap_or_default());
-    let what = match (causal, gpt2) {
-        (_, true) => "next-word loss (GPT-2)",
-        (true, false) => "next-word loss (GPT-style)",
+    let (causal, gpt2, llama) = st.model.with_untracked(|m| m.as_ref().map(|m| (m.causal, m.gpt2, m.llama)).unwrap_or_default());
+    let what = match (causal, gpt2, llama) {
+        (_, _, true) => "next-word loss (Llama-shaped)",
+        (_, true, _) => "next-word loss (GPT-2)",
+        (true, false, _) => "next-word loss (GPT-style)",
         _ => "MLM loss (BERT)",
     };
     st.plabel.set(format!("run {n}: {what}"));
@@ -1400,7 +1406,7 @@ pub fn FinetunePanel() -> impl IntoView {
         st.error.set(None);
         let n = st.runs.get_untracked().len() + 1;
         // the model's kind in the run's name: a BERT and a GPT fine-tuned on the same data share the charts
-        let kind = st.model.with_untracked(|m| m.as_ref().map(|m| if m.gpt2 { "GPT-2" } else if m.causal { "GPT-style" } else { "BERT" })).unwrap_or("model");
+        let kind = st.model.with_untracked(|m| m.as_ref().map(|m| if m.llama { "Llama-shaped" } else if m.gpt2 { "GPT-2" } else if m.causal { "GPT-style" } else { "BERT" })).unwrap_or("model");
         let name = format!("run {n}: {kind}, {}", match mode.get().as_str() { "feature" => "feature-based".to_string(), "last" => format!("last {} layers", last_n.get().trim()), "lora" => format!("LoRA r={}", lora_r.get().trim()), _ => "all layers".to_string() });
         let form = protocol::TrainForm { mode: mode.get(), last_n: last_n.get(), lora_r: lora_r.get(), lr: lr.get(), epochs: epochs.get(), batch: batch.get(), max_len: max_len.get(), pooling: pooling.get() };
         let Some(settings) = checked(errors, form.parse(bounds(st), name)) else { return };
@@ -1426,7 +1432,8 @@ pub fn FinetunePanel() -> impl IntoView {
                 // a causal model's [CLS] sees only itself: its head reads the last token (GPT-2's
                 // only that, as transformers' GPT2ForSequenceClassification)
                 {move || {
-                    let (causal, gpt2) = st.model.with(|m| m.as_ref().map(|m| (m.causal, m.gpt2)).unwrap_or_default());
+                    // GPT-2's and the Llama-shaped decoders' classes read the last token only
+                    let (causal, gpt2) = st.model.with(|m| m.as_ref().map(|m| (m.causal, m.gpt2 || m.llama)).unwrap_or_default());
                     view! {
                         <label>"head on " <select id="ft-pooling" prop:value=move || pooling.get() on:change=move |ev| pooling.set(event_target_value(&ev))>
                             <option value="cls">{if causal { "the last token" } else { "[CLS] pooler" }}</option>

@@ -194,9 +194,13 @@ mod cli {
             Objective::Sop => (false, !a.no_sop),
             Objective::Causal => (true, false),
         };
-        let body = if a.body == Some(BodyArg::Gpt2) { Body::Gpt2 } else { Body::Bert };
-        if body == Body::Gpt2 && !causal {
-            return Err(Error::Usage("--body gpt2 is a decoder, which learns the next word: use it with --objective causal".into()));
+        let body = match a.body {
+            Some(BodyArg::Gpt2) => Body::Gpt2,
+            Some(BodyArg::Llama) => Body::Llama,
+            _ => Body::Bert,
+        };
+        if body != Body::Bert && !causal {
+            return Err(Error::Usage(format!("--body {} is a decoder, which learns the next word: use it with --objective causal", if body == Body::Gpt2 { "gpt2" } else { "llama" })));
         }
         if a.body.is_some() && a.model.is_some() {
             return Err(Error::Usage("--body shapes a from-scratch model; a checkpoint (--model) brings its own body: leave one of them out".into()));

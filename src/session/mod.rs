@@ -210,15 +210,23 @@ impl Loaded {
     /// A model made from nothing: a WordPiece vocabulary trained on `texts` and fresh weights.
     pub fn scratch(gpu: &Gpu, s: &Scratch, texts: &[String]) -> Result<Loaded> {
         let tok = Tokenizer::train_wordpiece(texts, s.vocab)?;
-        let causal = s.causal || s.body == Body::Gpt2;
-        let mut cfg = if s.body == Body::Gpt2 { ModelConfig::small_gpt2(tok.vocab_size, s.hidden, s.layers, s.heads) } else { ModelConfig::small(tok.vocab_size, s.hidden, s.layers, s.heads) };
+        let causal = s.causal || matches!(s.body, Body::Gpt2 | Body::Llama);
+        let mut cfg = match s.body {
+            Body::Gpt2 => ModelConfig::small_gpt2(tok.vocab_size, s.hidden, s.layers, s.heads),
+            // SmolLM2's layer (a third as many key/value heads where the heads divide by 3), the
+            // vocabulary trained here
+            Body::Llama => ModelConfig { vocab_size: tok.vocab_size, max_position_embeddings: 512, eos_token_id: Some(tok.sep as usize), ..ModelConfig::small_of(crate::model::family::Family::Llama, s.hidden, s.layers, s.heads) },
+            _ => ModelConfig::small(tok.vocab_size, s.hidden, s.layers, s.heads),
+        };
         cfg.is_decoder = causal;
         cfg.pad_token_id = tok.pad as usize;
         cfg.validate()?;
         // a causal model has no sentence-order head: its [CLS] sees only itself
         let (model, _) = Model::new(gpu, cfg, Heads { lm: true, sop: !causal, num_labels: 0 }, None, s.seed)?;
         let tokenizer_files = tok.files()?;
-        let kind = if s.body == Body::Gpt2 {
+        let kind = if s.body == Body::Llama {
+            "Llama-shaped (SmolLM2's layer: RMSNorm, rotary positions, SwiGLU, grouped-query attention) model"
+        } else if s.body == Body::Gpt2 {
             "GPT-2 (pre-LN, causal) model"
         } else if causal {
             "GPT-style (causal) model"

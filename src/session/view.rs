@@ -93,10 +93,11 @@ impl Session {
             .with_model("predicting masked words", async |g, l| {
                 // a GPT-2 tokenizer has no [MASK]: <|endoftext|> stands in for it (and frames the text), so
                 // the positions are the ones inside the frame
-                let gpt2_tok = l.tok.end_of_text.is_some();
-                let framed = if gpt2_tok { text.replace(" [MASK]", "[MASK]").replace("[MASK]", crate::text::tokenizer::END_OF_TEXT) } else { text.to_string() };
+                // (a Llama-shaped decoder's tokenizer likewise: its end token stands in, inside no frame)
+                let gpt2_tok = l.tok.end_of_text.is_some() || l.tok.lm_framing;
+                let framed = if gpt2_tok { text.replace(" [MASK]", "[MASK]").replace("[MASK]", &l.tok.id_to_token(l.tok.mask)) } else { text.to_string() };
                 let e = l.tok.encode(&framed, None, l.model.cfg.max_tokens())?;
-                let inside = |i: usize| !gpt2_tok || (i > 0 && i + 1 < e.ids.len());
+                let inside = |i: usize| !gpt2_tok || (i > 0 && (l.tok.lm_framing || i + 1 < e.ids.len()));
                 let positions: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == l.tok.mask && inside(i)).collect();
                 let tokens: Vec<String> = e.ids.iter().map(|&i| l.tok.piece(i)).collect();
                 let mut preds = Vec::new();

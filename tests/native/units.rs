@@ -146,12 +146,18 @@ use bertlab::app::protocol::{bars, preview};
         }
         // N is only read when the last N layers are trained
         assert!(TrainForm { mode: "full".into(), last_n: "x".into(), ..good.clone() }.parse(m, "r".into()).is_ok());
-        let sc = ScratchForm { hidden: "abc".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: false }.parse().unwrap_err();
+        let sc = ScratchForm { hidden: "abc".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: false, llama: false }.parse().unwrap_err();
         assert!(sc.len() == 1 && sc[0].field == "scratch-hidden" && sc[0].message.contains("“abc” is not"), "{sc:?}");
-        let sc = ScratchForm { hidden: "66".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: false }.parse().unwrap_err();
+        let sc = ScratchForm { hidden: "66".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: false, llama: false }.parse().unwrap_err();
         assert!(sc[0].field == "scratch-heads" && sc[0].message.contains("multiple"), "{sc:?}");
-        let sc = ScratchForm { hidden: "64".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: true }.parse().unwrap();
+        let sc = ScratchForm { hidden: "64".into(), layers: "2".into(), heads: "4".into(), vocab: "600".into(), causal: false, gpt2: true, llama: false }.parse().unwrap();
         assert!(sc.gpt2 && sc.causal, "a GPT-2 is a causal model: {sc:?}");
+        let sc = ScratchForm { hidden: "64".into(), layers: "2".into(), heads: "6".into(), vocab: "600".into(), causal: false, gpt2: false, llama: true }.parse().unwrap_err();
+        assert!(sc[0].field == "scratch-heads" && sc[0].message.contains("multiple"), "{sc:?}");
+        let sc = ScratchForm { hidden: "54".into(), layers: "2".into(), heads: "6".into(), vocab: "600".into(), causal: false, gpt2: false, llama: true }.parse().unwrap_err();
+        assert!(sc[0].field == "scratch-heads" && sc[0].message.contains("even"), "rotary positions need heads of an even width: {sc:?}");
+        let sc = ScratchForm { hidden: "48".into(), layers: "2".into(), heads: "6".into(), vocab: "600".into(), causal: false, gpt2: false, llama: true }.parse().unwrap();
+        assert!(sc.llama && sc.causal && sc.spec().body == bertlab::session::Body::Llama, "a Llama is a causal model: {sc:?}");
         let pt = PretrainForm { mlm: false, sop: false, steps: "0".into(), lr: "0.001".into(), batch: "16".into(), mode: "full".into(), lora_r: "x".into() }.parse(m, None).unwrap_err();
         assert_eq!(pt.iter().map(|e| e.field).collect::<Vec<_>>(), ["pt-steps", "pt-mlm"]);
         let pt = PretrainForm { mlm: true, sop: false, steps: "10".into(), lr: "0.001".into(), batch: "16".into(), mode: "lora".into(), lora_r: "0".into() }.parse(m, None).unwrap_err();

@@ -62,6 +62,9 @@ pub enum BodyArg {
     Bert,
     /// GPT-2's pre-LN layers, learned positions, gelu_new (exported as GPT2LMHeadModel)
     Gpt2,
+    /// the Llama-shaped decoders' layers (SmolLM2's: RMSNorm, rotary positions, SwiGLU,
+    /// grouped-query attention; exported as LlamaForCausalLM)
+    Llama,
 }
 
 #[derive(clap::Args)]
