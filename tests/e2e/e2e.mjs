@@ -30,7 +30,8 @@ function check(cond, what) {
 // fixture/tiny: tests/fixtures/tiny_bert (a 2-layer BERT with MLM and sentence-order heads, made by
 // make_bert_fixture.py with transformers) plus a vocab.txt written here; fixture/missing: 404s;
 // fixture/gpt2: tests/fixtures/tiny_gpt2 (GPT2LMHeadModel with a byte-level BPE tokenizer, made by
-// make_gpt2_fixture.py); fixture/llama: a config of neither kind; fixture/binonly: only pytorch_model.bin.
+// make_gpt2_fixture.py); fixture/t5: a config of a kind BERT Lab does not run; fixture/binonly: only
+// pytorch_model.bin; fixture/qwen2-sharded: tests/fixtures/tiny_qwen2 in two shards with their index.
 const HUB = path.join(OUT, "hub");
 function writeHub() {
   const tiny = path.join(HUB, "fixture/tiny");
@@ -60,9 +61,39 @@ function writeHub() {
   const tj = JSON.parse(fs.readFileSync(path.join(ROOT, "tests/fixtures/tiny_gpt2/tokenizer.json"), "utf8"));
   fs.writeFileSync(path.join(old, "vocab.json"), JSON.stringify(tj.model.vocab));
   fs.writeFileSync(path.join(old, "merges.txt"), "#version: 0.2\n" + tj.model.merges.map((m) => (Array.isArray(m) ? m.join(" ") : m)).join("\n") + "\n");
-  const llama = path.join(HUB, "fixture/llama");
-  fs.mkdirSync(llama, { recursive: true });
-  fs.writeFileSync(path.join(llama, "config.json"), JSON.stringify({ model_type: "llama", num_hidden_layers: 2, hidden_size: 64, vocab_size: 100 }));
+  const t5 = path.join(HUB, "fixture/t5");
+  fs.mkdirSync(t5, { recursive: true });
+  fs.writeFileSync(path.join(t5, "config.json"), JSON.stringify({ model_type: "t5", num_layers: 2, d_model: 64, vocab_size: 100 }));
+  // the Qwen2 fixture split into two safetensors shards (as the hub keeps larger models), with the
+  // index that says which tensor is in which
+  const sharded = path.join(HUB, "fixture/qwen2-sharded");
+  fs.mkdirSync(sharded, { recursive: true });
+  for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]) fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_qwen2", f), path.join(sharded, f));
+  const st = fs.readFileSync(path.join(ROOT, "tests/fixtures/tiny_qwen2/model.safetensors"));
+  const hlen = Number(st.readBigUInt64LE(0));
+  const header = JSON.parse(st.subarray(8, 8 + hlen).toString("utf8"));
+  const data = st.subarray(8 + hlen);
+  const names = Object.keys(header).filter((n) => n !== "__metadata__").sort();
+  const weightMap = {};
+  [names.slice(0, names.length >> 1), names.slice(names.length >> 1)].forEach((part, i) => {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    const h = {};
+    const chunks = [];
+    let off = 0;
+    for (const n of part) {
+      const [a, b] = header[n].data_offsets;
+      h[n] = { ...header[n], data_offsets: [off, off + (b - a)] };
+      chunks.push(data.subarray(a, b));
+      off += b - a;
+      weightMap[n] = file;
+    }
+    let hj = Buffer.from(JSON.stringify(h));
+    hj = Buffer.concat([hj, Buffer.alloc((8 - (hj.length % 8)) % 8, 0x20)]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(hj.length));
+    fs.writeFileSync(path.join(sharded, file), Buffer.concat([len, hj, ...chunks]));
+  });
+  fs.writeFileSync(path.join(sharded, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
   const bin = path.join(HUB, "fixture/binonly");
   fs.mkdirSync(bin, { recursive: true });
   fs.copyFileSync(path.join(ROOT, "tests/fixtures/tiny_bert/config.json"), path.join(bin, "config.json"));
@@ -266,7 +297,7 @@ try {
 
   // 3. the stand-in hub: a 404, a config of neither kind, a .bin-only repository, a GPT-2, then the fixture
   await page.fill("#hub-url", HUB_URL);
-  for (const [id, re, what] of [["fixture/missing", /not found/, "missing model"], ["fixture/llama", /llama.*BERT.*GPT-2/, "a Llama config"], ["fixture/binonly", /pytorch_model\.bin/, ".bin-only repository"]]) {
+  for (const [id, re, what] of [["fixture/missing", /not found/, "missing model"], ["fixture/t5", /'t5'.*BERT.*GPT-2.*Llama/, "a T5 config"], ["fixture/binonly", /pytorch_model\.bin/, ".bin-only repository"]]) {
     await page.fill("#hub-id", id);
     await page.click("#load-hub");
     await page.waitForSelector("#error", { timeout: STEP_TIMEOUT });
@@ -888,6 +919,69 @@ try {
       `${fam} fine-tuned (${mode}) and exported (${famNames.join(", ")}; model_type ${famCfg.model_type}, ${famCfg.architectures}): the CLI on the export ${JSON.stringify(famPred.probabilities)} vs the page ${JSON.stringify(famProbs)}`);
     await snap(page, `${dir}-fine-tuned-${mode}`);
   }
+  // 13. the Llama-shaped decoders (tests/fixtures/make_llama_fixtures.py). A Qwen2 from its files
+  // says its family and its grouped-query attention, continues a text with the tokens the CLI gives
+  // (greedy), and trains a LoRA classifier whose adapter the CLI reads back with the page's
+  // probabilities; the same Qwen2 fetched from the hub in two shards continues it the same way; a
+  // Llama made from scratch continues a long text until Stop
+  const qwenDir = famDir("tiny_qwen2");
+  await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"].map((f) => path.join(qwenDir, f)));
+  await page.waitForTimeout(200);
+  if (await page.locator("#model-confirm-yes").count()) await page.click("#model-confirm-yes");
+  await waitText(page, "#model-family", /^Qwen2 /);
+  const qAtt = await text(page, "#model-attention");
+  const qMem = await text(page, "#model-memory");
+  const qGen = async () => {
+    await page.fill("#gen-prompt", "the curious kitten");
+    await page.fill("#gen-max-new", "12");
+    await page.fill("#gen-top-k", "1");
+    await page.click("#gen-run");
+    await page.waitForSelector("#gen-done", { timeout: STEP_TIMEOUT });
+    return page.$$eval("#gen-output .gen-token", (ts) => ts.map((t) => t.textContent));
+  };
+  const qTokens = await qGen();
+  const qCli = JSON.parse(execFileSync(CLI, ["generate", "--model", qwenDir, "--prompt", "the curious kitten", "--max-new", "12", "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
+  check(/5 query heads over 1 key\/value heads/.test(qAtt) && /key-value cache/.test(qMem) && qTokens.length === qCli.tokens.length && qTokens.every((t, i) => t === qCli.tokens[i]),
+    `Qwen2 from files: "${qAtt}"; "${qMem}"; continued as the CLI continues it: ${JSON.stringify(qTokens)} vs ${JSON.stringify(qCli.tokens)}`);
+  await snap(page, "tiny_qwen2-continued");
+  await useSample(page, "sentiment");
+  await page.selectOption("#ft-mode", "lora");
+  await page.fill("#ft-lora-r", "4");
+  for (const [id, v] of Object.entries({ "ft-lr": "0.002", "ft-epochs": "1", "ft-batch": "16", "ft-maxlen": "32" })) await page.fill(`#${id}`, v);
+  await page.click("#ft-start");
+  await waitText(page, "#ft-status", /step \d+ of/);
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status").textContent), null, { timeout: 900_000, polling: 500 });
+  const qProbs = await classify(page, "a wonderful, moving film");
+  const qExport = path.join(OUT, "export-tiny_qwen2");
+  const qNames = await exported("#export-run", qExport);
+  const qPred = JSON.parse(execFileSync(CLI, ["predict", "--model", qExport, "--base", qwenDir, "--text", "a wonderful, moving film", "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString())[0];
+  const qAdapter = JSON.parse(fs.readFileSync(path.join(qExport, "adapter_config.json"), "utf8"));
+  check(qProbs.every(([label, p]) => Math.abs(p - qPred.probabilities[label]) < 6e-4) && qAdapter.r === 4 && qAdapter.target_modules.join() === "q_proj,v_proj" && qNames.includes("train_hf.py"),
+    `Qwen2 + LoRA (q_proj, v_proj) fine-tuned and exported (${qNames.join(", ")}): the CLI on the adapter ${JSON.stringify(qPred.probabilities)} vs the page ${JSON.stringify(qProbs)}`);
+  await snap(page, "tiny_qwen2-fine-tuned-lora");
+  await page.fill("#hub-id", "fixture/qwen2-sharded");
+  await page.click("#load-hub");
+  await page.waitForTimeout(200);
+  if (await page.locator("#model-confirm-yes").count()) await page.click("#model-confirm-yes");
+  await waitText(page, "#model-summary", /fixture\/qwen2-sharded/);
+  const shardTokens = await qGen();
+  check(/^Qwen2 /.test(await text(page, "#model-family")) && shardTokens.every((t, i) => t === qCli.tokens[i]) && shardTokens.length === qCli.tokens.length, `Qwen2 fetched from the hub in two shards continues the text the same way: ${JSON.stringify(shardTokens)}`);
+  await page.selectOption("#scratch-kind", "llama");
+  await scratchSize(page, 48, 2, 6, 600);
+  await useSample(page, "sentiment");
+  await makeScratch(page);
+  await waitText(page, "#model-summary", /Llama-shaped/);
+  const scratchAtt = await text(page, "#model-attention");
+  await page.fill("#gen-prompt", "the curious kitten");
+  await page.fill("#gen-max-new", "1000");
+  await page.fill("#gen-top-k", "1");
+  await page.click("#gen-run");
+  await page.waitForFunction(() => document.querySelectorAll("#gen-output .gen-token").length >= 2, null, { timeout: STEP_TIMEOUT, polling: "raf" });
+  await page.click("#gen-stop");
+  await page.waitForSelector("#gen-done", { timeout: STEP_TIMEOUT });
+  const llStopped = await text(page, "#gen-done");
+  check(/6 query heads over 2 key\/value heads/.test(scratchAtt) && /stopped at your Stop/.test(llStopped) && /tok\/s|tokens in/.test(llStopped), `a Llama made from scratch ("${scratchAtt}") continues a text until Stop: "${llStopped}"`);
+  await snap(page, "llama-from-scratch-stopped");
   // a family fetched from the hub by id (the stand-in's ALBERT): it says its family and fills a mask
   await page.fill("#hub-id", "fixture/albert");
   await page.click("#load-hub");
