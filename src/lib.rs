@@ -7,8 +7,9 @@
 //! - [`kernels`]: one Rust file per shader (params, bindings, dispatch math) and `cpu`, the f64
 //!   reference every kernel is tested against; `checks` holds those GPU-vs-CPU checks, shared by the
 //!   native tests, the browser tests and the app's self-check.
-//! - [`model`]: the two bodies (BERT, GPT-2) and their heads, forward and backward recorded into one
-//!   step; key-value-cached decoding; parameters in arenas with Hugging Face's names.
+//! - [`model`]: the bodies (BERT's, GPT-2's, ModernBERT's, the Llama-shaped decoders') and their
+//!   heads, forward and backward recorded into one step; key-value-cached decoding; parameters in
+//!   arenas with Hugging Face's names.
 //! - [`text`]: tokenizers (WordPiece, GPT-2's byte-level BPE) and labeled datasets with messages.
 //! - [`train`]: masking, sentence order, batches, the training loops (classification, pretraining),
 //!   generation, metrics, schedules and checkpoints.

@@ -1406,11 +1406,18 @@ pub async fn model_families_match_transformers(gpu: &Gpu) -> CheckResult {
 /// Each family's classifier trained whole for 10 AdamW steps: losses within 1e-5 of transformers',
 /// final weights within 1e-4.
 pub async fn model_families_adamw_10_steps_match_transformers(_shared: &Gpu) -> CheckResult {
+    fixtures_adamw_10_steps(&FAMILY_FIXTURES, false, CLASSIFY, (false, false, true)).await
+}
+
+/// 10 AdamW steps on each of the fixtures `list` (with `lora`: their LoRA references, the adapters
+/// and the head training; else everything), losses within 1e-5, final weights within 1e-4.
+async fn fixtures_adamw_10_steps(list: &[FamilyFixture], lora: bool, heads: Heads, targets: Targets) -> CheckResult {
     let mut out = Vec::new();
-    for f in &FAMILY_FIXTURES {
-        let fx = family_fixture(f, false)?;
-        let what = fx.cfg.family.display();
-        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, CLASSIFY, (false, false, true), |_| true, 1e-5).await.map_err(|e| Error::Check(format!("{what}: {e}")))?));
+    for f in list {
+        let fx = family_fixture(f, lora)?;
+        let what = format!("{}{}", fx.cfg.family.display(), if lora { " + LoRA" } else { "" });
+        let trains: fn(&crate::model::params::Param) -> bool = if lora { lora_trains } else { |_| true };
+        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, heads, targets, trains, 1e-5).await.map_err(|e| Error::Check(format!("{what}: {e}")))?));
     }
     Ok(out.join("; "))
 }
@@ -1418,8 +1425,13 @@ pub async fn model_families_adamw_10_steps_match_transformers(_shared: &Gpu) -> 
 /// peft's LoRA on each family's classifier: logits within 1e-5, the adapters' and the head's
 /// gradients within 1e-4 of their largest reference value, nothing else with a gradient.
 pub async fn model_families_lora_matches_peft(gpu: &Gpu) -> CheckResult {
+    lora_matches_peft(gpu, &FAMILY_FIXTURES).await
+}
+
+/// [`model_families_lora_matches_peft`] on the fixtures `list`.
+async fn lora_matches_peft(gpu: &Gpu, list: &[FamilyFixture]) -> CheckResult {
     let mut out = Vec::new();
-    for f in &FAMILY_FIXTURES {
+    for f in list {
         let fx = family_fixture(f, true)?;
         let what = fx.cfg.family.display();
         let mut m = fx.model(gpu, CLASSIFY)?;
@@ -1440,13 +1452,7 @@ pub async fn model_families_lora_matches_peft(gpu: &Gpu) -> CheckResult {
 
 /// 10 AdamW steps over each family's adapters and head against peft's.
 pub async fn model_families_lora_adamw_10_steps_match_peft(_shared: &Gpu) -> CheckResult {
-    let mut out = Vec::new();
-    for f in &FAMILY_FIXTURES {
-        let fx = family_fixture(f, true)?;
-        let what = fx.cfg.family.display();
-        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, CLASSIFY, (false, false, true), lora_trains, 1e-5).await.map_err(|e| Error::Check(format!("{what} + LoRA: {e}")))?));
-    }
-    Ok(out.join("; "))
+    fixtures_adamw_10_steps(&FAMILY_FIXTURES, true, CLASSIFY, (false, false, true)).await
 }
 
 /// Each family's tokenizer.json (WordPiece with BERT's template, byte-level BPE with RoBERTa's
@@ -1567,47 +1573,18 @@ pub async fn model_decoders_generate_as_transformers(gpu: &Gpu) -> CheckResult {
 /// Next-word training of the whole model, 10 AdamW steps: losses within 1e-5 of transformers',
 /// final weights within 1e-4.
 pub async fn model_decoders_adamw_10_steps_match_transformers(_shared: &Gpu) -> CheckResult {
-    let mut out = Vec::new();
-    for f in &DECODER_FIXTURES {
-        let fx = family_fixture(f, false)?;
-        let what = fx.cfg.family.display();
-        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, LM, (true, false, false), |_| true, 1e-5).await.map_err(|e| Error::Check(format!("{what}: {e}")))?));
-    }
-    Ok(out.join("; "))
+    fixtures_adamw_10_steps(&DECODER_FIXTURES, false, LM, (true, false, false)).await
 }
 
 /// peft's LoRA (q_proj, v_proj) on each decoder's classifier: logits within 1e-5, the adapters' and
 /// score's gradients within 1e-4 of their largest reference value, nothing else with a gradient.
 pub async fn model_decoders_lora_matches_peft(gpu: &Gpu) -> CheckResult {
-    let mut out = Vec::new();
-    for f in &DECODER_FIXTURES {
-        let fx = family_fixture(f, true)?;
-        let what = fx.cfg.family.display();
-        let mut m = fx.model(gpu, CLASSIFY)?;
-        m.params.set_trainable(gpu, lora_trains)?;
-        let batch = fx.batch(gpu, false, false, true)?;
-        run_forward(gpu, &mut m, &batch, Mode::Eval).await?;
-        let d = within(&format!("{what} + LoRA: logits"), &read(gpu, m.cls_logits().unwrap()).await?, &fx.f32("out.cls_logits")?, 1e-5)?;
-        grads_step(gpu, &mut m, &batch, Mode::Eval).await?;
-        let (n, worst) = family_grads(gpu, &fx, &m, "grad_cls", &format!("{what} + LoRA")).await?;
-        let trained = m.params.params.iter().filter(|p| lora_trains(p)).count();
-        if n != trained {
-            return Err(Error::Check(format!("{what} + LoRA: peft trains {n} tensors, BERT Lab {trained}")));
-        }
-        out.push(format!("{what}: logits {d:.1e}, {n} gradients within {worst:.1e}·max"));
-    }
-    Ok(out.join("; "))
+    lora_matches_peft(gpu, &DECODER_FIXTURES).await
 }
 
 /// 10 AdamW steps over each decoder's adapters and score against peft's.
 pub async fn model_decoders_lora_adamw_10_steps_match_peft(_shared: &Gpu) -> CheckResult {
-    let mut out = Vec::new();
-    for f in &DECODER_FIXTURES {
-        let fx = family_fixture(f, true)?;
-        let what = fx.cfg.family.display();
-        out.push(format!("{what}: {}", adamw_10_steps_within(&fx, CLASSIFY, (false, false, true), lora_trains, 1e-5).await.map_err(|e| Error::Check(format!("{what} + LoRA: {e}")))?));
-    }
-    Ok(out.join("; "))
+    fixtures_adamw_10_steps(&DECODER_FIXTURES, true, CLASSIFY, (false, false, true)).await
 }
 
 /// The Llama-shaped decoders' files as the hub keeps them: the weights in bf16 and f16 (each value

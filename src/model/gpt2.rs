@@ -24,6 +24,39 @@ use crate::kernels::dropout::Dropout;
 use crate::kernels::{cross_entropy, dropout, embedding, gelu};
 
 impl Model {
+    /// A decoder's heads backward (GPT-2's and the Llama body's): the LM head's gradients at the
+    /// predicted rows (its table `table`'s, and with `body_needs_grad` the final norm's output's,
+    /// scattered from the M rows into d_h1, cleared first), the classifier's at each text's last
+    /// token. Whether there was a loss to go back from.
+    pub(super) fn decoder_heads_backward(&self, step: &mut Step, batch: &Batch, mode: Mode, table: Id, body_needs_grad: bool) -> Result<bool, GpuError> {
+        let a = self.acts.as_ref().ok_or_else(|| GpuError::Shape("backward before forward".into()))?;
+        let (bt, c) = (batch.b * batch.t, self.cfg.hidden_size);
+        let lm = match (&self.lm_acts, &batch.lm_labels, &batch.g_lm) {
+            (Some(ma), Some(lab), Some(g)) if self.heads.lm => Some((ma, lab, g)),
+            _ => None,
+        };
+        let cls = self.heads.num_labels > 0 && batch.cls_labels.is_some();
+        if lm.is_none() && !cls {
+            return Ok(false);
+        }
+        if body_needs_grad {
+            step.clear(&a.d_h1);
+        }
+        if let Some((ma, lab, g)) = lm {
+            let (m, v) = (batch.m, self.cfg.vocab_size);
+            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_LM], 1.0)?;
+            self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.x, m, table)?;
+            if body_needs_grad {
+                self.lm_logits_backward(step, LmGrad::Input(&ma.d_x), &ma.d_logits, &ma.x, m, table)?;
+                embedding::backward(step, a.d_h1.at([bt, c]), &ma.d_x, g)?;
+            }
+        }
+        if cls {
+            self.last_token_head_backward(step, batch, mode, body_needs_grad.then_some(&a.d_h1))?;
+        }
+        Ok(true)
+    }
+
     /// The LayerNorm that follows layer `l`'s output: the next layer's `ln_1`, or `ln_f`; and the
     /// buffers it writes (output, mean, rstd).
     fn gpt2_next_ln<'a>(&'a self, a: &'a Acts, l: usize) -> (&'a Norm, &'a GpuBuf, Stats<'a>) {
@@ -120,32 +153,8 @@ impl Model {
         let need_below = |l: usize| emb_trainable || layer_trainable[..l].iter().any(|&x| x);
         let body_needs_grad = need_below(nl) || self.any_trains(ln_f.ids());
 
-        // the heads: their gradients and d(ln_f output) in d_h1. The LM head's at the predicted
-        // rows (scattered from the M rows), the classifier's at each text's last token.
-        let lm = match (&self.lm_acts, &batch.lm_labels, &batch.g_lm) {
-            (Some(ma), Some(lab), Some(g)) if self.heads.lm => Some((ma, lab, g)),
-            _ => None,
-        };
-        let cls = self.heads.num_labels > 0 && batch.cls_labels.is_some();
-        if lm.is_none() && !cls {
-            return Ok(());
-        }
-        if body_needs_grad {
-            step.clear(&a.d_h1);
-        }
-        if let Some((ma, lab, g)) = lm {
-            let (m, v) = (batch.m, cfg.vocab_size);
-            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_LM], 1.0)?;
-            self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.x, m, wte)?;
-            if body_needs_grad {
-                self.lm_logits_backward(step, LmGrad::Input(&ma.d_x), &ma.d_logits, &ma.x, m, wte)?;
-                embedding::backward(step, a.d_h1.at([bt, c]), &ma.d_x, g)?;
-            }
-        }
-        if cls {
-            self.last_token_head_backward(step, batch, mode, body_needs_grad.then_some(&a.d_h1))?;
-        }
-        if !body_needs_grad {
+        // the heads: their gradients and d(ln_f output) in d_h1
+        if !self.decoder_heads_backward(step, batch, mode, wte, body_needs_grad)? || !body_needs_grad {
             return Ok(());
         }
         // ln_f: d_x = d x[L]

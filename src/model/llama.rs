@@ -23,7 +23,6 @@ use super::handles::{Handles, LlamaLayer, LoraH};
 use super::mode::Mode;
 use super::model::{Model, STAT_LM};
 use super::params::Id;
-use super::vocab::LmGrad;
 use crate::gpu::{GpuBuf, GpuError, Step};
 use crate::kernels::glu::{self, GluAct};
 use crate::kernels::matmul::Matmul;
@@ -182,30 +181,7 @@ impl Model {
         let body_needs_grad = need_below(nl) || self.any_trains([norm]);
 
         // the heads: their gradients and d(norm's output) in d_h1
-        let lm = match (&self.lm_acts, &batch.lm_labels, &batch.g_lm) {
-            (Some(ma), Some(lab), Some(g)) if self.heads.lm => Some((ma, lab, g)),
-            _ => None,
-        };
-        let cls = self.heads.num_labels > 0 && batch.cls_labels.is_some();
-        if lm.is_none() && !cls {
-            return Ok(());
-        }
-        if body_needs_grad {
-            step.clear(&a.d_h1);
-        }
-        if let Some((ma, lab, g)) = lm {
-            let (m, v) = (batch.m, cfg.vocab_size);
-            cross_entropy::backward(step, ma.d_logits.at([m, v]), ma.logits.at([m, v]), lab, &a.stats[STAT_LM], 1.0)?;
-            self.lm_logits_backward(step, LmGrad::Table, &ma.d_logits, &ma.x, m, table)?;
-            if body_needs_grad {
-                self.lm_logits_backward(step, LmGrad::Input(&ma.d_x), &ma.d_logits, &ma.x, m, table)?;
-                embedding::backward(step, a.d_h1.at([bt, c]), &ma.d_x, g)?;
-            }
-        }
-        if cls {
-            self.last_token_head_backward(step, batch, mode, body_needs_grad.then_some(&a.d_h1))?;
-        }
-        if !body_needs_grad {
+        if !self.decoder_heads_backward(step, batch, mode, table, body_needs_grad)? || !body_needs_grad {
             return Ok(());
         }
         // the final norm: d x[L] in d_x

@@ -1,5 +1,6 @@
-//! The model on the GPU engine (BERT, and GPT-2's body): configuration, parameters with Hugging
-//! Face's names, and forward/backward passes for the layers and every head, one file per part.
+//! The model on the GPU engine (BERT's body, GPT-2's, ModernBERT's and the Llama-shaped decoders'):
+//! configuration, parameters with Hugging Face's names, and forward/backward passes for the layers
+//! and every head, one file per part.
 //!
 //! Dimension names, fixed once (llm.c style): B batch, T tokens per sequence, C hidden size, H heads,
 //! D = C / H head size, I intermediate size, V vocabulary, M positions the language-model head
@@ -21,7 +22,7 @@ pub mod infer;
 mod layer;
 mod lora;
 pub mod mode;
-// the model both bodies share (its name is its parent's: `crate::model::Model`)
+// the model every body shares (its name is its parent's: `crate::model::Model`)
 #[allow(clippy::module_inception)]
 mod model;
 mod modern;

@@ -1,10 +1,10 @@
-//! The model both bodies share (BERT's and GPT-2's): its config, heads and parameters, the pooling
-//! the classifier reads, the loss statistics, and one forward and one backward over a batch,
-//! recorded into a caller's `Step` (one submit per training step; only the small loss statistics
-//! are read back); each body records its own passes (bert.rs, gpt2.rs). The parts are in their own
-//! files: the batch (batch.rs), the activations (acts.rs), the operations on named parameters
-//! (ops.rs), BERT's embeddings (embeddings.rs), its encoder layer (layer.rs), the heads (heads.rs)
-//! and inference (infer.rs).
+//! The model every body shares (BERT's, GPT-2's, ModernBERT's, the Llama-shaped decoders'): its
+//! config, heads and parameters, the pooling the classifier reads, the loss statistics, and one
+//! forward and one backward over a batch, recorded into a caller's `Step` (one submit per training
+//! step; only the small loss statistics are read back); each body records its own passes (bert.rs,
+//! gpt2.rs, modern.rs, llama.rs). The parts are in their own files: the batch (batch.rs), the
+//! activations (acts.rs), the operations on named parameters (ops.rs), BERT's embeddings
+//! (embeddings.rs), its encoder layer (layer.rs), the heads (heads.rs) and inference (infer.rs).
 
 use super::acts::{Acts, LayerActs, LmActs};
 use super::handles::Handles;

@@ -1,4 +1,4 @@
-//! The layer-level operations both bodies are built from, on the model's named parameters: a
+//! The layer-level operations the bodies are built from, on the model's named parameters: a
 //! linear layer (torch's (out, in) weights) and its backward, LayerNorm forward/backward (plain,
 //! fused with a residual add and dropout), and a layer's fused query-key-value projection.
 
