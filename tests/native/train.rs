@@ -506,7 +506,7 @@ fn cli_gpt2_generates_like_transformers_learns_and_refuses_what_it_cannot_do() {
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--model", fixture, "--steps", "1", "--out", &dir("x")], "is a causal model (is_decoder); masked-LM and sentence-order pretraining need a bidirectional BERT: use --objective causal"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--body", "gpt2", "--steps", "1", "--out", &dir("x")], "use it with --objective causal"),
         (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt2", "--model", fixture, "--steps", "1", "--out", &dir("x")], "brings its own body"),
-        (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt3", "--steps", "1", "--out", &dir("x")], "[possible values: bert, gpt2]"),
+        (vec!["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--body", "gpt3", "--steps", "1", "--out", &dir("x")], "[possible values: bert, gpt2, llama]"),
     ]);
 }
 
