@@ -6,7 +6,8 @@
 
 smollm2-135m is HuggingFaceTB/SmolLM2-135M's shape: 30 layers, 576 wide, 9 query and 3 key/value
 heads, SwiGLU 1536, vocabulary 49,152, tied, rope_theta 100,000. Initialised as transformers does
-(normal 0.02) with the norms drawn around 1, so that greedy ids depend on every layer. The weights
+(normal 0.02) with the norms drawn around 1, so that greedy ids depend on every layer, and the
+padding id's embedding row drawn too (transformers zeroes it). The weights
 are rounded to bf16 as stored: BERT Lab and transformers both read them back into f32 and compute
 from the same numbers. Needs torch and transformers (run by developers, like tests/fixtures/*.py).
 """
@@ -37,6 +38,12 @@ def main():
         for n, p in m.named_parameters():
             if n.endswith("norm.weight"):
                 p.copy_(1.0 + 0.1 * torch.randn_like(p))
+        # transformers zeroes the padding id's embedding row at init; a trained model's is not zero,
+        # and a tokenizer whose BOS is that id (this one's may be) puts it in every text: a zero row
+        # through RMSNorm multiplies its gradient by 1/sqrt(eps) at every norm, and 30 layers of
+        # that overflow f32 (in PyTorch as in BERT Lab)
+        emb = m.get_input_embeddings().weight
+        emb[m.config.pad_token_id].normal_(0.0, 0.02)
     m = m.to(torch.bfloat16)
     m.save_pretrained(a.out, safe_serialization=True, max_shard_size=f"{a.shard_mb}MB" if a.shard_mb else "50GB")
     print(json.dumps({"out": a.out, "files": sorted(os.listdir(a.out)), "params": sum(p.numel() for p in m.parameters())}))
