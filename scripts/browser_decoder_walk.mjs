@@ -34,6 +34,10 @@ const t0 = Date.now();
 const say = (stage, o) => console.log(JSON.stringify({ stage, at_s: (Date.now() - t0) / 1000, ...o }));
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  // the page's and its workers' console (a worker's panic or failure shows here first)
+  const log = (m) => console.log(JSON.stringify({ console: m.type(), at_s: (Date.now() - t0) / 1000, text: m.text().slice(0, 400) }));
+  page.on("console", log);
+  page.on("worker", (w) => w.on("console", log));
   const snap = (name) => page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
   await page.goto(url);
   await page.waitForSelector("#adapter", { timeout: TIMEOUT });
@@ -75,7 +79,10 @@ try {
   await page.waitForFunction(() => /step \d+ of/.test(document.querySelector("#ft-status")?.textContent ?? "") || document.querySelector("#error"), null, { timeout: 900_000, polling: 1000 });
   if (await page.locator("#error").count()) throw new Error(`the page says: ${await page.locator("#error").first().textContent()}`);
   say("first step", { seconds: (Date.now() - t1) / 1000, status: await page.locator("#ft-status").textContent() });
-  await page.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status")?.textContent ?? ""), null, { timeout: TIMEOUT, polling: 1000 });
+  // what the page shows while the run goes on, every 30 s
+  const watch = setInterval(async () => say("running", { status: await page.locator("#ft-status").textContent().catch(() => null), error: await page.locator("#error").first().textContent({ timeout: 100 }).catch(() => null) }), 30_000);
+  await page.waitForFunction(() => /run finished/.test(document.querySelector("#finetune-status")?.textContent ?? "") || document.querySelector("#error"), null, { timeout: TIMEOUT, polling: 1000 }).finally(() => clearInterval(watch));
+  if (await page.locator("#error").count()) throw new Error(`the page says: ${await page.locator("#error").first().textContent()}`);
   say("fine-tuned", { seconds: (Date.now() - t1) / 1000, status: await page.locator("#finetune-status").textContent() });
   await page.fill("#cls-text", "a wonderful film");
   await page.click("#cls-run");

@@ -396,9 +396,10 @@ async fn write_snapshot(snap: Snapshot) -> Result<()> {
     Ok(())
 }
 
-/// The snapshot stored in this browser, if any: its metadata (parsed and checked) and the object.
-async fn load_snapshot() -> Result<Option<(PageMeta, js_sys::Object)>> {
-    let v = call_js("bertlabLoad", None).await?;
+/// The snapshot stored in this browser, if any: its metadata (parsed and checked) and the object,
+/// with its weights and optimizer bytes when `full` (else they stay Blobs in the browser's store).
+async fn load_snapshot(full: bool) -> Result<Option<(PageMeta, js_sys::Object)>> {
+    let v = call_js("bertlabLoad", Some(&JsValue::from_bool(full))).await?;
     if v.is_null() || v.is_undefined() {
         return Ok(None);
     }
@@ -415,7 +416,7 @@ fn bytes_of(o: &js_sys::Object, k: &str) -> Vec<u8> {
 
 async fn restore() -> Result<()> {
     let s = session()?;
-    let (page, o) = load_snapshot().await?.ok_or_else(|| Error::Usage("there is no saved session in this browser".into()))?;
+    let (page, o) = load_snapshot(true).await?.ok_or_else(|| Error::Usage("there is no saved session in this browser".into()))?;
     let mut tokenizer_files = Vec::new();
     if let Ok(arr) = js_sys::Reflect::get(&o, &"tokenizer".into()) {
         for pair in js_sys::Array::from(&arr).iter() {
@@ -671,7 +672,7 @@ async fn init() {
         Err(e) => post(Event::NoGpu { reason: e.to_string() }),
     }
     P.with(|p| p.borrow_mut().init_done = true);
-    if let Ok(Some((page, _))) = load_snapshot().await {
+    if let Ok(Some((page, _))) = load_snapshot(false).await {
         let m = page.meta;
         post(Event::Saved(SavedSession { step: m.step, saved_at: m.saved_at, source: m.source, kind: m.kind.to_string() }));
     }

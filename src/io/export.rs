@@ -357,7 +357,9 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
             Part::Classifier if classifies => adapter.push((peft_name(&n), shape, v)),
             Part::Classifier => head.push((n, shape, v)),
             // a BERT's pretraining heads, which a LoRA pretraining run trains beside the adapters
-            Part::LmHead | Part::SopHead if heads.num_labels == 0 => adapter.push((peft_name(&n), shape, v)),
+            // (not a decoder's untied lm_head, frozen: the base's own)
+            Part::LmHead if heads.num_labels == 0 && cfg.family.lm_head_trains_with_adapters() => adapter.push((peft_name(&n), shape, v)),
+            Part::SopHead if heads.num_labels == 0 => adapter.push((peft_name(&n), shape, v)),
             _ => {}
         }
     }

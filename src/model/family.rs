@@ -241,6 +241,14 @@ impl Family {
         }
     }
 
+    /// Whether the masked-LM or next-word head trains beside LoRA's adapters (PEFT's
+    /// `modules_to_save`, [`Family::lm_head_modules`]): so for the encoders; a Llama-shaped decoder's
+    /// untied `lm_head` stays frozen as peft's causal-LM LoRA keeps it (GPT-2's head is its word
+    /// embeddings, frozen with the body).
+    pub fn lm_head_trains_with_adapters(self) -> bool {
+        !self.is_llama()
+    }
+
     /// Whether the family's classifier has its own dense layer (`classifier.dense`,
     /// `pre_classifier`) where BERT's has the pooler.
     pub fn pooler_in_head(self) -> bool {

@@ -35,3 +35,9 @@ pub use model::{LossReadback, Losses, Model, Pooling};
 pub use mode::Mode;
 pub use config::{Heads, ModelConfig};
 pub use params::{LoadReport, ParamStore};
+
+/// A size in words: whole megabytes, or two decimals below 10 (a tiny model's).
+pub fn megabytes(bytes: u64) -> String {
+    let m = bytes as f64 / 1e6;
+    if m < 10.0 { format!("{m:.2} MB") } else { format!("{m:.0} MB") }
+}

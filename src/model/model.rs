@@ -150,10 +150,7 @@ impl Model {
     /// or weights (in f32, as BERT Lab computes) over the device's memory budget where one is known.
     /// Each message gives both sizes.
     fn check_fits(gpu: &Gpu, cfg: &ModelConfig, names: &[(String, Vec<usize>)]) -> Result<(), Error> {
-        let mb = |b: u64| {
-            let m = b as f64 / 1e6;
-            if m < 10.0 { format!("{m:.2} MB") } else { format!("{m:.0} MB") }
-        };
+        let mb = super::megabytes;
         let what = cfg.family.display();
         let limit = gpu.info.max_buffer_size;
         if let Some((name, bytes)) = names.iter().map(|(n, s)| (n, 4 * s.iter().product::<usize>() as u64)).find(|(_, b)| *b > limit) {

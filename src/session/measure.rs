@@ -56,21 +56,17 @@ impl Loaded {
     /// key-value cache of 1024 generated tokens, a training step at [`MEMORY_BATCH`].
     pub(super) fn memory_words(&self) -> String {
         let c = &self.model.cfg;
-        // whole megabytes, or two decimals below 10 (a tiny model's)
-        let mb = |b: u64| {
-            let m = b as f64 / 1e6;
-            if m < 10.0 { format!("{m:.2}") } else { format!("{m:.0}") }
-        };
+        let mb = crate::model::megabytes;
         let weights = 4 * self.model.params.total_params() as u64;
-        let mut s = format!("weights {} MB (f32)", mb(weights));
+        let mut s = format!("weights {} (f32)", mb(weights));
         if c.is_decoder && self.model.heads.lm {
             let positions = 1024.min(c.max_position_embeddings);
-            s.push_str(&format!("; generating {positions} tokens adds a key-value cache of {} MB", mb(crate::model::decode::cache_bytes(c, positions).1)));
+            s.push_str(&format!("; generating {positions} tokens adds a key-value cache of {}", mb(crate::model::decode::cache_bytes(c, positions).1)));
         }
         let (b, t) = (MEMORY_BATCH.0, MEMORY_BATCH.1.min(c.max_tokens()));
-        s.push_str(&format!("; a training step at batch {b} × {t}: {} MB training every weight", mb(self.train_bytes())));
+        s.push_str(&format!("; a training step at batch {b} × {t}: {} training every weight", mb(self.train_bytes())));
         if let Some(lora) = self.mode_costs().iter().find(|m| m.mode.starts_with("LoRA")) {
-            s.push_str(&format!(", {} MB with LoRA r = 8", mb(lora.train_bytes)));
+            s.push_str(&format!(", {} with LoRA r = 8", mb(lora.train_bytes)));
         }
         s
     }

@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::safetensors;
 use crate::model::Model;
+use crate::model::params::Param;
 use crate::text::tokenizer::Tokenizer;
 use crate::train::generate::{generate_until, Stop};
 use crate::train::trainer::{self, Control, HeldOut, PretrainReport, TrainReport};
@@ -694,7 +695,10 @@ impl Session {
         } else {
             (texts.to_vec(), Vec::new())
         };
-        let mut r = self.run(&mut l, RunSpec::Pretrain(pc.clone()), store, async |g, l, on| trainer::pretrain(g, &mut l.model, &l.tok, &train, &pc, &self.control, on).await, on).await;
+        // what the run can train (sentence order as the texts will decide it, assumed on)
+        let mc = l.model.cfg.clone();
+        let trains = |p: &Param| trainer::pretrain_trains(p, &mc, &pc, pc.sop);
+        let mut r = self.run(&mut l, RunSpec::Pretrain(pc.clone()), &trains, store, async |g, l, on| trainer::pretrain(g, &mut l.model, &l.tok, &train, &pc, &self.control, on).await, on).await;
         if let (Ok(ran), false) = (&mut r, held_out.is_empty()) {
             if ran.rolled_back.is_none() {
                 match trainer::next_token_accuracy(&self.gpu, &mut l.model, &l.tok, &held_out, &train, pc.max_len).await {
@@ -760,19 +764,27 @@ impl Session {
             .await?;
         let (tr, va) = dataset::stratified_split(&ds, spec.val, spec.seed);
         *self.last_run.borrow_mut() = Some(RunSettings::of(&spec, &ds.labels));
-        let ran = self.run(&mut l, RunSpec::Train(spec.clone()), store, async |g, l, on| trainer::train_classifier(g, &mut l.model, &l.tok, &ds, &tr, &va, &spec, &self.control, on).await, on).await;
+        let layers = l.model.cfg.num_hidden_layers;
+        let trains = |p: &Param| spec.adopt.trainable(p.part, layers);
+        let ran = self.run(&mut l, RunSpec::Train(spec.clone()), &trains, store, async |g, l, on| trainer::train_classifier(g, &mut l.model, &l.tok, &ds, &tr, &va, &spec, &self.control, on).await, on).await;
         self.put(l);
         Ok(Trained { ran: ran?, train: tr, val: va })
     }
 
-    /// One run on `l`: the weights before it kept for a rollback, checkpoints handed to `store`,
-    /// and the end of the run saved when the store keeps it. The first error a store gave is the
-    /// run's error when it ends (the run itself goes on without it).
+    /// One run on `l`: the tensors it can train (`trains`) kept as they were for a rollback,
+    /// checkpoints handed to `store`, and the end of the run saved when the store keeps it. The
+    /// first error a store gave is the run's error when it ends (the run itself goes on without it).
     async fn run<R: Stopped>(
-        &self, l: &mut Loaded, spec: RunSpec, store: &dyn Store, body: impl AsyncFnOnce(&Gpu, &mut Loaded, &mut dyn FnMut(Event)) -> Result<R>, on: &mut dyn FnMut(Event),
+        &self, l: &mut Loaded, spec: RunSpec, trains: &dyn Fn(&Param) -> bool, store: &dyn Store, body: impl AsyncFnOnce(&Gpu, &mut Loaded, &mut dyn FnMut(Event)) -> Result<R>, on: &mut dyn FnMut(Event),
     ) -> Result<Ran<R>> {
         let g = &*self.gpu;
-        let before = l.model.params.read_all(g).await?;
+        // only what the run can change (LoRA's adapters and a head: not the whole model)
+        let mut before = Vec::new();
+        for p in l.model.params.params.iter().filter(|p| trains(p)) {
+            let mut v = g.read_f32(&p.value).await?;
+            v.truncate(p.numel());
+            before.push((p.name.clone(), v));
+        }
         let meta = l.meta(0, SnapshotKind::Checkpoint, Some(spec));
         let data = self.data(|d| d.map(|d| d.name.clone()));
         let (tokenizer_files, mut store_err, mut nonfinite) = (l.tokenizer_files()?, None, None);
@@ -791,7 +803,7 @@ impl Session {
         })
         .await?;
         let end = if nonfinite.is_some() {
-            for (name, _, v) in &before {
+            for (name, v) in &before {
                 if let Some(p) = l.model.params.get(name) {
                     g.write(&p.value, 0, v)?;
                 }

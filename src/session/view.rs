@@ -94,7 +94,7 @@ impl Session {
                 // a GPT-2 tokenizer has no [MASK]: <|endoftext|> stands in for it (and frames the text), so
                 // the positions are the ones inside the frame
                 // (a Llama-shaped decoder's tokenizer likewise: its end token stands in, inside no frame)
-                let gpt2_tok = l.tok.end_of_text.is_some() || l.tok.lm_framing;
+                let gpt2_tok = l.tok.mask_stands_in();
                 let framed = if gpt2_tok { text.replace(" [MASK]", "[MASK]").replace("[MASK]", &l.tok.id_to_token(l.tok.mask)) } else { text.to_string() };
                 let e = l.tok.encode(&framed, None, l.model.cfg.max_tokens())?;
                 let inside = |i: usize| !gpt2_tok || (i > 0 && (l.tok.lm_framing || i + 1 < e.ids.len()));

@@ -280,6 +280,12 @@ impl Tokenizer {
         !self.lm_framing
     }
 
+    /// Whether the tokenizer has no mask token of its own (GPT-2's, a Llama-shaped decoder's): its
+    /// end token stands in for [MASK].
+    pub fn mask_stands_in(&self) -> bool {
+        self.end_of_text.is_some() || self.lm_framing
+    }
+
     /// The mask token as text ([MASK], RoBERTa's <mask>).
     pub fn mask_token(&self) -> String {
         self.id_to_token(self.mask)

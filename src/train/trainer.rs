@@ -12,7 +12,7 @@ use super::masking::{non_special_ids, MlmMasking, Outcome};
 use super::metrics::{evaluate, Metrics};
 use super::sop;
 use super::spec::Adopt;
-use crate::model::params::Part;
+use crate::model::params::{Param, Part};
 use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::gpu::{now_ms, Gpu};
@@ -20,7 +20,7 @@ use crate::kernels::adamw::AdamW;
 use crate::kernels::embedding;
 use crate::model::Mode as ModelMode;
 use crate::train::schedule::linear_schedule;
-use crate::model::{Model, Losses, Pooling};
+use crate::model::{Model, ModelConfig, Losses, Pooling};
 use crate::rng::Rng;
 use crate::text::dataset::Dataset;
 use crate::text::tokenizer::{Tokenizer, Encoded};
@@ -703,6 +703,21 @@ pub fn pretrain_batch(tok: &Tokenizer, texts: &[String], cfg: &PretrainConfig, s
     Ok(hb)
 }
 
+/// Whether a pretraining run `cfg` on a model `mc` trains `p` (`sop_on`: whether sentence order is
+/// one of its objectives, which the texts decide).
+pub fn pretrain_trains(p: &Param, mc: &ModelConfig, cfg: &PretrainConfig, sop_on: bool) -> bool {
+    let adapters = mc.lora.is_some();
+    match p.part {
+        // a family whose classifier has its own dense layer on [CLS] (RoBERTa's classifier.dense)
+        // holds it where BERT has its pooler, which sentence order reads: it learns with that head
+        Part::Classifier => sop_on && p.name.starts_with("pooler.") && !adapters,
+        Part::SopHead => sop_on,
+        Part::LmHead => cfg.mlm && (!adapters || mc.family.lm_head_trains_with_adapters()),
+        Part::Lora => true,
+        _ => !adapters,
+    }
+}
+
 /// Pretrains `model` (with the heads `cfg` asks for) on unlabeled `texts`.
 pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[String], cfg: &PretrainConfig, control: &Control, on_event: &mut dyn FnMut(Event)) -> Result<PretrainReport, Error> {
     cfg.validate(&model.cfg)?;
@@ -731,18 +746,8 @@ pub async fn pretrain(gpu: &Gpu, model: &mut Model, tok: &Tokenizer, texts: &[St
     // the encoder and the heads in use learn; an MLM head's decoder stays tied to the word embeddings
     // with adapters only they and the pretraining heads train (PEFT's modules_to_save for BERT's
     // `cls`; GPT-2's head is its word embeddings, which stay frozen)
-    let adapters = model.cfg.lora.is_some();
-    model.params.set_trainable(gpu, |p| match p.part {
-        // a family whose classifier has its own dense layer on [CLS] (RoBERTa's classifier.dense)
-        // holds it where BERT has its pooler, which sentence order reads: it learns with that head
-        Part::Classifier => sop_on && p.name.starts_with("pooler.") && !adapters,
-        Part::SopHead => sop_on,
-        // a Llama-shaped decoder's untied lm_head stays as it is under adapters (peft's causal-LM
-        // LoRA trains the adapters alone)
-        Part::LmHead => cfg.mlm && !(adapters && model.cfg.family.is_llama()),
-        Part::Lora => true,
-        _ => !adapters,
-    })?;
+    let mc = model.cfg.clone();
+    model.params.set_trainable(gpu, |p| pretrain_trains(p, &mc, cfg, sop_on))?;
     if cfg.start_step == 0 {
         // a fresh run: fresh moments and optimizer state (a run restored at a step keeps the state
         // its snapshot brought)

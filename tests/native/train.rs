@@ -751,6 +751,15 @@ fn lora_adapters_train_save_in_peft_format_and_read_back() {
     let gc: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{glp}/adapter_config.json")).unwrap()).unwrap();
     assert_eq!((gc["task_type"].as_str(), gc["target_modules"].clone()), (Some("CAUSAL_LM"), serde_json::json!(["c_attn"])), "{gc}");
     assert!(!ids(&glp).as_array().unwrap().is_empty(), "the GPT-2 adapter continues a text");
+    // a decoder's untied lm_head stays frozen under adapters (peft's causal-LM LoRA): it is the
+    // base's, and the adapter file does not carry a copy of it
+    let qlp = dir("qwen2-pretrain-lora");
+    let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--objective", "causal", "--model", "tests/fixtures/tiny_qwen2", "--mode", "lora:4", "--steps", "3", "--batch", "4", "--max-len", "32", "--out", &qlp]);
+    assert!(ok, "Qwen2 pretrain --mode lora:4: {err}");
+    let bytes = std::fs::read(format!("{qlp}/adapter_model.safetensors")).unwrap();
+    let names: Vec<String> = bertlab::safetensors::parse(&bytes).unwrap().tensors.keys().cloned().collect();
+    assert!(!names.is_empty() && names.iter().all(|n| n.contains(".lora_")), "the Qwen2 adapter holds only LoRA tensors: {names:?}");
+    assert!(!ids(&qlp).as_array().unwrap().is_empty(), "the Qwen2 adapter continues a text");
     // bad settings and adapters
     let wrong_type = dir("prefix");
     std::fs::create_dir_all(&wrong_type).unwrap();
