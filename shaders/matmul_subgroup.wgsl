@@ -4,14 +4,16 @@
 // Why a third kernel: on lavapipe every storage-buffer load inside a loop is a per-lane scalar load
 // with a mask test and a bounds check, even when all lanes read the same address; that, not the
 // multiply-adds, is what matmul_vec4.wgsl pays for. A subgroup shuffle is a register move. So one
-// workgroup is one subgroup of 8 lanes that share 32 rows of C and own 4 columns each: per 4 steps of
-// k the 8 lanes load the 32 rows' values of A once between them (4 vec4 loads per lane) and hand
-// them round with subgroupShuffle, and each lane loads only its own 4 columns of B (4 vec4 loads),
-// for 512 multiply-adds per lane (matmul_vec4.wgsl: 12 loads for 128).
-// Measured at M=512 on this project's 2 cores, one run: 14.7-27.6 GFLOP/s against 5.0-7.5 for
-// matmul_vec4.wgsl.
+// workgroup is one subgroup of 8 lanes that share R rows of C (R = SUBGROUP_ROWS, src/shaders/mod.rs:
+// 16) and own 4 columns each: per 4 steps of k the 8 lanes load the R rows' values of A once between
+// them (R/8 vec4 loads per lane; 4 when A is stored transposed) and hand them round with
+// subgroupShuffle, and each lane loads only its own 4 columns of B (4 vec4 loads), for 16R
+// multiply-adds per lane (matmul_vec4.wgsl: 12 loads for 128).
+// Measured at M=512 on this project's 2 cores, one run, with 32 rows: 14.7-27.6 GFLOP/s against
+// 5.0-7.5 for matmul_vec4.wgsl; 16 rows keep fewer accumulators spilled out of the CPU's registers
+// (SmolLM2-135M's products in one LoRA step: 13.3 s against 18.3 s with 32).
 //
-// The entry point is 32 rows unrolled (accumulators and loads must stay in registers, which loops
+// The entry point is its R rows unrolled (accumulators and loads must stay in registers, which loops
 // over arrays do not on lavapipe), so src/shaders/mod.rs writes it, `matmul_subgroup`, after this file;
 // the overrides, Params and p come from matmul_common.wgsl before it. It needs the `subgroups`
 // feature and a subgroup of exactly 8 (src/gpu/device.rs asks for both) and the vec4 contract
@@ -19,11 +21,11 @@
 
 // The bindings a, b, bias, c (vec4s), gelu4 and store4 come from matmul_vec4_io.wgsl.
 
-// Thread lid.x of workgroup (x, y, z): rows r0 = 32y .. 32y+31 (shared), columns c0 = 4(8x + lid.x)
+// Thread lid.x of workgroup (x, y, z): rows r0 = Ry .. Ry+R-1 (shared), columns c0 = 4(8x + lid.x)
 // .. c0+3 (its own), matrix z of the batch. Past the edges, loads are clamped and stores skipped.
-fn setup(wg: vec3<u32>, lid: u32) -> Setup {
+fn setup(wg: vec3<u32>, lid: u32, rows: u32) -> Setup {
     var s: Setup;
-    s.r0 = wg.y * 32u;
+    s.r0 = wg.y * rows;
     s.c0 = (wg.x * 8u + lid) * 4u;
     s.base_a = batch_base(wg.z, p.off_a, p.stride_a, p.stride_a2) / 4u;
     s.base_b = batch_base(wg.z, p.off_b, p.stride_b, p.stride_b2) / 4u;
@@ -49,7 +51,7 @@ fn load_b(s: Setup, q: u32) -> mat4x4<f32> {
     return mat4x4<f32>(b[o], b[o + lb4], b[o + 2u * lb4], b[o + 3u * lb4]);
 }
 
-// This lane's share of op(A) at k = 4q..4q+3 for the 32 rows: slot h holds, when A is stored (M, K),
+// This lane's share of op(A) at k = 4q..4q+3 for the R rows: slot h holds, when A is stored (M, K),
 // row r0 + lid + 8h's vec4 along k; when A is stored (K, M), rows r0 + 4*lid .. +3 at k = 4q + h.
 fn load_a(s: Setup, q: u32, lid: u32, h: u32) -> vec4<f32> {
     let la4 = p.lda / 4u;

@@ -39,7 +39,7 @@ impl Kernel {
             Kernel::Tiled => Some((MATMUL, 64, 64)),
             Kernel::Vec4 => Some((MATMUL_VEC4, 32, 64)),
             // one workgroup is one subgroup
-            Kernel::Subgroup => Some((MATMUL_SUBGROUP, 32, 32)),
+            Kernel::Subgroup => Some((MATMUL_SUBGROUP, crate::shaders::SUBGROUP_ROWS, 32)),
         }
     }
 
