@@ -95,15 +95,19 @@ fn matmul_subgroup_entry() -> String {
     line("fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {".into());
     line("    let lid = lid3.x;".into());
     line(format!("    let s = setup(wg, lid, {ROWS}u);"));
+    // row i's four multiply-adds, written right after its values x{i} (row r0+i of op(A) at
+    // k = 4q..4q+3): x{i} dies there, so the registers hold the accumulators and one row's values,
+    // not every row's (16 rows: products 1.25x faster on lavapipe than all the rows' values first)
+    let fmas = |line: &mut dyn FnMut(String), i: usize| {
+        for (kk, comp) in ["x", "y", "z", "w"].iter().enumerate() {
+            line(format!("            acc{i} = fma(vec4<f32>(x{i}.{comp}), y[{kk}], acc{i});"));
+        }
+    };
     for i in 0..ROWS {
         line(format!("    var acc{i} = vec4<f32>(0.0);"));
     }
     line("    for (var q = 0u; q < p.k / 4u; q++) {".into());
     line("        let y = load_b(s, q);".into());
-    // x{i}: row r0+i of op(A) at k = 4q..4q+3
-    for i in 0..ROWS {
-        line(format!("        var x{i}: vec4<f32>;"));
-    }
     line("        if (TRANS_A) {".into());
     // lane g < ROWS / 4 holds rows 4g..4g+3 at k = 4q..4q+3, one slot per k
     for h in 0..4 {
@@ -115,7 +119,9 @@ fn matmul_subgroup_entry() -> String {
             line(format!("            let t{h}_{g} = subgroupShuffle(s{h}, {g}u);"));
         }
         for (j, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-            line(format!("            x{} = vec4<f32>(t0_{g}.{comp}, t1_{g}.{comp}, t2_{g}.{comp}, t3_{g}.{comp});", 4 * g + j));
+            let i = 4 * g + j;
+            line(format!("            let x{i} = vec4<f32>(t0_{g}.{comp}, t1_{g}.{comp}, t2_{g}.{comp}, t3_{g}.{comp});"));
+            fmas(&mut line, i);
         }
     }
     line("        } else {".into());
@@ -124,14 +130,10 @@ fn matmul_subgroup_entry() -> String {
     }
     // lane l's slot h holds row l + 8h
     for i in 0..ROWS {
-        line(format!("            x{i} = subgroupShuffle(s{}, {}u);", i / LANES, i % LANES));
+        line(format!("            let x{i} = subgroupShuffle(s{}, {}u);", i / LANES, i % LANES));
+        fmas(&mut line, i);
     }
     line("        }".into());
-    for (kk, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-        for i in 0..ROWS {
-            line(format!("        acc{i} = fma(vec4<f32>(x{i}.{comp}), y[{kk}], acc{i});"));
-        }
-    }
     line("    }".into());
     for i in 0..ROWS {
         line(format!("    store4(s.base_c, s.r0 + {i}u, s.c0, acc{i});"));
