@@ -1,7 +1,8 @@
 // A real-size Llama-shaped decoder in the page, as a person would use it (#30): headless Chromium
 // (WebGPU; SwiftShader without a GPU) loads a model folder from the picker, continues a text (greedy,
 // the page's tokens/s), continues a long one until Stop, and fine-tunes a LoRA classifier (r 8 on
-// q_proj and v_proj) for a few steps on 24 pasted lines. Prints one JSON line per stage; screenshots
+// q_proj and v_proj) for a few steps on 24 pasted lines, reloads the page and restores the session
+// it saved (the whole model, in IndexedDB). Prints one JSON line per stage; screenshots
 // in target/browser-walk/.
 //
 //   python3 scripts/make_random_decoder.py smollm2-135m /tmp/smollm2-shape
@@ -87,8 +88,24 @@ try {
   await page.fill("#cls-text", "a wonderful film");
   await page.click("#cls-run");
   await page.waitForSelector("#cls-result .bar-row", { timeout: TIMEOUT });
-  say("classified", { result: await page.locator("#cls-result").textContent() });
+  const classified = await page.locator("#cls-result").textContent();
+  say("classified", { result: classified, snapshot: await page.locator("#snapshot-status").textContent() });
   await snap("4-fine-tuned-lora");
+  // the session saved in this browser (the whole model: over Chrome's 127 MiB for one value) comes
+  // back after a reload and classifies as before
+  const t2 = Date.now();
+  await page.reload();
+  await page.waitForSelector("#restore-offer", { timeout: TIMEOUT });
+  await page.click("#restore");
+  await page.waitForFunction(() => /session restored/.test(document.querySelector("#status")?.textContent ?? "") || document.querySelector("#error"), null, { timeout: TIMEOUT, polling: 500 });
+  if (await page.locator("#error").count()) throw new Error(`the page says: ${await page.locator("#error").first().textContent()}`);
+  await page.fill("#cls-text", "a wonderful film");
+  await page.click("#cls-run");
+  await page.waitForSelector("#cls-result .bar-row", { timeout: TIMEOUT });
+  const again = await page.locator("#cls-result").textContent();
+  say("restored", { seconds: (Date.now() - t2) / 1000, status: await page.locator("#status").textContent(), result: again, same: again === classified });
+  await snap("5-restored");
+  if (again !== classified) throw new Error(`the restored session classifies "${again}", before the reload "${classified}"`);
 } catch (e) {
   console.error(e);
   const [page] = browser.contexts().flatMap((c) => c.pages());
