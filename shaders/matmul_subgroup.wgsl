@@ -5,13 +5,14 @@
 // with a mask test and a bounds check, even when all lanes read the same address; that, not the
 // multiply-adds, is what matmul_vec4.wgsl pays for. A subgroup shuffle is a register move. So one
 // workgroup is one subgroup of 8 lanes that share R rows of C (R = SUBGROUP_ROWS, src/shaders/mod.rs:
-// 16) and own 4 columns each: per 4 steps of k the 8 lanes load the R rows' values of A once between
+// 24) and own 4 columns each: per 4 steps of k the 8 lanes load the R rows' values of A once between
 // them (R/8 vec4 loads per lane; 4 when A is stored transposed) and hand them round with
 // subgroupShuffle, and each lane loads only its own 4 columns of B (4 vec4 loads), for 16R
 // multiply-adds per lane (matmul_vec4.wgsl: 12 loads for 128).
 // Measured at M=512 on this project's 2 cores, one run, with 32 rows: 14.7-27.6 GFLOP/s against
-// 5.0-7.5 for matmul_vec4.wgsl; 16 rows keep fewer accumulators spilled out of the CPU's registers
-// (SmolLM2-135M's products in one LoRA step: 13.3 s against 18.3 s with 32).
+// 5.0-7.5 for matmul_vec4.wgsl. With each row's multiply-adds right after its values (fewer values
+// held at once), 24 rows run a SmolLM2-135M LoRA step's products faster than 16 or 32 (the figures
+// are at SUBGROUP_ROWS).
 //
 // The entry point is its R rows unrolled (accumulators and loads must stay in registers, which loops
 // over arrays do not on lavapipe), so src/shaders/mod.rs writes it, `matmul_subgroup`, after this file;

@@ -76,9 +76,12 @@ pub fn source(name: &str) -> Option<&'static str> {
 }
 
 /// The rows of C one workgroup of shaders/matmul_subgroup.wgsl computes (a multiple of 8 up to 32).
-/// 16 against 32 at SmolLM2-135M's shapes on lavapipe, one LoRA step (B 8 x T 128): the products
-/// 13.3 s against 18.3 s (fewer accumulators spilled from registers; more loads of B per product).
-pub const SUBGROUP_ROWS: usize = 16;
+/// On lavapipe, alternating runs: a SmolLM2-135M-shaped LoRA step (B 8 x T 128) 11.6-13.8 s with 24
+/// rows against 13.9-18.7 s with 16; BERT mini's full step (B 16 x T 128) 1.18-1.24 s against
+/// 1.37-1.52 s. With every row's values loaded before the multiply-adds, 16 had beaten 32 (fewer
+/// values held at once); with each row's multiply-adds right after its values, 24 reuses each load
+/// of B over more rows without holding more.
+pub const SUBGROUP_ROWS: usize = 24;
 
 /// The entry point of shaders/matmul_subgroup.wgsl, its [`SUBGROUP_ROWS`] rows written out: one
 /// thread of the subgroup of 8 keeps `acc{i}` (row r0+i, its 4 columns) for each row in registers,
@@ -97,7 +100,7 @@ fn matmul_subgroup_entry() -> String {
     line(format!("    let s = setup(wg, lid, {ROWS}u);"));
     // row i's four multiply-adds, written right after its values x{i} (row r0+i of op(A) at
     // k = 4q..4q+3): x{i} dies there, so the registers hold the accumulators and one row's values,
-    // not every row's (16 rows: products 1.25x faster on lavapipe than all the rows' values first)
+    // not every row's (with 16 rows: products 1.25x faster on lavapipe than all the rows' values first)
     let fmas = |line: &mut dyn FnMut(String), i: usize| {
         for (kk, comp) in ["x", "y", "z", "w"].iter().enumerate() {
             line(format!("            acc{i} = fma(vec4<f32>(x{i}.{comp}), y[{kk}], acc{i});"));
