@@ -1,26 +1,30 @@
 // Batched matmul for CPU drivers whose subgroups are 8 SIMD lanes (lavapipe), same contract as
 // matmul_vec4.wgsl: C[b] = alpha * op(A[b]) * op(B[b]) (+ bias) (then GELU) (+ C[b] when ACCUMULATE).
 //
-// Why a third kernel: on lavapipe every storage-buffer load inside a loop is a per-lane scalar load
-// with a mask test and a bounds check, even when all lanes read the same address; that, not the
-// multiply-adds, is what matmul_vec4.wgsl pays for. A subgroup shuffle is a register move. So one
-// workgroup is one subgroup of 8 lanes that share R rows of C (R = SUBGROUP_ROWS, src/shaders/mod.rs:
-// 24) and own 4 columns each: per 4 steps of k the 8 lanes load the R rows' values of A once between
-// them (R/8 vec4 loads per lane; 4 when A is stored transposed) and hand them round with
-// subgroupShuffle, and each lane loads only its own 4 columns of B (4 vec4 loads), for 16R
-// multiply-adds per lane (matmul_vec4.wgsl: 12 loads for 128).
-// Measured at M=512 on this project's 2 cores, one run, with 32 rows: 14.7-27.6 GFLOP/s against
-// 5.0-7.5 for matmul_vec4.wgsl. With each row's multiply-adds right after its values (fewer values
-// held at once), 24 rows run a SmolLM2-135M LoRA step's products faster than 16 or 32 (the figures
-// are at SUBGROUP_ROWS).
+// On lavapipe an invocation is a SIMD lane. One workgroup is one subgroup of 8 lanes that share R
+// rows of C and own 4 columns each: per 4 steps of k the 8 lanes load the R rows' values of A once
+// between them (R/8 vec4 loads per lane; 4 when A is stored transposed) and hand them round with
+// subgroupShuffle (a register permute), and each lane loads only its own 4 columns of B (4 vec4
+// loads), for 16R multiply-adds per lane.
 //
-// The entry point is its R rows unrolled (accumulators and loads must stay in registers, which loops
-// over arrays do not on lavapipe), so src/shaders/mod.rs writes it, `matmul_subgroup`, after this file;
-// the overrides, Params and p come from matmul_common.wgsl before it. It needs the `subgroups`
-// feature and a subgroup of exactly 8 (src/gpu/device.rs asks for both) and the vec4 contract
-// (Matmul::vec4_fits).
+// Two entry points, which differ in how they load a vec4 (`av`, `bv`; src/shaders/mod.rs writes
+// them and the entry point, its R rows unrolled, after this file):
+// - `matmul_subgroup` reads the storage buffers a and b (R = SUBGROUP_ROWS, 24). Lavapipe (Mesa
+//   25.0, LLVM 15, read from the JIT's code with perf and gdb) loads a storage vec4 that differs
+//   per lane lane by lane, each component behind its own bounds check and branch: about 36
+//   instructions a lane, so these loads, not the multiply-adds, are most of the kernel's time
+//   (a variant without them ran 3-4x faster).
+// - `matmul_subgroup_tex` reads textures the product first copied A and B into (a transfer,
+//   src/kernels/matmul.rs): a texel is one 16-byte load a lane and a transpose, about 40
+//   instructions for all 8 lanes (R = SUBGROUP_TEX_ROWS, 32). Chosen on CPU adapters.
+// Accumulators and loads must stay in registers, which loops over arrays do not on lavapipe, hence
+// the unrolled rows; with each row's multiply-adds right after its values, fewer are held at once.
+// The overrides, Params and p come from matmul_common.wgsl before this file. It needs the
+// `subgroups` feature and a subgroup of exactly 8 (src/gpu/device.rs asks for both) and the vec4
+// contract (Matmul::vec4_fits).
 
-// The bindings a, b, bias, c (vec4s), gelu4 and store4 come from matmul_vec4_io.wgsl.
+// The bindings a, b, bias, c (vec4s), gelu4 and store4 come from matmul_vec4_io.wgsl; the textures
+// ta, tb of `matmul_subgroup_tex` from src/shaders/mod.rs.
 
 // Thread lid.x of workgroup (x, y, z): rows r0 = Ry .. Ry+R-1 (shared), columns c0 = 4(8x + lid.x)
 // .. c0+3 (its own), matrix z of the batch. Past the edges, loads are clamped and stores skipped.
@@ -42,14 +46,14 @@ fn load_b(s: Setup, q: u32) -> mat4x4<f32> {
     let last_c = p.n - 1u;
     if (TRANS_B) {
         // B stored (N, K): four rows along k, transposed in registers
-        let v0 = b[s.base_b + min(s.c0, last_c) * lb4 + q];
-        let v1 = b[s.base_b + min(s.c0 + 1u, last_c) * lb4 + q];
-        let v2 = b[s.base_b + min(s.c0 + 2u, last_c) * lb4 + q];
-        let v3 = b[s.base_b + min(s.c0 + 3u, last_c) * lb4 + q];
+        let v0 = bv(s.base_b + min(s.c0, last_c) * lb4 + q);
+        let v1 = bv(s.base_b + min(s.c0 + 1u, last_c) * lb4 + q);
+        let v2 = bv(s.base_b + min(s.c0 + 2u, last_c) * lb4 + q);
+        let v3 = bv(s.base_b + min(s.c0 + 3u, last_c) * lb4 + q);
         return transpose(mat4x4<f32>(v0, v1, v2, v3));
     }
     let o = s.base_b + min(s.c0, last_c) / 4u + 4u * q * lb4;
-    return mat4x4<f32>(b[o], b[o + lb4], b[o + 2u * lb4], b[o + 3u * lb4]);
+    return mat4x4<f32>(bv(o), bv(o + lb4), bv(o + 2u * lb4), bv(o + 3u * lb4));
 }
 
 // This lane's share of op(A) at k = 4q..4q+3 for the R rows: slot h holds, when A is stored (M, K),
@@ -58,7 +62,7 @@ fn load_a(s: Setup, q: u32, lid: u32, h: u32) -> vec4<f32> {
     let la4 = p.lda / 4u;
     let last_r = p.m - 1u;
     if (TRANS_A) {
-        return a[s.base_a + (4u * q + h) * la4 + min(s.r0 / 4u + lid, last_r / 4u)];
+        return av(s.base_a + (4u * q + h) * la4 + min(s.r0 / 4u + lid, last_r / 4u));
     }
-    return a[s.base_a + min(s.r0 + lid + 8u * h, last_r) * la4 + q];
+    return av(s.base_a + min(s.r0 + lid + 8u * h, last_r) * la4 + q);
 }

@@ -81,6 +81,8 @@ pub struct Gpu {
     /// Profiling mode (see [`Gpu::set_profiling`]) and the time per kernel it measured.
     pub(crate) profiling: std::sync::atomic::AtomicBool,
     pub(crate) kernel_times: Mutex<std::collections::BTreeMap<String, (f64, u64)>>,
+    /// The scratch textures and their views (see `Gpu::scratch_texture`).
+    pub(crate) scratch_textures: Mutex<Vec<Option<(wgpu::Texture, wgpu::TextureView)>>>,
 }
 
 impl Gpu {
@@ -204,6 +206,7 @@ impl Gpu {
             readback_pool: Mutex::new(HashMap::new()),
             profiling: std::sync::atomic::AtomicBool::new(false),
             kernel_times: Mutex::new(std::collections::BTreeMap::new()),
+            scratch_textures: Mutex::new(Vec::new()),
         })
     }
 

@@ -36,6 +36,19 @@ enum Op {
     Dispatch { pipeline: std::sync::Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, workgroups: [u32; 3], entry: &'static str },
     Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
     Clear(wgpu::Buffer, u64, Option<u64>),
+    /// See [`Step::copy_to_texture`].
+    ToTexture { src: wgpu::Buffer, offset: u64, rows: u32, width: u32, tex: wgpu::Texture, y: u32 },
+}
+
+/// Records an [`Op::ToTexture`]: `rows` rows of `width` texels from `offset`, rows as long as the
+/// texture's apart in the buffer, to row `y` of the texture.
+fn record_to_texture(enc: &mut wgpu::CommandEncoder, op: Op) {
+    let Op::ToTexture { src, offset, rows, width, tex, y } = op else { unreachable!("not a copy to a texture") };
+    enc.copy_buffer_to_texture(
+        wgpu::TexelCopyBufferInfo { buffer: &src, layout: wgpu::TexelCopyBufferLayout { offset, bytes_per_row: Some(tex.width() * 16), rows_per_image: None } },
+        wgpu::TexelCopyTextureInfo { texture: &tex, mip_level: 0, origin: wgpu::Origin3d { x: 0, y, z: 0 }, aspect: wgpu::TextureAspect::All },
+        wgpu::Extent3d { width, height: rows, depth_or_array_layers: 1 },
+    );
 }
 
 /// Milliseconds from a monotonic clock (performance.now in the browser and in workers).
@@ -310,6 +323,34 @@ impl<'g> Step<'g> {
         Ok(())
     }
 
+    /// Copies elements `start .. start + len` of `src` (both multiples of 4) into `tex`, vec4 i to
+    /// texel (i % width, i / width). A transfer, not a kernel: on lavapipe a memcpy per row.
+    pub fn copy_to_texture(&mut self, src: &GpuBuf, start: usize, len: usize, tex: &GpuTex) -> Result<(), GpuError> {
+        let width = tex.width as usize;
+        let texels = len / 4;
+        if !start.is_multiple_of(4) || !len.is_multiple_of(4) || start + len > src.len || texels.div_ceil(width) > tex.height as usize {
+            return Err(GpuError::Shape(format!(
+                "copy of {len} elements from {start} (of {}) into a texture of {width} x {} texels",
+                src.len, tex.height
+            )));
+        }
+        self.pass = None;
+        let base = src.byte_off() + start as u64 * 4;
+        let (full, rest) = (texels / width, texels % width);
+        // whole rows, then the part of the last one
+        for (y, rows, w) in [(0, full, width), (full, usize::from(rest > 0), rest)] {
+            if rows == 0 || w == 0 {
+                continue;
+            }
+            let op = Op::ToTexture { src: src.buf.clone(), offset: base + (y * width * 16) as u64, rows: rows as u32, width: w as u32, tex: tex.tex.clone(), y: y as u32 };
+            match &mut self.ops {
+                Some(ops) => ops.push(op),
+                None => record_to_texture(&mut self.encoder, op),
+            }
+        }
+        Ok(())
+    }
+
     /// Zero-fills a whole buffer or view inside the step (e.g. gradients before a backward pass).
     pub fn clear(&mut self, buf: &GpuBuf) {
         self.pass = None;
@@ -409,6 +450,11 @@ impl<'g> Step<'g> {
                         }
                         Op::Copy { src, src_offset, dst, dst_offset, size } => {
                             enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size);
+                            gpu.queue.submit(Some(enc.finish()));
+                            queue_submits += 1;
+                        }
+                        op @ Op::ToTexture { .. } => {
+                            record_to_texture(&mut enc, op);
                             gpu.queue.submit(Some(enc.finish()));
                             queue_submits += 1;
                         }

@@ -1,7 +1,9 @@
 //! Read-only 2-D textures of vec4 texels (rgba32float) that kernels fill through a write-only
-//! storage binding and read through a read-only one. The one-row products of decoding keep packed
-//! copies of their weights in them on CPU adapters (kernels::matvec::Packed), where a lane's
-//! texel load is one 16-byte read and a storage buffer's vec4 is four bounds-checked ones.
+//! storage binding (or a copy) and read through a read-only one. On CPU adapters a lane's texel
+//! load is one 16-byte read and a storage buffer's vec4 four bounds-checked ones, so there the
+//! one-row products of decoding keep packed copies of their weights in them
+//! (kernels::matvec::Packed), and the subgroup matmul copies its operands into the device's two
+//! scratch textures (kernels::matmul, `Kernel::SubgroupTex`).
 
 use super::{Gpu, GpuError};
 
@@ -35,7 +37,7 @@ impl Gpu {
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::STORAGE_BINDING,
+            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
         let view = tex.create_view(&wgpu::TextureViewDescriptor::default());
@@ -43,6 +45,24 @@ impl Gpu {
         let mut c = self.counters.lock().unwrap();
         c.buffers_created += 1;
         c.storage_bytes += t.bytes();
+        Ok(t)
+    }
+
+    /// Scratch texture `slot` with at least `rows` rows of `width` texels: the one made before when
+    /// it is big enough, else a new one (kept for the next call). Contents are whatever the last
+    /// user wrote.
+    pub fn scratch_texture(&self, slot: usize, width: usize, rows: usize) -> Result<GpuTex, GpuError> {
+        let mut scratch = self.scratch_textures.lock().unwrap();
+        if scratch.len() <= slot {
+            scratch.resize(slot + 1, None);
+        }
+        if let Some((tex, view)) = &scratch[slot] {
+            if tex.width() as usize == width && tex.height() as usize >= rows {
+                return Ok(GpuTex { tex: tex.clone(), view: view.clone(), width: tex.width(), height: tex.height() });
+            }
+        }
+        let t = self.texture_vec4("scratch", width, rows)?;
+        scratch[slot] = Some((t.tex.clone(), t.view.clone()));
         Ok(t)
     }
 }

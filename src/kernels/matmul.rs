@@ -3,9 +3,10 @@
 //! `shaders/matmul_vec4.wgsl` keeps a 4x8 block per thread in registers and loads only vec4s, with no
 //! workgroup memory or barrier (what CPU drivers want: lavapipe, SwiftShader);
 //! `shaders/matmul_subgroup.wgsl` is the vec4 kernel for a CPU driver with subgroups of 8 (lavapipe),
-//! whose lanes share the loads of A through subgroup shuffles. `Kernel::Auto` takes the subgroup
-//! kernel where the device has it, else the vec4 kernel on a software adapter, when the shapes allow
-//! it; the tiled one otherwise.
+//! whose lanes share the loads of A through subgroup shuffles, reading its operands from the
+//! buffers or (`Kernel::SubgroupTex`) from textures they are first copied into. `Kernel::Auto` takes
+//! the subgroup kernel where the device has it (from textures on a software adapter), else the vec4
+//! kernel on a software adapter, when the shapes allow it; the tiled one otherwise.
 
 use super::u32_of;
 use crate::gpu::{expect_shape, GpuBuf, GpuError, KernelId, Shape, Step, View};
@@ -14,6 +15,8 @@ use crate::shaders::params::matmul::Params;
 pub const MATMUL: KernelId = KernelId::new("matmul", "matmul", &[1, 2, 3, 4]);
 pub const MATMUL_VEC4: KernelId = KernelId::new("matmul_vec4", "matmul_vec4", &[1, 2, 3, 4]);
 pub const MATMUL_SUBGROUP: KernelId = KernelId::new("matmul_subgroup", "matmul_subgroup", &[1, 2, 3, 4]);
+/// Bindings: bias, C, then the textures of A and B.
+pub const MATMUL_SUBGROUP_TEX: KernelId = KernelId::new("matmul_subgroup_tex", "matmul_subgroup_tex", &[3, 4, 5, 6]);
 
 /// Which matmul shader records a [`Matmul`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +31,11 @@ pub enum Kernel {
     /// shaders/matmul_subgroup.wgsl: needs [`Matmul::vec4_fits`] and a device with subgroups of 8
     /// ([`crate::gpu::GpuInfo::subgroup8`]).
     Subgroup,
+    /// `Subgroup` reading A and B from textures (`matmul_subgroup_tex`): each product first copies
+    /// the parts of A and B it reads into the device's two scratch textures ([`Step::copy_to_texture`],
+    /// a transfer), where a lane's vec4 is one 16-byte load. The rows of C a workgroup computes
+    /// are [`crate::shaders::SUBGROUP_TEX_ROWS`].
+    SubgroupTex,
 }
 
 impl Kernel {
@@ -40,6 +48,7 @@ impl Kernel {
             Kernel::Vec4 => Some((MATMUL_VEC4, 32, 64)),
             // one workgroup is one subgroup
             Kernel::Subgroup => Some((MATMUL_SUBGROUP, crate::shaders::SUBGROUP_ROWS, 32)),
+            Kernel::SubgroupTex => Some((MATMUL_SUBGROUP_TEX, crate::shaders::SUBGROUP_TEX_ROWS, 32)),
         }
     }
 
@@ -48,6 +57,7 @@ impl Kernel {
         let mut v = vec![Kernel::Tiled, Kernel::Vec4];
         if gpu.info.subgroup8 {
             v.push(Kernel::Subgroup);
+            v.push(Kernel::SubgroupTex);
         }
         v
     }
@@ -210,6 +220,7 @@ impl Matmul {
         }
         let stored = self.stored();
         let mut offs = [0; 3];
+        let mut extents = [0; 3];
         for (i, v) in [a, b, c].into_iter().enumerate() {
             let (o, (rows, cols), start) = (ops[i], stored[i], self.starts[i]);
             let name = ["a", "b", "c"][i];
@@ -228,13 +239,14 @@ impl Matmul {
                 return Err(GpuError::Shape(format!("{K}: {name} reads {extent} elements from element {start} of its view {}, which holds {}", v.shape, v.numel())));
             }
             offs[i] = v.check(K, name)?.off + start;
+            extents[i] = extent;
         }
         if let Some(bias) = &bias {
             expect_shape(K, "bias", bias, [n])?;
             bias.check(K, "bias")?;
         }
         let off_bias = bias.map(|b| b.off);
-        let p = Params {
+        let mut p = Params {
             m: u32_of("matmul", m)?,
             n: u32_of("matmul", n)?,
             k: u32_of("matmul", k)?,
@@ -260,13 +272,14 @@ impl Matmul {
         let fits = self.vec4_fits(offs, off_bias);
         let info = &step.gpu().info;
         let kernel = match self.kernel {
+            Kernel::Auto if fits && info.subgroup8 && info.is_software && extents[..2].iter().all(|&e| texture_rows(e) <= info.max_texture_dimension_2d as usize) => Kernel::SubgroupTex,
             Kernel::Auto if fits && info.subgroup8 => Kernel::Subgroup,
             Kernel::Auto if fits && info.is_software => Kernel::Vec4,
             Kernel::Auto => Kernel::Tiled,
-            Kernel::Subgroup if !info.subgroup8 => {
+            Kernel::Subgroup | Kernel::SubgroupTex if !info.subgroup8 => {
                 return Err(GpuError::Shape(format!("matmul_subgroup needs a device with subgroups of 8 lanes; {} has none", info.name)))
             }
-            Kernel::Vec4 | Kernel::Subgroup if !fits => {
+            Kernel::Vec4 | Kernel::Subgroup | Kernel::SubgroupTex if !fits => {
                 return Err(GpuError::Shape(format!(
                     "matmul_{} needs K, N (and M when A is transposed) and every offset to be multiples of 4; got m={m} n={n} k={k} trans_a={} offsets {}/{}/{}/{}",
                     if self.kernel == Kernel::Vec4 { "vec4" } else { "subgroup" },
@@ -275,8 +288,28 @@ impl Matmul {
             }
             k => k,
         };
-        let buffers = [a.buf, b.buf, bias.map_or(&dummy, |b| b.buf), c.buf];
         let (id, rows, cols) = kernel.shader().expect("Auto is resolved above");
-        step.dispatch(id, &consts, bytemuck::bytes_of(&p), &buffers, [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, bt as u32])
+        let groups = [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, bt as u32];
+        if kernel == Kernel::SubgroupTex {
+            let ta = copy_to_texture(step, 0, a.buf, offs[0], extents[0])?;
+            let tb = copy_to_texture(step, 1, b.buf, offs[1], extents[1])?;
+            (p.off_a, p.off_b) = (0, 0);
+            return step.dispatch_with_textures(id, &consts, bytemuck::bytes_of(&p), &[bias.map_or(&dummy, |b| b.buf), c.buf], &[&ta, &tb], groups);
+        }
+        let buffers = [a.buf, b.buf, bias.map_or(&dummy, |b| b.buf), c.buf];
+        step.dispatch(id, &consts, bytemuck::bytes_of(&p), &buffers, groups)
     }
+}
+
+/// Rows of TEX_WIDTH texels that `len` elements take (at least one).
+fn texture_rows(len: usize) -> usize {
+    len.div_ceil(4).div_ceil(crate::shaders::TEX_WIDTH).max(1)
+}
+
+/// Copies elements `off .. off + len` of `src` (both multiples of 4) into the device's scratch
+/// texture `slot`, vec4 i to texel (i % TEX_WIDTH, i / TEX_WIDTH), and returns the texture.
+fn copy_to_texture(step: &mut Step, slot: usize, src: &GpuBuf, off: usize, len: usize) -> Result<crate::gpu::GpuTex, GpuError> {
+    let tex = step.gpu().scratch_texture(slot, crate::shaders::TEX_WIDTH, texture_rows(len))?;
+    step.copy_to_texture(src, off, len, &tex)?;
+    Ok(tex)
 }

@@ -19,6 +19,9 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("matmul_vec4", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matmul_common.wgsl"), include_str!("../../shaders/matmul_vec4_io.wgsl"), include_str!("../../shaders/matmul_vec4.wgsl"))),
     // + matmul_subgroup_entry(), see source()
     ("matmul_subgroup", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matmul_common.wgsl"), include_str!("../../shaders/matmul_vec4_io.wgsl"), include_str!("../../shaders/matmul_subgroup.wgsl"))),
+    // the same kernel reading A and B from the textures they were copied into; + its operands'
+    // loads and matmul_subgroup_entry(), see source()
+    ("matmul_subgroup_tex", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/matmul_common.wgsl"), include_str!("../../shaders/matmul_vec4_io.wgsl"), include_str!("../../shaders/matmul_subgroup.wgsl"))),
     ("softmax", concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/softmax.wgsl"))),
     ("layernorm", concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/layernorm.wgsl"))),
     ("gelu", concat!(include_str!("../../shaders/erf.wgsl"), include_str!("../../shaders/gelu.wgsl"))),
@@ -39,7 +42,7 @@ pub const SHADERS: &[(&str, &str)] = &[
 /// The uniform structs shader `name` reads, as WGSL.
 fn uniforms(name: &str) -> &'static str {
     match name {
-        "matmul" | "matmul_vec4" | "matmul_subgroup" => matmul::Params::WGSL,
+        "matmul" | "matmul_vec4" | "matmul_subgroup" | "matmul_subgroup_tex" => matmul::Params::WGSL,
         "softmax" => softmax::Params::WGSL,
         "layernorm" => layernorm::Params::WGSL,
         "gelu" => gelu::Params::WGSL,
@@ -59,15 +62,19 @@ fn uniforms(name: &str) -> &'static str {
     }
 }
 
-/// The whole source of shader `name`: its uniform struct, its files, and for `matmul_subgroup` the
-/// entry point written out by [`matmul_subgroup_entry`]. Built once, on first use.
+/// The whole source of shader `name`: its uniform struct, its files, and for the two subgroup
+/// matmuls their operands' loads and the entry point written out by [`matmul_subgroup_entry`]. Built once, on first use.
 pub fn source(name: &str) -> Option<&'static str> {
     static FULL: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
     let all = FULL.get_or_init(|| {
         SHADERS
             .iter()
             .map(|&(n, file)| {
-                let entry = if n == "matmul_subgroup" { matmul_subgroup_entry() } else { String::new() };
+                let entry = match n {
+                    "matmul_subgroup" => format!("{BUFFER_OPERANDS}{}", matmul_subgroup_entry(n, SUBGROUP_ROWS)),
+                    "matmul_subgroup_tex" => format!("{}{}", texture_operands(), matmul_subgroup_entry(n, SUBGROUP_TEX_ROWS)),
+                    _ => String::new(),
+                };
                 (n, format!("{}\n{file}\n{entry}", uniforms(n)))
             })
             .collect()
@@ -83,11 +90,36 @@ pub fn source(name: &str) -> Option<&'static str> {
 /// of B over more rows without holding more.
 pub const SUBGROUP_ROWS: usize = 24;
 
-/// The entry point of shaders/matmul_subgroup.wgsl, its [`SUBGROUP_ROWS`] rows written out: one
+/// The rows of C one workgroup of `matmul_subgroup_tex` computes. Its loads are cheap enough that
+/// more rows sharing each load of B pay: on lavapipe, SmolLM2-135M's forward product
+/// (1024 x 576 -> 3072) ran at 81-83 GFLOP/s with 32 rows against 71-76 with 24 (one quiet
+/// period; 40 and 48 rows were no better than 32 within this machine's noise).
+pub const SUBGROUP_TEX_ROWS: usize = 32;
+
+/// How shaders/matmul_subgroup.wgsl reads its operands' vec4s in `matmul_subgroup`: from the
+/// storage buffers.
+const BUFFER_OPERANDS: &str = "fn av(i: u32) -> vec4<f32> { return a[i]; }\nfn bv(i: u32) -> vec4<f32> { return b[i]; }\n";
+
+/// Texels a row of the textures that `matmul_subgroup_tex` reads: vec4 i of an operand (from the
+/// first element its product reads) is texel (i % TEX_WIDTH, i / TEX_WIDTH)
+/// (kernels::matmul, `Kernel::SubgroupTex`).
+pub const TEX_WIDTH: usize = 4096;
+
+/// How `matmul_subgroup_tex` reads its operands' vec4s: from the textures they were copied into.
+fn texture_operands() -> String {
+    format!(
+        "@group(0) @binding(5) var ta: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(6) var tb: texture_storage_2d<rgba32float, read>;
+fn av(i: u32) -> vec4<f32> {{ return textureLoad(ta, vec2<u32>(i % {TEX_WIDTH}u, i / {TEX_WIDTH}u)); }}
+fn bv(i: u32) -> vec4<f32> {{ return textureLoad(tb, vec2<u32>(i % {TEX_WIDTH}u, i / {TEX_WIDTH}u)); }}
+"
+    )
+}
+
+/// The entry point `name` of shaders/matmul_subgroup.wgsl, its `rows` rows written out: one
 /// thread of the subgroup of 8 keeps `acc{i}` (row r0+i, its 4 columns) for each row in registers,
 /// and per 4 steps of k gets row i's 4 values of A from the lane that loaded them.
-fn matmul_subgroup_entry() -> String {
-    const ROWS: usize = SUBGROUP_ROWS;
+fn matmul_subgroup_entry(name: &str, rows: usize) -> String {
     const LANES: usize = 8;
     let mut w = String::new();
     let mut line = |l: String| {
@@ -95,9 +127,9 @@ fn matmul_subgroup_entry() -> String {
         w.push('\n');
     };
     line(format!("@compute @workgroup_size({LANES}, 1, 1)"));
-    line("fn matmul_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {".into());
+    line(format!("fn {name}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{"));
     line("    let lid = lid3.x;".into());
-    line(format!("    let s = setup(wg, lid, {ROWS}u);"));
+    line(format!("    let s = setup(wg, lid, {rows}u);"));
     // row i's four multiply-adds, written right after its values x{i} (row r0+i of op(A) at
     // k = 4q..4q+3): x{i} dies there, so the registers hold the accumulators and one row's values,
     // not every row's (with 16 rows: products 1.25x faster on lavapipe than all the rows' values first)
@@ -106,18 +138,18 @@ fn matmul_subgroup_entry() -> String {
             line(format!("            acc{i} = fma(vec4<f32>(x{i}.{comp}), y[{kk}], acc{i});"));
         }
     };
-    for i in 0..ROWS {
+    for i in 0..rows {
         line(format!("    var acc{i} = vec4<f32>(0.0);"));
     }
     line("    for (var q = 0u; q < p.k / 4u; q++) {".into());
     line("        let y = load_b(s, q);".into());
     line("        if (TRANS_A) {".into());
-    // lane g < ROWS / 4 holds rows 4g..4g+3 at k = 4q..4q+3, one slot per k
+    // lane g < rows / 4 holds rows 4g..4g+3 at k = 4q..4q+3, one slot per k
     for h in 0..4 {
         line(format!("            let s{h} = load_a(s, q, lid, {h}u);"));
     }
     // lane g's slot h holds rows 4g..4g+3 at k = 4q+h
-    for g in 0..ROWS / 4 {
+    for g in 0..rows / 4 {
         for h in 0..4 {
             line(format!("            let t{h}_{g} = subgroupShuffle(s{h}, {g}u);"));
         }
@@ -128,17 +160,17 @@ fn matmul_subgroup_entry() -> String {
         }
     }
     line("        } else {".into());
-    for h in 0..ROWS / LANES {
+    for h in 0..rows / LANES {
         line(format!("            let s{h} = load_a(s, q, lid, {h}u);"));
     }
     // lane l's slot h holds row l + 8h
-    for i in 0..ROWS {
+    for i in 0..rows {
         line(format!("            let x{i} = subgroupShuffle(s{}, {}u);", i / LANES, i % LANES));
         fmas(&mut line, i);
     }
     line("        }".into());
     line("    }".into());
-    for i in 0..ROWS {
+    for i in 0..rows {
         line(format!("    store4(s.base_c, s.r0 + {i}u, s.c0, acc{i});"));
     }
     line("}".into());
@@ -152,7 +184,7 @@ pub fn validate(name: &str) -> Result<naga::valid::ModuleInfo, String> {
     let src = source(name).ok_or_else(|| format!("no shader named {name}"))?;
     let module = naga::front::wgsl::parse_str(src).map_err(|e| format!("{name}.wgsl: {}", e.emit_to_string(src)))?;
     // only matmul_subgroup uses subgroups (a device that offers them, src/gpu/device.rs)
-    let caps = if name == "matmul_subgroup" { naga::valid::Capabilities::SUBGROUP } else { naga::valid::Capabilities::empty() };
+    let caps = if name.starts_with("matmul_subgroup") { naga::valid::Capabilities::SUBGROUP } else { naga::valid::Capabilities::empty() };
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
         .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
         .subgroup_operations(naga::valid::SubgroupOperationSet::SHUFFLE)
