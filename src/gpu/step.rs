@@ -454,9 +454,18 @@ impl<'g> Step<'g> {
                             queue_submits += 1;
                         }
                         op @ Op::ToTexture { .. } => {
+                            // timed like a dispatch: the subgroup matmul's operand copies are part
+                            // of its cost
                             record_to_texture(&mut enc, op);
+                            let t0 = now_ms();
                             gpu.queue.submit(Some(enc.finish()));
                             queue_submits += 1;
+                            queue_done(gpu).await;
+                            let dt = now_ms() - t0;
+                            let mut times = gpu.kernel_times.lock().unwrap();
+                            let e = times.entry("copy_to_texture".to_string()).or_insert((0.0, 0));
+                            e.0 += dt;
+                            e.1 += 1;
                         }
                         Op::Clear(b, off, size) => {
                             enc.clear_buffer(&b, off, size);

@@ -33,22 +33,25 @@ pub enum Kernel {
     Subgroup,
     /// `Subgroup` reading A and B from textures (`matmul_subgroup_tex`): each product first copies
     /// the parts of A and B it reads into the device's two scratch textures ([`Step::copy_to_texture`],
-    /// a transfer), where a lane's vec4 is one 16-byte load. The rows of C a workgroup computes
-    /// are [`crate::shaders::SUBGROUP_TEX_ROWS`].
+    /// a transfer), where a lane's vec4 is one 16-byte load. Its tiles are
+    /// [`crate::shaders::SUBGROUP_TEX_TILES`].
     SubgroupTex,
 }
 
 impl Kernel {
-    /// The shader of a concrete kernel and the (rows, columns) of C one workgroup computes; `Auto`
-    /// has none until [`Matmul::record`] resolves it.
-    pub fn shader(self) -> Option<(KernelId, usize, usize)> {
+    /// The shader of a concrete kernel and the (rows, columns) of C one workgroup computes, which
+    /// for `SubgroupTex` depend on whether B is stored (N, K); `Auto` has none until
+    /// [`Matmul::record`] resolves it.
+    pub fn shader(self, trans_b: bool) -> Option<(KernelId, usize, usize)> {
+        use crate::shaders::{SUBGROUP_TEX_TILES, SUBGROUP_TILE};
+        // one workgroup is one subgroup
+        let tex = if trans_b { SUBGROUP_TEX_TILES.0 } else { SUBGROUP_TEX_TILES.1 };
         match self {
             Kernel::Auto => None,
             Kernel::Tiled => Some((MATMUL, 64, 64)),
             Kernel::Vec4 => Some((MATMUL_VEC4, 32, 64)),
-            // one workgroup is one subgroup
-            Kernel::Subgroup => Some((MATMUL_SUBGROUP, crate::shaders::SUBGROUP_ROWS, 32)),
-            Kernel::SubgroupTex => Some((MATMUL_SUBGROUP_TEX, crate::shaders::SUBGROUP_TEX_ROWS, 32)),
+            Kernel::Subgroup => Some((MATMUL_SUBGROUP, SUBGROUP_TILE.shape().0, SUBGROUP_TILE.shape().1)),
+            Kernel::SubgroupTex => Some((MATMUL_SUBGROUP_TEX, tex.shape().0, tex.shape().1)),
         }
     }
 
@@ -288,7 +291,7 @@ impl Matmul {
             }
             k => k,
         };
-        let (id, rows, cols) = kernel.shader().expect("Auto is resolved above");
+        let (id, rows, cols) = kernel.shader(self.trans_b).expect("Auto is resolved above");
         let groups = [n.div_ceil(cols) as u32, m.div_ceil(rows) as u32, bt as u32];
         if kernel == Kernel::SubgroupTex {
             let ta = copy_to_texture(step, 0, a.buf, offs[0], extents[0])?;

@@ -34,7 +34,7 @@ pub(crate) use dispatch::{grid, need, u32_of};
 /// error scope.
 pub fn all_pipelines(matmuls: &[matmul::Kernel]) -> Vec<(KernelId, Vec<(&'static str, f64)>)> {
     let mut v = Vec::new();
-    for kernel in matmuls.iter().filter_map(|k| k.shader()).map(|s| s.0) {
+    for kernel in matmuls.iter().filter_map(|k| k.shader(false)).map(|s| s.0) {
         let plain = matmul::Variant::default();
         for trans_a in [false, true] {
             for trans_b in [false, true] {

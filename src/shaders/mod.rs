@@ -71,8 +71,8 @@ pub fn source(name: &str) -> Option<&'static str> {
             .iter()
             .map(|&(n, file)| {
                 let entry = match n {
-                    "matmul_subgroup" => format!("{BUFFER_OPERANDS}{}", matmul_subgroup_entry(n, SUBGROUP_ROWS)),
-                    "matmul_subgroup_tex" => format!("{}{}", texture_operands(), matmul_subgroup_entry(n, SUBGROUP_TEX_ROWS)),
+                    "matmul_subgroup" => format!("{BUFFER_OPERANDS}{}", matmul_subgroup_entry(n, SUBGROUP_TILE, SUBGROUP_TILE)),
+                    "matmul_subgroup_tex" => format!("{}{}", texture_operands(), matmul_subgroup_entry(n, SUBGROUP_TEX_TILES.0, SUBGROUP_TEX_TILES.1)),
                     _ => String::new(),
                 };
                 (n, format!("{}\n{file}\n{entry}", uniforms(n)))
@@ -82,19 +82,35 @@ pub fn source(name: &str) -> Option<&'static str> {
     all.iter().find(|(n, _)| *n == name).map(|(_, s)| s.as_str())
 }
 
-/// The rows of C one workgroup of shaders/matmul_subgroup.wgsl computes (a multiple of 8 up to 32).
-/// On lavapipe, alternating runs: a SmolLM2-135M-shaped LoRA step (B 8 x T 128) 11.6-13.8 s with 24
-/// rows against 13.9-18.7 s with 16; BERT mini's full step (B 16 x T 128) 1.18-1.24 s against
-/// 1.37-1.52 s. With every row's values loaded before the multiply-adds, 16 had beaten 32 (fewer
-/// values held at once); with each row's multiply-adds right after its values, 24 reuses each load
-/// of B over more rows without holding more.
-pub const SUBGROUP_ROWS: usize = 24;
+/// A workgroup's tile in shaders/matmul_subgroup.wgsl: `rows` rows of C (a multiple of 8), and
+/// `groups` groups of 4 columns per lane (a lane owns columns c0 + 32g .. c0 + 32g + 3), so
+/// 32 `groups` columns a workgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub rows: usize,
+    pub groups: usize,
+}
 
-/// The rows of C one workgroup of `matmul_subgroup_tex` computes. Its loads are cheap enough that
-/// more rows sharing each load of B pay: on lavapipe, SmolLM2-135M's forward product
-/// (1024 x 576 -> 3072) ran at 81-83 GFLOP/s with 32 rows against 71-76 with 24 (one quiet
-/// period; 40 and 48 rows were no better than 32 within this machine's noise).
-pub const SUBGROUP_TEX_ROWS: usize = 32;
+impl Tile {
+    /// (rows, columns) of C a workgroup computes.
+    pub fn shape(self) -> (usize, usize) {
+        (self.rows, 32 * self.groups)
+    }
+}
+
+/// `matmul_subgroup`'s tile. On lavapipe, alternating runs: a SmolLM2-135M-shaped LoRA step (B 8 x
+/// T 128) 11.6-13.8 s with 24 rows against 13.9-18.7 s with 16; BERT mini's full step (B 16 x
+/// T 128) 1.18-1.24 s against 1.37-1.52 s. With every row's values loaded before the multiply-adds,
+/// 16 had beaten 32 (fewer values held at once); with each row's multiply-adds right after its
+/// values, 24 reuses each load of B over more rows without holding more.
+pub const SUBGROUP_TILE: Tile = Tile { rows: 24, groups: 1 };
+
+/// `matmul_subgroup_tex`'s tiles: where B is stored (N, K), and otherwise. Its loads are cheap
+/// enough that larger tiles pay. On lavapipe, SmolLM2-135M's products in one quiet period: the
+/// forward's 1024 x 576 -> 3072 (B stored (N, K)) 81-83 GFLOP/s with 32 rows x 1 group against
+/// 71-76 with 24 x 1 and 66-69 with 16 x 2; the backward's 1024 x 3072 -> 576 (B stored (K, N))
+/// 63-67 with 16 x 2 against 55-56 with 32 x 1 (40 and 48 rows: no better within the noise).
+pub const SUBGROUP_TEX_TILES: (Tile, Tile) = (Tile { rows: 32, groups: 1 }, Tile { rows: 16, groups: 2 });
 
 /// How shaders/matmul_subgroup.wgsl reads its operands' vec4s in `matmul_subgroup`: from the
 /// storage buffers.
@@ -116,62 +132,88 @@ fn bv(i: u32) -> vec4<f32> {{ return textureLoad(tb, vec2<u32>(i % {TEX_WIDTH}u,
     )
 }
 
-/// The entry point `name` of shaders/matmul_subgroup.wgsl, its `rows` rows written out: one
-/// thread of the subgroup of 8 keeps `acc{i}` (row r0+i, its 4 columns) for each row in registers,
-/// and per 4 steps of k gets row i's 4 values of A from the lane that loaded them.
-fn matmul_subgroup_entry(name: &str, rows: usize) -> String {
+/// The entry point `name` of shaders/matmul_subgroup.wgsl: the tile `bt` where B is stored (N, K)
+/// (TRANS_B), `plain` otherwise, each a function with its rows written out ([`matmul_subgroup_tile`]).
+fn matmul_subgroup_entry(name: &str, bt: Tile, plain: Tile) -> String {
+    let mut w = matmul_subgroup_tile(&format!("{name}_bt"), bt);
+    w += &matmul_subgroup_tile(&format!("{name}_plain"), plain);
+    w += &format!(
+        "@compute @workgroup_size(8, 1, 1)
+fn {name}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{
+    if (TRANS_B) {{ {name}_bt(wg, lid3.x); }} else {{ {name}_plain(wg, lid3.x); }}
+}}
+"
+    );
+    w
+}
+
+/// One tile of shaders/matmul_subgroup.wgsl as function `fname`, its rows written out: one thread
+/// of the subgroup of 8 keeps `acc{i}_{g}` (row r0+i, its 4 columns of group g) for each row in
+/// registers, and per 4 steps of k gets row i's 4 values of A from the lane that loaded them.
+fn matmul_subgroup_tile(fname: &str, tile: Tile) -> String {
     const LANES: usize = 8;
+    let Tile { rows, groups } = tile;
     let mut w = String::new();
     let mut line = |l: String| {
         w.push_str(&l);
         w.push('\n');
     };
-    line(format!("@compute @workgroup_size({LANES}, 1, 1)"));
-    line(format!("fn {name}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{"));
-    line("    let lid = lid3.x;".into());
-    line(format!("    let s = setup(wg, lid, {rows}u);"));
-    // row i's four multiply-adds, written right after its values x{i} (row r0+i of op(A) at
+    line(format!("fn {fname}(wg: vec3<u32>, lid: u32) {{"));
+    line(format!("    let s0 = setup(wg, lid, {rows}u, {groups}u);"));
+    for g in 1..groups {
+        line(format!("    var s{g} = s0;"));
+        line(format!("    s{g}.c0 = s0.c0 + {}u;", 32 * g));
+    }
+    // row i's multiply-adds, written right after its values x{i} (row r0+i of op(A) at
     // k = 4q..4q+3): x{i} dies there, so the registers hold the accumulators and one row's values,
     // not every row's (with 16 rows: products 1.25x faster on lavapipe than all the rows' values first)
     let fmas = |line: &mut dyn FnMut(String), i: usize| {
-        for (kk, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-            line(format!("            acc{i} = fma(vec4<f32>(x{i}.{comp}), y[{kk}], acc{i});"));
+        for g in 0..groups {
+            for (kk, comp) in ["x", "y", "z", "w"].iter().enumerate() {
+                line(format!("            acc{i}_{g} = fma(vec4<f32>(x{i}.{comp}), y{g}[{kk}], acc{i}_{g});"));
+            }
         }
     };
     for i in 0..rows {
-        line(format!("    var acc{i} = vec4<f32>(0.0);"));
+        for g in 0..groups {
+            line(format!("    var acc{i}_{g} = vec4<f32>(0.0);"));
+        }
     }
     line("    for (var q = 0u; q < p.k / 4u; q++) {".into());
-    line("        let y = load_b(s, q);".into());
+    for g in 0..groups {
+        line(format!("        let y{g} = load_b(s{g}, q);"));
+    }
     line("        if (TRANS_A) {".into());
     // lane g < rows / 4 holds rows 4g..4g+3 at k = 4q..4q+3, one slot per k
     for h in 0..4 {
-        line(format!("            let s{h} = load_a(s, q, lid, {h}u);"));
+        line(format!("            let a{h} = load_a(s0, q, lid, {h}u);"));
     }
-    // lane g's slot h holds rows 4g..4g+3 at k = 4q+h
-    for g in 0..rows / 4 {
+    // lane l's slot h holds rows 4l..4l+3 at k = 4q+h
+    for l in 0..rows / 4 {
         for h in 0..4 {
-            line(format!("            let t{h}_{g} = subgroupShuffle(s{h}, {g}u);"));
+            line(format!("            let t{h}_{l} = subgroupShuffle(a{h}, {l}u);"));
         }
         for (j, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-            let i = 4 * g + j;
-            line(format!("            let x{i} = vec4<f32>(t0_{g}.{comp}, t1_{g}.{comp}, t2_{g}.{comp}, t3_{g}.{comp});"));
+            let i = 4 * l + j;
+            line(format!("            let x{i} = vec4<f32>(t0_{l}.{comp}, t1_{l}.{comp}, t2_{l}.{comp}, t3_{l}.{comp});"));
             fmas(&mut line, i);
         }
     }
     line("        } else {".into());
     for h in 0..rows / LANES {
-        line(format!("            let s{h} = load_a(s, q, lid, {h}u);"));
+        line(format!("            let a{h} = load_a(s0, q, lid, {h}u);"));
     }
     // lane l's slot h holds row l + 8h
     for i in 0..rows {
-        line(format!("            let x{i} = subgroupShuffle(s{}, {}u);", i / LANES, i % LANES));
+        line(format!("            let x{i} = subgroupShuffle(a{}, {}u);", i / LANES, i % LANES));
         fmas(&mut line, i);
     }
     line("        }".into());
     line("    }".into());
     for i in 0..rows {
-        line(format!("    store4(s.base_c, s.r0 + {i}u, s.c0, acc{i});"));
+        for g in 0..groups {
+            line(format!("    store4(s0.base_c, s0.r0 + {i}u, s{g}.c0, acc{i}_{g});"));
+        }
     }
     line("}".into());
     w
