@@ -351,6 +351,8 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
     let peft_name = |n: &str| format!("base_model.model.{}", hf_name(cfg.family, n));
     let mut adapter = Vec::new();
     let mut head = Vec::new();
+    // whether pretraining heads went into the adapter: then they are its modules_to_save
+    let mut heads_saved = false;
     for (n, shape, v) in tensors {
         match Part::of_in(cfg.family, &n) {
             Part::Lora => adapter.push((peft_name(&n), shape, v)),
@@ -358,8 +360,14 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
             Part::Classifier => head.push((n, shape, v)),
             // a BERT's pretraining heads, which a LoRA pretraining run trains beside the adapters
             // (not a decoder's untied lm_head, frozen: the base's own)
-            Part::LmHead if heads.num_labels == 0 && cfg.family.lm_head_trains_with_adapters() => adapter.push((peft_name(&n), shape, v)),
-            Part::SopHead if heads.num_labels == 0 => adapter.push((peft_name(&n), shape, v)),
+            Part::LmHead if heads.num_labels == 0 && cfg.family.lm_head_trains_with_adapters() => {
+                heads_saved = true;
+                adapter.push((peft_name(&n), shape, v))
+            }
+            Part::SopHead if heads.num_labels == 0 => {
+                heads_saved = true;
+                adapter.push((peft_name(&n), shape, v))
+            }
             _ => {}
         }
     }
@@ -371,7 +379,7 @@ fn adapter_files(cfg: &ModelConfig, lora: &crate::model::config::LoraSpec, heads
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
         "target_modules": lora.targets,
-        "modules_to_save": if classifies && cfg.family == crate::model::family::Family::DistilBert { serde_json::json!(["pre_classifier", "classifier"]) } else if classifies && cfg.family == crate::model::family::Family::ModernBert { serde_json::json!(["head", "classifier"]) } else if classifies { serde_json::json!(["classifier", "score"]) } else if heads.num_labels == 0 && cfg.body == Body::Bert && (heads.lm || heads.sop) { serde_json::json!(cfg.family.lm_head_modules()) } else { serde_json::Value::Null },
+        "modules_to_save": if classifies && cfg.family == crate::model::family::Family::DistilBert { serde_json::json!(["pre_classifier", "classifier"]) } else if classifies && cfg.family == crate::model::family::Family::ModernBert { serde_json::json!(["head", "classifier"]) } else if classifies { serde_json::json!(["classifier", "score"]) } else if heads_saved { serde_json::json!(cfg.family.lm_head_modules()) } else { serde_json::Value::Null },
         "base_model_name_or_path": card.base_model,
         "bias": "none",
         "fan_in_fan_out": cfg.body == Body::Gpt2,

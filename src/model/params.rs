@@ -692,8 +692,13 @@ impl ParamStore {
 
     /// Reads every parameter back as (HF name, shape, values), for export and tests.
     pub async fn read_all(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, GpuError> {
+        self.read_where(gpu, |_| true).await
+    }
+
+    /// [`ParamStore::read_all`] of the tensors `keep` picks, in their order.
+    pub async fn read_where(&self, gpu: &Gpu, keep: impl Fn(&Param) -> bool) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, GpuError> {
         let mut out = Vec::new();
-        for p in &self.params {
+        for p in self.params.iter().filter(|p| keep(p)) {
             let mut v = gpu.read_f32(&p.value).await?;
             v.truncate(p.numel());
             out.push((p.name.clone(), p.shape.clone(), v));

@@ -779,12 +779,7 @@ impl Session {
     ) -> Result<Ran<R>> {
         let g = &*self.gpu;
         // only what the run can change (LoRA's adapters and a head: not the whole model)
-        let mut before = Vec::new();
-        for p in l.model.params.params.iter().filter(|p| trains(p)) {
-            let mut v = g.read_f32(&p.value).await?;
-            v.truncate(p.numel());
-            before.push((p.name.clone(), v));
-        }
+        let before = l.model.params.read_where(g, trains).await?;
         let meta = l.meta(0, SnapshotKind::Checkpoint, Some(spec));
         let data = self.data(|d| d.map(|d| d.name.clone()));
         let (tokenizer_files, mut store_err, mut nonfinite) = (l.tokenizer_files()?, None, None);
@@ -803,7 +798,7 @@ impl Session {
         })
         .await?;
         let end = if nonfinite.is_some() {
-            for (name, v) in &before {
+            for (name, _, v) in &before {
                 if let Some(p) = l.model.params.get(name) {
                     g.write(&p.value, 0, v)?;
                 }

@@ -759,6 +759,14 @@ fn lora_adapters_train_save_in_peft_format_and_read_back() {
     let bytes = std::fs::read(format!("{qlp}/adapter_model.safetensors")).unwrap();
     let names: Vec<String> = bertlab::safetensors::parse(&bytes).unwrap().tensors.keys().cloned().collect();
     assert!(!names.is_empty() && names.iter().all(|n| n.contains(".lora_")), "the Qwen2 adapter holds only LoRA tensors: {names:?}");
+    let qc: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{qlp}/adapter_config.json")).unwrap()).unwrap();
+    assert!(qc["modules_to_save"].is_null(), "the Qwen2 adapter saves no module: {qc}");
+    // an encoder other than BERT's body names its own pretraining head (ModernBERT: head, decoder)
+    let mlp = dir("modernbert-pretrain-lora");
+    let (ok, _, err) = run(&["pretrain", "--corpus", "www/samples/corpus.txt", "--model", "tests/fixtures/tiny_modernbert", "--mode", "lora:4", "--steps", "2", "--batch", "4", "--max-len", "32", "--out", &mlp]);
+    assert!(ok, "ModernBERT pretrain --mode lora:4: {err}");
+    let mc: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{mlp}/adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(mc["modules_to_save"], serde_json::json!(["head", "decoder"]), "{mc}");
     assert!(!ids(&qlp).as_array().unwrap().is_empty(), "the Qwen2 adapter continues a text");
     // bad settings and adapters
     let wrong_type = dir("prefix");
