@@ -6,7 +6,8 @@
 //! - `step`: a `Step` records a whole training/inference step into one command encoder and one submit;
 //!   `Readback` resolves asynchronously (never blocking the browser's thread).
 //! - `view`: a tensor's buffer, offset and shape (`View`), which the kernels take and check.
-//! - `texture`: vec4 textures (`GpuTex`) for the packed weights of decoding on CPU adapters.
+//! - `texture`: vec4 textures (`GpuTex`) for the packed weights of decoding and the subgroup matmul's
+//!   operands on CPU adapters.
 //! - `counters`: submits, dispatches per kernel and bytes read back, for tests to assert on.
 
 mod bind_groups;

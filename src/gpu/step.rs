@@ -40,6 +40,18 @@ enum Op {
     ToTexture { src: wgpu::Buffer, offset: u64, rows: u32, width: u32, tex: wgpu::Texture, y: u32 },
 }
 
+/// Profiling: submits `enc` alone, waits for it, and adds the time to `name`'s.
+async fn submit_timed(gpu: &Gpu, enc: wgpu::CommandEncoder, name: &str) {
+    let t0 = now_ms();
+    gpu.queue.submit(Some(enc.finish()));
+    queue_done(gpu).await;
+    let dt = now_ms() - t0;
+    let mut times = gpu.kernel_times.lock().unwrap();
+    let e = times.entry(name.to_string()).or_insert((0.0, 0));
+    e.0 += dt;
+    e.1 += 1;
+}
+
 /// Records an [`Op::ToTexture`]: `rows` rows of `width` texels from `offset`, rows as long as the
 /// texture's apart in the buffer, to row `y` of the texture.
 fn record_to_texture(enc: &mut wgpu::CommandEncoder, op: Op) {
@@ -438,15 +450,8 @@ impl<'g> Step<'g> {
                                 pass.set_bind_group(0, &bind_group, &[]);
                                 pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
                             }
-                            let t0 = now_ms();
-                            gpu.queue.submit(Some(enc.finish()));
+                            submit_timed(gpu, enc, entry).await;
                             queue_submits += 1;
-                            queue_done(gpu).await;
-                            let dt = now_ms() - t0;
-                            let mut times = gpu.kernel_times.lock().unwrap();
-                            let e = times.entry(entry.to_string()).or_insert((0.0, 0));
-                            e.0 += dt;
-                            e.1 += 1;
                         }
                         Op::Copy { src, src_offset, dst, dst_offset, size } => {
                             enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size);
@@ -457,15 +462,8 @@ impl<'g> Step<'g> {
                             // timed like a dispatch: the subgroup matmul's operand copies are part
                             // of its cost
                             record_to_texture(&mut enc, op);
-                            let t0 = now_ms();
-                            gpu.queue.submit(Some(enc.finish()));
+                            submit_timed(gpu, enc, "copy_to_texture").await;
                             queue_submits += 1;
-                            queue_done(gpu).await;
-                            let dt = now_ms() - t0;
-                            let mut times = gpu.kernel_times.lock().unwrap();
-                            let e = times.entry("copy_to_texture".to_string()).or_insert((0.0, 0));
-                            e.0 += dt;
-                            e.1 += 1;
                         }
                         Op::Clear(b, off, size) => {
                             enc.clear_buffer(&b, off, size);
