@@ -135,16 +135,20 @@ fn bv(i: u32) -> vec4<f32> {{ return textureLoad(tb, vec2<u32>(i % {TEX_WIDTH}u,
 /// The entry point `name` of shaders/matmul_subgroup.wgsl: the tile `bt` where B is stored (N, K)
 /// (TRANS_B), `plain` otherwise, each a function with its rows written out ([`matmul_subgroup_tile`]).
 fn matmul_subgroup_entry(name: &str, bt: Tile, plain: Tile) -> String {
-    let mut w = matmul_subgroup_tile(&format!("{name}_bt"), bt);
-    w += &matmul_subgroup_tile(&format!("{name}_plain"), plain);
-    w += &format!(
-        "@compute @workgroup_size(8, 1, 1)
+    // one tile for both layouts is written once
+    let (tiles, body) = if bt == plain {
+        (matmul_subgroup_tile(&format!("{name}_tile"), bt), format!("{name}_tile(wg, lid3.x);"))
+    } else {
+        let tiles = matmul_subgroup_tile(&format!("{name}_bt"), bt) + &matmul_subgroup_tile(&format!("{name}_plain"), plain);
+        (tiles, format!("if (TRANS_B) {{ {name}_bt(wg, lid3.x); }} else {{ {name}_plain(wg, lid3.x); }}"))
+    };
+    format!(
+        "{tiles}@compute @workgroup_size(8, 1, 1)
 fn {name}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{
-    if (TRANS_B) {{ {name}_bt(wg, lid3.x); }} else {{ {name}_plain(wg, lid3.x); }}
+    {body}
 }}
 "
-    );
-    w
+    )
 }
 
 /// One tile of shaders/matmul_subgroup.wgsl as function `fname`, its rows written out: one thread
